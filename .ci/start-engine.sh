@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Make a Docker engine available on a bare Debian/Ubuntu machine (CI, or a
+# developer box with only the docker client). Installs docker.io when dockerd
+# is missing, starts it without a bridge (this network forbids one) and waits
+# until `docker info` answers. Fails loudly: tests must never be skipped
+# because there was no engine.
+set -Eeuo pipefail
+
+: "${DOCKERD_LOG:=/tmp/dockerd.log}"
+: "${ENGINE_WAIT_SECONDS:=60}"
+
+log() { printf '[start-engine] %s\n' "$*" >&2; }
+
+# engine_up: true when a daemon already answers.
+engine_up() { docker info >/dev/null 2>&1; }
+
+# install_packages PKG...: apt-get install only what is missing.
+install_packages() {
+	local missing=()
+	local pkg
+	for pkg in "$@"; do
+		dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+	done
+	[ "${#missing[@]}" -eq 0 ] && return 0
+	log "installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# start_dockerd: background daemon with no bridge and no iptables rules,
+# because containers here must use --network host.
+start_dockerd() {
+	log "starting dockerd (log: $DOCKERD_LOG)"
+	nohup dockerd --bridge=none --iptables=false --ip6tables=false >"$DOCKERD_LOG" 2>&1 &
+	local waited=0
+	until engine_up; do
+		if [ "$waited" -ge "$ENGINE_WAIT_SECONDS" ]; then
+			log "dockerd did not answer within ${ENGINE_WAIT_SECONDS}s; its log follows"
+			tail -n 50 "$DOCKERD_LOG" >&2 || true
+			exit 1
+		fi
+		sleep 1
+		waited=$((waited + 1))
+	done
+	log "engine ready after ${waited}s"
+}
+
+main() {
+	if engine_up; then
+		log "engine already running"
+		return 0
+	fi
+	command -v dockerd >/dev/null 2>&1 || install_packages docker.io
+	start_dockerd
+}
+
+main "$@"

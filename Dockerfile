@@ -1,0 +1,151 @@
+# flaskbox: one image, two modes for Flask apps.
+#   production (default): nginx :80 -> unix socket -> uWSGI -> /app
+#   debug (-d debug):     Flask dev server :5000 with auto-reload
+#
+# Builds unchanged on ubuntu:24.04 (default) and debian:bookworm, with the
+# classic builder as well as BuildKit: no RUN --mount, no heredocs and no
+# COPY --chmod, because Podman, Kaniko and older engines lack them.
+ARG BASE_IMAGE=ubuntu:24.04
+
+# ---------------------------------------------------------------------------
+# base: apt configured once (mirror, no recommends) for both later stages.
+FROM ${BASE_IMAGE} AS base
+
+# Where apt downloads from. Empty keeps the distribution's own archive; set it
+# to a mirror's root for this distribution when that archive is out of reach,
+# e.g. https://mirrors.tuna.tsinghua.edu.cn/ubuntu (or .../debian).
+ARG APT_MIRROR=
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV DEBIAN_FRONTEND=noninteractive
+
+RUN set -eux; \
+	if [ -n "$APT_MIRROR" ]; then \
+		sed -i -E \
+			-e "s#https?://(deb\.debian\.org/debian|archive\.ubuntu\.com/ubuntu|security\.ubuntu\.com/ubuntu)#${APT_MIRROR%/}#g" \
+			/etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; \
+	fi; \
+	# Recommends would pull in compilers and docs we never use.
+	printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
+		> /etc/apt/apt.conf.d/99flaskbox-no-recommends; \
+	grep -rhE '^(deb |URIs:)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true
+
+# ---------------------------------------------------------------------------
+# build: compiles uWSGI and installs requirements.txt into /opt/venv. The
+# compiler stays in this stage and never reaches the runtime image.
+FROM base AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# hadolint ignore=DL3008
+RUN set -eux; \
+	apt-get update; \
+	# gcc + python3-dev build uWSGI; libpcre2-dev enables its internal routing,
+	# which answers the health check inside a worker.
+	apt-get install -y --no-install-recommends \
+		ca-certificates gcc libc6-dev libpcre2-dev python3 python3-dev python3-venv; \
+	rm -rf /var/lib/apt/lists/*; \
+	python3 -m venv /opt/venv; \
+	/opt/venv/bin/python --version
+
+# A package index reachable from your network, e.g.
+# https://pypi.tuna.tsinghua.edu.cn/simple. Read by pip from the environment.
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PIP_TRUSTED_HOST=
+
+# Only requirements.txt is copied here, so this layer stays cached until the
+# dependencies change, however often app code does.
+COPY requirements.txt /tmp/requirements.txt
+RUN set -eux; \
+	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+		-r /tmp/requirements.txt; \
+	# pip and setuptools are not needed to serve; they only add size.
+	/opt/venv/bin/pip uninstall -y --disable-pip-version-check pip setuptools || true; \
+	find /opt/venv -depth -name '__pycache__' -path '*/pip/*' -exec rm -rf {} +; \
+	/opt/venv/bin/uwsgi --version
+
+# ---------------------------------------------------------------------------
+# runtime: what actually ships.
+FROM base AS runtime
+ARG BASE_IMAGE
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# hadolint ignore=DL3008
+RUN set -eux; \
+	apt-get update; \
+	# tini: a real PID 1 that forwards signals and reaps zombies.
+	# gettext-base: envsubst, to render nginx.conf from its template.
+	apt-get install -y --no-install-recommends \
+		ca-certificates gettext-base nginx python3 tini; \
+	# uWSGI links against the shared libpython of this base's Python
+	# (3.12 on Ubuntu 24.04, 3.11 on Debian 12), so ask for that one.
+	apt-get install -y --no-install-recommends \
+		"libpython$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
+	rm -rf /var/lib/apt/lists/*; \
+	# The distribution's default site and log files are never used: ours
+	# renders its own config and logs to stdout/stderr.
+	rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d /var/log/nginx/*; \
+	# Non-root user that serves requests. Group 0 owns nothing writable, so
+	# any uid (OpenShift's --user 12345:0) works the same.
+	groupadd --system --gid 10001 app; \
+	useradd --system --uid 10001 --gid app --no-create-home \
+		--home-dir /nonexistent --shell /usr/sbin/nologin app; \
+	nginx -v; tini --version
+
+# Extra OS packages for the app, one or more per line, '#' comments allowed.
+# An unknown name fails the build with apt's own error, on purpose.
+COPY requirements_os.txt /tmp/requirements_os.txt
+# hadolint ignore=DL3008,SC2086
+RUN set -eux; \
+	packages="$(sed -e 's/#.*//' /tmp/requirements_os.txt | xargs)"; \
+	if [ -n "$packages" ]; then \
+		apt-get update; \
+		apt-get install -y --no-install-recommends $packages; \
+		rm -rf /var/lib/apt/lists/*; \
+	fi; \
+	rm /tmp/requirements_os.txt
+
+COPY --from=build /opt/venv /opt/venv
+
+# RUNTIME_DIR holds the rendered nginx.conf, the socket and pid files: the
+# only place the image writes, so --read-only --tmpfs /tmp is enough.
+ENV PATH=/opt/venv/bin:$PATH \
+	PYTHONUNBUFFERED=1 \
+	RUNTIME_DIR=/tmp/flaskbox
+
+COPY nginx.conf app.ini /etc/flaskbox/
+COPY entry-point.sh healthcheck.sh /usr/local/bin/
+RUN set -eux; \
+	mkdir -p /docker-entrypoint.d; \
+	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
+	chmod 0644 /etc/flaskbox/*; \
+	uwsgi --version; python3 -c 'import flask; print(flask.__name__, "ok")'
+
+# App code last: editing it rebuilds only this layer.
+COPY app/ /app/
+WORKDIR /app
+
+# Set by the build (.ci/run passes the commit) so an image says what it is.
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="flaskbox" \
+	org.opencontainers.image.description="Flask image with two modes: nginx + uWSGI production, Flask dev server debug" \
+	org.opencontainers.image.version="${VERSION}" \
+	org.opencontainers.image.revision="${REVISION}" \
+	org.opencontainers.image.base.name="${BASE_IMAGE}"
+
+USER 10001:10001
+EXPOSE 80 5000
+
+# The path nginx -> unix socket -> a uWSGI worker, answered by uWSGI's own
+# router so it does not depend on any route of the app.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+	CMD ["/usr/local/bin/healthcheck.sh"]
+
+# SIGTERM is docker's default, kept on purpose: tini hands it to the
+# entry-point, which stops in order (nginx drains with SIGQUIT, then uWSGI
+# finishes its workers). SIGQUIT would be nginx's graceful signal but is
+# uWSGI's "brutal reload", so neither server's own choice fits both.
+STOPSIGNAL SIGTERM
+
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entry-point.sh"]
+CMD []

@@ -1,0 +1,22 @@
+"""A sample Flask app: read it in a minute, then replace it with your own.
+
+The image only needs a module in /app exposing a WSGI callable; by default
+that is `app` in `app.py` (set APP_MODULE to change it).
+"""
+
+from flask import Flask, jsonify, render_template, request
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def index():
+    # /?name=John greets John; Jinja2 escapes the value.
+    name = request.args.get("name", "World")
+    return render_template("index.html", name=name)
+
+
+@app.get("/api/hello")
+def api_hello():
+    name = request.args.get("name", "World")
+    return jsonify(message=f"Hello, {name}!")
