@@ -1,0 +1,72 @@
+"""Session fixtures: the image is built once; every container is removed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, ContainerFactory, build_image, docker
+
+FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
+
+
+def pytest_configure(config):
+    # No engine means no test can prove anything: fail loudly, never skip.
+    result = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=60)
+    if result.returncode != 0:
+        raise pytest.UsageError(
+            "no Docker engine answers `docker info`; start one (tests/run.sh does)\n" + result.stderr
+        )
+
+
+def base_build_args() -> dict[str, str]:
+    """BASE_IMAGE and mirror build args from the environment, if set."""
+    names = ("BASE_IMAGE", "APT_MIRROR", "PIP_INDEX_URL", "PIP_TRUSTED_HOST")
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The image under test: FLASKBOX_IMAGE if given, else built from the repo."""
+    if os.environ.get("FLASKBOX_IMAGE"):
+        return os.environ["FLASKBOX_IMAGE"]
+    tag = "flaskbox:test"
+    build_image(REPO, tag, base_build_args())
+    return tag
+
+
+@pytest.fixture
+def containers(image):
+    factory = ContainerFactory(image)
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture(scope="session")
+def fixture_image(image, tmp_path_factory) -> dict[str, str]:
+    """A child image built the way users build theirs (FROM image + COPY app
+    /app) with the test app from tests/fixture_app. Its static file carries a
+    token that exists only in this build."""
+    context = tmp_path_factory.mktemp("fixture-image")
+    shutil.copytree(FIXTURE_APP, context / "app")
+    token = uuid.uuid4().hex
+    (context / "app" / "static" / "proof.txt").write_text(f"static {token}\n")
+    (context / "Dockerfile").write_text(f"FROM {image}\nCOPY app /app\n")
+    tag = f"flaskbox-fixture:{token[:12]}"
+    build_image(context, tag)
+    yield {"image": tag, "static_token": token}
+    docker("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture
+def app_copy(tmp_path) -> Path:
+    """A copy of the sample app/ that a container can read (mode 755/644)."""
+    target = tmp_path / "app"
+    shutil.copytree(REPO / "app", target, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [tmp_path, target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target

@@ -1,0 +1,9 @@
+"""A plain WSGI callable, no framework: the image must serve it too."""
+
+import os
+
+
+def application(environ, start_response):
+    body = f"plain wsgi {os.environ.get('ECHO_TOKEN', 'unset')} {environ['PATH_INFO']}\n".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]

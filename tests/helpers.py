@@ -1,0 +1,199 @@
+"""Shared helpers for driving real containers with the docker CLI.
+
+Every container runs with --network host and its own free high PORT, and all
+traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """Run `docker ARGS...`, capturing text output."""
+    return subprocess.run(
+        ["docker", *args], check=check, capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unique_name(prefix: str = "flaskbox-test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class ContainerDied(AssertionError):
+    """The container exited while a test was waiting for it."""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Container:
+    """A running test container; `docker logs` is attached to failures."""
+
+    name: str
+    port: int
+    image: str
+    removed: bool = field(default=False)
+
+    # --- state ---------------------------------------------------------
+    def inspect(self) -> dict:
+        return json.loads(docker("inspect", self.name).stdout)[0]
+
+    def running(self) -> bool:
+        return self.inspect()["State"]["Running"]
+
+    def exit_code(self) -> int:
+        return self.inspect()["State"]["ExitCode"]
+
+    def logs(self) -> str:
+        out = docker("logs", self.name, check=False)
+        return out.stdout + out.stderr
+
+    def exec(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess:
+        extra = ["--user", user] if user else []
+        return docker("exec", *extra, self.name, *args, check=False)
+
+    def processes(self) -> list[tuple[str, str, str]]:
+        """(pid, real uid, command line) of every process in the container,
+        read from /proc inside it (the image has no ps)."""
+        script = (
+            'for p in /proc/[0-9]*; do '
+            'c="$(tr "\\0" " " < "$p/cmdline" 2>/dev/null)" || continue; '
+            'u="$(awk \'/^Uid:/ {print $2}\' "$p/status" 2>/dev/null)" || continue; '
+            '[ -n "$c" ] && printf "%s\\t%s\\t%s\\n" "${p#/proc/}" "$u" "$c"; done; true'
+        )
+        out = self.exec("bash", "-c", script).stdout
+        return [tuple(line.split("\t", 2)) for line in out.splitlines() if line.count("\t") >= 2]
+
+    def pids(self, cmdline_prefix: str) -> list[str]:
+        """PIDs inside the container whose command line starts with the prefix."""
+        return [pid for pid, _, cmd in self.processes() if cmd.startswith(cmdline_prefix)]
+
+    def signal(self, sig: str, *pids: str) -> None:
+        result = self.exec("bash", "-c", f"kill -{sig} {' '.join(pids)}")
+        assert result.returncode == 0, result.stderr
+
+    def fail(self, message: str) -> None:
+        raise ContainerDied(f"{message}\n--- docker logs {self.name} ---\n{self.logs()}")
+
+    # --- traffic -------------------------------------------------------
+    def request(self, path: str = "/", method: str = "GET", body: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 10) -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        finally:
+            conn.close()
+
+    def wait_until(self, predicate, what: str, timeout: float = 30, interval: float = 0.1):
+        """Poll predicate() until it returns a truthy value. Stops early, with
+        the container's log, if the container exits."""
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                result = predicate()
+                if result:
+                    return result
+            except (OSError, http.client.HTTPException) as exc:
+                last_error = exc
+            if not self.running():
+                self.fail(f"container exited (code {self.exit_code()}) while waiting for {what}")
+            time.sleep(interval)
+        self.fail(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
+
+    def wait_http(self, path: str = "/", status: int = 200, timeout: float = 30) -> Response:
+        def ready():
+            resp = self.request(path, timeout=5)
+            return resp if resp.status == status else None
+
+        return self.wait_until(ready, f"GET {path} -> {status}", timeout=timeout)
+
+    # --- lifecycle -----------------------------------------------------
+    def wait_exit(self, timeout: float = 30) -> int:
+        result = docker("wait", self.name, timeout=timeout)
+        return int(result.stdout.strip())
+
+    def remove(self) -> None:
+        if not self.removed:
+            docker("rm", "-f", "-v", self.name, check=False)
+            self.removed = True
+
+
+class ContainerFactory:
+    """Starts containers and removes every one of them at teardown."""
+
+    def __init__(self, image: str):
+        self.image = image
+        self.started: list[Container] = []
+
+    def run(self, *args: str, env: dict[str, str] | None = None, docker_args: tuple[str, ...] = (),
+            image: str | None = None, port: int | None = None) -> Container:
+        """docker run -d --network host -e PORT=<free> [docker_args] IMAGE [args]."""
+        port = port or free_port()
+        env = {"PORT": str(port), **(env or {})}
+        name = unique_name()
+        cmd = ["run", "-d", "--name", name, "--network", "host"]
+        for key, value in env.items():
+            cmd += ["-e", f"{key}={value}"]
+        cmd += [*docker_args, image or self.image, *args]
+        container = Container(name=name, port=port, image=image or self.image)
+        self.started.append(container)
+        docker(*cmd)
+        return container
+
+    def run_once(self, *args: str, env: dict[str, str] | None = None, docker_args: tuple[str, ...] = (),
+                 timeout: float = 60) -> subprocess.CompletedProcess:
+        """docker run --rm in the foreground; returns the finished process."""
+        cmd = ["run", "--rm", "--network", "host"]
+        for key, value in (env or {}).items():
+            cmd += ["-e", f"{key}={value}"]
+        cmd += [*docker_args, self.image, *args]
+        return docker(*cmd, check=False, timeout=timeout)
+
+    def cleanup(self) -> None:
+        for container in self.started:
+            container.remove()
+
+
+def build_image(context: Path, tag: str, build_args: dict[str, str] | None = None,
+                check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Classic-builder `docker build`, host network (no bridge exists here)."""
+    cmd = ["build", "--network", "host", "-t", tag]
+    for key, value in (build_args or {}).items():
+        cmd += ["--build-arg", f"{key}={value}"]
+    cmd.append(str(context))
+    result = docker(*cmd, check=False, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker build failed:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -1,0 +1,89 @@
+"""Build behaviour: requirements_os.txt, layer caching, what ships."""
+
+import json
+import shutil
+import uuid
+
+import pytest
+
+from conftest import base_build_args
+from helpers import REPO, build_image, docker
+
+CONTEXT_FILES = ("Dockerfile", ".dockerignore", "requirements.txt", "requirements_os.txt",
+                 "app.ini", "nginx.conf", "entry-point.sh", "healthcheck.sh")
+
+
+@pytest.fixture
+def context(tmp_path):
+    """A copy of the build context that a test may edit."""
+    for name in CONTEXT_FILES:
+        shutil.copy2(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+@pytest.fixture
+def scratch_tag():
+    tag = f"flaskbox-scratch:{uuid.uuid4().hex[:12]}"
+    yield tag
+    docker("rmi", "-f", tag, check=False)
+
+
+def layers(tag: str) -> list[str]:
+    return json.loads(docker("image", "inspect", tag).stdout)[0]["RootFS"]["Layers"]
+
+
+def test_unknown_os_package_fails_the_build_with_apts_error(context, scratch_tag):
+    bogus = f"no-such-package-{uuid.uuid4().hex[:8]}"
+    (context / "requirements_os.txt").write_text(f"# comment\n{bogus}\n")
+    result = build_image(context, scratch_tag, base_build_args(), check=False)
+    assert result.returncode != 0
+    assert f"Unable to locate package {bogus}" in result.stdout + result.stderr
+
+
+def test_os_packages_with_comments_and_several_per_line_are_installed(context, scratch_tag, containers):
+    (context / "requirements_os.txt").write_text(
+        "# tools for the app\n"
+        "less jq   # two on one line, with a comment\n"
+        "\n"
+    )
+    build_image(context, scratch_tag, base_build_args())
+    result = docker("run", "--rm", "--network", "host", scratch_tag, "jq", "-n", "6*7")
+    assert result.stdout.strip() == "42"
+    result = docker("run", "--rm", "--network", "host", scratch_tag, "dpkg", "-s", "less")
+    assert "Status: install ok installed" in result.stdout
+    # --no-install-recommends and the apt lists are removed in the same layer.
+    lists = docker("run", "--rm", "--network", "host", scratch_tag,
+                   "find", "/var/lib/apt/lists", "-type", "f", "-name", "*Packages*").stdout
+    assert lists.strip() == ""
+
+
+def test_app_only_change_rebuilds_only_the_app_layer(image, context, scratch_tag):
+    source = context / "app" / "app.py"
+    source.write_text(source.read_text() + f"\n# edited {uuid.uuid4().hex}\n")
+    build_image(context, scratch_tag, base_build_args())
+    before, after = layers(image), layers(scratch_tag)
+    assert len(before) == len(after)
+    # Everything under the app (OS packages, the virtualenv with Flask and
+    # uWSGI, configs) is reused from the cache; only the last layer differs.
+    assert before[:-1] == after[:-1]
+    assert before[-1] != after[-1]
+
+
+def test_runtime_image_has_no_compiler_and_uses_a_venv(containers):
+    result = containers.run_once("bash", "-c",
+                                 "for c in gcc cc g++ make; do command -v $c; done; "
+                                 "command -v python uwsgi flask")
+    found = result.stdout.split()
+    assert found == ["/opt/venv/bin/python", "/opt/venv/bin/uwsgi", "/opt/venv/bin/flask"], result
+
+
+def test_image_metadata(image):
+    config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
+    assert config["User"] and not config["User"].startswith(("0", "root"))
+    assert set(config["ExposedPorts"]) == {"80/tcp", "5000/tcp"}
+    assert config["StopSignal"] == "SIGTERM"
+    assert config["Entrypoint"][0] == "/usr/bin/tini"
+    labels = config["Labels"]
+    for key in ("title", "description", "version", "revision"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key

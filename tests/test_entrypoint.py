@@ -1,0 +1,72 @@
+"""entry-point.sh: usage, bad input (exit 2, nothing started), passthrough."""
+
+import uuid
+
+import pytest
+
+SERVER_MARKERS = ("Starting uWSGI", "serving ", "Serving Flask app", "Debug mode")
+
+
+def assert_nothing_started(result):
+    output = result.stdout + result.stderr
+    for marker in SERVER_MARKERS:
+        assert marker not in output, f"a server started: {marker!r} in\n{output}"
+
+
+def test_help_prints_usage_and_exits_0(containers):
+    result = containers.run_once("-h")
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout and "-d production|debug" in result.stdout
+    assert_nothing_started(result)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("-x",), "unknown option: -x"),
+    (("--debug",), "unknown option"),
+    (("-d", "staging"), "'staging' is not a mode"),
+    (("-d",), "option -d needs a value"),
+    (("-d", "debug", "extra"), "unexpected argument: extra"),
+])
+def test_bad_options_exit_2_with_usage(containers, args, message):
+    result = containers.run_once(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Usage:" in result.stderr
+    assert_nothing_started(result)
+
+
+@pytest.mark.parametrize("env", [
+    {"APP_MODE": "staging"},
+    {"PORT": "abc"},
+    {"PORT": "70000"},
+    {"PORT": "0"},
+    {"MAX_BODY_SIZE": "lots"},
+    {"REQUEST_TIMEOUT": "0"},
+    {"APP_MODULE": "not a module"},
+    {"STATIC_URL": "static"},
+])
+def test_bad_settings_exit_2_naming_the_variable(containers, env):
+    (name, value), = env.items()
+    result = containers.run_once(env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert name in result.stderr and value in result.stderr
+    assert_nothing_started(result)
+
+
+def test_other_commands_are_executed_as_given(containers):
+    result = containers.run_once("python3", "-c", "print(6 * 7)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+
+
+def test_passthrough_keeps_exit_code_and_arguments(containers):
+    token = uuid.uuid4().hex
+    result = containers.run_once("bash", "-c", 'echo "$1"; exit 7', "bash", token)
+    assert result.returncode == 7
+    assert result.stdout.strip() == token
+
+
+def test_flask_cli_runs_against_the_app(containers):
+    result = containers.run_once("flask", "--app", "app:app", "routes")
+    assert result.returncode == 0, result.stderr
+    assert "/api/hello" in result.stdout

@@ -1,0 +1,44 @@
+"""The image's HEALTHCHECK proves nginx -> uWSGI -> a worker."""
+
+import json
+
+from helpers import docker
+
+
+def health_status(container) -> str:
+    return container.inspect()["State"]["Health"]["Status"]
+
+
+def test_image_declares_a_healthcheck(image):
+    config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
+    assert config["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/healthcheck.sh"]
+
+
+def test_container_becomes_healthy(containers):
+    # Docker runs the first check one interval after start; shorten it so the
+    # test does not wait 10 s. The command is the image's own.
+    c = containers.run(docker_args=("--health-interval", "1s"))
+    c.wait_until(lambda: health_status(c) == "healthy", "health status 'healthy'", timeout=30)
+
+
+def test_healthcheck_fails_when_workers_cannot_answer(containers):
+    c = containers.run()
+    c.wait_until(lambda: c.exec("healthcheck.sh").returncode == 0, "a passing health check")
+    # Freeze every uWSGI worker: nginx is still up, but the path to a worker is
+    # broken, and the check must say so.
+    pids = c.pids("flaskbox uWSGI worker")
+    assert len(pids) >= 1, c.logs()
+    c.signal("STOP", *pids)
+    try:
+        result = c.exec("healthcheck.sh")
+        assert result.returncode != 0
+    finally:
+        c.signal("CONT", *pids)
+    c.wait_until(lambda: c.exec("healthcheck.sh").returncode == 0, "health to recover")
+
+
+def test_healthcheck_fails_before_the_server_starts(containers):
+    c = containers.run("sleep", "60")
+    result = c.exec("healthcheck.sh")
+    assert result.returncode == 1
+    assert "has not started" in result.stderr
