@@ -60,7 +60,16 @@ RUN set -eux; \
 		-r /tmp/requirements.txt; \
 	# pip and setuptools are not needed to serve; they only add size.
 	/opt/venv/bin/pip uninstall -y --disable-pip-version-check pip setuptools || true; \
-	find /opt/venv -depth -name '__pycache__' -path '*/pip/*' -exec rm -rf {} +; \
+	# Record the OS packages that own the shared libraries compiled code in
+	# the venv links to (libpythonX.Y for uWSGI, libpq for psycopg2, ...):
+	# the runtime stage installs exactly these, whatever the base's names.
+	find /opt/venv -type f \( -name '*.so' -o -path '*/bin/uwsgi' \) -exec ldd {} + 2>/dev/null \
+		| awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u \
+		| while read -r lib; do \
+			dpkg -S "*/${lib##*/}" | awk -v lib="/${lib##*/}" 'substr($NF, length($NF) - length(lib) + 1) == lib {print $1}'; \
+		done | sed 's/:.*//' | sort -u > /opt/venv/os-deps.txt; \
+	grep -q '^libpython' /opt/venv/os-deps.txt; \
+	cat /opt/venv/os-deps.txt; \
 	/opt/venv/bin/uwsgi --version
 
 # ---------------------------------------------------------------------------
@@ -69,18 +78,17 @@ FROM base AS runtime
 ARG BASE_IMAGE
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# hadolint ignore=DL3008
+# The libraries the venv's compiled code needs, as found in the build stage.
+COPY --from=build /opt/venv/os-deps.txt /tmp/os-deps.txt
+# hadolint ignore=DL3008,SC2046
 RUN set -eux; \
 	apt-get update; \
 	# tini: a real PID 1 that forwards signals and reaps zombies.
 	# gettext-base: envsubst, to render nginx.conf from its template.
 	apt-get install -y --no-install-recommends \
-		ca-certificates gettext-base nginx python3 tini; \
-	# uWSGI links against the shared libpython of this base's Python
-	# (3.12 on Ubuntu 24.04, 3.11 on Debian 12), so ask for that one.
-	apt-get install -y --no-install-recommends \
-		"libpython$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \
-	rm -rf /var/lib/apt/lists/*; \
+		ca-certificates gettext-base nginx python3 tini \
+		$(cat /tmp/os-deps.txt); \
+	rm -rf /var/lib/apt/lists/* /tmp/os-deps.txt; \
 	# The distribution's default site and log files are never used: ours
 	# renders its own config and logs to stdout/stderr.
 	rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d /var/log/nginx/*; \
