@@ -202,6 +202,8 @@ _wait_for_exit() {
 #   requests (SIGQUIT), then uWSGI finishes its idle workers (SIGTERM).
 _prod_stop() {
 	local status=0
+	# One stop at a time: repeated signals while draining change nothing.
+	trap '' TERM INT QUIT
 	flaskbox_log "stopping: nginx drains, then uWSGI"
 	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
 		kill -QUIT "$FLASKBOX_NGINX_PID" 2>/dev/null || true
@@ -221,30 +223,29 @@ flaskbox_start_production() {
 	# The debugger must never be reachable in production.
 	unset FLASK_DEBUG FLASK_ENV
 	flaskbox_uwsgi_args
-	FLASKBOX_STOP=
 	FLASKBOX_NGINX_PID=
-	trap 'FLASKBOX_STOP=1' TERM INT QUIT
+	# The stop runs inside the trap, so a signal arriving at any moment
+	# (even before nginx has started) stops whatever is running, in order.
+	trap _prod_stop TERM INT QUIT
 
 	uwsgi --ini "$FLASKBOX_CONF_DIR/app.ini" "${FLASKBOX_UWSGI_ARGS[@]}" &
 	FLASKBOX_UWSGI_PID=$!
 	_prod_wait_for_socket
-	[ -z "$FLASKBOX_STOP" ] || _prod_stop
 	nginx -e stderr -c "$RUNTIME_DIR/nginx.conf" &
 	FLASKBOX_NGINX_PID=$!
 	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"
 
-	local exited status
-	while true; do
+	local exited='' status=0
+	# Returns only when a server exits on its own (a stop signal's trap
+	# exits from inside the wait).
+	until [ -n "$exited" ]; do
 		status=0
-		exited=
 		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" || status=$?
-		[ -z "$FLASKBOX_STOP" ] || _prod_stop
-		[ -n "$exited" ] || continue
-		local name=nginx
-		[ "$exited" = "$FLASKBOX_UWSGI_PID" ] && name=uWSGI
-		flaskbox_error "$name exited unexpectedly with code $status; stopping the container"
-		exit "$((status == 0 ? 1 : status))"
 	done
+	local name=nginx
+	[ "$exited" = "$FLASKBOX_UWSGI_PID" ] && name=uWSGI
+	flaskbox_error "$name exited unexpectedly with code $status; stopping the container"
+	exit "$((status == 0 ? 1 : status))"
 }
 
 # main ARG...
