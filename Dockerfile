@@ -58,8 +58,9 @@ COPY requirements.txt /tmp/requirements.txt
 RUN set -eux; \
 	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
 		-r /tmp/requirements.txt; \
-	# pip and setuptools are not needed to serve; they only add size.
-	/opt/venv/bin/pip uninstall -y --disable-pip-version-check pip setuptools || true; \
+	# setuptools is not needed to serve. pip stays, so that images built
+	# FROM this one can add their own requirements.
+	/opt/venv/bin/pip uninstall -y --disable-pip-version-check setuptools || true; \
 	# Record the OS packages that own the shared libraries compiled code in
 	# the venv links to (libpythonX.Y for uWSGI, libpq for psycopg2, ...):
 	# the runtime stage installs exactly these, whatever the base's names.
@@ -120,7 +121,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 	PYTHONUNBUFFERED=1 \
 	RUNTIME_DIR=/tmp/flaskbox
 
-COPY nginx.conf app.ini /etc/flaskbox/
+COPY nginx.conf nginx-static.conf app.ini /etc/flaskbox/
 COPY entry-point.sh healthcheck.sh /usr/local/bin/
 RUN set -eux; \
 	mkdir -p /docker-entrypoint.d; \

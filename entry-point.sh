@@ -7,16 +7,21 @@
 #   entry-point.sh -h              usage
 #   entry-point.sh CMD [ARG...]    anything else is exec'd as it is
 #
-# Read top to bottom: defaults, validation, runtime files, then one hand-off.
+# main() reads like a table of contents: settings and their validation,
+# hooks, runtime files, then the hand-off to the servers.
 # When sourced (healthcheck.sh does), only the functions are defined.
 set -Eeuo pipefail
 
-FLASKBOX_CONF_DIR="${FLASKBOX_CONF_DIR:-/etc/flaskbox}"
+# Where the image keeps its config templates, and the drop-in hook folder.
+FLASKBOX_CONF_DIR=/etc/flaskbox
+FLASKBOX_HOOK_DIR=/docker-entrypoint.d
 
 # flaskbox_log MESSAGE...
-#   Info line on stdout, prefixed so it stands out among server logs.
+#   Info line on stderr (stdout carries only the access log, so LOG_FORMAT=json
+#   stays parseable). ENTRYPOINT_QUIET_LOGS=1 silences it.
 flaskbox_log() {
-	printf 'flaskbox: %s\n' "$*"
+	[ "${ENTRYPOINT_QUIET_LOGS:-0}" = 1 ] && return 0
+	printf 'flaskbox: %s\n' "$*" >&2
 }
 
 # flaskbox_error MESSAGE...
@@ -45,54 +50,125 @@ flaskbox_usage() {
 }
 
 # flaskbox_usage_error MESSAGE...
-#   Bad input: say what is wrong, show usage, exit 2 before anything starts.
+#   Bad command line: say what is wrong, show usage, exit 2.
 flaskbox_usage_error() {
 	flaskbox_error "$*"
 	flaskbox_usage >&2
 	exit 2
 }
 
+# flaskbox_config_error MESSAGE...
+#   Bad setting: say which and how to fix it, exit 2 before anything starts.
+flaskbox_config_error() {
+	flaskbox_error "$*"
+	exit 2
+}
+
+# flaskbox_cpu_count
+#   CPUs this container may use: the cgroup quota (v2 cpu.max, v1
+#   cfs_quota_us) rounded up, capped by the CPUs it may run on (nproc).
+flaskbox_cpu_count() {
+	local cpus quota='' period=''
+	cpus="$(nproc 2>/dev/null || echo 1)"
+	if [ -r /sys/fs/cgroup/cpu.max ]; then
+		read -r quota period </sys/fs/cgroup/cpu.max || true
+	elif [ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+		read -r quota </sys/fs/cgroup/cpu/cpu.cfs_quota_us || true
+		read -r period </sys/fs/cgroup/cpu/cpu.cfs_period_us || true
+	fi
+	# "max" (v2) or -1 (v1) means no quota.
+	if [[ "$quota" =~ ^[0-9]+$ && "$period" =~ ^[0-9]+$ ]] && [ "$quota" -gt 0 ] && [ "$period" -gt 0 ]; then
+		local limit=$(((quota + period - 1) / period))
+		[ "$limit" -lt "$cpus" ] && cpus="$limit"
+	fi
+	[ "$cpus" -ge 1 ] 2>/dev/null || cpus=1
+	printf '%s\n' "$cpus"
+}
+
 # flaskbox_setup_env MODE
-#   Every default lives here, once. PORT's default depends on MODE.
+#   Every default lives here, once. PORT's default depends on MODE; worker
+#   counts on the CPU quota.
 flaskbox_setup_env() {
 	local mode="$1"
 	local default_port=80
 	[ "$mode" = debug ] && default_port=5000
+	FLASKBOX_CPUS="$(flaskbox_cpu_count)"
 	: "${PORT:=$default_port}"
 	: "${APP_MODULE:=app:app}"
 	: "${MAX_BODY_SIZE:=10m}"
 	: "${REQUEST_TIMEOUT:=30}"
+	: "${STATIC_ENABLED:=1}"
 	: "${STATIC_URL:=/static}"
 	: "${STATIC_PATH:=/app/static}"
+	# 2 uWSGI processes per CPU: while one waits on I/O (database, HTTP
+	# calls), the other computes. nginx needs only one worker per CPU.
+	: "${UWSGI_PROCESSES:=$((2 * FLASKBOX_CPUS))}"
+	: "${UWSGI_THREADS:=1}"
+	: "${NGINX_WORKER_PROCESSES:=$FLASKBOX_CPUS}"
+	: "${UWSGI_INI:=}"
+	: "${LOG_FORMAT:=text}"
+	: "${TRUSTED_PROXIES:=}"
+	: "${ENTRYPOINT_QUIET_LOGS:=0}"
 	: "${RUNTIME_DIR:=/tmp/flaskbox}"
-	STATIC_URL="${STATIC_URL%/}"
+	[ "$STATIC_URL" = / ] || STATIC_URL="${STATIC_URL%/}"
 	STATIC_PATH="${STATIC_PATH%/}"
-	export PORT APP_MODULE MAX_BODY_SIZE REQUEST_TIMEOUT STATIC_URL STATIC_PATH RUNTIME_DIR
+	export PORT APP_MODULE MAX_BODY_SIZE REQUEST_TIMEOUT STATIC_ENABLED \
+		STATIC_URL STATIC_PATH UWSGI_PROCESSES UWSGI_THREADS NGINX_WORKER_PROCESSES \
+		LOG_FORMAT TRUSTED_PROXIES ENTRYPOINT_QUIET_LOGS RUNTIME_DIR
+	# An empty UWSGI_INI would reach uWSGI as `--ini ''`.
+	if [ -n "$UWSGI_INI" ]; then export UWSGI_INI; else unset UWSGI_INI; fi
 }
 
 # _require VAR REGEX DESCRIPTION
 #   Exit 2 naming VAR and the accepted form unless its value matches REGEX.
 _require() {
 	local name="$1" regex="$2" form="$3"
-	local value="${!name}"
+	local value="${!name:-}"
 	if ! [[ "$value" =~ $regex ]]; then
-		flaskbox_usage_error "$name='$value' is not valid: expected $form"
+		flaskbox_config_error "$name='$value' is not valid: expected $form"
+	fi
+}
+
+# _require_range VAR MIN MAX DESCRIPTION
+#   Exit 2 unless VAR is a whole number from MIN to MAX.
+_require_range() {
+	local name="$1" min="$2" max="$3" form="$4"
+	_require "$name" '^[0-9]{1,6}$' "$form"
+	local value=$((10#${!name}))
+	if [ "$value" -lt "$min" ] || [ "$value" -gt "$max" ]; then
+		flaskbox_config_error "$name='${!name}' is not valid: expected $form"
 	fi
 }
 
 # flaskbox_validate_env
 #   Check every setting before anything starts.
 flaskbox_validate_env() {
-	_require PORT '^[0-9]{1,5}$' 'a port number from 1 to 65535'
-	if [ "$((10#$PORT))" -lt 1 ] || [ "$((10#$PORT))" -gt 65535 ]; then
-		flaskbox_usage_error "PORT='$PORT' is not valid: expected a port number from 1 to 65535"
-	fi
+	_require_range PORT 1 65535 'a port number from 1 to 65535'
 	_require APP_MODULE '^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?$' \
 		'module or module:callable, e.g. app:app or mypkg.wsgi:application'
 	_require MAX_BODY_SIZE '^[0-9]+[kKmMgG]?$' 'a size such as 512k, 10m or 1g (0 disables the limit)'
-	_require REQUEST_TIMEOUT '^[1-9][0-9]{0,4}$' 'a whole number of seconds, 1 or more'
+	_require_range REQUEST_TIMEOUT 1 86400 'a whole number of seconds from 1 to 86400'
+	_require STATIC_ENABLED '^[01]$' '1 (nginx serves STATIC_URL) or 0 (the app does)'
 	_require STATIC_URL '^/[A-Za-z0-9._~/-]*$' 'a URL path such as /static'
 	_require STATIC_PATH '^/[A-Za-z0-9._~/-]*$' 'an absolute directory such as /app/static'
+	_require_range UWSGI_PROCESSES 1 1024 'a whole number of processes from 1 to 1024'
+	_require_range UWSGI_THREADS 1 1024 'a whole number of threads per process from 1 to 1024'
+	_require_range NGINX_WORKER_PROCESSES 1 1024 'a whole number of nginx workers from 1 to 1024'
+	_require LOG_FORMAT '^(text|json)$' 'text or json'
+	_require TRUSTED_PROXIES '^[0-9A-Fa-f.:/, ]*$' \
+		'IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16'
+	_require ENTRYPOINT_QUIET_LOGS '^[01]$' '1 (quiet) or 0'
+	if [ -n "${UWSGI_INI:-}" ] && [ ! -r "$UWSGI_INI" ]; then
+		flaskbox_config_error "UWSGI_INI='$UWSGI_INI' is not a readable file: mount your ini there or unset UWSGI_INI"
+	fi
+}
+
+# flaskbox_configure MODE
+#   Defaults, then validation: run before the hooks and again after them,
+#   because a *.envsh hook may change settings.
+flaskbox_configure() {
+	flaskbox_setup_env "$1"
+	flaskbox_validate_env
 }
 
 # flaskbox_parse_args ARG...
@@ -119,9 +195,100 @@ flaskbox_parse_args() {
 	esac
 }
 
+# _run_hook FILE
+#   Runs one drop-in: *.envsh is sourced (it may export settings), *.sh is
+#   executed. A failure stops startup with the hook's exit code.
+_run_hook() {
+	local hook="$1" status=0
+	case "$hook" in
+		*.envsh)
+			flaskbox_log "sourcing $hook"
+			# shellcheck disable=SC1090 # user-supplied drop-in
+			. "$hook" || status=$?
+			;;
+		*)
+			flaskbox_log "running $hook"
+			# stdout carries only the access log; hook output goes to stderr.
+			"$hook" >&2 || status=$?
+			;;
+	esac
+	if [ "$status" -ne 0 ]; then
+		flaskbox_error "hook $hook failed with exit code $status; not starting"
+		exit "$status"
+	fi
+}
+
+# flaskbox_run_hooks
+#   Drop-ins from FLASKBOX_HOOK_DIR in version order (sort -V), then
+#   /app/prestart.sh for users of other Flask images. Executable *.sh and
+#   *.envsh files run; anything else is logged as ignored.
+flaskbox_run_hooks() {
+	local hook
+	if [ -d "$FLASKBOX_HOOK_DIR" ]; then
+		while IFS= read -r -d '' hook <&3; do
+			case "$hook" in
+				*.sh | *.envsh)
+					if [ -x "$hook" ]; then
+						_run_hook "$hook"
+					else
+						flaskbox_log "ignoring $hook: not executable"
+					fi
+					;;
+				*) flaskbox_log "ignoring $hook: not a *.sh or *.envsh file" ;;
+			esac
+		done 3< <(find "$FLASKBOX_HOOK_DIR" -mindepth 1 -maxdepth 1 -type f -print0 | sort -zV)
+	fi
+	if [ -f /app/prestart.sh ]; then
+		flaskbox_log "running /app/prestart.sh"
+		local status=0
+		bash /app/prestart.sh >&2 || status=$?
+		if [ "$status" -ne 0 ]; then
+			flaskbox_error "hook /app/prestart.sh failed with exit code $status; not starting"
+			exit "$status"
+		fi
+	fi
+}
+
+# _render TEMPLATE OUTPUT VAR...
+#   envsubst restricted to the named variables, so nginx's own $uri, $host
+#   and friends stay intact.
+_render() {
+	local template="$1" output="$2"
+	shift 2
+	# shellcheck disable=SC2016 # builds the literal list '${A} ${B} ...'
+	envsubst "$(printf '${%s} ' "$@")" <"$template" >"$output"
+}
+
+# flaskbox_render_nginx
+#   Renders nginx.conf and its two generated includes into RUNTIME_DIR, then
+#   lets `nginx -t` judge the result, including the user's nginx.d rules.
+flaskbox_render_nginx() {
+	local out="$RUNTIME_DIR/nginx"
+	# nginx waits a little longer than harakiri, so uWSGI answers first.
+	export UPSTREAM_TIMEOUT=$((REQUEST_TIMEOUT + 5))
+	_render "$FLASKBOX_CONF_DIR/nginx.conf" "$out/nginx.conf" \
+		PORT RUNTIME_DIR MAX_BODY_SIZE UPSTREAM_TIMEOUT NGINX_WORKER_PROCESSES LOG_FORMAT
+	if [ "$STATIC_ENABLED" = 1 ]; then
+		_render "$FLASKBOX_CONF_DIR/nginx-static.conf" "$out/static.conf" STATIC_URL STATIC_PATH
+	else
+		echo '# STATIC_ENABLED=0: static URLs go to the app.' >"$out/static.conf"
+	fi
+	# One set_real_ip_from line per trusted proxy; none by default.
+	{
+		echo '# Generated from TRUSTED_PROXIES by entry-point.sh.'
+		local proxy
+		for proxy in ${TRUSTED_PROXIES//,/ }; do
+			printf 'set_real_ip_from %s;\n' "$proxy"
+		done
+	} >"$out/real_ip.conf"
+	if ! nginx -t -q -e stderr -c "$out/nginx.conf"; then
+		flaskbox_config_error "nginx rejected its configuration (message above); check /app/nginx.d/ and TRUSTED_PROXIES"
+	fi
+}
+
 # flaskbox_prepare_runtime MODE
 #   Creates the writable runtime directory (the only place written) and,
-#   in production, renders nginx.conf into it.
+#   in production, the nginx configuration.
 flaskbox_prepare_runtime() {
 	local mode="$1"
 	if ! mkdir -p "$RUNTIME_DIR/nginx" 2>/dev/null || [ ! -w "$RUNTIME_DIR" ]; then
@@ -130,12 +297,8 @@ flaskbox_prepare_runtime() {
 	fi
 	printf '%s %s\n' "$mode" "$PORT" >"$RUNTIME_DIR/state"
 	[ "$mode" = production ] || return 0
-	# nginx waits a little longer than harakiri, so uWSGI answers first.
-	export UPSTREAM_TIMEOUT=$((REQUEST_TIMEOUT + 5))
-	# Only our variables are substituted; nginx's $uri, $host stay intact.
-	# shellcheck disable=SC2016 # the list is literal on purpose
-	envsubst '${PORT} ${RUNTIME_DIR} ${MAX_BODY_SIZE} ${UPSTREAM_TIMEOUT} ${STATIC_URL} ${STATIC_PATH}' \
-		<"$FLASKBOX_CONF_DIR/nginx.conf" >"$RUNTIME_DIR/nginx.conf"
+	flaskbox_render_nginx
+	flaskbox_log "$FLASKBOX_CPUS CPU(s) available: uWSGI $UWSGI_PROCESSES processes x $UWSGI_THREADS threads, nginx $NGINX_WORKER_PROCESSES workers"
 }
 
 # flaskbox_uwsgi_args
@@ -228,10 +391,12 @@ flaskbox_start_production() {
 	# (even before nginx has started) stops whatever is running, in order.
 	trap _prod_stop TERM INT QUIT
 
-	uwsgi --ini "$FLASKBOX_CONF_DIR/app.ini" "${FLASKBOX_UWSGI_ARGS[@]}" &
+	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
+	# for nginx's access log, one line per request, e.g. JSON for a collector.
+	uwsgi --ini "$FLASKBOX_CONF_DIR/app.ini" "${FLASKBOX_UWSGI_ARGS[@]}" >&2 &
 	FLASKBOX_UWSGI_PID=$!
 	_prod_wait_for_socket
-	nginx -e stderr -c "$RUNTIME_DIR/nginx.conf" &
+	nginx -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf" &
 	FLASKBOX_NGINX_PID=$!
 	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"
 
@@ -255,8 +420,9 @@ main() {
 		exec "$@"
 	fi
 	flaskbox_parse_args "$@"
-	flaskbox_setup_env "$FLASKBOX_MODE"
-	flaskbox_validate_env
+	flaskbox_configure "$FLASKBOX_MODE"
+	flaskbox_run_hooks
+	flaskbox_configure "$FLASKBOX_MODE"
 	flaskbox_prepare_runtime "$FLASKBOX_MODE"
 	if [ "$FLASKBOX_MODE" = debug ]; then
 		flaskbox_start_debug

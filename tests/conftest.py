@@ -54,7 +54,13 @@ def fixture_image(image, tmp_path_factory) -> dict[str, str]:
     context = tmp_path_factory.mktemp("fixture-image")
     shutil.copytree(FIXTURE_APP, context / "app")
     token = uuid.uuid4().hex
-    (context / "app" / "static" / "proof.txt").write_text(f"static {token}\n")
+    static = context / "app" / "static"
+    (static / "proof.txt").write_text(f"static {token}\n")
+    # A fingerprinted name, as asset pipelines produce (cached for good).
+    (static / "app.0123abcd.css").write_text(f"/* {token} */\n" + "body { color: red; }\n" * 100)
+    # A second folder, for STATIC_URL / STATIC_PATH set elsewhere.
+    (context / "app" / "public").mkdir()
+    (context / "app" / "public" / "asset.txt").write_text(f"public {token}\n")
     (context / "Dockerfile").write_text(f"FROM {image}\nCOPY app /app\n")
     tag = f"flaskbox-fixture:{token[:12]}"
     build_image(context, tag)

@@ -77,6 +77,18 @@ class Container:
         out = docker("logs", self.name, check=False)
         return out.stdout + out.stderr
 
+    def timeline(self) -> str:
+        """stdout and stderr merged in the order the lines were written
+        (docker keeps the streams apart; its timestamps put them together)."""
+        out = docker("logs", "--timestamps", self.name, check=False)
+        lines = out.stdout.splitlines() + out.stderr.splitlines()
+        stamped = [line.partition(" ") for line in lines]
+        return "\n".join(text for _, _, text in sorted(stamped, key=lambda part: part[0]))
+
+    def stdout_lines(self) -> list[str]:
+        """Only what the container wrote to stdout (docker keeps them apart)."""
+        return docker("logs", self.name, check=False).stdout.splitlines()
+
     def exec(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess:
         extra = ["--user", user] if user else []
         return docker("exec", *extra, self.name, *args, check=False)

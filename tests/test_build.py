@@ -10,7 +10,7 @@ from conftest import base_build_args
 from helpers import REPO, build_image, docker
 
 CONTEXT_FILES = ("Dockerfile", ".dockerignore", "requirements.txt", "requirements_os.txt",
-                 "app.ini", "nginx.conf", "entry-point.sh", "healthcheck.sh")
+                 "app.ini", "nginx.conf", "nginx-static.conf", "entry-point.sh", "healthcheck.sh")
 
 
 @pytest.fixture

@@ -44,6 +44,13 @@ def test_bad_options_exit_2_with_usage(containers, args, message):
     {"REQUEST_TIMEOUT": "0"},
     {"APP_MODULE": "not a module"},
     {"STATIC_URL": "static"},
+    {"STATIC_ENABLED": "yes"},
+    {"UWSGI_PROCESSES": "many"},
+    {"UWSGI_THREADS": "0"},
+    {"NGINX_WORKER_PROCESSES": "2.5"},
+    {"LOG_FORMAT": "xml"},
+    {"TRUSTED_PROXIES": "10.0.0.0/8; include /etc/passwd"},
+    {"ENTRYPOINT_QUIET_LOGS": "maybe"},
 ])
 def test_bad_settings_exit_2_naming_the_variable(containers, env):
     (name, value), = env.items()

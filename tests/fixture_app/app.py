@@ -3,7 +3,7 @@ static file that answers 200 can only have come from nginx."""
 
 import os
 
-from flask import Flask
+from flask import Flask, jsonify, request
 
 app = Flask(__name__, static_folder=None)
 
@@ -17,3 +17,21 @@ def index():
 def boom():
     # The secret reaches the log in the traceback, never the client.
     raise RuntimeError(f"secret {os.environ.get('SECRET_TOKEN', 'unset')}")
+
+
+@app.get("/whoami")
+def whoami():
+    # What the app sees of the client and of the request id.
+    return jsonify(remote_addr=request.remote_addr, request_id=request.headers.get("X-Request-ID"))
+
+
+@app.get("/env/<name>")
+def env(name):
+    # Lets tests see settings exported by hooks or uWSGI ini files.
+    return jsonify(value=os.environ.get(name))
+
+
+@app.get("/text")
+def text():
+    # A compressible body well over gzip_min_length.
+    return "flaskbox " * 2000, 200, {"Content-Type": "text/plain"}

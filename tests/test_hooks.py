@@ -1,0 +1,99 @@
+"""Drop-in hooks: /docker-entrypoint.d/*.sh and *.envsh, and /app/prestart.sh."""
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+def write(path: Path, text: str, executable: bool = True) -> None:
+    path.write_text(text)
+    path.chmod(0o755 if executable else 0o644)
+
+
+@pytest.fixture
+def hook_dir(tmp_path) -> Path:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    tmp_path.chmod(0o755)
+    hooks.chmod(0o755)
+    return hooks
+
+
+def mount(hooks: Path) -> tuple[str, ...]:
+    return ("-v", f"{hooks}:/docker-entrypoint.d:ro")
+
+
+def log_index(logs: str, needle: str) -> int:
+    assert needle in logs, f"{needle!r} not in log:\n{logs}"
+    return logs.index(needle)
+
+
+@pytest.mark.parametrize("mode_args", [(), ("-d", "debug")], ids=["production", "debug"])
+def test_hooks_run_in_version_order_and_envsh_exports(containers, fixture_image, hook_dir, mode_args):
+    token = uuid.uuid4().hex
+    write(hook_dir / "1-env.envsh", f"export HOOK_TOKEN={token}\n")
+    write(hook_dir / "2-second.sh", "#!/bin/sh\necho hook-output-2\n")
+    write(hook_dir / "10-last.sh", "#!/bin/sh\necho hook-output-10 \"$HOOK_TOKEN\"\n")
+    write(hook_dir / "5-not-executable.sh", "#!/bin/sh\necho must-not-run\n", executable=False)
+    write(hook_dir / "README.txt", "not a hook\n", executable=False)
+
+    c = containers.run(*mode_args, image=fixture_image["image"], docker_args=mount(hook_dir))
+    resp = c.wait_http("/env/HOOK_TOKEN")
+    # The exported variable reached the app.
+    assert resp.json() == {"value": token}
+
+    logs = c.timeline()
+    # sort -V: 1, 2, 10 (a plain sort would put 10 before 2).
+    assert (log_index(logs, "sourcing /docker-entrypoint.d/1-env.envsh")
+            < log_index(logs, "hook-output-2")
+            < log_index(logs, f"hook-output-10 {token}"))
+    assert "must-not-run" not in logs
+    assert "ignoring /docker-entrypoint.d/5-not-executable.sh: not executable" in logs
+    assert "ignoring /docker-entrypoint.d/README.txt" in logs
+    # Hooks finish before the server starts.
+    server_start = "Starting uWSGI" if not mode_args else "Serving Flask app"
+    assert log_index(logs, f"hook-output-10 {token}") < log_index(logs, server_start)
+
+
+def test_failing_hook_stops_startup_and_is_named(containers, hook_dir):
+    write(hook_dir / "20-migrate.sh", "#!/bin/sh\necho migration failed >&2\nexit 3\n")
+    c = containers.run(docker_args=mount(hook_dir))
+    assert c.wait_exit(timeout=30) == 3
+    logs = c.logs()
+    assert "hook /docker-entrypoint.d/20-migrate.sh failed with exit code 3" in logs
+    assert "migration failed" in logs
+    assert "Starting uWSGI" not in logs
+
+
+def test_quiet_logs_silence_info_but_never_errors(containers, hook_dir):
+    write(hook_dir / "1-ok.sh", "#!/bin/sh\ntrue\n")
+    write(hook_dir / "2-fail.sh", "#!/bin/sh\nexit 4\n")
+    c = containers.run(env={"ENTRYPOINT_QUIET_LOGS": "1"}, docker_args=mount(hook_dir))
+    assert c.wait_exit(timeout=30) == 4
+    logs = c.logs()
+    assert "running /docker-entrypoint.d/1-ok.sh" not in logs
+    assert "hook /docker-entrypoint.d/2-fail.sh failed with exit code 4" in logs
+
+
+def test_quiet_logs_still_serve(containers):
+    c = containers.run(env={"ENTRYPOINT_QUIET_LOGS": "1"})
+    c.wait_http("/")
+    assert "flaskbox: serving" not in c.logs()
+
+
+def test_app_prestart_sh_runs_before_the_server(containers, app_copy):
+    token = uuid.uuid4().hex
+    # Not executable, as users of other Flask images often leave it.
+    write(app_copy / "prestart.sh", f"echo prestart {token}\n", executable=False)
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/")
+    logs = c.timeline()
+    assert log_index(logs, f"prestart {token}") < log_index(logs, "Starting uWSGI")
+
+
+def test_failing_prestart_sh_stops_startup(containers, app_copy):
+    write(app_copy / "prestart.sh", "exit 5\n", executable=False)
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app"))
+    assert c.wait_exit(timeout=30) == 5
+    assert "hook /app/prestart.sh failed with exit code 5" in c.logs()

@@ -1,0 +1,46 @@
+"""Logs: one access-log line per request on stdout, text or JSON."""
+
+import json
+import re
+import uuid
+
+
+def lines_for(container, path: str) -> list[str]:
+    return [line for line in container.stdout_lines() if path in line]
+
+
+def test_json_log_is_one_object_per_request(containers):
+    c = containers.run(env={"LOG_FORMAT": "json"})
+    c.wait_http("/")
+    path = f"/api/hello/{uuid.uuid4().hex}"  # 404 from the app
+    given_id = f"req-{uuid.uuid4().hex[:8]}"
+    c.request(path, headers={"X-Request-ID": given_id})
+    c.request("/api/hello?name=x")
+
+    c.wait_until(lambda: lines_for(c, path), "the request's log line", timeout=5)
+    # Everything on stdout is JSON: one object per line, nothing else.
+    records = [json.loads(line) for line in c.stdout_lines()]
+    mine = [r for r in records if r["path"] == path]
+    assert len(mine) == 1
+    record = mine[0]
+    assert record["method"] == "GET" and record["status"] == 404
+    assert isinstance(record["bytes"], int) and record["bytes"] > 0
+    assert isinstance(record["request_time"], (int, float))
+    assert re.fullmatch(r"\d+\.\d{3}", record["upstream_time"])
+    assert record["request_id"] == given_id
+    assert "time" in record and record["time"][:4].isdigit()
+    hello = [r for r in records if r["path"] == "/api/hello"]
+    assert len(hello) == 1 and hello[0]["query"] == "name=x" and hello[0]["status"] == 200
+
+
+def test_text_log_is_human_readable_and_not_duplicated(containers):
+    c = containers.run()
+    c.wait_http("/")
+    path = f"/api/hello?name={uuid.uuid4().hex}"
+    c.request(path)
+    c.wait_until(lambda: lines_for(c, path), "the request's log line", timeout=5)
+    (line,) = lines_for(c, path)
+    assert f'"GET {path} HTTP/1.1" 200 ' in line
+    assert re.search(r" rt=\d+\.\d{3} ut=\d+\.\d{3} id=[0-9a-f]{32}$", line), line
+    # uWSGI does not log the same request a second time.
+    assert c.logs().count(path) == 1

@@ -1,0 +1,50 @@
+"""Worker counts follow the container's CPU quota, and can be overridden."""
+
+import re
+
+import pytest
+
+SUMMARY = re.compile(r"(\d+) CPU\(s\) available: uWSGI (\d+) processes x (\d+) threads, nginx (\d+) workers")
+
+
+def started(containers, **kwargs):
+    c = containers.run(**kwargs)
+    c.wait_http("/")
+    return c
+
+
+def summary(container) -> tuple[int, int, int, int]:
+    match = SUMMARY.search(container.logs())
+    assert match, container.logs()
+    return tuple(int(n) for n in match.groups())
+
+
+def running_workers(container) -> tuple[int, int]:
+    """(uWSGI workers, nginx workers) actually running."""
+    uwsgi = container.pids("flaskbox uWSGI worker")
+    nginx = container.pids("nginx: worker process")
+    return len(uwsgi), len(nginx)
+
+
+@pytest.mark.parametrize("cpus, expected", [("1", (1, 2, 1, 1)), ("2", (2, 4, 1, 2)), ("0.5", (1, 2, 1, 1))])
+def test_counts_follow_the_cpu_quota(containers, cpus, expected):
+    c = started(containers, docker_args=("--cpus", cpus))
+    assert summary(c) == expected
+    _, processes, _, nginx_workers = expected
+    assert running_workers(c) == (processes, nginx_workers)
+
+
+def test_one_and_two_cpus_give_different_counts(containers):
+    one = started(containers, docker_args=("--cpus", "1"))
+    two = started(containers, docker_args=("--cpus", "2"))
+    assert running_workers(one) != running_workers(two)
+    assert summary(one)[1] < summary(two)[1]
+
+
+def test_counts_can_be_overridden(containers):
+    c = started(containers, env={"UWSGI_PROCESSES": "3", "UWSGI_THREADS": "2", "NGINX_WORKER_PROCESSES": "3"},
+                docker_args=("--cpus", "1"))
+    assert summary(c) == (1, 3, 2, 3)
+    assert running_workers(c) == (3, 3)
+    # Two threads per worker: uWSGI reports 2 cores for each.
+    assert "spawned uWSGI worker 1 (pid: " in c.logs() and "cores: 2)" in c.logs()
