@@ -48,3 +48,20 @@ def test_counts_can_be_overridden(containers):
     assert running_workers(c) == (3, 3)
     # Two threads per worker: uWSGI reports 2 cores for each.
     assert "spawned uWSGI worker 1 (pid: " in c.logs() and "cores: 2)" in c.logs()
+
+
+@pytest.mark.parametrize("cpu_max, cpus", [("150000 100000", 2), ("50000 100000", 1), ("max 100000", None)])
+def test_cgroup_v2_cpu_max_is_read(containers, tmp_path, cpu_max, cpus):
+    # A cgroup v2 view mounted over /sys/fs/cgroup, whatever the host runs.
+    fake = tmp_path / "cgroup"
+    fake.mkdir()
+    (fake / "cpu.max").write_text(f"{cpu_max}\n")
+    tmp_path.chmod(0o755)
+    fake.chmod(0o755)
+    result = containers.run_once(
+        "bash", "-c", ". /usr/local/bin/entry-point.sh; flaskbox_cpu_count; nproc",
+        docker_args=("-v", f"{fake}:/sys/fs/cgroup:ro"))
+    counted, nproc = (int(n) for n in result.stdout.split())
+    # The quota rounded up, never more than the CPUs it may run on (nproc);
+    # no quota ("max") leaves nproc.
+    assert counted == (min(cpus, nproc) if cpus is not None else nproc)
