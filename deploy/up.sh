@@ -17,26 +17,8 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 IMAGE="${IMAGE:-flaskbox:latest}"
 NAME="${NAME:-flaskbox}"
 HOST_PORT="${HOST_PORT:-8091}"
-LOCAL_BASE=local/debian:bookworm
 
 log() { printf '[up] %s\n' "$*" >&2; }
-
-# ensure_base_image: when BASE_IMAGE is unset and the default base cannot be
-# pulled (no registry reachable), fall back to a locally bootstrapped one.
-ensure_base_image() {
-	if [ -n "${BASE_IMAGE:-}" ]; then
-		return 0
-	fi
-	local default
-	default="$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)"
-	if docker image inspect "$default" >/dev/null 2>&1 || docker pull -q "$default" >/dev/null 2>&1; then
-		BASE_IMAGE="$default"
-		return 0
-	fi
-	log "cannot pull $default; bootstrapping $LOCAL_BASE from the Debian archive"
-	deploy/bootstrap-base-image.sh "$LOCAL_BASE"
-	BASE_IMAGE="$LOCAL_BASE"
-}
 
 # has_bridge: true when published ports (-p) can work on this engine.
 has_bridge() {
@@ -45,7 +27,7 @@ has_bridge() {
 
 main() {
 	deploy/start-engine.sh
-	ensure_base_image
+	BASE_IMAGE="$(deploy/base-image.sh)"
 	log "building $IMAGE on $BASE_IMAGE"
 	# shellcheck disable=SC2086 # DOCKER_BUILD_ARGS is a list of arguments
 	docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \

@@ -8,7 +8,6 @@ set -Eeuo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 VENV="${TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flaskbox-test-venv}"
-LOCAL_BASE=local/debian:bookworm
 
 log() { printf '[tests] %s\n' "$*" >&2; }
 
@@ -26,29 +25,11 @@ ensure_venv() {
 	"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 }
 
-# ensure_base_image: use BASE_IMAGE if set; else the Dockerfile's default if it
-# can be pulled; else bootstrap a Debian base from the Debian archive.
-ensure_base_image() {
-	if [ -n "${BASE_IMAGE:-}" ]; then
-		docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || docker pull -q "$BASE_IMAGE" >/dev/null 2>&1 ||
-			{ [ "$BASE_IMAGE" = "$LOCAL_BASE" ] && deploy/bootstrap-base-image.sh "$LOCAL_BASE"; }
-		return 0
-	fi
-	local default
-	default="$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)"
-	if docker image inspect "$default" >/dev/null 2>&1 || docker pull -q "$default" >/dev/null 2>&1; then
-		export BASE_IMAGE="$default"
-		return 0
-	fi
-	log "cannot pull $default; using a Debian base bootstrapped from the Debian archive"
-	deploy/bootstrap-base-image.sh "$LOCAL_BASE"
-	export BASE_IMAGE="$LOCAL_BASE"
-}
-
 main() {
 	ensure_venv
 	deploy/start-engine.sh
-	ensure_base_image
+	BASE_IMAGE="$(deploy/base-image.sh)"
+	export BASE_IMAGE
 	log "base image: $BASE_IMAGE"
 	PATH="$VENV/bin:$PATH" exec "$VENV/bin/python" -m pytest "$@"
 }
