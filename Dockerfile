@@ -17,6 +17,8 @@ FROM ${BASE_IMAGE} AS base
 ARG APT_MIRROR=
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# apt must never stop at a prompt (tzdata asks for a zone), here or in images
+# built FROM this one.
 ENV DEBIAN_FRONTEND=noninteractive
 
 RUN set -eux; \
@@ -115,6 +117,8 @@ RUN set -eux; \
 
 COPY --from=build /opt/venv /opt/venv
 
+# The venv first on PATH, so python, pip, flask and uwsgi are its own.
+# PYTHONUNBUFFERED: output reaches `docker logs` at once, not on exit.
 # RUNTIME_DIR holds the rendered nginx.conf, the socket and pid files: the
 # only place the image writes, so --read-only --tmpfs /tmp is enough.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -133,7 +137,8 @@ RUN set -eux; \
 COPY app/ /app/
 WORKDIR /app
 
-# Set by the build (.ci/run passes the commit) so an image says what it is.
+# What an image was built from, for `docker inspect`: e.g.
+# --build-arg VERSION=1.2.0 --build-arg REVISION="$(git rev-parse HEAD)".
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="flaskbox" \
@@ -153,7 +158,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 # SIGTERM is docker's default, kept on purpose: tini hands it to the
 # entry-point, which stops in order (nginx drains with SIGQUIT, then uWSGI
 # finishes its workers). SIGQUIT would be nginx's graceful signal but is
-# uWSGI's "brutal reload", so neither server's own choice fits both.
+# uWSGI's brutal shutdown, so neither server's own choice fits both.
 STOPSIGNAL SIGTERM
 
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entry-point.sh"]

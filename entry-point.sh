@@ -110,8 +110,9 @@ flaskbox_setup_env() {
 	: "${TRUSTED_PROXIES:=}"
 	: "${ENTRYPOINT_QUIET_LOGS:=0}"
 	: "${RUNTIME_DIR:=/tmp/flaskbox}"
-	[ "$STATIC_URL" = / ] || STATIC_URL="${STATIC_URL%/}"
-	STATIC_PATH="${STATIC_PATH%/}"
+	# "/static/" means /static; a lone "/" is left for validation to reject.
+	[ "${#STATIC_URL}" -le 1 ] || STATIC_URL="${STATIC_URL%/}"
+	[ "${#STATIC_PATH}" -le 1 ] || STATIC_PATH="${STATIC_PATH%/}"
 	export PORT APP_MODULE MAX_BODY_SIZE REQUEST_TIMEOUT STATIC_ENABLED \
 		STATIC_URL STATIC_PATH UWSGI_PROCESSES UWSGI_THREADS NGINX_WORKER_PROCESSES \
 		LOG_FORMAT TRUSTED_PROXIES ENTRYPOINT_QUIET_LOGS RUNTIME_DIR
@@ -149,8 +150,8 @@ flaskbox_validate_env() {
 	_require MAX_BODY_SIZE '^[0-9]+[kKmMgG]?$' 'a size such as 512k, 10m or 1g (0 disables the limit)'
 	_require_range REQUEST_TIMEOUT 1 86400 'a whole number of seconds from 1 to 86400'
 	_require STATIC_ENABLED '^[01]$' '1 (nginx serves STATIC_URL) or 0 (the app does)'
-	_require STATIC_URL '^/[A-Za-z0-9._~/-]*$' 'a URL path such as /static'
-	_require STATIC_PATH '^/[A-Za-z0-9._~/-]*$' 'an absolute directory such as /app/static'
+	_require STATIC_URL '^(/[A-Za-z0-9._~-]+)+$' 'a URL path below / such as /static'
+	_require STATIC_PATH '^(/[A-Za-z0-9._~-]+)+$' 'an absolute directory such as /app/static'
 	_require_range UWSGI_PROCESSES 1 1024 'a whole number of processes from 1 to 1024'
 	_require_range UWSGI_THREADS 1 1024 'a whole number of threads per process from 1 to 1024'
 	_require_range NGINX_WORKER_PROCESSES 1 1024 'a whole number of nginx workers from 1 to 1024'
@@ -191,7 +192,12 @@ flaskbox_parse_args() {
 	[ "$#" -eq 0 ] || flaskbox_usage_error "unexpected argument: $1"
 	case "$FLASKBOX_MODE" in
 		production | debug) ;;
-		*) flaskbox_usage_error "$mode_source '$FLASKBOX_MODE' is not a mode: expected production or debug" ;;
+		*)
+			if [ "$mode_source" = APP_MODE ]; then
+				flaskbox_usage_error "APP_MODE='$FLASKBOX_MODE' is not a mode: expected production or debug"
+			fi
+			flaskbox_usage_error "-d '$FLASKBOX_MODE' is not a mode: expected production or debug"
+			;;
 	esac
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -35,8 +36,13 @@ def image() -> str:
     if os.environ.get("FLASKBOX_IMAGE"):
         return os.environ["FLASKBOX_IMAGE"]
     tag = "flaskbox:test"
-    build_image(REPO, tag, base_build_args())
+    build_image(REPO, tag, {**base_build_args(), "REVISION": git_revision()})
     return tag
+
+
+def git_revision() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout.strip()
 
 
 @pytest.fixture

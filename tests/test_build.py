@@ -1,12 +1,13 @@
 """Build behaviour: requirements_os.txt, layer caching, what ships."""
 
 import json
+import os
 import shutil
 import uuid
 
 import pytest
 
-from conftest import base_build_args
+from conftest import base_build_args, git_revision
 from helpers import REPO, build_image, docker
 
 CONTEXT_FILES = ("Dockerfile", ".dockerignore", "requirements.txt", "requirements_os.txt",
@@ -80,6 +81,9 @@ def test_runtime_image_has_no_compiler_and_uses_a_venv(containers):
 
 def test_image_metadata(image):
     config = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
+    if not os.environ.get("FLASKBOX_IMAGE"):
+        # Built by the suite from this checkout, with REVISION passed in.
+        assert config["Labels"]["org.opencontainers.image.revision"] == git_revision()
     assert config["User"] and not config["User"].startswith(("0", "root"))
     assert set(config["ExposedPorts"]) == {"80/tcp", "5000/tcp"}
     assert config["StopSignal"] == "SIGTERM"
