@@ -13,7 +13,9 @@ FROM ${BASE_IMAGE} AS base
 
 # Where apt downloads from. Empty keeps the distribution's own archive; set it
 # to a mirror's root for this distribution when that archive is out of reach,
-# e.g. https://mirrors.tuna.tsinghua.edu.cn/ubuntu (or .../debian).
+# e.g. http://mirrors.tuna.tsinghua.edu.cn/ubuntu (or .../debian, or
+# .../ubuntu-ports on arm64). Plain http: the official base images have no CA
+# certificates yet, and apt checks every package's signature anyway.
 ARG APT_MIRROR=
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -24,7 +26,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN set -eux; \
 	if [ -n "$APT_MIRROR" ]; then \
 		sed -i -E \
-			-e "s#https?://(deb\.debian\.org/debian|archive\.ubuntu\.com/ubuntu|security\.ubuntu\.com/ubuntu)#${APT_MIRROR%/}#g" \
+			-e "s#https?://(deb\.debian\.org/debian|(archive|security)\.ubuntu\.com/ubuntu|ports\.ubuntu\.com/ubuntu-ports)#${APT_MIRROR%/}#g" \
 			/etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; \
 	fi; \
 	# Recommends would pull in compilers and docs we never use.
@@ -66,11 +68,14 @@ RUN set -eux; \
 	# Record the OS packages that own the shared libraries compiled code in
 	# the venv links to (libpythonX.Y for uWSGI, libpq for psycopg2, ...):
 	# the runtime stage installs exactly these, whatever the base's names.
+	# Libraries a wheel bundles in the venv itself (numpy.libs/, ...) need no
+	# package. `dpkg -S` prints "pkg[:arch][, pkg2]: /path"; match the name.
 	find /opt/venv -type f \( -name '*.so' -o -path '*/bin/uwsgi' \) -exec ldd {} + 2>/dev/null \
-		| awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u \
+		| awk '$2 == "=>" && $3 ~ /^\// && $3 !~ /^\/opt\/venv\// {print $3}' | sort -u \
 		| while read -r lib; do \
-			dpkg -S "*/${lib##*/}" | awk -v lib="/${lib##*/}" 'substr($NF, length($NF) - length(lib) + 1) == lib {print $1}'; \
-		done | sed 's/:.*//' | sort -u > /opt/venv/os-deps.txt; \
+			{ dpkg -S "*/${lib##*/}" 2>/dev/null || true; } \
+				| awk -F': ' -v lib="/${lib##*/}" 'substr($2, length($2) - length(lib) + 1) == lib {print $1}'; \
+		done | tr ',' '\n' | sed -e 's/^ *//' -e 's/:.*//' | sort -u > /opt/venv/os-deps.txt; \
 	grep -q '^libpython' /opt/venv/os-deps.txt; \
 	cat /opt/venv/os-deps.txt; \
 	/opt/venv/bin/uwsgi --version

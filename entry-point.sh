@@ -12,9 +12,11 @@
 # When sourced (healthcheck.sh does), only the functions are defined.
 set -Eeuo pipefail
 
-# Where the image keeps its config templates, and the drop-in hook folder.
+# Where the image keeps its config templates, the drop-in hook folder, and
+# the uid:gid that serves (the Dockerfile's USER).
 FLASKBOX_CONF_DIR=/etc/flaskbox
 FLASKBOX_HOOK_DIR=/docker-entrypoint.d
+FLASKBOX_USER=10001:10001
 
 # flaskbox_log MESSAGE...
 #   Info line on stderr (stdout carries only the access log, so LOG_FORMAT=json
@@ -69,7 +71,8 @@ flaskbox_config_error() {
 #   cfs_quota_us) rounded up, capped by the CPUs it may run on (nproc).
 flaskbox_cpu_count() {
 	local cpus quota='' period=''
-	cpus="$(nproc 2>/dev/null || echo 1)"
+	# nproc honours OMP_NUM_THREADS, which says nothing about this container.
+	cpus="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)"
 	if [ -r /sys/fs/cgroup/cpu.max ]; then
 		read -r quota period </sys/fs/cgroup/cpu.max || true
 	elif [ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
@@ -101,8 +104,13 @@ flaskbox_setup_env() {
 	: "${STATIC_URL:=/static}"
 	: "${STATIC_PATH:=/app/static}"
 	# 2 uWSGI processes per CPU: while one waits on I/O (database, HTTP
-	# calls), the other computes. nginx needs only one worker per CPU.
-	: "${UWSGI_PROCESSES:=$((2 * FLASKBOX_CPUS))}"
+	# calls), the other computes. At most 16: without a CPU quota on a big
+	# host, 2 per host core would mean one copy of the app per 0.5 core, and
+	# 16 copies at ~40 MB each already use ~640 MB. nginx needs one worker
+	# per CPU.
+	local processes=$((2 * FLASKBOX_CPUS))
+	[ "$processes" -le 16 ] || processes=16
+	: "${UWSGI_PROCESSES:=$processes}"
 	: "${UWSGI_THREADS:=1}"
 	: "${NGINX_WORKER_PROCESSES:=$FLASKBOX_CPUS}"
 	: "${UWSGI_INI:=}"
@@ -141,6 +149,22 @@ _require_range() {
 	fi
 }
 
+# _require_bindable_port
+#   A non-root process may bind a port below net.ipv4.ip_unprivileged_port_start
+#   only where the runtime lowered it (Docker does for each container since
+#   20.10; --network host and some Kubernetes runtimes do not). Say so plainly
+#   instead of letting nginx fail with "Permission denied".
+_require_bindable_port() {
+	local start
+	[ "$PORT" -lt 1024 ] || return 0
+	read -r start </proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null || return 0
+	if [ "$PORT" -lt "$start" ]; then
+		flaskbox_config_error "PORT=$PORT is below $start, the lowest port a non-root process may bind here" \
+			"(net.ipv4.ip_unprivileged_port_start): set PORT=8080 and publish it (-p 8091:8080)," \
+			"or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0"
+	fi
+}
+
 # flaskbox_validate_env
 #   Check every setting before anything starts.
 flaskbox_validate_env() {
@@ -159,9 +183,23 @@ flaskbox_validate_env() {
 	_require TRUSTED_PROXIES '^[0-9A-Fa-f.:/, ]*$' \
 		'IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16'
 	_require ENTRYPOINT_QUIET_LOGS '^[01]$' '1 (quiet) or 0'
+	_require_bindable_port
 	if [ -n "${UWSGI_INI:-}" ] && [ ! -r "$UWSGI_INI" ]; then
 		flaskbox_config_error "UWSGI_INI='$UWSGI_INI' is not a readable file: mount your ini there or unset UWSGI_INI"
 	fi
+}
+
+# flaskbox_step_down ARG...
+#   Servers never run as root. Started as root (--user 0, or an image built
+#   FROM this one that left USER root), re-run this script as the image's
+#   user, the way the official postgres image steps down with gosu.
+flaskbox_step_down() {
+	[ "$(id -u)" = 0 ] || return 0
+	flaskbox_log "started as root: continuing as $FLASKBOX_USER"
+	# nginx reopens /dev/stdout for its access log; the pipe docker gave
+	# root is mode 600, so hand it to the user that will write to it.
+	chown "$FLASKBOX_USER" /proc/self/fd/1 /proc/self/fd/2 2>/dev/null || true
+	exec setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" --clear-groups -- "$0" "$@"
 }
 
 # flaskbox_configure MODE
@@ -209,8 +247,13 @@ _run_hook() {
 	case "$hook" in
 		*.envsh)
 			flaskbox_log "sourcing $hook"
+			# Sourced as a plain script would be: without our -e/-u, and with
+			# its output on stderr (stdout carries only the access log).
+			set +eu
 			# shellcheck disable=SC1090 # user-supplied drop-in
-			. "$hook" || status=$?
+			. "$hook" >&2
+			status=$?
+			set -eu
 			;;
 		*)
 			flaskbox_log "running $hook"
@@ -242,7 +285,8 @@ flaskbox_run_hooks() {
 					;;
 				*) flaskbox_log "ignoring $hook: not a *.sh or *.envsh file" ;;
 			esac
-		done 3< <(find "$FLASKBOX_HOOK_DIR" -mindepth 1 -maxdepth 1 -type f -print0 | sort -zV)
+		# -L: hooks mounted from a Kubernetes ConfigMap are symlinks.
+		done 3< <(find -L "$FLASKBOX_HOOK_DIR" -mindepth 1 -maxdepth 1 -type f -print0 | sort -zV)
 	fi
 	if [ -f /app/prestart.sh ]; then
 		flaskbox_log "running /app/prestart.sh"
@@ -307,18 +351,35 @@ flaskbox_prepare_runtime() {
 	flaskbox_log "$FLASKBOX_CPUS CPU(s) available: uWSGI $UWSGI_PROCESSES processes x $UWSGI_THREADS threads, nginx $NGINX_WORKER_PROCESSES workers"
 }
 
-# flaskbox_uwsgi_args
-#   uWSGI options from UWSGI_* variables, as command-line flags placed after
-#   app.ini so that the user's value wins, then removed from the environment
-#   so uWSGI does not read them a second time (list options would double).
-flaskbox_uwsgi_args() {
-	FLASKBOX_UWSGI_ARGS=()
-	local var option
+# flaskbox_uwsgi_ini
+#   uWSGI reads UWSGI_* variables before its ini files, so app.ini would win
+#   over them. Instead they are written, in uWSGI's own `option = value` form,
+#   to an ini loaded after app.ini and UWSGI_INI, and removed from the
+#   environment so uWSGI does not read them twice (list options would double).
+#   Variables uWSGI sets for itself are left alone.
+flaskbox_uwsgi_ini() {
+	local ini="$RUNTIME_DIR/uwsgi-env.ini" var option somaxconn
+	# app.ini asks for a backlog of 1024; kernels before 5.4 cap it at 128
+	# (net.core.somaxconn), and uWSGI refuses to start above the cap.
+	if [ -z "${UWSGI_LISTEN:-}" ] && read -r somaxconn </proc/sys/net/core/somaxconn 2>/dev/null &&
+		[ "$somaxconn" -lt 1024 ]; then
+		flaskbox_log "net.core.somaxconn is $somaxconn: uWSGI's listen backlog lowered to match"
+		export UWSGI_LISTEN="$somaxconn"
+	fi
+	echo '[uwsgi]' >"$ini"
 	for var in $(compgen -e); do
-		[[ "$var" == UWSGI_* ]] || continue
+		case "$var" in
+			UWSGI_INI | UWSGI_RELOADS | UWSGI_VASSALS_DIR | UWSGI_EMPEROR_* | UWSGI_BROODLORD_NUM | \
+				UWSGI_JAIL_PID | UWSGI_ORIGINAL_PROC_NAME) continue ;;
+			UWSGI_*) ;;
+			*) continue ;;
+		esac
+		if [[ "${!var}" == *$'\n'* ]]; then
+			flaskbox_config_error "$var holds a line break: uWSGI options are one line"
+		fi
 		option="${var#UWSGI_}"
 		option="${option,,}"
-		FLASKBOX_UWSGI_ARGS+=("--${option//_/-}" "${!var}")
+		printf '%s = %s\n' "${option//_/-}" "${!var}" >>"$ini"
 		unset "$var"
 	done
 }
@@ -338,12 +399,12 @@ flaskbox_start_debug() {
 	exec python -m flask --app "$APP_MODULE" --debug run --host 0.0.0.0 --port "$PORT"
 }
 
-# _prod_wait_for_socket
-#   nginx starts only once uWSGI has bound its socket, so the first requests
-#   queue in the backlog instead of getting 502. Fails if uWSGI dies first.
-_prod_wait_for_socket() {
-	local socket="$RUNTIME_DIR/uwsgi.sock"
-	until [ -S "$socket" ]; do
+# _prod_wait_until_ready
+#   nginx starts only once a uWSGI worker accepts requests (app.ini's
+#   hook-accepting1-once creates uwsgi.ready), so no client waits on a slow
+#   app import. Fails if uWSGI dies first, e.g. on a broken app.
+_prod_wait_until_ready() {
+	until [ -e "$RUNTIME_DIR/uwsgi.ready" ]; do
 		if ! kill -0 "$FLASKBOX_UWSGI_PID" 2>/dev/null; then
 			local status=0
 			wait "$FLASKBOX_UWSGI_PID" || status=$?
@@ -354,32 +415,47 @@ _prod_wait_for_socket() {
 	done
 }
 
-# _wait_for_exit PID
-#   Wait until PID has exited, even if trapped signals interrupt `wait`;
-#   returns its exit code.
-_wait_for_exit() {
-	local pid="$1" status=0
+# _stop_process PID SIGNAL SECONDS
+#   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
+#   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
+_stop_process() {
+	local pid="$1" signal="$2" seconds="$3" tenths=0 status=0
+	kill -"$signal" "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
-		status=0
-		wait "$pid" 2>/dev/null || status=$?
+		if [ "$tenths" -ge $((seconds * 10)) ]; then
+			flaskbox_error "pid $pid still running ${seconds}s after SIG$signal; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			return 137
+		fi
+		sleep 0.1
+		tenths=$((tenths + 1))
 	done
+	wait "$pid" 2>/dev/null || status=$?
 	return "$status"
 }
 
 # _prod_stop
-#   Ordered graceful stop: nginx stops accepting and drains in-flight
-#   requests (SIGQUIT), then uWSGI finishes its idle workers (SIGTERM).
+#   Ordered graceful stop, inside docker's default 10 s grace: nginx stops
+#   accepting and drains in-flight requests (SIGQUIT; its own limit is 5 s),
+#   then uWSGI lets its now idle workers exit (SIGTERM; its mercy is 3 s).
 _prod_stop() {
 	local status=0
 	# One stop at a time: repeated signals while draining change nothing.
 	trap '' TERM INT QUIT
+	if [ ! -e "$RUNTIME_DIR/uwsgi.ready" ]; then
+		# Still importing the app: nothing is served yet, and uWSGI acts on
+		# SIGTERM only once its master loop runs.
+		flaskbox_log "stopping before the app was ready"
+		kill -KILL "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+		wait "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+		exit 0
+	fi
 	flaskbox_log "stopping: nginx drains, then uWSGI"
 	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
-		kill -QUIT "$FLASKBOX_NGINX_PID" 2>/dev/null || true
-		_wait_for_exit "$FLASKBOX_NGINX_PID" || status=$?
+		_stop_process "$FLASKBOX_NGINX_PID" QUIT 6 || status=$?
 	fi
-	kill -TERM "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
-	_wait_for_exit "$FLASKBOX_UWSGI_PID" || status=$?
+	_stop_process "$FLASKBOX_UWSGI_PID" TERM 4 || status=$?
 	flaskbox_log "stopped"
 	exit "$status"
 }
@@ -391,7 +467,11 @@ _prod_stop() {
 flaskbox_start_production() {
 	# The debugger must never be reachable in production.
 	unset FLASK_DEBUG FLASK_ENV
-	flaskbox_uwsgi_args
+	flaskbox_uwsgi_ini
+	local ini_args=(--ini "$FLASKBOX_CONF_DIR/app.ini")
+	[ -z "${UWSGI_INI:-}" ] || ini_args+=(--ini "$UWSGI_INI")
+	ini_args+=(--ini "$RUNTIME_DIR/uwsgi-env.ini")
+	unset UWSGI_INI
 	FLASKBOX_NGINX_PID=
 	# The stop runs inside the trap, so a signal arriving at any moment
 	# (even before nginx has started) stops whatever is running, in order.
@@ -399,9 +479,11 @@ flaskbox_start_production() {
 
 	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
 	# for nginx's access log, one line per request, e.g. JSON for a collector.
-	uwsgi --ini "$FLASKBOX_CONF_DIR/app.ini" "${FLASKBOX_UWSGI_ARGS[@]}" >&2 &
+	# Files left by a killed predecessor would let nginx start too early.
+	rm -f "$RUNTIME_DIR/uwsgi.sock" "$RUNTIME_DIR/uwsgi.ready"
+	uwsgi "${ini_args[@]}" >&2 &
 	FLASKBOX_UWSGI_PID=$!
-	_prod_wait_for_socket
+	_prod_wait_until_ready
 	nginx -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf" &
 	FLASKBOX_NGINX_PID=$!
 	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"
@@ -426,6 +508,7 @@ main() {
 		exec "$@"
 	fi
 	flaskbox_parse_args "$@"
+	flaskbox_step_down "$@"
 	flaskbox_configure "$FLASKBOX_MODE"
 	flaskbox_run_hooks
 	flaskbox_configure "$FLASKBOX_MODE"

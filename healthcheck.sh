@@ -13,12 +13,13 @@ set -Eeuo pipefail
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/entry-point.sh"
 
 # _http_status_line PORT PATH
-#   Prints the status line of GET PATH on 127.0.0.1:PORT (3 s budget).
+#   Prints the status line of GET PATH on 127.0.0.1:PORT. Waits 2 s at most,
+#   inside the HEALTHCHECK's 3 s timeout, so a failure is reported by us.
 _http_status_line() {
 	local port="$1" path="$2" line
 	exec 3<>"/dev/tcp/127.0.0.1/$port"
 	printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$path" >&3
-	IFS= read -r -t 3 line <&3
+	IFS= read -r -t 2 line <&3
 	exec 3<&-
 	printf '%s\n' "${line%$'\r'}"
 }

@@ -64,6 +64,8 @@ def fixture_image(image, tmp_path_factory) -> dict[str, str]:
     (static / "proof.txt").write_text(f"static {token}\n")
     # A fingerprinted name, as asset pipelines produce (cached for good).
     (static / "app.0123abcd.css").write_text(f"/* {token} */\n" + "body { color: red; }\n" * 100)
+    # A date, not a hash: must be revalidated like any other file.
+    (static / "report.20240115.css").write_text(f"/* {token} */\n")
     # A second folder, for STATIC_URL / STATIC_PATH set elsewhere.
     (context / "app" / "public").mkdir()
     (context / "app" / "public" / "asset.txt").write_text(f"public {token}\n")

@@ -93,16 +93,17 @@ class Container:
         extra = ["--user", user] if user else []
         return docker("exec", *extra, self.name, *args, check=False)
 
-    def processes(self) -> list[tuple[str, str, str]]:
+    def processes(self, user: str | None = None) -> list[tuple[str, str, str]]:
         """(pid, real uid, command line) of every process in the container,
-        read from /proc inside it (the image has no ps)."""
+        read from /proc inside it (the image has no ps). The probe itself
+        runs as `user` (default: the container's user)."""
         script = (
             'for p in /proc/[0-9]*; do '
             'c="$(tr "\\0" " " < "$p/cmdline" 2>/dev/null)" || continue; '
             'u="$(awk \'/^Uid:/ {print $2}\' "$p/status" 2>/dev/null)" || continue; '
             '[ -n "$c" ] && printf "%s\\t%s\\t%s\\n" "${p#/proc/}" "$u" "$c"; done; true'
         )
-        out = self.exec("bash", "-c", script).stdout
+        out = self.exec("bash", "-c", script, user=user).stdout
         return [tuple(line.split("\t", 2)) for line in out.splitlines() if line.count("\t") >= 2]
 
     def pids(self, cmdline_prefix: str) -> list[str]:
@@ -186,9 +187,10 @@ class ContainerFactory:
 
     def run_once(self, *args: str, env: dict[str, str] | None = None, docker_args: tuple[str, ...] = (),
                  timeout: float = 60) -> subprocess.CompletedProcess:
-        """docker run --rm in the foreground; returns the finished process."""
+        """docker run --rm in the foreground (with a free PORT, as run() gives);
+        returns the finished process."""
         cmd = ["run", "--rm", "--network", "host"]
-        for key, value in (env or {}).items():
+        for key, value in {"PORT": str(free_port()), **(env or {})}.items():
             cmd += ["-e", f"{key}={value}"]
         cmd += [*docker_args, self.image, *args]
         return docker(*cmd, check=False, timeout=timeout)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import uuid
 
@@ -60,10 +61,13 @@ def test_os_packages_with_comments_and_several_per_line_are_installed(context, s
 
 
 def test_app_only_change_rebuilds_only_the_app_layer(image, context, scratch_tag):
+    # Same context, same build args: first as it is, then with an edited app.
+    build_image(context, scratch_tag, base_build_args())
+    before = layers(scratch_tag)
     source = context / "app" / "app.py"
     source.write_text(source.read_text() + f"\n# edited {uuid.uuid4().hex}\n")
     build_image(context, scratch_tag, base_build_args())
-    before, after = layers(image), layers(scratch_tag)
+    after = layers(scratch_tag)
     assert len(before) == len(after)
     # Everything under the app (OS packages, the virtualenv with Flask and
     # uWSGI, configs) is reused from the cache; only the last layer differs.
@@ -91,3 +95,33 @@ def test_image_metadata(image):
     labels = config["Labels"]
     for key in ("title", "description", "version", "revision"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
+
+
+def test_compiled_wheel_with_bundled_libraries_builds_and_imports(context, scratch_tag, containers):
+    # psycopg2-binary carries its own libpq in psycopg2_binary.libs/: the
+    # build stage's library scan must skip what the venv itself provides.
+    with open(context / "requirements.txt", "a") as f:
+        f.write("psycopg2-binary==2.9.13\n")
+    build_image(context, scratch_tag, base_build_args())
+    result = docker("run", "--rm", "--network", "host", scratch_tag,
+                    "python3", "-c", "import psycopg2; print(psycopg2.__version__.split()[0])")
+    assert result.stdout.strip() == "2.9.13"
+
+
+def test_apt_mirror_rewrites_the_sources(context, scratch_tag):
+    # The same archive under another spelling (explicit :80) proves the
+    # rewrite without needing a second mirror.
+    base = base_build_args().get("BASE_IMAGE") or re.search(
+        r"^ARG BASE_IMAGE=(\S+)", (REPO / "Dockerfile").read_text(), re.MULTILINE).group(1)
+    os_release = docker("run", "--rm", "--network", "host", "--entrypoint", "cat", base,
+                        "/etc/os-release").stdout
+    mirror = ("http://archive.ubuntu.com:80/ubuntu" if "ID=ubuntu" in os_release
+              else "http://deb.debian.org:80/debian")
+    result = docker("build", "--network", "host", "--target", "base", "-t", scratch_tag,
+                    "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"APT_MIRROR={mirror}",
+                    str(context), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    script = "cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null; apt-get update -qq && echo ok"
+    sources = docker("run", "--rm", "--network", "host", "--user", "0", scratch_tag, "bash", "-c", script)
+    assert mirror in sources.stdout
+    assert sources.stdout.strip().endswith("ok"), sources.stderr

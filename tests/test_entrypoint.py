@@ -79,3 +79,15 @@ def test_flask_cli_runs_against_the_app(containers):
     result = containers.run_once("flask", "--app", "app:app", "routes")
     assert result.returncode == 0, result.stderr
     assert "/api/hello" in result.stdout
+
+
+def test_privileged_port_is_refused_clearly_where_it_cannot_be_bound(containers):
+    # Tests share the host's network, where non-root may not bind below
+    # net.ipv4.ip_unprivileged_port_start (1024 unless lowered).
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        start = int(f.read())
+    assert start > 80, f"this host lets anyone bind port 80 (ip_unprivileged_port_start={start})"
+    result = containers.run_once(env={"PORT": "80"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "PORT=80 is below" in result.stderr and "ip_unprivileged_port_start" in result.stderr
+    assert_nothing_started(result)

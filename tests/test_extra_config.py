@@ -59,3 +59,20 @@ def test_missing_uwsgi_ini_is_a_setting_error(containers):
     result = containers.run_once(env={"UWSGI_INI": "/nowhere/extra.ini"})
     assert result.returncode == 2
     assert "UWSGI_INI='/nowhere/extra.ini'" in result.stderr
+
+
+def test_uwsgi_variables_win_over_app_ini(containers):
+    # app.ini sets listen = 1024; UWSGI_LISTEN must override it.
+    c = containers.run(env={"UWSGI_LISTEN": "100"})
+    c.wait_http("/")
+    assert "your server socket listen backlog is limited to 100 connections" in c.logs()
+
+
+def test_on_off_uwsgi_variables_work(containers):
+    # An on/off option with a value, as uWSGI itself reads it from the
+    # environment: app.ini's disable-logging turned back off.
+    c = containers.run(env={"UWSGI_DISABLE_LOGGING": "false"})
+    c.wait_http("/")
+    path = f"/api/hello?uwsgi-log={uuid.uuid4().hex}"
+    c.request(path)
+    c.wait_until(lambda: f"GET {path} =>" in c.logs(), "uWSGI's own request log line", timeout=5)

@@ -97,3 +97,22 @@ def test_failing_prestart_sh_stops_startup(containers, app_copy):
     c = containers.run(docker_args=("-v", f"{app_copy}:/app"))
     assert c.wait_exit(timeout=30) == 5
     assert "hook /app/prestart.sh failed with exit code 5" in c.logs()
+
+
+def test_symlinked_hooks_run_and_envsh_is_forgiving(containers, fixture_image, hook_dir, tmp_path):
+    # Kubernetes mounts ConfigMap files as symlinks; an .envsh may use unset
+    # variables and print, like any shell script.
+    token = uuid.uuid4().hex
+    real = tmp_path / "real"
+    real.mkdir()
+    real.chmod(0o755)
+    write(real / "hook.sh", f"#!/bin/sh\necho linked-hook {token}\n")
+    (hook_dir / "1-linked.sh").symlink_to("/real/hook.sh")
+    write(hook_dir / "2-env.envsh", f'echo "optional=[$NOT_SET_ANYWHERE]"\nexport ENV_TOKEN={token}\n')
+    c = containers.run(image=fixture_image["image"], env={"LOG_FORMAT": "json"},
+                       docker_args=(*mount(hook_dir), "-v", f"{real}:/real:ro"))
+    assert c.wait_http("/env/ENV_TOKEN").json() == {"value": token}
+    logs = c.logs()
+    assert f"linked-hook {token}" in logs and "optional=[]" in logs
+    # Hook output never lands on stdout, which carries only JSON access logs.
+    assert all(line.startswith("{") for line in c.stdout_lines()), c.stdout_lines()

@@ -34,6 +34,9 @@ def test_fingerprinted_files_are_cached_for_good_others_revalidate(containers, f
     max_age = int(fingerprinted.headers["cache-control"].split("max-age=")[1].split(",")[0])
     assert max_age >= 365 * 24 * 3600
 
+    dated = c.request("/static/report.20240115.css")
+    assert dated.status == 200 and dated.headers["cache-control"] == "no-cache"
+
     plain = c.request("/static/proof.txt")
     assert plain.status == 200
     assert plain.headers["cache-control"] == "no-cache"

@@ -2,6 +2,8 @@
 static file that answers 200 can only have come from nginx."""
 
 import os
+import sys
+import time
 
 from flask import Flask, jsonify, request
 
@@ -35,3 +37,12 @@ def env(name):
 def text():
     # A compressible body well over gzip_min_length.
     return "flaskbox " * 2000, 200, {"Content-Type": "text/plain"}
+
+
+@app.get("/sleep/<int:seconds>")
+def sleep(seconds):
+    # A slow handler, for stops with requests in flight. The log line tells a
+    # test that the request has reached a worker.
+    print(f"sleep start {seconds}", file=sys.stderr, flush=True)
+    time.sleep(seconds)
+    return f"slept {seconds}\n"
