@@ -239,26 +239,30 @@ flaskbox_parse_args() {
 	esac
 }
 
-# _run_hook FILE
-#   Runs one drop-in: *.envsh is sourced (it may export settings), *.sh is
-#   executed. A failure stops startup with the hook's exit code.
+# _run_hook HOW FILE
+#   Runs one hook, HOW being `source` (an *.envsh: it may export settings),
+#   `exec` (an executable *.sh) or `bash` (/app/prestart.sh, executable or
+#   not). Output goes to stderr: stdout carries only the access log. A
+#   failure stops startup with the hook's exit code.
 _run_hook() {
-	local hook="$1" status=0
-	case "$hook" in
-		*.envsh)
+	local how="$1" hook="$2" status=0
+	case "$how" in
+		source)
 			flaskbox_log "sourcing $hook"
-			# Sourced as a plain script would be: without our -e/-u, and with
-			# its output on stderr (stdout carries only the access log).
+			# Sourced as a plain script would run: without our -e and -u.
 			set +eu
 			# shellcheck disable=SC1090 # user-supplied drop-in
 			. "$hook" >&2
 			status=$?
 			set -eu
 			;;
-		*)
+		exec)
 			flaskbox_log "running $hook"
-			# stdout carries only the access log; hook output goes to stderr.
 			"$hook" >&2 || status=$?
+			;;
+		bash)
+			flaskbox_log "running $hook"
+			bash "$hook" >&2 || status=$?
 			;;
 	esac
 	if [ "$status" -ne 0 ]; then
@@ -277,10 +281,12 @@ flaskbox_run_hooks() {
 		while IFS= read -r -d '' hook <&3; do
 			case "$hook" in
 				*.sh | *.envsh)
-					if [ -x "$hook" ]; then
-						_run_hook "$hook"
-					else
+					if [ ! -x "$hook" ]; then
 						flaskbox_log "ignoring $hook: not executable"
+					elif [[ "$hook" == *.envsh ]]; then
+						_run_hook source "$hook"
+					else
+						_run_hook exec "$hook"
 					fi
 					;;
 				*) flaskbox_log "ignoring $hook: not a *.sh or *.envsh file" ;;
@@ -289,13 +295,7 @@ flaskbox_run_hooks() {
 		done 3< <(find -L "$FLASKBOX_HOOK_DIR" -mindepth 1 -maxdepth 1 -type f -print0 | sort -zV)
 	fi
 	if [ -f /app/prestart.sh ]; then
-		flaskbox_log "running /app/prestart.sh"
-		local status=0
-		bash /app/prestart.sh >&2 || status=$?
-		if [ "$status" -ne 0 ]; then
-			flaskbox_error "hook /app/prestart.sh failed with exit code $status; not starting"
-			exit "$status"
-		fi
+		_run_hook bash /app/prestart.sh
 	fi
 }
 
