@@ -202,8 +202,9 @@ class ContainerFactory:
 
 def build_image(context: Path, tag: str, build_args: dict[str, str] | None = None,
                 check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Classic-builder `docker build`, host network (no bridge exists here)."""
-    cmd = ["build", "--network", "host", "-t", tag]
+    """Classic-builder `docker build`, host network (no bridge exists here).
+    --force-rm: a failed step leaves no stopped container behind."""
+    cmd = ["build", "--network", "host", "--force-rm", "-t", tag]
     for key, value in (build_args or {}).items():
         cmd += ["--build-arg", f"{key}={value}"]
     cmd.append(str(context))
