@@ -17,6 +17,8 @@ set -Eeuo pipefail
 FLASKBOX_CONF_DIR=/etc/flaskbox
 FLASKBOX_HOOK_DIR=/docker-entrypoint.d
 FLASKBOX_USER=10001:10001
+# RUNTIME_DIR's default, shared with healthcheck.sh.
+FLASKBOX_RUNTIME_DIR=/tmp/flaskbox
 
 # flaskbox_log MESSAGE...
 #   Info line on stderr (stdout carries only the access log, so LOG_FORMAT=json
@@ -95,7 +97,8 @@ flaskbox_setup_env() {
 	local mode="$1"
 	local default_port=80
 	[ "$mode" = debug ] && default_port=5000
-	FLASKBOX_CPUS="$(flaskbox_cpu_count)"
+	# Counted once: setup runs again after the hooks.
+	[ -n "${FLASKBOX_CPUS:-}" ] || FLASKBOX_CPUS="$(flaskbox_cpu_count)"
 	: "${PORT:=$default_port}"
 	: "${APP_MODULE:=app:app}"
 	: "${MAX_BODY_SIZE:=10m}"
@@ -117,7 +120,7 @@ flaskbox_setup_env() {
 	: "${LOG_FORMAT:=text}"
 	: "${TRUSTED_PROXIES:=}"
 	: "${ENTRYPOINT_QUIET_LOGS:=0}"
-	: "${RUNTIME_DIR:=/tmp/flaskbox}"
+	: "${RUNTIME_DIR:=$FLASKBOX_RUNTIME_DIR}"
 	# "/static/" means /static; a lone "/" is left for validation to reject.
 	[ "${#STATIC_URL}" -le 1 ] || STATIC_URL="${STATIC_URL%/}"
 	[ "${#STATIC_PATH}" -le 1 ] || STATIC_PATH="${STATIC_PATH%/}"
@@ -187,6 +190,12 @@ flaskbox_validate_env() {
 	if [ -n "${UWSGI_INI:-}" ] && [ ! -r "$UWSGI_INI" ]; then
 		flaskbox_config_error "UWSGI_INI='$UWSGI_INI' is not a readable file: mount your ini there or unset UWSGI_INI"
 	fi
+	local var
+	for var in $(compgen -e); do
+		if [[ "$var" == UWSGI_* && "${!var}" == *$'\n'* ]]; then
+			flaskbox_config_error "$var holds a line break: uWSGI options are one line"
+		fi
+	done
 }
 
 # flaskbox_step_down ARG...
@@ -374,9 +383,6 @@ flaskbox_uwsgi_ini() {
 			UWSGI_*) ;;
 			*) continue ;;
 		esac
-		if [[ "${!var}" == *$'\n'* ]]; then
-			flaskbox_config_error "$var holds a line break: uWSGI options are one line"
-		fi
 		option="${var#UWSGI_}"
 		option="${option,,}"
 		printf '%s = %s\n' "${option//_/-}" "${!var}" >>"$ini"

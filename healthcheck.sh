@@ -25,7 +25,7 @@ _http_status_line() {
 }
 
 main() {
-	local state="${RUNTIME_DIR:-/tmp/flaskbox}/state" mode port line
+	local state="${RUNTIME_DIR:-$FLASKBOX_RUNTIME_DIR}/state" mode port line
 	if ! read -r mode port <"$state" 2>/dev/null; then
 		flaskbox_error "no state file $state: the server has not started"
 		exit 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, ContainerFactory, build_image, docker
+from helpers import REPO, ContainerFactory, build_image, docker, share_with_container
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
 
@@ -81,6 +81,6 @@ def app_copy(tmp_path) -> Path:
     """A copy of the sample app/ that a container can read (mode 755/644)."""
     target = tmp_path / "app"
     shutil.copytree(REPO / "app", target, ignore=shutil.ignore_patterns("__pycache__"))
-    for path in [tmp_path, target, *target.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    tmp_path.chmod(0o755)
+    share_with_container(target)
     return target

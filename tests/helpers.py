@@ -18,6 +18,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def share_with_container(*paths: Path) -> None:
+    """Make host files readable by the image's non-root user: directories
+    755 and files 644, recursively (pytest's tmp dirs are 700)."""
+    for root in paths:
+        for path in [root, *(root.rglob("*") if root.is_dir() else [])]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     """Run `docker ARGS...`, capturing text output."""
     return subprocess.run(
@@ -145,6 +153,11 @@ class Container:
             time.sleep(interval)
         self.fail(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
 
+    def wait_healthy(self, timeout: float = 30) -> None:
+        """Poll the image's own health check until it passes."""
+        self.wait_until(lambda: self.exec("healthcheck.sh").returncode == 0, "a passing health check",
+                        timeout=timeout)
+
     def wait_http(self, path: str = "/", status: int = 200, timeout: float = 30) -> Response:
         def ready():
             resp = self.request(path, timeout=5)
@@ -183,6 +196,12 @@ class ContainerFactory:
         container = Container(name=name, port=port, image=image or self.image)
         self.started.append(container)
         docker(*cmd)
+        return container
+
+    def serving(self, *args: str, **kwargs) -> Container:
+        """run(), then wait until GET / answers 200."""
+        container = self.run(*args, **kwargs)
+        container.wait_http("/")
         return container
 
     def run_once(self, *args: str, env: dict[str, str] | None = None, docker_args: tuple[str, ...] = (),

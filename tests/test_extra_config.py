@@ -3,13 +3,14 @@
 import uuid
 from pathlib import Path
 
+from helpers import share_with_container
+
 
 def add_nginx_rule(app: Path, relative: str, text: str) -> None:
     path = app / "nginx.d" / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    for p in [app / "nginx.d", *(app / "nginx.d").rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    share_with_container(app / "nginx.d")
 
 
 def test_nginx_d_rules_are_included_at_server_and_http_level(containers, app_copy):
@@ -45,8 +46,7 @@ def test_uwsgi_ini_is_merged_with_the_images_own(containers, fixture_image, tmp_
     token = uuid.uuid4().hex
     ini = tmp_path / "extra.ini"
     ini.write_text(f"[uwsgi]\nenv = INI_TOKEN={token}\n")
-    ini.chmod(0o644)
-    tmp_path.chmod(0o755)
+    share_with_container(tmp_path)
     c = containers.run(image=fixture_image["image"], env={"UWSGI_INI": "/etc/extra.ini"},
                        docker_args=("-v", f"{ini}:/etc/extra.ini:ro"))
     resp = c.wait_http("/env/INI_TOKEN")

@@ -22,7 +22,7 @@ def process_uids(container) -> dict[str, set[str]]:
 def test_servers_run_as_non_root(containers, app_copy, mode_args, servers):
     mounts = ("-v", f"{app_copy}:/app") if mode_args else ()
     c = containers.run(*mode_args, docker_args=mounts)
-    c.wait_until(lambda: c.exec("healthcheck.sh").returncode == 0, "the server to be up")
+    c.wait_healthy()
     uids = process_uids(c)
     assert "0" not in uids, f"processes running as root: {uids['0']}"
     commands = " | ".join(args for group in uids.values() for args in group)

@@ -23,7 +23,7 @@ def test_debug_serves_on_a_read_only_root(containers, app_copy):
 def test_nothing_is_written_outside_tmp(containers, mode_args, app_copy):
     mounts = ("-v", f"{app_copy}:/app") if mode_args else ()
     c = containers.run(*mode_args, docker_args=mounts)
-    c.wait_until(lambda: c.exec("healthcheck.sh").returncode == 0, "the server to be up")
+    c.wait_healthy()
     changes = docker("diff", c.name).stdout.split("\n")
     outside = [line for line in changes if line and not line[2:].startswith("/tmp")]
     assert outside == [], outside

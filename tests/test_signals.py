@@ -25,7 +25,7 @@ def timed_stop(container, grace: int = 10) -> float:
 @pytest.mark.parametrize("mode_args", [(), ("-d", "debug")], ids=["production", "debug"])
 def test_pid1_is_tini_and_stop_is_clean_and_quick(containers, mode_args):
     c = containers.run(*mode_args)
-    c.wait_until(lambda: c.exec("healthcheck.sh").returncode == 0, "the server to be up")
+    c.wait_healthy()
     assert pid1_command(c).startswith("/usr/bin/tini -- ")
     elapsed = timed_stop(c)
     assert c.exit_code() == 0, c.logs()

@@ -3,15 +3,9 @@
 import gzip
 
 
-def started(containers, image, **kwargs):
-    c = containers.run(image=image, **kwargs)
-    c.wait_http("/")
-    return c
-
-
 def test_static_url_and_path_can_be_moved(containers, fixture_image):
     env = {"STATIC_URL": "/assets", "STATIC_PATH": "/app/public"}
-    c = started(containers, fixture_image["image"], env=env)
+    c = containers.serving(image=fixture_image["image"], env=env)
     resp = c.request("/assets/asset.txt")
     assert resp.status == 200 and resp.text == f"public {fixture_image['static_token']}\n"
     # /static is no longer nginx's: it reaches the app, which has no such route.
@@ -20,7 +14,7 @@ def test_static_url_and_path_can_be_moved(containers, fixture_image):
 
 
 def test_static_route_can_be_turned_off(containers, fixture_image):
-    c = started(containers, fixture_image["image"], env={"STATIC_ENABLED": "0"})
+    c = containers.serving(image=fixture_image["image"], env={"STATIC_ENABLED": "0"})
     resp = c.request("/static/proof.txt")
     # Flask's 404 (the fixture app has no static route), not nginx's file.
     assert resp.status == 404
@@ -28,7 +22,7 @@ def test_static_route_can_be_turned_off(containers, fixture_image):
 
 
 def test_fingerprinted_files_are_cached_for_good_others_revalidate(containers, fixture_image):
-    c = started(containers, fixture_image["image"])
+    c = containers.serving(image=fixture_image["image"])
     fingerprinted = c.request("/static/app.0123abcd.css")
     assert fingerprinted.status == 200
     max_age = int(fingerprinted.headers["cache-control"].split("max-age=")[1].split(",")[0])
@@ -47,7 +41,7 @@ def test_fingerprinted_files_are_cached_for_good_others_revalidate(containers, f
 
 
 def test_text_responses_are_gzipped_when_asked(containers, fixture_image):
-    c = started(containers, fixture_image["image"])
+    c = containers.serving(image=fixture_image["image"])
     plain = c.request("/text")
     assert "content-encoding" not in plain.headers
     zipped = c.request("/text", headers={"Accept-Encoding": "gzip"})

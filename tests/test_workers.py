@@ -4,13 +4,9 @@ import re
 
 import pytest
 
+from helpers import share_with_container
+
 SUMMARY = re.compile(r"(\d+) CPU\(s\) available: uWSGI (\d+) processes x (\d+) threads, nginx (\d+) workers")
-
-
-def started(containers, **kwargs):
-    c = containers.run(**kwargs)
-    c.wait_http("/")
-    return c
 
 
 def summary(container) -> tuple[int, int, int, int]:
@@ -28,21 +24,21 @@ def running_workers(container) -> tuple[int, int]:
 
 @pytest.mark.parametrize("cpus, expected", [("1", (1, 2, 1, 1)), ("2", (2, 4, 1, 2)), ("0.5", (1, 2, 1, 1))])
 def test_counts_follow_the_cpu_quota(containers, cpus, expected):
-    c = started(containers, docker_args=("--cpus", cpus))
+    c = containers.serving(docker_args=("--cpus", cpus))
     assert summary(c) == expected
     _, processes, _, nginx_workers = expected
     assert running_workers(c) == (processes, nginx_workers)
 
 
 def test_one_and_two_cpus_give_different_counts(containers):
-    one = started(containers, docker_args=("--cpus", "1"))
-    two = started(containers, docker_args=("--cpus", "2"))
+    one = containers.serving(docker_args=("--cpus", "1"))
+    two = containers.serving(docker_args=("--cpus", "2"))
     assert running_workers(one) != running_workers(two)
     assert summary(one)[1] < summary(two)[1]
 
 
 def test_counts_can_be_overridden(containers):
-    c = started(containers, env={"UWSGI_PROCESSES": "3", "UWSGI_THREADS": "2", "NGINX_WORKER_PROCESSES": "3"},
+    c = containers.serving(env={"UWSGI_PROCESSES": "3", "UWSGI_THREADS": "2", "NGINX_WORKER_PROCESSES": "3"},
                 docker_args=("--cpus", "1"))
     assert summary(c) == (1, 3, 2, 3)
     assert running_workers(c) == (3, 3)
@@ -57,7 +53,7 @@ def test_cgroup_v2_cpu_max_is_read(containers, tmp_path, cpu_max, cpus):
     fake.mkdir()
     (fake / "cpu.max").write_text(f"{cpu_max}\n")
     tmp_path.chmod(0o755)
-    fake.chmod(0o755)
+    share_with_container(fake)
     result = containers.run_once(
         "bash", "-c", ". /usr/local/bin/entry-point.sh; flaskbox_cpu_count; nproc",
         docker_args=("-v", f"{fake}:/sys/fs/cgroup:ro"))
