@@ -32,10 +32,11 @@ def base_build_args() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """The image under test: FLASKBOX_IMAGE if given, else built from the repo."""
+    """The image under test: FLASKBOX_IMAGE if given, else built from the repo
+    (tagged FLASKBOX_TEST_TAG, so that two checkouts can test side by side)."""
     if os.environ.get("FLASKBOX_IMAGE"):
         return os.environ["FLASKBOX_IMAGE"]
-    tag = "flaskbox:test"
+    tag = os.environ.get("FLASKBOX_TEST_TAG", "flaskbox:test")
     build_image(REPO, tag, {**base_build_args(), "REVISION": git_revision()})
     return tag
 
