@@ -414,7 +414,14 @@ _prod_wait_until_ready() {
 		if ! kill -0 "$FLASKBOX_UWSGI_PID" 2>/dev/null; then
 			local status=0
 			wait "$FLASKBOX_UWSGI_PID" || status=$?
-			flaskbox_error "uWSGI exited with code $status before it was ready; see its log above"
+			if [ "$status" -eq 22 ]; then
+				# need-app's exit code: the import failed (traceback above) or
+				# the module has no such callable.
+				flaskbox_error "could not load APP_MODULE='$APP_MODULE': see the traceback or" \
+					"\"callable not found\" above; not serving"
+			else
+				flaskbox_error "uWSGI exited with code $status before it was ready; see its log above"
+			fi
 			exit "$((status == 0 ? 1 : status))"
 		fi
 		sleep 0.05
