@@ -40,10 +40,11 @@ def server(fixture_image):
 
 
 @pytest.mark.parametrize("path", ATTEMPTS)
-def test_traversal_never_returns_source_or_system_files(server, path):
+def test_traversal_never_returns_source_or_system_files(server, path, figure):
     raw = server.raw(f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
     assert raw.startswith(b"HTTP/1.1 "), raw[:200]
     for secret in SECRETS:
         assert secret not in raw, f"{path} leaked {secret!r}"
     status = int(raw.split(b" ", 2)[1])
+    figure(f"{path}", str(status))
     assert status in (400, 403, 404), f"{path} -> {status}"
