@@ -52,7 +52,8 @@ class Load:
     def __post_init__(self):
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._stop = threading.Event()
-        self._request = f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: flaskbox-load\r\n\r\n".encode()
+        self._request = (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "User-Agent: flaskbox-load\r\n\r\n").encode()
 
     # --- control -------------------------------------------------------
     def start(self) -> Load:
@@ -137,7 +138,7 @@ class Load:
                 if not keep:
                     writer.close()
                     writer = None
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 error = "timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
                 self.outcomes.append(Outcome(sent, time.monotonic(), None, error))
                 if writer is not None:

@@ -27,8 +27,8 @@ def test_no_passwords_keys_or_credentials(containers, image):
     keys = in_image(containers, "grep -rlI -- '-----BEGIN [A-Z ]*PRIVATE KEY-----' "
                                 "/etc /opt /app /root /home /usr /var 2>/dev/null; true")
     assert keys == "", keys
-    creds = in_image(containers, "find / -xdev \\( -name .netrc -o -name .git-credentials -o -name .pypirc "
-                                 "-o -name pip.conf -o -name .env -o -name 'id_rsa*' -o -name 'id_ed25519*' \\)")
+    names = (".netrc", ".git-credentials", ".pypirc", "pip.conf", ".env", "id_rsa*", "id_ed25519*")
+    creds = in_image(containers, "find / -xdev \\( " + " -o ".join(f"-name '{n}'" for n in names) + " \\)")
     assert creds == "", creds
     # Build arguments such as a private package index stay in the build stage.
     history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout

@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
+from load import Load
 
 from helpers import docker
-from load import Load
 
 
 def pid1_command(container) -> str:
@@ -59,9 +59,10 @@ def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args,
     assert elapsed < 2, f"stop took {elapsed:.1f}s\n{c.logs()}"
 
 
-def slow_clients(container, count: int, seconds: int) -> tuple[list, list[threading.Event], list[threading.Thread]]:
-    """`count` requests to /sleep/<seconds>, each on its own connection. Each
-    sets its event once the request has been sent."""
+def slow_clients(container, count: int, seconds: int):
+    """`count` requests to /sleep/<seconds>, each on its own connection.
+    Returns (results, sent events, threads): each event is set once its
+    request has been sent; results fill with (status, body, finish time)."""
     results: list = [None] * count
     sent = [threading.Event() for _ in range(count)]
 

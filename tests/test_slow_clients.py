@@ -25,7 +25,7 @@ async def trickle_headers(port: int, seconds: float, opened: list[float]) -> flo
             try:
                 if await asyncio.wait_for(reader.read(1024), 1) == b"":
                     break  # closed by the server
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             break  # any answer (408) also ends it
     except OSError:
