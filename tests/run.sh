@@ -11,22 +11,13 @@ VENV="${TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flaskbox-test-venv}"
 
 log() { printf '[tests] %s\n' "$*" >&2; }
 
-# ensure_venv: the test tools, pinned in tests/requirements.txt.
-ensure_venv() {
-	if [ ! -x "$VENV/bin/python" ]; then
-		if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-			log "installing python3-venv"
-			apt-get update -qq
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-			rm -rf "$VENV"
-			python3 -m venv "$VENV"
-		fi
-	fi
-	"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
-}
+# shellcheck source=deploy/host-tools.sh
+. deploy/host-tools.sh
 
 main() {
-	ensure_venv
+	# The test tools, pinned; wrk for the benchmark harness's smoke test.
+	host_venv "$VENV" tests/requirements.txt
+	host_install wrk
 	deploy/start-engine.sh
 	BASE_IMAGE="$(deploy/base-image.sh)"
 	export BASE_IMAGE
