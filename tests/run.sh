@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real containers: tests/run.sh [PYTEST ARGS]
 # Does all the setup a bare Debian/Ubuntu machine needs: a virtualenv with the
-# test tools, a Docker engine, and a base image when BASE_IMAGE can't be
-# pulled. Nothing is ever skipped: no engine means a loud failure.
+# test tools, kubectl, a Docker engine, and a base image when BASE_IMAGE
+# can't be pulled. Nothing is ever skipped: no engine means a loud failure.
 set -Eeuo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -25,8 +25,19 @@ ensure_venv() {
 	"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 }
 
+# ensure_kubectl: renders the Kubernetes overlays (`kubectl kustomize`,
+# offline). Debian's kubernetes-client when no kubectl is installed.
+ensure_kubectl() {
+	command -v kubectl >/dev/null 2>&1 && return 0
+	log "installing kubectl (Debian's kubernetes-client)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+	kubectl version --client >/dev/null
+}
+
 main() {
 	ensure_venv
+	ensure_kubectl
 	deploy/start-engine.sh
 	BASE_IMAGE="$(deploy/base-image.sh)"
 	export BASE_IMAGE
