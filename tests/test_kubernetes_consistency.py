@@ -26,8 +26,6 @@ from manifests import (
     wait_ready,
 )
 
-OVERLAYS = ("overlays/dev", "overlays/prod")
-
 
 @functools.cache
 def pod_spec(kustomization: str) -> PodSpec:
@@ -122,7 +120,7 @@ def test_liveness_outlasts_a_stuck_request(kustomization, image):
 
 # --- Started with the Deployment's settings --------------------------------
 
-@pytest.mark.parametrize("kustomization", OVERLAYS)
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_image_started_as_the_pod_passes_every_probe(containers, kustomization):
     spec = pod_spec(kustomization)
     c = start_pod(containers, spec)
