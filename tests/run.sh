@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real containers: tests/run.sh [PYTEST ARGS]
 # Does all the setup a bare Debian/Ubuntu machine needs: a virtualenv with the
-# test tools, a Docker engine, and a base image when BASE_IMAGE can't be
-# pulled. Nothing is ever skipped: no engine means a loud failure.
+# test tools, kubectl, a Docker engine, and a base image when BASE_IMAGE
+# can't be pulled. Nothing is ever skipped: no engine means a loud failure.
 set -Eeuo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -15,9 +15,11 @@ log() { printf '[tests] %s\n' "$*" >&2; }
 . deploy/host-tools.sh
 
 main() {
-	# The test tools, pinned; wrk for the benchmark harness's smoke test.
+	# The test tools, pinned; wrk for the benchmark harness's smoke test;
+	# kubectl renders the Kubernetes overlays offline (`kubectl kustomize`).
 	host_venv "$VENV" tests/requirements.txt
 	host_install wrk
+	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	deploy/start-engine.sh
 	BASE_IMAGE="$(deploy/base-image.sh)"
 	export BASE_IMAGE
