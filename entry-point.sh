@@ -19,6 +19,9 @@ FLASKBOX_HOOK_DIR=/docker-entrypoint.d
 FLASKBOX_USER=10001:10001
 # RUNTIME_DIR's default, shared with healthcheck.sh.
 FLASKBOX_RUNTIME_DIR=/tmp/flaskbox
+# Seconds a uWSGI worker may still run once a stop reaches uWSGI (after
+# nginx's drain of at most 5 s); app.ini's worker-reload-mercy says the same.
+FLASKBOX_UWSGI_MERCY=2
 
 # flaskbox_log MESSAGE...
 #   Info line on stderr (stdout carries only the access log, so LOG_FORMAT=json
@@ -428,12 +431,11 @@ _prod_wait_until_ready() {
 	done
 }
 
-# _stop_process PID SIGNAL SECONDS [EACH_POLL]
+# _stop_process PID SIGNAL SECONDS
 #   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
 #   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
-#   EACH_POLL, if given, is called with PID every 20 ms while waiting.
 _stop_process() {
-	local pid="$1" signal="$2" seconds="$3" each_poll="${4:-}" polls=0 status=0
+	local pid="$1" signal="$2" seconds="$3" polls=0 status=0
 	kill -"$signal" "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
 		if [ "$polls" -ge $((seconds * 50)) ]; then
@@ -442,7 +444,6 @@ _stop_process() {
 			wait "$pid" 2>/dev/null || true
 			return 137
 		fi
-		[ -z "$each_poll" ] || "$each_poll" "$pid"
 		sleep 0.02
 		polls=$((polls + 1))
 	done
@@ -450,29 +451,63 @@ _stop_process() {
 	return "$status"
 }
 
-# _uwsgi_wake_when_done MASTER_PID
-#   uWSGI's master notices that its workers have exited only on its next
-#   1 s tick, which was most of an idle stop (1.2 s measured). Once every
-#   worker has finished (only zombies left for the master to reap), nothing
-#   is in flight, and SIGINT wakes the master to exit at once (0.2 s).
-_uwsgi_wake_when_done() {
-	local master="$1" child stat
+# _uwsgi_busy_workers MASTER_PID
+#   Prints the PIDs of the master's children that are still running (not
+#   zombies waiting to be reaped); prints "?" when the kernel does not say.
+_uwsgi_busy_workers() {
+	local master="$1" child stat busy=()
 	local children_file="/proc/$master/task/$master/children"
-	# Woken already, or the kernel does not list children: wait for the tick.
-	[ -z "${FLASKBOX_UWSGI_WOKEN:-}" ] && [ -r "$children_file" ] || return 0
+	if [ ! -r "$children_file" ]; then
+		echo '?'
+		return 0
+	fi
 	for child in $(<"$children_file"); do
 		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
 		stat="${stat##*) }"
-		[ "${stat%% *}" = Z ] || return 0
+		[ "${stat%% *}" = Z ] || busy+=("$child")
 	done
-	FLASKBOX_UWSGI_WOKEN=1
-	kill -INT "$master" 2>/dev/null || true
+	echo "${busy[*]}"
+}
+
+# _stop_uwsgi
+#   SIGTERM is a graceful stop (app.ini): each worker finishes its request,
+#   then exits. Two gaps in uWSGI are closed here, measured on 2.0.31: its
+#   master notices exited workers only on its next 1 s tick (most of a 1.2 s
+#   idle stop), and it does not enforce worker-reload-mercy in this kind of
+#   stop (a stuck handler ran until the container was SIGKILLed). So once no
+#   worker is left SIGINT wakes the master, which exits at once (0.3 s idle
+#   stop), and a worker still busy after FLASKBOX_UWSGI_MERCY seconds is
+#   killed. nginx has drained first, so no client is waiting on it by then.
+_stop_uwsgi() {
+	local master="$FLASKBOX_UWSGI_PID" polls=0 woken='' busy status=0
+	kill -TERM "$master" 2>/dev/null || true
+	while kill -0 "$master" 2>/dev/null; do
+		busy="$(_uwsgi_busy_workers "$master")"
+		if [ -z "$busy" ] && [ -z "$woken" ]; then
+			woken=1
+			kill -INT "$master" 2>/dev/null || true
+		elif [ "$polls" -eq $((FLASKBOX_UWSGI_MERCY * 50)) ] && [ "$busy" != '?' ]; then
+			flaskbox_error "uWSGI worker(s) $busy still busy ${FLASKBOX_UWSGI_MERCY}s into the stop; killing them"
+			# shellcheck disable=SC2086 # a list of PIDs
+			kill -KILL $busy 2>/dev/null || true
+		elif [ "$polls" -ge $(((FLASKBOX_UWSGI_MERCY + 1) * 50)) ]; then
+			flaskbox_error "uWSGI still running $((FLASKBOX_UWSGI_MERCY + 1))s after SIGTERM; killing it"
+			kill -KILL "$master" 2>/dev/null || true
+			wait "$master" 2>/dev/null || true
+			return 137
+		fi
+		sleep 0.02
+		polls=$((polls + 1))
+	done
+	wait "$master" 2>/dev/null || status=$?
+	return "$status"
 }
 
 # _prod_stop
 #   Ordered graceful stop, inside docker's default 10 s grace: nginx stops
 #   accepting and drains in-flight requests (SIGQUIT; its own limit is 5 s),
-#   then uWSGI lets its now idle workers exit (SIGTERM; its mercy is 3 s).
+#   then uWSGI lets its now idle workers exit (SIGTERM; at most 2 s more,
+#   FLASKBOX_UWSGI_MERCY). Worst case 6 + 3 s with the kill deadlines.
 _prod_stop() {
 	local status=0
 	# One stop at a time: repeated signals while draining change nothing.
@@ -489,7 +524,7 @@ _prod_stop() {
 	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
 		_stop_process "$FLASKBOX_NGINX_PID" QUIT 6 || status=$?
 	fi
-	_stop_process "$FLASKBOX_UWSGI_PID" TERM 4 _uwsgi_wake_when_done || status=$?
+	_stop_uwsgi || status=$?
 	flaskbox_log "stopped"
 	exit "$status"
 }

@@ -41,7 +41,8 @@ STOP_LIMITS = {
     "nginx drain": ("/etc/flaskbox/nginx.conf", r"^\s*worker_shutdown_timeout\s+(\d+)s?;"),
     "uWSGI mercy": ("/etc/flaskbox/app.ini", r"^worker-reload-mercy\s*=\s*(\d+)"),
     "nginx kill": ("/usr/local/bin/entry-point.sh", r'_stop_process "\$FLASKBOX_NGINX_PID" QUIT (\d+)'),
-    "uWSGI kill": ("/usr/local/bin/entry-point.sh", r'_stop_process "\$FLASKBOX_UWSGI_PID" TERM (\d+)'),
+    # The entry-point enforces the mercy itself and kills uWSGI 1 s after it.
+    "uWSGI enforced mercy": ("/usr/local/bin/entry-point.sh", r"^FLASKBOX_UWSGI_MERCY=(\d+)"),
 }
 
 
@@ -53,6 +54,7 @@ def stop_budget(image: str) -> dict[str, int]:
         match = re.search(pattern, image_file(image, path), re.MULTILINE)
         assert match, f"{name} not found in the image's {path} (pattern {pattern!r})"
         found[name] = int(match.group(1))
+    found["uWSGI kill"] = found["uWSGI enforced mercy"] + 1
     return found
 
 
@@ -100,6 +102,7 @@ def test_grace_period_covers_prestop_and_the_ordered_stop(kustomization, image):
     budget = stop_budget(image)
     # Each server's hard limit is at least its own graceful one...
     assert budget["nginx kill"] >= budget["nginx drain"], budget
+    assert budget["uWSGI enforced mercy"] == budget["uWSGI mercy"], budget
     assert budget["uWSGI kill"] >= budget["uWSGI mercy"], budget
     # ...and the kubelet's SIGKILL comes only after both, after the preStop.
     needed = spec.prestop_seconds() + budget["nginx kill"] + budget["uWSGI kill"]

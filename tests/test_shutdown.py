@@ -154,3 +154,18 @@ def test_stop_while_the_app_is_still_importing(containers, fixture_image):
     # Not reloaded by SIGTERM (uWSGI's legacy meaning), not SIGKILLed at 10 s.
     assert c.exit_code() == 0, c.logs()
     assert elapsed < 5, f"stop took {elapsed:.1f}s\n{c.logs()}"
+
+
+def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(containers, fixture_image, figure):
+    # nginx drains for at most 5 s, then uWSGI's mercy ends the handler: the
+    # stop finishes inside docker's 10 s grace, without a SIGKILL (exit 0).
+    c = containers.serving(image=fixture_image["image"])
+    results, sent, threads = slow_clients(c, 1, 60)
+    assert sent[0].wait(10)
+    c.wait_until(lambda: "sleep start 60" in c.logs(), "the request to reach a worker")
+    elapsed = timed_stop(c)
+    threads[0].join(10)
+    figure("stop with a request that never ends, seconds", f"{elapsed:.2f}")
+    assert results[0][0] is None, results  # cut off, not answered
+    assert c.exit_code() == 0, c.logs()
+    assert elapsed < 9, f"stop took {elapsed:.1f}s\n{c.logs()}"
