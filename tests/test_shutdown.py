@@ -156,7 +156,8 @@ def test_stop_while_the_app_is_still_importing(containers, fixture_image):
     assert elapsed < 5, f"stop took {elapsed:.1f}s\n{c.logs()}"
 
 
-def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(containers, fixture_image, figure):
+def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(containers, fixture_image,
+                                                                              figure):
     # nginx drains for at most 5 s, then uWSGI's mercy ends the handler: the
     # stop finishes inside docker's 10 s grace, without a SIGKILL (exit 0).
     c = containers.serving(image=fixture_image["image"])
