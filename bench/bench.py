@@ -144,16 +144,21 @@ def parse_wrk(output: str) -> dict:
     }
 
 
-def wrk(port: int, path: str, seconds: float) -> dict:
+def wrk(port: int, path: str, seconds: int) -> dict:
     out = sh("wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency",
              f"http://127.0.0.1:{port}{path}", timeout=seconds + 60)
     return parse_wrk(out.stdout)
 
 
 def container_rss_mb(container: str) -> float:
-    """Sum of VmRSS over every process in the container."""
-    script = "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS:/ {kb += $2} END {print kb}'"
-    return int(sh("docker", "exec", container, "bash", "-c", script).stdout) / 1024
+    """Sum of VmRSS over every process in the container, read from the host
+    (`docker top` gives their host PIDs), so no probe process counts."""
+    total_kb = 0
+    for pid in sh("docker", "top", container, "-eo", "pid").stdout.split()[1:]:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total_kb += int(line.split()[1])
+    return total_kb / 1024
 
 
 def load_runs(entrants: list[Contender], routes: dict[str, str], rounds: int, seconds: float) -> dict:
@@ -318,7 +323,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.json/png go")
     parser.add_argument("--base-image", required=True, help="BASE_IMAGE for the build")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--seconds", type=int, default=6)
     args = parser.parse_args()
     rounds, seconds, routes = args.rounds, args.seconds, ROUTES
     if args.smoke:
