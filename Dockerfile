@@ -132,10 +132,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 COPY nginx.conf nginx-static.conf app.ini /etc/flaskbox/
 COPY entry-point.sh healthcheck.sh /usr/local/bin/
+# Debug mode's dev server, started by entry-point.sh.
+COPY debug_server.py /usr/local/lib/flaskbox/
 RUN set -eux; \
 	mkdir -p /docker-entrypoint.d; \
 	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
-	chmod 0644 /etc/flaskbox/*; \
+	chmod 0644 /etc/flaskbox/* /usr/local/lib/flaskbox/debug_server.py; \
 	uwsgi --version; python3 -c 'import flask; print(flask.__name__, "ok")'
 
 # App code last: editing it rebuilds only this layer.

@@ -25,8 +25,19 @@ ensure_venv() {
 	"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
 }
 
+# ensure_compose: docker-compose, which test_compose.py runs compose.yaml with.
+# Debian and Ubuntu package version 1.29; it predates `develop`, which the
+# test takes out of the copy it hands over.
+ensure_compose() {
+	command -v docker-compose >/dev/null && return 0
+	log "installing docker-compose"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+}
+
 main() {
 	ensure_venv
+	ensure_compose
 	deploy/start-engine.sh
 	BASE_IMAGE="$(deploy/base-image.sh)"
 	export BASE_IMAGE
