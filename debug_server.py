@@ -30,9 +30,52 @@ APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
 # this plus one restart (about 0.5 s), inside the 2 s a developer waits.
 POLL_INTERVAL = 0.5
+# Folders under /app that hold no code of the app.
+SKIPPED_DIRS = {"__pycache__", "node_modules", ".git", ".hg", ".venv", "venv"}
 
 
-class PollingReloaderLoop(_reloader.StatReloaderLoop):
+def app_sources() -> dict[str, int]:
+    """path -> mtime (ns) of every .py file under /app."""
+    found = {}
+    for root, dirs, files in os.walk(APP_DIR):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(".")]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                try:
+                    found[path] = os.stat(path).st_mtime_ns
+                except OSError:
+                    continue
+    return found
+
+
+# The sources as they were just before the app was imported (set in main).
+SOURCES_AT_LOAD: dict[str, int] = {}
+
+
+class CatchUp:
+    """A save that lands while the server restarts (an editor that formats
+    on save writes twice) happens before the new process watches anything,
+    and would be lost: the old code would be served until the next save.
+    Once watching, compare the sources with what the import read, and reload
+    again if they differ. mtimes are compared with mtimes, never with the
+    clock, which on Docker Desktop may differ from the host's."""
+
+    def __enter__(self):
+        loop = super().__enter__()
+        now = app_sources()
+        changed = sorted(path for path in now.keys() | SOURCES_AT_LOAD.keys()
+                         if now.get(path) != SOURCES_AT_LOAD.get(path))
+        if changed:
+            self.trigger_reload(changed[0])
+        return loop
+
+
+class InotifyReloaderLoop(CatchUp, _reloader.WatchdogReloaderLoop):
+    """Werkzeug's watchdog reloader: restarts on file events."""
+
+
+class PollingReloaderLoop(CatchUp, _reloader.StatReloaderLoop):
     """Werkzeug's stat reloader, which reloads on changed files only, plus a
     reload when a .py file appears under /app."""
 
@@ -49,9 +92,10 @@ class PollingReloaderLoop(_reloader.StatReloaderLoop):
             self.trigger_reload(new[0])
 
 
-# Werkzeug looks reloaders up by name in this table.
-RELOADERS = {"inotify": "watchdog", "poll": PollingReloaderLoop.name}
-_reloader.reloader_loops[PollingReloaderLoop.name] = PollingReloaderLoop
+# DEBUG_RELOADER's values, registered in the table Werkzeug looks names up in.
+RELOADERS = {"inotify": "flaskbox-inotify", "poll": "flaskbox-poll"}
+_reloader.reloader_loops.update({RELOADERS["inotify"]: InotifyReloaderLoop,
+                                 RELOADERS["poll"]: PollingReloaderLoop})
 
 
 class DevApp:
@@ -104,6 +148,7 @@ def main() -> None:
     # /app first on sys.path, as `flask run` from /app would have it.
     sys.path.insert(0, APP_DIR)
     if is_running_from_reloader():
+        SOURCES_AT_LOAD.update(app_sources())
         app = DevApp(import_path)
     else:
         show_server_banner(True, import_path)

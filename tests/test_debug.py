@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import share_with_container
+
 # The issue's promise: a save is served within this many seconds.
 RELOAD_BUDGET = 2.0
 RELOADERS = ["inotify", "poll"]
@@ -48,6 +50,35 @@ def test_edited_module_is_served_within_2s(containers, app_copy, reloader):
         replace(source, f'f"{previous}, {{name}}!"', f'f"{token}, {{name}}!"')
         wait_served(c, "/api/hello?name=Ann", f"{token}, Ann!", "the edited module")
         previous = token
+
+
+@pytest.mark.parametrize("reloader", RELOADERS)
+def test_a_save_during_the_restart_is_not_lost(containers, app_copy, reloader):
+    """Editors that format on save write twice in a row. The second write may
+    land while the server restarts for the first: after the new process has
+    read the code, before it watches the files. It must still be served.
+    A gate module holds the import at exactly that point while /app/hold
+    exists, so that the test can save there."""
+    gate = app_copy / "gate.py"
+    gate.write_text("import os, sys, time\n"
+                    "if os.path.exists('/app/hold'):\n"
+                    "    print('gate: holding the import', file=sys.stderr, flush=True)\n"
+                    "while os.path.exists('/app/hold'):\n"
+                    "    time.sleep(0.01)\n")
+    source = app_copy / "app.py"
+    source.write_text(source.read_text() + "\nimport gate  # noqa: E402, F401\n")
+    share_with_container(app_copy)
+    c = start(containers, app_copy, reloader)
+
+    hold = app_copy / "hold"
+    hold.write_text("")
+    first, second = (f"{word}{uuid.uuid4().hex[:8]}" for word in ("First", "Second"))
+    replace(source, 'f"Hello, {name}!"', f'f"{first}, {{name}}!"')
+    c.wait_until(lambda: "gate: holding the import" in c.logs(), "the restart to reach the gate",
+                 timeout=RELOAD_BUDGET)
+    replace(source, first, second)
+    hold.unlink()
+    wait_served(c, "/api/hello?name=Ann", f"{second}, Ann!", "the save made during the restart")
 
 
 @pytest.mark.parametrize("reloader", RELOADERS)
