@@ -517,6 +517,21 @@ _layered_venv() {
 	printf '%s\n' "$base" >"$site/flaskbox-image-venv.pth"
 }
 
+# _warn_if_noexec DIR
+#   Compiled packages (.so files) cannot load from a noexec mount, and
+#   Docker's --tmpfs is noexec unless told otherwise: say so now, rather
+#   than let an import fail obscurely later. Pure-Python packages still work.
+_warn_if_noexec() {
+	local probe="$1/.exec-probe"
+	printf '#!/bin/sh\n' >"$probe"
+	chmod +x "$probe"
+	if ! "$probe" 2>/dev/null; then
+		printf 'flaskbox: warning: %s\n' "$1 is on a noexec mount: compiled packages installed there" \
+			"will fail to import; on a read-only root use --tmpfs /tmp:exec" >&2
+	fi
+	rm -f "$probe"
+}
+
 # _install_python_requirements
 #   pip installs /app/requirements.txt into the layered virtualenv in
 #   RUNTIME_DIR, unless it is unchanged since the last install there; then
@@ -529,6 +544,7 @@ _install_python_requirements() {
 		flaskbox_log "$FLASKBOX_REQUIREMENTS unchanged since its last install: no pip"
 	else
 		_layered_venv "$venv"
+		_warn_if_noexec "$venv"
 		flaskbox_log "INSTALL_ON_START: installing Python packages from $FLASKBOX_REQUIREMENTS"
 		"$venv/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
 			-r "$FLASKBOX_REQUIREMENTS" >&2 || status=$?

@@ -66,10 +66,9 @@ def package(app_copy):
     return {"name": name, "token": token}
 
 
-def start(containers, app_dir: Path, *, user: str | None = None, env: dict | None = None):
-    docker_args = ("-v", f"{app_dir}:/app") + (("--user", user) if user else ())
-    return containers.run("-d", "debug", env={"INSTALL_ON_START": "1", **(env or {})},
-                          docker_args=docker_args)
+def start(containers, app_dir: Path, *, user: str | None = None, docker_args: tuple[str, ...] = ()):
+    docker_args = ("-v", f"{app_dir}:/app", *docker_args) + (("--user", user) if user else ())
+    return containers.run("-d", "debug", env={"INSTALL_ON_START": "1"}, docker_args=docker_args)
 
 
 def test_packages_are_installed_before_the_server_starts(containers, app_copy, package):
@@ -137,6 +136,16 @@ def test_a_package_of_the_image_can_be_shadowed_by_another_version(containers, a
     image_version = c.exec("/opt/venv/bin/python", "-c",
                            "import importlib.metadata as m; print(m.version('uWSGI'))").stdout.strip()
     assert image_version and image_version != "0.0.1", "the image's own virtualenv was changed"
+
+
+@pytest.mark.parametrize("tmpfs, warned", [("/tmp", True), ("/tmp:exec", False)], ids=["noexec", "exec"])
+def test_a_read_only_root_installs_into_the_tmpfs(containers, app_copy, package, tmpfs, warned):
+    """The layered virtualenv lives in RUNTIME_DIR. Docker's --tmpfs is
+    noexec by default, which compiled packages cannot load from: a warning
+    says so (the pure-Python test package loads either way)."""
+    c = start(containers, app_copy, docker_args=("--read-only", "--tmpfs", tmpfs))
+    assert c.wait_http("/pkg").text == package["token"]
+    assert ("is on a noexec mount" in c.logs()) is warned, c.logs()
 
 
 def test_os_packages_without_root_stop_with_how_to_fix_it(containers, app_copy):
