@@ -6,11 +6,12 @@ settings it has already checked in the environment:
     PORT            port to listen on (all interfaces: the container's port)
     DEBUG_RELOADER  inotify (file events) or poll (stat every 0.5 s)
 
-It is `flask run --debug` with three differences, each for a reason:
+It is `flask run --debug` with four differences, each for a reason:
 - The reloader is chosen by DEBUG_RELOADER. Docker Desktop forwards file
   events across bind mounts unreliably; polling always sees a save.
 - The polling reloader also reloads when a new .py file appears under /app,
   as the inotify one does, so an import saved before its module recovers.
+- A save that lands during a restart is not lost (see CatchUp).
 - An app that fails to import (a syntax error, a missing module) never stops
   the server, not even at start: the error is printed in the log, shown in the
   browser by the debugger, and the next save reloads.
