@@ -138,6 +138,10 @@ RUN set -eux; \
 	mkdir -p /docker-entrypoint.d; \
 	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
 	chmod 0644 /etc/flaskbox/* /usr/local/lib/flaskbox/debug_server.py; \
+	# No setuid or setgid programs (CIS Docker Benchmark 4.8): nothing in the
+	# container may gain privileges, so su, passwd, mount and any such program
+	# from requirements_os.txt lose those bits.
+	find / -xdev -perm /6000 -type f -exec chmod a-s {} +; \
 	uwsgi --version; python3 -c 'import flask; print(flask.__name__, "ok")'
 
 # App code last: editing it rebuilds only this layer.

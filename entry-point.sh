@@ -19,6 +19,9 @@ FLASKBOX_HOOK_DIR=/docker-entrypoint.d
 FLASKBOX_USER=10001:10001
 # RUNTIME_DIR's default, shared with healthcheck.sh.
 FLASKBOX_RUNTIME_DIR=/tmp/flaskbox
+# Seconds a uWSGI worker may still run once a stop reaches uWSGI (after
+# nginx's drain of at most 5 s); app.ini's worker-reload-mercy says the same.
+FLASKBOX_UWSGI_MERCY=2
 # Debug mode: the dev server, the files INSTALL_ON_START=1 installs from, and
 # the record of the OS packages installed (kept beside what apt changed).
 FLASKBOX_DEBUG_SERVER=/usr/local/lib/flaskbox/debug_server.py
@@ -600,7 +603,14 @@ _prod_wait_until_ready() {
 		if ! kill -0 "$FLASKBOX_UWSGI_PID" 2>/dev/null; then
 			local status=0
 			wait "$FLASKBOX_UWSGI_PID" || status=$?
-			flaskbox_error "uWSGI exited with code $status before it was ready; see its log above"
+			if [ "$status" -eq 22 ]; then
+				# need-app's exit code: the import failed (traceback above) or
+				# the module has no such callable.
+				flaskbox_error "could not load APP_MODULE='$APP_MODULE': see the traceback or" \
+					"\"callable not found\" above; not serving"
+			else
+				flaskbox_error "uWSGI exited with code $status before it was ready; see its log above"
+			fi
 			exit "$((status == 0 ? 1 : status))"
 		fi
 		sleep 0.05
@@ -611,26 +621,79 @@ _prod_wait_until_ready() {
 #   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
 #   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
 _stop_process() {
-	local pid="$1" signal="$2" seconds="$3" tenths=0 status=0
+	local pid="$1" signal="$2" seconds="$3" polls=0 status=0
 	kill -"$signal" "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
-		if [ "$tenths" -ge $((seconds * 10)) ]; then
+		if [ "$polls" -ge $((seconds * 50)) ]; then
 			flaskbox_error "pid $pid still running ${seconds}s after SIG$signal; killing it"
 			kill -KILL "$pid" 2>/dev/null || true
 			wait "$pid" 2>/dev/null || true
 			return 137
 		fi
-		sleep 0.1
-		tenths=$((tenths + 1))
+		sleep 0.02
+		polls=$((polls + 1))
 	done
 	wait "$pid" 2>/dev/null || status=$?
+	return "$status"
+}
+
+# _uwsgi_busy_workers MASTER_PID
+#   Prints the PIDs of the master's children that are still running (not
+#   zombies waiting to be reaped); prints "?" when the kernel does not say.
+_uwsgi_busy_workers() {
+	local master="$1" child stat busy=()
+	local children_file="/proc/$master/task/$master/children"
+	if [ ! -r "$children_file" ]; then
+		echo '?'
+		return 0
+	fi
+	for child in $(<"$children_file"); do
+		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
+		stat="${stat##*) }"
+		[ "${stat%% *}" = Z ] || busy+=("$child")
+	done
+	echo "${busy[*]}"
+}
+
+# _stop_uwsgi
+#   SIGTERM is a graceful stop (app.ini): each worker finishes its request,
+#   then exits. Two gaps in uWSGI are closed here, measured on 2.0.31: its
+#   master notices exited workers only on its next 1 s tick (most of a 1.2 s
+#   idle stop), and it does not enforce worker-reload-mercy in this kind of
+#   stop (a stuck handler ran until the container was SIGKILLed). So once no
+#   worker is left SIGINT wakes the master, which exits at once (0.3 s idle
+#   stop), and a worker still busy after FLASKBOX_UWSGI_MERCY seconds is
+#   killed. nginx has drained first, so no client is waiting on it by then.
+_stop_uwsgi() {
+	local master="$FLASKBOX_UWSGI_PID" polls=0 woken='' busy status=0
+	kill -TERM "$master" 2>/dev/null || true
+	while kill -0 "$master" 2>/dev/null; do
+		busy="$(_uwsgi_busy_workers "$master")"
+		if [ -z "$busy" ] && [ -z "$woken" ]; then
+			woken=1
+			kill -INT "$master" 2>/dev/null || true
+		elif [ "$polls" -eq $((FLASKBOX_UWSGI_MERCY * 50)) ] && [ "$busy" != '?' ]; then
+			flaskbox_error "uWSGI worker(s) $busy still busy ${FLASKBOX_UWSGI_MERCY}s into the stop; killing them"
+			# shellcheck disable=SC2086 # a list of PIDs
+			kill -KILL $busy 2>/dev/null || true
+		elif [ "$polls" -ge $(((FLASKBOX_UWSGI_MERCY + 1) * 50)) ]; then
+			flaskbox_error "uWSGI still running $((FLASKBOX_UWSGI_MERCY + 1))s after SIGTERM; killing it"
+			kill -KILL "$master" 2>/dev/null || true
+			wait "$master" 2>/dev/null || true
+			return 137
+		fi
+		sleep 0.02
+		polls=$((polls + 1))
+	done
+	wait "$master" 2>/dev/null || status=$?
 	return "$status"
 }
 
 # _prod_stop
 #   Ordered graceful stop, inside docker's default 10 s grace: nginx stops
 #   accepting and drains in-flight requests (SIGQUIT; its own limit is 5 s),
-#   then uWSGI lets its now idle workers exit (SIGTERM; its mercy is 3 s).
+#   then uWSGI lets its now idle workers exit (SIGTERM; at most 2 s more,
+#   FLASKBOX_UWSGI_MERCY). Worst case 6 + 3 s with the kill deadlines.
 _prod_stop() {
 	local status=0
 	# One stop at a time: repeated signals while draining change nothing.
@@ -647,7 +710,7 @@ _prod_stop() {
 	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
 		_stop_process "$FLASKBOX_NGINX_PID" QUIT 6 || status=$?
 	fi
-	_stop_process "$FLASKBOX_UWSGI_PID" TERM 4 || status=$?
+	_stop_uwsgi || status=$?
 	flaskbox_log "stopped"
 	exit "$status"
 }

@@ -15,15 +15,15 @@ MIRROR="${MIRROR:-}"
 
 log() { printf '[bootstrap-base-image] %s\n' "$*" >&2; }
 
+# shellcheck source=deploy/host-tools.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/host-tools.sh"
+
 main() {
 	if docker image inspect "$TAG" >/dev/null 2>&1; then
 		log "$TAG already present"
 		return 0
 	fi
-	command -v debootstrap >/dev/null 2>&1 || {
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-	}
+	command -v debootstrap >/dev/null 2>&1 || host_install debootstrap
 	local rootfs
 	rootfs="$(mktemp -d /tmp/rootfs.XXXXXX)"
 	# shellcheck disable=SC2064 # expand now: the path is fixed

@@ -11,21 +11,11 @@ set -Eeuo pipefail
 
 log() { printf '[start-engine] %s\n' "$*" >&2; }
 
+# shellcheck source=deploy/host-tools.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/host-tools.sh"
+
 # engine_up: true when a daemon already answers.
 engine_up() { docker info >/dev/null 2>&1; }
-
-# install_packages PKG...: apt-get install only what is missing.
-install_packages() {
-	local missing=()
-	local pkg
-	for pkg in "$@"; do
-		dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-	done
-	[ "${#missing[@]}" -eq 0 ] && return 0
-	log "installing ${missing[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
 
 # start_dockerd: background daemon with no bridge and no iptables rules,
 # because containers here must use --network host.
@@ -50,7 +40,7 @@ main() {
 		log "engine already running"
 		return 0
 	fi
-	command -v dockerd >/dev/null 2>&1 || install_packages docker.io
+	command -v dockerd >/dev/null 2>&1 || host_install docker.io
 	start_dockerd
 }
 

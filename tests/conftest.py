@@ -46,6 +46,26 @@ def git_revision() -> str:
                           text=True, check=True).stdout.strip()
 
 
+# Figures measured by the tests (stop times, cut-off times, memory, ...),
+# printed at the end of the run: docs/RELIABILITY.md quotes them.
+FIGURES: list[tuple[str, str, str]] = []
+
+
+@pytest.fixture
+def figure(request):
+    """figure(label, value): records a measured number for the summary."""
+    def record(label: str, value: str) -> None:
+        FIGURES.append((request.node.nodeid, label, value))
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("measured figures (docs/RELIABILITY.md)")
+        for nodeid, label, value in FIGURES:
+            terminalreporter.write_line(f"{nodeid}: {label} = {value}")
+
+
 @pytest.fixture
 def containers(image):
     factory = ContainerFactory(image)

@@ -118,6 +118,13 @@ class Container:
         """PIDs inside the container whose command line starts with the prefix."""
         return [pid for pid, _, cmd in self.processes() if cmd.startswith(cmdline_prefix)]
 
+    def rss_kb(self) -> int:
+        """Sum of the resident memory (VmRSS) of every process in the container."""
+        script = "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS:/ {kb += $2} END {print kb}'"
+        out = self.exec("bash", "-c", script)
+        assert out.returncode == 0 and out.stdout.strip(), out.stderr
+        return int(out.stdout)
+
     def signal(self, sig: str, *pids: str) -> None:
         result = self.exec("bash", "-c", f"kill -{sig} {' '.join(pids)}")
         assert result.returncode == 0, result.stderr
@@ -135,6 +142,19 @@ class Container:
             return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
             conn.close()
+
+    def raw(self, data: bytes, timeout: float = 10) -> bytes:
+        """Sends bytes as they are (malformed requests included) and returns
+        everything the server answers until it closes or goes quiet."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+            sock.sendall(data)
+            chunks = []
+            try:
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            except (TimeoutError, ConnectionResetError):
+                pass
+        return b"".join(chunks)
 
     def wait_until(self, predicate, what: str, timeout: float = 30, interval: float = 0.1):
         """Poll predicate() until it returns a truthy value. Stops early, with

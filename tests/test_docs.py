@@ -81,3 +81,12 @@ def test_readmes_list_every_test_module():
         text = (REPO / readme).read_text()
         missing = [m for m in modules if f"`{m}`" not in text]
         assert not missing, f"{readme} misses {missing}"
+
+
+def test_reliability_table_names_tests_that_exist():
+    text = (REPO / "docs" / "RELIABILITY.md").read_text()
+    named = set(re.findall(r"`(test_\w+\.py)::(test_\w+)", text))
+    assert len(named) >= 20, named
+    for module, function in named:
+        source = (REPO / "tests" / module).read_text()
+        assert f"def {function}(" in source, f"docs/RELIABILITY.md names {module}::{function}, which is gone"

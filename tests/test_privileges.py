@@ -49,3 +49,30 @@ def test_started_as_root_the_servers_step_down(containers, image):
 def test_commands_other_than_the_servers_keep_the_given_user(containers):
     result = containers.run_once("id", "-u", docker_args=("--user", "0"))
     assert result.stdout.strip() == "0"
+
+
+HARDENED = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+
+
+def test_arbitrary_uid_with_group_0_serves_fully_locked_down(containers):
+    # OpenShift's way: a random uid in group 0, read-only root, no capabilities.
+    c = containers.serving(docker_args=("--user", "12345:0", *HARDENED))
+    assert c.request("/static/style.css").status == 200
+    c.wait_healthy()
+    owners = {uid for pid, uid, _ in c.processes() if pid != "1"}
+    assert owners == {"12345"}, c.processes()
+
+
+def test_uwsgi_socket_is_private_to_the_serving_user(containers):
+    c = containers.serving()
+    stat = c.exec("stat", "-c", "%a %u", "/tmp/flaskbox/uwsgi.sock")
+    mode, owner = stat.stdout.split()
+    assert mode == "600", stat.stdout
+    assert owner == c.exec("id", "-u").stdout.strip()
+    # Another uid in the same container cannot connect to it.
+    probe = ("import socket; s = socket.socket(socket.AF_UNIX); "
+             "s.connect('/tmp/flaskbox/uwsgi.sock')")
+    other = c.exec("python3", "-c", probe, user="12345:0")
+    assert other.returncode != 0 and "PermissionError" in other.stderr, other.stderr
+    same = c.exec("python3", "-c", probe)
+    assert same.returncode == 0, same.stderr

@@ -46,3 +46,21 @@ def sleep(seconds):
     print(f"sleep start {seconds}", file=sys.stderr, flush=True)
     time.sleep(seconds)
     return f"slept {seconds}\n"
+
+
+@app.post("/upload")
+def upload():
+    # How much of the body arrived, for the body-size limit.
+    return jsonify(received=len(request.get_data()))
+
+
+@app.get("/headers")
+def headers():
+    # Length of each header the app received, for the header-size limits.
+    return jsonify({name.lower(): len(value) for name, value in request.headers.items()})
+
+
+@app.get("/framed")
+def framed():
+    # An app that sets its own hardening headers: nginx must not add a second.
+    return "framed\n", 200, {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}

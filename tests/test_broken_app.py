@@ -1,0 +1,46 @@
+"""A broken app stops the container at once, non-zero, with the reason in the
+log: never a container that serves 502s forever."""
+
+import time
+
+import pytest
+
+from helpers import share_with_container
+
+BROKEN = {
+    "import-error": ("import no_such_package_xyz\n", "app:app",
+                     ["ModuleNotFoundError: No module named 'no_such_package_xyz'", "Traceback"]),
+    "syntax-error": ("from flask import Flask\napp = Flask(__name__\n", "app:app", ["SyntaxError"]),
+    "missing-callable": ("from flask import Flask\napplication = Flask(__name__)\n", "app:app",
+                         ["callable not found", "APP_MODULE='app:app'"]),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_broken_app_exits_non_zero_within_10_seconds(containers, tmp_path, case, figure):
+    source, module, messages = BROKEN[case]
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text(source)
+    tmp_path.chmod(0o755)
+    share_with_container(app)
+    started = time.monotonic()
+    c = containers.run(env={"APP_MODULE": module}, docker_args=("-v", f"{app}:/app:ro"))
+    answers = []
+    while c.running():
+        if time.monotonic() - started > 10:
+            c.fail("a broken app is still running after 10 s")
+        # Anything listening meanwhile must not answer with 502s.
+        try:
+            answers.append(c.request("/", timeout=2).status)
+        except OSError:
+            pass
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    figure(f"exit of a container whose app has a {case}, seconds", f"{elapsed:.2f}")
+    assert c.exit_code() != 0, c.logs()
+    assert 502 not in answers, answers
+    logs = c.logs()
+    for message in messages:
+        assert message in logs, logs
+    assert "could not load APP_MODULE" in logs

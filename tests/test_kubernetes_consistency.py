@@ -1,0 +1,190 @@
+"""The Kubernetes manifests agree with the image: the image is started with
+the settings the Deployment gives its pods, and answers its probes; the
+shutdown timing covers what nginx.conf, app.ini and the entry-point in the
+image really do."""
+
+import functools
+import http.client
+import json
+import math
+import re
+import threading
+import time
+
+import pytest
+
+from helpers import docker
+from manifests import (
+    CPU_UNITS,
+    KUSTOMIZATIONS,
+    PodSpec,
+    image_file,
+    probe,
+    quantity,
+    render,
+    start_pod,
+    wait_ready,
+)
+
+
+@functools.cache
+def pod_spec(kustomization: str) -> PodSpec:
+    return PodSpec.of(render(kustomization))
+
+
+def image_config(image: str) -> dict:
+    return json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
+
+
+# The stop's limits, each read from the image's own file: (file, pattern).
+STOP_LIMITS = {
+    "nginx drain": ("/etc/flaskbox/nginx.conf", r"^\s*worker_shutdown_timeout\s+(\d+)s?;"),
+    "uWSGI mercy": ("/etc/flaskbox/app.ini", r"^worker-reload-mercy\s*=\s*(\d+)"),
+    "nginx kill": ("/usr/local/bin/entry-point.sh", r'_stop_process "\$FLASKBOX_NGINX_PID" QUIT (\d+)'),
+    # The entry-point enforces the mercy itself and kills uWSGI 1 s after it.
+    "uWSGI enforced mercy": ("/usr/local/bin/entry-point.sh", r"^FLASKBOX_UWSGI_MERCY=(\d+)"),
+}
+
+
+@functools.cache
+def stop_budget(image: str) -> dict[str, int]:
+    """STOP_LIMITS in seconds, as the image has them."""
+    found = {}
+    for name, (path, pattern) in STOP_LIMITS.items():
+        match = re.search(pattern, image_file(image, path), re.MULTILINE)
+        assert match, f"{name} not found in the image's {path} (pattern {pattern!r})"
+        found[name] = int(match.group(1))
+    found["uWSGI kill"] = found["uWSGI enforced mercy"] + 1
+    return found
+
+
+def image_default(image: str, name: str) -> str:
+    """A setting's production default, as the image's entry-point sets it."""
+    script = f". /usr/local/bin/entry-point.sh; flaskbox_setup_env production; echo ${name}"
+    result = docker("run", "--rm", "--network", "host", "--entrypoint", "bash", image, "-c", script)
+    return result.stdout.strip()
+
+
+# --- Read together: manifests and image ------------------------------------
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_port_is_the_configmaps_port(kustomization):
+    spec = pod_spec(kustomization)
+    port = int(spec.env()["PORT"])
+    # Not below 1024: the pod runs as non-root without the sysctl that
+    # would let it bind a privileged port.
+    assert port >= 1024
+    assert [p["containerPort"] for p in spec.container["ports"]] == [port]
+    for which in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert spec.port(spec.container[which]["httpGet"]["port"]) == port, which
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_pod_runs_as_the_images_user(kustomization, image):
+    spec = pod_spec(kustomization)
+    assert f"{spec.security('runAsUser')}:{spec.security('runAsGroup')}" == image_config(image)["User"]
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_runtime_dir_is_on_a_writable_volume(kustomization, image):
+    spec = pod_spec(kustomization)
+    image_env = dict(var.split("=", 1) for var in image_config(image)["Env"])
+    runtime_dir = spec.env().get("RUNTIME_DIR", image_env["RUNTIME_DIR"])
+    # With a read-only root, the image can write only to its emptyDirs.
+    assert spec.security("readOnlyRootFilesystem") is True
+    assert any(runtime_dir == path or runtime_dir.startswith(path.rstrip("/") + "/")
+               for path in spec.emptydir_mounts()), (runtime_dir, spec.emptydir_mounts())
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_grace_period_covers_prestop_and_the_ordered_stop(kustomization, image):
+    spec = pod_spec(kustomization)
+    budget = stop_budget(image)
+    # Each server's hard limit is at least its own graceful one...
+    assert budget["nginx kill"] >= budget["nginx drain"], budget
+    assert budget["uWSGI enforced mercy"] == budget["uWSGI mercy"], budget
+    assert budget["uWSGI kill"] >= budget["uWSGI mercy"], budget
+    # ...and the kubelet's SIGKILL comes only after both, after the preStop.
+    needed = spec.prestop_seconds() + budget["nginx kill"] + budget["uWSGI kill"]
+    assert spec.grace_seconds() >= needed, f"grace {spec.grace_seconds()} s < {needed} s ({budget})"
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_liveness_outlasts_a_stuck_request(kustomization, image):
+    # A pod whose workers are all busy fails its probes; uWSGI's harakiri
+    # frees a stuck worker after REQUEST_TIMEOUT, so the kubelet must wait
+    # longer than that before it restarts the pod.
+    spec = pod_spec(kustomization)
+    liveness = spec.container["livenessProbe"]
+    window = liveness["periodSeconds"] * liveness["failureThreshold"]
+    timeout = spec.env().get("REQUEST_TIMEOUT") or image_default(image, "REQUEST_TIMEOUT")
+    assert window > int(timeout), f"liveness gives up after {window} s, REQUEST_TIMEOUT is {timeout} s"
+
+
+# --- Started with the Deployment's settings --------------------------------
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_image_started_as_the_pod_passes_every_probe(containers, kustomization):
+    spec = pod_spec(kustomization)
+    c = start_pod(containers, spec)
+    wait_ready(c, spec)
+    for which in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert probe(c, spec, which), f"{which} failed\n{c.logs()}"
+    assert c.request("/").status == 200, c.logs()
+    # The entry-point sized its workers from the pod's CPU limit.
+    cpus = math.ceil(quantity(spec.container["resources"]["limits"]["cpu"], CPU_UNITS))
+    assert f"{cpus} CPU(s) available: uWSGI {2 * cpus} processes" in c.logs()
+    # Every process, tini included, is the pod's user: none is root.
+    assert {uid for _, uid, _ in c.processes()} == {str(spec.security("runAsUser"))}, c.processes()
+
+
+def test_readiness_fails_as_soon_as_the_stop_starts(containers, fixture_image):
+    spec = pod_spec("overlays/prod")
+    c = start_pod(containers, spec, image=fixture_image["image"])
+    wait_ready(c, spec)
+    results = {}
+
+    def slow_request():
+        try:
+            results["response"] = c.request("/sleep/3", timeout=15)
+        except (OSError, http.client.HTTPException) as exc:
+            results["error"] = exc
+
+    client = threading.Thread(target=slow_request)
+    client.start()
+    c.wait_until(lambda: "sleep start 3" in c.logs(), "the slow request to reach a worker")
+    docker("kill", "--signal", "TERM", c.name)
+    stopped = time.monotonic()
+    # Long before the slow request is done, the probe fails: nginx has
+    # closed its port, so the kubelet takes the pod out of the Service.
+    c.wait_until(lambda: not probe(c, spec, "readinessProbe"), "the readiness probe to fail", timeout=2,
+                 interval=0.05)
+    failed_after = time.monotonic() - stopped
+    client.join(timeout=20)
+    assert "response" in results and results["response"].status == 200, f"{results}\n{c.logs()}"
+    assert failed_after < 1, f"readiness still passed {failed_after:.1f} s into the stop"
+
+
+def test_stop_with_a_stuck_request_ends_within_the_grace_period(containers, fixture_image):
+    # The worst case: a request that outlives every drain. The container
+    # must still exit on its own before the kubelet's SIGKILL, which comes
+    # at terminationGracePeriodSeconds, of which the preStop took its part.
+    spec = pod_spec("overlays/prod")
+    c = start_pod(containers, spec, image=fixture_image["image"])
+    wait_ready(c, spec)
+    def stuck_request():
+        try:
+            c.request("/sleep/120", timeout=130)
+        except (OSError, http.client.HTTPException):
+            pass  # cut off by the stop, as it must be
+
+    client = threading.Thread(target=stuck_request, daemon=True)
+    client.start()
+    c.wait_until(lambda: "sleep start 120" in c.logs(), "the stuck request to reach a worker")
+    left = spec.grace_seconds() - spec.prestop_seconds()
+    started = time.monotonic()
+    docker("stop", "--time", str(int(left)), c.name, timeout=left + 30)
+    elapsed = time.monotonic() - started
+    # docker stop would SIGKILL at `left` seconds; ending a second earlier
+    # means the entry-point ended the servers itself.
+    assert elapsed < left - 1, f"stop took {elapsed:.1f} s of the {left:.0f} s left after preStop\n{c.logs()}"

@@ -1,0 +1,172 @@
+"""docker stop is graceful and prompt: in-flight requests finish, new ones are
+refused or served (never hung, never a 502), and the exit code is 0."""
+
+import http.client
+import threading
+import time
+
+import pytest
+from load import Load
+
+from helpers import docker
+
+
+def pid1_command(container) -> str:
+    result = container.exec("cat", "/proc/1/cmdline")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.replace("\0", " ").strip()
+
+
+def timed_stop(container, grace: int = 10) -> float:
+    """docker stop with the given grace; returns the seconds it took. A
+    container that ignored SIGTERM would be SIGKILLed at the end (exit 137)."""
+    started = time.monotonic()
+    docker("stop", "--time", str(grace), container.name, timeout=grace + 30)
+    return time.monotonic() - started
+
+
+class BackgroundStop:
+    """`docker stop` in a thread, so the test can make requests meanwhile."""
+
+    def __init__(self, container, grace: int = 10):
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self._thread = threading.Thread(target=self._stop, args=(container, grace))
+        self._thread.start()
+
+    def _stop(self, container, grace):
+        timed_stop(container, grace)
+        self.ended = time.monotonic()
+
+    def done(self) -> bool:
+        return self.ended is not None
+
+    def join(self) -> float:
+        self._thread.join(60)
+        assert self.ended is not None, "docker stop did not return"
+        return self.ended - self.started
+
+
+@pytest.mark.parametrize("mode_args", [(), ("-d", "debug")], ids=["production", "debug"])
+def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args, figure):
+    mounts = ("-v", f"{app_copy}:/app") if mode_args else ()
+    c = containers.run(*mode_args, docker_args=mounts)
+    c.wait_healthy()
+    assert pid1_command(c).startswith("/usr/bin/tini -- ")
+    elapsed = timed_stop(c)
+    figure("idle stop seconds", f"{elapsed:.2f}")
+    assert c.exit_code() == 0, c.logs()
+    assert elapsed < 2, f"stop took {elapsed:.1f}s\n{c.logs()}"
+
+
+def slow_clients(container, count: int, seconds: int):
+    """`count` requests to /sleep/<seconds>, each on its own connection.
+    Returns (results, sent events, threads): each event is set once its
+    request has been sent; results fill with (status, body, finish time)."""
+    results: list = [None] * count
+    sent = [threading.Event() for _ in range(count)]
+
+    def client(i):
+        conn = http.client.HTTPConnection("127.0.0.1", container.port, timeout=30)
+        try:
+            conn.request("GET", f"/sleep/{seconds}")
+            sent[i].set()
+            resp = conn.getresponse()
+            results[i] = (resp.status, resp.read().decode(), time.monotonic())
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            results[i] = (None, repr(exc), time.monotonic())
+        finally:
+            sent[i].set()
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return results, sent, threads
+
+
+def new_connection(container) -> str:
+    """One fresh connection after the stop began: 'refused', or the status."""
+    try:
+        return str(container.request("/", timeout=5).status)
+    except ConnectionRefusedError:
+        return "refused"
+
+
+def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_image, figure):
+    # 6 requests of 2 s each, more than the 4 workers of 2 CPUs: two of them
+    # wait in uWSGI's queue and must be served too.
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "4"})
+    results, sent, threads = slow_clients(c, 6, 2)
+    for event in sent:
+        assert event.wait(10), "a request could not be sent"
+    c.wait_until(lambda: c.logs().count("sleep start 2") >= 4, "4 requests to reach the workers")
+
+    stop = BackgroundStop(c)
+    c.wait_until(lambda: "stopping: nginx drains" in c.logs(), "the stop to begin", timeout=5)
+    # New connections while draining: refused or served, never hung, never 502.
+    during = []
+    while not stop.done():
+        during.append(new_connection(c))
+        time.sleep(0.05)  # pacing: a refused connect returns at once
+    elapsed = stop.join()
+    for thread in threads:
+        thread.join(10)
+
+    statuses = [(status, body) for status, body, _ in results]
+    assert statuses == [(200, "slept 2\n")] * 6, f"{statuses}\n{c.logs()}"
+    assert set(during) <= {"refused", "200"}, f"{during}\n{c.logs()}"
+    assert c.exit_code() == 0, c.logs()
+    # Exited as soon as the work was done, not at the end of the 10 s grace.
+    last_answer = max(done for _, _, done in results)
+    after_work = stop.ended - last_answer
+    figure("stop with 6 x 2 s requests in flight, seconds", f"{elapsed:.2f}")
+    figure("exit after the last answer, seconds", f"{after_work:.2f}")
+    assert after_work < 2, f"exited {after_work:.1f}s after the last answer\n{c.logs()}"
+    logs = c.logs()
+    assert logs.index("stopping: nginx drains, then uWSGI") < logs.index("goodbye to uWSGI")
+
+
+def test_stop_under_load_loses_no_request_sent_before_it(containers, fixture_image, figure):
+    c = containers.serving(image=fixture_image["image"])
+    with Load(c.port, path="/", connections=64, seconds=20) as load:
+        # Stop partway, once the load has run a while.
+        c.wait_until(lambda: len(load.outcomes) > 5000, "5000 requests under load", timeout=15)
+        stop = BackgroundStop(c)
+        elapsed = stop.join()
+        load.stop()
+    before, after = load.before(stop.started), load.after(stop.started)
+    figure("requests sent before the stop, all answered", f"{len(before)} ({Load.summary(before)})")
+    figure("requests after the stop", Load.summary(after))
+    figure("stop under load, seconds", f"{elapsed:.2f}")
+    assert before and Load.failures(before) == [], f"{Load.summary(before)}\n{c.logs()}"
+    # After the signal: answered with 2xx, refused, or closed; never a 5xx
+    # and never a hang.
+    assert not [o for o in after if o.status is not None and o.status >= 500], Load.summary(after)
+    assert not [o for o in after if o.error == "timeout"], Load.summary(after)
+    assert c.exit_code() == 0, c.logs()
+
+
+def test_stop_while_the_app_is_still_importing(containers, fixture_image):
+    c = containers.run(image=fixture_image["image"], env={"APP_MODULE": "slow:app", "IMPORT_SECONDS": "8"})
+    c.wait_until(lambda: "Python main interpreter initialized" in c.logs(), "uWSGI to start importing")
+    elapsed = timed_stop(c)
+    # Not reloaded by SIGTERM (uWSGI's legacy meaning), not SIGKILLed at 10 s.
+    assert c.exit_code() == 0, c.logs()
+    assert elapsed < 5, f"stop took {elapsed:.1f}s\n{c.logs()}"
+
+
+def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(containers, fixture_image,
+                                                                              figure):
+    # nginx drains for at most 5 s, then uWSGI's mercy ends the handler: the
+    # stop finishes inside docker's 10 s grace, without a SIGKILL (exit 0).
+    c = containers.serving(image=fixture_image["image"])
+    results, sent, threads = slow_clients(c, 1, 60)
+    assert sent[0].wait(10)
+    c.wait_until(lambda: "sleep start 60" in c.logs(), "the request to reach a worker")
+    elapsed = timed_stop(c)
+    threads[0].join(10)
+    figure("stop with a request that never ends, seconds", f"{elapsed:.2f}")
+    assert results[0][0] is None, results  # cut off, not answered
+    assert c.exit_code() == 0, c.logs()
+    assert elapsed < 9, f"stop took {elapsed:.1f}s\n{c.logs()}"
