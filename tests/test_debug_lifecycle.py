@@ -15,34 +15,37 @@ FIRST_RESPONSE_BUDGET = 2.0
 STOP_BUDGET = 2.0
 
 
-def test_first_response_within_2s_of_docker_run(containers, app_copy):
+def test_first_response_within_2s_of_docker_run(containers, app_copy, figure):
     started = time.monotonic()
     c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
     c.wait_http("/api/hello", timeout=FIRST_RESPONSE_BUDGET)
     elapsed = time.monotonic() - started
+    figure("docker run to first response, seconds", f"{elapsed:.2f}")
     assert elapsed < FIRST_RESPONSE_BUDGET, f"first response after {elapsed:.2f}s\n{c.logs()}"
 
 
-def test_docker_stop_takes_under_2s(containers, app_copy):
+def test_docker_stop_takes_under_2s(containers, app_copy, figure):
     c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
     c.wait_http("/api/hello")
     started = time.monotonic()
     docker("stop", c.name, timeout=30)
     elapsed = time.monotonic() - started
+    figure("docker stop, seconds", f"{elapsed:.2f}")
     assert elapsed < STOP_BUDGET, f"docker stop took {elapsed:.2f}s\n{c.logs()}"
     assert c.exit_code() == 0, c.logs()
 
 
-def test_sigint_without_a_terminal_stops_the_container(containers, app_copy):
+def test_sigint_without_a_terminal_stops_the_container(containers, app_copy, figure):
     """Without -t, the docker CLI forwards Ctrl-C as SIGINT to PID 1 (tini),
     which hands it to the server."""
     c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
     c.wait_http("/api/hello")
+    started = time.monotonic()
     docker("kill", "--signal", "INT", c.name)
-    deadline = time.monotonic() + STOP_BUDGET
-    while c.running() and time.monotonic() < deadline:
+    while c.running() and time.monotonic() < started + STOP_BUDGET:
         time.sleep(0.05)
     assert not c.running(), f"still running {STOP_BUDGET}s after SIGINT\n{c.logs()}"
+    figure("SIGINT to stopped, seconds", f"{time.monotonic() - started:.2f}")
 
 
 class Terminal:
@@ -81,7 +84,7 @@ class Terminal:
         os.close(self.master)
 
 
-def test_ctrl_c_stops_a_container_started_with_it(image, app_copy):
+def test_ctrl_c_stops_a_container_started_with_it(image, app_copy, figure):
     """With -t the container has its own terminal: Ctrl-C is the byte 0x03,
     which that terminal turns into SIGINT for the server's process group."""
     name, port = unique_name(), free_port()
@@ -103,6 +106,7 @@ def test_ctrl_c_stops_a_container_started_with_it(image, app_copy):
         elapsed = time.monotonic() - started
         state = docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
         assert state == "false", terminal.text()
+        figure("Ctrl-C to docker run -it returning, seconds", f"{elapsed:.2f}")
         assert elapsed < STOP_BUDGET, f"Ctrl-C took {elapsed:.2f}s to stop it:\n{terminal.text()}"
     finally:
         terminal.close()
