@@ -98,16 +98,25 @@ def contenders(processes: int) -> list[Contender]:
 def wait_for_200(port: int, path: str, timeout: float, container: str = "") -> float:
     """Polls every 10 ms; returns seconds until the first 200."""
     started = time.monotonic()
+    polls = 0
     while time.monotonic() - started < timeout:
+        polls += 1
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
                 if resp.status == 200:
                     return time.monotonic() - started
         except (OSError, urllib.error.URLError):
             pass
+        if container and polls % 50 == 0 and not running(container):
+            break  # exited: say so now, with its log
         time.sleep(0.01)
     logs = sh("docker", "logs", container, check=False) if container else None
     raise RuntimeError(f"no 200 on port {port} after {timeout}s\n{logs.stdout + logs.stderr if logs else ''}")
+
+
+def running(container: str) -> bool:
+    state = sh("docker", "inspect", "-f", "{{.State.Running}}", container, check=False).stdout.strip()
+    return state == "true"
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}

@@ -1,0 +1,36 @@
+"""The benchmark harness cannot rot: a smoke run (2 s per contender) builds
+its images, drives every contender with wrk and writes its results."""
+
+import json
+import os
+import subprocess
+import sys
+
+from helpers import REPO
+
+
+def test_bench_smoke_run_measures_every_contender(tmp_path):
+    base = os.environ.get("BASE_IMAGE", "ubuntu:24.04")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--smoke", "--out", str(tmp_path),
+         "--base-image", base],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads((tmp_path / "latest.json").read_text())
+    contenders = {"flaskbox", "gunicorn-gevent", "gunicorn-sync", "uwsgi-http", "flask-dev"}
+    assert set(results["summary"]) == contenders
+    for name in contenders:
+        hello = results["summary"][name]["hello"]
+        # Real traffic was measured, not a placeholder: wrk saw requests.
+        assert hello["rps"] > 0 and hello["p99_ms"] > 0, (name, hello)
+        assert len(results["runs"][name]["hello"]) == 1
+    assert results["summary"]["flaskbox"]["hello"]["errors"] == 0
+    assert results["summary"]["flaskbox"]["hello"]["rps_ratio_to_flaskbox"] == 1.0
+    image = results["image"]
+    assert 0 < image["cold_start_s"]["median"] < 30 and len(image["cold_start_s"]["all"]) == 3
+    assert 0 < image["idle_stop_s"]["median"] < 10
+    assert 0 < image["idle_memory_mb"] and 0 < image["added_mb"] < image["image_mb"]
+    assert image["rebuild_after_app_change_s"] > 0
+    # The progress lines and the chart.
+    assert "[bench] [5/5] round 1" in result.stderr
+    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
