@@ -134,10 +134,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 COPY nginx.conf nginx-static.conf app.ini /etc/flaskbox/
 COPY entry-point.sh healthcheck.sh /usr/local/bin/
+# Debug mode's dev server, started by entry-point.sh.
+COPY debug_server.py /usr/local/lib/flaskbox/
 RUN set -eux; \
 	mkdir -p /docker-entrypoint.d; \
 	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
-	chmod 0644 /etc/flaskbox/*; \
+	chmod 0644 /etc/flaskbox/* /usr/local/lib/flaskbox/debug_server.py; \
 	# No setuid or setgid programs (CIS Docker Benchmark 4.8): nothing in the
 	# container may gain privileges, so su, passwd, mount and any such program
 	# from requirements_os.txt lose those bits.

@@ -22,6 +22,12 @@ FLASKBOX_RUNTIME_DIR=/tmp/flaskbox
 # Seconds a uWSGI worker may still run once a stop reaches uWSGI (after
 # nginx's drain of at most 5 s); app.ini's worker-reload-mercy says the same.
 FLASKBOX_UWSGI_MERCY=2
+# Debug mode: the dev server, the files INSTALL_ON_START=1 installs from, and
+# the record of the OS packages installed (kept beside what apt changed).
+FLASKBOX_DEBUG_SERVER=/usr/local/lib/flaskbox/debug_server.py
+FLASKBOX_REQUIREMENTS=/app/requirements.txt
+FLASKBOX_REQUIREMENTS_OS=/app/requirements_os.txt
+FLASKBOX_OS_MARKER=/var/lib/flaskbox/requirements_os.sha256
 
 # flaskbox_log MESSAGE...
 #   Info line on stderr (stdout carries only the access log, so LOG_FORMAT=json
@@ -124,12 +130,16 @@ flaskbox_setup_env() {
 	: "${TRUSTED_PROXIES:=}"
 	: "${ENTRYPOINT_QUIET_LOGS:=0}"
 	: "${RUNTIME_DIR:=$FLASKBOX_RUNTIME_DIR}"
+	: "${DEBUG_RELOADER:=inotify}"
+	: "${INSTALL_ON_START:=0}"
 	# "/static/" means /static; a lone "/" is left for validation to reject.
 	[ "${#STATIC_URL}" -le 1 ] || STATIC_URL="${STATIC_URL%/}"
 	[ "${#STATIC_PATH}" -le 1 ] || STATIC_PATH="${STATIC_PATH%/}"
 	export PORT APP_MODULE MAX_BODY_SIZE REQUEST_TIMEOUT STATIC_ENABLED \
 		STATIC_URL STATIC_PATH UWSGI_PROCESSES UWSGI_THREADS NGINX_WORKER_PROCESSES \
-		LOG_FORMAT TRUSTED_PROXIES ENTRYPOINT_QUIET_LOGS RUNTIME_DIR
+		LOG_FORMAT TRUSTED_PROXIES ENTRYPOINT_QUIET_LOGS RUNTIME_DIR DEBUG_RELOADER INSTALL_ON_START
+	# Debug mode writes no __pycache__ into the bind-mounted /app, hooks included.
+	[ "$mode" != debug ] || export PYTHONDONTWRITEBYTECODE=1
 	# An empty UWSGI_INI would reach uWSGI as `--ini ''`.
 	if [ -n "$UWSGI_INI" ]; then export UWSGI_INI; else unset UWSGI_INI; fi
 }
@@ -171,6 +181,20 @@ _require_bindable_port() {
 	fi
 }
 
+# _require_debug_settings
+#   INSTALL_ON_START is for debug mode only, and the debugger keeps its PIN.
+_require_debug_settings() {
+	local mode="${FLASKBOX_MODE:-production}"
+	if [ "$INSTALL_ON_START" = 1 ] && [ "$mode" != debug ]; then
+		flaskbox_config_error "INSTALL_ON_START=1 works in debug mode only: production serves what the image" \
+			"was built with, so add the packages to requirements.txt (or requirements_os.txt) and rebuild"
+	fi
+	if [ "$mode" = debug ] && [ "${WERKZEUG_DEBUG_PIN:-}" = off ]; then
+		flaskbox_config_error "WERKZEUG_DEBUG_PIN=off would let anyone who reaches port $PORT run code" \
+			"without a PIN: unset it, or choose a PIN of your own, e.g. WERKZEUG_DEBUG_PIN=314-159-265"
+	fi
+}
+
 # flaskbox_validate_env
 #   Check every setting before anything starts.
 flaskbox_validate_env() {
@@ -189,6 +213,9 @@ flaskbox_validate_env() {
 	_require TRUSTED_PROXIES '^[0-9A-Fa-f.:/, ]*$' \
 		'IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16'
 	_require ENTRYPOINT_QUIET_LOGS '^[01]$' '1 (quiet) or 0'
+	_require DEBUG_RELOADER '^(inotify|poll)$' 'inotify (file events) or poll (a scan every 0.5 s, for Docker Desktop)'
+	_require INSTALL_ON_START '^[01]$' '1 (install /app/requirements.txt and requirements_os.txt at start) or 0'
+	_require_debug_settings
 	_require_bindable_port
 	if [ -n "${UWSGI_INI:-}" ] && [ ! -r "$UWSGI_INI" ]; then
 		flaskbox_config_error "UWSGI_INI='$UWSGI_INI' is not a readable file: mount your ini there or unset UWSGI_INI"
@@ -393,19 +420,178 @@ flaskbox_uwsgi_ini() {
 	done
 }
 
+# _sha256 FILE
+#   The checksum of FILE's content: what INSTALL_ON_START compares with the
+#   last install, so that a restart with unchanged files installs nothing.
+_sha256() {
+	local sum
+	sum="$(sha256sum <"$1")"
+	printf '%s\n' "${sum%% *}"
+}
+
+# _missing_os_packages FILE
+#   The packages a requirements_os.txt lists ('#' comments dropped, as the
+#   Dockerfile reads it) that dpkg does not have installed.
+_missing_os_packages() {
+	local pkg packages=() missing=()
+	# Every word of the file, across lines (read stops at the end: status 1).
+	read -r -d '' -a packages < <(sed -e 's/#.*//' "$1") || true
+	for pkg in "${packages[@]}"; do
+		# shellcheck disable=SC2016 # ${Status} is dpkg-query's, not ours
+		if [ "$(dpkg-query -W -f='${Status}' "${pkg%%=*}" 2>/dev/null)" != 'install ok installed' ]; then
+			missing+=("$pkg")
+		fi
+	done
+	printf '%s\n' "${missing[*]}"
+}
+
+# _os_requirements_changed
+#   True when /app/requirements_os.txt exists and differs from what was last
+#   installed in this container.
+_os_requirements_changed() {
+	[ -f "$FLASKBOX_REQUIREMENTS_OS" ] || return 1
+	[ "$(cat "$FLASKBOX_OS_MARKER" 2>/dev/null)" != "$(_sha256 "$FLASKBOX_REQUIREMENTS_OS")" ]
+}
+
+# flaskbox_install_os_packages
+#   INSTALL_ON_START=1 in debug mode, started as root: apt installs what
+#   /app/requirements_os.txt lists, before the step down to the serving user.
+#   Run as anyone else, it does nothing: flaskbox_install_on_start explains.
+flaskbox_install_os_packages() {
+	[ "$(id -u)" = 0 ] && [ "$FLASKBOX_MODE" = debug ] && [ "${INSTALL_ON_START:-0}" = 1 ] || return 0
+	# Bad settings fail now, not after a slow install.
+	flaskbox_configure debug
+	if ! _os_requirements_changed; then
+		[ ! -f "$FLASKBOX_REQUIREMENTS_OS" ] ||
+			flaskbox_log "$FLASKBOX_REQUIREMENTS_OS unchanged since its last install: no apt"
+		return 0
+	fi
+	local sum missing status=0
+	sum="$(_sha256 "$FLASKBOX_REQUIREMENTS_OS")"
+	missing="$(_missing_os_packages "$FLASKBOX_REQUIREMENTS_OS")"
+	if [ -n "$missing" ]; then
+		flaskbox_log "INSTALL_ON_START: installing OS packages from $FLASKBOX_REQUIREMENTS_OS: $missing"
+		# shellcheck disable=SC2086 # one word per package
+		{ apt-get update && apt-get install -y --no-install-recommends $missing; } >&2 || status=$?
+		if [ "$status" -ne 0 ]; then
+			flaskbox_error "apt could not install the packages in $FLASKBOX_REQUIREMENTS_OS" \
+				"(exit code $status, apt's message is above); not starting"
+			exit "$status"
+		fi
+	fi
+	mkdir -p "${FLASKBOX_OS_MARKER%/*}"
+	printf '%s\n' "$sum" >"$FLASKBOX_OS_MARKER"
+}
+
+# _require_os_packages
+#   Not root: OS packages still to install stop the container, saying how
+#   to get them.
+_require_os_packages() {
+	local missing
+	_os_requirements_changed || return 0
+	missing="$(_missing_os_packages "$FLASKBOX_REQUIREMENTS_OS")"
+	[ -n "$missing" ] || return 0
+	flaskbox_error "INSTALL_ON_START=1: $FLASKBOX_REQUIREMENTS_OS lists OS packages that are not installed ($missing)"
+	cat >&2 <<-EOF
+		flaskbox: Only root can install them, and this container runs as uid $(id -u). Either:
+		flaskbox:   - add them to requirements_os.txt beside the Dockerfile and rebuild the image
+		flaskbox:     (better: every container then starts with them, at once), or
+		flaskbox:   - start the container as root (docker run --user root ..., compose: user: root);
+		flaskbox:     the entry-point installs them, then serves as $FLASKBOX_USER.
+	EOF
+	exit 2
+}
+
+# _layered_venv DIR
+#   A virtualenv in DIR whose packages come before the image's (/opt/venv,
+#   added by a .pth file): pip skips what the image already has, and a
+#   different version of one of the image's packages shadows it here
+#   instead of pip trying to replace the root-owned original.
+_layered_venv() {
+	local venv="$1" base site
+	[ ! -x "$venv/bin/python" ] || return 0
+	if ! mkdir -p "$venv" 2>/dev/null || [ ! -w "$venv" ]; then
+		flaskbox_error "INSTALL_ON_START=1 needs a writable RUNTIME_DIR ('$RUNTIME_DIR'); on a read-only root add --tmpfs /tmp:exec"
+		exit 1
+	fi
+	python -m venv --without-pip "$venv"
+	base="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	printf '%s\n' "$base" >"$site/flaskbox-image-venv.pth"
+}
+
+# _warn_if_noexec DIR
+#   Compiled packages (.so files) cannot load from a noexec mount, and
+#   Docker's --tmpfs is noexec unless told otherwise: say so now, rather
+#   than let an import fail obscurely later. Pure-Python packages still work.
+_warn_if_noexec() {
+	local probe="$1/.exec-probe"
+	printf '#!/bin/sh\n' >"$probe"
+	chmod +x "$probe"
+	if ! "$probe" 2>/dev/null; then
+		printf 'flaskbox: warning: %s\n' "$1 is on a noexec mount: compiled packages installed there" \
+			"will fail to import; on a read-only root use --tmpfs /tmp:exec" >&2
+	fi
+	rm -f "$probe"
+}
+
+# _install_python_requirements
+#   pip installs /app/requirements.txt into the layered virtualenv in
+#   RUNTIME_DIR, unless it is unchanged since the last install there; then
+#   puts that virtualenv first for the hooks and the server.
+_install_python_requirements() {
+	local venv="$RUNTIME_DIR/venv" sum site status=0
+	[ -f "$FLASKBOX_REQUIREMENTS" ] || return 0
+	sum="$(_sha256 "$FLASKBOX_REQUIREMENTS")"
+	if [ "$(cat "$venv/requirements.sha256" 2>/dev/null)" = "$sum" ]; then
+		flaskbox_log "$FLASKBOX_REQUIREMENTS unchanged since its last install: no pip"
+	else
+		_layered_venv "$venv"
+		_warn_if_noexec "$venv"
+		flaskbox_log "INSTALL_ON_START: installing Python packages from $FLASKBOX_REQUIREMENTS"
+		"$venv/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
+			-r "$FLASKBOX_REQUIREMENTS" >&2 || status=$?
+		if [ "$status" -ne 0 ]; then
+			flaskbox_error "pip could not install $FLASKBOX_REQUIREMENTS (exit code $status," \
+				"pip's message is above); not starting"
+			exit "$status"
+		fi
+		printf '%s\n' "$sum" >"$venv/requirements.sha256"
+	fi
+	site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	# PATH for the server and for new console scripts; PYTHONPATH for the
+	# image's own scripts (flask, in a prestart hook), which run /opt/venv's python.
+	export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+# flaskbox_install_on_start
+#   INSTALL_ON_START=1 (debug mode only): before the hooks and the server,
+#   checks that the OS packages are there and installs the Python ones.
+#   A failure stops the container: nothing is served half-installed.
+flaskbox_install_on_start() {
+	[ "$INSTALL_ON_START" = 1 ] || return 0
+	_require_os_packages
+	_install_python_requirements
+}
+
 # flaskbox_start_debug
-#   exec the Flask dev server: reloader on, interactive debugger on.
+#   exec the Flask dev server (debug_server.py): reloader on, interactive
+#   debugger on, its PIN in the log, and a warning nobody can miss.
 flaskbox_start_debug() {
 	cat >&2 <<-EOF
-		flaskbox: WARNING: debug mode runs the Werkzeug debugger, which lets anyone
-		flaskbox: who reaches port $PORT run code in this container. Publish it
-		flaskbox: on this machine only: docker run -p 127.0.0.1:$PORT:$PORT ...
+		flaskbox: ************************************************************************
+		flaskbox: WARNING: debug mode. The Werkzeug debugger runs any Python code typed
+		flaskbox: into its browser console: whoever reaches port $PORT and has the
+		flaskbox: "Debugger PIN" printed below can run code in this container.
+		flaskbox: -p $PORT:$PORT publishes the port on EVERY interface of the host, to
+		flaskbox: your whole network. Publish it on this machine only:
+		flaskbox:     docker run -p 127.0.0.1:$PORT:$PORT ...
 		flaskbox: Never use debug mode in production.
+		flaskbox: ************************************************************************
 	EOF
-	# No __pycache__ written into the bind-mounted source.
-	export PYTHONDONTWRITEBYTECODE=1 FLASK_DEBUG=1
+	export FLASK_DEBUG=1
 	cd /app
-	exec python -m flask --app "$APP_MODULE" --debug run --host 0.0.0.0 --port "$PORT"
+	exec python "$FLASKBOX_DEBUG_SERVER"
 }
 
 # _prod_wait_until_ready
@@ -577,8 +763,10 @@ main() {
 		exec "$@"
 	fi
 	flaskbox_parse_args "$@"
+	flaskbox_install_os_packages
 	flaskbox_step_down "$@"
 	flaskbox_configure "$FLASKBOX_MODE"
+	flaskbox_install_on_start
 	flaskbox_run_hooks
 	flaskbox_configure "$FLASKBOX_MODE"
 	flaskbox_prepare_runtime "$FLASKBOX_MODE"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real containers: tests/run.sh [PYTEST ARGS]
 # Does all the setup a bare Debian/Ubuntu machine needs: a virtualenv with the
-# test tools, kubectl, a Docker engine, and a base image when BASE_IMAGE
+# test tools, kubectl, docker-compose, a Docker engine, and a base image when BASE_IMAGE
 # can't be pulled. Nothing is ever skipped: no engine means a loud failure.
 set -Eeuo pipefail
 
@@ -20,6 +20,8 @@ main() {
 	host_venv "$VENV" tests/requirements.txt
 	host_install wrk
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
+	# docker-compose runs compose.yaml in test_compose.py.
+	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose
 	deploy/start-engine.sh
 	BASE_IMAGE="$(deploy/base-image.sh)"
 	export BASE_IMAGE

@@ -1,0 +1,172 @@
+"""flaskbox's debug server: the Flask development server with the interactive
+debugger and a code reloader. entry-point.sh runs it in debug mode, with the
+settings it has already checked in the environment:
+
+    APP_MODULE      module:callable to serve, relative to /app
+    PORT            port to listen on (all interfaces: the container's port)
+    DEBUG_RELOADER  inotify (file events) or poll (stat every 0.5 s)
+
+It is `flask run --debug` with four differences, each for a reason:
+- The reloader is chosen by DEBUG_RELOADER. Docker Desktop forwards file
+  events across bind mounts unreliably; polling always sees a save.
+- The polling reloader also reloads when a new .py file appears under /app,
+  as the inotify one does, so an import saved before its module recovers.
+- A save that lands during a restart is not lost (see CatchUp).
+- An app that fails to import (a syntax error, a missing module) never stops
+  the server, not even at start: the error is printed in the log, shown in the
+  browser by the debugger, and the next save reloads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from flask.cli import ScriptInfo, show_server_banner
+from werkzeug import _reloader
+from werkzeug.serving import is_running_from_reloader, run_simple
+
+APP_DIR = "/app"
+# Seconds between two scans of the polling reloader: a save is served within
+# this plus one restart (about 0.5 s), inside the 2 s a developer waits.
+POLL_INTERVAL = 0.5
+# Folders under /app that hold no code of the app.
+SKIPPED_DIRS = {"__pycache__", "node_modules", ".git", ".hg", ".venv", "venv"}
+
+
+def app_sources() -> dict[str, int]:
+    """path -> mtime (ns) of every .py file under /app."""
+    found = {}
+    for root, dirs, files in os.walk(APP_DIR):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(".")]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                try:
+                    found[path] = os.stat(path).st_mtime_ns
+                except OSError:
+                    continue
+    return found
+
+
+# The sources as they were just before the app was imported (set in main).
+SOURCES_AT_LOAD: dict[str, int] = {}
+
+
+class CatchUp:
+    """A save that lands while the server restarts (an editor that formats
+    on save writes twice) happens before the new process watches anything,
+    and would be lost: the old code would be served until the next save.
+    Once watching, compare the sources with what the import read, and reload
+    again if they differ. mtimes are compared with mtimes, never with the
+    clock, which on Docker Desktop may differ from the host's."""
+
+    def __enter__(self):
+        loop = super().__enter__()
+        now = app_sources()
+        changed = sorted(path for path in now.keys() | SOURCES_AT_LOAD.keys()
+                         if now.get(path) != SOURCES_AT_LOAD.get(path))
+        if changed:
+            self.trigger_reload(changed[0])
+        return loop
+
+
+class InotifyReloaderLoop(CatchUp, _reloader.WatchdogReloaderLoop):
+    """Werkzeug's watchdog reloader: restarts on file events."""
+
+
+class PollingReloaderLoop(CatchUp, _reloader.StatReloaderLoop):
+    """Werkzeug's stat reloader, which reloads on changed files only, plus a
+    reload when a .py file appears under /app."""
+
+    name = "poll"
+
+    def run_step(self) -> None:
+        known = set(self.mtimes)
+        super().run_step()
+        # The first scan (known is empty) only records what is there. Only
+        # /app counts: modules the app imports lazily from the standard
+        # library or the venv are new to the list, not new on disk.
+        new = sorted(path for path in self.mtimes.keys() - known if path.startswith(APP_DIR + os.sep))
+        if known and new:
+            self.trigger_reload(new[0])
+
+
+# DEBUG_RELOADER's values, registered in the table Werkzeug looks names up in.
+RELOADERS = {"inotify": "flaskbox-inotify", "poll": "flaskbox-poll"}
+_reloader.reloader_loops.update({RELOADERS["inotify"]: InotifyReloaderLoop,
+                                 RELOADERS["poll"]: PollingReloaderLoop})
+
+
+class DevApp:
+    """The WSGI app the server runs: the user's app, or the error that kept it
+    from loading. Always this one object, so the debugger PIN (derived from
+    the app object's module and class) stays the same whether the code is
+    broken or not."""
+
+    def __init__(self, import_path: str):
+        self.app = None
+        self.error: BaseException | None = None
+        try:
+            self.app = ScriptInfo(app_import_path=import_path, set_debug_flag=True).load_app()
+        except (Exception, SystemExit) as exc:
+            traceback.print_exc()
+            print(f" * {import_path} failed to load; serving the error until the next save", file=sys.stderr)
+            self.error = exc
+            self.error_traceback = exc.__traceback__
+
+    def __call__(self, environ, start_response):
+        if self.error is not None:
+            # The debugger turns this into its traceback page. The original
+            # traceback each time: a re-raise would append to it.
+            raise self.error.with_traceback(self.error_traceback)
+        return self.app(environ, start_response)
+
+
+def _placeholder(environ, start_response):
+    """The reloader's parent process only holds the socket; the child that
+    serves loads the real app. Never called."""
+    raise RuntimeError("the debug server's parent process does not serve requests")
+
+
+def reloader_name(setting: str) -> str:
+    """Werkzeug's name for the DEBUG_RELOADER setting. inotify needs the
+    watchdog package, which an image built FROM this one may have dropped."""
+    if setting == "inotify":
+        try:
+            import watchdog.observers  # noqa: F401
+        except ImportError:
+            print(" * DEBUG_RELOADER=inotify needs the watchdog package: polling instead", file=sys.stderr)
+            return RELOADERS["poll"]
+    return RELOADERS[setting]
+
+
+def main() -> None:
+    import_path = os.environ["APP_MODULE"]
+    port = int(os.environ["PORT"])
+    reloader = reloader_name(os.environ["DEBUG_RELOADER"])
+    # /app first on sys.path, as `flask run` from /app would have it.
+    sys.path.insert(0, APP_DIR)
+    if is_running_from_reloader():
+        SOURCES_AT_LOAD.update(app_sources())
+        app = DevApp(import_path)
+    else:
+        show_server_banner(True, import_path)
+        print(f" * Reloader: {os.environ['DEBUG_RELOADER']} (DEBUG_RELOADER)", file=sys.stderr)
+        app = _placeholder
+    run_simple(
+        "0.0.0.0",
+        port,
+        app,
+        use_reloader=True,
+        use_debugger=True,
+        use_evalex=True,
+        threaded=True,
+        reloader_type=reloader,
+        reloader_interval=POLL_INTERVAL,
+    )
+
+
+if __name__ == "__main__":
+    main()

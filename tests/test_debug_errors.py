@@ -1,0 +1,80 @@
+"""Debug mode: a syntax error in the mounted code never stops the container.
+The error is shown in the log and in the browser, and the app is back as
+soon as the file is fixed, whether the error was saved while serving or was
+already there at start."""
+
+import time
+import uuid
+
+import pytest
+
+BROKEN = "\n\ndef broken(:\n    pass\n"
+
+
+def error_page(container, path: str = "/api/hello"):
+    """The debugger's traceback page for the import error, once it is served."""
+    def shown():
+        resp = container.request(path, timeout=2)
+        return resp if resp.status == 500 and "SyntaxError" in resp.text else None
+
+    return container.wait_until(shown, "the syntax error to be shown", timeout=5, interval=0.05)
+
+
+def assert_fixed_and_served(container, source, good: str) -> float:
+    """Saves the fixed file; returns the seconds until it is served."""
+    token = f"Fixed{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    source.write_text(good.replace('f"Hello, {name}!"', f'f"{token}, {{name}}!"'))
+
+    def served():
+        resp = container.request("/api/hello?name=Ann", timeout=2)
+        return resp.status == 200 and resp.json() == {"message": f"{token}, Ann!"}
+
+    # The same 2 s as any other save.
+    container.wait_until(served, "the fixed app within 2s", timeout=2, interval=0.05)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("reloader", ["inotify", "poll"])
+def test_syntax_error_saved_while_serving_is_shown_then_fixed(containers, app_copy, reloader, figure):
+    c = containers.run("-d", "debug", env={"DEBUG_RELOADER": reloader},
+                       docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/api/hello")
+    source = app_copy / "app.py"
+    good = source.read_text()
+    source.write_text(good + BROKEN)
+
+    page = error_page(c)
+    # The browser gets the interactive traceback, pointing at the file.
+    assert "Werkzeug Debugger" in page.text and "app.py" in page.text
+    assert c.running()
+    logs = c.logs()
+    assert "SyntaxError" in logs and 'File "/app/app.py", line' in logs, logs
+    assert "failed to load; serving the error until the next save" in logs
+
+    figure("fix to served, seconds", f"{assert_fixed_and_served(c, source, good):.2f}")
+    assert c.running()
+
+
+def test_syntax_error_at_start_keeps_the_server_up(containers, app_copy):
+    """A container (re)started on broken code serves the error instead of
+    exiting: `docker compose up` on a half-edited tree must not crash-loop."""
+    source = app_copy / "app.py"
+    good = source.read_text()
+    source.write_text(good + BROKEN)
+    c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
+    page = error_page(c)
+    assert "app.py" in page.text
+    assert "SyntaxError" in c.logs()
+    assert_fixed_and_served(c, source, good)
+
+
+def test_repeated_requests_show_the_same_error(containers, app_copy):
+    """The error page stays the same size however often it is requested: the
+    stored traceback is not extended by each re-raise."""
+    source = app_copy / "app.py"
+    source.write_text(source.read_text() + BROKEN)
+    c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
+    error_page(c)
+    frames = [c.request("/api/hello").text.count('<div class="frame') for _ in range(3)]
+    assert frames[0] > 0 and frames == [frames[0]] * 3, frames

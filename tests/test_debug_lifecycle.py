@@ -1,0 +1,113 @@
+"""Debug mode starts and stops fast: the first response within 2 s of
+`docker run`, `docker stop` under 2 s, and Ctrl-C ends a container started
+with `docker run -it`."""
+
+import os
+import pty
+import subprocess
+import threading
+import time
+
+from helpers import docker, free_port, unique_name
+
+# The issue's promises, in seconds.
+FIRST_RESPONSE_BUDGET = 2.0
+STOP_BUDGET = 2.0
+
+
+def test_first_response_within_2s_of_docker_run(containers, app_copy, figure):
+    started = time.monotonic()
+    c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/api/hello", timeout=FIRST_RESPONSE_BUDGET)
+    elapsed = time.monotonic() - started
+    figure("docker run to first response, seconds", f"{elapsed:.2f}")
+    assert elapsed < FIRST_RESPONSE_BUDGET, f"first response after {elapsed:.2f}s\n{c.logs()}"
+
+
+def test_docker_stop_takes_under_2s(containers, app_copy, figure):
+    c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/api/hello")
+    started = time.monotonic()
+    docker("stop", c.name, timeout=30)
+    elapsed = time.monotonic() - started
+    figure("docker stop, seconds", f"{elapsed:.2f}")
+    assert elapsed < STOP_BUDGET, f"docker stop took {elapsed:.2f}s\n{c.logs()}"
+    assert c.exit_code() == 0, c.logs()
+
+
+def test_sigint_without_a_terminal_stops_the_container(containers, app_copy, figure):
+    """Without -t, the docker CLI forwards Ctrl-C as SIGINT to PID 1 (tini),
+    which hands it to the server."""
+    c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/api/hello")
+    started = time.monotonic()
+    docker("kill", "--signal", "INT", c.name)
+    while c.running() and time.monotonic() < started + STOP_BUDGET:
+        time.sleep(0.05)
+    assert not c.running(), f"still running {STOP_BUDGET}s after SIGINT\n{c.logs()}"
+    figure("SIGINT to stopped, seconds", f"{time.monotonic() - started:.2f}")
+
+
+class Terminal:
+    """`docker run -it ...` on a pseudo-terminal, as a developer's shell runs
+    it; everything it prints is collected."""
+
+    def __init__(self, args: list[str]):
+        master, slave = pty.openpty()
+        self.master = master
+        self.output = bytearray()
+        self.process = subprocess.Popen(["docker", *args], stdin=slave, stdout=slave, stderr=slave,
+                                        start_new_session=True)
+        os.close(slave)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.output.extend(chunk)
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def text(self) -> str:
+        return self.output.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        os.close(self.master)
+
+
+def test_ctrl_c_stops_a_container_started_with_it(image, app_copy, figure):
+    """With -t the container has its own terminal: Ctrl-C is the byte 0x03,
+    which that terminal turns into SIGINT for the server's process group."""
+    name, port = unique_name(), free_port()
+    terminal = Terminal(["run", "-it", "--name", name, "--network", "host", "-e", f"PORT={port}",
+                         "-v", f"{app_copy}:/app", image, "-d", "debug"])
+    try:
+        deadline = time.monotonic() + 30
+        while "Debugger PIN" not in terminal.text():
+            assert terminal.process.poll() is None, f"docker run exited early:\n{terminal.text()}"
+            assert time.monotonic() < deadline, f"no server after 30s:\n{terminal.text()}"
+            time.sleep(0.05)
+        started = time.monotonic()
+        terminal.type(b"\x03")
+        try:
+            terminal.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"docker run -it still running 10s after Ctrl-C:\n{terminal.text()}") \
+                from None
+        elapsed = time.monotonic() - started
+        state = docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+        assert state == "false", terminal.text()
+        figure("Ctrl-C to docker run -it returning, seconds", f"{elapsed:.2f}")
+        assert elapsed < STOP_BUDGET, f"Ctrl-C took {elapsed:.2f}s to stop it:\n{terminal.text()}"
+    finally:
+        terminal.close()
+        docker("rm", "-f", name, check=False)
