@@ -7,7 +7,7 @@ REQUESTS = 100_000
 
 def test_100k_requests_with_recycling_no_errors_bounded_memory(containers, fixture_image, figure):
     # Recycling every 2000 requests: with 4 workers each is replaced about 12
-    # times during the run, under load. uWSGI keeps a worker for at least 60 s
+    # times during the run, under load. uWSGI keeps a worker for at least 10 s
     # whatever its count (min-worker-lifetime), longer than this whole run.
     env = {"UWSGI_MAX_REQUESTS": "2000", "UWSGI_MIN_WORKER_LIFETIME": "1", "UWSGI_PROCESSES": "4"}
     c = containers.serving(image=fixture_image["image"], env=env)
