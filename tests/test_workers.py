@@ -38,12 +38,12 @@ def test_one_and_two_cpus_give_different_counts(containers):
 
 
 def test_counts_can_be_overridden(containers):
-    c = containers.serving(env={"UWSGI_PROCESSES": "3", "UWSGI_THREADS": "2", "NGINX_WORKER_PROCESSES": "3"},
-                docker_args=("--cpus", "1"))
-    assert summary(c) == (1, 3, 2, 3)
+    c = containers.serving(env={"UWSGI_PROCESSES": "3", "UWSGI_THREADS": "3", "NGINX_WORKER_PROCESSES": "3"},
+                           docker_args=("--cpus", "1"))
+    assert summary(c) == (1, 3, 3, 3)
     assert running_workers(c) == (3, 3)
-    # Two threads per worker: uWSGI reports 2 cores for each.
-    assert "spawned uWSGI worker 1 (pid: " in c.logs() and "cores: 2)" in c.logs()
+    # Three threads per worker: uWSGI reports 3 cores for each.
+    assert "spawned uWSGI worker 1 (pid: " in c.logs() and "cores: 3)" in c.logs()
 
 
 @pytest.mark.parametrize("cpu_max, cpus", [("150000 100000", 2), ("50000 100000", 1), ("max 100000", None)])
