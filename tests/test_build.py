@@ -11,8 +11,10 @@ import pytest
 from conftest import base_build_args, git_revision
 from helpers import REPO, build_image, docker
 
-CONTEXT_FILES = ("Dockerfile", ".dockerignore", "requirements.txt", "requirements_os.txt",
-                 "app.ini", "nginx.conf", "nginx-static.conf", "entry-point.sh", "healthcheck.sh")
+# The files .dockerignore lets into the build context (its "!name" lines).
+CONTEXT_FILES = (".dockerignore", *(
+    line[1:] for line in (REPO / ".dockerignore").read_text().splitlines()
+    if line.startswith("!") and not line.endswith("/")))
 
 
 @pytest.fixture
