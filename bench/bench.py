@@ -67,7 +67,8 @@ class Contender:
         self.container = f"flaskbox-bench-{self.name}"
         sh("docker", "rm", "-f", self.container, check=False)
         command = [part.replace("{PORT}", str(self.port)) for part in self.command]
-        sh("docker", "run", "-d", "--name", self.container, "--network", "host",
+        # --no-healthcheck: the image's check would probe every contender.
+        sh("docker", "run", "-d", "--name", self.container, "--network", "host", "--no-healthcheck",
            "-e", f"PORT={self.port}", *self.extra_args, CONTENDERS_TAG, *command)
         wait_for_200(self.port, "/", timeout=60, container=self.container)
 
@@ -75,7 +76,7 @@ class Contender:
         sh("docker", "rm", "-f", self.container, check=False)
 
 
-def contenders(processes: int) -> list[Contender]:
+def contenders(processes: int, threads: int) -> list[Contender]:
     """The five servers, each in the configuration users actually run."""
     return [
         Contender("flaskbox", "flaskbox production (nginx + uWSGI)", []),
@@ -85,10 +86,10 @@ def contenders(processes: int) -> list[Contender]:
                    "-b", "127.0.0.1:{PORT}", "app:app"]),
         Contender("gunicorn-sync", "gunicorn, 5 sync workers",
                   ["gunicorn", "--chdir", "/app", "-w", "5", "-b", "127.0.0.1:{PORT}", "app:app"]),
-        # uWSGI's own HTTP router, same process count as flaskbox's default.
-        Contender("uwsgi-http", f"bare uwsgi --http, {processes} processes",
+        # uWSGI's own HTTP router, with flaskbox's default processes and threads.
+        Contender("uwsgi-http", f"bare uwsgi --http, {processes} processes x {threads} threads",
                   ["uwsgi", "--http", "127.0.0.1:{PORT}", "--master", "--processes", str(processes),
-                   "--chdir", "/app", "--module", "app:app"]),
+                   "--threads", str(threads), "--chdir", "/app", "--module", "app:app"]),
         Contender("flask-dev", "Flask dev server (flaskbox -d debug)", ["-d", "debug"]),
     ]
 
@@ -338,11 +339,12 @@ def main() -> int:
                 f"FLASKBOX_IMAGE={PRODUCT_TAG}", "-t", CONTENDERS_TAG, str(BENCH), check=False)
     if result.returncode != 0:
         raise RuntimeError(f"bench image build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    processes = int(sh("docker", "run", "--rm", "--network", "host", PRODUCT_TAG, "bash", "-c",
-                       ". /usr/local/bin/entry-point.sh; flaskbox_setup_env production; "
-                       "echo $UWSGI_PROCESSES").stdout.split()[-1])
+    processes, threads = (int(n) for n in sh(
+        "docker", "run", "--rm", "--network", "host", PRODUCT_TAG, "bash", "-c",
+        ". /usr/local/bin/entry-point.sh; flaskbox_setup_env production; "
+        "echo $UWSGI_PROCESSES $UWSGI_THREADS").stdout.split()[-2:])
 
-    entrants = contenders(processes)
+    entrants = contenders(processes, threads)
     try:
         for contender in entrants:
             log(f"starting {contender.name}: {contender.label}")
