@@ -618,11 +618,12 @@ _prod_wait_until_ready() {
 	done
 }
 
-# _stop_process PID SIGNAL SECONDS
+# _stop_process PID SIGNAL SECONDS [AT_SECONDS ACTION]
 #   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
 #   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
+#   ACTION, if given, is called once with PID after AT_SECONDS.
 _stop_process() {
-	local pid="$1" signal="$2" seconds="$3" polls=0 status=0
+	local pid="$1" signal="$2" seconds="$3" at="${4:-}" action="${5:-}" polls=0 status=0
 	kill -"$signal" "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
 		if [ "$polls" -ge $((seconds * 50)) ]; then
@@ -631,6 +632,9 @@ _stop_process() {
 			wait "$pid" 2>/dev/null || true
 			return 137
 		fi
+		if [ -n "$action" ] && [ "$polls" -eq $((at * 50)) ]; then
+			"$action" "$pid"
+		fi
 		sleep 0.02
 		polls=$((polls + 1))
 	done
@@ -638,52 +642,24 @@ _stop_process() {
 	return "$status"
 }
 
-# _uwsgi_busy_workers MASTER_PID
-#   Prints the PIDs of the master's children that are still running (not
-#   zombies waiting to be reaped); prints "?" when the kernel does not say.
-_uwsgi_busy_workers() {
+# _kill_busy_uwsgi_workers MASTER_PID
+#   uWSGI 2.0 does not enforce worker-reload-mercy in a graceful stop
+#   (measured: a stuck handler ran until docker's SIGKILL), so the workers
+#   still running once the mercy is over are killed here. nginx has drained
+#   first, so no client is waiting on them by then. Zombies (workers that
+#   finished, not yet reaped by the master) are left alone.
+_kill_busy_uwsgi_workers() {
 	local master="$1" child stat busy=()
 	local children_file="/proc/$master/task/$master/children"
-	if [ ! -r "$children_file" ]; then
-		echo '?'
-		return 0
-	fi
+	[ -r "$children_file" ] || return 0
 	for child in $(<"$children_file"); do
 		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
 		stat="${stat##*) }"
 		[ "${stat%% *}" = Z ] || busy+=("$child")
 	done
-	echo "${busy[*]}"
-}
-
-# _stop_uwsgi
-#   SIGTERM is a graceful stop (app.ini): each worker finishes its request,
-#   then exits. uWSGI 2.0 does not enforce worker-reload-mercy in this kind
-#   of stop (measured: a stuck handler ran until docker's SIGKILL), so a
-#   worker still busy FLASKBOX_UWSGI_MERCY seconds into the stop is killed
-#   here. nginx has drained first, so no client is waiting on it by then.
-_stop_uwsgi() {
-	local master="$FLASKBOX_UWSGI_PID" polls=0 busy status=0
-	kill -TERM "$master" 2>/dev/null || true
-	while kill -0 "$master" 2>/dev/null; do
-		if [ "$polls" -eq $((FLASKBOX_UWSGI_MERCY * 50)) ]; then
-			busy="$(_uwsgi_busy_workers "$master")"
-			if [ -n "$busy" ] && [ "$busy" != '?' ]; then
-				flaskbox_error "uWSGI worker(s) $busy still busy ${FLASKBOX_UWSGI_MERCY}s into the stop; killing them"
-				# shellcheck disable=SC2086 # a list of PIDs
-				kill -KILL $busy 2>/dev/null || true
-			fi
-		elif [ "$polls" -ge $(((FLASKBOX_UWSGI_MERCY + 1) * 50)) ]; then
-			flaskbox_error "uWSGI still running $((FLASKBOX_UWSGI_MERCY + 1))s after SIGTERM; killing it"
-			kill -KILL "$master" 2>/dev/null || true
-			wait "$master" 2>/dev/null || true
-			return 137
-		fi
-		sleep 0.02
-		polls=$((polls + 1))
-	done
-	wait "$master" 2>/dev/null || status=$?
-	return "$status"
+	[ "${#busy[@]}" -gt 0 ] || return 0
+	flaskbox_error "uWSGI worker(s) ${busy[*]} still busy ${FLASKBOX_UWSGI_MERCY}s into the stop; killing them"
+	kill -KILL "${busy[@]}" 2>/dev/null || true
 }
 
 # _prod_stop
@@ -707,7 +683,8 @@ _prod_stop() {
 	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
 		_stop_process "$FLASKBOX_NGINX_PID" QUIT 6 || status=$?
 	fi
-	_stop_uwsgi || status=$?
+	_stop_process "$FLASKBOX_UWSGI_PID" TERM $((FLASKBOX_UWSGI_MERCY + 1)) \
+		"$FLASKBOX_UWSGI_MERCY" _kill_busy_uwsgi_workers || status=$?
 	flaskbox_log "stopped"
 	exit "$status"
 }

@@ -200,27 +200,32 @@ def summarise(runs: dict) -> dict:
 
 # --- the image itself -------------------------------------------------------
 
+def start_product(name: str) -> int:
+    """`docker run -d` of the image under test, default settings; its port."""
+    port = free_port()
+    sh("docker", "rm", "-f", name, check=False)
+    sh("docker", "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", PRODUCT_TAG)
+    return port
+
+
 def cold_starts(count: int) -> list[float]:
     """Seconds from `docker run` to the first 200, `count` times."""
     times = []
     for i in range(count):
-        port, name = free_port(), f"flaskbox-bench-cold-{i}"
-        sh("docker", "rm", "-f", name, check=False)
+        name = f"flaskbox-bench-cold-{i}"
         started = time.monotonic()
-        sh("docker", "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", PRODUCT_TAG)
-        wait_for_200(port, "/", timeout=30, container=name)
+        wait_for_200(start_product(name), "/", timeout=30, container=name)
         times.append(time.monotonic() - started)
         sh("docker", "rm", "-f", name, check=False)
     return times
 
 
 def idle_stops(count: int) -> list[float]:
+    """Seconds `docker stop` takes once the container has answered."""
     times = []
     for i in range(count):
-        port, name = free_port(), f"flaskbox-bench-stop-{i}"
-        sh("docker", "rm", "-f", name, check=False)
-        sh("docker", "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", PRODUCT_TAG)
-        wait_for_200(port, "/", timeout=30, container=name)
+        name = f"flaskbox-bench-stop-{i}"
+        wait_for_200(start_product(name), "/", timeout=30, container=name)
         started = time.monotonic()
         sh("docker", "stop", name)
         times.append(time.monotonic() - started)
@@ -233,9 +238,8 @@ def idle_stops(count: int) -> list[float]:
 
 def idle_memory_mb() -> float:
     """Default settings, after a few requests, with nothing in flight."""
-    port, name = free_port(), "flaskbox-bench-memory"
-    sh("docker", "rm", "-f", name, check=False)
-    sh("docker", "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", PRODUCT_TAG)
+    name = "flaskbox-bench-memory"
+    port = start_product(name)
     try:
         wait_for_200(port, "/", timeout=30, container=name)
         for _ in range(20):

@@ -73,6 +73,15 @@ def containers(image):
     factory.cleanup()
 
 
+@pytest.fixture(scope="module")
+def module_containers(fixture_image):
+    """Containers of the fixture image that live for a whole test module,
+    for modules whose tests only send requests to a shared server."""
+    factory = ContainerFactory(fixture_image["image"])
+    yield factory
+    factory.cleanup()
+
+
 @pytest.fixture(scope="session")
 def fixture_image(image, tmp_path_factory) -> dict[str, str]:
     """A child image built the way users build theirs (FROM image + COPY app

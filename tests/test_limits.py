@@ -3,8 +3,6 @@ stays healthy after each of them."""
 
 import pytest
 
-from helpers import ContainerFactory
-
 MALFORMED = {
     "garbage": b"GARBAGE\r\n\r\n",
     "no-target": b"GET\r\n\r\n",
@@ -28,11 +26,8 @@ def still_healthy(container) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(fixture_image):
-    factory = ContainerFactory(fixture_image["image"])
-    c = factory.serving(env={"MAX_BODY_SIZE": "1m"})
-    yield c
-    factory.cleanup()
+def server(module_containers):
+    return module_containers.serving(env={"MAX_BODY_SIZE": "1m"})
 
 
 def test_body_within_max_body_size_is_accepted_larger_is_413(server):

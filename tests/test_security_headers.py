@@ -5,8 +5,6 @@ import http.client
 
 import pytest
 
-from helpers import ContainerFactory
-
 EXPECTED = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "SAMEORIGIN",
@@ -15,11 +13,8 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def server(fixture_image):
-    factory = ContainerFactory(fixture_image["image"])
-    c = factory.serving(env={"MAX_BODY_SIZE": "1k"})
-    yield c
-    factory.cleanup()
+def server(module_containers):
+    return module_containers.serving(env={"MAX_BODY_SIZE": "1k"})
 
 
 def malformed(server):

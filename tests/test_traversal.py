@@ -3,8 +3,6 @@ system file, whatever the encoding."""
 
 import pytest
 
-from helpers import ContainerFactory
-
 ATTEMPTS = [
     "/static/../app.py",
     "/static/%2e%2e/app.py",
@@ -29,14 +27,12 @@ SECRETS = (b"deliberately unlike the sample", b"root:x:0:0")
 
 
 @pytest.fixture(scope="module")
-def server(fixture_image):
-    factory = ContainerFactory(fixture_image["image"])
-    c = factory.serving()
+def server(module_containers):
+    c = module_containers.serving()
     # The fixture app's source really holds the marker, so its absence below
     # means something.
     assert SECRETS[0] in c.exec("cat", "/app/app.py").stdout.encode()
-    yield c
-    factory.cleanup()
+    return c
 
 
 @pytest.mark.parametrize("path", ATTEMPTS)
