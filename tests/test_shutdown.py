@@ -94,9 +94,9 @@ def new_connection(container) -> str:
 
 
 def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_image, figure):
-    # 6 requests of 2 s each, more than the 4 workers of 2 CPUs: two of them
-    # wait in uWSGI's queue and must be served too.
-    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "4"})
+    # 6 requests of 2 s each for 4 single-threaded workers: two of them wait
+    # in uWSGI's queue and must be served too.
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"})
     results, sent, threads = slow_clients(c, 6, 2)
     for event in sent:
         assert event.wait(10), "a request could not be sent"
