@@ -33,7 +33,9 @@ def test_shellcheck_is_clean():
 
 
 def test_hadolint_is_clean():
-    result = run(["hadolint", "Dockerfile"])
+    dockerfiles = tracked("Dockerfile", "*/Dockerfile")
+    assert "Dockerfile" in dockerfiles and "bench/Dockerfile" in dockerfiles, dockerfiles
+    result = run(["hadolint", *dockerfiles])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
