@@ -187,7 +187,12 @@ class Container:
 
     # --- lifecycle -----------------------------------------------------
     def wait_exit(self, timeout: float = 30) -> int:
-        result = docker("wait", self.name, timeout=timeout)
+        """Blocks (`docker wait`) until the container exits; its exit code.
+        Fails, with the container's log, if it still runs after `timeout`."""
+        try:
+            result = docker("wait", self.name, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"still running {timeout}s later")
         return int(result.stdout.strip())
 
     def remove(self) -> None:

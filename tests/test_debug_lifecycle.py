@@ -42,9 +42,7 @@ def test_sigint_without_a_terminal_stops_the_container(containers, app_copy, fig
     c.wait_http("/api/hello")
     started = time.monotonic()
     docker("kill", "--signal", "INT", c.name)
-    while c.running() and time.monotonic() < started + STOP_BUDGET:
-        time.sleep(0.05)
-    assert not c.running(), f"still running {STOP_BUDGET}s after SIGINT\n{c.logs()}"
+    c.wait_exit(timeout=STOP_BUDGET)
     figure("SIGINT to stopped, seconds", f"{time.monotonic() - started:.2f}")
 
 
@@ -56,6 +54,8 @@ class Terminal:
         master, slave = pty.openpty()
         self.master = master
         self.output = bytearray()
+        # Notified on every chunk of output, and when the terminal closes.
+        self.changed = threading.Condition()
         self.process = subprocess.Popen(["docker", *args], stdin=slave, stdout=slave, stderr=slave,
                                         start_new_session=True)
         os.close(slave)
@@ -67,9 +67,24 @@ class Terminal:
                 chunk = os.read(self.master, 4096)
             except OSError:
                 return
-            if not chunk:
-                return
-            self.output.extend(chunk)
+            with self.changed:
+                if not chunk:
+                    self.changed.notify_all()
+                    return
+                self.output.extend(chunk)
+                self.changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        """Blocks until `text` has been printed; fails if docker run exits
+        first or after `timeout`."""
+        def seen_or_ended():
+            return text in self.text() or self.process.poll() is not None
+        with self.changed:
+            # Woken by new output; the 1 s bound only rechecks the process.
+            deadline = time.monotonic() + timeout
+            while not seen_or_ended() and time.monotonic() < deadline:
+                self.changed.wait(min(1.0, max(0.0, deadline - time.monotonic())))
+        assert text in self.text(), f"no {text!r} after {timeout}s:\n{self.text()}"
 
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
@@ -91,11 +106,7 @@ def test_ctrl_c_stops_a_container_started_with_it(image, app_copy, figure):
     terminal = Terminal(["run", "-it", "--name", name, "--network", "host", "-e", f"PORT={port}",
                          "-v", f"{app_copy}:/app", image, "-d", "debug"])
     try:
-        deadline = time.monotonic() + 30
-        while "Debugger PIN" not in terminal.text():
-            assert terminal.process.poll() is None, f"docker run exited early:\n{terminal.text()}"
-            assert time.monotonic() < deadline, f"no server after 30s:\n{terminal.text()}"
-            time.sleep(0.05)
+        terminal.wait_for("Debugger PIN", timeout=30)
         started = time.monotonic()
         terminal.type(b"\x03")
         try:

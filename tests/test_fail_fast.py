@@ -11,23 +11,15 @@ SERVERS = {
 }
 
 
-def wait_exited(container, timeout: float) -> float:
-    """Seconds until the container stopped running (fails after timeout)."""
-    started = time.monotonic()
-    while container.running():
-        if time.monotonic() - started > timeout:
-            container.fail(f"still running {timeout}s later")
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 @pytest.mark.parametrize("server", SERVERS, ids=["nginx", "uwsgi"])
 def test_killed_master_stops_the_container_non_zero(containers, server, figure):
     c = containers.serving()
     pids = c.pids(SERVERS[server])
     assert len(pids) == 1, c.processes()
+    started = time.monotonic()
     c.signal("KILL", *pids)
-    elapsed = wait_exited(c, timeout=5)
+    c.wait_exit(timeout=5)
+    elapsed = time.monotonic() - started
     figure(f"container exit after kill -9 of the {server}, seconds", f"{elapsed:.2f}")
     assert c.exit_code() != 0, c.logs()
     assert f"{server.split()[0]} exited unexpectedly" in c.logs()

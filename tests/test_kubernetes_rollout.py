@@ -21,8 +21,8 @@ from manifests import PodSpec, render, start_pod, wait_ready
 # 200 requests a second, a steady load that leaves the 2 CPUs room to work.
 CLIENTS = 4
 PAUSE = 0.02
-# Load after the old pod is gone: the new one carries it alone for a while.
-AFTER = 1.0
+# Load after the old pod is gone: the new one carries this many requests alone.
+AFTER = 100
 
 
 class Service:
@@ -145,7 +145,10 @@ def test_rolling_update_under_load_fails_no_request(containers, fixture_image):
         late.start()
         steps = delete_pod(old, spec, service)
         late.join(timeout=30)
-        time.sleep(AFTER)  # load on the new pod alone; the length of the test, not a wait for anything
+        def alone() -> int:
+            return sum(o.pod == new.name and o.sent > steps["exited"] for o in load.outcomes)
+
+        new.wait_until(lambda: alone() >= AFTER, f"{AFTER} requests on the new pod alone", timeout=30)
     outcomes = load.outcomes
     lost = failures(outcomes + slow)
     logs = f"--- old ---\n{old.logs()}\n--- new ---\n{new.logs()}"

@@ -38,7 +38,9 @@ class BackgroundStop:
         timed_stop(container, grace)
         self.ended = time.monotonic()
 
-    def done(self) -> bool:
+    def wait(self, seconds: float) -> bool:
+        """Waits up to `seconds` for docker stop to return; True once it has."""
+        self._thread.join(seconds)
         return self.ended is not None
 
     def join(self) -> float:
@@ -106,9 +108,8 @@ def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_im
     c.wait_until(lambda: "stopping: nginx drains" in c.logs(), "the stop to begin", timeout=5)
     # New connections while draining: refused or served, never hung, never 502.
     during = []
-    while not stop.done():
+    while not stop.wait(0.05):
         during.append(new_connection(c))
-        time.sleep(0.05)  # pacing: a refused connect returns at once
     elapsed = stop.join()
     for thread in threads:
         thread.join(10)
