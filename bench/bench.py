@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shutil
@@ -317,7 +318,7 @@ def machine() -> dict:
             cpu = line.split(":", 1)[1].strip()
             break
     docker_version = sh("docker", "version", "-f", "{{.Server.Version}}", check=False).stdout.strip()
-    return {"cpus": len(__import__("os").sched_getaffinity(0)), "cpu": cpu, "kernel": platform.release(),
+    return {"cpus": len(os.sched_getaffinity(0)), "cpu": cpu, "kernel": platform.release(),
             "docker": docker_version, "wrk": sh("wrk", "--version", check=False).stdout.split("[")[0].strip()}
 
 

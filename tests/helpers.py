@@ -119,11 +119,14 @@ class Container:
         return [pid for pid, _, cmd in self.processes() if cmd.startswith(cmdline_prefix)]
 
     def rss_kb(self) -> int:
-        """Sum of the resident memory (VmRSS) of every process in the container."""
-        script = "cat /proc/[0-9]*/status 2>/dev/null | awk '/^VmRSS:/ {kb += $2} END {print kb}'"
-        out = self.exec("bash", "-c", script)
-        assert out.returncode == 0 and out.stdout.strip(), out.stderr
-        return int(out.stdout)
+        """Sum of the resident memory (VmRSS) of every process in the
+        container, read from the host as bench/ does (`docker top` gives
+        their host PIDs), so no probe process is counted."""
+        total = 0
+        for pid in docker("top", self.name, "-eo", "pid").stdout.split()[1:]:
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+        return total
 
     def signal(self, sig: str, *pids: str) -> None:
         result = self.exec("bash", "-c", f"kill -{sig} {' '.join(pids)}")
