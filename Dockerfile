@@ -43,8 +43,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN set -eux; \
 	apt-get update; \
-	# gcc + python3-dev build uWSGI; libpcre2-dev enables its internal routing,
-	# which answers the health check inside a worker.
+	# gcc + python3-dev build uWSGI; libpcre2-dev gives it PCRE (internal
+	# routing), for UWSGI_* route options of yours.
 	apt-get install -y --no-install-recommends \
 		ca-certificates gcc libc6-dev libpcre2-dev python3 python3-dev python3-venv; \
 	rm -rf /var/lib/apt/lists/*; \
@@ -86,15 +86,19 @@ FROM base AS runtime
 ARG BASE_IMAGE
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
+# The uid:gid that serves (USER below; the entry-point steps down to it when
+# started as root), and where flaskbox's own code lives (lib/ in the repo).
+ENV FLASKBOX_USER=10001:10001 \
+	FLASKBOX_LIB=/usr/local/lib/flaskbox
+
 # The libraries the venv's compiled code needs, as found in the build stage.
 COPY --from=build /opt/venv/os-deps.txt /tmp/os-deps.txt
 # hadolint ignore=DL3008,SC2046
 RUN set -eux; \
 	apt-get update; \
 	# tini: a real PID 1 that forwards signals and reaps zombies.
-	# gettext-base: envsubst, to render nginx.conf from its template.
 	apt-get install -y --no-install-recommends \
-		ca-certificates gettext-base nginx python3 tini \
+		ca-certificates nginx python3 tini \
 		$(cat /tmp/os-deps.txt); \
 	# Package lists and apt's caches (78 MB on a debootstrap base, which,
 	# unlike the official images, has no docker-clean hook) never ship.
@@ -104,8 +108,8 @@ RUN set -eux; \
 	rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d /var/log/nginx/*; \
 	# Non-root user that serves requests. Group 0 owns nothing writable, so
 	# any uid (OpenShift's --user 12345:0) works the same.
-	groupadd --system --gid 10001 app; \
-	useradd --system --uid 10001 --gid app --no-create-home \
+	groupadd --system --gid "${FLASKBOX_USER#*:}" app; \
+	useradd --system --uid "${FLASKBOX_USER%:*}" --gid app --no-create-home \
 		--home-dir /nonexistent --shell /usr/sbin/nologin app; \
 	nginx -v; tini --version
 
@@ -126,20 +130,22 @@ COPY --from=build /opt/venv /opt/venv
 
 # The venv first on PATH, so python, pip, flask and uwsgi are its own.
 # PYTHONUNBUFFERED: output reaches `docker logs` at once, not on exit.
-# RUNTIME_DIR holds the rendered nginx.conf, the socket and pid files: the
-# only place the image writes, so --read-only --tmpfs /tmp is enough.
 ENV PATH=/opt/venv/bin:$PATH \
-	PYTHONUNBUFFERED=1 \
-	RUNTIME_DIR=/tmp/flaskbox
+	PYTHONUNBUFFERED=1
 
+# The config templates, the scripts, and flaskbox's Python (settings,
+# rendering, the WSGI wrapper, the dev server), which the venv finds
+# through a .pth file.
 COPY nginx.conf nginx-static.conf app.ini /etc/flaskbox/
 COPY entry-point.sh healthcheck.sh /usr/local/bin/
-# Debug mode's dev server, started by entry-point.sh.
-COPY debug_server.py /usr/local/lib/flaskbox/
+COPY lib/ ${FLASKBOX_LIB}/
 RUN set -eux; \
 	mkdir -p /docker-entrypoint.d; \
+	chmod -R a+rX,go-w /etc/flaskbox "$FLASKBOX_LIB"; \
 	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
-	chmod 0644 /etc/flaskbox/* /usr/local/lib/flaskbox/debug_server.py; \
+	/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))' \
+		| xargs -I{} sh -c 'echo "$FLASKBOX_LIB" > {}/flaskbox.pth'; \
+	python3 -m flaskbox settings >/dev/null; \
 	# No setuid or setgid programs (CIS Docker Benchmark 4.8): nothing in the
 	# container may gain privileges, so su, passwd, mount and any such program
 	# from requirements_os.txt lose those bits.
@@ -160,11 +166,11 @@ LABEL org.opencontainers.image.title="flaskbox" \
 	org.opencontainers.image.revision="${REVISION}" \
 	org.opencontainers.image.base.name="${BASE_IMAGE}"
 
-USER 10001:10001
+USER ${FLASKBOX_USER}
 EXPOSE 80 5000
 
-# The path nginx -> unix socket -> a uWSGI worker, answered by uWSGI's own
-# router so it does not depend on any route of the app.
+# Liveness: nginx -> unix socket -> a uWSGI worker, answered without the
+# app's routes; busy counts as alive (lib/flaskbox/health.py).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 	CMD ["/usr/local/bin/healthcheck.sh"]
 

@@ -1,5 +1,5 @@
-"""flaskbox's debug server: the Flask development server with the interactive
-debugger and a code reloader. entry-point.sh runs it in debug mode, with the
+"""flaskbox's debug server (python3 -m flaskbox.debug): the Flask development
+server with the interactive debugger and a code reloader. entry-point.sh runs it in debug mode, with the
 settings it has already checked in the environment:
 
     APP_MODULE      module:callable to serve, relative to /app

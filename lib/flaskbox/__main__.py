@@ -1,0 +1,97 @@
+"""flaskbox's commands, run by entry-point.sh (and healthcheck.sh):
+
+    python3 -m flaskbox env MODE       the settings as `export` lines, for eval
+    python3 -m flaskbox render MODE    write the configs into RUNTIME_DIR
+    python3 -m flaskbox default NAME   one setting's default (production)
+    python3 -m flaskbox settings       the settings, for the usage text
+    python3 -m flaskbox health         the image's health check (exit 1: unhealthy)
+
+A setting outside its form exits 2 with a message naming it and the form.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+from . import render, settings
+
+
+def error(message: str) -> None:
+    print(f"flaskbox: error: {message}", file=sys.stderr)
+
+
+def info(message: str) -> None:
+    if os.environ.get("ENTRYPOINT_QUIET_LOGS") != "1":
+        print(f"flaskbox: {message}", file=sys.stderr)
+
+
+def resolve(mode: str) -> settings.Resolved:
+    if mode not in settings.MODES:
+        error(f"'{mode}' is not a mode: expected production or debug")
+        sys.exit(2)
+    try:
+        return settings.resolve(mode)
+    except settings.SettingError as exc:
+        error(str(exc))
+        sys.exit(2)
+
+
+def cmd_env(mode: str) -> None:
+    resolved = resolve(mode)
+    for note in resolved.notes:
+        info(note)
+    for name, value in resolved.exports().items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+def cmd_render(mode: str) -> None:
+    resolved = resolve(mode)
+    try:
+        render.render_production(resolved, dict(os.environ))
+    except (OSError, render.TemplateError) as exc:
+        error(f"cannot write the configuration into RUNTIME_DIR: {exc}")
+        sys.exit(1)
+    values, derived = resolved.values, resolved.derived
+    info(f"{derived['CPUS']} CPU(s) available: uWSGI {values['UWSGI_PROCESSES']} processes x "
+         f"{values['UWSGI_THREADS']} threads, nginx {values['NGINX_WORKER_PROCESSES']} workers")
+    slots = derived["UPLOAD_SLOTS"]
+    uploads = f"{slots} uploads at once ({values['UPLOAD_SPACE']})" if slots != "0" else "uploads unbounded"
+    info(f"queue: {values['QUEUE_SIZE']} waiting requests; {values['CONNECTIONS_PER_CLIENT']} per client; "
+         f"{uploads}")
+
+
+def cmd_default(name: str) -> None:
+    setting = settings.BY_NAME.get(name)
+    if setting is None:
+        error(f"no setting named {name}")
+        sys.exit(2)
+    print(setting.default_for(settings.PRODUCTION, settings.Host(), {}))
+
+
+def cmd_settings() -> None:
+    width = max(len(setting.name) for setting in settings.SETTINGS)
+    for setting in settings.SETTINGS:
+        print(f"  {setting.name:<{width}}  {setting.default_doc.replace('`', '')}")
+
+
+def cmd_health() -> None:
+    from . import health
+
+    health.main()
+
+
+COMMANDS = {"env": cmd_env, "render": cmd_render, "default": cmd_default, "settings": cmd_settings,
+            "health": cmd_health}
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in COMMANDS or argv[0] in ("-h", "--help"):
+        print(__doc__, file=sys.stderr)
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    COMMANDS[argv[0]](*argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,117 @@
+"""What this container may use, read from the kernel's files.
+
+Every default that depends on the machine comes from here: CPUs from the
+cgroup quota (not the host's cores), memory from the cgroup limit, the size
+and kind of the file system RUNTIME_DIR is on, kernel limits on listen queues
+and privileged ports. `root` moves every path, so tests can hand it a fake
+/sys and /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+# cgroup v1 reports "no limit" as a huge page-aligned number.
+UNLIMITED_V1 = 1 << 60
+
+
+@dataclass(frozen=True)
+class Mount:
+    point: str
+    fstype: str
+    size: int  # bytes
+
+
+class Host:
+    def __init__(self, root: str | Path = "/"):
+        self.root = Path(root)
+
+    def _read(self, path: str) -> str | None:
+        try:
+            return (self.root / path.lstrip("/")).read_text().strip()
+        except OSError:
+            return None
+
+    # --- CPUs ------------------------------------------------------------
+    def cpus_allowed(self) -> int:
+        """CPUs this process may run on (taskset, --cpuset-cpus)."""
+        return max(1, len(os.sched_getaffinity(0)))
+
+    def cpu_quota(self) -> float | None:
+        """The CFS quota in CPUs (--cpus, a pod's CPU limit), or None."""
+        v2 = self._read("/sys/fs/cgroup/cpu.max")
+        if v2 is not None:
+            quota, _, period = v2.partition(" ")
+        else:
+            quota = self._read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") or ""
+            period = self._read("/sys/fs/cgroup/cpu/cpu.cfs_period_us") or ""
+        # "max" (v2) or -1 (v1) means no quota.
+        if quota.isdigit() and period.isdigit() and int(quota) > 0 and int(period) > 0:
+            return int(quota) / int(period)
+        return None
+
+    def cpus(self) -> int:
+        """The quota rounded up, never more than the CPUs allowed."""
+        count = self.cpus_allowed()
+        quota = self.cpu_quota()
+        if quota is not None:
+            count = min(count, -(-quota // 1))
+        return max(1, int(count))
+
+    # --- memory ----------------------------------------------------------
+    def memory_limit(self) -> int | None:
+        """The cgroup's memory limit in bytes (--memory), or None."""
+        value = self._read("/sys/fs/cgroup/memory.max")
+        if value is None:
+            value = self._read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        if value is None or not value.isdigit() or int(value) >= UNLIMITED_V1:
+            return None
+        return int(value)
+
+    # --- file systems ----------------------------------------------------
+    def mount_of(self, path: str) -> Mount | None:
+        """The mount holding `path` (or its nearest existing parent)."""
+        table = self._read("/proc/self/mountinfo")
+        if table is None:
+            return None
+        target = Path(path)
+        while not (self.root / str(target).lstrip("/")).exists() and target != target.parent:
+            target = target.parent
+        best: tuple[str, str] | None = None
+        for line in table.splitlines():
+            # id parent major:minor root mount-point options ... - fstype source super-options
+            fields, _, tail = line.partition(" - ")
+            parts = fields.split()
+            if len(parts) < 5 or not tail:
+                continue
+            point = parts[4].replace("\\040", " ")
+            inside = str(target) == point or str(target).startswith(point.rstrip("/") + "/")
+            if inside and (best is None or len(point) >= len(best[0])):
+                best = (point, tail.split()[0])
+        if best is None:
+            return None
+        try:
+            stat = os.statvfs(self.root / best[0].lstrip("/"))
+        except OSError:
+            return None
+        return Mount(point=best[0], fstype=best[1], size=stat.f_blocks * stat.f_frsize)
+
+    # --- kernel limits ---------------------------------------------------
+    def somaxconn(self) -> int | None:
+        """The kernel's cap on a listen backlog (net.core.somaxconn)."""
+        value = self._read("/proc/sys/net/core/somaxconn")
+        return int(value) if value and value.isdigit() else None
+
+    def unprivileged_port_start(self) -> int | None:
+        """The lowest port a process without CAP_NET_BIND_SERVICE may bind."""
+        value = self._read("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        return int(value) if value and value.isdigit() else None
+
+    @staticmethod
+    def open_files_limit() -> int:
+        """The hard limit on open files: nginx raises its soft limit to it."""
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return hard if hard != resource.RLIM_INFINITY else 1 << 20

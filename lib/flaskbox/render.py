@@ -1,0 +1,100 @@
+"""nginx.conf and app.ini, filled in from the settings, into RUNTIME_DIR.
+
+Templates are the real config files with upper-case ${...} placeholders; only
+names the settings table or derived() knows are replaced, so nginx's own
+$variables (and ${lower_case} ones) pass through, and a misspelt placeholder
+fails the start instead of reaching nginx. Lists (trusted proxies, allowed
+hosts) become small include files, generated from the data they hold.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+from .settings import Resolved, uwsgi_options, words
+
+CONF_DIR = Path("/etc/flaskbox")
+PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+class TemplateError(Exception):
+    pass
+
+
+def fill(template: str, values: dict[str, str], source: str = "template") -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise TemplateError(f"{source} uses ${{{name}}}, which no setting defines")
+        return values[name]
+
+    return PLACEHOLDER.sub(value, template)
+
+
+def trusted_proxies(resolved: Resolved) -> tuple[str, str]:
+    """(geo entries, set_real_ip_from lines) for TRUSTED_PROXIES."""
+    networks = [str(ipaddress.ip_network(item, strict=False)) for item in words(resolved.values["TRUSTED_PROXIES"])]
+    header = "# Generated from TRUSTED_PROXIES by flaskbox/render.py.\n"
+    geo = header + "".join(f"{network} 1;\n" for network in networks)
+    real_ip = header + "".join(f"set_real_ip_from {network};\n" for network in networks)
+    return geo, real_ip
+
+
+def allowed_hosts(resolved: Resolved) -> str:
+    """map entries for ALLOWED_HOSTS: any host when empty."""
+    hosts = words(resolved.values["ALLOWED_HOSTS"].lower())
+    lines = ["# Generated from ALLOWED_HOSTS by flaskbox/render.py."]
+    if not hosts:
+        lines.append("default 1;")
+    else:
+        lines.append("default 0;")
+        # nginx's hostnames map wants IPv6 literals in brackets, as in Host.
+        lines += [f"{host if ':' not in host or host.startswith('[') else f'[{host}]'} 1;" for host in hosts]
+    return "\n".join(lines) + "\n"
+
+
+def upload_limits(resolved: Resolved) -> str:
+    slots, per_client = resolved.derived["UPLOAD_SLOTS"], resolved.derived["UPLOAD_SLOTS_PER_CLIENT"]
+    if slots == "0":
+        return "# MAX_BODY_SIZE=0: uploads are not limited (UPLOAD_SPACE cannot bound them).\n"
+    return ("# Generated from UPLOAD_SPACE / MAX_BODY_SIZE by flaskbox/render.py.\n"
+            f"limit_conn flaskbox_uploads {slots};\n"
+            f"limit_conn flaskbox_upload_clients {per_client};\n")
+
+
+def uwsgi_ini(resolved: Resolved, env: dict[str, str], conf_dir: Path) -> str:
+    """app.ini filled in, then UWSGI_INI, then UWSGI_<OPTION> variables:
+    later values win, so the user's do."""
+    text = fill((conf_dir / "app.ini").read_text(), {**resolved.values, **resolved.derived}, "app.ini")
+    if resolved.values["UWSGI_INI"]:
+        text += f"\n; UWSGI_INI\n[uwsgi]\nini = {resolved.values['UWSGI_INI']}\n"
+    options = uwsgi_options(env)
+    if options:
+        text += "\n; UWSGI_<OPTION> variables\n[uwsgi]\n" + "".join(f"{key} = {value}\n" for key, value in options)
+    return text
+
+
+def render_production(resolved: Resolved, env: dict[str, str], conf_dir: Path = CONF_DIR) -> list[Path]:
+    """Writes every production config file; returns their paths."""
+    runtime = Path(resolved.values["RUNTIME_DIR"])
+    nginx_dir = runtime / "nginx"
+    nginx_dir.mkdir(parents=True, exist_ok=True)
+    values = {**resolved.values, **resolved.derived}
+    geo, real_ip = trusted_proxies(resolved)
+    static = (fill((conf_dir / "nginx-static.conf").read_text(), values, "nginx-static.conf")
+              if resolved.values["STATIC_ENABLED"] == "1"
+              else "# STATIC_ENABLED=0: static URLs go to the app.\n")
+    files = {
+        nginx_dir / "nginx.conf": fill((conf_dir / "nginx.conf").read_text(), values, "nginx.conf"),
+        nginx_dir / "static.conf": static,
+        nginx_dir / "trusted-proxies.conf": geo,
+        nginx_dir / "real-ip.conf": real_ip,
+        nginx_dir / "allowed-hosts.conf": allowed_hosts(resolved),
+        nginx_dir / "upload-limits.conf": upload_limits(resolved),
+        runtime / "uwsgi.ini": uwsgi_ini(resolved, env, conf_dir),
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    return list(files)

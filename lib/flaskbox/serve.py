@@ -1,0 +1,201 @@
+"""The WSGI app uWSGI runs in production: the user's app (APP_MODULE) plus
+what the HTTP hop from nginx needs. Per request it:
+
+- sets REMOTE_ADDR, REMOTE_PORT and SERVER_PORT from X-Flaskbox-Peer, the
+  header nginx always sets (a client's copy is replaced), since uWSGI sees
+  only a unix socket;
+- answers the health check, GET /-/healthy exactly, without the app;
+- skips a request whose client has already gone (nginx closed the
+  connection while it waited for a worker), instead of running it for
+  nobody;
+- frames a response without a Content-Length as chunked, so that nginx can
+  tell a complete stream from one cut short (a killed worker, an exception
+  mid-stream) and the client sees the difference;
+- with more than one thread per process, enforces REQUEST_TIMEOUT per
+  request, which uWSGI 2.0's per-process harakiri timer does not.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import select
+import signal
+import sys
+import threading
+import time
+
+try:  # only inside uWSGI
+    import uwsgi
+except ImportError:  # unit tests
+    uwsgi = None
+
+HEALTH_BODY = b"ok\n"
+# Statuses and methods that never carry a body, so are never framed.
+NO_BODY = {204, 304}
+TERMINATOR = b"0\r\n\r\n"
+
+
+def log(message: str) -> None:
+    print(f"flaskbox: {message}", file=sys.stderr, flush=True)
+
+
+def load(import_path: str):
+    """The callable APP_MODULE names: module:name, or module's `application`
+    (uWSGI's own default) when no name is given."""
+    module_name, _, name = import_path.partition(":")
+    module = importlib.import_module(module_name)
+    name = name or "application"
+    app = getattr(module, name, None)
+    if app is None:
+        raise AttributeError(f"APP_MODULE={import_path}: module {module_name} has no attribute {name!r}")
+    return app
+
+
+def health(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HEALTH_BODY)))])
+    return [HEALTH_BODY]
+
+
+def client_gone() -> bool:
+    """True when nginx has already closed this request's connection: its
+    client gave up (or nginx's timeout passed) while it waited in the queue."""
+    if uwsgi is None:
+        return False
+    poller = select.poll()
+    poller.register(uwsgi.connection_fd(), select.POLLRDHUP)
+    return bool(poller.poll(0))
+
+
+class Framing:
+    """start_response and the body iterable of one response, framed as
+    chunked when the app gives no Content-Length."""
+
+    def __init__(self, environ, start_response):
+        self.environ = environ
+        self.start_response = start_response
+        self.chunked = False
+        self.started = False
+
+    def __call__(self, status, headers, exc_info=None):
+        code = int(status[:3])
+        names = {name.lower() for name, _ in headers}
+        self.chunked = (code >= 200 and code not in NO_BODY and self.environ["REQUEST_METHOD"] != "HEAD"
+                        and "content-length" not in names and "transfer-encoding" not in names)
+        if self.chunked:
+            headers = [*headers, ("Transfer-Encoding", "chunked")]
+        self.started = True
+        write = self.start_response(status, headers, exc_info)
+        if not self.chunked:
+            return write
+        return lambda data: write(b"%x\r\n%s\r\n" % (len(data), data)) if data else None
+
+    def body(self, result):
+        try:
+            for data in result:
+                if not self.chunked:
+                    yield data
+                elif data:
+                    yield b"%x\r\n%s\r\n" % (len(data), data)
+            # Only a body that ended normally gets its last chunk; an
+            # exception above leaves it open, and nginx reports the cut.
+            if self.chunked:
+                yield TERMINATOR
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+
+class Watchdog:
+    """REQUEST_TIMEOUT per request for threaded workers: a request running
+    past it takes its worker down (as harakiri would), which frees the stuck
+    thread and answers its client with a 5xx; the worker's other requests
+    are cut too, so the log says how many."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.running: dict[int, tuple[float, str]] = {}
+        self.pid = None
+        self.lock = threading.Lock()
+
+    def begin(self, environ) -> None:
+        if self.pid != os.getpid():
+            # The first request in a new worker (a fork of the master).
+            with self.lock:
+                if self.pid != os.getpid():
+                    self.pid = os.getpid()
+                    self.running.clear()
+                    threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
+        what = f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}"
+        self.running[threading.get_ident()] = (time.monotonic(), what)
+
+    def end(self) -> None:
+        self.running.pop(threading.get_ident(), None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            for started, what in list(self.running.values()):
+                if now - started > self.timeout:
+                    others = len(self.running) - 1
+                    log(f"{what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): killing worker pid "
+                        f"{os.getpid()} ({others} other request(s) in it are cut)")
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Serve:
+    def __init__(self, app, timeout: float, threads: int):
+        self.app = app
+        self.watchdog = Watchdog(timeout) if threads > 1 else None
+
+    def __call__(self, environ, start_response):
+        peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
+        if peer:
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = peer.split(" ", 2)
+        if environ.get("REQUEST_URI") == "/-/healthy":
+            return health(environ, start_response)
+        if client_gone():
+            log(f"skipped {environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}: "
+                "its client left while it waited for a worker")
+            start_response("499 Client Closed Request", [("Content-Length", "0")])
+            return []
+        framing = Framing(environ, start_response)
+        if self.watchdog is None:
+            result = self.app(environ, framing)
+            if framing.started and not framing.chunked:
+                return result  # the common case: nothing to add
+            return framing.body(result)
+        self.watchdog.begin(environ)
+        try:
+            return self._watched(framing.body(self.app(environ, framing)))
+        except BaseException:
+            self.watchdog.end()
+            raise
+
+    def _watched(self, body):
+        try:
+            yield from body
+        finally:
+            body.close()
+            self.watchdog.end()
+
+
+def uwsgi_option(name: str, default: str) -> str:
+    """An option as uWSGI ended up with it (the last of repeated ones)."""
+    value = uwsgi.opt.get(name, default)
+    if isinstance(value, list):
+        value = value[-1]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def from_environment():
+    # UWSGI_* variables are gone by now (the entry-point removes them so
+    # that uWSGI reads the rendered ini only); ask uWSGI for its threads.
+    return Serve(load(os.environ["APP_MODULE"]), float(os.environ["REQUEST_TIMEOUT"]),
+                 int(uwsgi_option("threads", "1")))
+
+
+if uwsgi is not None:
+    application = from_environment()

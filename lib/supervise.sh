@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Production's process tree: uWSGI, then nginx once a worker accepts, both
+# supervised by this shell. A stop signal stops them in order; either one
+# dying takes the container down. Sourced by entry-point.sh, never run.
+#
+# The stop's budget comes from the settings (FLASKBOX_STOP_*, exported by
+# `python3 -m flaskbox env`): nginx drains for STOP_DRAIN_SECONDS, uWSGI's
+# workers get STOP_MERCY_SECONDS, and each is killed STOP_KILL_AFTER_SECONDS
+# after its own limit.
+
+# _prod_wait_until_ready
+#   nginx starts only once a uWSGI worker accepts requests (app.ini's
+#   hook-accepting1-once creates uwsgi.ready), so no client waits on a slow
+#   app import. Fails if uWSGI dies first, e.g. on a broken app.
+_prod_wait_until_ready() {
+	until [ -e "$RUNTIME_DIR/uwsgi.ready" ]; do
+		if ! kill -0 "$FLASKBOX_UWSGI_PID" 2>/dev/null; then
+			local status=0
+			wait "$FLASKBOX_UWSGI_PID" || status=$?
+			if [ "$status" -eq 22 ]; then
+				# need-app's exit code: the import failed (traceback above) or
+				# the module has no such callable.
+				flaskbox_error "could not load APP_MODULE='$APP_MODULE': see the traceback or" \
+					"\"callable not found\" above; not serving"
+			else
+				flaskbox_error "uWSGI exited with code $status before it was ready; see its log above"
+			fi
+			exit "$((status == 0 ? 1 : status))"
+		fi
+		sleep 0.05
+	done
+}
+
+# _stop_process PID SIGNAL SECONDS [AT_SECONDS ACTION]
+#   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
+#   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
+#   ACTION, if given, is called once with PID after AT_SECONDS.
+_stop_process() {
+	local pid="$1" signal="$2" seconds="$3" at="${4:-}" action="${5:-}" polls=0 status=0
+	kill -"$signal" "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$polls" -ge $((seconds * 50)) ]; then
+			flaskbox_error "pid $pid still running ${seconds}s after SIG$signal; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			return 137
+		fi
+		if [ -n "$action" ] && [ "$polls" -eq $((at * 50)) ]; then
+			"$action" "$pid"
+		fi
+		sleep 0.02
+		polls=$((polls + 1))
+	done
+	wait "$pid" 2>/dev/null || status=$?
+	return "$status"
+}
+
+# _kill_busy_uwsgi_workers MASTER_PID
+#   uWSGI 2.0 does not enforce worker-reload-mercy in a graceful stop
+#   (measured: a stuck handler ran until docker's SIGKILL), so the workers
+#   still running once the mercy is over are killed here. nginx has drained
+#   first, so no client is waiting on them by then. Zombies (workers that
+#   finished, not yet reaped by the master) are left alone.
+_kill_busy_uwsgi_workers() {
+	local master="$1" child stat busy=()
+	local children_file="/proc/$master/task/$master/children"
+	[ -r "$children_file" ] || return 0
+	for child in $(<"$children_file"); do
+		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
+		stat="${stat##*) }"
+		[ "${stat%% *}" = Z ] || busy+=("$child")
+	done
+	[ "${#busy[@]}" -gt 0 ] || return 0
+	flaskbox_error "uWSGI worker(s) ${busy[*]} still busy ${FLASKBOX_STOP_MERCY_SECONDS}s into the stop; killing them"
+	kill -KILL "${busy[@]}" 2>/dev/null || true
+}
+
+# _prod_stop
+#   Ordered graceful stop, inside docker's default 10 s grace: nginx stops
+#   accepting and drains requests in flight (SIGQUIT, STOP_DRAIN_SECONDS),
+#   then uWSGI lets its now idle workers exit (SIGTERM, STOP_MERCY_SECONDS);
+#   each is killed STOP_KILL_AFTER_SECONDS after its own limit.
+_prod_stop() {
+	local status=0
+	# One stop at a time: repeated signals while draining change nothing.
+	trap '' TERM INT QUIT
+	if [ ! -e "$RUNTIME_DIR/uwsgi.ready" ]; then
+		# Still importing the app: nothing is served yet, and uWSGI acts on
+		# SIGTERM only once its master loop runs.
+		flaskbox_log "stopping before the app was ready"
+		kill -KILL "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+		wait "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+		exit 0
+	fi
+	flaskbox_log "stopping: nginx drains, then uWSGI"
+	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
+		_stop_process "$FLASKBOX_NGINX_PID" QUIT \
+			$((FLASKBOX_STOP_DRAIN_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS)) || status=$?
+	fi
+	_stop_process "$FLASKBOX_UWSGI_PID" TERM $((FLASKBOX_STOP_MERCY_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS)) \
+		"$FLASKBOX_STOP_MERCY_SECONDS" _kill_busy_uwsgi_workers || status=$?
+	flaskbox_log "stopped"
+	exit "$status"
+}
+
+# flaskbox_start_production
+#   Starts uWSGI, then nginx, and supervises both: a stop signal stops them
+#   in order; either one dying takes the container down (non-zero) so that
+#   a restart policy or orchestrator replaces it.
+flaskbox_start_production() {
+	# The debugger must never be reachable in production.
+	unset FLASK_DEBUG FLASK_ENV
+	# uWSGI would read UWSGI_* variables as options of its own, before its
+	# ini: the rendered uwsgi.ini already holds them, in the right order.
+	local var
+	for var in $(compgen -e); do
+		[[ "$var" != UWSGI_* ]] || unset "$var"
+	done
+	FLASKBOX_NGINX_PID=
+	# The stop runs inside the trap, so a signal arriving at any moment
+	# (even before nginx has started) stops whatever is running, in order.
+	trap _prod_stop TERM INT QUIT
+
+	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
+	# for nginx's access log, one line per request, e.g. JSON for a collector.
+	# Files left by a killed predecessor would let nginx start too early.
+	rm -f "$RUNTIME_DIR/uwsgi.sock" "$RUNTIME_DIR/uwsgi.ready"
+	uwsgi --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
+	FLASKBOX_UWSGI_PID=$!
+	_prod_wait_until_ready
+	nginx -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf" &
+	FLASKBOX_NGINX_PID=$!
+	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"
+
+	local exited='' status=0
+	# Returns only when a server exits on its own (a stop signal's trap
+	# exits from inside the wait).
+	until [ -n "$exited" ]; do
+		status=0
+		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" || status=$?
+	done
+	local name=nginx
+	[ "$exited" = "$FLASKBOX_UWSGI_PID" ] && name=uWSGI
+	flaskbox_error "$name exited unexpectedly with code $status; stopping the container"
+	exit "$((status == 0 ? 1 : status))"
+}
+
