@@ -21,8 +21,7 @@ set -Eeuo pipefail
 # shellcheck source=lib/supervise.sh
 . "$FLASKBOX_LIB/supervise.sh"
 
-# Config templates, and the drop-in hook folder.
-FLASKBOX_CONF_DIR=/etc/flaskbox
+# The drop-in hook folder.
 FLASKBOX_HOOK_DIR=/docker-entrypoint.d
 
 # flaskbox_usage

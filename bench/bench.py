@@ -345,9 +345,9 @@ def main() -> int:
     if result.returncode != 0:
         raise RuntimeError(f"bench image build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     processes, threads = (int(n) for n in sh(
-        "docker", "run", "--rm", "--network", "host", PRODUCT_TAG, "bash", "-c",
-        ". /usr/local/bin/entry-point.sh; flaskbox_setup_env production; "
-        "echo $UWSGI_PROCESSES $UWSGI_THREADS").stdout.split()[-2:])
+        "docker", "run", "--rm", "--network", "host", PRODUCT_TAG, "python3", "-c",
+        "from flaskbox import settings; values = settings.resolve('production').values; "
+        "print(values['UWSGI_PROCESSES'], values['UWSGI_THREADS'])").stdout.split()[-2:])
 
     entrants = contenders(processes, threads)
     try:

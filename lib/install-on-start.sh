@@ -109,7 +109,8 @@ _layered_venv() {
 	python -m venv --without-pip "$venv"
 	base="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 	site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
-	printf '%s\n' "$base" >"$site/flaskbox-image-venv.pth"
+	# A site dir, not just a path: its own .pth files count too (flaskbox's).
+	printf 'import site; site.addsitedir(%s)\n' "'$base'" >"$site/flaskbox-image-venv.pth"
 }
 
 # _warn_if_noexec DIR

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -13,15 +14,17 @@ import pytest
 from helpers import REPO, ContainerFactory, build_image, docker, share_with_container
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
+# flaskbox's own Python (lib/flaskbox), for the tests that need no container.
+sys.path.insert(0, str(REPO / "lib"))
 
 
-def pytest_configure(config):
-    # No engine means no test can prove anything: fail loudly, never skip.
+def require_engine() -> None:
+    # No engine means no container test can prove anything: fail loudly,
+    # never skip. Tests that need no container run without one.
     result = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=60)
     if result.returncode != 0:
-        raise pytest.UsageError(
-            "no Docker engine answers `docker info`; start one (tests/run.sh does)\n" + result.stderr
-        )
+        pytest.fail("no Docker engine answers `docker info`; start one (tests/run.sh does)\n" + result.stderr,
+                    pytrace=False)
 
 
 def base_build_args() -> dict[str, str]:
@@ -34,6 +37,7 @@ def base_build_args() -> dict[str, str]:
 def image() -> str:
     """The image under test: FLASKBOX_IMAGE if given, else built from the repo
     (tagged FLASKBOX_TEST_TAG, so that two checkouts can test side by side)."""
+    require_engine()
     if os.environ.get("FLASKBOX_IMAGE"):
         return os.environ["FLASKBOX_IMAGE"]
     tag = os.environ.get("FLASKBOX_TEST_TAG", "flaskbox:test")
@@ -88,10 +92,22 @@ def fixture_image(image, tmp_path_factory) -> dict[str, str]:
     /app) with the test app from tests/fixture_app. Its static file carries a
     token that exists only in this build."""
     context = tmp_path_factory.mktemp("fixture-image")
-    shutil.copytree(FIXTURE_APP, context / "app")
+    shutil.copytree(FIXTURE_APP, context / "app", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     token = uuid.uuid4().hex
     static = context / "app" / "static"
     (static / "proof.txt").write_text(f"static {token}\n")
+    # What a careless COPY puts in a static folder: secrets in dotfiles, a
+    # repository, and a symlink out of the folder to the app's source.
+    (static / ".env").write_text(f"SECRET_KEY=dotenv-{token}\n")
+    (static / ".git").mkdir()
+    (static / ".git" / "config").write_text(f"[core] # git-{token}\n")
+    (static / "sub").mkdir()
+    (static / "sub" / ".hidden").write_text(f"hidden-{token}\n")
+    (static / "sub" / "visible.txt").write_text(f"visible {token}\n")
+    (static / ".well-known").mkdir()
+    (static / ".well-known" / "static.txt").write_text(f"well-known static {token}\n")
+    (static / "source.py").symlink_to("../app.py")
     # A fingerprinted name, as asset pipelines produce (cached for good).
     (static / "app.0123abcd.css").write_text(f"/* {token} */\n" + "body { color: red; }\n" * 100)
     # A date, not a hash: must be revalidated like any other file.

@@ -137,8 +137,12 @@ class Container:
 
     # --- traffic -------------------------------------------------------
     def request(self, path: str = "/", method: str = "GET", body: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 10) -> Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+                headers: dict[str, str] | None = None, timeout: float = 10,
+                source: str | None = None) -> Response:
+        """One request on a new connection. `source` is a loopback address
+        to send from (127.0.0.2, ...): another client, as nginx sees it."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()

@@ -15,10 +15,10 @@ log() { printf '[tests] %s\n' "$*" >&2; }
 . deploy/host-tools.sh
 
 main() {
-	# The test tools, pinned; wrk for the benchmark harness's smoke test;
+	# The test tools, pinned; wrk for the benchmark harness's smoke test, curl as a client;
 	# kubectl renders the Kubernetes overlays offline (`kubectl kustomize`).
 	host_venv "$VENV" tests/requirements.txt
-	host_install wrk
+	host_install wrk curl
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	# docker-compose runs compose.yaml in test_compose.py.
 	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose

@@ -11,18 +11,20 @@ import pytest
 from conftest import base_build_args, git_revision
 from helpers import REPO, build_image, docker
 
-# The files .dockerignore lets into the build context (its "!name" lines).
-CONTEXT_FILES = (".dockerignore", *(
-    line[1:] for line in (REPO / ".dockerignore").read_text().splitlines()
-    if line.startswith("!") and not line.endswith("/")))
+# What .dockerignore lets into the build context (its "!name" lines).
+CONTEXT = [line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
+           if line.startswith("!")]
 
 
 @pytest.fixture
 def context(tmp_path):
     """A copy of the build context that a test may edit."""
-    for name in CONTEXT_FILES:
-        shutil.copy2(REPO / name, tmp_path / name)
-    shutil.copytree(REPO / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / ".dockerignore", tmp_path / ".dockerignore")
+    for name in CONTEXT:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, tmp_path / name)
     return tmp_path
 
 

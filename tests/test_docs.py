@@ -1,9 +1,11 @@
 """The READMEs stay in step with the code: settings, defaults, commands."""
 
+import json
 import re
 
 import pytest
 
+from flaskbox import settings
 from helpers import REPO, docker
 
 READMES = ["README.md", "README.zh-CN.md"]
@@ -18,42 +20,33 @@ def table(readme: str, first_header: str) -> dict[str, str]:
     return dict(TABLE_ROW.findall(block))
 
 
-def entrypoint_variables() -> set[str]:
-    """Every variable the entry-point gives a default to."""
-    source = (REPO / "entry-point.sh").read_text()
-    return set(re.findall(r': "\$\{([A-Z_]+):=', source))
-
-
-@pytest.fixture(scope="module")
-def image_defaults(image) -> dict[str, dict[str, str]]:
-    """The defaults the entry-point in the built image really sets, per mode
-    (sourcing it defines the functions without starting anything)."""
-    found = {}
-    for mode in ("production", "debug"):
-        script = f". /usr/local/bin/entry-point.sh; flaskbox_setup_env {mode}; env"
-        out = docker("run", "--rm", "--network", "host", "--entrypoint", "bash", image, "-c", script).stdout
-        found[mode] = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    return found
-
-
-@pytest.mark.parametrize("readme,header", [("README.md", "Variable"), ("README.zh-CN.md", "变量")])
-def test_settings_table_matches_the_entrypoint(readme, header, image_defaults):
+@pytest.mark.parametrize("readme,header,computed", [("README.md", "Variable", "computed"),
+                                                    ("README.zh-CN.md", "变量", "计算")])
+def test_settings_table_matches_the_settings(readme, header, computed):
+    # One row per setting of lib/flaskbox/settings.py, and UWSGI_* for the
+    # rest; each row states the table's fixed default, or says it is computed.
     rows = table(readme, header)
-    documented = set(rows) - {"UWSGI_*"}
-    assert documented == entrypoint_variables() | {"APP_MODE"}, \
-        "README and entry-point.sh list different variables"
+    assert set(rows) - {"UWSGI_*"} == set(settings.BY_NAME), f"{readme} and settings.py differ"
     assert "UWSGI_*" in rows
-    production, debug = image_defaults["production"], image_defaults["debug"]
-    for name in entrypoint_variables():
-        row = rows[name]
-        if "computed" in row:
-            # Sized from the CPU quota: test_workers.py checks the numbers.
-            continue
-        for mode, values in (("production", production), ("debug", debug)):
-            value = values.get(name, "")
-            expected = f"`{value}`" if value else "empty"
-            assert expected in row, f"{name}={value!r} in {mode}, but {readme} says {row!r}"
-    assert "`production`" in rows["APP_MODE"]
+    for setting in settings.SETTINGS:
+        row, said = rows[setting.name], setting.default_doc
+        if "(computed)" in said:
+            expected = [computed]
+        elif said == "(empty)":
+            expected = ["(empty)" if readme == "README.md" else "（空）"]
+        else:
+            expected = re.findall(r"`[^`]+`", said)  # the values themselves
+        missing = [text for text in expected if text not in row]
+        assert not missing, f"{setting.name}: settings.py says {said!r}, {readme}: {row!r}"
+
+
+def test_image_has_the_repositorys_settings(image):
+    # The defaults the image really applies are the table's: its own copy of
+    # settings.py, asked for every setting.
+    script = ("import json; from flaskbox import settings as s; "
+              "print(json.dumps({x.name: x.default_doc for x in s.SETTINGS}))")
+    out = docker("run", "--rm", "--network", "host", "--entrypoint", "python3", image, "-c", script).stdout
+    assert json.loads(out) == {setting.name: setting.default_doc for setting in settings.SETTINGS}
 
 
 @pytest.mark.parametrize("readme,header", [("README.md", "Build argument"), ("README.zh-CN.md", "构建参数")])

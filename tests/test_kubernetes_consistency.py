@@ -7,7 +7,6 @@ import functools
 import http.client
 import json
 import math
-import re
 import threading
 import time
 
@@ -15,10 +14,10 @@ import pytest
 
 from helpers import docker
 from manifests import (
+    BYTE_UNITS,
     CPU_UNITS,
     KUSTOMIZATIONS,
     PodSpec,
-    image_file,
     probe,
     quantity,
     render,
@@ -36,32 +35,28 @@ def image_config(image: str) -> dict:
     return json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
 
 
-# The stop's limits, each read from the image's own file: (file, pattern).
-STOP_LIMITS = {
-    "nginx drain": ("/etc/flaskbox/nginx.conf", r"^\s*worker_shutdown_timeout\s+(\d+)s?;"),
-    "uWSGI mercy": ("/etc/flaskbox/app.ini", r"^worker-reload-mercy\s*=\s*(\d+)"),
-    "nginx kill": ("/usr/local/bin/entry-point.sh", r'_stop_process "\$FLASKBOX_NGINX_PID" QUIT (\d+)'),
-    # The entry-point enforces the mercy itself and kills uWSGI 1 s after it.
-    "uWSGI enforced mercy": ("/usr/local/bin/entry-point.sh", r"^FLASKBOX_UWSGI_MERCY=(\d+)"),
-}
-
-
 @functools.cache
+def image_settings(image: str) -> dict:
+    """The stop budget and size parser of the image's own settings table
+    (lib/flaskbox/settings.py, where they are defined once), as values."""
+    script = ("import json; from flaskbox import settings as s; print(json.dumps({"
+              "'drain': s.STOP_DRAIN_SECONDS, 'mercy': s.STOP_MERCY_SECONDS, "
+              "'kill after': s.STOP_KILL_AFTER_SECONDS}))")
+    out = docker("run", "--rm", "--network", "host", "--entrypoint", "python3", image, "-c", script).stdout
+    return json.loads(out)
+
+
 def stop_budget(image: str) -> dict[str, int]:
-    """STOP_LIMITS in seconds, as the image has them."""
-    found = {}
-    for name, (path, pattern) in STOP_LIMITS.items():
-        match = re.search(pattern, image_file(image, path), re.MULTILINE)
-        assert match, f"{name} not found in the image's {path} (pattern {pattern!r})"
-        found[name] = int(match.group(1))
-    found["uWSGI kill"] = found["uWSGI enforced mercy"] + 1
-    return found
+    """When each server is told to stop and when it is killed, in seconds."""
+    values = image_settings(image)
+    return {"nginx drain": values["drain"], "nginx kill": values["drain"] + values["kill after"],
+            "uWSGI mercy": values["mercy"], "uWSGI kill": values["mercy"] + values["kill after"]}
 
 
 def image_default(image: str, name: str) -> str:
-    """A setting's production default, as the image's entry-point sets it."""
-    script = f". /usr/local/bin/entry-point.sh; flaskbox_setup_env production; echo ${name}"
-    result = docker("run", "--rm", "--network", "host", "--entrypoint", "bash", image, "-c", script)
+    """A setting's production default, as the image's settings table has it."""
+    result = docker("run", "--rm", "--network", "host", "--entrypoint", "python3", image,
+                    "-m", "flaskbox", "default", name)
     return result.stdout.strip()
 
 
@@ -88,8 +83,7 @@ def test_pod_runs_as_the_images_user(kustomization, image):
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_runtime_dir_is_on_a_writable_volume(kustomization, image):
     spec = pod_spec(kustomization)
-    image_env = dict(var.split("=", 1) for var in image_config(image)["Env"])
-    runtime_dir = spec.env().get("RUNTIME_DIR", image_env["RUNTIME_DIR"])
+    runtime_dir = spec.env().get("RUNTIME_DIR") or image_default(image, "RUNTIME_DIR")
     # With a read-only root, the image can write only to its emptyDirs.
     assert spec.security("readOnlyRootFilesystem") is True
     assert any(runtime_dir == path or runtime_dir.startswith(path.rstrip("/") + "/")
@@ -102,7 +96,6 @@ def test_grace_period_covers_prestop_and_the_ordered_stop(kustomization, image):
     budget = stop_budget(image)
     # Each server's hard limit is at least its own graceful one...
     assert budget["nginx kill"] >= budget["nginx drain"], budget
-    assert budget["uWSGI enforced mercy"] == budget["uWSGI mercy"], budget
     assert budget["uWSGI kill"] >= budget["uWSGI mercy"], budget
     # ...and the kubelet's SIGKILL comes only after both, after the preStop.
     needed = spec.prestop_seconds() + budget["nginx kill"] + budget["uWSGI kill"]
@@ -119,6 +112,25 @@ def test_liveness_outlasts_a_stuck_request(kustomization, image):
     window = liveness["periodSeconds"] * liveness["failureThreshold"]
     timeout = spec.env().get("REQUEST_TIMEOUT") or image_default(image, "REQUEST_TIMEOUT")
     assert window > int(timeout), f"liveness gives up after {window} s, REQUEST_TIMEOUT is {timeout} s"
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_liveness_is_nginx_and_readiness_a_worker(kustomization):
+    # Busy may fail readiness (out of the Service), never liveness (restart).
+    spec = pod_spec(kustomization)
+    paths = {which: spec.container[which]["httpGet"]["path"]
+             for which in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert paths == {"startupProbe": "/-/alive", "readinessProbe": "/-/healthy", "livenessProbe": "/-/alive"}
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_upload_space_fits_the_tmp_volume(kustomization):
+    # The kubelet evicts a pod whose emptyDir passes its sizeLimit; buffered
+    # uploads (UPLOAD_SPACE) must leave room in it for the rest of /tmp.
+    spec = pod_spec(kustomization)
+    limit = quantity(spec.emptydir_mounts()["/tmp"]["sizeLimit"], BYTE_UNITS)
+    space = quantity(spec.env()["UPLOAD_SPACE"].replace("m", "Mi").replace("g", "Gi"), BYTE_UNITS)
+    assert space <= limit / 2, (space, limit)
 
 
 # --- Started with the Deployment's settings --------------------------------

@@ -1,8 +1,11 @@
-"""Logs: one access-log line per request on stdout, text or JSON."""
+"""Logs: one access-log line per request on stdout, text or JSON; only the
+exact health requests go unlogged."""
 
 import json
 import re
 import uuid
+
+import pytest
 
 
 def lines_for(container, path: str) -> list[str]:
@@ -44,3 +47,18 @@ def test_text_log_is_human_readable_and_not_duplicated(containers):
     assert re.search(r" rt=\d+\.\d{3} ut=\d+\.\d{3} id=[0-9a-f]{32}$", line), line
     # uWSGI does not log the same request a second time.
     assert c.logs().count(path) == 1
+
+
+@pytest.mark.parametrize("path, status", [("/-/healthy?x=1", 404), ("/-//healthy", 404),
+                                          ("/-/%68ealthy", 404), ("/-/alive?x=1", 200)])
+def test_health_look_alikes_are_logged(containers, fixture_image, path, status):
+    # Only the exact health requests go unlogged. The /-/healthy look-alikes
+    # reach the app (which has no such route: 404); /-/alive's is nginx's.
+    c = containers.serving(image=fixture_image["image"])
+    for exact in ("/-/healthy", "/-/alive"):
+        assert c.request(exact).status == 200
+    assert c.request(path).status == status
+    c.wait_until(lambda: lines_for(c, f'"GET {path} HTTP/1.1" {status}'), "the look-alike's log line",
+                 timeout=5)
+    exact = ('"GET /-/healthy HTTP', '"GET /-/alive HTTP')
+    assert not [line for line in c.stdout_lines() if any(request in line for request in exact)]

@@ -1,30 +1,71 @@
-"""Behind another proxy: X-Forwarded-For is trusted only from TRUSTED_PROXIES."""
+"""Behind another proxy: X-Forwarded-For, -Proto, -Host, -Port, -Prefix and
+Forwarded are believed only from TRUSTED_PROXIES, all of them alike; from
+anyone else they change nothing the app sees and never reach it."""
 
 import pytest
 
 CLIENT = "203.0.113.7"
+SPOOF = {
+    "X-Forwarded-For": CLIENT,
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "evil.example",
+    "X-Forwarded-Port": "8443",
+    "X-Forwarded-Prefix": "/evil",
+    "X-Forwarded-Ssl": "on",
+    "Forwarded": "for=198.51.100.1;proto=https;host=evil.example",
+    "X-Real-IP": "198.51.100.2",
+}
 
 
-def whoami(containers, image, env=None):
-    c = containers.run(image=image, env=env)
-    c.wait_http("/")
-    return c, c.request("/whoami", headers={"X-Forwarded-For": CLIENT}).json()
+def echo(containers, image, env=None, headers=None):
+    c = containers.serving(image=image, env=env)
+    return c, c.request("/echo", headers={"Host": "app.example:8091", **(headers or {})}).json()
 
 
-def test_forwarded_for_is_not_trusted_by_default(containers, fixture_image):
-    _, seen = whoami(containers, fixture_image["image"])
+def test_forwarded_headers_change_nothing_by_default(containers, fixture_image):
+    _, seen = echo(containers, fixture_image["image"], headers=SPOOF)
     assert seen["remote_addr"] == "127.0.0.1"
+    assert (seen["scheme"], seen["secure"]) == ("http", False)
+    assert seen["host"] == "app.example:8091"
+    assert seen["external_url"] == "http://app.example:8091/echo"
+    # None of them reaches the app, where a ProxyFix or a hand-written
+    # lookup could believe it; X-Real-IP is nginx's own conclusion.
+    assert seen["headers"] == {"X-Real-Ip": "127.0.0.1"}
+
+
+def test_a_bad_scheme_never_becomes_the_url_scheme(containers, fixture_image):
+    _, seen = echo(containers, fixture_image["image"], env={"TRUSTED_PROXIES": "127.0.0.1"},
+                   headers={"X-Forwarded-Proto": "javascript"})
+    assert seen["scheme"] == "http"
+    assert seen["external_url"].startswith("http://")
 
 
 @pytest.mark.parametrize("proxies", ["127.0.0.1", "127.0.0.0/8", "10.0.0.0/8, 127.0.0.1/32"])
 def test_trusted_proxies_pass_the_real_client_address(containers, fixture_image, proxies):
-    c, seen = whoami(containers, fixture_image["image"], env={"TRUSTED_PROXIES": proxies})
+    c, seen = echo(containers, fixture_image["image"], env={"TRUSTED_PROXIES": proxies},
+                   headers={"X-Forwarded-For": CLIENT})
     assert seen["remote_addr"] == CLIENT
     # nginx logs the real client too.
-    c.wait_until(lambda: any(line.startswith(CLIENT) and "/whoami" in line for line in c.stdout_lines()),
+    c.wait_until(lambda: any(line.startswith(CLIENT) and "/echo" in line for line in c.stdout_lines()),
                  "the access log line with the client address", timeout=5)
 
 
+def test_a_trusted_proxy_is_believed_for_everything_alike(containers, fixture_image):
+    headers = {"X-Forwarded-For": f"198.51.100.9, {CLIENT}", "X-Forwarded-Proto": "https",
+               "X-Forwarded-Host": "shop.example", "X-Forwarded-Port": "8443"}
+    _, seen = echo(containers, fixture_image["image"], env={"TRUSTED_PROXIES": "127.0.0.1"}, headers=headers)
+    # The nearest proxy's value of each, as Werkzeug's ProxyFix(x_for=1,
+    # x_proto=1, x_host=1, x_port=1) would take them.
+    assert seen["remote_addr"] == CLIENT
+    assert (seen["scheme"], seen["secure"]) == ("https", True)
+    assert seen["host"] == "shop.example:8443"
+    assert seen["external_url"] == "https://shop.example:8443/echo"
+    # Passed on as received, so an app's own ProxyFix concludes the same.
+    assert seen["headers"]["X-Forwarded-For"] == headers["X-Forwarded-For"]
+    assert seen["headers"]["X-Forwarded-Proto"] == "https"
+
+
 def test_untrusted_proxy_list_does_not_cover_loopback(containers, fixture_image):
-    _, seen = whoami(containers, fixture_image["image"], env={"TRUSTED_PROXIES": "10.0.0.0/8"})
+    _, seen = echo(containers, fixture_image["image"], env={"TRUSTED_PROXIES": "10.0.0.0/8"}, headers=SPOOF)
     assert seen["remote_addr"] == "127.0.0.1"
+    assert seen["scheme"] == "http" and seen["host"] == "app.example:8091"

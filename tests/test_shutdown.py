@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
-from load import Load
 
 from helpers import docker
+from load import Load
 
 
 def pid1_command(container) -> str:

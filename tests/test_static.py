@@ -1,6 +1,10 @@
-"""Static files: where they live, turning nginx's route off, caching, gzip."""
+"""Static files: where they live, turning nginx's route off, caching, gzip, and
+what is never served from them (dotfiles, symlinks out), or falls through
+to the app (a missing file)."""
 
 import gzip
+
+import pytest
 
 
 def test_static_url_and_path_can_be_moved(containers, fixture_image):
@@ -51,3 +55,42 @@ def test_text_responses_are_gzipped_when_asked(containers, fixture_image):
     assert len(zipped.body) < len(plain.body) / 10
     css = c.request("/static/app.0123abcd.css", headers={"Accept-Encoding": "gzip"})
     assert css.headers["content-encoding"] == "gzip"
+
+
+@pytest.fixture(scope="module")
+def server(module_containers):
+    return module_containers.serving()
+
+
+@pytest.mark.parametrize("path", ["/static/.env", "/static/.git/config", "/static/sub/.hidden",
+                                  "/static/%2eenv", "/static/sub/%2Ehidden", "/static//.env"])
+def test_dotfiles_are_never_served(server, fixture_image, path):
+    resp = server.request(path)
+    assert resp.status == 404
+    assert fixture_image["static_token"] not in resp.text
+    # Not even by the app behind: nginx's own 404 page.
+    assert "<center>nginx</center>" in resp.text
+
+
+def test_well_known_stays_reachable(server, fixture_image):
+    # The app's own route (ACME challenges, security.txt)...
+    resp = server.request("/.well-known/security.txt")
+    assert resp.status == 200 and resp.text == "well-known security.txt\n"
+    # ...and a .well-known folder among the static files.
+    resp = server.request("/static/.well-known/static.txt")
+    assert resp.status == 200 and resp.text == f"well-known static {fixture_image['static_token']}\n"
+
+
+def test_symlink_out_of_the_static_folder_is_not_followed(server):
+    # static/source.py -> ../app.py: the app's source must not be served.
+    resp = server.request("/static/source.py")
+    assert resp.status == 403
+    assert "deliberately unlike the sample" not in resp.text
+
+
+def test_missing_static_file_falls_through_to_the_app(server, fixture_image):
+    # A blueprint's own static folder, under the same URL prefix.
+    resp = server.request("/static/bp/bp.css")
+    assert resp.status == 200 and resp.text == "/* blueprint static */\n"
+    # A file nginx has is still nginx's, with its caching headers.
+    assert server.request("/static/sub/visible.txt").text == f"visible {fixture_image['static_token']}\n"

@@ -35,7 +35,8 @@ def fill(template: str, values: dict[str, str], source: str = "template") -> str
 
 def trusted_proxies(resolved: Resolved) -> tuple[str, str]:
     """(geo entries, set_real_ip_from lines) for TRUSTED_PROXIES."""
-    networks = [str(ipaddress.ip_network(item, strict=False)) for item in words(resolved.values["TRUSTED_PROXIES"])]
+    networks = [str(ipaddress.ip_network(item, strict=False))
+                for item in words(resolved.values["TRUSTED_PROXIES"])]
     header = "# Generated from TRUSTED_PROXIES by flaskbox/render.py.\n"
     geo = header + "".join(f"{network} 1;\n" for network in networks)
     real_ip = header + "".join(f"set_real_ip_from {network};\n" for network in networks)
@@ -72,7 +73,8 @@ def uwsgi_ini(resolved: Resolved, env: dict[str, str], conf_dir: Path) -> str:
         text += f"\n; UWSGI_INI\n[uwsgi]\nini = {resolved.values['UWSGI_INI']}\n"
     options = uwsgi_options(env)
     if options:
-        text += "\n; UWSGI_<OPTION> variables\n[uwsgi]\n" + "".join(f"{key} = {value}\n" for key, value in options)
+        lines = "".join(f"{key} = {value}\n" for key, value in options)
+        text += f"\n; UWSGI_<OPTION> variables\n[uwsgi]\n{lines}"
     return text
 
 

@@ -146,6 +146,16 @@ def _queue(mode, host, values):
     return str(max(64, 16 * capacity))
 
 
+def _per_client(mode, host, values):
+    # What uWSGI can hold: busy workers plus the queue. One address may fill
+    # it (a load test from one machine, or a front proxy whose address is
+    # not in TRUSTED_PROXIES, is never throttled below the container's
+    # capacity; once it is full everyone gets a fast 503), and holds no more
+    # than that of nginx's connections.
+    capacity = int(values["UWSGI_PROCESSES"]) * int(values["UWSGI_THREADS"])
+    return str(capacity + int(values["QUEUE_SIZE"]))
+
+
 def _upload_space(mode, host, values):
     # Half of RUNTIME_DIR's file system; on a tmpfs (memory), at most half
     # of the container's memory limit too, since that is where it is held.
@@ -159,70 +169,211 @@ def _upload_space(mode, host, values):
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("APP_MODE", PRODUCTION, fixed(PRODUCTION), "production or debug", one_of(*MODES), BOTH,
-            "`production` or `debug`; `-d` on the command line wins."),
-    Setting("PORT", lambda mode, host, values: "5000" if mode == DEBUG else "80",
-            "`80` in production, `5000` in debug", "a port number from 1 to 65535", whole(1, 65535), BOTH,
-            "Port nginx (or the dev server) listens on."),
-    Setting("APP_MODULE", "app:app", fixed("app:app"),
-            "module or module:callable, e.g. app:app or mypkg.wsgi:application",
-            matches(MODULE + r"(:[A-Za-z_][A-Za-z0-9_]*)?"), BOTH,
-            "`module:callable` of your WSGI app, relative to `/app`."),
-    Setting("RUNTIME_DIR", "/tmp/flaskbox", fixed("/tmp/flaskbox"), "an absolute directory such as /tmp/flaskbox",
-            matches(r"(/[A-Za-z0-9._~-]+)+"), BOTH,
-            "Where the image writes its runtime files; must be writable.", strip_slash),
-    Setting("MAX_BODY_SIZE", "10m", fixed("10m"), "a size such as 512k, 10m or 1g (0 disables the limit)",
-            matches(SIZE.pattern[1:-1]), (PRODUCTION,),
-            "Largest request body (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413."),
-    Setting("REQUEST_TIMEOUT", "30", fixed("30"), "a whole number of seconds from 1 to 86400", whole(1, 86400),
-            (PRODUCTION,),
-            "Seconds a request may run before its worker is killed and the client gets a 5xx."),
-    Setting("UWSGI_PROCESSES", _processes, "2 per CPU (computed)", "a whole number of processes from 1 to 1024",
-            whole(1, 1024), (PRODUCTION,),
-            "uWSGI worker processes. CPUs are the container's quota (`--cpus`), not the host's cores."),
-    Setting("UWSGI_THREADS", "1", fixed("1"), "a whole number of threads per process from 1 to 1024",
-            whole(1, 1024), (PRODUCTION,),
-            "Threads per uWSGI process. Above 1, a request past `REQUEST_TIMEOUT` takes its whole process "
-            "(and the other requests in it) down."),
-    Setting("NGINX_WORKER_PROCESSES", lambda mode, host, values: str(host.cpus()), "1 per CPU (computed)",
-            "a whole number of nginx workers from 1 to 1024", whole(1, 1024), (PRODUCTION,),
-            "nginx worker processes."),
-    Setting("QUEUE_SIZE", _queue, "16 per worker thread, at least 64 (computed)",
-            "a whole number of waiting requests from 0 to 100000", whole(0, 100000), (PRODUCTION,),
-            "Requests that may wait for a busy uWSGI; beyond them, new ones get a fast 503 with `Retry-After`."),
-    Setting("CONNECTIONS_PER_CLIENT", "64", fixed("64"), "a whole number of connections from 1 to 100000",
-            whole(1, 100000), (PRODUCTION,),
-            "Requests one client address may have in progress at once; beyond, 503 with `Retry-After`."),
-    Setting("UPLOAD_SPACE", _upload_space, "half of `RUNTIME_DIR`'s file system (computed)",
-            "a size such as 256m or 1g", matches(SIZE.pattern[1:-1]), (PRODUCTION,),
-            "Disk that request bodies being received may take together; see Uploads and `/tmp`."),
-    Setting("STATIC_ENABLED", "1", fixed("1"), "1 (nginx serves STATIC_URL) or 0 (the app does)", one_of("0", "1"),
-            (PRODUCTION,), "`1`: nginx serves `STATIC_URL` from disk. `0`: those URLs go to the app."),
-    Setting("STATIC_URL", "/static", fixed("/static"), "a URL path below / such as /static", matches(URL_PATH),
-            (PRODUCTION,), "URL prefix nginx serves from `STATIC_PATH`.", strip_slash),
-    Setting("STATIC_PATH", "/app/static", fixed("/app/static"), "an absolute directory such as /app/static",
-            matches(URL_PATH), (PRODUCTION,), "Folder of static files.", strip_slash),
-    Setting("LOG_FORMAT", "text", fixed("text"), "text or json", one_of("text", "json"), (PRODUCTION,),
-            "Access log format: `text` (one readable line) or `json` (one object per request)."),
-    Setting("TRUSTED_PROXIES", "", fixed(""),
-            "IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16",
-            network_list, (PRODUCTION,),
-            "Proxies whose `X-Forwarded-*` headers are believed. Empty: none are, from anyone."),
-    Setting("ALLOWED_HOSTS", "", fixed(""),
-            "host names separated by spaces or commas, e.g. example.com,.example.org (a leading dot "
-            "adds subdomains)", host_list, (PRODUCTION,),
-            "Host names served; any other `Host` gets 400 from nginx. Empty: any host."),
-    Setting("UWSGI_INI", "", fixed(""), "the path of a readable uWSGI ini file", lambda value: True,
-            (PRODUCTION,), "An extra uWSGI ini file, merged after the image's `app.ini` (its values win)."),
-    Setting("ENTRYPOINT_QUIET_LOGS", "0", fixed("0"), "1 (quiet) or 0", one_of("0", "1"), BOTH,
-            "`1` silences the entry-point's info lines; errors are always printed."),
-    Setting("DEBUG_RELOADER", "inotify", fixed("inotify"),
-            "inotify (file events) or poll (a scan every 0.5 s, for Docker Desktop)", one_of("inotify", "poll"),
-            (DEBUG,),
-            "Debug mode: `inotify` restarts on file events; `poll` looks for changes every 0.5 s (Docker Desktop)."),
-    Setting("INSTALL_ON_START", "0", fixed("0"),
-            "1 (install /app/requirements.txt and requirements_os.txt at start) or 0", one_of("0", "1"), BOTH,
-            "Debug mode: `1` installs `/app/requirements.txt` and `/app/requirements_os.txt` at start."),
+    Setting(
+        "APP_MODE",
+        default=PRODUCTION,
+        default_doc=fixed(PRODUCTION),
+        form="production or debug",
+        check=one_of(*MODES),
+        modes=BOTH,
+        doc="`production` or `debug`; `-d` on the command line wins.",
+    ),
+    Setting(
+        "PORT",
+        default=lambda mode, host, values: "5000" if mode == DEBUG else "80",
+        default_doc="`80` in production, `5000` in debug",
+        form="a port number from 1 to 65535",
+        check=whole(1, 65535),
+        modes=BOTH,
+        doc="Port nginx (or the dev server) listens on.",
+    ),
+    Setting(
+        "APP_MODULE",
+        default="app:app",
+        default_doc=fixed("app:app"),
+        form="module or module:callable, e.g. app:app or mypkg.wsgi:application",
+        check=matches(MODULE + r"(:[A-Za-z_][A-Za-z0-9_]*)?"),
+        modes=BOTH,
+        doc="`module:callable` of your WSGI app, relative to `/app`.",
+    ),
+    Setting(
+        "RUNTIME_DIR",
+        default="/tmp/flaskbox",
+        default_doc=fixed("/tmp/flaskbox"),
+        form="an absolute directory such as /tmp/flaskbox",
+        check=matches(r"(/[A-Za-z0-9._~-]+)+"),
+        modes=BOTH,
+        doc="Where the image writes its runtime files; must be writable.",
+        normalize=strip_slash,
+    ),
+    Setting(
+        "MAX_BODY_SIZE",
+        default="10m",
+        default_doc=fixed("10m"),
+        form="a size such as 512k, 10m or 1g (0 disables the limit)",
+        check=matches(SIZE.pattern[1:-1]),
+        modes=(PRODUCTION,),
+        doc="Largest request body (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413.",
+    ),
+    Setting(
+        "REQUEST_TIMEOUT",
+        default="30",
+        default_doc=fixed("30"),
+        form="a whole number of seconds from 1 to 86400",
+        check=whole(1, 86400),
+        modes=(PRODUCTION,),
+        doc="Seconds a request may run before its worker is killed and the client gets a 5xx.",
+    ),
+    Setting(
+        "UWSGI_PROCESSES",
+        default=_processes,
+        default_doc="2 per CPU (computed)",
+        form="a whole number of processes from 1 to 1024",
+        check=whole(1, 1024),
+        modes=(PRODUCTION,),
+        doc="uWSGI worker processes. CPUs are the container's quota (`--cpus`), not the host's cores.",
+    ),
+    Setting(
+        "UWSGI_THREADS",
+        default="1",
+        default_doc=fixed("1"),
+        form="a whole number of threads per process from 1 to 1024",
+        check=whole(1, 1024),
+        modes=(PRODUCTION,),
+        doc=("Threads per uWSGI process. Above 1, a request past `REQUEST_TIMEOUT` takes its whole process "
+             "(and the other requests in it) down."),
+    ),
+    Setting(
+        "NGINX_WORKER_PROCESSES",
+        default=lambda mode, host, values: str(host.cpus()),
+        default_doc="1 per CPU (computed)",
+        form="a whole number of nginx workers from 1 to 1024",
+        check=whole(1, 1024),
+        modes=(PRODUCTION,),
+        doc="nginx worker processes.",
+    ),
+    Setting(
+        "QUEUE_SIZE",
+        default=_queue,
+        default_doc="16 per worker thread, at least 64 (computed)",
+        form="a whole number of waiting requests from 0 to 100000",
+        check=whole(0, 100000),
+        modes=(PRODUCTION,),
+        doc=("Requests that may wait for a busy uWSGI; beyond them, new ones get a fast 503 with "
+             "`Retry-After`."),
+    ),
+    Setting(
+        "CONNECTIONS_PER_CLIENT",
+        default=_per_client,
+        default_doc="workers plus `QUEUE_SIZE` (computed)",
+        form="a whole number of connections from 1 to 1000000",
+        check=whole(1, 1000000),
+        modes=(PRODUCTION,),
+        doc="Requests one client address may have in progress at once; beyond, 503 with `Retry-After`.",
+    ),
+    Setting(
+        "UPLOAD_SPACE",
+        default=_upload_space,
+        default_doc="half of `RUNTIME_DIR`'s file system (computed)",
+        form="a size such as 256m or 1g",
+        check=matches(SIZE.pattern[1:-1]),
+        modes=(PRODUCTION,),
+        doc="Disk that request bodies being received may take together; see Uploads and `/tmp`.",
+    ),
+    Setting(
+        "STATIC_ENABLED",
+        default="1",
+        default_doc=fixed("1"),
+        form="1 (nginx serves STATIC_URL) or 0 (the app does)",
+        check=one_of("0", "1"),
+        modes=(PRODUCTION,),
+        doc="`1`: nginx serves `STATIC_URL` from disk. `0`: those URLs go to the app.",
+    ),
+    Setting(
+        "STATIC_URL",
+        default="/static",
+        default_doc=fixed("/static"),
+        form="a URL path below / such as /static",
+        check=matches(URL_PATH),
+        modes=(PRODUCTION,),
+        doc="URL prefix nginx serves from `STATIC_PATH`.",
+        normalize=strip_slash,
+    ),
+    Setting(
+        "STATIC_PATH",
+        default="/app/static",
+        default_doc=fixed("/app/static"),
+        form="an absolute directory such as /app/static",
+        check=matches(URL_PATH),
+        modes=(PRODUCTION,),
+        doc="Folder of static files.",
+        normalize=strip_slash,
+    ),
+    Setting(
+        "LOG_FORMAT",
+        default="text",
+        default_doc=fixed("text"),
+        form="text or json",
+        check=one_of("text", "json"),
+        modes=(PRODUCTION,),
+        doc="Access log format: `text` (one readable line) or `json` (one object per request).",
+    ),
+    Setting(
+        "TRUSTED_PROXIES",
+        default="",
+        default_doc=fixed(""),
+        form="IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16",
+        check=network_list,
+        modes=(PRODUCTION,),
+        doc="Proxies whose `X-Forwarded-*` headers are believed. Empty: none are, from anyone.",
+    ),
+    Setting(
+        "ALLOWED_HOSTS",
+        default="",
+        default_doc=fixed(""),
+        form=("host names separated by spaces or commas, e.g. example.com,.example.org (a leading dot adds "
+              "subdomains)"),
+        check=host_list,
+        modes=(PRODUCTION,),
+        doc="Host names served; any other `Host` gets 400 from nginx. Empty: any host.",
+    ),
+    Setting(
+        "UWSGI_INI",
+        default="",
+        default_doc=fixed(""),
+        form="the path of a readable uWSGI ini file",
+        check=lambda value: True,
+        modes=(PRODUCTION,),
+        doc="An extra uWSGI ini file, merged after the image's `app.ini` (its values win).",
+    ),
+    Setting(
+        "ENTRYPOINT_QUIET_LOGS",
+        default="0",
+        default_doc=fixed("0"),
+        form="1 (quiet) or 0",
+        check=one_of("0", "1"),
+        modes=BOTH,
+        doc="`1` silences the entry-point's info lines; errors are always printed.",
+    ),
+    Setting(
+        "DEBUG_RELOADER",
+        default="inotify",
+        default_doc=fixed("inotify"),
+        form="inotify (file events) or poll (a scan every 0.5 s, for Docker Desktop)",
+        check=one_of("inotify", "poll"),
+        modes=(DEBUG,),
+        doc=("Debug mode: `inotify` restarts on file events; `poll` looks for changes every 0.5 s (Docker "
+             "Desktop)."),
+    ),
+    Setting(
+        "INSTALL_ON_START",
+        default="0",
+        default_doc=fixed("0"),
+        form="1 (install /app/requirements.txt and requirements_os.txt at start) or 0",
+        check=one_of("0", "1"),
+        modes=BOTH,
+        doc="Debug mode: `1` installs `/app/requirements.txt` and `/app/requirements_os.txt` at start.",
+    ),
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -350,7 +501,8 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             "or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0")
     ini = values["UWSGI_INI"]
     if ini and not os.access(ini, os.R_OK):
-        raise SettingError(f"UWSGI_INI='{ini}' is not a readable file: mount your ini there or unset UWSGI_INI")
+        raise SettingError(f"UWSGI_INI='{ini}' is not a readable file: mount your ini there "
+                           "or unset UWSGI_INI")
     for name, value in env.items():
         if name.startswith("UWSGI_") and "\n" in value:
             raise SettingError(f"{name} holds a line break: uWSGI options are one line")
@@ -364,8 +516,9 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
                 "raise UPLOAD_SPACE (and the space under RUNTIME_DIR) or lower MAX_BODY_SIZE")
         values["UPLOAD_SPACE"] = values["MAX_BODY_SIZE"]
         resolved.notes.append(
-            f"{values['RUNTIME_DIR']} is small: UPLOAD_SPACE raised to MAX_BODY_SIZE ({values['MAX_BODY_SIZE']}),"
-            " so one upload at a time; give it more room (e.g. --tmpfs /tmp:size=256m)")
+            f"{values['RUNTIME_DIR']} is small: UPLOAD_SPACE raised to MAX_BODY_SIZE "
+            f"({values['MAX_BODY_SIZE']}), so one upload at a time; give it more room "
+            "(e.g. --tmpfs /tmp:size=256m)")
 
 
 def derived(resolved: Resolved, host: Host) -> dict[str, str]:
@@ -388,11 +541,12 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
     files = host.open_files_limit()
     if 2 * connections + 64 > files:
         connections = max(64, (files - 64) // 2)
-        resolved.notes.append(f"open files are limited to {files}: {connections} nginx connections per worker")
+        resolved.notes.append(f"open files are limited to {files}: "
+                              f"{connections} nginx connections per worker")
     body = size_bytes(values["MAX_BODY_SIZE"])
     # Uploads buffered at once: each may take up to MAX_BODY_SIZE on disk.
-    # 0 (no body limit) leaves them unbounded.
-    uploads = size_bytes(values["UPLOAD_SPACE"]) // body if body else 0
+    # 0 (no body limit) leaves them unbounded; nginx counts up to 65535.
+    uploads = min(size_bytes(values["UPLOAD_SPACE"]) // body, 65535) if body else 0
     return {
         "UPSTREAM_MAX_CONNS": str(upstream),
         "UWSGI_LISTEN": str(backlog),

@@ -1,11 +1,12 @@
 """Test app, deliberately unlike the sample: no static route of its own, so a
 static file that answers 200 can only have come from nginx."""
 
+import hashlib
 import os
 import sys
 import time
 
-from flask import Flask, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request, stream_with_context, url_for
 
 app = Flask(__name__, static_folder=None)
 
@@ -64,3 +65,69 @@ def headers():
 def framed():
     # An app that sets its own hardening headers: nginx must not add a second.
     return "framed\n", 200, {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+
+
+@app.route("/echo", methods=["GET", "POST", "PUT"])
+def echo():
+    # Everything the app sees of a request: body, form, files, host, scheme,
+    # client, and the forwarded headers that reached it.
+    body = request.get_data(cache=True)
+    return jsonify(
+        length=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+        form={key: len(value) for key, value in request.form.items()},
+        files={key: hashlib.sha256(f.read()).hexdigest() for key, f in request.files.items()},
+        host=request.host,
+        scheme=request.scheme,
+        secure=request.is_secure,
+        external_url=url_for("echo", _external=True),
+        remote_addr=request.remote_addr,
+        server_port=request.environ.get("SERVER_PORT"),
+        headers={name: value for name, value in request.headers.items()
+                 if name.lower().startswith(("x-forwarded", "forwarded", "x-real-ip", "x-flaskbox"))},
+    )
+
+
+@app.get("/stream/<int:count>")
+def stream(count):
+    # A streamed response: one line every `every` seconds; `fail=1` raises
+    # after the last line, as a generator that hits an error mid-download.
+    every = float(request.args.get("every", "0.2"))
+    fail = request.args.get("fail") == "1"
+
+    def lines():
+        for i in range(count):
+            yield f"line {i} {time.time():.3f}\n"
+            time.sleep(every)
+        if fail:
+            raise RuntimeError("the stream failed half-way")
+
+    return Response(stream_with_context(lines()), mimetype="text/plain")
+
+
+@app.get("/hang")
+def hang():
+    # A handler that never returns on its own.
+    time.sleep(100000)
+    return "never\n"
+
+
+@app.get("/big/<int:megabytes>")
+def big(megabytes):
+    # A large response (Content-Length known), made 1 MB at a time, for
+    # clients that never read it.
+    chunk = b"x" * (1 << 20)
+    return Response((chunk for _ in range(megabytes)), mimetype="application/octet-stream",
+                    headers={"Content-Length": str(megabytes << 20)})
+
+
+@app.get("/.well-known/<path:name>")
+def well_known(name):
+    # ACME challenges and security.txt live here: never blocked as dotfiles.
+    return f"well-known {name}\n"
+
+
+# A blueprint with its own static folder, served under the image's STATIC_URL:
+# nginx has no such file, so the request falls through to the app.
+assets = Blueprint("assets", __name__, static_folder="bp_static", static_url_path="/static/bp")
+app.register_blueprint(assets)

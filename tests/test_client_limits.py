@@ -1,0 +1,97 @@
+"""One client address cannot take the server from the others: requests in
+progress are limited per address (CONNECTIONS_PER_CLIENT, the real client
+behind TRUSTED_PROXIES), and thousands of connections that never finish
+their header do not exhaust nginx's connection slots.
+
+Clients are told apart by source address: 127.0.0.2, 127.0.0.3, ... are
+loopback addresses too."""
+
+import asyncio
+import resource
+import threading
+import time
+
+import pytest
+
+LIMIT = 4
+HALF_OPEN = 3000
+
+
+def hold(container, count: int, source: str | None = None,
+         headers: dict | None = None) -> list[threading.Thread]:
+    """`count` requests of 3 s from one client, left running."""
+    threads = [threading.Thread(target=container.request, args=("/sleep/3",),
+                                kwargs={"source": source, "headers": headers, "timeout": 30})
+               for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def wait_running(container, count: int) -> None:
+    container.wait_until(lambda: container.logs().count("sleep start 3") >= count,
+                         f"{count} requests running")
+
+
+@pytest.fixture(scope="module")
+def limited(module_containers):
+    # Enough workers that the limit, not the workers, is what refuses.
+    return module_containers.serving(env={"CONNECTIONS_PER_CLIENT": str(LIMIT), "UWSGI_PROCESSES": "12",
+                                          "TRUSTED_PROXIES": "127.0.0.3"})
+
+
+def test_one_address_is_limited_others_are_not(limited, figure):
+    threads = hold(limited, LIMIT, source="127.0.0.2")
+    wait_running(limited, LIMIT)
+    started = time.monotonic()
+    over = limited.request("/", source="127.0.0.2")
+    figure(f"request {LIMIT + 1} from one address (CONNECTIONS_PER_CLIENT={LIMIT})",
+           f"{over.status} in {time.monotonic() - started:.3f} s")
+    assert over.status == 503 and over.headers["retry-after"] == "5"
+    # Another address is served meanwhile.
+    assert limited.request("/", source="127.0.0.4").status == 200
+    for thread in threads:
+        thread.join(30)
+
+
+def test_behind_a_trusted_proxy_the_real_client_is_limited(limited):
+    # 127.0.0.3 is a trusted proxy: its clients are told apart by
+    # X-Forwarded-For, not lumped together as one address.
+    first = {"X-Forwarded-For": "203.0.113.1"}
+    threads = hold(limited, LIMIT, source="127.0.0.3", headers=first)
+    wait_running(limited, 2 * LIMIT)
+    assert limited.request("/", source="127.0.0.3", headers=first).status == 503
+    assert limited.request("/", source="127.0.0.3", headers={"X-Forwarded-For": "203.0.113.2"}).status == 200
+    for thread in threads:
+        thread.join(30)
+
+
+async def half_headers(port: int, count: int) -> list[asyncio.StreamWriter]:
+    writers = []
+    for _ in range(count):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nX-Half: ")
+        writers.append(writer)
+    await asyncio.gather(*(writer.drain() for writer in writers))
+    return writers
+
+
+def test_thousands_of_half_sent_headers_lock_nobody_out(module_containers, figure):
+    c = module_containers.serving()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)), hard))
+    loop = asyncio.new_event_loop()
+    try:
+        writers = loop.run_until_complete(half_headers(c.port, HALF_OPEN))
+        for source in (None, "127.0.0.2"):
+            started = time.monotonic()
+            status = c.request("/", timeout=5, source=source).status
+            elapsed = time.monotonic() - started
+            figure(f"GET / with {HALF_OPEN} half-sent headers open, from {source or '127.0.0.1'}",
+                   f"{status} in {elapsed:.3f} s")
+            assert status == 200 and elapsed < 1
+        for writer in writers:
+            writer.close()
+    finally:
+        loop.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -1,0 +1,104 @@
+"""Overload sheds load instead of taking the site down: a burst of slow
+requests fills the workers and a bounded queue, everything beyond gets a
+fast 503 with Retry-After, requests whose clients gave up are never run,
+service is back soon after the burst, and busy never looks dead (liveness)
+though it may look unready (readiness).
+
+Defaults on 2 CPUs: 4 single-threaded workers and a queue of 64."""
+
+import concurrent.futures
+import http.client
+import time
+
+import pytest
+
+BURST = 100
+SLOW = 20  # seconds each burst request takes
+GIVE_UP = 8  # seconds the burst's clients wait before they go
+
+
+def slow_request(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=GIVE_UP)
+    try:
+        conn.request("GET", f"/sleep/{SLOW}")
+        resp = conn.getresponse()
+        resp.read()
+        return f"{resp.status} retry-after={resp.getheader('Retry-After')}"
+    except TimeoutError:
+        return "gave up"
+    finally:
+        conn.close()
+
+
+def timed(container, path: str, source: str | None = None) -> tuple[int, float, str | None]:
+    started = time.monotonic()
+    resp = container.request(path, timeout=30, source=source)
+    return resp.status, time.monotonic() - started, resp.headers.get("retry-after")
+
+
+@pytest.fixture(scope="module")
+def burst(module_containers):
+    """A container hit by BURST slow requests at once; yields while they are
+    in flight, with the outcomes of everything measured meanwhile."""
+    c = module_containers.serving(docker_args=("--cpus", "2"))
+    pool = concurrent.futures.ThreadPoolExecutor(BURST)
+    futures = [pool.submit(slow_request, c.port) for _ in range(BURST)]
+    # Everything beyond the workers and the queue is refused at once.
+    c.wait_until(lambda: sum(f.done() for f in futures) >= BURST - 68,
+                 "the excess of the burst to be refused", timeout=10)
+    during = {
+        "same client": timed(c, "/"),
+        "other client": timed(c, "/", source="127.0.0.2"),
+        "alive": timed(c, "/-/alive"),
+        "ready": timed(c, "/-/healthy"),
+        "healthcheck": c.exec("healthcheck.sh"),
+    }
+    outcomes = [f.result() for f in futures]
+    pool.shutdown()
+    clients_left = time.monotonic()
+    yield c, outcomes, during, clients_left
+
+
+def test_excess_gets_a_fast_503_with_retry_after(burst, figure):
+    _, outcomes, _, _ = burst
+    refused = [o for o in outcomes if o.startswith("503")]
+    figure(f"{BURST} x {SLOW} s requests: outcomes", f"{len(refused)} x 503, "
+           f"{outcomes.count('gave up')} gave up waiting after {GIVE_UP} s")
+    assert len(refused) == BURST - 68, outcomes
+    assert all(o == "503 retry-after=5" for o in refused)
+
+
+@pytest.mark.parametrize("who", ["same client", "other client"])
+def test_a_new_request_during_the_burst_is_answered_fast(burst, figure, who):
+    _, _, during, _ = burst
+    status, seconds, retry_after = during[who]
+    figure(f"GET / from the {who} during the burst", f"{status} in {seconds:.3f} s")
+    assert seconds < 3
+    assert status == 200 or (status == 503 and retry_after == "5")
+
+
+def test_busy_fails_readiness_never_liveness(burst):
+    _, _, during, _ = burst
+    assert during["alive"][0] == 200 and during["alive"][1] < 1
+    assert during["ready"][0] == 503 and during["ready"][1] < 3
+    # The image's HEALTHCHECK is a liveness check: busy, not broken.
+    assert during["healthcheck"].returncode == 0, during["healthcheck"].stderr
+    assert "busy" in during["healthcheck"].stderr
+
+
+def test_abandoned_requests_are_not_run_and_service_comes_back(burst, figure):
+    c, outcomes, _, clients_left = burst
+    gave_up = outcomes.count("gave up")
+    # Service is back well within 60 s of the clients leaving: only the
+    # requests already running finish, the queued ones are skipped.
+    c.wait_until(lambda: c.request("/", timeout=5).status == 200, "GET / to be served again", timeout=60)
+    back = time.monotonic() - clients_left
+    figure("service back after the burst's clients left, seconds", f"{back:.1f}")
+    assert back < 60
+    logs = c.logs()
+    ran = logs.count(f"sleep start {SLOW}")
+    skipped = logs.count(f"skipped GET /sleep/{SLOW}")
+    figure("abandoned requests: run, skipped", f"{ran}, {skipped}")
+    # The 4 workers ran one request each; every queued one was skipped.
+    assert ran <= 4 + 1, ran
+    assert skipped >= gave_up - 4 - 1, (skipped, gave_up)

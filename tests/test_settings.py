@@ -1,0 +1,310 @@
+"""The settings table (lib/flaskbox/settings.py) and the configs rendered
+from it, without a container: every accepted and refused form, every
+computed default, in milliseconds. test_entrypoint.py checks the wiring: a
+refused value stops a real container with exit code 2."""
+
+import re
+
+import pytest
+
+from flaskbox import render, settings
+from flaskbox.host import Host, Mount
+from helpers import REPO
+
+GiB = 1 << 30
+
+
+class FakeHost(Host):
+    """A container with the given CPUs, memory and RUNTIME_DIR file system."""
+
+    def __init__(self, cpus=2, memory=None, mount=None, somaxconn=4096, port_start=0, files=1 << 20):
+        super().__init__("/nonexistent")
+        self._cpus, self._memory = cpus, memory
+        self._mount = mount or Mount("/", "overlay", 100 * GiB)
+        self._somaxconn, self._port_start, self._files = somaxconn, port_start, files
+
+    def cpus(self):
+        return self._cpus
+
+    def memory_limit(self):
+        return self._memory
+
+    def mount_of(self, path):
+        return self._mount
+
+    def somaxconn(self):
+        return self._somaxconn
+
+    def unprivileged_port_start(self):
+        return self._port_start
+
+    def open_files_limit(self):
+        return self._files
+
+
+def resolve(env=None, mode="production", host=None):
+    return settings.resolve(mode, env or {}, host or FakeHost())
+
+
+# --- forms: every setting, accepted and refused --------------------------
+
+ACCEPTED = {
+    "PORT": ["1", "80", "8080", "65535"],
+    "APP_MODULE": ["app", "app:app", "my_pkg.wsgi:application", "a.b.c:_x"],
+    "RUNTIME_DIR": ["/tmp/flaskbox", "/run/x", "/tmp/flaskbox/"],
+    "MAX_BODY_SIZE": ["0", "512k", "10m", "1G", "4096"],
+    "REQUEST_TIMEOUT": ["1", "30", "86400"],
+    "UWSGI_PROCESSES": ["1", "1024"],
+    "UWSGI_THREADS": ["1", "8"],
+    "NGINX_WORKER_PROCESSES": ["1", "3"],
+    "QUEUE_SIZE": ["0", "64", "100000"],
+    "CONNECTIONS_PER_CLIENT": ["1", "500"],
+    "UPLOAD_SPACE": ["64m", "2g"],
+    "STATIC_ENABLED": ["0", "1"],
+    "STATIC_URL": ["/static", "/assets/", "/a/b.c~d-e_f"],
+    "STATIC_PATH": ["/app/static", "/srv/www/"],
+    "LOG_FORMAT": ["text", "json"],
+    "TRUSTED_PROXIES": ["", "10.0.0.0/8", "10.0.0.0/8,192.168.1.1", "10.0.0.1 fd00::/8",
+                        "172.16.0.0/12, ::1"],
+    "ALLOWED_HOSTS": ["", "example.com", ".example.com, *.api.example.org", "127.0.0.1,[::1]", "EXAMPLE.com"],
+    "ENTRYPOINT_QUIET_LOGS": ["0", "1"],
+    "INSTALL_ON_START": ["0"],
+}
+REFUSED = {
+    "APP_MODE": ["staging", ""],
+    "PORT": ["abc", "70000", "0", "-1", "8080.0", " 80"],
+    "APP_MODULE": ["not a module", "app:", ":app", "app:app()", "1app", "app;rm"],
+    "RUNTIME_DIR": ["tmp", "/tmp/with space", "/"],
+    "MAX_BODY_SIZE": ["lots", "10mb", "-1", "1.5m"],
+    "REQUEST_TIMEOUT": ["0", "86401", "3s", ""],
+    "UWSGI_PROCESSES": ["many", "0", "1025"],
+    "UWSGI_THREADS": ["0"],
+    "NGINX_WORKER_PROCESSES": ["2.5", "auto"],
+    "QUEUE_SIZE": ["-1", "100001", "lots"],
+    "CONNECTIONS_PER_CLIENT": ["0", "unlimited"],
+    "UPLOAD_SPACE": ["big", "0.5g"],
+    "STATIC_ENABLED": ["yes", "true"],
+    "STATIC_URL": ["static", "/", "/a b", "/a/../b?"],
+    "STATIC_PATH": ["/app/static dir", "relative"],
+    "LOG_FORMAT": ["xml"],
+    "TRUSTED_PROXIES": ["10.0.0.0/8; include /etc/passwd", "10.0.0.0/33", "example.com",
+                        "10.0.0.0/8\n1.1.1.1;"],
+    "ALLOWED_HOSTS": ["exa mple.com;", "*", "-bad.example", "example.com/path", "a..b"],
+    "ENTRYPOINT_QUIET_LOGS": ["maybe"],
+    "DEBUG_RELOADER": ["watchman"],
+    "INSTALL_ON_START": ["yes"],
+}
+
+
+@pytest.mark.parametrize("name, value", [(n, v) for n, values in ACCEPTED.items() for v in values])
+def test_accepted_forms(name, value):
+    resolved = resolve({name: value})
+    assert resolved.values[name] == settings.BY_NAME[name].normalize(value)
+
+
+@pytest.mark.parametrize("name, value", [(n, v) for n, values in REFUSED.items() for v in values])
+def test_refused_forms_name_the_variable_and_the_form(name, value):
+    mode = "debug" if name == "DEBUG_RELOADER" else "production"
+    with pytest.raises(settings.SettingError) as error:
+        if name == "APP_MODE":
+            # The mode is checked where it is chosen (entry-point.sh, -d or
+            # APP_MODE); the table holds its accepted values.
+            assert value not in settings.MODES
+            raise settings.SettingError(f"APP_MODE='{value}' is not valid: expected production or debug")
+        resolve({name: value}, mode=mode)
+    message = str(error.value)
+    assert f"{name}='{value}' is not valid: expected {settings.BY_NAME[name].form}" == message
+
+
+def test_every_setting_has_a_form_in_both_lists():
+    # A new setting comes with its accepted and refused values here.
+    assert set(settings.BY_NAME) - {"APP_MODE", "UWSGI_INI", "DEBUG_RELOADER"} <= set(ACCEPTED)
+    assert set(settings.BY_NAME) - {"UWSGI_INI"} <= set(REFUSED)
+
+
+@pytest.mark.parametrize("mode", settings.MODES)
+def test_every_default_passes_its_own_check(mode):
+    resolved = resolve(mode=mode)
+    for setting in settings.SETTINGS:
+        assert setting.check(resolved.values[setting.name]), setting.name
+    assert resolved.values["APP_MODE"] == mode
+
+
+def test_slashes_are_trimmed():
+    values = resolve({"STATIC_URL": "/assets/", "STATIC_PATH": "/srv/www/", "RUNTIME_DIR": "/run/fb/"}).values
+    trimmed = (values["STATIC_URL"], values["STATIC_PATH"], values["RUNTIME_DIR"])
+    assert trimmed == ("/assets", "/srv/www", "/run/fb")
+
+
+# --- rules across settings --------------------------------------------------
+
+def test_install_on_start_is_refused_in_production():
+    with pytest.raises(settings.SettingError, match="INSTALL_ON_START=1 works in debug mode only"):
+        resolve({"INSTALL_ON_START": "1"})
+    assert resolve({"INSTALL_ON_START": "1"}, mode="debug").values["INSTALL_ON_START"] == "1"
+
+
+def test_debugger_pin_cannot_be_switched_off():
+    with pytest.raises(settings.SettingError, match="WERKZEUG_DEBUG_PIN=off"):
+        resolve({"WERKZEUG_DEBUG_PIN": "off"}, mode="debug")
+
+
+@pytest.mark.parametrize("port, start, refused", [("80", 1024, True), ("80", 0, False), ("1023", 1024, True),
+                                                  ("1024", 1024, False), ("8080", 9000, False)])
+def test_privileged_ports(port, start, refused):
+    host = FakeHost(port_start=start)
+    if refused:
+        with pytest.raises(settings.SettingError, match=f"PORT={port} is below {start}"):
+            resolve({"PORT": port}, host=host)
+    else:
+        assert resolve({"PORT": port}, host=host).values["PORT"] == port
+
+
+def test_uwsgi_variables_must_be_one_line():
+    with pytest.raises(settings.SettingError, match="UWSGI_ROUTE holds a line break"):
+        resolve({"UWSGI_ROUTE": "a\nb"})
+
+
+def test_unreadable_uwsgi_ini_is_refused(tmp_path):
+    with pytest.raises(settings.SettingError, match="UWSGI_INI='/nonexistent.ini' is not a readable file"):
+        resolve({"UWSGI_INI": "/nonexistent.ini"})
+    ini = tmp_path / "extra.ini"
+    ini.write_text("[uwsgi]\n")
+    assert resolve({"UWSGI_INI": str(ini)}).values["UWSGI_INI"] == str(ini)
+
+
+def test_upload_space_below_the_body_limit():
+    with pytest.raises(settings.SettingError, match="UPLOAD_SPACE='5m' is smaller than MAX_BODY_SIZE=10m"):
+        resolve({"UPLOAD_SPACE": "5m"})
+    # Computed from a tiny /tmp, it is raised to one upload, and the log says so.
+    small = FakeHost(mount=Mount("/tmp", "tmpfs", 8 << 20))
+    resolved = resolve(host=small)
+    assert resolved.values["UPLOAD_SPACE"] == "10m" and resolved.derived["UPLOAD_SLOTS"] == "1"
+    assert any("one upload at a time" in note for note in resolved.notes)
+
+
+# --- computed defaults -----------------------------------------------------
+
+@pytest.mark.parametrize("cpus, processes, nginx", [(1, 2, 1), (2, 4, 2), (4, 8, 4), (64, 32, 64)])
+def test_worker_counts_follow_the_cpus(cpus, processes, nginx):
+    values = resolve(host=FakeHost(cpus=cpus)).values
+    assert (values["UWSGI_PROCESSES"], values["UWSGI_THREADS"], values["NGINX_WORKER_PROCESSES"]) == \
+        (str(processes), "1", str(nginx))
+
+
+@pytest.mark.parametrize("env, queue, per_client, upstream", [
+    ({}, 64, 68, 68),  # 2 CPUs: 4 workers; the floor of 64 waiting
+    ({"UWSGI_PROCESSES": "8"}, 128, 136, 136),  # 16 per worker thread
+    ({"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"}, 128, 136, 136),
+    ({"QUEUE_SIZE": "10"}, 10, 14, 14),
+    ({"CONNECTIONS_PER_CLIENT": "5"}, 64, 5, 68),
+])
+def test_queue_and_per_client_limits(env, queue, per_client, upstream):
+    resolved = resolve(env)
+    assert resolved.values["QUEUE_SIZE"] == str(queue)
+    assert resolved.values["CONNECTIONS_PER_CLIENT"] == str(per_client)
+    assert resolved.derived["UPSTREAM_MAX_CONNS"] == str(upstream)
+
+
+@pytest.mark.parametrize("mount, memory, space, slots", [
+    (Mount("/tmp", "tmpfs", 256 << 20), None, "128m", "12"),  # --tmpfs /tmp:size=256m
+    (Mount("/tmp", "tmpfs", 12 * GiB), 512 << 20, "256m", "25"),  # --tmpfs /tmp --memory 512m
+    (Mount("/", "overlay", 100 * GiB), 512 << 20, "51200m", "5120"),  # disk, not memory
+])
+def test_upload_space_follows_the_file_system(mount, memory, space, slots):
+    resolved = resolve(host=FakeHost(mount=mount, memory=memory))
+    assert resolved.values["UPLOAD_SPACE"] == space
+    assert resolved.derived["UPLOAD_SLOTS"] == slots
+    assert resolved.derived["UPLOAD_SLOTS_PER_CLIENT"] == str(max(int(slots) // 4, 1))
+
+
+def test_no_body_limit_means_no_upload_slots():
+    assert resolve({"MAX_BODY_SIZE": "0"}).derived["UPLOAD_SLOTS"] == "0"
+
+
+def test_listen_queue_is_clamped_to_somaxconn():
+    resolved = resolve({"QUEUE_SIZE": "2000"}, host=FakeHost(somaxconn=128))
+    assert resolved.derived["UWSGI_LISTEN"] == "128"
+    assert any("somaxconn is 128" in note for note in resolved.notes)
+
+
+def test_nginx_connections_follow_the_open_files_limit():
+    assert resolve().derived["NGINX_WORKER_CONNECTIONS"] == str(settings.NGINX_CONNECTIONS_TOTAL // 2)
+    tight = resolve(host=FakeHost(files=4096))
+    assert int(tight.derived["NGINX_OPEN_FILES"]) <= 4096
+
+
+def test_uwsgi_takes_the_largest_header_nginx_lets_through():
+    # 2.5 x nginx's header space (settings.py explains the factor) fits
+    # uWSGI's 64 KB block, and one variable per 4-byte header line fits.
+    nginx_header = settings.HEADER_FIRST_BUFFER + settings.HEADER_BUFFERS * settings.HEADER_LINE
+    assert 2.5 * nginx_header + 1024 <= settings.UWSGI_BUFFER_SIZE
+    assert settings.UWSGI_MAX_VARS >= nginx_header // 4
+
+
+# --- hooks: defaults are recomputed, values a hook set are kept -------------
+
+def test_a_hook_changing_an_input_recomputes_what_depends_on_it():
+    first = resolve()
+    env = dict(first.exports())
+    env["UWSGI_PROCESSES"] = "10"  # what a *.envsh hook may export
+    second = settings.resolve("production", env, FakeHost())
+    assert second.values["QUEUE_SIZE"] == "160"
+    assert second.values["CONNECTIONS_PER_CLIENT"] == "170"
+
+
+def test_a_value_a_hook_set_is_kept():
+    env = dict(resolve().exports())
+    env["QUEUE_SIZE"] = "7"
+    assert settings.resolve("production", env, FakeHost()).values["QUEUE_SIZE"] == "7"
+
+
+def test_passed_through_uwsgi_options():
+    env = {"UWSGI_MAX_REQUESTS": "1000", "UWSGI_PROCESSES": "3", "UWSGI_INI": "/x.ini", "UWSGI_RELOADS": "2",
+           "UWSGI_DISABLE_LOGGING": "false"}
+    assert settings.uwsgi_options(env) == [("disable-logging", "false"), ("max-requests", "1000")]
+
+
+# --- rendering --------------------------------------------------------------
+
+def rendered(tmp_path, env=None):
+    resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run"), **(env or {})})
+    paths = render.render_production(resolved, env or {}, REPO)
+    return resolved, {path.name: path.read_text() for path in paths}
+
+
+def test_templates_use_only_known_placeholders(tmp_path):
+    _, files = rendered(tmp_path)
+    for name, text in files.items():
+        assert not re.search(r"\$\{[A-Z_]+\}", text), name
+
+
+def test_unknown_placeholder_fails_loudly():
+    with pytest.raises(render.TemplateError, match=r"\$\{NO_SUCH\}"):
+        render.fill("x ${NO_SUCH} y", {})
+    # nginx's own variables pass through.
+    assert render.fill("$host ${uri} ${PORT}", {"PORT": "80"}) == "$host ${uri} 80"
+
+
+def test_stop_budget_is_rendered_from_one_place(tmp_path):
+    _, files = rendered(tmp_path)
+    assert f"worker_shutdown_timeout {settings.STOP_DRAIN_SECONDS}s;" in files["nginx.conf"]
+    assert f"worker-reload-mercy = {settings.STOP_MERCY_SECONDS}" in files["uwsgi.ini"]
+
+
+def test_lists_become_include_files(tmp_path):
+    env = {"TRUSTED_PROXIES": "10.0.0.1, fd00::/8", "ALLOWED_HOSTS": ".example.com ::1"}
+    _, files = rendered(tmp_path, env)
+    assert "10.0.0.1/32 1;" in files["trusted-proxies.conf"]
+    assert "set_real_ip_from fd00::/8;" in files["real-ip.conf"]
+    assert files["allowed-hosts.conf"].splitlines()[1:] == ["default 0;", ".example.com 1;", "[::1] 1;"]
+    _, files = rendered(tmp_path / "any")
+    assert "default 1;" in files["allowed-hosts.conf"]
+
+
+def test_user_uwsgi_options_come_last(tmp_path):
+    ini = tmp_path / "extra.ini"
+    ini.write_text("[uwsgi]\n")
+    _, files = rendered(tmp_path, {"UWSGI_INI": str(ini), "UWSGI_MAX_REQUESTS": "77"})
+    text = files["uwsgi.ini"]
+    assert text.index("max-requests = 5000") < text.index(f"ini = {ini}") < text.index("max-requests = 77")
