@@ -1,4 +1,6 @@
-"""The READMEs stay in step with the code: settings, defaults, commands."""
+"""The docs stay in step with the code: the settings table, build arguments,
+the two commands, the test modules, the reliability table, and every link
+between the pages, in English and Chinese."""
 
 import json
 import re
@@ -9,19 +11,23 @@ from flaskbox import settings
 from helpers import REPO, docker
 
 READMES = ["README.md", "README.zh-CN.md"]
+# Each reference page, in English (docs/) and Chinese (docs/zh-CN/).
+PAGES = ["configuration.md", "production.md", "develop.md", "your-app.md", "kubernetes.md", "building.md",
+         "testing.md"]
+CONFIGURATION = [("docs/configuration.md", "Variable", "computed"),
+                 ("docs/zh-CN/configuration.md", "变量", "计算")]
 TABLE_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*\*?)` \| ([^|]*) \|", re.MULTILINE)
 
 
-def table(readme: str, first_header: str) -> dict[str, str]:
-    """Rows of the README table whose first header cell is first_header."""
-    text = (REPO / readme).read_text()
+def table(page: str, first_header: str) -> dict[str, str]:
+    """Rows of the page's table whose first header cell is first_header."""
+    text = (REPO / page).read_text()
     start = text.index(f"| {first_header} |")
     block = text[start:text.index("\n\n", start)]
     return dict(TABLE_ROW.findall(block))
 
 
-@pytest.mark.parametrize("readme,header,computed", [("README.md", "Variable", "computed"),
-                                                    ("README.zh-CN.md", "变量", "计算")])
+@pytest.mark.parametrize("readme,header,computed", CONFIGURATION)
 def test_settings_table_matches_the_settings(readme, header, computed):
     # One row per setting of lib/flaskbox/settings.py, and UWSGI_* for the
     # rest; each row states the table's fixed default, or says it is computed.
@@ -33,7 +39,7 @@ def test_settings_table_matches_the_settings(readme, header, computed):
         if "(computed)" in said:
             expected = [computed]
         elif said == "(empty)":
-            expected = ["(empty)" if readme == "README.md" else "（空）"]
+            expected = ["(empty)" if "zh-CN" not in readme else "（空）"]
         else:
             expected = re.findall(r"`[^`]+`", said)  # the values themselves
         missing = [text for text in expected if text not in row]
@@ -49,7 +55,8 @@ def test_image_has_the_repositorys_settings(image):
     assert json.loads(out) == {setting.name: setting.default_doc for setting in settings.SETTINGS}
 
 
-@pytest.mark.parametrize("readme,header", [("README.md", "Build argument"), ("README.zh-CN.md", "构建参数")])
+@pytest.mark.parametrize("readme,header", [("docs/building.md", "Build argument"),
+                                           ("docs/zh-CN/building.md", "构建参数")])
 def test_every_build_argument_is_documented(readme, header):
     dockerfile = (REPO / "Dockerfile").read_text()
     args = set(re.findall(r"^ARG ([A-Z_]+)", dockerfile, re.MULTILINE))
@@ -68,12 +75,32 @@ def test_readme_gives_the_two_commands_ci_runs(readme):
     assert "tests/run.sh" in (REPO / ".ci" / "run").read_text()
 
 
-def test_readmes_list_every_test_module():
+@pytest.mark.parametrize("page", ["docs/testing.md", "docs/zh-CN/testing.md"])
+def test_testing_page_lists_every_test_module(page):
     modules = sorted(p.name for p in (REPO / "tests").glob("test_*.py"))
-    for readme in READMES:
-        text = (REPO / readme).read_text()
-        missing = [m for m in modules if f"`{m}`" not in text]
-        assert not missing, f"{readme} misses {missing}"
+    text = (REPO / page).read_text()
+    missing = [m for m in modules if f"`{m}`" not in text]
+    assert not missing, f"{page} misses {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_exists_in_both_languages(page):
+    assert (REPO / "docs" / page).is_file() and (REPO / "docs" / "zh-CN" / page).is_file()
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+ALL_PAGES = [*READMES, *(f"docs/{p}" for p in PAGES), *(f"docs/zh-CN/{p}" for p in PAGES),
+             "docs/RELIABILITY.md", "docs/BENCHMARKS.md"]
+
+
+@pytest.mark.parametrize("page", ALL_PAGES)
+def test_links_between_pages_resolve(page):
+    path = REPO / page
+    broken = [target for target in LINK.findall(path.read_text())
+              if "://" not in target and not (path.parent / target).exists()]
+    assert not broken, f"{page} links to missing {broken}"
 
 
 def test_reliability_table_names_tests_that_exist():
