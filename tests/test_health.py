@@ -1,4 +1,6 @@
-"""The image's HEALTHCHECK proves nginx -> uWSGI -> a worker."""
+"""The image's HEALTHCHECK: a liveness check through nginx to a uWSGI worker,
+which fails when the path is broken (frozen workers), never for being busy
+(test_overload.py)."""
 
 import json
 

@@ -67,44 +67,38 @@ def client_gone() -> bool:
     return bool(poller.poll(0))
 
 
-class Framing:
-    """start_response and the body iterable of one response, framed as
-    chunked when the app gives no Content-Length."""
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
-    def __init__(self, environ, start_response):
-        self.environ = environ
-        self.start_response = start_response
-        self.chunked = False
-        self.started = False
 
-    def __call__(self, status, headers, exc_info=None):
-        code = int(status[:3])
-        names = {name.lower() for name, _ in headers}
-        self.chunked = (code >= 200 and code not in NO_BODY and self.environ["REQUEST_METHOD"] != "HEAD"
-                        and "content-length" not in names and "transfer-encoding" not in names)
-        if self.chunked:
-            headers = [*headers, ("Transfer-Encoding", "chunked")]
-        self.started = True
-        write = self.start_response(status, headers, exc_info)
-        if not self.chunked:
-            return write
-        return lambda data: write(b"%x\r\n%s\r\n" % (len(data), data)) if data else None
+def needs_framing(status: str, headers, method: str) -> bool:
+    """A response with a body but no Content-Length (a stream, a generator):
+    nginx can tell its end from a cut only if it is chunked."""
+    for name, _ in headers:
+        lowered = name.lower()
+        if lowered == "content-length" or lowered == "transfer-encoding":
+            return False
+    code = int(status[:3])
+    return code >= 200 and code not in NO_BODY and method != "HEAD"
 
-    def body(self, result):
-        try:
-            for data in result:
-                if not self.chunked:
-                    yield data
-                elif data:
-                    yield b"%x\r\n%s\r\n" % (len(data), data)
-            # Only a body that ended normally gets its last chunk; an
-            # exception above leaves it open, and nginx reports the cut.
-            if self.chunked:
-                yield TERMINATOR
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+
+def framed(result, state: list):
+    """The body of a response, chunked if state[0] (set by start_response,
+    which may run at the first iteration) says so."""
+    try:
+        for data in result:
+            if not state[0]:
+                yield data
+            elif data:
+                yield chunk(data)
+        # Only a body that ended normally gets its last chunk; an exception
+        # above leaves it open, and nginx reports the cut to the client.
+        if state[0]:
+            yield TERMINATOR
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
 
 
 class Watchdog:
@@ -161,15 +155,25 @@ class Serve:
                 "its client left while it waited for a worker")
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
-        framing = Framing(environ, start_response)
+        # state[0]: None until start_response runs, then whether to chunk.
+        state = [None]
+        method = environ["REQUEST_METHOD"]
+
+        def framing_start_response(status, headers, exc_info=None):
+            state[0] = needs_framing(status, headers, method)
+            if not state[0]:
+                return start_response(status, headers, exc_info)
+            write = start_response(status, [*headers, ("Transfer-Encoding", "chunked")], exc_info)
+            return lambda data: write(chunk(data)) if data else None
+
         if self.watchdog is None:
-            result = self.app(environ, framing)
-            if framing.started and not framing.chunked:
-                return result  # the common case: nothing to add
-            return framing.body(result)
+            result = self.app(environ, framing_start_response)
+            if state[0] is False:
+                return result  # the common case: a Content-Length, nothing to add
+            return framed(result, state)
         self.watchdog.begin(environ)
         try:
-            return self._watched(framing.body(self.app(environ, framing)))
+            return self._watched(framed(self.app(environ, framing_start_response), state))
         except BaseException:
             self.watchdog.end()
             raise
