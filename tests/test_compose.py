@@ -64,7 +64,7 @@ def test_web_service_is_production(compose):
     assert web["restart"] == "always"
     assert "8091:80" in web["ports"]
     assert web["healthcheck"]["test"] == ["CMD", "/usr/local/bin/healthcheck.sh"]
-    assert web["read_only"] is True and "/tmp" in web["tmpfs"]
+    assert web["read_only"] is True and "/tmp:size=256m" in web["tmpfs"]
     assert web["build"]["context"] == "."
 
 
