@@ -124,7 +124,7 @@ flaskbox_start_production() {
 	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
 	# for nginx's access log, one line per request, e.g. JSON for a collector.
 	# Files left by a killed predecessor would let nginx start too early.
-	rm -f "$RUNTIME_DIR/uwsgi.sock" "$RUNTIME_DIR/uwsgi.ready"
+	rm -f "$RUNTIME_DIR/uwsgi.sock" "$RUNTIME_DIR/uwsgi.ready" "$RUNTIME_DIR/uwsgi.accepting"
 	uwsgi --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
 	FLASKBOX_UWSGI_PID=$!
 	_prod_wait_until_ready

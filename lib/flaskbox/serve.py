@@ -13,6 +13,10 @@ what the HTTP hop from nginx needs. Per request it:
   mid-stream) and the client sees the difference;
 - with more than one thread per process, enforces REQUEST_TIMEOUT per
   request, which uWSGI 2.0's per-process harakiri timer does not.
+
+Imported in the uWSGI master (the app is loaded before the fork), it also
+watches the workers being forked: a pool whose workers die before they ever
+accept a request stops uWSGI, and so the container (SpawnGuard).
 """
 
 from __future__ import annotations
@@ -139,6 +143,42 @@ class Watchdog:
                     os.kill(os.getpid(), signal.SIGKILL)
 
 
+class SpawnGuard:
+    """Runs in the uWSGI master after every fork of a worker (an
+    os.register_at_fork hook, which py-call-uwsgi-fork-hooks calls). Each
+    worker that reaches its accept loop touches `marker` (app.ini's
+    hook-accepting). If the master forks more than `limit` workers in a row
+    while none of them gets there (a crash at fork, an os.abort() in an
+    at-fork hook, an extension that segfaults in a new process), the pool
+    cannot stay up: uWSGI would respawn them forever, sleeping 2 s per round,
+    and the container would look alive. Exit instead, so that a restart
+    policy or an orchestrator sees it. Workers that die after accepting
+    (recycling, harakiri, a crash now and then) reset the count."""
+
+    def __init__(self, marker: str, limit: int):
+        self.marker = marker
+        self.limit = limit
+        self.forks = 0
+        self.seen: int | None = None
+
+    def stamp(self) -> int | None:
+        try:
+            return os.stat(self.marker).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def after_fork(self) -> None:
+        stamp = self.stamp()
+        if stamp != self.seen:
+            self.seen, self.forks = stamp, 0
+        self.forks += 1
+        if self.forks > self.limit:
+            log(f"uWSGI forked {self.forks} workers in a row and none of them started (the reason is "
+                "in the log above: a crash at fork, an at-fork hook, an extension module); giving up, "
+                "so that a restart policy or orchestrator replaces this container")
+            os._exit(3)
+
+
 class Serve:
     def __init__(self, app, timeout: float, threads: int):
         self.app = app
@@ -201,5 +241,16 @@ def from_environment():
                  int(uwsgi_option("threads", "1")))
 
 
+def guard_the_pool() -> None:
+    """In the master only (where the app is loaded, before any fork): three
+    rounds of every worker failing is a pool that cannot stay up."""
+    if uwsgi is None or uwsgi.worker_id() != 0:
+        return
+    processes = int(uwsgi_option("processes", "1"))
+    guard = SpawnGuard(os.path.join(os.environ["RUNTIME_DIR"], "uwsgi.accepting"), 3 * processes)
+    os.register_at_fork(after_in_parent=guard.after_fork)
+
+
 if uwsgi is not None:
     application = from_environment()
+    guard_the_pool()

@@ -3,12 +3,24 @@ static file that answers 200 can only have come from nginx."""
 
 import hashlib
 import os
+import random
 import sys
 import time
 
 from flask import Blueprint, Flask, Response, jsonify, request, stream_with_context, url_for
 
 app = Flask(__name__, static_folder=None)
+
+# What apps use os.register_at_fork for (reseeding, resetting a connection
+# pool): the hook records the process it ran in.
+AFTER_FORK: dict[str, int] = {}
+
+
+def after_fork_in_child():
+    AFTER_FORK.update(pid=os.getpid(), count=AFTER_FORK.get("count", 0) + 1)
+
+
+os.register_at_fork(after_in_child=after_fork_in_child)
 
 
 @app.get("/")
@@ -103,6 +115,15 @@ def stream(count):
             raise RuntimeError("the stream failed half-way")
 
     return Response(stream_with_context(lines()), mimetype="text/plain")
+
+
+@app.get("/forked")
+def forked():
+    # Which process serves, whether its at-fork hook ran in it, and a random
+    # number (the same in every worker if no hook reseeded after the fork).
+    time.sleep(float(request.args.get("wait", "0")))
+    return jsonify(pid=os.getpid(), hooked=AFTER_FORK.get("pid"), hooks=AFTER_FORK.get("count"),
+                   random=random.random())
 
 
 @app.get("/hang")

@@ -1,0 +1,65 @@
+"""uWSGI's worker pool on every base: the app's os.register_at_fork hooks run
+in every worker (py-call-osafterfork killed every worker at fork on Python
+3.13+), a pool whose workers die as they start stops the container fast
+with the reason in its log, and a worker crashing now and then is simply
+replaced."""
+
+import concurrent.futures
+import time
+
+import pytest
+
+
+def every_worker(container, workers: int) -> dict[int, dict]:
+    """One /forked answer from each of `workers` worker processes: enough
+    concurrent requests, each held 0.3 s, that every worker takes one."""
+    seen: dict[int, dict] = {}
+    with concurrent.futures.ThreadPoolExecutor(workers * 2) as pool:
+        for _ in range(10):
+            for resp in pool.map(lambda _: container.request("/forked?wait=0.3").json(), range(workers * 2)):
+                seen[resp["pid"]] = resp
+            if len(seen) >= workers:
+                return seen
+    raise AssertionError(f"only {len(seen)} of {workers} workers answered: {list(seen)}")
+
+
+def test_at_fork_hooks_run_in_every_worker(containers, fixture_image, figure):
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "4"})
+    seen = every_worker(c, 4)
+    # The app's after_in_child hook ran once in each worker, in that worker...
+    assert all(answer["hooked"] == pid and answer["hooks"] == 1 for pid, answer in seen.items()), seen
+    # ...and Python's own hooks reseeded random in each.
+    assert len({answer["random"] for answer in seen.values()}) == 4
+    # A recycled worker (a later fork) gets them too.
+    c.signal("KILL", str(next(iter(seen))))
+    c.wait_until(lambda: len(c.pids("flaskbox uWSGI worker")) == 4 and next(iter(seen)) not in
+                 [int(p) for p in c.pids("flaskbox uWSGI worker")], "the worker to be replaced")
+    again = every_worker(c, 4)
+    assert all(answer["hooked"] == pid for pid, answer in again.items()), again
+    figure("at-fork hooks: workers checked, each hooked once", f"{len(seen)} + {len(again)} after a respawn")
+
+
+def test_a_pool_that_cannot_stay_up_fails_fast(containers, fixture_image, figure):
+    # Every worker aborts in an at-fork hook, as it starts.
+    started = time.monotonic()
+    c = containers.run(image=fixture_image["image"], env={"APP_MODULE": "forkcrash:app"})
+    code = c.wait_exit(timeout=30)
+    elapsed = time.monotonic() - started
+    figure("a pool whose workers all die at start: exit code, seconds", f"{code}, {elapsed:.1f}")
+    assert code != 0
+    assert elapsed < 30
+    logs = c.logs()
+    assert "none of them started" in logs and "killed by signal 6" in logs, logs[-3000:]
+    assert "serving" not in logs  # nginx never started: nothing was ever served
+
+
+@pytest.mark.parametrize("signal", ["SEGV", "KILL"])
+def test_a_worker_crashing_now_and_then_is_replaced(containers, fixture_image, signal):
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "2"})
+    for _ in range(4):
+        victim = c.pids("flaskbox uWSGI worker")[0]
+        c.signal(signal, victim)
+        c.wait_until(lambda v=victim: v not in c.pids("flaskbox uWSGI worker")
+                     and len(c.pids("flaskbox uWSGI worker")) == 2, "the worker to be replaced")
+        assert c.request("/").status == 200
+    assert c.running() and "giving up" not in c.logs()
