@@ -34,6 +34,10 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PRODUCT_TAG = "flaskbox:bench"  # the image under test, built from the repo
 CONTENDERS_TAG = "flaskbox-bench:contenders"  # plus gunicorn/gevent and bench/app
+# The same two, built on the second base (--second-base): a new Python or
+# distribution whose figures regress shows up in the same run.
+SECOND_PRODUCT_TAG = "flaskbox:bench-second"
+SECOND_CONTENDERS_TAG = "flaskbox-bench:contenders-second"
 CONNECTIONS = 64
 ROUTES = {"hello": "/", "template": "/page", "static": "/static/blob.bin"}
 
@@ -60,6 +64,7 @@ class Contender:
     label: str
     command: list[str]  # empty: the image's own entry point (production mode)
     extra_args: list[str] = field(default_factory=list)
+    image: str = CONTENDERS_TAG
     port: int = 0
     container: str = ""
 
@@ -70,7 +75,7 @@ class Contender:
         command = [part.replace("{PORT}", str(self.port)) for part in self.command]
         # --no-healthcheck: the image's check would probe every contender.
         sh("docker", "run", "-d", "--name", self.container, "--network", "host", "--no-healthcheck",
-           "-e", f"PORT={self.port}", *self.extra_args, CONTENDERS_TAG, *command)
+           "-e", f"PORT={self.port}", *self.extra_args, self.image, *command)
         wait_for_200(self.port, "/", timeout=60, container=self.container)
 
     def stop(self) -> None:
@@ -201,21 +206,21 @@ def summarise(runs: dict) -> dict:
 
 # --- the image itself -------------------------------------------------------
 
-def start_product(name: str) -> int:
+def start_product(name: str, tag: str = PRODUCT_TAG) -> int:
     """`docker run -d` of the image under test, default settings; its port."""
     port = free_port()
     sh("docker", "rm", "-f", name, check=False)
-    sh("docker", "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", PRODUCT_TAG)
+    sh("docker", "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", tag)
     return port
 
 
-def cold_starts(count: int) -> list[float]:
+def cold_starts(count: int, tag: str = PRODUCT_TAG) -> list[float]:
     """Seconds from `docker run` to the first 200, `count` times."""
     times = []
     for i in range(count):
         name = f"flaskbox-bench-cold-{i}"
         started = time.monotonic()
-        wait_for_200(start_product(name), "/", timeout=30, container=name)
+        wait_for_200(start_product(name, tag), "/", timeout=30, container=name)
         times.append(time.monotonic() - started)
         sh("docker", "rm", "-f", name, check=False)
     return times
@@ -237,10 +242,10 @@ def idle_stops(count: int) -> list[float]:
     return times
 
 
-def idle_memory_mb() -> float:
+def idle_memory_mb(tag: str = PRODUCT_TAG) -> float:
     """Default settings, after a few requests, with nothing in flight."""
     name = "flaskbox-bench-memory"
-    port = start_product(name)
+    port = start_product(name, tag)
     try:
         wait_for_200(port, "/", timeout=30, container=name)
         for _ in range(20):
@@ -255,6 +260,22 @@ def image_size(base_image: str) -> dict:
     base = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", base_image).stdout)
     return {"image_mb": round(size / 1e6, 1), "base_mb": round(base / 1e6, 1),
             "added_mb": round((size - base) / 1e6, 1)}
+
+
+def build_images(base_image: str, product: str, contenders_tag: str) -> None:
+    """The image under test on `base_image`, and the contenders' image on it."""
+    log(f"building {product} on {base_image}")
+    build_product(base_image, tag=product)
+    log(f"building {contenders_tag} (adds gunicorn, gevent, bench/app)")
+    result = sh("docker", "build", "--network", "host", "--force-rm", "--build-arg",
+                f"FLASKBOX_IMAGE={product}", "-t", contenders_tag, str(BENCH), check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench image build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def python_version(tag: str) -> str:
+    return sh("docker", "run", "--rm", "--network", "host", "--entrypoint", "python3", tag,
+              "--version").stdout.strip()
 
 
 def build_product(base_image: str, context: Path = REPO, tag: str = PRODUCT_TAG) -> float:
@@ -328,6 +349,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="2 s per contender, hello only, one round")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.json/png go")
     parser.add_argument("--base-image", required=True, help="BASE_IMAGE for the build")
+    parser.add_argument("--second-base", help="another BASE_IMAGE: flaskbox on it joins the run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
     args = parser.parse_args()
@@ -337,19 +359,18 @@ def main() -> int:
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    log(f"building {PRODUCT_TAG} on {args.base_image}")
-    build_product(args.base_image)
-    log(f"building {CONTENDERS_TAG} (adds gunicorn, gevent, bench/app)")
-    result = sh("docker", "build", "--network", "host", "--force-rm", "--build-arg",
-                f"FLASKBOX_IMAGE={PRODUCT_TAG}", "-t", CONTENDERS_TAG, str(BENCH), check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"bench image build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    if args.second_base:
+        build_images(args.second_base, SECOND_PRODUCT_TAG, SECOND_CONTENDERS_TAG)
     processes, threads = (int(n) for n in sh(
-        "docker", "run", "--rm", "--network", "host", PRODUCT_TAG, "python3", "-c",
+        "docker", "run", "--rm", "--network", "host", "-e", "PORT=8080", PRODUCT_TAG, "python3", "-c",
         "from flaskbox import settings; values = settings.resolve('production').values; "
         "print(values['UWSGI_PROCESSES'], values['UWSGI_THREADS'])").stdout.split()[-2:])
 
     entrants = contenders(processes, threads)
+    if args.second_base:
+        entrants.insert(1, Contender("flaskbox-second-base", f"flaskbox production on {args.second_base}", [],
+                                     image=SECOND_CONTENDERS_TAG))
     try:
         for contender in entrants:
             log(f"starting {contender.name}: {contender.label}")
@@ -371,6 +392,15 @@ def main() -> int:
         **image_size(args.base_image),
         "rebuild_after_app_change_s": round(rebuild_after_app_change(args.base_image), 2),
     }
+    second_base = None
+    if args.second_base:
+        log(f"measuring the image on {args.second_base}: cold start, memory")
+        second_starts = cold_starts(3 if args.smoke else 10, SECOND_PRODUCT_TAG)
+        second_base = {"base_image": args.second_base,
+                       "cold_start_s": {"median": round(statistics.median(second_starts), 3),
+                                        "all": [round(s, 3) for s in second_starts]},
+                       "idle_memory_mb": round(idle_memory_mb(SECOND_PRODUCT_TAG), 1),
+                       "python": python_version(SECOND_PRODUCT_TAG)}
     hello = summary["flaskbox"]["hello"]
     gevent = summary["gunicorn-gevent"]["hello"]
     targets = {
@@ -392,6 +422,7 @@ def main() -> int:
         "runs": runs,
         "summary": summary,
         "image": image,
+        "second_base": second_base,
         "targets": targets,
         "duration_s": round(time.monotonic() - started, 1),
     }

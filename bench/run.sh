@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: bench/run.sh [--smoke] [--out DIR] [--rounds N] [--seconds S]
 # Sets up what it needs on a bare Debian/Ubuntu machine (wrk, a virtualenv
-# with matplotlib, a Docker engine, a base image), then runs bench/bench.py,
+# with matplotlib, a Docker engine, base images), then runs bench/bench.py,
 # which builds the image, drives every contender and writes
 # bench/results/latest.json and latest.png.
 set -Eeuo pipefail
@@ -17,9 +17,12 @@ main() {
 	host_install wrk
 	host_venv "$VENV" bench/requirements.txt
 	deploy/start-engine.sh
-	local base
-	base="${BASE_IMAGE:-$(deploy/base-image.sh)}"
-	exec "$VENV/bin/python" bench/bench.py --base-image "$base" "$@"
+	local base second
+	base="$(deploy/base-image.sh)"
+	# flaskbox on Debian 13 (Python 3.13) joins the run, so that a regression
+	# on the newer Python shows up next to the default base's figures.
+	second="$(deploy/base-image.sh "${SECOND_BASE:-debian13}")"
+	exec "$VENV/bin/python" bench/bench.py --base-image "$base" --second-base "$second" "$@"
 }
 
 main "$@"

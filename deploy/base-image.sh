@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Prints the base image to build on, making sure it is present:
-#   1. BASE_IMAGE, if set (pulled if missing; bootstrapped if it is the
-#      local Debian tag below);
-#   2. else the Dockerfile's default (ubuntu:24.04), if it can be pulled;
-#   3. else a Debian base bootstrapped from the Debian archive, for machines
-#      that reach no container registry.
-# Used by deploy/up.sh and tests/run.sh. Messages go to stderr.
+#   deploy/base-image.sh            the default base:
+#                                     1. BASE_IMAGE, if set (pulled if missing);
+#                                     2. else the Dockerfile's (ubuntu:24.04), if it can be pulled;
+#                                     3. else Debian 12, as below.
+#   deploy/base-image.sh debian12   debian:bookworm if it can be pulled, else one
+#                                   bootstrapped from the Debian archive (local/debian:bookworm)
+#   deploy/base-image.sh debian13   the same for Debian 13 (debian:trixie, local/debian:trixie)
+# Used by deploy/up.sh, tests/run.sh and bench/run.sh. Messages go to stderr.
 set -Eeuo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
-
-LOCAL_BASE=local/debian:bookworm
 
 log() { printf '[base-image] %s\n' "$*" >&2; }
 
@@ -19,23 +19,48 @@ present() {
 	docker image inspect "$1" >/dev/null 2>&1 || docker pull -q "$1" >/dev/null 2>&1
 }
 
+# debian SUITE: debian:SUITE from a registry, or bootstrapped as local/debian:SUITE.
+debian() {
+	local suite="$1"
+	if present "debian:$suite"; then
+		printf 'debian:%s\n' "$suite"
+		return 0
+	fi
+	present "local/debian:$suite" || deploy/bootstrap-base-image.sh "local/debian:$suite" "$suite"
+	printf 'local/debian:%s\n' "$suite"
+}
+
 main() {
-	local image="${BASE_IMAGE:-}"
-	if [ -z "$image" ]; then
-		image="$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)"
-		if ! present "$image"; then
-			log "cannot pull $image; using a Debian base built from the Debian archive"
-			image="$LOCAL_BASE"
-		fi
-	fi
-	if ! present "$image"; then
-		if [ "$image" != "$LOCAL_BASE" ]; then
-			log "BASE_IMAGE=$image is neither here nor pullable"
-			exit 1
-		fi
-		deploy/bootstrap-base-image.sh "$LOCAL_BASE"
-	fi
-	printf '%s\n' "$image"
+	case "${1:-default}" in
+		debian12) debian bookworm ;;
+		debian13) debian trixie ;;
+		default)
+			local image="${BASE_IMAGE:-}"
+			if [ -n "$image" ]; then
+				if ! present "$image"; then
+					# The names this script itself gives to bootstrapped bases.
+					case "$image" in
+						local/debian:bookworm | local/debian:trixie)
+							deploy/bootstrap-base-image.sh "$image" "${image#local/debian:}" ;;
+						*) log "BASE_IMAGE=$image is neither here nor pullable"; exit 1 ;;
+					esac
+				fi
+				printf '%s\n' "$image"
+				return 0
+			fi
+			image="$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)"
+			if present "$image"; then
+				printf '%s\n' "$image"
+				return 0
+			fi
+			log "cannot pull $image; using Debian 12"
+			debian bookworm
+			;;
+		*)
+			log "unknown base '$1': expected default, debian12 or debian13"
+			exit 2
+			;;
+	esac
 }
 
 main "$@"

@@ -87,11 +87,11 @@ def test_a_loud_warning_names_the_risk_and_the_safe_port_binding(containers, app
     assert logs.index("WARNING: debug mode") < logs.index("Debugger PIN")
 
 
-@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
-def test_readme_recommends_publishing_on_loopback(readme):
-    text = (REPO / readme).read_text()
+@pytest.mark.parametrize("page", ["docs/develop.md", "docs/zh-CN/develop.md"])
+def test_docs_recommend_publishing_on_loopback(page):
+    text = (REPO / page).read_text()
     assert "-p 127.0.0.1:5000:5000" in text
-    assert "-p 5000:5000" in text, "the README should name the risky form too"
+    assert "-p 5000:5000" in text, "the page should name the risky form too"
 
 
 def test_switching_the_pin_off_is_refused(containers):
