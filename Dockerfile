@@ -2,6 +2,9 @@
 #   production (default): nginx :80 -> unix socket -> uWSGI -> /app
 #   debug (-d debug):     Flask dev server :5000 with auto-reload
 #
+#   docker build .                    the image with the sample app (target sample)
+#   docker build --target runtime .   the same with an empty /app, to build FROM
+#
 # Builds unchanged on ubuntu:24.04 (default) and debian:bookworm, with the
 # classic builder as well as BuildKit: no RUN --mount, no heredocs and no
 # COPY --chmod, because Podman, Kaniko and older engines lack them.
@@ -65,6 +68,9 @@ RUN set -eux; \
 	# setuptools is not needed to serve. pip stays, so that images built
 	# FROM this one can add their own requirements.
 	/opt/venv/bin/pip uninstall -y --disable-pip-version-check setuptools || true; \
+	# The versions tested here: the start names any an image FROM this one
+	# replaced (lib/flaskbox/packages.py).
+	/opt/venv/bin/pip freeze --disable-pip-version-check > /opt/venv/flaskbox-tested.txt; \
 	# Record the OS packages that own the shared libraries compiled code in
 	# the venv links to (libpythonX.Y for uWSGI, libpq for psycopg2, ...):
 	# the runtime stage installs exactly these, whatever the base's names.
@@ -145,15 +151,18 @@ RUN set -eux; \
 	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
 	site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
 	echo "$FLASKBOX_LIB" > "$site/flaskbox.pth"; \
-	python3 -m flaskbox settings >/dev/null; \
+	python3 -I -m flaskbox settings >/dev/null; \
+	# The one place under /app an app may write: Flask's instance folder
+	# (SQLite, uploads), where a volume goes (docs/your-app.md). Owned by the
+	# serving user and group 0, so any uid in group 0 (OpenShift) may write,
+	# and a named volume mounted there starts out that way too.
+	install -d -o "${FLASKBOX_USER%:*}" -g 0 -m 0775 /app/instance; \
 	# No setuid or setgid programs (CIS Docker Benchmark 4.8): nothing in the
 	# container may gain privileges, so su, passwd, mount and any such program
 	# from requirements_os.txt lose those bits.
 	find / -xdev -perm /6000 -type f -exec chmod a-s {} +; \
 	uwsgi --version; python3 -c 'import flask; print(flask.__name__, "ok")'
 
-# App code last: editing it rebuilds only this layer.
-COPY app/ /app/
 WORKDIR /app
 
 # What an image was built from, for `docker inspect`: e.g.
@@ -184,3 +193,17 @@ STOPSIGNAL SIGTERM
 
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entry-point.sh"]
 CMD []
+
+# ---------------------------------------------------------------------------
+# sample, the default target: the runtime image with the sample app in /app.
+# To build your own image FROM this one, build `--target runtime` instead
+# (an empty /app), so that no sample is left behind next to your app.
+FROM runtime AS sample
+USER 0
+# App code last: editing it rebuilds only these layers.
+COPY app/ /app/
+# Its fingerprint: a start that finds the sample unchanged next to other code
+# says so instead of serving the sample (lib/flaskbox/settings.py).
+RUN sha256sum /app/app.py > /etc/flaskbox/sample-app.sha256
+# hadolint ignore=DL3066
+USER ${FLASKBOX_USER}

@@ -40,7 +40,7 @@ flaskbox_usage() {
 		APP_MODE=production|debug is the environment alternative to -d.
 		Settings are environment variables (see the README); their defaults:
 	EOF
-	python3 -m flaskbox settings
+	python3 -I -m flaskbox settings
 }
 
 # flaskbox_usage_error MESSAGE...
@@ -82,7 +82,7 @@ flaskbox_parse_args() {
 
 # _run_hook HOW FILE
 #   Runs one hook, HOW being `source` (an *.envsh: it may export settings),
-#   `exec` (an executable *.sh) or `bash` (/app/prestart.sh, executable or
+#   `exec` (an executable *.sh) or `bash` (PRE_START_PATH, executable or
 #   not). Output goes to stderr: stdout carries only the access log. A
 #   failure stops startup with the hook's exit code.
 _run_hook() {
@@ -114,7 +114,7 @@ _run_hook() {
 
 # flaskbox_run_hooks
 #   Drop-ins from FLASKBOX_HOOK_DIR in version order (sort -V), then
-#   /app/prestart.sh for users of other Flask images. Executable *.sh and
+#   PRE_START_PATH (/app/prestart.sh) for users of other Flask images. Executable *.sh and
 #   *.envsh files run; anything else is logged as ignored.
 flaskbox_run_hooks() {
 	local hook
@@ -135,8 +135,8 @@ flaskbox_run_hooks() {
 		# -L: hooks mounted from a Kubernetes ConfigMap are symlinks.
 		done 3< <(find -L "$FLASKBOX_HOOK_DIR" -mindepth 1 -maxdepth 1 -type f -print0 | sort -zV)
 	fi
-	if [ -f /app/prestart.sh ]; then
-		_run_hook bash /app/prestart.sh
+	if [ -f "$PRE_START_PATH" ]; then
+		_run_hook bash "$PRE_START_PATH"
 	fi
 }
 
@@ -160,7 +160,7 @@ flaskbox_step_down() {
 #   a *.envsh hook may change settings.
 flaskbox_settings() {
 	local exports
-	exports="$(python3 -m flaskbox env "$1")" || exit "$?"
+	exports="$(python3 -I -m flaskbox env "$1")" || exit "$?"
 	eval "$exports"
 	# Debug mode writes no __pycache__ into the bind-mounted /app, hooks included.
 	[ "$1" != debug ] || export PYTHONDONTWRITEBYTECODE=1
@@ -178,7 +178,7 @@ flaskbox_prepare() {
 	fi
 	printf '%s %s\n' "$mode" "$PORT" >"$RUNTIME_DIR/state"
 	[ "$mode" = production ] || return 0
-	python3 -m flaskbox render production
+	python3 -I -m flaskbox render production
 	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
 		flaskbox_error "nginx rejected its configuration (message above); check /app/nginx.d/"
 		exit 2
@@ -202,21 +202,38 @@ flaskbox_start_debug() {
 	EOF
 	export FLASK_DEBUG=1
 	cd /app
+	# A fresh start: an APP_MODULE that names no app exits 2, as in
+	# production (flaskbox/debug.py); after an edit it is shown instead.
+	rm -f "$RUNTIME_DIR/debug.loaded"
 	exec python -m flaskbox.debug
+}
+
+# flaskbox_exec_command COMMAND [ARG...]
+#   Any other command runs as it is, with FLASK_APP naming the app the
+#   servers would serve, so `docker run IMAGE flask db upgrade` acts on it.
+flaskbox_exec_command() {
+	if [ -z "${FLASK_APP:-}" ]; then
+		FLASK_APP="$(python3 -I -m flaskbox app-module 2>/dev/null)" || true
+		[ -z "$FLASK_APP" ] || export FLASK_APP
+	fi
+	exec "$@"
 }
 
 # main ARG...
 #   Options (or nothing) start a server; any other command is exec'd.
 main() {
+	# /app importable from anywhere (hooks, alembic, scripts), as in
+	# tiangolo's image. flaskbox's own Python runs isolated (-I) from it.
+	export PYTHONPATH="/app${PYTHONPATH:+:$PYTHONPATH}"
 	if [ "$#" -gt 0 ] && [[ "$1" != -* ]]; then
-		exec "$@"
+		flaskbox_exec_command "$@"
 	fi
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
 	flaskbox_settings "$FLASKBOX_MODE"    # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
-	flaskbox_run_hooks                    # /docker-entrypoint.d, /app/prestart.sh
+	flaskbox_run_hooks                    # /docker-entrypoint.d, PRE_START_PATH
 	flaskbox_settings "$FLASKBOX_MODE"    # again: hooks may change settings
 	flaskbox_prepare "$FLASKBOX_MODE"     # RUNTIME_DIR and the rendered configs
 	if [ "$FLASKBOX_MODE" = debug ]; then

@@ -1,7 +1,7 @@
 """A sample Flask app: read it in a minute, then replace it with your own.
 
-The image only needs a module in /app exposing a WSGI callable; by default
-that is `app` in `app.py` (set APP_MODULE to change it).
+The image finds your app as `flask run` does: wsgi.py, app.py or main.py in
+/app, or whatever APP_MODULE names (docs/your-app.md).
 """
 
 from flask import Flask, jsonify, render_template, request

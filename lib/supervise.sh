@@ -18,10 +18,11 @@ _prod_wait_until_ready() {
 			local status=0
 			wait "$FLASKBOX_UWSGI_PID" || status=$?
 			if [ "$status" -eq 22 ]; then
-				# need-app's exit code: the import failed (traceback above) or
-				# the module has no such callable.
-				flaskbox_error "could not load APP_MODULE='$APP_MODULE': see the traceback or" \
-					"\"callable not found\" above; not serving"
+				# need-app's exit code: the import failed (traceback above).
+				flaskbox_error "could not load APP_MODULE='$APP_MODULE': see the traceback above; not serving"
+			elif [ "$status" -eq 2 ]; then
+				# serve.py: the module holds no app (its message is above).
+				flaskbox_error "APP_MODULE='$APP_MODULE' does not name an app (see above); not serving"
 			else
 				flaskbox_error "uWSGI exited with code $status before it was ready; see its log above"
 			fi
@@ -128,6 +129,13 @@ flaskbox_start_production() {
 	uwsgi --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
 	FLASKBOX_UWSGI_PID=$!
 	_prod_wait_until_ready
+	# The app has written the static location for its own static folder.
+	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
+		flaskbox_error "nginx rejected the static location for the app's static folder (message above)"
+		kill -KILL "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+		wait "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+		exit 2
+	fi
 	nginx -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf" &
 	FLASKBOX_NGINX_PID=$!
 	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"

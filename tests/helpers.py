@@ -216,10 +216,11 @@ class ContainerFactory:
         self.started: list[Container] = []
 
     def run(self, *args: str, env: dict[str, str] | None = None, docker_args: tuple[str, ...] = (),
-            image: str | None = None, port: int | None = None) -> Container:
-        """docker run -d --network host -e PORT=<free> [docker_args] IMAGE [args]."""
+            image: str | None = None, port: int | None = None, set_port: bool = True) -> Container:
+        """docker run -d --network host -e PORT=<free> [docker_args] IMAGE [args].
+        set_port=False leaves PORT out (env says the port another way)."""
         port = port or free_port()
-        env = {"PORT": str(port), **(env or {})}
+        env = {**({"PORT": str(port)} if set_port else {}), **(env or {})}
         name = unique_name()
         cmd = ["run", "-d", "--name", name, "--network", "host"]
         for key, value in env.items():
@@ -237,13 +238,13 @@ class ContainerFactory:
         return container
 
     def run_once(self, *args: str, env: dict[str, str] | None = None, docker_args: tuple[str, ...] = (),
-                 timeout: float = 60) -> subprocess.CompletedProcess:
+                 timeout: float = 60, image: str | None = None) -> subprocess.CompletedProcess:
         """docker run --rm in the foreground (with a free PORT, as run() gives);
         returns the finished process."""
         cmd = ["run", "--rm", "--network", "host"]
         for key, value in {"PORT": str(free_port()), **(env or {})}.items():
             cmd += ["-e", f"{key}={value}"]
-        cmd += [*docker_args, self.image, *args]
+        cmd += [*docker_args, image or self.image, *args]
         return docker(*cmd, check=False, timeout=timeout)
 
     def cleanup(self) -> None:
@@ -251,11 +252,11 @@ class ContainerFactory:
             container.remove()
 
 
-def build_image(context: Path, tag: str, build_args: dict[str, str] | None = None,
-                check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+def build_image(context: Path, tag: str, build_args: dict[str, str] | None = None, check: bool = True,
+                timeout: float = 900, target: str | None = None) -> subprocess.CompletedProcess:
     """Classic-builder `docker build`, host network (no bridge exists here).
     --force-rm: a failed step leaves no stopped container behind."""
-    cmd = ["build", "--network", "host", "--force-rm", "-t", tag]
+    cmd = ["build", "--network", "host", "--force-rm", "-t", tag, *(["--target", target] if target else [])]
     for key, value in (build_args or {}).items():
         cmd += ["--build-arg", f"{key}={value}"]
     cmd.append(str(context))

@@ -4,6 +4,8 @@ computed default, in milliseconds. test_entrypoint.py checks the wiring: a
 refused value stops a real container with exit code 2."""
 
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -14,14 +16,26 @@ from helpers import REPO
 GiB = 1 << 30
 
 
-class FakeHost(Host):
-    """A container with the given CPUs, memory and RUNTIME_DIR file system."""
+# An /app with an app.py, as the sample image has.
+SAMPLE_APP = Path(tempfile.mkdtemp(prefix="flaskbox-app-"))
+(SAMPLE_APP / "app.py").write_text("app = None\n")
 
-    def __init__(self, cpus=2, memory=None, mount=None, somaxconn=4096, port_start=0, files=1 << 20):
+
+class FakeHost(Host):
+    """A container with the given CPUs, memory and RUNTIME_DIR file system,
+    and an /app with an app.py (or `app_dir`)."""
+
+    def __init__(self, cpus=2, memory=None, mount=None, somaxconn=4096, port_start=0, files=1 << 20,
+                 app_dir=SAMPLE_APP):
         super().__init__("/nonexistent")
+        self._app_dir = Path(app_dir)
         self._cpus, self._memory = cpus, memory
         self._mount = mount or Mount("/", "overlay", 100 * GiB)
         self._somaxconn, self._port_start, self._files = somaxconn, port_start, files
+
+    @property
+    def app_dir(self):
+        return self._app_dir
 
     def cpus(self):
         return self._cpus
@@ -50,19 +64,23 @@ def resolve(env=None, mode="production", host=None):
 
 ACCEPTED = {
     "PORT": ["1", "80", "8080", "65535"],
-    "APP_MODULE": ["app", "app:app", "my_pkg.wsgi:application", "a.b.c:_x"],
+    "APP_MODULE": ["app", "app:app", "my_pkg.wsgi:application", "a.b.c:_x", "flaskr:create_app()",
+                   "flaskr:create_app('production', debug=False)", "m:make(1, [2, 3], x={'a': None})"],
     "RUNTIME_DIR": ["/tmp/flaskbox", "/run/x", "/tmp/flaskbox/"],
     "MAX_BODY_SIZE": ["0", "512k", "10m", "1G", "4096"],
     "REQUEST_TIMEOUT": ["1", "30", "86400"],
     "UWSGI_PROCESSES": ["1", "1024"],
     "UWSGI_THREADS": ["1", "8"],
     "NGINX_WORKER_PROCESSES": ["1", "3"],
+    "NGINX_WORKER_CONNECTIONS": ["64", "2048", "65535"],
     "QUEUE_SIZE": ["0", "64", "100000"],
     "CONNECTIONS_PER_CLIENT": ["1", "500"],
     "UPLOAD_SPACE": ["64m", "2g"],
     "STATIC_ENABLED": ["0", "1"],
-    "STATIC_URL": ["/static", "/assets/", "/a/b.c~d-e_f"],
-    "STATIC_PATH": ["/app/static", "/srv/www/"],
+    "STATIC_URL": ["", "/static", "/assets/", "/a/b.c~d-e_f"],
+    "STATIC_PATH": ["", "/app/static", "/srv/www/"],
+    "STATIC_INDEX": ["0", "1"],
+    "PRE_START_PATH": ["/app/prestart.sh", "/app/scripts/migrate.sh"],
     "LOG_FORMAT": ["text", "json"],
     "TRUSTED_PROXIES": ["", "10.0.0.0/8", "10.0.0.0/8,192.168.1.1", "10.0.0.1 fd00::/8",
                         "172.16.0.0/12, ::1"],
@@ -73,19 +91,24 @@ ACCEPTED = {
 REFUSED = {
     "APP_MODE": ["staging", ""],
     "PORT": ["abc", "70000", "0", "-1", "8080.0", " 80"],
-    "APP_MODULE": ["not a module", "app:", ":app", "app:app()", "1app", "app;rm"],
+    "APP_MODULE": ["not a module", "app:", ":app", "1app", "app;rm", "app:create_app(x)",
+                   "app:create_app(**options)", "app:a.b", "app:__import__('os').system('id')",
+                   "app:create_app()()"],
     "RUNTIME_DIR": ["tmp", "/tmp/with space", "/"],
     "MAX_BODY_SIZE": ["lots", "10mb", "-1", "1.5m"],
     "REQUEST_TIMEOUT": ["0", "86401", "3s", ""],
     "UWSGI_PROCESSES": ["many", "0", "1025"],
     "UWSGI_THREADS": ["0"],
-    "NGINX_WORKER_PROCESSES": ["2.5", "auto"],
+    "NGINX_WORKER_PROCESSES": ["2.5", "all"],
+    "NGINX_WORKER_CONNECTIONS": ["63", "65536", "lots"],
     "QUEUE_SIZE": ["-1", "100001", "lots"],
     "CONNECTIONS_PER_CLIENT": ["0", "unlimited"],
     "UPLOAD_SPACE": ["big", "0.5g"],
     "STATIC_ENABLED": ["yes", "true"],
     "STATIC_URL": ["static", "/", "/a b", "/a/../b?"],
     "STATIC_PATH": ["/app/static dir", "relative"],
+    "STATIC_INDEX": ["yes"],
+    "PRE_START_PATH": ["prestart.sh", "/app/pre start.sh"],
     "LOG_FORMAT": ["xml"],
     "TRUSTED_PROXIES": ["10.0.0.0/8; include /etc/passwd", "10.0.0.0/33", "example.com",
                         "10.0.0.0/8\n1.1.1.1;"],
@@ -118,7 +141,7 @@ def test_refused_forms_name_the_variable_and_the_form(name, value):
 
 def test_every_setting_has_a_form_in_both_lists():
     # A new setting comes with its accepted and refused values here.
-    assert set(settings.BY_NAME) - {"APP_MODE", "UWSGI_INI", "DEBUG_RELOADER"} <= set(ACCEPTED)
+    assert set(settings.BY_NAME) - {"APP_MODE", "UWSGI_INI", "DEBUG_RELOADER", "LOG_FORMAT"} <= set(ACCEPTED)
     assert set(settings.BY_NAME) - {"UWSGI_INI"} <= set(REFUSED)
 
 
@@ -229,7 +252,7 @@ def test_listen_queue_is_clamped_to_somaxconn():
 
 
 def test_nginx_connections_follow_the_open_files_limit():
-    assert resolve().derived["NGINX_WORKER_CONNECTIONS"] == str(settings.NGINX_CONNECTIONS_TOTAL // 2)
+    assert resolve().values["NGINX_WORKER_CONNECTIONS"] == str(settings.NGINX_CONNECTIONS_TOTAL // 2)
     tight = resolve(host=FakeHost(files=4096))
     assert int(tight.derived["NGINX_OPEN_FILES"]) <= 4096
 
@@ -304,7 +327,108 @@ def test_lists_become_include_files(tmp_path):
 
 def test_user_uwsgi_options_come_last(tmp_path):
     ini = tmp_path / "extra.ini"
-    ini.write_text("[uwsgi]\n")
+    ini.write_text("[uwsgi]\ncheaper = 2\n")
     _, files = rendered(tmp_path, {"UWSGI_INI": str(ini), "UWSGI_MAX_REQUESTS": "77"})
     text = files["uwsgi.ini"]
-    assert text.index("max-requests = 5000") < text.index(f"ini = {ini}") < text.index("max-requests = 77")
+    assert text.index("max-requests = 5000") < text.index("cheaper = 2") < text.index("max-requests = 77")
+
+
+def test_a_tiangolo_uwsgi_ini_names_the_app_and_loses_what_flaskbox_owns(tmp_path):
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "main.py").write_text("app = None\n")
+    (app_dir / "uwsgi.ini").write_text("[uwsgi]\n; tiangolo's example\nmodule = main\ncallable = app\n"
+                                       "socket = /tmp/uwsgi.sock\nplugins = python3\ncheaper = 2\n")
+    host = FakeHost(app_dir=app_dir)
+    resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run")}, host=host)
+    assert resolved.values["UWSGI_INI"] == str(app_dir / "uwsgi.ini")
+    assert resolved.values["APP_MODULE"] == "main:app"
+    render.render_production(resolved, {}, REPO)
+    text = (tmp_path / "run" / "uwsgi.ini").read_text()
+    assert "cheaper = 2" in text
+    user_part = text.split("without what names the app")[-1]
+    for owned in ("module = main", "/tmp/uwsgi.sock", "plugins"):
+        assert owned not in user_part
+    assert [note for note in resolved.notes if "socket = /tmp/uwsgi.sock" in note]
+
+
+# --- the app, its other names, tiangolo's variables --------------------------
+
+@pytest.mark.parametrize("files, expected", [
+    (["wsgi.py", "app.py", "main.py"], "wsgi"),
+    (["app.py", "main.py"], "app"),
+    (["main.py"], "main"),
+])
+def test_app_module_is_found_like_flask_run_then_main(tmp_path, files, expected):
+    for name in files:
+        (tmp_path / name).write_text("app = None\n")
+    assert resolve(host=FakeHost(app_dir=tmp_path)).values["APP_MODULE"] == expected
+
+
+def test_no_app_names_what_is_there(tmp_path):
+    (tmp_path / "flaskr").mkdir()
+    (tmp_path / "flaskr" / "__init__.py").write_text("")
+    with pytest.raises(settings.SettingError, match="holds the package flaskr: set APP_MODULE=flaskr"):
+        resolve(host=FakeHost(app_dir=tmp_path))
+
+
+@pytest.mark.parametrize("env, name, value", [
+    ({"FLASK_APP": "flaskr:create_app()"}, "APP_MODULE", "flaskr:create_app()"),
+    ({"LISTEN_PORT": "8080"}, "PORT", "8080"),
+    ({"NGINX_MAX_UPLOAD": "0"}, "MAX_BODY_SIZE", "0"),
+    ({"NGINX_WORKER_PROCESSES": "auto"}, "NGINX_WORKER_PROCESSES", "2"),
+])
+def test_other_names_for_settings(env, name, value):
+    resolved = resolve(env)
+    assert resolved.values[name] == value
+    assert resolved.exports()["FLASK_APP"] == resolved.values["APP_MODULE"]
+
+
+def test_other_names_must_agree():
+    with pytest.raises(settings.SettingError, match="LISTEN_PORT='81' and PORT='8080' disagree"):
+        resolve({"LISTEN_PORT": "81", "PORT": "8080"})
+    with pytest.raises(settings.SettingError, match="FLASK_APP='a' and APP_MODULE='b' disagree"):
+        resolve({"FLASK_APP": "a", "APP_MODULE": "b"})
+    assert resolve({"FLASK_APP": "b", "APP_MODULE": "b"}).values["APP_MODULE"] == "b"
+
+
+def test_a_hook_changing_app_module_carries_flask_app_along():
+    env = dict(resolve().exports())
+    env["APP_MODULE"] = "other:app"
+    assert settings.resolve("production", env, FakeHost()).exports()["FLASK_APP"] == "other:app"
+
+
+def test_tiangolo_variables_without_an_equivalent_are_refused_naming_ours():
+    expected = "NGINX_WORKER_OPEN_FILES='4096' is not a flaskbox setting: .*NGINX_WORKER_CONNECTIONS"
+    with pytest.raises(settings.SettingError, match=expected):
+        resolve({"NGINX_WORKER_OPEN_FILES": "4096"})
+
+
+def test_a_replacement_nginx_conf_is_refused(tmp_path):
+    (tmp_path / "app.py").write_text("app = None\n")
+    (tmp_path / "nginx.conf").write_text("events {}\n")
+    with pytest.raises(settings.SettingError, match="move your rules to /app/nginx.d/"):
+        resolve(host=FakeHost(app_dir=tmp_path))
+    assert resolve(mode="debug", host=FakeHost(app_dir=tmp_path)).values["APP_MODULE"] == "app"
+
+
+def test_the_sample_next_to_other_code_is_refused_unless_mounted(tmp_path, monkeypatch):
+    import hashlib
+
+    app_dir = tmp_path / "app"
+    (app_dir / "flaskr").mkdir(parents=True)
+    (app_dir / "flaskr" / "__init__.py").write_text("")
+    sample = (REPO / "app" / "app.py").read_bytes()
+    (app_dir / "app.py").write_bytes(sample)
+    fingerprint = tmp_path / "sample-app.sha256"
+    fingerprint.write_text(f"{hashlib.sha256(sample).hexdigest()}  /app/app.py\n")
+    monkeypatch.setattr(settings, "SAMPLE_FINGERPRINT", fingerprint)
+    with pytest.raises(settings.SettingError, match=r"is flaskbox's sample app.*\(flaskr/\)"):
+        resolve(host=FakeHost(app_dir=app_dir))
+    # Named, it is served; mounted (the repository's app/ in debug mode), it is the developer's.
+    assert resolve({"APP_MODULE": "app"}, host=FakeHost(app_dir=app_dir)).values["APP_MODULE"] == "app"
+    mounted = FakeHost(app_dir=app_dir, mount=Mount(str(app_dir), "ext4", GiB))
+    assert resolve(mode="debug", host=mounted).values["APP_MODULE"] == "app"
+    # An app.py of your own is never the sample.
+    (app_dir / "app.py").write_text("app = None\n")
+    assert resolve(host=FakeHost(app_dir=app_dir)).values["APP_MODULE"] == "app"

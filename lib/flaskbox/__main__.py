@@ -5,6 +5,7 @@
     python3 -m flaskbox default NAME   one setting's default (production)
     python3 -m flaskbox settings       the settings, for the usage text
     python3 -m flaskbox health         the image's health check (exit 1: unhealthy)
+    python3 -m flaskbox app-module     the APP_MODULE the servers would use, for FLASK_APP
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -14,8 +15,9 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from pathlib import Path
 
-from . import render, settings
+from . import discover, packages, render, settings
 
 
 def error(message: str) -> None:
@@ -40,7 +42,7 @@ def resolve(mode: str) -> settings.Resolved:
 
 def cmd_env(mode: str) -> None:
     resolved = resolve(mode)
-    for note in resolved.notes:
+    for note in [*resolved.notes, *packages.replaced()]:
         info(note)
     for name, value in resolved.exports().items():
         print(f"export {name}={shlex.quote(value)}")
@@ -48,11 +50,14 @@ def cmd_env(mode: str) -> None:
 
 def cmd_render(mode: str) -> None:
     resolved = resolve(mode)
+    seen = len(resolved.notes)  # already logged by `env`
     try:
         render.render_production(resolved, dict(os.environ))
     except (OSError, render.TemplateError) as exc:
         error(f"cannot write the configuration into RUNTIME_DIR: {exc}")
         sys.exit(1)
+    for note in resolved.notes[seen:]:
+        info(note)
     values, derived = resolved.values, resolved.derived
     info(f"{derived['CPUS']} CPU(s) available: uWSGI {values['UWSGI_PROCESSES']} processes x "
          f"{values['UWSGI_THREADS']} threads, nginx {values['NGINX_WORKER_PROCESSES']} workers")
@@ -76,6 +81,19 @@ def cmd_settings() -> None:
         print(f"  {setting.name:<{width}}  {setting.default_doc.replace('`', '')}")
 
 
+def cmd_app_module() -> None:
+    """For `docker run IMAGE flask ...`: no settings are checked there, so
+    only the app is found (nothing printed, exit 1, if there is none)."""
+    value = os.environ.get("APP_MODULE") or os.environ.get("FLASK_APP")
+    if not value:
+        try:
+            ini = os.environ.get("UWSGI_INI")
+            value = discover.find_module(ini=Path(ini) if ini else None)[0]
+        except discover.AppError:
+            sys.exit(1)
+    print(value)
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -83,7 +101,7 @@ def cmd_health() -> None:
 
 
 COMMANDS = {"env": cmd_env, "render": cmd_render, "default": cmd_default, "settings": cmd_settings,
-            "health": cmd_health}
+            "health": cmd_health, "app-module": cmd_app_module}
 
 
 def main(argv: list[str]) -> None:

@@ -2,7 +2,7 @@
 server with the interactive debugger and a code reloader. entry-point.sh runs it in debug mode, with the
 settings it has already checked in the environment:
 
-    APP_MODULE      module:callable to serve, relative to /app
+    APP_MODULE      the app, found as in production (discover.py)
     PORT            port to listen on (all interfaces: the container's port)
     DEBUG_RELOADER  inotify (file events) or poll (stat every 0.5 s)
 
@@ -22,10 +22,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 
-from flask.cli import ScriptInfo, show_server_banner
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
+
+from . import discover
 
 APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
@@ -99,6 +101,16 @@ _reloader.reloader_loops.update({RELOADERS["inotify"]: InotifyReloaderLoop,
                                  RELOADERS["poll"]: PollingReloaderLoop})
 
 
+def first_load() -> bool:
+    """True the first time the app is loaded in this container (the
+    entry-point removes the marker before starting the server)."""
+    marker = Path(os.environ["RUNTIME_DIR"]) / "debug.loaded"
+    if marker.exists():
+        return False
+    marker.touch()
+    return True
+
+
 class DevApp:
     """The WSGI app the server runs: the user's app, or the error that kept it
     from loading. Always this one object, so the debugger PIN (derived from
@@ -108,8 +120,17 @@ class DevApp:
     def __init__(self, import_path: str):
         self.app = None
         self.error: BaseException | None = None
+        starting = first_load()
         try:
-            self.app = ScriptInfo(app_import_path=import_path, set_debug_flag=True).load_app()
+            self.app = discover.load(import_path).app
+        except discover.AppError as exc:
+            if starting:
+                # A setting that names no app, found at start: exit 2 as
+                # production does (the reloader's parent exits with it).
+                print(f"flaskbox: error: {exc}", file=sys.stderr, flush=True)
+                os._exit(2)
+            print(f" * {exc}; serving the error until the next save", file=sys.stderr)
+            self.error, self.error_traceback = exc, exc.__traceback__
         except (Exception, SystemExit) as exc:
             traceback.print_exc()
             print(f" * {import_path} failed to load; serving the error until the next save", file=sys.stderr)
@@ -152,7 +173,9 @@ def main() -> None:
         SOURCES_AT_LOAD.update(app_sources())
         app = DevApp(import_path)
     else:
-        show_server_banner(True, import_path)
+        # Flask's banner, written here: its signature changed across the
+        # Flask versions an app may pin.
+        print(f" * Serving Flask app '{import_path}'\n * Debug mode: on", file=sys.stderr)
         print(f" * Reloader: {os.environ['DEBUG_RELOADER']} (DEBUG_RELOADER)", file=sys.stderr)
         app = _placeholder
     run_simple(

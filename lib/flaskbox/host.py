@@ -29,6 +29,11 @@ class Host:
     def __init__(self, root: str | Path = "/"):
         self.root = Path(root)
 
+    @property
+    def app_dir(self) -> Path:
+        """Where the app lives (/app)."""
+        return self.root / "app"
+
     def _read(self, path: str) -> str | None:
         try:
             return (self.root / path.lstrip("/")).read_text().strip()

@@ -13,10 +13,23 @@ import ipaddress
 import re
 from pathlib import Path
 
+from . import discover
 from .settings import Resolved, uwsgi_options, words
 
 CONF_DIR = Path("/etc/flaskbox")
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+# A path nginx can take as it is: no spaces, quotes or `$` (a variable there).
+PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~+@-]+)+")
+
+# Options of a user's uWSGI ini (UWSGI_INI, or tiangolo's /app/uwsgi.ini)
+# that name the app: they become APP_MODULE (discover.py) instead.
+APP_OPTIONS = {"module", "callable", "wsgi", "wsgi-file"}
+# Options flaskbox owns: the socket nginx talks to, the process tree, the
+# user, where the app lives, logging. Left out, each with a log line.
+OWNED_OPTIONS = {"socket", "uwsgi-socket", "http-socket", "http11-socket", "http", "https", "shared-socket",
+                 "chdir", "uid", "gid", "chmod-socket", "chown-socket", "vacuum", "master", "die-on-term",
+                 "pidfile", "pidfile2", "daemonize", "daemonize2", "logto", "logto2", "stats", "plugin",
+                 "plugins", "virtualenv", "venv", "home", "need-app"}
 
 
 class TemplateError(Exception):
@@ -65,16 +78,54 @@ def upload_limits(resolved: Resolved) -> str:
             f"limit_conn flaskbox_upload_clients {per_client};\n")
 
 
+def user_ini(path: Path, notes: list[str]) -> str:
+    """The [uwsgi] options of the user's ini, minus those that name the app
+    or that flaskbox owns (a note for each of the latter)."""
+    kept = []
+    for key, value in discover.read_uwsgi_ini(path):
+        if key in OWNED_OPTIONS:
+            notes.append(f"{path}: `{key} = {value}` left out: flaskbox sets {key} itself")
+        elif key not in APP_OPTIONS:
+            kept.append(f"{key} = {value}\n")
+    return f"\n; {path} (UWSGI_INI), without what names the app or flaskbox owns\n[uwsgi]\n" + "".join(kept)
+
+
 def uwsgi_ini(resolved: Resolved, env: dict[str, str], conf_dir: Path) -> str:
     """app.ini filled in, then UWSGI_INI, then UWSGI_<OPTION> variables:
     later values win, so the user's do."""
     text = fill((conf_dir / "app.ini").read_text(), {**resolved.values, **resolved.derived}, "app.ini")
     if resolved.values["UWSGI_INI"]:
-        text += f"\n; UWSGI_INI\n[uwsgi]\nini = {resolved.values['UWSGI_INI']}\n"
+        text += user_ini(Path(resolved.values["UWSGI_INI"]), resolved.notes)
     options = uwsgi_options(env)
     if options:
         lines = "".join(f"{key} = {value}\n" for key, value in options)
         text += f"\n; UWSGI_<OPTION> variables\n[uwsgi]\n{lines}"
+    return text
+
+
+def static_location(values: dict[str, str], app: dict | None, conf_dir: Path = CONF_DIR) -> str:
+    """The static location: STATIC_URL and STATIC_PATH where set, else the
+    Flask app's own static folder and URL, else /static from /app/static.
+    `app` is what the loaded app said of itself (None: not loaded yet)."""
+    if values["STATIC_ENABLED"] != "1":
+        return "# STATIC_ENABLED=0: static URLs go to the app.\n"
+    url, path = values["STATIC_URL"], values["STATIC_PATH"]
+    if not (url and path):
+        if app is None:
+            return "# The static location follows once the app is loaded (flaskbox/serve.py).\n"
+        if app.get("static_folder") and app.get("static_url_path"):
+            url = url or app["static_url_path"].rstrip("/")
+            path = path or app["static_folder"].rstrip("/")
+        url, path = url or "/static", path or "/app/static"
+    plain = PLAIN_PATH.fullmatch(url) and PLAIN_PATH.fullmatch(path)
+    if not (plain and len(url) > 1):
+        return (f"# The app's static folder ({path} at {url}) is not a plain path for nginx:"
+                " the app serves it.\n")
+    static_values = {**values, "STATIC_URL": url, "STATIC_PATH": path}
+    text = fill((conf_dir / "nginx-static.conf").read_text(), static_values, "nginx-static.conf")
+    if values.get("STATIC_INDEX") == "1":
+        text += ("\n# STATIC_INDEX=1: / is the static folder's index.html.\n"
+                 f"location = / {{\n    rewrite ^ {url}/index.html last;\n}}\n")
     return text
 
 
@@ -85,9 +136,7 @@ def render_production(resolved: Resolved, env: dict[str, str], conf_dir: Path = 
     nginx_dir.mkdir(parents=True, exist_ok=True)
     values = {**resolved.values, **resolved.derived}
     geo, real_ip = trusted_proxies(resolved)
-    static = (fill((conf_dir / "nginx-static.conf").read_text(), values, "nginx-static.conf")
-              if resolved.values["STATIC_ENABLED"] == "1"
-              else "# STATIC_ENABLED=0: static URLs go to the app.\n")
+    static = static_location(values, None, conf_dir)
     files = {
         nginx_dir / "nginx.conf": fill((conf_dir / "nginx.conf").read_text(), values, "nginx.conf"),
         nginx_dir / "static.conf": static,

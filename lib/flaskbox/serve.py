@@ -1,5 +1,7 @@
-"""The WSGI app uWSGI runs in production: the user's app (APP_MODULE) plus
-what the HTTP hop from nginx needs. Per request it:
+"""The WSGI app uWSGI runs in production: the user's app (APP_MODULE, found
+as `flask run` finds it: discover.py) plus what the HTTP hop from nginx
+needs. At load it writes nginx's static location from the app's own static
+folder (render.static_location). Per request it:
 
 - sets REMOTE_ADDR, REMOTE_PORT and SERVER_PORT from X-Flaskbox-Peer, the
   header nginx always sets (a client's copy is replaced), since uWSGI sees
@@ -21,13 +23,15 @@ accept a request stops uWSGI, and so the container (SpawnGuard).
 
 from __future__ import annotations
 
-import importlib
 import os
 import select
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
+
+from . import discover, render
 
 try:  # only inside uWSGI
     import uwsgi
@@ -42,18 +46,6 @@ TERMINATOR = b"0\r\n\r\n"
 
 def log(message: str) -> None:
     print(f"flaskbox: {message}", file=sys.stderr, flush=True)
-
-
-def load(import_path: str):
-    """The callable APP_MODULE names: module:name, or module's `application`
-    (uWSGI's own default) when no name is given."""
-    module_name, _, name = import_path.partition(":")
-    module = importlib.import_module(module_name)
-    name = name or "application"
-    app = getattr(module, name, None)
-    if app is None:
-        raise AttributeError(f"APP_MODULE={import_path}: module {module_name} has no attribute {name!r}")
-    return app
 
 
 def health(environ, start_response):
@@ -234,11 +226,30 @@ def uwsgi_option(name: str, default: str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def load_app() -> discover.Found:
+    """APP_MODULE's app. Not an app (a factory named without a call, a
+    module with none): the message says what to write instead, and uWSGI
+    exits with code 2, so the container does, before anything is served."""
+    try:
+        return discover.load(os.environ["APP_MODULE"])
+    except discover.AppError as exc:
+        print(f"flaskbox: error: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)
+
+
+def write_static_location(found: discover.Found) -> None:
+    """nginx's static location, now that the app can say where its static
+    files are; the entry-point checks it with `nginx -t` before nginx starts."""
+    path = Path(os.environ["RUNTIME_DIR"]) / "nginx" / "static.conf"
+    path.write_text(render.static_location(dict(os.environ), found.describe()))
+
+
 def from_environment():
+    found = load_app()
+    write_static_location(found)
     # UWSGI_* variables are gone by now (the entry-point removes them so
     # that uWSGI reads the rendered ini only); ask uWSGI for its threads.
-    return Serve(load(os.environ["APP_MODULE"]), float(os.environ["REQUEST_TIMEOUT"]),
-                 int(uwsgi_option("threads", "1")))
+    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")))
 
 
 def guard_the_pool() -> None:

@@ -18,7 +18,9 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from . import discover
 from .host import Host
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -102,12 +104,23 @@ def strip_slash(value: str) -> str:
 
 # --- the table ---------------------------------------------------------------
 
+@dataclass
+class Context:
+    """What a computed default may look at: the mode, the container, the
+    environment, and the settings before it in the table."""
+
+    mode: str
+    host: Host
+    env: Mapping[str, str]
+    values: dict[str, str]
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
     # The default: a fixed text, or computed from the mode, the container
     # (host) and the settings before it in the table.
-    default: str | Callable[[str, Host, Mapping[str, str]], str]
+    default: str | Callable[[Context], str]
     # How the README states the default (for a fixed one, `value`).
     default_doc: str
     form: str
@@ -115,26 +128,28 @@ class Setting:
     modes: tuple[str, ...]
     doc: str
     normalize: Callable[[str], str] = field(default=lambda value: value)
+    # "auto" (as tiangolo's image allowed) means the computed default.
+    accepts_auto: bool = False
 
-    def default_for(self, mode: str, host: Host, values: Mapping[str, str]) -> str:
-        return self.default(mode, host, values) if callable(self.default) else self.default
+    def default_for(self, context: Context) -> str:
+        return self.default(context) if callable(self.default) else self.default
 
 
 def fixed(value: str) -> str:
     return f"`{value}`" if value else "(empty)"
 
 
-def _processes(mode, host, values):
+def _processes(context):
     # 2 single-threaded uWSGI processes per CPU. One thread per process
     # keeps REQUEST_TIMEOUT per request: uWSGI 2.0's harakiri timer is per
     # process, and with 2 threads every request on the other thread reset it
     # (a stuck handler under steady traffic was never killed). Measured on 2
     # CPUs (bench/): the same requests/s as 2 processes x 2 threads; the
     # memory cost is in docs/BENCHMARKS.md. At most 32 on a big host.
-    return str(min(2 * host.cpus(), 32))
+    return str(min(2 * context.host.cpus(), 32))
 
 
-def _queue(mode, host, values):
+def _queue(context):
     # Requests waiting for a free uWSGI worker, beyond those being served:
     # 16 per worker thread, at least 64. At 16 per thread a request that
     # finds the queue full would wait behind 16 others on each thread: with
@@ -142,24 +157,35 @@ def _queue(mode, host, values):
     # Retry-After serves a client better than waiting. The floor of 64 keeps
     # a burst of 64 concurrent requests (a page's assets, a load test with
     # 64 connections) queued rather than refused on small containers.
+    values = context.values
     capacity = int(values["UWSGI_PROCESSES"]) * int(values["UWSGI_THREADS"])
     return str(max(64, 16 * capacity))
 
 
-def _per_client(mode, host, values):
+def _per_client(context):
     # What uWSGI can hold: busy workers plus the queue. One address may fill
     # it (a load test from one machine, or a front proxy whose address is
     # not in TRUSTED_PROXIES, is never throttled below the container's
     # capacity; once it is full everyone gets a fast 503), and holds no more
     # than that of nginx's connections.
+    values = context.values
     capacity = int(values["UWSGI_PROCESSES"]) * int(values["UWSGI_THREADS"])
     return str(capacity + int(values["QUEUE_SIZE"]))
 
 
-def _upload_space(mode, host, values):
+def _nginx_connections(context):
+    # NGINX_CONNECTIONS_TOTAL shared by the workers; two open files each
+    # (the client's and uWSGI's) must fit the hard limit on open files.
+    connections = -(-NGINX_CONNECTIONS_TOTAL // int(context.values["NGINX_WORKER_PROCESSES"]))
+    files = context.host.open_files_limit()
+    return str(max(64, min(connections, (files - 64) // 2)))
+
+
+def _upload_space(context):
     # Half of RUNTIME_DIR's file system; on a tmpfs (memory), at most half
     # of the container's memory limit too, since that is where it is held.
-    mount = host.mount_of(values["RUNTIME_DIR"])
+    host = context.host
+    mount = host.mount_of(context.values["RUNTIME_DIR"])
     if mount is None:
         return "1g"
     space = mount.size
@@ -180,21 +206,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PORT",
-        default=lambda mode, host, values: "5000" if mode == DEBUG else "80",
+        default=lambda context: "5000" if context.mode == DEBUG else "80",
         default_doc="`80` in production, `5000` in debug",
         form="a port number from 1 to 65535",
         check=whole(1, 65535),
         modes=BOTH,
         doc="Port nginx (or the dev server) listens on.",
-    ),
-    Setting(
-        "APP_MODULE",
-        default="app:app",
-        default_doc=fixed("app:app"),
-        form="module or module:callable, e.g. app:app or mypkg.wsgi:application",
-        check=matches(MODULE + r"(:[A-Za-z_][A-Za-z0-9_]*)?"),
-        modes=BOTH,
-        doc="`module:callable` of your WSGI app, relative to `/app`.",
     ),
     Setting(
         "RUNTIME_DIR",
@@ -205,6 +222,29 @@ SETTINGS: tuple[Setting, ...] = (
         modes=BOTH,
         doc="Where the image writes its runtime files; must be writable.",
         normalize=strip_slash,
+    ),
+    Setting(
+        "UWSGI_INI",
+        default=lambda context: str(context.host.app_dir / "uwsgi.ini")
+        if (context.host.app_dir / "uwsgi.ini").is_file() else "",
+        default_doc="`/app/uwsgi.ini` if there is one (computed)",
+        form="the path of a readable uWSGI ini file",
+        check=lambda value: True,
+        modes=(PRODUCTION,),
+        doc="An extra uWSGI ini, merged after the image's `app.ini` (its values win); its `module` and "
+            "`callable` name the app, as in tiangolo's image.",
+    ),
+    Setting(
+        "APP_MODULE",
+        default=lambda context: discover.find_module(context.host.app_dir,
+                                                     Path(context.values["UWSGI_INI"] or "/nonexistent"))[0],
+        default_doc="`wsgi`, `app` or `main`, whichever file `/app` has (computed)",
+        form="module, module:name or module:factory(args), e.g. app, flaskr:create_app() or "
+             "mypkg.wsgi:application",
+        check=discover.is_valid,
+        modes=BOTH,
+        doc="Your WSGI app, relative to `/app`, in Flask's forms: `module` (Flask finds its `app` or "
+            "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP`.",
     ),
     Setting(
         "MAX_BODY_SIZE",
@@ -245,12 +285,22 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "NGINX_WORKER_PROCESSES",
-        default=lambda mode, host, values: str(host.cpus()),
+        accepts_auto=True,
+        default=lambda context: str(context.host.cpus()),
         default_doc="1 per CPU (computed)",
         form="a whole number of nginx workers from 1 to 1024",
         check=whole(1, 1024),
         modes=(PRODUCTION,),
-        doc="nginx worker processes.",
+        doc="nginx worker processes (`auto`: the same).",
+    ),
+    Setting(
+        "NGINX_WORKER_CONNECTIONS",
+        default=_nginx_connections,
+        default_doc="8192 in all, shared by the workers (computed)",
+        form="a whole number of connections per nginx worker from 64 to 65535",
+        check=whole(64, 65535),
+        modes=(PRODUCTION,),
+        doc="Connections each nginx worker may hold (idle and slow ones included).",
     ),
     Setting(
         "QUEUE_SIZE",
@@ -291,23 +341,32 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "STATIC_URL",
-        default="/static",
-        default_doc=fixed("/static"),
+        default="",
+        default_doc="the Flask app's `static_url_path`, else `/static` (computed)",
         form="a URL path below / such as /static",
-        check=matches(URL_PATH),
+        check=lambda value: value == "" or re.fullmatch(URL_PATH, value) is not None,
         modes=(PRODUCTION,),
         doc="URL prefix nginx serves from `STATIC_PATH`.",
         normalize=strip_slash,
     ),
     Setting(
         "STATIC_PATH",
-        default="/app/static",
-        default_doc=fixed("/app/static"),
+        default="",
+        default_doc="the Flask app's `static_folder`, else `/app/static` (computed)",
         form="an absolute directory such as /app/static",
-        check=matches(URL_PATH),
+        check=lambda value: value == "" or re.fullmatch(URL_PATH, value) is not None,
         modes=(PRODUCTION,),
         doc="Folder of static files.",
         normalize=strip_slash,
+    ),
+    Setting(
+        "STATIC_INDEX",
+        default="0",
+        default_doc=fixed("0"),
+        form="1 (serve index.html from the static folder at /) or 0",
+        check=one_of("0", "1"),
+        modes=(PRODUCTION,),
+        doc="`1`: `/` is the static folder's `index.html` (tiangolo's image's setting).",
     ),
     Setting(
         "LOG_FORMAT",
@@ -338,13 +397,13 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Host names served; any other `Host` gets 400 from nginx. Empty: any host.",
     ),
     Setting(
-        "UWSGI_INI",
-        default="",
-        default_doc=fixed(""),
-        form="the path of a readable uWSGI ini file",
-        check=lambda value: True,
-        modes=(PRODUCTION,),
-        doc="An extra uWSGI ini file, merged after the image's `app.ini` (its values win).",
+        "PRE_START_PATH",
+        default="/app/prestart.sh",
+        default_doc=fixed("/app/prestart.sh"),
+        form="an absolute path such as /app/prestart.sh",
+        check=matches(r"(/[A-Za-z0-9._~-]+)+"),
+        modes=BOTH,
+        doc="A script run with bash before the server starts, if it exists (migrations; tiangolo's name).",
     ),
     Setting(
         "ENTRYPOINT_QUIET_LOGS",
@@ -380,6 +439,16 @@ BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 # uWSGI options the entry-point must not pass on from UWSGI_* variables:
 # the ones uWSGI sets for its own children, and the table's own.
+# Other names for settings: tiangolo/uwsgi-nginx-flask's, and Flask's own.
+ALIASES = {"LISTEN_PORT": "PORT", "NGINX_MAX_UPLOAD": "MAX_BODY_SIZE", "FLASK_APP": "APP_MODULE"}
+ALIAS_REASONS = {"LISTEN_PORT": "tiangolo's image", "NGINX_MAX_UPLOAD": "tiangolo's image",
+                 "FLASK_APP": "the flask command's"}
+# tiangolo's variables with no flaskbox equivalent: refused, saying what to use.
+REFUSED = {
+    "NGINX_WORKER_OPEN_FILES": "nginx gets two open files per connection; "
+                               "set NGINX_WORKER_CONNECTIONS instead",
+}
+
 UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "UWSGI_JAIL_PID",
                   "UWSGI_ORIGINAL_PROC_NAME"}
 
@@ -426,6 +495,10 @@ NGINX_CONNECTIONS_TOTAL = 8192
 # (10000 bytes and up, a conservative match for "over 16 KB") or it is chunked.
 BODY_BUFFER = "16k"
 
+# The sample app's fingerprint, written when the default image is built
+# (Dockerfile, stage sample).
+SAMPLE_FINGERPRINT = Path("/etc/flaskbox/sample-app.sha256")
+
 # Retry-After, in seconds, on 503 answers to overload and limits.
 RETRY_AFTER_SECONDS = 5
 
@@ -444,7 +517,11 @@ class Resolved:
         """What the entry-point exports: every setting, the record of
         defaults, and the derived numbers it needs itself."""
         out = dict(self.values)
-        out[DEFAULTS_RECORD] = json.dumps(self.defaulted, separators=(",", ":"), sort_keys=True)
+        # The `flask` command (in hooks, `docker run IMAGE flask ...`) acts
+        # on the app the servers serve.
+        out["FLASK_APP"] = self.values["APP_MODULE"]
+        recorded = {**self.defaulted, "FLASK_APP": out["FLASK_APP"]}
+        out[DEFAULTS_RECORD] = json.dumps(recorded, separators=(",", ":"), sort_keys=True)
         for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS"):
             out[f"FLASKBOX_{name}"] = self.derived[name]
         return out
@@ -452,13 +529,27 @@ class Resolved:
 
 def _given(env: Mapping[str, str]) -> dict[str, str]:
     """Settings present in env, minus defaults an earlier pass filled in and
-    nobody changed since (they are recomputed: their inputs may have)."""
+    nobody changed since (they are recomputed: their inputs may have); the
+    other names some of them go by (ALIASES) count as theirs."""
     try:
         recorded = json.loads(env.get(DEFAULTS_RECORD) or "{}")
     except ValueError:
         recorded = {}
-    return {name: env[name] for name in BY_NAME
-            if name in env and not (name in recorded and recorded[name] == env[name])}
+    given = {name: env[name] for name in [*BY_NAME, *ALIASES]
+             if name in env and not (name in recorded and recorded[name] == env[name])}
+    for alias, name in ALIASES.items():
+        if alias not in given:
+            continue
+        value = given.pop(alias)
+        if name in given and given[name] != value:
+            raise SettingError(f"{alias}='{value}' and {name}='{given[name]}' disagree: {alias} is another "
+                               f"name for {name} ({ALIAS_REASONS[alias]}); set one of them")
+        given.setdefault(name, value)
+    for name, advice in REFUSED.items():
+        if env.get(name):
+            raise SettingError(f"{name}='{env[name]}' is not a flaskbox setting: {advice}")
+    return {name: value for name, value in given.items()
+            if not (value == "auto" and BY_NAME[name].accepts_auto)}
 
 
 def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = None) -> Resolved:
@@ -466,11 +557,15 @@ def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = 
     given = _given(env)
     values: dict[str, str] = {}
     defaulted: dict[str, str] = {}
+    context = Context(mode, host, env, values)
     for setting in SETTINGS:
         if setting.name in given:
             value = setting.normalize(given[setting.name])
         else:
-            value = setting.default_for(mode, host, values)
+            try:
+                value = setting.default_for(context)
+            except discover.AppError as exc:
+                raise SettingError(str(exc)) from exc
             defaulted[setting.name] = value
         if not setting.check(value):
             raise SettingError(f"{setting.name}='{given.get(setting.name, value)}' is not valid: "
@@ -500,6 +595,25 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             f"PORT={port} is below {start}, the lowest port a non-root process may bind here "
             "(net.ipv4.ip_unprivileged_port_start): set PORT=8080 and publish it (-p 8091:8080), "
             "or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0")
+    # The sample left in an image built FROM the default one. A mounted /app
+    # (the repository's own app/, in debug mode) is the developer's to edit.
+    mount = host.mount_of(str(host.app_dir))
+    from_image = mount is None or mount.point != str(host.app_dir)
+    if "APP_MODULE" in resolved.defaulted and values["APP_MODULE"] == "app" and from_image \
+            and discover.is_sample(host.app_dir, SAMPLE_FINGERPRINT):
+        others = discover.code_besides_sample(host.app_dir)
+        if others:
+            raise SettingError(
+                f"APP_MODULE is not set, and {host.app_dir}/app.py is flaskbox's sample app, left by the "
+                f"image this one was built FROM; your code next to it ({', '.join(others)}) is not what "
+                "would be served. Build FROM the app-less image (docker build --target runtime, "
+                "docs/your-app.md), or set APP_MODULE")
+    nginx_conf = host.app_dir / "nginx.conf"
+    if mode == PRODUCTION and nginx_conf.is_file():
+        raise SettingError(
+            f"found {nginx_conf}, which tiangolo's image put in place of its own nginx.conf; flaskbox keeps "
+            "its own (limits, health, logs): move your rules to /app/nginx.d/*.conf (inside `server`) or "
+            "/app/nginx.d/http/*.conf (inside `http`), and remove /app/nginx.conf")
     ini = values["UWSGI_INI"]
     if ini and not os.access(ini, os.R_OK):
         raise SettingError(f"UWSGI_INI='{ini}' is not a readable file: mount your ini there "
@@ -535,15 +649,7 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
     if somaxconn is not None and backlog > somaxconn:
         resolved.notes.append(f"net.core.somaxconn is {somaxconn}: uWSGI's listen queue lowered to match")
         backlog = somaxconn
-    workers = int(values["NGINX_WORKER_PROCESSES"])
-    connections = -(-NGINX_CONNECTIONS_TOTAL // workers)
-    # Each client connection may hold one to uWSGI too: two files, plus a
-    # few for logs and listening sockets.
-    files = host.open_files_limit()
-    if 2 * connections + 64 > files:
-        connections = max(64, (files - 64) // 2)
-        resolved.notes.append(f"open files are limited to {files}: "
-                              f"{connections} nginx connections per worker")
+    connections = int(values["NGINX_WORKER_CONNECTIONS"])
     body = size_bytes(values["MAX_BODY_SIZE"])
     # Uploads buffered at once: each may take up to MAX_BODY_SIZE on disk.
     # 0 (no body limit) leaves them unbounded; nginx counts up to 65535.
@@ -554,7 +660,6 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         # nginx waits a little longer than uWSGI's own REQUEST_TIMEOUT, so
         # that uWSGI's answer (a killed worker: 502) comes first.
         "UPSTREAM_TIMEOUT": str(int(values["REQUEST_TIMEOUT"]) + 5),
-        "NGINX_WORKER_CONNECTIONS": str(connections),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
         "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
         # One address may hold a quarter of the upload slots (at least one),

@@ -1,0 +1,111 @@
+"""Finding the app (lib/flaskbox/discover.py) without a container: every
+form of APP_MODULE, Flask's rules for what a module holds, and a clear
+error, saying what to write instead, for whatever is not a WSGI app.
+test_your_app.py serves real app layouts built FROM the image."""
+
+import uuid
+
+import pytest
+
+from flaskbox import discover
+
+FLASK_APP = "from flask import Flask\napp = Flask(__name__)\n"
+FACTORY = ("from flask import Flask\n"
+           "def create_app(name='default', debug=False):\n"
+           "    app = Flask(__name__)\n    app.config['NAME'] = name\n    return app\n")
+WSGI = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'x']\n"
+
+
+def module(tmp_path, source: str, package: bool = False) -> str:
+    """A uniquely named module (or package) holding `source`; its name."""
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    if package:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(source)
+    else:
+        (tmp_path / f"{name}.py").write_text(source)
+    return name
+
+
+def test_module_with_an_app(tmp_path):
+    found = discover.load(module(tmp_path, FLASK_APP), tmp_path)
+    assert found.flask and found.static_url_path == "/static"
+    assert found.static_folder == str(tmp_path / "static")
+
+
+def test_package_with_a_factory_is_found_like_flask_run(tmp_path):
+    name = module(tmp_path, FACTORY, package=True)
+    found = discover.load(name, tmp_path)
+    assert found.flask and found.app.config["NAME"] == "default"
+    # A package's static folder is inside it.
+    assert found.static_folder == str(tmp_path / name / "static")
+
+
+@pytest.mark.parametrize("call, expected", [("create_app()", "default"), ("create_app('prod')", "prod"),
+                                            ("create_app(name='x', debug=True)", "x")])
+def test_factory_called_with_literal_arguments(tmp_path, call, expected):
+    name = module(tmp_path, FACTORY)
+    assert discover.load(f"{name}:{call}", tmp_path).app.config["NAME"] == expected
+
+
+def test_factory_named_without_a_call_is_refused_saying_what_to_write(tmp_path):
+    name = module(tmp_path, FACTORY)
+    with pytest.raises(discover.AppError) as error:
+        discover.load(f"{name}:create_app", tmp_path)
+    assert f"an app factory, not an app. Call it: APP_MODULE='{name}:create_app()'" in str(error.value)
+
+
+def test_factory_with_wrong_arguments(tmp_path):
+    name = module(tmp_path, FACTORY)
+    with pytest.raises(discover.AppError, match="create_app does not take these arguments"):
+        discover.load(f"{name}:create_app(1, 2, 3)", tmp_path)
+
+
+@pytest.mark.parametrize("value", ["application", None])
+def test_any_wsgi_callable(tmp_path, value):
+    name = module(tmp_path, WSGI)
+    found = discover.load(f"{name}:{value}" if value else name, tmp_path)
+    assert not found.flask and found.app.__name__ == "application"
+
+
+@pytest.mark.parametrize("source, attribute, message", [
+    ("x = 42\n", "x", "is a int, not a WSGI app"),
+    ("class App:\n    pass\n", "App", "is a class, not an app"),
+    ("async def app(scope, receive, send):\n    pass\n", "app", "is an ASGI app"),
+    ("class A:\n    async def __call__(self, scope, receive, send):\n        pass\napp = A()\n", "app",
+     "is an ASGI app"),
+    ("x = 1\n", "missing", "has no attribute 'missing'"),
+])
+def test_what_is_not_an_app_is_named(tmp_path, source, attribute, message):
+    with pytest.raises(discover.AppError, match=message):
+        discover.load(f"{module(tmp_path, source)}:{attribute}", tmp_path)
+
+
+def test_module_with_no_app(tmp_path):
+    name = module(tmp_path, "x = 1\n")
+    with pytest.raises(discover.AppError, match=f"module {name} has no app"):
+        discover.load(name, tmp_path)
+
+
+def test_import_errors_propagate_with_their_traceback(tmp_path):
+    name = module(tmp_path, "def broken(:\n")
+    with pytest.raises(SyntaxError):
+        discover.load(name, tmp_path)
+
+
+def test_a_flask_app_without_a_static_folder(tmp_path):
+    source = "from flask import Flask\napp = Flask(__name__, static_folder=None)\n"
+    found = discover.load(module(tmp_path, source), tmp_path)
+    assert found.flask and found.static_folder is None
+
+
+def test_uwsgi_ini_forms(tmp_path):
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text("[uwsgi]\nmodule = app.main\ncallable = app\n")
+    assert discover.uwsgi_ini_app(ini) == "app.main:app"
+    ini.write_text("[other]\nmodule = nope\n[uwsgi]\nwsgi-file = /app/main.py\n")
+    assert discover.uwsgi_ini_app(ini) == "main"
+    ini.write_text("[uwsgi]\nmodule = main:application\n")
+    assert discover.uwsgi_ini_app(ini) == "main:application"
+    ini.write_text("[uwsgi]\nprocesses = 4\n")
+    assert discover.uwsgi_ini_app(ini) is None
