@@ -12,7 +12,7 @@ BROKEN = {
                      ["ModuleNotFoundError: No module named 'no_such_package_xyz'", "Traceback"]),
     "syntax-error": ("from flask import Flask\napp = Flask(__name__\n", "app:app", ["SyntaxError"]),
     "missing-callable": ("from flask import Flask\napplication = Flask(__name__)\n", "app:app",
-                         ["callable not found", "APP_MODULE='app:app'"]),
+                         ["has no attribute 'app'", "APP_MODULE='app:app'"]),
 }
 
 
@@ -36,4 +36,5 @@ def test_broken_app_exits_non_zero_within_10_seconds(containers, tmp_path, case,
     logs = c.logs()
     for message in messages:
         assert message in logs, logs
-    assert "could not load APP_MODULE" in logs
+    # The last word names the setting and says nothing is served.
+    assert f"APP_MODULE='{module}'" in logs and "not serving" in logs, logs

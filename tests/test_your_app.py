@@ -163,7 +163,8 @@ def test_migrations_run_from_a_hook_and_survive_restarts(containers, app_images,
                      headers={"Content-Type": "application/x-www-form-urlencoded"}).status == 201
     # A restart runs the hook again: a no-op, and the data is still there.
     docker("restart", c.name)
-    c.wait_until(lambda: c.logs().count("running /docker-entrypoint.d/10-migrate.sh") == 2, "the second start")
+    c.wait_until(lambda: c.logs().count("running /docker-entrypoint.d/10-migrate.sh") == 2,
+                 "the second start")
     c.wait_http("/notes")
     assert c.request("/notes").json() == ["kept"]
     current = containers.run_once("flask", "db", "current", image=image,

@@ -72,7 +72,7 @@ def cmd_default(name: str) -> None:
     if setting is None:
         error(f"no setting named {name}")
         sys.exit(2)
-    print(setting.default_for(settings.PRODUCTION, settings.Host(), {}))
+    print(setting.default_for(settings.Context(settings.PRODUCTION, settings.Host(), os.environ, {})))
 
 
 def cmd_settings() -> None:

@@ -291,7 +291,7 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of nginx workers from 1 to 1024",
         check=whole(1, 1024),
         modes=(PRODUCTION,),
-        doc="nginx worker processes (`auto`: the same).",
+        doc="nginx worker processes (`auto` means the default).",
     ),
     Setting(
         "NGINX_WORKER_CONNECTIONS",
