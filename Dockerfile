@@ -47,9 +47,11 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN set -eux; \
 	apt-get update; \
 	# gcc + python3-dev build uWSGI; libpcre2-dev gives it PCRE (internal
-	# routing), for UWSGI_* route options of yours.
+	# routing), for UWSGI_* route options of yours; libssl-dev gives it the
+	# WebSocket handshake (uwsgi.websocket_handshake, which Flask-SocketIO's
+	# uWSGI mode calls; without OpenSSL uWSGI 2.0 refuses it).
 	apt-get install -y --no-install-recommends \
-		ca-certificates gcc libc6-dev libpcre2-dev python3 python3-dev python3-venv; \
+		ca-certificates gcc libc6-dev libpcre2-dev libssl-dev python3 python3-dev python3-venv; \
 	rm -rf /var/lib/apt/lists/*; \
 	python3 -m venv /opt/venv; \
 	/opt/venv/bin/python --version
@@ -62,15 +64,24 @@ ARG PIP_TRUSTED_HOST=
 # Only requirements.txt is copied here, so this layer stays cached until the
 # dependencies change, however often app code does.
 COPY requirements.txt /tmp/requirements.txt
+COPY lib/gevent-requirements.txt /tmp/gevent-requirements.txt
 RUN set -eux; \
 	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
 		-r /tmp/requirements.txt; \
+	# gevent for WORKER_CLASS=gevent, in a directory of its own that only
+	# that mode puts on sys.path (app.ini): libraries that pick gevent when
+	# they can import it (Flask-SocketIO, python-engineio) keep their
+	# threading mode under the sync workers and the dev server.
+	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
+		--target /opt/venv/gevent -r /tmp/gevent-requirements.txt; \
 	# setuptools is not needed to serve. pip stays, so that images built
 	# FROM this one can add their own requirements.
 	/opt/venv/bin/pip uninstall -y --disable-pip-version-check setuptools || true; \
 	# The versions tested here: the start names any an image FROM this one
 	# replaced (lib/flaskbox/packages.py).
 	/opt/venv/bin/pip freeze --disable-pip-version-check > /opt/venv/flaskbox-tested.txt; \
+	/opt/venv/bin/pip freeze --disable-pip-version-check --path /opt/venv/gevent \
+		>> /opt/venv/flaskbox-tested.txt; \
 	# Record the OS packages that own the shared libraries compiled code in
 	# the venv links to (libpythonX.Y for uWSGI, libpq for psycopg2, ...):
 	# the runtime stage installs exactly these, whatever the base's names.

@@ -56,6 +56,26 @@ _stop_process() {
 	return "$status"
 }
 
+# _uwsgi_workers MASTER_PID
+#   The master's children: its workers.
+_uwsgi_workers() {
+	local children_file="/proc/$1/task/$1/children"
+	[ -r "$children_file" ] || return 0
+	echo "$(<"$children_file")"
+}
+
+# _end_streams MASTER_PID
+#   Streams and WebSockets never finish by themselves: each worker ends its
+#   own cleanly (flaskbox/streams.py) on FLASKBOX_STOP_STREAMS_SIGNAL, so
+#   that nginx's drain is left with ordinary requests only.
+_end_streams() {
+	local workers
+	workers="$(_uwsgi_workers "$1")"
+	[ -n "$workers" ] || return 0
+	# shellcheck disable=SC2086 # one word per worker
+	kill -"$FLASKBOX_STOP_STREAMS_SIGNAL" $workers 2>/dev/null || true
+}
+
 # _kill_busy_uwsgi_workers MASTER_PID
 #   uWSGI 2.0 does not enforce worker-reload-mercy in a graceful stop
 #   (measured: a stuck handler ran until docker's SIGKILL), so the workers
@@ -63,10 +83,8 @@ _stop_process() {
 #   first, so no client is waiting on them by then. Zombies (workers that
 #   finished, not yet reaped by the master) are left alone.
 _kill_busy_uwsgi_workers() {
-	local master="$1" child stat busy=()
-	local children_file="/proc/$master/task/$master/children"
-	[ -r "$children_file" ] || return 0
-	for child in $(<"$children_file"); do
+	local child stat busy=()
+	for child in $(_uwsgi_workers "$1"); do
 		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
 		stat="${stat##*) }"
 		[ "${stat%% *}" = Z ] || busy+=("$child")
@@ -77,8 +95,9 @@ _kill_busy_uwsgi_workers() {
 }
 
 # _prod_stop
-#   Ordered graceful stop, inside docker's default 10 s grace: nginx stops
-#   accepting and drains requests in flight (SIGQUIT, STOP_DRAIN_SECONDS),
+#   Ordered graceful stop, inside docker's default 10 s grace: open streams
+#   and WebSockets end cleanly, nginx stops accepting and drains requests
+#   in flight (SIGQUIT, STOP_DRAIN_SECONDS),
 #   then uWSGI lets its now idle workers exit (SIGTERM, STOP_MERCY_SECONDS);
 #   each is killed STOP_KILL_AFTER_SECONDS after its own limit.
 _prod_stop() {
@@ -93,7 +112,8 @@ _prod_stop() {
 		wait "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
 		exit 0
 	fi
-	flaskbox_log "stopping: nginx drains, then uWSGI"
+	flaskbox_log "stopping: streams end, nginx drains, then uWSGI"
+	_end_streams "$FLASKBOX_UWSGI_PID"
 	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
 		_stop_process "$FLASKBOX_NGINX_PID" QUIT \
 			$((FLASKBOX_STOP_DRAIN_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS)) || status=$?
@@ -125,7 +145,7 @@ flaskbox_start_production() {
 	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
 	# for nginx's access log, one line per request, e.g. JSON for a collector.
 	# Files left by a killed predecessor would let nginx start too early.
-	rm -f "$RUNTIME_DIR/uwsgi.sock" "$RUNTIME_DIR/uwsgi.ready" "$RUNTIME_DIR/uwsgi.accepting"
+	rm -f "$RUNTIME_DIR"/uwsgi*.sock "$RUNTIME_DIR/uwsgi.ready" "$RUNTIME_DIR/uwsgi.accepting"
 	uwsgi --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
 	FLASKBOX_UWSGI_PID=$!
 	_prod_wait_until_ready

@@ -7,8 +7,21 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-# Written at build time (Dockerfile): `pip freeze` of requirements.txt.
+from .settings import GEVENT_SITE
+
+# Written at build time (Dockerfile): `pip freeze` of requirements.txt and of
+# gevent's own directory.
 TESTED = Path("/opt/venv/flaskbox-tested.txt")
+
+
+def installed_version(name: str, gevent_site: Path = GEVENT_SITE) -> str:
+    """The version in the venv, else in gevent's directory, else "removed"."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    found = next(iter(metadata.distributions(name=name, path=[str(gevent_site)])), None)
+    return found.version if found is not None else "removed"
 
 
 def replaced(tested: Path = TESTED) -> list[str]:
@@ -22,10 +35,7 @@ def replaced(tested: Path = TESTED) -> list[str]:
         name, _, version = line.partition("==")
         if not version:
             continue
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            installed = "removed"
+        installed = installed_version(name)
         if installed != version:
             changes.append(f"{name} {version} -> {installed}")
     if not changes:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from . import discover
-from .settings import Resolved, uwsgi_options, words
+from .settings import GEVENT, Resolved, uwsgi_options, words
 
 CONF_DIR = Path("/etc/flaskbox")
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
@@ -76,6 +76,44 @@ def upload_limits(resolved: Resolved) -> str:
     return ("# Generated from UPLOAD_SPACE / MAX_BODY_SIZE by flaskbox/render.py.\n"
             f"limit_conn flaskbox_uploads {slots};\n"
             f"limit_conn flaskbox_upload_clients {per_client};\n")
+
+
+def sticky(values: dict[str, str]) -> bool:
+    """gevent with more than one process: in-process state (Socket.IO
+    sessions, WebSocket rooms) needs each client kept on one process."""
+    return values["WORKER_CLASS"] == GEVENT and int(values["UWSGI_PROCESSES"]) > 1
+
+
+def socket_paths(values: dict[str, str]) -> list[str]:
+    """uWSGI's sockets: one for all workers, or one per process (sticky)."""
+    runtime = values["RUNTIME_DIR"]
+    if not sticky(values):
+        return [f"{runtime}/uwsgi.sock"]
+    return [f"{runtime}/uwsgi-{number}.sock" for number in range(1, int(values["UWSGI_PROCESSES"]) + 1)]
+
+
+def uwsgi_sockets(values: dict[str, str]) -> str:
+    header = "; Generated from WORKER_CLASS and UWSGI_PROCESSES by flaskbox/render.py.\n[uwsgi]\n"
+    paths = socket_paths(values)
+    if len(paths) == 1:
+        return header + f"http-socket = {paths[0]}\n"
+    # Socket N-1 is accepted on by worker N alone.
+    return header + "".join(f"http-socket = {path}\nmap-socket = {index}:{index + 1}\n"
+                            for index, path in enumerate(paths))
+
+
+def upstream_servers(values: dict[str, str]) -> str:
+    """nginx's servers for uWSGI, with max_conns shared out among them."""
+    paths = socket_paths(values)
+    header = "# Generated from WORKER_CLASS and UWSGI_PROCESSES by flaskbox/render.py.\n"
+    if len(paths) == 1:
+        return header + f"server unix:{paths[0]} max_conns={values['UPSTREAM_MAX_CONNS']};\n"
+    # A client (its real address, behind TRUSTED_PROXIES) always reaches the
+    # same process; `consistent` keeps most clients where they were if the
+    # process count changes.
+    per_process = -(-int(values["UPSTREAM_MAX_CONNS"]) // len(paths))
+    return (header + "hash $binary_remote_addr consistent;\n"
+            + "".join(f"server unix:{path} max_conns={per_process};\n" for path in paths))
 
 
 def user_ini(path: Path, notes: list[str]) -> str:
@@ -144,6 +182,8 @@ def render_production(resolved: Resolved, env: dict[str, str], conf_dir: Path = 
         nginx_dir / "real-ip.conf": real_ip,
         nginx_dir / "allowed-hosts.conf": allowed_hosts(resolved),
         nginx_dir / "upload-limits.conf": upload_limits(resolved),
+        nginx_dir / "upstream.conf": upstream_servers(values),
+        runtime / "uwsgi-sockets.ini": uwsgi_sockets(values),
         runtime / "uwsgi.ini": uwsgi_ini(resolved, env, conf_dir),
     }
     for path, text in files.items():

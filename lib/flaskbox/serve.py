@@ -12,26 +12,26 @@ folder (render.static_location). Per request it:
   nobody;
 - frames a response without a Content-Length as chunked, so that nginx can
   tell a complete stream from one cut short (a killed worker, an exception
-  mid-stream) and the client sees the difference;
-- with more than one thread per process, enforces REQUEST_TIMEOUT per
-  request, which uWSGI 2.0's per-process harakiri timer does not.
+  mid-stream) and the client sees the difference, and marks it
+  X-Accel-Buffering: no (unless the app set that header), so that nginx
+  passes each chunk on at once; text/event-stream is always marked;
+- hands a WebSocket upgrade its connection (environ["werkzeug.socket"]);
+- enforces REQUEST_TIMEOUT per request where uWSGI's per-process harakiri
+  cannot: threaded sync workers (guards.Watchdog), and gevent, where it
+  bounds the handler, not the stream it returns (streams.py has theirs).
 
 Imported in the uWSGI master (the app is loaded before the fork), it also
-watches the workers being forked: a pool whose workers die before they ever
-accept a request stops uWSGI, and so the container (SpawnGuard).
+watches the workers being forked (guards.SpawnGuard).
 """
 
 from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
-from . import discover, render
+from . import discover, guards, render, streams
 
 try:  # only inside uWSGI
     import uwsgi
@@ -39,9 +39,8 @@ except ImportError:  # unit tests
     uwsgi = None
 
 HEALTH_BODY = b"ok\n"
-# Statuses and methods that never carry a body, so are never framed.
+# Statuses that never carry a body, so are never framed.
 NO_BODY = {204, 304}
-TERMINATOR = b"0\r\n\r\n"
 
 
 def log(message: str) -> None:
@@ -63,10 +62,6 @@ def client_gone() -> bool:
     return bool(poller.poll(0))
 
 
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
 def needs_framing(status: str, headers, method: str) -> bool:
     """A response with a body but no Content-Length (a stream, a generator):
     nginx can tell its end from a cut only if it is chunked."""
@@ -78,103 +73,39 @@ def needs_framing(status: str, headers, method: str) -> bool:
     return code >= 200 and code not in NO_BODY and method != "HEAD"
 
 
-def framed(result, state: list):
-    """The body of a response, chunked if state[0] (set by start_response,
-    which may run at the first iteration) says so."""
-    try:
-        for data in result:
-            if not state[0]:
-                yield data
-            elif data:
-                yield chunk(data)
-        # Only a body that ended normally gets its last chunk; an exception
-        # above leaves it open, and nginx reports the cut to the client.
-        if state[0]:
-            yield TERMINATOR
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+def unbuffered(headers, framed: bool) -> list:
+    """X-Accel-Buffering: no for a stream or an event stream, unless the app
+    chose for itself (`yes` keeps nginx's buffering for a stream)."""
+    event_stream = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "x-accel-buffering":
+            return []
+        if lowered == "content-type" and value.lower().startswith("text/event-stream"):
+            event_stream = True
+    return [("X-Accel-Buffering", "no")] if framed or event_stream else []
 
 
-class Watchdog:
-    """REQUEST_TIMEOUT per request for threaded workers: a request running
-    past it takes its worker down (as harakiri would), which frees the stuck
-    thread and answers its client with a 5xx; the worker's other requests
-    are cut too, so the log says how many."""
-
-    def __init__(self, timeout: float):
-        self.timeout = timeout
-        self.running: dict[int, tuple[float, str]] = {}
-        self.pid = None
-        self.lock = threading.Lock()
-
-    def begin(self, environ) -> None:
-        if self.pid != os.getpid():
-            # The first request in a new worker (a fork of the master).
-            with self.lock:
-                if self.pid != os.getpid():
-                    self.pid = os.getpid()
-                    self.running.clear()
-                    threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
-        what = f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}"
-        self.running[threading.get_ident()] = (time.monotonic(), what)
-
-    def end(self) -> None:
-        self.running.pop(threading.get_ident(), None)
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(0.25)
-            now = time.monotonic()
-            for started, what in list(self.running.values()):
-                if now - started > self.timeout:
-                    others = len(self.running) - 1
-                    log(f"{what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): killing worker pid "
-                        f"{os.getpid()} ({others} other request(s) in it are cut)")
-                    os.kill(os.getpid(), signal.SIGKILL)
+def wants_websocket(environ) -> bool:
+    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
 
 
-class SpawnGuard:
-    """Runs in the uWSGI master after every fork of a worker (an
-    os.register_at_fork hook, which py-call-uwsgi-fork-hooks calls). Each
-    worker that reaches its accept loop touches `marker` (app.ini's
-    hook-accepting). If the master forks more than `limit` workers in a row
-    while none of them gets there (a crash at fork, an os.abort() in an
-    at-fork hook, an extension that segfaults in a new process), the pool
-    cannot stay up: uWSGI would respawn them forever, sleeping 2 s per round,
-    and the container would look alive. Exit instead, so that a restart
-    policy or an orchestrator sees it. Workers that die after accepting
-    (recycling, harakiri, a crash now and then) reset the count."""
+def describe(environ) -> str:
+    return f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}"
 
-    def __init__(self, marker: str, limit: int):
-        self.marker = marker
-        self.limit = limit
-        self.forks = 0
-        self.seen: int | None = None
 
-    def stamp(self) -> int | None:
-        try:
-            return os.stat(self.marker).st_mtime_ns
-        except FileNotFoundError:
-            return None
-
-    def after_fork(self) -> None:
-        stamp = self.stamp()
-        if stamp != self.seen:
-            self.seen, self.forks = stamp, 0
-        self.forks += 1
-        if self.forks > self.limit:
-            log(f"uWSGI forked {self.forks} workers in a row and none of them started (the reason is "
-                "in the log above: a crash at fork, an at-fork hook, an extension module); giving up, "
-                "so that a restart policy or orchestrator replaces this container")
-            os._exit(3)
+class RequestTimeout(BaseException):
+    """gevent: raised into a handler past REQUEST_TIMEOUT. A BaseException,
+    so that the app's `except Exception` lets it through."""
 
 
 class Serve:
-    def __init__(self, app, timeout: float, threads: int):
+    def __init__(self, app, timeout: float, threads: int, gevent_limits: streams.Limits | None = None):
         self.app = app
-        self.watchdog = Watchdog(timeout) if threads > 1 else None
+        self.timeout = timeout
+        self.limits = gevent_limits
+        self.watchdog = guards.Watchdog(timeout) if threads > 1 and gevent_limits is None else None
+        self.loop_watch = guards.LoopWatch(timeout) if gevent_limits is not None else None
 
     def __call__(self, environ, start_response):
         peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
@@ -183,38 +114,115 @@ class Serve:
         if environ.get("REQUEST_URI") == "/-/healthy":
             return health(environ, start_response)
         if client_gone():
-            log(f"skipped {environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}: "
-                "its client left while it waited for a worker")
+            log(f"skipped {describe(environ)}: its client left while it waited for a worker")
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
-        # state[0]: None until start_response runs, then whether to chunk.
-        state = [None]
+        if self.loop_watch is not None:
+            self.loop_watch.start_once()
+            streams.install_stop_handler_once(gevent_mode=True)
+        websocket = None
+        if wants_websocket(environ) and uwsgi is not None:
+            websocket = streams.WebSocket(uwsgi.connection_fd(), describe(environ))
+            environ["werkzeug.socket"] = websocket
+            streams.OPEN.websockets[websocket.fd] = websocket
+            if self.limits is not None:
+                self.limits.bound_websocket(websocket)
+        try:
+            return self._respond(environ, start_response, websocket)
+        except BaseException:
+            if websocket is not None:
+                self._release(websocket)
+            raise
+
+    def _respond(self, environ, start_response, websocket):
+        # framing[0]: None until start_response runs, then whether to chunk.
+        framing = [None]
         method = environ["REQUEST_METHOD"]
 
         def framing_start_response(status, headers, exc_info=None):
-            state[0] = needs_framing(status, headers, method)
-            if not state[0]:
-                return start_response(status, headers, exc_info)
-            write = start_response(status, [*headers, ("Transfer-Encoding", "chunked")], exc_info)
-            return lambda data: write(chunk(data)) if data else None
+            if websocket is not None and websocket.taken:
+                # The app answered on the connection itself (101, then the
+                # WebSocket); what it passes here must not follow.
+                framing[0] = False
+                return lambda data: None
+            framing[0] = needs_framing(status, headers, method)
+            extra = unbuffered(headers, framing[0])
+            if framing[0]:
+                extra.append(("Transfer-Encoding", "chunked"))
+            write = start_response(status, [*headers, *extra], exc_info)
+            if not framing[0]:
+                return write
+            return lambda data: write(streams.chunk(data)) if data else None
 
-        if self.watchdog is None:
-            result = self.app(environ, framing_start_response)
-            if state[0] is False:
-                return result  # the common case: a Content-Length, nothing to add
-            return framed(result, state)
-        self.watchdog.begin(environ)
+        if self.watchdog is not None:
+            self.watchdog.begin(environ)
         try:
-            return self._watched(framed(self.app(environ, framing_start_response), state))
+            if websocket is None:
+                result = self._call_app(environ, framing_start_response)
+            else:
+                # The app's handler runs for the WebSocket's whole life: not
+                # a request REQUEST_TIMEOUT could bound (gevent: the stream
+                # limits do; sync: harakiri still does).
+                result = self.app(environ, framing_start_response)
         except BaseException:
-            self.watchdog.end()
+            if self.watchdog is not None:
+                self.watchdog.end()
             raise
+        if websocket is not None:
+            return self._after_websocket(result, websocket, start_response)
+        if framing[0] is False:
+            body = result  # the common case: a Content-Length, nothing to add
+        else:
+            body = streams.flow(result, describe(environ), self.limits, framing)
+        if self.watchdog is None:
+            return body
+        return self._watched(body)
+
+    def _call_app(self, environ, start_response):
+        if self.limits is None:
+            return self.app(environ, start_response)
+        import gevent
+        try:
+            with gevent.Timeout(self.timeout, RequestTimeout):
+                return self.app(environ, start_response)
+        except RequestTimeout:
+            log(f"{describe(environ)} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, answered 504")
+            body = b"Gateway Timeout\n"
+            start_response("504 Gateway Timeout", [("Content-Type", "text/plain"),
+                                                   ("Content-Length", str(len(body)))], sys.exc_info())
+            return [body]
+
+    def _after_websocket(self, result, websocket, start_response):
+        """The app's WebSocket has ended (flask-sock returns once its
+        handler does), or the app did not take the connection: then its
+        response is an ordinary one."""
+        if not websocket.taken:
+            self._release(websocket)
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        self._release(websocket)
+        if not websocket.native:
+            # uWSGI still holds the status of a request that never called
+            # start_response (500, in its log). Give it the real one; the
+            # headers it then writes meet a shut-down connection.
+            start_response("101 Switching Protocols", [])
+        return []
+
+    def _release(self, websocket):
+        streams.OPEN.websockets.pop(websocket.fd, None)
+        websocket.release()
+        if websocket.timer is not None:
+            websocket.timer.kill(block=False)
 
     def _watched(self, body):
         try:
             yield from body
         finally:
-            body.close()
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
             self.watchdog.end()
 
 
@@ -247,21 +255,30 @@ def write_static_location(found: discover.Found) -> None:
 def from_environment():
     found = load_app()
     write_static_location(found)
+    limits = None
+    if os.environ.get("WORKER_CLASS") == "gevent":
+        limits = streams.Limits(float(os.environ["STREAM_IDLE_TIMEOUT"]),
+                                float(os.environ["STREAM_MAX_DURATION"]))
     # UWSGI_* variables are gone by now (the entry-point removes them so
     # that uWSGI reads the rendered ini only); ask uWSGI for its threads.
-    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")))
+    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")), limits)
 
 
-def guard_the_pool() -> None:
+def prepare_the_pool() -> None:
     """In the master only (where the app is loaded, before any fork): three
-    rounds of every worker failing is a pool that cannot stay up."""
+    rounds of every worker failing is a pool that cannot stay up; a sync
+    worker handles the stop signal from its start (gevent's does so on its
+    first request, once its loop runs)."""
     if uwsgi is None or uwsgi.worker_id() != 0:
         return
     processes = int(uwsgi_option("processes", "1"))
-    guard = SpawnGuard(os.path.join(os.environ["RUNTIME_DIR"], "uwsgi.accepting"), 3 * processes)
+    guard = guards.SpawnGuard(os.path.join(os.environ["RUNTIME_DIR"], "uwsgi.accepting"), 3 * processes)
     os.register_at_fork(after_in_parent=guard.after_fork)
+    if os.environ.get("WORKER_CLASS") != "gevent":
+        os.register_at_fork(after_in_child=lambda: streams.install_stop_handler_once(gevent_mode=False))
 
 
 if uwsgi is not None:
     application = from_environment()
-    guard_the_pool()
+    prepare_the_pool()
+    streams.mark_native_handshakes(uwsgi)

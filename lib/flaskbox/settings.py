@@ -139,8 +139,24 @@ def fixed(value: str) -> str:
     return f"`{value}`" if value else "(empty)"
 
 
+SYNC, GEVENT = "sync", "gevent"
+
+
+def capacity(values: Mapping[str, str]) -> int:
+    """Requests uWSGI serves at once: a thread each in sync mode, up to
+    WORKER_CONNECTIONS per process in gevent mode."""
+    gevent = values["WORKER_CLASS"] == GEVENT
+    per_process = values["WORKER_CONNECTIONS"] if gevent else values["UWSGI_THREADS"]
+    return int(values["UWSGI_PROCESSES"]) * int(per_process)
+
+
 def _processes(context):
-    # 2 single-threaded uWSGI processes per CPU. One thread per process
+    # gevent: one process, which holds thousands of connections. Socket.IO
+    # and any other in-process session state then need no sticky routing;
+    # more processes get it by client address (render.py, upstreams).
+    if context.values["WORKER_CLASS"] == GEVENT:
+        return "1"
+    # sync: 2 single-threaded uWSGI processes per CPU. One thread per process
     # keeps REQUEST_TIMEOUT per request: uWSGI 2.0's harakiri timer is per
     # process, and with 2 threads every request on the other thread reset it
     # (a stuck handler under steady traffic was never killed). Measured on 2
@@ -157,9 +173,12 @@ def _queue(context):
     # Retry-After serves a client better than waiting. The floor of 64 keeps
     # a burst of 64 concurrent requests (a page's assets, a load test with
     # 64 connections) queued rather than refused on small containers.
+    # gevent: a request waits only once WORKER_CONNECTIONS are taken, which
+    # a queue cannot fix; 64 per process absorbs a reconnect storm.
     values = context.values
-    capacity = int(values["UWSGI_PROCESSES"]) * int(values["UWSGI_THREADS"])
-    return str(max(64, 16 * capacity))
+    if values["WORKER_CLASS"] == GEVENT:
+        return str(64 * int(values["UWSGI_PROCESSES"]))
+    return str(max(64, 16 * capacity(values)))
 
 
 def _per_client(context):
@@ -169,8 +188,7 @@ def _per_client(context):
     # capacity; once it is full everyone gets a fast 503), and holds no more
     # than that of nginx's connections.
     values = context.values
-    capacity = int(values["UWSGI_PROCESSES"]) * int(values["UWSGI_THREADS"])
-    return str(capacity + int(values["QUEUE_SIZE"]))
+    return str(capacity(values) + int(values["QUEUE_SIZE"]))
 
 
 def _nginx_connections(context):
@@ -265,9 +283,19 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Seconds a request may run before its worker is killed and the client gets a 5xx.",
     ),
     Setting(
+        "WORKER_CLASS",
+        default=SYNC,
+        default_doc=fixed(SYNC),
+        form="sync or gevent",
+        check=one_of(SYNC, GEVENT),
+        modes=(PRODUCTION,),
+        doc=("`sync`: one request per worker thread. `gevent`: thousands of streams, Server-Sent Events and "
+             "WebSockets per process ([streaming](docs/streaming.md))."),
+    ),
+    Setting(
         "UWSGI_PROCESSES",
         default=_processes,
-        default_doc="2 per CPU (computed)",
+        default_doc="2 per CPU; 1 with `gevent` (computed)",
         form="a whole number of processes from 1 to 1024",
         check=whole(1, 1024),
         modes=(PRODUCTION,),
@@ -280,8 +308,47 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of threads per process from 1 to 1024",
         check=whole(1, 1024),
         modes=(PRODUCTION,),
-        doc=("Threads per uWSGI process. Above 1, a request past `REQUEST_TIMEOUT` takes its whole process "
-             "(and the other requests in it) down."),
+        doc=("Threads per uWSGI process (`sync` only). Above 1, a request past `REQUEST_TIMEOUT` takes its "
+             "whole process (and the other requests in it) down."),
+    ),
+    Setting(
+        "WORKER_CONNECTIONS",
+        # gunicorn's default for its gevent worker, under the same name. An
+        # idle stream costs ~12 KB in uWSGI and ~1 KB in nginx (measured:
+        # docs/BENCHMARKS.md), so 1000 of them fit in 13 MB.
+        default="1000",
+        default_doc=fixed("1000"),
+        form="a whole number of connections per process from 1 to 100000",
+        check=whole(1, 100000),
+        modes=(PRODUCTION,),
+        doc="`gevent` only: requests, streams and WebSockets each process holds at once.",
+    ),
+    Setting(
+        "STREAM_IDLE_TIMEOUT",
+        # Longer than the idle timeouts of common load balancers (AWS ALB 60 s,
+        # Cloudflare 100 s), so apps that keep streams alive for those pass
+        # here too; short enough that a stream whose producer hung is freed
+        # in two minutes.
+        default="120",
+        default_doc=fixed("120"),
+        form="a whole number of seconds from 1 to 86400",
+        check=whole(1, 86400),
+        modes=(PRODUCTION,),
+        doc=("`gevent` only: seconds a stream or WebSocket may send nothing before it is closed (a stream "
+             "ends cleanly; EventSource reconnects)."),
+    ),
+    Setting(
+        "STREAM_MAX_DURATION",
+        # An hour: long enough for any LLM answer or upload progress feed;
+        # short enough that long-lived clients reconnect (EventSource and
+        # Socket.IO do so by themselves) and so spread over new containers.
+        default="3600",
+        default_doc=fixed("3600"),
+        form="a whole number of seconds from 0 (no limit) to 604800",
+        check=whole(0, 604800),
+        modes=(PRODUCTION,),
+        doc="`gevent` only: seconds a stream or WebSocket may last in all (`0`: no limit); then it ends "
+            "cleanly.",
     ),
     Setting(
         "NGINX_WORKER_PROCESSES",
@@ -463,6 +530,11 @@ UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "
 STOP_DRAIN_SECONDS = 5
 STOP_MERCY_SECONDS = 2
 STOP_KILL_AFTER_SECONDS = 1
+# Streams and WebSockets never finish by themselves, so before nginx drains,
+# each uWSGI worker gets this signal and ends its own cleanly (streams.py).
+# Ignored by default, and unused by uWSGI's workers (not SIGWINCH: a Python
+# handler for it never ran in a worker, measured).
+STOP_STREAMS_SIGNAL = "URG"
 
 # Request headers. nginx takes a request line or header line of at most
 # HEADER_LINE bytes and HEADER_BUFFERS such lines' worth of header in all
@@ -495,6 +567,12 @@ NGINX_CONNECTIONS_TOTAL = 8192
 # (10000 bytes and up, a conservative match for "over 16 KB") or it is chunked.
 BODY_BUFFER = "16k"
 
+# gevent and its dependencies (lib/gevent-requirements.txt), on sys.path with
+# WORKER_CLASS=gevent only (app.ini): Flask-SocketIO and python-engineio pick
+# gevent whenever they can import it, which breaks them under the sync
+# workers and the dev server.
+GEVENT_SITE = Path("/opt/venv/gevent")
+
 # The sample app's fingerprint, written when the default image is built
 # (Dockerfile, stage sample).
 SAMPLE_FINGERPRINT = Path("/etc/flaskbox/sample-app.sha256")
@@ -522,7 +600,8 @@ class Resolved:
         out["FLASK_APP"] = self.values["APP_MODULE"]
         recorded = {**self.defaulted, "FLASK_APP": out["FLASK_APP"]}
         out[DEFAULTS_RECORD] = json.dumps(recorded, separators=(",", ":"), sort_keys=True)
-        for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS"):
+        for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
+                     "STOP_STREAMS_SIGNAL"):
             out[f"FLASKBOX_{name}"] = self.derived[name]
         return out
 
@@ -621,6 +700,8 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
     for name, value in env.items():
         if name.startswith("UWSGI_") and "\n" in value:
             raise SettingError(f"{name} holds a line break: uWSGI options are one line")
+    if mode == PRODUCTION:
+        _check_worker_class(resolved)
     body = size_bytes(values["MAX_BODY_SIZE"])
     space = size_bytes(values["UPLOAD_SPACE"])
     if body and space < body:
@@ -636,12 +717,32 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             "(e.g. --tmpfs /tmp:size=256m)")
 
 
+GEVENT_ONLY = ("WORKER_CONNECTIONS", "STREAM_IDLE_TIMEOUT", "STREAM_MAX_DURATION")
+
+
+def _check_worker_class(resolved: Resolved) -> None:
+    """Settings of one worker class, given with the other: a mistake to say
+    out loud rather than ignore."""
+    values = resolved.values
+    if values["WORKER_CLASS"] == GEVENT:
+        if "UWSGI_THREADS" not in resolved.defaulted and values["UWSGI_THREADS"] != "1":
+            raise SettingError(
+                f"UWSGI_THREADS='{values['UWSGI_THREADS']}' does not apply with WORKER_CLASS=gevent, whose "
+                "processes run one thread each: set WORKER_CONNECTIONS for how many requests a process "
+                "holds, and unset UWSGI_THREADS")
+        return
+    for name in GEVENT_ONLY:
+        if name not in resolved.defaulted:
+            raise SettingError(
+                f"{name}='{values[name]}' applies with WORKER_CLASS=gevent only (WORKER_CLASS is "
+                f"'{values['WORKER_CLASS']}'): set WORKER_CLASS=gevent, or unset {name}")
+
+
 def derived(resolved: Resolved, host: Host) -> dict[str, str]:
     """Numbers the configs need that follow from the settings."""
     values = resolved.values
-    capacity = int(values["UWSGI_PROCESSES"]) * int(values["UWSGI_THREADS"])
     # nginx opens at most this many connections to uWSGI; one more is shed.
-    upstream = capacity + int(values["QUEUE_SIZE"])
+    upstream = capacity(values) + int(values["QUEUE_SIZE"])
     # The kernel's listen queue on uWSGI's socket holds whatever nginx may
     # have open beyond the busy workers; the kernel caps it at somaxconn.
     backlog = max(upstream, 128)
@@ -657,9 +758,11 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
     return {
         "UPSTREAM_MAX_CONNS": str(upstream),
         "UWSGI_LISTEN": str(backlog),
-        # nginx waits a little longer than uWSGI's own REQUEST_TIMEOUT, so
-        # that uWSGI's answer (a killed worker: 502) comes first.
-        "UPSTREAM_TIMEOUT": str(int(values["REQUEST_TIMEOUT"]) + 5),
+        # nginx waits a little longer than uWSGI's own REQUEST_TIMEOUT (and,
+        # with gevent, STREAM_IDLE_TIMEOUT), so that uWSGI's answer (a
+        # killed worker: 502; a stream's clean end) comes first.
+        "UPSTREAM_TIMEOUT": str(_upstream_timeout(values) + 5),
+        "GEVENT_SITE": str(GEVENT_SITE),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
         "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
         # One address may hold a quarter of the upload slots (at least one),
@@ -675,8 +778,16 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "STOP_DRAIN_SECONDS": str(STOP_DRAIN_SECONDS),
         "STOP_MERCY_SECONDS": str(STOP_MERCY_SECONDS),
         "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
+        "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
         "CPUS": str(host.cpus()),
     }
+
+
+def _upstream_timeout(values: Mapping[str, str]) -> int:
+    timeout = int(values["REQUEST_TIMEOUT"])
+    if values["WORKER_CLASS"] == GEVENT:
+        timeout = max(timeout, int(values["STREAM_IDLE_TIMEOUT"]))
+    return timeout
 
 
 def uwsgi_options(env: Mapping[str, str]) -> list[tuple[str, str]]:

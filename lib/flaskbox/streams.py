@@ -1,0 +1,263 @@
+"""Long-lived responses in a uWSGI worker: streams and WebSockets.
+
+A stream is a response without a Content-Length (a generator, Server-Sent
+Events), which serve.py frames as chunked. flow() passes its chunks on as
+the app yields them and can end it cleanly, with the last chunk, so that
+the client sees a complete response (an EventSource reconnects):
+
+- when the container stops (supervise.sh sends STOP_SIGNAL to every worker
+  before nginx drains), so that open streams do not hold the stop;
+- with WORKER_CLASS=gevent, when it has sent nothing for
+  STREAM_IDLE_TIMEOUT or has lasted STREAM_MAX_DURATION.
+
+A WebSocket is a connection the app took over after an Upgrade; at the same
+moments it gets a close frame, 1001 "going away", and its socket is shut
+down, so the app's receive loop ends and the client knows to reconnect.
+
+An error in the app's generator propagates: no last chunk, so nginx and the
+client see the cut for what it is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+from .settings import STOP_STREAMS_SIGNAL
+
+# What supervise.sh sends each worker when the container stops (settings.py).
+# Ignored by default, so a worker with no handler yet (gevent's, before its
+# first request) is unaffected.
+STOP_SIGNAL = getattr(signal, f"SIG{STOP_STREAMS_SIGNAL}")
+# A WebSocket close frame (FIN, opcode 8, 2 bytes, unmasked as a server's
+# frames are) with status 1001, "going away".
+CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"
+TERMINATOR = b"0\r\n\r\n"
+
+
+def log(message: str) -> None:
+    print(f"flaskbox: {message}", file=sys.stderr, flush=True)
+
+
+class StreamEnd(BaseException):
+    """Raised into a stream's generator, where it waits, to end it now.
+    A BaseException, so that the app's `except Exception` lets it through."""
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class Stream:
+    def __init__(self, what: str, framing: list):
+        self.what = what
+        # framing[0], set by start_response (which a generator may call at
+        # its first chunk): chunked, so a stream this module may end.
+        self.framing = framing
+        self.started = time.monotonic()
+        # Set while the app's generator runs: only then is StreamEnd raised
+        # into it; elsewhere the loop sees `reason` before the next chunk.
+        self.in_app = False
+        self.reason: str | None = None
+        self.thread = threading.get_ident()
+        self.greenlet = None
+
+    @property
+    def chunked(self) -> bool:
+        return bool(self.framing[0])
+
+
+class WebSocket:
+    """The connection of a request that asked for an Upgrade, for the app
+    (environ["werkzeug.socket"], as Werkzeug's dev server provides it, which
+    flask-sock and simple-websocket use) and for ending it. `taken` tells
+    whether the app wrote on it: then the response is the app's, not uWSGI's."""
+
+    def __init__(self, fd: int, what: str):
+        self.fd = fd
+        self.sock = socket.socket(fileno=os.dup(fd))
+        # uWSGI's connections are non-blocking, which a socket made from one
+        # does not know of: its recv() would fail at once with EAGAIN. A
+        # blocking one (gevent's, under gevent, waits in the loop instead).
+        self.sock.settimeout(None)
+        self.what = what
+        self.taken = False
+        # Taken by uWSGI's own handshake (which sent the 101 itself).
+        self.native = False
+        self.closed = False
+        self.timer = None  # gevent: ends it at STREAM_MAX_DURATION
+
+    def send(self, data, *args):
+        self.taken = True
+        return self.sock.send(data, *args)
+
+    def sendall(self, data, *args):
+        self.taken = True
+        return self.sock.sendall(data, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+    def end(self, reason: str) -> None:
+        """Close frame (once the connection is a WebSocket) and shutdown,
+        once; the app's own loop then ends."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.taken:
+                self.sock.sendall(CLOSE_GOING_AWAY)
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the client is already gone
+
+    def release(self) -> None:
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already shut down, or the client is gone
+        self.sock.close()
+
+
+class Open:
+    """The streams and WebSockets open in this worker."""
+
+    def __init__(self):
+        self.streams: set[Stream] = set()
+        # By the request's connection fd (uWSGI's own handshake knows no more).
+        self.websockets: dict[int, WebSocket] = {}
+        self.stopping = False
+        self.handler_pid: int | None = None
+
+    def end_all(self, reason: str) -> Stream | None:
+        """Ends every stream and WebSocket; returns the stream whose
+        generator this thread is running, for the caller to raise into."""
+        self.stopping = True
+        if self.streams or self.websockets:
+            log(f"pid {os.getpid()}: ending {len(self.streams)} stream(s) and {len(self.websockets)} "
+                f"WebSocket(s): {reason}")
+        here = None
+        for stream in list(self.streams):
+            if not stream.chunked:
+                continue  # a Content-Length: ending it early would cut it
+            stream.reason = reason
+            if stream.in_app and stream.greenlet is not None:
+                import gevent  # only ever set with WORKER_CLASS=gevent
+                gevent.kill(stream.greenlet, StreamEnd(reason))
+            elif stream.in_app and stream.thread == threading.get_ident():
+                here = stream
+        for websocket in list(self.websockets.values()):
+            websocket.end(reason)
+        return here
+
+
+OPEN = Open()
+
+
+def on_stop_signal(signum, frame) -> None:
+    """Sync workers: a Python signal handler, which runs in the main thread;
+    a stream being produced there ends at once, streams on other threads at
+    their next chunk."""
+    here = OPEN.end_all("the container is stopping")
+    if here is not None:
+        raise StreamEnd(here.reason)
+
+
+def install_stop_handler_once(gevent_mode: bool) -> None:
+    if OPEN.handler_pid == os.getpid():
+        return
+    OPEN.handler_pid = os.getpid()
+    if gevent_mode:
+        import gevent
+        gevent.signal_handler(STOP_SIGNAL, OPEN.end_all, "the container is stopping")
+    else:
+        signal.signal(STOP_SIGNAL, on_stop_signal)
+
+
+def mark_native_handshakes(uwsgi) -> None:
+    """uWSGI's own WebSocket API (Flask-SocketIO's gevent_uwsgi mode) sends
+    the 101 itself: note that the connection is a WebSocket from then on."""
+    original = uwsgi.websocket_handshake
+
+    def handshake(*args, **kwargs):
+        result = original(*args, **kwargs)
+        websocket = OPEN.websockets.get(uwsgi.connection_fd())
+        if websocket is not None:
+            websocket.taken = websocket.native = True
+        return result
+
+    uwsgi.websocket_handshake = handshake
+
+
+class Limits:
+    """STREAM_IDLE_TIMEOUT and STREAM_MAX_DURATION, with gevent: each wait
+    for the app's next chunk is bounded by whichever comes first."""
+
+    def __init__(self, idle: float, most: float):
+        self.idle = idle
+        self.most = most  # 0: no limit
+
+    def next(self, iterator, stream: Stream):
+        import gevent
+        if not stream.chunked:
+            return next(iterator)
+        wait, reason = self.idle, f"nothing sent for STREAM_IDLE_TIMEOUT ({self.idle:g} s)"
+        if self.most:
+            left = stream.started + self.most - time.monotonic()
+            if left <= wait:
+                wait, reason = max(left, 0), f"STREAM_MAX_DURATION ({self.most:g} s) reached"
+        with gevent.Timeout(wait, StreamEnd(reason)):
+            return next(iterator)
+
+    def bound_websocket(self, websocket: WebSocket) -> None:
+        """STREAM_MAX_DURATION for a WebSocket; its idle time is nginx's to
+        bound (proxy_read_timeout), which sees the traffic both ways."""
+        if self.most:
+            import gevent
+            reason = f"STREAM_MAX_DURATION ({self.most:g} s) reached"
+            websocket.timer = gevent.spawn_later(self.most, websocket.end, reason)
+
+
+def flow(result, what: str, limits: Limits | None, framing: list):
+    """The body of a response as the app yields it: if framing[0] says so
+    (start_response may come with the first chunk), each chunk framed as
+    chunked, then the last chunk if it ended normally or was ended here."""
+    stream = Stream(what, framing)
+    if limits is not None:
+        import gevent
+        stream.greenlet = gevent.getcurrent()
+    OPEN.streams.add(stream)
+    iterator = iter(result)
+    try:
+        while stream.reason is None:
+            try:
+                stream.in_app = True
+                if stream.reason is not None:  # came just before the flag
+                    raise StreamEnd(stream.reason)
+                data = next(iterator) if limits is None else limits.next(iterator, stream)
+            except StopIteration:
+                break
+            except StreamEnd as end:
+                stream.reason = stream.reason or str(end)
+                break
+            finally:
+                stream.in_app = False
+            if not stream.chunked:
+                yield data
+            elif data:
+                yield chunk(data)
+        if stream.reason and not OPEN.stopping:
+            lasted = time.monotonic() - stream.started
+            log(f"{what}: stream ended cleanly after {lasted:.0f} s: {stream.reason}")
+        if stream.chunked:
+            yield TERMINATOR
+    finally:
+        OPEN.streams.discard(stream)
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
