@@ -14,6 +14,8 @@ import pytest
 from helpers import REPO, ContainerFactory, build_image, docker, share_with_container
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
+# Apps shaped like real ones, each built FROM the app-less image.
+APPS = Path(__file__).resolve().parent / "apps"
 # flaskbox's own Python (lib/flaskbox), for the tests that need no container.
 sys.path.insert(0, str(REPO / "lib"))
 
@@ -130,3 +132,59 @@ def app_copy(tmp_path) -> Path:
     tmp_path.chmod(0o755)
     share_with_container(target)
     return target
+
+
+@pytest.fixture(scope="session")
+def runtime_image(image) -> str:
+    """The image without the sample app: what users build FROM. (Built after
+    `image`, so it comes from the same cache.)"""
+    tag = f"flaskbox-runtime:{uuid.uuid4().hex[:12]}"
+    build_image(REPO, tag, base_build_args(), target="runtime")
+    yield tag
+    docker("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture(scope="session")
+def app_images(runtime_image):
+    """name -> image tag, each tests/apps/<name> built FROM runtime_image."""
+    built: dict[str, str] = {}
+
+    def build(name: str) -> str:
+        if name not in built:
+            tag = f"flaskbox-app-{name}:{uuid.uuid4().hex[:12]}"
+            build_image(APPS / name, tag, {"FLASKBOX": runtime_image})
+            built[name] = tag
+        return built[name]
+
+    yield build
+    for tag in built.values():
+        docker("rmi", "-f", tag, check=False)
+
+
+# How the realtime app (tests/apps/realtime) is served: production with each
+# worker class, and debug mode.
+SERVED_AS = {
+    "sync": ((), {}),
+    "gevent": ((), {"WORKER_CLASS": "gevent"}),
+    "debug": (("-d", "debug"), {}),
+}
+
+
+@pytest.fixture(scope="module")
+def realtime(app_images, request):
+    """served_as(name) -> a running container of the realtime app, one per
+    name for the whole module (tests there only send it requests)."""
+    factory = ContainerFactory(app_images("realtime"))
+    running = {}
+
+    def served_as(name: str, **env: str):
+        key = (name, tuple(sorted(env.items())))
+        if key not in running:
+            args, mode_env = SERVED_AS[name]
+            container = factory.run(*args, env={**mode_env, **env})
+            container.wait_http("/page")
+            running[key] = container
+        return running[key]
+
+    yield served_as
+    factory.cleanup()

@@ -87,6 +87,13 @@ ACCEPTED = {
     "ALLOWED_HOSTS": ["", "example.com", ".example.com, *.api.example.org", "127.0.0.1,[::1]", "EXAMPLE.com"],
     "ENTRYPOINT_QUIET_LOGS": ["0", "1"],
     "INSTALL_ON_START": ["0"],
+    "WORKER_CLASS": ["sync", "gevent"],
+}
+# Accepted with WORKER_CLASS=gevent only (test_worker_class_settings_belong_together).
+ACCEPTED_WITH_GEVENT = {
+    "WORKER_CONNECTIONS": ["1", "2000", "100000"],
+    "STREAM_IDLE_TIMEOUT": ["1", "120", "86400"],
+    "STREAM_MAX_DURATION": ["0", "3600", "604800"],
 }
 REFUSED = {
     "APP_MODE": ["staging", ""],
@@ -116,6 +123,10 @@ REFUSED = {
     "ENTRYPOINT_QUIET_LOGS": ["maybe"],
     "DEBUG_RELOADER": ["watchman"],
     "INSTALL_ON_START": ["yes"],
+    "WORKER_CLASS": ["async", "eventlet", "Gevent", ""],
+    "WORKER_CONNECTIONS": ["0", "100001", "lots"],
+    "STREAM_IDLE_TIMEOUT": ["0", "86401", "2m"],
+    "STREAM_MAX_DURATION": ["-1", "604801", "1h"],
 }
 
 
@@ -123,6 +134,13 @@ REFUSED = {
 def test_accepted_forms(name, value):
     resolved = resolve({name: value})
     assert resolved.values[name] == settings.BY_NAME[name].normalize(value)
+
+
+@pytest.mark.parametrize("name, value", [(n, v) for n, values in ACCEPTED_WITH_GEVENT.items()
+                                         for v in values])
+def test_accepted_forms_with_gevent(name, value):
+    resolved = resolve({"WORKER_CLASS": "gevent", name: value})
+    assert resolved.values[name] == value
 
 
 @pytest.mark.parametrize("name, value", [(n, v) for n, values in REFUSED.items() for v in values])
@@ -141,7 +159,8 @@ def test_refused_forms_name_the_variable_and_the_form(name, value):
 
 def test_every_setting_has_a_form_in_both_lists():
     # A new setting comes with its accepted and refused values here.
-    assert set(settings.BY_NAME) - {"APP_MODE", "UWSGI_INI", "DEBUG_RELOADER", "LOG_FORMAT"} <= set(ACCEPTED)
+    accepted = {*ACCEPTED, *ACCEPTED_WITH_GEVENT}
+    assert set(settings.BY_NAME) - {"APP_MODE", "UWSGI_INI", "DEBUG_RELOADER", "LOG_FORMAT"} <= accepted
     assert set(settings.BY_NAME) - {"UWSGI_INI"} <= set(REFUSED)
 
 
@@ -432,3 +451,62 @@ def test_the_sample_next_to_other_code_is_refused_unless_mounted(tmp_path, monke
     # An app.py of your own is never the sample.
     (app_dir / "app.py").write_text("app = None\n")
     assert resolve(host=FakeHost(app_dir=app_dir)).values["APP_MODULE"] == "app"
+
+
+# --- worker classes ----------------------------------------------------------
+
+def test_gevent_defaults_follow_from_its_connections():
+    resolved = resolve({"WORKER_CLASS": "gevent"}, host=FakeHost(cpus=4))
+    values, derived = resolved.values, resolved.derived
+    assert values["UWSGI_PROCESSES"] == "1" and values["WORKER_CONNECTIONS"] == "2000"
+    assert values["QUEUE_SIZE"] == "64" and values["CONNECTIONS_PER_CLIENT"] == "2064"
+    assert derived["UPSTREAM_MAX_CONNS"] == "2064"
+    # nginx waits for a silent stream a little longer than the wrapper does.
+    assert derived["UPSTREAM_TIMEOUT"] == str(120 + 5)
+    assert resolve({"WORKER_CLASS": "gevent", "REQUEST_TIMEOUT": "300"}).derived["UPSTREAM_TIMEOUT"] == "305"
+    assert resolve({}).derived["UPSTREAM_TIMEOUT"] == "35"
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"WORKER_CLASS": "gevent", "UWSGI_THREADS": "4"}, ["UWSGI_THREADS='4'", "WORKER_CONNECTIONS"]),
+    ({"WORKER_CONNECTIONS": "100"}, ["WORKER_CONNECTIONS='100'", "WORKER_CLASS=gevent"]),
+    ({"WORKER_CLASS": "sync", "STREAM_IDLE_TIMEOUT": "60"},
+     ["STREAM_IDLE_TIMEOUT='60'", "WORKER_CLASS=gevent"]),
+    ({"STREAM_MAX_DURATION": "0"}, ["STREAM_MAX_DURATION='0'", "WORKER_CLASS=gevent"]),
+])
+def test_worker_class_settings_belong_together(env, named):
+    with pytest.raises(settings.SettingError) as error:
+        resolve(env)
+    for text in named:
+        assert text in str(error.value)
+    # Debug mode has no workers: the same environment is fine there.
+    resolve(env, mode="debug")
+
+
+def test_one_gevent_process_shares_one_socket(tmp_path):
+    _, files = rendered(tmp_path, {"WORKER_CLASS": "gevent"})
+    sockets = files["uwsgi-sockets.ini"]
+    assert sockets.count("http-socket =") == 1 and "map-socket" not in sockets
+    assert "hash" not in files["upstream.conf"] and "max_conns=2064;" in files["upstream.conf"]
+    assert "ini = %p:gevent" in files["uwsgi.ini"]
+
+
+def test_more_gevent_processes_keep_each_client_on_one(tmp_path):
+    _, files = rendered(tmp_path, {"WORKER_CLASS": "gevent", "UWSGI_PROCESSES": "3"})
+    sockets = files["uwsgi-sockets.ini"]
+    for number in (1, 2, 3):
+        assert f"uwsgi-{number}.sock\nmap-socket = {number - 1}:{number}\n" in sockets
+    upstream = files["upstream.conf"]
+    assert "hash $binary_remote_addr consistent;" in upstream
+    # 3 x 2000 connections + a queue of 192, shared out.
+    assert upstream.count("max_conns=2064;") == 3
+
+
+def test_sync_workers_share_one_socket_and_keep_harakiri(tmp_path):
+    _, files = rendered(tmp_path)
+    assert files["uwsgi-sockets.ini"].count("http-socket =") == 1
+    assert "ini = %p:sync" in files["uwsgi.ini"]
+    sync_section = files["uwsgi.ini"].split("\n[sync]\n")[1].split("\n[gevent]\n")[0]
+    assert "\nharakiri = 30\n" in sync_section and "\nthreads = 1\n" in sync_section
+    gevent_section = files["uwsgi.ini"].split("\n[gevent]\n")[1]
+    assert "\nharakiri" not in gevent_section and "\ngevent = 2000\n" in gevent_section

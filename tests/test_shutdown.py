@@ -6,9 +6,11 @@ import threading
 import time
 
 import pytest
+import websocket
 
-from helpers import docker
+from helpers import ContainerFactory, docker
 from load import Load
+from sse import OpenStream
 
 
 def pid1_command(container) -> str:
@@ -171,3 +173,44 @@ def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(cont
     assert results[0][0] is None, results  # cut off, not answered
     assert c.exit_code() == 0, c.logs()
     assert elapsed < 9, f"stop took {elapsed:.1f}s\n{c.logs()}"
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+def test_open_streams_and_websockets_end_cleanly(app_images, worker_class, figure):
+    """Streams and WebSockets never end by themselves: at the stop each gets
+    its proper end at once (the last chunk; a close frame, 1001 "going
+    away"), so EventSource and Socket.IO clients reconnect elsewhere, and the
+    ordinary requests in flight still finish."""
+    factory = ContainerFactory(app_images("realtime"))
+    env = {"WORKER_CLASS": worker_class}
+    if worker_class == "sync":
+        env["UWSGI_PROCESSES"] = "6"  # a worker for each stream and request
+    try:
+        c = factory.run(env=env)
+        c.wait_http("/page")
+        ordinary = []
+        requests = [threading.Thread(target=lambda: ordinary.append(c.request("/busy?seconds=1.5").status))
+                    for _ in range(2)]
+        for thread in requests:
+            thread.start()
+        ws = websocket.create_connection(f"ws://127.0.0.1:{c.port}/ws", timeout=15)
+        ws.send("open")
+        assert ws.recv() == "open"
+        streams = [OpenStream(c.port, "/forever", timeout=15).first() for _ in range(3)]
+        assert all(stream.chunks for stream in streams)
+        stop = BackgroundStop(c)
+        opcode, data = ws.recv_data(control_frame=True)
+        ended = [stream.finish() for stream in streams]
+        for thread in requests:
+            thread.join(15)
+        elapsed = stop.join()
+        code = c.exit_code()
+    finally:
+        factory.cleanup()
+    figure(f"{worker_class}: stop with 3 streams, a WebSocket and 2 requests in flight, seconds",
+           f"{elapsed:.2f}")
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1001
+    assert all(stream.complete for stream in ended), ended
+    assert ordinary == [200, 200]
+    assert code == 0
+    assert elapsed < 4

@@ -10,37 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import base_build_args
 from helpers import REPO, build_image, docker, free_port
-
-APPS = REPO / "tests" / "apps"
-
-
-@pytest.fixture(scope="session")
-def runtime_image(image) -> str:
-    """The image without the sample app: what users build FROM. (Built after
-    `image`, so it comes from the same cache.)"""
-    tag = f"flaskbox-runtime:{uuid.uuid4().hex[:12]}"
-    build_image(REPO, tag, base_build_args(), target="runtime")
-    yield tag
-    docker("rmi", "-f", tag, check=False)
-
-
-@pytest.fixture(scope="session")
-def app_images(runtime_image):
-    """name -> image tag, each tests/apps/<name> built FROM runtime_image."""
-    built: dict[str, str] = {}
-
-    def build(name: str) -> str:
-        if name not in built:
-            tag = f"flaskbox-app-{name}:{uuid.uuid4().hex[:12]}"
-            build_image(APPS / name, tag, {"FLASKBOX": runtime_image})
-            built[name] = tag
-        return built[name]
-
-    yield build
-    for tag in built.values():
-        docker("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture

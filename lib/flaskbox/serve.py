@@ -184,13 +184,15 @@ class Serve:
         import gevent
         try:
             with gevent.Timeout(self.timeout, RequestTimeout):
-                return self.app(environ, start_response)
+                result = self.app(environ, start_response)
         except RequestTimeout:
             log(f"{describe(environ)} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, answered 504")
             body = b"Gateway Timeout\n"
-            start_response("504 Gateway Timeout", [("Content-Type", "text/plain"),
-                                                   ("Content-Length", str(len(body)))], sys.exc_info())
-            return [body]
+        else:
+            return result
+        start_response("504 Gateway Timeout",
+                       [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def _after_websocket(self, result, websocket, start_response):
         """The app's WebSocket has ended (flask-sock returns once its

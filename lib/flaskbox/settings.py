@@ -313,11 +313,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "WORKER_CONNECTIONS",
-        # gunicorn's default for its gevent worker, under the same name. An
-        # idle stream costs ~12 KB in uWSGI and ~1 KB in nginx (measured:
-        # docs/BENCHMARKS.md), so 1000 of them fit in 13 MB.
-        default="1000",
-        default_doc=fixed("1000"),
+        # gunicorn's name for the same thing. An open stream costs ~16 KB in
+        # uWSGI and ~3 KB in nginx (measured with 1000 open: +16 MB and +2.5
+        # MB RSS), so 2000 take ~40 MB; nginx's 8192 connection slots hold
+        # them twice over (a stream takes two: the client's and uWSGI's).
+        default="2000",
+        default_doc=fixed("2000"),
         form="a whole number of connections per process from 1 to 100000",
         check=whole(1, 100000),
         modes=(PRODUCTION,),
@@ -372,7 +373,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "QUEUE_SIZE",
         default=_queue,
-        default_doc="16 per worker thread, at least 64 (computed)",
+        default_doc="16 per worker thread, at least 64; 64 per process with `gevent` (computed)",
         form="a whole number of waiting requests from 0 to 100000",
         check=whole(0, 100000),
         modes=(PRODUCTION,),
@@ -382,7 +383,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CONNECTIONS_PER_CLIENT",
         default=_per_client,
-        default_doc="workers plus `QUEUE_SIZE` (computed)",
+        default_doc="what uWSGI serves at once plus `QUEUE_SIZE` (computed)",
         form="a whole number of connections from 1 to 1000000",
         check=whole(1, 1000000),
         modes=(PRODUCTION,),

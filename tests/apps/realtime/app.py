@@ -3,9 +3,9 @@
 /events      Server-Sent Events: `count` events, `every` seconds apart, each
              carrying the server's clock, so a client can time its arrival
 /plain       the same as a text/plain generator (stream_with_context)
-/buffered    a generator that asks nginx to keep buffering it
 /forever     an event stream that never ends by itself; records its end
 /ended       which /forever streams ended, and how (GeneratorExit: cleanly)
+/page        an ordinary 8 KB HTML page
 /busy        an ordinary request that waits `seconds` (time.sleep, patched
              under gevent)
 /spin        CPU work that never yields, for `seconds`
@@ -53,13 +53,6 @@ def plain():
     return Response(stream_with_context(lines()), mimetype="text/plain")
 
 
-@app.get("/buffered")
-def buffered():
-    response = Response(events(3, 0.5), mimetype="text/plain")
-    response.headers["X-Accel-Buffering"] = "yes"
-    return response
-
-
 @app.get("/forever")
 def forever():
     name = request.args.get("name", "stream")
@@ -84,6 +77,11 @@ def forever():
 @app.get("/ended")
 def ended():
     return {"ended": ENDED}
+
+
+@app.get("/page")
+def page():
+    return "<p>an ordinary page</p>\n" * 340
 
 
 @app.get("/busy")
