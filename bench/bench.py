@@ -32,6 +32,11 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+# The test suite's clients: one load generator and one SSE client for both.
+sys.path.insert(0, str(REPO / "tests"))
+from load import Load, percentile  # noqa: E402
+from sse import Crowd  # noqa: E402
+
 PRODUCT_TAG = "flaskbox:bench"  # the image under test, built from the repo
 CONTENDERS_TAG = "flaskbox-bench:contenders"  # plus gunicorn/gevent and bench/app
 # The same two, built on the second base (--second-base): a new Python or
@@ -86,6 +91,8 @@ def contenders(processes: int, threads: int) -> list[Contender]:
     """The five servers, each in the configuration users actually run."""
     return [
         Contender("flaskbox", "flaskbox production (nginx + uWSGI)", []),
+        Contender("flaskbox-gevent", "flaskbox production, WORKER_CLASS=gevent", [],
+                  extra_args=["-e", "WORKER_CLASS=gevent"]),
         # The tutorial this project grew from: workers = 5, worker_class = "gevent".
         Contender("gunicorn-gevent", "gunicorn, 5 gevent workers",
                   ["gunicorn", "--chdir", "/app", "-w", "5", "-k", "gevent",
@@ -255,6 +262,39 @@ def idle_memory_mb(tag: str = PRODUCT_TAG) -> float:
         sh("docker", "rm", "-f", name, check=False)
 
 
+def streams_held(worker_class: str, clients: int, seconds: float) -> dict:
+    """`clients` Server-Sent Event streams (an event a second) held for
+    `seconds` while 4 connections make ordinary requests: what the streams
+    got, what the ordinary requests got, and the memory it took."""
+    name = f"flaskbox-bench-streams-{worker_class}"
+    port = free_port()
+    sh("docker", "rm", "-f", name, check=False)
+    sh("docker", "run", "-d", "--name", name, "--network", "host", "--no-healthcheck", "-e", f"PORT={port}",
+       "-e", f"WORKER_CLASS={worker_class}", CONTENDERS_TAG)
+    try:
+        wait_for_200(port, "/", timeout=60, container=name)
+        idle = container_rss_mb(name)
+        path = f"/events?count={int(seconds) + 10}&every=1"
+        with Crowd(port, path, clients, seconds) as crowd, \
+                Load(port, path="/page", connections=4, seconds=seconds) as load:
+            time.sleep(seconds / 2)  # the measurement's schedule: memory midway
+            held = container_rss_mb(name)
+        latencies = [o.latency for o in load.outcomes if o.status == 200]
+        return {
+            "clients": clients,
+            "streams_served": crowd.statuses.count(200),
+            "events_per_stream_median": statistics.median(crowd.counts) if crowd.counts else 0,
+            "event_delay_p99_ms": round(percentile(crowd.delays, 99) * 1000, 1) if crowd.delays else None,
+            "ordinary_ok": len(latencies),
+            "ordinary_not_ok": len(load.outcomes) - len(latencies),
+            "ordinary_p99_ms": round(percentile(latencies, 99) * 1000, 1) if latencies else None,
+            "rss_idle_mb": round(idle, 1),
+            "rss_streams_mb": round(held, 1),
+        }
+    finally:
+        sh("docker", "rm", "-f", name, check=False)
+
+
 def image_size(base_image: str) -> dict:
     size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", PRODUCT_TAG).stdout)
     base = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", base_image).stdout)
@@ -392,6 +432,10 @@ def main() -> int:
         **image_size(args.base_image),
         "rebuild_after_app_change_s": round(rebuild_after_app_change(args.base_image), 2),
     }
+    log("streams: Server-Sent Event clients held with ordinary traffic, per worker class")
+    stream_clients, stream_seconds = (50, 6) if args.smoke else (2000, 20)
+    streams = {worker_class: streams_held(worker_class, stream_clients, stream_seconds)
+               for worker_class in ("sync", "gevent")}
     second_base = None
     if args.second_base:
         log(f"measuring the image on {args.second_base}: cold start, memory")
@@ -422,6 +466,7 @@ def main() -> int:
         "runs": runs,
         "summary": summary,
         "image": image,
+        "streams": streams,
         "second_base": second_base,
         "targets": targets,
         "duration_s": round(time.monotonic() - started, 1),

@@ -150,7 +150,9 @@ class Crowd:
         try:
             writer.write(f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             await writer.drain()
-            self.statuses.append(int((await reader.readline()).split()[1]))
+            # A stream may wait in a queue and never start (sync workers, all busy).
+            status_line = await asyncio.wait_for(reader.readline(), timeout=self.seconds)
+            self.statuses.append(int(status_line.split()[1]))
             events, end = 0, time.monotonic() + self.seconds
             while (left := end - time.monotonic()) > 0:
                 try:
@@ -164,7 +166,7 @@ class Crowd:
                     self.delays.append(time.time() - json.loads(line[6:])["sent"])
                     events += 1
             self.counts.append(events)
-        except (OSError, ValueError, IndexError) as exc:
+        except (OSError, ValueError, IndexError, TimeoutError) as exc:
             self.errors.append(type(exc).__name__)
         finally:
             writer.close()

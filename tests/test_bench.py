@@ -19,8 +19,8 @@ def test_bench_smoke_run_measures_every_contender(tmp_path):
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((tmp_path / "latest.json").read_text())
-    contenders = {"flaskbox", "flaskbox-second-base", "gunicorn-gevent", "gunicorn-sync", "uwsgi-http",
-                  "flask-dev"}
+    contenders = {"flaskbox", "flaskbox-gevent", "flaskbox-second-base", "gunicorn-gevent", "gunicorn-sync",
+                  "uwsgi-http", "flask-dev"}
     assert set(results["summary"]) == contenders
     for name in contenders:
         hello = results["summary"][name]["hello"]
@@ -38,5 +38,9 @@ def test_bench_smoke_run_measures_every_contender(tmp_path):
     second = results["second_base"]
     assert second["base_image"] == base and second["python"].startswith("Python 3.")
     assert 0 < second["cold_start_s"]["median"] < 30 and 0 < second["idle_memory_mb"]
-    assert "[bench] [6/6] round 1" in result.stderr
+    # Streams held per worker class: gevent serves every one of them.
+    streams = results["streams"]
+    assert streams["gevent"]["streams_served"] == streams["gevent"]["clients"] > 0
+    assert streams["gevent"]["rss_streams_mb"] > 0 and streams["sync"]["clients"] > 0
+    assert "[bench] [7/7] round 1" in result.stderr
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")

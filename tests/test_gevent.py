@@ -2,15 +2,17 @@
 rest: one container on 2 CPUs keeps 500 Server-Sent Event clients for 30 s
 while ordinary requests keep a p99 under 100 ms. REQUEST_TIMEOUT bounds a
 handler, not the stream it returns; STREAM_IDLE_TIMEOUT and
-STREAM_MAX_DURATION end streams and WebSockets cleanly; a handler that never
-yields takes only its own process down, which is replaced."""
+STREAM_MAX_DURATION end streams and WebSockets cleanly; streams leave a
+tenth of the slots to ordinary requests; a handler that never yields takes
+only its own process down, which is replaced."""
 
 import time
 
+import pytest
 import websocket
 
 from load import Load, percentile
-from sse import Crowd, read_stream
+from sse import Crowd, OpenStream, read_stream
 
 CLIENTS = 500
 SECONDS = 30
@@ -88,3 +90,25 @@ def test_a_handler_that_never_yields_takes_only_its_process_down(realtime, figur
     after = c.wait_http("/busy?seconds=0").json()["pid"]
     assert after != before
     assert "has been blocked for" in c.logs()
+
+
+def test_streams_leave_a_tenth_of_the_slots_to_ordinary_requests(realtime):
+    c = realtime("gevent", WORKER_CONNECTIONS="20")
+    streams = [OpenStream(c.port, "/forever") for _ in range(25)]
+    try:
+        statuses = sorted(stream.status for stream in streams)
+        assert statuses == [200] * 18 + [503] * 7
+        refused = next(stream for stream in streams if stream.status == 503)
+        assert refused.headers["retry-after"] == "5"
+        # A WebSocket needs a slot too.
+        with pytest.raises(websocket.WebSocketBadStatusException) as error:
+            websocket.create_connection(f"ws://127.0.0.1:{c.port}/ws", timeout=10)
+        assert error.value.status_code == 503
+        # Ordinary requests still have their two slots, and then some.
+        started = time.monotonic()
+        assert all(c.request("/busy?seconds=0").status == 200 for _ in range(20))
+        assert time.monotonic() - started < 2
+    finally:
+        for stream in streams:
+            stream.sock.close()
+    c.wait_until(lambda: "stream slots of this process are open" in c.logs(), "the log line")

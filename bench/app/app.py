@@ -1,7 +1,11 @@
-"""The one app every contender serves: hello world, a rendered template, and
-a 100 KB static file (written at image build time)."""
+"""The one app every contender serves: hello world, a rendered template, a
+100 KB static file (written at image build time), and Server-Sent Events
+(an event every `every` seconds, stamped with the server's clock)."""
 
-from flask import Flask, render_template
+import json
+import time
+
+from flask import Flask, Response, render_template, request
 
 app = Flask(__name__)
 
@@ -14,3 +18,15 @@ def hello():
 @app.get("/page")
 def page():
     return render_template("page.html", title="Benchmark", items=[f"item {i}" for i in range(20)])
+
+
+@app.get("/events")
+def events():
+    count, every = int(request.args.get("count", 10)), float(request.args.get("every", 1))
+
+    def generate():
+        for number in range(count):
+            yield f"data: {json.dumps({'n': number, 'sent': time.time()})}\n\n"
+            time.sleep(every)
+
+    return Response(generate(), mimetype="text/event-stream")

@@ -29,9 +29,10 @@ from __future__ import annotations
 import os
 import select
 import sys
+import time
 from pathlib import Path
 
-from . import discover, guards, render, streams
+from . import discover, guards, render, settings, streams
 
 try:  # only inside uWSGI
     import uwsgi
@@ -99,11 +100,38 @@ class RequestTimeout(BaseException):
     so that the app's `except Exception` lets it through."""
 
 
+def busy(start_response) -> list[bytes]:
+    """503 for a stream or WebSocket past the process's stream slots."""
+    body = b"Too many open streams, try again later\n"
+    start_response("503 Service Unavailable",
+                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                    ("Retry-After", str(settings.RETRY_AFTER_SECONDS))])
+    return [body]
+
+
+class Refusals:
+    """A log line for refused streams at most every 10 s, with their count."""
+
+    def __init__(self, slots: int):
+        self.slots, self.count, self.logged = slots, 0, 0.0
+
+    def note(self, what: str) -> None:
+        self.count += 1
+        if time.monotonic() - self.logged >= 10:
+            log(f"{what}: refused with 503, {self.count} so far: all {self.slots} stream slots of this "
+                "process are open (WORKER_CONNECTIONS less a tenth kept for ordinary requests)")
+            self.logged = time.monotonic()
+
+
 class Serve:
-    def __init__(self, app, timeout: float, threads: int, gevent_limits: streams.Limits | None = None):
+    def __init__(self, app, timeout: float, threads: int, gevent_limits: streams.Limits | None = None,
+                 stream_slots: int = 0):
         self.app = app
         self.timeout = timeout
         self.limits = gevent_limits
+        # gevent: streams and WebSockets beyond this get 503 (settings.stream_slots).
+        self.stream_slots = stream_slots
+        self.refusals = Refusals(stream_slots)
         self.watchdog = guards.Watchdog(timeout) if threads > 1 and gevent_limits is None else None
         self.loop_watch = guards.LoopWatch(timeout) if gevent_limits is not None else None
 
@@ -121,6 +149,9 @@ class Serve:
             self.loop_watch.start_once()
             streams.install_stop_handler_once(gevent_mode=True)
         websocket = None
+        if wants_websocket(environ) and self.full():
+            self.refusals.note(describe(environ))
+            return busy(start_response)
         if wants_websocket(environ) and uwsgi is not None:
             websocket = streams.WebSocket(uwsgi.connection_fd(), describe(environ))
             environ["werkzeug.socket"] = websocket
@@ -137,6 +168,7 @@ class Serve:
     def _respond(self, environ, start_response, websocket):
         # framing[0]: None until start_response runs, then whether to chunk.
         framing = [None]
+        refused = []
         method = environ["REQUEST_METHOD"]
 
         def framing_start_response(status, headers, exc_info=None):
@@ -146,6 +178,12 @@ class Serve:
                 framing[0] = False
                 return lambda data: None
             framing[0] = needs_framing(status, headers, method)
+            if framing[0] and self.full():
+                # A stream with no slot left: 503 instead, before any of it is sent.
+                framing[0] = False
+                refused.append(busy(start_response))
+                self.refusals.note(describe(environ))
+                return lambda data: None
             extra = unbuffered(headers, framing[0])
             if framing[0]:
                 extra.append(("Transfer-Encoding", "chunked"))
@@ -170,6 +208,11 @@ class Serve:
             raise
         if websocket is not None:
             return self._after_websocket(result, websocket, start_response)
+        if refused:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            return refused[0]
         if framing[0] is False:
             body = result  # the common case: a Content-Length, nothing to add
         else:
@@ -177,6 +220,9 @@ class Serve:
         if self.watchdog is None:
             return body
         return self._watched(body)
+
+    def full(self) -> bool:
+        return bool(self.stream_slots) and streams.OPEN.long_lived() >= self.stream_slots
 
     def _call_app(self, environ, start_response):
         if self.limits is None:
@@ -257,13 +303,15 @@ def write_static_location(found: discover.Found) -> None:
 def from_environment():
     found = load_app()
     write_static_location(found)
-    limits = None
+    limits, slots = None, 0
     if os.environ.get("WORKER_CLASS") == "gevent":
         limits = streams.Limits(float(os.environ["STREAM_IDLE_TIMEOUT"]),
                                 float(os.environ["STREAM_MAX_DURATION"]))
+        slots = settings.stream_slots(int(os.environ["WORKER_CONNECTIONS"]))
     # UWSGI_* variables are gone by now (the entry-point removes them so
     # that uWSGI reads the rendered ini only); ask uWSGI for its threads.
-    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")), limits)
+    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")), limits,
+                 slots)
 
 
 def prepare_the_pool() -> None:

@@ -313,9 +313,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "WORKER_CONNECTIONS",
-        # gunicorn's name for the same thing. An open stream costs ~16 KB in
-        # uWSGI and ~3 KB in nginx (measured with 1000 open: +16 MB and +2.5
-        # MB RSS), so 2000 take ~40 MB; nginx's 8192 connection slots hold
+        # gunicorn's name for the same thing. An open stream costs ~30 KB in
+        # uWSGI and ~17 KB in nginx, its 16 KB buffer included (measured with
+        # 1500 open: +43 MB and +26 MB RSS), so the 1800 that may stream
+        # (stream_slots) take ~85 MB; nginx's 8192 connection slots hold
         # them twice over (a stream takes two: the client's and uWSGI's).
         default="2000",
         default_doc=fixed("2000"),
@@ -567,6 +568,15 @@ NGINX_CONNECTIONS_TOTAL = 8192
 # takes an UPLOAD_SPACE slot, when its Content-Length has 5 digits or more
 # (10000 bytes and up, a conservative match for "over 16 KB") or it is chunked.
 BODY_BUFFER = "16k"
+
+def stream_slots(worker_connections: int) -> int:
+    """With gevent, how many of a process's WORKER_CONNECTIONS streams and
+    WebSockets may hold at once. A tenth stays for ordinary requests: once
+    streams held every slot, ordinary requests waited behind them (measured:
+    2000 streams on 2000 slots, ordinary p99 3.9 s); beyond this, a new
+    stream or WebSocket gets 503 with Retry-After (serve.py)."""
+    return worker_connections - worker_connections // 10
+
 
 # gevent and its dependencies (lib/gevent-requirements.txt), on sys.path with
 # WORKER_CLASS=gevent only (app.ini): Flask-SocketIO and python-engineio pick

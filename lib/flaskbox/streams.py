@@ -134,6 +134,10 @@ class Open:
         self.stopping = False
         self.handler_pid: int | None = None
 
+    def long_lived(self) -> int:
+        """Streams (chunked) and WebSockets open now."""
+        return sum(1 for stream in self.streams if stream.chunked) + len(self.websockets)
+
     def end_all(self, reason: str) -> Stream | None:
         """Ends every stream and WebSocket; returns the stream whose
         generator this thread is running, for the caller to raise into."""
