@@ -433,7 +433,7 @@ def main() -> int:
         "rebuild_after_app_change_s": round(rebuild_after_app_change(args.base_image), 2),
     }
     log("streams: Server-Sent Event clients held with ordinary traffic, per worker class")
-    stream_clients, stream_seconds = (50, 6) if args.smoke else (2000, 20)
+    stream_clients, stream_seconds = (50, 6) if args.smoke else (1500, 20)
     streams = {worker_class: streams_held(worker_class, stream_clients, stream_seconds)
                for worker_class in ("sync", "gevent")}
     second_base = None
