@@ -1,14 +1,16 @@
 """flaskbox benchmark: production mode against its peers, in one run.
 
-    bench/run.sh                 the full run (about 7 minutes on 2 cores)
+    bench/run.sh                 the full run (about 15 minutes on 2 cores)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
 Every contender serves the same app (bench/app) from the same image, with
 --network host on its own loopback port; wrk drives each in turn, interleaved
 round by round so that a slow moment of the machine hits all of them alike.
-Results: RESULTS_DIR/latest.json and latest.png; docs/BENCHMARKS.md explains
-them.
+Each run also records the CPU time each process group (nginx, the app
+server, wrk) spent per request. Containers are driven with the test suite's
+own helpers (tests/helpers.py). Results: RESULTS_DIR/latest.json and
+latest.png; docs/BENCHMARKS.md explains them.
 """
 
 from __future__ import annotations
@@ -18,47 +20,48 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-# The test suite's clients: one load generator and one SSE client for both.
+# The test suite's container driver and clients serve the benchmark too.
 sys.path.insert(0, str(REPO / "tests"))
+from helpers import Container, ContainerFactory, build_image, docker, free_port  # noqa: E402
 from load import Load, percentile  # noqa: E402
 from sse import Crowd  # noqa: E402
 
 PRODUCT_TAG = "flaskbox:bench"  # the image under test, built from the repo
-CONTENDERS_TAG = "flaskbox-bench:contenders"  # plus gunicorn/gevent and bench/app
+CONTENDERS_TAG = "flaskbox-bench:contenders"  # plus the other servers and bench/app
 # The same two, built on the second base (--second-base): a new Python or
 # distribution whose figures regress shows up in the same run.
 SECOND_PRODUCT_TAG = "flaskbox:bench-second"
 SECOND_CONTENDERS_TAG = "flaskbox-bench:contenders-second"
 CONNECTIONS = 64
-ROUTES = {"hello": "/", "template": "/page", "static": "/static/blob.bin"}
+ROUTES = {"hello": "/", "template": "/page", "realistic": "/realistic", "static": "/static/blob.bin"}
+# Every container the benchmark starts; main() removes them all at the end.
+CONTAINERS = ContainerFactory(PRODUCT_TAG)
 
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def sh(*cmd: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def start(image: str, *command: str, env: dict[str, str] | None = None, port: int | None = None,
+          timeout: float = 60, interval: float = 0.1) -> Container:
+    """A container of `image` (on `port`, or a free one); returns once GET /
+    answers 200. --no-healthcheck: the image's own check would probe every
+    contender."""
+    container = CONTAINERS.run(*command, env=env, image=image, port=port, docker_args=("--no-healthcheck",))
+    container.wait_http("/", timeout=timeout, interval=interval)
+    return container
 
 
 # --- contenders ------------------------------------------------------------
@@ -68,37 +71,45 @@ class Contender:
     name: str
     label: str
     command: list[str]  # empty: the image's own entry point (production mode)
-    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     image: str = CONTENDERS_TAG
-    port: int = 0
-    container: str = ""
+    container: Container | None = None
+
+    @property
+    def port(self) -> int:
+        return self.container.port
 
     def start(self) -> None:
-        self.port = free_port()
-        self.container = f"flaskbox-bench-{self.name}"
-        sh("docker", "rm", "-f", self.container, check=False)
-        command = [part.replace("{PORT}", str(self.port)) for part in self.command]
-        # --no-healthcheck: the image's check would probe every contender.
-        sh("docker", "run", "-d", "--name", self.container, "--network", "host", "--no-healthcheck",
-           "-e", f"PORT={self.port}", *self.extra_args, self.image, *command)
-        wait_for_200(self.port, "/", timeout=60, container=self.container)
+        port = free_port()
+        command = [part.replace("{PORT}", str(port)) for part in self.command]
+        self.container = start(self.image, *command, env=self.env, port=port)
 
     def stop(self) -> None:
-        sh("docker", "rm", "-f", self.container, check=False)
+        if self.container:
+            self.container.remove()
 
 
 def contenders(processes: int, threads: int) -> list[Contender]:
-    """The five servers, each in the configuration users actually run."""
+    """The servers, each in the configuration its users actually run."""
     return [
         Contender("flaskbox", "flaskbox production (nginx + uWSGI)", []),
         Contender("flaskbox-gevent", "flaskbox production, WORKER_CLASS=gevent", [],
-                  extra_args=["-e", "WORKER_CLASS=gevent"]),
+                  env={"WORKER_CLASS": "gevent"}),
+        # The best-known nginx + uWSGI Flask image's configuration, as its
+        # own files (contenders/tiangolo), in this image.
+        Contender("tiangolo-config", "nginx + uWSGI as the best-known such image: 1 nginx worker, "
+                  "uWSGI cheaper 2..16 single-threaded processes, both logs on",
+                  ["/bench/contenders/tiangolo/run.sh"]),
+        # Where projects leaving uWSGI go.
+        Contender("granian", "Granian, 2 WSGI workers",
+                  ["granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
+                   "--port", "{PORT}", "--working-dir", "/app", "app:app"]),
+        Contender("gunicorn", "gunicorn, its defaults (1 sync worker)",
+                  ["gunicorn", "--chdir", "/app", "-b", "127.0.0.1:{PORT}", "app:app"]),
         # The tutorial this project grew from: workers = 5, worker_class = "gevent".
         Contender("gunicorn-gevent", "gunicorn, 5 gevent workers",
                   ["gunicorn", "--chdir", "/app", "-w", "5", "-k", "gevent",
                    "-b", "127.0.0.1:{PORT}", "app:app"]),
-        Contender("gunicorn-sync", "gunicorn, 5 sync workers",
-                  ["gunicorn", "--chdir", "/app", "-w", "5", "-b", "127.0.0.1:{PORT}", "app:app"]),
         # uWSGI's own HTTP router, with flaskbox's default processes and threads.
         Contender("uwsgi-http", f"bare uwsgi --http, {processes} processes x {threads} threads",
                   ["uwsgi", "--http", "127.0.0.1:{PORT}", "--master", "--processes", str(processes),
@@ -109,31 +120,11 @@ def contenders(processes: int, threads: int) -> list[Contender]:
 
 # --- measurement -----------------------------------------------------------
 
-def wait_for_200(port: int, path: str, timeout: float, container: str = "") -> float:
-    """Polls every 10 ms; returns seconds until the first 200."""
-    started = time.monotonic()
-    polls = 0
-    while time.monotonic() - started < timeout:
-        polls += 1
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
-                if resp.status == 200:
-                    return time.monotonic() - started
-        except (OSError, urllib.error.URLError):
-            pass
-        if container and polls % 50 == 0 and not running(container):
-            break  # exited: say so now, with its log
-        time.sleep(0.01)
-    logs = sh("docker", "logs", container, check=False) if container else None
-    raise RuntimeError(f"no 200 on port {port} after {timeout}s\n{logs.stdout + logs.stderr if logs else ''}")
-
-
-def running(container: str) -> bool:
-    state = sh("docker", "inspect", "-f", "{{.State.Running}}", container, check=False).stdout.strip()
-    return state == "true"
-
-
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+# Process groups whose CPU is reported per request; every other command in a
+# contender's container (uwsgi, gunicorn, granian, python3) is its app server.
+NGINX = "nginx"
+IDLE_COMMANDS = {"tini", "bash", "entry-point.sh", "sleep"}
 
 
 def parse_wrk(output: str) -> dict:
@@ -158,21 +149,47 @@ def parse_wrk(output: str) -> dict:
     }
 
 
-def wrk(port: int, path: str, seconds: int) -> dict:
-    out = sh("wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency",
-             f"http://127.0.0.1:{port}{path}", timeout=seconds + 60)
-    return parse_wrk(out.stdout)
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def container_rss_mb(container: str) -> float:
-    """Sum of VmRSS over every process in the container, read from the host
-    (`docker top` gives their host PIDs), so no probe process counts."""
-    total_kb = 0
-    for pid in sh("docker", "top", container, "-eo", "pid").stdout.split()[1:]:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total_kb += int(line.split()[1])
-    return total_kb / 1024
+def wrk(port: int, path: str, seconds: float) -> dict:
+    """One wrk run; with the CPU seconds wrk itself used."""
+    before = children_cpu_seconds()
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency",
+                          f"http://127.0.0.1:{port}{path}"],
+                         check=True, capture_output=True, text=True, timeout=seconds + 60)
+    return {**parse_wrk(out.stdout), "client_cpu_s": children_cpu_seconds() - before}
+
+
+def cpu_groups(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]) -> dict:
+    """CPU seconds used between two Container.cpu_seconds() readings, per
+    process group. A process that exited in between (a recycled worker)
+    takes its time with it; one that started counts from zero."""
+    groups = {"nginx": 0.0, "app server": 0.0}
+    for pid, (command, seconds) in after.items():
+        if command == NGINX:
+            group = "nginx"
+        elif command in IDLE_COMMANDS:
+            continue
+        else:
+            group = "app server"
+        groups[group] += seconds - before.get(pid, (command, 0.0))[1]
+    return groups
+
+
+def measure(container: Container, path: str, seconds: float) -> dict:
+    """wrk against `path`, and the CPU microseconds each process group (the
+    container's nginx, its app server, and wrk) spent per request."""
+    before = container.cpu_seconds()
+    result = wrk(container.port, path, seconds)
+    used = cpu_groups(before, container.cpu_seconds())
+    requests = max(result["requests"], 1)
+    cpu = {group: seconds / requests * 1e6 for group, seconds in used.items()}
+    cpu["client"] = result.pop("client_cpu_s") / requests * 1e6
+    result["cpu_us_per_request"] = {group: round(value, 1) for group, value in cpu.items()}
+    return result
 
 
 def load_runs(entrants: list[Contender], routes: dict[str, str], rounds: int, seconds: float) -> dict:
@@ -184,10 +201,13 @@ def load_runs(entrants: list[Contender], routes: dict[str, str], rounds: int, se
         for contender in entrants:
             for route, path in routes.items():
                 done += 1
-                result = wrk(contender.port, path, seconds)
+                result = measure(contender.container, path, seconds)
                 runs[contender.name][route].append(result)
-                log(f"[{done}/{total}] round {rnd} {contender.name:16} {route:8} "
-                    f"{result['rps']:9.0f} req/s  p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}")
+                cpu = result["cpu_us_per_request"]
+                log(f"[{done}/{total}] round {rnd} {contender.name:16} {route:9} "
+                    f"{result['rps']:9.0f} req/s  p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}  "
+                    f"CPU µs/request nginx {cpu['nginx']:.0f} app {cpu['app server']:.0f} "
+                    f"wrk {cpu['client']:.0f}")
     return runs
 
 
@@ -197,11 +217,14 @@ def summarise(runs: dict) -> dict:
     for name, routes in runs.items():
         summary[name] = {}
         for route, results in routes.items():
+            groups = results[0]["cpu_us_per_request"]
             summary[name][route] = {
                 "rps": statistics.median(r["rps"] for r in results),
                 "p50_ms": statistics.median(r["p50_ms"] for r in results),
                 "p99_ms": statistics.median(r["p99_ms"] for r in results),
                 "errors": sum(r["errors"] for r in results),
+                "cpu_us_per_request": {group: round(statistics.median(
+                    r["cpu_us_per_request"][group] for r in results), 1) for group in groups},
             }
     for routes in summary.values():
         for route, medians in routes.items():
@@ -213,72 +236,56 @@ def summarise(runs: dict) -> dict:
 
 # --- the image itself -------------------------------------------------------
 
-def start_product(name: str, tag: str = PRODUCT_TAG) -> int:
-    """`docker run -d` of the image under test, default settings; its port."""
-    port = free_port()
-    sh("docker", "rm", "-f", name, check=False)
-    sh("docker", "run", "-d", "--name", name, "--network", "host", "-e", f"PORT={port}", tag)
-    return port
-
-
 def cold_starts(count: int, tag: str = PRODUCT_TAG) -> list[float]:
-    """Seconds from `docker run` to the first 200, `count` times."""
+    """Seconds from `docker run` to the first 200, polled every 10 ms."""
     times = []
-    for i in range(count):
-        name = f"flaskbox-bench-cold-{i}"
+    for _ in range(count):
         started = time.monotonic()
-        wait_for_200(start_product(name, tag), "/", timeout=30, container=name)
+        container = start(tag, timeout=30, interval=0.01)
         times.append(time.monotonic() - started)
-        sh("docker", "rm", "-f", name, check=False)
+        container.remove()
     return times
 
 
 def idle_stops(count: int) -> list[float]:
     """Seconds `docker stop` takes once the container has answered."""
     times = []
-    for i in range(count):
-        name = f"flaskbox-bench-stop-{i}"
-        wait_for_200(start_product(name), "/", timeout=30, container=name)
+    for _ in range(count):
+        container = start(PRODUCT_TAG, timeout=30)
         started = time.monotonic()
-        sh("docker", "stop", name)
+        docker("stop", container.name)
         times.append(time.monotonic() - started)
-        exit_code = sh("docker", "inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
-        sh("docker", "rm", "-f", name, check=False)
-        if exit_code != "0":
-            raise RuntimeError(f"idle stop exited with {exit_code}")
+        if container.exit_code() != 0:
+            container.fail(f"idle stop exited with {container.exit_code()}")
+        container.remove()
     return times
 
 
-def idle_memory_mb(tag: str = PRODUCT_TAG) -> float:
-    """Default settings, after a few requests, with nothing in flight."""
-    name = "flaskbox-bench-memory"
-    port = start_product(name, tag)
+def idle_memory_mb(tag: str = PRODUCT_TAG) -> dict:
+    """Default settings, after a few requests, with nothing in flight: the
+    sum of RSS (shared pages once per process) and of PSS (shared pages
+    divided among their sharers)."""
+    container = start(tag, timeout=30)
     try:
-        wait_for_200(port, "/", timeout=30, container=name)
         for _ in range(20):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
-        return container_rss_mb(name)
+            container.request("/")
+        return {"rss": round(container.rss_kb() / 1024, 1), "pss": round(container.pss_kb() / 1024, 1)}
     finally:
-        sh("docker", "rm", "-f", name, check=False)
+        container.remove()
 
 
 def streams_held(worker_class: str, clients: int, seconds: float) -> dict:
     """`clients` Server-Sent Event streams (an event a second) held for
     `seconds` while 4 connections make ordinary requests: what the streams
     got, what the ordinary requests got, and the memory it took."""
-    name = f"flaskbox-bench-streams-{worker_class}"
-    port = free_port()
-    sh("docker", "rm", "-f", name, check=False)
-    sh("docker", "run", "-d", "--name", name, "--network", "host", "--no-healthcheck", "-e", f"PORT={port}",
-       "-e", f"WORKER_CLASS={worker_class}", CONTENDERS_TAG)
+    container = start(CONTENDERS_TAG, env={"WORKER_CLASS": worker_class})
     try:
-        wait_for_200(port, "/", timeout=60, container=name)
-        idle = container_rss_mb(name)
+        idle = container.rss_kb() / 1024
         path = f"/events?count={int(seconds) + 10}&every=1"
-        with Crowd(port, path, clients, seconds) as crowd, \
-                Load(port, path="/page", connections=4, seconds=seconds) as load:
+        with Crowd(container.port, path, clients, seconds) as crowd, \
+                Load(container.port, path="/page", connections=4, seconds=seconds) as load:
             time.sleep(seconds / 2)  # the measurement's schedule: memory midway
-            held = container_rss_mb(name)
+            held = container.rss_kb() / 1024
         latencies = [o.latency for o in load.outcomes if o.status == 200]
         return {
             "clients": clients,
@@ -292,12 +299,12 @@ def streams_held(worker_class: str, clients: int, seconds: float) -> dict:
             "rss_streams_mb": round(held, 1),
         }
     finally:
-        sh("docker", "rm", "-f", name, check=False)
+        container.remove()
 
 
 def image_size(base_image: str) -> dict:
-    size = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", PRODUCT_TAG).stdout)
-    base = int(sh("docker", "image", "inspect", "-f", "{{.Size}}", base_image).stdout)
+    size = int(docker("image", "inspect", "-f", "{{.Size}}", PRODUCT_TAG).stdout)
+    base = int(docker("image", "inspect", "-f", "{{.Size}}", base_image).stdout)
     return {"image_mb": round(size / 1e6, 1), "base_mb": round(base / 1e6, 1),
             "added_mb": round((size - base) / 1e6, 1)}
 
@@ -306,24 +313,18 @@ def build_images(base_image: str, product: str, contenders_tag: str) -> None:
     """The image under test on `base_image`, and the contenders' image on it."""
     log(f"building {product} on {base_image}")
     build_product(base_image, tag=product)
-    log(f"building {contenders_tag} (adds gunicorn, gevent, bench/app)")
-    result = sh("docker", "build", "--network", "host", "--force-rm", "--build-arg",
-                f"FLASKBOX_IMAGE={product}", "-t", contenders_tag, str(BENCH), check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"bench image build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    log(f"building {contenders_tag} (adds gunicorn, gevent, Granian, the tiangolo configuration, bench/app)")
+    build_image(BENCH, contenders_tag, {"FLASKBOX_IMAGE": product})
 
 
 def python_version(tag: str) -> str:
-    return sh("docker", "run", "--rm", "--network", "host", "--entrypoint", "python3", tag,
-              "--version").stdout.strip()
+    out = docker("run", "--rm", "--network", "host", "--entrypoint", "python3", tag, "--version").stdout
+    return out.strip()
 
 
 def build_product(base_image: str, context: Path = REPO, tag: str = PRODUCT_TAG) -> float:
     started = time.monotonic()
-    result = sh("docker", "build", "--network", "host", "--force-rm",
-                "--build-arg", f"BASE_IMAGE={base_image}", "-t", tag, str(context), check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"docker build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    build_image(context, tag, {"BASE_IMAGE": base_image})
     return time.monotonic() - started
 
 
@@ -339,7 +340,7 @@ def rebuild_after_app_change(base_image: str) -> float:
         try:
             return build_product(base_image, context, tag)
         finally:
-            sh("docker", "rmi", "-f", tag, check=False)
+            docker("rmi", "-f", tag, check=False)
 
 
 # --- report ----------------------------------------------------------------
@@ -366,7 +367,7 @@ def chart(summary: dict, image: dict, path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     p99_ax.set_yscale("log")
     fig.suptitle(f"{CONNECTIONS} connections, medians; flaskbox cold start "
-                 f"{image['cold_start_s']['median']:.2f} s, idle {image['idle_memory_mb']:.0f} MB")
+                 f"{image['cold_start_s']['median']:.2f} s, idle {image['idle_memory_mb']['rss']:.0f} MB RSS")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -378,12 +379,13 @@ def machine() -> dict:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    docker_version = sh("docker", "version", "-f", "{{.Server.Version}}", check=False).stdout.strip()
+    docker_version = docker("version", "-f", "{{.Server.Version}}", check=False).stdout.strip()
+    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
     return {"cpus": len(os.sched_getaffinity(0)), "cpu": cpu, "kernel": platform.release(),
-            "docker": docker_version, "wrk": sh("wrk", "--version", check=False).stdout.split("[")[0].strip()}
+            "docker": docker_version, "wrk": wrk_version.split("[")[0].strip()}
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="2 s per contender, hello only, one round")
@@ -392,7 +394,76 @@ def main() -> int:
     parser.add_argument("--second-base", help="another BASE_IMAGE: flaskbox on it joins the run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def default_pool() -> tuple[int, int]:
+    """flaskbox's default uWSGI processes and threads on this machine."""
+    out = docker("run", "--rm", "--network", "host", "-e", "PORT=8080", PRODUCT_TAG, "python3", "-c",
+                 "from flaskbox import settings; values = settings.resolve('production').values; "
+                 "print(values['UWSGI_PROCESSES'], values['UWSGI_THREADS'])").stdout
+    processes, threads = out.split()[-2:]
+    return int(processes), int(threads)
+
+
+def race(entrants: list[Contender], routes: dict[str, str], rounds: int, seconds: float) -> dict:
+    """Start every contender, warm it up, and run the interleaved rounds."""
+    try:
+        for contender in entrants:
+            log(f"starting {contender.name}: {contender.label}")
+            contender.start()
+            wrk(contender.port, "/", 1)  # warm up: imports, caches, first forks
+        return load_runs(entrants, routes, rounds, seconds)
+    finally:
+        for contender in entrants:
+            contender.stop()
+
+
+def median_of(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "all": [round(v, 3) for v in values]}
+
+
+def measure_image(base_image: str, smoke: bool) -> dict:
+    log("measuring the image: cold start, idle stop, memory, size, rebuild")
+    return {
+        "cold_start_s": median_of(cold_starts(3 if smoke else 10)),
+        "idle_stop_s": median_of(idle_stops(1 if smoke else 5)),
+        "idle_memory_mb": idle_memory_mb(),
+        **image_size(base_image),
+        "rebuild_after_app_change_s": round(rebuild_after_app_change(base_image), 2),
+    }
+
+
+def measure_second_base(base_image: str, smoke: bool) -> dict:
+    log(f"measuring the image on {base_image}: cold start, memory")
+    return {"base_image": base_image,
+            "cold_start_s": median_of(cold_starts(3 if smoke else 10, SECOND_PRODUCT_TAG)),
+            "idle_memory_mb": idle_memory_mb(SECOND_PRODUCT_TAG),
+            "python": python_version(SECOND_PRODUCT_TAG)}
+
+
+def goals(summary: dict, image: dict) -> dict:
+    """The targets of docs/BENCHMARKS.md, each as measured in this run."""
+    hello = summary["flaskbox"]["hello"]
+
+    def against(name: str) -> list[float]:
+        other = summary[name]["hello"]
+        return [round(hello["rps"] / other["rps"], 2), round(hello["p99_ms"] / other["p99_ms"], 2)]
+
+    return {
+        "throughput, p99 vs tiangolo-config: >= 1.25, <= 1": against("tiangolo-config"),
+        "throughput, p99 vs granian: >= 1.0, <= 0.5": against("granian"),
+        "throughput vs gunicorn-gevent: >= 1.8": against("gunicorn-gevent")[0],
+        "p99_ms < 15 with 0 errors": [hello["p99_ms"], hello["errors"]],
+        "cold_start_s < 1": image["cold_start_s"]["median"],
+        "idle_stop_s < 1": image["idle_stop_s"]["median"],
+        "idle_memory_mb < 100 (RSS, PSS)": [image["idle_memory_mb"]["rss"], image["idle_memory_mb"]["pss"]],
+        "added_mb < 100": image["added_mb"],
+    }
+
+
+def main() -> int:
+    args = parse_args()
     rounds, seconds, routes = args.rounds, args.seconds, ROUTES
     if args.smoke:
         rounds, seconds, routes = 1, 2, {"hello": ROUTES["hello"]}
@@ -402,59 +473,21 @@ def main() -> int:
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     if args.second_base:
         build_images(args.second_base, SECOND_PRODUCT_TAG, SECOND_CONTENDERS_TAG)
-    processes, threads = (int(n) for n in sh(
-        "docker", "run", "--rm", "--network", "host", "-e", "PORT=8080", PRODUCT_TAG, "python3", "-c",
-        "from flaskbox import settings; values = settings.resolve('production').values; "
-        "print(values['UWSGI_PROCESSES'], values['UWSGI_THREADS'])").stdout.split()[-2:])
-
-    entrants = contenders(processes, threads)
+    entrants = contenders(*default_pool())
     if args.second_base:
         entrants.insert(1, Contender("flaskbox-second-base", f"flaskbox production on {args.second_base}", [],
                                      image=SECOND_CONTENDERS_TAG))
     try:
-        for contender in entrants:
-            log(f"starting {contender.name}: {contender.label}")
-            contender.start()
-            wrk(contender.port, "/", 1)  # warm up: imports, caches, first forks
-        runs = load_runs(entrants, routes, rounds, seconds)
+        summary = summarise(runs := race(entrants, routes, rounds, seconds))
+        image = measure_image(args.base_image, args.smoke)
+        log("streams: Server-Sent Event clients held with ordinary traffic, per worker class")
+        stream_clients, stream_seconds = (50, 6) if args.smoke else (1500, 20)
+        streams = {worker_class: streams_held(worker_class, stream_clients, stream_seconds)
+                   for worker_class in ("sync", "gevent")}
+        second_base = measure_second_base(args.second_base, args.smoke) if args.second_base else None
     finally:
-        for contender in entrants:
-            contender.stop()
-    summary = summarise(runs)
-
-    log("measuring the image: cold start, idle stop, memory, size, rebuild")
-    starts = cold_starts(3 if args.smoke else 10)
-    stops = idle_stops(1 if args.smoke else 5)
-    image = {
-        "cold_start_s": {"median": round(statistics.median(starts), 3), "all": [round(s, 3) for s in starts]},
-        "idle_stop_s": {"median": round(statistics.median(stops), 3), "all": [round(s, 3) for s in stops]},
-        "idle_memory_mb": round(idle_memory_mb(), 1),
-        **image_size(args.base_image),
-        "rebuild_after_app_change_s": round(rebuild_after_app_change(args.base_image), 2),
-    }
-    log("streams: Server-Sent Event clients held with ordinary traffic, per worker class")
-    stream_clients, stream_seconds = (50, 6) if args.smoke else (1500, 20)
-    streams = {worker_class: streams_held(worker_class, stream_clients, stream_seconds)
-               for worker_class in ("sync", "gevent")}
-    second_base = None
-    if args.second_base:
-        log(f"measuring the image on {args.second_base}: cold start, memory")
-        second_starts = cold_starts(3 if args.smoke else 10, SECOND_PRODUCT_TAG)
-        second_base = {"base_image": args.second_base,
-                       "cold_start_s": {"median": round(statistics.median(second_starts), 3),
-                                        "all": [round(s, 3) for s in second_starts]},
-                       "idle_memory_mb": round(idle_memory_mb(SECOND_PRODUCT_TAG), 1),
-                       "python": python_version(SECOND_PRODUCT_TAG)}
-    hello = summary["flaskbox"]["hello"]
-    gevent = summary["gunicorn-gevent"]["hello"]
-    targets = {
-        "throughput_vs_gunicorn_gevent >= 1.8": round(hello["rps"] / gevent["rps"], 2),
-        "p99_ms < 15 with 0 errors": [hello["p99_ms"], hello["errors"]],
-        "cold_start_s < 1": image["cold_start_s"]["median"],
-        "idle_stop_s < 1": image["idle_stop_s"]["median"],
-        "idle_memory_mb < 100": image["idle_memory_mb"],
-        "added_mb < 100": image["added_mb"],
-    }
+        CONTAINERS.cleanup()
+    targets = goals(summary, image)
     results = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "smoke": args.smoke,
@@ -471,7 +504,7 @@ def main() -> int:
         "targets": targets,
         "duration_s": round(time.monotonic() - started, 1),
     }
-    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     chart(summary, image, args.out / "latest.png")
     log(f"done in {results['duration_s']:.0f} s: {args.out / 'latest.json'}, {args.out / 'latest.png'}")
     for name, value in targets.items():

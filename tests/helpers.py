@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import time
@@ -118,15 +119,42 @@ class Container:
         """PIDs inside the container whose command line starts with the prefix."""
         return [pid for pid, _, cmd in self.processes() if cmd.startswith(cmdline_prefix)]
 
+    def host_pids(self) -> list[str]:
+        """The container's processes as the host numbers them (`docker
+        top`): read from the host's /proc, no probe process is counted."""
+        return docker("top", self.name, "-eo", "pid").stdout.split()[1:]
+
+    def _memory_kb(self, path: str, field_name: str) -> int:
+        total = 0
+        for pid in self.host_pids():
+            lines = Path(f"/proc/{pid}/{path}").read_text().splitlines()
+            total += int(next(line.split()[1] for line in lines if line.startswith(field_name)))
+        return total
+
     def rss_kb(self) -> int:
         """Sum of the resident memory (VmRSS) of every process in the
-        container, read from the host as bench/ does (`docker top` gives
-        their host PIDs), so no probe process is counted."""
-        total = 0
-        for pid in docker("top", self.name, "-eo", "pid").stdout.split()[1:]:
-            status = Path(f"/proc/{pid}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-        return total
+        container: pages shared copy-on-write count once per process."""
+        return self._memory_kb("status", "VmRSS:")
+
+    def pss_kb(self) -> int:
+        """Sum of the proportional set size: each shared page divided among
+        the processes sharing it, so the total is what the container uses."""
+        return self._memory_kb("smaps_rollup", "Pss:")
+
+    def cpu_seconds(self) -> dict[str, tuple[str, float]]:
+        """CPU time (user + system) each process has used so far, by host
+        PID: (command name, seconds), from the host's /proc/PID/stat."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {}
+        for pid in self.host_pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                continue  # exited since `docker top`
+            name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            # Fields 14 and 15 of proc(5), utime and stime; `rest` starts at field 3.
+            used[pid] = (name, (int(rest[11]) + int(rest[12])) / ticks)
+        return used
 
     def signal(self, sig: str, *pids: str) -> None:
         result = self.exec("bash", "-c", f"kill -{sig} {' '.join(pids)}")
@@ -168,6 +196,7 @@ class Container:
         the container's log, if the container exits."""
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
+        next_state_check = 0.0
         while time.monotonic() < deadline:
             try:
                 result = predicate()
@@ -175,8 +204,12 @@ class Container:
                     return result
             except (OSError, http.client.HTTPException) as exc:
                 last_error = exc
-            if not self.running():
-                self.fail(f"container exited (code {self.exit_code()}) while waiting for {what}")
+            # `docker inspect` takes ~20 ms: at most every 0.2 s, so that a
+            # fine interval still polls finely.
+            if time.monotonic() >= next_state_check:
+                if not self.running():
+                    self.fail(f"container exited (code {self.exit_code()}) while waiting for {what}")
+                next_state_check = time.monotonic() + 0.2
             time.sleep(interval)
         self.fail(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
 
@@ -185,12 +218,13 @@ class Container:
         self.wait_until(lambda: self.exec("healthcheck.sh").returncode == 0, "a passing health check",
                         timeout=timeout)
 
-    def wait_http(self, path: str = "/", status: int = 200, timeout: float = 30) -> Response:
+    def wait_http(self, path: str = "/", status: int = 200, timeout: float = 30,
+                  interval: float = 0.1) -> Response:
         def ready():
             resp = self.request(path, timeout=5)
             return resp if resp.status == status else None
 
-        return self.wait_until(ready, f"GET {path} -> {status}", timeout=timeout)
+        return self.wait_until(ready, f"GET {path} -> {status}", timeout=timeout, interval=interval)
 
     # --- lifecycle -----------------------------------------------------
     def wait_exit(self, timeout: float = 30) -> int:

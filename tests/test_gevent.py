@@ -18,6 +18,7 @@ CLIENTS = 500
 SECONDS = 30
 
 
+@pytest.mark.slow
 def test_500_event_streams_while_ordinary_requests_flow(realtime, figure):
     c = realtime("gevent")
     # An event a second per client; ordinary requests that wait 20 ms on

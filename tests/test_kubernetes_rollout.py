@@ -14,8 +14,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import pytest
+
 from helpers import Container, docker
 from manifests import PodSpec, render, start_pod, wait_ready
+
+pytestmark = pytest.mark.slow
 
 # Client threads and the pause between two requests of one thread: about
 # 200 requests a second, a steady load that leaves the 2 CPUs room to work.

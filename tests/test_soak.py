@@ -1,6 +1,10 @@
 """100k requests with worker recycling: no errors, memory stays bounded."""
 
+import pytest
+
 from load import Load
+
+pytestmark = pytest.mark.slow
 
 REQUESTS = 100_000
 

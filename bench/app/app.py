@@ -1,6 +1,7 @@
 """The one app every contender serves: hello world, a rendered template, a
-100 KB static file (written at image build time), and Server-Sent Events
-(an event every `every` seconds, stamped with the server's clock)."""
+realistic page (the template after a 1 ms wait standing in for a database
+call), a 100 KB static file (written at image build time), and Server-Sent
+Events (an event every `every` seconds, stamped with the server's clock)."""
 
 import json
 import time
@@ -18,6 +19,12 @@ def hello():
 @app.get("/page")
 def page():
     return render_template("page.html", title="Benchmark", items=[f"item {i}" for i in range(20)])
+
+
+@app.get("/realistic")
+def realistic():
+    time.sleep(0.001)  # a database query's round trip
+    return page()
 
 
 @app.get("/events")

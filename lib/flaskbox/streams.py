@@ -37,6 +37,11 @@ STOP_SIGNAL = getattr(signal, f"SIG{STOP_STREAMS_SIGNAL}")
 # frames are) with status 1001, "going away".
 CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"
 TERMINATOR = b"0\r\n\r\n"
+# How long an ended WebSocket reads what the client still sends (its close
+# frame) before the connection is closed. Closed with unread bytes, it would
+# be reset instead: the client could lose the last frames sent to it, and
+# nginx logs "Connection reset by peer" (seen on 1 Socket.IO disconnect in 2).
+LINGER_SECONDS = 1.0
 
 
 def log(message: str) -> None:
@@ -116,11 +121,18 @@ class WebSocket:
             pass  # the client is already gone
 
     def release(self) -> None:
+        """A lingering close: end our side (the client reads all we sent,
+        then the end), read what the client still sends until it closes too
+        or LINGER_SECONDS pass, then close."""
         self.closed = True
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(LINGER_SECONDS)
+            deadline = time.monotonic() + LINGER_SECONDS
+            while self.sock.recv(65536) and time.monotonic() < deadline:
+                pass
         except OSError:
-            pass  # already shut down, or the client is gone
+            pass  # already shut down, the client is gone, or it lingered too long
         self.sock.close()
 
 
