@@ -118,6 +118,26 @@ def contenders(processes: int, threads: int) -> list[Contender]:
     ]
 
 
+def levers() -> list[Contender]:
+    """flaskbox with one setting changed at a time, against its defaults:
+    what each lever is worth, measured rather than assumed (--levers)."""
+    variants = {
+        "defaults": {},
+        "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
+        "2 processes x 2 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "2"},
+        "2 processes x 1 thread": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "1"},
+        "4 processes x 4 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "4"},
+        "8 processes x 1 thread": {"UWSGI_PROCESSES": "8", "UWSGI_THREADS": "1"},
+        "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
+        "no harakiri": {"UWSGI_HARAKIRI": "0"},
+        "no thunder lock": {"UWSGI_THUNDER_LOCK": "false"},
+        "CPU affinity": {"UWSGI_CPU_AFFINITY": "1"},
+        "JSON access log": {"LOG_FORMAT": "json"},
+    }
+    return [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
+                      env=env) for name, env in variants.items()]
+
+
 # --- measurement -----------------------------------------------------------
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -163,28 +183,29 @@ def wrk(port: int, path: str, seconds: float) -> dict:
     return {**parse_wrk(out.stdout), "client_cpu_s": children_cpu_seconds() - before}
 
 
-def cpu_groups(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]) -> dict:
-    """CPU seconds used between two Container.cpu_seconds() readings, per
-    process group. A process that exited in between (a recycled worker)
-    takes its time with it; one that started counts from zero."""
-    groups = {"nginx": 0.0, "app server": 0.0}
-    for pid, (command, seconds) in after.items():
-        if command == NGINX:
-            group = "nginx"
-        elif command in IDLE_COMMANDS:
-            continue
-        else:
-            group = "app server"
-        groups[group] += seconds - before.get(pid, (command, 0.0))[1]
-    return groups
+def cpu_groups(container: Container, run) -> tuple[dict[str, float], dict]:
+    """CPU seconds the container's process groups used during `run()`:
+    nginx's processes, read one by one, and the app server's, which is the
+    rest of the container's cgroup account (so a worker recycled meanwhile
+    still counts)."""
+    def nginx_seconds(used: dict[str, tuple[str, float]]) -> float:
+        return sum(seconds for command, seconds in used.values() if command == NGINX)
+
+    def idle_seconds(used: dict[str, tuple[str, float]]) -> float:
+        return sum(seconds for command, seconds in used.values() if command in IDLE_COMMANDS)
+
+    before, total_before = container.cpu_seconds(), container.cpu_total_seconds()
+    result = run()
+    after, total_after = container.cpu_seconds(), container.cpu_total_seconds()
+    nginx = nginx_seconds(after) - nginx_seconds(before)
+    idle = idle_seconds(after) - idle_seconds(before)
+    return {"nginx": nginx, "app server": total_after - total_before - nginx - idle}, result
 
 
 def measure(container: Container, path: str, seconds: float) -> dict:
     """wrk against `path`, and the CPU microseconds each process group (the
     container's nginx, its app server, and wrk) spent per request."""
-    before = container.cpu_seconds()
-    result = wrk(container.port, path, seconds)
-    used = cpu_groups(before, container.cpu_seconds())
+    used, result = cpu_groups(container, lambda: wrk(container.port, path, seconds))
     requests = max(result["requests"], 1)
     cpu = {group: seconds / requests * 1e6 for group, seconds in used.items()}
     cpu["client"] = result.pop("client_cpu_s") / requests * 1e6
@@ -394,6 +415,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--second-base", help="another BASE_IMAGE: flaskbox on it joins the run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--levers", action="store_true",
+                        help="flaskbox with one setting changed at a time, hello and realistic only")
     return parser.parse_args()
 
 
@@ -462,6 +485,23 @@ def goals(summary: dict, image: dict) -> dict:
     }
 
 
+def run_levers(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"]}
+    try:
+        summary = summarise(runs := race(levers(), routes, rounds, seconds))
+    finally:
+        CONTAINERS.cleanup()
+    results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "runs": runs,
+               "summary": summary}
+    (args.out / "levers.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    for name, routes_of in summary.items():
+        for route, medians in routes_of.items():
+            log(f"{name:32} {route:9} {medians['rps']:8.0f} req/s ({medians['rps_ratio_to_flaskbox']:.2f}x) "
+                f"p99 {medians['p99_ms']:6.2f} ms  CPU µs/request {medians['cpu_us_per_request']}")
+    return 0
+
+
 def main() -> int:
     args = parse_args()
     rounds, seconds, routes = args.rounds, args.seconds, ROUTES
@@ -469,6 +509,8 @@ def main() -> int:
         rounds, seconds, routes = 1, 2, {"hello": ROUTES["hello"]}
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.levers:
+        return run_levers(args, rounds, seconds)
 
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     if args.second_base:

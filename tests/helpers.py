@@ -141,6 +141,22 @@ class Container:
         the processes sharing it, so the total is what the container uses."""
         return self._memory_kb("smaps_rollup", "Pss:")
 
+    def cpu_total_seconds(self) -> float:
+        """CPU time of the whole container so far, exited processes included
+        (its cgroup's account: cgroup v2's cpu.stat or v1's cpuacct)."""
+        pid = self.host_pids()[0]
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # cgroup v2
+                stat = Path(f"/sys/fs/cgroup{path}/cpu.stat").read_text().split()
+                return int(stat[stat.index("usage_usec") + 1]) / 1e6
+            if "cpuacct" in controllers.split(","):
+                folder = f"/sys/fs/cgroup/{controllers}{path}"
+                if not Path(folder).exists():
+                    folder = f"/sys/fs/cgroup/cpuacct{path}"
+                return int(Path(f"{folder}/cpuacct.usage").read_text()) / 1e9
+        raise RuntimeError(f"no CPU account for {self.name}")
+
     def cpu_seconds(self) -> dict[str, tuple[str, float]]:
         """CPU time (user + system) each process has used so far, by host
         PID: (command name, seconds), from the host's /proc/PID/stat."""
