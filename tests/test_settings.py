@@ -349,7 +349,7 @@ def test_user_uwsgi_options_come_last(tmp_path):
     ini.write_text("[uwsgi]\ncheaper = 2\n")
     _, files = rendered(tmp_path, {"UWSGI_INI": str(ini), "UWSGI_MAX_REQUESTS": "77"})
     text = files["uwsgi.ini"]
-    assert text.index("max-requests = 5000") < text.index("cheaper = 2") < text.index("max-requests = 77")
+    assert text.index("max-requests = 50000") < text.index("cheaper = 2") < text.index("max-requests = 77")
 
 
 def test_a_tiangolo_uwsgi_ini_names_the_app_and_loses_what_flaskbox_owns(tmp_path):
