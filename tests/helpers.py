@@ -127,7 +127,10 @@ class Container:
     def _memory_kb(self, path: str, field_name: str) -> int:
         total = 0
         for pid in self.host_pids():
-            lines = Path(f"/proc/{pid}/{path}").read_text().splitlines()
+            try:
+                lines = Path(f"/proc/{pid}/{path}").read_text().splitlines()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # exited since `docker top`
             total += int(next(line.split()[1] for line in lines if line.startswith(field_name)))
         return total
 
