@@ -1,6 +1,7 @@
 """flaskbox benchmark: production mode against its peers, in one run.
 
-    bench/run.sh                 the full run (about 15 minutes on 2 cores)
+    bench/run.sh                 the full run (about 13 minutes on 2 cores)
+    bench/run.sh --levers        flaskbox with one setting changed at a time
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
