@@ -74,7 +74,7 @@ RUN set -eux; \
 	# threading mode under the sync workers and the dev server.
 	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
 		--target /opt/venv/gevent -r /tmp/gevent-requirements.txt; \
-	# gevent's own test suite ships test keys and certificates (and 9 MB):
+	# gevent's own test suite ships test keys and certificates (and 1 MB):
 	# nothing serves from it, and no private key belongs in the image.
 	rm -rf /opt/venv/gevent/gevent/tests; \
 	# setuptools is not needed to serve. pip stays, so that images built
