@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
 import socket
 import subprocess
 import time
@@ -34,11 +35,28 @@ def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> su
     )
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now, on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port nobody uses right now, never the same twice in one run,
+    from just below the kernel's ephemeral range: a port from inside it
+    (which bind(0) gives) can become the local port of one of the thousands
+    of outgoing connections the load tests open, between this check and the
+    container's bind (seen once: nginx's "Address already in use")."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = range(max(1024, low - 12000), low)
+    while True:
+        port = random.choice(candidates)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
 
 
 def unique_name(prefix: str = "flaskbox-test") -> str:
