@@ -2,6 +2,9 @@
 
     bench/run.sh                 the full run (about 13 minutes on 2 cores)
     bench/run.sh --levers        flaskbox with one setting changed at a time
+    bench/run.sh --features      flaskbox with one nginx feature taken out at a time
+    bench/run.sh --cpus 1 ...    every container limited to that many CPUs
+    bench/run.sh --profile       perf and py-spy samples of flaskbox under load
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -56,11 +59,12 @@ def log(message: str) -> None:
 
 
 def start(image: str, *command: str, env: dict[str, str] | None = None, port: int | None = None,
-          timeout: float = 60, interval: float = 0.1) -> Container:
+          timeout: float = 60, interval: float = 0.1, docker_args: tuple[str, ...] = ()) -> Container:
     """A container of `image` (on `port`, or a free one); returns once GET /
     answers 200. --no-healthcheck: the image's own check would probe every
     contender."""
-    container = CONTAINERS.run(*command, env=env, image=image, port=port, docker_args=("--no-healthcheck",))
+    container = CONTAINERS.run(*command, env=env, image=image, port=port,
+                               docker_args=("--no-healthcheck", *docker_args))
     container.wait_http("/", timeout=timeout, interval=interval)
     return container
 
@@ -74,6 +78,7 @@ class Contender:
     command: list[str]  # empty: the image's own entry point (production mode)
     env: dict[str, str] = field(default_factory=dict)
     image: str = CONTENDERS_TAG
+    docker_args: tuple[str, ...] = ()  # --cpus, a config mounted over the image's
     container: Container | None = None
 
     @property
@@ -83,7 +88,7 @@ class Contender:
     def start(self) -> None:
         port = free_port()
         command = [part.replace("{PORT}", str(port)) for part in self.command]
-        self.container = start(self.image, *command, env=self.env, port=port)
+        self.container = start(self.image, *command, env=self.env, port=port, docker_args=self.docker_args)
 
     def stop(self) -> None:
         if self.container:
@@ -119,7 +124,7 @@ def contenders(processes: int, threads: int) -> list[Contender]:
     ]
 
 
-def levers() -> list[Contender]:
+def levers(docker_args: tuple[str, ...]) -> list[Contender]:
     """flaskbox with one setting changed at a time, against its defaults:
     what each lever is worth, measured rather than assumed (--levers)."""
     variants = {
@@ -136,7 +141,70 @@ def levers() -> list[Contender]:
         "JSON access log": {"LOG_FORMAT": "json"},
     }
     return [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
-                      env=env) for name, env in variants.items()]
+                      env=env, docker_args=docker_args) for name, env in variants.items()]
+
+
+# What each of nginx.conf's features costs, measured alone (--features): the
+# text to change in nginx.conf to take that feature out, and what replaces it.
+# Every text must be found, so an edit of nginx.conf that moves one fails here
+# loudly instead of measuring nothing.
+FEATURE_EDITS = {
+    "access log": [
+        # The rest of the line, the health exemption's condition, becomes a comment.
+        ("access_log /dev/stdout ${LOG_FORMAT} buffer=64k flush=1s", "access_log off; #")],
+    "health requests left out of the log": [
+        (" if=$flaskbox_logged;", ";")],
+    "request id": [
+        ("add_header X-Request-ID $flaskbox_request_id always;", ""),
+        ("proxy_set_header X-Request-ID $flaskbox_request_id;", ""),
+        (" id=$flaskbox_request_id", "")],
+    "request id map (the incoming id's check)": [
+        ('default $request_id;\n        "~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;',
+         "default $request_id;")],
+    "hardening and Retry-After headers": [
+        ("add_header X-Content-Type-Options $flaskbox_nosniff always;", ""),
+        ("add_header X-Frame-Options $flaskbox_frame_options always;", ""),
+        ("add_header Referrer-Policy $flaskbox_referrer_policy always;", ""),
+        ("add_header Retry-After $flaskbox_retry_after always;", "")],
+    "host maps and ALLOWED_HOSTS": [
+        ("if ($flaskbox_refuse_host) {\n            return 400;\n        }", ""),
+        ("proxy_set_header Host $flaskbox_host;", "proxy_set_header Host $http_host;"),
+        ("$remote_port $flaskbox_server_port", "$remote_port $server_port")],
+    "forwarded headers from trusted proxies": [
+        (f"proxy_set_header {name} $flaskbox_{variable};", "")
+        for name, variable in [("X-Forwarded-For", "forwarded_for"), ("X-Forwarded-Proto", "forwarded_proto"),
+                               ("X-Forwarded-Host", "forwarded_host"), ("X-Forwarded-Port", "forwarded_port"),
+                               ("X-Forwarded-Prefix", "forwarded_prefix"), ("Forwarded", "forwarded")]],
+    "per-client and upload limits": [
+        ("limit_conn flaskbox_clients ${CONNECTIONS_PER_CLIENT};", ""),
+        ("include ${RUNTIME_DIR}/nginx/upload-limits.conf;", "")],
+}
+
+
+def without_features(template: str, names: list[str]) -> str:
+    """nginx.conf with the named features taken out."""
+    for name in names:
+        for old, new in FEATURE_EDITS[name]:
+            if old not in template:
+                raise SystemExit(f"bench: nginx.conf no longer has {old!r} ({name}): update FEATURE_EDITS")
+            template = template.replace(old, new)
+    return template
+
+
+def features(docker_args: tuple[str, ...], workdir: Path) -> list[Contender]:
+    """flaskbox with one nginx feature taken out at a time, and with all of
+    them out: each one's nginx.conf is mounted over the image's template."""
+    template = (REPO / "nginx.conf").read_text()
+    variants = {"flaskbox": [], **{f"flaskbox, no {name}": [name] for name in FEATURE_EDITS},
+                "flaskbox, none of these": list(FEATURE_EDITS)}
+    entrants = []
+    for number, (label, names) in enumerate(variants.items()):
+        conf = workdir / f"nginx-{number}.conf"
+        conf.write_text(without_features(template, names))
+        conf.chmod(0o644)
+        mount = ("-v", f"{conf}:/etc/flaskbox/nginx.conf:ro") if names else ()
+        entrants.append(Contender(label, label, [], docker_args=(*docker_args, *mount)))
+    return entrants
 
 
 # --- measurement -----------------------------------------------------------
@@ -416,8 +484,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--second-base", help="another BASE_IMAGE: flaskbox on it joins the run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=6)
-    parser.add_argument("--levers", action="store_true",
-                        help="flaskbox with one setting changed at a time, hello and realistic only")
+    variants = parser.add_mutually_exclusive_group()
+    variants.add_argument("--levers", action="store_true",
+                          help="flaskbox with one setting changed at a time, hello and realistic only")
+    variants.add_argument("--features", action="store_true",
+                          help="flaskbox with one nginx feature taken out at a time (nginx.conf)")
+    variants.add_argument("--profile", action="store_true",
+                          help="perf and py-spy samples of flaskbox under wrk (hello), --seconds long")
+    parser.add_argument("--cpus", type=float,
+                        help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()
 
 
@@ -486,19 +561,121 @@ def goals(summary: dict, image: dict) -> dict:
     }
 
 
-def run_levers(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+def worker_pid(container: Container, title: str = "uWSGI worker 1") -> str:
+    """The host PID of the process whose command line ends with `title`."""
+    for pid in container.host_pids():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except FileNotFoundError:
+            continue
+        if command.endswith(title):
+            return pid
+    raise SystemExit(f"bench: no {title!r} in {container.name}")
+
+
+def perf_shares(report: str) -> list[dict]:
+    """`perf report --sort comm,dso` lines ("  59.55%  uwsgi  libpython3.11.so.1.0")
+    as shares of all CPU samples, the larger ones only."""
+    shares = []
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].endswith("%") and float(parts[0][:-1]) >= 0.3:
+            shares.append({"percent": float(parts[0][:-1]), "process": parts[1],
+                           "object": " ".join(parts[2:])})
+    return shares
+
+
+def python_shares(raw: str) -> dict:
+    """py-spy's raw stacks ("frame;frame;... count") as the share of the
+    worker's samples spent in each package's own code (the innermost frame's
+    file), and in flaskbox.serve with what it calls."""
+    own, total, serve = {}, 0, 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames, samples = [frame for frame in stack.split(";") if frame], int(count)
+        total += samples
+        if not frames:
+            package = "no Python frame (uWSGI's C code: accept, parse, environ, write)"
+        else:
+            where = frames[-1][frames[-1].rfind("(") + 1:].split(":")[0]
+            package = where.split("/")[0] if "/" in where else where
+        own[package] = own.get(package, 0) + samples
+        serve += samples if any("flaskbox/serve.py" in frame for frame in frames) else 0
+    percent = {name: round(100 * samples / total, 1) for name, samples in
+               sorted(own.items(), key=lambda item: -item[1]) if 100 * samples / total >= 0.5}
+    return {"samples": total, "own_code_percent": percent,
+            "inside_flaskbox_serve_percent": round(100 * serve / total, 1)}
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """--profile: where the CPU goes while wrk drives flaskbox's hello world.
+    perf samples every CPU with the cpu-clock event (hardware counters are
+    not available on every machine: `perf stat -e instructions true`); py-spy
+    samples uWSGI worker 1's Python stacks over the same seconds."""
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
-    routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"]}
+    seconds = args.seconds
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    workdir = Path(tempfile.mkdtemp(prefix="flaskbox-profile-"))
     try:
-        summary = summarise(runs := race(levers(), routes, rounds, seconds))
+        container = start(CONTENDERS_TAG)
+        wrk(container.port, "/", 2)  # warm up
+        # wrk runs a second longer on each side of the sampled seconds.
+        load = subprocess.Popen(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds + 2}s",
+                                 "--latency", f"http://127.0.0.1:{container.port}/"],
+                                stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        spy = subprocess.Popen([py_spy, "record", "--nonblocking", "--pid", worker_pid(container),
+                                "--rate", "250", "--duration", str(seconds), "--format", "raw",
+                                "--output", str(workdir / "spy.txt")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["perf", "record", "-q", "-F", "999", "-e", "cpu-clock", "-a",
+                        "-o", str(workdir / "perf.data"), "--", "sleep", str(seconds)],
+                       check=True, stderr=subprocess.DEVNULL)
+        spy.wait()
+        wrk_out, _ = load.communicate()
+        report = subprocess.run(["perf", "report", "-i", str(workdir / "perf.data"), "--stdio",
+                                 "--no-children", "--sort", "comm,dso"],
+                                capture_output=True, text=True, check=True).stdout
+        results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+                   "load": parse_wrk(wrk_out), "cpu_samples": perf_shares(report),
+                   "worker_python": python_shares((workdir / "spy.txt").read_text())}
     finally:
         CONTAINERS.cleanup()
-    results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "runs": runs,
-               "summary": summary}
-    (args.out / "levers.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    for name, routes_of in summary.items():
+        shutil.rmtree(workdir, ignore_errors=True)
+    (args.out / "profile.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    log(f"wrk: {results['load']}")
+    for share in results["cpu_samples"]:
+        log(f"{share['percent']:5.1f} %  {share['process']:10} {share['object']}")
+    log(f"uWSGI worker 1, {results['worker_python']['samples']} samples, own code by package:")
+    for package, percent in results["worker_python"]["own_code_percent"].items():
+        log(f"{percent:5.1f} %  {package}")
+    inside = results["worker_python"]["inside_flaskbox_serve_percent"]
+    log(f"inside flaskbox/serve.py, with all it calls (the app): {inside} %")
+    return 0
+
+
+def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--levers or --features: flaskbox against variants of itself, written
+    to levers.json or features.json (with --cpus N: levers-N-cpus.json, ...)."""
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    docker_args = ("--cpus", str(args.cpus)) if args.cpus else ()
+    kind = "levers" if args.levers else "features"
+    routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"]}
+    workdir = Path(tempfile.mkdtemp(prefix="flaskbox-bench-"))
+    try:
+        entrants = levers(docker_args) if args.levers else features(docker_args, workdir)
+        summary = summarise(runs := race(entrants, routes, rounds, seconds))
+    finally:
+        CONTAINERS.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+    results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "cpus": args.cpus,
+               "runs": runs, "summary": summary}
+    name = f"{kind}-{args.cpus:g}-cpus.json" if args.cpus else f"{kind}.json"
+    (args.out / name).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    for contender, routes_of in summary.items():
         for route, medians in routes_of.items():
-            log(f"{name:32} {route:9} {medians['rps']:8.0f} req/s ({medians['rps_ratio_to_flaskbox']:.2f}x) "
+            ratio = medians["rps_ratio_to_flaskbox"]
+            log(f"{contender:32} {route:9} {medians['rps']:8.0f} req/s ({ratio:.2f}x) "
                 f"p99 {medians['p99_ms']:6.2f} ms  CPU µs/request {medians['cpu_us_per_request']}")
     return 0
 
@@ -510,8 +687,10 @@ def main() -> int:
         rounds, seconds, routes = 1, 2, {"hello": ROUTES["hello"]}
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.levers:
-        return run_levers(args, rounds, seconds)
+    if args.levers or args.features:
+        return run_variants(args, rounds, seconds)
+    if args.profile:
+        return run_profile(args)
 
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     if args.second_base:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark: bench/run.sh [--smoke | --levers] [--out DIR] [--rounds N] [--seconds S]
+# The benchmark: bench/run.sh [--smoke | --levers | --features | --profile] [--cpus N] [--out DIR] [--rounds N] [--seconds S]
 # Sets up what it needs on a bare Debian/Ubuntu machine (wrk, a virtualenv
 # with matplotlib, a Docker engine, base images), then runs bench/bench.py,
 # which builds the image, drives every contender and writes
@@ -15,6 +15,9 @@ VENV="${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flaskbox-bench-venv}"
 
 main() {
 	host_install wrk
+	# --profile samples every CPU with perf (Debian's package; on Ubuntu,
+	# linux-tools for the running kernel).
+	case " $* " in *" --profile "*) command -v perf >/dev/null || host_install linux-perf ;; esac
 	host_venv "$VENV" bench/requirements.txt
 	deploy/start-engine.sh
 	local base second
