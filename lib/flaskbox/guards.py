@@ -145,7 +145,8 @@ class Watchdog:
             for watched in running:
                 if not watched.expired and watched.elapsed(now) > self.timeout:
                     self._expire(watched, now)
-            stuck = [watched for watched in running if watched.expired and now - watched.expired_at > STUCK_AFTER]
+            stuck = [watched for watched in running
+                     if watched.expired and now - watched.expired_at > STUCK_AFTER]
             if stuck and not self.retiring:
                 self._retire(stuck[0])
             if self.retiring and all(watched.expired for watched in list(self.running.values())):

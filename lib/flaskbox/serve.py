@@ -59,6 +59,10 @@ def health(environ, start_response):
     return [HEALTH_BODY]
 
 
+def worker_id() -> int:
+    return uwsgi.worker_id() if uwsgi is not None else 0
+
+
 def client_gone() -> bool:
     """True when nginx has already closed this request's connection: its
     client gave up (or nginx's timeout passed) while it waited in the queue."""
@@ -100,29 +104,66 @@ def close_body(body) -> None:
 
 
 class Spool:
-    """The disk nginx may spool responses to (RESPONSE_SPACE), checked
-    against what RUNTIME_DIR's file system really holds: the space used on it
-    since the start, plus the response, must fit. nginx cannot count the
-    disk its buffered responses take together, and the files it spools are
-    unlinked as soon as they are made, so the file system is the one true
-    count. Responses that fit in nginx's memory buffers never touch disk."""
+    """The disk nginx may spool responses to (RESPONSE_SPACE). nginx cannot
+    count what its buffered responses take together, and it unlinks each
+    file as soon as it makes it, so the file system is the one true count:
+    a large response is admitted if the space used on it since the start,
+    plus what admitted responses still have to write (kept per worker in
+    memory the workers share, so that a burst of them all at once is
+    counted), plus its own length, fits. Responses that fit in nginx's
+    memory buffers never touch disk and are not counted."""
 
     MEMORY = settings.RESPONSE_MEMORY_BYTES
 
-    def __init__(self, path: str, space: int):
+    def __init__(self, path: str, space: int, workers: int):
+        import multiprocessing
         self.path = path
         self.space = space
         self.free_at_start = self.free()
+        # Bytes admitted and not yet handed to nginx, by uWSGI worker id; a
+        # worker's own entry is cleared when it starts, so a worker killed
+        # mid-response leaves nothing counted behind.
+        self.pending = multiprocessing.Array("q", workers + 1)
+        self.pid: int | None = None
 
     def free(self) -> int:
         stats = os.statvfs(self.path)
         return stats.f_bavail * stats.f_frsize
 
-    def admits(self, length: int) -> bool:
+    def admits(self, length: int, worker: int) -> bool:
         if length <= self.MEMORY:
             return True
-        used = max(self.free_at_start - self.free(), 0)
-        return used + length <= self.space
+        with self.pending.get_lock():
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.pending[worker] = 0
+            used = max(self.free_at_start - self.free(), 0)
+            if used + sum(self.pending) + length > self.space:
+                return False
+            self.pending[worker] += length
+            return True
+
+    def written(self, length: int, worker: int) -> None:
+        with self.pending.get_lock():
+            self.pending[worker] = max(self.pending[worker] - length, 0)
+
+
+class Spooled:
+    """A body admitted to the spool: once uWSGI has written it all (and
+    closes it), what it took is on disk, and no longer pending."""
+
+    def __init__(self, body, done):
+        self.body = body
+        self.done = done
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close_body(self.body)
+        finally:
+            self.done()
 
 
 def wants_websocket(environ) -> bool:
@@ -261,6 +302,7 @@ class Serve:
         refused = []
         method = environ["REQUEST_METHOD"]
         files = FileResponses(environ)
+        admitted: list[int] = []  # bytes of it the spool admitted
 
         def framing_start_response(status, headers, exc_info=None):
             if websocket is not None and websocket.taken:
@@ -275,7 +317,7 @@ class Serve:
                 refused.append(busy(start_response))
                 self.refusals.note(describe(environ))
                 return lambda data: None
-            extra = unbuffered(headers, framing[0]) or self._spooling(headers, files)
+            extra = unbuffered(headers, framing[0]) or self._spooling(headers, files, admitted)
             if framing[0]:
                 extra.append(("Transfer-Encoding", "chunked"))
             write = start_response(status, [*headers, *extra], exc_info)
@@ -310,6 +352,9 @@ class Serve:
             if watched is not None:
                 self.watchdog.end()
             return refused[0]
+        if admitted:
+            worker = worker_id()
+            result = Spooled(result, lambda: self.spool.written(admitted[0], worker))
         if watched is not None and (files.holds(result) or isinstance(result, (list, tuple))):
             # All of it is made: what is left is uWSGI's to send (a file,
             # from an offload thread), at the client's pace.
@@ -326,19 +371,24 @@ class Serve:
             return body
         return self.watchdog.watch(body, watched)
 
-    def _spooling(self, headers, files: FileResponses) -> list:
+    def _spooling(self, headers, files: FileResponses, admitted: list) -> list:
         """How nginx is to take a response with a Content-Length: a file
         (sendfile from an offload thread) and a body the disk budget cannot
         take pass straight through (X-Accel-Buffering: no), at the client's
         pace; any other is spooled to RUNTIME_DIR if it is larger than
-        nginx's memory buffers, so that its worker is free at once."""
+        nginx's memory buffers, so that its worker is free at once; what it
+        takes is noted in `admitted`."""
         if files.given:
             return [("X-Accel-Buffering", "no")]
         if self.spool is None or any(name.lower() == "x-accel-buffering" for name, _ in headers):
             return []  # the app chose for itself
         for name, value in headers:
-            if name.lower() == "content-length" and value.isdigit() and not self.spool.admits(int(value)):
-                return [("X-Accel-Buffering", "no")]
+            if name.lower() == "content-length" and value.isdigit():
+                length = int(value)
+                if not self.spool.admits(length, worker_id()):
+                    return [("X-Accel-Buffering", "no")]
+                if length > self.spool.MEMORY:
+                    admitted.append(length)
         return []
 
     def full(self) -> bool:
@@ -420,7 +470,8 @@ def from_environment():
         limits = streams.Limits(float(os.environ["STREAM_IDLE_TIMEOUT"]),
                                 float(os.environ["STREAM_MAX_DURATION"]))
         slots = settings.stream_slots(int(os.environ["WORKER_CONNECTIONS"]))
-    spool = Spool(os.environ["RUNTIME_DIR"], settings.size_bytes(os.environ["RESPONSE_SPACE"]))
+    spool = Spool(os.environ["RUNTIME_DIR"], settings.size_bytes(os.environ["RESPONSE_SPACE"]),
+                  int(uwsgi_option("processes", "1")))
     return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool)
 
 
