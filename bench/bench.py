@@ -145,12 +145,12 @@ def levers(docker_args: tuple[str, ...]) -> list[Contender]:
     variants = {
         "defaults": {},
         "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
-        "2 processes x 2 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "2"},
-        "2 processes x 1 thread": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "1"},
+        "4 processes x 1 thread": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"},
         "4 processes x 4 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "4"},
-        "8 processes x 1 thread": {"UWSGI_PROCESSES": "8", "UWSGI_THREADS": "1"},
+        "4 processes x 8 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "8"},
+        "4 processes x 32 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "32"},
+        "2 processes x 32 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "32"},
         "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
-        "no harakiri": {"UWSGI_HARAKIRI": "0"},
         "no thunder lock": {"UWSGI_THUNDER_LOCK": "false"},
         "CPU affinity": {"UWSGI_CPU_AFFINITY": "1"},
         "JSON access log": {"LOG_FORMAT": "json"},
@@ -704,7 +704,7 @@ def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     docker_args = ("--cpus", str(args.cpus)) if args.cpus else ()
     kind = "levers" if args.levers else "features"
-    routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"]}
+    routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"], "wait 5 ms": "/wait"}
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-bench-"))
     try:
         entrants = levers(docker_args) if args.levers else features(docker_args, workdir)

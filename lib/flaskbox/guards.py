@@ -152,7 +152,8 @@ class Watchdog:
             if self.retiring and all(watched.expired for watched in list(self.running.values())):
                 log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
                     "replaces it")
-                os._exit(QUIET_EXIT)
+                self.leave()
+                return
 
     def _expire(self, watched: Watched, now: float) -> None:
         """504 if nothing of the response has gone out yet, else a cut the
@@ -173,9 +174,16 @@ class Watchdog:
         log(f"{watched.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
             f"is replaced once its {others} other request(s) end")
         self.retiring = True
-        # uWSGI's graceful stop of one worker: its threads take no new
-        # requests and finish the ones they have.
+        self.stop_taking_requests()
+
+    def stop_taking_requests(self) -> None:
+        """uWSGI's graceful stop of one worker: its threads take no new
+        requests and finish the ones they have."""
         os.kill(os.getpid(), signal.SIGHUP)
+
+    def leave(self) -> None:
+        """Exit the worker; the master forks a fresh one."""
+        os._exit(QUIET_EXIT)
 
     def watch(self, body, watched: Watched):
         """The body of a watched response, step by step."""

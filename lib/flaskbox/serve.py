@@ -123,7 +123,10 @@ class Spool:
         # Bytes admitted and not yet handed to nginx, by uWSGI worker id; a
         # worker's own entry is cleared when it starts, so a worker killed
         # mid-response leaves nothing counted behind.
-        self.pending = multiprocessing.Array("q", workers + 1)
+        # The fork context: the workers are forks of this process, and no
+        # semaphore is left to a tracker process (Python 3.14 defaults to
+        # forkserver, which would start one).
+        self.pending = multiprocessing.get_context("fork").Array("q", workers + 1)
         self.pid: int | None = None
 
     def free(self) -> int:
