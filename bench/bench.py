@@ -687,7 +687,7 @@ def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
             log(f"starting {contender.name}: {contender.label}")
             contender.start()
             wrk(contender.port, "/", 1)  # warm up
-        measured = traffic.measure(entrants, rounds, seconds, wrk, args.smoke, log)
+        measured = traffic.measure(entrants, rounds, seconds, measure, args.smoke, log)
     finally:
         CONTAINERS.cleanup()
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "smoke": args.smoke, "machine": machine(),

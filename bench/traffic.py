@@ -19,6 +19,7 @@ stops them. Results: traffic.json and traffic.png; docs/BENCHMARKS.md
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ DOWNLOAD_MB = 24
 DOWNLOADERS = 6
 STREAMS = 50
 STREAM_SECONDS = 10
+CPUS = len(os.sched_getaffinity(0))
 
 
 def slow_download(port: int, megabytes: int, results: list) -> None:
@@ -85,24 +87,32 @@ def streams(port: int, clients: int, seconds: int) -> dict:
             "ordinary_p99_ms": round(percentile(latencies, 99) * 1000, 1) if latencies else None}
 
 
-def measure(entrants, rounds: int, seconds: float, wrk, smoke: bool, log) -> dict:
-    """The three shapes against every (started) contender."""
+def measure(entrants, rounds: int, seconds: float, load, smoke: bool, log) -> dict:
+    """The three shapes against every (started) contender. `load(container,
+    path, seconds)` is bench.py's wrk run with the CPU each process group
+    spent per request, from which the route's CPU-bound ceiling follows."""
     megabytes, stream_seconds = (4, 4) if smoke else (DOWNLOAD_MB, STREAM_SECONDS)
     waiting: dict[str, list] = {c.name: [] for c in entrants}
     for rnd in range(1, rounds + 1):
         for contender in entrants:
-            result = wrk(contender.port, "/wait", seconds)
+            result = load(contender.container, "/wait", seconds)
             waiting[contender.name].append(result)
             log(f"waiting, round {rnd}: {contender.name:16} {result['rps']:8.0f} req/s "
                 f"p99 {result['p99_ms']:7.2f} ms errors {result['errors']}")
     out: dict = {}
     for contender in entrants:
         runs = waiting[contender.name]
+        # The server's own CPU per request (everything but wrk): with every
+        # CPU busy on nothing else, no server could do more than this.
+        server_us = statistics.median(sum(v for k, v in r["cpu_us_per_request"].items() if k != "client")
+                                      for r in runs)
         out[contender.name] = {
             "waiting": {"rps": statistics.median(r["rps"] for r in runs),
                         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
                         "errors": sum(r["errors"] for r in runs),
-                        "rps_by_round": [round(r["rps"]) for r in runs]},
+                        "rps_by_round": [round(r["rps"]) for r in runs],
+                        "server_cpu_us_per_request": round(server_us, 1),
+                        "cpu_bound_ceiling_rps": round(CPUS * 1e6 / server_us) if server_us else None},
             "downloads": downloads(contender.port, megabytes, DOWNLOADERS),
             "streams": streams(contender.port, STREAMS, stream_seconds),
         }
