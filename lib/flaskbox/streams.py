@@ -193,6 +193,26 @@ def install_stop_handler_once(gevent_mode: bool) -> None:
         gevent.signal_handler(STOP_SIGNAL, OPEN.end_all, "the container is stopping")
     else:
         signal.signal(STOP_SIGNAL, on_stop_signal)
+        watch_for_the_stop_signal()
+
+
+def watch_for_the_stop_signal() -> None:
+    """Python runs a signal handler in the main thread, and only once that
+    thread runs Python again: in a threaded worker it mostly waits in
+    uWSGI's own loop, so the streams on the other threads would never hear
+    of the stop. Python's C-level handler also writes the signal's number
+    to a wakeup descriptor at once, from any thread: a thread of ours reads
+    it and ends them. (Called in the main thread, as set_wakeup_fd needs.)"""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            if int(STOP_SIGNAL).to_bytes(1, "little") in os.read(read_end, 64):
+                OPEN.end_all("the container is stopping")
+
+    threading.Thread(target=watch, name="flaskbox-stop-watch", daemon=True).start()
 
 
 def mark_native_handshakes(uwsgi) -> None:
