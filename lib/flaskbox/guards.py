@@ -34,6 +34,8 @@ WATCH_EVERY = 0.1
 # generator that merely sleeps between events comes back sooner, sees the
 # cut and ends, and its worker carries on.
 STUCK_AFTER = 1.0
+# Longer than uWSGI takes from accepting a request to calling the wrapper.
+ACCEPTED_WITHIN = 0.5
 
 
 class Watched:
@@ -118,7 +120,7 @@ class Watchdog:
         self.timeout = timeout
         self.running: dict[int, Watched] = {}
         self.pid: int | None = None
-        self.retiring = False
+        self.retiring: float | None = None  # since then
         self.lock = threading.Lock()
 
     def begin(self, environ, fd: int | None, waited: float) -> Watched:
@@ -128,7 +130,7 @@ class Watchdog:
                 if self.pid != os.getpid():
                     self.pid = os.getpid()
                     self.running.clear()
-                    self.retiring = False
+                    self.retiring = None
                     threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
         watched = Watched(f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}", fd, waited)
         self.running[threading.get_ident()] = watched
@@ -147,9 +149,13 @@ class Watchdog:
                     self._expire(watched, now)
             stuck = [watched for watched in running
                      if watched.expired and now - watched.expired_at > STUCK_AFTER]
-            if stuck and not self.retiring:
-                self._retire(stuck[0])
-            if self.retiring and all(watched.expired for watched in list(self.running.values())):
+            if stuck and self.retiring is None:
+                self._retire(stuck[0], now)
+            # A request uWSGI accepted just before the worker stopped taking
+            # them reaches the wrapper within moments: wait that long, then
+            # for the requests in it to end.
+            if self.retiring is not None and now - self.retiring > ACCEPTED_WITHIN \
+                    and all(watched.expired for watched in list(self.running.values())):
                 log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
                     "replaces it")
                 self.leave()
@@ -169,11 +175,11 @@ class Watchdog:
         else:
             shut_down(watched.fd)
 
-    def _retire(self, watched: Watched) -> None:
+    def _retire(self, watched: Watched, now: float) -> None:
         others = sum(1 for other in self.running.values() if not other.expired)
         log(f"{watched.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
             f"is replaced once its {others} other request(s) end")
-        self.retiring = True
+        self.retiring = now
         self.stop_taking_requests()
 
     def stop_taking_requests(self) -> None:

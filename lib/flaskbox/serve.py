@@ -222,7 +222,7 @@ def proxy_prelude(environ) -> float:
         return 0.0
 
 
-def waited_too_long(start_response, waited: float, timeout: float) -> list[bytes]:
+def waited_too_long(start_response) -> list[bytes]:
     """503 for a request that waited in the queue past REQUEST_TIMEOUT: its
     client has waited as long as any answer may take."""
     body = b"Service Unavailable: every worker was busy for too long, try again later\n"
@@ -277,8 +277,7 @@ class Serve:
         if self.watchdog is not None and waited >= self.timeout:
             log(f"refused {describe(environ)} with 503: it waited {waited:.1f} s for a worker, past "
                 f"REQUEST_TIMEOUT ({self.timeout:g} s)")
-            return waited_too_long(start_response, waited, self.timeout)
-        environ["flaskbox.waited"] = waited
+            return waited_too_long(start_response)
         if self.loop_watch is not None:
             self.loop_watch.start_once()
             streams.install_stop_handler_once(gevent_mode=True)
@@ -293,13 +292,13 @@ class Serve:
             if self.limits is not None:
                 self.limits.bound_websocket(websocket)
         try:
-            return self._respond(environ, start_response, websocket)
+            return self._respond(environ, start_response, websocket, waited)
         except BaseException:
             if websocket is not None:
                 self._release(websocket)
             raise
 
-    def _respond(self, environ, start_response, websocket):
+    def _respond(self, environ, start_response, websocket, waited: float):
         # framing[0]: None until start_response runs, then whether to chunk.
         framing = [None]
         refused = []
@@ -331,7 +330,7 @@ class Serve:
         watched = None
         if self.watchdog is not None and websocket is None:
             fd = uwsgi.connection_fd() if uwsgi is not None else None
-            watched = self.watchdog.begin(environ, fd, environ["flaskbox.waited"])
+            watched = self.watchdog.begin(environ, fd, waited)
             watched.enter()
         try:
             if websocket is None:
@@ -383,8 +382,8 @@ class Serve:
         takes is noted in `admitted`."""
         if files.given:
             return [("X-Accel-Buffering", "no")]
-        if self.spool is None or any(name.lower() == "x-accel-buffering" for name, _ in headers):
-            return []  # the app chose for itself
+        if self.spool is None or admitted or any(name.lower() == "x-accel-buffering" for name, _ in headers):
+            return []  # the app chose for itself (or this is start_response again, with exc_info)
         for name, value in headers:
             if name.lower() == "content-length" and value.isdigit():
                 length = int(value)
@@ -436,7 +435,6 @@ class Serve:
         websocket.release()
         if websocket.timer is not None:
             websocket.timer.kill(block=False)
-
 
 
 def uwsgi_option(name: str, default: str) -> str:
