@@ -169,8 +169,10 @@ RUN set -eux; \
 	# The one place under /app an app may write: Flask's instance folder
 	# (SQLite, uploads), where a volume goes (docs/your-app.md). Owned by the
 	# serving user and group 0, so any uid in group 0 (OpenShift) may write,
-	# and a named volume mounted there starts out that way too.
-	install -d -o "${FLASKBOX_USER%:*}" -g 0 -m 0775 /app/instance; \
+	# and a named volume mounted there starts out that way too. setgid: what
+	# is made below it belongs to group 0 as well (WRITABLE_PATHS' folders),
+	# so a later start under another uid of group 0 may write there.
+	install -d -o "${FLASKBOX_USER%:*}" -g 0 -m 2775 /app/instance; \
 	# No setuid or setgid programs (CIS Docker Benchmark 4.8): nothing in the
 	# container may gain privileges, so su, passwd, mount and any such program
 	# from requirements_os.txt lose those bits.

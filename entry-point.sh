@@ -166,6 +166,14 @@ flaskbox_settings() {
 	[ "$1" != debug ] || export PYTHONDONTWRITEBYTECODE=1
 }
 
+# flaskbox_writable_paths MODE
+#   WRITABLE_PATHS' targets made on the instance volume, before the hooks
+#   (a migration hook imports the app, which may write there at import).
+flaskbox_writable_paths() {
+	[ -n "${WRITABLE_PATHS:-}" ] || return 0
+	python3 -I -m flaskbox writable "$1"
+}
+
 # flaskbox_prepare MODE
 #   The runtime directory (the only place written), the state file the
 #   health check reads and, in production, the configs: rendered from the
@@ -233,6 +241,7 @@ main() {
 	flaskbox_step_down "$@"               # never serve as root
 	flaskbox_settings "$FLASKBOX_MODE"    # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
+	flaskbox_writable_paths "$FLASKBOX_MODE"  # WRITABLE_PATHS on the volume
 	flaskbox_run_hooks                    # /docker-entrypoint.d, PRE_START_PATH
 	flaskbox_settings "$FLASKBOX_MODE"    # again: hooks may change settings
 	flaskbox_prepare "$FLASKBOX_MODE"     # RUNTIME_DIR and the rendered configs

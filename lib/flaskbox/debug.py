@@ -27,7 +27,7 @@ from pathlib import Path
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover
+from . import discover, writable
 
 APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
@@ -122,7 +122,8 @@ class DevApp:
         self.error: BaseException | None = None
         starting = first_load()
         try:
-            self.app = discover.load(import_path).app
+            with writable.watch():
+                self.app = discover.load(import_path).app
         except discover.AppError as exc:
             if starting:
                 # A setting that names no app, found at start: exit 2 as

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import discover, guards, render, settings, streams
+from . import discover, guards, render, settings, streams, writable
 
 try:  # only inside uWSGI
     import uwsgi
@@ -287,7 +287,8 @@ def load_app() -> discover.Found:
     module with none): the message says what to write instead, and uWSGI
     exits with code 2, so the container does, before anything is served."""
     try:
-        return discover.load(os.environ["APP_MODULE"])
+        with writable.watch():
+            return discover.load(os.environ["APP_MODULE"])
     except discover.AppError as exc:
         print(f"flaskbox: error: {exc}", file=sys.stderr, flush=True)
         os._exit(2)

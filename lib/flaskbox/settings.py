@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import discover
+from . import discover, writable
 from .host import Host
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -473,6 +473,18 @@ SETTINGS: tuple[Setting, ...] = (
         check=matches(r"(/[A-Za-z0-9._~-]+)+"),
         modes=BOTH,
         doc="A script run with bash before the server starts, if it exists (migrations; tiangolo's name).",
+    ),
+    Setting(
+        "WRITABLE_PATHS",
+        default="",
+        default_doc=fixed(""),
+        form="absolute paths under /app (not /app/instance) separated by spaces or commas, a trailing / "
+             "for a folder, e.g. /app/.data/ /app/myapp/secret_key",
+        check=writable.valid,
+        modes=BOTH,
+        doc="Paths next to your code that the app writes (a cache folder, a secret-key file): each is kept "
+            "on the instance volume, through a link the image makes with `RUN python3 -m flaskbox writable`.",
+        normalize=writable.normalize,
     ),
     Setting(
         "ENTRYPOINT_QUIET_LOGS",
