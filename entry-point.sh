@@ -153,14 +153,15 @@ flaskbox_step_down() {
 	exec setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" --clear-groups -- "$0" "$@"
 }
 
-# flaskbox_settings MODE
+# flaskbox_settings MODE [--quiet]
 #   Every setting's default filled in and every value checked, by the
 #   settings table (flaskbox/settings.py), then exported. A bad value exits 2
-#   with a message naming it. Run before the hooks and again after them:
-#   a *.envsh hook may change settings.
+#   with a message naming it. Run before the hooks (--quiet: its notes wait
+#   for the second pass, so each is said once) and again after them: a
+#   *.envsh hook may change settings.
 flaskbox_settings() {
 	local exports
-	exports="$(python3 -I -m flaskbox env "$1")" || exit "$?"
+	exports="$(python3 -I -m flaskbox env "$@")" || exit "$?"
 	eval "$exports"
 	# Debug mode writes no __pycache__ into the bind-mounted /app, hooks included.
 	[ "$1" != debug ] || export PYTHONDONTWRITEBYTECODE=1
@@ -239,7 +240,7 @@ main() {
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
-	flaskbox_settings "$FLASKBOX_MODE"    # defaults and checks (exit 2)
+	flaskbox_settings "$FLASKBOX_MODE" --quiet  # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
 	flaskbox_writable_paths "$FLASKBOX_MODE"  # WRITABLE_PATHS on the volume
 	flaskbox_run_hooks                    # /docker-entrypoint.d, PRE_START_PATH

@@ -1,6 +1,6 @@
 """flaskbox's commands, run by entry-point.sh (and healthcheck.sh):
 
-    python3 -m flaskbox env MODE       the settings as `export` lines, for eval
+    python3 -m flaskbox env MODE [--quiet]  the settings as `export` lines, for eval
     python3 -m flaskbox render MODE    write the configs into RUNTIME_DIR
     python3 -m flaskbox default NAME   one setting's default (production)
     python3 -m flaskbox settings       the settings, for the usage text
@@ -42,10 +42,18 @@ def resolve(mode: str) -> settings.Resolved:
         sys.exit(2)
 
 
-def cmd_env(mode: str) -> None:
+def cmd_env(mode: str, *flags: str) -> None:
+    """--quiet: the pass before the hooks, whose settings may still change;
+    its notes would be said again by the pass after them."""
     resolved = resolve(mode)
-    for note in [*resolved.notes, *packages.replaced()]:
-        info(note)
+    try:
+        notes = packages.notes(mode, resolved.values["WORKER_CLASS"])
+    except packages.ConflictError as exc:
+        error(str(exc))
+        sys.exit(2)
+    if "--quiet" not in flags:
+        for note in [*resolved.notes, *notes]:
+            info(note)
     for name, value in resolved.exports().items():
         print(f"export {name}={shlex.quote(value)}")
 
