@@ -77,12 +77,12 @@ RUN set -eux; \
 	# gevent's own test suite ships test keys and certificates (and 1 MB):
 	# nothing serves from it, and no private key belongs in the image.
 	rm -rf /opt/venv/gevent/gevent/tests; \
-	# setuptools is not needed to serve. pip stays, so that images built
-	# FROM this one can add their own requirements.
-	/opt/venv/bin/pip uninstall -y --disable-pip-version-check setuptools || true; \
+	# setuptools stays (requirements.txt says why); --all records it, which
+	# pip freeze leaves out by default below Python 3.12. pip stays too, so
+	# that images built FROM this one can add their own requirements.
 	# The versions tested here: the start names any an image FROM this one
 	# replaced (lib/flaskbox/packages.py).
-	/opt/venv/bin/pip freeze --disable-pip-version-check > /opt/venv/flaskbox-tested.txt; \
+	/opt/venv/bin/pip freeze --disable-pip-version-check --all --exclude pip > /opt/venv/flaskbox-tested.txt; \
 	/opt/venv/bin/pip freeze --disable-pip-version-check --path /opt/venv/gevent \
 		>> /opt/venv/flaskbox-tested.txt; \
 	# Record the OS packages that own the shared libraries compiled code in
@@ -98,6 +98,7 @@ RUN set -eux; \
 		done | tr ',' '\n' | sed -e 's/^ *//' -e 's/:.*//' | sort -u > /opt/venv/os-deps.txt; \
 	grep -q '^libpython' /opt/venv/os-deps.txt; \
 	cat /opt/venv/os-deps.txt; \
+	/opt/venv/bin/python -c 'import distutils.util'; \
 	/opt/venv/bin/uwsgi --version
 
 # ---------------------------------------------------------------------------
