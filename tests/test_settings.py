@@ -88,6 +88,7 @@ ACCEPTED = {
     "ENTRYPOINT_QUIET_LOGS": ["0", "1"],
     "INSTALL_ON_START": ["0"],
     "WORKER_CLASS": ["sync", "gevent"],
+    "URL_PREFIX": ["", "/shop", "/shop/", "/a/b.c"],
     "WRITABLE_PATHS": ["", "/app/.data/", "/app/pkg/../.data/ /app/pkg/secret_key", "/app/a,/app/b/"],
 }
 # Accepted with WORKER_CLASS=gevent only (test_worker_class_settings_belong_together).
@@ -128,6 +129,7 @@ REFUSED = {
     "WORKER_CONNECTIONS": ["0", "100001", "lots"],
     "STREAM_IDLE_TIMEOUT": ["0", "86401", "2m"],
     "STREAM_MAX_DURATION": ["-1", "604801", "1h"],
+    "URL_PREFIX": ["shop", "/", "/a b", "/shop?x", "/shop;x"],
     "WRITABLE_PATHS": ["/tmp/x", "relative/path", "/app", "/app/", "/app/instance/db", "/app/instance/",
                        "/app/../etc/passwd", "/app/pkg/../../etc/"],
 }

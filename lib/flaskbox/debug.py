@@ -27,7 +27,7 @@ from pathlib import Path
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover, writable
+from . import discover, prefix, writable
 
 APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
@@ -143,6 +143,8 @@ class DevApp:
             # The debugger turns this into its traceback page. The original
             # traceback each time: a re-raise would append to it.
             raise self.error.with_traceback(self.error_traceback)
+        # URL_PREFIX only: nothing here says which proxy may be believed.
+        prefix.apply(environ, os.environ.get("URL_PREFIX", ""), trust_header=False)
         return self.app(environ, start_response)
 
 

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import discover, guards, render, settings, streams, writable
+from . import discover, guards, prefix, render, settings, streams, writable
 
 try:  # only inside uWSGI
     import uwsgi
@@ -309,9 +309,11 @@ def from_environment():
         limits = streams.Limits(float(os.environ["STREAM_IDLE_TIMEOUT"]),
                                 float(os.environ["STREAM_MAX_DURATION"]))
         slots = settings.stream_slots(int(os.environ["WORKER_CONNECTIONS"]))
+    # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
+    app = prefix.Prefixed(found.app, os.environ.get("URL_PREFIX", ""))
     # UWSGI_* variables are gone by now (the entry-point removes them so
     # that uWSGI reads the rendered ini only); ask uWSGI for its threads.
-    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")), limits,
+    return Serve(app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")), limits,
                  slots)
 
 

@@ -400,6 +400,17 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Disk that request bodies being received may take together; see Uploads and `/tmp`.",
     ),
     Setting(
+        "URL_PREFIX",
+        default="",
+        default_doc=fixed(""),
+        form="a URL path such as /shop (empty: the app is at /)",
+        check=lambda value: value == "" or re.fullmatch(URL_PATH, value) is not None,
+        modes=BOTH,
+        doc="The path the app is served under behind a proxy (`/shop`): `url_for`, redirects and static URLs "
+            "start with it; a trusted proxy's `X-Forwarded-Prefix` wins.",
+        normalize=strip_slash,
+    ),
+    Setting(
         "STATIC_ENABLED",
         default="1",
         default_doc=fixed("1"),
