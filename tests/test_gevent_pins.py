@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from flaskbox import packages
 from helpers import build_image, docker
 
 
@@ -62,3 +63,22 @@ def test_a_mix_that_cannot_work_is_refused(containers, old_greenlet):
     # The sync workers never import gevent: the same image serves.
     c = containers.run(image=old_greenlet)
     c.wait_http("/", status=404)
+
+
+# --- the logic, without a container -------------------------------------------
+
+@pytest.mark.parametrize("version, specifier, ok", [
+    ("3.2.3", ">=3.2.2", True), ("3.0.3", ">=3.2.2", False), ("3.10.0", ">=3.9", True),
+    ("2.0", "<2.0,>=1.16.0", False), ("1.16.0", "<2.0,>=1.16.0", True), ("3.0.0rc1", "", True),
+    ("1.0", "~=1.0", True),  # not judged: never refused on a guess
+])
+def test_satisfies(version, specifier, ok):
+    assert packages.satisfies(version, specifier) is ok
+
+
+def test_monkey_patching_in_the_wsgi_file_is_a_sign(tmp_path):
+    (tmp_path / "wsgi.py").write_text("from gevent import monkey\nmonkey.patch_all()\nfrom app import app\n")
+    advice = packages.gevent_advice(tmp_path)
+    assert advice and "wsgi.py calls monkey.patch_all()" in advice[0] and "WORKER_CLASS=gevent" in advice[0]
+    (tmp_path / "wsgi.py").write_text("from app import app\n")
+    assert packages.gevent_advice(tmp_path) == [] or "installs gevent" in packages.gevent_advice(tmp_path)[0]
