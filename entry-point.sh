@@ -213,7 +213,7 @@ flaskbox_start_debug() {
 	cd /app
 	# A fresh start: an APP_MODULE that names no app exits 2, as in
 	# production (flaskbox/debug.py); after an edit it is shown instead.
-	rm -f "$RUNTIME_DIR/debug.loaded"
+	rm -f "$RUNTIME_DIR/debug.loaded" "$RUNTIME_DIR/debug.app"
 	exec python -m flaskbox.debug
 }
 

@@ -111,6 +111,22 @@ def first_load() -> bool:
     return True
 
 
+def record_load(error: BaseException | None) -> None:
+    """How the last load went, for the health check (health.py): a server
+    that answers every request with a traceback is not healthy."""
+    runtime = Path(os.environ["RUNTIME_DIR"])
+    state = "ok\n"
+    if error is not None:
+        first_line = (str(error).splitlines() or [""])[0]
+        state = f"error {type(error).__name__}: {first_line}\n"
+    part = runtime / "debug.app.part"
+    try:
+        part.write_text(state)
+        part.replace(runtime / "debug.app")
+    except OSError:
+        pass
+
+
 class DevApp:
     """The WSGI app the server runs: the user's app, or the error that kept it
     from loading. Always this one object, so the debugger PIN (derived from
@@ -137,6 +153,7 @@ class DevApp:
             print(f" * {import_path} failed to load; serving the error until the next save", file=sys.stderr)
             self.error = exc
             self.error_traceback = exc.__traceback__
+        record_load(self.error)
 
     def __call__(self, environ, start_response):
         if self.error is not None:
