@@ -47,7 +47,7 @@ def cmd_env(mode: str, *flags: str) -> None:
     its notes would be said again by the pass after them."""
     resolved = resolve(mode)
     try:
-        notes = packages.notes(mode, resolved.values["WORKER_CLASS"])
+        notes = [*packages.notes(mode, resolved.values["WORKER_CLASS"]), *writable.instance_notes()]
     except packages.ConflictError as exc:
         error(str(exc))
         sys.exit(2)

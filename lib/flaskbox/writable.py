@@ -181,6 +181,34 @@ def prepare(value: str, mode: str) -> list[str]:
     return notes
 
 
+def instance_notes(host=None) -> list[str]:
+    """What is mounted on the instance folder, said when it is a trap: a
+    mount this uid may not write, and a volume inside a bind-mounted /app
+    (Docker makes a missing mount point in the developer's checkout, owned
+    by root)."""
+    from .host import Host
+
+    host = host or Host()
+    mount = host.mount_of(str(INSTANCE))
+    if mount is None or mount.point != str(INSTANCE):
+        return []
+    notes = []
+    if not os.access(INSTANCE, os.W_OK | os.X_OK):
+        info = INSTANCE.stat()
+        notes.append(
+            f"warning: {INSTANCE} is mounted, and uid {os.getuid()} may not write it (owner "
+            f"{info.st_uid}:{info.st_gid}, mode {info.st_mode & 0o7777:o}), so the app cannot keep data "
+            "there: chown a bind-mounted folder to 10001:0, or run with --user matching its owner")
+    app = host.mount_of(str(APP_DIR))
+    if app is not None and app.point == str(APP_DIR):
+        notes.append(
+            f"a volume is mounted on {INSTANCE} inside the folder mounted on {APP_DIR}: if your checkout "
+            "had no instance/, Docker made one in it, owned by root. `mkdir instance` in the checkout "
+            "before the first run, or drop that volume and let the checkout's own instance/ hold the data "
+            "(with --user \"$(id -u):$(id -g)\")")
+    return notes
+
+
 # --- around the app's import ---------------------------------------------------
 
 # os.open flags that write.
