@@ -28,6 +28,10 @@ def test_writes_next_to_the_code_outlive_the_container(containers, app_images, v
     data = ("-v", f"{volume}:/app/instance")
     c = containers.run(image=image, docker_args=data)
     key = c.wait_http("/whoami").json()["key"]
+    # The uploads folder the image shipped (welcome.txt) seeded the volume, once.
+    assert c.request("/uploads/welcome.txt").text == "welcome to the board\n"
+    assert c.logs().count("/app/board/uploads: first start on this volume") == 1
+    assert c.request("/uploads/welcome.txt", method="POST", body=b"changed").status == 201
     token = uuid.uuid4().hex
     # The migration hook created the table in /app/.data, next to the code.
     assert c.request("/entries", method="POST", body=f"body={token}".encode(), headers=FORM).status == 302
@@ -37,6 +41,9 @@ def test_writes_next_to_the_code_outlive_the_container(containers, app_images, v
     # The same secret key: nobody is logged out by a restart.
     assert c.wait_http("/whoami").json()["key"] == key
     assert token in c.request("/").text
+    # A restart is not a first start: the seed is not copied over the change.
+    assert c.request("/uploads/welcome.txt").text == "changed"
+    assert c.logs().count("first start on this volume") == 1
     c.remove()
     # A new container, another uid of group 0, a read-only root: the same data.
     d = containers.run(image=image,
@@ -45,6 +52,7 @@ def test_writes_next_to_the_code_outlive_the_container(containers, app_images, v
     assert token in d.request("/").text
     assert d.request(f"/uploads/{token}.txt").text == token
     assert d.request("/uploads/second.txt", method="POST", body=b"x").status == 201
+    assert d.request("/uploads/welcome.txt", method="POST", body=b"by 12345").status == 201
     # Written on the volume, through the links; /app itself was never written.
     listing = d.exec("find", "/app/instance/writable", "-maxdepth", "2").stdout.split()
     assert {"/app/instance/writable/.data/board.db", "/app/instance/writable/.secret_key",

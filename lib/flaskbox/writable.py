@@ -134,6 +134,26 @@ def _make_folder(folder: Path) -> None:
         os.umask(old)
 
 
+def _copy_seed(seed: Path, target: Path) -> None:
+    """The image's copy onto the volume, group-writable like the folders
+    made here: made new under umask 002 rather than copied with its modes
+    (root's 755), and never chmod-ed (which would drop the setgid bit)."""
+    old = os.umask(0o002)
+    try:
+        if not seed.is_dir():
+            shutil.copyfile(seed, target, follow_symlinks=False)
+            return
+        target.mkdir(mode=FOLDER_MODE)
+        for root, dirs, files in os.walk(seed):
+            here = target / Path(root).relative_to(seed)
+            for name in dirs:
+                (here / name).mkdir(mode=FOLDER_MODE)
+            for name in files:
+                shutil.copyfile(Path(root) / name, here / name, follow_symlinks=False)
+    finally:
+        os.umask(old)
+
+
 def _nearest_existing(path: Path) -> Path:
     while not os.path.lexists(path) and path != path.parent:
         path = path.parent
@@ -166,10 +186,7 @@ def prepare(value: str, mode: str) -> list[str]:
                 continue
             _make_folder(entry.target.parent)
             if entry.seed.exists():
-                if entry.folder:
-                    shutil.copytree(entry.seed, entry.target, symlinks=True)
-                else:
-                    shutil.copy2(entry.seed, entry.target)
+                _copy_seed(entry.seed, entry.target)
                 notes.append(f"{path}: first start on this volume, {entry.target} copied from the image")
             elif entry.folder:
                 _make_folder(entry.target)
