@@ -165,7 +165,9 @@ RUN set -eux; \
 	chmod -R a+rX,go-w /etc/flaskbox "$FLASKBOX_LIB"; \
 	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
 	site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
-	echo "$FLASKBOX_LIB" > "$site/flaskbox.pth"; \
+	# Its second line names refused writes next to the app's code when a
+	# hook fails (lib/flaskbox/hook_writes.py; a no-op otherwise).
+	printf '%s\nimport flaskbox.hook_writes\n' "$FLASKBOX_LIB" > "$site/flaskbox.pth"; \
 	python3 -I -m flaskbox settings >/dev/null; \
 	# The one place under /app an app may write: Flask's instance folder
 	# (SQLite, uploads), where a volume goes (docs/your-app.md). Owned by the

@@ -99,11 +99,13 @@ _run_hook() {
 			;;
 		exec)
 			flaskbox_log "running $hook"
-			"$hook" >&2 || status=$?
+			# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
+			# writes next to the app's code (flaskbox/hook_writes.py).
+			FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
 			;;
 		bash)
 			flaskbox_log "running $hook"
-			bash "$hook" >&2 || status=$?
+			FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
 			;;
 	esac
 	if [ "$status" -ne 0 ]; then

@@ -107,3 +107,15 @@ def test_without_the_setting_the_start_names_it_once(containers, unlinked_image,
     assert "PermissionError" in logs and "/app/board/../.data" in logs
     assert logs.count("your app writes next to its code") == 1, logs
     assert WARNING in logs and "RUN python3 -m flaskbox writable" in logs
+
+
+def test_a_migration_hook_refused_names_the_setting_once(containers, unlinked_image):
+    # The real app's migration hook imported it first, and failed there.
+    hook = REPO / "tests/apps/board/hooks/10-migrate.sh"
+    c = containers.run(image=unlinked_image,
+                       docker_args=("-v", f"{hook}:/docker-entrypoint.d/10-migrate.sh:ro"))
+    assert c.wait_exit(timeout=60) != 0
+    logs = c.logs()
+    assert "hook /docker-entrypoint.d/10-migrate.sh failed" in logs
+    assert logs.count("your app writes next to its code") == 1, logs
+    assert logs.index("PermissionError") < logs.index(WARNING) < logs.index("failed with exit code")

@@ -298,6 +298,26 @@ def watch(log=None):
             (log or _stderr)(message)
 
 
+def watch_process() -> None:
+    """In a hook's Python (a migration hook imports the app too): the watch
+    for the process's whole life, its warning after the traceback of an
+    uncaught exception, since that stops the start. Run from flaskbox.pth
+    when the entry-point sets FLASKBOX_HOOK_WRITES=1 for a hook."""
+    if Watch.installed is None:
+        Watch.installed = Watch()
+        sys.addaudithook(Watch.installed)
+    hook = Watch.installed
+    hook.refused, hook.active = {}, True
+    previous = sys.excepthook
+
+    def excepthook(kind, value, traceback):
+        previous(kind, value, traceback)
+        if hook.refused:
+            _stderr(warning(hook.refused))
+
+    sys.excepthook = excepthook
+
+
 def warning(refused: dict[str, bool]) -> str:
     """The paths as WRITABLE_PATHS would list them: a folder with its /."""
     listed = " ".join(f"{path}/" if folder else path for path, folder in refused.items())

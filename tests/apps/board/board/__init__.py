@@ -2,8 +2,9 @@
 module writes next to its own code at import (a `.data/` folder beside the
 package, where SQLite lives), a secret-key file beside the package that it
 falls back to silently when it cannot write it, an uploads folder inside the
-package (shipped with a welcome.txt, the seed of the volume's copy), Alembic migrations, an event stream on every page, older Flask and
-gevent pinned, and `distutils` imported as old code does."""
+package (shipped with a welcome.txt, the seed of the volume's copy), Alembic
+migrations, an event stream on every page, older Flask and gevent pinned,
+and `distutils` imported as old code does."""
 
 import hashlib
 import os
