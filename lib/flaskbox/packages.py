@@ -132,7 +132,7 @@ def notes(mode: str, worker_class: str, tested_path: Path = TESTED, gevent_site:
             changes.append(f"{name} {version} -> {installed}")
     if changes:
         lines.append(f"your image replaced packages this image was tested with: {', '.join(changes)}; "
-                     "flaskbox's own code supports Flask and Werkzeug 2.2 and later (docs/your-app.md, "
+                     "flaskbox's own code supports Flask and Werkzeug 2.1 and later (docs/your-app.md, "
                      "pinned dependencies)")
     if gevent_mode:
         lines += gevent_notes(pins, in_site, gevent_site)

@@ -45,6 +45,7 @@ def create_app():
     app = Flask(__name__)
     app.config["SECRET_KEY"] = secret_key()
     app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.abspath(os.path.join(DATA, "board.db"))
+    app.config["SQLALCHEMY_TRACK_MODIFICATIONS"] = False
     app.config["STRICT"] = bool(strtobool(os.environ.get("BOARD_STRICT", "no")))
     db.init_app(app)
     Migrate(app, db)
