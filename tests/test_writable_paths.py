@@ -81,11 +81,13 @@ def unlinked_image(runtime_image, tmp_path_factory):
     migration hook, so that the server imports it first)."""
     context = tmp_path_factory.mktemp("unlinked")
     shutil.copytree(REPO / "tests/apps/board/board", context / "board")
+    shutil.copytree(REPO / "tests/apps/board/migrations", context / "migrations")
     shutil.copy(REPO / "tests/apps/board/requirements.txt", context)
     (context / "Dockerfile").write_text(
         f"FROM {runtime_image}\nUSER 0\nCOPY requirements.txt /tmp/requirements.txt\n"
         "RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt\n"
-        "USER 10001:10001\nCOPY board/ /app/board/\nENV APP_MODULE=board\n")
+        "USER 10001:10001\nCOPY board/ /app/board/\nCOPY migrations/ /app/migrations/\n"
+        "ENV APP_MODULE=board\n")
     tag = f"flaskbox-unlinked:{uuid.uuid4().hex[:12]}"
     build_image(context, tag)
     yield tag

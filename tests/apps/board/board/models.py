@@ -1,8 +1,11 @@
-from flask_sqlalchemy import SQLAlchemy
+"""The schema, in SQLAlchemy Core; Alembic (migrations/) creates it."""
 
-db = SQLAlchemy()
+import sqlalchemy as sa
 
+metadata = sa.MetaData()
 
-class Entry(db.Model):
-    id = db.Column(db.Integer, primary_key=True)
-    body = db.Column(db.String(200), nullable=False)
+entry = sa.Table(
+    "entry", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("body", sa.String(200), nullable=False),
+)
