@@ -221,11 +221,16 @@ flaskbox_start_debug() {
 
 # flaskbox_exec_command COMMAND [ARG...]
 #   Any other command runs as it is, with FLASK_APP naming the app the
-#   servers would serve, so `docker run IMAGE flask db upgrade` acts on it.
+#   servers would serve, so `docker run IMAGE flask db upgrade` acts on it,
+#   and WRITABLE_PATHS ready on a volume the servers never saw yet (not as
+#   root: what root made there, the serving user could not write).
 flaskbox_exec_command() {
 	if [ -z "${FLASK_APP:-}" ]; then
 		FLASK_APP="$(python3 -I -m flaskbox app-module 2>/dev/null)" || true
 		[ -z "$FLASK_APP" ] || export FLASK_APP
+	fi
+	if [ -n "${WRITABLE_PATHS:-}" ] && [ "$(id -u)" != 0 ]; then
+		python3 -I -m flaskbox writable "${APP_MODE:-production}" || true
 	fi
 	exec "$@"
 }
