@@ -24,6 +24,7 @@ secret-key fallback failed silently, logging every user out at each restart.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import sys
@@ -134,22 +135,38 @@ def _make_folder(folder: Path) -> None:
         os.umask(old)
 
 
-def _copy_seed(seed: Path, target: Path) -> None:
+def _copy_seed(seed: Path, target: Path) -> bool:
     """The image's copy onto the volume, group-writable like the folders
     made here: made new under umask 002 rather than copied with its modes
-    (root's 755), and never chmod-ed (which would drop the setgid bit)."""
+    (root's 755), and never chmod-ed (which would drop the setgid bit).
+    Copied beside the target, then renamed into place, so that replicas
+    starting together on one volume never see half a copy: False when
+    another got there first."""
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
     old = os.umask(0o002)
     try:
         if not seed.is_dir():
-            shutil.copyfile(seed, target, follow_symlinks=False)
-            return
-        target.mkdir(mode=FOLDER_MODE)
-        for root, dirs, files in os.walk(seed):
-            here = target / Path(root).relative_to(seed)
-            for name in dirs:
-                (here / name).mkdir(mode=FOLDER_MODE)
-            for name in files:
-                shutil.copyfile(Path(root) / name, here / name, follow_symlinks=False)
+            shutil.copyfile(seed, part, follow_symlinks=False)
+        else:
+            part.mkdir(mode=FOLDER_MODE)
+            for root, dirs, files in os.walk(seed):
+                here = part / Path(root).relative_to(seed)
+                for name in dirs:
+                    (here / name).mkdir(mode=FOLDER_MODE)
+                for name in files:
+                    shutil.copyfile(Path(root) / name, here / name, follow_symlinks=False)
+        if not os.path.lexists(target):
+            try:
+                part.rename(target)
+                return True
+            except OSError as exc:  # a folder of the same name, just made by another
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        if part.is_dir():
+            shutil.rmtree(part, ignore_errors=True)
+        else:
+            part.unlink(missing_ok=True)
+        return False
     finally:
         os.umask(old)
 
@@ -186,8 +203,8 @@ def prepare(value: str, mode: str) -> list[str]:
                 continue
             _make_folder(entry.target.parent)
             if entry.seed.exists():
-                _copy_seed(entry.seed, entry.target)
-                notes.append(f"{path}: first start on this volume, {entry.target} copied from the image")
+                if _copy_seed(entry.seed, entry.target):
+                    notes.append(f"{path}: first start on this volume, {entry.target} copied from the image")
             elif entry.folder:
                 _make_folder(entry.target)
         except OSError as exc:
