@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import discover, guards, render, settings, streams
+from . import discover, guards, prefix, render, settings, streams, writable
 
 try:  # only inside uWSGI
     import uwsgi
@@ -450,7 +450,8 @@ def load_app() -> discover.Found:
     module with none): the message says what to write instead, and uWSGI
     exits with code 2, so the container does, before anything is served."""
     try:
-        return discover.load(os.environ["APP_MODULE"])
+        with writable.watch():
+            return discover.load(os.environ["APP_MODULE"])
     except discover.AppError as exc:
         print(f"flaskbox: error: {exc}", file=sys.stderr, flush=True)
         os._exit(2)
@@ -473,7 +474,9 @@ def from_environment():
         slots = settings.stream_slots(int(os.environ["WORKER_CONNECTIONS"]))
     spool = Spool(os.environ["RUNTIME_DIR"], settings.size_bytes(os.environ["RESPONSE_SPACE"]),
                   int(uwsgi_option("processes", "1")))
-    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool)
+    # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
+    app = prefix.Prefixed(found.app, os.environ.get("URL_PREFIX", ""))
+    return Serve(app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool)
 
 
 def prepare_the_pool() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import discover
+from . import discover, writable
 from .host import Host
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -429,6 +429,17 @@ SETTINGS: tuple[Setting, ...] = (
              "goes at the client's pace from its worker (never cut)."),
     ),
     Setting(
+        "URL_PREFIX",
+        default="",
+        default_doc=fixed(""),
+        form="a URL path such as /shop (empty: the app is at /)",
+        check=lambda value: value == "" or re.fullmatch(URL_PATH, value) is not None,
+        modes=BOTH,
+        doc="The path the app is served under behind a proxy (`/shop`): `url_for`, redirects and static URLs "
+            "start with it; a trusted proxy's `X-Forwarded-Prefix` wins.",
+        normalize=strip_slash,
+    ),
+    Setting(
         "STATIC_ENABLED",
         default="1",
         default_doc=fixed("1"),
@@ -502,6 +513,18 @@ SETTINGS: tuple[Setting, ...] = (
         check=matches(r"(/[A-Za-z0-9._~-]+)+"),
         modes=BOTH,
         doc="A script run with bash before the server starts, if it exists (migrations; tiangolo's name).",
+    ),
+    Setting(
+        "WRITABLE_PATHS",
+        default="",
+        default_doc=fixed(""),
+        form="absolute paths under /app (not /app/instance) separated by spaces or commas, a trailing / "
+             "for a folder, e.g. /app/.data/ /app/myapp/secret_key",
+        check=writable.valid,
+        modes=BOTH,
+        doc="Paths next to your code that the app writes (a cache folder, a secret-key file): each is kept "
+            "on the instance volume, through a link the image makes with `RUN python3 -m flaskbox writable`.",
+        normalize=writable.normalize,
     ),
     Setting(
         "ENTRYPOINT_QUIET_LOGS",
