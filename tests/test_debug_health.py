@@ -4,20 +4,9 @@ again once a save fixes it (in production such an app stops the container:
 test_broken_app.py). A volume on /app/instance inside a mounted checkout
 (Docker makes its mount point there, root's) is named at start."""
 
-import uuid
-
-import pytest
-
-from helpers import docker, share_with_container
 
 
-@pytest.fixture
-def volume():
-    name = f"flaskbox-test-{uuid.uuid4().hex[:10]}"
-    docker("volume", "create", name)
-    yield name
-    docker("volume", "rm", "-f", name, check=False)
-
+from helpers import share_with_container
 
 GOOD = "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get('/')\ndef index():\n    return 'ok'\n"
 BROKEN = "raise RuntimeError('the database is not there')\n"

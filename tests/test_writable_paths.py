@@ -15,13 +15,6 @@ from helpers import REPO, build_image, docker
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture
-def volume():
-    name = f"flaskbox-test-{uuid.uuid4().hex[:10]}"
-    docker("volume", "create", name)
-    yield name
-    docker("volume", "rm", "-f", name, check=False)
-
 
 def test_writes_next_to_the_code_outlive_the_container(containers, app_images, volume):
     image = app_images("board")
