@@ -4,8 +4,6 @@ again once a save fixes it (in production such an app stops the container:
 test_broken_app.py). A volume on /app/instance inside a mounted checkout
 (Docker makes its mount point there, root's) is named at start."""
 
-
-
 from helpers import share_with_container
 
 GOOD = "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get('/')\ndef index():\n    return 'ok'\n"
