@@ -20,15 +20,7 @@ import sys
 from pathlib import Path
 
 from . import discover, packages, render, settings, writable
-
-
-def error(message: str) -> None:
-    print(f"flaskbox: error: {message}", file=sys.stderr)
-
-
-def info(message: str) -> None:
-    if os.environ.get("ENTRYPOINT_QUIET_LOGS") != "1":
-        print(f"flaskbox: {message}", file=sys.stderr)
+from .log import error, info
 
 
 def resolve(mode: str) -> settings.Resolved:
@@ -119,7 +111,7 @@ def cmd_writable(mode: str = "") -> None:
                       "/app/myapp/secret_key\"")
                 sys.exit(2)
             for line in writable.link(value):
-                print(f"flaskbox: writable: {line}")
+                print(f"flaskbox: writable: {line}")  # the image build's own log
             return
         for note in writable.prepare(value, mode):
             info(note)

@@ -28,6 +28,7 @@ from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
 from . import discover, prefix, writable
+from .log import error
 
 APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
@@ -144,7 +145,7 @@ class DevApp:
             if starting:
                 # A setting that names no app, found at start: exit 2 as
                 # production does (the reloader's parent exits with it).
-                print(f"flaskbox: error: {exc}", file=sys.stderr, flush=True)
+                error(str(exc))
                 os._exit(2)
             print(f" * {exc}; serving the error until the next save", file=sys.stderr)
             self.error, self.error_traceback = exc, exc.__traceback__

@@ -15,14 +15,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
-
-def log(message: str) -> None:
-    print(f"flaskbox: {message}", file=sys.stderr, flush=True)
-
+from .log import log
 
 # uWSGI's exit code for a worker that leaves quietly: the master replaces it
 # without calling it a crash (uwsgi.h, UWSGI_QUIET_CODE).

@@ -28,13 +28,14 @@ import socket
 import sys
 from pathlib import Path
 
+from .log import error, log
 from .settings import BY_NAME
 
 PROBE_SECONDS = 2.0
 
 
 def fail(message: str) -> None:
-    print(f"flaskbox: error: {message}", file=sys.stderr)
+    error(message)
     sys.exit(1)
 
 
@@ -64,7 +65,7 @@ def check_production(port: int, runtime: Path) -> None:
     except TimeoutError:
         busy = workers_busy(runtime)
         if busy:
-            print("flaskbox: busy: every uWSGI worker is in a request", file=sys.stderr)
+            log("busy: every uWSGI worker is in a request")
             return
         fail(f"GET /-/healthy got no answer within {PROBE_SECONDS:g} s"
              + (" while uWSGI workers are idle" if busy is False else ""))
@@ -73,7 +74,7 @@ def check_production(port: int, runtime: Path) -> None:
     finally:
         conn.close()
     if status == 503:
-        print("flaskbox: busy: every uWSGI worker and the queue are full", file=sys.stderr)
+        log("busy: every uWSGI worker and the queue are full")
         return
     if status != 200:
         fail(f"unhealthy: GET /-/healthy answered {status}")

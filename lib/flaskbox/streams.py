@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
+from .log import log
 from .settings import STOP_STREAMS_SIGNAL
 
 # What supervise.sh sends each worker when the container stops (settings.py).
@@ -44,10 +44,6 @@ TERMINATOR = b"0\r\n\r\n"
 LINGER_SECONDS = 1.0
 
 
-def log(message: str) -> None:
-    print(f"flaskbox: {message}", file=sys.stderr, flush=True)
-
-
 class StreamEnd(BaseException):
     """Raised into a stream's generator, where it waits, to end it now.
     A BaseException, so that the app's `except Exception` lets it through."""
@@ -58,11 +54,11 @@ def chunk(data: bytes) -> bytes:
 
 
 class Stream:
-    def __init__(self, what: str, framing: list):
+    def __init__(self, what: str, reply):
         self.what = what
-        # framing[0], set by start_response (which a generator may call at
-        # its first chunk): chunked, so a stream this module may end.
-        self.framing = framing
+        # framing.Reply, whose `chunked` start_response sets (a generator may
+        # call it at its first chunk): chunked, so a stream this module may end.
+        self.reply = reply
         self.started = time.monotonic()
         # Set while the app's generator runs: only then is StreamEnd raised
         # into it; elsewhere the loop sees `reason` before the next chunk.
@@ -73,7 +69,7 @@ class Stream:
 
     @property
     def chunked(self) -> bool:
-        return bool(self.framing[0])
+        return bool(self.reply.chunked)
 
 
 class WebSocket:
@@ -259,11 +255,11 @@ class Limits:
             websocket.timer = gevent.spawn_later(self.most, websocket.end, reason)
 
 
-def flow(result, what: str, limits: Limits | None, framing: list):
-    """The body of a response as the app yields it: if framing[0] says so
+def flow(result, what: str, limits: Limits | None, reply):
+    """The body of a response as the app yields it: if reply.chunked says so
     (start_response may come with the first chunk), each chunk framed as
     chunked, then the last chunk if it ended normally or was ended here."""
-    stream = Stream(what, framing)
+    stream = Stream(what, reply)
     if limits is not None:
         import gevent
         stream.greenlet = gevent.getcurrent()
