@@ -8,6 +8,7 @@
     python3 -m flaskbox app-module     the APP_MODULE the servers would use, for FLASK_APP
     python3 -m flaskbox writable       (as root, in a Dockerfile) link WRITABLE_PATHS to the volume
     python3 -m flaskbox writable MODE  (at start) each WRITABLE_PATHS target ready on the volume
+    python3 -m flaskbox docs-table     the settings rows of docs/configuration.md
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -124,6 +125,13 @@ def cmd_writable(mode: str = "") -> None:
         sys.exit(1)
 
 
+def cmd_docs_table() -> None:
+    """The settings rows of docs/configuration.md, from the table itself
+    (tests/test_docs.py fails when the page and this differ)."""
+    for setting in settings.SETTINGS:
+        print(f"| `{setting.name}` | {setting.default_doc} | {setting.doc} |")
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -131,7 +139,8 @@ def cmd_health() -> None:
 
 
 COMMANDS = {"env": cmd_env, "render": cmd_render, "default": cmd_default, "settings": cmd_settings,
-            "health": cmd_health, "app-module": cmd_app_module, "writable": cmd_writable}
+            "health": cmd_health, "app-module": cmd_app_module, "writable": cmd_writable,
+            "docs-table": cmd_docs_table}
 
 
 def main(argv: list[str]) -> None:
