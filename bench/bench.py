@@ -41,7 +41,7 @@ from harness import (
 from image import build_images, default_pool, measure_image, measure_second_base, streams_held
 from profiling import run_profile
 from report import chart, goals, machine
-from runs import measure, race, summarise, wrk
+from runs import measure, race, start_warm, summarise
 from servers import Contender, contenders, traffic_contenders
 from variants import run_variants
 
@@ -75,10 +75,7 @@ def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     entrants = traffic_contenders()
     try:
-        for contender in entrants:
-            log(f"starting {contender.name}: {contender.label}")
-            contender.start()
-            wrk(contender.port, "/", 1)  # warm up
+        start_warm(entrants)
         measured = traffic.measure(entrants, rounds, seconds, measure, args.smoke, log)
     finally:
         CONTAINERS.cleanup()

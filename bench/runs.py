@@ -133,13 +133,18 @@ def summarise(runs: dict) -> dict:
     return summary
 
 
+def start_warm(entrants: list[Contender]) -> None:
+    """Start every contender and warm it up with a second of wrk."""
+    for contender in entrants:
+        log(f"starting {contender.name}: {contender.label}")
+        contender.start()
+        wrk(contender.port, "/", 1)  # warm up: imports, caches, first forks
+
+
 def race(entrants: list[Contender], routes: dict[str, str], rounds: int, seconds: float) -> dict:
     """Start every contender, warm it up, and run the interleaved rounds."""
     try:
-        for contender in entrants:
-            log(f"starting {contender.name}: {contender.label}")
-            contender.start()
-            wrk(contender.port, "/", 1)  # warm up: imports, caches, first forks
+        start_warm(entrants)
         return load_runs(entrants, routes, rounds, seconds)
     finally:
         for contender in entrants:
