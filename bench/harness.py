@@ -20,7 +20,7 @@ SECOND_PRODUCT_TAG = "flaskbox:bench-second"
 SECOND_CONTENDERS_TAG = "flaskbox-bench:contenders-second"
 CONNECTIONS = 64
 ROUTES = {"hello": "/", "template": "/page", "realistic": "/realistic", "static": "/static/blob.bin"}
-# Every container the benchmark starts; main() removes them all at the end.
+# Every container the benchmark starts; each run mode removes them all at its end.
 CONTAINERS = ContainerFactory(PRODUCT_TAG)
 
 
