@@ -6,6 +6,9 @@ folder (render.static_location). Per request it:
 - sets REMOTE_ADDR, REMOTE_PORT and SERVER_PORT from X-Flaskbox-Peer, the
   header nginx always sets (a client's copy is replaced), since uWSGI sees
   only a unix socket;
+- believes the forwarded headers of a trusted proxy, the last line of each
+  (forwarded.py), drops everyone else's, and answers 400 when a trusted
+  proxy names a malformed host or one outside ALLOWED_HOSTS;
 - answers the health check, GET /-/healthy exactly, without the app;
 - skips a request whose client has already gone (nginx closed the
   connection while it waited for a worker), instead of running it for
@@ -32,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import discover, guards, render, settings, streams
+from . import discover, forwarded, guards, render, settings, streams
 
 try:  # only inside uWSGI
     import uwsgi
@@ -91,6 +94,12 @@ def wants_websocket(environ) -> bool:
     return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
 
 
+def bad_request(start_response) -> list[bytes]:
+    body = b"Bad Request\n"
+    start_response("400 Bad Request", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def describe(environ) -> str:
     return f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}"
 
@@ -125,8 +134,9 @@ class Refusals:
 
 class Serve:
     def __init__(self, app, timeout: float, threads: int, gevent_limits: streams.Limits | None = None,
-                 stream_slots: int = 0):
+                 stream_slots: int = 0, allowed_hosts: tuple[str, ...] = ()):
         self.app = app
+        self.allowed_hosts = allowed_hosts
         self.timeout = timeout
         self.limits = gevent_limits
         # gevent: streams and WebSockets beyond this get 503 (settings.stream_slots).
@@ -136,11 +146,15 @@ class Serve:
         self.loop_watch = guards.LoopWatch(timeout) if gevent_limits is not None else None
 
     def __call__(self, environ, start_response):
-        peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
-        if peer:
-            environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = peer.split(" ", 2)
+        peer = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
+        if len(peer) == 4:
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], _ = peer
         if environ.get("REQUEST_URI") == "/-/healthy":
             return health(environ, start_response)
+        refused = forwarded.apply(environ, len(peer) == 4 and peer[3] == "1", self.allowed_hosts)
+        if refused:
+            log(f"refused {describe(environ)} with 400: {refused}")
+            return bad_request(start_response)
         if client_gone():
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
             start_response("499 Client Closed Request", [("Content-Length", "0")])
@@ -311,7 +325,7 @@ def from_environment():
     # UWSGI_* variables are gone by now (the entry-point removes them so
     # that uWSGI reads the rendered ini only); ask uWSGI for its threads.
     return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")), limits,
-                 slots)
+                 slots, tuple(settings.words(os.environ.get("ALLOWED_HOSTS", "").lower())))
 
 
 def prepare_the_pool() -> None:

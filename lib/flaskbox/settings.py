@@ -591,6 +591,17 @@ SAMPLE_FINGERPRINT = Path("/etc/flaskbox/sample-app.sha256")
 # Retry-After, in seconds, on 503 answers to overload and limits.
 RETRY_AFTER_SECONDS = 5
 
+# What a Host (or a trusted proxy's X-Forwarded-Host) may be: a host name
+# (letters, digits, `-` and `_`, in dot-separated labels, with an optional
+# trailing dot: an absolute name is the same host), an IPv4 address, or an
+# IPv6 literal in brackets; then an optional port of 1 to 5 digits. Nothing
+# else: no userinfo (`a.example:@evil`), no empty port (`a.example:`), no
+# IPv6 zone. nginx.conf refuses any other Host with 400 (this text fills its
+# ${HOST_FORM}); serve.py holds X-Forwarded-Host to it.
+HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+HOST_FORM = (rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
+             r"(?::[0-9]{1,5})?")
+
 
 # --- resolving ---------------------------------------------------------------
 
@@ -786,6 +797,7 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "UWSGI_MAX_VARS": str(UWSGI_MAX_VARS),
         "BODY_BUFFER": BODY_BUFFER,
         "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
+        "HOST_FORM": HOST_FORM,
         "STOP_DRAIN_SECONDS": str(STOP_DRAIN_SECONDS),
         "STOP_MERCY_SECONDS": str(STOP_MERCY_SECONDS),
         "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
