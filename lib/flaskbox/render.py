@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from . import discover
-from .settings import GEVENT, MAX_HEADER_LINES, Resolved, uwsgi_options, words
+from .settings import BODY_SLOTS, GEVENT, MAX_HEADER_LINES, Resolved, uwsgi_options, words
 
 CONF_DIR = Path("/etc/flaskbox")
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
@@ -168,7 +168,8 @@ def static_location(values: dict[str, str], app: dict | None, conf_dir: Path = C
     if not (plain and len(url) > 1):
         return (f"# The app's static folder ({path} at {url}) is not a plain path for nginx:"
                 " the app serves it.\n")
-    static_values = {**values, "STATIC_URL": url, "STATIC_PATH": path}
+    # BODY_SLOTS is a constant: serve.py renders this from the environment.
+    static_values = {**values, "STATIC_URL": url, "STATIC_PATH": path, "BODY_SLOTS": str(BODY_SLOTS)}
     text = fill((conf_dir / "nginx-static.conf").read_text(), static_values, "nginx-static.conf")
     if values.get("STATIC_INDEX") == "1":
         text += ("\n# STATIC_INDEX=1: / is the static folder's index.html.\n"
