@@ -53,8 +53,9 @@ main() {
 	list="$(bases)"
 	for base in $list; do
 		log "suite on base image $base"
-		# One image tag per base, so the runs do not rebuild each other's.
-		BASE_IMAGE="$base" FLASKBOX_TEST_TAG="flaskbox:test-${base//[^A-Za-z0-9_.-]/-}" \
+		# One image tag per base, so the runs do not rebuild each other's;
+		# FLASKBOX_TEST_TAG names a checkout's own (two checkouts at once).
+		BASE_IMAGE="$base" FLASKBOX_TEST_TAG="${FLASKBOX_TEST_TAG:-flaskbox:test}-${base//[^A-Za-z0-9_.-]/-}" \
 			PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "$@" || status=$?
 		log "suite on $base: exit code $status"
 		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"

@@ -28,7 +28,8 @@ def echo(server, lines: list[str], source: str) -> dict:
     """GET /echo with these header lines, sent as they are from `source`."""
     data = ("GET /echo HTTP/1.1\r\nHost: backend.internal\r\n" + "".join(f"{line}\r\n" for line in lines)
             + "Connection: close\r\n\r\n").encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10, source_address=(source, 0)) as sock:
+    address = ("127.0.0.1", server.port)
+    with socket.create_connection(address, timeout=10, source_address=(source, 0)) as sock:
         sock.sendall(data)
         chunks = []
         while chunk := sock.recv(65536):
@@ -38,8 +39,9 @@ def echo(server, lines: list[str], source: str) -> dict:
     return json.loads(raw.partition(b"\r\n\r\n")[2])
 
 
-@pytest.mark.parametrize("client, proxy, scheme", [("https", "http", "http"), ("http", "https", "https"),
-                                                   ("javascript", "https", "https"), ("https", "ftp", "http")])
+@pytest.mark.parametrize("client, proxy, scheme", [
+    ("https", "http", "http"), ("http", "https", "https"),
+    ("javascript", "https", "https"), ("https", "ftp", "http")])
 def test_the_proxys_scheme_wins(server, client, proxy, scheme):
     seen = echo(server, [f"X-Forwarded-Proto: {client}", f"X-Forwarded-Proto: {proxy}"], PROXY)
     assert seen["scheme"] == scheme
@@ -99,7 +101,8 @@ def environ(**headers) -> dict:
 def test_uwsgis_joined_lines_give_the_last_element():
     env = environ(X_FORWARDED_PROTO="https, http", X_FORWARDED_HOST="a.example, b.example:8080")
     assert forwarded.apply(env, True, []) is None
-    assert (env["wsgi.url_scheme"], env["HTTP_HOST"], env["SERVER_PORT"]) == ("http", "b.example:8080", "8080")
+    seen = (env["wsgi.url_scheme"], env["HTTP_HOST"], env["SERVER_PORT"])
+    assert seen == ("http", "b.example:8080", "8080")
 
 
 def test_untrusted_lines_are_dropped_and_the_scheme_is_http():

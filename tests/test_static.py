@@ -55,7 +55,8 @@ def test_a_304_carries_the_vary_of_its_200(server, path):
     again = c.request(path, headers={"Accept-Encoding": "gzip", "If-None-Match": full.headers["etag"]})
     assert again.status == 304 and again.headers["vary"] == "Accept-Encoding"
     # Once, not also from gzip_vary.
-    raw = c.raw(f"GET {path} HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n".encode())
+    raw = c.raw(f"GET {path} HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n"
+                "Connection: close\r\n\r\n".encode())
     assert raw.partition(b"\r\n\r\n")[0].count(b"\r\nVary:") == 1
 
 
