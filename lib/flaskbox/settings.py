@@ -580,8 +580,9 @@ def uwsgi_max_vars(buffers: int) -> int:
 # 2 x 1024 and locked everyone else out until they timed out; now they are
 # served in 8 ms) for about 3 MB more than before.
 NGINX_CONNECTIONS_TOTAL = 8192
-# Of those, requests still sending their body (or holding a slot they took
-# for one) may take half (nginx.conf, per-client limits).
+# Of those, requests with a body may take half, and so may static downloads
+# (nginx.conf, per-client limits): trickled bodies or slow readers from many
+# addresses then leave the other half to everything else.
 BODY_SLOTS = NGINX_CONNECTIONS_TOTAL // 2
 
 # Bodies past this many bytes are written to RUNTIME_DIR while they arrive
@@ -807,9 +808,6 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "UPSTREAM_TIMEOUT": str(_upstream_timeout(values) + 5),
         "GEVENT_SITE": str(GEVENT_SITE),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
-        # Requests with a body, at once (nginx.conf: per-client limits): half
-        # of nginx's connection slots, so bodies trickled in from many
-        # addresses leave the other half to everything else.
         "BODY_SLOTS": str(BODY_SLOTS),
         "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
         # One address may hold a quarter of the upload slots (at least one),
