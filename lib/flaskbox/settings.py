@@ -388,7 +388,8 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of connections from 1 to 1000000",
         check=whole(1, 1000000),
         modes=(PRODUCTION,),
-        doc="Requests one client address may have in progress at once; beyond, 503 with `Retry-After`.",
+        doc=("Requests one client address may have in progress at once, counted apart for requests with a "
+             "body, static files and the rest; beyond, 503 with `Retry-After`."),
     ),
     Setting(
         "UPLOAD_SPACE",
