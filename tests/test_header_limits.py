@@ -77,8 +77,14 @@ def test_header_line_edge(server, size, expected):
 
 
 def test_the_header_takes_nginxs_default_where_nginx_counts_lines(server, buffers):
-    assert buffers == 4
-    assert "max_headers 1000;" in server.exec("cat", "/tmp/flaskbox/nginx/header-count.conf").stdout
+    # Debian 12's nginx has max_headers; an nginx without it keeps three.
+    counts = server.exec("test", "-f", "/etc/flaskbox/nginx-max-headers").returncode == 0
+    probe = ("printf 'pid /tmp/mh.pid;\\nevents {}\\nhttp { max_headers 10; }\\n' > /tmp/mh.conf"
+             " && nginx -e stderr -t -q -c /tmp/mh.conf")
+    assert counts == (server.exec("sh", "-c", probe).returncode == 0)
+    assert buffers == (4 if counts else 3)
+    rendered = server.exec("cat", "/tmp/flaskbox/nginx/header-count.conf").stdout
+    assert ("max_headers 1000;" in rendered) == counts
 
 
 @pytest.mark.parametrize("more, size, expected", [(-1, LINE, 200), (0, LINE - 3, 200), (0, LINE - 2, 200),
@@ -128,7 +134,7 @@ def test_the_old_500_case_is_a_4xx(server, buffers):
     uwsgi_took_everything(server)
 
 
-def test_32_kb_of_cookies_reach_the_app(server):
+def test_32_kb_of_cookies_reach_the_app(server, buffers):
     # An SSO session of near 32 KB in cookie chunks of 4 KB, on four Cookie
     # lines (a line is at most 8 KB, as nginx's default). nginx joins them
     # with "; ": uWSGI's ", " would leave Werkzeug no cookie at all.
@@ -136,6 +142,9 @@ def test_32_kb_of_cookies_reach_the_app(server):
               for line in range(4)]
     assert sum(len(line) + 2 for line in chunks) > 32_000
     status, body = answer(server, request("/cookies", chunks))
+    if buffers == 3:  # an nginx without max_headers: 24 KB in all
+        assert status == 400
+        return
     assert status == 200
     assert json.loads(body) == {f"sso.{i}": 3990 for i in range(8)}
     uwsgi_took_everything(server)
