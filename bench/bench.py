@@ -5,6 +5,7 @@
     bench/run.sh --features      flaskbox with one nginx feature taken out at a time
     bench/run.sh --cpus 1 ...    every container limited to that many CPUs
     bench/run.sh --profile       perf and py-spy samples of flaskbox under load
+    bench/run.sh --traffic       waiting routes, slow downloads, open streams (traffic.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -124,18 +125,32 @@ def contenders(processes: int, threads: int) -> list[Contender]:
     ]
 
 
+def traffic_contenders() -> list[Contender]:
+    """The servers traffic.py measures, each with its own defaults."""
+    by_name = {c.name: c for c in contenders(1, 1)}
+    return [
+        by_name["flaskbox"], by_name["granian"],
+        # gunicorn's threaded worker as its docs size it: 2 x CPUs + 1
+        # processes, a few threads each.
+        Contender("gunicorn-gthread", "gunicorn, 5 gthread workers x 4 threads",
+                  ["gunicorn", "--chdir", "/app", "-w", "5", "-k", "gthread", "--threads", "4",
+                   "-b", "127.0.0.1:{PORT}", "app:app"]),
+        by_name["gunicorn-gevent"],
+    ]
+
+
 def levers(docker_args: tuple[str, ...]) -> list[Contender]:
     """flaskbox with one setting changed at a time, against its defaults:
     what each lever is worth, measured rather than assumed (--levers)."""
     variants = {
         "defaults": {},
         "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
-        "2 processes x 2 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "2"},
-        "2 processes x 1 thread": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "1"},
+        "4 processes x 1 thread": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"},
         "4 processes x 4 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "4"},
-        "8 processes x 1 thread": {"UWSGI_PROCESSES": "8", "UWSGI_THREADS": "1"},
+        "4 processes x 8 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "8"},
+        "4 processes x 32 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "32"},
+        "2 processes x 32 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "32"},
         "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
-        "no harakiri": {"UWSGI_HARAKIRI": "0"},
         "no thunder lock": {"UWSGI_THUNDER_LOCK": "false"},
         "CPU affinity": {"UWSGI_CPU_AFFINITY": "1"},
         "JSON access log": {"LOG_FORMAT": "json"},
@@ -494,6 +509,8 @@ def parse_args() -> argparse.Namespace:
                           help="flaskbox with one setting changed at a time, hello and realistic only")
     variants.add_argument("--features", action="store_true",
                           help="flaskbox with one nginx feature taken out at a time (nginx.conf)")
+    variants.add_argument("--traffic", action="store_true",
+                          help="the waiting route, slow downloads and open streams against the peers")
     variants.add_argument("--profile", action="store_true",
                           help="perf and py-spy samples of flaskbox under wrk (hello), --seconds long")
     parser.add_argument("--cpus", type=float,
@@ -660,13 +677,34 @@ def run_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--traffic: traffic.py's three shapes, written to traffic.json/png."""
+    import traffic
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    entrants = traffic_contenders()
+    try:
+        for contender in entrants:
+            log(f"starting {contender.name}: {contender.label}")
+            contender.start()
+            wrk(contender.port, "/", 1)  # warm up
+        measured = traffic.measure(entrants, rounds, seconds, measure, args.smoke, log)
+    finally:
+        CONTAINERS.cleanup()
+    results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "smoke": args.smoke, "machine": machine(),
+               "contenders": {c.name: c.label for c in entrants}, "results": measured}
+    (args.out / "traffic.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    traffic.chart(measured, args.out / "traffic.png")
+    log(f"traffic: {args.out / 'traffic.json'}, {args.out / 'traffic.png'}")
+    return 0
+
+
 def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     """--levers or --features: flaskbox against variants of itself, written
     to levers.json or features.json (with --cpus N: levers-N-cpus.json, ...)."""
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     docker_args = ("--cpus", str(args.cpus)) if args.cpus else ()
     kind = "levers" if args.levers else "features"
-    routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"]}
+    routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"], "wait 5 ms": "/wait"}
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-bench-"))
     try:
         entrants = levers(docker_args) if args.levers else features(docker_args, workdir)
@@ -697,6 +735,8 @@ def main() -> int:
         return run_variants(args, rounds, seconds)
     if args.profile:
         return run_profile(args)
+    if args.traffic:
+        return run_traffic(args, rounds, seconds)
 
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     if args.second_base:

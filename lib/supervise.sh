@@ -35,22 +35,27 @@ _prod_wait_until_ready() {
 # _stop_process PID SIGNAL SECONDS [AT_SECONDS ACTION]
 #   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
 #   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
-#   ACTION, if given, is called once with PID after AT_SECONDS.
+#   ACTION, if given, is called once with PID after AT_SECONDS. Times are
+#   read from the clock, so a loaded machine does not stretch the budget.
 _stop_process() {
-	local pid="$1" signal="$2" seconds="$3" at="${4:-}" action="${5:-}" polls=0 status=0
+	local pid="$1" signal="$2" seconds="$3" at="${4:-}" action="${5:-}" status=0 started now
+	# bash's own clock, in microseconds (its decimal separator follows the
+	# locale, so any non-digit is dropped): no fork per poll.
+	started="${EPOCHREALTIME//[!0-9]/}"
 	kill -"$signal" "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
-		if [ "$polls" -ge $((seconds * 50)) ]; then
+		now="${EPOCHREALTIME//[!0-9]/}"
+		if [ $((now - started)) -ge $((seconds * 1000000)) ]; then
 			flaskbox_error "pid $pid still running ${seconds}s after SIG$signal; killing it"
 			kill -KILL "$pid" 2>/dev/null || true
 			wait "$pid" 2>/dev/null || true
 			return 137
 		fi
-		if [ -n "$action" ] && [ "$polls" -eq $((at * 50)) ]; then
+		if [ -n "$action" ] && [ $((now - started)) -ge $((at * 1000000)) ]; then
 			"$action" "$pid"
+			action=""
 		fi
 		sleep 0.02
-		polls=$((polls + 1))
 	done
 	wait "$pid" 2>/dev/null || status=$?
 	return "$status"

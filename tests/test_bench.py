@@ -54,3 +54,23 @@ def test_bench_smoke_run_measures_every_contender(tmp_path):
     assert streams["gevent"]["rss_streams_mb"] > 0 and streams["sync"]["clients"] > 0
     assert "[bench] [9/9] round 1" in result.stderr
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_traffic_smoke_run_measures_every_shape(tmp_path):
+    base = os.environ.get("BASE_IMAGE", "ubuntu:24.04")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--traffic", "--smoke", "--out", str(tmp_path),
+         "--base-image", base], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads((tmp_path / "traffic.json").read_text())["results"]
+    assert set(results) == {"flaskbox", "granian", "gunicorn-gthread", "gunicorn-gevent"}
+    for name, got in results.items():
+        assert got["waiting"]["rps"] > 0 and len(got["waiting"]["rps_by_round"]) == 1, (name, got)
+        assert got["streams"]["clients"] == 50 and got["downloads"]["clients"] == 6, (name, got)
+    ours = results["flaskbox"]
+    # flaskbox's own bars, which its tests hold as well: every download
+    # whole, every stream complete, nothing refused.
+    assert ours["downloads"]["whole"] == 6 and ours["downloads"]["others_failed"] == 0, ours
+    assert ours["streams"]["streams_complete"] == 50 and ours["streams"]["ordinary_not_ok"] == 0, ours
+    assert ours["waiting"]["errors"] == 0 and ours["waiting"]["flaskbox_rps_ratio"] == 1.0
+    assert (tmp_path / "traffic.png").read_bytes().startswith(b"\x89PNG")

@@ -80,6 +80,7 @@ ACCEPTED = {
     "QUEUE_SIZE": ["0", "64", "100000"],
     "CONNECTIONS_PER_CLIENT": ["1", "500"],
     "UPLOAD_SPACE": ["64m", "2g"],
+    "RESPONSE_SPACE": ["64m", "2g", "1024k"],
     "STATIC_ENABLED": ["0", "1"],
     "STATIC_URL": ["", "/static", "/assets/", "/a/b.c~d-e_f"],
     "STATIC_PATH": ["", "/app/static", "/srv/www/"],
@@ -115,6 +116,7 @@ REFUSED = {
     "QUEUE_SIZE": ["-1", "100001", "lots"],
     "CONNECTIONS_PER_CLIENT": ["0", "unlimited"],
     "UPLOAD_SPACE": ["big", "0.5g"],
+    "RESPONSE_SPACE": ["lots", "1.5g", "-1m"],
     "STATIC_ENABLED": ["yes", "true"],
     "STATIC_URL": ["static", "/", "/a b", "/a/../b?"],
     "STATIC_PATH": ["/app/static dir", "relative"],
@@ -235,15 +237,16 @@ def test_upload_space_below_the_body_limit():
 def test_worker_counts_follow_the_cpus(cpus, processes, nginx):
     values = resolve(host=FakeHost(cpus=cpus)).values
     assert (values["UWSGI_PROCESSES"], values["UWSGI_THREADS"], values["NGINX_WORKER_PROCESSES"]) == \
-        (str(processes), "1", str(nginx))
+        (str(processes), "16", str(nginx))
 
 
 @pytest.mark.parametrize("env, queue, per_client, upstream", [
-    ({}, 64, 68, 68),  # 2 CPUs: 4 workers; the floor of 64 waiting
-    ({"UWSGI_PROCESSES": "8"}, 128, 136, 136),  # 16 per worker thread
-    ({"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"}, 128, 136, 136),
-    ({"QUEUE_SIZE": "10"}, 10, 14, 14),
-    ({"CONNECTIONS_PER_CLIENT": "5"}, 64, 5, 68),
+    ({}, 256, 320, 320),  # 2 CPUs: 4 processes x 16 threads; 4 waiting per thread
+    ({"UWSGI_PROCESSES": "8"}, 512, 640, 640),
+    ({"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"}, 64, 72, 72),  # the floor of 64 waiting
+    ({"UWSGI_PROCESSES": "1024", "UWSGI_THREADS": "1024"}, 100000, 1000000, 1148576),  # the caps
+    ({"QUEUE_SIZE": "10"}, 10, 74, 74),
+    ({"CONNECTIONS_PER_CLIENT": "5"}, 256, 5, 320),
 ])
 def test_queue_and_per_client_limits(env, queue, per_client, upstream):
     resolved = resolve(env)
@@ -302,8 +305,8 @@ def test_a_hook_changing_an_input_recomputes_what_depends_on_it():
     env = dict(first.exports())
     env["UWSGI_PROCESSES"] = "10"  # what a *.envsh hook may export
     second = settings.resolve("production", env, FakeHost())
-    assert second.values["QUEUE_SIZE"] == "160"
-    assert second.values["CONNECTIONS_PER_CLIENT"] == "170"
+    assert second.values["QUEUE_SIZE"] == "640"
+    assert second.values["CONNECTIONS_PER_CLIENT"] == "800"
 
 
 def test_a_value_a_hook_set_is_kept():
@@ -342,7 +345,9 @@ def test_unknown_placeholder_fails_loudly():
 def test_stop_budget_is_rendered_from_one_place(tmp_path):
     _, files = rendered(tmp_path)
     assert f"worker_shutdown_timeout {settings.STOP_DRAIN_SECONDS}s;" in files["nginx.conf"]
-    assert f"worker-reload-mercy = {settings.STOP_MERCY_SECONDS}" in files["uwsgi.ini"]
+    assert f"reload-mercy = {settings.STOP_MERCY_SECONDS}" in files["uwsgi.ini"]
+    # A recycled worker's other threads finish their requests (REQUEST_TIMEOUT).
+    assert "worker-reload-mercy = 32" in files["uwsgi.ini"]
 
 
 def test_lists_become_include_files(tmp_path):
@@ -475,7 +480,8 @@ def test_gevent_defaults_follow_from_its_connections():
     # nginx waits for a silent stream a little longer than the wrapper does.
     assert derived["UPSTREAM_TIMEOUT"] == str(120 + 5)
     assert resolve({"WORKER_CLASS": "gevent", "REQUEST_TIMEOUT": "300"}).derived["UPSTREAM_TIMEOUT"] == "305"
-    assert resolve({}).derived["UPSTREAM_TIMEOUT"] == "35"
+    # sync: 2 s past REQUEST_TIMEOUT, by when the watchdog has answered.
+    assert resolve({}).derived["UPSTREAM_TIMEOUT"] == "32"
 
 
 @pytest.mark.parametrize("env, named", [
@@ -513,11 +519,13 @@ def test_more_gevent_processes_keep_each_client_on_one(tmp_path):
     assert upstream.count("max_conns=2064;") == 3
 
 
-def test_sync_workers_share_one_socket_and_keep_harakiri(tmp_path):
+def test_sync_workers_share_one_socket_and_leave_timeouts_to_the_watchdog(tmp_path):
     _, files = rendered(tmp_path)
     assert files["uwsgi-sockets.ini"].count("http-socket =") == 1
     assert "ini = %p:sync" in files["uwsgi.ini"]
     sync_section = files["uwsgi.ini"].split("\n[sync]\n")[1].split("\n[gevent]\n")[0]
-    assert "\nharakiri = 30\n" in sync_section and "\nthreads = 1\n" in sync_section
+    # uWSGI's per-process harakiri would take the other threads' requests down.
+    assert "\nharakiri" not in sync_section and "\nthreads = 16\n" in sync_section
+    assert "\noffload-threads = 1\n" in sync_section
     gevent_section = files["uwsgi.ini"].split("\n[gevent]\n")[1]
     assert "\nharakiri" not in gevent_section and "\ngevent = 2000\n" in gevent_section

@@ -1,9 +1,12 @@
 """The one app every contender serves: hello world, a rendered template, a
 realistic page (the template after a 1 ms wait standing in for a database
-call), a 100 KB static file (written at image build time), and Server-Sent
+call), the same after a 5 ms wait (a slower query), a large download made in
+memory, a 100 KB static file (written at image build time), and Server-Sent
 Events (an event every `every` seconds, stamped with the server's clock)."""
 
+import hashlib
 import json
+import os
 import time
 
 from flask import Flask, Response, render_template, request
@@ -25,6 +28,21 @@ def page():
 def realistic():
     time.sleep(0.001)  # a database query's round trip
     return page()
+
+
+@app.get("/wait")
+def wait():
+    time.sleep(0.005)  # a query that takes 5 ms
+    return page()
+
+
+@app.get("/download")
+def download():
+    # Random bytes with their digest: a client that got all of them, in
+    # order, computes the same.
+    data = os.urandom(int(request.args.get("mb", 24)) << 20)
+    return Response(data, mimetype="application/octet-stream",
+                    headers={"X-Sha256": hashlib.sha256(data).hexdigest()})
 
 
 @app.get("/events")

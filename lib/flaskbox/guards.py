@@ -1,7 +1,7 @@
 """Guards of a uWSGI worker pool, beyond what uWSGI 2.0 does itself.
 
-Watchdog   REQUEST_TIMEOUT per request for threaded sync workers, whose
-           harakiri timer is per process.
+Watchdog   REQUEST_TIMEOUT per request for sync workers: the stuck request
+           is answered 504 and its worker retires gracefully.
 LoopWatch  WORKER_CLASS=gevent: a process whose event loop is blocked for
            longer than REQUEST_TIMEOUT (a handler that never yields: CPU
            work, a blocking call gevent cannot patch) serves none of its
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,42 +24,187 @@ def log(message: str) -> None:
     print(f"flaskbox: {message}", file=sys.stderr, flush=True)
 
 
+# uWSGI's exit code for a worker that leaves quietly: the master replaces it
+# without calling it a crash (uwsgi.h, UWSGI_QUIET_CODE).
+QUIET_EXIT = 29
+# How often the watchdog looks at the requests in its worker.
+WATCH_EVERY = 0.1
+# A request past REQUEST_TIMEOUT whose thread has not come back this long
+# after it was answered (or cut) is stuck: its worker retires. A stream's
+# generator that merely sleeps between events comes back sooner, sees the
+# cut and ends, and its worker carries on.
+STUCK_AFTER = 1.0
+
+
+class Watched:
+    """One request under the watchdog. Its clock runs while the app works on
+    it (the handler, then each step of its body) and while it waited in the
+    queue; not while uWSGI writes to a slow client, which send timeouts bound
+    instead. Either the request's own thread claims the response (it is
+    about to send its first bytes) or the watchdog does (it answers 504):
+    never both."""
+
+    def __init__(self, what: str, fd: int | None, waited: float):
+        self.what = what
+        self.fd = fd
+        self.used = waited
+        self.since: float | None = None  # in the app since then
+        self.claimed_by: str | None = None  # "app" or "watchdog"
+        self.expired_at: float | None = None
+        self.lock = threading.Lock()
+
+    def enter(self) -> None:
+        self.since = time.monotonic()
+
+    def leave(self) -> None:
+        if self.since is not None:
+            self.used += time.monotonic() - self.since
+            self.since = None
+
+    def elapsed(self, now: float) -> float:
+        return self.used + (now - self.since if self.since is not None else 0.0)
+
+    def claim(self, by: str) -> bool:
+        with self.lock:
+            if self.claimed_by is None:
+                self.claimed_by = by
+            return self.claimed_by == by
+
+    @property
+    def expired(self) -> bool:
+        return self.expired_at is not None
+
+
+def answer_gateway_timeout(fd: int, timeout: float) -> None:
+    """A whole 504 on the request's connection (nothing of the app's answer
+    has been sent: the watchdog claimed it first), then a shutdown, so that
+    whatever the stuck handler writes later goes nowhere. The connection is
+    never closed here: its descriptor stays uWSGI's, and closing it would let
+    the number be reused for another client while the handler still holds it."""
+    body = f"Gateway Timeout: the handler ran past REQUEST_TIMEOUT ({timeout:g} s)\n".encode()
+    head = ("HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    try:
+        with socket.socket(fileno=os.dup(fd)) as conn:
+            conn.settimeout(1)
+            conn.sendall(head + body)
+    except OSError:
+        pass  # nginx has already given up on it
+    shut_down(fd)
+
+
+def shut_down(fd: int) -> None:
+    """Ends a request's connection for both sides without closing the
+    descriptor, which stays uWSGI's."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as conn:
+            conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class Watchdog:
-    """REQUEST_TIMEOUT per request for threaded workers: a request running
-    past it takes its worker down (as harakiri would), which frees the stuck
-    thread and answers its client with a 5xx; the worker's other requests
-    are cut too, so the log says how many."""
+    """REQUEST_TIMEOUT per request for sync workers, threaded or not (uWSGI
+    2.0's harakiri timer is per process: every request on another thread
+    reset it, and when it fired it took the other threads' requests down).
+
+    A request past it is answered 504 at once, from here; its thread cannot
+    be stopped from outside (a C call never sees an exception), so the worker
+    retires: SIGHUP makes uWSGI stop giving it new requests, the requests on
+    its other threads finish as usual, and then it exits and the master forks
+    a fresh one. Only the stuck request is lost; it was already answered."""
 
     def __init__(self, timeout: float):
         self.timeout = timeout
-        self.running: dict[int, tuple[float, str]] = {}
-        self.pid = None
+        self.running: dict[int, Watched] = {}
+        self.pid: int | None = None
+        self.retiring = False
         self.lock = threading.Lock()
 
-    def begin(self, environ) -> None:
+    def begin(self, environ, fd: int | None, waited: float) -> Watched:
         if self.pid != os.getpid():
             # The first request in a new worker (a fork of the master).
             with self.lock:
                 if self.pid != os.getpid():
                     self.pid = os.getpid()
                     self.running.clear()
+                    self.retiring = False
                     threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
-        what = f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}"
-        self.running[threading.get_ident()] = (time.monotonic(), what)
+        watched = Watched(f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}", fd, waited)
+        self.running[threading.get_ident()] = watched
+        return watched
 
     def end(self) -> None:
         self.running.pop(threading.get_ident(), None)
 
     def _watch(self) -> None:
         while True:
-            time.sleep(0.25)
+            time.sleep(WATCH_EVERY)
             now = time.monotonic()
-            for started, what in list(self.running.values()):
-                if now - started > self.timeout:
-                    others = len(self.running) - 1
-                    log(f"{what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): killing worker pid "
-                        f"{os.getpid()} ({others} other request(s) in it are cut)")
-                    os.kill(os.getpid(), signal.SIGKILL)
+            running = list(self.running.values())
+            for watched in running:
+                if not watched.expired and watched.elapsed(now) > self.timeout:
+                    self._expire(watched, now)
+            stuck = [watched for watched in running
+                     if watched.expired and now - watched.expired_at > STUCK_AFTER]
+            if stuck and not self.retiring:
+                self._retire(stuck[0])
+            if self.retiring and all(watched.expired for watched in list(self.running.values())):
+                log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
+                    "replaces it")
+                self.leave()
+                return
+
+    def _expire(self, watched: Watched, now: float) -> None:
+        """504 if nothing of the response has gone out yet, else a cut the
+        client can see (a streamed body's missing last chunk)."""
+        watched.expired_at = now
+        answered = watched.claim("watchdog")
+        log(f"{watched.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): "
+            + ("answered 504" if answered else "its response was cut short"))
+        if watched.fd is None:
+            return
+        if answered:
+            answer_gateway_timeout(watched.fd, self.timeout)
+        else:
+            shut_down(watched.fd)
+
+    def _retire(self, watched: Watched) -> None:
+        others = sum(1 for other in self.running.values() if not other.expired)
+        log(f"{watched.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
+            f"is replaced once its {others} other request(s) end")
+        self.retiring = True
+        self.stop_taking_requests()
+
+    def stop_taking_requests(self) -> None:
+        """uWSGI's graceful stop of one worker: its threads take no new
+        requests and finish the ones they have."""
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    def leave(self) -> None:
+        """Exit the worker; the master forks a fresh one."""
+        os._exit(QUIET_EXIT)
+
+    def watch(self, body, watched: Watched):
+        """The body of a watched response, step by step."""
+        try:
+            iterator = iter(body)
+            while True:
+                watched.enter()
+                try:
+                    data = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    watched.leave()
+                if watched.expired or not watched.claim("app"):
+                    return  # answered 504, or cut, already
+                yield data
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            self.end()
 
 
 class LoopWatch:

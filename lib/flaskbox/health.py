@@ -7,8 +7,8 @@ watching health) replaces the container.
 production  GET /-/healthy through nginx to a uWSGI worker. 200: healthy.
             503 from nginx: every worker and the queue are full, so busy,
             not broken: healthy. No answer within 2 s: healthy only if uWSGI
-            reports every worker in a request (harakiri ends each within
-            REQUEST_TIMEOUT); idle workers that do not answer are broken.
+            reports every worker in a request (the watchdog ends each
+            within REQUEST_TIMEOUT); idle workers that do not answer are broken.
 debug       the dev server must accept a connection (no request is sent, so
             the developer's log is not flooded with probe lines).
 

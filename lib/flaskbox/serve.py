@@ -20,8 +20,14 @@ folder (render.static_location). Per request it:
   passes each chunk on at once; text/event-stream is always marked;
 - hands a WebSocket upgrade its connection (environ["werkzeug.socket"]);
 - enforces REQUEST_TIMEOUT per request where uWSGI's per-process harakiri
-  cannot: threaded sync workers (guards.Watchdog), and gevent, where it
-  bounds the handler, not the stream it returns (streams.py has theirs).
+  cannot: sync workers, whose threads share a process (guards.Watchdog:
+  a request that waited in the queue that long gets 503, a handler past it
+  504), and gevent, where it bounds the handler, not the stream it returns
+  (streams.py has theirs);
+- lets nginx spool a large response to disk within RESPONSE_SPACE (Spool),
+  and hands a file from wsgi.file_wrapper back to uWSGI untouched, which
+  sends it from an offload thread: either way the worker is free at once,
+  however slow the client.
 
 Imported in the uWSGI master (the app is loaded before the fork), it also
 watches the workers being forked (guards.SpawnGuard).
@@ -56,6 +62,10 @@ def health(environ, start_response):
     return [HEALTH_BODY]
 
 
+def worker_id() -> int:
+    return uwsgi.worker_id() if uwsgi is not None else 0
+
+
 def client_gone() -> bool:
     """True when nginx has already closed this request's connection: its
     client gave up (or nginx's timeout passed) while it waited in the queue."""
@@ -88,6 +98,78 @@ def unbuffered(headers, framed: bool) -> list:
         if lowered == "content-type" and value.lower().startswith("text/event-stream"):
             event_stream = True
     return [("X-Accel-Buffering", "no")] if framed or event_stream else []
+
+
+def close_body(body) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+class Spool:
+    """The disk nginx may spool responses to (RESPONSE_SPACE). nginx cannot
+    count what its buffered responses take together, and it unlinks each
+    file as soon as it makes it, so the file system is the one true count:
+    a large response is admitted if the space used on it since the start,
+    plus what admitted responses still have to write (kept per worker in
+    memory the workers share, so that a burst of them all at once is
+    counted), plus its own length, fits. Responses that fit in nginx's
+    memory buffers never touch disk and are not counted."""
+
+    MEMORY = settings.RESPONSE_MEMORY_BYTES
+
+    def __init__(self, path: str, space: int, workers: int):
+        import multiprocessing
+        self.path = path
+        self.space = space
+        self.free_at_start = self.free()
+        # Bytes admitted and not yet handed to nginx, by uWSGI worker id; a
+        # worker's own entry is cleared when it starts, so a worker killed
+        # mid-response leaves nothing counted behind.
+        # The fork context: the workers are forks of this process, and no
+        # semaphore is left to a tracker process (Python 3.14 defaults to
+        # forkserver, which would start one).
+        self.pending = multiprocessing.get_context("fork").Array("q", workers + 1)
+        self.pid: int | None = None
+
+    def free(self) -> int:
+        stats = os.statvfs(self.path)
+        return stats.f_bavail * stats.f_frsize
+
+    def admits(self, length: int, worker: int) -> bool:
+        if length <= self.MEMORY:
+            return True
+        with self.pending.get_lock():
+            if self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.pending[worker] = 0
+            used = max(self.free_at_start - self.free(), 0)
+            if used + sum(self.pending) + length > self.space:
+                return False
+            self.pending[worker] += length
+            return True
+
+    def written(self, length: int, worker: int) -> None:
+        with self.pending.get_lock():
+            self.pending[worker] = max(self.pending[worker] - length, 0)
+
+
+class Spooled:
+    """A body admitted to the spool: once uWSGI has written it all (and
+    closes it), what it took is on disk, and no longer pending."""
+
+    def __init__(self, body, done):
+        self.body = body
+        self.done = done
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close_body(self.body)
+        finally:
+            self.done()
 
 
 def wants_websocket(environ) -> bool:
@@ -132,9 +214,57 @@ class Refusals:
             self.logged = time.monotonic()
 
 
+def proxy_prelude(environ) -> float:
+    """What nginx says of the request in X-Flaskbox-Peer (a client's copy is
+    always replaced): the client's address and port and the server port, for
+    the WSGI environ, since uWSGI sees only a unix socket; and when nginx
+    passed the request on, so the seconds it waited for a worker (0 when
+    not known)."""
+    peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
+    if not peer:
+        return 0.0
+    fields = peer.split(" ")
+    environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = fields[:3]
+    try:
+        return max(time.time() - float(fields[3]), 0.0)
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def waited_too_long(start_response, waited: float, timeout: float) -> list[bytes]:
+    """503 for a request that waited in the queue past REQUEST_TIMEOUT: its
+    client has waited as long as any answer may take."""
+    body = b"Service Unavailable: every worker was busy for too long, try again later\n"
+    start_response("503 Service Unavailable",
+                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                    ("Retry-After", str(settings.RETRY_AFTER_SECONDS))])
+    return [body]
+
+
+class FileResponses:
+    """Notes the file objects the app hands to wsgi.file_wrapper (Flask's
+    send_file does), so that such a body goes back to uWSGI untouched:
+    uWSGI then sends it with sendfile from an offload thread, and the worker
+    is free at once, however slow the client."""
+
+    def __init__(self, environ):
+        self.wrapper = environ.get("wsgi.file_wrapper")
+        self.given: list = []
+        if self.wrapper is not None:
+            environ["wsgi.file_wrapper"] = self.wrap
+
+    def wrap(self, filelike, *args, **kwargs):
+        wrapped = self.wrapper(filelike, *args, **kwargs)
+        self.given.append(wrapped)
+        return wrapped
+
+    def holds(self, body) -> bool:
+        return any(body is given for given in self.given)
+
+
 class Serve:
-    def __init__(self, app, timeout: float, threads: int, gevent_limits: streams.Limits | None = None,
-                 stream_slots: int = 0, allowed_hosts: tuple[str, ...] = ()):
+    def __init__(self, app, timeout: float, gevent_limits: streams.Limits | None = None,
+                 stream_slots: int = 0, spool: Spool | None = None, allowed_hosts: tuple[str, ...] = ()):
         self.app = app
         self.allowed_hosts = allowed_hosts
         self.timeout = timeout
@@ -142,16 +272,17 @@ class Serve:
         # gevent: streams and WebSockets beyond this get 503 (settings.stream_slots).
         self.stream_slots = stream_slots
         self.refusals = Refusals(stream_slots)
-        self.watchdog = guards.Watchdog(timeout) if threads > 1 and gevent_limits is None else None
+        self.watchdog = guards.Watchdog(timeout) if gevent_limits is None else None
         self.loop_watch = guards.LoopWatch(timeout) if gevent_limits is not None else None
+        self.spool = spool
 
     def __call__(self, environ, start_response):
-        peer = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
-        if len(peer) == 4:
-            environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], _ = peer
+        # The trust flag, last in X-Flaskbox-Peer, which proxy_prelude takes.
+        trusted = environ.get("HTTP_X_FLASKBOX_PEER", "").split(" ")[4:5] == ["1"]
+        waited = proxy_prelude(environ)
         if environ.get("REQUEST_URI") == "/-/healthy":
             return health(environ, start_response)
-        refused = forwarded.apply(environ, len(peer) == 4 and peer[3] == "1", self.allowed_hosts)
+        refused = forwarded.apply(environ, trusted, self.allowed_hosts)
         if refused:
             log(f"refused {describe(environ)} with 400: {refused}")
             return bad_request(start_response)
@@ -159,6 +290,11 @@ class Serve:
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
+        if self.watchdog is not None and waited >= self.timeout:
+            log(f"refused {describe(environ)} with 503: it waited {waited:.1f} s for a worker, past "
+                f"REQUEST_TIMEOUT ({self.timeout:g} s)")
+            return waited_too_long(start_response, waited, self.timeout)
+        environ["flaskbox.waited"] = waited
         if self.loop_watch is not None:
             self.loop_watch.start_once()
             streams.install_stop_handler_once(gevent_mode=True)
@@ -184,6 +320,8 @@ class Serve:
         framing = [None]
         refused = []
         method = environ["REQUEST_METHOD"]
+        files = FileResponses(environ)
+        admitted: list[int] = []  # bytes of it the spool admitted
 
         def framing_start_response(status, headers, exc_info=None):
             if websocket is not None and websocket.taken:
@@ -198,7 +336,7 @@ class Serve:
                 refused.append(busy(start_response))
                 self.refusals.note(describe(environ))
                 return lambda data: None
-            extra = unbuffered(headers, framing[0])
+            extra = unbuffered(headers, framing[0]) or self._spooling(headers, files, admitted)
             if framing[0]:
                 extra.append(("Transfer-Encoding", "chunked"))
             write = start_response(status, [*headers, *extra], exc_info)
@@ -206,34 +344,71 @@ class Serve:
                 return write
             return lambda data: write(streams.chunk(data)) if data else None
 
-        if self.watchdog is not None:
-            self.watchdog.begin(environ)
+        watched = None
+        if self.watchdog is not None and websocket is None:
+            fd = uwsgi.connection_fd() if uwsgi is not None else None
+            watched = self.watchdog.begin(environ, fd, environ["flaskbox.waited"])
+            watched.enter()
         try:
             if websocket is None:
                 result = self._call_app(environ, framing_start_response)
             else:
                 # The app's handler runs for the WebSocket's whole life: not
                 # a request REQUEST_TIMEOUT could bound (gevent: the stream
-                # limits do; sync: harakiri still does).
+                # limits do; sync: nginx closes one silent for longer).
                 result = self.app(environ, framing_start_response)
         except BaseException:
-            if self.watchdog is not None:
+            if watched is not None:
+                watched.leave()
                 self.watchdog.end()
             raise
+        if watched is not None:
+            watched.leave()
         if websocket is not None:
             return self._after_websocket(result, websocket, start_response)
         if refused:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            close_body(result)
+            if watched is not None:
+                self.watchdog.end()
             return refused[0]
+        if admitted:
+            worker = worker_id()
+            result = Spooled(result, lambda: self.spool.written(admitted[0], worker))
+        if watched is not None and (files.holds(result) or isinstance(result, (list, tuple))):
+            # All of it is made: what is left is uWSGI's to send (a file,
+            # from an offload thread), at the client's pace.
+            self.watchdog.end()
+            if not watched.claim("app"):
+                close_body(result)
+                return []  # answered 504 already
+            return result
         if framing[0] is False:
-            body = result  # the common case: a Content-Length, nothing to add
+            body = result  # a Content-Length, nothing to add
         else:
             body = streams.flow(result, describe(environ), self.limits, framing)
-        if self.watchdog is None:
+        if watched is None:
             return body
-        return self._watched(body)
+        return self.watchdog.watch(body, watched)
+
+    def _spooling(self, headers, files: FileResponses, admitted: list) -> list:
+        """How nginx is to take a response with a Content-Length: a file
+        (sendfile from an offload thread) and a body the disk budget cannot
+        take pass straight through (X-Accel-Buffering: no), at the client's
+        pace; any other is spooled to RUNTIME_DIR if it is larger than
+        nginx's memory buffers, so that its worker is free at once; what it
+        takes is noted in `admitted`."""
+        if files.given:
+            return [("X-Accel-Buffering", "no")]
+        if self.spool is None or any(name.lower() == "x-accel-buffering" for name, _ in headers):
+            return []  # the app chose for itself
+        for name, value in headers:
+            if name.lower() == "content-length" and value.isdigit():
+                length = int(value)
+                if not self.spool.admits(length, worker_id()):
+                    return [("X-Accel-Buffering", "no")]
+                if length > self.spool.MEMORY:
+                    admitted.append(length)
+        return []
 
     def full(self) -> bool:
         return bool(self.stream_slots) and streams.OPEN.long_lived() >= self.stream_slots
@@ -278,14 +453,6 @@ class Serve:
         if websocket.timer is not None:
             websocket.timer.kill(block=False)
 
-    def _watched(self, body):
-        try:
-            yield from body
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-            self.watchdog.end()
 
 
 def uwsgi_option(name: str, default: str) -> str:
@@ -322,10 +489,10 @@ def from_environment():
         limits = streams.Limits(float(os.environ["STREAM_IDLE_TIMEOUT"]),
                                 float(os.environ["STREAM_MAX_DURATION"]))
         slots = settings.stream_slots(int(os.environ["WORKER_CONNECTIONS"]))
-    # UWSGI_* variables are gone by now (the entry-point removes them so
-    # that uWSGI reads the rendered ini only); ask uWSGI for its threads.
-    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), int(uwsgi_option("threads", "1")), limits,
-                 slots, tuple(settings.words(os.environ.get("ALLOWED_HOSTS", "").lower())))
+    spool = Spool(os.environ["RUNTIME_DIR"], settings.size_bytes(os.environ["RESPONSE_SPACE"]),
+                  int(uwsgi_option("processes", "1")))
+    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool,
+                 tuple(settings.words(os.environ.get("ALLOWED_HOSTS", "").lower())))
 
 
 def prepare_the_pool() -> None:

@@ -156,29 +156,49 @@ def _processes(context):
     # more processes get it by client address (render.py, upstreams).
     if context.values["WORKER_CLASS"] == GEVENT:
         return "1"
-    # sync: 2 single-threaded uWSGI processes per CPU. One thread per process
-    # keeps REQUEST_TIMEOUT per request: uWSGI 2.0's harakiri timer is per
-    # process, and with 2 threads every request on the other thread reset it
-    # (a stuck handler under steady traffic was never killed). Measured on 2
-    # CPUs (bench/): the same requests/s as 2 processes x 2 threads; the
-    # memory cost is in docs/BENCHMARKS.md. At most 32 on a big host.
+    # sync: 2 processes per CPU, so that each CPU has a second interpreter
+    # (its own GIL) ready while one waits; UWSGI_THREADS threads in each.
+    # At most 32 on a big host.
     return str(min(2 * context.host.cpus(), 32))
 
 
+def _threads(context):
+    # sync: 16 threads per process. Most of a real app's time is spent
+    # waiting (a database, an API, a slow phone, an open event stream), and
+    # a waiting thread holds no CPU: with one thread per process, four waits
+    # filled the pool (docs/BENCHMARKS.md, "Waiting"). REQUEST_TIMEOUT stays
+    # per request (guards.Watchdog). gevent: one thread, by definition.
+    return "1" if context.values["WORKER_CLASS"] == GEVENT else "16"
+
+
+def _runtime_space(context, share: int) -> str:
+    # 1/share of RUNTIME_DIR's file system; on a tmpfs (memory), of the
+    # container's memory limit too, since that is where it is held.
+    host = context.host
+    mount = host.mount_of(context.values["RUNTIME_DIR"])
+    if mount is None:
+        return "1g"
+    space = mount.size
+    if mount.fstype == "tmpfs" and host.memory_limit():
+        space = min(space, host.memory_limit())
+    return f"{max(space // share, 1 << 20) >> 20}m"
+
+
 def _queue(context):
-    # Requests waiting for a free uWSGI worker, beyond those being served:
-    # 16 per worker thread, at least 64. At 16 per thread a request that
-    # finds the queue full would wait behind 16 others on each thread: with
-    # handlers of 50-200 ms that is 0.8-3.2 s, past which a fast 503 with
-    # Retry-After serves a client better than waiting. The floor of 64 keeps
-    # a burst of 64 concurrent requests (a page's assets, a load test with
-    # 64 connections) queued rather than refused on small containers.
+    # Requests waiting for a free uWSGI thread, beyond those being served:
+    # 4 per thread, at least 64. At 4 per thread a request that finds the
+    # queue full would wait behind 4 others on each thread: with handlers
+    # of 50-200 ms that is 0.2-0.8 s, past which a fast 503 with Retry-After
+    # serves a client better than waiting (and REQUEST_TIMEOUT bounds any
+    # wait: serve.py). The floor of 64 keeps a burst of 64 concurrent
+    # requests (a page's assets, a load test with 64 connections) queued
+    # rather than refused on small containers.
     # gevent: a request waits only once WORKER_CONNECTIONS are taken, which
     # a queue cannot fix; 64 per process absorbs a reconnect storm.
     values = context.values
     if values["WORKER_CLASS"] == GEVENT:
-        return str(64 * int(values["UWSGI_PROCESSES"]))
-    return str(max(64, 16 * capacity(values)))
+        return str(min(64 * int(values["UWSGI_PROCESSES"]), 100000))
+    return str(min(max(64, 4 * capacity(values)), 100000))
 
 
 def _per_client(context):
@@ -188,7 +208,7 @@ def _per_client(context):
     # capacity; once it is full everyone gets a fast 503), and holds no more
     # than that of nginx's connections.
     values = context.values
-    return str(capacity(values) + int(values["QUEUE_SIZE"]))
+    return str(min(capacity(values) + int(values["QUEUE_SIZE"]), 1000000))
 
 
 def _nginx_connections(context):
@@ -200,16 +220,14 @@ def _nginx_connections(context):
 
 
 def _upload_space(context):
-    # Half of RUNTIME_DIR's file system; on a tmpfs (memory), at most half
-    # of the container's memory limit too, since that is where it is held.
-    host = context.host
-    mount = host.mount_of(context.values["RUNTIME_DIR"])
-    if mount is None:
-        return "1g"
-    space = mount.size
-    if mount.fstype == "tmpfs" and host.memory_limit():
-        space = min(space, host.memory_limit())
-    return f"{max(space // 2, 1 << 20) >> 20}m"
+    # Half of RUNTIME_DIR's room for request bodies being received...
+    return _runtime_space(context, 2)
+
+
+def _response_space(context):
+    # ...and a quarter for responses waiting for slow clients, so that the
+    # two together never fill it.
+    return _runtime_space(context, 4)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -280,7 +298,9 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of seconds from 1 to 86400",
         check=whole(1, 86400),
         modes=(PRODUCTION,),
-        doc="Seconds a request may run before its worker is killed and the client gets a 5xx.",
+        doc=("Seconds a client may wait for its answer to start, time in the queue included: past it, a "
+             "request still queued gets 503, a handler still running 504 (its worker is replaced once its "
+             "other requests end)."),
     ),
     Setting(
         "WORKER_CLASS",
@@ -303,13 +323,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "UWSGI_THREADS",
-        default="1",
-        default_doc=fixed("1"),
+        default=_threads,
+        default_doc="`16`; 1 with `gevent` (computed)",
         form="a whole number of threads per process from 1 to 1024",
         check=whole(1, 1024),
         modes=(PRODUCTION,),
-        doc=("Threads per uWSGI process (`sync` only). Above 1, a request past `REQUEST_TIMEOUT` takes its "
-             "whole process (and the other requests in it) down."),
+        doc="Threads per uWSGI process (`sync` only): requests each process serves at once.",
     ),
     Setting(
         "WORKER_CONNECTIONS",
@@ -374,7 +393,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "QUEUE_SIZE",
         default=_queue,
-        default_doc="16 per worker thread, at least 64; 64 per process with `gevent` (computed)",
+        default_doc="4 per worker thread, at least 64; 64 per process with `gevent` (computed)",
         form="a whole number of waiting requests from 0 to 100000",
         check=whole(0, 100000),
         modes=(PRODUCTION,),
@@ -399,6 +418,16 @@ SETTINGS: tuple[Setting, ...] = (
         check=matches(SIZE.pattern[1:-1]),
         modes=(PRODUCTION,),
         doc="Disk that request bodies being received may take together; see Uploads and `/tmp`.",
+    ),
+    Setting(
+        "RESPONSE_SPACE",
+        default=_response_space,
+        default_doc="a quarter of `RUNTIME_DIR`'s file system (computed)",
+        form="a size such as 256m or 1g",
+        check=matches(SIZE.pattern[1:-1]),
+        modes=(PRODUCTION,),
+        doc=("Disk that responses waiting for slow clients may take together; past it, a large response "
+             "goes at the client's pace from its worker (never cut)."),
     ),
     Setting(
         "STATIC_ENABLED",
@@ -614,6 +643,16 @@ SAMPLE_FINGERPRINT = Path("/etc/flaskbox/sample-app.sha256")
 # Retry-After, in seconds, on 503 answers to overload and limits.
 RETRY_AFTER_SECONDS = 5
 
+# nginx's buffers for one response from uWSGI (proxy_buffers): a response up
+# to RESPONSE_MEMORY_BYTES frees its worker at once without touching disk;
+# a larger one is spooled to RUNTIME_DIR within RESPONSE_SPACE (serve.Spool).
+PROXY_BUFFER_BYTES = 16 * 1024
+PROXY_BUFFERS = 16
+RESPONSE_MEMORY_BYTES = (PROXY_BUFFERS + 1) * PROXY_BUFFER_BYTES
+# How long nginx waits for a client that takes nothing of its response
+# (send_timeout); uWSGI waits for nginx 5 s longer (UWSGI_SOCKET_TIMEOUT).
+SEND_TIMEOUT_SECONDS = 30
+
 # What a Host (or a trusted proxy's X-Forwarded-Host) may be: a host name
 # (letters, digits, `-` and `_`, in dot-separated labels, with an optional
 # trailing dot: an absolute name is the same host), an IPv4 address, or an
@@ -803,10 +842,18 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
     return {
         "UPSTREAM_MAX_CONNS": str(upstream),
         "UWSGI_LISTEN": str(backlog),
-        # nginx waits a little longer than uWSGI's own REQUEST_TIMEOUT (and,
-        # with gevent, STREAM_IDLE_TIMEOUT), so that uWSGI's answer (a
-        # killed worker: 502; a stream's clean end) comes first.
-        "UPSTREAM_TIMEOUT": str(_upstream_timeout(values) + 5),
+        "UPSTREAM_TIMEOUT": str(_upstream_timeout(values)),
+        # A recycled sync worker (max-requests) finishes the requests its
+        # other threads hold, each bounded by REQUEST_TIMEOUT, before the
+        # master kills it; a stop has its own, shorter budget (STOP_*).
+        "WORKER_RELOAD_MERCY": str(int(values["REQUEST_TIMEOUT"]) + 2
+                                   if values["WORKER_CLASS"] == SYNC else STOP_MERCY_SECONDS),
+        "SEND_TIMEOUT": str(SEND_TIMEOUT_SECONDS),
+        # uWSGI waits for nginx to take a response longer than nginx waits
+        # for the client: a slow client is nginx's to judge, never cut here.
+        "UWSGI_SOCKET_TIMEOUT": str(SEND_TIMEOUT_SECONDS + 5),
+        "PROXY_BUFFER": f"{PROXY_BUFFER_BYTES // 1024}k",
+        "PROXY_BUFFERS": str(PROXY_BUFFERS),
         "GEVENT_SITE": str(GEVENT_SITE),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
         "BODY_SLOTS": str(BODY_SLOTS),
@@ -831,10 +878,16 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
 
 
 def _upstream_timeout(values: Mapping[str, str]) -> int:
+    """How long nginx waits for uWSGI to answer (and, once it streams, for
+    its next bytes). sync: 2 s past REQUEST_TIMEOUT, by when the watchdog has
+    answered (504) any request a worker took, so what is left is a request
+    that never got one: nginx answers 503 (@flaskbox_queue_timeout). gevent:
+    5 s past the longer of it and STREAM_IDLE_TIMEOUT, so that uWSGI's own
+    answer (504, a stream's clean end) comes first."""
     timeout = int(values["REQUEST_TIMEOUT"])
     if values["WORKER_CLASS"] == GEVENT:
-        timeout = max(timeout, int(values["STREAM_IDLE_TIMEOUT"]))
-    return timeout
+        return max(timeout, int(values["STREAM_IDLE_TIMEOUT"])) + 5
+    return timeout + 2
 
 
 def uwsgi_options(env: Mapping[str, str]) -> list[tuple[str, str]]:

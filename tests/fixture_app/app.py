@@ -5,9 +5,11 @@ import hashlib
 import os
 import random
 import sys
+import tempfile
+import threading
 import time
 
-from flask import Blueprint, Flask, Response, jsonify, request, stream_with_context, url_for
+from flask import Blueprint, Flask, Response, jsonify, request, send_file, stream_with_context, url_for
 
 app = Flask(__name__, static_folder=None)
 
@@ -134,7 +136,9 @@ def forked():
 
 @app.get("/hang")
 def hang():
-    # A handler that never returns on its own.
+    # A handler that never returns on its own. The log line tells a test
+    # that it has reached a worker.
+    print("hang start", file=sys.stderr, flush=True)
     time.sleep(100000)
     return "never\n"
 
@@ -146,6 +150,31 @@ def big(megabytes):
     chunk = b"x" * (1 << 20)
     return Response((chunk for _ in range(megabytes)), mimetype="application/octet-stream",
                     headers={"Content-Length": str(megabytes << 20)})
+
+
+@app.get("/blob/<int:megabytes>")
+def blob(megabytes):
+    # A large response made in memory, with its digest: a client that got
+    # every byte, in order, computes the same.
+    data = os.urandom(megabytes << 20)
+    return Response(data, mimetype="application/octet-stream",
+                    headers={"X-Sha256": hashlib.sha256(data).hexdigest()})
+
+
+@app.get("/blob-file/<int:megabytes>")
+def blob_file(megabytes):
+    # The same as a file, sent as apps send downloads (send_file).
+    path = os.path.join(tempfile.gettempdir(), f"blob-{megabytes}")
+    if not os.path.exists(path):
+        partial = f"{path}.{os.getpid()}.{threading.get_ident()}"
+        with open(partial, "wb") as out:
+            out.write(os.urandom(megabytes << 20))
+        os.replace(partial, path)
+    with open(path, "rb") as source:
+        digest = hashlib.file_digest(source, "sha256").hexdigest()
+    response = send_file(path, mimetype="application/octet-stream")
+    response.headers["X-Sha256"] = digest
+    return response
 
 
 @app.get("/.well-known/<path:name>")

@@ -1,0 +1,191 @@
+"""The request path in process, without uWSGI (lib/flaskbox/serve.py and
+guards.py): what nginx says of a request, the per-request watchdog's
+answers and retirement, the disk budget for spooled responses, and files
+handed back to uWSGI untouched. Milliseconds each; the same behaviours are
+proven against real containers in test_request_timeout.py and
+test_slow_downloads.py."""
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from flaskbox import guards, serve
+
+
+class Recorder(guards.Watchdog):
+    """A watchdog that notes what it would do to its worker."""
+
+    def __init__(self, timeout: float):
+        super().__init__(timeout)
+        self.stopped = threading.Event()
+        self.left = threading.Event()
+
+    def stop_taking_requests(self) -> None:
+        self.stopped.set()
+
+    def leave(self) -> None:
+        self.left.set()
+
+
+def environ(**extra) -> dict:
+    return {"REQUEST_METHOD": "GET", "REQUEST_URI": "/x", **extra}
+
+
+def wait_for(event: threading.Event, seconds: float) -> bool:
+    return event.wait(seconds)
+
+
+def test_the_prelude_takes_the_peer_and_the_time_in_the_queue():
+    env = environ(HTTP_X_FLASKBOX_PEER=f"203.0.113.9 51234 8091 {time.time() - 2.5:.3f}")
+    waited = serve.proxy_prelude(env)
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"], env["SERVER_PORT"]) == ("203.0.113.9", "51234", "8091")
+    assert 2.4 < waited < 3.0 and "HTTP_X_FLASKBOX_PEER" not in env
+
+
+@pytest.mark.parametrize("peer", [None, "203.0.113.9 51234 8091", "203.0.113.9 51234 8091 soon"])
+def test_without_a_time_nothing_counts_as_waited(peer):
+    env = environ(**({"HTTP_X_FLASKBOX_PEER": peer} if peer else {}))
+    assert serve.proxy_prelude(env) == 0.0
+
+
+def test_a_stuck_request_is_answered_504_on_its_connection_and_its_worker_retires():
+    ours, nginx = socket.socketpair()
+    dog = Recorder(0.2)
+    dog.begin(environ(), ours.fileno(), 0.0).enter()  # ...and never comes back
+    nginx.settimeout(5)
+    answer = nginx.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 504 Gateway Timeout\r\n") and b"REQUEST_TIMEOUT (0.2 s)" in answer
+    assert nginx.recv(4096) == b""  # shut down: nothing the handler writes later gets through
+    # Still stuck a second later: no new requests, then (nothing else
+    # running) the worker leaves.
+    assert wait_for(dog.stopped, 3) and wait_for(dog.left, 3)
+    ours.close()
+    nginx.close()
+
+
+def test_a_request_beside_a_stuck_one_keeps_its_worker_until_it_ends():
+    stuck, _ = socket.socketpair()
+    dog = Recorder(0.2)
+    dog.begin(environ(), stuck.fileno(), 0.0).enter()
+    neighbour = {}
+
+    def beside():
+        watched = dog.begin(environ(REQUEST_URI="/neighbour"), None, 0.0)
+        neighbour["watched"] = watched
+        assert wait_for(dog.stopped, 3)  # retiring: and yet this one finishes
+        dog.end()
+
+    thread = threading.Thread(target=beside)
+    thread.start()
+    thread.join(5)
+    assert dog.stopped.is_set() and not neighbour["watched"].expired
+    assert wait_for(dog.left, 3)  # only once the neighbour ended
+
+
+def test_time_writing_to_a_slow_client_does_not_count():
+    dog = Recorder(0.3)
+    watched = dog.begin(environ(), None, 0.0)
+
+    def body():
+        for _ in range(4):
+            time.sleep(0.05)  # the app's own work: 0.2 s in all
+            yield b"x"
+
+    sent = []
+    for chunk in dog.watch(body(), watched):
+        sent.append(chunk)
+        time.sleep(0.15)  # uWSGI writing to a slow client: 0.6 s in all
+    assert sent == [b"x"] * 4 and not watched.expired
+    assert 0.15 < watched.used < 0.3
+
+
+def test_a_body_past_the_timeout_stops_and_is_not_sent():
+    dog = Recorder(0.1)
+    watched = dog.begin(environ(), None, 0.0)
+
+    def body():
+        yield b"first"
+        time.sleep(0.4)
+        yield b"never sent"
+
+    assert list(dog.watch(body(), watched)) == [b"first"]
+    assert watched.expired and watched.claimed_by == "app"
+
+
+def test_time_in_the_queue_counts():
+    dog = Recorder(1.0)
+    watched = dog.begin(environ(), None, 0.95)
+    watched.enter()
+    time.sleep(0.1)
+    watched.leave()
+    assert watched.elapsed(time.monotonic()) > 1.0
+
+
+def test_only_one_side_claims_the_answer():
+    watched = guards.Watched("GET /x", None, 0.0)
+    assert watched.claim("app") and not watched.claim("watchdog") and watched.claim("app")
+
+
+def test_a_request_that_waited_too_long_is_refused_with_retry_after():
+    answered = {}
+    body = serve.waited_too_long(lambda status, headers: answered.update(status=status, headers=headers),
+                                 31.0, 30.0)
+    assert answered["status"].startswith("503") and ("Retry-After", "5") in answered["headers"]
+    assert b"busy" in b"".join(body)
+
+
+class FakeDisk(serve.Spool):
+    """A Spool over a file system whose free space the test sets."""
+
+    def __init__(self, space: int, free: int):
+        self.free_now = free
+        super().__init__("/", space, workers=2)
+
+    def free(self) -> int:
+        return self.free_now
+
+
+MB = 1 << 20
+
+
+def test_the_spool_admits_what_fits_counting_what_is_still_to_be_written():
+    disk = FakeDisk(space=100 * MB, free=1000 * MB)
+    assert disk.admits(60 * MB, worker=1)
+    # Nothing on disk yet, but 60 MB is on its way: 60 more do not fit.
+    assert not disk.admits(60 * MB, worker=2)
+    assert disk.admits(30 * MB, worker=2)
+    # Written: now the disk itself shows it.
+    disk.written(60 * MB, worker=1)
+    disk.free_now -= 60 * MB
+    assert not disk.admits(20 * MB, worker=1) and disk.admits(5 * MB, worker=1)
+
+
+def test_small_responses_never_count():
+    disk = FakeDisk(space=0, free=0)
+    assert disk.admits(serve.Spool.MEMORY, worker=1)
+
+
+def test_a_new_worker_clears_what_its_predecessor_left_pending():
+    disk = FakeDisk(space=100 * MB, free=1000 * MB)
+    disk.pending[1] = 90 * MB  # a worker killed mid-response
+    disk.pid = -1  # this process is a new worker with the same id
+    assert disk.admits(90 * MB, worker=1)
+
+
+def test_a_spooled_body_is_counted_as_written_once_closed():
+    done = []
+    body = serve.Spooled([b"a", b"b"], lambda: done.append(True))
+    assert list(body) == [b"a", b"b"] and done == []
+    body.close()
+    assert done == [True]
+
+
+def test_a_file_from_wsgi_file_wrapper_is_recognised():
+    handed = object()
+    env = {"wsgi.file_wrapper": lambda filelike, *args: handed}
+    files = serve.FileResponses(env)
+    assert env["wsgi.file_wrapper"](open(os.devnull, "rb")) is handed
+    assert files.holds(handed) and not files.holds([b"other"])
