@@ -77,12 +77,12 @@ RUN set -eux; \
 	# gevent's own test suite ships test keys and certificates (and 1 MB):
 	# nothing serves from it, and no private key belongs in the image.
 	rm -rf /opt/venv/gevent/gevent/tests; \
-	# setuptools is not needed to serve. pip stays, so that images built
-	# FROM this one can add their own requirements.
-	/opt/venv/bin/pip uninstall -y --disable-pip-version-check setuptools || true; \
+	# setuptools stays (requirements.txt says why); --all records it, which
+	# pip freeze leaves out by default below Python 3.12. pip stays too, so
+	# that images built FROM this one can add their own requirements.
 	# The versions tested here: the start names any an image FROM this one
 	# replaced (lib/flaskbox/packages.py).
-	/opt/venv/bin/pip freeze --disable-pip-version-check > /opt/venv/flaskbox-tested.txt; \
+	/opt/venv/bin/pip freeze --disable-pip-version-check --all --exclude pip > /opt/venv/flaskbox-tested.txt; \
 	/opt/venv/bin/pip freeze --disable-pip-version-check --path /opt/venv/gevent \
 		>> /opt/venv/flaskbox-tested.txt; \
 	# Record the OS packages that own the shared libraries compiled code in
@@ -98,6 +98,7 @@ RUN set -eux; \
 		done | tr ',' '\n' | sed -e 's/^ *//' -e 's/:.*//' | sort -u > /opt/venv/os-deps.txt; \
 	grep -q '^libpython' /opt/venv/os-deps.txt; \
 	cat /opt/venv/os-deps.txt; \
+	/opt/venv/bin/python -c 'import distutils.util'; \
 	/opt/venv/bin/uwsgi --version
 
 # ---------------------------------------------------------------------------
@@ -171,13 +172,17 @@ RUN set -eux; \
 	chmod -R a+rX,go-w /etc/flaskbox "$FLASKBOX_LIB"; \
 	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
 	site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
-	echo "$FLASKBOX_LIB" > "$site/flaskbox.pth"; \
+	# Its second line names refused writes next to the app's code when a
+	# hook fails (lib/flaskbox/hook_writes.py; a no-op otherwise).
+	printf '%s\nimport flaskbox.hook_writes\n' "$FLASKBOX_LIB" > "$site/flaskbox.pth"; \
 	python3 -I -m flaskbox settings >/dev/null; \
 	# The one place under /app an app may write: Flask's instance folder
 	# (SQLite, uploads), where a volume goes (docs/your-app.md). Owned by the
 	# serving user and group 0, so any uid in group 0 (OpenShift) may write,
-	# and a named volume mounted there starts out that way too.
-	install -d -o "${FLASKBOX_USER%:*}" -g 0 -m 0775 /app/instance; \
+	# and a named volume mounted there starts out that way too. setgid: what
+	# is made below it belongs to group 0 as well (WRITABLE_PATHS' folders),
+	# so a later start under another uid of group 0 may write there.
+	install -d -o "${FLASKBOX_USER%:*}" -g 0 -m 2775 /app/instance; \
 	# No setuid or setgid programs (CIS Docker Benchmark 4.8): nothing in the
 	# container may gain privileges, so su, passwd, mount and any such program
 	# from requirements_os.txt lose those bits.

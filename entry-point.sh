@@ -99,11 +99,13 @@ _run_hook() {
 			;;
 		exec)
 			flaskbox_log "running $hook"
-			"$hook" >&2 || status=$?
+			# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
+			# writes next to the app's code (flaskbox/hook_writes.py).
+			FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
 			;;
 		bash)
 			flaskbox_log "running $hook"
-			bash "$hook" >&2 || status=$?
+			FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
 			;;
 	esac
 	if [ "$status" -ne 0 ]; then
@@ -153,17 +155,26 @@ flaskbox_step_down() {
 	exec setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" --clear-groups -- "$0" "$@"
 }
 
-# flaskbox_settings MODE
+# flaskbox_settings MODE [--quiet]
 #   Every setting's default filled in and every value checked, by the
 #   settings table (flaskbox/settings.py), then exported. A bad value exits 2
-#   with a message naming it. Run before the hooks and again after them:
-#   a *.envsh hook may change settings.
+#   with a message naming it. Run before the hooks (--quiet: its notes wait
+#   for the second pass, so each is said once) and again after them: a
+#   *.envsh hook may change settings.
 flaskbox_settings() {
 	local exports
-	exports="$(python3 -I -m flaskbox env "$1")" || exit "$?"
+	exports="$(python3 -I -m flaskbox env "$@")" || exit "$?"
 	eval "$exports"
 	# Debug mode writes no __pycache__ into the bind-mounted /app, hooks included.
 	[ "$1" != debug ] || export PYTHONDONTWRITEBYTECODE=1
+}
+
+# flaskbox_writable_paths MODE
+#   WRITABLE_PATHS' targets made on the instance volume, before the hooks
+#   (a migration hook imports the app, which may write there at import).
+flaskbox_writable_paths() {
+	[ -n "${WRITABLE_PATHS:-}" ] || return 0
+	python3 -I -m flaskbox writable "$1"
 }
 
 # flaskbox_prepare MODE
@@ -204,17 +215,22 @@ flaskbox_start_debug() {
 	cd /app
 	# A fresh start: an APP_MODULE that names no app exits 2, as in
 	# production (flaskbox/debug.py); after an edit it is shown instead.
-	rm -f "$RUNTIME_DIR/debug.loaded"
+	rm -f "$RUNTIME_DIR/debug.loaded" "$RUNTIME_DIR/debug.app"
 	exec python -m flaskbox.debug
 }
 
 # flaskbox_exec_command COMMAND [ARG...]
 #   Any other command runs as it is, with FLASK_APP naming the app the
-#   servers would serve, so `docker run IMAGE flask db upgrade` acts on it.
+#   servers would serve, so `docker run IMAGE flask db upgrade` acts on it,
+#   and WRITABLE_PATHS ready on a volume the servers never saw yet (not as
+#   root: what root made there, the serving user could not write).
 flaskbox_exec_command() {
 	if [ -z "${FLASK_APP:-}" ]; then
 		FLASK_APP="$(python3 -I -m flaskbox app-module 2>/dev/null)" || true
 		[ -z "$FLASK_APP" ] || export FLASK_APP
+	fi
+	if [ -n "${WRITABLE_PATHS:-}" ] && [ "$(id -u)" != 0 ]; then
+		python3 -I -m flaskbox writable "${APP_MODE:-production}" || true
 	fi
 	exec "$@"
 }
@@ -231,8 +247,9 @@ main() {
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
-	flaskbox_settings "$FLASKBOX_MODE"    # defaults and checks (exit 2)
+	flaskbox_settings "$FLASKBOX_MODE" --quiet  # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
+	flaskbox_writable_paths "$FLASKBOX_MODE"  # WRITABLE_PATHS on the volume
 	flaskbox_run_hooks                    # /docker-entrypoint.d, PRE_START_PATH
 	flaskbox_settings "$FLASKBOX_MODE"    # again: hooks may change settings
 	flaskbox_prepare "$FLASKBOX_MODE"     # RUNTIME_DIR and the rendered configs

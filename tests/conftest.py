@@ -188,3 +188,17 @@ def realtime(app_images, request):
 
     yield served_as
     factory.cleanup()
+
+
+@pytest.fixture
+def volume():
+    """A named volume, removed afterwards with whatever container still uses
+    it (the containers fixture may not have removed it yet: fixtures end in
+    the reverse order they began), so that no run leaves one behind."""
+    name = f"flaskbox-test-{uuid.uuid4().hex[:10]}"
+    docker("volume", "create", name)
+    yield name
+    users = docker("ps", "-aq", "--filter", f"volume={name}").stdout.split()
+    if users:
+        docker("rm", "-f", *users, check=False)
+    docker("volume", "rm", name)

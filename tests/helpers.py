@@ -35,6 +35,11 @@ def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> su
     )
 
 
+def key_value_flags(flag: str, values: dict[str, str] | None) -> list[str]:
+    """`flag KEY=value` for each item: docker's -e and --build-arg."""
+    return [part for key, value in (values or {}).items() for part in (flag, f"{key}={value}")]
+
+
 _HANDED_OUT: set[int] = set()
 
 
@@ -293,9 +298,7 @@ class ContainerFactory:
         port = port or free_port()
         env = {**({"PORT": str(port)} if set_port else {}), **(env or {})}
         name = unique_name()
-        cmd = ["run", "-d", "--name", name, "--network", "host"]
-        for key, value in env.items():
-            cmd += ["-e", f"{key}={value}"]
+        cmd = ["run", "-d", "--name", name, "--network", "host", *key_value_flags("-e", env)]
         cmd += [*docker_args, image or self.image, *args]
         container = Container(name=name, port=port, image=image or self.image)
         self.started.append(container)
@@ -312,9 +315,8 @@ class ContainerFactory:
                  timeout: float = 60, image: str | None = None) -> subprocess.CompletedProcess:
         """docker run --rm in the foreground (with a free PORT, as run() gives);
         returns the finished process."""
-        cmd = ["run", "--rm", "--network", "host"]
-        for key, value in {"PORT": str(free_port()), **(env or {})}.items():
-            cmd += ["-e", f"{key}={value}"]
+        env = {"PORT": str(free_port()), **(env or {})}
+        cmd = ["run", "--rm", "--network", "host", *key_value_flags("-e", env)]
         cmd += [*docker_args, image or self.image, *args]
         return docker(*cmd, check=False, timeout=timeout)
 
@@ -328,8 +330,7 @@ def build_image(context: Path, tag: str, build_args: dict[str, str] | None = Non
     """Classic-builder `docker build`, host network (no bridge exists here).
     --force-rm: a failed step leaves no stopped container behind."""
     cmd = ["build", "--network", "host", "--force-rm", "-t", tag, *(["--target", target] if target else [])]
-    for key, value in (build_args or {}).items():
-        cmd += ["--build-arg", f"{key}={value}"]
+    cmd += key_value_flags("--build-arg", build_args)
     cmd.append(str(context))
     result = docker(*cmd, check=False, timeout=timeout)
     if check and result.returncode != 0:

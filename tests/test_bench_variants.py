@@ -1,5 +1,6 @@
-"""bench.py's variants and profile, checked without load: every nginx
-feature `--features` takes out is still where bench.py looks for it (an edit
+"""The benchmark's variants (bench/variants.py) and profile
+(bench/profiling.py), checked without load: every nginx feature
+`--features` takes out is still where variants.py looks for it (an edit
 of nginx.conf that moves one fails here, not in the middle of a benchmark),
 nginx serves without all of them, and the profile's parsers read what perf
 and py-spy write."""
@@ -11,28 +12,29 @@ import pytest
 from helpers import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
-import bench  # noqa: E402
+import profiling  # noqa: E402
+import variants  # noqa: E402
 
 TEMPLATE = (REPO / "nginx.conf").read_text()
 
 
-@pytest.mark.parametrize("name", list(bench.FEATURE_EDITS))
+@pytest.mark.parametrize("name", list(variants.FEATURE_EDITS))
 def test_each_feature_is_found_and_taken_out(name):
-    edited = bench.without_features(TEMPLATE, [name])
+    edited = variants.without_features(TEMPLATE, [name])
     assert edited != TEMPLATE
-    for old, _ in bench.FEATURE_EDITS[name]:
+    for old, _ in variants.FEATURE_EDITS[name]:
         assert old not in edited
 
 
 def test_a_feature_that_moved_fails_loudly():
     moved = TEMPLATE.replace("add_header X-Frame-Options", "add_header  X-Frame-Options")
     with pytest.raises(SystemExit, match="update FEATURE_EDITS"):
-        bench.without_features(moved, ["hardening and Retry-After headers"])
+        variants.without_features(moved, ["hardening and Retry-After headers"])
 
 
 def test_nginx_serves_without_every_feature(containers, tmp_path):
     conf = tmp_path / "nginx.conf"
-    conf.write_text(bench.without_features(TEMPLATE, list(bench.FEATURE_EDITS)))
+    conf.write_text(variants.without_features(TEMPLATE, list(variants.FEATURE_EDITS)))
     conf.chmod(0o644)
     bare = containers.run(docker_args=("-v", f"{conf}:/etc/flaskbox/nginx.conf:ro"))
     stripped = bare.wait_http("/")
@@ -53,7 +55,7 @@ def test_perf_report_lines_become_shares():
     10.12%  nginx            [kernel.kallsyms]
      0.12%  ksoftirqd/0      [kernel.kallsyms]
 """
-    assert bench.perf_shares(report) == [
+    assert profiling.perf_shares(report) == [
         {"percent": 57.1, "process": "uwsgi", "object": "libpython3.11.so.1.0"},
         {"percent": 10.12, "process": "nginx", "object": "[kernel.kallsyms]"},
     ]
@@ -64,7 +66,7 @@ def test_py_spy_samples_go_to_the_innermost_package():
            "Map.bind (werkzeug/routing/map.py:241) 6\n"
            "Serve.__call__ (flaskbox/serve.py:144);client_gone (flaskbox/serve.py:63) 2\n"
            " 2\n")
-    shares = bench.python_shares(raw)
+    shares = profiling.python_shares(raw)
     assert shares["samples"] == 10
     assert shares["own_code_percent"] == {
         "werkzeug": 60.0, "flaskbox": 20.0,

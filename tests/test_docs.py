@@ -46,6 +46,16 @@ def test_settings_table_matches_the_settings(readme, header, computed):
         assert not missing, f"{setting.name}: settings.py says {said!r}, {readme}: {row!r}"
 
 
+def test_the_english_table_is_the_settings_own_words():
+    # Every row of docs/configuration.md is what `python3 -m flaskbox
+    # docs-table` prints from the table: name, default and meaning, so the
+    # page cannot drift from the code.
+    text = (REPO / "docs" / "configuration.md").read_text()
+    rows = re.findall(r"^\| `[A-Z][A-Z0-9_]*` \|.*\|$", text, re.MULTILINE)
+    generated = [f"| `{s.name}` | {s.default_doc} | {s.doc} |" for s in settings.SETTINGS]
+    assert [row for row in rows if not row.startswith("| `UWSGI_*`")] == generated
+
+
 def test_image_has_the_repositorys_settings(image):
     # The defaults the image really applies are the table's: its own copy of
     # settings.py, asked for every setting.

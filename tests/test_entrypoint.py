@@ -20,7 +20,7 @@ def test_help_prints_usage_and_exits_0(containers):
     assert "Usage:" in result.stdout and "-d production|debug" in result.stdout
     # The settings and their defaults, from the settings table.
     assert re.search(r"^  REQUEST_TIMEOUT +30$", result.stdout, re.MULTILINE), result.stdout
-    assert re.search(r"^  QUEUE_SIZE +16 per worker thread", result.stdout, re.MULTILINE)
+    assert re.search(r"^  QUEUE_SIZE +4 per worker thread", result.stdout, re.MULTILINE)
     assert_nothing_started(result)
 
 

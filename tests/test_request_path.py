@@ -1,7 +1,8 @@
 """The request path in process, without uWSGI (lib/flaskbox/serve.py and
-guards.py): what nginx says of a request, the per-request watchdog's
-answers and retirement, the disk budget for spooled responses, and files
-handed back to uWSGI untouched. Milliseconds each; the same behaviours are
+the modules it calls): what nginx says of a request, the per-request
+watchdog's answers and retirement, the disk budget for spooled responses,
+files handed back to uWSGI untouched, chunked framing and its clean or
+failed end, and the wrapper as a whole around a small WSGI app. Milliseconds each; the same behaviours are
 proven against real containers in test_request_timeout.py and
 test_slow_downloads.py."""
 
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from flaskbox import guards, serve
+from flaskbox import framing, guards, prelude, serve, spool, streams
 
 
 class Recorder(guards.Watchdog):
@@ -40,7 +41,7 @@ def wait_for(event: threading.Event, seconds: float) -> bool:
 
 def test_the_prelude_takes_the_peer_and_the_time_in_the_queue():
     env = environ(HTTP_X_FLASKBOX_PEER=f"203.0.113.9 51234 8091 {time.time() - 2.5:.3f}")
-    waited = serve.proxy_prelude(env)
+    waited = prelude.proxy_prelude(env)
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"], env["SERVER_PORT"]) == ("203.0.113.9", "51234", "8091")
     assert 2.4 < waited < 3.0 and "HTTP_X_FLASKBOX_PEER" not in env
 
@@ -48,7 +49,7 @@ def test_the_prelude_takes_the_peer_and_the_time_in_the_queue():
 @pytest.mark.parametrize("peer", [None, "203.0.113.9 51234 8091", "203.0.113.9 51234 8091 soon"])
 def test_without_a_time_nothing_counts_as_waited(peer):
     env = environ(**({"HTTP_X_FLASKBOX_PEER": peer} if peer else {}))
-    assert serve.proxy_prelude(env) == 0.0
+    assert prelude.proxy_prelude(env) == 0.0
 
 
 def test_a_stuck_request_is_answered_504_on_its_connection_and_its_worker_retires():
@@ -131,13 +132,12 @@ def test_only_one_side_claims_the_answer():
 
 def test_a_request_that_waited_too_long_is_refused_with_retry_after():
     answered = {}
-    body = serve.waited_too_long(lambda status, headers: answered.update(status=status, headers=headers),
-                                 31.0, 30.0)
+    body = prelude.waited_too_long(lambda status, headers: answered.update(status=status, headers=headers))
     assert answered["status"].startswith("503") and ("Retry-After", "5") in answered["headers"]
     assert b"busy" in b"".join(body)
 
 
-class FakeDisk(serve.Spool):
+class FakeDisk(spool.Spool):
     """A Spool over a file system whose free space the test sets."""
 
     def __init__(self, space: int, free: int):
@@ -165,7 +165,7 @@ def test_the_spool_admits_what_fits_counting_what_is_still_to_be_written():
 
 def test_small_responses_never_count():
     disk = FakeDisk(space=0, free=0)
-    assert disk.admits(serve.Spool.MEMORY, worker=1)
+    assert disk.admits(spool.Spool.MEMORY, worker=1)
 
 
 def test_a_new_worker_clears_what_its_predecessor_left_pending():
@@ -177,7 +177,7 @@ def test_a_new_worker_clears_what_its_predecessor_left_pending():
 
 def test_a_spooled_body_is_counted_as_written_once_closed():
     done = []
-    body = serve.Spooled([b"a", b"b"], lambda: done.append(True))
+    body = spool.Spooled([b"a", b"b"], lambda: done.append(True))
     assert list(body) == [b"a", b"b"] and done == []
     body.close()
     assert done == [True]
@@ -186,6 +186,97 @@ def test_a_spooled_body_is_counted_as_written_once_closed():
 def test_a_file_from_wsgi_file_wrapper_is_recognised():
     handed = object()
     env = {"wsgi.file_wrapper": lambda filelike, *args: handed}
-    files = serve.FileResponses(env)
+    files = spool.FileResponses(env)
     assert env["wsgi.file_wrapper"](open(os.devnull, "rb")) is handed
     assert files.holds(handed) and not files.holds([b"other"])
+
+
+# --- framing: what start_response decides ------------------------------------
+
+@pytest.mark.parametrize("status, headers, method, framed", [
+    ("200 OK", [("Content-Type", "text/plain")], "GET", True),  # a generator: no length
+    ("200 OK", [("Content-Length", "5")], "GET", False),
+    ("200 OK", [("Transfer-Encoding", "chunked")], "GET", False),  # the app framed it itself
+    ("204 No Content", [], "GET", False),
+    ("304 Not Modified", [], "GET", False),
+    ("200 OK", [], "HEAD", False),
+    ("101 Switching Protocols", [], "GET", False),
+])
+def test_only_a_body_without_a_length_is_chunked(status, headers, method, framed):
+    assert framing.needs_framing(status, headers, method) is framed
+
+
+@pytest.mark.parametrize("headers, framed, extra", [
+    ([("Content-Type", "text/event-stream")], False, [("X-Accel-Buffering", "no")]),
+    ([("Content-Type", "text/plain")], True, [("X-Accel-Buffering", "no")]),
+    ([("Content-Type", "text/plain")], False, []),
+    ([("X-Accel-Buffering", "yes")], True, []),  # the app chose for itself
+])
+def test_streams_pass_nginx_unbuffered(headers, framed, extra):
+    assert framing.unbuffered(headers, framed) == extra
+
+
+def test_a_stream_is_chunked_and_ends_with_the_last_chunk():
+    reply = framing.Reply(chunked=True)
+    body = list(streams.flow(iter([b"one", b"", b"three"]), "GET /s", None, reply))
+    assert body == [b"3\r\none\r\n", b"5\r\nthree\r\n", b"0\r\n\r\n"]
+
+
+def test_a_stream_that_fails_never_gets_the_last_chunk():
+    def failing():
+        yield b"one"
+        raise RuntimeError("the database went away")
+
+    body = streams.flow(failing(), "GET /s", None, framing.Reply(chunked=True))
+    assert next(body) == b"3\r\none\r\n"
+    with pytest.raises(RuntimeError):
+        next(body)
+
+
+# --- the wrapper as a whole, without uWSGI ------------------------------------
+
+def call(app, **environ_extra):
+    """Serve(app) for one GET: (status, headers, body bytes)."""
+    answered = {}
+
+    def start_response(status, headers, exc_info=None):
+        answered.update(status=status, headers=headers)
+        return lambda data: None
+
+    result = serve.Serve(app, timeout=5)(environ(**environ_extra), start_response)
+    body = b"".join(result)
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+    return answered["status"], dict(answered["headers"]), body
+
+
+def test_a_generator_response_leaves_chunked_and_unbuffered():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"a", b"bc"])
+
+    status, headers, body = call(app)
+    assert status == "200 OK" and headers["Transfer-Encoding"] == "chunked"
+    assert headers["X-Accel-Buffering"] == "no" and body == b"1\r\na\r\n2\r\nbc\r\n0\r\n\r\n"
+
+
+def test_a_response_with_a_length_leaves_as_it_is():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    assert call(app) == ("200 OK", {"Content-Length": "2"}, b"ok")
+
+
+def test_the_client_address_reaches_the_app_and_the_health_check_does_not():
+    seen = {}
+
+    def app(environ, start_response):
+        seen.update(addr=environ["REMOTE_ADDR"])
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    call(app, HTTP_X_FLASKBOX_PEER=f"198.51.100.7 4000 80 {time.time():.3f}")
+    assert seen == {"addr": "198.51.100.7"}
+    assert call(app, REQUEST_URI="/-/healthy")[2] == b"ok\n" and len(seen) == 1

@@ -93,6 +93,8 @@ ACCEPTED = {
     "ENTRYPOINT_QUIET_LOGS": ["0", "1"],
     "INSTALL_ON_START": ["0"],
     "WORKER_CLASS": ["sync", "gevent"],
+    "URL_PREFIX": ["", "/shop", "/shop/", "/a/b.c"],
+    "WRITABLE_PATHS": ["", "/app/.data/", "/app/pkg/../.data/ /app/pkg/secret_key", "/app/a,/app/b/"],
 }
 # Accepted with WORKER_CLASS=gevent only (test_worker_class_settings_belong_together).
 ACCEPTED_WITH_GEVENT = {
@@ -133,7 +135,16 @@ REFUSED = {
     "WORKER_CONNECTIONS": ["0", "100001", "lots"],
     "STREAM_IDLE_TIMEOUT": ["0", "86401", "2m"],
     "STREAM_MAX_DURATION": ["-1", "604801", "1h"],
+    "URL_PREFIX": ["shop", "/", "/a b", "/shop?x", "/shop;x"],
+    "WRITABLE_PATHS": ["/tmp/x", "relative/path", "/app", "/app/", "/app/instance/db", "/app/instance/",
+                       "/app/../etc/passwd", "/app/pkg/../../etc/"],
 }
+
+
+def test_writable_paths_are_normalized():
+    # `..` resolved (the form a real app wrote), a folder keeps its /.
+    value = resolve({"WRITABLE_PATHS": "/app/pkg/../.data/,/app/pkg//key"}).values["WRITABLE_PATHS"]
+    assert value == "/app/.data/ /app/pkg/key"
 
 
 @pytest.mark.parametrize("name, value", [(n, v) for n, values in ACCEPTED.items() for v in values])

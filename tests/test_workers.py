@@ -22,7 +22,8 @@ def running_workers(container) -> tuple[int, int]:
     return len(uwsgi), len(nginx)
 
 
-@pytest.mark.parametrize("cpus, expected", [("1", (1, 2, 1, 1)), ("2", (2, 4, 1, 2)), ("0.5", (1, 2, 1, 1))])
+@pytest.mark.parametrize("cpus, expected", [("1", (1, 2, 16, 1)), ("2", (2, 4, 16, 2)),
+                                            ("0.5", (1, 2, 16, 1))])
 def test_counts_follow_the_cpu_quota(containers, cpus, expected):
     c = containers.serving(docker_args=("--cpus", cpus))
     assert summary(c) == expected

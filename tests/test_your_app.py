@@ -13,15 +13,6 @@ import pytest
 from helpers import REPO, build_image, docker, free_port
 
 
-@pytest.fixture
-def volume():
-    """A named volume, removed afterwards."""
-    name = f"flaskbox-test-{uuid.uuid4().hex[:10]}"
-    docker("volume", "create", name)
-    yield name
-    docker("volume", "rm", "-f", name, check=False)
-
-
 def serving(containers, image, *args, ready="/", **kwargs):
     c = containers.run(*args, image=image, **kwargs)
     c.wait_http(ready)

@@ -1,11 +1,14 @@
 """flaskbox's commands, run by entry-point.sh (and healthcheck.sh):
 
-    python3 -m flaskbox env MODE       the settings as `export` lines, for eval
+    python3 -m flaskbox env MODE [--quiet]  the settings as `export` lines, for eval
     python3 -m flaskbox render MODE    write the configs into RUNTIME_DIR
     python3 -m flaskbox default NAME   one setting's default (production)
     python3 -m flaskbox settings       the settings, for the usage text
     python3 -m flaskbox health         the image's health check (exit 1: unhealthy)
     python3 -m flaskbox app-module     the APP_MODULE the servers would use, for FLASK_APP
+    python3 -m flaskbox writable       (as root, in a Dockerfile) link WRITABLE_PATHS to the volume
+    python3 -m flaskbox writable MODE  (at start) each WRITABLE_PATHS target ready on the volume
+    python3 -m flaskbox docs-table     the settings rows of docs/configuration.md
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -17,16 +20,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import discover, packages, render, settings
-
-
-def error(message: str) -> None:
-    print(f"flaskbox: error: {message}", file=sys.stderr)
-
-
-def info(message: str) -> None:
-    if os.environ.get("ENTRYPOINT_QUIET_LOGS") != "1":
-        print(f"flaskbox: {message}", file=sys.stderr)
+from . import discover, packages, render, settings, writable
+from .log import error, info
 
 
 def resolve(mode: str) -> settings.Resolved:
@@ -40,10 +35,18 @@ def resolve(mode: str) -> settings.Resolved:
         sys.exit(2)
 
 
-def cmd_env(mode: str) -> None:
+def cmd_env(mode: str, *flags: str) -> None:
+    """--quiet: the pass before the hooks, whose settings may still change;
+    its notes would be said again by the pass after them."""
     resolved = resolve(mode)
-    for note in [*resolved.notes, *packages.replaced()]:
-        info(note)
+    try:
+        notes = [*packages.notes(mode, resolved.values["WORKER_CLASS"]), *writable.instance_notes()]
+    except packages.ConflictError as exc:
+        error(str(exc))
+        sys.exit(2)
+    if "--quiet" not in flags:
+        for note in [*resolved.notes, *notes]:
+            info(note)
     for name, value in resolved.exports().items():
         print(f"export {name}={shlex.quote(value)}")
 
@@ -94,6 +97,41 @@ def cmd_app_module() -> None:
     print(value)
 
 
+def cmd_writable(mode: str = "") -> None:
+    """No mode: the links, in the image (as root, at build time). A mode:
+    at start, their targets on the volume."""
+    setting = settings.BY_NAME["WRITABLE_PATHS"]
+    value = setting.normalize(os.environ.get("WRITABLE_PATHS", ""))
+    if not setting.check(value):
+        error(f"WRITABLE_PATHS='{os.environ['WRITABLE_PATHS']}' is not valid: expected {setting.form}")
+        sys.exit(2)
+    try:
+        if not mode:
+            if not value:
+                error("WRITABLE_PATHS is empty: set it first, e.g. ENV WRITABLE_PATHS=\"/app/.data/ "
+                      "/app/myapp/secret_key\"")
+                sys.exit(2)
+            for line in writable.link(value):
+                print(f"flaskbox: writable: {line}")  # the image build's own log
+            return
+        for note in writable.prepare(value, mode):
+            info(note)
+    except writable.WritableError as exc:
+        error(str(exc))
+        sys.exit(exc.code)
+    except PermissionError as exc:
+        error(f"cannot make the links ({exc}): run `python3 -m flaskbox writable` as root (USER root "
+              "in your Dockerfile, then back to USER 10001:10001)")
+        sys.exit(1)
+
+
+def cmd_docs_table() -> None:
+    """The settings rows of docs/configuration.md, from the table itself
+    (tests/test_docs.py fails when the page and this differ)."""
+    for setting in settings.SETTINGS:
+        print(f"| `{setting.name}` | {setting.default_doc} | {setting.doc} |")
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -101,7 +139,8 @@ def cmd_health() -> None:
 
 
 COMMANDS = {"env": cmd_env, "render": cmd_render, "default": cmd_default, "settings": cmd_settings,
-            "health": cmd_health, "app-module": cmd_app_module}
+            "health": cmd_health, "app-module": cmd_app_module, "writable": cmd_writable,
+            "docs-table": cmd_docs_table}
 
 
 def main(argv: list[str]) -> None:

@@ -27,7 +27,8 @@ from pathlib import Path
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover
+from . import discover, prefix, writable
+from .log import error
 
 APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
@@ -111,6 +112,22 @@ def first_load() -> bool:
     return True
 
 
+def record_load(error: BaseException | None) -> None:
+    """How the last load went, for the health check (health.py): a server
+    that answers every request with a traceback is not healthy."""
+    runtime = Path(os.environ["RUNTIME_DIR"])
+    state = "ok\n"
+    if error is not None:
+        first_line = (str(error).splitlines() or [""])[0]
+        state = f"error {type(error).__name__}: {first_line}\n"
+    part = runtime / "debug.app.part"
+    try:
+        part.write_text(state)
+        part.replace(runtime / "debug.app")
+    except OSError:
+        pass
+
+
 class DevApp:
     """The WSGI app the server runs: the user's app, or the error that kept it
     from loading. Always this one object, so the debugger PIN (derived from
@@ -122,12 +139,13 @@ class DevApp:
         self.error: BaseException | None = None
         starting = first_load()
         try:
-            self.app = discover.load(import_path).app
+            with writable.watch():
+                self.app = discover.load(import_path).app
         except discover.AppError as exc:
             if starting:
                 # A setting that names no app, found at start: exit 2 as
                 # production does (the reloader's parent exits with it).
-                print(f"flaskbox: error: {exc}", file=sys.stderr, flush=True)
+                error(str(exc))
                 os._exit(2)
             print(f" * {exc}; serving the error until the next save", file=sys.stderr)
             self.error, self.error_traceback = exc, exc.__traceback__
@@ -136,12 +154,15 @@ class DevApp:
             print(f" * {import_path} failed to load; serving the error until the next save", file=sys.stderr)
             self.error = exc
             self.error_traceback = exc.__traceback__
+        record_load(self.error)
 
     def __call__(self, environ, start_response):
         if self.error is not None:
             # The debugger turns this into its traceback page. The original
             # traceback each time: a re-raise would append to it.
             raise self.error.with_traceback(self.error_traceback)
+        # URL_PREFIX only: nothing here says which proxy may be believed.
+        prefix.apply(environ, os.environ.get("URL_PREFIX", ""), trust_header=False)
         return self.app(environ, start_response)
 
 

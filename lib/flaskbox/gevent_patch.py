@@ -7,8 +7,21 @@ blocking I/O yield to other requests while they wait, and modules that take
 Not uWSGI's gevent-early-monkey-patch: in uWSGI 2.0.31 it calls into Python
 without holding the GIL and the master crashes at start (measured: a
 segmentation fault in PyList_New, every time).
+
+The image's gevent directory (app.ini's `pythonpath`, which uWSGI puts first
+on sys.path) moves to the end first: an app that pins its own gevent,
+greenlet or zope.* in the venv gets those, and the image's fill in only what
+it lacks (issue 22; packages.py refuses a mix that cannot work).
 """
 
-from gevent import monkey
+import sys
+
+from flaskbox.settings import GEVENT_SITE
+
+# uWSGI adds it as "/opt/venv/gevent/".
+moved = [entry for entry in sys.path if entry.rstrip("/") == str(GEVENT_SITE)]
+sys.path[:] = [entry for entry in sys.path if entry not in moved] + moved
+
+from gevent import monkey  # noqa: E402
 
 monkey.patch_all()

@@ -15,14 +15,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
-
-def log(message: str) -> None:
-    print(f"flaskbox: {message}", file=sys.stderr, flush=True)
-
+from .log import log
 
 # uWSGI's exit code for a worker that leaves quietly: the master replaces it
 # without calling it a crash (uwsgi.h, UWSGI_QUIET_CODE).
@@ -34,6 +30,8 @@ WATCH_EVERY = 0.1
 # generator that merely sleeps between events comes back sooner, sees the
 # cut and ends, and its worker carries on.
 STUCK_AFTER = 1.0
+# Longer than uWSGI takes from accepting a request to calling the wrapper.
+ACCEPTED_WITHIN = 0.5
 
 
 class Watched:
@@ -118,7 +116,7 @@ class Watchdog:
         self.timeout = timeout
         self.running: dict[int, Watched] = {}
         self.pid: int | None = None
-        self.retiring = False
+        self.retiring: float | None = None  # since then
         self.lock = threading.Lock()
 
     def begin(self, environ, fd: int | None, waited: float) -> Watched:
@@ -128,7 +126,7 @@ class Watchdog:
                 if self.pid != os.getpid():
                     self.pid = os.getpid()
                     self.running.clear()
-                    self.retiring = False
+                    self.retiring = None
                     threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
         watched = Watched(f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}", fd, waited)
         self.running[threading.get_ident()] = watched
@@ -147,9 +145,13 @@ class Watchdog:
                     self._expire(watched, now)
             stuck = [watched for watched in running
                      if watched.expired and now - watched.expired_at > STUCK_AFTER]
-            if stuck and not self.retiring:
-                self._retire(stuck[0])
-            if self.retiring and all(watched.expired for watched in list(self.running.values())):
+            if stuck and self.retiring is None:
+                self._retire(stuck[0], now)
+            # A request uWSGI accepted just before the worker stopped taking
+            # them reaches the wrapper within moments: wait that long, then
+            # for the requests in it to end.
+            if self.retiring is not None and now - self.retiring > ACCEPTED_WITHIN \
+                    and all(watched.expired for watched in list(self.running.values())):
                 log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
                     "replaces it")
                 self.leave()
@@ -169,11 +171,11 @@ class Watchdog:
         else:
             shut_down(watched.fd)
 
-    def _retire(self, watched: Watched) -> None:
+    def _retire(self, watched: Watched, now: float) -> None:
         others = sum(1 for other in self.running.values() if not other.expired)
         log(f"{watched.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
             f"is replaced once its {others} other request(s) end")
-        self.retiring = True
+        self.retiring = now
         self.stop_taking_requests()
 
     def stop_taking_requests(self) -> None:

@@ -10,7 +10,10 @@ production  GET /-/healthy through nginx to a uWSGI worker. 200: healthy.
             reports every worker in a request (the watchdog ends each
             within REQUEST_TIMEOUT); idle workers that do not answer are broken.
 debug       the dev server must accept a connection (no request is sent, so
-            the developer's log is not flooded with probe lines).
+            the developer's log is not flooded with probe lines), and the
+            app's last load must have worked (debug.py records it): a
+            server answering every request with a traceback is unhealthy.
+            (In production an app that cannot load stops the container.)
 
 The mode and port come from the state file the entry-point wrote at start,
 because `-d debug` and computed defaults are not in the environment.
@@ -25,13 +28,14 @@ import socket
 import sys
 from pathlib import Path
 
+from .log import error, log
 from .settings import BY_NAME
 
 PROBE_SECONDS = 2.0
 
 
 def fail(message: str) -> None:
-    print(f"flaskbox: error: {message}", file=sys.stderr)
+    error(message)
     sys.exit(1)
 
 
@@ -61,7 +65,7 @@ def check_production(port: int, runtime: Path) -> None:
     except TimeoutError:
         busy = workers_busy(runtime)
         if busy:
-            print("flaskbox: busy: every uWSGI worker is in a request", file=sys.stderr)
+            log("busy: every uWSGI worker is in a request")
             return
         fail(f"GET /-/healthy got no answer within {PROBE_SECONDS:g} s"
              + (" while uWSGI workers are idle" if busy is False else ""))
@@ -70,17 +74,24 @@ def check_production(port: int, runtime: Path) -> None:
     finally:
         conn.close()
     if status == 503:
-        print("flaskbox: busy: every uWSGI worker and the queue are full", file=sys.stderr)
+        log("busy: every uWSGI worker and the queue are full")
         return
     if status != 200:
         fail(f"unhealthy: GET /-/healthy answered {status}")
 
 
-def check_debug(port: int) -> None:
+def check_debug(port: int, runtime: Path) -> None:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=PROBE_SECONDS).close()
     except OSError:
         fail(f"nothing listens on port {port}")
+    try:
+        state = (runtime / "debug.app").read_text().strip()
+    except OSError:
+        return  # not loaded yet: the server has only just started
+    if state != "ok":
+        fail(f"the app failed to load ({state.partition(' ')[2]}): every request gets the traceback "
+             "until a save fixes it")
 
 
 def main() -> None:
@@ -90,6 +101,6 @@ def main() -> None:
     except (OSError, ValueError):
         fail(f"no state file {runtime / 'state'}: the server has not started")
     if mode == "debug":
-        check_debug(int(port))
+        check_debug(int(port), runtime)
     else:
         check_production(int(port), runtime)

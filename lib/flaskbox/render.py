@@ -171,6 +171,12 @@ def static_location(values: dict[str, str], app: dict | None, conf_dir: Path = C
     # BODY_SLOTS is a constant: serve.py renders this from the environment.
     static_values = {**values, "STATIC_URL": url, "STATIC_PATH": path, "BODY_SLOTS": str(BODY_SLOTS)}
     text = fill((conf_dir / "nginx-static.conf").read_text(), static_values, "nginx-static.conf")
+    if values.get("URL_PREFIX"):
+        # url_for gives URL_PREFIX + url: a proxy that passes the path whole
+        # sends that, which nginx serves from disk too.
+        prefixed = {**static_values, "STATIC_URL": values["URL_PREFIX"] + url}
+        text += (f"\n# URL_PREFIX={values['URL_PREFIX']}: the same files under it.\n"
+                 + fill((conf_dir / "nginx-static.conf").read_text(), prefixed, "nginx-static.conf"))
     if values.get("STATIC_INDEX") == "1":
         text += ("\n# STATIC_INDEX=1: / is the static folder's index.html.\n"
                  f"location = / {{\n    rewrite ^ {url}/index.html last;\n}}\n")

@@ -37,30 +37,19 @@ from __future__ import annotations
 
 import os
 import select
-import sys
 import time
 from pathlib import Path
 
-from . import discover, forwarded, guards, render, settings, streams
+from . import discover, forwarded, guards, prefix, render, settings, streams, writable
+from .framing import Reply, needs_framing, unbuffered
+from .log import error, log
+from .prelude import bad_request, busy, describe, health, proxy_prelude, waited_too_long, wants_websocket
+from .spool import FileResponses, Spool, Spooled, close_body
 
 try:  # only inside uWSGI
     import uwsgi
 except ImportError:  # unit tests
     uwsgi = None
-
-HEALTH_BODY = b"ok\n"
-# Statuses that never carry a body, so are never framed.
-NO_BODY = {204, 304}
-
-
-def log(message: str) -> None:
-    print(f"flaskbox: {message}", file=sys.stderr, flush=True)
-
-
-def health(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HEALTH_BODY)))])
-    return [HEALTH_BODY]
-
 
 def worker_id() -> int:
     return uwsgi.worker_id() if uwsgi is not None else 0
@@ -76,128 +65,9 @@ def client_gone() -> bool:
     return bool(poller.poll(0))
 
 
-def needs_framing(status: str, headers, method: str) -> bool:
-    """A response with a body but no Content-Length (a stream, a generator):
-    nginx can tell its end from a cut only if it is chunked."""
-    for name, _ in headers:
-        lowered = name.lower()
-        if lowered == "content-length" or lowered == "transfer-encoding":
-            return False
-    code = int(status[:3])
-    return code >= 200 and code not in NO_BODY and method != "HEAD"
-
-
-def unbuffered(headers, framed: bool) -> list:
-    """X-Accel-Buffering: no for a stream or an event stream, unless the app
-    chose for itself (`yes` keeps nginx's buffering for a stream)."""
-    event_stream = False
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "x-accel-buffering":
-            return []
-        if lowered == "content-type" and value.lower().startswith("text/event-stream"):
-            event_stream = True
-    return [("X-Accel-Buffering", "no")] if framed or event_stream else []
-
-
-def close_body(body) -> None:
-    close = getattr(body, "close", None)
-    if close is not None:
-        close()
-
-
-class Spool:
-    """The disk nginx may spool responses to (RESPONSE_SPACE). nginx cannot
-    count what its buffered responses take together, and it unlinks each
-    file as soon as it makes it, so the file system is the one true count:
-    a large response is admitted if the space used on it since the start,
-    plus what admitted responses still have to write (kept per worker in
-    memory the workers share, so that a burst of them all at once is
-    counted), plus its own length, fits. Responses that fit in nginx's
-    memory buffers never touch disk and are not counted."""
-
-    MEMORY = settings.RESPONSE_MEMORY_BYTES
-
-    def __init__(self, path: str, space: int, workers: int):
-        import multiprocessing
-        self.path = path
-        self.space = space
-        self.free_at_start = self.free()
-        # Bytes admitted and not yet handed to nginx, by uWSGI worker id; a
-        # worker's own entry is cleared when it starts, so a worker killed
-        # mid-response leaves nothing counted behind.
-        # The fork context: the workers are forks of this process, and no
-        # semaphore is left to a tracker process (Python 3.14 defaults to
-        # forkserver, which would start one).
-        self.pending = multiprocessing.get_context("fork").Array("q", workers + 1)
-        self.pid: int | None = None
-
-    def free(self) -> int:
-        stats = os.statvfs(self.path)
-        return stats.f_bavail * stats.f_frsize
-
-    def admits(self, length: int, worker: int) -> bool:
-        if length <= self.MEMORY:
-            return True
-        with self.pending.get_lock():
-            if self.pid != os.getpid():
-                self.pid = os.getpid()
-                self.pending[worker] = 0
-            used = max(self.free_at_start - self.free(), 0)
-            if used + sum(self.pending) + length > self.space:
-                return False
-            self.pending[worker] += length
-            return True
-
-    def written(self, length: int, worker: int) -> None:
-        with self.pending.get_lock():
-            self.pending[worker] = max(self.pending[worker] - length, 0)
-
-
-class Spooled:
-    """A body admitted to the spool: once uWSGI has written it all (and
-    closes it), what it took is on disk, and no longer pending."""
-
-    def __init__(self, body, done):
-        self.body = body
-        self.done = done
-
-    def __iter__(self):
-        return iter(self.body)
-
-    def close(self) -> None:
-        try:
-            close_body(self.body)
-        finally:
-            self.done()
-
-
-def wants_websocket(environ) -> bool:
-    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
-
-
-def bad_request(start_response) -> list[bytes]:
-    body = b"Bad Request\n"
-    start_response("400 Bad Request", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-
-
-def describe(environ) -> str:
-    return f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}"
-
-
 class RequestTimeout(BaseException):
     """gevent: raised into a handler past REQUEST_TIMEOUT. A BaseException,
     so that the app's `except Exception` lets it through."""
-
-
-def busy(start_response) -> list[bytes]:
-    """503 for a stream or WebSocket past the process's stream slots."""
-    body = b"Too many open streams, try again later\n"
-    start_response("503 Service Unavailable",
-                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                    ("Retry-After", str(settings.RETRY_AFTER_SECONDS))])
-    return [body]
 
 
 class Refusals:
@@ -212,54 +82,6 @@ class Refusals:
             log(f"{what}: refused with 503, {self.count} so far: all {self.slots} stream slots of this "
                 "process are open (WORKER_CONNECTIONS less a tenth kept for ordinary requests)")
             self.logged = time.monotonic()
-
-
-def proxy_prelude(environ) -> float:
-    """What nginx says of the request in X-Flaskbox-Peer (a client's copy is
-    always replaced): the client's address and port and the server port, for
-    the WSGI environ, since uWSGI sees only a unix socket; and when nginx
-    passed the request on, so the seconds it waited for a worker (0 when
-    not known)."""
-    peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
-    if not peer:
-        return 0.0
-    fields = peer.split(" ")
-    environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = fields[:3]
-    try:
-        return max(time.time() - float(fields[3]), 0.0)
-    except (IndexError, ValueError):
-        return 0.0
-
-
-def waited_too_long(start_response, waited: float, timeout: float) -> list[bytes]:
-    """503 for a request that waited in the queue past REQUEST_TIMEOUT: its
-    client has waited as long as any answer may take."""
-    body = b"Service Unavailable: every worker was busy for too long, try again later\n"
-    start_response("503 Service Unavailable",
-                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                    ("Retry-After", str(settings.RETRY_AFTER_SECONDS))])
-    return [body]
-
-
-class FileResponses:
-    """Notes the file objects the app hands to wsgi.file_wrapper (Flask's
-    send_file does), so that such a body goes back to uWSGI untouched:
-    uWSGI then sends it with sendfile from an offload thread, and the worker
-    is free at once, however slow the client."""
-
-    def __init__(self, environ):
-        self.wrapper = environ.get("wsgi.file_wrapper")
-        self.given: list = []
-        if self.wrapper is not None:
-            environ["wsgi.file_wrapper"] = self.wrap
-
-    def wrap(self, filelike, *args, **kwargs):
-        wrapped = self.wrapper(filelike, *args, **kwargs)
-        self.given.append(wrapped)
-        return wrapped
-
-    def holds(self, body) -> bool:
-        return any(body is given for given in self.given)
 
 
 class Serve:
@@ -293,8 +115,7 @@ class Serve:
         if self.watchdog is not None and waited >= self.timeout:
             log(f"refused {describe(environ)} with 503: it waited {waited:.1f} s for a worker, past "
                 f"REQUEST_TIMEOUT ({self.timeout:g} s)")
-            return waited_too_long(start_response, waited, self.timeout)
-        environ["flaskbox.waited"] = waited
+            return waited_too_long(start_response)
         if self.loop_watch is not None:
             self.loop_watch.start_once()
             streams.install_stop_handler_once(gevent_mode=True)
@@ -309,54 +130,29 @@ class Serve:
             if self.limits is not None:
                 self.limits.bound_websocket(websocket)
         try:
-            return self._respond(environ, start_response, websocket)
+            return self._respond(environ, start_response, websocket, waited)
         except BaseException:
             if websocket is not None:
                 self._release(websocket)
             raise
 
-    def _respond(self, environ, start_response, websocket):
-        # framing[0]: None until start_response runs, then whether to chunk.
-        framing = [None]
-        refused = []
-        method = environ["REQUEST_METHOD"]
+    def _respond(self, environ, start_response, websocket, waited: float):
+        reply = Reply()
         files = FileResponses(environ)
-        admitted: list[int] = []  # bytes of it the spool admitted
-
-        def framing_start_response(status, headers, exc_info=None):
-            if websocket is not None and websocket.taken:
-                # The app answered on the connection itself (101, then the
-                # WebSocket); what it passes here must not follow.
-                framing[0] = False
-                return lambda data: None
-            framing[0] = needs_framing(status, headers, method)
-            if framing[0] and self.full():
-                # A stream with no slot left: 503 instead, before any of it is sent.
-                framing[0] = False
-                refused.append(busy(start_response))
-                self.refusals.note(describe(environ))
-                return lambda data: None
-            extra = unbuffered(headers, framing[0]) or self._spooling(headers, files, admitted)
-            if framing[0]:
-                extra.append(("Transfer-Encoding", "chunked"))
-            write = start_response(status, [*headers, *extra], exc_info)
-            if not framing[0]:
-                return write
-            return lambda data: write(streams.chunk(data)) if data else None
-
         watched = None
         if self.watchdog is not None and websocket is None:
             fd = uwsgi.connection_fd() if uwsgi is not None else None
-            watched = self.watchdog.begin(environ, fd, environ["flaskbox.waited"])
+            watched = self.watchdog.begin(environ, fd, waited)
             watched.enter()
         try:
             if websocket is None:
-                result = self._call_app(environ, framing_start_response)
+                result = self._call_app(environ, self._start_response(environ, start_response, reply, files))
             else:
                 # The app's handler runs for the WebSocket's whole life: not
                 # a request REQUEST_TIMEOUT could bound (gevent: the stream
                 # limits do; sync: nginx closes one silent for longer).
-                result = self.app(environ, framing_start_response)
+                result = self.app(environ, self._start_response(environ, start_response, reply, files,
+                                                                websocket))
         except BaseException:
             if watched is not None:
                 watched.leave()
@@ -366,14 +162,46 @@ class Serve:
             watched.leave()
         if websocket is not None:
             return self._after_websocket(result, websocket, start_response)
-        if refused:
+        if reply.refused is not None:
             close_body(result)
             if watched is not None:
                 self.watchdog.end()
-            return refused[0]
-        if admitted:
-            worker = worker_id()
-            result = Spooled(result, lambda: self.spool.written(admitted[0], worker))
+            return reply.refused
+        return self._body(environ, result, reply, files, watched)
+
+    def _start_response(self, environ, start_response, reply: Reply, files: FileResponses, websocket=None):
+        """The app's start_response: decides the framing and buffering of
+        its response (into `reply`), or refuses a stream with no slot."""
+        method = environ["REQUEST_METHOD"]
+
+        def framing_start_response(status, headers, exc_info=None):
+            if websocket is not None and websocket.taken:
+                # The app answered on the connection itself (101, then the
+                # WebSocket); what it passes here must not follow.
+                reply.chunked = False
+                return lambda data: None
+            reply.chunked = needs_framing(status, headers, method)
+            if reply.chunked and self.full():
+                # A stream with no slot left: 503 instead, before any of it is sent.
+                reply.chunked = False
+                reply.refused = busy(start_response)
+                self.refusals.note(describe(environ))
+                return lambda data: None
+            extra = unbuffered(headers, reply.chunked) or self._spooling(headers, files, reply)
+            if reply.chunked:
+                extra.append(("Transfer-Encoding", "chunked"))
+            write = start_response(status, [*headers, *extra], exc_info)
+            if not reply.chunked:
+                return write
+            return lambda data: write(streams.chunk(data)) if data else None
+
+        return framing_start_response
+
+    def _body(self, environ, result, reply: Reply, files: FileResponses, watched):
+        """The response's body as uWSGI is to send it."""
+        if reply.spooled:
+            worker, spooled = worker_id(), reply.spooled
+            result = Spooled(result, lambda: self.spool.written(spooled, worker))
         if watched is not None and (files.holds(result) or isinstance(result, (list, tuple))):
             # All of it is made: what is left is uWSGI's to send (a file,
             # from an offload thread), at the client's pace.
@@ -382,32 +210,33 @@ class Serve:
                 close_body(result)
                 return []  # answered 504 already
             return result
-        if framing[0] is False:
+        if reply.chunked is False:
             body = result  # a Content-Length, nothing to add
         else:
-            body = streams.flow(result, describe(environ), self.limits, framing)
+            body = streams.flow(result, describe(environ), self.limits, reply)
         if watched is None:
             return body
         return self.watchdog.watch(body, watched)
 
-    def _spooling(self, headers, files: FileResponses, admitted: list) -> list:
+    def _spooling(self, headers, files: FileResponses, reply: Reply) -> list:
         """How nginx is to take a response with a Content-Length: a file
         (sendfile from an offload thread) and a body the disk budget cannot
         take pass straight through (X-Accel-Buffering: no), at the client's
         pace; any other is spooled to RUNTIME_DIR if it is larger than
         nginx's memory buffers, so that its worker is free at once; what it
-        takes is noted in `admitted`."""
+        takes is noted in the reply."""
         if files.given:
             return [("X-Accel-Buffering", "no")]
-        if self.spool is None or any(name.lower() == "x-accel-buffering" for name, _ in headers):
-            return []  # the app chose for itself
+        chose = any(name.lower() == "x-accel-buffering" for name, _ in headers)
+        if self.spool is None or reply.spooled or chose:
+            return []  # the app chose for itself (or this is start_response again, with exc_info)
         for name, value in headers:
             if name.lower() == "content-length" and value.isdigit():
                 length = int(value)
                 if not self.spool.admits(length, worker_id()):
                     return [("X-Accel-Buffering", "no")]
                 if length > self.spool.MEMORY:
-                    admitted.append(length)
+                    reply.spooled = length
         return []
 
     def full(self) -> bool:
@@ -454,7 +283,6 @@ class Serve:
             websocket.timer.kill(block=False)
 
 
-
 def uwsgi_option(name: str, default: str) -> str:
     """An option as uWSGI ended up with it (the last of repeated ones)."""
     value = uwsgi.opt.get(name, default)
@@ -468,9 +296,10 @@ def load_app() -> discover.Found:
     module with none): the message says what to write instead, and uWSGI
     exits with code 2, so the container does, before anything is served."""
     try:
-        return discover.load(os.environ["APP_MODULE"])
+        with writable.watch():
+            return discover.load(os.environ["APP_MODULE"])
     except discover.AppError as exc:
-        print(f"flaskbox: error: {exc}", file=sys.stderr, flush=True)
+        error(str(exc))
         os._exit(2)
 
 
@@ -491,7 +320,9 @@ def from_environment():
         slots = settings.stream_slots(int(os.environ["WORKER_CONNECTIONS"]))
     spool = Spool(os.environ["RUNTIME_DIR"], settings.size_bytes(os.environ["RESPONSE_SPACE"]),
                   int(uwsgi_option("processes", "1")))
-    return Serve(found.app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool,
+    # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
+    app = prefix.Prefixed(found.app, os.environ.get("URL_PREFIX", ""))
+    return Serve(app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool,
                  tuple(settings.words(os.environ.get("ALLOWED_HOSTS", "").lower())))
 
 

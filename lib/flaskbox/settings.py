@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import discover
+from . import discover, writable
 from .host import Host
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -279,8 +279,9 @@ SETTINGS: tuple[Setting, ...] = (
              "mypkg.wsgi:application",
         check=discover.is_valid,
         modes=BOTH,
-        doc="Your WSGI app, relative to `/app`, in Flask's forms: `module` (Flask finds its `app` or "
-            "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP`.",
+        doc=("Your WSGI app, relative to `/app`, in Flask's forms: `module` (Flask finds its `app` or "
+             "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP` "
+             "([your-app.md](your-app.md#how-the-app-is-found))."),
     ),
     Setting(
         "MAX_BODY_SIZE",
@@ -309,8 +310,8 @@ SETTINGS: tuple[Setting, ...] = (
         form="sync or gevent",
         check=one_of(SYNC, GEVENT),
         modes=(PRODUCTION,),
-        doc=("`sync`: one request per worker thread. `gevent`: thousands of streams, Server-Sent Events and "
-             "WebSockets per process ([streaming](docs/streaming.md))."),
+        doc=("`sync`: one request per worker thread. `gevent`: thousands of streams, Server-Sent Events "
+             "and WebSockets per process ([streaming](streaming.md))."),
     ),
     Setting(
         "UWSGI_PROCESSES",
@@ -417,7 +418,8 @@ SETTINGS: tuple[Setting, ...] = (
         form="a size such as 256m or 1g",
         check=matches(SIZE.pattern[1:-1]),
         modes=(PRODUCTION,),
-        doc="Disk that request bodies being received may take together; see Uploads and `/tmp`.",
+        doc=("Disk that request bodies being received may take together; see [Uploads and "
+             "/tmp](production.md#uploads-and-tmp)."),
     ),
     Setting(
         "RESPONSE_SPACE",
@@ -427,7 +429,20 @@ SETTINGS: tuple[Setting, ...] = (
         check=matches(SIZE.pattern[1:-1]),
         modes=(PRODUCTION,),
         doc=("Disk that responses waiting for slow clients may take together; past it, a large response "
-             "goes at the client's pace from its worker (never cut)."),
+             "goes at the client's pace from its worker (never cut). See [Slow clients and large "
+             "downloads](production.md#slow-clients-and-large-downloads)."),
+    ),
+    Setting(
+        "URL_PREFIX",
+        default="",
+        default_doc=fixed(""),
+        form="a URL path such as /shop (empty: the app is at /)",
+        check=lambda value: value == "" or re.fullmatch(URL_PATH, value) is not None,
+        modes=BOTH,
+        doc=("The path the app is served under behind a proxy (`/shop`): `url_for`, redirects and static "
+             "URLs start with it; a trusted proxy's `X-Forwarded-Prefix` wins "
+             "([production.md](production.md#under-a-url-prefix))."),
+        normalize=strip_slash,
     ),
     Setting(
         "STATIC_ENABLED",
@@ -505,6 +520,20 @@ SETTINGS: tuple[Setting, ...] = (
         doc="A script run with bash before the server starts, if it exists (migrations; tiangolo's name).",
     ),
     Setting(
+        "WRITABLE_PATHS",
+        default="",
+        default_doc=fixed(""),
+        form="absolute paths under /app (not /app/instance) separated by spaces or commas, a trailing / "
+             "for a folder, e.g. /app/.data/ /app/myapp/secret_key",
+        check=writable.valid,
+        modes=BOTH,
+        doc=("Paths next to your code that the app writes (a cache folder, a secret-key file), e.g. "
+             "`/app/.data/ /app/myapp/secret_key` (a trailing `/` for a folder): each is kept on the "
+             "instance volume, through a link the image makes with `RUN python3 -m flaskbox writable` "
+             "([your-app.md](your-app.md#an-app-that-writes-next-to-its-code))."),
+        normalize=writable.normalize,
+    ),
+    Setting(
         "ENTRYPOINT_QUIET_LOGS",
         default="0",
         default_doc=fixed("0"),
@@ -530,7 +559,8 @@ SETTINGS: tuple[Setting, ...] = (
         form="1 (install /app/requirements.txt and requirements_os.txt at start) or 0",
         check=one_of("0", "1"),
         modes=BOTH,
-        doc="Debug mode: `1` installs `/app/requirements.txt` and `/app/requirements_os.txt` at start.",
+        doc=("Debug mode: `1` installs `/app/requirements.txt` and `/app/requirements_os.txt` at start "
+             "([develop.md](develop.md#installing-packages-at-start-install_on_start1))."),
     ),
 )
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
+from .log import log
 from .settings import STOP_STREAMS_SIGNAL
 
 # What supervise.sh sends each worker when the container stops (settings.py).
@@ -44,10 +44,6 @@ TERMINATOR = b"0\r\n\r\n"
 LINGER_SECONDS = 1.0
 
 
-def log(message: str) -> None:
-    print(f"flaskbox: {message}", file=sys.stderr, flush=True)
-
-
 class StreamEnd(BaseException):
     """Raised into a stream's generator, where it waits, to end it now.
     A BaseException, so that the app's `except Exception` lets it through."""
@@ -58,11 +54,11 @@ def chunk(data: bytes) -> bytes:
 
 
 class Stream:
-    def __init__(self, what: str, framing: list):
+    def __init__(self, what: str, reply):
         self.what = what
-        # framing[0], set by start_response (which a generator may call at
-        # its first chunk): chunked, so a stream this module may end.
-        self.framing = framing
+        # framing.Reply, whose `chunked` start_response sets (a generator may
+        # call it at its first chunk): chunked, so a stream this module may end.
+        self.reply = reply
         self.started = time.monotonic()
         # Set while the app's generator runs: only then is StreamEnd raised
         # into it; elsewhere the loop sees `reason` before the next chunk.
@@ -73,7 +69,7 @@ class Stream:
 
     @property
     def chunked(self) -> bool:
-        return bool(self.framing[0])
+        return bool(self.reply.chunked)
 
 
 class WebSocket:
@@ -193,6 +189,26 @@ def install_stop_handler_once(gevent_mode: bool) -> None:
         gevent.signal_handler(STOP_SIGNAL, OPEN.end_all, "the container is stopping")
     else:
         signal.signal(STOP_SIGNAL, on_stop_signal)
+        watch_for_the_stop_signal()
+
+
+def watch_for_the_stop_signal() -> None:
+    """Python runs a signal handler in the main thread, and only once that
+    thread runs Python again: in a threaded worker it mostly waits in
+    uWSGI's own loop, so the streams on the other threads would never hear
+    of the stop. Python's C-level handler also writes the signal's number
+    to a wakeup descriptor at once, from any thread: a thread of ours reads
+    it and ends them. (Called in the main thread, as set_wakeup_fd needs.)"""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            if int(STOP_SIGNAL).to_bytes(1, "little") in os.read(read_end, 64):
+                OPEN.end_all("the container is stopping")
+
+    threading.Thread(target=watch, name="flaskbox-stop-watch", daemon=True).start()
 
 
 def mark_native_handshakes(uwsgi) -> None:
@@ -239,11 +255,11 @@ class Limits:
             websocket.timer = gevent.spawn_later(self.most, websocket.end, reason)
 
 
-def flow(result, what: str, limits: Limits | None, framing: list):
-    """The body of a response as the app yields it: if framing[0] says so
+def flow(result, what: str, limits: Limits | None, reply):
+    """The body of a response as the app yields it: if reply.chunked says so
     (start_response may come with the first chunk), each chunk framed as
     chunked, then the last chunk if it ended normally or was ended here."""
-    stream = Stream(what, framing)
+    stream = Stream(what, reply)
     if limits is not None:
         import gevent
         stream.greenlet = gevent.getcurrent()

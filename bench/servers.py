@@ -1,0 +1,88 @@
+"""The contenders: each server in the configuration its users run, started
+as a container of the contenders' image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness import CONTAINERS, CONTENDERS_TAG
+
+from helpers import Container, free_port
+
+
+def start(image: str, *command: str, env: dict[str, str] | None = None, port: int | None = None,
+          timeout: float = 60, interval: float = 0.1, docker_args: tuple[str, ...] = ()) -> Container:
+    """A container of `image` (on `port`, or a free one); returns once GET /
+    answers 200. --no-healthcheck: the image's own check would probe every
+    contender."""
+    container = CONTAINERS.run(*command, env=env, image=image, port=port,
+                               docker_args=("--no-healthcheck", *docker_args))
+    container.wait_http("/", timeout=timeout, interval=interval)
+    return container
+
+
+@dataclass
+class Contender:
+    name: str
+    label: str
+    command: list[str]  # empty: the image's own entry point (production mode)
+    env: dict[str, str] = field(default_factory=dict)
+    image: str = CONTENDERS_TAG
+    docker_args: tuple[str, ...] = ()  # --cpus, a config mounted over the image's
+    container: Container | None = None
+
+    @property
+    def port(self) -> int:
+        return self.container.port
+
+    def start(self) -> None:
+        port = free_port()
+        command = [part.replace("{PORT}", str(port)) for part in self.command]
+        self.container = start(self.image, *command, env=self.env, port=port, docker_args=self.docker_args)
+
+    def stop(self) -> None:
+        if self.container:
+            self.container.remove()
+
+
+def contenders(processes: int, threads: int) -> list[Contender]:
+    """The servers, each in the configuration its users actually run."""
+    return [
+        Contender("flaskbox", "flaskbox production (nginx + uWSGI)", []),
+        Contender("flaskbox-gevent", "flaskbox production, WORKER_CLASS=gevent", [],
+                  env={"WORKER_CLASS": "gevent"}),
+        # The best-known nginx + uWSGI Flask image's configuration, as its
+        # own files (contenders/tiangolo), in this image.
+        Contender("tiangolo-config", "nginx + uWSGI as the best-known such image: 1 nginx worker, "
+                  "uWSGI cheaper 2..16 single-threaded processes, both logs on",
+                  ["/bench/contenders/tiangolo/run.sh"]),
+        # Where projects leaving uWSGI go.
+        Contender("granian", "Granian, 2 WSGI workers",
+                  ["granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
+                   "--port", "{PORT}", "--working-dir", "/app", "app:app"]),
+        Contender("gunicorn", "gunicorn, its defaults (1 sync worker)",
+                  ["gunicorn", "--chdir", "/app", "-b", "127.0.0.1:{PORT}", "app:app"]),
+        # The tutorial this project grew from: workers = 5, worker_class = "gevent".
+        Contender("gunicorn-gevent", "gunicorn, 5 gevent workers",
+                  ["gunicorn", "--chdir", "/app", "-w", "5", "-k", "gevent",
+                   "-b", "127.0.0.1:{PORT}", "app:app"]),
+        # uWSGI's own HTTP router, with flaskbox's default processes and threads.
+        Contender("uwsgi-http", f"bare uwsgi --http, {processes} processes x {threads} threads",
+                  ["uwsgi", "--http", "127.0.0.1:{PORT}", "--master", "--processes", str(processes),
+                   "--threads", str(threads), "--chdir", "/app", "--module", "app:app"]),
+        Contender("flask-dev", "Flask dev server (flaskbox -d debug)", ["-d", "debug"]),
+    ]
+
+
+def traffic_contenders() -> list[Contender]:
+    """The servers traffic.py measures, each with its own defaults."""
+    by_name = {c.name: c for c in contenders(1, 1)}
+    return [
+        by_name["flaskbox"], by_name["granian"],
+        # gunicorn's threaded worker as its docs size it: 2 x CPUs + 1
+        # processes, a few threads each.
+        Contender("gunicorn-gthread", "gunicorn, 5 gthread workers x 4 threads",
+                  ["gunicorn", "--chdir", "/app", "-w", "5", "-k", "gthread", "--threads", "4",
+                   "-b", "127.0.0.1:{PORT}", "app:app"]),
+        by_name["gunicorn-gevent"],
+    ]

@@ -1,0 +1,48 @@
+"""An app served under a URL prefix (mounted at /shop behind a proxy): the
+prefix goes into the WSGI environ's SCRIPT_NAME, where Flask and Werkzeug
+take it from for url_for, redirects and static URLs.
+
+The prefix is URL_PREFIX, or, in production, a trusted proxy's
+X-Forwarded-Prefix, which wins (the wrapper keeps it only from
+TRUSTED_PROXIES, only its last element and only in a path's form:
+forwarded.py). Both kinds of proxy work: one that
+strips the prefix (/shop/cart arrives as /cart) and one that passes the path
+whole (/shop/cart arrives as /shop/cart, and the prefix is taken off
+PATH_INFO here).
+"""
+
+from __future__ import annotations
+
+import re
+
+# The form forwarded.py lets X-Forwarded-Prefix through in, checked again.
+FORWARDED = re.compile(r"/[A-Za-z0-9._~/%-]*")
+
+
+def forwarded_prefix(environ) -> str:
+    """The nearest proxy's X-Forwarded-Prefix, if it is a path; "" if not."""
+    value = environ.get("HTTP_X_FORWARDED_PREFIX", "").rsplit(",", 1)[-1].strip()
+    return value.rstrip("/") if FORWARDED.fullmatch(value) else ""
+
+
+def apply(environ, prefix: str, trust_header: bool) -> None:
+    """SCRIPT_NAME set to the prefix, and the prefix taken off PATH_INFO
+    when the proxy passed it on."""
+    prefix = (forwarded_prefix(environ) if trust_header else "") or prefix
+    if not prefix:
+        return
+    path = environ.get("PATH_INFO", "")
+    if path == prefix or path.startswith(prefix + "/"):
+        environ["PATH_INFO"] = path[len(prefix):]
+    environ["SCRIPT_NAME"] = prefix
+
+
+class Prefixed:
+    """The app, with apply() before each request (production)."""
+
+    def __init__(self, app, prefix: str, trust_header: bool = True):
+        self.app, self.prefix, self.trust_header = app, prefix, trust_header
+
+    def __call__(self, environ, start_response):
+        apply(environ, self.prefix, self.trust_header)
+        return self.app(environ, start_response)

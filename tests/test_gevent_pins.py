@@ -1,0 +1,84 @@
+"""An app's own pins of gevent's packages win over the image's: tests/apps/
+board pins gevent 25.5.1 and greenlet 3.2.3, and WORKER_CLASS=gevent imports
+those, not the image's 26.9.0, saying so once and truthfully. A mix that
+cannot work (an old greenlet under the image's gevent) is refused, naming
+both. Under the sync workers, an app made for gevent gets one line of advice
+naming WORKER_CLASS."""
+
+import uuid
+
+import pytest
+
+from flaskbox import packages
+from helpers import build_image, docker
+
+
+def test_the_apps_gevent_pins_win(containers, app_images):
+    c = containers.run(image=app_images("board"), env={"WORKER_CLASS": "gevent"})
+    running = c.wait_http("/whoami").json()
+    assert (running["gevent"], running["greenlet"]) == ("25.5.1", "3.2.3"), running
+    logs = c.logs()
+    said = "WORKER_CLASS=gevent runs your image's gevent 25.5.1 (not the image's 26.9.0)"
+    assert logs.count(said) == 1, logs
+    assert "greenlet 3.2.3 (not the image's 3.5.6)" in logs
+    # The venv's replaced packages, once per start (not once per settings pass).
+    assert logs.count("your image replaced packages this image was tested with") == 1, logs
+    assert "Flask 3.1.3 -> 2.1.3" in logs
+    # The image's own gevent is not named as replaced: it is not.
+    assert "gevent 26.9.0 -> 25.5.1" not in logs
+    assert "looks made for gevent" not in logs
+
+
+def test_sync_workers_advise_gevent_once(containers, app_images):
+    c = containers.run(image=app_images("board"))
+    assert c.wait_http("/whoami").json()["gevent"] is None
+    logs = c.logs()
+    assert logs.count("your app looks made for gevent workers (it installs gevent) and WORKER_CLASS is "
+                      "sync") == 1, logs
+    assert "set WORKER_CLASS=gevent" in logs
+    # Not a note about gevent's versions: the sync workers never import the image's.
+    assert "not the image's 26.9.0" not in logs
+
+
+@pytest.fixture(scope="module")
+def old_greenlet(runtime_image, tmp_path_factory):
+    """An app that pins greenlet (as SQLAlchemy's users do) older than the
+    image's gevent needs, and no gevent of its own."""
+    context = tmp_path_factory.mktemp("old-greenlet")
+    (context / "app.py").write_text("from flask import Flask\n\napp = Flask(__name__)\n")
+    (context / "Dockerfile").write_text(
+        f"FROM {runtime_image}\nUSER 0\nRUN pip install --no-cache-dir greenlet==3.0.3\n"
+        "USER 10001:10001\nCOPY app.py /app/\n")
+    tag = f"flaskbox-old-greenlet:{uuid.uuid4().hex[:12]}"
+    build_image(context, tag)
+    yield tag
+    docker("rmi", "-f", tag, check=False)
+
+
+def test_a_mix_that_cannot_work_is_refused(containers, old_greenlet):
+    result = containers.run_once(image=old_greenlet, env={"WORKER_CLASS": "gevent"})
+    assert result.returncode == 2, result.stderr
+    assert ("WORKER_CLASS=gevent: the image's gevent 26.9.0 needs greenlet>=3.2.2, and the greenlet it "
+            "would import is 3.0.3 (yours, in /opt/venv)") in result.stderr
+    # The sync workers never import gevent: the same image serves.
+    c = containers.run(image=old_greenlet)
+    c.wait_http("/", status=404)
+
+
+# --- the logic, without a container -------------------------------------------
+
+@pytest.mark.parametrize("version, specifier, ok", [
+    ("3.2.3", ">=3.2.2", True), ("3.0.3", ">=3.2.2", False), ("3.10.0", ">=3.9", True),
+    ("2.0", "<2.0,>=1.16.0", False), ("1.16.0", "<2.0,>=1.16.0", True), ("3.0.0rc1", "", True),
+    ("1.0", "~=1.0", True),  # not judged: never refused on a guess
+])
+def test_satisfies(version, specifier, ok):
+    assert packages.satisfies(version, specifier) is ok
+
+
+def test_monkey_patching_in_the_wsgi_file_is_a_sign(tmp_path):
+    (tmp_path / "wsgi.py").write_text("from gevent import monkey\nmonkey.patch_all()\nfrom app import app\n")
+    advice = packages.gevent_advice(tmp_path)
+    assert advice and "wsgi.py calls monkey.patch_all()" in advice[0] and "WORKER_CLASS=gevent" in advice[0]
+    (tmp_path / "wsgi.py").write_text("from app import app\n")
+    assert packages.gevent_advice(tmp_path) == [] or "installs gevent" in packages.gevent_advice(tmp_path)[0]
