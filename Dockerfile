@@ -132,6 +132,13 @@ RUN set -eux; \
 	groupadd --system --gid "${FLASKBOX_USER#*:}" app; \
 	useradd --system --uid "${FLASKBOX_USER%:*}" --gid app --no-create-home \
 		--home-dir /nonexistent --shell /usr/sbin/nologin app; \
+	# Whether this nginx bounds the number of header lines (max_headers:
+	# upstream's, backported to Debian 12): only then may the header take
+	# nginx's default 4 buffers (lib/flaskbox/settings.py, HEADER_LINE).
+	mkdir -p /etc/flaskbox; \
+	printf 'events {}\nhttp { max_headers 1000; }\n' > /tmp/max-headers.conf; \
+	if nginx -t -q -c /tmp/max-headers.conf; then touch /etc/flaskbox/nginx-max-headers; fi; \
+	rm -f /tmp/max-headers.conf; \
 	nginx -v; tini --version
 
 # Extra OS packages for the app, one or more per line, '#' comments allowed.

@@ -66,6 +66,20 @@ def test_behind_a_trusted_proxy_the_real_client_is_limited(limited):
         thread.join(30)
 
 
+def test_static_files_and_requests_with_a_body_have_slots_of_their_own(limited):
+    # A download from disk holds no worker; a request with a body may spend
+    # long receiving it: each kind has slots of its own (nginx.conf,
+    # per-client limits), so the address's app requests being full stops
+    # neither.
+    threads = hold(limited, LIMIT, source="127.0.0.5")
+    wait_running(limited, 3 * LIMIT)
+    assert limited.request("/", source="127.0.0.5").status == 503
+    assert limited.request("/static/proof.txt", source="127.0.0.5").status == 200
+    assert limited.request("/echo", "POST", b"x=1", source="127.0.0.5").status == 200
+    for thread in threads:
+        thread.join(30)
+
+
 async def half_headers(port: int, count: int) -> list[asyncio.StreamWriter]:
     writers = []
     for _ in range(count):

@@ -26,8 +26,9 @@ class FakeHost(Host):
     and an /app with an app.py (or `app_dir`)."""
 
     def __init__(self, cpus=2, memory=None, mount=None, somaxconn=4096, port_start=0, files=1 << 20,
-                 app_dir=SAMPLE_APP):
+                 app_dir=SAMPLE_APP, counts_headers=True):
         super().__init__("/nonexistent")
+        self._counts_headers = counts_headers
         self._app_dir = Path(app_dir)
         self._cpus, self._memory = cpus, memory
         self._mount = mount or Mount("/", "overlay", 100 * GiB)
@@ -54,6 +55,9 @@ class FakeHost(Host):
 
     def open_files_limit(self):
         return self._files
+
+    def nginx_counts_headers(self):
+        return self._counts_headers
 
 
 def resolve(env=None, mode="production", host=None):
@@ -290,12 +294,19 @@ def test_nginx_connections_follow_the_open_files_limit():
     assert int(tight.derived["NGINX_OPEN_FILES"]) <= 4096
 
 
-def test_uwsgi_takes_the_largest_header_nginx_lets_through():
-    # 2.5 x nginx's header space (settings.py explains the factor) fits
-    # uWSGI's 64 KB block, and one variable per 4-byte header line fits.
-    nginx_header = settings.HEADER_FIRST_BUFFER + settings.HEADER_BUFFERS * settings.HEADER_LINE
-    assert 2.5 * nginx_header + 1024 <= settings.UWSGI_BUFFER_SIZE
-    assert settings.UWSGI_MAX_VARS >= nginx_header // 4
+@pytest.mark.parametrize("counted", [True, False])
+def test_uwsgi_takes_the_largest_header_nginx_lets_through(counted):
+    # settings.py, HEADER_LINE: a header of W bytes in L lines makes W + 6 L
+    # bytes of variables, plus the request line again and ~1.5 KB. With
+    # max_headers L is bounded; without it, L can be W / 5 (2-byte names).
+    buffers = settings.header_buffers(FakeHost(counts_headers=counted))
+    assert buffers == (4 if counted else 3)
+    nginx_header = settings.HEADER_FIRST_BUFFER + buffers * settings.HEADER_LINE
+    for request_line in (0, settings.HEADER_LINE):  # which also takes a buffer
+        header = nginx_header - request_line
+        lines = min(header // 5, settings.MAX_HEADER_LINES) if counted else header // 5
+        assert 2 * request_line + header + 6 * lines + 1536 <= settings.UWSGI_BUFFER_SIZE
+    assert settings.uwsgi_max_vars(buffers) >= nginx_header // 4
 
 
 # --- hooks: defaults are recomputed, values a hook set are kept -------------

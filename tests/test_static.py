@@ -44,6 +44,22 @@ def test_fingerprinted_files_are_cached_for_good_others_revalidate(containers, f
     assert again.status == 304 and again.body == b""
 
 
+@pytest.mark.parametrize("path", ["/static/app.0123abcd.css", "/static/proof.txt"])
+def test_a_304_carries_the_vary_of_its_200(server, path):
+    # RFC 9110 15.4.5: a 304 sends the Vary its 200 would; REDbot flagged
+    # the 304 of a compressible file without it. A file under gzip's 1 KB
+    # (proof.txt) is compressible all the same, and varies the same way.
+    c = server
+    full = c.request(path, headers={"Accept-Encoding": "gzip"})
+    assert full.status == 200 and full.headers["vary"] == "Accept-Encoding"
+    again = c.request(path, headers={"Accept-Encoding": "gzip", "If-None-Match": full.headers["etag"]})
+    assert again.status == 304 and again.headers["vary"] == "Accept-Encoding"
+    # Once, not also from gzip_vary.
+    raw = c.raw(f"GET {path} HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n"
+                "Connection: close\r\n\r\n".encode())
+    assert raw.partition(b"\r\n\r\n")[0].count(b"\r\nVary:") == 1
+
+
 def test_text_responses_are_gzipped_when_asked(containers, fixture_image):
     c = containers.serving(image=fixture_image["image"])
     plain = c.request("/text")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 # cgroup v1 reports "no limit" as a huge page-aligned number.
 UNLIMITED_V1 = 1 << 60
+# Left by the Dockerfile when nginx accepts `max_headers`.
+NGINX_MAX_HEADERS_MARK = "/etc/flaskbox/nginx-max-headers"
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,13 @@ class Host:
         """The lowest port a process without CAP_NET_BIND_SERVICE may bind."""
         value = self._read("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         return int(value) if value and value.isdigit() else None
+
+    # --- the image -------------------------------------------------------
+    def nginx_counts_headers(self) -> bool:
+        """Whether this image's nginx has `max_headers` (upstream's, or
+        Debian 12's backport): the Dockerfile probes it at build and leaves
+        this file when it does."""
+        return (self.root / NGINX_MAX_HEADERS_MARK.lstrip("/")).is_file()
 
     @staticmethod
     def open_files_limit() -> int:

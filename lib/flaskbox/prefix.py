@@ -3,8 +3,9 @@ prefix goes into the WSGI environ's SCRIPT_NAME, where Flask and Werkzeug
 take it from for url_for, redirects and static URLs.
 
 The prefix is URL_PREFIX, or, in production, a trusted proxy's
-X-Forwarded-Prefix, which wins (nginx passes it on only from TRUSTED_PROXIES
-and only in a path's form, nginx.conf). Both kinds of proxy work: one that
+X-Forwarded-Prefix, which wins (the wrapper keeps it only from
+TRUSTED_PROXIES, only its last element and only in a path's form:
+forwarded.py). Both kinds of proxy work: one that
 strips the prefix (/shop/cart arrives as /cart) and one that passes the path
 whole (/shop/cart arrives as /shop/cart, and the prefix is taken off
 PATH_INFO here).
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-# The form nginx.conf lets X-Forwarded-Prefix through in, checked again.
+# The form forwarded.py lets X-Forwarded-Prefix through in, checked again.
 FORWARDED = re.compile(r"/[A-Za-z0-9._~/%-]*")
 
 

@@ -51,6 +51,13 @@ def waited_too_long(start_response) -> list[bytes]:
     return [body]
 
 
+def bad_request(start_response) -> list[bytes]:
+    """400 for a request a trusted proxy named a bad host for (forwarded.py)."""
+    body = b"Bad Request\n"
+    start_response("400 Bad Request", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def busy(start_response) -> list[bytes]:
     """503 for a stream or WebSocket past the process's stream slots."""
     body = b"Too many open streams, try again later\n"

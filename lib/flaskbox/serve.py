@@ -6,6 +6,9 @@ folder (render.static_location). Per request it:
 - sets REMOTE_ADDR, REMOTE_PORT and SERVER_PORT from X-Flaskbox-Peer, the
   header nginx always sets (a client's copy is replaced), since uWSGI sees
   only a unix socket;
+- believes the forwarded headers of a trusted proxy, the last line of each
+  (forwarded.py), drops everyone else's, and answers 400 when a trusted
+  proxy names a malformed host or one outside ALLOWED_HOSTS;
 - answers the health check, GET /-/healthy exactly, without the app;
 - skips a request whose client has already gone (nginx closed the
   connection while it waited for a worker), instead of running it for
@@ -37,10 +40,10 @@ import select
 import time
 from pathlib import Path
 
-from . import discover, guards, prefix, render, settings, streams, writable
+from . import discover, forwarded, guards, prefix, render, settings, streams, writable
 from .framing import Reply, needs_framing, unbuffered
 from .log import error, log
-from .prelude import busy, describe, health, proxy_prelude, waited_too_long, wants_websocket
+from .prelude import bad_request, busy, describe, health, proxy_prelude, waited_too_long, wants_websocket
 from .spool import FileResponses, Spool, Spooled, close_body
 
 try:  # only inside uWSGI
@@ -83,8 +86,9 @@ class Refusals:
 
 class Serve:
     def __init__(self, app, timeout: float, gevent_limits: streams.Limits | None = None,
-                 stream_slots: int = 0, spool: Spool | None = None):
+                 stream_slots: int = 0, spool: Spool | None = None, allowed_hosts: tuple[str, ...] = ()):
         self.app = app
+        self.allowed_hosts = allowed_hosts
         self.timeout = timeout
         self.limits = gevent_limits
         # gevent: streams and WebSockets beyond this get 503 (settings.stream_slots).
@@ -95,9 +99,15 @@ class Serve:
         self.spool = spool
 
     def __call__(self, environ, start_response):
+        # The trust flag, last in X-Flaskbox-Peer, which proxy_prelude takes.
+        trusted = environ.get("HTTP_X_FLASKBOX_PEER", "").split(" ")[4:5] == ["1"]
         waited = proxy_prelude(environ)
         if environ.get("REQUEST_URI") == "/-/healthy":
             return health(environ, start_response)
+        refused = forwarded.apply(environ, trusted, self.allowed_hosts)
+        if refused:
+            log(f"refused {describe(environ)} with 400: {refused}")
+            return bad_request(start_response)
         if client_gone():
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
             start_response("499 Client Closed Request", [("Content-Length", "0")])
@@ -312,7 +322,8 @@ def from_environment():
                   int(uwsgi_option("processes", "1")))
     # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
     app = prefix.Prefixed(found.app, os.environ.get("URL_PREFIX", ""))
-    return Serve(app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool)
+    return Serve(app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool,
+                 tuple(settings.words(os.environ.get("ALLOWED_HOSTS", "").lower())))
 
 
 def prepare_the_pool() -> None:

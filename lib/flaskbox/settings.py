@@ -408,7 +408,8 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of connections from 1 to 1000000",
         check=whole(1, 1000000),
         modes=(PRODUCTION,),
-        doc="Requests one client address may have in progress at once; beyond, 503 with `Retry-After`.",
+        doc=("Requests one client address may have in progress at once, counted apart for requests with a "
+             "body, static files and the rest; beyond, 503 with `Retry-After`."),
     ),
     Setting(
         "UPLOAD_SPACE",
@@ -601,18 +602,36 @@ STOP_STREAMS_SIGNAL = "URG"
 # HEADER_LINE bytes and HEADER_BUFFERS such lines' worth of header in all
 # (plus the first 1 KB buffer); beyond, it answers 414 or 400 itself.
 # uWSGI holds a request's variables in one 64 KB block (uwsgi.buffer_size is
-# 16 bits). A header line of n bytes on the wire ("a:\r\n" at least, 4) becomes
-# "HTTP_A" plus two 2-byte lengths there (10), so the worst case grows 2.5x:
-# 2.5 x (1 KB + 3 x 8 KB) = 64000 bytes, which leaves 1.5 KB for the variables
-# nginx and uWSGI add. With 4 buffers (33 KB) or 16 KB lines, requests nginx
-# accepts got 502 "uwsgi request is too big" or "max vec size reached".
+# 16 bits); what does not fit is a 502 ("unable to add ... to uwsgi packet").
+# A header line of n bytes on the wire ("ab:\r\n", 5, at least, with a name
+# of its own: uWSGI joins lines of one name) becomes "HTTP_AB" plus two
+# 2-byte lengths there: n + 6 bytes. So the variables of a header of W bytes
+# in L lines take W + 6 L, plus the request line twice over (REQUEST_URI,
+# then PATH_INFO or QUERY_STRING) and the ~1.5 KB nginx and uWSGI add.
+# - nginx with max_headers (upstream's; Debian 12 backports it, default
+#   1000) bounds L: 4 buffers, nginx's own default, as SSO cookies of near
+#   32 KB need: 1 KB + 4 x 8 KB + 6 x MAX_HEADER_LINES + 8 KB of request
+#   line again + 1.5 KB = 49 KB.
+# - without it, L is bounded only by W: 4 buffers of 2- and 3-byte names
+#   hold ~6700 lines, 74 KB of variables (computed), a 502; 3 buffers
+#   stay under 56 KB.
 HEADER_LINE = 8 * 1024
-HEADER_BUFFERS = 3
 HEADER_FIRST_BUFFER = 1024
+MAX_HEADER_LINES = 1000
 UWSGI_BUFFER_SIZE = 65535
-# The most variables such a request can make: one per 4-byte header line,
-# plus the ones uWSGI and nginx add.
-UWSGI_MAX_VARS = (HEADER_FIRST_BUFFER + HEADER_BUFFERS * HEADER_LINE) // 4 + 64
+
+
+def header_buffers(host: Host) -> int:
+    """nginx's large header buffers: its default, 4, where it bounds the
+    number of header lines; else 3 (see above)."""
+    return 4 if host.nginx_counts_headers() else 3
+
+
+def uwsgi_max_vars(buffers: int) -> int:
+    """The most variables a request can make: one per 4-byte header line,
+    plus the ones uWSGI and nginx add."""
+    return (HEADER_FIRST_BUFFER + buffers * HEADER_LINE) // 4 + 64
+
 
 # nginx connection slots, across all its workers: each costs ~0.42 KB of
 # RSS from the start (measured: 2.9 MB per worker at 1024 slots, 6.0 MB at
@@ -621,6 +640,10 @@ UWSGI_MAX_VARS = (HEADER_FIRST_BUFFER + HEADER_BUFFERS * HEADER_LINE) // 4 + 64
 # 2 x 1024 and locked everyone else out until they timed out; now they are
 # served in 8 ms) for about 3 MB more than before.
 NGINX_CONNECTIONS_TOTAL = 8192
+# Of those, requests with a body may take half, and so may static downloads
+# (nginx.conf, per-client limits): trickled bodies or slow readers from many
+# addresses then leave the other half to everything else.
+BODY_SLOTS = NGINX_CONNECTIONS_TOTAL // 2
 
 # Bodies past this many bytes are written to RUNTIME_DIR while they arrive
 # (client_body_buffer_size); nginx.conf counts a request as an upload, which
@@ -659,6 +682,17 @@ RESPONSE_MEMORY_BYTES = (PROXY_BUFFERS + 1) * PROXY_BUFFER_BYTES
 # How long nginx waits for a client that takes nothing of its response
 # (send_timeout); uWSGI waits for nginx 5 s longer (UWSGI_SOCKET_TIMEOUT).
 SEND_TIMEOUT_SECONDS = 30
+
+# What a Host (or a trusted proxy's X-Forwarded-Host) may be: a host name
+# (letters, digits, `-` and `_`, in dot-separated labels, with an optional
+# trailing dot: an absolute name is the same host), an IPv4 address, or an
+# IPv6 literal in brackets; then an optional port of 1 to 5 digits. Nothing
+# else: no userinfo (`a.example:@evil`), no empty port (`a.example:`), no
+# IPv6 zone. nginx.conf refuses any other Host with 400 (this text fills its
+# ${HOST_FORM}); serve.py holds X-Forwarded-Host to it.
+HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+HOST_FORM = (rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
+             r"(?::[0-9]{1,5})?")
 
 
 # --- resolving ---------------------------------------------------------------
@@ -852,17 +886,19 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "PROXY_BUFFERS": str(PROXY_BUFFERS),
         "GEVENT_SITE": str(GEVENT_SITE),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
+        "BODY_SLOTS": str(BODY_SLOTS),
         "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
         # One address may hold a quarter of the upload slots (at least one),
         # so a single client stalling uploads leaves room for others.
         "UPLOAD_SLOTS_PER_CLIENT": str(max(uploads // 4, 1) if body else 0),
         "HEADER_LINE": f"{HEADER_LINE // 1024}k",
-        "HEADER_BUFFERS": str(HEADER_BUFFERS),
+        "HEADER_BUFFERS": str(header_buffers(host)),
         "HEADER_FIRST_BUFFER": f"{HEADER_FIRST_BUFFER // 1024}k",
         "UWSGI_BUFFER_SIZE": str(UWSGI_BUFFER_SIZE),
-        "UWSGI_MAX_VARS": str(UWSGI_MAX_VARS),
+        "UWSGI_MAX_VARS": str(uwsgi_max_vars(header_buffers(host))),
         "BODY_BUFFER": BODY_BUFFER,
         "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
+        "HOST_FORM": HOST_FORM,
         "STOP_DRAIN_SECONDS": str(STOP_DRAIN_SECONDS),
         "STOP_MERCY_SECONDS": str(STOP_MERCY_SECONDS),
         "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),

@@ -75,6 +75,12 @@ def headers():
     return jsonify({name.lower(): len(value) for name, value in request.headers.items()})
 
 
+@app.get("/cookies")
+def cookies():
+    # Length of each cookie the app parsed, for the header-size limits.
+    return jsonify({name: len(value) for name, value in request.cookies.items()})
+
+
 @app.get("/framed")
 def framed():
     # An app that sets its own hardening headers: nginx must not add a second.
