@@ -63,11 +63,10 @@ FEATURE_EDITS = {
         ("if ($flaskbox_refuse_host) {\n            return 400;\n        }", ""),
         ("proxy_set_header Host $flaskbox_host;", "proxy_set_header Host $http_host;"),
         ("$remote_port $flaskbox_server_port", "$remote_port $server_port")],
+    # The others (Proto, Host, Port, Prefix, Forwarded) are chosen in the
+    # wrapper (flaskbox/forwarded.py), which nginx.conf cannot take out.
     "forwarded headers from trusted proxies": [
-        (f"proxy_set_header {name} $flaskbox_{variable};", "")
-        for name, variable in [("X-Forwarded-For", "forwarded_for"), ("X-Forwarded-Proto", "forwarded_proto"),
-                               ("X-Forwarded-Host", "forwarded_host"), ("X-Forwarded-Port", "forwarded_port"),
-                               ("X-Forwarded-Prefix", "forwarded_prefix"), ("Forwarded", "forwarded")]],
+        ("proxy_set_header X-Forwarded-For $flaskbox_forwarded_for;", "")],
     "per-client and upload limits": [
         ("limit_conn flaskbox_clients ${CONNECTIONS_PER_CLIENT};", ""),
         ("include ${RUNTIME_DIR}/nginx/upload-limits.conf;", "")],
