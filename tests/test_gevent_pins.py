@@ -43,11 +43,13 @@ def test_sync_workers_advise_gevent_once(containers, app_images):
 @pytest.fixture(scope="module")
 def old_greenlet(runtime_image, tmp_path_factory):
     """An app that pins greenlet (as SQLAlchemy's users do) older than the
-    image's gevent needs, and no gevent of its own."""
+    image's gevent needs, and no gevent of its own: 3.1.1, the oldest with
+    wheels for every base's Python (3.11 to 3.13), since the runtime image
+    has no compiler."""
     context = tmp_path_factory.mktemp("old-greenlet")
     (context / "app.py").write_text("from flask import Flask\n\napp = Flask(__name__)\n")
     (context / "Dockerfile").write_text(
-        f"FROM {runtime_image}\nUSER 0\nRUN pip install --no-cache-dir greenlet==3.0.3\n"
+        f"FROM {runtime_image}\nUSER 0\nRUN pip install --no-cache-dir greenlet==3.1.1\n"
         "USER 10001:10001\nCOPY app.py /app/\n")
     tag = f"flaskbox-old-greenlet:{uuid.uuid4().hex[:12]}"
     build_image(context, tag)
@@ -59,7 +61,7 @@ def test_a_mix_that_cannot_work_is_refused(containers, old_greenlet):
     result = containers.run_once(image=old_greenlet, env={"WORKER_CLASS": "gevent"})
     assert result.returncode == 2, result.stderr
     assert ("WORKER_CLASS=gevent: the image's gevent 26.9.0 needs greenlet>=3.2.2, and the greenlet it "
-            "would import is 3.0.3 (yours, in /opt/venv)") in result.stderr
+            "would import is 3.1.1 (yours, in /opt/venv)") in result.stderr
     # The sync workers never import gevent: the same image serves.
     c = containers.run(image=old_greenlet)
     c.wait_http("/", status=404)
