@@ -22,15 +22,15 @@ def levers(docker_args: tuple[str, ...]) -> list[Contender]:
     what each lever is worth, measured rather than assumed (--levers)."""
     variants = {
         "defaults": {},
-        "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
         "4 processes x 1 thread": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"},
         "4 processes x 4 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "4"},
         "4 processes x 8 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "8"},
         "4 processes x 32 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "32"},
-        "2 processes x 32 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "32"},
-        "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
+        "2 processes x 16 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "16"},
+        "8 processes x 8 threads": {"UWSGI_PROCESSES": "8", "UWSGI_THREADS": "8"},
         "no thunder lock": {"UWSGI_THUNDER_LOCK": "false"},
-        "CPU affinity": {"UWSGI_CPU_AFFINITY": "1"},
+        "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
+        "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
         "JSON access log": {"LOG_FORMAT": "json"},
     }
     return [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
