@@ -134,7 +134,7 @@ RUN set -eux; \
 		--home-dir /nonexistent --shell /usr/sbin/nologin app; \
 	# Whether this nginx bounds the number of header lines (max_headers:
 	# upstream's, backported to Debian 12): only then may the header take
-	# nginx's default 4 buffers (lib/flaskbox/settings.py, HEADER_LINE).
+	# nginx's default 4 buffers (lib/flaskbox/layout.py, HEADER_LINE).
 	mkdir -p /etc/flaskbox; \
 	printf 'events {}\nhttp { max_headers 1000; }\n' > /tmp/max-headers.conf; \
 	if nginx -t -q -c /tmp/max-headers.conf; then touch /etc/flaskbox/nginx-max-headers; fi; \
@@ -229,7 +229,7 @@ USER 0
 # App code last: editing it rebuilds only these layers.
 COPY app/ /app/
 # Its fingerprint: a start that finds the sample unchanged next to other code
-# says so instead of serving the sample (lib/flaskbox/settings.py).
+# says so instead of serving the sample (lib/flaskbox/settings/resolve.py).
 RUN sha256sum /app/app.py > /etc/flaskbox/sample-app.sha256
 # hadolint ignore=DL3066
 USER ${FLASKBOX_USER}

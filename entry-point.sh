@@ -80,6 +80,29 @@ flaskbox_parse_args() {
 	esac
 }
 
+# _source_hook FILE
+#   Sources an *.envsh as a plain script would run (without our -e and -u),
+#   with FLASK_APP naming the app, as the other hooks get it; unless the
+#   hook chose another, FLASK_APP is gone again afterwards, so that the
+#   settings are resolved from what the user and the hooks set, and nothing
+#   else.
+_source_hook() {
+	local ours='' status=0
+	if [ -z "${FLASK_APP:-}" ]; then
+		ours="$APP_MODULE"
+		export FLASK_APP="$ours"
+	fi
+	set +eu
+	# shellcheck disable=SC1090 # user-supplied drop-in
+	. "$1" >&2
+	status=$?
+	set -eu
+	if [ -n "$ours" ] && [ "${FLASK_APP:-}" = "$ours" ]; then
+		unset FLASK_APP
+	fi
+	return "$status"
+}
+
 # _run_hook HOW FILE
 #   Runs one hook, HOW being `source` (an *.envsh: it may export settings),
 #   `exec` (an executable *.sh) or `bash` (PRE_START_PATH, executable or
@@ -90,22 +113,17 @@ _run_hook() {
 	case "$how" in
 		source)
 			flaskbox_log "sourcing $hook"
-			# Sourced as a plain script would run: without our -e and -u.
-			set +eu
-			# shellcheck disable=SC1090 # user-supplied drop-in
-			. "$hook" >&2
-			status=$?
-			set -eu
+			_source_hook "$hook" || status=$?
 			;;
 		exec)
 			flaskbox_log "running $hook"
 			# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
 			# writes next to the app's code (flaskbox/hook_writes.py).
-			FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
+			FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
 			;;
 		bash)
 			flaskbox_log "running $hook"
-			FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
+			FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
 			;;
 	esac
 	if [ "$status" -ne 0 ]; then
@@ -155,18 +173,20 @@ flaskbox_step_down() {
 	exec setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" --clear-groups -- "$0" "$@"
 }
 
-# flaskbox_settings MODE [--quiet]
+# flaskbox_settings check|resolve MODE
 #   Every setting's default filled in and every value checked, by the
-#   settings table (flaskbox/settings.py), then exported. A bad value exits 2
-#   with a message naming it. Run before the hooks (--quiet: its notes wait
-#   for the second pass, so each is said once) and again after them: a
-#   *.envsh hook may change settings.
+#   settings table (flaskbox/settings/), exit 2 with a message naming a bad
+#   one. `check` runs before the hooks; `resolve` after them (a *.envsh hook
+#   may change settings) resolves them once into $RUNTIME_DIR/settings.json,
+#   which the configs, the servers and the health check read. Either sets
+#   only the few shell variables this script uses itself (RUNTIME_DIR, PORT,
+#   APP_MODULE, INSTALL_ON_START, PRE_START_PATH, FLASKBOX_STOP_*), unexported.
 flaskbox_settings() {
-	local exports
-	exports="$(python3 -I -m flaskbox env "$@")" || exit "$?"
-	eval "$exports"
+	local assignments
+	assignments="$(python3 -I -m flaskbox "$@")" || exit "$?"
+	eval "$assignments"
 	# Debug mode writes no __pycache__ into the bind-mounted /app, hooks included.
-	[ "$1" != debug ] || export PYTHONDONTWRITEBYTECODE=1
+	[ "$2" != debug ] || export PYTHONDONTWRITEBYTECODE=1
 }
 
 # flaskbox_writable_paths MODE
@@ -178,18 +198,12 @@ flaskbox_writable_paths() {
 }
 
 # flaskbox_prepare MODE
-#   The runtime directory (the only place written), the state file the
-#   health check reads and, in production, the configs: rendered from the
-#   templates, then judged by `nginx -t` (with the user's nginx.d rules).
+#   In production, the configs: rendered from the templates and the record,
+#   then judged by `nginx -t` (with the user's nginx.d rules) before the app
+#   is imported, so a bad rule fails in a second, not after a slow import.
 flaskbox_prepare() {
-	local mode="$1"
-	if ! mkdir -p "$RUNTIME_DIR" 2>/dev/null || [ ! -w "$RUNTIME_DIR" ]; then
-		flaskbox_error "RUNTIME_DIR '$RUNTIME_DIR' is not writable; on a read-only root add --tmpfs /tmp"
-		exit 1
-	fi
-	printf '%s %s\n' "$mode" "$PORT" >"$RUNTIME_DIR/state"
-	[ "$mode" = production ] || return 0
-	python3 -I -m flaskbox render production
+	[ "$1" = production ] || return 0
+	python3 -I -m flaskbox render
 	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
 		flaskbox_error "nginx rejected its configuration (message above); check /app/nginx.d/"
 		exit 2
@@ -247,12 +261,12 @@ main() {
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
-	flaskbox_settings "$FLASKBOX_MODE" --quiet  # defaults and checks (exit 2)
+	flaskbox_settings check "$FLASKBOX_MODE"    # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
 	flaskbox_writable_paths "$FLASKBOX_MODE"  # WRITABLE_PATHS on the volume
 	flaskbox_run_hooks                    # /docker-entrypoint.d, PRE_START_PATH
-	flaskbox_settings "$FLASKBOX_MODE"    # again: hooks may change settings
-	flaskbox_prepare "$FLASKBOX_MODE"     # RUNTIME_DIR and the rendered configs
+	flaskbox_settings resolve "$FLASKBOX_MODE"  # once, after the hooks: the record
+	flaskbox_prepare "$FLASKBOX_MODE"     # the rendered configs
 	if [ "$FLASKBOX_MODE" = debug ]; then
 		flaskbox_start_debug              # exec the dev server
 	fi

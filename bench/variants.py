@@ -28,7 +28,7 @@ def levers(docker_args: tuple[str, ...]) -> list[Contender]:
         "4 processes x 32 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "32"},
         "2 processes x 16 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "16"},
         "8 processes x 8 threads": {"UWSGI_PROCESSES": "8", "UWSGI_THREADS": "8"},
-        "no thunder lock": {"UWSGI_THUNDER_LOCK": "false"},
+        "thunder lock": {"UWSGI_THUNDER_LOCK": "true"},
         "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
         "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
         "JSON access log": {"LOG_FORMAT": "json"},

@@ -3,8 +3,8 @@
 # supervised by this shell. A stop signal stops them in order; either one
 # dying takes the container down. Sourced by entry-point.sh, never run.
 #
-# The stop's budget comes from the settings (FLASKBOX_STOP_*, exported by
-# `python3 -m flaskbox env`): nginx drains for STOP_DRAIN_SECONDS, uWSGI's
+# The stop's budget comes from the settings (FLASKBOX_STOP_*, set by
+# `python3 -m flaskbox resolve`): nginx drains for STOP_DRAIN_SECONDS, uWSGI's
 # workers get STOP_MERCY_SECONDS, and each is killed STOP_KILL_AFTER_SECONDS
 # after its own limit.
 

@@ -29,10 +29,10 @@ def table(page: str, first_header: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("readme,header,computed", CONFIGURATION)
 def test_settings_table_matches_the_settings(readme, header, computed):
-    # One row per setting of lib/flaskbox/settings.py, and UWSGI_* for the
+    # One row per setting of lib/flaskbox/settings/table.py, and UWSGI_* for the
     # rest; each row states the table's fixed default, or says it is computed.
     rows = table(readme, header)
-    assert set(rows) - {"UWSGI_*"} == set(settings.BY_NAME), f"{readme} and settings.py differ"
+    assert set(rows) - {"UWSGI_*"} == set(settings.BY_NAME), f"{readme} and the settings table differ"
     assert "UWSGI_*" in rows
     for setting in settings.SETTINGS:
         row, said = rows[setting.name], setting.default_doc
@@ -43,22 +43,29 @@ def test_settings_table_matches_the_settings(readme, header, computed):
         else:
             expected = re.findall(r"`[^`]+`", said)  # the values themselves
         missing = [text for text in expected if text not in row]
-        assert not missing, f"{setting.name}: settings.py says {said!r}, {readme}: {row!r}"
+        assert not missing, f"{setting.name}: the table says {said!r}, {readme}: {row!r}"
 
 
-def test_the_english_table_is_the_settings_own_words():
-    # Every row of docs/configuration.md is what `python3 -m flaskbox
-    # docs-table` prints from the table: name, default and meaning, so the
-    # page cannot drift from the code.
-    text = (REPO / "docs" / "configuration.md").read_text()
+@pytest.mark.parametrize("page, language", [("docs/configuration.md", "en"),
+                                            ("docs/zh-CN/configuration.md", "zh-CN")])
+def test_the_tables_are_the_settings_own_words(page, language):
+    # Every row of each page's table is what `python3 -m flaskbox docs-table
+    # [zh-CN]` prints from the table (and, in Chinese, settings/zh_cn.py):
+    # name, default and meaning, so neither page can drift from the code.
+    from flaskbox.settings import zh_cn
+
+    assert set(zh_cn.TEXTS) == set(settings.BY_NAME), "zh_cn.py and the table name different settings"
+    text = (REPO / page).read_text()
     rows = re.findall(r"^\| `[A-Z][A-Z0-9_]*` \|.*\|$", text, re.MULTILINE)
-    generated = [f"| `{s.name}` | {s.default_doc} | {s.doc} |" for s in settings.SETTINGS]
+    generated = [f"| `{s.name}` | {s.default_doc} | {s.doc} |" if language == "en"
+                 else f"| `{s.name}` | {zh_cn.TEXTS[s.name][0]} | {zh_cn.TEXTS[s.name][1]} |"
+                 for s in settings.SETTINGS]
     assert [row for row in rows if not row.startswith("| `UWSGI_*`")] == generated
 
 
 def test_image_has_the_repositorys_settings(image):
     # The defaults the image really applies are the table's: its own copy of
-    # settings.py, asked for every setting.
+    # settings table, asked for every setting.
     script = ("import json; from flaskbox import settings as s; "
               "print(json.dumps({x.name: x.default_doc for x in s.SETTINGS}))")
     out = docker("run", "--rm", "--network", "host", "--entrypoint", "python3", image, "-c", script).stdout

@@ -12,7 +12,7 @@ through what uWSGI then failed on: 113 short headers got 502 ("max vec size
 reached"), a 15 KB query with three 16 KB headers 500. With four buffers and
 no bound on the number of lines, a flood of tiny headers would overflow
 uWSGI's 64 KB block (a 502): the image uses four only where nginx has
-max_headers (settings.py, HEADER_LINE), as Debian 12's does."""
+max_headers (layout.py, HEADER_LINE), as Debian 12's does."""
 
 import json
 import re

@@ -38,8 +38,8 @@ def image_config(image: str) -> dict:
 @functools.cache
 def image_settings(image: str) -> dict:
     """The stop budget and size parser of the image's own settings table
-    (lib/flaskbox/settings.py, where they are defined once), as values."""
-    script = ("import json; from flaskbox import settings as s; print(json.dumps({"
+    (lib/flaskbox/layout.py, where they are defined once), as values."""
+    script = ("import json; from flaskbox import layout as s; print(json.dumps({"
               "'drain': s.STOP_DRAIN_SECONDS, 'mercy': s.STOP_MERCY_SECONDS, "
               "'kill after': s.STOP_KILL_AFTER_SECONDS}))")
     out = docker("run", "--rm", "--network", "host", "--entrypoint", "python3", image, "-c", script).stdout

@@ -1,4 +1,4 @@
-"""The settings table (lib/flaskbox/settings.py) and the configs rendered
+"""The settings table (lib/flaskbox/settings/) and the configs rendered
 from it, without a container: every accepted and refused form, every
 computed default, in milliseconds. test_entrypoint.py checks the wiring: a
 refused value stops a real container with exit code 2."""
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flaskbox import render, settings
+from flaskbox import layout, record, render, settings
 from flaskbox.host import Host, Mount
 from helpers import REPO
 
@@ -185,8 +185,19 @@ def test_every_setting_has_a_form_in_both_lists():
 def test_every_default_passes_its_own_check(mode):
     resolved = resolve(mode=mode)
     for setting in settings.SETTINGS:
-        assert setting.check(resolved.values[setting.name]), setting.name
+        assert setting.parse(resolved.values[setting.name]) == resolved.typed[setting.name], setting.name
     assert resolved.values["APP_MODE"] == mode
+
+
+def test_values_are_carried_typed():
+    # Each form converts once, at resolve; the record's readers get these.
+    typed = resolve({"MAX_BODY_SIZE": "2m", "STATIC_INDEX": "1", "TRUSTED_PROXIES": "10.0.0.1, fd00::/8",
+                     "ALLOWED_HOSTS": "Example.com ::1", "QUEUE_SIZE": "7"}).typed
+    assert typed["MAX_BODY_SIZE"] == 2 << 20 and typed["UPLOAD_SPACE"] == 50 << 30
+    assert typed["STATIC_INDEX"] is True and typed["STATIC_ENABLED"] is True
+    assert typed["TRUSTED_PROXIES"] == ["10.0.0.1/32", "fd00::/8"]
+    assert typed["ALLOWED_HOSTS"] == ["example.com", "::1"]
+    assert typed["QUEUE_SIZE"] == 7 and typed["REQUEST_TIMEOUT"] == 30 and typed["PORT"] == 80
 
 
 def test_slashes_are_trimmed():
@@ -225,7 +236,8 @@ def test_uwsgi_variables_must_be_one_line():
 
 
 def test_unreadable_uwsgi_ini_is_refused(tmp_path):
-    with pytest.raises(settings.SettingError, match="UWSGI_INI='/nonexistent.ini' is not a readable file"):
+    with pytest.raises(settings.SettingError,
+                       match="UWSGI_INI='/nonexistent.ini' is not valid: expected the path of a readable"):
         resolve({"UWSGI_INI": "/nonexistent.ini"})
     ini = tmp_path / "extra.ini"
     ini.write_text("[uwsgi]\n")
@@ -289,41 +301,59 @@ def test_listen_queue_is_clamped_to_somaxconn():
 
 
 def test_nginx_connections_follow_the_open_files_limit():
-    assert resolve().values["NGINX_WORKER_CONNECTIONS"] == str(settings.NGINX_CONNECTIONS_TOTAL // 2)
+    assert resolve().values["NGINX_WORKER_CONNECTIONS"] == str(layout.NGINX_CONNECTIONS_TOTAL // 2)
     tight = resolve(host=FakeHost(files=4096))
     assert int(tight.derived["NGINX_OPEN_FILES"]) <= 4096
 
 
 @pytest.mark.parametrize("counted", [True, False])
 def test_uwsgi_takes_the_largest_header_nginx_lets_through(counted):
-    # settings.py, HEADER_LINE: a header of W bytes in L lines makes W + 6 L
+    # layout.py, HEADER_LINE: a header of W bytes in L lines makes W + 6 L
     # bytes of variables, plus the request line again and ~1.5 KB. With
     # max_headers L is bounded; without it, L can be W / 5 (2-byte names).
-    buffers = settings.header_buffers(FakeHost(counts_headers=counted))
+    buffers = layout.header_buffers(counted)
     assert buffers == (4 if counted else 3)
-    nginx_header = settings.HEADER_FIRST_BUFFER + buffers * settings.HEADER_LINE
-    for request_line in (0, settings.HEADER_LINE):  # which also takes a buffer
+    assert resolve(host=FakeHost(counts_headers=counted)).derived["HEADER_BUFFERS"] == str(buffers)
+    nginx_header = layout.HEADER_FIRST_BUFFER + buffers * layout.HEADER_LINE
+    for request_line in (0, layout.HEADER_LINE):  # which also takes a buffer
         header = nginx_header - request_line
-        lines = min(header // 5, settings.MAX_HEADER_LINES) if counted else header // 5
-        assert 2 * request_line + header + 6 * lines + 1536 <= settings.UWSGI_BUFFER_SIZE
-    assert settings.uwsgi_max_vars(buffers) >= nginx_header // 4
+        lines = min(header // 5, layout.MAX_HEADER_LINES) if counted else header // 5
+        assert 2 * request_line + header + 6 * lines + 1536 <= layout.UWSGI_BUFFER_SIZE
+    assert layout.uwsgi_max_vars(buffers) >= nginx_header // 4
 
 
-# --- hooks: defaults are recomputed, values a hook set are kept -------------
+# --- resolved once: what a hook exports is all the second pass sees -------
 
 def test_a_hook_changing_an_input_recomputes_what_depends_on_it():
+    # The pass before the hooks exports nothing, so the pass after them sees
+    # the user's environment plus what a *.envsh hook exported.
     first = resolve()
-    env = dict(first.exports())
-    env["UWSGI_PROCESSES"] = "10"  # what a *.envsh hook may export
-    second = settings.resolve("production", env, FakeHost())
-    assert second.values["QUEUE_SIZE"] == "640"
+    second = resolve({"UWSGI_PROCESSES": "10"})
+    assert (first.values["QUEUE_SIZE"], second.values["QUEUE_SIZE"]) == ("256", "640")
     assert second.values["CONNECTIONS_PER_CLIENT"] == "800"
 
 
-def test_a_value_a_hook_set_is_kept():
-    env = dict(resolve().exports())
-    env["QUEUE_SIZE"] = "7"
-    assert settings.resolve("production", env, FakeHost()).values["QUEUE_SIZE"] == "7"
+def test_only_the_shells_own_values_leave_python():
+    # The entry-point's shell gets a handful of values for itself; every
+    # other setting reaches the servers through the record alone.
+    shell = resolve({"QUEUE_SIZE": "7"}).shell()
+    assert set(shell) == {"RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
+                          "FLASKBOX_STOP_DRAIN_SECONDS",
+                          "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
+                          "FLASKBOX_STOP_STREAMS_SIGNAL"}
+    assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
+
+
+def test_the_record_round_trips_typed(tmp_path):
+    resolved = resolve({"RUNTIME_DIR": str(tmp_path), "ALLOWED_HOSTS": "a.example", "QUEUE_SIZE": "7"})
+    place = record.runtime({"RUNTIME_DIR": str(tmp_path) + "/"})
+    record.write(resolved.record(), place)
+    loaded = record.load(place)
+    assert loaded == resolved.record()
+    assert loaded["QUEUE_SIZE"] == 7 and loaded["ALLOWED_HOSTS"] == ["a.example"]
+    assert loaded.mode == "production"
+    assert loaded.text["MAX_BODY_SIZE"] == "10m" and loaded.derived["CPUS"] == "2"
+    assert not list(tmp_path.glob("*.part"))
 
 
 def test_passed_through_uwsgi_options():
@@ -336,7 +366,7 @@ def test_passed_through_uwsgi_options():
 
 def rendered(tmp_path, env=None):
     resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run"), **(env or {})})
-    paths = render.render_production(resolved, env or {}, REPO)
+    paths = render.render_production(resolved.record(), env or {}, resolved.notes, REPO)
     return resolved, {path.name: path.read_text() for path in paths}
 
 
@@ -355,8 +385,8 @@ def test_unknown_placeholder_fails_loudly():
 
 def test_stop_budget_is_rendered_from_one_place(tmp_path):
     _, files = rendered(tmp_path)
-    assert f"worker_shutdown_timeout {settings.STOP_DRAIN_SECONDS}s;" in files["nginx.conf"]
-    assert f"reload-mercy = {settings.STOP_MERCY_SECONDS}" in files["uwsgi.ini"]
+    assert f"worker_shutdown_timeout {layout.STOP_DRAIN_SECONDS}s;" in files["nginx.conf"]
+    assert f"reload-mercy = {layout.STOP_MERCY_SECONDS}" in files["uwsgi.ini"]
     # A recycled worker's other threads finish their requests (REQUEST_TIMEOUT).
     assert "worker-reload-mercy = 32" in files["uwsgi.ini"]
 
@@ -389,7 +419,7 @@ def test_a_tiangolo_uwsgi_ini_names_the_app_and_loses_what_flaskbox_owns(tmp_pat
     resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run")}, host=host)
     assert resolved.values["UWSGI_INI"] == str(app_dir / "uwsgi.ini")
     assert resolved.values["APP_MODULE"] == "main:app"
-    render.render_production(resolved, {}, REPO)
+    render.render_production(resolved.record(), {}, resolved.notes, REPO)
     text = (tmp_path / "run" / "uwsgi.ini").read_text()
     assert "cheaper = 2" in text
     user_part = text.split("without what names the app")[-1]
@@ -425,9 +455,7 @@ def test_no_app_names_what_is_there(tmp_path):
     ({"NGINX_WORKER_PROCESSES": "auto"}, "NGINX_WORKER_PROCESSES", "2"),
 ])
 def test_other_names_for_settings(env, name, value):
-    resolved = resolve(env)
-    assert resolved.values[name] == value
-    assert resolved.exports()["FLASK_APP"] == resolved.values["APP_MODULE"]
+    assert resolve(env).values[name] == value
 
 
 def test_other_names_must_agree():
@@ -436,12 +464,6 @@ def test_other_names_must_agree():
     with pytest.raises(settings.SettingError, match="FLASK_APP='a' and APP_MODULE='b' disagree"):
         resolve({"FLASK_APP": "a", "APP_MODULE": "b"})
     assert resolve({"FLASK_APP": "b", "APP_MODULE": "b"}).values["APP_MODULE"] == "b"
-
-
-def test_a_hook_changing_app_module_carries_flask_app_along():
-    env = dict(resolve().exports())
-    env["APP_MODULE"] = "other:app"
-    assert settings.resolve("production", env, FakeHost()).exports()["FLASK_APP"] == "other:app"
 
 
 def test_tiangolo_variables_without_an_equivalent_are_refused_naming_ours():
@@ -468,7 +490,7 @@ def test_the_sample_next_to_other_code_is_refused_unless_mounted(tmp_path, monke
     (app_dir / "app.py").write_bytes(sample)
     fingerprint = tmp_path / "sample-app.sha256"
     fingerprint.write_text(f"{hashlib.sha256(sample).hexdigest()}  /app/app.py\n")
-    monkeypatch.setattr(settings, "SAMPLE_FINGERPRINT", fingerprint)
+    monkeypatch.setattr(settings.resolve_module, "SAMPLE_FINGERPRINT", fingerprint)
     with pytest.raises(settings.SettingError, match=r"is flaskbox's sample app.*\(flaskr/\)"):
         resolve(host=FakeHost(app_dir=app_dir))
     # Named, it is served; mounted (the repository's app/ in debug mode), it is the developer's.

@@ -1,14 +1,15 @@
 """flaskbox's commands, run by entry-point.sh (and healthcheck.sh):
 
-    python3 -m flaskbox env MODE [--quiet]  the settings as `export` lines, for eval
-    python3 -m flaskbox render MODE    write the configs into RUNTIME_DIR
+    python3 -m flaskbox check MODE     check the settings (before the hooks); the shell's values, for eval
+    python3 -m flaskbox resolve MODE   resolve them once into RUNTIME_DIR/settings.json; the same, for eval
+    python3 -m flaskbox render         write the configs into RUNTIME_DIR, from that record
     python3 -m flaskbox default NAME   one setting's default (production)
     python3 -m flaskbox settings       the settings, for the usage text
     python3 -m flaskbox health         the image's health check (exit 1: unhealthy)
     python3 -m flaskbox app-module     the APP_MODULE the servers would use, for FLASK_APP
     python3 -m flaskbox writable       (as root, in a Dockerfile) link WRITABLE_PATHS to the volume
     python3 -m flaskbox writable MODE  (at start) each WRITABLE_PATHS target ready on the volume
-    python3 -m flaskbox docs-table     the settings rows of docs/configuration.md
+    python3 -m flaskbox docs-table [zh-CN]  the settings rows of docs/configuration.md (or zh-CN's)
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -20,7 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import discover, packages, render, settings, writable
+from . import discover, packages, record, render, settings, writable
 from .log import error, info
 
 
@@ -35,37 +36,63 @@ def resolve(mode: str) -> settings.Resolved:
         sys.exit(2)
 
 
-def cmd_env(mode: str, *flags: str) -> None:
-    """--quiet: the pass before the hooks, whose settings may still change;
-    its notes would be said again by the pass after them."""
+def shell_lines(resolved: settings.Resolved) -> None:
+    """The values the entry-point's shell uses itself, as assignments for
+    eval (not exports: nothing travels to the servers this way)."""
+    for name, value in resolved.shell().items():
+        print(f"{name}={shlex.quote(value)}")
+
+
+def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
+    """The settings and the installed packages checked (exit 2), with the
+    notes for the log."""
     resolved = resolve(mode)
     try:
         notes = [*packages.notes(mode, resolved.values["WORKER_CLASS"]), *writable.instance_notes()]
     except packages.ConflictError as exc:
         error(str(exc))
         sys.exit(2)
-    if "--quiet" not in flags:
-        for note in [*resolved.notes, *notes]:
-            info(note)
-    for name, value in resolved.exports().items():
-        print(f"export {name}={shlex.quote(value)}")
+    return resolved, [*resolved.notes, *notes]
 
 
-def cmd_render(mode: str) -> None:
-    resolved = resolve(mode)
-    seen = len(resolved.notes)  # already logged by `env`
+def cmd_check(mode: str) -> None:
+    """The pass before the hooks, whose settings may still change: a bad
+    value stops the start before any hook runs; notes wait for `resolve`."""
+    shell_lines(checked(mode)[0])
+
+
+def cmd_resolve(mode: str) -> None:
+    """The settings, resolved once (after the hooks) into the record that
+    render, the servers and the health check read."""
+    resolved, notes = checked(mode)
+    place = record.runtime({"RUNTIME_DIR": resolved.values["RUNTIME_DIR"]})
     try:
-        render.render_production(resolved, dict(os.environ))
+        place.dir.mkdir(parents=True, exist_ok=True)
+        record.write(resolved.record(), place)
+    except OSError:
+        error(f"RUNTIME_DIR '{place.dir}' is not writable; on a read-only root add --tmpfs /tmp")
+        sys.exit(1)
+    for note in notes:
+        info(note)
+    shell_lines(resolved)
+
+
+def cmd_render() -> None:
+    current = record.load()
+    notes: list[str] = []
+    try:
+        render.render_production(current, dict(os.environ), notes)
     except (OSError, render.TemplateError) as exc:
         error(f"cannot write the configuration into RUNTIME_DIR: {exc}")
         sys.exit(1)
-    for note in resolved.notes[seen:]:
+    for note in notes:
         info(note)
-    values, derived = resolved.values, resolved.derived
+    values, derived = current.values, current.derived
     info(f"{derived['CPUS']} CPU(s) available: uWSGI {values['UWSGI_PROCESSES']} processes x "
          f"{values['UWSGI_THREADS']} threads, nginx {values['NGINX_WORKER_PROCESSES']} workers")
     slots = derived["UPLOAD_SLOTS"]
-    uploads = f"{slots} uploads at once ({values['UPLOAD_SPACE']})" if slots != "0" else "uploads unbounded"
+    uploads = f"{slots} uploads at once ({current.text['UPLOAD_SPACE']})" if slots != "0" \
+        else "uploads unbounded"
     info(f"queue: {values['QUEUE_SIZE']} waiting requests; {values['CONNECTIONS_PER_CLIENT']} per client; "
          f"{uploads}")
 
@@ -102,7 +129,9 @@ def cmd_writable(mode: str = "") -> None:
     at start, their targets on the volume."""
     setting = settings.BY_NAME["WRITABLE_PATHS"]
     value = setting.normalize(os.environ.get("WRITABLE_PATHS", ""))
-    if not setting.check(value):
+    try:
+        setting.parse(value)
+    except ValueError:
         error(f"WRITABLE_PATHS='{os.environ['WRITABLE_PATHS']}' is not valid: expected {setting.form}")
         sys.exit(2)
     try:
@@ -125,11 +154,16 @@ def cmd_writable(mode: str = "") -> None:
         sys.exit(1)
 
 
-def cmd_docs_table() -> None:
-    """The settings rows of docs/configuration.md, from the table itself
-    (tests/test_docs.py fails when the page and this differ)."""
+def cmd_docs_table(language: str = "en") -> None:
+    """The settings rows of docs/configuration.md, or with zh-CN of
+    docs/zh-CN/configuration.md, from the table itself (tests/test_docs.py
+    fails when a page and this differ)."""
+    from .settings import zh_cn
+
     for setting in settings.SETTINGS:
-        print(f"| `{setting.name}` | {setting.default_doc} | {setting.doc} |")
+        english = (setting.default_doc, setting.doc)
+        default, doc = zh_cn.TEXTS[setting.name] if language == "zh-CN" else english
+        print(f"| `{setting.name}` | {default} | {doc} |")
 
 
 def cmd_health() -> None:
@@ -138,9 +172,9 @@ def cmd_health() -> None:
     health.main()
 
 
-COMMANDS = {"env": cmd_env, "render": cmd_render, "default": cmd_default, "settings": cmd_settings,
-            "health": cmd_health, "app-module": cmd_app_module, "writable": cmd_writable,
-            "docs-table": cmd_docs_table}
+COMMANDS = {"check": cmd_check, "resolve": cmd_resolve, "render": cmd_render, "default": cmd_default,
+            "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
+            "writable": cmd_writable, "docs-table": cmd_docs_table}
 
 
 def main(argv: list[str]) -> None:

@@ -1,6 +1,6 @@
 """flaskbox's debug server (python3 -m flaskbox.debug): the Flask development
-server with the interactive debugger and a code reloader. entry-point.sh runs it in debug mode, with the
-settings it has already checked in the environment:
+server with the interactive debugger and a code reloader. entry-point.sh runs
+it in debug mode, once the settings are resolved into the record (record.py):
 
     APP_MODULE      the app, found as in production (discover.py)
     PORT            port to listen on (all interfaces: the container's port)
@@ -22,12 +22,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover, prefix, writable
+from . import discover, prefix, record, writable
 from .log import error
 
 APP_DIR = "/app"
@@ -105,7 +104,7 @@ _reloader.reloader_loops.update({RELOADERS["inotify"]: InotifyReloaderLoop,
 def first_load() -> bool:
     """True the first time the app is loaded in this container (the
     entry-point removes the marker before starting the server)."""
-    marker = Path(os.environ["RUNTIME_DIR"]) / "debug.loaded"
+    marker = record.runtime().debug_loaded
     if marker.exists():
         return False
     marker.touch()
@@ -115,15 +114,15 @@ def first_load() -> bool:
 def record_load(error: BaseException | None) -> None:
     """How the last load went, for the health check (health.py): a server
     that answers every request with a traceback is not healthy."""
-    runtime = Path(os.environ["RUNTIME_DIR"])
+    target = record.runtime().debug_app
     state = "ok\n"
     if error is not None:
         first_line = (str(error).splitlines() or [""])[0]
         state = f"error {type(error).__name__}: {first_line}\n"
-    part = runtime / "debug.app.part"
+    part = target.with_name(target.name + ".part")
     try:
         part.write_text(state)
-        part.replace(runtime / "debug.app")
+        part.replace(target)
     except OSError:
         pass
 
@@ -134,8 +133,9 @@ class DevApp:
     the app object's module and class) stays the same whether the code is
     broken or not."""
 
-    def __init__(self, import_path: str):
+    def __init__(self, import_path: str, url_prefix: str):
         self.app = None
+        self.url_prefix = url_prefix
         self.error: BaseException | None = None
         starting = first_load()
         try:
@@ -162,7 +162,7 @@ class DevApp:
             # traceback each time: a re-raise would append to it.
             raise self.error.with_traceback(self.error_traceback)
         # URL_PREFIX only: nothing here says which proxy may be believed.
-        prefix.apply(environ, os.environ.get("URL_PREFIX", ""), trust_header=False)
+        prefix.apply(environ, self.url_prefix, trust_header=False)
         return self.app(environ, start_response)
 
 
@@ -185,23 +185,23 @@ def reloader_name(setting: str) -> str:
 
 
 def main() -> None:
-    import_path = os.environ["APP_MODULE"]
-    port = int(os.environ["PORT"])
-    reloader = reloader_name(os.environ["DEBUG_RELOADER"])
+    settings = record.load()
+    import_path = settings["APP_MODULE"]
+    reloader = reloader_name(settings["DEBUG_RELOADER"])
     # /app first on sys.path, as `flask run` from /app would have it.
     sys.path.insert(0, APP_DIR)
     if is_running_from_reloader():
         SOURCES_AT_LOAD.update(app_sources())
-        app = DevApp(import_path)
+        app = DevApp(import_path, settings["URL_PREFIX"])
     else:
         # Flask's banner, written here: its signature changed across the
         # Flask versions an app may pin.
         print(f" * Serving Flask app '{import_path}'\n * Debug mode: on", file=sys.stderr)
-        print(f" * Reloader: {os.environ['DEBUG_RELOADER']} (DEBUG_RELOADER)", file=sys.stderr)
+        print(f" * Reloader: {settings['DEBUG_RELOADER']} (DEBUG_RELOADER)", file=sys.stderr)
         app = _placeholder
     run_simple(
         "0.0.0.0",
-        port,
+        settings["PORT"],
         app,
         use_reloader=True,
         use_debugger=True,

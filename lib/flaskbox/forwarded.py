@@ -11,7 +11,7 @@ trusted proxy appends its own line (HAProxy's `http-request add-header`).
 From a trusted proxy the last element of each, the one the nearest proxy
 added, is believed, if it has a valid form; anything else is dropped. From
 anyone else all of them are dropped. The host a trusted proxy names is held
-to the rule nginx holds Host to (settings.HOST_FORM) and to ALLOWED_HOSTS.
+to the rule nginx holds Host to (layout.HOST_FORM) and to ALLOWED_HOSTS.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .settings import HOST_FORM
+from .layout import HOST_FORM
 
 PROTO, HOST, PORT, PREFIX, FORWARDED = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
                                         "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")

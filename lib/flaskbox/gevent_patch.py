@@ -16,7 +16,7 @@ it lacks (issue 22; packages.py refuses a mix that cannot work).
 
 import sys
 
-from flaskbox.settings import GEVENT_SITE
+from flaskbox.layout import GEVENT_SITE
 
 # uWSGI adds it as "/opt/venv/gevent/".
 moved = [entry for entry in sys.path if entry.rstrip("/") == str(GEVENT_SITE)]

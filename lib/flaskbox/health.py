@@ -15,21 +15,20 @@ debug       the dev server must accept a connection (no request is sent, so
             server answering every request with a traceback is unhealthy.
             (In production an app that cannot load stops the container.)
 
-The mode and port come from the state file the entry-point wrote at start,
-because `-d debug` and computed defaults are not in the environment.
+The mode and port come from the record of this start (record.py), because
+`-d debug` and computed defaults are not in the environment.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import sys
-from pathlib import Path
 
+from . import record
+from .layout import DEBUG, Runtime
 from .log import error, log
-from .settings import BY_NAME
 
 PROBE_SECONDS = 2.0
 
@@ -39,17 +38,13 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
-def runtime_dir() -> Path:
-    return Path(os.environ.get("RUNTIME_DIR") or BY_NAME["RUNTIME_DIR"].default)
-
-
-def workers_busy(runtime: Path) -> bool | None:
+def workers_busy(runtime: Runtime) -> bool | None:
     """True when uWSGI's stats say every worker is in a request; None when
     the stats cannot be read."""
     try:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(PROBE_SECONDS)
-            sock.connect(str(runtime / "uwsgi-stats.sock"))
+            sock.connect(str(runtime.stats_socket))
             data = b"".join(iter(lambda: sock.recv(65536), b""))
         workers = json.loads(data)["workers"]
     except (OSError, ValueError, KeyError):
@@ -57,7 +52,7 @@ def workers_busy(runtime: Path) -> bool | None:
     return bool(workers) and all(worker.get("status") == "busy" for worker in workers)
 
 
-def check_production(port: int, runtime: Path) -> None:
+def check_production(port: int, runtime: Runtime) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_SECONDS)
     try:
         conn.request("GET", "/-/healthy", headers={"Host": "localhost"})
@@ -80,13 +75,13 @@ def check_production(port: int, runtime: Path) -> None:
         fail(f"unhealthy: GET /-/healthy answered {status}")
 
 
-def check_debug(port: int, runtime: Path) -> None:
+def check_debug(port: int, runtime: Runtime) -> None:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=PROBE_SECONDS).close()
     except OSError:
         fail(f"nothing listens on port {port}")
     try:
-        state = (runtime / "debug.app").read_text().strip()
+        state = runtime.debug_app.read_text().strip()
     except OSError:
         return  # not loaded yet: the server has only just started
     if state != "ok":
@@ -95,12 +90,12 @@ def check_debug(port: int, runtime: Path) -> None:
 
 
 def main() -> None:
-    runtime = runtime_dir()
+    runtime = record.runtime()
     try:
-        mode, port = (runtime / "state").read_text().split()
-    except (OSError, ValueError):
-        fail(f"no state file {runtime / 'state'}: the server has not started")
-    if mode == "debug":
-        check_debug(int(port), runtime)
+        settings = record.load(runtime)
+    except (OSError, ValueError, KeyError):
+        fail(f"no settings record {runtime.record}: the server has not started")
+    if settings.mode == DEBUG:
+        check_debug(settings["PORT"], runtime)
     else:
-        check_production(int(port), runtime)
+        check_production(settings["PORT"], runtime)

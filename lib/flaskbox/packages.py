@@ -20,7 +20,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from .settings import GEVENT, GEVENT_SITE, PRODUCTION
+from .layout import GEVENT, GEVENT_SITE, PRODUCTION
 
 # Written at build time (Dockerfile): `pip freeze` of requirements.txt and of
 # gevent's own directory.

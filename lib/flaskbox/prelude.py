@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from .settings import RETRY_AFTER_SECONDS
+from .layout import RETRY_AFTER_SECONDS
 
 HEALTH_BODY = b"ok\n"
 

@@ -1,7 +1,7 @@
 """The WSGI app uWSGI runs in production: the user's app (APP_MODULE, found
 as `flask run` finds it: discover.py) plus what the HTTP hop from nginx
 needs. At load it writes nginx's static location from the app's own static
-folder (render.static_location). Per request it:
+folder (static.py). Per request it:
 
 - sets REMOTE_ADDR, REMOTE_PORT and SERVER_PORT from X-Flaskbox-Peer, the
   header nginx always sets (a client's copy is replaced), since uWSGI sees
@@ -38,10 +38,10 @@ from __future__ import annotations
 import os
 import select
 import time
-from pathlib import Path
 
-from . import discover, forwarded, guards, prefix, render, settings, streams, writable
+from . import discover, forwarded, guards, prefix, record, static, streams, writable
 from .framing import Reply, needs_framing, unbuffered
+from .layout import GEVENT, stream_slots
 from .log import error, log
 from .prelude import bad_request, busy, describe, health, proxy_prelude, waited_too_long, wants_websocket
 from .spool import FileResponses, Spool, Spooled, close_body
@@ -91,7 +91,7 @@ class Serve:
         self.allowed_hosts = allowed_hosts
         self.timeout = timeout
         self.limits = gevent_limits
-        # gevent: streams and WebSockets beyond this get 503 (settings.stream_slots).
+        # gevent: streams and WebSockets beyond this get 503 (layout.stream_slots).
         self.stream_slots = stream_slots
         self.refusals = Refusals(stream_slots)
         self.watchdog = guards.Watchdog(timeout) if gevent_limits is None else None
@@ -291,42 +291,37 @@ def uwsgi_option(name: str, default: str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def load_app() -> discover.Found:
+def load_app(settings: record.Record) -> discover.Found:
     """APP_MODULE's app. Not an app (a factory named without a call, a
     module with none): the message says what to write instead, and uWSGI
     exits with code 2, so the container does, before anything is served."""
     try:
         with writable.watch():
-            return discover.load(os.environ["APP_MODULE"])
+            return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))
         os._exit(2)
 
 
-def write_static_location(found: discover.Found) -> None:
-    """nginx's static location, now that the app can say where its static
-    files are; the entry-point checks it with `nginx -t` before nginx starts."""
-    path = Path(os.environ["RUNTIME_DIR"]) / "nginx" / "static.conf"
-    path.write_text(render.static_location(dict(os.environ), found.describe()))
-
-
-def from_environment():
-    found = load_app()
-    write_static_location(found)
+def from_record(settings: record.Record):
+    found = load_app(settings)
+    # nginx's static location, now that the app can say where its static
+    # files are; the entry-point checks it with `nginx -t` before nginx starts.
+    record.runtime().static_conf.write_text(static.location(settings, found.describe()))
     limits, slots = None, 0
-    if os.environ.get("WORKER_CLASS") == "gevent":
-        limits = streams.Limits(float(os.environ["STREAM_IDLE_TIMEOUT"]),
-                                float(os.environ["STREAM_MAX_DURATION"]))
-        slots = settings.stream_slots(int(os.environ["WORKER_CONNECTIONS"]))
-    spool = Spool(os.environ["RUNTIME_DIR"], settings.size_bytes(os.environ["RESPONSE_SPACE"]),
-                  int(uwsgi_option("processes", "1")))
+    if settings["WORKER_CLASS"] == GEVENT:
+        limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]),
+                                float(settings["STREAM_MAX_DURATION"]))
+        slots = stream_slots(settings["WORKER_CONNECTIONS"])
+    # The processes as uWSGI ended up with them: UWSGI_INI may set its own.
+    spool = Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], int(uwsgi_option("processes", "1")))
     # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
-    app = prefix.Prefixed(found.app, os.environ.get("URL_PREFIX", ""))
-    return Serve(app, float(os.environ["REQUEST_TIMEOUT"]), limits, slots, spool,
-                 tuple(settings.words(os.environ.get("ALLOWED_HOSTS", "").lower())))
+    app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
+    return Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
+                 tuple(settings["ALLOWED_HOSTS"]))
 
 
-def prepare_the_pool() -> None:
+def prepare_the_pool(settings: record.Record) -> None:
     """In the master only (where the app is loaded, before any fork): three
     rounds of every worker failing is a pool that cannot stay up; a sync
     worker handles the stop signal from its start (gevent's does so on its
@@ -334,13 +329,14 @@ def prepare_the_pool() -> None:
     if uwsgi is None or uwsgi.worker_id() != 0:
         return
     processes = int(uwsgi_option("processes", "1"))
-    guard = guards.SpawnGuard(os.path.join(os.environ["RUNTIME_DIR"], "uwsgi.accepting"), 3 * processes)
+    guard = guards.SpawnGuard(str(record.runtime().accepting), 3 * processes)
     os.register_at_fork(after_in_parent=guard.after_fork)
-    if os.environ.get("WORKER_CLASS") != "gevent":
+    if settings["WORKER_CLASS"] != GEVENT:
         os.register_at_fork(after_in_child=lambda: streams.install_stop_handler_once(gevent_mode=False))
 
 
 if uwsgi is not None:
-    application = from_environment()
-    prepare_the_pool()
+    SETTINGS = record.load()
+    application = from_record(SETTINGS)
+    prepare_the_pool(SETTINGS)
     streams.mark_native_handshakes(uwsgi)

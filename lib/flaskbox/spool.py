@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .settings import RESPONSE_MEMORY_BYTES
+from .layout import RESPONSE_MEMORY_BYTES
 
 
 def close_body(body) -> None:

@@ -26,10 +26,10 @@ import socket
 import threading
 import time
 
+from .layout import STOP_STREAMS_SIGNAL
 from .log import log
-from .settings import STOP_STREAMS_SIGNAL
 
-# What supervise.sh sends each worker when the container stops (settings.py).
+# What supervise.sh sends each worker when the container stops (layout.py).
 # Ignored by default, so a worker with no handler yet (gevent's, before its
 # first request) is unaffected.
 STOP_SIGNAL = getattr(signal, f"SIG{STOP_STREAMS_SIGNAL}")

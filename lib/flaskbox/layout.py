@@ -1,0 +1,148 @@
+"""The image's fixed facts, which are not settings: the modes and worker
+classes, the stop's budget, the header and buffer arithmetic the configs
+share, paths in the image, and the files flaskbox keeps in RUNTIME_DIR.
+Imported by the per-request modules too, so it imports nothing of flaskbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PRODUCTION, DEBUG = "production", "debug"
+MODES = (PRODUCTION, DEBUG)
+SYNC, GEVENT = "sync", "gevent"
+
+# How long a `docker stop` may take, defined once: nginx drains requests in
+# flight for up to DRAIN seconds (worker_shutdown_timeout), then uWSGI's
+# workers get MERCY seconds (worker-reload-mercy); each server is killed one
+# second after its own limit. 5 + 1 + 2 + 1 = 9 s, inside docker's default
+# 10 s grace and the Deployment's grace period (tests check both).
+STOP_DRAIN_SECONDS = 5
+STOP_MERCY_SECONDS = 2
+STOP_KILL_AFTER_SECONDS = 1
+# Streams and WebSockets never finish by themselves, so before nginx drains,
+# each uWSGI worker gets this signal and ends its own cleanly (streams.py).
+# Ignored by default, and unused by uWSGI's workers (not SIGWINCH: a Python
+# handler for it never ran in a worker, measured).
+STOP_STREAMS_SIGNAL = "URG"
+
+# Request headers. nginx takes a request line or header line of at most
+# HEADER_LINE bytes and HEADER_BUFFERS such lines' worth of header in all
+# (plus the first 1 KB buffer); beyond, it answers 414 or 400 itself.
+# uWSGI holds a request's variables in one 64 KB block (uwsgi.buffer_size is
+# 16 bits); what does not fit is a 502 ("unable to add ... to uwsgi packet").
+# A header line of n bytes on the wire ("ab:\r\n", 5, at least, with a name
+# of its own: uWSGI joins lines of one name) becomes "HTTP_AB" plus two
+# 2-byte lengths there: n + 6 bytes. So the variables of a header of W bytes
+# in L lines take W + 6 L, plus the request line twice over (REQUEST_URI,
+# then PATH_INFO or QUERY_STRING) and the ~1.5 KB nginx and uWSGI add.
+# - nginx with max_headers (upstream's; Debian 12 backports it, default
+#   1000) bounds L: 4 buffers, nginx's own default, as SSO cookies of near
+#   32 KB need: 1 KB + 4 x 8 KB + 6 x MAX_HEADER_LINES + 8 KB of request
+#   line again + 1.5 KB = 49 KB.
+# - without it, L is bounded only by W: 4 buffers of 2- and 3-byte names
+#   hold ~6700 lines, 74 KB of variables (computed), a 502; 3 buffers
+#   stay under 56 KB.
+HEADER_LINE = 8 * 1024
+HEADER_FIRST_BUFFER = 1024
+MAX_HEADER_LINES = 1000
+UWSGI_BUFFER_SIZE = 65535
+
+
+def header_buffers(nginx_counts_headers: bool) -> int:
+    """nginx's large header buffers: its default, 4, where it bounds the
+    number of header lines; else 3 (see above)."""
+    return 4 if nginx_counts_headers else 3
+
+
+def uwsgi_max_vars(buffers: int) -> int:
+    """The most variables a request can make: one per 4-byte header line,
+    plus the ones uWSGI and nginx add."""
+    return (HEADER_FIRST_BUFFER + buffers * HEADER_LINE) // 4 + 64
+
+
+# nginx connection slots, across all its workers: each costs ~0.42 KB of
+# RSS from the start (measured: 2.9 MB per worker at 1024 slots, 6.0 MB at
+# 8192, 9.5 MB at 16384). 8192 leaves room for thousands of idle or slow
+# connections (3000 half-sent headers from one address filled the old
+# 2 x 1024 and locked everyone else out until they timed out; now they are
+# served in 8 ms) for about 3 MB more than before.
+NGINX_CONNECTIONS_TOTAL = 8192
+# Of those, requests with a body may take half, and so may static downloads
+# (nginx.conf, per-client limits): trickled bodies or slow readers from many
+# addresses then leave the other half to everything else.
+BODY_SLOTS = NGINX_CONNECTIONS_TOTAL // 2
+
+# Bodies past this many bytes are written to RUNTIME_DIR while they arrive
+# (client_body_buffer_size); nginx.conf counts a request as an upload, which
+# takes an UPLOAD_SPACE slot, when its Content-Length has 5 digits or more
+# (10000 bytes and up, a conservative match for "over 16 KB") or it is chunked.
+BODY_BUFFER = "16k"
+
+def stream_slots(worker_connections: int) -> int:
+    """With gevent, how many of a process's WORKER_CONNECTIONS streams and
+    WebSockets may hold at once. A tenth stays for ordinary requests: once
+    streams held every slot, ordinary requests waited behind them (measured:
+    2000 streams on 2000 slots, ordinary p99 3.9 s); beyond this, a new
+    stream or WebSocket gets 503 with Retry-After (serve.py)."""
+    return worker_connections - worker_connections // 10
+
+
+# gevent and its dependencies (lib/gevent-requirements.txt), on sys.path with
+# WORKER_CLASS=gevent only (app.ini): Flask-SocketIO and python-engineio pick
+# gevent whenever they can import it, which breaks them under the sync
+# workers and the dev server.
+GEVENT_SITE = Path("/opt/venv/gevent")
+
+# Static files when neither STATIC_URL/STATIC_PATH nor the app say where
+# (static.py): Flask's own defaults, and tiangolo's image's.
+STATIC_URL_FALLBACK = "/static"
+STATIC_PATH_FALLBACK = "/app/static"
+
+# The sample app's fingerprint, written when the default image is built
+# (Dockerfile, stage sample).
+SAMPLE_FINGERPRINT = Path("/etc/flaskbox/sample-app.sha256")
+
+# Retry-After, in seconds, on 503 answers to overload and limits.
+RETRY_AFTER_SECONDS = 5
+
+# nginx's buffers for one response from uWSGI (proxy_buffers): a response up
+# to RESPONSE_MEMORY_BYTES frees its worker at once without touching disk;
+# a larger one is spooled to RUNTIME_DIR within RESPONSE_SPACE (serve.Spool).
+PROXY_BUFFER_BYTES = 16 * 1024
+PROXY_BUFFERS = 16
+RESPONSE_MEMORY_BYTES = (PROXY_BUFFERS + 1) * PROXY_BUFFER_BYTES
+# How long nginx waits for a client that takes nothing of its response
+# (send_timeout); uWSGI waits for nginx 5 s longer (UWSGI_SOCKET_TIMEOUT).
+SEND_TIMEOUT_SECONDS = 30
+
+# What a Host (or a trusted proxy's X-Forwarded-Host) may be: a host name
+# (letters, digits, `-` and `_`, in dot-separated labels, with an optional
+# trailing dot: an absolute name is the same host), an IPv4 address, or an
+# IPv6 literal in brackets; then an optional port of 1 to 5 digits. Nothing
+# else: no userinfo (`a.example:@evil`), no empty port (`a.example:`), no
+# IPv6 zone. nginx.conf refuses any other Host with 400 (this text fills its
+# ${HOST_FORM}); serve.py holds X-Forwarded-Host to it.
+HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+HOST_FORM = (rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
+             r"(?::[0-9]{1,5})?")
+
+
+
+class Runtime:
+    """The files flaskbox writes in RUNTIME_DIR, named in one place (the
+    shell side names the few it touches in lib/supervise.sh)."""
+
+    DEFAULT = "/tmp/flaskbox"
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.record = self.dir / "settings.json"        # the resolved settings (record.py)
+        self.nginx_dir = self.dir / "nginx"
+        self.nginx_conf = self.nginx_dir / "nginx.conf"
+        self.static_conf = self.nginx_dir / "static.conf"
+        self.uwsgi_ini = self.dir / "uwsgi.ini"
+        self.uwsgi_sockets_ini = self.dir / "uwsgi-sockets.ini"
+        self.stats_socket = self.dir / "uwsgi-stats.sock"
+        self.accepting = self.dir / "uwsgi.accepting"   # a worker accepts (guards.SpawnGuard)
+        self.debug_loaded = self.dir / "debug.loaded"   # the dev server loaded the app once
+        self.debug_app = self.dir / "debug.app"         # "ok" or the last load's error

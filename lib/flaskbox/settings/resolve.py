@@ -1,0 +1,266 @@
+"""resolve(): the environment turned into checked, typed settings, once per
+start. It fills in defaults (some computed from the container: host.py,
+defaults.py), refuses anything outside a setting's form with a message
+naming the variable and the form (exit code 2 at the entry-point), checks
+the rules that involve more than one setting, and adds the numbers the
+configs need (derived())."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import discover
+from ..host import Host
+from ..layout import (
+    BODY_BUFFER,
+    BODY_SLOTS,
+    DEBUG,
+    GEVENT,
+    GEVENT_SITE,
+    HEADER_FIRST_BUFFER,
+    HEADER_LINE,
+    HOST_FORM,
+    PRODUCTION,
+    PROXY_BUFFER_BYTES,
+    PROXY_BUFFERS,
+    RETRY_AFTER_SECONDS,
+    SAMPLE_FINGERPRINT,
+    SEND_TIMEOUT_SECONDS,
+    STOP_DRAIN_SECONDS,
+    STOP_KILL_AFTER_SECONDS,
+    STOP_MERCY_SECONDS,
+    STOP_STREAMS_SIGNAL,
+    SYNC,
+    UWSGI_BUFFER_SIZE,
+    header_buffers,
+    uwsgi_max_vars,
+)
+from ..record import Record
+from .defaults import Context, capacity
+from .forms import SettingError, size_bytes
+from .table import ALIAS_REASONS, ALIASES, BY_NAME, REFUSED, SETTINGS, UWSGI_INTERNAL
+
+
+@dataclass
+class Resolved:
+    mode: str
+    values: dict[str, str]   # as given or defaulted, the text the configs use
+    typed: dict[str, Any]    # the same, converted by each setting's form
+    defaulted: set[str]      # the ones filled in by default
+    derived: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # info lines for the log
+
+    def record(self) -> Record:
+        return Record(self.mode, self.typed, self.values, self.derived)
+
+    def shell(self) -> dict[str, str]:
+        """What the entry-point's own shell needs (not exported: the
+        servers read the record): where the runtime files go, the port and
+        app for its log, INSTALL_ON_START's switch, the pre-start script, and the
+        stop's budget."""
+        out = {name: self.values[name]
+               for name in ("RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH")}
+        for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
+                     "STOP_STREAMS_SIGNAL"):
+            out[f"FLASKBOX_{name}"] = self.derived[name]
+        return out
+
+
+def _given(env: Mapping[str, str]) -> dict[str, str]:
+    """Settings present in env; the other names some of them go by
+    (ALIASES) count as theirs."""
+    given = {name: env[name] for name in [*BY_NAME, *ALIASES] if name in env}
+    for alias, name in ALIASES.items():
+        if alias not in given:
+            continue
+        value = given.pop(alias)
+        if name in given and given[name] != value:
+            raise SettingError(f"{alias}='{value}' and {name}='{given[name]}' disagree: {alias} is another "
+                               f"name for {name} ({ALIAS_REASONS[alias]}); set one of them")
+        given.setdefault(name, value)
+    for name, advice in REFUSED.items():
+        if env.get(name):
+            raise SettingError(f"{name}='{env[name]}' is not a flaskbox setting: {advice}")
+    return {name: value for name, value in given.items()
+            if not (value == "auto" and BY_NAME[name].accepts_auto)}
+
+
+def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = None) -> Resolved:
+    host = host or Host()
+    given = _given(env)
+    values: dict[str, str] = {}
+    typed: dict[str, Any] = {}
+    defaulted: set[str] = set()
+    context = Context(mode, host, env, values)
+    for setting in SETTINGS:
+        if setting.name in given:
+            value = setting.normalize(given[setting.name])
+        else:
+            try:
+                value = setting.default_for(context)
+            except discover.AppError as exc:
+                raise SettingError(str(exc)) from exc
+            defaulted.add(setting.name)
+        try:
+            typed[setting.name] = setting.parse(value)
+        except ValueError:
+            raise SettingError(f"{setting.name}='{given.get(setting.name, value)}' is not valid: "
+                               f"expected {setting.form}") from None
+        values[setting.name] = value
+    values["APP_MODE"] = typed["APP_MODE"] = mode
+    resolved = Resolved(mode, values, typed, defaulted, notes=context.notes)
+    _check_together(resolved, env, host)
+    resolved.derived = derived(resolved, host)
+    return resolved
+
+
+def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> None:
+    """Rules that involve more than one setting, the mode or the container."""
+    values, mode = resolved.values, resolved.mode
+    if values["INSTALL_ON_START"] == "1" and mode != DEBUG:
+        raise SettingError(
+            "INSTALL_ON_START=1 works in debug mode only: production serves what the image was built "
+            "with, so add the packages to requirements.txt (or requirements_os.txt) and rebuild")
+    if mode == DEBUG and env.get("WERKZEUG_DEBUG_PIN") == "off":
+        raise SettingError(
+            f"WERKZEUG_DEBUG_PIN=off would let anyone who reaches port {values['PORT']} run code without a "
+            "PIN: unset it, or choose a PIN of your own, e.g. WERKZEUG_DEBUG_PIN=314-159-265")
+    port, start = int(values["PORT"]), host.unprivileged_port_start()
+    if start is not None and port < min(start, 1024):
+        raise SettingError(
+            f"PORT={port} is below {start}, the lowest port a non-root process may bind here "
+            "(net.ipv4.ip_unprivileged_port_start): set PORT=8080 and publish it (-p 8091:8080), "
+            "or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0")
+    # The sample left in an image built FROM the default one. A mounted /app
+    # (the repository's own app/, in debug mode) is the developer's to edit.
+    mount = host.mount_of(str(host.app_dir))
+    from_image = mount is None or mount.point != str(host.app_dir)
+    if "APP_MODULE" in resolved.defaulted and values["APP_MODULE"] == "app" and from_image \
+            and discover.is_sample(host.app_dir, SAMPLE_FINGERPRINT):
+        others = discover.code_besides_sample(host.app_dir)
+        if others:
+            raise SettingError(
+                f"APP_MODULE is not set, and {host.app_dir}/app.py is flaskbox's sample app, left by the "
+                f"image this one was built FROM; your code next to it ({', '.join(others)}) is not what "
+                "would be served. Build FROM the app-less image (docker build --target runtime, "
+                "docs/your-app.md), or set APP_MODULE")
+    nginx_conf = host.app_dir / "nginx.conf"
+    if mode == PRODUCTION and nginx_conf.is_file():
+        raise SettingError(
+            f"found {nginx_conf}, which tiangolo's image put in place of its own nginx.conf; flaskbox keeps "
+            "its own (limits, health, logs): move your rules to /app/nginx.d/*.conf (inside `server`) or "
+            "/app/nginx.d/http/*.conf (inside `http`), and remove /app/nginx.conf")
+    for name, value in env.items():
+        if name.startswith("UWSGI_") and "\n" in value:
+            raise SettingError(f"{name} holds a line break: uWSGI options are one line")
+    if mode == PRODUCTION:
+        _check_worker_class(resolved)
+    body, space = size_bytes(values["MAX_BODY_SIZE"]), size_bytes(values["UPLOAD_SPACE"])
+    if body and space < body:  # a default is never below it (defaults.upload_space)
+        raise SettingError(
+            f"UPLOAD_SPACE='{values['UPLOAD_SPACE']}' is smaller than "
+            f"MAX_BODY_SIZE={values['MAX_BODY_SIZE']}: not even one upload of the largest allowed size "
+            "would fit; raise UPLOAD_SPACE (and the space under RUNTIME_DIR) or lower MAX_BODY_SIZE")
+
+
+GEVENT_ONLY = ("WORKER_CONNECTIONS", "STREAM_IDLE_TIMEOUT", "STREAM_MAX_DURATION")
+
+
+def _check_worker_class(resolved: Resolved) -> None:
+    """Settings of one worker class, given with the other: a mistake to say
+    out loud rather than ignore."""
+    values = resolved.values
+    if values["WORKER_CLASS"] == GEVENT:
+        if "UWSGI_THREADS" not in resolved.defaulted and values["UWSGI_THREADS"] != "1":
+            raise SettingError(
+                f"UWSGI_THREADS='{values['UWSGI_THREADS']}' does not apply with WORKER_CLASS=gevent, whose "
+                "processes run one thread each: set WORKER_CONNECTIONS for how many requests a process "
+                "holds, and unset UWSGI_THREADS")
+        return
+    for name in GEVENT_ONLY:
+        if name not in resolved.defaulted:
+            raise SettingError(
+                f"{name}='{values[name]}' applies with WORKER_CLASS=gevent only (WORKER_CLASS is "
+                f"'{values['WORKER_CLASS']}'): set WORKER_CLASS=gevent, or unset {name}")
+
+
+def derived(resolved: Resolved, host: Host) -> dict[str, str]:
+    """Numbers the configs need that follow from the settings."""
+    values = resolved.values
+    # nginx opens at most this many connections to uWSGI; one more is shed.
+    upstream = capacity(values) + int(values["QUEUE_SIZE"])
+    # The kernel's listen queue on uWSGI's socket holds whatever nginx may
+    # have open beyond the busy workers; the kernel caps it at somaxconn.
+    backlog = max(upstream, 128)
+    somaxconn = host.somaxconn()
+    if somaxconn is not None and backlog > somaxconn:
+        resolved.notes.append(f"net.core.somaxconn is {somaxconn}: uWSGI's listen queue lowered to match")
+        backlog = somaxconn
+    connections = int(values["NGINX_WORKER_CONNECTIONS"])
+    body = size_bytes(values["MAX_BODY_SIZE"])
+    # Uploads buffered at once: each may take up to MAX_BODY_SIZE on disk.
+    # 0 (no body limit) leaves them unbounded; nginx counts up to 65535.
+    uploads = min(size_bytes(values["UPLOAD_SPACE"]) // body, 65535) if body else 0
+    return {
+        "UPSTREAM_MAX_CONNS": str(upstream),
+        "UWSGI_LISTEN": str(backlog),
+        "UPSTREAM_TIMEOUT": str(_upstream_timeout(values)),
+        # A recycled sync worker (max-requests) finishes the requests its
+        # other threads hold, each bounded by REQUEST_TIMEOUT, before the
+        # master kills it; a stop has its own, shorter budget (STOP_*).
+        "WORKER_RELOAD_MERCY": str(int(values["REQUEST_TIMEOUT"]) + 2
+                                   if values["WORKER_CLASS"] == SYNC else STOP_MERCY_SECONDS),
+        "SEND_TIMEOUT": str(SEND_TIMEOUT_SECONDS),
+        # uWSGI waits for nginx to take a response longer than nginx waits
+        # for the client: a slow client is nginx's to judge, never cut here.
+        "UWSGI_SOCKET_TIMEOUT": str(SEND_TIMEOUT_SECONDS + 5),
+        "PROXY_BUFFER": f"{PROXY_BUFFER_BYTES // 1024}k",
+        "PROXY_BUFFERS": str(PROXY_BUFFERS),
+        "GEVENT_SITE": str(GEVENT_SITE),
+        "NGINX_OPEN_FILES": str(2 * connections + 64),
+        "BODY_SLOTS": str(BODY_SLOTS),
+        "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
+        # One address may hold a quarter of the upload slots (at least one),
+        # so a single client stalling uploads leaves room for others.
+        "UPLOAD_SLOTS_PER_CLIENT": str(max(uploads // 4, 1) if body else 0),
+        "HEADER_LINE": f"{HEADER_LINE // 1024}k",
+        "HEADER_BUFFERS": str(header_buffers(host.nginx_counts_headers())),
+        "HEADER_FIRST_BUFFER": f"{HEADER_FIRST_BUFFER // 1024}k",
+        "UWSGI_BUFFER_SIZE": str(UWSGI_BUFFER_SIZE),
+        "UWSGI_MAX_VARS": str(uwsgi_max_vars(header_buffers(host.nginx_counts_headers()))),
+        "BODY_BUFFER": BODY_BUFFER,
+        "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
+        "HOST_FORM": HOST_FORM,
+        "STOP_DRAIN_SECONDS": str(STOP_DRAIN_SECONDS),
+        "STOP_MERCY_SECONDS": str(STOP_MERCY_SECONDS),
+        "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
+        "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
+        "CPUS": str(host.cpus()),
+    }
+
+
+def _upstream_timeout(values: Mapping[str, str]) -> int:
+    """How long nginx waits for uWSGI to answer (and, once it streams, for
+    its next bytes). sync: 2 s past REQUEST_TIMEOUT, by when the watchdog has
+    answered (504) any request a worker took, so what is left is a request
+    that never got one: nginx answers 503 (@flaskbox_queue_timeout). gevent:
+    5 s past the longer of it and STREAM_IDLE_TIMEOUT, so that uWSGI's own
+    answer (504, a stream's clean end) comes first."""
+    timeout = int(values["REQUEST_TIMEOUT"])
+    if values["WORKER_CLASS"] == GEVENT:
+        return max(timeout, int(values["STREAM_IDLE_TIMEOUT"])) + 5
+    return timeout + 2
+
+
+def uwsgi_options(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """UWSGI_<OPTION>=value variables that are not settings of the table, as
+    uWSGI's own (option, value) pairs: UWSGI_MAX_REQUESTS -> max-requests."""
+    options = []
+    for name in sorted(env):
+        if name.startswith("UWSGI_") and name not in BY_NAME and name not in UWSGI_INTERNAL \
+                and not name.startswith("UWSGI_EMPEROR_"):
+            options.append((name[len("UWSGI_"):].lower().replace("_", "-"), env[name]))
+    return options

@@ -1,0 +1,138 @@
+"""The settings table's words in Chinese: for each setting, how its default
+is stated and what it means, as docs/zh-CN/configuration.md shows them
+(`python3 -m flaskbox docs-table zh-CN`; tests/test_docs.py keeps the page,
+this and the table in step)."""
+
+TEXTS: dict[str, tuple[str, str]] = {
+    'APP_MODE': (
+        '`production`',
+        '`production` 或 `debug`；命令行的 `-d` 优先。'),
+    'PORT': (
+        '生产模式 `80`，调试模式 `5000`',
+        'nginx（或开发服务器）监听的端口。'),
+    'RUNTIME_DIR': (
+        '`/tmp/flaskbox`',
+        '镜像写入运行时文件的位置，必须可写。'),
+    'UWSGI_INI': (
+        '存在时为 `/app/uwsgi.ini`（自动计算）',
+        '额外的 uWSGI ini，在镜像自带的 `app.ini` 之后合并（其中的值'
+         '优先）；与 tiangolo 的镜像一样，其中的 `module` 和 `cal'
+         'lable` 指定应用。'),
+    'APP_MODULE': (
+        '`wsgi`、`app` 或 `main`，视 `/app` 中有哪个文件而定（自动计算）',
+        '你的 WSGI 应用，相对于 `/app`，采用 Flask 的写法：`modu'
+         'le`（由 Flask 找到其中的 `app` 或 `create_app`）、'
+         '`module:name`、`module:factory(args)`。也会从'
+         ' `FLASK_APP` 读取（[your-app.md](your-app.m'
+         'd#如何找到应用)）。'),
+    'MAX_BODY_SIZE': (
+        '`10m`',
+        '请求体上限（nginx 的大小写法：`512k`、`10m`、`1g`；`0` '
+         '表示不限）。超过返回 413。'),
+    'REQUEST_TIMEOUT': (
+        '`30`',
+        '客户端最多等待多少秒才能开始收到响应（包括排队时间）：超过后，仍在排队的请求得到'
+         ' 503，仍在运行的处理函数得到 504（它的 worker 会在其他请求结束后'
+         '被替换）。'),
+    'WORKER_CLASS': (
+        '`sync`',
+        '`sync`：每个 worker 线程一次处理一个请求。`gevent`：每个进'
+         '程可同时保持数千个流、Server-Sent Events 和 WebSocke'
+         't（[流式响应与实时通信](streaming.md)）。'),
+    'UWSGI_PROCESSES': (
+        '每个 CPU 2 个；`gevent` 时为 1 个（自动计算）',
+        'uWSGI worker 进程数。CPU 数取容器的配额（`--cpus`），而'
+         '不是宿主机的核数。'),
+    'UWSGI_THREADS': (
+        '`16`；`gevent` 时为 1（自动计算）',
+        '每个 uWSGI 进程的线程数（仅 `sync`）：每个进程同时处理的请求数。'),
+    'WORKER_CONNECTIONS': (
+        '`2000`',
+        '仅 `gevent`：每个进程同时保持的请求、流和 WebSocket 数。'),
+    'STREAM_IDLE_TIMEOUT': (
+        '`120`',
+        '仅 `gevent`：流或 WebSocket 可以多少秒不发送任何数据，超过即'
+         '关闭（流会正常结束，EventSource 会自动重连）。'),
+    'STREAM_MAX_DURATION': (
+        '`3600`',
+        '仅 `gevent`：流或 WebSocket 总共可以持续的秒数（`0`：不限'
+         '制），到时正常结束。'),
+    'NGINX_WORKER_PROCESSES': (
+        '每个 CPU 1 个（自动计算）',
+        'nginx worker 进程数（`auto`：与默认值相同）。'),
+    'NGINX_WORKER_CONNECTIONS': (
+        '合计 8192 个，由各 worker 分摊（自动计算）',
+        '每个 nginx worker 可以持有的连接数（包括空闲连接和慢速连接）。'),
+    'QUEUE_SIZE': (
+        '每个 worker 线程 4 个，至少 64 个；`gevent` 时每个进程 64 个（自动计算）',
+        '可以排队等待繁忙 uWSGI 的请求数；超出后，新请求立即得到带 `Retry-'
+         'After` 的 503。'),
+    'CONNECTIONS_PER_CLIENT': (
+        'uWSGI 能同时处理的请求数加 `QUEUE_SIZE`（自动计算）',
+        '单个客户端地址同时可以有多少个处理中的请求，带请求体的请求、静态文件和其他请求分'
+         '开计数；超出后返回带 `Retry-After` 的 503。'),
+    'UPLOAD_SPACE': (
+        '`RUNTIME_DIR` 所在文件系统的一半（自动计算）',
+        '正在接收的请求体合计可占用的磁盘空间；见[上传与 /tmp](productio'
+         'n.md#上传与-tmp)。'),
+    'RESPONSE_SPACE': (
+        '`RUNTIME_DIR` 所在文件系统的四分之一（自动计算）',
+        '等待慢速客户端的响应合计可占用的磁盘空间；超出后，大的响应由它的 worker '
+         '按客户端的速度发送（绝不会被截断）。见[慢速客户端与大文件下载](product'
+         'ion.md#慢速客户端与大文件下载)。'),
+    'URL_PREFIX': (
+        '（空）',
+        '应用在代理后面所处的路径（`/shop`）：`url_for`、重定向和静态文件'
+         ' URL 都以它开头；可信代理发来的 `X-Forwarded-Prefix` '
+         '优先（[production.md](production.md#在-url-前'
+         '缀下提供服务)）。'),
+    'STATIC_ENABLED': (
+        '`1`',
+        '`1`：nginx 从磁盘提供 `STATIC_URL`。`0`：这些 URL '
+         '交给应用处理。'),
+    'STATIC_URL': (
+        'Flask 应用的 `static_url_path`，否则为 `/static`（自动计算）',
+        'nginx 从 `STATIC_PATH` 提供文件的 URL 前缀。'),
+    'STATIC_PATH': (
+        'Flask 应用的 `static_folder`，否则为 `/app/static`（自动计算）',
+        '静态文件目录。'),
+    'STATIC_INDEX': (
+        '`0`',
+        '`1`：`/` 返回静态文件目录中的 `index.html`（tiangolo'
+         ' 镜像中的设置）。'),
+    'LOG_FORMAT': (
+        '`text`',
+        '访问日志格式：`text`（一行可读文本）或 `json`（每个请求一个对象）。'),
+    'TRUSTED_PROXIES': (
+        '（空）',
+        '可信代理：只相信它们发来的 `X-Forwarded-*` 请求头。为空时：不相'
+         '信任何人发来的这些请求头。'),
+    'ALLOWED_HOSTS': (
+        '（空）',
+        '允许服务的主机名；其他任何 `Host` 都由 nginx 返回 400。为空时'
+         '：接受任何主机名。'),
+    'PRE_START_PATH': (
+        '`/app/prestart.sh`',
+        '服务器启动之前用 bash 运行的脚本，仅在它存在时运行（用于数据库迁移；沿用 '
+         'tiangolo 镜像中的名字）。'),
+    'WRITABLE_PATHS': (
+        '（空）',
+        '应用在代码旁边写入的路径（缓存目录、密钥文件），例如 `/app/.data/ '
+         '/app/myapp/secret_key`（目录以 `/` 结尾）：每一个都通'
+         '过镜像中由 `RUN python3 -m flaskbox writable`'
+         ' 创建的符号链接保存在实例卷上（[your-app.md](your-app.m'
+         'd#在代码旁边写入的应用)）。'),
+    'ENTRYPOINT_QUIET_LOGS': (
+        '`0`',
+        '`1` 关闭入口脚本的信息日志；错误总会输出。'),
+    'DEBUG_RELOADER': (
+        '`inotify`',
+        '调试模式：`inotify` 根据文件事件重启；`poll` 每 0.5 秒检查'
+         '一次变化（Docker Desktop）。'),
+    'INSTALL_ON_START': (
+        '`0`',
+        '调试模式：`1` 在启动时安装 `/app/requirements.txt` '
+         '和 `/app/requirements_os.txt`（[develop.md'
+         '](develop.md#启动时安装软件包install_on_start1)）'
+         '。'),
+}
