@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real containers: tests/run.sh [PYTEST ARGS]
 # Does all the setup a bare Debian/Ubuntu machine needs: a virtualenv with the
-# test tools, curl, wrk, kubectl, docker-compose, a Docker engine, and base
-# images when none can be pulled. Nothing is ever skipped: no engine means a
-# loud failure.
+# test tools, curl, wrk, kubectl, docker-compose, iproute2, a Docker engine,
+# and base images when none can be pulled. Nothing is ever skipped: no engine
+# means a loud failure.
 #
 # The suite runs once per base image, each with its own image tag:
 #   BASE_IMAGE=IMAGE        that base only;
@@ -25,10 +25,11 @@ log() { printf '[tests] %s\n' "$*" >&2; }
 # setup
 #   Test tools, pinned; wrk for the benchmark harness's smoke test, curl as a
 #   client; kubectl renders the Kubernetes overlays offline; docker-compose
-#   runs compose.yaml; a Docker engine.
+#   runs compose.yaml; ip (iproute2) and nsenter (util-linux) put
+#   test_swarm.py's own engine in a network namespace; a Docker engine.
 setup() {
 	host_venv "$VENV" tests/requirements.txt
-	host_install wrk curl
+	host_install wrk curl iproute2 util-linux
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose
 	deploy/start-engine.sh

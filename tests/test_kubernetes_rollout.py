@@ -1,8 +1,10 @@
-"""A rolling update as Kubernetes carries it out, under load on loopback:
-the new pod starts, passes its probes and joins the Service; then the old
-pod is deleted: it leaves the Service while its preStop sleep runs, gets
-SIGTERM after it, and SIGKILL only at terminationGracePeriodSeconds. The
-settings are the prod overlay's; not one request may fail."""
+"""A simulated rolling update (no Kubernetes runs here: this test plays the
+Service and the kubelet with plain containers), in the order Kubernetes
+documents, under load on loopback: the new pod starts, passes its probes
+and joins the Service; then the old pod is deleted: it leaves the Service
+while its preStop sleep runs, gets SIGTERM after it, and SIGKILL only at
+terminationGracePeriodSeconds. The settings are the prod overlay's; not
+one request may fail."""
 
 from __future__ import annotations
 

@@ -37,9 +37,9 @@ from helpers import REPO, free_port
 
 pytestmark = pytest.mark.slow
 
-STACK_FILE = REPO / "deploy/swarm/stack.host.yaml"
+HOST_STACK = REPO / "deploy/swarm/stack.host.yaml"
+INGRESS_STACK = REPO / "deploy/swarm/stack.yaml"
 STACK = "flaskbox"
-SERVICE = f"{STACK}_web"
 # Client threads and the pause between two requests of one: about 150
 # requests a second, each on a new connection, a steady load that leaves the
 # 2 CPUs room for four tasks starting and stopping.
@@ -152,7 +152,8 @@ class Node:
         """Removes everything; returns what it had to force, or could not."""
         problems: list[str] = []
         if self.dockerd is not None and self.dockerd.poll() is None:
-            self.docker("stack", "rm", STACK, check=False)
+            for stack in self.docker("stack", "ls", "--format", "{{.Name}}", check=False).stdout.split():
+                self.docker("stack", "rm", stack, check=False)
             try:
                 poll(lambda: self.docker("ps", "-aq", check=False).stdout.strip() == "",
                      "the stack's containers gone", 60)
@@ -299,28 +300,32 @@ class Traffic:
 class Stack:
     """The stack file deployed on the node, and what the swarm says of it."""
 
-    def __init__(self, node: Node, port: int, image: str):
-        self.node, self.port, self.image = node, port, image
+    def __init__(self, node: Node, port: int, image: str, file: Path = HOST_STACK, name: str = STACK):
+        self.node, self.port, self.image, self.file, self.name = node, port, image, file, name
+        self.service = f"{name}_web"
         self.setup_seconds = 0.0
 
     def deploy(self, image: str) -> None:
         # As docs/swarm.md says, with the image already on the node.
-        self.node.docker("stack", "deploy", "--resolve-image", "never", "-c", str(STACK_FILE), STACK,
+        self.node.docker("stack", "deploy", "--resolve-image", "never", "-c", str(self.file), self.name,
                          env={"IMAGE": image, "PORT": str(self.port)})
 
+    def remove(self) -> None:
+        self.node.docker("stack", "rm", self.name, check=False)
+
     def inspect(self) -> dict:
-        return json.loads(self.node.docker("service", "inspect", SERVICE).stdout)[0]
+        return json.loads(self.node.docker("service", "inspect", self.service).stdout)[0]
 
     def update_status(self) -> dict:
         return self.inspect().get("UpdateStatus") or {}
 
     def tasks(self, desired: str = "running") -> list[dict]:
-        out = self.node.docker("service", "ps", SERVICE, "--no-trunc", "--filter", f"desired-state={desired}",
-                               "--format", "{{json .}}").stdout
+        out = self.node.docker("service", "ps", self.service, "--no-trunc", "--format", "{{json .}}",
+                               "--filter", f"desired-state={desired}").stdout
         return [json.loads(line) for line in out.splitlines()]
 
     def explain(self) -> str:
-        tasks = self.node.docker("service", "ps", SERVICE, "--no-trunc", check=False).stdout
+        tasks = self.node.docker("service", "ps", self.service, "--no-trunc", check=False).stdout
         return f"{tasks}\nupdate status: {self.update_status()}\n{self.node.log_tail()}"
 
     def wait_serving(self, image: str) -> None:
@@ -418,3 +423,20 @@ def test_broken_update_is_rolled_back_by_the_swarm(swarm, figure):
     assert not failures, f"{traffic.summary()}; first failures: {failures[:5]}\n{swarm.explain()}"
     figure("update to an image whose tasks exit, rolled back by the swarm",
            f"{took:.0f} s, {len(traffic.results)} requests, {len(failures)} failed")
+
+
+def test_ingress_stack_file_deploys_healthy_tasks(swarm):
+    """deploy/swarm/stack.yaml, the default (ingress) file, on the same
+    swarm: accepted as it is, its port published through the routing mesh,
+    and both tasks pass the image's health check (a request through nginx
+    to a uWSGI worker). This engine runs without iptables, so the mesh
+    itself carries no traffic here; the host-network tests above do."""
+    ingress = Stack(swarm.node, free_port(), swarm.image, INGRESS_STACK, "flaskbox-ingress")
+    try:
+        ingress.deploy(swarm.image)
+        ingress.wait_serving(swarm.image)
+        published = {"Protocol": "tcp", "TargetPort": ingress.port, "PublishedPort": ingress.port,
+                     "PublishMode": "ingress"}
+        assert ingress.inspect()["Endpoint"]["Ports"] == [published]
+    finally:
+        ingress.remove()
