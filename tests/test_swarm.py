@@ -113,11 +113,19 @@ class Node:
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # Loud, never skipped: without this engine the module proves nothing.
         try:
-            poll(lambda: self.dockerd.poll() is None and self.docker("info", check=False).returncode == 0,
-                 "the swarm's own Docker engine answering", ENGINE_START, explain=self.log_tail)
+            poll(self._answers, "the swarm's own Docker engine answering", ENGINE_START,
+                 explain=self.log_tail)
         except AssertionError as exc:
             pytest.fail(str(exc), pytrace=False)
         self.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+
+    def _answers(self) -> bool:
+        if self.dockerd.poll() is not None:
+            raise AssertionError(f"dockerd exited with code {self.dockerd.returncode}\n{self.log_tail()}")
+        try:
+            return self.docker("info", check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
