@@ -1,7 +1,7 @@
 """The swarm stack files agree with each other and with the image: rendered
 by `docker stack config` (the docker CLI's own loader, no engine needed),
 they ask for what docs/swarm.md promises, and their stop grace period covers
-the stop budget the image's settings table defines. tests/test_swarm.py
+the stop budget the image defines (lib/flaskbox/layout.py). tests/test_swarm.py
 runs the host-network file on a real swarm."""
 
 import os
@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from flaskbox import settings
+from flaskbox import layout
 from helpers import REPO
 
 STACKS = {"ingress": REPO / "deploy/swarm/stack.yaml", "host": REPO / "deploy/swarm/stack.host.yaml"}
@@ -91,8 +91,8 @@ def test_grace_period_covers_the_images_stop_budget():
     # The entry-point kills nginx DRAIN + KILL_AFTER seconds after the
     # signal, then uWSGI MERCY + KILL_AFTER seconds after that: the longest
     # a stop can take before the swarm's own SIGKILL.
-    budget = (settings.STOP_DRAIN_SECONDS + settings.STOP_KILL_AFTER_SECONDS
-              + settings.STOP_MERCY_SECONDS + settings.STOP_KILL_AFTER_SECONDS)
+    budget = (layout.STOP_DRAIN_SECONDS + layout.STOP_KILL_AFTER_SECONDS
+              + layout.STOP_MERCY_SECONDS + layout.STOP_KILL_AFTER_SECONDS)
     grace = seconds(service("host")["stop_grace_period"])
     assert budget + 2 <= grace <= budget + 10, (budget, grace)
 
