@@ -61,11 +61,9 @@ def uwsgi_max_vars(buffers: int) -> int:
 
 
 # nginx connection slots, across all its workers: each costs ~0.42 KB of
-# RSS from the start (measured: 2.9 MB per worker at 1024 slots, 6.0 MB at
-# 8192, 9.5 MB at 16384). 8192 leaves room for thousands of idle or slow
-# connections (3000 half-sent headers from one address filled the old
-# 2 x 1024 and locked everyone else out until they timed out; now they are
-# served in 8 ms) for about 3 MB more than before.
+# RSS from the start (figures in docs/BENCHMARKS.md). 8192 leave room for
+# thousands of idle or slow connections: 3000 half-sent headers from one
+# address must not lock everyone else out (tests/test_client_limits.py).
 NGINX_CONNECTIONS_TOTAL = 8192
 # Of those, requests with a body may take half, and so may static downloads
 # (nginx.conf, per-client limits): trickled bodies or slow readers from many
