@@ -259,6 +259,7 @@ main() {
 		flaskbox_exec_command "$@"
 	fi
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
+	[ "$FLASKBOX_MODE" = debug ] || flaskbox_json_logs  # LOG_FORMAT=json: stderr as JSON too
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
 	flaskbox_settings check "$FLASKBOX_MODE"    # defaults and checks (exit 2)

@@ -32,6 +32,33 @@ _prod_wait_until_ready() {
 	done
 }
 
+# _metrics_start
+#   METRICS_PORT's server (flaskbox/metrics.py), if set. It only reads what
+#   nginx and uWSGI write, so serving never waits on it: if it dies, the
+#   supervisor starts it again (its counts start again from zero, which
+#   Prometheus's rate() takes as a counter reset).
+_metrics_start() {
+	[ -n "${METRICS_PORT:-}" ] || return 0
+	rm -f "$RUNTIME_DIR/metrics/ready"
+	python3 -I -m flaskbox metrics &
+	FLASKBOX_METRICS_PID=$!
+}
+
+# _metrics_wait_until_ready
+#   A METRICS_PORT that cannot be listened on (taken) stops the start, as a
+#   bad PORT would, instead of a metrics server failing on and on.
+_metrics_wait_until_ready() {
+	[ -n "${FLASKBOX_METRICS_PID:-}" ] || return 0
+	until [ -e "$RUNTIME_DIR/metrics/ready" ]; do
+		if ! kill -0 "$FLASKBOX_METRICS_PID" 2>/dev/null; then
+			flaskbox_error "the metrics server on METRICS_PORT=$METRICS_PORT did not start (see above); not serving"
+			kill -KILL "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+			exit 1
+		fi
+		sleep 0.05
+	done
+}
+
 # _stop_process PID SIGNAL SECONDS [AT_SECONDS ACTION]
 #   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
 #   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
@@ -118,6 +145,8 @@ _prod_stop() {
 		exit 0
 	fi
 	flaskbox_log "stopping: streams end, nginx drains, then uWSGI"
+	# flaskbox_draining in the metrics, which are served until the end.
+	: >"$RUNTIME_DIR/draining"
 	_end_streams "$FLASKBOX_UWSGI_PID"
 	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
 		_stop_process "$FLASKBOX_NGINX_PID" QUIT \
@@ -125,6 +154,9 @@ _prod_stop() {
 	fi
 	_stop_process "$FLASKBOX_UWSGI_PID" TERM $((FLASKBOX_STOP_MERCY_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS)) \
 		"$FLASKBOX_STOP_MERCY_SECONDS" _kill_busy_uwsgi_workers || status=$?
+	if [ -n "${FLASKBOX_METRICS_PID:-}" ]; then
+		_stop_process "$FLASKBOX_METRICS_PID" TERM "$FLASKBOX_STOP_KILL_AFTER_SECONDS" || true
+	fi
 	flaskbox_log "stopped"
 	exit "$status"
 }
@@ -143,6 +175,7 @@ flaskbox_start_production() {
 		[[ "$var" != UWSGI_* ]] || unset "$var"
 	done
 	FLASKBOX_NGINX_PID=
+	FLASKBOX_METRICS_PID=
 	# The stop runs inside the trap, so a signal arriving at any moment
 	# (even before nginx has started) stops whatever is running, in order.
 	trap _prod_stop TERM INT QUIT
@@ -150,7 +183,8 @@ flaskbox_start_production() {
 	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
 	# for nginx's access log, one line per request, e.g. JSON for a collector.
 	# Files left by a killed predecessor would let nginx start too early.
-	rm -f "$RUNTIME_DIR"/uwsgi*.sock "$RUNTIME_DIR/uwsgi.ready" "$RUNTIME_DIR/uwsgi.accepting"
+	rm -f "$RUNTIME_DIR"/uwsgi*.sock "$RUNTIME_DIR/uwsgi.ready" "$RUNTIME_DIR/uwsgi.accepting" \
+		"$RUNTIME_DIR/draining"
 	uwsgi --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
 	FLASKBOX_UWSGI_PID=$!
 	_prod_wait_until_ready
@@ -161,6 +195,8 @@ flaskbox_start_production() {
 		wait "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
 		exit 2
 	fi
+	_metrics_start
+	_metrics_wait_until_ready
 	nginx -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf" &
 	FLASKBOX_NGINX_PID=$!
 	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"
@@ -170,7 +206,14 @@ flaskbox_start_production() {
 	# exits from inside the wait).
 	until [ -n "$exited" ]; do
 		status=0
-		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" || status=$?
+		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" \
+			${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} || status=$?
+		if [ -n "$exited" ] && [ "$exited" = "${FLASKBOX_METRICS_PID:-}" ]; then
+			flaskbox_error "the metrics server exited with code $status; starting it again"
+			sleep 1
+			_metrics_start
+			exited=''
+		fi
 	done
 	local name=nginx
 	[ "$exited" = "$FLASKBOX_UWSGI_PID" ] && name=uWSGI

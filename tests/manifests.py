@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers import REPO, Container, docker
+from helpers import REPO, Container, docker, free_port
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 # What a user applies: the two overlays, and the example built on prod.
@@ -152,9 +152,11 @@ def docker_args(spec: PodSpec) -> list[str]:
 def start_pod(containers, spec: PodSpec, image: str | None = None) -> Container:
     """Runs the image as the Deployment's container would run, but on a free
     port: every container here shares the host network, so the ConfigMap's
-    PORT would collide. The probes are sent to that port."""
-    return containers.run(env={k: v for k, v in spec.env().items() if k != "PORT"},
-                          docker_args=tuple(docker_args(spec)), image=image)
+    PORT would collide (METRICS_PORT too). The probes are sent to that port."""
+    env = {k: v for k, v in spec.env().items() if k != "PORT"}
+    if env.get("METRICS_PORT"):
+        env["METRICS_PORT"] = str(free_port())
+    return containers.run(env=env, docker_args=tuple(docker_args(spec)), image=image)
 
 
 def probe(container: Container, spec: PodSpec, which: str) -> bool:

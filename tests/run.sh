@@ -24,12 +24,13 @@ log() { printf '[tests] %s\n' "$*" >&2; }
 
 # setup
 #   Test tools, pinned; wrk for the benchmark harness's smoke test, curl as a
-#   client; kubectl renders the Kubernetes overlays offline; docker-compose
-#   runs compose.yaml; ip (iproute2) and nsenter (util-linux) put
-#   test_swarm.py's own engine in a network namespace; a Docker engine.
+#   client; prometheus (and its promtool) scrapes a container in
+#   tests/test_metrics.py; kubectl renders the Kubernetes overlays offline;
+#   docker-compose runs compose.yaml; ip (iproute2) and nsenter (util-linux)
+#   put test_swarm.py's own engine in a network namespace; a Docker engine.
 setup() {
 	host_venv "$VENV" tests/requirements.txt
-	host_install wrk curl iproute2 util-linux
+	host_install wrk curl iproute2 util-linux prometheus
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose
 	deploy/start-engine.sh

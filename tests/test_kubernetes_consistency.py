@@ -69,7 +69,13 @@ def test_every_port_is_the_configmaps_port(kustomization):
     # Not below 1024: the pod runs as non-root without the sysctl that
     # would let it bind a privileged port.
     assert port >= 1024
-    assert [p["containerPort"] for p in spec.container["ports"]] == [port]
+    metrics = int(spec.env()["METRICS_PORT"])
+    assert [p["containerPort"] for p in spec.container["ports"]] == [port, metrics]
+    # Prometheus's pod discovery scrapes the port the annotation names.
+    annotations = spec.deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == metrics
+    assert annotations["prometheus.io/path"] == "/metrics"
     for which in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert spec.port(spec.container[which]["httpGet"]["port"]) == port, which
 

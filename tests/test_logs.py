@@ -44,7 +44,7 @@ def test_text_log_is_human_readable_and_not_duplicated(containers):
     c.wait_until(lambda: lines_for(c, path), "the request's log line", timeout=5)
     (line,) = lines_for(c, path)
     assert f'"GET {path} HTTP/1.1" 200 ' in line
-    assert re.search(r" rt=\d+\.\d{3} ut=\d+\.\d{3} id=[0-9a-f]{32} done=ok$", line), line
+    assert re.search(r" rt=\d+\.\d{3} ut=\d+\.\d{3} id=[0-9a-f]{32} trace=- done=ok$", line), line
     # uWSGI does not log the same request a second time.
     assert c.logs().count(path) == 1
 

@@ -87,6 +87,7 @@ ACCEPTED = {
     "STATIC_INDEX": ["0", "1"],
     "PRE_START_PATH": ["/app/prestart.sh", "/app/scripts/migrate.sh"],
     "LOG_FORMAT": ["text", "json"],
+    "METRICS_PORT": ["", "1", "9100", "65535"],
     "TRUSTED_PROXIES": ["", "10.0.0.0/8", "10.0.0.0/8,192.168.1.1", "10.0.0.1 fd00::/8",
                         "172.16.0.0/12, ::1"],
     "ALLOWED_HOSTS": ["", "example.com", ".example.com, *.api.example.org", "127.0.0.1,[::1]", "EXAMPLE.com"],
@@ -125,6 +126,7 @@ REFUSED = {
     "STATIC_INDEX": ["yes"],
     "PRE_START_PATH": ["prestart.sh", "/app/pre start.sh"],
     "LOG_FORMAT": ["xml"],
+    "METRICS_PORT": ["0", "65536", "nine", "9100.0", " 9100", "off"],
     "TRUSTED_PROXIES": ["10.0.0.0/8; include /etc/passwd", "10.0.0.0/33", "example.com",
                         "10.0.0.0/8\n1.1.1.1;"],
     "ALLOWED_HOSTS": ["exa mple.com;", "*", "-bad.example", "example.com/path", "a..b"],
@@ -338,7 +340,7 @@ def test_only_the_shells_own_values_leave_python():
     # other setting reaches the servers through the record alone.
     shell = resolve({"QUEUE_SIZE": "7"}).shell()
     assert set(shell) == {"RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
-                          "FLASKBOX_STOP_DRAIN_SECONDS",
+                          "METRICS_PORT", "FLASKBOX_STOP_DRAIN_SECONDS",
                           "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
                           "FLASKBOX_STOP_STREAMS_SIGNAL"}
     assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
@@ -562,3 +564,9 @@ def test_sync_workers_share_one_socket_and_leave_timeouts_to_the_watchdog(tmp_pa
     assert "\noffload-threads = 1\n" in sync_section
     gevent_section = files["uwsgi.ini"].split("\n[gevent]\n")[1]
     assert "\nharakiri" not in gevent_section and "\ngevent = 2000\n" in gevent_section
+
+
+def test_metrics_port_is_not_port():
+    with pytest.raises(settings.SettingError, match="METRICS_PORT=8080 is PORT as well: expected empty"):
+        resolve({"PORT": "8080", "METRICS_PORT": "8080"})
+    assert resolve({"PORT": "8080", "METRICS_PORT": "9100"}).values["METRICS_PORT"] == "9100"

@@ -10,6 +10,8 @@
     python3 -m flaskbox writable       (as root, in a Dockerfile) link WRITABLE_PATHS to the volume
     python3 -m flaskbox writable MODE  (at start) each WRITABLE_PATHS target ready on the volume
     python3 -m flaskbox docs-table [zh-CN]  the settings rows of docs/configuration.md (or zh-CN's)
+    python3 -m flaskbox metrics        serve /metrics on METRICS_PORT (started by supervise.sh)
+    python3 -m flaskbox json-log       stdin's lines as JSON objects on stdout (LOG_FORMAT=json)
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -166,6 +168,18 @@ def cmd_docs_table(language: str = "en") -> None:
         print(f"| `{setting.name}` | {default} | {doc} |")
 
 
+def cmd_metrics() -> None:
+    from . import metrics
+
+    metrics.main()
+
+
+def cmd_json_log() -> None:
+    from . import jsonlog
+
+    jsonlog.main()
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -174,7 +188,8 @@ def cmd_health() -> None:
 
 COMMANDS = {"check": cmd_check, "resolve": cmd_resolve, "render": cmd_render, "default": cmd_default,
             "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
-            "writable": cmd_writable, "docs-table": cmd_docs_table}
+            "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
+            "json-log": cmd_json_log}
 
 
 def main(argv: list[str]) -> None:

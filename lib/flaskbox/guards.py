@@ -80,7 +80,8 @@ def answer_gateway_timeout(fd: int, timeout: float) -> None:
     never closed here: its descriptor stays uWSGI's, and closing it would let
     the number be reused for another client while the handler still holds it."""
     body = f"Gateway Timeout: the handler ran past REQUEST_TIMEOUT ({timeout:g} s)\n".encode()
-    head = ("HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\n"
+    # X-Flaskbox-Outcome: counted as a timeout by METRICS_PORT (metrics.py).
+    head = ("HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\nX-Flaskbox-Outcome: timeout\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     try:
         with socket.socket(fileno=os.dup(fd)) as conn:

@@ -9,6 +9,9 @@ import time
 from .layout import RETRY_AFTER_SECONDS
 
 HEALTH_BODY = b"ok\n"
+# Why the wrapper answered as it did, for METRICS_PORT (metrics.py): nginx
+# logs the header and never passes it on (nginx.conf, proxy_hide_header).
+OUTCOME = "X-Flaskbox-Outcome"
 
 
 def health(environ, start_response):
@@ -47,7 +50,7 @@ def waited_too_long(start_response) -> list[bytes]:
     body = b"Service Unavailable: every worker was busy for too long, try again later\n"
     start_response("503 Service Unavailable",
                    [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                    ("Retry-After", str(RETRY_AFTER_SECONDS))])
+                    ("Retry-After", str(RETRY_AFTER_SECONDS)), (OUTCOME, "queue_wait")])
     return [body]
 
 
@@ -63,5 +66,5 @@ def busy(start_response) -> list[bytes]:
     body = b"Too many open streams, try again later\n"
     start_response("503 Service Unavailable",
                    [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
-                    ("Retry-After", str(RETRY_AFTER_SECONDS))])
+                    ("Retry-After", str(RETRY_AFTER_SECONDS)), (OUTCOME, "stream_slots")])
     return [body]

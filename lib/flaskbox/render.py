@@ -130,6 +130,47 @@ def uwsgi_ini(record: Record, env: dict[str, str], conf_dir: Path, notes: list[s
     return text
 
 
+def metrics_main(values: dict[str, str]) -> str:
+    """nginx's warnings, for METRICS_PORT: each limit_conn refusal names its
+    zone, that is its reason (flaskbox/metrics.py)."""
+    if not values["METRICS_PORT"]:
+        return "# METRICS_PORT is empty: no metrics.\n"
+    return ("# Generated from METRICS_PORT by flaskbox/render.py: read by flaskbox/metrics.py.\n"
+            f"error_log {values['RUNTIME_DIR']}/metrics/error.log warn;\n")
+
+
+def metrics_http(values: dict[str, str]) -> str:
+    """A short line per request and stub_status, for METRICS_PORT."""
+    if not values["METRICS_PORT"]:
+        return "# METRICS_PORT is empty: no metrics.\n"
+    runtime = values["RUNTIME_DIR"]
+    return f"""# Generated from METRICS_PORT by flaskbox/render.py: read by flaskbox/metrics.py.
+# handler|status|seconds|refusal or the app's mark|method, buffered as the
+# stdout log is: a file keeps every line however far behind its reader is.
+log_format flaskbox_metrics '$flaskbox_handler|$status|$request_time|'
+                           '$flaskbox_refusal$upstream_http_x_flaskbox_outcome|$request_method';
+access_log {runtime}/metrics/access.log flaskbox_metrics buffer=64k flush=1s if=$flaskbox_logged;
+# A request nginx refuses before its location runs (a malformed request
+# line) has no handler: counted as the app's, without a warning each.
+uninitialized_variable_warn off;
+# Connections and requests in flight, on a socket only this container reaches.
+server {{
+    listen unix:{runtime}/nginx/status.sock;
+    access_log off;
+    location = /status {{
+        stub_status;
+    }}
+}}
+"""
+
+
+def fresh_metrics_dir(path: Path) -> None:
+    """RUNTIME_DIR/metrics, empty: a restarted container counts from zero."""
+    path.mkdir(exist_ok=True)
+    for old in path.iterdir():
+        old.unlink()
+
+
 def render_production(record: Record, env: dict[str, str], notes: list[str],
                       conf_dir: Path = CONF_DIR) -> list[Path]:
     """Writes every production config file; returns their paths. `env` is
@@ -148,9 +189,12 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
         nginx_dir / "upload-limits.conf": upload_limits(record),
         nginx_dir / "header-count.conf": header_count(record),
         nginx_dir / "upstream.conf": upstream_servers(values),
+        nginx_dir / "metrics-main.conf": metrics_main(values),
+        nginx_dir / "metrics-http.conf": metrics_http(values),
         place.uwsgi_sockets_ini: uwsgi_sockets(values),
         place.uwsgi_ini: uwsgi_ini(record, env, conf_dir, notes),
     }
     for path, text in files.items():
         path.write_text(text)
+    fresh_metrics_dir(place.dir / "metrics")
     return list(files)

@@ -127,6 +127,7 @@ class Serve:
             websocket = streams.WebSocket(uwsgi.connection_fd(), describe(environ))
             environ["werkzeug.socket"] = websocket
             streams.OPEN.websockets[websocket.fd] = websocket
+            streams.OPEN.publish()
             if self.limits is not None:
                 self.limits.bound_websocket(websocket)
         try:
@@ -255,7 +256,8 @@ class Serve:
         else:
             return result
         start_response("504 Gateway Timeout",
-                       [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+                       [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                        ("X-Flaskbox-Outcome", "timeout")])
         return [body]
 
     def _after_websocket(self, result, websocket, start_response):
@@ -278,6 +280,7 @@ class Serve:
 
     def _release(self, websocket):
         streams.OPEN.websockets.pop(websocket.fd, None)
+        streams.OPEN.publish()
         websocket.release()
         if websocket.timer is not None:
             websocket.timer.kill(block=False)
@@ -308,6 +311,8 @@ def from_record(settings: record.Record):
     # nginx's static location, now that the app can say where its static
     # files are; the entry-point checks it with `nginx -t` before nginx starts.
     record.runtime().static_conf.write_text(static.location(settings, found.describe()))
+    if settings["METRICS_PORT"]:
+        streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
     limits, slots = None, 0
     if settings["WORKER_CLASS"] == GEVENT:
         limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]),

@@ -66,6 +66,8 @@ class Stream:
         self.reason: str | None = None
         self.thread = threading.get_ident()
         self.greenlet = None
+        # Counted in the worker's metrics file (Open.publish).
+        self.published = False
 
     @property
     def chunked(self) -> bool:
@@ -141,6 +143,30 @@ class Open:
         self.websockets: dict[int, WebSocket] = {}
         self.stopping = False
         self.handler_pid: int | None = None
+        # METRICS_PORT: this worker's open streams and WebSockets, in a file
+        # of this folder (serve.py sets it) that flaskbox/metrics.py sums
+        # over the workers alive; None: no metrics.
+        self.metrics_dir: str | None = None
+        self.published = (0, 0)
+        self.publishing = threading.Lock()
+
+    def publish(self) -> None:
+        """Writes the counts when they changed (a chunked stream or a
+        WebSocket opened or ended): nothing per ordinary request."""
+        if self.metrics_dir is None:
+            return
+        with self.publishing:
+            counts = (sum(1 for stream in list(self.streams) if stream.published), len(self.websockets))
+            if counts == self.published:
+                return
+            self.published = counts
+            path = f"{self.metrics_dir}/worker-{os.getpid()}"
+            try:
+                with open(f"{path}.new", "w") as file:
+                    file.write(f"{counts[0]} {counts[1]}\n")
+                os.replace(f"{path}.new", path)
+            except OSError:
+                pass  # metrics are not worth a request
 
     def long_lived(self) -> int:
         """Streams (chunked) and WebSockets open now."""
@@ -282,6 +308,9 @@ def flow(result, what: str, limits: Limits | None, reply):
             if not stream.chunked:
                 yield data
             elif data:
+                if not stream.published:
+                    stream.published = True
+                    OPEN.publish()
                 yield chunk(data)
         if stream.reason and not OPEN.stopping:
             lasted = time.monotonic() - stream.started
@@ -290,6 +319,8 @@ def flow(result, what: str, limits: Limits | None, reply):
             yield TERMINATOR
     finally:
         OPEN.streams.discard(stream)
+        if stream.published:
+            OPEN.publish()
         close = getattr(result, "close", None)
         if close is not None:
             close()

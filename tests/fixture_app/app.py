@@ -104,7 +104,8 @@ def echo():
         remote_addr=request.remote_addr,
         server_port=request.environ.get("SERVER_PORT"),
         headers={name: value for name, value in request.headers.items()
-                 if name.lower().startswith(("x-forwarded", "forwarded", "x-real-ip", "x-flaskbox"))},
+                 if name.lower().startswith(("x-forwarded", "forwarded", "x-real-ip", "x-flaskbox",
+                                                 "traceparent", "tracestate"))},
     )
 
 

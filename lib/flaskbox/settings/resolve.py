@@ -59,10 +59,12 @@ class Resolved:
     def shell(self) -> dict[str, str]:
         """What the entry-point's own shell needs (not exported: the
         servers read the record): where the runtime files go, the port and
-        app for its log, INSTALL_ON_START's switch, the pre-start script, and the
+        app for its log, INSTALL_ON_START's switch, the pre-start script, whether
+        to start the metrics server (METRICS_PORT), and the
         stop's budget."""
         out = {name: self.values[name]
-               for name in ("RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH")}
+               for name in ("RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
+                            "METRICS_PORT")}
         for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
                      "STOP_STREAMS_SIGNAL"):
             out[f"FLASKBOX_{name}"] = self.derived[name]
@@ -134,6 +136,7 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             f"PORT={port} is below {start}, the lowest port a non-root process may bind here "
             "(net.ipv4.ip_unprivileged_port_start): set PORT=8080 and publish it (-p 8091:8080), "
             "or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0")
+    _check_metrics_port(values)
     # The sample left in an image built FROM the default one. A mounted /app
     # (the repository's own app/, in debug mode) is the developer's to edit.
     mount = host.mount_of(str(host.app_dir))
@@ -185,6 +188,13 @@ def _check_worker_class(resolved: Resolved) -> None:
             raise SettingError(
                 f"{name}='{values[name]}' applies with WORKER_CLASS=gevent only (WORKER_CLASS is "
                 f"'{values['WORKER_CLASS']}'): set WORKER_CLASS=gevent, or unset {name}")
+
+
+def _check_metrics_port(values: Mapping[str, str]) -> None:
+    """Metrics on a port of their own: nginx already holds PORT."""
+    if values["METRICS_PORT"] and values["METRICS_PORT"] == values["PORT"]:
+        raise SettingError(f"METRICS_PORT={values['METRICS_PORT']} is PORT as well: expected "
+                           f"{BY_NAME['METRICS_PORT'].form}, e.g. METRICS_PORT=9100")
 
 
 def derived(resolved: Resolved, host: Host) -> dict[str, str]:

@@ -289,7 +289,17 @@ SETTINGS: tuple[Setting, ...] = (
         default_doc=fixed("text"),
         form="text or json",
         parse=one_of("text", "json"),
-        doc="Access log format: `text` (one readable line) or `json` (one object per request).",
+        doc=("Log format: `text` (one readable line) or `json` (one object per request on stdout, and every "
+             "stderr line a JSON object too: [production.md](production.md#logs))."),
+    ),
+    Setting(
+        "METRICS_PORT",
+        default="",
+        default_doc="(empty: off)",
+        form="empty (off) or a port number from 1 to 65535 other than PORT",
+        parse=lambda value: None if value == "" else whole(1, 65535)(value),
+        doc=("Port for Prometheus metrics at `/metrics` (requests, durations, refusals by reason, workers, "
+             "queue): [production.md](production.md#metrics). Empty: off."),
     ),
     Setting(
         "TRUSTED_PROXIES",

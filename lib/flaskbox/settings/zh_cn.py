@@ -102,7 +102,12 @@ TEXTS: dict[str, tuple[str, str]] = {
          ' 镜像中的设置）。'),
     'LOG_FORMAT': (
         '`text`',
-        '访问日志格式：`text`（一行可读文本）或 `json`（每个请求一个对象）。'),
+        '日志格式：`text`（一行可读文本）或 `json`（stdout 上每个请求一个对象，'
+        'stderr 的每一行也是 JSON 对象：见 [production.md](production.md#日志)）。'),
+    'METRICS_PORT': (
+        '（空：关闭）',
+        'Prometheus 指标端口，路径 `/metrics`（请求、耗时、按原因的拒绝、worker、队列）：'
+        '见 [production.md](production.md#指标)。空：关闭。'),
     'TRUSTED_PROXIES': (
         '（空）',
         '可信代理：只相信它们发来的 `X-Forwarded-*` 请求头。为空时：不相'

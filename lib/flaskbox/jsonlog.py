@@ -1,0 +1,98 @@
+"""LOG_FORMAT=json: every line the container writes on stderr as one JSON
+object. entry-point.sh puts this relay between its stderr and the
+container's (lib/common.sh, flaskbox_json_logs), so the entry-point's own
+lines, the hooks, nginx's error log, uWSGI and the app all pass through it:
+nginx cannot write its error log as JSON, and uWSGI's log encoders miss its
+first lines and cannot tell a traceback from other lines.
+
+Each line becomes {"time", "level", "source", "message"}; source is
+`flaskbox` (the entry-point and flaskbox's Python), `nginx` (its error log:
+the level is nginx's), `python` (a traceback, whole, in "traceback", with
+its last line as the message) or `uwsgi` (uWSGI's own lines and anything
+else the app prints). A line that is already a JSON object passes as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime
+
+FLASKBOX = re.compile(r"^flaskbox: (?:(error): )?(.*)$")
+NGINX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[([a-z]+)\] \d+#\d+: (.*)$")
+TRACEBACK = "Traceback (most recent call last):"
+# Lines inside a traceback that are not indented (chained exceptions).
+CHAINED = ("During handling of the above exception", "The above exception was the direct cause", TRACEBACK)
+
+
+def record(level: str, source: str, message: str, **extra: str) -> str:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps({"time": now, "level": level, "source": source, "message": message, **extra},
+                      ensure_ascii=False)
+
+
+def already_json(line: str) -> bool:
+    if not line.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def encode(line: str) -> str:
+    """One line that is not part of a traceback."""
+    if already_json(line):
+        return line
+    found = FLASKBOX.match(line)
+    if found:
+        return record("error" if found.group(1) else "info", "flaskbox", found.group(2))
+    found = NGINX.match(line)
+    if found:
+        return record(found.group(1), "nginx", found.group(2))
+    return record("info", "uwsgi", line)
+
+
+class Relay:
+    """Lines in, JSON objects out; a traceback's lines are held until its
+    last (the exception, not indented) and written as one object."""
+
+    def __init__(self, out):
+        self.out = out
+        self.traceback: list[str] | None = None
+
+    def line(self, line: str) -> None:
+        if self.traceback is not None:
+            self.traceback.append(line)
+            if line and not line[0].isspace() and not line.startswith(CHAINED):
+                self.flush()
+            return
+        if line == TRACEBACK:
+            self.traceback = [line]
+            return
+        self.write(encode(line))
+
+    def flush(self) -> None:
+        """The traceback held so far, as one object (at its end, or at EOF)."""
+        if self.traceback is None:
+            return
+        lines, self.traceback = self.traceback, None
+        self.write(record("error", "python", lines[-1], traceback="\n".join(lines)))
+
+    def write(self, text: str) -> None:
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except OSError:
+            pass  # the container's stderr is gone: nothing to tell
+
+
+def main() -> None:
+    relay = Relay(sys.stdout)
+    for raw in sys.stdin.buffer:
+        try:
+            relay.line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        except Exception as exc:  # noqa: BLE001 (a relay that stops would block every writer)
+            relay.write(record("error", "flaskbox", f"log relay: {exc!r}"))
+    relay.flush()

@@ -1,0 +1,412 @@
+"""METRICS_PORT: Prometheus text at /metrics, from one small process beside
+nginx and uWSGI (lib/supervise.sh starts and restarts it).
+
+Where the numbers come from, so that they are exact across every worker and
+process, recycled ones included, and cost a request nothing:
+
+- nginx writes one short line per request (the handler, status, duration,
+  refusal reason and method) to RUNTIME_DIR/metrics/access.log, buffered as
+  its stdout log is, and its warnings to RUNTIME_DIR/metrics/error.log (each
+  limit_conn refusal names its zone there). This process reads both as they
+  grow and counts; past ROTATE_BYTES it renames them and has nginx reopen
+  them (SIGUSR1). A file never drops a line, however far behind this process
+  falls, and if it is slow or dead nginx carries on writing (a unix datagram
+  socket keeps only ~10 unread lines: net.unix.max_dgram_qlen);
+- uWSGI's stats socket, read at scrape time: workers by state, respawns,
+  the listen queue, the requests in workers now;
+- nginx's stub_status (a unix socket of its own): connections and requests
+  in flight;
+- each uWSGI worker's open streams and WebSockets, in a small file of its own
+  (streams.publish), summed over the workers alive.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from . import record
+from .log import error
+
+# OpenTelemetry's HTTP server duration buckets (semantic conventions, http.server.request.duration).
+BUCKETS = (0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+# Methods kept as they are; any other is counted as _OTHER (OpenTelemetry's
+# spelling), so that made-up methods cannot grow the series without bound.
+METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+HANDLERS = ("app", "static")
+# Why a request was refused: nginx's limit_conn zones (nginx.conf) and the
+# answers nginx.conf and serve.py mark.
+ZONES = {
+    "flaskbox_clients": "per_client",
+    "flaskbox_body_clients": "per_client",
+    "flaskbox_static_clients": "per_client",
+    "flaskbox_bodies": "connection_slots",
+    "flaskbox_static": "connection_slots",
+    "flaskbox_uploads": "upload_space",
+    "flaskbox_upload_clients": "upload_space",
+}
+MARKED = {"queue_full", "queue_timeout", "queue_wait", "stream_slots"}
+REASONS = ("queue_full", "queue_timeout", "queue_wait", "per_client", "connection_slots", "upload_space",
+           "stream_slots")
+LIMITED = re.compile(rb'limiting connections by zone "([a-z_]+)"')
+# Rotated past this size: at 8000 requests/s, about every 30 s.
+ROTATE_BYTES = 8 << 20
+# How long nginx's workers may still write to a renamed file (they flush
+# their buffers within flush=1s of the reopen).
+REOPEN_GRACE_SECONDS = 3
+STATUS_SOCKET = "nginx/status.sock"
+STATS_SOCKET = "uwsgi-stats.sock"
+
+
+class Counts:
+    """Everything counted from nginx's lines since this process started."""
+
+    def __init__(self):
+        self.requests: Counter = Counter()  # (handler, method, status)
+        self.buckets = {handler: [0] * len(BUCKETS) for handler in HANDLERS}
+        self.duration = dict.fromkeys(HANDLERS, 0.0)
+        self.observed = dict.fromkeys(HANDLERS, 0)
+        self.refusals = dict.fromkeys(REASONS, 0)
+        self.timeouts = 0
+
+    def access(self, line: bytes) -> None:
+        """One line of nginx.conf's flaskbox_metrics format:
+        handler|status|seconds|mark|method."""
+        try:
+            handler, status, seconds, mark, method = line.decode("ascii", "replace").split("|", 4)
+            took = float(seconds)
+        except ValueError:
+            return
+        handler = handler if handler in HANDLERS else "app"
+        method = method if method in METHODS else "_OTHER"
+        status = status if len(status) == 3 and status.isdigit() else "000"
+        self.requests[handler, method, status] += 1
+        self.duration[handler] += took
+        self.observed[handler] += 1
+        counts = self.buckets[handler]
+        for index, bound in enumerate(BUCKETS):
+            if took <= bound:
+                counts[index] += 1
+        # A header the app (serve.py) marks, once per upstream tried.
+        mark = mark.rsplit(", ", 1)[-1]
+        if mark == "timeout":
+            self.timeouts += 1
+        elif mark in MARKED:
+            self.refusals[mark] += 1
+
+    def error(self, line: bytes) -> None:
+        match = LIMITED.search(line)
+        if match and match.group(1).decode() in ZONES:
+            self.refusals[ZONES[match.group(1).decode()]] += 1
+
+
+class Tail:
+    """One of nginx's files, read as it grows; renamed and reopened by
+    nginx once large, then read to its end before it is removed."""
+
+    def __init__(self, path: Path, count):
+        self.path, self.count = path, count
+        self.file = None
+        self.partial = b""
+        self.retired: list[tuple[float, str, object]] = []  # (when renamed, new name, open file)
+
+    def read(self) -> int:
+        """Counts the whole lines written since the last read; returns the
+        size of the current file. A renamed file is read to its end first,
+        so that a line cut in two by a read is joined within its own file."""
+        self.finish_retired()
+        if self.retired:
+            return 0
+        if self.file is None:
+            try:
+                self.file = open(self.path, "rb")  # noqa: SIM115 (kept open between reads)
+            except FileNotFoundError:
+                return 0
+        self._lines(self.file)
+        return os.fstat(self.file.fileno()).st_size
+
+    def _lines(self, file) -> None:
+        data = self.partial + file.read()
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        for line in lines:
+            self.count(line)
+
+    def rename(self) -> None:
+        if self.file is None:
+            return
+        name = f"{self.path}.old-{time.monotonic_ns()}"
+        os.replace(self.path, name)
+        self.retired.append((time.monotonic(), name, self.file))
+        self.file = None
+
+    def unrename(self) -> None:
+        """nginx could not be told to reopen: it still writes the renamed
+        file, which becomes the current one again."""
+        if self.retired:
+            _, name, self.file = self.retired.pop()
+            os.replace(name, self.path)
+
+    def finish_retired(self) -> None:
+        """Files nginx no longer writes: their last lines, then gone."""
+        keep = []
+        for renamed, name, file in self.retired:
+            if time.monotonic() - renamed < REOPEN_GRACE_SECONDS:
+                keep.append((renamed, name, file))
+                continue
+            self._lines(file)
+            self.partial = b""
+            file.close()
+            Path(name).unlink(missing_ok=True)
+        self.retired = keep
+
+
+class Collector:
+    def __init__(self, runtime: Path, queue_size: int, worker_class: str):
+        self.runtime = runtime
+        self.dir = runtime / "metrics"
+        self.queue_size = queue_size
+        self.counts = Counts()
+        self.lock = threading.Lock()
+        self.access = Tail(self.dir / "access.log", self.counts.access)
+        self.errors = Tail(self.dir / "error.log", self.counts.error)
+        self.versions = build_versions(worker_class)
+
+    def poll(self) -> None:
+        with self.lock:
+            # Either file: under a flood of refusals, the warnings (~250
+            # bytes each) grow ten times faster than the request lines.
+            size = max(self.access.read(), self.errors.read())
+            if size >= ROTATE_BYTES:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        try:
+            pid = int((self.runtime / "nginx" / "nginx.pid").read_text())
+        except (OSError, ValueError):
+            return
+        self.access.rename()
+        self.errors.rename()
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except OSError:
+            self.access.unrename()
+            self.errors.unrename()
+
+    def render(self) -> str:
+        self.poll()
+        with self.lock:
+            lines = self._requests()
+        stats = read_stats(self.runtime / STATS_SOCKET)
+        lines += self._workers(stats)
+        lines += self._nginx(read_stub_status(self.runtime / STATUS_SOCKET))
+        lines += self._streams(stats)
+        lines += self._info()
+        return "\n".join(lines) + "\n"
+
+    def _requests(self) -> list[str]:
+        counts = self.counts
+        out = header("flaskbox_http_requests_total", "counter",
+                     "HTTP requests answered, by handler (app or static), method and status.")
+        for (handler, method, status), value in sorted(counts.requests.items()):
+            out.append(f'flaskbox_http_requests_total{{handler="{handler}",method="{method}",'
+                       f'status="{status}"}} {value}')
+        out += header("flaskbox_http_request_duration_seconds", "histogram",
+                      "Time from the request's first byte to its response's last, as nginx measures it.")
+        for handler in HANDLERS:
+            for bound, value in zip(BUCKETS, counts.buckets[handler], strict=True):
+                out.append(f'flaskbox_http_request_duration_seconds_bucket{{handler="{handler}",'
+                           f'le="{float(bound)}"}} {value}')
+            out.append(f'flaskbox_http_request_duration_seconds_bucket{{handler="{handler}",le="+Inf"}} '
+                       f"{counts.observed[handler]}")
+            out.append(f'flaskbox_http_request_duration_seconds_sum{{handler="{handler}"}} '
+                       f"{counts.duration[handler]:.3f}")
+            out.append(f'flaskbox_http_request_duration_seconds_count{{handler="{handler}"}} '
+                       f"{counts.observed[handler]}")
+        out += header("flaskbox_refusals_total", "counter",
+                      "Requests refused (503 with Retry-After) by reason: a full queue, a per-client "
+                      "limit, connection slots, upload space, stream slots.")
+        out += [f'flaskbox_refusals_total{{reason="{reason}"}} {counts.refusals[reason]}'
+                for reason in REASONS]
+        out += header("flaskbox_request_timeouts_total", "counter",
+                      "Handlers that ran past REQUEST_TIMEOUT (answered 504).")
+        out.append(f"flaskbox_request_timeouts_total {counts.timeouts}")
+        return out
+
+    def _workers(self, stats: dict | None) -> list[str]:
+        out = header("flaskbox_up", "gauge", "1 when uWSGI's stats could be read.")
+        out.append(f"flaskbox_up {int(stats is not None)}")
+        stats = stats or {"workers": [], "sockets": []}
+        workers = [worker for worker in stats.get("workers", []) if worker.get("pid")]
+        states = Counter("busy" if worker.get("status") == "busy" else "idle" for worker in workers)
+        out += header("flaskbox_workers", "gauge", "uWSGI worker processes by state.")
+        out += [f'flaskbox_workers{{state="{state}"}} {states[state]}' for state in ("busy", "idle")]
+        out += header("flaskbox_worker_respawns_total", "counter",
+                      "Worker processes started again (recycled, retired or killed) since uWSGI started.")
+        respawns = sum(max(worker.get("respawn_count", 1) - 1, 0) for worker in stats.get("workers", []))
+        out.append(f"flaskbox_worker_respawns_total {respawns}")
+        out += header("flaskbox_worker_memory_bytes", "gauge", "Resident memory of each uWSGI worker.")
+        out += [f'flaskbox_worker_memory_bytes{{worker="{worker["id"]}"}} {rss(worker["pid"])}'
+                for worker in workers]
+        in_request = sum(1 for worker in workers for core in worker.get("cores", [])
+                         if core.get("in_request"))
+        out += header("flaskbox_app_requests_in_flight", "gauge", "Requests inside uWSGI workers now.")
+        out.append(f"flaskbox_app_requests_in_flight {in_request}")
+        queue = sum(sock.get("queue", 0) for sock in stats.get("sockets", []))
+        out += header("flaskbox_queue_depth", "gauge", "Requests waiting for a uWSGI worker now.")
+        out.append(f"flaskbox_queue_depth {queue}")
+        out += header("flaskbox_queue_size", "gauge", "QUEUE_SIZE: waiting requests allowed before a 503.")
+        out.append(f"flaskbox_queue_size {self.queue_size}")
+        return out
+
+    def _nginx(self, status: dict[str, int] | None) -> list[str]:
+        status = status or {}
+        out = header("flaskbox_requests_in_flight", "gauge",
+                     "Requests nginx is answering now (app and static), this scrape excluded.")
+        out.append(f"flaskbox_requests_in_flight {max(status.get('writing', 1) - 1, 0)}")
+        out += header("flaskbox_connections", "gauge", "Client connections by state, from nginx.")
+        out += [f'flaskbox_connections{{state="{state}"}} {status.get(state, 0)}'
+                for state in ("reading", "writing", "waiting")]
+        return out
+
+    def _streams(self, stats: dict | None) -> list[str]:
+        alive = {str(worker.get("pid")) for worker in (stats or {}).get("workers", [])}
+        streams = websockets = 0
+        for path in self.dir.glob("worker-*"):
+            pid = path.name.removeprefix("worker-")
+            if pid not in alive:
+                if stats is not None:
+                    path.unlink(missing_ok=True)
+                continue
+            try:
+                open_streams, open_websockets = path.read_text().split()
+                streams, websockets = streams + int(open_streams), websockets + int(open_websockets)
+            except (OSError, ValueError):
+                continue
+        out = header("flaskbox_open_streams", "gauge", "Streamed responses (chunked, SSE) open now.")
+        out.append(f"flaskbox_open_streams {streams}")
+        out += header("flaskbox_open_websockets", "gauge", "WebSockets open now.")
+        out.append(f"flaskbox_open_websockets {websockets}")
+        return out
+
+    def _info(self) -> list[str]:
+        labels = ",".join(f'{name}="{value}"' for name, value in self.versions.items())
+        out = header("flaskbox_build_info", "gauge", "Versions of what serves: always 1.")
+        out.append(f"flaskbox_build_info{{{labels}}} 1")
+        out += header("flaskbox_draining", "gauge", "1 while the container stops: nginx drains, then uWSGI.")
+        out.append(f"flaskbox_draining {int((self.runtime / 'draining').exists())}")
+        return out
+
+
+def header(name: str, kind: str, text: str) -> list[str]:
+    return [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+
+
+def rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def read_unix(path: Path, request: bytes = b"") -> bytes | None:
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(str(path))
+            if request:
+                sock.sendall(request)
+            return b"".join(iter(lambda: sock.recv(65536), b""))
+    except OSError:
+        return None
+
+
+def read_stats(path: Path) -> dict | None:
+    data = read_unix(path)
+    try:
+        return json.loads(data) if data else None
+    except ValueError:
+        return None
+
+
+STUB = re.compile(rb"Reading: (\d+) Writing: (\d+) Waiting: (\d+)")
+
+
+def read_stub_status(path: Path) -> dict[str, int] | None:
+    data = read_unix(path, b"GET /status HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    match = STUB.search(data or b"")
+    if not match:
+        return None
+    return dict(zip(("reading", "writing", "waiting"), map(int, match.groups()), strict=True))
+
+
+def build_versions(worker_class: str) -> dict[str, str]:
+    def version(command: list[str], pattern: str) -> str:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown"
+        found = re.search(pattern, done.stdout + done.stderr)
+        return found.group(1) if found else "unknown"
+
+    return {
+        "nginx": version(["nginx", "-v"], r"nginx/(\S+)"),
+        "uwsgi": version(["uwsgi", "--version"], r"^(\S+)"),
+        "python": version(["python", "--version"], r"Python (\S+)"),
+        "worker_class": worker_class,
+    }
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    collector: Collector
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if self.path.split("?")[0] != "/metrics":
+            self.send_error(404)
+            return
+        body = self.server.collector.render().encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
+        pass  # a scrape a second is not news
+
+
+def keep_reading(collector: Collector) -> None:
+    """Between scrapes too, so that the files are rotated however rarely
+    Prometheus comes."""
+    while True:
+        time.sleep(1)
+        try:
+            collector.poll()
+        except OSError as exc:
+            error(f"metrics: reading nginx's lines: {exc}")
+
+
+def main() -> None:
+    settings = record.load()
+    runtime, port = record.runtime().dir, settings["METRICS_PORT"]
+    collector = Collector(runtime, settings["QUEUE_SIZE"], settings["WORKER_CLASS"])
+    try:
+        server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 (Prometheus scrapes from outside)
+    except OSError as exc:
+        error(f"METRICS_PORT={port}: cannot listen there ({exc.strerror}); choose a free port")
+        sys.exit(1)
+    server.collector = collector
+    threading.Thread(target=keep_reading, args=(collector,), daemon=True).start()
+    (runtime / "metrics" / "ready").touch()
+    server.serve_forever()

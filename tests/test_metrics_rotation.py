@@ -1,0 +1,60 @@
+"""METRICS_PORT's reader (flaskbox/metrics.py) counts every line nginx
+writes while it renames the files and has nginx reopen them: here a stand-in
+for nginx appends lines and reopens its file on SIGUSR1, as nginx does, and
+the count is exact across several rotations. In-process: no container."""
+
+import subprocess
+import sys
+import time
+
+from flaskbox import metrics
+
+# Appends one metrics line per iteration, in batches as nginx's buffer
+# does, and reopens access.log on SIGUSR1; stops after COUNT lines.
+WRITER = """
+import signal, sys, time
+path, count = sys.argv[1], int(sys.argv[2])
+state = {"file": open(path, "a"), "reopen": False}
+signal.signal(signal.SIGUSR1, lambda *_: state.update(reopen=True))
+written = 0
+while written < count:
+    if state["reopen"]:
+        state["file"].close()
+        state["file"] = open(path, "a")
+        state["reopen"] = False
+    batch = min(500, count - written)
+    state["file"].write("app|200|0.003||GET\\n" * batch)
+    state["file"].flush()
+    written += batch
+    time.sleep(0.002)
+state["file"].close()
+"""
+
+
+def test_every_line_is_counted_across_rotations(tmp_path, monkeypatch):
+    monkeypatch.setattr(metrics, "ROTATE_BYTES", 200_000)  # ~10000 lines a file
+    monkeypatch.setattr(metrics, "REOPEN_GRACE_SECONDS", 0.3)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "nginx").mkdir()
+    total = 60_000
+    log = tmp_path / "metrics" / "access.log"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(total)])
+    (tmp_path / "nginx" / "nginx.pid").write_text(f"{writer.pid}\n")
+    collector = metrics.Collector(tmp_path, 64, "sync")
+    renames = 0
+    while writer.poll() is None:
+        collector.poll()
+        renames = max(renames, len(list((tmp_path / "metrics").glob("access.log.old-*"))))
+        time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while collector.counts.requests["app", "GET", "200"] < total and time.monotonic() < deadline:
+        collector.poll()
+        time.sleep(0.05)
+    assert collector.counts.requests["app", "GET", "200"] == total
+    assert collector.counts.observed["app"] == total
+    assert renames >= 1
+    # Renamed files are removed once read.
+    collector.poll()
+    time.sleep(0.4)
+    collector.poll()
+    assert not list((tmp_path / "metrics").glob("access.log.old-*"))
