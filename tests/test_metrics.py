@@ -249,3 +249,39 @@ def test_draining_is_shown_while_the_container_stops(module_containers):
                              timeout=5, interval=0.05)
         assert held.result(timeout=30).status == 200
         stopping.result(timeout=30)
+
+
+def test_a_stuck_handler_counts_as_a_timeout_and_a_replaced_worker(module_containers):
+    metrics_port = free_port()
+    container = module_containers.run(env={"METRICS_PORT": str(metrics_port), "REQUEST_TIMEOUT": "2",
+                                           "UWSGI_PROCESSES": "2", "UWSGI_THREADS": "2"})
+    container.wait_http("/-/alive")
+    assert container.request("/hang", timeout=30).status == 504
+    replaced = 'flaskbox_worker_replacements_total{reason="stuck_request"}'
+
+    def counted():
+        text = scrape(metrics_port)
+        return text if sample(text, replaced) == 1 else None
+
+    # The worker retires once its other requests end, within worker-reload-mercy.
+    text = container.wait_until(counted, "the retired worker counted", timeout=30, interval=0.5)
+    assert sample(text, "flaskbox_request_timeouts_total") == 1
+    assert sample(text, 'flaskbox_http_requests_total{handler="app",method="GET",status="504"}') == 1
+    assert sample(text, "flaskbox_worker_respawns_total") >= 1
+    assert sample(text, 'flaskbox_worker_replacements_total{reason="blocked_loop"}') == 0
+
+
+def test_a_full_queue_is_counted_as_queue_full(module_containers):
+    # One thread and no queue: while it sleeps, the next request finds no slot.
+    metrics_port = free_port()
+    container = module_containers.run(env={"METRICS_PORT": str(metrics_port), "QUEUE_SIZE": "0",
+                                           "UWSGI_PROCESSES": "1", "UWSGI_THREADS": "1"})
+    container.wait_http("/-/alive")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(container.request, "/sleep/3", source="127.0.0.2")
+        container.wait_until(lambda: "sleep start 3" in container.logs(), "the request running")
+        assert container.request("/", source="127.0.0.3").status == 503
+        assert held.result(timeout=30).status == 200
+    queue_full = 'flaskbox_refusals_total{reason="queue_full"}'
+    container.wait_until(lambda: sample(scrape(metrics_port), queue_full) == 1, "the refusal counted")
+    assert sample(scrape(metrics_port), 'flaskbox_refusals_total{reason="per_client"}') == 0

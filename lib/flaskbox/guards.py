@@ -19,6 +19,7 @@ import threading
 import time
 
 from .log import log
+from .streams import OPEN
 
 # uWSGI's exit code for a worker that leaves quietly: the master replaces it
 # without calling it a crash (uwsgi.h, UWSGI_QUIET_CODE).
@@ -177,6 +178,7 @@ class Watchdog:
         log(f"{watched.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
             f"is replaced once its {others} other request(s) end")
         self.retiring = now
+        OPEN.replacing("stuck_request")
         self.stop_taking_requests()
 
     def stop_taking_requests(self) -> None:
@@ -246,6 +248,7 @@ class LoopWatch:
                 log(f"gevent's loop in worker pid {os.getpid()} has been blocked for {blocked:.0f} s, past "
                     f"REQUEST_TIMEOUT ({self.timeout:g} s): a handler that never yields (CPU work, or a "
                     "blocking call gevent cannot patch); killing the worker, and with it its requests")
+                OPEN.replacing("blocked_loop")
                 os.kill(os.getpid(), signal.SIGKILL)
 
 

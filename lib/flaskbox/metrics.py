@@ -64,6 +64,9 @@ ROTATE_BYTES = 8 << 20
 # How long nginx's workers may still write to a renamed file (they flush
 # their buffers within flush=1s of the reopen).
 REOPEN_GRACE_SECONDS = 3
+# Why guards.py replaced a worker: a handler past REQUEST_TIMEOUT still held
+# its thread (sync), or gevent's loop was blocked that long.
+REPLACED = ("stuck_request", "blocked_loop")
 STATUS_SOCKET = "nginx/status.sock"
 STATS_SOCKET = "uwsgi-stats.sock"
 
@@ -78,6 +81,8 @@ class Counts:
         self.observed = dict.fromkeys(HANDLERS, 0)
         self.refusals = dict.fromkeys(REASONS, 0)
         self.timeouts = 0
+        # Workers guards.py replaced, by reason (their files, once they are gone).
+        self.replaced = dict.fromkeys(REPLACED, 0)
 
     def access(self, line: bytes) -> None:
         """One line of nginx.conf's flaskbox_metrics format:
@@ -284,20 +289,38 @@ class Collector:
         streams = websockets = 0
         for path in self.dir.glob("worker-*"):
             pid = path.name.removeprefix("worker-")
+            if not pid.isdigit():
+                continue  # a file being written (worker-PID.new)
             if pid not in alive:
                 if stats is not None:
-                    path.unlink(missing_ok=True)
+                    self._gone(path)
                 continue
             try:
-                open_streams, open_websockets = path.read_text().split()
+                open_streams, open_websockets = path.read_text().split()[:2]
                 streams, websockets = streams + int(open_streams), websockets + int(open_websockets)
             except (OSError, ValueError):
                 continue
-        out = header("flaskbox_open_streams", "gauge", "Streamed responses (chunked, SSE) open now.")
+        out = header("flaskbox_worker_replacements_total", "counter",
+                     "Workers flaskbox replaced by reason: a handler past REQUEST_TIMEOUT still holding its "
+                     "thread (stuck_request), gevent's loop blocked as long (blocked_loop).")
+        out += [f'flaskbox_worker_replacements_total{{reason="{reason}"}} {self.counts.replaced[reason]}'
+                for reason in REPLACED]
+        out += header("flaskbox_open_streams", "gauge", "Streamed responses (chunked, SSE) open now.")
         out.append(f"flaskbox_open_streams {streams}")
         out += header("flaskbox_open_websockets", "gauge", "WebSockets open now.")
         out.append(f"flaskbox_open_websockets {websockets}")
         return out
+
+    def _gone(self, path: Path) -> None:
+        """A worker that exited: counted if guards.py replaced it, then forgotten."""
+        try:
+            fields = path.read_text().split()
+        except OSError:
+            fields = []
+        if len(fields) == 3 and fields[2] in REPLACED:
+            with self.lock:
+                self.counts.replaced[fields[2]] += 1
+        path.unlink(missing_ok=True)
 
     def _info(self) -> list[str]:
         labels = ",".join(f'{name}="{value}"' for name, value in self.versions.items())

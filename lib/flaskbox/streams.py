@@ -149,6 +149,8 @@ class Open:
         self.metrics_dir: str | None = None
         self.published = (0, 0)
         self.publishing = threading.Lock()
+        # Why guards.py is about to replace this worker, if it is.
+        self.replaced: str | None = None
 
     def publish(self) -> None:
         """Writes the counts when they changed (a chunked stream or a
@@ -157,16 +159,22 @@ class Open:
             return
         with self.publishing:
             counts = (sum(1 for stream in list(self.streams) if stream.published), len(self.websockets))
-            if counts == self.published:
+            if counts == self.published and self.replaced is None:
                 return
             self.published = counts
             path = f"{self.metrics_dir}/worker-{os.getpid()}"
             try:
                 with open(f"{path}.new", "w") as file:
-                    file.write(f"{counts[0]} {counts[1]}\n")
+                    file.write(f"{counts[0]} {counts[1]} {self.replaced or ''}\n".rstrip() + "\n")
                 os.replace(f"{path}.new", path)
             except OSError:
                 pass  # metrics are not worth a request
+
+    def replacing(self, reason: str) -> None:
+        """guards.py replaces this worker: metrics.py counts it by reason once
+        the worker is gone (its file says why)."""
+        self.replaced = reason
+        self.publish()
 
     def long_lived(self) -> int:
         """Streams (chunked) and WebSockets open now."""
