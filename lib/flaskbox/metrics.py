@@ -58,6 +58,7 @@ ZONES = {
 MARKED = {"queue_full", "queue_timeout", "queue_wait", "stream_slots"}
 REASONS = ("queue_full", "queue_timeout", "queue_wait", "per_client", "connection_slots", "upload_space",
            "stream_slots")
+MARK_WORD = re.compile(r"[a-z_]+")
 LIMITED = re.compile(rb'limiting connections by zone "([a-z_]+)"')
 # Rotated past this size: at 8000 requests/s, about every 30 s.
 ROTATE_BYTES = 8 << 20
@@ -102,8 +103,12 @@ class Counts:
         for index, bound in enumerate(BUCKETS):
             if took <= bound:
                 counts[index] += 1
-        # A header the app (serve.py) marks, once per upstream tried.
-        mark = mark.rsplit(", ", 1)[-1]
+        # nginx.conf's reason and the app's X-Flaskbox-Outcome, joined: nginx
+        # writes "-" for an upstream that gave no answer ("queue_full-"),
+        # and one value per upstream tried ("-, stream_slots"). The last
+        # word counts.
+        words = MARK_WORD.findall(mark)
+        mark = words[-1] if words else ""
         if mark == "timeout":
             self.timeouts += 1
         elif mark in MARKED:

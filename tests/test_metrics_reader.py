@@ -1,11 +1,14 @@
-"""METRICS_PORT's reader (flaskbox/metrics.py) counts every line nginx
-writes while it renames the files and has nginx reopen them: here a stand-in
-for nginx appends lines and reopens its file on SIGUSR1, as nginx does, and
-the count is exact across several rotations. In-process: no container."""
+"""METRICS_PORT's reader (flaskbox/metrics.py), in-process: it counts every
+line nginx writes while it renames the files and has nginx reopen them (a
+stand-in for nginx appends lines and reopens its file on SIGUSR1, as nginx
+does; the count is exact across several rotations), and it reads refusal
+reasons as nginx really writes them."""
 
 import subprocess
 import sys
 import time
+
+import pytest
 
 from flaskbox import metrics
 
@@ -58,3 +61,13 @@ def test_every_line_is_counted_across_rotations(tmp_path, monkeypatch):
     time.sleep(0.4)
     collector.poll()
     assert not list((tmp_path / "metrics").glob("access.log.old-*"))
+
+
+@pytest.mark.parametrize("mark, reason", [("queue_full-", "queue_full"), ("-", None), ("", None),
+                                          ("-, stream_slots", "stream_slots"), ("queue_wait", "queue_wait"),
+                                          ("bogus", None)])
+def test_refusal_marks_as_nginx_writes_them(mark, reason):
+    counts = metrics.Counts()
+    counts.access(f"app|503|0.000|{mark}|GET".encode())
+    counted = {name: value for name, value in counts.refusals.items() if value}
+    assert counted == ({reason: 1} if reason else {})
