@@ -4,6 +4,7 @@ stand-in for nginx appends lines and reopens its file on SIGUSR1, as nginx
 does; the count is exact across several rotations), and it reads refusal
 reasons as nginx really writes them."""
 
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from flaskbox import metrics
+from helpers import REPO
 
 # Appends one metrics line per iteration, in batches as nginx's buffer
 # does, and reopens access.log on SIGUSR1; stops after COUNT lines.
@@ -71,3 +73,26 @@ def test_refusal_marks_as_nginx_writes_them(mark, reason):
     counts.access(f"app|503|0.000|{mark}|GET".encode())
     counted = {name: value for name, value in counts.refusals.items() if value}
     assert counted == ({reason: 1} if reason else {})
+
+
+@pytest.mark.parametrize("zone, reason", [("flaskbox_clients", "per_client"),
+                                          ("flaskbox_body_clients", "per_client"),
+                                          ("flaskbox_static_clients", "per_client"),
+                                          ("flaskbox_bodies", "connection_slots"),
+                                          ("flaskbox_static", "connection_slots"),
+                                          ("flaskbox_uploads", "upload_space"),
+                                          ("flaskbox_upload_clients", "upload_space"),
+                                          ("a_zone_of_yours", None)])
+def test_limit_conn_warnings_name_their_reason(zone, reason):
+    # Every limit_conn zone nginx.conf and nginx-static.conf declare has its reason.
+    counts = metrics.Counts()
+    counts.error(f'2026/11/23 02:05:38 [warn] 44#44: *4 limiting connections by zone "{zone}", client: '
+                 '127.0.0.1, server: localhost, request: "POST /upload HTTP/1.1"'.encode())
+    counted = {name: value for name, value in counts.refusals.items() if value}
+    assert counted == ({reason: 1} if reason else {})
+
+
+def test_every_limit_conn_zone_has_a_reason():
+    text = "".join((REPO / name).read_text() for name in ("nginx.conf", "nginx-static.conf"))
+    zones = set(re.findall(r"limit_conn_zone \S+ zone=(\w+):", text))
+    assert zones == set(metrics.ZONES), zones ^ set(metrics.ZONES)
