@@ -53,6 +53,12 @@ def test_both_files_are_one_service_on_two_networks():
     # No published port at all on the host network: see the file's comment.
     assert "ports" not in host
     assert host.pop("networks") == {"host": None}
+    # Metrics on the ingress file only: on the host network a start-first
+    # update's two tasks would want one port (see the file's comment).
+    assert ingress["environment"].pop("METRICS_PORT") == "9100"
+    assert ingress["deploy"].pop("labels") == {"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
+                                               "prometheus.io/path": "/metrics"}
+    assert "METRICS_PORT" not in host["environment"]
     assert ingress == host
 
 
