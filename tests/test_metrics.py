@@ -177,7 +177,8 @@ def test_counts_are_exact_across_processes_and_recycled_workers(module_container
             == total else None
 
     text = container.wait_until(counted, f"{total} requests counted", timeout=15)
-    assert sample(text, "flaskbox_worker_respawns_total") >= 8, text
+    # Recycled mid-load (each worker at most once a second: min-worker-lifetime).
+    assert sample(text, "flaskbox_worker_respawns_total") >= 2, text
     # And nothing counted twice by a later read.
     assert sample(scrape(metrics_port),
                   'flaskbox_http_requests_total{handler="app",method="GET",status="200"}') == total
