@@ -1,4 +1,4 @@
-"""METRICS_PORT's reader (flaskbox/metrics.py), in-process: it counts every
+"""METRICS_PORT's reader (flaskbox/metrics.py, nginx_lines.py), in-process: it counts every
 line nginx writes while it renames the files and has nginx reopen them (a
 stand-in for nginx appends lines and reopens its file on SIGUSR1, as nginx
 does; the count is exact across several rotations), and it reads refusal
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from flaskbox import metrics
+from flaskbox import metrics, nginx_lines
 from helpers import REPO
 
 # Appends one metrics line per iteration, in batches as nginx's buffer
@@ -38,7 +38,7 @@ state["file"].close()
 
 def test_every_line_is_counted_across_rotations(tmp_path, monkeypatch):
     monkeypatch.setattr(metrics, "ROTATE_BYTES", 200_000)  # ~10000 lines a file
-    monkeypatch.setattr(metrics, "REOPEN_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(nginx_lines, "REOPEN_GRACE_SECONDS", 0.3)
     (tmp_path / "metrics").mkdir()
     (tmp_path / "nginx").mkdir()
     total = 60_000
