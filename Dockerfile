@@ -61,22 +61,37 @@ RUN set -eux; \
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG PIP_TRUSTED_HOST=
 
-# Only requirements.txt is copied here, so this layer stays cached until the
-# dependencies change, however often app code does.
-COPY requirements.txt /tmp/requirements.txt
-COPY lib/gevent-requirements.txt /tmp/gevent-requirements.txt
+# Only the pins and their locks are copied here, so this layer stays cached
+# until the dependencies change, however often app code does. Every file pip
+# installs is checked against a lock's sha256 (--require-hashes); the locks
+# come from the pins by deploy/lock.sh (docs/building.md).
+COPY requirements.txt requirements.lock /tmp/
+COPY lib/gevent-requirements.lock lib/sbom/requirements.lock /tmp/lib/
 RUN set -eux; \
-	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-		-r /tmp/requirements.txt; \
+	pip_install() { /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes "$@"; }; \
+	# setuptools first, from the lock: uWSGI (an sdist) then builds with it
+	# (--no-build-isolation) instead of with whatever setuptools pip's build
+	# isolation would download unchecked. sed keeps its lines of the lock.
+	sed -n '/^setuptools==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/setuptools.lock; \
+	pip_install -r /tmp/setuptools.lock; \
+	pip_install --use-pep517 --no-build-isolation -r /tmp/requirements.lock; \
+	# The lock must still say what requirements.txt says: a pin added or
+	# changed without deploy/lock.sh fails here, not silently.
+	if ! /opt/venv/bin/pip install --dry-run --no-index --no-deps --quiet --disable-pip-version-check \
+		-r /tmp/requirements.txt; then \
+		echo "requirements.txt names a version requirements.lock lacks: run deploy/lock.sh" >&2; \
+		exit 1; \
+	fi; \
 	# gevent for WORKER_CLASS=gevent, in a directory of its own that only
 	# that mode puts on sys.path (app.ini): libraries that pick gevent when
 	# they can import it (Flask-SocketIO, python-engineio) keep their
 	# threading mode under the sync workers and the dev server.
-	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-		--target /opt/venv/gevent -r /tmp/gevent-requirements.txt; \
+	pip_install --target /opt/venv/gevent -r /tmp/lib/gevent-requirements.lock; \
 	# gevent's own test suite ships test keys and certificates (and 1 MB):
 	# nothing serves from it, and no private key belongs in the image.
 	rm -rf /opt/venv/gevent/gevent/tests; \
+	# The SBOM generator's library, for the sbom stage only (never shipped).
+	pip_install --no-deps --only-binary :all: --target /opt/sbom-tool -r /tmp/lib/requirements.lock; \
 	# setuptools stays (requirements.txt says why); --all records it, which
 	# pip freeze leaves out by default below Python 3.12. pip stays too, so
 	# that images built FROM this one can add their own requirements.
@@ -102,9 +117,8 @@ RUN set -eux; \
 	/opt/venv/bin/uwsgi --version
 
 # ---------------------------------------------------------------------------
-# runtime: what actually ships.
-FROM base AS runtime
-ARG BASE_IMAGE
+# contents: everything that ships, before its SBOM and metadata (runtime).
+FROM base AS contents
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # The uid:gid that serves (USER below; the entry-point steps down to it when
@@ -170,7 +184,9 @@ COPY lib/ ${FLASKBOX_LIB}/
 RUN set -eux; \
 	mkdir -p /docker-entrypoint.d; \
 	chmod -R a+rX,go-w /etc/flaskbox "$FLASKBOX_LIB"; \
-	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh; \
+	chmod 0755 /usr/local/bin/entry-point.sh /usr/local/bin/healthcheck.sh "$FLASKBOX_LIB/sbom/sbom.sh"; \
+	# What images built FROM this one run to rewrite the SBOM (lib/sbom).
+	ln -s "$FLASKBOX_LIB/sbom/sbom.sh" /usr/local/bin/flaskbox-sbom; \
 	site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
 	# Its second line names refused writes next to the app's code when a
 	# hook fails (lib/flaskbox/hook_writes.py; a no-op otherwise).
@@ -189,16 +205,42 @@ RUN set -eux; \
 	find / -xdev -perm /6000 -type f -exec chmod a-s {} +; \
 	uwsgi --version; python3 -c 'import flask; print(flask.__name__, "ok")'
 
+# ---------------------------------------------------------------------------
+# sbom: the SBOM of exactly what `contents` holds, written by the same command
+# images built FROM this one run (flaskbox-sbom), with the generator's library
+# from the build stage (fetched there through PIP_INDEX_URL, hash-checked).
+# Only the document leaves this stage.
+FROM contents AS sbom
+COPY --from=build /opt/sbom-tool /opt/sbom-tool
+ARG VERSION=dev
+RUN SBOM_TOOL=/opt/sbom-tool flaskbox-sbom --name flaskbox --version "$VERSION" /sbom.cdx.json
+
+# ---------------------------------------------------------------------------
+# runtime: what actually ships, with its SBOM (docs/building.md).
+FROM contents AS runtime
+ARG BASE_IMAGE
+COPY --from=sbom /sbom.cdx.json /usr/share/doc/flaskbox/sbom.cdx.json
+
 WORKDIR /app
 
-# What an image was built from, for `docker inspect`: e.g.
-# --build-arg VERSION=1.2.0 --build-arg REVISION="$(git rev-parse HEAD)".
+# Where an image comes from, for `docker inspect` and registries (OCI
+# annotations). deploy/up.sh passes them all, e.g.
+#   --build-arg VERSION=1.2.0 --build-arg REVISION="$(git rev-parse HEAD)"
+#   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+# SOURCE: the repository's URL; LICENSES: an SPDX expression (NOASSERTION,
+# SPDX's word for "not stated", until the project names its license).
 ARG VERSION=dev
 ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
+ARG LICENSES=NOASSERTION
 LABEL org.opencontainers.image.title="flaskbox" \
 	org.opencontainers.image.description="Flask image with two modes: nginx + uWSGI production, Flask dev server debug" \
 	org.opencontainers.image.version="${VERSION}" \
 	org.opencontainers.image.revision="${REVISION}" \
+	org.opencontainers.image.created="${CREATED}" \
+	org.opencontainers.image.source="${SOURCE}" \
+	org.opencontainers.image.licenses="${LICENSES}" \
 	org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 # FLASKBOX_USER is numeric (10001:10001); hadolint cannot see into the variable.

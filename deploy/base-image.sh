@@ -7,6 +7,10 @@
 #   deploy/base-image.sh debian12   debian:bookworm if it can be pulled, else one
 #                                   bootstrapped from the Debian archive (local/debian:bookworm)
 #   deploy/base-image.sh debian13   the same for Debian 13 (debian:trixie, local/debian:trixie)
+#   deploy/base-image.sh debian12-arm64
+#                                   Debian 12 for arm64, bootstrapped here under qemu
+#                                   emulation (local/debian:bookworm-arm64): a pulled
+#                                   debian:bookworm would replace this machine's own
 # Used by deploy/up.sh, tests/run.sh and bench/run.sh. Messages go to stderr.
 set -Eeuo pipefail
 
@@ -34,6 +38,11 @@ main() {
 	case "${1:-default}" in
 		debian12) debian bookworm ;;
 		debian13) debian trixie ;;
+		debian12-arm64)
+			present local/debian:bookworm-arm64 ||
+				ARCH=arm64 deploy/bootstrap-base-image.sh local/debian:bookworm-arm64 bookworm
+			printf 'local/debian:bookworm-arm64\n'
+			;;
 		default)
 			local image="${BASE_IMAGE:-}"
 			if [ -n "$image" ]; then
@@ -57,7 +66,7 @@ main() {
 			debian bookworm
 			;;
 		*)
-			log "unknown base '$1': expected default, debian12 or debian13"
+			log "unknown base '$1': expected default, debian12, debian13 or debian12-arm64"
 			exit 2
 			;;
 	esac

@@ -5,6 +5,9 @@
 #   TAG    image to create (default local/debian:bookworm)
 #   SUITE  Debian suite (default bookworm)
 # MIRROR may name a Debian mirror for debootstrap (default: its own default).
+# ARCH may name another Debian architecture (arm64 on an amd64 machine): the
+# second stage then runs under qemu user emulation, which this script sets up
+# (qemu-user-static, binfmt_misc), and the image is imported as that platform.
 # The host's extra CA certificates are copied in, so that pip inside
 # `docker build` trusts an intercepting HTTPS proxy the host already trusts.
 set -Eeuo pipefail
@@ -12,11 +15,39 @@ set -Eeuo pipefail
 TAG="${1:-local/debian:bookworm}"
 SUITE="${2:-bookworm}"
 MIRROR="${MIRROR:-}"
+ARCH="${ARCH:-$(dpkg --print-architecture)}"
 
 log() { printf '[bootstrap-base-image] %s\n' "$*" >&2; }
 
 # shellcheck source=deploy/host-tools.sh
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/host-tools.sh"
+
+# enable_emulation
+#   Lets this machine run ARCH's programs (debootstrap's second stage, then
+#   every RUN of a build) through qemu, registered with binfmt_misc. Fails
+#   loudly when the kernel refuses: an arm64 test that cannot run must not pass.
+enable_emulation() {
+	host_install qemu-user-static binfmt-support
+	if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+		mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	fi
+	local qemu
+	qemu="qemu-$(qemu_arch "$ARCH")"
+	update-binfmts --enable "$qemu"
+	grep -qx enabled "/proc/sys/fs/binfmt_misc/$qemu"
+}
+
+# qemu_arch DEBIAN_ARCH
+#   qemu's name for a Debian architecture.
+qemu_arch() {
+	case "$1" in
+		arm64) echo aarch64 ;;
+		armhf | armel) echo arm ;;
+		ppc64el) echo ppc64le ;;
+		i386) echo i386 ;;
+		*) echo "$1" ;;
+	esac
+}
 
 main() {
 	if docker image inspect "$TAG" >/dev/null 2>&1; then
@@ -24,16 +55,18 @@ main() {
 		return 0
 	fi
 	command -v debootstrap >/dev/null 2>&1 || host_install debootstrap
+	[ "$ARCH" = "$(dpkg --print-architecture)" ] || enable_emulation
 	local rootfs
 	rootfs="$(mktemp -d /tmp/rootfs.XXXXXX)"
 	# shellcheck disable=SC2064 # expand now: the path is fixed
 	trap "rm -rf '$rootfs'" EXIT
 
-	log "debootstrap $SUITE into $rootfs"
-	local args=(--variant=minbase --include=ca-certificates "$SUITE" "$rootfs")
+	log "debootstrap $SUITE ($ARCH) into $rootfs"
+	local args=(--arch="$ARCH" --variant=minbase --include=ca-certificates "$SUITE" "$rootfs")
 	[ -n "$MIRROR" ] && args+=("$MIRROR")
-	debootstrap "${args[@]}" >/tmp/debootstrap.log 2>&1 || {
-		tail -n 30 /tmp/debootstrap.log >&2
+	local debootstrap_log="/tmp/debootstrap-$SUITE-$ARCH.log"
+	debootstrap "${args[@]}" >"$debootstrap_log" 2>&1 || {
+		tail -n 30 "$debootstrap_log" >&2
 		exit 1
 	}
 
@@ -46,8 +79,8 @@ main() {
 	# apt caches from the bootstrap are not part of an image.
 	rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
-	log "importing as $TAG"
-	tar -C "$rootfs" -c . | docker import - "$TAG" >/dev/null
+	log "importing as $TAG (linux/$ARCH)"
+	tar -C "$rootfs" -c . | docker import --platform "linux/$ARCH" - "$TAG" >/dev/null
 }
 
 main "$@"

@@ -29,11 +29,15 @@ main() {
 	deploy/start-engine.sh
 	BASE_IMAGE="$(deploy/base-image.sh)"
 	log "building $IMAGE on $BASE_IMAGE"
-	local revision
+	local revision created source
 	revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+	created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	# The repository's URL, without any user or token it may carry.
+	source="$(git remote get-url origin 2>/dev/null | sed -E 's#://[^/@]*@#://#' || true)"
 	# shellcheck disable=SC2086 # DOCKER_BUILD_ARGS is a list of arguments
 	docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-		--build-arg "REVISION=$revision" ${DOCKER_BUILD_ARGS:-} -t "$IMAGE" .
+		--build-arg "REVISION=$revision" --build-arg "CREATED=$created" \
+		--build-arg "SOURCE=${source:-unknown}" ${DOCKER_BUILD_ARGS:-} -t "$IMAGE" .
 	docker rm -f "$NAME" >/dev/null 2>&1 || true
 	if has_bridge; then
 		docker run -d --name "$NAME" -p "$HOST_PORT:80" "$IMAGE" >/dev/null

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,13 +45,25 @@ def image() -> str:
     if os.environ.get("FLASKBOX_IMAGE"):
         return os.environ["FLASKBOX_IMAGE"]
     tag = os.environ.get("FLASKBOX_TEST_TAG", "flaskbox:test")
-    build_image(REPO, tag, {**base_build_args(), "REVISION": git_revision()})
+    # Under arm64 emulation (tests/arch_arm64.py) a build takes several times longer.
+    build_image(REPO, tag, {**base_build_args(), **provenance_build_args()}, timeout=2400)
     return tag
 
 
 def git_revision() -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                           text=True, check=True).stdout.strip()
+
+
+def provenance_build_args() -> dict[str, str]:
+    """The OCI labels' build arguments, as deploy/up.sh passes them."""
+    args = {"REVISION": git_revision(),
+            "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=REPO, capture_output=True, text=True)
+    if origin.returncode == 0:
+        # Without any user or token the URL may carry.
+        args["SOURCE"] = re.sub(r"://[^/@]*@", "://", origin.stdout.strip())
+    return args
 
 
 # Figures measured by the tests (stop times, cut-off times, memory, ...),
