@@ -49,6 +49,29 @@ qemu_arch() {
 	esac
 }
 
+# record_platform
+#   Makes TAG say linux/ARCH: an engine without the experimental flag ignores
+#   `docker import --platform`, and images built FROM it would claim amd64.
+record_platform() {
+	local imported
+	imported="$(docker image inspect -f '{{.Id}}' "$TAG")"
+	docker save "$TAG" | python3 "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/image-platform.py" "$ARCH" \
+		| docker load >/dev/null
+	docker rmi "$imported" >/dev/null
+	[ "$(docker image inspect -f '{{.Architecture}}' "$TAG")" = "$(docker_arch "$ARCH")" ]
+}
+
+# docker_arch DEBIAN_ARCH
+#   Docker's name for a Debian architecture.
+docker_arch() {
+	case "$1" in
+		armhf | armel) echo arm ;;
+		ppc64el) echo ppc64le ;;
+		i386) echo 386 ;;
+		*) echo "$1" ;;
+	esac
+}
+
 main() {
 	if docker image inspect "$TAG" >/dev/null 2>&1; then
 		log "$TAG already present"
@@ -81,6 +104,8 @@ main() {
 
 	log "importing as $TAG (linux/$ARCH)"
 	tar -C "$rootfs" -c . | docker import --platform "linux/$ARCH" - "$TAG" >/dev/null
+	[ "$ARCH" = "$(dpkg --print-architecture)" ] || record_platform
+
 }
 
 main "$@"

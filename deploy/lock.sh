@@ -5,6 +5,7 @@
 #   lib/gevent-requirements.txt  -> lib/gevent-requirements.lock  (/opt/venv/gevent)
 #   lib/sbom/requirements.txt    -> lib/sbom/requirements.lock    (the SBOM generator, never kept)
 # Run it after changing any pin: deploy/lock.sh (needs PyPI, or UV_INDEX_URL).
+#   deploy/lock.sh [DIR]   DIR: another copy of the build context to lock
 #
 # The locks hold the sha256 of every file PyPI has for each pinned version
 # (every platform and Python: one lock serves amd64 and arm64, Python 3.11 to
@@ -38,6 +39,7 @@ lock() {
 
 main() {
 	host_venv "$VENV" <(printf 'uv==%s\n' "$UV_VERSION")
+	cd "${1:-.}"
 	lock requirements.txt requirements.lock
 	lock lib/gevent-requirements.txt lib/gevent-requirements.lock
 	lock lib/sbom/requirements.txt lib/sbom/requirements.lock
