@@ -58,12 +58,14 @@ def installed(image: str) -> dict:
     """What pip and dpkg say is installed in the image, as the SBOM should."""
     venv = run_in(image, "/opt/venv/bin/pip freeze --all --disable-pip-version-check")
     gevent = run_in(image, "/opt/venv/bin/pip freeze --path /opt/venv/gevent --disable-pip-version-check")
-    dpkg = run_in(image, "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n'")
+    dpkg = run_in(image, "dpkg-query -W -f "
+                         "'${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n'")
     return {
         "/opt/venv": freeze(venv),
         "/opt/venv/gevent": freeze(gevent),
-        "dpkg": {name: (version, arch) for name, version, arch in
-                 (line.split("\t") for line in dpkg.splitlines())},
+        # Installed packages only ("ii ", "hi "), not removed ones dpkg still knows.
+        "dpkg": {name: (version, arch) for status, name, version, arch in
+                 (line.split("\t") for line in dpkg.splitlines()) if status[1] == "i"},
     }
 
 

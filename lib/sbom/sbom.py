@@ -37,9 +37,12 @@ OS_RELEASE = Path("/etc/os-release")
 # Which Python environment a package is in: the same name may be in both
 # (an app that pins its own gevent), and scanners should see both copies.
 ENVIRONMENT = "flaskbox:python:environment"
-# dpkg-query's fields, tab-separated: ${source:Package} and ${source:Version}
-# name the source package, by which Debian and Ubuntu publish advisories.
-DPKG_FORMAT = "${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\n"
+# dpkg-query's fields, tab-separated: ${db:Status-Abbrev} tells installed
+# packages ("ii ") from removed ones dpkg still knows ("rc "); ${source:Package}
+# and ${source:Version} name the source package, by which Debian and Ubuntu
+# publish advisories.
+DPKG_FORMAT = ("${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t"
+               "${source:Package}\t${source:Version}\n")
 
 
 def canonical(name: str) -> str:
@@ -95,7 +98,9 @@ def dpkg_components(release: dict[str, str]) -> list[Component]:
     distro = f"{release['ID']}-{release.get('VERSION_ID', '')}".rstrip("-")
     components = []
     for line in listing.splitlines():
-        name, version, arch, source, source_version = line.split("\t")
+        status, name, version, arch, source, source_version = line.split("\t")
+        if status[1:2] != "i":
+            continue  # removed, only its configuration files are left
         qualifiers = {"arch": arch, "distro": distro}
         if source and source != name:
             qualifiers["upstream"] = source if source_version == version else f"{source}@{source_version}"
