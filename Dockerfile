@@ -224,9 +224,10 @@ COPY --from=sbom /sbom.cdx.json /usr/share/doc/flaskbox/sbom.cdx.json
 WORKDIR /app
 
 # Where an image comes from, for `docker inspect` and registries (OCI
-# annotations). deploy/up.sh passes them all, e.g.
-#   --build-arg VERSION=1.2.0 --build-arg REVISION="$(git rev-parse HEAD)"
+# annotations), e.g. --build-arg VERSION=1.2.0 and, as deploy/up.sh passes them,
+#   --build-arg REVISION="$(git rev-parse HEAD)"
 #   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+#   --build-arg SOURCE="$(git remote get-url origin)"
 # SOURCE: the repository's URL; LICENSES: an SPDX expression (NOASSERTION,
 # SPDX's word for "not stated", until the project names its license).
 ARG VERSION=dev
