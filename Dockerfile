@@ -153,6 +153,12 @@ RUN set -eux; \
 	printf 'events {}\nhttp { max_headers 1000; }\n' > /tmp/max-headers.conf; \
 	if nginx -t -q -c /tmp/max-headers.conf; then touch /etc/flaskbox/nginx-max-headers; fi; \
 	rm -f /tmp/max-headers.conf; \
+	# Whether this nginx turns HTTP/2 on with its own directive (1.25.1 and
+	# later, Debian 13) or as a parameter of `listen` (Debian 12's 1.22,
+	# Ubuntu 24.04's 1.24): lib/flaskbox/tls.py writes the one it has.
+	printf 'events {}\nhttp { http2 on; }\n' > /tmp/http2.conf; \
+	if nginx -t -q -c /tmp/http2.conf; then touch /etc/flaskbox/nginx-http2-directive; fi; \
+	rm -f /tmp/http2.conf; \
 	nginx -v; tini --version
 
 # Extra OS packages for the app, one or more per line, '#' comments allowed.

@@ -260,6 +260,9 @@ main() {
 	fi
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
 	[ "$FLASKBOX_MODE" = debug ] || flaskbox_json_logs  # LOG_FORMAT=json: stderr as JSON too
+	# A SIGHUP (a closing terminal, `docker kill -s HUP`) never ends a start:
+	# once serving, it reloads (supervise.sh; the dev server: debug.py).
+	trap 'flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"' HUP
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
 	flaskbox_settings check "$FLASKBOX_MODE"    # defaults and checks (exit 2)

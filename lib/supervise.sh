@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Production's process tree: uWSGI, then nginx once a worker accepts, both
-# supervised by this shell. A stop signal stops them in order; either one
-# dying takes the container down. Sourced by entry-point.sh, never run.
+# supervised by this shell. A stop signal stops them in order; SIGHUP
+# reloads both in place; either one dying takes the container down. Sourced
+# by entry-point.sh, never run.
 #
 # The stop's budget comes from the settings (FLASKBOX_STOP_*, set by
 # `python3 -m flaskbox resolve`): nginx drains for STOP_DRAIN_SECONDS, uWSGI's
@@ -126,6 +127,62 @@ _kill_busy_uwsgi_workers() {
 	kill -KILL "${busy[@]}" 2>/dev/null || true
 }
 
+# _reload_nginx
+#   nginx re-reads its config: the drop-ins in /app/nginx.d and the TLS
+#   certificate files as they are now (a renewal). Its master starts new
+#   workers on the same listening sockets and old ones finish their requests,
+#   so nothing is refused. A config `nginx -t` rejects (a half-written
+#   certificate, a bad drop-in) is not loaded: the running one stays.
+_reload_nginx() {
+	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
+		flaskbox_error "SIGHUP: nginx rejected its configuration (message above); still serving the previous one"
+		return 0
+	fi
+	kill -HUP "$FLASKBOX_NGINX_PID" 2>/dev/null || true
+	flaskbox_log "SIGHUP: nginx reloads its configuration"
+}
+
+# _reload_uwsgi
+#   uWSGI reloads the app's code. The app is loaded in the master before
+#   the fork (app.ini, lazy-apps = false), so replacing workers one by one
+#   (chain reload) would fork the old code again: the master itself reloads
+#   (SIGHUP: its workers finish their requests, then it re-executes and
+#   imports the app anew). Its listening socket stays open throughout, so
+#   requests wait in its queue for the new workers instead of failing.
+#   A trial import in a process of its own comes first: code that no longer
+#   imports is logged and the running code stays, where uWSGI's own import
+#   failing (need-app) would end the container.
+_reload_uwsgi() {
+	local trial status=0
+	# In the background, so that a stop signal is handled while it imports.
+	python3 -I -m flaskbox check-app >&2 &
+	trial=$!
+	wait "$trial" || status=$?
+	if [ "$status" -ne 0 ]; then
+		flaskbox_error "SIGHUP: APP_MODULE='$APP_MODULE' no longer imports (see above); still serving the code loaded before"
+		return 0
+	fi
+	# Streams and WebSockets never finish by themselves: they end cleanly
+	# (their clients reconnect), so that the old workers can.
+	_end_streams "$FLASKBOX_UWSGI_PID"
+	kill -HUP "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
+	flaskbox_log "SIGHUP: uWSGI reloads the app's code"
+}
+
+# _prod_reload
+#   SIGHUP (docker kill -s HUP, kill -HUP 1): reload in place, never a stop.
+#   What is reloaded: the app's code and the drop-in config (nginx.d, the
+#   certificate files); not the settings, which need a restart.
+_prod_reload() {
+	if [ ! -e "$RUNTIME_DIR/uwsgi.ready" ] || [ -z "${FLASKBOX_NGINX_PID:-}" ]; then
+		flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"
+		return 0
+	fi
+	flaskbox_log "SIGHUP: reloading in place (the app's code and nginx's configuration; settings need a restart)"
+	_reload_nginx
+	_reload_uwsgi
+}
+
 # _prod_stop
 #   Ordered graceful stop, inside docker's default 10 s grace: open streams
 #   and WebSockets end cleanly, nginx stops accepting and drains requests
@@ -134,8 +191,9 @@ _kill_busy_uwsgi_workers() {
 #   each is killed STOP_KILL_AFTER_SECONDS after its own limit.
 _prod_stop() {
 	local status=0
-	# One stop at a time: repeated signals while draining change nothing.
-	trap '' TERM INT QUIT
+	# One stop at a time: repeated signals while draining change nothing,
+	# and a reload has nothing left to reload.
+	trap '' TERM INT QUIT HUP
 	if [ ! -e "$RUNTIME_DIR/uwsgi.ready" ]; then
 		# Still importing the app: nothing is served yet, and uWSGI acts on
 		# SIGTERM only once its master loop runs.
@@ -178,7 +236,9 @@ flaskbox_start_production() {
 	FLASKBOX_METRICS_PID=
 	# The stop runs inside the trap, so a signal arriving at any moment
 	# (even before nginx has started) stops whatever is running, in order.
+	# SIGHUP reloads instead (before nginx has started: ignored, logged).
 	trap _prod_stop TERM INT QUIT
+	trap _prod_reload HUP
 
 	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
 	# for nginx's access log, one line per request, e.g. JSON for a collector.
@@ -203,8 +263,8 @@ flaskbox_start_production() {
 
 	local exited='' status=0
 	# Returns only when a server exits on its own (a stop signal's trap
-	# exits from inside the wait).
-	until [ -n "$exited" ]; do
+	# exits from inside the wait; a reload's returns, and the wait goes on).
+	until [ -n "${exited:-}" ]; do
 		status=0
 		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" \
 			${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} || status=$?

@@ -47,12 +47,15 @@ class Load:
     seconds: float = 20
     max_requests: int | None = None
     timeout: float = 15
+    # False: a new connection for every request (Connection: close).
+    keep_alive: bool = True
     outcomes: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self):
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._stop = threading.Event()
-        self._request = (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        close = "" if self.keep_alive else "Connection: close\r\n"
+        self._request = (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{close}"
                          "User-Agent: flaskbox-load\r\n\r\n").encode()
 
     # --- control -------------------------------------------------------

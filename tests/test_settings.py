@@ -96,6 +96,12 @@ ACCEPTED = {
     "WORKER_CLASS": ["sync", "gevent"],
     "URL_PREFIX": ["", "/shop", "/shop/", "/a/b.c"],
     "WRITABLE_PATHS": ["", "/app/.data/", "/app/pkg/../.data/ /app/pkg/secret_key", "/app/a,/app/b/"],
+    # The files themselves are judged only once both are set (test_tls_files.py).
+    "TLS_CERT": [""],
+    "TLS_KEY": [""],
+    "TLS_PORT": ["443", "8443", "65535"],
+    "TLS_REDIRECT": ["0"],
+    "HSTS_MAX_AGE": ["0", "300", "31536000", "999999999"],
 }
 # Accepted with WORKER_CLASS=gevent only (test_worker_class_settings_belong_together).
 ACCEPTED_WITH_GEVENT = {
@@ -140,6 +146,11 @@ REFUSED = {
     "URL_PREFIX": ["shop", "/", "/a b", "/shop?x", "/shop;x"],
     "WRITABLE_PATHS": ["/tmp/x", "relative/path", "/app", "/app/", "/app/instance/db", "/app/instance/",
                        "/app/../etc/passwd", "/app/pkg/../../etc/"],
+    "TLS_CERT": ["tls.crt", "/etc/tls/my cert.pem", "/etc/tls/$x.pem", "/etc/tls/a.pem;"],
+    "TLS_KEY": ["tls.key", "/etc/tls/my key.pem", "/etc/tls/{x}.pem"],
+    "TLS_PORT": ["0", "70000", "https", "8443.0"],
+    "TLS_REDIRECT": ["yes", "true", "2"],
+    "HSTS_MAX_AGE": ["-1", "1y", "1000000000", ""],
 }
 
 

@@ -7,6 +7,7 @@
     python3 -m flaskbox settings       the settings, for the usage text
     python3 -m flaskbox health         the image's health check (exit 1: unhealthy)
     python3 -m flaskbox app-module     the APP_MODULE the servers would use, for FLASK_APP
+    python3 -m flaskbox check-app      import APP_MODULE's app once (exit 0: it loads), before a reload
     python3 -m flaskbox writable       (as root, in a Dockerfile) link WRITABLE_PATHS to the volume
     python3 -m flaskbox writable MODE  (at start) each WRITABLE_PATHS target ready on the volume
     python3 -m flaskbox docs-table [zh-CN]  the settings rows of docs/configuration.md (or zh-CN's)
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 from . import discover, packages, record, render, settings, writable
+from .layout import GEVENT, GEVENT_SITE
 from .log import error, info
 
 
@@ -126,6 +128,23 @@ def cmd_app_module() -> None:
     print(value)
 
 
+def cmd_check_app() -> None:
+    """A trial import of the app, in a process of its own, before SIGHUP
+    reloads uWSGI (supervise.sh): uWSGI re-imports it in its master, where an
+    import error (need-app) would end the container instead of leaving the
+    running code in place. The traceback goes to the log."""
+    current = record.load()
+    os.chdir("/app")  # as uWSGI's chdir
+    if current["WORKER_CLASS"] == GEVENT:
+        sys.path.insert(0, str(GEVENT_SITE))  # as app.ini's [gevent] pythonpath
+    try:
+        with writable.watch():
+            discover.load(current["APP_MODULE"])
+    except discover.AppError as exc:
+        error(str(exc))
+        sys.exit(2)
+
+
 def cmd_writable(mode: str = "") -> None:
     """No mode: the links, in the image (as root, at build time). A mode:
     at start, their targets on the volume."""
@@ -188,6 +207,7 @@ def cmd_health() -> None:
 
 COMMANDS = {"check": cmd_check, "resolve": cmd_resolve, "render": cmd_render, "default": cmd_default,
             "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
+            "check-app": cmd_check_app,
             "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
             "json-log": cmd_json_log}
 

@@ -15,13 +15,17 @@ It is `flask run --debug` with four differences, each for a reason:
 - An app that fails to import (a syntax error, a missing module) never stops
   the server, not even at start: the error is printed in the log, shown in the
   browser by the debugger, and the next save reloads.
+- SIGHUP (`docker kill -s HUP`) restarts the server process, as a save does,
+  instead of ending the container (see on_hangup).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
+from pathlib import Path
 
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
@@ -184,7 +188,34 @@ def reloader_name(setting: str) -> str:
     return RELOADERS[setting]
 
 
+def on_hangup() -> None:
+    """SIGHUP reloads, as in production, and never ends the container. The
+    process tini signals is Werkzeug's reloader, which restarts the serving
+    process whenever that one exits with code 3 (what a save does): the
+    reloader passes the signal on to it, and it exits with 3."""
+    if is_running_from_reloader():
+        def reload(signum, frame):
+            print(" * SIGHUP: reloading", file=sys.stderr)
+            sys.exit(3)  # in the main thread: Werkzeug's reloader loop ends, and is restarted
+        signal.signal(signal.SIGHUP, reload)
+        return
+
+    def pass_on(signum, frame):
+        pid = os.getpid()
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in children:
+            try:
+                os.kill(int(child), signal.SIGHUP)
+            except OSError:
+                pass
+    signal.signal(signal.SIGHUP, pass_on)
+
+
 def main() -> None:
+    on_hangup()
     settings = record.load()
     import_path = settings["APP_MODULE"]
     reloader = reloader_name(settings["DEBUG_RELOADER"])

@@ -71,14 +71,16 @@ def with_port(host: str, port: str) -> str:
     return f"{name}:{port}"
 
 
-def apply(environ: dict, trusted: bool, allowed: Iterable[str]) -> str | None:
+def apply(environ: dict, trusted: bool, allowed: Iterable[str], tls: bool = False) -> str | None:
     """Sets the environ's scheme, Host, SERVER_PORT and forwarded headers to
-    what may be believed. Returns why the request must be refused with 400
-    (a trusted proxy named a malformed or unlisted host), or None."""
+    what may be believed. `tls`: the request came over nginx's own HTTPS
+    (TLS_PORT). Returns why the request must be refused with 400 (a trusted
+    proxy named a malformed or unlisted host), or None."""
     received = {key: environ.pop(key, None) for key in KEYS}
-    # nginx listens for plain HTTP: the scheme is http unless a trusted
-    # proxy says otherwise (uWSGI copies X-Forwarded-Proto, all of it, here).
-    environ["wsgi.url_scheme"] = "http"
+    # The scheme of the connection nginx took, whatever a client claims
+    # (uWSGI copies X-Forwarded-Proto, all of it, here); only a trusted
+    # proxy, which speaks for its own client, may say otherwise.
+    environ["wsgi.url_scheme"] = "https" if tls else "http"
     if not trusted:
         return None
     proto = last(received[PROTO]).lower()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import discover, static
+from . import discover, static, tls
 from .layout import GEVENT, MAX_HEADER_LINES, Runtime
 from .record import Record
 from .settings.resolve import uwsgi_options
@@ -178,7 +178,7 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
     place = Runtime(record["RUNTIME_DIR"])
     nginx_dir = place.nginx_dir
     nginx_dir.mkdir(parents=True, exist_ok=True)
-    values = {**record.text, **record.derived}
+    values = {**record.text, **record.derived, **tls.template_values(record.text)}
     geo, real_ip = trusted_proxies(record)
     files = {
         place.nginx_conf: fill((conf_dir / "nginx.conf").read_text(), values, "nginx.conf"),
@@ -191,6 +191,7 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
         nginx_dir / "upstream.conf": upstream_servers(values),
         nginx_dir / "metrics-main.conf": metrics_main(values),
         nginx_dir / "metrics-http.conf": metrics_http(values),
+        nginx_dir / "tls.conf": tls.server_conf(record.text, (conf_dir / tls.HTTP2_DIRECTIVE_MARK).is_file()),
         place.uwsgi_sockets_ini: uwsgi_sockets(values),
         place.uwsgi_ini: uwsgi_ini(record, env, conf_dir, notes),
     }

@@ -99,12 +99,14 @@ class Serve:
         self.spool = spool
 
     def __call__(self, environ, start_response):
-        # The trust flag, last in X-Flaskbox-Peer, which proxy_prelude takes.
-        trusted = environ.get("HTTP_X_FLASKBOX_PEER", "").split(" ")[4:5] == ["1"]
+        # The trust flag and the connection's own scheme, last in
+        # X-Flaskbox-Peer, which proxy_prelude takes.
+        peer = environ.get("HTTP_X_FLASKBOX_PEER", "").split(" ")
+        trusted, tls = peer[4:5] == ["1"], peer[5:6] == ["https"]
         waited = proxy_prelude(environ)
         if environ.get("REQUEST_URI") == "/-/healthy":
             return health(environ, start_response)
-        refused = forwarded.apply(environ, trusted, self.allowed_hosts)
+        refused = forwarded.apply(environ, trusted, self.allowed_hosts, tls)
         if refused:
             log(f"refused {describe(environ)} with 400: {refused}")
             return bad_request(start_response)

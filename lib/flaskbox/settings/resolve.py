@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import discover
+from .. import discover, tls
 from ..host import Host
 from ..layout import (
     BODY_BUFFER,
@@ -161,6 +161,10 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             raise SettingError(f"{name} holds a line break: uWSGI options are one line")
     if mode == PRODUCTION:
         _check_worker_class(resolved)
+        try:
+            tls.check(values, start)
+        except tls.TLSError as exc:
+            raise SettingError(str(exc)) from None
     body, space = size_bytes(values["MAX_BODY_SIZE"]), size_bytes(values["UPLOAD_SPACE"])
     if body and space < body:  # a default is never below it (defaults.upload_space)
         raise SettingError(

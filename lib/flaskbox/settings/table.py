@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import discover, writable
+from .. import discover, tls, writable
 from ..layout import DEBUG, GEVENT, MODES, PRODUCTION, STATIC_PATH_FALLBACK, STATIC_URL_FALLBACK, SYNC
 from . import defaults
 from .defaults import Context
@@ -364,6 +364,55 @@ SETTINGS: tuple[Setting, ...] = (
         parse=flag,
         doc=("Debug mode: `1` installs `/app/requirements.txt` and `/app/requirements_os.txt` at start "
              "([develop.md](develop.md#installing-packages-at-start-install_on_start1))."),
+    ),
+    # --- TLS at the edge (tls.py checks the files and renders nginx's lines) ---
+    Setting(
+        "TLS_CERT",
+        default="",
+        default_doc=fixed(""),
+        form="an absolute path such as /etc/tls/tls.crt (letters, digits and ._~+@- in its names)",
+        parse=tls.file_path,
+        doc=("The certificate (PEM, then its intermediates): with `TLS_KEY`, nginx serves HTTPS and "
+             "HTTP/2 on `TLS_PORT` beside `PORT`; re-read on SIGHUP "
+             "([production.md](production.md#https-and-http2))."),
+    ),
+    Setting(
+        "TLS_KEY",
+        default="",
+        default_doc=fixed(""),
+        form="an absolute path such as /etc/tls/tls.key (letters, digits and ._~+@- in its names)",
+        parse=tls.file_path,
+        doc="The certificate's private key (PEM, not encrypted); set with `TLS_CERT`.",
+    ),
+    Setting(
+        "TLS_PORT",
+        # HTTPS's own port, as PORT is HTTP's: Docker lets any user bind it
+        # in the container's network namespace; with --network host, 8443.
+        default="443",
+        default_doc=fixed("443"),
+        form="a port number from 1 to 65535, other than PORT",
+        parse=whole(1, 65535),
+        doc="Port nginx serves HTTPS on, when `TLS_CERT` and `TLS_KEY` are set.",
+    ),
+    Setting(
+        "TLS_REDIRECT",
+        default="0",
+        default_doc=fixed("0"),
+        form="1 (plain HTTP is redirected to HTTPS) or 0",
+        parse=flag,
+        doc=("`1`: plain HTTP gets a 308 redirect to HTTPS, except the health probes (`/-/healthy`, "
+             "`/-/alive`) and requests from `TRUSTED_PROXIES`."),
+    ),
+    Setting(
+        "HSTS_MAX_AGE",
+        # A year: browsers then never try plain HTTP for this host (no
+        # includeSubDomains: other hosts under it may not have TLS).
+        default="31536000",
+        default_doc=fixed("31536000"),
+        form="a whole number of seconds from 0 (no header) to 999999999",
+        parse=tls.max_age,
+        doc=("`Strict-Transport-Security: max-age=...` on HTTPS responses only (the app's own header "
+             "wins); `0`: none."),
     ),
 )
 

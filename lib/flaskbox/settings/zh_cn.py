@@ -140,4 +140,23 @@ TEXTS: dict[str, tuple[str, str]] = {
          '和 `/app/requirements_os.txt`（[develop.md'
          '](develop.md#启动时安装软件包install_on_start1)）'
          '。'),
+    'TLS_CERT': (
+        '（空）',
+        '证书（PEM，后接中间证书）：与 `TLS_KEY` 一起设置时，nginx 在 `PORT` 之外的 '
+        '`TLS_PORT` 上提供 HTTPS 和 HTTP/2；收到 SIGHUP 时重新读取'
+        '（[production.md](production.md#https-与-http2)）。'),
+    'TLS_KEY': (
+        '（空）',
+        '证书的私钥（PEM，不加密）；与 `TLS_CERT` 一起设置。'),
+    'TLS_PORT': (
+        '`443`',
+        '设置了 `TLS_CERT` 和 `TLS_KEY` 时，nginx 提供 HTTPS 的端口。'),
+    'TLS_REDIRECT': (
+        '`0`',
+        '`1`：明文 HTTP 请求得到指向 HTTPS 的 308 重定向，健康检查（`/-/healthy`、'
+        '`/-/alive`）和来自 `TRUSTED_PROXIES` 的请求除外。'),
+    'HSTS_MAX_AGE': (
+        '`31536000`',
+        '只在 HTTPS 响应上发送 `Strict-Transport-Security: max-age=...`（应用自己的头'
+        '优先）；`0`：不发送。'),
 }

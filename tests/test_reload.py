@@ -1,0 +1,150 @@
+"""SIGHUP reloads in place: `docker kill -s HUP` (or `kill -HUP 1`) makes
+uWSGI load the app's code anew and nginx re-read its config, with no failed
+request under steady load, and the container keeps running; a docker stop
+afterwards is still graceful. Code that no longer imports is not loaded: the
+running code keeps serving. In debug mode, HUP restarts the dev server."""
+
+import time
+import uuid
+
+from helpers import docker, share_with_container
+from load import Load
+
+# A route only the code written by the test can answer, with its token.
+VERSION_ROUTE = '''
+
+@app.get("/version")
+def version():
+    return "{token}\\n"
+'''
+
+
+def write_version(app_dir, token: str) -> None:
+    """The sample app plus /version answering `token`."""
+    source = app_dir / "app.py"
+    base = source.read_text().split("\n\n@app.get(\"/version\")")[0]
+    source.write_text(base + VERSION_ROUTE.format(token=token))
+    share_with_container(source)
+
+
+def body(container, path: str = "/version") -> str:
+    resp = container.request(path)
+    return resp.text if resp.status == 200 else f"<{resp.status}>"
+
+
+def hup(container) -> None:
+    docker("kill", "-s", "HUP", container.name)
+
+
+def test_hup_reloads_the_code_under_load_with_no_failed_request(containers, app_copy, figure):
+    first, second, third = (uuid.uuid4().hex for _ in range(3))
+    write_version(app_copy, first)
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/version")
+    assert body(c) == f"{first}\n"
+    # New connections for every request, as a client loop (curl) makes
+    # them: a keep-alive connection nginx closes as its old worker retires
+    # is a race every HTTP server has, which clients retry on their own.
+    with Load(c.port, path="/version", connections=16, seconds=60, keep_alive=False) as load:
+        c.wait_until(lambda: len(load.outcomes) > 300, "300 requests under load", timeout=20)
+        write_version(app_copy, second)
+        # Production never reloads on a save: only the signal does.
+        assert body(c) == f"{first}\n"
+        hup(c)
+        c.wait_until(lambda: body(c) == f"{second}\n", "the new code served after SIGHUP", timeout=30)
+        reloaded = len(load.outcomes)
+        c.wait_until(lambda: len(load.outcomes) > reloaded + 300, "300 requests after the reload")
+        write_version(app_copy, third)
+        hup(c)
+        c.wait_until(lambda: body(c) == f"{third}\n", "the newer code served after a second SIGHUP",
+                     timeout=30)
+        reloaded = len(load.outcomes)
+        c.wait_until(lambda: len(load.outcomes) > reloaded + 300, "300 requests after the second reload")
+        load.stop()
+    outcomes = load.outcomes
+    figure("requests during two reloads under load", f"{len(outcomes)} ({Load.summary(outcomes)})")
+    figure("slowest request across a reload, ms", f"{max(o.latency for o in outcomes) * 1000:.0f}")
+    assert Load.failures(outcomes) == [], f"{Load.summary(outcomes)}\n{c.logs()}"
+    assert c.running(), c.logs()
+    assert "SIGHUP: uWSGI reloads the app's code" in c.logs()
+
+
+def test_a_stop_after_reloads_still_loses_nothing(containers, app_copy):
+    token = uuid.uuid4().hex
+    write_version(app_copy, token)
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/version")
+    for _ in range(2):
+        hup(c)
+        c.wait_until(lambda: "binary reloading uWSGI" in c.logs(), "uWSGI's reload")
+    c.wait_http("/version")
+    with Load(c.port, path="/version", connections=32, seconds=30) as load:
+        c.wait_until(lambda: len(load.outcomes) > 1000, "1000 requests under load", timeout=15)
+        stopped_at = time.monotonic()
+        docker("stop", c.name, timeout=40)
+        load.stop()
+    before = load.before(stopped_at)
+    assert before and Load.failures(before) == [], f"{Load.summary(before)}\n{c.logs()}"
+    assert c.exit_code() == 0, c.logs()
+
+
+def test_code_that_no_longer_imports_is_not_loaded(containers, app_copy):
+    good, fixed = uuid.uuid4().hex, uuid.uuid4().hex
+    write_version(app_copy, good)
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/version")
+    source = app_copy / "app.py"
+    source.write_text(source.read_text() + "\nimport a_module_nobody_installed\n")
+    hup(c)
+    c.wait_until(lambda: "no longer imports" in c.logs(), "the refused reload in the log")
+    assert "ModuleNotFoundError: No module named 'a_module_nobody_installed'" in c.logs()
+    # Still the code loaded before, still serving.
+    assert body(c) == f"{good}\n"
+    assert c.running()
+    write_version(app_copy, fixed)
+    hup(c)
+    c.wait_until(lambda: body(c) == f"{fixed}\n", "the fixed code served after SIGHUP", timeout=30)
+
+
+def test_hup_rereads_the_drop_in_config(containers, app_copy):
+    token = uuid.uuid4().hex
+    (app_copy / "nginx.d").mkdir()
+    share_with_container(app_copy / "nginx.d")
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/")
+    assert c.request("/dropin").status == 404
+    rule = app_copy / "nginx.d" / "dropin.conf"
+    rule.write_text(f'location = /dropin {{ return 200 "{token}\\n"; }}\n')
+    share_with_container(rule)
+    hup(c)
+    c.wait_until(lambda: body(c, "/dropin") == f"{token}\n", "the new drop-in served after SIGHUP")
+    # A drop-in nginx rejects is not loaded: the running config stays.
+    rule.write_text("this is not nginx\n")
+    hup(c)
+    c.wait_until(lambda: "nginx rejected its configuration" in c.logs(), "the refused nginx reload")
+    assert body(c, "/dropin") == f"{token}\n"
+    assert c.running(), c.logs()
+
+
+def test_hup_in_debug_mode_restarts_the_dev_server(containers, app_copy):
+    token = uuid.uuid4().hex
+    write_version(app_copy, token)
+    c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/version")
+    for count in (1, 2):
+        hup(c)
+        c.wait_until(lambda count=count: c.logs().count("SIGHUP: reloading") == count,
+                     f"restart {count} of the dev server")
+        c.wait_http("/version")
+    assert body(c) == f"{token}\n"
+    assert c.running(), c.logs()
+
+
+def test_hup_while_the_app_is_still_importing_changes_nothing(containers, fixture_image):
+    c = containers.run(image=fixture_image["image"], env={"APP_MODULE": "slow:app", "IMPORT_SECONDS": "4"})
+    c.wait_until(lambda: "Python main interpreter initialized" in c.logs(), "uWSGI to start importing")
+    hup(c)
+    c.wait_until(lambda: "SIGHUP while starting: nothing to reload yet, ignored" in c.logs(),
+                 "the HUP logged")
+    c.wait_http("/", timeout=30)
+    assert c.running()

@@ -1,0 +1,264 @@
+"""HTTPS and HTTP/2 at the edge (TLS_CERT, TLS_KEY, TLS_PORT), on loopback,
+with a self-signed certificate the openssl CLI makes here: HTTP/2 with curl,
+TLS 1.2 and 1.3 only (openssl s_client, against a control server that does
+speak 1.1), HSTS on HTTPS responses only, the app sees https however a
+client lies, the optional redirect spares the health probes, bad files stop
+the start with exit code 2, and a renewed certificate is served after SIGHUP
+with no failed request."""
+
+import hashlib
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from helpers import docker, free_port, share_with_container
+from load import Load
+
+CERT, KEY = "/etc/tls/tls.crt", "/etc/tls/tls.key"
+
+
+def openssl(*args: str, timeout: float = 30, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def make_pair(directory, name: str = "tls") -> None:
+    """A self-signed certificate and its key, written under temporary names
+    and moved into place, as cert-manager and certbot replace them."""
+    cert, key = directory / f".{name}.crt.new", directory / f".{name}.key.new"
+    result = openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    assert result.returncode == 0, result.stderr
+    share_with_container(cert, key)
+    os.replace(key, directory / f"{name}.key")
+    os.replace(cert, directory / f"{name}.crt")
+
+
+@pytest.fixture
+def certs(tmp_path):
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    make_pair(directory)
+    share_with_container(tmp_path, directory)
+    return directory
+
+
+def serve_tls(containers, image, certs, **env):
+    tls_port = free_port()
+    c = containers.run(image=image, env={"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": str(tls_port), **env},
+                       docker_args=("-v", f"{certs}:/etc/tls:ro"))
+    c.tls_port = tls_port
+    c.wait_http("/-/healthy")
+    return c
+
+
+def unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def https(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=unverified())
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def served_fingerprint(port: int) -> str:
+    pem = ssl.get_server_certificate(("127.0.0.1", port), timeout=10)
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def file_fingerprint(path) -> str:
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(path.read_text())).hexdigest()
+
+
+def test_http2_over_tls_and_the_app_sees_https(containers, fixture_image, certs):
+    c = serve_tls(containers, fixture_image["image"], certs)
+    # A client's claim of another scheme changes nothing: the connection wins.
+    result = subprocess.run(["curl", "--http2", "-sk", "-D", "-", "-H", "X-Forwarded-Proto: http",
+                             f"https://127.0.0.1:{c.tls_port}/echo"],
+                            capture_output=True, text=True, timeout=30)
+    # (text mode reads curl's CRLFs as plain line ends)
+    head, _, body = result.stdout.partition("\n\n")
+    assert head.startswith("HTTP/2 200"), result.stdout + result.stderr
+    echo = json.loads(body)
+    assert echo["scheme"] == "https" and echo["secure"] is True, echo
+    assert echo["external_url"] == f"https://127.0.0.1:{c.tls_port}/echo", echo
+    assert echo["server_port"] == str(c.tls_port)
+    assert "strict-transport-security: max-age=31536000" in head.lower().splitlines(), head
+    # The plain port beside it: http, whatever the client claims, and no HSTS.
+    plain = c.request("/echo", headers={"X-Forwarded-Proto": "https"})
+    assert plain.status == 200 and plain.json()["scheme"] == "http", plain.body
+    assert "strict-transport-security" not in plain.headers
+    # TLS 1.2 clients get HTTP/2 too (ALPN), and HTTP/1.1 clients still work.
+    one = subprocess.run(["curl", "--http1.1", "-sk", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                          f"https://127.0.0.1:{c.tls_port}/echo"], capture_output=True, text=True, timeout=30)
+    assert one.stdout == "1.1 200", one.stdout + one.stderr
+
+
+def test_only_tls_1_2_and_1_3_are_spoken(containers, fixture_image, certs):
+    c = serve_tls(containers, fixture_image["image"], certs)
+
+    def s_client(port: int, *flags: str) -> subprocess.CompletedProcess:
+        return openssl("s_client", "-connect", f"127.0.0.1:{port}", *flags, input="", timeout=20)
+
+    for version in ("-tls1_2", "-tls1_3"):
+        result = s_client(c.tls_port, version)
+        expected = {"-tls1_2": "TLSv1.2", "-tls1_3": "TLSv1.3"}[version]
+        assert result.returncode == 0 and f"New, {expected}, Cipher is " in result.stdout, result.stdout
+    # OpenSSL 3 clients refuse TLS 1.1 by themselves at the default security
+    # level: lower it, and prove on a control server that the client does
+    # speak 1.1, so that a refusal below is the server's.
+    legacy = ("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+    control_port = free_port()
+    control = subprocess.Popen(["openssl", "s_server", "-accept", str(control_port), "-www",
+                                "-cert", str(certs / "tls.crt"), "-key", str(certs / "tls.key"), *legacy],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        c.wait_until(lambda: "Protocol  : TLSv1.1" in s_client(control_port, *legacy).stdout,
+                     "the control server speaking TLS 1.1", timeout=10)
+    finally:
+        control.terminate()
+        control.wait(10)
+    refused = s_client(c.tls_port, *legacy)
+    assert refused.returncode != 0 and "alert protocol version" in refused.stdout + refused.stderr, \
+        refused.stdout + refused.stderr
+
+
+def test_redirect_to_https_spares_health_probes_and_trusted_proxies(containers, fixture_image, certs):
+    c = serve_tls(containers, fixture_image["image"], certs, TLS_REDIRECT="1", HSTS_MAX_AGE="600",
+                  TRUSTED_PROXIES="127.0.0.2")
+    for method in ("GET", "POST"):
+        resp = c.request("/echo?x=1", method=method, body=b"a=1" if method == "POST" else None)
+        assert resp.status == 308, (method, resp.status, resp.body)
+        assert resp.headers["location"] == f"https://127.0.0.1:{c.tls_port}/echo?x=1"
+        assert "strict-transport-security" not in resp.headers
+    assert c.request("/-/healthy").status == 200
+    assert c.request("/-/alive").status == 200
+    c.wait_healthy()
+    # A proxy that terminated TLS itself speaks over plain HTTP: not redirected.
+    assert c.request("/echo", source="127.0.0.2").status == 200
+    status, headers, body = https(c.tls_port, "/echo")
+    assert status == 200 and json.loads(body)["scheme"] == "https"
+    assert headers["strict-transport-security"] == "max-age=600"
+
+
+def test_no_hsts_with_max_age_0(containers, fixture_image, certs):
+    c = serve_tls(containers, fixture_image["image"], certs, HSTS_MAX_AGE="0")
+    status, headers, _ = https(c.tls_port, "/echo")
+    assert status == 200 and "strict-transport-security" not in headers
+
+
+def bad_input_cases(certs):
+    unreadable = certs / "unreadable.key"
+    unreadable.write_bytes((certs / "tls.key").read_bytes())
+    unreadable.chmod(0o600)  # root's, on the host: not the serving uid's
+    garbage = certs / "garbage.crt"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    garbage_key = certs / "garbage.key"
+    garbage_key.write_text("not a key\n")
+    share_with_container(garbage, garbage_key)
+    port, tls_port = str(free_port()), str(free_port())
+    cases = {
+        "missing": ({"TLS_CERT": "/etc/tls/nope.crt", "TLS_KEY": KEY},
+                    "TLS_CERT='/etc/tls/nope.crt': no such file; expected a PEM file"),
+        "unreadable": ({"TLS_CERT": CERT, "TLS_KEY": "/etc/tls/unreadable.key"},
+                       "TLS_KEY='/etc/tls/unreadable.key' is not readable by uid 10001"),
+        "not a certificate": ({"TLS_CERT": "/etc/tls/garbage.crt", "TLS_KEY": KEY},
+                              "TLS_CERT='/etc/tls/garbage.crt' holds no certificate OpenSSL can read"),
+        "not a key": ({"TLS_CERT": CERT, "TLS_KEY": "/etc/tls/garbage.key"},
+                      "TLS_KEY='/etc/tls/garbage.key' holds no private key OpenSSL can read"),
+        "another certificate's key": (
+            {"TLS_CERT": CERT, "TLS_KEY": "/etc/tls/other.key"},
+            "TLS_KEY='/etc/tls/other.key' is not the private key of the certificate"),
+        "only the certificate": ({"TLS_CERT": CERT}, "TLS_CERT is set but TLS_KEY is not: HTTPS needs both"),
+        "only the key": ({"TLS_KEY": KEY}, "TLS_KEY is set but TLS_CERT is not: HTTPS needs both"),
+        "TLS_PORT out of range": ({"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": "70000"},
+                                  "TLS_PORT='70000' is not valid: expected a port number from 1 to 65535"),
+        "TLS_PORT is PORT": ({"PORT": port, "TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": port},
+                             f"TLS_PORT={port} is PORT's too"),
+        "TLS_CERT not a path": ({"TLS_CERT": "tls.crt", "TLS_KEY": KEY},
+                                "TLS_CERT='tls.crt' is not valid: expected an absolute path"),
+    }
+    # A port a non-root process may bind on the host network, where not the case's own.
+    return {case: ({"TLS_PORT": tls_port, **env}, message) for case, (env, message) in cases.items()}
+
+
+def test_bad_certificates_and_settings_exit_2_naming_them(containers, fixture_image, certs):
+    make_pair(certs, "other")
+    share_with_container(certs)
+    for case, (env, message) in bad_input_cases(certs).items():
+        result = containers.run_once(env=env, docker_args=("-v", f"{certs}:/etc/tls:ro"),
+                                     image=fixture_image["image"])
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, (case, output)
+        assert message in output, (case, output)
+        assert "serving" not in output and "uWSGI" not in output, (case, output)
+
+
+class TLSLoop:
+    """Clients that each make one HTTPS request per new connection (a new
+    handshake each time, so a new certificate shows at once), counting every
+    outcome, until stopped."""
+
+    def __init__(self, port: int, clients: int = 4):
+        self.port, self.ok, self.failed = port, 0, []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                status, _, _ = https(self.port, "/echo")
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append(status)
+            except (OSError, http.client.HTTPException) as exc:
+                self.failed.append(repr(exc))
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+
+def test_a_renewed_certificate_is_served_after_hup_with_no_failed_request(containers, fixture_image, certs,
+                                                                          figure):
+    c = serve_tls(containers, fixture_image["image"], certs)
+    before = served_fingerprint(c.tls_port)
+    assert before == file_fingerprint(certs / "tls.crt")
+    tls_loop = TLSLoop(c.tls_port)
+    try:
+        with Load(c.port, path="/echo", connections=8, seconds=60, keep_alive=False) as load:
+            c.wait_until(lambda: tls_loop.ok > 100 and len(load.outcomes) > 100, "load on both ports")
+            make_pair(certs)  # the renewal
+            renewed = file_fingerprint(certs / "tls.crt")
+            assert renewed != before
+            # nginx holds the certificate it read: nothing changes before the signal.
+            assert served_fingerprint(c.tls_port) == before
+            docker("kill", "-s", "HUP", c.name)
+            c.wait_until(lambda: served_fingerprint(c.tls_port) == renewed, "the renewed certificate served")
+            served = tls_loop.ok
+            c.wait_until(lambda: tls_loop.ok > served + 100, "100 HTTPS requests after the renewal")
+            load.stop()
+    finally:
+        tls_loop.stop()
+    figure("HTTPS requests across a certificate renewal", f"{tls_loop.ok} ok, {len(tls_loop.failed)} failed")
+    figure("plain requests across it", Load.summary(load.outcomes))
+    assert tls_loop.failed == [], f"{tls_loop.failed[:5]}\n{c.logs()}"
+    assert Load.failures(load.outcomes) == [], f"{Load.summary(load.outcomes)}\n{c.logs()}"
+    assert c.running()
