@@ -226,6 +226,9 @@ flaskbox_start_debug() {
 		flaskbox: ************************************************************************
 	EOF
 	export FLASK_DEBUG=1
+	# Ignored (inherited across the exec) until the dev server takes SIGHUP
+	# over (flaskbox/debug.py, on_hangup): a HUP in between changes nothing.
+	trap '' HUP
 	cd /app
 	# A fresh start: an APP_MODULE that names no app exits 2, as in
 	# production (flaskbox/debug.py); after an edit it is shown instead.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -191,17 +192,32 @@ def reloader_name(setting: str) -> str:
 def on_hangup() -> None:
     """SIGHUP reloads, as in production, and never ends the container. The
     process tini signals is Werkzeug's reloader, which restarts the serving
-    process whenever that one exits with code 3 (what a save does): the
-    reloader passes the signal on to it, and it exits with 3."""
+    process whenever that one exits with code 3 (what a save does). The
+    reloader keeps SIGHUP blocked and takes it on a thread of its own, which
+    passes it on to the serving process; that one exits with 3. The serving
+    process starts with SIGHUP blocked too (the mask is inherited), so a HUP
+    that comes while it is still starting waits for its handler instead of
+    killing it (measured: a second HUP soon after the first ended the
+    container)."""
     if is_running_from_reloader():
         def reload(signum, frame):
             print(" * SIGHUP: reloading", file=sys.stderr)
             sys.exit(3)  # in the main thread: Werkzeug's reloader loop ends, and is restarted
         signal.signal(signal.SIGHUP, reload)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    # The entry-point ignores SIGHUP up to the exec; an ignored signal would
+    # never reach sigwait, nor the serving process's handler.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    threading.Thread(target=_pass_on_hangups, name="flaskbox-sighup", daemon=True).start()
 
-    def pass_on(signum, frame):
-        pid = os.getpid()
+
+def _pass_on_hangups() -> None:
+    """In the reloader: each SIGHUP to the serving process(es) it runs."""
+    pid = os.getpid()
+    while True:
+        signal.sigwait({signal.SIGHUP})
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
@@ -211,7 +227,6 @@ def on_hangup() -> None:
                 os.kill(int(child), signal.SIGHUP)
             except OSError:
                 pass
-    signal.signal(signal.SIGHUP, pass_on)
 
 
 def main() -> None:
