@@ -201,6 +201,12 @@ def on_hangup() -> None:
     container)."""
     if is_running_from_reloader():
         def reload(signum, frame):
+            # Blocked again for the way out: Python restores the default
+            # action (death) as it shuts down, and a second HUP then would
+            # end the process with a code the reloader does not restart on
+            # (measured: the container exited 255). The restart serves the
+            # newest code anyway.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
             print(" * SIGHUP: reloading", file=sys.stderr)
             sys.exit(3)  # in the main thread: Werkzeug's reloader loop ends, and is restarted
         signal.signal(signal.SIGHUP, reload)
