@@ -201,12 +201,12 @@ def on_hangup() -> None:
     container)."""
     if is_running_from_reloader():
         def reload(signum, frame):
-            # Blocked again for the way out: Python restores the default
-            # action (death) as it shuts down, and a second HUP then would
-            # end the process with a code the reloader does not restart on
-            # (measured: the container exited 255). The restart serves the
-            # newest code anyway.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+            # Ignored on the way out: Python restores the default action
+            # (death) of the signals it handles as it shuts down, and a
+            # second HUP then ended the process with a code the reloader
+            # does not restart on (measured: the container exited 255). The
+            # restart serves the newest code anyway.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             print(" * SIGHUP: reloading", file=sys.stderr)
             sys.exit(3)  # in the main thread: Werkzeug's reloader loop ends, and is restarted
         signal.signal(signal.SIGHUP, reload)
