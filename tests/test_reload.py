@@ -126,21 +126,30 @@ def test_hup_rereads_the_drop_in_config(containers, app_copy):
     assert c.running(), c.logs()
 
 
+def restarts(container) -> int:
+    """The dev server's restarts so far: Werkzeug's reloader says so each
+    time it starts a serving process, once the previous one has exited."""
+    return container.logs().count("Restarting with")
+
+
 def test_hup_in_debug_mode_restarts_the_dev_server(containers, app_copy):
     token = uuid.uuid4().hex
     write_version(app_copy, token)
     c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
     c.wait_http("/version")
+    started = restarts(c)
     hup(c)
     c.wait_until(lambda: c.logs().count("SIGHUP: reloading") == 1, "the first restart of the dev server")
-    # At once, while the new serving process may still be starting: it
-    # takes this one once it can (or the restart under way serves for it),
-    # and is not killed by it.
+    # At once, while the old serving process exits or the new one starts:
+    # never the end of the container (the restart under way serves for it).
     hup(c)
+    c.wait_until(lambda: restarts(c) > started, "a new serving process")
     c.wait_http("/version")
-    seen = c.logs().count("SIGHUP: reloading")
+    # Once it serves, a HUP restarts it again.
+    seen, started = c.logs().count("SIGHUP: reloading"), restarts(c)
     hup(c)
-    c.wait_until(lambda: c.logs().count("SIGHUP: reloading") > seen, "a restart for a later HUP")
+    c.wait_until(lambda: restarts(c) > started, "a restart for a later HUP")
+    assert c.logs().count("SIGHUP: reloading") > seen
     c.wait_http("/version")
     assert body(c) == f"{token}\n"
     assert c.running(), c.logs()
