@@ -103,9 +103,9 @@ def test_port_and_redirect_rules(pki):
 def test_the_rendered_lines(pki):
     on = values(TLS_CERT=pki["cert"], TLS_KEY=pki["key"])
     directive = tls.server_conf(on, http2_directive=True)
-    assert "listen 8443 ssl default_server;\nhttp2 on;\n" in directive
+    assert "listen 8443 ssl default_server reuseport;\nhttp2 on;\n" in directive
     parameter = tls.server_conf(on, http2_directive=False)
-    assert "listen 8443 ssl http2 default_server;\n" in parameter and "http2 on" not in parameter
+    assert "listen 8443 ssl http2 default_server reuseport;\n" in parameter and "http2 on" not in parameter
     assert f"ssl_certificate {pki['cert']};\nssl_certificate_key {pki['key']};\n" in parameter
     assert "ssl_protocols TLSv1.2 TLSv1.3;\n" in parameter
     assert "listen" not in tls.server_conf(values(), http2_directive=True)

@@ -143,8 +143,10 @@ def server_conf(values: Mapping[str, str], http2_directive: bool) -> str:
     if not enabled(values):
         return "# TLS_CERT and TLS_KEY are not set: plain HTTP only.\n"
     port = values["TLS_PORT"]
-    listen = (f"listen {port} ssl default_server;\nhttp2 on;\n" if http2_directive
-              else f"listen {port} ssl http2 default_server;\n")
+    # reuseport, as PORT's listen (nginx.conf): a second container may
+    # listen on the same port during a rolling update on the host network.
+    listen = (f"listen {port} ssl default_server reuseport;\nhttp2 on;\n" if http2_directive
+              else f"listen {port} ssl http2 default_server reuseport;\n")
     return ("# Generated from TLS_CERT, TLS_KEY and TLS_PORT by flaskbox/tls.py.\n"
             + listen
             + f"ssl_certificate {values['TLS_CERT']};\n"
