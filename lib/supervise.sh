@@ -264,10 +264,13 @@ flaskbox_start_production() {
 	local exited='' status=0
 	# Returns only when a server exits on its own (a stop signal's trap
 	# exits from inside the wait; a reload's returns, and the wait goes on).
-	until [ -n "${exited:-}" ]; do
+	until [ -n "$exited" ]; do
 		status=0
 		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" \
 			${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} || status=$?
+		# wait -p leaves it unset when a trapped signal (SIGHUP's reload)
+		# ends the wait early.
+		exited="${exited:-}"
 		if [ -n "$exited" ] && [ "$exited" = "${FLASKBOX_METRICS_PID:-}" ]; then
 			flaskbox_error "the metrics server exited with code $status; starting it again"
 			sleep 1
