@@ -243,8 +243,10 @@ def test_a_renewed_certificate_is_served_after_hup_with_no_failed_request(contai
     assert before == file_fingerprint(certs / "tls.crt")
     tls_loop = TLSLoop(c.tls_port)
     try:
-        with Load(c.port, path="/echo", connections=8, seconds=60, keep_alive=False) as load:
-            c.wait_until(lambda: tls_loop.ok > 100 and len(load.outcomes) > 100, "load on both ports")
+        # Bounded in time, not in speed: a busy machine makes fewer handshakes.
+        with Load(c.port, path="/echo", connections=8, seconds=120, keep_alive=False) as load:
+            c.wait_until(lambda: tls_loop.ok > 30 and len(load.outcomes) > 100, "load on both ports",
+                         timeout=60)
             make_pair(certs)  # the renewal
             renewed = file_fingerprint(certs / "tls.crt")
             assert renewed != before
@@ -253,7 +255,7 @@ def test_a_renewed_certificate_is_served_after_hup_with_no_failed_request(contai
             docker("kill", "-s", "HUP", c.name)
             c.wait_until(lambda: served_fingerprint(c.tls_port) == renewed, "the renewed certificate served")
             served = tls_loop.ok
-            c.wait_until(lambda: tls_loop.ok > served + 100, "100 HTTPS requests after the renewal")
+            c.wait_until(lambda: tls_loop.ok > served + 30, "30 HTTPS requests after the renewal", timeout=60)
             load.stop()
     finally:
         tls_loop.stop()
