@@ -16,8 +16,8 @@ from ..layout import DEBUG, GEVENT, MODES, PRODUCTION, SYNC
 from . import resolve as resolve_module
 from .defaults import Context, capacity
 from .forms import SettingError, size_bytes, strip_slash, words
-from .resolve import Resolved, derived, resolve, uwsgi_options
-from .table import ALIASES, BY_NAME, REFUSED, SETTINGS, Setting
+from .resolve import ALIASES, REFUSED, Resolved, derived, resolve, uwsgi_options
+from .table import BY_NAME, SETTINGS, Setting
 
 __all__ = ["ALIASES", "BY_NAME", "DEBUG", "GEVENT", "MODES", "PRODUCTION", "REFUSED", "SETTINGS", "SYNC",
            "Context", "Host", "Resolved", "Setting", "SettingError", "capacity", "derived", "resolve",

@@ -41,7 +41,22 @@ from ..layout import (
 from ..record import Record
 from .defaults import Context, capacity
 from .forms import SettingError, size_bytes
-from .table import ALIAS_REASONS, ALIASES, BY_NAME, REFUSED, SETTINGS, UWSGI_INTERNAL
+from .table import BY_NAME, SETTINGS
+
+# Other names for settings: tiangolo/uwsgi-nginx-flask's, and Flask's own.
+ALIASES = {"LISTEN_PORT": "PORT", "NGINX_MAX_UPLOAD": "MAX_BODY_SIZE", "FLASK_APP": "APP_MODULE"}
+ALIAS_REASONS = {"LISTEN_PORT": "tiangolo's image", "NGINX_MAX_UPLOAD": "tiangolo's image",
+                 "FLASK_APP": "the flask command's"}
+# tiangolo's variables with no flaskbox equivalent: refused, saying what to use.
+REFUSED = {
+    "NGINX_WORKER_OPEN_FILES": "nginx gets two open files per connection; "
+                               "set NGINX_WORKER_CONNECTIONS instead",
+}
+
+# UWSGI_* variables that are not options to pass on: the ones uWSGI sets
+# for its own children (the table's own are left out too).
+UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "UWSGI_JAIL_PID",
+                  "UWSGI_ORIGINAL_PROC_NAME"}
 
 
 @dataclass

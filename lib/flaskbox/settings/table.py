@@ -36,30 +36,30 @@ class Setting:
     # The default: a fixed text, or computed from the mode, the container
     # (host) and the settings before it in the table.
     default: str | Callable[[Context], str]
-    # How the README states the default (for a fixed one, `value`).
-    default_doc: str
     form: str
     # The form's function: the typed value, or ValueError.
     parse: Form
     doc: str
+    # How the docs state the default; a fixed one states itself.
+    default_doc: str = ""
     normalize: Callable[[str], str] = field(default=lambda value: value)
     # "auto" (as tiangolo's image allowed) means the computed default.
     accepts_auto: bool = False
 
+    def __post_init__(self):
+        if not self.default_doc:
+            if callable(self.default):
+                raise ValueError(f"{self.name}: a computed default needs its default_doc")
+            object.__setattr__(self, "default_doc", f"`{self.default}`" if self.default else "(empty)")
+
     def default_for(self, context: Context) -> str:
         return self.default(context) if callable(self.default) else self.default
-
-
-
-def fixed(value: str) -> str:
-    return f"`{value}`" if value else "(empty)"
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "APP_MODE",
         default=PRODUCTION,
-        default_doc=fixed(PRODUCTION),
         form="production or debug",
         parse=one_of(*MODES),
         doc="`production` or `debug`; `-d` on the command line wins.",
@@ -75,7 +75,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RUNTIME_DIR",
         default="/tmp/flaskbox",
-        default_doc=fixed("/tmp/flaskbox"),
         form="an absolute directory such as /tmp/flaskbox",
         parse=absolute_path,
         doc="Where the image writes its runtime files; must be writable.",
@@ -106,7 +105,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MAX_BODY_SIZE",
         default="10m",
-        default_doc=fixed("10m"),
         form="a size such as 512k, 10m or 1g (0 disables the limit)",
         parse=size_bytes,
         doc="Largest request body (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413.",
@@ -114,7 +112,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "REQUEST_TIMEOUT",
         default="30",
-        default_doc=fixed("30"),
         form="a whole number of seconds from 1 to 86400",
         parse=whole(1, 86400),
         doc=("Seconds a client may wait for its answer to start, time in the queue included: past it, a "
@@ -124,7 +121,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WORKER_CLASS",
         default=SYNC,
-        default_doc=fixed(SYNC),
         form="sync or gevent",
         parse=one_of(SYNC, GEVENT),
         doc=("`sync`: one request per worker thread. `gevent`: thousands of streams, Server-Sent Events "
@@ -154,7 +150,6 @@ SETTINGS: tuple[Setting, ...] = (
         # (stream_slots) take ~85 MB; nginx's 8192 connection slots hold
         # them twice over (a stream takes two: the client's and uWSGI's).
         default="2000",
-        default_doc=fixed("2000"),
         form="a whole number of connections per process from 1 to 100000",
         parse=whole(1, 100000),
         doc="`gevent` only: requests, streams and WebSockets each process holds at once.",
@@ -166,7 +161,6 @@ SETTINGS: tuple[Setting, ...] = (
         # here too; short enough that a stream whose producer hung is freed
         # in two minutes.
         default="120",
-        default_doc=fixed("120"),
         form="a whole number of seconds from 1 to 86400",
         parse=whole(1, 86400),
         doc=("`gevent` only: seconds a stream or WebSocket may send nothing before it is closed (a stream "
@@ -178,7 +172,6 @@ SETTINGS: tuple[Setting, ...] = (
         # short enough that long-lived clients reconnect (EventSource and
         # Socket.IO do so by themselves) and so spread over new containers.
         default="3600",
-        default_doc=fixed("3600"),
         form="a whole number of seconds from 0 (no limit) to 604800",
         parse=whole(0, 604800),
         doc="`gevent` only: seconds a stream or WebSocket may last in all (`0`: no limit); then it ends "
@@ -241,7 +234,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "URL_PREFIX",
         default="",
-        default_doc=fixed(""),
         form="a URL path such as /shop (empty: the app is at /)",
         parse=url_path,
         doc=("The path the app is served under behind a proxy (`/shop`): `url_for`, redirects and static "
@@ -252,7 +244,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "STATIC_ENABLED",
         default="1",
-        default_doc=fixed("1"),
         form="1 (nginx serves STATIC_URL) or 0 (the app does)",
         parse=flag,
         doc="`1`: nginx serves `STATIC_URL` from disk. `0`: those URLs go to the app.",
@@ -278,7 +269,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "STATIC_INDEX",
         default="0",
-        default_doc=fixed("0"),
         form="1 (serve index.html from the static folder at /) or 0",
         parse=flag,
         doc="`1`: `/` is the static folder's `index.html` (tiangolo's image's setting).",
@@ -286,7 +276,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LOG_FORMAT",
         default="text",
-        default_doc=fixed("text"),
         form="text or json",
         parse=one_of("text", "json"),
         doc=("Log format: `text` (one readable line) or `json` (one object per request on stdout, and every "
@@ -304,7 +293,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "TRUSTED_PROXIES",
         default="",
-        default_doc=fixed(""),
         form="IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16",
         parse=network_list,
         doc="Proxies whose `X-Forwarded-*` headers are believed. Empty: none are, from anyone.",
@@ -312,7 +300,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ALLOWED_HOSTS",
         default="",
-        default_doc=fixed(""),
         form=("host names separated by spaces or commas, e.g. example.com,.example.org (a leading dot adds "
               "subdomains)"),
         parse=host_list,
@@ -321,7 +308,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRE_START_PATH",
         default="/app/prestart.sh",
-        default_doc=fixed("/app/prestart.sh"),
         form="an absolute path such as /app/prestart.sh",
         parse=absolute_path,
         doc="A script run with bash before the server starts, if it exists (migrations; tiangolo's name).",
@@ -329,7 +315,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "WRITABLE_PATHS",
         default="",
-        default_doc=fixed(""),
         form="absolute paths under /app (not /app/instance) separated by spaces or commas, a trailing / "
              "for a folder, e.g. /app/.data/ /app/myapp/secret_key",
         parse=writable_paths,
@@ -342,7 +327,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ENTRYPOINT_QUIET_LOGS",
         default="0",
-        default_doc=fixed("0"),
         form="1 (quiet) or 0",
         parse=flag,
         doc="`1` silences the entry-point's info lines; errors are always printed.",
@@ -350,7 +334,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DEBUG_RELOADER",
         default="inotify",
-        default_doc=fixed("inotify"),
         form="inotify (file events) or poll (a scan every 0.5 s, for Docker Desktop)",
         parse=one_of("inotify", "poll"),
         doc=("Debug mode: `inotify` restarts on file events; `poll` looks for changes every 0.5 s (Docker "
@@ -359,7 +342,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "INSTALL_ON_START",
         default="0",
-        default_doc=fixed("0"),
         form="1 (install /app/requirements.txt and requirements_os.txt at start) or 0",
         parse=flag,
         doc=("Debug mode: `1` installs `/app/requirements.txt` and `/app/requirements_os.txt` at start "
@@ -369,7 +351,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "TLS_CERT",
         default="",
-        default_doc=fixed(""),
         form="an absolute path such as /etc/tls/tls.crt (letters, digits and ._~+@- in its names)",
         parse=tls.file_path,
         doc=("The certificate (PEM, then its intermediates): with `TLS_KEY`, nginx serves HTTPS and "
@@ -379,7 +360,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "TLS_KEY",
         default="",
-        default_doc=fixed(""),
         form="an absolute path such as /etc/tls/tls.key (letters, digits and ._~+@- in its names)",
         parse=tls.file_path,
         doc="The certificate's private key (PEM, not encrypted); set with `TLS_CERT`.",
@@ -389,7 +369,6 @@ SETTINGS: tuple[Setting, ...] = (
         # HTTPS's own port, as PORT is HTTP's: Docker lets any user bind it
         # in the container's network namespace; with --network host, 8443.
         default="443",
-        default_doc=fixed("443"),
         form="a port number from 1 to 65535, other than PORT",
         parse=whole(1, 65535),
         doc="Port nginx serves HTTPS on, when `TLS_CERT` and `TLS_KEY` are set.",
@@ -397,7 +376,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "TLS_REDIRECT",
         default="0",
-        default_doc=fixed("0"),
         form="1 (plain HTTP is redirected to HTTPS) or 0",
         parse=flag,
         doc=("`1`: plain HTTP gets a 308 redirect to HTTPS, except the health probes (`/-/healthy`, "
@@ -408,7 +386,6 @@ SETTINGS: tuple[Setting, ...] = (
         # A year: browsers then never try plain HTTP for this host (no
         # includeSubDomains: other hosts under it may not have TLS).
         default="31536000",
-        default_doc=fixed("31536000"),
         form="a whole number of seconds from 0 (no header) to 999999999",
         parse=tls.max_age,
         doc=("`Strict-Transport-Security: max-age=...` on HTTPS responses only (the app's own header "
@@ -417,18 +394,3 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
-
-# Other names for settings: tiangolo/uwsgi-nginx-flask's, and Flask's own.
-ALIASES = {"LISTEN_PORT": "PORT", "NGINX_MAX_UPLOAD": "MAX_BODY_SIZE", "FLASK_APP": "APP_MODULE"}
-ALIAS_REASONS = {"LISTEN_PORT": "tiangolo's image", "NGINX_MAX_UPLOAD": "tiangolo's image",
-                 "FLASK_APP": "the flask command's"}
-# tiangolo's variables with no flaskbox equivalent: refused, saying what to use.
-REFUSED = {
-    "NGINX_WORKER_OPEN_FILES": "nginx gets two open files per connection; "
-                               "set NGINX_WORKER_CONNECTIONS instead",
-}
-
-# UWSGI_* variables that are not options to pass on: the ones uWSGI sets
-# for its own children (the table's own are left out too).
-UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "UWSGI_JAIL_PID",
-                  "UWSGI_ORIGINAL_PROC_NAME"}
