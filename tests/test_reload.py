@@ -74,10 +74,12 @@ def test_a_stop_after_reloads_still_loses_nothing(containers, app_copy):
     write_version(app_copy, token)
     c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
     c.wait_http("/version")
-    for _ in range(2):
+    for done in (1, 2):
         hup(c)
-        c.wait_until(lambda: "binary reloading uWSGI" in c.logs(), "uWSGI's reload")
-    c.wait_http("/version")
+        # Each reload's own line: the second HUP's reload must be over too
+        # (its nginx retires keep-alive connections) before the load starts.
+        c.wait_until(lambda done=done: c.logs().count("binary reloading uWSGI") >= done, "uWSGI's reload")
+        c.wait_http("/version")
     with Load(c.port, path="/version", connections=32, seconds=30) as load:
         c.wait_until(lambda: len(load.outcomes) > 1000, "1000 requests under load", timeout=15)
         stopped_at = time.monotonic()
