@@ -141,6 +141,7 @@ class Runtime:
         self.uwsgi_ini = self.dir / "uwsgi.ini"
         self.uwsgi_sockets_ini = self.dir / "uwsgi-sockets.ini"
         self.stats_socket = self.dir / "uwsgi-stats.sock"
+        self.status_socket = self.nginx_dir / "status.sock"  # nginx's stub_status (METRICS_PORT)
         self.accepting = self.dir / "uwsgi.accepting"   # a worker accepts (guards.SpawnGuard)
         self.debug_loaded = self.dir / "debug.loaded"   # the dev server loaded the app once
         self.debug_app = self.dir / "debug.app"         # "ok" or the last load's error

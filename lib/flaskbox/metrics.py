@@ -36,13 +36,12 @@ from collections import Counter
 from pathlib import Path
 
 from . import record
+from .layout import Runtime
 from .log import error
 from .nginx_lines import BUCKETS, HANDLERS, REASONS, REPLACED, ROTATE_BYTES, ZONES, Counts, Tail
 
 __all__ = ["Collector", "Counts", "Tail", "ZONES", "main"]
 
-STATUS_SOCKET = "nginx/status.sock"
-STATS_SOCKET = "uwsgi-stats.sock"
 
 
 class Collector:
@@ -81,9 +80,10 @@ class Collector:
         self.poll()
         with self.lock:
             lines = self._requests()
-        stats = read_stats(self.runtime / STATS_SOCKET)
+        place = Runtime(self.runtime)
+        stats = read_stats(place.stats_socket)
         lines += self._workers(stats)
-        lines += self._nginx(read_stub_status(self.runtime / STATUS_SOCKET))
+        lines += self._nginx(read_stub_status(place.status_socket))
         lines += self._streams(stats)
         lines += self._info()
         return "\n".join(lines) + "\n"

@@ -155,7 +155,7 @@ access_log {runtime}/metrics/access.log flaskbox_metrics buffer=64k flush=1s if=
 uninitialized_variable_warn off;
 # Connections and requests in flight, on a socket only this container reaches.
 server {{
-    listen unix:{runtime}/nginx/status.sock;
+    listen unix:{Runtime(runtime).status_socket};
     access_log off;
     location = /status {{
         stub_status;
