@@ -10,13 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
-from harness import CONNECTIONS, CONTAINERS, CONTENDERS_TAG, PRODUCT_TAG, log
+from harness import CONNECTIONS, CONTAINERS, CONTENDERS_TAG, PRODUCT_TAG, REPO, log
 from image import build_images
 from report import machine
-from runs import parse_wrk, wrk
-from servers import start
+from runs import measure, parse_wrk, wrk
+from servers import contenders, start
 
 from helpers import Container
 
@@ -67,48 +68,175 @@ def python_shares(raw: str) -> dict:
             "inside_flaskbox_serve_percent": round(100 * serve / total, 1)}
 
 
-def run_profile(args: argparse.Namespace) -> int:
-    """--profile: where the CPU goes while wrk drives flaskbox's hello world.
-    perf samples every CPU with the cpu-clock event (hardware counters are
-    not available on every machine: `perf stat -e instructions true`); py-spy
-    samples uWSGI worker 1's Python stacks over the same seconds."""
-    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
-    seconds = args.seconds
+def symbol_shares(report: str, least: float = 1.0) -> list[dict]:
+    """`perf report --comm uwsgi --sort dso,sym` lines ("  6.10%  [kernel.kallsyms]
+    [k] _raw_spin_unlock_irqrestore") as shares of that process's samples,
+    the larger ones only."""
+    shares = []
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0].endswith("%") and float(parts[0][:-1]) >= least:
+            shares.append({"percent": float(parts[0][:-1]), "object": parts[1],
+                           "symbol": " ".join(parts[3:])})
+    return shares
+
+
+def context_switches(container: Container) -> int:
+    """Every context switch (voluntary and not) of every thread of the
+    container's processes so far, from the host's /proc."""
+    total = 0
+    for pid in container.host_pids():
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                lines = status.read_text().splitlines()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # ended since the listing
+            total += sum(int(value) for name, _, value in (line.partition(":") for line in lines)
+                         if name.endswith("ctxt_switches"))
+    return total
+
+
+# What --profile samples: hello world (the cost of the request path itself)
+# and the 5 ms route of --traffic (what a wait costs with 16 threads a
+# process), on flaskbox and, for the contrast, on Granian (perf only: its
+# workers are not uWSGI's).
+PROFILED = {"hello": "/", "waiting": "/wait"}
+
+
+def unprofiled(container: Container, path: str, seconds: int) -> dict:
+    """wrk with no profiler: requests/s, CPU and context switches a request."""
+    wrk(container.port, path, 2)  # warm up
+    before = context_switches(container)
+    result = measure(container, path, seconds)
+    result["switches_per_request"] = round((context_switches(container) - before)
+                                           / max(result["requests"], 1), 1)
+    return result
+
+
+def profile_route(container: Container, path: str, seconds: int, workdir: Path,
+                  python_worker: bool) -> dict:
+    """One route: its costs unprofiled, then perf over every CPU (and py-spy
+    over uWSGI worker 1, holding the GIL, when python_worker) while wrk
+    drives it."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    plain = unprofiled(container, path, seconds)
+    # wrk runs a second longer on each side of the sampled seconds.
+    load = subprocess.Popen(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds + 2}s",
+                             "--latency", f"http://127.0.0.1:{container.port}{path}"],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    # --gil: only the thread that holds Python's lock, which is the one
+    # running Python; the worker's other 15 threads wait or sleep.
+    spy = subprocess.Popen([py_spy, "record", "--nonblocking", "--gil", "--pid", worker_pid(container),
+                            "--rate", "250", "--duration", str(seconds), "--format", "raw",
+                            "--output", str(workdir / "spy.txt")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if python_worker else None
+    subprocess.run(["perf", "record", "-q", "-F", "999", "-e", "cpu-clock", "-a",
+                    "-o", str(workdir / "perf.data"), "--", "sleep", str(seconds)],
+                   check=True, stderr=subprocess.DEVNULL)
+    if spy:
+        spy.wait()
+    wrk_out, _ = load.communicate()
+
+    def report(*sort: str) -> str:
+        return subprocess.run(["perf", "report", "-i", str(workdir / "perf.data"), "--stdio",
+                               "--no-children", *sort], capture_output=True, text=True, check=True).stdout
+
+    result = {"path": path, "unprofiled": plain, "load": parse_wrk(wrk_out),
+              "cpu_samples": perf_shares(report("--sort", "comm,dso"))}
+    if spy:
+        result["uwsgi_symbols"] = symbol_shares(report("--comm", "uwsgi", "--percentage", "relative",
+                                                       "--sort", "dso,sym"))
+        result["worker_python"] = python_shares((workdir / "spy.txt").read_text())
+    return result
+
+
+def log_route(name: str, result: dict) -> None:
+    plain = result["unprofiled"]
+    cpu = plain["cpu_us_per_request"]
+    log(f"{name} ({result['path']}): unprofiled {plain['rps']:.0f} req/s, CPU µs a request "
+        f"nginx {cpu['nginx']:.0f}, app server {cpu['app server']:.0f}, "
+        f"{plain['switches_per_request']} context switches a request; profiled {result['load']}")
+    for share in result["cpu_samples"]:
+        log(f"{share['percent']:5.1f} %  {share['process']:10} {share['object']}")
+    if "worker_python" not in result:
+        return
+    log("uWSGI's own samples by symbol:")
+    for share in result["uwsgi_symbols"]:
+        log(f"{share['percent']:5.1f} %  {share['object']:24} {share['symbol']}")
+    log(f"uWSGI worker 1 holding the GIL, {result['worker_python']['samples']} samples, own code by package:")
+    for package, percent in result["worker_python"]["own_code_percent"].items():
+        log(f"{percent:5.1f} %  {package}")
+
+
+def wrapper_cost(calls: int = 20000, repeats: int = 7) -> dict:
+    """What flaskbox's own per-request Python (serve.Serve around
+    prefix.Prefixed: the prelude, forwarded headers, the timeout watch,
+    framing, the spool check) costs, timed in this process around a bare
+    WSGI app against that app alone: microseconds a call, best of
+    `repeats`. No uWSGI here: its start_response and writes are not in it."""
+    sys.path.insert(0, str(REPO / "lib"))
+    from flaskbox import prefix, serve
+    from flaskbox.spool import Spool
+
+    def bare(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+        return [b"Hello, World!"]
+
+    def start_response(status, headers, exc_info=None):
+        return lambda data: None
+
+    def environ() -> dict:
+        return {"REQUEST_METHOD": "GET", "REQUEST_URI": "/", "PATH_INFO": "/", "QUERY_STRING": "",
+                "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+                "HTTP_HOST": "localhost", "SCRIPT_NAME": "", "wsgi.url_scheme": "http",
+                "HTTP_X_FLASKBOX_PEER": f"127.0.0.1 50000 80 {time.time():.3f} 0 http"}
+
+    with tempfile.TemporaryDirectory() as runtime:
+        wrapped = serve.Serve(prefix.Prefixed(bare, ""), 60.0, spool=Spool(runtime, 128 << 20, 4))
+        # What is timed must be a request that reached the app, not a refusal.
+        statuses: list[str] = []
+        body = b"".join(wrapped(environ(), lambda status, headers, exc_info=None: statuses.append(status)))
+        if statuses != ["200 OK"] or body != b"Hello, World!":
+            raise SystemExit(f"bench: the wrapper answered {statuses} {body!r}, not the app's 200")
+
+        def best(app) -> float:
+            def once():
+                body = app(environ(), start_response)
+                list(body)
+                getattr(body, "close", lambda: None)()
+            return min(timeit.repeat(once, number=calls, repeat=repeats)) / calls * 1e6
+
+        alone, around = best(bare), best(wrapped)
+    return {"bare_app_us": round(alone, 2), "wrapped_us": round(around, 2),
+            "wrapper_us": round(around - alone, 2)}
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """--profile: where the CPU goes while wrk drives flaskbox's defaults, and
+    Granian beside it, on each PROFILED route. perf samples every CPU with
+    the cpu-clock event (hardware counters are not available on every
+    machine: `perf stat -e instructions true`); py-spy samples uWSGI worker
+    1's Python stacks over the same seconds."""
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    granian = next(c for c in contenders(1, 1) if c.name == "granian")
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-profile-"))
+    results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine()}
     try:
         container = start(CONTENDERS_TAG)
-        wrk(container.port, "/", 2)  # warm up
-        # wrk runs a second longer on each side of the sampled seconds.
-        load = subprocess.Popen(["wrk", "-t", "2", "-c", str(CONNECTIONS), "-d", f"{seconds + 2}s",
-                                 "--latency", f"http://127.0.0.1:{container.port}/"],
-                                stdout=subprocess.PIPE, text=True)
-        time.sleep(1)
-        spy = subprocess.Popen([py_spy, "record", "--nonblocking", "--pid", worker_pid(container),
-                                "--rate", "250", "--duration", str(seconds), "--format", "raw",
-                                "--output", str(workdir / "spy.txt")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["perf", "record", "-q", "-F", "999", "-e", "cpu-clock", "-a",
-                        "-o", str(workdir / "perf.data"), "--", "sleep", str(seconds)],
-                       check=True, stderr=subprocess.DEVNULL)
-        spy.wait()
-        wrk_out, _ = load.communicate()
-        report = subprocess.run(["perf", "report", "-i", str(workdir / "perf.data"), "--stdio",
-                                 "--no-children", "--sort", "comm,dso"],
-                                capture_output=True, text=True, check=True).stdout
-        results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-                   "load": parse_wrk(wrk_out), "cpu_samples": perf_shares(report),
-                   "worker_python": python_shares((workdir / "spy.txt").read_text())}
+        results["flaskbox"] = {name: profile_route(container, path, args.seconds, workdir, True)
+                               for name, path in PROFILED.items()}
+        container.remove()
+        granian.start()
+        results["granian"] = {name: profile_route(granian.container, path, args.seconds, workdir, False)
+                              for name, path in PROFILED.items()}
     finally:
         CONTAINERS.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
+    results["flaskbox_wrapper"] = wrapper_cost()
     (args.out / "profile.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    log(f"wrk: {results['load']}")
-    for share in results["cpu_samples"]:
-        log(f"{share['percent']:5.1f} %  {share['process']:10} {share['object']}")
-    log(f"uWSGI worker 1, {results['worker_python']['samples']} samples, own code by package:")
-    for package, percent in results["worker_python"]["own_code_percent"].items():
-        log(f"{percent:5.1f} %  {package}")
-    inside = results["worker_python"]["inside_flaskbox_serve_percent"]
-    log(f"inside flaskbox/serve.py, with all it calls (the app): {inside} %")
+    log(f"flaskbox's own per-request Python, in process: {results['flaskbox_wrapper']}")
+    for server in ("flaskbox", "granian"):
+        for name, result in results[server].items():
+            log_route(f"{server} {name}", result)
     return 0

@@ -61,6 +61,19 @@ def test_perf_report_lines_become_shares():
     ]
 
 
+
+def test_perf_symbol_lines_become_shares():
+    report = """# Samples: 12K of event 'cpu-clock'
+#
+     6.10%  [kernel.kallsyms]         [k] _raw_spin_unlock_irqrestore
+     3.02%  libpython3.11.so.1.0      [.] _PyEval_EvalFrameDefault
+     0.40%  libc.so.6                 [.] __memmove_avx_unaligned_erms
+"""
+    assert profiling.symbol_shares(report) == [
+        {"percent": 6.1, "object": "[kernel.kallsyms]", "symbol": "_raw_spin_unlock_irqrestore"},
+        {"percent": 3.02, "object": "libpython3.11.so.1.0", "symbol": "_PyEval_EvalFrameDefault"},
+    ]
+
 def test_py_spy_samples_go_to_the_innermost_package():
     raw = ("Serve.__call__ (flaskbox/serve.py:162);Flask.wsgi_app (flask/app.py:1506);"
            "Map.bind (werkzeug/routing/map.py:241) 6\n"
@@ -72,3 +85,9 @@ def test_py_spy_samples_go_to_the_innermost_package():
         "werkzeug": 60.0, "flaskbox": 20.0,
         "no Python frame (uWSGI's C code: accept, parse, environ, write)": 20.0}
     assert shares["inside_flaskbox_serve_percent"] == 80.0
+
+
+def test_the_wrapper_cost_is_timed_around_a_working_request():
+    # wrapper_cost refuses to time a wrapper that does not reach the app.
+    cost = profiling.wrapper_cost(calls=200, repeats=1)
+    assert 0 < cost["bare_app_us"] < cost["wrapped_us"], cost
