@@ -81,21 +81,6 @@ def symbol_shares(report: str, least: float = 1.0) -> list[dict]:
     return shares
 
 
-def context_switches(container: Container) -> int:
-    """Every context switch (voluntary and not) of every thread of the
-    container's processes so far, from the host's /proc."""
-    total = 0
-    for pid in container.host_pids():
-        for status in Path(f"/proc/{pid}/task").glob("*/status"):
-            try:
-                lines = status.read_text().splitlines()
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # ended since the listing
-            total += sum(int(value) for name, _, value in (line.partition(":") for line in lines)
-                         if name.endswith("ctxt_switches"))
-    return total
-
-
 # What --profile samples: hello world (the cost of the request path itself)
 # and the 5 ms route of --traffic (what a wait costs with 16 threads a
 # process), on flaskbox and, for the contrast, on Granian (perf only: its
@@ -104,13 +89,9 @@ PROFILED = {"hello": "/", "waiting": "/wait"}
 
 
 def unprofiled(container: Container, path: str, seconds: int) -> dict:
-    """wrk with no profiler: requests/s, CPU and context switches a request."""
+    """wrk with no profiler: requests/s and CPU a request."""
     wrk(container.port, path, 2)  # warm up
-    before = context_switches(container)
-    result = measure(container, path, seconds)
-    result["switches_per_request"] = round((context_switches(container) - before)
-                                           / max(result["requests"], 1), 1)
-    return result
+    return measure(container, path, seconds)
 
 
 def profile_route(container: Container, path: str, seconds: int, workdir: Path,
@@ -155,8 +136,7 @@ def log_route(name: str, result: dict) -> None:
     plain = result["unprofiled"]
     cpu = plain["cpu_us_per_request"]
     log(f"{name} ({result['path']}): unprofiled {plain['rps']:.0f} req/s, CPU µs a request "
-        f"nginx {cpu['nginx']:.0f}, app server {cpu['app server']:.0f}, "
-        f"{plain['switches_per_request']} context switches a request; profiled {result['load']}")
+        f"nginx {cpu['nginx']:.0f}, app server {cpu['app server']:.0f}; profiled {result['load']}")
     for share in result["cpu_samples"]:
         log(f"{share['percent']:5.1f} %  {share['process']:10} {share['object']}")
     if "worker_python" not in result:
@@ -221,15 +201,19 @@ def run_profile(args: argparse.Namespace) -> int:
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     granian = next(c for c in contenders(1, 1) if c.name == "granian")
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-profile-"))
-    results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine()}
+    results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+                     "flaskbox": {}, "granian": {}}
     try:
-        container = start(CONTENDERS_TAG)
-        results["flaskbox"] = {name: profile_route(container, path, args.seconds, workdir, True)
-                               for name, path in PROFILED.items()}
-        container.remove()
-        granian.start()
-        results["granian"] = {name: profile_route(granian.container, path, args.seconds, workdir, False)
-                              for name, path in PROFILED.items()}
+        # A fresh container for each route: uWSGI worker 1, which py-spy
+        # follows, must not reach max-requests and be replaced meanwhile.
+        for name, path in PROFILED.items():
+            container = start(CONTENDERS_TAG)
+            results["flaskbox"][name] = profile_route(container, path, args.seconds, workdir, True)
+            container.remove()
+        for name, path in PROFILED.items():
+            granian.start()
+            results["granian"][name] = profile_route(granian.container, path, args.seconds, workdir, False)
+            granian.stop()
     finally:
         CONTAINERS.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
