@@ -49,7 +49,10 @@ def threads(context):
     # sync: 16 threads per process. Most of a real app's time is spent
     # waiting (a database, an API, a slow phone, an open event stream), and
     # a waiting thread holds no CPU: with one thread per process, four waits
-    # filled the pool (docs/BENCHMARKS.md, "Waiting"). REQUEST_TIMEOUT stays
+    # filled the pool (docs/BENCHMARKS.md, "Waiting"). 16, not 4 or 8: a
+    # sync thread holds an open event stream, and 50 streams beside ordinary
+    # traffic need more than 32; the threads cost ~40 us of CPU a hello-world
+    # request ("Profile of the threaded default"). REQUEST_TIMEOUT stays
     # per request (guards.Watchdog). gevent: one thread, by definition.
     return "1" if context.values["WORKER_CLASS"] == GEVENT else "16"
 

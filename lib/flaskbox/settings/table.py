@@ -140,7 +140,9 @@ SETTINGS: tuple[Setting, ...] = (
         default_doc="`16`; 1 with `gevent` (computed)",
         form="a whole number of threads per process from 1 to 1024",
         parse=whole(1, 1024),
-        doc="Threads per uWSGI process (`sync` only): requests each process serves at once.",
+        doc=("Threads per uWSGI process (`sync` only): requests each process serves at once. Each open "
+             "stream holds one. `4` saves CPU where the app never waits or streams "
+             "([benchmarks](BENCHMARKS.md#profile-of-the-threaded-default))."),
     ),
     Setting(
         "WORKER_CONNECTIONS",

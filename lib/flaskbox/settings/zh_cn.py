@@ -45,7 +45,9 @@ TEXTS: dict[str, tuple[str, str]] = {
          '不是宿主机的核数。'),
     'UWSGI_THREADS': (
         '`16`；`gevent` 时为 1（自动计算）',
-        '每个 uWSGI 进程的线程数（仅 `sync`）：每个进程同时处理的请求数。'),
+        '每个 uWSGI 进程的线程数（仅 `sync`）：每个进程同时处理的请求数。'
+         '每个打开的流占用一个线程。应用从不等待、也不使用流时，设为 `4` '
+         '可节省 CPU（[基准测试](../BENCHMARKS.md#profile-of-the-threaded-default)）。'),
     'WORKER_CONNECTIONS': (
         '`2000`',
         '仅 `gevent`：每个进程同时保持的请求、流和 WebSocket 数。'),
