@@ -4,7 +4,7 @@
     bench/run.sh --levers        flaskbox with one setting changed at a time
     bench/run.sh --features      flaskbox with one nginx feature taken out at a time
     bench/run.sh --cpus 1 ...    every container limited to that many CPUs
-    bench/run.sh --profile       perf and py-spy samples of flaskbox under load
+    bench/run.sh --profile       where the CPU goes: flaskbox and Granian, hello and the 5 ms route
     bench/run.sh --traffic       waiting routes, slow downloads, open streams (traffic.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
@@ -63,7 +63,8 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--traffic", action="store_true",
                           help="the waiting route, slow downloads and open streams against the peers")
     variants.add_argument("--profile", action="store_true",
-                          help="perf and py-spy samples of flaskbox under wrk (hello), --seconds long")
+                          help="perf and py-spy samples of flaskbox (perf of Granian) under wrk, "
+                               "hello world and the 5 ms route, --seconds long each")
     parser.add_argument("--cpus", type=float,
                         help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()
