@@ -9,17 +9,22 @@ from dataclasses import dataclass
 
 # Statuses that never carry a body, so are never framed.
 NO_BODY = {204, 304}
+# Sent to nginx with every framed response, never to clients: nginx checks
+# such a body's length (streams.WHOLE_EVERY) before it logs it as whole.
+FRAMED = ("X-Flaskbox-Framed", "1")
 
 
 @dataclass
 class Reply:
     """What start_response decided: whether the body is chunked (None until
     it runs; a generator may call it at its first chunk), the 503 sent
-    instead when a stream found no slot, and the bytes the spool admitted."""
+    instead when a stream found no slot, the bytes the spool admitted and
+    the bytes of chunks sent (by the body or start_response's write())."""
 
     chunked: bool | None = None
     refused: list[bytes] | None = None
     spooled: int = 0
+    framed: int = 0  # bytes of chunks sent so far, framing included
 
 
 def needs_framing(status: str, headers, method: str) -> bool:

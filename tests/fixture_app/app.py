@@ -113,17 +113,26 @@ def echo():
 def stream(count):
     # A streamed response: one line every `every` seconds; `fail=1` raises
     # after the last line, as a generator that hits an error mid-download.
+    # `sized=1` announces the Content-Length of all the lines (which then
+    # carry no time), and `fail=1` raises before the last one.
     every = float(request.args.get("every", "0.2"))
     fail = request.args.get("fail") == "1"
+    sized = request.args.get("sized") == "1"
+
+    def line(i: int) -> str:
+        return f"line {i}\n" if sized else f"line {i} {time.time():.3f}\n"
 
     def lines():
         for i in range(count):
-            yield f"line {i} {time.time():.3f}\n"
+            if fail and sized and i == count - 1:
+                raise RuntimeError("the download failed before its last line")
+            yield line(i)
             time.sleep(every)
         if fail:
             raise RuntimeError("the stream failed half-way")
 
-    return Response(stream_with_context(lines()), mimetype="text/plain")
+    headers = {"Content-Length": str(sum(len(line(i)) for i in range(count)))} if sized else {}
+    return Response(stream_with_context(lines()), mimetype="text/plain", headers=headers)
 
 
 @app.get("/forked")

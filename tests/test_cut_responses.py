@@ -1,0 +1,91 @@
+"""A response the app's side cuts short (an exception mid-stream, a
+download that fails before its last byte) reaches the client as a cut, and
+the access log says so (`done=cut`, "complete": false) beside the status it
+began with; a whole one says `done=ok`. nginx's own completion flag sees
+only a client that left (tests/test_slow_downloads.py), so nginx.conf also
+checks what it received from the app: all of a Content-Length, and a framed
+stream's padded length (flaskbox/streams.py)."""
+
+import http.client
+import json
+import sys
+import uuid
+
+import pytest
+
+from helpers import REPO
+
+sys.path.insert(0, str(REPO / "lib"))
+from flaskbox import streams  # noqa: E402
+
+
+def fetch(container, path: str, method: str = "GET") -> tuple[int, bytes, str, str]:
+    """status, body, how it ended ('complete' or the error a client sees),
+    and the request id the client chose for it."""
+    request_id = uuid.uuid4().hex
+    conn = http.client.HTTPConnection("127.0.0.1", container.port, timeout=30)
+    try:
+        conn.request(method, path, headers={"X-Request-ID": request_id})
+        resp = conn.getresponse()
+        try:
+            return resp.status, resp.read(), "complete", request_id
+        except http.client.IncompleteRead as exc:
+            return resp.status, exc.partial, "IncompleteRead", request_id
+    finally:
+        conn.close()
+
+
+def access_line(container, request_id: str) -> str:
+    return container.wait_until(
+        lambda: next((line for line in container.stdout_lines() if request_id in line), None),
+        f"the access log line of request {request_id}")
+
+
+@pytest.fixture(scope="module")
+def server(module_containers):
+    return module_containers.serving()
+
+
+@pytest.mark.parametrize("path", ["/stream/3?every=0.05&fail=1", "/stream/4?every=0.05&sized=1&fail=1"],
+                         ids=["stream", "content-length"])
+def test_a_response_cut_by_the_app_is_logged_as_cut(server, path):
+    status, body, ending, request_id = fetch(server, path)
+    assert status == 200 and ending == "IncompleteRead", (ending, body)
+    assert body.startswith(b"line 0 ") or body.startswith(b"line 0\n"), body
+    line = access_line(server, request_id)
+    assert " 200 " in line and line.endswith(" done=cut"), line
+
+
+@pytest.mark.parametrize("path", ["/stream/0?every=0", "/stream/1?every=0", "/stream/37?every=0",
+                                  "/stream/4?every=0.05&sized=1", "/text", "/"])
+def test_a_whole_response_is_logged_as_ok(server, path):
+    status, body, ending, request_id = fetch(server, path)
+    assert status == 200 and ending == "complete", (ending, body)
+    line = access_line(server, request_id)
+    assert " 200 " in line and line.endswith(" done=ok"), line
+
+
+@pytest.mark.parametrize("path", ["/stream/3?every=0", "/static/proof.txt"])
+def test_head_is_whole_without_a_body(server, path):
+    status, body, ending, request_id = fetch(server, path, method="HEAD")
+    assert status == 200 and body == b"" and ending == "complete"
+    assert access_line(server, request_id).endswith(" done=ok")
+
+
+def test_the_json_log_says_complete_false_for_a_cut(module_containers):
+    c = module_containers.serving(env={"LOG_FORMAT": "json"})
+    cut, whole = fetch(c, "/stream/3?every=0.05&fail=1"), fetch(c, "/stream/3?every=0")
+    assert (cut[2], whole[2]) == ("IncompleteRead", "complete")
+    records = {rid: json.loads(access_line(c, rid)) for rid in (cut[3], whole[3])}
+    assert records[cut[3]]["status"] == 200 and records[cut[3]]["complete"] is False
+    assert records[whole[3]]["complete"] is True
+
+
+@pytest.mark.parametrize("sent", [0, 1, 5, 7, 993, 994, 999, 1000, 123456])
+def test_a_stream_that_ends_well_is_padded_to_a_whole_number(sent):
+    last = streams.last_chunk(sent)
+    assert (sent + len(last)) % streams.WHOLE_EVERY == 0
+    # A last chunk with one extension made of token characters, as RFC 9112
+    # 7.1.1 has it, and no trailer.
+    assert last.startswith(b"0;") and last.endswith(b"\r\n\r\n") and last.count(b"\r\n") == 2
+    assert last[2:-4].isalnum()
