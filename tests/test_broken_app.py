@@ -9,11 +9,29 @@ from helpers import share_with_container
 
 BROKEN = {
     "import-error": ("import no_such_package_xyz\n", "app:app",
-                     ["ModuleNotFoundError: No module named 'no_such_package_xyz'", "Traceback"]),
+                     ["ModuleNotFoundError: No module named 'no_such_package_xyz'", "Traceback",
+                      "your app imports no_such_package_xyz, which is not installed"]),
+    "no-such-module": ("", "nope:app",
+                       ["there is no module nope in /app", "expected a module or package of your app"]),
     "syntax-error": ("from flask import Flask\napp = Flask(__name__\n", "app:app", ["SyntaxError"]),
     "missing-callable": ("from flask import Flask\napplication = Flask(__name__)\n", "app:app",
                          ["has no attribute 'app'", "APP_MODULE='app:app'"]),
 }
+
+
+
+def test_a_missing_package_listed_in_requirements_says_how_to_install_it(containers, tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text("import no_such_package_xyz\n")
+    (app / "requirements.txt").write_text("no_such_package_xyz==1.0\n")
+    tmp_path.chmod(0o755)
+    share_with_container(app)
+    c = containers.run(env={"APP_MODULE": "app:app"}, docker_args=("-v", f"{app}:/app:ro"))
+    assert c.wait_exit(timeout=10) == 22, c.logs()
+    logs = c.logs()
+    assert "the image does not install /app/requirements.txt by itself" in logs, logs
+    assert "INSTALL_ON_START=1" in logs and "docs/your-app.md" in logs, logs
 
 
 @pytest.mark.parametrize("case", BROKEN)
@@ -30,6 +48,8 @@ def test_broken_app_exits_non_zero_within_10_seconds(containers, tmp_path, case,
     elapsed = time.monotonic() - started
     figure(f"exit of a container whose app has a {case}, seconds", f"{elapsed:.2f}")
     assert code != 0, c.logs()
+    # A setting that names nothing is bad input: exit code 2.
+    assert (code == 2) == (case in ("no-such-module", "missing-callable")), (code, c.logs())
     # nginx never started, so nothing could have answered 502: no "serving"
     # line and not a single access log line (stdout).
     assert "serving " not in c.logs() and c.stdout_lines() == [], c.logs()

@@ -33,6 +33,21 @@ def test_module_with_an_app(tmp_path):
     assert found.static_folder == str(tmp_path / "static")
 
 
+@pytest.mark.parametrize("source", [FLASK_APP, FACTORY])
+def test_flask_2_0s_discovery_is_called_its_own_way(tmp_path, monkeypatch, source):
+    # Flask 2.0's find_best_app(script_info, module): an app pinned to it is
+    # found as with today's Flask, not refused with a TypeError.
+    from flask import cli
+
+    current = cli.find_best_app
+
+    def find_best_app(script_info, module):
+        assert script_info is None
+        return current(module)
+
+    monkeypatch.setattr(cli, "find_best_app", find_best_app)
+    assert discover.load(module(tmp_path, source, package=True), tmp_path).flask
+
 def test_package_with_a_factory_is_found_like_flask_run(tmp_path):
     name = module(tmp_path, FACTORY, package=True)
     found = discover.load(name, tmp_path)
@@ -109,3 +124,21 @@ def test_uwsgi_ini_forms(tmp_path):
     assert discover.uwsgi_ini_app(ini) == "main:application"
     ini.write_text("[uwsgi]\nprocesses = 4\n")
     assert discover.uwsgi_ini_app(ini) is None
+
+
+def test_a_missing_module_is_told_apart_from_a_missing_package(tmp_path):
+    def error_of(source: str, value: str) -> ModuleNotFoundError:
+        with pytest.raises(ModuleNotFoundError) as caught:
+            discover.load(value if source is None else module(tmp_path, source) + value, tmp_path)
+        return caught.value
+
+    message, bad_setting = discover.missing_module(error_of(None, "no_such_module_here:app"),
+                                                   "no_such_module_here:app", tmp_path)
+    assert bad_setting and "there is no module no_such_module_here in" in message
+    missing = error_of("import no_such_package_xyz\n", "")
+    message, bad_setting = discover.missing_module(missing, "app", tmp_path)
+    assert not bad_setting and "no_such_package_xyz" in message and "requirements" not in message
+    (tmp_path / "requirements.txt").write_text("no_such_package_xyz\n")
+    message, bad_setting = discover.missing_module(missing, "app", tmp_path)
+    assert not bad_setting and f"does not install {tmp_path / 'requirements.txt'}" in message
+    assert "INSTALL_ON_START=1" in message

@@ -22,8 +22,10 @@ ALLOWED = {"ALLOWED_HOSTS": "example.com", "TRUSTED_PROXIES": "127.0.0.2"}
 REFUSED = ["example.com:@evil.example", "example.com:evil.example", "example.com:80@evil.example",
            "user@example.com", "example.com@evil.example", "example.com:", "example.com:80:81",
            "example.com:8o", "[::1", "[::1]x", "::1", "[fe80::1%25eth0]", "example..com", ".example.com",
-           "-example.com", "example.com/evil", "example.com\\evil", "exa mple.com"]
-SERVED = ["example.com", "EXAMPLE.com", "example.com:8091", "example.com.", "example.com.:80"]
+           "-example.com", "example.com/evil", "example.com\\evil", "exa mple.com",
+           "example.com:0", "example.com:080", "example.com:65536", "example.com:99999"]
+SERVED = ["example.com", "EXAMPLE.com", "example.com:8091", "example.com.", "example.com.:80",
+          "example.com:65535", "example.com:1"]
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,12 @@ across worker processes and recycled workers; a bad METRICS_PORT stops the
 start with exit 2."""
 
 import concurrent.futures
+import http.client
 import json
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import time
 import urllib.parse
@@ -151,6 +153,32 @@ def test_promtool_accepts_the_text(module_containers):
     assert sample(text, 'flaskbox_worker_memory_bytes{worker="1"}') > 10 << 20
     assert sample(text, "flaskbox_queue_size") == 256
 
+
+def test_the_metrics_port_answers_head_refuses_other_methods_and_shrugs_off_hang_ups(module_containers):
+    metrics_port = free_port()
+    container = module_containers.run(env={"METRICS_PORT": str(metrics_port)})
+    container.wait_http("/")
+    container.wait_until(lambda: scrape(metrics_port), "the metrics server")
+    answers = {}
+    for method in ("HEAD", "POST", "DELETE", "BREW"):
+        conn = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
+        conn.request(method, "/metrics", body=b"x" if method == "POST" else None)
+        resp = conn.getresponse()
+        answers[method] = (resp.status, resp.getheader("Allow"), resp.read())
+        conn.close()
+    assert answers["HEAD"][0] == 200 and answers["HEAD"][2] == b""
+    assert all(answers[m][:2] == (405, "GET, HEAD") for m in ("POST", "DELETE", "BREW")), answers
+    # Scrapers that hang up half-way through their request or before reading
+    # the answer: nothing for the log, and the next scrape is served.
+    for request in (b"GET /metrics HTTP/1.1\r\n", b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n") * 5:
+        for reset in (False, True):
+            with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
+                if reset:  # closed with RST rather than FIN
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.sendall(request)
+    assert "flaskbox_queue_depth" in scrape(metrics_port)
+    logs = container.logs()
+    assert "Traceback" not in logs and "BrokenPipeError" not in logs, logs[-3000:]
 
 def test_counts_are_exact_across_processes_and_recycled_workers(module_containers):
     metrics_port = free_port()

@@ -25,8 +25,12 @@ def statuses(answer: bytes) -> list[int]:
     (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n", [400]),
     (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", [400]),
-    (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", [501]),
-    (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", [501]),
+    # A transfer coding or an HTTP version nginx does not know: the
+    # client's mistake, never a 5xx (nginx's own would be 501 and 505).
+    (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", [400]),
+    (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", [400]),
+    (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", [400]),
+    (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", [400]),
     (b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", [405]),
     (b"GET /static/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", [403]),
 ])

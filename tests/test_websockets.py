@@ -37,6 +37,48 @@ def test_websocket_echo_round_trip(realtime, mode, figure):
         assert "HTTP/1.1 500" not in c.logs()
 
 
+
+BARE_UPGRADE = {"Upgrade": "websocket"}  # not listed in Connection: asks for nothing
+UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+UPGRADES = (BARE_UPGRADE, UPGRADE)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("headers, path, status, text", [
+    (BARE_UPGRADE, "/page", 200, "an ordinary page"),
+    (UPGRADE, "/page", 400, "Bad Request"),
+    (UPGRADE, "/no-such-route", 404, "Not Found"),
+], ids=["bare-upgrade", "upgrade", "upgrade-404"])
+def test_an_upgrade_asked_of_an_ordinary_flask_route_gets_flasks_answer(realtime, mode, headers, path, status,
+                                                                       text):
+    # Any client may ask any route for a WebSocket. Werkzeug answers a
+    # route that is not one with 400 (WebSocketMismatch), the same in every
+    # mode: the app's answer, never a 5xx.
+    c = realtime(mode)
+    resp = requests.get(f"http://127.0.0.1:{c.port}{path}", headers=headers, timeout=10)
+    assert resp.status_code == status and text in resp.text, (resp.status_code, resp.text[:300])
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+def test_an_upgrade_asked_of_a_plain_wsgi_app_gets_its_answer_whole(containers, fixture_image, worker_class):
+    # A WSGI app with no idea of WebSockets answers as to any request: a
+    # page, and a stream that arrives whole and framed.
+    c = containers.serving(image=fixture_image["image"],
+                           env={"APP_MODULE": "plain:application", "WORKER_CLASS": worker_class})
+    for headers in UPGRADES:
+        page = requests.get(f"http://127.0.0.1:{c.port}/page", headers=headers, timeout=10)
+        assert (page.status_code, page.text) == (200, "plain wsgi unset /page\n"), headers
+        stream = requests.get(f"http://127.0.0.1:{c.port}/stream", headers=headers, timeout=10)
+        assert stream.status_code == 200 and stream.headers.get("Transfer-Encoding") == "chunked"
+        assert stream.text == "plain line 0\nplain line 1\nplain line 2\n", headers
+    def logged() -> list[str]:
+        return [line for line in c.stdout_lines() if '"GET /' in line]
+
+    lines = c.wait_until(lambda: len(logged()) >= 5 and logged(), "the access log's five lines")
+    assert all(line.endswith(" done=ok") and '" 200 ' in line for line in lines), lines
+
+
 class FromAddress(requests.adapters.HTTPAdapter):
     """Connections from one loopback address: another client, as nginx sees it."""
 

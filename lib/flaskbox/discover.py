@@ -233,10 +233,36 @@ def load(value: str, app_dir: Path = APP_DIR) -> Found:
     return Found(app, True, folder, app.static_url_path if folder else None)
 
 
+def missing_module(exc: ModuleNotFoundError, value: str, app_dir: Path = APP_DIR) -> tuple[str, bool]:
+    """What to say of a ModuleNotFoundError while APP_MODULE loads, and
+    whether it is APP_MODULE itself that is not there (a setting to fix,
+    not an app that fails)."""
+    module_name, _ = parse(value)
+    if exc.name == module_name:
+        return (f"APP_MODULE='{value}': there is no module {module_name} in {app_dir} (nor installed); "
+                "expected a module or package of your app, as in APP_MODULE=app or APP_MODULE=mypackage:"
+                "create_app()"), True
+    requirements = app_dir / "requirements.txt"
+    if requirements.is_file():
+        return (f"your app imports {exc.name}, which is not installed: the image does not install "
+                f"{requirements} by itself. Install it in your Dockerfile (USER root, then RUN pip "
+                "install --no-cache-dir -r requirements.txt: docs/your-app.md), or, in debug mode, set "
+                "INSTALL_ON_START=1"), False
+    return f"your app imports {exc.name}, which is not installed in the image (docs/your-app.md)", False
+
+
+def _best_app(cli, module):
+    """Flask's own search of a module. Flask 2.0's takes a ScriptInfo first,
+    which it passes only to a factory that asks for one (none here)."""
+    if "script_info" in inspect.signature(cli.find_best_app).parameters:
+        return cli.find_best_app(None, module)
+    return cli.find_best_app(module)
+
+
 def _find_in_module(module, value: str, Flask, cli):
     if Flask is not None:
         try:
-            return cli.find_best_app(module)
+            return _best_app(cli, module)
         except cli.NoAppException as exc:
             flask_error = exc
     else:

@@ -116,13 +116,16 @@ SEND_TIMEOUT_SECONDS = 30
 # What a Host (or a trusted proxy's X-Forwarded-Host) may be: a host name
 # (letters, digits, `-` and `_`, in dot-separated labels, with an optional
 # trailing dot: an absolute name is the same host), an IPv4 address, or an
-# IPv6 literal in brackets; then an optional port of 1 to 5 digits. Nothing
-# else: no userinfo (`a.example:@evil`), no empty port (`a.example:`), no
-# IPv6 zone. nginx.conf refuses any other Host with 400 (this text fills its
-# ${HOST_FORM}); serve.py holds X-Forwarded-Host to it.
+# IPv6 literal in brackets; then an optional port from 1 to 65535, no
+# leading zero. Nothing else: no userinfo (`a.example:@evil`), no empty port
+# (`a.example:`), no port Werkzeug would refuse (`:0`, `:99999`: the app
+# would see an empty host), no IPv6 zone. nginx.conf refuses any other Host
+# with 400 (this text fills its ${HOST_FORM}); serve.py holds
+# X-Forwarded-Host to it.
 HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+PORT_FORM = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 HOST_FORM = (rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
-             r"(?::[0-9]{1,5})?")
+             rf"(?::{PORT_FORM})?")
 
 
 

@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from http import HTTPStatus
 from pathlib import Path
 
 from . import record
@@ -264,6 +265,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     collector: Collector
 
     def do_GET(self):  # noqa: N802 (http.server's name)
+        self._answer(with_body=True)
+
+    def do_HEAD(self):  # noqa: N802
+        self._answer(with_body=False)
+
+    def _answer(self, with_body: bool) -> None:
         if self.path.split("?")[0] != "/metrics":
             self.send_error(404)
             return
@@ -272,10 +279,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if with_body:
+            self.wfile.write(body)
+
+    def send_error(self, code, message=None, explain=None):
+        if code != HTTPStatus.NOT_IMPLEMENTED:
+            super().send_error(code, message, explain)
+            return
+        # http.server's answer to a method with no do_: a 501 that any
+        # client could provoke. Not allowed here is what it means.
+        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
 
     def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
         pass  # a scrape a second is not news
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A scraper that hung up mid-answer is not an error of this server
+        # (socketserver would print a traceback for each one).
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def keep_reading(collector: Collector) -> None:
@@ -294,7 +325,7 @@ def main() -> None:
     runtime, port = record.runtime().dir, settings["METRICS_PORT"]
     collector = Collector(runtime, settings["QUEUE_SIZE"], settings["WORKER_CLASS"])
     try:
-        server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 (Prometheus scrapes from outside)
+        server = Server(("0.0.0.0", port), Handler)  # noqa: S104 (Prometheus scrapes from outside)
     except OSError as exc:
         error(f"METRICS_PORT={port}: cannot listen there ({exc.strerror}); choose a free port")
         sys.exit(1)

@@ -15,7 +15,8 @@ folder (static.py). Per request it:
   nobody;
 - frames a response without a Content-Length as chunked, so that nginx can
   tell a complete stream from one cut short (a killed worker, an exception
-  mid-stream) and the client sees the difference, and marks it
+  mid-stream) and the client sees the difference, and its access log too
+  (the last chunk pads the body to a length nginx checks), and marks it
   X-Accel-Buffering: no (unless the app set that header), so that nginx
   passes each chunk on at once; text/event-stream is always marked;
 - hands a WebSocket upgrade its connection (environ["werkzeug.socket"]);
@@ -38,9 +39,10 @@ from __future__ import annotations
 import os
 import select
 import time
+import traceback
 
 from . import discover, forwarded, guards, prefix, record, static, streams, writable
-from .framing import Reply, needs_framing, unbuffered
+from .framing import FRAMED, Reply, needs_framing, unbuffered
 from .layout import GEVENT, stream_slots
 from .log import error, log
 from .prelude import bad_request, busy, describe, health, proxy_prelude, waited_too_long, wants_websocket
@@ -163,6 +165,11 @@ class Serve:
             raise
         if watched is not None:
             watched.leave()
+        if websocket is not None and not websocket.taken:
+            # Asked for an upgrade, answered as any request: that answer
+            # goes out like any other (framed, spooled, logged).
+            self._release(websocket)
+            websocket = None
         if websocket is not None:
             return self._after_websocket(result, websocket, start_response)
         if reply.refused is not None:
@@ -192,11 +199,18 @@ class Serve:
                 return lambda data: None
             extra = unbuffered(headers, reply.chunked) or self._spooling(headers, files, reply)
             if reply.chunked:
-                extra.append(("Transfer-Encoding", "chunked"))
+                extra += [("Transfer-Encoding", "chunked"), FRAMED]
             write = start_response(status, [*headers, *extra], exc_info)
             if not reply.chunked:
                 return write
-            return lambda data: write(streams.chunk(data)) if data else None
+
+            def write_chunk(data: bytes) -> None:
+                if data:
+                    framed = streams.chunk(data)
+                    reply.framed += len(framed)
+                    write(framed)
+
+            return write_chunk
 
         return framing_start_response
 
@@ -264,11 +278,7 @@ class Serve:
 
     def _after_websocket(self, result, websocket, start_response):
         """The app's WebSocket has ended (flask-sock returns once its
-        handler does), or the app did not take the connection: then its
-        response is an ordinary one."""
-        if not websocket.taken:
-            self._release(websocket)
-            return result
+        handler does)."""
         close = getattr(result, "close", None)
         if close is not None:
             close()
@@ -298,14 +308,24 @@ def uwsgi_option(name: str, default: str) -> str:
 
 def load_app(settings: record.Record) -> discover.Found:
     """APP_MODULE's app. Not an app (a factory named without a call, a
-    module with none): the message says what to write instead, and uWSGI
-    exits with code 2, so the container does, before anything is served."""
+    module with none, a module that is not there): the message says what to
+    write instead, and uWSGI exits with code 2, so the container does,
+    before anything is served. A package the app imports that is not
+    installed: its traceback, what to do, and need-app's exit code 22."""
     try:
         with writable.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))
         os._exit(2)
+    except ModuleNotFoundError as exc:
+        message, bad_setting = discover.missing_module(exc, settings["APP_MODULE"])
+        if not bad_setting:
+            # The traceback, then what to do about it, then the exit code
+            # uWSGI's need-app gives a failed import (supervise.sh reads it).
+            traceback.print_exc()
+        error(message)
+        os._exit(2 if bad_setting else 22)
 
 
 def from_record(settings: record.Record):

@@ -4,6 +4,10 @@ import os
 
 
 def application(environ, start_response):
+    if environ["PATH_INFO"] == "/stream":
+        # A body with no Content-Length: the image frames it.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (f"plain line {i}\n".encode() for i in range(3))
     body = f"plain wsgi {os.environ.get('ECHO_TOKEN', 'unset')} {environ['PATH_INFO']}\n".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
