@@ -19,7 +19,6 @@ BROKEN = {
 }
 
 
-
 def test_a_missing_package_listed_in_requirements_says_how_to_install_it(containers, tmp_path):
     app = tmp_path / "app"
     app.mkdir()

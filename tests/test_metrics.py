@@ -180,6 +180,7 @@ def test_the_metrics_port_answers_head_refuses_other_methods_and_shrugs_off_hang
     logs = container.logs()
     assert "Traceback" not in logs and "BrokenPipeError" not in logs, logs[-3000:]
 
+
 def test_counts_are_exact_across_processes_and_recycled_workers(module_containers):
     metrics_port = free_port()
     # Workers recycled every ~100 requests (and at least a second old):

@@ -37,7 +37,6 @@ def test_websocket_echo_round_trip(realtime, mode, figure):
         assert "HTTP/1.1 500" not in c.logs()
 
 
-
 BARE_UPGRADE = {"Upgrade": "websocket"}  # not listed in Connection: asks for nothing
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
@@ -72,6 +71,7 @@ def test_an_upgrade_asked_of_a_plain_wsgi_app_gets_its_answer_whole(containers, 
         stream = requests.get(f"http://127.0.0.1:{c.port}/stream", headers=headers, timeout=10)
         assert stream.status_code == 200 and stream.headers.get("Transfer-Encoding") == "chunked"
         assert stream.text == "plain line 0\nplain line 1\nplain line 2\n", headers
+
     def logged() -> list[str]:
         return [line for line in c.stdout_lines() if '"GET /' in line]
 
