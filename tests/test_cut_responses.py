@@ -4,7 +4,7 @@ the access log says so (`done=cut`, "complete": false) beside the status it
 began with; a whole one says `done=ok`. nginx's own completion flag sees
 only a client that left (tests/test_slow_downloads.py), so nginx.conf also
 checks what it received from the app: all of a Content-Length, and a framed
-stream's padded length (flaskbox/streams.py)."""
+stream's padded length (flaskbox/framing.py)."""
 
 import http.client
 import json
@@ -16,7 +16,7 @@ import pytest
 from helpers import REPO
 
 sys.path.insert(0, str(REPO / "lib"))
-from flaskbox import streams  # noqa: E402
+from flaskbox import framing  # noqa: E402
 
 
 def fetch(container, path: str, method: str = "GET") -> tuple[int, bytes, str, str]:
@@ -83,8 +83,8 @@ def test_the_json_log_says_complete_false_for_a_cut(module_containers):
 
 @pytest.mark.parametrize("sent", [0, 1, 5, 7, 993, 994, 999, 1000, 123456])
 def test_a_stream_that_ends_well_is_padded_to_a_whole_number(sent):
-    last = streams.last_chunk(sent)
-    assert (sent + len(last)) % streams.WHOLE_EVERY == 0
+    last = framing.last_chunk(sent)
+    assert (sent + len(last)) % framing.WHOLE_EVERY == 0
     # A last chunk with one extension made of token characters, as RFC 9112
     # 7.1.1 has it, and no trailer.
     assert last.startswith(b"0;") and last.endswith(b"\r\n\r\n") and last.count(b"\r\n") == 2

@@ -223,7 +223,7 @@ def test_a_stream_is_chunked_and_ends_with_the_last_chunk():
     # The last chunk, padded with an extension so that the whole body is a
     # length nginx takes for a stream that ended well (nginx.conf).
     assert body[2].startswith(b"0;") and body[2].endswith(b"\r\n\r\n") and len(body) == 3
-    assert sum(map(len, body)) % streams.WHOLE_EVERY == 0
+    assert sum(map(len, body)) % framing.WHOLE_EVERY == 0
 
 
 def test_a_stream_that_fails_never_gets_the_last_chunk():
@@ -263,7 +263,7 @@ def test_a_generator_response_leaves_chunked_and_unbuffered():
     status, headers, body = call(app)
     assert status == "200 OK" and headers["Transfer-Encoding"] == "chunked"
     assert headers["X-Accel-Buffering"] == "no" and headers["X-Flaskbox-Framed"] == "1"
-    assert body.startswith(b"1\r\na\r\n2\r\nbc\r\n0;") and len(body) % streams.WHOLE_EVERY == 0
+    assert body.startswith(b"1\r\na\r\n2\r\nbc\r\n0;") and len(body) % framing.WHOLE_EVERY == 0
 
 
 def test_a_response_with_a_length_leaves_as_it_is():

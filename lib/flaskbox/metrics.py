@@ -48,6 +48,7 @@ __all__ = ["Collector", "Counts", "Tail", "ZONES", "main"]
 class Collector:
     def __init__(self, runtime: Path, queue_size: int, worker_class: str):
         self.runtime = runtime
+        self.place = Runtime(runtime)
         self.dir = runtime / "metrics"
         self.queue_size = queue_size
         self.counts = Counts()
@@ -81,10 +82,9 @@ class Collector:
         self.poll()
         with self.lock:
             lines = self._requests()
-        place = Runtime(self.runtime)
-        stats = read_stats(place.stats_socket)
+        stats = read_stats(self.place.stats_socket)
         lines += self._workers(stats)
-        lines += self._nginx(read_stub_status(place.status_socket))
+        lines += self._nginx(read_stub_status(self.place.status_socket))
         lines += self._streams(stats)
         lines += self._info()
         return "\n".join(lines) + "\n"

@@ -203,14 +203,7 @@ class Serve:
             write = start_response(status, [*headers, *extra], exc_info)
             if not reply.chunked:
                 return write
-
-            def write_chunk(data: bytes) -> None:
-                if data:
-                    framed = streams.chunk(data)
-                    reply.framed += len(framed)
-                    write(framed)
-
-            return write_chunk
+            return lambda data: write(reply.frame(data)) if data else None
 
         return framing_start_response
 

@@ -36,14 +36,6 @@ STOP_SIGNAL = getattr(signal, f"SIG{STOP_STREAMS_SIGNAL}")
 # A WebSocket close frame (FIN, opcode 8, 2 bytes, unmasked as a server's
 # frames are) with status 1001, "going away".
 CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"
-# The last chunk of a framed body pads the body to a multiple of this many
-# bytes with a chunk extension ("0;xxx...", RFC 9112 7.1.1, which parsers
-# skip and nginx does not pass on). nginx counts the bytes it received
-# ($upstream_response_length) and logs a framed body whose count is not a
-# multiple as cut (nginx.conf, $flaskbox_whole): its own completion flag
-# says OK for a body the app's side cut short. A cut lands on a multiple by
-# chance only, once in WHOLE_EVERY.
-WHOLE_EVERY = 1000
 # How long an ended WebSocket reads what the client still sends (its close
 # frame) before the connection is closed. Closed with unread bytes, it would
 # be reset instead: the client could lose the last frames sent to it, and
@@ -54,17 +46,6 @@ LINGER_SECONDS = 1.0
 class StreamEnd(BaseException):
     """Raised into a stream's generator, where it waits, to end it now.
     A BaseException, so that the app's `except Exception` lets it through."""
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def last_chunk(sent: int) -> bytes:
-    """The last chunk after `sent` bytes of chunks: padded so that the body
-    is a whole number of WHOLE_EVERY bytes."""
-    bare = len(b"0;x\r\n\r\n")
-    return b"0;" + b"x" * (1 + (-(sent + bare) % WHOLE_EVERY)) + b"\r\n\r\n"
 
 
 class Stream:
@@ -344,14 +325,12 @@ def flow(result, what: str, limits: Limits | None, reply):
                 if not stream.published:
                     stream.published = True
                     OPEN.publish()
-                framed = chunk(data)
-                reply.framed += len(framed)
-                yield framed
+                yield reply.frame(data)
         if stream.reason and not OPEN.stopping:
             lasted = time.monotonic() - stream.started
             log(f"{what}: stream ended cleanly after {lasted:.0f} s: {stream.reason}")
         if stream.chunked:
-            yield last_chunk(reply.framed)
+            yield reply.last_chunk()
     finally:
         OPEN.streams.discard(stream)
         if stream.published:
