@@ -131,7 +131,7 @@ COPY --from=build /opt/venv/os-deps.txt /tmp/os-deps.txt
 # hadolint ignore=DL3008,SC2046
 RUN set -eux; \
 	apt-get update; \
-	# tini: a real PID 1 that forwards signals and reaps zombies.
+	# tini: PID 1 for debug mode and other commands: forwards signals, reaps zombies.
 	apt-get install -y --no-install-recommends \
 		ca-certificates nginx python3 tini \
 		$(cat /tmp/os-deps.txt); \
@@ -260,13 +260,16 @@ EXPOSE 80 5000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 	CMD ["/usr/local/bin/healthcheck.sh"]
 
-# SIGTERM is docker's default, kept on purpose: tini hands it to the
-# entry-point, which stops in order (nginx drains with SIGQUIT, then uWSGI
-# finishes its workers). SIGQUIT would be nginx's graceful signal but is
-# uWSGI's brutal shutdown, so neither server's own choice fits both.
+# SIGTERM is docker's default, kept on purpose: the entry-point stops in
+# order (nginx drains with SIGQUIT, then uWSGI finishes its workers).
+# SIGQUIT would be nginx's graceful signal but is uWSGI's brutal shutdown,
+# so neither server's own choice fits both.
 STOPSIGNAL SIGTERM
 
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entry-point.sh"]
+# The entry-point is PID 1: in production it supervises the servers itself
+# (and reaps orphans), so it cannot be killed from inside the container;
+# debug mode and other commands it runs under tini (entry-point.sh says why).
+ENTRYPOINT ["/usr/local/bin/entry-point.sh"]
 CMD []
 
 # ---------------------------------------------------------------------------

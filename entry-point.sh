@@ -11,6 +11,14 @@
 # processes; the data work (settings, their defaults and checks, rendering
 # the configs) is flaskbox's Python ($FLASKBOX_LIB/flaskbox), run once before
 # the servers start. Supervision and INSTALL_ON_START live beside it.
+#
+# It is the image's ENTRYPOINT, so PID 1: in production it stays PID 1 and
+# supervises the servers (lib/supervise.sh), reaping orphans as an init
+# must, and nothing inside the container can kill it (the kernel keeps
+# signals from PID 1 unless it handles them): the supervisor of the servers
+# cannot vanish and take the container down without a word. Debug mode and
+# any other command run under tini instead (flaskbox_exec), which forwards
+# signals to them and reaps.
 set -Eeuo pipefail
 
 # $FLASKBOX_LIB and $FLASKBOX_USER come from the Dockerfile's ENV.
@@ -166,11 +174,12 @@ flaskbox_run_hooks() {
 #   user, the way the official postgres image steps down with gosu.
 flaskbox_step_down() {
 	[ "$(id -u)" = 0 ] || return 0
-	flaskbox_log "started as root: continuing as $FLASKBOX_USER"
 	# nginx reopens /dev/stdout for its access log; the pipe docker gave
 	# root is mode 600, so hand it to the user that will write to it.
 	chown "$FLASKBOX_USER" /proc/self/fd/1 /proc/self/fd/2 2>/dev/null || true
-	exec setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" --clear-groups -- "$0" "$@"
+	# Said once the log is set up (flaskbox_json_logs), as the image's user.
+	FLASKBOX_STEPPED_DOWN=1 exec setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" \
+		--clear-groups -- "$0" "$@"
 }
 
 # flaskbox_settings check|resolve MODE
@@ -233,7 +242,28 @@ flaskbox_start_debug() {
 	# A fresh start: an APP_MODULE that names no app exits 2, as in
 	# production (flaskbox/debug.py); after an edit it is shown instead.
 	rm -f "$RUNTIME_DIR/debug.loaded" "$RUNTIME_DIR/debug.app"
-	exec python -m flaskbox.debug
+	flaskbox_exec python -m flaskbox.debug
+}
+
+# flaskbox_exec COMMAND [ARG...]
+#   exec COMMAND; as PID 1, under tini, which forwards it the signals docker
+#   sends (a program that is PID 1 ignores SIGTERM unless it handles it) and
+#   reaps the orphans it leaves.
+flaskbox_exec() {
+	[ "$$" != 1 ] || exec tini -- "$@"
+	exec "$@"
+}
+
+# flaskbox_early_signals
+#   Before the servers run: a stop signal ends the start (as PID 1 the
+#   shell would ignore it), once the step in progress (a hook) is done; a
+#   SIGHUP (a closing terminal, `docker kill -s HUP`) never ends it: once
+#   serving, it reloads (supervise.sh; the dev server: debug.py).
+flaskbox_early_signals() {
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
+	trap 'exit 131' QUIT
+	trap 'flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"' HUP
 }
 
 # flaskbox_exec_command COMMAND [ARG...]
@@ -249,7 +279,7 @@ flaskbox_exec_command() {
 	if [ -n "${WRITABLE_PATHS:-}" ] && [ "$(id -u)" != 0 ]; then
 		python3 -I -m flaskbox writable "${APP_MODE:-production}" || true
 	fi
-	exec "$@"
+	flaskbox_exec "$@"
 }
 
 # main ARG...
@@ -262,12 +292,11 @@ main() {
 		flaskbox_exec_command "$@"
 	fi
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
-	[ "$FLASKBOX_MODE" = debug ] || flaskbox_json_logs  # LOG_FORMAT=json: stderr as JSON too
-	# A SIGHUP (a closing terminal, `docker kill -s HUP`) never ends a start:
-	# once serving, it reloads (supervise.sh; the dev server: debug.py).
-	trap 'flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"' HUP
+	flaskbox_early_signals                # TERM ends a start, HUP does not
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
+	[ "$FLASKBOX_MODE" = debug ] || flaskbox_json_logs  # LOG_FORMAT=json: stderr as JSON too
+	[ -z "${FLASKBOX_STEPPED_DOWN:-}" ] || flaskbox_log "started as root: continuing as $FLASKBOX_USER"
 	flaskbox_settings check "$FLASKBOX_MODE"    # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
 	flaskbox_writable_paths "$FLASKBOX_MODE"  # WRITABLE_PATHS on the volume

@@ -19,26 +19,45 @@ flaskbox_error() {
 #   LOG_FORMAT=json: this shell's stderr, and so that of every process it
 #   starts (hooks, nginx, uWSGI, the app), goes through flaskbox/jsonlog.py,
 #   which writes each line to the container's stderr as a JSON object. The
-#   relay runs as the image's user; a re-run of this script (step-down)
-#   keeps the one already started. On exit, it is given its last lines.
+#   lines pass through a pipe this shell keeps open too (a FIFO whose name is
+#   gone at once): if the relay dies, writers neither fail nor lose what they
+#   write, and a new relay (flaskbox_json_logs_relay, which the supervisor
+#   calls) reads on where it stopped. On exit, it is given its last lines.
 flaskbox_json_logs() {
 	[ "${LOG_FORMAT:-}" = json ] || return 0
-	if [ -z "${FLASKBOX_JSON_LOGS_PID:-}" ]; then
-		local as=()
-		[ "$(id -u)" != 0 ] || as=(setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" --clear-groups --)
-		exec 3>&2
-		exec 2> >(exec "${as[@]}" python3 -I -m flaskbox json-log >&3 2>&3)
-		export FLASKBOX_JSON_LOGS_PID=$!
-		exec 3>&-
-	fi
+	local dir
+	# /dev/shm is there even on a read-only root; /tmp otherwise.
+	dir="$(mktemp -d -p /dev/shm flaskbox-log.XXXXXX 2>/dev/null || mktemp -d)" || {
+		flaskbox_error "LOG_FORMAT=json: nowhere to make the log relay's pipe (/dev/shm and /tmp are read-only); add --tmpfs /tmp"
+		exit 2
+	}
+	mkfifo -m 600 "$dir/relay"
+	# Read and write: the pipe never lacks a writer (no end of file for the
+	# relay) nor a reader (no broken pipe for the writers).
+	exec {FLASKBOX_JSON_LOGS_FD}<>"$dir/relay"
+	rm -rf "$dir"
+	exec {FLASKBOX_STDERR_FD}>&2
+	flaskbox_json_logs_relay
+	exec 2>&"$FLASKBOX_JSON_LOGS_FD"
 	trap _flaskbox_json_logs_end EXIT
 }
 
+# flaskbox_json_logs_relay
+#   Starts the relay (again): it reads the pipe (opened anew, read-only, so
+#   that it sees the end once every writer is gone) and writes the
+#   container's own stderr. FLASKBOX_JSON_LOGS_PID.
+flaskbox_json_logs_relay() {
+	python3 -I -m flaskbox json-log <"/proc/self/fd/$FLASKBOX_JSON_LOGS_FD" {FLASKBOX_JSON_LOGS_FD}>&- \
+		>&"$FLASKBOX_STDERR_FD" 2>&"$FLASKBOX_STDERR_FD" &
+	FLASKBOX_JSON_LOGS_PID=$!
+}
+
 # _flaskbox_json_logs_end
-#   Closes this shell's end of the relay's pipe and waits (at most 2 s) for
+#   Closes this shell's ends of the relay's pipe and waits (at most 2 s) for
 #   the relay to write what it still holds: the container ends with it.
 _flaskbox_json_logs_end() {
 	exec 2>/dev/null
+	exec {FLASKBOX_JSON_LOGS_FD}>&-
 	local tries=0
 	while kill -0 "$FLASKBOX_JSON_LOGS_PID" 2>/dev/null && [ "$tries" -lt 100 ]; do
 		sleep 0.02

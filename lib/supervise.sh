@@ -1,43 +1,420 @@
 #!/usr/bin/env bash
-# Production's process tree: uWSGI, then nginx once a worker accepts, both
-# supervised by this shell. A stop signal stops them in order; SIGHUP
-# reloads both in place; either one dying takes the container down. Sourced
-# by entry-point.sh, never run.
+# Production's process tree, supervised by this shell (PID 1: entry-point.sh
+# says why): uWSGI's pool, then nginx once a worker accepts, the metrics
+# server (METRICS_PORT) and the certificate watcher (TLS_CERT) when set, and
+# the JSON log relay (LOG_FORMAT=json, lib/common.sh). Sourced by
+# entry-point.sh, never run.
 #
-# The stop's budget comes from the settings (FLASKBOX_STOP_*, set by
-# `python3 -m flaskbox resolve`): nginx drains for STOP_DRAIN_SECONDS, uWSGI's
-# workers get STOP_MERCY_SECONDS, and each is killed STOP_KILL_AFTER_SECONDS
-# after its own limit.
+# Generations. Each start and each reload (SIGHUP) runs uWSGI's pool as a new
+# generation in a folder of its own, $RUNTIME_DIR/uwsgi/gN (app.ini's
+# %(flaskbox_generation)); nginx sends each request to the sockets of the one
+# $RUNTIME_DIR/uwsgi/current links to. A reload starts the next generation
+# beside the running one, swaps the link once it accepts (new requests go to
+# the new code at once), then retires the old one: its event streams end
+# cleanly, everything else it holds has RELOAD_GRACE to finish. nginx itself
+# reloads only when its configuration changed; a renewed certificate needs
+# no reload at all (flaskbox/certificates.py).
+#
+# Deaths. The metrics server, the certificate watcher and the log relay are
+# started again. nginx's or the current uWSGI master's death ends the
+# container within 2 s (an orchestrator replaces it), once nginx has answered
+# what it could and written its log.
+#
+# The stop's budget comes from the settings (FLASKBOX_STOP_*): nginx drains
+# for STOP_DRAIN_SECONDS, uWSGI's workers get STOP_MERCY_SECONDS, and each is
+# killed STOP_KILL_AFTER_SECONDS after its own limit.
 
-# _prod_wait_until_ready
-#   nginx starts only once a uWSGI worker accepts requests (app.ini's
-#   hook-accepting1-once creates uwsgi.ready), so no client waits on a slow
-#   app import. Fails if uWSGI dies first, e.g. on a broken app.
-_prod_wait_until_ready() {
-	until [ -e "$RUNTIME_DIR/uwsgi.ready" ]; do
-		if ! kill -0 "$FLASKBOX_UWSGI_PID" 2>/dev/null; then
-			local status=0
-			wait "$FLASKBOX_UWSGI_PID" || status=$?
-			if [ "$status" -eq 22 ]; then
-				# need-app's exit code: the import failed (traceback above).
-				flaskbox_error "could not load APP_MODULE='$APP_MODULE': see the traceback above; not serving"
-			elif [ "$status" -eq 2 ]; then
-				# serve.py: the module holds no app (its message is above).
-				flaskbox_error "APP_MODULE='$APP_MODULE' does not name an app (see above); not serving"
-			else
-				flaskbox_error "uWSGI exited with code $status before it was ready; see its log above"
-			fi
-			exit "$((status == 0 ? 1 : status))"
+# How long nginx may go on answering when a server died: the container must
+# be gone within 2 s.
+FLASKBOX_ABORT_DRAIN_MS=1000
+
+# _gen_dir N
+#   The folder of generation N.
+_gen_dir() {
+	printf '%s/uwsgi/g%s' "$RUNTIME_DIR" "$1"
+}
+
+# _uwsgi_start N
+#   Starts generation N of the pool in the background: FLASKBOX_STARTING_PID.
+_uwsgi_start() {
+	local dir
+	dir="$(_gen_dir "$1")"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
+	# for nginx's access log, one line per request.
+	uwsgi --set-placeholder "flaskbox_generation=$dir" --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
+	FLASKBOX_STARTING_PID=$!
+}
+
+# _uwsgi_wait_ready N PID
+#   Waits until a worker of generation N accepts requests (app.ini's
+#   hook-accepting1-once). Returns non-zero, the master's exit code, if it
+#   exited first: a broken app, or a pool that cannot stay up.
+_uwsgi_wait_ready() {
+	local dir status=0
+	dir="$(_gen_dir "$1")"
+	until [ -e "$dir/ready" ]; do
+		if ! kill -0 "$2" 2>/dev/null; then
+			wait "$2" 2>/dev/null || status=$?
+			return "$((status == 0 ? 1 : status))"
 		fi
 		sleep 0.05
 	done
 }
 
+# _uwsgi_failure STATUS
+#   What a generation's exit code before it was ready means.
+_uwsgi_failure() {
+	case "$1" in
+		# need-app's exit code: the import failed (traceback above).
+		22) printf "could not load APP_MODULE='%s': see the traceback above" "$APP_MODULE" ;;
+		# serve.py: the module holds no app (its message is above).
+		2) printf "APP_MODULE='%s' does not name an app (see above)" "$APP_MODULE" ;;
+		*) printf 'uWSGI exited with code %s before it was ready; see its log above' "$1" ;;
+	esac
+}
+
+# _static_install N
+#   Puts the static location generation N's app asked for (serve.py) where
+#   nginx.conf includes it, and lets `nginx -t` judge the whole; on failure
+#   the previous one is put back and this returns non-zero.
+_static_install() {
+	local wanted installed="$RUNTIME_DIR/nginx/static.conf"
+	wanted="$(_gen_dir "$1")/static.conf"
+	[ -e "$wanted" ] || return 0
+	cp "$installed" "$installed.previous"
+	cp "$wanted" "$installed"
+	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
+		mv "$installed.previous" "$installed"
+		return 1
+	fi
+	rm -f "$installed.previous"
+}
+
+# _generation_serve N
+#   nginx sends new requests to generation N from now on: its link replaces
+#   the previous one in one rename.
+_generation_serve() {
+	ln -sfn "g$1" "$RUNTIME_DIR/uwsgi/current.new"
+	mv -T "$RUNTIME_DIR/uwsgi/current.new" "$RUNTIME_DIR/uwsgi/current"
+}
+
+# _process_children PID
+#   The children of a process.
+_process_children() {
+	local children_file="/proc/$1/task/$1/children"
+	[ -r "$children_file" ] || return 0
+	echo "$(<"$children_file")"
+}
+
+# _children_named TEXT
+#   This shell's children whose command line starts with TEXT: the workers a
+#   dead master left (PID 1 adopts them).
+_children_named() {
+	local child cmdline
+	for child in $(_process_children "$$"); do
+		cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/$child/cmdline")" || continue
+		[[ "$cmdline" != "$1"* ]] || printf '%s\n' "$child"
+	done
+}
+
+# _end_streams MASTER_PID...
+#   Event streams and WebSockets never finish by themselves: each worker ends
+#   its own cleanly (flaskbox/streams.py) on FLASKBOX_STOP_STREAMS_SIGNAL, and
+#   their clients reconnect. Any other response goes on within its budget.
+_end_streams() {
+	local master workers=()
+	for master in "$@"; do
+		# shellcheck disable=SC2207 # one word per worker
+		workers+=($(_process_children "$master"))
+	done
+	[ "${#workers[@]}" -gt 0 ] || return 0
+	kill -"$FLASKBOX_STOP_STREAMS_SIGNAL" "${workers[@]}" 2>/dev/null || true
+}
+
+# _stop_process PID SIGNAL MILLISECONDS [AT_MILLISECONDS ACTION]
+#   Sends SIGNAL, waits up to MILLISECONDS for the process to exit, then kills
+#   it (SIGKILL) and returns 137. Otherwise returns the process's exit code.
+#   ACTION, if given, is called once with PID after AT_MILLISECONDS. Times
+#   are read from the clock, so a loaded machine does not stretch the budget.
+_stop_process() {
+	local pid="$1" signal="$2" limit="$3" at="${4:-}" action="${5:-}" status=0 started now
+	# bash's own clock, in microseconds (its decimal separator follows the
+	# locale, so any non-digit is dropped): no fork per poll.
+	started="${EPOCHREALTIME//[!0-9]/}"
+	kill -"$signal" "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do
+		now="${EPOCHREALTIME//[!0-9]/}"
+		if [ $((now - started)) -ge $((limit * 1000)) ]; then
+			flaskbox_error "pid $pid still running $((limit / 1000)).$((limit % 1000 / 100))s after SIG$signal; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			return 137
+		fi
+		if [ -n "$action" ] && [ $((now - started)) -ge $((at * 1000)) ]; then
+			"$action" "$pid"
+			action=""
+		fi
+		sleep 0.02
+	done
+	wait "$pid" 2>/dev/null || status=$?
+	return "$status"
+}
+
+# _kill_busy_uwsgi_workers MASTER_PID
+#   uWSGI 2.0 does not enforce worker-reload-mercy in a graceful stop
+#   (measured: a stuck handler ran until docker's SIGKILL), so the workers
+#   still running once the mercy is over are killed here. nginx has drained
+#   first, so no client is waiting on them by then. Zombies (workers that
+#   finished, not yet reaped by the master) are left alone.
+_kill_busy_uwsgi_workers() {
+	local child stat busy=()
+	for child in $(_process_children "$1"); do
+		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
+		stat="${stat##*) }"
+		[ "${stat%% *}" = Z ] || busy+=("$child")
+	done
+	[ "${#busy[@]}" -gt 0 ] || return 0
+	flaskbox_error "uWSGI worker(s) ${busy[*]} still busy ${FLASKBOX_STOP_MERCY_SECONDS}s into the stop; killing them"
+	kill -KILL "${busy[@]}" 2>/dev/null || true
+}
+
+# _retire_generation N MASTER_PID
+#   Run in the background once generation N no longer gets new requests:
+#   its event streams and WebSockets end cleanly now; the rest it holds
+#   (requests, downloads, other streams) has RELOAD_GRACE to finish
+#   (flaskbox/generations.py watches its queue and connections), past which
+#   its workers are killed, a cut its clients and nginx's log see. Then its
+#   master stops, and its folder goes.
+_retire_generation() {
+	local gen="$1" master="$2" dir left
+	dir="$(_gen_dir "$gen")"
+	trap - TERM INT QUIT HUP
+	_end_streams "$master"
+	if ! left="$(python3 -I -m flaskbox generation-idle "$dir" "$FLASKBOX_RELOAD_GRACE")"; then
+		flaskbox_error "reload: ${left:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
+		# shellcheck disable=SC2046 # one word per worker
+		kill -KILL $(_process_children "$master") 2>/dev/null || true
+	fi
+	_stop_process "$master" TERM $(((FLASKBOX_STOP_MERCY_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS) * 1000)) \
+		$((FLASKBOX_STOP_MERCY_SECONDS * 1000)) _kill_busy_uwsgi_workers || true
+	rm -rf "$dir"
+	flaskbox_log "reload: the old code (generation $gen) has finished its requests and stopped"
+}
+
+# _nginx_apply_config
+#   After a reload of the app: nginx reloads its configuration only when it
+#   changed (a drop-in in /app/nginx.d, the app's static folder), since its
+#   old workers then end the connections they hold within the stop's budget.
+#   A configuration `nginx -t` rejects is not loaded: the running one stays.
+_nginx_apply_config() {
+	local digest
+	digest="$(python3 -I -m flaskbox nginx-digest)" || return 0
+	[ "$digest" != "$FLASKBOX_NGINX_DIGEST" ] || return 0
+	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
+		flaskbox_error "SIGHUP: nginx rejected its configuration (message above); still serving the previous one"
+		return 0
+	fi
+	FLASKBOX_NGINX_DIGEST="$digest"
+	kill -HUP "$FLASKBOX_NGINX_PID" 2>/dev/null || true
+	flaskbox_log "SIGHUP: nginx reloads its configuration, which changed"
+}
+
+# _reload_uwsgi
+#   The app's code anew, as a new generation started beside the running one
+#   (the app is loaded in the master before the fork, so replacing workers
+#   one by one would fork the old code again). Code that no longer imports is
+#   logged and the running code stays. Once the new one accepts, nginx sends
+#   it every new request, and the old one is retired in the background.
+_reload_uwsgi() {
+	local next=$((FLASKBOX_GENERATION + 1)) status=0 retired="$FLASKBOX_GENERATION" master="$FLASKBOX_UWSGI_PID"
+	_uwsgi_start "$next"
+	_uwsgi_wait_ready "$next" "$FLASKBOX_STARTING_PID" || status=$?
+	if [ "$status" -ne 0 ]; then
+		FLASKBOX_STARTING_PID=
+		rm -rf "$(_gen_dir "$next")"
+		if [ "$status" -eq 22 ]; then
+			flaskbox_error "SIGHUP: APP_MODULE='$APP_MODULE' no longer imports (see above); still serving the code loaded before"
+		else
+			flaskbox_error "SIGHUP: $(_uwsgi_failure "$status"); still serving the code loaded before"
+		fi
+		return 0
+	fi
+	if ! _static_install "$next"; then
+		flaskbox_error "SIGHUP: nginx rejected the static location of the app's new code (message above); still serving the code loaded before"
+		_stop_process "$FLASKBOX_STARTING_PID" KILL 1000 || true
+		FLASKBOX_STARTING_PID=
+		rm -rf "$(_gen_dir "$next")"
+		return 0
+	fi
+	_generation_serve "$next"
+	FLASKBOX_GENERATION="$next"
+	FLASKBOX_UWSGI_PID="$FLASKBOX_STARTING_PID"
+	FLASKBOX_STARTING_PID=
+	_retire_generation "$retired" "$master" &
+	FLASKBOX_RETIRING["$!"]="$master"
+	flaskbox_log "SIGHUP: uWSGI serves the app's new code (generation $next); the old code finishes what it holds (RELOAD_GRACE ${FLASKBOX_RELOAD_GRACE}s)"
+}
+
+# _prod_reload
+#   SIGHUP (docker kill -s HUP, kill -HUP 1): reload in place, never a stop.
+#   What is reloaded: the certificate files (if they changed), the app's
+#   code, and nginx's configuration (if the drop-ins or the static folder
+#   changed); not the settings, which need a restart.
+_prod_reload() {
+	if [ -z "${FLASKBOX_NGINX_PID:-}" ]; then
+		flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"
+		return 0
+	fi
+	flaskbox_log "SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they changed; settings need a restart)"
+	[ -z "${TLS_CERT:-}" ] || python3 -I -m flaskbox tls-apply || true
+	_reload_uwsgi
+	_nginx_apply_config
+}
+
+# _uwsgi_masters
+#   Every uWSGI master running: the current one, those retiring, one
+#   starting.
+_uwsgi_masters() {
+	printf '%s\n' "$FLASKBOX_UWSGI_PID" "${FLASKBOX_RETIRING[@]}" ${FLASKBOX_STARTING_PID:+"$FLASKBOX_STARTING_PID"}
+}
+
+# _stop_uwsgi MILLISECONDS
+#   Every uWSGI master stops gracefully (its idle workers exit); past the
+#   mercy the workers still busy are killed, past MILLISECONDS the masters.
+_stop_uwsgi() {
+	local master status=0 masters=()
+	mapfile -t masters < <(_uwsgi_masters)
+	kill -TERM "${masters[@]}" 2>/dev/null || true
+	for master in "${masters[@]}"; do
+		[ "$master" = "$FLASKBOX_UWSGI_PID" ] || _stop_process "$master" TERM "$1" || true
+	done
+	_stop_process "$FLASKBOX_UWSGI_PID" TERM "$1" $((FLASKBOX_STOP_MERCY_SECONDS * 1000)) \
+		_kill_busy_uwsgi_workers || status=$?
+	return "$status"
+}
+
+# _stop_helpers
+#   The metrics server, the certificate watcher and retirements in progress.
+_stop_helpers() {
+	local pid
+	for pid in ${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} ${FLASKBOX_TLS_WATCH_PID:+"$FLASKBOX_TLS_WATCH_PID"} \
+		"${!FLASKBOX_RETIRING[@]}"; do
+		_stop_process "$pid" TERM $((FLASKBOX_STOP_KILL_AFTER_SECONDS * 1000)) || true
+	done
+}
+
+# _prod_stop
+#   Ordered graceful stop, inside docker's default 10 s grace: event streams
+#   and WebSockets end cleanly, nginx stops accepting and drains requests in
+#   flight (SIGQUIT, STOP_DRAIN_SECONDS: what is still sending then is cut,
+#   and logged as cut), then uWSGI lets its now idle workers exit (SIGTERM,
+#   STOP_MERCY_SECONDS); each is killed STOP_KILL_AFTER_SECONDS after its own
+#   limit. Every generation still running stops alike.
+_prod_stop() {
+	local status=0 masters=()
+	# One stop at a time: repeated signals while draining change nothing,
+	# and a reload has nothing left to reload.
+	trap '' TERM INT QUIT HUP
+	if [ -z "${FLASKBOX_NGINX_PID:-}" ]; then
+		# Still importing the app: nothing is served yet, and uWSGI acts on
+		# SIGTERM only once its master loop runs.
+		flaskbox_log "stopping before the app was ready"
+		mapfile -t masters < <(_uwsgi_masters)
+		kill -KILL "${masters[@]}" 2>/dev/null || true
+		exit 0
+	fi
+	flaskbox_log "stopping: event streams end, nginx drains, then uWSGI"
+	# flaskbox_draining in the metrics, which are served until the end.
+	: >"$RUNTIME_DIR/draining"
+	mapfile -t masters < <(_uwsgi_masters)
+	_end_streams "${masters[@]}"
+	_stop_process "$FLASKBOX_NGINX_PID" QUIT \
+		$(((FLASKBOX_STOP_DRAIN_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS) * 1000)) || status=$?
+	_stop_uwsgi $(((FLASKBOX_STOP_MERCY_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS) * 1000)) || status=$?
+	_stop_helpers
+	flaskbox_log "stopped"
+	exit "$status"
+}
+
+# _death WHAT STATUS
+#   How a server ended, for the last words: its exit code, or the signal
+#   that killed it, and whether the kernel's OOM killer did.
+_death() {
+	local status="$2" kills
+	if [ "$status" -le 128 ]; then
+		printf '%s exited with code %s' "$1" "$status"
+		return 0
+	fi
+	printf '%s was killed by signal %s' "$1" "$((status - 128))"
+	kills="$(python3 -I -m flaskbox oom-kills 2>/dev/null)" || return 0
+	if [ -n "$kills" ] && [ "$kills" -gt "${FLASKBOX_OOM_KILLS:-0}" ]; then
+		printf ", by the kernel's OOM killer (the container's memory limit)"
+	fi
+}
+
+# _drain_nginx PID...
+#   nginx's master, or the workers a dead master left, answer what they can
+#   for FLASKBOX_ABORT_DRAIN_MS (SIGQUIT), then stop at once (SIGTERM: each
+#   worker still writes its buffered log lines), then are killed.
+_drain_nginx() {
+	local pids=("$@") started now pid alive signalled=''
+	[ "${#pids[@]}" -gt 0 ] || return 0
+	kill -QUIT "${pids[@]}" 2>/dev/null || true
+	started="${EPOCHREALTIME//[!0-9]/}"
+	while :; do
+		alive=()
+		for pid in "${pids[@]}"; do
+			! kill -0 "$pid" 2>/dev/null || alive+=("$pid")
+		done
+		[ "${#alive[@]}" -gt 0 ] || return 0
+		now="${EPOCHREALTIME//[!0-9]/}"
+		if [ $((now - started)) -ge $(((FLASKBOX_ABORT_DRAIN_MS + 400) * 1000)) ]; then
+			kill -KILL "${alive[@]}" 2>/dev/null || true
+			return 0
+		fi
+		if [ -z "$signalled" ] && [ $((now - started)) -ge $((FLASKBOX_ABORT_DRAIN_MS * 1000)) ]; then
+			kill -TERM "${alive[@]}" 2>/dev/null || true
+			signalled=1
+		fi
+		sleep 0.02
+	done
+}
+
+# _prod_abort WHAT STATUS
+#   nginx's or the current uWSGI master died (a crash, kill -9, the OOM
+#   killer): the container stops, non-zero, within 2 s, so that a restart
+#   policy or an orchestrator replaces it. First nginx answers what it can
+#   (a request on a dead uWSGI gets a logged 502) and writes its log: the
+#   requests it answered are all in the access log.
+_prod_abort() {
+	local death
+	trap '' TERM INT QUIT HUP
+	death="$(_death "$1" "$2")"
+	flaskbox_error "$death; stopping the container (nginx answers what it can and writes its log)"
+	if [ "$1" = "uWSGI's master" ]; then
+		# Its workers would go on for a moment with no master: they go now,
+		# so that nginx answers their requests (502) and logs them.
+		# shellcheck disable=SC2046 # one word per worker
+		kill -KILL $(_children_named "flaskbox uWSGI worker") 2>/dev/null || true
+		_drain_nginx "$FLASKBOX_NGINX_PID"
+	else
+		# nginx's workers outlive their master (PID 1 adopts them).
+		# shellcheck disable=SC2046 # one word per worker
+		_drain_nginx $(_children_named "nginx: worker process")
+	fi
+	_stop_uwsgi 300 || true
+	_stop_helpers
+	flaskbox_error "container stopped: $death"
+	exit "$(($2 == 0 ? 1 : $2))"
+}
+
 # _metrics_start
 #   METRICS_PORT's server (flaskbox/metrics.py), if set. It only reads what
-#   nginx and uWSGI write, so serving never waits on it: if it dies, the
-#   supervisor starts it again (its counts start again from zero, which
-#   Prometheus's rate() takes as a counter reset).
+#   nginx and uWSGI write, so serving never waits on it: if it dies, it is
+#   started again (its counts start again from zero, which Prometheus's
+#   rate() takes as a counter reset).
 _metrics_start() {
 	[ -n "${METRICS_PORT:-}" ] || return 0
 	rm -f "$RUNTIME_DIR/metrics/ready"
@@ -60,169 +437,83 @@ _metrics_wait_until_ready() {
 	done
 }
 
-# _stop_process PID SIGNAL SECONDS [AT_SECONDS ACTION]
-#   Sends SIGNAL, waits up to SECONDS for the process to exit, then kills it
-#   (SIGKILL) and returns 137. Otherwise returns the process's exit code.
-#   ACTION, if given, is called once with PID after AT_SECONDS. Times are
-#   read from the clock, so a loaded machine does not stretch the budget.
-_stop_process() {
-	local pid="$1" signal="$2" seconds="$3" at="${4:-}" action="${5:-}" status=0 started now
-	# bash's own clock, in microseconds (its decimal separator follows the
-	# locale, so any non-digit is dropped): no fork per poll.
-	started="${EPOCHREALTIME//[!0-9]/}"
-	kill -"$signal" "$pid" 2>/dev/null || true
-	while kill -0 "$pid" 2>/dev/null; do
-		now="${EPOCHREALTIME//[!0-9]/}"
-		if [ $((now - started)) -ge $((seconds * 1000000)) ]; then
-			flaskbox_error "pid $pid still running ${seconds}s after SIG$signal; killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-			return 137
-		fi
-		if [ -n "$action" ] && [ $((now - started)) -ge $((at * 1000000)) ]; then
-			"$action" "$pid"
-			action=""
-		fi
-		sleep 0.02
-	done
-	wait "$pid" 2>/dev/null || status=$?
-	return "$status"
+# _tls_watch_start
+#   With TLS on, the watcher that puts a renewed certificate in use
+#   (flaskbox/certificates.py).
+_tls_watch_start() {
+	[ -n "${TLS_CERT:-}" ] || return 0
+	python3 -I -m flaskbox tls-watch &
+	FLASKBOX_TLS_WATCH_PID=$!
 }
 
-# _uwsgi_workers MASTER_PID
-#   The master's children: its workers.
-_uwsgi_workers() {
-	local children_file="/proc/$1/task/$1/children"
-	[ -r "$children_file" ] || return 0
-	echo "$(<"$children_file")"
-}
-
-# _end_streams MASTER_PID
-#   Streams and WebSockets never finish by themselves: each worker ends its
-#   own cleanly (flaskbox/streams.py) on FLASKBOX_STOP_STREAMS_SIGNAL, so
-#   that nginx's drain is left with ordinary requests only.
-_end_streams() {
-	local workers
-	workers="$(_uwsgi_workers "$1")"
-	[ -n "$workers" ] || return 0
-	# shellcheck disable=SC2086 # one word per worker
-	kill -"$FLASKBOX_STOP_STREAMS_SIGNAL" $workers 2>/dev/null || true
-}
-
-# _kill_busy_uwsgi_workers MASTER_PID
-#   uWSGI 2.0 does not enforce worker-reload-mercy in a graceful stop
-#   (measured: a stuck handler ran until docker's SIGKILL), so the workers
-#   still running once the mercy is over are killed here. nginx has drained
-#   first, so no client is waiting on them by then. Zombies (workers that
-#   finished, not yet reaped by the master) are left alone.
-_kill_busy_uwsgi_workers() {
-	local child stat busy=()
-	for child in $(_uwsgi_workers "$1"); do
-		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
-		stat="${stat##*) }"
-		[ "${stat%% *}" = Z ] || busy+=("$child")
-	done
-	[ "${#busy[@]}" -gt 0 ] || return 0
-	flaskbox_error "uWSGI worker(s) ${busy[*]} still busy ${FLASKBOX_STOP_MERCY_SECONDS}s into the stop; killing them"
-	kill -KILL "${busy[@]}" 2>/dev/null || true
-}
-
-# _reload_nginx
-#   nginx re-reads its config: the drop-ins in /app/nginx.d and the TLS
-#   certificate files as they are now (a renewal). Its master starts new
-#   workers on the same listening sockets and old ones finish their requests,
-#   so nothing is refused. A config `nginx -t` rejects (a half-written
-#   certificate, a bad drop-in) is not loaded: the running one stays.
-_reload_nginx() {
-	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
-		flaskbox_error "SIGHUP: nginx rejected its configuration (message above); still serving the previous one"
-		return 0
-	fi
-	kill -HUP "$FLASKBOX_NGINX_PID" 2>/dev/null || true
-	flaskbox_log "SIGHUP: nginx reloads its configuration"
-}
-
-# _reload_uwsgi
-#   uWSGI reloads the app's code. The app is loaded in the master before
-#   the fork (app.ini, lazy-apps = false), so replacing workers one by one
-#   (chain reload) would fork the old code again: the master itself reloads
-#   (SIGHUP: its workers finish their requests, then it re-executes and
-#   imports the app anew). Its listening socket stays open throughout, so
-#   requests wait in its queue for the new workers instead of failing.
-#   A trial import in a process of its own comes first: code that no longer
-#   imports is logged and the running code stays, where uWSGI's own import
-#   failing (need-app) would end the container.
-_reload_uwsgi() {
-	local trial status=0
-	# In the background, so that a stop signal is handled while it imports.
-	python3 -I -m flaskbox check-app >&2 &
-	trial=$!
-	wait "$trial" || status=$?
-	if [ "$status" -ne 0 ]; then
-		flaskbox_error "SIGHUP: APP_MODULE='$APP_MODULE' no longer imports (see above); still serving the code loaded before"
-		return 0
-	fi
-	# Streams and WebSockets never finish by themselves: they end cleanly
-	# (their clients reconnect), so that the old workers can.
-	_end_streams "$FLASKBOX_UWSGI_PID"
-	kill -HUP "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
-	flaskbox_log "SIGHUP: uWSGI reloads the app's code"
-}
-
-# _prod_reload
-#   SIGHUP (docker kill -s HUP, kill -HUP 1): reload in place, never a stop.
-#   What is reloaded: the app's code and the drop-in config (nginx.d, the
-#   certificate files); not the settings, which need a restart.
-_prod_reload() {
-	if [ ! -e "$RUNTIME_DIR/uwsgi.ready" ] || [ -z "${FLASKBOX_NGINX_PID:-}" ]; then
-		flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"
-		return 0
-	fi
-	flaskbox_log "SIGHUP: reloading in place (the app's code and nginx's configuration; settings need a restart)"
-	_reload_nginx
-	_reload_uwsgi
-}
-
-# _prod_stop
-#   Ordered graceful stop, inside docker's default 10 s grace: open streams
-#   and WebSockets end cleanly, nginx stops accepting and drains requests
-#   in flight (SIGQUIT, STOP_DRAIN_SECONDS),
-#   then uWSGI lets its now idle workers exit (SIGTERM, STOP_MERCY_SECONDS);
-#   each is killed STOP_KILL_AFTER_SECONDS after its own limit.
-_prod_stop() {
+# _prod_start_pool
+#   Generation 1 of the pool, serving once a worker accepts; a broken app
+#   stops the start with its exit code (22: import failed, 2: no app).
+_prod_start_pool() {
 	local status=0
-	# One stop at a time: repeated signals while draining change nothing,
-	# and a reload has nothing left to reload.
-	trap '' TERM INT QUIT HUP
-	if [ ! -e "$RUNTIME_DIR/uwsgi.ready" ]; then
-		# Still importing the app: nothing is served yet, and uWSGI acts on
-		# SIGTERM only once its master loop runs.
-		flaskbox_log "stopping before the app was ready"
+	FLASKBOX_GENERATION=1
+	rm -rf "$RUNTIME_DIR/uwsgi"
+	_uwsgi_start 1
+	FLASKBOX_UWSGI_PID="$FLASKBOX_STARTING_PID"
+	_uwsgi_wait_ready 1 "$FLASKBOX_UWSGI_PID" || status=$?
+	if [ "$status" -ne 0 ]; then
+		# A broken app is the user's to fix: said so, and not served.
+		case "$status" in
+			22 | 2) flaskbox_error "$(_uwsgi_failure "$status"); not serving" ;;
+			*) flaskbox_error "$(_uwsgi_failure "$status")" ;;
+		esac
+		exit "$status"
+	fi
+	FLASKBOX_STARTING_PID=
+	if ! _static_install 1; then
+		flaskbox_error "nginx rejected the static location for the app's static folder (message above)"
 		kill -KILL "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
-		wait "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
-		exit 0
+		exit 2
 	fi
-	flaskbox_log "stopping: streams end, nginx drains, then uWSGI"
-	# flaskbox_draining in the metrics, which are served until the end.
-	: >"$RUNTIME_DIR/draining"
-	_end_streams "$FLASKBOX_UWSGI_PID"
-	if [ -n "${FLASKBOX_NGINX_PID:-}" ]; then
-		_stop_process "$FLASKBOX_NGINX_PID" QUIT \
-			$((FLASKBOX_STOP_DRAIN_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS)) || status=$?
-	fi
-	_stop_process "$FLASKBOX_UWSGI_PID" TERM $((FLASKBOX_STOP_MERCY_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS)) \
-		"$FLASKBOX_STOP_MERCY_SECONDS" _kill_busy_uwsgi_workers || status=$?
-	if [ -n "${FLASKBOX_METRICS_PID:-}" ]; then
-		_stop_process "$FLASKBOX_METRICS_PID" TERM "$FLASKBOX_STOP_KILL_AFTER_SECONDS" || true
-	fi
-	flaskbox_log "stopped"
-	exit "$status"
+	_generation_serve 1
+}
+
+# _prod_supervise
+#   Returns never: waits for any process it started to end, and acts on it.
+#   (A stop signal's trap exits from inside the wait; a reload's returns,
+#   and the wait goes on.)
+_prod_supervise() {
+	local exited status
+	while :; do
+		exited='' status=0
+		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" \
+			${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} ${FLASKBOX_TLS_WATCH_PID:+"$FLASKBOX_TLS_WATCH_PID"} \
+			${FLASKBOX_JSON_LOGS_PID:+"$FLASKBOX_JSON_LOGS_PID"} "${!FLASKBOX_RETIRING[@]}" || status=$?
+		# wait -p leaves it unset when a trapped signal (SIGHUP's reload)
+		# ends the wait early.
+		exited="${exited:-}"
+		case "$exited" in
+			'') ;;
+			"$FLASKBOX_UWSGI_PID") _prod_abort "uWSGI's master" "$status" ;;
+			"$FLASKBOX_NGINX_PID") _prod_abort "nginx's master" "$status" ;;
+			"${FLASKBOX_METRICS_PID:-}")
+				flaskbox_error "the metrics server exited with code $status; starting it again"
+				sleep 1
+				_metrics_start
+				;;
+			"${FLASKBOX_TLS_WATCH_PID:-}")
+				flaskbox_error "the certificate watcher exited with code $status; starting it again"
+				sleep 1
+				_tls_watch_start
+				;;
+			"${FLASKBOX_JSON_LOGS_PID:-}")
+				flaskbox_json_logs_relay
+				flaskbox_error "the JSON log relay exited with code $status; started again"
+				;;
+			*) unset 'FLASKBOX_RETIRING[$exited]' ;;
+		esac
+	done
 }
 
 # flaskbox_start_production
 #   Starts uWSGI, then nginx, and supervises both: a stop signal stops them
-#   in order; either one dying takes the container down (non-zero) so that
-#   a restart policy or orchestrator replaces it.
+#   in order; SIGHUP reloads; either one dying takes the container down
+#   (non-zero) so that a restart policy or orchestrator replaces it.
 flaskbox_start_production() {
 	# The debugger must never be reachable in production.
 	unset FLASK_DEBUG FLASK_ENV
@@ -232,55 +523,23 @@ flaskbox_start_production() {
 	for var in $(compgen -e); do
 		[[ "$var" != UWSGI_* ]] || unset "$var"
 	done
-	FLASKBOX_NGINX_PID=
-	FLASKBOX_METRICS_PID=
+	FLASKBOX_NGINX_PID='' FLASKBOX_METRICS_PID='' FLASKBOX_TLS_WATCH_PID='' FLASKBOX_STARTING_PID='' FLASKBOX_UWSGI_PID=''
+	# Retiring generations: the retiring subshell's pid -> its master's.
+	declare -gA FLASKBOX_RETIRING=()
 	# The stop runs inside the trap, so a signal arriving at any moment
 	# (even before nginx has started) stops whatever is running, in order.
 	# SIGHUP reloads instead (before nginx has started: ignored, logged).
 	trap _prod_stop TERM INT QUIT
 	trap _prod_reload HUP
-
-	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
-	# for nginx's access log, one line per request, e.g. JSON for a collector.
-	# Files left by a killed predecessor would let nginx start too early.
-	rm -f "$RUNTIME_DIR"/uwsgi*.sock "$RUNTIME_DIR/uwsgi.ready" "$RUNTIME_DIR/uwsgi.accepting" \
-		"$RUNTIME_DIR/draining"
-	uwsgi --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
-	FLASKBOX_UWSGI_PID=$!
-	_prod_wait_until_ready
-	# The app has written the static location for its own static folder.
-	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
-		flaskbox_error "nginx rejected the static location for the app's static folder (message above)"
-		kill -KILL "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
-		wait "$FLASKBOX_UWSGI_PID" 2>/dev/null || true
-		exit 2
-	fi
+	rm -f "$RUNTIME_DIR/draining"
+	[ -z "${TLS_CERT:-}" ] || python3 -I -m flaskbox tls-apply || exit 2
+	_prod_start_pool
 	_metrics_start
 	_metrics_wait_until_ready
+	FLASKBOX_NGINX_DIGEST="$(python3 -I -m flaskbox nginx-digest)"
 	nginx -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf" &
 	FLASKBOX_NGINX_PID=$!
+	_tls_watch_start
 	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"
-
-	local exited='' status=0
-	# Returns only when a server exits on its own (a stop signal's trap
-	# exits from inside the wait; a reload's returns, and the wait goes on).
-	until [ -n "$exited" ]; do
-		status=0
-		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" \
-			${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} || status=$?
-		# wait -p leaves it unset when a trapped signal (SIGHUP's reload)
-		# ends the wait early.
-		exited="${exited:-}"
-		if [ -n "$exited" ] && [ "$exited" = "${FLASKBOX_METRICS_PID:-}" ]; then
-			flaskbox_error "the metrics server exited with code $status; starting it again"
-			sleep 1
-			_metrics_start
-			exited=''
-		fi
-	done
-	local name=nginx
-	[ "$exited" = "$FLASKBOX_UWSGI_PID" ] && name=uWSGI
-	flaskbox_error "$name exited unexpectedly with code $status; stopping the container"
-	exit "$((status == 0 ? 1 : status))"
+	_prod_supervise
 }
-

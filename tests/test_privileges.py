@@ -36,11 +36,12 @@ def test_started_as_root_the_servers_step_down(containers, image):
     assert c.exec("healthcheck.sh").returncode == 0
     image_user = json.loads(docker("image", "inspect", image).stdout)[0]["Config"]["User"]
     uid = image_user.split(":")[0]
-    # Only tini (PID 1, which serves nothing) keeps root; nginx, uWSGI and
-    # the entry-point run as the image's user.
+    # Nothing keeps root: the entry-point (PID 1) steps down itself, before
+    # it starts nginx and uWSGI.
     # (The probe runs as that user too: docker exec would otherwise be root.)
-    others = {(pid, owner, cmd) for pid, owner, cmd in c.processes(user=image_user) if pid != "1"}
+    others = {(pid, owner, cmd) for pid, owner, cmd in c.processes(user=image_user)}
     assert {owner for _, owner, _ in others} == {uid}, others
+    assert ("1", uid) in {(pid, owner) for pid, owner, _ in others}
     commands = " | ".join(cmd for _, _, cmd in others)
     assert "nginx: worker process" in commands and "uWSGI worker" in commands
     assert "started as root: continuing as" in c.logs()
@@ -65,13 +66,13 @@ def test_arbitrary_uid_with_group_0_serves_fully_locked_down(containers):
 
 def test_uwsgi_socket_is_private_to_the_serving_user(containers):
     c = containers.serving()
-    stat = c.exec("stat", "-c", "%a %u", "/tmp/flaskbox/uwsgi.sock")
+    stat = c.exec("stat", "-c", "%a %u", "/tmp/flaskbox/uwsgi/current/uwsgi.sock")
     mode, owner = stat.stdout.split()
     assert mode == "600", stat.stdout
     assert owner == c.exec("id", "-u").stdout.strip()
     # Another uid in the same container cannot connect to it.
     probe = ("import socket; s = socket.socket(socket.AF_UNIX); "
-             "s.connect('/tmp/flaskbox/uwsgi.sock')")
+             "s.connect('/tmp/flaskbox/uwsgi/current/uwsgi.sock')")
     other = c.exec("python3", "-c", probe, user="12345:0")
     assert other.returncode != 0 and "PermissionError" in other.stderr, other.stderr
     same = c.exec("python3", "-c", probe)

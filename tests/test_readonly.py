@@ -31,5 +31,5 @@ def test_nothing_is_written_outside_tmp(containers, mode_args, app_copy):
 
 def test_missing_writable_tmp_is_a_clear_error(containers):
     result = containers.run_once(docker_args=("--read-only",))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "RUNTIME_DIR" in result.stderr and "--tmpfs /tmp" in result.stderr

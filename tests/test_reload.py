@@ -4,6 +4,7 @@ request under steady load, and the container keeps running; a docker stop
 afterwards is still graceful. Code that no longer imports is not loaded: the
 running code keeps serving. In debug mode, HUP restarts the dev server."""
 
+import http.client
 import time
 import uuid
 
@@ -66,7 +67,7 @@ def test_hup_reloads_the_code_under_load_with_no_failed_request(containers, app_
     figure("slowest request across a reload, ms", f"{max(o.latency for o in outcomes) * 1000:.0f}")
     assert Load.failures(outcomes) == [], f"{Load.summary(outcomes)}\n{c.logs()}"
     assert c.running(), c.logs()
-    assert "SIGHUP: uWSGI reloads the app's code" in c.logs()
+    assert "SIGHUP: uWSGI serves the app's new code (generation 3)" in c.logs()
 
 
 def test_a_stop_after_reloads_still_loses_nothing(containers, app_copy):
@@ -76,9 +77,10 @@ def test_a_stop_after_reloads_still_loses_nothing(containers, app_copy):
     c.wait_http("/version")
     for done in (1, 2):
         hup(c)
-        # Each reload's own line: the second HUP's reload must be over too
-        # (its nginx retires keep-alive connections) before the load starts.
-        c.wait_until(lambda done=done: c.logs().count("binary reloading uWSGI") >= done, "uWSGI's reload")
+        # Each reload's own line: the old code of each must have stopped too
+        # before the load starts.
+        c.wait_until(lambda done=done: f"the old code (generation {done}) has finished" in c.logs(),
+                     "the old code stopped")
         c.wait_http("/version")
     with Load(c.port, path="/version", connections=32, seconds=30) as load:
         c.wait_until(lambda: len(load.outcomes) > 1000, "1000 requests under load", timeout=15)
@@ -126,6 +128,47 @@ def test_hup_rereads_the_drop_in_config(containers, app_copy):
     c.wait_until(lambda: "nginx rejected its configuration" in c.logs(), "the refused nginx reload")
     assert body(c, "/dropin") == f"{token}\n"
     assert c.running(), c.logs()
+
+
+def test_a_reload_leaves_nginx_and_its_connections_alone(containers, app_copy):
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    write_version(app_copy, first)
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/version")
+    workers = c.pids("nginx: worker process")
+    # A browser's keep-alive connection, open across the reload.
+    conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+    conn.request("GET", "/version")
+    assert conn.getresponse().read() == f"{first}\n".encode()
+    write_version(app_copy, second)
+    hup(c)
+    c.wait_until(lambda: body(c) == f"{second}\n", "the new code served after SIGHUP")
+    conn.request("GET", "/version")
+    assert conn.getresponse().read() == f"{second}\n".encode()
+    conn.close()
+    # nginx's configuration did not change, so neither did nginx.
+    assert c.pids("nginx: worker process") == workers
+    assert "nginx reloads its configuration" not in c.logs()
+
+
+def test_one_hup_serves_a_static_folder_the_app_moved(containers, app_copy):
+    token = uuid.uuid4().hex
+    (app_copy / "assets").mkdir()
+    (app_copy / "assets" / "moved.txt").write_text(f"{token}\n")
+    share_with_container(app_copy)
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/")
+    assert c.request("/assets/moved.txt").status == 404
+    source = app_copy / "app.py"
+    source.write_text(source.read_text().replace("app = Flask(__name__)",
+                                                 'app = Flask(__name__, static_folder="assets", '
+                                                 'static_url_path="/assets")'))
+    assert 'static_folder="assets"' in source.read_text()
+    hup(c)
+    c.wait_until(lambda: c.request("/assets/moved.txt").text == f"{token}\n", "the moved folder served")
+    # By nginx, from disk: its `expires epoch` (Flask sends no Expires).
+    assert c.request("/assets/moved.txt").headers.get("expires") == "Thu, 01 Jan 1970 00:00:01 GMT"
+    assert "SIGHUP: nginx reloads its configuration, which changed" in c.logs()
 
 
 def restarts(container) -> int:

@@ -100,7 +100,33 @@ def test_time_writing_to_a_slow_client_does_not_count():
         sent.append(chunk)
         time.sleep(0.15)  # uWSGI writing to a slow client: 0.6 s in all
     assert sent == [b"x"] * 4 and not watched.expired
-    assert 0.15 < watched.used < 0.3
+    # Once the answer is under way, only the wait for its next part counts.
+    assert watched.used < 0.1
+
+
+def test_a_body_that_keeps_sending_is_never_cut_however_long():
+    dog = Recorder(0.2)
+    watched = dog.begin(environ(), None, 0.15)  # it waited in the queue first
+
+    def body():
+        for _ in range(12):
+            time.sleep(0.04)  # 0.48 s in all, more than twice the timeout
+            yield b"row\n"
+
+    assert list(dog.watch(body(), watched)) == [b"row\n"] * 12
+    assert not watched.expired and watched.claimed_by == "app"
+
+
+def test_until_the_first_part_the_queue_and_the_handler_count_together():
+    dog = Recorder(0.2)
+    watched = dog.begin(environ(), None, 0.15)
+
+    def body():
+        time.sleep(0.1)  # 0.15 s queued + 0.1 s to the first part: past 0.2 s
+        yield b"late"
+
+    assert list(dog.watch(body(), watched)) == []
+    assert watched.expired and watched.claimed_by == "watchdog"
 
 
 def test_a_body_past_the_timeout_stops_and_is_not_sent():
@@ -235,6 +261,36 @@ def test_a_stream_that_fails_never_gets_the_last_chunk():
     assert next(body) == b"3\r\none\r\n"
     with pytest.raises(RuntimeError):
         next(body)
+
+
+def test_a_stop_or_a_reload_ends_event_streams_only():
+    event, export = framing.Reply(chunked=True, event_stream=True), framing.Reply(chunked=True)
+    events = streams.flow(iter([b"data: 1\n\n"] * 100), "GET /events", None, event)
+    rows = streams.flow(iter([b"row\n"] * 3), "GET /export", None, export)
+    assert next(events) and next(rows)
+    assert streams.OPEN.end_all("a test") is None
+    try:
+        # The event stream ends at once, cleanly (its last chunk); the export
+        # goes on to its own end.
+        assert next(events).startswith(b"0;") and list(events) == []
+        assert list(rows)[:2] == [b"4\r\nrow\n\r\n"] * 2
+    finally:
+        streams.OPEN.stopping = False
+
+
+def test_a_stream_cut_by_its_limits_gets_no_last_chunk():
+    def stalling():
+        yield b"one"
+        # What gevent's STREAM_IDLE_TIMEOUT raises where the generator waits.
+        raise streams.StreamCut("nothing sent for STREAM_IDLE_TIMEOUT (1 s)")
+
+    body = list(streams.flow(stalling(), "GET /export", None, framing.Reply(chunked=True)))
+    assert body == [b"3\r\none\r\n"]
+
+
+def test_event_streams_are_told_apart():
+    assert framing.is_event_stream([("Content-Type", "text/event-stream; charset=utf-8")])
+    assert not framing.is_event_stream([("Content-Type", "text/csv")])
 
 
 # --- the wrapper as a whole, without uWSGI ------------------------------------

@@ -26,8 +26,9 @@ class FakeHost(Host):
     and an /app with an app.py (or `app_dir`)."""
 
     def __init__(self, cpus=2, memory=None, mount=None, somaxconn=4096, port_start=0, files=1 << 20,
-                 app_dir=SAMPLE_APP, counts_headers=True):
+                 app_dir=SAMPLE_APP, counts_headers=True, pids=None):
         super().__init__("/nonexistent")
+        self._pids = pids
         self._counts_headers = counts_headers
         self._app_dir = Path(app_dir)
         self._cpus, self._memory = cpus, memory
@@ -59,6 +60,9 @@ class FakeHost(Host):
     def nginx_counts_headers(self):
         return self._counts_headers
 
+    def pids_limit(self):
+        return self._pids
+
 
 def resolve(env=None, mode="production", host=None):
     return settings.resolve(mode, env or {}, host or FakeHost())
@@ -73,6 +77,9 @@ ACCEPTED = {
     "RUNTIME_DIR": ["/tmp/flaskbox", "/run/x", "/tmp/flaskbox/"],
     "MAX_BODY_SIZE": ["0", "512k", "10m", "1G", "4096"],
     "REQUEST_TIMEOUT": ["1", "30", "86400"],
+    "RELOAD_GRACE": ["0", "300", "86400"],
+    "STICKY_CLIENTS": ["0", "1"],
+    "WORKER_MAX_MEMORY": ["0", "300m", "1g", "524288000"],
     "UWSGI_PROCESSES": ["1", "1024"],
     "UWSGI_THREADS": ["1", "8"],
     "NGINX_WORKER_PROCESSES": ["1", "3"],
@@ -118,6 +125,9 @@ REFUSED = {
     "RUNTIME_DIR": ["tmp", "/tmp/with space", "/"],
     "MAX_BODY_SIZE": ["lots", "10mb", "-1", "1.5m"],
     "REQUEST_TIMEOUT": ["0", "86401", "3s", ""],
+    "RELOAD_GRACE": ["-1", "86401", "5m", ""],
+    "STICKY_CLIENTS": ["yes", "2", ""],
+    "WORKER_MAX_MEMORY": ["300 MB", "-1", "1t", ""],
     "UWSGI_PROCESSES": ["many", "0", "1025"],
     "UWSGI_THREADS": ["0"],
     "NGINX_WORKER_PROCESSES": ["2.5", "all"],
@@ -351,9 +361,9 @@ def test_only_the_shells_own_values_leave_python():
     # other setting reaches the servers through the record alone.
     shell = resolve({"QUEUE_SIZE": "7"}).shell()
     assert set(shell) == {"RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
-                          "METRICS_PORT", "FLASKBOX_STOP_DRAIN_SECONDS",
+                          "METRICS_PORT", "TLS_CERT", "FLASKBOX_RELOAD_GRACE", "FLASKBOX_STOP_DRAIN_SECONDS",
                           "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
-                          "FLASKBOX_STOP_STREAMS_SIGNAL"}
+                          "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS"}
     assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
 
 
@@ -400,8 +410,8 @@ def test_stop_budget_is_rendered_from_one_place(tmp_path):
     _, files = rendered(tmp_path)
     assert f"worker_shutdown_timeout {layout.STOP_DRAIN_SECONDS}s;" in files["nginx.conf"]
     assert f"reload-mercy = {layout.STOP_MERCY_SECONDS}" in files["uwsgi.ini"]
-    # A recycled worker's other threads finish their requests (REQUEST_TIMEOUT).
-    assert "worker-reload-mercy = 32" in files["uwsgi.ini"]
+    # A recycled worker's other threads finish their requests (RELOAD_GRACE).
+    assert "worker-reload-mercy = 300" in files["uwsgi.ini"]
 
 
 def test_lists_become_include_files(tmp_path):
@@ -581,3 +591,77 @@ def test_metrics_port_is_not_port():
     with pytest.raises(settings.SettingError, match="METRICS_PORT=8080 is PORT as well: expected empty"):
         resolve({"PORT": "8080", "METRICS_PORT": "8080"})
     assert resolve({"PORT": "8080", "METRICS_PORT": "9100"}).values["METRICS_PORT"] == "9100"
+
+
+def test_sticky_clients_keep_each_sync_client_on_one_process(tmp_path):
+    _, files = rendered(tmp_path, {"STICKY_CLIENTS": "1"})
+    sockets, upstream = files["uwsgi-sockets.ini"], files["upstream.conf"]
+    # 2 CPUs: 4 processes, each with a socket of its own in the generation's folder.
+    for number in (1, 2, 3, 4):
+        assert f"%(flaskbox_generation)/uwsgi-{number}.sock\nmap-socket = {number - 1}:{number}\n" in sockets
+    assert "hash $binary_remote_addr consistent;" in upstream
+    assert upstream.count("/uwsgi/current/uwsgi-") == 4
+    # One process, or the default: one socket that any free process takes.
+    one = rendered(tmp_path, {"STICKY_CLIENTS": "1", "UWSGI_PROCESSES": "1"})[1]
+    assert "hash" not in one["upstream.conf"]
+    assert resolve({}).values["STICKY_CLIENTS"] == "0"
+    assert resolve({"WORKER_CLASS": "gevent"}).values["STICKY_CLIENTS"] == "1"
+
+
+def test_nginx_reaches_the_current_generation_through_its_link(tmp_path):
+    _, files = rendered(tmp_path)
+    assert f"server unix:{tmp_path}/run/uwsgi/current/uwsgi.sock " in files["upstream.conf"]
+    assert files["uwsgi-sockets.ini"].endswith("http-socket = %(flaskbox_generation)/uwsgi.sock\n")
+    for line in ("stats = %(flaskbox_generation)/stats.sock",
+                 "hook-accepting1-once = create:%(flaskbox_generation)/ready"):
+        assert f"\n{line}\n" in files["uwsgi.ini"]
+
+
+def test_worker_max_memory_is_a_fair_share_of_the_memory_limit():
+    # 2 CPUs: 4 processes share 90 % of 1 GiB.
+    assert resolve({}, host=FakeHost(memory=GiB)).values["WORKER_MAX_MEMORY"] == "230m"
+    assert resolve({}, host=FakeHost()).values["WORKER_MAX_MEMORY"] == "0"  # no limit: off
+    assert resolve({"WORKER_MAX_MEMORY": "1g"}).typed["WORKER_MAX_MEMORY"] == GiB
+
+
+def test_a_recycled_worker_has_the_reload_grace_for_its_requests():
+    assert resolve({}).derived["WORKER_RELOAD_MERCY"] == "300"
+    assert resolve({"RELOAD_GRACE": "5", "REQUEST_TIMEOUT": "60"}).derived["WORKER_RELOAD_MERCY"] == "62"
+
+
+def test_the_pool_is_fitted_to_the_pids_limit():
+    # 2 CPUs: 4 processes x (16 threads + 3) + the master, nginx's 3 and 12
+    # more: 92 serving, 169 while a reload runs a second pool.
+    assert resolve({}, host=FakeHost(pids=169)).values["UWSGI_THREADS"] == "16"
+    fitted = resolve({}, host=FakeHost(pids=100))
+    assert fitted.values["UWSGI_THREADS"] == "7" and "UWSGI_THREADS" in fitted.defaulted
+    assert any("UWSGI_THREADS lowered from 16 to 7" in note for note in fitted.notes)
+    # The queue follows the threads it has.
+    assert fitted.values["QUEUE_SIZE"] == str(max(64, 4 * 4 * 7))
+    # Room for one pool only: the most threads that fit, and a SIGHUP keeps the running code.
+    tight = resolve({}, host=FakeHost(pids=40))
+    assert tight.values["UWSGI_THREADS"] == "3"
+    assert any("SIGHUP keeps the running code" in note for note in tight.notes)
+
+
+@pytest.mark.parametrize("env, pids, named", [
+    ({}, 20, ["pids limit (20", "UWSGI_THREADS or UWSGI_PROCESSES"]),
+    ({"UWSGI_THREADS": "16"}, 60, ["pids limit (60", "UWSGI_THREADS=16", "needs about 92"]),
+    ({"WORKER_CLASS": "gevent", "UWSGI_PROCESSES": "4"}, 40, ["pids limit (40", "lower UWSGI_PROCESSES"]),
+])
+def test_a_pool_that_cannot_fit_the_pids_limit_is_refused(env, pids, named):
+    with pytest.raises(settings.SettingError) as error:
+        resolve(env, host=FakeHost(pids=pids))
+    for text in named:
+        assert text in str(error.value)
+
+
+def test_tls_certificates_are_read_at_each_handshake(tmp_path):
+    from flaskbox import tls
+
+    conf = tls.server_conf({"TLS_CERT": "/etc/tls/a.crt", "TLS_KEY": "/etc/tls/a.key", "TLS_PORT": "8443"},
+                           http2_directive=False)
+    assert "ssl_certificate $flaskbox_tls_cert;" in conf and "ssl_certificate_key $flaskbox_tls_key;" in conf
+    assert "/etc/tls/a.crt" not in conf  # the checked copies are what nginx reads
+    nginx = rendered(tmp_path)[1]["nginx.conf"]
+    assert f"default {tmp_path}/run/tls/current/cert.pem;" in nginx

@@ -56,7 +56,10 @@ def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args,
     mounts = ("-v", f"{app_copy}:/app") if mode_args else ()
     c = containers.run(*mode_args, docker_args=mounts)
     c.wait_healthy()
-    assert pid1_command(c).startswith("/usr/bin/tini -- ")
+    # Production: the entry-point supervises as PID 1; debug mode: tini
+    # forwards the stop to the dev server.
+    expected = "tini -- python -m flaskbox.debug" if mode_args else "bash /usr/local/bin/entry-point.sh"
+    assert pid1_command(c).startswith(expected), pid1_command(c)
     elapsed = timed_stop(c)
     figure("idle stop seconds", f"{elapsed:.2f}")
     assert c.exit_code() == 0, c.logs()
@@ -107,7 +110,7 @@ def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_im
     c.wait_until(lambda: c.logs().count("sleep start 2") >= 4, "4 requests to reach the workers")
 
     stop = BackgroundStop(c)
-    c.wait_until(lambda: "stopping: streams end, nginx drains" in c.logs(), "the stop to begin", timeout=5)
+    c.wait_until(lambda: "stopping: event streams end, nginx drains" in c.logs(), "the stop to begin", timeout=5)
     # New connections while draining: refused or served, never hung, never 502.
     during = []
     while not stop.wait(0.05):
@@ -127,7 +130,7 @@ def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_im
     figure("exit after the last answer, seconds", f"{after_work:.2f}")
     assert after_work < 2, f"exited {after_work:.1f}s after the last answer\n{c.logs()}"
     logs = c.logs()
-    assert logs.index("stopping: streams end, nginx drains, then uWSGI") < logs.index("goodbye to uWSGI")
+    assert logs.index("stopping: event streams end, nginx drains, then uWSGI") < logs.index("goodbye to uWSGI")
 
 
 def test_stop_under_load_loses_no_request_sent_before_it(containers, fixture_image, figure):

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 from test_settings import FakeHost, resolve
 
-from flaskbox import render, settings, tls
+from flaskbox import certificates, render, settings, tls
+from flaskbox.layout import Runtime
 from helpers import REPO
 
 
@@ -106,7 +107,8 @@ def test_the_rendered_lines(pki):
     assert "listen 8443 ssl default_server reuseport;\nhttp2 on;\n" in directive
     parameter = tls.server_conf(on, http2_directive=False)
     assert "listen 8443 ssl http2 default_server reuseport;\n" in parameter and "http2 on" not in parameter
-    assert f"ssl_certificate {pki['cert']};\nssl_certificate_key {pki['key']};\n" in parameter
+    # nginx reads the checked copies (certificates.py) at each handshake.
+    assert "ssl_certificate $flaskbox_tls_cert;\nssl_certificate_key $flaskbox_tls_key;\n" in parameter
     assert "ssl_protocols TLSv1.2 TLSv1.3;\n" in parameter
     assert "listen" not in tls.server_conf(values(), http2_directive=True)
     assert tls.template_values(on) == {"HSTS_HEADER": "max-age=31536000", "TLS_REDIRECT": "0",
@@ -124,3 +126,24 @@ def test_nginx_conf_fills_with_the_tls_placeholders(tmp_path):
     text = render.fill((REPO / "nginx.conf").read_text(), values_, "nginx.conf")
     assert f"include {tmp_path}/nginx/tls.conf;" in text
     assert '"on:" "";' in text  # no TLS: no HSTS value
+
+
+def test_a_checked_pair_is_put_in_use_in_one_rename_and_a_bad_one_never(pki, tmp_path, capsys):
+    runtime = Runtime(tmp_path)
+    assert certificates.apply(pki["cert"], pki["key"], runtime)
+    first = (runtime.tls_current / "cert.pem").read_bytes()
+    assert first == open(pki["cert"], "rb").read()
+    assert oct((runtime.tls_current / "key.pem").stat().st_mode)[-3:] == "600"
+    # The same pair again changes nothing.
+    version = certificates.in_use(runtime)
+    assert certificates.apply(pki["cert"], pki["key"], runtime) and certificates.in_use(runtime) == version
+    # A renewal half done (the key of another certificate): refused, named,
+    # and the pair in use stays.
+    assert not certificates.apply(pki["cert"], pki["other_key"], runtime)
+    assert "is not the private key of the certificate" in capsys.readouterr().err
+    assert certificates.in_use(runtime) == version
+    renewed_cert, renewed_key = self_signed(tmp_path, "renewed")
+    assert certificates.apply(renewed_cert, renewed_key, runtime)
+    assert certificates.in_use(runtime) != version
+    assert (runtime.tls_current / "cert.pem").read_bytes() == open(renewed_cert, "rb").read()
+    assert (runtime.tls_dir / version).is_dir()  # kept for a handshake already under way

@@ -13,6 +13,13 @@
     python3 -m flaskbox docs-table [zh-CN]  the settings rows of docs/configuration.md (or zh-CN's)
     python3 -m flaskbox metrics        serve /metrics on METRICS_PORT (started by supervise.sh)
     python3 -m flaskbox json-log       stdin's lines as JSON objects on stdout (LOG_FORMAT=json)
+    python3 -m flaskbox tls-apply      TLS_CERT and TLS_KEY checked and put in use (exit 1: refused)
+    python3 -m flaskbox tls-watch      put each renewal of TLS_CERT and TLS_KEY in use (supervise.sh)
+    python3 -m flaskbox nginx-digest   a digest of nginx's configuration and drop-ins (a reload compares it)
+    python3 -m flaskbox generation-idle DIR SECONDS
+                                       wait until a retiring uWSGI generation holds no request
+                                       (exit 1: it still does after SECONDS)
+    python3 -m flaskbox oom-kills      the container's OOM kills so far (empty: unknown)
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -74,8 +81,9 @@ def cmd_resolve(mode: str) -> None:
         place.dir.mkdir(parents=True, exist_ok=True)
         record.write(resolved.record(), place)
     except OSError:
+        # The environment, not flaskbox, is what needs changing: bad input (2).
         error(f"RUNTIME_DIR '{place.dir}' is not writable; on a read-only root add --tmpfs /tmp")
-        sys.exit(1)
+        sys.exit(2)
     for note in notes:
         info(note)
     shell_lines(resolved)
@@ -199,6 +207,27 @@ def cmd_json_log() -> None:
     jsonlog.main()
 
 
+def cmd_tls(command: str) -> None:
+    from . import certificates
+
+    certificates.main(command)
+
+
+def cmd_nginx_digest() -> None:
+    print(render.nginx_digest(record.runtime()))
+
+
+def cmd_generation_idle(directory: str, seconds: str) -> None:
+    from . import generations
+
+    generations.main(directory, seconds)
+
+
+def cmd_oom_kills() -> None:
+    kills = settings.Host().oom_kills()
+    print("" if kills is None else kills)
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -209,7 +238,9 @@ COMMANDS = {"check": cmd_check, "resolve": cmd_resolve, "render": cmd_render, "d
             "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
             "check-app": cmd_check_app,
             "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
-            "json-log": cmd_json_log}
+            "json-log": cmd_json_log, "tls-apply": lambda: cmd_tls("tls-apply"),
+            "tls-watch": lambda: cmd_tls("tls-watch"), "nginx-digest": cmd_nginx_digest,
+            "generation-idle": cmd_generation_idle, "oom-kills": cmd_oom_kills}
 
 
 def main(argv: list[str]) -> None:

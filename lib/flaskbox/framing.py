@@ -42,6 +42,10 @@ class Reply:
     the bytes of chunks sent (by the body or start_response's write())."""
 
     chunked: bool | None = None
+    # text/event-stream: the one kind of stream flaskbox may end early, with
+    # its last chunk (a stop, a reload, gevent's stream limits), since
+    # EventSource reconnects; any other is never ended early but cut.
+    event_stream: bool = False
     refused: list[bytes] | None = None
     spooled: int = 0
     framed: int = 0  # bytes of chunks sent so far, framing included
@@ -67,14 +71,14 @@ def needs_framing(status: str, headers, method: str) -> bool:
     return code >= 200 and code not in NO_BODY and method != "HEAD"
 
 
+def is_event_stream(headers) -> bool:
+    return any(name.lower() == "content-type" and value.lower().startswith("text/event-stream")
+               for name, value in headers)
+
+
 def unbuffered(headers, framed: bool) -> list:
     """X-Accel-Buffering: no for a stream or an event stream, unless the app
     chose for itself (`yes` keeps nginx's buffering for a stream)."""
-    event_stream = False
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "x-accel-buffering":
-            return []
-        if lowered == "content-type" and value.lower().startswith("text/event-stream"):
-            event_stream = True
-    return [("X-Accel-Buffering", "no")] if framed or event_stream else []
+    if any(name.lower() == "x-accel-buffering" for name, _ in headers):
+        return []
+    return [("X-Accel-Buffering", "no")] if framed or is_event_stream(headers) else []

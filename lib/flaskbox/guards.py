@@ -1,13 +1,17 @@
 """Guards of a uWSGI worker pool, beyond what uWSGI 2.0 does itself.
 
 Watchdog   REQUEST_TIMEOUT per request for sync workers: the stuck request
-           is answered 504 and its worker retires gracefully.
+           is answered 504 (or, a stream gone silent, cut) and its worker
+           retires gracefully; WORKER_MAX_MEMORY retires a worker that grew
+           past it the same way.
 LoopWatch  WORKER_CLASS=gevent: a process whose event loop is blocked for
            longer than REQUEST_TIMEOUT (a handler that never yields: CPU
            work, a blocking call gevent cannot patch) serves none of its
-           other requests, so it is killed and replaced, as harakiri would.
+           other requests, so it is killed and replaced, as harakiri would;
+           past WORKER_MAX_MEMORY it is replaced gracefully.
 SpawnGuard In the master: a pool whose workers die before they ever accept
-           a request stops uWSGI, and so the container.
+           a request stops uWSGI, and so the container; a worker the
+           kernel's OOM killer ended is named as such.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import socket
 import threading
 import time
 
+from .host import Host
 from .log import log
 from .streams import OPEN
 
@@ -33,6 +38,44 @@ WATCH_EVERY = 0.1
 STUCK_AFTER = 1.0
 # Longer than uWSGI takes from accepting a request to calling the wrapper.
 ACCEPTED_WITHIN = 0.5
+# How often a worker looks at its resident memory (WORKER_MAX_MEMORY).
+MEMORY_EVERY = 1.0
+
+
+def resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class MemoryCap:
+    """WORKER_MAX_MEMORY for one worker: over() says when its resident memory
+    has grown past the cap. A cap below what the worker held when it began
+    (a large app, a small share of the memory limit) would replace every
+    worker at once, forever: that cap is named once in the log and left
+    unapplied."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.checked = 0.0
+        self.base: int | None = None
+
+    def over(self, now: float) -> int | None:
+        """The resident size when past the cap (checked every MEMORY_EVERY s)."""
+        if not self.cap or now - self.checked < MEMORY_EVERY:
+            return None
+        self.checked = now
+        size = resident_bytes()
+        if self.base is None:
+            self.base = size
+            if size * 5 // 4 >= self.cap:
+                log(f"WORKER_MAX_MEMORY ({self.cap >> 20} MB) is not above what a fresh worker holds "
+                    f"({size >> 20} MB): not applied; raise it (or the container's memory limit)")
+                self.cap = 0
+            return None
+        return size if size > self.cap else None
 
 
 class Watched:
@@ -114,8 +157,10 @@ class Watchdog:
     its other threads finish as usual, and then it exits and the master forks
     a fresh one. Only the stuck request is lost; it was already answered."""
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, memory_cap: int = 0):
         self.timeout = timeout
+        self.memory_cap = memory_cap
+        self.memory = MemoryCap(memory_cap)
         self.running: dict[int, Watched] = {}
         self.pid: int | None = None
         self.retiring: float | None = None  # since then
@@ -129,6 +174,7 @@ class Watchdog:
                     self.pid = os.getpid()
                     self.running.clear()
                     self.retiring = None
+                    self.memory = MemoryCap(self.memory_cap)
                     threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
         watched = Watched(f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}", fd, waited)
         self.running[threading.get_ident()] = watched
@@ -149,6 +195,9 @@ class Watchdog:
                      if watched.expired and now - watched.expired_at > STUCK_AFTER]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
+            grown = self.memory.over(now) if self.retiring is None else None
+            if grown is not None:
+                self._retire_for_memory(grown, now)
             # A request uWSGI accepted just before the worker stopped taking
             # them reaches the wrapper within moments: wait that long, then
             # for the requests in it to end.
@@ -164,8 +213,9 @@ class Watchdog:
         client can see (a streamed body's missing last chunk)."""
         watched.expired_at = now
         answered = watched.claim("watchdog")
-        log(f"{watched.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): "
-            + ("answered 504" if answered else "its response was cut short"))
+        log(f"{watched.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): answered 504" if answered else
+            f"{watched.what} sent nothing for REQUEST_TIMEOUT ({self.timeout:g} s) mid-answer: cut, visibly "
+            "(no last chunk; the access log says cut)")
         if watched.fd is None:
             return
         if answered:
@@ -181,6 +231,14 @@ class Watchdog:
         OPEN.replacing("stuck_request")
         self.stop_taking_requests()
 
+    def _retire_for_memory(self, size: int, now: float) -> None:
+        log(f"worker pid {os.getpid()} holds {size >> 20} MB, past WORKER_MAX_MEMORY "
+            f"({self.memory.cap >> 20} MB): it takes no new requests and is replaced once its "
+            f"{len(self.running)} request(s) end")
+        self.retiring = now
+        OPEN.replacing("memory")
+        self.stop_taking_requests()
+
     def stop_taking_requests(self) -> None:
         """uWSGI's graceful stop of one worker: its threads take no new
         requests and finish the ones they have."""
@@ -191,7 +249,10 @@ class Watchdog:
         os._exit(QUIET_EXIT)
 
     def watch(self, body, watched: Watched):
-        """The body of a watched response, step by step."""
+        """The body of a watched response, step by step. Until its first part
+        is sent the clock counts from the request's arrival; from then on it
+        counts the wait for each next part (a silence), so an answer that
+        keeps sending is never cut, however long it lasts."""
         try:
             iterator = iter(body)
             while True:
@@ -205,6 +266,7 @@ class Watchdog:
                 if watched.expired or not watched.claim("app"):
                     return  # answered 504, or cut, already
                 yield data
+                watched.used = 0.0
         finally:
             close = getattr(body, "close", None)
             if close is not None:
@@ -217,8 +279,9 @@ class LoopWatch:
     own threads are greenlets too, and would be blocked with the loop)
     checks that it keeps doing so."""
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, memory_cap: int = 0):
         self.timeout = timeout
+        self.memory_cap = memory_cap
         self.pid = None
         self.beat = time.monotonic()
 
@@ -241,8 +304,16 @@ class LoopWatch:
     def _watch(self) -> None:
         from gevent import monkey
         sleep = monkey.get_original("time", "sleep")
+        memory = MemoryCap(self.memory_cap)
         while True:
             sleep(1)
+            grown = memory.over(time.monotonic())
+            if grown is not None:
+                log(f"worker pid {os.getpid()} holds {grown >> 20} MB, past WORKER_MAX_MEMORY "
+                    f"({memory.cap >> 20} MB): replaced gracefully (its requests get uWSGI's reload mercy)")
+                OPEN.replacing("memory")
+                memory.cap = 0
+                os.kill(os.getpid(), signal.SIGHUP)
             blocked = time.monotonic() - self.beat
             if blocked > self.timeout + 1:
                 log(f"gevent's loop in worker pid {os.getpid()} has been blocked for {blocked:.0f} s, past "
@@ -264,11 +335,14 @@ class SpawnGuard:
     policy or an orchestrator sees it. Workers that die after accepting
     (recycling, harakiri, a crash now and then) reset the count."""
 
-    def __init__(self, marker: str, limit: int):
+    def __init__(self, marker: str, limit: int, host: Host | None = None, metrics_dir: str | None = None):
         self.marker = marker
         self.limit = limit
         self.forks = 0
         self.seen: int | None = None
+        self.host = host or Host()
+        self.oom_kills = self.host.oom_kills()
+        self.metrics_dir = metrics_dir
 
     def stamp(self) -> int | None:
         try:
@@ -277,6 +351,7 @@ class SpawnGuard:
             return None
 
     def after_fork(self) -> None:
+        self.note_oom_kills()
         stamp = self.stamp()
         if stamp != self.seen:
             self.seen, self.forks = stamp, 0
@@ -286,3 +361,24 @@ class SpawnGuard:
                 "in the log above: a crash at fork, an at-fork hook, an extension module); giving up, "
                 "so that a restart policy or orchestrator replaces this container")
             os._exit(3)
+
+    def note_oom_kills(self) -> None:
+        """A respawn after the cgroup's oom_kill count rose: the worker that
+        died was ended by the kernel's OOM killer (uWSGI's own line says only
+        "killed by signal 9"). Named in the log, counted for METRICS_PORT."""
+        kills = self.host.oom_kills()
+        if kills is None or self.oom_kills is None or kills <= self.oom_kills:
+            self.oom_kills = kills
+            return
+        new, self.oom_kills = kills - self.oom_kills, kills
+        limit = self.host.memory_limit()
+        log(f"the kernel's OOM killer ended {new} process(es) of this container (oom_kill {kills} in all; "
+            f"memory limit {f'{limit >> 20} MB' if limit else 'none'}): a uWSGI worker it killed is replaced "
+            "now, and the requests its threads held were lost. Give the container more memory, lower "
+            "UWSGI_THREADS, or set WORKER_MAX_MEMORY to replace a growing worker before it gets there")
+        if self.metrics_dir:
+            try:
+                with open(f"{self.metrics_dir}/oom-kills", "a") as out:
+                    out.write(f"{new}\n")
+            except OSError:
+                pass

@@ -78,6 +78,35 @@ class Host:
             return None
         return int(value)
 
+    def oom_kills(self) -> int | None:
+        """Processes of this container the kernel's OOM killer has ended so
+        far (cgroup v2's memory.events, v1's memory.oom_control), or None."""
+        for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+            text = self._read(path)
+            if text is None:
+                continue
+            for line in text.splitlines():
+                name, _, count = line.partition(" ")
+                if name == "oom_kill" and count.strip().isdigit():
+                    return int(count)
+        return None
+
+    # --- processes ---------------------------------------------------------
+    def pids_limit(self) -> int | None:
+        """The cgroup's limit on processes and threads (--pids-limit), or None."""
+        for path in ("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"):
+            value = self._read(path)
+            if value is not None:
+                return int(value) if value.isdigit() else None
+        return None
+
+    def pids_current(self) -> int | None:
+        for path in ("/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids/pids.current"):
+            value = self._read(path)
+            if value is not None and value.isdigit():
+                return int(value)
+        return None
+
     # --- file systems ----------------------------------------------------
     def mount_of(self, path: str) -> Mount | None:
         """The mount holding `path` (or its nearest existing parent)."""

@@ -143,8 +143,32 @@ class Runtime:
         self.static_conf = self.nginx_dir / "static.conf"
         self.uwsgi_ini = self.dir / "uwsgi.ini"
         self.uwsgi_sockets_ini = self.dir / "uwsgi-sockets.ini"
-        self.stats_socket = self.dir / "uwsgi-stats.sock"
+        # One folder per generation of the uWSGI pool (a reload starts a
+        # new one beside the old: supervise.sh), and `current`, the link to
+        # the one nginx sends requests to, swapped in one rename.
+        self.uwsgi_dir = self.dir / "uwsgi"
+        self.current = Generation(self.uwsgi_dir / "current")
+        self.stats_socket = self.current.stats_socket
         self.status_socket = self.nginx_dir / "status.sock"  # nginx's stub_status (METRICS_PORT)
-        self.accepting = self.dir / "uwsgi.accepting"   # a worker accepts (guards.SpawnGuard)
+        # The certificate and key nginx serves: checked copies, one folder
+        # per version, and `current`, the link nginx reads at each handshake.
+        self.tls_dir = self.dir / "tls"
+        self.tls_current = self.tls_dir / "current"
         self.debug_loaded = self.dir / "debug.loaded"   # the dev server loaded the app once
         self.debug_app = self.dir / "debug.app"         # "ok" or the last load's error
+
+
+class Generation:
+    """The files of one generation of the uWSGI pool, in a folder of its
+    own (app.ini's %(flaskbox_generation)): its sockets, its stats, the
+    marks its workers leave, the static location its app asked for."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.stats_socket = self.dir / "stats.sock"
+        self.ready = self.dir / "ready"            # a worker accepts (app.ini, hook-accepting1-once)
+        self.accepting = self.dir / "accepting"    # each worker that accepts (guards.SpawnGuard)
+        self.static_conf = self.dir / "static.conf"
+
+    def socket(self, name: str) -> Path:
+        return self.dir / name

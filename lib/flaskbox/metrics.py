@@ -155,24 +155,26 @@ class Collector:
         return out
 
     def _streams(self, stats: dict | None) -> list[str]:
-        alive = {str(worker.get("pid")) for worker in (stats or {}).get("workers", [])}
         streams = websockets = 0
         for path in self.dir.glob("worker-*"):
             pid = path.name.removeprefix("worker-")
             if not pid.isdigit():
                 continue  # a file being written (worker-PID.new)
-            if pid not in alive:
-                if stats is not None:
-                    self._gone(path)
+            # Alive in any generation: a reload's old one finishes its
+            # streams beside the current one.
+            if not os.path.exists(f"/proc/{pid}"):
+                self._gone(path)
                 continue
             try:
                 open_streams, open_websockets = path.read_text().split()[:2]
                 streams, websockets = streams + int(open_streams), websockets + int(open_websockets)
             except (OSError, ValueError):
                 continue
+        self.counts.replaced["oom_kill"] = oom_kills(self.dir / "oom-kills")
         out = header("flaskbox_worker_replacements_total", "counter",
-                     "Workers flaskbox replaced by reason: a handler past REQUEST_TIMEOUT still holding its "
-                     "thread (stuck_request), gevent's loop blocked as long (blocked_loop).")
+                     "Workers replaced by reason: a handler past REQUEST_TIMEOUT still holding its thread "
+                     "(stuck_request), gevent's loop blocked as long (blocked_loop), WORKER_MAX_MEMORY "
+                     "passed (memory), the kernel's OOM killer (oom_kill).")
         out += [f'flaskbox_worker_replacements_total{{reason="{reason}"}} {self.counts.replaced[reason]}'
                 for reason in REPLACED]
         out += header("flaskbox_open_streams", "gauge", "Streamed responses (chunked, SSE) open now.")
@@ -199,6 +201,15 @@ class Collector:
         out += header("flaskbox_draining", "gauge", "1 while the container stops: nginx drains, then uWSGI.")
         out.append(f"flaskbox_draining {int((self.runtime / 'draining').exists())}")
         return out
+
+
+def oom_kills(path: Path) -> int:
+    """Workers the OOM killer ended, as the uWSGI masters noted them
+    (guards.SpawnGuard: one line per respawn after a kill)."""
+    try:
+        return sum(int(line) for line in path.read_text().split() if line.isdigit())
+    except OSError:
+        return 0
 
 
 def header(name: str, kind: str, text: str) -> list[str]:

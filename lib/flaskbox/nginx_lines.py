@@ -41,7 +41,10 @@ REOPEN_GRACE_SECONDS = 3
 
 # Why guards.py replaced a worker: a handler past REQUEST_TIMEOUT still held
 # its thread (sync), or gevent's loop was blocked that long.
-REPLACED = ("stuck_request", "blocked_loop")
+# Why flaskbox replaced a worker (guards.py): a handler stuck past
+# REQUEST_TIMEOUT, gevent's loop blocked as long, WORKER_MAX_MEMORY passed;
+# and why the kernel did: its OOM killer (guards.SpawnGuard notes it).
+REPLACED = ("stuck_request", "blocked_loop", "memory", "oom_kill")
 
 
 class Counts:

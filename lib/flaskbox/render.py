@@ -6,10 +6,11 @@ the data they hold; the static location is static.py's.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from . import discover, static, tls
-from .layout import GEVENT, MAX_HEADER_LINES, Runtime
+from .layout import MAX_HEADER_LINES, Runtime
 from .record import Record
 from .settings.resolve import uwsgi_options
 from .template import CONF_DIR, TemplateError, fill
@@ -68,33 +69,39 @@ def upload_limits(record: Record) -> str:
 
 
 def sticky(values: dict[str, str]) -> bool:
-    """gevent with more than one process: in-process state (Socket.IO
-    sessions, WebSocket rooms) needs each client kept on one process."""
-    return values["WORKER_CLASS"] == GEVENT and int(values["UWSGI_PROCESSES"]) > 1
+    """STICKY_CLIENTS with more than one process: state an app keeps in one
+    process (a login, Socket.IO sessions, WebSocket rooms) needs each client
+    kept on one process."""
+    return values["STICKY_CLIENTS"] == "1" and int(values["UWSGI_PROCESSES"]) > 1
 
 
-def socket_paths(values: dict[str, str]) -> list[str]:
-    """uWSGI's sockets: one for all workers, or one per process (sticky)."""
-    runtime = values["RUNTIME_DIR"]
+def socket_names(values: dict[str, str]) -> list[str]:
+    """uWSGI's sockets, in each generation's folder: one for all workers, or
+    one per process (sticky)."""
     if not sticky(values):
-        return [f"{runtime}/uwsgi.sock"]
-    return [f"{runtime}/uwsgi-{number}.sock" for number in range(1, int(values["UWSGI_PROCESSES"]) + 1)]
+        return ["uwsgi.sock"]
+    return [f"uwsgi-{number}.sock" for number in range(1, int(values["UWSGI_PROCESSES"]) + 1)]
 
 
 def uwsgi_sockets(values: dict[str, str]) -> str:
-    header = "; Generated from WORKER_CLASS and UWSGI_PROCESSES by flaskbox/render.py.\n[uwsgi]\n"
-    paths = socket_paths(values)
-    if len(paths) == 1:
-        return header + f"http-socket = {paths[0]}\n"
+    """The sockets in the folder of the generation uWSGI is started as
+    (%(flaskbox_generation): lib/supervise.sh sets it)."""
+    header = "; Generated from STICKY_CLIENTS and UWSGI_PROCESSES by flaskbox/render.py.\n[uwsgi]\n"
+    names = socket_names(values)
+    if len(names) == 1:
+        return header + f"http-socket = %(flaskbox_generation)/{names[0]}\n"
     # Socket N-1 is accepted on by worker N alone.
-    return header + "".join(f"http-socket = {path}\nmap-socket = {index}:{index + 1}\n"
-                            for index, path in enumerate(paths))
+    return header + "".join(f"http-socket = %(flaskbox_generation)/{name}\nmap-socket = {index}:{index + 1}\n"
+                            for index, name in enumerate(names))
 
 
 def upstream_servers(values: dict[str, str]) -> str:
-    """nginx's servers for uWSGI, with max_conns shared out among them."""
-    paths = socket_paths(values)
-    header = "# Generated from WORKER_CLASS and UWSGI_PROCESSES by flaskbox/render.py.\n"
+    """nginx's servers for uWSGI, with max_conns shared out among them: the
+    sockets of the current generation, reached through its link, which a
+    reload swaps (nginx opens the path anew for each request)."""
+    current = Runtime(values["RUNTIME_DIR"]).current
+    paths = [current.socket(name) for name in socket_names(values)]
+    header = "# Generated from STICKY_CLIENTS and UWSGI_PROCESSES by flaskbox/render.py.\n"
     if len(paths) == 1:
         return header + f"server unix:{paths[0]} max_conns={values['UPSTREAM_MAX_CONNS']};\n"
     # A client (its real address, behind TRUSTED_PROXIES) always reaches the
@@ -162,6 +169,22 @@ server {{
     }}
 }}
 """
+
+
+def nginx_digest(runtime: Runtime, app_dir: Path = Path("/app")) -> str:
+    """A digest of what nginx's configuration is made of: the rendered files
+    (the static location among them) and the drop-ins in /app/nginx.d. A
+    SIGHUP reloads nginx only when it changed: a reload of nginx ends its old
+    workers' connections within the stop's budget (supervise.sh)."""
+    sha = hashlib.sha256()
+    drop_ins = app_dir / "nginx.d"
+    for path in [*sorted(runtime.nginx_dir.glob("*.conf")), *sorted(drop_ins.glob("*.conf")),
+                 *sorted((drop_ins / "http").glob("*.conf"))]:
+        try:
+            sha.update(f"{path}\0".encode() + path.read_bytes() + b"\0")
+        except OSError:
+            continue
+    return sha.hexdigest()
 
 
 def fresh_metrics_dir(path: Path) -> None:

@@ -42,8 +42,8 @@ import time
 import traceback
 
 from . import discover, forwarded, guards, prefix, record, static, streams, writable
-from .framing import FRAMED, Reply, needs_framing, unbuffered
-from .layout import GEVENT, stream_slots
+from .framing import FRAMED, Reply, is_event_stream, needs_framing, unbuffered
+from .layout import GEVENT, Generation, stream_slots
 from .log import error, log
 from .prelude import bad_request, busy, describe, health, proxy_prelude, waited_too_long, wants_websocket
 from .spool import FileResponses, Spool, Spooled, close_body
@@ -88,7 +88,8 @@ class Refusals:
 
 class Serve:
     def __init__(self, app, timeout: float, gevent_limits: streams.Limits | None = None,
-                 stream_slots: int = 0, spool: Spool | None = None, allowed_hosts: tuple[str, ...] = ()):
+                 stream_slots: int = 0, spool: Spool | None = None, allowed_hosts: tuple[str, ...] = (),
+                 memory_cap: int = 0):
         self.app = app
         self.allowed_hosts = allowed_hosts
         self.timeout = timeout
@@ -96,8 +97,8 @@ class Serve:
         # gevent: streams and WebSockets beyond this get 503 (layout.stream_slots).
         self.stream_slots = stream_slots
         self.refusals = Refusals(stream_slots)
-        self.watchdog = guards.Watchdog(timeout) if gevent_limits is None else None
-        self.loop_watch = guards.LoopWatch(timeout) if gevent_limits is not None else None
+        self.watchdog = guards.Watchdog(timeout, memory_cap) if gevent_limits is None else None
+        self.loop_watch = guards.LoopWatch(timeout, memory_cap) if gevent_limits is not None else None
         self.spool = spool
 
     def __call__(self, environ, start_response):
@@ -191,6 +192,7 @@ class Serve:
                 reply.chunked = False
                 return lambda data: None
             reply.chunked = needs_framing(status, headers, method)
+            reply.event_stream = is_event_stream(headers)
             if reply.chunked and self.full():
                 # A stream with no slot left: 503 instead, before any of it is sent.
                 reply.chunked = False
@@ -321,11 +323,18 @@ def load_app(settings: record.Record) -> discover.Found:
         os._exit(2 if bad_setting else 22)
 
 
+def generation() -> Generation:
+    """This pool's generation (app.ini's %(flaskbox_generation)), whose
+    folder holds its stats socket."""
+    return Generation(os.path.dirname(uwsgi_option("stats", "")))
+
+
 def from_record(settings: record.Record):
     found = load_app(settings)
     # nginx's static location, now that the app can say where its static
-    # files are; the entry-point checks it with `nginx -t` before nginx starts.
-    record.runtime().static_conf.write_text(static.location(settings, found.describe()))
+    # files are; the entry-point installs it, checked with `nginx -t`, when
+    # this generation starts serving.
+    generation().static_conf.write_text(static.location(settings, found.describe()))
     if settings["METRICS_PORT"]:
         streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
     limits, slots = None, 0
@@ -338,7 +347,7 @@ def from_record(settings: record.Record):
     # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
     app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
     return Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
-                 tuple(settings["ALLOWED_HOSTS"]))
+                 tuple(settings["ALLOWED_HOSTS"]), settings["WORKER_MAX_MEMORY"])
 
 
 def prepare_the_pool(settings: record.Record) -> None:
@@ -349,7 +358,8 @@ def prepare_the_pool(settings: record.Record) -> None:
     if uwsgi is None or uwsgi.worker_id() != 0:
         return
     processes = int(uwsgi_option("processes", "1"))
-    guard = guards.SpawnGuard(str(record.runtime().accepting), 3 * processes)
+    metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
+    guard = guards.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
     os.register_at_fork(after_in_parent=guard.after_fork)
     if settings["WORKER_CLASS"] != GEVENT:
         os.register_at_fork(after_in_child=lambda: streams.install_stop_handler_once(gevent_mode=False))

@@ -2,17 +2,24 @@
 
 A stream is a response without a Content-Length (a generator, Server-Sent
 Events), which serve.py frames as chunked. flow() passes its chunks on as
-the app yields them and can end it cleanly, with the last chunk, so that
-the client sees a complete response (an EventSource reconnects):
+the app yields them. An event stream (text/event-stream) is the one kind
+it ends early, cleanly, with the last chunk, since EventSource reconnects:
 
-- when the container stops (supervise.sh sends STOP_SIGNAL to every worker
-  before nginx drains), so that open streams do not hold the stop;
+- when the container stops or a reload retires this worker's generation
+  (supervise.sh sends STOP_SIGNAL to the workers first), so that open event
+  streams hold neither;
 - with WORKER_CLASS=gevent, when it has sent nothing for
   STREAM_IDLE_TIMEOUT or has lasted STREAM_MAX_DURATION.
 
+Any other stream (a CSV export, a generated download) is the client's data,
+never ended early as if complete: a stop or a reload lets it go on within
+its budget; gevent's STREAM_IDLE_TIMEOUT cuts one gone silent, visibly (no
+last chunk), and STREAM_MAX_DURATION leaves it alone.
+
 A WebSocket is a connection the app took over after an Upgrade; at the same
-moments it gets a close frame, 1001 "going away", and its socket is shut
-down, so the app's receive loop ends and the client knows to reconnect.
+moments as an event stream it gets a close frame, 1001 "going away", and its
+socket is shut down, so the app's receive loop ends and the client knows to
+reconnect.
 
 An error in the app's generator propagates: no last chunk, so nginx and the
 client see the cut for what it is.
@@ -48,6 +55,11 @@ class StreamEnd(BaseException):
     A BaseException, so that the app's `except Exception` lets it through."""
 
 
+class StreamCut(StreamEnd):
+    """The same, for a stream that is not an event stream: it ends without
+    its last chunk, so the client and nginx's log see a cut."""
+
+
 class Stream:
     def __init__(self, what: str, reply):
         self.what = what
@@ -67,6 +79,11 @@ class Stream:
     @property
     def chunked(self) -> bool:
         return bool(self.reply.chunked)
+
+    @property
+    def endable(self) -> bool:
+        """Whether it may be ended early, cleanly: a chunked event stream."""
+        return self.chunked and self.reply.event_stream
 
 
 class WebSocket:
@@ -187,16 +204,16 @@ class Open:
         return sum(1 for stream in self.streams if stream.chunked) + len(self.websockets)
 
     def end_all(self, reason: str) -> Stream | None:
-        """Ends every stream and WebSocket; returns the stream whose
+        """Ends every event stream and WebSocket (any other response goes on
+        within the stop's or the reload's budget); returns the stream whose
         generator this thread is running, for the caller to raise into."""
         self.stopping = True
-        if self.streams or self.websockets:
-            log(f"pid {os.getpid()}: ending {len(self.streams)} stream(s) and {len(self.websockets)} "
-                f"WebSocket(s): {reason}")
+        endable = [stream for stream in list(self.streams) if stream.endable]
+        if endable or self.websockets:
+            log(f"pid {os.getpid()}: ending {len(endable)} event stream(s) and {len(self.websockets)} "
+                f"WebSocket(s) cleanly, their clients reconnect: {reason}")
         here = None
-        for stream in list(self.streams):
-            if not stream.chunked:
-                continue  # a Content-Length: ending it early would cut it
+        for stream in endable:
             stream.reason = reason
             if stream.in_app and stream.greenlet is not None:
                 import gevent  # only ever set with WORKER_CLASS=gevent
@@ -211,11 +228,16 @@ class Open:
 OPEN = Open()
 
 
+# Why STOP_SIGNAL came: the container stops, or a reload retires this
+# worker's generation; either way this worker serves no new request.
+STOP_REASON = "this worker is stopping (the container stops, or a reload replaced its code)"
+
+
 def on_stop_signal(signum, frame) -> None:
     """Sync workers: a Python signal handler, which runs in the main thread;
     a stream being produced there ends at once, streams on other threads at
     their next chunk."""
-    here = OPEN.end_all("the container is stopping")
+    here = OPEN.end_all(STOP_REASON)
     if here is not None:
         raise StreamEnd(here.reason)
 
@@ -226,7 +248,7 @@ def install_stop_handler_once(gevent_mode: bool) -> None:
     OPEN.handler_pid = os.getpid()
     if gevent_mode:
         import gevent
-        gevent.signal_handler(STOP_SIGNAL, OPEN.end_all, "the container is stopping")
+        gevent.signal_handler(STOP_SIGNAL, OPEN.end_all, STOP_REASON)
     else:
         signal.signal(STOP_SIGNAL, on_stop_signal)
         watch_for_the_stop_signal()
@@ -246,7 +268,7 @@ def watch_for_the_stop_signal() -> None:
     def watch() -> None:
         while True:
             if int(STOP_SIGNAL).to_bytes(1, "little") in os.read(read_end, 64):
-                OPEN.end_all("the container is stopping")
+                OPEN.end_all(STOP_REASON)
 
     threading.Thread(target=watch, name="flaskbox-stop-watch", daemon=True).start()
 
@@ -268,7 +290,9 @@ def mark_native_handshakes(uwsgi) -> None:
 
 class Limits:
     """STREAM_IDLE_TIMEOUT and STREAM_MAX_DURATION, with gevent: each wait
-    for the app's next chunk is bounded by whichever comes first."""
+    for the app's next chunk is bounded by whichever comes first. An event
+    stream ends cleanly at either; any other stream is cut when it has gone
+    silent, and never for its length."""
 
     def __init__(self, idle: float, most: float):
         self.idle = idle
@@ -279,11 +303,12 @@ class Limits:
         if not stream.chunked:
             return next(iterator)
         wait, reason = self.idle, f"nothing sent for STREAM_IDLE_TIMEOUT ({self.idle:g} s)"
-        if self.most:
+        end = StreamEnd if stream.endable else StreamCut
+        if self.most and stream.endable:
             left = stream.started + self.most - time.monotonic()
             if left <= wait:
                 wait, reason = max(left, 0), f"STREAM_MAX_DURATION ({self.most:g} s) reached"
-        with gevent.Timeout(wait, StreamEnd(reason)):
+        with gevent.Timeout(wait, end(reason)):
             return next(iterator)
 
     def bound_websocket(self, websocket: WebSocket) -> None:
@@ -298,13 +323,15 @@ class Limits:
 def flow(result, what: str, limits: Limits | None, reply):
     """The body of a response as the app yields it: if reply.chunked says so
     (start_response may come with the first chunk), each chunk framed as
-    chunked, then the last chunk if it ended normally or was ended here."""
+    chunked, then the last chunk if it ended normally or was ended here
+    (an event stream); a stream cut here (StreamCut) gets none."""
     stream = Stream(what, reply)
     if limits is not None:
         import gevent
         stream.greenlet = gevent.getcurrent()
     OPEN.streams.add(stream)
     iterator = iter(result)
+    cut = False
     try:
         while stream.reason is None:
             try:
@@ -313,6 +340,9 @@ def flow(result, what: str, limits: Limits | None, reply):
                     raise StreamEnd(stream.reason)
                 data = next(iterator) if limits is None else limits.next(iterator, stream)
             except StopIteration:
+                break
+            except StreamCut as end:
+                stream.reason, cut = str(end), True
                 break
             except StreamEnd as end:
                 stream.reason = stream.reason or str(end)
@@ -326,9 +356,13 @@ def flow(result, what: str, limits: Limits | None, reply):
                     stream.published = True
                     OPEN.publish()
                 yield reply.frame(data)
+        lasted = time.monotonic() - stream.started
+        if cut:
+            log(f"{what}: stream cut after {lasted:.0f} s (its client sees the cut, the access log says "
+                f"cut): {stream.reason}")
+            return
         if stream.reason and not OPEN.stopping:
-            lasted = time.monotonic() - stream.started
-            log(f"{what}: stream ended cleanly after {lasted:.0f} s: {stream.reason}")
+            log(f"{what}: event stream ended cleanly after {lasted:.0f} s: {stream.reason}")
         if stream.chunked:
             yield reply.last_chunk()
     finally:

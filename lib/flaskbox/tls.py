@@ -5,8 +5,9 @@ The files are judged with the standard library's ssl module, which reads
 them with the same OpenSSL nginx uses: a missing or unreadable file, one
 that holds no certificate or no usable key, a key that belongs to another
 certificate, and an encrypted key (nginx would ask for its passphrase) each
-stop the start with a message naming the variable and the file. nginx
-re-reads the files on SIGHUP (supervise.sh), after `nginx -t` accepts them.
+stop the start with a message naming the variable and the file. nginx reads
+checked copies of the files, which certificates.py keeps up to date, at each
+handshake: a renewal reloads nothing.
 """
 
 from __future__ import annotations
@@ -147,10 +148,15 @@ def server_conf(values: Mapping[str, str], http2_directive: bool) -> str:
     # listen on the same port during a rolling update on the host network.
     listen = (f"listen {port} ssl default_server reuseport;\nhttp2 on;\n" if http2_directive
               else f"listen {port} ssl http2 default_server reuseport;\n")
+    # The files through variables: nginx reads them at each full handshake
+    # (a resumed session needs none), from the copies certificates.py keeps
+    # in RUNTIME_DIR, so a renewal applies to the next handshake with no
+    # reload of nginx, whose old workers would have to end the downloads
+    # and HTTP/2 connections they hold (nginx.conf's maps name the files).
     return ("# Generated from TLS_CERT, TLS_KEY and TLS_PORT by flaskbox/tls.py.\n"
             + listen
-            + f"ssl_certificate {values['TLS_CERT']};\n"
-            f"ssl_certificate_key {values['TLS_KEY']};\n"
+            + "ssl_certificate $flaskbox_tls_cert;\n"
+            "ssl_certificate_key $flaskbox_tls_key;\n"
             f"ssl_protocols {PROTOCOLS};\n"
             f"ssl_ciphers {CIPHERS};\n"
             # With only strong suites offered, the client's order (which

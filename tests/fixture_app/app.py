@@ -187,6 +187,92 @@ def blob_file(megabytes):
     return response
 
 
+def export_rows(rows: int):
+    """The rows of /export, the same every time: a client checks its copy
+    against export_digest()."""
+    for row in range(rows):
+        yield f"{row},customer-{row % 977},{row * 37 % 100003},{'x' * 40}\n".encode()
+
+
+@app.get("/export/<int:rows>")
+def export(rows):
+    # A CSV export as apps stream them: a batch of rows every `every`
+    # seconds (a query's next page), no Content-Length. `silent_after=N`
+    # stops sending after N batches, as a stalled query would.
+    every = float(request.args.get("every", "0.5"))
+    batch = int(request.args.get("batch", "1000"))
+    silent_after = int(request.args.get("silent_after", "0"))
+
+    def batches():
+        pending = []
+        for number, line in enumerate(export_rows(rows), 1):
+            pending.append(line)
+            if len(pending) == batch or number == rows:
+                yield b"".join(pending)
+                pending = []
+                sent = number // batch
+                if silent_after and sent >= silent_after:
+                    time.sleep(100000)
+                time.sleep(every)
+
+    return Response(batches(), mimetype="text/csv")
+
+
+@app.get("/events")
+def events():
+    # Server-Sent Events that never end by themselves.
+    def tick():
+        number = 0
+        while True:
+            yield f"id: {number}\ndata: {number}\n\n"
+            number += 1
+            time.sleep(0.2)
+
+    return Response(tick(), mimetype="text/event-stream")
+
+
+COUNTER = {"count": 0}
+
+
+@app.get("/count")
+def count():
+    # State kept in the process's memory: it keeps counting only while the
+    # process (and the code) stays the same.
+    COUNTER["count"] += 1
+    return jsonify(count=COUNTER["count"], pid=os.getpid())
+
+
+HELD: list[bytes] = []
+
+
+@app.get("/hold/<int:megabytes>")
+def hold(megabytes):
+    # Memory the worker keeps (a cache without a bound, a leak): touched, so
+    # that it is resident.
+    HELD.append(bytes(megabytes << 20))
+    return jsonify(held=len(HELD), pid=os.getpid())
+
+
+LOGINS: dict[str, str] = {}
+
+
+@app.post("/login")
+def login():
+    # A login kept in the process's memory, as many admin apps keep theirs:
+    # only the process that holds the key knows the user.
+    key = os.urandom(8).hex()
+    LOGINS[key] = request.form.get("user", "someone")
+    return jsonify(key=key, pid=os.getpid())
+
+
+@app.get("/me")
+def me():
+    user = LOGINS.get(request.args.get("key", ""))
+    if user is None:
+        return jsonify(error="not logged in", pid=os.getpid()), 401
+    return jsonify(user=user, pid=os.getpid())
+
+
 @app.get("/.well-known/<path:name>")
 def well_known(name):
     # ACME challenges and security.txt live here: never blocked as dotfiles.

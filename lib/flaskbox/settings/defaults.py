@@ -57,6 +57,17 @@ def threads(context):
     return "1" if context.values["WORKER_CLASS"] == GEVENT else "16"
 
 
+def worker_max_memory(context):
+    # Each worker process's fair share of 90 % of the memory limit, as
+    # resident memory: past it a worker that keeps growing (a leak, a cache
+    # without a bound) is replaced gracefully, before the kernel's OOM killer
+    # ends it and every request its threads hold. No limit: off.
+    limit = context.host.memory_limit()
+    if not limit:
+        return "0"
+    return f"{max(limit * 9 // 10 // int(context.values['UWSGI_PROCESSES']) >> 20, 1)}m"
+
+
 def _runtime_space(context, share: int) -> str:
     # 1/share of RUNTIME_DIR's file system; on a tmpfs (memory), of the
     # container's memory limit too, since that is where it is held.

@@ -39,6 +39,7 @@ from ..layout import (
     uwsgi_max_vars,
 )
 from ..record import Record
+from . import pids
 from .defaults import Context, capacity
 from .forms import SettingError, size_bytes
 from .table import BY_NAME, SETTINGS
@@ -75,13 +76,14 @@ class Resolved:
         """What the entry-point's own shell needs (not exported: the
         servers read the record): where the runtime files go, the port and
         app for its log, INSTALL_ON_START's switch, the pre-start script, whether
-        to start the metrics server (METRICS_PORT), and the
-        stop's budget."""
+        to start the metrics server (METRICS_PORT) and the certificate
+        watcher (TLS_CERT), a reload's grace, and the stop's budget."""
         out = {name: self.values[name]
                for name in ("RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
-                            "METRICS_PORT")}
+                            "METRICS_PORT", "TLS_CERT")}
+        out["FLASKBOX_RELOAD_GRACE"] = self.values["RELOAD_GRACE"]
         for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
-                     "STOP_STREAMS_SIGNAL"):
+                     "STOP_STREAMS_SIGNAL", "OOM_KILLS"):
             out[f"FLASKBOX_{name}"] = self.derived[name]
         return out
 
@@ -107,6 +109,13 @@ def _given(env: Mapping[str, str]) -> dict[str, str]:
 
 def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = None) -> Resolved:
     host = host or Host()
+    resolved = _resolve(mode, env, host)
+    if mode == PRODUCTION:
+        resolved = _fit_pids(resolved, env, host)
+    return resolved
+
+
+def _resolve(mode: str, env: Mapping[str, str], host: Host) -> Resolved:
     given = _given(env)
     values: dict[str, str] = {}
     typed: dict[str, Any] = {}
@@ -188,6 +197,41 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             "would fit; raise UPLOAD_SPACE (and the space under RUNTIME_DIR) or lower MAX_BODY_SIZE")
 
 
+def _fit_pids(resolved: Resolved, env: Mapping[str, str], host: Host) -> Resolved:
+    """The pool within the cgroup's pids limit, with room for a reload's
+    second pool where there is some: a defaulted UWSGI_THREADS is lowered
+    (a note says so); a pool that cannot fit at all is refused (exit 2)."""
+    limit = host.pids_limit()
+    values = resolved.values
+    counts = pids.need(values, int(values["UWSGI_THREADS"]))
+    if limit is None or counts.reload <= limit:
+        return resolved
+    fitted = None
+    if "UWSGI_THREADS" in resolved.defaulted and values["WORKER_CLASS"] == SYNC:
+        fitted = pids.fitted_threads(values, limit)
+    if fitted is not None:
+        threads, reload_fits = fitted
+        again = _resolve(resolved.mode, {**env, "UWSGI_THREADS": str(threads)}, host)
+        again.defaulted.add("UWSGI_THREADS")
+        again.notes.append(
+            f"the pids limit is {limit} (--pids-limit): UWSGI_THREADS lowered from {values['UWSGI_THREADS']} "
+            f"to {threads} so that the pool fits" + ("" if reload_fits else NO_RELOAD_ROOM))
+        return again
+    if counts.steady <= limit:
+        resolved.notes.append(f"the pids limit is {limit} (--pids-limit){NO_RELOAD_ROOM}")
+        return resolved
+    advice = ("lower UWSGI_PROCESSES" if values["WORKER_CLASS"] == GEVENT
+              else "lower UWSGI_THREADS or UWSGI_PROCESSES")
+    raise SettingError(
+        f"the pool does not fit this container's pids limit ({limit}, --pids-limit): UWSGI_PROCESSES="
+        f"{values['UWSGI_PROCESSES']} with UWSGI_THREADS={values['UWSGI_THREADS']} needs about "
+        f"{counts.steady} processes and threads with nginx and the rest; {advice}, or raise the limit")
+
+
+NO_RELOAD_ROOM = ("; a reload's second pool would not fit beside it, so a SIGHUP keeps the running code "
+                  "(raise the limit for reloads)")
+
+
 GEVENT_ONLY = ("WORKER_CONNECTIONS", "STREAM_IDLE_TIMEOUT", "STREAM_MAX_DURATION")
 
 
@@ -237,10 +281,12 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "UPSTREAM_MAX_CONNS": str(upstream),
         "UWSGI_LISTEN": str(backlog),
         "UPSTREAM_TIMEOUT": str(_upstream_timeout(values)),
-        # A recycled sync worker (max-requests) finishes the requests its
-        # other threads hold, each bounded by REQUEST_TIMEOUT, before the
-        # master kills it; a stop has its own, shorter budget (STOP_*).
-        "WORKER_RELOAD_MERCY": str(int(values["REQUEST_TIMEOUT"]) + 2
+        # A replaced sync worker (max-requests, WORKER_MAX_MEMORY) finishes
+        # the requests its other threads hold, a long download or export
+        # among them, with a reload's grace (a stuck one ends within
+        # REQUEST_TIMEOUT: guards.Watchdog), before the master kills it; a
+        # stop has its own, shorter budget (STOP_*).
+        "WORKER_RELOAD_MERCY": str(max(int(values["REQUEST_TIMEOUT"]) + 2, int(values["RELOAD_GRACE"]))
                                    if values["WORKER_CLASS"] == SYNC else STOP_MERCY_SECONDS),
         "SEND_TIMEOUT": str(SEND_TIMEOUT_SECONDS),
         # uWSGI waits for nginx to take a response longer than nginx waits
@@ -268,6 +314,9 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
         "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
         "CPUS": str(host.cpus()),
+        # The OOM killer's count at start: a server that dies later is named
+        # as its victim when the count has risen (supervise.sh).
+        "OOM_KILLS": str(host.oom_kills() or 0),
     }
 
 

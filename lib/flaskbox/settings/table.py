@@ -114,9 +114,21 @@ SETTINGS: tuple[Setting, ...] = (
         default="30",
         form="a whole number of seconds from 1 to 86400",
         parse=whole(1, 86400),
-        doc=("Seconds a client may wait for its answer to start, time in the queue included: past it, a "
-             "request still queued gets 503, a handler still running 504 (its worker is replaced once its "
-             "other requests end)."),
+        doc=("Seconds a client may wait for its answer to start, time in the queue included, and then for "
+             "each next part of a streamed answer: past it, a request still queued gets 503, a handler "
+             "still running 504 (its worker is replaced once its other requests end), a stream gone silent "
+             "is cut (visibly). An answer that keeps sending is never cut by it."),
+    ),
+    Setting(
+        "RELOAD_GRACE",
+        # Five minutes: a 300 MB export or download to a client at 1 MB/s
+        # finishes; the old pool's memory is given back soon after.
+        default="300",
+        form="a whole number of seconds from 0 to 86400",
+        parse=whole(0, 86400),
+        doc=("Seconds the requests, downloads and streams in flight at a reload (SIGHUP) have to finish on "
+             "the old code while new requests go to the new; past it they are cut, visibly. Event streams "
+             "end cleanly at once (browsers reconnect) ([production.md](production.md#reloading-in-place))."),
     ),
     Setting(
         "WORKER_CLASS",
@@ -145,6 +157,27 @@ SETTINGS: tuple[Setting, ...] = (
              "([benchmarks](BENCHMARKS.md#profile-of-the-threaded-default))."),
     ),
     Setting(
+        "STICKY_CLIENTS",
+        default=lambda context: "1" if context.values["WORKER_CLASS"] == GEVENT else "0",
+        default_doc="`1` with `gevent`, `0` with `sync` (computed)",
+        form="1 (each client address is served by one process) or 0",
+        parse=flag,
+        doc=("`1`: each client (its address, or the one a trusted proxy reports) is always served by the "
+             "same uWSGI process, for apps that keep state in one process (logins, sessions, Socket.IO) "
+             "([your-app.md](your-app.md#state-kept-in-one-process)). `0`: any free process serves."),
+    ),
+    Setting(
+        "WORKER_MAX_MEMORY",
+        default=defaults.worker_max_memory,
+        default_doc="a fair share of the container's memory limit per process; `0` (off) without one "
+                    "(computed)",
+        form="a size such as 300m or 1g (0: off)",
+        parse=size_bytes,
+        doc=("A worker whose resident memory grows past this is replaced gracefully: it takes no new "
+             "requests, finishes its own, then a fresh one takes its place "
+             "([production.md](production.md#memory))."),
+    ),
+    Setting(
         "WORKER_CONNECTIONS",
         # gunicorn's name for the same thing. An open stream costs ~30 KB in
         # uWSGI and ~17 KB in nginx, its 16 KB buffer included (measured with
@@ -165,8 +198,8 @@ SETTINGS: tuple[Setting, ...] = (
         default="120",
         form="a whole number of seconds from 1 to 86400",
         parse=whole(1, 86400),
-        doc=("`gevent` only: seconds a stream or WebSocket may send nothing before it is closed (a stream "
-             "ends cleanly; EventSource reconnects)."),
+        doc=("`gevent` only: seconds a stream or WebSocket may send nothing before it is closed (an event "
+             "stream ends cleanly and EventSource reconnects; any other stream is cut, visibly)."),
     ),
     Setting(
         "STREAM_MAX_DURATION",
@@ -176,8 +209,8 @@ SETTINGS: tuple[Setting, ...] = (
         default="3600",
         form="a whole number of seconds from 0 (no limit) to 604800",
         parse=whole(0, 604800),
-        doc="`gevent` only: seconds a stream or WebSocket may last in all (`0`: no limit); then it ends "
-            "cleanly.",
+        doc="`gevent` only: seconds an event stream or WebSocket may last in all (`0`: no limit); then it "
+            "ends cleanly and the client reconnects. Other responses are never ended by it.",
     ),
     Setting(
         "NGINX_WORKER_PROCESSES",

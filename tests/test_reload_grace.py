@@ -1,0 +1,153 @@
+"""A reload lets work in flight finish: at SIGHUP the new code serves every
+new request at once, while the downloads and streams already under way
+(a static file, a spooled response, a generated one with a length, a file
+from send_file, a streamed CSV export; over HTTP/1.1 and HTTP/2) go on to
+their end on the old code, within RELOAD_GRACE. Only an event stream is
+ended early, cleanly (browsers reconnect), and the log says so. Past the
+grace, what is still in flight is cut where the client and the access log
+see it."""
+
+import hashlib
+import shutil
+import time
+import uuid
+
+from test_tls import CERT, KEY, make_pair
+
+from downloads import Download
+from helpers import REPO, docker, free_port, share_with_container
+
+FIXTURE_APP = REPO / "tests" / "fixture_app"
+VERSION = '''
+
+@app.get("/version")
+def version():
+    return "{token}\\n"
+'''
+MB = 1 << 20
+
+
+def fixture_copy(tmp_path, token: str):
+    """The fixture app, mounted rather than built in, so that a test can
+    change its code; a static folder with a large file of its own."""
+    app = tmp_path / "app"
+    shutil.copytree(FIXTURE_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+    write_version(app, token)
+    (app / "public").mkdir()
+    (app / "public" / "big.bin").write_bytes(bytes(range(256)) * (8 * MB // 256))
+    share_with_container(tmp_path)
+    return app
+
+
+def write_version(app, token: str) -> None:
+    source = app / "app.py"
+    code = source.read_text().split('\n\n@app.get("/version")')[0]
+    source.write_text(code + VERSION.format(token=token))
+    share_with_container(source)
+
+
+def serve(containers, app, certs, **env):
+    tls_port = free_port()
+    c = containers.run(env={"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": str(tls_port),
+                            "STATIC_URL": "/public", "STATIC_PATH": "/app/public", **env},
+                       docker_args=("-v", f"{app}:/app:ro", "-v", f"{certs}:/etc/tls:ro"))
+    c.tls_port = tls_port
+    c.wait_http("/version")
+    return c
+
+
+def certificates(tmp_path):
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    make_pair(directory)
+    share_with_container(tmp_path, directory)
+    return directory
+
+
+def wait_started(container, downloads) -> None:
+    container.wait_until(lambda: all(download.received() > 0 for download in downloads),
+                         "every download under way", timeout=30)
+
+
+def test_downloads_in_flight_finish_on_the_old_code_while_new_requests_get_the_new(containers, tmp_path,
+                                                                                    figure):
+    old, new = uuid.uuid4().hex, uuid.uuid4().hex
+    app = fixture_copy(tmp_path, old)
+    c = serve(containers, app, certificates(tmp_path))
+    plain, tls = f"http://127.0.0.1:{c.port}", f"https://127.0.0.1:{c.tls_port}"
+    rows = 40_000  # 3.2 MB in batches of 1000 rows, one every 0.2 s: 8 s
+    downloads = {
+        "static, HTTP/1.1": Download(f"{plain}/public/big.bin", rate="1M"),
+        "static, HTTP/2": Download(f"{tls}/public/big.bin", rate="1M", http2=True),
+        "spooled, HTTP/2": Download(f"{tls}/blob/8", rate="1M", http2=True),
+        "generated with a length": Download(f"{plain}/big/8", rate="1M"),
+        "send_file": Download(f"{plain}/blob-file/8", rate="1M"),
+        "CSV export, HTTP/1.1": Download(f"{plain}/export/{rows}?every=0.2"),
+        "CSV export, HTTP/2": Download(f"{tls}/export/{rows}?every=0.2", http2=True),
+    }
+    events = Download(f"{plain}/events")
+    for download in [*downloads.values(), events]:
+        download.start()
+    wait_started(c, [*downloads.values(), events])
+    write_version(app, new)
+    hupped = time.monotonic()
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: c.request("/version").text == f"{new}\n", "the new code serving", timeout=30)
+    switched = time.monotonic() - hupped
+    # The event stream ended at once, cleanly; the rest is still under way.
+    events.wait(timeout=30)
+    still_running = [name for name, download in downloads.items() if download.running()]
+    for download in downloads.values():
+        download.wait()
+    figure("SIGHUP to the new code serving, seconds", f"{switched:.2f}")
+    figure("downloads still under way when the new code served", f"{len(still_running)} of {len(downloads)}")
+    assert switched < 5, c.logs()
+    assert len(still_running) == len(downloads), still_running
+    for name, download in downloads.items():
+        assert download.whole and download.status == 200, f"{name}: {download}\n{c.logs()[-4000:]}"
+    assert downloads["static, HTTP/2"].version == "2"
+    assert downloads["static, HTTP/1.1"].body == (app / "public" / "big.bin").read_bytes()
+    for name in ("spooled, HTTP/2", "send_file"):
+        download = downloads[name]
+        assert download.sha256 == download.answer_headers["x-sha256"], name
+    assert len(downloads["generated with a length"].body) == 8 * MB
+    for name in ("CSV export, HTTP/1.1", "CSV export, HTTP/2"):
+        assert downloads[name].sha256 == export_digest(rows), name
+    assert events.whole and b"data: 0" in events.body, events
+    logs = c.logs()
+    assert "ending 1 event stream(s) and 0 WebSocket(s) cleanly" in logs
+    assert "the old code (generation 1) has finished its requests and stopped" in logs
+    lines = [line for line in c.stdout_lines() if "/version" not in line and "/-/" not in line]
+    assert lines and all(line.endswith("done=ok") for line in lines), "\n".join(lines)
+
+
+def export_digest(rows: int) -> str:
+    """What /export/<rows> sends, row by row, as the fixture app writes it."""
+    sha = hashlib.sha256()
+    for row in range(rows):
+        sha.update(f"{row},customer-{row % 977},{row * 37 % 100003},{'x' * 40}\n".encode())
+    return sha.hexdigest()
+
+
+def test_past_the_reload_grace_what_is_still_in_flight_is_cut_visibly(containers, tmp_path, figure):
+    app = fixture_copy(tmp_path, uuid.uuid4().hex)
+    c = serve(containers, app, certificates(tmp_path), RELOAD_GRACE="2")
+    plain, tls = f"http://127.0.0.1:{c.port}", f"https://127.0.0.1:{c.tls_port}"
+    # Exports that would take a minute.
+    slow = [Download(f"{plain}/export/100000?every=0.5&batch=500"),
+            Download(f"{tls}/export/100000?every=0.5&batch=500", http2=True)]
+    for download in slow:
+        download.start()
+    wait_started(c, slow)
+    hupped = time.monotonic()
+    docker("kill", "-s", "HUP", c.name)
+    for download in slow:
+        download.wait(timeout=30)
+    elapsed = time.monotonic() - hupped
+    figure("RELOAD_GRACE=2: exports in flight cut after, seconds", f"{elapsed:.2f}")
+    for download in slow:
+        assert download.cut and download.status == 200, f"{download}\n{c.logs()[-3000:]}"
+    assert 2 <= elapsed < 8, c.logs()
+    c.wait_until(lambda: "still in flight after RELOAD_GRACE (2s): cut" in c.logs(), "the cut in the log")
+    c.wait_until(lambda: sum("GET /export/" in line and line.endswith("done=cut")
+                             for line in c.stdout_lines()) == 2, "both cuts in the access log")

@@ -1,0 +1,148 @@
+"""Every process in the container is supervised. Killed with SIGKILL, each
+one either comes back (its death logged, serving and logging going on) or
+takes the container down within 2 s, non-zero, its last line naming what
+died, once nginx has answered what it could and written its log: every
+request a client got an answer for is in the access log, and requests on a
+dead uWSGI get a logged 502. Nothing inside the container can kill PID 1,
+the entry-point that supervises; and PID 1 reaps orphans."""
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from helpers import free_port
+from test_tls import CERT, KEY, make_pair
+
+# Processes that come back, by what their command line starts with.
+RECOVER = {
+    "the JSON log relay": "python3 -I -m flaskbox json-log",
+    "the metrics server": "python3 -I -m flaskbox metrics",
+    "the certificate watcher": "python3 -I -m flaskbox tls-watch",
+    "an nginx worker": "nginx: worker process",
+    "a uWSGI worker": "flaskbox uWSGI worker",
+}
+# Processes whose death ends the container.
+FATAL = {
+    "nginx's master": "nginx: master process",
+    "uWSGI's master": "flaskbox uWSGI master",
+}
+
+
+def kill9(container, pid: str) -> None:
+    container.signal("KILL", pid)
+
+
+def answered_and_logged(container, path: str) -> bool:
+    """A request answered 200 whose own line reaches the access log."""
+    resp = container.request(path)
+    if resp.status != 200:
+        return False
+    request_id = resp.headers["x-request-id"]
+    container.wait_until(lambda: any(f'"request_id":"{request_id}"' in line for line in container.stdout_lines()),
+                         f"{path} in the access log")
+    return True
+
+
+def test_helpers_and_workers_come_back_and_pid_1_cannot_be_killed(containers, fixture_image, tmp_path, figure):
+    certs = tmp_path / "tls"
+    certs.mkdir()
+    make_pair(certs)
+    tmp_path.chmod(0o755)
+    certs.chmod(0o755)
+    c = containers.run(image=fixture_image["image"],
+                       env={"LOG_FORMAT": "json", "METRICS_PORT": str(free_port()), "TLS_CERT": CERT,
+                            "TLS_KEY": KEY, "TLS_PORT": str(free_port())},
+                       docker_args=("-v", f"{certs}:/etc/tls:ro"))
+    c.wait_http("/")
+    # PID 1 ignores even SIGKILL from inside: the supervisor stays.
+    kill9(c, "1")
+    assert answered_and_logged(c, f"/whoami?after=pid1-{uuid.uuid4().hex}")
+    for name, command in RECOVER.items():
+        before = c.pids(command)
+        assert before, (name, c.processes())
+        started = time.monotonic()
+        kill9(c, before[0])
+        c.wait_until(lambda: before[0] not in c.pids(command) and len(c.pids(command)) == len(before),  # noqa: B023
+                     f"{name} in place again", timeout=10)
+        figure(f"{name} killed -9: back after, seconds", f"{time.monotonic() - started:.2f}")
+        assert answered_and_logged(c, f"/whoami?after={uuid.uuid4().hex}"), name
+    logs = c.logs()
+    for helper in ("the JSON log relay", "the metrics server", "the certificate watcher"):
+        assert f"{helper.removeprefix('the ')} exited with code 137" in logs, helper
+    assert "killed by signal 9" in logs  # uWSGI's line for its worker
+    assert "exited on signal 9" in logs  # nginx's for its worker
+    # Every line on stderr is still JSON, the relay's restart included.
+    stderr = c.logs().splitlines()
+    assert all(json.loads(line) for line in stderr if line.startswith("{")), stderr[-5:]
+    assert c.running()
+
+
+class Traffic:
+    """Clients that each make requests until stopped, keeping what came
+    back: a status and the request id nginx gave it, or the error."""
+
+    def __init__(self, container, clients: int = 8):
+        self.container, self.answered, self.errors = container, [], Counter()
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def run(self):
+        while not self.stopped.is_set():
+            try:
+                resp = self.container.request("/sleep/0", timeout=5)
+                self.answered.append((resp.status, resp.headers.get("x-request-id")))
+            except OSError as exc:
+                self.errors[type(exc).__name__] += 1
+                time.sleep(0.02)
+
+    def stop(self):
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(10)
+
+
+@pytest.mark.parametrize("name", FATAL)
+def test_a_dead_master_stops_the_container_in_2_s_with_every_answer_logged(containers, fixture_image, name,
+                                                                          figure):
+    c = containers.serving(image=fixture_image["image"])
+    traffic = Traffic(c)
+    c.wait_until(lambda: len(traffic.answered) > 200, "traffic")
+    pids = c.pids(FATAL[name])
+    assert len(pids) == 1, c.processes()
+    started = time.monotonic()
+    kill9(c, pids[0])
+    code = c.wait_exit(timeout=10)
+    elapsed = time.monotonic() - started
+    traffic.stop()
+    figure(f"{name} killed -9: container gone after, seconds", f"{elapsed:.2f}")
+    figure(f"{name} killed -9: answers, errors", f"{Counter(s for s, _ in traffic.answered)}, {traffic.errors}")
+    assert code == 137 and elapsed < 2.5, (code, elapsed, c.logs())
+    last = [line for line in c.logs().splitlines() if line.startswith("flaskbox:")][-1]
+    assert last == f"flaskbox: error: container stopped: {name} was killed by signal 9", last
+    logged = {line.split("id=")[1].split()[0] for line in c.stdout_lines() if " id=" in line}
+    missing = [answer for answer in traffic.answered if answer[1] not in logged]
+    assert missing == [], f"{len(missing)} answered requests not in the access log: {missing[:5]}"
+    assert {status for status, _ in traffic.answered} <= {200, 502, 503}, Counter(traffic.answered)
+
+
+def test_pid1_reaps_orphaned_processes(containers):
+    c = containers.serving()
+    # A background child outlives the shell that started it: it is re-parented
+    # to PID 1, which must collect it when it exits, or it stays a zombie.
+    result = c.exec("bash", "-c", "sleep 0.5 & echo $!")
+    orphan = result.stdout.strip()
+    assert orphan.isdigit(), result.stderr
+
+    def state():
+        out = c.exec("bash", "-c", f"awk '/^(State|PPid):/ {{print $2}}' /proc/{orphan}/status 2>/dev/null")
+        return out.stdout.split()
+
+    # While it sleeps, its parent is PID 1 (the entry-point, which supervises).
+    assert state() in (["S", "1"], []), state()
+    c.wait_until(lambda: state() == [], "the orphan to be reaped (no zombie left)", timeout=5)
