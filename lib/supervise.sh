@@ -269,7 +269,11 @@ _prod_reload() {
 	fi
 	flaskbox_log "SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they changed; settings need a restart)"
 	[ -z "${TLS_CERT:-}" ] || python3 -I -m flaskbox tls-apply || true
-	_reload_uwsgi
+	if [ "$FLASKBOX_RELOAD_ROOM" = 1 ]; then
+		_reload_uwsgi
+	else
+		flaskbox_error "SIGHUP: the pids limit leaves no room for the new code's pool beside the running one; still serving the code loaded before (restart the container, or raise the limit)"
+	fi
 	_nginx_apply_config
 }
 

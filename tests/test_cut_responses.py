@@ -1,7 +1,10 @@
 """A response the app's side cuts short (an exception mid-stream, a
 download that fails before its last byte) reaches the client as a cut, and
 the access log says so (`done=cut`, "complete": false) beside the status it
-began with; a whole one says `done=ok`. nginx's own completion flag sees
+began with; a whole one says `done=ok`. So does one flaskbox itself ends
+early: past the stop's budget, or when the disk its spool is on fills up
+(the timeout's and a reload's cuts: test_request_timeout.py,
+test_reload_grace.py). nginx's own completion flag sees
 only a client that left (tests/test_slow_downloads.py), so nginx.conf also
 checks what it received from the app: all of a Content-Length, and a framed
 stream's padded length (flaskbox/framing.py)."""
@@ -89,3 +92,47 @@ def test_a_stream_that_ends_well_is_padded_to_a_whole_number(sent):
     # 7.1.1 has it, and no trailer.
     assert last.startswith(b"0;") and last.endswith(b"\r\n\r\n") and last.count(b"\r\n") == 2
     assert last[2:-4].isalnum()
+
+
+def cut_and_logged_cut(container, download, path: str) -> None:
+    assert download.cut and download.status == 200, f"{download}\n{container.logs()[-3000:]}"
+    line = next(line for line in container.stdout_lines() if f"GET {path} " in line)
+    assert line.endswith("done=cut"), line
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["HTTP/1.1", "HTTP/2"])
+def test_a_download_past_the_stops_budget_is_cut_visibly(containers, fixture_image, tmp_path, http2):
+    from test_tls import CERT, KEY, make_pair
+
+    from downloads import Download
+    from helpers import docker, free_port, share_with_container
+
+    certs = tmp_path / "tls"
+    certs.mkdir()
+    make_pair(certs)
+    share_with_container(tmp_path, certs)
+    tls_port = free_port()
+    c = containers.serving(image=fixture_image["image"],
+                           env={"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": str(tls_port)},
+                           docker_args=("-v", f"{certs}:/etc/tls:ro"))
+    # 16 MB at 1 MB/s: far past the stop's 5 s drain.
+    url = f"https://127.0.0.1:{tls_port}/blob/16" if http2 else f"http://127.0.0.1:{c.port}/blob/16"
+    download = Download(url, rate="1M", http2=http2).start()
+    c.wait_until(lambda: download.received() > 0, "the download under way")
+    docker("stop", c.name, timeout=30)
+    download.wait(timeout=30)
+    cut_and_logged_cut(c, download, "/blob/16")
+
+
+def test_a_download_whose_spool_disk_fills_up_is_cut_visibly(containers, fixture_image):
+    from downloads import Download
+
+    c = containers.serving(image=fixture_image["image"], docker_args=("--tmpfs", "/tmp:size=64m"))
+    # Made a MB every 0.3 s for a client at 200 KB/s: nginx spools it to
+    # RUNTIME_DIR as it comes, while something else fills that disk.
+    download = Download(f"http://127.0.0.1:{c.port}/big/12?every=0.3", rate="200K").start()
+    c.wait_until(lambda: download.received() > 0, "the download under way")
+    c.exec("bash", "-c", "head -c 100m /dev/zero > /tmp/filler")
+    download.wait(timeout=120)
+    cut_and_logged_cut(c, download, "/big/12?every=0.3")
+    assert "No space left on device" in c.logs()

@@ -363,7 +363,7 @@ def test_only_the_shells_own_values_leave_python():
     assert set(shell) == {"RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
                           "METRICS_PORT", "TLS_CERT", "FLASKBOX_RELOAD_GRACE", "FLASKBOX_STOP_DRAIN_SECONDS",
                           "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
-                          "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS"}
+                          "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS", "FLASKBOX_RELOAD_ROOM"}
     assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
 
 
@@ -639,8 +639,9 @@ def test_the_pool_is_fitted_to_the_pids_limit():
     # The queue follows the threads it has.
     assert fitted.values["QUEUE_SIZE"] == str(max(64, 4 * 4 * 7))
     # Room for one pool only: the most threads that fit, and a SIGHUP keeps the running code.
+    assert fitted.derived["RELOAD_ROOM"] == "1"
     tight = resolve({}, host=FakeHost(pids=40))
-    assert tight.values["UWSGI_THREADS"] == "3"
+    assert tight.values["UWSGI_THREADS"] == "3" and tight.derived["RELOAD_ROOM"] == "0"
     assert any("SIGHUP keeps the running code" in note for note in tight.notes)
 
 

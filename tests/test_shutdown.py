@@ -110,7 +110,8 @@ def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_im
     c.wait_until(lambda: c.logs().count("sleep start 2") >= 4, "4 requests to reach the workers")
 
     stop = BackgroundStop(c)
-    c.wait_until(lambda: "stopping: event streams end, nginx drains" in c.logs(), "the stop to begin", timeout=5)
+    c.wait_until(lambda: "stopping: event streams end, nginx drains" in c.logs(), "the stop to begin",
+                 timeout=5)
     # New connections while draining: refused or served, never hung, never 502.
     during = []
     while not stop.wait(0.05):
@@ -130,7 +131,8 @@ def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_im
     figure("exit after the last answer, seconds", f"{after_work:.2f}")
     assert after_work < 2, f"exited {after_work:.1f}s after the last answer\n{c.logs()}"
     logs = c.logs()
-    assert logs.index("stopping: event streams end, nginx drains, then uWSGI") < logs.index("goodbye to uWSGI")
+    stopping = logs.index("stopping: event streams end, nginx drains, then uWSGI")
+    assert stopping < logs.index("goodbye to uWSGI")
 
 
 def test_stop_under_load_loses_no_request_sent_before_it(containers, fixture_image, figure):

@@ -13,9 +13,9 @@ import uuid
 from collections import Counter
 
 import pytest
+from test_tls import CERT, KEY, make_pair
 
 from helpers import free_port
-from test_tls import CERT, KEY, make_pair
 
 # Processes that come back, by what their command line starts with.
 RECOVER = {
@@ -42,12 +42,14 @@ def answered_and_logged(container, path: str) -> bool:
     if resp.status != 200:
         return False
     request_id = resp.headers["x-request-id"]
-    container.wait_until(lambda: any(f'"request_id":"{request_id}"' in line for line in container.stdout_lines()),
+    logged = f'"request_id":"{request_id}"'
+    container.wait_until(lambda: any(logged in line for line in container.stdout_lines()),
                          f"{path} in the access log")
     return True
 
 
-def test_helpers_and_workers_come_back_and_pid_1_cannot_be_killed(containers, fixture_image, tmp_path, figure):
+def test_helpers_and_workers_come_back_and_pid_1_cannot_be_killed(containers, fixture_image, tmp_path,
+                                                                   figure):
     certs = tmp_path / "tls"
     certs.mkdir()
     make_pair(certs)
@@ -121,7 +123,8 @@ def test_a_dead_master_stops_the_container_in_2_s_with_every_answer_logged(conta
     elapsed = time.monotonic() - started
     traffic.stop()
     figure(f"{name} killed -9: container gone after, seconds", f"{elapsed:.2f}")
-    figure(f"{name} killed -9: answers, errors", f"{Counter(s for s, _ in traffic.answered)}, {traffic.errors}")
+    statuses = Counter(status for status, _ in traffic.answered)
+    figure(f"{name} killed -9: answers, errors", f"{statuses}, {traffic.errors}")
     assert code == 137 and elapsed < 2.5, (code, elapsed, c.logs())
     last = [line for line in c.logs().splitlines() if line.startswith("flaskbox:")][-1]
     assert last == f"flaskbox: error: container stopped: {name} was killed by signal 9", last

@@ -175,10 +175,20 @@ class Watchdog:
                     self.running.clear()
                     self.retiring = None
                     self.memory = MemoryCap(self.memory_cap)
-                    threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
+                    self._start()
         watched = Watched(f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}", fd, waited)
         self.running[threading.get_ident()] = watched
         return watched
+
+    def _start(self) -> None:
+        try:
+            threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
+        except RuntimeError as exc:
+            # No thread to be had (the pids limit, reached by something the
+            # start did not count on): serve without the timeout rather than
+            # fail the request.
+            log(f"worker pid {os.getpid()}: no thread for the REQUEST_TIMEOUT watchdog ({exc}); its requests "
+                "are served without one")
 
     def end(self) -> None:
         self.running.pop(threading.get_ident(), None)

@@ -156,9 +156,17 @@ def hang():
 @app.get("/big/<int:megabytes>")
 def big(megabytes):
     # A large response (Content-Length known), made 1 MB at a time, for
-    # clients that never read it.
+    # clients that never read it; `every` seconds apart (a report made as it
+    # is read from a database).
     chunk = b"x" * (1 << 20)
-    return Response((chunk for _ in range(megabytes)), mimetype="application/octet-stream",
+    every = float(request.args.get("every", "0"))
+
+    def chunks():
+        for _ in range(megabytes):
+            yield chunk
+            time.sleep(every)
+
+    return Response(chunks(), mimetype="application/octet-stream",
                     headers={"Content-Length": str(megabytes << 20)})
 
 
@@ -249,7 +257,7 @@ HELD: list[bytes] = []
 def hold(megabytes):
     # Memory the worker keeps (a cache without a bound, a leak): touched, so
     # that it is resident.
-    HELD.append(bytes(megabytes << 20))
+    HELD.append(b"\x01" * (megabytes << 20))
     return jsonify(held=len(HELD), pid=os.getpid())
 
 

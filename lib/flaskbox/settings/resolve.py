@@ -83,7 +83,7 @@ class Resolved:
                             "METRICS_PORT", "TLS_CERT")}
         out["FLASKBOX_RELOAD_GRACE"] = self.values["RELOAD_GRACE"]
         for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
-                     "STOP_STREAMS_SIGNAL", "OOM_KILLS"):
+                     "STOP_STREAMS_SIGNAL", "OOM_KILLS", "RELOAD_ROOM"):
             out[f"FLASKBOX_{name}"] = self.derived[name]
         return out
 
@@ -317,7 +317,15 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         # The OOM killer's count at start: a server that dies later is named
         # as its victim when the count has risen (supervise.sh).
         "OOM_KILLS": str(host.oom_kills() or 0),
+        # Whether a reload's second pool fits the pids limit beside the
+        # first (supervise.sh keeps the running code when it does not).
+        "RELOAD_ROOM": "1" if _reload_fits(values, host) else "0",
     }
+
+
+def _reload_fits(values: Mapping[str, str], host: Host) -> bool:
+    limit = host.pids_limit()
+    return limit is None or pids.need(values, int(values["UWSGI_THREADS"])).reload <= limit
 
 
 def _upstream_timeout(values: Mapping[str, str]) -> int:
