@@ -1,0 +1,106 @@
+"""Resource limits are read and named. The pool is fitted to the cgroup's
+pids limit (threads lowered, with a note), or the start exits 2 naming the
+limit and the settings; a reload that would not fit keeps the running code.
+A worker the kernel's OOM killer ends is named as such in the log and
+counted in /metrics; a worker that grows past WORKER_MAX_MEMORY is replaced
+gracefully, its request in flight finishing first."""
+
+import http.client
+import re
+import threading
+
+from helpers import docker, free_port
+
+
+def metric(port: int, name: str) -> float:
+    """One sample from METRICS_PORT's /metrics (0 when it is not there)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    found = re.search(rf"^{re.escape(name)} (\S+)$", body, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_the_pool_fits_the_pids_limit(containers, fixture_image, figure):
+    c = containers.serving(image=fixture_image["image"], docker_args=("--pids-limit", "100"))
+    logs = c.logs()
+    lowered = re.search(r"UWSGI_THREADS lowered from 16 to (\d+) so that the pool fits", logs)
+    assert lowered, logs
+    pool = re.search(r"uWSGI (\d+) processes x (\d+) threads, nginx (\d+) workers", logs)
+    assert pool and pool.group(2) == lowered.group(1), logs
+    figure("--pids-limit 100: threads per process", lowered.group(1))
+    # nginx has every worker it asked for, and each uWSGI thread answers.
+    assert len(c.pids("nginx: worker process")) == int(pool.group(3))
+    processes, threads = int(pool.group(1)), int(pool.group(2))
+    statuses = []
+    clients = [threading.Thread(target=lambda: statuses.append(c.request("/sleep/1").status))
+               for _ in range(processes * threads)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(30)
+    assert statuses == [200] * processes * threads, statuses
+    assert c.exec("healthcheck.sh").returncode == 0
+
+
+def test_a_pool_that_cannot_fit_the_pids_limit_exits_2_naming_it(containers, fixture_image):
+    for env, limit, named in (({}, "20", "UWSGI_THREADS or UWSGI_PROCESSES"),
+                              ({"UWSGI_THREADS": "16"}, "60", "UWSGI_THREADS=16")):
+        result = containers.run_once(env=env, docker_args=("--pids-limit", limit),
+                                     image=fixture_image["image"])
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, output
+        assert f"pids limit ({limit}, --pids-limit)" in output and named in output, output
+        assert "serving" not in output
+
+
+def test_a_reload_without_room_for_a_second_pool_keeps_the_running_code(containers, fixture_image):
+    c = containers.serving(image=fixture_image["image"], docker_args=("--pids-limit", "40"))
+    assert "a reload's second pool would not fit beside it" in c.logs()
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "the pids limit leaves no room for the new code's pool" in c.logs(), "the refusal")
+    assert all(c.request("/").status == 200 for _ in range(20))
+    assert c.running()
+
+
+def test_a_worker_the_oom_killer_ends_is_named_and_counted(containers, fixture_image, figure):
+    metrics_port = free_port()
+    c = containers.serving(image=fixture_image["image"],
+                           env={"WORKER_MAX_MEMORY": "0", "METRICS_PORT": str(metrics_port)},
+                           docker_args=("--memory", "256m", "--memory-swap", "256m"))
+    # Four workers asked to hold 100 MB each: more than the container has.
+    results = []
+    clients = [threading.Thread(target=lambda: results.append(c.request("/hold/100", timeout=30).status))
+               for _ in range(4)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(60)
+    c.wait_until(lambda: "the kernel's OOM killer ended" in c.logs(), "the OOM kill named in the log")
+    oom_kills = 'flaskbox_worker_replacements_total{reason="oom_kill"}'
+    kills = c.wait_until(lambda: metric(metrics_port, oom_kills), "the OOM kill counted")
+    figure("4 x 100 MB held under --memory 256m: statuses, OOM kills", f"{sorted(results)}, {kills:g}")
+    assert "memory limit 256 MB" in c.logs()
+    c.wait_http("/")
+
+
+def test_a_worker_past_worker_max_memory_is_replaced_gracefully(containers, fixture_image):
+    metrics_port = free_port()
+    c = containers.serving(image=fixture_image["image"],
+                           env={"UWSGI_PROCESSES": "1", "UWSGI_THREADS": "4", "WORKER_MAX_MEMORY": "100m",
+                                "METRICS_PORT": str(metrics_port)})
+    first = c.request("/hold/30").json()["pid"]
+    in_flight = []
+    slow = threading.Thread(target=lambda: in_flight.append(c.request("/sleep/3").status))
+    slow.start()
+    c.wait_until(lambda: "sleep start 3" in c.logs(), "a request in flight on the worker")
+    for _ in range(2):
+        assert c.request("/hold/30").json()["pid"] == first
+    c.wait_until(lambda: "past WORKER_MAX_MEMORY (100 MB)" in c.logs(), "the worker retiring")
+    slow.join(15)
+    assert in_flight == [200]
+    c.wait_until(lambda: c.request("/count").json()["pid"] != first, "a fresh worker serving")
+    assert metric(metrics_port, 'flaskbox_worker_replacements_total{reason="memory"}') == 1
