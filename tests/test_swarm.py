@@ -239,6 +239,7 @@ class Result:
     sent: float
     status: int | None
     error: str | None = None
+    took: float = 0.0
 
 
 @dataclass
@@ -294,6 +295,11 @@ class Traffic:
             time.sleep(PAUSE)
 
     def _request(self) -> Result:
+        result = self._exchange()
+        result.took = time.monotonic() - result.sent
+        return result
+
+    def _exchange(self) -> Result:
         token = uuid.uuid4().hex
         sent = time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -492,11 +498,11 @@ def test_secrets_reach_the_app_and_nginx_as_files(swarm, tmp_path):
             return node.docker("service", "ps", name, "--no-trunc", check=False).stdout + node.log_tail()
 
         task = poll(container, "the service's task healthy", TASKS_READY, explain=explain)
-        # What the app's processes (uWSGI's) have in their environment.
+        # What the app's processes (the uWSGI workers) have in their environment.
         probe = ("import pathlib\n"
                  "for p in pathlib.Path('/proc').glob('[0-9]*'):\n"
                  "    try:\n"
-                 "        if p.joinpath('cmdline').read_bytes().startswith(b'uwsgi'):\n"
+                 "        if p.joinpath('cmdline').read_bytes().startswith(b'flaskbox uWSGI worker'):\n"
                  "            env = p.joinpath('environ').read_bytes().split(b'\\0')\n"
                  "            print(*[v[10:].decode() for v in env if v.startswith(b'APP_TOKEN=')]); break\n"
                  "    except OSError: pass\n")
