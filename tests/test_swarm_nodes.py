@@ -532,7 +532,8 @@ def test_prometheus_finds_each_task_once_on_the_host_network(cluster):
          explain=lambda: json.dumps(prometheus.api("targets"), indent=1)[:3000])
     # Each answers with flaskbox's own series.
     def scraped():
-        result = prometheus.api("query", query='count by (instance) (flaskbox_http_requests_total)')
+        query = "count by (instance) (flaskbox_http_requests_total)"
+        result = prometheus.api("query", query=query)["result"]
         return sorted(r["metric"]["instance"] for r in result) == sorted(addresses)
     poll(scraped, "flaskbox's series from each node", 30)
     cluster.prometheus = prometheus
