@@ -579,6 +579,10 @@ def test_drained_node_stops_its_task_and_gets_it_back(cluster, figure):
         began = time.monotonic()
         service.docker("node", "update", "--availability", "drain", drained.node_id)
         service.wait_spread(others)
+        # Stopped for good: drained in the image's ordered stop, and gone.
+        poll(lambda: not drained.docker("ps", "-q", "--filter",
+                                        f"label=com.docker.swarm.service.name={service.name}").stdout.strip(),
+             "the drained node's task gone", 60, explain=service.explain)
         gone = time.monotonic() - began
         served_since(traffic, time.monotonic(), "with the node drained")
         back = time.monotonic()
