@@ -539,6 +539,17 @@ def test_prometheus_finds_each_task_once_on_the_host_network(cluster):
     cluster.prometheus = prometheus
 
 
+def test_the_files_cpu_limit_gives_what_the_docs_say(cluster):
+    """The stack's 1-CPU limit, as a task's own start log reports the pool
+    it sized from it, and as docs/swarm.md quotes that line."""
+    machine = cluster.manager
+    task = machine.docker("ps", "-q", "--filter",
+                          f"label=com.docker.swarm.service.name={cluster.service.name}").stdout.split()[0]
+    line = "1 CPU(s) available: uWSGI 2 processes x 16 threads, nginx 1 workers"
+    assert line in machine.docker("logs", task).stderr
+    assert line in DOCS.read_text()
+
+
 def test_rolling_update_keeps_one_task_per_node_and_loses_no_request(cluster, figure):
     figure("3 engines, swarm of 3 managers, image loads, deploy and load balancer",
            f"{cluster.setup_seconds:.0f} s")
