@@ -168,6 +168,23 @@ flaskbox_run_hooks() {
 	fi
 }
 
+# flaskbox_file_vars
+#   VAR_FILE=/path gives VAR the file's contents, for every variable (a
+#   secret mounted as a file: a docker secret, a Kubernetes Secret volume),
+#   as the official postgres image does. First of all, in every mode and as
+#   root too, so that a file only root may read is read before stepping
+#   down. VAR and VAR_FILE both set, or a file that cannot be read, exits 2
+#   naming it (flaskbox/file_vars.py).
+flaskbox_file_vars() {
+	local name assignments
+	for name in $(compgen -e); do
+		[[ "$name" == ?*_FILE ]] || continue
+		assignments="$(python3 -I -m flaskbox file-vars)" || exit "$?"
+		eval "$assignments"
+		return 0
+	done
+}
+
 # flaskbox_step_down ARG...
 #   Servers never run as root. Started as root (--user 0, or an image built
 #   FROM this one that left USER root), re-run this script as the image's
@@ -285,6 +302,7 @@ flaskbox_exec_command() {
 # main ARG...
 #   Options (or nothing) start a server; any other command is exec'd.
 main() {
+	flaskbox_file_vars                    # VAR_FILE=/path: VAR from the file (exit 2)
 	# /app importable from anywhere (hooks, alembic, scripts), as in
 	# tiangolo's image. flaskbox's own Python runs isolated (-I) from it.
 	export PYTHONPATH="/app${PYTHONPATH:+:$PYTHONPATH}"

@@ -33,11 +33,13 @@ log() { printf '[tests] %s\n' "$*" >&2; }
 #   Test tools, pinned; wrk for the benchmark harness's smoke test, curl as a
 #   client; prometheus (and its promtool) scrapes a container in
 #   tests/test_metrics.py; kubectl renders the Kubernetes overlays offline;
-#   docker-compose runs compose.yaml; ip (iproute2) and nsenter (util-linux)
-#   put test_swarm.py's own engine in a network namespace; a Docker engine.
+#   docker-compose runs compose.yaml; ip (iproute2), nsenter and unshare
+#   (util-linux) put test_swarm.py's and test_swarm_nodes.py's own engines
+#   in namespaces; nginx is the load balancer in front of the latter's three
+#   nodes (the test runs its own, in its own namespace); a Docker engine.
 setup() {
 	host_venv "$VENV" tests/requirements.txt
-	host_install wrk curl iproute2 util-linux prometheus
+	host_install wrk curl iproute2 util-linux prometheus nginx
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose
 	deploy/start-engine.sh

@@ -12,7 +12,8 @@ request counted with its status:
 - a rolling update to a new image loses no request;
 - an update to an image whose tasks exit is rolled back by the swarm
   itself, losing no request.
-The engine, its directories and the namespace (with every interface in it)
+And secrets made by `docker secret create` reach the app as VAR_FILE, and
+nginx as TLS_CERT and TLS_KEY. The engine, its directories and the namespace (with every interface in it)
 are removed afterwards."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -110,6 +112,9 @@ class Node:
                  "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                  "-H", f"unix://{self.socket}", "--pidfile", str(self.root / "docker.pid"),
                  "--bridge=none", "--iptables=false", "--ip6tables=false"],
+                # What docs/swarm.md asks of a node that has its images
+                # without a registry: no pull at a task's start.
+                env={**os.environ, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # Loud, never skipped: without this engine the module proves nothing.
         try:
@@ -234,6 +239,7 @@ class Result:
     sent: float
     status: int | None
     error: str | None = None
+    took: float = 0.0
 
 
 @dataclass
@@ -289,6 +295,11 @@ class Traffic:
             time.sleep(PAUSE)
 
     def _request(self) -> Result:
+        result = self._exchange()
+        result.took = time.monotonic() - result.sent
+        return result
+
+    def _exchange(self) -> Result:
         token = uuid.uuid4().hex
         sent = time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -308,8 +319,11 @@ class Traffic:
 class Stack:
     """The stack file deployed on the node, and what the swarm says of it."""
 
-    def __init__(self, node: Node, port: int, image: str, file: Path = HOST_STACK, name: str = STACK):
+    def __init__(self, node: Node, port: int, image: str, file: Path = HOST_STACK, name: str = STACK,
+                 tasks: int = 1):
+        # stack.host.yaml is global: one task on this one node.
         self.node, self.port, self.image, self.file, self.name = node, port, image, file, name
+        self.count = tasks
         self.service = f"{name}_web"
         self.setup_seconds = 0.0
 
@@ -337,13 +351,13 @@ class Stack:
         return f"{tasks}\nupdate status: {self.update_status()}\n{self.node.log_tail()}"
 
     def wait_serving(self, image: str) -> None:
-        """Two tasks of image running (healthy: a task with a health check
-        is running only once healthy), and the port answering."""
+        """`count` tasks of image running (healthy: a task with a health
+        check is running only once healthy)."""
         def ready():
             tasks = self.tasks()
-            return (len(tasks) == 2 and all(t["Image"] == image and t["CurrentState"].startswith("Running")
-                                            for t in tasks))
-        poll(ready, f"two healthy tasks of {image}", TASKS_READY, explain=self.explain)
+            return len(tasks) == self.count and all(
+                t["Image"] == image and t["CurrentState"].startswith("Running") for t in tasks)
+        poll(ready, f"{self.count} healthy task(s) of {image}", TASKS_READY, explain=self.explain)
 
     def wait_update(self, before: dict, done: set[str]) -> dict:
         """The update that follows `before` (the previous UpdateStatus) in
@@ -403,7 +417,7 @@ def test_rolling_update_loses_no_request(swarm, figure):
     swarm.wait_serving(new)
     assert not old_tasks & {t["ID"] for t in swarm.tasks()}, "an old task is still running"
     assert len(traffic.results) >= 3 * AFTER
-    figure("start-first rolling update of 2 tasks on the host network",
+    figure("start-first rolling update of the node's task on the host network",
            f"{took:.0f} s, {len(traffic.results)} requests, {len(failures)} failed")
 
 
@@ -439,7 +453,7 @@ def test_ingress_stack_file_deploys_healthy_tasks(swarm):
     and both tasks pass the image's health check (a request through nginx
     to a uWSGI worker). This engine runs without iptables, so the mesh
     itself carries no traffic here; the host-network tests above do."""
-    ingress = Stack(swarm.node, free_port(), swarm.image, INGRESS_STACK, "flaskbox-ingress")
+    ingress = Stack(swarm.node, free_port(), swarm.image, INGRESS_STACK, "flaskbox-ingress", tasks=2)
     try:
         ingress.deploy(swarm.image)
         ingress.wait_serving(swarm.image)
@@ -448,3 +462,73 @@ def test_ingress_stack_file_deploys_healthy_tasks(swarm):
         assert ingress.inspect()["Endpoint"]["Ports"] == [published]
     finally:
         ingress.remove()
+
+
+def test_secrets_reach_the_app_and_nginx_as_files(swarm, fixture_image, tmp_path):
+    """docker secret create, as docs/swarm.md shows: an app's token as
+    APP_TOKEN_FILE, and a certificate and its key (readable by the image's
+    user only) as TLS_CERT and TLS_KEY. The test app, asked over HTTPS,
+    answers with APP_TOKEN; the service's spec, the container's and the log
+    show only paths."""
+    token = f"token-{uuid.uuid4().hex}"
+    (tmp_path / "token").write_text(token + "\n")  # echo's newline, dropped
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True, timeout=60)
+    node, name, image = swarm.node, "flaskbox-secrets", fixture_image["image"]
+    node.load(image)
+    for secret, path in (("flaskbox-token", "token"), ("flaskbox-tls-cert", "tls.crt"),
+                         ("flaskbox-tls-key", "tls.key")):
+        node.docker("secret", "create", secret, str(tmp_path / path))
+    port, tls_port = free_port(), free_port()
+    try:
+        node.docker("service", "create", "--detach", "--name", name, "--network", "host",
+                    "--secret", "source=flaskbox-token,target=app_token",
+                    "--secret", "source=flaskbox-tls-cert,target=tls.crt",
+                    "--secret", "source=flaskbox-tls-key,target=tls.key,uid=10001,gid=10001,mode=0400",
+                    "-e", f"PORT={port}", "-e", f"TLS_PORT={tls_port}",
+                    "-e", "APP_TOKEN_FILE=/run/secrets/app_token",
+                    "-e", "TLS_CERT=/run/secrets/tls.crt", "-e", "TLS_KEY=/run/secrets/tls.key", image)
+
+        def container():
+            found = node.docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={name}",
+                                "--filter", "health=healthy").stdout.split()
+            return found[0] if found else None
+
+        def explain():
+            return node.docker("service", "ps", name, "--no-trunc", check=False).stdout + node.log_tail()
+
+        task = poll(container, "the service's task healthy", TASKS_READY, explain=explain)
+        # nginx serves the secret's certificate, and the app has the token.
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        answers: list = []
+
+        def fetch():
+            enter_netns(node.netns_path)
+            conn = http.client.HTTPSConnection("127.0.0.1", tls_port, timeout=10, context=context)
+            try:
+                conn.request("GET", "/env/APP_TOKEN")
+                response = conn.getresponse()
+                answers.append((response.status, json.loads(response.read())))
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=fetch)
+        thread.start()
+        thread.join(30)
+        assert answers == [(200, {"value": token})]
+        spec = node.docker("service", "inspect", name).stdout
+        env = node.docker("inspect", "--format", "{{json .Config.Env}}", task).stdout
+        logs = node.docker("logs", task)
+        path = "APP_TOKEN_FILE=/run/secrets/app_token"
+        assert path in spec and path in env
+        assert token not in spec + env + logs.stdout + logs.stderr
+        assert "APP_TOKEN: read from the file that APP_TOKEN_FILE names" in logs.stderr
+    finally:
+        node.docker("service", "rm", name, check=False)
+        poll(lambda: not node.docker("ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={name}",
+                                     check=False).stdout.strip(), "the service's containers gone", 60)
+        for secret in ("flaskbox-token", "flaskbox-tls-cert", "flaskbox-tls-key"):
+            node.docker("secret", "rm", secret, check=False)

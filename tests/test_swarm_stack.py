@@ -53,13 +53,24 @@ def test_both_files_are_one_service_on_two_networks():
     # No published port at all on the host network: see the file's comment.
     assert "ports" not in host
     assert host.pop("networks") == {"host": None}
-    # Metrics on the ingress file only: on the host network a start-first
-    # update's two tasks would want one port (see the file's comment).
-    assert ingress["environment"].pop("METRICS_PORT") == "9100"
-    assert ingress["deploy"].pop("labels") == {"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
-                                               "prometheus.io/path": "/metrics"}
-    assert "METRICS_PORT" not in host["environment"]
+    # Replicated behind the mesh; one task on every node on the host network.
+    assert ingress["deploy"].pop("replicas") == 2
+    assert "mode" not in ingress["deploy"]
+    assert host["deploy"].pop("mode") == "global"
+    assert "replicas" not in host["deploy"]
+    # Metrics on both, announced the same way.
+    for web in (ingress, host):
+        assert web["environment"]["METRICS_PORT"] == "9100"
+        assert web["deploy"]["labels"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
+                                           "prometheus.io/path": "/metrics"}
     assert ingress == host
+
+
+def test_replicas_come_from_the_deploy_command():
+    # An update by the documented command keeps the scale it names.
+    result = render(STACKS["ingress"], IMAGE="flaskbox:1", PORT="8080", REPLICAS="5")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["services"]["web"]["deploy"]["replicas"] == 5
 
 
 @pytest.mark.parametrize("which", STACKS)
@@ -83,7 +94,7 @@ def test_updates_start_first_and_roll_back_on_failure():
     interval = seconds(service("host")["healthcheck"]["interval"])
     assert seconds(update["monitor"]) >= 2 * interval
     assert seconds(rollback["monitor"]) >= 2 * interval
-    assert deploy["replicas"] >= 2
+    assert service("ingress")["deploy"]["replicas"] >= 2
 
 
 def test_health_check_is_the_images_own():

@@ -1,5 +1,6 @@
 """flaskbox's commands, run by entry-point.sh (and healthcheck.sh):
 
+    python3 -m flaskbox file-vars      VAR from the file VAR_FILE names, for every VAR_FILE; for eval
     python3 -m flaskbox check MODE     check the settings (before the hooks); the shell's values, for eval
     python3 -m flaskbox resolve MODE   resolve them once into RUNTIME_DIR/settings.json; the same, for eval
     python3 -m flaskbox render         write the configs into RUNTIME_DIR, from that record
@@ -31,7 +32,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import discover, packages, record, render, settings, writable
+from . import discover, file_vars, packages, record, render, settings, writable
 from .layout import GEVENT, GEVENT_SITE
 from .log import error, info
 
@@ -43,7 +44,8 @@ def resolve(mode: str) -> settings.Resolved:
     try:
         return settings.resolve(mode)
     except settings.SettingError as exc:
-        error(str(exc))
+        # A value read from a file (a secret) is named, never quoted.
+        error(file_vars.redact(str(exc)))
         sys.exit(2)
 
 
@@ -63,7 +65,18 @@ def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
     except packages.ConflictError as exc:
         error(str(exc))
         sys.exit(2)
-    return resolved, [*resolved.notes, *notes]
+    return resolved, [*file_vars.notes(), *resolved.notes, *notes]
+
+
+def cmd_file_vars() -> None:
+    """First of all, before any setting is read: each VAR_FILE's file
+    becomes VAR (flaskbox/file_vars.py), as shell lines for eval."""
+    try:
+        lines = file_vars.assignments(os.environ)
+    except file_vars.FileVarError as exc:
+        error(str(exc))
+        sys.exit(2)
+    sys.stdout.buffer.write(lines)
 
 
 def cmd_check(mode: str) -> None:
@@ -234,7 +247,8 @@ def cmd_health() -> None:
     health.main()
 
 
-COMMANDS = {"check": cmd_check, "resolve": cmd_resolve, "render": cmd_render, "default": cmd_default,
+COMMANDS = {"file-vars": cmd_file_vars, "check": cmd_check, "resolve": cmd_resolve, "render": cmd_render,
+            "default": cmd_default,
             "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
             "check-app": cmd_check_app,
             "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,

@@ -312,6 +312,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # As nginx's `listen ... reuseport`: on a node's host network a rolling
+    # update's new task starts beside the old one (deploy/swarm/
+    # stack.host.yaml), and both hold METRICS_PORT until the old one exits.
+    # Only processes of the same uid may share it; anything else holding
+    # the port still stops the start.
+    allow_reuse_port = True
 
     def handle_error(self, request, client_address):
         # A scraper that hung up mid-answer is not an error of this server
