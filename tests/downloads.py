@@ -33,7 +33,8 @@ class Download:
         self._file = tempfile.NamedTemporaryFile(prefix="flaskbox-download-", delete=False)
         self._file.close()
         self._head = Path(f"{self._file.name}.head")
-        command = ["curl", "-sS", "--limit-rate", self.rate, "-o", self._file.name, "-D", str(self._head),
+        # -N: each piece written as it comes, so that received() tells progress.
+        command = ["curl", "-sSN", "--limit-rate", self.rate, "-o", self._file.name, "-D", str(self._head),
                    "-w", "%{http_code} %{http_version}"]
         if self.http2:
             command += ["--http2", "-k"]

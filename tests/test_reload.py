@@ -165,10 +165,12 @@ def test_one_hup_serves_a_static_folder_the_app_moved(containers, app_copy):
                                                  'static_url_path="/assets")'))
     assert 'static_folder="assets"' in source.read_text()
     hup(c)
-    c.wait_until(lambda: c.request("/assets/moved.txt").text == f"{token}\n", "the moved folder served")
-    # By nginx, from disk: its `expires epoch` (Flask sends no Expires).
-    assert c.request("/assets/moved.txt").headers.get("expires") == "Thu, 01 Jan 1970 00:00:01 GMT"
-    assert "SIGHUP: nginx reloads its configuration, which changed" in c.logs()
+    c.wait_until(lambda: "SIGHUP: nginx reloads its configuration, which changed" in c.logs(),
+                 "nginx reloading the new static location")
+    # Served by nginx, from disk: its `expires epoch` (Flask sends no Expires).
+    c.wait_until(lambda: c.request("/assets/moved.txt").headers.get("expires") == "Thu, 01 Jan 1970 00:00:01 GMT",
+                 "the moved folder served by nginx")
+    assert c.request("/assets/moved.txt").text == f"{token}\n"
 
 
 def restarts(container) -> int:
