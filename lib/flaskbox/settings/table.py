@@ -215,6 +215,19 @@ SETTINGS: tuple[Setting, ...] = (
              "body, static files and the rest; beyond, 503 with `Retry-After`."),
     ),
     Setting(
+        "CLIENT_STREAM_SHARE",
+        # 80: one address (an office behind NAT, a proxy not in
+        # TRUSTED_PROXIES) still holds 50 event streams on 2 CPUs' 64
+        # threads, and a fifth stays for everyone else: enough to answer
+        # within 1 s while 80 never-read streams come from one address.
+        default="80",
+        form="a whole percentage from 1 to 100",
+        parse=whole(1, 100),
+        doc=("`sync` only: the percentage of all worker threads one client address may hold with answers "
+             "that go at its pace (streams, Server-Sent Events, WebSockets); beyond, 503 with "
+             "`Retry-After` ([production.md](production.md#slow-readers-and-open-streams))."),
+    ),
+    Setting(
         "UPLOAD_SPACE",
         default=defaults.upload_space,
         default_doc="half of `RUNTIME_DIR`'s file system (computed)",
@@ -382,6 +395,15 @@ SETTINGS: tuple[Setting, ...] = (
         parse=flag,
         doc=("`1`: plain HTTP gets a 308 redirect to HTTPS, except the health probes (`/-/healthy`, "
              "`/-/alive`) and requests from `TRUSTED_PROXIES`."),
+    ),
+    Setting(
+        "COMPRESS_APP_RESPONSES",
+        default="1",
+        form="1 (nginx gzips the app's text answers) or 0 (static files only)",
+        parse=flag,
+        doc=("`1`: the app's text answers are gzipped for clients that ask, over HTTP and HTTPS. `0`: only "
+             "static files are, for pages that hold a secret and echo input (BREACH: "
+             "[production.md](production.md#compression))."),
     ),
     Setting(
         "HSTS_MAX_AGE",
