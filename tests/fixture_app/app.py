@@ -193,6 +193,24 @@ def well_known(name):
     return f"well-known {name}\n"
 
 
+@app.get("/conditional")
+def conditional():
+    # A page the app answers 304 itself (its ETag), as apps and send_file do.
+    response = Response("<p>conditional</p>\n" * 100, mimetype="text/html")
+    response.set_etag("page-1")
+    return response.make_conditional(request)
+
+
+@app.get("/vary-own")
+def vary_own():
+    # An app that names Accept-Encoding in its own Vary, on two lines beside
+    # another token, as compression middleware and CORS helpers add them.
+    response = Response("<p>varies</p>\n" * 100, mimetype=request.args.get("type", "text/html"))
+    response.headers.add("Vary", "Accept-Encoding")
+    response.headers.add("Vary", "Cookie, accept-encoding")
+    return response
+
+
 # A blueprint with its own static folder, served under the image's STATIC_URL:
 # nginx has no such file, so the request falls through to the app.
 assets = Blueprint("assets", __name__, static_folder="bp_static", static_url_path="/static/bp")
