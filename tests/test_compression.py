@@ -5,6 +5,7 @@ uncompressed for an app whose pages hold a secret and echo input, on both
 ports, with no Vary: Accept-Encoding left on them, while static files are
 still compressed."""
 
+import gzip
 import http.client
 
 import pytest
@@ -35,11 +36,13 @@ def fetch(port: int, path: str, tls: bool) -> tuple[int, dict[str, str], bytes]:
         conn.close()
 
 
-def test_the_apps_answers_are_compressed_over_https_by_default(containers, fixture_image, certs):
+def test_the_apps_answers_are_compressed_over_https_by_default(containers, fixture_image, certs, figure):
     c = serve_tls(containers, fixture_image["image"], certs)
-    status, headers, _ = fetch(c.tls_port, "/text", tls=True)
+    status, headers, body = fetch(c.tls_port, "/text", tls=True)
     assert status == 200 and headers.get("content-encoding") == "gzip", headers
     assert headers["vary"] == "Accept-Encoding"
+    assert gzip.decompress(body) == b"flaskbox " * 2000
+    figure("the app's 18000-byte text over HTTPS by default, bytes sent (gzip)", str(len(body)))
 
 
 def test_compress_app_responses_0_leaves_the_apps_answers_whole(containers, fixture_image, certs, figure):

@@ -105,7 +105,8 @@ def test_a_stream_whose_reader_stopped_ends_and_frees_its_thread(containers, fix
     # only once the stream's thread is free.
     c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "1", "UWSGI_THREADS": "1"})
     started = time.monotonic()
-    stalled = never_read(c.port, "/stream/100000000?every=0")
+    # 64 KB chunks as fast as they come: the buffers on the way fill at once.
+    stalled = never_read(c.port, "/stream/100000000?every=0&pad=65536")
     try:
         time.sleep(1)
         resp = c.request("/", timeout=60, source="127.0.0.2")

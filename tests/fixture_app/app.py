@@ -118,9 +118,11 @@ def stream(count):
     every = float(request.args.get("every", "0.2"))
     fail = request.args.get("fail") == "1"
     sized = request.args.get("sized") == "1"
+    # `pad=N`: each line N bytes longer, for a stream that fills buffers fast.
+    pad = " " * int(request.args.get("pad", "0"))
 
     def line(i: int) -> str:
-        return f"line {i}\n" if sized else f"line {i} {time.time():.3f}\n"
+        return f"line {i}\n" if sized else f"line {i} {time.time():.3f}{pad}\n"
 
     def lines():
         for i in range(count):
