@@ -47,6 +47,8 @@ VARIED = frozenset((200, 206, 304, 403, 404))
 # itself would wait for send_timeout (30 s) before it gave up on the client.
 # An EventSource or a chat client that merely paused reconnects.
 STALLED_SECONDS = 10
+# The longest a worker waits for the share's lock (see Share.take).
+LOCK_SECONDS = 1.0
 
 REFUSED_BODY = b"Too many open streams from your address, try again later\n"
 
@@ -117,7 +119,12 @@ class Share:
         only a worker number outside the rows could cause."""
         key = address_key(address)
         row = range(worker * self.threads, min((worker + 1) * self.threads, len(self.slots)))
-        with self.slots.get_lock():
+        lock = self.slots.get_lock()
+        # Held for microseconds; one a worker took with it when it was killed
+        # (os._exit by guards.py, from another thread) must not stop them all.
+        if not lock.acquire(timeout=LOCK_SECONDS):
+            return -1
+        try:
             if self.pid != os.getpid():
                 self.pid = os.getpid()
                 for index in row:
@@ -132,15 +139,17 @@ class Share:
                     if held[index] == 0:
                         self.slots[index] = key
                         return index
+        finally:
+            lock.release()
         if refused:
             self._note_refusal(address, refused)
             return None
         return -1
 
     def give_back(self, index: int) -> None:
+        # A slot is this thread's alone: no lock is needed to free it.
         if index >= 0:
-            with self.slots.get_lock():
-                self.slots[index] = 0
+            self.slots.get_obj()[index] = 0
 
     def _note_refusal(self, address: str, count: int) -> None:
         """A log line at most every 10 s, with this process's count so far."""
