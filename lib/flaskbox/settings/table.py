@@ -216,10 +216,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "CLIENT_STREAM_SHARE",
-        # 80: one address (an office behind NAT, a proxy not in
-        # TRUSTED_PROXIES) still holds 50 event streams on 2 CPUs' 64
-        # threads, and a fifth stays for everyone else: enough to answer
-        # within 1 s while 80 never-read streams come from one address.
+        # 80: 50 event streams from one address (a NAT) still fit 2 CPUs' 64
+        # threads, and a fifth stays for everyone else (production.md).
         default="80",
         form="a whole percentage from 1 to 100",
         parse=whole(1, 100),
@@ -310,7 +308,8 @@ SETTINGS: tuple[Setting, ...] = (
         default="",
         form="IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16",
         parse=network_list,
-        doc="Proxies whose `X-Forwarded-*` headers are believed. Empty: none are, from anyone.",
+        doc=("Proxies whose `X-Forwarded-*` headers are believed, and whose other proxy headers "
+             "(`X-Script-Name`, ...) reach the app. Empty: none, from anyone."),
     ),
     Setting(
         "ALLOWED_HOSTS",

@@ -117,8 +117,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         '见 [production.md](production.md#指标)。空：关闭。'),
     'TRUSTED_PROXIES': (
         '（空）',
-        '可信代理：只相信它们发来的 `X-Forwarded-*` 请求头。为空时：不相'
-         '信任何人发来的这些请求头。'),
+        '可信代理：只相信它们发来的 `X-Forwarded-*` 请求头，也只有它们发来的其他代理请求头'
+         '（`X-Script-Name` 等）才会到达应用。为空时：不相信任何人发来的这些请求头。'),
     'ALLOWED_HOSTS': (
         '（空）',
         '允许服务的主机名；其他任何 `Host` 都由 nginx 返回 400。为空时'
