@@ -43,7 +43,7 @@ VARIED = frozenset((200, 206, 304, 403, 404))
 
 # A stream nginx has taken nothing of for this long, with every buffer on
 # the way to its client full (the client's socket, nginx's, the unix
-# socket's: hundreds of KB), has a reader that stopped or vanished; nginx
+# socket's: hundreds of KB or more), has a reader that stopped or vanished; nginx
 # itself would wait for send_timeout (30 s) before it gave up on the client.
 # An EventSource or a chat client that merely paused reconnects.
 STALLED_SECONDS = 10
@@ -163,7 +163,10 @@ class Refused(BaseException):
     """Raised out of start_response when the client is past its share: it
     goes up through the app and serve.Serve (which end the request as for
     any error), to Outbound, which answers 503. A BaseException, so that an
-    app's `except Exception` lets it through."""
+    app's `except Exception` lets it through. The body the app had made
+    (Werkzeug's, dropped when its start_response raised) is closed as soon
+    as the exception is gone: CPython frees it then, and a generator's
+    close() runs (stream_with_context pops its request context)."""
 
 
 class Hold:
