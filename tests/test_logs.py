@@ -62,3 +62,26 @@ def test_health_look_alikes_are_logged(containers, fixture_image, path, status):
                  timeout=5)
     exact = ('"GET /-/healthy HTTP', '"GET /-/alive HTTP')
     assert not [line for line in c.stdout_lines() if any(request in line for request in exact)]
+
+
+def uwsgi_line(container, request_id: str) -> str | None:
+    return next((line for line in container.logs().splitlines()
+                 if f"id={request_id}" in line and "(HTTP/1.1 500)" in line), None)
+
+
+def test_uwsgi_names_the_client_of_a_5xx_as_the_access_log_does(containers, fixture_image):
+    # uWSGI logs a 5xx itself (nginx cannot see why): its line names the
+    # client nginx concluded and the request id of nginx's line, never the
+    # unix socket's 0.0.0.0. Behind a trusted proxy, the real client.
+    c = containers.serving(image=fixture_image["image"], env={"TRUSTED_PROXIES": "127.0.0.3"})
+    for source, client, headers in (("127.0.0.2", "127.0.0.2", {}),
+                                    ("127.0.0.3", "203.0.113.9", {"X-Forwarded-For": "203.0.113.9"})):
+        request_id = f"boom-{uuid.uuid4().hex[:12]}"
+        resp = c.request("/boom", headers={"X-Request-ID": request_id, **headers}, source=source)
+        assert resp.status == 500
+        line = c.wait_until(lambda rid=request_id: uwsgi_line(c, rid), "uWSGI's line for the 500", timeout=10)
+        # Before: "[pid: 25|app: 0|req: 4/6] 0.0.0.0 () {32 vars ...} GET /boom => ..."
+        assert f"] {client} [" in line and "0.0.0.0" not in line, line
+        access = c.wait_until(lambda rid=request_id: [row for row in c.stdout_lines() if f"id={rid}" in row],
+                              "nginx's line", timeout=5)
+        assert access[0].startswith(f"{client} - "), access

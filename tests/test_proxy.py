@@ -69,3 +69,37 @@ def test_untrusted_proxy_list_does_not_cover_loopback(containers, fixture_image)
     _, seen = echo(containers, fixture_image["image"], env={"TRUSTED_PROXIES": "10.0.0.0/8"}, headers=SPOOF)
     assert seen["remote_addr"] == "127.0.0.1"
     assert seen["scheme"] == "http" and seen["host"] == "app.example:8091"
+
+
+# The list, and the rest of forwarded.RELATIVES: each a header some
+# proxy sets and some app or middleware believes.
+RELATIVES = ["X-Script-Name", "X-Scheme", "X-Original-URL", "X-Rewrite-URL", "X-Forwarded-Server",
+             "X-Forwarded-Ssl", "Front-End-Https", "X-Forwarded-Scheme", "X-Forwarded-Path",
+             "X-Forwarded-Uri", "X-Forwarded-Protocol", "X-Url-Scheme", "X-Original-URI", "X-Arr-Ssl",
+             "X-Original-Host", "X-Host", "X-Forwarded-By", "X-Forwarded-Method", "X-Client-IP", "Client-IP",
+             "True-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP",
+             "X-Original-Forwarded-For", "X-Envoy-External-Address", "X-Forwarded", "Forwarded-For",
+             "X-Forwarded-Client-Cert", "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info"]
+
+
+def test_no_proxy_header_from_a_client_reaches_the_app(containers, fixture_image):
+    from flaskbox.forwarded import RELATIVES as DROPPED
+
+    assert {f"HTTP_{name.upper().replace('-', '_')}" for name in RELATIVES} == DROPPED
+    c = containers.serving(image=fixture_image["image"], env={"TRUSTED_PROXIES": "127.0.0.3"})
+    sent = {name: f"/evil/{index}" for index, name in enumerate(RELATIVES)}
+    sent.update(SPOOF)
+    # From a client: none reaches the app, where its own proxy fix would
+    # believe it (X-Script-Name made one build its links under /evil).
+    # X-Real-IP is nginx's own conclusion.
+    seen = c.request("/headers", headers=sent, source="127.0.0.2").json()
+    leaked = sorted(name for name in sent if name.lower() in seen and name.lower() != "x-real-ip")
+    assert leaked == [], leaked
+    echoed = c.request("/echo", headers=sent, source="127.0.0.2").json()
+    assert echoed["headers"] == {"X-Real-Ip": "127.0.0.2"}
+    # From a trusted proxy, each relative reaches the app as it was sent
+    # (but X-Forwarded-Ssl, which nginx always empties: uWSGI would make it
+    # HTTPS=on; X-Forwarded-Proto says the scheme).
+    seen = c.request("/headers", headers=sent, source="127.0.0.3").json()
+    passed = {name: len(sent[name]) for name in RELATIVES if name != "X-Forwarded-Ssl"}
+    assert {name: seen.get(name.lower()) for name in passed} == passed

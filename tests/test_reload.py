@@ -168,7 +168,8 @@ def test_one_hup_serves_a_static_folder_the_app_moved(containers, app_copy):
     c.wait_until(lambda: "SIGHUP: nginx reloads its configuration, which changed" in c.logs(),
                  "nginx reloading the new static location")
     # Served by nginx, from disk: its `expires epoch` (Flask sends no Expires).
-    c.wait_until(lambda: c.request("/assets/moved.txt").headers.get("expires") == "Thu, 01 Jan 1970 00:00:01 GMT",
+    epoch = "Thu, 01 Jan 1970 00:00:01 GMT"
+    c.wait_until(lambda: c.request("/assets/moved.txt").headers.get("expires") == epoch,
                  "the moved folder served by nginx")
     assert c.request("/assets/moved.txt").text == f"{token}\n"
 

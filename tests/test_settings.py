@@ -109,6 +109,8 @@ ACCEPTED = {
     "TLS_PORT": ["443", "8443", "65535"],
     "TLS_REDIRECT": ["0"],
     "HSTS_MAX_AGE": ["0", "300", "31536000", "999999999"],
+    "CLIENT_STREAM_SHARE": ["1", "80", "100"],
+    "COMPRESS_APP_RESPONSES": ["0", "1"],
 }
 # Accepted with WORKER_CLASS=gevent only (test_worker_class_settings_belong_together).
 ACCEPTED_WITH_GEVENT = {
@@ -161,6 +163,8 @@ REFUSED = {
     "TLS_PORT": ["0", "70000", "https", "8443.0"],
     "TLS_REDIRECT": ["yes", "true", "2"],
     "HSTS_MAX_AGE": ["-1", "1y", "1000000000", ""],
+    "CLIENT_STREAM_SHARE": ["0", "101", "50%", "0.5", ""],
+    "COMPRESS_APP_RESPONSES": ["yes", "off", ""],
 }
 
 
@@ -546,6 +550,8 @@ def test_gevent_defaults_follow_from_its_connections():
     ({"WORKER_CLASS": "sync", "STREAM_IDLE_TIMEOUT": "60"},
      ["STREAM_IDLE_TIMEOUT='60'", "WORKER_CLASS=gevent"]),
     ({"STREAM_MAX_DURATION": "0"}, ["STREAM_MAX_DURATION='0'", "WORKER_CLASS=gevent"]),
+    ({"WORKER_CLASS": "gevent", "CLIENT_STREAM_SHARE": "50"},
+     ["CLIENT_STREAM_SHARE='50'", "WORKER_CLASS=sync"]),
 ])
 def test_worker_class_settings_belong_together(env, named):
     with pytest.raises(settings.SettingError) as error:

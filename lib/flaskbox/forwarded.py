@@ -12,6 +12,15 @@ From a trusted proxy the last element of each, the one the nearest proxy
 added, is believed, if it has a valid form; anything else is dropped. From
 anyone else all of them are dropped. The host a trusted proxy names is held
 to the rule nginx holds Host to (layout.HOST_FORM) and to ALLOWED_HOSTS.
+
+Their relatives (RELATIVES: other names proxies give the scheme, the host,
+the path or prefix the app is under, and the client's address) are not
+flaskbox's to apply, but apps and their middleware read them: an app's own
+proxy fix honours X-Script-Name, so any client could make it build its
+links under /evil. They reach the app only from a trusted proxy, as
+received; from anyone else they are dropped. (nginx always replaces
+X-Real-IP with its own conclusion, and empties X-Forwarded-Ssl, which
+uWSGI would turn into HTTPS=on.)
 """
 
 from __future__ import annotations
@@ -24,6 +33,23 @@ from .layout import HOST_FORM
 PROTO, HOST, PORT, PREFIX, FORWARDED = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
                                         "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
 KEYS = (PROTO, HOST, PORT, PREFIX, FORWARDED)
+# Every other header a proxy may set, as the WSGI environ names them.
+RELATIVES = frozenset(f"HTTP_{name.upper().replace('-', '_')}" for name in (
+    # The path the app is under, or the URL the client asked for.
+    "X-Script-Name", "X-Forwarded-Path", "X-Forwarded-Uri", "X-Original-URL", "X-Original-URI",
+    "X-Rewrite-URL",
+    # The scheme.
+    "X-Scheme", "X-Forwarded-Scheme", "X-Forwarded-Protocol", "X-Url-Scheme", "X-Forwarded-Ssl",
+    "Front-End-Https", "X-Arr-Ssl",
+    # The host, the proxy, the method.
+    "X-Forwarded-Server", "X-Original-Host", "X-Host", "X-Forwarded-By", "X-Forwarded-Method",
+    # The client's address.
+    "X-Client-IP", "Client-IP", "True-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP",
+    "X-Cluster-Client-IP", "X-Original-Forwarded-For", "X-Envoy-External-Address", "X-Forwarded",
+    "Forwarded-For",
+    # The client's certificate, which an app may take as its identity.
+    "X-Forwarded-Client-Cert", "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
+))
 
 VALID_HOST = re.compile(HOST_FORM)
 VALID_PORT = re.compile(r"[0-9]{1,5}")
@@ -82,6 +108,9 @@ def apply(environ: dict, trusted: bool, allowed: Iterable[str], tls: bool = Fals
     # proxy, which speaks for its own client, may say otherwise.
     environ["wsgi.url_scheme"] = "https" if tls else "http"
     if not trusted:
+        if not RELATIVES.isdisjoint(environ):  # seldom: no cost beyond this test
+            for key in RELATIVES.intersection(environ):
+                del environ[key]
         return None
     proto = last(received[PROTO]).lower()
     if proto in ("http", "https"):

@@ -110,7 +110,7 @@ class Collector:
                        f"{counts.observed[handler]}")
         out += header("flaskbox_refusals_total", "counter",
                       "Requests refused (503 with Retry-After) by reason: a full queue, a per-client "
-                      "limit, connection slots, upload space, stream slots.")
+                      "limit, connection slots, upload space, stream slots, a client's share of threads.")
         out += [f'flaskbox_refusals_total{{reason="{reason}"}} {counts.refusals[reason]}'
                 for reason in REASONS]
         out += header("flaskbox_request_timeouts_total", "counter",

@@ -28,9 +28,9 @@ ZONES = {
     "flaskbox_uploads": "upload_space",
     "flaskbox_upload_clients": "upload_space",
 }
-MARKED = {"queue_full", "queue_timeout", "queue_wait", "stream_slots"}
+MARKED = {"queue_full", "queue_timeout", "queue_wait", "stream_slots", "stream_share"}
 REASONS = ("queue_full", "queue_timeout", "queue_wait", "per_client", "connection_slots", "upload_space",
-           "stream_slots")
+           "stream_slots", "stream_share")
 MARK_WORD = re.compile(r"[a-z_]+")
 LIMITED = re.compile(rb'limiting connections by zone "([a-z_]+)"')
 # Rotated past this size: at 8000 requests/s, about every 30 s.

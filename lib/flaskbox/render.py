@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from . import discover, static, tls
+from . import discover, outbound, static, tls
 from .layout import MAX_HEADER_LINES, Runtime
 from .record import Record
 from .settings.resolve import uwsgi_options
@@ -201,7 +201,8 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
     place = Runtime(record["RUNTIME_DIR"])
     nginx_dir = place.nginx_dir
     nginx_dir.mkdir(parents=True, exist_ok=True)
-    values = {**record.text, **record.derived, **tls.template_values(record.text)}
+    values = {**record.text, **record.derived, **tls.template_values(record.text),
+              **outbound.template_values(record.text)}
     geo, real_ip = trusted_proxies(record)
     files = {
         place.nginx_conf: fill((conf_dir / "nginx.conf").read_text(), values, "nginx.conf"),

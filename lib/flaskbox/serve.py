@@ -41,7 +41,7 @@ import select
 import time
 import traceback
 
-from . import discover, forwarded, guards, prefix, record, static, streams, writable
+from . import discover, forwarded, guards, outbound, prefix, record, static, streams, writable
 from .framing import FRAMED, Reply, is_event_stream, needs_framing, unbuffered
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, log
@@ -346,8 +346,10 @@ def from_record(settings: record.Record):
     spool = Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], int(uwsgi_option("processes", "1")))
     # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
     app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
-    return Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
-                 tuple(settings["ALLOWED_HOSTS"]), settings["WORKER_MAX_MEMORY"])
+    serve = Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
+                  tuple(settings["ALLOWED_HOSTS"]), settings["WORKER_MAX_MEMORY"])
+    # Vary, and sync's share of threads per client for answers at its pace.
+    return outbound.wrap(serve, settings, uwsgi_option, uwsgi)
 
 
 def prepare_the_pool(settings: record.Record) -> None:

@@ -102,3 +102,10 @@ class FileResponses:
 
     def holds(self, body) -> bool:
         return any(body is given for given in self.given)
+
+
+def file_given(environ) -> bool:
+    """Whether this request's app handed a file to wsgi.file_wrapper (to the
+    FileResponses serve.py put there)."""
+    responses = getattr(environ.get("wsgi.file_wrapper"), "__self__", None)
+    return isinstance(responses, FileResponses) and bool(responses.given)

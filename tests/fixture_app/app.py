@@ -118,9 +118,11 @@ def stream(count):
     every = float(request.args.get("every", "0.2"))
     fail = request.args.get("fail") == "1"
     sized = request.args.get("sized") == "1"
+    # `pad=N`: each line N bytes longer, for a stream that fills buffers fast.
+    pad = " " * int(request.args.get("pad", "0"))
 
     def line(i: int) -> str:
-        return f"line {i}\n" if sized else f"line {i} {time.time():.3f}\n"
+        return f"line {i}\n" if sized else f"line {i} {time.time():.3f}{pad}\n"
 
     def lines():
         for i in range(count):
@@ -285,6 +287,24 @@ def me():
 def well_known(name):
     # ACME challenges and security.txt live here: never blocked as dotfiles.
     return f"well-known {name}\n"
+
+
+@app.get("/conditional")
+def conditional():
+    # A page the app answers 304 itself (its ETag), as apps and send_file do.
+    response = Response("<p>conditional</p>\n" * 100, mimetype="text/html")
+    response.set_etag("page-1")
+    return response.make_conditional(request)
+
+
+@app.get("/vary-own")
+def vary_own():
+    # An app that names Accept-Encoding in its own Vary, on two lines beside
+    # another token, as compression middleware and CORS helpers add them.
+    response = Response("<p>varies</p>\n" * 100, mimetype=request.args.get("type", "text/html"))
+    response.headers.add("Vary", "Accept-Encoding")
+    response.headers.add("Vary", "Cookie, accept-encoding")
+    return response
 
 
 # A blueprint with its own static folder, served under the image's STATIC_URL:

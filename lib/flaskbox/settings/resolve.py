@@ -245,6 +245,11 @@ def _check_worker_class(resolved: Resolved) -> None:
                 f"UWSGI_THREADS='{values['UWSGI_THREADS']}' does not apply with WORKER_CLASS=gevent, whose "
                 "processes run one thread each: set WORKER_CONNECTIONS for how many requests a process "
                 "holds, and unset UWSGI_THREADS")
+        if "CLIENT_STREAM_SHARE" not in resolved.defaulted:
+            raise SettingError(
+                f"CLIENT_STREAM_SHARE='{values['CLIENT_STREAM_SHARE']}' applies with WORKER_CLASS=sync only: "
+                "gevent's streams take no thread each, and WORKER_CONNECTIONS bounds them; unset "
+                "CLIENT_STREAM_SHARE")
         return
     for name in GEVENT_ONLY:
         if name not in resolved.defaulted:

@@ -248,6 +248,17 @@ SETTINGS: tuple[Setting, ...] = (
              "body, static files and the rest; beyond, 503 with `Retry-After`."),
     ),
     Setting(
+        "CLIENT_STREAM_SHARE",
+        # 80: 50 event streams from one address (a NAT) still fit 2 CPUs' 64
+        # threads, and a fifth stays for everyone else (production.md).
+        default="80",
+        form="a whole percentage from 1 to 100",
+        parse=whole(1, 100),
+        doc=("`sync` only: the percentage of all worker threads one client address may hold with answers "
+             "that go at its pace (streams, Server-Sent Events, WebSockets); beyond, 503 with "
+             "`Retry-After` ([production.md](production.md#slow-readers-and-open-streams))."),
+    ),
+    Setting(
         "UPLOAD_SPACE",
         default=defaults.upload_space,
         default_doc="half of `RUNTIME_DIR`'s file system (computed)",
@@ -330,7 +341,8 @@ SETTINGS: tuple[Setting, ...] = (
         default="",
         form="IP addresses or CIDRs separated by spaces or commas, e.g. 10.0.0.0/8,192.168.0.0/16",
         parse=network_list,
-        doc="Proxies whose `X-Forwarded-*` headers are believed. Empty: none are, from anyone.",
+        doc=("Proxies whose `X-Forwarded-*` headers are believed, and whose other proxy headers "
+             "(`X-Script-Name`, ...) reach the app. Empty: none, from anyone."),
     ),
     Setting(
         "ALLOWED_HOSTS",
@@ -415,6 +427,15 @@ SETTINGS: tuple[Setting, ...] = (
         parse=flag,
         doc=("`1`: plain HTTP gets a 308 redirect to HTTPS, except the health probes (`/-/healthy`, "
              "`/-/alive`) and requests from `TRUSTED_PROXIES`."),
+    ),
+    Setting(
+        "COMPRESS_APP_RESPONSES",
+        default="1",
+        form="1 (nginx gzips the app's text answers) or 0 (static files only)",
+        parse=flag,
+        doc=("`1`: the app's text answers are gzipped for clients that ask, over HTTP and HTTPS. `0`: only "
+             "static files are, for pages that hold a secret and echo input (BREACH: "
+             "[production.md](production.md#compression))."),
     ),
     Setting(
         "HSTS_MAX_AGE",

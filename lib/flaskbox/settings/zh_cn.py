@@ -73,6 +73,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         'uWSGI 能同时处理的请求数加 `QUEUE_SIZE`（自动计算）',
         '单个客户端地址同时可以有多少个处理中的请求，带请求体的请求、静态文件和其他请求分'
          '开计数；超出后返回带 `Retry-After` 的 503。'),
+    'CLIENT_STREAM_SHARE': (
+        '`80`',
+        '仅 `sync`：一个客户端地址最多可以用按它的速度发送的响应（流、Server-Sent Events、'
+        'WebSocket）占用全部 worker 线程的百分之多少；超出的得到带 `Retry-After` 的 503'
+        '（[production.md](production.md#慢读者与长开的流)）。'),
     'UPLOAD_SPACE': (
         '`RUNTIME_DIR` 所在文件系统的一半（自动计算）',
         '正在接收的请求体合计可占用的磁盘空间；见[上传与 /tmp](productio'
@@ -112,8 +117,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         '见 [production.md](production.md#指标)。空：关闭。'),
     'TRUSTED_PROXIES': (
         '（空）',
-        '可信代理：只相信它们发来的 `X-Forwarded-*` 请求头。为空时：不相'
-         '信任何人发来的这些请求头。'),
+        '可信代理：只相信它们发来的 `X-Forwarded-*` 请求头，也只有它们发来的其他代理请求头'
+         '（`X-Script-Name` 等）才会到达应用。为空时：不相信任何人发来的这些请求头。'),
     'ALLOWED_HOSTS': (
         '（空）',
         '允许服务的主机名；其他任何 `Host` 都由 nginx 返回 400。为空时'
@@ -157,6 +162,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         '`0`',
         '`1`：明文 HTTP 请求得到指向 HTTPS 的 308 重定向，健康检查（`/-/healthy`、'
         '`/-/alive`）和来自 `TRUSTED_PROXIES` 的请求除外。'),
+    'COMPRESS_APP_RESPONSES': (
+        '`1`',
+        '`1`：应用的文本响应在客户端要求时经 gzip 压缩，HTTP 和 HTTPS 都是。`0`：只压缩静态文件，'
+        '用于含有机密又回显输入的页面（BREACH：[production.md](production.md#压缩)）。'),
     'HSTS_MAX_AGE': (
         '`31536000`',
         '只在 HTTPS 响应上发送 `Strict-Transport-Security: max-age=...`（应用自己的头'
