@@ -31,9 +31,15 @@ TEXTS: dict[str, tuple[str, str]] = {
          '表示不限）。超过返回 413。'),
     'REQUEST_TIMEOUT': (
         '`30`',
-        '客户端最多等待多少秒才能开始收到响应（包括排队时间）：超过后，仍在排队的请求得到'
-         ' 503，仍在运行的处理函数得到 504（它的 worker 会在其他请求结束后'
-         '被替换）。'),
+        '客户端最多等待多少秒才能开始收到响应（包括排队时间），以及之后流式响应每两段之间'
+        '最多等待多少秒：超过后，仍在排队的请求得到 503，仍在运行的处理函数得到 504（它的'
+        ' worker 会在其他请求结束后被替换），中途停下不发的流被截断（客户端看得出来）。一直在'
+        '发送的响应永远不会因它被截断。'),
+    'RELOAD_GRACE': (
+        '`300`',
+        '重载（SIGHUP）时，正在进行的请求、下载和流有多少秒在旧代码上完成，与此同时新请求'
+        '已经交给新代码；超过即被截断（客户端和访问日志都看得出来）。事件流会立即正常结束'
+        '（浏览器会自动重连）（[production.md](production.md#原地重载)）。'),
     'WORKER_CLASS': (
         '`sync`',
         '`sync`：每个 worker 线程一次处理一个请求。`gevent`：每个进'
@@ -48,17 +54,26 @@ TEXTS: dict[str, tuple[str, str]] = {
         '每个 uWSGI 进程的线程数（仅 `sync`）：每个进程同时处理的请求数。'
          '每个打开的流占用一个线程。应用从不等待、也不使用流时，设为 `4` '
          '可节省 CPU（[基准测试](../BENCHMARKS.md#profile-of-the-threaded-default)）。'),
+    'STICKY_CLIENTS': (
+        '`gevent` 时为 `1`，`sync` 时为 `0`（自动计算）',
+        '`1`：每个客户端（按它的地址，或受信任代理报告的地址）总是由同一个 uWSGI 进程服务，'
+        '适合把状态保存在进程内存里的应用（登录、会话、Socket.IO）'
+        '（[your-app.md](your-app.md#状态保存在单个进程里)）。`0`：任何空闲进程都可以服务。'),
+    'WORKER_MAX_MEMORY': (
+        '按容器内存上限给每个进程的公平份额；没有上限时为 `0`（关闭）（自动计算）',
+        '常驻内存超过这个值的 worker 会被平稳替换：不再接收新请求，处理完手头的请求后由新的'
+        ' worker 接替（[production.md](production.md#内存)）。'),
     'WORKER_CONNECTIONS': (
         '`2000`',
         '仅 `gevent`：每个进程同时保持的请求、流和 WebSocket 数。'),
     'STREAM_IDLE_TIMEOUT': (
         '`120`',
-        '仅 `gevent`：流或 WebSocket 可以多少秒不发送任何数据，超过即'
-         '关闭（流会正常结束，EventSource 会自动重连）。'),
+        '仅 `gevent`：流或 WebSocket 可以多少秒不发送任何数据，超过即关闭（事件流正常结束，'
+        'EventSource 会自动重连；其他流被截断，客户端看得出来）。'),
     'STREAM_MAX_DURATION': (
         '`3600`',
-        '仅 `gevent`：流或 WebSocket 总共可以持续的秒数（`0`：不限'
-         '制），到时正常结束。'),
+        '仅 `gevent`：事件流或 WebSocket 总共可以持续的秒数（`0`：不限制），到时正常结束，'
+        '客户端重新连接。其他响应不受它限制。'),
     'NGINX_WORKER_PROCESSES': (
         '每个 CPU 1 个（自动计算）',
         'nginx worker 进程数（`auto`：与默认值相同）。'),
