@@ -51,16 +51,21 @@ def resident_bytes() -> int:
 
 
 class MemoryCap:
-    """WORKER_MAX_MEMORY for one worker: over() says when its resident memory
-    has grown past the cap. A cap below what the worker held when it began
-    (a large app, a small share of the memory limit) would replace every
-    worker at once, forever: that cap is named once in the log and left
-    unapplied."""
+    """WORKER_MAX_MEMORY for one worker, made when the worker takes its
+    first request: over() says when its resident memory has grown past the
+    cap. A cap below what the worker held then (a large app, a small share of
+    the memory limit) would replace every worker at once, forever: that cap
+    is named once in the log and left unapplied."""
 
     def __init__(self, cap: int):
         self.cap = cap
         self.checked = 0.0
-        self.base: int | None = None
+        if cap:
+            fresh = resident_bytes()
+            if fresh * 5 // 4 >= cap:
+                log(f"WORKER_MAX_MEMORY ({cap >> 20} MB) is not above what a fresh worker holds "
+                    f"({fresh >> 20} MB): not applied; raise it (or the container's memory limit)")
+                self.cap = 0
 
     def over(self, now: float) -> int | None:
         """The resident size when past the cap (checked every MEMORY_EVERY s)."""
@@ -68,13 +73,6 @@ class MemoryCap:
             return None
         self.checked = now
         size = resident_bytes()
-        if self.base is None:
-            self.base = size
-            if size * 5 // 4 >= self.cap:
-                log(f"WORKER_MAX_MEMORY ({self.cap >> 20} MB) is not above what a fresh worker holds "
-                    f"({size >> 20} MB): not applied; raise it (or the container's memory limit)")
-                self.cap = 0
-            return None
         return size if size > self.cap else None
 
 
@@ -160,7 +158,7 @@ class Watchdog:
     def __init__(self, timeout: float, memory_cap: int = 0):
         self.timeout = timeout
         self.memory_cap = memory_cap
-        self.memory = MemoryCap(memory_cap)
+        self.memory = MemoryCap(0)  # each worker's own, from its first request (begin)
         self.running: dict[int, Watched] = {}
         self.pid: int | None = None
         self.retiring: float | None = None  # since then
