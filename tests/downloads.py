@@ -1,84 +1,212 @@
-"""Downloads as a client on a slow link makes them: curl, rate-limited, in
-the background, over HTTP/1.1 or HTTP/2 (TLS), with how each ended. curl's
-exit code tells a whole body (0) from a cut one (18: fewer bytes than the
-Content-Length, or a chunked body with no last chunk; 92: an HTTP/2 stream
-reset; 56: a connection reset), as any client can tell them."""
+"""Downloads as a client on a slow link makes them, in the background, over
+HTTP/1.1 or HTTP/2 (TLS, the `h2` library), with how each ended: whole, or
+cut, and how a client could tell (a body short of its Content-Length, a
+chunked body with no last chunk, an HTTP/2 stream reset, the connection
+closed before the end).
+
+The pace is the client's own: it reads no faster than `rate` bytes a second,
+through a small receive buffer (HTTP/1.1), or by granting HTTP/2 flow-control
+window only as fast (curl's --limit-rate was measured to let 8 MB "at 1 MB/s"
+through in anything from 0.01 to 7.5 s on loopback)."""
 
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import tempfile
+import socket
+import ssl
+import threading
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from urllib.parse import urlsplit
 
-# curl's exit codes for a body that did not arrive whole.
-CUT = {18: "partial file", 56: "failure receiving data", 92: "HTTP/2 stream error"}
+import h2.config
+import h2.connection
+import h2.events
+
+MB = 1 << 20
+READ = 16384
+
+
+class Cut(Exception):
+    """The body ended before its end: why, as a client sees it."""
 
 
 @dataclass
 class Download:
     url: str
-    rate: str = "2M"          # curl --limit-rate: the client's link
-    http2: bool = False       # over TLS, with ALPN h2 (a self-signed certificate)
-    headers: dict[str, str] = field(default_factory=dict)
-    exit_code: int | None = None
+    rate: int = 2 * MB        # bytes a second
+    http2: bool = False       # over TLS with ALPN h2 (any certificate)
     status: int | None = None
     version: str = ""
-    body: bytes = b""
-    stderr: str = ""
     answer_headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    ended: str = ""           # "whole", or how it was cut
+    _chunks: list[bytes] = field(default_factory=list)
+    _received: int = 0
 
     def start(self) -> Download:
-        self._file = tempfile.NamedTemporaryFile(prefix="flaskbox-download-", delete=False)
-        self._file.close()
-        self._head = Path(f"{self._file.name}.head")
-        # -N: each piece written as it comes, so that received() tells progress.
-        command = ["curl", "-sSN", "--limit-rate", self.rate, "-o", self._file.name, "-D", str(self._head),
-                   "-w", "%{http_code} %{http_version}"]
-        if self.http2:
-            command += ["--http2", "-k"]
-        for name, value in self.headers.items():
-            command += ["-H", f"{name}: {value}"]
-        self._process = subprocess.Popen([*command, self.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.monotonic()
+        self._thread.start()
         return self
 
     def running(self) -> bool:
-        return self._process.poll() is None
+        return self._thread.is_alive()
 
     def received(self) -> int:
-        """Bytes written so far."""
-        return Path(self._file.name).stat().st_size
+        """Bytes of the body so far."""
+        return self._received
 
     def wait(self, timeout: float = 180) -> Download:
-        out, self.stderr = self._process.communicate(timeout=timeout)
-        self.exit_code = self._process.returncode
-        status, _, self.version = out.partition(" ")
-        self.status = int(status) if status.isdigit() else None
-        path = Path(self._file.name)
-        self.body = path.read_bytes()
-        path.unlink(missing_ok=True)
-        if self._head.exists():
-            for line in self._head.read_text(errors="replace").splitlines()[1:]:
-                name, _, value = line.partition(":")
-                if value:
-                    self.answer_headers[name.strip().lower()] = value.strip()
-            self._head.unlink()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"{self.url} still downloading after {timeout} s ({self._received} bytes)")
         return self
 
     @property
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
+
+    @property
     def whole(self) -> bool:
-        return self.exit_code == 0
+        return self.ended == "whole"
 
     @property
     def cut(self) -> bool:
-        return self.exit_code in CUT
+        return bool(self.ended) and self.ended != "whole"
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.body).hexdigest()
 
     def __str__(self) -> str:
-        return (f"{self.url}: curl exit {self.exit_code} ({CUT.get(self.exit_code, '')}), HTTP {self.status} "
-                f"{self.version}, {len(self.body)} bytes {self.stderr.strip()}")
+        return f"{self.url}: {self.ended}, HTTP/{self.version} {self.status}, {self._received} bytes"
+
+    # --- the client's pace ----------------------------------------------
+    def _took(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._received += len(data)
+        ahead = self._received / self.rate - (time.monotonic() - self._started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+    def _run(self) -> None:
+        try:
+            (self._http2 if self.http2 else self._http1)()
+            self.ended = "whole"
+        except Cut as cut:
+            self.ended = f"cut: {cut}"
+        except OSError as exc:
+            self.ended = f"cut: {type(exc).__name__}"
+
+    # --- HTTP/1.1 -------------------------------------------------------
+    def _http1(self) -> None:
+        parts = urlsplit(self.url)
+        sock = socket.socket()
+        # A small window, so that the server's side fills up as a slow
+        # link's would (set before connecting, to be in effect).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        sock.settimeout(60)
+        sock.connect((parts.hostname, parts.port))
+        with sock:
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n"
+            sock.sendall(request.encode())
+            reader = Reader(sock)
+            head = reader.until(b"\r\n\r\n")
+            status_line, *lines = head.decode("latin-1").split("\r\n")
+            self.version, self.status = "1.1", int(status_line.split()[1])
+            for line in lines:
+                name, _, value = line.partition(":")
+                self.answer_headers[name.strip().lower()] = value.strip()
+            if self.answer_headers.get("transfer-encoding") == "chunked":
+                self._chunked(reader)
+            else:
+                self._sized(reader, int(self.answer_headers.get("content-length", "-1")))
+
+    def _sized(self, reader: Reader, length: int) -> None:
+        left = length
+        while left != 0:
+            data = reader.some(min(READ, left) if left > 0 else READ)
+            if not data:
+                if length < 0:
+                    return  # no length: the end of the connection is the end
+                raise Cut(f"the connection ended {left} bytes short of the Content-Length")
+            self._took(data)
+            left -= len(data) if left > 0 else 0
+
+    def _chunked(self, reader: Reader) -> None:
+        while True:
+            size_line = reader.until(b"\r\n", cut="the connection ended with no last chunk")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                reader.until(b"\r\n", cut="the connection ended within the last chunk")
+                return
+            left = size
+            while left:
+                data = reader.some(min(READ, left))
+                if not data:
+                    raise Cut("the connection ended with no last chunk")
+                self._took(data)
+                left -= len(data)
+            reader.until(b"\r\n", cut="the connection ended with no last chunk")
+
+    # --- HTTP/2 ---------------------------------------------------------
+    def _http2(self) -> None:
+        parts = urlsplit(self.url)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(["h2"])
+        raw = socket.create_connection((parts.hostname, parts.port), timeout=60)
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            stream = conn.get_next_available_stream_id()
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.send_headers(stream, [(":method", "GET"), (":path", target), (":scheme", "https"),
+                                       (":authority", parts.netloc)], end_stream=True)
+            sock.sendall(conn.data_to_send())
+            self.version = "2"
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    raise Cut("the connection closed before the stream ended")
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        headers = {name.decode(): value.decode() for name, value in event.headers}
+                        self.status = int(headers.pop(":status"))
+                        self.answer_headers.update(headers)
+                    elif isinstance(event, h2.events.DataReceived):
+                        self._took(event.data)
+                        # Window granted only at the client's pace.
+                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    elif isinstance(event, h2.events.StreamEnded):
+                        return
+                    elif isinstance(event, h2.events.StreamReset):
+                        raise Cut(f"the stream was reset ({event.error_code!r})")
+                    elif isinstance(event, h2.events.ConnectionTerminated):
+                        if event.error_code or event.last_stream_id < stream:
+                            raise Cut(f"GOAWAY ({event.error_code!r})")
+                sock.sendall(conn.data_to_send())
+
+
+class Reader:
+    """Bytes from a socket, a line or a piece at a time."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buffer = sock, b""
+
+    def some(self, most: int) -> bytes:
+        if not self.buffer:
+            self.buffer = self.sock.recv(READ)
+        data, self.buffer = self.buffer[:most], self.buffer[most:]
+        return data
+
+    def until(self, mark: bytes, cut: str = "the connection ended within the header") -> bytes:
+        while mark not in self.buffer:
+            data = self.sock.recv(READ)
+            if not data:
+                raise Cut(cut)
+            self.buffer += data
+        found, _, self.buffer = self.buffer.partition(mark)
+        return found

@@ -15,8 +15,10 @@ import sys
 import uuid
 
 import pytest
+from test_tls import CERT, KEY, make_pair
 
-from helpers import REPO
+from downloads import MB, Download
+from helpers import REPO, docker, free_port, share_with_container
 
 sys.path.insert(0, str(REPO / "lib"))
 from flaskbox import framing  # noqa: E402
@@ -102,10 +104,8 @@ def cut_and_logged_cut(container, download, path: str) -> None:
 
 @pytest.mark.parametrize("http2", [False, True], ids=["HTTP/1.1", "HTTP/2"])
 def test_a_download_past_the_stops_budget_is_cut_visibly(containers, fixture_image, tmp_path, http2):
-    from test_tls import CERT, KEY, make_pair
 
     from downloads import Download
-    from helpers import docker, free_port, share_with_container
 
     certs = tmp_path / "tls"
     certs.mkdir()
@@ -117,7 +117,7 @@ def test_a_download_past_the_stops_budget_is_cut_visibly(containers, fixture_ima
                            docker_args=("-v", f"{certs}:/etc/tls:ro"))
     # 16 MB at 1 MB/s: far past the stop's 5 s drain.
     url = f"https://127.0.0.1:{tls_port}/blob/16" if http2 else f"http://127.0.0.1:{c.port}/blob/16"
-    download = Download(url, rate="1M", http2=http2).start()
+    download = Download(url, rate=MB, http2=http2).start()
     c.wait_until(lambda: download.received() > 0, "the download under way")
     docker("stop", c.name, timeout=30)
     download.wait(timeout=30)
@@ -125,12 +125,10 @@ def test_a_download_past_the_stops_budget_is_cut_visibly(containers, fixture_ima
 
 
 def test_a_download_whose_spool_disk_fills_up_is_cut_visibly(containers, fixture_image):
-    from downloads import Download
-
     c = containers.serving(image=fixture_image["image"], docker_args=("--tmpfs", "/tmp:size=64m"))
     # Made a MB every 0.3 s for a client at 200 KB/s: nginx spools it to
     # RUNTIME_DIR as it comes, while something else fills that disk.
-    download = Download(f"http://127.0.0.1:{c.port}/big/12?every=0.3", rate="200K").start()
+    download = Download(f"http://127.0.0.1:{c.port}/big/12?every=0.3", rate=200 << 10).start()
     c.wait_until(lambda: download.received() > 0, "the download under way")
     c.exec("bash", "-c", "head -c 100m /dev/zero > /tmp/filler")
     download.wait(timeout=120)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from downloads import Download
+from downloads import MB, Download
 from helpers import free_port, share_with_container
 from load import Load
 
@@ -249,7 +249,7 @@ def test_a_renewal_is_served_within_3_s_and_touches_nothing_else(containers, fix
     before = served_fingerprint(c.tls_port)
     assert before == file_fingerprint(certs / "tls.crt")
     counted = c.request("/count").json()
-    download = Download(f"https://127.0.0.1:{c.tls_port}/blob/30", rate="512K", http2=True).start()
+    download = Download(f"https://127.0.0.1:{c.tls_port}/blob/30", rate=MB // 2, http2=True).start()
     tls_loop = TLSLoop(c.tls_port)
     try:
         with Load(c.port, path="/echo", connections=8, seconds=120, keep_alive=False) as load:
