@@ -11,6 +11,7 @@ through in anything from 0.01 to 7.5 s on loopback)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import ssl
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 
 MB = 1 << 20
 READ = 16384
@@ -95,7 +97,7 @@ class Download:
             self.ended = "whole"
         except Cut as cut:
             self.ended = f"cut: {cut}"
-        except OSError as exc:
+        except (OSError, h2.exceptions.H2Error) as exc:
             self.ended = f"cut: {type(exc).__name__}"
 
     # --- HTTP/1.1 -------------------------------------------------------
@@ -178,8 +180,11 @@ class Download:
                         self.answer_headers.update(headers)
                     elif isinstance(event, h2.events.DataReceived):
                         self._took(event.data)
-                        # Window granted only at the client's pace.
-                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        # Window granted only at the client's pace (h2 grants
+                        # none once the server has said GOAWAY: the stream
+                        # then has what the server already may send).
+                        with contextlib.suppress(h2.exceptions.ProtocolError):
+                            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     elif isinstance(event, h2.events.StreamEnded):
                         return
                     elif isinstance(event, h2.events.StreamReset):
@@ -187,7 +192,8 @@ class Download:
                     elif isinstance(event, h2.events.ConnectionTerminated):
                         if event.error_code or event.last_stream_id < stream:
                             raise Cut(f"GOAWAY ({event.error_code!r})")
-                sock.sendall(conn.data_to_send())
+                with contextlib.suppress(h2.exceptions.ProtocolError):
+                    sock.sendall(conn.data_to_send())
 
 
 class Reader:

@@ -118,7 +118,8 @@ def test_downloads_in_flight_finish_on_the_old_code_while_new_requests_get_the_n
     assert events_ended < 5, c.logs()
     logs = c.logs()
     assert "ending 1 event stream(s) and 0 WebSocket(s) cleanly" in logs
-    assert "the old code (generation 1) has finished its requests and stopped" in logs
+    c.wait_until(lambda: "the old code (generation 1) has finished its requests and stopped" in c.logs(),
+                 "the old code stopped once its last download ended")
     lines = [line for line in c.stdout_lines() if "/version" not in line and "/-/" not in line]
     assert lines and all(line.endswith("done=ok") for line in lines), "\n".join(lines)
 
