@@ -220,9 +220,9 @@ def _how_to_write(folder: Path) -> str:
     debug mode neither (its debugger runs any code it is sent, as the
     server's user), so the group is the way (the server is in group 0)."""
     if folder.stat().st_uid == 0:
-        return (f"it belongs to root, and the server never runs as root (not with --user 0 either): make "
-                f"it writable for group 0, the server's group (chmod -R g+w {folder} on the host, group "
-                "root), or keep your checkout as your own user and run with --user \"$(id -u):$(id -g)\"")
+        return ("it belongs to root, and the server never runs as root (--user 0 changes nothing): make it "
+                "writable for group 0, the server's group (chmod g+w on the folder you mount there), or own "
+                "your checkout as a user other than root and run as that user (--user \"$(id -u):$(id -g)\")")
     return "run with --user \"$(id -u):$(id -g)\" so that the app writes your checkout as you would"
 
 
@@ -241,7 +241,7 @@ def instance_notes(host=None) -> list[str]:
     if not os.access(INSTANCE, os.W_OK | os.X_OK):
         info = INSTANCE.stat()
         fix = ("chown a bind-mounted folder to 10001:0, or make it writable for group 0 (chmod g+w; "
-               "the server never runs as root, not with --user 0 either)") if info.st_uid == 0 else \
+               "the server never runs as root: --user 0 changes nothing)") if info.st_uid == 0 else \
             "chown a bind-mounted folder to 10001:0, or run with --user matching its owner"
         notes.append(
             f"warning: {INSTANCE} is mounted, and uid {os.getuid()} may not write it (owner "

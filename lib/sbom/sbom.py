@@ -55,7 +55,8 @@ def canonical(name: str) -> str:
 
 def python_licenses(meta) -> list:
     """PEP 639's License-Expression, else the License field when it is a
-    name rather than a whole license text."""
+    name rather than a whole license text, else the licence classifiers'
+    names ("License :: OSI Approved :: BSD License": BSD License)."""
     factory = LicenseFactory()
     expression = meta.get("License-Expression")
     if expression:
@@ -63,7 +64,9 @@ def python_licenses(meta) -> list:
     text = (meta.get("License") or "").strip()
     if text and "\n" not in text and len(text) <= 100 and text.upper() != "UNKNOWN":
         return [factory.make_from_string(text)]
-    return []
+    classifiers = [value.split("::")[-1].strip() for value in meta.get_all("Classifier") or []
+                   if value.startswith("License ::") and value.count("::") >= 2]
+    return [factory.make_with_name(name) for name in dict.fromkeys(classifiers)]
 
 
 DOC = Path("/usr/share/doc")
