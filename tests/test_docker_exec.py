@@ -37,7 +37,8 @@ def test_flask_routes_shell_and_the_apps_commands(containers, app_images, volume
     assert added.status == 201, added.text
     # flask shell: the served app, in the served mode, reading the same data.
     printed = shell(c, "from flaskr.db import get_db\n"
-                       "print('APP', app.name, app.debug, [r[0] for r in get_db().execute('select body from note')])")
+                       "notes = [row[0] for row in get_db().execute('select body from note')]\n"
+                       "print('APP', app.name, app.debug, notes)")
     debug = bool(mode_args)
     assert f"APP flaskr {debug} ['{token}']" in printed, printed
 
@@ -51,7 +52,8 @@ def test_an_app_module_a_hook_chose_counts(containers, app_images, tmp_path, mod
     for path in (tmp_path, hooks):
         path.chmod(0o755)
     hook.chmod(0o755)
-    c = containers.run(*mode_args, image=app_images("flaskr"), docker_args=("-v", f"{hooks}:/docker-entrypoint.d:ro"))
+    c = containers.run(*mode_args, image=app_images("flaskr"),
+                       docker_args=("-v", f"{hooks}:/docker-entrypoint.d:ro"))
     c.wait_http("/whoami")
     printed = shell(c, "print('CONFIG', app.testing, app.config.get('EXEC_TOKEN'))")
     assert "CONFIG True hooked" in printed, printed

@@ -12,15 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_settings import FakeHost
 
 from flaskbox import settings
 from helpers import REPO
-from test_settings import FakeHost
 
 # --- exit codes ----------------------------------------------------------------
 
 # Where the container's own exit codes come from.
-CODE = ["entry-point.sh", "healthcheck.sh", "lib/*.sh", "lib/bin/*", "lib/flaskbox/*.py", "lib/flaskbox/*/*.py"]
+CODE = ["entry-point.sh", "healthcheck.sh", "lib/*.sh", "lib/bin/*", "lib/flaskbox/*.py",
+        "lib/flaskbox/*/*.py"]
 EXITS_IN_CODE = [r"\bexit (\d+)\b", r"\bsys\.exit\((\d+)\)", r"\bos\._exit\((\d+)\)", r"\bcode=(\d+)\b"]
 # What the docs say the container (or one of its commands) exits with.
 QUOTES = [
@@ -142,9 +143,10 @@ def wrong_pool_claims(text: str) -> list[str]:
                 elif kind == "threads":
                     ok = number(match.group(1)) == THREADS
                 else:
-                    processes, threads, per_cpu = number(match.group(1)), number(match.group(2)), match.group(3)
-                    per_cpu = per_cpu or "per CPU x" in match.group(0)
-                    ok = threads == THREADS and (processes == PER_CPU if per_cpu else processes % PER_CPU == 0)
+                    processes, threads = number(match.group(1)), number(match.group(2))
+                    per_cpu = match.group(3) or "per CPU x" in match.group(0)
+                    ok = threads == THREADS and \
+                        (processes == PER_CPU if per_cpu else processes % PER_CPU == 0)
                 if not ok:
                     wrong.append(f"{match.group(0)!r} in: {line.strip()}")
     return wrong

@@ -72,7 +72,8 @@ def test_what_one_uid_makes_another_may_write(containers, app_images, volume):
     image = app_images("guestbook")
     data = ("-v", f"{volume}:/app/instance")
     # A one-off command as one uid of group 0 makes the database ...
-    init = containers.run_once("python3", "-c", INIT_DB, image=image, docker_args=(*data, "--user", "23456:0"))
+    init = containers.run_once("python3", "-c", INIT_DB, image=image,
+                               docker_args=(*data, "--user", "23456:0"))
     assert init.returncode == 0, init.stderr
 
     def serve(*user: str):

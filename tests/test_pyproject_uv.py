@@ -20,12 +20,12 @@ EXPECTED = {"flask": "3.0.3", "markdown": "3.7", "uwsgi": "2.0.31", "module": "/
             "instance": "/app/instance"}
 
 
-@pytest.mark.parametrize("mode_args", [(), ("-d", "debug")], ids=["production", "debug"])
 # The fixtures installed with pip: the project itself is installed (editable).
 PIP = ["pyproject", "pyproject-flit", "pyproject-hatch"]
 UV = ["uvlock", "uvproject"]
 
 
+@pytest.mark.parametrize("mode_args", [(), ("-d", "debug")], ids=["production", "debug"])
 @pytest.mark.parametrize("fixture", PIP + UV)
 def test_a_pyproject_app_runs_what_it_asked_for(containers, app_images, fixture, mode_args):
     c = containers.run(*mode_args, image=app_images(fixture))
