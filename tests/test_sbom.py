@@ -141,7 +141,7 @@ def derived(runtime_image, tmp_path_factory):
     (context / "Dockerfile").write_text(
         f"FROM {runtime_image}\nUSER 0\n"
         "RUN pip install --no-cache-dir six==1.16.0 && flaskbox-sbom --name myapp --version 7.0\n"
-        "USER 10001:10001\n")
+        "USER 10001:0\n")
     tag = f"flaskbox-sbom-derived:{uuid.uuid4().hex[:12]}"
     build_image(context, tag)
     yield tag
