@@ -158,6 +158,15 @@ def cmd_flask_env() -> None:
     for name, value in exports.items():
         if value and not os.environ.get(name):
             print(f"export {name}={shlex.quote(value)}")
+    # INSTALL_ON_START's packages, in the virtualenv layered over the image's
+    # (lib/install-on-start.sh), as the server has them.
+    venv = record.runtime().dir / "venv"
+    sites = sorted(venv.glob("lib/python3*/site-packages")) if (venv / "bin" / "python").exists() else []
+    if sites:
+        path = os.environ.get("PYTHONPATH", "")
+        print(f"export VIRTUAL_ENV={shlex.quote(str(venv))} "
+              f"PATH={shlex.quote(str(venv / 'bin') + ':' + os.environ.get('PATH', ''))} "
+              f"PYTHONPATH={shlex.quote(str(sites[0]) + (':' + path if path else ''))}")
 
 
 def cmd_check_app() -> None:
