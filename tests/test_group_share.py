@@ -118,3 +118,18 @@ def test_a_new_sqlite_database_follows_the_umask(containers, app_images, volume)
                    "sqlite3.connect('file:/tmp/uri.db', uri=True).execute('create table t (x)'); "
                    "print(oct(os.stat('/tmp/uri.db').st_mode & 0o777))\"")
     assert probe.returncode == 0 and probe.stdout.strip() == "0o644", probe.stdout + probe.stderr
+
+
+def test_group_0_gains_nothing_in_the_image(image):
+    """The image's user is in group 0, like any uid OpenShift picks: group 0
+    may write nothing in the image that everyone may not, but the instance
+    folder, and reads nothing the world may not (but dpkg's empty lock
+    files)."""
+    search = "find / -xdev \\( -path /proc -o -path /sys \\) -prune -o -group 0 ! -type l {} -print"
+
+    def found(test: str) -> set[str]:
+        return set(docker("run", "--rm", "--network", "host", "--user", "0", "--entrypoint", "bash", image,
+                          "-c", search.format(test)).stdout.split())
+
+    assert found("-perm -g+w ! -perm -o+w") == {"/app/instance"}
+    assert found("-perm -g+r ! -perm -o+r") <= {"/var/lib/dpkg/lock", "/var/lib/dpkg/lock-frontend"}
