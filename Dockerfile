@@ -123,7 +123,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # The uid:gid that serves (USER below; the entry-point steps down to it when
 # started as root), and where flaskbox's own code lives (lib/ in the repo).
-ENV FLASKBOX_USER=10001:10001 \
+# Group 0, as OpenShift runs any uid: what one uid of group 0 makes (umask
+# 002, entry-point.sh) another may write, the image's user included.
+ENV FLASKBOX_USER=10001:0 \
 	FLASKBOX_LIB=/usr/local/lib/flaskbox
 
 # The libraries the venv's compiled code needs, as found in the build stage.
@@ -141,10 +143,10 @@ RUN set -eux; \
 	# The distribution's default site and log files are never used: ours
 	# renders its own config and logs to stdout/stderr.
 	rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d /var/log/nginx/*; \
-	# Non-root user that serves requests. Group 0 owns nothing writable, so
-	# any uid (OpenShift's --user 12345:0) works the same.
-	groupadd --system --gid "${FLASKBOX_USER#*:}" app; \
-	useradd --system --uid "${FLASKBOX_USER%:*}" --gid app --no-create-home \
+	# Non-root user that serves requests, in group 0. Group 0 owns nothing
+	# writable in the image, so any uid (OpenShift's --user 12345:0) works
+	# the same and gains nothing from the group.
+	useradd --system --uid "${FLASKBOX_USER%:*}" --gid "${FLASKBOX_USER#*:}" --no-create-home \
 		--home-dir /nonexistent --shell /usr/sbin/nologin app; \
 	# Whether this nginx bounds the number of header lines (max_headers:
 	# upstream's, backported to Debian 12): only then may the header take
@@ -211,6 +213,21 @@ RUN set -eux; \
 	find / -xdev -perm /6000 -type f -exec chmod a-s {} +; \
 	uwsgi --version; python3 -c 'import flask; print(flask.__name__, "ok")'
 
+# flaskbox's own licence (MIT); the SBOM names every bundled component's.
+COPY LICENSE /usr/share/doc/flaskbox/LICENSE
+# `docker exec CONTAINER flask ...` starts no entry-point: lib/bin/flask,
+# first on PATH, points the flask command at the app the container serves.
+ENV PATH=${FLASKBOX_LIB}/bin:$PATH
+# SQLite makes its files 0644 whatever the umask: created first with the
+# umask (lib/flaskbox/sqlite_files.py), so that another uid of group 0 may
+# write them. The .pth sorts after flaskbox.pth, which puts flaskbox on sys.path.
+RUN set -eux; \
+	chmod 0755 "$FLASKBOX_LIB/bin/flask"; \
+	site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
+	printf 'import flaskbox.sqlite_files\n' > "$site/flaskbox_sqlite.pth"; \
+	chmod 0644 /usr/share/doc/flaskbox/LICENSE; \
+	flask --version
+
 # ---------------------------------------------------------------------------
 # sbom: the SBOM of exactly what `contents` holds, written by the same command
 # images built FROM this one run (flaskbox-sbom), with the generator's library
@@ -219,7 +236,9 @@ RUN set -eux; \
 FROM contents AS sbom
 COPY --from=build /opt/sbom-tool /opt/sbom-tool
 ARG VERSION=dev
-RUN SBOM_TOOL=/opt/sbom-tool flaskbox-sbom --name flaskbox --version "$VERSION" /sbom.cdx.json
+ARG LICENSES=MIT
+RUN SBOM_TOOL=/opt/sbom-tool flaskbox-sbom --name flaskbox --version "$VERSION" --license "$LICENSES" \
+	/sbom.cdx.json
 
 # ---------------------------------------------------------------------------
 # runtime: what actually ships, with its SBOM (docs/building.md).
@@ -234,13 +253,13 @@ WORKDIR /app
 #   --build-arg REVISION="$(git rev-parse HEAD)"
 #   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 #   --build-arg SOURCE="$(git remote get-url origin)"
-# SOURCE: the repository's URL; LICENSES: an SPDX expression (NOASSERTION,
-# SPDX's word for "not stated", until the project names its license).
+# SOURCE: the repository's URL; LICENSES: an SPDX expression, flaskbox's own
+# (LICENSE; each bundled component's is in the SBOM).
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=unknown
-ARG LICENSES=NOASSERTION
+ARG LICENSES=MIT
 LABEL org.opencontainers.image.title="flaskbox" \
 	org.opencontainers.image.description="Flask image with two modes: nginx + uWSGI production, Flask dev server debug" \
 	org.opencontainers.image.version="${VERSION}" \
@@ -250,7 +269,7 @@ LABEL org.opencontainers.image.title="flaskbox" \
 	org.opencontainers.image.licenses="${LICENSES}" \
 	org.opencontainers.image.base.name="${BASE_IMAGE}"
 
-# FLASKBOX_USER is numeric (10001:10001); hadolint cannot see into the variable.
+# FLASKBOX_USER is numeric (10001:0); hadolint cannot see into the variable.
 # hadolint ignore=DL3066
 USER ${FLASKBOX_USER}
 EXPOSE 80 5000

@@ -115,29 +115,75 @@ _source_hook() {
 #   Runs one hook, HOW being `source` (an *.envsh: it may export settings),
 #   `exec` (an executable *.sh) or `bash` (PRE_START_PATH, executable or
 #   not). Output goes to stderr: stdout carries only the access log. A
-#   failure stops startup with the hook's exit code.
+#   failure stops startup with the hook's exit code; in debug mode, where
+#   broken code never stops the container, it is reported and the hook runs
+#   again once a file it may depend on changes (_await_fix).
 _run_hook() {
-	local how="$1" hook="$2" status=0
-	case "$how" in
-		source)
-			flaskbox_log "sourcing $hook"
-			_source_hook "$hook" || status=$?
-			;;
-		exec)
-			flaskbox_log "running $hook"
-			# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
-			# writes next to the app's code (flaskbox/hook_writes.py).
-			FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
-			;;
-		bash)
-			flaskbox_log "running $hook"
-			FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
-			;;
-	esac
+	local how="$1" hook="$2" status sources=''
+	while :; do
+		status=0
+		[ "${FLASKBOX_MODE:-}" != debug ] || sources="$(_hook_sources sources)"
+		case "$how" in
+			source)
+				flaskbox_log "sourcing $hook"
+				_source_hook "$hook" || status=$?
+				;;
+			exec)
+				flaskbox_log "running $hook"
+				# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
+				# writes next to the app's code (flaskbox/hook_writes.py).
+				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
+				;;
+			bash)
+				flaskbox_log "running $hook"
+				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
+				;;
+		esac
+		[ "$status" -ne 0 ] || return 0
+		if [ "${FLASKBOX_MODE:-}" != debug ]; then
+			flaskbox_error "hook $hook failed with exit code $status; not starting"
+			exit "$status"
+		fi
+		flaskbox_error "hook $hook failed with exit code $status (its output is above)"
+		_await_fix "$hook" "$sources"
+	done
+}
+
+# _hook_sources sources | await-change STATE
+#   The state of the files a hook may depend on (the app in /app, the hooks),
+#   or wait until it differs from STATE (flaskbox/changes.py).
+_hook_sources() {
+	local command="$1"
+	shift
+	python3 -I -m flaskbox "$command" "$@" /app "$FLASKBOX_HOOK_DIR" "$PRE_START_PATH"
+}
+
+# _await_fix HOOK STATE
+#   Debug mode, after HOOK failed: wait for a save under /app or in the
+#   hooks (any change since STATE, taken before the hook ran), so that the
+#   caller runs it again. docker stop or Ctrl-C meanwhile ends the container
+#   at once, with 0: the watcher runs in the background, so that the trap
+#   runs without waiting for it.
+_await_fix() {
+	local hook="$1" state="$2" watcher status
+	flaskbox_log "debug mode: waiting for a change in /app or in the hooks, then running $hook again" \
+		"(docker stop to give up)"
+	_hook_sources await-change "$state" &
+	watcher=$!
+	# shellcheck disable=SC2064 # the watcher's pid, now
+	trap "kill $watcher 2>/dev/null; exit 0" TERM INT
+	while :; do
+		status=0
+		wait "$watcher" || status=$?
+		# A SIGHUP (its trap logs it) interrupts wait, not the watcher.
+		kill -0 "$watcher" 2>/dev/null || break
+	done
+	flaskbox_early_signals
 	if [ "$status" -ne 0 ]; then
-		flaskbox_error "hook $hook failed with exit code $status; not starting"
-		exit "$status"
+		flaskbox_error "could not watch /app for a fix (exit code $status); not starting"
+		exit 1
 	fi
+	flaskbox_log "a change under /app or in the hooks: running $hook again"
 }
 
 # flaskbox_run_hooks
@@ -188,7 +234,11 @@ flaskbox_file_vars() {
 # flaskbox_step_down ARG...
 #   Servers never run as root. Started as root (--user 0, or an image built
 #   FROM this one that left USER root), re-run this script as the image's
-#   user, the way the official postgres image steps down with gosu.
+#   user, the way the official postgres image steps down with gosu. Debug
+#   mode too, though --user 0:0 may look like a request for root: its
+#   debugger runs any code it is sent, and compose.yaml's dev service starts
+#   as root only to install packages. The user is in group 0, so a checkout
+#   owned by root is writable where its group may write (chmod g+w).
 flaskbox_step_down() {
 	[ "$(id -u)" = 0 ] || return 0
 	# nginx reopens /dev/stdout for its access log; the pipe docker gave
@@ -197,6 +247,13 @@ flaskbox_step_down() {
 	# Said once the log is set up (flaskbox_json_logs), as the image's user.
 	FLASKBOX_STEPPED_DOWN=1 exec setpriv --reuid="${FLASKBOX_USER%:*}" --regid="${FLASKBOX_USER#*:}" \
 		--clear-groups -- "$0" "$@"
+}
+
+# flaskbox_stepped_down
+#   Said after the step-down, once the log is set up (LOG_FORMAT=json).
+flaskbox_stepped_down() {
+	flaskbox_log "started as root: continuing as $FLASKBOX_USER (servers never run as root, debug mode" \
+		"included; in group 0, they may write root's files that are group-writable)"
 }
 
 # flaskbox_settings check|resolve MODE
@@ -299,6 +356,15 @@ flaskbox_exec_command() {
 	flaskbox_exec "$@"
 }
 
+# flaskbox_share_with_group
+#   umask 002 for everything this start runs (hooks, the servers, the app, a
+#   one-off command): the image's user and any uid OpenShift picks are all
+#   in group 0, so what one of them writes another may write (SQLite's
+#   files too: flaskbox/sqlite_files.py). /app stays root's and read-only.
+flaskbox_share_with_group() {
+	umask 002
+}
+
 # main ARG...
 #   Options (or nothing) start a server; any other command is exec'd.
 main() {
@@ -306,6 +372,7 @@ main() {
 	# /app importable from anywhere (hooks, alembic, scripts), as in
 	# tiangolo's image. flaskbox's own Python runs isolated (-I) from it.
 	export PYTHONPATH="/app${PYTHONPATH:+:$PYTHONPATH}"
+	flaskbox_share_with_group             # umask 002: group 0 may write what we write
 	if [ "$#" -gt 0 ] && [[ "$1" != -* ]]; then
 		flaskbox_exec_command "$@"
 	fi
@@ -314,7 +381,7 @@ main() {
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
 	[ "$FLASKBOX_MODE" = debug ] || flaskbox_json_logs  # LOG_FORMAT=json: stderr as JSON too
-	[ -z "${FLASKBOX_STEPPED_DOWN:-}" ] || flaskbox_log "started as root: continuing as $FLASKBOX_USER"
+	[ -z "${FLASKBOX_STEPPED_DOWN:-}" ] || flaskbox_stepped_down
 	flaskbox_settings check "$FLASKBOX_MODE"    # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
 	flaskbox_writable_paths "$FLASKBOX_MODE"  # WRITABLE_PATHS on the volume

@@ -16,6 +16,12 @@ def index():
     return render_template("index.html", name=name)
 
 
+@app.get("/favicon.ico")
+def favicon():
+    # Browsers ask for /favicon.ico on every site; the page links the same file.
+    return app.send_static_file("favicon.ico")
+
+
 @app.get("/api/hello")
 def api_hello():
     name = request.args.get("name", "World")

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -277,6 +278,40 @@ class Container:
         except subprocess.TimeoutExpired:
             self.fail(f"still running {timeout}s later")
         return int(result.stdout.strip())
+
+    # --- the engine's own clock ----------------------------------------
+    def events(self, since: float) -> list[tuple[str, int]]:
+        """(action, wall-clock ns) of this container's docker events from
+        `since` (time.time()) until now: the engine's record of when it
+        started, signalled and saw the container die, which a loaded machine
+        does not blur with the docker CLI's own start-up."""
+        out = docker("events", "--since", f"{since:.6f}", "--until", f"{time.time():.6f}",
+                     "--filter", f"container={self.name}", "--format", "{{.Action}} {{.TimeNano}}").stdout
+        return [(action, int(nanos)) for action, nanos in (line.rsplit(" ", 1) for line in out.splitlines())]
+
+    def died_at(self, since: float) -> int:
+        """Wall-clock ns of the container's exit, as the engine saw it."""
+        died = [nanos for action, nanos in self.events(since) if action == "die"]
+        if not died:
+            self.fail(f"no die event since {since}")
+        return died[0]
+
+    def signal_to_exit_seconds(self, since: float) -> float:
+        """Seconds from the engine's first signal to the container (`docker
+        stop`, `docker kill`) to its exit."""
+        events = self.events(since)
+        signalled = [nanos for action, nanos in events if action.startswith("kill")]
+        died = [nanos for action, nanos in events if action == "die"]
+        if not signalled or not died:
+            self.fail(f"no kill and die events since {since}: {events}")
+        return (died[0] - signalled[0]) / 1e9
+
+    def started_at(self) -> float:
+        """Wall-clock seconds when the engine started the container's process."""
+        stamp = self.inspect()["State"]["StartedAt"]  # RFC 3339, nanoseconds, UTC
+        whole, _, fraction = stamp.rstrip("Z").partition(".")
+        started = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+        return started + float(f"0.{fraction or 0}")
 
     def remove(self) -> None:
         if not self.removed:

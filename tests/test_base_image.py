@@ -27,7 +27,7 @@ def derived_image(image, tmp_path):
         "USER root\n"
         "COPY requirements.txt /tmp/requirements.txt\n"
         "RUN pip install --no-cache-dir -r /tmp/requirements.txt\n"
-        "USER 10001:10001\n"
+        "USER 10001:0\n"
         "COPY app/ /app/\n"
     )
     tag = f"flaskbox-derived:{token[:12]}"

@@ -1,4 +1,5 @@
-"""Debug mode: a syntax error in the mounted code never stops the container.
+"""Debug mode: a syntax error in the mounted code never stops the container,
+nor one a hook meets (a migration importing the app), which waits for the fix.
 The error is shown in the log and in the browser, and the app is back as
 soon as the file is fixed, whether the error was saved while serving or was
 already there at start."""
@@ -7,6 +8,8 @@ import time
 import uuid
 
 import pytest
+
+from helpers import docker
 
 BROKEN = "\n\ndef broken(:\n    pass\n"
 
@@ -78,3 +81,74 @@ def test_repeated_requests_show_the_same_error(containers, app_copy):
     error_page(c)
     frames = [c.request("/api/hello").text.count('<div class="frame') for _ in range(3)]
     assert frames[0] > 0 and frames == [frames[0]] * 3, frames
+
+
+# --- hooks: a migration that imports broken code ------------------------------
+
+IMPORT_HOOK = "#!/bin/sh\n# What a migration does first: import the app.\nexec python -c 'import app'\n"
+
+
+def hooks_folder(tmp_path, name: str, text: str):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / name).write_text(text)
+    for path in (tmp_path, hooks, hooks / name):
+        path.chmod(0o755)
+    return hooks
+
+
+def mounts(app_copy, hooks) -> tuple[str, ...]:
+    return ("-v", f"{app_copy}:/app", "-v", f"{hooks}:/docker-entrypoint.d")
+
+
+def test_a_hook_meeting_a_syntax_error_waits_for_the_fix(containers, app_copy, tmp_path, figure):
+    hooks = hooks_folder(tmp_path, "10-import.sh", IMPORT_HOOK)
+    source = app_copy / "app.py"
+    good = source.read_text()
+    source.write_text(good + BROKEN)
+    c = containers.run("-d", "debug", docker_args=mounts(app_copy, hooks))
+    waiting = "debug mode: waiting for a change in /app or in the hooks"
+    c.wait_until(lambda: waiting in c.logs(), "the failed hook to be reported", timeout=30)
+    logs = c.logs()
+    assert "SyntaxError" in logs and "hook /docker-entrypoint.d/10-import.sh failed with exit code 1" in logs
+    assert "Serving Flask app" not in logs
+    started = time.monotonic()
+    source.write_text(good)
+    # The hook runs again, passes, and the server starts with the fixed code.
+    c.wait_http("/api/hello", timeout=10, interval=0.05)
+    figure("a failed hook's fix saved to the app served, seconds", f"{time.monotonic() - started:.2f}")
+    runs = [line for line in c.logs().splitlines()
+            if line == "flaskbox: running /docker-entrypoint.d/10-import.sh"]
+    assert len(runs) == 2, c.logs()
+
+
+def test_a_hook_with_a_syntax_error_of_its_own_waits_for_its_fix(containers, app_copy, tmp_path):
+    hooks = hooks_folder(tmp_path, "10-broken.sh", "#!/bin/sh\nif then fi\n")
+    c = containers.run("-d", "debug", docker_args=mounts(app_copy, hooks))
+    c.wait_until(lambda: "waiting for a change" in c.logs(), "the failed hook to be reported", timeout=30)
+    assert "syntax error" in c.logs().lower()
+    (hooks / "10-broken.sh").write_text("#!/bin/sh\necho hook fixed\n")
+    c.wait_http("/api/hello", timeout=10, interval=0.05)
+    assert "hook fixed" in c.logs()
+
+
+def test_docker_stop_while_waiting_for_a_fix_is_prompt_and_clean(containers, app_copy, tmp_path, figure):
+    hooks = hooks_folder(tmp_path, "10-import.sh", IMPORT_HOOK)
+    (app_copy / "app.py").write_text((app_copy / "app.py").read_text() + BROKEN)
+    c = containers.run("-d", "debug", docker_args=mounts(app_copy, hooks))
+    c.wait_until(lambda: "waiting for a change" in c.logs(), "the failed hook to be reported", timeout=30)
+    started = time.monotonic()
+    docker("stop", c.name, timeout=30)
+    elapsed = time.monotonic() - started
+    figure("docker stop while waiting for a hook's fix, seconds", f"{elapsed:.2f}")
+    assert c.exit_code() == 0, c.logs()
+    # SIGTERM ends the wait itself: no 10 s grace and SIGKILL.
+    assert elapsed < 5, elapsed
+
+
+def test_in_production_a_failing_hook_still_stops_the_start(containers, app_copy, tmp_path):
+    hooks = hooks_folder(tmp_path, "10-import.sh", IMPORT_HOOK)
+    (app_copy / "app.py").write_text((app_copy / "app.py").read_text() + BROKEN)
+    c = containers.run(docker_args=mounts(app_copy, hooks))
+    assert c.wait_exit(timeout=30) == 1
+    assert "failed with exit code 1; not starting" in c.logs()

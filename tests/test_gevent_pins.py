@@ -50,7 +50,7 @@ def old_greenlet(runtime_image, tmp_path_factory):
     (context / "app.py").write_text("from flask import Flask\n\napp = Flask(__name__)\n")
     (context / "Dockerfile").write_text(
         f"FROM {runtime_image}\nUSER 0\nRUN pip install --no-cache-dir greenlet==3.1.1\n"
-        "USER 10001:10001\nCOPY app.py /app/\n")
+        "USER 10001:0\nCOPY app.py /app/\n")
     tag = f"flaskbox-old-greenlet:{uuid.uuid4().hex[:12]}"
     build_image(context, tag)
     yield tag

@@ -82,6 +82,10 @@ def test_packages_are_installed_before_the_server_starts(containers, app_copy, p
     assert installing < logs.index("Serving Flask app")
     assert "Detected change" not in logs
     assert "Requirement already satisfied: Flask" in logs
+    # `docker exec ... flask` sees what the server sees, the installed package included.
+    shell = docker("exec", "-i", c.name, "flask", "shell", check=False,
+                   input=f"import {package['name']}; print('TOKEN', {package['name']}.TOKEN)\n")
+    assert f"TOKEN {package['token']}" in shell.stdout, shell.stdout + shell.stderr
 
 
 def test_a_restart_skips_an_unchanged_install_and_redoes_a_changed_one(containers, app_copy, package):

@@ -1,6 +1,6 @@
 """The image's OCI labels say where it comes from: source, revision,
 version, creation time, licenses and base, as registries and scanners read
-them (`docker inspect`)."""
+them (`docker inspect`); flaskbox's licence ships in the image."""
 
 import json
 import os
@@ -45,6 +45,17 @@ def test_a_plain_build_says_what_it_does_not_know(runtime_image):
     found = labels(runtime_image)
     assert (found["version"], found["revision"], found["created"], found["source"]) == \
         ("dev", "unknown", "unknown", "unknown")
-    # SPDX's word for a license not stated: the project names none yet.
-    assert found["licenses"] == "NOASSERTION"
+    # flaskbox's licence (LICENSE) by default: the LICENSES build argument.
+    assert found["licenses"] == "MIT"
     assert found["base.name"] == base_image()
+
+
+def test_the_licence_ships_with_the_image(image):
+    """LICENSE (MIT) at /usr/share/doc/flaskbox/, beside the SBOM that names
+    every bundled component's licence."""
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 flaskbox contributors\n"), text[:80]
+    shipped = docker("run", "--rm", "--network", "host", "--entrypoint", "cat", image,
+                     "/usr/share/doc/flaskbox/LICENSE").stdout
+    assert shipped == text
+    assert labels(image)["licenses"] == "MIT"

@@ -15,11 +15,12 @@ from flaskbox import metrics, nginx_lines
 from helpers import REPO
 
 # Appends one metrics line per iteration, in batches as nginx's buffer
-# does, and reopens access.log on SIGUSR1; stops after COUNT lines.
+# does, and reopens access.log on SIGUSR1, then says so (the number of
+# reopens, in a file of its own); stops after COUNT lines.
 WRITER = """
 import signal, sys, time
-path, count = sys.argv[1], int(sys.argv[2])
-state = {"file": open(path, "a"), "reopen": False}
+path, count, acks = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+state = {"file": open(path, "a"), "reopen": False, "reopens": 0}
 signal.signal(signal.SIGUSR1, lambda *_: state.update(reopen=True))
 written = 0
 while written < count:
@@ -27,6 +28,10 @@ while written < count:
         state["file"].close()
         state["file"] = open(path, "a")
         state["reopen"] = False
+        state["reopens"] += 1
+        with open(acks + ".part", "w") as ack:
+            ack.write(str(state["reopens"]))
+        import os; os.replace(acks + ".part", acks)
     batch = min(500, count - written)
     state["file"].write("app|200|0.003||GET\\n" * batch)
     state["file"].flush()
@@ -36,32 +41,65 @@ state["file"].close()
 """
 
 
+class Clock:
+    """nginx_lines' clock, moved on by the test: the reopen grace (how long
+    nginx may still write a renamed file) passes when the writer has said it
+    reopened, not after some seconds a loaded machine may overrun."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def monotonic_ns() -> int:
+        return time.monotonic_ns()  # unique names for the renamed files
+
+
 def test_every_line_is_counted_across_rotations(tmp_path, monkeypatch):
     monkeypatch.setattr(metrics, "ROTATE_BYTES", 200_000)  # ~10000 lines a file
-    # Long enough for the writer to reopen on a loaded machine (nginx has 3 s).
-    monkeypatch.setattr(nginx_lines, "REOPEN_GRACE_SECONDS", 1.5)
+    clock = Clock()
+    monkeypatch.setattr(nginx_lines, "time", clock)
     (tmp_path / "metrics").mkdir()
     (tmp_path / "nginx").mkdir()
     total = 60_000
     log = tmp_path / "metrics" / "access.log"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(total)])
+    acks = tmp_path / "reopens"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(total), str(acks)])
     (tmp_path / "nginx" / "nginx.pid").write_text(f"{writer.pid}\n")
     collector = metrics.Collector(tmp_path, 64, "sync")
-    renames = 0
+    rotations = []
+    rotate = collector._rotate
+    monkeypatch.setattr(collector, "_rotate", lambda: (rotations.append(1), rotate()))
+
+    def reopened() -> int:
+        try:
+            return int(acks.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def poll() -> None:
+        collector.poll()
+        # Once the writer has reopened after every rotation (or is done), no
+        # renamed file is written any more: its grace may pass.
+        if writer.poll() is not None or reopened() >= len(rotations):
+            clock.now += nginx_lines.REOPEN_GRACE_SECONDS
+
     while writer.poll() is None:
-        collector.poll()
-        renames = max(renames, len(list((tmp_path / "metrics").glob("access.log.old-*"))))
+        poll()
         time.sleep(0.05)
-    deadline = time.monotonic() + 10
+    assert writer.returncode == 0
+    # Whatever is left is read, however long a loaded machine takes (bounded).
+    deadline = time.monotonic() + 60
     while collector.counts.requests["app", "GET", "200"] < total and time.monotonic() < deadline:
-        collector.poll()
+        poll()
         time.sleep(0.05)
     assert collector.counts.requests["app", "GET", "200"] == total
     assert collector.counts.observed["app"] == total
-    assert renames >= 1
-    # Renamed files are removed once read.
-    collector.poll()
-    time.sleep(1.6)
+    assert len(rotations) >= 1
+    # Renamed files are removed once read, after the grace.
+    poll()
     collector.poll()
     assert not list((tmp_path / "metrics").glob("access.log.old-*"))
 

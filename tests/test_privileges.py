@@ -77,3 +77,30 @@ def test_uwsgi_socket_is_private_to_the_serving_user(containers):
     assert other.returncode != 0 and "PermissionError" in other.stderr, other.stderr
     same = c.exec("python3", "-c", probe)
     assert same.returncode == 0, same.stderr
+
+
+def test_root_in_debug_mode_steps_down_and_says_what_works(containers, app_copy):
+    """--user 0:0 in debug mode (a checkout owned by root, and `--user
+    "$(id -u):$(id -g)"` as root says 0:0) still serves as 10001, group 0:
+    the debugger runs any code it is sent. The warning names what works
+    instead of that flag: the folder writable for group 0."""
+    args = ("-d", "debug")
+    env = {"WRITABLE_PATHS": "/app/.data/"}
+    mounts = ("--user", "0:0", "-v", f"{app_copy}:/app")
+    assert app_copy.stat().st_uid == 0  # as the suite runs: root's checkout, mode 755
+    c = containers.run(*args, env=env, docker_args=mounts)
+    c.wait_http("/")
+    logs = c.logs()
+    assert "started as root: continuing as 10001:0 (servers never run as root, debug mode included" in logs
+    warning = next(line for line in logs.splitlines() if "may not write /app" in line)
+    assert "--user 0 changes nothing" in warning and "writable for group 0" in warning, warning
+    owners = {(uid, cmd.split()[0]) for pid, uid, cmd in c.processes(user="10001:0") if pid != "1"}
+    assert {uid for uid, _ in owners} == {"10001"}, owners
+    c.remove()
+    # What the warning says works: the folder writable for group 0.
+    app_copy.chmod(0o775)
+    c = containers.run(*args, env=env, docker_args=mounts)
+    c.wait_http("/")
+    assert "may not write /app" not in c.logs(), c.logs()
+    made = c.exec("mkdir", "/app/.data", user="10001:0")
+    assert made.returncode == 0, made.stderr

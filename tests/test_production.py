@@ -4,6 +4,8 @@ import uuid
 
 import pytest
 
+from helpers import REPO
+
 
 @pytest.fixture
 def prod(containers):
@@ -35,6 +37,24 @@ def test_json_route(prod):
     assert resp.status == 200
     assert resp.headers["content-type"] == "application/json"
     assert resp.json() == {"message": f"Hello, {name}!"}
+
+
+FAVICON_LINK = '<link rel="icon" href="/static/favicon.ico"'
+
+
+@pytest.mark.parametrize("mode_args", [(), ("-d", "debug")], ids=["production", "debug"])
+def test_the_sample_page_links_a_favicon_that_is_served(containers, mode_args):
+    """Every browser asks for /favicon.ico: the sample answers it (no 404 in
+    the console), and its page links the same icon."""
+    c = containers.run(*mode_args)
+    page = c.wait_http("/")
+    assert FAVICON_LINK in page.text, page.text
+    icon = (REPO / "app" / "static" / "favicon.ico").read_bytes()
+    assert icon[:4] == b"\0\0\1\0"  # an ICO file's header
+    for path in ("/static/favicon.ico", "/favicon.ico"):
+        resp = c.request(path)
+        assert (resp.status, resp.body) == (200, icon), (path, resp.status)
+        assert resp.headers["content-type"] in ("image/vnd.microsoft.icon", "image/x-icon"), resp.headers
 
 
 def test_unknown_path_is_404(prod):

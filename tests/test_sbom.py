@@ -141,7 +141,7 @@ def derived(runtime_image, tmp_path_factory):
     (context / "Dockerfile").write_text(
         f"FROM {runtime_image}\nUSER 0\n"
         "RUN pip install --no-cache-dir six==1.16.0 && flaskbox-sbom --name myapp --version 7.0\n"
-        "USER 10001:10001\n")
+        "USER 10001:0\n")
     tag = f"flaskbox-sbom-derived:{uuid.uuid4().hex[:12]}"
     build_image(context, tag)
     yield tag
@@ -163,3 +163,30 @@ def test_an_image_built_from_this_one_rewrites_the_sbom(runtime_image, derived, 
     assert python_packages(fresh, "/opt/venv") == installed(derived)["/opt/venv"]
     # The generator's library was removed in the same layer.
     assert_no_sbom_tool(derived)
+
+
+def test_the_sbom_names_the_licences(sbom):
+    """flaskbox's own (MIT, the LICENSES build argument) on the image, and
+    each bundled component's: a Python package's from its metadata, an OS
+    package's from its Debian copyright file, whose path it also gives."""
+    assert sbom["metadata"]["component"]["licenses"] == [{"license": {"id": "MIT"}}]
+    by_name = {c["name"]: c for c in sbom["components"]}
+
+    def licences(name: str) -> set[str]:
+        found = set()
+        for entry in by_name[name].get("licenses", []):
+            found |= {entry["license"].get("id") or entry["license"].get("name")} if "license" in entry \
+                else {entry["expression"]}
+        return found
+
+    assert licences("Flask") == {"BSD-3-Clause"}
+    assert "BSD License" in licences("Jinja2")  # from its classifiers: its metadata has no License field
+    assert "Expat" in licences("tini") and "GPL-3+" in licences("bash")
+    python = [c for c in sbom["components"] if c.get("purl", "").startswith("pkg:pypi/")]
+    assert all(c.get("licenses") for c in python), [c["name"] for c in python if not c.get("licenses")]
+    debs = [c for c in sbom["components"] if c.get("purl", "").startswith("pkg:deb/")]
+    for c in debs:
+        where = [p["value"] for p in c.get("properties", []) if p["name"] == "flaskbox:dpkg:copyright"]
+        assert where == [f"/usr/share/doc/{c['name']}/copyright"], c
+    # Free-form copyright files name no licence the SBOM could copy; most are machine-readable.
+    assert sum(bool(c.get("licenses")) for c in debs) > len(debs) * 2 // 3

@@ -84,7 +84,7 @@ def unlinked_image(runtime_image, tmp_path_factory):
     (context / "Dockerfile").write_text(
         f"FROM {runtime_image}\nUSER 0\nCOPY requirements.txt /tmp/requirements.txt\n"
         "RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt\n"
-        "USER 10001:10001\nCOPY board/ /app/board/\nCOPY migrations/ /app/migrations/\n"
+        "USER 10001:0\nCOPY board/ /app/board/\nCOPY migrations/ /app/migrations/\n"
         "ENV APP_MODULE=board\n")
     tag = f"flaskbox-unlinked:{uuid.uuid4().hex[:12]}"
     build_image(context, tag)

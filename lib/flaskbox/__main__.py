@@ -8,7 +8,10 @@
     python3 -m flaskbox settings       the settings, for the usage text
     python3 -m flaskbox health         the image's health check (exit 1: unhealthy)
     python3 -m flaskbox app-module     the APP_MODULE the servers would use, for FLASK_APP
+    python3 -m flaskbox flask-env      what the flask command needs to act on the served app (lib/bin/flask)
     python3 -m flaskbox check-app      import APP_MODULE's app once (exit 0: it loads), before a reload
+    python3 -m flaskbox sources PATH...         debug mode: the state of the files a hook may depend on
+    python3 -m flaskbox await-change STATE PATH...  debug mode: return once that state has changed
     python3 -m flaskbox writable       (as root, in a Dockerfile) link WRITABLE_PATHS to the volume
     python3 -m flaskbox writable MODE  (at start) each WRITABLE_PATHS target ready on the volume
     python3 -m flaskbox docs-table [zh-CN]  the settings rows of docs/configuration.md (or zh-CN's)
@@ -136,17 +139,55 @@ def cmd_settings() -> None:
         print(f"  {setting.name:<{width}}  {setting.default_doc.replace('`', '')}")
 
 
-def cmd_app_module() -> None:
-    """For `docker run IMAGE flask ...`: no settings are checked there, so
-    only the app is found (nothing printed, exit 1, if there is none)."""
+def app_before_start() -> str:
+    """The app a start would serve, found without checking any setting ("" if
+    there is none)."""
     value = os.environ.get("APP_MODULE") or os.environ.get("FLASK_APP")
     if not value:
         try:
             ini = os.environ.get("UWSGI_INI")
             value = discover.find_module(ini=Path(ini) if ini else None)[0]
         except discover.AppError:
-            sys.exit(1)
+            return ""
+    return value
+
+
+def cmd_app_module() -> None:
+    """For `docker run IMAGE flask ...`: no settings are checked there, so
+    only the app is found (nothing printed, exit 1, if there is none)."""
+    value = app_before_start()
+    if not value:
+        sys.exit(1)
     print(value)
+
+
+def cmd_flask_env() -> None:
+    """For lib/bin/flask (`docker exec CONTAINER flask ...`, which starts no
+    entry-point): exports naming the app this container serves, from the
+    record of its start, or in a container that serves nothing yet (`docker
+    run IMAGE flask ...`) the app a start would find; in debug mode the dev
+    server's FLASK_DEBUG and no bytecode in a mounted /app. What the
+    environment already sets wins."""
+    try:
+        current = record.load()
+        mode, app = current.mode, current["APP_MODULE"]
+    except (OSError, ValueError, KeyError):
+        mode, app = os.environ.get("APP_MODE", settings.PRODUCTION), app_before_start()
+    exports = {"FLASK_APP": app}
+    if mode == settings.DEBUG:
+        exports.update(FLASK_DEBUG="1", PYTHONDONTWRITEBYTECODE="1")
+    for name, value in exports.items():
+        if value and not os.environ.get(name):
+            print(f"export {name}={shlex.quote(value)}")
+    # INSTALL_ON_START's packages, in the virtualenv layered over the image's
+    # (lib/install-on-start.sh), as the server has them.
+    venv = record.runtime().dir / "venv"
+    sites = sorted(venv.glob("lib/python3*/site-packages")) if (venv / "bin" / "python").exists() else []
+    if sites:
+        path = os.environ.get("PYTHONPATH", "")
+        print(f"export VIRTUAL_ENV={shlex.quote(str(venv))} "
+              f"PATH={shlex.quote(str(venv / 'bin') + ':' + os.environ.get('PATH', ''))} "
+              f"PYTHONPATH={shlex.quote(str(sites[0]) + (':' + path if path else ''))}")
 
 
 def cmd_check_app() -> None:
@@ -164,6 +205,21 @@ def cmd_check_app() -> None:
     except discover.AppError as exc:
         error(str(exc))
         sys.exit(2)
+
+
+def cmd_sources(*paths: str) -> None:
+    from . import changes
+
+    print(changes.state(list(paths)))
+
+
+def cmd_await_change(before: str, *paths: str) -> None:
+    from . import changes
+
+    try:
+        changes.await_change(before, list(paths))
+    except KeyboardInterrupt:  # Ctrl-C in `docker run -it`: the entry-point ends the start
+        sys.exit(130)
 
 
 def cmd_writable(mode: str = "") -> None:
@@ -192,7 +248,7 @@ def cmd_writable(mode: str = "") -> None:
         sys.exit(exc.code)
     except PermissionError as exc:
         error(f"cannot make the links ({exc}): run `python3 -m flaskbox writable` as root (USER root "
-              "in your Dockerfile, then back to USER 10001:10001)")
+              "in your Dockerfile, then back to USER 10001:0)")
         sys.exit(1)
 
 
@@ -250,7 +306,8 @@ def cmd_health() -> None:
 COMMANDS = {"file-vars": cmd_file_vars, "check": cmd_check, "resolve": cmd_resolve, "render": cmd_render,
             "default": cmd_default,
             "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
-            "check-app": cmd_check_app,
+            "flask-env": cmd_flask_env,
+            "check-app": cmd_check_app, "sources": cmd_sources, "await-change": cmd_await_change,
             "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
             "json-log": cmd_json_log, "tls-apply": lambda: cmd_tls("tls-apply"),
             "tls-watch": lambda: cmd_tls("tls-watch"), "nginx-digest": cmd_nginx_digest,

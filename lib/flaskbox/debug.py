@@ -32,14 +32,13 @@ from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
 from . import discover, prefix, record, writable
+from .changes import SKIPPED_DIRS
 from .log import error
 
 APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
 # this plus one restart (about 0.5 s), inside the 2 s a developer waits.
 POLL_INTERVAL = 0.5
-# Folders under /app that hold no code of the app.
-SKIPPED_DIRS = {"__pycache__", "node_modules", ".git", ".hg", ".venv", "venv"}
 
 
 def app_sources() -> dict[str, int]:

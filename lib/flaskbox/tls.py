@@ -70,8 +70,8 @@ def _readable(name: str, path: str, form: str) -> None:
         raise TLSError(f"{name}='{path}' is a directory; expected {form}") from None
     except PermissionError:
         raise TLSError(f"{name}='{path}' is not readable by uid {os.getuid()}, which serves: make it "
-                       "readable by that uid or its group (e.g. chmod 0640 and group 10001), or set "
-                       "--user to its owner") from None
+                       f"readable by that uid or its group (e.g. chmod 0640 and group {os.getgid()}), or set "
+                       "--user to its owner (unless that is root: the servers never run as root)") from None
 
 
 def _refuse_passphrase() -> bytes:

@@ -193,10 +193,8 @@ def prepare(value: str, mode: str) -> list[str]:
                     "`ENV WRITABLE_PATHS=...`) in your Dockerfile (docs/your-app.md)")
             existing = _nearest_existing(path)
             if not os.access(existing, os.W_OK):
-                notes.append(
-                    f"warning: {path} is in the folder mounted on /app and uid {os.getuid()} may not write "
-                    f"{existing}: run with --user \"$(id -u):$(id -g)\" so that the app writes your checkout "
-                    "as you would")
+                notes.append(f"warning: {path} is in the folder mounted on /app and uid {os.getuid()} "
+                             f"may not write {existing}: {_how_to_write(existing)}")
             continue
         try:
             if entry.target.exists() or entry.target.is_symlink():
@@ -215,6 +213,19 @@ def prepare(value: str, mode: str) -> list[str]:
     return notes
 
 
+def _how_to_write(folder: Path) -> str:
+    """What to do about a folder of the developer's checkout that the server
+    may not write. Owned by root, --user "$(id -u):$(id -g)" would say
+    --user 0:0, which changes nothing: the servers never run as root, in
+    debug mode neither (its debugger runs any code it is sent, as the
+    server's user), so the group is the way (the server is in group 0)."""
+    if folder.stat().st_uid == 0:
+        return ("it belongs to root, and the server never runs as root (--user 0 changes nothing): make it "
+                "writable for group 0, the server's group (chmod g+w on the folder you mount there), or own "
+                "your checkout as a user other than root and run as that user (--user \"$(id -u):$(id -g)\")")
+    return "run with --user \"$(id -u):$(id -g)\" so that the app writes your checkout as you would"
+
+
 def instance_notes(host=None) -> list[str]:
     """What is mounted on the instance folder, said when it is a trap: a
     mount this uid may not write, and a volume inside a bind-mounted /app
@@ -229,10 +240,13 @@ def instance_notes(host=None) -> list[str]:
     notes = []
     if not os.access(INSTANCE, os.W_OK | os.X_OK):
         info = INSTANCE.stat()
+        fix = ("chown a bind-mounted folder to 10001:0, or make it writable for group 0 (chmod g+w; "
+               "the server never runs as root: --user 0 changes nothing)") if info.st_uid == 0 else \
+            "chown a bind-mounted folder to 10001:0, or run with --user matching its owner"
         notes.append(
             f"warning: {INSTANCE} is mounted, and uid {os.getuid()} may not write it (owner "
             f"{info.st_uid}:{info.st_gid}, mode {info.st_mode & 0o7777:o}), so the app cannot keep data "
-            "there: chown a bind-mounted folder to 10001:0, or run with --user matching its owner")
+            f"there: {fix}")
     app = host.mount_of(str(APP_DIR))
     if app is not None and app.point == str(APP_DIR):
         notes.append(

@@ -1,6 +1,9 @@
 """The image's software bill of materials, in CycloneDX JSON, for scanners
 (Grype, Trivy, pip-audit) and people: every Python package of the venv and
-of gevent's directory, and every OS package dpkg knows, with exact versions.
+of gevent's directory, and every OS package dpkg knows, with exact versions
+and the licences each declares: a Python package's from its metadata, an OS
+package's from its Debian copyright file (/usr/share/doc/PACKAGE/copyright,
+named there as Debian names them), and the image's own (--license).
 
 Run by sbom.sh (at build time, and in images built FROM this one), with
 cyclonedx-python-lib on sys.path from a throwaway directory: the library
@@ -8,7 +11,7 @@ builds and serializes the document, this script only says what is installed.
 Components are sorted, so two runs over the same contents differ only in the
 serial number and the timestamp (docs/building.md).
 
-    python3 sbom.py OUTPUT [--name NAME] [--version VERSION]
+    python3 sbom.py OUTPUT [--name NAME] [--version VERSION] [--license SPDX-EXPRESSION]
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def canonical(name: str) -> str:
 
 def python_licenses(meta) -> list:
     """PEP 639's License-Expression, else the License field when it is a
-    name rather than a whole license text."""
+    name rather than a whole license text, else the licence classifiers'
+    names ("License :: OSI Approved :: BSD License": BSD License)."""
     factory = LicenseFactory()
     expression = meta.get("License-Expression")
     if expression:
@@ -60,7 +64,46 @@ def python_licenses(meta) -> list:
     text = (meta.get("License") or "").strip()
     if text and "\n" not in text and len(text) <= 100 and text.upper() != "UNKNOWN":
         return [factory.make_from_string(text)]
-    return []
+    classifiers = [value.split("::")[-1].strip() for value in meta.get_all("Classifier") or []
+                   if value.startswith("License ::") and value.count("::") >= 2]
+    return [factory.make_with_name(name) for name in dict.fromkeys(classifiers)]
+
+
+DOC = Path("/usr/share/doc")
+
+
+def copyright_file(package: str) -> Path | None:
+    path = DOC / package / "copyright"
+    return path if path.is_file() else None
+
+
+def deb_license_names(copyright_text: str) -> list[str]:
+    """The licence names of a machine-readable Debian copyright file (DEP-5:
+    each paragraph's `License:` field, first line), in order, once each;
+    none for a free-form file."""
+    if not copyright_text.startswith("Format:"):
+        return []
+    names: list[str] = []
+    for line in copyright_text.splitlines():
+        if line.startswith("License:"):
+            name = line[len("License:"):].strip()
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def deb_licenses(package: str) -> list:
+    """Named licences (Debian's short names, such as GPL-2+ or Expat, are not
+    all SPDX identifiers, so none is passed off as one)."""
+    path = copyright_file(package)
+    if path is None:
+        return []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    factory = LicenseFactory()
+    return [factory.make_with_name(name) for name in deb_license_names(text)]
 
 
 def python_components(environment: Path) -> list[Component]:
@@ -110,8 +153,12 @@ def dpkg_components(release: dict[str, str]) -> list[Component]:
                           qualifiers=qualifiers)
         origin = f"{source or name} {source_version or version}"
         properties = [Property(name="flaskbox:dpkg:source", value=origin)]
+        copyright_path = copyright_file(name)
+        if copyright_path is not None:
+            properties.append(Property(name="flaskbox:dpkg:copyright", value=str(copyright_path)))
         components.append(Component(type=ComponentType.LIBRARY, name=name, version=version, purl=purl,
-                                    bom_ref=purl.to_string(), properties=properties))
+                                    bom_ref=purl.to_string(), properties=properties,
+                                    licenses=deb_licenses(name)))
     return components
 
 
@@ -131,9 +178,11 @@ def timestamp() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def build(name: str, version: str) -> Bom:
+def build(name: str, version: str, license_expression: str = "") -> Bom:
     release = os_release()
-    subject = Component(type=ComponentType.CONTAINER, name=name, version=version, bom_ref=f"image:{name}")
+    licenses = [LicenseFactory().make_from_string(license_expression)] if license_expression else []
+    subject = Component(type=ComponentType.CONTAINER, name=name, version=version, bom_ref=f"image:{name}",
+                        licenses=licenses)
     bom = Bom(metadata=BomMetaData(component=subject, timestamp=timestamp()))
     bom.metadata.tools.components.add(this_component())
     components = [os_component(release), *python_components(VENV), *python_components(GEVENT),
@@ -149,8 +198,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("output", help="where to write the SBOM (- for stdout)")
     parser.add_argument("--name", default="flaskbox", help="the image's name (default flaskbox)")
     parser.add_argument("--version", default="dev", help="the image's version (default dev)")
+    parser.add_argument("--license", default="",
+                        help="the image's own licence, an SPDX expression (default: none stated)")
     args = parser.parse_args(argv)
-    document = JsonV1Dot6(build(args.name, args.version)).output_as_string(indent=1) + "\n"
+    document = JsonV1Dot6(build(args.name, args.version, args.license)).output_as_string(indent=1) + "\n"
     if args.output == "-":
         sys.stdout.write(document)
     else:

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # flaskbox-sbom: write the image's SBOM (CycloneDX JSON) from what is installed
 # now: /opt/venv, /opt/venv/gevent and every dpkg package (sbom.py).
-#   flaskbox-sbom [--name NAME] [--version VERSION] [OUTPUT]
+#   flaskbox-sbom [--name NAME] [--version VERSION] [--license SPDX] [OUTPUT]
 # OUTPUT defaults to /usr/share/doc/flaskbox/sbom.cdx.json; - prints it.
 # In an image built FROM this one, run it as root after your own pip and apt
 # installs, so that the SBOM lists them too (docs/building.md):
-#   RUN flaskbox-sbom --name myapp --version 1.0
+#   RUN flaskbox-sbom --name myapp --version 1.0 --license MIT
 # The generator's library (cyclonedx-python-lib) is installed, hash-checked
 # from requirements.lock, into a temporary directory removed on exit: it
 # never stays in the image. SBOM_TOOL names a directory where it already is
@@ -31,7 +31,7 @@ main() {
 	local args=() output="$OUTPUT_DEFAULT"
 	while [ "$#" -gt 0 ]; do
 		case "$1" in
-			--name | --version) args+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+			--name | --version | --license) args+=("$1" "${2?$1 needs a value}"); shift 2 ;;
 			*) output="$1"; shift ;;
 		esac
 	done
