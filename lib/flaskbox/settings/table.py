@@ -175,7 +175,7 @@ SETTINGS: tuple[Setting, ...] = (
         parse=size_bytes,
         doc=("A worker whose resident memory grows past this is replaced gracefully: it takes no new "
              "requests, finishes its own, then a fresh one takes its place "
-             "([production.md](production.md#memory))."),
+             "([production.md](production.md#memory-processes-and-threads))."),
     ),
     Setting(
         "WORKER_CONNECTIONS",

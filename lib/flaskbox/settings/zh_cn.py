@@ -62,7 +62,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     'WORKER_MAX_MEMORY': (
         '按容器内存上限给每个进程的公平份额；没有上限时为 `0`（关闭）（自动计算）',
         '常驻内存超过这个值的 worker 会被平稳替换：不再接收新请求，处理完手头的请求后由新的'
-        ' worker 接替（[production.md](production.md#内存)）。'),
+        ' worker 接替（[production.md](production.md#内存进程与线程)）。'),
     'WORKER_CONNECTIONS': (
         '`2000`',
         '仅 `gevent`：每个进程同时保持的请求、流和 WebSocket 数。'),
