@@ -59,6 +59,16 @@ def test_other_tools_path_variables_are_left_alone(tmp_path):
     assert file_vars.assignments(env) == b""
 
 
+def test_an_apps_own_path_variables_named_in_file_vars_ignore_are_left_alone():
+    # LOG_FILE names a file the app makes later: never read, never a refusal.
+    env = {"LOG_FILE": "/var/log/app/app.log", "PID_FILE": "/run/app.pid",
+           "FILE_VARS_IGNORE": "LOG_FILE, PID_FILE"}
+    assert file_vars.wanted(env) == []
+    assert file_vars.assignments(env) == b""
+    with pytest.raises(file_vars.FileVarError, match="LOG_FILE='/var/log/app/app.log' cannot be read"):
+        file_vars.assignments({"LOG_FILE": "/var/log/app/app.log"})
+
+
 def test_both_set_is_refused():
     with pytest.raises(file_vars.FileVarError) as error:
         file_vars.assignments({"SECRET_KEY": "x", "SECRET_KEY_FILE": "/run/secrets/key"})

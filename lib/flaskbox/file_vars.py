@@ -48,11 +48,21 @@ class FileVarError(ValueError):
     """A VAR_FILE that cannot give VAR a value; says how to fix it."""
 
 
+# An app's own VAR_FILE variables that hold a path of its own (LOG_FILE,
+# say): left alone, as the others above (the FILE_VARS_IGNORE setting).
+IGNORE = "FILE_VARS_IGNORE"
+
+
+def ignored(env: Mapping[str, str]) -> set[str]:
+    return {name for name in re.split(r"[,\s]+", env.get(IGNORE, "")) if name}
+
+
 def wanted(env: Mapping[str, str]) -> list[str]:
     """The VARs some VAR_FILE in env asks for, in name order."""
     names = []
+    left_alone = PATH_VARIABLES | ignored(env)
     for key, path in env.items():
-        if not key.endswith(SUFFIX) or key in PATH_VARIABLES or key.startswith("FLASKBOX_") or not path:
+        if not key.endswith(SUFFIX) or key in left_alone or key.startswith("FLASKBOX_") or not path:
             continue
         name = key[:-len(SUFFIX)]
         if NAME.fullmatch(name):

@@ -70,6 +70,14 @@ def words(value: str) -> list[str]:
     return [item for item in re.split(r"[,\s]+", value) if item]
 
 
+def file_var_names(value: str) -> list[str]:
+    """Names of variables that end in _FILE (FILE_VARS_IGNORE)."""
+    names = words(value)
+    if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*_FILE", name) for name in names):
+        raise ValueError(value)
+    return names
+
+
 def network_list(value: str) -> list[str]:
     """IP networks or addresses, as networks (10.0.0.0/8, 192.0.2.1/32)."""
     return [str(ipaddress.ip_network(item, strict=False)) for item in words(value)]

@@ -17,6 +17,7 @@ from .forms import (
     Form,
     absolute_path,
     app_module,
+    file_var_names,
     flag,
     host_list,
     network_list,
@@ -370,6 +371,15 @@ SETTINGS: tuple[Setting, ...] = (
              "instance volume, through a link the image makes with `RUN python3 -m flaskbox writable` "
              "([your-app.md](your-app.md#an-app-that-writes-next-to-its-code))."),
         normalize=writable.normalize,
+    ),
+    Setting(
+        "FILE_VARS_IGNORE",
+        default="",
+        form="variable names ending in _FILE, separated by spaces or commas, e.g. LOG_FILE,PID_FILE",
+        parse=file_var_names,
+        doc=("`*_FILE` variables of your app's own that hold a path (`LOG_FILE`), left alone: any other "
+             "`VAR_FILE` gives the app `VAR` with the file's contents "
+             "([configuration.md](configuration.md#secrets-as-files))."),
     ),
     Setting(
         "ENTRYPOINT_QUIET_LOGS",

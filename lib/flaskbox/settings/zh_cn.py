@@ -149,6 +149,10 @@ TEXTS: dict[str, tuple[str, str]] = {
          '过镜像中由 `RUN python3 -m flaskbox writable`'
          ' 创建的符号链接保存在实例卷上（[your-app.md](your-app.m'
          'd#在代码旁边写入的应用)）。'),
+    'FILE_VARS_IGNORE': (
+        '（空）',
+        '应用自己的、保存路径的 `*_FILE` 变量（如 `LOG_FILE`），保持原样：其他任何 `VAR_FILE` '
+        '都会把文件内容作为 `VAR` 交给应用（[configuration.md](configuration.md#以文件提供的机密)）。'),
     'ENTRYPOINT_QUIET_LOGS': (
         '`0`',
         '`1` 关闭入口脚本的信息日志；错误总会输出。'),
