@@ -1,9 +1,12 @@
 """The image's HEALTHCHECK: a liveness check through nginx to a uWSGI worker,
 which fails when the path is broken (frozen workers), never for being busy
-(test_overload.py)."""
+(test_overload.py), and says why when nginx has no workers to answer."""
 
 import json
 
+from test_settings import FakeHost
+
+from flaskbox import health, layout
 from helpers import docker
 
 
@@ -44,3 +47,18 @@ def test_healthcheck_fails_before_the_server_starts(containers):
     result = c.exec("healthcheck.sh")
     assert result.returncode == 1
     assert "has not started" in result.stderr
+
+
+def test_the_health_check_says_when_nginx_has_no_workers(tmp_path):
+    runtime = layout.Runtime(tmp_path / "run")
+    runtime.nginx_dir.mkdir(parents=True)
+    (runtime.nginx_dir / "nginx.pid").write_text("40\n")
+    children = tmp_path / "proc" / "40" / "task" / "40"
+    children.mkdir(parents=True)
+    (children / "children").write_text("")
+    host = FakeHost(pids=40)
+    host.pids_current = lambda: 40
+    assert health.without_workers(runtime, host, tmp_path / "proc") == (
+        "nginx has no worker processes (it could not start them: the pids limit is 40, 40 in use)")
+    (children / "children").write_text("41 42 ")
+    assert health.without_workers(runtime, host, tmp_path / "proc") == ""

@@ -674,3 +674,4 @@ def test_tls_certificates_are_read_at_each_handshake(tmp_path):
     assert "/etc/tls/a.crt" not in conf  # the checked copies are what nginx reads
     nginx = rendered(tmp_path)[1]["nginx.conf"]
     assert f"default {tmp_path}/run/tls/current/cert.pem;" in nginx
+

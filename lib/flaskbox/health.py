@@ -5,6 +5,8 @@ is busy, since what acts on it (Docker Swarm, autoheal, `restart` policies
 watching health) replaces the container.
 
 production  GET /-/healthy through nginx to a uWSGI worker. 200: healthy.
+            Nothing answers and nginx has no workers (it could not fork
+            them, at a pids limit): unhealthy, and says so.
             503 from nginx: every worker and the queue are full, so busy,
             not broken: healthy. No answer within 2 s: healthy only if uWSGI
             reports every worker in a request (the watchdog ends each
@@ -25,8 +27,10 @@ import http.client
 import json
 import socket
 import sys
+from pathlib import Path
 
 from . import record
+from .host import Host
 from .layout import DEBUG, Runtime
 from .log import error, log
 
@@ -52,12 +56,34 @@ def workers_busy(runtime: Runtime) -> bool | None:
     return bool(workers) and all(worker.get("status") == "busy" for worker in workers)
 
 
+def nginx_workers(runtime: Runtime, proc: Path = Path("/proc")) -> int | None:
+    """How many worker processes nginx's master has; None if unknown."""
+    try:
+        master = (runtime.nginx_dir / "nginx.pid").read_text().strip()
+        return len((proc / master / "task" / master / "children").read_text().split())
+    except (OSError, ValueError):
+        return None
+
+
+def without_workers(runtime: Runtime, host: Host | None = None, proc: Path = Path("/proc")) -> str:
+    """Why nothing answers, when the reason is that nginx has no workers
+    (it could not fork them: the pids limit, most often); else empty."""
+    if nginx_workers(runtime, proc) != 0:
+        return ""
+    host = host or Host()
+    limit, used = host.pids_limit(), host.pids_current()
+    pids = f": the pids limit is {limit}, {used} in use" if limit else ""
+    return f"nginx has no worker processes (it could not start them{pids})"
+
+
 def check_production(port: int, runtime: Runtime) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=PROBE_SECONDS)
     try:
         conn.request("GET", "/-/healthy", headers={"Host": "localhost"})
         status = conn.getresponse().status
     except TimeoutError:
+        if without_workers(runtime):
+            fail(without_workers(runtime))
         busy = workers_busy(runtime)
         if busy:
             log("busy: every uWSGI worker is in a request")
@@ -65,7 +91,7 @@ def check_production(port: int, runtime: Runtime) -> None:
         fail(f"GET /-/healthy got no answer within {PROBE_SECONDS:g} s"
              + (" while uWSGI workers are idle" if busy is False else ""))
     except OSError as exc:
-        fail(f"nothing answers on port {port} ({exc})")
+        fail(without_workers(runtime) or f"nothing answers on port {port} ({exc})")
     finally:
         conn.close()
     if status == 503:
