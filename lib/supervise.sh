@@ -176,7 +176,7 @@ _kill_busy_uwsgi_workers() {
 		[ "${stat%% *}" = Z ] || busy+=("$child")
 	done
 	[ "${#busy[@]}" -gt 0 ] || return 0
-	flaskbox_error "uWSGI worker(s) ${busy[*]} still busy ${FLASKBOX_STOP_MERCY_SECONDS}s into the stop; killing them"
+	flaskbox_error "uWSGI worker(s) ${busy[*]} still busy past their budget; killing them (their requests are cut)"
 	kill -KILL "${busy[@]}" 2>/dev/null || true
 }
 
@@ -188,17 +188,16 @@ _kill_busy_uwsgi_workers() {
 #   its workers are killed, a cut its clients and nginx's log see. Then its
 #   master stops, and its folder goes.
 _retire_generation() {
-	local gen="$1" master="$2" dir left
+	local gen="$1" master="$2" dir left mercy=$((FLASKBOX_STOP_MERCY_SECONDS * 1000))
 	dir="$(_gen_dir "$gen")"
 	trap - TERM INT QUIT HUP
 	_end_streams "$master"
 	if ! left="$(python3 -I -m flaskbox generation-idle "$dir" "$FLASKBOX_RELOAD_GRACE")"; then
 		flaskbox_error "reload: ${left:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
-		# shellcheck disable=SC2046 # one word per worker
-		kill -KILL $(_process_children "$master") 2>/dev/null || true
+		mercy=0  # its master stops first, so that it forks no new worker
 	fi
-	_stop_process "$master" TERM $(((FLASKBOX_STOP_MERCY_SECONDS + FLASKBOX_STOP_KILL_AFTER_SECONDS) * 1000)) \
-		$((FLASKBOX_STOP_MERCY_SECONDS * 1000)) _kill_busy_uwsgi_workers || true
+	_stop_process "$master" TERM $((mercy + FLASKBOX_STOP_KILL_AFTER_SECONDS * 1000)) "$mercy" \
+		_kill_busy_uwsgi_workers || true
 	rm -rf "$dir"
 	flaskbox_log "reload: the old code (generation $gen) has finished its requests and stopped"
 }
