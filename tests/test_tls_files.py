@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from test_settings import FakeHost, resolve
 
-from flaskbox import certificates, render, settings, tls
+from flaskbox import certificates, outbound, render, settings, tls
 from flaskbox.layout import Runtime
 from helpers import REPO
 
@@ -122,7 +122,8 @@ def test_the_rendered_lines(pki):
 
 def test_nginx_conf_fills_with_the_tls_placeholders(tmp_path):
     resolved = resolve({"RUNTIME_DIR": str(tmp_path)})
-    values_ = {**resolved.values, **resolved.derived, **tls.template_values(resolved.values)}
+    values_ = {**resolved.values, **resolved.derived, **tls.template_values(resolved.values),
+               **outbound.template_values(resolved.values)}
     text = render.fill((REPO / "nginx.conf").read_text(), values_, "nginx.conf")
     assert f"include {tmp_path}/nginx/tls.conf;" in text
     assert '"on:" "";' in text  # no TLS: no HSTS value

@@ -28,7 +28,7 @@ from . import record, tls
 from .layout import Runtime
 from .log import error, info, log
 
-WATCH_EVERY = 1.0
+WATCH_EVERY = 0.5
 # Versions kept besides the one in use: a handshake that began just before a
 # swap still finds the files it was told about.
 KEEP = 2
