@@ -107,7 +107,11 @@ def stamp(cert: str, key: str) -> tuple:
 
 
 def watch(cert: str, key: str, runtime: Runtime, every: float = WATCH_EVERY) -> None:
+    # Files replaced between the start's apply and this watcher's first
+    # look would otherwise never be noticed: apply says nothing when they
+    # are the pair in use.
     applied = stamp(cert, key)
+    apply(cert, key, runtime, say=log)
     seen = applied
     while True:
         time.sleep(every)
