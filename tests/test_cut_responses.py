@@ -124,6 +124,7 @@ def test_a_download_past_the_stops_budget_is_cut_visibly(containers, fixture_ima
     cut_and_logged_cut(c, download, "/blob/16")
 
 
+@pytest.mark.slow
 def test_a_download_whose_spool_disk_fills_up_is_cut_visibly(containers, fixture_image):
     c = containers.serving(image=fixture_image["image"], docker_args=("--tmpfs", "/tmp:size=64m"))
     # Made a MB every 0.3 s for a client at 200 KB/s: nginx spools it to
