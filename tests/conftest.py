@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, ContainerFactory, build_image, docker, share_with_container
+from helpers import REPO, ContainerFactory, build_image, docker, make_pair, share_with_container
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
 # Apps shaped like real ones, each built FROM the app-less image.
@@ -216,3 +216,13 @@ def volume():
     if users:
         docker("rm", "-f", *users, check=False)
     docker("volume", "rm", name)
+
+
+@pytest.fixture
+def certs(tmp_path):
+    """A folder with a self-signed tls.crt and tls.key, for -v ...:/etc/tls:ro."""
+    directory = tmp_path / "tls"
+    directory.mkdir()
+    make_pair(directory)
+    share_with_container(tmp_path, directory)
+    return directory

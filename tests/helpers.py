@@ -29,6 +29,24 @@ def share_with_container(*paths: Path) -> None:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+# Where the TLS tests mount their certificate and key (TLS_CERT, TLS_KEY).
+CERT, KEY = "/etc/tls/tls.crt", "/etc/tls/tls.key"
+
+
+def make_pair(directory: Path, name: str = "tls") -> None:
+    """A self-signed certificate and its key, written under temporary names
+    and moved into place, as cert-manager and certbot replace them."""
+    cert, key = directory / f".{name}.crt.new", directory / f".{name}.key.new"
+    command = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+               "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+               "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    share_with_container(cert, key)
+    os.replace(key, directory / f"{name}.key")
+    os.replace(cert, directory / f"{name}.crt")
+
+
 def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     """Run `docker ARGS...`, capturing text output."""
     return subprocess.run(

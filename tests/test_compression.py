@@ -8,21 +8,10 @@ still compressed."""
 import gzip
 import http.client
 
-import pytest
-from test_tls import make_pair, serve_tls, unverified
-
-from helpers import share_with_container
+from test_tls import serve_tls, unverified
 
 GZIP = {"Accept-Encoding": "gzip"}
 
-
-@pytest.fixture
-def certs(tmp_path):
-    directory = tmp_path / "tls"
-    directory.mkdir()
-    make_pair(directory)
-    share_with_container(tmp_path, directory)
-    return directory
 
 
 def fetch(port: int, path: str, tls: bool) -> tuple[int, dict[str, str], bytes]:

@@ -15,10 +15,9 @@ import sys
 import uuid
 
 import pytest
-from test_tls import CERT, KEY, make_pair
 
 from downloads import MB, Download
-from helpers import REPO, docker, free_port, share_with_container
+from helpers import CERT, KEY, REPO, docker, free_port
 
 sys.path.insert(0, str(REPO / "lib"))
 from flaskbox import framing  # noqa: E402
@@ -103,14 +102,7 @@ def cut_and_logged_cut(container, download, path: str) -> None:
 
 
 @pytest.mark.parametrize("http2", [False, True], ids=["HTTP/1.1", "HTTP/2"])
-def test_a_download_past_the_stops_budget_is_cut_visibly(containers, fixture_image, tmp_path, http2):
-
-    from downloads import Download
-
-    certs = tmp_path / "tls"
-    certs.mkdir()
-    make_pair(certs)
-    share_with_container(tmp_path, certs)
+def test_a_download_past_the_stops_budget_is_cut_visibly(containers, fixture_image, certs, http2):
     tls_port = free_port()
     c = containers.serving(image=fixture_image["image"],
                            env={"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": str(tls_port)},

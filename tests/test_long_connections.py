@@ -6,22 +6,12 @@ keep-alive connection carries as many. (nginx's default closed both after
 
 import http.client
 
-import pytest
-from test_tls import make_pair, serve_tls
+from test_tls import serve_tls
 
 import h2client
-from helpers import share_with_container
 
 REQUESTS = 10_000
 
-
-@pytest.fixture
-def certs(tmp_path):
-    directory = tmp_path / "tls"
-    directory.mkdir()
-    make_pair(directory)
-    share_with_container(tmp_path, directory)
-    return directory
 
 
 def test_one_http2_connection_carries_10000_requests_50_at_a_time(containers, fixture_image, certs, figure):

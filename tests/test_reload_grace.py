@@ -12,10 +12,8 @@ import shutil
 import time
 import uuid
 
-from test_tls import CERT, KEY, make_pair
-
 from downloads import MB, Download
-from helpers import REPO, docker, free_port, share_with_container
+from helpers import CERT, KEY, REPO, docker, free_port, share_with_container
 
 FIXTURE_APP = REPO / "tests" / "fixture_app"
 VERSION = '''
@@ -55,24 +53,16 @@ def serve(containers, app, certs, **env):
     return c
 
 
-def certificates(tmp_path):
-    directory = tmp_path / "tls"
-    directory.mkdir()
-    make_pair(directory)
-    share_with_container(tmp_path, directory)
-    return directory
-
-
 def wait_started(container, downloads) -> None:
     container.wait_until(lambda: all(download.received() > 0 for download in downloads),
                          "every download under way", timeout=30)
 
 
 def test_downloads_in_flight_finish_on_the_old_code_while_new_requests_get_the_new(containers, tmp_path,
-                                                                                    figure):
+                                                                                    certs, figure):
     old, new = uuid.uuid4().hex, uuid.uuid4().hex
     app = fixture_copy(tmp_path, old)
-    c = serve(containers, app, certificates(tmp_path))
+    c = serve(containers, app, certs)
     plain, tls = f"http://127.0.0.1:{c.port}", f"https://127.0.0.1:{c.tls_port}"
     rows = 40_000  # 3.2 MB in batches of 1000 rows, one every 0.2 s: 8 s
     downloads = {
@@ -132,9 +122,9 @@ def export_digest(rows: int) -> str:
     return sha.hexdigest()
 
 
-def test_past_the_reload_grace_what_is_still_in_flight_is_cut_visibly(containers, tmp_path, figure):
+def test_past_the_reload_grace_what_is_still_in_flight_is_cut_visibly(containers, tmp_path, certs, figure):
     app = fixture_copy(tmp_path, uuid.uuid4().hex)
-    c = serve(containers, app, certificates(tmp_path), RELOAD_GRACE="2")
+    c = serve(containers, app, certs, RELOAD_GRACE="2")
     plain, tls = f"http://127.0.0.1:{c.port}", f"https://127.0.0.1:{c.tls_port}"
     # Exports that would take a minute.
     slow = [Download(f"{plain}/export/100000?every=0.5&batch=500"),

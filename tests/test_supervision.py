@@ -13,9 +13,8 @@ import uuid
 from collections import Counter
 
 import pytest
-from test_tls import CERT, KEY, make_pair
 
-from helpers import free_port
+from helpers import CERT, KEY, free_port
 
 # Processes that come back, by what their command line starts with.
 RECOVER = {
@@ -48,13 +47,7 @@ def answered_and_logged(container, path: str) -> bool:
     return True
 
 
-def test_helpers_and_workers_come_back_and_pid_1_cannot_be_killed(containers, fixture_image, tmp_path,
-                                                                   figure):
-    certs = tmp_path / "tls"
-    certs.mkdir()
-    make_pair(certs)
-    tmp_path.chmod(0o755)
-    certs.chmod(0o755)
+def test_helpers_and_workers_come_back_and_pid_1_cannot_be_killed(containers, fixture_image, certs, figure):
     c = containers.run(image=fixture_image["image"],
                        env={"LOG_FORMAT": "json", "METRICS_PORT": str(free_port()), "TLS_CERT": CERT,
                             "TLS_KEY": KEY, "TLS_PORT": str(free_port())},

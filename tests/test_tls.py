@@ -19,36 +19,13 @@ import time
 import pytest
 
 from downloads import MB, Download
-from helpers import free_port, share_with_container
+from helpers import CERT, KEY, free_port, make_pair, share_with_container
 from load import Load
-
-CERT, KEY = "/etc/tls/tls.crt", "/etc/tls/tls.key"
 
 
 def openssl(*args: str, timeout: float = 30, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
-
-def make_pair(directory, name: str = "tls") -> None:
-    """A self-signed certificate and its key, written under temporary names
-    and moved into place, as cert-manager and certbot replace them."""
-    cert, key = directory / f".{name}.crt.new", directory / f".{name}.key.new"
-    result = openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
-    assert result.returncode == 0, result.stderr
-    share_with_container(cert, key)
-    os.replace(key, directory / f"{name}.key")
-    os.replace(cert, directory / f"{name}.crt")
-
-
-@pytest.fixture
-def certs(tmp_path):
-    directory = tmp_path / "tls"
-    directory.mkdir()
-    make_pair(directory)
-    share_with_container(tmp_path, directory)
-    return directory
 
 
 def serve_tls(containers, image, certs, **env):
