@@ -6,6 +6,7 @@
     bench/run.sh --cpus 1 ...    every container limited to that many CPUs
     bench/run.sh --profile       where the CPU goes: flaskbox and Granian, hello and the 5 ms route
     bench/run.sh --traffic       waiting routes, slow downloads, open streams (traffic.py)
+    bench/run.sh --latency       p99 and p99.9 at 25/50/75 % of Granian's capacity, open loop (latency.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -65,6 +66,11 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--profile", action="store_true",
                           help="perf and py-spy samples of flaskbox (perf of Granian) under wrk, "
                                "hello world and the 5 ms route, --seconds long each")
+    variants.add_argument("--latency", action="store_true",
+                          help="the tail at fixed offered rates (25/50/75 %% of Granian's capacity), "
+                               "open loop, against Granian, tiangolo-config and the bare pass")
+    parser.add_argument("--sweep-seconds", type=float, default=15,
+                        help="with --latency: seconds each fixed-rate run is counted (after a 2 s warm-up)")
     parser.add_argument("--cpus", type=float,
                         help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()
@@ -86,6 +92,19 @@ def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     traffic.chart(measured, args.out / "traffic.png")
     log(f"traffic: {args.out / 'traffic.json'}, {args.out / 'traffic.png'}")
     return 0
+
+
+def run_latency(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--latency: latency.py's saturation runs and fixed-rate sweep."""
+    import latency
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    by_name = {c.name: c for c in contenders(*default_pool())}
+    entrants = [by_name[name] for name in latency.COMPARED]
+    if args.smoke:  # two routes at one load, briefly: the path is exercised
+        routes, fractions = {k: latency.ROUTES[k] for k in ("hello", "static 100 KB")}, (0.5,)
+        return latency.run(entrants, routes, fractions, 1, 2, 2, 1, machine(), args.out)
+    return latency.run(entrants, latency.ROUTES, latency.FRACTIONS, rounds, seconds, args.sweep_seconds, 2,
+                       machine(), args.out)
 
 
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:
@@ -146,6 +165,8 @@ def main() -> int:
         return run_profile(args)
     if args.traffic:
         return run_traffic(args, rounds, seconds)
+    if args.latency:
+        return run_latency(args, rounds, seconds)
     return run_full(args, rounds, seconds, routes)
 
 

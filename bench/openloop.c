@@ -19,7 +19,8 @@
  *
  * Traffic goes to 127.0.0.1 only. Prints one JSON object: latencies in
  * milliseconds (p50 to p99.99 and max; a request unanswered when the run
- * ends counts as the longest), errors, the achieved rate, how late the
+ * ends, or answered with an error status, counts as the longest: a
+ * percentile that falls on one is null), errors, the achieved rate, how late the
  * client itself sent (dispatch lag: its own health), its CPU seconds.
  *
  * Build: cc -O2 -o openloop openloop.c -lm
@@ -628,7 +629,8 @@ int main(int argc, char **argv)
 	int64_t *lag = malloc(sizeof *lag * (size_t)counted);
 	long lags = 0;
 	for (long i = counted_from; i < total; i++) {
-		sorted[i - counted_from] = latency_us[i];
+		/* A failed answer (a 502, a 503) is no answer: it counts as the longest. */
+		sorted[i - counted_from] = bad[i] ? UNANSWERED : latency_us[i];
 		status_errors += bad[i];
 		if (latency_us[i] == UNANSWERED)
 			unanswered++;
