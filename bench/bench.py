@@ -2,7 +2,9 @@
 
     bench/run.sh                 the full run (about 13 minutes on 2 cores)
     bench/run.sh --levers        flaskbox with one setting changed at a time
-    bench/run.sh --features      flaskbox with one nginx feature taken out at a time
+    bench/run.sh --features      flaskbox with one nginx feature taken out at a time, and the bare pass
+    bench/run.sh --pools         flaskbox with other shapes of its uWSGI pool
+    bench/run.sh --rate R ...    --levers, --pools or --features at R requests/s, open loop
     bench/run.sh --cpus 1 ...    every container limited to that many CPUs
     bench/run.sh --profile       where the CPU goes: flaskbox and Granian, hello and the 5 ms route
     bench/run.sh --traffic       waiting routes, slow downloads, open streams (traffic.py)
@@ -60,7 +62,10 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--levers", action="store_true",
                           help="flaskbox with one setting changed at a time, hello and realistic only")
     variants.add_argument("--features", action="store_true",
-                          help="flaskbox with one nginx feature taken out at a time (nginx.conf)")
+                          help="flaskbox with one nginx feature taken out at a time (nginx.conf), "
+                               "and the bare pass (the floor)")
+    variants.add_argument("--pools", action="store_true",
+                          help="flaskbox with other shapes of the uWSGI pool (processes x threads)")
     variants.add_argument("--traffic", action="store_true",
                           help="the waiting route, slow downloads and open streams against the peers")
     variants.add_argument("--profile", action="store_true",
@@ -71,6 +76,9 @@ def parse_args() -> argparse.Namespace:
                                "open loop, against Granian, tiangolo-config and the bare pass")
     parser.add_argument("--sweep-seconds", type=float, default=15,
                         help="with --latency: seconds each fixed-rate run is counted (after a 2 s warm-up)")
+    parser.add_argument("--rate", type=float,
+                        help="with --levers, --pools or --features: each variant at this fixed open-loop "
+                             "rate (requests/s; hello and the 5 ms route) instead of wrk's saturation")
     parser.add_argument("--cpus", type=float,
                         help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()
@@ -159,7 +167,7 @@ def main() -> int:
     if args.smoke:
         rounds, seconds, routes = 1, 2, {"hello": ROUTES["hello"]}
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.levers or args.features:
+    if args.levers or args.features or args.pools:
         return run_variants(args, rounds, seconds)
     if args.profile:
         return run_profile(args)

@@ -72,6 +72,39 @@ def fixed_rate(contender: Contender, path: str, rate: float, seconds: float, war
     return result
 
 
+def fixed_race(entrants: list[Contender], routes: dict[str, str], rounds: int, rate: float,
+               seconds: float) -> dict:
+    """Every contender at one fixed open-loop rate on each route,
+    interleaved over rounds: the CPU a request costs each process group when
+    all do the same work per second (the variants' figure with --rate), and
+    the tail. Medians over the rounds, with each round's figures."""
+    runs: dict = {c.name: {route: [] for route in routes} for c in entrants}
+    try:
+        for contender in entrants:
+            log(f"starting {contender.name}")
+            contender.start()
+            openloop(contender.port, "/", 200, 1, 0.5, 1)  # warm up
+        for rnd in range(1, rounds + 1):
+            for contender in entrants:
+                for route, path in routes.items():
+                    got = fixed_rate(contender, path, rate, seconds, 2, rnd)
+                    runs[contender.name][route].append(got)
+                    log(f"round {rnd} {contender.name:48} {route:9} p99 {got['latency_ms']['p99']} ms, "
+                        f"CPU µs/request {got['cpu_us_per_request']}, load {got['loadavg']}")
+    finally:
+        for contender in entrants:
+            contender.stop()
+    return {name: {route: {
+        "p50_ms": statistics.median(r["latency_ms"]["p50"] or float("inf") for r in results),
+        "p99_ms": statistics.median(r["latency_ms"]["p99"] or float("inf") for r in results),
+        "errors": sum(r["status_errors"] + r["connection_errors"] + r["unanswered"] for r in results),
+        "cpu_us_per_request": {g: round(statistics.median(r["cpu_us_per_request"][g] for r in results), 1)
+                               for g in results[0]["cpu_us_per_request"]},
+        "server_cpu_us_by_round": [server_cpu(r) for r in results],
+        "loadavg_by_round": [r["loadavg"] for r in results]}
+        for route, results in routes_of.items()} for name, routes_of in runs.items()}
+
+
 def saturation(entrants: list[Contender], routes: dict[str, str], rounds: int, seconds: float) -> dict:
     """wrk -t2 -c64 against every contender and route, interleaved: the
     capacities the rates are fractions of, and the throughput and p99 at
