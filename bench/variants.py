@@ -150,7 +150,10 @@ def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     kind = "levers" if args.levers else "pools" if args.pools else "features"
     routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"], "wait 5 ms": "/wait"}
     if args.rate:
-        routes = {"hello": ROUTES["hello"], "wait 5 ms": "/wait"}
+        # nginx's features cost the same on any route the app answers.
+        routes = {"hello": ROUTES["hello"]}
+        if not args.features:
+            routes["wait 5 ms"] = "/wait"
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-bench-"))
     started = latency.loadavg()
     try:
