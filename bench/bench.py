@@ -76,9 +76,15 @@ def parse_args() -> argparse.Namespace:
                                "open loop, against Granian, tiangolo-config and the bare pass")
     parser.add_argument("--sweep-seconds", type=float, default=15,
                         help="with --latency: seconds each fixed-rate run is counted (after a 2 s warm-up)")
-    parser.add_argument("--rate", type=float,
+    parser.add_argument("--rate",
                         help="with --levers, --pools or --features: each variant at this fixed open-loop "
-                             "rate (requests/s; hello and the 5 ms route) instead of wrk's saturation")
+                             "rate instead of wrk's saturation (requests/s; hello and the 5 ms route, or "
+                             "HELLO,WAIT for a rate each)")
+    parser.add_argument("--mount", action="append", default=[], metavar="LABEL=HOST:CONTAINER",
+                        help="with --pools: a variant with a file or folder of flaskbox's own mounted over "
+                             "the image's (another version of the wrapper, say)")
+    parser.add_argument("--only", action="append", metavar="VARIANT",
+                        help="with --levers, --pools or --features: only this variant beside the defaults")
     parser.add_argument("--cpus", type=float,
                         help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()

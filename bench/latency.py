@@ -72,9 +72,9 @@ def fixed_rate(contender: Contender, path: str, rate: float, seconds: float, war
     return result
 
 
-def fixed_race(entrants: list[Contender], routes: dict[str, str], rounds: int, rate: float,
+def fixed_race(entrants: list[Contender], routes: dict[str, str], rounds: int, rates: dict[str, float],
                seconds: float) -> dict:
-    """Every contender at one fixed open-loop rate on each route,
+    """Every contender at a fixed open-loop rate on each route (`rates`),
     interleaved over rounds: the CPU a request costs each process group when
     all do the same work per second (the variants' figure with --rate), and
     the tail. Medians over the rounds, with each round's figures."""
@@ -87,7 +87,7 @@ def fixed_race(entrants: list[Contender], routes: dict[str, str], rounds: int, r
         for rnd in range(1, rounds + 1):
             for contender in entrants:
                 for route, path in routes.items():
-                    got = fixed_rate(contender, path, rate, seconds, 2, rnd)
+                    got = fixed_rate(contender, path, rates[route], seconds, 2, rnd)
                     runs[contender.name][route].append(got)
                     log(f"round {rnd} {contender.name:48} {route:9} p99 {got['latency_ms']['p99']} ms, "
                         f"CPU µs/request {got['cpu_us_per_request']}, load {got['loadavg']}")

@@ -37,7 +37,7 @@ def levers(docker_args: tuple[str, ...]) -> list[Contender]:
                       env=env, docker_args=docker_args) for name, env in variants.items()]
 
 
-def pools(docker_args: tuple[str, ...]) -> list[Contender]:
+def pools(docker_args: tuple[str, ...], mounts: list[str] = ()) -> list[Contender]:
     """flaskbox's default against other shapes of the pool with as many
     threads in all (64 on 2 CPUs: 50 open streams from one address fit in
     CLIENT_STREAM_SHARE's 80 % of them), and fewer (--pools): what the
@@ -50,8 +50,19 @@ def pools(docker_args: tuple[str, ...]) -> list[Contender]:
         "4 processes x 4 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "4"},
         "4 processes x 1 thread": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"},
     }
-    return [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
-                      env=env, docker_args=docker_args) for name, env in variants.items()]
+    entrants = [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
+                          env=env, docker_args=docker_args) for name, env in variants.items()]
+    # --mount LABEL=HOST:CONTAINER[,NAME=VALUE...]: the defaults with other
+    # code of flaskbox's own mounted over the image's (an earlier wrapper,
+    # say), or a module of the test's own that UWSGI_IMPORT imports, with
+    # those variables set.
+    for mount in mounts:
+        label, _, rest = mount.partition("=")
+        volume, *variables = rest.split(",")
+        env = dict(variable.split("=", 1) for variable in variables)
+        entrants.append(Contender(f"flaskbox, {label}", f"flaskbox, {label} ({rest})", [], env=env,
+                                  docker_args=(*docker_args, "-v", f"{volume}:ro")))
+    return entrants
 
 
 # What each of nginx.conf's features costs, measured alone (--features): the
@@ -157,10 +168,14 @@ def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-bench-"))
     started = latency.loadavg()
     try:
-        entrants = (levers(docker_args) if args.levers else pools(docker_args) if args.pools
+        entrants = (levers(docker_args) if args.levers else pools(docker_args, args.mount) if args.pools
                     else features(docker_args, workdir))
+        if args.only:
+            entrants = [c for c in entrants if c.name == "flaskbox" or c.name in args.only]
         if args.rate:
-            summary = latency.fixed_race(entrants, routes, rounds, args.rate, seconds)
+            given = [float(rate) for rate in args.rate.split(",")]
+            rates = {route: given[min(number, len(given) - 1)] for number, route in enumerate(routes)}
+            summary = latency.fixed_race(entrants, routes, rounds, rates, seconds)
             runs = None
         else:
             summary = summarise(runs := race(entrants, routes, rounds, seconds))
@@ -170,7 +185,7 @@ def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "cpus": args.cpus,
                "rate": args.rate, "loadavg": [started, latency.loadavg()], "runs": runs, "summary": summary}
     name = f"{kind}-{args.cpus:g}-cpus" if args.cpus else kind
-    name = f"{name}-at-{args.rate:g}.json" if args.rate else f"{name}.json"
+    name = f"{name}-at-{args.rate.replace(',', '-')}.json" if args.rate else f"{name}.json"
     (args.out / name).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     for contender, routes_of in summary.items():
         for route, medians in routes_of.items():

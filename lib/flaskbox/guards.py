@@ -276,8 +276,10 @@ class Watchdog:
                 finally:
                     watched.used += clock() - watched.since
                     watched.since = None
-                if watched.expired_at is not None or (watched.claimed_by != "app" and not watched.claim("app")):
-                    return  # answered 504, or cut, already
+                if watched.expired_at is not None:
+                    return  # cut, already
+                if watched.claimed_by != "app" and not watched.claim("app"):
+                    return  # answered 504 already
                 yield data
                 watched.used = 0.0
         finally:

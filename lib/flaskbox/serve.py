@@ -57,6 +57,13 @@ def worker_id() -> int:
     return uwsgi.worker_id() if uwsgi is not None else 0
 
 
+# A request that waited less than this for a worker is run without asking
+# whether its client is still there: it can hardly have left yet, and the
+# question is a system call, which hands Python's lock to another of the
+# process's threads and back (docs/BENCHMARKS.md, "The wrapper").
+GONE_AFTER = 0.05
+
+
 def client_gone() -> bool:
     """True when nginx has already closed this request's connection: its
     client gave up (or nginx's timeout passed) while it waited in the queue."""
@@ -111,7 +118,7 @@ class Serve:
         if refused:
             log(f"refused {describe(environ)} with 400: {refused}")
             return bad_request(start_response)
-        if client_gone():
+        if waited >= GONE_AFTER and client_gone():
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
