@@ -201,13 +201,19 @@ def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...],
     fig, axes = plt.subplots(1, len(routes), figsize=(4.2 * len(routes), 4.4), squeeze=False)
     axes = axes[0]
     for ax, route in zip(axes, routes, strict=True):
-        for name, routes in tails.items():
-            loads = list(routes[route])
+        finite = [got["latency_ms"][pct] for runs in tails.values() for got in runs[route].values()
+                  for pct in ("p99", "p99.9") if got["latency_ms"][pct] is not None]
+        top = max(finite, default=1.0) * 2
+        for name, runs in tails.items():
+            loads = list(runs[route])
             xs = [int(load.rstrip("%")) for load in loads]
             for pct, style in (("p99", "-"), ("p99.9", "--")):
-                ys = [routes[route][load]["latency_ms"][pct] for load in loads]
+                ys = [runs[route][load]["latency_ms"][pct] for load in loads]
                 ax.plot(xs, [y if y is not None else float("nan") for y in ys], style, marker="o",
                         color=colours.get(name, "#000"), label=f"{name} {pct}")
+                # A percentile that fell on failed requests: an x at the top.
+                failed = [x for x, y in zip(xs, ys, strict=True) if y is None]
+                ax.plot(failed, [top] * len(failed), "x", color=colours.get(name, "#000"), markersize=9)
         ax.set_title(f"{route} (100 % = {capacity[route]:.0f}/s)", fontsize=10)
         ax.set_xlabel("offered load, % of Granian's capacity")
         ax.set_yscale("log")
@@ -216,7 +222,7 @@ def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...],
     axes[0].set_ylabel("latency, ms (log)")
     axes[-1].legend(fontsize=7, loc="upper left")
     fig.suptitle("Latency at a fixed offered rate (open loop, Poisson arrivals, coordinated omission "
-                 "corrected): p99 solid, p99.9 dashed")
+                 "corrected): p99 solid, p99.9 dashed; x at the top: the percentile fell on failed requests")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
