@@ -23,8 +23,8 @@ def test_bench_smoke_run_measures_every_contender(tmp_path):
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((tmp_path / "latest.json").read_text())
-    contenders = {"flaskbox", "flaskbox-gevent", "flaskbox-second-base", "tiangolo-config", "bare-pass", "granian",
-                  "gunicorn", "gunicorn-gevent", "uwsgi-http", "flask-dev"}
+    contenders = {"flaskbox", "flaskbox-gevent", "flaskbox-second-base", "tiangolo-config", "bare-pass",
+                  "granian", "gunicorn", "gunicorn-gevent", "uwsgi-http", "flask-dev"}
     assert set(results["summary"]) == contenders
     for name in contenders:
         hello = results["summary"][name]["hello"]

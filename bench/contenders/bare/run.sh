@@ -15,6 +15,7 @@ uwsgi)
 	;;
 http)
 	socket=(--http-socket /tmp/bare/uwsgi.sock)
+	# shellcheck disable=SC2016 # $http_host is nginx's variable, for nginx.conf
 	pass='proxy_http_version 1.1; proxy_set_header Connection close; proxy_set_header Host $http_host; proxy_pass http://unix:/tmp/bare/uwsgi.sock:;'
 	;;
 *)
