@@ -125,9 +125,14 @@ def profile_route(container: Container, path: str, seconds: int, workdir: Path,
 
     result = {"path": path, "unprofiled": plain, "load": parse_wrk(wrk_out),
               "cpu_samples": perf_shares(report("--sort", "comm,dso"))}
-    if spy:
+    if any(share["process"] == "uwsgi" for share in result["cpu_samples"]):
+        # uWSGI's own samples by symbol, for flaskbox and for the bare pass alike.
         result["uwsgi_symbols"] = symbol_shares(report("--comm", "uwsgi", "--percentage", "relative",
                                                        "--sort", "dso,sym"))
+    if any(share["process"] == "nginx" for share in result["cpu_samples"]):
+        result["nginx_symbols"] = symbol_shares(report("--comm", "nginx", "--percentage", "relative",
+                                                       "--sort", "dso,sym"))
+    if spy:
         result["worker_python"] = python_shares((workdir / "spy.txt").read_text())
     return result
 
@@ -139,11 +144,13 @@ def log_route(name: str, result: dict) -> None:
         f"nginx {cpu['nginx']:.0f}, app server {cpu['app server']:.0f}; profiled {result['load']}")
     for share in result["cpu_samples"]:
         log(f"{share['percent']:5.1f} %  {share['process']:10} {share['object']}")
+    for process in ("uwsgi", "nginx"):
+        if f"{process}_symbols" in result:
+            log(f"{process}'s own samples by symbol:")
+            for share in result[f"{process}_symbols"]:
+                log(f"{share['percent']:5.1f} %  {share['object']:24} {share['symbol']}")
     if "worker_python" not in result:
         return
-    log("uWSGI's own samples by symbol:")
-    for share in result["uwsgi_symbols"]:
-        log(f"{share['percent']:5.1f} %  {share['object']:24} {share['symbol']}")
     log(f"uWSGI worker 1 holding the GIL, {result['worker_python']['samples']} samples, own code by package:")
     for package, percent in result["worker_python"]["own_code_percent"].items():
         log(f"{percent:5.1f} %  {package}")
