@@ -2,10 +2,13 @@
 
     bench/run.sh                 the full run (about 13 minutes on 2 cores)
     bench/run.sh --levers        flaskbox with one setting changed at a time
-    bench/run.sh --features      flaskbox with one nginx feature taken out at a time
+    bench/run.sh --features      flaskbox with one nginx feature taken out at a time, and the bare pass
+    bench/run.sh --pools         flaskbox with other shapes of its uWSGI pool
+    bench/run.sh --rate R ...    --levers, --pools or --features at R requests/s, open loop
     bench/run.sh --cpus 1 ...    every container limited to that many CPUs
     bench/run.sh --profile       where the CPU goes: flaskbox and Granian, hello and the 5 ms route
     bench/run.sh --traffic       waiting routes, slow downloads, open streams (traffic.py)
+    bench/run.sh --latency       p99 and p99.9 at 25/50/75 % of Granian's capacity, open loop (latency.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -59,12 +62,29 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--levers", action="store_true",
                           help="flaskbox with one setting changed at a time, hello and realistic only")
     variants.add_argument("--features", action="store_true",
-                          help="flaskbox with one nginx feature taken out at a time (nginx.conf)")
+                          help="flaskbox with one nginx feature taken out at a time (nginx.conf), "
+                               "and the bare pass (the floor)")
+    variants.add_argument("--pools", action="store_true",
+                          help="flaskbox with other shapes of the uWSGI pool (processes x threads)")
     variants.add_argument("--traffic", action="store_true",
                           help="the waiting route, slow downloads and open streams against the peers")
     variants.add_argument("--profile", action="store_true",
                           help="perf and py-spy samples of flaskbox (perf of Granian) under wrk, "
                                "hello world and the 5 ms route, --seconds long each")
+    variants.add_argument("--latency", action="store_true",
+                          help="the tail at fixed offered rates (25/50/75 %% of Granian's capacity), "
+                               "open loop, against Granian, tiangolo-config and the bare pass")
+    parser.add_argument("--sweep-seconds", type=float, default=15,
+                        help="with --latency: seconds each fixed-rate run is counted (after a 2 s warm-up)")
+    parser.add_argument("--rate",
+                        help="with --levers, --pools or --features: each variant at this fixed open-loop "
+                             "rate instead of wrk's saturation (requests/s; hello and the 5 ms route, or "
+                             "HELLO,WAIT for a rate each)")
+    parser.add_argument("--mount", action="append", default=[], metavar="LABEL=HOST:CONTAINER",
+                        help="with --pools: a variant with a file or folder of flaskbox's own mounted over "
+                             "the image's (another version of the wrapper, say)")
+    parser.add_argument("--only", action="append", metavar="VARIANT",
+                        help="with --levers, --pools or --features: only this variant beside the defaults")
     parser.add_argument("--cpus", type=float,
                         help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()
@@ -86,6 +106,19 @@ def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     traffic.chart(measured, args.out / "traffic.png")
     log(f"traffic: {args.out / 'traffic.json'}, {args.out / 'traffic.png'}")
     return 0
+
+
+def run_latency(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--latency: latency.py's saturation runs and fixed-rate sweep."""
+    import latency
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    by_name = {c.name: c for c in contenders(*default_pool())}
+    entrants = [by_name[name] for name in latency.COMPARED]
+    if args.smoke:  # two routes at one load, briefly: the path is exercised
+        routes, fractions = {k: latency.ROUTES[k] for k in ("hello", "static 100 KB")}, (0.5,)
+        return latency.run(entrants, routes, fractions, 1, 2, 2, 1, machine(), args.out)
+    return latency.run(entrants, latency.ROUTES, latency.FRACTIONS, rounds, seconds, args.sweep_seconds, 2,
+                       machine(), args.out)
 
 
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:
@@ -140,12 +173,14 @@ def main() -> int:
     if args.smoke:
         rounds, seconds, routes = 1, 2, {"hello": ROUTES["hello"]}
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.levers or args.features:
+    if args.levers or args.features or args.pools:
         return run_variants(args, rounds, seconds)
     if args.profile:
         return run_profile(args)
     if args.traffic:
         return run_traffic(args, rounds, seconds)
+    if args.latency:
+        return run_latency(args, rounds, seconds)
     return run_full(args, rounds, seconds, routes)
 
 

@@ -14,10 +14,10 @@ import timeit
 from pathlib import Path
 
 from harness import CONNECTIONS, CONTAINERS, CONTENDERS_TAG, PRODUCT_TAG, REPO, log
-from image import build_images
+from image import build_images, default_pool
 from report import machine
 from runs import measure, parse_wrk, wrk
-from servers import contenders, start
+from servers import bare_pass, contenders, start
 
 from helpers import Container
 
@@ -125,9 +125,14 @@ def profile_route(container: Container, path: str, seconds: int, workdir: Path,
 
     result = {"path": path, "unprofiled": plain, "load": parse_wrk(wrk_out),
               "cpu_samples": perf_shares(report("--sort", "comm,dso"))}
-    if spy:
+    if any(share["process"] == "uwsgi" for share in result["cpu_samples"]):
+        # uWSGI's own samples by symbol, for flaskbox and for the bare pass alike.
         result["uwsgi_symbols"] = symbol_shares(report("--comm", "uwsgi", "--percentage", "relative",
                                                        "--sort", "dso,sym"))
+    if any(share["process"] == "nginx" for share in result["cpu_samples"]):
+        result["nginx_symbols"] = symbol_shares(report("--comm", "nginx", "--percentage", "relative",
+                                                       "--sort", "dso,sym"))
+    if spy:
         result["worker_python"] = python_shares((workdir / "spy.txt").read_text())
     return result
 
@@ -139,29 +144,44 @@ def log_route(name: str, result: dict) -> None:
         f"nginx {cpu['nginx']:.0f}, app server {cpu['app server']:.0f}; profiled {result['load']}")
     for share in result["cpu_samples"]:
         log(f"{share['percent']:5.1f} %  {share['process']:10} {share['object']}")
+    for process in ("uwsgi", "nginx"):
+        if f"{process}_symbols" in result:
+            log(f"{process}'s own samples by symbol:")
+            for share in result[f"{process}_symbols"]:
+                log(f"{share['percent']:5.1f} %  {share['object']:24} {share['symbol']}")
     if "worker_python" not in result:
         return
-    log("uWSGI's own samples by symbol:")
-    for share in result["uwsgi_symbols"]:
-        log(f"{share['percent']:5.1f} %  {share['object']:24} {share['symbol']}")
     log(f"uWSGI worker 1 holding the GIL, {result['worker_python']['samples']} samples, own code by package:")
     for package, percent in result["worker_python"]["own_code_percent"].items():
         log(f"{percent:5.1f} %  {package}")
 
 
 def wrapper_cost(calls: int = 20000, repeats: int = 7) -> dict:
-    """What flaskbox's own per-request Python (serve.Serve around
-    prefix.Prefixed: the prelude, forwarded headers, the timeout watch,
-    framing, the spool check) costs, timed in this process around a bare
-    WSGI app against that app alone: microseconds a call, best of
-    `repeats`. No uWSGI here: its start_response and writes are not in it."""
+    """What flaskbox's own per-request Python (outbound.Outbound around
+    serve.Serve around prefix.Prefixed, as the default wraps an app: the
+    prelude, forwarded headers, the timeout watch, framing, the spool check,
+    Vary, the stream share) costs, timed in this process around a bare WSGI
+    app against that app alone: microseconds a call, best of `repeats`. The
+    app's body is an iterable with a close(), as Flask's is (a list would
+    skip the watch over the body). No uWSGI here: its start_response and
+    writes are not in it."""
     sys.path.insert(0, str(REPO / "lib"))
-    from flaskbox import prefix, serve
+    from flaskbox import outbound, prefix, serve
     from flaskbox.spool import Spool
+
+    class Body:
+        def __init__(self):
+            self.parts = [b"Hello, World!"]
+
+        def __iter__(self):
+            return iter(self.parts)
+
+        def close(self):
+            self.parts = []
 
     def bare(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
-        return [b"Hello, World!"]
+        return Body()
 
     def start_response(status, headers, exc_info=None):
         return lambda data: None
@@ -173,7 +193,8 @@ def wrapper_cost(calls: int = 20000, repeats: int = 7) -> dict:
                 "HTTP_X_FLASKBOX_PEER": f"127.0.0.1 50000 80 {time.time():.3f} 0 http"}
 
     with tempfile.TemporaryDirectory() as runtime:
-        wrapped = serve.Serve(prefix.Prefixed(bare, ""), 60.0, spool=Spool(runtime, 128 << 20, 4))
+        served = serve.Serve(prefix.Prefixed(bare, ""), 60.0, spool=Spool(runtime, 128 << 20, 4))
+        wrapped = outbound.Outbound(served, True, outbound.Share(80, 4, 16))
         # What is timed must be a request that reached the app, not a refusal.
         statuses: list[str] = []
         body = b"".join(wrapped(environ(), lambda status, headers, exc_info=None: statuses.append(status)))
@@ -200,9 +221,12 @@ def run_profile(args: argparse.Namespace) -> int:
     1's Python stacks over the same seconds."""
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     granian = next(c for c in contenders(1, 1) if c.name == "granian")
+    # The floor beside them: what nginx and uWSGI cost with no feature.
+    floor = bare_pass(*default_pool())
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-profile-"))
     results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-                     "flaskbox": {}, "granian": {}}
+                     "loadavg": [float(Path("/proc/loadavg").read_text().split()[0])],
+                     "flaskbox": {}, "granian": {}, "bare-pass": {}}
     try:
         # A fresh container for each route: uWSGI worker 1, which py-spy
         # follows, must not reach max-requests and be replaced meanwhile.
@@ -210,17 +234,19 @@ def run_profile(args: argparse.Namespace) -> int:
             container = start(CONTENDERS_TAG)
             results["flaskbox"][name] = profile_route(container, path, args.seconds, workdir, True)
             container.remove()
-        for name, path in PROFILED.items():
-            granian.start()
-            results["granian"][name] = profile_route(granian.container, path, args.seconds, workdir, False)
-            granian.stop()
+        for other in (granian, floor):
+            for name, path in PROFILED.items():
+                other.start()
+                results[other.name][name] = profile_route(other.container, path, args.seconds, workdir, False)
+                other.stop()
     finally:
         CONTAINERS.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
+    results["loadavg"].append(float(Path("/proc/loadavg").read_text().split()[0]))
     results["flaskbox_wrapper"] = wrapper_cost()
     (args.out / "profile.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     log(f"flaskbox's own per-request Python, in process: {results['flaskbox_wrapper']}")
-    for server in ("flaskbox", "granian"):
+    for server in ("flaskbox", "granian", "bare-pass"):
         for name, result in results[server].items():
             log_route(f"{server} {name}", result)
     return 0

@@ -56,6 +56,9 @@ def contenders(processes: int, threads: int) -> list[Contender]:
         Contender("tiangolo-config", "nginx + uWSGI as the best-known such image: 1 nginx worker, "
                   "uWSGI cheaper 2..16 single-threaded processes, both logs on",
                   ["/bench/contenders/tiangolo/run.sh"]),
+        # The CPU floor of flaskbox's architecture: nginx passing to uWSGI
+        # with the same app and pool, and no feature at all (contenders/bare).
+        bare_pass(processes, threads),
         # Where projects leaving uWSGI go.
         Contender("granian", "Granian, 2 WSGI workers",
                   ["granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
@@ -72,6 +75,17 @@ def contenders(processes: int, threads: int) -> list[Contender]:
                    "--threads", str(threads), "--chdir", "/app", "--module", "app:app"]),
         Contender("flask-dev", "Flask dev server (flaskbox -d debug)", ["-d", "debug"]),
     ]
+
+
+def bare_pass(processes: int, threads: int, protocol: str = "uwsgi") -> Contender:
+    """nginx -> uWSGI and nothing else, with flaskbox's pool: `uwsgi`
+    (uwsgi_pass, the cheapest pass) or `http` (HTTP/1.1, as flaskbox's hop
+    speaks)."""
+    name = "bare-pass" if protocol == "uwsgi" else f"bare-pass-{protocol}"
+    return Contender(name, f"bare nginx -> uWSGI ({protocol}), {processes} processes x {threads} threads, "
+                     "the same app, no features", ["/bench/contenders/bare/run.sh"],
+                     env={"BARE_PROTOCOL": protocol, "BARE_PROCESSES": str(processes),
+                          "BARE_THREADS": str(threads)})
 
 
 def traffic_contenders() -> list[Contender]:

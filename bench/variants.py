@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from harness import CONTAINERS, CONTENDERS_TAG, PRODUCT_TAG, REPO, ROUTES, log
-from image import build_images
+from image import build_images, default_pool
 from report import machine
 from runs import race, summarise
-from servers import Contender
+from servers import Contender, bare_pass
 
 
 def levers(docker_args: tuple[str, ...]) -> list[Contender]:
@@ -35,6 +35,34 @@ def levers(docker_args: tuple[str, ...]) -> list[Contender]:
     }
     return [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
                       env=env, docker_args=docker_args) for name, env in variants.items()]
+
+
+def pools(docker_args: tuple[str, ...], mounts: list[str] = ()) -> list[Contender]:
+    """flaskbox's default against other shapes of the pool with as many
+    threads in all (64 on 2 CPUs: 50 open streams from one address fit in
+    CLIENT_STREAM_SHARE's 80 % of them), and fewer (--pools): what the
+    threads cost, measured rather than assumed."""
+    variants = {
+        "defaults": {},
+        "8 processes x 8 threads": {"UWSGI_PROCESSES": "8", "UWSGI_THREADS": "8"},
+        "2 processes x 32 threads": {"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "32"},
+        "4 processes x 8 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "8"},
+        "4 processes x 4 threads": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "4"},
+        "4 processes x 1 thread": {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"},
+    }
+    entrants = [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
+                          env=env, docker_args=docker_args) for name, env in variants.items()]
+    # --mount LABEL=HOST:CONTAINER[,NAME=VALUE...]: the defaults with other
+    # code of flaskbox's own mounted over the image's (an earlier wrapper,
+    # say), or a module of the test's own that UWSGI_IMPORT imports, with
+    # those variables set.
+    for mount in mounts:
+        label, _, rest = mount.partition("=")
+        volume, *variables = rest.split(",")
+        env = dict(variable.split("=", 1) for variable in variables)
+        entrants.append(Contender(f"flaskbox, {label}", f"flaskbox, {label} ({rest})", [], env=env,
+                                  docker_args=(*docker_args, "-v", f"{volume}:ro")))
+    return entrants
 
 
 # What each of nginx.conf's features costs, measured alone (--features): the
@@ -67,9 +95,25 @@ FEATURE_EDITS = {
     # wrapper (flaskbox/forwarded.py), which nginx.conf cannot take out.
     "forwarded headers from trusted proxies": [
         ("proxy_set_header X-Forwarded-For $flaskbox_forwarded_for;", "")],
-    "per-client and upload limits": [
+    "per-client and upload limits (the limit_conn zones)": [
         ("limit_conn flaskbox_clients ${CONNECTIONS_PER_CLIENT};", ""),
+        ("limit_conn flaskbox_body_clients ${CONNECTIONS_PER_CLIENT};", ""),
+        ("limit_conn flaskbox_bodies ${BODY_SLOTS};", ""),
         ("include ${RUNTIME_DIR}/nginx/upload-limits.conf;", "")],
+    "trace id in the log": [
+        (" '\n                    'trace=$flaskbox_trace_text", " '\n                    '")],
+    "cut detection in the log ($flaskbox_whole, $flaskbox_done)": [
+        (" done=$flaskbox_done'", "'")],
+    "proxy headers beyond the peer (X-Real-IP, Cookie, X-Forwarded-Ssl, Upgrade)": [
+        ("proxy_set_header X-Real-IP $remote_addr;", ""),
+        ("proxy_set_header Cookie $http_cookie;", ""),
+        ('proxy_set_header X-Forwarded-Ssl "";', ""),
+        ("proxy_set_header Upgrade $flaskbox_upgrade;", ""),
+        ("proxy_set_header Connection $flaskbox_connection;", "proxy_set_header Connection close;")],
+    "static files' Vary map": [
+        ("add_header Vary $flaskbox_static_vary;", "")],
+    "regular expressions compiled (pcre_jit)": [
+        ("pcre_jit on;", "")],
 }
 
 
@@ -96,29 +140,59 @@ def features(docker_args: tuple[str, ...], workdir: Path) -> list[Contender]:
         conf.chmod(0o644)
         mount = ("-v", f"{conf}:/etc/flaskbox/nginx.conf:ro") if names else ()
         entrants.append(Contender(label, label, [], docker_args=(*docker_args, *mount)))
+    # The floor: no feature, no wrapper, the same pool; and the same over
+    # HTTP, as flaskbox's hop speaks, which is what the uwsgi protocol saves.
+    processes, threads = default_pool()
+    for protocol in ("uwsgi", "http"):
+        floor = bare_pass(processes, threads, protocol)
+        floor.docker_args = docker_args
+        entrants.append(floor)
     return entrants
 
 
 def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
-    """--levers or --features: flaskbox against variants of itself, written
-    to levers.json or features.json (with --cpus N: levers-N-cpus.json, ...)."""
+    """--levers, --pools or --features: flaskbox against variants of itself,
+    written to levers.json, pools.json or features.json (with --cpus N:
+    levers-N-cpus.json, ...; with --rate R: ...-at-R.json, each variant at a
+    fixed open-loop rate instead of wrk's saturation)."""
+    import latency
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     docker_args = ("--cpus", str(args.cpus)) if args.cpus else ()
-    kind = "levers" if args.levers else "features"
+    kind = "levers" if args.levers else "pools" if args.pools else "features"
     routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"], "wait 5 ms": "/wait"}
+    if args.rate:
+        # nginx's features cost the same on any route the app answers.
+        routes = {"hello": ROUTES["hello"]}
+        if not args.features:
+            routes["wait 5 ms"] = "/wait"
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-bench-"))
+    started = latency.loadavg()
     try:
-        entrants = levers(docker_args) if args.levers else features(docker_args, workdir)
-        summary = summarise(runs := race(entrants, routes, rounds, seconds))
+        entrants = (levers(docker_args) if args.levers else pools(docker_args, args.mount) if args.pools
+                    else features(docker_args, workdir))
+        if args.only:
+            entrants = [c for c in entrants if c.name == "flaskbox" or c.name in args.only]
+        if args.rate:
+            given = [float(rate) for rate in args.rate.split(",")]
+            rates = {route: given[min(number, len(given) - 1)] for number, route in enumerate(routes)}
+            summary = latency.fixed_race(entrants, routes, rounds, rates, seconds)
+            runs = None
+        else:
+            summary = summarise(runs := race(entrants, routes, rounds, seconds))
     finally:
         CONTAINERS.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "cpus": args.cpus,
-               "runs": runs, "summary": summary}
-    name = f"{kind}-{args.cpus:g}-cpus.json" if args.cpus else f"{kind}.json"
+               "rate": args.rate, "loadavg": [started, latency.loadavg()], "runs": runs, "summary": summary}
+    name = f"{kind}-{args.cpus:g}-cpus" if args.cpus else kind
+    name = f"{name}-at-{args.rate.replace(',', '-')}.json" if args.rate else f"{name}.json"
     (args.out / name).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     for contender, routes_of in summary.items():
         for route, medians in routes_of.items():
+            if args.rate:
+                log(f"{contender:48} {route:9} p99 {medians['p99_ms']} ms, "
+                    f"CPU µs/request {medians['cpu_us_per_request']}")
+                continue
             ratio = medians["rps_ratio_to_flaskbox"]
             log(f"{contender:32} {route:9} {medians['rps']:8.0f} req/s ({ratio:.2f}x) "
                 f"p99 {medians['p99_ms']:6.2f} ms  CPU µs/request {medians['cpu_us_per_request']}")

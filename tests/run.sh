@@ -36,10 +36,11 @@ log() { printf '[tests] %s\n' "$*" >&2; }
 #   docker-compose runs compose.yaml; ip (iproute2), nsenter and unshare
 #   (util-linux) put test_swarm.py's and test_swarm_nodes.py's own engines
 #   in namespaces; nginx is the load balancer in front of the latter's three
-#   nodes (the test runs its own, in its own namespace); a Docker engine.
+#   nodes (the test runs its own, in its own namespace); gcc builds the
+#   benchmark's open-loop client (bench/openloop.c); a Docker engine.
 setup() {
 	host_venv "$VENV" tests/requirements.txt
-	host_install wrk curl iproute2 util-linux prometheus nginx
+	host_install wrk curl iproute2 util-linux prometheus nginx gcc libc6-dev
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose
 	deploy/start-engine.sh

@@ -23,8 +23,8 @@ def test_bench_smoke_run_measures_every_contender(tmp_path):
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((tmp_path / "latest.json").read_text())
-    contenders = {"flaskbox", "flaskbox-gevent", "flaskbox-second-base", "tiangolo-config", "granian",
-                  "gunicorn", "gunicorn-gevent", "uwsgi-http", "flask-dev"}
+    contenders = {"flaskbox", "flaskbox-gevent", "flaskbox-second-base", "tiangolo-config", "bare-pass",
+                  "granian", "gunicorn", "gunicorn-gevent", "uwsgi-http", "flask-dev"}
     assert set(results["summary"]) == contenders
     for name in contenders:
         hello = results["summary"][name]["hello"]
@@ -34,7 +34,7 @@ def test_bench_smoke_run_measures_every_contender(tmp_path):
         # Where the time went: the app server and wrk always spend CPU.
         cpu = hello["cpu_us_per_request"]
         assert cpu["app server"] > 0 and cpu["client"] > 0, (name, cpu)
-    for name in ("flaskbox", "tiangolo-config"):  # nginx in front
+    for name in ("flaskbox", "tiangolo-config", "bare-pass"):  # nginx in front
         assert results["summary"][name]["hello"]["cpu_us_per_request"]["nginx"] > 0
     assert results["summary"]["flaskbox"]["hello"]["errors"] == 0
     assert results["summary"]["flaskbox"]["hello"]["rps_ratio_to_flaskbox"] == 1.0
@@ -52,7 +52,7 @@ def test_bench_smoke_run_measures_every_contender(tmp_path):
     streams = results["streams"]
     assert streams["gevent"]["streams_served"] == streams["gevent"]["clients"] > 0
     assert streams["gevent"]["rss_streams_mb"] > 0 and streams["sync"]["clients"] > 0
-    assert "[bench] [9/9] round 1" in result.stderr
+    assert "[bench] [10/10] round 1" in result.stderr
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -74,3 +74,26 @@ def test_bench_traffic_smoke_run_measures_every_shape(tmp_path):
     assert ours["streams"]["streams_complete"] == 50 and ours["streams"]["ordinary_not_ok"] == 0, ours
     assert ours["waiting"]["errors"] == 0 and ours["waiting"]["flaskbox_rps_ratio"] == 1.0
     assert (tmp_path / "traffic.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_latency_smoke_run_measures_the_tail(tmp_path):
+    base = os.environ.get("BASE_IMAGE", "ubuntu:24.04")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--latency", "--smoke", "--out", str(tmp_path),
+         "--base-image", base], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads((tmp_path / "latency.json").read_text())
+    assert set(results["tails"]) == {"flaskbox", "tiangolo-config", "granian", "bare-pass"}
+    for name, routes in results["tails"].items():
+        for route, loads in routes.items():
+            got = loads["50%"]
+            # The rate asked for is half of Granian's measured capacity, and
+            # the requests were answered.
+            assert abs(got["rate"] - results["capacity"][route] / 2) <= 0.1, (name, route, got)
+            assert got["answered"] > 0 and got["latency_ms"]["p99"] is not None, (name, route, got)
+            assert got["loadavg"][0] >= 0 and got["cpu_us_per_request"]["client"] > 0, (name, route, got)
+    # flaskbox itself answers every request at half of Granian's capacity.
+    ours = results["tails"]["flaskbox"]["hello"]["50%"]
+    assert ours["status_errors"] == ours["connection_errors"] == ours["unanswered"] == 0, ours
+    assert "hello >= 0.85x Granian" in results["goals"]
+    assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")

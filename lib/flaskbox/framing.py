@@ -60,6 +60,35 @@ class Reply:
         return last_chunk(self.framed)
 
 
+def scan(headers) -> tuple[bool, bool, str | None, str | None]:
+    """One pass over an answer's headers, for what the wrapper decides per
+    answer: (whether it has a Content-Length or a Transfer-Encoding, whether
+    it is an event stream, its X-Accel-Buffering or None, its Content-Length
+    or None). The same as needs_framing, is_event_stream and unbuffered ask,
+    read once: this runs on every answer."""
+    sized = event = False
+    accel = length = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-length":
+            sized, length = True, value
+        elif lowered == "transfer-encoding":
+            sized = True
+        elif lowered == "content-type":
+            event = event or value.lower().startswith("text/event-stream")
+        elif lowered == "x-accel-buffering":
+            accel = value
+    return sized, event, accel, length
+
+
+def frames(status: str, method: str, sized: bool) -> bool:
+    """needs_framing, given what scan() found."""
+    if sized:
+        return False
+    code = int(status[:3])
+    return code >= 200 and code not in NO_BODY and method != "HEAD"
+
+
 def needs_framing(status: str, headers, method: str) -> bool:
     """A response with a body but no Content-Length (a stream, a generator):
     nginx can tell its end from a cut only if it is chunked."""

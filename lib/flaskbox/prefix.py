@@ -21,7 +21,10 @@ FORWARDED = re.compile(r"/[A-Za-z0-9._~/%-]*")
 
 def forwarded_prefix(environ) -> str:
     """The nearest proxy's X-Forwarded-Prefix, if it is a path; "" if not."""
-    value = environ.get("HTTP_X_FORWARDED_PREFIX", "").rsplit(",", 1)[-1].strip()
+    value = environ.get("HTTP_X_FORWARDED_PREFIX")
+    if value is None:  # nearly every request: no regular expression for it
+        return ""
+    value = value.rsplit(",", 1)[-1].strip()
     return value.rstrip("/") if FORWARDED.fullmatch(value) else ""
 
 

@@ -33,15 +33,24 @@ def proxy_prelude(environ) -> float:
     the WSGI environ, since uWSGI sees only a unix socket; and when nginx
     passed the request on, so the seconds it waited for a worker (0 when
     not known)."""
+    return take_peer(environ)[0]
+
+
+def take_peer(environ) -> tuple[float, bool, bool]:
+    """proxy_prelude's work, and the two flags last in X-Flaskbox-Peer: its
+    seconds waited, whether the connection came from a trusted proxy, and
+    whether it came over nginx's own HTTPS. The header is split once: this
+    runs on every request."""
     peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
     if not peer:
-        return 0.0
+        return 0.0, False, False
     fields = peer.split(" ")
     environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = fields[:3]
+    trusted, tls = fields[4:5] == ["1"], fields[5:6] == ["https"]
     try:
-        return max(time.time() - float(fields[3]), 0.0)
+        return max(time.time() - float(fields[3]), 0.0), trusted, tls
     except (IndexError, ValueError):
-        return 0.0
+        return 0.0, trusted, tls
 
 
 def waited_too_long(start_response) -> list[bytes]:

@@ -42,10 +42,10 @@ import time
 import traceback
 
 from . import discover, forwarded, guards, outbound, prefix, record, static, streams, writable
-from .framing import FRAMED, Reply, is_event_stream, needs_framing, unbuffered
+from .framing import FRAMED, Reply, frames, scan
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, log
-from .prelude import bad_request, busy, describe, health, proxy_prelude, waited_too_long, wants_websocket
+from .prelude import bad_request, busy, describe, health, take_peer, waited_too_long, wants_websocket
 from .spool import FileResponses, Spool, Spooled, close_body
 
 try:  # only inside uWSGI
@@ -55,6 +55,13 @@ except ImportError:  # unit tests
 
 def worker_id() -> int:
     return uwsgi.worker_id() if uwsgi is not None else 0
+
+
+# A request that waited less than this for a worker is run without asking
+# whether its client is still there: it can hardly have left yet, and the
+# question is a system call, which hands Python's lock to another of the
+# process's threads and back (docs/BENCHMARKS.md, "The wrapper").
+GONE_AFTER = 0.05
 
 
 def client_gone() -> bool:
@@ -102,18 +109,16 @@ class Serve:
         self.spool = spool
 
     def __call__(self, environ, start_response):
-        # The trust flag and the connection's own scheme, last in
-        # X-Flaskbox-Peer, which proxy_prelude takes.
-        peer = environ.get("HTTP_X_FLASKBOX_PEER", "").split(" ")
-        trusted, tls = peer[4:5] == ["1"], peer[5:6] == ["https"]
-        waited = proxy_prelude(environ)
+        # The client, the time in the queue, the trust flag and the
+        # connection's own scheme, from X-Flaskbox-Peer.
+        waited, trusted, tls = take_peer(environ)
         if environ.get("REQUEST_URI") == "/-/healthy":
             return health(environ, start_response)
         refused = forwarded.apply(environ, trusted, self.allowed_hosts, tls)
         if refused:
             log(f"refused {describe(environ)} with 400: {refused}")
             return bad_request(start_response)
-        if client_gone():
+        if waited >= GONE_AFTER and client_gone():
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
@@ -125,10 +130,11 @@ class Serve:
             self.loop_watch.start_once()
             streams.install_stop_handler_once(gevent_mode=True)
         websocket = None
-        if wants_websocket(environ) and self.full():
+        upgrade = wants_websocket(environ)
+        if upgrade and self.full():
             self.refusals.note(describe(environ))
             return busy(start_response)
-        if wants_websocket(environ) and uwsgi is not None:
+        if upgrade and uwsgi is not None:
             websocket = streams.WebSocket(uwsgi.connection_fd(), describe(environ))
             environ["werkzeug.socket"] = websocket
             streams.OPEN.websockets[websocket.fd] = websocket
@@ -191,15 +197,20 @@ class Serve:
                 # WebSocket); what it passes here must not follow.
                 reply.chunked = False
                 return lambda data: None
-            reply.chunked = needs_framing(status, headers, method)
-            reply.event_stream = is_event_stream(headers)
+            sized, reply.event_stream, accel, length = scan(headers)
+            reply.chunked = frames(status, method, sized)
             if reply.chunked and self.full():
                 # A stream with no slot left: 503 instead, before any of it is sent.
                 reply.chunked = False
                 reply.refused = busy(start_response)
                 self.refusals.note(describe(environ))
                 return lambda data: None
-            extra = unbuffered(headers, reply.chunked) or self._spooling(headers, files, reply)
+            if accel is None and (reply.chunked or reply.event_stream):
+                # A stream or an event stream goes on as it comes, unless
+                # the app chose for itself (`yes` keeps nginx's buffering).
+                extra = [("X-Accel-Buffering", "no")]
+            else:
+                extra = self._spooling(length, accel is not None, files, reply)
             if reply.chunked:
                 extra += [("Transfer-Encoding", "chunked"), FRAMED]
             write = start_response(status, [*headers, *extra], exc_info)
@@ -230,7 +241,7 @@ class Serve:
             return body
         return self.watchdog.watch(body, watched)
 
-    def _spooling(self, headers, files: FileResponses, reply: Reply) -> list:
+    def _spooling(self, length: str | None, chose: bool, files: FileResponses, reply: Reply) -> list:
         """How nginx is to take a response with a Content-Length: a file
         (sendfile from an offload thread) and a body the disk budget cannot
         take pass straight through (X-Accel-Buffering: no), at the client's
@@ -239,16 +250,14 @@ class Serve:
         takes is noted in the reply."""
         if files.given:
             return [("X-Accel-Buffering", "no")]
-        chose = any(name.lower() == "x-accel-buffering" for name, _ in headers)
         if self.spool is None or reply.spooled or chose:
             return []  # the app chose for itself (or this is start_response again, with exc_info)
-        for name, value in headers:
-            if name.lower() == "content-length" and value.isdigit():
-                length = int(value)
-                if not self.spool.admits(length, worker_id()):
-                    return [("X-Accel-Buffering", "no")]
-                if length > self.spool.MEMORY:
-                    reply.spooled = length
+        if length is not None and length.isdigit():
+            size = int(length)
+            if not self.spool.admits(size, worker_id()):
+                return [("X-Accel-Buffering", "no")]
+            if size > self.spool.MEMORY:
+                reply.spooled = size
         return []
 
     def full(self) -> bool:

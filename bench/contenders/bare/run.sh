@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Starts the bare pass (the CPU floor): uWSGI in the background, nginx in
+# the foreground on PORT. BARE_PROTOCOL=uwsgi (uwsgi_pass, the default) or
+# http (HTTP/1.1 over the unix socket, as flaskbox's hop speaks);
+# BARE_PROCESSES and BARE_THREADS size the pool. A benchmark contender, not
+# a supervisor.
+set -Eeuo pipefail
+here="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
+mkdir -p /tmp/bare
+export BARE_PROCESSES="${BARE_PROCESSES:-4}" BARE_THREADS="${BARE_THREADS:-1}"
+case "${BARE_PROTOCOL:-uwsgi}" in
+uwsgi)
+	socket=(--socket /tmp/bare/uwsgi.sock)
+	pass='include /etc/nginx/uwsgi_params; uwsgi_pass unix:/tmp/bare/uwsgi.sock;'
+	;;
+http)
+	socket=(--http-socket /tmp/bare/uwsgi.sock)
+	# shellcheck disable=SC2016 # $http_host is nginx's variable, for nginx.conf
+	pass='proxy_http_version 1.1; proxy_set_header Connection close; proxy_set_header Host $http_host; proxy_pass http://unix:/tmp/bare/uwsgi.sock:;'
+	;;
+*)
+	echo "run.sh: BARE_PROTOCOL is uwsgi or http, not ${BARE_PROTOCOL}" >&2
+	exit 2
+	;;
+esac
+sed -e "s/\${PORT}/${PORT:?}/" -e "s/\${WORKERS}/$(nproc)/" -e "s|\${PASS}|${pass}|" \
+	"$here/nginx.conf" >/tmp/bare/nginx.conf
+uwsgi --ini "$here/uwsgi.ini" "${socket[@]}" &
+exec nginx -c /tmp/bare/nginx.conf
