@@ -173,7 +173,9 @@ class Container:
                 lines = Path(f"/proc/{pid}/{path}").read_text().splitlines()
             except (FileNotFoundError, ProcessLookupError):
                 continue  # exited since `docker top`
-            total += int(next(line.split()[1] for line in lines if line.startswith(field_name)))
+            # A process that has exited but not been reaped yet (a recycled
+            # worker, a health check) has no memory lines left: it holds none.
+            total += next((int(line.split()[1]) for line in lines if line.startswith(field_name)), 0)
         return total
 
     def rss_kb(self) -> int:
