@@ -88,9 +88,14 @@ def test_bench_latency_smoke_run_measures_the_tail(tmp_path):
         for route, loads in routes.items():
             got = loads["50%"]
             # The rate asked for is half of Granian's measured capacity, and
-            # the requests were answered.
+            # requests were answered. A peer may fail some at that rate (the
+            # best-known image's configuration overflows uWSGI's listen
+            # queue: 502): a percentile that fell on failed requests has no
+            # latency, and then the failures are counted.
             assert abs(got["rate"] - results["capacity"][route] / 2) <= 0.1, (name, route, got)
-            assert got["answered"] > 0 and got["latency_ms"]["p99"] is not None, (name, route, got)
+            failed = got["status_errors"] + got["unanswered"]
+            assert got["answered"] > 0, (name, route, got)
+            assert got["latency_ms"]["p99"] is not None or failed >= got["requests"] / 100, (name, route, got)
             assert got["loadavg"][0] >= 0 and got["cpu_us_per_request"]["client"] > 0, (name, route, got)
     # flaskbox itself answers every request at half of Granian's capacity.
     ours = results["tails"]["flaskbox"]["hello"]["50%"]
