@@ -64,8 +64,7 @@ def scan(headers) -> tuple[bool, bool, str | None, str | None]:
     """One pass over an answer's headers, for what the wrapper decides per
     answer: (whether it has a Content-Length or a Transfer-Encoding, whether
     it is an event stream, its X-Accel-Buffering or None, its Content-Length
-    or None). The same as needs_framing, is_event_stream and unbuffered ask,
-    read once: this runs on every answer."""
+    or None), read once: this runs on every answer."""
     sized = event = False
     accel = length = None
     for name, value in headers:
@@ -89,25 +88,25 @@ def frames(status: str, method: str, sized: bool) -> bool:
     return code >= 200 and code not in NO_BODY and method != "HEAD"
 
 
+def unbuffered_for(accel: str | None, framed: bool, event: bool) -> list:
+    """X-Accel-Buffering: no for a stream or an event stream, unless the app
+    chose for itself (accel, its own X-Accel-Buffering: `yes` keeps nginx's
+    buffering for a stream)."""
+    return [("X-Accel-Buffering", "no")] if accel is None and (framed or event) else []
+
+
+# The same questions asked of the headers alone, each by way of scan().
+
 def needs_framing(status: str, headers, method: str) -> bool:
     """A response with a body but no Content-Length (a stream, a generator):
     nginx can tell its end from a cut only if it is chunked."""
-    for name, _ in headers:
-        lowered = name.lower()
-        if lowered == "content-length" or lowered == "transfer-encoding":
-            return False
-    code = int(status[:3])
-    return code >= 200 and code not in NO_BODY and method != "HEAD"
+    return frames(status, method, scan(headers)[0])
 
 
 def is_event_stream(headers) -> bool:
-    return any(name.lower() == "content-type" and value.lower().startswith("text/event-stream")
-               for name, value in headers)
+    return scan(headers)[1]
 
 
 def unbuffered(headers, framed: bool) -> list:
-    """X-Accel-Buffering: no for a stream or an event stream, unless the app
-    chose for itself (`yes` keeps nginx's buffering for a stream)."""
-    if any(name.lower() == "x-accel-buffering" for name, _ in headers):
-        return []
-    return [("X-Accel-Buffering", "no")] if framed or is_event_stream(headers) else []
+    _, event, accel, _ = scan(headers)
+    return unbuffered_for(accel, framed, event)

@@ -82,8 +82,9 @@ def check_production(port: int, runtime: Runtime) -> None:
         conn.request("GET", "/-/healthy", headers={"Host": "localhost"})
         status = conn.getresponse().status
     except TimeoutError:
-        if without_workers(runtime):
-            fail(without_workers(runtime))
+        reason = without_workers(runtime)
+        if reason:
+            fail(reason)
         busy = workers_busy(runtime)
         if busy:
             log("busy: every uWSGI worker is in a request")

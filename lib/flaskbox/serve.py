@@ -42,7 +42,7 @@ import time
 import traceback
 
 from . import discover, forwarded, guards, outbound, prefix, record, static, streams, writable
-from .framing import FRAMED, Reply, frames, scan
+from .framing import FRAMED, Reply, frames, scan, unbuffered_for
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, log
 from .prelude import bad_request, busy, describe, health, take_peer, waited_too_long, wants_websocket
@@ -205,12 +205,8 @@ class Serve:
                 reply.refused = busy(start_response)
                 self.refusals.note(describe(environ))
                 return lambda data: None
-            if accel is None and (reply.chunked or reply.event_stream):
-                # A stream or an event stream goes on as it comes, unless
-                # the app chose for itself (`yes` keeps nginx's buffering).
-                extra = [("X-Accel-Buffering", "no")]
-            else:
-                extra = self._spooling(length, accel is not None, files, reply)
+            extra = (unbuffered_for(accel, reply.chunked, reply.event_stream)
+                     or self._spooling(length, accel is not None, files, reply))
             if reply.chunked:
                 extra += [("Transfer-Encoding", "chunked"), FRAMED]
             write = start_response(status, [*headers, *extra], exc_info)
