@@ -1,6 +1,8 @@
 """uWSGI's worker pool on every base: the app's os.register_at_fork hooks run
 in every worker (py-call-osafterfork killed every worker at fork on Python
-3.13+), a pool whose workers die as they start stops the container fast
+3.13+), and every worker starts with what the master imported frozen out of
+the garbage collector's reach; an app that forks processes of its own keeps
+its worker; a pool whose workers die as they start stops the container fast
 with the reason in its log, and a worker crashing now and then is simply
 replaced."""
 
@@ -37,6 +39,30 @@ def test_at_fork_hooks_run_in_every_worker(containers, fixture_image, figure):
     again = every_worker(c, 4)
     assert all(answer["hooked"] == pid for pid, answer in again.items()), again
     figure("at-fork hooks: workers checked, each hooked once", f"{len(seen)} + {len(again)} after a respawn")
+    # What the master imported (Flask, the app: tens of thousands of
+    # objects) is frozen in every worker, the respawned one too, so that a
+    # full collection there neither walks it nor copies its pages.
+    frozen = [answer["frozen"] for answer in [*seen.values(), *again.values()]]
+    assert min(frozen) > 5000, frozen
+    figure("objects frozen in each worker at its fork", f"{min(frozen)} to {max(frozen)}")
+
+
+def test_an_app_that_forks_keeps_its_worker(containers, fixture_image, figure):
+    # One worker: its master gives up after 3 forks in a row of workers that
+    # never start, and each request forks 2 processes of the app's own
+    # (multiprocessing's fork start method, Python's default before 3.14).
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "1"})
+    answers = [c.request("/forked?pool=1", timeout=30) for _ in range(8)]
+    assert [r.status for r in answers] == [200] * 8, c.logs()[-3000:]
+    bodies = [r.json() for r in answers]
+    assert [body["squares"] for body in bodies] == [285] * 8
+    # The same worker answered every time: none was ended under its request.
+    assert len({body["pid"] for body in bodies}) == 1, bodies
+    # The app's own forks froze nothing more of the worker's (what was
+    # frozen may shrink as the app frees it): its garbage is still collected.
+    assert all(body["frozen_after"] <= body["frozen"] for body in bodies), bodies
+    assert "giving up" not in c.logs()
+    figure("requests that forked a pool of 2, answered by one worker", f"{len(bodies)} of 8")
 
 
 def test_a_pool_that_cannot_stay_up_fails_fast(containers, fixture_image, figure):

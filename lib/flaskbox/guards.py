@@ -338,6 +338,29 @@ class LoopWatch:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
+def on_the_masters_forks(**hooks) -> None:
+    """os.register_at_fork(**hooks), for the forks of the uWSGI master only:
+    the ones that make its workers. A worker inherits the hooks registered in
+    the master, and an app that forks in a request (os.fork, or
+    multiprocessing's "fork" start method, Python's default before 3.14)
+    would run them there: SpawnGuard took each such fork for a worker that
+    never started, and after 3 x processes of them ended the worker under
+    the request (a 502)."""
+    master = os.getpid()
+
+    def for_the_master(when: str, hook):
+        # after_in_child runs in the new process, which the master's fork made
+        # if the master is its parent.
+        whose = os.getppid if when == "after_in_child" else os.getpid
+
+        def run() -> None:
+            if whose() == master:
+                hook()
+        return run
+
+    os.register_at_fork(**{when: for_the_master(when, hook) for when, hook in hooks.items()})
+
+
 class SpawnGuard:
     """Runs in the uWSGI master after every fork of a worker (an
     os.register_at_fork hook, which py-call-uwsgi-fork-hooks calls). Each

@@ -31,15 +31,18 @@ folder (static.py). Per request it:
   however slow the client.
 
 Imported in the uWSGI master (the app is loaded before the fork), it also
-watches the workers being forked (guards.SpawnGuard).
+watches the workers being forked (guards.SpawnGuard) and hands them the
+app frozen out of the garbage collector's reach (gc.freeze).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import time
 import traceback
+from functools import partial
 
 from . import discover, forwarded, guards, outbound, prefix, record, static, streams, writable
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
@@ -358,18 +361,25 @@ def from_record(settings: record.Record):
 
 
 def prepare_the_pool(settings: record.Record) -> None:
-    """In the master only (where the app is loaded, before any fork): three
-    rounds of every worker failing is a pool that cannot stay up; a sync
-    worker handles the stop signal from its start (gevent's does so on its
-    first request, once its loop runs)."""
+    """In the master only (where the app is loaded, before any fork): a
+    worker starts with what it inherits out of the garbage collector's
+    reach; three rounds of every worker failing is a pool that cannot stay
+    up; a sync worker handles the stop signal from its start (gevent's does
+    so on its first request, once its loop runs)."""
     if uwsgi is None or uwsgi.worker_id() != 0:
         return
     processes = int(uwsgi_option("processes", "1"))
     metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
     guard = guards.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
-    os.register_at_fork(after_in_parent=guard.after_fork)
+    # gc.freeze(): a worker's full collections skip the objects it got from
+    # the master (the app and its imports). Otherwise the first one wrote to
+    # every one of them, copying their pages out of the shared memory, and
+    # held all of the worker's threads meanwhile (22-60 ms at 3940
+    # requests/s: docs/BENCHMARKS.md, "Collections in a new worker").
+    guards.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork)
     if settings["WORKER_CLASS"] != GEVENT:
-        os.register_at_fork(after_in_child=lambda: streams.install_stop_handler_once(gevent_mode=False))
+        handle_the_stop = partial(streams.install_stop_handler_once, gevent_mode=False)
+        guards.on_the_masters_forks(after_in_child=handle_the_stop)
 
 
 if uwsgi is not None:

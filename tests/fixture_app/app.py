@@ -1,7 +1,9 @@
 """Test app, deliberately unlike the sample: no static route of its own, so a
 static file that answers 200 can only have come from nginx."""
 
+import gc
 import hashlib
+import multiprocessing
 import os
 import random
 import sys
@@ -137,13 +139,24 @@ def stream(count):
     return Response(stream_with_context(lines()), mimetype="text/plain", headers=headers)
 
 
+def square(number):
+    return number * number
+
+
 @app.get("/forked")
 def forked():
     # Which process serves, whether its at-fork hook ran in it, and a random
-    # number (the same in every worker if no hook reseeded after the fork).
+    # number (the same in every worker if no hook reseeded after the fork);
+    # how many of its objects the garbage collector leaves alone (frozen)
+    # before and after the app forks processes of its own, as apps do with
+    # multiprocessing (?pool=1: a pool of 2 processes, forked).
     time.sleep(float(request.args.get("wait", "0")))
+    frozen, squares = gc.get_freeze_count(), None
+    if request.args.get("pool"):
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            squares = sum(pool.map(square, range(10)))
     return jsonify(pid=os.getpid(), hooked=AFTER_FORK.get("pid"), hooks=AFTER_FORK.get("count"),
-                   random=random.random())
+                   random=random.random(), frozen=frozen, frozen_after=gc.get_freeze_count(), squares=squares)
 
 
 @app.get("/hang")
