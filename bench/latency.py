@@ -89,14 +89,20 @@ def fixed_race(entrants: list[Contender], routes: dict[str, str], rounds: int, r
                 for route, path in routes.items():
                     got = fixed_rate(contender, path, rates[route], seconds, 2, rnd)
                     runs[contender.name][route].append(got)
-                    log(f"round {rnd} {contender.name:48} {route:9} p99 {got['latency_ms']['p99']} ms, "
-                        f"CPU µs/request {got['cpu_us_per_request']}, load {got['loadavg']}")
+                    tail = got["latency_ms"]
+                    log(f"round {rnd} {contender.name:48} {route:9} p99 {tail['p99']} ms, p99.9 "
+                        f"{tail['p99.9']} ms, max {tail['max']} ms, CPU µs/request "
+                        f"{got['cpu_us_per_request']}, load {got['loadavg']}")
     finally:
         for contender in entrants:
             contender.stop()
     return {name: {route: {
         "p50_ms": statistics.median(r["latency_ms"]["p50"] or float("inf") for r in results),
         "p99_ms": statistics.median(r["latency_ms"]["p99"] or float("inf") for r in results),
+        "p99.9_ms": statistics.median(r["latency_ms"]["p99.9"] or float("inf") for r in results),
+        # A pause that holds a process (a collection, a recycle) shows in
+        # the p99.9 and the worst, and only in some rounds.
+        "tail_ms_by_round": [{q: r["latency_ms"][q] for q in ("p99", "p99.9", "max")} for r in results],
         "errors": sum(r["status_errors"] + r["connection_errors"] + r["unanswered"] for r in results),
         "cpu_us_per_request": {g: round(statistics.median(r["cpu_us_per_request"][g] for r in results), 1)
                                for g in results[0]["cpu_us_per_request"]},
