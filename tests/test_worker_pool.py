@@ -49,20 +49,18 @@ def test_at_fork_hooks_run_in_every_worker(containers, fixture_image, figure):
 
 def test_an_app_that_forks_keeps_its_worker(containers, fixture_image, figure):
     # One worker: its master gives up after 3 forks in a row of workers that
-    # never start, and each request forks 2 processes of the app's own
-    # (multiprocessing's fork start method, Python's default before 3.14).
+    # never start, and each request forks 2 processes of the app's own.
     c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "1"})
-    answers = [c.request("/forked?pool=1", timeout=30) for _ in range(8)]
+    answers = [c.request("/forked?forks=2") for _ in range(8)]
     assert [r.status for r in answers] == [200] * 8, c.logs()[-3000:]
     bodies = [r.json() for r in answers]
-    assert [body["squares"] for body in bodies] == [285] * 8
     # The same worker answered every time: none was ended under its request.
     assert len({body["pid"] for body in bodies}) == 1, bodies
     # The app's own forks froze nothing more of the worker's (what was
     # frozen may shrink as the app frees it): its garbage is still collected.
     assert all(body["frozen_after"] <= body["frozen"] for body in bodies), bodies
     assert "giving up" not in c.logs()
-    figure("requests that forked a pool of 2, answered by one worker", f"{len(bodies)} of 8")
+    figure("requests that forked 2 processes each, answered by one worker", f"{len(bodies)} of 8")
 
 
 def test_a_pool_that_cannot_stay_up_fails_fast(containers, fixture_image, figure):

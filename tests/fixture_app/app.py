@@ -3,7 +3,6 @@ static file that answers 200 can only have come from nginx."""
 
 import gc
 import hashlib
-import multiprocessing
 import os
 import random
 import sys
@@ -139,24 +138,22 @@ def stream(count):
     return Response(stream_with_context(lines()), mimetype="text/plain", headers=headers)
 
 
-def square(number):
-    return number * number
-
-
 @app.get("/forked")
 def forked():
     # Which process serves, whether its at-fork hook ran in it, and a random
     # number (the same in every worker if no hook reseeded after the fork);
     # how many of its objects the garbage collector leaves alone (frozen)
-    # before and after the app forks processes of its own, as apps do with
-    # multiprocessing (?pool=1: a pool of 2 processes, forked).
+    # before and after the app forks processes of its own (?forks=N: N
+    # children that exit at once, as an app's os.fork does).
     time.sleep(float(request.args.get("wait", "0")))
-    frozen, squares = gc.get_freeze_count(), None
-    if request.args.get("pool"):
-        with multiprocessing.get_context("fork").Pool(2) as pool:
-            squares = sum(pool.map(square, range(10)))
+    frozen = gc.get_freeze_count()
+    for _ in range(int(request.args.get("forks", "0"))):
+        child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
     return jsonify(pid=os.getpid(), hooked=AFTER_FORK.get("pid"), hooks=AFTER_FORK.get("count"),
-                   random=random.random(), frozen=frozen, frozen_after=gc.get_freeze_count(), squares=squares)
+                   random=random.random(), frozen=frozen, frozen_after=gc.get_freeze_count())
 
 
 @app.get("/hang")
