@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from flaskbox import file_vars
-from helpers import share_with_container
+from helpers import docker, share_with_container
 
 
 def shell(env: dict[str, str], script: str) -> subprocess.CompletedProcess:
@@ -180,6 +180,26 @@ def test_a_root_only_file_is_read_before_stepping_down(containers, fixture_image
     c = containers.run(env={"SECRET_TOKEN_FILE": "/run/secrets/token"}, image=fixture_image["image"],
                        docker_args=("--user", "0", "-v", f"{path}:/run/secrets/token:ro"))
     assert c.wait_http("/env/SECRET_TOKEN").json() == {"value": value}
+
+
+def test_docker_exec_flask_gets_it_too(containers, fixture_image, secret):
+    # docker exec starts no entry point: the image's flask command reads
+    # VAR_FILE itself, so `flask db upgrade` acts on the database a secret
+    # names, not on the app's fallback.
+    path, value = secret(0o400)
+    os.chown(path, 0, 0)
+    c = containers.run(env={"SECRET_TOKEN_FILE": "/run/secrets/token"}, image=fixture_image["image"],
+                       docker_args=("--user", "0", "-v", f"{path}:/run/secrets/token:ro"))
+    c.wait_http("/env/SECRET_TOKEN")
+    code = "import os; print('TOKEN', os.environ.get('SECRET_TOKEN'), os.environ.get('SECRET_TOKEN_FILE'))\n"
+    shell = docker("exec", "-i", c.name, "flask", "shell", input=code, check=False)
+    assert shell.returncode == 0, shell.stdout + shell.stderr
+    assert f"TOKEN {value} None" in shell.stdout, shell.stdout
+    # As a user who may not read it: refused, naming the file, not the value.
+    refused = c.exec("flask", "routes", user="10001:0")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "SECRET_TOKEN_FILE='/run/secrets/token' cannot be read" in refused.stderr, refused.stderr
+    assert value not in refused.stdout + refused.stderr
 
 
 def test_refusals_exit_2_naming_the_file_and_never_the_value(containers, secret):
