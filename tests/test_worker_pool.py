@@ -2,7 +2,8 @@
 in every worker (py-call-osafterfork killed every worker at fork on Python
 3.13+), and every worker starts with what the master imported frozen out of
 the garbage collector's reach; an app that forks processes of its own keeps
-its worker; a pool whose workers die as they start stops the container fast
+its worker, and the processes it starts take signals as under plain
+Python (a pool child ends on SIGTERM); a pool whose workers die as they start stops the container fast
 with the reason in its log, and a worker crashing now and then is simply
 replaced."""
 
@@ -61,6 +62,31 @@ def test_an_app_that_forks_keeps_its_worker(containers, fixture_image, figure):
     assert all(body["frozen_after"] <= body["frozen"] for body in bodies), bodies
     assert "giving up" not in c.logs()
     figure("requests that forked 2 processes each, answered by one worker", f"{len(bodies)} of 8")
+
+
+def test_the_apps_own_processes_take_signals_as_under_plain_python(containers, fixture_image, figure):
+    # uWSGI blocks every signal in its request threads but the first, and a
+    # process inherits its thread's mask: a pool child that ignored SIGTERM
+    # hung `with multiprocessing.Pool()` now and then. Concurrent requests,
+    # until some were served by such a thread.
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "1"})
+    answers = []
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            answers += pool.map(lambda _: c.request("/children", timeout=30), range(8))
+            if any(r.status == 200 and r.json()["thread"] for r in answers):
+                break
+    assert [r.status for r in answers] == [200] * len(answers), c.logs()[-3000:]
+    bodies = [r.json() for r in answers]
+    from_blocking_threads = [body for body in bodies if body["thread"]]
+    assert from_blocking_threads, f"no request was served by a thread that blocks signals: {bodies[:2]}"
+    for body in bodies:
+        assert body["forked"] == {"blocked": [], "term_default": True}, body
+        assert body["forked_terminated"] == -15, body
+        assert body["program_blocked"] == "[]", body
+        assert body["program_terminated"] == -15, body
+    figure("requests from threads that block signals whose children took SIGTERM",
+           f"{len(from_blocking_threads)} of {len(bodies)}")
 
 
 def test_a_pool_that_cannot_stay_up_fails_fast(containers, fixture_image, figure):

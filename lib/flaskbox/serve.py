@@ -44,7 +44,7 @@ import time
 import traceback
 from functools import partial
 
-from . import discover, forwarded, guards, outbound, prefix, record, static, streams, writable
+from . import children, discover, forwarded, guards, outbound, prefix, record, static, streams, writable
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, log
@@ -377,6 +377,9 @@ def prepare_the_pool(settings: record.Record) -> None:
     # held all of the worker's threads meanwhile (22-60 ms at 3940
     # requests/s: docs/BENCHMARKS.md, "Collections in a new worker").
     guards.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork)
+    # The processes the app starts in a request take signals as under plain
+    # Python (flaskbox/children.py).
+    children.start_plain(os.getpid())
     if settings["WORKER_CLASS"] != GEVENT:
         handle_the_stop = partial(streams.install_stop_handler_once, gevent_mode=False)
         guards.on_the_masters_forks(after_in_child=handle_the_stop)

@@ -266,6 +266,9 @@ def watch_for_the_stop_signal() -> None:
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
 
     def watch() -> None:
+        # Signals are the main thread's to take, as uWSGI means (its handlers
+        # look for the request of the thread they run in).
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while True:
             if int(STOP_SIGNAL).to_bytes(1, "little") in os.read(read_end, 64):
                 OPEN.end_all(STOP_REASON)

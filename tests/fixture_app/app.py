@@ -3,8 +3,11 @@ static file that answers 200 can only have come from nginx."""
 
 import gc
 import hashlib
+import multiprocessing
 import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -154,6 +157,48 @@ def forked():
         os.waitpid(child, 0)
     return jsonify(pid=os.getpid(), hooked=AFTER_FORK.get("pid"), hooks=AFTER_FORK.get("count"),
                    random=random.random(), frozen=frozen, frozen_after=gc.get_freeze_count())
+
+
+def signals_here() -> dict:
+    """This process's signal mask, as numbers, and whether SIGTERM would
+    end it (the default action)."""
+    return {"blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ())),
+            "term_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL}
+
+
+def in_a_child(queue) -> None:
+    queue.put(signals_here())
+
+
+@app.get("/children")
+def children():
+    # What the processes a request starts begin with: a multiprocessing
+    # child's mask and SIGTERM handler, and whether terminate() ends one
+    # (Pool.terminate() relies on it), and the same for a program run by
+    # subprocess; with the mask of the thread serving, which they inherit.
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    probe = context.Process(target=in_a_child, args=(queue,))
+    probe.start()
+    forked = queue.get(timeout=10)
+    probe.join(10)
+    sleeper = context.Process(target=time.sleep, args=(60,))
+    sleeper.start()
+    sleeper.terminate()
+    sleeper.join(5)
+    program = subprocess.run(["python3", "-c", "import signal; print(sorted(int(s) for s in "
+                              "signal.pthread_sigmask(signal.SIG_BLOCK, ())))"],
+                             capture_output=True, text=True, timeout=10)
+    sleep = subprocess.Popen(["sleep", "60"])
+    sleep.terminate()
+    try:
+        sleep_code = sleep.wait(5)
+    except subprocess.TimeoutExpired:
+        sleep.kill()
+        sleep_code = "still running"
+    return jsonify(thread=sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ())),
+                   forked=forked, forked_terminated=sleeper.exitcode,
+                   program_blocked=program.stdout.strip(), program_terminated=sleep_code)
 
 
 @app.get("/hang")
