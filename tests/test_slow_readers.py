@@ -132,3 +132,18 @@ def test_the_share_counts_each_address_apart():
     # A new process in worker 1's place (a respawn) starts with its row free.
     share.pid = None
     assert share.take("10.0.0.1", worker=1) is not None
+
+
+def test_the_pace_of_an_answer_is_read_in_the_same_pass_as_its_vary():
+    """An answer at its client's pace is told by what the wrapper put on it
+    (X-Accel-Buffering: no; Transfer-Encoding: chunked for a stream), from
+    the pass that settles its Vary, whatever the case of the names."""
+    stream = [("Content-Type", "text/csv"), ("x-accel-buffering", " No"), ("TRANSFER-ENCODING", "chunked")]
+    headers, unbuffered, chunked = outbound.settle("200 OK", stream, compressed=True)
+    assert (unbuffered, chunked) == (True, True) and headers == stream
+    large = [("Content-Type", "text/html"), ("Content-Length", "9000000"), ("X-Accel-Buffering", "no"),
+             ("Vary", "Cookie")]
+    headers, unbuffered, chunked = outbound.settle("200 OK", large, compressed=True)
+    assert (unbuffered, chunked) == (True, False) and ("Vary", "Cookie, Accept-Encoding") in headers
+    spooled = [("Content-Type", "text/html"), ("Content-Length", "13")]
+    assert outbound.settle("200 OK", spooled, compressed=False)[1:] == (False, False)

@@ -50,6 +50,8 @@ RELATIVES = frozenset(f"HTTP_{name.upper().replace('-', '_')}" for name in (
     # The client's certificate, which an app may take as its identity.
     "X-Forwarded-Client-Cert", "X-Forwarded-Tls-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
 ))
+# What a request from anyone but a trusted proxy must not bring to the app.
+UNTRUSTED = RELATIVES.union(KEYS)
 
 VALID_HOST = re.compile(HOST_FORM)
 VALID_PORT = re.compile(r"[0-9]{1,5}")
@@ -102,16 +104,18 @@ def apply(environ: dict, trusted: bool, allowed: Iterable[str], tls: bool = Fals
     what may be believed. `tls`: the request came over nginx's own HTTPS
     (TLS_PORT). Returns why the request must be refused with 400 (a trusted
     proxy named a malformed or unlisted host), or None."""
-    received = {key: environ.pop(key, None) for key in KEYS}
     # The scheme of the connection nginx took, whatever a client claims
     # (uWSGI copies X-Forwarded-Proto, all of it, here); only a trusted
     # proxy, which speaks for its own client, may say otherwise.
     environ["wsgi.url_scheme"] = "https" if tls else "http"
     if not trusted:
-        if not RELATIVES.isdisjoint(environ):  # seldom: no cost beyond this test
-            for key in RELATIVES.intersection(environ):
+        # Nothing of theirs is believed: dropped, if there is any (seldom:
+        # then this test is all it costs).
+        if not UNTRUSTED.isdisjoint(environ):
+            for key in UNTRUSTED.intersection(environ):
                 del environ[key]
         return None
+    received = {key: environ.pop(key, None) for key in KEYS}
     proto = last(received[PROTO]).lower()
     if proto in ("http", "https"):
         environ["wsgi.url_scheme"] = environ[PROTO] = proto

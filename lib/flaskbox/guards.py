@@ -29,8 +29,12 @@ from .streams import OPEN
 # uWSGI's exit code for a worker that leaves quietly: the master replaces it
 # without calling it a crash (uwsgi.h, UWSGI_QUIET_CODE).
 QUIET_EXIT = 29
-# How often the watchdog looks at the requests in its worker.
-WATCH_EVERY = 0.1
+# How often the watchdog looks at the requests in its worker: a twentieth of
+# REQUEST_TIMEOUT, so that a 504 comes at most 5 % late, within these bounds
+# (watch_every). Each look takes Python's lock from the worker's request
+# threads, so the default timeout (60 s) looks twice a second, not ten times
+# (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
+WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
 # A request past REQUEST_TIMEOUT whose thread has not come back this long
 # after it was answered (or cut) is stuck: its worker retires. A stream's
 # generator that merely sleeps between events comes back sooner, sees the
@@ -40,6 +44,11 @@ STUCK_AFTER = 1.0
 ACCEPTED_WITHIN = 0.5
 # How often a worker looks at its resident memory (WORKER_MAX_MEMORY).
 MEMORY_EVERY = 1.0
+
+
+def watch_every(timeout: float) -> float:
+    """Seconds between the watchdog's looks, for REQUEST_TIMEOUT `timeout`."""
+    return min(max(timeout / 20, WATCH_EVERY_LEAST), WATCH_EVERY_MOST)
 
 
 def resident_bytes() -> int:
@@ -82,7 +91,11 @@ class Watched:
     queue; not while uWSGI writes to a slow client, which send timeouts bound
     instead. Either the request's own thread claims the response (it is
     about to send its first bytes) or the watchdog does (it answers 504):
-    never both."""
+    never both. One is made for every request: slots, and one lock for
+    every claim (held for a test and a store), not one made per request."""
+
+    __slots__ = ("what", "fd", "used", "since", "claimed_by", "expired_at")
+    CLAIMS = threading.Lock()
 
     def __init__(self, what: str, fd: int | None, waited: float):
         self.what = what
@@ -91,7 +104,6 @@ class Watched:
         self.since: float | None = None  # in the app since then
         self.claimed_by: str | None = None  # "app" or "watchdog"
         self.expired_at: float | None = None
-        self.lock = threading.Lock()
 
     def enter(self) -> None:
         self.since = time.monotonic()
@@ -105,7 +117,7 @@ class Watched:
         return self.used + (now - self.since if self.since is not None else 0.0)
 
     def claim(self, by: str) -> bool:
-        with self.lock:
+        with self.CLAIMS:
             if self.claimed_by is None:
                 self.claimed_by = by
             return self.claimed_by == by
@@ -157,6 +169,7 @@ class Watchdog:
 
     def __init__(self, timeout: float, memory_cap: int = 0):
         self.timeout = timeout
+        self.every = watch_every(timeout)
         self.memory_cap = memory_cap
         self.memory = MemoryCap(0)  # each worker's own, from its first request (begin)
         self.running: dict[int, Watched] = {}
@@ -193,7 +206,7 @@ class Watchdog:
 
     def _watch(self) -> None:
         while True:
-            time.sleep(WATCH_EVERY)
+            time.sleep(self.every)
             now = time.monotonic()
             running = list(self.running.values())
             for watched in running:

@@ -59,23 +59,33 @@ def template_values(values) -> dict[str, str]:
             "APP_GZIP": "on" if values["COMPRESS_APP_RESPONSES"] == "1" else "off"}
 
 
-def settle_vary(status: str, headers: list, compressed: bool) -> list:
-    """The headers with one Vary line, each token once, Accept-Encoding
-    added when nginx may compress this answer (or its 200)."""
-    varies, kind, encoded = [], None, False
+def settle(status: str, headers: list, compressed: bool) -> tuple[list, bool, bool]:
+    """One pass over an answer's headers, for what this layer decides per
+    answer: (the headers with one Vary line, each token once, Accept-Encoding
+    added when nginx may compress this answer (or its 200); whether nginx
+    passes it on as it comes, unbuffered, so that it holds its thread at the
+    client's pace; whether it is chunked: a stream). Read once: this runs on
+    every answer."""
+    varies, kind, encoded, unbuffered, chunked = [], None, False, False, False
     for name, value in headers:
         lowered = name.lower()
-        if lowered == "vary":
-            varies.append(value)
-        elif lowered == "content-type":
+        if lowered == "content-type":
             kind = value
+        elif lowered == "content-length":
+            continue
+        elif lowered == "vary":
+            varies.append(value)
         elif lowered == "content-encoding":
             encoded = bool(value.strip())
+        elif lowered == "x-accel-buffering":
+            unbuffered = value.strip().lower() == "no"
+        elif lowered == "transfer-encoding":
+            chunked = "chunked" in value.lower()
     code = int(status[:3])
     add = (compressed and not encoded and code in VARIED
            and (kind.partition(";")[0].strip().lower() in COMPRESSIBLE if kind is not None else code == 304))
     if not varies:
-        return [*headers, ("Vary", "Accept-Encoding")] if add else headers
+        return ([*headers, ("Vary", "Accept-Encoding")] if add else headers), unbuffered, chunked
     tokens: dict[str, str] = {}
     for value in varies:
         for token in value.split(","):
@@ -88,8 +98,14 @@ def settle_vary(status: str, headers: list, compressed: bool) -> list:
         tokens = {"*": "*"}
     line = ", ".join(tokens.values())
     if len(varies) == 1 and line == varies[0]:
-        return headers
-    return [*(header for header in headers if header[0].lower() != "vary"), ("Vary", line)]
+        return headers, unbuffered, chunked
+    settled = [*(header for header in headers if header[0].lower() != "vary"), ("Vary", line)]
+    return settled, unbuffered, chunked
+
+
+def settle_vary(status: str, headers: list, compressed: bool) -> list:
+    """settle()'s headers alone: the Vary this layer settles on."""
+    return settle(status, headers, compressed)[0]
 
 
 def address_key(address: str) -> int:
@@ -180,20 +196,6 @@ class Hold:
         self.stream = False
 
 
-def at_clients_pace(headers) -> tuple[bool, bool]:
-    """(whether nginx passes this answer on as it comes, unbuffered, so that
-    it holds its thread at the client's pace; whether it is chunked: a
-    stream)."""
-    unbuffered = chunked = False
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "x-accel-buffering":
-            unbuffered = value.strip().lower() == "no"
-        elif lowered == "transfer-encoding":
-            chunked = "chunked" in value.lower()
-    return unbuffered, chunked
-
-
 def refuse(start_response) -> list[bytes]:
     start_response("503 Service Unavailable",
                    [("Content-Type", "text/plain"), ("Content-Length", str(len(REFUSED_BODY))),
@@ -231,10 +233,9 @@ class Outbound:
                 return refuse(start_response)
 
         def held_start_response(status, headers, exc_info=None):
-            headers = settle_vary(status, headers, self.compressed)
+            headers, unbuffered, chunked = settle(status, headers, self.compressed)
             hold.started = True
             if exc_info is None and hold.index is None:
-                unbuffered, chunked = at_clients_pace(headers)
                 if unbuffered and not file_given(environ):
                     hold.index = share.take(environ.get("REMOTE_ADDR", ""), self.worker_id())
                     if hold.index is None:
