@@ -3,7 +3,11 @@ which fails when the path is broken (frozen workers), never for being busy
 (test_overload.py), and says why when nginx has no workers to answer."""
 
 import json
+import socket
+import threading
+import time
 
+import pytest
 from test_settings import FakeHost
 
 from flaskbox import health, layout
@@ -62,3 +66,44 @@ def test_the_health_check_says_when_nginx_has_no_workers(tmp_path):
         "nginx has no worker processes (it could not start them: the pids limit is 40, 40 in use)")
     (children / "children").write_text("41 42 ")
     assert health.without_workers(runtime, host, tmp_path / "proc") == ""
+
+
+def answering(reply: bytes | None) -> tuple[socket.socket, threading.Thread]:
+    """A listener on 127.0.0.1 that reads one request and sends `reply`
+    (None: says nothing), then closes."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            request = conn.recv(4096)
+            assert request.startswith(b"GET /-/healthy HTTP/1.1\r\n"), request
+            if reply is None:
+                time.sleep(1)
+            else:
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.mark.parametrize("reply, status", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n", 200),
+    (b"HTTP/1.1 503 Service Unavailable\r\n", 503),
+    (b"HTTP/1.1 5", OSError),  # cut before its status
+    (b"SSH-2.0-OpenSSH_9.2\r\n", OSError),  # not HTTP
+    (b"", OSError),  # closed without a word
+    (None, TimeoutError),
+])
+def test_the_probe_reads_the_status_line_alone(monkeypatch, reply, status):
+    monkeypatch.setattr(health, "PROBE_SECONDS", 0.3)
+    server, thread = answering(reply)
+    with server:
+        port = server.getsockname()[1]
+        if isinstance(status, int):
+            assert health.probe(port) == status
+        else:
+            with pytest.raises(status):
+                health.probe(port)
+        thread.join(5)
