@@ -155,7 +155,7 @@ def test_time_in_the_queue_counts():
                          [(0.2, 0.1), (2, 0.1), (5, 0.25), (10, 0.5), (60, 0.5), (3600, 0.5)])
 def test_the_watchdog_looks_often_enough_for_a_504_at_most_5_percent_late(timeout, every):
     # Each look takes Python's lock from the worker's request threads, so
-    # the default timeout (60 s) is looked at twice a second, not ten times.
+    # the default timeout (30 s) is looked at twice a second, not ten times.
     assert guards.watch_every(timeout) == every
     assert guards.Watchdog(timeout).every == every
 

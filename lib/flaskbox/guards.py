@@ -32,7 +32,7 @@ QUIET_EXIT = 29
 # How often the watchdog looks at the requests in its worker: a twentieth of
 # REQUEST_TIMEOUT, so that a 504 comes at most 5 % late, within these bounds
 # (watch_every). Each look takes Python's lock from the worker's request
-# threads, so the default timeout (60 s) looks twice a second, not ten times
+# threads, so the default timeout (30 s) looks twice a second, not ten times
 # (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
 WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
 # A request past REQUEST_TIMEOUT whose thread has not come back this long
