@@ -118,11 +118,15 @@ def test_a_body_that_keeps_sending_is_never_cut_however_long():
 
 
 def test_until_the_first_part_the_queue_and_the_handler_count_together():
-    dog = Recorder(0.2)
-    watched = dog.begin(environ(), None, 0.15)
+    dog = Recorder(0.5)
+    watched = dog.begin(environ(), None, 0.45)
 
     def body():
-        time.sleep(0.1)  # 0.15 s queued + 0.1 s to the first part: past 0.2 s
+        # 0.45 s queued + 0.3 s to the first part: past 0.5 s, which neither
+        # is alone. The watchdog looks every 0.1 s, so it sees the sum pass
+        # the timeout twice before the part comes (one look apart, the
+        # test raced the look: CI lost it once).
+        time.sleep(0.3)
         yield b"late"
 
     assert list(dog.watch(body(), watched)) == []
