@@ -38,6 +38,7 @@ class Download:
     url: str
     rate: int = 2 * MB        # bytes a second
     http2: bool = False       # over TLS with ALPN h2 (any certificate)
+    head: bytes = b""         # more request header lines, raw (HTTP/1.1), each ending CRLF
     status: int | None = None
     version: str = ""
     answer_headers: dict[str, str] = field(default_factory=dict)  # lower-case names
@@ -111,8 +112,8 @@ class Download:
         sock.connect((parts.hostname, parts.port))
         with sock:
             target = parts.path + (f"?{parts.query}" if parts.query else "")
-            request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n"
-            sock.sendall(request.encode())
+            request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n"
+            sock.sendall(request.encode() + self.head + b"\r\n")
             reader = Reader(sock)
             head = reader.until(b"\r\n\r\n")
             status_line, *lines = head.decode("latin-1").split("\r\n")

@@ -114,6 +114,27 @@ def test_downloads_in_flight_finish_on_the_old_code_while_new_requests_get_the_n
     assert lines and all(line.endswith("done=ok") for line in lines), "\n".join(lines)
 
 
+def test_a_download_whose_request_sent_bytes_that_are_not_utf8_still_finishes(containers, tmp_path, certs):
+    # uWSGI's stats carry a running request's headers as they came; one such
+    # byte once made them unreadable, and the reload took the old code for
+    # idle and cut its downloads at once (test_uwsgi_stats.py).
+    old = uuid.uuid4().hex
+    app = fixture_copy(tmp_path, old)
+    c = serve(containers, app, certs)
+    rows = 20_000  # 1.6 MB in batches of 1000 rows, one every 0.25 s: 5 s
+    export = Download(f"http://127.0.0.1:{c.port}/export/{rows}?every=0.25",
+                      head=b"X-Legacy: caf\xe9\r\nUser-Agent: old\x01client\r\n").start()
+    wait_started(c, [export])
+    write_version(app, uuid.uuid4().hex)
+    docker("kill", "-s", "HUP", c.name)
+    export.wait()
+    assert export.whole and export.status == 200, f"{export}\n{c.logs()[-4000:]}"
+    assert export.sha256 == export_digest(rows)
+    c.wait_until(lambda: "the old code (generation 1) has finished its requests and stopped" in c.logs(),
+                 "the old code stopped once the export ended")
+    assert "still busy past their budget" not in c.logs() and "after RELOAD_GRACE" not in c.logs()
+
+
 def export_digest(rows: int) -> str:
     """What /export/<rows> sends, row by row, as the fixture app writes it."""
     sha = hashlib.sha256()

@@ -9,28 +9,15 @@ generation in DIR holds nothing, 1 if it still does after SECONDS."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
 
+from . import uwsgi_stats
 from .layout import Generation
 
 POLL_EVERY = 0.2
-
-
-def read_stats(path: Path, timeout: float = 2.0) -> dict | None:
-    """uWSGI's stats (its stats socket's JSON), or None."""
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            data = b"".join(iter(lambda: sock.recv(65536), b""))
-        return json.loads(data)
-    except (OSError, ValueError):
-        return None
 
 
 def connected_inodes(folder: Path, table: str = "/proc/net/unix") -> set[str]:
@@ -67,7 +54,7 @@ def held_inodes(pid: int) -> set[str]:
 
 def in_flight(generation: Generation) -> int:
     """Requests the generation still holds: queued or being answered."""
-    stats = read_stats(generation.stats_socket)
+    stats = uwsgi_stats.read(generation.stats_socket)
     if stats is None:
         return 0  # its master is gone: nothing left to wait for
     queued = sum(sock.get("queue", 0) for sock in stats.get("sockets", []))

@@ -24,12 +24,11 @@ The mode and port come from the record of this start (record.py), because
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 from pathlib import Path
 
-from . import record
+from . import record, uwsgi_stats
 from .host import Host
 from .layout import DEBUG, Runtime
 from .log import error, log
@@ -45,13 +44,9 @@ def fail(message: str) -> None:
 def workers_busy(runtime: Runtime) -> bool | None:
     """True when uWSGI's stats say every worker is in a request; None when
     the stats cannot be read."""
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(PROBE_SECONDS)
-            sock.connect(str(runtime.stats_socket))
-            data = b"".join(iter(lambda: sock.recv(65536), b""))
-        workers = json.loads(data)["workers"]
-    except (OSError, ValueError, KeyError):
+    stats = uwsgi_stats.read(runtime.stats_socket, PROBE_SECONDS)
+    workers = stats.get("workers") if stats else None
+    if not isinstance(workers, list):
         return None
     return bool(workers) and all(worker.get("status") == "busy" for worker in workers)
 

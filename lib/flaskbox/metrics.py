@@ -23,7 +23,6 @@ process, recycled ones included, and cost a request nothing:
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import re
 import signal
@@ -36,7 +35,7 @@ from collections import Counter
 from http import HTTPStatus
 from pathlib import Path
 
-from . import record
+from . import record, uwsgi_stats
 from .layout import Runtime
 from .log import error
 from .nginx_lines import BUCKETS, HANDLERS, REASONS, REPLACED, ROTATE_BYTES, ZONES, Counts, Tail
@@ -82,7 +81,7 @@ class Collector:
         self.poll()
         with self.lock:
             lines = self._requests()
-        stats = read_stats(self.place.stats_socket)
+        stats = uwsgi_stats.read(self.place.stats_socket)
         lines += self._workers(stats)
         lines += self._nginx(read_stub_status(self.place.status_socket))
         lines += self._streams(stats)
@@ -233,14 +232,6 @@ def read_unix(path: Path, request: bytes = b"") -> bytes | None:
                 sock.sendall(request)
             return b"".join(iter(lambda: sock.recv(65536), b""))
     except OSError:
-        return None
-
-
-def read_stats(path: Path) -> dict | None:
-    data = read_unix(path)
-    try:
-        return json.loads(data) if data else None
-    except ValueError:
         return None
 
 
