@@ -261,11 +261,31 @@ _reload_uwsgi() {
 #   What is reloaded: the certificate files (if they changed), the app's
 #   code, and nginx's configuration (if the drop-ins or the static folder
 #   changed); not the settings, which need a restart.
+#   A SIGHUP that comes while a reload runs (bash runs the trap again,
+#   inside the one running) is noted, and one more reload follows this one:
+#   two at once would start two new generations in the same folder.
 _prod_reload() {
 	if [ -z "${FLASKBOX_NGINX_PID:-}" ]; then
 		flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"
 		return 0
 	fi
+	if [ -n "${FLASKBOX_RELOADING:-}" ]; then
+		FLASKBOX_RELOAD_AGAIN=1
+		flaskbox_log "SIGHUP during a reload: another reload follows this one"
+		return 0
+	fi
+	FLASKBOX_RELOADING=1
+	FLASKBOX_RELOAD_AGAIN=1
+	while [ -n "$FLASKBOX_RELOAD_AGAIN" ]; do
+		FLASKBOX_RELOAD_AGAIN=
+		_prod_reload_once
+	done
+	FLASKBOX_RELOADING=
+}
+
+# _prod_reload_once
+#   One reload in place.
+_prod_reload_once() {
 	flaskbox_log "SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they changed; settings need a restart)"
 	[ -z "${TLS_CERT:-}" ] || python3 -I -m flaskbox tls-apply || true
 	if [ "$FLASKBOX_RELOAD_ROOM" = 1 ]; then
@@ -527,6 +547,7 @@ flaskbox_start_production() {
 		[[ "$var" != UWSGI_* ]] || unset "$var"
 	done
 	FLASKBOX_NGINX_PID='' FLASKBOX_METRICS_PID='' FLASKBOX_TLS_WATCH_PID='' FLASKBOX_STARTING_PID='' FLASKBOX_UWSGI_PID=''
+	FLASKBOX_RELOADING='' FLASKBOX_RELOAD_AGAIN=''
 	# Retiring generations: the retiring subshell's pid -> its master's.
 	declare -gA FLASKBOX_RETIRING=()
 	# The stop runs inside the trap, so a signal arriving at any moment

@@ -211,3 +211,29 @@ def test_hup_while_the_app_is_still_importing_changes_nothing(containers, fixtur
                  "the HUP logged")
     c.wait_http("/", timeout=30)
     assert c.running()
+
+
+def test_a_hup_during_a_reload_is_one_more_reload_and_the_pool_stays_supervised(containers, fixture_image):
+    # Each generation takes 3 s to import, so the second HUP lands while the
+    # first reload waits for the new code. bash runs a trap again inside the
+    # one running: two reloads at once once started two generations in one
+    # folder, and the supervisor lost sight of the one that served.
+    c = containers.run(image=fixture_image["image"], env={"APP_MODULE": "slow:app", "IMPORT_SECONDS": "3"})
+    c.wait_http("/", timeout=30)
+    hup(c)
+    c.wait_until(lambda: "SIGHUP: reloading in place" in c.logs(), "the first reload under way")
+    hup(c)
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 3)" in c.logs(),
+                 "the second reload done", timeout=40)
+    c.wait_until(lambda: "the old code (generation 2) has finished its requests" in c.logs(),
+                 "generation 2 retired", timeout=40)
+    logs = c.logs()
+    assert "SIGHUP during a reload: another reload follows this one" in logs
+    assert logs.count("uWSGI serves the app's new code (generation 2)") == 1, logs
+    assert c.request("/").status == 200
+    masters = c.pids("flaskbox uWSGI master")
+    assert len(masters) == 1, (masters, c.processes(), logs)
+    # The master that serves is the one supervised: its death ends the container.
+    c.signal("KILL", masters[0])
+    c.wait_until(lambda: not c.running(), "the container to stop once its uWSGI master died", timeout=20)
+    assert c.exit_code() != 0, c.logs()
