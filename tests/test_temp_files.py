@@ -11,6 +11,8 @@ upload failed with "No space left on device"; 10 clients that never read a
 import socket
 import time
 
+import pytest
+
 MB = 1 << 20
 
 
@@ -20,11 +22,11 @@ def used_kb(container, path: str = "/tmp") -> int:
     return int(container.exec("df", "-k", "--output=used", path).stdout.split()[-1])
 
 
-def stalled_upload(port: int, source: str, sent: list, answers: list) -> socket.socket:
-    """Announces a 10 MB body, sends 9 MB of it and stops. Records the
-    answer if nginx refuses it at once."""
+def stalled_upload(port: int, source: str, sent: list, answers: list, length: bytes) -> socket.socket:
+    """Announces a 10 MB body (Content-Length: `length`), sends 9 MB of it
+    and stops. Records the answer if nginx refuses it at once."""
     sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=5)
-    sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (10 * MB))
+    sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: " + length + b"\r\n\r\n")
     sock.settimeout(0.5)
     try:
         for _ in range(9):
@@ -41,13 +43,15 @@ def stalled_upload(port: int, source: str, sent: list, answers: list) -> socket.
     return sock
 
 
-def test_stalled_uploads_cannot_fill_the_disk(containers, fixture_image, figure):
+# nginx reads 010485760 as 10485760: written so, an upload must count as one.
+@pytest.mark.parametrize("length", [b"%d" % (10 * MB), b"0%d" % (10 * MB)], ids=["length", "leading zero"])
+def test_stalled_uploads_cannot_fill_the_disk(containers, fixture_image, figure, length):
     c = containers.serving(image=fixture_image["image"], docker_args=(
         "--read-only", "--tmpfs", "/tmp:size=256m"))
     assert "12 uploads at once (128m)" in c.logs()
     sent: list[str] = []
     answers: list[str] = []
-    socks = [stalled_upload(c.port, "127.0.0.2", sent, answers) for _ in range(30)]
+    socks = [stalled_upload(c.port, "127.0.0.2", sent, answers, length) for _ in range(30)]
     # The accepted uploads' 9 MB each reach the disk as nginx reads them.
     peak = c.wait_until(lambda: (used := used_kb(c)) >= 3 * 8 * 1024 and used, "the uploads to reach /tmp")
     # Another client's upload meanwhile gets through whole.
