@@ -47,19 +47,34 @@ _uwsgi_start() {
 	FLASKBOX_STARTING_PID=$!
 }
 
-# _uwsgi_wait_ready N PID
+# _uwsgi_wait_ready N PID [SERVING...]
 #   Waits until a worker of generation N accepts requests (app.ini's
 #   hook-accepting1-once). Returns non-zero, the master's exit code, if it
-#   exited first: a broken app, or a pool that cannot stay up.
+#   exited first: a broken app, or a pool that cannot stay up. In a reload,
+#   SERVING are the processes that serve meanwhile (nginx's master, the
+#   running uWSGI master): the supervisor waits here, not on them, so if one
+#   of them dies this returns FLASKBOX_RELOAD_ABANDONED at once, for the
+#   supervisor to act on (a slow or hung import must not keep a dead
+#   container up). Every FLASKBOX_RELOAD_NOTE_EVERY seconds it says that the
+#   new code is still loading.
+FLASKBOX_RELOAD_ABANDONED=254
+FLASKBOX_RELOAD_NOTE_EVERY=30
 _uwsgi_wait_ready() {
-	local dir status=0
+	local dir status=0 pid waited=0
 	dir="$(_gen_dir "$1")"
 	until [ -e "$dir/ready" ]; do
 		if ! kill -0 "$2" 2>/dev/null; then
 			wait "$2" 2>/dev/null || status=$?
 			return "$((status == 0 ? 1 : status))"
 		fi
+		for pid in "${@:3}"; do
+			kill -0 "$pid" 2>/dev/null || return "$FLASKBOX_RELOAD_ABANDONED"
+		done
 		sleep 0.05
+		waited=$((waited + 1))
+		if [ $# -gt 2 ] && [ $((waited % (FLASKBOX_RELOAD_NOTE_EVERY * 20))) -eq 0 ]; then
+			flaskbox_log "SIGHUP: the new code has been loading for $((waited / 20)) s; the code loaded before serves meanwhile"
+		fi
 	done
 }
 
@@ -229,11 +244,18 @@ _nginx_apply_config() {
 _reload_uwsgi() {
 	local next=$((FLASKBOX_GENERATION + 1)) status=0 retired="$FLASKBOX_GENERATION" master="$FLASKBOX_UWSGI_PID"
 	_uwsgi_start "$next"
-	_uwsgi_wait_ready "$next" "$FLASKBOX_STARTING_PID" || status=$?
+	_uwsgi_wait_ready "$next" "$FLASKBOX_STARTING_PID" "$FLASKBOX_NGINX_PID" "$master" || status=$?
+	if [ "$status" -eq "$FLASKBOX_RELOAD_ABANDONED" ]; then
+		flaskbox_error "SIGHUP: a process serving the code loaded before (nginx's or uWSGI's master) ended while the new code loaded; the reload is abandoned"
+		_stop_process "$FLASKBOX_STARTING_PID" KILL 1000 || true
+	fi
 	if [ "$status" -ne 0 ]; then
 		FLASKBOX_STARTING_PID=
 		rm -rf "$(_gen_dir "$next")"
-		if [ "$status" -eq 22 ]; then
+		if [ "$status" -eq "$FLASKBOX_RELOAD_ABANDONED" ]; then
+			FLASKBOX_RELOAD_AGAIN=
+			return 0
+		elif [ "$status" -eq 22 ]; then
 			flaskbox_error "SIGHUP: APP_MODULE='$APP_MODULE' no longer imports (see above); still serving the code loaded before"
 		else
 			flaskbox_error "SIGHUP: $(_uwsgi_failure "$status"); still serving the code loaded before"
@@ -501,15 +523,27 @@ _prod_start_pool() {
 #   (A stop signal's trap exits from inside the wait; a reload's returns,
 #   and the wait goes on.)
 _prod_supervise() {
-	local exited status
+	local exited status pid pids
 	while :; do
 		exited='' status=0
-		wait -n -p exited "$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" \
+		pids=("$FLASKBOX_UWSGI_PID" "$FLASKBOX_NGINX_PID" \
 			${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} ${FLASKBOX_TLS_WATCH_PID:+"$FLASKBOX_TLS_WATCH_PID"} \
-			${FLASKBOX_JSON_LOGS_PID:+"$FLASKBOX_JSON_LOGS_PID"} "${!FLASKBOX_RETIRING[@]}" || status=$?
-		# wait -p leaves it unset when a trapped signal (SIGHUP's reload)
-		# ends the wait early.
-		exited="${exited:-}"
+			${FLASKBOX_JSON_LOGS_PID:+"$FLASKBOX_JSON_LOGS_PID"} "${!FLASKBOX_RETIRING[@]}")
+		# One that ended while this shell ran something else (a reload in
+		# SIGHUP's trap, a restart below) was reaped then, and wait -n no
+		# longer sees it (bash drops a job once it has reported it); wait
+		# PID still has its status.
+		for pid in "${pids[@]}"; do
+			kill -0 "$pid" 2>/dev/null || { exited="$pid" && break; }
+		done
+		if [ -n "$exited" ]; then
+			wait "$exited" 2>/dev/null || status=$?
+		else
+			wait -n -p exited "${pids[@]}" || status=$?
+			# wait -p leaves it unset when a trapped signal (SIGHUP's
+			# reload) ends the wait early.
+			exited="${exited:-}"
+		fi
 		case "$exited" in
 			'') ;;
 			"$FLASKBOX_UWSGI_PID") _prod_abort "uWSGI's master" "$status" ;;

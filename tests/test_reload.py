@@ -8,6 +8,8 @@ import http.client
 import time
 import uuid
 
+import pytest
+
 from helpers import docker, share_with_container
 from load import Load
 
@@ -237,3 +239,24 @@ def test_a_hup_during_a_reload_is_one_more_reload_and_the_pool_stays_supervised(
     c.signal("KILL", masters[0])
     c.wait_until(lambda: not c.running(), "the container to stop once its uWSGI master died", timeout=20)
     assert c.exit_code() != 0, c.logs()
+
+
+@pytest.mark.slow
+def test_a_serving_process_dying_while_the_new_code_loads_ends_the_container_at_once(containers, app_copy):
+    # The new code takes 40 s to import; the supervisor waits on it inside
+    # the reload, and must still see nginx's master die meanwhile.
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/")
+    source = app_copy / "app.py"
+    source.write_text("import time\n\ntime.sleep(40)\n" + source.read_text())
+    share_with_container(source)
+    hup(c)
+    c.wait_until(lambda: "the new code has been loading for 30 s" in c.logs(), "the reload's note",
+                 timeout=45)
+    assert c.request("/").status == 200  # the code loaded before serves meanwhile
+    killed = time.monotonic()
+    c.signal("KILL", *c.pids("nginx: master process"))
+    c.wait_until(lambda: not c.running(), "the container to end", timeout=9)
+    assert time.monotonic() - killed < 5, c.logs()
+    assert c.exit_code() != 0, c.logs()
+    assert "the reload is abandoned" in c.logs()
