@@ -9,9 +9,15 @@ upload failed with "No space left on device"; 10 clients that never read a
 100 MB response got a 512 MB container OOM-killed."""
 
 import socket
+import ssl
 import time
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
+
+from helpers import CERT, KEY, free_port
 
 MB = 1 << 20
 
@@ -22,11 +28,12 @@ def used_kb(container, path: str = "/tmp") -> int:
     return int(container.exec("df", "-k", "--output=used", path).stdout.split()[-1])
 
 
-def stalled_upload(port: int, source: str, sent: list, answers: list, length: bytes) -> socket.socket:
-    """Announces a 10 MB body (Content-Length: `length`), sends 9 MB of it
-    and stops. Records the answer if nginx refuses it at once."""
+def stalled_upload(port: int, source: str, sent: list, answers: list, path: str,
+                   length: bytes) -> socket.socket:
+    """Announces a 10 MB body to `path` (Content-Length: `length`), sends
+    9 MB of it and stops. Records the answer if nginx refuses it at once."""
     sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0), timeout=5)
-    sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: " + length + b"\r\n\r\n")
+    sock.sendall(b"POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %s\r\n\r\n" % (path.encode(), length))
     sock.settimeout(0.5)
     try:
         for _ in range(9):
@@ -43,15 +50,20 @@ def stalled_upload(port: int, source: str, sent: list, answers: list, length: by
     return sock
 
 
-# nginx reads 010485760 as 10485760: written so, an upload must count as one.
-@pytest.mark.parametrize("length", [b"%d" % (10 * MB), b"0%d" % (10 * MB)], ids=["length", "leading zero"])
-def test_stalled_uploads_cannot_fill_the_disk(containers, fixture_image, figure, length):
+@pytest.mark.parametrize(("path", "length"), [
+    ("/upload", b"%d" % (10 * MB)),
+    # nginx reads 010485760 as 10485760: written so, an upload counts as one.
+    ("/upload", b"0%d" % (10 * MB)),
+    # A static URL with no file goes on to the app, body and all.
+    ("/static/no-such-file.bin", b"%d" % (10 * MB)),
+], ids=["length", "leading zero", "static URL with no file"])
+def test_stalled_uploads_cannot_fill_the_disk(containers, fixture_image, figure, path, length):
     c = containers.serving(image=fixture_image["image"], docker_args=(
         "--read-only", "--tmpfs", "/tmp:size=256m"))
     assert "12 uploads at once (128m)" in c.logs()
     sent: list[str] = []
     answers: list[str] = []
-    socks = [stalled_upload(c.port, "127.0.0.2", sent, answers, length) for _ in range(30)]
+    socks = [stalled_upload(c.port, "127.0.0.2", sent, answers, path, length) for _ in range(30)]
     # The accepted uploads' 9 MB each reach the disk as nginx reads them.
     peak = c.wait_until(lambda: (used := used_kb(c)) >= 3 * 8 * 1024 and used, "the uploads to reach /tmp")
     # Another client's upload meanwhile gets through whole.
@@ -65,6 +77,66 @@ def test_stalled_uploads_cannot_fill_the_disk(containers, fixture_image, figure,
     for sock in socks:
         sock.close()
     assert "No space left" not in c.logs()
+
+
+def test_the_health_check_takes_no_body(containers, fixture_image):
+    # /-/healthy is exempt from every limit, so that a busy container still
+    # answers it: a body there would reach the disk unbounded.
+    c = containers.serving(image=fixture_image["image"])
+    with socket.create_connection(("127.0.0.1", c.port), timeout=5) as sock:
+        sock.sendall(b"POST /-/healthy HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % (10 * MB))
+        assert sock.recv(200).split(b"\r\n")[0] == b"HTTP/1.1 413 Request Entity Too Large"
+    assert c.request("/-/healthy").status == 200
+
+
+def h2_stalled_uploads(port: int, count: int) -> tuple[ssl.SSLSocket, dict[int, int]]:
+    """`count` uploads on one HTTP/2 connection, each with no
+    Content-Length (a body of unknown length, as a streaming fetch() or
+    `curl -T -` sends it): 1 KB of body, then silence. The statuses answered
+    at once, by stream."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                               server_hostname="localhost")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    for _ in range(count):
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [(":method", "POST"), (":path", "/upload"), (":scheme", "https"),
+                                   (":authority", f"127.0.0.1:{port}")])
+        conn.send_data(stream, b"u" * 1024)
+    sock.sendall(conn.data_to_send())
+    statuses: dict[int, int] = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                statuses[event.stream_id] = int(dict(event.headers)[b":status"])
+        sock.sendall(conn.data_to_send())
+        # Every answer that comes at once has come: one more short look.
+        sock.settimeout(0.5 if len(statuses) >= count - 3 else 5)
+    return sock, statuses
+
+
+def test_http2_uploads_of_unknown_length_count_as_uploads(containers, fixture_image, certs):
+    tls_port = free_port()
+    c = containers.serving(image=fixture_image["image"],
+                           env={"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": str(tls_port)},
+                           docker_args=("--read-only", "--tmpfs", "/tmp:size=256m",
+                                        "-v", f"{certs}:/etc/tls:ro"))
+    assert "12 uploads at once (128m)" in c.logs()
+    sock, statuses = h2_stalled_uploads(tls_port, 30)
+    with sock:
+        # One client holds at most 3 upload slots; the rest are refused at once.
+        assert sorted(statuses.values()) == [503] * 27, (statuses, c.logs()[-3000:])
+        assert c.request("/upload", method="POST", body=b"v" * MB, source="127.0.0.3").status == 200
 
 
 def never_read(port: int, path: str) -> socket.socket:
