@@ -310,7 +310,14 @@ _prod_reload() {
 _prod_reload_once() {
 	flaskbox_log "SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they changed; settings need a restart)"
 	[ -z "${TLS_CERT:-}" ] || python3 -I -m flaskbox tls-apply || true
-	if [ "$FLASKBOX_RELOAD_ROOM" = 1 ]; then
+	if [ "$FLASKBOX_RELOAD_ROOM" = 1 ] && [ "${#FLASKBOX_RETIRING[@]}" -gt 0 ] \
+		&& ! python3 -I -m flaskbox reload-room; then
+		# RELOAD_ROOM counted two pools; the pool of an earlier reload still
+		# finishing its requests is a third. Cutting them would end their
+		# downloads: the new code waits for that pool to end instead.
+		FLASKBOX_RELOAD_WAITING=1
+		flaskbox_log "SIGHUP: the code of an earlier reload still finishes its requests (RELOAD_GRACE ${FLASKBOX_RELOAD_GRACE}s) and the pids limit has no room for a third pool: the new code is loaded once that ends"
+	elif [ "$FLASKBOX_RELOAD_ROOM" = 1 ]; then
 		_reload_uwsgi
 	else
 		flaskbox_error "SIGHUP: the pids limit leaves no room for the new code's pool beside the running one; still serving the code loaded before (restart the container, or raise the limit)"
@@ -328,16 +335,29 @@ _uwsgi_masters() {
 # _stop_uwsgi MILLISECONDS
 #   Every uWSGI master stops gracefully (its idle workers exit); past the
 #   mercy the workers still busy are killed, past MILLISECONDS the masters.
+#   One clock for all of them, the retiring generations' (a reload's) and
+#   then the current one's: another generation must not add a budget of its
+#   own to a stop that docker ends after 10 s.
 _stop_uwsgi() {
-	local master status=0 masters=()
+	local master status=0 masters=() started
+	started="${EPOCHREALTIME//[!0-9]/}"
 	mapfile -t masters < <(_uwsgi_masters)
 	kill -TERM "${masters[@]}" 2>/dev/null || true
 	for master in "${masters[@]}"; do
-		[ "$master" = "$FLASKBOX_UWSGI_PID" ] || _stop_process "$master" TERM "$1" || true
+		[ "$master" = "$FLASKBOX_UWSGI_PID" ] || _stop_master_since "$started" "$master" "$1" || true
 	done
-	_stop_process "$FLASKBOX_UWSGI_PID" TERM "$1" $((FLASKBOX_STOP_MERCY_SECONDS * 1000)) \
-		_kill_busy_uwsgi_workers || status=$?
+	_stop_master_since "$started" "$FLASKBOX_UWSGI_PID" "$1" || status=$?
 	return "$status"
+}
+
+# _stop_master_since STARTED PID MILLISECONDS
+#   _stop_process for one uWSGI master, its budget and its workers' mercy
+#   counted from STARTED (bash's EPOCHREALTIME, digits only: microseconds).
+_stop_master_since() {
+	local spent mercy=$((FLASKBOX_STOP_MERCY_SECONDS * 1000))
+	spent=$(((${EPOCHREALTIME//[!0-9]/} - $1) / 1000))
+	_stop_process "$2" TERM $(($3 > spent ? $3 - spent : 0)) $((mercy > spent ? mercy - spent : 0)) \
+		_kill_busy_uwsgi_workers
 }
 
 # _stop_helpers
@@ -562,7 +582,13 @@ _prod_supervise() {
 				flaskbox_json_logs_relay
 				flaskbox_error "the JSON log relay exited with code $status; started again"
 				;;
-			*) unset 'FLASKBOX_RETIRING[$exited]' ;;
+			*)
+				unset 'FLASKBOX_RETIRING[$exited]'
+				if [ -n "$FLASKBOX_RELOAD_WAITING" ]; then
+					FLASKBOX_RELOAD_WAITING=
+					_prod_reload
+				fi
+				;;
 		esac
 	done
 }
@@ -581,7 +607,7 @@ flaskbox_start_production() {
 		[[ "$var" != UWSGI_* ]] || unset "$var"
 	done
 	FLASKBOX_NGINX_PID='' FLASKBOX_METRICS_PID='' FLASKBOX_TLS_WATCH_PID='' FLASKBOX_STARTING_PID='' FLASKBOX_UWSGI_PID=''
-	FLASKBOX_RELOADING='' FLASKBOX_RELOAD_AGAIN=''
+	FLASKBOX_RELOADING='' FLASKBOX_RELOAD_AGAIN='' FLASKBOX_RELOAD_WAITING=''
 	# Retiring generations: the retiring subshell's pid -> its master's.
 	declare -gA FLASKBOX_RETIRING=()
 	# The stop runs inside the trap, so a signal arriving at any moment

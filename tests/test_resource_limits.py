@@ -104,3 +104,29 @@ def test_a_worker_past_worker_max_memory_is_replaced_gracefully(containers, fixt
     assert in_flight == [200]
     c.wait_until(lambda: c.request("/count").json()["pid"] != first, "a fresh worker serving")
     assert metric(metrics_port, 'flaskbox_worker_replacements_total{reason="memory"}') == 1
+
+
+def test_a_reload_while_an_earlier_one_still_finishes_waits_for_room_under_the_pids_limit(containers,
+                                                                                          fixture_image):
+    # Room for two pools exactly (pids.need: 45 for 2 x 4 threads), so a
+    # third, while the first reload's old code still finishes a request,
+    # would not fit: the second reload waits for that request to end.
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"},
+                           docker_args=("--pids-limit", "45"))
+    assert "would not fit" not in c.logs()
+    slow = []
+    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/12", timeout=60).status))
+    client.start()
+    c.wait_until(lambda: "sleep start 12" in c.logs(), "a request in flight on the first code")
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the first reload")
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "no room for a third pool" in c.logs(), "the second reload waiting")
+    assert c.request("/").status == 200
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 3)" in c.logs(), "the second reload",
+                 timeout=40)
+    client.join(30)
+    assert slow == [200], c.logs()
+    logs = c.logs()
+    assert logs.index("the old code (generation 1) has finished") < logs.index("(generation 3)"), logs
+    assert "Resource temporarily unavailable" not in logs and "can't start new thread" not in logs, logs

@@ -653,6 +653,17 @@ def test_the_pool_is_fitted_to_the_pids_limit():
     assert any("SIGHUP keeps the running code" in note for note in tight.notes)
 
 
+def test_a_third_pool_needs_room_under_the_pids_limit_now():
+    # A reload while an earlier one's pool still finishes: one more pool of
+    # 1 + 4 x (16 + 3) = 77 must fit in what the limit leaves now.
+    from flaskbox.settings import pids
+    values = resolve({}).values
+    assert pids.room_for_another_pool(values, 300, 223)
+    assert not pids.room_for_another_pool(values, 300, 224)
+    assert pids.room_for_another_pool(values, None, 224)  # no limit
+    assert pids.room_for_another_pool(values, 169, None)  # the count unreadable: as before
+
+
 @pytest.mark.parametrize("env, pids, named", [
     ({}, 20, ["pids limit (20", "UWSGI_THREADS or UWSGI_PROCESSES"]),
     ({"UWSGI_THREADS": "16"}, 60, ["pids limit (60", "UWSGI_THREADS=16", "needs about 92"]),

@@ -240,3 +240,24 @@ def test_open_streams_and_websockets_end_cleanly(app_images, worker_class, figur
     assert ordinary == [200, 200]
     assert code == 0
     assert elapsed < 4
+
+
+def test_a_stop_with_a_request_stuck_in_each_of_two_generations_stays_in_the_grace(containers, fixture_image,
+                                                                                    figure):
+    # The old code keeps its stuck request through RELOAD_GRACE; the stop
+    # gives both generations one budget, not one each (which ran past
+    # docker's 10 s: a SIGKILL, exit 137).
+    c = containers.serving(image=fixture_image["image"])
+    _, sent, _ = slow_clients(c, 1, 100)
+    assert sent[0].wait(10)
+    c.wait_until(lambda: "sleep start 100" in c.logs(), "the first request in a worker")
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the new code serving")
+    _, sent, _ = slow_clients(c, 1, 100)
+    assert sent[0].wait(10)
+    c.wait_until(lambda: c.logs().count("sleep start 100") == 2, "the second request in a worker")
+    elapsed = timed_stop(c)
+    figure("stop with a stuck request in each of two generations, seconds", f"{elapsed:.2f}")
+    assert c.exit_code() == 0, c.logs()
+    assert elapsed < 9, f"stop took {elapsed:.1f}s\n{c.logs()}"
+    assert "killing them (their requests are cut)" in c.logs()

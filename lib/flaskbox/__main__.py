@@ -24,6 +24,7 @@
                                        wait until a retiring uWSGI generation holds no request
                                        (exit 1: it still does after SECONDS)
     python3 -m flaskbox oom-kills      the container's OOM kills so far (empty: unknown)
+    python3 -m flaskbox reload-room    exit 0 if another uWSGI pool fits under the pids limit now
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -297,6 +298,14 @@ def cmd_oom_kills() -> None:
     print("" if kills is None else kills)
 
 
+def cmd_reload_room() -> None:
+    from .settings import pids
+
+    host = settings.Host()
+    room = pids.room_for_another_pool(record.load().text, host.pids_limit(), host.pids_current())
+    sys.exit(0 if room else 1)
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -311,7 +320,8 @@ COMMANDS = {"file-vars": cmd_file_vars, "check": cmd_check, "resolve": cmd_resol
             "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
             "json-log": cmd_json_log, "tls-apply": lambda: cmd_tls("tls-apply"),
             "tls-watch": lambda: cmd_tls("tls-watch"), "nginx-digest": cmd_nginx_digest,
-            "generation-idle": cmd_generation_idle, "oom-kills": cmd_oom_kills}
+            "generation-idle": cmd_generation_idle, "oom-kills": cmd_oom_kills,
+            "reload-room": cmd_reload_room}
 
 
 def main(argv: list[str]) -> None:
