@@ -310,17 +310,16 @@ _prod_reload() {
 _prod_reload_once() {
 	flaskbox_log "SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they changed; settings need a restart)"
 	[ -z "${TLS_CERT:-}" ] || python3 -I -m flaskbox tls-apply || true
-	if [ "$FLASKBOX_RELOAD_ROOM" = 1 ] && [ "${#FLASKBOX_RETIRING[@]}" -gt 0 ] \
-		&& ! python3 -I -m flaskbox reload-room; then
+	if [ "$FLASKBOX_RELOAD_ROOM" != 1 ]; then
+		flaskbox_error "SIGHUP: the pids limit leaves no room for the new code's pool beside the running one; still serving the code loaded before (restart the container, or raise the limit)"
+	elif [ "${#FLASKBOX_RETIRING[@]}" -gt 0 ] && ! python3 -I -m flaskbox reload-room; then
 		# RELOAD_ROOM counted two pools; the pool of an earlier reload still
 		# finishing its requests is a third. Cutting them would end their
 		# downloads: the new code waits for that pool to end instead.
 		FLASKBOX_RELOAD_WAITING=1
 		flaskbox_log "SIGHUP: the code of an earlier reload still finishes its requests (RELOAD_GRACE ${FLASKBOX_RELOAD_GRACE}s) and the pids limit has no room for a third pool: the new code is loaded once that ends"
-	elif [ "$FLASKBOX_RELOAD_ROOM" = 1 ]; then
-		_reload_uwsgi
 	else
-		flaskbox_error "SIGHUP: the pids limit leaves no room for the new code's pool beside the running one; still serving the code loaded before (restart the container, or raise the limit)"
+		_reload_uwsgi
 	fi
 	_nginx_apply_config
 }

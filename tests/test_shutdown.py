@@ -185,14 +185,22 @@ def test_stop_while_the_app_is_still_importing(containers, fixture_image):
     assert elapsed < 5, f"stop took {elapsed:.1f}s\n{c.logs()}"
 
 
+def slow_client_in_a_worker(container, seconds: int, nth: int = 1):
+    """One request to /sleep/<seconds> (slow_clients), returned once it is
+    the `nth` of that length to have reached a worker."""
+    results, sent, threads = slow_clients(container, 1, seconds)
+    assert sent[0].wait(10)
+    container.wait_until(lambda: container.logs().count(f"sleep start {seconds}") >= nth,
+                         "the request to reach a worker")
+    return results, threads
+
+
 def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(containers, fixture_image,
                                                                               figure):
     # nginx drains for at most 5 s, then uWSGI's mercy ends the handler: the
     # stop finishes inside docker's 10 s grace, without a SIGKILL (exit 0).
     c = containers.serving(image=fixture_image["image"])
-    results, sent, threads = slow_clients(c, 1, 60)
-    assert sent[0].wait(10)
-    c.wait_until(lambda: "sleep start 60" in c.logs(), "the request to reach a worker")
+    results, threads = slow_client_in_a_worker(c, 60)
     elapsed = timed_stop(c)
     threads[0].join(10)
     figure("stop with a request that never ends, seconds", f"{elapsed:.2f}")
@@ -248,14 +256,10 @@ def test_a_stop_with_a_request_stuck_in_each_of_two_generations_stays_in_the_gra
     # gives both generations one budget, not one each (which ran past
     # docker's 10 s: a SIGKILL, exit 137).
     c = containers.serving(image=fixture_image["image"])
-    _, sent, _ = slow_clients(c, 1, 100)
-    assert sent[0].wait(10)
-    c.wait_until(lambda: "sleep start 100" in c.logs(), "the first request in a worker")
+    slow_client_in_a_worker(c, 100)
     docker("kill", "-s", "HUP", c.name)
     c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the new code serving")
-    _, sent, _ = slow_clients(c, 1, 100)
-    assert sent[0].wait(10)
-    c.wait_until(lambda: c.logs().count("sleep start 100") == 2, "the second request in a worker")
+    slow_client_in_a_worker(c, 100, nth=2)
     elapsed = timed_stop(c)
     figure("stop with a stuck request in each of two generations, seconds", f"{elapsed:.2f}")
     assert c.exit_code() == 0, c.logs()
