@@ -218,16 +218,18 @@ class Machine:
                     continue
         return pids
 
-    def kill(self) -> int:
-        """Unplugged and killed -9, every process at once; how many."""
+    def kill(self) -> tuple[float, int]:
+        """Unplugged and killed -9, every process at once: when the link
+        was down for sure (monotonic), and how many processes."""
         run("ip", "-n", self.cluster.netns, "link", "set", self.link, "down")
+        unplugged = time.monotonic()
         killed = 0
         for _ in range(5):  # a dying shim may still start a child
             killed += len(kill_processes(self.pids()))
             time.sleep(0.2)
         if self.dockerd is not None:
             self.dockerd.wait(timeout=30)
-        return killed
+        return unplugged, killed
 
     def plug(self) -> None:
         run("ip", "-n", self.cluster.netns, "link", "set", self.link, "up")
@@ -513,6 +515,12 @@ def balancer(cluster: Cluster) -> None:
     poll(answers, "the load balancer answering", 30)
 
 
+def balancer_log(cluster: Cluster, lines: int = 20) -> str:
+    """The balancer's error log's last lines: which node it waited on."""
+    log = cluster.root / "lb" / "error.log"
+    return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else "(no balancer log)"
+
+
 def served_since(traffic: Traffic, moment: float, what: str) -> None:
     poll(lambda: len([r for r in traffic.since(moment) if r.status == 200]) >= AFTER,
          f"{AFTER} requests answered {what}", 60, interval=0.1, explain=traffic.summary)
@@ -612,8 +620,9 @@ def test_killed_node_loses_at_most_its_requests_in_flight(cluster, figure):
     others = [m for m in cluster.machines if m is not victim]
     with Traffic(cluster.netns_path, 80) as traffic:
         served_since(traffic, traffic.started, "before the kill")
-        killed_at = time.monotonic()
-        processes = victim.kill()
+        # The node is gone once its link is: a request the balancer sent it
+        # while `ip` was still running may have been taken and never answered.
+        killed_at, processes = victim.kill()
         served_since(traffic, killed_at, "after the kill")
 
         def marked_down():
@@ -625,6 +634,7 @@ def test_killed_node_loses_at_most_its_requests_in_flight(cluster, figure):
         # The machine comes back with its disks: a new engine process,
         # fresh /run/containerd, the same data root.
         victim.plug()
+        plugged_at = time.monotonic()
         victim.start()
         service.wait_spread(cluster.machines)
         returned = time.monotonic() - killed_at
@@ -634,8 +644,9 @@ def test_killed_node_loses_at_most_its_requests_in_flight(cluster, figure):
     # Only requests already sent when the node died may fail: those it was
     # answering, which the load balancer waited for in vain.
     lost = [r for r in traffic.failures() if r.sent < killed_at]
-    assert not [r for r in traffic.failures() if r.sent >= killed_at], \
-        f"{traffic.summary()}\n{service.explain()}"
+    late = [r for r in traffic.failures() if r.sent >= killed_at]
+    assert not late, (f"{service.explain()}\n{balancer_log(cluster)}\n{traffic.summary()}; "
+                      f"unplugged at {killed_at:.3f}, plugged again at {plugged_at:.3f}; failed after:")
     assert len(lost) <= 5, f"{traffic.summary()}; {lost}"
     figure(f"a node killed -9 (its {processes} processes, and its link)",
            f"{len(traffic.results)} requests, {len(lost)} lost (in flight on it); new requests answered "
