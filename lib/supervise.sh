@@ -55,7 +55,7 @@ _uwsgi_start() {
 #   running uWSGI master): the supervisor waits here, not on them, so if one
 #   of them dies this returns FLASKBOX_RELOAD_ABANDONED at once, for the
 #   supervisor to act on (a slow or hung import must not keep a dead
-#   container up). Every FLASKBOX_RELOAD_NOTE_EVERY seconds it says that the
+#   container up); a helper that dies meanwhile starts again. Every FLASKBOX_RELOAD_NOTE_EVERY seconds it says that the
 #   new code is still loading.
 FLASKBOX_RELOAD_ABANDONED=254
 FLASKBOX_RELOAD_NOTE_EVERY=30
@@ -70,6 +70,7 @@ _uwsgi_wait_ready() {
 		for pid in "${@:3}"; do
 			kill -0 "$pid" 2>/dev/null || return "$FLASKBOX_RELOAD_ABANDONED"
 		done
+		[ $# -lt 3 ] || _prod_restart_dead_helpers
 		sleep 0.05
 		waited=$((waited + 1))
 		if [ $# -gt 2 ] && [ $((waited % (FLASKBOX_RELOAD_NOTE_EVERY * 20))) -eq 0 ]; then
@@ -537,6 +538,45 @@ _prod_start_pool() {
 	_generation_serve 1
 }
 
+# _prod_restart_helper PID STATUS
+#   Starts again the helper (metrics server, certificate watcher, JSON log
+#   relay) that was PID and exited with STATUS, and says so.
+_prod_restart_helper() {
+	case "$1" in
+		"${FLASKBOX_METRICS_PID:-}")
+			flaskbox_error "the metrics server exited with code $2; starting it again"
+			sleep 1
+			_metrics_start
+			;;
+		"${FLASKBOX_TLS_WATCH_PID:-}")
+			flaskbox_error "the certificate watcher exited with code $2; starting it again"
+			sleep 1
+			_tls_watch_start
+			;;
+		"${FLASKBOX_JSON_LOGS_PID:-}")
+			# First: until it runs, what is written to stderr waits in the
+			# pipe, and a writer blocks once the pipe is full.
+			flaskbox_json_logs_relay
+			flaskbox_error "the JSON log relay exited with code $2; started again"
+			;;
+	esac
+}
+
+# _prod_restart_dead_helpers
+#   The helpers that ended while the supervisor was busy elsewhere (a reload
+#   waiting for new code), started again there and then: a relay left dead
+#   for the length of a slow import would leave the app's stderr, and so
+#   its workers, blocked on a full pipe.
+_prod_restart_dead_helpers() {
+	local pid status
+	for pid in ${FLASKBOX_METRICS_PID:-} ${FLASKBOX_TLS_WATCH_PID:-} ${FLASKBOX_JSON_LOGS_PID:-}; do
+		kill -0 "$pid" 2>/dev/null && continue
+		status=0
+		wait "$pid" 2>/dev/null || status=$?
+		_prod_restart_helper "$pid" "$status"
+	done
+}
+
 # _prod_supervise
 #   Returns never: waits for any process it started to end, and acts on it.
 #   (A stop signal's trap exits from inside the wait; a reload's returns,
@@ -567,19 +607,8 @@ _prod_supervise() {
 			'') ;;
 			"$FLASKBOX_UWSGI_PID") _prod_abort "uWSGI's master" "$status" ;;
 			"$FLASKBOX_NGINX_PID") _prod_abort "nginx's master" "$status" ;;
-			"${FLASKBOX_METRICS_PID:-}")
-				flaskbox_error "the metrics server exited with code $status; starting it again"
-				sleep 1
-				_metrics_start
-				;;
-			"${FLASKBOX_TLS_WATCH_PID:-}")
-				flaskbox_error "the certificate watcher exited with code $status; starting it again"
-				sleep 1
-				_tls_watch_start
-				;;
-			"${FLASKBOX_JSON_LOGS_PID:-}")
-				flaskbox_json_logs_relay
-				flaskbox_error "the JSON log relay exited with code $status; started again"
+			"${FLASKBOX_METRICS_PID:-}" | "${FLASKBOX_TLS_WATCH_PID:-}" | "${FLASKBOX_JSON_LOGS_PID:-}")
+				_prod_restart_helper "$exited" "$status"
 				;;
 			*)
 				unset 'FLASKBOX_RETIRING[$exited]'

@@ -9,12 +9,13 @@ the entry-point that supervises; and PID 1 reaps orphans."""
 import json
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 
 import pytest
 
-from helpers import CERT, KEY, free_port
+from helpers import CERT, KEY, docker, free_port, share_with_container
 
 # Processes that come back, by what their command line starts with.
 RECOVER = {
@@ -73,6 +74,46 @@ def test_helpers_and_workers_come_back_and_pid_1_cannot_be_killed(containers, fi
     # Every line on stderr is still JSON, the relay's restart included.
     stderr = c.logs().splitlines()
     assert all(json.loads(line) for line in stderr if line.startswith("{")), stderr[-5:]
+    assert c.running()
+
+
+HELPERS = {name: RECOVER[name]
+           for name in ("the JSON log relay", "the metrics server", "the certificate watcher")}
+
+
+def test_helpers_dying_while_a_reload_waits_for_new_code_come_back_at_once(containers, app_copy, certs):
+    # The supervisor waits inside the reload while the new code imports
+    # (20 s here): helpers that die meanwhile are started again there, not
+    # after it. Before, they stayed dead until the import ended, and a dead
+    # relay left every write to stderr waiting on a pipe that fills.
+    metrics = free_port()
+    c = containers.run(env={"LOG_FORMAT": "json", "METRICS_PORT": str(metrics), "TLS_CERT": CERT,
+                            "TLS_KEY": KEY, "TLS_PORT": str(free_port())},
+                       docker_args=("-v", f"{app_copy}:/app:ro", "-v", f"{certs}:/etc/tls:ro"))
+    c.wait_http("/")
+    source = app_copy / "app.py"
+    source.write_text("import time\n\ntime.sleep(20)\n" + source.read_text())
+    share_with_container(source)
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "SIGHUP: reloading in place" in c.logs(), "the reload under way")
+    for name, command in HELPERS.items():
+        before = c.pids(command)
+        assert len(before) == 1, (name, c.processes())
+        kill9(c, before[0])
+        c.wait_until(lambda: c.pids(command) and c.pids(command) != before,  # noqa: B023
+                     f"{name} in place again during the reload", timeout=5)
+        assert f"{name.removeprefix('the ')} exited with code 137" in c.logs(), name
+    logs = c.logs()
+    assert "serves the app's new code" not in logs, "the import ended first: the test proves nothing"
+    # Each works: the relay's own restart line is JSON, the metrics answer,
+    # and the old code still serves.
+    relayed = [line for line in logs.splitlines() if "JSON log relay exited" in line]
+    assert relayed and json.loads(relayed[-1]), relayed
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as response:
+        assert b"flaskbox_http_requests_total" in response.read()
+    assert c.request("/").status == 200
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload done",
+                 timeout=40)
     assert c.running()
 
 
