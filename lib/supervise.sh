@@ -55,8 +55,9 @@ _uwsgi_start() {
 #   running uWSGI master): the supervisor waits here, not on them, so if one
 #   of them dies this returns FLASKBOX_RELOAD_ABANDONED at once, for the
 #   supervisor to act on (a slow or hung import must not keep a dead
-#   container up); a helper that dies meanwhile starts again. Every FLASKBOX_RELOAD_NOTE_EVERY seconds it says that the
-#   new code is still loading.
+#   container up); a helper that dies meanwhile starts again. Every
+#   FLASKBOX_RELOAD_NOTE_EVERY seconds it says that the new code is still
+#   loading.
 FLASKBOX_RELOAD_ABANDONED=254
 FLASKBOX_RELOAD_NOTE_EVERY=30
 _uwsgi_wait_ready() {
