@@ -8,6 +8,7 @@ loopback addresses too."""
 
 import asyncio
 import resource
+import socket
 import threading
 import time
 
@@ -78,6 +79,38 @@ def test_static_files_and_requests_with_a_body_have_slots_of_their_own(limited):
     assert limited.request("/echo", "POST", b"x=1", source="127.0.0.5").status == 200
     for thread in threads:
         thread.join(30)
+
+
+def test_bodies_trickled_to_the_health_check_count_in_the_body_slots(limited):
+    # /-/healthy is exempt from the limits so that a busy container still
+    # answers its probes, which send no body. A small body sent a byte at a
+    # time has no deadline of its own: held without a slot, such requests
+    # from one address would take every connection nginx has.
+    socks = []
+    try:
+        for _ in range(LIMIT + 3):
+            sock = socket.create_connection(("127.0.0.1", limited.port), source_address=("127.0.0.6", 0),
+                                            timeout=5)
+            sock.sendall(b"POST /-/healthy HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nx")
+            socks.append(sock)
+        answers = [first_line(sock, 1) for sock in socks]
+        refused = [line for line in answers if line == b"HTTP/1.1 503 Service Temporarily Unavailable"]
+        assert len(refused) == 3, f"{answers}\n{limited.logs()[-2000:]}"
+        # The address's probes still pass, and its ordinary requests.
+        assert limited.request("/-/healthy", source="127.0.0.6").status == 200
+        assert limited.request("/", source="127.0.0.6").status == 200
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def first_line(sock: socket.socket, wait: float) -> bytes:
+    """The answer's status line, if one comes within `wait` seconds."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(200).split(b"\r\n")[0]
+    except TimeoutError:
+        return b""
 
 
 async def half_headers(port: int, count: int) -> list[asyncio.StreamWriter]:

@@ -49,6 +49,27 @@ def concurrent_sleeps(container, count: int, seconds: int) -> float:
     return time.monotonic() - started
 
 
+def test_an_upgrade_header_does_not_lift_the_timeout(containers, fixture_image, figure):
+    # Any client may add Upgrade: websocket to any request. Until the app
+    # answers on the connection itself it is a request like any other: a
+    # plain WSGI app's handler that waits (here; in Flask, a before_request
+    # hook, which runs before Werkzeug refuses the upgrade) is answered 504,
+    # not left to hold its thread for as long as it likes.
+    c = containers.serving(image=fixture_image["image"], env={
+        "APP_MODULE": "plain:application", "REQUEST_TIMEOUT": str(TIMEOUT), "UWSGI_PROCESSES": "1",
+        "UWSGI_THREADS": "2"})
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket"}
+    started = time.monotonic()
+    resp = c.request("/sleep/60", headers=upgrade, timeout=30)
+    elapsed = time.monotonic() - started
+    figure(f"Upgrade: websocket on a handler that waits 60 s, REQUEST_TIMEOUT={TIMEOUT}: status, seconds",
+           f"{resp.status}, {elapsed:.2f}")
+    assert resp.status == 504 and elapsed < TIMEOUT + 2, f"{resp.status} after {elapsed:.1f}s\n{c.logs()}"
+    # Its worker is replaced, as for any stuck handler, and serving goes on.
+    c.wait_until(lambda: "/sleep/60 still holds its thread" in c.logs(), "the stuck worker retiring")
+    assert c.request("/page").status == 200
+
+
 # One thread per process: the neighbour runs on the other process; sixteen:
 # four neighbours share the stuck one's process.
 @pytest.mark.parametrize("processes, threads, neighbours", [("2", "1", 1), ("1", "16", 4)],

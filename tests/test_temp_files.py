@@ -89,11 +89,13 @@ def test_the_health_check_takes_no_body(containers, fixture_image):
     assert c.request("/-/healthy").status == 200
 
 
-def h2_stalled_uploads(port: int, count: int) -> tuple[ssl.SSLSocket, dict[int, int]]:
+def h2_stalled_uploads(port: int, count: int, method: str = "POST", path: str = "/upload",
+                       body: int = 1024) -> tuple[ssl.SSLSocket, dict[int, int]]:
     """`count` uploads on one HTTP/2 connection, each with no
     Content-Length (a body of unknown length, as a streaming fetch() or
-    `curl -T -` sends it): 1 KB of body, then silence. The statuses answered
-    at once, by stream."""
+    `curl -T -` sends it): `body` bytes of it, then silence (with no body,
+    a request complete in its headers). The statuses answered at once, by
+    stream."""
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
@@ -103,9 +105,10 @@ def h2_stalled_uploads(port: int, count: int) -> tuple[ssl.SSLSocket, dict[int, 
     conn.initiate_connection()
     for _ in range(count):
         stream = conn.get_next_available_stream_id()
-        conn.send_headers(stream, [(":method", "POST"), (":path", "/upload"), (":scheme", "https"),
-                                   (":authority", f"127.0.0.1:{port}")])
-        conn.send_data(stream, b"u" * 1024)
+        conn.send_headers(stream, [(":method", method), (":path", path), (":scheme", "https"),
+                                   (":authority", f"127.0.0.1:{port}")], end_stream=not body)
+        for start in range(0, body, 16384):  # the largest frame a peer must take
+            conn.send_data(stream, b"u" * min(16384, body - start))
     sock.sendall(conn.data_to_send())
     statuses: dict[int, int] = {}
     deadline = time.monotonic() + 10
@@ -125,18 +128,43 @@ def h2_stalled_uploads(port: int, count: int) -> tuple[ssl.SSLSocket, dict[int, 
     return sock, statuses
 
 
-def test_http2_uploads_of_unknown_length_count_as_uploads(containers, fixture_image, certs):
+def h2_server(containers, fixture_image, certs) -> tuple:
     tls_port = free_port()
     c = containers.serving(image=fixture_image["image"],
                            env={"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": str(tls_port)},
                            docker_args=("--read-only", "--tmpfs", "/tmp:size=256m",
                                         "-v", f"{certs}:/etc/tls:ro"))
     assert "12 uploads at once (128m)" in c.logs()
-    sock, statuses = h2_stalled_uploads(tls_port, 30)
+    return c, tls_port
+
+
+# WebDAV's PROPFIND, or any method of an app's own: a body all the same.
+@pytest.mark.parametrize("method", ["POST", "PROPFIND"])
+def test_http2_uploads_of_unknown_length_count_as_uploads(containers, fixture_image, certs, method):
+    c, tls_port = h2_server(containers, fixture_image, certs)
+    sock, statuses = h2_stalled_uploads(tls_port, 30, method)
     with sock:
         # One client holds at most 3 upload slots; the rest are refused at once.
         assert sorted(statuses.values()) == [503] * 27, (statuses, c.logs()[-3000:])
         assert c.request("/upload", method="POST", body=b"v" * MB, source="127.0.0.3").status == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_http2_bodies_on_get_head_and_options_stay_in_memory(containers, fixture_image, certs, method):
+    # Every browser request is one of these, with no body and no
+    # Content-Length: they cannot take upload slots. A body sent with one
+    # anyway may not outgrow nginx's memory buffer (16 KB), so none reaches
+    # the disk: 413 as soon as it does (before: held, without a slot, for
+    # as long as the client kept sending, and written to RUNTIME_DIR).
+    c, tls_port = h2_server(containers, fixture_image, certs)
+    # 3 x 20 KB: what the connection's first flow-control window allows.
+    sock, statuses = h2_stalled_uploads(tls_port, 3, method, "/", body=20 * 1024)
+    with sock:
+        assert sorted(statuses.values()) == [413] * 3, (statuses, c.logs()[-3000:])
+    # Without a body, or a small one, the app answers as ever.
+    sock, statuses = h2_stalled_uploads(tls_port, 2, method, "/", body=0)
+    with sock:
+        assert sorted(statuses.values()) == [200] * 2, (statuses, c.logs()[-3000:])
 
 
 def never_read(port: int, path: str) -> socket.socket:

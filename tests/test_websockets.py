@@ -37,6 +37,24 @@ def test_websocket_echo_round_trip(realtime, mode, figure):
         assert "HTTP/1.1 500" not in c.logs()
 
 
+def test_a_websocket_outlives_request_timeout_once_open(realtime):
+    # REQUEST_TIMEOUT watches an upgrade until the app takes the connection;
+    # from then on the WebSocket lives as long as it is used (with sync
+    # workers nginx closes one silent for REQUEST_TIMEOUT + 2 s).
+    c = realtime("sync", REQUEST_TIMEOUT="2")
+    ws = websocket.create_connection(f"ws://127.0.0.1:{c.port}/ws", timeout=10)
+    try:
+        opened, echoed = time.monotonic(), 0
+        while time.monotonic() - opened < 5:
+            ws.send(f"message {echoed}")
+            assert ws.recv() == f"message {echoed}"
+            echoed += 1
+            time.sleep(0.5)  # the pace of the conversation
+    finally:
+        ws.close()
+    assert "past REQUEST_TIMEOUT" not in c.logs(), c.logs()[-2000:]
+
+
 BARE_UPGRADE = {"Upgrade": "websocket"}  # not listed in Connection: asks for nothing
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}

@@ -155,17 +155,22 @@ class Serve:
         reply = Reply()
         files = FileResponses(environ)
         watched = None
-        if self.watchdog is not None and websocket is None:
+        if self.watchdog is not None:
             fd = uwsgi.connection_fd() if uwsgi is not None else None
             watched = self.watchdog.begin(environ, fd, waited)
             watched.enter()
+            if websocket is not None:
+                # An Upgrade header is a client's claim: REQUEST_TIMEOUT
+                # watches the request until the app takes the connection.
+                websocket.on_take = lambda: self._let_go(watched)
         try:
             if websocket is None:
                 result = self._call_app(environ, self._start_response(environ, start_response, reply, files))
             else:
-                # The app's handler runs for the WebSocket's whole life: not
-                # a request REQUEST_TIMEOUT could bound (gevent: the stream
-                # limits do; sync: nginx closes one silent for longer).
+                # Once it has taken the connection, the app's handler runs
+                # for the WebSocket's whole life: not a request
+                # REQUEST_TIMEOUT could bound (gevent: the stream limits do;
+                # sync: nginx closes one silent for longer).
                 result = self.app(environ, self._start_response(environ, start_response, reply, files,
                                                                 websocket))
         except BaseException:
@@ -292,6 +297,14 @@ class Serve:
             # headers it then writes meet a shut-down connection.
             start_response("101 Switching Protocols", [])
         return []
+
+    def _let_go(self, watched) -> None:
+        """The app takes its WebSocket's connection: the watchdog lets the
+        request go, unless it has answered 504 on it already."""
+        if not watched.claim("app"):
+            raise BrokenPipeError(f"{watched.what}: answered 504 already, past REQUEST_TIMEOUT")
+        watched.leave()
+        self.watchdog.end()
 
     def _release(self, websocket):
         streams.OPEN.websockets.pop(websocket.fd, None)

@@ -103,15 +103,29 @@ class WebSocket:
         self.taken = False
         # Taken by uWSGI's own handshake (which sent the 101 itself).
         self.native = False
+        # Called once, in the app's thread, as the app takes the connection
+        # (serve.py: REQUEST_TIMEOUT watches the request until then).
+        self.on_take = None
         self.closed = False
         self.timer = None  # gevent: ends it at STREAM_MAX_DURATION
 
+    def let_go(self) -> None:
+        """The app is about to answer on the connection itself."""
+        callback, self.on_take = self.on_take, None
+        if callback is not None:
+            callback()
+
+    def take(self) -> None:
+        if not self.taken:
+            self.let_go()
+            self.taken = True
+
     def send(self, data, *args):
-        self.taken = True
+        self.take()
         return self.sock.send(data, *args)
 
     def sendall(self, data, *args):
-        self.taken = True
+        self.take()
         return self.sock.sendall(data, *args)
 
     def __getattr__(self, name):
@@ -282,10 +296,12 @@ def mark_native_handshakes(uwsgi) -> None:
     original = uwsgi.websocket_handshake
 
     def handshake(*args, **kwargs):
-        result = original(*args, **kwargs)
         websocket = OPEN.websockets.get(uwsgi.connection_fd())
-        if websocket is not None:
-            websocket.taken = websocket.native = True
+        if websocket is None:
+            return original(*args, **kwargs)
+        websocket.let_go()
+        result = original(*args, **kwargs)
+        websocket.taken = websocket.native = True
         return result
 
     uwsgi.websocket_handshake = handshake
