@@ -40,7 +40,7 @@ _uwsgi_start() {
 	local dir
 	dir="$(_gen_dir "$1")"
 	rm -rf "$dir"
-	mkdir -p "$dir"
+	mkdir -p "$dir" || return 1
 	# uWSGI's stdout (and so the app's print()) joins stderr: stdout is kept
 	# for nginx's access log, one line per request.
 	uwsgi --set-placeholder "flaskbox_generation=$dir" --ini "$RUNTIME_DIR/uwsgi.ini" >&2 &
@@ -113,8 +113,8 @@ _static_install() {
 #   nginx sends new requests to generation N from now on: its link replaces
 #   the previous one in one rename.
 _generation_serve() {
-	ln -sfn "g$1" "$RUNTIME_DIR/uwsgi/current.new"
-	mv -T "$RUNTIME_DIR/uwsgi/current.new" "$RUNTIME_DIR/uwsgi/current"
+	ln -sfn "g$1" "$RUNTIME_DIR/uwsgi/current.new" &&
+		mv -T "$RUNTIME_DIR/uwsgi/current.new" "$RUNTIME_DIR/uwsgi/current"
 }
 
 # _process_children PID
@@ -197,6 +197,25 @@ _kill_busy_uwsgi_workers() {
 	kill -KILL "${busy[@]}" 2>/dev/null || true
 }
 
+# _generation_idle DIR DEADLINE
+#   Returns once generation DIR holds no request, or non-zero (and prints
+#   how many it still holds) at DEADLINE (epoch seconds). A watcher that
+#   ended otherwise (killed, crashed) says nothing of the requests: it is
+#   started again on what is left of the grace.
+_generation_idle() {
+	local status
+	while :; do
+		status=0
+		python3 -I -m flaskbox generation-idle "$1" $(($2 > EPOCHSECONDS ? $2 - EPOCHSECONDS : 0)) || status=$?
+		case "$status" in
+			0) return 0 ;;
+			3) return 1 ;;
+		esac
+		flaskbox_error "reload: the watch on the old code's requests ended with code $status; watching again"
+		sleep 1
+	done
+}
+
 # _retire_generation N MASTER_PID
 #   Run in the background once generation N no longer gets new requests:
 #   its event streams and WebSockets end cleanly now; the rest it holds
@@ -209,7 +228,7 @@ _retire_generation() {
 	dir="$(_gen_dir "$gen")"
 	trap - TERM INT QUIT HUP
 	_end_streams "$master"
-	if ! left="$(python3 -I -m flaskbox generation-idle "$dir" "$FLASKBOX_RELOAD_GRACE")"; then
+	if ! left="$(_generation_idle "$dir" $((EPOCHSECONDS + FLASKBOX_RELOAD_GRACE)))"; then
 		flaskbox_error "reload: ${left:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
 		mercy=0  # its master stops first, so that it forks no new worker
 	fi
@@ -245,7 +264,10 @@ _nginx_apply_config() {
 #   it every new request, and the old one is retired in the background.
 _reload_uwsgi() {
 	local next=$((FLASKBOX_GENERATION + 1)) status=0 retired="$FLASKBOX_GENERATION" master="$FLASKBOX_UWSGI_PID"
-	_uwsgi_start "$next"
+	if ! _uwsgi_start "$next"; then
+		flaskbox_error "SIGHUP: cannot make the new code's folder in $RUNTIME_DIR (message above; a full disk?); still serving the code loaded before"
+		return 0
+	fi
 	_uwsgi_wait_ready "$next" "$FLASKBOX_STARTING_PID" "$FLASKBOX_NGINX_PID" "$master" || status=$?
 	if [ "$status" -eq "$FLASKBOX_RELOAD_ABANDONED" ]; then
 		flaskbox_error "SIGHUP: a process serving the code loaded before (nginx's or uWSGI's master) ended while the new code loaded; the reload is abandoned"
@@ -271,7 +293,13 @@ _reload_uwsgi() {
 		rm -rf "$(_gen_dir "$next")"
 		return 0
 	fi
-	_generation_serve "$next"
+	if ! _generation_serve "$next"; then
+		flaskbox_error "SIGHUP: cannot point nginx at the new code in $RUNTIME_DIR (message above; a full disk?); still serving the code loaded before"
+		_stop_process "$FLASKBOX_STARTING_PID" KILL 1000 || true
+		FLASKBOX_STARTING_PID=
+		rm -rf "$(_gen_dir "$next")"
+		return 0
+	fi
 	FLASKBOX_GENERATION="$next"
 	FLASKBOX_UWSGI_PID="$FLASKBOX_STARTING_PID"
 	FLASKBOX_STARTING_PID=
@@ -392,8 +420,10 @@ _prod_stop() {
 		exit 0
 	fi
 	flaskbox_log "stopping: event streams end, nginx drains, then uWSGI"
-	# flaskbox_draining in the metrics, which are served until the end.
-	: >"$RUNTIME_DIR/draining"
+	# flaskbox_draining in the metrics, which are served until the end. A
+	# full disk may refuse the mark: the stop goes on all the same.
+	: >"$RUNTIME_DIR/draining" ||
+		flaskbox_error "cannot mark the stop in $RUNTIME_DIR (message above; a full disk?): the metrics will not show it"
 	mapfile -t masters < <(_uwsgi_masters)
 	_end_streams "${masters[@]}"
 	_stop_process "$FLASKBOX_NGINX_PID" QUIT \
@@ -414,6 +444,8 @@ _death() {
 		return 0
 	fi
 	printf '%s was killed by signal %s' "$1" "$((status - 128))"
+	# The OOM killer sends SIGKILL and nothing else.
+	[ "$status" -eq 137 ] || return 0
 	kills="$(python3 -I -m flaskbox oom-kills 2>/dev/null)" || return 0
 	if [ -n "$kills" ] && [ "$kills" -gt "${FLASKBOX_OOM_KILLS:-0}" ]; then
 		printf ", by the kernel's OOM killer (the container's memory limit)"

@@ -9,6 +9,7 @@ see it."""
 
 import hashlib
 import shutil
+import threading
 import time
 import uuid
 
@@ -165,3 +166,25 @@ def test_past_the_reload_grace_what_is_still_in_flight_is_cut_visibly(containers
     c.wait_until(lambda: "still in flight after RELOAD_GRACE (2s): cut" in c.logs(), "the cut in the log")
     c.wait_until(lambda: sum("GET /export/" in line and line.endswith("done=cut")
                              for line in c.stdout_lines()) == 2, "both cuts in the access log")
+
+
+def test_the_old_codes_requests_outlive_a_killed_watch_on_them(containers, fixture_image):
+    # The process that watches the old code's requests (generation-idle),
+    # killed: its end says nothing of them, so it is started again. Before,
+    # it read as RELOAD_GRACE over and the request in flight was cut.
+    c = containers.serving(image=fixture_image["image"])
+    slow = []
+    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/6", timeout=30).status))
+    client.start()
+    c.wait_until(lambda: "sleep start 6" in c.logs(), "a request in flight on the old code")
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
+    watch = c.wait_until(lambda: c.pids("python3 -I -m flaskbox generation-idle"),
+                         "the watch on the old code")
+    c.signal("KILL", *watch)
+    c.wait_until(lambda: "ended with code 137; watching again" in c.logs(), "the watch started again")
+    client.join(30)
+    c.wait_until(lambda: "the old code (generation 1) has finished its requests" in c.logs(),
+                 "generation 1 done")
+    assert slow == [200], c.logs()
+    assert "still in flight after RELOAD_GRACE" not in c.logs()

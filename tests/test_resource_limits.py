@@ -85,6 +85,12 @@ def test_a_worker_the_oom_killer_ends_is_named_and_counted(containers, fixture_i
     figure("4 x 100 MB held under --memory 256m: statuses, OOM kills", f"{sorted(results)}, {kills:g}")
     assert "memory limit 256 MB" in c.logs()
     c.wait_http("/")
+    # A crash afterwards is a crash: the OOM killer sends SIGKILL only, so
+    # the last words of a server ended by another signal do not blame it.
+    c.signal("SEGV", *c.pids("nginx: master process"))
+    c.wait_until(lambda: not c.running(), "the container to stop")
+    last = [line for line in c.logs().splitlines() if "container stopped" in line]
+    assert last and "killed by signal 11" in last[-1] and "OOM" not in last[-1], last
 
 
 def test_a_worker_past_worker_max_memory_is_replaced_gracefully(containers, fixture_image):
@@ -130,3 +136,31 @@ def test_a_reload_while_an_earlier_one_still_finishes_waits_for_room_under_the_p
     logs = c.logs()
     assert logs.index("the old code (generation 1) has finished") < logs.index("(generation 3)"), logs
     assert "Resource temporarily unavailable" not in logs and "can't start new thread" not in logs, logs
+
+
+def test_a_full_disk_ends_neither_a_reload_nor_a_stop(containers, fixture_image):
+    # RUNTIME_DIR's file system out of inodes (a log or an app filling
+    # /tmp): a reload keeps the running code, a stop still drains. Before,
+    # the supervisor (PID 1, under bash's errexit) died on the first file it
+    # could not make, and the container with it, requests in flight cut.
+    c = containers.serving(image=fixture_image["image"],
+                           docker_args=("--tmpfs", "/tmp:size=64m,nr_inodes=2000"))
+    c.exec("bash", "-c", "i=0; while : >/tmp/fill$i; do i=$((i + 1)); done 2>/dev/null")
+    assert c.exec("bash", "-c", ": >/tmp/one-more").returncode != 0, "the disk is not full"
+    slow = []
+    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/3", timeout=30).status))
+    client.start()
+    c.wait_until(lambda: "sleep start 3" in c.logs(), "a request in flight")
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "cannot make the new code's folder" in c.logs(), "the reload refused")
+    client.join(30)
+    assert slow == [200] and c.running(), c.logs()
+    assert c.request("/").status == 200
+    # The stop, with a request in flight: drained, exit 0.
+    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/2", timeout=30).status))
+    client.start()
+    c.wait_until(lambda: c.logs().count("sleep start") >= 2, "a second request in flight")
+    docker("stop", c.name)
+    client.join(30)
+    assert slow == [200, 200] and c.exit_code() == 0, c.logs()
+    assert "cannot mark the stop" in c.logs()

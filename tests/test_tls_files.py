@@ -4,6 +4,7 @@ is refused with a message naming the variable, the file and the accepted
 form; test_tls.py checks that a real container stops with exit code 2."""
 
 import subprocess
+import threading
 
 import pytest
 from test_settings import FakeHost, resolve
@@ -148,3 +149,30 @@ def test_a_checked_pair_is_put_in_use_in_one_rename_and_a_bad_one_never(pki, tmp
     assert certificates.in_use(runtime) != version
     assert (runtime.tls_current / "cert.pem").read_bytes() == open(renewed_cert, "rb").read()
     assert (runtime.tls_dir / version).is_dir()  # kept for a handshake already under way
+
+
+def test_a_pair_in_use_but_not_whole_is_copied_again(pki, tmp_path):
+    # What two applies at once once left (the watcher and a SIGHUP's, on one
+    # renewal): `current` naming a folder one of them had half copied.
+    # Taken for "in use already", it stayed so, and no handshake succeeded.
+    runtime = Runtime(tmp_path)
+    assert certificates.apply(pki["cert"], pki["key"], runtime)
+    (runtime.tls_current / "cert.pem").unlink()
+    assert certificates.apply(pki["cert"], pki["key"], runtime)
+    assert (runtime.tls_current / "cert.pem").read_bytes() == open(pki["cert"], "rb").read()
+    assert (runtime.tls_current / "key.pem").read_bytes() == open(pki["key"], "rb").read()
+
+
+def test_applies_at_once_leave_one_whole_pair(pki, tmp_path):
+    runtime = Runtime(tmp_path)
+    renewed = self_signed(tmp_path, "renewed")
+    for pair in [renewed, (pki["cert"], pki["key"])] * 3:
+        threads = [threading.Thread(target=certificates.apply, args=(*pair, runtime)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        for path, name in zip(pair, certificates.FILES, strict=True):
+            assert (runtime.tls_current / name).read_bytes() == open(path, "rb").read()
+        assert not [p.name for p in runtime.tls_dir.iterdir() if p.name.endswith(".part") or
+                    (p.name.startswith(".") and p.is_dir())]

@@ -22,7 +22,7 @@
     python3 -m flaskbox nginx-digest   a digest of nginx's configuration and drop-ins (a reload compares it)
     python3 -m flaskbox generation-idle DIR SECONDS
                                        wait until a retiring uWSGI generation holds no request
-                                       (exit 1: it still does after SECONDS)
+                                       (exit 3: it still does after SECONDS)
     python3 -m flaskbox oom-kills      the container's OOM kills so far (empty: unknown)
     python3 -m flaskbox reload-room    exit 0 if another uWSGI pool fits under the pids limit now
 

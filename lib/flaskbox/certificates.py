@@ -18,17 +18,22 @@ watch()  applies each change of the files (certbot's renewal, cert-manager,
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from . import record, tls
 from .layout import Runtime
 from .log import error, info, log
 
 WATCH_EVERY = 0.5
+# What a version's folder holds: nginx.conf's maps name them.
+FILES = ("cert.pem", "key.pem")
 # Versions kept besides the one in use: a handshake that began just before a
 # swap still finds the files it was told about.
 KEEP = 2
@@ -52,30 +57,23 @@ def in_use(runtime: Runtime) -> str | None:
 
 def apply(cert: str, key: str, runtime: Runtime, say=info) -> bool:
     """The pair in use from now on, if it passes the check; True when
-    nothing was wrong (applied, or the same as in use)."""
+    nothing was wrong (applied, or the same as in use). One apply at a time
+    (a lock in RUNTIME_DIR/tls): the watcher and a SIGHUP's apply may meet
+    on the same renewal, and two copies made into one folder could leave a
+    half-copied pair in use."""
     try:
         tls.check_files(cert, key)
         version = digest(cert, key)
     except (tls.TLSError, OSError) as exc:
         error(f"TLS: {exc}; still serving the certificate loaded before")
         return False
-    if in_use(runtime) == version:
-        return True
-    folder = runtime.tls_dir / version
-    part = runtime.tls_dir / f".{version}.part"
     try:
-        shutil.rmtree(part, ignore_errors=True)
-        part.mkdir(parents=True, mode=0o700)
-        for source, name in ((cert, "cert.pem"), (key, "key.pem")):
-            shutil.copyfile(source, part / name)
-            (part / name).chmod(0o600)
-        if folder.exists():
-            shutil.rmtree(folder)
-        part.rename(folder)
-        link = runtime.tls_dir / ".current.new"
-        link.unlink(missing_ok=True)
-        link.symlink_to(version)
-        link.replace(runtime.tls_current)
+        runtime.tls_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+        with open(runtime.tls_dir / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if in_use(runtime) == version and whole(runtime.tls_dir / version):
+                return True
+            install(cert, key, version, runtime)
     except OSError as exc:
         error(f"TLS: cannot keep a copy of the certificate in {runtime.tls_dir} ({exc}); still serving "
               "the one loaded before")
@@ -83,6 +81,29 @@ def apply(cert: str, key: str, runtime: Runtime, say=info) -> bool:
     say(f"TLS: serving the certificate in TLS_CERT={cert} (version {version}) from the next handshake on")
     prune(runtime, version)
     return True
+
+
+def whole(folder) -> bool:
+    return all((folder / name).is_file() for name in FILES)
+
+
+def install(cert: str, key: str, version: str, runtime: Runtime) -> None:
+    """Copies the pair into a folder of its own, then swaps `current` to it."""
+    folder = runtime.tls_dir / version
+    part = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=runtime.tls_dir))
+    try:
+        for source, name in zip((cert, key), FILES, strict=True):
+            shutil.copyfile(source, part / name)
+            (part / name).chmod(0o600)
+        if folder.exists():
+            shutil.rmtree(folder)
+        part.rename(folder)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+    link = runtime.tls_dir / ".current.new"
+    link.unlink(missing_ok=True)
+    link.symlink_to(version)
+    link.replace(runtime.tls_current)
 
 
 def prune(runtime: Runtime, keep: str) -> None:

@@ -5,7 +5,8 @@ included, which uWSGI's graceful stop would cut: its offload thread dies
 with the worker), and waiting until that is nothing or the grace is over.
 
 `python3 -m flaskbox generation-idle DIR SECONDS` exits 0 once the
-generation in DIR holds nothing, 1 if it still does after SECONDS."""
+generation in DIR holds nothing, GRACE_OVER (3) if it still does after
+SECONDS: any other exit (a crash, a kill) says nothing of its requests."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from . import uwsgi_stats
 from .layout import Generation
 
 POLL_EVERY = 0.2
+GRACE_OVER = 3
 
 
 def connected_inodes(folder: Path, table: str = "/proc/net/unix") -> set[str]:
@@ -81,4 +83,4 @@ def main(directory: str, seconds: str) -> None:
     left = wait_idle(Generation(directory), float(seconds))
     if left:
         print(left)
-    sys.exit(1 if left else 0)
+    sys.exit(GRACE_OVER if left else 0)
