@@ -100,6 +100,9 @@ _static_install() {
 	local wanted installed="$RUNTIME_DIR/nginx/static.conf"
 	wanted="$(_gen_dir "$1")/static.conf"
 	[ -e "$wanted" ] || return 0
+	# Unchanged: nothing to judge (a drop-in nginx rejects must not hold
+	# back the app's code; _nginx_apply_config names it).
+	[ "$(<"$wanted")" != "$(<"$installed")" ] || return 0
 	cp "$installed" "$installed.previous"
 	cp "$wanted" "$installed"
 	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
@@ -197,16 +200,42 @@ _kill_busy_uwsgi_workers() {
 	kill -KILL "${busy[@]}" 2>/dev/null || true
 }
 
+# _retire_in_background N MASTER_PID
+#   _retire_generation in a subshell the supervisor watches
+#   (FLASKBOX_RETIRING, FLASKBOX_RETIRING_GEN).
+_retire_in_background() {
+	_retire_generation "$1" "$2" &
+	FLASKBOX_RETIRING["$!"]="$2"
+	FLASKBOX_RETIRING_GEN["$!"]="$1"
+}
+
+# _retired SUBSHELL_PID STATUS
+#   A retirement ended. If its master still runs (the subshell was killed),
+#   it starts again: left alone, the old pool would run for good, and out
+#   of the count of pools a pids limit has room for.
+_retired() {
+	local master="${FLASKBOX_RETIRING[$1]:-}" gen="${FLASKBOX_RETIRING_GEN[$1]:-}"
+	unset 'FLASKBOX_RETIRING[$1]' 'FLASKBOX_RETIRING_GEN[$1]'
+	if kill -0 "$master" 2>/dev/null; then
+		flaskbox_error "reload: the retirement of the old code (generation $gen) ended with code $2 while its uWSGI master still runs; started again"
+		_retire_in_background "$gen" "$master"
+	elif [ -n "$FLASKBOX_RELOAD_WAITING" ]; then
+		FLASKBOX_RELOAD_WAITING=
+		_prod_reload
+	fi
+}
+
 # _generation_idle DIR DEADLINE
-#   Returns once generation DIR holds no request, or non-zero (and prints
-#   how many it still holds) at DEADLINE (epoch seconds). A watcher that
-#   ended otherwise (killed, crashed) says nothing of the requests: it is
-#   started again on what is left of the grace.
+#   Returns once generation DIR holds no request, or non-zero at DEADLINE
+#   (epoch seconds), with how many it still holds in FLASKBOX_IDLE_LEFT. A
+#   watcher that ended otherwise (killed, crashed) says nothing of the
+#   requests: it is started again on what is left of the grace.
 _generation_idle() {
 	local status
 	while :; do
 		status=0
-		python3 -I -m flaskbox generation-idle "$1" $(($2 > EPOCHSECONDS ? $2 - EPOCHSECONDS : 0)) || status=$?
+		FLASKBOX_IDLE_LEFT="$(python3 -I -m flaskbox generation-idle "$1" \
+			$(($2 > EPOCHSECONDS ? $2 - EPOCHSECONDS : 0)))" || status=$?
 		case "$status" in
 			0) return 0 ;;
 			3) return 1 ;;
@@ -224,12 +253,12 @@ _generation_idle() {
 #   its workers are killed, a cut its clients and nginx's log see. Then its
 #   master stops, and its folder goes.
 _retire_generation() {
-	local gen="$1" master="$2" dir left mercy=$((FLASKBOX_STOP_MERCY_SECONDS * 1000))
+	local gen="$1" master="$2" dir mercy=$((FLASKBOX_STOP_MERCY_SECONDS * 1000))
 	dir="$(_gen_dir "$gen")"
 	trap - TERM INT QUIT HUP
 	_end_streams "$master"
-	if ! left="$(_generation_idle "$dir" $((EPOCHSECONDS + FLASKBOX_RELOAD_GRACE)))"; then
-		flaskbox_error "reload: ${left:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
+	if ! _generation_idle "$dir" $((EPOCHSECONDS + FLASKBOX_RELOAD_GRACE)); then
+		flaskbox_error "reload: ${FLASKBOX_IDLE_LEFT:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
 		mercy=0  # its master stops first, so that it forks no new worker
 	fi
 	_stop_process "$master" TERM $((mercy + FLASKBOX_STOP_KILL_AFTER_SECONDS * 1000)) "$mercy" \
@@ -287,7 +316,7 @@ _reload_uwsgi() {
 		return 0
 	fi
 	if ! _static_install "$next"; then
-		flaskbox_error "SIGHUP: nginx rejected the static location of the app's new code (message above); still serving the code loaded before"
+		flaskbox_error "SIGHUP: nginx rejected its configuration with the static location of the app's new code (message above: the static folder, or a drop-in in /app/nginx.d); still serving the code loaded before"
 		_stop_process "$FLASKBOX_STARTING_PID" KILL 1000 || true
 		FLASKBOX_STARTING_PID=
 		rm -rf "$(_gen_dir "$next")"
@@ -303,8 +332,7 @@ _reload_uwsgi() {
 	FLASKBOX_GENERATION="$next"
 	FLASKBOX_UWSGI_PID="$FLASKBOX_STARTING_PID"
 	FLASKBOX_STARTING_PID=
-	_retire_generation "$retired" "$master" &
-	FLASKBOX_RETIRING["$!"]="$master"
+	_retire_in_background "$retired" "$master"
 	flaskbox_log "SIGHUP: uWSGI serves the app's new code (generation $next); the old code finishes what it holds (RELOAD_GRACE ${FLASKBOX_RELOAD_GRACE}s)"
 }
 
@@ -643,13 +671,7 @@ _prod_supervise() {
 			"${FLASKBOX_METRICS_PID:-}" | "${FLASKBOX_TLS_WATCH_PID:-}" | "${FLASKBOX_JSON_LOGS_PID:-}")
 				_prod_restart_helper "$exited" "$status"
 				;;
-			*)
-				unset 'FLASKBOX_RETIRING[$exited]'
-				if [ -n "$FLASKBOX_RELOAD_WAITING" ]; then
-					FLASKBOX_RELOAD_WAITING=
-					_prod_reload
-				fi
-				;;
+			*) _retired "$exited" "$status" ;;
 		esac
 	done
 }
@@ -669,8 +691,9 @@ flaskbox_start_production() {
 	done
 	FLASKBOX_NGINX_PID='' FLASKBOX_METRICS_PID='' FLASKBOX_TLS_WATCH_PID='' FLASKBOX_STARTING_PID='' FLASKBOX_UWSGI_PID=''
 	FLASKBOX_RELOADING='' FLASKBOX_RELOAD_AGAIN='' FLASKBOX_RELOAD_WAITING=''
-	# Retiring generations: the retiring subshell's pid -> its master's.
-	declare -gA FLASKBOX_RETIRING=()
+	# Retiring generations: the retiring subshell's pid -> its master's,
+	# and -> the generation's number.
+	declare -gA FLASKBOX_RETIRING=() FLASKBOX_RETIRING_GEN=()
 	# The stop runs inside the trap, so a signal arriving at any moment
 	# (even before nginx has started) stops whatever is running, in order.
 	# SIGHUP reloads instead (before nginx has started: ignored, logged).

@@ -124,10 +124,14 @@ def test_hup_rereads_the_drop_in_config(containers, app_copy):
     share_with_container(rule)
     hup(c)
     c.wait_until(lambda: body(c, "/dropin") == f"{token}\n", "the new drop-in served after SIGHUP")
-    # A drop-in nginx rejects is not loaded: the running config stays.
+    # A drop-in nginx rejects is not loaded: the running config stays. The
+    # app's new code, saved with it, is served all the same.
     rule.write_text("this is not nginx\n")
+    code = uuid.uuid4().hex
+    write_version(app_copy, code)
     hup(c)
     c.wait_until(lambda: "nginx rejected its configuration" in c.logs(), "the refused nginx reload")
+    c.wait_until(lambda: body(c) == f"{code}\n", "the new code served", timeout=30)
     assert body(c, "/dropin") == f"{token}\n"
     assert c.running(), c.logs()
 
