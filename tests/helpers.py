@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -337,6 +338,28 @@ class Container:
         if not self.removed:
             docker("rm", "-f", "-v", self.name, check=False)
             self.removed = True
+
+
+class SlowRequest:
+    """GET /sleep/SECONDS (the fixture app's), sent from a thread and
+    returned once a worker runs it (its "sleep start" line in the log);
+    join() gives its status."""
+
+    def __init__(self, container: Container, seconds: int, timeout: float = 60):
+        self.status: int | None = None
+        self.timeout = timeout
+        marker = f"sleep start {seconds}"
+        before = container.logs().count(marker)
+        self.thread = threading.Thread(target=self._send, args=(container, seconds), daemon=True)
+        self.thread.start()
+        container.wait_until(lambda: container.logs().count(marker) > before, f"/sleep/{seconds} in a worker")
+
+    def _send(self, container: Container, seconds: int) -> None:
+        self.status = container.request(f"/sleep/{seconds}", timeout=self.timeout).status
+
+    def join(self) -> int | None:
+        self.thread.join(self.timeout + 5)
+        return self.status
 
 
 class ContainerFactory:

@@ -10,12 +10,11 @@ see it."""
 import hashlib
 import re
 import shutil
-import threading
 import time
 import uuid
 
 from downloads import MB, Download
-from helpers import CERT, KEY, REPO, docker, free_port, share_with_container
+from helpers import CERT, KEY, REPO, SlowRequest, docker, free_port, share_with_container
 
 FIXTURE_APP = REPO / "tests" / "fixture_app"
 VERSION = '''
@@ -174,20 +173,12 @@ def test_the_old_codes_requests_outlive_a_killed_watch_on_them(containers, fixtu
     # killed: its end says nothing of them, so it is started again. Before,
     # it read as RELOAD_GRACE over and the request in flight was cut.
     c = containers.serving(image=fixture_image["image"])
-    slow = []
-    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/6", timeout=30).status))
-    client.start()
-    c.wait_until(lambda: "sleep start 6" in c.logs(), "a request in flight on the old code")
-    docker("kill", "-s", "HUP", c.name)
-    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
-    watch = c.wait_until(lambda: c.pids("python3 -I -m flaskbox generation-idle"),
-                         "the watch on the old code")
+    slow, watch = reloaded_with_a_request_in_flight(c)
     c.signal("KILL", *watch)
     c.wait_until(lambda: "ended with code 137; watching again" in c.logs(), "the watch started again")
-    client.join(30)
+    assert slow.join() == 200, c.logs()
     c.wait_until(lambda: "the old code (generation 1) has finished its requests" in c.logs(),
                  "generation 1 done")
-    assert slow == [200], c.logs()
     assert "still in flight after RELOAD_GRACE" not in c.logs()
 
 
@@ -196,22 +187,14 @@ def test_a_killed_retirement_starts_again_and_the_old_pool_still_ends(containers
     # the old pool's master still runs, so its retirement starts again.
     # Before, the supervisor dropped it, and the old pool ran for good.
     c = containers.serving(image=fixture_image["image"])
-    slow = []
-    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/6", timeout=30).status))
-    client.start()
-    c.wait_until(lambda: "sleep start 6" in c.logs(), "a request in flight on the old code")
-    docker("kill", "-s", "HUP", c.name)
-    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
-    watch = c.wait_until(lambda: c.pids("python3 -I -m flaskbox generation-idle"),
-                         "the watch on the old code")
+    slow, watch = reloaded_with_a_request_in_flight(c)
     # The watch runs in a command substitution of the retirement's subshell.
     retirement = parent(c, parent(c, watch[0]))
     assert retirement != "1", c.processes()
     c.signal("KILL", retirement)
     c.wait_until(lambda: "retirement of the old code (generation 1) ended with code 137" in c.logs(),
                  "the retirement started again")
-    client.join(30)
-    assert slow == [200], c.logs()
+    assert slow.join() == 200, c.logs()
     c.wait_until(lambda: "the old code (generation 1) has finished its requests" in c.logs(),
                  "generation 1 done")
     c.wait_until(lambda: len(c.pids("flaskbox uWSGI master")) == 1, "one uWSGI master left")
@@ -220,3 +203,13 @@ def test_a_killed_retirement_starts_again_and_the_old_pool_still_ends(containers
 def parent(container, pid: str) -> str:
     status = container.exec("cat", f"/proc/{pid}/status").stdout
     return re.search(r"^PPid:\s+(\d+)", status, re.M).group(1)
+
+
+def reloaded_with_a_request_in_flight(c) -> tuple[SlowRequest, list[str]]:
+    """A 6 s request on the old code, then a reload: the request, and the
+    pid of the process that watches the old code's requests."""
+    slow = SlowRequest(c, 6)
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
+    return slow, c.wait_until(lambda: c.pids("python3 -I -m flaskbox generation-idle"),
+                              "the watch on the old code")

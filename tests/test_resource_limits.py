@@ -9,7 +9,7 @@ import http.client
 import re
 import threading
 
-from helpers import docker, free_port
+from helpers import SlowRequest, docker, free_port
 
 
 def metric(port: int, name: str) -> float:
@@ -120,10 +120,7 @@ def test_a_reload_while_an_earlier_one_still_finishes_waits_for_room_under_the_p
     c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"},
                            docker_args=("--pids-limit", "45"))
     assert "would not fit" not in c.logs()
-    slow = []
-    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/12", timeout=60).status))
-    client.start()
-    c.wait_until(lambda: "sleep start 12" in c.logs(), "a request in flight on the first code")
+    slow = SlowRequest(c, 12)
     docker("kill", "-s", "HUP", c.name)
     c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the first reload")
     docker("kill", "-s", "HUP", c.name)
@@ -131,8 +128,7 @@ def test_a_reload_while_an_earlier_one_still_finishes_waits_for_room_under_the_p
     assert c.request("/").status == 200
     c.wait_until(lambda: "uWSGI serves the app's new code (generation 3)" in c.logs(), "the second reload",
                  timeout=40)
-    client.join(30)
-    assert slow == [200], c.logs()
+    assert slow.join() == 200, c.logs()
     logs = c.logs()
     assert logs.index("the old code (generation 1) has finished") < logs.index("(generation 3)"), logs
     assert "Resource temporarily unavailable" not in logs and "can't start new thread" not in logs, logs
@@ -147,20 +143,13 @@ def test_a_full_disk_ends_neither_a_reload_nor_a_stop(containers, fixture_image)
                            docker_args=("--tmpfs", "/tmp:size=64m,nr_inodes=2000"))
     c.exec("bash", "-c", "i=0; while : >/tmp/fill$i; do i=$((i + 1)); done 2>/dev/null")
     assert c.exec("bash", "-c", ": >/tmp/one-more").returncode != 0, "the disk is not full"
-    slow = []
-    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/3", timeout=30).status))
-    client.start()
-    c.wait_until(lambda: "sleep start 3" in c.logs(), "a request in flight")
+    slow = SlowRequest(c, 3)
     docker("kill", "-s", "HUP", c.name)
     c.wait_until(lambda: "cannot make the new code's folder" in c.logs(), "the reload refused")
-    client.join(30)
-    assert slow == [200] and c.running(), c.logs()
+    assert slow.join() == 200 and c.running(), c.logs()
     assert c.request("/").status == 200
     # The stop, with a request in flight: drained, exit 0.
-    client = threading.Thread(target=lambda: slow.append(c.request("/sleep/2", timeout=30).status))
-    client.start()
-    c.wait_until(lambda: c.logs().count("sleep start") >= 2, "a second request in flight")
+    slow = SlowRequest(c, 2)
     docker("stop", c.name)
-    client.join(30)
-    assert slow == [200, 200] and c.exit_code() == 0, c.logs()
+    assert slow.join() == 200 and c.exit_code() == 0, c.logs()
     assert "cannot mark the stop" in c.logs()
