@@ -272,6 +272,13 @@ class Container:
             # fine interval still polls finely.
             if time.monotonic() >= next_state_check:
                 if not self.running():
+                    # The exit may have come between the predicate's call and
+                    # this check, and made it true (a last log line): once more.
+                    try:
+                        if result := predicate():
+                            return result
+                    except (OSError, http.client.HTTPException):
+                        pass
                     self.fail(f"container exited (code {self.exit_code()}) while waiting for {what}")
                 next_state_check = time.monotonic() + 0.2
             time.sleep(interval)

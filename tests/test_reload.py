@@ -241,8 +241,7 @@ def test_a_hup_during_a_reload_is_one_more_reload_and_the_pool_stays_supervised(
     assert len(masters) == 1, (masters, c.processes(), logs)
     # The master that serves is the one supervised: its death ends the container.
     c.signal("KILL", masters[0])
-    c.wait_until(lambda: not c.running(), "the container to stop once its uWSGI master died", timeout=20)
-    assert c.exit_code() != 0, c.logs()
+    assert c.wait_exit(timeout=20) != 0, c.logs()
 
 
 @pytest.mark.slow
@@ -260,7 +259,7 @@ def test_a_serving_process_dying_while_the_new_code_loads_ends_the_container_at_
     assert c.request("/").status == 200  # the code loaded before serves meanwhile
     killed = time.monotonic()
     c.signal("KILL", *c.pids("nginx: master process"))
-    c.wait_until(lambda: not c.running(), "the container to end", timeout=9)
+    code = c.wait_exit(timeout=9)
     assert time.monotonic() - killed < 5, c.logs()
-    assert c.exit_code() != 0, c.logs()
+    assert code != 0, c.logs()
     assert "the reload is abandoned" in c.logs()

@@ -88,7 +88,7 @@ def test_a_worker_the_oom_killer_ends_is_named_and_counted(containers, fixture_i
     # A crash afterwards is a crash: the OOM killer sends SIGKILL only, so
     # the last words of a server ended by another signal do not blame it.
     c.signal("SEGV", *c.pids("nginx: master process"))
-    c.wait_until(lambda: not c.running(), "the container to stop")
+    c.wait_exit()
     last = [line for line in c.logs().splitlines() if "container stopped" in line]
     assert last and "killed by signal 11" in last[-1] and "OOM" not in last[-1], last
 
