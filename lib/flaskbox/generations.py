@@ -10,48 +10,15 @@ SECONDS: any other exit (a crash, a kill) says nothing of its requests."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from pathlib import Path
 
 from . import uwsgi_stats
 from .layout import Generation
+from .unix_sockets import connected_inodes, held_inodes
 
 POLL_EVERY = 0.2
 GRACE_OVER = 3
-
-
-def connected_inodes(folder: Path, table: str = "/proc/net/unix") -> set[str]:
-    """Inodes of the connections made to a socket in `folder` (a connected
-    socket shows its listener's path in the table; state 03)."""
-    prefix = f"{folder}/"
-    found = set()
-    try:
-        lines = Path(table).read_text().splitlines()[1:]
-    except OSError:
-        return found
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 8 and fields[5] == "03" and fields[7].startswith(prefix):
-            found.add(fields[6])
-    return found
-
-
-def held_inodes(pid: int) -> set[str]:
-    """The socket inodes a process holds open."""
-    held = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                held.add(target[8:-1])
-    except OSError:
-        pass
-    return held
 
 
 def in_flight(generation: Generation) -> int:
@@ -59,7 +26,7 @@ def in_flight(generation: Generation) -> int:
     stats = uwsgi_stats.read(generation.stats_socket)
     if stats is None:
         return 0  # its master is gone: nothing left to wait for
-    queued = sum(sock.get("queue", 0) for sock in stats.get("sockets", []))
+    queued = uwsgi_stats.queued(stats)
     connections = connected_inodes(generation.dir)
     held: set[str] = set()
     for worker in stats.get("workers", []):

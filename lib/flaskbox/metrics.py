@@ -136,7 +136,7 @@ class Collector:
                          if core.get("in_request"))
         out += header("flaskbox_app_requests_in_flight", "gauge", "Requests inside uWSGI workers now.")
         out.append(f"flaskbox_app_requests_in_flight {in_request}")
-        queue = sum(sock.get("queue", 0) for sock in stats.get("sockets", []))
+        queue = uwsgi_stats.queued(stats) if stats.get("sockets") else 0
         out += header("flaskbox_queue_depth", "gauge", "Requests waiting for a uWSGI worker now.")
         out.append(f"flaskbox_queue_depth {queue}")
         out += header("flaskbox_queue_size", "gauge", "QUEUE_SIZE: waiting requests allowed before a 503.")

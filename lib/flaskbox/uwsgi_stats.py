@@ -17,6 +17,8 @@ import json
 import socket
 from pathlib import Path
 
+from . import unix_sockets
+
 
 def parse(data: bytes) -> dict | None:
     """The stats document, or None when it is not one."""
@@ -38,3 +40,13 @@ def read(path: Path, timeout: float = 2.0) -> dict | None:
     except OSError:
         return None
     return parse(data)
+
+
+def queued(stats: dict) -> int:
+    """Requests waiting for a worker in the listen queues of the uWSGI whose
+    stats these are: the kernel's count (unix_sockets.backlog), as uWSGI's
+    own `queue` reads 0 for a unix socket; uWSGI's when the kernel will not say."""
+    sockets = [sock for sock in stats.get("sockets", []) if isinstance(sock, dict)]
+    paths = {sock.get("name") for sock in sockets}
+    waiting = unix_sockets.backlog(paths, stats["pid"]) if isinstance(stats.get("pid"), int) else None
+    return waiting if waiting is not None else sum(sock.get("queue", 0) for sock in sockets)
