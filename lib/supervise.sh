@@ -176,6 +176,7 @@ _stop_process() {
 			"$action" "$pid"
 			action=""
 		fi
+		_json_logs_keep_relaying
 		sleep 0.02
 	done
 	wait "$pid" 2>/dev/null || status=$?
@@ -504,6 +505,7 @@ _drain_nginx() {
 			kill -TERM "${alive[@]}" 2>/dev/null || true
 			signalled=1
 		fi
+		_json_logs_keep_relaying
 		sleep 0.02
 	done
 }
@@ -636,6 +638,21 @@ _prod_restart_dead_helpers() {
 		wait "$pid" 2>/dev/null || status=$?
 		_prod_restart_helper "$pid" "$status"
 	done
+}
+
+# _json_logs_keep_relaying
+#   In the supervisor's own shell, while it waits on a process to stop (a
+#   stop's drain, a reload's): a JSON log relay that died meanwhile starts
+#   again at once. Until then every write to stderr waits in the pipe, the
+#   last words and the draining requests' log lines included, and a writer
+#   blocks once the pipe is full. (A retirement's subshell leaves it alone:
+#   the relay is not its child.) Builtins only: it runs every 20 ms.
+_json_logs_keep_relaying() {
+	[ -n "${FLASKBOX_JSON_LOGS_PID:-}" ] && [ "$BASHPID" = "$$" ] || return 0
+	kill -0 "$FLASKBOX_JSON_LOGS_PID" 2>/dev/null && return 0
+	local status=0
+	wait "$FLASKBOX_JSON_LOGS_PID" 2>/dev/null || status=$?
+	_prod_restart_helper "$FLASKBOX_JSON_LOGS_PID" "$status"
 }
 
 # _prod_supervise

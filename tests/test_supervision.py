@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from helpers import CERT, KEY, docker, free_port, share_with_container
+from helpers import CERT, KEY, SlowRequest, docker, free_port, share_with_container
 
 # Processes that come back, by what their command line starts with.
 RECOVER = {
@@ -116,6 +116,28 @@ def test_helpers_dying_while_a_reload_waits_for_new_code_come_back_at_once(conta
                  timeout=40)
     assert c.running()
 
+
+
+def test_a_relay_dying_during_a_stop_comes_back_and_the_last_words_are_logged(containers, fixture_image):
+    # While the supervisor waits for nginx to drain, a dead relay is started
+    # again there and then. Before, the lines written after its death (the
+    # draining request's, "stopped") stayed in the pipe and never reached
+    # docker logs, and a writer blocked once the pipe was full.
+    c = containers.run(image=fixture_image["image"], env={"LOG_FORMAT": "json"})
+    c.wait_http("/")
+    slow = SlowRequest(c, 3)
+    relay = c.pids(RECOVER["the JSON log relay"])
+    assert len(relay) == 1, c.processes()
+    docker("kill", "-s", "TERM", c.name)
+    c.wait_until(lambda: "stopping: event streams end" in c.logs(), "the stop under way")
+    kill9(c, relay[0])
+    assert slow.join() == 200
+    assert c.wait_exit(timeout=15) == 0, c.logs()
+    lines = [json.loads(line) for line in c.logs().splitlines() if line.startswith("{")]
+    text = [json.dumps(line) for line in lines]
+    assert any("JSON log relay exited with code 137" in line for line in text), text[-5:]
+    assert any("/sleep/3" in line and "200" in line for line in text), text[-5:]
+    assert "stopped" in text[-1], text[-5:]
 
 class Traffic:
     """Clients that each make requests until stopped, keeping what came
