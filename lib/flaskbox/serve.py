@@ -229,9 +229,12 @@ class Serve:
         if reply.spooled:
             worker, spooled = worker_id(), reply.spooled
             result = Spooled(result, lambda: self.spool.written(spooled, worker))
-        if watched is not None and (files.holds(result) or isinstance(result, (list, tuple))):
+        made = files.holds(result) or isinstance(result, (list, tuple))
+        if watched is not None and made and not reply.chunked:
             # All of it is made: what is left is uWSGI's to send (a file,
-            # from an offload thread), at the client's pace.
+            # from an offload thread), at the client's pace. Not if it is to
+            # be framed (no Content-Length: a bare WSGI app's list, as
+            # prometheus_client and engine.io return): chunked was promised.
             self.watchdog.end()
             if not watched.claim("app"):
                 close_body(result)
