@@ -39,3 +39,14 @@ def test_a_body_without_content_length_arrives_whole_and_is_logged_whole(server,
     assert body == EXPECTED[path], (len(body), body[:200])
     if mode != "debug":  # the dev server keeps no access log of nginx's
         assert access_line(container, request_id).endswith(" done=ok")
+
+
+def test_an_apps_own_prometheus_metrics_mounted_beside_flask_are_served(containers, app_images):
+    # tests/apps/board mounts prometheus_client's make_wsgi_app() at
+    # /metrics, as its docs show: a list body, no Content-Length.
+    c = containers.run(image=app_images("board"))
+    c.wait_http("/")
+    status, body, ending, request_id = fetch(c, "/metrics")
+    assert (status, ending) == (200, "complete"), (status, ending, c.logs()[-2000:])
+    assert b"# TYPE python_info gauge" in body, body[:500]
+    assert access_line(c, request_id).endswith(" done=ok")

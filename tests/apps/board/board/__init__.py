@@ -4,7 +4,8 @@ package, where SQLite lives), a secret-key file beside the package that it
 falls back to silently when it cannot write it, an uploads folder inside the
 package (shipped with a welcome.txt, the seed of the volume's copy), Alembic
 migrations, an event stream on every page, older Flask and gevent pinned,
-and `distutils` imported as old code does."""
+and `distutils` imported as old code does; its own Prometheus metrics at
+/metrics, prometheus_client's WSGI app mounted beside Flask's."""
 
 import hashlib
 import os
@@ -13,6 +14,8 @@ from distutils.util import strtobool
 
 import sqlalchemy as sa
 from flask import Flask, jsonify, redirect, render_template, request, url_for
+from prometheus_client import make_wsgi_app
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from .models import entry
 
@@ -86,4 +89,5 @@ def create_app():
                        index=url_for("index"), static=url_for("static", filename="board.css"),
                        **modules)
 
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": make_wsgi_app()})
     return app
