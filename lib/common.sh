@@ -46,9 +46,18 @@ flaskbox_json_logs() {
 #   Starts the relay (again): it reads the pipe (opened anew, read-only, so
 #   that it sees the end once every writer is gone) and writes the
 #   container's own stderr. FLASKBOX_JSON_LOGS_PID.
+#   It runs inside a subshell that outlives it and exits with its status:
+#   bash writes a notice of a child killed by a signal to its own stderr,
+#   and PID 1's is this pipe. With the relay dead and the pipe full, that
+#   notice blocked PID 1 for good, before it could start a relay again, and
+#   every writer with it. The subshell's notice goes nowhere.
 flaskbox_json_logs_relay() {
-	python3 -I -m flaskbox json-log <"/proc/self/fd/$FLASKBOX_JSON_LOGS_FD" {FLASKBOX_JSON_LOGS_FD}>&- \
-		>&"$FLASKBOX_STDERR_FD" 2>&"$FLASKBOX_STDERR_FD" &
+	(
+		# Only the read end here: no writer held, so the relay sees the end.
+		exec <"/proc/self/fd/$FLASKBOX_JSON_LOGS_FD" {FLASKBOX_JSON_LOGS_FD}>&-
+		python3 -I -m flaskbox json-log 1>&"$FLASKBOX_STDERR_FD" 2>&"$FLASKBOX_STDERR_FD"
+		exit "$?"
+	) 2>/dev/null &
 	FLASKBOX_JSON_LOGS_PID=$!
 }
 

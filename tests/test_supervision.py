@@ -139,6 +139,38 @@ def test_a_relay_dying_during_a_stop_comes_back_and_the_last_words_are_logged(co
     assert any("/sleep/3" in line and "200" in line for line in text), text[-5:]
     assert "stopped" in text[-1], text[-5:]
 
+
+def test_a_relay_killed_while_the_app_floods_stderr_comes_back_and_nothing_hangs(containers, fixture_image):
+    # Two requests print 100000 lines each; the relay is killed meanwhile, so
+    # the pipe fills at once. Before, PID 1 blocked writing bash's notice of
+    # the relay's death into that full pipe, never started a relay again,
+    # and every writer hung with it: the requests, then the stop (SIGKILL).
+    c = containers.run(image=fixture_image["image"], env={"LOG_FORMAT": "json"})
+    c.wait_http("/")
+    relay = c.pids(RECOVER["the JSON log relay"])
+    statuses: list[int] = []
+
+    def shout():
+        statuses.append(c.request("/shout/100000", timeout=30).status)
+
+    shouting = [threading.Thread(target=shout) for _ in range(2)]
+    for thread in shouting:
+        thread.start()
+    c.wait_until(lambda: "shout 1000 of 100000" in c.logs(), "the app shouting")
+    kill9(c, relay[0])
+    for thread in shouting:
+        thread.join(35)
+    assert statuses == [200, 200], c.logs()[-3000:]
+    assert c.pids(RECOVER["the JSON log relay"]) not in ([], relay)
+    stopped = time.monotonic()
+    docker("kill", "-s", "TERM", c.name)
+    assert c.wait_exit(timeout=15) == 0, c.logs()[-3000:]
+    assert time.monotonic() - stopped < 5
+    logs = c.logs().splitlines()
+    # A killed relay loses at most what it had read and not yet written.
+    assert sum(1 for line in logs if '"shout ' in line) >= 200000 - 1000
+    assert "stopped" in logs[-1], logs[-3:]
+
 class Traffic:
     """Clients that each make requests until stopped, keeping what came
     back: a status and the request id nginx gave it, or the error."""

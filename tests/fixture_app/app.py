@@ -67,6 +67,15 @@ def sleep(seconds):
     return f"slept {seconds}\n"
 
 
+@app.get("/shout/<int:lines>")
+def shout(lines):
+    # An app that logs a lot to stderr, as fast as it can.
+    for number in range(lines):
+        print(f"shout {number} of {lines}", file=sys.stderr)
+    sys.stderr.flush()
+    return f"shouted {lines}\n"
+
+
 @app.post("/upload")
 def upload():
     # How much of the body arrived, for the body-size limit.
