@@ -2,7 +2,9 @@
 unix_sockets.py): uWSGI's stats say `queue: 0` for a unix socket whatever
 waits in it, so METRICS_PORT's flaskbox_queue_depth read 0 with requests
 piling up, and a reload's retiring code counted none of its queued requests.
-In process against this kernel, then against a container."""
+During a reload, the gauges of what is in flight count the retiring
+generation's requests too. In process against this kernel, then against a
+container."""
 
 import os
 import socket
@@ -12,7 +14,7 @@ import threading
 from test_metrics import sample, scrape
 
 from flaskbox import unix_sockets, uwsgi_stats
-from helpers import SlowRequest, free_port
+from helpers import SlowRequest, docker, free_port
 
 
 def listening(path, waiting: int):
@@ -106,3 +108,34 @@ def test_the_metric_counts_requests_queued_behind_a_busy_worker(module_container
         thread.join(30)
     assert statuses == [200] * 3
     container.wait_until(lambda: sample(scrape(metrics_port), "flaskbox_queue_depth") == 0, "an empty queue")
+
+
+def test_a_reloads_retiring_generation_counts_in_the_gauges(module_containers):
+    # One single-threaded worker: a 6 s request in it and two queued behind
+    # it, then a reload. The old generation finishes them beside the new
+    # one; before, every gauge read only the new one: 0 in flight, 0 queued.
+    metrics_port = free_port()
+    c = module_containers.run(env={"METRICS_PORT": str(metrics_port), "UWSGI_PROCESSES": "1",
+                                   "UWSGI_THREADS": "1"})
+    c.wait_http("/")
+    c.wait_until(lambda: scrape(metrics_port), "the metrics server")
+    held = SlowRequest(c, 6)
+    statuses: list[int] = []
+    waiting = [threading.Thread(target=lambda: statuses.append(c.request("/", timeout=30).status))
+               for _ in range(2)]
+    for thread in waiting:
+        thread.start()
+    c.wait_until(lambda: sample(scrape(metrics_port), "flaskbox_queue_depth") == 2, "2 queued")
+    docker("kill", "-s", "HUP", c.name)
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
+    text = scrape(metrics_port)
+    assert sample(text, "flaskbox_app_requests_in_flight") == 1, text
+    assert sample(text, "flaskbox_queue_depth") == 2, text
+    assert sample(text, 'flaskbox_workers{state="busy"}') == 1, text
+    assert held.join() == 200
+    for thread in waiting:
+        thread.join(30)
+    assert statuses == [200, 200]
+    c.wait_until(lambda: "has finished its requests and stopped" in c.logs(), "the old generation's end")
+    text = scrape(metrics_port)
+    assert (sample(text, "flaskbox_queue_depth"), sample(text, "flaskbox_app_requests_in_flight")) == (0, 0)

@@ -36,7 +36,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from . import record, uwsgi_stats
-from .layout import Runtime
+from .layout import Generation, Runtime
 from .log import error
 from .nginx_lines import BUCKETS, HANDLERS, REASONS, REPLACED, ROTATE_BYTES, ZONES, Counts, Tail
 
@@ -82,7 +82,7 @@ class Collector:
         with self.lock:
             lines = self._requests()
         stats = uwsgi_stats.read(self.place.stats_socket)
-        lines += self._workers(stats)
+        lines += self._workers(stats, self._retiring())
         lines += self._nginx(read_stub_status(self.place.status_socket))
         lines += self._streams(stats)
         lines += self._info()
@@ -117,13 +117,36 @@ class Collector:
         out.append(f"flaskbox_request_timeouts_total {counts.timeouts}")
         return out
 
-    def _workers(self, stats: dict | None) -> list[str]:
+    def _retiring(self) -> list[dict]:
+        """The stats of the generations a reload retires: older than the
+        current one, still finishing their requests beside it (a newer one
+        is still starting, and serves nobody yet)."""
+        try:
+            current = int(os.readlink(self.place.uwsgi_dir / "current").rstrip("/").rpartition("/")[2][1:])
+        except (OSError, ValueError):
+            return []
+        found = []
+        for folder in self.place.uwsgi_dir.glob("g*"):
+            number = folder.name[1:]
+            if number.isdigit() and int(number) < current:
+                stats = uwsgi_stats.read(Generation(folder).stats_socket, timeout=1.0)
+                if stats is not None:
+                    found.append(stats)
+        return found
+
+    def _workers(self, stats: dict | None, retiring: list[dict]) -> list[str]:
+        """The current pool's workers; the gauges of what is in flight count
+        a retiring generation's too, which a reload leaves finishing its
+        requests (RELOAD_GRACE)."""
         out = header("flaskbox_up", "gauge", "1 when uWSGI's stats could be read.")
         out.append(f"flaskbox_up {int(stats is not None)}")
         stats = stats or {"workers": [], "sockets": []}
         workers = [worker for worker in stats.get("workers", []) if worker.get("pid")]
-        states = Counter("busy" if worker.get("status") == "busy" else "idle" for worker in workers)
-        out += header("flaskbox_workers", "gauge", "uWSGI worker processes by state.")
+        every = workers + [worker for pool in retiring for worker in pool.get("workers", [])
+                           if worker.get("pid")]
+        states = Counter("busy" if worker.get("status") == "busy" else "idle" for worker in every)
+        out += header("flaskbox_workers", "gauge",
+                      "uWSGI worker processes by state (a reload's retiring generation included).")
         out += [f'flaskbox_workers{{state="{state}"}} {states[state]}' for state in ("busy", "idle")]
         out += header("flaskbox_worker_respawns_total", "counter",
                       "Worker processes started again (recycled, retired or killed) since uWSGI started.")
@@ -132,11 +155,10 @@ class Collector:
         out += header("flaskbox_worker_memory_bytes", "gauge", "Resident memory of each uWSGI worker.")
         out += [f'flaskbox_worker_memory_bytes{{worker="{worker["id"]}"}} {rss(worker["pid"])}'
                 for worker in workers]
-        in_request = sum(1 for worker in workers for core in worker.get("cores", [])
-                         if core.get("in_request"))
+        in_request = sum(1 for worker in every for core in worker.get("cores", []) if core.get("in_request"))
         out += header("flaskbox_app_requests_in_flight", "gauge", "Requests inside uWSGI workers now.")
         out.append(f"flaskbox_app_requests_in_flight {in_request}")
-        queue = uwsgi_stats.queued(stats) if stats.get("sockets") else 0
+        queue = sum(uwsgi_stats.queued(pool) for pool in (stats, *retiring) if pool.get("sockets"))
         out += header("flaskbox_queue_depth", "gauge", "Requests waiting for a uWSGI worker now.")
         out.append(f"flaskbox_queue_depth {queue}")
         out += header("flaskbox_queue_size", "gauge", "QUEUE_SIZE: waiting requests allowed before a 503.")
