@@ -88,6 +88,8 @@ _uwsgi_failure() {
 		22) printf "could not load APP_MODULE='%s': see the traceback above" "$APP_MODULE" ;;
 		# serve.py: the module holds no app (its message is above).
 		2) printf "APP_MODULE='%s' does not name an app (see above)" "$APP_MODULE" ;;
+		# serve.py's RUNTIME_UNWRITABLE: flaskbox's own file, not the app.
+		73) printf 'uWSGI could not write its files in %s (message above; a full disk?)' "$RUNTIME_DIR" ;;
 		*) printf 'uWSGI exited with code %s before it was ready; see its log above' "$1" ;;
 	esac
 }

@@ -9,6 +9,8 @@ import http.client
 import re
 import threading
 
+import pytest
+
 from helpers import SlowRequest, docker, free_port
 
 
@@ -134,22 +136,37 @@ def test_a_reload_while_an_earlier_one_still_finishes_waits_for_room_under_the_p
     assert "Resource temporarily unavailable" not in logs and "can't start new thread" not in logs, logs
 
 
-def test_a_full_disk_ends_neither_a_reload_nor_a_stop(containers, fixture_image):
-    # RUNTIME_DIR's file system out of inodes (a log or an app filling
-    # /tmp): a reload keeps the running code, a stop still drains. Before,
-    # the supervisor (PID 1, under bash's errexit) died on the first file it
-    # could not make, and the container with it, requests in flight cut.
+# How /tmp fills up, and what the reload then says of it.
+FULL_DISKS = {
+    "inodes": ("i=0; while : >/tmp/fill$i; do i=$((i + 1)); done 2>/dev/null", ": >/tmp/one-more",
+               "cannot make the new code's folder"),
+    "space": ("head -c 100M /dev/zero >/tmp/fill 2>/dev/null; true", "echo more >>/tmp/fill",
+              "uWSGI could not write its files in /tmp/flaskbox (message above; a full disk?)"),
+}
+
+
+@pytest.mark.parametrize("full", FULL_DISKS)
+def test_a_full_disk_ends_neither_a_reload_nor_a_stop(containers, fixture_image, full):
+    # RUNTIME_DIR's file system out of inodes or space (a log or an app
+    # filling /tmp): a reload keeps the running code and names the disk, a
+    # stop still drains. Before, the supervisor (PID 1, under bash's errexit)
+    # died on the first file it could not make, and the container with it,
+    # requests in flight cut; and out of space, the reload blamed the app's
+    # code ("no longer imports").
+    fill, probe, refusal = FULL_DISKS[full]
     c = containers.serving(image=fixture_image["image"],
                            docker_args=("--tmpfs", "/tmp:size=64m,nr_inodes=2000"))
-    c.exec("bash", "-c", "i=0; while : >/tmp/fill$i; do i=$((i + 1)); done 2>/dev/null")
-    assert c.exec("bash", "-c", ": >/tmp/one-more").returncode != 0, "the disk is not full"
+    c.exec("bash", "-c", fill)
+    assert c.exec("bash", "-c", probe).returncode != 0, "the disk is not full"
     slow = SlowRequest(c, 3)
     docker("kill", "-s", "HUP", c.name)
-    c.wait_until(lambda: "cannot make the new code's folder" in c.logs(), "the reload refused")
+    c.wait_until(lambda: refusal in c.logs(), "the reload refused")
+    assert "no longer imports" not in c.logs()
     assert slow.join() == 200 and c.running(), c.logs()
     assert c.request("/").status == 200
     # The stop, with a request in flight: drained, exit 0.
     slow = SlowRequest(c, 2)
     docker("stop", c.name)
     assert slow.join() == 200 and c.exit_code() == 0, c.logs()
-    assert "cannot mark the stop" in c.logs()
+    if full == "inodes":  # an empty file needs no space, only an inode
+        assert "cannot mark the stop" in c.logs()

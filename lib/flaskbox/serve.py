@@ -347,6 +347,10 @@ def load_app(settings: record.Record) -> discover.Found:
         os._exit(2 if bad_setting else 22)
 
 
+# The exit code of a pool that could not write its own files (EX_CANTCREAT).
+RUNTIME_UNWRITABLE = 73
+
+
 def generation() -> Generation:
     """This pool's generation (app.ini's %(flaskbox_generation)), whose
     folder holds its stats socket."""
@@ -358,7 +362,14 @@ def from_record(settings: record.Record):
     # nginx's static location, now that the app can say where its static
     # files are; the entry-point installs it, checked with `nginx -t`, when
     # this generation starts serving.
-    generation().static_conf.write_text(static.location(settings, found.describe()))
+    place = generation().static_conf
+    try:
+        place.write_text(static.location(settings, found.describe()))
+    except OSError as exc:
+        # Not the app's fault: said as such (supervise.sh, _uwsgi_failure),
+        # not as code that no longer imports.
+        error(f"cannot write {place}: {exc.strerror} (RUNTIME_DIR's file system full?)")
+        os._exit(RUNTIME_UNWRITABLE)
     if settings["METRICS_PORT"]:
         streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
     limits, slots = None, 0
