@@ -263,6 +263,11 @@ _retire_generation() {
 	if ! _generation_idle "$dir" $((EPOCHSECONDS + FLASKBOX_RELOAD_GRACE)); then
 		flaskbox_error "reload: ${FLASKBOX_IDLE_LEFT:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
 		mercy=0  # its master stops first, so that it forks no new worker
+	elif ! kill -0 "$master" 2>/dev/null; then
+		# Its stats went with it: what it held was cut, not finished.
+		rm -rf "$dir"
+		flaskbox_error "reload: the old code's uWSGI master (generation $gen) ended before its requests did (killed?): what it still held was cut"
+		return 0
 	fi
 	_stop_process "$master" TERM $((mercy + FLASKBOX_STOP_KILL_AFTER_SECONDS * 1000)) "$mercy" \
 		_kill_busy_uwsgi_workers || true

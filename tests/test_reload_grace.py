@@ -200,6 +200,22 @@ def test_a_killed_retirement_starts_again_and_the_old_pool_still_ends(containers
     c.wait_until(lambda: len(c.pids("flaskbox uWSGI master")) == 1, "one uWSGI master left")
 
 
+
+def test_an_old_master_killed_while_it_retires_is_reported_as_a_cut(containers, fixture_image):
+    # The old code's uWSGI master killed while its request is in flight:
+    # that request is cut (502), and the log says so and that the container
+    # goes on. Before, it said the old code "has finished its requests".
+    c = containers.serving(image=fixture_image["image"])
+    old = c.pids("flaskbox uWSGI master")
+    assert len(old) == 1, c.processes()
+    slow, _ = reloaded_with_a_request_in_flight(c)
+    c.signal("KILL", old[0])
+    assert slow.join() == 502, c.logs()
+    c.wait_until(lambda: "uWSGI master (generation 1) ended before its requests did" in c.logs(),
+                 "the cut reported")
+    assert "the old code (generation 1) has finished its requests" not in c.logs()
+    assert c.request("/").status == 200 and c.running()
+
 def parent(container, pid: str) -> str:
     status = container.exec("cat", f"/proc/{pid}/status").stdout
     return re.search(r"^PPid:\s+(\d+)", status, re.M).group(1)
