@@ -2,14 +2,16 @@
 nor one a hook meets (a migration importing the app), which waits for the fix.
 The error is shown in the log and in the browser, and the app is back as
 soon as the file is fixed, whether the error was saved while serving or was
-already there at start."""
+already there at start. A server process that crashes (SIGSEGV) is named
+in the log and started again."""
 
+import http.client
 import time
 import uuid
 
 import pytest
 
-from helpers import docker
+from helpers import docker, share_with_container
 
 BROKEN = "\n\ndef broken(:\n    pass\n"
 
@@ -71,6 +73,26 @@ def test_syntax_error_at_start_keeps_the_server_up(containers, app_copy):
     assert "SyntaxError" in c.logs()
     assert_fixed_and_served(c, source, good)
 
+
+
+def test_a_crashed_server_process_is_named_and_started_again(containers, app_copy):
+    # A C extension's segfault in a request (here, the signal itself). Before,
+    # Werkzeug's reloader returned the crash's status and the container
+    # exited (245) with no word of why.
+    source = app_copy / "app.py"
+    source.write_text(source.read_text() + (
+        "\n\n@app.get('/crash')\ndef crash():\n    import os, signal\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n"))
+    share_with_container(source)
+    c = containers.run("-d", "debug", docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/api/hello")
+    try:
+        c.request("/crash", timeout=5)
+    except (OSError, http.client.HTTPException):
+        pass  # the connection goes with the process
+    c.wait_until(lambda: "the dev server crashed (SIGSEGV" in c.logs(), "the crash named")
+    assert c.wait_http("/api/hello", timeout=10).status == 200
+    assert c.running()
 
 def test_repeated_requests_show_the_same_error(containers, app_copy):
     """The error page stays the same size however often it is requested: the

@@ -17,6 +17,9 @@ It is `flask run --debug` with four differences, each for a reason:
   browser by the debugger, and the next save reloads.
 - SIGHUP (`docker kill -s HUP`) restarts the server process, as a save does,
   instead of ending the container (see on_hangup).
+- A server process that crashes (SIGSEGV in a C extension, or in the
+  interpreter itself) is named in the log and started again, instead of
+  ending the container with no word (see serve_until_stopped).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 from werkzeug import _reloader
@@ -234,6 +239,29 @@ def _pass_on_hangups() -> None:
                 pass
 
 
+# Signals that end a process on a crash (not a stop, nor a kill someone chose).
+CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE, signal.SIGILL}
+# Seconds before a crashed server process starts again: a crash at every
+# start is a line a second, not a busy loop.
+CRASH_PAUSE = 1.0
+
+
+def serve_until_stopped(serve) -> None:
+    """serve() (run_simple with the reloader), again each time Werkzeug's
+    reloader returns because its server process crashed; it returns the
+    child's status, negative for a signal, and would end the container."""
+    while True:
+        try:
+            return serve()  # Ctrl-C: Werkzeug returns
+        except SystemExit as end:
+            crash = -end.code if isinstance(end.code, int) and end.code < 0 else None
+            if is_running_from_reloader() or crash not in CRASHES:
+                raise
+            error(f"the dev server crashed ({signal.Signals(crash).name}: look for a C extension, or the "
+                  f"request that was running); starting it again")
+            time.sleep(CRASH_PAUSE)
+
+
 def main() -> None:
     on_hangup()
     settings = record.load()
@@ -250,7 +278,8 @@ def main() -> None:
         print(f" * Serving Flask app '{import_path}'\n * Debug mode: on", file=sys.stderr)
         print(f" * Reloader: {settings['DEBUG_RELOADER']} (DEBUG_RELOADER)", file=sys.stderr)
         app = _placeholder
-    run_simple(
+    serve_until_stopped(partial(
+        run_simple,
         "0.0.0.0",
         settings["PORT"],
         app,
@@ -260,7 +289,7 @@ def main() -> None:
         threaded=True,
         reloader_type=reloader,
         reloader_interval=POLL_INTERVAL,
-    )
+    ))
 
 
 if __name__ == "__main__":
