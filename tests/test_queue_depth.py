@@ -87,55 +87,59 @@ def test_a_netlink_error_or_a_cut_message_is_not_a_count():
         raise AssertionError(f"{data!r} read as a count")
 
 
+class Queued:
+    """A container with one single-threaded worker and METRICS_PORT: a
+    SECONDS request held in its worker and COUNT more queued behind it."""
+
+    def __init__(self, containers, seconds: int, count: int):
+        self.port = free_port()
+        self.c = containers.run(env={"METRICS_PORT": str(self.port), "UWSGI_PROCESSES": "1",
+                                     "UWSGI_THREADS": "1"})
+        self.c.wait_http("/")
+        self.c.wait_until(lambda: scrape(self.port), "the metrics server")
+        self.held = SlowRequest(self.c, seconds)
+        self.statuses: list[int] = []
+        self.waiting = [threading.Thread(target=self._send) for _ in range(count)]
+        for thread in self.waiting:
+            thread.start()
+
+    def _send(self) -> None:
+        self.statuses.append(self.c.request("/", timeout=30).status)
+
+    def scrape(self) -> str:
+        return scrape(self.port)
+
+    def answered(self) -> list[int]:
+        """Every status, the held request's first."""
+        held = self.held.join()
+        for thread in self.waiting:
+            thread.join(30)
+        return [held, *self.statuses]
+
+
 def test_the_metric_counts_requests_queued_behind_a_busy_worker(module_containers):
-    metrics_port = free_port()
-    container = module_containers.run(env={"METRICS_PORT": str(metrics_port), "UWSGI_PROCESSES": "1",
-                                           "UWSGI_THREADS": "1"})
-    container.wait_http("/")
-    container.wait_until(lambda: scrape(metrics_port), "the metrics server")
-    held = SlowRequest(container, 5)
-    statuses: list[int] = []
-    waiting = [threading.Thread(target=lambda: statuses.append(container.request("/", timeout=30).status))
-               for _ in range(3)]
-    for thread in waiting:
-        thread.start()
-    text = container.wait_until(
-        lambda: (t := scrape(metrics_port)) and sample(t, "flaskbox_queue_depth") == 3 and t,
-        "3 requests counted as queued behind the one in the worker", timeout=4)
+    q = Queued(module_containers, 5, 3)
+    text = q.c.wait_until(lambda: (t := q.scrape()) and sample(t, "flaskbox_queue_depth") == 3 and t,
+                          "3 requests counted as queued behind the one in the worker", timeout=4)
     assert sample(text, "flaskbox_app_requests_in_flight") == 1, text
-    assert held.join() == 200
-    for thread in waiting:
-        thread.join(30)
-    assert statuses == [200] * 3
-    container.wait_until(lambda: sample(scrape(metrics_port), "flaskbox_queue_depth") == 0, "an empty queue")
+    assert q.answered() == [200] * 4
+    q.c.wait_until(lambda: sample(q.scrape(), "flaskbox_queue_depth") == 0, "an empty queue")
 
 
 def test_a_reloads_retiring_generation_counts_in_the_gauges(module_containers):
     # One single-threaded worker: a 6 s request in it and two queued behind
     # it, then a reload. The old generation finishes them beside the new
     # one; before, every gauge read only the new one: 0 in flight, 0 queued.
-    metrics_port = free_port()
-    c = module_containers.run(env={"METRICS_PORT": str(metrics_port), "UWSGI_PROCESSES": "1",
-                                   "UWSGI_THREADS": "1"})
-    c.wait_http("/")
-    c.wait_until(lambda: scrape(metrics_port), "the metrics server")
-    held = SlowRequest(c, 6)
-    statuses: list[int] = []
-    waiting = [threading.Thread(target=lambda: statuses.append(c.request("/", timeout=30).status))
-               for _ in range(2)]
-    for thread in waiting:
-        thread.start()
-    c.wait_until(lambda: sample(scrape(metrics_port), "flaskbox_queue_depth") == 2, "2 queued")
+    q = Queued(module_containers, 6, 2)
+    c = q.c
+    c.wait_until(lambda: sample(q.scrape(), "flaskbox_queue_depth") == 2, "2 queued")
     docker("kill", "-s", "HUP", c.name)
     c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
-    text = scrape(metrics_port)
+    text = q.scrape()
     assert sample(text, "flaskbox_app_requests_in_flight") == 1, text
     assert sample(text, "flaskbox_queue_depth") == 2, text
     assert sample(text, 'flaskbox_workers{state="busy"}') == 1, text
-    assert held.join() == 200
-    for thread in waiting:
-        thread.join(30)
-    assert statuses == [200, 200]
+    assert q.answered() == [200] * 3
     c.wait_until(lambda: "has finished its requests and stopped" in c.logs(), "the old generation's end")
-    text = scrape(metrics_port)
+    text = q.scrape()
     assert (sample(text, "flaskbox_queue_depth"), sample(text, "flaskbox_app_requests_in_flight")) == (0, 0)
