@@ -638,13 +638,19 @@ _prod_restart_helper() {
 #   for the length of a slow import would leave the app's stderr, and so
 #   its workers, blocked on a full pipe.
 _prod_restart_dead_helpers() {
-	local pid status
+	local pid
 	for pid in ${FLASKBOX_METRICS_PID:-} ${FLASKBOX_TLS_WATCH_PID:-} ${FLASKBOX_JSON_LOGS_PID:-}; do
-		kill -0 "$pid" 2>/dev/null && continue
-		status=0
-		wait "$pid" 2>/dev/null || status=$?
-		_prod_restart_helper "$pid" "$status"
+		_prod_restart_if_dead "$pid"
 	done
+}
+
+# _prod_restart_if_dead PID
+#   _prod_restart_helper for helper PID if it has ended, with its status.
+_prod_restart_if_dead() {
+	local status=0
+	kill -0 "$1" 2>/dev/null && return 0
+	wait "$1" 2>/dev/null || status=$?
+	_prod_restart_helper "$1" "$status"
 }
 
 # _json_logs_keep_relaying
@@ -656,10 +662,7 @@ _prod_restart_dead_helpers() {
 #   the relay is not its child.) Builtins only: it runs every 20 ms.
 _json_logs_keep_relaying() {
 	[ -n "${FLASKBOX_JSON_LOGS_PID:-}" ] && [ "$BASHPID" = "$$" ] || return 0
-	kill -0 "$FLASKBOX_JSON_LOGS_PID" 2>/dev/null && return 0
-	local status=0
-	wait "$FLASKBOX_JSON_LOGS_PID" 2>/dev/null || status=$?
-	_prod_restart_helper "$FLASKBOX_JSON_LOGS_PID" "$status"
+	_prod_restart_if_dead "$FLASKBOX_JSON_LOGS_PID"
 }
 
 # _prod_supervise

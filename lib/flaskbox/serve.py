@@ -229,8 +229,8 @@ class Serve:
         if reply.spooled:
             worker, spooled = worker_id(), reply.spooled
             result = Spooled(result, lambda: self.spool.written(spooled, worker))
-        made = files.holds(result) or isinstance(result, (list, tuple))
-        if watched is not None and made and not reply.chunked:
+        if watched is not None and not reply.chunked and (
+                files.holds(result) or isinstance(result, (list, tuple))):
             # All of it is made: what is left is uWSGI's to send (a file,
             # from an offload thread), at the client's pace. Not if it is to
             # be framed (no Content-Length: a bare WSGI app's list, as
