@@ -60,13 +60,24 @@ _uwsgi_start() {
 #   loading.
 FLASKBOX_RELOAD_ABANDONED=254
 FLASKBOX_RELOAD_NOTE_EVERY=30
+# An import past IMPORT_TIMEOUT, as GNU timeout says it.
+FLASKBOX_IMPORT_TIMED_OUT=124
 _uwsgi_wait_ready() {
-	local dir status=0 pid waited=0
+	local dir status=0 pid waited=0 started="$EPOCHSECONDS"
 	dir="$(_gen_dir "$1")"
 	until [ -e "$dir/ready" ]; do
 		if ! kill -0 "$2" 2>/dev/null; then
 			wait "$2" 2>/dev/null || status=$?
+			_uwsgi_import_timed_out "$dir" && return "$FLASKBOX_IMPORT_TIMED_OUT"
 			return "$((status == 0 ? 1 : status))"
+		fi
+		if _uwsgi_import_overdue "$started"; then
+			# faulthandler's thread should have ended it (flaskbox/importing.py).
+			kill -KILL "$2" 2>/dev/null || true
+			wait "$2" 2>/dev/null || true
+			_uwsgi_import_timed_out "$dir" || flaskbox_error "APP_MODULE='$APP_MODULE' did not import" \
+				"within IMPORT_TIMEOUT (${FLASKBOX_IMPORT_TIMEOUT} s), nor stop; its uWSGI master is killed"
+			return "$FLASKBOX_IMPORT_TIMED_OUT"
 		fi
 		for pid in "${@:3}"; do
 			kill -0 "$pid" 2>/dev/null || return "$FLASKBOX_RELOAD_ABANDONED"
@@ -80,6 +91,21 @@ _uwsgi_wait_ready() {
 	done
 }
 
+# _uwsgi_import_timed_out DIR
+#   True when generation DIR's import ran past IMPORT_TIMEOUT: its stacks
+#   are there (flaskbox/importing.py, Deadline), and said with where it waited.
+_uwsgi_import_timed_out() {
+	[ -s "$1/import-stacks" ] || return 1
+	python3 -I -m flaskbox import-stacks "$1/import-stacks" "$APP_MODULE" "$FLASKBOX_IMPORT_TIMEOUT" || true
+}
+
+# _uwsgi_import_overdue STARTED
+#   True 10 s past IMPORT_TIMEOUT since STARTED (epoch seconds): a master
+#   its own deadline did not end.
+_uwsgi_import_overdue() {
+	[ "$FLASKBOX_IMPORT_TIMEOUT" -gt 0 ] && [ $((EPOCHSECONDS - $1)) -gt $((FLASKBOX_IMPORT_TIMEOUT + 10)) ]
+}
+
 # _uwsgi_failure STATUS
 #   What a generation's exit code before it was ready means.
 _uwsgi_failure() {
@@ -90,6 +116,10 @@ _uwsgi_failure() {
 		2) printf "APP_MODULE='%s' does not name an app (see above)" "$APP_MODULE" ;;
 		# serve.py's RUNTIME_UNWRITABLE: flaskbox's own file, not the app.
 		73) printf 'uWSGI could not write its files in %s (message above; a full disk?)' "$RUNTIME_DIR" ;;
+		"$FLASKBOX_IMPORT_TIMED_OUT")
+			printf "APP_MODULE='%s' did not import within IMPORT_TIMEOUT (%s s; where it waited is above)" \
+				"$APP_MODULE" "$FLASKBOX_IMPORT_TIMEOUT"
+			;;
 		*) printf 'uWSGI exited with code %s before it was ready; see its log above' "$1" ;;
 	esac
 }
@@ -572,6 +602,25 @@ _metrics_wait_until_ready() {
 	done
 }
 
+# _nginx_wait_listening
+#   Returns once nginx holds its ports: it writes its pid file only after
+#   it has bound every listen socket. If it exits first (a port taken since
+#   the settings were checked), the container stops, saying so.
+_nginx_wait_listening() {
+	until [ "$(cat "$RUNTIME_DIR/nginx/nginx.pid" 2>/dev/null)" = "$FLASKBOX_NGINX_PID" ]; do
+		if ! kill -0 "$FLASKBOX_NGINX_PID" 2>/dev/null; then
+			local status=0
+			wait "$FLASKBOX_NGINX_PID" 2>/dev/null || status=$?
+			flaskbox_error "nginx could not start (exit code $status; its message is above: a port taken by" \
+				"another process?); not serving"
+			_stop_uwsgi 300 || true
+			_stop_helpers
+			exit "$((status == 0 ? 1 : status))"
+		fi
+		sleep 0.02
+	done
+}
+
 # _tls_watch_start
 #   With TLS on, the watcher that puts a renewed certificate in use
 #   (flaskbox/certificates.py).
@@ -594,7 +643,7 @@ _prod_start_pool() {
 	if [ "$status" -ne 0 ]; then
 		# A broken app is the user's to fix: said so, and not served.
 		case "$status" in
-			22 | 2) flaskbox_error "$(_uwsgi_failure "$status"); not serving" ;;
+			22 | 2 | "$FLASKBOX_IMPORT_TIMED_OUT") flaskbox_error "$(_uwsgi_failure "$status"); not serving" ;;
 			*) flaskbox_error "$(_uwsgi_failure "$status")" ;;
 		esac
 		exit "$status"
@@ -732,8 +781,10 @@ flaskbox_start_production() {
 	_metrics_start
 	_metrics_wait_until_ready
 	FLASKBOX_NGINX_DIGEST="$(python3 -I -m flaskbox nginx-digest)"
+	rm -f "$RUNTIME_DIR/nginx/nginx.pid"
 	nginx -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf" &
 	FLASKBOX_NGINX_PID=$!
+	_nginx_wait_listening
 	_tls_watch_start
 	flaskbox_log "serving $APP_MODULE on port $PORT (nginx $FLASKBOX_NGINX_PID, uWSGI $FLASKBOX_UWSGI_PID)"
 	_prod_supervise

@@ -78,6 +78,8 @@ ACCEPTED = {
     "MAX_BODY_SIZE": ["0", "512k", "10m", "1G", "4096"],
     "REQUEST_TIMEOUT": ["1", "30", "86400"],
     "RELOAD_GRACE": ["0", "300", "86400"],
+    "IMPORT_TIMEOUT": ["0", "120", "86400"],
+    "SHARE_PORT": ["0", "1"],
     "STICKY_CLIENTS": ["0", "1"],
     "FILE_VARS_IGNORE": ["", "LOG_FILE", "LOG_FILE, PID_FILE"],
     "WORKER_MAX_MEMORY": ["0", "300m", "1g", "524288000"],
@@ -129,6 +131,8 @@ REFUSED = {
     "MAX_BODY_SIZE": ["lots", "10mb", "-1", "1.5m"],
     "REQUEST_TIMEOUT": ["0", "86401", "3s", ""],
     "RELOAD_GRACE": ["-1", "86401", "5m", ""],
+    "IMPORT_TIMEOUT": ["-1", "86401", "2m", ""],
+    "SHARE_PORT": ["yes", "2", ""],
     "STICKY_CLIENTS": ["yes", "2", ""],
     "FILE_VARS_IGNORE": ["LOG", "LOG_FILE;PID_FILE", "1_FILE"],
     "WORKER_MAX_MEMORY": ["300 MB", "-1", "1t", ""],
@@ -369,7 +373,8 @@ def test_only_the_shells_own_values_leave_python():
     assert set(shell) == {"RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
                           "METRICS_PORT", "TLS_CERT", "FLASKBOX_RELOAD_GRACE", "FLASKBOX_STOP_DRAIN_SECONDS",
                           "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
-                          "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS", "FLASKBOX_RELOAD_ROOM"}
+                          "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS", "FLASKBOX_RELOAD_ROOM",
+                          "FLASKBOX_IMPORT_TIMEOUT"}
     assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
 
 
@@ -432,10 +437,11 @@ def test_lists_become_include_files(tmp_path):
 
 def test_user_uwsgi_options_come_last(tmp_path):
     ini = tmp_path / "extra.ini"
-    ini.write_text("[uwsgi]\ncheaper = 2\n")
+    ini.write_text("[uwsgi]\nmemory-report = true\n")
     _, files = rendered(tmp_path, {"UWSGI_INI": str(ini), "UWSGI_MAX_REQUESTS": "77"})
     text = files["uwsgi.ini"]
-    assert text.index("max-requests = 50000") < text.index("cheaper = 2") < text.index("max-requests = 77")
+    assert text.index("max-requests = 50000") < text.index("memory-report = true") \
+        < text.index("max-requests = 77")
 
 
 def test_a_tiangolo_uwsgi_ini_names_the_app_and_loses_what_flaskbox_owns(tmp_path):
@@ -443,16 +449,20 @@ def test_a_tiangolo_uwsgi_ini_names_the_app_and_loses_what_flaskbox_owns(tmp_pat
     app_dir.mkdir()
     (app_dir / "main.py").write_text("app = None\n")
     (app_dir / "uwsgi.ini").write_text("[uwsgi]\n; tiangolo's example\nmodule = main\ncallable = app\n"
-                                       "socket = /tmp/uwsgi.sock\nplugins = python3\ncheaper = 2\n")
+                                       "socket = /tmp/uwsgi.sock\nplugins = python3\nprocesses = 8\n"
+                                       "memory-report = true\n")
     host = FakeHost(app_dir=app_dir)
     resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run")}, host=host)
     assert resolved.values["UWSGI_INI"] == str(app_dir / "uwsgi.ini")
     assert resolved.values["APP_MODULE"] == "main:app"
+    # The pool's size is a setting's: taken from the ini, and said.
+    assert resolved.values["UWSGI_PROCESSES"] == "8"
+    assert f"{app_dir / 'uwsgi.ini'}: `processes = 8` taken as UWSGI_PROCESSES=8" in resolved.notes
     render.render_production(resolved.record(), {}, resolved.notes, REPO)
     text = (tmp_path / "run" / "uwsgi.ini").read_text()
-    assert "cheaper = 2" in text
+    assert "memory-report = true" in text and "processes = 8" in text
     user_part = text.split("without what names the app")[-1]
-    for owned in ("module = main", "/tmp/uwsgi.sock", "plugins"):
+    for owned in ("module = main", "/tmp/uwsgi.sock", "plugins", "processes"):
         assert owned not in user_part
     assert [note for note in resolved.notes if "socket = /tmp/uwsgi.sock" in note]
 

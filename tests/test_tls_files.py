@@ -105,9 +105,12 @@ def test_port_and_redirect_rules(pki):
 def test_the_rendered_lines(pki):
     on = values(TLS_CERT=pki["cert"], TLS_KEY=pki["key"])
     directive = tls.server_conf(on, http2_directive=True)
-    assert "listen 8443 ssl default_server reuseport;\nhttp2 on;\n" in directive
+    assert "listen 8443 ssl default_server;\nhttp2 on;\n" in directive
     parameter = tls.server_conf(on, http2_directive=False)
-    assert "listen 8443 ssl http2 default_server reuseport;\n" in parameter and "http2 on" not in parameter
+    assert "listen 8443 ssl http2 default_server;\n" in parameter and "http2 on" not in parameter
+    # SHARE_PORT=1: shared with another container, as PORT is.
+    shared = tls.server_conf({**on, "SHARE_PORT": "1"}, http2_directive=True)
+    assert "listen 8443 ssl default_server reuseport;\nhttp2 on;\n" in shared
     # nginx reads the checked copies (certificates.py) at each handshake.
     assert "ssl_certificate $flaskbox_tls_cert;\nssl_certificate_key $flaskbox_tls_key;\n" in parameter
     assert "ssl_protocols TLSv1.2 TLSv1.3;\n" in parameter

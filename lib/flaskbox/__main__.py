@@ -25,6 +25,8 @@
                                        (exit 3: it still does after SECONDS)
     python3 -m flaskbox oom-kills      the container's OOM kills so far (empty: unknown)
     python3 -m flaskbox reload-room    exit 0 if another uWSGI pool fits under the pids limit now
+    python3 -m flaskbox import-stacks FILE APP_MODULE SECONDS
+                                       where an import past IMPORT_TIMEOUT waited, and every stack
 
 A setting outside its form exits 2 with a message naming it and the form.
 """
@@ -38,7 +40,7 @@ from pathlib import Path
 
 from . import discover, file_vars, packages, record, render, settings, writable
 from .layout import GEVENT, GEVENT_SITE
-from .log import error, info
+from .log import error, info, warn
 
 
 def resolve(mode: str) -> settings.Resolved:
@@ -102,8 +104,17 @@ def cmd_resolve(mode: str) -> None:
         error(f"RUNTIME_DIR '{place.dir}' is not writable; on a read-only root add --tmpfs /tmp")
         sys.exit(2)
     for note in notes:
-        info(note)
+        say(note)
     shell_lines(resolved)
+
+
+def say(note: str) -> None:
+    """A note for the log: a warning is never silenced, information is by
+    ENTRYPOINT_QUIET_LOGS=1."""
+    if note.startswith("warning: "):
+        warn(note.removeprefix("warning: "))
+    else:
+        info(note)
 
 
 def cmd_render() -> None:
@@ -115,7 +126,7 @@ def cmd_render() -> None:
         error(f"cannot write the configuration into RUNTIME_DIR: {exc}")
         sys.exit(1)
     for note in notes:
-        info(note)
+        say(note)
     values, derived = current.values, current.derived
     info(f"{derived['CPUS']} CPU(s) available: uWSGI {values['UWSGI_PROCESSES']} processes x "
          f"{values['UWSGI_THREADS']} threads, nginx {values['NGINX_WORKER_PROCESSES']} workers")
@@ -243,7 +254,7 @@ def cmd_writable(mode: str = "") -> None:
                 print(f"flaskbox: writable: {line}")  # the image build's own log
             return
         for note in writable.prepare(value, mode):
-            info(note)
+            say(note)
     except writable.WritableError as exc:
         error(str(exc))
         sys.exit(exc.code)
@@ -306,6 +317,12 @@ def cmd_reload_room() -> None:
     sys.exit(0 if room else 1)
 
 
+def cmd_import_stacks(path: str, app_module: str, seconds: str) -> None:
+    from . import importing
+
+    importing.cmd_import_stacks(path, app_module, seconds)
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -321,7 +338,7 @@ COMMANDS = {"file-vars": cmd_file_vars, "check": cmd_check, "resolve": cmd_resol
             "json-log": cmd_json_log, "tls-apply": lambda: cmd_tls("tls-apply"),
             "tls-watch": lambda: cmd_tls("tls-watch"), "nginx-digest": cmd_nginx_digest,
             "generation-idle": cmd_generation_idle, "oom-kills": cmd_oom_kills,
-            "reload-room": cmd_reload_room}
+            "reload-room": cmd_reload_room, "import-stacks": cmd_import_stacks}
 
 
 def main(argv: list[str]) -> None:

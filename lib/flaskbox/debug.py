@@ -36,7 +36,7 @@ from pathlib import Path
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover, prefix, record, writable
+from . import discover, importing, prefix, record, writable
 from .changes import SKIPPED_DIRS
 from .log import error
 
@@ -142,13 +142,14 @@ class DevApp:
     the app object's module and class) stays the same whether the code is
     broken or not."""
 
-    def __init__(self, import_path: str, url_prefix: str):
+    def __init__(self, import_path: str, url_prefix: str, import_timeout: int):
         self.app = None
         self.url_prefix = url_prefix
         self.error: BaseException | None = None
         starting = first_load()
         try:
-            with writable.watch():
+            with importing.Reminder(import_timeout, f"APP_MODULE='{import_path}'"), \
+                    importing.ServerCalls(), writable.watch():
                 self.app = discover.load(import_path).app
         except discover.AppError as exc:
             if starting:
@@ -271,7 +272,7 @@ def main() -> None:
     sys.path.insert(0, APP_DIR)
     if is_running_from_reloader():
         SOURCES_AT_LOAD.update(app_sources())
-        app = DevApp(import_path, settings["URL_PREFIX"])
+        app = DevApp(import_path, settings["URL_PREFIX"], settings["IMPORT_TIMEOUT"])
     else:
         # Flask's banner, written here: its signature changed across the
         # Flask versions an app may pin.

@@ -20,6 +20,20 @@ UNLIMITED_V1 = 1 << 60
 NGINX_MAX_HEADERS_MARK = "/etc/flaskbox/nginx-max-headers"
 
 
+def _address(hex_address: str) -> str:
+    """/proc/net/tcp's address (32-bit words printed in the CPU's byte
+    order) as it is written: 0100007F is 127.0.0.1 on x86 and arm64."""
+    import ipaddress
+    import sys
+
+    raw = bytes.fromhex(hex_address)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    host_order = raw
+    address = ipaddress.ip_address(host_order)
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
 @dataclass(frozen=True)
 class Mount:
     point: str
@@ -140,6 +154,21 @@ class Host:
         """The kernel's cap on a listen backlog (net.core.somaxconn)."""
         value = self._read("/proc/sys/net/core/somaxconn")
         return int(value) if value and value.isdigit() else None
+
+    def listeners(self, port: int) -> list[str]:
+        """The addresses something listens on at TCP `port` in this network
+        namespace (the host's, with --network host): another container,
+        a program of the host. From the kernel's tables, as `ss -tln` reads them."""
+        found = []
+        for table in ("tcp", "tcp6"):
+            for line in (self._read(f"/proc/net/{table}") or "").splitlines()[1:]:
+                fields = line.split()
+                if len(fields) < 4 or fields[3] != "0A":  # TCP_LISTEN
+                    continue
+                address, _, hex_port = fields[1].rpartition(":")
+                if int(hex_port, 16) == port:
+                    found.append(f"{_address(address)}:{port}")
+        return found
 
     def unprivileged_port_start(self) -> int | None:
         """The lowest port a process without CAP_NET_BIND_SERVICE may bind."""

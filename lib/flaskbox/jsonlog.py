@@ -19,7 +19,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-FLASKBOX = re.compile(r"^flaskbox: (?:(error): )?(.*)$")
+FLASKBOX = re.compile(r"^flaskbox: (?:(error|warning): )?(.*)$")
 NGINX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[([a-z]+)\] \d+#\d+: (.*)$")
 TRACEBACK = "Traceback (most recent call last):"
 # Lines inside a traceback that are not indented (chained exceptions).
@@ -47,7 +47,7 @@ def encode(line: str) -> str:
         return line
     found = FLASKBOX.match(line)
     if found:
-        return record("error" if found.group(1) else "info", "flaskbox", found.group(2))
+        return record(found.group(1) or "info", "flaskbox", found.group(2))
     found = NGINX.match(line)
     if found:
         return record(found.group(1), "nginx", found.group(2))

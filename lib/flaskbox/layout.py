@@ -169,6 +169,8 @@ class Generation:
         self.ready = self.dir / "ready"            # a worker accepts (app.ini, hook-accepting1-once)
         self.accepting = self.dir / "accepting"    # each worker that accepts (guards.SpawnGuard)
         self.static_conf = self.dir / "static.conf"
+        # Every thread's stack, when the app ran past IMPORT_TIMEOUT (importing.Deadline).
+        self.import_stacks = self.dir / "import-stacks"
 
     def socket(self, name: str) -> Path:
         return self.dir / name

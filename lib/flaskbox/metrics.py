@@ -325,12 +325,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    # As nginx's `listen ... reuseport`: on a node's host network a rolling
-    # update's new task starts beside the old one (deploy/swarm/
-    # stack.host.yaml), and both hold METRICS_PORT until the old one exits.
-    # Only processes of the same uid may share it; anything else holding
-    # the port still stops the start.
-    allow_reuse_port = True
+    # SHARE_PORT=1, as nginx's `listen ... reuseport`: on a node's host
+    # network a rolling update's new task starts beside the old one
+    # (deploy/swarm/stack.host.yaml), and both hold METRICS_PORT until the
+    # old one exits. Only processes of the same uid may share it; anything
+    # else holding the port still stops the start.
+    allow_reuse_port = False
 
     def handle_error(self, request, client_address):
         # A scraper that hung up mid-answer is not an error of this server
@@ -354,6 +354,7 @@ def main() -> None:
     settings = record.load()
     runtime, port = record.runtime().dir, settings["METRICS_PORT"]
     collector = Collector(runtime, settings["QUEUE_SIZE"], settings["WORKER_CLASS"])
+    Server.allow_reuse_port = settings["SHARE_PORT"]
     try:
         server = Server(("0.0.0.0", port), Handler)  # noqa: S104 (Prometheus scrapes from outside)
     except OSError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import discover, outbound, static, tls
 from .layout import MAX_HEADER_LINES, Runtime
 from .record import Record
+from .settings.names import INI_SIZED
 from .settings.resolve import uwsgi_options
 from .template import CONF_DIR, TemplateError, fill
 
@@ -114,12 +115,13 @@ def upstream_servers(values: dict[str, str]) -> str:
 
 def user_ini(path: Path, notes: list[str]) -> str:
     """The [uwsgi] options of the user's ini, minus those that name the app
-    or that flaskbox owns (a note for each of the latter)."""
+    or that flaskbox owns (a note for each of the latter), or that became
+    settings (INI_SIZED: the settings resolved them, and said so)."""
     kept = []
     for key, value in discover.read_uwsgi_ini(path):
         if key in OWNED_OPTIONS:
             notes.append(f"{path}: `{key} = {value}` left out: flaskbox sets {key} itself")
-        elif key not in APP_OPTIONS:
+        elif key not in APP_OPTIONS and key not in INI_SIZED:
             kept.append(f"{key} = {value}\n")
     return f"\n; {path} (UWSGI_INI), without what names the app or flaskbox owns\n[uwsgi]\n" + "".join(kept)
 

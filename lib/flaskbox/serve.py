@@ -44,7 +44,7 @@ import time
 import traceback
 from functools import partial
 
-from . import children, discover, forwarded, guards, outbound, prefix, record, static, streams, writable
+from . import children, discover, forwarded, guards, importing, outbound, prefix, record, static, streams, writable
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, log
@@ -332,7 +332,8 @@ def load_app(settings: record.Record) -> discover.Found:
     before anything is served. A package the app imports that is not
     installed: its traceback, what to do, and need-app's exit code 22."""
     try:
-        with writable.watch():
+        with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), \
+                importing.ServerCalls(), writable.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))

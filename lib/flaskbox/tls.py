@@ -144,10 +144,10 @@ def server_conf(values: Mapping[str, str], http2_directive: bool) -> str:
     if not enabled(values):
         return "# TLS_CERT and TLS_KEY are not set: plain HTTP only.\n"
     port = values["TLS_PORT"]
-    # reuseport, as PORT's listen (nginx.conf): a second container may
-    # listen on the same port during a rolling update on the host network.
-    listen = (f"listen {port} ssl default_server reuseport;\nhttp2 on;\n" if http2_directive
-              else f"listen {port} ssl http2 default_server reuseport;\n")
+    # SHARE_PORT=1: reuseport, as PORT's listen (nginx.conf).
+    shared = " reuseport" if values.get("SHARE_PORT") == "1" else ""
+    listen = (f"listen {port} ssl default_server{shared};\nhttp2 on;\n" if http2_directive
+              else f"listen {port} ssl http2 default_server{shared};\n")
     # The files through variables: nginx reads them at each full handshake
     # (a resumed session needs none), from the copies certificates.py keeps
     # in RUNTIME_DIR, so a renewal applies to the next handshake with no

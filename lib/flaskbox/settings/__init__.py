@@ -4,6 +4,7 @@
     defaults.py  defaults computed from the container and earlier settings
     table.py     SETTINGS, the one table: name, default, form, meaning
     zh_cn.py     the table's words in Chinese, for docs/zh-CN
+    names.py     the other names settings go by, and names that are none
     resolve.py   the environment turned into checked, typed settings, once
 
 Constants that are not settings (the stop budget, header arithmetic, the
@@ -16,7 +17,8 @@ from ..layout import DEBUG, GEVENT, MODES, PRODUCTION, SYNC
 from . import resolve as resolve_module
 from .defaults import Context, capacity
 from .forms import SettingError, size_bytes, strip_slash, words
-from .resolve import ALIASES, REFUSED, Resolved, derived, resolve, uwsgi_options
+from .names import ALIASES, REFUSED
+from .resolve import Resolved, derived, resolve, uwsgi_options
 from .table import BY_NAME, SETTINGS, Setting
 
 __all__ = ["ALIASES", "BY_NAME", "DEBUG", "GEVENT", "MODES", "PRODUCTION", "REFUSED", "SETTINGS", "SYNC",

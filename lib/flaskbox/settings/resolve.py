@@ -39,26 +39,10 @@ from ..layout import (
     uwsgi_max_vars,
 )
 from ..record import Record
-from . import pids
+from . import names, pids
 from .defaults import Context, capacity
 from .forms import SettingError, size_bytes
 from .table import BY_NAME, SETTINGS
-
-# Other names for settings: tiangolo/uwsgi-nginx-flask's, and Flask's own.
-ALIASES = {"LISTEN_PORT": "PORT", "NGINX_MAX_UPLOAD": "MAX_BODY_SIZE", "FLASK_APP": "APP_MODULE"}
-ALIAS_REASONS = {"LISTEN_PORT": "tiangolo's image", "NGINX_MAX_UPLOAD": "tiangolo's image",
-                 "FLASK_APP": "the flask command's"}
-# tiangolo's variables with no flaskbox equivalent: refused, saying what to use.
-REFUSED = {
-    "NGINX_WORKER_OPEN_FILES": "nginx gets two open files per connection; "
-                               "set NGINX_WORKER_CONNECTIONS instead",
-}
-
-# UWSGI_* variables that are not options to pass on: the ones uWSGI sets
-# for its own children (the table's own are left out too).
-UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "UWSGI_JAIL_PID",
-                  "UWSGI_ORIGINAL_PROC_NAME"}
-
 
 @dataclass
 class Resolved:
@@ -82,29 +66,11 @@ class Resolved:
                for name in ("RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
                             "METRICS_PORT", "TLS_CERT")}
         out["FLASKBOX_RELOAD_GRACE"] = self.values["RELOAD_GRACE"]
+        out["FLASKBOX_IMPORT_TIMEOUT"] = self.values["IMPORT_TIMEOUT"]
         for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
                      "STOP_STREAMS_SIGNAL", "OOM_KILLS", "RELOAD_ROOM"):
             out[f"FLASKBOX_{name}"] = self.derived[name]
         return out
-
-
-def _given(env: Mapping[str, str]) -> dict[str, str]:
-    """Settings present in env; the other names some of them go by
-    (ALIASES) count as theirs."""
-    given = {name: env[name] for name in [*BY_NAME, *ALIASES] if name in env}
-    for alias, name in ALIASES.items():
-        if alias not in given:
-            continue
-        value = given.pop(alias)
-        if name in given and given[name] != value:
-            raise SettingError(f"{alias}='{value}' and {name}='{given[name]}' disagree: {alias} is another "
-                               f"name for {name} ({ALIAS_REASONS[alias]}); set one of them")
-        given.setdefault(name, value)
-    for name, advice in REFUSED.items():
-        if env.get(name):
-            raise SettingError(f"{name}='{env[name]}' is not a flaskbox setting: {advice}")
-    return {name: value for name, value in given.items()
-            if not (value == "auto" and BY_NAME[name].accepts_auto)}
 
 
 def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = None) -> Resolved:
@@ -112,11 +78,14 @@ def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = 
     resolved = _resolve(mode, env, host)
     if mode == PRODUCTION:
         resolved = _fit_pids(resolved, env, host)
+    resolved.notes += names.warnings(env, mode)
     return resolved
 
 
 def _resolve(mode: str, env: Mapping[str, str], host: Host) -> Resolved:
-    given = _given(env)
+    notes: list[str] = []
+    given = {name: value for name, value in names.given(env, host.app_dir, notes).items()
+             if not (value == "auto" and BY_NAME[name].accepts_auto)}
     values: dict[str, str] = {}
     typed: dict[str, Any] = {}
     defaulted: set[str] = set()
@@ -137,7 +106,7 @@ def _resolve(mode: str, env: Mapping[str, str], host: Host) -> Resolved:
                                f"expected {setting.form}") from None
         values[setting.name] = value
     values["APP_MODE"] = typed["APP_MODE"] = mode
-    resolved = Resolved(mode, values, typed, defaulted, notes=context.notes)
+    resolved = Resolved(mode, values, typed, defaulted, notes=[*notes, *context.notes])
     _check_together(resolved, env, host)
     resolved.derived = derived(resolved, host)
     return resolved
@@ -161,6 +130,7 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             "(net.ipv4.ip_unprivileged_port_start): set PORT=8080 and publish it (-p 8091:8080), "
             "or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0")
     _check_metrics_port(values)
+    _check_ports_free(values, mode, host)
     # The sample left in an image built FROM the default one. A mounted /app
     # (the repository's own app/, in debug mode) is the developer's to edit.
     mount = host.mount_of(str(host.app_dir))
@@ -265,6 +235,27 @@ def _check_metrics_port(values: Mapping[str, str]) -> None:
                            f"{BY_NAME['METRICS_PORT'].form}, e.g. METRICS_PORT=9100")
 
 
+def _check_ports_free(values: Mapping[str, str], mode: str, host: Host) -> None:
+    """A port something already listens on (on the host network, another
+    container) is refused, unless SHARE_PORT asks for sharing: nginx would
+    share it (reuseport) and two versions of the code would each get part
+    of the requests, or fail to bind it once the app has imported."""
+    if mode == PRODUCTION and values["SHARE_PORT"] == "1":
+        return
+    names = ["PORT"]
+    if mode == PRODUCTION:
+        names += ["TLS_PORT"] * tls.enabled(values) + ["METRICS_PORT"] * bool(values["METRICS_PORT"])
+    for name in names:
+        taken = host.listeners(int(values[name]))
+        if taken:
+            share = ", or set SHARE_PORT=1 to share it on purpose (start-first updates on the host network: " \
+                    "docs/swarm.md)" if mode == PRODUCTION else " (debug mode never shares its port)"
+            raise SettingError(
+                f"{name}={values[name]}: something already listens on it here ({', '.join(taken)}); on the "
+                f"host network (--network host) that may be another container. Stop it or choose another "
+                f"{name}{share}")
+
+
 def derived(resolved: Resolved, host: Host) -> dict[str, str]:
     """Numbers the configs need that follow from the settings."""
     values = resolved.values
@@ -319,6 +310,8 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
         "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
         "CPUS": str(host.cpus()),
+        # nginx's listen parameter: sockets shared with another container.
+        "REUSEPORT": " reuseport" if values["SHARE_PORT"] == "1" else "",
         # The OOM killer's count at start: a server that dies later is named
         # as its victim when the count has risen (supervise.sh).
         "OOM_KILLS": str(host.oom_kills() or 0),
@@ -347,11 +340,6 @@ def _upstream_timeout(values: Mapping[str, str]) -> int:
 
 
 def uwsgi_options(env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """UWSGI_<OPTION>=value variables that are not settings of the table, as
-    uWSGI's own (option, value) pairs: UWSGI_MAX_REQUESTS -> max-requests."""
-    options = []
-    for name in sorted(env):
-        if name.startswith("UWSGI_") and name not in BY_NAME and name not in UWSGI_INTERNAL \
-                and not name.startswith("UWSGI_EMPEROR_"):
-            options.append((name[len("UWSGI_"):].lower().replace("_", "-"), env[name]))
-    return options
+    """UWSGI_<OPTION>=value variables passed on to uWSGI as its own options
+    (names.passed_to_uwsgi): UWSGI_MAX_REQUESTS -> max-requests."""
+    return names.passed_to_uwsgi(env, names.uwsgi_known_options)

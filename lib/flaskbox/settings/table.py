@@ -121,6 +121,19 @@ SETTINGS: tuple[Setting, ...] = (
              "is cut (visibly). An answer that keeps sending is never cut by it."),
     ),
     Setting(
+        "IMPORT_TIMEOUT",
+        # Two minutes: an app that loads a large model or warms a cache from
+        # local disk imports well within it, and a hang is named while
+        # someone still watches the start.
+        default="120",
+        form="a whole number of seconds from 0 (no limit) to 86400",
+        parse=whole(0, 86400),
+        doc=("Seconds the app may take to import (its module and factory) at a start or a reload. Past "
+             "it, every thread's stack is logged with the line where the import waits, and the start ends "
+             "(exit 124; a reload keeps the running code); in debug mode the stacks are shown and the wait "
+             "goes on. `0`: no limit ([your-app.md](your-app.md#an-import-that-never-ends))."),
+    ),
+    Setting(
         "RELOAD_GRACE",
         # Five minutes: a 300 MB export or download to a client at 1 MB/s
         # finishes; the old pool's memory is given back soon after.
@@ -336,6 +349,16 @@ SETTINGS: tuple[Setting, ...] = (
         parse=lambda value: None if value == "" else whole(1, 65535)(value),
         doc=("Port for Prometheus metrics at `/metrics` (requests, durations, refusals by reason, workers, "
              "queue): [production.md](production.md#metrics). Empty: off."),
+    ),
+    Setting(
+        "SHARE_PORT",
+        default="0",
+        form="1 (share PORT, TLS_PORT and METRICS_PORT with another container of this image) or 0",
+        parse=flag,
+        doc=("`0`: a start refuses (exit 2) a port something already listens on, which on the host network "
+             "may be another container. `1`: nginx and the metrics server share their ports with other "
+             "flaskbox containers (`reuseport`), for start-first updates on the host network "
+             "([swarm.md](swarm.md#on-the-host-network)); the kernel spreads connections between them."),
     ),
     Setting(
         "TRUSTED_PROXIES",

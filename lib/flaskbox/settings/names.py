@@ -1,0 +1,239 @@
+"""The names settings go by, and the names in the environment that look meant
+for flaskbox but are none of them.
+
+given()     the settings present in the environment, by any of their names:
+            their own, tiangolo's image's and Flask's (ALIASES), and uWSGI's
+            own options for what flaskbox sizes itself (UWSGI_WORKERS, or
+            `processes = 8` in a tiangolo-style /app/uwsgi.ini), which are
+            honoured and stated in a note. uWSGI options that would size the
+            pool behind flaskbox's back (cheaper, gevent, async, listen) are
+            refused, naming the setting to use.
+warnings()  a misspelled setting (REQUST_TIMEOUT), another server's name
+            for one (WEB_CONCURRENCY, MODULE_NAME), a UWSGI_ name that is no
+            uWSGI option, an NGINX_ name that is no setting: each named with
+            the right one. Only a warning: the app may read a variable of
+            that name itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+
+from ..layout import PRODUCTION
+from .forms import SettingError
+from .table import BY_NAME
+
+# Other names for settings: tiangolo/uwsgi-nginx-flask's, Flask's own, and
+# uWSGI's (as UWSGI_<OPTION> variables).
+ALIASES = {"LISTEN_PORT": "PORT", "NGINX_MAX_UPLOAD": "MAX_BODY_SIZE", "FLASK_APP": "APP_MODULE",
+           "UWSGI_WORKERS": "UWSGI_PROCESSES", "UWSGI_HARAKIRI": "REQUEST_TIMEOUT"}
+ALIAS_REASONS = {"LISTEN_PORT": "tiangolo's image", "NGINX_MAX_UPLOAD": "tiangolo's image",
+                 "FLASK_APP": "the flask command's", "UWSGI_WORKERS": "uWSGI's",
+                 "UWSGI_HARAKIRI": "uWSGI's (flaskbox bounds each request itself)"}
+# A uWSGI ini's options (UWSGI_INI, tiangolo's /app/uwsgi.ini) for what
+# flaskbox sizes itself: taken as these settings.
+INI_SIZED = {"processes": "UWSGI_PROCESSES", "workers": "UWSGI_PROCESSES", "threads": "UWSGI_THREADS",
+             "harakiri": "REQUEST_TIMEOUT"}
+# tiangolo's variables with no flaskbox equivalent: refused, saying what to use.
+REFUSED = {
+    "NGINX_WORKER_OPEN_FILES": "nginx gets two open files per connection; "
+                               "set NGINX_WORKER_CONNECTIONS instead",
+}
+# uWSGI options that would size the pool behind the settings' back (nginx's
+# queue, the stop's budget, the metrics count on the pool they describe).
+UWSGI_REFUSED = {
+    "cheaper": "flaskbox runs a fixed pool of UWSGI_PROCESSES workers, every one ready when a request "
+               "queues; lower UWSGI_PROCESSES to save memory",
+    "gevent": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
+    "async": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
+    "listen": "set QUEUE_SIZE for the requests that may wait (uWSGI's listen queue follows it)",
+}
+# UWSGI_* variables that are not options to pass on: the ones uWSGI sets
+# for its own children (the table's own are left out too).
+UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "UWSGI_JAIL_PID",
+                  "UWSGI_ORIGINAL_PROC_NAME"}
+# Other servers' and images' names for settings, which flaskbox does not
+# read: said, with the one it reads.
+ELSEWHERE = {
+    "WEB_CONCURRENCY": ("gunicorn's and Heroku's", "UWSGI_PROCESSES"),
+    "GUNICORN_CMD_ARGS": ("gunicorn's", "the settings in the README"),
+    "MAX_WORKERS": ("tiangolo's gunicorn image's", "UWSGI_PROCESSES"),
+    "WORKERS_PER_CORE": ("tiangolo's gunicorn image's", "UWSGI_PROCESSES"),
+    "MODULE_NAME": ("tiangolo's gunicorn image's", "APP_MODULE"),
+    "VARIABLE_NAME": ("tiangolo's gunicorn image's", "APP_MODULE, as module:name"),
+    "FLASK_RUN_PORT": ("the flask command's", "PORT"),
+    "FLASK_RUN_HOST": ("the flask command's", "DEBUG_HOST in debug mode"),
+}
+
+
+def ini_path(env: Mapping[str, str], app_dir: Path) -> Path | None:
+    """The uWSGI ini UWSGI_INI names, or its default (/app/uwsgi.ini)."""
+    given = env.get("UWSGI_INI")
+    if given:
+        return Path(given)
+    default = app_dir / "uwsgi.ini"
+    return default if default.is_file() else None
+
+
+def _uwsgi_option(name: str) -> str:
+    """UWSGI_MAX_REQUESTS -> max-requests."""
+    return name[len("UWSGI_"):].lower().replace("_", "-")
+
+
+def _refused_uwsgi(option: str) -> str | None:
+    for refused, advice in UWSGI_REFUSED.items():
+        if option == refused or option.startswith(refused + "-"):
+            return advice
+    return None
+
+
+def given(env: Mapping[str, str], app_dir: Path, notes: list[str]) -> dict[str, str]:
+    """Settings present in env, by any name they go by (ALIASES, and a uWSGI
+    ini's own for what flaskbox sizes: INI_SIZED); SettingError for two
+    names of one setting that disagree, and for a refused name."""
+    found = {name: env[name] for name in BY_NAME if name in env}
+    named = {name: name for name in found}
+
+    def take(alias: str, name: str, value: str, why: str) -> None:
+        if name in found and found[name] != value:
+            raise SettingError(f"{alias}='{value}' and {named[name]}='{found[name]}' disagree: {alias} is "
+                               f"another name for {name} ({why}); set one of them")
+        found.setdefault(name, value)
+        named.setdefault(name, alias)
+
+    for alias, name in ALIASES.items():
+        if alias in env:
+            take(alias, name, env[alias], ALIAS_REASONS[alias])
+    for name, advice in REFUSED.items():
+        if env.get(name):
+            raise SettingError(f"{name}='{env[name]}' is not a flaskbox setting: {advice}")
+    for name in sorted(env):
+        advice = _refused_uwsgi(_uwsgi_option(name)) if name.startswith("UWSGI_") else None
+        if advice:
+            raise SettingError(f"{name}='{env[name]}' would size uWSGI's pool behind flaskbox's back: {advice}")
+    ini = ini_path(env, app_dir)
+    if ini is not None and ini.is_file():
+        _from_ini(ini, take, notes)
+    return found
+
+
+def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list[str]) -> None:
+    from ..discover import read_uwsgi_ini
+
+    for key, value in read_uwsgi_ini(ini):
+        advice = _refused_uwsgi(key)
+        if advice:
+            raise SettingError(f"{ini}: `{key} = {value}` would size uWSGI's pool behind flaskbox's back: "
+                               f"{advice}, and remove the line")
+        if key in INI_SIZED:
+            setting = INI_SIZED[key]
+            take(f"`{key}` in {ini}", setting, value, "uWSGI's")
+            notes.append(f"{ini}: `{key} = {value}` taken as {setting}={value}")
+
+
+def passed_to_uwsgi(env: Mapping[str, str], known: Callable[[], set[str] | None]) -> list[tuple[str, str]]:
+    """UWSGI_<OPTION>=value variables that are not settings of the table nor
+    another name of one, as uWSGI's own (option, value) pairs:
+    UWSGI_MAX_REQUESTS -> max-requests. One uWSGI does not know is left
+    out (warnings() names it): uWSGI's strict mode would refuse to start."""
+    options, options_known = [], None
+    for name in sorted(env):
+        if not name.startswith("UWSGI_") or name in BY_NAME or name in ALIASES or name in UWSGI_INTERNAL \
+                or name.startswith("UWSGI_EMPEROR_"):
+            continue
+        option = _uwsgi_option(name)
+        options_known = known() if options_known is None else options_known
+        if options_known is None or option in options_known:
+            options.append((option, env[name]))
+    return options
+
+
+@cache
+def uwsgi_known_options() -> set[str] | None:
+    """Every option this image's uWSGI takes (`uwsgi --help`); None where
+    there is no uWSGI to ask."""
+    try:
+        out = subprocess.run(["uwsgi", "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = set()
+    for line in out.splitlines():
+        for word in line.split(None, 1)[:1]:
+            found.update(part[2:] for part in word.split("|") if part.startswith("--"))
+    return found or None
+
+
+def distance(a: str, b: str) -> int:
+    """Edits (insert, delete, change, swap of two neighbours) from a to b."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        row = [i]
+        for j, y in enumerate(b, 1):
+            best = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (x != y))
+            if previous2 is not None and i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                best = min(best, previous2[j - 2] + 1)
+            row.append(best)
+        previous2, previous = previous, row
+    return previous[-1]
+
+
+def closest(name: str, candidates: list[str]) -> str | None:
+    """The candidate a name is most likely a slip for: one edit away, two
+    for long names; short names are left alone (PORTS may be the app's)."""
+    if len(name) < 6:
+        return None
+    allowed = 1 if len(name) < 10 else 2
+    scored = sorted((distance(name, c), c) for c in candidates if c != name)
+    return scored[0][1] if scored and scored[0][0] <= allowed else None
+
+
+def warnings(env: Mapping[str, str], mode: str,
+             known: Callable[[], set[str] | None] = uwsgi_known_options) -> list[str]:
+    """One line for each name that looks meant for flaskbox and is not a
+    setting, naming the one it reads."""
+    settings = sorted(BY_NAME)
+    names = set(BY_NAME) | set(ALIASES) | set(REFUSED)
+    out = []
+    for name in sorted(env):
+        if name in names:
+            continue
+        if name.upper() in names:
+            out.append(f"{name} is not read: settings are upper case ({name.upper()})")
+        elif name in ELSEWHERE:
+            whose, ours = ELSEWHERE[name]
+            out.append(f"{name} is {whose} name, not read here: flaskbox reads {ours}")
+        elif name.startswith("UWSGI_") and mode == PRODUCTION:
+            out += _uwsgi_warning(name, env, settings, known)
+        elif name.startswith("NGINX_"):
+            nginx = [s for s in settings if s.startswith("NGINX_")] + ["NGINX_MAX_UPLOAD"]
+            guess = closest(name, nginx)
+            hint = f"did you mean {guess}? " if guess else ""
+            out.append(f"{name} is not a flaskbox setting: {hint}nginx reads no variables; its settings here "
+                       f"are {', '.join(nginx)}, and other directives go in /app/nginx.d/*.conf")
+        else:
+            guess = closest(name, settings)
+            if guess:
+                out.append(f"{name} is not a flaskbox setting: did you mean {guess}?")
+    if mode == PRODUCTION and env.get("FLASK_DEBUG", "0") not in ("", "0", "false", "False"):
+        out.append(f"FLASK_DEBUG={env['FLASK_DEBUG']} has no effect in production (the debugger must never be "
+                   "reachable there): debug mode is `-d debug` (or APP_MODE=debug)")
+    return [f"warning: {line}" for line in out]
+
+
+def _uwsgi_warning(name: str, env: Mapping[str, str], settings: list[str],
+                   known: Callable[[], set[str] | None]) -> list[str]:
+    if name in UWSGI_INTERNAL or name.startswith("UWSGI_EMPEROR_"):
+        return []
+    options = known()
+    option = _uwsgi_option(name)
+    if options is None or option in options:
+        return []
+    guess = closest(name, settings)
+    if guess is None:
+        near = closest(option, sorted(options))
+        guess = f"UWSGI_{near.upper().replace('-', '_')}" if near else None
+    hint = f" (did you mean {guess}?)" if guess else ""
+    return [f"{name} is neither a flaskbox setting nor an option of this uWSGI: left out{hint}"]
