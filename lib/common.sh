@@ -9,6 +9,12 @@ flaskbox_log() {
 	printf 'flaskbox: %s\n' "$*" >&2
 }
 
+# flaskbox_warn MESSAGE...
+#   A mistake or a fault the servers work around, on stderr; never silenced.
+flaskbox_warn() {
+	printf 'flaskbox: warning: %s\n' "$*" >&2
+}
+
 # flaskbox_error MESSAGE...
 #   Error line on stderr. Errors are never silenced.
 flaskbox_error() {

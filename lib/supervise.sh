@@ -61,14 +61,14 @@ _uwsgi_start() {
 FLASKBOX_RELOAD_ABANDONED=254
 FLASKBOX_RELOAD_NOTE_EVERY=30
 # An import past IMPORT_TIMEOUT, as GNU timeout says it.
-FLASKBOX_IMPORT_TIMED_OUT=124
+FLASKBOX_TIMED_OUT=124
 _uwsgi_wait_ready() {
 	local dir status=0 pid waited=0 started="$EPOCHSECONDS"
 	dir="$(_gen_dir "$1")"
 	until [ -e "$dir/ready" ]; do
 		if ! kill -0 "$2" 2>/dev/null; then
 			wait "$2" 2>/dev/null || status=$?
-			_uwsgi_import_timed_out "$dir" && return "$FLASKBOX_IMPORT_TIMED_OUT"
+			_uwsgi_import_timed_out "$dir" && return "$FLASKBOX_TIMED_OUT"
 			return "$((status == 0 ? 1 : status))"
 		fi
 		if _uwsgi_import_overdue "$started"; then
@@ -77,7 +77,7 @@ _uwsgi_wait_ready() {
 			wait "$2" 2>/dev/null || true
 			_uwsgi_import_timed_out "$dir" || flaskbox_error "APP_MODULE='$APP_MODULE' did not import" \
 				"within IMPORT_TIMEOUT (${FLASKBOX_IMPORT_TIMEOUT} s), nor stop; its uWSGI master is killed"
-			return "$FLASKBOX_IMPORT_TIMED_OUT"
+			return "$FLASKBOX_TIMED_OUT"
 		fi
 		for pid in "${@:3}"; do
 			kill -0 "$pid" 2>/dev/null || return "$FLASKBOX_RELOAD_ABANDONED"
@@ -116,7 +116,7 @@ _uwsgi_failure() {
 		2) printf "APP_MODULE='%s' does not name an app (see above)" "$APP_MODULE" ;;
 		# serve.py's RUNTIME_UNWRITABLE: flaskbox's own file, not the app.
 		73) printf 'uWSGI could not write its files in %s (message above; a full disk?)' "$RUNTIME_DIR" ;;
-		"$FLASKBOX_IMPORT_TIMED_OUT")
+		"$FLASKBOX_TIMED_OUT")
 			printf "APP_MODULE='%s' did not import within IMPORT_TIMEOUT (%s s; where it waited is above)" \
 				"$APP_MODULE" "$FLASKBOX_IMPORT_TIMEOUT"
 			;;
@@ -196,7 +196,7 @@ _stop_process() {
 	# locale, so any non-digit is dropped): no fork per poll.
 	started="${EPOCHREALTIME//[!0-9]/}"
 	kill -"$signal" "$pid" 2>/dev/null || true
-	while kill -0 "$pid" 2>/dev/null; do
+	while _alive "$pid"; do
 		now="${EPOCHREALTIME//[!0-9]/}"
 		if [ $((now - started)) -ge $((limit * 1000)) ]; then
 			flaskbox_error "pid $pid still running $((limit / 1000)).$((limit % 1000 / 100))s after SIG$signal; killing it"
@@ -215,22 +215,39 @@ _stop_process() {
 	return "$status"
 }
 
+# _alive PID
+#   True while PID runs: a zombie (ended, not yet reaped by its parent,
+#   which for a retiring master is PID 1, not the subshell asking) has
+#   ended. Builtins only: it is polled every 20 ms.
+_alive() {
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+	stat="${stat##*) }"
+	[ "${stat%% *}" != Z ]
+}
+
 # _kill_busy_uwsgi_workers MASTER_PID
 #   uWSGI 2.0 does not enforce worker-reload-mercy in a graceful stop
 #   (measured: a stuck handler ran until docker's SIGKILL), so the workers
 #   still running once the mercy is over are killed here. nginx has drained
 #   first, so no client is waiting on them by then. Zombies (workers that
-#   finished, not yet reaped by the master) are left alone.
+#   finished, not yet reaped by the master) are left alone. The log says a
+#   request was cut only for a worker in one (flaskbox/generations.py); the
+#   others are idle workers of a master slow to stop.
 _kill_busy_uwsgi_workers() {
-	local child stat busy=()
+	local child running=() busy
 	for child in $(_process_children "$1"); do
-		read -r stat 2>/dev/null <"/proc/$child/stat" || continue
-		stat="${stat##*) }"
-		[ "${stat%% *}" = Z ] || busy+=("$child")
+		! _alive "$child" || running+=("$child")
 	done
-	[ "${#busy[@]}" -gt 0 ] || return 0
-	flaskbox_error "uWSGI worker(s) ${busy[*]} still busy past their budget; killing them (their requests are cut)"
-	kill -KILL "${busy[@]}" 2>/dev/null || true
+	[ "${#running[@]}" -gt 0 ] || return 0
+	busy="$(python3 -I -m flaskbox busy-workers "$RUNTIME_DIR/uwsgi" "${running[@]}")" || busy="${running[*]}"
+	if [ -n "$busy" ]; then
+		flaskbox_error "uWSGI worker(s) $busy still in a request past their budget; killing them (their requests are cut)"
+	fi
+	if [ "$busy" != "${running[*]}" ]; then
+		flaskbox_warn "uWSGI master $1 is slow to stop its idle workers; killing them past their budget (no request was in flight)"
+	fi
+	kill -KILL "${running[@]}" 2>/dev/null || true
 }
 
 # _retire_in_background N MASTER_PID
@@ -249,7 +266,7 @@ _retire_in_background() {
 _retired() {
 	local master="${FLASKBOX_RETIRING[$1]:-}" gen="${FLASKBOX_RETIRING_GEN[$1]:-}"
 	unset 'FLASKBOX_RETIRING[$1]' 'FLASKBOX_RETIRING_GEN[$1]'
-	if kill -0 "$master" 2>/dev/null; then
+	if _alive "$master"; then
 		flaskbox_error "reload: the retirement of the old code (generation $gen) ended with code $2 while its uWSGI master still runs; started again"
 		_retire_in_background "$gen" "$master"
 	elif [ -n "$FLASKBOX_RELOAD_WAITING" ]; then
@@ -258,20 +275,20 @@ _retired() {
 	fi
 }
 
-# _generation_idle DIR DEADLINE
-#   Returns once generation DIR holds no request, or non-zero at DEADLINE
-#   (epoch seconds), with how many it still holds in FLASKBOX_IDLE_LEFT. A
-#   watcher that ended otherwise (killed, crashed) says nothing of the
-#   requests: it is started again on what is left of the grace.
+# _generation_idle DIR MASTER_PID DEADLINE
+#   Returns 0 once generation DIR holds no request, 3 at DEADLINE (epoch
+#   seconds), 4 if its master ended first, with how many it held then in
+#   FLASKBOX_IDLE_LEFT (flaskbox/generations.py). A watcher that ended
+#   otherwise (killed, crashed) says nothing of the requests: it is started
+#   again on what is left of the grace.
 _generation_idle() {
 	local status
 	while :; do
 		status=0
-		FLASKBOX_IDLE_LEFT="$(python3 -I -m flaskbox generation-idle "$1" \
-			$(($2 > EPOCHSECONDS ? $2 - EPOCHSECONDS : 0)))" || status=$?
+		FLASKBOX_IDLE_LEFT="$(python3 -I -m flaskbox generation-idle "$1" "$2" \
+			$(($3 > EPOCHSECONDS ? $3 - EPOCHSECONDS : 0)))" || status=$?
 		case "$status" in
-			0) return 0 ;;
-			3) return 1 ;;
+			0 | 3 | 4) return "$status" ;;
 		esac
 		flaskbox_error "reload: the watch on the old code's requests ended with code $status; watching again"
 		sleep 1
@@ -286,23 +303,36 @@ _generation_idle() {
 #   its workers are killed, a cut its clients and nginx's log see. Then its
 #   master stops, and its folder goes.
 _retire_generation() {
-	local gen="$1" master="$2" dir mercy=$((FLASKBOX_STOP_MERCY_SECONDS * 1000))
+	local gen="$1" master="$2" dir mercy=$((FLASKBOX_STOP_MERCY_SECONDS * 1000)) idle=0 stopped=0
 	dir="$(_gen_dir "$gen")"
 	trap - TERM INT QUIT HUP
 	_end_streams "$master"
-	if ! _generation_idle "$dir" $((EPOCHSECONDS + FLASKBOX_RELOAD_GRACE)); then
-		flaskbox_error "reload: ${FLASKBOX_IDLE_LEFT:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
-		mercy=0  # its master stops first, so that it forks no new worker
-	elif ! kill -0 "$master" 2>/dev/null; then
-		# Its stats went with it: what it held was cut, not finished.
-		rm -rf "$dir"
-		flaskbox_error "reload: the old code's uWSGI master (generation $gen) ended before its requests did (killed?): what it still held was cut"
-		return 0
-	fi
+	_generation_idle "$dir" "$master" $((EPOCHSECONDS + FLASKBOX_RELOAD_GRACE)) || idle=$?
+	case "$idle" in
+		3)
+			flaskbox_error "reload: ${FLASKBOX_IDLE_LEFT:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
+			mercy=0 # its master stops first, so that it forks no new worker
+			;;
+		4)
+			rm -rf "$dir"
+			if [ "${FLASKBOX_IDLE_LEFT:-0}" -gt 0 ]; then
+				flaskbox_error "reload: the old code's uWSGI master (generation $gen) ended before its requests did (killed?): the $FLASKBOX_IDLE_LEFT it held were cut"
+			else
+				flaskbox_warn "reload: the old code's uWSGI master (generation $gen) ended before it was told to stop, holding no request"
+			fi
+			return 0
+			;;
+	esac
 	_stop_process "$master" TERM $((mercy + FLASKBOX_STOP_KILL_AFTER_SECONDS * 1000)) "$mercy" \
-		_kill_busy_uwsgi_workers || true
+		_kill_busy_uwsgi_workers || stopped=$?
 	rm -rf "$dir"
-	flaskbox_log "reload: the old code (generation $gen) has finished its requests and stopped"
+	if [ "$idle" -ne 0 ]; then
+		flaskbox_log "reload: the old code (generation $gen) has stopped"
+	elif [ "$stopped" -eq 137 ]; then
+		flaskbox_log "reload: the old code (generation $gen) has finished its requests; its master, slow to stop, was killed"
+	else
+		flaskbox_log "reload: the old code (generation $gen) has finished its requests and stopped"
+	fi
 }
 
 # _nginx_apply_config
@@ -643,7 +673,7 @@ _prod_start_pool() {
 	if [ "$status" -ne 0 ]; then
 		# A broken app is the user's to fix: said so, and not served.
 		case "$status" in
-			22 | 2 | "$FLASKBOX_IMPORT_TIMED_OUT") flaskbox_error "$(_uwsgi_failure "$status"); not serving" ;;
+			22 | 2 | "$FLASKBOX_TIMED_OUT") flaskbox_error "$(_uwsgi_failure "$status"); not serving" ;;
 			*) flaskbox_error "$(_uwsgi_failure "$status")" ;;
 		esac
 		exit "$status"

@@ -20,9 +20,11 @@
     python3 -m flaskbox tls-apply      TLS_CERT and TLS_KEY checked and put in use (exit 1: refused)
     python3 -m flaskbox tls-watch      put each renewal of TLS_CERT and TLS_KEY in use (supervise.sh)
     python3 -m flaskbox nginx-digest   a digest of nginx's configuration and drop-ins (a reload compares it)
-    python3 -m flaskbox generation-idle DIR SECONDS
+    python3 -m flaskbox generation-idle DIR MASTER SECONDS
                                        wait until a retiring uWSGI generation holds no request
-                                       (exit 3: it still does after SECONDS)
+                                       (exit 3: it still does after SECONDS; 4: its master ended)
+    python3 -m flaskbox busy-workers FOLDER PID...
+                                       the PIDs in a request on a socket under FOLDER
     python3 -m flaskbox oom-kills      the container's OOM kills so far (empty: unknown)
     python3 -m flaskbox reload-room    exit 0 if another uWSGI pool fits under the pids limit now
     python3 -m flaskbox import-stacks FILE APP_MODULE SECONDS
@@ -298,10 +300,16 @@ def cmd_nginx_digest() -> None:
     print(render.nginx_digest(record.runtime()))
 
 
-def cmd_generation_idle(directory: str, seconds: str) -> None:
+def cmd_generation_idle(directory: str, master: str, seconds: str) -> None:
     from . import generations
 
-    generations.main(directory, seconds)
+    generations.main(directory, master, seconds)
+
+
+def cmd_busy_workers(folder: str, *pids: str) -> None:
+    from . import generations
+
+    generations.cmd_busy(folder, *pids)
 
 
 def cmd_oom_kills() -> None:
@@ -337,7 +345,8 @@ COMMANDS = {"file-vars": cmd_file_vars, "check": cmd_check, "resolve": cmd_resol
             "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
             "json-log": cmd_json_log, "tls-apply": lambda: cmd_tls("tls-apply"),
             "tls-watch": lambda: cmd_tls("tls-watch"), "nginx-digest": cmd_nginx_digest,
-            "generation-idle": cmd_generation_idle, "oom-kills": cmd_oom_kills,
+            "generation-idle": cmd_generation_idle, "busy-workers": cmd_busy_workers,
+            "oom-kills": cmd_oom_kills,
             "reload-room": cmd_reload_room, "import-stacks": cmd_import_stacks}
 
 

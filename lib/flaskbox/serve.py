@@ -44,7 +44,20 @@ import time
 import traceback
 from functools import partial
 
-from . import children, discover, forwarded, guards, importing, outbound, prefix, record, static, streams, writable
+from . import (
+    children,
+    discover,
+    forwarded,
+    guards,
+    importing,
+    oom,
+    outbound,
+    prefix,
+    record,
+    static,
+    streams,
+    writable,
+)
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, log
@@ -404,7 +417,9 @@ def prepare_the_pool(settings: record.Record) -> None:
     # every one of them, copying their pages out of the shared memory, and
     # held all of the worker's threads meanwhile (22-60 ms at 3940
     # requests/s: docs/BENCHMARKS.md, "Collections in a new worker").
-    guards.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork)
+    # A worker, not the master, is what the kernel's OOM killer ends (oom.py).
+    guards.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork,
+                                after_in_child=oom.worker_first)
     # The processes the app starts in a request take signals as under plain
     # Python (flaskbox/children.py).
     children.start_plain(os.getpid())

@@ -69,6 +69,10 @@ ELSEWHERE = {
 }
 
 
+# What FLASK_DEBUG and FLASK_ENV may hold without asking for the debugger.
+NOT_DEBUG = ("", "0", "false", "False", "production")
+
+
 def ini_path(env: Mapping[str, str], app_dir: Path) -> Path | None:
     """The uWSGI ini UWSGI_INI names, or its default (/app/uwsgi.ini)."""
     given = env.get("UWSGI_INI")
@@ -113,7 +117,8 @@ def given(env: Mapping[str, str], app_dir: Path, notes: list[str]) -> dict[str, 
     for name in sorted(env):
         advice = _refused_uwsgi(_uwsgi_option(name)) if name.startswith("UWSGI_") else None
         if advice:
-            raise SettingError(f"{name}='{env[name]}' would size uWSGI's pool behind flaskbox's back: {advice}")
+            raise SettingError(f"{name}='{env[name]}' would size uWSGI's pool behind flaskbox's back: "
+                               f"{advice}")
     ini = ini_path(env, app_dir)
     if ini is not None and ini.is_file():
         _from_ini(ini, take, notes)
@@ -217,9 +222,10 @@ def warnings(env: Mapping[str, str], mode: str,
             guess = closest(name, settings)
             if guess:
                 out.append(f"{name} is not a flaskbox setting: did you mean {guess}?")
-    if mode == PRODUCTION and env.get("FLASK_DEBUG", "0") not in ("", "0", "false", "False"):
-        out.append(f"FLASK_DEBUG={env['FLASK_DEBUG']} has no effect in production (the debugger must never be "
-                   "reachable there): debug mode is `-d debug` (or APP_MODE=debug)")
+    if mode == PRODUCTION:
+        out += [f"{name}={env[name]} has no effect in production (the debugger must never be reachable "
+                "there): debug mode is `-d debug` (or APP_MODE=debug)"
+                for name in ("FLASK_DEBUG", "FLASK_ENV") if env.get(name, "0") not in NOT_DEBUG]
     return [f"warning: {line}" for line in out]
 
 

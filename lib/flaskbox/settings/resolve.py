@@ -44,6 +44,7 @@ from .defaults import Context, capacity
 from .forms import SettingError, size_bytes
 from .table import BY_NAME, SETTINGS
 
+
 @dataclass
 class Resolved:
     mode: str
@@ -248,8 +249,10 @@ def _check_ports_free(values: Mapping[str, str], mode: str, host: Host) -> None:
     for name in names:
         taken = host.listeners(int(values[name]))
         if taken:
-            share = ", or set SHARE_PORT=1 to share it on purpose (start-first updates on the host network: " \
-                    "docs/swarm.md)" if mode == PRODUCTION else " (debug mode never shares its port)"
+            share = " (debug mode never shares its port)"
+            if mode == PRODUCTION:
+                share = (", or set SHARE_PORT=1 to share it on purpose (start-first updates on the host "
+                         "network: docs/swarm.md)")
             raise SettingError(
                 f"{name}={values[name]}: something already listens on it here ({', '.join(taken)}); on the "
                 f"host network (--network host) that may be another container. Stop it or choose another "
