@@ -56,6 +56,7 @@ from . import (
     record,
     static,
     streams,
+    unread,
     writable,
 )
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
@@ -136,6 +137,7 @@ class Serve:
             return bad_request(start_response)
         if waited >= GONE_AFTER and client_gone():
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
+            environ["CONTENT_LENGTH"] = ""  # nobody sends the rest of its body (unread.py)
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
         if self.watchdog is not None and waited >= self.timeout:
@@ -397,8 +399,9 @@ def from_record(settings: record.Record):
     app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
     serve = Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
                   tuple(settings["ALLOWED_HOSTS"]), settings["WORKER_MAX_MEMORY"])
-    # Vary, and sync's share of threads per client for answers at its pace.
-    return outbound.wrap(serve, settings, uwsgi_option, uwsgi)
+    # Vary, and sync's share of threads per client for answers at its pace;
+    # outermost, the rest of a body the app did not read is read (unread.py).
+    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))
 
 
 def prepare_the_pool(settings: record.Record) -> None:
