@@ -180,8 +180,14 @@ COPY --from=build /opt/venv /opt/venv
 
 # The venv first on PATH, so python, pip, flask and uwsgi are its own.
 # PYTHONUNBUFFERED: output reaches `docker logs` at once, not on exit.
+# LANG: UTF-8 text by default (open(), print(), file names, logging), in
+# every process. The python3 command coerces the C locale to UTF-8 by
+# itself (PEP 538), but uWSGI's embedded Python does not: without this,
+# production read and wrote ASCII (print('中文') escaped, a Chinese template
+# name a 500), while debug mode, run by python3, worked.
 ENV PATH=/opt/venv/bin:$PATH \
-	PYTHONUNBUFFERED=1
+	PYTHONUNBUFFERED=1 \
+	LANG=C.UTF-8
 
 # The config templates, the scripts, and flaskbox's Python (settings,
 # rendering, the WSGI wrapper, the dev server), which the venv finds

@@ -263,7 +263,8 @@ flaskbox_stepped_down() {
 #   may change settings) resolves them once into $RUNTIME_DIR/settings.json,
 #   which the configs, the servers and the health check read. Either sets
 #   only the few shell variables this script uses itself (RUNTIME_DIR, PORT,
-#   APP_MODULE, INSTALL_ON_START, PRE_START_PATH, FLASKBOX_STOP_*), unexported.
+#   APP_MODULE, INSTALL_ON_START, PRE_START_PATH, DEBUG_HOST, FLASKBOX_*),
+#   unexported.
 flaskbox_settings() {
 	local assignments
 	assignments="$(python3 -I -m flaskbox "$@")" || exit "$?"
@@ -297,17 +298,7 @@ flaskbox_prepare() {
 #   exec the Flask dev server (flaskbox/debug.py): reloader on, interactive
 #   debugger on, its PIN in the log, and a warning nobody can miss.
 flaskbox_start_debug() {
-	cat >&2 <<-EOF
-		flaskbox: ************************************************************************
-		flaskbox: WARNING: debug mode. The Werkzeug debugger runs any Python code typed
-		flaskbox: into its browser console: whoever reaches port $PORT and has the
-		flaskbox: "Debugger PIN" printed below can run code in this container.
-		flaskbox: -p $PORT:$PORT publishes the port on EVERY interface of the host, to
-		flaskbox: your whole network. Publish it on this machine only:
-		flaskbox:     docker run -p 127.0.0.1:$PORT:$PORT ...
-		flaskbox: Never use debug mode in production.
-		flaskbox: ************************************************************************
-	EOF
+	flaskbox_debug_warning >&2
 	export FLASK_DEBUG=1
 	# Ignored (inherited across the exec) until the dev server takes SIGHUP
 	# over (flaskbox/debug.py, on_hangup): a HUP in between changes nothing.
@@ -317,6 +308,34 @@ flaskbox_start_debug() {
 	# production (flaskbox/debug.py); after an edit it is shown instead.
 	rm -f "$RUNTIME_DIR/debug.loaded" "$RUNTIME_DIR/debug.app"
 	flaskbox_exec python -m flaskbox.debug
+}
+
+# flaskbox_debug_warning
+#   Who can reach the debugger, and how to keep it to this machine, for the
+#   network the container has (DEBUG_HOST, settings/defaults.py).
+flaskbox_debug_warning() {
+	local reach=()
+	if [ "$FLASKBOX_HOST_NETWORK" = 1 ] && [ "$DEBUG_HOST" = 127.0.0.1 ]; then
+		reach=("It listens on 127.0.0.1:$PORT only (the host's network; DEBUG_HOST):"
+			"http://127.0.0.1:$PORT/ on this machine. DEBUG_HOST=0.0.0.0 would open it"
+			"to your whole network.")
+	elif [ "$FLASKBOX_HOST_NETWORK" = 1 ]; then
+		reach=("It listens on $DEBUG_HOST:$PORT of the host's network (DEBUG_HOST); 0.0.0.0 is"
+			"EVERY interface of this machine, your whole network. Unset DEBUG_HOST to"
+			"keep it on 127.0.0.1.")
+	else
+		reach=("-p $PORT:$PORT publishes the port on EVERY interface of the host, to"
+			"your whole network. Publish it on this machine only:"
+			"    docker run -p 127.0.0.1:$PORT:$PORT ...")
+	fi
+	printf 'flaskbox: %s\n' \
+		"************************************************************************" \
+		"WARNING: debug mode. The Werkzeug debugger runs any Python code typed" \
+		"into its browser console: whoever reaches port $PORT and has the" \
+		"\"Debugger PIN\" printed below can run code in this container." \
+		"${reach[@]}" \
+		"Never use debug mode in production." \
+		"************************************************************************"
 }
 
 # flaskbox_exec COMMAND [ARG...]

@@ -787,8 +787,11 @@ _prod_supervise() {
 #   in order; SIGHUP reloads; either one dying takes the container down
 #   (non-zero) so that a restart policy or orchestrator replaces it.
 flaskbox_start_production() {
-	# The debugger must never be reachable in production.
-	unset FLASK_DEBUG FLASK_ENV
+	# The debugger must never be reachable in production (Flask before 2.3
+	# turned it on for FLASK_ENV=development); FLASK_ENV=production is the
+	# app's to read, as tutorials' configs do (names.py warns of the rest).
+	unset FLASK_DEBUG
+	[ "${FLASK_ENV:-production}" = production ] || unset FLASK_ENV
 	# uWSGI would read UWSGI_* variables as options of its own, before its
 	# ini: the rendered uwsgi.ini already holds them, in the right order.
 	local var

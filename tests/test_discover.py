@@ -137,8 +137,24 @@ def test_a_missing_module_is_told_apart_from_a_missing_package(tmp_path):
     assert bad_setting and "there is no module no_such_module_here in" in message
     missing = error_of("import no_such_package_xyz\n", "")
     message, bad_setting = discover.missing_module(missing, "app", tmp_path)
-    assert not bad_setting and "no_such_package_xyz" in message and "requirements" not in message
-    (tmp_path / "requirements.txt").write_text("no_such_package_xyz\n")
+    assert not bad_setting and (f"add the package that provides it (on PyPI usually no-such-package-xyz) to "
+                                f"{tmp_path / 'requirements.txt'} and rebuild") in message
+    # Asked for (in pip's spelling) but not installed: the build skipped it.
+    (tmp_path / "requirements.txt").write_text("\ufeffNo-Such_Package.xyz >= 1  # the BOM of Notepad\n")
     message, bad_setting = discover.missing_module(missing, "app", tmp_path)
-    assert not bad_setting and f"does not install {tmp_path / 'requirements.txt'}" in message
-    assert "INSTALL_ON_START=1" in message
+    assert not bad_setting and f"{tmp_path / 'requirements.txt'} asks for it" in message
+    assert "the image was built without installing it" in message and "INSTALL_ON_START=1" in message
+
+
+@pytest.mark.parametrize("module, wanted", [
+    ("flask_sqlalchemy", "add the package flask-sqlalchemy to"),
+    ("cv2", "add the package opencv-python-headless to"),
+    ("PIL.Image", "add the package Pillow to"),
+    ("google.protobuf", "add the package protobuf to"),
+    ("yaml", "add the package PyYAML to"),
+    ("requests", "add the package that provides it (on PyPI usually requests) to"),
+])
+def test_a_missing_package_is_named_as_pip_knows_it(tmp_path, module, wanted):
+    from flaskbox.distributions import install_hint
+
+    assert wanted in install_hint(module, tmp_path / "requirements.txt")

@@ -80,6 +80,7 @@ ACCEPTED = {
     "RELOAD_GRACE": ["0", "300", "86400"],
     "IMPORT_TIMEOUT": ["0", "120", "86400"],
     "SHARE_PORT": ["0", "1"],
+    "DEBUG_HOST": ["0.0.0.0", "127.0.0.1", "::", "::1", "192.168.1.5"],
     "STICKY_CLIENTS": ["0", "1"],
     "FILE_VARS_IGNORE": ["", "LOG_FILE", "LOG_FILE, PID_FILE"],
     "WORKER_MAX_MEMORY": ["0", "300m", "1g", "524288000"],
@@ -133,6 +134,7 @@ REFUSED = {
     "RELOAD_GRACE": ["-1", "86401", "5m", ""],
     "IMPORT_TIMEOUT": ["-1", "86401", "2m", ""],
     "SHARE_PORT": ["yes", "2", ""],
+    "DEBUG_HOST": ["localhost", "0.0.0.0:5000", "", "127.0.0.256"],
     "STICKY_CLIENTS": ["yes", "2", ""],
     "FILE_VARS_IGNORE": ["LOG", "LOG_FILE;PID_FILE", "1_FILE"],
     "WORKER_MAX_MEMORY": ["300 MB", "-1", "1t", ""],
@@ -374,7 +376,7 @@ def test_only_the_shells_own_values_leave_python():
                           "METRICS_PORT", "TLS_CERT", "FLASKBOX_RELOAD_GRACE", "FLASKBOX_STOP_DRAIN_SECONDS",
                           "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
                           "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS", "FLASKBOX_RELOAD_ROOM",
-                          "FLASKBOX_IMPORT_TIMEOUT"}
+                          "FLASKBOX_IMPORT_TIMEOUT", "DEBUG_HOST", "FLASKBOX_HOST_NETWORK"}
     assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
 
 

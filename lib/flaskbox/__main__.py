@@ -156,7 +156,7 @@ def cmd_settings() -> None:
 def app_before_start() -> str:
     """The app a start would serve, found without checking any setting ("" if
     there is none)."""
-    value = os.environ.get("APP_MODULE") or os.environ.get("FLASK_APP")
+    value = discover.from_file_name(os.environ.get("APP_MODULE") or os.environ.get("FLASK_APP") or "")
     if not value:
         try:
             ini = os.environ.get("UWSGI_INI")

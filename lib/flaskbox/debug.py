@@ -281,7 +281,7 @@ def main() -> None:
         app = _placeholder
     serve_until_stopped(partial(
         run_simple,
-        "0.0.0.0",
+        settings["DEBUG_HOST"],
         settings["PORT"],
         app,
         use_reloader=True,

@@ -64,6 +64,17 @@ def parse(value: str) -> tuple[str, str | None]:
     raise ValueError(value)
 
 
+def from_file_name(value: str) -> str:
+    """A file's name where a module's is meant, as Flask's FLASK_APP
+    accepts it: app.py is app, ./src/app.py is src.app, myapp/wsgi.py:app
+    is myapp.wsgi:app. Anything else is returned as it is."""
+    module, colon, expression = value.partition(":")
+    if not module.endswith(".py"):
+        return value
+    path = module[:-3].removeprefix("./").strip("/")
+    return path.replace("/", ".") + colon + expression
+
+
 def is_valid(value: str) -> bool:
     try:
         parse(value)
@@ -242,13 +253,9 @@ def missing_module(exc: ModuleNotFoundError, value: str, app_dir: Path = APP_DIR
         return (f"APP_MODULE='{value}': there is no module {module_name} in {app_dir} (nor installed); "
                 "expected a module or package of your app, as in APP_MODULE=app or APP_MODULE=mypackage:"
                 "create_app()"), True
-    requirements = app_dir / "requirements.txt"
-    if requirements.is_file():
-        return (f"your app imports {exc.name}, which is not installed: the image does not install "
-                f"{requirements} by itself. Install it in your Dockerfile (USER root, then RUN pip "
-                "install --no-cache-dir -r requirements.txt: docs/your-app.md), or, in debug mode, set "
-                "INSTALL_ON_START=1"), False
-    return f"your app imports {exc.name}, which is not installed in the image (docs/your-app.md)", False
+    from .distributions import install_hint
+
+    return install_hint(exc.name or "", app_dir / "requirements.txt"), False
 
 
 def _best_app(cli, module):

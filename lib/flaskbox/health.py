@@ -113,9 +113,14 @@ def check_production(port: int, runtime: Runtime) -> None:
         fail(f"unhealthy: GET /-/healthy answered {status}")
 
 
-def check_debug(port: int, runtime: Runtime) -> None:
+def probe_address(listening: str) -> str:
+    """Where to reach a server listening on `listening` from inside."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listening, listening)
+
+
+def check_debug(port: int, host: str, runtime: Runtime) -> None:
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=PROBE_SECONDS).close()
+        socket.create_connection((probe_address(host), port), timeout=PROBE_SECONDS).close()
     except OSError:
         fail(f"nothing listens on port {port}")
     try:
@@ -134,7 +139,7 @@ def main() -> None:
     except (OSError, ValueError, KeyError):
         fail(f"no settings record {runtime.record}: the server has not started")
     if settings.mode == DEBUG:
-        check_debug(settings["PORT"], runtime)
+        check_debug(settings["PORT"], settings["DEBUG_HOST"], runtime)
     else:
         check_production(settings["PORT"], runtime)
 

@@ -170,6 +170,17 @@ class Host:
                     found.append(f"{_address(address)}:{port}")
         return found
 
+    def host_network(self) -> bool:
+        """Whether this is the host's own network namespace (--network host,
+        hostNetwork): it has a network device of the machine (a NIC, with a
+        `device` link). A container's network has only virtual ones (veth,
+        macvlan) and loopback."""
+        net = self.root / "sys/class/net"
+        try:
+            return any((interface / "device").exists() for interface in net.iterdir())
+        except OSError:
+            return False
+
     def unprivileged_port_start(self) -> int | None:
         """The lowest port a process without CAP_NET_BIND_SERVICE may bind."""
         value = self._read("/proc/sys/net/ipv4/ip_unprivileged_port_start")

@@ -24,6 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .layout import FORM_ALLOWANCE
 from .log import error, warn
 
 # faulthandler's line for a frame: `  File "/app/app.py", line 7 in connect`.
@@ -122,6 +123,25 @@ class Reminder:
         if self.timer is not None:
             self.timer.cancel()
         return False
+
+
+def app_mistakes(app, max_body: int) -> list[str]:
+    """What the loaded app's own configuration gets wrong for production:
+    said at start, so that the first request does not find out."""
+    config = getattr(app, "config", None)
+    if not isinstance(config, dict):
+        return []  # not a Flask app
+    found = []
+    if getattr(app, "debug", False):
+        found.append("the app turns Flask's debug mode on (DEBUG = True, or app.debug): in production the "
+                     "debugger stays off, and an exception the app passes on is answered 500 by the image; "
+                     "debug mode is `-d debug`")
+    limit = config.get("MAX_CONTENT_LENGTH")
+    if max_body and isinstance(limit, int) and limit > max_body + FORM_ALLOWANCE:
+        found.append(f"the app's MAX_CONTENT_LENGTH ({limit} bytes) is above MAX_BODY_SIZE ({max_body} "
+                     "bytes): nginx answers 413 to the bodies between them before the app sees them; raise "
+                     f"MAX_BODY_SIZE to {-(-limit // (1 << 20))}m to let the app's limit decide")
+    return found
 
 
 def where(stacks: str, app_dir: str = "/app") -> tuple[str, bool]:

@@ -75,6 +75,11 @@ BODY_SLOTS = NGINX_CONNECTIONS_TOTAL // 2
 # takes an UPLOAD_SPACE slot, when its Content-Length has 5 digits or more
 # (10000 bytes and up, a conservative match for "over 16 KB") or it is chunked.
 BODY_BUFFER = "16k"
+# What a form adds around a file of MAX_BODY_SIZE (its boundaries, the file
+# part's headers, a CSRF token and a few fields): nginx admits that much
+# more, so that MAX_BODY_SIZE=10m takes a 10 MiB file in a form (a file of
+# exactly the limit was refused with 413: the body was some 200 bytes over).
+FORM_ALLOWANCE = 64 * 1024
 
 def stream_slots(worker_connections: int) -> int:
     """With gevent, how many of a process's WORKER_CONNECTIONS streams and

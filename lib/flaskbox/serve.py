@@ -40,6 +40,7 @@ from __future__ import annotations
 import gc
 import os
 import select
+import sys
 import time
 import traceback
 from functools import partial
@@ -61,7 +62,7 @@ from . import (
 )
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
 from .layout import GEVENT, Generation, stream_slots
-from .log import error, log
+from .log import error, log, warn
 from .prelude import bad_request, busy, describe, health, take_peer, waited_too_long, wants_websocket
 from .spool import FileResponses, Spool, Spooled, close_body
 
@@ -161,6 +162,12 @@ class Serve:
                 self.limits.bound_websocket(websocket)
         try:
             return self._respond(environ, start_response, websocket, waited)
+        except Exception:
+            if websocket is not None and websocket.taken:
+                raise  # the connection is the app's: no answer of ours can follow
+            if websocket is not None:
+                self._release(websocket)
+            return passed_on(environ, start_response)
         except BaseException:
             if websocket is not None:
                 self._release(websocket)
@@ -332,6 +339,25 @@ class Serve:
             websocket.timer.kill(block=False)
 
 
+def passed_on(environ, start_response) -> list[bytes]:
+    """An exception the app passed on instead of answering (Flask does with
+    app.debug or PROPAGATE_EXCEPTIONS on; a bare WSGI app may): its
+    traceback goes to the log and the client gets a plain 500. Left to
+    uWSGI, it ended the connection with nothing sent, which nginx answered
+    502, as if the server were down."""
+    kind = sys.exc_info()[0]
+    traceback.print_exc()
+    error(f"{describe(environ)}: the app passed {kind.__name__ if kind else 'an exception'} on (Flask does "
+          "with app.debug or PROPAGATE_EXCEPTIONS on): answered 500")
+    body = b"Internal Server Error\n"
+    # Without exc_info: uWSGI raises it again even when nothing was sent,
+    # and nothing has been (uWSGI sends the header with the first byte of
+    # the body, and the app returned none).
+    start_response("500 Internal Server Error",
+                   [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def uwsgi_option(name: str, default: str) -> str:
     """An option as uWSGI ended up with it (the last of repeated ones)."""
     value = uwsgi.opt.get(name, default)
@@ -375,6 +401,8 @@ def generation() -> Generation:
 
 def from_record(settings: record.Record):
     found = load_app(settings)
+    for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"]):
+        warn(line)
     # nginx's static location, now that the app can say where its static
     # files are; the entry-point installs it, checked with `nginx -t`, when
     # this generation starts serving.

@@ -17,6 +17,8 @@ import re
 import ssl
 from collections.abc import Mapping
 
+from . import ports
+
 # TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996), and every
 # browser of the last ten years speaks 1.2. For 1.2, ECDHE key exchange with
 # AEAD ciphers only (forward secrecy), as Mozilla's "intermediate" profile;
@@ -101,7 +103,7 @@ def check_files(cert: str, key: str) -> None:
                        f"({exc.reason or exc}); expected {KEY_FORM}") from None
 
 
-def check(values: Mapping[str, str], unprivileged_port_start: int | None) -> None:
+def check(values: Mapping[str, str], unprivileged_port_start: int | None, host_network: bool = False) -> None:
     """The TLS settings together; the files only when both are set."""
     cert, key = values["TLS_CERT"], values["TLS_KEY"]
     if bool(cert) != bool(key):
@@ -119,9 +121,7 @@ def check(values: Mapping[str, str], unprivileged_port_start: int | None) -> Non
                        "beside PORT=80, or TLS_PORT=8443 beside PORT=8080")
     start = unprivileged_port_start
     if start is not None and port < min(start, 1024):
-        raise TLSError(f"TLS_PORT={port} is below {start}, the lowest port a non-root process may bind here "
-                       "(net.ipv4.ip_unprivileged_port_start): set TLS_PORT=8443 and publish it "
-                       "(-p 443:8443), or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0")
+        raise TLSError(ports.too_low("TLS_PORT", port, start, host_network, 8443))
     check_files(cert, key)
 
 

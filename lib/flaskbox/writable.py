@@ -206,10 +206,12 @@ def prepare(value: str, mode: str) -> list[str]:
             elif entry.folder:
                 _make_folder(entry.target)
         except OSError as exc:
+            fix = ("it is mounted read-only: mount it read-write (drop `:ro`)" if exc.errno == errno.EROFS
+                   else "mount a volume there (-v myapp-data:/app/instance), or chown a bind-mounted folder "
+                        "to 10001:0")
             raise WritableError(
                 f"WRITABLE_PATHS: cannot prepare {entry.target} for {path} ({exc.strerror}): {INSTANCE} "
-                "must be writable by this uid: mount a volume there (-v myapp-data:/app/instance), or "
-                "chown a bind-mounted folder to 10001:0", code=1) from exc
+                f"must be writable by this uid: {fix}", code=1) from exc
     return notes
 
 
@@ -226,6 +228,14 @@ def _how_to_write(folder: Path) -> str:
     return "run with --user \"$(id -u):$(id -g)\" so that the app writes your checkout as you would"
 
 
+def _read_only(path: Path) -> bool:
+    """Whether the file system at `path` is mounted read-only."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def instance_notes(host=None) -> list[str]:
     """What is mounted on the instance folder, said when it is a trap: a
     mount this uid may not write, and a volume inside a bind-mounted /app
@@ -238,7 +248,13 @@ def instance_notes(host=None) -> list[str]:
     if mount is None or mount.point != str(INSTANCE):
         return []
     notes = []
-    if not os.access(INSTANCE, os.W_OK | os.X_OK):
+    if _read_only(INSTANCE):
+        # Its owner and mode are beside the point: nobody may write it.
+        notes.append(
+            f"warning: {INSTANCE} is mounted read-only (`:ro`, or `read_only: true` in compose), so the app "
+            "cannot keep data there: every write fails (SQLite: \"attempt to write a readonly database\"). "
+            "Mount it read-write (drop `:ro`) unless it only holds files the app reads")
+    elif not os.access(INSTANCE, os.W_OK | os.X_OK):
         info = INSTANCE.stat()
         fix = ("chown a bind-mounted folder to 10001:0, or make it writable for group 0 (chmod g+w; "
                "the server never runs as root: --user 0 changes nothing)") if info.st_uid == 0 else \

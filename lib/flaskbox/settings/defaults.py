@@ -25,6 +25,14 @@ class Context:
 
 
 
+def debug_host(context: Context) -> str:
+    """The debugger runs any code it is sent: on the host's network every
+    interface of the machine is the LAN's, so the dev server keeps to
+    loopback there; in a container's own network only 0.0.0.0 is reachable
+    through a published port (-p 127.0.0.1:5000:5000 keeps that local)."""
+    return "127.0.0.1" if context.host.host_network() else "0.0.0.0"
+
+
 def capacity(values: Mapping[str, str]) -> int:
     """Requests uWSGI serves at once: a thread each in sync mode, up to
     WORKER_CONNECTIONS per process in gevent mode."""

@@ -121,6 +121,11 @@ def readable_file(value: str) -> str:
     return value
 
 
+def ip_address(value: str) -> str:
+    """An IPv4 or IPv6 address, as written (0.0.0.0, 127.0.0.1, ::1)."""
+    return str(ipaddress.ip_address(value))
+
+
 def strip_slash(value: str) -> str:
     """"/static/" means /static; a lone "/" is left for the check to refuse."""
     return value.rstrip("/") if len(value) > 1 else value

@@ -223,8 +223,8 @@ def warnings(env: Mapping[str, str], mode: str,
             if guess:
                 out.append(f"{name} is not a flaskbox setting: did you mean {guess}?")
     if mode == PRODUCTION:
-        out += [f"{name}={env[name]} has no effect in production (the debugger must never be reachable "
-                "there): debug mode is `-d debug` (or APP_MODE=debug)"
+        out += [f"{name}={env[name]} is removed from the app's environment in production (the debugger must "
+                "never be reachable there): debug mode is `-d debug` (or APP_MODE=debug)"
                 for name in ("FLASK_DEBUG", "FLASK_ENV") if env.get(name, "0") not in NOT_DEBUG]
     return [f"warning: {line}" for line in out]
 

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import discover, tls
+from .. import discover, ports, tls
 from ..host import Host
 from ..layout import (
     BODY_BUFFER,
     BODY_SLOTS,
     DEBUG,
+    FORM_ALLOWANCE,
     GEVENT,
     GEVENT_SITE,
     HEADER_FIRST_BUFFER,
@@ -62,14 +63,16 @@ class Resolved:
         servers read the record): where the runtime files go, the port and
         app for its log, INSTALL_ON_START's switch, the pre-start script, whether
         to start the metrics server (METRICS_PORT) and the certificate
-        watcher (TLS_CERT), a reload's grace, and the stop's budget."""
+        watcher (TLS_CERT), a reload's grace, an import's deadline, the stop's
+        budget, and where the debugger listens, on which network (its
+        warning)."""
         out = {name: self.values[name]
                for name in ("RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
-                            "METRICS_PORT", "TLS_CERT")}
+                            "METRICS_PORT", "TLS_CERT", "DEBUG_HOST")}
         out["FLASKBOX_RELOAD_GRACE"] = self.values["RELOAD_GRACE"]
         out["FLASKBOX_IMPORT_TIMEOUT"] = self.values["IMPORT_TIMEOUT"]
         for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
-                     "STOP_STREAMS_SIGNAL", "OOM_KILLS", "RELOAD_ROOM"):
+                     "STOP_STREAMS_SIGNAL", "OOM_KILLS", "RELOAD_ROOM", "HOST_NETWORK"):
             out[f"FLASKBOX_{name}"] = self.derived[name]
         return out
 
@@ -94,6 +97,8 @@ def _resolve(mode: str, env: Mapping[str, str], host: Host) -> Resolved:
     for setting in SETTINGS:
         if setting.name in given:
             value = setting.normalize(given[setting.name])
+            if value not in (given[setting.name], given[setting.name].rstrip("/")):
+                notes.append(f"{setting.name}='{given[setting.name]}' read as '{value}'")
         else:
             try:
                 value = setting.default_for(context)
@@ -126,10 +131,7 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
             "PIN: unset it, or choose a PIN of your own, e.g. WERKZEUG_DEBUG_PIN=314-159-265")
     port, start = int(values["PORT"]), host.unprivileged_port_start()
     if start is not None and port < min(start, 1024):
-        raise SettingError(
-            f"PORT={port} is below {start}, the lowest port a non-root process may bind here "
-            "(net.ipv4.ip_unprivileged_port_start): set PORT=8080 and publish it (-p 8091:8080), "
-            "or give the container --sysctl net.ipv4.ip_unprivileged_port_start=0")
+        raise SettingError(ports.too_low("PORT", port, start, host.host_network(), 8080))
     _check_metrics_port(values)
     _check_ports_free(values, mode, host)
     # The sample left in an image built FROM the default one. A mounted /app
@@ -157,7 +159,7 @@ def _check_together(resolved: Resolved, env: Mapping[str, str], host: Host) -> N
     if mode == PRODUCTION:
         _check_worker_class(resolved)
         try:
-            tls.check(values, start)
+            tls.check(values, start, host.host_network())
         except tls.TLSError as exc:
             raise SettingError(str(exc)) from None
     body, space = size_bytes(values["MAX_BODY_SIZE"]), size_bytes(values["UPLOAD_SPACE"])
@@ -296,6 +298,8 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "GEVENT_SITE": str(GEVENT_SITE),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
         "BODY_SLOTS": str(BODY_SLOTS),
+        # nginx's client_max_body_size: 0 is no limit, as MAX_BODY_SIZE=0 is.
+        "BODY_LIMIT": str(body + FORM_ALLOWANCE if body else 0),
         "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
         # One address may hold a quarter of the upload slots (at least one),
         # so a single client stalling uploads leaves room for others.
@@ -313,6 +317,8 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
         "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
         "CPUS": str(host.cpus()),
+        # The debug server's warning says who can reach it (entry-point.sh).
+        "HOST_NETWORK": "1" if host.host_network() else "0",
         # nginx's listen parameter: sockets shared with another container.
         "REUSEPORT": " reuseport" if values["SHARE_PORT"] == "1" else "",
         # The OOM killer's count at start: a server that dies later is named

@@ -20,6 +20,7 @@ from .forms import (
     file_var_names,
     flag,
     host_list,
+    ip_address,
     network_list,
     one_of,
     readable_file,
@@ -99,6 +100,7 @@ SETTINGS: tuple[Setting, ...] = (
         form="module, module:name or module:factory(args), e.g. app, flaskr:create_app() or "
              "mypkg.wsgi:application",
         parse=app_module,
+        normalize=discover.from_file_name,
         doc=("Your WSGI app, relative to `/app`, in Flask's forms: `module` (Flask finds its `app` or "
              "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP` "
              "([your-app.md](your-app.md#how-the-app-is-found))."),
@@ -108,7 +110,9 @@ SETTINGS: tuple[Setting, ...] = (
         default="10m",
         form="a size such as 512k, 10m or 1g (0 disables the limit)",
         parse=size_bytes,
-        doc="Largest request body (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413.",
+        doc=("Largest request body, or file in a form (which may add 64 KiB of its own fields around it) "
+             "(nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Flask's own "
+             "`MAX_CONTENT_LENGTH` applies after it ([your-app.md](your-app.md#uploads-and-their-limits))."),
     ),
     Setting(
         "REQUEST_TIMEOUT",
@@ -418,6 +422,16 @@ SETTINGS: tuple[Setting, ...] = (
         parse=one_of("inotify", "poll"),
         doc=("Debug mode: `inotify` restarts on file events; `poll` looks for changes every 0.5 s (Docker "
              "Desktop)."),
+    ),
+    Setting(
+        "DEBUG_HOST",
+        default=defaults.debug_host,
+        default_doc="`127.0.0.1` on the host's network (`--network host`), else `0.0.0.0` (computed)",
+        form="an IP address such as 127.0.0.1 or 0.0.0.0",
+        parse=ip_address,
+        doc=("Debug mode: the address the dev server listens on. On the host's network it stays on this "
+             "machine unless set to `0.0.0.0`; in a container network it must be `0.0.0.0` for `-p` to reach "
+             "it ([develop.md](develop.md#who-can-reach-the-debugger))."),
     ),
     Setting(
         "INSTALL_ON_START",

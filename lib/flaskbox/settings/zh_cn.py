@@ -27,8 +27,9 @@ TEXTS: dict[str, tuple[str, str]] = {
          'd#如何找到应用)）。'),
     'MAX_BODY_SIZE': (
         '`10m`',
-        '请求体上限（nginx 的大小写法：`512k`、`10m`、`1g`；`0` '
-         '表示不限）。超过返回 413。'),
+        '请求体上限，或表单中单个文件的上限（表单自身的字段可在其外另占 64 KiB）（nginx 的大小写法：'
+         '`512k`、`10m`、`1g`；`0` 表示不限）。超过返回 413。Flask 自己的 `MAX_CONTENT_LENGTH` '
+         '在它之后生效（[your-app.md](your-app.md#上传及其上限)）。'),
     'REQUEST_TIMEOUT': (
         '`30`',
         '客户端最多等待多少秒才能开始收到响应（包括排队时间），以及之后流式响应每两段之间'
@@ -170,6 +171,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         '`inotify`',
         '调试模式：`inotify` 根据文件事件重启；`poll` 每 0.5 秒检查'
          '一次变化（Docker Desktop）。'),
+    'DEBUG_HOST': (
+        '宿主机网络（`--network host`）上为 `127.0.0.1`，否则为 `0.0.0.0`（自动计算）',
+        '调试模式：开发服务器监听的地址。在宿主机网络上，除非设为 `0.0.0.0`，它只在本机可达；'
+        '在容器自己的网络里，必须是 `0.0.0.0`，`-p` 才能连到它（[develop.md](develop.md#谁能访问调试器)）。'),
     'INSTALL_ON_START': (
         '`0`',
         '调试模式：`1` 在启动时安装 `/app/requirements.txt` '
