@@ -163,12 +163,13 @@ RUN set -eux; \
 	rm -f /tmp/http2.conf; \
 	nginx -v; tini --version
 
-# Extra OS packages for the app, one or more per line, '#' comments allowed.
-# An unknown name fails the build with apt's own error, on purpose.
+# Extra OS packages for the app, one or more per line, '#' comments allowed,
+# Windows line endings too (their \r would be part of each name). An
+# unknown name fails the build with apt's own error, on purpose.
 COPY requirements_os.txt /tmp/requirements_os.txt
 # hadolint ignore=DL3008,SC2086
 RUN set -eux; \
-	packages="$(sed -e 's/#.*//' /tmp/requirements_os.txt | xargs)"; \
+	packages="$(sed -e 's/#.*//' -e 's/\r$//' /tmp/requirements_os.txt | xargs)"; \
 	if [ -n "$packages" ]; then \
 		apt-get update; \
 		apt-get install -y --no-install-recommends $packages; \

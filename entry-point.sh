@@ -123,7 +123,8 @@ _run_hook() {
 	while :; do
 		status=0
 		[ "${FLASKBOX_MODE:-}" != debug ] || sources="$(_hook_sources sources)"
-		case "$how" in
+		_hook_crlf "$hook" || status=2
+		[ "$status" -ne 0 ] || case "$how" in
 			source)
 				flaskbox_log "sourcing $hook"
 				_source_hook "$hook" || status=$?
@@ -147,6 +148,17 @@ _run_hook() {
 		flaskbox_error "hook $hook failed with exit code $status (its output is above)"
 		_await_fix "$hook" "$sources"
 	done
+}
+
+# _hook_crlf FILE
+#   False, saying so, when the hook has Windows line endings (CRLF): bash
+#   would read each \r as part of a word, and say "cannot execute: required
+#   file not found" (the #! line's) or "$'\r': command not found".
+_hook_crlf() {
+	grep -q $'\r$' "$1" || return 0
+	flaskbox_error "hook $1 has Windows line endings (CRLF), which bash cannot run: convert it" \
+		"(dos2unix $(basename "$1"), or your editor's \"LF\"; git config core.autocrlf input keeps them out)"
+	return 1
 }
 
 # _hook_sources sources | await-change STATE
@@ -197,7 +209,7 @@ flaskbox_run_hooks() {
 			case "$hook" in
 				*.sh | *.envsh)
 					if [ ! -x "$hook" ]; then
-						flaskbox_log "ignoring $hook: not executable"
+						flaskbox_log "ignoring $hook: not executable (chmod +x it to run it)"
 					elif [[ "$hook" == *.envsh ]]; then
 						_run_hook source "$hook"
 					else
@@ -229,6 +241,16 @@ flaskbox_file_vars() {
 		eval "$assignments"
 		return 0
 	done
+}
+
+# flaskbox_env_files
+#   /app/.env and /app/.flaskenv, read as `flask run` reads them when
+#   python-dotenv is installed (flaskbox/env_files.py): what -e sets wins.
+flaskbox_env_files() {
+	[ -f /app/.env ] || [ -f /app/.flaskenv ] || return 0
+	local assignments
+	assignments="$(python3 -I -m flaskbox env-files)" || exit "$?"
+	eval "$assignments"
 }
 
 # flaskbox_step_down ARG...
@@ -388,6 +410,7 @@ flaskbox_share_with_group() {
 #   Options (or nothing) start a server; any other command is exec'd.
 main() {
 	flaskbox_file_vars                    # VAR_FILE=/path: VAR from the file (exit 2)
+	flaskbox_env_files                    # /app/.env and .flaskenv, as flask run reads them
 	# /app importable from anywhere (hooks, alembic, scripts), as in
 	# tiangolo's image. flaskbox's own Python runs isolated (-I) from it.
 	export PYTHONPATH="/app${PYTHONPATH:+:$PYTHONPATH}"

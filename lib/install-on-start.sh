@@ -22,12 +22,13 @@ _sha256() {
 }
 
 # _missing_os_packages FILE
-#   The packages a requirements_os.txt lists ('#' comments dropped, as the
-#   Dockerfile reads it) that dpkg does not have installed.
+#   The packages a requirements_os.txt lists ('#' comments and Windows line
+#   endings dropped, as the Dockerfile reads it) that dpkg does not have
+#   installed.
 _missing_os_packages() {
 	local pkg packages=() missing=()
 	# Every word of the file, across lines (read stops at the end: status 1).
-	read -r -d '' -a packages < <(sed -e 's/#.*//' "$1") || true
+	read -r -d '' -a packages < <(sed -e 's/#.*//' -e 's/\r$//' "$1") || true
 	for pkg in "${packages[@]}"; do
 		# shellcheck disable=SC2016 # ${Status} is dpkg-query's, not ours
 		if [ "$(dpkg-query -W -f='${Status}' "${pkg%%=*}" 2>/dev/null)" != 'install ok installed' ]; then

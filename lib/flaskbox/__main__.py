@@ -1,6 +1,7 @@
 """flaskbox's commands, run by entry-point.sh (and healthcheck.sh):
 
     python3 -m flaskbox file-vars      VAR from the file VAR_FILE names, for every VAR_FILE; for eval
+    python3 -m flaskbox env-files      /app/.env and .flaskenv as `flask run` reads them; for eval
     python3 -m flaskbox check MODE     check the settings (before the hooks); the shell's values, for eval
     python3 -m flaskbox resolve MODE   resolve them once into RUNTIME_DIR/settings.json; the same, for eval
     python3 -m flaskbox render         write the configs into RUNTIME_DIR, from that record
@@ -40,7 +41,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import discover, file_vars, packages, record, render, settings, writable
+from . import discover, env_files, file_vars, packages, record, render, settings, writable
 from .layout import GEVENT, GEVENT_SITE
 from .log import error, info, warn
 
@@ -73,7 +74,7 @@ def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
     except packages.ConflictError as exc:
         error(str(exc))
         sys.exit(2)
-    return resolved, [*file_vars.notes(), *resolved.notes, *notes]
+    return resolved, [*file_vars.notes(), *env_files.notes(), *resolved.notes, *notes]
 
 
 def cmd_file_vars() -> None:
@@ -85,6 +86,12 @@ def cmd_file_vars() -> None:
         error(str(exc))
         sys.exit(2)
     sys.stdout.buffer.write(lines)
+
+
+def cmd_env_files() -> None:
+    """/app/.env and /app/.flaskenv as `flask run` reads them (env_files.py),
+    as shell lines for eval."""
+    print(env_files.assignments(os.environ), end="")
 
 
 def cmd_check(mode: str) -> None:
@@ -337,7 +344,8 @@ def cmd_health() -> None:
     health.main()
 
 
-COMMANDS = {"file-vars": cmd_file_vars, "check": cmd_check, "resolve": cmd_resolve, "render": cmd_render,
+COMMANDS = {"file-vars": cmd_file_vars, "env-files": cmd_env_files, "check": cmd_check,
+            "resolve": cmd_resolve, "render": cmd_render,
             "default": cmd_default,
             "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
             "flask-env": cmd_flask_env,

@@ -36,7 +36,7 @@ from pathlib import Path
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover, importing, prefix, record, writable
+from . import discover, importing, prefix, record, shadows, writable
 from .changes import SKIPPED_DIRS
 from .log import error
 
@@ -161,6 +161,12 @@ class DevApp:
             self.error, self.error_traceback = exc, exc.__traceback__
         except (Exception, SystemExit) as exc:
             traceback.print_exc()
+            if isinstance(exc, Exception):
+                hint = shadows.hint(exc)
+                if hint is None and isinstance(exc, ModuleNotFoundError):
+                    hint = discover.missing_module(exc, import_path)[0]
+                if hint:
+                    error(hint)
             print(f" * {import_path} failed to load; serving the error until the next save", file=sys.stderr)
             self.error = exc
             self.error_traceback = exc.__traceback__

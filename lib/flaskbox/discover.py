@@ -154,12 +154,25 @@ def find_module(app_dir: Path = APP_DIR, ini: Path | None = None) -> tuple[str, 
         # A module, or a package of that name, as `flask run` imports either.
         if (app_dir / name).is_file() or (app_dir / name[:-3] / "__init__.py").is_file():
             return name[:-3], f"{app_dir / name}"
-    found = packages(app_dir)
-    hint = (f"; {app_dir} holds the package{'s' if len(found) > 1 else ''} {', '.join(found)}: set "
-            f"APP_MODULE={found[0]} (Flask finds its app or create_app factory)") if found else \
-        f"; copy your app into {app_dir} (docs/your-app.md)"
     raise AppError(f"no app to serve: APP_MODULE is not set and {app_dir} has no "
-                   f"{', '.join(DEFAULT_FILES[:-1])} or {DEFAULT_FILES[-1]}{hint}")
+                   f"{', '.join(DEFAULT_FILES[:-1])} or {DEFAULT_FILES[-1]}{_what_is_there(app_dir)}")
+
+
+def _what_is_there(app_dir: Path) -> str:
+    """What /app holds instead of a default file, and what to set for it."""
+    found = packages(app_dir)
+    if found:
+        return (f"; {app_dir} holds the package{'s' if len(found) > 1 else ''} {', '.join(found)}: set "
+                f"APP_MODULE={found[0]} (Flask finds its app or create_app factory)")
+    modules = sorted(p.stem for p in app_dir.glob("*.py")) if app_dir.is_dir() else []
+    if modules:
+        return (f"; {app_dir} holds {', '.join(m + '.py' for m in modules)}: set APP_MODULE to the one that "
+                f"makes the app, e.g. APP_MODULE={modules[0]}")
+    if app_dir.is_dir() and not any(app_dir.iterdir()):
+        return (f"; {app_dir} is empty: a bind mount of a folder that did not exist makes an empty one "
+                f"(-v \"$PWD/app:{app_dir}\" run from a project whose code is in $PWD itself wants "
+                f"-v \"$PWD:{app_dir}\")")
+    return f"; copy your app into {app_dir} (docs/your-app.md)"
 
 
 # --- what the module holds (imports it) --------------------------------------
@@ -278,7 +291,10 @@ def _find_in_module(module, value: str, Flask, cli):
     for name in ("application", "app"):
         if hasattr(module, name):
             return _check_wsgi(getattr(module, name), name, value)
+    from .shadows import package_hides_module
+
     reason = f" ({flask_error})" if flask_error else ""
+    reason += package_hides_module(module)
     raise AppError(f"APP_MODULE='{value}': module {module.__name__} has no app{reason}. Name it: "
                    f"APP_MODULE='{module.__name__}:<name>' for an app, '{module.__name__}:<factory>()' "
                    "for a factory")

@@ -55,6 +55,7 @@ from . import (
     outbound,
     prefix,
     record,
+    shadows,
     static,
     streams,
     unread,
@@ -385,8 +386,16 @@ def load_app(settings: record.Record) -> discover.Found:
             # The traceback, then what to do about it, then the exit code
             # uWSGI's need-app gives a failed import (supervise.sh reads it).
             traceback.print_exc()
-        error(message)
+        error(shadows.hint(exc) or message)
         os._exit(2 if bad_setting else 22)
+    except Exception as exc:
+        # need-app's exit code, with the traceback, and a file of the app
+        # hiding a module it imports named, where one does.
+        traceback.print_exc()
+        hint = shadows.hint(exc)
+        if hint:
+            error(hint)
+        os._exit(22)
 
 
 # The exit code of a pool that could not write its own files (EX_CANTCREAT).

@@ -320,7 +320,10 @@ class Watch:
         if APP_DIR not in path.parents or "__pycache__" in path.parts:
             return
         real = Path(os.path.realpath(path))
-        if real == INSTANCE or INSTANCE in real.parents or str(path) in self.refused:
+        # The instance folder is the data's volume, writable, except in a
+        # checkout mounted without one (Flask-SQLAlchemy then fails to make it).
+        in_instance = real == INSTANCE or INSTANCE in real.parents
+        if (in_instance and os.access(INSTANCE, os.W_OK)) or str(path) in self.refused:
             return
         existing = _nearest_existing(real)
         if not os.access(existing, os.W_OK):
@@ -366,8 +369,15 @@ def watch_process() -> None:
 
 
 def warning(refused: dict[str, bool]) -> str:
-    """The paths as WRITABLE_PATHS would list them: a folder with its /."""
+    """The paths as WRITABLE_PATHS would list them: a folder with its /. In
+    a checkout mounted on /app (debug mode, mostly) the fix is the uid's
+    right to write it, not the image's links."""
     listed = " ".join(f"{path}/" if folder else path for path, folder in refused.items())
+    if os.path.ismount(APP_DIR):
+        folder = _nearest_existing(Path(next(iter(refused))))
+        return (f"flaskbox: warning: your app writes next to its code, in the folder mounted on {APP_DIR}, "
+                f"and uid {os.getuid()} may not write there, so these were refused: {listed}. "
+                f"{_how_to_write(folder)[0].upper()}{_how_to_write(folder)[1:]}")
     return (f"flaskbox: warning: your app writes next to its code, and /app is read-only, so these were "
             f"refused: {listed}. To keep them on the instance volume, set WRITABLE_PATHS=\"{listed}\" "
             "(a trailing / for a folder; a file the app only writes is listed without) and add "

@@ -1,0 +1,71 @@
+"""/app/.env and /app/.flaskenv, read as `flask run` and the `flask` command
+read them: with python-dotenv installed, their variables reach the app
+unless the environment already sets them (`-e` wins), and .env wins over
+.flaskenv. The servers and `docker exec ... flask db upgrade` then see the
+same configuration (before, only the flask command did, and a migration
+could act on another database than the one served). Without python-dotenv
+the files are left alone, as Flask leaves them, and the log says so.
+
+`python3 -m flaskbox env-files` prints the shell's exports (for eval) early
+in the entry point, so that .flaskenv's FLASK_APP counts as a setting; the
+log's lines (names only, never values) come with the settings' notes.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+from .discover import APP_DIR
+
+# In the order Flask reads them: a name in the first wins.
+FILES = (".env", ".flaskenv")
+# What this start read, for notes(): "FILE NAME NAME ...;FILE ..." (no values).
+RECORD = "FLASKBOX_ENV_FILES"
+
+
+def present(app_dir: Path = APP_DIR) -> list[Path]:
+    return [app_dir / name for name in FILES if (app_dir / name).is_file()]
+
+
+def assignments(env: Mapping[str, str], app_dir: Path = APP_DIR) -> str:
+    """Shell exports for the files' variables that env does not set."""
+    files = present(app_dir)
+    if not files:
+        return ""
+    try:
+        from dotenv import dotenv_values
+    except ImportError:
+        return f"export {RECORD}={shlex.quote('missing-dotenv ' + ' '.join(map(str, files)))}\n"
+    lines, record, taken = [], [], set(env)
+    for path in files:
+        names = []
+        for name, value in dotenv_values(path, encoding="utf-8-sig").items():
+            if value is None or name in taken or not name.isidentifier():
+                continue
+            taken.add(name)
+            names.append(name)
+            lines.append(f"export {name}={shlex.quote(value)}")
+        record.append(" ".join([str(path), *names]))
+    lines.append(f"export {RECORD}={shlex.quote(';'.join(record))}")
+    return "\n".join(lines) + "\n"
+
+
+def notes(env: Mapping[str, str] = os.environ) -> list[str]:
+    """What was read from the files, for the log."""
+    recorded = env.get(RECORD, "")
+    if recorded.startswith("missing-dotenv "):
+        files = recorded.split()[1:]
+        return [f"warning: {' and '.join(files)} not read: python-dotenv is not installed, and without it "
+                "Flask reads neither (`flask run` neither). Pass the variables with `docker run --env-file`, "
+                "add python-dotenv to requirements.txt to have them read, or keep the file out of the "
+                "image (.dockerignore)"]
+    out = []
+    for entry in filter(None, recorded.split(";")):
+        path, *names = entry.split()
+        said = (f"{', '.join(names)} read, as `flask run` reads it (variables given with -e win)" if names
+                else "every variable in it is set already (-e wins)")
+        out.append(f"{path}: {said}")
+    return out
