@@ -39,9 +39,12 @@ def distribution(module: str) -> tuple[str, bool]:
 def listed(requirements: Path, wanted: str) -> str | None:
     """The line of requirements.txt that asks for `wanted`, if one does."""
     try:
-        lines = requirements.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+        raw = requirements.read_bytes()
     except OSError:
         return None
+    # Windows Notepad saves UTF-16 with a BOM, or UTF-8 with one; pip reads both.
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    lines = raw.decode(encoding, errors="replace").splitlines()
     for line in lines:
         name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line.split("#")[0])
         if name and normalize(name.group(1)) == normalize(wanted):

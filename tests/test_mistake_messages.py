@@ -1,0 +1,402 @@
+"""What flaskbox says of a user's mistake, and what it does about it,
+without a container: a port something holds (host.py) or one too low to
+bind (ports.py), an import that waits or starts a server (importing.py),
+.env files (env_files.py), a file that hides a module (shadows.py), a body
+the app did not read (unread.py), a requirements.txt (distributions.py)."""
+
+import faulthandler
+import importlib.util
+import io
+import subprocess
+import sys
+import threading
+import types
+
+import flask
+import pytest
+
+from flaskbox import distributions, env_files, importing, ports, shadows, unread
+from flaskbox.host import Host
+
+TCP_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+              "inode\n")
+TCP6_HEADER = ("  sl  local_address                         remote_address                        st "
+               "tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+TAIL = "00000000:00000000 00:00000000 00000000  1000        0 12345 1 0000000000000000 100 0 0 10 0\n"
+
+
+def tcp_line(slot, local, remote, state):
+    return f"  {slot:2d}: {local} {remote} {state} {TAIL}"
+
+
+# --- host.py: who listens, and on which network --------------------------------
+
+@pytest.fixture
+def net_root(tmp_path):
+    (tmp_path / "proc/net").mkdir(parents=True)
+    (tmp_path / "proc/net/tcp").write_text(
+        TCP_HEADER
+        + tcp_line(0, "0100007F:1F90", "00000000:0000", "0A")     # 127.0.0.1:8080, listening
+        + tcp_line(1, "0100007F:1F90", "0100007F:D431", "01")     # a connection to it: ignored
+        + tcp_line(2, "00000000:0050", "00000000:0000", "0A")     # 0.0.0.0:80
+        + tcp_line(3, "0100007F:D431", "0100007F:1F90", "01"))    # the client's end
+    (tmp_path / "proc/net/tcp6").write_text(
+        TCP6_HEADER
+        + tcp_line(0, "00000000000000000000000001000000:1F90", "00000000000000000000000000000000:0000", "0A")
+        + tcp_line(1, "00000000000000000000000000000000:238C", "00000000000000000000000000000000:0000", "0A"))
+    return tmp_path
+
+
+def test_listeners_reads_both_tables_and_only_listening_sockets(net_root):
+    host = Host(net_root)
+    assert host.listeners(8080) == ["127.0.0.1:8080", "[::1]:8080"]
+    assert host.listeners(80) == ["0.0.0.0:80"]
+    assert host.listeners(9100) == ["[::]:9100"]
+    assert host.listeners(54321) == []  # only ESTABLISHED there
+    assert Host(net_root / "none").listeners(8080) == []
+
+
+def interfaces(root, *names, device=()):
+    for name in names:
+        (root / "sys/class/net" / name).mkdir(parents=True)
+        if name in device:
+            (root / "sys/class/net" / name / "device").mkdir()
+
+
+def test_a_network_with_a_real_device_is_the_hosts(tmp_path):
+    interfaces(tmp_path, "lo", "eth0", "docker0", device=("eth0",))
+    assert Host(tmp_path).host_network() is True
+
+
+def test_a_network_of_loopback_and_veth_is_a_containers(tmp_path):
+    interfaces(tmp_path, "lo", "eth0", "veth1a2b")
+    assert Host(tmp_path).host_network() is False
+    assert Host(tmp_path / "none").host_network() is False
+
+
+# --- ports.py: a port below the unprivileged start -----------------------------
+
+def test_too_low_on_the_host_network_names_the_hosts_sysctl_only():
+    message = ports.too_low("PORT", 80, 1024, True, 8080)
+    assert message.startswith("PORT=80 is below 1024, the lowest port a non-root process may bind here")
+    assert "`sysctl -w net.ipv4.ip_unprivileged_port_start=80` on the host" in message
+    assert "PORT=8080" in message
+    # Neither does anything on the host's network.
+    assert "--sysctl" not in message and "-p " not in message and "(-p" not in message
+
+
+def test_too_low_on_a_container_network_names_publishing_and_sysctl():
+    message = ports.too_low("TLS_PORT", 443, 1024, False, 8443)
+    assert "set TLS_PORT=8443 and publish it (-p 443:8443)" in message
+    assert "--sysctl net.ipv4.ip_unprivileged_port_start=0" in message
+    assert "on the host" not in message
+
+
+# --- importing.py: where an import waits ------------------------------------------
+
+DUMP = """\
+Thread 0x00007f3a1c5fe6c0 (most recent call first):
+  File "/usr/lib/python3.12/threading.py", line 355 in wait
+  File "/usr/lib/python3.12/threading.py", line 655 in wait
+  File "/usr/lib/python3/dist-packages/somelib/pool.py", line 40 in _worker
+
+Current thread 0x00007f3a1d8c1740 (most recent call first):
+  File "/usr/lib/python3.12/socket.py", line 836 in create_connection
+  File "/app/db.py", line 4 in connect
+  File "/app/app.py", line 11 in wait_for_db
+  File "/app/app.py", line 13 in <module>
+  File "<frozen importlib._bootstrap>", line 241 in _call_with_frames_removed
+  File "/usr/lib/python3.12/importlib/__init__.py", line 90 in import_module
+"""
+
+SERVING_DUMP = """\
+Thread 0x00007f3a1c5fe6c0 (most recent call first):
+  File "/usr/lib/python3.12/selectors.py", line 415 in select
+  File "/usr/lib/python3.12/socketserver.py", line 235 in serve_forever
+  File "/usr/lib/python3/dist-packages/werkzeug/serving.py", line 1123 in run_simple
+
+Current thread 0x00007f3a1d8c1740 (most recent call first):
+  File "/app/app.py", line 20 in <module>
+"""
+
+
+def test_where_names_the_innermost_frame_of_the_apps_code():
+    assert importing.where(DUMP) == ("/app/db.py, line 4, in connect", False)
+
+
+def test_where_tells_a_server_loop_on_any_stack():
+    assert importing.where(SERVING_DUMP) == ("/app/app.py, line 20, in <module>", True)
+
+
+def test_where_outside_the_apps_code_names_the_innermost_frame():
+    outside = DUMP.replace("/app/", "/srv/")
+    assert importing.where(outside) == ("/usr/lib/python3.12/threading.py, line 355, in wait", False)
+    assert importing.where("") == ("", False)
+
+
+def test_where_reads_a_real_faulthandler_dump(tmp_path):
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    source = "def wait_here(arrived, release):\n    arrived.set()\n    release.wait(30)\n"
+    (app_dir / "waiter.py").write_text(source)
+    spec = importlib.util.spec_from_file_location("waiter", app_dir / "waiter.py")
+    waiter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(waiter)
+    arrived, release = threading.Event(), threading.Event()
+    thread = threading.Thread(target=waiter.wait_here, args=(arrived, release))
+    thread.start()
+    try:
+        assert arrived.wait(10)
+        with (tmp_path / "stacks").open("w") as file:
+            faulthandler.dump_traceback(file=file, all_threads=True)
+    finally:
+        release.set()
+        thread.join()
+    stacks = (tmp_path / "stacks").read_text()
+    place = f"{app_dir}/waiter.py, line 3, in wait_here"
+    assert importing.where(stacks, app_dir=str(app_dir)) == (place, False)
+
+
+def test_app_run_at_import_returns_at_once_and_names_its_caller(capsys):
+    original = flask.Flask.run
+    with importing.ServerCalls():
+        result, line = flask.Flask(__name__).run(port=1), sys._getframe().f_lineno
+    assert result is None
+    err = capsys.readouterr().err
+    assert f"warning: the app's import called app.run() ({__file__}, line {line}, in " in err
+    assert flask.Flask.run is original
+
+
+def test_a_deadline_of_zero_does_nothing_and_one_met_leaves_nothing(tmp_path):
+    with importing.Deadline(0, tmp_path / "stacks") as deadline:
+        assert deadline.file is None and not (tmp_path / "stacks").exists()
+    # 60 s to run an empty block: the dump (and its exit) is cancelled on leaving.
+    with importing.Deadline(60, tmp_path / "stacks"):
+        assert (tmp_path / "stacks").exists()
+    assert not (tmp_path / "stacks").exists()
+
+
+MAX_BODY = 10 << 20
+
+
+def flask_app(**config):
+    app = flask.Flask("mistakes")
+    app.config.update(config)
+    return app
+
+
+def test_an_app_in_flask_debug_mode_is_warned():
+    [line] = importing.app_mistakes(flask_app(DEBUG=True), MAX_BODY)
+    assert line.startswith("the app turns Flask's debug mode on") and "`-d debug`" in line
+    assert importing.app_mistakes(flask_app(), MAX_BODY) == []
+
+
+def test_an_app_limit_above_the_body_limit_and_its_allowance_is_warned():
+    above = MAX_BODY + (64 << 10) + 1
+    [line] = importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=above), MAX_BODY)
+    assert f"MAX_CONTENT_LENGTH ({above} bytes) is above MAX_BODY_SIZE ({MAX_BODY} bytes)" in line
+    assert "raise MAX_BODY_SIZE to 11m" in line
+    assert importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=MAX_BODY + (64 << 10)), MAX_BODY) == []
+
+
+def test_a_bare_wsgi_callable_has_no_flask_mistakes():
+    def app(environ, start_response):
+        return []
+    app.debug = True
+    assert importing.app_mistakes(app, MAX_BODY) == []
+
+
+# --- env_files.py: /app/.env and /app/.flaskenv -----------------------------------
+
+def evaluated(exports):
+    """The variables a shell has after `eval` of the exports (proof that they
+    are valid shell)."""
+    out = subprocess.run(["bash", "-c", 'eval "$1" && env -0', "bash", exports], env={},
+                         capture_output=True, text=True, check=True).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+def fake_dotenv(path, encoding="utf-8"):
+    with open(path, encoding=encoding) as file:
+        pairs = [line.partition("=")[::2] for line in file.read().splitlines() if "=" in line]
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+@pytest.fixture
+def dotenv(monkeypatch):
+    # python-dotenv is not in the test venv, and nothing is installed for
+    # these tests: a stand-in with its dotenv_values(path, encoding=...)
+    # reads KEY=VALUE lines. (So CRLF files, which only the real parser
+    # must handle, are not tested here.)
+    try:
+        import dotenv as real
+    except ImportError:
+        real = types.ModuleType("dotenv")
+        real.dotenv_values = fake_dotenv
+        monkeypatch.setitem(sys.modules, "dotenv", real)
+    return real
+
+
+def test_without_python_dotenv_the_files_are_named_not_read(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "dotenv", None)
+    (tmp_path / ".env").write_text("SECRET_KEY=s3cr3t-value\n")
+    exports = env_files.assignments({}, tmp_path)
+    env = evaluated(exports)
+    assert env[env_files.RECORD] == f"missing-dotenv {tmp_path}/.env"
+    [line] = env_files.notes(env)
+    assert line.startswith(f"warning: {tmp_path}/.env not read: python-dotenv is not installed")
+    assert "s3cr3t-value" not in line and "SECRET_KEY" not in exports
+
+
+def test_the_files_variables_reach_the_app_unless_given_with_e(tmp_path, dotenv):
+    awkward = "it's $HOME `id` \"q\""
+    (tmp_path / ".env").write_text(f"SECRET_KEY=from-dotenv\nDATABASE_URL={awkward}\nNOT-A-NAME=x\n")
+    (tmp_path / ".flaskenv").write_text("SECRET_KEY=from-flaskenv\nFLASK_APP=src/app.py\nDATABASE_URL=no\n")
+    env = evaluated(env_files.assignments({"FLASK_APP": "given.py"}, tmp_path))
+    assert env["SECRET_KEY"] == "from-dotenv"          # .env wins over .flaskenv
+    assert env["DATABASE_URL"] == awkward              # quoted, never expanded
+    assert "FLASK_APP" not in env                      # -e wins
+    assert "NOT-A-NAME" not in env
+    assert env_files.notes(env) == [
+        f"{tmp_path}/.env: SECRET_KEY, DATABASE_URL read, as `flask run` reads it "
+        "(variables given with -e win)",
+        f"{tmp_path}/.flaskenv: every variable in it is set already (-e wins)"]
+
+
+def test_notes_name_variables_but_never_their_values(tmp_path, dotenv):
+    (tmp_path / ".flaskenv").write_text("API_TOKEN=tok-8f2d1c\n")
+    env = evaluated(env_files.assignments({}, tmp_path))
+    assert env["API_TOKEN"] == "tok-8f2d1c"
+    [line] = env_files.notes(env)
+    assert "API_TOKEN" in line and "tok-8f2d1c" not in line
+
+
+# --- shadows.py: a file of the app named like a module ----------------------------
+
+def test_a_file_hiding_a_stdlib_module_is_named(tmp_path):
+    (tmp_path / "email.py").write_text("")
+    exc = ModuleNotFoundError("No module named 'email.utils'; 'email' is not a package")
+    assert shadows.hint(exc, tmp_path).startswith(f"{tmp_path}/email.py (hides email): a file of your app")
+
+
+def test_a_hiding_file_the_error_does_not_involve_is_not_blamed(tmp_path):
+    (tmp_path / "profile.py").write_text("")
+    assert shadows.hint(ModuleNotFoundError("No module named 'psycopg2'"), tmp_path) is None
+
+
+def test_a_package_beside_a_module_of_its_name_is_said(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    module = types.ModuleType("app")
+    module.__file__ = str(tmp_path / "app" / "__init__.py")
+    assert shadows.package_hides_module(module, tmp_path) == ""
+    (tmp_path / "app.py").write_text("")
+    said = shadows.package_hides_module(module, tmp_path)
+    assert said.startswith(f" ({tmp_path}/app/ is a package, which Python imports instead of "
+                           f"{tmp_path}/app.py")
+
+
+# --- unread.py: the body an app did not read --------------------------------------
+
+BODY = 300_000
+
+
+class Input(io.BytesIO):
+    """wsgi.input that records when it is first read."""
+
+    def __init__(self, events):
+        super().__init__(b"x" * BODY)
+        self.events = events
+
+    def read(self, size=-1):
+        if self.tell() == 0:
+            self.events.append("body read")
+        return super().read(size)
+
+
+def post(events):
+    return {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(BODY), "wsgi.input": Input(events)}
+
+
+def start_response(status, headers, exc_info=None):
+    pass
+
+
+def test_a_list_answer_reads_the_body_before_returning():
+    environ = post([])
+
+    def app(environ, start_response):
+        start_response("405 METHOD NOT ALLOWED", [("Content-Type", "text/plain")])
+        return [b"no"]
+
+    assert unread.Drained(app)(environ, start_response) == [b"no"]
+    assert environ["wsgi.input"].tell() == BODY
+
+
+def test_a_sized_generator_has_the_body_read_before_any_item():
+    events = []
+    environ = post(events)
+
+    def app(environ, start_response):
+        start_response("413 REQUEST ENTITY TOO LARGE", [("Content-Length", "4")])
+
+        def body():
+            events.append("item")
+            yield b"nope"
+        return body()
+
+    result = unread.Drained(app)(environ, start_response)
+    assert events == ["body read"] and environ["wsgi.input"].tell() == BODY
+    assert list(result) == [b"nope"] and events == ["body read", "item"]
+
+
+def test_a_stream_has_the_body_read_at_close_after_it_ran():
+    events = []
+    environ = post(events)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+        def body():
+            try:
+                events.append("item")
+                yield b"data: 1\n\n"
+            finally:
+                events.append("stream ended")
+        return body()
+
+    result = unread.Drained(app)(environ, start_response)
+    assert list(result) == [b"data: 1\n\n"]
+    assert events == ["item", "stream ended"] and environ["wsgi.input"].tell() == 0
+    result.close()
+    assert events == ["item", "stream ended", "body read"] and environ["wsgi.input"].tell() == BODY
+
+
+def test_a_request_without_a_body_gets_the_apps_own_answer():
+    answer = iter([b"hello"])
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return answer
+
+    environ = {"REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+    assert unread.Drained(app)(environ, start_response) is answer
+
+
+# --- distributions.py: what requirements.txt asks for -----------------------------
+
+def test_a_requirements_file_with_a_bom_is_read_from_its_first_line(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_bytes("Flask_SQLAlchemy==3.1\nrequests\n".encode("utf-8-sig"))
+    assert distributions.listed(requirements, "Flask-SQLAlchemy") == "Flask_SQLAlchemy==3.1"
+    # Notepad's "Unicode": UTF-16 with a BOM and CRLF, which pip reads too.
+    requirements.write_bytes("requests\r\nFlask_SQLAlchemy==3.1\r\n".encode("utf-16"))
+    assert distributions.listed(requirements, "flask-sqlalchemy") == "Flask_SQLAlchemy==3.1"
+
+
+def test_a_requirement_with_an_environment_marker_is_found(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text('# pinned\npkg==1.0 ; python_version>"3"\n')
+    assert distributions.listed(requirements, "pkg") == 'pkg==1.0 ; python_version>"3"'
+    assert distributions.listed(requirements, "pinned") is None
+    assert distributions.listed(tmp_path / "missing.txt", "pkg") is None
