@@ -1,12 +1,11 @@
 """What flaskbox says of a user's mistake, and what it does about it,
 without a container: a port something holds (host.py) or one too low to
 bind (ports.py), an import that waits or starts a server (importing.py),
-.env files (env_files.py), a file that hides a module (shadows.py), a body
-the app did not read (unread.py), a requirements.txt (distributions.py)."""
+.env files (env_files.py), a file that hides a module (shadows.py), a
+requirements.txt (distributions.py)."""
 
 import faulthandler
 import importlib.util
-import io
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import types
 import flask
 import pytest
 
-from flaskbox import distributions, env_files, importing, ports, shadows, unread
+from flaskbox import distributions, env_files, importing, ports, shadows
 from flaskbox.host import Host
 
 TCP_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
@@ -294,93 +293,6 @@ def test_a_package_beside_a_module_of_its_name_is_said(tmp_path):
     said = shadows.package_hides_module(module, tmp_path)
     assert said.startswith(f" ({tmp_path}/app/ is a package, which Python imports instead of "
                            f"{tmp_path}/app.py")
-
-
-# --- unread.py: the body an app did not read --------------------------------------
-
-BODY = 300_000
-
-
-class Input(io.BytesIO):
-    """wsgi.input that records when it is first read."""
-
-    def __init__(self, events):
-        super().__init__(b"x" * BODY)
-        self.events = events
-
-    def read(self, size=-1):
-        if self.tell() == 0:
-            self.events.append("body read")
-        return super().read(size)
-
-
-def post(events):
-    return {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(BODY), "wsgi.input": Input(events)}
-
-
-def start_response(status, headers, exc_info=None):
-    pass
-
-
-def test_a_list_answer_reads_the_body_before_returning():
-    environ = post([])
-
-    def app(environ, start_response):
-        start_response("405 METHOD NOT ALLOWED", [("Content-Type", "text/plain")])
-        return [b"no"]
-
-    assert unread.Drained(app)(environ, start_response) == [b"no"]
-    assert environ["wsgi.input"].tell() == BODY
-
-
-def test_a_sized_generator_has_the_body_read_before_any_item():
-    events = []
-    environ = post(events)
-
-    def app(environ, start_response):
-        start_response("413 REQUEST ENTITY TOO LARGE", [("Content-Length", "4")])
-
-        def body():
-            events.append("item")
-            yield b"nope"
-        return body()
-
-    result = unread.Drained(app)(environ, start_response)
-    assert events == ["body read"] and environ["wsgi.input"].tell() == BODY
-    assert list(result) == [b"nope"] and events == ["body read", "item"]
-
-
-def test_a_stream_has_the_body_read_at_close_after_it_ran():
-    events = []
-    environ = post(events)
-
-    def app(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/event-stream")])
-
-        def body():
-            try:
-                events.append("item")
-                yield b"data: 1\n\n"
-            finally:
-                events.append("stream ended")
-        return body()
-
-    result = unread.Drained(app)(environ, start_response)
-    assert list(result) == [b"data: 1\n\n"]
-    assert events == ["item", "stream ended"] and environ["wsgi.input"].tell() == 0
-    result.close()
-    assert events == ["item", "stream ended", "body read"] and environ["wsgi.input"].tell() == BODY
-
-
-def test_a_request_without_a_body_gets_the_apps_own_answer():
-    answer = iter([b"hello"])
-
-    def app(environ, start_response):
-        start_response("200 OK", [])
-        return answer
-
-    environ = {"REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
-    assert unread.Drained(app)(environ, start_response) is answer
 
 
 # --- distributions.py: what requirements.txt asks for -----------------------------
