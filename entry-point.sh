@@ -10,7 +10,10 @@
 # main() at the bottom reads like a table of contents. This file runs
 # processes; the data work (settings, their defaults and checks, rendering
 # the configs) is flaskbox's Python ($FLASKBOX_LIB/flaskbox), run once before
-# the servers start. Supervision and INSTALL_ON_START live beside it.
+# the servers start. The other steps live beside it in lib/: logging
+# (common.sh), INSTALL_ON_START (install-on-start.sh), the drop-in hooks
+# (hooks.sh), debug mode's start (debug-mode.sh) and production's supervisor
+# (supervise.sh, with its parts in supervise/).
 #
 # It is the image's ENTRYPOINT, so PID 1: in production it stays PID 1 and
 # supervises the servers (lib/supervise.sh), reaping orphans as an init
@@ -26,11 +29,12 @@ set -Eeuo pipefail
 . "$FLASKBOX_LIB/common.sh"
 # shellcheck source=lib/install-on-start.sh
 . "$FLASKBOX_LIB/install-on-start.sh"
+# shellcheck source=lib/hooks.sh
+. "$FLASKBOX_LIB/hooks.sh"
+# shellcheck source=lib/debug-mode.sh
+. "$FLASKBOX_LIB/debug-mode.sh"
 # shellcheck source=lib/supervise.sh
 . "$FLASKBOX_LIB/supervise.sh"
-
-# The drop-in hook folder.
-FLASKBOX_HOOK_DIR=/docker-entrypoint.d
 
 # flaskbox_usage
 #   The usage text, on stdout; callers redirect it to stderr for errors.
@@ -86,144 +90,6 @@ flaskbox_parse_args() {
 			flaskbox_usage_error "-d '$FLASKBOX_MODE' is not a mode: expected production or debug"
 			;;
 	esac
-}
-
-# _source_hook FILE
-#   Sources an *.envsh as a plain script would run (without our -e and -u),
-#   with FLASK_APP naming the app, as the other hooks get it; unless the
-#   hook chose another, FLASK_APP is gone again afterwards, so that the
-#   settings are resolved from what the user and the hooks set, and nothing
-#   else.
-_source_hook() {
-	local ours='' status=0
-	if [ -z "${FLASK_APP:-}" ]; then
-		ours="$APP_MODULE"
-		export FLASK_APP="$ours"
-	fi
-	set +eu
-	# shellcheck disable=SC1090 # user-supplied drop-in
-	. "$1" >&2
-	status=$?
-	set -eu
-	if [ -n "$ours" ] && [ "${FLASK_APP:-}" = "$ours" ]; then
-		unset FLASK_APP
-	fi
-	return "$status"
-}
-
-# _run_hook HOW FILE
-#   Runs one hook, HOW being `source` (an *.envsh: it may export settings),
-#   `exec` (an executable *.sh) or `bash` (PRE_START_PATH, executable or
-#   not). Output goes to stderr: stdout carries only the access log. A
-#   failure stops startup with the hook's exit code; in debug mode, where
-#   broken code never stops the container, it is reported and the hook runs
-#   again once a file it may depend on changes (_await_fix).
-_run_hook() {
-	local how="$1" hook="$2" status sources=''
-	while :; do
-		status=0
-		[ "${FLASKBOX_MODE:-}" != debug ] || sources="$(_hook_sources sources)"
-		_hook_crlf "$hook" || status=2
-		[ "$status" -ne 0 ] || case "$how" in
-			source)
-				flaskbox_log "sourcing $hook"
-				_source_hook "$hook" || status=$?
-				;;
-			exec)
-				flaskbox_log "running $hook"
-				# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
-				# writes next to the app's code (flaskbox/hook_writes.py).
-				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
-				;;
-			bash)
-				flaskbox_log "running $hook"
-				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
-				;;
-		esac
-		[ "$status" -ne 0 ] || return 0
-		if [ "${FLASKBOX_MODE:-}" != debug ]; then
-			flaskbox_error "hook $hook failed with exit code $status; not starting"
-			exit "$status"
-		fi
-		flaskbox_error "hook $hook failed with exit code $status (its output is above)"
-		_await_fix "$hook" "$sources"
-	done
-}
-
-# _hook_crlf FILE
-#   False, saying so, when the hook has Windows line endings (CRLF): bash
-#   would read each \r as part of a word, and say "cannot execute: required
-#   file not found" (the #! line's) or "$'\r': command not found".
-_hook_crlf() {
-	grep -q $'\r$' "$1" || return 0
-	flaskbox_error "hook $1 has Windows line endings (CRLF), which bash cannot run: convert it" \
-		"(dos2unix $(basename "$1"), or your editor's \"LF\"; git config core.autocrlf input keeps them out)"
-	return 1
-}
-
-# _hook_sources sources | await-change STATE
-#   The state of the files a hook may depend on (the app in /app, the hooks),
-#   or wait until it differs from STATE (flaskbox/changes.py).
-_hook_sources() {
-	local command="$1"
-	shift
-	python3 -I -m flaskbox "$command" "$@" /app "$FLASKBOX_HOOK_DIR" "$PRE_START_PATH"
-}
-
-# _await_fix HOOK STATE
-#   Debug mode, after HOOK failed: wait for a save under /app or in the
-#   hooks (any change since STATE, taken before the hook ran), so that the
-#   caller runs it again. docker stop or Ctrl-C meanwhile ends the container
-#   at once, with 0: the watcher runs in the background, so that the trap
-#   runs without waiting for it.
-_await_fix() {
-	local hook="$1" state="$2" watcher status
-	flaskbox_log "debug mode: waiting for a change in /app or in the hooks, then running $hook again" \
-		"(docker stop to give up)"
-	_hook_sources await-change "$state" &
-	watcher=$!
-	# shellcheck disable=SC2064 # the watcher's pid, now
-	trap "kill $watcher 2>/dev/null; exit 0" TERM INT
-	while :; do
-		status=0
-		wait "$watcher" || status=$?
-		# A SIGHUP (its trap logs it) interrupts wait, not the watcher.
-		kill -0 "$watcher" 2>/dev/null || break
-	done
-	flaskbox_early_signals
-	if [ "$status" -ne 0 ]; then
-		flaskbox_error "could not watch /app for a fix (exit code $status); not starting"
-		exit 1
-	fi
-	flaskbox_log "a change under /app or in the hooks: running $hook again"
-}
-
-# flaskbox_run_hooks
-#   Drop-ins from FLASKBOX_HOOK_DIR in version order (sort -V), then
-#   PRE_START_PATH (/app/prestart.sh) for users of other Flask images. Executable *.sh and
-#   *.envsh files run; anything else is logged as ignored.
-flaskbox_run_hooks() {
-	local hook
-	if [ -d "$FLASKBOX_HOOK_DIR" ]; then
-		while IFS= read -r -d '' hook <&3; do
-			case "$hook" in
-				*.sh | *.envsh)
-					if [ ! -x "$hook" ]; then
-						flaskbox_log "ignoring $hook: not executable (chmod +x it to run it)"
-					elif [[ "$hook" == *.envsh ]]; then
-						_run_hook source "$hook"
-					else
-						_run_hook exec "$hook"
-					fi
-					;;
-				*) flaskbox_log "ignoring $hook: not a *.sh or *.envsh file" ;;
-			esac
-		# -L: hooks mounted from a Kubernetes ConfigMap are symlinks.
-		done 3< <(find -L "$FLASKBOX_HOOK_DIR" -mindepth 1 -maxdepth 1 -type f -print0 | sort -zV)
-	fi
-	if [ -f "$PRE_START_PATH" ]; then
-		_run_hook bash "$PRE_START_PATH"
-	fi
 }
 
 # flaskbox_file_vars
@@ -314,50 +180,6 @@ flaskbox_prepare() {
 		flaskbox_error "nginx rejected its configuration (message above); check /app/nginx.d/"
 		exit 2
 	fi
-}
-
-# flaskbox_start_debug
-#   exec the Flask dev server (flaskbox/debug.py): reloader on, interactive
-#   debugger on, its PIN in the log, and a warning nobody can miss.
-flaskbox_start_debug() {
-	flaskbox_debug_warning >&2
-	export FLASK_DEBUG=1
-	# Ignored (inherited across the exec) until the dev server takes SIGHUP
-	# over (flaskbox/debug.py, on_hangup): a HUP in between changes nothing.
-	trap '' HUP
-	cd /app
-	# A fresh start: an APP_MODULE that names no app exits 2, as in
-	# production (flaskbox/debug.py); after an edit it is shown instead.
-	rm -f "$RUNTIME_DIR/debug.loaded" "$RUNTIME_DIR/debug.app"
-	flaskbox_exec python -m flaskbox.debug
-}
-
-# flaskbox_debug_warning
-#   Who can reach the debugger, and how to keep it to this machine, for the
-#   network the container has (DEBUG_HOST, settings/defaults.py).
-flaskbox_debug_warning() {
-	local reach=()
-	if [ "$FLASKBOX_HOST_NETWORK" = 1 ] && [ "$DEBUG_HOST" = 127.0.0.1 ]; then
-		reach=("It listens on 127.0.0.1:$PORT only (the host's network; DEBUG_HOST):"
-			"http://127.0.0.1:$PORT/ on this machine. DEBUG_HOST=0.0.0.0 would open it"
-			"to your whole network.")
-	elif [ "$FLASKBOX_HOST_NETWORK" = 1 ]; then
-		reach=("It listens on $DEBUG_HOST:$PORT of the host's network (DEBUG_HOST); 0.0.0.0 is"
-			"EVERY interface of this machine, your whole network. Unset DEBUG_HOST to"
-			"keep it on 127.0.0.1.")
-	else
-		reach=("-p $PORT:$PORT publishes the port on EVERY interface of the host, to"
-			"your whole network. Publish it on this machine only:"
-			"    docker run -p 127.0.0.1:$PORT:$PORT ...")
-	fi
-	printf 'flaskbox: %s\n' \
-		"************************************************************************" \
-		"WARNING: debug mode. The Werkzeug debugger runs any Python code typed" \
-		"into its browser console: whoever reaches port $PORT and has the" \
-		"\"Debugger PIN\" printed below can run code in this container." \
-		"${reach[@]}" \
-		"Never use debug mode in production." \
-		"************************************************************************"
 }
 
 # flaskbox_exec COMMAND [ARG...]
