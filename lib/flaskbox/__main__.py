@@ -58,11 +58,16 @@ def resolve(mode: str) -> settings.Resolved:
         sys.exit(2)
 
 
-def shell_lines(resolved: settings.Resolved) -> None:
+def shell_lines(resolved: settings.Resolved, final: bool = True) -> None:
     """The values the entry-point's shell uses itself, as assignments for
-    eval (not exports: nothing travels to the servers this way)."""
+    eval (not exports: nothing travels to the servers this way). Before the
+    hooks (not final), a variable the environment gives (APP_MODULE=app.py
+    with -e, exported) keeps its given value: assigned, it would change the
+    environment, and `resolve` would no longer see what was given (its note
+    "read as 'app'")."""
     for name, value in resolved.shell().items():
-        print(f"{name}={shlex.quote(value)}")
+        if final or os.environ.get(name, value) == value:
+            print(f"{name}={shlex.quote(value)}")
 
 
 def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
@@ -97,7 +102,7 @@ def cmd_env_files() -> None:
 def cmd_check(mode: str) -> None:
     """The pass before the hooks, whose settings may still change: a bad
     value stops the start before any hook runs; notes wait for `resolve`."""
-    shell_lines(checked(mode)[0])
+    shell_lines(checked(mode)[0], final=False)
 
 
 def cmd_resolve(mode: str) -> None:

@@ -12,8 +12,10 @@ it costs the worker little: a 10 MB body is read in milliseconds.
 An answer with a Content-Length (Flask's, unless it streams), a list, or a
 file for uWSGI to send: the body is read before uWSGI sends any of it,
 while nginx still waits for the answer. A stream's generator may still read
-the body as it goes (a transform of an upload), so there the read waits for
-the stream's end."""
+the body as it goes, so there the read waits for the stream's end. (Only
+what the socket holds, some 256 KB, can be read that way: nginx closes its
+copy of the body once the answer begins. docs/your-app.md says to read an
+upload first, then stream.)"""
 
 from __future__ import annotations
 
