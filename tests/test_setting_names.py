@@ -106,7 +106,8 @@ def test_a_lower_case_setting_is_named_in_upper_case():
                                         ("MAX_WORKERS", "UWSGI_PROCESSES"), ("FLASK_RUN_PORT", "PORT")])
 def test_another_servers_name_says_which_setting_flaskbox_reads(name, ours):
     [line] = warned({name: "4"})
-    assert line.startswith(f"warning: {name} is ") and line.endswith(f"not read here: flaskbox reads {ours}")
+    assert line.startswith(f"warning: {name} is not read here (")
+    assert line.endswith(f"): flaskbox reads {ours}")
 
 
 def test_an_nginx_name_that_is_no_setting_lists_the_ones_there_are():
@@ -216,8 +217,7 @@ def test_uwsgi_harakiri_is_taken_as_request_timeout(host):
     assert resolve({"UWSGI_HARAKIRI": "60"}, host).values["REQUEST_TIMEOUT"] == "60"
 
 
-@pytest.mark.parametrize("name, value, instead", [("UWSGI_CHEAPER", "2", "UWSGI_PROCESSES"),
-                                                  ("UWSGI_GEVENT", "100", "WORKER_CLASS=gevent"),
+@pytest.mark.parametrize("name, value, instead", [("UWSGI_GEVENT", "100", "WORKER_CLASS=gevent"),
                                                   ("UWSGI_ASYNC", "10", "WORKER_CONNECTIONS"),
                                                   ("UWSGI_LISTEN", "1024", "QUEUE_SIZE")])
 def test_uwsgi_options_that_size_the_pool_are_refused_naming_the_setting(host, name, value, instead):
@@ -230,11 +230,23 @@ def test_uwsgi_options_that_size_the_pool_are_refused_naming_the_setting(host, n
 
 def test_an_ini_that_sizes_the_pool_is_refused(host, tmp_path):
     ini = tmp_path / "uwsgi.ini"
-    ini.write_text("[uwsgi]\nmodule = app\ncheaper = 2\n")
+    ini.write_text("[uwsgi]\nmodule = app\ngevent = 100\n")
     with pytest.raises(settings.SettingError) as refused:
         resolve({"UWSGI_INI": str(ini)}, host)
-    assert str(refused.value).startswith(f"{ini}: `cheaper = 2` would size uWSGI's pool")
+    assert str(refused.value).startswith(f"{ini}: `gevent = 100` would size uWSGI's pool")
     assert "remove the line" in str(refused.value)
+    # Debug mode runs no uWSGI: nothing to refuse there.
+    assert resolve({"UWSGI_INI": str(ini), "UWSGI_LISTEN": "1"}, host, mode="debug").mode == "debug"
+
+
+def test_cheaper_mode_as_tiangolos_image_ran_it_is_honoured_and_said(host, tmp_path):
+    # tiangolo's image ran uWSGI's cheaper mode: its apps run unchanged, and
+    # the pool's line in the log says what runs (render's, from derived).
+    assert resolve({"UWSGI_CHEAPER": "2"}, host).derived["UWSGI_CHEAPER"] == "2"
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text("[uwsgi]\nmodule = app\ncheaper = 1\n")
+    assert resolve({"UWSGI_INI": str(ini)}, host).derived["UWSGI_CHEAPER"] == "1"
+    assert resolve({}, host).derived["UWSGI_CHEAPER"] == ""
 
 
 def test_an_ini_workers_line_is_taken_as_uwsgi_processes_with_a_note(host, tmp_path):

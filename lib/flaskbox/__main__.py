@@ -142,8 +142,11 @@ def cmd_render() -> None:
     for note in notes:
         say(note)
     values, derived = current.values, current.derived
-    info(f"{derived['CPUS']} CPU(s) available: uWSGI {values['UWSGI_PROCESSES']} processes x "
-         f"{values['UWSGI_THREADS']} threads, nginx {values['NGINX_WORKER_PROCESSES']} workers")
+    cheaper = derived.get("UWSGI_CHEAPER")
+    pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads (cheaper "
+            f"mode: {cheaper} kept running, more started under load)" if cheaper else
+            f"uWSGI {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads")
+    info(f"{derived['CPUS']} CPU(s) available: {pool}, nginx {values['NGINX_WORKER_PROCESSES']} workers")
     slots = derived["UPLOAD_SLOTS"]
     uploads = f"{slots} uploads at once ({current.text['UPLOAD_SPACE']})" if slots != "0" \
         else "uploads unbounded"

@@ -79,7 +79,13 @@ BODY_BUFFER = "16k"
 # part's headers, a CSRF token and a few fields): nginx admits that much
 # more, so that MAX_BODY_SIZE=10m takes a 10 MiB file in a form (a file of
 # exactly the limit was refused with 413: the body was some 200 bytes over).
+# A sixteenth of a smaller limit: MAX_BODY_SIZE=1k still means about 1k.
 FORM_ALLOWANCE = 64 * 1024
+
+
+def body_limit(max_body: int) -> int:
+    """nginx's client_max_body_size for MAX_BODY_SIZE (0: no limit)."""
+    return max_body + min(FORM_ALLOWANCE, max_body // 16) if max_body else 0
 
 def stream_slots(worker_connections: int) -> int:
     """With gevent, how many of a process's WORKER_CONNECTIONS streams and

@@ -28,6 +28,7 @@ import errno
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,70 +283,83 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 class Watch:
     """An audit hook (PEP 578) that notes writes under /app, outside the
     instance folder, that the file system will refuse, while `active`: the
-    app's import only. Python cannot remove an audit hook, so afterwards it
-    returns at once."""
+    app's import, whose refusals are said together at its end; then, in
+    `live` mode, the requests, each refused path said once, when it first
+    happens (sqlite3.connect('test.db') in a route failed with only "unable
+    to open database file"). Python cannot remove an audit hook: inactive,
+    it returns at once."""
 
     installed: Watch | None = None
+    EVENTS = ("open", "os.mkdir", "sqlite3.connect")
 
     def __init__(self):
-        self.active = False
+        self.active = self.live = False
         self.refused: dict[str, bool] = {}  # path -> whether a folder
+        self.checking = threading.local()  # what a check opens is not checked again
 
     def __call__(self, event: str, args: tuple) -> None:
-        if not self.active:
+        if not self.active or event not in self.EVENTS or getattr(self.checking, "now", False):
             return
         if event == "open":
             path, mode, flags = args
             if path is None or (mode and not any(c in mode for c in "wax+")) \
                     or (not mode and not flags & WRITE_FLAGS):
                 return
-        elif event == "os.mkdir":
-            path = args[0]
         else:
-            return
-        self.active = False  # what follows opens nothing, but never recurse
+            path = args[0]
+            if event == "sqlite3.connect" and (not isinstance(path, (str, bytes, os.PathLike))
+                                               or os.fsdecode(path) in ("", ":memory:")
+                                               or os.fsdecode(path).startswith("file:")):
+                return
+        self.checking.now = True
         try:
-            self._check(path, folder=event == "os.mkdir")
+            new = self._check(path, folder=event == "os.mkdir")
+            if new and self.live:
+                _stderr(warning({new: event == "os.mkdir"}))
         finally:
-            self.active = True
+            self.checking.now = False
 
-    def _check(self, path, folder: bool) -> None:
+    def _check(self, path, folder: bool) -> str | None:
+        """The path, when it is newly found refused."""
         if isinstance(path, int):
-            return
+            return None
         try:
             path = Path(os.path.abspath(os.fsdecode(path)))
         except (TypeError, ValueError):
-            return
+            return None
         # Python's own bytecode cache: its failure to write is silent and harmless.
         if APP_DIR not in path.parents or "__pycache__" in path.parts:
-            return
+            return None
         real = Path(os.path.realpath(path))
         # The instance folder is the data's volume, writable, except in a
         # checkout mounted without one (Flask-SQLAlchemy then fails to make it).
         in_instance = real == INSTANCE or INSTANCE in real.parents
         if (in_instance and os.access(INSTANCE, os.W_OK)) or str(path) in self.refused:
-            return
+            return None
         existing = _nearest_existing(real)
-        if not os.access(existing, os.W_OK):
-            self.refused[str(path)] = folder
+        if os.access(existing, os.W_OK):
+            return None
+        self.refused[str(path)] = folder
+        return str(path)
 
 
 @contextlib.contextmanager
 def watch(log=None):
     """Around the app's import: afterwards (also when the import failed) one
-    warning naming every write next to the code that was refused."""
+    warning naming every write next to the code that was refused; then the
+    watch goes on for the requests, saying each new one as it happens."""
     if Watch.installed is None:
         Watch.installed = Watch()
         sys.addaudithook(Watch.installed)
     hook = Watch.installed
-    hook.refused, hook.active = {}, True
+    hook.refused, hook.active, hook.live = {}, True, False
     try:
         yield
     finally:
-        hook.active = False
         if hook.refused:
             message = warning(hook.refused)
             (log or _stderr)(message)
+        hook.live = True
 
 
 def watch_process() -> None:
@@ -373,6 +387,10 @@ def warning(refused: dict[str, bool]) -> str:
     a checkout mounted on /app (debug mode, mostly) the fix is the uid's
     right to write it, not the image's links."""
     listed = " ".join(f"{path}/" if folder else path for path, folder in refused.items())
+    if os.path.ismount(APP_DIR) and _read_only(APP_DIR):
+        return (f"flaskbox: warning: your app writes next to its code, and the folder mounted on {APP_DIR} "
+                f"is read-only (`:ro`), so these were refused: {listed}. Write under {INSTANCE} instead (a "
+                f"volume: -v myapp-data:{INSTANCE}), or mount {APP_DIR} read-write")
     if os.path.ismount(APP_DIR):
         folder = _nearest_existing(Path(next(iter(refused))))
         return (f"flaskbox: warning: your app writes next to its code, in the folder mounted on {APP_DIR}, "

@@ -110,8 +110,8 @@ SETTINGS: tuple[Setting, ...] = (
         default="10m",
         form="a size such as 512k, 10m or 1g (0 disables the limit)",
         parse=size_bytes,
-        doc=("Largest request body, or file in a form (which may add 64 KiB of its own fields around it) "
-             "(nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Flask's own "
+        doc=("Largest request body, or file in a form (which may add up to 64 KiB of its own fields around "
+             "it) (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Flask's own "
              "`MAX_CONTENT_LENGTH` applies after it ([your-app.md](your-app.md#uploads-and-their-limits))."),
     ),
     Setting(
