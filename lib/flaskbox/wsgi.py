@@ -21,7 +21,7 @@ from functools import partial
 from . import (
     children,
     discover,
-    guards,
+    forks,
     importing,
     oom,
     outbound,
@@ -136,21 +136,21 @@ def prepare_the_pool(settings: record.Record) -> None:
         return
     processes = int(uwsgi_option("processes", "1"))
     metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
-    guard = guards.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
+    guard = forks.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
     # gc.freeze(): a worker's full collections skip the objects it got from
     # the master (the app and its imports). Otherwise the first one wrote to
     # every one of them, copying their pages out of the shared memory, and
     # held all of the worker's threads meanwhile (22-60 ms at 3940
     # requests/s: docs/BENCHMARKS.md, "Collections in a new worker").
     # A worker, not the master, is what the kernel's OOM killer ends (oom.py).
-    guards.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork,
+    forks.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork,
                                 after_in_child=oom.worker_first)
     # The processes the app starts in a request take signals as under plain
     # Python (flaskbox/children.py).
     children.start_plain(os.getpid())
     if settings["WORKER_CLASS"] != GEVENT:
         handle_the_stop = partial(streams.install_stop_handler_once, gevent_mode=False)
-        guards.on_the_masters_forks(after_in_child=handle_the_stop)
+        forks.on_the_masters_forks(after_in_child=handle_the_stop)
 
 
 if uwsgi is not None:
