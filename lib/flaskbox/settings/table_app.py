@@ -1,0 +1,104 @@
+"""The settings table's first chapter: the app. Its mode and port, where
+the image writes, which app to serve (and a uWSGI ini of its own), and the
+bounds of a request, of the app's import and of a reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import discover
+from ..layout import DEBUG, MODES, PRODUCTION
+from .forms import absolute_path, app_module, one_of, readable_file, size_bytes, strip_slash, whole
+from .setting import Setting
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "APP_MODE",
+        default=PRODUCTION,
+        form="production or debug",
+        parse=one_of(*MODES),
+        doc="`production` or `debug`; `-d` on the command line wins.",
+    ),
+    Setting(
+        "PORT",
+        default=lambda context: "5000" if context.mode == DEBUG else "80",
+        default_doc="`80` in production, `5000` in debug",
+        form="a port number from 1 to 65535",
+        parse=whole(1, 65535),
+        doc="Port nginx (or the dev server) listens on.",
+    ),
+    Setting(
+        "RUNTIME_DIR",
+        default="/tmp/flaskbox",
+        form="an absolute directory such as /tmp/flaskbox",
+        parse=absolute_path,
+        doc="Where the image writes its runtime files; must be writable.",
+        normalize=strip_slash,
+    ),
+    Setting(
+        "UWSGI_INI",
+        default=lambda context: str(context.host.app_dir / "uwsgi.ini")
+        if (context.host.app_dir / "uwsgi.ini").is_file() else "",
+        default_doc="`/app/uwsgi.ini` if there is one (computed)",
+        form="the path of a readable uWSGI ini file",
+        parse=readable_file,
+        doc="An extra uWSGI ini, merged after the image's `app.ini` (its values win); its `module` and "
+            "`callable` name the app, as in tiangolo's image.",
+    ),
+    Setting(
+        "APP_MODULE",
+        default=lambda context: discover.find_module(context.host.app_dir,
+                                                     Path(context.values["UWSGI_INI"] or "/nonexistent"))[0],
+        default_doc="`wsgi`, `app` or `main`, whichever file `/app` has (computed)",
+        form="module, module:name or module:factory(args), e.g. app, flaskr:create_app() or "
+             "mypkg.wsgi:application",
+        parse=app_module,
+        normalize=discover.from_file_name,
+        doc=("Your WSGI app, relative to `/app`, in Flask's forms: `module` (Flask finds its `app` or "
+             "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP` "
+             "([your-app.md](your-app.md#how-the-app-is-found))."),
+    ),
+    Setting(
+        "MAX_BODY_SIZE",
+        default="10m",
+        form="a size such as 512k, 10m or 1g (0 disables the limit)",
+        parse=size_bytes,
+        doc=("Largest request body, or file in a form (which may add 64 KiB of its own fields around it) "
+             "(nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Flask's own "
+             "`MAX_CONTENT_LENGTH` applies after it ([your-app.md](your-app.md#uploads-and-their-limits))."),
+    ),
+    Setting(
+        "REQUEST_TIMEOUT",
+        default="30",
+        form="a whole number of seconds from 1 to 86400",
+        parse=whole(1, 86400),
+        doc=("Seconds a client may wait for its answer to start, time in the queue included, and then for "
+             "each next part of a streamed answer: past it, a request still queued gets 503, a handler "
+             "still running 504 (its worker is replaced once its other requests end), a stream gone silent "
+             "is cut (visibly). An answer that keeps sending is never cut by it."),
+    ),
+    Setting(
+        "IMPORT_TIMEOUT",
+        # Two minutes: an app that loads a large model or warms a cache from
+        # local disk imports well within it, and a hang is named while
+        # someone still watches the start.
+        default="120",
+        form="a whole number of seconds from 0 (no limit) to 86400",
+        parse=whole(0, 86400),
+        doc=("Seconds the app may take to import (its module and factory) at a start or a reload. Past "
+             "it, every thread's stack is logged with the line where the import waits, and the start ends "
+             "(exit 124; a reload keeps the running code); in debug mode the stacks are shown and the wait "
+             "goes on. `0`: no limit ([your-app.md](your-app.md#an-import-that-never-ends))."),
+    ),
+    Setting(
+        "RELOAD_GRACE",
+        # Five minutes: a 300 MB export or download to a client at 1 MB/s
+        # finishes; the old pool's memory is given back soon after.
+        default="300",
+        form="a whole number of seconds from 0 to 86400",
+        parse=whole(0, 86400),
+        doc=("Seconds the requests, downloads and streams in flight at a reload (SIGHUP) have to finish on "
+             "the old code while new requests go to the new; past it they are cut, visibly. Event streams "
+             "end cleanly at once (browsers reconnect) ([production.md](production.md#reloading-in-place))."),
+    ),
+)
