@@ -2,7 +2,7 @@
 meaning. Defaults, checks, the usage text and the docs' tables (English
 here, Chinese in zh_cn.py) read it; a new setting is one entry in its
 chapter, one in zh_cn.py, and its use in a template or in the record's
-readers.
+readers, which its entry lists (`enforced`: setting.py says how).
 
 The table is assembled from its chapters, in the docs' order:
 

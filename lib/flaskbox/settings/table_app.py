@@ -18,6 +18,13 @@ SETTINGS: tuple[Setting, ...] = (
         form="production or debug",
         parse=one_of(*MODES),
         doc="`production` or `debug`; `-d` on the command line wins.",
+        enforced=(
+            "entry-point.sh: flaskbox_parse_args (-d or APP_MODE: the mode, which picks the server)",
+            "entry-point.sh: flaskbox_exec_command (WRITABLE_PATHS' targets for that mode)",
+            "settings.resolve._resolve (the record's mode)",
+            "health.main (which server the health check probes)",
+            "__main__.cmd_flask_env (no record yet: FLASK_DEBUG in debug mode)",
+        ),
     ),
     Setting(
         "PORT",
@@ -26,6 +33,18 @@ SETTINGS: tuple[Setting, ...] = (
         form="a port number from 1 to 65535",
         parse=whole(1, 65535),
         doc="Port nginx (or the dev server) listens on.",
+        enforced=(
+            "nginx.conf: listen ${PORT}",
+            "debug.main (the dev server's port)",
+            "health.main (the port the health check probes)",
+            "settings.resolve._check_together (below the unprivileged ports)",
+            "settings.resolve._check_metrics_port",
+            "settings.resolve._check_ports_free (something already listens on it)",
+            "tls.check (TLS_PORT must differ)",
+            "settings.resolve.Resolved.shell",
+            "lib/supervise.sh: flaskbox_start_production (its log line)",
+            "entry-point.sh: flaskbox_debug_warning (who can reach the debugger)",
+        ),
     ),
     Setting(
         "RUNTIME_DIR",
@@ -34,6 +53,23 @@ SETTINGS: tuple[Setting, ...] = (
         parse=absolute_path,
         doc="Where the image writes its runtime files; must be writable.",
         normalize=strip_slash,
+        enforced=(
+            "record.runtime (where the record is, from the environment)",
+            "__main__.cmd_resolve (the record written there)",
+            "settings.resolve.Resolved.shell",
+            "render.render_production (every rendered file)",
+            "render.upstream_servers (uWSGI's sockets, in the current generation)",
+            "render.metrics_main",
+            "render.metrics_http",
+            "wsgi.from_record (spool.Spool: the disk responses are spooled to)",
+            "nginx.conf: ${RUNTIME_DIR} (nginx's pid, temporary files and includes)",
+            "nginx-static.conf: ${RUNTIME_DIR}/nginx/upload-limits.conf",
+            "app.ini: ${RUNTIME_DIR}/uwsgi-sockets.ini",
+            "entry-point.sh: flaskbox_prepare",
+            "entry-point.sh: flaskbox_start_debug",
+            "lib/supervise.sh: _gen_dir (each generation's folder; nginx's and the metrics' files beside)",
+            "lib/install-on-start.sh: _layered_venv (INSTALL_ON_START's packages)",
+        ),
     ),
     Setting(
         "UWSGI_INI",
@@ -44,6 +80,11 @@ SETTINGS: tuple[Setting, ...] = (
         parse=readable_file,
         doc="An extra uWSGI ini, merged after the image's `app.ini` (its values win); its `module` and "
             "`callable` name the app, as in tiangolo's image.",
+        enforced=(
+            "render.uwsgi_ini (merged after app.ini: render.user_ini)",
+            "__main__.app_before_start (the app `flask` commands find before a start)",
+            "settings.names.ini_path (its processes, threads and harakiri taken as settings)",
+        ),
     ),
     Setting(
         "APP_MODULE",
@@ -57,6 +98,18 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Your WSGI app, relative to `/app`, in Flask's forms: `module` (Flask finds its `app` or "
              "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP` "
              "([your-app.md](your-app.md#how-the-app-is-found))."),
+        enforced=(
+            "wsgi.load_app",
+            "debug.main (debug.DevApp)",
+            "__main__.cmd_check_app (a reload's trial import)",
+            "__main__.cmd_flask_env (FLASK_APP for `docker exec ... flask`)",
+            "__main__.app_before_start",
+            "settings.resolve._check_together (the image's sample app beside your code)",
+            "settings.resolve.Resolved.shell",
+            "lib/supervise.sh: _uwsgi_import_timed_out (where its import waits)",
+            "lib/supervise.sh: _uwsgi_failure (why a start failed)",
+            "entry-point.sh: _run_hook (FLASK_APP for the hooks)",
+        ),
     ),
     Setting(
         "MAX_BODY_SIZE",
@@ -66,6 +119,13 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Largest request body, or file in a form (which may add 64 KiB of its own fields around it) "
              "(nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Flask's own "
              "`MAX_CONTENT_LENGTH` applies after it ([your-app.md](your-app.md#uploads-and-their-limits))."),
+        enforced=(
+            "settings.resolve.derived (BODY_LIMIT; UPLOAD_SLOTS: UPLOAD_SPACE / MAX_BODY_SIZE)",
+            "nginx.conf: client_max_body_size",
+            "render.upload_limits (limit_conn flaskbox_uploads)",
+            "settings.resolve._check_together (UPLOAD_SPACE holds one)",
+            "wsgi.from_record (importing.app_mistakes: Flask's MAX_CONTENT_LENGTH above it)",
+        ),
     ),
     Setting(
         "REQUEST_TIMEOUT",
@@ -76,6 +136,17 @@ SETTINGS: tuple[Setting, ...] = (
              "each next part of a streamed answer: past it, a request still queued gets 503, a handler "
              "still running 504 (its worker is replaced once its other requests end), a stream gone silent "
              "is cut (visibly). An answer that keeps sending is never cut by it."),
+        enforced=(
+            "serve.Serve.__call__ (sync: 503 for a request queued past it)",
+            "guards.Watchdog (sync: 504, then the worker is replaced)",
+            "serve.Serve._call_app (gevent: 504)",
+            "guards.LoopWatch (gevent: a loop blocked past it)",
+            "wsgi.from_record",
+            "settings.resolve._upstream_timeout",
+            "nginx.conf: proxy_read_timeout (UPSTREAM_TIMEOUT)",
+            "settings.resolve.derived (WORKER_RELOAD_MERCY)",
+            "app.ini: worker-reload-mercy",
+        ),
     ),
     Setting(
         "IMPORT_TIMEOUT",
@@ -89,6 +160,13 @@ SETTINGS: tuple[Setting, ...] = (
              "it, every thread's stack is logged with the line where the import waits, and the start ends "
              "(exit 124; a reload keeps the running code); in debug mode the stacks are shown and the wait "
              "goes on. `0`: no limit ([your-app.md](your-app.md#an-import-that-never-ends))."),
+        enforced=(
+            "wsgi.load_app (importing.Deadline: the stacks logged, the start ended)",
+            "debug.main (debug.DevApp: importing.Reminder, and the wait goes on)",
+            "settings.resolve.Resolved.shell (FLASKBOX_IMPORT_TIMEOUT)",
+            "lib/supervise.sh: _uwsgi_import_overdue (a master that neither imports nor stops is killed)",
+            "lib/supervise.sh: _uwsgi_failure (exit 124)",
+        ),
     ),
     Setting(
         "RELOAD_GRACE",
@@ -100,5 +178,11 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Seconds the requests, downloads and streams in flight at a reload (SIGHUP) have to finish on "
              "the old code while new requests go to the new; past it they are cut, visibly. Event streams "
              "end cleanly at once (browsers reconnect) ([production.md](production.md#reloading-in-place))."),
+        enforced=(
+            "settings.resolve.Resolved.shell (FLASKBOX_RELOAD_GRACE)",
+            "lib/supervise.sh: _retire_generation (the old code's deadline)",
+            "settings.resolve.derived (WORKER_RELOAD_MERCY)",
+            "app.ini: worker-reload-mercy",
+        ),
     ),
 )

@@ -17,6 +17,11 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of nginx workers from 1 to 1024",
         parse=whole(1, 1024),
         doc="nginx worker processes (`auto` means the default).",
+        enforced=(
+            "nginx.conf: worker_processes",
+            "__main__.cmd_render (its log line)",
+            "settings.pids.need (the pids limit)",
+        ),
     ),
     Setting(
         "NGINX_WORKER_CONNECTIONS",
@@ -25,6 +30,11 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of connections per nginx worker from 64 to 65535",
         parse=whole(64, 65535),
         doc="Connections each nginx worker may hold (idle and slow ones included).",
+        enforced=(
+            "nginx.conf: worker_connections",
+            "settings.resolve.derived (NGINX_OPEN_FILES)",
+            "nginx.conf: worker_rlimit_nofile",
+        ),
     ),
     Setting(
         "QUEUE_SIZE",
@@ -34,6 +44,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse=whole(0, 100000),
         doc=("Requests that may wait for a busy uWSGI; beyond them, new ones get a fast 503 with "
              "`Retry-After`."),
+        enforced=(
+            "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN)",
+            "render.upstream_servers (max_conns)",
+            "app.ini: listen",
+            "metrics.main (metrics.Collector)",
+            "__main__.cmd_render (its log line)",
+        ),
     ),
     Setting(
         "CONNECTIONS_PER_CLIENT",
@@ -43,6 +60,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse=whole(1, 1000000),
         doc=("Requests one client address may have in progress at once, counted apart for requests with a "
              "body, static files and the rest; beyond, 503 with `Retry-After`."),
+        enforced=(
+            "nginx.conf: limit_conn flaskbox_clients",
+            "nginx.conf: limit_conn flaskbox_body_clients",
+            "nginx-static.conf: limit_conn flaskbox_static_clients",
+            "__main__.cmd_render (its log line)",
+        ),
     ),
     Setting(
         "CLIENT_STREAM_SHARE",
@@ -54,6 +77,11 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`sync` only: the percentage of all worker threads one client address may hold with answers "
              "that go at its pace (streams, Server-Sent Events, WebSockets); beyond, 503 with "
              "`Retry-After` ([production.md](production.md#slow-readers-and-open-streams))."),
+        enforced=(
+            "outbound.wrap",
+            "outbound.Share (503 past it)",
+            "settings.resolve._check_worker_class (gevent: refused)",
+        ),
     ),
     Setting(
         "UPLOAD_SPACE",
@@ -63,6 +91,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse=size_bytes,
         doc=("Disk that request bodies being received may take together; see [Uploads and "
              "/tmp](production.md#uploads-and-tmp)."),
+        enforced=(
+            "settings.resolve.derived (UPLOAD_SLOTS, UPLOAD_SLOTS_PER_CLIENT)",
+            "render.upload_limits (limit_conn flaskbox_uploads)",
+            "settings.resolve._check_together (it holds one MAX_BODY_SIZE)",
+            "__main__.cmd_render (its log line)",
+        ),
     ),
     Setting(
         "RESPONSE_SPACE",
@@ -73,5 +107,11 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Disk that responses waiting for slow clients may take together; past it, a large response "
              "goes at the client's pace from its worker (never cut). See [Slow clients and large "
              "downloads](production.md#slow-clients-and-large-downloads)."),
+        enforced=(
+            "nginx.conf: proxy_max_temp_file_size",
+            "wsgi.from_record",
+            "spool.Spool.admits",
+            "serve.Serve._spooling (X-Accel-Buffering: no when it is full)",
+        ),
     ),
 )

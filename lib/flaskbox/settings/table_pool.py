@@ -17,6 +17,21 @@ SETTINGS: tuple[Setting, ...] = (
         parse=one_of(SYNC, GEVENT),
         doc=("`sync`: one request per worker thread. `gevent`: thousands of streams, Server-Sent Events "
              "and WebSockets per process ([streaming](streaming.md))."),
+        enforced=(
+            "app.ini: ini = %p:${WORKER_CLASS} (its [sync] or [gevent] section)",
+            "wsgi.from_record (gevent: streams.Limits and the stream slots)",
+            "wsgi.prepare_the_pool (sync: the stop signal's handler from the fork)",
+            "serve.Serve (guards.Watchdog with sync, guards.LoopWatch with gevent)",
+            "outbound.wrap (sync: CLIENT_STREAM_SHARE)",
+            "metrics.main (metrics.Collector)",
+            "__main__.checked (packages.notes: gevent installed, nothing in conflict)",
+            "__main__.cmd_check_app (gevent's site on the path)",
+            "settings.resolve._check_worker_class (the other class's settings refused)",
+            "settings.resolve._fit_pids",
+            "settings.resolve._upstream_timeout",
+            "settings.resolve.derived (WORKER_RELOAD_MERCY)",
+            "settings.pids.need (threads per process)",
+        ),
     ),
     Setting(
         "UWSGI_PROCESSES",
@@ -25,6 +40,15 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of processes from 1 to 1024",
         parse=whole(1, 1024),
         doc="uWSGI worker processes. CPUs are the container's quota (`--cpus`), not the host's cores.",
+        enforced=(
+            "app.ini: processes",
+            "render.sticky",
+            "render.socket_names (a socket per process)",
+            "__main__.cmd_render (its log line)",
+            "settings.resolve._fit_pids (the pids limit)",
+            "settings.pids.need",
+            "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: defaults.capacity)",
+        ),
     ),
     Setting(
         "UWSGI_THREADS",
@@ -35,6 +59,16 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Threads per uWSGI process (`sync` only): requests each process serves at once. Each open "
              "stream holds one. `4` saves CPU where the app never waits or streams "
              "([benchmarks](BENCHMARKS.md#profile-of-the-threaded-default))."),
+        enforced=(
+            "app.ini: threads",
+            "__main__.cmd_render (its log line)",
+            "settings.resolve._check_worker_class (gevent: refused)",
+            "settings.resolve._fit_pids (lowered to fit the pids limit)",
+            "settings.resolve._reload_fits (RELOAD_ROOM)",
+            "settings.pids.fitted_threads",
+            "settings.pids.room_for_another_pool (a reload's third pool: __main__.cmd_reload_room)",
+            "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: defaults.capacity)",
+        ),
     ),
     Setting(
         "STICKY_CLIENTS",
@@ -45,6 +79,11 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`1`: each client (its address, or the one a trusted proxy reports) is always served by the "
              "same uWSGI process, for apps that keep state in one process (logins, sessions, Socket.IO) "
              "([your-app.md](your-app.md#state-kept-in-one-process)). `0`: any free process serves."),
+        enforced=(
+            "render.sticky",
+            "render.uwsgi_sockets (a socket per process, map-socket)",
+            "render.upstream_servers (nginx's hash $binary_remote_addr consistent)",
+        ),
     ),
     Setting(
         "WORKER_MAX_MEMORY",
@@ -56,6 +95,10 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("A worker whose resident memory grows past this is replaced gracefully: it takes no new "
              "requests, finishes its own, then a fresh one takes its place "
              "([production.md](production.md#memory-processes-and-threads))."),
+        enforced=(
+            "wsgi.from_record",
+            "guards.MemoryCap (in guards.Watchdog with sync, guards.LoopWatch with gevent)",
+        ),
     ),
     Setting(
         "WORKER_CONNECTIONS",
@@ -68,6 +111,12 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of connections per process from 1 to 100000",
         parse=whole(1, 100000),
         doc="`gevent` only: requests, streams and WebSockets each process holds at once.",
+        enforced=(
+            "app.ini: gevent = ${WORKER_CONNECTIONS}",
+            "wsgi.from_record (layout.stream_slots: serve.Serve.full)",
+            "settings.resolve.GEVENT_ONLY (refused with sync)",
+            "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: defaults.capacity)",
+        ),
     ),
     Setting(
         "STREAM_IDLE_TIMEOUT",
@@ -80,6 +129,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse=whole(1, 86400),
         doc=("`gevent` only: seconds a stream or WebSocket may send nothing before it is closed (an event "
              "stream ends cleanly and EventSource reconnects; any other stream is cut, visibly)."),
+        enforced=(
+            "wsgi.from_record",
+            "streams.Limits.next",
+            "settings.resolve._upstream_timeout",
+            "nginx.conf: proxy_read_timeout (UPSTREAM_TIMEOUT)",
+            "settings.resolve.GEVENT_ONLY (refused with sync)",
+        ),
     ),
     Setting(
         "STREAM_MAX_DURATION",
@@ -91,5 +147,11 @@ SETTINGS: tuple[Setting, ...] = (
         parse=whole(0, 604800),
         doc="`gevent` only: seconds an event stream or WebSocket may last in all (`0`: no limit); then it "
             "ends cleanly and the client reconnects. Other responses are never ended by it.",
+        enforced=(
+            "wsgi.from_record",
+            "streams.Limits.next (an event stream)",
+            "streams.Limits.bound_websocket",
+            "settings.resolve.GEVENT_ONLY (refused with sync)",
+        ),
     ),
 )

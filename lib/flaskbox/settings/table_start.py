@@ -16,6 +16,11 @@ SETTINGS: tuple[Setting, ...] = (
         form="an absolute path such as /app/prestart.sh",
         parse=absolute_path,
         doc="A script run with bash before the server starts, if it exists (migrations; tiangolo's name).",
+        enforced=(
+            "settings.resolve.Resolved.shell",
+            "entry-point.sh: flaskbox_run_hooks",
+            "entry-point.sh: _hook_sources (debug mode: a change to it restarts)",
+        ),
     ),
     Setting(
         "WRITABLE_PATHS",
@@ -28,6 +33,13 @@ SETTINGS: tuple[Setting, ...] = (
              "instance volume, through a link the image makes with `RUN python3 -m flaskbox writable` "
              "([your-app.md](your-app.md#an-app-that-writes-next-to-its-code))."),
         normalize=writable.normalize,
+        enforced=(
+            "__main__.cmd_writable",
+            "writable.link (at build)",
+            "writable.prepare (at start)",
+            "entry-point.sh: flaskbox_writable_paths",
+            "entry-point.sh: flaskbox_exec_command",
+        ),
     ),
     Setting(
         "FILE_VARS_IGNORE",
@@ -37,6 +49,10 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`*_FILE` variables of your app's own that hold a path (`LOG_FILE`), left alone: any other "
              "`VAR_FILE` gives the app `VAR` with the file's contents "
              "([configuration.md](configuration.md#secrets-as-files))."),
+        enforced=(
+            "file_vars.IGNORE",
+            "file_vars.ignored",
+        ),
     ),
     Setting(
         "ENTRYPOINT_QUIET_LOGS",
@@ -44,6 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
         form="1 (quiet) or 0",
         parse=flag,
         doc="`1` silences the entry-point's info lines; errors are always printed.",
+        enforced=(
+            "log.info",
+            "lib/common.sh: flaskbox_log",
+        ),
     ),
     Setting(
         "DEBUG_RELOADER",
@@ -52,6 +72,10 @@ SETTINGS: tuple[Setting, ...] = (
         parse=one_of("inotify", "poll"),
         doc=("Debug mode: `inotify` restarts on file events; `poll` looks for changes every 0.5 s (Docker "
              "Desktop)."),
+        enforced=(
+            "debug.main",
+            "debug.reloader_name",
+        ),
     ),
     Setting(
         "DEBUG_HOST",
@@ -62,6 +86,12 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Debug mode: the address the dev server listens on. On the host's network it stays on this "
              "machine unless set to `0.0.0.0`; in a container network it must be `0.0.0.0` for `-p` to reach "
              "it ([develop.md](develop.md#who-can-reach-the-debugger))."),
+        enforced=(
+            "debug.main",
+            "health.main (health.check_debug)",
+            "settings.resolve.Resolved.shell",
+            "entry-point.sh: flaskbox_debug_warning",
+        ),
     ),
     Setting(
         "INSTALL_ON_START",
@@ -70,5 +100,11 @@ SETTINGS: tuple[Setting, ...] = (
         parse=flag,
         doc=("Debug mode: `1` installs `/app/requirements.txt` and `/app/requirements_os.txt` at start "
              "([develop.md](develop.md#installing-packages-at-start-install_on_start1))."),
+        enforced=(
+            "settings.resolve._check_together (debug mode only)",
+            "settings.resolve.Resolved.shell",
+            "lib/install-on-start.sh: flaskbox_install_on_start",
+            "lib/install-on-start.sh: flaskbox_install_os_packages",
+        ),
     ),
 )

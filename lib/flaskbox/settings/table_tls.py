@@ -17,6 +17,16 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("The certificate (PEM, then its intermediates): with `TLS_KEY`, nginx serves HTTPS and "
              "HTTP/2 on `TLS_PORT` beside `PORT`; re-read on SIGHUP "
              "([production.md](production.md#https-and-http2))."),
+        enforced=(
+            "tls.check",
+            "tls.check_files",
+            "tls.enabled (tls.server_conf, tls.template_values, the ports checked)",
+            "certificates.main (tls-apply, tls-watch)",
+            "file_vars.PATH_SETTINGS (TLS_CERT_FILE refused: it is a path already)",
+            "settings.resolve.Resolved.shell",
+            "lib/supervise.sh: _tls_watch_start",
+            "lib/supervise.sh: _prod_reload_once (re-read on SIGHUP)",
+        ),
     ),
     Setting(
         "TLS_KEY",
@@ -24,6 +34,13 @@ SETTINGS: tuple[Setting, ...] = (
         form="an absolute path such as /etc/tls/tls.key (letters, digits and ._~+@- in its names)",
         parse=tls.file_path,
         doc="The certificate's private key (PEM, not encrypted); set with `TLS_CERT`.",
+        enforced=(
+            "tls.check",
+            "tls.check_files",
+            "tls.enabled (tls.server_conf, tls.template_values, the ports checked)",
+            "certificates.main (tls-apply, tls-watch)",
+            "file_vars.PATH_SETTINGS (TLS_KEY_FILE refused: it is a path already)",
+        ),
     ),
     Setting(
         "TLS_PORT",
@@ -33,6 +50,13 @@ SETTINGS: tuple[Setting, ...] = (
         form="a port number from 1 to 65535, other than PORT",
         parse=whole(1, 65535),
         doc="Port nginx serves HTTPS on, when `TLS_CERT` and `TLS_KEY` are set.",
+        enforced=(
+            "tls.check",
+            "tls.server_conf (listen ... ssl)",
+            "tls.template_values (TLS_PORT_SUFFIX)",
+            "nginx.conf: ${TLS_PORT_SUFFIX} (the redirect's port)",
+            "settings.resolve._check_ports_free",
+        ),
     ),
     Setting(
         "TLS_REDIRECT",
@@ -41,6 +65,11 @@ SETTINGS: tuple[Setting, ...] = (
         parse=flag,
         doc=("`1`: plain HTTP gets a 308 redirect to HTTPS, except the health probes (`/-/healthy`, "
              "`/-/alive`) and requests from `TRUSTED_PROXIES`."),
+        enforced=(
+            "tls.check (refused without TLS)",
+            "tls.template_values",
+            "nginx.conf: $flaskbox_to_https",
+        ),
     ),
     Setting(
         "COMPRESS_APP_RESPONSES",
@@ -50,6 +79,12 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`1`: the app's text answers are gzipped for clients that ask, over HTTP and HTTPS. `0`: only "
              "static files are, for pages that hold a secret and echo input (BREACH: "
              "[production.md](production.md#compression))."),
+        enforced=(
+            "outbound.template_values (APP_GZIP)",
+            "nginx.conf: gzip ${APP_GZIP}",
+            "outbound.wrap",
+            "outbound.Outbound (Vary: Accept-Encoding)",
+        ),
     ),
     Setting(
         "HSTS_MAX_AGE",
@@ -60,5 +95,9 @@ SETTINGS: tuple[Setting, ...] = (
         parse=tls.max_age,
         doc=("`Strict-Transport-Security: max-age=...` on HTTPS responses only (the app's own header "
              "wins); `0`: none."),
+        enforced=(
+            "tls.template_values (HSTS_HEADER)",
+            "nginx.conf: $flaskbox_hsts",
+        ),
     ),
 )

@@ -15,6 +15,10 @@ SETTINGS: tuple[Setting, ...] = (
         parse=one_of("text", "json"),
         doc=("Log format: `text` (one readable line) or `json` (one object per request on stdout, and every "
              "stderr line a JSON object too: [production.md](production.md#logs))."),
+        enforced=(
+            "nginx.conf: access_log /dev/stdout ${LOG_FORMAT}",
+            "lib/common.sh: flaskbox_json_logs (stderr as JSON too: jsonlog.py)",
+        ),
     ),
     Setting(
         "METRICS_PORT",
@@ -24,6 +28,17 @@ SETTINGS: tuple[Setting, ...] = (
         parse=lambda value: None if value == "" else whole(1, 65535)(value),
         doc=("Port for Prometheus metrics at `/metrics` (requests, durations, refusals by reason, workers, "
              "queue): [production.md](production.md#metrics). Empty: off."),
+        enforced=(
+            "metrics.main",
+            "render.metrics_main",
+            "render.metrics_http",
+            "wsgi.from_record (streams.OPEN.metrics_dir)",
+            "wsgi.prepare_the_pool (forks.SpawnGuard's count of OOM kills)",
+            "settings.resolve._check_metrics_port",
+            "settings.resolve._check_ports_free",
+            "settings.resolve.Resolved.shell",
+            "lib/supervise.sh: _metrics_start",
+        ),
     ),
     Setting(
         "SHARE_PORT",
@@ -34,6 +49,13 @@ SETTINGS: tuple[Setting, ...] = (
              "may be another container. `1`: nginx and the metrics server share their ports with other "
              "flaskbox containers (`reuseport`), for start-first updates on the host network "
              "([swarm.md](swarm.md#on-the-host-network)); the kernel spreads connections between them."),
+        enforced=(
+            "settings.resolve._check_ports_free",
+            "settings.resolve.derived (REUSEPORT)",
+            "nginx.conf: default_server${REUSEPORT}",
+            "tls.server_conf (reuseport on TLS_PORT)",
+            "metrics.main (allow_reuse_port)",
+        ),
     ),
     Setting(
         "TRUSTED_PROXIES",
@@ -42,6 +64,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse=network_list,
         doc=("Proxies whose `X-Forwarded-*` headers are believed, and whose other proxy headers "
              "(`X-Script-Name`, ...) reach the app. Empty: none, from anyone."),
+        enforced=(
+            "render.trusted_proxies",
+            "nginx.conf: trusted-proxies.conf (geo $flaskbox_trusted)",
+            "nginx.conf: real-ip.conf (set_real_ip_from)",
+            "prelude.take_peer (the trust flag nginx sends)",
+            "forwarded.apply (a trusted proxy's forwarded headers believed)",
+        ),
     ),
     Setting(
         "ALLOWED_HOSTS",
@@ -50,5 +79,11 @@ SETTINGS: tuple[Setting, ...] = (
               "subdomains)"),
         parse=host_list,
         doc="Host names served; any other `Host` gets 400 from nginx. Empty: any host.",
+        enforced=(
+            "render.allowed_hosts",
+            "nginx.conf: allowed-hosts.conf",
+            "wsgi.from_record",
+            "forwarded.apply (a trusted proxy's X-Forwarded-Host)",
+        ),
     ),
 )

@@ -17,6 +17,12 @@ SETTINGS: tuple[Setting, ...] = (
              "URLs start with it; a trusted proxy's `X-Forwarded-Prefix` wins "
              "([production.md](production.md#under-a-url-prefix))."),
         normalize=strip_slash,
+        enforced=(
+            "wsgi.from_record",
+            "prefix.Prefixed",
+            "static.location (nginx's static URL under it)",
+            "debug.main (debug.DevApp)",
+        ),
     ),
     Setting(
         "STATIC_ENABLED",
@@ -24,6 +30,9 @@ SETTINGS: tuple[Setting, ...] = (
         form="1 (nginx serves STATIC_URL) or 0 (the app does)",
         parse=flag,
         doc="`1`: nginx serves `STATIC_URL` from disk. `0`: those URLs go to the app.",
+        enforced=(
+            "static.location",
+        ),
     ),
     Setting(
         "STATIC_URL",
@@ -33,6 +42,11 @@ SETTINGS: tuple[Setting, ...] = (
         parse=url_path,
         doc="URL prefix nginx serves from `STATIC_PATH`.",
         normalize=strip_slash,
+        enforced=(
+            "static.where",
+            "static.location",
+            "nginx-static.conf: location ${STATIC_URL}/",
+        ),
     ),
     Setting(
         "STATIC_PATH",
@@ -42,6 +56,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse=url_path,
         doc="Folder of static files.",
         normalize=strip_slash,
+        enforced=(
+            "static.where",
+            "static.location",
+            "nginx-static.conf: alias ${STATIC_PATH}/",
+            "nginx-static.conf: disable_symlinks",
+        ),
     ),
     Setting(
         "STATIC_INDEX",
@@ -49,5 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
         form="1 (serve index.html from the static folder at /) or 0",
         parse=flag,
         doc="`1`: `/` is the static folder's `index.html` (tiangolo's image's setting).",
+        enforced=(
+            "static.location",
+        ),
     ),
 )
