@@ -1,4 +1,4 @@
-"""How APP_MODULE's import is watched, in both modes (serve.py in
+"""How APP_MODULE's import is watched, in both modes (wsgi.py in
 production, debug.py in debug mode): the two mistakes that make an import
 never end.
 

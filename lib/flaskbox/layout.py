@@ -178,7 +178,7 @@ class Generation:
         self.dir = Path(directory)
         self.stats_socket = self.dir / "stats.sock"
         self.ready = self.dir / "ready"            # a worker accepts (app.ini, hook-accepting1-once)
-        self.accepting = self.dir / "accepting"    # each worker that accepts (guards.SpawnGuard)
+        self.accepting = self.dir / "accepting"    # each worker that accepts (forks.SpawnGuard)
         self.static_conf = self.dir / "static.conf"
         # Every thread's stack, when the app ran past IMPORT_TIMEOUT (importing.Deadline).
         self.import_stacks = self.dir / "import-stacks"
