@@ -41,7 +41,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import discover, env_files, file_vars, packages, record, render, settings, writable
+from . import discover, env_files, file_vars, packages, record, refused_writes, render, settings, writable
 from .layout import GEVENT, GEVENT_SITE
 from .log import error, info, warn
 
@@ -229,7 +229,7 @@ def cmd_check_app() -> None:
     if current["WORKER_CLASS"] == GEVENT:
         sys.path.insert(0, str(GEVENT_SITE))  # as app.ini's [gevent] pythonpath
     try:
-        with writable.watch():
+        with refused_writes.watch():
             discover.load(current["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))

@@ -27,11 +27,11 @@ from . import (
     outbound,
     prefix,
     record,
+    refused_writes,
     shadows,
     static,
     streams,
     unread,
-    writable,
 )
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, warn
@@ -60,7 +60,7 @@ def load_app(settings: record.Record) -> discover.Found:
     installed: its traceback, what to do, and need-app's exit code 22."""
     try:
         with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), \
-                importing.ServerCalls(), writable.watch():
+                importing.ServerCalls(), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))
