@@ -3,6 +3,8 @@ memory, file systems, kernel limits and ports a test gives it stand in for
 the kernel's files (lib/flaskbox/host.py reads the real ones). resolve()
 and rendered() are the settings tests' two calls through it."""
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ GiB = 1 << 30
 # An /app with an app.py, as the sample image has.
 SAMPLE_APP = Path(tempfile.mkdtemp(prefix="flaskbox-app-"))
 (SAMPLE_APP / "app.py").write_text("app = None\n")
+atexit.register(shutil.rmtree, SAMPLE_APP, ignore_errors=True)
 
 
 class FakeHost(Host):
