@@ -19,7 +19,7 @@ Every contender serves the same app (bench/app) from the same image, with
 round by round so that a slow moment of the machine hits all of them alike.
 Each run also records the CPU time each process group (nginx, the app
 server, wrk) spent per request. Containers are driven with the test suite's
-own helpers (tests/helpers.py). Results: RESULTS_DIR/latest.json and
+own driver (tests/containers.py). Results: RESULTS_DIR/latest.json and
 latest.png; docs/BENCHMARKS.md explains them.
 """
 

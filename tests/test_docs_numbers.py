@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_settings import FakeHost
 
+from fake_host import FakeHost
 from flaskbox import settings
 from helpers import REPO
 

@@ -13,8 +13,9 @@ import shutil
 import time
 import uuid
 
+from containers import SlowRequest
 from downloads import MB, Download
-from helpers import CERT, KEY, REPO, SlowRequest, docker, free_port, share_with_container
+from helpers import CERT, KEY, REPO, docker, free_port, share_with_container
 
 FIXTURE_APP = REPO / "tests" / "fixture_app"
 VERSION = '''
