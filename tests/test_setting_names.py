@@ -266,3 +266,26 @@ def test_debug_mode_refuses_a_taken_port_even_with_share_port(host):
     message = str(refused.value)
     assert "PORT=8080: something already listens on it here (0.0.0.0:8080)" in message
     assert "debug mode never shares its port" in message
+
+
+def test_cheaper_at_or_above_the_processes_is_off_and_said(host):
+    # uWSGI refuses to start with cheaper >= processes (exit 1): tiangolo's
+    # UWSGI_CHEAPER=2 on a 1-CPU container (2 processes) runs a fixed pool.
+    resolved = resolve({"UWSGI_CHEAPER": "2", "UWSGI_PROCESSES": "2"}, host=host)
+    assert resolved.derived["UWSGI_CHEAPER"] == ""
+    assert any("cheaper mode asked for 2 process(es) of UWSGI_PROCESSES=2: off" in n for n in resolved.notes)
+    assert resolve({"UWSGI_CHEAPER": "0"}, host=host).derived["UWSGI_CHEAPER"] == ""
+    with pytest.raises(settings.SettingError, match="UWSGI_CHEAPER .* is 'two'"):
+        resolve({"UWSGI_CHEAPER": "two"}, host=host)
+
+
+def test_an_ini_pool_size_in_uwsgis_own_forms_is_read(host, tmp_path):
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text("[uwsgi]\nmodule = app\nprocesses = $(MY_WORKERS)\nthreads = 8\n")
+    resolved = resolve({"UWSGI_INI": str(ini), "MY_WORKERS": "3"}, host=host)
+    assert (resolved.values["UWSGI_PROCESSES"], resolved.values["UWSGI_THREADS"]) == ("3", "8")
+    ini.write_text("[uwsgi]\nmodule = app\nprocesses = %k\n")
+    assert resolve({"UWSGI_INI": str(ini)}, host=host).values["UWSGI_PROCESSES"].isdigit()
+    ini.write_text("[uwsgi]\nmodule = app\nprocesses = many\n")
+    with pytest.raises(settings.SettingError, match=r"`processes = many` is taken as UWSGI_PROCESSES"):
+        resolve({"UWSGI_INI": str(ini)}, host=host)

@@ -1,8 +1,8 @@
 """Writes next to the app's code that the file system refuses, named where
 they happen: an audit hook (PEP 578) watches the app's import (its
 refusals said together at its end), then every request (each new refused
-path said once, when it first happens), a hook's Python too (said after its
-traceback, since that stops the start). Each says what to do, for the way
+path said once in each process, up to 32, when it first happens), a hook's
+Python too (said after its traceback, since that stops the start). Each says what to do, for the way
 /app is there: an image's read-only code (WRITABLE_PATHS and its link), a
 checkout mounted read-only, or one this uid may not write."""
 
@@ -20,13 +20,18 @@ from .writable import APP_DIR, INSTANCE, _how_to_write, _nearest_existing, _read
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
+# Paths said in one process: a route writing a client's file name next to
+# the code must not grow the log, or the memory, with every request.
+MOST = 32
+
+
 class Watch:
     """An audit hook (PEP 578) that notes writes under /app, outside the
     instance folder, that the file system will refuse, while `active`: the
     app's import, whose refusals are said together at its end; then, in
-    `live` mode, the requests, each refused path said once, when it first
-    happens (sqlite3.connect('test.db') in a route failed with only "unable
-    to open database file"). Python cannot remove an audit hook: inactive,
+    `live` mode, the requests, each refused path said once in each process
+    when it first happens (sqlite3.connect('test.db') in a route failed with
+    only "unable to open database file"). Python cannot remove an audit hook: inactive,
     it returns at once."""
 
     installed: Watch | None = None
@@ -54,8 +59,11 @@ class Watch:
         self.checking.now = True
         try:
             new = self._check(path, folder=event == "os.mkdir")
-            if new and self.live:
+            if new and self.live and len(self.refused) <= MOST:
                 _stderr(warning({new: event == "os.mkdir"}))
+            elif new and self.live and len(self.refused) == MOST + 1:
+                _stderr(f"flaskbox: warning: more writes next to the code refused in process {os.getpid()} "
+                        f"than the {MOST} said above: no more are said")
         finally:
             self.checking.now = False
 
@@ -77,7 +85,7 @@ class Watch:
         if (in_instance and os.access(INSTANCE, os.W_OK)) or str(path) in self.refused:
             return None
         existing = _nearest_existing(real)
-        if os.access(existing, os.W_OK):
+        if os.access(existing, os.W_OK) or len(self.refused) > MOST:
             return None
         self.refused[str(path)] = folder
         return str(path)

@@ -37,7 +37,7 @@ import sys
 import time
 import traceback
 
-from . import forwarded, guards, streams
+from . import forwarded, guards, streams, unread
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
 from .log import error, log
 from .prelude import bad_request, busy, describe, health, take_peer, waited_too_long, wants_websocket
@@ -115,7 +115,7 @@ class Serve:
             return bad_request(start_response)
         if waited >= GONE_AFTER and client_gone():
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
-            environ["CONTENT_LENGTH"] = ""  # nobody sends the rest of its body (unread.py)
+            environ[unread.CLIENT_GONE] = True  # nobody sends the rest of its body
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
         if self.watchdog is not None and waited >= self.timeout:
@@ -139,12 +139,6 @@ class Serve:
                 self.limits.bound_websocket(websocket)
         try:
             return self._respond(environ, start_response, websocket, waited)
-        except Exception:
-            if websocket is not None and websocket.taken:
-                raise  # the connection is the app's: no answer of ours can follow
-            if websocket is not None:
-                self._release(websocket)
-            return passed_on(environ, start_response)
         except BaseException:
             if websocket is not None:
                 self._release(websocket)
@@ -172,6 +166,18 @@ class Serve:
                 # sync: nginx closes one silent for longer).
                 result = self.app(environ, self._start_response(environ, start_response, reply, files,
                                                                 websocket))
+        except Exception:
+            if watched is not None:
+                watched.leave()
+                self.watchdog.end()
+            # Past a 504 the watchdog sent, or on a connection the app took
+            # for its WebSocket, no answer of ours may follow.
+            answered_504 = watched is not None and not watched.claim("app")
+            if answered_504 or (websocket is not None and websocket.taken):
+                raise
+            if websocket is not None:
+                self._release(websocket)
+            return passed_on(environ, start_response)
         except BaseException:
             if watched is not None:
                 watched.leave()
@@ -317,15 +323,15 @@ class Serve:
 
 
 def passed_on(environ, start_response) -> list[bytes]:
-    """An exception the app passed on instead of answering (Flask does with
-    app.debug or PROPAGATE_EXCEPTIONS on; a bare WSGI app may): its
+    """An exception the app's call raised instead of answering (Flask does
+    with app.debug, TESTING or PROPAGATE_EXCEPTIONS on; a bare WSGI app may): its
     traceback goes to the log and the client gets a plain 500. Left to
     uWSGI, it ended the connection with nothing sent, which nginx answered
     502, as if the server were down."""
     kind = sys.exc_info()[0]
     traceback.print_exc()
     error(f"{describe(environ)}: the app passed {kind.__name__ if kind else 'an exception'} on (Flask does "
-          "with app.debug or PROPAGATE_EXCEPTIONS on): answered 500")
+          "with app.debug, TESTING or PROPAGATE_EXCEPTIONS on): answered 500")
     body = b"Internal Server Error\n"
     # Without exc_info: uWSGI raises it again even when nothing was sent,
     # and nothing has been (uWSGI sends the header with the first byte of

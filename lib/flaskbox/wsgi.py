@@ -71,7 +71,10 @@ def load_app(settings: record.Record) -> discover.Found:
             # The traceback, then what to do about it, then the exit code
             # uWSGI's need-app gives a failed import (supervise.sh reads it).
             traceback.print_exc()
-        error(shadows.hint(exc) or message)
+        hint = shadows.hint(exc)
+        if hint:
+            error(hint)
+        error(message)
         os._exit(2 if bad_setting else 22)
     except Exception as exc:
         # need-app's exit code, with the traceback, and a file of the app

@@ -36,8 +36,9 @@ _children_named() {
 # _stop_process PID SIGNAL MILLISECONDS [AT_MILLISECONDS ACTION]
 #   Sends SIGNAL, waits up to MILLISECONDS for the process to exit, then kills
 #   it (SIGKILL) and returns 137. Otherwise returns the process's exit code.
-#   ACTION, if given, is called once with PID after AT_MILLISECONDS. Times
-#   are read from the clock, so a loaded machine does not stretch the budget.
+#   ACTION, if given, is called once with PID and the milliseconds since
+#   SIGNAL after AT_MILLISECONDS. Times are read from the clock, so a loaded
+#   machine does not stretch the budget.
 _stop_process() {
 	local pid="$1" signal="$2" limit="$3" at="${4:-}" action="${5:-}" status=0 started now
 	# bash's own clock, in microseconds (its decimal separator follows the
@@ -53,7 +54,7 @@ _stop_process() {
 			return 137
 		fi
 		if [ -n "$action" ] && [ $((now - started)) -ge $((at * 1000)) ]; then
-			"$action" "$pid"
+			"$action" "$pid" $(((now - started) / 1000))
 			action=""
 		fi
 		_json_logs_keep_relaying

@@ -123,7 +123,7 @@ def given(env: Mapping[str, str], app_dir: Path, notes: list[str], mode: str = P
                                f"{advice}")
     ini = ini_path(env, app_dir)
     if ini is not None and ini.is_file():
-        _from_ini(ini, take, notes, mode)
+        _from_ini(ini, take, notes, mode, env)
     return found
 
 
@@ -141,7 +141,24 @@ def cheaper(env: Mapping[str, str], app_dir: Path) -> str:
     return next((value for key, value in reversed(read_uwsgi_ini(ini)) if key == "cheaper"), "")
 
 
-def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list[str], mode: str) -> None:
+def cheaper_mode(given: str, processes: int) -> tuple[str, str | None]:
+    """(the cheaper value uWSGI is given, "" for none; a note, if any) for
+    what the user asked. uWSGI refuses to start (exit 1) with cheaper at or
+    above its processes, and takes 0 as off: either is said and run as a
+    fixed pool, so the app runs and the log says what runs."""
+    if not given:
+        return "", None
+    if not given.isdigit():
+        raise SettingError(f"UWSGI_CHEAPER (or `cheaper` in the uWSGI ini) is '{given}': expected a whole "
+                           "number of processes kept running, below UWSGI_PROCESSES")
+    if int(given) == 0 or int(given) >= processes:
+        return "", (f"cheaper mode asked for {given} process(es) of UWSGI_PROCESSES={processes}: off, every "
+                    "process kept running (it needs a number from 1 to UWSGI_PROCESSES less one)")
+    return given, None
+
+
+def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list[str], mode: str,
+              env: Mapping[str, str]) -> None:
     from ..discover import read_uwsgi_ini
 
     for key, value in read_uwsgi_ini(ini):
@@ -150,9 +167,24 @@ def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list
             raise SettingError(f"{ini}: `{key} = {value}` would size uWSGI's pool behind flaskbox's back: "
                                f"{advice}, and remove the line")
         if key in INI_SIZED:
-            setting = INI_SIZED[key]
-            take(f"`{key}` in {ini}", setting, value, "uWSGI's")
-            notes.append(f"{ini}: `{key} = {value}` taken as {setting}={value}")
+            setting, number = INI_SIZED[key], _ini_number(value, env)
+            if number is None:
+                raise SettingError(f"{ini}: `{key} = {value}` is taken as {setting}, a whole number: write "
+                                   f"one (or %k, or $(VARIABLE)), or set {setting} and remove the line")
+            take(f"`{key}` in {ini}", setting, number, "uWSGI's")
+            notes.append(f"{ini}: `{key} = {value}` taken as {setting}={number}")
+
+
+def _ini_number(value: str, env: Mapping[str, str]) -> str | None:
+    """An ini's value as uWSGI would read it, for the options taken as
+    settings: a number, %k (the CPU cores uWSGI detects) or $(VARIABLE)."""
+    import os
+
+    if value == "%k":
+        value = str(os.cpu_count() or 1)
+    elif value.startswith("$(") and value.endswith(")"):
+        value = env.get(value[2:-1], "")
+    return value if value.isdigit() else None
 
 
 def passed_to_uwsgi(env: Mapping[str, str], known: Callable[[], set[str] | None]) -> list[tuple[str, str]]:
@@ -187,8 +219,9 @@ def uwsgi_known_options() -> set[str] | None:
     return found or None
 
 
-def distance(a: str, b: str) -> int:
-    """Edits (insert, delete, change, swap of two neighbours) from a to b."""
+def distance(a: str, b: str, most: int = 1 << 30) -> int:
+    """Edits (insert, delete, change, swap of two neighbours) from a to b;
+    past `most`, any number above it (the search stops there)."""
     previous2, previous = None, list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
         row = [i]
@@ -197,17 +230,22 @@ def distance(a: str, b: str) -> int:
             if previous2 is not None and i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
                 best = min(best, previous2[j - 2] + 1)
             row.append(best)
+        if min(row) > most:
+            return most + 1
         previous2, previous = previous, row
     return previous[-1]
 
 
 def closest(name: str, candidates: list[str]) -> str | None:
     """The candidate a name is most likely a slip for: one edit away, two
-    for long names; short names are left alone (PORTS may be the app's)."""
+    for long names; short names are left alone (PORTS may be the app's).
+    Only candidates of a length within reach are compared: a Kubernetes
+    pod's hundreds of service variables are checked in milliseconds."""
     if len(name) < 6:
         return None
     allowed = 1 if len(name) < 10 else 2
-    scored = sorted((distance(name, c), c) for c in candidates if c != name)
+    near = [c for c in candidates if c != name and abs(len(c) - len(name)) <= allowed]
+    scored = sorted((distance(name, c, allowed), c) for c in near)
     return scored[0][1] if scored and scored[0][0] <= allowed else None
 
 

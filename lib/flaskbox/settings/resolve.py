@@ -318,7 +318,7 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
         "CPUS": str(host.cpus()),
         # uWSGI's cheaper mode, honoured and said (the pool's line in the log).
-        "UWSGI_CHEAPER": names.cheaper(env, host.app_dir) if resolved.mode == PRODUCTION else "",
+        "UWSGI_CHEAPER": _cheaper(resolved, env, host),
         # The debug server's warning says who can reach it (entry-point.sh).
         "HOST_NETWORK": "1" if host.host_network() else "0",
         # nginx's listen parameter: sockets shared with another container.
@@ -330,6 +330,17 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         # first (supervise.sh keeps the running code when it does not).
         "RELOAD_ROOM": "1" if _reload_fits(values, host) else "0",
     }
+
+
+def _cheaper(resolved: Resolved, env: Mapping[str, str], host: Host) -> str:
+    """uWSGI's cheaper mode as it will run (render.uwsgi_ini writes it)."""
+    if resolved.mode != PRODUCTION:
+        return ""
+    given = names.cheaper(env, host.app_dir)
+    cheaper, note = names.cheaper_mode(given, int(resolved.values["UWSGI_PROCESSES"]))
+    if note:
+        resolved.notes.append(note)
+    return cheaper
 
 
 def _reload_fits(values: Mapping[str, str], host: Host) -> bool:

@@ -45,6 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
             "render.sticky",
             "render.socket_names (a socket per process)",
             "__main__.cmd_render (its log line)",
+            "settings.resolve._cheaper (cheaper mode below it)",
             "settings.resolve._fit_pids (the pids limit)",
             "settings.pids.need",
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: defaults.capacity)",
