@@ -33,9 +33,16 @@ def levers(docker_args: tuple[str, ...]) -> list[Contender]:
         "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
         "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
         "JSON access log": {"LOG_FORMAT": "json"},
+        # nginx's listen socket per worker (reuseport), as before SHARE_PORT.
+        "SHARE_PORT=1 (reuseport)": {"SHARE_PORT": "1"},
     }
-    return [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
-                      env=env, docker_args=docker_args) for name, env in variants.items()]
+    entrants = [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
+                          env=env, docker_args=docker_args) for name, env in variants.items()]
+    # The image's health check, every 10 s beside the app: a suspect of the
+    # tail at low load (issue 42).
+    entrants.append(Contender("flaskbox, no health check", "flaskbox, no health check", [],
+                              docker_args=(*docker_args, "--no-healthcheck")))
+    return entrants
 
 
 def pools(docker_args: tuple[str, ...], mounts: list[str] = ()) -> list[Contender]:
