@@ -33,6 +33,16 @@ _children_named() {
 	done
 }
 
+# _gone_within PID MILLISECONDS
+#   Returns once PID has ended (a zombie has), or MILLISECONDS later.
+_gone_within() {
+	local polls=$(($2 / 20))
+	while _alive "$1" && [ "$polls" -gt 0 ]; do
+		sleep 0.02
+		polls=$((polls - 1))
+	done
+}
+
 # _stop_process PID SIGNAL MILLISECONDS [AT_MILLISECONDS ACTION]
 #   Sends SIGNAL, waits up to MILLISECONDS for the process to exit, then kills
 #   it (SIGKILL) and returns 137. Otherwise returns the process's exit code.
@@ -50,6 +60,9 @@ _stop_process() {
 		if [ $((now - started)) -ge $((limit * 1000)) ]; then
 			flaskbox_error "pid $pid still running $((limit / 1000)).$((limit % 1000 / 100))s after SIG$signal; killing it"
 			kill -KILL "$pid" 2>/dev/null || true
+			# Dead once the kernel says so (a stopped process takes a moment):
+			# a caller that is not its parent must not see it still run.
+			_gone_within "$pid" 1000
 			wait "$pid" 2>/dev/null || true
 			return 137
 		fi
