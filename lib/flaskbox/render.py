@@ -51,6 +51,13 @@ def allowed_hosts(record: Record) -> str:
     return "\n".join(lines) + "\n"
 
 
+def allowed_hosts_key(record: Record) -> dict[str, str]:
+    """What nginx.conf's ALLOWED_HOSTS map looks up: the request's host
+    name, or, with no ALLOWED_HOSTS (any host), a constant decided here, so
+    that no request pays for the name's regular expression and lookup."""
+    return {"ALLOWED_HOSTS_KEY": "$flaskbox_host_name" if record["ALLOWED_HOSTS"] else "any"}
+
+
 def header_count(record: Record) -> str:
     """max_headers where this nginx has it (layout.header_buffers)."""
     if record.derived["HEADER_BUFFERS"] == "3":
@@ -208,7 +215,7 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
     nginx_dir = place.nginx_dir
     nginx_dir.mkdir(parents=True, exist_ok=True)
     values = {**record.text, **record.derived, **tls.template_values(record.text),
-              **outbound.template_values(record.text)}
+              **outbound.template_values(record.text), **allowed_hosts_key(record)}
     geo, real_ip = trusted_proxies(record)
     files = {
         place.nginx_conf: fill((conf_dir / "nginx.conf").read_text(), values, "nginx.conf"),
