@@ -276,16 +276,63 @@ def hop_prices() -> dict:
     return out
 
 
+# Inside the container: the user-mode CPU seconds (utime) the processes
+# whose command line starts with $1 have used so far.
+USER_SECONDS = r'''
+total=0
+for d in /proc/[0-9]*; do
+    command=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+    case "$command" in "$1"*) ;; *) continue ;; esac
+    stat=$(cat "$d/stat" 2>/dev/null) || continue
+    read -ra fields <<<"${stat##*) }"
+    total=$((total + fields[11]))
+done
+echo "$total $(getconf CLK_TCK)"
+'''
+TIMED = 30000  # requests: enough clock ticks of user time for a 3 % reading
+
+
+def ns_per_instruction(instructions: dict[str, int]) -> dict[str, float]:
+    """What an instruction of each process takes here, in user-mode CPU
+    time: flaskbox (no valgrind) answers TIMED hello requests on one
+    keep-alive connection from inside its container, and the user time its
+    nginx workers and its uWSGI workers spent is divided by TIMED times the
+    instructions callgrind counted for one. Converts the price list to µs
+    (roughly: what callgrind does not count, it does not convert)."""
+    contender = Contender("flaskbox", "flaskbox, timed", [])
+    contender.start()
+    container = contender.container
+    try:
+        prepare(container)
+        groups = {"nginx": "nginx: worker process", "uWSGI worker": "flaskbox uWSGI worker"}
+
+        def user_seconds() -> dict[str, float]:
+            out = {}
+            for name, prefix in groups.items():
+                ticks, hz = container.exec("bash", "-c", USER_SECONDS, "user", prefix).stdout.split()
+                out[name] = int(ticks) / int(hz)
+            return out
+        before = user_seconds()
+        container.exec("python3", "/tmp/prices/drive.py", str(container.port), "/", str(TIMED), "client")
+        after = user_seconds()
+    finally:
+        contender.stop()
+    return {name: round((after[name] - before[name]) / (TIMED * instructions[name]) * 1e9, 3)
+            for name in groups}
+
+
 def run(out_dir: Path, machine: dict) -> int:
     build_valgrind_image()
     started_at = time.monotonic()
     nginx = each_case(nginx_cases(), out_dir, nginx_prices)
     worker = each_case(wrapper_cases(), out_dir, worker_price)
+    rates = ns_per_instruction({"nginx": nginx["flaskbox"]["hello"], "uWSGI worker": worker["flaskbox"]})
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine,
                "method": f"callgrind instructions for {N2} requests less those for {N1}, over {N2 - N1}",
                "nginx (instructions a request, per route)": nginx,
                "uWSGI worker (instructions a hello request)": worker,
-               "the hop (instructions a hello request)": hop_prices()}
+               "the hop (instructions a hello request)": hop_prices(),
+               "user-mode ns per instruction, flaskbox's hello world": rates}
     results["duration_s"] = round(time.monotonic() - started_at)
     (out_dir / "prices.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     log(f"prices: {out_dir / 'prices.json'}")
