@@ -231,6 +231,8 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
         nginx_dir / "tls.conf": tls.server_conf(record.text, (conf_dir / tls.HTTP2_DIRECTIVE_MARK).is_file()),
         place.uwsgi_sockets_ini: uwsgi_sockets(values),
         place.uwsgi_ini: uwsgi_ini(record, env, conf_dir, notes),
+        # healthcheck.sh's probe, without Python in the usual case.
+        place.health_port: f"{record['PORT']}\n",
     }
     for path, text in files.items():
         path.write_text(text)
