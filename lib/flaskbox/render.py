@@ -207,6 +207,13 @@ def fresh_metrics_dir(path: Path) -> None:
         old.unlink()
 
 
+def template_values(record: Record) -> dict[str, str]:
+    """Every ${NAME} nginx.conf and the uWSGI files may use: the settings,
+    what is derived from them, and the pieces rendered from several."""
+    return {**record.text, **record.derived, **tls.template_values(record.text),
+            **outbound.template_values(record.text), **allowed_hosts_key(record)}
+
+
 def render_production(record: Record, env: dict[str, str], notes: list[str],
                       conf_dir: Path = CONF_DIR) -> list[Path]:
     """Writes every production config file; returns their paths. `env` is
@@ -214,8 +221,7 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
     place = Runtime(record["RUNTIME_DIR"])
     nginx_dir = place.nginx_dir
     nginx_dir.mkdir(parents=True, exist_ok=True)
-    values = {**record.text, **record.derived, **tls.template_values(record.text),
-              **outbound.template_values(record.text), **allowed_hosts_key(record)}
+    values = template_values(record)
     geo, real_ip = trusted_proxies(record)
     files = {
         place.nginx_conf: fill((conf_dir / "nginx.conf").read_text(), values, "nginx.conf"),
