@@ -71,7 +71,12 @@ def in_flight(generation: Generation, master: int) -> int | None:
     None once its master has ended."""
     if not alive(master):
         return None
-    return queued(generation, master) + len(busy(generation.dir, children(master)))
+    held = queued(generation, master) + len(busy(generation.dir, children(master)))
+    # Asked again after the reads: a master that ended during them leaves
+    # no children and no queue to read, which would pass for an idle pool
+    # (a kill -9 under load, cut requests logged as finished). Alive now
+    # means alive throughout: the reads saw its pool.
+    return held if alive(master) else None
 
 
 def wait_idle(generation: Generation, master: int, seconds: float) -> tuple[int, int]:
