@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from fake_host import FakeHost, resolve
-from flaskbox import certificates, outbound, render, settings, tls
+from flaskbox import certificates, render, settings, tls
 from flaskbox.layout import Runtime
 from helpers import REPO
 
@@ -126,7 +126,8 @@ def test_the_rendered_lines(pki):
 
 def test_nginx_conf_fills_with_the_tls_placeholders(tmp_path):
     resolved = resolve({"RUNTIME_DIR": str(tmp_path)})
-    text = render.fill((REPO / "nginx.conf").read_text(), render.template_values(resolved.record()), "nginx.conf")
+    values = render.template_values(resolved.record())
+    text = render.fill((REPO / "nginx.conf").read_text(), values, "nginx.conf")
     assert f"include {tmp_path}/nginx/tls.conf;" in text
     assert '"on:" "";' in text  # no TLS: no HSTS value
 
