@@ -22,6 +22,31 @@ APPS = Path(__file__).resolve().parent / "apps"
 sys.path.insert(0, str(REPO / "lib"))
 
 
+# The suite's tiers (docs/testing.md), marked at collection:
+# - `container`: the test needs the engine: it uses the image (every image
+#   and container fixture starts from `image`) or a volume, directly or
+#   through other fixtures, or its module drives docker itself. `-m "not
+#   container"` is the quick tier, in-process, under a minute.
+# - `timed`: the test measures time or load (the `slow` ones, every user of
+#   `figure`, and the modules below, whose bounds are in seconds or
+#   milliseconds): tests/run.sh runs these alone, after the others have run
+#   on parallel workers.
+CONTAINER_FIXTURES = {"image", "volume"}
+DOCKER_MODULES = {"test_bench.py", "test_build.py"}
+TIMED_MODULES: set[str] = set()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Before -m selects: the `container` and `timed` markers."""
+    for item in items:
+        module = item.path.name
+        if CONTAINER_FIXTURES & set(item.fixturenames) or module in DOCKER_MODULES:
+            item.add_marker(pytest.mark.container)
+        if item.get_closest_marker("slow") or "figure" in item.fixturenames or module in TIMED_MODULES:
+            item.add_marker(pytest.mark.timed)
+
+
 def require_engine() -> None:
     # No engine means no container test can prove anything: fail loudly,
     # never skip. Tests that need no container run without one.
