@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import re
 import shutil
@@ -62,16 +65,37 @@ def base_build_args() -> dict[str, str]:
     return {name: os.environ[name] for name in names if os.environ.get(name)}
 
 
+@contextlib.contextmanager
+def one_worker_at_a_time(tmp_path_factory, name: str):
+    """Holds a lock that the other pytest-xdist workers of this run wait
+    for, and yields a folder they share; without xdist, the session's own
+    temporary folder. A build made under it lets the next worker's take the
+    layers from the cache instead of building the same ones beside it."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # every worker's basetemp is a folder in it
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield shared
+
+
 @pytest.fixture(scope="session")
-def image() -> str:
+def image(tmp_path_factory) -> str:
     """The image under test: FLASKBOX_IMAGE if given, else built from the repo
-    (tagged FLASKBOX_TEST_TAG, so that two checkouts can test side by side)."""
+    (tagged FLASKBOX_TEST_TAG, so that two checkouts can test side by side),
+    once per pytest run: the first xdist worker builds, the others wait and
+    take its tag."""
     require_engine()
     if os.environ.get("FLASKBOX_IMAGE"):
         return os.environ["FLASKBOX_IMAGE"]
     tag = os.environ.get("FLASKBOX_TEST_TAG", "flaskbox:test")
-    # Under arm64 emulation (tests/arch_arm64.py) a build takes several times longer.
-    build_image(REPO, tag, {**base_build_args(), **provenance_build_args()}, timeout=2400)
+    with one_worker_at_a_time(tmp_path_factory, "image") as shared:
+        built = shared / "image.json"
+        if built.exists():
+            return json.loads(built.read_text())["tag"]
+        # Under arm64 emulation (tests/arch_arm64.py) a build takes several times longer.
+        build_image(REPO, tag, {**base_build_args(), **provenance_build_args()}, timeout=2400)
+        built.write_text(json.dumps({"tag": tag}))
     return tag
 
 
@@ -158,7 +182,8 @@ def fixture_image(image, tmp_path_factory) -> dict[str, str]:
     (context / "app" / "public" / "asset.txt").write_text(f"public {token}\n")
     (context / "Dockerfile").write_text(f"FROM {image}\nCOPY app /app\n")
     tag = f"flaskbox-fixture:{token[:12]}"
-    build_image(context, tag)
+    with one_worker_at_a_time(tmp_path_factory, "fixture-image"):
+        build_image(context, tag)
     yield {"image": tag, "static_token": token}
     docker("rmi", "-f", tag, check=False)
 
@@ -174,24 +199,28 @@ def app_copy(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def runtime_image(image) -> str:
+def runtime_image(image, tmp_path_factory) -> str:
     """The image without the sample app: what users build FROM. (Built after
-    `image`, so it comes from the same cache.)"""
+    `image`, so it comes from the same cache.) Each xdist worker tags and
+    removes its own."""
     tag = f"flaskbox-runtime:{uuid.uuid4().hex[:12]}"
-    build_image(REPO, tag, base_build_args(), target="runtime")
+    with one_worker_at_a_time(tmp_path_factory, "runtime-image"):
+        build_image(REPO, tag, base_build_args(), target="runtime")
     yield tag
     docker("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture(scope="session")
-def app_images(runtime_image):
-    """name -> image tag, each tests/apps/<name> built FROM runtime_image."""
+def app_images(runtime_image, tmp_path_factory):
+    """name -> image tag, each tests/apps/<name> built FROM runtime_image
+    (by each xdist worker, one at a time: the second comes from the cache)."""
     built: dict[str, str] = {}
 
     def build(name: str) -> str:
         if name not in built:
             tag = f"flaskbox-app-{name}:{uuid.uuid4().hex[:12]}"
-            build_image(APPS / name, tag, {"FLASKBOX": runtime_image})
+            with one_worker_at_a_time(tmp_path_factory, f"app-{name}"):
+                build_image(APPS / name, tag, {"FLASKBOX": runtime_image})
             built[name] = tag
         return built[name]
 
