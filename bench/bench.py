@@ -9,6 +9,8 @@
     bench/run.sh --profile       where the CPU goes: flaskbox and Granian, hello and the 5 ms route
     bench/run.sh --traffic       waiting routes, slow downloads, open streams (traffic.py)
     bench/run.sh --latency       p99 and p99.9 at 25/50/75 % of Granian's capacity, open loop (latency.py)
+    bench/run.sh --floor         flaskbox against its floor: throughput, p99 and p99.9 at 25/50 % of it
+    bench/run.sh --wrapper --rate R   what each piece of the WSGI wrapper costs a request (CPU µs)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -17,7 +19,7 @@ Every contender serves the same app (bench/app) from the same image, with
 round by round so that a slow moment of the machine hits all of them alike.
 Each run also records the CPU time each process group (nginx, the app
 server, wrk) spent per request. Containers are driven with the test suite's
-own helpers (tests/helpers.py). Results: RESULTS_DIR/latest.json and
+own driver (tests/containers.py). Results: RESULTS_DIR/latest.json and
 latest.png; docs/BENCHMARKS.md explains them.
 """
 
@@ -74,6 +76,12 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--latency", action="store_true",
                           help="the tail at fixed offered rates (25/50/75 %% of Granian's capacity), "
                                "open loop, against Granian, tiangolo-config and the bare pass")
+    variants.add_argument("--floor", action="store_true",
+                          help="flaskbox against its floor (the bare pass, with an access log): throughput, "
+                               "and the tail at 25/50 %% of the floor's capacity, open loop")
+    variants.add_argument("--wrapper", action="store_true",
+                          help="with --rate: the CPU each piece of the WSGI wrapper costs a request, "
+                               "each taken out in turn")
     parser.add_argument("--sweep-seconds", type=float, default=15,
                         help="with --latency: seconds each fixed-rate run is counted (after a 2 s warm-up)")
     parser.add_argument("--rate",
@@ -109,16 +117,20 @@ def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
 
 
 def run_latency(args: argparse.Namespace, rounds: int, seconds: float) -> int:
-    """--latency: latency.py's saturation runs and fixed-rate sweep."""
+    """--latency (or --floor): latency.py's saturation runs and fixed-rate
+    sweep, against Granian's capacity (or the floor's)."""
     import latency
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     by_name = {c.name: c for c in contenders(*default_pool())}
-    entrants = [by_name[name] for name in latency.COMPARED]
+    names, fractions = ((latency.FLOOR_COMPARED, latency.FLOOR_FRACTIONS) if args.floor
+                        else (latency.COMPARED, latency.FRACTIONS))
+    reference = "bare-pass" if args.floor else "granian"
+    entrants = [by_name[name] for name in names]
     if args.smoke:  # two routes at one load, briefly: the path is exercised
         routes, fractions = {k: latency.ROUTES[k] for k in ("hello", "static 100 KB")}, (0.5,)
-        return latency.run(entrants, routes, fractions, 1, 2, 2, 1, machine(), args.out)
-    return latency.run(entrants, latency.ROUTES, latency.FRACTIONS, rounds, seconds, args.sweep_seconds, 2,
-                       machine(), args.out)
+        return latency.run(entrants, routes, fractions, 1, 2, 2, 1, machine(), args.out, reference)
+    return latency.run(entrants, latency.ROUTES, fractions, rounds, seconds, args.sweep_seconds, 2,
+                       machine(), args.out, reference)
 
 
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:
@@ -173,13 +185,13 @@ def main() -> int:
     if args.smoke:
         rounds, seconds, routes = 1, 2, {"hello": ROUTES["hello"]}
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.levers or args.features or args.pools:
+    if args.levers or args.features or args.pools or args.wrapper:
         return run_variants(args, rounds, seconds)
     if args.profile:
         return run_profile(args)
     if args.traffic:
         return run_traffic(args, rounds, seconds)
-    if args.latency:
+    if args.latency or args.floor:
         return run_latency(args, rounds, seconds)
     return run_full(args, rounds, seconds, routes)
 

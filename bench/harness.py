@@ -11,7 +11,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 # The test suite's container driver and clients serve the benchmark too.
 sys.path.insert(0, str(REPO / "tests"))
-from helpers import ContainerFactory  # noqa: E402
+from containers import ContainerFactory  # noqa: E402
 
 # FLASKBOX_BENCH_NAME names the images, so that a benchmark on a shared
 # machine leaves the test suite's (tests/test_bench.py: "bench") alone.

@@ -32,6 +32,10 @@ FRACTIONS = (0.25, 0.5, 0.75)
 ROUTES = {"hello": "/", "wait 5 ms": "/wait", "realistic": "/realistic", "static 100 KB": "/static/blob.bin"}
 # The contenders the tail is compared against, with flaskbox and its floor.
 COMPARED = ("flaskbox", "tiangolo-config", "granian", "bare-pass")
+# --floor (issue 42): flaskbox against its own floor alone, at fractions of
+# the floor's capacity.
+FLOOR_COMPARED = ("flaskbox", "bare-pass")
+FLOOR_FRACTIONS = (0.25, 0.5)
 
 
 def loadavg() -> float:
@@ -196,7 +200,31 @@ def goals(sat: dict, tails: dict) -> dict:
     return out
 
 
-def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...], path: Path) -> None:
+def floor_goals(sat: dict, tails: dict) -> dict:
+    """Issue 42's goals as measured in this run: throughput at least 0.9x
+    the floor's, and p99 and p99.9 at most 1.25x the floor's plus 0.5 ms,
+    each with its figures (flaskbox, floor)."""
+    summary = sat["summary"]
+    ours, floor = summary["flaskbox"], summary["bare-pass"]
+    out: dict = {"throughput >= 0.9x the floor": {}, "tail <= 1.25x the floor + 0.5 ms": {},
+                 "server CPU µs a request (flaskbox, floor)": {}}
+    for route in ours:
+        out["throughput >= 0.9x the floor"][route] = [round(ours[route]["rps"] / floor[route]["rps"], 2),
+                                                      round(ours[route]["rps"]), round(floor[route]["rps"])]
+        for load, got in tails["flaskbox"][route].items():
+            theirs = tails["bare-pass"][route][load]
+            for pct in ("p99", "p99.9"):
+                mine, limit = got["latency_ms"][pct], theirs["latency_ms"][pct]
+                bound = round(limit * 1.25 + 0.5, 2) if limit is not None else None
+                met = mine is not None and bound is not None and mine <= bound
+                out["tail <= 1.25x the floor + 0.5 ms"][f"{route} {load} {pct}"] = [mine, limit, bound, met]
+            out["server CPU µs a request (flaskbox, floor)"][f"{route} {load}"] = [server_cpu(got),
+                                                                                   server_cpu(theirs)]
+    return out
+
+
+def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...], path: Path,
+          reference: str = "Granian's") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +249,7 @@ def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...],
                 failed = [x for x, y in zip(xs, ys, strict=True) if y is None]
                 ax.plot(failed, [top] * len(failed), "x", color=colours.get(name, "#000"), markersize=9)
         ax.set_title(f"{route} (100 % = {capacity[route]:.0f}/s)", fontsize=10)
-        ax.set_xlabel("offered load, % of Granian's capacity")
+        ax.set_xlabel(f"offered load, % of {reference} capacity")
         ax.set_yscale("log")
         ax.set_xticks([round(f * 100) for f in fractions])
         ax.grid(alpha=0.3, which="both")
@@ -235,7 +263,11 @@ def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...],
 
 
 def run(entrants: list[Contender], routes: dict[str, str], fractions: tuple[float, ...], rounds: int,
-        seconds: float, sweep_seconds: float, warmup: float, machine: dict, out: Path) -> int:
+        seconds: float, sweep_seconds: float, warmup: float, machine: dict, out: Path,
+        reference: str = "granian") -> int:
+    """The saturation runs, then the sweep at `fractions` of the capacity of
+    `reference` (Granian's for --latency, the floor's for --floor), written to
+    latency.json/png or floor.json/png."""
     started = loadavg()
     try:
         for contender in entrants:
@@ -243,8 +275,8 @@ def run(entrants: list[Contender], routes: dict[str, str], fractions: tuple[floa
             contender.start()
             openloop(contender.port, "/", 200, 1, 0.5, 1)  # warm up: imports, caches, first forks
         sat = saturation(entrants, routes, rounds, seconds)
-        capacity = {route: sat["summary"]["granian"][route]["rps"] for route in routes}
-        log(f"Granian's capacity: {capacity}")
+        capacity = {route: sat["summary"][reference][route]["rps"] for route in routes}
+        log(f"{reference}'s capacity: {capacity}")
         tails = sweep(entrants, routes, fractions, capacity, sweep_seconds, warmup)
     finally:
         CONTAINERS.cleanup()
@@ -256,10 +288,12 @@ def run(entrants: list[Contender], routes: dict[str, str], fractions: tuple[floa
                                          "connections",
                             "contenders": {c.name: c.label for c in entrants}},
                "capacity": capacity, "saturation": sat, "tails": tails}
-    results["goals"] = goals(sat, tails)
-    (out / "latency.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    chart(tails, capacity, fractions, out / "latency.png")
-    log(f"latency: {out / 'latency.json'}, {out / 'latency.png'}")
+    floor = reference == "bare-pass"
+    results["goals"] = floor_goals(sat, tails) if floor else goals(sat, tails)
+    name = "floor" if floor else "latency"
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    chart(tails, capacity, fractions, out / f"{name}.png", "the floor's" if floor else "Granian's")
+    log(f"{name}: {out / f'{name}.json'}, {out / f'{name}.png'}")
     for name, value in results["goals"].items():
         log(f"goal {name}: {value}")
     return 0

@@ -19,7 +19,7 @@ from report import machine
 from runs import measure, parse_wrk, wrk
 from servers import bare_pass, contenders, start
 
-from helpers import Container
+from containers import Container
 
 
 def worker_pid(container: Container, title: str = "uWSGI worker 1") -> str:

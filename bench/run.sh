@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark: bench/run.sh [--smoke | --levers | --features | --traffic | --profile | --latency] [--cpus N] [--out DIR] [--rounds N] [--seconds S]
+# The benchmark: bench/run.sh [--smoke | --levers | --features | --wrapper | --traffic | --profile | --latency | --floor] [--cpus N] [--out DIR] [--rounds N] [--seconds S]
 # Sets up what it needs on a bare Debian/Ubuntu machine (wrk, a virtualenv
 # with matplotlib, a Docker engine, base images), then runs bench/bench.py,
 # which builds the image, drives every contender and writes
@@ -19,7 +19,10 @@ main() {
 	# linux-tools for the running kernel).
 	case " $* " in *" --profile "*) command -v perf >/dev/null || host_install linux-perf ;; esac
 	# --latency compiles its open-loop client (bench/openloop.c).
-	case " $* " in *" --latency "*) command -v cc >/dev/null || host_install gcc libc6-dev ;; esac
+	case " $* " in *" --latency "* | *" --floor "* | *" --rate "*)
+		command -v cc >/dev/null || host_install gcc libc6-dev
+		;;
+	esac
 	host_venv "$VENV" bench/requirements.txt
 	deploy/start-engine.sh
 	local base second

@@ -11,7 +11,7 @@ import subprocess
 from harness import CONNECTIONS, log
 from servers import Contender
 
-from helpers import Container
+from containers import Container
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 # Process groups whose CPU is reported per request; every other command in a

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from harness import CONTAINERS, CONTENDERS_TAG
 
-from helpers import Container, free_port
+from containers import Container
+from helpers import free_port
 
 
 def start(image: str, *command: str, env: dict[str, str] | None = None, port: int | None = None,

@@ -1,5 +1,6 @@
 """flaskbox against variants of itself: one setting changed at a time
-(--levers), or one nginx feature taken out at a time (--features)."""
+(--levers), one nginx feature taken out at a time (--features), or one
+piece of the WSGI wrapper (--wrapper): what each costs, measured."""
 
 from __future__ import annotations
 
@@ -32,9 +33,16 @@ def levers(docker_args: tuple[str, ...]) -> list[Contender]:
         "no recycling": {"UWSGI_MAX_REQUESTS": "0"},
         "1 nginx worker": {"NGINX_WORKER_PROCESSES": "1"},
         "JSON access log": {"LOG_FORMAT": "json"},
+        # nginx's listen socket per worker (reuseport), as before SHARE_PORT.
+        "SHARE_PORT=1 (reuseport)": {"SHARE_PORT": "1"},
     }
-    return [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
-                      env=env, docker_args=docker_args) for name, env in variants.items()]
+    entrants = [Contender("flaskbox" if name == "defaults" else f"flaskbox, {name}", f"flaskbox, {name}", [],
+                          env=env, docker_args=docker_args) for name, env in variants.items()]
+    # The image's health check, every 10 s beside the app: a suspect of the
+    # tail at low load (issue 42).
+    entrants.append(Contender("flaskbox, no health check", "flaskbox, no health check", [],
+                              docker_args=(*docker_args, "--no-healthcheck")))
+    return entrants
 
 
 def pools(docker_args: tuple[str, ...], mounts: list[str] = ()) -> list[Contender]:
@@ -117,6 +125,66 @@ FEATURE_EDITS = {
 }
 
 
+# What each piece of the WSGI wrapper costs a request (--wrapper): the text
+# to change in flaskbox's Python to take that piece out (file, old, new). As
+# FEATURE_EDITS, every text must be found.
+WRAPPER_EDITS = {
+    "the whole wrapper (uWSGI calls the app)": [
+        ("wsgi.py", "    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
+         "    return found.app")],
+    "the unread body's layer (unread.Drained)": [
+        ("wsgi.py", "    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
+         "    return outbound.wrap(serve, settings, uwsgi_option, uwsgi)")],
+    "Vary and the client's share of threads (outbound.Outbound)": [
+        ("wsgi.py", "    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
+         "    return unread.Drained(serve)")],
+    "URL_PREFIX (prefix.Prefixed)": [
+        ("wsgi.py", '    app = prefix.Prefixed(found.app, settings["URL_PREFIX"])', "    app = found.app")],
+    "the peer from X-Flaskbox-Peer (take_peer)": [
+        ("serve.py", "        waited, trusted, tls = take_peer(environ)",
+         "        waited, trusted, tls = 0.0, False, False")],
+    "forwarded headers (forwarded.apply)": [
+        ("serve.py", "        refused = forwarded.apply(environ, trusted, self.allowed_hosts, tls)",
+         "        refused = None")],
+    "REQUEST_TIMEOUT's watchdog (guards.Watchdog)": [
+        ("serve.py", "        self.watchdog = guards.Watchdog(timeout, memory_cap) if gevent_limits is None "
+                     "else None", "        self.watchdog = None")],
+}
+
+
+def without_pieces(sources: dict[str, str], names: list[str]) -> dict[str, str]:
+    """flaskbox's Python files (name -> text) with the named pieces out."""
+    sources = dict(sources)
+    for name in names:
+        for file, old, new in WRAPPER_EDITS[name]:
+            if old not in sources[file]:
+                raise SystemExit(f"bench: lib/flaskbox/{file} no longer has {old!r} ({name}): "
+                                 "update WRAPPER_EDITS")
+            sources[file] = sources[file].replace(old, new)
+    return sources
+
+
+def wrapper(docker_args: tuple[str, ...], workdir: Path) -> list[Contender]:
+    """flaskbox with one piece of its WSGI wrapper taken out at a time: the
+    changed files mounted over the image's."""
+    files = sorted({file for edits in WRAPPER_EDITS.values() for file, _, _ in edits})
+    sources = {file: (REPO / "lib" / "flaskbox" / file).read_text() for file in files}
+    entrants = [Contender("flaskbox", "flaskbox", [], docker_args=docker_args)]
+    for number, name in enumerate(WRAPPER_EDITS):
+        changed = without_pieces(sources, [name])
+        mounts: list[str] = []
+        for file in files:
+            if changed[file] == sources[file]:
+                continue
+            path = workdir / f"{number}-{file}"
+            path.write_text(changed[file])
+            path.chmod(0o644)
+            mounts += ["-v", f"{path}:/usr/local/lib/flaskbox/flaskbox/{file}:ro"]
+        label = f"flaskbox, no {name}"
+        entrants.append(Contender(label, label, [], docker_args=(*docker_args, *mounts)))
+    return entrants
+
+
 def without_features(template: str, names: list[str]) -> str:
     """nginx.conf with the named features taken out."""
     for name in names:
@@ -158,18 +226,18 @@ def run_variants(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     import latency
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     docker_args = ("--cpus", str(args.cpus)) if args.cpus else ()
-    kind = "levers" if args.levers else "pools" if args.pools else "features"
+    kind = "levers" if args.levers else "pools" if args.pools else "wrapper" if args.wrapper else "features"
     routes = {"hello": ROUTES["hello"], "realistic": ROUTES["realistic"], "wait 5 ms": "/wait"}
     if args.rate:
         # nginx's features cost the same on any route the app answers.
         routes = {"hello": ROUTES["hello"]}
-        if not args.features:
+        if not (args.features or args.wrapper):
             routes["wait 5 ms"] = "/wait"
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-bench-"))
     started = latency.loadavg()
     try:
         entrants = (levers(docker_args) if args.levers else pools(docker_args, args.mount) if args.pools
-                    else features(docker_args, workdir))
+                    else wrapper(docker_args, workdir) if args.wrapper else features(docker_args, workdir))
         if args.only:
             entrants = [c for c in entrants if c.name == "flaskbox" or c.name in args.only]
         if args.rate:

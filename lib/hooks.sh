@@ -81,7 +81,9 @@ _run_hook() {
 #   would read each \r as part of a word, and say "cannot execute: required
 #   file not found" (the #! line's) or "$'\r': command not found".
 _hook_crlf() {
-	grep -q $'\r$' "$1" || return 0
+	# The first line: a Windows editor ends every line so, while a CR in a
+	# heredoc's data is the script's own business.
+	head -n 1 "$1" | grep -q $'\r$' || return 0
 	flaskbox_error "hook $1 has Windows line endings (CRLF), which bash cannot run: convert it" \
 		"(dos2unix $(basename "$1"), or your editor's \"LF\"; git config core.autocrlf input keeps them out)"
 	return 1

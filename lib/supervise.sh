@@ -56,7 +56,8 @@
 #   it has bound every listen socket. If it exits first (a port taken since
 #   the settings were checked), the container stops, saying so.
 _nginx_wait_listening() {
-	until [ "$(cat "$RUNTIME_DIR/nginx/nginx.pid" 2>/dev/null)" = "$FLASKBOX_NGINX_PID" ]; do
+	local written=''
+	until { read -r written <"$RUNTIME_DIR/nginx/nginx.pid"; } 2>/dev/null && [ "$written" = "$FLASKBOX_NGINX_PID" ]; do
 		if ! kill -0 "$FLASKBOX_NGINX_PID" 2>/dev/null; then
 			local status=0
 			wait "$FLASKBOX_NGINX_PID" 2>/dev/null || status=$?

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, ContainerFactory, build_image, docker, make_pair, share_with_container
+from containers import ContainerFactory
+from helpers import REPO, build_image, docker, make_pair, share_with_container
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
 # Apps shaped like real ones, each built FROM the app-less image.

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from helpers import REPO, Container, docker, free_port
+from containers import Container
+from helpers import REPO, docker, free_port
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
 # What a user applies: the two overlays, and the example built on prod.

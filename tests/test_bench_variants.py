@@ -6,6 +6,7 @@ nginx serves without all of them, and the profile's parsers read what perf
 and py-spy write."""
 
 import sys
+import uuid
 
 import pytest
 
@@ -91,3 +92,31 @@ def test_the_wrapper_cost_is_timed_around_a_working_request():
     # wrapper_cost refuses to time a wrapper that does not reach the app.
     cost = profiling.wrapper_cost(calls=200, repeats=1)
     assert 0 < cost["bare_app_us"] < cost["wrapped_us"], cost
+
+
+SOURCES = {file: (REPO / "lib" / "flaskbox" / file).read_text() for file in ("serve.py", "wsgi.py")}
+
+
+@pytest.mark.parametrize("name", list(variants.WRAPPER_EDITS))
+def test_each_wrapper_piece_is_found_and_taken_out(name):
+    edited = variants.without_pieces(SOURCES, [name])
+    assert edited != SOURCES
+    for file, old, _ in variants.WRAPPER_EDITS[name]:
+        assert old not in edited[file]
+
+
+@pytest.mark.parametrize("name", list(variants.WRAPPER_EDITS))
+def test_flaskbox_serves_without_each_wrapper_piece(containers, tmp_path, name):
+    # What --wrapper measures must be a server that still answers.
+    mounts = []
+    for file, text in variants.without_pieces(SOURCES, [name]).items():
+        if text != SOURCES[file]:
+            path = tmp_path / file
+            path.write_text(text)
+            tmp_path.chmod(0o755)
+            path.chmod(0o644)
+            mounts += ["-v", f"{path}:/usr/local/lib/flaskbox/flaskbox/{file}:ro"]
+    assert mounts
+    token = uuid.uuid4().hex
+    served = containers.run(docker_args=tuple(mounts)).wait_http(f"/?name={token}")
+    assert token.encode() in served.body

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO, Container, docker, free_port, share_with_container
+from containers import Container
+from helpers import REPO, docker, free_port, share_with_container
 
 COMPOSE = REPO / "compose.yaml"
 

@@ -5,7 +5,8 @@ the container's own it listens on 0.0.0.0 for -p to reach. The warning's
 advice fits the network the container has, and the health check probes the
 address the server listens on."""
 
-from helpers import Container, docker, free_port, unique_name
+from containers import Container
+from helpers import docker, free_port, unique_name
 
 LOOPBACK, EVERY = "0100007F", "00000000"  # 127.0.0.1 and 0.0.0.0 as /proc/net/tcp writes them
 

@@ -15,7 +15,8 @@ import subprocess
 import threading
 import time
 
-from helpers import Container, docker, free_port, unique_name
+from containers import Container
+from helpers import docker, free_port, unique_name
 
 # The promises, in seconds.
 FIRST_RESPONSE_BUDGET = 2.0

@@ -137,8 +137,8 @@ def test_a_missing_module_is_told_apart_from_a_missing_package(tmp_path):
     assert bad_setting and "there is no module no_such_module_here in" in message
     missing = error_of("import no_such_package_xyz\n", "")
     message, bad_setting = discover.missing_module(missing, "app", tmp_path)
-    assert not bad_setting and (f"add the package that provides it (on PyPI usually no-such-package-xyz) to "
-                                f"{tmp_path / 'requirements.txt'} and rebuild") in message
+    assert not bad_setting and ("add the package that provides it (on PyPI usually no-such-package-xyz) to "
+                                "your requirements.txt and rebuild") in message
     # Asked for (in pip's spelling) but not installed: the build skipped it.
     (tmp_path / "requirements.txt").write_text("\ufeffNo-Such_Package.xyz >= 1  # the BOM of Notepad\n")
     message, bad_setting = discover.missing_module(missing, "app", tmp_path)

@@ -12,8 +12,8 @@ from helpers import REPO, docker
 
 READMES = ["README.md", "README.zh-CN.md"]
 # Each reference page, in English (docs/) and Chinese (docs/zh-CN/).
-PAGES = ["configuration.md", "production.md", "develop.md", "streaming.md", "your-app.md", "kubernetes.md",
-         "swarm.md", "building.md", "testing.md"]
+PAGES = ["architecture.md", "configuration.md", "production.md", "develop.md", "streaming.md", "your-app.md",
+         "kubernetes.md", "swarm.md", "building.md", "testing.md"]
 CONFIGURATION = [("docs/configuration.md", "Variable", "computed"),
                  ("docs/zh-CN/configuration.md", "变量", "计算")]
 TABLE_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*\*?)` \| ([^|]*) \|", re.MULTILINE)

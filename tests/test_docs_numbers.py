@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_settings import FakeHost
 
+from fake_host import FakeHost
 from flaskbox import settings
 from helpers import REPO
 
@@ -86,7 +86,7 @@ def test_every_exit_code_a_page_quotes_is_one_the_code_has(page):
 def test_the_exit_codes_found_in_the_code_are_the_real_ones():
     known = codes_in_code()
     # 2: bad input (settings, usage, an app that is not one); 1: a failure to
-    # start; 0: a clean stop; 3: a pool that cannot stay up (guards.py); 22:
+    # start; 0: a clean stop; 3: a pool that cannot stay up (forks.py); 22:
     # an app that does not import (serve.py, as uWSGI's need-app); 124: one
     # whose import ran past IMPORT_TIMEOUT.
     assert {0, 1, 2, 3, 22, 124} <= known, known

@@ -39,7 +39,7 @@ def test_bad_options_exit_2_with_usage(containers, args, message):
     assert_nothing_started(result)
 
 
-# Every accepted and refused form is test_settings.py's (no container); here,
+# Every accepted and refused form is test_settings_forms.py's (no container); here,
 # that a refusal reaches the user the same way from each place it is made:
 # the mode (entry-point.sh), a setting's form, and a rule across settings.
 @pytest.mark.parametrize("env, message", [

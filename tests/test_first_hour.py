@@ -232,7 +232,7 @@ def test_a_missing_package_names_what_to_add_to_requirements(containers, tmp_pat
                                        "app = Flask(__name__)\ndb = SQLAlchemy(app)\n"})
     c = containers.run(docker_args=("-v", f"{app}:/app:ro"))
     assert c.wait_exit(timeout=15) == 22, c.logs()
-    assert "add the package flask-sqlalchemy to /app/requirements.txt and rebuild" in c.logs(), c.logs()
+    assert "add the package flask-sqlalchemy to your requirements.txt and rebuild" in c.logs(), c.logs()
 
 
 def test_a_read_only_instance_volume_is_named_and_still_served(containers, tmp_path):
@@ -245,3 +245,34 @@ def test_a_read_only_instance_volume_is_named_and_still_served(containers, tmp_p
     logs = c.logs()
     assert "/app/instance is mounted read-only" in logs and "drop `:ro`" in logs, logs
     c.wait_healthy()
+
+
+WRITES_IN_A_REQUEST = """from flask import Flask
+import sqlite3
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def index():
+    return "ok"
+
+
+@app.get("/db")
+def db():
+    sqlite3.connect("test.db").execute("create table if not exists t (x)")
+    return "db"
+"""
+
+
+def test_a_write_next_to_the_code_in_a_request_is_named_once(containers, tmp_path):
+    # The tutorials' sqlite3.connect("test.db") in a route, /app mounted
+    # read-only: the 500 is the app's, and the log says why, once (in each
+    # worker process: one here).
+    app = mounted(tmp_path, {"app.py": WRITES_IN_A_REQUEST})
+    c = containers.serving(env={"UWSGI_PROCESSES": "1"}, docker_args=("-v", f"{app}:/app:ro"))
+    assert [c.request("/db").status for _ in range(3)] == [500, 500, 500]
+    said = "your app writes next to its code, and the folder mounted on /app is read-only (`:ro`), so " \
+           "these were refused: /app/test.db"
+    c.wait_until(lambda: said in c.logs(), "the write named")
+    assert c.logs().count("these were refused: /app/test.db") == 1, c.logs()

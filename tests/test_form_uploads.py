@@ -13,7 +13,8 @@ import os
 import pytest
 import requests
 
-from helpers import ContainerFactory, share_with_container
+from containers import ContainerFactory
+from helpers import share_with_container
 
 MIB = 1 << 20
 # layout.FORM_ALLOWANCE: what nginx admits above MAX_BODY_SIZE (10m here).

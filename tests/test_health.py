@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from test_settings import FakeHost
 
+from fake_host import FakeHost
 from flaskbox import health, layout
 from helpers import docker
 

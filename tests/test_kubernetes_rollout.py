@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers import Container, docker
+from containers import Container
+from helpers import docker
 from manifests import PodSpec, render, start_pod, wait_ready
 
 pytestmark = pytest.mark.slow

@@ -213,7 +213,7 @@ def test_counts_are_exact_across_processes_and_recycled_workers(module_container
                   'flaskbox_http_requests_total{handler="app",method="GET",status="200"}') == total
 
 
-# Every form is checked in-process (test_settings.py); these prove the wiring.
+# Every form is checked in-process (test_settings_forms.py); these prove the wiring.
 @pytest.mark.parametrize("value", ["same", "nine"])
 def test_bad_metrics_port_stops_the_start(containers, value):
     port = free_port()

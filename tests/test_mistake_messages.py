@@ -249,17 +249,24 @@ def test_without_python_dotenv_the_files_are_named_not_read(tmp_path, monkeypatc
 
 def test_the_files_variables_reach_the_app_unless_given_with_e(tmp_path, dotenv):
     awkward = "it's $HOME `id` \"q\""
-    (tmp_path / ".env").write_text(f"SECRET_KEY=from-dotenv\nDATABASE_URL={awkward}\nNOT-A-NAME=x\n")
+    (tmp_path / ".env").write_text(f"SECRET_KEY=from-dotenv\nDATABASE_URL={awkward}\nNOT-A-NAME=x\n"
+                                   "UID=1000\n")
     (tmp_path / ".flaskenv").write_text("SECRET_KEY=from-flaskenv\nFLASK_APP=src/app.py\nDATABASE_URL=no\n")
     env = evaluated(env_files.assignments({"FLASK_APP": "given.py"}, tmp_path))
     assert env["SECRET_KEY"] == "from-dotenv"          # .env wins over .flaskenv
     assert env["DATABASE_URL"] == awkward              # quoted, never expanded
     assert "FLASK_APP" not in env                      # -e wins
-    assert "NOT-A-NAME" not in env
+    # Not a shell variable's name, or bash's own (readonly: the eval failed).
+    assert "NOT-A-NAME" not in env and "UID" not in env
     assert env_files.notes(env) == [
+        f"warning: {tmp_path}/.env: NOT-A-NAME, UID not set: the shell's own names (or not a variable's "
+        "name at all), which the container's environment keeps",
         f"{tmp_path}/.env: SECRET_KEY, DATABASE_URL read, as `flask run` reads it "
         "(variables given with -e win)",
         f"{tmp_path}/.flaskenv: every variable in it is set already (-e wins)"]
+    # The step down to the serving user runs the entry point again: the
+    # first pass's record stands.
+    assert env_files.assignments(env, tmp_path) == ""
 
 
 def test_notes_name_variables_but_never_their_values(tmp_path, dotenv):

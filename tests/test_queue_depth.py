@@ -13,8 +13,9 @@ import threading
 
 from test_metrics import sample, scrape
 
+from containers import SlowRequest
 from flaskbox import unix_sockets, uwsgi_stats
-from helpers import SlowRequest, docker, free_port
+from helpers import docker, free_port
 
 
 def listening(path, waiting: int):

@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from helpers import SlowRequest, docker, free_port
+from containers import SlowRequest
+from helpers import docker, free_port
 
 
 def metric(port: int, name: str) -> float:

@@ -4,12 +4,10 @@ servers' names honoured or refused, misspellings warned about, uWSGI's own
 options passed on, and a port something already listens on refused. No
 container: a fake host stands in for the kernel's files."""
 
-from pathlib import Path
-
 import pytest
 
+from fake_host import FakeHost, resolve
 from flaskbox import settings
-from flaskbox.host import Host, Mount
 from flaskbox.settings import names
 
 # Options a uWSGI would list in `uwsgi --help`, including the ones flaskbox
@@ -30,46 +28,6 @@ def warned(env, mode="production", known=uwsgi_options):
     return names.warnings(env, mode, known)
 
 
-class FakeHost(Host):
-    """A container with 2 CPUs, a roomy disk, an /app holding app.py, and
-    `taken` ports something already listens on."""
-
-    def __init__(self, app_dir, taken=None):
-        super().__init__("/nonexistent")
-        self._app_dir, self._taken = Path(app_dir), taken or {}
-
-    @property
-    def app_dir(self):
-        return self._app_dir
-
-    def cpus(self):
-        return 2
-
-    def memory_limit(self):
-        return None
-
-    def mount_of(self, path):
-        return Mount("/", "overlay", 100 << 30)
-
-    def somaxconn(self):
-        return 4096
-
-    def unprivileged_port_start(self):
-        return 0
-
-    def open_files_limit(self):
-        return 1 << 20
-
-    def nginx_counts_headers(self):
-        return True
-
-    def pids_limit(self):
-        return None
-
-    def listeners(self, port):
-        return self._taken.get(port, [])
-
-
 @pytest.fixture
 def host(tmp_path):
     app_dir = tmp_path / "app"
@@ -77,11 +35,7 @@ def host(tmp_path):
     (app_dir / "app.py").write_text("app = None\n")
     (app_dir / "src").mkdir()
     (app_dir / "src" / "app.py").write_text("def create_app():\n    return None\n")
-    return FakeHost(app_dir)
-
-
-def resolve(env, host, mode="production"):
-    return settings.resolve(mode, env, host)
+    return FakeHost(app_dir=app_dir)
 
 
 # --- names.warnings ----------------------------------------------------------
@@ -106,7 +60,8 @@ def test_a_lower_case_setting_is_named_in_upper_case():
                                         ("MAX_WORKERS", "UWSGI_PROCESSES"), ("FLASK_RUN_PORT", "PORT")])
 def test_another_servers_name_says_which_setting_flaskbox_reads(name, ours):
     [line] = warned({name: "4"})
-    assert line.startswith(f"warning: {name} is ") and line.endswith(f"not read here: flaskbox reads {ours}")
+    assert line.startswith(f"warning: {name} is not read here (")
+    assert line.endswith(f"): flaskbox reads {ours}")
 
 
 def test_an_nginx_name_that_is_no_setting_lists_the_ones_there_are():
@@ -203,26 +158,25 @@ def test_closest_finds_a_slip_and_leaves_short_or_far_names_alone():
 # --- through resolve(): other names honoured or refused ----------------------
 
 def test_uwsgi_workers_is_taken_as_uwsgi_processes(host):
-    assert resolve({"UWSGI_WORKERS": "3"}, host).values["UWSGI_PROCESSES"] == "3"
+    assert resolve({"UWSGI_WORKERS": "3"}, host=host).values["UWSGI_PROCESSES"] == "3"
 
 
 def test_uwsgi_workers_disagreeing_with_uwsgi_processes_is_refused(host):
     with pytest.raises(settings.SettingError) as refused:
-        resolve({"UWSGI_WORKERS": "3", "UWSGI_PROCESSES": "4"}, host)
+        resolve({"UWSGI_WORKERS": "3", "UWSGI_PROCESSES": "4"}, host=host)
     assert "UWSGI_WORKERS='3' and UWSGI_PROCESSES='4' disagree" in str(refused.value)
 
 
 def test_uwsgi_harakiri_is_taken_as_request_timeout(host):
-    assert resolve({"UWSGI_HARAKIRI": "60"}, host).values["REQUEST_TIMEOUT"] == "60"
+    assert resolve({"UWSGI_HARAKIRI": "60"}, host=host).values["REQUEST_TIMEOUT"] == "60"
 
 
-@pytest.mark.parametrize("name, value, instead", [("UWSGI_CHEAPER", "2", "UWSGI_PROCESSES"),
-                                                  ("UWSGI_GEVENT", "100", "WORKER_CLASS=gevent"),
+@pytest.mark.parametrize("name, value, instead", [("UWSGI_GEVENT", "100", "WORKER_CLASS=gevent"),
                                                   ("UWSGI_ASYNC", "10", "WORKER_CONNECTIONS"),
                                                   ("UWSGI_LISTEN", "1024", "QUEUE_SIZE")])
 def test_uwsgi_options_that_size_the_pool_are_refused_naming_the_setting(host, name, value, instead):
     with pytest.raises(settings.SettingError) as refused:
-        resolve({name: value}, host)
+        resolve({name: value}, host=host)
     message = str(refused.value)
     assert message.startswith(f"{name}='{value}' would size uWSGI's pool behind flaskbox's back")
     assert instead in message
@@ -230,73 +184,108 @@ def test_uwsgi_options_that_size_the_pool_are_refused_naming_the_setting(host, n
 
 def test_an_ini_that_sizes_the_pool_is_refused(host, tmp_path):
     ini = tmp_path / "uwsgi.ini"
-    ini.write_text("[uwsgi]\nmodule = app\ncheaper = 2\n")
+    ini.write_text("[uwsgi]\nmodule = app\ngevent = 100\n")
     with pytest.raises(settings.SettingError) as refused:
-        resolve({"UWSGI_INI": str(ini)}, host)
-    assert str(refused.value).startswith(f"{ini}: `cheaper = 2` would size uWSGI's pool")
+        resolve({"UWSGI_INI": str(ini)}, host=host)
+    assert str(refused.value).startswith(f"{ini}: `gevent = 100` would size uWSGI's pool")
     assert "remove the line" in str(refused.value)
+    # Debug mode runs no uWSGI: nothing to refuse there.
+    assert resolve({"UWSGI_INI": str(ini), "UWSGI_LISTEN": "1"}, host=host, mode="debug").mode == "debug"
+
+
+def test_cheaper_mode_as_tiangolos_image_ran_it_is_honoured_and_said(host, tmp_path):
+    # tiangolo's image ran uWSGI's cheaper mode: its apps run unchanged, and
+    # the pool's line in the log says what runs (render's, from derived).
+    assert resolve({"UWSGI_CHEAPER": "2"}, host=host).derived["UWSGI_CHEAPER"] == "2"
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text("[uwsgi]\nmodule = app\ncheaper = 1\n")
+    assert resolve({"UWSGI_INI": str(ini)}, host=host).derived["UWSGI_CHEAPER"] == "1"
+    assert resolve({}, host=host).derived["UWSGI_CHEAPER"] == ""
 
 
 def test_an_ini_workers_line_is_taken_as_uwsgi_processes_with_a_note(host, tmp_path):
     ini = tmp_path / "uwsgi.ini"
     ini.write_text("[uwsgi]\nmodule = app\nworkers = 6\n")
-    resolved = resolve({"UWSGI_INI": str(ini)}, host)
+    resolved = resolve({"UWSGI_INI": str(ini)}, host=host)
     assert resolved.values["UWSGI_PROCESSES"] == "6"
     assert f"{ini}: `workers = 6` taken as UWSGI_PROCESSES=6" in resolved.notes
 
 
 def test_resolved_notes_carry_the_name_warnings(host):
     env = {"REQUST_TIMEOUT": "30", "WEB_CONCURRENCY": "4"}
-    notes = resolve(env, host).notes
+    notes = resolve(env, host=host).notes
     assert [note for note in notes if note.startswith("warning: ")] == warned(env)
     assert "warning: REQUST_TIMEOUT is not a flaskbox setting: did you mean REQUEST_TIMEOUT?" in notes
 
 
 def test_an_app_module_given_as_a_file_is_read_as_a_module(host):
-    resolved = resolve({"APP_MODULE": "app.py"}, host)
+    resolved = resolve({"APP_MODULE": "app.py"}, host=host)
     assert resolved.values["APP_MODULE"] == "app"
     assert "APP_MODULE='app.py' read as 'app'" in resolved.notes
 
 
 def test_flask_app_given_as_a_path_with_a_factory_is_read_as_a_module(host):
-    resolved = resolve({"FLASK_APP": "src/app.py:create_app()"}, host)
+    resolved = resolve({"FLASK_APP": "src/app.py:create_app()"}, host=host)
     assert resolved.values["APP_MODULE"] == "src.app:create_app()"
 
 
 # --- through resolve(): a port something already listens on -----------------
 
 def taken_host(host, port):
-    return FakeHost(host.app_dir, taken={port: [f"0.0.0.0:{port}"]})
+    return FakeHost(app_dir=host.app_dir, taken={port: [f"0.0.0.0:{port}"]})
 
 
 def test_a_taken_port_is_refused_in_production(host):
     with pytest.raises(settings.SettingError) as refused:
-        resolve({"PORT": "8080"}, taken_host(host, 8080))
+        resolve({"PORT": "8080"}, host=taken_host(host, 8080))
     message = str(refused.value)
     assert "PORT=8080: something already listens on it here (0.0.0.0:8080)" in message
     assert "SHARE_PORT=1" in message
 
 
 def test_share_port_shares_a_taken_port_with_reuseport(host):
-    resolved = resolve({"PORT": "8080", "SHARE_PORT": "1"}, taken_host(host, 8080))
+    resolved = resolve({"PORT": "8080", "SHARE_PORT": "1"}, host=taken_host(host, 8080))
     assert resolved.values["PORT"] == "8080"
     assert resolved.derived["REUSEPORT"] == " reuseport"
 
 
 def test_a_port_nobody_holds_is_not_shared(host):
-    resolved = resolve({"PORT": "8080"}, taken_host(host, 9999))
+    resolved = resolve({"PORT": "8080"}, host=taken_host(host, 9999))
     assert resolved.derived["REUSEPORT"] == ""
 
 
 def test_a_taken_metrics_port_is_refused(host):
     with pytest.raises(settings.SettingError) as refused:
-        resolve({"PORT": "8080", "METRICS_PORT": "9100"}, taken_host(host, 9100))
+        resolve({"PORT": "8080", "METRICS_PORT": "9100"}, host=taken_host(host, 9100))
     assert "METRICS_PORT=9100: something already listens on it here (0.0.0.0:9100)" in str(refused.value)
 
 
 def test_debug_mode_refuses_a_taken_port_even_with_share_port(host):
     with pytest.raises(settings.SettingError) as refused:
-        resolve({"PORT": "8080", "SHARE_PORT": "1"}, taken_host(host, 8080), mode="debug")
+        resolve({"PORT": "8080", "SHARE_PORT": "1"}, host=taken_host(host, 8080), mode="debug")
     message = str(refused.value)
     assert "PORT=8080: something already listens on it here (0.0.0.0:8080)" in message
     assert "debug mode never shares its port" in message
+
+
+def test_cheaper_at_or_above_the_processes_is_off_and_said(host):
+    # uWSGI refuses to start with cheaper >= processes (exit 1): tiangolo's
+    # UWSGI_CHEAPER=2 on a 1-CPU container (2 processes) runs a fixed pool.
+    resolved = resolve({"UWSGI_CHEAPER": "2", "UWSGI_PROCESSES": "2"}, host=host)
+    assert resolved.derived["UWSGI_CHEAPER"] == ""
+    assert any("cheaper mode asked for 2 process(es) of UWSGI_PROCESSES=2: off" in n for n in resolved.notes)
+    assert resolve({"UWSGI_CHEAPER": "0"}, host=host).derived["UWSGI_CHEAPER"] == ""
+    with pytest.raises(settings.SettingError, match="UWSGI_CHEAPER .* is 'two'"):
+        resolve({"UWSGI_CHEAPER": "two"}, host=host)
+
+
+def test_an_ini_pool_size_in_uwsgis_own_forms_is_read(host, tmp_path):
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text("[uwsgi]\nmodule = app\nprocesses = $(MY_WORKERS)\nthreads = 8\n")
+    resolved = resolve({"UWSGI_INI": str(ini), "MY_WORKERS": "3"}, host=host)
+    assert (resolved.values["UWSGI_PROCESSES"], resolved.values["UWSGI_THREADS"]) == ("3", "8")
+    ini.write_text("[uwsgi]\nmodule = app\nprocesses = %k\n")
+    assert resolve({"UWSGI_INI": str(ini)}, host=host).values["UWSGI_PROCESSES"].isdigit()
+    ini.write_text("[uwsgi]\nmodule = app\nprocesses = many\n")
+    with pytest.raises(settings.SettingError, match=r"`processes = many` is taken as UWSGI_PROCESSES"):
+        resolve({"UWSGI_INI": str(ini)}, host=host)

@@ -9,7 +9,8 @@ import time
 import pytest
 import websocket
 
-from helpers import ContainerFactory, docker
+from containers import ContainerFactory
+from helpers import docker
 from load import Load
 from sse import OpenStream
 

@@ -15,7 +15,8 @@ from collections import Counter
 
 import pytest
 
-from helpers import CERT, KEY, SlowRequest, docker, free_port, share_with_container
+from containers import SlowRequest
+from helpers import CERT, KEY, docker, free_port, share_with_container
 
 # Processes that come back, by what their command line starts with.
 RECOVER = {

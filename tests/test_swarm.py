@@ -18,131 +18,48 @@ are removed afterwards."""
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import json
-import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from engines import Engine, add_netns, delete_netns, enter_netns, poll, require
 from helpers import REPO, free_port
+from swarm_traffic import AFTER, Traffic, served_since
 
 pytestmark = pytest.mark.slow
 
 HOST_STACK = REPO / "deploy/swarm/stack.host.yaml"
 INGRESS_STACK = REPO / "deploy/swarm/stack.yaml"
 STACK = "flaskbox"
-# Client threads and the pause between two requests of one: about 150
-# requests a second, each on a new connection, a steady load that leaves the
-# 2 CPUs room for four tasks starting and stopping.
-CLIENTS = 4
-PAUSE = 0.02
 # Bounds on every wait, in seconds.
-ENGINE_START = 60
 TASKS_READY = 90
 UPDATE_DONE = 180
-# Load once the swarm says it is done: the new tasks carry this many
-# requests alone, proving they serve.
-AFTER = 100
-
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
-def enter_netns(path: str) -> None:
-    """Moves the calling thread (only) into the network namespace at path."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
-    finally:
-        os.close(fd)
-
-
-def poll(predicate, what: str, timeout: float, interval: float = 0.5, explain=lambda: ""):
-    """predicate()'s first truthy value, polled until timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s\n{explain()}")
-        time.sleep(interval)
-
-
-class Node:
+class Node(Engine):
     """A Docker engine of its own in a network namespace of its own, made a
     single-node swarm. Everything it creates is under `root` or in the
     namespace, and teardown() removes both."""
 
     def __init__(self):
-        self.netns = f"flaskbox-swarm-{uuid.uuid4().hex[:8]}"
-        self.netns_path = f"/run/netns/{self.netns}"
-        # Short: the engine's unix sockets live under it (108-byte limit).
-        self.root = Path(tempfile.mkdtemp(prefix="flaskbox-swarm-", dir="/tmp"))
-        self.socket = self.root / "docker.sock"
-        self.log = self.root / "dockerd.log"
-        self.dockerd: subprocess.Popen | None = None
+        super().__init__(f"flaskbox-swarm-{uuid.uuid4().hex[:8]}",
+                         Path(tempfile.mkdtemp(prefix="flaskbox-swarm-", dir="/tmp")))
 
-    # --- start ---------------------------------------------------------
     def start(self) -> None:
-        for tool in ("ip", "nsenter", "dockerd"):
-            if not shutil.which(tool):
-                pytest.fail(f"{tool} is missing: tests/run.sh installs it", pytrace=False)
-        subprocess.run(["ip", "netns", "add", self.netns], check=True, timeout=30)
-        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True, timeout=30)
-        # What docs/swarm.md asks of every node on the host network.
-        subprocess.run(["ip", "netns", "exec", self.netns, "sysctl", "-q", "-w",
-                        "net.ipv4.tcp_migrate_req=1"], check=True, timeout=30)
-        with open(self.log, "wb") as log:
-            self.dockerd = subprocess.Popen(
-                ["nsenter", f"--net={self.netns_path}", "dockerd",
-                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                 "-H", f"unix://{self.socket}", "--pidfile", str(self.root / "docker.pid"),
-                 "--bridge=none", "--iptables=false", "--ip6tables=false"],
-                # What docs/swarm.md asks of a node that has its images
-                # without a registry: no pull at a task's start.
-                env={**os.environ, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        # Loud, never skipped: without this engine the module proves nothing.
-        try:
-            poll(self._answers, "the swarm's own Docker engine answering", ENGINE_START,
-                 explain=self.log_tail)
-        except AssertionError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        require("ip", "nsenter", "dockerd")
+        add_netns(self.name)
+        self.tune_netns()
+        super().start()
         self.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-
-    def _answers(self) -> bool:
-        if self.dockerd.poll() is not None:
-            raise AssertionError(f"dockerd exited with code {self.dockerd.returncode}\n{self.log_tail()}")
-        try:
-            return self.docker("info", check=False, timeout=10).returncode == 0
-        except subprocess.TimeoutExpired:
-            return False
-
-    def docker(self, *args: str, check: bool = True, timeout: float = 120,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(["docker", "-H", f"unix://{self.socket}", *args], capture_output=True,
-                                text=True, timeout=timeout, env={**os.environ, **(env or {})})
-        if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)}: {result.stderr}\n{self.log_tail()}")
-        return result
-
-    def log_tail(self, lines: int = 30) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "dockerd's log ends:\n" + "\n".join(text.splitlines()[-lines:])
 
     def load(self, image: str) -> None:
         """`docker save | docker load`, from the engine that built it."""
@@ -152,19 +69,10 @@ class Node:
         save.stdout.close()
         assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr
 
-    def variant(self, image: str, tag: str, change: str) -> str:
-        """image with one Dockerfile instruction changed, tagged tag, made
-        in this engine (docker commit of a container never started)."""
-        container = self.docker("create", image).stdout.strip()
-        self.docker("commit", "--change", change, container, tag)
-        self.docker("rm", container)
-        return tag
-
-    # --- teardown ------------------------------------------------------
     def teardown(self) -> list[str]:
         """Removes everything; returns what it had to force, or could not."""
         problems: list[str] = []
-        if self.dockerd is not None and self.dockerd.poll() is None:
+        if self.running():
             for stack in self.docker("stack", "ls", "--format", "{{.Name}}", check=False).stdout.split():
                 self.docker("stack", "rm", stack, check=False)
             try:
@@ -172,148 +80,12 @@ class Node:
                      "the stack's containers gone", 60)
             except AssertionError as exc:
                 problems.append(str(exc))
-            self.docker("swarm", "leave", "--force", check=False)
-            self.dockerd.send_signal(signal.SIGTERM)
-            try:
-                self.dockerd.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                problems.append("dockerd ignored SIGTERM for 30 s: killed")
-                self.dockerd.kill()
-                self.dockerd.wait(timeout=30)
-        problems += self._kill_stragglers()
-        problems += self._unmount()
-        self._remove_interfaces()
-        subprocess.run(["ip", "netns", "del", self.netns], check=False, timeout=30)
+        problems += self.stop()
+        problems += delete_netns(self.name)
         shutil.rmtree(self.root, ignore_errors=True)
-        if Path(self.netns_path).exists():
-            problems.append(f"network namespace {self.netns} is still there")
         if self.root.exists():
             problems.append(f"{self.root} is still there")
         return problems
-
-    def _kill_stragglers(self) -> list[str]:
-        """Processes still in the namespace (containerd, a shim, a task on
-        the host network) once dockerd is gone: started by this engine, so
-        ours to kill, one by one."""
-        try:
-            ours = os.stat(self.netns_path).st_ino
-        except FileNotFoundError:
-            return []
-        killed = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                if os.stat(proc / "ns/net").st_ino == ours:
-                    os.kill(int(proc.name), signal.SIGKILL)
-                    killed.append(proc.name)
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue
-        return [f"killed processes left in the namespace: {killed}"] if killed else []
-
-    def _unmount(self) -> list[str]:
-        """The engine's network namespaces are bind mounts under its exec
-        root; one (`default`) outlives the engine."""
-        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
-                  if line.split()[1].startswith(f"{self.root}/")]
-        failed = [m for m in sorted(mounts, reverse=True)
-                  if subprocess.run(["umount", m], capture_output=True, timeout=30).returncode != 0]
-        return [f"could not unmount {failed}"] if failed else []
-
-    def _remove_interfaces(self) -> None:
-        """docker_gwbridge and any other interface the swarm made in the
-        namespace (deleting the namespace would drop them too; this says so
-        explicitly)."""
-        listing = subprocess.run(["ip", "-n", self.netns, "-j", "link", "show"], capture_output=True,
-                                 text=True, timeout=30)
-        if listing.returncode != 0:
-            return
-        for link in json.loads(listing.stdout or "[]"):
-            if link["ifname"] != "lo":
-                subprocess.run(["ip", "-n", self.netns, "link", "del", link["ifname"]],
-                               capture_output=True, timeout=30)
-
-
-@dataclass
-class Result:
-    sent: float
-    status: int | None
-    error: str | None = None
-    took: float = 0.0
-
-
-@dataclass
-class Traffic:
-    """CLIENTS threads in the node's network namespace, each sending
-    GET /api/hello?name=TOKEN on a new connection, then pausing PAUSE. A
-    request counts as served only with a 200 whose body greets its own
-    token. At most `seconds` long, whatever happens."""
-
-    netns_path: str
-    port: int
-    seconds: float = 300
-    results: list[Result] = field(default_factory=list)
-
-    def __post_init__(self):
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
-
-    def __enter__(self) -> Traffic:
-        self.started = time.monotonic()
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-        assert not any(t.is_alive() for t in self._threads), "a client did not finish"
-
-    def since(self, moment: float) -> list[Result]:
-        with self._lock:
-            return [r for r in self.results if r.sent >= moment]
-
-    def failures(self) -> list[Result]:
-        return [r for r in self.results if r.status != 200]
-
-    def summary(self) -> str:
-        counts: dict[str, int] = {}
-        for r in self.results:
-            key = str(r.status) if r.status is not None else r.error or "error"
-            counts[key] = counts.get(key, 0) + 1
-        return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
-
-    def _client(self) -> None:
-        enter_netns(self.netns_path)
-        deadline = time.monotonic() + self.seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            result = self._request()
-            with self._lock:
-                self.results.append(result)
-            time.sleep(PAUSE)
-
-    def _request(self) -> Result:
-        result = self._exchange()
-        result.took = time.monotonic() - result.sent
-        return result
-
-    def _exchange(self) -> Result:
-        token = uuid.uuid4().hex
-        sent = time.monotonic()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", f"/api/hello?name={token}", headers={"Connection": "close"})
-            response = conn.getresponse()
-            body = response.read()
-            if response.status == 200 and json.loads(body) != {"message": f"Hello, {token}!"}:
-                return Result(sent, None, f"wrong body {body[:80]!r}")
-            return Result(sent, response.status)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            return Result(sent, None, type(exc).__name__)
-        finally:
-            conn.close()
 
 
 class Stack:
@@ -390,12 +162,6 @@ def swarm(image):
         assert subprocess.run(["ip", "link", "show", "docker_gwbridge"], capture_output=True,
                               timeout=30).returncode != 0, "docker_gwbridge exists outside the namespace"
         assert not problems, problems
-
-
-def served_since(traffic: Traffic, moment: float) -> None:
-    """Waits until AFTER requests sent from moment on were answered."""
-    poll(lambda: len([r for r in traffic.since(moment) if r.status == 200]) >= AFTER,
-         f"{AFTER} requests answered", 60, interval=0.1, explain=traffic.summary)
 
 
 def test_rolling_update_loses_no_request(swarm, figure):

@@ -7,8 +7,8 @@ import subprocess
 import threading
 
 import pytest
-from test_settings import FakeHost, resolve
 
+from fake_host import FakeHost, resolve
 from flaskbox import certificates, outbound, render, settings, tls
 from flaskbox.layout import Runtime
 from helpers import REPO

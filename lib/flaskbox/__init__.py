@@ -6,8 +6,9 @@ before the servers start, and then gets out of the way:
     settings   the table of every setting: default, accepted form, modes, doc
     host       what this container may use: CPUs, memory, disk, file limits
     render     nginx.conf and app.ini filled in from the settings
-    serve      the WSGI app uWSGI runs: the user's app plus what the
-               proxy hop needs (client address, framing, abandoned requests)
+    wsgi       what uWSGI loads, once, in its master: the user's app, wrapped
+    serve      the wrapper, per request: what the proxy hop needs (client
+               address, framing, abandoned requests)
 
 `python3 -m flaskbox --help` lists its commands.
 """

@@ -41,7 +41,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import discover, env_files, file_vars, packages, record, render, settings, writable
+from . import discover, env_files, file_vars, packages, record, refused_writes, render, settings, writable
 from .layout import GEVENT, GEVENT_SITE
 from .log import error, info, warn
 
@@ -142,8 +142,11 @@ def cmd_render() -> None:
     for note in notes:
         say(note)
     values, derived = current.values, current.derived
-    info(f"{derived['CPUS']} CPU(s) available: uWSGI {values['UWSGI_PROCESSES']} processes x "
-         f"{values['UWSGI_THREADS']} threads, nginx {values['NGINX_WORKER_PROCESSES']} workers")
+    cheaper = derived.get("UWSGI_CHEAPER")
+    pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads (cheaper "
+            f"mode: {cheaper} kept running, more started under load)" if cheaper else
+            f"uWSGI {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads")
+    info(f"{derived['CPUS']} CPU(s) available: {pool}, nginx {values['NGINX_WORKER_PROCESSES']} workers")
     slots = derived["UPLOAD_SLOTS"]
     uploads = f"{slots} uploads at once ({current.text['UPLOAD_SPACE']})" if slots != "0" \
         else "uploads unbounded"
@@ -226,7 +229,7 @@ def cmd_check_app() -> None:
     if current["WORKER_CLASS"] == GEVENT:
         sys.path.insert(0, str(GEVENT_SITE))  # as app.ini's [gevent] pythonpath
     try:
-        with writable.watch():
+        with refused_writes.watch():
             discover.load(current["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))

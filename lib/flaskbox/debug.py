@@ -36,7 +36,7 @@ from pathlib import Path
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover, importing, prefix, record, shadows, writable
+from . import discover, importing, prefix, record, refused_writes, shadows
 from .changes import SKIPPED_DIRS
 from .log import error
 
@@ -149,7 +149,7 @@ class DevApp:
         starting = first_load()
         try:
             with importing.Reminder(import_timeout, f"APP_MODULE='{import_path}'"), \
-                    importing.ServerCalls(), writable.watch():
+                    importing.ServerCalls(), refused_writes.watch():
                 self.app = discover.load(import_path).app
         except discover.AppError as exc:
             if starting:

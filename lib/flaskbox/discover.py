@@ -6,7 +6,7 @@ APP_MODULE takes Flask's forms:
                            attribute, else a `create_app` or `make_app` factory
     module:name            that attribute: a Flask app or any WSGI callable
     module:factory(args)   that factory, called with literal arguments
-Unset, it comes from FLASK_APP (settings/table.py), else from a tiangolo-style
+Unset, it comes from FLASK_APP (settings/names.py), else from a tiangolo-style
 /app/uwsgi.ini (`module` and `callable`), else from the first of wsgi.py,
 app.py and main.py in /app.
 

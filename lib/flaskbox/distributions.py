@@ -63,5 +63,8 @@ def install_hint(module: str, requirements: Path) -> str:
                 "after copying the file, as USER root (docs/your-app.md); in debug mode, INSTALL_ON_START=1 "
                 "installs it at start")
     which = f"the package {wanted}" if known else f"the package that provides it (on PyPI usually {wanted})"
-    return (f"{said}: add {which} to {requirements} and rebuild the image (docs/your-app.md); in debug mode, "
+    # The docs' Dockerfile installs requirements.txt from the build context,
+    # not from /app: name /app's only where there is one.
+    where = requirements if requirements.is_file() else "your requirements.txt"
+    return (f"{said}: add {which} to {where} and rebuild the image (docs/your-app.md); in debug mode, "
             "INSTALL_ON_START=1 installs requirements.txt at start")

@@ -14,6 +14,7 @@ log's lines (names only, never values) come with the settings' notes.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,10 +31,21 @@ def present(app_dir: Path = APP_DIR) -> list[Path]:
     return [app_dir / name for name in FILES if (app_dir / name).is_file()]
 
 
+# What a shell variable may be called; and bash's own, which an export would
+# fail on (readonly) or break (the shell's state): a docker-compose .env's
+# UID=1000 stopped the start with "UID: readonly variable".
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BASH_OWN = {"UID", "EUID", "PPID", "BASHPID", "BASHOPTS", "SHELLOPTS", "BASH_VERSINFO", "GROUPS", "HOSTNAME",
+            "IFS", "PATH", "PWD", "OLDPWD", "SHLVL", "HOME", "RANDOM", "SECONDS", "LINENO", "OPTIND",
+            "EPOCHSECONDS", "EPOCHREALTIME", "SRANDOM"}
+
+
 def assignments(env: Mapping[str, str], app_dir: Path = APP_DIR) -> str:
-    """Shell exports for the files' variables that env does not set."""
+    """Shell exports for the files' variables that env does not set. Once
+    per start: the step down to the serving user runs the entry point
+    again, and what the first pass read is then in env (RECORD)."""
     files = present(app_dir)
-    if not files:
+    if not files or RECORD in env:
         return ""
     try:
         from dotenv import dotenv_values
@@ -43,7 +55,10 @@ def assignments(env: Mapping[str, str], app_dir: Path = APP_DIR) -> str:
     for path in files:
         names = []
         for name, value in dotenv_values(path, encoding="utf-8-sig").items():
-            if value is None or name in taken or not name.isidentifier():
+            if value is None or name in taken:
+                continue
+            if not SHELL_NAME.fullmatch(name) or name in BASH_OWN:
+                names.append(f"!{name}")  # said in notes(): not set
                 continue
             taken.add(name)
             names.append(name)
@@ -65,6 +80,11 @@ def notes(env: Mapping[str, str] = os.environ) -> list[str]:
     out = []
     for entry in filter(None, recorded.split(";")):
         path, *names = entry.split()
+        skipped = [name[1:] for name in names if name.startswith("!")]
+        names = [name for name in names if not name.startswith("!")]
+        if skipped:
+            out.append(f"warning: {path}: {', '.join(skipped)} not set: the shell's own names (or not a "
+                       "variable's name at all), which the container's environment keeps")
         said = (f"{', '.join(names)} read, as `flask run` reads it (variables given with -e win)" if names
                 else "every variable in it is set already (-e wins)")
         out.append(f"{path}: {said}")

@@ -1,4 +1,4 @@
-"""Guards of a uWSGI worker pool, beyond what uWSGI 2.0 does itself.
+"""Guards of a uWSGI worker, per request, beyond what uWSGI 2.0 does itself.
 
 Watchdog   REQUEST_TIMEOUT per request for sync workers: the stuck request
            is answered 504 (or, a stream gone silent, cut) and its worker
@@ -9,9 +9,8 @@ LoopWatch  WORKER_CLASS=gevent: a process whose event loop is blocked for
            work, a blocking call gevent cannot patch) serves none of its
            other requests, so it is killed and replaced, as harakiri would;
            past WORKER_MAX_MEMORY it is replaced gracefully.
-SpawnGuard In the master: a pool whose workers die before they ever accept
-           a request stops uWSGI, and so the container; a worker the
-           kernel's OOM killer ended is named as such.
+
+The master's own guard, over the workers it forks, is forks.py's.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import socket
 import threading
 import time
 
-from .host import Host
 from .log import log
 from .streams import OPEN
 
@@ -349,87 +347,3 @@ class LoopWatch:
                     "blocking call gevent cannot patch); killing the worker, and with it its requests")
                 OPEN.replacing("blocked_loop")
                 os.kill(os.getpid(), signal.SIGKILL)
-
-
-def on_the_masters_forks(**hooks) -> None:
-    """os.register_at_fork(**hooks), for the forks of the uWSGI master only:
-    the ones that make its workers. A worker inherits the hooks registered in
-    the master, and an app that forks in a request (os.fork, or
-    multiprocessing's "fork" start method, Python's default before 3.14)
-    would run them there: SpawnGuard took each such fork for a worker that
-    never started, and after 3 x processes of them ended the worker under
-    the request (a 502)."""
-    master = os.getpid()
-
-    def for_the_master(when: str, hook):
-        # after_in_child runs in the new process, which the master's fork made
-        # if the master is its parent.
-        whose = os.getppid if when == "after_in_child" else os.getpid
-
-        def run() -> None:
-            if whose() == master:
-                hook()
-        return run
-
-    os.register_at_fork(**{when: for_the_master(when, hook) for when, hook in hooks.items()})
-
-
-class SpawnGuard:
-    """Runs in the uWSGI master after every fork of a worker (an
-    os.register_at_fork hook, which py-call-uwsgi-fork-hooks calls). Each
-    worker that reaches its accept loop touches `marker` (app.ini's
-    hook-accepting). If the master forks more than `limit` workers in a row
-    while none of them gets there (a crash at fork, an os.abort() in an
-    at-fork hook, an extension that segfaults in a new process), the pool
-    cannot stay up: uWSGI would respawn them forever, sleeping 2 s per round,
-    and the container would look alive. Exit instead, so that a restart
-    policy or an orchestrator sees it. Workers that die after accepting
-    (recycling, harakiri, a crash now and then) reset the count."""
-
-    def __init__(self, marker: str, limit: int, host: Host | None = None, metrics_dir: str | None = None):
-        self.marker = marker
-        self.limit = limit
-        self.forks = 0
-        self.seen: int | None = None
-        self.host = host or Host()
-        self.oom_kills = self.host.oom_kills()
-        self.metrics_dir = metrics_dir
-
-    def stamp(self) -> int | None:
-        try:
-            return os.stat(self.marker).st_mtime_ns
-        except FileNotFoundError:
-            return None
-
-    def after_fork(self) -> None:
-        self.note_oom_kills()
-        stamp = self.stamp()
-        if stamp != self.seen:
-            self.seen, self.forks = stamp, 0
-        self.forks += 1
-        if self.forks > self.limit:
-            log(f"uWSGI forked {self.forks} workers in a row and none of them started (the reason is "
-                "in the log above: a crash at fork, an at-fork hook, an extension module); giving up, "
-                "so that a restart policy or orchestrator replaces this container")
-            os._exit(3)
-
-    def note_oom_kills(self) -> None:
-        """A respawn after the cgroup's oom_kill count rose: the worker that
-        died was ended by the kernel's OOM killer (uWSGI's own line says only
-        "killed by signal 9"). Named in the log, counted for METRICS_PORT."""
-        kills = self.host.oom_kills()
-        if kills is None or self.oom_kills is None or kills <= self.oom_kills:
-            self.oom_kills = kills
-            return
-        new, self.oom_kills = kills - self.oom_kills, kills
-        limit = self.host.memory_limit()
-        log(f"the kernel's OOM killer ended {new} process(es) of this container (oom_kill {kills} in all; "
-            f"memory limit {f'{limit >> 20} MB' if limit else 'none'}): a uWSGI worker it killed is replaced "
-            "now, and the requests its threads held were lost. Give the container more memory, lower "
-            "UWSGI_THREADS, or set WORKER_MAX_MEMORY to replace a growing worker before it gets there")
-        if self.metrics_dir:
-            try:
-                with open(f"{self.metrics_dir}/oom-kills", "a") as out:
-                    out.write(f"{new}\n")
-            except OSError:
-                pass

@@ -1,11 +1,11 @@
 """Imported by every Python of the venv (a line of flaskbox.pth), and does
 nothing unless the entry-point set FLASKBOX_HOOK_WRITES=1 for a hook: then
 writes next to the app's code that are refused are named once the hook
-fails (writable.watch_process), as the servers name them at import."""
+fails (refused_writes.watch_process), as the servers name them at import."""
 
 import os
 
 if os.environ.get("FLASKBOX_HOOK_WRITES") == "1":
-    from flaskbox import writable
+    from flaskbox import refused_writes
 
-    writable.watch_process()
+    refused_writes.watch_process()

@@ -29,8 +29,7 @@ def _address(hex_address: str) -> str:
     raw = bytes.fromhex(hex_address)
     if sys.byteorder == "little":
         raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    host_order = raw
-    address = ipaddress.ip_address(host_order)
+    address = ipaddress.ip_address(raw)
     return f"[{address}]" if address.version == 6 else str(address)
 
 

@@ -1,4 +1,4 @@
-"""How APP_MODULE's import is watched, in both modes (serve.py in
+"""How APP_MODULE's import is watched, in both modes (wsgi.py in
 production, debug.py in debug mode): the two mistakes that make an import
 never end.
 
@@ -24,7 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .layout import FORM_ALLOWANCE
+from .layout import body_limit
 from .log import error, warn
 
 # faulthandler's line for a frame: `  File "/app/app.py", line 7 in connect`.
@@ -137,7 +137,7 @@ def app_mistakes(app, max_body: int) -> list[str]:
                      "debugger stays off, and an exception the app passes on is answered 500 by the image; "
                      "debug mode is `-d debug`")
     limit = config.get("MAX_CONTENT_LENGTH")
-    if max_body and isinstance(limit, int) and limit > max_body + FORM_ALLOWANCE:
+    if max_body and isinstance(limit, int) and limit > body_limit(max_body):
         found.append(f"the app's MAX_CONTENT_LENGTH ({limit} bytes) is above MAX_BODY_SIZE ({max_body} "
                      "bytes): nginx answers 413 to the bodies between them before the app sees them; raise "
                      f"MAX_BODY_SIZE to {-(-limit // (1 << 20))}m to let the app's limit decide")

@@ -79,7 +79,13 @@ BODY_BUFFER = "16k"
 # part's headers, a CSRF token and a few fields): nginx admits that much
 # more, so that MAX_BODY_SIZE=10m takes a 10 MiB file in a form (a file of
 # exactly the limit was refused with 413: the body was some 200 bytes over).
+# A sixteenth of a smaller limit: MAX_BODY_SIZE=1k still means about 1k.
 FORM_ALLOWANCE = 64 * 1024
+
+
+def body_limit(max_body: int) -> int:
+    """nginx's client_max_body_size for MAX_BODY_SIZE (0: no limit)."""
+    return max_body + min(FORM_ALLOWANCE, max_body // 16) if max_body else 0
 
 def stream_slots(worker_connections: int) -> int:
     """With gevent, how many of a process's WORKER_CONNECTIONS streams and
@@ -172,7 +178,7 @@ class Generation:
         self.dir = Path(directory)
         self.stats_socket = self.dir / "stats.sock"
         self.ready = self.dir / "ready"            # a worker accepts (app.ini, hook-accepting1-once)
-        self.accepting = self.dir / "accepting"    # each worker that accepts (guards.SpawnGuard)
+        self.accepting = self.dir / "accepting"    # each worker that accepts (forks.SpawnGuard)
         self.static_conf = self.dir / "static.conf"
         # Every thread's stack, when the app ran past IMPORT_TIMEOUT (importing.Deadline).
         self.import_stacks = self.dir / "import-stacks"

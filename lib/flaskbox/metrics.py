@@ -226,7 +226,7 @@ class Collector:
 
 def oom_kills(path: Path) -> int:
     """Workers the OOM killer ended, as the uWSGI masters noted them
-    (guards.SpawnGuard: one line per respawn after a kill)."""
+    (forks.SpawnGuard: one line per respawn after a kill)."""
     try:
         return sum(int(line) for line in path.read_text().split() if line.isdigit())
     except OSError:

@@ -43,7 +43,7 @@ REOPEN_GRACE_SECONDS = 3
 # its thread (sync), or gevent's loop was blocked that long.
 # Why flaskbox replaced a worker (guards.py): a handler stuck past
 # REQUEST_TIMEOUT, gevent's loop blocked as long, WORKER_MAX_MEMORY passed;
-# and why the kernel did: its OOM killer (guards.SpawnGuard notes it).
+# and why the kernel did: its OOM killer (forks.SpawnGuard notes it).
 REPLACED = ("stuck_request", "blocked_loop", "memory", "oom_kill")
 
 

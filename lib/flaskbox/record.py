@@ -1,6 +1,6 @@
 """The settings of this start, resolved once (`python3 -m flaskbox resolve`,
 after the hooks) and kept in RUNTIME_DIR/settings.json: render, the uWSGI
-workers (serve.py), the dev server (debug.py) and the health check read
+master (wsgi.py), the dev server (debug.py) and the health check read
 them from there, typed, instead of parsing the environment again.
 
 Only RUNTIME_DIR itself comes from the environment, to find the record:

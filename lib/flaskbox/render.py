@@ -116,12 +116,13 @@ def upstream_servers(values: dict[str, str]) -> str:
 def user_ini(path: Path, notes: list[str]) -> str:
     """The [uwsgi] options of the user's ini, minus those that name the app
     or that flaskbox owns (a note for each of the latter), or that became
-    settings (INI_SIZED: the settings resolved them, and said so)."""
+    settings (INI_SIZED, and cheaper: the settings resolved them, and said
+    so)."""
     kept = []
     for key, value in discover.read_uwsgi_ini(path):
         if key in OWNED_OPTIONS:
             notes.append(f"{path}: `{key} = {value}` left out: flaskbox sets {key} itself")
-        elif key not in APP_OPTIONS and key not in INI_SIZED:
+        elif key not in APP_OPTIONS and key not in INI_SIZED and key != "cheaper":
             kept.append(f"{key} = {value}\n")
     return f"\n; {path} (UWSGI_INI), without what names the app or flaskbox owns\n[uwsgi]\n" + "".join(kept)
 
@@ -132,10 +133,13 @@ def uwsgi_ini(record: Record, env: dict[str, str], conf_dir: Path, notes: list[s
     text = fill((conf_dir / "app.ini").read_text(), {**record.text, **record.derived}, "app.ini")
     if record["UWSGI_INI"]:
         text += user_ini(Path(record["UWSGI_INI"]), notes)
-    options = uwsgi_options(env)
+    options = [(key, value) for key, value in uwsgi_options(env) if key != "cheaper"]
     if options:
         lines = "".join(f"{key} = {value}\n" for key, value in options)
         text += f"\n; UWSGI_<OPTION> variables\n[uwsgi]\n{lines}"
+    if record.derived.get("UWSGI_CHEAPER"):
+        text += ("\n; uWSGI's cheaper mode, as resolved from UWSGI_CHEAPER or the ini's `cheaper`\n[uwsgi]\n"
+                 f"cheaper = {record.derived['UWSGI_CHEAPER']}\n")
     return text
 
 

@@ -1,7 +1,6 @@
-"""The WSGI app uWSGI runs in production: the user's app (APP_MODULE, found
-as `flask run` finds it: discover.py) plus what the HTTP hop from nginx
-needs. At load it writes nginx's static location from the app's own static
-folder (static.py). Per request it:
+"""The WSGI wrapper uWSGI runs in production, per request: the user's app
+plus what the HTTP hop from nginx needs (wsgi.py loads the app and wraps it
+in Serve, once, in the master). Per request it:
 
 - sets REMOTE_ADDR, REMOTE_PORT and SERVER_PORT from X-Flaskbox-Peer, the
   header nginx always sets (a client's copy is replaced), since uWSGI sees
@@ -26,44 +25,21 @@ folder (static.py). Per request it:
   504), and gevent, where it bounds the handler, not the stream it returns
   (streams.py has theirs);
 - lets nginx spool a large response to disk within RESPONSE_SPACE (Spool),
-  and hands a file from wsgi.file_wrapper back to uWSGI untouched, which
+  and hands a file from the environ's wsgi.file_wrapper back to uWSGI untouched, which
   sends it from an offload thread: either way the worker is free at once,
   however slow the client.
-
-Imported in the uWSGI master (the app is loaded before the fork), it also
-watches the workers being forked (guards.SpawnGuard) and hands them the
-app frozen out of the garbage collector's reach (gc.freeze).
 """
 
 from __future__ import annotations
 
-import gc
-import os
 import select
 import sys
 import time
 import traceback
-from functools import partial
 
-from . import (
-    children,
-    discover,
-    forwarded,
-    guards,
-    importing,
-    oom,
-    outbound,
-    prefix,
-    record,
-    shadows,
-    static,
-    streams,
-    unread,
-    writable,
-)
+from . import forwarded, guards, streams, unread
 from .framing import FRAMED, Reply, frames, scan, unbuffered_for
-from .layout import GEVENT, Generation, stream_slots
-from .log import error, log, warn
+from .log import error, log
 from .prelude import bad_request, busy, describe, health, take_peer, waited_too_long, wants_websocket
 from .spool import FileResponses, Spool, Spooled, close_body
 
@@ -139,7 +115,7 @@ class Serve:
             return bad_request(start_response)
         if waited >= GONE_AFTER and client_gone():
             log(f"skipped {describe(environ)}: its client left while it waited for a worker")
-            environ["CONTENT_LENGTH"] = ""  # nobody sends the rest of its body (unread.py)
+            environ[unread.CLIENT_GONE] = True  # nobody sends the rest of its body
             start_response("499 Client Closed Request", [("Content-Length", "0")])
             return []
         if self.watchdog is not None and waited >= self.timeout:
@@ -163,12 +139,6 @@ class Serve:
                 self.limits.bound_websocket(websocket)
         try:
             return self._respond(environ, start_response, websocket, waited)
-        except Exception:
-            if websocket is not None and websocket.taken:
-                raise  # the connection is the app's: no answer of ours can follow
-            if websocket is not None:
-                self._release(websocket)
-            return passed_on(environ, start_response)
         except BaseException:
             if websocket is not None:
                 self._release(websocket)
@@ -196,6 +166,18 @@ class Serve:
                 # sync: nginx closes one silent for longer).
                 result = self.app(environ, self._start_response(environ, start_response, reply, files,
                                                                 websocket))
+        except Exception:
+            if watched is not None:
+                watched.leave()
+                self.watchdog.end()
+            # Past a 504 the watchdog sent, or on a connection the app took
+            # for its WebSocket, no answer of ours may follow.
+            answered_504 = watched is not None and not watched.claim("app")
+            if answered_504 or (websocket is not None and websocket.taken):
+                raise
+            if websocket is not None:
+                self._release(websocket)
+            return passed_on(environ, start_response)
         except BaseException:
             if watched is not None:
                 watched.leave()
@@ -341,15 +323,15 @@ class Serve:
 
 
 def passed_on(environ, start_response) -> list[bytes]:
-    """An exception the app passed on instead of answering (Flask does with
-    app.debug or PROPAGATE_EXCEPTIONS on; a bare WSGI app may): its
+    """An exception the app's call raised instead of answering (Flask does
+    with app.debug, TESTING or PROPAGATE_EXCEPTIONS on; a bare WSGI app may): its
     traceback goes to the log and the client gets a plain 500. Left to
     uWSGI, it ended the connection with nothing sent, which nginx answered
     502, as if the server were down."""
     kind = sys.exc_info()[0]
     traceback.print_exc()
     error(f"{describe(environ)}: the app passed {kind.__name__ if kind else 'an exception'} on (Flask does "
-          "with app.debug or PROPAGATE_EXCEPTIONS on): answered 500")
+          "with app.debug, TESTING or PROPAGATE_EXCEPTIONS on): answered 500")
     body = b"Internal Server Error\n"
     # Without exc_info: uWSGI raises it again even when nothing was sent,
     # and nothing has been (uWSGI sends the header with the first byte of
@@ -357,119 +339,3 @@ def passed_on(environ, start_response) -> list[bytes]:
     start_response("500 Internal Server Error",
                    [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
-
-
-def uwsgi_option(name: str, default: str) -> str:
-    """An option as uWSGI ended up with it (the last of repeated ones)."""
-    value = uwsgi.opt.get(name, default)
-    if isinstance(value, list):
-        value = value[-1]
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def load_app(settings: record.Record) -> discover.Found:
-    """APP_MODULE's app. Not an app (a factory named without a call, a
-    module with none, a module that is not there): the message says what to
-    write instead, and uWSGI exits with code 2, so the container does,
-    before anything is served. A package the app imports that is not
-    installed: its traceback, what to do, and need-app's exit code 22."""
-    try:
-        with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), \
-                importing.ServerCalls(), writable.watch():
-            return discover.load(settings["APP_MODULE"])
-    except discover.AppError as exc:
-        error(str(exc))
-        os._exit(2)
-    except ModuleNotFoundError as exc:
-        message, bad_setting = discover.missing_module(exc, settings["APP_MODULE"])
-        if not bad_setting:
-            # The traceback, then what to do about it, then the exit code
-            # uWSGI's need-app gives a failed import (supervise.sh reads it).
-            traceback.print_exc()
-        error(shadows.hint(exc) or message)
-        os._exit(2 if bad_setting else 22)
-    except Exception as exc:
-        # need-app's exit code, with the traceback, and a file of the app
-        # hiding a module it imports named, where one does.
-        traceback.print_exc()
-        hint = shadows.hint(exc)
-        if hint:
-            error(hint)
-        os._exit(22)
-
-
-# The exit code of a pool that could not write its own files (EX_CANTCREAT).
-RUNTIME_UNWRITABLE = 73
-
-
-def generation() -> Generation:
-    """This pool's generation (app.ini's %(flaskbox_generation)), whose
-    folder holds its stats socket."""
-    return Generation(os.path.dirname(uwsgi_option("stats", "")))
-
-
-def from_record(settings: record.Record):
-    found = load_app(settings)
-    for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"]):
-        warn(line)
-    # nginx's static location, now that the app can say where its static
-    # files are; the entry-point installs it, checked with `nginx -t`, when
-    # this generation starts serving.
-    place = generation().static_conf
-    try:
-        place.write_text(static.location(settings, found.describe()))
-    except OSError as exc:
-        # Not the app's fault: said as such (supervise.sh, _uwsgi_failure),
-        # not as code that no longer imports.
-        error(f"cannot write {place}: {exc.strerror} (RUNTIME_DIR's file system full?)")
-        os._exit(RUNTIME_UNWRITABLE)
-    if settings["METRICS_PORT"]:
-        streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
-    limits, slots = None, 0
-    if settings["WORKER_CLASS"] == GEVENT:
-        limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]),
-                                float(settings["STREAM_MAX_DURATION"]))
-        slots = stream_slots(settings["WORKER_CONNECTIONS"])
-    # The processes as uWSGI ended up with them: UWSGI_INI may set its own.
-    spool = Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], int(uwsgi_option("processes", "1")))
-    # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
-    app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
-    serve = Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
-                  tuple(settings["ALLOWED_HOSTS"]), settings["WORKER_MAX_MEMORY"])
-    # Vary, and sync's share of threads per client for answers at its pace;
-    # outermost, the rest of a body the app did not read is read (unread.py).
-    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))
-
-
-def prepare_the_pool(settings: record.Record) -> None:
-    """In the master only (where the app is loaded, before any fork): a
-    worker starts with what it inherits out of the garbage collector's
-    reach; three rounds of every worker failing is a pool that cannot stay
-    up; a sync worker handles the stop signal from its start (gevent's does
-    so on its first request, once its loop runs)."""
-    if uwsgi is None or uwsgi.worker_id() != 0:
-        return
-    processes = int(uwsgi_option("processes", "1"))
-    metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
-    guard = guards.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
-    # gc.freeze(): a worker's full collections skip the objects it got from
-    # the master (the app and its imports). Otherwise the first one wrote to
-    # every one of them, copying their pages out of the shared memory, and
-    # held all of the worker's threads meanwhile (22-60 ms at 3940
-    # requests/s: docs/BENCHMARKS.md, "Collections in a new worker").
-    # A worker, not the master, is what the kernel's OOM killer ends (oom.py).
-    guards.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork,
-                                after_in_child=oom.worker_first)
-    # The processes the app starts in a request take signals as under plain
-    # Python (flaskbox/children.py).
-    children.start_plain(os.getpid())
-    if settings["WORKER_CLASS"] != GEVENT:
-        handle_the_stop = partial(streams.install_stop_handler_once, gevent_mode=False)
-        guards.on_the_masters_forks(after_in_child=handle_the_stop)
-
-
-if uwsgi is not None:
-    SETTINGS = record.load()
-    application = from_record(SETTINGS)
-    prepare_the_pool(SETTINGS)
-    streams.mark_native_handshakes(uwsgi)

@@ -1,7 +1,7 @@
 """nginx's location for static files, rendered from the record in one way
 wherever it is written: at start (render.py), before the app is loaded,
 and by the uWSGI master once the loaded app has said where its static
-folder is (serve.py); the entry-point checks it with `nginx -t` then.
+folder is (wsgi.py); the entry-point checks it with `nginx -t` then.
 
 STATIC_URL and STATIC_PATH win where set; else the Flask app's own static
 folder and URL; else STATIC_URL_FALLBACK from STATIC_PATH_FALLBACK."""
@@ -40,7 +40,7 @@ def location(record: Record, app: dict | None, conf_dir: Path = CONF_DIR) -> str
         return "# STATIC_ENABLED=0: static URLs go to the app.\n"
     found = where(record, app)
     if found is None:
-        return "# The static location follows once the app is loaded (flaskbox/serve.py).\n"
+        return "# The static location follows once the app is loaded (flaskbox/wsgi.py).\n"
     url, path = found
     if not (PLAIN_PATH.fullmatch(url) and PLAIN_PATH.fullmatch(path) and len(url) > 1):
         return (f"# The app's static folder ({path} at {url}) is not a plain path for nginx:"

@@ -181,7 +181,7 @@ class Open:
         self.stopping = False
         self.handler_pid: int | None = None
         # METRICS_PORT: this worker's open streams and WebSockets, in a file
-        # of this folder (serve.py sets it) that flaskbox/metrics.py sums
+        # of this folder (wsgi.py sets it) that flaskbox/metrics.py sums
         # over the workers alive; None: no metrics.
         self.metrics_dir: str | None = None
         self.published = (0, 0)

@@ -14,14 +14,18 @@ file for uWSGI to send: the body is read before uWSGI sends any of it,
 while nginx still waits for the answer. A stream's generator may still read
 the body as it goes, so there the read waits for the stream's end. (Only
 what the socket holds, some 256 KB, can be read that way: nginx closes its
-copy of the body once the answer begins. docs/your-app.md says to read an
-upload first, then stream.)"""
+copy of the body once the answer begins. And a generator given a
+Content-Length finds the body read already. docs/your-app.md says to read
+an upload in the view, then stream.)"""
 
 from __future__ import annotations
 
 from .spool import file_given
 
 CHUNK = 1 << 16
+# Set in the environ by a layer that found the client gone (serve.py's
+# 499): nginx has closed the connection, and there is nothing to read.
+CLIENT_GONE = "flaskbox.client_gone"
 
 
 def rest_of_body(environ) -> None:
@@ -46,6 +50,8 @@ class Drained:
             return self.app(environ, start_response)
         made = Made(start_response)
         result = self.app(environ, made.start_response)
+        if environ.get(CLIENT_GONE):
+            return result
         if made.sized or isinstance(result, (list, tuple)) or file_given(environ):
             rest_of_body(environ)
             return result

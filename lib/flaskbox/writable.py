@@ -23,11 +23,9 @@ secret-key fallback failed silently, logging every user out at each restart.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -271,118 +269,3 @@ def instance_notes(host=None) -> list[str]:
             "before the first run, or drop that volume and let the checkout's own instance/ hold the data "
             "(with --user \"$(id -u):$(id -g)\")")
     return notes
-
-
-# --- around the app's import ---------------------------------------------------
-
-# os.open flags that write.
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-
-
-class Watch:
-    """An audit hook (PEP 578) that notes writes under /app, outside the
-    instance folder, that the file system will refuse, while `active`: the
-    app's import only. Python cannot remove an audit hook, so afterwards it
-    returns at once."""
-
-    installed: Watch | None = None
-
-    def __init__(self):
-        self.active = False
-        self.refused: dict[str, bool] = {}  # path -> whether a folder
-
-    def __call__(self, event: str, args: tuple) -> None:
-        if not self.active:
-            return
-        if event == "open":
-            path, mode, flags = args
-            if path is None or (mode and not any(c in mode for c in "wax+")) \
-                    or (not mode and not flags & WRITE_FLAGS):
-                return
-        elif event == "os.mkdir":
-            path = args[0]
-        else:
-            return
-        self.active = False  # what follows opens nothing, but never recurse
-        try:
-            self._check(path, folder=event == "os.mkdir")
-        finally:
-            self.active = True
-
-    def _check(self, path, folder: bool) -> None:
-        if isinstance(path, int):
-            return
-        try:
-            path = Path(os.path.abspath(os.fsdecode(path)))
-        except (TypeError, ValueError):
-            return
-        # Python's own bytecode cache: its failure to write is silent and harmless.
-        if APP_DIR not in path.parents or "__pycache__" in path.parts:
-            return
-        real = Path(os.path.realpath(path))
-        # The instance folder is the data's volume, writable, except in a
-        # checkout mounted without one (Flask-SQLAlchemy then fails to make it).
-        in_instance = real == INSTANCE or INSTANCE in real.parents
-        if (in_instance and os.access(INSTANCE, os.W_OK)) or str(path) in self.refused:
-            return
-        existing = _nearest_existing(real)
-        if not os.access(existing, os.W_OK):
-            self.refused[str(path)] = folder
-
-
-@contextlib.contextmanager
-def watch(log=None):
-    """Around the app's import: afterwards (also when the import failed) one
-    warning naming every write next to the code that was refused."""
-    if Watch.installed is None:
-        Watch.installed = Watch()
-        sys.addaudithook(Watch.installed)
-    hook = Watch.installed
-    hook.refused, hook.active = {}, True
-    try:
-        yield
-    finally:
-        hook.active = False
-        if hook.refused:
-            message = warning(hook.refused)
-            (log or _stderr)(message)
-
-
-def watch_process() -> None:
-    """In a hook's Python (a migration hook imports the app too): the watch
-    for the process's whole life, its warning after the traceback of an
-    uncaught exception, since that stops the start. Run from flaskbox.pth
-    when the entry-point sets FLASKBOX_HOOK_WRITES=1 for a hook."""
-    if Watch.installed is None:
-        Watch.installed = Watch()
-        sys.addaudithook(Watch.installed)
-    hook = Watch.installed
-    hook.refused, hook.active = {}, True
-    previous = sys.excepthook
-
-    def excepthook(kind, value, traceback):
-        previous(kind, value, traceback)
-        if hook.refused:
-            _stderr(warning(hook.refused))
-
-    sys.excepthook = excepthook
-
-
-def warning(refused: dict[str, bool]) -> str:
-    """The paths as WRITABLE_PATHS would list them: a folder with its /. In
-    a checkout mounted on /app (debug mode, mostly) the fix is the uid's
-    right to write it, not the image's links."""
-    listed = " ".join(f"{path}/" if folder else path for path, folder in refused.items())
-    if os.path.ismount(APP_DIR):
-        folder = _nearest_existing(Path(next(iter(refused))))
-        return (f"flaskbox: warning: your app writes next to its code, in the folder mounted on {APP_DIR}, "
-                f"and uid {os.getuid()} may not write there, so these were refused: {listed}. "
-                f"{_how_to_write(folder)[0].upper()}{_how_to_write(folder)[1:]}")
-    return (f"flaskbox: warning: your app writes next to its code, and /app is read-only, so these were "
-            f"refused: {listed}. To keep them on the instance volume, set WRITABLE_PATHS=\"{listed}\" "
-            "(a trailing / for a folder; a file the app only writes is listed without) and add "
-            "`RUN python3 -m flaskbox writable` to your Dockerfile (docs/your-app.md)")
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)

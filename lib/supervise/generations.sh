@@ -87,9 +87,9 @@ _uwsgi_failure() {
 	case "$1" in
 		# need-app's exit code: the import failed (traceback above).
 		22) printf "could not load APP_MODULE='%s': see the traceback above" "$APP_MODULE" ;;
-		# serve.py: the module holds no app (its message is above).
+		# wsgi.py: the module holds no app (its message is above).
 		2) printf "APP_MODULE='%s' does not name an app (see above)" "$APP_MODULE" ;;
-		# serve.py's RUNTIME_UNWRITABLE: flaskbox's own file, not the app.
+		# wsgi.py's RUNTIME_UNWRITABLE: flaskbox's own file, not the app.
 		73) printf 'uWSGI could not write its files in %s (message above; a full disk?)' "$RUNTIME_DIR" ;;
 		"$FLASKBOX_TIMED_OUT")
 			printf "APP_MODULE='%s' did not import within IMPORT_TIMEOUT (%s s; where it waited is above)" \
@@ -100,7 +100,7 @@ _uwsgi_failure() {
 }
 
 # _static_install N
-#   Puts the static location generation N's app asked for (serve.py) where
+#   Puts the static location generation N's app asked for (wsgi.py) where
 #   nginx.conf includes it, and lets `nginx -t` judge the whole; on failure
 #   the previous one is put back and this returns non-zero.
 _static_install() {

@@ -33,11 +33,22 @@ _children_named() {
 	done
 }
 
+# _gone_within PID MILLISECONDS
+#   Returns once PID has ended (a zombie has), or MILLISECONDS later.
+_gone_within() {
+	local polls=$(($2 / 20))
+	while _alive "$1" && [ "$polls" -gt 0 ]; do
+		sleep 0.02
+		polls=$((polls - 1))
+	done
+}
+
 # _stop_process PID SIGNAL MILLISECONDS [AT_MILLISECONDS ACTION]
 #   Sends SIGNAL, waits up to MILLISECONDS for the process to exit, then kills
 #   it (SIGKILL) and returns 137. Otherwise returns the process's exit code.
-#   ACTION, if given, is called once with PID after AT_MILLISECONDS. Times
-#   are read from the clock, so a loaded machine does not stretch the budget.
+#   ACTION, if given, is called once with PID and the milliseconds since
+#   SIGNAL after AT_MILLISECONDS. Times are read from the clock, so a loaded
+#   machine does not stretch the budget.
 _stop_process() {
 	local pid="$1" signal="$2" limit="$3" at="${4:-}" action="${5:-}" status=0 started now
 	# bash's own clock, in microseconds (its decimal separator follows the
@@ -49,11 +60,14 @@ _stop_process() {
 		if [ $((now - started)) -ge $((limit * 1000)) ]; then
 			flaskbox_error "pid $pid still running $((limit / 1000)).$((limit % 1000 / 100))s after SIG$signal; killing it"
 			kill -KILL "$pid" 2>/dev/null || true
+			# Dead once the kernel says so (a stopped process takes a moment):
+			# a caller that is not its parent must not see it still run.
+			_gone_within "$pid" 1000
 			wait "$pid" 2>/dev/null || true
 			return 137
 		fi
 		if [ -n "$action" ] && [ $((now - started)) -ge $((at * 1000)) ]; then
-			"$action" "$pid"
+			"$action" "$pid" $(((now - started) / 1000))
 			action=""
 		fi
 		_json_logs_keep_relaying

@@ -65,7 +65,7 @@ _retire_generation() {
 	_generation_idle "$dir" "$master" $((EPOCHSECONDS + FLASKBOX_RELOAD_GRACE)) || idle=$?
 	case "$idle" in
 		3)
-			flaskbox_error "reload: ${FLASKBOX_IDLE_LEFT:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): cut"
+			flaskbox_error "reload: ${FLASKBOX_IDLE_LEFT:-some} request(s) of the old code still in flight after RELOAD_GRACE (${FLASKBOX_RELOAD_GRACE}s): the old code stops now, and what it still holds is cut"
 			mercy=0 # its master stops first, so that it forks no new worker
 			;;
 		4)

@@ -19,26 +19,30 @@ _end_streams() {
 	kill -"$FLASKBOX_STOP_STREAMS_SIGNAL" "${workers[@]}" 2>/dev/null || true
 }
 
-# _kill_busy_uwsgi_workers MASTER_PID
+# _kill_busy_uwsgi_workers MASTER_PID MILLISECONDS_SINCE_TERM
 #   uWSGI 2.0 does not enforce worker-reload-mercy in a graceful stop
 #   (measured: a stuck handler ran until docker's SIGKILL), so the workers
 #   still running once the mercy is over are killed here. nginx has drained
 #   first, so no client is waiting on them by then. Zombies (workers that
 #   finished, not yet reaped by the master) are left alone. The log says a
-#   request was cut only for a worker in one (flaskbox/generations.py); the
-#   others are idle workers of a master slow to stop.
+#   request was cut only for a worker in one (flaskbox/generations.py), and
+#   calls the master slow only if it had half a second to stop the idle ones.
 _kill_busy_uwsgi_workers() {
-	local child running=() busy
+	local child running=() busy idle=()
 	for child in $(_process_children "$1"); do
 		! _alive "$child" || running+=("$child")
 	done
 	[ "${#running[@]}" -gt 0 ] || return 0
 	busy="$(python3 -I -m flaskbox busy-workers "$RUNTIME_DIR/uwsgi" "${running[@]}")" || busy="${running[*]}"
+	for child in "${running[@]}"; do
+		[[ " $busy " == *" $child "* ]] || idle+=("$child")
+	done
 	if [ -n "$busy" ]; then
-		flaskbox_error "uWSGI worker(s) $busy still in a request past their budget; killing them (their requests are cut)"
-	fi
-	if [ "$busy" != "${running[*]}" ]; then
-		flaskbox_warn "uWSGI master $1 is slow to stop its idle workers; killing them past their budget (no request was in flight)"
+		flaskbox_error "uWSGI worker(s) $busy still in a request past their budget; killing them (their" \
+			"requests are cut)${idle[*]:+; its idle worker(s) ${idle[*]} with them}"
+	elif [ "${2:-0}" -ge 500 ]; then
+		flaskbox_warn "uWSGI master $1 is slow to stop its idle workers; killing them past their budget" \
+			"(no request was in flight)"
 	fi
 	kill -KILL "${running[@]}" 2>/dev/null || true
 }
@@ -51,8 +55,11 @@ _kill_busy_uwsgi_workers() {
 #   own to a stop that docker ends after 10 s.
 _stop_uwsgi() {
 	local master status=0 masters=() started
-	started="${EPOCHREALTIME//[!0-9]/}"
 	mapfile -t masters < <(_uwsgi_masters)
+	# The retirements first: each watches its master, and would report its
+	# stop as a death, or stop it a second time.
+	_stop_retirements
+	started="${EPOCHREALTIME//[!0-9]/}"
 	kill -TERM "${masters[@]}" 2>/dev/null || true
 	for master in "${masters[@]}"; do
 		[ "$master" = "$FLASKBOX_UWSGI_PID" ] || _stop_master_since "$started" "$master" "$1" || true
@@ -71,12 +78,24 @@ _stop_master_since() {
 		_kill_busy_uwsgi_workers
 }
 
+# _stop_retirements
+#   The subshells retiring a reload's old code, and the watches they run:
+#   their masters are the stop's to end now (_stop_uwsgi).
+_stop_retirements() {
+	local pid
+	for pid in "${!FLASKBOX_RETIRING[@]}"; do
+		# shellcheck disable=SC2046 # one word per child
+		kill -KILL "$pid" $(_process_children "$pid") 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		unset 'FLASKBOX_RETIRING[$pid]' 'FLASKBOX_RETIRING_GEN[$pid]'
+	done
+}
+
 # _stop_helpers
-#   The metrics server, the certificate watcher and retirements in progress.
+#   The metrics server and the certificate watcher.
 _stop_helpers() {
 	local pid
-	for pid in ${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} ${FLASKBOX_TLS_WATCH_PID:+"$FLASKBOX_TLS_WATCH_PID"} \
-		"${!FLASKBOX_RETIRING[@]}"; do
+	for pid in ${FLASKBOX_METRICS_PID:+"$FLASKBOX_METRICS_PID"} ${FLASKBOX_TLS_WATCH_PID:+"$FLASKBOX_TLS_WATCH_PID"}; do
 		_stop_process "$pid" TERM $((FLASKBOX_STOP_KILL_AFTER_SECONDS * 1000)) || true
 	done
 }

@@ -2,7 +2,9 @@
 
     forms.py     the accepted forms: text in, typed value out (or ValueError)
     defaults.py  defaults computed from the container and earlier settings
-    table.py     SETTINGS, the one table: name, default, form, meaning
+    table.py     SETTINGS, the one table: name, default, form, meaning,
+                 assembled from its chapters (table_*.py) in the docs' order
+    setting.py   Setting, one row of it
     zh_cn.py     the table's words in Chinese, for docs/zh-CN
     names.py     the other names settings go by, and names that are none
     resolve.py   the environment turned into checked, typed settings, once

@@ -5,9 +5,11 @@ given()     the settings present in the environment, by any of their names:
             their own, tiangolo's image's and Flask's (ALIASES), and uWSGI's
             own options for what flaskbox sizes itself (UWSGI_WORKERS, or
             `processes = 8` in a tiangolo-style /app/uwsgi.ini), which are
-            honoured and stated in a note. uWSGI options that would size the
-            pool behind flaskbox's back (cheaper, gevent, async, listen) are
-            refused, naming the setting to use.
+            honoured and stated in a note. In production, uWSGI options that
+            would size the pool behind flaskbox's back (gevent, async,
+            listen) are refused, naming the setting to use. uWSGI's cheaper
+            mode (tiangolo's image ran it) is honoured, and the log's line
+            about the pool says so (cheaper()).
 warnings()  a misspelled setting (REQUST_TIMEOUT), another server's name
             for one (WEB_CONCURRENCY, MODULE_NAME), a UWSGI_ name that is no
             uWSGI option, an NGINX_ name that is no setting: each named with
@@ -45,8 +47,6 @@ REFUSED = {
 # uWSGI options that would size the pool behind the settings' back (nginx's
 # queue, the stop's budget, the metrics count on the pool they describe).
 UWSGI_REFUSED = {
-    "cheaper": "flaskbox runs a fixed pool of UWSGI_PROCESSES workers, every one ready when a request "
-               "queues; lower UWSGI_PROCESSES to save memory",
     "gevent": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
     "async": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
     "listen": "set QUEUE_SIZE for the requests that may wait (uWSGI's listen queue follows it)",
@@ -58,7 +58,8 @@ UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "
 # Other servers' and images' names for settings, which flaskbox does not
 # read: said, with the one it reads.
 ELSEWHERE = {
-    "WEB_CONCURRENCY": ("gunicorn's and Heroku's", "UWSGI_PROCESSES"),
+    "WEB_CONCURRENCY": ("gunicorn's and Heroku's name for the pool's size", "UWSGI_PROCESSES"),
+    "WORKERS": ("a name some images read for the pool's size", "UWSGI_PROCESSES"),
     "GUNICORN_CMD_ARGS": ("gunicorn's", "the settings in the README"),
     "MAX_WORKERS": ("tiangolo's gunicorn image's", "UWSGI_PROCESSES"),
     "WORKERS_PER_CORE": ("tiangolo's gunicorn image's", "UWSGI_PROCESSES"),
@@ -94,10 +95,11 @@ def _refused_uwsgi(option: str) -> str | None:
     return None
 
 
-def given(env: Mapping[str, str], app_dir: Path, notes: list[str]) -> dict[str, str]:
+def given(env: Mapping[str, str], app_dir: Path, notes: list[str], mode: str = PRODUCTION) -> dict[str, str]:
     """Settings present in env, by any name they go by (ALIASES, and a uWSGI
     ini's own for what flaskbox sizes: INI_SIZED); SettingError for two
-    names of one setting that disagree, and for a refused name."""
+    names of one setting that disagree, and for a refused name (uWSGI's
+    only in production, where uWSGI runs)."""
     found = {name: env[name] for name in BY_NAME if name in env}
     named = {name: name for name in found}
 
@@ -114,29 +116,75 @@ def given(env: Mapping[str, str], app_dir: Path, notes: list[str]) -> dict[str, 
     for name, advice in REFUSED.items():
         if env.get(name):
             raise SettingError(f"{name}='{env[name]}' is not a flaskbox setting: {advice}")
-    for name in sorted(env):
+    for name in sorted(env) if mode == PRODUCTION else ():
         advice = _refused_uwsgi(_uwsgi_option(name)) if name.startswith("UWSGI_") else None
         if advice:
             raise SettingError(f"{name}='{env[name]}' would size uWSGI's pool behind flaskbox's back: "
                                f"{advice}")
     ini = ini_path(env, app_dir)
     if ini is not None and ini.is_file():
-        _from_ini(ini, take, notes)
+        _from_ini(ini, take, notes, mode, env)
     return found
 
 
-def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list[str]) -> None:
+def cheaper(env: Mapping[str, str], app_dir: Path) -> str:
+    """uWSGI's cheaper mode as the user asked for it (UWSGI_CHEAPER, else
+    `cheaper` in the uWSGI ini): the processes kept running when idle,
+    more started under load up to UWSGI_PROCESSES; "" without it."""
+    if env.get("UWSGI_CHEAPER"):
+        return env["UWSGI_CHEAPER"]
+    ini = ini_path(env, app_dir)
+    if ini is None or not ini.is_file():
+        return ""
+    from ..discover import read_uwsgi_ini
+
+    return next((value for key, value in reversed(read_uwsgi_ini(ini)) if key == "cheaper"), "")
+
+
+def cheaper_mode(given: str, processes: int) -> tuple[str, str | None]:
+    """(the cheaper value uWSGI is given, "" for none; a note, if any) for
+    what the user asked. uWSGI refuses to start (exit 1) with cheaper at or
+    above its processes, and takes 0 as off: either is said and run as a
+    fixed pool, so the app runs and the log says what runs."""
+    if not given:
+        return "", None
+    if not given.isdigit():
+        raise SettingError(f"UWSGI_CHEAPER (or `cheaper` in the uWSGI ini) is '{given}': expected a whole "
+                           "number of processes kept running, below UWSGI_PROCESSES")
+    if int(given) == 0 or int(given) >= processes:
+        return "", (f"cheaper mode asked for {given} process(es) of UWSGI_PROCESSES={processes}: off, every "
+                    "process kept running (it needs a number from 1 to UWSGI_PROCESSES less one)")
+    return given, None
+
+
+def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list[str], mode: str,
+              env: Mapping[str, str]) -> None:
     from ..discover import read_uwsgi_ini
 
     for key, value in read_uwsgi_ini(ini):
-        advice = _refused_uwsgi(key)
+        advice = _refused_uwsgi(key) if mode == PRODUCTION else None
         if advice:
             raise SettingError(f"{ini}: `{key} = {value}` would size uWSGI's pool behind flaskbox's back: "
                                f"{advice}, and remove the line")
         if key in INI_SIZED:
-            setting = INI_SIZED[key]
-            take(f"`{key}` in {ini}", setting, value, "uWSGI's")
-            notes.append(f"{ini}: `{key} = {value}` taken as {setting}={value}")
+            setting, number = INI_SIZED[key], _ini_number(value, env)
+            if number is None:
+                raise SettingError(f"{ini}: `{key} = {value}` is taken as {setting}, a whole number: write "
+                                   f"one (or %k, or $(VARIABLE)), or set {setting} and remove the line")
+            take(f"`{key}` in {ini}", setting, number, "uWSGI's")
+            notes.append(f"{ini}: `{key} = {value}` taken as {setting}={number}")
+
+
+def _ini_number(value: str, env: Mapping[str, str]) -> str | None:
+    """An ini's value as uWSGI would read it, for the options taken as
+    settings: a number, %k (the CPU cores uWSGI detects) or $(VARIABLE)."""
+    import os
+
+    if value == "%k":
+        value = str(os.cpu_count() or 1)
+    elif value.startswith("$(") and value.endswith(")"):
+        value = env.get(value[2:-1], "")
+    return value if value.isdigit() else None
 
 
 def passed_to_uwsgi(env: Mapping[str, str], known: Callable[[], set[str] | None]) -> list[tuple[str, str]]:
@@ -171,8 +219,9 @@ def uwsgi_known_options() -> set[str] | None:
     return found or None
 
 
-def distance(a: str, b: str) -> int:
-    """Edits (insert, delete, change, swap of two neighbours) from a to b."""
+def distance(a: str, b: str, most: int = 1 << 30) -> int:
+    """Edits (insert, delete, change, swap of two neighbours) from a to b;
+    past `most`, any number above it (the search stops there)."""
     previous2, previous = None, list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
         row = [i]
@@ -181,17 +230,22 @@ def distance(a: str, b: str) -> int:
             if previous2 is not None and i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
                 best = min(best, previous2[j - 2] + 1)
             row.append(best)
+        if min(row) > most:
+            return most + 1
         previous2, previous = previous, row
     return previous[-1]
 
 
 def closest(name: str, candidates: list[str]) -> str | None:
     """The candidate a name is most likely a slip for: one edit away, two
-    for long names; short names are left alone (PORTS may be the app's)."""
+    for long names; short names are left alone (PORTS may be the app's).
+    Only candidates of a length within reach are compared: a Kubernetes
+    pod's hundreds of service variables are checked in milliseconds."""
     if len(name) < 6:
         return None
     allowed = 1 if len(name) < 10 else 2
-    scored = sorted((distance(name, c), c) for c in candidates if c != name)
+    near = [c for c in candidates if c != name and abs(len(c) - len(name)) <= allowed]
+    scored = sorted((distance(name, c, allowed), c) for c in near)
     return scored[0][1] if scored and scored[0][0] <= allowed else None
 
 
@@ -209,7 +263,7 @@ def warnings(env: Mapping[str, str], mode: str,
             out.append(f"{name} is not read: settings are upper case ({name.upper()})")
         elif name in ELSEWHERE:
             whose, ours = ELSEWHERE[name]
-            out.append(f"{name} is {whose} name, not read here: flaskbox reads {ours}")
+            out.append(f"{name} is not read here ({whose}): flaskbox reads {ours}")
         elif name.startswith("UWSGI_") and mode == PRODUCTION:
             out += _uwsgi_warning(name, env, settings, known)
         elif name.startswith("NGINX_"):

@@ -18,7 +18,6 @@ from ..layout import (
     BODY_BUFFER,
     BODY_SLOTS,
     DEBUG,
-    FORM_ALLOWANCE,
     GEVENT,
     GEVENT_SITE,
     HEADER_FIRST_BUFFER,
@@ -36,6 +35,7 @@ from ..layout import (
     STOP_STREAMS_SIGNAL,
     SYNC,
     UWSGI_BUFFER_SIZE,
+    body_limit,
     header_buffers,
     uwsgi_max_vars,
 )
@@ -88,7 +88,7 @@ def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = 
 
 def _resolve(mode: str, env: Mapping[str, str], host: Host) -> Resolved:
     notes: list[str] = []
-    given = {name: value for name, value in names.given(env, host.app_dir, notes).items()
+    given = {name: value for name, value in names.given(env, host.app_dir, notes, mode).items()
              if not (value == "auto" and BY_NAME[name].accepts_auto)}
     values: dict[str, str] = {}
     typed: dict[str, Any] = {}
@@ -114,7 +114,7 @@ def _resolve(mode: str, env: Mapping[str, str], host: Host) -> Resolved:
     values["APP_MODE"] = typed["APP_MODE"] = mode
     resolved = Resolved(mode, values, typed, defaulted, notes=[*notes, *context.notes])
     _check_together(resolved, env, host)
-    resolved.derived = derived(resolved, host)
+    resolved.derived = derived(resolved, host, env)
     return resolved
 
 
@@ -261,7 +261,7 @@ def _check_ports_free(values: Mapping[str, str], mode: str, host: Host) -> None:
                 f"{name}{share}")
 
 
-def derived(resolved: Resolved, host: Host) -> dict[str, str]:
+def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ) -> dict[str, str]:
     """Numbers the configs need that follow from the settings."""
     values = resolved.values
     # nginx opens at most this many connections to uWSGI; one more is shed.
@@ -299,7 +299,7 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "NGINX_OPEN_FILES": str(2 * connections + 64),
         "BODY_SLOTS": str(BODY_SLOTS),
         # nginx's client_max_body_size: 0 is no limit, as MAX_BODY_SIZE=0 is.
-        "BODY_LIMIT": str(body + FORM_ALLOWANCE if body else 0),
+        "BODY_LIMIT": str(body_limit(body)),
         "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
         # One address may hold a quarter of the upload slots (at least one),
         # so a single client stalling uploads leaves room for others.
@@ -317,6 +317,8 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
         "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
         "CPUS": str(host.cpus()),
+        # uWSGI's cheaper mode, honoured and said (the pool's line in the log).
+        "UWSGI_CHEAPER": _cheaper(resolved, env, host),
         # The debug server's warning says who can reach it (entry-point.sh).
         "HOST_NETWORK": "1" if host.host_network() else "0",
         # nginx's listen parameter: sockets shared with another container.
@@ -328,6 +330,17 @@ def derived(resolved: Resolved, host: Host) -> dict[str, str]:
         # first (supervise.sh keeps the running code when it does not).
         "RELOAD_ROOM": "1" if _reload_fits(values, host) else "0",
     }
+
+
+def _cheaper(resolved: Resolved, env: Mapping[str, str], host: Host) -> str:
+    """uWSGI's cheaper mode as it will run (render.uwsgi_ini writes it)."""
+    if resolved.mode != PRODUCTION:
+        return ""
+    given = names.cheaper(env, host.app_dir)
+    cheaper, note = names.cheaper_mode(given, int(resolved.values["UWSGI_PROCESSES"]))
+    if note:
+        resolved.notes.append(note)
+    return cheaper
 
 
 def _reload_fits(values: Mapping[str, str], host: Host) -> bool:

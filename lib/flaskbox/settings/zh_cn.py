@@ -27,7 +27,7 @@ TEXTS: dict[str, tuple[str, str]] = {
          'd#如何找到应用)）。'),
     'MAX_BODY_SIZE': (
         '`10m`',
-        '请求体上限，或表单中单个文件的上限（表单自身的字段可在其外另占 64 KiB）（nginx 的大小写法：'
+        '请求体上限，或表单中单个文件的上限（表单自身的字段可在其外另占最多 64 KiB）（nginx 的大小写法：'
          '`512k`、`10m`、`1g`；`0` 表示不限）。超过返回 413。Flask 自己的 `MAX_CONTENT_LENGTH` '
          '在它之后生效（[your-app.md](your-app.md#上传及其上限)）。'),
     'REQUEST_TIMEOUT': (

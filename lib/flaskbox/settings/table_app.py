@@ -1,0 +1,196 @@
+"""The settings table's first chapter: the app. Its mode and port, where
+the image writes, which app to serve (and a uWSGI ini of its own), and the
+bounds of a request, of the app's import and of a reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import discover
+from ..layout import DEBUG, MODES, PRODUCTION
+from .forms import absolute_path, app_module, one_of, readable_file, size_bytes, strip_slash, whole
+from .setting import Setting
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "APP_MODE",
+        default=PRODUCTION,
+        form="production or debug",
+        parse=one_of(*MODES),
+        doc="`production` or `debug`; `-d` on the command line wins.",
+        enforced=(
+            "entry-point.sh: flaskbox_parse_args (-d or APP_MODE: the mode, which picks the server)",
+            "entry-point.sh: flaskbox_exec_command (WRITABLE_PATHS' targets for that mode)",
+            "settings.resolve._resolve (the record's mode)",
+            "health.main (which server the health check probes)",
+            "__main__.cmd_flask_env (no record yet: FLASK_DEBUG in debug mode)",
+        ),
+    ),
+    Setting(
+        "PORT",
+        default=lambda context: "5000" if context.mode == DEBUG else "80",
+        default_doc="`80` in production, `5000` in debug",
+        form="a port number from 1 to 65535",
+        parse=whole(1, 65535),
+        doc="Port nginx (or the dev server) listens on.",
+        enforced=(
+            "nginx.conf: listen ${PORT}",
+            "debug.main (the dev server's port)",
+            "health.main (the port the health check probes)",
+            "settings.resolve._check_together (below the unprivileged ports)",
+            "settings.resolve._check_metrics_port",
+            "settings.resolve._check_ports_free (something already listens on it)",
+            "tls.check (TLS_PORT must differ)",
+            "settings.resolve.Resolved.shell",
+            "entry-point.sh: flaskbox_usage (the usage text)",
+            "lib/supervise.sh: flaskbox_start_production (its log line)",
+            "lib/debug-mode.sh: flaskbox_debug_warning (who can reach the debugger)",
+        ),
+    ),
+    Setting(
+        "RUNTIME_DIR",
+        default="/tmp/flaskbox",
+        form="an absolute directory such as /tmp/flaskbox",
+        parse=absolute_path,
+        doc="Where the image writes its runtime files; must be writable.",
+        normalize=strip_slash,
+        enforced=(
+            "record.runtime (where the record is, from the environment)",
+            "__main__.cmd_resolve (the record written there)",
+            "settings.resolve.Resolved.shell",
+            "render.render_production (every rendered file)",
+            "render.upstream_servers (uWSGI's sockets, in the current generation)",
+            "render.metrics_main",
+            "render.metrics_http",
+            "wsgi.from_record (spool.Spool: the disk responses are spooled to)",
+            "nginx.conf: ${RUNTIME_DIR} (nginx's pid, temporary files and includes)",
+            "nginx-static.conf: ${RUNTIME_DIR}/nginx/upload-limits.conf",
+            "app.ini: ${RUNTIME_DIR}/uwsgi-sockets.ini",
+            "entry-point.sh: flaskbox_prepare",
+            "lib/debug-mode.sh: flaskbox_start_debug",
+            "lib/supervise.sh: flaskbox_start_production (the draining mark, nginx's pid file)",
+            "lib/supervise/helpers.sh: _metrics_start (the metrics server's ready mark)",
+            "lib/supervise/reload.sh: _nginx_apply_config (nginx -t of the running configuration)",
+            "lib/supervise/stop.sh: _prod_stop (the draining mark)",
+            "lib/supervise/generations.sh: _gen_dir (each generation's folder)",
+            "lib/install-on-start.sh: _layered_venv (INSTALL_ON_START's packages)",
+        ),
+    ),
+    Setting(
+        "UWSGI_INI",
+        default=lambda context: str(context.host.app_dir / "uwsgi.ini")
+        if (context.host.app_dir / "uwsgi.ini").is_file() else "",
+        default_doc="`/app/uwsgi.ini` if there is one (computed)",
+        form="the path of a readable uWSGI ini file",
+        parse=readable_file,
+        doc="An extra uWSGI ini, merged after the image's `app.ini` (its values win); its `module` and "
+            "`callable` name the app, as in tiangolo's image.",
+        enforced=(
+            "render.uwsgi_ini (merged after app.ini: render.user_ini)",
+            "__main__.app_before_start (the app `flask` commands find before a start)",
+            "settings.names.ini_path (its processes, threads and harakiri taken as settings)",
+        ),
+    ),
+    Setting(
+        "APP_MODULE",
+        default=lambda context: discover.find_module(context.host.app_dir,
+                                                     Path(context.values["UWSGI_INI"] or "/nonexistent"))[0],
+        default_doc="`wsgi`, `app` or `main`, whichever file `/app` has (computed)",
+        form="module, module:name or module:factory(args), e.g. app, flaskr:create_app() or "
+             "mypkg.wsgi:application",
+        parse=app_module,
+        normalize=discover.from_file_name,
+        doc=("Your WSGI app, relative to `/app`, in Flask's forms: `module` (Flask finds its `app` or "
+             "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP` "
+             "([your-app.md](your-app.md#how-the-app-is-found))."),
+        enforced=(
+            "wsgi.load_app",
+            "debug.main (debug.DevApp)",
+            "__main__.cmd_check_app (a reload's trial import)",
+            "__main__.cmd_flask_env (FLASK_APP for `docker exec ... flask`)",
+            "__main__.app_before_start",
+            "settings.resolve._check_together (the image's sample app beside your code)",
+            "settings.resolve.Resolved.shell",
+            "lib/supervise/generations.sh: _uwsgi_import_timed_out (where its import waits)",
+            "lib/supervise/generations.sh: _uwsgi_failure (why a start failed)",
+            "lib/hooks.sh: _run_hook (FLASK_APP for the hooks)",
+            "lib/supervise.sh: flaskbox_start_production (the 'serving' line)",
+            "lib/supervise/reload.sh: _reload_uwsgi (why a reload failed)",
+        ),
+    ),
+    Setting(
+        "MAX_BODY_SIZE",
+        default="10m",
+        form="a size such as 512k, 10m or 1g (0 disables the limit)",
+        parse=size_bytes,
+        doc=("Largest request body, or file in a form (which may add up to 64 KiB of its own fields around "
+             "it) (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Flask's own "
+             "`MAX_CONTENT_LENGTH` applies after it ([your-app.md](your-app.md#uploads-and-their-limits))."),
+        enforced=(
+            "settings.resolve.derived (BODY_LIMIT; UPLOAD_SLOTS: UPLOAD_SPACE / MAX_BODY_SIZE)",
+            "nginx.conf: client_max_body_size",
+            "render.upload_limits (limit_conn flaskbox_uploads)",
+            "settings.resolve._check_together (UPLOAD_SPACE holds one)",
+            "wsgi.from_record (importing.app_mistakes: Flask's MAX_CONTENT_LENGTH above it)",
+        ),
+    ),
+    Setting(
+        "REQUEST_TIMEOUT",
+        default="30",
+        form="a whole number of seconds from 1 to 86400",
+        parse=whole(1, 86400),
+        doc=("Seconds a client may wait for its answer to start, time in the queue included, and then for "
+             "each next part of a streamed answer: past it, a request still queued gets 503, a handler "
+             "still running 504 (its worker is replaced once its other requests end), a stream gone silent "
+             "is cut (visibly). An answer that keeps sending is never cut by it."),
+        enforced=(
+            "serve.Serve.__call__ (sync: 503 for a request queued past it)",
+            "guards.Watchdog (sync: 504, then the worker is replaced)",
+            "serve.Serve._call_app (gevent: 504)",
+            "guards.LoopWatch (gevent: a loop blocked past it)",
+            "wsgi.from_record",
+            "settings.resolve._upstream_timeout",
+            "nginx.conf: proxy_read_timeout (UPSTREAM_TIMEOUT)",
+            "settings.resolve.derived (WORKER_RELOAD_MERCY)",
+            "app.ini: worker-reload-mercy",
+        ),
+    ),
+    Setting(
+        "IMPORT_TIMEOUT",
+        # Two minutes: an app that loads a large model or warms a cache from
+        # local disk imports well within it, and a hang is named while
+        # someone still watches the start.
+        default="120",
+        form="a whole number of seconds from 0 (no limit) to 86400",
+        parse=whole(0, 86400),
+        doc=("Seconds the app may take to import (its module and factory) at a start or a reload. Past "
+             "it, every thread's stack is logged with the line where the import waits, and the start ends "
+             "(exit 124; a reload keeps the running code); in debug mode the stacks are shown and the wait "
+             "goes on. `0`: no limit ([your-app.md](your-app.md#an-import-that-never-ends))."),
+        enforced=(
+            "wsgi.load_app (importing.Deadline: the stacks logged, the start ended)",
+            "debug.main (debug.DevApp: importing.Reminder, and the wait goes on)",
+            "settings.resolve.Resolved.shell (FLASKBOX_IMPORT_TIMEOUT)",
+            "lib/supervise/generations.sh: _uwsgi_import_overdue (a stuck master killed)",
+            "lib/supervise/generations.sh: _uwsgi_failure (exit 124)",
+        ),
+    ),
+    Setting(
+        "RELOAD_GRACE",
+        # Five minutes: a 300 MB export or download to a client at 1 MB/s
+        # finishes; the old pool's memory is given back soon after.
+        default="300",
+        form="a whole number of seconds from 0 to 86400",
+        parse=whole(0, 86400),
+        doc=("Seconds the requests, downloads and streams in flight at a reload (SIGHUP) have to finish on "
+             "the old code while new requests go to the new; past it they are cut, visibly. Event streams "
+             "end cleanly at once (browsers reconnect) ([production.md](production.md#reloading-in-place))."),
+        enforced=(
+            "settings.resolve.Resolved.shell (FLASKBOX_RELOAD_GRACE)",
+            "lib/supervise/retire.sh: _retire_generation (the old code's deadline)",
+            "lib/supervise/reload.sh: _reload_uwsgi (said in the log)",
+            "settings.resolve.derived (WORKER_RELOAD_MERCY)",
+            "app.ini: worker-reload-mercy",
+        ),
+    ),
+)

@@ -1,0 +1,163 @@
+"""The module uWSGI loads (app.ini: `module = flaskbox.wsgi:application`).
+It runs once, in the uWSGI master, before any worker is forked (lazy-apps
+is off): it reads the record of this start (record.py), imports the user's
+app (APP_MODULE, found as `flask run` finds it: discover.py) within
+IMPORT_TIMEOUT, writes nginx's static location from the app's own static
+folder (static.py), and wraps the app in what each request needs
+(serve.Serve, with outbound.py and unread.py around it): `application`.
+
+Then it prepares the pool: it watches the workers being forked
+(forks.SpawnGuard) and hands them the app frozen out of the garbage
+collector's reach (gc.freeze). What runs per request is serve.py's.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import traceback
+from functools import partial
+
+from . import (
+    children,
+    discover,
+    forks,
+    importing,
+    oom,
+    outbound,
+    prefix,
+    record,
+    refused_writes,
+    shadows,
+    static,
+    streams,
+    unread,
+)
+from .layout import GEVENT, Generation, stream_slots
+from .log import error, warn
+from .serve import Serve
+from .spool import Spool
+
+try:  # only inside uWSGI
+    import uwsgi
+except ImportError:  # unit tests
+    uwsgi = None
+
+
+def uwsgi_option(name: str, default: str) -> str:
+    """An option as uWSGI ended up with it (the last of repeated ones)."""
+    value = uwsgi.opt.get(name, default)
+    if isinstance(value, list):
+        value = value[-1]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def load_app(settings: record.Record) -> discover.Found:
+    """APP_MODULE's app. Not an app (a factory named without a call, a
+    module with none, a module that is not there): the message says what to
+    write instead, and uWSGI exits with code 2, so the container does,
+    before anything is served. A package the app imports that is not
+    installed: its traceback, what to do, and need-app's exit code 22."""
+    try:
+        with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), \
+                importing.ServerCalls(), refused_writes.watch():
+            return discover.load(settings["APP_MODULE"])
+    except discover.AppError as exc:
+        error(str(exc))
+        os._exit(2)
+    except ModuleNotFoundError as exc:
+        message, bad_setting = discover.missing_module(exc, settings["APP_MODULE"])
+        if not bad_setting:
+            # The traceback, then what to do about it, then the exit code
+            # uWSGI's need-app gives a failed import (supervise.sh reads it).
+            traceback.print_exc()
+        hint = shadows.hint(exc)
+        if hint:
+            error(hint)
+        error(message)
+        os._exit(2 if bad_setting else 22)
+    except Exception as exc:
+        # need-app's exit code, with the traceback, and a file of the app
+        # hiding a module it imports named, where one does.
+        traceback.print_exc()
+        hint = shadows.hint(exc)
+        if hint:
+            error(hint)
+        os._exit(22)
+
+
+# The exit code of a pool that could not write its own files (EX_CANTCREAT).
+RUNTIME_UNWRITABLE = 73
+
+
+def generation() -> Generation:
+    """This pool's generation (app.ini's %(flaskbox_generation)), whose
+    folder holds its stats socket."""
+    return Generation(os.path.dirname(uwsgi_option("stats", "")))
+
+
+def from_record(settings: record.Record):
+    found = load_app(settings)
+    for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"]):
+        warn(line)
+    # nginx's static location, now that the app can say where its static
+    # files are; the entry-point installs it, checked with `nginx -t`, when
+    # this generation starts serving.
+    place = generation().static_conf
+    try:
+        place.write_text(static.location(settings, found.describe()))
+    except OSError as exc:
+        # Not the app's fault: said as such (supervise.sh, _uwsgi_failure),
+        # not as code that no longer imports.
+        error(f"cannot write {place}: {exc.strerror} (RUNTIME_DIR's file system full?)")
+        os._exit(RUNTIME_UNWRITABLE)
+    if settings["METRICS_PORT"]:
+        streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
+    limits, slots = None, 0
+    if settings["WORKER_CLASS"] == GEVENT:
+        limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]),
+                                float(settings["STREAM_MAX_DURATION"]))
+        slots = stream_slots(settings["WORKER_CONNECTIONS"])
+    # The processes as uWSGI ended up with them: UWSGI_INI may set its own.
+    spool = Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], int(uwsgi_option("processes", "1")))
+    # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
+    app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
+    serve = Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
+                  tuple(settings["ALLOWED_HOSTS"]), settings["WORKER_MAX_MEMORY"])
+    # Vary, and sync's share of threads per client for answers at its pace;
+    # outermost, the rest of a body the app did not read is read (unread.py).
+    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))
+
+
+def prepare_the_pool(settings: record.Record) -> None:
+    """In the master only (where the app is loaded, before any fork): a
+    worker starts with what it inherits out of the garbage collector's
+    reach; three rounds of every worker failing is a pool that cannot stay
+    up; a sync worker handles the stop signal from its start (gevent's does
+    so on its first request, once its loop runs)."""
+    if uwsgi is None or uwsgi.worker_id() != 0:
+        return
+    processes = int(uwsgi_option("processes", "1"))
+    metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
+    guard = forks.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
+    # gc.freeze(): a worker's full collections skip the objects it got from
+    # the master (the app and its imports). Otherwise the first one wrote to
+    # every one of them, copying their pages out of the shared memory, and
+    # held all of the worker's threads meanwhile (22-60 ms at 3940
+    # requests/s: docs/BENCHMARKS.md, "Collections in a new worker").
+    # A worker, not the master, is what the kernel's OOM killer ends (oom.py).
+    forks.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork,
+                                after_in_child=oom.worker_first)
+    # The processes the app starts in a request take signals as under plain
+    # Python (flaskbox/children.py).
+    children.start_plain(os.getpid())
+    if settings["WORKER_CLASS"] != GEVENT:
+        handle_the_stop = partial(streams.install_stop_handler_once, gevent_mode=False)
+        forks.on_the_masters_forks(after_in_child=handle_the_stop)
+
+
+if uwsgi is not None:
+    SETTINGS = record.load()
+    application = from_record(SETTINGS)
+    prepare_the_pool(SETTINGS)
+    streams.mark_native_handshakes(uwsgi)

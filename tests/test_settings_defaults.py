@@ -1,0 +1,185 @@
+"""The defaults the settings compute from the container they start in
+(lib/flaskbox/settings/), without a container: workers from the CPUs,
+queues and per-client limits from the workers, upload space from the file
+system, the pool fitted to the pids limit (or refused), gevent's from its
+connections; and the one record they are resolved into, once per start."""
+
+import pytest
+
+from fake_host import FakeHost, GiB, resolve
+from flaskbox import layout, record, settings
+from flaskbox.host import Mount
+
+# --- computed defaults -----------------------------------------------------
+
+@pytest.mark.parametrize("cpus, processes, nginx", [(1, 2, 1), (2, 4, 2), (4, 8, 4), (64, 32, 64)])
+def test_worker_counts_follow_the_cpus(cpus, processes, nginx):
+    values = resolve(host=FakeHost(cpus=cpus)).values
+    assert (values["UWSGI_PROCESSES"], values["UWSGI_THREADS"], values["NGINX_WORKER_PROCESSES"]) == \
+        (str(processes), "16", str(nginx))
+
+
+@pytest.mark.parametrize("env, queue, per_client, upstream", [
+    ({}, 256, 320, 320),  # 2 CPUs: 4 processes x 16 threads; 4 waiting per thread
+    ({"UWSGI_PROCESSES": "8"}, 512, 640, 640),
+    ({"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"}, 64, 72, 72),  # the floor of 64 waiting
+    ({"UWSGI_PROCESSES": "1024", "UWSGI_THREADS": "1024"}, 100000, 1000000, 1148576),  # the caps
+    ({"QUEUE_SIZE": "10"}, 10, 74, 74),
+    ({"CONNECTIONS_PER_CLIENT": "5"}, 256, 5, 320),
+])
+def test_queue_and_per_client_limits(env, queue, per_client, upstream):
+    resolved = resolve(env)
+    assert resolved.values["QUEUE_SIZE"] == str(queue)
+    assert resolved.values["CONNECTIONS_PER_CLIENT"] == str(per_client)
+    assert resolved.derived["UPSTREAM_MAX_CONNS"] == str(upstream)
+
+
+@pytest.mark.parametrize("mount, memory, space, slots", [
+    (Mount("/tmp", "tmpfs", 256 << 20), None, "128m", "12"),  # --tmpfs /tmp:size=256m
+    (Mount("/tmp", "tmpfs", 12 * GiB), 512 << 20, "256m", "25"),  # --tmpfs /tmp --memory 512m
+    (Mount("/", "overlay", 100 * GiB), 512 << 20, "51200m", "5120"),  # disk, not memory
+])
+def test_upload_space_follows_the_file_system(mount, memory, space, slots):
+    resolved = resolve(host=FakeHost(mount=mount, memory=memory))
+    assert resolved.values["UPLOAD_SPACE"] == space
+    assert resolved.derived["UPLOAD_SLOTS"] == slots
+    assert resolved.derived["UPLOAD_SLOTS_PER_CLIENT"] == str(max(int(slots) // 4, 1))
+
+
+def test_no_body_limit_means_no_upload_slots():
+    assert resolve({"MAX_BODY_SIZE": "0"}).derived["UPLOAD_SLOTS"] == "0"
+
+
+def test_listen_queue_is_clamped_to_somaxconn():
+    resolved = resolve({"QUEUE_SIZE": "2000"}, host=FakeHost(somaxconn=128))
+    assert resolved.derived["UWSGI_LISTEN"] == "128"
+    assert any("somaxconn is 128" in note for note in resolved.notes)
+
+
+def test_nginx_connections_follow_the_open_files_limit():
+    assert resolve().values["NGINX_WORKER_CONNECTIONS"] == str(layout.NGINX_CONNECTIONS_TOTAL // 2)
+    tight = resolve(host=FakeHost(files=4096))
+    assert int(tight.derived["NGINX_OPEN_FILES"]) <= 4096
+
+
+@pytest.mark.parametrize("counted", [True, False])
+def test_uwsgi_takes_the_largest_header_nginx_lets_through(counted):
+    # layout.py, HEADER_LINE: a header of W bytes in L lines makes W + 6 L
+    # bytes of variables, plus the request line again and ~1.5 KB. With
+    # max_headers L is bounded; without it, L can be W / 5 (2-byte names).
+    buffers = layout.header_buffers(counted)
+    assert buffers == (4 if counted else 3)
+    assert resolve(host=FakeHost(counts_headers=counted)).derived["HEADER_BUFFERS"] == str(buffers)
+    nginx_header = layout.HEADER_FIRST_BUFFER + buffers * layout.HEADER_LINE
+    for request_line in (0, layout.HEADER_LINE):  # which also takes a buffer
+        header = nginx_header - request_line
+        lines = min(header // 5, layout.MAX_HEADER_LINES) if counted else header // 5
+        assert 2 * request_line + header + 6 * lines + 1536 <= layout.UWSGI_BUFFER_SIZE
+    assert layout.uwsgi_max_vars(buffers) >= nginx_header // 4
+
+
+def test_gevent_defaults_follow_from_its_connections():
+    resolved = resolve({"WORKER_CLASS": "gevent"}, host=FakeHost(cpus=4))
+    values, derived = resolved.values, resolved.derived
+    assert values["UWSGI_PROCESSES"] == "1" and values["WORKER_CONNECTIONS"] == "2000"
+    assert values["QUEUE_SIZE"] == "64" and values["CONNECTIONS_PER_CLIENT"] == "2064"
+    assert derived["UPSTREAM_MAX_CONNS"] == "2064"
+    # nginx waits for a silent stream a little longer than the wrapper does.
+    assert derived["UPSTREAM_TIMEOUT"] == str(120 + 5)
+    assert resolve({"WORKER_CLASS": "gevent", "REQUEST_TIMEOUT": "300"}).derived["UPSTREAM_TIMEOUT"] == "305"
+    # sync: 2 s past REQUEST_TIMEOUT, by when the watchdog has answered.
+    assert resolve({}).derived["UPSTREAM_TIMEOUT"] == "32"
+
+
+def test_worker_max_memory_is_a_fair_share_of_the_memory_limit():
+    # 2 CPUs: 4 processes share 90 % of 1 GiB.
+    assert resolve({}, host=FakeHost(memory=GiB)).values["WORKER_MAX_MEMORY"] == "230m"
+    assert resolve({}, host=FakeHost()).values["WORKER_MAX_MEMORY"] == "0"  # no limit: off
+    assert resolve({"WORKER_MAX_MEMORY": "1g"}).typed["WORKER_MAX_MEMORY"] == GiB
+
+
+def test_a_recycled_worker_has_the_reload_grace_for_its_requests():
+    assert resolve({}).derived["WORKER_RELOAD_MERCY"] == "300"
+    assert resolve({"RELOAD_GRACE": "5", "REQUEST_TIMEOUT": "60"}).derived["WORKER_RELOAD_MERCY"] == "62"
+
+
+# --- the pids limit --------------------------------------------------------
+
+def test_the_pool_is_fitted_to_the_pids_limit():
+    # 2 CPUs: 4 processes x (16 threads + 3) + the master, nginx's 3 and 12
+    # more: 92 serving, 169 while a reload runs a second pool.
+    assert resolve({}, host=FakeHost(pids=169)).values["UWSGI_THREADS"] == "16"
+    fitted = resolve({}, host=FakeHost(pids=100))
+    assert fitted.values["UWSGI_THREADS"] == "7" and "UWSGI_THREADS" in fitted.defaulted
+    assert any("UWSGI_THREADS lowered from 16 to 7" in note for note in fitted.notes)
+    # The queue follows the threads it has.
+    assert fitted.values["QUEUE_SIZE"] == str(max(64, 4 * 4 * 7))
+    # Room for one pool only: the most threads that fit, and a SIGHUP keeps the running code.
+    assert fitted.derived["RELOAD_ROOM"] == "1"
+    tight = resolve({}, host=FakeHost(pids=40))
+    assert tight.values["UWSGI_THREADS"] == "3" and tight.derived["RELOAD_ROOM"] == "0"
+    assert any("SIGHUP keeps the running code" in note for note in tight.notes)
+
+
+def test_a_third_pool_needs_room_under_the_pids_limit_now():
+    # A reload while an earlier one's pool still finishes: one more pool of
+    # 1 + 4 x (16 + 3) = 77 must fit in what the limit leaves now.
+    from flaskbox.settings import pids
+    values = resolve({}).values
+    assert pids.room_for_another_pool(values, 300, 223)
+    assert not pids.room_for_another_pool(values, 300, 224)
+    assert pids.room_for_another_pool(values, None, 224)  # no limit
+    assert pids.room_for_another_pool(values, 169, None)  # the count unreadable: as before
+
+
+@pytest.mark.parametrize("env, pids, named", [
+    ({}, 20, ["pids limit (20", "UWSGI_THREADS or UWSGI_PROCESSES"]),
+    ({"UWSGI_THREADS": "16"}, 60, ["pids limit (60", "UWSGI_THREADS=16", "needs about 92"]),
+    ({"WORKER_CLASS": "gevent", "UWSGI_PROCESSES": "4"}, 40, ["pids limit (40", "lower UWSGI_PROCESSES"]),
+])
+def test_a_pool_that_cannot_fit_the_pids_limit_is_refused(env, pids, named):
+    with pytest.raises(settings.SettingError) as error:
+        resolve(env, host=FakeHost(pids=pids))
+    for text in named:
+        assert text in str(error.value)
+
+
+# --- resolved once: what a hook exports is all the second pass sees --------
+
+def test_a_hook_changing_an_input_recomputes_what_depends_on_it():
+    # The pass before the hooks exports nothing, so the pass after them sees
+    # the user's environment plus what a *.envsh hook exported.
+    first = resolve()
+    second = resolve({"UWSGI_PROCESSES": "10"})
+    assert (first.values["QUEUE_SIZE"], second.values["QUEUE_SIZE"]) == ("256", "640")
+    assert second.values["CONNECTIONS_PER_CLIENT"] == "800"
+
+
+def test_only_the_shells_own_values_leave_python():
+    # The entry-point's shell gets a handful of values for itself; every
+    # other setting reaches the servers through the record alone.
+    shell = resolve({"QUEUE_SIZE": "7"}).shell()
+    assert set(shell) == {"RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
+                          "METRICS_PORT", "TLS_CERT", "FLASKBOX_RELOAD_GRACE", "FLASKBOX_STOP_DRAIN_SECONDS",
+                          "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
+                          "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS", "FLASKBOX_RELOAD_ROOM",
+                          "FLASKBOX_IMPORT_TIMEOUT", "DEBUG_HOST", "FLASKBOX_HOST_NETWORK"}
+    assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
+
+
+def test_the_record_round_trips_typed(tmp_path):
+    resolved = resolve({"RUNTIME_DIR": str(tmp_path), "ALLOWED_HOSTS": "a.example", "QUEUE_SIZE": "7"})
+    place = record.runtime({"RUNTIME_DIR": str(tmp_path) + "/"})
+    record.write(resolved.record(), place)
+    loaded = record.load(place)
+    assert loaded == resolved.record()
+    assert loaded["QUEUE_SIZE"] == 7 and loaded["ALLOWED_HOSTS"] == ["a.example"]
+    assert loaded.mode == "production"
+    assert loaded.text["MAX_BODY_SIZE"] == "10m" and loaded.derived["CPUS"] == "2"
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_passed_through_uwsgi_options():
+    env = {"UWSGI_MAX_REQUESTS": "1000", "UWSGI_PROCESSES": "3", "UWSGI_INI": "/x.ini", "UWSGI_RELOADS": "2",
+           "UWSGI_DISABLE_LOGGING": "false"}
+    assert settings.uwsgi_options(env) == [("disable-logging", "false"), ("max-requests", "1000")]
