@@ -30,24 +30,56 @@ sys.path.insert(0, str(REPO / "lib"))
 # - `container`: the test needs the engine: it uses the image (every image
 #   and container fixture starts from `image`) or a volume, directly or
 #   through other fixtures, or its module drives docker itself. `-m "not
-#   container"` is the quick tier, in-process, under a minute.
-# - `timed`: the test measures time or load (the `slow` ones, every user of
-#   `figure`, and the modules below, whose bounds are in seconds or
-#   milliseconds): tests/run.sh runs these alone, after the others have run
-#   on parallel workers.
+#   container"` is the in-process tier, under a minute.
+# - `timed`: the test measures time or load, which other tests running
+#   beside it would distort: tests/run.sh runs these alone, after the rest
+#   ran on parallel workers. The `slow` ones, every user of `figure`, and
+#   those below, whose bounds are a few seconds or less.
 CONTAINER_FIXTURES = {"image", "volume"}
 DOCKER_MODULES = {"test_bench.py", "test_build.py"}
-TIMED_MODULES: set[str] = set()
+# Every test there waits for a save to be served within a 2 s budget.
+TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
+TIMED_TESTS = {
+    "test_gevent.py": {"test_request_timeout_bounds_the_handler_not_the_stream",  # 504 within 3.5 s
+                       "test_idle_and_overlong_streams_end_cleanly",  # ends 1.8 to 3.5 s in
+                       "test_a_websocket_is_closed_at_stream_max_duration",  # 1.8 to 4 s
+                       "test_streams_leave_a_tenth_of_the_slots_to_ordinary_requests"},  # under 2 s
+    "test_streams.py": {"test_a_text_generator_flows_to_requests_with_gzip"},  # each chunk within 100 ms
+    "test_supervision.py": {"test_helpers_dying_while_a_reload_waits_for_new_code_come_back_at_once",  # 5 s
+                            "test_a_relay_killed_while_the_app_floods_stderr_comes_back_and_nothing_hangs"},
+    "test_kubernetes_consistency.py": {"test_readiness_fails_as_soon_as_the_stop_starts",  # under 1 s
+                                       "test_stop_with_a_stuck_request_ends_within_the_grace_period"},
+    "test_request_timeout.py": {"test_a_stream_gone_silent_is_cut_visibly"},  # within 3 s of the timeout
+    "test_shutdown.py": {"test_stop_while_the_app_is_still_importing"},  # under 5 s
+    "test_reload.py": {"test_a_stop_after_reloads_still_loses_nothing"},  # under load
+    "test_queue_depth.py": {"test_the_metric_counts_requests_queued_behind_a_busy_worker"},  # within 4 s
+}
+
+
+def shared_module_fixtures(item) -> set[str]:
+    """The fixtures of a module or class scope the test uses: a server that
+    its module's tests share, and whose state may carry from one to the next."""
+    definitions = item._fixtureinfo.name2fixturedefs  # pytest keeps no public view of these
+    return {name for name in item.fixturenames
+            if definitions.get(name) and definitions[name][-1].scope in ("module", "class")}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Before -m selects: the `container` and `timed` markers."""
+    """Before -m selects: the `container` and `timed` markers. A test that
+    shares a module's server with a timed one is timed too, so that the
+    module's tests on that server still run in their order, in one phase."""
+    timed_servers: dict[str, set[str]] = {}
     for item in items:
         module = item.path.name
         if CONTAINER_FIXTURES & set(item.fixturenames) or module in DOCKER_MODULES:
             item.add_marker(pytest.mark.container)
-        if item.get_closest_marker("slow") or "figure" in item.fixturenames or module in TIMED_MODULES:
+        if (item.get_closest_marker("slow") or "figure" in item.fixturenames or module in TIMED_MODULES
+                or item.originalname in TIMED_TESTS.get(module, ())):
+            item.add_marker(pytest.mark.timed)
+            timed_servers.setdefault(module, set()).update(shared_module_fixtures(item))
+    for item in items:
+        if shared_module_fixtures(item) & timed_servers.get(item.path.name, set()):
             item.add_marker(pytest.mark.timed)
 
 
