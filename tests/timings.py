@@ -51,7 +51,8 @@ def main(reports: Path) -> None:
         found = cases(name, xml) if xml.exists() else []
         every += found
         failed = sum(case.outcome == "failed" for case in found)
-        print(f"{name:<28}{seconds:>8}{len(found):>7}{failed:>8}  {status}")
+        counts = f"{len(found):>7}{failed:>8}" if xml.exists() else f"{'':>15}"
+        print(f"{name:<28}{seconds:>8}{counts}  {status}")
     print(f"\n== the {SLOWEST} slowest tests of all phases (setup + call + teardown) ==")
     for case in sorted(every, key=lambda case: -case.seconds)[:SLOWEST]:
         print(f"{case.seconds:8.1f} s  {case.phase:<22} {case.name}")
