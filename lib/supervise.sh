@@ -92,7 +92,11 @@ _prod_supervise() {
 		if [ -n "$exited" ]; then
 			wait "$exited" 2>/dev/null || status=$?
 		else
-			wait -n -p exited "${pids[@]}" || status=$?
+			# Its stderr nowhere: bash writes there its own notice of a job
+			# killed by a signal ("line N: PID Killed uwsgi ..."), which the
+			# log then showed under the servers' lines; the cases below say
+			# what ended, and why, in their own words.
+			wait -n -p exited "${pids[@]}" 2>/dev/null || status=$?
 			# wait -p leaves it unset when a trapped signal (SIGHUP's
 			# reload) ends the wait early.
 			exited="${exited:-}"

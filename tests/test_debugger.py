@@ -81,8 +81,11 @@ def test_a_loud_warning_names_the_risk_and_the_safe_port_binding(containers, app
     logs = c.logs()
     port = c.port
     assert "WARNING" in logs and "run code in this container" in logs
-    assert f"-p {port}:{port} publishes the port on EVERY interface" in logs
-    assert f"-p 127.0.0.1:{port}:{port}" in logs
+    # The tests' containers are on the host's network, where the dev server
+    # keeps to loopback (test_debug_host.py has the -p advice of a network
+    # of the container's own).
+    assert f"It listens on 127.0.0.1:{port} only (the host's network; DEBUG_HOST)" in logs
+    assert "DEBUG_HOST=0.0.0.0 would open it" in logs
     # Before the server's own lines, so it is the first thing on screen.
     assert logs.index("WARNING: debug mode") < logs.index("Debugger PIN")
 

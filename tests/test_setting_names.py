@@ -172,8 +172,7 @@ def test_uwsgi_harakiri_is_taken_as_request_timeout(host):
 
 
 @pytest.mark.parametrize("name, value, instead", [("UWSGI_GEVENT", "100", "WORKER_CLASS=gevent"),
-                                                  ("UWSGI_ASYNC", "10", "WORKER_CONNECTIONS"),
-                                                  ("UWSGI_LISTEN", "1024", "QUEUE_SIZE")])
+                                                  ("UWSGI_ASYNC", "10", "WORKER_CONNECTIONS")])
 def test_uwsgi_options_that_size_the_pool_are_refused_naming_the_setting(host, name, value, instead):
     with pytest.raises(settings.SettingError) as refused:
         resolve({name: value}, host=host)
@@ -190,7 +189,7 @@ def test_an_ini_that_sizes_the_pool_is_refused(host, tmp_path):
     assert str(refused.value).startswith(f"{ini}: `gevent = 100` would size uWSGI's pool")
     assert "remove the line" in str(refused.value)
     # Debug mode runs no uWSGI: nothing to refuse there.
-    assert resolve({"UWSGI_INI": str(ini), "UWSGI_LISTEN": "1"}, host=host, mode="debug").mode == "debug"
+    assert resolve({"UWSGI_INI": str(ini), "UWSGI_ASYNC": "1"}, host=host, mode="debug").mode == "debug"
 
 
 def test_cheaper_mode_as_tiangolos_image_ran_it_is_honoured_and_said(host, tmp_path):

@@ -6,8 +6,8 @@ given()     the settings present in the environment, by any of their names:
             own options for what flaskbox sizes itself (UWSGI_WORKERS, or
             `processes = 8` in a tiangolo-style /app/uwsgi.ini), which are
             honoured and stated in a note. In production, uWSGI options that
-            would size the pool behind flaskbox's back (gevent, async,
-            listen) are refused, naming the setting to use. uWSGI's cheaper
+            would make the pool another kind than WORKER_CLASS says (gevent,
+            async) are refused, naming the setting to use. uWSGI's cheaper
             mode (tiangolo's image ran it) is honoured, and the log's line
             about the pool says so (cheaper()).
 warnings()  a misspelled setting (REQUST_TIMEOUT), another server's name
@@ -49,7 +49,6 @@ REFUSED = {
 UWSGI_REFUSED = {
     "gevent": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
     "async": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
-    "listen": "set QUEUE_SIZE for the requests that may wait (uWSGI's listen queue follows it)",
 }
 # UWSGI_* variables that are not options to pass on: the ones uWSGI sets
 # for its own children (the table's own are left out too).
