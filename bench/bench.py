@@ -11,6 +11,8 @@
     bench/run.sh --latency       p99 and p99.9 at 25/50/75 % of Granian's capacity, open loop (latency.py)
     bench/run.sh --floor         flaskbox against its floor: throughput, p99 and p99.9 at 25/50 % of it
     bench/run.sh --wrapper --rate R   what each piece of the WSGI wrapper costs a request (CPU µs)
+    bench/run.sh --timeline --rate R  each hello request's latency beside the container's events (timeline.py)
+    bench/run.sh --prices        instructions a request each guarantee costs, callgrind (prices.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -82,6 +84,13 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--wrapper", action="store_true",
                           help="with --rate: the CPU each piece of the WSGI wrapper costs a request, "
                                "each taken out in turn")
+    variants.add_argument("--timeline", action="store_true",
+                          help="with --rate: flaskbox's hello world at that open-loop rate for "
+                               "--sweep-seconds, each request's latency beside the health checks and "
+                               "worker respawns")
+    variants.add_argument("--prices", action="store_true",
+                          help="the instructions each nginx feature, each piece of the WSGI wrapper and the "
+                               "hop's protocol cost a request (callgrind: load-independent)")
     parser.add_argument("--sweep-seconds", type=float, default=15,
                         help="with --latency: seconds each fixed-rate run is counted (after a 2 s warm-up)")
     parser.add_argument("--rate",
@@ -193,6 +202,16 @@ def main() -> int:
         return run_traffic(args, rounds, seconds)
     if args.latency or args.floor:
         return run_latency(args, rounds, seconds)
+    if args.prices:
+        import prices
+        build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+        return prices.run(args.out, machine())
+    if args.timeline:
+        import timeline
+        if not args.rate:
+            raise SystemExit("bench.py: --timeline needs --rate (hello world's requests a second)")
+        build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+        return timeline.run(float(args.rate), args.sweep_seconds, args.out, machine())
     return run_full(args, rounds, seconds, routes)
 
 

@@ -3,7 +3,7 @@
  * coordinated omission, for bench/latency.py.
  *
  *   openloop -p PORT -P PATH -r RATE -d SECONDS [-w WARMUP] [-c MAXCONN]
- *            [-s SEED] [-u] [-t DRAIN]
+ *            [-s SEED] [-u] [-t DRAIN] [-T TIMELINE]
  *
  * Requests arrive on a schedule fixed before the run (Poisson arrivals at
  * RATE a second, the same sequence for the same SEED; -u: evenly spaced),
@@ -14,6 +14,9 @@
  * (the coordinated omission of closed-loop clients such as wrk, whose
  * connections stop asking while they wait). Requests that arrive in the
  * first WARMUP seconds are sent but not counted. One thread, epoll, no
+ * dependencies (-T: each counted request's arrival, as Unix time in
+ * seconds, and its latency in microseconds, one line each, to a file: the
+ * timeline bench/timeline.py lays beside the server's own events). No
  * dependencies: on 2 CPUs the client must not eat the server's CPU, as a
  * Python client would (about 5 us of CPU a request here, against wrk's 16).
  *
@@ -483,21 +486,37 @@ static const char *pct_ms(const uint32_t *sorted, long n, double p)
 	return s;
 }
 
+/* -T: "ARRIVAL LATENCY_US" per counted request, the arrival as Unix time
+ * (the run's start on the wall clock plus its place in the schedule); an
+ * unanswered or failed request's latency is -1. */
+static void write_timeline(const char *file, double wall_start)
+{
+	FILE *out = fopen(file, "w");
+	if (!out)
+		fail(file);
+	for (long i = counted_from; i < total; i++) {
+		long us = bad[i] || latency_us[i] == UNANSWERED ? -1L : (long)latency_us[i];
+		fprintf(out, "%.6f %ld\n", wall_start + arrival[i] / 1e9, us);
+	}
+	if (fclose(out) != 0)
+		fail(file);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: openloop -p PORT -P PATH -r RATE -d SECONDS [-w WARMUP] [-c MAXCONN] "
-			"[-s SEED] [-u] [-t DRAIN]\n");
+			"[-s SEED] [-u] [-t DRAIN] [-T TIMELINE]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	int port = 0, uniform = 0, opt;
-	const char *path = "/";
+	const char *path = "/", *timeline = NULL;
 	double rate = 0, seconds = 0, warmup = 1, drain = 5;
 	uint64_t seed = 1;
 	max_conns = 256;
-	while ((opt = getopt(argc, argv, "p:P:r:d:w:c:s:ut:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:P:r:d:w:c:s:ut:T:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'P': path = optarg; break;
@@ -508,6 +527,7 @@ int main(int argc, char **argv)
 		case 's': seed = strtoull(optarg, NULL, 10); break;
 		case 'u': uniform = 1; break;
 		case 't': drain = atof(optarg); break;
+		case 'T': timeline = optarg; break;
 		default: usage();
 		}
 	}
@@ -564,6 +584,8 @@ int main(int argc, char **argv)
 	struct epoll_event events[256];
 	long next = 0;
 	start = now_ns();
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
 	int64_t deadline = start + (int64_t)(span * 1e9) + (int64_t)(drain * 1e9);
 	for (;;) {
 		int64_t now = now_ns();
@@ -639,6 +661,8 @@ int main(int argc, char **argv)
 		if (dispatched[i])
 			lag[lags++] = dispatched[i] - arrival[i];
 	}
+	if (timeline)
+		write_timeline(timeline, (double)wall.tv_sec + wall.tv_nsec / 1e9);
 	qsort(sorted, (size_t)counted, sizeof *sorted, cmp_u32);
 	qsort(lag, (size_t)lags, sizeof *lag, cmp_i64);
 	struct rusage ru;

@@ -12,12 +12,13 @@ from helpers import free_port
 
 
 def start(image: str, *command: str, env: dict[str, str] | None = None, port: int | None = None,
-          timeout: float = 60, interval: float = 0.1, docker_args: tuple[str, ...] = ()) -> Container:
+          timeout: float = 60, interval: float = 0.1, docker_args: tuple[str, ...] = (),
+          health_check: bool = False) -> Container:
     """A container of `image` (on `port`, or a free one); returns once GET /
-    answers 200. --no-healthcheck: the image's own check would probe every
-    contender."""
-    container = CONTAINERS.run(*command, env=env, image=image, port=port,
-                               docker_args=("--no-healthcheck", *docker_args))
+    answers 200. --no-healthcheck unless `health_check`: the image's own
+    check would probe every contender."""
+    docker_args = docker_args if health_check else ("--no-healthcheck", *docker_args)
+    container = CONTAINERS.run(*command, env=env, image=image, port=port, docker_args=docker_args)
     container.wait_http("/", timeout=timeout, interval=interval)
     return container
 
@@ -30,6 +31,7 @@ class Contender:
     env: dict[str, str] = field(default_factory=dict)
     image: str = CONTENDERS_TAG
     docker_args: tuple[str, ...] = ()  # --cpus, a config mounted over the image's
+    health_check: bool = False  # the image's HEALTHCHECK runs, as users run it
     container: Container | None = None
 
     @property
@@ -39,7 +41,8 @@ class Contender:
     def start(self) -> None:
         port = free_port()
         command = [part.replace("{PORT}", str(port)) for part in self.command]
-        self.container = start(self.image, *command, env=self.env, port=port, docker_args=self.docker_args)
+        self.container = start(self.image, *command, env=self.env, port=port, docker_args=self.docker_args,
+                               health_check=self.health_check)
 
     def stop(self) -> None:
         if self.container:

@@ -46,6 +46,24 @@ def test_healthcheck_fails_when_workers_cannot_answer(containers):
     c.wait_healthy()
 
 
+# A PATH with bash and timeout and no Python: healthcheck.sh's quick probe
+# can run, its full check (python3) cannot.
+NO_PYTHON = "mkdir -p /tmp/no-python && ln -sf /bin/bash /usr/bin/timeout /tmp/no-python/ && "
+
+
+def test_the_usual_check_needs_no_python(containers):
+    """Production answering 200: bash alone says healthy, without starting
+    Python's ~40 ms of CPU every 10 s beside the app; anything else (here:
+    no port file where RUNTIME_DIR points) is the full check's."""
+    c = containers.run()
+    c.wait_healthy()
+    check = "PATH=/tmp/no-python /usr/local/bin/healthcheck.sh"
+    quick = c.exec("bash", "-c", NO_PYTHON + check)
+    assert quick.returncode == 0, (quick.stdout, quick.stderr)
+    full = c.exec("bash", "-c", NO_PYTHON + "RUNTIME_DIR=/tmp/elsewhere " + check)
+    assert full.returncode == 127 and "python3" in full.stderr, (full.stdout, full.stderr)
+
+
 def test_healthcheck_fails_before_the_server_starts(containers):
     c = containers.run("sleep", "60")
     result = c.exec("healthcheck.sh")

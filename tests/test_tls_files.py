@@ -126,9 +126,7 @@ def test_the_rendered_lines(pki):
 
 def test_nginx_conf_fills_with_the_tls_placeholders(tmp_path):
     resolved = resolve({"RUNTIME_DIR": str(tmp_path)})
-    values_ = {**resolved.values, **resolved.derived, **tls.template_values(resolved.values),
-               **outbound.template_values(resolved.values)}
-    text = render.fill((REPO / "nginx.conf").read_text(), values_, "nginx.conf")
+    text = render.fill((REPO / "nginx.conf").read_text(), render.template_values(resolved.record()), "nginx.conf")
     assert f"include {tmp_path}/nginx/tls.conf;" in text
     assert '"on:" "";' in text  # no TLS: no HSTS value
 

@@ -44,6 +44,15 @@ ACCEPTED_WITHIN = 0.5
 MEMORY_EVERY = 1.0
 
 
+class ThisProcess:
+    """This process's id, read again at each fork (os.register_at_fork), not
+    on every request: os.getpid() is a system call each time."""
+    pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=lambda: setattr(ThisProcess, "pid", os.getpid()))
+
+
 def watch_every(timeout: float) -> float:
     """Seconds between the watchdog's looks, for REQUEST_TIMEOUT `timeout`."""
     return min(max(timeout / 20, WATCH_EVERY_LEAST), WATCH_EVERY_MOST)
@@ -176,11 +185,11 @@ class Watchdog:
         self.lock = threading.Lock()
 
     def begin(self, environ, fd: int | None, waited: float) -> Watched:
-        if self.pid != os.getpid():
+        if self.pid != ThisProcess.pid:
             # The first request in a new worker (a fork of the master).
             with self.lock:
-                if self.pid != os.getpid():
-                    self.pid = os.getpid()
+                if self.pid != ThisProcess.pid:
+                    self.pid = ThisProcess.pid
                     self.running.clear()
                     self.retiring = None
                     self.memory = MemoryCap(self.memory_cap)

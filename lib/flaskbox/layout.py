@@ -165,6 +165,7 @@ class Runtime:
         # per version, and `current`, the link nginx reads at each handshake.
         self.tls_dir = self.dir / "tls"
         self.tls_current = self.tls_dir / "current"
+        self.health_port = self.dir / "health-port"     # production's port, for healthcheck.sh's probe
         self.debug_loaded = self.dir / "debug.loaded"   # the dev server loaded the app once
         self.debug_app = self.dir / "debug.app"         # "ok" or the last load's error
 

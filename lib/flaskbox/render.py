@@ -51,6 +51,13 @@ def allowed_hosts(record: Record) -> str:
     return "\n".join(lines) + "\n"
 
 
+def allowed_hosts_key(record: Record) -> dict[str, str]:
+    """What nginx.conf's ALLOWED_HOSTS map looks up: the request's host
+    name, or, with no ALLOWED_HOSTS (any host), a constant decided here, so
+    that no request pays for the name's regular expression and lookup."""
+    return {"ALLOWED_HOSTS_KEY": "$flaskbox_host_name" if record["ALLOWED_HOSTS"] else "any"}
+
+
 def header_count(record: Record) -> str:
     """max_headers where this nginx has it (layout.header_buffers)."""
     if record.derived["HEADER_BUFFERS"] == "3":
@@ -200,6 +207,13 @@ def fresh_metrics_dir(path: Path) -> None:
         old.unlink()
 
 
+def template_values(record: Record) -> dict[str, str]:
+    """Every ${NAME} nginx.conf and the uWSGI files may use: the settings,
+    what is derived from them, and the pieces rendered from several."""
+    return {**record.text, **record.derived, **tls.template_values(record.text),
+            **outbound.template_values(record.text), **allowed_hosts_key(record)}
+
+
 def render_production(record: Record, env: dict[str, str], notes: list[str],
                       conf_dir: Path = CONF_DIR) -> list[Path]:
     """Writes every production config file; returns their paths. `env` is
@@ -207,8 +221,7 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
     place = Runtime(record["RUNTIME_DIR"])
     nginx_dir = place.nginx_dir
     nginx_dir.mkdir(parents=True, exist_ok=True)
-    values = {**record.text, **record.derived, **tls.template_values(record.text),
-              **outbound.template_values(record.text)}
+    values = template_values(record)
     geo, real_ip = trusted_proxies(record)
     files = {
         place.nginx_conf: fill((conf_dir / "nginx.conf").read_text(), values, "nginx.conf"),
@@ -224,6 +237,8 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
         nginx_dir / "tls.conf": tls.server_conf(record.text, (conf_dir / tls.HTTP2_DIRECTIVE_MARK).is_file()),
         place.uwsgi_sockets_ini: uwsgi_sockets(values),
         place.uwsgi_ini: uwsgi_ini(record, env, conf_dir, notes),
+        # healthcheck.sh's probe, without Python in the usual case.
+        place.health_port: f"{record['PORT']}\n",
     }
     for path, text in files.items():
         path.write_text(text)
