@@ -158,11 +158,18 @@ full_run() {
 	for base in "${BASES[@]}"; do
 		[[ "$base" == *-arm64 ]] || amd64+=("$base")
 	done
-	# A failure here shows within a minute; the container phases still run,
-	# so that one run tells everything that fails. (Not for arm64 alone:
+	# A failure here ends the run within a minute: the in-process tier
+	# checks what every container would be started from (settings,
+	# rendering, the request path), so the container phases would spend
+	# half an hour on a known-broken tree. (Not for arm64 alone:
 	# TEST_BASES=debian12-arm64 asks for its smoke test.)
 	if [ "${#amd64[@]}" -gt 0 ]; then
-		phase in-process "" -m "not container" || first=$?
+		phase in-process "" -m "not container" || {
+			first=$?
+			log "the in-process tier failed: no container phase runs (fix it, or run them: tests/run.sh -m container)"
+			"$VENV/bin/python" tests/timings.py "$REPORTS" || true
+			return "$first"
+		}
 	fi
 	local made="$SECONDS"
 	for base in "${amd64[@]}"; do
