@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import re
 import shutil
@@ -23,6 +26,68 @@ APPS = Path(__file__).resolve().parent / "apps"
 sys.path.insert(0, str(REPO / "lib"))
 
 
+# The suite's tiers (docs/testing.md), marked at collection:
+# - `container`: the test needs the engine: it uses the image (every image
+#   and container fixture starts from `image`) or a volume, directly or
+#   through other fixtures, or its module drives docker itself. `-m "not
+#   container"` is the in-process tier, under a minute.
+# - `timed`: the test measures time or load, which other tests running
+#   beside it would distort: tests/run.sh runs these alone, after the rest
+#   ran on parallel workers. The `slow` ones, every user of `figure`, and
+#   those below, whose bounds are a few seconds or less.
+CONTAINER_FIXTURES = {"image", "volume"}
+DOCKER_MODULES = {"test_bench.py", "test_build.py"}
+# Every test there waits for a save to be served within a 2 s budget.
+TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
+TIMED_TESTS = {
+    "test_gevent.py": {"test_request_timeout_bounds_the_handler_not_the_stream",  # 504 within 3.5 s
+                       "test_idle_and_overlong_streams_end_cleanly",  # ends 1.8 to 3.5 s in
+                       "test_a_websocket_is_closed_at_stream_max_duration",  # 1.8 to 4 s
+                       "test_streams_leave_a_tenth_of_the_slots_to_ordinary_requests"},  # under 2 s
+    "test_streams.py": {"test_a_text_generator_flows_to_requests_with_gzip"},  # each chunk within 100 ms
+    "test_supervision.py": {"test_helpers_dying_while_a_reload_waits_for_new_code_come_back_at_once",  # 5 s
+                            "test_a_relay_killed_while_the_app_floods_stderr_comes_back_and_nothing_hangs"},
+    "test_kubernetes_consistency.py": {"test_readiness_fails_as_soon_as_the_stop_starts",  # under 1 s
+                                       "test_stop_with_a_stuck_request_ends_within_the_grace_period"},
+    "test_request_timeout.py": {"test_a_stream_gone_silent_is_cut_visibly"},  # within 3 s of the timeout
+    "test_shutdown.py": {"test_stop_while_the_app_is_still_importing"},  # under 5 s
+    "test_reload.py": {"test_a_stop_after_reloads_still_loses_nothing"},  # under load
+    "test_queue_depth.py": {"test_the_metric_counts_requests_queued_behind_a_busy_worker"},  # within 4 s
+    # No bound, but a race the load of the parallel phase widened: the
+    # retirement's watch read the killed master as idle, once in 4 runs there
+    # (flaskbox/generations.py in_flight: the master can end between its
+    # alive() check and the read of its children).
+    "test_reload_grace.py": {"test_an_old_master_killed_while_it_retires_is_reported_as_a_cut"},
+}
+
+
+def shared_module_fixtures(item) -> set[str]:
+    """The fixtures of a module or class scope the test uses: a server that
+    its module's tests share, and whose state may carry from one to the next."""
+    definitions = item._fixtureinfo.name2fixturedefs  # pytest keeps no public view of these
+    return {name for name in item.fixturenames
+            if definitions.get(name) and definitions[name][-1].scope in ("module", "class")}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Before -m selects: the `container` and `timed` markers. A test that
+    shares a module's server with a timed one is timed too, so that the
+    module's tests on that server still run in their order, in one phase."""
+    timed_servers: dict[str, set[str]] = {}
+    for item in items:
+        module = item.path.name
+        if CONTAINER_FIXTURES & set(item.fixturenames) or module in DOCKER_MODULES:
+            item.add_marker(pytest.mark.container)
+        if (item.get_closest_marker("slow") or "figure" in item.fixturenames or module in TIMED_MODULES
+                or item.originalname in TIMED_TESTS.get(module, ())):
+            item.add_marker(pytest.mark.timed)
+            timed_servers.setdefault(module, set()).update(shared_module_fixtures(item))
+    for item in items:
+        if shared_module_fixtures(item) & timed_servers.get(item.path.name, set()):
+            item.add_marker(pytest.mark.timed)
+
+
 def require_engine() -> None:
     # No engine means no container test can prove anything: fail loudly,
     # never skip. Tests that need no container run without one.
@@ -38,16 +103,37 @@ def base_build_args() -> dict[str, str]:
     return {name: os.environ[name] for name in names if os.environ.get(name)}
 
 
+@contextlib.contextmanager
+def one_worker_at_a_time(tmp_path_factory, name: str):
+    """Holds a lock that the other pytest-xdist workers of this run wait
+    for, and yields a folder they share; without xdist, the session's own
+    temporary folder. A build made under it lets the next worker's take the
+    layers from the cache instead of building the same ones beside it."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # every worker's basetemp is a folder in it
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield shared
+
+
 @pytest.fixture(scope="session")
-def image() -> str:
+def image(tmp_path_factory) -> str:
     """The image under test: FLASKBOX_IMAGE if given, else built from the repo
-    (tagged FLASKBOX_TEST_TAG, so that two checkouts can test side by side)."""
+    (tagged FLASKBOX_TEST_TAG, so that two checkouts can test side by side),
+    once per pytest run: the first xdist worker builds, the others wait and
+    take its tag."""
     require_engine()
     if os.environ.get("FLASKBOX_IMAGE"):
         return os.environ["FLASKBOX_IMAGE"]
     tag = os.environ.get("FLASKBOX_TEST_TAG", "flaskbox:test")
-    # Under arm64 emulation (tests/arch_arm64.py) a build takes several times longer.
-    build_image(REPO, tag, {**base_build_args(), **provenance_build_args()}, timeout=2400)
+    with one_worker_at_a_time(tmp_path_factory, "image") as shared:
+        built = shared / "image.json"
+        if built.exists():
+            return json.loads(built.read_text())["tag"]
+        # Under arm64 emulation (tests/arch_arm64.py) a build takes several times longer.
+        build_image(REPO, tag, {**base_build_args(), **provenance_build_args()}, timeout=2400)
+        built.write_text(json.dumps({"tag": tag}))
     return tag
 
 
@@ -134,7 +220,8 @@ def fixture_image(image, tmp_path_factory) -> dict[str, str]:
     (context / "app" / "public" / "asset.txt").write_text(f"public {token}\n")
     (context / "Dockerfile").write_text(f"FROM {image}\nCOPY app /app\n")
     tag = f"flaskbox-fixture:{token[:12]}"
-    build_image(context, tag)
+    with one_worker_at_a_time(tmp_path_factory, "fixture-image"):
+        build_image(context, tag)
     yield {"image": tag, "static_token": token}
     docker("rmi", "-f", tag, check=False)
 
@@ -150,24 +237,28 @@ def app_copy(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def runtime_image(image) -> str:
+def runtime_image(image, tmp_path_factory) -> str:
     """The image without the sample app: what users build FROM. (Built after
-    `image`, so it comes from the same cache.)"""
+    `image`, so it comes from the same cache.) Each xdist worker tags and
+    removes its own."""
     tag = f"flaskbox-runtime:{uuid.uuid4().hex[:12]}"
-    build_image(REPO, tag, base_build_args(), target="runtime")
+    with one_worker_at_a_time(tmp_path_factory, "runtime-image"):
+        build_image(REPO, tag, base_build_args(), target="runtime")
     yield tag
     docker("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture(scope="session")
-def app_images(runtime_image):
-    """name -> image tag, each tests/apps/<name> built FROM runtime_image."""
+def app_images(runtime_image, tmp_path_factory):
+    """name -> image tag, each tests/apps/<name> built FROM runtime_image
+    (by each xdist worker, one at a time: the second comes from the cache)."""
     built: dict[str, str] = {}
 
     def build(name: str) -> str:
         if name not in built:
             tag = f"flaskbox-app-{name}:{uuid.uuid4().hex[:12]}"
-            build_image(APPS / name, tag, {"FLASKBOX": runtime_image})
+            with one_worker_at_a_time(tmp_path_factory, f"app-{name}"):
+                build_image(APPS / name, tag, {"FLASKBOX": runtime_image})
             built[name] = tag
         return built[name]
 

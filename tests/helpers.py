@@ -64,9 +64,14 @@ def free_port() -> int:
     from just below the kernel's ephemeral range: a port from inside it
     (which bind(0) gives) can become the local port of one of the thousands
     of outgoing connections the load tests open, between this check and the
-    container's bind (seen once: nginx's "Address already in use")."""
+    container's bind (seen once: nginx's "Address already in use").
+    pytest-xdist's workers each draw from their own share of that range, so
+    that two workers never hand out the same port at once."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     candidates = range(max(1024, low - 12000), low)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    if worker.startswith("gw"):
+        candidates = candidates[int(worker[2:])::int(os.environ["PYTEST_XDIST_WORKER_COUNT"])]
     while True:
         port = random.choice(candidates)
         if port in _HANDED_OUT:

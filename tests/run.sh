@@ -12,11 +12,24 @@
 #                           pulled) and Debian 13 (Python 3.13, without
 #                           the tests marked slow), in turn;
 #                           and, when no pytest arguments are given (the full
-#                           run, as CI does), debian12-arm64 last.
+#                           run, as CI does), debian12-arm64 as well.
 # On debian12-arm64 (Debian 12 for arm64, built and run under qemu emulation)
 # the default is tests/arch_arm64.py alone: the image builds, serves, passes
 # its health check and reloads in debug mode (docs/building.md says why not
 # the whole suite). Arguments given run those tests there instead.
+#
+# With arguments, each base gets one pytest run with them. The full run (no
+# arguments) is split into phases, each one pytest run (docs/testing.md):
+#   1. in-process: the tests that need no engine (-m 'not container'), once,
+#      first: they touch no base, and a failure shows within a minute;
+#   2. parallel, per base: the container tests that measure no time, on
+#      TEST_WORKERS (default 3) pytest-xdist workers; meanwhile, in the
+#      background, debian12-arm64's base and smoke test (minutes of emulation
+#      that would otherwise add to the run);
+#   3. serial, per base: the tests marked `timed` (time or load measured on
+#      the machine's CPUs), one at a time, with nothing else running.
+# Each writes JUnit XML; the run ends with each phase's time and the 15
+# slowest tests of all (tests/timings.py).
 # The exit code is the first failing run's.
 set -Eeuo pipefail
 
@@ -47,46 +60,174 @@ setup() {
 }
 
 # bases [PYTEST ARGS]
-#   The base images to run the suite on, one per line.
+#   The names of the bases to run the suite on, one per line.
 bases() {
 	if [ -n "${BASE_IMAGE:-}" ]; then
-		deploy/base-image.sh
+		printf '%s\n' "$BASE_IMAGE"
 		return 0
 	fi
 	local base default="default debian13"
 	[ "$#" -gt 0 ] || default+=" debian12-arm64"
 	for base in ${TEST_BASES:-$default}; do
-		deploy/base-image.sh "$base"
+		printf '%s\n' "$base"
 	done
 }
 
-main() {
-	setup
-	local base status=0 first=0 list args started runs=0
-	list="$(bases "$@")"
-	for base in $list; do
-		args=("$@")
+# base_image NAME
+#   The image to build on for a base named by bases(), made present
+#   (deploy/base-image.sh pulls or bootstraps it).
+base_image() {
+	if [ -n "${BASE_IMAGE:-}" ]; then
+		deploy/base-image.sh
+	else
+		deploy/base-image.sh "$1"
+	fi
+}
+
+# pytest_on IMAGE [PYTEST ARGS]
+#   pytest against the suite's image built on IMAGE. One image tag per base,
+#   so the runs do not rebuild each other's; FLASKBOX_TEST_TAG names a
+#   checkout's own (two checkouts at once).
+pytest_on() {
+	local image="$1"
+	shift
+	BASE_IMAGE="$image" FLASKBOX_TEST_TAG="${FLASKBOX_TEST_TAG:-flaskbox:test}-${image//[^A-Za-z0-9_.-]/-}" \
+		PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "$@"
+}
+
+# with_args [PYTEST ARGS]
+#   Each base in turn, one pytest run with the arguments given.
+with_args() {
+	local base image status=0 first=0 started
+	for base in "${BASES[@]}"; do
+		started="$SECONDS"
+		image="$(base_image "$base")"
+		log "suite on base image $image"
 		# arm64 runs under emulation: its smoke test, unless told otherwise.
 		if [ "$#" -eq 0 ] && [[ "$base" == *-arm64 ]]; then
-			args=(tests/arch_arm64.py)
-		# A full run's later bases leave out the slow modules (soak, swarm,
-		# rollouts, bench smoke, 500 streams: load shapes and orchestration,
-		# which the first base runs), so .ci/run keeps within its budget.
-		elif [ "$#" -eq 0 ] && [ "$runs" -gt 0 ]; then
-			args=(-m 'not slow')
+			pytest_on "$image" tests/arch_arm64.py || status=$?
+		else
+			pytest_on "$image" "$@" || status=$?
 		fi
-		runs=$((runs + 1))
-		log "suite on base image $base"
-		started="$SECONDS"
-		# One image tag per base, so the runs do not rebuild each other's;
-		# FLASKBOX_TEST_TAG names a checkout's own (two checkouts at once).
-		BASE_IMAGE="$base" FLASKBOX_TEST_TAG="${FLASKBOX_TEST_TAG:-flaskbox:test}-${base//[^A-Za-z0-9_.-]/-}" \
-			PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}" || status=$?
-		log "suite on $base: exit code $status after $((SECONDS - started)) s"
+		log "suite on $image: exit code $status after $((SECONDS - started)) s"
 		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
 		status=0
 	done
-	exit "$first"
+	return "$first"
+}
+
+# phase NAME IMAGE [PYTEST ARGS]
+#   One pytest run of the full run against the image built on IMAGE (none:
+#   in-process), its JUnit XML and time kept in $REPORTS for
+#   tests/timings.py. "No test selected" (exit 5) is no failure: a phase
+#   may be empty.
+phase() {
+	local name="$1" image="$2" status=0 started="$SECONDS"
+	shift 2
+	log "phase $name"
+	local args=(--junitxml="$REPORTS/${name//[^A-Za-z0-9_.-]/-}.xml" --durations=5 "$@")
+	if [ -n "$image" ]; then
+		pytest_on "$image" "${args[@]}" || status=$?
+	else
+		PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest "${args[@]}" || status=$?
+	fi
+	[ "$status" -ne 5 ] || status=0
+	printf '%s\t%s\t%s\n' "$name" "$((SECONDS - started))" "$status" >>"$REPORTS/phases.tsv"
+	log "phase $name: exit code $status after $((SECONDS - started)) s"
+	return "$status"
+}
+
+# arm64_in_background BASE
+#   BASE's phase (its base bootstrapped and its image built under emulation
+#   on a fresh machine: minutes of one CPU) as a background job, ARM64_JOB,
+#   whose output goes to its own log, shown once the parallel phases are
+#   done: they wait on containers more than on the CPUs.
+arm64_in_background() {
+	log "phase $1 in the background (log: $REPORTS/$1.log)"
+	(
+		image="$(base_image "$1")"
+		phase "$1" "$image" tests/arch_arm64.py
+	) >"$REPORTS/$1.log" 2>&1 &
+	ARM64_JOB="$!"
+}
+
+# full_run
+#   The phases, in the order the header says.
+full_run() {
+	local base status=0 first=0 started="$SECONDS" amd64=() images=() i slow
+	for base in "${BASES[@]}"; do
+		[[ "$base" == *-arm64 ]] || amd64+=("$base")
+	done
+	# A failure here ends the run within a minute: the in-process tier
+	# checks what every container would be started from (settings,
+	# rendering, the request path), so the container phases would spend
+	# half an hour on a known-broken tree. (Not for arm64 alone:
+	# TEST_BASES=debian12-arm64 asks for its smoke test.)
+	if [ "${#amd64[@]}" -gt 0 ]; then
+		phase in-process "" -m "not container" || {
+			first=$?
+			log "the in-process tier failed: no container phase runs (fix it, or run them: tests/run.sh -m container)"
+			"$VENV/bin/python" tests/timings.py "$REPORTS" || true
+			return "$first"
+		}
+	fi
+	local made="$SECONDS"
+	for base in "${amd64[@]}"; do
+		images+=("$(base_image "$base")")
+	done
+	printf 'base images\t%s\t0\n' "$((SECONDS - made))" >>"$REPORTS/phases.tsv"
+	# After the amd64 bases: a bootstrap installs with apt, which one
+	# process at a time can.
+	ARM64_JOB=""
+	for base in "${BASES[@]}"; do
+		[[ "$base" != *-arm64 ]] || arm64_in_background "$base"
+	done
+	# A full run's later bases leave out the slow tests (soak, swarm,
+	# rollouts, bench smoke, 500 streams: load shapes and orchestration,
+	# which the first base runs), so .ci/run keeps within its budget.
+	for i in "${!amd64[@]}"; do
+		slow=""
+		[ "$i" -eq 0 ] || slow=" and not slow"
+		phase "${amd64[$i]}-parallel" "${images[$i]}" -n "${TEST_WORKERS:-3}" --dist loadscope \
+			-m "container and not timed$slow" || status=$?
+		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
+		status=0
+	done
+	if [ -n "$ARM64_JOB" ]; then
+		log "waiting for the background phase (arm64)"
+		local waited="$SECONDS"
+		wait "$ARM64_JOB" || status=$?
+		cat "$REPORTS"/*.log >&2
+		printf 'waiting for arm64\t%s\t%s\n' "$((SECONDS - waited))" "$status" >>"$REPORTS/phases.tsv"
+		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
+		status=0
+	fi
+	for i in "${!amd64[@]}"; do
+		slow=""
+		[ "$i" -eq 0 ] || slow=" and not slow"
+		phase "${amd64[$i]}-serial" "${images[$i]}" -m "container and timed$slow" || status=$?
+		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
+		status=0
+	done
+	log "full run: $((SECONDS - started)) s"
+	"$VENV/bin/python" tests/timings.py "$REPORTS" || true
+	return "$first"
+}
+
+main() {
+	local status=0 started="$SECONDS"
+	mapfile -t BASES < <(bases "$@")
+	if [ "$#" -gt 0 ]; then
+		setup
+		with_args "$@" || status=$?
+		exit "$status"
+	fi
+	REPORTS="$(mktemp -d)"
+	trap 'rm -rf "$REPORTS"' EXIT
+	setup
+	printf 'setup\t%s\t0\n' "$((SECONDS - started))" >>"$REPORTS/phases.tsv"
+	full_run || status=$?
+	exit "$status"
 }
 
 main "$@"
