@@ -91,6 +91,8 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--prices", action="store_true",
                           help="the instructions each nginx feature, each piece of the WSGI wrapper and the "
                                "hop's protocol cost a request (callgrind: load-independent)")
+    parser.add_argument("--sweep-rounds", type=int, default=0,
+                        help="rounds of the fixed-rate sweep (default: 3 with --floor, 1 with --latency)")
     parser.add_argument("--sweep-seconds", type=float, default=15,
                         help="with --latency: seconds each fixed-rate run is counted (after a 2 s warm-up)")
     parser.add_argument("--rate",
@@ -138,8 +140,11 @@ def run_latency(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     if args.smoke:  # two routes at one load, briefly: the path is exercised
         routes, fractions = {k: latency.ROUTES[k] for k in ("hello", "static 100 KB")}, (0.5,)
         return latency.run(entrants, routes, fractions, 1, 2, 2, 1, machine(), args.out, reference)
+    # --floor's tails are medians of 3 rounds: one 15 s run's p99.9 is a
+    # handful of requests, and moved 5x between runs of the same build.
+    sweep_rounds = args.sweep_rounds or (3 if args.floor else 1)
     return latency.run(entrants, latency.ROUTES, fractions, rounds, seconds, args.sweep_seconds, 2,
-                       machine(), args.out, reference)
+                       machine(), args.out, reference, sweep_rounds)
 
 
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:

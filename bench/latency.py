@@ -143,28 +143,58 @@ def saturation(entrants: list[Contender], routes: dict[str, str], rounds: int, s
 
 
 def sweep(entrants: list[Contender], routes: dict[str, str], fractions: tuple[float, ...],
-          capacity: dict[str, float], seconds: float, warmup: float) -> dict:
-    """Every contender at each fraction of Granian's capacity, on every
-    route; within a route and rate the contenders take turns in a rotating
-    order, with the same arrivals (the same seed)."""
-    results: dict = {c.name: {route: {} for route in routes} for c in entrants}
+          capacity: dict[str, float], seconds: float, warmup: float, rounds: int = 1) -> dict:
+    """Every contender at each fraction of the reference's capacity, on
+    every route, `rounds` times over; within a route and rate the
+    contenders take turns in a rotating order, with the same arrivals (the
+    same seed). One run's tail is one draw of the rare stalls it measures:
+    each figure is the median over the rounds, each round kept beside it."""
+    drawn: dict = {c.name: {route: {} for route in routes} for c in entrants}
     turn = 0
-    for fraction in fractions:
-        for number, (route, path) in enumerate(routes.items()):
-            rate = capacity[route] * fraction
-            seed = 1000 * number + int(fraction * 100)
-            turn += 1
-            order = entrants[turn % len(entrants):] + entrants[:turn % len(entrants)]
-            for contender in order:
-                got = fixed_rate(contender, path, rate, seconds, warmup, seed)
-                results[contender.name][route][f"{round(fraction * 100)}%"] = got
-                lat = got["latency_ms"]
-                log(f"{round(fraction * 100):3}% {route:13} {rate:7.0f}/s {contender.name:16} "
-                    f"p50 {lat['p50']} p99 {lat['p99']} p99.9 {lat['p99.9']} max {lat['max']} ms, "
-                    f"errors {got['status_errors'] + got['connection_errors'] + got['unanswered']}, "
-                    f"lag p99 {got['dispatch_lag_ms']['p99']} ms, "
-                    f"CPU µs/request {got['cpu_us_per_request']}, load {got['loadavg']}")
-    return results
+    for rnd in range(1, rounds + 1):
+        for fraction in fractions:
+            for number, (route, path) in enumerate(routes.items()):
+                rate = capacity[route] * fraction
+                seed = 1000 * number + int(fraction * 100) + 100000 * (rnd - 1)
+                turn += 1
+                order = entrants[turn % len(entrants):] + entrants[:turn % len(entrants)]
+                for contender in order:
+                    got = fixed_rate(contender, path, rate, seconds, warmup, seed)
+                    drawn[contender.name][route].setdefault(f"{round(fraction * 100)}%", []).append(got)
+                    lat = got["latency_ms"]
+                    log(f"round {rnd} {round(fraction * 100):3}% {route:13} {rate:7.0f}/s "
+                        f"{contender.name:16} "
+                        f"p50 {lat['p50']} p99 {lat['p99']} p99.9 {lat['p99.9']} max {lat['max']} ms, "
+                        f"errors {got['status_errors'] + got['connection_errors'] + got['unanswered']}, "
+                        f"lag p99 {got['dispatch_lag_ms']['p99']} ms, "
+                        f"CPU µs/request {got['cpu_us_per_request']}, load {got['loadavg']}")
+    return {name: {route: {load: merged(runs) for load, runs in loads.items()}
+                   for route, loads in by_route.items()}
+            for name, by_route in drawn.items()}
+
+
+def median_or_none(values: list) -> float | None:
+    """The median of the rounds' figures; None (a percentile that fell on
+    failed requests) if any round's was."""
+    return None if any(v is None for v in values) else statistics.median(values)
+
+
+def merged(runs: list[dict]) -> dict:
+    """The rounds of one contender, route and load as one run's figures
+    (their medians), the rounds' own under "rounds"."""
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    return {**first,
+            "latency_ms": {q: median_or_none([r["latency_ms"][q] for r in runs])
+                           for q in first["latency_ms"]},
+            "cpu_us_per_request": {g: round(statistics.median(r["cpu_us_per_request"][g] for r in runs), 1)
+                                   for g in first["cpu_us_per_request"]},
+            "status_errors": sum(r["status_errors"] for r in runs),
+            "connection_errors": sum(r["connection_errors"] for r in runs),
+            "unanswered": sum(r["unanswered"] for r in runs),
+            "rounds": [{"latency_ms": r["latency_ms"], "cpu_us_per_request": r["cpu_us_per_request"],
+                        "loadavg": r["loadavg"]} for r in runs]}
 
 
 TAIL_GOAL = "p99 and p99.9 no worse than Granian's and tiangolo-config's (ms: flaskbox, granian, tiangolo)"
@@ -264,7 +294,7 @@ def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...],
 
 def run(entrants: list[Contender], routes: dict[str, str], fractions: tuple[float, ...], rounds: int,
         seconds: float, sweep_seconds: float, warmup: float, machine: dict, out: Path,
-        reference: str = "granian") -> int:
+        reference: str = "granian", sweep_rounds: int = 1) -> int:
     """The saturation runs, then the sweep at `fractions` of the capacity of
     `reference` (Granian's for --latency, the floor's for --floor), written to
     latency.json/png or floor.json/png."""
@@ -277,13 +307,14 @@ def run(entrants: list[Contender], routes: dict[str, str], fractions: tuple[floa
         sat = saturation(entrants, routes, rounds, seconds)
         capacity = {route: sat["summary"][reference][route]["rps"] for route in routes}
         log(f"{reference}'s capacity: {capacity}")
-        tails = sweep(entrants, routes, fractions, capacity, sweep_seconds, warmup)
+        tails = sweep(entrants, routes, fractions, capacity, sweep_seconds, warmup, sweep_rounds)
     finally:
         CONTAINERS.cleanup()
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine,
                "loadavg": [started, loadavg()],
                "settings": {"fractions": fractions, "routes": routes, "saturation_rounds": rounds,
-                            "saturation_seconds": seconds, "sweep_seconds": sweep_seconds, "warmup_s": warmup,
+                            "saturation_seconds": seconds, "sweep_seconds": sweep_seconds,
+                            "sweep_rounds": sweep_rounds, "warmup_s": warmup,
                             "generator": "bench/openloop.c: Poisson arrivals, up to 256 keep-alive "
                                          "connections",
                             "contenders": {c.name: c.label for c in entrants}},

@@ -193,13 +193,17 @@ def measure_one(contender: Contender, rate: float, seconds: float) -> tuple[list
 
 
 # The runs, each a suspect changed: flaskbox as users run it (the image's
-# health check on), its watchdog's rhythm moved, and no threads to hand
-# Python's lock between.
+# health check on, its workers recycled after max-requests), without the
+# health check (as the floor runs), without recycling, its watchdog's
+# rhythm moved, and no threads to hand Python's lock between. Each: (the
+# environment, whether the image's health check runs).
 RUNS = {
-    "defaults, with the image's health check": {},
-    "REQUEST_TIMEOUT=4: the watchdog looks every 0.2 s": {"REQUEST_TIMEOUT": "4"},
-    "4 processes x 1 thread: no other request thread to hand the lock to": {
-        "UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"},
+    "defaults, with the image's health check": ({}, True),
+    "defaults without the health check (as the floor runs)": ({}, False),
+    "no recycling (UWSGI_MAX_REQUESTS=0), no health check": ({"UWSGI_MAX_REQUESTS": "0"}, False),
+    "REQUEST_TIMEOUT=4: the watchdog looks every 0.2 s": ({"REQUEST_TIMEOUT": "4"}, True),
+    "4 processes x 1 thread: no other request thread to hand the lock to": (
+        {"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "1"}, True),
 }
 
 
@@ -207,8 +211,8 @@ def run(rate: float, seconds: float, out_dir: Path, machine: dict) -> int:
     results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine, "rate": rate,
                      "seconds": seconds, "runs": {}}
     drawn = {}
-    for label, env in RUNS.items():
-        contender = Contender("flaskbox", label, [], env=env, health_check=True)
+    for label, (env, health_check) in RUNS.items():
+        contender = Contender("flaskbox", label, [], env=env, health_check=health_check)
         timeline, found, summary, load = measure_one(contender, rate, seconds)
         results["runs"][label] = {
             "loadavg": load, "openloop": summary, "analysis": analyse(timeline, found),

@@ -53,11 +53,6 @@ TIMED_TESTS = {
     "test_shutdown.py": {"test_stop_while_the_app_is_still_importing"},  # under 5 s
     "test_reload.py": {"test_a_stop_after_reloads_still_loses_nothing"},  # under load
     "test_queue_depth.py": {"test_the_metric_counts_requests_queued_behind_a_busy_worker"},  # within 4 s
-    # No bound, but a race the load of the parallel phase widened: the
-    # retirement's watch read the killed master as idle, once in 4 runs there
-    # (flaskbox/generations.py in_flight: the master can end between its
-    # alive() check and the read of its children).
-    "test_reload_grace.py": {"test_an_old_master_killed_while_it_retires_is_reported_as_a_cut"},
 }
 
 

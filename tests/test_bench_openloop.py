@@ -94,3 +94,18 @@ def test_an_error_answer_counts_as_no_answer(server):
     got = run(server, 100, 1.0, 0.2)
     assert got["status_errors"] == got["requests"] > 0, got
     assert got["latency_ms"]["p50"] is None and got["latency_ms"]["p99"] is None, got
+
+
+def test_a_sweeps_rounds_are_merged_into_medians_each_round_kept():
+    def run(p99, p999, nginx, errors=0):
+        return {"latency_ms": {"p50": 1.0, "p99": p99, "p99.9": p999, "max": 50.0}, "status_errors": errors,
+                "connection_errors": 0, "unanswered": 0, "cpu_us_per_request": {"nginx": nginx},
+                "loadavg": [0.5, 0.6]}
+
+    merged = latency.merged([run(3.0, 9.0, 40.0), run(18.0, 40.0, 44.0, errors=1), run(4.0, 7.0, 42.0)])
+    # One round's stall (18 ms) moves the median no further than the next round.
+    assert merged["latency_ms"]["p99"] == 4.0 and merged["latency_ms"]["p99.9"] == 9.0
+    assert merged["cpu_us_per_request"] == {"nginx": 42.0} and merged["status_errors"] == 1
+    assert [r["latency_ms"]["p99"] for r in merged["rounds"]] == [3.0, 18.0, 4.0]
+    # A percentile that fell on failed requests in any round stays failed.
+    assert latency.merged([run(3.0, None, 40.0), run(3.0, 9.0, 40.0)])["latency_ms"]["p99.9"] is None
