@@ -7,13 +7,13 @@ the test's own on 127.0.0.1."""
 
 import http.server
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+from local_http import QuietKeepAlive
 
 from helpers import REPO
 
@@ -23,22 +23,14 @@ import latency  # noqa: E402
 STALL = 0.3
 
 
-class Stalling(http.server.BaseHTTPRequestHandler):
+class Stalling(QuietKeepAlive):
     """HTTP/1.1 keep-alive, one request at a time (a lock), and one stall
     of STALL seconds for the first request that comes after `stall_at`."""
 
-    protocol_version = "HTTP/1.1"
     lock = threading.Lock()
     stall_at = float("inf")
     stalled = False
     status = 200
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         with Stalling.lock:

@@ -7,13 +7,13 @@ and on timelines made up to hold one cause each."""
 
 import http.server
 import random
-import socket
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+from local_http import QuietKeepAlive
 
 from helpers import REPO
 
@@ -24,20 +24,12 @@ import timeline  # noqa: E402
 PERIOD, STALL = 0.25, 0.02
 
 
-class Rhythmic(http.server.BaseHTTPRequestHandler):
+class Rhythmic(QuietKeepAlive):
     """One request at a time (a lock), and a stall of STALL seconds once in
     every PERIOD of the monotonic clock: a watchdog's look, say."""
 
-    protocol_version = "HTTP/1.1"
     lock = threading.Lock()
     last = None
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         with Rhythmic.lock:
