@@ -21,7 +21,7 @@
 # With arguments, each base gets one pytest run with them. The full run (no
 # arguments) is split into phases, each one pytest run (docs/testing.md):
 #   1. in-process: the tests that need no engine (-m 'not container'), once,
-#      first: they touch no base, and a failure shows within a minute;
+#      first: they touch no base, and a failure ends the run within a minute;
 #   2. parallel, per base: the container tests that measure no time, on
 #      TEST_WORKERS (default 3) pytest-xdist workers; meanwhile, in the
 #      background, debian12-arm64's base and smoke test (minutes of emulation
