@@ -39,6 +39,11 @@ CONTAINER_FIXTURES = {"image", "volume"}
 DOCKER_MODULES = {"test_bench.py", "test_build.py"}
 # Every test there waits for a save to be served within a 2 s budget.
 TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
+# Slow, but measuring nothing it asserts on: the benchmark's smoke runs
+# prove the harness runs and writes every figure (bounds of 10 s and up),
+# so they run beside the other untimed tests (3 minutes off the serial
+# phase, where they were the three slowest tests).
+UNTIMED_SLOW_MODULES = {"test_bench.py"}
 TIMED_TESTS = {
     "test_gevent.py": {"test_request_timeout_bounds_the_handler_not_the_stream",  # 504 within 3.5 s
                        "test_idle_and_overlong_streams_end_cleanly",  # ends 1.8 to 3.5 s in
@@ -74,7 +79,8 @@ def pytest_collection_modifyitems(items):
         module = item.path.name
         if CONTAINER_FIXTURES & set(item.fixturenames) or module in DOCKER_MODULES:
             item.add_marker(pytest.mark.container)
-        if (item.get_closest_marker("slow") or "figure" in item.fixturenames or module in TIMED_MODULES
+        slow = item.get_closest_marker("slow") and module not in UNTIMED_SLOW_MODULES
+        if (slow or "figure" in item.fixturenames or module in TIMED_MODULES
                 or item.originalname in TIMED_TESTS.get(module, ())):
             item.add_marker(pytest.mark.timed)
             timed_servers.setdefault(module, set()).update(shared_module_fixtures(item))
