@@ -253,8 +253,12 @@ def hop_prices() -> dict:
                 ("http", "--http-socket", "proxy_http_version 1.1; proxy_set_header Connection close; "
                                           f"proxy_set_header Host $http_host; proxy_pass http://unix:{BARE_SOCKET}:;"),
                 ("uwsgi", "--socket", f"include /etc/nginx/uwsgi_params; uwsgi_pass unix:{BARE_SOCKET};")):
-            uwsgi = ["uwsgi", "--ini", "/bench/contenders/bare/uwsgi.ini", "--master", "false",
-                     socket_option, BARE_SOCKET]
+            # One process, no master: the bare ini without its master's lines
+            # (uWSGI reads `--master false` as a flag and a config file).
+            container.exec("bash", "-c", "mkdir -p /tmp/prices && sed -e '/^master *=/d' "
+                           "-e '/^hook-master-start/d' /bench/contenders/bare/uwsgi.ini > "
+                           "/tmp/prices/bare-worker.ini")
+            uwsgi = ["uwsgi", "--ini", "/tmp/prices/bare-worker.ini", socket_option, BARE_SOCKET]
             worker = counted(container, "INT", drive(BARE_SOCKET, "/", protocol), uwsgi,
                              ("BARE_PROCESSES=1", "BARE_THREADS=1"))
             # nginx in front of a plain bare uWSGI of the same protocol.
