@@ -33,7 +33,7 @@ from pathlib import Path
 
 from harness import CONTENDERS_TAG, NAME, REPO, log
 from servers import Contender
-from variants import FEATURE_EDITS, WRAPPER_EDITS, without_features, without_pieces
+from variants import FEATURE_EDITS, WRAPPER_EDITS, taken_out, without_features, without_pieces
 
 from helpers import docker
 
@@ -179,13 +179,9 @@ STATIC_EDITS = {
 
 
 def without_static(names: list[str]) -> str:
-    text = (REPO / "nginx-static.conf").read_text()
-    for name in names:
-        for old, new in STATIC_EDITS[name]:
-            if old not in text:
-                raise ValueError(f"nginx-static.conf no longer has {old!r} ({name})")
-            text = text.replace(old, new)
-    return text
+    """nginx-static.conf with the named features taken out."""
+    return taken_out((REPO / "nginx-static.conf").read_text(), STATIC_EDITS, names, "nginx-static.conf",
+                     "STATIC_EDITS")
 
 
 def nginx_cases() -> dict[str, dict[str, str]]:

@@ -185,14 +185,21 @@ def wrapper(docker_args: tuple[str, ...], workdir: Path) -> list[Contender]:
     return entrants
 
 
+def taken_out(text: str, edits: dict[str, list[tuple[str, str]]], names: list[str], source: str,
+              table: str) -> str:
+    """`text` (the file `source`) with the named entries of `edits` (the
+    table `table`) applied; one that no longer matches stops the run."""
+    for name in names:
+        for old, new in edits[name]:
+            if old not in text:
+                raise SystemExit(f"bench: {source} no longer has {old!r} ({name}): update {table}")
+            text = text.replace(old, new)
+    return text
+
+
 def without_features(template: str, names: list[str]) -> str:
     """nginx.conf with the named features taken out."""
-    for name in names:
-        for old, new in FEATURE_EDITS[name]:
-            if old not in template:
-                raise SystemExit(f"bench: nginx.conf no longer has {old!r} ({name}): update FEATURE_EDITS")
-            template = template.replace(old, new)
-    return template
+    return taken_out(template, FEATURE_EDITS, names, "nginx.conf", "FEATURE_EDITS")
 
 
 def features(docker_args: tuple[str, ...], workdir: Path) -> list[Contender]:
