@@ -49,9 +49,14 @@ RUN set -eux; \
 	# gcc + python3-dev build uWSGI; libpcre2-dev gives it PCRE (internal
 	# routing), for UWSGI_* route options of yours; libssl-dev gives it the
 	# WebSocket handshake (uwsgi.websocket_handshake, which Flask-SocketIO's
-	# uWSGI mode calls; without OpenSSL uWSGI 2.0 refuses it).
+	# uWSGI mode calls; without OpenSSL uWSGI 2.0 refuses it). Each library
+	# uWSGI's build finds by its header is named, not left to another
+	# package's dependencies: libcrypt-dev (router_basicauth's crypt.h),
+	# which Debian 14's libc6-dev no longer pulls in, stopped that build;
+	# libexpat1-dev and zlib1g-dev (XML configs, gzip) came with python3-dev.
 	apt-get install -y --no-install-recommends \
-		ca-certificates gcc libc6-dev libpcre2-dev libssl-dev python3 python3-dev python3-venv; \
+		ca-certificates gcc libc6-dev libcrypt-dev libexpat1-dev libpcre2-dev libssl-dev zlib1g-dev \
+		python3 python3-dev python3-venv; \
 	rm -rf /var/lib/apt/lists/*; \
 	python3 -m venv /opt/venv; \
 	/opt/venv/bin/python --version
@@ -161,6 +166,14 @@ RUN set -eux; \
 	printf 'events {}\nhttp { http2 on; }\n' > /tmp/http2.conf; \
 	if nginx -t -q -c /tmp/http2.conf; then touch /etc/flaskbox/nginx-http2-directive; fi; \
 	rm -f /tmp/http2.conf; \
+	# Whether this nginx keeps connections to an upstream open by default
+	# (1.29.7 and later, Debian 14), which only `keepalive 0` turns off and
+	# which older ones refuse: uWSGI closes each connection after its
+	# answer, so a kept one fails the next request sent on it (502 for a
+	# POST). lib/flaskbox/render.py writes the line where this nginx has it.
+	printf 'events {}\nhttp { upstream u { server unix:/run/u.sock; keepalive 0; } }\n' > /tmp/keepalive.conf; \
+	if nginx -t -q -c /tmp/keepalive.conf; then touch /etc/flaskbox/nginx-upstream-keepalive; fi; \
+	rm -f /tmp/keepalive.conf; \
 	nginx -v; tini --version
 
 # Extra OS packages for the app, one or more per line, '#' comments allowed,

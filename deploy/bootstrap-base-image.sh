@@ -86,7 +86,15 @@ main() {
 
 	log "debootstrap $SUITE ($ARCH) into $rootfs"
 	local args=(--arch="$ARCH" --variant=minbase --include=ca-certificates "$SUITE" "$rootfs")
-	[ -n "$MIRROR" ] && args+=("$MIRROR")
+	# A suite newer than this machine's debootstrap (Debian 12's knows no
+	# forky) is bootstrapped with the script of Debian's unstable, which every
+	# debootstrap has and which fits each suite that is still in development.
+	local script=""
+	[ -e "/usr/share/debootstrap/scripts/$SUITE" ] || script=/usr/share/debootstrap/scripts/sid
+	if [ -n "$script" ] || [ -n "$MIRROR" ]; then
+		args+=("${MIRROR:-http://deb.debian.org/debian}")
+	fi
+	[ -n "$script" ] && args+=("$script")
 	local debootstrap_log="/tmp/debootstrap-$SUITE-$ARCH.log"
 	debootstrap "${args[@]}" >"$debootstrap_log" 2>&1 || {
 		tail -n 30 "$debootstrap_log" >&2
@@ -99,6 +107,13 @@ main() {
 		cp "$crt" "$rootfs/usr/local/share/ca-certificates/"
 	done
 	chroot "$rootfs" update-ca-certificates >/dev/null
+	# Debian's testing archive signs Release files valid for a week; a
+	# mirror or a machine whose copy is older (or whose clock is off) makes
+	# apt refuse it, and `apt-get update` in the Dockerfile would fail. A
+	# stable suite's signature is still checked: this only drops the date.
+	if [ -n "$script" ]; then
+		printf 'Acquire::Check-Valid-Until "false";\n' >"$rootfs/etc/apt/apt.conf.d/99flaskbox-valid-until"
+	fi
 	# apt caches from the bootstrap are not part of an image.
 	rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 

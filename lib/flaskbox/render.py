@@ -103,13 +103,25 @@ def uwsgi_sockets(values: dict[str, str]) -> str:
                             for index, name in enumerate(names))
 
 
-def upstream_servers(values: dict[str, str]) -> str:
+# Made at the image's build when this nginx keeps upstream connections
+# open unless told `keepalive 0` (1.29.7 and later; older ones refuse it).
+UPSTREAM_KEEPALIVE_MARK = "nginx-upstream-keepalive"
+
+
+def upstream_servers(values: dict[str, str], keeps_connections: bool) -> str:
     """nginx's servers for uWSGI, with max_conns shared out among them: the
     sockets of the current generation, reached through its link, which a
-    reload swaps (nginx opens the path anew for each request)."""
+    reload swaps (nginx opens the path anew for each request), and a new
+    connection for each request (`keeps_connections`: this nginx must be
+    told so)."""
     current = Runtime(values["RUNTIME_DIR"]).current
     paths = [current.socket(name) for name in socket_names(values)]
     header = "# Generated from STICKY_CLIENTS and UWSGI_PROCESSES by flaskbox/render.py.\n"
+    if keeps_connections:
+        # uWSGI closes each connection once it has answered (a sync worker
+        # must not wait on an idle one): a connection nginx kept would fail
+        # the next request sent on it, a POST with 502.
+        header += "keepalive 0;\n"
     if len(paths) == 1:
         return header + f"server unix:{paths[0]} max_conns={values['UPSTREAM_MAX_CONNS']};\n"
     # A client (its real address, behind TRUSTED_PROXIES) always reaches the
@@ -231,7 +243,7 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
         nginx_dir / "allowed-hosts.conf": allowed_hosts(record),
         nginx_dir / "upload-limits.conf": upload_limits(record),
         nginx_dir / "header-count.conf": header_count(record),
-        nginx_dir / "upstream.conf": upstream_servers(values),
+        nginx_dir / "upstream.conf": upstream_servers(values, (conf_dir / UPSTREAM_KEEPALIVE_MARK).is_file()),
         nginx_dir / "metrics-main.conf": metrics_main(values),
         nginx_dir / "metrics-http.conf": metrics_http(values),
         nginx_dir / "tls.conf": tls.server_conf(record.text, (conf_dir / tls.HTTP2_DIRECTIVE_MARK).is_file()),
