@@ -192,6 +192,24 @@ def test_an_ini_that_sizes_the_pool_is_refused(host, tmp_path):
     assert resolve({"UWSGI_INI": str(ini), "UWSGI_ASYNC": "1"}, host=host, mode="debug").mode == "debug"
 
 
+@pytest.mark.parametrize("value", ["false", "Off", "no", "0"])
+def test_turning_off_the_fork_hooks_is_refused_naming_the_crash(host, tmp_path, value):
+    # Without them an old ini's py-call-osafterfork aborts every worker at
+    # fork on Python 3.13 and later (uWSGI #2710, test_uwsgi_reports.py).
+    with pytest.raises(settings.SettingError) as refused:
+        resolve({"UWSGI_PY_CALL_UWSGI_FORK_HOOKS": value}, host=host)
+    message = str(refused.value)
+    assert message.startswith(f"UWSGI_PY_CALL_UWSGI_FORK_HOOKS='{value}' turns off py-call-uwsgi-fork-hooks")
+    assert "#2710" in message
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text("[uwsgi]\nmodule = app\npy-call-uwsgi-fork-hooks = false\npy-call-osafterfork = true\n")
+    with pytest.raises(settings.SettingError, match="remove the line"):
+        resolve({"UWSGI_INI": str(ini)}, host=host)
+    # On, or the old option alone, is no harm: the hooks make it a no-op.
+    assert resolve({"UWSGI_PY_CALL_UWSGI_FORK_HOOKS": "true", "UWSGI_PY_CALL_OSAFTERFORK": "true"},
+                   host=host).mode == "production"
+
+
 def test_cheaper_mode_as_tiangolos_image_ran_it_is_honoured_and_said(host, tmp_path):
     # tiangolo's image ran uWSGI's cheaper mode: its apps run unchanged, and
     # the pool's line in the log says what runs (render's, from derived).

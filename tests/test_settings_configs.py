@@ -10,6 +10,7 @@ import re
 import pytest
 
 from fake_host import rendered, resolve
+from helpers import REPO
 from flaskbox import layout, render
 
 
@@ -119,3 +120,19 @@ def test_tls_certificates_are_read_at_each_handshake(tmp_path):
     assert "/etc/tls/a.crt" not in conf  # the checked copies are what nginx reads
     nginx = rendered(tmp_path)[1]["nginx.conf"]
     assert f"default {tmp_path}/run/tls/current/cert.pem;" in nginx
+
+
+def test_an_nginx_that_keeps_upstream_connections_is_told_not_to(tmp_path):
+    # uWSGI closes each connection after its answer; nginx 1.29.7 and later
+    # would keep it and send the next request on it (test_upstream_hop.py).
+    # Older ones refuse `keepalive 0`: the image's build marks which it has.
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    for name in ("nginx.conf", "nginx-static.conf", "app.ini"):
+        (conf / name).write_text((REPO / name).read_text())
+    (conf / render.UPSTREAM_KEEPALIVE_MARK).touch()
+    resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run")})
+    paths = render.render_production(resolved.record(), {}, resolved.notes, conf)
+    upstream = next(path for path in paths if path.name == "upstream.conf").read_text()
+    assert upstream.splitlines()[1] == "keepalive 0;"
+    assert "keepalive" not in rendered(tmp_path / "old")[1]["upstream.conf"]

@@ -50,6 +50,15 @@ UWSGI_REFUSED = {
     "gevent": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
     "async": "set WORKER_CLASS=gevent, and WORKER_CONNECTIONS for the requests each process holds",
 }
+# uWSGI flags app.ini turns on that keep forked workers sound: turned off
+# (false, off, no or 0, as uWSGI reads a flag), refused, saying why.
+UWSGI_KEPT_ON = {
+    "py-call-uwsgi-fork-hooks": "it runs Python's at-fork hooks around every fork of a worker (the app's "
+                                "os.register_at_fork hooks, logging's locks); without it an old ini's "
+                                "py-call-osafterfork kills every worker at fork on Python 3.13 and later "
+                                "(uWSGI #2710)",
+}
+UWSGI_FALSE = ("false", "off", "no", "0")
 # UWSGI_* variables that are not options to pass on: the ones uWSGI sets
 # for its own children (the table's own are left out too).
 UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "UWSGI_JAIL_PID",
@@ -90,7 +99,13 @@ def _uwsgi_option(name: str) -> str:
 def _refused_uwsgi(option: str) -> str | None:
     for refused, advice in UWSGI_REFUSED.items():
         if option == refused or option.startswith(refused + "-"):
-            return advice
+            return f"would size uWSGI's pool behind flaskbox's back: {advice}"
+    return None
+
+
+def _turned_off(option: str, value: str) -> str | None:
+    if option in UWSGI_KEPT_ON and value.strip().lower() in UWSGI_FALSE:
+        return f"turns off {option}, which flaskbox keeps on: {UWSGI_KEPT_ON[option]}"
     return None
 
 
@@ -116,10 +131,10 @@ def given(env: Mapping[str, str], app_dir: Path, notes: list[str], mode: str = P
         if env.get(name):
             raise SettingError(f"{name}='{env[name]}' is not a flaskbox setting: {advice}")
     for name in sorted(env) if mode == PRODUCTION else ():
-        advice = _refused_uwsgi(_uwsgi_option(name)) if name.startswith("UWSGI_") else None
+        option = _uwsgi_option(name) if name.startswith("UWSGI_") else None
+        advice = option and (_refused_uwsgi(option) or _turned_off(option, env[name]))
         if advice:
-            raise SettingError(f"{name}='{env[name]}' would size uWSGI's pool behind flaskbox's back: "
-                               f"{advice}")
+            raise SettingError(f"{name}='{env[name]}' {advice}")
     ini = ini_path(env, app_dir)
     if ini is not None and ini.is_file():
         _from_ini(ini, take, notes, mode, env)
@@ -161,10 +176,9 @@ def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list
     from ..discover import read_uwsgi_ini
 
     for key, value in read_uwsgi_ini(ini):
-        advice = _refused_uwsgi(key) if mode == PRODUCTION else None
+        advice = (_refused_uwsgi(key) or _turned_off(key, value)) if mode == PRODUCTION else None
         if advice:
-            raise SettingError(f"{ini}: `{key} = {value}` would size uWSGI's pool behind flaskbox's back: "
-                               f"{advice}, and remove the line")
+            raise SettingError(f"{ini}: `{key} = {value}` {advice}; remove the line")
         if key in INI_SIZED:
             setting, number = INI_SIZED[key], _ini_number(value, env)
             if number is None:
