@@ -174,7 +174,11 @@ STATIC_EDITS = {
         ("    limit_conn flaskbox_body_clients ${CONNECTIONS_PER_CLIENT};\n", ""),
         ("    limit_conn flaskbox_bodies ${BODY_SLOTS};\n", ""),
         ("    include ${RUNTIME_DIR}/nginx/upload-limits.conf;\n", "")],
-    "the Cache-Control map (expires)": [("    expires $flaskbox_static_expires;\n", "")],
+    "Cache-Control (expires, and the fingerprinted names' regex location)": [
+        ("    expires ${STATIC_EXPIRES};\n", ""),
+        ('    location ~ "(?:\\.(?=[0-9]*[a-f])[0-9a-f]{8,}(?:\\.chunk|\\.entry|\\.bundle)?'
+         '|/(?=[0-9]*[a-f])[0-9a-f]{8,}\\.chunk)\\.[A-Za-z0-9]+$" {\n'
+         '        set $flaskbox_handler static;\n        expires max;\n    }\n', "")],
 }
 
 

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from fake_host import rendered, resolve
-from helpers import REPO
 from flaskbox import layout, render
+from helpers import REPO
 
 
 def test_templates_use_only_known_placeholders(tmp_path):

@@ -63,19 +63,32 @@ def test_nginx_connections_follow_the_open_files_limit():
 
 
 @pytest.mark.parametrize("counted", [True, False])
-def test_uwsgi_takes_the_largest_header_nginx_lets_through(counted):
-    # layout.py, HEADER_LINE: a header of W bytes in L lines makes W + 6 L
-    # bytes of variables, plus the request line again and ~1.5 KB. With
-    # max_headers L is bounded; without it, L can be W / 5 (2-byte names).
-    buffers = layout.header_buffers(counted)
-    assert buffers == (4 if counted else 3)
-    assert resolve(host=FakeHost(counts_headers=counted)).derived["HEADER_BUFFERS"] == str(buffers)
-    nginx_header = layout.HEADER_FIRST_BUFFER + buffers * layout.HEADER_LINE
-    for request_line in (0, layout.HEADER_LINE):  # which also takes a buffer
+@pytest.mark.parametrize("line", [1024, 8 * 1024, 12000, 16 * 1024, 20 * 1024, 24 * 1024])
+def test_uwsgi_takes_the_largest_header_nginx_lets_through(counted, line):
+    # layout.py: a header of W bytes in L lines makes W + 6 L bytes of
+    # variables, plus the request line again and ~1.5 KB. With max_headers
+    # L is bounded; without it, L can be W / 5 (2-byte names).
+    buffers = layout.header_buffers(line, counted)
+    assert 1 <= buffers <= 4
+    resolved = resolve({"MAX_LINE_SIZE": str(line)}, host=FakeHost(counts_headers=counted))
+    assert resolved.derived["HEADER_BUFFERS"] == str(buffers) and resolved.derived["HEADER_LINE"] == str(line)
+    nginx_header = layout.HEADER_FIRST_BUFFER + buffers * line
+    for request_line in (0, line):  # which also takes a buffer
         header = nginx_header - request_line
         lines = min(header // 5, layout.MAX_HEADER_LINES) if counted else header // 5
-        assert 2 * request_line + header + 6 * lines + 1536 <= layout.UWSGI_BUFFER_SIZE
-    assert layout.uwsgi_max_vars(buffers) >= nginx_header // 4
+        assert 2 * request_line + header + 6 * lines + 1536 <= layout.UWSGI_BUFFER_SIZE, (request_line, lines)
+    assert layout.uwsgi_max_vars(line, buffers) >= nginx_header // 4
+
+
+def test_the_default_line_admits_real_apps_long_links_in_the_same_header_room():
+    # 16 KB lines (Superset's chart links) in two buffers: the same 33 KB of
+    # header as nginx's default 4 x 8 KB, where nginx counts the lines.
+    derived = resolve(host=FakeHost(counts_headers=True)).derived
+    assert (derived["HEADER_LINE"], derived["HEADER_BUFFERS"]) == (str(16 * 1024), "2")
+    # The app's answer may echo the line twice (a redirect to ?next=...).
+    assert int(derived["PROXY_HEADER_BUFFER"]) >= 2 * 16 * 1024
+    eight = resolve({"MAX_LINE_SIZE": "8k"}, host=FakeHost(counts_headers=True))
+    assert eight.derived["HEADER_BUFFERS"] == "4"
 
 
 def test_gevent_defaults_follow_from_its_connections():

@@ -61,8 +61,8 @@ function done(summary, latency, requests)
     for status, n in pairs(thread:get("counts")) do total[status] = (total[status] or 0) + n end
   end
   local e = summary.errors
-  io.write(string.format('RESULT {"requests": %d, "connect": %d, "read": %d, "write": %d, "timeout": %d, "statuses": {',
-    summary.requests, e.connect, e.read, e.write, e.timeout))
+  io.write(string.format('RESULT {"requests": %d, "connect": %d, "read": %d, "write": %d, "timeout": %d, ',
+    summary.requests, e.connect, e.read, e.write, e.timeout), '"statuses": {')
   local first = true
   for status, n in pairs(total) do
     io.write(string.format('%s"%s": %d', first and "" or ", ", status, n))

@@ -26,38 +26,54 @@ STOP_KILL_AFTER_SECONDS = 1
 STOP_STREAMS_SIGNAL = "URG"
 
 # Request headers. nginx takes a request line or header line of at most
-# HEADER_LINE bytes and HEADER_BUFFERS such lines' worth of header in all
-# (plus the first 1 KB buffer); beyond, it answers 414 or 400 itself.
-# uWSGI holds a request's variables in one 64 KB block (uwsgi.buffer_size is
-# 16 bits); what does not fit is a 502 ("unable to add ... to uwsgi packet").
-# A header line of n bytes on the wire ("ab:\r\n", 5, at least, with a name
-# of its own: uWSGI joins lines of one name) becomes "HTTP_AB" plus two
-# 2-byte lengths there: n + 6 bytes. So the variables of a header of W bytes
-# in L lines take W + 6 L, plus the request line twice over (REQUEST_URI,
-# then PATH_INFO or QUERY_STRING) and the ~1.5 KB nginx and uWSGI add.
-# - nginx with max_headers (upstream's; Debian 12 backports it, default
-#   1000) bounds L: 4 buffers, nginx's own default, as SSO cookies of near
-#   32 KB need: 1 KB + 4 x 8 KB + 6 x MAX_HEADER_LINES + 8 KB of request
-#   line again + 1.5 KB = 49 KB.
-# - without it, L is bounded only by W: 4 buffers of 2- and 3-byte names
-#   hold ~6700 lines, 74 KB of variables (computed), a 502; 3 buffers
-#   stay under 56 KB.
-HEADER_LINE = 8 * 1024
+# MAX_LINE_SIZE bytes (a setting) and header_buffers() such lines' worth of
+# header in all (plus the first 1 KB buffer); beyond, it answers 414 or 400
+# itself. uWSGI holds a request's variables in one 64 KB block
+# (uwsgi.buffer_size is 16 bits); what does not fit is a 502 ("unable to
+# add ... to uwsgi packet"). A header line of n bytes on the wire ("ab:\r\n",
+# 5, at least, with a name of its own: uWSGI joins lines of one name)
+# becomes "HTTP_AB" plus two 2-byte lengths there: n + 6 bytes. So the
+# variables of a header of W bytes in L lines take W + 6 L, plus the request
+# line again (REQUEST_URI, then PATH_INFO or QUERY_STRING) and the ~1.5 KB
+# nginx and uWSGI add.
+# - nginx with max_headers (upstream's since 1.27; Debian 12 backports it)
+#   bounds L at MAX_HEADER_LINES: W + S + 6 x 1000 + 1.5 KB for lines of S.
+# - without it, L is bounded only by W: 2- and 3-byte names make 2.25 W of
+#   variables (computed: 4 buffers of 8 KB held ~6700 lines, 74 KB, a 502).
+# The buffers are as many as keep the worst case inside the block, at most
+# nginx's default 4: 4 x 8 KB and 2 x 16 KB take the same 33 KB of header.
 HEADER_FIRST_BUFFER = 1024
 MAX_HEADER_LINES = 1000
 UWSGI_BUFFER_SIZE = 65535
+UWSGI_VARS_OVERHEAD = 1536
+# The longest line the setting takes: one 24 KB line and its copy leave
+# room in the block for the rest of the header on either kind of nginx.
+MAX_LINE_LIMIT = 24 * 1024
 
 
-def header_buffers(nginx_counts_headers: bool) -> int:
-    """nginx's large header buffers: its default, 4, where it bounds the
-    number of header lines; else 3 (see above)."""
-    return 4 if nginx_counts_headers else 3
+def header_buffers(line: int, nginx_counts_headers: bool) -> int:
+    """nginx's large header buffers of `line` bytes (see above)."""
+    room = UWSGI_BUFFER_SIZE - UWSGI_VARS_OVERHEAD
+    if nginx_counts_headers:
+        header = room - line - 6 * MAX_HEADER_LINES
+    else:
+        header = room * 4 // 9  # 2.25 W fits
+    return max(1, min(4, (header - HEADER_FIRST_BUFFER) // line))
 
 
-def uwsgi_max_vars(buffers: int) -> int:
+def uwsgi_max_vars(line: int, buffers: int) -> int:
     """The most variables a request can make: one per 4-byte header line,
     plus the ones uWSGI and nginx add."""
-    return (HEADER_FIRST_BUFFER + buffers * HEADER_LINE) // 4 + 64
+    return (HEADER_FIRST_BUFFER + buffers * line) // 4 + 64
+
+
+def response_header_buffer(line: int) -> int:
+    """nginx's buffer for the header of the app's answer (proxy_buffer_size):
+    room for an admitted request line twice over (a redirect that echoes it,
+    percent-encoded again, as /login/?next=<the URL> does) beside the
+    usual 16 KB of headers, so that no admitted request makes the app's
+    answer too big for it (a 502)."""
+    return 2 * line + PROXY_BUFFER_BYTES
 
 
 # nginx connection slots, across all its workers: each costs ~0.42 KB of

@@ -30,6 +30,7 @@ from . import (
     refused_writes,
     shadows,
     static,
+    static_folders,
     streams,
     unread,
 )
@@ -100,12 +101,14 @@ def from_record(settings: record.Record):
     found = load_app(settings)
     for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"]):
         warn(line)
-    # nginx's static location, now that the app can say where its static
-    # files are; the entry-point installs it, checked with `nginx -t`, when
-    # this generation starts serving.
+    # nginx's static locations, now that the app can say where its static
+    # files are and how long browsers may keep them; the entry-point
+    # installs them, checked with `nginx -t`, when this generation starts
+    # serving.
+    described = {**found.describe(), **static_folders.describe(found.app)}
     place = generation().static_conf
     try:
-        place.write_text(static.location(settings, found.describe()))
+        place.write_text(static.location(settings, described))
     except OSError as exc:
         # Not the app's fault: said as such (supervise.sh, _uwsgi_failure),
         # not as code that no longer imports.

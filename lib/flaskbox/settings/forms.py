@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import discover, writable
+from ..layout import MAX_LINE_LIMIT
 
 Form = Callable[[str], Any]
 
@@ -31,6 +32,15 @@ def size_bytes(value: str) -> int:
         raise ValueError(value)
     number, unit = match.groups()
     return int(number) * SIZE_UNITS[unit.lower()]
+
+
+def line_size(value: str) -> int:
+    """MAX_LINE_SIZE in bytes: 1k to layout.MAX_LINE_LIMIT, which uWSGI's
+    64 KB block for a request's variables bounds."""
+    size = size_bytes(value)
+    if not 1024 <= size <= MAX_LINE_LIMIT:
+        raise ValueError(value)
+    return size
 
 
 def whole(low: int, high: int) -> Form:

@@ -21,7 +21,6 @@ from ..layout import (
     GEVENT,
     GEVENT_SITE,
     HEADER_FIRST_BUFFER,
-    HEADER_LINE,
     HOST_FORM,
     PRODUCTION,
     PROXY_BUFFER_BYTES,
@@ -37,12 +36,13 @@ from ..layout import (
     UWSGI_BUFFER_SIZE,
     body_limit,
     header_buffers,
+    response_header_buffer,
     uwsgi_max_vars,
 )
 from ..record import Record
 from . import names, pids
 from .defaults import Context, capacity
-from .forms import SettingError, size_bytes
+from .forms import SettingError, line_size, size_bytes
 from .table import BY_NAME, SETTINGS
 
 
@@ -278,6 +278,8 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
     # Uploads buffered at once: each may take up to MAX_BODY_SIZE on disk.
     # 0 (no body limit) leaves them unbounded; nginx counts up to 65535.
     uploads = min(size_bytes(values["UPLOAD_SPACE"]) // body, 65535) if body else 0
+    line = line_size(values["MAX_LINE_SIZE"])
+    buffers = header_buffers(line, host.nginx_counts_headers())
     return {
         "UPSTREAM_MAX_CONNS": str(upstream),
         "UWSGI_LISTEN": str(backlog),
@@ -294,6 +296,7 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         # for the client: a slow client is nginx's to judge, never cut here.
         "UWSGI_SOCKET_TIMEOUT": str(SEND_TIMEOUT_SECONDS + 5),
         "PROXY_BUFFER": f"{PROXY_BUFFER_BYTES // 1024}k",
+        "PROXY_HEADER_BUFFER": str(response_header_buffer(line)),
         "PROXY_BUFFERS": str(PROXY_BUFFERS),
         "GEVENT_SITE": str(GEVENT_SITE),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
@@ -304,11 +307,11 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         # One address may hold a quarter of the upload slots (at least one),
         # so a single client stalling uploads leaves room for others.
         "UPLOAD_SLOTS_PER_CLIENT": str(max(uploads // 4, 1) if body else 0),
-        "HEADER_LINE": f"{HEADER_LINE // 1024}k",
-        "HEADER_BUFFERS": str(header_buffers(host.nginx_counts_headers())),
+        "HEADER_LINE": str(line),
+        "HEADER_BUFFERS": str(buffers),
         "HEADER_FIRST_BUFFER": f"{HEADER_FIRST_BUFFER // 1024}k",
         "UWSGI_BUFFER_SIZE": str(UWSGI_BUFFER_SIZE),
-        "UWSGI_MAX_VARS": str(uwsgi_max_vars(header_buffers(host.nginx_counts_headers()))),
+        "UWSGI_MAX_VARS": str(uwsgi_max_vars(line, buffers)),
         "BODY_BUFFER": BODY_BUFFER,
         "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
         "HOST_FORM": HOST_FORM,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import discover
 from ..layout import DEBUG, MODES, PRODUCTION
-from .forms import absolute_path, app_module, one_of, readable_file, size_bytes, strip_slash, whole
+from .forms import absolute_path, app_module, line_size, one_of, readable_file, size_bytes, strip_slash, whole
 from .setting import Setting
 
 SETTINGS: tuple[Setting, ...] = (
@@ -134,6 +134,26 @@ SETTINGS: tuple[Setting, ...] = (
             "render.upload_limits (limit_conn flaskbox_uploads)",
             "settings.resolve._check_together (UPLOAD_SPACE holds one)",
             "wsgi.from_record (importing.app_mistakes: Flask's MAX_CONTENT_LENGTH above it)",
+        ),
+    ),
+    Setting(
+        "MAX_LINE_SIZE",
+        # 16k: Superset's chart links carry their state in the query (16 KB),
+        # as search pages and OAuth redirects do; AWS's load balancers and
+        # Cloudflare take 16 KB URLs. Headers as a whole keep 33 KB
+        # (configuration.md says why).
+        default="16k",
+        form="a size from 1k to 24k, such as 16k or 20000",
+        parse=line_size,
+        doc=("Longest request line (the URL with its query) and longest header line (a cookie, a token) "
+             "nginx admits; longer gets 414 or 400, logged with `limit=MAX_LINE_SIZE`. The app's answer "
+             "may echo twice that in its headers (a redirect to `/login/?next=<the URL>`) "
+             "([configuration.md](configuration.md#long-urls-and-large-headers))."),
+        enforced=(
+            "settings.resolve.derived (HEADER_LINE, HEADER_BUFFERS, UWSGI_MAX_VARS, PROXY_HEADER_BUFFER)",
+            "nginx.conf: large_client_header_buffers",
+            "nginx.conf: proxy_buffer_size",
+            "nginx.conf: $flaskbox_limit_note (the log line of a 414 or 400 for it)",
         ),
     ),
     Setting(

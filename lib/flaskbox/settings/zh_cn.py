@@ -30,6 +30,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         '请求体上限，或表单中单个文件的上限（表单自身的字段可在其外另占最多 64 KiB）（nginx 的大小写法：'
          '`512k`、`10m`、`1g`；`0` 表示不限）。超过返回 413。Flask 自己的 `MAX_CONTENT_LENGTH` '
          '在它之后生效（[your-app.md](your-app.md#上传及其上限)）。'),
+    'MAX_LINE_SIZE': (
+        '`16k`',
+        'nginx 接受的最长请求行（URL 连同查询参数）和最长的单个请求头行（cookie、令牌）；'
+        '更长的得到 414 或 400，日志行中带有 `limit=MAX_LINE_SIZE`。应用的响应头可以把它回显'
+        '两遍（例如重定向到 `/login/?next=<该 URL>`）'
+        '（[configuration.md](configuration.md#长-url-和大请求头)）。'),
     'REQUEST_TIMEOUT': (
         '`30`',
         '客户端最多等待多少秒才能开始收到响应（包括排队时间），以及之后流式响应每两段之间'

@@ -1,0 +1,160 @@
+"""Which static files nginx serves and how long browsers may keep them,
+decided as Flask would (lib/flaskbox/static_folders.py, static.py), without
+a container: a blueprint's folder at the URL Flask routes to it, the first
+of one URL winning; the app's SEND_FILE_MAX_AGE_DEFAULT and its own
+get_send_file_max_age; files a bundler's manifest fingerprints (Vite,
+webpack, create-react-app, Django), and never a file whose name did not
+change. tests/test_static_caching.py proves the same in a container."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from flask import Blueprint, Flask
+
+from fake_host import resolve
+from flaskbox import static, static_folders
+from helpers import REPO
+
+
+def tree(root, names: list[str]) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+
+
+@pytest.fixture
+def app(tmp_path):
+    tree(tmp_path / "static", ["app.css", "assets/spa.4cd1e2bb.entry.js", "assets/main-BXk3dOP1.js"])
+    tree(tmp_path / "fab", ["css/bootstrap.css"])
+    tree(tmp_path / "admin", ["admin/js/actions.js"])
+    app = Flask("shaped_like_superset", root_path=str(tmp_path))
+    # Flask-AppBuilder's: under the app's own /static.
+    app.register_blueprint(Blueprint("appbuilder", __name__, static_folder=str(tmp_path / "fab"),
+                                     static_url_path="/static/appbuilder"))
+    # Flask-Admin's: a url_prefix of its own.
+    app.register_blueprint(Blueprint("admin", __name__, url_prefix="/admin", static_folder=str(tmp_path / "admin"),
+                                     static_url_path="/static/admin"))
+    # A second blueprint at the app's own URL: Flask never routes to it.
+    app.register_blueprint(Blueprint("shadowed", __name__, static_folder=str(tmp_path / "fab"),
+                                     static_url_path="/static"))
+    return app
+
+
+def test_blueprints_are_found_at_the_urls_flask_routes_them_to(app, tmp_path):
+    found = {folder.url: folder.path for folder in static_folders.find(app)}
+    assert found == {"/static": str(tmp_path / "static"), "/static/appbuilder": str(tmp_path / "fab"),
+                     "/admin/static/admin": str(tmp_path / "admin")}
+    # As Flask itself routes them.
+    adapter = app.url_map.bind("localhost")
+    assert adapter.match("/static/appbuilder/css/bootstrap.css")[0] == "appbuilder.static"
+    assert adapter.match("/static/app.css")[0] == "static"
+
+
+def test_the_apps_max_age_is_flasks(app):
+    assert static_folders.describe(app)["max_age"] is None  # Flask's default: revalidate
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = timedelta(days=365)
+    described = static_folders.describe(app)
+    assert described["max_age"] == 31536000
+    assert {folder["max_age"] for folder in described["folders"]} == {31536000}
+
+
+def test_an_apps_own_get_send_file_max_age_is_asked_per_file(tmp_path):
+    tree(tmp_path / "static", ["a.js", "b.css", "c.png"])
+
+    class Picky(Flask):
+        def get_send_file_max_age(self, filename):
+            return 60 if filename and filename.endswith(".js") else 3600
+
+    folder = static_folders.find(Picky("picky", root_path=str(tmp_path)))[0]
+    assert folder.max_age == 3600 and folder.ages == {"/static/a.js": 60}
+
+
+def test_a_failing_get_send_file_max_age_keeps_the_folders_age(tmp_path, capsys):
+    tree(tmp_path / "static", ["a.js"])
+
+    class Broken(Flask):
+        def get_send_file_max_age(self, filename):
+            if filename:
+                raise KeyError(filename)
+            return 5
+
+    folder = static_folders.find(Broken("broken", root_path=str(tmp_path)))[0]
+    assert folder.max_age == 5 and folder.ages == {}
+    assert "get_send_file_max_age('a.js') raised KeyError" in capsys.readouterr().err
+
+
+MANIFESTS = {
+    # Vite 5: .vite/manifest.json, its entries' files and CSS; an asset of its own.
+    ".vite/manifest.json": {"index.html": {"file": "assets/index-Cu7Ts1Kq.js", "src": "index.html",
+                                           "css": ["assets/index-DiwrgTda.css", "assets/theme.css"]},
+                            "src/logo.svg": {"file": "assets/logo-Dk2qR1xY.svg", "src": "src/logo.svg"},
+                            "src/plain.js": {"file": "assets/plain.js", "src": "src/plain.js"}},
+    # webpack-manifest-plugin, as Superset writes it (URLs under /static).
+    "dist/manifest.json": {"files": {"spa.js": "/static/dist/spa.4cd1e2bb.entry.js",
+                                     "favicon.ico": "/static/dist/favicon.ico"}},
+    # create-react-app's asset-manifest.json.
+    "build/asset-manifest.json": {"files": {"main.js": "/static/build/js/main.8a7c3e2d.js",
+                                            "static/media/logo.svg": "/static/build/media/logo.6ce24c58.svg"},
+                                  "entrypoints": ["js/main.8a7c3e2d.js"]},
+    # Django's ManifestStaticFilesStorage.
+    "staticfiles.json": {"paths": {"css/site.css": "css/site.55e7cbb9ba48.css"}, "version": "1.1"},
+}
+
+
+def test_a_bundlers_manifest_says_which_files_never_change(tmp_path):
+    files = ["assets/index-Cu7Ts1Kq.js", "assets/index-DiwrgTda.css", "assets/theme.css",
+             "assets/logo-Dk2qR1xY.svg", "assets/plain.js", "dist/spa.4cd1e2bb.entry.js", "dist/favicon.ico",
+             "build/js/main.8a7c3e2d.js", "build/media/logo.6ce24c58.svg", "css/site.55e7cbb9ba48.css"]
+    tree(tmp_path, files)
+    for name, data in MANIFESTS.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(json.dumps(data))
+    # The manifests in each bundler's place: the folder, and dist/ and build/ below it.
+    found = static_folders.fingerprinted(tmp_path) | {
+        f"{sub}/{name}" for sub in ("dist", "build") for name in static_folders.fingerprinted(tmp_path / sub)}
+    assert found == {"assets/index-Cu7Ts1Kq.js", "assets/index-DiwrgTda.css", "assets/logo-Dk2qR1xY.svg",
+                     "dist/spa.4cd1e2bb.entry.js", "build/js/main.8a7c3e2d.js", "build/media/logo.6ce24c58.svg",
+                     "css/site.55e7cbb9ba48.css"}
+    # Names that did not change (theme.css, plain.js, favicon.ico) may change between deploys.
+
+
+def rendered(tmp_path, app_description, env=None) -> str:
+    record = resolve({"RUNTIME_DIR": str(tmp_path / "run"), **(env or {})}).record()
+    return static.location(record, app_description, REPO)
+
+
+def test_nginx_gets_a_location_per_folder_with_the_apps_caching(app, tmp_path):
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
+    (tmp_path / "static" / "manifest.json").write_text(json.dumps({"files": {"main.js": "assets/main-BXk3dOP1.js"}}))
+    text = rendered(tmp_path, {"static_folder": app.static_folder, "static_url_path": "/static",
+                               **static_folders.describe(app)})
+    for url, path in (("/static", tmp_path / "static"), ("/static/appbuilder", tmp_path / "fab"),
+                      ("/admin/static/admin", tmp_path / "admin")):
+        assert f"location {url}/ {{\n    alias {path}/;" in text
+    assert text.count("expires 3600s;") == 3
+    assert "location = /static/assets/main-BXk3dOP1.js {\n        set $flaskbox_handler static;\n" \
+           "        expires max;" in text
+    # A missing file is the app's to answer, without an error line.
+    assert text.count("log_not_found off;") == 3
+
+
+def test_without_the_app_s_word_files_are_revalidated(tmp_path):
+    tree(tmp_path / "public", ["a.css"])
+    text = rendered(tmp_path, None, {"STATIC_URL": "/assets", "STATIC_PATH": str(tmp_path / "public")})
+    assert "location /assets/ {" in text and "expires epoch;" in text and "location = " not in text
+
+
+@pytest.mark.parametrize("name, forever", [
+    ("/static/app.3f2a9c1b.css", True), ("/static/assets/spa.4cd1e2bb.entry.js", True),
+    ("/static/assets/7f3a9c1be02d4e55.chunk.js", True), ("/static/vendor.0a1b2c3d4e.bundle.js", True),
+    ("/static/report.20240115.css", False), ("/static/cafebabe12.png", False), ("/static/app.css", False),
+    ("/static/main-BXk3dOP1.js", False)])
+def test_fingerprinted_names_of_an_unambiguous_shape(name, forever):
+    template = (REPO / "nginx-static.conf").read_text()
+    pattern = re.search(r'location ~ "(.+)" \{\n        set \$flaskbox_handler static;\n        expires max;',
+                        template).group(1)
+    assert bool(re.search(pattern, name)) == forever
