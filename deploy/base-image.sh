@@ -7,6 +7,8 @@
 #   deploy/base-image.sh debian12   debian:bookworm if it can be pulled, else one
 #                                   bootstrapped from the Debian archive (local/debian:bookworm)
 #   deploy/base-image.sh debian13   the same for Debian 13 (debian:trixie, local/debian:trixie)
+#   deploy/base-image.sh debian14   the same for Debian's testing release, forky (Python
+#                                   3.14, as Ubuntu 26.04): debian:forky, local/debian:forky
 #   deploy/base-image.sh debian12-arm64
 #                                   Debian 12 for arm64, bootstrapped here under qemu
 #                                   emulation (local/debian:bookworm-arm64): a pulled
@@ -38,6 +40,7 @@ main() {
 	case "${1:-default}" in
 		debian12) debian bookworm ;;
 		debian13) debian trixie ;;
+		debian14) debian forky ;;
 		debian12-arm64)
 			present local/debian:bookworm-arm64 ||
 				ARCH=arm64 deploy/bootstrap-base-image.sh local/debian:bookworm-arm64 bookworm
@@ -49,7 +52,7 @@ main() {
 				if ! present "$image"; then
 					# The names this script itself gives to bootstrapped bases.
 					case "$image" in
-						local/debian:bookworm | local/debian:trixie)
+						local/debian:bookworm | local/debian:trixie | local/debian:forky)
 							deploy/bootstrap-base-image.sh "$image" "${image#local/debian:}" ;;
 						*) log "BASE_IMAGE=$image is neither here nor pullable"; exit 1 ;;
 					esac
@@ -66,7 +69,7 @@ main() {
 			debian bookworm
 			;;
 		*)
-			log "unknown base '$1': expected default, debian12, debian13 or debian12-arm64"
+			log "unknown base '$1': expected default, debian12, debian13, debian14 or debian12-arm64"
 			exit 2
 			;;
 	esac

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from containers import ContainerFactory
-from helpers import REPO, build_image, docker, make_pair, share_with_container
+from helpers import REPO, build_image, docker, make_pair, pins, share_with_container
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
 # Apps shaped like real ones, each built FROM the app-less image.
@@ -35,7 +35,15 @@ sys.path.insert(0, str(REPO / "lib"))
 #   beside it would distort: tests/run.sh runs these alone, after the rest
 #   ran on parallel workers. The `slow` ones, every user of `figure`, and
 #   those below, whose bounds are a few seconds or less.
+# - `interpreter`: the test proves what differs between Pythons (uWSGI's
+#   forks and threads, reloads, the hop from nginx, the dev server's
+#   reloader, packages pinned by apps): on a base between the newest and
+#   the oldest Python, CI runs these alone (docs/testing.md).
 CONTAINER_FIXTURES = {"image", "volume"}
+INTERPRETER_MODULES = {"test_uwsgi_reports.py", "test_upstream_hop.py", "test_worker_pool.py",
+                       "test_reload.py", "test_production.py", "test_gevent.py", "test_gevent_pins.py",
+                       "test_your_app.py", "test_debug.py", "test_debugger.py", "test_shutdown.py",
+                       "test_import_deadline.py"}
 DOCKER_MODULES = {"test_bench.py", "test_build.py"}
 # Every test there waits for a save to be served within a 2 s budget.
 TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
@@ -79,6 +87,8 @@ def pytest_collection_modifyitems(items):
         module = item.path.name
         if CONTAINER_FIXTURES & set(item.fixturenames) or module in DOCKER_MODULES:
             item.add_marker(pytest.mark.container)
+        if module in INTERPRETER_MODULES:
+            item.add_marker(pytest.mark.interpreter)
         slow = item.get_closest_marker("slow") and module not in UNTIMED_SLOW_MODULES
         if (slow or "figure" in item.fixturenames or module in TIMED_MODULES
                 or item.originalname in TIMED_TESTS.get(module, ())):
@@ -275,6 +285,15 @@ SERVED_AS = {
     "gevent": ((), {"WORKER_CLASS": "gevent"}),
     "debug": (("-d", "debug"), {}),
 }
+
+
+@pytest.fixture(scope="session")
+def app_pins(image):
+    """name -> version an app of tests/apps pins on the image's Python
+    (helpers.pins: some pins differ where Python 3.14 needs newer ones)."""
+    script = "import sys; print('%d.%d' % sys.version_info[:2])"
+    python = docker("run", "--rm", "--network", "host", "--entrypoint", "python3", image, "-c", script).stdout
+    return lambda app: pins(APPS / app / "requirements.txt", python.strip())
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import subprocess
 import uuid
@@ -100,3 +101,25 @@ def build_image(context: Path, tag: str, build_args: dict[str, str] | None = Non
     if check and result.returncode != 0:
         raise AssertionError(f"docker build failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def pins(requirements: Path, python: str) -> dict[str, str]:
+    """name -> version of a requirements file's `name==version` lines whose
+    `python_version` marker, if any, holds for `python` ("3.14")."""
+    found = {}
+    wanted = tuple(int(part) for part in python.split("."))
+    for line in requirements.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        requirement, _, marker = line.partition(";")
+        name, _, version = requirement.partition("==")
+        if not version:
+            continue
+        if marker:
+            op, bound = re.fullmatch(r'\s*python_version\s*([<>=!]=?)\s*"([\d.]+)"\s*', marker).groups()
+            bound = tuple(int(part) for part in bound.split("."))
+            holds = {"<": wanted < bound, "<=": wanted <= bound, ">": wanted > bound, ">=": wanted >= bound,
+                     "==": wanted == bound, "!=": wanted != bound}[op]
+            if not holds:
+                continue
+        found[name.strip()] = version.strip()
+    return found

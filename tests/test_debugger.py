@@ -2,6 +2,7 @@
 log (the same PIN after a reload), and announced by a loud warning about
 code execution and about publishing the port on every interface."""
 
+import os
 import random
 import re
 import urllib.parse
@@ -102,3 +103,25 @@ def test_switching_the_pin_off_is_refused(containers):
     assert result.returncode == 2, result.stderr
     assert "WERKZEUG_DEBUG_PIN=off" in result.stderr
     assert "Serving Flask app" not in result.stdout + result.stderr
+
+
+def test_the_pin_is_steady_where_python_finds_no_mac(monkeypatch):
+    # Python 3.14 in a container: uuid.getnode() is random in each process
+    # (the multicast bit set), and Werkzeug's PIN with it; one of the
+    # container's own stands in, the same in every server process.
+    from flaskbox import debug
+
+    monkeypatch.delenv("WERKZEUG_DEBUG_PIN", raising=False)
+    monkeypatch.setattr(debug.uuid, "getnode", lambda: random.getrandbits(48) | 1 << 40)
+    debug.steady_pin()
+    first = os.environ.pop("WERKZEUG_DEBUG_PIN")
+    debug.steady_pin()
+    assert re.fullmatch(r"\d{3}-\d{3}-\d{3}", first) and os.environ["WERKZEUG_DEBUG_PIN"] == first
+    # A real MAC, or a PIN of the user's: Werkzeug's own way, untouched.
+    monkeypatch.setenv("WERKZEUG_DEBUG_PIN", "314-159-265")
+    debug.steady_pin()
+    assert os.environ["WERKZEUG_DEBUG_PIN"] == "314-159-265"
+    monkeypatch.delenv("WERKZEUG_DEBUG_PIN")
+    monkeypatch.setattr(debug.uuid, "getnode", lambda: 0x0242AC110002)
+    debug.steady_pin()
+    assert "WERKZEUG_DEBUG_PIN" not in os.environ

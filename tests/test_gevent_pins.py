@@ -1,5 +1,5 @@
 """An app's own pins of gevent's packages win over the image's: tests/apps/
-board pins gevent 25.5.1 and greenlet 3.2.3, and WORKER_CLASS=gevent imports
+board pins gevent 25.5.1 (25.8.2 on Python 3.14) and greenlet 3.2.3, and WORKER_CLASS=gevent imports
 those, not the image's 26.9.0, saying so once and truthfully. A mix that
 cannot work (an old greenlet under the image's gevent) is refused, naming
 both. Under the sync workers, an app made for gevent gets one line of advice
@@ -13,19 +13,20 @@ from flaskbox import packages
 from helpers import build_image, docker
 
 
-def test_the_apps_gevent_pins_win(containers, app_images):
+def test_the_apps_gevent_pins_win(containers, app_images, app_pins):
+    pinned = app_pins("board")
     c = containers.run(image=app_images("board"), env={"WORKER_CLASS": "gevent"})
     running = c.wait_http("/whoami").json()
-    assert (running["gevent"], running["greenlet"]) == ("25.5.1", "3.2.3"), running
+    assert (running["gevent"], running["greenlet"]) == (pinned["gevent"], "3.2.3"), running
     logs = c.logs()
-    said = "WORKER_CLASS=gevent runs your image's gevent 25.5.1 (not the image's 26.9.0)"
+    said = f"WORKER_CLASS=gevent runs your image's gevent {pinned['gevent']} (not the image's 26.9.0)"
     assert logs.count(said) == 1, logs
     assert "greenlet 3.2.3 (not the image's 3.5.6)" in logs
     # The venv's replaced packages, once per start (not once per settings pass).
     assert logs.count("your image replaced packages this image was tested with") == 1, logs
-    assert "Flask 3.1.3 -> 2.1.3" in logs
+    assert f"Flask 3.1.3 -> {pinned['Flask']}" in logs
     # The image's own gevent is not named as replaced: it is not.
-    assert "gevent 26.9.0 -> 25.5.1" not in logs
+    assert f"gevent 26.9.0 -> {pinned['gevent']}" not in logs
     assert "looks made for gevent" not in logs
 
 
@@ -44,12 +45,19 @@ def test_sync_workers_advise_gevent_once(containers, app_images):
 def old_greenlet(runtime_image, tmp_path_factory):
     """An app that pins greenlet (as SQLAlchemy's users do) older than the
     image's gevent needs, and no gevent of its own: 3.1.1, the oldest with
-    wheels for every base's Python (3.11 to 3.13), since the runtime image
-    has no compiler."""
+    wheels for Python 3.11 to 3.13, since the runtime image has no
+    compiler. No greenlet older than the image's gevent needs has wheels for
+    Python 3.14: there, its metadata alone stands in (what the start reads)."""
     context = tmp_path_factory.mktemp("old-greenlet")
     (context / "app.py").write_text("from flask import Flask\n\napp = Flask(__name__)\n")
+    stand_in = ('site="$(python3 -c \'import sysconfig; print(sysconfig.get_path("purelib"))\')"; '
+                'mkdir "$site/greenlet-3.1.1.dist-info"; '
+                'printf "Metadata-Version: 2.1\\nName: greenlet\\nVersion: 3.1.1\\n" '
+                '> "$site/greenlet-3.1.1.dist-info/METADATA"')
     (context / "Dockerfile").write_text(
-        f"FROM {runtime_image}\nUSER 0\nRUN pip install --no-cache-dir greenlet==3.1.1\n"
+        f"FROM {runtime_image}\nUSER 0\n"
+        "RUN if python3 -c 'import sys; sys.exit(sys.version_info < (3, 14))'; then pip uninstall -y greenlet"
+        f" >/dev/null 2>&1; {stand_in}; else pip install --no-cache-dir greenlet==3.1.1; fi\n"
         "USER 10001:0\nCOPY app.py /app/\n")
     tag = f"flaskbox-old-greenlet:{uuid.uuid4().hex[:12]}"
     build_image(context, tag)
@@ -84,3 +92,23 @@ def test_monkey_patching_in_the_wsgi_file_is_a_sign(tmp_path):
     assert advice and "wsgi.py calls monkey.patch_all()" in advice[0] and "WORKER_CLASS=gevent" in advice[0]
     (tmp_path / "wsgi.py").write_text("from app import app\n")
     assert packages.gevent_advice(tmp_path) == [] or "installs gevent" in packages.gevent_advice(tmp_path)[0]
+
+
+def test_an_import_failing_inside_a_package_pinned_older_names_it(tmp_path):
+    # Werkzeug 2.2's ast.Str on Python 3.14: the traceback ends inside the
+    # package the app pinned older than the image's tested one.
+    tested = tmp_path / "tested.txt"
+    tested.write_text("Werkzeug==99.0\nFlask==0.1\n")
+    code = compile("raise AttributeError(\"module 'ast' has no attribute 'Str'\")",
+                   "/opt/venv/lib/python3.14/site-packages/werkzeug/routing/rules.py", "exec")
+    with pytest.raises(AttributeError) as failed:
+        exec(code)
+    hint = packages.older_pin_hint(failed.value, tested)
+    assert hint.startswith("the error comes from inside Werkzeug ") and "below the 99.0 tested here" in hint
+    assert "may not run on Python 3." in hint
+    # A package at or above the tested version, or the app's own code: nothing to say.
+    assert packages.older_pin_hint(failed.value, tmp_path / "none.txt") is None
+    own = compile("raise ValueError()", "/app/app.py", "exec")
+    with pytest.raises(ValueError) as failed:
+        exec(own)
+    assert packages.older_pin_hint(failed.value, tested) is None

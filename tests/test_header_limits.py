@@ -3,23 +3,24 @@ could not take, nginx refuses first with a 4xx. Tested at each edge: one
 byte under, at, and one byte over the request line and header line limits,
 the number of full-size lines, and the number of header lines.
 
-The limits (docs/production.md, "Requests"): the request line and each
-header line up to 8192 bytes with their CRLF; together, with the blank line
-that ends them, nginx's default of four buffers of 8192 bytes (so four full
-8190-byte lines fit), as single-sign-on cookies of near 32 KB need; at most
-1000 header lines. Before, three buffers (24 KB); and before that, nginx let
-through what uWSGI then failed on: 113 short headers got 502 ("max vec size
-reached"), a 15 KB query with three 16 KB headers 500. With four buffers and
-no bound on the number of lines, a flood of tiny headers would overflow
-uWSGI's 64 KB block (a 502): the image uses four only where nginx has
-max_headers (layout.py, HEADER_LINE), as Debian 12's does."""
+The limits (docs/configuration.md, "Long URLs and large headers"): the
+request line and each header line up to MAX_LINE_SIZE with their CRLF (16
+KB: real apps' long links), longer refused with the setting named in the
+log; together, with the blank line that ends them, as many such buffers as
+keep uWSGI's 64 KB block safe (2 x 16 KB: the same 33 KB as nginx's default
+4 x 8 KB, as single-sign-on cookies of near 32 KB need); at most 1000
+header lines. Before, nginx let through what uWSGI then failed on: 113
+short headers got 502 ("max vec size reached"), a 15 KB query with three 16
+KB headers 500. Without a bound on the number of lines (an nginx without
+max_headers), a flood of tiny headers would overflow uWSGI's block (a 502):
+fewer buffers there (layout.py, header_buffers)."""
 
 import json
 import re
 
 import pytest
 
-LINE = 8192
+from helpers import docker
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,27 @@ def server(module_containers):
 
 
 @pytest.fixture(scope="module")
-def buffers(server) -> int:
-    """nginx's large header buffers in this image: 4 where nginx bounds the
-    number of header lines (Debian 12's does), else 3."""
+def limits(server) -> tuple[int, int]:
+    """(large header buffers, their size) of this image's nginx."""
     conf = server.exec("cat", "/tmp/flaskbox/nginx/nginx.conf").stdout
-    return int(re.search(r"large_client_header_buffers (\d+) 8k;", conf).group(1))
+    buffers, line = re.search(r"large_client_header_buffers (\d+) (\d+);", conf).groups()
+    return int(buffers), int(line)
+
+
+@pytest.fixture(scope="module")
+def buffers(limits) -> int:
+    return limits[0]
+
+
+@pytest.fixture(scope="module")
+def line(limits) -> int:
+    return limits[1]
+
+
+def logged_with_the_setting(server, status: int) -> bool:
+    """The refusal's line in the access log names MAX_LINE_SIZE."""
+    return any(re.search(rf'" {status} .* limit=MAX_LINE_SIZE$', entry)
+               for entry in docker("logs", server.name).stdout.splitlines())
 
 
 def request(path: str = "/headers", headers: list[bytes] = ()) -> bytes:
@@ -57,42 +74,50 @@ def uwsgi_took_everything(server):
         assert complaint not in server.logs(), complaint
 
 
-@pytest.mark.parametrize("size, expected", [(LINE - 1, 200), (LINE, 200), (LINE + 1, 414)])
-def test_request_line_edge(server, size, expected):
+@pytest.mark.parametrize("offset, expected", [(-1, 200), (0, 200), (1, 414)])
+def test_request_line_edge(server, line, offset, expected):
+    size = line + offset
     query = "q=" + "x" * (size - len("GET /headers? HTTP/1.1\r\n") - 2)
-    line = f"GET /headers?{query} HTTP/1.1\r\n"
-    assert len(line) == size
+    request_line = f"GET /headers?{query} HTTP/1.1\r\n"
+    assert len(request_line) == size
     status, _ = answer(server, request(f"/headers?{query}"))
     assert status == expected
+    if status == 414:
+        server.wait_until(lambda: logged_with_the_setting(server, 414), "the 414 logged naming MAX_LINE_SIZE")
 
 
-@pytest.mark.parametrize("size, expected", [(LINE - 1, 200), (LINE, 200), (LINE + 1, 400)])
-def test_header_line_edge(server, size, expected):
-    line = header_line(size)
-    status, body = answer(server, request(headers=[line]))
+@pytest.mark.parametrize("offset, expected", [(-1, 200), (0, 200), (1, 400)])
+def test_header_line_edge(server, line, offset, expected):
+    size = line + offset
+    status, body = answer(server, request(headers=[header_line(size)]))
     assert status == expected
     if status == 200:
         # The whole value reached the app.
         assert json.loads(body)["x-big"] == size - len(b"X-Big: \r\n")
+    else:
+        server.wait_until(lambda: logged_with_the_setting(server, 400), "the 400 logged naming MAX_LINE_SIZE")
 
 
-def test_the_header_takes_nginxs_default_where_nginx_counts_lines(server, buffers):
-    # Debian 12's nginx has max_headers; an nginx without it keeps three.
+def test_the_header_takes_the_same_room_where_nginx_counts_lines(server, buffers, line):
+    # Debian 12's nginx has max_headers; an nginx without it keeps fewer
+    # buffers (layout.header_buffers): 33 KB where it counts, 17 KB if not.
     counts = server.exec("test", "-f", "/etc/flaskbox/nginx-max-headers").returncode == 0
     probe = ("printf 'pid /tmp/mh.pid;\\nevents {}\\nhttp { max_headers 10; }\\n' > /tmp/mh.conf"
              " && nginx -e stderr -t -q -c /tmp/mh.conf")
     assert counts == (server.exec("sh", "-c", probe).returncode == 0)
-    assert buffers == (4 if counts else 3)
+    assert line == 16 * 1024 and buffers * line == (32 if counts else 16) * 1024
     rendered = server.exec("cat", "/tmp/flaskbox/nginx/header-count.conf").stdout
     assert ("max_headers 1000;" in rendered) == counts
 
 
-@pytest.mark.parametrize("more, size, expected", [(-1, LINE, 200), (0, LINE - 3, 200), (0, LINE - 2, 200),
-                                                  (0, LINE - 1, 400), (1, 6000, 400)])
-def test_header_total_edge(server, buffers, more, size, expected):
-    # Four buffers hold the lines and the blank line after them: four
-    # lines of 8190 bytes fit, of 8191 do not.
+@pytest.mark.parametrize("more, shorter, expected", [(-1, 0, 200), (0, 3, 200), (0, 2, 200), (0, 1, 400),
+                                                     (1, None, 400)])
+def test_header_total_edge(server, buffers, line, more, shorter, expected):
+    # The buffers hold the lines and the blank line after them: as many
+    # lines of line - 2 bytes as there are buffers fit, of line - 1 do not;
+    # one more line of three quarters of a buffer each does not either.
     lines = buffers + more
+    size = line - shorter if shorter is not None else line * 3 // 4
     headers = [header_line(size, b"X-Big-%d" % i) for i in range(lines)]
     status, body = answer(server, request(headers=headers))
     assert status == expected
@@ -118,23 +143,23 @@ def test_many_short_headers_reach_the_app_or_get_a_4xx(server):
     uwsgi_took_everything(server)
 
 
-def test_the_old_500_case_is_a_4xx(server, buffers):
+def test_the_old_500_case_is_a_4xx(server, buffers, line):
     # A 15 KB query with three 16 KB headers: uWSGI's 64 KB limit would be
     # passed, so nginx refuses it.
     query = "q=" + "x" * 15_000
     big = [header_line(16_000, b"X-%d" % i) for i in range(3)]
     status, _ = answer(server, request(f"/headers?{query}", big))
     assert 400 <= status < 500
-    # A full request line takes a buffer of its own: with three long header
-    # lines more it is served, with four refused.
-    query = "q=" + "x" * (LINE - len("GET /headers? HTTP/1.1\r\n") - 2)
+    # A full request line takes a buffer of its own: with a nearly full
+    # header line in each other buffer it is served, with one more refused.
+    query = "q=" + "x" * (line - len("GET /headers? HTTP/1.1\r\n") - 2)
     for lines, expected in ((buffers - 1, 200), (buffers, 400)):
-        headers = [header_line(8000, b"X-%d" % i) for i in range(lines)]
+        headers = [header_line(line - 200, b"X-%d" % i) for i in range(lines)]
         assert answer(server, request(f"/headers?{query}", headers))[0] == expected
     uwsgi_took_everything(server)
 
 
-def test_32_kb_of_cookies_reach_the_app(server, buffers):
+def test_32_kb_of_cookies_reach_the_app(server, buffers, line):
     # An SSO session of near 32 KB in cookie chunks of 4 KB, on four Cookie
     # lines (a line is at most 8 KB, as nginx's default). nginx joins them
     # with "; ": uWSGI's ", " would leave Werkzeug no cookie at all.
@@ -142,7 +167,7 @@ def test_32_kb_of_cookies_reach_the_app(server, buffers):
               for line in range(4)]
     assert sum(len(line) + 2 for line in chunks) > 32_000
     status, body = answer(server, request("/cookies", chunks))
-    if buffers == 3:  # an nginx without max_headers: 24 KB in all
+    if buffers * line < 32 * 1024:  # an nginx without max_headers: 17 KB in all
         assert status == 400
         return
     assert status == 200
@@ -150,7 +175,7 @@ def test_32_kb_of_cookies_reach_the_app(server, buffers):
     uwsgi_took_everything(server)
 
 
-def test_a_flood_of_tiny_headers_gets_a_4xx(server):
+def test_a_flood_of_tiny_headers_gets_a_4xx(server, buffers, line):
     # The most variables 33 KB of header can make in uWSGI: distinct names
     # of one to three characters, the shortest lines there are. Without a
     # bound on the lines, ~6700 of them overflow uWSGI's block (a 502).
@@ -159,7 +184,7 @@ def test_a_flood_of_tiny_headers_gets_a_4xx(server):
     names += [a + b for a in names[:36] for b in names[36:]]
     flood, size = [], 0
     for name in names:
-        if size + len(name) + 3 > 4 * LINE:
+        if size + len(name) + 3 > buffers * line:
             break
         flood.append(name + b":")
         size += len(name) + 3

@@ -26,8 +26,11 @@ def stderr_lines(container) -> list[str]:
 def test_every_line_is_json(containers, fixture_image):
     container = containers.serving(image=fixture_image["image"], env={"LOG_FORMAT": "json"})
     assert container.request("/boom").status == 500  # a traceback
-    assert container.request("/static/no-such-file.txt").status == 404  # nginx's error log: open() failed
-    container.wait_until(lambda: any("no-such-file" in line for line in container.stdout_lines()),
+    # nginx's error log: a body past MAX_BODY_SIZE (refused before it is sent).
+    too_large = container.raw(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 900000000\r\n"
+                              b"Connection: close\r\n\r\n")
+    assert too_large.startswith(b"HTTP/1.1 413 ")
+    container.wait_until(lambda: any('"status":413' in line for line in container.stdout_lines()),
                          "the access log line")
     container.wait_until(lambda: any("RuntimeError: secret" in line for line in stderr_lines(container)),
                          "the traceback")
@@ -38,7 +41,7 @@ def test_every_line_is_json(containers, fixture_image):
     assert {"flaskbox", "nginx", "uwsgi", "python"} <= sources, sources
     assert any(record["source"] == "flaskbox" and record["message"].startswith("serving ") for record in err)
     assert any(record["source"] == "flaskbox" and record["message"] == "stopped" for record in err)
-    assert any(record["source"] == "nginx" and "no-such-file.txt" in record["message"]
+    assert any(record["source"] == "nginx" and "too large body: 900000000 bytes" in record["message"]
                and record["level"] == "error" for record in err)
     assert any(record["source"] == "uwsgi" and "uWSGI" in record["message"] for record in err)
     (traceback,) = [record for record in err if record["source"] == "python"]

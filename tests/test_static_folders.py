@@ -36,8 +36,8 @@ def app(tmp_path):
     app.register_blueprint(Blueprint("appbuilder", __name__, static_folder=str(tmp_path / "fab"),
                                      static_url_path="/static/appbuilder"))
     # Flask-Admin's: a url_prefix of its own.
-    app.register_blueprint(Blueprint("admin", __name__, url_prefix="/admin", static_folder=str(tmp_path / "admin"),
-                                     static_url_path="/static/admin"))
+    app.register_blueprint(Blueprint("admin", __name__, url_prefix="/admin",
+                                     static_folder=str(tmp_path / "admin"), static_url_path="/static/admin"))
     # A second blueprint at the app's own URL: Flask never routes to it.
     app.register_blueprint(Blueprint("shadowed", __name__, static_folder=str(tmp_path / "fab"),
                                      static_url_path="/static"))
@@ -117,7 +117,8 @@ def test_a_bundlers_manifest_says_which_files_never_change(tmp_path):
     found = static_folders.fingerprinted(tmp_path) | {
         f"{sub}/{name}" for sub in ("dist", "build") for name in static_folders.fingerprinted(tmp_path / sub)}
     assert found == {"assets/index-Cu7Ts1Kq.js", "assets/index-DiwrgTda.css", "assets/logo-Dk2qR1xY.svg",
-                     "dist/spa.4cd1e2bb.entry.js", "build/js/main.8a7c3e2d.js", "build/media/logo.6ce24c58.svg",
+                     "dist/spa.4cd1e2bb.entry.js", "build/js/main.8a7c3e2d.js",
+                     "build/media/logo.6ce24c58.svg",
                      "css/site.55e7cbb9ba48.css"}
     # Names that did not change (theme.css, plain.js, favicon.ico) may change between deploys.
 
@@ -129,7 +130,8 @@ def rendered(tmp_path, app_description, env=None) -> str:
 
 def test_nginx_gets_a_location_per_folder_with_the_apps_caching(app, tmp_path):
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
-    (tmp_path / "static" / "manifest.json").write_text(json.dumps({"files": {"main.js": "assets/main-BXk3dOP1.js"}}))
+    manifest = {"files": {"main.js": "assets/main-BXk3dOP1.js"}}
+    (tmp_path / "static" / "manifest.json").write_text(json.dumps(manifest))
     text = rendered(tmp_path, {"static_folder": app.static_folder, "static_url_path": "/static",
                                **static_folders.describe(app)})
     for url, path in (("/static", tmp_path / "static"), ("/static/appbuilder", tmp_path / "fab"),

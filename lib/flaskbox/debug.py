@@ -24,19 +24,22 @@ It is `flask run --debug` with four differences, each for a reason:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
+import uuid
 from functools import partial
 from pathlib import Path
 
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover, importing, prefix, record, refused_writes, shadows
+from . import discover, importing, packages, prefix, record, refused_writes, shadows
 from .changes import SKIPPED_DIRS
 from .log import error
 
@@ -162,7 +165,7 @@ class DevApp:
         except (Exception, SystemExit) as exc:
             traceback.print_exc()
             if isinstance(exc, Exception):
-                hint = shadows.hint(exc)
+                hint = shadows.hint(exc) or packages.older_pin_hint(exc)
                 if hint is None and isinstance(exc, ModuleNotFoundError):
                     hint = discover.missing_module(exc, import_path)[0]
                 if hint:
@@ -269,6 +272,23 @@ def serve_until_stopped(serve) -> None:
             time.sleep(CRASH_PAUSE)
 
 
+def steady_pin() -> None:
+    """Werkzeug derives the debugger PIN from uuid.getnode(), the machine's
+    MAC address; where Python finds none (3.14 in a container), getnode is
+    random in each process, and each reload showed a new PIN, which the
+    browser then asked for again. In the reloader's parent, before its
+    first server process: a PIN from what does not change while the
+    container runs (Werkzeug's machine id, the host name, the user), unless
+    WERKZEUG_DEBUG_PIN says one."""
+    if os.environ.get("WERKZEUG_DEBUG_PIN") or not (uuid.getnode() >> 40) & 1:  # the multicast bit: random
+        return
+    from werkzeug.debug import get_machine_id
+
+    seed = f"{get_machine_id()!r}|{socket.gethostname()}|{os.getuid()}".encode()
+    digits = f"{int(hashlib.sha256(seed).hexdigest(), 16) % 10**9:09d}"
+    os.environ["WERKZEUG_DEBUG_PIN"] = f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
+
+
 def main() -> None:
     on_hangup()
     settings = record.load()
@@ -284,6 +304,7 @@ def main() -> None:
         # Flask versions an app may pin.
         print(f" * Serving Flask app '{import_path}'\n * Debug mode: on", file=sys.stderr)
         print(f" * Reloader: {settings['DEBUG_RELOADER']} (DEBUG_RELOADER)", file=sys.stderr)
+        steady_pin()
         app = _placeholder
     serve_until_stopped(partial(
         run_simple,

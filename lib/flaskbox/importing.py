@@ -24,6 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import sqlite_journal
 from .layout import body_limit
 from .log import error, warn
 
@@ -125,7 +126,7 @@ class Reminder:
         return False
 
 
-def app_mistakes(app, max_body: int) -> list[str]:
+def app_mistakes(app, max_body: int, processes: int = 1) -> list[str]:
     """What the loaded app's own configuration gets wrong for production:
     said at start, so that the first request does not find out."""
     config = getattr(app, "config", None)
@@ -141,7 +142,7 @@ def app_mistakes(app, max_body: int) -> list[str]:
         found.append(f"the app's MAX_CONTENT_LENGTH ({limit} bytes) is above MAX_BODY_SIZE ({max_body} "
                      "bytes): nginx answers 413 to the bodies between them before the app sees them; raise "
                      f"MAX_BODY_SIZE to {-(-limit // (1 << 20))}m to let the app's limit decide")
-    return found
+    return found + sqlite_journal.warnings(app, processes)
 
 
 def where(stacks: str, app_dir: str = "/app") -> tuple[str, bool]:

@@ -17,6 +17,7 @@ the app's pins win, and the start says so once, truthfully.
 from __future__ import annotations
 
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -113,6 +114,29 @@ def satisfies(version: str, specifier: str) -> bool:
 
 
 # --- what the start says -----------------------------------------------------
+
+def older_pin_hint(exc: BaseException, tested_path: Path = TESTED) -> str | None:
+    """For an app that failed to import: when the error comes from inside a
+    package the app's image pinned older than the one tested here (Werkzeug
+    2.2 uses ast.Str, which Python 3.14 removed), say so: such a version
+    may predate the image's Python."""
+    tb, innermost = exc.__traceback__, None
+    while tb is not None:
+        innermost, tb = tb.tb_frame.f_code.co_filename, tb.tb_next
+    match = re.search(r"/site-packages/([A-Za-z0-9_]+)", innermost or "")
+    if not match:
+        return None
+    pins = {canonical(name): version for name, version in tested(tested_path).items()}
+    for name in metadata.packages_distributions().get(match.group(1), []):
+        dist = venv_distribution(name)
+        wanted = pins.get(canonical(name))
+        if dist is not None and wanted and version_key(dist.version) < version_key(wanted):
+            python = ".".join(map(str, sys.version_info[:2]))
+            return (f"the error comes from inside {name} {dist.version}, which your image pins below the "
+                    f"{wanted} tested here: a version that old may not run on Python {python}, this image's; "
+                    "pin a newer one, or build on a base with an older Python (docs/building.md, Bases)")
+    return None
+
 
 def notes(mode: str, worker_class: str, tested_path: Path = TESTED, gevent_site: Path = GEVENT_SITE,
           app_dir: Path = APP_DIR) -> list[str]:

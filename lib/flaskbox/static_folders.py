@@ -4,7 +4,7 @@ renders it). Run in the uWSGI master once the app is imported (wsgi.py).
 
 - Where: the app's own folder, and each registered blueprint's at the URL
   Flask routes to it (a `<bp>.static` rule of app.url_map: Flask-AppBuilder's
-  /static/appbuilder, Flask-Admin's /admin/static/admin). Of two at one URL,
+  /static/appbuilder, Flask-Admin's /admin/static). Of two at one URL,
   the first registered, as in Flask; the app's own comes first.
 - How long a file may be kept: what Flask would send it with, the app's
   SEND_FILE_MAX_AGE_DEFAULT (None: revalidate each time), or, where the app
@@ -34,8 +34,6 @@ MANIFESTS = (".vite/manifest.json", "manifest.json", "asset-manifest.json", "sta
 # folder's age.
 MOST_FILES_ASKED = 20000
 RULE_TAIL = "/<path:filename>"
-# The one warning for an app whose get_send_file_max_age fails.
-FAILED: list[str | None] = []
 
 
 @dataclass
@@ -58,7 +56,7 @@ def describe(app) -> dict:
     own = None
     if found or _is_flask(app):
         with app.app_context():
-            own = _max_age(app, None, None)
+            own = _max_age(app, None, None, [])
     return {"folders": [folder.describe() for folder in found], "max_age": own}
 
 
@@ -99,27 +97,28 @@ def find(app) -> list[Folder]:
 
 def _folder(url: str, owner) -> Folder:
     path = owner.static_folder.rstrip("/")
-    folder = Folder(url, path, _max_age(owner, None, None))
+    failed: list[str | None] = []
+    folder = Folder(url, path, _max_age(owner, None, None, failed))
     if _own_max_age(owner):
         for name in _files(Path(path)):
-            age = _max_age(owner, name, folder.max_age)
+            age = _max_age(owner, name, folder.max_age, failed)
             if age != folder.max_age:
                 folder.ages[f"{url}/{name}"] = age
     folder.forever = [f"{url}/{name}" for name in sorted(fingerprinted(Path(path)))]
     return folder
 
 
-def _max_age(owner, name: str | None, fallback: int | None) -> int | None:
+def _max_age(owner, name: str | None, fallback: int | None, failed: list) -> int | None:
     """What the app's (or blueprint's) get_send_file_max_age answers for a
     file (None: its default); a method that fails keeps `fallback`, said
-    once, as Flask would have failed that file's request."""
+    once per folder (`failed`), as Flask would have failed that request."""
     try:
         return _seconds(owner.get_send_file_max_age(name))
     except Exception as exc:  # the app's own code
-        if not FAILED:
-            warn(f"{type(owner).__name__}.get_send_file_max_age({name!r}) raised {type(exc).__name__}: {exc}; "
-                 "nginx sends its static files with the folder's usual max age")
-            FAILED.append(name)
+        if not failed:
+            warn(f"{type(owner).__name__}.get_send_file_max_age({name!r}) raised {type(exc).__name__}: "
+                 f"{exc}; nginx sends the folder's files with its usual max age")
+        failed.append(name)
         return fallback
 
 

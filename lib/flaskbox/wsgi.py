@@ -25,6 +25,7 @@ from . import (
     importing,
     oom,
     outbound,
+    packages,
     prefix,
     record,
     refused_writes,
@@ -79,9 +80,10 @@ def load_app(settings: record.Record) -> discover.Found:
         os._exit(2 if bad_setting else 22)
     except Exception as exc:
         # need-app's exit code, with the traceback, and a file of the app
-        # hiding a module it imports named, where one does.
+        # hiding a module it imports named, where one does, or a package it
+        # pinned too old for this Python.
         traceback.print_exc()
-        hint = shadows.hint(exc)
+        hint = shadows.hint(exc) or packages.older_pin_hint(exc)
         if hint:
             error(hint)
         os._exit(22)
@@ -99,7 +101,8 @@ def generation() -> Generation:
 
 def from_record(settings: record.Record):
     found = load_app(settings)
-    for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"]):
+    processes = int(uwsgi_option("processes", "1"))
+    for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"], processes):
         warn(line)
     # nginx's static locations, now that the app can say where its static
     # files are and how long browsers may keep them; the entry-point
@@ -122,7 +125,7 @@ def from_record(settings: record.Record):
                                 float(settings["STREAM_MAX_DURATION"]))
         slots = stream_slots(settings["WORKER_CONNECTIONS"])
     # The processes as uWSGI ended up with them: UWSGI_INI may set its own.
-    spool = Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], int(uwsgi_option("processes", "1")))
+    spool = Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], processes)
     # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
     app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
     serve = Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,

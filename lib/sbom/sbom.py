@@ -132,13 +132,19 @@ def os_release(path: Path = OS_RELEASE) -> dict[str, str]:
     return fields
 
 
+def release_version(release: dict[str, str]) -> str:
+    """The distribution's version: its number, or, for a release still in
+    testing (Debian testing has no VERSION_ID), its code name."""
+    return release.get("VERSION_ID") or release.get("VERSION_CODENAME", "")
+
+
 def dpkg_components(release: dict[str, str]) -> list[Component]:
     """One component per installed OS package. The purl follows Syft's and
     Trivy's: distro=debian-12, and upstream= naming the source package
     when it differs, which is what advisories are matched against."""
     listing = subprocess.run(["dpkg-query", "-W", "-f", DPKG_FORMAT], check=True,
                              capture_output=True, text=True).stdout
-    distro = f"{release['ID']}-{release.get('VERSION_ID', '')}".rstrip("-")
+    distro = f"{release['ID']}-{release_version(release)}".rstrip("-")
     components = []
     for line in listing.splitlines():
         status, name, version, arch, source, source_version = line.split("\t")
@@ -166,7 +172,7 @@ def os_component(release: dict[str, str]) -> Component:
     """The distribution itself: Grype and Trivy read it to pick the advisories
     for the OS packages."""
     return Component(type=ComponentType.OPERATING_SYSTEM, name=release["ID"],
-                     version=release.get("VERSION_ID", ""), bom_ref=f"os:{release['ID']}",
+                     version=release_version(release), bom_ref=f"os:{release['ID']}",
                      description=release.get("PRETTY_NAME"))
 
 
