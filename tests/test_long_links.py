@@ -109,3 +109,17 @@ def test_the_setting_admits_longer_links(served):
     jwt = {"Authorization": "Bearer " + "j" * 20_000}
     assert requests.get(f"http://127.0.0.1:{c.port}/login/", headers=jwt, timeout=10).status_code == 200
     assert requests.get(link(c.port, 24 * 1024 + 1), timeout=10).status_code == 414
+
+
+def test_an_answer_with_more_header_than_nginx_takes_is_no_bare_502(served):
+    # 64 KB of the app's own cookies, past the 48 KB buffer for an answer's
+    # header: the app's mistake, a 500, and the log names the cause and the
+    # setting that sizes the buffer.
+    c = served()
+    resp = requests.get(f"http://127.0.0.1:{c.port}/huge-cookie/64", timeout=10)
+    assert resp.status_code == 500
+    c.wait_until(lambda: any(re.search(r'"GET /huge-cookie/64 HTTP/1.1" 500 .*limit=MAX_LINE_SIZE$', line)
+                             for line in access_lines(c)), "the 500 logged naming MAX_LINE_SIZE")
+    assert "upstream sent too big header" in c.logs()
+    # 40 KB fits (a redirect echoing a 16 KB link twice over would).
+    assert requests.get(f"http://127.0.0.1:{c.port}/huge-cookie/40", timeout=10).status_code == 200
