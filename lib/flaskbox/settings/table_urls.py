@@ -45,6 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "static.where",
             "static.location",
+            "static.render (the app's own folder's location, and each blueprint's)",
             "nginx-static.conf: location ${STATIC_URL}/",
         ),
     ),
@@ -59,6 +60,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "static.where",
             "static.location",
+            "static.render (the app's own folder's location, and each blueprint's)",
             "nginx-static.conf: alias ${STATIC_PATH}/",
             "nginx-static.conf: disable_symlinks",
         ),
