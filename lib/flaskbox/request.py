@@ -1,0 +1,393 @@
+"""One request in a uWSGI worker, from nginx to the app and back: serve.py
+makes one per request, and every decision about it is made once, here, and
+kept for every later step to read.
+
+- What nginx says of it in X-Flaskbox-Peer (a client's copy is always
+  replaced), read once: the client's address and port and the server port
+  for the environ (uWSGI sees only a unix socket), the seconds it waited
+  for a worker, whether its connection came from a trusted proxy, and
+  whether over nginx's own HTTPS.
+- start_response: one pass over the answer's headers decides
+  - its framing: an answer with a body and no Content-Length (a generator,
+    Server-Sent Events) is framed as chunked, so that nginx can tell a
+    whole stream from one cut short (framing.py), and its access log too;
+    it and any text/event-stream are marked X-Accel-Buffering: no (unless
+    the app set that header), so that nginx passes each chunk on at once;
+  - how nginx takes a large answer: spooled to RUNTIME_DIR within
+    RESPONSE_SPACE (spool.py), or at its client's pace past it; a file from
+    wsgi.file_wrapper goes back to uWSGI untouched, which sends it from an
+    offload thread: either way the worker is free at once;
+  - what an answer at its client's pace takes (the client's share of
+    threads, or gevent's stream slots: serve.py), or the 503 instead;
+  - Vary (outbound.py).
+- The body: the request is the body uWSGI iterates and closes. A made
+  answer's parts run under REQUEST_TIMEOUT's clock (sync workers), a
+  stream's through streams.flow; close() gives back what the answer held.
+
+The rest of a request's body the app did not read is read here before
+uWSGI ends the answer. An app may answer without reading it (a 405 or 401
+to an upload, Flask's 413, the wrapper's own 503s): uWSGI then closed the
+connection while nginx still sent the body, nginx's write failed, and the
+client got 502 instead of the app's answer. nginx sends the body fast, from
+its own buffer, so reading it costs the worker little (10 MB in
+milliseconds). A made answer (a Content-Length, a list, a file) has it read
+before uWSGI sends any of it; a stream, whose generator may still read the
+body, at its end. (Only what the socket holds, some 256 KB, can be read
+then: nginx closes its copy of the body once the answer begins.
+docs/your-app.md says to read an upload in the view, then stream.)
+"""
+
+from __future__ import annotations
+
+import threading
+from time import monotonic, time
+
+from . import outbound, streams
+from .framing import FRAMED, NO_BODY, chunk, last_chunk
+from .log import log
+from .spool import Spool
+
+NOT_BUFFERED = ("X-Accel-Buffering", "no")
+CHUNKED = ("Transfer-Encoding", "chunked")
+# A Content-Length with fewer digits than this fits nginx's memory buffers:
+# no spooling to decide (a leading zero only makes it longer).
+SPOOL_DIGITS = len(str(Spool.MEMORY + 1))
+READ_CHUNK = 1 << 16
+# One lock for every claim of an answer (held for a test and a store).
+CLAIMS = threading.Lock()
+
+
+def ignore(data) -> None:
+    """The write() of an answer that is not the app's to send."""
+
+
+def close(body) -> None:
+    method = getattr(body, "close", None)
+    if method is not None:
+        method()
+
+
+def rest_of_body(environ) -> None:
+    """Reads what is left of the request's body; a client gone meanwhile ends it."""
+    stream = environ["wsgi.input"]
+    try:
+        while stream.read(READ_CHUNK):
+            pass
+    except (OSError, ValueError):
+        pass  # nothing left to send the answer to
+
+
+class Request:
+    __slots__ = (
+        "serve", "environ", "respond", "waited", "trusted", "tls", "file_wrapper", "file", "websocket",
+        # The answer: start_response's decisions, and its body.
+        "chunked", "length", "event_stream", "spooled", "slot", "stalls", "refused", "framed", "write",
+        "body", "parts", "unread",
+        # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
+        "watched", "fd", "used", "since", "claimed_by", "expired_at",
+        # A stream (streams.flow, streams.Open).
+        "reason", "in_app", "thread", "greenlet", "published", "opened",
+    )
+
+    def __init__(self, serve, environ, respond):
+        self.serve = serve
+        self.environ = environ
+        self.respond = respond  # uWSGI's start_response
+        self.file = self.websocket = self.chunked = self.length = self.refused = self.slot = None
+        self.parts = self.claimed_by = self.expired_at = self.since = None
+        self.spooled = 0
+        self.watched = self.unread = False
+        peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
+        fields = peer.split(" ") if peer else ()
+        if len(fields) == 6:
+            (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
+             scheme) = fields
+            self.trusted, self.tls = trusted == "1", scheme == "https"
+        else:
+            sent = self._odd_peer(fields)
+        try:
+            waited = time() - float(sent)
+        except (TypeError, ValueError):
+            waited = 0.0
+        self.waited = self.used = waited if waited > 0.0 else 0.0
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            self.file_wrapper = wrapper
+            environ["wsgi.file_wrapper"] = self.wrap_file
+
+    def _odd_peer(self, fields) -> str | None:
+        """A peer header of another length than nginx's: what it has."""
+        if len(fields) >= 3:
+            environ = self.environ
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = fields[:3]
+        self.trusted, self.tls = fields[4:5] == ["1"], fields[5:6] == ["https"]
+        return fields[3] if len(fields) > 3 else None
+
+    @property
+    def what(self) -> str:
+        """The request, as the log names it."""
+        return f"{self.environ.get('REQUEST_METHOD')} {self.environ.get('REQUEST_URI')}"
+
+    def wrap_file(self, filelike, *args, **kwargs):
+        """wsgi.file_wrapper: a file this request's answer may be, which
+        goes back to uWSGI untouched."""
+        self.file = self.file_wrapper(filelike, *args, **kwargs)
+        return self.file
+
+    def has_body(self) -> bool:
+        environ = self.environ
+        return environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
+
+    def answer(self, answer) -> list[bytes]:
+        """One of the wrapper's own answers (answers.py) instead of the app's."""
+        self.respond(answer.status, answer.headers)
+        if self.has_body():
+            rest_of_body(self.environ)
+        return [answer.body]
+
+    # --- the answer's head ------------------------------------------------
+
+    def start_response(self, status, headers, exc_info=None):
+        """The app's start_response: every decision about its answer, from
+        one pass over its headers."""
+        if self.websocket is not None and self.websocket.taken:
+            # The app answered on the connection itself (101, then the
+            # WebSocket): what it passes here must not follow.
+            self.chunked = False
+            return ignore
+        if self.refused is not None:
+            return ignore
+        length = kind = accel = coding = te = varies = None
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-type":
+                kind = value
+            elif lowered == "content-length":
+                length = value
+            elif lowered == "vary":
+                varies = [value] if varies is None else [*varies, value]
+            elif lowered == "x-accel-buffering":
+                accel = value
+            elif lowered == "transfer-encoding":
+                te = value
+            elif lowered == "content-encoding":
+                coding = value
+        code = int(status[:3])
+        serve = self.serve
+        chunked = (length is None and te is None and code >= 200 and code not in NO_BODY
+                   and self.environ["REQUEST_METHOD"] != "HEAD")
+        event = kind is not None and kind[:17].lower() == "text/event-stream"
+        self.chunked, self.length, self.event_stream = chunked, length, event
+        extra = None
+        if accel is not None:
+            unbuffered = accel.strip().lower() == "no"  # the app chose for itself
+        elif chunked or event or self.file is not None:
+            unbuffered, extra = True, [NOT_BUFFERED]
+        elif length is not None and len(length) >= SPOOL_DIGITS and serve.spool is not None:
+            unbuffered = self._spooling(length)
+            if unbuffered:
+                extra = [NOT_BUFFERED]
+        else:
+            unbuffered = False
+        if (chunked or unbuffered) and exc_info is None and self.slot is None:
+            stream = chunked or (te is not None and "chunked" in te.lower())
+            refusal = serve.admit(self, chunked, unbuffered, stream)
+            if refusal is not None:
+                # Nothing of the app's answer is sent: the 503 instead.
+                self.refused, self.chunked = refusal, False
+                self.respond(refusal.status, refusal.headers)
+                return ignore
+        if chunked:
+            self.framed = 0
+            extra = [*(extra or ()), CHUNKED, FRAMED]
+        if extra is not None:
+            headers = [*headers, *extra]
+        vary = (serve.compressed and code in outbound.VARIED and not (coding and coding.strip())
+                and (outbound.compressible(kind) if kind is not None else code == 304))
+        if varies is not None:
+            headers = outbound.settled_vary(headers, varies, vary)
+        elif vary:
+            headers = [*headers, outbound.VARY]
+        write = self.respond(status, headers, exc_info)
+        if not chunked:
+            return write
+        self.write = write
+        return self.write_framed
+
+    def _spooling(self, length: str) -> bool:
+        """A body larger than nginx's memory buffers is spooled to disk, if
+        the budget takes it (noted: given back once it is written); False,
+        or True for one that must go at its client's pace instead."""
+        if self.spooled or not length.isdigit():
+            return False  # start_response again (with exc_info), or no number
+        size = int(length)
+        if size <= Spool.MEMORY:
+            return False
+        serve = self.serve
+        if not serve.spool.admits(size, serve.worker_id()):
+            return True
+        self.spooled = size
+        return False
+
+    def write_framed(self, data) -> None:
+        if data:
+            self.write(self.frame(data))
+
+    def frame(self, data: bytes) -> bytes:
+        """`data` as a chunk, counted toward the body's length."""
+        framed = chunk(data)
+        self.framed += len(framed)
+        return framed
+
+    def last_chunk(self) -> bytes:
+        return last_chunk(self.framed)
+
+    @property
+    def endable(self) -> bool:
+        """A stream that may be ended early, cleanly: a chunked event stream."""
+        return bool(self.chunked) and self.event_stream
+
+    # --- REQUEST_TIMEOUT (sync) --------------------------------------------
+
+    def claim(self, by: str) -> bool:
+        """Either the request's own thread claims the answer (it is about to
+        send its first bytes) or the watchdog does (it answers 504): never
+        both. Once the app's, it stays the app's."""
+        with CLAIMS:
+            if self.claimed_by is None:
+                self.claimed_by = by
+            return self.claimed_by == by
+
+    def answering(self) -> bool:
+        """Whether this thread may send the next part: not past
+        REQUEST_TIMEOUT (cut, or answered 504 already)."""
+        if self.expired_at is not None:
+            return False
+        return self.claimed_by == "app" or self.claim("app")
+
+    @property
+    def expired(self) -> bool:
+        return self.expired_at is not None
+
+    def elapsed(self, now: float) -> float:
+        since = self.since
+        return self.used + (now - since if since is not None else 0.0)
+
+    def stop_clock(self) -> None:
+        since = self.since
+        if since is not None:
+            self.used += monotonic() - since
+            self.since = None
+
+    def unwatch(self) -> None:
+        if self.watched:
+            self.watched = False
+            self.serve.watchdog.end()
+
+    def let_go(self) -> None:
+        """The app takes its WebSocket's connection: REQUEST_TIMEOUT lets the
+        request go, unless it has answered 504 on it already."""
+        if not self.claim("app"):
+            raise BrokenPipeError(f"{self.what}: answered 504 already, past REQUEST_TIMEOUT")
+        self.stop_clock()
+        self.unwatch()
+
+    # --- the body -----------------------------------------------------------
+
+    def finish(self, result):
+        """The app has returned its answer's body: what uWSGI is to send."""
+        if self.refused is not None:
+            self.unwatch()
+            close(result)
+            if self.has_body():
+                rest_of_body(self.environ)
+            return [self.refused.body]
+        if self.chunked is False:
+            if isinstance(result, (list, tuple)) or (result is self.file and result is not None):
+                # All of it is made: what is left is uWSGI's to send (a file,
+                # from an offload thread), at the client's pace.
+                if self.watched:
+                    self.unwatch()
+                    if not self.claim("app"):
+                        close(result)
+                        return []  # answered 504 already
+                if self.has_body():
+                    rest_of_body(self.environ)
+                if not self.spooled and self.slot is None:
+                    return result
+            elif self.has_body():
+                if self.length is not None:
+                    rest_of_body(self.environ)  # made whole before it is sent
+                else:
+                    self.unread = True
+            if not (self.watched or self.spooled or self.unread) and self.slot is None:
+                return result
+        else:
+            self.unread = self.has_body()
+        self.body = result
+        return self
+
+    def __iter__(self):
+        iterator = iter(self.body)
+        if self.chunked is not False:
+            # A stream, or an answer whose start_response comes with its first part.
+            self.parts = streams.flow(self, iterator)
+        elif self.watched:
+            self.parts = self._watched(iterator)
+        else:
+            return iterator
+        return self.parts
+
+    def _watched(self, iterator):
+        """A made answer's parts under REQUEST_TIMEOUT's clock: until the
+        first part is sent it counts from the request's arrival; from then
+        on it counts the wait for each next part (a silence), so an answer
+        that keeps sending is never cut, however long it lasts. Not while
+        uWSGI writes to a slow client, which send timeouts bound instead."""
+        stalls = self.slot is not None and self.stalls
+        while True:
+            self.since = monotonic()
+            try:
+                data = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.used += monotonic() - self.since
+                self.since = None
+            if self.expired_at is not None:
+                return  # cut, already
+            if self.claimed_by != "app" and not self.claim("app"):
+                return  # answered 504 already
+            if stalls and outbound.stalled(self.fd):
+                self.stopped_reading()
+                return
+            yield data
+            self.used = 0.0
+
+    def stopped_reading(self) -> None:
+        log(f"{self.what}: nginx took nothing of this stream for {outbound.STALLED_SECONDS} s, its reader "
+            "has stopped: ended, and its thread freed")
+
+    def close(self) -> None:
+        """uWSGI has sent what it will of the answer: the rest of the
+        request's body is read, and what the answer held is given back."""
+        serve = self.serve
+        try:
+            if self.unread:
+                self.unread = False
+                rest_of_body(self.environ)
+            if self.parts is not None:
+                self.parts.close()
+            close(self.body)
+        finally:
+            self.unwatch()
+            if self.spooled:
+                serve.spool.written(self.spooled, serve.worker_id())
+                self.spooled = 0
+            self.give_back()
+
+    def give_back(self) -> None:
+        """The client's share of threads, if the answer took a slot of it."""
+        if self.slot is not None:
+            self.serve.share.give_back(self.slot)
+            self.slot = None
