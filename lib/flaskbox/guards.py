@@ -125,25 +125,29 @@ class Watchdog:
         self.timeout = timeout
         self.every = watch_every(timeout)
         self.memory_cap = memory_cap
-        self.memory = MemoryCap(0)  # each worker's own, from its first request (begin)
+        self.memory = MemoryCap(0)  # each worker's own, from its first request (new_worker)
         self.running: dict = {}  # thread id -> request.Request
-        self.pid: int | None = None
+        self.started = False
+        os.register_at_fork(after_in_child=self.forked)
         self.retiring: float | None = None  # since then
         self.lock = threading.Lock()
 
-    def begin(self, request) -> None:
-        """Watches `request` (request.Request: its clock, its claim, its
-        connection) until end(), on this thread."""
-        if self.pid != ThisProcess.pid:
-            # The first request in a new worker (a fork of the master).
-            with self.lock:
-                if self.pid != ThisProcess.pid:
-                    self.pid = ThisProcess.pid
-                    self.running.clear()
-                    self.retiring = None
-                    self.memory = MemoryCap(self.memory_cap)
-                    self._start()
-        self.running[threading.get_ident()] = request
+    def new_worker(self) -> None:
+        """The first request in a new worker (a fork of the master):
+        serve.Serve.run calls this, then notes its request in `running`
+        (by thread) for as long as it is watched."""
+        with self.lock:
+            if not self.started:
+                self.started = True
+                self.running.clear()
+                self.retiring = None
+                self.memory = MemoryCap(self.memory_cap)
+                self._start()
+
+    def forked(self) -> None:
+        """A fork (uWSGI's master makes each worker so): its watchdog is
+        started by its first request."""
+        self.started = False
 
     def _start(self) -> None:
         try:

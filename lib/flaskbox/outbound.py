@@ -46,11 +46,6 @@ STALLED_SECONDS = 10
 # The longest a worker waits for the share's lock (see Share.take).
 LOCK_SECONDS = 1.0
 
-# Whether a Content-Type is one nginx compresses, by its whole value: an app
-# sends few of them, and this is asked of nearly every answer.
-_compressible: dict[str, bool] = {}
-
-
 def template_values(values) -> dict[str, str]:
     """nginx.conf's compression placeholders."""
     return {"GZIP_TYPES": " ".join(GZIP_TYPES),
@@ -58,12 +53,8 @@ def template_values(values) -> dict[str, str]:
 
 
 def compressible(kind: str) -> bool:
-    known = _compressible.get(kind)
-    if known is None:
-        known = kind.partition(";")[0].strip().lower() in COMPRESSIBLE
-        if len(_compressible) < 256:
-            _compressible[kind] = known
-    return known
+    """Whether nginx compresses an answer of this Content-Type."""
+    return kind.partition(";")[0].strip().lower() in COMPRESSIBLE
 
 
 def settled_vary(headers: list, varies: list[str], add: bool) -> list:

@@ -40,11 +40,14 @@ docs/your-app.md says to read an upload in the view, then stream.)
 from __future__ import annotations
 
 import threading
+from functools import partial
+from threading import get_ident
 from time import monotonic, time
 
 from . import outbound, streams
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
 from .log import log
+from .outbound import VARIED, VARY, settled_vary
 from .spool import Spool
 
 NOT_BUFFERED = ("X-Accel-Buffering", "no")
@@ -57,6 +60,19 @@ READ_CHUNK = 1 << 16
 CLAIMS = threading.Lock()
 
 
+# What an answer's Content-Type tells (compressible by nginx, an event
+# stream), by its whole value: an app sends few, and this is asked of nearly
+# every answer.
+KINDS: dict = {None: (False, False)}
+
+
+def kind_of(kind: str) -> tuple[bool, bool]:
+    found = (outbound.compressible(kind), kind[:17].lower() == "text/event-stream")
+    if len(KINDS) < 256:
+        KINDS[kind] = found
+    return found
+
+
 def ignore(data) -> None:
     """The write() of an answer that is not the app's to send."""
 
@@ -65,6 +81,14 @@ def close(body) -> None:
     method = getattr(body, "close", None)
     if method is not None:
         method()
+
+
+def wrap_file(wrapper, files: list, filelike, *args, **kwargs):
+    """wsgi.file_wrapper, noting the files it gives (a list the request
+    holds): an answer that is one goes back to uWSGI untouched."""
+    given = wrapper(filelike, *args, **kwargs)
+    files.append(given)
+    return given
 
 
 def rest_of_body(environ) -> None:
@@ -79,10 +103,12 @@ def rest_of_body(environ) -> None:
 
 class Request:
     __slots__ = (
-        "serve", "environ", "respond", "waited", "trusted", "tls", "file_wrapper", "file", "websocket",
-        # The answer: start_response's decisions, and its body.
-        "chunked", "length", "event_stream", "spooled", "slot", "stalls", "refused", "framed", "write",
-        "body", "parts", "unread",
+        "serve", "environ", "respond", "waited", "trusted", "tls", "files",
+        # The answer: start_response's decisions, and its body. `rare` (an
+        # answer refused, spooled, holding a slot or a WebSocket, or one
+        # uWSGI closes through the request) sets the rest: _rare().
+        "chunked", "length", "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
+        "framed", "write", "body", "parts", "unread",
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
         # A stream (streams.flow, streams.Open).
@@ -93,56 +119,55 @@ class Request:
         self.serve = serve
         self.environ = environ
         self.respond = respond  # uWSGI's start_response
-        self.file = self.websocket = self.chunked = self.length = self.refused = self.slot = None
-        self.parts = self.claimed_by = self.expired_at = self.since = None
-        self.spooled = 0
-        self.watched = self.unread = False
-        peer = environ.pop("HTTP_X_FLASKBOX_PEER", None)
-        fields = peer.split(" ") if peer else ()
+        self.chunked = None  # until start_response
+        self.rare = self.watched = False
+        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
         if len(fields) == 6:
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
-            self.trusted, self.tls = trusted == "1", scheme == "https"
+            self.trusted = trusted == "1"
+            self.tls = scheme == "https"
         else:
             sent = self._odd_peer(fields)
         try:
             waited = time() - float(sent)
         except (TypeError, ValueError):
             waited = 0.0
-        self.waited = self.used = waited if waited > 0.0 else 0.0
+        self.waited = waited if waited > 0.0 else 0.0
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
-            self.file_wrapper = wrapper
-            environ["wsgi.file_wrapper"] = self.wrap_file
+            self.files = files = []
+            environ["wsgi.file_wrapper"] = partial(wrap_file, wrapper, files)
+        else:
+            self.files = ()
 
     def _odd_peer(self, fields) -> str | None:
-        """A peer header of another length than nginx's: what it has."""
+        """A peer header of another form than nginx's (or none): what it has."""
         if len(fields) >= 3:
             environ = self.environ
             environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = fields[:3]
         self.trusted, self.tls = fields[4:5] == ["1"], fields[5:6] == ["https"]
         return fields[3] if len(fields) > 3 else None
 
+    def _rare(self) -> None:
+        """The fields of a rarer request, at their defaults."""
+        if not self.rare:
+            self.rare = True
+            self.websocket = self.refused = self.slot = self.parts = self.body = None
+            self.spooled = 0
+            self.unread = self.stalls = self.event_stream = False
+
     @property
     def what(self) -> str:
         """The request, as the log names it."""
         return f"{self.environ.get('REQUEST_METHOD')} {self.environ.get('REQUEST_URI')}"
 
-    def wrap_file(self, filelike, *args, **kwargs):
-        """wsgi.file_wrapper: a file this request's answer may be, which
-        goes back to uWSGI untouched."""
-        self.file = self.file_wrapper(filelike, *args, **kwargs)
-        return self.file
-
-    def has_body(self) -> bool:
-        environ = self.environ
-        return environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
-
     def answer(self, answer) -> list[bytes]:
         """One of the wrapper's own answers (answers.py) instead of the app's."""
         self.respond(answer.status, answer.headers)
-        if self.has_body():
-            rest_of_body(self.environ)
+        environ = self.environ
+        if environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ:
+            rest_of_body(environ)
         return [answer.body]
 
     # --- the answer's head ------------------------------------------------
@@ -150,12 +175,7 @@ class Request:
     def start_response(self, status, headers, exc_info=None):
         """The app's start_response: every decision about its answer, from
         one pass over its headers."""
-        if self.websocket is not None and self.websocket.taken:
-            # The app answered on the connection itself (101, then the
-            # WebSocket): what it passes here must not follow.
-            self.chunked = False
-            return ignore
-        if self.refused is not None:
+        if self.rare and self._muted():
             return ignore
         length = kind = accel = coding = te = varies = None
         for name, value in headers:
@@ -173,22 +193,55 @@ class Request:
             elif lowered == "content-encoding":
                 coding = value
         code = int(status[:3])
+        compressible, event = KINDS.get(kind) or kind_of(kind)
+        self.chunked = chunked = (length is None and te is None and code >= 200 and code not in NO_BODY
+                                  and self.environ["REQUEST_METHOD"] != "HEAD")
+        self.length = length
+        if chunked or event or accel is not None or self.files or (length is not None
+                                                                   and len(length) >= SPOOL_DIGITS):
+            extra = self._pace(chunked, event, accel, te, length, exc_info)
+            if extra is None:
+                return ignore  # refused: the 503 is on its way instead
+            if extra:
+                headers = [*headers, *extra]
+        vary = (code in VARIED and self.serve.compressed and (compressible or (kind is None and code == 304))
+                and not (coding and coding.strip()))
+        if varies is not None:
+            headers = settled_vary(headers, varies, vary)
+        elif vary:
+            headers = [*headers, VARY]
+        write = self.respond(status, headers, exc_info)
+        if not chunked:
+            return write
+        self.write = write
+        return self.write_framed
+
+    def _muted(self) -> bool:
+        """Whether what the app passes to start_response must not be sent:
+        it answered on the connection itself (101, then the WebSocket), or
+        its answer was refused and the 503 is on its way."""
+        if self.websocket is not None and self.websocket.taken:
+            self.chunked = False
+            return True
+        return self.refused is not None
+
+    def _pace(self, chunked: bool, event: bool, accel, te, length, exc_info) -> list | None:
+        """The rarer answers' headers: how nginx is to take one that is not
+        made whole in memory (a stream, an event stream, a file, a large
+        body), and what it holds meanwhile. None: refused, the 503 instead."""
+        self._rare()
+        self.event_stream = event
+        extra = []
         serve = self.serve
-        chunked = (length is None and te is None and code >= 200 and code not in NO_BODY
-                   and self.environ["REQUEST_METHOD"] != "HEAD")
-        event = kind is not None and kind[:17].lower() == "text/event-stream"
-        self.chunked, self.length, self.event_stream = chunked, length, event
-        extra = None
         if accel is not None:
             unbuffered = accel.strip().lower() == "no"  # the app chose for itself
-        elif chunked or event or self.file is not None:
-            unbuffered, extra = True, [NOT_BUFFERED]
-        elif length is not None and len(length) >= SPOOL_DIGITS and serve.spool is not None:
-            unbuffered = self._spooling(length)
-            if unbuffered:
-                extra = [NOT_BUFFERED]
+        elif chunked or event or self.files:
+            unbuffered = True
+            extra.append(NOT_BUFFERED)
         else:
-            unbuffered = False
+            unbuffered = serve.spool is not None and self._spooling(length)
+            if unbuffered:
+                extra.append(NOT_BUFFERED)
         if (chunked or unbuffered) and exc_info is None and self.slot is None:
             stream = chunked or (te is not None and "chunked" in te.lower())
             refusal = serve.admit(self, chunked, unbuffered, stream)
@@ -196,23 +249,11 @@ class Request:
                 # Nothing of the app's answer is sent: the 503 instead.
                 self.refused, self.chunked = refusal, False
                 self.respond(refusal.status, refusal.headers)
-                return ignore
+                return None
         if chunked:
             self.framed = 0
-            extra = [*(extra or ()), CHUNKED, FRAMED]
-        if extra is not None:
-            headers = [*headers, *extra]
-        vary = (serve.compressed and code in outbound.VARIED and not (coding and coding.strip())
-                and (outbound.compressible(kind) if kind is not None else code == 304))
-        if varies is not None:
-            headers = outbound.settled_vary(headers, varies, vary)
-        elif vary:
-            headers = [*headers, outbound.VARY]
-        write = self.respond(status, headers, exc_info)
-        if not chunked:
-            return write
-        self.write = write
-        return self.write_framed
+            extra += (CHUNKED, FRAMED)
+        return extra
 
     def _spooling(self, length: str) -> bool:
         """A body larger than nginx's memory buffers is spooled to disk, if
@@ -274,6 +315,8 @@ class Request:
         return self.used + (now - since if since is not None else 0.0)
 
     def stop_clock(self) -> None:
+        if not self.watched:
+            return
         since = self.since
         if since is not None:
             self.used += monotonic() - since
@@ -282,7 +325,7 @@ class Request:
     def unwatch(self) -> None:
         if self.watched:
             self.watched = False
-            self.serve.watchdog.end()
+            self.serve.running.pop(get_ident(), None)
 
     def let_go(self) -> None:
         """The app takes its WebSocket's connection: REQUEST_TIMEOUT lets the
@@ -296,73 +339,136 @@ class Request:
 
     def finish(self, result):
         """The app has returned its answer's body: what uWSGI is to send."""
+        if (self.rare or self.chunked is not False or not self.watched
+                or self.environ.get("CONTENT_LENGTH", "") not in ("", "0")):
+            return self._finish(result)
+        # The usual answer: made whole (a list, a file), or with a
+        # Content-Length. Its first part is made here, under the clock: an
+        # answer that is all in it leaves as a list, with nothing left to
+        # watch; any other's parts are watched as uWSGI asks for them.
+        if isinstance(result, (list, tuple)) or (self.files and self._file(result)):
+            parts = result
+        else:
+            iterator = iter(result)
+            try:
+                first = next(iterator, None)
+            except BaseException:
+                self.stop_clock()
+                self.unwatch()
+                close(result)
+                raise
+            try:
+                whole = first is None or len(first) >= int(self.length)
+            except (TypeError, ValueError):
+                whole = False
+            if not whole:
+                self.stop_clock()
+                return self._watched(result, iterator, first, True)
+            # All of it: the rest is not asked for (PEP 3333 lets a server stop).
+            parts = [first] if first is not None else []
+            method = getattr(result, "close", None)
+            if method is not None:
+                method()
+        CLAIMS.acquire()
+        claimed = self.claimed_by
+        if claimed is None:
+            self.claimed_by = claimed = "app"
+        CLAIMS.release()
+        self.serve.running.pop(get_ident(), None)
+        if claimed == "app":
+            return parts
+        if parts is result:
+            close(result)
+        return []  # answered 504 already
+
+    def _file(self, result) -> bool:
+        return any(result is given for given in self.files)
+
+    def _finish(self, result):
+        """finish(), for the rarer answers: one refused, a stream, a request
+        with a body left to read, an answer that holds the spool or a slot
+        until it is sent, or gevent's (no watchdog)."""
+        self.stop_clock()
+        self._rare()
+        environ = self.environ
+        body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
         if self.refused is not None:
             self.unwatch()
             close(result)
-            if self.has_body():
-                rest_of_body(self.environ)
+            if body_left:
+                rest_of_body(environ)
             return [self.refused.body]
-        if self.chunked is False:
-            if isinstance(result, (list, tuple)) or (result is self.file and result is not None):
-                # All of it is made: what is left is uWSGI's to send (a file,
-                # from an offload thread), at the client's pace.
-                if self.watched:
-                    self.unwatch()
-                    if not self.claim("app"):
-                        close(result)
-                        return []  # answered 504 already
-                if self.has_body():
-                    rest_of_body(self.environ)
-                if not self.spooled and self.slot is None:
-                    return result
-            elif self.has_body():
-                if self.length is not None:
-                    rest_of_body(self.environ)  # made whole before it is sent
-                else:
-                    self.unread = True
-            if not (self.watched or self.spooled or self.unread) and self.slot is None:
-                return result
-        else:
-            self.unread = self.has_body()
-        self.body = result
-        return self
+        if self.chunked is not False:
+            # A stream, or an answer whose start_response comes with its
+            # first part: the app's generator may still read the body.
+            self.unread = body_left
+            self.body = result
+            return self
+        if isinstance(result, (list, tuple)) or (self.files and self._file(result)):
+            # All of it is made: what is left is uWSGI's to send (a file,
+            # from an offload thread), at the client's pace.
+            if self.watched:
+                self.unwatch()
+                if not self.claim("app"):
+                    close(result)
+                    return []  # answered 504 already
+            if body_left:
+                rest_of_body(environ)
+        elif body_left:
+            if self.length is not None:
+                rest_of_body(environ)  # made whole before it is sent
+            else:
+                self.unread = True
+        if self.spooled or self.unread or self.slot is not None:
+            # What it holds is given back when uWSGI closes it.
+            self.body = result
+            return self
+        if self.watched:
+            return self._watched(result, iter(result), None, True)
+        return result
 
     def __iter__(self):
-        iterator = iter(self.body)
         if self.chunked is not False:
-            # A stream, or an answer whose start_response comes with its first part.
-            self.parts = streams.flow(self, iterator)
+            self.parts = streams.flow(self, iter(self.body))
         elif self.watched:
-            self.parts = self._watched(iterator)
+            self.parts = self._watched(self.body, iter(self.body), None, False)
         else:
-            return iterator
+            return iter(self.body)
         return self.parts
 
-    def _watched(self, iterator):
-        """A made answer's parts under REQUEST_TIMEOUT's clock: until the
-        first part is sent it counts from the request's arrival; from then
-        on it counts the wait for each next part (a silence), so an answer
-        that keeps sending is never cut, however long it lasts. Not while
-        uWSGI writes to a slow client, which send timeouts bound instead."""
-        stalls = self.slot is not None and self.stalls
-        while True:
-            self.since = monotonic()
-            try:
-                data = next(iterator)
-            except StopIteration:
-                return
-            finally:
-                self.used += monotonic() - self.since
-                self.since = None
-            if self.expired_at is not None:
-                return  # cut, already
-            if self.claimed_by != "app" and not self.claim("app"):
-                return  # answered 504 already
-            if stalls and outbound.stalled(self.fd):
-                self.stopped_reading()
-                return
-            yield data
-            self.used = 0.0
+    def _watched(self, body, iterator, first, closing: bool):
+        """A made answer's parts under REQUEST_TIMEOUT's clock (`first`, if
+        not None, made already): until the first part is sent it counts from
+        the request's arrival; from then on it counts the wait for each next
+        part (a silence), so an answer that keeps sending is never cut,
+        however long it lasts. Not while uWSGI writes to a slow client,
+        which send timeouts bound instead. `closing`: the body is closed
+        here (the request is not uWSGI's to close)."""
+        stalls = self.rare and self.slot is not None and self.stalls
+        try:
+            while True:
+                if first is None:
+                    self.since = monotonic()
+                    try:
+                        data = next(iterator)
+                    except StopIteration:
+                        return
+                    finally:
+                        self.used += monotonic() - self.since
+                        self.since = None
+                else:
+                    data, first = first, None
+                if not self.answering():
+                    return  # past REQUEST_TIMEOUT: cut, or answered 504 already
+                if stalls and outbound.stalled(self.fd):
+                    self.stopped_reading()
+                    return
+                yield data
+                self.used = 0.0
+        finally:
+            if closing:
+                close(body)
+            self.unwatch()
 
     def stopped_reading(self) -> None:
         log(f"{self.what}: nginx took nothing of this stream for {outbound.STALLED_SECONDS} s, its reader "
@@ -378,6 +484,7 @@ class Request:
                 rest_of_body(self.environ)
             if self.parts is not None:
                 self.parts.close()
+                self.parts = None  # it holds the request: no cycle left
             close(self.body)
         finally:
             self.unwatch()
@@ -388,6 +495,6 @@ class Request:
 
     def give_back(self) -> None:
         """The client's share of threads, if the answer took a slot of it."""
-        if self.slot is not None:
+        if self.rare and self.slot is not None:
             self.serve.share.give_back(self.slot)
             self.slot = None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import select
 import sys
 import traceback
+from threading import get_ident
 from time import monotonic
 
 from . import forwarded, guards, prefix, streams
@@ -87,6 +88,8 @@ class Serve:
         self.connection_fd = connection_fd
         self.worker_id = worker_id
         self.watchdog = watchdog or self.guard(timeout, memory_cap)
+        # sync: the requests being watched, by thread (the watchdog's own).
+        self.running = getattr(self.watchdog, "running", None)
         # sync: a request that waited this long in the queue is refused.
         self.queue_limit = timeout
 
@@ -98,29 +101,46 @@ class Serve:
         if environ.get("REQUEST_URI") == "/-/healthy":
             return request.answer(self.healthy)
         if request.trusted or not UNTRUSTED.isdisjoint(environ):
-            refused = forwarded.apply(environ, request.trusted, self.allowed_hosts, request.tls)
-            if refused:
-                log(f"refused {request.what} with 400: {refused}")
-                return request.answer(BAD_REQUEST)
+            refused = self.forwarded(request)
+            if refused is not None:
+                return refused
         else:
-            environ["wsgi.url_scheme"] = "https" if request.tls else "http"
+            if request.tls:  # uWSGI says http
+                environ["wsgi.url_scheme"] = "https"
+            if self.url_prefix:
+                prefix.apply(environ, self.url_prefix, False)
         if request.waited >= GONE_AFTER:
             answer = self.waited_long(request)
             if answer is not None:
                 return answer
-        if self.url_prefix or "HTTP_X_FORWARDED_PREFIX" in environ:
-            prefix.apply(environ, self.url_prefix, True)
         if "HTTP_UPGRADE" in environ and environ["HTTP_UPGRADE"].lower() == "websocket":
             return self.upgrade(request)
         return self.run(request)
+
+    def forwarded(self, request: Request):
+        """A request from a trusted proxy, or with forwarded headers from
+        anyone else (uWSGI takes its scheme from X-Forwarded-Proto): what may
+        be believed of them, or the 400."""
+        environ = request.environ
+        refused = forwarded.apply(environ, request.trusted, self.allowed_hosts, request.tls)
+        if refused:
+            log(f"refused {request.what} with 400: {refused}")
+            return request.answer(BAD_REQUEST)
+        if self.url_prefix or "HTTP_X_FORWARDED_PREFIX" in environ:
+            prefix.apply(environ, self.url_prefix, True)
+        return None
 
     def run(self, request: Request):
         """The app, under the watchdog: its clock runs while the app works on
         the request (and ran while it waited in the queue)."""
         request.fd = self.connection_fd()
+        request.used = request.waited
+        request.claimed_by = request.expired_at = None
         request.watched = True
-        self.watchdog.begin(request)
+        if not self.watchdog.started:
+            self.watchdog.new_worker()
         request.since = monotonic()
+        self.running[get_ident()] = request
         try:
             result = self.app(request.environ, request.start_response)
         except Exception:
@@ -128,7 +148,8 @@ class Serve:
             request.unwatch()
             # Past a 504 the watchdog sent, or on a connection the app took
             # for its WebSocket, no answer of ours may follow.
-            if not request.claim("app") or (request.websocket is not None and request.websocket.taken):
+            if not request.claim("app") or (request.rare and request.websocket is not None
+                                            and request.websocket.taken):
                 self.drop(request)
                 raise
             return self.passed_on(request)
@@ -137,11 +158,9 @@ class Serve:
             request.unwatch()
             self.drop(request)
             raise
-        since = request.since
-        if since is not None:
-            request.used += monotonic() - since
-            request.since = None
-        if request.websocket is not None:
+        # The clock runs on: finish() makes the answer's first part under it.
+        if request.rare and request.websocket is not None:
+            request.stop_clock()
             return self.after_upgrade(request, result)
         return request.finish(result)
 
@@ -165,7 +184,7 @@ class Serve:
         the 503 to send instead. A file does not: uWSGI's offload thread
         sends it."""
         share = self.share
-        if share is None or not unbuffered or request.file is not None:
+        if share is None or not unbuffered or request.files:
             return None
         slot = share.take(request.environ.get("REMOTE_ADDR", ""), self.worker_id())
         if slot is None:
@@ -179,6 +198,7 @@ class Serve:
         if refusal is not None:
             return request.answer(refusal)
         fd = self.connection_fd()
+        request._rare()
         if fd is not None:
             websocket = request.websocket = streams.WebSocket(fd, request.what)
             request.environ["werkzeug.socket"] = websocket
@@ -215,7 +235,7 @@ class Serve:
 
     def drop(self, request: Request) -> None:
         """An exception passes up to uWSGI: what the request held goes back."""
-        if request.websocket is not None:
+        if request.rare and request.websocket is not None:
             request.websocket.done()
         request.give_back()
 
@@ -226,7 +246,7 @@ class Serve:
         500. Left to uWSGI, it ended the connection with nothing sent, which
         nginx answered 502, as if the server were down. Called while the
         exception is handled."""
-        if request.websocket is not None:
+        if request.rare and request.websocket is not None:
             request.websocket.done()
             request.websocket = None
         kind = sys.exc_info()[0]
@@ -276,7 +296,7 @@ class GeventServe(Serve):
         import gevent
         environ = request.environ
         try:
-            if request.websocket is not None:
+            if request.rare and request.websocket is not None:
                 # Bounded by STREAM_MAX_DURATION, not REQUEST_TIMEOUT.
                 result = self.app(environ, request.start_response)
             else:
@@ -286,14 +306,14 @@ class GeventServe(Serve):
             log(f"{request.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, answered 504")
             return request.answer(TIMED_OUT)
         except Exception:
-            if request.websocket is not None and request.websocket.taken:
+            if request.rare and request.websocket is not None and request.websocket.taken:
                 self.drop(request)
                 raise
             return self.passed_on(request)
         except BaseException:
             self.drop(request)
             raise
-        if request.websocket is not None:
+        if request.rare and request.websocket is not None:
             return self.after_upgrade(request, result)
         return request.finish(result)
 

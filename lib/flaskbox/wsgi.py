@@ -121,7 +121,13 @@ def prepare_the_pool(settings: record.Record) -> None:
     reach; three rounds of every worker failing is a pool that cannot stay
     up; a sync worker handles the stop signal from its start (gevent's does
     so on its first request, once its loop runs)."""
-    if uwsgi is None or uwsgi.worker_id() != 0:
+    if uwsgi is None:
+        return
+    if not uwsgi.masterpid():
+        # A lone worker, with no master to fork it (bench/prices.py counts
+        # one so): it starts as a forked one does, the app frozen.
+        gc.freeze()
+    if uwsgi.worker_id() != 0:
         return
     processes = int(uwsgi_option("processes", "1"))
     metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
