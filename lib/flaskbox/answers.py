@@ -65,8 +65,8 @@ TIMED_OUT = Answer("504 Gateway Timeout", "Gateway Timeout\n", "timeout")
 
 def gateway_timeout(timeout: float) -> Answer:
     """sync: what the watchdog writes on a stuck request's connection."""
-    return Answer("504 Gateway Timeout", f"Gateway Timeout: the handler ran past REQUEST_TIMEOUT ({timeout:g} s)\n",
-                  "timeout")
+    text = f"Gateway Timeout: the handler ran past REQUEST_TIMEOUT ({timeout:g} s)\n"
+    return Answer("504 Gateway Timeout", text, "timeout")
 
 
 class Refusals:

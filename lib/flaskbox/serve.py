@@ -36,8 +36,17 @@ from threading import get_ident
 from time import monotonic
 
 from . import forwarded, guards, prefix, streams
-from .answers import BAD_REQUEST, CLIENT_GONE, HEALTHY, PASSED_ON, QUEUE_WAIT, STREAM_SHARE, STREAM_SLOTS, \
-    TIMED_OUT, Refusals
+from .answers import (
+    BAD_REQUEST,
+    CLIENT_GONE,
+    HEALTHY,
+    PASSED_ON,
+    QUEUE_WAIT,
+    STREAM_SHARE,
+    STREAM_SLOTS,
+    TIMED_OUT,
+    Refusals,
+)
 from .forwarded import UNTRUSTED
 from .log import error, log
 from .request import Request, close
@@ -280,8 +289,8 @@ class GeventServe(Serve):
         self.limits = limits
         # Streams and WebSockets beyond this get 503 (layout.stream_slots).
         self.stream_slots = stream_slots
-        self.refusals = Refusals(f"all {stream_slots} stream slots of this process are open (WORKER_CONNECTIONS "
-                                 "less a tenth kept for ordinary requests)")
+        self.refusals = Refusals(f"all {stream_slots} stream slots of this process are open "
+                                 "(WORKER_CONNECTIONS less a tenth kept for ordinary requests)")
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.LoopWatch(timeout, memory_cap)

@@ -108,7 +108,8 @@ def from_record(settings: record.Record):
               "connection_fd": uwsgi.connection_fd, "worker_id": uwsgi.worker_id}
     timeout = float(settings["REQUEST_TIMEOUT"])
     if settings["WORKER_CLASS"] == GEVENT:
-        limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]), float(settings["STREAM_MAX_DURATION"]))
+        limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]),
+                                float(settings["STREAM_MAX_DURATION"]))
         return GeventServe(found.app, timeout, limits, stream_slots(settings["WORKER_CONNECTIONS"]), **common)
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, int(uwsgi_option("threads", "1")))
