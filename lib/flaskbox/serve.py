@@ -47,9 +47,10 @@ from .answers import (
     TIMED_OUT,
     Refusals,
 )
+from .body import close
 from .forwarded import UNTRUSTED
 from .log import error, log
-from .request import Request, close
+from .request import Request
 
 # A request that waited less than this for a worker is run without asking
 # whether its client is still there: it can hardly have left yet, and the
