@@ -79,7 +79,7 @@ class WebSocket:
         # Taken by uWSGI's own handshake (which sent the 101 itself).
         self.native = False
         # Called once, in the app's thread, as the app takes the connection
-        # (serve.py: REQUEST_TIMEOUT watches the request until then).
+        # (request.Request.let_go: REQUEST_TIMEOUT watches the request until then).
         self.on_take = None
         self.closed = False
         self.timer = None  # gevent: ends it at STREAM_MAX_DURATION
