@@ -380,6 +380,52 @@ def before_prices(ref: str, out_dir: Path) -> dict:
             "uWSGI worker (instructions a hello request)": worker}
 
 
+# Issue 48's goals, instructions a hello request (a static one for nginx's
+# static file), as the chart draws them.
+GOALS = {"the wrapper": 45000, "nginx, hello": 55000, "nginx, static file": 45000}
+
+
+def before_after(results: dict) -> dict[str, tuple[int, int]]:
+    """(before, after) instructions a request: the wrapper (a worker with it
+    less one without), nginx on hello world and on the static file."""
+    before, ref = results["before"], results["before"]["version"]
+    workers = (before["uWSGI worker (instructions a hello request)"],
+               results["uWSGI worker (instructions a hello request)"])
+    wrapper = [workers[0][ref] - workers[0][f"{ref} without the whole wrapper"],
+               workers[1]["flaskbox"] - workers[1]["without the whole wrapper (uWSGI calls the app)"]]
+    nginx = (before["nginx (instructions a request, per route)"],
+             results["nginx (instructions a request, per route)"]["flaskbox"])
+    return {"the wrapper": (wrapper[0], wrapper[1]),
+            "nginx, hello": (nginx[0]["hello"], nginx[1]["hello"]),
+            "nginx, static file": (nginx[0]["static"], nginx[1]["static"])}
+
+
+def chart(results: dict, path: Path) -> None:
+    """Before and after, each against its goal (--before)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = before_after(results)
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for number, (name, (was, now)) in enumerate(pairs.items()):
+        ax.bar(number - 0.2, was / 1000, 0.38, color="#a6d", label="before" if number == 0 else None)
+        ax.bar(number + 0.2, now / 1000, 0.38, color="#2a7", label="after" if number == 0 else None)
+        ax.hlines(GOALS[name] / 1000, number - 0.42, number + 0.42, colors="#d62", linestyles="--",
+                  label="goal" if number == 0 else None)
+        for offset, value in ((-0.2, was), (0.2, now)):
+            ax.annotate(f"{value / 1000:.1f}k", (number + offset, value / 1000), ha="center", va="bottom",
+                        fontsize=8)
+    ax.set_xticks(range(len(pairs)), list(pairs))
+    ax.set_ylabel("thousand instructions a request (callgrind)")
+    ax.set_title(f"before ({results['before']['version']}) and after, in one run", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def run(out_dir: Path, machine: dict, before: str | None = None) -> int:
     build_valgrind_image()
     started_at = time.monotonic()
@@ -396,5 +442,7 @@ def run(out_dir: Path, machine: dict, before: str | None = None) -> int:
                "user-mode ns per instruction, flaskbox's hello world": rates}
     results["duration_s"] = round(time.monotonic() - started_at)
     (out_dir / "prices.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    if before:
+        chart(results, out_dir / "prices.png")
     log(f"prices: {out_dir / 'prices.json'}")
     return 0
