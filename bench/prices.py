@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -368,7 +369,7 @@ def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, st
 def before_prices(ref: str, out_dir: Path) -> dict:
     """Version `ref` measured in the same run, on the same image: nginx for
     both routes, the worker with and without its wrapper."""
-    folder, bare, nginx_files = earlier(ref, out_dir)
+    folder, bare, nginx_files = earlier(ref, Path(tempfile.mkdtemp(prefix="flaskbox-before-")))
     lib = {folder: "/usr/local/lib/flaskbox/flaskbox"}
     try:
         nginx = each_case({f"{ref}": nginx_files}, out_dir, nginx_prices, lib)[ref]

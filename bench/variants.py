@@ -134,8 +134,20 @@ WRAPPER_EDITS = {
     "the whole wrapper (uWSGI calls the app)": [
         ("wsgi.py", "    return Serve(found.app, timeout, **common)", "    return found.app")],
     "the peer from X-Flaskbox-Peer (Request.__init__)": [
-        ("request.py", '        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")',
-         "        fields = ()")],
+        ("request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
+        if len(fields) == 6:
+            (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
+             scheme) = fields
+            self.trusted = trusted == "1"
+            self.tls = scheme == "https"
+        else:
+            sent = self._odd_peer(fields)
+        try:
+            waited = time() - float(sent)
+        except (TypeError, ValueError):
+            waited = 0.0
+        self.waited = waited if waited > 0.0 else 0.0
+''', "        self.trusted = self.tls = False\n        self.waited = 0.0\n")],
     "forwarded headers (the untrusted check, forwarded.apply)": [
         ("serve.py", "        if request.trusted or not UNTRUSTED.isdisjoint(environ):",
          "        if False:")],
