@@ -30,6 +30,7 @@ class Spool(WorkerRows):
 
     @property
     def pending(self):
+        """Bytes admitted and not yet handed to nginx, by worker."""
         return self.values
 
     def free(self) -> int:
@@ -39,15 +40,17 @@ class Spool(WorkerRows):
     def admits(self, length: int, worker: int) -> bool:
         if length <= self.MEMORY:
             return True
-        with self.values.get_lock():
+        pending = self.pending
+        with pending.get_lock():
             self.mine(worker)
             used = max(self.free_at_start - self.free(), 0)
-            if used + sum(self.values) + length > self.space:
+            if used + sum(pending) + length > self.space:
                 return False
-            self.values[worker] += length
+            pending[worker] += length
             return True
 
     def written(self, length: int, worker: int) -> None:
         """A response admitted is all in nginx's hands (uWSGI closed it)."""
-        with self.values.get_lock():
-            self.values[worker] = max(self.values[worker] - length, 0)
+        pending = self.pending
+        with pending.get_lock():
+            pending[worker] = max(pending[worker] - length, 0)
