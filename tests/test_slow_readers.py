@@ -167,3 +167,20 @@ def test_the_pace_of_an_answer_is_read_in_the_same_pass_as_its_vary():
     assert slot is not None and stalls is False and ("Vary", "Cookie, Accept-Encoding") in headers
     assert held([("Content-Type", "text/html"), ("Content-Length", "13")])[1] is None
     assert share.values[:].count(0) == len(share.values)  # every slot given back
+
+
+def test_an_upgrade_holds_a_thread_of_its_share_until_its_request_ends():
+    share = outbound.Share(50, processes=2, threads=4)
+    held = {}
+
+    def app(environ, start_response):
+        held["slots"] = len(share.values) - share.values[:].count(0)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"no"]  # not a WebSocket route: answered as any request
+
+    served = serve.Serve(app, 5, share=share, worker_id=lambda: 1)
+    body = served({"REQUEST_METHOD": "GET", "REQUEST_URI": "/ws", "REMOTE_ADDR": "10.0.0.9",
+                   "HTTP_UPGRADE": "websocket"}, lambda status, headers, exc_info=None: None)
+    assert held["slots"] == 1 and list(body) == [b"no"]
+    body.close()
+    assert share.values[:].count(0) == len(share.values)

@@ -204,11 +204,11 @@ class Serve:
 
     def upgrade(self, request: Request):
         """A request to upgrade to a WebSocket: the connection, for the app."""
+        request._rare()
         refusal = self.admit(request, True, True, False)
         if refusal is not None:
             return request.answer(refusal)
         fd = self.connection_fd()
-        request._rare()
         if fd is not None:
             websocket = request.websocket = streams.WebSocket(fd, request.what)
             request.environ["werkzeug.socket"] = websocket
