@@ -13,6 +13,8 @@
     bench/run.sh --wrapper --rate R   what each piece of the WSGI wrapper costs a request (CPU µs)
     bench/run.sh --timeline --rate R  each hello request's latency beside the container's events (timeline.py)
     bench/run.sh --prices        instructions a request each guarantee costs, callgrind (prices.py)
+    bench/run.sh --prices --before COMMIT   the same, and that version's totals, in one run (and prices.png)
+    bench/run.sh --floor --before COMMIT    the floor's run with that version beside flaskbox
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
