@@ -13,6 +13,8 @@
     bench/run.sh --wrapper --rate R   what each piece of the WSGI wrapper costs a request (CPU µs)
     bench/run.sh --timeline --rate R  each hello request's latency beside the container's events (timeline.py)
     bench/run.sh --prices        instructions a request each guarantee costs, callgrind (prices.py)
+    bench/run.sh --prices --before COMMIT   the same, and that version's totals, in one run (and prices.png)
+    bench/run.sh --floor --before COMMIT    the floor's run with that version beside flaskbox
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,6 +94,9 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--prices", action="store_true",
                           help="the instructions each nginx feature, each piece of the WSGI wrapper and the "
                                "hop's protocol cost a request (callgrind: load-independent)")
+    parser.add_argument("--before", metavar="COMMIT",
+                        help="with --prices or --floor: that version of flaskbox's Python and nginx "
+                             "templates measured in the same run, mounted over this image's (before, after)")
     parser.add_argument("--sweep-rounds", type=int, default=0,
                         help="rounds of the fixed-rate sweep (default: 3 with --floor, 1 with --latency)")
     parser.add_argument("--sweep-seconds", type=float, default=15,
@@ -127,6 +133,22 @@ def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     return 0
 
 
+def before_contender(ref: str) -> Contender:
+    """flaskbox as version `ref` (its Python and nginx templates mounted over
+    this image's), measured beside this one in the same run (--before)."""
+    import prices
+    workdir = Path(tempfile.mkdtemp(prefix="flaskbox-before-"))
+    folder, _, templates = prices.earlier(ref, workdir)
+    mounts = ["-v", f"{folder}:/usr/local/lib/flaskbox/flaskbox:ro"]
+    for inside, text in templates.items():
+        path = workdir / Path(inside).name
+        path.write_text(text)
+        path.chmod(0o644)
+        mounts += ["-v", f"{path}:{inside}:ro"]
+    workdir.chmod(0o755)
+    return Contender("flaskbox-before", f"flaskbox at {ref} (before)", [], docker_args=tuple(mounts))
+
+
 def run_latency(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     """--latency (or --floor): latency.py's saturation runs and fixed-rate
     sweep, against Granian's capacity (or the floor's)."""
@@ -137,6 +159,8 @@ def run_latency(args: argparse.Namespace, rounds: int, seconds: float) -> int:
                         else (latency.COMPARED, latency.FRACTIONS))
     reference = "bare-pass" if args.floor else "granian"
     entrants = [by_name[name] for name in names]
+    if args.floor and args.before:
+        entrants.insert(0, before_contender(args.before))
     if args.smoke:  # two routes at one load, briefly: the path is exercised
         routes, fractions = {k: latency.ROUTES[k] for k in ("hello", "static 100 KB")}, (0.5,)
         return latency.run(entrants, routes, fractions, 1, 2, 2, 1, machine(), args.out, reference)
@@ -210,7 +234,7 @@ def main() -> int:
     if args.prices:
         import prices
         build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
-        return prices.run(args.out, machine())
+        return prices.run(args.out, machine(), args.before)
     if args.timeline:
         import timeline
         if not args.rate:

@@ -250,6 +250,13 @@ def floor_goals(sat: dict, tails: dict) -> dict:
                 out["tail <= 1.25x the floor + 0.5 ms"][f"{route} {load} {pct}"] = [mine, limit, bound, met]
             out["server CPU µs a request (flaskbox, floor)"][f"{route} {load}"] = [server_cpu(got),
                                                                                    server_cpu(theirs)]
+    if "flaskbox-before" in summary:  # --before: the earlier version, beside
+        before = summary["flaskbox-before"]
+        out["before: throughput / the floor's"] = {route: round(before[route]["rps"] / floor[route]["rps"], 2)
+                                                    for route in before}
+        out["before: p99 and p99.9, ms"] = {
+            f"{route} {load} {pct}": got["latency_ms"][pct] for route in before
+            for load, got in tails["flaskbox-before"][route].items() for pct in ("p99", "p99.9")}
     return out
 
 
@@ -260,7 +267,8 @@ def chart(tails: dict, capacity: dict[str, float], fractions: tuple[float, ...],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"flaskbox": "#2a7", "granian": "#d62", "tiangolo-config": "#36c", "bare-pass": "#999"}
+    colours = {"flaskbox": "#2a7", "granian": "#d62", "tiangolo-config": "#36c", "bare-pass": "#999",
+               "flaskbox-before": "#a6d"}
     routes = list(capacity)
     fig, axes = plt.subplots(1, len(routes), figsize=(4.2 * len(routes), 4.4), squeeze=False)
     axes = axes[0]

@@ -157,16 +157,14 @@ def log_route(name: str, result: dict) -> None:
 
 
 def wrapper_cost(calls: int = 20000, repeats: int = 7) -> dict:
-    """What flaskbox's own per-request Python (outbound.Outbound around
-    serve.Serve around prefix.Prefixed, as the default wraps an app: the
-    prelude, forwarded headers, the timeout watch, framing, the spool check,
-    Vary, the stream share) costs, timed in this process around a bare WSGI
-    app against that app alone: microseconds a call, best of `repeats`. The
-    app's body is an iterable with a close(), as Flask's is (a list would
-    skip the watch over the body). No uWSGI here: its start_response and
-    writes are not in it."""
+    """What flaskbox's own per-request Python (serve.Serve, as the default
+    wraps an app: the peer, forwarded headers, the timeout's watch, framing,
+    the spool check, Vary, the stream share) costs, timed in this process
+    around a bare WSGI app against that app alone: microseconds a call, best
+    of `repeats`. The app's body is an iterable with a close(), as Flask's
+    is. No uWSGI here: its start_response and writes are not in it."""
     sys.path.insert(0, str(REPO / "lib"))
-    from flaskbox import outbound, prefix, serve
+    from flaskbox import outbound, serve
     from flaskbox.spool import Spool
 
     class Body:
@@ -193,8 +191,8 @@ def wrapper_cost(calls: int = 20000, repeats: int = 7) -> dict:
                 "HTTP_X_FLASKBOX_PEER": f"127.0.0.1 50000 80 {time.time():.3f} 0 http"}
 
     with tempfile.TemporaryDirectory() as runtime:
-        served = serve.Serve(prefix.Prefixed(bare, ""), 60.0, spool=Spool(runtime, 128 << 20, 4))
-        wrapped = outbound.Outbound(served, True, outbound.Share(80, 4, 16))
+        wrapped = serve.Serve(bare, 60.0, spool=Spool(runtime, 128 << 20, 4), share=outbound.Share(80, 4, 16),
+                              compressed=True)
         # What is timed must be a request that reached the app, not a refusal.
         statuses: list[str] = []
         body = b"".join(wrapped(environ(), lambda status, headers, exc_info=None: statuses.append(status)))

@@ -125,30 +125,40 @@ FEATURE_EDITS = {
 }
 
 
-# What each piece of the WSGI wrapper costs a request (--wrapper): the text
-# to change in flaskbox's Python to take that piece out (file, old, new). As
-# FEATURE_EDITS, every text must be found.
+# What each piece of the WSGI wrapper costs a request (--wrapper, and
+# --prices): the text to change in flaskbox's Python to take that piece out
+# (file, old, new). As FEATURE_EDITS, every text must be found. The wrapper
+# is one layer (serve.Serve, one request.Request per request): each piece is
+# a step of its path.
 WRAPPER_EDITS = {
     "the whole wrapper (uWSGI calls the app)": [
-        ("wsgi.py", "    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
-         "    return found.app")],
-    "the unread body's layer (unread.Drained)": [
-        ("wsgi.py", "    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
-         "    return outbound.wrap(serve, settings, uwsgi_option, uwsgi)")],
-    "Vary and the client's share of threads (outbound.Outbound)": [
-        ("wsgi.py", "    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
-         "    return unread.Drained(serve)")],
-    "URL_PREFIX (prefix.Prefixed)": [
-        ("wsgi.py", '    app = prefix.Prefixed(found.app, settings["URL_PREFIX"])', "    app = found.app")],
-    "the peer from X-Flaskbox-Peer (take_peer)": [
-        ("serve.py", "        waited, trusted, tls = take_peer(environ)",
-         "        waited, trusted, tls = 0.0, False, False")],
-    "forwarded headers (forwarded.apply)": [
-        ("serve.py", "        refused = forwarded.apply(environ, trusted, self.allowed_hosts, tls)",
-         "        refused = None")],
-    "REQUEST_TIMEOUT's watchdog (guards.Watchdog)": [
-        ("serve.py", "        self.watchdog = guards.Watchdog(timeout, memory_cap) if gevent_limits is None "
-                     "else None", "        self.watchdog = None")],
+        ("wsgi.py", "    return Serve(found.app, timeout, **common)", "    return found.app")],
+    "the peer from X-Flaskbox-Peer (Request.__init__)": [
+        ("request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
+        if len(fields) == 6:
+            (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
+             scheme) = fields
+            self.trusted = trusted == "1"
+            self.tls = scheme == "https"
+        else:
+            sent = self._odd_peer(fields)
+        try:
+            waited = time() - float(sent)
+        except (TypeError, ValueError):
+            waited = 0.0
+        self.waited = waited if waited > 0.0 else 0.0
+''', "        self.trusted = self.tls = False\n        self.waited = 0.0\n")],
+    "forwarded headers (the untrusted check, forwarded.apply)": [
+        ("serve.py", "        if request.trusted or not UNTRUSTED.isdisjoint(environ):",
+         "        if False:")],
+    "files handed back untouched (wsgi.file_wrapper noted)": [
+        ("request.py", '        wrapper = environ.get("wsgi.file_wrapper")', "        wrapper = None")],
+    "Vary (COMPRESS_APP_RESPONSES)": [
+        ("serve.py", "        self.compressed = compressed", "        self.compressed = False")],
+    "REQUEST_TIMEOUT's watchdog (its clock and claim)": [
+        ("serve.py", "        request.watched = True\n", ""),
+        ("serve.py", "        if not self.watchdog.started:\n            self.watchdog.new_worker()\n", ""),
+        ("serve.py", "        self.running[get_ident()] = request\n", "")],
 }
 
 

@@ -1,10 +1,11 @@
-"""The request path in process, without uWSGI (lib/flaskbox/serve.py and
-the modules it calls): what nginx says of a request, the per-request
-watchdog's answers and retirement, the disk budget for spooled responses,
-files handed back to uWSGI untouched, chunked framing and its clean or
-failed end, and the wrapper as a whole around a small WSGI app. Milliseconds each; the same behaviours are
-proven against real containers in test_request_timeout.py and
-test_slow_downloads.py."""
+"""The request path in process, without uWSGI, driven as uWSGI drives it:
+through serve.Serve, which makes one request.Request per request. What
+nginx says of a request, the per-request watchdog's answers and
+retirement, the disk budget for spooled responses, files handed back to
+uWSGI untouched, chunked framing and its clean or failed end, and the
+wrapper as a whole around a small WSGI app. Milliseconds each; the same
+behaviours are proven against real containers in test_request_timeout.py
+and test_slow_downloads.py."""
 
 import os
 import socket
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from flaskbox import framing, guards, prelude, serve, spool, streams
+from flaskbox import framing, guards, request, serve, spool, streams
 
 
 class Recorder(guards.Watchdog):
@@ -39,23 +40,51 @@ def wait_for(event: threading.Event, seconds: float) -> bool:
     return event.wait(seconds)
 
 
-def test_the_prelude_takes_the_peer_and_the_time_in_the_queue():
-    env = environ(HTTP_X_FLASKBOX_PEER=f"203.0.113.9 51234 8091 {time.time() - 2.5:.3f}")
-    waited = prelude.proxy_prelude(env)
+def peer(waited: float = 0.0) -> str:
+    """X-Flaskbox-Peer as nginx sends it, for a request passed on `waited` s ago."""
+    return f"203.0.113.9 51234 8091 {time.time() - waited:.3f} 0 http"
+
+
+def ignore_start(status, headers, exc_info=None):
+    return lambda data: None
+
+
+def current(served: serve.Serve) -> request.Request:
+    """The request the calling thread's app is answering (the watchdog's note of it)."""
+    return served.running[threading.get_ident()]
+
+
+def test_the_peer_and_the_time_in_the_queue_are_taken_once():
+    env = environ(HTTP_X_FLASKBOX_PEER=peer(2.5))
+    taken = request.Request(serve.Serve(None, 5), env, ignore_start)
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"], env["SERVER_PORT"]) == ("203.0.113.9", "51234", "8091")
-    assert 2.4 < waited < 3.0 and "HTTP_X_FLASKBOX_PEER" not in env
+    assert 2.4 < taken.waited < 3.0 and "HTTP_X_FLASKBOX_PEER" not in env
 
 
-@pytest.mark.parametrize("peer", [None, "203.0.113.9 51234 8091", "203.0.113.9 51234 8091 soon"])
-def test_without_a_time_nothing_counts_as_waited(peer):
-    env = environ(**({"HTTP_X_FLASKBOX_PEER": peer} if peer else {}))
-    assert prelude.proxy_prelude(env) == 0.0
+@pytest.mark.parametrize("header", [None, "203.0.113.9 51234 8091", "203.0.113.9 51234 8091 soon"])
+def test_without_a_time_nothing_counts_as_waited(header):
+    env = environ(**({"HTTP_X_FLASKBOX_PEER": header} if header else {}))
+    assert request.Request(serve.Serve(None, 5), env, ignore_start).waited == 0.0
+
+
+def in_thread(target) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_a_stuck_request_is_answered_504_on_its_connection_and_its_worker_retires():
     ours, nginx = socket.socketpair()
+    release = threading.Event()
+
+    def stuck(environ, start_response):
+        release.wait(10)  # ...and never comes back in time
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
     dog = Recorder(0.2)
-    dog.begin(environ(), ours.fileno(), 0.0).enter()  # ...and never comes back
+    served = serve.Serve(stuck, 0.2, watchdog=dog, connection_fd=ours.fileno)
+    in_thread(lambda: served(environ(), ignore_start))
     nginx.settimeout(5)
     answer = nginx.recv(4096)
     assert answer.startswith(b"HTTP/1.1 504 Gateway Timeout\r\n") and b"REQUEST_TIMEOUT (0.2 s)" in answer
@@ -63,6 +92,7 @@ def test_a_stuck_request_is_answered_504_on_its_connection_and_its_worker_retire
     # Still stuck a second later: no new requests, then (nothing else
     # running) the worker leaves.
     assert wait_for(dog.stopped, 3) and wait_for(dog.left, 3)
+    release.set()
     ours.close()
     nginx.close()
 
@@ -70,89 +100,103 @@ def test_a_stuck_request_is_answered_504_on_its_connection_and_its_worker_retire
 def test_a_request_beside_a_stuck_one_keeps_its_worker_until_it_ends():
     stuck, _ = socket.socketpair()
     dog = Recorder(0.2)
-    dog.begin(environ(), stuck.fileno(), 0.0).enter()
-    neighbour = {}
+    release, neighbour = threading.Event(), {}
+
+    def app(environ, start_response):
+        if environ["REQUEST_URI"] != "/neighbour":
+            release.wait(10)
+        neighbour["request"] = current(served)
+        start_response("200 OK", [("Content-Length", "4")])
+        return iter([b"ok", b"ok"])
+
+    served = serve.Serve(app, 0.2, watchdog=dog, connection_fd=stuck.fileno)
+    in_thread(lambda: served(environ(), ignore_start))
+    time.sleep(0.05)
+    done = {}
 
     def beside():
-        watched = dog.begin(environ(REQUEST_URI="/neighbour"), None, 0.0)
-        neighbour["watched"] = watched
-        assert wait_for(dog.stopped, 3)  # retiring: and yet this one finishes
-        dog.end()
+        body = iter(served(environ(REQUEST_URI="/neighbour"), ignore_start))
+        done["first"] = next(body)
+        # Sent slowly (uWSGI writing to its client: no clock): the worker
+        # retires meanwhile, and yet this one finishes.
+        assert wait_for(dog.stopped, 3)
+        done["rest"] = list(body)
 
-    thread = threading.Thread(target=beside)
-    thread.start()
-    thread.join(5)
-    assert dog.stopped.is_set() and not neighbour["watched"].expired
+    in_thread(beside).join(5)
+    assert done == {"first": b"ok", "rest": [b"ok"]} and not neighbour["request"].expired
     assert wait_for(dog.left, 3)  # only once the neighbour ended
+    release.set()
+
+
+def sized(parts, wait_before=0.0, wait_between=0.0, seen=None, served=None):
+    """An app answering `parts` with a Content-Length, each made after a wait."""
+    def app(environ, start_response):
+        if seen is not None:
+            seen["request"] = current(served())
+        start_response("200 OK", [("Content-Length", str(sum(map(len, parts))))])
+
+        def body():
+            time.sleep(wait_before)
+            for number, part in enumerate(parts):
+                if number:
+                    time.sleep(wait_between)
+                yield part
+        return body()
+    return app
 
 
 def test_time_writing_to_a_slow_client_does_not_count():
-    dog = Recorder(0.3)
-    watched = dog.begin(environ(), None, 0.0)
-
-    def body():
-        for _ in range(4):
-            time.sleep(0.05)  # the app's own work: 0.2 s in all
-            yield b"x"
-
+    seen = {}
+    served = serve.Serve(sized([b"x"] * 4, 0.05, 0.05, seen, lambda: served), 0.3, watchdog=Recorder(0.3))
     sent = []
-    for chunk in dog.watch(body(), watched):
+    body = served(environ(), ignore_start)
+    for chunk in body:
         sent.append(chunk)
         time.sleep(0.15)  # uWSGI writing to a slow client: 0.6 s in all
-    assert sent == [b"x"] * 4 and not watched.expired
+    body.close()
+    assert sent == [b"x"] * 4 and not seen["request"].expired
     # Once the answer is under way, only the wait for its next part counts.
-    assert watched.used < 0.1
+    assert seen["request"].used < 0.1
 
 
 def test_a_body_that_keeps_sending_is_never_cut_however_long():
-    dog = Recorder(0.2)
-    watched = dog.begin(environ(), None, 0.15)  # it waited in the queue first
-
-    def body():
-        for _ in range(12):
-            time.sleep(0.04)  # 0.48 s in all, more than twice the timeout
-            yield b"row\n"
-
-    assert list(dog.watch(body(), watched)) == [b"row\n"] * 12
-    assert not watched.expired and watched.claimed_by == "app"
+    seen = {}
+    # 0.48 s of parts in all, more than twice the timeout, after 0.15 s in the queue.
+    served = serve.Serve(sized([b"row\n"] * 12, 0.0, 0.04, seen, lambda: served), 0.2, watchdog=Recorder(0.2))
+    assert list(served(environ(HTTP_X_FLASKBOX_PEER=peer(0.15)), ignore_start)) == [b"row\n"] * 12
+    assert not seen["request"].expired and seen["request"].claimed_by == "app"
 
 
 def test_until_the_first_part_the_queue_and_the_handler_count_together():
-    dog = Recorder(0.5)
-    watched = dog.begin(environ(), None, 0.45)
-
-    def body():
-        # 0.45 s queued + 0.3 s to the first part: past 0.5 s, which neither
-        # is alone. The watchdog looks every 0.1 s, so it sees the sum pass
-        # the timeout twice before the part comes (one look apart, the
-        # test raced the look: CI lost it once).
-        time.sleep(0.3)
-        yield b"late"
-
-    assert list(dog.watch(body(), watched)) == []
-    assert watched.expired and watched.claimed_by == "watchdog"
+    seen = {}
+    # 0.45 s queued + 0.3 s to the first part: past 0.5 s, which neither is
+    # alone. The watchdog looks every 0.1 s, so it sees the sum pass the
+    # timeout twice before the part comes.
+    served = serve.Serve(sized([b"late"], 0.3, 0.0, seen, lambda: served), 0.5, watchdog=Recorder(0.5))
+    assert list(served(environ(HTTP_X_FLASKBOX_PEER=peer(0.45)), ignore_start)) == []
+    assert seen["request"].expired and seen["request"].claimed_by == "watchdog"
 
 
 def test_a_body_past_the_timeout_stops_and_is_not_sent():
-    dog = Recorder(0.1)
-    watched = dog.begin(environ(), None, 0.0)
-
-    def body():
-        yield b"first"
-        time.sleep(0.4)
-        yield b"never sent"
-
-    assert list(dog.watch(body(), watched)) == [b"first"]
-    assert watched.expired and watched.claimed_by == "app"
+    seen = {}
+    served = serve.Serve(sized([b"first", b"never sent"], 0.0, 0.4, seen, lambda: served), 0.1,
+                         watchdog=Recorder(0.1))
+    assert list(served(environ(), ignore_start)) == [b"first"]
+    assert seen["request"].expired and seen["request"].claimed_by == "app"
 
 
 def test_time_in_the_queue_counts():
-    dog = Recorder(1.0)
-    watched = dog.begin(environ(), None, 0.95)
-    watched.enter()
-    time.sleep(0.1)
-    watched.leave()
-    assert watched.elapsed(time.monotonic()) > 1.0
+    seen = {}
+
+    def app(environ, start_response):
+        seen["request"] = current(served)
+        time.sleep(0.1)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    served = serve.Serve(app, 1.0, watchdog=Recorder(1.0))
+    served(environ(HTTP_X_FLASKBOX_PEER=peer(0.95)), ignore_start)
+    assert seen["request"].elapsed(time.monotonic()) > 1.0
 
 
 @pytest.mark.parametrize("timeout, every",
@@ -165,15 +209,14 @@ def test_the_watchdog_looks_often_enough_for_a_504_at_most_5_percent_late(timeou
 
 
 def test_only_one_side_claims_the_answer():
-    watched = guards.Watched("GET /x", None, 0.0)
-    assert watched.claim("app") and not watched.claim("watchdog") and watched.claim("app")
+    claimed = request.Request(serve.Serve(None, 5), environ(), ignore_start)
+    claimed.claimed_by = None
+    assert claimed.claim("app") and not claimed.claim("watchdog") and claimed.claim("app")
 
 
 def test_a_request_that_waited_too_long_is_refused_with_retry_after():
-    answered = {}
-    body = prelude.waited_too_long(lambda status, headers: answered.update(status=status, headers=headers))
-    assert answered["status"].startswith("503") and ("Retry-After", "5") in answered["headers"]
-    assert b"busy" in b"".join(body)
+    status, headers, body = call(None, timeout=5, HTTP_X_FLASKBOX_PEER=peer(6))
+    assert status.startswith("503") and headers["Retry-After"] == "5" and b"busy" in body
 
 
 class FakeDisk(spool.Spool):
@@ -215,26 +258,49 @@ def test_a_new_worker_clears_what_its_predecessor_left_pending():
 
 
 def test_a_spooled_body_is_counted_as_written_once_closed():
-    done = []
-    body = spool.Spooled([b"a", b"b"], lambda: done.append(True))
-    assert list(body) == [b"a", b"b"] and done == []
+    disk = FakeDisk(space=100 * MB, free=1000 * MB)
+    large = b"x" * (spool.Spool.MEMORY + 1)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", str(len(large)))])
+        return [large]
+
+    body = serve.Serve(app, 5, spool=disk, worker_id=lambda: 1)(environ(), ignore_start)
+    assert list(body) == [large] and disk.pending[1] == len(large)
     body.close()
-    assert done == [True]
+    assert disk.pending[1] == 0
 
 
-def test_a_file_from_wsgi_file_wrapper_is_recognised():
+def test_a_file_from_wsgi_file_wrapper_goes_back_to_uwsgi_untouched():
     handed = object()
-    env = {"wsgi.file_wrapper": lambda filelike, *args: handed}
-    files = spool.FileResponses(env)
-    assert env["wsgi.file_wrapper"](open(os.devnull, "rb")) is handed
-    assert files.holds(handed) and not files.holds([b"other"])
+
+    def app(environ, start_response):
+        given = environ["wsgi.file_wrapper"](open(os.devnull, "rb"))
+        start_response("200 OK", [("Content-Length", "5000000")])
+        return given
+
+    answered = {}
+    body = serve.Serve(app, 5, spool=FakeDisk(space=100 * MB, free=1000 * MB))(
+        environ(**{"wsgi.file_wrapper": lambda filelike, *args: handed}),
+        lambda status, headers, exc_info=None: answered.update(headers=dict(headers)))
+    # Not spooled: uWSGI sends it from an offload thread, at the client's pace.
+    assert body is handed and answered["headers"]["X-Accel-Buffering"] == "no"
 
 
 # --- framing: what start_response decides ------------------------------------
 
+def answered(status, headers, method="GET", body=(b"x",)):
+    """The status, headers and body bytes the wrapper sends for an app's answer."""
+    def app(environ, start_response):
+        start_response(status, headers)
+        return iter(body)
+
+    return call(app, REQUEST_METHOD=method)
+
+
 @pytest.mark.parametrize("status, headers, method, framed", [
     ("200 OK", [("Content-Type", "text/plain")], "GET", True),  # a generator: no length
-    ("200 OK", [("Content-Length", "5")], "GET", False),
+    ("200 OK", [("Content-Length", "1")], "GET", False),
     ("200 OK", [("Transfer-Encoding", "chunked")], "GET", False),  # the app framed it itself
     ("204 No Content", [], "GET", False),
     ("304 Not Modified", [], "GET", False),
@@ -242,22 +308,30 @@ def test_a_file_from_wsgi_file_wrapper_is_recognised():
     ("101 Switching Protocols", [], "GET", False),
 ])
 def test_only_a_body_without_a_length_is_chunked(status, headers, method, framed):
-    assert framing.needs_framing(status, headers, method) is framed
+    _, sent, _ = answered(status, headers, method)
+    assert ("X-Flaskbox-Framed" in sent) is framed
+    assert (sent.get("Transfer-Encoding") == "chunked") is (framed or "Transfer-Encoding" in dict(headers))
 
 
-@pytest.mark.parametrize("headers, framed, extra", [
-    ([("Content-Type", "text/event-stream")], False, [("X-Accel-Buffering", "no")]),
-    ([("Content-Type", "text/plain")], True, [("X-Accel-Buffering", "no")]),
-    ([("Content-Type", "text/plain")], False, []),
-    ([("X-Accel-Buffering", "yes")], True, []),  # the app chose for itself
+@pytest.mark.parametrize("headers, extra", [
+    ([("Content-Type", "text/event-stream"), ("Content-Length", "1")], "no"),  # an event stream, always
+    ([("Content-Type", "text/plain")], "no"),  # a stream
+    ([("Content-Type", "text/plain"), ("Content-Length", "1")], None),
+    ([("X-Accel-Buffering", "yes")], "yes"),  # a stream whose app chose for itself
 ])
-def test_streams_pass_nginx_unbuffered(headers, framed, extra):
-    assert framing.unbuffered(headers, framed) == extra
+def test_streams_pass_nginx_unbuffered(headers, extra):
+    assert answered("200 OK", headers)[1].get("X-Accel-Buffering") == extra
+
+
+def stream_app(parts, content_type="text/plain"):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", content_type)])
+        return parts() if callable(parts) else iter(parts)
+    return app
 
 
 def test_a_stream_is_chunked_and_ends_with_the_last_chunk():
-    reply = framing.Reply(chunked=True)
-    body = list(streams.flow(iter([b"one", b"", b"three"]), "GET /s", None, reply))
+    body = list(serve.Serve(stream_app([b"one", b"", b"three"]), 5)(environ(), ignore_start))
     assert body[:2] == [b"3\r\none\r\n", b"5\r\nthree\r\n"]
     # The last chunk, padded with an extension so that the whole body is a
     # length nginx takes for a stream that ended well (nginx.conf).
@@ -270,16 +344,16 @@ def test_a_stream_that_fails_never_gets_the_last_chunk():
         yield b"one"
         raise RuntimeError("the database went away")
 
-    body = streams.flow(failing(), "GET /s", None, framing.Reply(chunked=True))
+    body = iter(serve.Serve(stream_app(failing), 5)(environ(), ignore_start))
     assert next(body) == b"3\r\none\r\n"
     with pytest.raises(RuntimeError):
         next(body)
 
 
 def test_a_stop_or_a_reload_ends_event_streams_only():
-    event, export = framing.Reply(chunked=True, event_stream=True), framing.Reply(chunked=True)
-    events = streams.flow(iter([b"data: 1\n\n"] * 100), "GET /events", None, event)
-    rows = streams.flow(iter([b"row\n"] * 3), "GET /export", None, export)
+    events = iter(serve.Serve(stream_app([b"data: 1\n\n"] * 100, "text/event-stream"), 5)(
+        environ(REQUEST_URI="/events"), ignore_start))
+    rows = iter(serve.Serve(stream_app([b"row\n"] * 3), 5)(environ(REQUEST_URI="/export"), ignore_start))
     assert next(events) and next(rows)
     assert streams.OPEN.end_all("a test") is None
     try:
@@ -297,18 +371,20 @@ def test_a_stream_cut_by_its_limits_gets_no_last_chunk():
         # What gevent's STREAM_IDLE_TIMEOUT raises where the generator waits.
         raise streams.StreamCut("nothing sent for STREAM_IDLE_TIMEOUT (1 s)")
 
-    body = list(streams.flow(stalling(), "GET /export", None, framing.Reply(chunked=True)))
+    body = list(serve.Serve(stream_app(stalling), 5)(environ(), ignore_start))
     assert body == [b"3\r\none\r\n"]
 
 
 def test_event_streams_are_told_apart():
-    assert framing.is_event_stream([("Content-Type", "text/event-stream; charset=utf-8")])
-    assert not framing.is_event_stream([("Content-Type", "text/csv")])
+    assert answered("200 OK", [("Content-Type", "text/event-stream; charset=utf-8"),
+                               ("Content-Length", "1")])[1].get("X-Accel-Buffering") == "no"
+    assert "X-Accel-Buffering" not in answered("200 OK", [("Content-Type", "text/csv"),
+                                                          ("Content-Length", "1")])[1]
 
 
 # --- the wrapper as a whole, without uWSGI ------------------------------------
 
-def call(app, **environ_extra):
+def call(app, timeout: float = 5, **environ_extra):
     """Serve(app) for one GET: (status, headers, body bytes)."""
     answered = {}
 
@@ -316,7 +392,7 @@ def call(app, **environ_extra):
         answered.update(status=status, headers=headers)
         return lambda data: None
 
-    result = serve.Serve(app, timeout=5)(environ(**environ_extra), start_response)
+    result = serve.Serve(app, timeout=timeout)(environ(**environ_extra), start_response)
     body = b"".join(result)
     close = getattr(result, "close", None)
     if close is not None:

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 
-from flaskbox import outbound
+from flaskbox import outbound, serve
 from helpers import free_port
 
 STREAMS = 80
@@ -135,15 +135,52 @@ def test_the_share_counts_each_address_apart():
 
 
 def test_the_pace_of_an_answer_is_read_in_the_same_pass_as_its_vary():
-    """An answer at its client's pace is told by what the wrapper put on it
-    (X-Accel-Buffering: no; Transfer-Encoding: chunked for a stream), from
-    the pass that settles its Vary, whatever the case of the names."""
+    """An answer at its client's pace (X-Accel-Buffering: no, the app's or
+    the wrapper's) takes a thread of its client's share, told from the one
+    pass over its headers that also settles its Vary, whatever the case of
+    the names; a stream (chunked) is one whose reader may stop."""
+    share = outbound.Share(50, processes=2, threads=4)
+
+    def held(headers):
+        sent, seen = {}, {}
+
+        def app(environ, start_response):
+            start_response("200 OK", headers)
+            seen["request"] = served.running[threading.get_ident()]
+            return [b"x"]
+
+        served = serve.Serve(app, 5, share=share, compressed=True, worker_id=lambda: 1)
+        body = served({"REQUEST_METHOD": "GET", "REQUEST_URI": "/", "REMOTE_ADDR": "10.0.0.9"},
+                      lambda status, headers, exc_info=None: sent.update(headers=headers))
+        request = seen["request"]
+        slot = request.slot if request.rare else None
+        stalls = request.stalls if slot is not None else None
+        getattr(body, "close", lambda: None)()
+        return sent["headers"], slot, stalls
+
     stream = [("Content-Type", "text/csv"), ("x-accel-buffering", " No"), ("TRANSFER-ENCODING", "chunked")]
-    headers, unbuffered, chunked = outbound.settle("200 OK", stream, compressed=True)
-    assert (unbuffered, chunked) == (True, True) and headers == stream
+    headers, slot, stalls = held(stream)
+    assert slot is not None and stalls is True and headers == stream
     large = [("Content-Type", "text/html"), ("Content-Length", "9000000"), ("X-Accel-Buffering", "no"),
              ("Vary", "Cookie")]
-    headers, unbuffered, chunked = outbound.settle("200 OK", large, compressed=True)
-    assert (unbuffered, chunked) == (True, False) and ("Vary", "Cookie, Accept-Encoding") in headers
-    spooled = [("Content-Type", "text/html"), ("Content-Length", "13")]
-    assert outbound.settle("200 OK", spooled, compressed=False)[1:] == (False, False)
+    headers, slot, stalls = held(large)
+    assert slot is not None and stalls is False and ("Vary", "Cookie, Accept-Encoding") in headers
+    assert held([("Content-Type", "text/html"), ("Content-Length", "13")])[1] is None
+    assert share.values[:].count(0) == len(share.values)  # every slot given back
+
+
+def test_an_upgrade_holds_a_thread_of_its_share_until_its_request_ends():
+    share = outbound.Share(50, processes=2, threads=4)
+    held = {}
+
+    def app(environ, start_response):
+        held["slots"] = len(share.values) - share.values[:].count(0)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"no"]  # not a WebSocket route: answered as any request
+
+    served = serve.Serve(app, 5, share=share, worker_id=lambda: 1)
+    body = served({"REQUEST_METHOD": "GET", "REQUEST_URI": "/ws", "REMOTE_ADDR": "10.0.0.9",
+                   "HTTP_UPGRADE": "websocket"}, lambda status, headers, exc_info=None: None)
+    assert held["slots"] == 1 and list(body) == [b"no"]
+    body.close()
+    assert share.values[:].count(0) == len(share.values)

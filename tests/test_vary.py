@@ -7,7 +7,7 @@ import http.client
 
 import pytest
 
-from flaskbox import outbound
+from flaskbox import serve
 
 GZIP = {"Accept-Encoding": "gzip"}
 
@@ -102,7 +102,17 @@ def test_a_static_file_and_its_304_vary_once(served):
     ("200 OK", [("Content-Type", "text/html"), ("Vary", "*"), ("Vary", "Cookie")], True, ["*"]),
 ])
 def test_the_wrappers_vary(status, headers, compressed, expected):
-    settled = outbound.settle_vary(status, headers, compressed)
+    sent = {}
+
+    def app(environ, start_response):
+        start_response(status, headers)
+        return []
+
+    def start_response(status, headers, exc_info=None):
+        sent.update(headers=headers)
+
+    serve.Serve(app, 5, compressed=compressed)({"REQUEST_METHOD": "HEAD", "REQUEST_URI": "/"}, start_response)
+    settled = sent["headers"]
     assert [value for name, value in settled if name == "Vary"] == expected
     assert [pair for pair in settled if pair[0].lower() != "vary"] == \
         [pair for pair in headers if pair[0].lower() != "vary"]

@@ -21,7 +21,9 @@ import socket
 import threading
 import time
 
+from .answers import gateway_timeout
 from .log import log
+from .shared import ThisProcess
 from .streams import OPEN
 
 # uWSGI's exit code for a worker that leaves quietly: the master replaces it
@@ -42,15 +44,6 @@ STUCK_AFTER = 1.0
 ACCEPTED_WITHIN = 0.5
 # How often a worker looks at its resident memory (WORKER_MAX_MEMORY).
 MEMORY_EVERY = 1.0
-
-
-class ThisProcess:
-    """This process's id, read again at each fork (os.register_at_fork), not
-    on every request: os.getpid() is a system call each time."""
-    pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=lambda: setattr(ThisProcess, "pid", os.getpid()))
 
 
 def watch_every(timeout: float) -> float:
@@ -92,62 +85,16 @@ class MemoryCap:
         return size if size > self.cap else None
 
 
-class Watched:
-    """One request under the watchdog. Its clock runs while the app works on
-    it (the handler, then each step of its body) and while it waited in the
-    queue; not while uWSGI writes to a slow client, which send timeouts bound
-    instead. Either the request's own thread claims the response (it is
-    about to send its first bytes) or the watchdog does (it answers 504):
-    never both. One is made for every request: slots, and one lock for
-    every claim (held for a test and a store), not one made per request."""
-
-    __slots__ = ("what", "fd", "used", "since", "claimed_by", "expired_at")
-    CLAIMS = threading.Lock()
-
-    def __init__(self, what: str, fd: int | None, waited: float):
-        self.what = what
-        self.fd = fd
-        self.used = waited
-        self.since: float | None = None  # in the app since then
-        self.claimed_by: str | None = None  # "app" or "watchdog"
-        self.expired_at: float | None = None
-
-    def enter(self) -> None:
-        self.since = time.monotonic()
-
-    def leave(self) -> None:
-        if self.since is not None:
-            self.used += time.monotonic() - self.since
-            self.since = None
-
-    def elapsed(self, now: float) -> float:
-        return self.used + (now - self.since if self.since is not None else 0.0)
-
-    def claim(self, by: str) -> bool:
-        with self.CLAIMS:
-            if self.claimed_by is None:
-                self.claimed_by = by
-            return self.claimed_by == by
-
-    @property
-    def expired(self) -> bool:
-        return self.expired_at is not None
-
-
 def answer_gateway_timeout(fd: int, timeout: float) -> None:
     """A whole 504 on the request's connection (nothing of the app's answer
     has been sent: the watchdog claimed it first), then a shutdown, so that
     whatever the stuck handler writes later goes nowhere. The connection is
     never closed here: its descriptor stays uWSGI's, and closing it would let
     the number be reused for another client while the handler still holds it."""
-    body = f"Gateway Timeout: the handler ran past REQUEST_TIMEOUT ({timeout:g} s)\n".encode()
-    # X-Flaskbox-Outcome: counted as a timeout by METRICS_PORT (metrics.py).
-    head = ("HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\nX-Flaskbox-Outcome: timeout\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     try:
         with socket.socket(fileno=os.dup(fd)) as conn:
             conn.settimeout(1)
-            conn.sendall(head + body)
+            conn.sendall(gateway_timeout(timeout).raw())
     except OSError:
         pass  # nginx has already given up on it
     shut_down(fd)
@@ -178,25 +125,29 @@ class Watchdog:
         self.timeout = timeout
         self.every = watch_every(timeout)
         self.memory_cap = memory_cap
-        self.memory = MemoryCap(0)  # each worker's own, from its first request (begin)
-        self.running: dict[int, Watched] = {}
-        self.pid: int | None = None
+        self.memory = MemoryCap(0)  # each worker's own, from its first request (new_worker)
+        self.running: dict = {}  # thread id -> request.Request
+        self.started = False
+        os.register_at_fork(after_in_child=self.forked)
         self.retiring: float | None = None  # since then
         self.lock = threading.Lock()
 
-    def begin(self, environ, fd: int | None, waited: float) -> Watched:
-        if self.pid != ThisProcess.pid:
-            # The first request in a new worker (a fork of the master).
-            with self.lock:
-                if self.pid != ThisProcess.pid:
-                    self.pid = ThisProcess.pid
-                    self.running.clear()
-                    self.retiring = None
-                    self.memory = MemoryCap(self.memory_cap)
-                    self._start()
-        watched = Watched(f"{environ.get('REQUEST_METHOD')} {environ.get('REQUEST_URI')}", fd, waited)
-        self.running[threading.get_ident()] = watched
-        return watched
+    def new_worker(self) -> None:
+        """The first request in a new worker (a fork of the master):
+        serve.Serve.run calls this, then notes its request in `running`
+        (by thread) for as long as it is watched."""
+        with self.lock:
+            if not self.started:
+                self.started = True
+                self.running.clear()
+                self.retiring = None
+                self.memory = MemoryCap(self.memory_cap)
+                self._start()
+
+    def forked(self) -> None:
+        """A fork (uWSGI's master makes each worker so): its watchdog is
+        started by its first request."""
+        self.started = False
 
     def _start(self) -> None:
         try:
@@ -216,11 +167,11 @@ class Watchdog:
             time.sleep(self.every)
             now = time.monotonic()
             running = list(self.running.values())
-            for watched in running:
-                if not watched.expired and watched.elapsed(now) > self.timeout:
-                    self._expire(watched, now)
-            stuck = [watched for watched in running
-                     if watched.expired and now - watched.expired_at > STUCK_AFTER]
+            for request in running:
+                if not request.expired and request.elapsed(now) > self.timeout:
+                    self._expire(request, now)
+            stuck = [request for request in running
+                     if request.expired and now - request.expired_at > STUCK_AFTER]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
             grown = self.memory.over(now) if self.retiring is None else None
@@ -230,30 +181,30 @@ class Watchdog:
             # them reaches the wrapper within moments: wait that long, then
             # for the requests in it to end.
             if self.retiring is not None and now - self.retiring > ACCEPTED_WITHIN \
-                    and all(watched.expired for watched in list(self.running.values())):
+                    and all(request.expired for request in list(self.running.values())):
                 log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
                     "replaces it")
                 self.leave()
                 return
 
-    def _expire(self, watched: Watched, now: float) -> None:
+    def _expire(self, request, now: float) -> None:
         """504 if nothing of the response has gone out yet, else a cut the
         client can see (a streamed body's missing last chunk)."""
-        watched.expired_at = now
-        answered = watched.claim("watchdog")
-        log(f"{watched.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): answered 504" if answered else
-            f"{watched.what} sent nothing for REQUEST_TIMEOUT ({self.timeout:g} s) mid-answer: cut, visibly "
+        request.expired_at = now
+        answered = request.claim("watchdog")
+        log(f"{request.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): answered 504" if answered else
+            f"{request.what} sent nothing for REQUEST_TIMEOUT ({self.timeout:g} s) mid-answer: cut, visibly "
             "(no last chunk; the access log says cut)")
-        if watched.fd is None:
+        if request.fd is None:
             return
         if answered:
-            answer_gateway_timeout(watched.fd, self.timeout)
+            answer_gateway_timeout(request.fd, self.timeout)
         else:
-            shut_down(watched.fd)
+            shut_down(request.fd)
 
-    def _retire(self, watched: Watched, now: float) -> None:
+    def _retire(self, request, now: float) -> None:
         others = sum(1 for other in self.running.values() if not other.expired)
-        log(f"{watched.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
+        log(f"{request.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
             f"is replaced once its {others} other request(s) end")
         self.retiring = now
         OPEN.replacing("stuck_request")
@@ -276,38 +227,6 @@ class Watchdog:
         """Exit the worker; the master forks a fresh one."""
         os._exit(QUIET_EXIT)
 
-    def watch(self, body, watched: Watched):
-        """The body of a watched response, step by step. Until its first part
-        is sent the clock counts from the request's arrival; from then on it
-        counts the wait for each next part (a silence), so an answer that
-        keeps sending is never cut, however long it lasts."""
-        # Watched.enter, leave and claim, inline: this runs for every part
-        # of every answer. Once the app has claimed the answer the claim is
-        # its for good, so it needs no lock to be read again.
-        clock = time.monotonic
-        try:
-            iterator = iter(body)
-            while True:
-                watched.since = clock()
-                try:
-                    data = next(iterator)
-                except StopIteration:
-                    return
-                finally:
-                    watched.used += clock() - watched.since
-                    watched.since = None
-                if watched.expired_at is not None:
-                    return  # cut, already
-                if watched.claimed_by != "app" and not watched.claim("app"):
-                    return  # answered 504 already
-                yield data
-                watched.used = 0.0
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-            self.end()
-
 
 class LoopWatch:
     """A greenlet notes the time every second; a real OS thread (gevent's
@@ -321,11 +240,11 @@ class LoopWatch:
         self.beat = time.monotonic()
 
     def start_once(self) -> None:
-        if self.pid == os.getpid():
+        if self.pid == ThisProcess.pid:
             return
         import gevent
         from gevent import monkey
-        self.pid = os.getpid()
+        self.pid = ThisProcess.pid
         self.beat = time.monotonic()
         gevent.spawn(self._beat)
         monkey.get_original("_thread", "start_new_thread")(self._watch, ())

@@ -38,14 +38,3 @@ def apply(environ, prefix: str, trust_header: bool) -> None:
     if path == prefix or path.startswith(prefix + "/"):
         environ["PATH_INFO"] = path[len(prefix):]
     environ["SCRIPT_NAME"] = prefix
-
-
-class Prefixed:
-    """The app, with apply() before each request (production)."""
-
-    def __init__(self, app, prefix: str, trust_header: bool = True):
-        self.app, self.prefix, self.trust_header = app, prefix, trust_header
-
-    def __call__(self, environ, start_response):
-        apply(environ, self.prefix, self.trust_header)
-        return self.app(environ, start_response)

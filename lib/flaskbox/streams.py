@@ -1,7 +1,7 @@
 """Long-lived responses in a uWSGI worker: streams and WebSockets.
 
 A stream is a response without a Content-Length (a generator, Server-Sent
-Events), which serve.py frames as chunked. flow() passes its chunks on as
+Events), which request.py frames as chunked. flow() passes its chunks on as
 the app yields them. An event stream (text/event-stream) is the one kind
 it ends early, cleanly, with the last chunk, since EventSource reconnects:
 
@@ -35,6 +35,7 @@ import time
 
 from .layout import STOP_STREAMS_SIGNAL
 from .log import log
+from .outbound import stalled
 
 # What supervise.sh sends each worker when the container stops (layout.py).
 # Ignored by default, so a worker with no handler yet (gevent's, before its
@@ -60,32 +61,6 @@ class StreamCut(StreamEnd):
     its last chunk, so the client and nginx's log see a cut."""
 
 
-class Stream:
-    def __init__(self, what: str, reply):
-        self.what = what
-        # framing.Reply, whose `chunked` start_response sets (a generator may
-        # call it at its first chunk): chunked, so a stream this module may end.
-        self.reply = reply
-        self.started = time.monotonic()
-        # Set while the app's generator runs: only then is StreamEnd raised
-        # into it; elsewhere the loop sees `reason` before the next chunk.
-        self.in_app = False
-        self.reason: str | None = None
-        self.thread = threading.get_ident()
-        self.greenlet = None
-        # Counted in the worker's metrics file (Open.publish).
-        self.published = False
-
-    @property
-    def chunked(self) -> bool:
-        return bool(self.reply.chunked)
-
-    @property
-    def endable(self) -> bool:
-        """Whether it may be ended early, cleanly: a chunked event stream."""
-        return self.chunked and self.reply.event_stream
-
-
 class WebSocket:
     """The connection of a request that asked for an Upgrade, for the app
     (environ["werkzeug.socket"], as Werkzeug's dev server provides it, which
@@ -104,7 +79,7 @@ class WebSocket:
         # Taken by uWSGI's own handshake (which sent the 101 itself).
         self.native = False
         # Called once, in the app's thread, as the app takes the connection
-        # (serve.py: REQUEST_TIMEOUT watches the request until then).
+        # (request.Request.let_go: REQUEST_TIMEOUT watches the request until then).
         self.on_take = None
         self.closed = False
         self.timer = None  # gevent: ends it at STREAM_MAX_DURATION
@@ -155,6 +130,14 @@ class WebSocket:
             return
         self._linger()
 
+    def done(self) -> None:
+        """The request is over: no longer counted, released, its timer gone."""
+        OPEN.websockets.pop(self.fd, None)
+        OPEN.publish()
+        self.release()
+        if self.timer is not None:
+            self.timer.kill(block=False)
+
     def _linger(self) -> None:
         """A lingering close: end our side (the client reads all we sent,
         then the end), read what the client still sends until it closes too
@@ -175,7 +158,7 @@ class Open:
     """The streams and WebSockets open in this worker."""
 
     def __init__(self):
-        self.streams: set[Stream] = set()
+        self.streams: set = set()  # request.Request, each a stream
         # By the request's connection fd (uWSGI's own handshake knows no more).
         self.websockets: dict[int, WebSocket] = {}
         self.stopping = False
@@ -217,7 +200,7 @@ class Open:
         """Streams (chunked) and WebSockets open now."""
         return sum(1 for stream in self.streams if stream.chunked) + len(self.websockets)
 
-    def end_all(self, reason: str) -> Stream | None:
+    def end_all(self, reason: str):
         """Ends every event stream and WebSocket (any other response goes on
         within the stop's or the reload's budget); returns the stream whose
         generator this thread is running, for the caller to raise into."""
@@ -317,14 +300,14 @@ class Limits:
         self.idle = idle
         self.most = most  # 0: no limit
 
-    def next(self, iterator, stream: Stream):
+    def next(self, iterator, stream):
         import gevent
         if not stream.chunked:
             return next(iterator)
         wait, reason = self.idle, f"nothing sent for STREAM_IDLE_TIMEOUT ({self.idle:g} s)"
         end = StreamEnd if stream.endable else StreamCut
         if self.most and stream.endable:
-            left = stream.started + self.most - time.monotonic()
+            left = stream.opened + self.most - time.monotonic()
             if left <= wait:
                 wait, reason = max(left, 0), f"STREAM_MAX_DURATION ({self.most:g} s) reached"
         with gevent.Timeout(wait, end(reason)):
@@ -339,55 +322,72 @@ class Limits:
             websocket.timer = gevent.spawn_later(self.most, websocket.end, reason)
 
 
-def flow(result, what: str, limits: Limits | None, reply):
-    """The body of a response as the app yields it: if reply.chunked says so
-    (start_response may come with the first chunk), each chunk framed as
-    chunked, then the last chunk if it ended normally or was ended here
-    (an event stream); a stream cut here (StreamCut) gets none."""
-    stream = Stream(what, reply)
+def flow(request, iterator):
+    """A stream's parts as uWSGI is to send them (the body of request.py's
+    Request, for an answer without a Content-Length, or whose start_response
+    comes with its first part): each framed as a chunk if request.chunked
+    says so, then the last chunk if the stream ended normally or was ended
+    here (an event stream); one cut (StreamCut, REQUEST_TIMEOUT, a reader
+    that stopped) gets none. With sync workers REQUEST_TIMEOUT's clock runs
+    while the app makes each part (request.py)."""
+    r = request
+    limits, watched = r.serve.limits, r.watched
+    r.reason, r.in_app, r.published, r.greenlet = None, False, False, None
+    r.opened, r.thread = time.monotonic(), threading.get_ident()
     if limits is not None:
         import gevent
-        stream.greenlet = gevent.getcurrent()
-    OPEN.streams.add(stream)
-    iterator = iter(result)
+        r.greenlet = gevent.getcurrent()
+    OPEN.streams.add(r)
     cut = False
     try:
-        while stream.reason is None:
+        while r.reason is None:
+            if watched:
+                r.since = time.monotonic()
             try:
-                stream.in_app = True
-                if stream.reason is not None:  # came just before the flag
-                    raise StreamEnd(stream.reason)
-                data = next(iterator) if limits is None else limits.next(iterator, stream)
+                r.in_app = True
+                if r.reason is not None:  # came just before the flag
+                    raise StreamEnd(r.reason)
+                data = next(iterator) if limits is None else limits.next(iterator, r)
             except StopIteration:
                 break
             except StreamCut as end:
-                stream.reason, cut = str(end), True
+                r.reason, cut = str(end), True
                 break
             except StreamEnd as end:
-                stream.reason = stream.reason or str(end)
+                r.reason = r.reason or str(end)
                 break
             finally:
-                stream.in_app = False
-            if not stream.chunked:
+                r.in_app = False
+                if watched:
+                    r.stop_clock()
+            if watched and not r.answering():
+                return  # past REQUEST_TIMEOUT: cut, or answered 504 already
+            if r.refused is not None:
+                # Its start_response came with its first part, past the
+                # stream limits: nothing of it was sent.
+                yield r.refused.body
+                return
+            if not r.chunked:
                 yield data
             elif data:
-                if not stream.published:
-                    stream.published = True
+                if not r.published:
+                    r.published = True
                     OPEN.publish()
-                yield reply.frame(data)
-        lasted = time.monotonic() - stream.started
+                if r.slot is not None and r.stalls and stalled(r.fd):
+                    r.stopped_reading()
+                    return
+                yield r.frame(data)
+            r.used = 0.0
+        lasted = time.monotonic() - r.opened
         if cut:
-            log(f"{what}: stream cut after {lasted:.0f} s (its client sees the cut, the access log says "
-                f"cut): {stream.reason}")
+            log(f"{r.what}: stream cut after {lasted:.0f} s (its client sees the cut, the access log says "
+                f"cut): {r.reason}")
             return
-        if stream.reason and not OPEN.stopping:
-            log(f"{what}: event stream ended cleanly after {lasted:.0f} s: {stream.reason}")
-        if stream.chunked:
-            yield reply.last_chunk()
+        if r.reason and not OPEN.stopping:
+            log(f"{r.what}: event stream ended cleanly after {lasted:.0f} s: {r.reason}")
+        if r.chunked and (not watched or r.answering()):
+            yield r.last_chunk()
     finally:
-        OPEN.streams.discard(stream)
-        if stream.published:
+        OPEN.streams.discard(r)
+        if r.published:
             OPEN.publish()
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()

@@ -3,8 +3,8 @@ It runs once, in the uWSGI master, before any worker is forked (lazy-apps
 is off): it reads the record of this start (record.py), imports the user's
 app (APP_MODULE, found as `flask run` finds it: discover.py) within
 IMPORT_TIMEOUT, writes nginx's static location from the app's own static
-folder (static.py), and wraps the app in what each request needs
-(serve.Serve, with outbound.py and unread.py around it): `application`.
+folder (static.py), and wraps the app in what each request needs, one
+layer: `application`, a serve.Serve (serve.GeventServe with gevent).
 
 Then it prepares the pool: it watches the workers being forked
 (forks.SpawnGuard) and hands them the app frozen out of the garbage
@@ -24,20 +24,18 @@ from . import (
     forks,
     importing,
     oom,
-    outbound,
     packages,
-    prefix,
     record,
     refused_writes,
     shadows,
     static,
     static_folders,
     streams,
-    unread,
 )
 from .layout import GEVENT, Generation, stream_slots
 from .log import error, warn
-from .serve import Serve
+from .outbound import Share
+from .serve import GeventServe, Serve
 from .spool import Spool
 
 try:  # only inside uWSGI
@@ -119,20 +117,20 @@ def from_record(settings: record.Record):
         os._exit(RUNTIME_UNWRITABLE)
     if settings["METRICS_PORT"]:
         streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
-    limits, slots = None, 0
+    # The processes and threads as uWSGI ended up with them (UWSGI_INI may
+    # set its own): `processes`, above.
+    common = {"spool": Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], processes),
+              "allowed_hosts": tuple(settings["ALLOWED_HOSTS"]), "url_prefix": settings["URL_PREFIX"],
+              "compressed": settings["COMPRESS_APP_RESPONSES"], "memory_cap": settings["WORKER_MAX_MEMORY"],
+              "connection_fd": uwsgi.connection_fd, "worker_id": uwsgi.worker_id}
+    timeout = float(settings["REQUEST_TIMEOUT"])
     if settings["WORKER_CLASS"] == GEVENT:
         limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]),
                                 float(settings["STREAM_MAX_DURATION"]))
-        slots = stream_slots(settings["WORKER_CONNECTIONS"])
-    # The processes as uWSGI ended up with them: UWSGI_INI may set its own.
-    spool = Spool(settings["RUNTIME_DIR"], settings["RESPONSE_SPACE"], processes)
-    # URL_PREFIX or a trusted proxy's X-Forwarded-Prefix, as SCRIPT_NAME.
-    app = prefix.Prefixed(found.app, settings["URL_PREFIX"])
-    serve = Serve(app, float(settings["REQUEST_TIMEOUT"]), limits, slots, spool,
-                  tuple(settings["ALLOWED_HOSTS"]), settings["WORKER_MAX_MEMORY"])
-    # Vary, and sync's share of threads per client for answers at its pace;
-    # outermost, the rest of a body the app did not read is read (unread.py).
-    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))
+        return GeventServe(found.app, timeout, limits, stream_slots(settings["WORKER_CONNECTIONS"]), **common)
+    if settings["CLIENT_STREAM_SHARE"] < 100:
+        common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, int(uwsgi_option("threads", "1")))
+    return Serve(found.app, timeout, **common)
 
 
 def prepare_the_pool(settings: record.Record) -> None:
@@ -141,7 +139,13 @@ def prepare_the_pool(settings: record.Record) -> None:
     reach; three rounds of every worker failing is a pool that cannot stay
     up; a sync worker handles the stop signal from its start (gevent's does
     so on its first request, once its loop runs)."""
-    if uwsgi is None or uwsgi.worker_id() != 0:
+    if uwsgi is None:
+        return
+    if not uwsgi.masterpid():
+        # A lone worker, with no master to fork it (bench/prices.py counts
+        # one so): it starts as a forked one does, the app frozen.
+        gc.freeze()
+    if uwsgi.worker_id() != 0:
         return
     processes = int(uwsgi_option("processes", "1"))
     metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None

@@ -166,9 +166,9 @@ SETTINGS: tuple[Setting, ...] = (
              "still running 504 (its worker is replaced once its other requests end), a stream gone silent "
              "is cut (visibly). An answer that keeps sending is never cut by it."),
         enforced=(
-            "serve.Serve.__call__ (sync: 503 for a request queued past it)",
+            "serve.Serve.waited_long (sync: 503 for a request queued past it)",
             "guards.Watchdog (sync: 504, then the worker is replaced)",
-            "serve.Serve._call_app (gevent: 504)",
+            "serve.GeventServe.run (gevent: 504)",
             "guards.LoopWatch (gevent: a loop blocked past it)",
             "wsgi.from_record",
             "settings.resolve._upstream_timeout",

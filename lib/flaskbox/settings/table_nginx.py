@@ -78,7 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
              "that go at its pace (streams, Server-Sent Events, WebSockets); beyond, 503 with "
              "`Retry-After` ([production.md](production.md#slow-readers-and-open-streams))."),
         enforced=(
-            "outbound.wrap",
+            "wsgi.from_record",
             "outbound.Share (503 past it)",
             "settings.resolve._check_worker_class (gevent: refused)",
         ),
@@ -111,7 +111,7 @@ SETTINGS: tuple[Setting, ...] = (
             "nginx.conf: proxy_max_temp_file_size",
             "wsgi.from_record",
             "spool.Spool.admits",
-            "serve.Serve._spooling (X-Accel-Buffering: no when it is full)",
+            "request.Request._spooling (X-Accel-Buffering: no when it is full)",
         ),
     ),
 )

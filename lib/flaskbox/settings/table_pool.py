@@ -22,7 +22,7 @@ SETTINGS: tuple[Setting, ...] = (
             "wsgi.from_record (gevent: streams.Limits and the stream slots)",
             "wsgi.prepare_the_pool (sync: the stop signal's handler from the fork)",
             "serve.Serve (guards.Watchdog with sync, guards.LoopWatch with gevent)",
-            "outbound.wrap (sync: CLIENT_STREAM_SHARE)",
+            "wsgi.from_record (sync: CLIENT_STREAM_SHARE)",
             "metrics.main (metrics.Collector)",
             "__main__.checked (packages.notes: gevent installed, nothing in conflict)",
             "__main__.cmd_check_app (gevent's site on the path)",
@@ -114,7 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc="`gevent` only: requests, streams and WebSockets each process holds at once.",
         enforced=(
             "app.ini: gevent = ${WORKER_CONNECTIONS}",
-            "wsgi.from_record (layout.stream_slots: serve.Serve.full)",
+            "wsgi.from_record (layout.stream_slots: serve.GeventServe.full)",
             "settings.resolve.GEVENT_ONLY (refused with sync)",
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: defaults.capacity)",
         ),

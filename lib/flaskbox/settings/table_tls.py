@@ -83,8 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "outbound.template_values (APP_GZIP)",
             "nginx.conf: gzip ${APP_GZIP}",
-            "outbound.wrap",
-            "outbound.Outbound (Vary: Accept-Encoding)",
+            "wsgi.from_record",
+            "request.Request.start_response (Vary: Accept-Encoding)",
         ),
     ),
     Setting(

@@ -68,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
             "render.trusted_proxies",
             "nginx.conf: trusted-proxies.conf (geo $flaskbox_trusted)",
             "nginx.conf: real-ip.conf (set_real_ip_from)",
-            "prelude.take_peer (the trust flag nginx sends)",
+            "request.Request (the trust flag nginx sends)",
             "forwarded.apply (a trusted proxy's forwarded headers believed)",
         ),
     ),
