@@ -80,12 +80,13 @@ def test_blueprint_folders_are_served_by_nginx_and_misses_by_the_app(served):
     assert missing.status == 404 and "<center>nginx</center>" not in missing.text  # Flask's own 404
     ids = [resp.headers["x-request-id"] for resp in (admin, fab, missing)]
 
-    def logged() -> list[str]:
-        return [line for line in docker("logs", served.name).stdout.splitlines()
-                if any(f" id={request_id} " in line for request_id in ids)]
+    def logged() -> dict[str, str]:
+        return {request_id: line for line in docker("logs", served.name).stdout.splitlines()
+                for request_id in ids if f" id={request_id} " in line}
 
     served.wait_until(lambda: len(logged()) == 3, "the three requests in the access log")
-    files, miss = logged()[:2], logged()[2]
+    lines = logged()
+    files, miss = [lines[ids[0]], lines[ids[1]]], lines[ids[2]]
     # No upstream: nginx sent the files (ut=-); the app answered the miss.
     assert all('" 200 ' in line and " ut=- " in line for line in files), files
     assert '" 404 ' in miss and " ut=- " not in miss, miss
