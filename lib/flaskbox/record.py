@@ -1,7 +1,8 @@
-"""The settings of this start, resolved once (`python3 -m flaskbox resolve`,
-after the hooks) and kept in RUNTIME_DIR/settings.json: render, the uWSGI
-master (wsgi.py), the dev server (debug.py) and the health check read
-them from there, typed, instead of parsing the environment again.
+"""The settings of this start, resolved once (`python3 -m flaskbox prepare`,
+after the hooks) and kept in RUNTIME_DIR/settings.json: render, the
+arbiter, the uWSGI master (wsgi.py), the dev server (debug.py), the helpers
+and the health check read them from there, typed, instead of parsing the
+environment again.
 
 Only RUNTIME_DIR itself comes from the environment, to find the record:
 the user's value (or a hook's export, which the servers inherit) or the
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .layout import Runtime
@@ -24,6 +25,10 @@ class Record:
     values: dict[str, Any]   # each setting, typed by its form (int, bool, list, text)
     text: dict[str, str]     # each setting as the configs spell it (10m, 0, a list's text)
     derived: dict[str, str]  # the numbers the configs need that follow from the settings
+    # The user's own uWSGI options, as uwsgi.ini ends with them: UWSGI_INI's
+    # (what flaskbox owns or names the app left out) and UWSGI_<OPTION>
+    # variables', each a list of [option, value].
+    uwsgi: dict[str, list[list[str]]] = field(default_factory=lambda: {"ini": [], "env": []})
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -44,4 +49,4 @@ def write(record: Record, place: Runtime) -> None:
 def load(place: Runtime | None = None) -> Record:
     """The record of this start; OSError or ValueError when there is none."""
     data = json.loads((place or runtime()).record.read_text())
-    return Record(data["mode"], data["values"], data["text"], data["derived"])
+    return Record(data["mode"], data["values"], data["text"], data["derived"], data["uwsgi"])

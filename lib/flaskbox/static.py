@@ -1,7 +1,8 @@
-"""nginx's location for static files, rendered from the record in one way
-wherever it is written: at start (render.py), before the app is loaded,
-and by the uWSGI master once the loaded app has said where its static
-folder is (wsgi.py); the entry-point checks it with `nginx -t` then.
+"""nginx's location for static files, rendered from the record by one
+function whatever triggers it: at start (render.py), before the app is
+loaded, and by the arbiter once a generation's loaded app has said where
+its static folder is (wsgi.py writes it; arbiter/nginx.py installs the
+location, judged with `nginx -t`).
 
 STATIC_URL and STATIC_PATH win where set; else the Flask app's own static
 folder and URL; else STATIC_URL_FALLBACK from STATIC_PATH_FALLBACK."""

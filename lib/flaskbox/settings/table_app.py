@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import discover
-from ..layout import DEBUG, MODES, PRODUCTION
+from ..layout import DEBUG, MODES, PRODUCTION, STOP_TIMEOUT_LEAST, STOP_TIMEOUT_SECONDS, Runtime, stop_drain
 from .forms import absolute_path, app_module, one_of, readable_file, size_bytes, strip_slash, whole
 from .setting import Setting
 
@@ -50,8 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "RUNTIME_DIR",
-        default="/tmp/flaskbox",
-        form="an absolute directory such as /tmp/flaskbox",
+        default=Runtime.DEFAULT,
+        form=f"an absolute directory such as {Runtime.DEFAULT}",
         parse=absolute_path,
         doc="Where the image writes its runtime files; must be writable.",
         normalize=strip_slash,
@@ -193,6 +193,25 @@ SETTINGS: tuple[Setting, ...] = (
             "lib/supervise/reload.sh: _reload_uwsgi (said in the log)",
             "settings.resolve.derived (WORKER_RELOAD_MERCY)",
             "app.ini: worker-reload-mercy",
+        ),
+    ),
+    Setting(
+        "STOP_TIMEOUT",
+        # Docker's own grace period (docker stop's -t, --stop-timeout), so
+        # that a stop ends before docker's SIGKILL unless told otherwise.
+        default=str(STOP_TIMEOUT_SECONDS),
+        form=f"a whole number of seconds from {STOP_TIMEOUT_LEAST} to 86400",
+        parse=whole(STOP_TIMEOUT_LEAST, 86400),
+        doc=("Seconds a stop may take: the same number as the orchestrator's grace period before its "
+             "SIGKILL (`docker stop -t` or `--stop-timeout`, Compose's and Swarm's `stop_grace_period`, "
+             "Kubernetes' `terminationGracePeriodSeconds` less a preStop hook's sleep). nginx drains the "
+             f"requests in flight for all of it but {STOP_TIMEOUT_SECONDS - stop_drain(STOP_TIMEOUT_SECONDS)} "
+             "s, which uWSGI and the exit take, and the container ends on its own before the SIGKILL "
+             "([production.md](production.md#stopping))."),
+        enforced=(
+            "settings.resolve.derived (STOP_DRAIN_SECONDS)",
+            "nginx.conf: worker_shutdown_timeout (STOP_DRAIN_SECONDS)",
+            "arbiter.stop.Stop (the stop's deadlines)",
         ),
     ),
 )

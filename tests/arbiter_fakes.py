@@ -1,0 +1,323 @@
+"""A fake operating system for the arbiter (lib/flaskbox/arbiter/), so that
+its lifecycle runs in process, in milliseconds: a clock that jumps to the
+next thing that happens, and processes that follow a script (a uWSGI
+master that imports for a while, holds requests, stops when told, or not;
+nginx that drains; helpers that start and die). Files are real, in a
+temporary RUNTIME_DIR: the marks the fake servers leave are the ones the
+real ones do (a generation's `ready`, nginx's pid file).
+
+    system = FakeSystem(tmp_path)
+    arbiter = system.arbiter(TIMEOUT=..., env={...})
+    system.run_until(lambda: ..., limit=60)   # turns of the loop
+
+What a test does to the processes (a signal to PID 1, a kill -9, a request
+that ends at some time) it schedules at a time of the fake clock."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fake_host import resolve
+from helpers import REPO
+from flaskbox.arbiter.arbiter import Arbiter
+from flaskbox.arbiter.loop import Child
+
+# How long a killed process takes to become a zombie: the window in which
+# the kernel shows it exiting (PF_EXITING) and its pool cannot be read.
+EXIT_LAG = 0.01
+
+
+class Process:
+    """A fake process: its argv, and what it does on each signal."""
+
+    def __init__(self, system: FakeSystem, pid: int, argv: list[str]):
+        self.system, self.pid, self.argv = system, pid, argv
+        self.status: int | None = None
+        self.exiting = False
+        self.signals: list[tuple[float, str]] = []
+        self.stopped = False  # SIGSTOP: signals other than SIGKILL wait
+        self.children: list[Process] = []
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+    def started(self) -> None:
+        """What it does once started."""
+
+    def signalled(self, number: int) -> None:
+        """What it does on a signal other than SIGKILL (default: dies of it)."""
+        if number not in (signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH):
+            self.exit(128 + number)
+
+    def exit(self, status: int, lag: float = 0.0) -> None:
+        """Ends with status, a zombie after lag seconds (exiting meanwhile)."""
+        if self.status is not None or self.exiting:
+            return
+        self.exiting = True
+        self.system.after(lag, lambda: self._gone(status))
+
+    def _gone(self, status: int) -> None:
+        self.status = status
+        self.system.ended.append(self)
+        for child in self.children:
+            # uWSGI's no-orphans: the workers die with their master.
+            child.exit(128 + signal.SIGKILL)
+
+
+class Command(Process):
+    """A command that ends by itself: `nginx -t` (exit code per the test)."""
+
+    def started(self) -> None:
+        self.exit(self.system.nginx_test_status(), lag=0.05)
+
+
+class Master(Process):
+    """A uWSGI master: imports for a while, then its workers accept."""
+
+    def started(self) -> None:
+        self.dir = Path(next(arg for arg in self.argv if arg.startswith("flaskbox_generation=")).split("=", 1)[1])
+        self.number = int(self.dir.name[1:])
+        self.script = self.system.masters.get(self.number, MasterScript())
+        self.requests: list[float] = []  # when each request in flight ends
+        self.workers = [self.system.process(["flaskbox uWSGI worker"], parent=self) for _ in range(2)]
+        if self.script.fails_with is not None:
+            self.system.after(self.script.import_seconds, self._fail)
+        elif self.script.import_seconds is not None:
+            self.system.after(self.script.import_seconds, self._ready)
+
+    def _fail(self) -> None:
+        if self.script.stacks:
+            (self.dir / "import-stacks").write_text(self.script.stacks)
+        self.exit(self.script.fails_with)
+
+    def _ready(self) -> None:
+        if self.status is None and not self.exiting:
+            (self.dir / "app.json").write_text(json.dumps(self.script.app))
+            (self.dir / "ready").touch()
+
+    def holds(self) -> int:
+        return sum(1 for end in self.requests if end > self.system.now())
+
+    def signalled(self, number: int) -> None:
+        if number == signal.SIGTERM and self.script.stops_after is not None:
+            # A graceful stop: idle workers exit, busy ones finish first.
+            self.exit(0, lag=max([self.script.stops_after, *(end - self.system.now() for end in self.requests)]))
+        elif number not in (signal.SIGTERM, signal.SIGURG):
+            super().signalled(number)
+
+
+@dataclass
+class MasterScript:
+    import_seconds: float | None = 1.0  # None: imports for ever
+    fails_with: int | None = None       # exits with this code after import_seconds
+    stacks: str = ""                    # import-stacks written as it fails
+    stops_after: float | None = 0.1     # None: never stops on SIGTERM (a slow master)
+    app: dict = field(default_factory=lambda: {"flask": True, "static_folder": "/app/static",
+                                               "static_url_path": "/static"})
+
+
+class Nginx(Process):
+    def started(self) -> None:
+        if self.system.nginx_fails_with is not None:
+            self.exit(self.system.nginx_fails_with, lag=0.05)
+            return
+        self.reloads = 0
+        self.workers = [self.system.process(["nginx: worker process"], parent=self) for _ in range(2)]
+        # Its workers outlive it (PID 1 adopts them): not uWSGI's no-orphans.
+        self.children = []
+        self.system.after(0.05, lambda: self.system.runtime.nginx_pid.write_text(f"{self.pid}\n"))
+
+    def signalled(self, number: int) -> None:
+        if number == signal.SIGQUIT:
+            if self.system.nginx_drains is not None:
+                self.exit(0, lag=self.system.nginx_drains)
+        elif number == signal.SIGHUP:
+            self.reloads += 1
+        else:
+            super().signalled(number)
+
+
+class Helper(Process):
+    def started(self) -> None:
+        if self.argv[-1] == "metrics":
+            if self.system.metrics_fails:
+                self.exit(1, lag=0.05)
+            else:
+                self.system.after(0.05, lambda: self.system.runtime.metrics_ready.touch())
+
+
+class FakeSystem:
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.clock = 0.0
+        self.pid = 1
+        self._events: list = []
+        self._order = itertools.count()
+        self._pids = itertools.count(100)
+        self.processes: dict[int, Process] = {}
+        self.ended: list[Process] = []
+        self.queued: list[int] = []
+        self.masters: dict[int, MasterScript] = {}
+        self.nginx_test_statuses: list[int] = []
+        self.nginx_fails_with: int | None = None
+        self.nginx_drains: float | None = 0.05   # None: ignores SIGQUIT
+        self.metrics_fails = False
+        self.oom = 0
+        self.free_pids: int | None = None
+        self.spawned: list[list[str]] = []
+        self.turns = 0
+
+    # --- the test's side -----------------------------------------------------------------------
+    def arbiter(self, env: dict[str, str] | None = None, relay=None) -> Arbiter:
+        resolved = resolve({"RUNTIME_DIR": str(self.tmp_path / "run"), **(env or {})})
+        self.runtime_dir = Path(resolved.values["RUNTIME_DIR"])
+        (self.runtime_dir / "nginx").mkdir(parents=True, exist_ok=True)
+        (self.runtime_dir / "nginx" / "static.conf").write_text("# before the app\n")
+        (self.runtime_dir / "metrics").mkdir(exist_ok=True)
+        self.record = resolved.record()
+        self.the_arbiter = Arbiter(self, self.record, {"PATH": "/usr/bin", "UWSGI_X": "1"}, relay, REPO)
+        self.runtime = self.the_arbiter.runtime
+        return self.the_arbiter
+
+    def at(self, when: float, action) -> None:
+        heapq.heappush(self._events, (when, next(self._order), action))
+
+    def after(self, seconds: float, action) -> None:
+        self.at(self.clock + seconds, action)
+
+    def send(self, when: float, number: int) -> None:
+        """A signal to PID 1 at `when`."""
+        self.at(when, lambda: self.queued.append(number))
+
+    def run_until(self, done, limit: float = 120.0) -> float:
+        """Turns of the arbiter's loop until done() or its exit; the clock then."""
+        arbiter = self.the_arbiter
+        if not getattr(self, "_started", False):
+            self._started = True
+            arbiter.start()
+        while not done() and arbiter.exit_code is None:
+            if self.clock > limit:
+                raise AssertionError(f"still waiting at {self.clock:.2f} s")
+            arbiter.loop.turn(arbiter.on_signal)
+        return self.clock
+
+    def run_to_exit(self, limit: float = 120.0) -> int:
+        self.run_until(lambda: False, limit)
+        return self.the_arbiter.exit_code
+
+    def named(self, prefix: str) -> list[Process]:
+        return [process for process in self.processes.values()
+                if process.command.startswith(prefix) and process.status is None]
+
+    def master(self, number: int) -> Master:
+        return next(process for process in self.processes.values()
+                    if isinstance(process, Master) and process.number == number)
+
+    def nginx(self) -> Nginx:
+        return next(process for process in self.processes.values() if isinstance(process, Nginx))
+
+    def nginx_test_status(self) -> int:
+        return self.nginx_test_statuses.pop(0) if self.nginx_test_statuses else 0
+
+    def process(self, argv: list[str], parent: Process | None = None) -> Process:
+        kind = Process
+        if argv[0] == "uwsgi":
+            kind = Master
+        elif argv[:2] == ["nginx", "-t"]:
+            kind = Command
+        elif argv[0] == "nginx":
+            kind = Nginx
+        elif argv[0] == "python3":
+            kind = Helper
+        process = kind(self, next(self._pids), argv)
+        self.processes[process.pid] = process
+        if parent is not None:
+            parent.children.append(process)
+        process.started()
+        return process
+
+    # --- what the arbiter sees (system.System's interface) -------------------------------------
+    def now(self) -> float:
+        return self.clock
+
+    def wait(self, timeout: float | None) -> list[int]:
+        self.turns += 1
+        if not self.queued and not self.ended:
+            until = self.clock + timeout if timeout is not None else None
+            if self._events and (until is None or self._events[0][0] <= until):
+                until = self._events[0][0]
+            if until is None:
+                raise AssertionError("the arbiter waits for nothing: it would wait for ever")
+            self.clock = max(self.clock, until)
+            while self._events and self._events[0][0] <= self.clock:
+                heapq.heappop(self._events)[2]()
+        taken, self.queued = self.queued, []
+        return taken
+
+    def spawn(self, argv, env=None, stdin=None, stdout=None, stderr=None) -> int:
+        self.spawned.append(argv)
+        return self.process(argv).pid
+
+    def kill(self, pid: int, number: int) -> None:
+        process = self.processes.get(pid)
+        if process is None or process.status is not None:
+            return
+        process.signals.append((self.clock, signal.Signals(number).name))
+        if number == signal.SIGKILL:
+            process.exit(128 + signal.SIGKILL, lag=EXIT_LAG)
+        elif number == signal.SIGSTOP:
+            process.stopped = True
+        elif not process.stopped:
+            process.signalled(number)
+
+    def reap(self) -> list[tuple[int, int]]:
+        ended, self.ended = self.ended, []
+        return [(process.pid, process.status) for process in ended]
+
+    def running(self, pid: int) -> bool:
+        process = self.processes.get(pid)
+        return process is not None and process.status is None and not process.exiting
+
+    def children(self, pid: int) -> list[int]:
+        if pid == self.pid:
+            # PID 1's: what it started, and the orphans handed to it.
+            return [p.pid for p in self.processes.values() if p.status is None and not self._has_parent(p)]
+        process = self.processes.get(pid)
+        return [child.pid for child in process.children if child.status is None] if process else []
+
+    def _has_parent(self, process: Process) -> bool:
+        return any(process in other.children and other.status is None and not other.exiting
+                   for other in self.processes.values())
+
+    def command(self, pid: int) -> str:
+        process = self.processes.get(pid)
+        return process.command if process and process.status is None else ""
+
+    def holds(self, files, master: int) -> int | None:
+        process = self.processes.get(master)
+        if not self.running(master):
+            return None
+        return process.holds()
+
+    def busy(self, folder, pids: list[int]) -> list[int]:
+        return [pid for pid in pids if getattr(self.processes[pid], "busy", False)]
+
+    def oom_kills(self) -> int | None:
+        return self.oom
+
+    def pids_free(self) -> int | None:
+        return self.free_pids
+
+
+def lines(capsys) -> list[str]:
+    """flaskbox's lines on stderr so far."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("flaskbox:")]
+
+
+__all__ = ["Child", "FakeSystem", "MasterScript", "lines"]
