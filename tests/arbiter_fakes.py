@@ -78,14 +78,16 @@ class Command(Process):
 
 
 class Master(Process):
-    """A uWSGI master: imports for a while, then its workers accept."""
+    """A uWSGI master: imports for a while, then its workers accept; each
+    request a test gives it runs on a worker until its end."""
 
     def started(self) -> None:
         self.dir = Path(next(arg for arg in self.argv if arg.startswith("flaskbox_generation=")).split("=", 1)[1])
         self.number = int(self.dir.name[1:])
         self.script = self.system.masters.get(self.number, MasterScript())
-        self.requests: list[float] = []  # when each request in flight ends
+        self.requests: dict[int, float] = {}  # worker pid -> when its request ends
         self.workers = [self.system.process(["flaskbox uWSGI worker"], parent=self) for _ in range(2)]
+        self.terminating = False
         if self.script.fails_with is not None:
             self.system.after(self.script.import_seconds, self._fail)
         elif self.script.import_seconds is not None:
@@ -101,15 +103,35 @@ class Master(Process):
             (self.dir / "app.json").write_text(json.dumps(self.script.app))
             (self.dir / "ready").touch()
 
+    def request(self, seconds: float) -> Process:
+        """A request on a free worker, for `seconds` (float("inf"): stuck)."""
+        worker = next(worker for worker in self.workers if worker.status is None and not self.busy(worker))
+        self.requests[worker.pid] = self.system.now() + seconds
+        return worker
+
+    def busy(self, worker: Process) -> bool:
+        return (worker.status is None and not worker.exiting
+                and self.requests.get(worker.pid, 0) > self.system.now())
+
     def holds(self) -> int:
-        return sum(1 for end in self.requests if end > self.system.now())
+        return sum(1 for worker in self.workers if self.busy(worker))
 
     def signalled(self, number: int) -> None:
-        if number == signal.SIGTERM and self.script.stops_after is not None:
-            # A graceful stop: idle workers exit, busy ones finish first.
-            self.exit(0, lag=max([self.script.stops_after, *(end - self.system.now() for end in self.requests)]))
-        elif number not in (signal.SIGTERM, signal.SIGURG):
+        if number == signal.SIGTERM:
+            if not self.terminating:
+                self.terminating = True
+                self._stop_when_idle()
+        elif number != signal.SIGURG:
             super().signalled(number)
+
+    def _stop_when_idle(self) -> None:
+        """A graceful stop: the idle workers exit, the busy ones once done."""
+        if self.status is not None or self.exiting:
+            return
+        if self.holds() == 0 and self.script.stops_after is not None:
+            self.exit(0, lag=self.script.stops_after)
+        else:
+            self.system.after(0.05, self._stop_when_idle)
 
 
 @dataclass
@@ -117,7 +139,7 @@ class MasterScript:
     import_seconds: float | None = 1.0  # None: imports for ever
     fails_with: int | None = None       # exits with this code after import_seconds
     stacks: str = ""                    # import-stacks written as it fails
-    stops_after: float | None = 0.1     # None: never stops on SIGTERM (a slow master)
+    stops_after: float | None = 0.1     # once idle after SIGTERM; None: never (a slow master)
     app: dict = field(default_factory=lambda: {"flask": True, "static_folder": "/app/static",
                                                "static_url_path": "/static"})
 
@@ -135,8 +157,12 @@ class Nginx(Process):
 
     def signalled(self, number: int) -> None:
         if number == signal.SIGQUIT:
-            if self.system.nginx_drains is not None:
-                self.exit(0, lag=self.system.nginx_drains)
+            # It drains what it proxies, for worker_shutdown_timeout at most.
+            if not self.system.nginx_stuck:
+                now = self.system.now()
+                ends = [end for master in self.system.masters_running() for end in master.requests.values()]
+                drain = int(self.system.record.derived["STOP_DRAIN_SECONDS"])
+                self.exit(0, lag=min(max([now, *ends]) - now, drain) + 0.05)
         elif number == signal.SIGHUP:
             self.reloads += 1
         else:
@@ -166,12 +192,13 @@ class FakeSystem:
         self.masters: dict[int, MasterScript] = {}
         self.nginx_test_statuses: list[int] = []
         self.nginx_fails_with: int | None = None
-        self.nginx_drains: float | None = 0.05   # None: ignores SIGQUIT
+        self.nginx_stuck = False  # ignores SIGQUIT
         self.metrics_fails = False
         self.oom = 0
         self.free_pids: int | None = None
         self.spawned: list[list[str]] = []
         self.turns = 0
+        self.delivered = 0  # signals PID 1 has taken
 
     # --- the test's side -----------------------------------------------------------------------
     def arbiter(self, env: dict[str, str] | None = None, relay=None) -> Arbiter:
@@ -213,11 +240,14 @@ class FakeSystem:
 
     def named(self, prefix: str) -> list[Process]:
         return [process for process in self.processes.values()
-                if process.command.startswith(prefix) and process.status is None]
+                if process.command.startswith(prefix) and process.status is None and not process.exiting]
 
     def master(self, number: int) -> Master:
         return next(process for process in self.processes.values()
                     if isinstance(process, Master) and process.number == number)
+
+    def masters_running(self) -> list[Master]:
+        return [process for process in self.processes.values() if isinstance(process, Master) and process.status is None]
 
     def nginx(self) -> Nginx:
         return next(process for process in self.processes.values() if isinstance(process, Nginx))
@@ -253,11 +283,12 @@ class FakeSystem:
             if self._events and (until is None or self._events[0][0] <= until):
                 until = self._events[0][0]
             if until is None:
-                raise AssertionError("the arbiter waits for nothing: it would wait for ever")
+                until = self.clock + 1.0  # it waits for ever: a second of it
             self.clock = max(self.clock, until)
             while self._events and self._events[0][0] <= self.clock:
                 heapq.heappop(self._events)[2]()
         taken, self.queued = self.queued, []
+        self.delivered += len(taken)
         return taken
 
     def spawn(self, argv, env=None, stdin=None, stdout=None, stderr=None) -> int:
@@ -306,7 +337,9 @@ class FakeSystem:
         return process.holds()
 
     def busy(self, folder, pids: list[int]) -> list[int]:
-        return [pid for pid in pids if getattr(self.processes[pid], "busy", False)]
+        masters = [process for process in self.processes.values() if isinstance(process, Master)]
+        return [pid for pid in pids
+                if any(master.busy(self.processes[pid]) for master in masters if self.processes[pid] in master.workers)]
 
     def oom_kills(self) -> int | None:
         return self.oom

@@ -74,9 +74,9 @@ def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args,
     # A large CPU weight: the budget is the image's stop, not the neighbours' load.
     c = containers.run(*mode_args, docker_args=(*mounts, "--cpu-shares", "10240"))
     idle(c, mode_args)
-    # Production: the entry-point supervises as PID 1; debug mode: tini
-    # forwards the stop to the dev server.
-    expected = "tini -- python -m flaskbox.debug" if mode_args else "bash /usr/local/bin/entry-point.sh"
+    # Production: the arbiter the entry-point execs supervises as PID 1;
+    # debug mode: tini forwards the stop to the dev server.
+    expected = "tini -- python -m flaskbox.debug" if mode_args else "python3 -I -m flaskbox.arbiter"
     assert pid1_command(c).startswith(expected), pid1_command(c)
     since = time.time()
     timed_stop(c)

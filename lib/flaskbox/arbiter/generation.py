@@ -237,6 +237,8 @@ class Generation:
         """A start that will not serve: its master killed at once."""
         self._cancel()
         self.state, self._then = STOPPING, gone
+        if self.master.running:
+            self.master.killed = True
         self.loop.signal([self.master], signal.SIGKILL)
 
     def _kill_workers(self) -> None:
@@ -273,10 +275,11 @@ class Generation:
         self._cancel()
         state, then = self.state, self._then
         self.state = GONE
+        status = self._load_failed(child) if state == STARTING else child.status
         if state != SERVING:
             shutil.rmtree(self.files.dir, ignore_errors=True)
         if state == STARTING:
-            then(self, self._load_failed(child))
+            then(self, status)
         elif state == SERVING:
             then(self, child)
         elif state == RETIRING:

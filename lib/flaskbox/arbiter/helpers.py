@@ -71,6 +71,7 @@ class Helpers:
         watcher = Helper("the certificate watcher", "tls-watch", "serving", arbiter) if settings["TLS_CERT"] \
             else None
         self.all = [helper for helper in (self.relay, self.metrics, watcher) if helper is not None]
+        self.last = False  # the relay has its last lines: nothing starts again
         if self.relay is not None:
             self.relay.child = self.loop.adopt(self.relay.name, self.relay.pid, self._died)
 
@@ -80,7 +81,9 @@ class Helpers:
                 self._start(helper)
 
     def _start(self, helper: Helper) -> None:
-        if self.arbiter.stopping:
+        # During a stop only the relay: the stop's lines, and the requests'
+        # it drains, must reach the log.
+        if self.arbiter.stopping and helper is not self.relay or self.last:
             return
         helper.before_start()
         try:
@@ -91,12 +94,12 @@ class Helpers:
 
     def _died(self, child: Child) -> None:
         helper = next(helper for helper in self.all if helper.child is child)
-        if self.arbiter.stopping or not self.arbiter.helper_ended(helper, child):
+        if self.last or not self.arbiter.helper_ended(helper, child):
             return
         if helper is self.relay:
             self._start(helper)
             error(f"the JSON log relay exited with code {child.status}; started again")
-        else:
+        elif not self.arbiter.stopping:
             error(f"{helper.name.removeprefix('the ')} exited with code {child.status}; starting it again")
             self.loop.after(RESTART_AFTER, lambda: self._start(helper))
 
@@ -129,7 +132,7 @@ class Helpers:
         """The container ends: the relay gets the last lines. The arbiter's
         ends of its pipe close, and it writes what it still holds, sees the
         end and exits; gone() then, or after 2 s at the most."""
-        relay = self.relay
+        relay, self.last = self.relay, True
         if relay is None or relay.child is None or not relay.child.running:
             return gone()
         devnull = os.open(os.devnull, os.O_WRONLY)
