@@ -86,7 +86,7 @@ class Master(Process):
         self.number = int(self.dir.name[1:])
         self.script = self.system.masters.get(self.number, MasterScript())
         self.requests: dict[int, float] = {}  # worker pid -> when its request ends
-        self.workers = [self.system.process(["flaskbox uWSGI worker"], parent=self) for _ in range(2)]
+        self.workers = [self.system.process(["flaskbox uWSGI worker"], parent=self) for _ in range(4)]
         self.terminating = False
         if self.script.fails_with is not None:
             self.system.after(self.script.import_seconds, self._fail)
@@ -199,6 +199,8 @@ class FakeSystem:
         self.spawned: list[list[str]] = []
         self.turns = 0
         self.delivered = 0  # signals PID 1 has taken
+        self.reads: list[float] = []  # when a retiring pool was read
+        self.during_read = None
 
     # --- the test's side -----------------------------------------------------------------------
     def arbiter(self, env: dict[str, str] | None = None, relay=None) -> Arbiter:
@@ -331,10 +333,16 @@ class FakeSystem:
         return process.command if process and process.status is None else ""
 
     def holds(self, files, master: int) -> int | None:
+        """As kernel.holds: a reading counts only if its master ran before
+        and after it (during_read: what happens while the pool is read)."""
         process = self.processes.get(master)
         if not self.running(master):
             return None
-        return process.holds()
+        held = process.holds()
+        self.reads.append(self.clock)
+        if self.during_read is not None:
+            self.during_read()
+        return held if self.running(master) else None
 
     def busy(self, folder, pids: list[int]) -> list[int]:
         masters = [process for process in self.processes.values() if isinstance(process, Master)]

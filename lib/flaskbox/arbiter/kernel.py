@@ -24,9 +24,14 @@ PF_EXITING = 0x4
 def running(pid: int) -> bool:
     """Running: neither a zombie nor on its way out (PF_EXITING)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat_running(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return False
+
+
+def stat_running(stat: str) -> bool:
+    """What /proc/PID/stat says: its state (the field after the command
+    name, which may hold spaces and parentheses), then its flags, 6 later."""
     fields = stat.rpartition(") ")[2].split()
     return fields[0] not in ("Z", "X") and not int(fields[6]) & PF_EXITING
 
