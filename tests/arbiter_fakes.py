@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fake_host import resolve
-from helpers import REPO
 from flaskbox.arbiter.arbiter import Arbiter
 from flaskbox.arbiter.loop import Child
+from helpers import REPO
 
 # How long a killed process takes to become a zombie: the window in which
 # the kernel shows it exiting (PF_EXITING) and its pool cannot be read.
@@ -82,7 +82,8 @@ class Master(Process):
     request a test gives it runs on a worker until its end."""
 
     def started(self) -> None:
-        self.dir = Path(next(arg for arg in self.argv if arg.startswith("flaskbox_generation=")).split("=", 1)[1])
+        placeholder = next(arg for arg in self.argv if arg.startswith("flaskbox_generation="))
+        self.dir = Path(placeholder.split("=", 1)[1])
         self.number = int(self.dir.name[1:])
         self.script = self.system.masters.get(self.number, MasterScript())
         self.requests: dict[int, float] = {}  # worker pid -> when its request ends
@@ -249,7 +250,8 @@ class FakeSystem:
                     if isinstance(process, Master) and process.number == number)
 
     def masters_running(self) -> list[Master]:
-        return [process for process in self.processes.values() if isinstance(process, Master) and process.status is None]
+        return [process for process in self.processes.values()
+                if isinstance(process, Master) and process.status is None]
 
     def nginx(self) -> Nginx:
         return next(process for process in self.processes.values() if isinstance(process, Nginx))
@@ -346,8 +348,8 @@ class FakeSystem:
 
     def busy(self, folder, pids: list[int]) -> list[int]:
         masters = [process for process in self.processes.values() if isinstance(process, Master)]
-        return [pid for pid in pids
-                if any(master.busy(self.processes[pid]) for master in masters if self.processes[pid] in master.workers)]
+        return [pid for pid in pids for master in masters
+                if self.processes[pid] in master.workers and master.busy(self.processes[pid])]
 
     def oom_kills(self) -> int | None:
         return self.oom

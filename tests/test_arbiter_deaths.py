@@ -23,7 +23,8 @@ def serving(tmp_path, env=None) -> FakeSystem:
     return system
 
 
-@pytest.mark.parametrize("command, name", [("metrics", "metrics server"), ("tls-watch", "certificate watcher")])
+@pytest.mark.parametrize("command, name", [("metrics", "metrics server"),
+                                           ("tls-watch", "certificate watcher")])
 def test_a_helper_that_dies_comes_back_a_second_later(tmp_path, capsys, command, name):
     from helpers import make_pair
 
@@ -86,7 +87,8 @@ def test_a_dead_nginx_master_drains_the_workers_it_left(tmp_path, capsys):
     system = serving(tmp_path)
     nginx = system.nginx()
     for worker in nginx.workers:
-        worker.signalled = lambda number, worker=worker: worker.exit(0, lag=0.2) if number == signal.SIGQUIT else None
+        worker.signalled = lambda number, worker=worker: (worker.exit(0, lag=0.2)
+                                                          if number == signal.SIGQUIT else None)
     killed = system.clock
     system.kill(nginx.pid, signal.SIGKILL)
     assert system.run_to_exit() == 137
@@ -119,8 +121,8 @@ def test_the_oom_killer_is_named_when_its_count_rose(tmp_path, capsys):
     system.oom = int(system.record.derived["OOM_KILLS"]) + 1
     system.kill(system.master(1).pid, signal.SIGKILL)
     assert system.run_to_exit() == 137
-    assert lines(capsys)[-1] == ("flaskbox: error: container stopped: uWSGI's master was killed by signal 9, by the "
-                                 "kernel's OOM killer (the container's memory limit)")
+    assert lines(capsys)[-1] == ("flaskbox: error: container stopped: uWSGI's master was killed by signal 9, "
+                                 "by the kernel's OOM killer (the container's memory limit)")
 
 
 @pytest.mark.parametrize("status, before, now, said", [

@@ -46,8 +46,8 @@ def test_a_reload_serves_the_new_code_then_retires_the_old(tmp_path, capsys):
     assert lines(capsys) == [
         "flaskbox: SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they "
         "changed; settings need a restart)",
-        "flaskbox: SIGHUP: uWSGI serves the app's new code (generation 2); the old code finishes what it holds "
-        "(RELOAD_GRACE 300s)",
+        "flaskbox: SIGHUP: uWSGI serves the app's new code (generation 2); the old code finishes what it "
+        "holds (RELOAD_GRACE 300s)",
         "flaskbox: reload: the old code (generation 1) has finished its requests and stopped"]
     # Its streams ended at the swap: SIGURG to each worker, then SIGTERM.
     assert [name for _, name in system.master(1).workers[0].signals] == ["SIGURG"]
@@ -72,8 +72,8 @@ def test_past_the_reload_grace_what_is_left_is_cut_visibly(tmp_path, capsys):
     took = hup(system, lambda: retired(system, 1))
     assert 3 <= took < 3.5, took  # the grace, then its master stops at once
     out = lines(capsys)
-    assert ("flaskbox: error: reload: 1 request(s) of the old code still in flight after RELOAD_GRACE (2s): the old "
-            "code stops now, and what it still holds is cut") in out
+    assert ("flaskbox: error: reload: 1 request(s) of the old code still in flight after RELOAD_GRACE (2s): "
+            "the old code stops now, and what it still holds is cut") in out
     assert any(f"uWSGI worker(s) {worker.pid} still in a request past their budget" in line for line in out)
     assert out[-1] == "flaskbox: reload: the old code (generation 1) has stopped"
 
@@ -86,8 +86,8 @@ def test_an_old_master_killed_while_it_retires_is_a_cut_with_what_it_held(tmp_pa
     system.at(system.clock + 2, lambda: system.kill(system.master(1).pid, signal.SIGKILL))
     system.run_until(lambda: retired(system, 1))
     out = lines(capsys)
-    assert ("flaskbox: error: reload: the old code's uWSGI master (generation 1) ended before its requests did "
-            "(killed?): the 2 it held were cut") in out
+    assert ("flaskbox: error: reload: the old code's uWSGI master (generation 1) ended before its requests "
+            "did (killed?): the 2 it held were cut") in out
     assert not [line for line in out if "has finished its requests" in line]
     assert system.the_arbiter.exit_code is None  # the container goes on
 
@@ -99,10 +99,10 @@ def test_a_master_slow_to_stop_after_its_requests_is_slow_not_a_cut(tmp_path, ca
     hup(system, lambda: retired(system, 1))
     out = lines(capsys)
     pid = system.master(1).pid
-    assert (f"flaskbox: warning: uWSGI master {pid} is slow to stop its idle workers; killing them past their "
-            "budget (no request was in flight)") in out
-    assert out[-1] == ("flaskbox: reload: the old code (generation 1) has finished its requests; its master, slow "
-                       "to stop, was killed")
+    assert (f"flaskbox: warning: uWSGI master {pid} is slow to stop its idle workers; killing them past "
+            "their budget (no request was in flight)") in out
+    assert out[-1] == ("flaskbox: reload: the old code (generation 1) has finished its requests; its master, "
+                       "slow to stop, was killed")
     assert not [line for line in out for claim in CUT_CLAIMS if claim in line]
 
 
@@ -150,9 +150,9 @@ def test_a_static_location_nginx_rejects_keeps_the_running_code(tmp_path, capsys
                                           "static_url_path": "/assets"})
     system.nginx_test_statuses = [1]
     hup(system, lambda: not system.the_arbiter.reload.under_way)
-    assert ("flaskbox: error: SIGHUP: nginx rejected its configuration with the static location of the app's new "
-            "code (message above: the static folder, or a drop-in in /app/nginx.d); still serving the code loaded "
-            "before") in lines(capsys)
+    assert ("flaskbox: error: SIGHUP: nginx rejected its configuration with the static location of the app's "
+            "new code (message above: the static folder, or a drop-in in /app/nginx.d); still serving the "
+            "code loaded before") in lines(capsys)
     assert "location /static/ {" in system.runtime.static_conf.read_text()
     system.run_until(lambda: system.master(2).status is not None, limit=system.clock + 1)
 
@@ -174,8 +174,8 @@ def test_a_drop_in_nginx_rejects_is_not_loaded_and_the_code_is(tmp_path, capsys,
     system.run_until(lambda: system.clock > system.clock + 0.5 or not any(
         p.status is None for p in system.processes.values() if p.argv[:2] == ["nginx", "-t"]))
     out = lines(capsys)
-    assert "flaskbox: error: SIGHUP: nginx rejected its configuration (message above); still serving the previous one" \
-        in out
+    assert ("flaskbox: error: SIGHUP: nginx rejected its configuration (message above); still serving the "
+            "previous one") in out
     assert system.nginx().reloads == 0 and system.the_arbiter.current.number == 2
 
 
@@ -183,8 +183,8 @@ def test_a_serving_process_dying_while_the_new_code_loads_ends_the_container(tmp
     system = serving(tmp_path)
     system.masters[2] = MasterScript(import_seconds=40)
     hup(system, lambda: system.clock > 32)
-    assert ("flaskbox: SIGHUP: the new code has been loading for 30 s; the code loaded before serves meanwhile"
-            in lines(capsys))
+    assert ("flaskbox: SIGHUP: the new code has been loading for 30 s; the code loaded before serves "
+            "meanwhile") in lines(capsys)
     killed = system.clock
     system.kill(system.nginx().pid, signal.SIGKILL)
     assert system.run_to_exit() == 137
@@ -211,8 +211,9 @@ def test_no_room_under_the_pids_limit_keeps_the_running_code(tmp_path, capsys):
     system = serving(tmp_path)
     system.record.derived["RELOAD_ROOM"] = "0"
     hup(system, lambda: not system.the_arbiter.reload.under_way)
-    assert ("flaskbox: error: SIGHUP: the pids limit leaves no room for the new code's pool beside the running "
-            "one; still serving the code loaded before (restart the container, or raise the limit)") in lines(capsys)
+    assert ("flaskbox: error: SIGHUP: the pids limit leaves no room for the new code's pool beside the "
+            "running one; still serving the code loaded before (restart the container, or raise the "
+            "limit)") in lines(capsys)
     assert system.the_arbiter.current.number == 1
 
 
@@ -222,8 +223,9 @@ def test_a_third_pool_waits_for_the_retiring_one_to_end(tmp_path, capsys):
     hup(system, lambda: system.the_arbiter.current.number == 2)
     system.free_pids = 0  # no room for a third pool now
     hup(system, lambda: not system.the_arbiter.reload.under_way)
-    assert ("flaskbox: SIGHUP: the code of an earlier reload still finishes its requests (RELOAD_GRACE 300s) and "
-            "the pids limit has no room for a third pool: the new code is loaded once that ends") in lines(capsys)
+    assert ("flaskbox: SIGHUP: the code of an earlier reload still finishes its requests (RELOAD_GRACE 300s) "
+            "and the pids limit has no room for a third pool: the new code is loaded once that "
+            "ends") in lines(capsys)
     assert system.the_arbiter.current.number == 2
     system.free_pids = None
     system.run_until(lambda: system.the_arbiter.current.number == 3)

@@ -22,7 +22,8 @@ def test_a_start_serves_once_a_worker_accepts(tmp_path, capsys):
                               "TLS_KEY": str(tmp_path / "tls.key"), "TLS_PORT": "8443"})
     at = system.run_until(lambda: arbiter.serving)
     said = lines(capsys)
-    assert said[-1] == f"flaskbox: serving app on port 80 (nginx {system.nginx().pid}, uWSGI {system.master(1).pid})"
+    nginx, master = system.nginx().pid, system.master(1).pid
+    assert said[-1] == f"flaskbox: serving app on port 80 (nginx {nginx}, uWSGI {master})"
     assert 1.0 <= at < 1.2, at  # the import's second, and the marks' looks
     assert (system.runtime.uwsgi_dir / "current").resolve() == system.runtime.uwsgi_dir / "g1"
     # The static location the app asked for, judged before nginx started.
@@ -62,16 +63,17 @@ def test_an_app_that_does_not_load_ends_the_start_with_its_code(tmp_path, capsys
 
 def test_an_import_past_its_timeout_says_where_it_waited_and_ends_with_124(tmp_path, capsys):
     system = FakeSystem(tmp_path)
-    stacks = 'Timeout (0:00:03)!\nThread 0x1 (most recent call first):\n  File "/app/app.py", line 7 in connect\n'
+    stacks = ('Timeout (0:00:03)!\nThread 0x1 (most recent call first):\n'
+              '  File "/app/app.py", line 7 in connect\n')
     system.masters[1] = MasterScript(import_seconds=3, fails_with=1, stacks=stacks)
     system.arbiter({"IMPORT_TIMEOUT": "3"})
     assert system.run_to_exit() == 124
     out = capsys.readouterr().err
-    assert ("did not import within IMPORT_TIMEOUT (3 s): it waits at /app/app.py, line 7, in connect; find what "
-            "it waits for") in out
+    assert ("did not import within IMPORT_TIMEOUT (3 s): it waits at /app/app.py, line 7, in connect; find "
+            "what it waits for") in out
     assert '  File "/app/app.py", line 7 in connect' in out
-    assert out.splitlines()[-1] == ("flaskbox: error: APP_MODULE='app' did not import within IMPORT_TIMEOUT (3 s; "
-                                    "where it waited is above); not serving")
+    assert out.splitlines()[-1] == ("flaskbox: error: APP_MODULE='app' did not import within IMPORT_TIMEOUT "
+                                    "(3 s; where it waited is above); not serving")
 
 
 def test_a_master_its_own_deadline_did_not_end_is_killed_10_s_past_it(tmp_path, capsys):
@@ -82,8 +84,8 @@ def test_a_master_its_own_deadline_did_not_end_is_killed_10_s_past_it(tmp_path, 
     assert system.clock == pytest.approx(13, abs=0.1)
     assert [name for _, name in system.master(1).signals] == ["SIGKILL"]
     out = lines(capsys)
-    assert ("flaskbox: error: APP_MODULE='app' did not import within IMPORT_TIMEOUT (3 s), nor stop; its uWSGI "
-            "master is killed") in out
+    assert ("flaskbox: error: APP_MODULE='app' did not import within IMPORT_TIMEOUT (3 s), nor stop; its "
+            "uWSGI master is killed") in out
 
 
 def test_a_metrics_server_that_cannot_listen_ends_the_start(tmp_path, capsys):
@@ -102,8 +104,8 @@ def test_nginx_that_cannot_take_its_port_ends_the_start_with_its_code(tmp_path, 
     system.arbiter()
     assert system.run_to_exit() == 1
     out = lines(capsys)
-    assert ("flaskbox: error: nginx could not start (exit code 1; its message is above: a port taken by another "
-            "process?); not serving") in out
+    assert ("flaskbox: error: nginx could not start (exit code 1; its message is above: a port taken by "
+            "another process?); not serving") in out
     assert not any("serving app" in line for line in out)
     assert system.master(1).status is not None  # stopped, not left behind
 

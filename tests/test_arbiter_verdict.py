@@ -123,8 +123,8 @@ def test_killed_before_its_pool_was_ever_read_it_is_still_a_cut(tmp_path, capsys
     system.run_until(lambda: (system.runtime.uwsgi_dir / "g2" / "ready").exists())
     system.kill(system.master(1).pid, signal.SIGKILL)
     said = verdict(system, capsys)
-    assert said[-1] == ("flaskbox: error: reload: the old code's uWSGI master (generation 1) ended before its pool "
-                        "could be read (killed?): any request it held was cut"), said
+    assert said[-1] == ("flaskbox: error: reload: the old code's uWSGI master (generation 1) ended before "
+                        "its pool could be read (killed?): any request it held was cut"), said
 
 
 @pytest.mark.parametrize("kill_after", [x / 20 for x in range(0, 60)])

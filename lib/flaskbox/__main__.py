@@ -310,11 +310,11 @@ def cmd_health() -> None:
     health.main()
 
 
-COMMANDS = {"file-vars": cmd_file_vars, "env-files": cmd_env_files, "check": cmd_check, "prepare": cmd_prepare,
-            "default": cmd_default, "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
-            "flask-env": cmd_flask_env, "sources": cmd_sources, "await-change": cmd_await_change,
-            "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
-            "json-log": cmd_json_log, "tls-watch": cmd_tls_watch}
+COMMANDS = {"file-vars": cmd_file_vars, "env-files": cmd_env_files, "check": cmd_check,
+            "prepare": cmd_prepare, "default": cmd_default, "settings": cmd_settings, "health": cmd_health,
+            "app-module": cmd_app_module, "flask-env": cmd_flask_env, "sources": cmd_sources,
+            "await-change": cmd_await_change, "writable": cmd_writable, "docs-table": cmd_docs_table,
+            "metrics": cmd_metrics, "json-log": cmd_json_log, "tls-watch": cmd_tls_watch}
 
 
 def main(argv: list[str]) -> None:

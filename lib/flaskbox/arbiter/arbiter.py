@@ -152,8 +152,8 @@ class Arbiter:
         """Whether a helper that ended starts again: not a metrics server
         that never listened, which stops the start, as a bad PORT would."""
         if helper is self.helpers.metrics and not self.nginx.child and not self._metrics_ready():
-            error(f"the metrics server on METRICS_PORT={self.settings['METRICS_PORT']} did not start (see above); "
-                  "not serving")
+            error(f"the metrics server on METRICS_PORT={self.settings['METRICS_PORT']} did not start (see "
+                  "above); not serving")
             self.loop.signal([generation.master for generation in self.running_generations()], signal.SIGKILL)
             self.finish(1)
             return False

@@ -127,10 +127,10 @@ class Generation:
         return {
             IMPORT_FAILED: f"could not load APP_MODULE='{app}': see the traceback above",
             NOT_AN_APP: f"APP_MODULE='{app}' does not name an app (see above)",
-            RUNTIME_UNWRITABLE: f"uWSGI could not write its files in {self.arbiter.runtime.dir} (message above; "
-                                "a full disk?)",
-            IMPORT_TIMED_OUT: f"APP_MODULE='{app}' did not import within IMPORT_TIMEOUT ({timeout} s; where it "
-                              "waited is above)",
+            RUNTIME_UNWRITABLE: f"uWSGI could not write its files in {self.arbiter.runtime.dir} (message "
+                                "above; a full disk?)",
+            IMPORT_TIMED_OUT: f"APP_MODULE='{app}' did not import within IMPORT_TIMEOUT ({timeout} s; where "
+                              "it waited is above)",
         }.get(status, f"uWSGI exited with code {status} before it was ready; see its log above")
 
     def _load_failed(self, child: Child) -> int:
@@ -139,7 +139,8 @@ class Generation:
         own deadline did not end it."""
         stacks = self.files.import_stacks
         if stacks.exists() and stacks.stat().st_size:
-            say_import_stacks(stacks, self.arbiter.settings["APP_MODULE"], self.arbiter.settings["IMPORT_TIMEOUT"])
+            settings = self.arbiter.settings
+            say_import_stacks(stacks, settings["APP_MODULE"], settings["IMPORT_TIMEOUT"])
             return IMPORT_TIMED_OUT
         if self.overdue:
             error(f"APP_MODULE='{self.arbiter.settings['APP_MODULE']}' did not import within IMPORT_TIMEOUT "
@@ -186,8 +187,8 @@ class Generation:
         # held None: its master is ending, and its end decides.
         if held is not None and self.loop.now() >= self.grace_end:
             error(f"reload: {held} request(s) of the old code still in flight after RELOAD_GRACE "
-                  f"({self.arbiter.settings['RELOAD_GRACE']}s): the old code stops now, and what it still holds "
-                  "is cut")
+                  f"({self.arbiter.settings['RELOAD_GRACE']}s): the old code stops now, and what it still "
+                  "holds is cut")
             return self._stop_retired(idle=False)
         self._deadlines.append(self.loop.after(READ_EVERY, self._read))
 
@@ -231,7 +232,8 @@ class Generation:
             self.stopping_since = self.loop.now()
         self.state, self._then = STOPPING, gone
         self.loop.signal([self.master], signal.SIGTERM)
-        self._deadlines += [self.loop.at(mercy_at, self._kill_workers), self.loop.at(kill_at, self._kill_master)]
+        self._deadlines += [self.loop.at(mercy_at, self._kill_workers),
+                            self.loop.at(kill_at, self._kill_master)]
 
     def abandon(self, gone: Callable[[Generation, Child], None] = lambda generation, child: None) -> None:
         """A start that will not serve: its master killed at once."""

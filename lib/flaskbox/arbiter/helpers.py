@@ -66,10 +66,12 @@ class Helpers:
         self.arbiter, self.loop = arbiter, arbiter.loop
         settings = arbiter.settings
         self.relay = LogRelay(arbiter, *relay) if relay else None
-        self.metrics = Metrics("the metrics server", "metrics", "start", arbiter) if settings["METRICS_PORT"] \
-            else None
-        watcher = Helper("the certificate watcher", "tls-watch", "serving", arbiter) if settings["TLS_CERT"] \
-            else None
+        self.metrics = None
+        if settings["METRICS_PORT"]:
+            self.metrics = Metrics("the metrics server", "metrics", "start", arbiter)
+        watcher = None
+        if settings["TLS_CERT"]:
+            watcher = Helper("the certificate watcher", "tls-watch", "serving", arbiter)
         self.all = [helper for helper in (self.relay, self.metrics, watcher) if helper is not None]
         self.last = False  # the relay has its last lines: nothing starts again
         if self.relay is not None:

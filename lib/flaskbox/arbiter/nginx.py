@@ -53,8 +53,8 @@ class Nginx:
         OSError when it cannot be started."""
         self.runtime.nginx_pid.unlink(missing_ok=True)
         self.digest = digest(self.runtime)
-        self.child = self.loop.spawn("nginx's master", ["nginx", "-e", "stderr", "-c", str(self.runtime.nginx_conf)],
-                                     ended, env=self.arbiter.server_env)
+        argv = ["nginx", "-e", "stderr", "-c", str(self.runtime.nginx_conf)]
+        self.child = self.loop.spawn("nginx's master", argv, ended, env=self.arbiter.server_env)
         self._listening = listening
         self._look()
 
@@ -74,7 +74,8 @@ class Nginx:
     def judge(self, then: Callable[[bool], None]) -> None:
         """`nginx -t` on the configuration as written now: then(accepted)."""
         try:
-            self.loop.spawn("nginx -t", self.test, lambda child: then(child.status == 0), env=self.arbiter.server_env)
+            self.loop.spawn("nginx -t", self.test, lambda child: then(child.status == 0),
+                            env=self.arbiter.server_env)
         except OSError as exc:
             error(f"cannot run nginx -t: {exc.strerror or exc}")
             then(False)
@@ -117,7 +118,8 @@ class Nginx:
 
         def judged(accepted: bool) -> None:
             if not accepted:
-                error("SIGHUP: nginx rejected its configuration (message above); still serving the previous one")
+                error("SIGHUP: nginx rejected its configuration (message above); still serving the previous "
+                      "one")
             elif self.child is not None and self.child.running and not self.arbiter.stopping:
                 self.digest = changed
                 self.loop.signal([self.child], signal.SIGHUP)

@@ -39,20 +39,20 @@ class Reload:
 
     def begin(self) -> None:
         self.under_way = True
-        info("SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they changed; "
-             "settings need a restart)")
+        info("SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they "
+             "changed; settings need a restart)")
         self.arbiter.apply_certificate()
         if self.settings.derived["RELOAD_ROOM"] != "1":
-            error("SIGHUP: the pids limit leaves no room for the new code's pool beside the running one; still "
-                  "serving the code loaded before (restart the container, or raise the limit)")
+            error("SIGHUP: the pids limit leaves no room for the new code's pool beside the running one; "
+                  "still serving the code loaded before (restart the container, or raise the limit)")
         elif not self.arbiter.room_for_a_pool():
             # RELOAD_ROOM counted two pools; the pool of an earlier reload
             # still finishing its requests is a third. Cutting them would end
             # their downloads: the new code waits for that pool to end.
             self.waiting = True
             info(f"SIGHUP: the code of an earlier reload still finishes its requests (RELOAD_GRACE "
-                 f"{self.settings['RELOAD_GRACE']}s) and the pids limit has no room for a third pool: the new code "
-                 "is loaded once that ends")
+                 f"{self.settings['RELOAD_GRACE']}s) and the pids limit has no room for a third pool: the "
+                 "new code is loaded once that ends")
         else:
             return self._load()
         self._done()
@@ -70,8 +70,8 @@ class Reload:
         try:
             generation.start(self._ready, self._failed)
         except OSError as exc:
-            error(f"SIGHUP: cannot start the new code in {self.arbiter.runtime.dir} ({exc.strerror or exc}; a full "
-                  "disk?); still serving the code loaded before")
+            error(f"SIGHUP: cannot start the new code in {self.arbiter.runtime.dir} ({exc.strerror or exc}; "
+                  "a full disk?); still serving the code loaded before")
             return self._done()
         self.starting = generation
         self.arbiter.generations.append(generation)
@@ -80,7 +80,8 @@ class Reload:
     def _still_loading(self) -> None:
         if self.starting is not None and self.starting.state == STARTING:
             seconds = round(self.loop.now() - self.starting.started)
-            info(f"SIGHUP: the new code has been loading for {seconds} s; the code loaded before serves meanwhile")
+            info(f"SIGHUP: the new code has been loading for {seconds} s; the code loaded before serves "
+                 "meanwhile")
             self._note = self.loop.after(NOTE_EVERY, self._still_loading)
 
     def _failed(self, generation: Generation, status: int) -> None:
@@ -94,8 +95,9 @@ class Reload:
             if generation is not self.starting or self.arbiter.stopping:
                 return  # ended meanwhile, and said so (_failed), or given up by a stop
             if not accepted:
-                return self._refused("nginx rejected its configuration with the static location of the app's new "
-                                     "code (message above: the static folder, or a drop-in in /app/nginx.d)")
+                return self._refused("nginx rejected its configuration with the static location of the app's "
+                                     "new code (message above: the static folder, or a drop-in in "
+                                     "/app/nginx.d)")
             old = self.arbiter.current
             try:
                 generation.serve(self.arbiter.serving_master_died)
@@ -122,8 +124,8 @@ class Reload:
         while the new code loaded: the container stops, and the new code
         with it."""
         if self.starting is not None:
-            error("SIGHUP: a process serving the code loaded before (nginx's or uWSGI's master) ended while the "
-                  "new code loaded; the reload is abandoned")
+            error("SIGHUP: a process serving the code loaded before (nginx's or uWSGI's master) ended while "
+                  "the new code loaded; the reload is abandoned")
             self.starting.abandon()
             self.starting = None
 

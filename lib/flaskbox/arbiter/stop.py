@@ -82,7 +82,8 @@ class Stop:
         nginx = self.arbiter.nginx.child
         if nginx is None or not nginx.running:
             return self._uwsgi()
-        end(self.loop, nginx, signal.SIGQUIT, self.started + self.drain + STOP_KILL_AFTER_SECONDS, self._nginx_gone)
+        kill_at = self.started + self.drain + STOP_KILL_AFTER_SECONDS
+        end(self.loop, nginx, signal.SIGQUIT, kill_at, self._nginx_gone)
 
     def _nginx_gone(self, child: Child) -> None:
         self._note(child)
@@ -128,7 +129,7 @@ def death(what: str, child: Child, oom_kills_at_start: int, oom_kills_now: int |
         return f"{what} exited with code {child.status}"
     said = f"{what} was killed by signal {child.status - 128}"
     # The OOM killer sends SIGKILL and nothing else.
-    if child.status == 128 + signal.SIGKILL and oom_kills_now is not None and oom_kills_now > oom_kills_at_start:
+    if child.status == 128 + signal.SIGKILL and (oom_kills_now or 0) > oom_kills_at_start:
         said += ", by the kernel's OOM killer (the container's memory limit)"
     return said
 

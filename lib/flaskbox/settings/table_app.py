@@ -202,11 +202,11 @@ SETTINGS: tuple[Setting, ...] = (
         default=str(STOP_TIMEOUT_SECONDS),
         form=f"a whole number of seconds from {STOP_TIMEOUT_LEAST} to 86400",
         parse=whole(STOP_TIMEOUT_LEAST, 86400),
-        doc=("Seconds a stop may take: the same number as the orchestrator's grace period before its "
-             "SIGKILL (`docker stop -t` or `--stop-timeout`, Compose's and Swarm's `stop_grace_period`, "
-             "Kubernetes' `terminationGracePeriodSeconds` less a preStop hook's sleep). nginx drains the "
-             f"requests in flight for all of it but {STOP_TIMEOUT_SECONDS - stop_drain(STOP_TIMEOUT_SECONDS)} "
-             "s, which uWSGI and the exit take, and the container ends on its own before the SIGKILL "
+        doc=("Seconds a stop may take: the same number as the orchestrator's grace period before its SIGKILL "
+             "(`docker stop -t` or `--stop-timeout`, Compose's and Swarm's `stop_grace_period`, Kubernetes' "
+             "`terminationGracePeriodSeconds` less a preStop hook's sleep). nginx drains the requests in "
+             f"flight for all of it but {STOP_TIMEOUT_SECONDS - stop_drain(STOP_TIMEOUT_SECONDS)} s, which "
+             "uWSGI and the exit take, and the container ends on its own before the SIGKILL "
              "([production.md](production.md#stopping))."),
         enforced=(
             "settings.resolve.derived (STOP_DRAIN_SECONDS)",
