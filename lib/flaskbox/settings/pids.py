@@ -49,14 +49,3 @@ def fitted_threads(values: Mapping[str, str], limit: int) -> tuple[int, bool] | 
             if (counts.reload if reload_too else counts.steady) <= limit:
                 return threads, reload_too
     return None
-
-
-def room_for_another_pool(values: Mapping[str, str], limit: int | None, current: int | None) -> bool:
-    """Whether one more pool fits under the pids limit now: a reload while
-    an earlier one's pool still finishes its requests (RELOAD_GRACE) would
-    run a third, where RELOAD_ROOM counted two. True without a limit, or
-    when the count cannot be read."""
-    if limit is None or current is None:
-        return True
-    counts = need(values, int(values["UWSGI_THREADS"]))
-    return limit - current >= counts.reload - counts.steady

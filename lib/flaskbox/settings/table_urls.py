@@ -19,7 +19,7 @@ SETTINGS: tuple[Setting, ...] = (
         normalize=strip_slash,
         enforced=(
             "wsgi.from_record",
-            "prefix.Prefixed",
+            "prefix.Prefixed (as its `prefix`)",
             "static.location (nginx's static URL under it)",
             "debug.main (debug.DevApp)",
         ),
