@@ -68,9 +68,9 @@ def parse(entry: str) -> tuple[str, str | None]:
 
 
 # Where a place that acts on a setting may be called from.
-CALLERS = sorted([*(REPO / "lib").rglob("*.py"), *(REPO / "lib").rglob("*.sh"), REPO / "lib" / "bin" / "flask",
-                  REPO / "entry-point.sh", REPO / "healthcheck.sh", REPO / "Dockerfile",
-                  *(REPO / name for name in TEMPLATES)])
+CALLERS = sorted([*(REPO / "lib").rglob("*.py"), *(REPO / "lib").rglob("*.sh"),
+                  REPO / "lib" / "bin" / "flask", REPO / "entry-point.sh", REPO / "healthcheck.sh",
+                  REPO / "Dockerfile", *(REPO / name for name in TEMPLATES)])
 
 
 def called(dotted: str) -> bool:
@@ -82,7 +82,8 @@ def called(dotted: str) -> bool:
 
         command = next(key for key, function in COMMANDS.items() if function.__name__ == name)
         words = (f"flaskbox {command}", f'"{command}"')
-        return any(word in path.read_text() for path in CALLERS if path.name != "__main__.py" for word in words)
+        return any(word in path.read_text() for path in CALLERS if path.name != "__main__.py"
+                   for word in words)
     word = re.compile(rf"\b{re.escape(name)}\b")
     definition = re.compile(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]")
     return any(word.search(line) and not definition.match(line)
