@@ -188,3 +188,12 @@ def test_passed_through_uwsgi_options():
     env = {"UWSGI_MAX_REQUESTS": "1000", "UWSGI_PROCESSES": "3", "UWSGI_INI": "/x.ini", "UWSGI_RELOADS": "2",
            "UWSGI_DISABLE_LOGGING": "false"}
     assert settings.uwsgi_options(env) == [("disable-logging", "false"), ("max-requests", "1000")]
+
+
+def test_runtime_dirs_default_is_written_once():
+    # The table's default is layout.Runtime.DEFAULT; bash cannot import it,
+    # so healthcheck.sh's own copy is held to it here.
+    from helpers import REPO
+
+    assert settings.BY_NAME["RUNTIME_DIR"].default == layout.Runtime.DEFAULT
+    assert f"${{RUNTIME_DIR:-{layout.Runtime.DEFAULT}}}" in (REPO / "healthcheck.sh").read_text()

@@ -95,8 +95,6 @@ class Arbiter:
             return self.finish(1)
         self.generations.append(self.current)
         self.helpers.start("start")
-        if self.helpers.metrics is not None:
-            self._look_for_metrics()
 
     def _first_failed(self, generation: Generation, status: int) -> None:
         # A broken app is the user's to fix: said so, and not served.
@@ -123,17 +121,15 @@ class Arbiter:
 
         self.nginx.install_static(generation.described(), judged)
 
-    def _look_for_metrics(self) -> None:
-        if not self.stopping and not self.runtime.metrics_ready.exists():
-            self.loop.after(LOOK_EVERY, self._look_for_metrics)
-            return
-        self._start_nginx()
-
     def _metrics_ready(self) -> bool:
         return self.helpers.metrics is None or self.runtime.metrics_ready.exists()
 
     def _start_nginx(self) -> None:
-        if self.stopping or not self._pool_served or not self._metrics_ready() or self.nginx.child:
+        """Once the pool serves and the metrics server (if any) listens."""
+        if self.stopping or not self._pool_served or self.nginx.child:
+            return
+        if not self._metrics_ready():
+            self.loop.after(LOOK_EVERY, self._start_nginx)
             return
         try:
             self.nginx.start(self._listening, self._nginx_ended)

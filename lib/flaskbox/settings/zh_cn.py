@@ -3,6 +3,8 @@ is stated and what it means, as docs/zh-CN/configuration.md shows them
 (`python3 -m flaskbox docs-table zh-CN`; tests/test_docs.py keeps the page,
 this and the table in step)."""
 
+from ..layout import Runtime
+
 TEXTS: dict[str, tuple[str, str]] = {
     'APP_MODE': (
         '`production`',
@@ -11,7 +13,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         '生产模式 `80`，调试模式 `5000`',
         'nginx（或开发服务器）监听的端口。'),
     'RUNTIME_DIR': (
-        '`/tmp/flaskbox`',
+        f'`{Runtime.DEFAULT}`',
         '镜像写入运行时文件的位置，必须可写。'),
     'UWSGI_INI': (
         '存在时为 `/app/uwsgi.ini`（自动计算）',
