@@ -36,7 +36,7 @@ def test_a_helper_that_dies_comes_back_a_second_later(tmp_path, capsys, command,
     system.kill(helper.pid, signal.SIGKILL)
     back = system.run_until(lambda: system.named(f"python3 -I -m flaskbox {command}"))
     assert 1 <= back - killed < 1.1
-    assert f"flaskbox: error: {name} exited with code 137; starting it again" in lines(capsys)
+    assert f"flaskbox: error: the {name} exited with code 137; starting it again" in lines(capsys)
     assert system.the_arbiter.exit_code is None
 
 

@@ -204,7 +204,7 @@ def test_helpers_that_die_while_the_new_code_loads_come_back(tmp_path, capsys):
     system.kill(metrics.pid, signal.SIGKILL)
     system.run_until(lambda: system.named("python3 -I -m flaskbox metrics"))
     assert arbiter.current.number == 1  # still loading: the helper did not wait for it
-    assert "flaskbox: error: metrics server exited with code 137; starting it again" in lines(capsys)
+    assert "flaskbox: error: the metrics server exited with code 137; starting it again" in lines(capsys)
 
 
 def test_no_room_under_the_pids_limit_keeps_the_running_code(tmp_path, capsys):

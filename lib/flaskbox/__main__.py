@@ -27,13 +27,12 @@ A setting outside its form exits 2 with a message naming it and the form.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
 from . import discover, env_files, file_vars, packages, record, render, settings, writable
 from .log import error, info, log, warn
-from .shell import SET, records
+from .shell import EXPORT, SET, records
 
 
 def resolve(mode: str) -> settings.Resolved:
@@ -202,7 +201,7 @@ def cmd_app_module() -> None:
 
 def cmd_flask_env() -> None:
     """For lib/bin/flask (`docker exec CONTAINER flask ...`, which starts no
-    entry-point): exports naming the app this container serves, from the
+    entry-point): exports (the shell's records) naming the app this container serves, from the
     record of its start, or in a container that serves nothing yet (`docker
     run IMAGE flask ...`) the app a start would find; in debug mode the dev
     server's FLASK_DEBUG and no bytecode in a mounted /app. What the
@@ -215,18 +214,17 @@ def cmd_flask_env() -> None:
     exports = {"FLASK_APP": app}
     if mode == settings.DEBUG:
         exports.update(FLASK_DEBUG="1", PYTHONDONTWRITEBYTECODE="1")
-    for name, value in exports.items():
-        if value and not os.environ.get(name):
-            print(f"export {name}={shlex.quote(value)}")
+    items = [(EXPORT, name, value) for name, value in exports.items() if value and not os.environ.get(name)]
     # INSTALL_ON_START's packages, in the virtualenv layered over the image's
     # (lib/install-on-start.sh), as the server has them.
     venv = record.runtime().dir / "venv"
     sites = sorted(venv.glob("lib/python3*/site-packages")) if (venv / "bin" / "python").exists() else []
     if sites:
         path = os.environ.get("PYTHONPATH", "")
-        print(f"export VIRTUAL_ENV={shlex.quote(str(venv))} "
-              f"PATH={shlex.quote(str(venv / 'bin') + ':' + os.environ.get('PATH', ''))} "
-              f"PYTHONPATH={shlex.quote(str(sites[0]) + (':' + path if path else ''))}")
+        items += [(EXPORT, "VIRTUAL_ENV", str(venv)),
+                  (EXPORT, "PATH", str(venv / "bin") + ":" + os.environ.get("PATH", "")),
+                  (EXPORT, "PYTHONPATH", str(sites[0]) + (":" + path if path else ""))]
+    sys.stdout.buffer.write(records(items))
 
 
 def cmd_sources(*paths: str) -> None:

@@ -89,6 +89,7 @@ class Arbiter:
         shutil.rmtree(self.runtime.uwsgi_dir, ignore_errors=True)
         self.current = Generation(1, self)
         try:
+            self.current.make_folder()
             self.current.start(self._first_ready, self._first_failed)
         except OSError as exc:
             error(f"cannot start uWSGI in {self.runtime.dir} ({exc.strerror or exc}); not serving")

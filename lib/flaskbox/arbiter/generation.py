@@ -80,12 +80,15 @@ class Generation:
         return self.state != GONE
 
     # --- STARTING ------------------------------------------------------------------------------
-    def start(self, ready: Callable[[Generation], None], failed: Callable[[Generation, int], None]) -> None:
-        """Its master, importing the app; ready(self) once a worker accepts,
-        failed(self, exit code) if the master ends first. OSError when its
-        folder cannot be made or uWSGI cannot be started."""
+    def make_folder(self) -> None:
+        """Its folder, new (OSError: a full disk, say)."""
         shutil.rmtree(self.files.dir, ignore_errors=True)
         self.files.dir.mkdir(parents=True)
+
+    def start(self, ready: Callable[[Generation], None], failed: Callable[[Generation, int], None]) -> None:
+        """Its master, importing the app; ready(self) once a worker accepts,
+        failed(self, exit code) if the master ends first. OSError when uWSGI
+        cannot be started."""
         ini = self.arbiter.runtime.uwsgi_ini
         # Its stdout (and so the app's print()) joins stderr: stdout is
         # kept for nginx's access log, one line per request.

@@ -102,7 +102,7 @@ class Helpers:
             self._start(helper)
             error(f"the JSON log relay exited with code {child.status}; started again")
         elif not self.arbiter.stopping:
-            error(f"{helper.name.removeprefix('the ')} exited with code {child.status}; starting it again")
+            error(f"{helper.name} exited with code {child.status}; starting it again")
             self.loop.after(RESTART_AFTER, lambda: self._start(helper))
 
     def stop(self, kill_at: float, gone: Callable[[], None]) -> None:

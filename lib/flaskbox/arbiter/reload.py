@@ -68,10 +68,15 @@ class Reload:
         number = self.arbiter.current.number + 1
         generation = Generation(number, self.arbiter)
         try:
+            generation.make_folder()
+        except OSError as exc:
+            error(f"SIGHUP: cannot make the new code's folder in {self.arbiter.runtime.dir} ({exc.strerror}; "
+                  "a full disk?); still serving the code loaded before")
+            return self._done()
+        try:
             generation.start(self._ready, self._failed)
         except OSError as exc:
-            error(f"SIGHUP: cannot start the new code in {self.arbiter.runtime.dir} ({exc.strerror or exc}; "
-                  "a full disk?); still serving the code loaded before")
+            error(f"SIGHUP: cannot start uWSGI ({exc.strerror or exc}); still serving the code loaded before")
             return self._done()
         self.starting = generation
         self.arbiter.generations.append(generation)
