@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from .system import System
 
@@ -17,12 +18,23 @@ from .system import System
 SYSTEM = System()
 
 from .. import record  # noqa: E402
+from ..log import error  # noqa: E402
 from .arbiter import Arbiter  # noqa: E402
+
+# The exit code of an arbiter that failed itself (EX_SOFTWARE): its
+# traceback is in the log, and the kernel ends every process with PID 1.
+FAILED = 70
 
 
 def main(argv: list[str]) -> int:
     relay = tuple(int(value) for value in argv[1:4]) if argv[:1] == ["--log-relay"] else None
-    return Arbiter(SYSTEM, record.load(), os.environ, relay).run()
+    try:
+        return Arbiter(SYSTEM, record.load(), os.environ, relay).run()
+    except Exception:
+        traceback.print_exc()
+        error("the arbiter (PID 1) failed (traceback above): the container ends, for a restart policy or an "
+              "orchestrator to replace it")
+        return FAILED
 
 
 if __name__ == "__main__":

@@ -205,14 +205,13 @@ class Arbiter:
     def room_for_a_pool(self) -> bool:
         """Whether one more pool fits under the pids limit now, where a
         generation still retires."""
-        if not any(generation.state in ("retiring", "stopping") for generation in self.generations
-                   if generation is not self.current):
+        if not [generation for generation in self.running_generations() if generation is not self.current]:
             return True
         free = self.loop.system.pids_free()
         return free is None or free >= int(self.settings.derived["POOL_PIDS"])
 
     def retired(self, generation: Generation) -> None:
-        self.generations.remove(generation)
+        self.running_generations()  # it is gone from the list
         self.reload.room_made()
 
     # --- deaths ----------------------------------------------------------------------------------
@@ -238,7 +237,9 @@ class Arbiter:
 
     # --- the processes ---------------------------------------------------------------------------
     def running_generations(self) -> list[Generation]:
-        return [generation for generation in self.generations if generation.running]
+        """Every generation whose master still runs (the others are forgotten)."""
+        self.generations = [generation for generation in self.generations if generation.running]
+        return list(self.generations)
 
     def orphans(self, prefix: str) -> list[Child]:
         """The processes PID 1 was handed whose command line starts with
