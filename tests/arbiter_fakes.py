@@ -15,9 +15,11 @@ that ends at some time) it schedules at a time of the fake clock."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,9 +360,28 @@ class FakeSystem:
         return self.free_pids
 
 
+@contextlib.contextmanager
+def serving_with_a_relay(tmp_path: Path):
+    """A serving FakeSystem whose arbiter took over the JSON log relay the
+    entry-point started (LOG_FORMAT=json): (the system, the relay, its
+    pipe's and stderr's descriptors), real ones, closed afterwards."""
+    pipe_read, pipe_write = os.pipe()
+    stderr = os.dup(2)
+    try:
+        system = FakeSystem(tmp_path)
+        relay = system.process(["python3", "-I", "-m", "flaskbox", "json-log"])
+        arbiter = system.arbiter({"LOG_FORMAT": "json"}, relay=(relay.pid, pipe_write, stderr))
+        system.run_until(lambda: arbiter.serving)
+        yield system, relay, (pipe_write, stderr)
+    finally:
+        for fd in (pipe_read, pipe_write, stderr):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 def lines(capsys) -> list[str]:
     """flaskbox's lines on stderr so far."""
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("flaskbox:")]
 
 
-__all__ = ["Child", "FakeSystem", "MasterScript", "lines"]
+__all__ = ["Child", "FakeSystem", "MasterScript", "lines", "serving_with_a_relay"]

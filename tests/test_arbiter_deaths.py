@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from arbiter_fakes import FakeSystem, lines
+from arbiter_fakes import FakeSystem, lines, serving_with_a_relay
 from flaskbox.arbiter.loop import Child
 from flaskbox.arbiter.stop import death
 
@@ -41,26 +41,14 @@ def test_a_helper_that_dies_comes_back_a_second_later(tmp_path, capsys, command,
 
 
 def test_the_json_log_relay_comes_back_at_once(tmp_path, capsys):
-    pipe_read, pipe_write = os.pipe()
-    stderr = os.dup(2)
-    try:
-        system = FakeSystem(tmp_path)
-        relay = system.process(["python3", "-I", "-m", "flaskbox", "json-log"])
-        arbiter = system.arbiter({"LOG_FORMAT": "json"}, relay=(relay.pid, pipe_write, stderr))
-        system.run_until(lambda: arbiter.serving)
+    with serving_with_a_relay(tmp_path) as (system, relay, descriptors):
         killed = system.clock
         system.kill(relay.pid, signal.SIGKILL)
         back = system.run_until(lambda: system.named("python3 -I -m flaskbox json-log"))
         assert back - killed < 0.1
         assert "flaskbox: error: the JSON log relay exited with code 137; started again" in lines(capsys)
-        # It reads the pipe anew, and writes the container's own stderr.
-        assert os.get_inheritable(pipe_write) is False and os.get_inheritable(stderr) is False
-    finally:
-        for fd in (pipe_read, pipe_write, stderr):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        # Only the relay has them: a writer of its own pipe would keep it from its end.
+        assert not any(os.get_inheritable(fd) for fd in descriptors)
 
 
 def test_a_dead_uwsgi_master_ends_the_container_within_2_s(tmp_path, capsys):

@@ -7,12 +7,11 @@ test_kubernetes_consistency.py, test_supervision.py's relay in a stop)."""
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
 
-from arbiter_fakes import FakeSystem, lines
+from arbiter_fakes import FakeSystem, lines, serving_with_a_relay
 
 SLOW = "is slow to stop"
 
@@ -154,20 +153,11 @@ def test_a_server_that_fails_on_its_way_out_is_the_exit_code(tmp_path):
 
 
 def test_a_relay_that_dies_during_the_stop_comes_back_for_the_last_lines(tmp_path, capsys):
-    pipe_read, pipe_write = os.pipe()
-    stderr = os.dup(2)
-    try:
-        system = FakeSystem(tmp_path)
-        relay = system.process(["python3", "-I", "-m", "flaskbox", "json-log"])
-        arbiter = system.arbiter({"LOG_FORMAT": "json"}, relay=(relay.pid, pipe_write, stderr))
-        system.run_until(lambda: arbiter.serving)
+    with serving_with_a_relay(tmp_path) as (system, relay, _):
         system.master(1).request(3)
         system.send(system.clock, signal.SIGTERM)
         system.at(system.clock + 1, lambda: system.kill(relay.pid, signal.SIGKILL))
         assert system.run_to_exit() == 0
-    finally:
-        os.close(pipe_read)
-        os.close(stderr)
     out = lines(capsys)
     assert "flaskbox: error: the JSON log relay exited with code 137; started again" in out
     assert out[-1] == "flaskbox: stopped"
