@@ -66,7 +66,6 @@ class Arbiter:
         self.ending: Stop | Abort | None = None
         self.helpers = Helpers(self, relay)
         self.reload = Reload(self)
-        self.hup_waiting = False
         self.serving = False
         self.exit_code: int | None = None
         self._finishing = False
@@ -181,17 +180,20 @@ class Arbiter:
         if not self.serving:
             info("SIGHUP while starting: nothing to reload yet, ignored")
         elif self.reload.under_way:
-            if not self.hup_waiting:
+            # It waits in the loop's queue for this reload to end, and is one
+            # more reload then (two at once would race for one folder); more
+            # HUPs meanwhile are that same one.
+            if signal.SIGHUP not in self.loop.waiting:
                 info("SIGHUP during a reload: another reload follows this one")
-            self.hup_waiting = True
+                self.loop.waiting.append(signal.SIGHUP)
         else:
             self.reload.begin()
 
     def reload_ended(self) -> None:
-        """The HUP that came during the reload now has its turn."""
-        if self.hup_waiting and not self.stopping:
-            self.hup_waiting = False
-            self.reload.begin()
+        """A HUP that waited in the queue during the reload has its turn."""
+        if signal.SIGHUP in self.loop.waiting:
+            self.loop.waiting.remove(signal.SIGHUP)
+            self.hangup()
 
     # --- what the reload asks --------------------------------------------------------------------
     def apply_certificate(self) -> None:

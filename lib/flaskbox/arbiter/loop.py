@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable
 
 
@@ -52,6 +53,9 @@ class Loop:
         self.children: dict[int, Child] = {}
         self._deadlines: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()
+        # Signals taken but not acted on yet: a HUP during a reload waits
+        # here for its end (arbiter.py).
+        self.waiting: deque[int] = deque()
         # Set once the arbiter has its exit code: the rest of a turn acts no more.
         self.done = False
 
@@ -87,7 +91,8 @@ class Loop:
     # --- a turn ------------------------------------------------------------------------------
     def turn(self, on_signal: Callable[[int], None]) -> None:
         """Waits for a signal, a child's end or the next deadline, then acts:
-        each signal taken (on_signal), each child reaped, each deadline due."""
+        each signal the handlers queued (on_signal), each child reaped, each
+        deadline due."""
         while self._deadlines and self._deadlines[0][2].cancelled:
             heapq.heappop(self._deadlines)
         timeout = max(0.0, self._deadlines[0][0] - self.now()) if self._deadlines else None
