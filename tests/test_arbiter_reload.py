@@ -255,3 +255,28 @@ def test_a_hup_applies_the_certificate(tmp_path, monkeypatch):
     system.run_until(lambda: arbiter.serving)
     hup(system, lambda: arbiter.current.number == 2)
     assert applied == [(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))]
+
+
+def test_a_full_disk_keeps_the_running_code_and_names_the_disk(tmp_path, capsys, monkeypatch):
+    # RUNTIME_DIR out of space or inodes (test_resource_limits.py): the new
+    # code's folder cannot be made, or its master cannot write its files.
+    from flaskbox.arbiter.generation import Generation
+
+    system = serving(tmp_path)
+
+    def full(generation):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Generation, "make_folder", full)
+    hup(system, lambda: not system.the_arbiter.reload.under_way)
+    out = lines(capsys)
+    assert (f"flaskbox: error: SIGHUP: cannot make the new code's folder in {system.runtime.dir} (No space "
+            "left on device; a full disk?); still serving the code loaded before") in out
+    monkeypatch.undo()
+    system.masters[2] = MasterScript(fails_with=73)
+    hup(system, lambda: not system.the_arbiter.reload.under_way)
+    out = lines(capsys)
+    assert (f"flaskbox: error: SIGHUP: uWSGI could not write its files in {system.runtime.dir} (message "
+            "above; a full disk?); still serving the code loaded before") in out
+    assert not [line for line in out if "no longer imports" in line]
+    assert system.the_arbiter.current.number == 1 and system.the_arbiter.exit_code is None

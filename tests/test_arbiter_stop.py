@@ -163,3 +163,12 @@ def test_a_relay_that_dies_during_the_stop_comes_back_for_the_last_lines(tmp_pat
     assert out[-1] == "flaskbox: stopped"
     again = system.named("python3 -I -m flaskbox json-log")
     assert len(again) == 1 and again[0] is not relay
+
+
+def test_a_stop_on_a_full_disk_still_drains(tmp_path, capsys):
+    system = serving(tmp_path)
+    system.runtime.draining = system.runtime.dir / "no-such-folder" / "draining"
+    system.master(1).request(2)
+    code, took = stop(system)
+    assert code == 0 and 2 <= took < 2.5
+    assert any(line.startswith("flaskbox: error: cannot mark the stop in ") for line in lines(capsys))
