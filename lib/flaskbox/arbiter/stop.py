@@ -19,6 +19,7 @@ import signal
 
 from ..layout import STOP_KILL_AFTER_SECONDS, STOP_MARGIN_SECONDS, STOP_MERCY_SECONDS, stop_drain
 from ..log import error, info, warn
+from .generation import STARTING
 from .loop import Child
 
 # How long nginx may go on answering once a server died, and then how long
@@ -78,7 +79,10 @@ class Stop:
             error(f"cannot mark the stop in {self.arbiter.runtime.dir} ({exc.strerror}; a full disk?): the "
                   "metrics will not show it")
         for generation in self.arbiter.running_generations():
-            generation.end_streams()
+            if generation.state == STARTING:
+                generation.abandon()  # a reload's, still loading: it holds no request
+            else:
+                generation.end_streams()
         nginx = self.arbiter.nginx.child
         if nginx is None or not nginx.running:
             return self._uwsgi()
@@ -99,10 +103,7 @@ class Stop:
         if not self._pools:
             return self._helpers()
         for generation in self._pools:
-            if generation.state == "starting":
-                generation.abandon(self._pool_gone)  # loading still: it holds no request
-            else:
-                generation.stop(mercy_at, kill_at, self._pool_gone)
+            generation.stop(mercy_at, kill_at, self._pool_gone)
 
     def _pool_gone(self, generation, child: Child) -> None:
         self._note(child)
