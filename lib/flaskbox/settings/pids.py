@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from ..layout import GEVENT
 
-# Beside the pool: the entry-point, the JSON log relay, the metrics server
-# (3 threads while scraped), the certificate watcher, the health check and
-# a `docker exec` at a time (2 each), the supervisor's short-lived helpers.
+# Beside the pool: the arbiter (PID 1, one thread), the JSON log relay, the
+# metrics server (3 threads while scraped), the certificate watcher, the
+# health check and a `docker exec` at a time (2 each), the arbiter's
+# `nginx -t`.
 OVERHEAD = 12
 # A sync worker process runs its request threads plus uWSGI's offload
 # thread, flaskbox's watchdog and its stop-signal reader.
