@@ -299,15 +299,17 @@ EXPOSE 80 5000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 	CMD ["/usr/local/bin/healthcheck.sh"]
 
-# SIGTERM is docker's default, kept on purpose: the entry-point stops in
-# order (nginx drains with SIGQUIT, then uWSGI finishes its workers).
+# SIGTERM is docker's default, kept on purpose: the arbiter stops in order
+# (nginx drains with SIGQUIT, then uWSGI finishes its workers), within
+# STOP_TIMEOUT (match it to docker's --stop-timeout).
 # SIGQUIT would be nginx's graceful signal but is uWSGI's brutal shutdown,
 # so neither server's own choice fits both.
 STOPSIGNAL SIGTERM
 
-# The entry-point is PID 1: in production it supervises the servers itself
-# (and reaps orphans), so it cannot be killed from inside the container;
-# debug mode and other commands it runs under tini (entry-point.sh says why).
+# The entry-point is PID 1: in production it execs PID 1 into the arbiter
+# (flaskbox/arbiter/), which supervises the servers (and reaps orphans), so
+# it cannot be killed from inside the container; debug mode and other
+# commands it runs under tini (entry-point.sh says why).
 ENTRYPOINT ["/usr/local/bin/entry-point.sh"]
 CMD []
 

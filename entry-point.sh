@@ -7,21 +7,21 @@
 #   entry-point.sh -h              usage
 #   entry-point.sh CMD [ARG...]    anything else is exec'd as it is
 #
-# main() at the bottom reads like a table of contents. This file runs
-# processes; the data work (settings, their defaults and checks, rendering
-# the configs) is flaskbox's Python ($FLASKBOX_LIB/flaskbox), run once before
-# the servers start. The other steps live beside it in lib/: logging
-# (common.sh), INSTALL_ON_START (install-on-start.sh), the drop-in hooks
-# (hooks.sh), debug mode's start (debug-mode.sh) and production's supervisor
-# (supervise.sh, with its parts in supervise/).
+# main() at the bottom reads like a table of contents. bash prepares and
+# hands off: the secrets, the step down from root, the hooks; the data work
+# (settings, their defaults and checks, rendering the configs) is flaskbox's
+# Python ($FLASKBOX_LIB/flaskbox), run once before the servers start. The
+# other steps live beside it in lib/: logging and the variables Python
+# hands this shell (common.sh), INSTALL_ON_START (install-on-start.sh) and
+# the drop-in hooks (hooks.sh).
 #
-# It is the image's ENTRYPOINT, so PID 1: in production it stays PID 1 and
-# supervises the servers (lib/supervise.sh), reaping orphans as an init
-# must, and nothing inside the container can kill it (the kernel keeps
-# signals from PID 1 unless it handles them): the supervisor of the servers
-# cannot vanish and take the container down without a word. Debug mode and
-# any other command run under tini instead (flaskbox_exec), which forwards
-# signals to them and reaps.
+# It is the image's ENTRYPOINT, so PID 1, and in production it execs PID 1
+# into the arbiter (flaskbox/arbiter/, Python): it supervises the servers,
+# reaping orphans as an init must, and nothing inside the container can
+# kill it (the kernel keeps signals from PID 1 unless it handles them): the
+# supervisor of the servers cannot vanish and take the container down
+# without a word. Debug mode and any other command run under tini instead
+# (flaskbox_exec), which forwards signals to them and reaps.
 set -Eeuo pipefail
 
 # $FLASKBOX_LIB and $FLASKBOX_USER come from the Dockerfile's ENV.
@@ -31,10 +31,6 @@ set -Eeuo pipefail
 . "$FLASKBOX_LIB/install-on-start.sh"
 # shellcheck source=lib/hooks.sh
 . "$FLASKBOX_LIB/hooks.sh"
-# shellcheck source=lib/debug-mode.sh
-. "$FLASKBOX_LIB/debug-mode.sh"
-# shellcheck source=lib/supervise.sh
-. "$FLASKBOX_LIB/supervise.sh"
 
 # flaskbox_usage
 #   The usage text, on stdout; callers redirect it to stderr for errors.
@@ -100,11 +96,10 @@ flaskbox_parse_args() {
 #   down. VAR and VAR_FILE both set, or a file that cannot be read, exits 2
 #   naming it (flaskbox/file_vars.py).
 flaskbox_file_vars() {
-	local name assignments
+	local name
 	for name in $(compgen -e); do
 		[[ "$name" == ?*_FILE ]] || continue
-		assignments="$(python3 -I -m flaskbox file-vars)" || exit "$?"
-		eval "$assignments"
+		flaskbox_assign file-vars
 		return 0
 	done
 }
@@ -114,9 +109,7 @@ flaskbox_file_vars() {
 #   python-dotenv is installed (flaskbox/env_files.py): what -e sets wins.
 flaskbox_env_files() {
 	[ -f /app/.env ] || [ -f /app/.flaskenv ] || return 0
-	local assignments
-	assignments="$(python3 -I -m flaskbox env-files)" || exit "$?"
-	eval "$assignments"
+	flaskbox_assign env-files
 }
 
 # flaskbox_step_down ARG...
@@ -144,21 +137,16 @@ flaskbox_stepped_down() {
 		"included; in group 0, they may write root's files that are group-writable)"
 }
 
-# flaskbox_settings check|resolve MODE
-#   Every setting's default filled in and every value checked, by the
-#   settings table (flaskbox/settings/), exit 2 with a message naming a bad
-#   one. `check` runs before the hooks; `resolve` after them (a *.envsh hook
-#   may change settings) resolves them once into $RUNTIME_DIR/settings.json,
-#   which the configs, the servers and the health check read. Either sets
-#   only the few shell variables this script uses itself (RUNTIME_DIR, PORT,
-#   APP_MODULE, INSTALL_ON_START, PRE_START_PATH, DEBUG_HOST, FLASKBOX_*),
-#   unexported.
-flaskbox_settings() {
-	local assignments
-	assignments="$(python3 -I -m flaskbox "$@")" || exit "$?"
-	eval "$assignments"
+# flaskbox_check MODE
+#   Before the hooks: every setting's default filled in and every value
+#   checked by the settings table (flaskbox/settings/), exit 2 with a
+#   message naming a bad one. Sets the four values the steps below use
+#   (RUNTIME_DIR, APP_MODULE, PRE_START_PATH, INSTALL_ON_START), unexported;
+#   the servers read the record that flaskbox_prepare writes.
+flaskbox_check() {
+	flaskbox_assign check "$1"
 	# Debug mode writes no __pycache__ into the bind-mounted /app, hooks included.
-	[ "$2" != debug ] || export PYTHONDONTWRITEBYTECODE=1
+	[ "$1" != debug ] || export PYTHONDONTWRITEBYTECODE=1
 }
 
 # flaskbox_writable_paths MODE
@@ -170,16 +158,45 @@ flaskbox_writable_paths() {
 }
 
 # flaskbox_prepare MODE
-#   In production, the configs: rendered from the templates and the record,
-#   then judged by `nginx -t` (with the user's nginx.d rules) before the app
-#   is imported, so a bad rule fails in a second, not after a slow import.
+#   Once, after the hooks (a *.envsh hook may change settings): the settings
+#   resolved into $RUNTIME_DIR/settings.json, the record every later reader
+#   loads (flaskbox/record.py). In production, the configs rendered from it
+#   and the certificate put in use, then judged by `nginx -t` (with the
+#   user's nginx.d rules) before the app is imported, so a bad rule fails in
+#   a second, not after a slow import. In debug mode, the warning.
 flaskbox_prepare() {
+	python3 -I -m flaskbox prepare "$1" || exit "$?"
 	[ "$1" = production ] || return 0
-	python3 -I -m flaskbox render
 	if ! nginx -t -q -e stderr -c "$RUNTIME_DIR/nginx/nginx.conf"; then
 		flaskbox_error "nginx rejected its configuration (message above); check /app/nginx.d/"
 		exit 2
 	fi
+}
+
+# flaskbox_start_debug
+#   exec the Flask dev server (flaskbox/debug.py) under tini: reloader on,
+#   interactive debugger on, its PIN in the log.
+flaskbox_start_debug() {
+	export FLASK_DEBUG=1
+	# Ignored (inherited across the exec) until the dev server takes SIGHUP
+	# over (flaskbox/debug.py, on_hangup): a HUP in between changes nothing.
+	trap '' HUP
+	cd /app || exit 1
+	flaskbox_exec python -m flaskbox.debug
+}
+
+# flaskbox_start_production
+#   exec the arbiter (flaskbox/arbiter/): PID 1 from here on, which starts
+#   uWSGI and nginx and supervises them: a stop signal stops them in order,
+#   SIGHUP reloads, either one dying takes the container down (non-zero) so
+#   that a restart policy or orchestrator replaces it. It takes over the
+#   JSON log relay this shell started (LOG_FORMAT=json).
+flaskbox_start_production() {
+	local relay=()
+	if [ -n "${FLASKBOX_JSON_LOGS_PID:-}" ]; then
+		relay=(--log-relay "$FLASKBOX_JSON_LOGS_PID" "$FLASKBOX_JSON_LOGS_FD" "$FLASKBOX_STDERR_FD")
+	fi
+	exec python3 -I -m flaskbox.arbiter "${relay[@]}"
 }
 
 # flaskbox_exec COMMAND [ARG...]
@@ -195,7 +212,7 @@ flaskbox_exec() {
 #   Before the servers run: a stop signal ends the start (as PID 1 the
 #   shell would ignore it), once the step in progress (a hook) is done; a
 #   SIGHUP (a closing terminal, `docker kill -s HUP`) never ends it: once
-#   serving, it reloads (supervise.sh; the dev server: debug.py).
+#   serving, it reloads (the arbiter; the dev server: debug.py).
 flaskbox_early_signals() {
 	trap 'exit 143' TERM
 	trap 'exit 130' INT
@@ -246,16 +263,15 @@ main() {
 	flaskbox_step_down "$@"               # never serve as root
 	[ "$FLASKBOX_MODE" = debug ] || flaskbox_json_logs  # LOG_FORMAT=json: stderr as JSON too
 	[ -z "${FLASKBOX_STEPPED_DOWN:-}" ] || flaskbox_stepped_down
-	flaskbox_settings check "$FLASKBOX_MODE"    # defaults and checks (exit 2)
+	flaskbox_check "$FLASKBOX_MODE"       # defaults and checks (exit 2)
 	flaskbox_install_on_start             # INSTALL_ON_START's pip part
 	flaskbox_writable_paths "$FLASKBOX_MODE"  # WRITABLE_PATHS on the volume
 	flaskbox_run_hooks                    # /docker-entrypoint.d, PRE_START_PATH
-	flaskbox_settings resolve "$FLASKBOX_MODE"  # once, after the hooks: the record
-	flaskbox_prepare "$FLASKBOX_MODE"     # the rendered configs
+	flaskbox_prepare "$FLASKBOX_MODE"     # once, after the hooks: the record, the configs
 	if [ "$FLASKBOX_MODE" = debug ]; then
 		flaskbox_start_debug              # exec the dev server
 	fi
-	flaskbox_start_production             # uWSGI and nginx, supervised
+	flaskbox_start_production             # exec the arbiter: uWSGI and nginx, supervised
 }
 
 # Sourced (by a test, or a hook of yours), only the functions are defined.

@@ -14,6 +14,7 @@ QUICK_SECONDS=0.5
 # any other answer: the full check, which says why.
 answers_200() {
 	local port
+	# RUNTIME_DIR's default is layout.Runtime.DEFAULT (tests/test_settings_defaults.py).
 	read -r port <"${RUNTIME_DIR:-/tmp/flaskbox}/health-port" 2>/dev/null || return 1
 	[[ $port =~ ^[0-9]+$ ]] || return 1
 	# timeout bounds the connect too: a full listen queue drops the SYN.

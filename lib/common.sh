@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Logging shared by entry-point.sh and the files it sources. Sourced, never run.
+# What entry-point.sh and the files it sources share: the log lines, the
+# variables Python hands this shell (as data), the JSON log relay. Sourced,
+# never run.
 
 # flaskbox_log MESSAGE...
 #   Info line on stderr (stdout carries only the access log, so LOG_FORMAT=json
@@ -21,14 +23,47 @@ flaskbox_error() {
 	printf 'flaskbox: error: %s\n' "$*" >&2
 }
 
+# flaskbox_assign COMMAND [ARG...]
+#   `python3 -I -m flaskbox COMMAND ARG...`, whose records give this shell
+#   its variables (flaskbox_assignments); its failure ends the start with
+#   its exit code (it has said why).
+flaskbox_assign() {
+	local status=0
+	flaskbox_assignments < <(python3 -I -m flaskbox "$@")
+	wait "$!" || status=$?
+	[ "$status" -eq 0 ] || exit "$status"
+}
+
+# flaskbox_assignments
+#   Reads NUL-separated records on stdin (flaskbox/shell.py): "export NAME
+#   VALUE", "set NAME VALUE" (this shell's own, not exported) or "unset
+#   NAME". Data, never evaluated: a value is a value, whatever it holds.
+flaskbox_assignments() {
+	local how name value
+	while IFS= read -r -d '' how && IFS= read -r -d '' name; do
+		# A name only: in an array subscript bash would evaluate code.
+		[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+		if [ "$how" = unset ]; then
+			unset "$name"
+			continue
+		fi
+		IFS= read -r -d '' value || return 0
+		case "$how" in
+			export) export "$name=$value" ;;
+			set) printf -v "$name" '%s' "$value" ;;
+		esac
+	done
+}
+
 # flaskbox_json_logs
 #   LOG_FORMAT=json: this shell's stderr, and so that of every process it
 #   starts (hooks, nginx, uWSGI, the app), goes through flaskbox/jsonlog.py,
 #   which writes each line to the container's stderr as a JSON object. The
 #   lines pass through a pipe this shell keeps open too (a FIFO whose name is
 #   gone at once): if the relay dies, writers neither fail nor lose what they
-#   write, and a new relay (flaskbox_json_logs_relay, which the supervisor
-#   calls) reads on where it stopped. On exit, it is given its last lines.
+#   write, and a new relay reads on where it stopped (the arbiter starts it
+#   once it is PID 1: flaskbox/arbiter/helpers.py). On exit, it is given its
+#   last lines (here, and by the arbiter).
 flaskbox_json_logs() {
 	[ "${LOG_FORMAT:-}" = json ] || return 0
 	local dir
@@ -49,9 +84,9 @@ flaskbox_json_logs() {
 }
 
 # flaskbox_json_logs_relay
-#   Starts the relay (again): it reads the pipe (opened anew, read-only, so
-#   that it sees the end once every writer is gone) and writes the
-#   container's own stderr. FLASKBOX_JSON_LOGS_PID.
+#   Starts the relay: it reads the pipe (opened anew, read-only, so that it
+#   sees the end once every writer is gone) and writes the container's own
+#   stderr. FLASKBOX_JSON_LOGS_PID; the arbiter takes it over.
 #   It runs inside a subshell that outlives it and exits with its status:
 #   bash writes a notice of a child killed by a signal to its own stderr,
 #   and PID 1's is this pipe. With the relay dead and the pipe full, that
@@ -73,9 +108,8 @@ flaskbox_json_logs_relay() {
 _flaskbox_json_logs_end() {
 	exec 2>/dev/null
 	exec {FLASKBOX_JSON_LOGS_FD}>&-
-	local tries=0
-	while kill -0 "$FLASKBOX_JSON_LOGS_PID" 2>/dev/null && [ "$tries" -lt 100 ]; do
-		sleep 0.02
-		tries=$((tries + 1))
-	done
+	# Whichever ends first: a hook's process that outlives it may still hold
+	# the pipe, and the relay would wait for it.
+	sleep 2 &
+	wait -n "$FLASKBOX_JSON_LOGS_PID" "$!" 2>/dev/null || true
 }

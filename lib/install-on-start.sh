@@ -53,7 +53,7 @@ _os_requirements_changed() {
 flaskbox_install_os_packages() {
 	[ "$(id -u)" = 0 ] && [ "$FLASKBOX_MODE" = debug ] && [ "${INSTALL_ON_START:-0}" = 1 ] || return 0
 	# Bad settings fail now, not after a slow install.
-	flaskbox_settings check debug
+	flaskbox_check debug
 	if ! _os_requirements_changed; then
 		[ ! -f "$FLASKBOX_REQUIREMENTS_OS" ] ||
 			flaskbox_log "$FLASKBOX_REQUIREMENTS_OS unchanged since its last install: no apt"

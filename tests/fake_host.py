@@ -76,5 +76,5 @@ def rendered(tmp_path, env=None):
     """The production configs rendered under tmp_path/run: the resolved
     settings, and each file's text by name."""
     resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run"), **(env or {})})
-    paths = render.render_production(resolved.record(), env or {}, resolved.notes, REPO)
+    paths = render.render_production(resolved.record(), REPO)
     return resolved, {path.name: path.read_text() for path in paths}

@@ -26,7 +26,8 @@ def process_table(container) -> list[tuple[str, ...]]:
 
 
 @pytest.mark.parametrize("mode_args, servers", [
-    ((), ("nginx: master", "nginx: worker", "uWSGI master", "uWSGI worker", "entry-point.sh")),
+    # PID 1 in production: the arbiter the entry-point execs (issue 47).
+    ((), ("nginx: master", "nginx: worker", "uWSGI master", "uWSGI worker", "flaskbox.arbiter")),
     (("-d", "debug"), ("flaskbox.debug",)),
 ], ids=["production", "debug"])
 def test_the_servers_run_in_group_0_with_umask_002(containers, mode_args, servers):

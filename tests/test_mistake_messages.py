@@ -16,6 +16,7 @@ import pytest
 
 from flaskbox import distributions, env_files, importing, ports, shadows
 from flaskbox.host import Host
+from helpers import REPO
 
 TCP_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
               "inode\n")
@@ -207,11 +208,12 @@ def test_a_bare_wsgi_callable_has_no_flask_mistakes():
 
 # --- env_files.py: /app/.env and /app/.flaskenv -----------------------------------
 
-def evaluated(exports):
-    """The variables a shell has after `eval` of the exports (proof that they
-    are valid shell)."""
-    out = subprocess.run(["bash", "-c", 'eval "$1" && env -0', "bash", exports], env={},
-                         capture_output=True, text=True, check=True).stdout
+def evaluated(exports: bytes):
+    """The variables a shell has once it has read the records as the entry
+    point does (lib/common.sh: flaskbox_assignments, no eval)."""
+    reader = f'. "{REPO}/lib/common.sh"; flaskbox_assignments && env -0'
+    out = subprocess.run(["bash", "-c", reader], input=exports, env={}, capture_output=True,
+                         check=True).stdout.decode()
     return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
 
 
@@ -244,7 +246,7 @@ def test_without_python_dotenv_the_files_are_named_not_read(tmp_path, monkeypatc
     assert env[env_files.RECORD] == f"missing-dotenv {tmp_path}/.env"
     [line] = env_files.notes(env)
     assert line.startswith(f"warning: {tmp_path}/.env not read: python-dotenv is not installed")
-    assert "s3cr3t-value" not in line and "SECRET_KEY" not in exports
+    assert "s3cr3t-value" not in line and b"SECRET_KEY" not in exports
 
 
 def test_the_files_variables_reach_the_app_unless_given_with_e(tmp_path, dotenv):
@@ -256,7 +258,7 @@ def test_the_files_variables_reach_the_app_unless_given_with_e(tmp_path, dotenv)
     assert env["SECRET_KEY"] == "from-dotenv"          # .env wins over .flaskenv
     assert env["DATABASE_URL"] == awkward              # quoted, never expanded
     assert "FLASK_APP" not in env                      # -e wins
-    # Not a shell variable's name, or bash's own (readonly: the eval failed).
+    # Not a shell variable's name, or bash's own (readonly: the assignment fails).
     assert "NOT-A-NAME" not in env and "UID" not in env
     assert env_files.notes(env) == [
         f"warning: {tmp_path}/.env: NOT-A-NAME, UID not set: the shell's own names (or not a variable's "
@@ -266,7 +268,7 @@ def test_the_files_variables_reach_the_app_unless_given_with_e(tmp_path, dotenv)
         f"{tmp_path}/.flaskenv: every variable in it is set already (-e wins)"]
     # The step down to the serving user runs the entry point again: the
     # first pass's record stands.
-    assert env_files.assignments(env, tmp_path) == ""
+    assert env_files.assignments(env, tmp_path) == b""
 
 
 def test_notes_name_variables_but_never_their_values(tmp_path, dotenv):

@@ -1,7 +1,7 @@
 """Secrets as files: VAR_FILE=/path gives the app VAR with the file's
 contents, for any variable (a setting or one the app reads), as the
 official postgres and mysql images do. Judged first without a container
-(flaskbox/file_vars.py, its shell lines read back by bash), then in real
+(flaskbox/file_vars.py, its records read back by bash as data), then in real
 containers: the app and every mode get the value, `docker inspect` and the
 log show only the path, VAR and VAR_FILE both set or an unreadable file
 exit 2 naming it. tests/test_swarm.py does the same with `docker secret
@@ -17,14 +17,14 @@ import uuid
 import pytest
 
 from flaskbox import file_vars
-from helpers import docker, share_with_container
+from helpers import REPO, docker, share_with_container
 
 
 def shell(env: dict[str, str], script: str) -> subprocess.CompletedProcess:
-    """bash, with env only, after eval of file_vars' lines for env: what the
-    entry point does."""
-    lines = file_vars.assignments(env).decode("utf-8", "surrogateescape")
-    return subprocess.run(["bash", "-c", 'eval "$1"; ' + script, "bash", lines],
+    """bash, with env only, once it has read file_vars' records for env as
+    the entry point does (lib/common.sh: flaskbox_assignments, no eval)."""
+    reader = f'. "{REPO}/lib/common.sh"; flaskbox_assignments; '
+    return subprocess.run(["bash", "-c", reader + script], input=file_vars.assignments(env),
                           env={"PATH": os.environ["PATH"], **env}, capture_output=True, timeout=30)
 
 
@@ -114,8 +114,8 @@ def test_a_message_quoting_a_value_read_from_a_file_names_it_instead():
 
 def test_a_second_pass_keeps_the_record(tmp_path):
     (tmp_path / "s").write_text("v")
-    lines = file_vars.assignments({"FLASKBOX_FILE_VARS": "FIRST", "SECOND_FILE": str(tmp_path / "s")})
-    assert lines.endswith(b"export FLASKBOX_FILE_VARS='FIRST SECOND'\n")
+    records = file_vars.assignments({"FLASKBOX_FILE_VARS": "FIRST", "SECOND_FILE": str(tmp_path / "s")})
+    assert records.endswith(b"export\0FLASKBOX_FILE_VARS\0FIRST SECOND\0")
 
 
 # --- in containers ------------------------------------------------------------------------------

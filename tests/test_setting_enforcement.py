@@ -5,6 +5,12 @@ container:
 - every entry names something that exists: a dotted name imports from
   flaskbox and resolves to a function or class; "path: text" names a file
   of the repository that holds the text;
+- every dotted entry uses the setting, and is used: its source names the
+  setting, or the name it reaches it under (in backquotes in the entry's
+  note: "prefix.Prefixed (as its `prefix`)"); and something calls it (its
+  name appears in the code, the scripts or the templates besides its own
+  definition; a command of `python3 -m flaskbox` is called by its name).
+  A place nothing runs (check-app, once) is no place a setting acts;
 - no reader is missing: a grep of the code, the templates and the scripts
   for each setting's name finds no place its list leaves out.
 
@@ -19,9 +25,10 @@ What the grep counts as reading a setting, simple on purpose:
   other names and Chinese words name settings without acting on them.
 - templates (TEMPLATES): a ${NAME} placeholder, as template.py fills them.
   Its place is the file.
-- scripts (SCRIPTS): $NAME, ${NAME...}, or FLASKBOX_NAME, the entry-point's
-  own copy (settings.resolve.Resolved.shell), on a line that is not a
-  comment. Its place is the file.
+- scripts (SCRIPTS): $NAME or ${NAME...}, on a line that is not a
+  comment. Its place is the file. The shell has no renamed copies of the
+  settings (FLASKBOX_NAME): the few values its own steps use keep their
+  names (__main__.SHELL_VALUES), and everything else reads the record.
 
 A setting that reaches a place under another name (a derived value such as
 UPSTREAM_TIMEOUT, a function's parameter) is not found by the grep: its
@@ -30,6 +37,7 @@ list names those places by hand, and only the first check covers them.
 
 import ast
 import importlib
+import inspect
 import re
 from fnmatch import fnmatch
 
@@ -57,6 +65,40 @@ def parse(entry: str) -> tuple[str, str | None]:
     match = ENTRY.fullmatch(entry)
     assert match, f"{entry!r}: expected 'module.name (note)' or 'path: text (note)'"
     return match["place"], match["text"]
+
+
+# Where a place that acts on a setting may be called from.
+CALLERS = sorted([*(REPO / "lib").rglob("*.py"), *(REPO / "lib").rglob("*.sh"),
+                  REPO / "lib" / "bin" / "flask", REPO / "entry-point.sh", REPO / "healthcheck.sh",
+                  REPO / "Dockerfile", *(REPO / name for name in TEMPLATES)])
+
+
+def called(dotted: str) -> bool:
+    """Whether something runs the place: its name appears besides its own
+    definition; a `python3 -m flaskbox` command's by the command's name."""
+    name = dotted.split(".")[-1]
+    if dotted.startswith("__main__.cmd_"):
+        from flaskbox.__main__ import COMMANDS
+
+        command = next(key for key, function in COMMANDS.items() if function.__name__ == name)
+        words = (f"flaskbox {command}", f'"{command}"')
+        return any(word in path.read_text() for path in CALLERS if path.name != "__main__.py"
+                   for word in words)
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    definition = re.compile(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]")
+    return any(word.search(line) and not definition.match(line)
+               for path in CALLERS for line in path.read_text(errors="replace").splitlines())
+
+
+def uses(setting: str, place, note: str | None) -> bool:
+    """Whether the place's source names the setting, or the name the note
+    says it reaches it under."""
+    try:
+        source = inspect.getsource(place)
+    except TypeError:  # a constant
+        source = repr(place)
+    names = [setting, *re.findall(r"`([A-Za-z_][\w.]*)`", note or "")]
+    return any(re.search(rf"\b{re.escape(name)}\b", source) for name in names)
 
 
 def resolve_dotted(dotted: str):
@@ -124,7 +166,7 @@ def file_reads(paths: list[str], pattern: str, skip_comments: bool) -> set[tuple
 def all_reads() -> set[tuple[str, str]]:
     return (python_reads()
             | file_reads(TEMPLATES, r"\$\{{({name})\}}", skip_comments=False)
-            | file_reads(SCRIPTS, r"(?:\$\{{?|\bFLASKBOX_)({name})\b", skip_comments=True))
+            | file_reads(SCRIPTS, r"\$\{{?({name})\b", skip_comments=True))
 
 
 def covers(entry: str, place: str) -> bool:
@@ -153,6 +195,10 @@ def test_each_place_a_setting_lists_exists(name):
                 continue
             if not callable(found) and not isinstance(found, (tuple, frozenset, set, dict, str)):
                 wrong.append(f"{entry}: names {type(found).__name__}, not a function, class or constant")
+            elif not uses(name, found, ENTRY.fullmatch(entry)["note"]):
+                wrong.append(f"{entry}: its source names neither {name} nor a `name` its note gives")
+            elif not called(place):
+                wrong.append(f"{entry}: nothing calls it")
         elif not (REPO / place).is_file():
             wrong.append(f"{entry}: no file {place}")
         elif text not in (REPO / place).read_text():
@@ -173,12 +219,36 @@ def test_the_grep_finds_reads_in_code_templates_and_scripts():
     reads = all_reads()
     assert ("REQUEST_TIMEOUT", "settings.resolve._upstream_timeout") in reads
     assert ("ALLOWED_HOSTS", "wsgi.from_record") in reads
-    assert ("RELOAD_GRACE", "settings.resolve.Resolved.shell") in reads
-    assert ("FILE_VARS_IGNORE", "file_vars.IGNORE") in reads  # a module-level name
+    assert ("RELOAD_GRACE", "arbiter.generation.Generation.retire") in reads
+    assert ("APP_MODULE", "__main__.SHELL_VALUES") in reads  # a module-level name
+    assert ("FILE_VARS_IGNORE", "file_vars.IGNORE") in reads
     assert ("PORT", "nginx.conf") in reads
     assert ("WORKER_CONNECTIONS", "app.ini") in reads
-    assert ("IMPORT_TIMEOUT", "lib/supervise/generations.sh") in reads  # as FLASKBOX_IMPORT_TIMEOUT
+    assert ("PRE_START_PATH", "lib/hooks.sh") in reads  # as $PRE_START_PATH
     assert ("ENTRYPOINT_QUIET_LOGS", "lib/common.sh") in reads  # as ${ENTRYPOINT_QUIET_LOGS:-0}
+
+
+def test_the_shell_keeps_no_renamed_copy_of_a_setting():
+    # PID 1 evaluates nothing, and no FLASKBOX_NAME copies a setting: the
+    # arbiter and the servers read the record (one channel).
+    copies = file_reads(SCRIPTS, r"\bFLASKBOX_({name})\b", skip_comments=False)
+    assert copies == set(), copies
+    scripts = [*SCRIPTS, "lib/bin/flask"]
+    assert not [path for path in scripts if re.search(r"^\s*eval\b", (REPO / path).read_text(), re.M)]
+
+
+def test_a_place_must_use_the_setting_and_be_called():
+    # What kept `check-app` alive: listed, existing, using APP_MODULE, and
+    # run by nothing.
+    def check_app():
+        return settings.BY_NAME["APP_MODULE"]
+
+    assert uses("APP_MODULE", check_app, None)
+    assert not called("check_app_that_nothing_runs")
+    assert called("arbiter.generation.Generation.retire")
+    assert called("__main__.cmd_prepare")  # entry-point.sh: python3 -I -m flaskbox prepare
+    assert not uses("REQUEST_TIMEOUT", check_app, None)
+    assert uses("REQUEST_TIMEOUT", check_app, "as its `settings`")
 
 
 def test_the_grep_leaves_definitions_longer_names_and_comments_alone():
@@ -188,7 +258,7 @@ def test_the_grep_leaves_definitions_longer_names_and_comments_alone():
                    for place in places)
     # ${TLS_PORT_SUFFIX} is a derived value, not TLS_PORT.
     assert ("TLS_PORT", "nginx.conf") not in reads
-    assert file_reads(["lib/common.sh"], r"(?:\$\{{?|\bFLASKBOX_)({name})\b", skip_comments=True) \
+    assert file_reads(["lib/common.sh"], r"\$\{{?({name})\b", skip_comments=True) \
         == {("ENTRYPOINT_QUIET_LOGS", "lib/common.sh"), ("LOG_FORMAT", "lib/common.sh")}
 
 
@@ -199,4 +269,4 @@ def test_an_entry_covers_its_place_and_what_is_inside_it():
     assert not covers("nginx.conf: listen", "nginx-static.conf")
     assert parse("app.ini: ini = %p:${WORKER_CLASS} (its [sync] or [gevent] section)") \
         == ("app.ini", "ini = %p:${WORKER_CLASS}")
-    assert parse("settings.resolve.Resolved.shell") == ("settings.resolve.Resolved.shell", None)
+    assert parse("arbiter.stop.Stop") == ("arbiter.stop.Stop", None)

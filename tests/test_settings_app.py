@@ -93,7 +93,7 @@ def test_a_tiangolo_uwsgi_ini_names_the_app_and_loses_what_flaskbox_owns(tmp_pat
     # The pool's size is a setting's: taken from the ini, and said.
     assert resolved.values["UWSGI_PROCESSES"] == "8"
     assert f"{app_dir / 'uwsgi.ini'}: `processes = 8` taken as UWSGI_PROCESSES=8" in resolved.notes
-    render.render_production(resolved.record(), {}, resolved.notes, REPO)
+    render.render_production(resolved.record(), REPO)
     text = (tmp_path / "run" / "uwsgi.ini").read_text()
     assert "memory-report = true" in text and "processes = 8" in text
     user_part = text.split("without what names the app")[-1]

@@ -132,7 +132,7 @@ def test_an_nginx_that_keeps_upstream_connections_is_told_not_to(tmp_path):
         (conf / name).write_text((REPO / name).read_text())
     (conf / render.UPSTREAM_KEEPALIVE_MARK).touch()
     resolved = resolve({"RUNTIME_DIR": str(tmp_path / "run")})
-    paths = render.render_production(resolved.record(), {}, resolved.notes, conf)
+    paths = render.render_production(resolved.record(), conf)
     upstream = next(path for path in paths if path.name == "upstream.conf").read_text()
     assert upstream.splitlines()[1] == "keepalive 0;"
     assert "keepalive" not in rendered(tmp_path / "old")[1]["upstream.conf"]

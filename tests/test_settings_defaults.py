@@ -4,6 +4,8 @@ queues and per-client limits from the workers, upload space from the file
 system, the pool fitted to the pids limit (or refused), gevent's from its
 connections; and the one record they are resolved into, once per start."""
 
+import os
+
 import pytest
 
 from fake_host import FakeHost, GiB, resolve
@@ -136,13 +138,9 @@ def test_the_pool_is_fitted_to_the_pids_limit():
 
 def test_a_third_pool_needs_room_under_the_pids_limit_now():
     # A reload while an earlier one's pool still finishes: one more pool of
-    # 1 + 4 x (16 + 3) = 77 must fit in what the limit leaves now.
-    from flaskbox.settings import pids
-    values = resolve({}).values
-    assert pids.room_for_another_pool(values, 300, 223)
-    assert not pids.room_for_another_pool(values, 300, 224)
-    assert pids.room_for_another_pool(values, None, 224)  # no limit
-    assert pids.room_for_another_pool(values, 169, None)  # the count unreadable: as before
+    # 1 + 4 x (16 + 3) = 77 must fit in what the limit leaves now (the
+    # arbiter compares: tests/test_arbiter_reload.py).
+    assert resolve({}).derived["POOL_PIDS"] == "77"
 
 
 @pytest.mark.parametrize("env, pids, named", [
@@ -168,16 +166,23 @@ def test_a_hook_changing_an_input_recomputes_what_depends_on_it():
     assert second.values["CONNECTIONS_PER_CLIENT"] == "800"
 
 
-def test_only_the_shells_own_values_leave_python():
-    # The entry-point's shell gets a handful of values for itself; every
-    # other setting reaches the servers through the record alone.
-    shell = resolve({"QUEUE_SIZE": "7"}).shell()
-    assert set(shell) == {"RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
-                          "METRICS_PORT", "TLS_CERT", "FLASKBOX_RELOAD_GRACE", "FLASKBOX_STOP_DRAIN_SECONDS",
-                          "FLASKBOX_STOP_MERCY_SECONDS", "FLASKBOX_STOP_KILL_AFTER_SECONDS",
-                          "FLASKBOX_STOP_STREAMS_SIGNAL", "FLASKBOX_OOM_KILLS", "FLASKBOX_RELOAD_ROOM",
-                          "FLASKBOX_IMPORT_TIMEOUT", "DEBUG_HOST", "FLASKBOX_HOST_NETWORK"}
-    assert shell["FLASKBOX_STOP_DRAIN_SECONDS"] == str(layout.STOP_DRAIN_SECONDS)
+def test_only_the_shells_own_values_leave_python(monkeypatch):
+    # The entry-point's shell gets the four values its own steps use before
+    # the record exists, under their own names, as data (no eval); every
+    # other setting reaches the servers and the arbiter through the record.
+    from flaskbox.__main__ import shell_records
+
+    monkeypatch.setattr(os, "environ", {})
+    records = shell_records(resolve({"QUEUE_SIZE": "7"})).split(b"\0")
+    assert records[:-1:3] == [b"set"] * 4
+    assert records[1:-1:3] == [b"RUNTIME_DIR", b"APP_MODULE", b"PRE_START_PATH", b"INSTALL_ON_START"]
+
+
+@pytest.mark.parametrize("timeout, drain", [(10, 5), (6, 1), (30, 25)])
+def test_the_stop_timeout_gives_nginx_what_uwsgi_and_the_exit_leave(timeout, drain):
+    assert resolve({"STOP_TIMEOUT": str(timeout)}).derived["STOP_DRAIN_SECONDS"] == str(drain)
+    assert layout.stop_drain(timeout) == drain
+    assert layout.STOP_DRAIN_SECONDS == layout.stop_drain(layout.STOP_TIMEOUT_SECONDS) == 5
 
 
 def test_the_record_round_trips_typed(tmp_path):
@@ -196,3 +201,12 @@ def test_passed_through_uwsgi_options():
     env = {"UWSGI_MAX_REQUESTS": "1000", "UWSGI_PROCESSES": "3", "UWSGI_INI": "/x.ini", "UWSGI_RELOADS": "2",
            "UWSGI_DISABLE_LOGGING": "false"}
     assert settings.uwsgi_options(env) == [("disable-logging", "false"), ("max-requests", "1000")]
+
+
+def test_runtime_dirs_default_is_written_once():
+    # The table's default is layout.Runtime.DEFAULT; bash cannot import it,
+    # so healthcheck.sh's own copy is held to it here.
+    from helpers import REPO
+
+    assert settings.BY_NAME["RUNTIME_DIR"].default == layout.Runtime.DEFAULT
+    assert f"${{RUNTIME_DIR:-{layout.Runtime.DEFAULT}}}" in (REPO / "healthcheck.sh").read_text()

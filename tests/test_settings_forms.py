@@ -20,6 +20,7 @@ ACCEPTED = {
     "MAX_LINE_SIZE": ["1k", "8k", "16k", "20000", "24k"],
     "REQUEST_TIMEOUT": ["1", "30", "86400"],
     "RELOAD_GRACE": ["0", "300", "86400"],
+    "STOP_TIMEOUT": ["6", "10", "30", "86400"],
     "IMPORT_TIMEOUT": ["0", "120", "86400"],
     "SHARE_PORT": ["0", "1"],
     "DEBUG_HOST": ["0.0.0.0", "127.0.0.1", "::", "::1", "192.168.1.5"],
@@ -79,6 +80,8 @@ REFUSED = {
     "MAX_LINE_SIZE": ["0", "1023", "25k", "64k", "1m", "16kb"],
     "REQUEST_TIMEOUT": ["0", "86401", "3s", ""],
     "RELOAD_GRACE": ["-1", "86401", "5m", ""],
+    # Below 6 s nginx would have no time to drain (layout.stop_drain).
+    "STOP_TIMEOUT": ["5", "0", "86401", "10s", ""],
     "IMPORT_TIMEOUT": ["-1", "86401", "2m", ""],
     "SHARE_PORT": ["yes", "2", ""],
     "DEBUG_HOST": ["localhost", "0.0.0.0:5000", "", "127.0.0.256"],

@@ -74,9 +74,9 @@ def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args,
     # A large CPU weight: the budget is the image's stop, not the neighbours' load.
     c = containers.run(*mode_args, docker_args=(*mounts, "--cpu-shares", "10240"))
     idle(c, mode_args)
-    # Production: the entry-point supervises as PID 1; debug mode: tini
-    # forwards the stop to the dev server.
-    expected = "tini -- python -m flaskbox.debug" if mode_args else "bash /usr/local/bin/entry-point.sh"
+    # Production: the arbiter the entry-point execs supervises as PID 1;
+    # debug mode: tini forwards the stop to the dev server.
+    expected = "tini -- python -m flaskbox.debug" if mode_args else "python3 -I -m flaskbox.arbiter"
     assert pid1_command(c).startswith(expected), pid1_command(c)
     since = time.time()
     timed_stop(c)
@@ -268,3 +268,36 @@ def test_a_stop_with_a_request_stuck_in_each_of_two_generations_stays_in_the_gra
     # Each stuck worker is named as cut, not as an idle one of a slow master.
     assert "still in a request past their budget; killing them (their requests are cut)" in c.logs()
     assert "slow to stop its idle workers" not in c.logs()
+
+
+def test_a_master_slow_to_stop_its_idle_workers_is_named_slow_and_the_exit_is_0(containers, fixture_image,
+                                                                                 figure):
+    # A loaded machine's stop (issue 47): every request has ended, but uWSGI's
+    # master does not act on the stop (here: stopped with SIGSTOP). Its idle
+    # workers, then itself, are killed past their budget and named as slow;
+    # nothing failed, so the exit code is 0 (before: 137, "killing it").
+    c = containers.serving(image=fixture_image["image"])
+    c.signal("STOP", *c.pids("flaskbox uWSGI master"))
+    elapsed = timed_stop(c)
+    figure("stop with a uWSGI master that does not act on it, seconds", f"{elapsed:.2f}")
+    logs = c.logs()
+    assert c.exit_code() == 0, logs
+    assert elapsed < 9, logs
+    assert "slow to stop its idle workers; killing them past their budget (no request was in flight)" in logs
+    assert "is slow to stop: still running" in logs, logs
+    assert "flaskbox: error" not in logs.split("flaskbox: stopping:")[-1], logs
+
+
+@pytest.mark.slow
+def test_a_longer_stop_timeout_gives_a_request_in_flight_longer(containers, fixture_image, figure):
+    # STOP_TIMEOUT matched to docker's own: a 20 s request, which the default
+    # 5 s drain would cut, finishes whole within a 30 s grace, exit 0.
+    c = containers.serving(image=fixture_image["image"], env={"STOP_TIMEOUT": "30"},
+                           docker_args=("--stop-timeout", "30"))
+    results, threads = slow_client_in_a_worker(c, 20)
+    elapsed = timed_stop(c, grace=30)
+    threads[0].join(10)
+    figure("STOP_TIMEOUT=30: stop with a 20 s request in flight, seconds", f"{elapsed:.2f}")
+    assert results[0][:2] == (200, "slept 20\n"), (results, c.logs())
+    assert c.exit_code() == 0, c.logs()
+    assert elapsed < 29, c.logs()

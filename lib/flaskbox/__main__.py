@@ -1,49 +1,38 @@
-"""flaskbox's commands, run by entry-point.sh (and healthcheck.sh):
+"""flaskbox's commands, run by entry-point.sh (and healthcheck.sh, lib/bin/flask,
+the arbiter's helpers):
 
-    python3 -m flaskbox file-vars      VAR from the file VAR_FILE names, for every VAR_FILE; for eval
-    python3 -m flaskbox env-files      /app/.env and .flaskenv as `flask run` reads them; for eval
-    python3 -m flaskbox check MODE     check the settings (before the hooks); the shell's values, for eval
-    python3 -m flaskbox resolve MODE   resolve them once into RUNTIME_DIR/settings.json; the same, for eval
-    python3 -m flaskbox render         write the configs into RUNTIME_DIR, from that record
+    python3 -m flaskbox file-vars      VAR from the file VAR_FILE names, for every VAR_FILE (shell records)
+    python3 -m flaskbox env-files      /app/.env and .flaskenv as `flask run` reads them (shell records)
+    python3 -m flaskbox check MODE     check the settings (before the hooks); the shell's values (records)
+    python3 -m flaskbox prepare MODE   resolve them once into RUNTIME_DIR/settings.json; in production,
+                                       render the configs and put the certificate in use
     python3 -m flaskbox default NAME   one setting's default (production)
     python3 -m flaskbox settings       the settings, for the usage text
     python3 -m flaskbox health         the image's health check (exit 1: unhealthy)
     python3 -m flaskbox app-module     the APP_MODULE the servers would use, for FLASK_APP
     python3 -m flaskbox flask-env      what the flask command needs to act on the served app (lib/bin/flask)
-    python3 -m flaskbox check-app      import APP_MODULE's app once (exit 0: it loads), before a reload
     python3 -m flaskbox sources PATH...         debug mode: the state of the files a hook may depend on
     python3 -m flaskbox await-change STATE PATH...  debug mode: return once that state has changed
     python3 -m flaskbox writable       (as root, in a Dockerfile) link WRITABLE_PATHS to the volume
     python3 -m flaskbox writable MODE  (at start) each WRITABLE_PATHS target ready on the volume
     python3 -m flaskbox docs-table [zh-CN]  the settings rows of docs/configuration.md (or zh-CN's)
-    python3 -m flaskbox metrics        serve /metrics on METRICS_PORT (started by supervise.sh)
+    python3 -m flaskbox metrics        serve /metrics on METRICS_PORT (one of the arbiter's helpers)
     python3 -m flaskbox json-log       stdin's lines as JSON objects on stdout (LOG_FORMAT=json)
-    python3 -m flaskbox tls-apply      TLS_CERT and TLS_KEY checked and put in use (exit 1: refused)
-    python3 -m flaskbox tls-watch      put each renewal of TLS_CERT and TLS_KEY in use (supervise.sh)
-    python3 -m flaskbox nginx-digest   a digest of nginx's configuration and drop-ins (a reload compares it)
-    python3 -m flaskbox generation-idle DIR MASTER SECONDS
-                                       wait until a retiring uWSGI generation holds no request
-                                       (exit 3: it still does after SECONDS; 4: its master ended)
-    python3 -m flaskbox busy-workers FOLDER PID...
-                                       the PIDs in a request on a socket under FOLDER
-    python3 -m flaskbox oom-kills      the container's OOM kills so far (empty: unknown)
-    python3 -m flaskbox reload-room    exit 0 if another uWSGI pool fits under the pids limit now
-    python3 -m flaskbox import-stacks FILE APP_MODULE SECONDS
-                                       where an import past IMPORT_TIMEOUT waited, and every stack
+    python3 -m flaskbox tls-watch      put each renewal of TLS_CERT and TLS_KEY in use (a helper)
 
+Production's PID 1 is `python3 -m flaskbox.arbiter` (flaskbox/arbiter/).
 A setting outside its form exits 2 with a message naming it and the form.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
-from . import discover, env_files, file_vars, packages, record, refused_writes, render, settings, writable
-from .layout import GEVENT, GEVENT_SITE
-from .log import error, info, warn
+from . import discover, env_files, file_vars, packages, record, render, settings, writable
+from .log import error, info, log, warn
+from .shell import EXPORT, SET, records
 
 
 def resolve(mode: str) -> settings.Resolved:
@@ -58,16 +47,20 @@ def resolve(mode: str) -> settings.Resolved:
         sys.exit(2)
 
 
-def shell_lines(resolved: settings.Resolved, final: bool = True) -> None:
-    """The values the entry-point's shell uses itself, as assignments for
-    eval (not exports: nothing travels to the servers this way). Before the
-    hooks (not final), a variable the environment gives (APP_MODULE=app.py
-    with -e, exported) keeps its given value: assigned, it would change the
-    environment, and `resolve` would no longer see what was given (its note
-    "read as 'app'")."""
-    for name, value in resolved.shell().items():
-        if final or os.environ.get(name, value) == value:
-            print(f"{name}={shlex.quote(value)}")
+# What the entry-point's own steps before the record use: where the
+# runtime files go (INSTALL_ON_START's packages), the app and the pre-start
+# script (the hooks), INSTALL_ON_START's switch.
+SHELL_VALUES = ("RUNTIME_DIR", "APP_MODULE", "PRE_START_PATH", "INSTALL_ON_START")
+
+
+def shell_records(resolved: settings.Resolved) -> bytes:
+    """Those values, as the shell's own variables (records: shell.py; not
+    exports: nothing travels to the servers this way). A variable the
+    environment gives (APP_MODULE=app.py with -e, exported) keeps its given
+    value: assigned, it would change the environment, and `prepare` would no
+    longer see what was given (its note "read as 'app'")."""
+    return records((SET, name, resolved.values[name]) for name in SHELL_VALUES
+                   if os.environ.get(name, resolved.values[name]) == resolved.values[name])
 
 
 def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
@@ -84,7 +77,7 @@ def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
 
 def cmd_file_vars() -> None:
     """First of all, before any setting is read: each VAR_FILE's file
-    becomes VAR (flaskbox/file_vars.py), as shell lines for eval."""
+    becomes VAR (flaskbox/file_vars.py), as the shell's records."""
     try:
         lines = file_vars.assignments(os.environ)
     except file_vars.FileVarError as exc:
@@ -95,31 +88,49 @@ def cmd_file_vars() -> None:
 
 def cmd_env_files() -> None:
     """/app/.env and /app/.flaskenv as `flask run` reads them (env_files.py),
-    as shell lines for eval."""
-    print(env_files.assignments(os.environ), end="")
+    as the shell's records."""
+    sys.stdout.buffer.write(env_files.assignments(os.environ))
 
 
 def cmd_check(mode: str) -> None:
     """The pass before the hooks, whose settings may still change: a bad
-    value stops the start before any hook runs; notes wait for `resolve`."""
-    shell_lines(checked(mode)[0], final=False)
+    value stops the start before any hook runs; notes wait for `prepare`."""
+    sys.stdout.buffer.write(shell_records(checked(mode)[0]))
 
 
-def cmd_resolve(mode: str) -> None:
+def cmd_prepare(mode: str) -> None:
     """The settings, resolved once (after the hooks) into the record that
-    render, the servers and the health check read."""
+    the configs, the servers and the health check read; then what the mode
+    needs before its server starts."""
     resolved, notes = checked(mode)
     place = record.runtime({"RUNTIME_DIR": resolved.values["RUNTIME_DIR"]})
+    current = resolved.record()
     try:
         place.dir.mkdir(parents=True, exist_ok=True)
-        record.write(resolved.record(), place)
+        record.write(current, place)
     except OSError:
         # The environment, not flaskbox, is what needs changing: bad input (2).
         error(f"RUNTIME_DIR '{place.dir}' is not writable; on a read-only root add --tmpfs /tmp")
         sys.exit(2)
     for note in notes:
         say(note)
-    shell_lines(resolved)
+    if mode == settings.PRODUCTION:
+        render_configs(current)
+        if current["TLS_CERT"]:
+            from . import certificates
+
+            # Refused: the start ends, as a bad setting does.
+            if not certificates.apply(current["TLS_CERT"], current["TLS_KEY"], place):
+                sys.exit(2)
+    else:
+        from . import debug_warning
+
+        for line in debug_warning.lines(current, current.derived["HOST_NETWORK"] == "1"):
+            log(line)
+        # A fresh start: an APP_MODULE that names no app exits 2, as in
+        # production (flaskbox/debug.py); after an edit it is shown instead.
+        place.debug_loaded.unlink(missing_ok=True)
+        place.debug_app.unlink(missing_ok=True)
 
 
 def say(note: str) -> None:
@@ -131,16 +142,14 @@ def say(note: str) -> None:
         info(note)
 
 
-def cmd_render() -> None:
-    current = record.load()
-    notes: list[str] = []
+def render_configs(current: record.Record) -> None:
+    """nginx.conf, uwsgi.ini and their includes, written from the record
+    (render.py), and the pool's line in the log."""
     try:
-        render.render_production(current, dict(os.environ), notes)
+        render.render_production(current)
     except (OSError, render.TemplateError) as exc:
         error(f"cannot write the configuration into RUNTIME_DIR: {exc}")
         sys.exit(1)
-    for note in notes:
-        say(note)
     values, derived = current.values, current.derived
     cheaper = derived.get("UWSGI_CHEAPER")
     pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads (cheaper "
@@ -192,7 +201,7 @@ def cmd_app_module() -> None:
 
 def cmd_flask_env() -> None:
     """For lib/bin/flask (`docker exec CONTAINER flask ...`, which starts no
-    entry-point): exports naming the app this container serves, from the
+    entry-point): exports (the shell's records) naming the app this container serves, from the
     record of its start, or in a container that serves nothing yet (`docker
     run IMAGE flask ...`) the app a start would find; in debug mode the dev
     server's FLASK_DEBUG and no bytecode in a mounted /app. What the
@@ -205,35 +214,17 @@ def cmd_flask_env() -> None:
     exports = {"FLASK_APP": app}
     if mode == settings.DEBUG:
         exports.update(FLASK_DEBUG="1", PYTHONDONTWRITEBYTECODE="1")
-    for name, value in exports.items():
-        if value and not os.environ.get(name):
-            print(f"export {name}={shlex.quote(value)}")
+    items = [(EXPORT, name, value) for name, value in exports.items() if value and not os.environ.get(name)]
     # INSTALL_ON_START's packages, in the virtualenv layered over the image's
     # (lib/install-on-start.sh), as the server has them.
     venv = record.runtime().dir / "venv"
     sites = sorted(venv.glob("lib/python3*/site-packages")) if (venv / "bin" / "python").exists() else []
     if sites:
         path = os.environ.get("PYTHONPATH", "")
-        print(f"export VIRTUAL_ENV={shlex.quote(str(venv))} "
-              f"PATH={shlex.quote(str(venv / 'bin') + ':' + os.environ.get('PATH', ''))} "
-              f"PYTHONPATH={shlex.quote(str(sites[0]) + (':' + path if path else ''))}")
-
-
-def cmd_check_app() -> None:
-    """A trial import of the app, in a process of its own, before SIGHUP
-    reloads uWSGI (supervise.sh): uWSGI re-imports it in its master, where an
-    import error (need-app) would end the container instead of leaving the
-    running code in place. The traceback goes to the log."""
-    current = record.load()
-    os.chdir("/app")  # as uWSGI's chdir
-    if current["WORKER_CLASS"] == GEVENT:
-        sys.path.insert(0, str(GEVENT_SITE))  # as app.ini's [gevent] pythonpath
-    try:
-        with refused_writes.watch():
-            discover.load(current["APP_MODULE"])
-    except discover.AppError as exc:
-        error(str(exc))
-        sys.exit(2)
+        items += [(EXPORT, "VIRTUAL_ENV", str(venv)),
+                  (EXPORT, "PATH", str(venv / "bin") + ":" + os.environ.get("PATH", "")),
+                  (EXPORT, "PYTHONPATH", str(sites[0]) + (":" + path if path else ""))]
+    sys.stdout.buffer.write(records(items))
 
 
 def cmd_sources(*paths: str) -> None:
@@ -305,45 +296,10 @@ def cmd_json_log() -> None:
     jsonlog.main()
 
 
-def cmd_tls(command: str) -> None:
+def cmd_tls_watch() -> None:
     from . import certificates
 
-    certificates.main(command)
-
-
-def cmd_nginx_digest() -> None:
-    print(render.nginx_digest(record.runtime()))
-
-
-def cmd_generation_idle(directory: str, master: str, seconds: str) -> None:
-    from . import generations
-
-    generations.main(directory, master, seconds)
-
-
-def cmd_busy_workers(folder: str, *pids: str) -> None:
-    from . import generations
-
-    generations.cmd_busy(folder, *pids)
-
-
-def cmd_oom_kills() -> None:
-    kills = settings.Host().oom_kills()
-    print("" if kills is None else kills)
-
-
-def cmd_reload_room() -> None:
-    from .settings import pids
-
-    host = settings.Host()
-    room = pids.room_for_another_pool(record.load().text, host.pids_limit(), host.pids_current())
-    sys.exit(0 if room else 1)
-
-
-def cmd_import_stacks(path: str, app_module: str, seconds: str) -> None:
-    from . import importing
-
-    importing.cmd_import_stacks(path, app_module, seconds)
+    certificates.main()
 
 
 def cmd_health() -> None:
@@ -353,17 +309,10 @@ def cmd_health() -> None:
 
 
 COMMANDS = {"file-vars": cmd_file_vars, "env-files": cmd_env_files, "check": cmd_check,
-            "resolve": cmd_resolve, "render": cmd_render,
-            "default": cmd_default,
-            "settings": cmd_settings, "health": cmd_health, "app-module": cmd_app_module,
-            "flask-env": cmd_flask_env,
-            "check-app": cmd_check_app, "sources": cmd_sources, "await-change": cmd_await_change,
-            "writable": cmd_writable, "docs-table": cmd_docs_table, "metrics": cmd_metrics,
-            "json-log": cmd_json_log, "tls-apply": lambda: cmd_tls("tls-apply"),
-            "tls-watch": lambda: cmd_tls("tls-watch"), "nginx-digest": cmd_nginx_digest,
-            "generation-idle": cmd_generation_idle, "busy-workers": cmd_busy_workers,
-            "oom-kills": cmd_oom_kills,
-            "reload-room": cmd_reload_room, "import-stacks": cmd_import_stacks}
+            "prepare": cmd_prepare, "default": cmd_default, "settings": cmd_settings, "health": cmd_health,
+            "app-module": cmd_app_module, "flask-env": cmd_flask_env, "sources": cmd_sources,
+            "await-change": cmd_await_change, "writable": cmd_writable, "docs-table": cmd_docs_table,
+            "metrics": cmd_metrics, "json-log": cmd_json_log, "tls-watch": cmd_tls_watch}
 
 
 def main(argv: list[str]) -> None:

@@ -8,7 +8,7 @@ of the app.
 
 apply()  copies the pair once it passes tls.check_files and swaps `current`
          to it; a pair that fails the check is named in the log and the one
-         in use stays. Run at start, and at SIGHUP (supervise.sh).
+         in use stays. Run at start (`prepare`), and at SIGHUP (the arbiter).
 watch()  applies each change of the files (certbot's renewal, cert-manager,
          a Kubernetes Secret or a Swarm secret updated in place) within
          WATCH_EVERY seconds of the moment they stop changing: a renewal
@@ -22,7 +22,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -145,13 +144,9 @@ def watch(cert: str, key: str, runtime: Runtime, every: float = WATCH_EVERY) -> 
             applied = now
 
 
-def main(command: str) -> None:
-    """`tls-apply` (exit 1 when the pair is refused) or `tls-watch`."""
+def main() -> None:
+    """`tls-watch`: one of the arbiter's helpers."""
     settings = record.load()
     cert, key = settings["TLS_CERT"], settings["TLS_KEY"]
-    if not (cert and key):
-        return
-    runtime = record.runtime()
-    if command == "tls-apply":
-        sys.exit(0 if apply(cert, key, runtime) else 1)
-    watch(cert, key, runtime)
+    if cert and key:
+        watch(cert, key, record.runtime())

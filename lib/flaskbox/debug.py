@@ -31,7 +31,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 from functools import partial
 from pathlib import Path
@@ -39,11 +38,11 @@ from pathlib import Path
 from werkzeug import _reloader
 from werkzeug.serving import is_running_from_reloader, run_simple
 
-from . import discover, importing, packages, prefix, record, refused_writes, shadows
+from . import discover, importing, load_failure, prefix, record, refused_writes
 from .changes import SKIPPED_DIRS
+from .layout import APP_DIR
 from .log import error
 
-APP_DIR = "/app"
 # Seconds between two scans of the polling reloader: a save is served within
 # this plus one restart (about 0.5 s), inside the 2 s a developer waits.
 POLL_INTERVAL = 0.5
@@ -102,7 +101,7 @@ class PollingReloaderLoop(CatchUp, _reloader.StatReloaderLoop):
         # The first scan (known is empty) only records what is there. Only
         # /app counts: modules the app imports lazily from the standard
         # library or the venv are new to the list, not new on disk.
-        new = sorted(path for path in self.mtimes.keys() - known if path.startswith(APP_DIR + os.sep))
+        new = sorted(path for path in self.mtimes.keys() - known if path.startswith(f"{APP_DIR}{os.sep}"))
         if known and new:
             self.trigger_reload(new[0])
 
@@ -163,13 +162,7 @@ class DevApp:
             print(f" * {exc}; serving the error until the next save", file=sys.stderr)
             self.error, self.error_traceback = exc, exc.__traceback__
         except (Exception, SystemExit) as exc:
-            traceback.print_exc()
-            if isinstance(exc, Exception):
-                hint = shadows.hint(exc) or packages.older_pin_hint(exc)
-                if hint is None and isinstance(exc, ModuleNotFoundError):
-                    hint = discover.missing_module(exc, import_path)[0]
-                if hint:
-                    error(hint)
+            load_failure.explain(exc, import_path)
             print(f" * {import_path} failed to load; serving the error until the next save", file=sys.stderr)
             self.error = exc
             self.error_traceback = exc.__traceback__
@@ -295,7 +288,7 @@ def main() -> None:
     import_path = settings["APP_MODULE"]
     reloader = reloader_name(settings["DEBUG_RELOADER"])
     # /app first on sys.path, as `flask run` from /app would have it.
-    sys.path.insert(0, APP_DIR)
+    sys.path.insert(0, str(APP_DIR))
     if is_running_from_reloader():
         SOURCES_AT_LOAD.update(app_sources())
         app = DevApp(import_path, settings["URL_PREFIX"], settings["IMPORT_TIMEOUT"])

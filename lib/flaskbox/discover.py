@@ -25,7 +25,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-APP_DIR = Path("/app")
+from .layout import APP_DIR
+
 # The files `flask run` looks for, and main.py, where tiangolo's image wanted it.
 DEFAULT_FILES = ("wsgi.py", "app.py", "main.py")
 MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")

@@ -6,8 +6,8 @@ same configuration (before, only the flask command did, and a migration
 could act on another database than the one served). Without python-dotenv
 the files are left alone, as Flask leaves them, and the log says so.
 
-`python3 -m flaskbox env-files` prints the shell's exports (for eval) early
-in the entry point, so that .flaskenv's FLASK_APP counts as a setting; the
+`python3 -m flaskbox env-files` prints the shell's exports (as records it
+reads as data: shell.py) early in the entry point, so that .flaskenv's FLASK_APP counts as a setting; the
 log's lines (names only, never values) come with the settings' notes.
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from .discover import APP_DIR
+from .layout import APP_DIR
+from .shell import EXPORT, records
 
 # In the order Flask reads them: a name in the first wins.
 FILES = (".env", ".flaskenv")
@@ -40,32 +40,33 @@ BASH_OWN = {"UID", "EUID", "PPID", "BASHPID", "BASHOPTS", "SHELLOPTS", "BASH_VER
             "EPOCHSECONDS", "EPOCHREALTIME", "SRANDOM"}
 
 
-def assignments(env: Mapping[str, str], app_dir: Path = APP_DIR) -> str:
-    """Shell exports for the files' variables that env does not set. Once
-    per start: the step down to the serving user runs the entry point
-    again, and what the first pass read is then in env (RECORD)."""
+def assignments(env: Mapping[str, str], app_dir: Path = APP_DIR) -> bytes:
+    """The shell's exports (records: shell.py) for the files' variables that
+    env does not set. Once per start: the step down to the serving user runs
+    the entry point again, and what the first pass read is then in env
+    (RECORD)."""
     files = present(app_dir)
     if not files or RECORD in env:
-        return ""
+        return b""
     try:
         from dotenv import dotenv_values
     except ImportError:
-        return f"export {RECORD}={shlex.quote('missing-dotenv ' + ' '.join(map(str, files)))}\n"
-    lines, record, taken = [], [], set(env)
+        return records([(EXPORT, RECORD, "missing-dotenv " + " ".join(map(str, files)))])
+    items, record, taken = [], [], set(env)
     for path in files:
         names = []
         for name, value in dotenv_values(path, encoding="utf-8-sig").items():
             if value is None or name in taken:
                 continue
-            if not SHELL_NAME.fullmatch(name) or name in BASH_OWN:
+            if not SHELL_NAME.fullmatch(name) or name in BASH_OWN or "\0" in value:
                 names.append(f"!{name}")  # said in notes(): not set
                 continue
             taken.add(name)
             names.append(name)
-            lines.append(f"export {name}={shlex.quote(value)}")
+            items.append((EXPORT, name, value))
         record.append(" ".join([str(path), *names]))
-    lines.append(f"export {RECORD}={shlex.quote(';'.join(record))}")
-    return "\n".join(lines) + "\n"
+    items.append((EXPORT, RECORD, ";".join(record)))
+    return records(items)
 
 
 def notes(env: Mapping[str, str] = os.environ) -> list[str]:

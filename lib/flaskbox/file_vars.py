@@ -6,8 +6,8 @@ the variable it already reads, and `docker inspect` shows only the path.
 
 `python3 -m flaskbox file-vars` runs first of all in the entry point (as
 root too, before stepping down, so a secret only root may read is read) and
-prints, for the shell to eval, an export of each VAR and an unset of each
-VAR_FILE. It refuses (exit 2, naming the variable and the file, never the
+prints, as records the shell reads as data (shell.py), an export of each VAR
+and an unset of each VAR_FILE. It refuses (exit 2, naming the variable and the file, never the
 contents) VAR and VAR_FILE both set, a file that cannot be read, and one
 holding a NUL byte, which no environment variable can. Trailing newlines
 are dropped, as the shell's $(< file) drops them: `echo secret | docker
@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+
+from .shell import EXPORT, UNSET, records
 
 SUFFIX = "_FILE"
 RECORD = "FLASKBOX_FILE_VARS"
@@ -98,24 +100,18 @@ def read(name: str, env: Mapping[str, str]) -> bytes:
     return value.rstrip(b"\n")
 
 
-def quoted(value: bytes) -> bytes:
-    """value in single quotes, for bash to read back byte for byte."""
-    return b"'" + value.replace(b"'", b"'\\''") + b"'"
-
-
 def assignments(env: Mapping[str, str]) -> bytes:
-    """The shell lines that give each VAR its file's contents and drop each
-    VAR_FILE; FileVarError on the first that cannot."""
+    """The shell's records (shell.py) that give each VAR its file's contents
+    and drop each VAR_FILE; FileVarError on the first that cannot."""
     names = wanted(env)
     if not names:
         return b""
-    lines = []
+    items: list[tuple] = []
     for name in names:
-        lines.append(b"export " + name.encode() + b"=" + quoted(read(name, env)))
-        lines.append(b"unset " + (name + SUFFIX).encode())
+        items += [(EXPORT, name, read(name, env)), (UNSET, name + SUFFIX)]
     done = [*env.get(RECORD, "").split(), *names]
-    lines.append(f"export {RECORD}='{' '.join(dict.fromkeys(done))}'".encode())
-    return b"\n".join(lines) + b"\n"
+    items.append((EXPORT, RECORD, " ".join(dict.fromkeys(done))))
+    return records(items)
 
 
 def converted(env: Mapping[str, str] = os.environ) -> list[str]:

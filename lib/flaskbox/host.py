@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
 
 # cgroup v1 reports "no limit" as a huge page-aligned number.
@@ -33,11 +33,9 @@ def _address(hex_address: str) -> str:
     return f"[{address}]" if address.version == 6 else str(address)
 
 
-@dataclass(frozen=True)
-class Mount:
-    point: str
-    fstype: str
-    size: int  # bytes
+# A mount: its point, its file system's type and its size in bytes. A
+# namedtuple, not a dataclass: the arbiter (PID 1) imports this module.
+Mount = namedtuple("Mount", ("point", "fstype", "size"))
 
 
 class Host:

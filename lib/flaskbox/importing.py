@@ -10,8 +10,8 @@ never end.
 - An import that waits for good (a database that is not there, a lock, a
   server Flask's run() is not: waitress.serve, socketio.run on gevent):
   past IMPORT_TIMEOUT every thread's stack is written down, and the start
-  ends (production: Deadline; supervise.sh says where it waited, with
-  `python3 -m flaskbox import-stacks`), or, in debug mode, where a developer
+  ends (production: Deadline; the arbiter says where it waited:
+  say_import_stacks), or, in debug mode, where a developer
   may be starting the database, the stacks are shown and the wait goes on
   (Reminder).
 """
@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 from . import sqlite_journal
-from .layout import body_limit
+from .layout import APP_DIR, body_limit
 from .log import error, warn
 
 # faulthandler's line for a frame: `  File "/app/app.py", line 7 in connect`.
@@ -63,7 +63,7 @@ class ServerCalls:
         return False
 
 
-def _callers_place(app_dir: str = "/app") -> str:
+def _callers_place(app_dir: str = str(APP_DIR)) -> str:
     """The innermost frame in the app's own code that led here (socketio.run
     calls app.run for the app), else the direct caller."""
     frame = sys._getframe(2)
@@ -145,7 +145,7 @@ def app_mistakes(app, max_body: int, processes: int = 1) -> list[str]:
     return found + sqlite_journal.warnings(app, processes)
 
 
-def where(stacks: str, app_dir: str = "/app") -> tuple[str, bool]:
+def where(stacks: str, app_dir: str = str(APP_DIR)) -> tuple[str, bool]:
     """From faulthandler's dump: where the import waits (the innermost
     frame in the app's own code, else the innermost of all, of the thread
     deepest in the app's code), and whether a server's loop is on a stack."""
@@ -163,11 +163,11 @@ def where(stacks: str, app_dir: str = "/app") -> tuple[str, bool]:
     return best, serving
 
 
-def cmd_import_stacks(path: str, app_module: str, seconds: str) -> None:
-    """What supervise.sh says when the import ran past IMPORT_TIMEOUT: one
+def say_import_stacks(path: Path, app_module: str, seconds: int) -> None:
+    """What the arbiter says when the import ran past IMPORT_TIMEOUT: one
     line naming where it waited, then every thread's stack."""
     try:
-        stacks = Path(path).read_text(errors="replace")
+        stacks = path.read_text(errors="replace")
     except OSError:
         stacks = ""
     place, serving = where(stacks)

@@ -8,22 +8,46 @@ from __future__ import annotations
 from pathlib import Path
 
 PRODUCTION, DEBUG = "production", "debug"
+# Where the app lives, in every mode.
+APP_DIR = Path("/app")
 MODES = (PRODUCTION, DEBUG)
 SYNC, GEVENT = "sync", "gevent"
 
-# How long a `docker stop` may take, defined once: nginx drains requests in
-# flight for up to DRAIN seconds (worker_shutdown_timeout), then uWSGI's
-# workers get MERCY seconds (worker-reload-mercy); each server is killed one
-# second after its own limit. 5 + 1 + 2 + 1 = 9 s, inside docker's default
-# 10 s grace and the Deployment's grace period (tests check both).
-STOP_DRAIN_SECONDS = 5
+# How a stop spends STOP_TIMEOUT, the orchestrator's grace period before
+# its SIGKILL (settings table): the last MARGIN seconds stay for the exit
+# itself (the log's last lines); before them, each server is killed
+# KILL_AFTER seconds past its own limit, uWSGI's workers get MERCY seconds
+# once nginx has ended (a request left then has no client: nginx cut it),
+# and nginx drains the requests in flight for the rest (stop_drain). The
+# default, docker's 10 s, leaves nginx 5 s: 5 + 1 + 2 + 1 + 1 = 10.
 STOP_MERCY_SECONDS = 2
 STOP_KILL_AFTER_SECONDS = 1
+STOP_MARGIN_SECONDS = 1
+STOP_TIMEOUT_SECONDS = 10
+# A drain of 1 s at the least: nginx's worker_shutdown_timeout of 0 is none.
+STOP_TIMEOUT_LEAST = 6
+
+
+def stop_drain(timeout: int) -> int:
+    """How long nginx drains within a stop of `timeout` seconds."""
+    return timeout - STOP_MARGIN_SECONDS - 2 * STOP_KILL_AFTER_SECONDS - STOP_MERCY_SECONDS
+
+
+# The default's drain (the deploy/ files and their tests cite it).
+STOP_DRAIN_SECONDS = stop_drain(STOP_TIMEOUT_SECONDS)
 # Streams and WebSockets never finish by themselves, so before nginx drains,
 # each uWSGI worker gets this signal and ends its own cleanly (streams.py).
 # Ignored by default, and unused by uWSGI's workers (not SIGWINCH: a Python
 # handler for it never ran in a worker, measured).
 STOP_STREAMS_SIGNAL = "URG"
+
+# How a uWSGI master that was to load the app says why it could not, in its
+# exit code: the contract between wsgi.py (in the master) and the arbiter
+# (arbiter/generation.py) that reads it.
+IMPORT_FAILED = 22       # uWSGI's need-app: the import raised (the traceback is in the log)
+NOT_AN_APP = 2           # APP_MODULE names no app (discover.AppError; said in the log)
+RUNTIME_UNWRITABLE = 73  # EX_CANTCREAT: flaskbox's own files, not the app
+IMPORT_TIMED_OUT = 124   # past IMPORT_TIMEOUT (importing.Deadline), as GNU timeout says it
 
 # Request headers. nginx takes a request line or header line of at most
 # MAX_LINE_SIZE bytes (a setting) and header_buffers() such lines' worth of
@@ -155,10 +179,9 @@ HOST_FORM = (rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f
              rf"(?::{PORT_FORM})?")
 
 
-
 class Runtime:
-    """The files flaskbox writes in RUNTIME_DIR, named in one place (the
-    shell side names the few it touches in lib/supervise.sh)."""
+    """The files flaskbox writes in RUNTIME_DIR, named in one place
+    (healthcheck.sh reads health-port under the same default)."""
 
     DEFAULT = "/tmp/flaskbox"
 
@@ -167,16 +190,20 @@ class Runtime:
         self.record = self.dir / "settings.json"        # the resolved settings (record.py)
         self.nginx_dir = self.dir / "nginx"
         self.nginx_conf = self.nginx_dir / "nginx.conf"
+        self.nginx_pid = self.nginx_dir / "nginx.pid"     # written once nginx holds its ports
         self.static_conf = self.nginx_dir / "static.conf"
         self.uwsgi_ini = self.dir / "uwsgi.ini"
         self.uwsgi_sockets_ini = self.dir / "uwsgi-sockets.ini"
         # One folder per generation of the uWSGI pool (a reload starts a
-        # new one beside the old: supervise.sh), and `current`, the link to
-        # the one nginx sends requests to, swapped in one rename.
+        # new one beside the old: arbiter/generation.py), and `current`,
+        # the link to the one nginx sends requests to, swapped in one rename.
         self.uwsgi_dir = self.dir / "uwsgi"
         self.current = Generation(self.uwsgi_dir / "current")
         self.stats_socket = self.current.stats_socket
         self.status_socket = self.nginx_dir / "status.sock"  # nginx's stub_status (METRICS_PORT)
+        self.metrics_dir = self.dir / "metrics"         # METRICS_PORT's files (metrics.py)
+        self.metrics_ready = self.metrics_dir / "ready"  # the metrics server listens
+        self.draining = self.dir / "draining"           # a stop under way (flaskbox_draining)
         # The certificate and key nginx serves: checked copies, one folder
         # per version, and `current`, the link nginx reads at each handshake.
         self.tls_dir = self.dir / "tls"
@@ -185,18 +212,23 @@ class Runtime:
         self.debug_loaded = self.dir / "debug.loaded"   # the dev server loaded the app once
         self.debug_app = self.dir / "debug.app"         # "ok" or the last load's error
 
+    def generation(self, number: int) -> Generation:
+        return Generation(self.uwsgi_dir / f"g{number}")
+
 
 class Generation:
     """The files of one generation of the uWSGI pool, in a folder of its
     own (app.ini's %(flaskbox_generation)): its sockets, its stats, the
-    marks its workers leave, the static location its app asked for."""
+    marks its workers leave, what its app said of its static folder."""
 
     def __init__(self, directory: str | Path):
         self.dir = Path(directory)
         self.stats_socket = self.dir / "stats.sock"
         self.ready = self.dir / "ready"            # a worker accepts (app.ini, hook-accepting1-once)
         self.accepting = self.dir / "accepting"    # each worker that accepts (forks.SpawnGuard)
-        self.static_conf = self.dir / "static.conf"
+        # What the loaded app said of itself (discover.Found.describe), from
+        # which the arbiter renders nginx's static location (static.py).
+        self.app = self.dir / "app.json"
         # Every thread's stack, when the app ran past IMPORT_TIMEOUT (importing.Deadline).
         self.import_stacks = self.dir / "import-stacks"
 

@@ -1,5 +1,5 @@
 """METRICS_PORT: Prometheus text at /metrics, from one small process beside
-nginx and uWSGI (lib/supervise.sh starts and restarts it).
+nginx and uWSGI (one of the arbiter's helpers: it starts and restarts it).
 
 Where the numbers come from, so that they are exact across every worker and
 process, recycled ones included, and cost a request nothing:

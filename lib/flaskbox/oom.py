@@ -2,7 +2,7 @@
 process with the highest score in its cgroup (with --memory; without a
 limit, when the whole host runs out, on the host, where the workers are
 then the first choice too). A uWSGI master killed takes
-the container down (supervise.sh stops it, an orchestrator replaces it); a
+the container down (the arbiter stops it, an orchestrator replaces it); a
 worker killed is replaced by its master in a moment, and only the requests
 it held are lost. So each worker makes itself the first choice, as soon as
 it is forked: its score is raised to the top (raising one's own needs no

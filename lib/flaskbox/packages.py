@@ -21,12 +21,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from .layout import GEVENT, GEVENT_SITE, PRODUCTION
+from .layout import APP_DIR, GEVENT, GEVENT_SITE, PRODUCTION
 
 # Written at build time (Dockerfile): `pip freeze` of requirements.txt and of
 # gevent's own directory.
 TESTED = Path("/opt/venv/flaskbox-tested.txt")
-APP_DIR = Path("/app")
 
 
 class ConflictError(Exception):

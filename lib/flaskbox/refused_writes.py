@@ -14,7 +14,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .writable import APP_DIR, INSTANCE, _how_to_write, _nearest_existing, _read_only
+from .layout import APP_DIR
+from .writable import INSTANCE, _how_to_write, _nearest_existing, _read_only
 
 # os.open flags that write.
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC

@@ -1,32 +1,21 @@
 """nginx.conf and app.ini, filled in from the record of this start
-(record.py), into RUNTIME_DIR (`python3 -m flaskbox render`). Lists
-(trusted proxies, allowed hosts) become small include files, generated from
-the data they hold; the static location is static.py's.
+(record.py), into RUNTIME_DIR (`python3 -m flaskbox prepare`), each file by
+one function. Lists (trusted proxies, allowed hosts) become small include
+files, generated from the data they hold; the static location is
+static.py's (written again by the arbiter once the app has said where its
+static folder is).
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from . import discover, outbound, static, tls
+from . import outbound, static, tls
 from .layout import MAX_HEADER_LINES, Runtime
 from .record import Record
-from .settings.names import INI_SIZED
-from .settings.resolve import uwsgi_options
 from .template import CONF_DIR, TemplateError, fill
 
 __all__ = ["TemplateError", "fill", "render_production"]
-
-# Options of a user's uWSGI ini (UWSGI_INI, or tiangolo's /app/uwsgi.ini)
-# that name the app: they become APP_MODULE (discover.py) instead.
-APP_OPTIONS = {"module", "callable", "wsgi", "wsgi-file"}
-# Options flaskbox owns: the socket nginx talks to, the process tree, the
-# user, where the app lives, logging. Left out, each with a log line.
-OWNED_OPTIONS = {"socket", "uwsgi-socket", "http-socket", "http11-socket", "http", "https", "shared-socket",
-                 "chdir", "uid", "gid", "chmod-socket", "chown-socket", "vacuum", "master", "die-on-term",
-                 "pidfile", "pidfile2", "daemonize", "daemonize2", "logto", "logto2", "stats", "plugin",
-                 "plugins", "virtualenv", "venv", "home", "need-app"}
 
 
 def trusted_proxies(record: Record) -> tuple[str, str]:
@@ -93,7 +82,7 @@ def socket_names(values: dict[str, str]) -> list[str]:
 
 def uwsgi_sockets(values: dict[str, str]) -> str:
     """The sockets in the folder of the generation uWSGI is started as
-    (%(flaskbox_generation): lib/supervise.sh sets it)."""
+    (%(flaskbox_generation): arbiter/generation.py sets it)."""
     header = "; Generated from STICKY_CLIENTS and UWSGI_PROCESSES by flaskbox/render.py.\n[uwsgi]\n"
     names = socket_names(values)
     if len(names) == 1:
@@ -132,29 +121,17 @@ def upstream_servers(values: dict[str, str], keeps_connections: bool) -> str:
             + "".join(f"server unix:{path} max_conns={per_process};\n" for path in paths))
 
 
-def user_ini(path: Path, notes: list[str]) -> str:
-    """The [uwsgi] options of the user's ini, minus those that name the app
-    or that flaskbox owns (a note for each of the latter), or that became
-    settings (INI_SIZED, and cheaper: the settings resolved them, and said
-    so)."""
-    kept = []
-    for key, value in discover.read_uwsgi_ini(path):
-        if key in OWNED_OPTIONS:
-            notes.append(f"{path}: `{key} = {value}` left out: flaskbox sets {key} itself")
-        elif key not in APP_OPTIONS and key not in INI_SIZED and key != "cheaper":
-            kept.append(f"{key} = {value}\n")
-    return f"\n; {path} (UWSGI_INI), without what names the app or flaskbox owns\n[uwsgi]\n" + "".join(kept)
-
-
-def uwsgi_ini(record: Record, env: dict[str, str], conf_dir: Path, notes: list[str]) -> str:
-    """app.ini filled in, then UWSGI_INI, then UWSGI_<OPTION> variables:
-    later values win, so the user's do."""
+def uwsgi_ini(record: Record, conf_dir: Path) -> str:
+    """app.ini filled in, then UWSGI_INI's options, then UWSGI_<OPTION>
+    variables' (the record has them: settings/resolve.py): later values
+    win, so the user's do."""
     text = fill((conf_dir / "app.ini").read_text(), {**record.text, **record.derived}, "app.ini")
     if record["UWSGI_INI"]:
-        text += user_ini(Path(record["UWSGI_INI"]), notes)
-    options = [(key, value) for key, value in uwsgi_options(env) if key != "cheaper"]
-    if options:
-        lines = "".join(f"{key} = {value}\n" for key, value in options)
+        kept = "".join(f"{key} = {value}\n" for key, value in record.uwsgi["ini"])
+        text += (f"\n; {record['UWSGI_INI']} (UWSGI_INI), without what names the app or flaskbox owns\n"
+                 f"[uwsgi]\n{kept}")
+    if record.uwsgi["env"]:
+        lines = "".join(f"{key} = {value}\n" for key, value in record.uwsgi["env"])
         text += f"\n; UWSGI_<OPTION> variables\n[uwsgi]\n{lines}"
     if record.derived.get("UWSGI_CHEAPER"):
         text += ("\n; uWSGI's cheaper mode, as resolved from UWSGI_CHEAPER or the ini's `cheaper`\n[uwsgi]\n"
@@ -196,22 +173,6 @@ server {{
 """
 
 
-def nginx_digest(runtime: Runtime, app_dir: Path = Path("/app")) -> str:
-    """A digest of what nginx's configuration is made of: the rendered files
-    (the static location among them) and the drop-ins in /app/nginx.d. A
-    SIGHUP reloads nginx only when it changed: a reload of nginx ends its old
-    workers' connections within the stop's budget (supervise.sh)."""
-    sha = hashlib.sha256()
-    drop_ins = app_dir / "nginx.d"
-    for path in [*sorted(runtime.nginx_dir.glob("*.conf")), *sorted(drop_ins.glob("*.conf")),
-                 *sorted((drop_ins / "http").glob("*.conf"))]:
-        try:
-            sha.update(f"{path}\0".encode() + path.read_bytes() + b"\0")
-        except OSError:
-            continue
-    return sha.hexdigest()
-
-
 def fresh_metrics_dir(path: Path) -> None:
     """RUNTIME_DIR/metrics, empty: a restarted container counts from zero."""
     path.mkdir(exist_ok=True)
@@ -226,10 +187,8 @@ def template_values(record: Record) -> dict[str, str]:
             **outbound.template_values(record.text), **allowed_hosts_key(record)}
 
 
-def render_production(record: Record, env: dict[str, str], notes: list[str],
-                      conf_dir: Path = CONF_DIR) -> list[Path]:
-    """Writes every production config file; returns their paths. `env` is
-    read for UWSGI_<OPTION> variables only; `notes` gets the log's lines."""
+def render_production(record: Record, conf_dir: Path = CONF_DIR) -> list[Path]:
+    """Writes every production config file; returns their paths."""
     place = Runtime(record["RUNTIME_DIR"])
     nginx_dir = place.nginx_dir
     nginx_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +207,7 @@ def render_production(record: Record, env: dict[str, str], notes: list[str],
         nginx_dir / "metrics-http.conf": metrics_http(values),
         nginx_dir / "tls.conf": tls.server_conf(record.text, (conf_dir / tls.HTTP2_DIRECTIVE_MARK).is_file()),
         place.uwsgi_sockets_ini: uwsgi_sockets(values),
-        place.uwsgi_ini: uwsgi_ini(record, env, conf_dir, notes),
+        place.uwsgi_ini: uwsgi_ini(record, conf_dir),
         # healthcheck.sh's probe, without Python in the usual case.
         place.health_port: f"{record['PORT']}\n",
     }

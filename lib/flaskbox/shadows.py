@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .discover import APP_DIR
+from .layout import APP_DIR
 
 
 def _names(app_dir: Path) -> dict[str, Path]:

@@ -1,8 +1,9 @@
-"""nginx's locations for static files, rendered from the record in one way
-wherever they are written: at start (render.py), before the app is loaded,
-and by the uWSGI master once the loaded app has said where its static
-folders are and how long Flask would let a browser keep each file
-(static_folders.py, wsgi.py); the entry-point checks them with `nginx -t`.
+"""nginx's locations for static files, rendered from the record by one
+function whatever triggers it: at start (render.py), before the app is
+loaded, and by the arbiter once a generation's loaded app has said where
+its static folders are and how long Flask would let a browser keep each
+file (static_folders.py; wsgi.py writes it; arbiter/nginx.py installs the
+locations, judged with `nginx -t`).
 
 The app's own folder: STATIC_URL and STATIC_PATH win where set; else the
 Flask app's own static folder and URL; else STATIC_URL_FALLBACK from

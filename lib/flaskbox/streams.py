@@ -6,7 +6,7 @@ the app yields them. An event stream (text/event-stream) is the one kind
 it ends early, cleanly, with the last chunk, since EventSource reconnects:
 
 - when the container stops or a reload retires this worker's generation
-  (supervise.sh sends STOP_SIGNAL to the workers first), so that open event
+  (the arbiter sends STOP_SIGNAL to the workers first), so that open event
   streams hold neither;
 - with WORKER_CLASS=gevent, when it has sent nothing for
   STREAM_IDLE_TIMEOUT or has lasted STREAM_MAX_DURATION.
@@ -37,7 +37,7 @@ from .layout import STOP_STREAMS_SIGNAL
 from .log import log
 from .outbound import stalled
 
-# What supervise.sh sends each worker when the container stops (layout.py).
+# What the arbiter sends each worker when the container stops (layout.py).
 # Ignored by default, so a worker with no handler yet (gevent's, before its
 # first request) is unaffected.
 STOP_SIGNAL = getattr(signal, f"SIG{STOP_STREAMS_SIGNAL}")

@@ -29,7 +29,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-APP_DIR = Path("/app")
+from .layout import APP_DIR
+
 INSTANCE = APP_DIR / "instance"
 TARGETS = INSTANCE / "writable"
 SEEDS = Path("/usr/local/share/flaskbox/seed")

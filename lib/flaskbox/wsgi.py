@@ -2,9 +2,11 @@
 It runs once, in the uWSGI master, before any worker is forked (lazy-apps
 is off): it reads the record of this start (record.py), imports the user's
 app (APP_MODULE, found as `flask run` finds it: discover.py) within
-IMPORT_TIMEOUT, writes nginx's static location from the app's own static
-folder (static.py), and wraps the app in what each request needs, one
-layer: `application`, a serve.Serve (serve.GeventServe with gevent).
+IMPORT_TIMEOUT, writes what the app says of its static folders for the
+arbiter (which renders nginx's static locations from it: static.py), and
+wraps the app in what each request needs, one layer: `application`, a
+serve.Serve (serve.GeventServe with gevent). An app that cannot load ends
+the master with an exit code the arbiter reads (layout.py: IMPORT_FAILED, ...).
 
 Then it prepares the pool: it watches the workers being forked
 (forks.SpawnGuard) and hands them the app frozen out of the garbage
@@ -14,8 +16,8 @@ collector's reach (gc.freeze). What runs per request is serve.py's.
 from __future__ import annotations
 
 import gc
+import json
 import os
-import traceback
 from functools import partial
 
 from . import (
@@ -23,16 +25,14 @@ from . import (
     discover,
     forks,
     importing,
+    load_failure,
     oom,
-    packages,
     record,
     refused_writes,
-    shadows,
-    static,
     static_folders,
     streams,
 )
-from .layout import GEVENT, Generation, stream_slots
+from .layout import GEVENT, IMPORT_FAILED, NOT_AN_APP, RUNTIME_UNWRITABLE, Generation, stream_slots
 from .log import error, warn
 from .outbound import Share
 from .serve import GeventServe, Serve
@@ -55,40 +55,19 @@ def uwsgi_option(name: str, default: str) -> str:
 def load_app(settings: record.Record) -> discover.Found:
     """APP_MODULE's app. Not an app (a factory named without a call, a
     module with none, a module that is not there): the message says what to
-    write instead, and uWSGI exits with code 2, so the container does,
-    before anything is served. A package the app imports that is not
-    installed: its traceback, what to do, and need-app's exit code 22."""
+    write instead, and uWSGI exits with NOT_AN_APP (2), so the container
+    does, before anything is served. An import that fails (a package the app
+    imports that is not installed, say): why (load_failure.py), and
+    need-app's exit code, IMPORT_FAILED (22)."""
     try:
         with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), \
                 importing.ServerCalls(), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))
-        os._exit(2)
-    except ModuleNotFoundError as exc:
-        message, bad_setting = discover.missing_module(exc, settings["APP_MODULE"])
-        if not bad_setting:
-            # The traceback, then what to do about it, then the exit code
-            # uWSGI's need-app gives a failed import (supervise.sh reads it).
-            traceback.print_exc()
-        hint = shadows.hint(exc)
-        if hint:
-            error(hint)
-        error(message)
-        os._exit(2 if bad_setting else 22)
+        os._exit(NOT_AN_APP)
     except Exception as exc:
-        # need-app's exit code, with the traceback, and a file of the app
-        # hiding a module it imports named, where one does, or a package it
-        # pinned too old for this Python.
-        traceback.print_exc()
-        hint = shadows.hint(exc) or packages.older_pin_hint(exc)
-        if hint:
-            error(hint)
-        os._exit(22)
-
-
-# The exit code of a pool that could not write its own files (EX_CANTCREAT).
-RUNTIME_UNWRITABLE = 73
+        os._exit(NOT_AN_APP if load_failure.explain(exc, settings["APP_MODULE"]) else IMPORT_FAILED)
 
 
 def generation() -> Generation:
@@ -102,16 +81,14 @@ def from_record(settings: record.Record):
     processes = int(uwsgi_option("processes", "1"))
     for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"], processes):
         warn(line)
-    # nginx's static locations, now that the app can say where its static
-    # files are and how long browsers may keep them; the entry-point
-    # installs them, checked with `nginx -t`, when this generation starts
-    # serving.
-    described = {**found.describe(), **static_folders.describe(found.app)}
-    place = generation().static_conf
+    # Where its static files are and how long browsers may keep them, now
+    # that the app can say: the arbiter renders nginx's static locations
+    # from it, checked with `nginx -t`, when this generation starts serving.
+    place = generation().app
     try:
-        place.write_text(static.location(settings, described))
+        place.write_text(json.dumps({**found.describe(), **static_folders.describe(found.app)}))
     except OSError as exc:
-        # Not the app's fault: said as such (supervise.sh, _uwsgi_failure),
+        # Not the app's fault: said as such (the arbiter reads the code),
         # not as code that no longer imports.
         error(f"cannot write {place}: {exc.strerror} (RUNTIME_DIR's file system full?)")
         os._exit(RUNTIME_UNWRITABLE)

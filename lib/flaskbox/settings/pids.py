@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from ..layout import GEVENT
 
-# Beside the pool: the entry-point, the JSON log relay, the metrics server
-# (3 threads while scraped), the certificate watcher, the health check and
-# a `docker exec` at a time (2 each), the supervisor's short-lived helpers.
+# Beside the pool: the arbiter (PID 1, one thread), the JSON log relay, the
+# metrics server (3 threads while scraped), the certificate watcher, the
+# health check and a `docker exec` at a time (2 each), the arbiter's
+# `nginx -t`.
 OVERHEAD = 12
 # A sync worker process runs its request threads plus uWSGI's offload
 # thread, flaskbox's watchdog and its stop-signal reader.
@@ -49,14 +50,3 @@ def fitted_threads(values: Mapping[str, str], limit: int) -> tuple[int, bool] | 
             if (counts.reload if reload_too else counts.steady) <= limit:
                 return threads, reload_too
     return None
-
-
-def room_for_another_pool(values: Mapping[str, str], limit: int | None, current: int | None) -> bool:
-    """Whether one more pool fits under the pids limit now: a reload while
-    an earlier one's pool still finishes its requests (RELOAD_GRACE) would
-    run a third, where RELOAD_ROOM counted two. True without a limit, or
-    when the count cannot be read."""
-    if limit is None or current is None:
-        return True
-    counts = need(values, int(values["UWSGI_THREADS"]))
-    return limit - current >= counts.reload - counts.steady

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import discover, ports, tls
@@ -28,15 +29,13 @@ from ..layout import (
     RETRY_AFTER_SECONDS,
     SAMPLE_FINGERPRINT,
     SEND_TIMEOUT_SECONDS,
-    STOP_DRAIN_SECONDS,
-    STOP_KILL_AFTER_SECONDS,
     STOP_MERCY_SECONDS,
-    STOP_STREAMS_SIGNAL,
     SYNC,
     UWSGI_BUFFER_SIZE,
     body_limit,
     header_buffers,
     response_header_buffer,
+    stop_drain,
     uwsgi_max_vars,
 )
 from ..record import Record
@@ -54,27 +53,11 @@ class Resolved:
     defaulted: set[str]      # the ones filled in by default
     derived: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # info lines for the log
+    # The user's uWSGI options (record.Record.uwsgi).
+    uwsgi: dict[str, list[list[str]]] = field(default_factory=lambda: {"ini": [], "env": []})
 
     def record(self) -> Record:
-        return Record(self.mode, self.typed, self.values, self.derived)
-
-    def shell(self) -> dict[str, str]:
-        """What the entry-point's own shell needs (not exported: the
-        servers read the record): where the runtime files go, the port and
-        app for its log, INSTALL_ON_START's switch, the pre-start script, whether
-        to start the metrics server (METRICS_PORT) and the certificate
-        watcher (TLS_CERT), a reload's grace, an import's deadline, the stop's
-        budget, and where the debugger listens, on which network (its
-        warning)."""
-        out = {name: self.values[name]
-               for name in ("RUNTIME_DIR", "PORT", "APP_MODULE", "INSTALL_ON_START", "PRE_START_PATH",
-                            "METRICS_PORT", "TLS_CERT", "DEBUG_HOST")}
-        out["FLASKBOX_RELOAD_GRACE"] = self.values["RELOAD_GRACE"]
-        out["FLASKBOX_IMPORT_TIMEOUT"] = self.values["IMPORT_TIMEOUT"]
-        for name in ("STOP_DRAIN_SECONDS", "STOP_MERCY_SECONDS", "STOP_KILL_AFTER_SECONDS",
-                     "STOP_STREAMS_SIGNAL", "OOM_KILLS", "RELOAD_ROOM", "HOST_NETWORK"):
-            out[f"FLASKBOX_{name}"] = self.derived[name]
-        return out
+        return Record(self.mode, self.typed, self.values, self.derived, self.uwsgi)
 
 
 def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = None) -> Resolved:
@@ -82,8 +65,37 @@ def resolve(mode: str, env: Mapping[str, str] = os.environ, host: Host | None = 
     resolved = _resolve(mode, env, host)
     if mode == PRODUCTION:
         resolved = _fit_pids(resolved, env, host)
+        resolved.uwsgi = user_uwsgi_options(resolved, env)
     resolved.notes += names.warnings(env, mode)
     return resolved
+
+
+# Options of a user's uWSGI ini (UWSGI_INI, or tiangolo's /app/uwsgi.ini)
+# that name the app: they became APP_MODULE (discover.py) instead.
+APP_OPTIONS = {"module", "callable", "wsgi", "wsgi-file"}
+# Options flaskbox owns: the socket nginx talks to, the process tree, the
+# user, where the app lives, logging. Left out, each with a log line.
+OWNED_OPTIONS = {"socket", "uwsgi-socket", "http-socket", "http11-socket", "http", "https", "shared-socket",
+                 "chdir", "uid", "gid", "chmod-socket", "chown-socket", "vacuum", "master", "die-on-term",
+                 "pidfile", "pidfile2", "daemonize", "daemonize2", "logto", "logto2", "stats", "plugin",
+                 "plugins", "virtualenv", "venv", "home", "need-app"}
+
+
+def user_uwsgi_options(resolved: Resolved, env: Mapping[str, str]) -> dict[str, list[list[str]]]:
+    """The user's uWSGI options, in the order uwsgi.ini takes them (later
+    ones win): UWSGI_INI's [uwsgi] options, minus those that name the app
+    or that flaskbox owns (a note for each of the latter), or that became
+    settings (INI_SIZED, and cheaper: resolved, and said so); then the
+    UWSGI_<OPTION> variables (but cheaper)."""
+    kept = []
+    path = resolved.values["UWSGI_INI"]
+    for key, value in discover.read_uwsgi_ini(Path(path)) if path else []:
+        if key in OWNED_OPTIONS:
+            resolved.notes.append(f"{path}: `{key} = {value}` left out: flaskbox sets {key} itself")
+        elif key not in APP_OPTIONS and key not in names.INI_SIZED and key != "cheaper":
+            kept.append([key, value])
+    passed = [[key, value] for key, value in uwsgi_options(env) if key != "cheaper"]
+    return {"ini": kept, "env": passed}
 
 
 def _resolve(mode: str, env: Mapping[str, str], host: Host) -> Resolved:
@@ -315,23 +327,26 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         "BODY_BUFFER": BODY_BUFFER,
         "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
         "HOST_FORM": HOST_FORM,
-        "STOP_DRAIN_SECONDS": str(STOP_DRAIN_SECONDS),
+        # How long nginx drains in a stop of STOP_TIMEOUT (nginx.conf's
+        # worker_shutdown_timeout), and uWSGI's workers then (app.ini).
+        "STOP_DRAIN_SECONDS": str(stop_drain(int(values["STOP_TIMEOUT"]))),
         "STOP_MERCY_SECONDS": str(STOP_MERCY_SECONDS),
-        "STOP_KILL_AFTER_SECONDS": str(STOP_KILL_AFTER_SECONDS),
-        "STOP_STREAMS_SIGNAL": STOP_STREAMS_SIGNAL,
         "CPUS": str(host.cpus()),
         # uWSGI's cheaper mode, honoured and said (the pool's line in the log).
         "UWSGI_CHEAPER": _cheaper(resolved, env, host),
-        # The debug server's warning says who can reach it (entry-point.sh).
+        # The debug server's warning says who can reach it (debug_warning.py).
         "HOST_NETWORK": "1" if host.host_network() else "0",
         # nginx's listen parameter: sockets shared with another container.
         "REUSEPORT": " reuseport" if values["SHARE_PORT"] == "1" else "",
         # The OOM killer's count at start: a server that dies later is named
-        # as its victim when the count has risen (supervise.sh).
+        # as its victim when the count has risen (arbiter/stop.py).
         "OOM_KILLS": str(host.oom_kills() or 0),
         # Whether a reload's second pool fits the pids limit beside the
-        # first (supervise.sh keeps the running code when it does not).
+        # first (the arbiter keeps the running code when it does not), and
+        # what one more pool takes of it (a reload while an earlier one's
+        # pool still finishes its requests: arbiter/reload.py).
         "RELOAD_ROOM": "1" if _reload_fits(values, host) else "0",
+        "POOL_PIDS": str(_pool_pids(values)),
     }
 
 
@@ -344,6 +359,11 @@ def _cheaper(resolved: Resolved, env: Mapping[str, str], host: Host) -> str:
     if note:
         resolved.notes.append(note)
     return cheaper
+
+
+def _pool_pids(values: Mapping[str, str]) -> int:
+    counts = pids.need(values, int(values["UWSGI_THREADS"]))
+    return counts.reload - counts.steady
 
 
 def _reload_fits(values: Mapping[str, str], host: Host) -> bool:

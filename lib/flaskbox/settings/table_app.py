@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import discover
-from ..layout import DEBUG, MODES, PRODUCTION
+from ..layout import DEBUG, MODES, PRODUCTION, STOP_TIMEOUT_LEAST, STOP_TIMEOUT_SECONDS, Runtime, stop_drain
 from .forms import absolute_path, app_module, line_size, one_of, readable_file, size_bytes, strip_slash, whole
 from .setting import Setting
 
@@ -22,7 +22,7 @@ SETTINGS: tuple[Setting, ...] = (
             "entry-point.sh: flaskbox_parse_args (-d or APP_MODE: the mode, which picks the server)",
             "entry-point.sh: flaskbox_exec_command (WRITABLE_PATHS' targets for that mode)",
             "settings.resolve._resolve (the record's mode)",
-            "health.main (which server the health check probes)",
+            "health.main (which server the health check probes: the record's `mode`)",
             "__main__.cmd_flask_env (no record yet: FLASK_DEBUG in debug mode)",
         ),
     ),
@@ -42,23 +42,23 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.resolve._check_metrics_port",
             "settings.resolve._check_ports_free (something already listens on it)",
             "tls.check (TLS_PORT must differ)",
-            "settings.resolve.Resolved.shell",
             "entry-point.sh: flaskbox_usage (the usage text)",
-            "lib/supervise.sh: flaskbox_start_production (its log line)",
-            "lib/debug-mode.sh: flaskbox_debug_warning (who can reach the debugger)",
+            "arbiter.arbiter.Arbiter._listening (the 'serving' line)",
+            "debug_warning.lines (who can reach the debugger)",
         ),
     ),
     Setting(
         "RUNTIME_DIR",
-        default="/tmp/flaskbox",
-        form="an absolute directory such as /tmp/flaskbox",
+        default=Runtime.DEFAULT,
+        form=f"an absolute directory such as {Runtime.DEFAULT}",
         parse=absolute_path,
         doc="Where the image writes its runtime files; must be writable.",
         normalize=strip_slash,
         enforced=(
             "record.runtime (where the record is, from the environment)",
-            "__main__.cmd_resolve (the record written there)",
-            "settings.resolve.Resolved.shell",
+            "__main__.cmd_prepare (the record written there)",
+            "__main__.SHELL_VALUES (the entry-point's own: INSTALL_ON_START's packages)",
+            "arbiter.arbiter.Arbiter (layout.Runtime: its marks, nginx's pid file, each generation's folder)",
             "render.render_production (every rendered file)",
             "render.upstream_servers (uWSGI's sockets, in the current generation)",
             "render.metrics_main",
@@ -69,12 +69,6 @@ SETTINGS: tuple[Setting, ...] = (
             "app.ini: ${RUNTIME_DIR}/uwsgi-sockets.ini",
             "entry-point.sh: flaskbox_prepare",
             "healthcheck.sh: answers_200 (the port the quick probe reads)",
-            "lib/debug-mode.sh: flaskbox_start_debug",
-            "lib/supervise.sh: flaskbox_start_production (the draining mark, nginx's pid file)",
-            "lib/supervise/helpers.sh: _metrics_start (the metrics server's ready mark)",
-            "lib/supervise/reload.sh: _nginx_apply_config (nginx -t of the running configuration)",
-            "lib/supervise/stop.sh: _prod_stop (the draining mark)",
-            "lib/supervise/generations.sh: _gen_dir (each generation's folder)",
             "lib/install-on-start.sh: _layered_venv (INSTALL_ON_START's packages)",
         ),
     ),
@@ -88,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc="An extra uWSGI ini, merged after the image's `app.ini` (its values win); its `module` and "
             "`callable` name the app, as in tiangolo's image.",
         enforced=(
-            "render.uwsgi_ini (merged after app.ini: render.user_ini)",
+            "settings.resolve.user_uwsgi_options (read once: what uwsgi.ini keeps of it)",
+            "render.uwsgi_ini (merged after app.ini, from the record)",
             "__main__.app_before_start (the app `flask` commands find before a start)",
             "settings.names.ini_path (its processes, threads and harakiri taken as settings)",
         ),
@@ -108,16 +103,15 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "wsgi.load_app",
             "debug.main (debug.DevApp)",
-            "__main__.cmd_check_app (a reload's trial import)",
             "__main__.cmd_flask_env (FLASK_APP for `docker exec ... flask`)",
             "__main__.app_before_start",
             "settings.resolve._check_together (the image's sample app beside your code)",
-            "settings.resolve.Resolved.shell",
-            "lib/supervise/generations.sh: _uwsgi_import_timed_out (where its import waits)",
-            "lib/supervise/generations.sh: _uwsgi_failure (why a start failed)",
+            "__main__.SHELL_VALUES (the entry-point's own: FLASK_APP for the hooks)",
             "lib/hooks.sh: _run_hook (FLASK_APP for the hooks)",
-            "lib/supervise.sh: flaskbox_start_production (the 'serving' line)",
-            "lib/supervise/reload.sh: _reload_uwsgi (why a reload failed)",
+            "arbiter.generation.Generation.why (why a start or a reload failed)",
+            "arbiter.generation.Generation._load_failed (where its import waits)",
+            "arbiter.reload.Reload._failed (code that no longer imports)",
+            "arbiter.arbiter.Arbiter._listening (the 'serving' line)",
         ),
     ),
     Setting(
@@ -192,9 +186,9 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "wsgi.load_app (importing.Deadline: the stacks logged, the start ended)",
             "debug.main (debug.DevApp: importing.Reminder, and the wait goes on)",
-            "settings.resolve.Resolved.shell (FLASKBOX_IMPORT_TIMEOUT)",
-            "lib/supervise/generations.sh: _uwsgi_import_overdue (a stuck master killed)",
-            "lib/supervise/generations.sh: _uwsgi_failure (exit 124)",
+            "arbiter.generation.Generation.start (a master its own deadline did not end, killed)",
+            "arbiter.generation.Generation._load_failed (exit 124, where it waited)",
+            "arbiter.generation.Generation.why (exit 124)",
         ),
     ),
     Setting(
@@ -208,11 +202,30 @@ SETTINGS: tuple[Setting, ...] = (
              "the old code while new requests go to the new; past it they are cut, visibly. Event streams "
              "end cleanly at once (browsers reconnect) ([production.md](production.md#reloading-in-place))."),
         enforced=(
-            "settings.resolve.Resolved.shell (FLASKBOX_RELOAD_GRACE)",
-            "lib/supervise/retire.sh: _retire_generation (the old code's deadline)",
-            "lib/supervise/reload.sh: _reload_uwsgi (said in the log)",
+            "arbiter.generation.Generation.retire (the old code's deadline)",
+            "arbiter.generation.Generation._read (past it, what is left is cut)",
+            "arbiter.reload.Reload (said in the log)",
             "settings.resolve.derived (WORKER_RELOAD_MERCY)",
             "app.ini: worker-reload-mercy",
+        ),
+    ),
+    Setting(
+        "STOP_TIMEOUT",
+        # Docker's own grace period (docker stop's -t, --stop-timeout), so
+        # that a stop ends before docker's SIGKILL unless told otherwise.
+        default=str(STOP_TIMEOUT_SECONDS),
+        form=f"a whole number of seconds from {STOP_TIMEOUT_LEAST} to 86400",
+        parse=whole(STOP_TIMEOUT_LEAST, 86400),
+        doc=("Seconds a stop may take: the same number as the orchestrator's grace period before its SIGKILL "
+             "(`docker stop -t` or `--stop-timeout`, Compose's and Swarm's `stop_grace_period`, Kubernetes' "
+             "`terminationGracePeriodSeconds` less a preStop hook's sleep). nginx drains the requests in "
+             f"flight for all of it but {STOP_TIMEOUT_SECONDS - stop_drain(STOP_TIMEOUT_SECONDS)} s, which "
+             "uWSGI and the exit take, and the container ends on its own before the SIGKILL "
+             "([production.md](production.md#stopping))."),
+        enforced=(
+            "settings.resolve.derived (STOP_DRAIN_SECONDS)",
+            "nginx.conf: worker_shutdown_timeout (STOP_DRAIN_SECONDS)",
+            "arbiter.stop.Stop (the stop's deadlines)",
         ),
     ),
 )

@@ -19,7 +19,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc="nginx worker processes (`auto` means the default).",
         enforced=(
             "nginx.conf: worker_processes",
-            "__main__.cmd_render (its log line)",
+            "__main__.render_configs (its log line)",
             "settings.pids.need (the pids limit)",
         ),
     ),
@@ -46,10 +46,10 @@ SETTINGS: tuple[Setting, ...] = (
              "`Retry-After`."),
         enforced=(
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN)",
-            "render.upstream_servers (max_conns)",
+            "render.upstream_servers (as `UPSTREAM_MAX_CONNS`: max_conns)",
             "app.ini: listen",
             "metrics.main (metrics.Collector)",
-            "__main__.cmd_render (its log line)",
+            "__main__.render_configs (its log line)",
         ),
     ),
     Setting(
@@ -64,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
             "nginx.conf: limit_conn flaskbox_clients",
             "nginx.conf: limit_conn flaskbox_body_clients",
             "nginx-static.conf: limit_conn flaskbox_static_clients",
-            "__main__.cmd_render (its log line)",
+            "__main__.render_configs (its log line)",
         ),
     ),
     Setting(
@@ -95,7 +95,7 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.resolve.derived (UPLOAD_SLOTS, UPLOAD_SLOTS_PER_CLIENT)",
             "render.upload_limits (limit_conn flaskbox_uploads)",
             "settings.resolve._check_together (it holds one MAX_BODY_SIZE)",
-            "__main__.cmd_render (its log line)",
+            "__main__.render_configs (its log line)",
         ),
     ),
     Setting(
@@ -110,8 +110,8 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "nginx.conf: proxy_max_temp_file_size",
             "wsgi.from_record",
-            "spool.Spool.admits",
-            "request.Request._spooling (X-Accel-Buffering: no when it is full)",
+            "spool.Spool.admits (as its `space`)",
+            "request.Request._spooling (through the Serve's `spool`: X-Accel-Buffering: no when it is full)",
         ),
     ),
 )

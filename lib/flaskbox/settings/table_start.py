@@ -17,7 +17,7 @@ SETTINGS: tuple[Setting, ...] = (
         parse=absolute_path,
         doc="A script run with bash before the server starts, if it exists (migrations; tiangolo's name).",
         enforced=(
-            "settings.resolve.Resolved.shell",
+            "__main__.SHELL_VALUES (the entry-point's own)",
             "lib/hooks.sh: flaskbox_run_hooks",
             "lib/hooks.sh: _hook_sources (debug mode: a change to it restarts)",
         ),
@@ -51,7 +51,7 @@ SETTINGS: tuple[Setting, ...] = (
              "([configuration.md](configuration.md#secrets-as-files))."),
         enforced=(
             "file_vars.IGNORE",
-            "file_vars.ignored",
+            "file_vars.ignored (by its name: `IGNORE`)",
         ),
     ),
     Setting(
@@ -89,8 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "debug.main",
             "health.main (health.check_debug)",
-            "settings.resolve.Resolved.shell",
-            "lib/debug-mode.sh: flaskbox_debug_warning",
+            "debug_warning.lines (who can reach the debugger)",
         ),
     ),
     Setting(
@@ -102,7 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
              "([develop.md](develop.md#installing-packages-at-start-install_on_start1))."),
         enforced=(
             "settings.resolve._check_together (debug mode only)",
-            "settings.resolve.Resolved.shell",
+            "__main__.SHELL_VALUES (the entry-point's own)",
             "lib/install-on-start.sh: flaskbox_install_on_start",
             "lib/install-on-start.sh: flaskbox_install_os_packages",
         ),

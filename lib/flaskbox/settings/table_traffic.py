@@ -36,8 +36,8 @@ SETTINGS: tuple[Setting, ...] = (
             "wsgi.prepare_the_pool (forks.SpawnGuard's count of OOM kills)",
             "settings.resolve._check_metrics_port",
             "settings.resolve._check_ports_free",
-            "settings.resolve.Resolved.shell",
-            "lib/supervise/helpers.sh: _metrics_start",
+            "arbiter.helpers.Helpers (the metrics server)",
+            "arbiter.arbiter.Arbiter.helper_ended (one that never listened ends the start)",
         ),
     ),
     Setting(
@@ -68,8 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
             "render.trusted_proxies",
             "nginx.conf: trusted-proxies.conf (geo $flaskbox_trusted)",
             "nginx.conf: real-ip.conf (set_real_ip_from)",
-            "request.Request (the trust flag nginx sends)",
-            "forwarded.apply (a trusted proxy's forwarded headers believed)",
+            "request.Request (the `trusted` flag nginx sends)",
+            "forwarded.apply (`trusted`: a trusted proxy's forwarded headers believed)",
         ),
     ),
     Setting(

@@ -19,7 +19,7 @@ SETTINGS: tuple[Setting, ...] = (
         normalize=strip_slash,
         enforced=(
             "wsgi.from_record",
-            "serve.Serve (prefix.apply)",
+            "serve.Serve (as its `url_prefix`: prefix.apply)",
             "static.location (nginx's static URL under it)",
             "debug.main (debug.DevApp)",
         ),
@@ -44,7 +44,6 @@ SETTINGS: tuple[Setting, ...] = (
         normalize=strip_slash,
         enforced=(
             "static.where",
-            "static.location",
             "static.render (the app's own folder's location, and each blueprint's)",
             "nginx-static.conf: location ${STATIC_URL}/",
         ),
@@ -59,7 +58,6 @@ SETTINGS: tuple[Setting, ...] = (
         normalize=strip_slash,
         enforced=(
             "static.where",
-            "static.location",
             "static.render (the app's own folder's location, and each blueprint's)",
             "nginx-static.conf: alias ${STATIC_PATH}/",
             "nginx-static.conf: disable_symlinks",

@@ -3,6 +3,8 @@ is stated and what it means, as docs/zh-CN/configuration.md shows them
 (`python3 -m flaskbox docs-table zh-CN`; tests/test_docs.py keeps the page,
 this and the table in step)."""
 
+from ..layout import Runtime
+
 TEXTS: dict[str, tuple[str, str]] = {
     'APP_MODE': (
         '`production`',
@@ -11,7 +13,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         '生产模式 `80`，调试模式 `5000`',
         'nginx（或开发服务器）监听的端口。'),
     'RUNTIME_DIR': (
-        '`/tmp/flaskbox`',
+        f'`{Runtime.DEFAULT}`',
         '镜像写入运行时文件的位置，必须可写。'),
     'UWSGI_INI': (
         '存在时为 `/app/uwsgi.ini`（自动计算）',
@@ -52,6 +54,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         '重载（SIGHUP）时，正在进行的请求、下载和流有多少秒在旧代码上完成，与此同时新请求'
         '已经交给新代码；超过即被截断（客户端和访问日志都看得出来）。事件流会立即正常结束'
         '（浏览器会自动重连）（[production.md](production.md#原地重载)）。'),
+    'STOP_TIMEOUT': (
+        '`10`',
+        '一次停止最多用多少秒：设成与编排器在 SIGKILL 之前给的宽限期相同的数字（`docker stop -t` 或 '
+        '`--stop-timeout`，Compose 和 Swarm 的 `stop_grace_period`，Kubernetes 的 '
+        '`terminationGracePeriodSeconds` 减去 preStop 钩子的 sleep）。nginx 用其中除 5 秒以外的全部时间排空'
+        '正在进行的请求，那 5 秒留给 uWSGI 和退出，容器在 SIGKILL 之前自行结束'
+        '（[production.md](production.md#停止)）。'),
     'WORKER_CLASS': (
         '`sync`',
         '`sync`：每个 worker 线程一次处理一个请求。`gevent`：每个进'

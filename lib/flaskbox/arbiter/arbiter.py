@@ -1,0 +1,267 @@
+"""The Arbiter: production's process tree, from the start to the exit code.
+
+It starts the pool's first generation and the helpers, nginx once a worker
+accepts (and the metrics server, if any, listens), and says "serving" once
+nginx holds its port. Then it waits in its loop and acts on what comes:
+
+    TERM, INT, QUIT        the stop (stop.Stop), once
+    HUP                    a reload (reload.Reload); one that comes during a
+                           reload waits for it to end
+    a helper's end         it starts again (helpers.py)
+    a retiring master's    the retirement's verdict (generation.py)
+    nginx's or the serving
+    uWSGI master's end     the container stops, non-zero (stop.Abort)
+
+Its state is these objects: the generations, nginx, the helpers, the
+reload, and the ending under way (the stop or the abort)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..layout import IMPORT_FAILED, IMPORT_TIMED_OUT, NOT_AN_APP, Runtime
+from ..log import error, info
+from ..record import Record
+from ..template import CONF_DIR
+from .generation import Generation
+from .helpers import Helper, Helpers
+from .loop import Child, Loop
+from .nginx import Nginx
+from .reload import Reload
+from .stop import Abort, Stop
+
+STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Seconds between two looks for the metrics server's mark while it starts.
+LOOK_EVERY = 0.02
+
+
+def server_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the servers and helpers start with."""
+    env = {name: value for name, value in environ.items()
+           # uWSGI would read UWSGI_* variables as options of its own, before
+           # its ini: the record carries them, and the rendered ini has them.
+           if not name.startswith("UWSGI_")}
+    # The debugger must never be reachable in production (Flask before 2.3
+    # turned it on for FLASK_ENV=development); FLASK_ENV=production is the
+    # app's to read, as tutorials' configs do (names.py warns of the rest).
+    env.pop("FLASK_DEBUG", None)
+    if env.get("FLASK_ENV", "production") != "production":
+        del env["FLASK_ENV"]
+    return env
+
+
+class Arbiter:
+    def __init__(self, system, settings: Record, environ: Mapping[str, str], relay=None,
+                 conf_dir: Path = CONF_DIR):
+        self.loop = Loop(system)
+        self.settings, self.conf_dir = settings, conf_dir
+        self.runtime = Runtime(settings["RUNTIME_DIR"])
+        self.server_env = server_env(environ)
+        self.generations: list[Generation] = []
+        self.current: Generation | None = None
+        self.nginx = Nginx(self)
+        self.ending: Stop | Abort | None = None
+        self.helpers = Helpers(self, relay)
+        self.reload = Reload(self)
+        self.serving = False
+        self.exit_code: int | None = None
+        self._finishing = False
+        self._pool_served = False
+
+    @property
+    def stopping(self) -> bool:
+        """A stop, an abort or the exit under way: nothing new starts."""
+        return self.ending is not None or self._finishing
+
+    def run(self) -> int:
+        self.start()
+        while self.exit_code is None:
+            self.loop.turn(self.on_signal)
+        return self.exit_code
+
+    # --- the start -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.runtime.draining.unlink(missing_ok=True)
+        shutil.rmtree(self.runtime.uwsgi_dir, ignore_errors=True)
+        self.current = Generation(1, self)
+        try:
+            self.current.make_folder()
+            self.current.start(self._first_ready, self._first_failed)
+        except OSError as exc:
+            error(f"cannot start uWSGI in {self.runtime.dir} ({exc.strerror or exc}); not serving")
+            return self.finish(1)
+        self.generations.append(self.current)
+        self.helpers.start("start")
+
+    def _first_failed(self, generation: Generation, status: int) -> None:
+        # A broken app is the user's to fix: said so, and not served.
+        said = generation.why(status)
+        error(f"{said}; not serving" if status in (IMPORT_FAILED, NOT_AN_APP, IMPORT_TIMED_OUT) else said)
+        self.finish(status)
+
+    def _first_ready(self, generation: Generation) -> None:
+        def judged(accepted: bool) -> None:
+            if self.stopping or not generation.running:
+                return
+            if not accepted:
+                error("nginx rejected the static location for the app's static folder (message above)")
+                self.loop.signal([generation.master], signal.SIGKILL)
+                return self.finish(2)
+            try:
+                generation.serve(self.serving_master_died)
+            except OSError as exc:
+                error(f"cannot point nginx at the app in {self.runtime.dir} ({exc.strerror}; a full disk?)")
+                self.loop.signal([generation.master], signal.SIGKILL)
+                return self.finish(1)
+            self._pool_served = True
+            self._start_nginx()
+
+        self.nginx.install_static(generation.described(), judged)
+
+    def _metrics_ready(self) -> bool:
+        return self.helpers.metrics is None or self.runtime.metrics_ready.exists()
+
+    def _start_nginx(self) -> None:
+        """Once the pool serves and the metrics server (if any) listens."""
+        if self.stopping or not self._pool_served or self.nginx.child:
+            return
+        if not self._metrics_ready():
+            self.loop.after(LOOK_EVERY, self._start_nginx)
+            return
+        try:
+            self.nginx.start(self._listening, self._nginx_ended)
+        except OSError as exc:
+            error(f"cannot start nginx ({exc.strerror or exc}); not serving")
+            self.loop.signal([self.current.master], signal.SIGKILL)
+            self.finish(1)
+
+    def _listening(self) -> None:
+        self.helpers.start("serving")
+        self.serving = True
+        info(f"serving {self.settings['APP_MODULE']} on port {self.settings['PORT']} "
+             f"(nginx {self.nginx.child.pid}, uWSGI {self.current.master.pid})")
+
+    def helper_ended(self, helper: Helper, child: Child) -> bool:
+        """Whether a helper that ended starts again: not a metrics server
+        that never listened, which stops the start, as a bad PORT would."""
+        if helper is self.helpers.metrics and not self.nginx.child and not self._metrics_ready():
+            error(f"the metrics server on METRICS_PORT={self.settings['METRICS_PORT']} did not start (see "
+                  "above); not serving")
+            self.loop.signal([generation.master for generation in self.running_generations()], signal.SIGKILL)
+            self.finish(1)
+            return False
+        return True
+
+    # --- signals ---------------------------------------------------------------------------------
+    def on_signal(self, number: int) -> None:
+        if number in STOPS:
+            self.stop()
+        elif number == signal.SIGHUP:
+            self.hangup()
+
+    def stop(self) -> None:
+        if self.stopping:
+            return  # one stop at a time: repeated signals change nothing
+        if self.nginx.child is None:
+            # Still importing the app: nothing is served yet, and uWSGI acts
+            # on SIGTERM only once its master loop runs.
+            info("stopping before the app was ready")
+            self.loop.signal([generation.master for generation in self.running_generations()], signal.SIGKILL)
+            return self.finish(0)
+        self.ending = Stop(self)
+        self.ending.begin()
+
+    def hangup(self) -> None:
+        if self.stopping:
+            return
+        if not self.serving:
+            info("SIGHUP while starting: nothing to reload yet, ignored")
+        elif self.reload.under_way:
+            # It waits in the loop's queue for this reload to end, and is one
+            # more reload then (two at once would race for one folder); more
+            # HUPs meanwhile are that same one.
+            if signal.SIGHUP not in self.loop.waiting:
+                info("SIGHUP during a reload: another reload follows this one")
+                self.loop.waiting.append(signal.SIGHUP)
+        else:
+            self.reload.begin()
+
+    def reload_ended(self) -> None:
+        """A HUP that waited in the queue during the reload has its turn."""
+        if signal.SIGHUP in self.loop.waiting:
+            self.loop.waiting.remove(signal.SIGHUP)
+            self.hangup()
+
+    # --- what the reload asks --------------------------------------------------------------------
+    def apply_certificate(self) -> None:
+        """TLS_CERT and TLS_KEY in use from the next handshake, if they
+        changed and pass the check (certificates.py)."""
+        if self.settings["TLS_CERT"]:
+            from .. import certificates
+
+            certificates.apply(self.settings["TLS_CERT"], self.settings["TLS_KEY"], self.runtime)
+
+    def room_for_a_pool(self) -> bool:
+        """Whether one more pool fits under the pids limit now, where a
+        generation still retires."""
+        if not [generation for generation in self.running_generations() if generation is not self.current]:
+            return True
+        free = self.loop.system.pids_free()
+        return free is None or free >= int(self.settings.derived["POOL_PIDS"])
+
+    def retired(self, generation: Generation) -> None:
+        self.running_generations()  # it is gone from the list
+        self.reload.room_made()
+
+    # --- deaths ----------------------------------------------------------------------------------
+    def serving_master_died(self, generation: Generation, child: Child) -> None:
+        self.reload.abandoned()
+        self._abort("uWSGI's master", child)
+
+    def _nginx_ended(self, child: Child) -> None:
+        if self.nginx.listening:
+            self.reload.abandoned()
+            return self._abort("nginx's master", child)
+        if self.stopping:
+            return
+        # A port taken since the settings were checked.
+        self.ending = Abort(self, "nginx's master", child)
+        self.ending.not_started()
+
+    def _abort(self, what: str, child: Child) -> None:
+        if self.stopping:
+            return
+        self.ending = Abort(self, what, child)
+        self.ending.begin()
+
+    # --- the processes ---------------------------------------------------------------------------
+    def running_generations(self) -> list[Generation]:
+        """Every generation whose master still runs (the others are forgotten)."""
+        self.generations = [generation for generation in self.generations if generation.running]
+        return list(self.generations)
+
+    def orphans(self, prefix: str) -> list[Child]:
+        """The processes PID 1 was handed whose command line starts with
+        `prefix` (the workers a dead master left), adopted to be waited for."""
+        system = self.loop.system
+        found = []
+        for pid in system.children(system.pid):
+            if pid not in self.loop.children and system.command(pid).startswith(prefix):
+                found.append(self.loop.adopt(prefix, pid, lambda child: None))
+        return found
+
+    # --- the end ---------------------------------------------------------------------------------
+    def finish(self, code: int) -> None:
+        """The exit code is known: the log relay gets the last lines, then
+        the loop ends."""
+        if self._finishing:
+            return
+        self._finishing = True
+        self.helpers.last_lines(lambda: self._exit(code))
+
+    def _exit(self, code: int) -> None:
+        self.exit_code = code
+        self.loop.done = True

@@ -1,0 +1,128 @@
+"""nginx's master, as the arbiter runs it: started once a generation serves,
+listening once it has written its pid file (it does so only after binding
+every port); each change of its configuration judged by `nginx -t` first
+(the static location a generation's app asked for, a drop-in changed by a
+reload) and loaded with SIGHUP only when it changed, since nginx's old
+workers then end the connections they hold."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import static
+from ..layout import APP_DIR, Runtime
+from ..log import error, info
+from .loop import Child
+
+# Seconds between two looks for nginx's pid file while it starts.
+LOOK_EVERY = 0.02
+
+
+def configuration(runtime: Runtime, app_dir: Path = APP_DIR) -> bytes:
+    """What nginx's configuration is made of: the rendered files (the static
+    location among them) and the drop-ins in /app/nginx.d, whole (some 60
+    KB, kept to compare: a digest would load OpenSSL into PID 1, 4 MB)."""
+    parts = []
+    drop_ins = app_dir / "nginx.d"
+    for path in [*sorted(runtime.nginx_dir.glob("*.conf")), *sorted(drop_ins.glob("*.conf")),
+                 *sorted((drop_ins / "http").glob("*.conf"))]:
+        try:
+            parts.append(f"{path}\0".encode() + path.read_bytes() + b"\0")
+        except OSError:
+            continue
+    return b"".join(parts)
+
+
+class Nginx:
+    def __init__(self, arbiter):
+        self.arbiter, self.loop = arbiter, arbiter.loop
+        self.runtime = arbiter.runtime
+        self.child: Child | None = None
+        self.listening = False
+        self.loaded = b""  # its configuration as nginx loaded it
+
+    @property
+    def test(self) -> list[str]:
+        return ["nginx", "-t", "-q", "-e", "stderr", "-c", str(self.runtime.nginx_conf)]
+
+    def start(self, listening: Callable[[], None], ended: Callable[[Child], None]) -> None:
+        """listening() once it holds its ports; ended(child) when it ends
+        (before listening: a port taken since the settings were checked).
+        OSError when it cannot be started."""
+        self.runtime.nginx_pid.unlink(missing_ok=True)
+        self.loaded = configuration(self.runtime)
+        argv = ["nginx", "-e", "stderr", "-c", str(self.runtime.nginx_conf)]
+        self.child = self.loop.spawn("nginx's master", argv, ended, env=self.arbiter.server_env)
+        self._listening = listening
+        self._look()
+
+    def _look(self) -> None:
+        if not self.child.running:
+            return
+        try:
+            written = self.runtime.nginx_pid.read_text().strip()
+        except OSError:
+            written = ""
+        if written == str(self.child.pid):
+            self.listening = True
+            self._listening()
+        else:
+            self.loop.after(LOOK_EVERY, self._look)
+
+    def judge(self, then: Callable[[bool], None]) -> None:
+        """`nginx -t` on the configuration as written now: then(accepted)."""
+        try:
+            self.loop.spawn("nginx -t", self.test, lambda child: then(child.status == 0),
+                            env=self.arbiter.server_env)
+        except OSError as exc:
+            error(f"cannot run nginx -t: {exc.strerror or exc}")
+            then(False)
+
+    def install_static(self, described: dict | None, then: Callable[[bool], None]) -> None:
+        """The static location a generation's loaded app asked for, where
+        nginx.conf includes it, judged whole by `nginx -t`; unchanged, it
+        is not judged (a drop-in nginx rejects must not hold back the app's
+        code: apply_config names it). Rejected, the previous one is put back.
+        then(accepted)."""
+        if described is None:
+            return then(True)
+        place = self.runtime.static_conf
+        wanted = static.location(self.arbiter.settings, described, self.arbiter.conf_dir)
+        try:
+            previous = place.read_text()
+        except OSError:
+            previous = None
+        if wanted == previous:
+            return then(True)
+
+        def judged(accepted: bool) -> None:
+            if not accepted and previous is not None:
+                place.write_text(previous)
+            then(accepted)
+
+        try:
+            place.write_text(wanted)
+        except OSError as exc:
+            error(f"cannot write {place}: {exc.strerror}")
+            return then(False)
+        self.judge(judged)
+
+    def apply_config(self) -> None:
+        """After a reload: nginx reloads its configuration if it changed (a
+        drop-in, the static location), once `nginx -t` accepts it."""
+        changed = configuration(self.runtime)
+        if changed == self.loaded:
+            return
+
+        def judged(accepted: bool) -> None:
+            if not accepted:
+                error("SIGHUP: nginx rejected its configuration (message above); still serving the previous "
+                      "one")
+            elif self.child is not None and self.child.running and not self.arbiter.stopping:
+                self.loaded = changed
+                self.loop.signal([self.child], signal.SIGHUP)
+                info("SIGHUP: nginx reloads its configuration, which changed")
+
+        self.judge(judged)

@@ -1,0 +1,202 @@
+"""The ends of the process tree, each in one place with its order and its
+one clock.
+
+Stop   `docker stop` (TERM, INT or QUIT): event streams end, nginx stops
+       accepting and drains the requests in flight, then uWSGI lets its now
+       idle workers exit, then the helpers end. One budget for all of it,
+       STOP_TIMEOUT (the orchestrator's grace period: layout.stop_drain says
+       how it is spent), and every generation on the same clock. A stop that
+       ended every request exits 0, however slowly an idle process went: a
+       process that had to be killed is named as slow, not as a failure.
+Abort  nginx's master or the serving uWSGI master died (a crash, kill -9,
+       the OOM killer): nginx answers what it can and writes its log, then
+       the container stops, non-zero, within 2 s, so that a restart policy
+       or an orchestrator replaces it."""
+
+from __future__ import annotations
+
+import signal
+
+from ..layout import STOP_KILL_AFTER_SECONDS, STOP_MARGIN_SECONDS, STOP_MERCY_SECONDS, stop_drain
+from ..log import error, info, warn
+from .generation import STARTING
+from .loop import Child
+
+# How long nginx may go on answering once a server died, and then how long
+# its workers have to write their log lines (SIGTERM) before SIGKILL: the
+# container must be gone within 2 s.
+ABORT_DRAIN = 1.0
+ABORT_TERM = 0.4
+# uWSGI's masters, in an abort: no mercy, killed past this.
+ABORT_UWSGI = 0.3
+
+
+def end(loop, child: Child, number: int, kill_at: float, gone) -> None:
+    """`number` to child, SIGKILL at kill_at if it still runs (named as slow
+    to stop); gone(child) once it is reaped."""
+    started = loop.now()
+
+    def kill() -> None:
+        if child.running:
+            warn(f"{child.name} {child.pid} is slow to stop: still running {loop.now() - started:.1f}s after "
+                 f"{signal.Signals(number).name}; killing it")
+            child.killed = True
+            loop.signal([child], signal.SIGKILL)
+
+    deadline = loop.at(kill_at, kill)
+
+    def ended(child: Child) -> None:
+        deadline.cancel()
+        gone(child)
+
+    child.ended = ended
+    loop.signal([child], number)
+
+
+def failed(child: Child) -> bool:
+    """A server that failed on its way out: it ended with an error of its
+    own, not by the stop's signal nor by the stop's SIGKILL."""
+    return not child.killed and child.status not in (0, 128 + signal.SIGTERM, 128 + signal.SIGQUIT)
+
+
+class Stop:
+    def __init__(self, arbiter):
+        self.arbiter, self.loop = arbiter, arbiter.loop
+        self.status = 0
+        self.started = self.loop.now()
+        budget = arbiter.settings["STOP_TIMEOUT"]
+        # Everything has ended by then; what is left of the budget is the exit's.
+        self.end = self.started + budget - STOP_MARGIN_SECONDS
+        self.drain = stop_drain(budget)
+
+    def begin(self) -> None:
+        info("stopping: event streams end, nginx drains, then uWSGI")
+        # flaskbox_draining in the metrics, which are served until the end. A
+        # full disk may refuse the mark: the stop goes on all the same.
+        try:
+            self.arbiter.runtime.draining.touch()
+        except OSError as exc:
+            error(f"cannot mark the stop in {self.arbiter.runtime.dir} ({exc.strerror}; a full disk?): the "
+                  "metrics will not show it")
+        for generation in self.arbiter.running_generations():
+            if generation.state == STARTING:
+                generation.abandon()  # a reload's, still loading: it holds no request
+            else:
+                generation.end_streams()
+        nginx = self.arbiter.nginx.child
+        if nginx is None or not nginx.running:
+            return self._uwsgi()
+        kill_at = self.started + self.drain + STOP_KILL_AFTER_SECONDS
+        end(self.loop, nginx, signal.SIGQUIT, kill_at, self._nginx_gone)
+
+    def _nginx_gone(self, child: Child) -> None:
+        self._note(child)
+        self._uwsgi()
+
+    def _uwsgi(self) -> None:
+        """Every generation stops on one clock: its workers' mercy from now,
+        within the budget."""
+        now = self.loop.now()
+        mercy_at = min(now + STOP_MERCY_SECONDS, self.end - STOP_KILL_AFTER_SECONDS)
+        kill_at = min(now + STOP_MERCY_SECONDS + STOP_KILL_AFTER_SECONDS, self.end)
+        self._pools = self.arbiter.running_generations()
+        if not self._pools:
+            return self._helpers()
+        for generation in self._pools:
+            generation.stop(mercy_at, kill_at, self._pool_gone)
+
+    def _pool_gone(self, generation, child: Child) -> None:
+        self._note(child)
+        if not any(generation.running for generation in self._pools):
+            self._helpers()
+
+    def _helpers(self) -> None:
+        kill_at = min(self.loop.now() + STOP_KILL_AFTER_SECONDS, self.end + STOP_MARGIN_SECONDS / 2)
+        self.arbiter.helpers.stop(kill_at, self._done)
+
+    def _done(self) -> None:
+        info("stopped")
+        self.arbiter.finish(self.status)
+
+    def _note(self, child: Child) -> None:
+        if failed(child) and not self.status:
+            self.status = child.status
+
+
+def death(what: str, child: Child, oom_kills_at_start: int, oom_kills_now: int | None) -> str:
+    """How a server ended, for the last words: its exit code, or the signal
+    that killed it, and whether the kernel's OOM killer did."""
+    if child.status <= 128:
+        return f"{what} exited with code {child.status}"
+    said = f"{what} was killed by signal {child.status - 128}"
+    # The OOM killer sends SIGKILL and nothing else.
+    if child.status == 128 + signal.SIGKILL and (oom_kills_now or 0) > oom_kills_at_start:
+        said += ", by the kernel's OOM killer (the container's memory limit)"
+    return said
+
+
+class Abort:
+    def __init__(self, arbiter, what: str, child: Child):
+        self.arbiter, self.loop = arbiter, arbiter.loop
+        self.what, self.child = what, child
+        self.death = death(what, child, int(arbiter.settings.derived["OOM_KILLS"]),
+                           self.loop.system.oom_kills())
+        self.last_words: str | None = f"container stopped: {self.death}"
+
+    def not_started(self) -> None:
+        """nginx ended before it held its ports: nothing was served."""
+        error(f"nginx could not start (exit code {self.child.status}; its message is above: a port taken by "
+              "another process?); not serving")
+        self.last_words = None
+        self._uwsgi()
+
+    def begin(self) -> None:
+        error(f"{self.death}; stopping the container (nginx answers what it can and writes its log)")
+        if self.what == "uWSGI's master":
+            # Its workers would go on for a moment with no master: they go
+            # now, so that nginx answers their requests (502) and logs them.
+            for worker in self.arbiter.orphans("flaskbox uWSGI worker"):
+                self.loop.signal([worker], signal.SIGKILL)
+            draining = [self.arbiter.nginx.child]
+        else:
+            # nginx's workers outlive their master (PID 1 adopts them).
+            draining = self.arbiter.orphans("nginx: worker process")
+        self._drain([child for child in draining if child is not None and child.running])
+
+    def _drain(self, children: list[Child]) -> None:
+        """nginx's master, or the workers a dead master left, answer what
+        they can for ABORT_DRAIN (SIGQUIT), then stop at once (SIGTERM: each
+        worker still writes its buffered log lines), then are killed."""
+        if not children:
+            return self._uwsgi()
+        started = self.loop.now()
+
+        def ended(child: Child) -> None:
+            if not any(other.running for other in children):
+                self._uwsgi()
+
+        for child in children:
+            child.ended = ended
+        self.loop.signal(children, signal.SIGQUIT)
+        self.loop.at(started + ABORT_DRAIN, lambda: self.loop.signal(children, signal.SIGTERM))
+        self.loop.at(started + ABORT_DRAIN + ABORT_TERM, lambda: self.loop.signal(children, signal.SIGKILL))
+
+    def _uwsgi(self) -> None:
+        now = self.loop.now()
+        self._pools = self.arbiter.running_generations()
+        if not self._pools:
+            return self._helpers()
+        for generation in self._pools:
+            generation.stop(now + ABORT_UWSGI + 1, now + ABORT_UWSGI, self._pool_gone)
+
+    def _pool_gone(self, generation, child: Child) -> None:
+        if not any(generation.running for generation in self._pools):
+            self._helpers()
+
+    def _helpers(self) -> None:
+        self.arbiter.helpers.stop(self.loop.now() + STOP_KILL_AFTER_SECONDS, self._done)
+
+    def _done(self) -> None:
+        if self.last_words:
+            error(self.last_words)
+        self.arbiter.finish(self.child.status or 1)
