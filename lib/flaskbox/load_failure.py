@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import traceback
 
-from . import discover, packages, shadows
+from . import discover, shadows
 from .log import error
 
 
@@ -22,8 +22,19 @@ def explain(exc: BaseException, app_module: str) -> bool:
         message, bad_setting = discover.missing_module(exc, app_module)
     if not bad_setting:
         traceback.print_exception(exc)
-    hint = (shadows.hint(exc) or packages.older_pin_hint(exc)) if isinstance(exc, Exception) else None
+    hint = (shadows.hint(exc) or older_pin(exc)) if isinstance(exc, Exception) else None
     for said in (hint, message):
         if said:
             error(said)
     return bad_setting
+
+
+def older_pin(exc: Exception) -> str | None:
+    """packages.older_pin_hint, imported only now: it needs importlib.metadata,
+    and so the standard library's email package, which a file of the app's
+    own (email.py) may hide; the explanation must work even then."""
+    try:
+        from . import packages
+    except ImportError:
+        return None
+    return packages.older_pin_hint(exc)
