@@ -41,9 +41,7 @@ sys.path.insert(0, str(REPO / "lib"))
 #   the oldest Python, CI runs these alone (docs/testing.md).
 CONTAINER_FIXTURES = {"image", "volume"}
 INTERPRETER_MODULES = {"test_uwsgi_reports.py", "test_upstream_hop.py", "test_worker_pool.py",
-                       "test_reload.py", "test_production.py", "test_gevent.py", "test_gevent_pins.py",
-                       "test_your_app.py", "test_debug.py", "test_debugger.py", "test_shutdown.py",
-                       "test_import_deadline.py"}
+                       "test_reload.py", "test_gevent_pins.py", "test_your_app.py", "test_debugger.py"}
 DOCKER_MODULES = {"test_bench.py", "test_build.py"}
 # Every test there waits for a save to be served within a 2 s budget.
 TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
