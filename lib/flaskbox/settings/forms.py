@@ -95,8 +95,10 @@ def network_list(value: str) -> list[str]:
 
 # A host name as nginx's `map ... { hostnames; }` matches it: a name, or a
 # leading "*." (subdomains only) or "." (the name and its subdomains); or an
-# IP address literal.
-HOST_PATTERN = re.compile(r"^(\*\.|\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+# IP address literal. DNS's limits hold: 63 characters a label, 253 a name
+# (nginx.conf's map_hash_bucket_size has room for that and no more).
+HOST_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HOST_PATTERN = re.compile(rf"^(\*\.|\.)?(?=[^*]{{1,253}}$){HOST_LABEL}(\.{HOST_LABEL})*$")
 
 
 def host_list(value: str) -> list[str]:
