@@ -136,9 +136,9 @@ def run_traffic(args: argparse.Namespace, rounds: int, seconds: float) -> int:
 def before_contender(ref: str) -> Contender:
     """flaskbox as version `ref` (its Python and nginx templates mounted over
     this image's), measured beside this one in the same run (--before)."""
-    import prices
+    import compare
     workdir = Path(tempfile.mkdtemp(prefix="flaskbox-before-"))
-    folder, _, templates = prices.earlier(ref, workdir)
+    folder, _, templates = compare.earlier(ref, workdir)
     mounts = ["-v", f"{folder}:/usr/local/lib/flaskbox/flaskbox:ro"]
     for inside, text in templates.items():
         path = workdir / Path(inside).name

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import compare
 from harness import CONTENDERS_TAG, NAME, REPO, log
 from servers import Contender
 from variants import FEATURE_EDITS, WRAPPER_EDITS, taken_out, without_features, without_pieces
@@ -331,49 +331,10 @@ def ns_per_instruction(instructions: dict[str, int]) -> dict[str, float]:
             for name in groups}
 
 
-# A lone worker (no master, no fork) freezes the app as a forked one starts
-# (wsgi.prepare_the_pool); an earlier version's wsgi.py, measured beside this
-# one (--before), is given the same two lines, so that both are counted alike.
-LONE_WORKER_FREEZE = "\n    if not uwsgi.masterpid():\n        gc.freeze()\n"
-# The line that wraps the app, in an earlier version's wsgi.py (--before):
-# the whole wrapper out, as WRAPPER_EDITS takes it out of this one's.
-EARLIER_WRAPPERS = ("    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
-                    "    return Serve(found.app, timeout, **common)")
-
-
-def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
-    """Version `ref` (a git commit) of flaskbox's Python (a folder to mount
-    over the image's), of its worker's wsgi.py without the wrapper, and of
-    nginx.conf and nginx-static.conf (file in the image: text)."""
-    folder = out_dir / f"before-{ref}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "lib/flaskbox"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder), "--strip-components=2"], input=archive, check=True)
-    wsgi = folder / "wsgi.py"
-    wsgi.write_text(wsgi.read_text().rstrip("\n") + LONE_WORKER_FREEZE)
-    for path in folder.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    folder.chmod(0o755)
-    bare = wsgi.read_text()
-    for line in EARLIER_WRAPPERS:
-        bare = bare.replace(line, "    return found.app")
-    if bare == wsgi.read_text():
-        raise SystemExit(f"bench: {ref}'s wsgi.py wraps the app in no way prices.py knows: "
-                         "update EARLIER_WRAPPERS")
-    show = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{name}"], check=True,
-                                 capture_output=True, text=True).stdout
-            for name in ("nginx.conf", "nginx-static.conf")}
-    return (folder, {"/usr/local/lib/flaskbox/flaskbox/wsgi.py": bare},
-            {"/etc/flaskbox/nginx.conf": show["nginx.conf"],
-             "/etc/flaskbox/nginx-static.conf": show["nginx-static.conf"]})
-
-
 def before_prices(ref: str, out_dir: Path) -> dict:
     """Version `ref` measured in the same run, on the same image: nginx for
     both routes, the worker with and without its wrapper."""
-    folder, bare, nginx_files = earlier(ref, Path(tempfile.mkdtemp(prefix="flaskbox-before-")))
+    folder, bare, nginx_files = compare.earlier(ref, Path(tempfile.mkdtemp(prefix="flaskbox-before-")))
     lib = {folder: "/usr/local/lib/flaskbox/flaskbox"}
     try:
         nginx = each_case({f"{ref}": nginx_files}, out_dir, nginx_prices, lib)[ref]
@@ -383,52 +344,6 @@ def before_prices(ref: str, out_dir: Path) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
     return {"nginx (instructions a request, per route)": nginx,
             "uWSGI worker (instructions a hello request)": worker}
-
-
-# Issue 48's goals, instructions a hello request (a static one for nginx's
-# static file), as the chart draws them.
-GOALS = {"the wrapper": 45000, "nginx, hello": 55000, "nginx, static file": 45000}
-
-
-def before_after(results: dict) -> dict[str, tuple[int, int]]:
-    """(before, after) instructions a request: the wrapper (a worker with it
-    less one without), nginx on hello world and on the static file."""
-    before, ref = results["before"], results["before"]["version"]
-    workers = (before["uWSGI worker (instructions a hello request)"],
-               results["uWSGI worker (instructions a hello request)"])
-    wrapper = [workers[0][ref] - workers[0][f"{ref} without the whole wrapper"],
-               workers[1]["flaskbox"] - workers[1]["without the whole wrapper (uWSGI calls the app)"]]
-    nginx = (before["nginx (instructions a request, per route)"],
-             results["nginx (instructions a request, per route)"]["flaskbox"])
-    return {"the wrapper": (wrapper[0], wrapper[1]),
-            "nginx, hello": (nginx[0]["hello"], nginx[1]["hello"]),
-            "nginx, static file": (nginx[0]["static"], nginx[1]["static"])}
-
-
-def chart(results: dict, path: Path) -> None:
-    """Before and after, each against its goal (--before)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pairs = before_after(results)
-    fig, ax = plt.subplots(figsize=(7.5, 4))
-    for number, (name, (was, now)) in enumerate(pairs.items()):
-        ax.bar(number - 0.2, was / 1000, 0.38, color="#a6d", label="before" if number == 0 else None)
-        ax.bar(number + 0.2, now / 1000, 0.38, color="#2a7", label="after" if number == 0 else None)
-        ax.hlines(GOALS[name] / 1000, number - 0.42, number + 0.42, colors="#d62", linestyles="--",
-                  label="goal" if number == 0 else None)
-        for offset, value in ((-0.2, was), (0.2, now)):
-            ax.annotate(f"{value / 1000:.1f}k", (number + offset, value / 1000), ha="center", va="bottom",
-                        fontsize=8)
-    ax.set_xticks(range(len(pairs)), list(pairs))
-    ax.set_ylabel("thousand instructions a request (callgrind)")
-    ax.set_title(f"before ({results['before']['version']}) and after, in one run", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run(out_dir: Path, machine: dict, before: str | None = None) -> int:
@@ -448,6 +363,6 @@ def run(out_dir: Path, machine: dict, before: str | None = None) -> int:
     results["duration_s"] = round(time.monotonic() - started_at)
     (out_dir / "prices.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     if before:
-        chart(results, out_dir / "prices.png")
+        compare.chart(results, out_dir / "prices.png")
     log(f"prices: {out_dir / 'prices.json'}")
     return 0
