@@ -1,20 +1,19 @@
 """The request path in process, without uWSGI, driven as uWSGI drives it:
 through serve.Serve, which makes one request.Request per request. What
 nginx says of a request, the per-request watchdog's answers and
-retirement, the disk budget for spooled responses, files handed back to
-uWSGI untouched, chunked framing and its clean or failed end, and the
-wrapper as a whole around a small WSGI app. Milliseconds each; the same
+retirement, chunked framing and its clean or failed end, and the wrapper
+as a whole around a small WSGI app (the disk budget for spooled
+responses: test_response_spool.py). Milliseconds each; the same
 behaviours are proven against real containers in test_request_timeout.py
 and test_slow_downloads.py."""
 
-import os
 import socket
 import threading
 import time
 
 import pytest
 
-from flaskbox import framing, guards, request, serve, spool, streams
+from flaskbox import framing, guards, request, serve, streams
 
 
 class Recorder(guards.Watchdog):
@@ -217,74 +216,6 @@ def test_only_one_side_claims_the_answer():
 def test_a_request_that_waited_too_long_is_refused_with_retry_after():
     status, headers, body = call(None, timeout=5, HTTP_X_FLASKBOX_PEER=peer(6))
     assert status.startswith("503") and headers["Retry-After"] == "5" and b"busy" in body
-
-
-class FakeDisk(spool.Spool):
-    """A Spool over a file system whose free space the test sets."""
-
-    def __init__(self, space: int, free: int):
-        self.free_now = free
-        super().__init__("/", space, workers=2)
-
-    def free(self) -> int:
-        return self.free_now
-
-
-MB = 1 << 20
-
-
-def test_the_spool_admits_what_fits_counting_what_is_still_to_be_written():
-    disk = FakeDisk(space=100 * MB, free=1000 * MB)
-    assert disk.admits(60 * MB, worker=1)
-    # Nothing on disk yet, but 60 MB is on its way: 60 more do not fit.
-    assert not disk.admits(60 * MB, worker=2)
-    assert disk.admits(30 * MB, worker=2)
-    # Written: now the disk itself shows it.
-    disk.written(60 * MB, worker=1)
-    disk.free_now -= 60 * MB
-    assert not disk.admits(20 * MB, worker=1) and disk.admits(5 * MB, worker=1)
-
-
-def test_small_responses_never_count():
-    disk = FakeDisk(space=0, free=0)
-    assert disk.admits(spool.Spool.MEMORY, worker=1)
-
-
-def test_a_new_worker_clears_what_its_predecessor_left_pending():
-    disk = FakeDisk(space=100 * MB, free=1000 * MB)
-    disk.pending[1] = 90 * MB  # a worker killed mid-response
-    disk.pid = -1  # this process is a new worker with the same id
-    assert disk.admits(90 * MB, worker=1)
-
-
-def test_a_spooled_body_is_counted_as_written_once_closed():
-    disk = FakeDisk(space=100 * MB, free=1000 * MB)
-    large = b"x" * (spool.Spool.MEMORY + 1)
-
-    def app(environ, start_response):
-        start_response("200 OK", [("Content-Length", str(len(large)))])
-        return [large]
-
-    body = serve.Serve(app, 5, spool=disk, worker_id=lambda: 1)(environ(), ignore_start)
-    assert list(body) == [large] and disk.pending[1] == len(large)
-    body.close()
-    assert disk.pending[1] == 0
-
-
-def test_a_file_from_wsgi_file_wrapper_goes_back_to_uwsgi_untouched():
-    handed = object()
-
-    def app(environ, start_response):
-        given = environ["wsgi.file_wrapper"](open(os.devnull, "rb"))
-        start_response("200 OK", [("Content-Length", "5000000")])
-        return given
-
-    answered = {}
-    body = serve.Serve(app, 5, spool=FakeDisk(space=100 * MB, free=1000 * MB))(
-        environ(**{"wsgi.file_wrapper": lambda filelike, *args: handed}),
-        lambda status, headers, exc_info=None: answered.update(headers=dict(headers)))
-    # Not spooled: uWSGI sends it from an offload thread, at the client's pace.
-    assert body is handed and answered["headers"]["X-Accel-Buffering"] == "no"
 
 
 # --- framing: what start_response decides ------------------------------------
