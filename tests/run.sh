@@ -7,12 +7,13 @@
 #
 # The suite runs once per base image, each with its own image tag:
 #   BASE_IMAGE=IMAGE        that base only;
-#   TEST_BASES="default debian14 debian13" (the default): the Dockerfile's
-#                           default base (ubuntu:24.04, or Debian 12, Python
-#                           3.11, the oldest, where it cannot be pulled),
-#                           Debian's testing release (Python 3.14, the
-#                           newest: Ubuntu 26.04's), and Debian 13 (3.13),
-#                           in turn (what a full run takes from each: below);
+#   TEST_BASES="debian14 default debian13" (the default): Debian's testing
+#                           release (Python 3.14, the newest: Ubuntu
+#                           26.04's), the Dockerfile's default base
+#                           (ubuntu:24.04, or Debian 12, Python 3.11, the
+#                           oldest, where it cannot be pulled), and Debian 13
+#                           (3.13), in turn (what a full run takes from each:
+#                           base_scope, below);
 #                           and, when no pytest arguments are given (the full
 #                           run, as CI does), debian12-arm64 as well.
 # On debian12-arm64 (Debian 12 for arm64, built and run under qemu emulation)
@@ -30,8 +31,9 @@
 #      that would otherwise add to the run);
 #   3. serial, per base: the tests marked `timed` (time or load measured on
 #      the machine's CPUs), one at a time, with nothing else running.
-# Each writes JUnit XML; the run ends with each phase's time and the 15
-# slowest tests of all (tests/timings.py).
+# Each writes JUnit XML (kept in TEST_REPORTS when it names a folder); the
+# run ends with each phase's time and the 15 slowest tests of all
+# (tests/timings.py).
 # The exit code is the first failing run's.
 set -Eeuo pipefail
 
@@ -58,6 +60,9 @@ setup() {
 	host_install wrk curl iproute2 util-linux prometheus nginx gcc libc6-dev
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose
+	# What deploy/bootstrap-base-image.sh needs where no base can be pulled
+	# (qemu for arm64), now: the arm64 bootstrap runs beside the others.
+	host_install debootstrap qemu-user-static binfmt-support
 	deploy/start-engine.sh
 }
 
@@ -68,7 +73,7 @@ bases() {
 		printf '%s\n' "$BASE_IMAGE"
 		return 0
 	fi
-	local base default="default debian14 debian13"
+	local base default="debian14 default debian13"
 	[ "$#" -gt 0 ] || default+=" debian12-arm64"
 	for base in ${TEST_BASES:-$default}; do
 		printf '%s\n' "$base"
@@ -153,19 +158,23 @@ arm64_in_background() {
 	ARM64_JOB="$!"
 }
 
-# base_scope INDEX BASE
-#   What a full run leaves out on the INDEX-th amd64 base, as a marker
-#   expression to add: nothing on the first, which runs everything; the
-#   slow tests (soak, swarm, rollouts, bench smoke, 500 streams: load shapes
-#   and orchestration) on the later ones; and on Debian 13, between the
-#   newest and the oldest Python, all but what differs between Pythons
-#   (`interpreter`), so that .ci/run keeps within its budget.
+# base_scope INDEX BASE PHASE
+#   What a full run leaves out of PHASE (parallel or serial) on the INDEX-th
+#   amd64 base, as a marker expression to add: nothing on the first (the
+#   newest Python), which runs everything. On the later ones, never the slow
+#   tests (soak, swarm, rollouts, bench smoke, 500 streams: load shapes and
+#   orchestration, which the first has run); of the timed tests (the
+#   machine's time or load, mostly nginx's and uWSGI's timers) only what
+#   differs between Pythons (`interpreter`); and on Debian 13, between the
+#   newest and the oldest Python, that alone. So .ci/run keeps within its
+#   budget (docs/testing.md).
 base_scope() {
 	[ "$1" -gt 0 ] || return 0
-	case "$2" in
-		debian13) printf ' and not slow and interpreter' ;;
-		*) printf ' and not slow' ;;
-	esac
+	if [ "$2" = debian13 ] || [ "$3" = serial ]; then
+		printf ' and not slow and interpreter'
+	else
+		printf ' and not slow'
+	fi
 }
 
 # full_run
@@ -188,20 +197,21 @@ full_run() {
 			return "$first"
 		}
 	fi
+	# arm64 first: its bootstrap and build under emulation are the run's
+	# longest job, on one CPU. (setup installed what bootstraps need from
+	# apt, which one process at a time can use.)
+	ARM64_JOB=""
+	for base in "${BASES[@]}"; do
+		[[ "$base" != *-arm64 ]] || arm64_in_background "$base"
+	done
 	local made="$SECONDS"
 	for base in "${amd64[@]}"; do
 		images+=("$(base_image "$base")")
 	done
 	printf 'base images\t%s\t0\n' "$((SECONDS - made))" >>"$REPORTS/phases.tsv"
-	# After the amd64 bases: a bootstrap installs with apt, which one
-	# process at a time can.
-	ARM64_JOB=""
-	for base in "${BASES[@]}"; do
-		[[ "$base" != *-arm64 ]] || arm64_in_background "$base"
-	done
 	for i in "${!amd64[@]}"; do
 		phase "${amd64[$i]}-parallel" "${images[$i]}" -n "${TEST_WORKERS:-3}" --dist loadscope \
-			-m "container and not timed$(base_scope "$i" "${amd64[$i]}")" || status=$?
+			-m "container and not timed$(base_scope "$i" "${amd64[$i]}" parallel)" || status=$?
 		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
 		status=0
 	done
@@ -215,7 +225,7 @@ full_run() {
 		status=0
 	fi
 	for i in "${!amd64[@]}"; do
-		phase "${amd64[$i]}-serial" "${images[$i]}" -m "container and timed$(base_scope "$i" "${amd64[$i]}")" \
+		phase "${amd64[$i]}-serial" "${images[$i]}" -m "container and timed$(base_scope "$i" "${amd64[$i]}" serial)" \
 			|| status=$?
 		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
 		status=0
@@ -233,8 +243,13 @@ main() {
 		with_args "$@" || status=$?
 		exit "$status"
 	fi
-	REPORTS="$(mktemp -d)"
-	trap 'rm -rf "$REPORTS"' EXIT
+	if [ -n "${TEST_REPORTS:-}" ]; then
+		REPORTS="$TEST_REPORTS"
+		mkdir -p "$REPORTS"
+	else
+		REPORTS="$(mktemp -d)"
+		trap 'rm -rf "$REPORTS"' EXIT
+	fi
 	setup
 	printf 'setup\t%s\t0\n' "$((SECONDS - started))" >>"$REPORTS/phases.tsv"
 	full_run || status=$?
