@@ -139,9 +139,8 @@ def test_code_that_no_longer_loads_is_not_served(tmp_path, capsys, status, why):
     assert system.the_arbiter.current.number == 1
     assert (system.runtime.uwsgi_dir / "current").resolve() == system.runtime.uwsgi_dir / "g1"
     assert not (system.runtime.uwsgi_dir / "g2").exists()
-    # Fixed, the next HUP serves it (in the folder of the one refused).
-    system.masters[2] = MasterScript()
-    hup(system, lambda: system.the_arbiter.current.number == 2)
+    # Fixed, the next HUP serves it, numbered past the one refused.
+    hup(system, lambda: system.the_arbiter.current.number == 3)
 
 
 def test_a_static_location_nginx_rejects_keeps_the_running_code(tmp_path, capsys):
@@ -155,6 +154,22 @@ def test_a_static_location_nginx_rejects_keeps_the_running_code(tmp_path, capsys
             "code loaded before") in lines(capsys)
     assert "location /static/ {" in system.runtime.static_conf.read_text()
     system.run_until(lambda: system.master(2).status is not None, limit=system.clock + 1)
+
+
+def test_a_hup_waiting_behind_a_refused_reload_gets_a_folder_of_its_own(tmp_path, capsys):
+    # The refused code's master is killed, and reaped a turn later: its end
+    # removes its folder, which must not be the next reload's.
+    system = serving(tmp_path)
+    system.masters[2] = MasterScript(app={"flask": True, "static_folder": "/app/assets",
+                                          "static_url_path": "/assets"}, import_seconds=1.0)
+    system.nginx_test_statuses = [1]
+    system.send(system.clock, signal.SIGHUP)
+    system.send(system.clock + 0.5, signal.SIGHUP)  # during the first: one more reload after it
+    system.run_until(lambda: system.the_arbiter.current.number == 3, limit=system.clock + 30)
+    assert "SIGHUP: uWSGI serves the app's new code (generation 3)" in "\n".join(lines(capsys))
+    uwsgi = system.runtime.uwsgi_dir
+    assert (uwsgi / "current").resolve() == uwsgi / "g3" and (uwsgi / "g3" / "app.json").exists()
+    assert not (uwsgi / "g2").exists()
 
 
 def test_a_moved_static_folder_is_one_hup_and_nginx_reloads(tmp_path, capsys):
@@ -273,7 +288,7 @@ def test_a_full_disk_keeps_the_running_code_and_names_the_disk(tmp_path, capsys,
     assert (f"flaskbox: error: SIGHUP: cannot make the new code's folder in {system.runtime.dir} (No space "
             "left on device; a full disk?); still serving the code loaded before") in out
     monkeypatch.undo()
-    system.masters[2] = MasterScript(fails_with=73)
+    system.masters[3] = MasterScript(fails_with=73)  # the number is spent: never a folder twice
     hup(system, lambda: not system.the_arbiter.reload.under_way)
     out = lines(capsys)
     assert (f"flaskbox: error: SIGHUP: uWSGI could not write its files in {system.runtime.dir} (message "

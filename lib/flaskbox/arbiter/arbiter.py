@@ -62,6 +62,10 @@ class Arbiter:
         self.server_env = server_env(environ)
         self.generations: list[Generation] = []
         self.current: Generation | None = None
+        # The last generation's number. Numbers only go up: a generation
+        # killed at its start removes its folder (g<N>) when it is reaped,
+        # which may be after the next one has started.
+        self.numbered = 0
         self.nginx = Nginx(self)
         self.ending: Stop | Abort | None = None
         self.helpers = Helpers(self, relay)
@@ -86,7 +90,8 @@ class Arbiter:
     def start(self) -> None:
         self.runtime.draining.unlink(missing_ok=True)
         shutil.rmtree(self.runtime.uwsgi_dir, ignore_errors=True)
-        self.current = Generation(1, self)
+        self.numbered = 1
+        self.current = Generation(self.numbered, self)
         try:
             self.current.make_folder()
             self.current.start(self._first_ready, self._first_failed)

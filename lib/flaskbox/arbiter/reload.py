@@ -65,8 +65,8 @@ class Reload:
             self._load()
 
     def _load(self) -> None:
-        number = self.arbiter.current.number + 1
-        generation = Generation(number, self.arbiter)
+        self.arbiter.numbered += 1
+        generation = Generation(self.arbiter.numbered, self.arbiter)
         try:
             generation.make_folder()
         except OSError as exc:
@@ -120,7 +120,8 @@ class Reload:
     def _refused(self, why: str) -> None:
         error(f"SIGHUP: {why}; still serving the code loaded before")
         if self.starting is not None and self.starting.running:
-            self.starting.abandon()
+            # Its end makes room for a pool, as a retirement's does.
+            self.starting.abandon(lambda generation, child: self.arbiter.retired(generation))
         self.starting = None
         self._done()
 
