@@ -172,6 +172,26 @@ def test_a_hup_waiting_behind_a_refused_reload_gets_a_folder_of_its_own(tmp_path
     assert not (uwsgi / "g2").exists()
 
 
+def test_a_static_location_that_cannot_be_written_keeps_the_running_code(tmp_path, capsys, monkeypatch):
+    from flaskbox.arbiter import nginx
+
+    system = serving(tmp_path)
+    before = system.runtime.static_conf.read_text()
+    system.masters[2] = MasterScript(app={"flask": True, "static_folder": "/app/assets",
+                                          "static_url_path": "/assets"})
+
+    def full(place, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nginx, "whole", full)
+    hup(system, lambda: not system.the_arbiter.reload.under_way)
+    assert (f"flaskbox: error: SIGHUP: cannot write nginx's static location for the new code in "
+            f"{system.runtime.dir} (No space left on device; a full disk?); still serving the code loaded "
+            "before") in lines(capsys)
+    assert system.the_arbiter.current.number == 1 and system.runtime.static_conf.read_text() == before
+    system.run_until(lambda: system.master(2).status is not None, limit=system.clock + 1)
+
+
 def test_a_moved_static_folder_is_one_hup_and_nginx_reloads(tmp_path, capsys):
     system = serving(tmp_path)
     system.masters[2] = MasterScript(app={"flask": True, "static_folder": "/app/assets",

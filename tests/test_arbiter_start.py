@@ -121,6 +121,24 @@ def test_a_static_location_nginx_rejects_ends_the_start_with_2(tmp_path, capsys)
     assert system.runtime.static_conf.read_text() == "# before the app\n"
 
 
+def test_a_static_location_that_cannot_be_written_ends_the_start_with_1(tmp_path, capsys, monkeypatch):
+    # RUNTIME_DIR full: the disk named, not nginx; the file not left half written.
+    from flaskbox.arbiter import nginx
+
+    def full(place, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nginx, "whole", full)
+    system = FakeSystem(tmp_path)
+    system.arbiter()
+    assert system.run_to_exit() == 1
+    out = lines(capsys)
+    assert (f"flaskbox: error: cannot write nginx's static location in {system.runtime.dir} (No space left "
+            "on device; a full disk?)") in out
+    assert not any("rejected" in line for line in out)
+    assert system.runtime.static_conf.read_text() == "# before the app\n"
+
+
 def test_a_stop_while_the_app_imports_ends_at_once_with_0(tmp_path, capsys):
     system = FakeSystem(tmp_path)
     system.masters[1] = MasterScript(import_seconds=8)

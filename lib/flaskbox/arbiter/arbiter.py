@@ -124,7 +124,13 @@ class Arbiter:
             self._pool_served = True
             self._start_nginx()
 
-        self.nginx.install_static(generation.described(), judged)
+        try:
+            self.nginx.install_static(generation.described(), judged)
+        except OSError as exc:
+            error(f"cannot write nginx's static location in {self.runtime.dir} ({exc.strerror}; "
+                  "a full disk?)")
+            self.loop.signal([generation.master], signal.SIGKILL)
+            self.finish(1)
 
     def _metrics_ready(self) -> bool:
         return self.helpers.metrics is None or self.runtime.metrics_ready.exists()

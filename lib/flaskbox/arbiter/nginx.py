@@ -42,6 +42,7 @@ class Nginx:
         self.child: Child | None = None
         self.listening = False
         self.loaded = b""  # its configuration as nginx loaded it
+        self._previous_static: str | None = None  # what install_static replaced, until it is served
 
     @property
     def test(self) -> list[str]:
@@ -84,8 +85,10 @@ class Nginx:
         """The static location a generation's loaded app asked for, where
         nginx.conf includes it, judged whole by `nginx -t`; unchanged, it
         is not judged (a drop-in nginx rejects must not hold back the app's
-        code: apply_config names it). Rejected, the previous one is put back.
-        then(accepted)."""
+        code: apply_config names it). Rejected, the previous one is put back
+        (put_back_static). then(accepted). OSError when it cannot be
+        written (a full disk): nothing changed then."""
+        self._previous_static = None
         if described is None:
             return then(True)
         place = self.runtime.static_conf
@@ -98,16 +101,25 @@ class Nginx:
             return then(True)
 
         def judged(accepted: bool) -> None:
-            if not accepted and previous is not None:
-                place.write_text(previous)
+            if not accepted:
+                self.put_back_static()
             then(accepted)
 
-        try:
-            place.write_text(wanted)
-        except OSError as exc:
-            error(f"cannot write {place}: {exc.strerror}")
-            return then(False)
+        whole(place, wanted)
+        self._previous_static = previous
         self.judge(judged)
+
+    def put_back_static(self) -> None:
+        """The static location install_static replaced, back: its new code
+        is not served after all."""
+        previous, self._previous_static = self._previous_static, None
+        if previous is None:
+            return
+        try:
+            whole(self.runtime.static_conf, previous)
+        except OSError as exc:
+            error(f"cannot put back {self.runtime.static_conf} ({exc.strerror}; a full disk?): nginx keeps "
+                  "the configuration it runs, and rejects the file at its next reload")
 
     def apply_config(self) -> None:
         """After a reload: nginx reloads its configuration if it changed (a
@@ -126,3 +138,10 @@ class Nginx:
                 info("SIGHUP: nginx reloads its configuration, which changed")
 
         self.judge(judged)
+
+
+def whole(place: Path, text: str) -> None:
+    """Written whole or not at all: nginx never reads half a location."""
+    part = place.with_name(place.name + ".part")
+    part.write_text(text)
+    part.replace(place)

@@ -107,6 +107,7 @@ class Reload:
             try:
                 generation.serve(self.arbiter.serving_master_died)
             except OSError as exc:
+                self.arbiter.nginx.put_back_static()
                 return self._refused(f"cannot point nginx at the new code in {self.arbiter.runtime.dir} "
                                      f"({exc.strerror}; a full disk?)")
             self.arbiter.current, self.starting = generation, None
@@ -115,7 +116,11 @@ class Reload:
                  f"finishes what it holds (RELOAD_GRACE {self.settings['RELOAD_GRACE']}s)")
             self._done()
 
-        self.arbiter.nginx.install_static(generation.described(), judged)
+        try:
+            self.arbiter.nginx.install_static(generation.described(), judged)
+        except OSError as exc:
+            self._refused(f"cannot write nginx's static location for the new code in "
+                          f"{self.arbiter.runtime.dir} ({exc.strerror}; a full disk?)")
 
     def _refused(self, why: str) -> None:
         error(f"SIGHUP: {why}; still serving the code loaded before")
