@@ -87,6 +87,53 @@ def test_a_failing_get_send_file_max_age_keeps_the_folders_age(tmp_path, capsys)
     assert "get_send_file_max_age('a.js') raised KeyError" in capsys.readouterr().err
 
 
+def test_dotfiles_never_get_a_location_of_their_own(tmp_path):
+    # An exact location would win over nginx's refusal of dotfiles and
+    # serve .env through the folder's alias.
+    tree(tmp_path / "static", ["a.js", ".env", ".vite/manifest.json"])
+
+    class Picky(Flask):
+        def get_send_file_max_age(self, filename):
+            return 60 if filename else 3600
+
+    described = static_folders.describe(Picky("picky", root_path=str(tmp_path)))
+    assert described["folders"][0]["ages"] == {"/static/a.js": 60}
+    folder = {"url": "/static", "path": str(tmp_path / "static"), "max_age": 3600,
+              "ages": {"/static/.env": 60, "/static/.vite/manifest.json": 60, "/static/a.js": 60},
+              "forever": []}
+    text = rendered(tmp_path, {"static_folder": folder["path"], "static_url_path": "/static",
+                               "folders": [folder], "max_age": 3600})
+    assert "location = /static/a.js" in text and "/static/.env" not in text and "/.vite/" not in text
+
+
+@pytest.mark.parametrize("manifest", [
+    {"main.ts": {"file": "main-abc.js", "css": "x.css"}},        # a string where Vite writes a list
+    {"main.ts": {"file": "main-abc.js", "src": 7, "assets": {"a": 1}}},
+    {"files": ["main.js"]}, [1, 2], "text", {"paths": None},
+])
+def test_a_manifest_of_another_shape_is_skipped_not_a_failed_start(tmp_path, manifest):
+    tree(tmp_path / "static", ["main-abc.js", "x.css"])
+    (tmp_path / "static" / "manifest.json").write_text(json.dumps(manifest))
+    assert static_folders.fingerprinted(tmp_path / "static") <= {"main-abc.js"}
+    assert static_folders.describe(Flask("odd", root_path=str(tmp_path)))["folders"][0]["url"] == "/static"
+
+
+def test_an_app_whose_folders_cannot_be_read_is_served_as_not_flasks(tmp_path, capsys):
+    class Odd(Flask):
+        @property
+        def blueprints(self):
+            raise RuntimeError("lazy registry not ready")
+
+        @blueprints.setter
+        def blueprints(self, value):
+            pass
+
+    tree(tmp_path / "static", ["a.js"])
+    assert static_folders.describe(Odd("odd", root_path=str(tmp_path))) == {"folders": [], "max_age": None}
+    assert "could not read the app's static folders (RuntimeError: lazy registry not ready)" in \
+        capsys.readouterr().err
+
+
 MANIFESTS = {
     # Vite 5: .vite/manifest.json, its entries' files and CSS; an asset of its own.
     ".vite/manifest.json": {"index.html": {"file": "assets/index-Cu7Ts1Kq.js", "src": "index.html",

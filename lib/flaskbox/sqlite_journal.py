@@ -46,8 +46,12 @@ def named_files(app) -> set[Path]:
 def warnings(app, processes: int) -> list[str]:
     if processes < 2:
         return []
+    try:
+        files = named_files(app)
+    except Exception:  # an app's odd config, an instance folder it may not list: a hint, no more
+        return []
     return [f"{path} is an SQLite database in rollback-journal mode, written by {processes} uWSGI processes: "
             "under load their writes lock each other out and fail with \"database is locked\"; turn on "
             f"write-ahead logging once (sqlite3 {path} 'PRAGMA journal_mode=WAL') and give connections a "
             "busy timeout (docs/your-app.md, \"SQLite under several processes\")"
-            for path in sorted(named_files(app)) if in_rollback_mode(path)]
+            for path in sorted(files) if in_rollback_mode(path)]

@@ -107,8 +107,10 @@ def files(folder: dict, prefix: str) -> str:
     ages = {**folder["ages"], **dict.fromkeys(folder["forever"], "max")}
     lines = []
     for file_url, age in sorted(ages.items()):
-        if not PLAIN_PATH.fullmatch(file_url):
-            continue  # the folder's own age, then: never longer than the app asked
+        if not PLAIN_PATH.fullmatch(file_url) or "/." in file_url:
+            # The folder's own age, then: never longer than the app asked;
+            # and an exact location would serve a dotfile past nginx's refusal.
+            continue
         value = age if age == "max" else expires(age)
         lines.append(f"    location = {prefix}{file_url} {{\n        set $flaskbox_handler static;\n"
                      f"        expires {value};\n    }}\n")

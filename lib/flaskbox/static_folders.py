@@ -51,12 +51,19 @@ class Folder:
 
 def describe(app) -> dict:
     """What static.folders reads of the loaded app: its folders, and the
-    max age Flask gives its own files (for a folder STATIC_PATH moved)."""
-    found = find(app)
-    own = None
-    if found or _is_flask(app):
-        with app.app_context():
-            own = _max_age(app, None, None, [])
+    max age Flask gives its own files (for a folder STATIC_PATH moved).
+    An app this cannot read (an odd url_map, a folder it may not list) is
+    served as one that is not Flask's: never a start that fails for it."""
+    try:
+        found = find(app)
+        own = None
+        if found or _is_flask(app):
+            with app.app_context():
+                own = _max_age(app, None, None, [])
+    except Exception as exc:  # the app's own objects, and its disk
+        warn(f"could not read the app's static folders ({type(exc).__name__}: {exc}); nginx serves "
+             "STATIC_URL from STATIC_PATH, as for an app that is not Flask's")
+        return {"folders": [], "max_age": None}
     return {"folders": [folder.describe() for folder in found], "max_age": own}
 
 
@@ -141,10 +148,14 @@ def _own_max_age(owner) -> bool:
 
 
 def _files(root: Path):
-    """Each file's name below root, as Flask's send_static_file gets it."""
+    """Each file's name below root, as Flask's send_static_file gets it;
+    never a dotfile or one in a dot folder, which nginx refuses to serve."""
     count = 0
-    for directory, _, names in os.walk(root):
+    for directory, folders, names in os.walk(root):
+        folders[:] = [folder for folder in folders if not folder.startswith(".")]
         for name in names:
+            if name.startswith("."):
+                continue
             count += 1
             if count > MOST_FILES_ASKED:
                 return
@@ -160,7 +171,7 @@ def fingerprinted(root: Path) -> set[str]:
         manifest = root / name
         try:
             data = json.loads(manifest.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # none, or not JSON (UnicodeDecodeError among them)
             continue
         base = manifest.parent.relative_to(root)
         for source, output in _pairs(data):
@@ -189,11 +200,15 @@ def _pairs(data) -> list[tuple[str, str]]:
     if isinstance(flat, dict):
         pairs += [(source, output) for source, output in flat.items() if isinstance(output, str)]
     # Vite: {source: {"file": output, "src": source, "css": [...], "assets": [...]}}
+    # Anything else in a manifest is not ours to judge: skipped, never a failed start.
     for source, chunk in data.items():
         if isinstance(chunk, dict) and isinstance(chunk.get("file"), str):
-            pairs.append((chunk.get("src") or source, chunk["file"]))
-            pairs += [(source, extra) for extra in chunk.get("css", []) + chunk.get("assets", [])
-                      if isinstance(extra, str)]
+            src = chunk.get("src")
+            pairs.append((src if isinstance(src, str) and src else source, chunk["file"]))
+            for key in ("css", "assets"):
+                extras = chunk.get(key)
+                if isinstance(extras, list):
+                    pairs += [(source, extra) for extra in extras if isinstance(extra, str)]
     return pairs
 
 
