@@ -88,10 +88,14 @@ def test_a_16_kb_link_reaches_the_app_and_its_redirect_comes_back_whole(served):
 
 def test_past_the_setting_a_link_gets_414_and_the_log_names_it(served):
     c = served()
+    # Asked for by name, the internal location is a 404, and names no limit.
+    assert requests.get(f"http://127.0.0.1:{c.port}/-/line-too-long", timeout=10).status_code == 404
     refused = requests.get(link(c.port, 16 * 1024 + 1), timeout=10)
     assert refused.status_code == 414
     c.wait_until(lambda: any(re.search(r'" 414 .*limit=MAX_LINE_SIZE$', line) for line in access_lines(c)),
                  "the 414's log line naming MAX_LINE_SIZE")
+    asked = [line for line in access_lines(c) if '"GET /-/line-too-long HTTP/1.1" 404' in line]
+    assert len(asked) == 1 and "limit=" not in asked[0], asked
     # One large header the same: a 20 KB JWT.
     jwt = {"Authorization": "Bearer " + "j" * 20_000}
     token = requests.get(f"http://127.0.0.1:{c.port}/login/", headers=jwt, timeout=10)

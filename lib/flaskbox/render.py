@@ -160,8 +160,7 @@ log_format flaskbox_metrics '$flaskbox_handler|$status|$request_time|'
                            '$flaskbox_refusal$upstream_http_x_flaskbox_outcome|$request_method';
 access_log {runtime}/metrics/access.log flaskbox_metrics buffer=64k flush=1s if=$flaskbox_logged;
 # A request nginx refuses before its location runs (a malformed request
-# line) has no handler: counted as the app's, without a warning each.
-uninitialized_variable_warn off;
+# line) has no handler: counted as the app's (nginx.conf: no warning each).
 # Connections and requests in flight, on a socket only this container reaches.
 server {{
     listen unix:{Runtime(runtime).status_socket};
