@@ -170,7 +170,7 @@ def echoed(container, data: bytes, timeout: float = 60, path: str = "/echo") -> 
 
 def test_a_stream_that_reads_the_upload_as_it_goes_receives_all_of_it(server):
     # Uploads both (10000 bytes and more: @flaskbox_app_upload): the read at
-    # the stream's end (unread.py) must leave the body to the generator.
+    # the stream's end (body.py) must leave the body to the generator.
     for size in (50_000, 200_000):
         data = os.urandom(size)
         assert echoed(server, data) == (200, size, hashlib.sha256(data).hexdigest()), server.logs()

@@ -110,7 +110,10 @@ def test_a_request_beside_a_stuck_one_keeps_its_worker_until_it_ends():
 
     served = serve.Serve(app, 0.2, watchdog=dog, connection_fd=stuck.fileno)
     in_thread(lambda: served(environ(), ignore_start))
-    time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while not served.running and time.monotonic() < deadline:  # the stuck one has begun
+        time.sleep(0.005)
+    assert served.running
     done = {}
 
     def beside():

@@ -1,5 +1,5 @@
 """uWSGI's stats socket (app.ini, `stats`), read by the reload's wait for a
-generation to finish (generations.py), the health check (health.py) and
+generation to finish (arbiter/generation.py), the health check (health.py) and
 METRICS_PORT (metrics.py).
 
 uWSGI writes each request in flight into its stats with its variables as
