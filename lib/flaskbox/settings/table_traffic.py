@@ -76,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
         "ALLOWED_HOSTS",
         default="",
         form=("host names separated by spaces or commas, e.g. example.com,.example.org (a leading dot adds "
-              "subdomains)"),
+              "subdomains; at most 253 characters a name, 63 a label, as DNS has them)"),
         parse=host_list,
         doc="Host names served; any other `Host` gets 400 from nginx. Empty: any host.",
         enforced=(
