@@ -48,8 +48,9 @@ TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
 # Slow, but measuring nothing it asserts on: the benchmark's smoke runs
 # prove the harness runs and writes every figure (bounds of 10 s and up),
 # so they run beside the other untimed tests (3 minutes off the serial
-# phase, where they were the three slowest tests).
-UNTIMED_SLOW_MODULES = {"test_bench.py"}
+# phase, where they were the three slowest tests); and a build with a
+# compiled wheel added (a new lock: the whole venv and uWSGI again).
+UNTIMED_SLOW_MODULES = {"test_bench.py", "test_build.py"}
 TIMED_TESTS = {
     "test_gevent.py": {"test_request_timeout_bounds_the_handler_not_the_stream",  # 504 within 3.5 s
                        "test_idle_and_overlong_streams_end_cleanly",  # ends 1.8 to 3.5 s in

@@ -96,6 +96,7 @@ def test_image_metadata(image):
         assert labels.get(f"org.opencontainers.image.{key}"), key
 
 
+@pytest.mark.slow  # the venv and uWSGI built again: 3 minutes and more, on the first base only
 def test_compiled_wheel_with_bundled_libraries_builds_and_imports(context, scratch_tag, containers):
     # psycopg2-binary carries its own libpq in psycopg2_binary.libs/: the
     # build stage's library scan must skip what the venv itself provides.
