@@ -199,6 +199,7 @@ class FakeSystem:
         self.metrics_fails = False
         self.oom = 0
         self.free_pids: int | None = None
+        self.pool_tasks: int | None = None  # tasks() of a pool; None: as many as a whole pool has
         self.spawned: list[list[str]] = []
         self.turns = 0
         self.delivered = 0  # signals PID 1 has taken
@@ -358,6 +359,9 @@ class FakeSystem:
 
     def pids_free(self) -> int | None:
         return self.free_pids
+
+    def tasks(self, pids: list[int]) -> int:
+        return 10_000 if self.pool_tasks is None else self.pool_tasks
 
 
 @contextlib.contextmanager

@@ -267,6 +267,22 @@ def test_a_third_pool_waits_for_the_retiring_one_to_end(tmp_path, capsys):
     assert system.clock >= 10  # once generation 1 had ended
 
 
+def test_room_counts_what_the_new_pool_has_yet_to_start(tmp_path, capsys):
+    # It serves from its first worker on: free pids for one more pool now
+    # are not room for a third while its other workers are still to come.
+    system = serving(tmp_path)
+    system.master(1).request(10)
+    hup(system, lambda: system.the_arbiter.current.number == 2)
+    pool = int(system.the_arbiter.settings.derived["POOL_PIDS"])
+    system.free_pids, system.pool_tasks = pool, 1
+    hup(system, lambda: not system.the_arbiter.reload.under_way)
+    assert any("the pids limit has no room for a third pool" in line for line in lines(capsys))
+    assert system.the_arbiter.current.number == 2
+    system.free_pids = system.pool_tasks = None
+    system.run_until(lambda: system.the_arbiter.current.number == 3)
+    assert system.clock >= 10  # once generation 1 had ended
+
+
 def test_a_stop_during_a_reload_ends_the_loading_code_at_once(tmp_path, capsys):
     system = serving(tmp_path)
     system.masters[2] = MasterScript(import_seconds=30)

@@ -220,8 +220,16 @@ class Arbiter:
         generation still retires."""
         if not [generation for generation in self.running_generations() if generation is not self.current]:
             return True
-        free = self.loop.system.pids_free()
-        return free is None or free >= int(self.settings.derived["POOL_PIDS"])
+        system = self.loop.system
+        free = system.pids_free()
+        if free is None:
+            return True
+        pool = int(self.settings.derived["POOL_PIDS"])
+        # The serving pool serves from its first worker on: the workers and
+        # threads it has yet to start are taken from what is free now too.
+        master = self.current.master
+        present = system.tasks([master.pid, *system.children(master.pid)]) if master.running else pool
+        return free >= pool + max(0, pool - present)
 
     def retired(self, generation: Generation) -> None:
         self.running_generations()  # it is gone from the list

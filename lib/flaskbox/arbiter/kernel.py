@@ -8,6 +8,7 @@ answer on its stats socket, must not read as idle."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .. import uwsgi_stats
@@ -42,6 +43,17 @@ def children(pid: int) -> list[int]:
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+def tasks(pids: list[int]) -> int:
+    """The processes and threads of `pids`: what the pids limit counts."""
+    count = 0
+    for pid in pids:
+        try:
+            count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            pass  # gone meanwhile
+    return count
 
 
 def command(pid: int) -> str:

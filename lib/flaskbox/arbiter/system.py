@@ -95,6 +95,7 @@ class System:
     # --- what the kernel says ----------------------------------------------------------------
     running = staticmethod(kernel.running)
     children = staticmethod(kernel.children)
+    tasks = staticmethod(kernel.tasks)
     command = staticmethod(kernel.command)
     holds = staticmethod(kernel.holds)
     busy = staticmethod(kernel.busy)
