@@ -39,9 +39,21 @@ sys.path.insert(0, str(REPO / "lib"))
 #   forks and threads, reloads, the hop from nginx, the dev server's
 #   reloader, packages pinned by apps): on a base between the newest and
 #   the oldest Python, CI runs these alone (docs/testing.md).
+# - `nginx`: the test proves what differs between nginx versions (HTTP/2's
+#   and TLS's directives, header limits, the request parser, the proxy's
+#   framing, caching and logs): with `interpreter`, what CI runs of the
+#   untimed tests on the default base, whose nginx is the oldest.
 CONTAINER_FIXTURES = {"image", "volume"}
 INTERPRETER_MODULES = {"test_uwsgi_reports.py", "test_upstream_hop.py", "test_worker_pool.py",
                        "test_reload.py", "test_gevent_pins.py", "test_your_app.py", "test_debugger.py"}
+NGINX_MODULES = {
+    "test_tls.py", "test_tls_files.py", "test_proxy.py", "test_host.py", "test_host_header.py",
+    "test_allowed_hosts.py", "test_forwarded_lines.py", "test_long_links.py", "test_header_limits.py",
+    "test_client_limits.py", "test_limits.py", "test_request_framing.py", "test_request_bodies.py",
+    "test_cut_responses.py", "test_compression.py", "test_ranges.py", "test_traversal.py", "test_static.py",
+    "test_static_caching.py", "test_vary.py", "test_security_headers.py", "test_websockets.py",
+    "test_request_id.py", "test_trace_context.py", "test_logs.py", "test_json_logs.py",
+}
 DOCKER_MODULES = {"test_bench.py", "test_build.py"}
 # Every test there waits for a save to be served within a 2 s budget.
 TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
@@ -88,6 +100,8 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.container)
         if module in INTERPRETER_MODULES:
             item.add_marker(pytest.mark.interpreter)
+        if module in NGINX_MODULES:
+            item.add_marker(pytest.mark.nginx)
         slow = item.get_closest_marker("slow") and module not in UNTIMED_SLOW_MODULES
         if (slow or "figure" in item.fixturenames or module in TIMED_MODULES
                 or item.originalname in TIMED_TESTS.get(module, ())):

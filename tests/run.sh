@@ -161,19 +161,20 @@ arm64_in_background() {
 # base_scope INDEX BASE PHASE
 #   What a full run leaves out of PHASE (parallel or serial) on the INDEX-th
 #   amd64 base, as a marker expression to add: nothing on the first (the
-#   newest Python), which runs everything. On the later ones, never the slow
-#   tests (soak, swarm, rollouts, bench smoke, 500 streams: load shapes and
-#   orchestration, which the first has run); of the timed tests (the
-#   machine's time or load, mostly nginx's and uWSGI's timers) only what
-#   differs between Pythons (`interpreter`); and on Debian 13, between the
-#   newest and the oldest Python, that alone. So .ci/run keeps within its
-#   budget (docs/testing.md).
+#   newest Python and nginx), which runs everything. The later ones run what
+#   differs between bases, and never the slow tests (soak, swarm, rollouts,
+#   bench smoke, 500 streams: load shapes and orchestration, which the first
+#   has run): on Debian 13 what differs between Pythons (`interpreter`); on
+#   the others (the default base: the oldest Python and nginx) that, and of
+#   the untimed tests those of what differs between nginx versions
+#   (`nginx`). So .ci/run keeps within its budget, the machine's two CPUs
+#   being what bounds it (docs/testing.md).
 base_scope() {
 	[ "$1" -gt 0 ] || return 0
 	if [ "$2" = debian13 ] || [ "$3" = serial ]; then
 		printf ' and not slow and interpreter'
 	else
-		printf ' and not slow'
+		printf ' and not slow and (interpreter or nginx)'
 	fi
 }
 
