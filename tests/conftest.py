@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO / "lib"))
 #   those below, whose bounds are a few seconds or less.
 # - `interpreter`: the test proves what differs between Pythons (uWSGI's
 #   forks and threads, reloads, the hop from nginx, the dev server's
-#   reloader, packages pinned by apps): on a base between the newest and
-#   the oldest Python, CI runs these alone (docs/testing.md).
+#   reloader, packages pinned by apps): the default base's timed tests in
+#   CI, and on Debian 13 three of these modules (docs/testing.md).
 # - `nginx`: the test proves what differs between nginx versions (HTTP/2's
 #   and TLS's directives, header limits, the request parser, the proxy's
 #   framing, caching and logs): with `interpreter`, what CI runs of the
