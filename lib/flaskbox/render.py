@@ -40,11 +40,15 @@ def allowed_hosts(record: Record) -> str:
     return "\n".join(lines) + "\n"
 
 
-def allowed_hosts_key(record: Record) -> dict[str, str]:
-    """What nginx.conf's ALLOWED_HOSTS map looks up: the request's host
-    name, or, with no ALLOWED_HOSTS (any host), a constant decided here, so
-    that no request pays for the name's regular expression and lookup."""
-    return {"ALLOWED_HOSTS_KEY": "$flaskbox_host_name" if record["ALLOWED_HOSTS"] else "any"}
+def host_check_key(record: Record) -> dict[str, str]:
+    """What nginx.conf's host refusal looks up: with ALLOWED_HOSTS, whether
+    the host is well formed, allowed, a health probe, named by a trusted
+    proxy; with none (any host), whether it is well formed, no more: the
+    other three cannot change the answer, and no request pays for them."""
+    if record["ALLOWED_HOSTS"]:
+        return {"HOST_CHECK_KEY":
+                "$flaskbox_host_valid$flaskbox_host_allowed$flaskbox_probe$flaskbox_host_forwarded"}
+    return {"HOST_CHECK_KEY": "$flaskbox_host_valid"}
 
 
 def header_count(record: Record) -> str:
@@ -183,7 +187,7 @@ def template_values(record: Record) -> dict[str, str]:
     """Every ${NAME} nginx.conf and the uWSGI files may use: the settings,
     what is derived from them, and the pieces rendered from several."""
     return {**record.text, **record.derived, **tls.template_values(record.text),
-            **outbound.template_values(record.text), **allowed_hosts_key(record)}
+            **outbound.template_values(record.text), **host_check_key(record)}
 
 
 def render_production(record: Record, conf_dir: Path = CONF_DIR) -> list[Path]:

@@ -133,7 +133,10 @@ def template_values(values: Mapping[str, str]) -> dict[str, str]:
     return {
         # Empty: no header (HSTS_MAX_AGE=0, or no TLS at all).
         "HSTS_HEADER": f"max-age={max_age}" if on and max_age != "0" else "",
-        "TLS_REDIRECT": "1" if on and values["TLS_REDIRECT"] == "1" else "0",
+        # What the redirect's map looks up: without TLS_REDIRECT a
+        # constant, so that no request pays for the scheme, probe and trust.
+        "TLS_REDIRECT_KEY": ('"$scheme:$flaskbox_probe:$flaskbox_trusted"'
+                             if on and values["TLS_REDIRECT"] == "1" else "off"),
         # A redirect names the port unless it is HTTPS's own.
         "TLS_PORT_SUFFIX": "" if port == "443" else f":{port}",
     }

@@ -65,7 +65,6 @@ SETTINGS: tuple[Setting, ...] = (
             "render.metrics_http",
             "wsgi.from_record (spool.Spool: the disk responses are spooled to)",
             "nginx.conf: ${RUNTIME_DIR} (nginx's pid, temporary files and includes)",
-            "nginx-static.conf: ${RUNTIME_DIR}/nginx/upload-limits.conf",
             "app.ini: ${RUNTIME_DIR}/uwsgi-sockets.ini",
             "entry-point.sh: flaskbox_prepare",
             "healthcheck.sh: answers_200 (the port the quick probe reads)",

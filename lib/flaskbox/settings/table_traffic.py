@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Host names served; any other `Host` gets 400 from nginx. Empty: any host.",
         enforced=(
             "render.allowed_hosts",
-            "render.allowed_hosts_key",
+            "render.host_check_key",
             "nginx.conf: allowed-hosts.conf",
             "wsgi.from_record",
             "forwarded.apply (a trusted proxy's X-Forwarded-Host)",
