@@ -172,12 +172,10 @@ STATIC_EDITS = {
     "the dotfile refusal (a nested regex location)": [
         ("    location ~ /\\.(?!well-known(?:/|$)) {\n        set $flaskbox_handler static;\n"
          "        error_page 404 = @flaskbox_not_found;\n        return 404;\n    }\n", "")],
-    "the static files' limits (limit_conn zones)": [
+    "the static files' limits (limit_conn zones, and a body's way to the app)": [
+        ("    if ($flaskbox_body) {\n        return 418;\n    }\n", ""),
         ("    limit_conn flaskbox_static_clients ${CONNECTIONS_PER_CLIENT};\n", ""),
-        ("    limit_conn flaskbox_static ${BODY_SLOTS};\n", ""),
-        ("    limit_conn flaskbox_body_clients ${CONNECTIONS_PER_CLIENT};\n", ""),
-        ("    limit_conn flaskbox_bodies ${BODY_SLOTS};\n", ""),
-        ("    include ${RUNTIME_DIR}/nginx/upload-limits.conf;\n", "")],
+        ("    limit_conn flaskbox_static ${BODY_SLOTS};\n", "")],
     "Cache-Control (expires, and the fingerprinted names' regex location)": [
         ("    expires ${STATIC_EXPIRES};\n", ""),
         ('    location ~ "(?:\\.(?=[0-9]*[a-f])[0-9a-f]{8,}(?:\\.chunk|\\.entry|\\.bundle)?'

@@ -96,14 +96,15 @@ FEATURE_EDITS = {
         ("add_header Referrer-Policy $flaskbox_referrer_policy always;", ""),
         ("add_header Retry-After $flaskbox_retry_after always;", "")],
     "host maps and ALLOWED_HOSTS": [
-        ("if ($flaskbox_refuse_host) {\n            return 400;\n        }", ""),
+        ("if (${HOST_REFUSAL}) {\n            return 400;\n        }", ""),
         ("proxy_set_header Host $flaskbox_host;", "proxy_set_header Host $http_host;"),
         ("$remote_port $flaskbox_server_port", "$remote_port $server_port")],
     # The others (Proto, Host, Port, Prefix, Forwarded) are chosen in the
     # wrapper (flaskbox/forwarded.py), which nginx.conf cannot take out.
     "forwarded headers from trusted proxies": [
-        ("proxy_set_header X-Forwarded-For $flaskbox_forwarded_for;", "")],
-    "per-client and upload limits (the limit_conn zones)": [
+        ("proxy_set_header X-Forwarded-For ${FORWARDED_FOR};", "")],
+    "per-client and upload limits (the limit_conn zones, and the kind that picks them)": [
+        ("if ($flaskbox_kind) {\n                return 418;\n            }", ""),
         ("limit_conn flaskbox_clients ${CONNECTIONS_PER_CLIENT};", ""),
         ("limit_conn flaskbox_body_clients ${CONNECTIONS_PER_CLIENT};", ""),
         ("limit_conn flaskbox_bodies ${BODY_SLOTS};", ""),

@@ -256,8 +256,9 @@ def test_the_grep_leaves_definitions_longer_names_and_comments_alone():
     places = {place for _, place in reads}
     assert not any(place.startswith(("settings.table", "settings.zh_cn", "settings.defaults"))
                    for place in places)
-    # ${TLS_PORT_SUFFIX} is a derived value, not TLS_PORT.
-    assert ("TLS_PORT", "nginx.conf") not in reads
+    # Whole names only: ${PORT} reads PORT; ${PORT_FORM}, a derived value,
+    # reads nothing, and no placeholder there reads TLS_PORT.
+    assert ("PORT", "nginx.conf") in reads and ("TLS_PORT", "nginx.conf") not in reads
     assert file_reads(["lib/common.sh"], r"\$\{{?({name})\b", skip_comments=True) \
         == {("ENTRYPOINT_QUIET_LOGS", "lib/common.sh"), ("LOG_FORMAT", "lib/common.sh")}
 

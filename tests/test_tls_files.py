@@ -115,14 +115,16 @@ def test_the_rendered_lines(pki):
     assert "ssl_certificate $flaskbox_tls_cert;\nssl_certificate_key $flaskbox_tls_key;\n" in parameter
     assert "ssl_protocols TLSv1.2 TLSv1.3;\n" in parameter
     assert "listen" not in tls.server_conf(values(), http2_directive=True)
-    # Without TLS_REDIRECT the redirect's map looks up a constant.
-    assert tls.template_values(on) == {"HSTS_HEADER": "max-age=31536000", "TLS_REDIRECT_KEY": "off",
-                                       "TLS_PORT_SUFFIX": ":8443"}
-    assert tls.template_values({**on, "HSTS_MAX_AGE": "0", "TLS_PORT": "443", "TLS_REDIRECT": "1"}) == {
-        "HSTS_HEADER": "", "TLS_REDIRECT_KEY": '"$scheme:$flaskbox_probe:$flaskbox_trusted"',
-        "TLS_PORT_SUFFIX": ""}
-    # Without TLS: no header, no redirect, whatever else is set.
-    assert tls.template_values(values(TLS_REDIRECT="1"))["TLS_REDIRECT_KEY"] == "off"
+    assert tls.template_values(on) == {"HSTS_HEADER": "max-age=31536000"}
+    assert tls.template_values({**on, "HSTS_MAX_AGE": "0"}) == {"HSTS_HEADER": ""}
+    # TLS_REDIRECT=1: the 308 after the TLS lines, naming a port that is not
+    # HTTPS's own; without it, no check at all.
+    assert "if (" not in directive
+    redirected = tls.server_conf({**on, "TLS_REDIRECT": "1"}, http2_directive=True)
+    assert redirected.endswith("if ($flaskbox_to_https) {\n"
+                               "    return 308 https://$flaskbox_host_name:8443$request_uri;\n}\n")
+    standard = tls.server_conf({**on, "TLS_REDIRECT": "1", "TLS_PORT": "443"}, http2_directive=True)
+    assert "return 308 https://$flaskbox_host_name$request_uri;" in standard
     assert tls.template_values(values())["HSTS_HEADER"] == ""
 
 
@@ -132,7 +134,6 @@ def test_nginx_conf_fills_with_the_tls_placeholders(tmp_path):
     text = render.fill((REPO / "nginx.conf").read_text(), values, "nginx.conf")
     assert f"include {tmp_path}/nginx/tls.conf;" in text
     assert '"" "";' in text  # no TLS: no HSTS value
-    assert "map off $flaskbox_to_https {" in text  # nor a redirect to look up
 
 
 def test_a_checked_pair_is_put_in_use_in_one_rename_and_a_bad_one_never(pki, tmp_path, capsys):

@@ -13,7 +13,7 @@ FRAMED = ("X-Flaskbox-Framed", "1")
 # bytes with a chunk extension ("0;xxx...", RFC 9112 7.1.1, which parsers
 # skip and nginx does not pass on). nginx counts the bytes it received
 # ($upstream_response_length) and logs a framed body whose count is not a
-# multiple as cut (nginx.conf, $flaskbox_whole): its own completion flag
+# multiple as cut (nginx.conf, $flaskbox_done): its own completion flag
 # says OK for a body the app's side cut short. A cut lands on a multiple by
 # chance only, once in WHOLE_EVERY.
 WHOLE_EVERY = 1000

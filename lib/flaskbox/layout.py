@@ -171,12 +171,18 @@ SEND_TIMEOUT_SECONDS = 30
 # leading zero. Nothing else: no userinfo (`a.example:@evil`), no empty port
 # (`a.example:`), no port Werkzeug would refuse (`:0`, `:99999`: the app
 # would see an empty host), no IPv6 zone. nginx.conf refuses any other Host
-# with 400 (this text fills its ${HOST_FORM}); serve.py holds
+# with 400 (its ${HOST_NAME_FORM} and ${PORT_FORM}); serve.py holds
 # X-Forwarded-Host to it.
 HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
 PORT_FORM = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-HOST_FORM = (rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
-             rf"(?::{PORT_FORM})?")
+HOST_NAME_FORM = rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
+HOST_FORM = rf"{HOST_NAME_FORM}(?::{PORT_FORM})?"
+
+# A W3C traceparent nginx.conf logs the trace id of (its ${TRACEPARENT_FORM},
+# in one map for each LOG_FORMAT): version 00's form, not version ff, no
+# all-zero ids; the id is the capture flaskbox_tid.
+TRACEPARENT_FORM = (r"^(?!ff)[0-9a-f]{2}-(?!0{32})(?<flaskbox_tid>[0-9a-f]{32})-(?!0{16})[0-9a-f]{16}"
+                    r"-[0-9a-f]{2}$")
 
 
 class Runtime:

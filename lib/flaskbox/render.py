@@ -40,15 +40,20 @@ def allowed_hosts(record: Record) -> str:
     return "\n".join(lines) + "\n"
 
 
-def host_check_key(record: Record) -> dict[str, str]:
-    """What nginx.conf's host refusal looks up: with ALLOWED_HOSTS, whether
-    the host is well formed, allowed, a health probe, named by a trusted
-    proxy; with none (any host), whether it is well formed, no more: the
-    other three cannot change the answer, and no request pays for them."""
-    if record["ALLOWED_HOSTS"]:
-        return {"HOST_CHECK_KEY":
-                "$flaskbox_host_valid$flaskbox_host_allowed$flaskbox_probe$flaskbox_host_forwarded"}
-    return {"HOST_CHECK_KEY": "$flaskbox_host_valid"}
+def per_request(record: Record) -> dict[str, str]:
+    """What nginx.conf asks of every request where the settings decide the
+    answer, so that no request pays for a question whose answer cannot
+    change:
+    - HOST_REFUSAL, what the server block asks before refusing a Host:
+      with ALLOWED_HOSTS, whether it is malformed, allowed, a health probe,
+      named by a trusted proxy; with none (any host), whether it is
+      malformed, no more;
+    - FORWARDED_FOR, the X-Forwarded-For uWSGI is told: a trusted proxy's
+      (nginx.conf's map), or, with no TRUSTED_PROXIES, none."""
+    return {
+        "HOST_REFUSAL": "$flaskbox_refuse_host" if record["ALLOWED_HOSTS"] else "$flaskbox_host_malformed",
+        "FORWARDED_FOR": "$flaskbox_forwarded_for" if record["TRUSTED_PROXIES"] else '""',
+    }
 
 
 def header_count(record: Record) -> str:
@@ -187,7 +192,7 @@ def template_values(record: Record) -> dict[str, str]:
     """Every ${NAME} nginx.conf and the uWSGI files may use: the settings,
     what is derived from them, and the pieces rendered from several."""
     return {**record.text, **record.derived, **tls.template_values(record.text),
-            **outbound.template_values(record.text), **host_check_key(record)}
+            **outbound.template_values(record.text), **per_request(record)}
 
 
 def render_production(record: Record, conf_dir: Path = CONF_DIR) -> list[Path]:

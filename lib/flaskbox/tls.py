@@ -129,16 +129,9 @@ def template_values(values: Mapping[str, str]) -> dict[str, str]:
     """The placeholders nginx.conf's TLS lines use."""
     on = enabled(values)
     max_age = values["HSTS_MAX_AGE"]
-    port = values["TLS_PORT"]
     return {
         # Empty: no header (HSTS_MAX_AGE=0, or no TLS at all).
         "HSTS_HEADER": f"max-age={max_age}" if on and max_age != "0" else "",
-        # What the redirect's map looks up: without TLS_REDIRECT a
-        # constant, so that no request pays for the scheme, probe and trust.
-        "TLS_REDIRECT_KEY": ('"$scheme:$flaskbox_probe:$flaskbox_trusted"'
-                             if on and values["TLS_REDIRECT"] == "1" else "off"),
-        # A redirect names the port unless it is HTTPS's own.
-        "TLS_PORT_SUFFIX": "" if port == "443" else f":{port}",
     }
 
 
@@ -172,4 +165,19 @@ def server_conf(values: Mapping[str, str], http2_directive: bool) -> str:
             # ...and no session tickets: nginx never rotates their key, so one
             # key stolen from memory would decrypt every recorded session
             # since the start (Mozilla's guideline too).
-            "ssl_session_tickets off;\n")
+            "ssl_session_tickets off;\n"
+            + redirect(values))
+
+
+def redirect(values: Mapping[str, str]) -> str:
+    """TLS_REDIRECT=1: plain HTTP gets a 308 (not 301: a POST stays a POST,
+    with its body) to HTTPS, naming the port unless it is HTTPS's own;
+    nginx.conf's $flaskbox_to_https spares the probes and trusted proxies.
+    Without it, no line: no request pays for the check."""
+    if values.get("TLS_REDIRECT") != "1":
+        return ""
+    port = values["TLS_PORT"]
+    suffix = "" if port == "443" else f":{port}"
+    return ("if ($flaskbox_to_https) {\n"
+            f"    return 308 https://$flaskbox_host_name{suffix}$request_uri;\n"
+            "}\n")

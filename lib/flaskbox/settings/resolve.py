@@ -22,7 +22,8 @@ from ..layout import (
     GEVENT,
     GEVENT_SITE,
     HEADER_FIRST_BUFFER,
-    HOST_FORM,
+    HOST_NAME_FORM,
+    PORT_FORM,
     PRODUCTION,
     PROXY_BUFFER_BYTES,
     PROXY_BUFFERS,
@@ -31,6 +32,7 @@ from ..layout import (
     SEND_TIMEOUT_SECONDS,
     STOP_MERCY_SECONDS,
     SYNC,
+    TRACEPARENT_FORM,
     UWSGI_BUFFER_SIZE,
     body_limit,
     header_buffers,
@@ -326,7 +328,9 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         "UWSGI_MAX_VARS": str(uwsgi_max_vars(line, buffers)),
         "BODY_BUFFER": BODY_BUFFER,
         "RETRY_AFTER_SECONDS": str(RETRY_AFTER_SECONDS),
-        "HOST_FORM": HOST_FORM,
+        "HOST_NAME_FORM": HOST_NAME_FORM,
+        "PORT_FORM": PORT_FORM,
+        "TRACEPARENT_FORM": TRACEPARENT_FORM,
         # How long nginx drains in a stop of STOP_TIMEOUT (nginx.conf's
         # worker_shutdown_timeout), and uWSGI's workers then (app.ini).
         "STOP_DRAIN_SECONDS": str(stop_drain(int(values["STOP_TIMEOUT"]))),

@@ -55,8 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "tls.check",
             "tls.server_conf (listen ... ssl)",
-            "tls.template_values (TLS_PORT_SUFFIX)",
-            "nginx.conf: ${TLS_PORT_SUFFIX} (the redirect's port)",
+            "tls.redirect (the redirect's port)",
             "settings.resolve._check_ports_free",
         ),
     ),
@@ -69,8 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
              "`/-/alive`) and requests from `TRUSTED_PROXIES`."),
         enforced=(
             "tls.check (refused without TLS)",
-            "tls.template_values",
-            "nginx.conf: $flaskbox_to_https",
+            "tls.redirect (the 308 in tls.conf, asking nginx.conf's $flaskbox_to_https)",
         ),
     ),
     Setting(

@@ -66,6 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
              "(`X-Script-Name`, ...) reach the app. Empty: none, from anyone."),
         enforced=(
             "render.trusted_proxies",
+            "render.per_request (FORWARDED_FOR)",
             "nginx.conf: trusted-proxies.conf (geo $flaskbox_trusted)",
             "nginx.conf: real-ip.conf (set_real_ip_from)",
             "request.Request (the `trusted` flag nginx sends)",
@@ -81,7 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Host names served; any other `Host` gets 400 from nginx. Empty: any host.",
         enforced=(
             "render.allowed_hosts",
-            "render.host_check_key",
+            "render.per_request (HOST_REFUSAL)",
             "nginx.conf: allowed-hosts.conf",
             "wsgi.from_record",
             "forwarded.apply (a trusted proxy's X-Forwarded-Host)",
