@@ -81,6 +81,34 @@ def test_static_files_and_requests_with_a_body_have_slots_of_their_own(limited):
         thread.join(30)
 
 
+def test_a_body_at_a_static_files_url_is_the_apps_and_counts_in_the_body_slots(limited):
+    # nginx would answer a POST to a file 405 itself, or serve a GET's file
+    # and drop its body: a request with a body goes to the app, here one
+    # with no static route (tests/fixture_app), whose 404 is Werkzeug's page.
+    posted = limited.request("/static/proof.txt", "POST", b"x=1", source="127.0.0.7")
+    assert posted.status == 404, posted
+    assert b"The requested URL was not found on the server." in posted.body
+    # It holds a body slot, not a static file's: with the address's body
+    # slots full of trickled bodies, it waits for none and gets 503, while
+    # the file itself is served.
+    socks = []
+    try:
+        for _ in range(LIMIT):
+            sock = socket.create_connection(("127.0.0.1", limited.port), source_address=("127.0.0.7", 0),
+                                            timeout=5)
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nx")
+            socks.append(sock)
+        limited.wait_until(lambda: limited.request("/static/proof.txt", "POST", b"x=1",
+                                                   source="127.0.0.7").status == 503,
+                           "the address's body slots full")
+        full = limited.request("/static/proof.txt", "POST", b"x=1", source="127.0.0.7")
+        assert full.status == 503 and full.headers["retry-after"] == "5"
+        assert limited.request("/static/proof.txt", source="127.0.0.7").status == 200
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def test_bodies_trickled_to_the_health_check_count_in_the_body_slots(limited):
     # /-/healthy is exempt from the limits so that a busy container still
     # answers its probes, which send no body. A small body sent a byte at a
