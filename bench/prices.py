@@ -180,6 +180,7 @@ STATIC_EDITS = {
         ("    expires ${STATIC_EXPIRES};\n", ""),
         ('    location ~ "(?:\\.(?=[0-9]*[a-f])[0-9a-f]{8,}(?:\\.chunk|\\.entry|\\.bundle)?'
          '|/(?=[0-9]*[a-f])[0-9a-f]{8,}\\.chunk)\\.[A-Za-z0-9]+$" {\n'
+         '        if ($flaskbox_body) {\n            return 418;\n        }\n'
          '        set $flaskbox_handler static;\n        expires max;\n    }\n', "")],
 }
 
@@ -336,8 +337,10 @@ def before_prices(ref: str, out_dir: Path) -> dict:
     lib = {folder: "/usr/local/lib/flaskbox/flaskbox"}
     try:
         nginx = each_case({f"{ref}": nginx_files}, out_dir, nginx_prices, lib)[ref]
-        worker = each_case({f"{ref}": {}, f"{ref} without the whole wrapper": bare}, out_dir, worker_price,
-                           lib)
+        # The version's own templates too: the container renders them with
+        # its Python at start, and the placeholders change between versions.
+        cases = {f"{ref}": nginx_files, f"{ref} without the whole wrapper": {**bare, **nginx_files}}
+        worker = each_case(cases, out_dir, worker_price, lib)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {"nginx (instructions a request, per route)": nginx,

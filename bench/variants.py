@@ -111,7 +111,7 @@ FEATURE_EDITS = {
         ("include ${RUNTIME_DIR}/nginx/upload-limits.conf;", "")],
     "trace id in the log": [
         (" '\n                    'trace=$flaskbox_trace_text", " '\n                    '")],
-    "cut detection in the log ($flaskbox_whole, $flaskbox_done)": [
+    "cut detection in the log ($flaskbox_done and the maps it asks)": [
         (" done=$flaskbox_done$flaskbox_limit_note'", "'")],
     "proxy headers beyond the peer (X-Real-IP, Cookie, X-Forwarded-Ssl, Upgrade)": [
         ("proxy_set_header X-Real-IP $remote_addr;", ""),

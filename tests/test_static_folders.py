@@ -185,10 +185,17 @@ def test_nginx_gets_a_location_per_folder_with_the_apps_caching(app, tmp_path):
                       ("/admin/static/admin", tmp_path / "admin")):
         assert f"location {url}/ {{\n    alias {path}/;" in text
     assert text.count("expires 3600s;") == 3
-    assert "location = /static/assets/main-BXk3dOP1.js {\n        set $flaskbox_handler static;\n" \
-           "        expires max;" in text
+    assert "location = /static/assets/main-BXk3dOP1.js {\n        if ($flaskbox_body) {\n" in text
+    assert "        set $flaskbox_handler static;\n        expires max;\n    }" in text
     # A missing file is the app's to answer, without an error line.
     assert text.count("log_not_found off;") == 3
+    # A request with a body is the app's in every location that could pass
+    # it on (a nested one runs none of its parent's `if`s), in the body
+    # slots: all but the dotfiles' refusal, which reads no body.
+    blocks = re.split(r"^ *location ", text, flags=re.M)[1:]
+    asking = [block for block in blocks if not block.startswith("~ /\\.")]
+    assert len(asking) == 3 * 2 + 1, blocks  # each folder and its fingerprints; the manifest's file
+    assert all(block.count("if ($flaskbox_body) {\n") == 1 for block in asking), asking
 
 
 def test_without_the_app_s_word_files_are_revalidated(tmp_path):
@@ -204,6 +211,6 @@ def test_without_the_app_s_word_files_are_revalidated(tmp_path):
     ("/static/main-BXk3dOP1.js", False)])
 def test_fingerprinted_names_of_an_unambiguous_shape(name, forever):
     template = (REPO / "nginx-static.conf").read_text()
-    pattern = re.search(r'location ~ "(.+)" \{\n        set \$flaskbox_handler static;\n        expires max;',
-                        template).group(1)
+    pattern = re.search(r'location ~ "(.+)" \{\n', template).group(1)
+    assert "expires max;" in template.split(pattern)[1].split("\n    }\n")[0]
     assert bool(re.search(pattern, name)) == forever

@@ -115,6 +115,8 @@ def files(folder: dict, prefix: str) -> str:
             # and an exact location would serve a dotfile past nginx's refusal.
             continue
         value = age if age == "max" else expires(age)
-        lines.append(f"    location = {prefix}{file_url} {{\n        set $flaskbox_handler static;\n"
-                     f"        expires {value};\n    }}\n")
+        # A body is the app's here too (nginx-static.conf says why).
+        lines.append(f"    location = {prefix}{file_url} {{\n"
+                     "        if ($flaskbox_body) {\n            return 418;\n        }\n"
+                     f"        set $flaskbox_handler static;\n        expires {value};\n    }}\n")
     return "".join(lines) or "    # (none)\n"
