@@ -54,7 +54,7 @@ NGINX_MODULES = {
     "test_static_caching.py", "test_vary.py", "test_security_headers.py", "test_websockets.py",
     "test_request_id.py", "test_trace_context.py", "test_logs.py", "test_json_logs.py",
 }
-DOCKER_MODULES = {"test_bench.py", "test_build.py"}
+DOCKER_MODULES = {"test_bench.py", "test_bench_modes.py", "test_build.py"}
 # Every test there waits for a save to be served within a 2 s budget.
 TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
 # Slow, but measuring nothing it asserts on: the benchmark's smoke runs
@@ -62,7 +62,7 @@ TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
 # so they run beside the other untimed tests (3 minutes off the serial
 # phase, where they were the three slowest tests); and a build with a
 # compiled wheel added (a new lock: the whole venv and uWSGI again).
-UNTIMED_SLOW_MODULES = {"test_bench.py", "test_build.py"}
+UNTIMED_SLOW_MODULES = {"test_bench.py", "test_bench_modes.py", "test_build.py"}
 TIMED_TESTS = {
     "test_gevent.py": {"test_request_timeout_bounds_the_handler_not_the_stream",  # 504 within 3.5 s
                        "test_idle_and_overlong_streams_end_cleanly",  # ends 1.8 to 3.5 s in

@@ -26,8 +26,8 @@
 #   1. in-process: the tests that need no engine (-m 'not container'), once,
 #      first: they touch no base, and a failure ends the run within a minute;
 #   2. parallel, per base: the container tests that measure no time, on
-#      TEST_WORKERS (default 4: they mostly wait on containers, and the run
-#      measured 2190 s on CI with 3) pytest-xdist workers; meanwhile, in the
+#      TEST_WORKERS (default 3: with 4 on 2 CPUs each test took half as
+#      long again, and the phase was longer) pytest-xdist workers; meanwhile, in the
 #      background, debian12-arm64's base and smoke test (minutes of emulation
 #      that would otherwise add to the run);
 #   3. serial, per base: the tests marked `timed` (time or load measured on
@@ -220,7 +220,7 @@ full_run() {
 	for i in "${!amd64[@]}"; do
 		only=()
 		[ "${amd64[$i]}" != debian13 ] || only=("${DEBIAN13_MODULES[@]}")
-		phase "${amd64[$i]}-parallel" "${images[$i]}" -n "${TEST_WORKERS:-4}" --dist loadscope \
+		phase "${amd64[$i]}-parallel" "${images[$i]}" -n "${TEST_WORKERS:-3}" --dist loadscope \
 			-m "container and not timed$(base_scope "$i" "${amd64[$i]}" parallel)" "${only[@]}" || status=$?
 		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
 		status=0
