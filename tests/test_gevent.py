@@ -36,9 +36,11 @@ def test_500_event_streams_while_ordinary_requests_flow(realtime, figure):
            "ordinary requests, their p99 ms",
            f"{min(crowd.counts)}, {delay_p99 * 1000:.1f}, {len(latencies)}, {ordinary_p99 * 1000:.1f}")
     # The bar is on ordinary requests. Events get a looser one: the
-    # first of each of 500 clients lands in the opening burst (p99 measured
-    # 20-110 ms here); a buffered stream would show whole seconds.
-    assert delay_p99 < 0.5, f"event delay p99 {delay_p99 * 1000:.0f} ms"
+    # first of each of 500 clients lands in the opening burst, read by one
+    # Python thread beside the load's (p99 measured 20-110 ms on a quiet
+    # 2-CPU machine, 204-352 ms on one a third slower in CPU, 515-559 ms in
+    # its full suite runs); a buffered stream would show whole seconds.
+    assert delay_p99 < 0.9, f"event delay p99 {delay_p99 * 1000:.0f} ms"
     assert ordinary_p99 < 0.1, f"ordinary p99 {ordinary_p99 * 1000:.0f} ms"
 
 
