@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,13 +17,19 @@ from helpers import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_bench_traffic_smoke_run_measures_every_shape(tmp_path):
+def smoke(mode: str, out: Path) -> dict:
+    """`bench.py --<mode> --smoke` on the suite's base; what it wrote to
+    <mode>.json."""
     base = os.environ.get("BASE_IMAGE", "ubuntu:24.04")
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--traffic", "--smoke", "--out", str(tmp_path),
+        [sys.executable, str(REPO / "bench" / "bench.py"), f"--{mode}", "--smoke", "--out", str(out),
          "--base-image", base], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    results = json.loads((tmp_path / "traffic.json").read_text())["results"]
+    return json.loads((out / f"{mode}.json").read_text())
+
+
+def test_bench_traffic_smoke_run_measures_every_shape(tmp_path):
+    results = smoke("traffic", tmp_path)["results"]
     assert set(results) == {"flaskbox", "granian", "gunicorn-gthread", "gunicorn-gevent"}
     for name, got in results.items():
         assert got["waiting"]["rps"] > 0 and len(got["waiting"]["rps_by_round"]) == 1, (name, got)
@@ -37,12 +44,7 @@ def test_bench_traffic_smoke_run_measures_every_shape(tmp_path):
 
 
 def test_bench_latency_smoke_run_measures_the_tail(tmp_path):
-    base = os.environ.get("BASE_IMAGE", "ubuntu:24.04")
-    result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--latency", "--smoke", "--out", str(tmp_path),
-         "--base-image", base], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    results = json.loads((tmp_path / "latency.json").read_text())
+    results = smoke("latency", tmp_path)
     assert set(results["tails"]) == {"flaskbox", "tiangolo-config", "granian", "bare-pass"}
     for name, routes in results["tails"].items():
         for route, loads in routes.items():
