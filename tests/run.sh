@@ -220,7 +220,7 @@ full_run() {
 	for i in "${!amd64[@]}"; do
 		only=()
 		[ "${amd64[$i]}" != debian13 ] || only=("${DEBIAN13_MODULES[@]}")
-		phase "${amd64[$i]}-parallel" "${images[$i]}" -n "${TEST_WORKERS:-3}" --dist loadscope \
+		phase "${amd64[$i]}-parallel" "${images[$i]}" -n "${TEST_WORKERS:-3}" --dist loadscope --no-loadscope-reorder \
 			-m "container and not timed$(base_scope "$i" "${amd64[$i]}" parallel)" "${only[@]}" || status=$?
 		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
 		status=0

@@ -13,7 +13,10 @@ from helpers import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_bench_smoke_run_measures_every_contender(tmp_path):
+def test_bench_smoke_run_measures_every_contender(tmp_path, image):
+    # `image` first: the suite's build of this tree, which the bench's own
+    # then takes from the layer cache instead of building them beside it
+    # (the longest modules start together, tests/conftest.py's LONGEST_FIRST).
     base = os.environ.get("BASE_IMAGE", "ubuntu:24.04")
     # The second base is the same one here: the path is exercised, the build
     # comes from the cache (bench/run.sh gives it Debian 13).

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 def smoke(mode: str, out: Path) -> dict:
     """`bench.py --<mode> --smoke` on the suite's base; what it wrote to
-    <mode>.json."""
+    <mode>.json. (Each test takes `image` first, as test_bench.py's does:
+    the bench's build then comes from the suite's layers.)"""
     base = os.environ.get("BASE_IMAGE", "ubuntu:24.04")
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench.py"), f"--{mode}", "--smoke", "--out", str(out),
@@ -28,7 +29,7 @@ def smoke(mode: str, out: Path) -> dict:
     return json.loads((out / f"{mode}.json").read_text())
 
 
-def test_bench_traffic_smoke_run_measures_every_shape(tmp_path):
+def test_bench_traffic_smoke_run_measures_every_shape(tmp_path, image):
     results = smoke("traffic", tmp_path)["results"]
     assert set(results) == {"flaskbox", "granian", "gunicorn-gthread", "gunicorn-gevent"}
     for name, got in results.items():
@@ -43,7 +44,7 @@ def test_bench_traffic_smoke_run_measures_every_shape(tmp_path):
     assert (tmp_path / "traffic.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_bench_latency_smoke_run_measures_the_tail(tmp_path):
+def test_bench_latency_smoke_run_measures_the_tail(tmp_path, image):
     results = smoke("latency", tmp_path)
     assert set(results["tails"]) == {"flaskbox", "tiangolo-config", "granian", "bare-pass"}
     for name, routes in results["tails"].items():
