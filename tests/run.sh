@@ -24,7 +24,9 @@
 # With arguments, each base gets one pytest run with them. The full run (no
 # arguments) is split into phases, each one pytest run (docs/testing.md):
 #   1. in-process: the tests that need no engine (-m 'not container'), once,
-#      first: they touch no base, and a failure ends the run within a minute;
+#      first, one pytest-xdist worker a CPU (they only compute: 47 s alone,
+#      38 s on 2): they touch no base, and a failure ends the run within a
+#      minute;
 #   2. parallel, per base: the container tests that measure no time, on
 #      TEST_WORKERS (default 3: with 4 on 2 CPUs each test took half as
 #      long again, and the phase was longer) pytest-xdist workers; meanwhile, in the
@@ -198,7 +200,7 @@ full_run() {
 	# half an hour on a known-broken tree. (Not for arm64 alone:
 	# TEST_BASES=debian12-arm64 asks for its smoke test.)
 	if [ "${#amd64[@]}" -gt 0 ]; then
-		phase in-process "" -m "not container" || {
+		phase in-process "" -n "$(nproc)" -m "not container" || {
 			first=$?
 			log "the in-process tier failed: no container phase runs (fix it, or run them: tests/run.sh -m container)"
 			"$VENV/bin/python" tests/timings.py "$REPORTS" || true

@@ -4,11 +4,8 @@ bind (ports.py), an import that waits or starts a server (importing.py),
 .env files (env_files.py), a file that hides a module (shadows.py), a
 requirements.txt (distributions.py)."""
 
-import faulthandler
-import importlib.util
 import subprocess
 import sys
-import threading
 import types
 
 import flask
@@ -135,23 +132,28 @@ def test_where_outside_the_apps_code_names_the_innermost_frame():
 
 
 def test_where_reads_a_real_faulthandler_dump(tmp_path):
+    # In a process of its own, as the arbiter's import is: this one may run
+    # a server loop of its own (pytest-xdist's worker), which `where` would
+    # rightly report.
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     source = "def wait_here(arrived, release):\n    arrived.set()\n    release.wait(30)\n"
     (app_dir / "waiter.py").write_text(source)
-    spec = importlib.util.spec_from_file_location("waiter", app_dir / "waiter.py")
-    waiter = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(waiter)
-    arrived, release = threading.Event(), threading.Event()
-    thread = threading.Thread(target=waiter.wait_here, args=(arrived, release))
-    thread.start()
-    try:
-        assert arrived.wait(10)
-        with (tmp_path / "stacks").open("w") as file:
-            faulthandler.dump_traceback(file=file, all_threads=True)
-    finally:
-        release.set()
-        thread.join()
+    dump = (
+        "import faulthandler, importlib.util, sys, threading\n"
+        "spec = importlib.util.spec_from_file_location('waiter', sys.argv[1])\n"
+        "waiter = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(waiter)\n"
+        "arrived, release = threading.Event(), threading.Event()\n"
+        "thread = threading.Thread(target=waiter.wait_here, args=(arrived, release))\n"
+        "thread.start()\n"
+        "assert arrived.wait(10)\n"
+        "with open(sys.argv[2], 'w') as file:\n"
+        "    faulthandler.dump_traceback(file=file, all_threads=True)\n"
+        "release.set()\n"
+        "thread.join()\n")
+    subprocess.run([sys.executable, "-c", dump, str(app_dir / "waiter.py"), str(tmp_path / "stacks")],
+                   check=True, timeout=60)
     stacks = (tmp_path / "stacks").read_text()
     place = f"{app_dir}/waiter.py, line 3, in wait_here"
     assert importing.where(stacks, app_dir=str(app_dir)) == (place, False)
