@@ -64,14 +64,11 @@ TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
 # phase, where they were the three slowest tests); and a build with a
 # compiled wheel added (a new lock: the whole venv and uWSGI again).
 UNTIMED_SLOW_MODULES = {"test_bench.py", "test_bench_modes.py", "test_build.py"}
-# The parallel phase's longest modules, longest first (seconds in run 6's
-# JUnit, either amd64 base): tests/run.sh hands xdist's workers whole
-# modules in collection order (--no-loadscope-reorder), so these start
-# first and the rest fill in behind them. xdist's own order (most tests
-# first) left the one-test bench smoke runs to the end, on one worker:
-# replayed on run 6's times, the Debian testing phase took 638 s, this
-# order 609 (ideal 603); run 7 measured 667 s, as run 6 did, with its
-# tests 4 % longer in all. A module not named here keeps xdist's order.
+# The parallel phase's longest modules, longest first (by a full run's JUnit
+# times; docs/testing.md, what it saved): tests/run.sh hands xdist's workers whole modules in
+# collection order (--no-loadscope-reorder), so these start first and the
+# rest fill in behind them. xdist's own order (most tests first) left the
+# one-test bench smoke runs to the end, on one worker, the others idle.
 LONGEST_FIRST = ("test_your_app.py", "test_bench_modes.py", "test_wsgi_bodies.py", "test_bench.py",
                  "test_pyproject_uv.py", "test_metrics.py", "test_install_on_start.py", "test_first_hour.py",
                  "test_gevent_pins.py", "test_reload.py", "test_resource_limits.py", "test_writable_paths.py")
@@ -124,8 +121,8 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.timed)
     # Stable, and one key a module: each module's tests stay together, in order.
     counts = collections.Counter(item.path.name for item in items)
-    items.sort(key=lambda item: (LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
-                                 else len(LONGEST_FIRST), -counts[item.path.name]))
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -counts[item.path.name]))
 
 
 def require_engine() -> None:

@@ -24,9 +24,8 @@
 # With arguments, each base gets one pytest run with them. The full run (no
 # arguments) is split into phases, each one pytest run (docs/testing.md):
 #   1. in-process: the tests that need no engine (-m 'not container'), once,
-#      first, one pytest-xdist worker a CPU (they only compute: 47 s alone,
-#      38 s on 2): they touch no base, and a failure ends the run within a
-#      minute;
+#      first, one pytest-xdist worker a CPU (they only compute): they touch
+#      no base, and a failure ends the run within a minute;
 #   2. parallel, per base: the container tests that measure no time, on
 #      TEST_WORKERS (default 3: with 4 on 2 CPUs each test took half as
 #      long again, and the phase was longer) pytest-xdist workers; meanwhile, in the
