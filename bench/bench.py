@@ -15,6 +15,8 @@
     bench/run.sh --prices        instructions a request each guarantee costs, callgrind (prices.py)
     bench/run.sh --prices --before COMMIT   the same, and that version's totals, in one run (and prices.png)
     bench/run.sh --floor --before COMMIT    the floor's run with that version beside flaskbox
+    bench/run.sh --account       where a saturated request's time goes, every process on the machine:
+                                 flaskbox, its floor, nginx + gunicorn and Granian (account.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -52,7 +54,7 @@ from image import build_images, default_pool, measure_image, measure_second_base
 from profiling import run_profile
 from report import chart, goals, machine
 from runs import measure, race, start_warm, summarise
-from servers import Contender, contenders, traffic_contenders
+from servers import Contender, contenders, nginx_gunicorn, traffic_contenders
 from variants import run_variants
 
 
@@ -94,8 +96,11 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--prices", action="store_true",
                           help="the instructions each nginx feature, each piece of the WSGI wrapper and the "
                                "hop's protocol cost a request (callgrind: load-independent)")
+    variants.add_argument("--account", action="store_true",
+                          help="where a saturated request's time goes, for every process on the machine: "
+                               "flaskbox, its floor, nginx + gunicorn (gthread) and Granian, interleaved")
     parser.add_argument("--before", metavar="COMMIT",
-                        help="with --prices or --floor: that version of flaskbox's Python and nginx "
+                        help="with --prices, --floor or --account: that version of flaskbox's Python and nginx "
                              "templates measured in the same run, mounted over this image's (before, after)")
     parser.add_argument("--sweep-rounds", type=int, default=0,
                         help="rounds of the fixed-rate sweep (default: 3 with --floor, 1 with --latency)")
@@ -171,6 +176,19 @@ def run_latency(args: argparse.Namespace, rounds: int, seconds: float) -> int:
                        machine(), args.out, reference, sweep_rounds)
 
 
+def run_account(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--account: account.py's end-to-end account, at least 5 rounds."""
+    import account
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    by_name = {c.name: c for c in contenders(*default_pool())}
+    entrants = [by_name["flaskbox"], by_name["bare-pass"], nginx_gunicorn(), by_name["granian"]]
+    if args.before:
+        entrants.insert(1, before_contender(args.before))
+    if args.smoke:  # the path exercised: one route, one round, two contenders
+        return account.run(entrants[:2], {"hello": "/"}, 1, 2, machine(), args.out)
+    return account.run(entrants, account.ROUTES, max(rounds, 5), seconds, machine(), args.out)
+
+
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:
     """The full run: every contender, the image's own measurements and the
     streams held, written to latest.json/png."""
@@ -231,6 +249,8 @@ def main() -> int:
         return run_traffic(args, rounds, seconds)
     if args.latency or args.floor:
         return run_latency(args, rounds, seconds)
+    if args.account:
+        return run_account(args, rounds, seconds)
     if args.prices:
         import prices
         build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)

@@ -92,6 +92,15 @@ def bare_pass(processes: int, threads: int, protocol: str = "uwsgi") -> Contende
                           "BARE_THREADS": str(threads)})
 
 
+def nginx_gunicorn() -> Contender:
+    """gunicorn's threaded worker behind the floor's nginx, sized as
+    gunicorn's docs size it on 2 CPUs (2 x CPUs + 1 processes, a few
+    threads each): the stack a user would pick instead of uWSGI."""
+    return Contender("nginx-gunicorn", "bare nginx -> gunicorn gthread, 5 workers x 4 threads, the same app",
+                     ["/bench/contenders/bare/run.sh"],
+                     env={"BARE_PROTOCOL": "gunicorn", "BARE_PROCESSES": "5", "BARE_THREADS": "4"})
+
+
 def traffic_contenders() -> list[Contender]:
     """The servers traffic.py measures, each with its own defaults."""
     by_name = {c.name: c for c in contenders(1, 1)}

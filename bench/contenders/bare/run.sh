@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the bare pass (the CPU floor): uWSGI in the background, nginx in
 # the foreground on PORT. BARE_PROTOCOL=uwsgi (uwsgi_pass, the default) or
-# http (HTTP/1.1 over the unix socket, as flaskbox's hop speaks);
+# http (HTTP/1.1 over the unix socket, as flaskbox's hop speaks), or
+# gunicorn (gunicorn's gthread workers instead of uWSGI, behind the same
+# nginx, as gunicorn's deployment docs set it up);
 # BARE_PROCESSES and BARE_THREADS size the pool. A benchmark contender, not
 # a supervisor.
 set -Eeuo pipefail
@@ -18,12 +20,21 @@ http)
 	# shellcheck disable=SC2016 # $http_host is nginx's variable, for nginx.conf
 	pass='proxy_http_version 1.1; proxy_set_header Connection close; proxy_set_header Host $http_host; proxy_pass http://unix:/tmp/bare/uwsgi.sock:;'
 	;;
+gunicorn)
+	# shellcheck disable=SC2016 # $http_host is nginx's variable, for nginx.conf
+	pass='proxy_http_version 1.1; proxy_set_header Connection close; proxy_set_header Host $http_host; proxy_pass http://unix:/tmp/bare/gunicorn.sock:;'
+	;;
 *)
-	echo "run.sh: BARE_PROTOCOL is uwsgi or http, not ${BARE_PROTOCOL}" >&2
+	echo "run.sh: BARE_PROTOCOL is uwsgi, http or gunicorn, not ${BARE_PROTOCOL}" >&2
 	exit 2
 	;;
 esac
 sed -e "s/\${PORT}/${PORT:?}/" -e "s/\${WORKERS}/$(nproc)/" -e "s|\${PASS}|${pass}|" \
 	"$here/nginx.conf" >/tmp/bare/nginx.conf
-uwsgi --ini "$here/uwsgi.ini" "${socket[@]}" &
+if [ "${BARE_PROTOCOL:-uwsgi}" = gunicorn ]; then
+	gunicorn --chdir /app --worker-class gthread --workers "$BARE_PROCESSES" --threads "$BARE_THREADS" \
+		--bind unix:/tmp/bare/gunicorn.sock app:app &
+else
+	uwsgi --ini "$here/uwsgi.ini" "${socket[@]}" &
+fi
 exec nginx -c /tmp/bare/nginx.conf

@@ -1,0 +1,303 @@
+"""--account (issue 53): where a saturated request's time goes, end to end,
+for every process on the machine, flaskbox against its floor and the
+servers a user would pick instead, in one run.
+
+Each contender and route gets `wrk -t2 -c64` for --seconds, interleaved
+round by round (at least 5 rounds: a 6 s round on 2 CPUs spreads by up to
+half). Around each run the machine's own accounts are read:
+
+- every process's user and system CPU (/proc/PID/stat), grouped by what it
+  is: the container's nginx workers and master, its app server's workers
+  and master, its PID 1 and helpers, and what ran and ended inside it
+  meanwhile (its cgroup's total less its processes); the engine
+  (containerd-shim, containerd, dockerd); the load generator (wrk, from
+  its rusage); the kernel's threads (ksoftirqd, kworkers); the rest of the
+  machine;
+- the time the kernel spent in interrupts (softirq: the loopback TCP of
+  both hops, charged to no process) and the machine's idle time;
+- the bytes the container wrote to stdout and stderr (its json-file log's
+  new lines, after nginx's 1 s flush), and the bytes one answer takes on
+  the wire (one request as wrk sends it, read whole).
+
+Every figure is per request. The groups add up to the machine's two CPUs
+for the run's length, so 2 CPUs / (the sum a request) is the throughput:
+the ratio of two contenders' sums is their throughput ratio, and the rows
+say which group makes it. Written to account.json and account.png."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from harness import log
+from runs import wrk
+from servers import Contender
+
+from containers import Container
+
+TICK = os.sysconf("SC_CLK_TCK")
+ROUTES = {"hello": "/", "wait 5 ms": "/wait", "realistic": "/realistic", "static 100 KB": "/static/blob.bin"}
+ENGINE = {"containerd-shim": "engine: containerd-shim", "containerd-shim-runc-v2": "engine: containerd-shim",
+          "containerd": "engine: containerd", "dockerd": "engine: dockerd"}
+GROUPS = ("nginx workers", "nginx master", "app server workers", "app server master", "PID 1 and helpers",
+          "ended in the container", "engine: containerd-shim", "engine: containerd", "engine: dockerd",
+          "load generator (wrk)", "kernel threads", "interrupts (softirq)", "rest of the machine", "idle")
+
+
+# --- what the machine says ---------------------------------------------------------------------------
+def machine_ticks() -> dict[str, int]:
+    """/proc/stat's first line: busy in tasks, interrupts, idle, steal."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return {"tasks": user + nice + system, "interrupts": irq + softirq, "idle": idle + iowait, "steal": steal}
+
+
+def processes() -> dict[int, tuple[str, str, int, int, int]]:
+    """Every process: (command name, cgroup path, parent, user ticks, system ticks)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            cgroup = Path(f"/proc/{entry.name}/cgroup").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        found[int(entry.name)] = (name, cgroup, int(rest[1]), int(rest[11]), int(rest[12]))
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def group_of(pid: int, name: str, parent: int, inside: bool, table: dict) -> str:
+    """What a process is, by its command and its parent's."""
+    if not inside:
+        if name in ENGINE:
+            return ENGINE[name]
+        return "kernel threads" if parent == 2 or pid == 2 else "rest of the machine"
+    command = command_line(pid)
+    if command.startswith("nginx: worker"):
+        return "nginx workers"
+    if command.startswith("nginx: master"):
+        return "nginx master"
+    server = ("uwsgi", "gunicorn", "granian", "uws")
+    if name.startswith(server) or "uWSGI" in command or "gunicorn" in command or "granian" in command:
+        # A worker is a server process whose parent is one too (uWSGI's and
+        # gunicorn's workers keep their master's command line).
+        parent_name = table.get(parent, ("",))[0]
+        worker = parent_name.startswith(server) or "worker" in command
+        return "app server workers" if worker else "app server master"
+    return "PID 1 and helpers"
+
+
+class Snapshot:
+    """The machine's accounts at one moment."""
+
+    def __init__(self, cgroup_id: str, container: Container):
+        self.ticks = machine_ticks()
+        self.table = processes()
+        self.cgroup_total = container.cpu_total_seconds()
+        self.rusage = os.times()
+        self.cgroup_id = cgroup_id
+
+    def cpu(self, pid: int) -> tuple[float, float]:
+        _, _, _, user, system = self.table[pid]
+        return user / TICK, system / TICK
+
+
+def account(before: Snapshot, after: Snapshot) -> dict[str, list[float]]:
+    """Seconds of [user, system] each group spent between two snapshots."""
+    spent = {group: [0.0, 0.0] for group in GROUPS}
+    inside_total = 0.0
+    for pid, (name, cgroup, parent, _, _) in after.table.items():
+        if pid not in before.table or before.table[pid][0] != name:
+            start = (0.0, 0.0)  # started during the run
+        else:
+            start = before.cpu(pid)
+        user, system = (now - then for now, then in zip(after.cpu(pid), start, strict=True))
+        if user + system <= 0:
+            continue
+        inside = after.cgroup_id in cgroup
+        group = group_of(pid, name, parent, inside, after.table)
+        spent[group][0] += user
+        spent[group][1] += system
+        inside_total += (user + system) if inside else 0.0
+    spent["ended in the container"][0] = max(0.0, after.cgroup_total - before.cgroup_total - inside_total)
+    spent["load generator (wrk)"] = [after.rusage.children_user - before.rusage.children_user,
+                                     after.rusage.children_system - before.rusage.children_system]
+    ticks = {key: (after.ticks[key] - before.ticks[key]) / TICK for key in after.ticks}
+    spent["interrupts (softirq)"][1] = ticks["interrupts"]
+    spent["idle"][0] = ticks["idle"] + ticks["steal"]
+    # What the tasks used that no group above holds: the machine's other work.
+    counted = sum(sum(spent[group]) for group in GROUPS if group not in ("interrupts (softirq)", "idle"))
+    spent["rest of the machine"][0] += max(0.0, ticks["tasks"] - counted - sum(spent["rest of the machine"]))
+    return spent
+
+
+# --- bytes ----------------------------------------------------------------------------------------------
+def log_bytes(container: Container, offset: int) -> tuple[dict[str, int], int]:
+    """Bytes the container wrote to stdout and stderr since `offset` of its
+    json-file log, and the new offset."""
+    path = Path(container.inspect()["LogPath"])
+    written = {"stdout": 0, "stderr": 0}
+    with path.open("rb") as log_file:
+        log_file.seek(offset)
+        for line in log_file:
+            entry = json.loads(line)
+            written[entry["stream"]] += len(entry["log"].encode())
+        return written, log_file.tell()
+
+
+def settled_log_offset(container: Container) -> int:
+    """The log's size once it has stopped growing for longer than nginx's
+    1 s flush (its buffered access log)."""
+    path = Path(container.inspect()["LogPath"])
+    size, since = path.stat().st_size, time.monotonic()
+    while time.monotonic() - since < 1.3:
+        time.sleep(0.1)
+        now = path.stat().st_size
+        if now != size:
+            size, since = now, time.monotonic()
+    return size
+
+
+def wire_bytes(port: int, path: str) -> dict[str, int]:
+    """One request as wrk sends it, and its answer's bytes read whole."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+        while len(body) < length:
+            body += conn.recv(65536)
+    return {"request": len(request), "answer headers": len(head) + 4, "answer body": length}
+
+
+# --- the run --------------------------------------------------------------------------------------------
+def measure(contender: Contender, path: str, seconds: float) -> dict:
+    container = contender.container
+    cgroup_id = container.inspect()["Id"]
+    offset = settled_log_offset(container)
+    before = Snapshot(cgroup_id, container)
+    result = wrk(container.port, path, seconds)
+    after = Snapshot(cgroup_id, container)
+    settled_log_offset(container)
+    written, _ = log_bytes(container, offset)
+    requests = max(result["requests"], 1)
+    spent = account(before, after)
+    result["us_per_request"] = {group: [round(value / requests * 1e6, 1) for value in both]
+                                for group, both in spent.items()}
+    result["log_bytes_per_request"] = {stream: round(count / requests, 1) for stream, count in written.items()}
+    result["machine_us_per_request"] = round(sum(map(sum, spent.values())) / requests * 1e6, 1)
+    return result
+
+
+def run(entrants: list[Contender], routes: dict[str, str], rounds: int, seconds: float, machine: dict,
+        out: Path) -> int:
+    started = time.monotonic()
+    runs: dict = {c.name: {route: [] for route in routes} for c in entrants}
+    wire: dict = {}
+    try:
+        for contender in entrants:
+            log(f"starting {contender.name}: {contender.label}")
+            contender.start()
+            wrk(contender.port, "/", 1)
+            wire[contender.name] = {route: wire_bytes(contender.port, path) for route, path in routes.items()}
+        for rnd in range(1, rounds + 1):
+            # The order turns each round, so no contender always follows the same one.
+            turn = entrants[rnd % len(entrants):] + entrants[:rnd % len(entrants)]
+            for contender in turn:
+                for route, path in routes.items():
+                    got = measure(contender, path, seconds)
+                    runs[contender.name][route].append(got)
+                    per = got["us_per_request"]
+                    log(f"round {rnd} {contender.name:18} {route:13} {got['rps']:8.0f} req/s  machine "
+                        f"{got['machine_us_per_request']:6.0f} µs/req  nginx {sum(per['nginx workers']):4.0f}  "
+                        f"app {sum(per['app server workers']):5.0f}  wrk {sum(per['load generator (wrk)']):3.0f}  "
+                        f"idle {sum(per['idle']):4.0f}  errors {got['errors']}")
+    finally:
+        for contender in entrants:
+            contender.stop()
+    summary = summarise(runs, wire)
+    results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine,
+               "method": __doc__.split("\n\n", 1)[1], "rounds": rounds, "seconds": seconds,
+               "contenders": {c.name: c.label for c in entrants}, "summary": summary, "runs": runs,
+               "duration_s": round(time.monotonic() - started)}
+    (out / "account.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    chart(summary, out / "account.png")
+    log(f"account: {out / 'account.json'}, {out / 'account.png'}")
+    return 0
+
+
+def summarise(runs: dict, wire: dict) -> dict:
+    """Medians per contender and route, the spread of throughput, and the
+    account's explanation of each contender's throughput against flaskbox's."""
+    summary: dict = {}
+    for name, routes in runs.items():
+        summary[name] = {}
+        for route, results in routes.items():
+            rps = [r["rps"] for r in results]
+            groups = {group: [round(statistics.median(r["us_per_request"][group][i] for r in results), 1)
+                              for i in (0, 1)] for group in GROUPS}
+            summary[name][route] = {
+                "rps": round(statistics.median(rps)), "rps_by_round": [round(v) for v in rps],
+                "errors": sum(r["errors"] for r in results),
+                "us_per_request": groups,
+                "machine_us_per_request": round(statistics.median(r["machine_us_per_request"] for r in results), 1),
+                "log_bytes_per_request": {stream: statistics.median(r["log_bytes_per_request"].get(stream, 0)
+                                                                    for r in results)
+                                          for stream in ("stdout", "stderr")},
+                "wire_bytes": wire[name][route],
+            }
+    if "flaskbox" in summary:
+        for name, routes in summary.items():
+            for route, medians in routes.items():
+                ours = summary["flaskbox"][route]
+                medians["flaskbox_throughput_ratio"] = round(ours["rps"] / medians["rps"], 3)
+                # What the account predicts: the ratio of the machine's time a
+                # request, less the rest of the machine (other work, not the run's).
+                def cost(m: dict) -> float:
+                    return m["machine_us_per_request"] - sum(m["us_per_request"]["rest of the machine"])
+                medians["flaskbox_ratio_the_account_gives"] = round(cost(medians) / cost(ours), 3)
+    return summary
+
+
+def chart(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    routes = list(next(iter(summary.values())))
+    fig, axes = plt.subplots(1, len(routes), figsize=(4.2 * len(routes), 5), squeeze=False)
+    names = list(summary)
+    for ax, route in zip(axes[0], routes, strict=True):
+        bottom = [0.0] * len(names)
+        for group in GROUPS:
+            values = [sum(summary[name][route]["us_per_request"][group]) for name in names]
+            if not any(values):
+                continue
+            ax.bar(names, values, bottom=bottom, label=group)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        ax.set_title(f"{route}: machine µs a request")
+        ax.tick_params(axis="x", rotation=25)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Where a saturated request's time goes (wrk -t2 -c64, medians): 2 CPUs / the bar = requests/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
