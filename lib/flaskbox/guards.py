@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -155,6 +155,7 @@ class Watchdog:
         # watchdog (leave) or uWSGI's own exit (exit_began, an exit handler
         # of ours that runs before the app's), never both at once.
         self.exit_claim = threading.Lock()
+        self.exit_runner: int | None = None  # the thread of leave's run
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
@@ -262,6 +263,8 @@ class Watchdog:
         """uWSGI's exit is running the exit handlers. If the watchdog
         already runs them (leave), this exit waits for leave's to end the
         process."""
+        if self.exit_runner == threading.get_ident():
+            return  # leave's own run
         if not self.exit_claim.acquire(blocking=False):
             while True:
                 time.sleep(1)
@@ -280,7 +283,7 @@ class Watchdog:
             # uWSGI's exit runs them (exit_began): it ends the process.
             time.sleep(max(deadline - time.monotonic(), 0))
             self.past_budget(pid, budget)
-        atexit.unregister(self.exit_began)
+        self.exit_runner = threading.get_ident()
         try:
             threading.Thread(target=self.past_deadline, args=(deadline, pid, budget),
                              name="flaskbox-exit-deadline", daemon=True).start()
