@@ -207,7 +207,8 @@ def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(cont
     figure("stop with a request that never ends, seconds", f"{elapsed:.2f}")
     assert results[0][0] is None, results  # cut off, not answered
     assert c.exit_code() == 0, c.logs()
-    assert elapsed < 9, f"stop took {elapsed:.1f}s\n{c.logs()}"
+    # Within docker's 10 s: the worker had all but the last 2 s.
+    assert elapsed < 9.5, f"stop took {elapsed:.1f}s\n{c.logs()}"
 
 
 @pytest.mark.parametrize("worker_class", ["sync", "gevent"])
