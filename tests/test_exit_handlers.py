@@ -53,6 +53,18 @@ def test_a_worker_past_worker_max_memory_runs_its_exit_handlers_to_their_end(con
     c.wait_until(lambda: c.request("/count").json()["pid"] != int(pid), "a fresh worker serving")
 
 
+def test_a_worker_recycled_at_max_requests_runs_its_exit_handlers_to_their_end(containers, fixture_image):
+    c = exits_app(containers, fixture_image, UWSGI_PROCESSES="1", UWSGI_MAX_REQUESTS="20",
+                  UWSGI_MAX_REQUESTS_DELTA="0", UWSGI_MIN_WORKER_LIFETIME="1")
+    first = c.request("/count").json()["pid"]
+    c.wait_until(lambda: c.request("/count").json()["pid"] != first, "the worker's replacement")
+    pid = str(first)
+    c.wait_until(lambda: FLUSH_END.format(pid) in c.logs(), "its exit handler's end", timeout=20)
+    logs = c.logs()
+    assert ran_to_the_end(logs, pid), logs
+    assert "NO MERCY" not in logs and not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+
+
 def test_the_old_codes_workers_run_their_exit_handlers_at_a_reload(containers, fixture_image):
     # A flush of 3 s: the old fixed 2 s killed every one of them.
     c = exits_app(containers, fixture_image, EXIT_FLUSH_SECONDS="3", UWSGI_PROCESSES="4", RELOAD_GRACE="20")

@@ -7,6 +7,7 @@ collector is this test's own, on 127.0.0.1."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import re
 import threading
@@ -69,6 +70,9 @@ class Collector:
         class Handler(QuietKeepAlive):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                # Sentry compresses its envelopes.
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
                 with collector.lock:
                     collector.received.append((self.path, body))
                 if "/envelope/" in self.path:
