@@ -93,14 +93,18 @@ def test_an_old_master_killed_while_it_retires_is_a_cut_with_what_it_held(tmp_pa
 
 
 def test_a_master_slow_to_stop_after_its_requests_is_slow_not_a_cut(tmp_path, capsys):
-    system = serving(tmp_path)
+    system = serving(tmp_path, {"RELOAD_GRACE": "10"})
     system.master(1).request(4)
     system.master(1).script.stops_after = None  # SIGSTOPped, as test_reload_false_alarms has it
-    hup(system, lambda: retired(system, 1))
+    took = hup(system, lambda: retired(system, 1))
+    # What RELOAD_GRACE left after its request was its workers' exit (then
+    # its master's second; the new code's import, 1 s, came first).
+    assert 12 <= took < 12.5, took
     out = lines(capsys)
     pid = system.master(1).pid
-    assert (f"flaskbox: warning: uWSGI master {pid} is slow to stop its idle workers; killing them past "
-            "their budget (no request was in flight)") in out
+    assert any(line.startswith(f"flaskbox: warning: uWSGI master {pid} is slow to stop its idle workers; "
+                               "killing them past their budget (no request was in flight) (their budget: "
+                               "RELOAD_GRACE 10 s, 7.0 s of it left") for line in out), out
     assert out[-1] == ("flaskbox: reload: the old code (generation 1) has finished its requests; its master, "
                        "slow to stop, was killed")
     assert not [line for line in out for claim in CUT_CLAIMS if claim in line]
@@ -331,3 +335,16 @@ def test_a_full_disk_keeps_the_running_code_and_names_the_disk(tmp_path, capsys,
             "above; a full disk?); still serving the code loaded before") in out
     assert not [line for line in out if "no longer imports" in line]
     assert system.the_arbiter.current.number == 1 and system.the_arbiter.exit_code is None
+
+
+def test_the_old_codes_exit_gets_what_the_reload_grace_left(tmp_path, capsys):
+    # Issue 54: the old code's exit handlers (an SDK's flush) of 5 s used
+    # to be killed after a fixed 2 s.
+    system = serving(tmp_path, {"RELOAD_GRACE": "30"})
+    system.master(1).request(2)
+    system.master(1).script.stops_after = 5
+    took = hup(system, lambda: retired(system, 1))
+    assert 7 <= took < 7.5, took
+    out = lines(capsys)
+    assert out[-1] == "flaskbox: reload: the old code (generation 1) has finished its requests and stopped"
+    assert not [line for line in out if "budget" in line or "slow" in line], out

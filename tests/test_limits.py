@@ -1,6 +1,8 @@
 """Oversized and malformed requests get a clear 4xx from nginx, and the server
 stays healthy after each of them."""
 
+import re
+
 import pytest
 
 MALFORMED = {
@@ -35,6 +37,21 @@ def test_body_within_max_body_size_is_accepted_larger_is_413(server):
     assert half.status == 200 and half.json() == {"received": 512 * 1024}
     too_big = server.request("/upload", method="POST", body=b"x" * 2 * 1024 * 1024)
     assert too_big.status == 413
+    still_healthy(server)
+
+
+def test_a_body_refused_for_max_body_size_names_the_setting(server):
+    # Issue 54: the 413's access line carries the limit's note, as a
+    # MAX_LINE_SIZE refusal's does, and the start names the setting's value.
+    too_big = server.request("/upload?named", method="POST", body=b"x" * 2 * 1024 * 1024)
+    assert too_big.status == 413
+    server.wait_until(lambda: re.search(r'"POST /upload\?named HTTP/1.1" 413 .* limit=MAX_BODY_SIZE$',
+                                        server.logs(), re.MULTILINE), "the 413's access line with its note")
+    assert "bodies up to MAX_BODY_SIZE (1m; larger: 413, logged with limit=MAX_BODY_SIZE)" in server.logs()
+    # A health probe's own bound (1k) is not MAX_BODY_SIZE: no such note.
+    probe = server.request("/-/healthy?body", method="POST", body=b"x" * 4096)
+    assert probe.status == 413
+    assert not re.search(r"/-/healthy\?body .* limit=MAX_BODY_SIZE$", server.logs(), re.MULTILINE)
     still_healthy(server)
 
 

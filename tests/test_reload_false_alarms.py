@@ -12,7 +12,9 @@ CUT_CLAIMS = ("their requests are cut", "ended before its requests did", "were c
 
 
 def test_a_master_slow_to_stop_after_its_requests_is_not_reported_as_a_cut(containers, fixture_image):
-    c = containers.serving(image=fixture_image["image"])
+    # The old code's idle workers have what RELOAD_GRACE leaves (their
+    # exit's budget) before they are killed: 15 s, not the default 300.
+    c = containers.serving(image=fixture_image["image"], env={"RELOAD_GRACE": "15"})
     old = c.pids("flaskbox uWSGI master")
     assert len(old) == 1, c.processes()
     # 16 MB at 4 MB/s from the old code: under way across the reload.

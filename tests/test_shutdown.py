@@ -207,7 +207,8 @@ def test_request_outliving_the_drain_is_cut_and_the_stop_stays_in_the_grace(cont
     figure("stop with a request that never ends, seconds", f"{elapsed:.2f}")
     assert results[0][0] is None, results  # cut off, not answered
     assert c.exit_code() == 0, c.logs()
-    assert elapsed < 9, f"stop took {elapsed:.1f}s\n{c.logs()}"
+    # Within docker's 10 s: the worker had all but the last 2 s.
+    assert elapsed < 9.5, f"stop took {elapsed:.1f}s\n{c.logs()}"
 
 
 @pytest.mark.parametrize("worker_class", ["sync", "gevent"])
@@ -264,7 +265,8 @@ def test_a_stop_with_a_request_stuck_in_each_of_two_generations_stays_in_the_gra
     elapsed = timed_stop(c)
     figure("stop with a stuck request in each of two generations, seconds", f"{elapsed:.2f}")
     assert c.exit_code() == 0, c.logs()
-    assert elapsed < 9, f"stop took {elapsed:.1f}s\n{c.logs()}"
+    # Within docker's 10 s: the workers had all but the last 2 s.
+    assert elapsed < 9.5, f"stop took {elapsed:.1f}s\n{c.logs()}"
     # Each stuck worker is named as cut, not as an idle one of a slow master.
     assert "still in a request past their budget; killing them (their requests are cut)" in c.logs()
     assert "slow to stop its idle workers" not in c.logs()
@@ -274,15 +276,17 @@ def test_a_master_slow_to_stop_its_idle_workers_is_named_slow_and_the_exit_is_0(
                                                                                  figure):
     # A loaded machine's stop (issue 47): every request has ended, but uWSGI's
     # master does not act on the stop (here: stopped with SIGSTOP). Its idle
-    # workers, then itself, are killed past their budget and named as slow;
-    # nothing failed, so the exit code is 0 (before: 137, "killing it").
+    # workers, then itself, are killed past their budget (all of STOP_TIMEOUT
+    # that nginx's drain left but the last 2 s: what an app's exit handlers
+    # may take) and named as slow; nothing failed, so the exit code is 0
+    # (before: 137, "killing it").
     c = containers.serving(image=fixture_image["image"])
     c.signal("STOP", *c.pids("flaskbox uWSGI master"))
     elapsed = timed_stop(c)
     figure("stop with a uWSGI master that does not act on it, seconds", f"{elapsed:.2f}")
     logs = c.logs()
     assert c.exit_code() == 0, logs
-    assert elapsed < 9, logs
+    assert 8 <= elapsed < 9.5, logs
     assert "slow to stop its idle workers; killing them past their budget (no request was in flight)" in logs
     assert "is slow to stop: still running" in logs, logs
     assert "flaskbox: error" not in logs.split("flaskbox: stopping:")[-1], logs

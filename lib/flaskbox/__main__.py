@@ -159,8 +159,11 @@ def render_configs(current: record.Record) -> None:
     slots = derived["UPLOAD_SLOTS"]
     uploads = f"{slots} uploads at once ({current.text['UPLOAD_SPACE']})" if slots != "0" \
         else "uploads unbounded"
+    body = current.text["MAX_BODY_SIZE"]
+    bodies = "bodies unbounded (MAX_BODY_SIZE=0)" if derived["BODY_LIMIT"] == "0" else \
+        f"bodies up to MAX_BODY_SIZE ({body}; larger: 413, logged with limit=MAX_BODY_SIZE)"
     info(f"queue: {values['QUEUE_SIZE']} waiting requests; {values['CONNECTIONS_PER_CLIENT']} per client; "
-         f"{uploads}")
+         f"{uploads}; {bodies}")
 
 
 def cmd_default(name: str) -> None:

@@ -15,9 +15,11 @@ The master's own guard, over the workers it forks, is forks.py's.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -44,6 +46,24 @@ STUCK_AFTER = 1.0
 ACCEPTED_WITHIN = 0.5
 # How often a worker looks at its resident memory (WORKER_MAX_MEMORY).
 MEMORY_EVERY = 1.0
+# The exit budget when uWSGI's worker-reload-mercy cannot be read (a worker
+# outside uWSGI: the in-process tests).
+EXIT_BUDGET = 60.0
+
+
+def exit_budget() -> float:
+    """Seconds a retired worker has, from its retirement, to finish its
+    other requests and run the app's exit handlers: uWSGI's
+    worker-reload-mercy as rendered (WORKER_RELOAD_MERCY, from
+    REQUEST_TIMEOUT and RELOAD_GRACE, or UWSGI_WORKER_RELOAD_MERCY), the
+    budget uWSGI itself gives a worker it recycles."""
+    try:
+        import uwsgi
+        value = uwsgi.opt.get("worker-reload-mercy", b"")
+        value = value[-1] if isinstance(value, list) else value
+        return float(value.decode() if isinstance(value, bytes) else value)
+    except (ImportError, AttributeError, ValueError):
+        return EXIT_BUDGET
 
 
 def watch_every(timeout: float) -> float:
@@ -131,6 +151,11 @@ class Watchdog:
         os.register_at_fork(after_in_child=self.forked)
         self.retiring: float | None = None  # since then
         self.lock = threading.Lock()
+        # Whoever runs the app's exit handlers takes this first: the
+        # watchdog (leave) or uWSGI's own exit (exit_began, an exit handler
+        # of ours that runs before the app's), never both at once.
+        self.exit_claim = threading.Lock()
+        self.exit_runner: int | None = None  # the thread of leave's run
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
@@ -141,6 +166,7 @@ class Watchdog:
                 self.started = True
                 self.running.clear()
                 self.retiring = None
+                self.exit_claim = threading.Lock()
                 self.memory = MemoryCap(self.memory_cap)
                 self._start()
 
@@ -208,6 +234,7 @@ class Watchdog:
             f"is replaced once its {others} other request(s) end")
         self.retiring = now
         OPEN.replacing("stuck_request")
+        self.claim_exit_first()
         self.stop_taking_requests()
 
     def _retire_for_memory(self, size: int, now: float) -> None:
@@ -216,6 +243,7 @@ class Watchdog:
             f"{len(self.running)} request(s) end")
         self.retiring = now
         OPEN.replacing("memory")
+        self.claim_exit_first()
         self.stop_taking_requests()
 
     def stop_taking_requests(self) -> None:
@@ -223,8 +251,68 @@ class Watchdog:
         requests and finish the ones they have."""
         os.kill(os.getpid(), signal.SIGHUP)
 
+    def claim_exit_first(self) -> None:
+        """uWSGI ends a worker whose requests have all ended by itself, and
+        its exit runs Python's exit handlers, newest first: exit_began,
+        registered last, runs first, so that the two exits never run the
+        app's handlers twice nor cut each other short."""
+        atexit.unregister(self.exit_began)
+        atexit.register(self.exit_began)
+
+    def exit_began(self) -> None:
+        """uWSGI's exit is running the exit handlers. If the watchdog
+        already runs them (leave), this exit waits for leave's to end the
+        process."""
+        if self.exit_runner == threading.get_ident():
+            return  # leave's own run
+        if not self.exit_claim.acquire(blocking=False):
+            while True:
+                time.sleep(1)
+
     def leave(self) -> None:
-        """Exit the worker; the master forks a fresh one."""
+        """Exit the worker, the master forks a fresh one: the app's exit
+        handlers (an SDK's last flush: Sentry's, OpenTelemetry's) run to
+        their end first, within what is left of the retirement's budget
+        (exit_budget); past it the worker is ended, and the log says so. The
+        stuck request's thread never returns, so uWSGI's own exit, which
+        waits for every thread, never comes: this is the exit."""
+        budget = exit_budget()
+        deadline = (self.retiring or time.monotonic()) + budget
+        pid = os.getpid()
+        if not self.exit_claim.acquire(blocking=False):
+            # uWSGI's exit runs them (exit_began): it ends the process.
+            time.sleep(max(deadline - time.monotonic(), 0))
+            self.past_budget(pid, budget)
+        self.exit_runner = threading.get_ident()
+        try:
+            threading.Thread(target=self.past_deadline, args=(deadline, pid, budget),
+                             name="flaskbox-exit-deadline", daemon=True).start()
+        except RuntimeError as exc:
+            log(f"worker pid {pid}: no thread for its exit's deadline ({exc}); it exits without running "
+                "the app's exit handlers")
+            self.quit()
+        atexit._run_exitfuncs()
+        self.quit()
+
+    def past_deadline(self, deadline: float, pid: int, budget: float) -> None:
+        time.sleep(max(deadline - time.monotonic(), 0))
+        self.past_budget(pid, budget)
+
+    def past_budget(self, pid: int, budget: float) -> None:
+        log(f"worker pid {pid}: the app's exit handlers still ran {budget:g} s after its retirement "
+            "began, past its budget (uWSGI's worker-reload-mercy: WORKER_RELOAD_MERCY, from "
+            "REQUEST_TIMEOUT and RELOAD_GRACE); ended before they finished")
+        self.quit()
+
+    @staticmethod
+    def quit() -> None:
+        """uWSGI's quiet exit (QUIET_EXIT), with what Python still holds of
+        the worker's output written first: os._exit does not flush it."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
         os._exit(QUIET_EXIT)
 
 

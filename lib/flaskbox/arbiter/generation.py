@@ -68,6 +68,7 @@ class Generation:
         self.grace_over = False
         self.overdue = False
         self.stopping_since = 0.0
+        self.budget = ""
         self._deadlines: list = []
         self._then: Callable | None = None          # told of the master's end in this state
         self._retired_then: Callable | None = None  # told once a retirement has ended
@@ -196,11 +197,16 @@ class Generation:
         self._deadlines.append(self.loop.after(READ_EVERY, self._read))
 
     def _stop_retired(self, idle: bool) -> None:
-        # Past the grace its master stops at once, so that it forks no new worker.
-        mercy = STOP_MERCY_SECONDS if idle else 0
-        self.grace_over = not idle
+        # Its requests ended: what RELOAD_GRACE has left (STOP_MERCY_SECONDS
+        # at the least) goes to its workers' exit, the app's exit handlers
+        # (an SDK's last flush). Past the grace its master stops at once, so
+        # that it forks no new worker.
         now = self.loop.now()
-        self.stop(now + mercy, now + mercy + STOP_KILL_AFTER_SECONDS, self._retired)
+        mercy = max(self.grace_end - now, STOP_MERCY_SECONDS) if idle else 0
+        self.grace_over = not idle
+        self.stop(now + mercy, now + mercy + STOP_KILL_AFTER_SECONDS, self._retired,
+                  f"RELOAD_GRACE {self.arbiter.settings['RELOAD_GRACE']} s, {mercy:.1f} s of it left after "
+                  "their requests")
 
     def _retired(self, generation: Generation, child: Child) -> None:
         if self.grace_over:
@@ -225,12 +231,15 @@ class Generation:
         self._retired_then(self)
 
     # --- STOPPING ------------------------------------------------------------------------------
-    def stop(self, mercy_at: float, kill_at: float, gone: Callable[[Generation, Child], None]) -> None:
-        """SIGTERM to its master, which lets its idle workers exit; the
-        workers still running at mercy_at are killed (uWSGI 2.0 does not
-        enforce its mercy in a graceful stop), the master at kill_at.
-        gone(self, master) once it is reaped."""
+    def stop(self, mercy_at: float, kill_at: float, gone: Callable[[Generation, Child], None],
+             budget: str = "") -> None:
+        """SIGTERM to its master, which lets its idle workers exit (running
+        the app's exit handlers); the workers still running at mercy_at are
+        killed (uWSGI 2.0 does not enforce its mercy in a graceful stop),
+        the master at kill_at. `budget` names what mercy_at comes from, for
+        the log. gone(self, master) once it is reaped."""
         self._cancel()
+        self.budget = f" (their budget: {budget})" if budget else ""
         if self.state != STOPPING:
             self.stopping_since = self.loop.now()
         self.state, self._then = STOPPING, gone
@@ -261,10 +270,13 @@ class Generation:
         if busy:
             with_idle = f"; its idle worker(s) {' '.join(map(str, idle))} with them" if idle else ""
             error(f"uWSGI worker(s) {' '.join(map(str, busy))} still in a request past their budget; killing "
-                  f"them (their requests are cut){with_idle}")
+                  f"them (their requests are cut){with_idle}{self.budget}")
         elif self.loop.now() - self.stopping_since >= SLOW:
+            # Idle, and still there: the app's exit handlers ran past the
+            # budget, or the master did not end them (a loaded machine).
             warn(f"uWSGI master {self.master.pid} is slow to stop its idle workers; killing them past their "
-                 "budget (no request was in flight)")
+                 f"budget (no request was in flight){self.budget}: the app's exit handlers (an SDK's flush) "
+                 "did not end within it, or the machine is loaded")
         for pid in running:
             self.system.kill(pid, signal.SIGKILL)
 

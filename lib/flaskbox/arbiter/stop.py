@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import signal
 
-from ..layout import STOP_KILL_AFTER_SECONDS, STOP_MARGIN_SECONDS, STOP_MERCY_SECONDS, stop_drain
+from ..layout import STOP_KILL_AFTER_SECONDS, STOP_MARGIN_SECONDS, stop_drain
 from ..log import error, info, warn
 from .generation import STARTING
 from .loop import Child
@@ -94,16 +94,19 @@ class Stop:
         self._uwsgi()
 
     def _uwsgi(self) -> None:
-        """Every generation stops on one clock: its workers' mercy from now,
-        within the budget."""
+        """Every generation stops on one clock: what nginx's drain left of
+        the budget goes to the workers' exit (the requests nginx cut, then
+        the app's exit handlers: an SDK's last flush), all but the last
+        second, which is their masters'."""
         now = self.loop.now()
-        mercy_at = min(now + STOP_MERCY_SECONDS, self.end - STOP_KILL_AFTER_SECONDS)
-        kill_at = min(now + STOP_MERCY_SECONDS + STOP_KILL_AFTER_SECONDS, self.end)
+        mercy_at = max(self.end - STOP_KILL_AFTER_SECONDS, now)
+        budget = (f"STOP_TIMEOUT {self.arbiter.settings['STOP_TIMEOUT']} s, {mercy_at - now:.1f} s of it "
+                  "left after nginx's drain")
         self._pools = self.arbiter.running_generations()
         if not self._pools:
             return self._helpers()
         for generation in self._pools:
-            generation.stop(mercy_at, kill_at, self._pool_gone)
+            generation.stop(mercy_at, self.end, self._pool_gone, budget)
 
     def _pool_gone(self, generation, child: Child) -> None:
         self._note(child)

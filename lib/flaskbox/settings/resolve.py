@@ -335,6 +335,10 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         # worker_shutdown_timeout), and uWSGI's workers then (app.ini).
         "STOP_DRAIN_SECONDS": str(stop_drain(int(values["STOP_TIMEOUT"]))),
         "STOP_MERCY_SECONDS": str(STOP_MERCY_SECONDS),
+        # uWSGI's own bound on a stopping pool (app.ini's reload-mercy): never
+        # sooner than the arbiter's, which gives the workers' exit what
+        # STOP_TIMEOUT or RELOAD_GRACE leaves (arbiter/stop.py, generation.py).
+        "UWSGI_RELOAD_MERCY": str(max(int(values["STOP_TIMEOUT"]), int(values["RELOAD_GRACE"])) + 1),
         "CPUS": str(host.cpus()),
         # uWSGI's cheaper mode, honoured and said (the pool's line in the log).
         "UWSGI_CHEAPER": _cheaper(resolved, env, host),

@@ -124,6 +124,8 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "settings.resolve.derived (BODY_LIMIT; UPLOAD_SLOTS: UPLOAD_SPACE / MAX_BODY_SIZE)",
             "nginx.conf: client_max_body_size",
+            "nginx.conf: /-/body-too-large (its 413 logged with limit=MAX_BODY_SIZE)",
+            "__main__.render_configs (the start's queue line names it)",
             "render.upload_limits (limit_conn flaskbox_uploads)",
             "settings.resolve._check_together (UPLOAD_SPACE holds one)",
             "wsgi.from_record (importing.app_mistakes: Flask's MAX_CONTENT_LENGTH above it)",
@@ -203,6 +205,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "arbiter.generation.Generation.retire (the old code's deadline)",
             "arbiter.generation.Generation._read (past it, what is left is cut)",
+            "arbiter.generation.Generation._stop_retired (what it leaves is the old code's exit budget)",
             "arbiter.reload.Reload (said in the log)",
             "settings.resolve.derived (WORKER_RELOAD_MERCY)",
             "app.ini: worker-reload-mercy",
@@ -224,7 +227,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "settings.resolve.derived (STOP_DRAIN_SECONDS)",
             "nginx.conf: worker_shutdown_timeout (STOP_DRAIN_SECONDS)",
-            "arbiter.stop.Stop (the stop's deadlines)",
+            "arbiter.stop.Stop (the stop's deadlines; what the drain leaves is the workers' exit budget)",
         ),
     ),
 )
