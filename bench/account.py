@@ -22,7 +22,11 @@ half). Around each run the machine's own accounts are read:
 Every figure is per request. The groups add up to the machine's two CPUs
 for the run's length, so 2 CPUs / (the sum a request) is the throughput:
 the ratio of two contenders' sums is their throughput ratio, and the rows
-say which group makes it. Written to account.json and account.png."""
+say which group makes it. A ladder on hello world splits flaskbox's gap to
+its floor into its steps: the floor over HTTP, as flaskbox's hop speaks
+(the hop's price), and flaskbox without its WSGI wrapper (what nginx's
+features and uWSGI's settings add; the wrapper is the last step). Written
+to account.json and account.png."""
 
 from __future__ import annotations
 
@@ -31,7 +35,6 @@ import os
 import re
 import socket
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -202,41 +205,45 @@ def measure(contender: Contender, path: str, seconds: float) -> dict:
     spent = account(before, after)
     result["us_per_request"] = {group: [round(value / requests * 1e6, 1) for value in both]
                                 for group, both in spent.items()}
-    result["log_bytes_per_request"] = {stream: round(count / requests, 1) for stream, count in written.items()}
+    result["log_bytes_per_request"] = {stream: round(count / requests, 1)
+                                       for stream, count in written.items()}
     result["machine_us_per_request"] = round(sum(map(sum, spent.values())) / requests * 1e6, 1)
     return result
 
 
 def run(entrants: list[Contender], routes: dict[str, str], rounds: int, seconds: float, machine: dict,
-        out: Path) -> int:
+        out: Path, ladder: tuple[Contender, ...] = ()) -> int:
+    """Every contender on every route, and the ladder's steps (flaskbox less
+    a part, the floor plus one) on hello world alone, interleaved."""
     started = time.monotonic()
-    runs: dict = {c.name: {route: [] for route in routes} for c in entrants}
+    plan = [(c, routes) for c in entrants] + [(c, {"hello": routes["hello"]}) for c in ladder]
+    runs: dict = {c.name: {route: [] for route in paths} for c, paths in plan}
     wire: dict = {}
     try:
-        for contender in entrants:
+        for contender, paths in plan:
             log(f"starting {contender.name}: {contender.label}")
             contender.start()
             wrk(contender.port, "/", 1)
-            wire[contender.name] = {route: wire_bytes(contender.port, path) for route, path in routes.items()}
+            wire[contender.name] = {route: wire_bytes(contender.port, path) for route, path in paths.items()}
         for rnd in range(1, rounds + 1):
             # The order turns each round, so no contender always follows the same one.
-            turn = entrants[rnd % len(entrants):] + entrants[:rnd % len(entrants)]
-            for contender in turn:
-                for route, path in routes.items():
+            turn = plan[rnd % len(plan):] + plan[:rnd % len(plan)]
+            for contender, paths in turn:
+                for route, path in paths.items():
                     got = measure(contender, path, seconds)
                     runs[contender.name][route].append(got)
-                    per = got["us_per_request"]
-                    log(f"round {rnd} {contender.name:18} {route:13} {got['rps']:8.0f} req/s  machine "
-                        f"{got['machine_us_per_request']:6.0f} µs/req  nginx {sum(per['nginx workers']):4.0f}  "
-                        f"app {sum(per['app server workers']):5.0f}  wrk {sum(per['load generator (wrk)']):3.0f}  "
-                        f"idle {sum(per['idle']):4.0f}  errors {got['errors']}")
+                    per = {group: sum(both) for group, both in got["us_per_request"].items()}
+                    log(f"round {rnd} {contender.name:22} {route:13} {got['rps']:8.0f} req/s  machine "
+                        f"{got['machine_us_per_request']:6.0f} µs/req  nginx {per['nginx workers']:4.0f}  "
+                        f"app {per['app server workers']:5.0f}  wrk {per['load generator (wrk)']:3.0f}  "
+                        f"idle {per['idle']:4.0f}  errors {got['errors']}")
     finally:
-        for contender in entrants:
+        for contender, _ in plan:
             contender.stop()
     summary = summarise(runs, wire)
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine,
                "method": __doc__.split("\n\n", 1)[1], "rounds": rounds, "seconds": seconds,
-               "contenders": {c.name: c.label for c in entrants}, "summary": summary, "runs": runs,
+               "contenders": {c.name: c.label for c, _ in plan}, "summary": summary, "runs": runs,
                "duration_s": round(time.monotonic() - started)}
     (out / "account.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     chart(summary, out / "account.png")
@@ -258,16 +265,17 @@ def summarise(runs: dict, wire: dict) -> dict:
                 "rps": round(statistics.median(rps)), "rps_by_round": [round(v) for v in rps],
                 "errors": sum(r["errors"] for r in results),
                 "us_per_request": groups,
-                "machine_us_per_request": round(statistics.median(r["machine_us_per_request"] for r in results), 1),
+                "machine_us_per_request": round(statistics.median(
+                    r["machine_us_per_request"] for r in results), 1),
                 "log_bytes_per_request": {stream: statistics.median(r["log_bytes_per_request"].get(stream, 0)
                                                                     for r in results)
                                           for stream in ("stdout", "stderr")},
                 "wire_bytes": wire[name][route],
             }
     if "flaskbox" in summary:
-        for name, routes in summary.items():
+        for routes in summary.values():
             for route, medians in routes.items():
-                ours = summary["flaskbox"][route]
+                ours = summary["flaskbox"][route]  # every contender's routes are flaskbox's, or fewer
                 medians["flaskbox_throughput_ratio"] = round(ours["rps"] / medians["rps"], 3)
                 # What the account predicts: the ratio of the machine's time a
                 # request, less the rest of the machine (other work, not the run's).
@@ -283,10 +291,10 @@ def chart(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    routes = list(next(iter(summary.values())))
+    routes = list(summary["flaskbox"])
     fig, axes = plt.subplots(1, len(routes), figsize=(4.2 * len(routes), 5), squeeze=False)
-    names = list(summary)
     for ax, route in zip(axes[0], routes, strict=True):
+        names = [name for name in summary if route in summary[name]]
         bottom = [0.0] * len(names)
         for group in GROUPS:
             values = [sum(summary[name][route]["us_per_request"][group]) for name in names]
@@ -298,6 +306,7 @@ def chart(summary: dict, path: Path) -> None:
         ax.tick_params(axis="x", rotation=25)
         ax.grid(axis="y", alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Where a saturated request's time goes (wrk -t2 -c64, medians): 2 CPUs / the bar = requests/s")
+    fig.suptitle("Where a saturated request's time goes (wrk -t2 -c64, medians): "
+                 "2 CPUs / the bar = requests/s")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -54,7 +54,7 @@ from image import build_images, default_pool, measure_image, measure_second_base
 from profiling import run_profile
 from report import chart, goals, machine
 from runs import measure, race, start_warm, summarise
-from servers import Contender, contenders, nginx_gunicorn, traffic_contenders
+from servers import Contender, bare_pass, contenders, nginx_gunicorn, traffic_contenders
 from variants import run_variants
 
 
@@ -100,8 +100,9 @@ def parse_args() -> argparse.Namespace:
                           help="where a saturated request's time goes, for every process on the machine: "
                                "flaskbox, its floor, nginx + gunicorn (gthread) and Granian, interleaved")
     parser.add_argument("--before", metavar="COMMIT",
-                        help="with --prices, --floor or --account: that version of flaskbox's Python and nginx "
-                             "templates measured in the same run, mounted over this image's (before, after)")
+                        help="with --prices, --floor or --account: that version of flaskbox's Python and "
+                             "nginx templates measured in the same run, mounted over this image's "
+                             "(before, after)")
     parser.add_argument("--sweep-rounds", type=int, default=0,
                         help="rounds of the fixed-rate sweep (default: 3 with --floor, 1 with --latency)")
     parser.add_argument("--sweep-seconds", type=float, default=15,
@@ -186,7 +187,13 @@ def run_account(args: argparse.Namespace, rounds: int, seconds: float) -> int:
         entrants.insert(1, before_contender(args.before))
     if args.smoke:  # the path exercised: one route, one round, two contenders
         return account.run(entrants[:2], {"hello": "/"}, 1, 2, machine(), args.out)
-    return account.run(entrants, account.ROUTES, max(rounds, 5), seconds, machine(), args.out)
+    import variants
+    workdir = Path(tempfile.mkdtemp(prefix="flaskbox-account-"))
+    workdir.chmod(0o755)
+    unwrapped = variants.wrapper((), workdir)[1]  # the whole wrapper out: uWSGI calls the app
+    unwrapped.name = "flaskbox-no-wrapper"
+    ladder = (bare_pass(*default_pool(), "http"), unwrapped)
+    return account.run(entrants, account.ROUTES, max(rounds, 5), seconds, machine(), args.out, ladder)
 
 
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:

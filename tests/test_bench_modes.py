@@ -1,6 +1,7 @@
 """The benchmark's other modes cannot rot: the traffic run's smoke drives
 every shape of traffic against each contender, the latency run's measures
-every contender at a fixed open-loop rate. (A module of their own beside
+every contender at a fixed open-loop rate, the account's groups add up to
+the machine. (A module of their own beside
 test_bench.py: pytest-xdist keeps a module on one worker, and the three
 smoke runs together were the parallel phase's longest.)"""
 
@@ -65,3 +66,28 @@ def test_bench_latency_smoke_run_measures_the_tail(tmp_path, image):
     assert ours["status_errors"] == ours["connection_errors"] == ours["unanswered"] == 0, ours
     assert "hello >= 0.85x Granian" in results["goals"]
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_account_smoke_run_adds_up_to_the_machine(tmp_path, image):
+    results = smoke("account", tmp_path)
+    summary = results["summary"]
+    assert set(summary) == {"flaskbox", "bare-pass"}
+    cpus = os.cpu_count()
+    for name, routes in summary.items():
+        got = routes["hello"]
+        assert got["errors"] == 0 and got["rps"] > 0, (name, got)
+        per = got["us_per_request"]
+        # Every group is in the account, and together they are the machine:
+        # its CPUs for the run's length, which wrk's count divides.
+        assert abs(got["machine_us_per_request"] * got["rps"] / 1e6 / cpus - 1) < 0.2, (name, got)
+        assert sum(per["nginx workers"]) > 0 and sum(per["app server workers"]) > 0, (name, per)
+        assert sum(per["load generator (wrk)"]) > 0, (name, per)
+        # One access line a request on stdout, and nothing on stderr: a
+        # saturated hello world is no reason for a warning.
+        written = got["log_bytes_per_request"]
+        assert written["stdout"] > 40 and written["stderr"] == 0, got
+        assert got["wire_bytes"]["answer body"] == len(b"Hello, World!"), got
+    # flaskbox's answer carries the request id and the hardening headers.
+    assert (summary["flaskbox"]["hello"]["wire_bytes"]["answer headers"]
+            > summary["bare-pass"]["hello"]["wire_bytes"]["answer headers"] + 100)
+    assert (tmp_path / "account.png").read_bytes().startswith(b"\x89PNG")
