@@ -61,8 +61,13 @@ def machine_ticks() -> dict[str, int]:
     return {"tasks": user + nice + system, "interrupts": irq + softirq, "idle": idle + iowait, "steal": steal}
 
 
-def processes() -> dict[int, tuple[str, str, int, int, int]]:
-    """Every process: (command name, cgroup path, parent, user ticks, system ticks)."""
+def uptime_ticks() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0]) * TICK
+
+
+def processes() -> dict[int, tuple[str, str, int, int, int, int]]:
+    """Every process: (command name, cgroup path, parent, user ticks,
+    system ticks, start in ticks since boot)."""
     found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -73,7 +78,7 @@ def processes() -> dict[int, tuple[str, str, int, int, int]]:
         except OSError:
             continue  # ended meanwhile
         name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        found[int(entry.name)] = (name, cgroup, int(rest[1]), int(rest[11]), int(rest[12]))
+        found[int(entry.name)] = (name, cgroup, int(rest[1]), int(rest[11]), int(rest[12]), int(rest[19]))
     return found
 
 
@@ -110,13 +115,14 @@ class Snapshot:
 
     def __init__(self, cgroup_id: str, container: Container):
         self.ticks = machine_ticks()
+        self.uptime = uptime_ticks()
         self.table = processes()
         self.cgroup_total = container.cpu_total_seconds()
         self.rusage = os.times()
         self.cgroup_id = cgroup_id
 
     def cpu(self, pid: int) -> tuple[float, float]:
-        _, _, _, user, system = self.table[pid]
+        _, _, _, user, system, _ = self.table[pid]
         return user / TICK, system / TICK
 
 
@@ -124,11 +130,13 @@ def account(before: Snapshot, after: Snapshot) -> dict[str, list[float]]:
     """Seconds of [user, system] each group spent between two snapshots."""
     spent = {group: [0.0, 0.0] for group in GROUPS}
     inside_total = 0.0
-    for pid, (name, cgroup, parent, _, _) in after.table.items():
-        if pid not in before.table or before.table[pid][0] != name:
-            start = (0.0, 0.0)  # started during the run
-        else:
+    for pid, (name, cgroup, parent, _, _, started) in after.table.items():
+        if pid in before.table and before.table[pid][5] == started:
             start = before.cpu(pid)
+        elif started >= before.uptime - 1:
+            start = (0.0, 0.0)  # started during the run: all of its time is the run's
+        else:
+            continue  # one the first look missed: its time is the rest of the machine's
         user, system = (now - then for now, then in zip(after.cpu(pid), start, strict=True))
         if user + system <= 0:
             continue
