@@ -13,6 +13,7 @@ import time
 
 from ..host import Host
 from . import kernel
+from .events import Inotify, Unwatched
 
 # The signals the arbiter acts on: the stop (docker stop sends TERM; INT
 # and QUIT stop too), the reload, and a child's end, which only wakes it.
@@ -33,6 +34,12 @@ class System:
         for number in HANDLED:
             signal.signal(number, self._queue)
         self._devnull = os.open(os.devnull, os.O_RDONLY)
+        # The marks the arbiter waits for wake its wait too (events.py).
+        try:
+            self._inotify: Inotify | None = Inotify()
+            self.unwatched: str | None = None
+        except Unwatched as exc:
+            self._inotify, self.unwatched = None, exc.strerror
 
     def _queue(self, number: int, frame) -> None:
         """The handler: queue, nothing more."""
@@ -45,7 +52,7 @@ class System:
     def wait(self, timeout: float | None) -> list[int]:
         """Returns the signals queued, once one came or `timeout` passed."""
         if not self._queued:
-            select.select([self._wake_read], [], [], timeout)
+            select.select([self._wake_read, *self._watched()], [], [], timeout)
         try:
             while os.read(self._wake_read, 512):
                 pass
@@ -53,6 +60,30 @@ class System:
             pass
         taken, self._queued = self._queued, []
         return taken
+
+    # --- files written ------------------------------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        """Whether a file written wakes the wait (events.py)."""
+        return self._inotify is not None
+
+    def _watched(self) -> list[int]:
+        return [] if self._inotify is None else [self._inotify.fd]
+
+    def watch(self, folder) -> None:
+        """A file written in folder wakes the wait from now on; OSError
+        when the folder cannot be watched."""
+        if self._inotify is not None:
+            self._inotify.watch(folder)
+
+    def unwatch(self, folder) -> None:
+        if self._inotify is not None:
+            self._inotify.unwatch(folder)
+
+    def written(self):
+        """The files written in the folders watched since the last call;
+        None: any of them may have been."""
+        return None if self._inotify is None else self._inotify.read()
 
     # --- processes ---------------------------------------------------------------------------
     def spawn(self, argv: list[str], env: dict[str, str] | None = None, stdin: str | None = None,
