@@ -283,11 +283,13 @@ class Arbiter:
         self._abort("uWSGI's master", child)
 
     def _nginx_ended(self, child: Child) -> None:
+        if self.ending is not None:
+            return self.ending.ended(child)  # the stop's or the abort's drain
+        if self._finishing:
+            return
         if self.nginx.listening:
             self.reload.abandoned()
             return self._abort("nginx's master", child)
-        if self.stopping:
-            return
         # A port taken since the settings were checked.
         self.ending = Abort(self, "nginx's master", child)
         self.ending.not_started()
@@ -304,14 +306,15 @@ class Arbiter:
         self.generations = [generation for generation in self.generations if generation.running]
         return list(self.generations)
 
-    def orphans(self, prefix: str) -> list[Child]:
+    def orphans(self, prefix: str, ended: Callable[[Child], None] = lambda child: None) -> list[Child]:
         """The processes PID 1 was handed whose command line starts with
-        `prefix` (the workers a dead master left), adopted to be waited for."""
+        `prefix` (the workers a dead master left), adopted to be waited for:
+        ended(child) as each ends."""
         system = self.loop.system
         found = []
         for pid in system.children(system.pid):
             if pid not in self.loop.children and system.command(pid).startswith(prefix):
-                found.append(self.loop.adopt(prefix, pid, lambda child: None))
+                found.append(self.loop.adopt(prefix, pid, ended))
         return found
 
     # --- the end ---------------------------------------------------------------------------------
