@@ -25,6 +25,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arbiter_fake_files import WatchedFiles
 from fake_host import resolve
 from flaskbox.arbiter.arbiter import Arbiter
 from flaskbox.arbiter.loop import Child
@@ -182,16 +183,10 @@ class Helper(Process):
                 self.system.after(self.system.metrics_after, lambda: self.system.write(
                     self.system.runtime.metrics_ready, ""))
         elif self.argv[-1] == "tls-apply":
-            # What the child does (certificates.main_apply), with the test's
-            # record, and its verdict as its exit code.
-            from flaskbox import certificates
-
-            record = self.system.record
-            applied = certificates.apply(record["TLS_CERT"], record["TLS_KEY"], self.system.runtime)
-            self.exit(0 if applied else 1, lag=self.system.apply_seconds)
+            self.exit(0 if self.system.apply_certificate() else 1, lag=self.system.apply_seconds)
 
 
-class FakeSystem:
+class FakeSystem(WatchedFiles):
     def __init__(self, tmp_path: Path):
         self.tmp_path = tmp_path
         self.clock = 0.0
@@ -209,10 +204,7 @@ class FakeSystem:
         self.metrics_fails = False
         self.metrics_after = 0.05  # the metrics server's mark, that long after its start
         self.apply_seconds = 0.05  # what tls-apply takes
-        self.watched: set[Path] = set()  # the folders whose files wake the wait (events.py)
-        self.unwatched: str | None = None
-        self.watching = True
-        self._written: list[Path] = []
+        self.start_watching()
         self.oom = 0
         self.free_pids: int | None = None
         self.pool_tasks: int | None = None  # tasks() of a pool; None: as many as a whole pool has
@@ -299,13 +291,6 @@ class FakeSystem:
     def now(self) -> float:
         return self.clock
 
-    def write(self, path: Path, text: str) -> None:
-        """A fake server's mark: written, and the wait woken if its folder
-        is watched."""
-        path.write_text(text)
-        if path.parent in self.watched:
-            self._written.append(path)
-
     def wait(self, timeout: float | None) -> list[int]:
         self.turns += 1
         if not self.queued and not self.ended and not self._written:
@@ -321,16 +306,6 @@ class FakeSystem:
         taken, self.queued = self.queued, []
         self.delivered += len(taken)
         return taken
-
-    def watch(self, folder: Path) -> None:
-        self.watched.add(Path(folder))
-
-    def unwatch(self, folder: Path) -> None:
-        self.watched.discard(Path(folder))
-
-    def written(self) -> list[Path]:
-        written, self._written = self._written, []
-        return written
 
     def spawn(self, argv, env=None, stdin=None, stdout=None, stderr=None) -> int:
         self.spawned.append(argv)
