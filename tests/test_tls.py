@@ -278,3 +278,25 @@ def test_a_half_written_renewal_is_refused_and_the_certificate_in_use_stays(cont
     make_pair(certs)
     c.wait_until(lambda: served_fingerprint(c.tls_port) == file_fingerprint(certs / "tls.crt"),
                  "the completed renewal served")
+
+
+def test_a_hup_with_tls_on_applies_a_renewal_and_pid_1_loads_no_openssl(containers, fixture_image, certs):
+    """The certificate's check at a HUP runs in a child of PID 1's: the
+    arbiter's own memory never holds libssl or libcrypto (some 4 MB, and
+    what a reading of its maps would show a scanner), before the HUP or
+    after it; the renewal it found is served."""
+    c = serve_tls(containers, fixture_image["image"], certs)
+
+    def openssl_in_pid_1() -> list[str]:
+        maps = c.exec("cat", "/proc/1/maps")
+        assert maps.returncode == 0 and "python" in maps.stdout, maps.stderr
+        return [line for line in maps.stdout.splitlines() if "libssl" in line or "libcrypto" in line]
+
+    assert openssl_in_pid_1() == []
+    make_pair(certs)  # a renewal, then the HUP at once: the watcher may come first, or the HUP
+    c.signal("HUP", "1")
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
+    c.wait_until(lambda: served_fingerprint(c.tls_port) == file_fingerprint(certs / "tls.crt"),
+                 "the renewal served")
+    assert https(c.tls_port, "/")[0] == 200
+    assert openssl_in_pid_1() == [], c.logs()
