@@ -5,8 +5,10 @@ what came, in that order. Nothing else waits: a step that must wait for a
 process (a server to stop, `nginx -t` to judge) is a child whose end calls
 it back; one that waits for a file (a worker that accepts, nginx's pid
 file) is a mark (`watch`), which the kernel says was written (events.py);
-one that must wait for time is a deadline (`at`, `after`). Nothing looks
-at intervals.
+one that must wait for time is a deadline (`at`, `after`). The one thing
+read at intervals is a retiring pool (generation.py): the end of a request,
+or of a download uWSGI's offload thread sends, is no event another process
+can wait on.
 
 Every child it started is a Child, with a name for the log and what to do
 when it ends, set once by its owner, who started it. It reaps every
