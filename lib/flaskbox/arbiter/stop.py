@@ -63,6 +63,7 @@ class Stop:
         # Everything has ended by then; what is left of the budget is the exit's.
         self.end = self.started + budget - STOP_MARGIN_SECONDS
         self.drain = stop_drain(budget)
+        self._nginx_kill = None  # SIGKILL for nginx's master, past its drain
 
     def begin(self) -> None:
         info("stopping: event streams end, nginx drains, then uWSGI")
@@ -86,7 +87,8 @@ class Stop:
 
     def ended(self, child: Child) -> None:
         """nginx's master has ended (the arbiter, its owner, tells)."""
-        self._nginx_kill.cancel()
+        if self._nginx_kill is not None:
+            self._nginx_kill.cancel()
         self._note(child)
         self._uwsgi()
 
