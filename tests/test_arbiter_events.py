@@ -190,3 +190,25 @@ print(sorted(name for name in ("ssl", "_ssl", "hashlib", "_hashlib") if name in 
 """
     result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=30)
     assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
+def test_past_the_kernels_limit_on_watches_the_loop_looks_instead(tmp_path):
+    # In a process of its own: System sets PID 1's signal handlers.
+    script = f"""
+import errno, sys
+sys.path.insert(0, {str(REPO / "lib")!r})
+from flaskbox.arbiter import events
+from flaskbox.arbiter.system import System
+system = System()
+def full(self, folder):
+    raise OSError(errno.ENOSPC, "No space left on device")
+events.Inotify.watch = full
+system.watch({str(tmp_path)!r})
+print(system.watching, system.written())
+"""
+    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout.strip()) == (0, "False None"), result.stderr
+    assert result.stderr == (
+        f"flaskbox: warning: the arbiter cannot watch {tmp_path} (No space left on device: fs.inotify."
+        "max_user_watches, counted per user on the whole host): it looks for the marks it waits for every "
+        "50 ms instead\n")

@@ -12,7 +12,6 @@ DEGRADED_WAIT: the one case with a timer, said in the log."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
 from pathlib import Path
@@ -38,6 +37,11 @@ class Unwatched(OSError):
 
 class Inotify:
     def __init__(self):
+        # Imported here, once PID 1's signal handlers are set (system.py):
+        # not in the window before them, where a stop would be lost.
+        import ctypes
+
+        self._errno = ctypes.get_errno
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             init, self._add, self._rm = libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
@@ -46,7 +50,7 @@ class Inotify:
         self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
         fd = init(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
-            number = ctypes.get_errno()
+            number = self._errno()
             raise Unwatched(number, os.strerror(number))
         self.fd = fd
         self._folders: dict[int, Path] = {}
@@ -56,7 +60,7 @@ class Inotify:
         OSError when the folder cannot be watched."""
         wd = self._add(self.fd, os.fsencode(folder), WRITTEN)
         if wd < 0:
-            number = ctypes.get_errno()
+            number = self._errno()
             raise OSError(number, os.strerror(number), str(folder))
         self._folders[wd] = Path(folder)
 

@@ -6,14 +6,16 @@ that follow a script and a clock that jumps."""
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
 import time
 
 from ..host import Host
+from ..log import warn
 from . import kernel
-from .events import Inotify, Unwatched
+from .events import DEGRADED_WAIT, Inotify, Unwatched
 
 # The signals the arbiter acts on: the stop (docker stop sends TERM; INT
 # and QUIT stop too), the reload, and a child's end, which only wakes it.
@@ -72,9 +74,20 @@ class System:
 
     def watch(self, folder) -> None:
         """A file written in folder wakes the wait from now on; OSError
-        when the folder cannot be watched."""
-        if self._inotify is not None:
+        when the folder is missing. Past the kernel's limit on watches
+        (fs.inotify.max_user_watches), the loop looks at each short wait."""
+        if self._inotify is None:
+            return
+        try:
             self._inotify.watch(folder)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise
+            os.close(self._inotify.fd)
+            self._inotify, self.unwatched = None, exc.strerror
+            warn(f"the arbiter cannot watch {folder} ({exc.strerror}: fs.inotify.max_user_watches, counted "
+                 "per user on the whole host): it looks for the marks it waits for every "
+                 f"{DEGRADED_WAIT * 1000:.0f} ms instead")
 
     def unwatch(self, folder) -> None:
         if self._inotify is not None:
