@@ -5,10 +5,11 @@ folders where the marks of readiness are written: a worker that accepts
 The loop never looks for them at intervals; a mark written between two
 turns wakes the next one.
 
-Where the kernel refuses an inotify instance (fs.inotify.max_user_instances
-is counted per user on the whole host, containers included), the loop
-looks at every mark at each turn, and its wait is then no longer than
-DEGRADED_WAIT: the one case with a timer, said in the log."""
+Where the kernel refuses an inotify instance or a watch (its limits,
+fs.inotify.max_user_instances and max_user_watches, count per user on the
+whole host, containers included), the loop looks at every mark at each
+turn, and its wait is then no longer than DEGRADED_WAIT while a mark is
+awaited: the one case with a timer, said in the log (system.py)."""
 
 from __future__ import annotations
 
