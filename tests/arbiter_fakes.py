@@ -4,7 +4,8 @@ next thing that happens, and processes that follow a script (a uWSGI
 master that imports for a while, holds requests, stops when told, or not;
 nginx that drains; helpers that start and die). Files are real, in a
 temporary RUNTIME_DIR: the marks the fake servers leave are the ones the
-real ones do (a generation's `ready`, nginx's pid file).
+real ones do (a generation's `ready`, nginx's pid file), and the wait
+wakes on one only in a folder the arbiter watches, as inotify's does.
 
     system = FakeSystem(tmp_path)
     arbiter = system.arbiter(TIMEOUT=..., env={...})
@@ -24,6 +25,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arbiter_fake_files import WatchedFiles
 from fake_host import resolve
 from flaskbox.arbiter.arbiter import Arbiter
 from flaskbox.arbiter.loop import Child
@@ -104,7 +106,7 @@ class Master(Process):
     def _ready(self) -> None:
         if self.status is None and not self.exiting:
             (self.dir / "app.json").write_text(json.dumps(self.script.app))
-            (self.dir / "ready").touch()
+            self.system.write(self.dir / "ready", "")
 
     def request(self, seconds: float) -> Process:
         """A request on a free worker, for `seconds` (float("inf"): stuck)."""
@@ -156,7 +158,7 @@ class Nginx(Process):
         self.workers = [self.system.process(["nginx: worker process"], parent=self) for _ in range(2)]
         # Its workers outlive it (PID 1 adopts them): not uWSGI's no-orphans.
         self.children = []
-        self.system.after(0.05, lambda: self.system.runtime.nginx_pid.write_text(f"{self.pid}\n"))
+        self.system.after(0.05, lambda: self.system.write(self.system.runtime.nginx_pid, f"{self.pid}\n"))
 
     def signalled(self, number: int) -> None:
         if number == signal.SIGQUIT:
@@ -178,10 +180,13 @@ class Helper(Process):
             if self.system.metrics_fails:
                 self.exit(1, lag=0.05)
             else:
-                self.system.after(0.05, lambda: self.system.runtime.metrics_ready.touch())
+                self.system.after(self.system.metrics_after, lambda: self.system.write(
+                    self.system.runtime.metrics_ready, ""))
+        elif self.argv[-1] == "tls-apply":
+            self.exit(0 if self.system.apply_certificate() else 1, lag=self.system.apply_seconds)
 
 
-class FakeSystem:
+class FakeSystem(WatchedFiles):
     def __init__(self, tmp_path: Path):
         self.tmp_path = tmp_path
         self.clock = 0.0
@@ -197,6 +202,9 @@ class FakeSystem:
         self.nginx_fails_with: int | None = None
         self.nginx_stuck = False  # ignores SIGQUIT
         self.metrics_fails = False
+        self.metrics_after = 0.05  # the metrics server's mark, that long after its start
+        self.apply_seconds = 0.05  # what tls-apply takes
+        self.start_watching()
         self.oom = 0
         self.free_pids: int | None = None
         self.pool_tasks: int | None = None  # tasks() of a pool; None: as many as a whole pool has
@@ -285,12 +293,13 @@ class FakeSystem:
 
     def wait(self, timeout: float | None) -> list[int]:
         self.turns += 1
-        if not self.queued and not self.ended:
+        if not self.queued and not self.ended and not self._written:
             until = self.clock + timeout if timeout is not None else None
             if self._events and (until is None or self._events[0][0] <= until):
                 until = self._events[0][0]
-            if until is None:
-                until = self.clock + 1.0  # it waits for ever: a second of it
+            # A second at most: a test's own look at the clock between two
+            # turns, not the arbiter's (which waits on events, not time).
+            until = self.clock + 1.0 if until is None else min(until, self.clock + 1.0)
             self.clock = max(self.clock, until)
             while self._events and self._events[0][0] <= self.clock:
                 heapq.heappop(self._events)[2]()

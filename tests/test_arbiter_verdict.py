@@ -119,9 +119,16 @@ def test_killed_before_its_pool_was_ever_read_it_is_still_a_cut(tmp_path, capsys
     system.run_until(lambda: arbiter.serving)
     system.master(1).request(5)
     system.send(system.clock, signal.SIGHUP)
-    # Killed the moment the new code serves: dying when first read.
-    system.run_until(lambda: (system.runtime.uwsgi_dir / "g2" / "ready").exists())
-    system.kill(system.master(1).pid, signal.SIGKILL)
+    # Killed the moment the new code's mark is written, in the same turn
+    # that makes it serve: dying when first read.
+    write = system.write
+
+    def and_kill(path, text):
+        write(path, text)
+        if path == system.runtime.uwsgi_dir / "g2" / "ready":
+            system.kill(system.master(1).pid, signal.SIGKILL)
+
+    system.write = and_kill
     said = verdict(system, capsys)
     assert said[-1] == ("flaskbox: error: reload: the old code's uWSGI master (generation 1) ended before "
                         "its pool could be read (killed?): any request it held was cut"), said

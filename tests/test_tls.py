@@ -278,3 +278,32 @@ def test_a_half_written_renewal_is_refused_and_the_certificate_in_use_stays(cont
     make_pair(certs)
     c.wait_until(lambda: served_fingerprint(c.tls_port) == file_fingerprint(certs / "tls.crt"),
                  "the completed renewal served")
+
+
+def test_a_hups_certificate_check_is_a_childs_and_pid_1_loads_no_openssl(containers, fixture_image, certs):
+    """The certificate's check at a HUP runs in a child of PID 1's
+    (`tls-apply`), which says its verdict in the log: the arbiter's own
+    memory never holds libssl or libcrypto (some 4 MB), before the HUP or
+    after it."""
+    c = serve_tls(containers, fixture_image["image"], certs)
+    refused = "is not the private key of the certificate"
+
+    def openssl_in_pid_1() -> list[str]:
+        maps = c.exec("cat", "/proc/1/maps")
+        assert maps.returncode == 0 and "python" in maps.stdout, maps.stderr
+        return [line for line in maps.stdout.splitlines() if "libssl" in line or "libcrypto" in line]
+
+    assert openssl_in_pid_1() == []
+    # A half-written renewal: the watcher refuses it once; the HUP's check,
+    # in its child, once more.
+    make_pair(certs, "other")
+    os.replace(certs / "other.key", certs / "tls.key")
+    c.wait_until(lambda: c.logs().count(refused) == 1, "the watcher's refusal")
+    c.signal("HUP", "1")
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the reload")
+    assert c.logs().count(refused) == 2, c.logs()
+    assert openssl_in_pid_1() == [], c.logs()
+    make_pair(certs)  # the renewal completed
+    c.wait_until(lambda: served_fingerprint(c.tls_port) == file_fingerprint(certs / "tls.crt"),
+                 "the renewal served")
+    assert https(c.tls_port, "/")[0] == 200

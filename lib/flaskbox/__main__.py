@@ -19,6 +19,8 @@ the arbiter's helpers):
     python3 -m flaskbox metrics        serve /metrics on METRICS_PORT (one of the arbiter's helpers)
     python3 -m flaskbox json-log       stdin's lines as JSON objects on stdout (LOG_FORMAT=json)
     python3 -m flaskbox tls-watch      put each renewal of TLS_CERT and TLS_KEY in use (a helper)
+    python3 -m flaskbox tls-apply      put TLS_CERT and TLS_KEY in use if they changed (the arbiter's HUP);
+                                       exit 1: they fail the check, and the pair in use stays
 
 Production's PID 1 is `python3 -m flaskbox.arbiter` (flaskbox/arbiter/).
 A setting outside its form exits 2 with a message naming it and the form.
@@ -305,6 +307,12 @@ def cmd_tls_watch() -> None:
     certificates.main()
 
 
+def cmd_tls_apply() -> None:
+    from . import certificates
+
+    sys.exit(0 if certificates.main_apply() else 1)
+
+
 def cmd_health() -> None:
     from . import health
 
@@ -315,7 +323,8 @@ COMMANDS = {"file-vars": cmd_file_vars, "env-files": cmd_env_files, "check": cmd
             "prepare": cmd_prepare, "default": cmd_default, "settings": cmd_settings, "health": cmd_health,
             "app-module": cmd_app_module, "flask-env": cmd_flask_env, "sources": cmd_sources,
             "await-change": cmd_await_change, "writable": cmd_writable, "docs-table": cmd_docs_table,
-            "metrics": cmd_metrics, "json-log": cmd_json_log, "tls-watch": cmd_tls_watch}
+            "metrics": cmd_metrics, "json-log": cmd_json_log, "tls-watch": cmd_tls_watch,
+            "tls-apply": cmd_tls_apply}
 
 
 def main(argv: list[str]) -> None:

@@ -8,7 +8,8 @@ of the app.
 
 apply()  copies the pair once it passes tls.check_files and swaps `current`
          to it; a pair that fails the check is named in the log and the one
-         in use stays. Run at start (`prepare`), and at SIGHUP (the arbiter).
+         in use stays. Run at start (`prepare`), and at SIGHUP (`tls-apply`,
+         a child of the arbiter's: PID 1 never loads OpenSSL).
 watch()  applies each change of the files (certbot's renewal, cert-manager,
          a Kubernetes Secret or a Swarm secret updated in place) within
          WATCH_EVERY seconds of the moment they stop changing: a renewal
@@ -150,3 +151,10 @@ def main() -> None:
     cert, key = settings["TLS_CERT"], settings["TLS_KEY"]
     if cert and key:
         watch(cert, key, record.runtime())
+
+
+def main_apply() -> bool:
+    """`tls-apply`: the arbiter's SIGHUP, in a child of its own."""
+    settings = record.load()
+    cert, key = settings["TLS_CERT"], settings["TLS_KEY"]
+    return not (cert and key) or apply(cert, key, record.runtime())

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..layout import IMPORT_FAILED, IMPORT_TIMED_OUT, NOT_AN_APP, Runtime
-from ..log import error, info
+from ..log import error, info, warn
 from ..record import Record
 from ..template import CONF_DIR
+from .events import DEGRADED_WAIT
 from .generation import Generation
 from .helpers import Helper, Helpers
 from .loop import Child, Loop
@@ -34,8 +35,9 @@ from .reload import Reload
 from .stop import Abort, Stop
 
 STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
-# Seconds between two looks for the metrics server's mark while it starts.
-LOOK_EVERY = 0.02
+# The certificate's check and copy, in a child: PID 1 never loads OpenSSL
+# (ssl, hashlib), some 4 MB of it.
+APPLY_CERTIFICATE = ["python3", "-I", "-m", "flaskbox", "tls-apply"]
 
 
 def server_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -70,6 +72,9 @@ class Arbiter:
         self.ending: Stop | Abort | None = None
         self.helpers = Helpers(self, relay)
         self.reload = Reload(self)
+        # A HUP that came during a reload: one more reload once it ends.
+        self.hup_pending = False
+        self._metrics_mark = None  # the metrics server's mark, awaited before nginx starts
         self.serving = False
         self.exit_code: int | None = None
         self._finishing = False
@@ -88,17 +93,19 @@ class Arbiter:
 
     # --- the start -------------------------------------------------------------------------------
     def start(self) -> None:
+        if self.loop.system.unwatched:
+            warn(f"no inotify instance for the arbiter ({self.loop.system.unwatched}: fs.inotify."
+                 "max_user_instances, counted per user on the whole host): it looks for the marks it waits "
+                 f"for every {DEGRADED_WAIT * 1000:.0f} ms instead")
         self.runtime.draining.unlink(missing_ok=True)
         shutil.rmtree(self.runtime.uwsgi_dir, ignore_errors=True)
-        self.numbered = 1
-        self.current = Generation(self.numbered, self)
         try:
-            self.current.make_folder()
+            self.current = self.new_generation()
             self.current.start(self._first_ready, self._first_failed)
         except OSError as exc:
             error(f"cannot start uWSGI in {self.runtime.dir} ({exc.strerror or exc}); not serving")
             return self.finish(1)
-        self.generations.append(self.current)
+        self.started(self.current)
         self.helpers.start("start")
 
     def _first_failed(self, generation: Generation, status: int) -> None:
@@ -136,12 +143,22 @@ class Arbiter:
         return self.helpers.metrics is None or self.runtime.metrics_ready.exists()
 
     def _start_nginx(self) -> None:
-        """Once the pool serves and the metrics server (if any) listens."""
+        """Once the pool serves and the metrics server (if any) listens:
+        its mark, which the loop waits for."""
         if self.stopping or not self._pool_served or self.nginx.child:
             return
         if not self._metrics_ready():
-            self.loop.after(LOOK_EVERY, self._start_nginx)
+            if self._metrics_mark is None:
+                try:
+                    self._metrics_mark = self.loop.watch(self.runtime.metrics_ready, self._start_nginx)
+                except OSError as exc:
+                    error(f"cannot watch {self.runtime.metrics_dir} ({exc.strerror or exc}); not serving")
+                    self.loop.signal([self.current.master], signal.SIGKILL)
+                    return self.finish(1)
+                self._start_nginx()  # written before the watch began
             return
+        if self._metrics_mark is not None:
+            self._metrics_mark.cancel()
         try:
             self.nginx.start(self._listening, self._nginx_ended)
         except OSError as exc:
@@ -191,29 +208,35 @@ class Arbiter:
         if not self.serving:
             info("SIGHUP while starting: nothing to reload yet, ignored")
         elif self.reload.under_way:
-            # It waits in the loop's queue for this reload to end, and is one
-            # more reload then (two at once would race for one folder); more
-            # HUPs meanwhile are that same one.
-            if signal.SIGHUP not in self.loop.waiting:
+            # It waits for this reload to end, and is one more reload then
+            # (two at once would race for one folder); more HUPs meanwhile
+            # are that same one.
+            if not self.hup_pending:
                 info("SIGHUP during a reload: another reload follows this one")
-                self.loop.waiting.append(signal.SIGHUP)
+                self.hup_pending = True
         else:
             self.reload.begin()
 
     def reload_ended(self) -> None:
-        """A HUP that waited in the queue during the reload has its turn."""
-        if signal.SIGHUP in self.loop.waiting:
-            self.loop.waiting.remove(signal.SIGHUP)
+        """A HUP that waited during the reload has its turn."""
+        if self.hup_pending:
+            self.hup_pending = False
             self.hangup()
 
     # --- what the reload asks --------------------------------------------------------------------
-    def apply_certificate(self) -> None:
+    def apply_certificate(self, then: Callable[[], None]) -> None:
         """TLS_CERT and TLS_KEY in use from the next handshake, if they
-        changed and pass the check (certificates.py)."""
-        if self.settings["TLS_CERT"]:
-            from .. import certificates
-
-            certificates.apply(self.settings["TLS_CERT"], self.settings["TLS_KEY"], self.runtime)
+        changed and pass the check (certificates.apply, in a child, which
+        says its verdict in the log); then(), once it has ended."""
+        if not self.settings["TLS_CERT"]:
+            return then()
+        try:
+            self.loop.spawn("the certificate's check", APPLY_CERTIFICATE, lambda child: then(),
+                            env=self.server_env)
+        except OSError as exc:
+            error(f"TLS: cannot run the certificate's check ({exc.strerror or exc}); still serving the "
+                  "certificate loaded before")
+            then()
 
     def room_for_a_pool(self) -> bool:
         """Whether one more pool fits under the pids limit now, where a
@@ -231,6 +254,25 @@ class Arbiter:
         present = system.tasks([master.pid, *system.children(master.pid)]) if master.running else pool
         return free >= pool + max(0, pool - present)
 
+    # --- the generations: the arbiter's own state ----------------------------------------------
+    def new_generation(self) -> Generation:
+        """The next generation, its folder made (OSError: a full disk, say).
+        Numbers only go up, spent even when it does not start."""
+        self.numbered += 1
+        generation = Generation(self.numbered, self)
+        generation.make_folder()
+        return generation
+
+    def started(self, generation: Generation) -> None:
+        """Its master runs: the arbiter follows it until it is gone."""
+        self.generations.append(generation)
+
+    def now_serving(self, generation: Generation) -> Generation:
+        """It serves every new request (its `current` link is in place);
+        the one it replaces, to retire."""
+        old, self.current = self.current, generation
+        return old
+
     def retired(self, generation: Generation) -> None:
         self.running_generations()  # it is gone from the list
         self.reload.room_made()
@@ -241,11 +283,13 @@ class Arbiter:
         self._abort("uWSGI's master", child)
 
     def _nginx_ended(self, child: Child) -> None:
+        if self.ending is not None:
+            return self.ending.ended(child)  # the stop's or the abort's drain
+        if self._finishing:
+            return
         if self.nginx.listening:
             self.reload.abandoned()
             return self._abort("nginx's master", child)
-        if self.stopping:
-            return
         # A port taken since the settings were checked.
         self.ending = Abort(self, "nginx's master", child)
         self.ending.not_started()
@@ -262,14 +306,15 @@ class Arbiter:
         self.generations = [generation for generation in self.generations if generation.running]
         return list(self.generations)
 
-    def orphans(self, prefix: str) -> list[Child]:
+    def orphans(self, prefix: str, ended: Callable[[Child], None] = lambda child: None) -> list[Child]:
         """The processes PID 1 was handed whose command line starts with
-        `prefix` (the workers a dead master left), adopted to be waited for."""
+        `prefix` (the workers a dead master left), adopted to be waited for:
+        ended(child) as each ends."""
         system = self.loop.system
         found = []
         for pid in system.children(system.pid):
             if pid not in self.loop.children and system.command(pid).startswith(prefix):
-                found.append(self.loop.adopt(prefix, pid, lambda child: None))
+                found.append(self.loop.adopt(prefix, pid, ended))
         return found
 
     # --- the end ---------------------------------------------------------------------------------

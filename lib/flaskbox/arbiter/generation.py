@@ -4,7 +4,8 @@ master in a folder of its own, $RUNTIME_DIR/uwsgi/gN (app.ini's
 beside the one serving. Its states, in order:
 
     STARTING  its master imports the app; ready once a worker accepts
-              (app.ini's hook-accepting1-once leaves the mark)
+              (app.ini's hook-accepting1-once leaves the mark the loop
+              waits for)
     SERVING   nginx sends it every new request: `current` links to it
     RETIRING  a newer one serves: its event streams end now, the rest it
               holds has RELOAD_GRACE to finish, read from the kernel
@@ -41,9 +42,6 @@ from ..log import error, info, warn
 from .loop import Child
 
 STARTING, SERVING, RETIRING, STOPPING, GONE = "starting", "serving", "retiring", "stopping", "gone"
-# Seconds between two looks for the mark of a worker that accepts: the
-# time to "serving" is the import's, plus at most this.
-LOOK_EVERY = 0.02
 # Seconds between two readings of a retiring pool (kernel.holds).
 READ_EVERY = 0.2
 # A master still importing this long past IMPORT_TIMEOUT is killed: its own
@@ -69,7 +67,7 @@ class Generation:
         self.overdue = False
         self.stopping_since = 0.0
         self.budget = ""
-        self._deadlines: list = []
+        self._waits: list = []  # its deadlines and marks, cancelled as it changes state
         self._then: Callable | None = None          # told of the master's end in this state
         self._retired_then: Callable | None = None  # told once a retirement has ended
 
@@ -91,27 +89,29 @@ class Generation:
         failed(self, exit code) if the master ends first. OSError when uWSGI
         cannot be started."""
         ini = self.arbiter.runtime.uwsgi_ini
-        # Its stdout (and so the app's print()) joins stderr: stdout is
-        # kept for nginx's access log, one line per request.
-        self.master = self.loop.spawn(
-            f"uWSGI master (generation {self.number})",
-            ["uwsgi", "--set-placeholder", f"flaskbox_generation={self.files.dir}", "--ini", str(ini)],
-            self._master_ended, env=self.arbiter.server_env, stdout=2)
-        self.started = self.loop.now()
         self._ready, self._then = ready, failed
+        # Watched before the start: a mark written meanwhile wakes the loop.
+        self._waits.append(self.loop.watch(self.files.ready, self._look))
+        try:
+            # Its stdout (and so the app's print()) joins stderr: stdout is
+            # kept for nginx's access log, one line per request.
+            self.master = self.loop.spawn(
+                f"uWSGI master (generation {self.number})",
+                ["uwsgi", "--set-placeholder", f"flaskbox_generation={self.files.dir}", "--ini", str(ini)],
+                self._master_ended, env=self.arbiter.server_env, stdout=2)
+        except OSError:
+            self._cancel()
+            raise
+        self.started = self.loop.now()
         timeout = self.arbiter.settings["IMPORT_TIMEOUT"]
         if timeout > 0:
-            self._deadlines.append(self.loop.at(self.started + timeout + OVERDUE, self._kill_overdue))
+            self._waits.append(self.loop.at(self.started + timeout + OVERDUE, self._kill_overdue))
         self._look()
 
     def _look(self) -> None:
-        if self.state != STARTING:
-            return
-        if self.files.ready.exists():
+        if self.state == STARTING and self.files.ready.exists():
             self._cancel()
             self._ready(self)
-        else:
-            self._deadlines.append(self.loop.after(LOOK_EVERY, self._look))
 
     def _kill_overdue(self) -> None:
         self.overdue = True
@@ -194,7 +194,7 @@ class Generation:
                   f"({self.arbiter.settings['RELOAD_GRACE']}s): the old code stops now, and what it still "
                   "holds is cut")
             return self._stop_retired(idle=False)
-        self._deadlines.append(self.loop.after(READ_EVERY, self._read))
+        self._waits.append(self.loop.after(READ_EVERY, self._read))
 
     def _stop_retired(self, idle: bool) -> None:
         # Its requests ended: what RELOAD_GRACE has left (STOP_MERCY_SECONDS
@@ -244,7 +244,7 @@ class Generation:
             self.stopping_since = self.loop.now()
         self.state, self._then = STOPPING, gone
         self.loop.signal([self.master], signal.SIGTERM)
-        self._deadlines += [self.loop.at(mercy_at, self._kill_workers),
+        self._waits += [self.loop.at(mercy_at, self._kill_workers),
                             self.loop.at(kill_at, self._kill_master)]
 
     def abandon(self, gone: Callable[[Generation, Child], None] = lambda generation, child: None) -> None:
@@ -305,6 +305,6 @@ class Generation:
             then(self, child)
 
     def _cancel(self) -> None:
-        for deadline in self._deadlines:
-            deadline.cancel()
-        self._deadlines = []
+        for wait in self._waits:
+            wait.cancel()
+        self._waits = []

@@ -74,6 +74,9 @@ class Helpers:
             watcher = Helper("the certificate watcher", "tls-watch", "serving", arbiter)
         self.all = [helper for helper in (self.relay, self.metrics, watcher) if helper is not None]
         self.last = False  # the relay has its last lines: nothing starts again
+        # The ends the stop and the last lines wait for: told to them, not
+        # to the restart. Each helper's end comes to _died, whoever waits.
+        self._awaited: dict[Child, Callable[[Child], None]] = {}
         if self.relay is not None:
             self.relay.child = self.loop.adopt(self.relay.name, self.relay.pid, self._died)
 
@@ -95,6 +98,9 @@ class Helpers:
             self.loop.after(RESTART_AFTER, lambda: self._start(helper))
 
     def _died(self, child: Child) -> None:
+        awaited = self._awaited.pop(child, None)
+        if awaited is not None:
+            return awaited(child)
         helper = next(helper for helper in self.all if helper.child is child)
         if self.last or not self.arbiter.helper_ended(helper, child):
             return
@@ -118,8 +124,7 @@ class Helpers:
 
         if not left:
             return gone()
-        for child in left:
-            child.ended = ended
+        self._awaited.update(dict.fromkeys(left, ended))
         self.loop.signal(left, signal.SIGTERM)
 
         def kill() -> None:
@@ -147,4 +152,4 @@ class Helpers:
             deadline.cancel()
             gone()
 
-        relay.child.ended = ended
+        self._awaited[relay.child] = ended

@@ -1,20 +1,28 @@
 """The arbiter's one loop, as gunicorn's arbiter has it: signal handlers only
 queue (system.py), and each turn of the loop waits for the first of a
-signal, a child's end and the next deadline, then acts on what came, in
-that order. Nothing else waits: a step that must wait for a process (a
-server to stop, `nginx -t` to judge) is a child whose end calls it back;
-one that must wait for time is a deadline (`at`, `after`).
+signal, a child's end, a mark written and the next deadline, then acts on
+what came, in that order. Nothing else waits: a step that must wait for a
+process (a server to stop, `nginx -t` to judge) is a child whose end calls
+it back; one that waits for a file (a worker that accepts, nginx's pid
+file) is a mark (`watch`), which the kernel says was written (events.py);
+one that must wait for time is a deadline (`at`, `after`). The one thing
+read at intervals is a retiring pool (generation.py): the end of a request,
+or of a download uWSGI's offload thread sends, is no event another process
+can wait on.
 
 Every child it started is a Child, with a name for the log and what to do
-when it ends. It reaps every process that ends, as PID 1 must: a child it
-does not know (an orphan the kernel handed it) is reaped and forgotten."""
+when it ends, set once by its owner, who started it. It reaps every
+process that ends, as PID 1 must: a child it does not know (an orphan the
+kernel handed it) is reaped and forgotten."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .events import DEGRADED_WAIT
 
 
 class Child:
@@ -47,15 +55,24 @@ class Deadline:
         self.cancelled = True
 
 
+class Mark:
+    """A file the loop waits for: action() at each turn in which it may
+    have been written, until cancelled."""
+
+    def __init__(self, path: Path, action: Callable[[], None]):
+        self.path, self.action, self.cancelled = path, action, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class Loop:
     def __init__(self, system):
         self.system = system
         self.children: dict[int, Child] = {}
         self._deadlines: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()
-        # Signals taken but not acted on yet: a HUP during a reload waits
-        # here for its end (arbiter.py).
-        self.waiting: deque[int] = deque()
+        self._marks: list[Mark] = []
         # Set once the arbiter has its exit code: the rest of a turn acts no more.
         self.done = False
 
@@ -88,14 +105,40 @@ class Loop:
     def after(self, seconds: float, action: Callable[[], None]) -> Deadline:
         return self.at(self.now() + seconds, action)
 
+    # --- marks ------------------------------------------------------------------------------
+    def watch(self, path: Path, action: Callable[[], None]) -> Mark:
+        """action() whenever path is written from now on (made, written and
+        closed, renamed in, touched), until the mark is cancelled: whether
+        it says what is awaited is the action's to judge. It may have been
+        written already: the caller looks once itself. OSError when its
+        folder cannot be watched."""
+        self.system.watch(path.parent)
+        mark = Mark(path, action)
+        self._marks.append(mark)
+        return mark
+
+    def _look(self, written: list[Path] | None) -> None:
+        if written is None or written:
+            paths = None if written is None else set(written)
+            for mark in list(self._marks):
+                if not self.done and not mark.cancelled and (paths is None or mark.path in paths):
+                    mark.action()
+        # A folder no mark waits on wakes the loop no more.
+        folders = {mark.path.parent for mark in self._marks}
+        self._marks = [mark for mark in self._marks if not mark.cancelled]
+        for folder in folders - {mark.path.parent for mark in self._marks}:
+            self.system.unwatch(folder)
+
     # --- a turn ------------------------------------------------------------------------------
     def turn(self, on_signal: Callable[[int], None]) -> None:
-        """Waits for a signal, a child's end or the next deadline, then acts:
-        each signal the handlers queued (on_signal), each child reaped, each
-        deadline due."""
+        """Waits for a signal, a child's end, a mark written or the next
+        deadline, then acts: each signal the handlers queued (on_signal),
+        each child reaped, each mark written, each deadline due."""
         while self._deadlines and self._deadlines[0][2].cancelled:
             heapq.heappop(self._deadlines)
         timeout = max(0.0, self._deadlines[0][0] - self.now()) if self._deadlines else None
+        if not self.system.watching and any(not mark.cancelled for mark in self._marks):
+            timeout = DEGRADED_WAIT if timeout is None else min(timeout, DEGRADED_WAIT)
         for signal in self.system.wait(timeout):
             if not self.done:
                 on_signal(signal)
@@ -105,6 +148,7 @@ class Loop:
                 child.status = status
                 if not self.done:
                     child.ended(child)
+        self._look(self.system.written())
         now = self.now()
         while self._deadlines and self._deadlines[0][0] <= now and not self.done:
             deadline = heapq.heappop(self._deadlines)[2]

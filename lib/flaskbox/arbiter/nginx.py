@@ -16,9 +16,6 @@ from ..layout import APP_DIR, Runtime
 from ..log import error, info
 from .loop import Child
 
-# Seconds between two looks for nginx's pid file while it starts.
-LOOK_EVERY = 0.02
-
 
 def configuration(runtime: Runtime, app_dir: Path = APP_DIR) -> bytes:
     """What nginx's configuration is made of: the rendered files (the static
@@ -43,6 +40,7 @@ class Nginx:
         self.listening = False
         self.loaded = b""  # its configuration as nginx loaded it
         self._previous_static: str | None = None  # what install_static replaced, until it is served
+        self._mark = None  # its pid file, awaited while it starts
 
     @property
     def test(self) -> list[str]:
@@ -55,22 +53,31 @@ class Nginx:
         self.runtime.nginx_pid.unlink(missing_ok=True)
         self.loaded = configuration(self.runtime)
         argv = ["nginx", "-e", "stderr", "-c", str(self.runtime.nginx_conf)]
-        self.child = self.loop.spawn("nginx's master", argv, ended, env=self.arbiter.server_env)
         self._listening = listening
+        # Watched before the start: a pid file written meanwhile wakes the loop.
+        self._mark = self.loop.watch(self.runtime.nginx_pid, self._look)
+        try:
+            self.child = self.loop.spawn("nginx's master", argv, ended, env=self.arbiter.server_env)
+        except OSError:
+            self._mark.cancel()
+            raise
         self._look()
 
     def _look(self) -> None:
-        if not self.child.running:
+        """Its pid file, made, then written and closed: listening once it
+        holds nginx's pid (made, it is still empty)."""
+        if self.listening:
             return
+        if not self.child.running:
+            return self._mark.cancel()
         try:
             written = self.runtime.nginx_pid.read_text().strip()
         except OSError:
             written = ""
         if written == str(self.child.pid):
+            self._mark.cancel()
             self.listening = True
             self._listening()
-        else:
-            self.loop.after(LOOK_EVERY, self._look)
 
     def judge(self, then: Callable[[bool], None]) -> None:
         """`nginx -t` on the configuration as written now: then(accepted)."""

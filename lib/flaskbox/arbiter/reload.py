@@ -5,16 +5,17 @@ settings, which need a restart.
 
 A reload is steps the loop takes, each once the one before has ended:
 
-    the certificate applied; the app's code as the next generation, started
-    beside the serving one (the app is loaded in the master before the fork,
-    so replacing workers one by one would fork the old code again); once a
+    the certificate applied (in a child: PID 1 never loads OpenSSL); the
+    app's code as the next generation, started beside the serving one (the
+    app is loaded in the master before the fork, so replacing workers one
+    by one would fork the old code again); once a
     worker accepts, its static location judged and installed, then it
     serves every new request and the old generation retires; last, nginx's
     configuration, if it changed.
 
 Code that no longer loads is said, and the running code stays. A SIGHUP that
-comes meanwhile waits in the arbiter's queue for this one to end: two at
-once would race for the same generation."""
+comes meanwhile waits for this one to end (the arbiter's hup_pending): two
+at once would race for the same generation."""
 
 from __future__ import annotations
 
@@ -41,7 +42,12 @@ class Reload:
         self.under_way = True
         info("SIGHUP: reloading in place (the app's code, nginx's configuration and certificate if they "
              "changed; settings need a restart)")
-        self.arbiter.apply_certificate()
+        self.arbiter.apply_certificate(self._certificate_applied)
+
+    def _certificate_applied(self) -> None:
+        if self.arbiter.stopping:
+            self.under_way = False
+            return
         if self.settings.derived["RELOAD_ROOM"] != "1":
             error("SIGHUP: the pids limit leaves no room for the new code's pool beside the running one; "
                   "still serving the code loaded before (restart the container, or raise the limit)")
@@ -65,10 +71,8 @@ class Reload:
             self._load()
 
     def _load(self) -> None:
-        self.arbiter.numbered += 1
-        generation = Generation(self.arbiter.numbered, self.arbiter)
         try:
-            generation.make_folder()
+            generation = self.arbiter.new_generation()
         except OSError as exc:
             error(f"SIGHUP: cannot make the new code's folder in {self.arbiter.runtime.dir} ({exc.strerror}; "
                   "a full disk?); still serving the code loaded before")
@@ -79,7 +83,7 @@ class Reload:
             error(f"SIGHUP: cannot start uWSGI ({exc.strerror or exc}); still serving the code loaded before")
             return self._done()
         self.starting = generation
-        self.arbiter.generations.append(generation)
+        self.arbiter.started(generation)
         self._note = self.loop.after(NOTE_EVERY, self._still_loading)
 
     def _still_loading(self) -> None:
@@ -103,14 +107,13 @@ class Reload:
                 return self._refused("nginx rejected its configuration with the static location of the app's "
                                      "new code (message above: the static folder, or a drop-in in "
                                      "/app/nginx.d)")
-            old = self.arbiter.current
             try:
                 generation.serve(self.arbiter.serving_master_died)
             except OSError as exc:
                 self.arbiter.nginx.put_back_static()
                 return self._refused(f"cannot point nginx at the new code in {self.arbiter.runtime.dir} "
                                      f"({exc.strerror}; a full disk?)")
-            self.arbiter.current, self.starting = generation, None
+            old, self.starting = self.arbiter.now_serving(generation), None
             old.retire(self.arbiter.retired)
             info(f"SIGHUP: uWSGI serves the app's new code (generation {generation.number}); the old code "
                  f"finishes what it holds (RELOAD_GRACE {self.settings['RELOAD_GRACE']}s)")

@@ -31,9 +31,9 @@ ABORT_TERM = 0.4
 ABORT_UWSGI = 0.3
 
 
-def end(loop, child: Child, number: int, kill_at: float, gone) -> None:
+def end(loop, child: Child, number: int, kill_at: float):
     """`number` to child, SIGKILL at kill_at if it still runs (named as slow
-    to stop); gone(child) once it is reaped."""
+    to stop): that deadline, which the child's end cancels."""
     started = loop.now()
 
     def kill() -> None:
@@ -44,13 +44,8 @@ def end(loop, child: Child, number: int, kill_at: float, gone) -> None:
             loop.signal([child], signal.SIGKILL)
 
     deadline = loop.at(kill_at, kill)
-
-    def ended(child: Child) -> None:
-        deadline.cancel()
-        gone(child)
-
-    child.ended = ended
     loop.signal([child], number)
+    return deadline
 
 
 def failed(child: Child) -> bool:
@@ -68,6 +63,7 @@ class Stop:
         # Everything has ended by then; what is left of the budget is the exit's.
         self.end = self.started + budget - STOP_MARGIN_SECONDS
         self.drain = stop_drain(budget)
+        self._nginx_kill = None  # SIGKILL for nginx's master, past its drain
 
     def begin(self) -> None:
         info("stopping: event streams end, nginx drains, then uWSGI")
@@ -87,9 +83,12 @@ class Stop:
         if nginx is None or not nginx.running:
             return self._uwsgi()
         kill_at = self.started + self.drain + STOP_KILL_AFTER_SECONDS
-        end(self.loop, nginx, signal.SIGQUIT, kill_at, self._nginx_gone)
+        self._nginx_kill = end(self.loop, nginx, signal.SIGQUIT, kill_at)
 
-    def _nginx_gone(self, child: Child) -> None:
+    def ended(self, child: Child) -> None:
+        """nginx's master has ended (the arbiter, its owner, tells)."""
+        if self._nginx_kill is not None:
+            self._nginx_kill.cancel()
         self._note(child)
         self._uwsgi()
 
@@ -145,6 +144,7 @@ class Abort:
         self.death = death(what, child, int(arbiter.settings.derived["OOM_KILLS"]),
                            self.loop.system.oom_kills())
         self.last_words: str | None = f"container stopped: {self.death}"
+        self._draining: list[Child] = []
 
     def not_started(self) -> None:
         """nginx ended before it held its ports: nothing was served."""
@@ -163,26 +163,26 @@ class Abort:
             draining = [self.arbiter.nginx.child]
         else:
             # nginx's workers outlive their master (PID 1 adopts them).
-            draining = self.arbiter.orphans("nginx: worker process")
+            draining = self.arbiter.orphans("nginx: worker process", self.ended)
         self._drain([child for child in draining if child is not None and child.running])
 
     def _drain(self, children: list[Child]) -> None:
         """nginx's master, or the workers a dead master left, answer what
         they can for ABORT_DRAIN (SIGQUIT), then stop at once (SIGTERM: each
         worker still writes its buffered log lines), then are killed."""
+        self._draining = children
         if not children:
             return self._uwsgi()
         started = self.loop.now()
-
-        def ended(child: Child) -> None:
-            if not any(other.running for other in children):
-                self._uwsgi()
-
-        for child in children:
-            child.ended = ended
         self.loop.signal(children, signal.SIGQUIT)
         self.loop.at(started + ABORT_DRAIN, lambda: self.loop.signal(children, signal.SIGTERM))
         self.loop.at(started + ABORT_DRAIN + ABORT_TERM, lambda: self.loop.signal(children, signal.SIGKILL))
+
+    def ended(self, child: Child) -> None:
+        """One that drains has ended: nginx's master (the arbiter, its owner,
+        tells) or a worker it left (adopted by the abort, with this)."""
+        if not any(other.running for other in self._draining):
+            self._uwsgi()
 
     def _uwsgi(self) -> None:
         now = self.loop.now()

@@ -6,13 +6,16 @@ that follow a script and a clock that jumps."""
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
 import time
 
 from ..host import Host
+from ..log import warn
 from . import kernel
+from .events import DEGRADED_WAIT, Inotify, Unwatched
 
 # The signals the arbiter acts on: the stop (docker stop sends TERM; INT
 # and QUIT stop too), the reload, and a child's end, which only wakes it.
@@ -33,6 +36,12 @@ class System:
         for number in HANDLED:
             signal.signal(number, self._queue)
         self._devnull = os.open(os.devnull, os.O_RDONLY)
+        # The marks the arbiter waits for wake its wait too (events.py).
+        try:
+            self._inotify: Inotify | None = Inotify()
+            self.unwatched: str | None = None
+        except Unwatched as exc:
+            self._inotify, self.unwatched = None, exc.strerror
 
     def _queue(self, number: int, frame) -> None:
         """The handler: queue, nothing more."""
@@ -45,7 +54,7 @@ class System:
     def wait(self, timeout: float | None) -> list[int]:
         """Returns the signals queued, once one came or `timeout` passed."""
         if not self._queued:
-            select.select([self._wake_read], [], [], timeout)
+            select.select([self._wake_read, *self._watched()], [], [], timeout)
         try:
             while os.read(self._wake_read, 512):
                 pass
@@ -53,6 +62,41 @@ class System:
             pass
         taken, self._queued = self._queued, []
         return taken
+
+    # --- files written ------------------------------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        """Whether a file written wakes the wait (events.py)."""
+        return self._inotify is not None
+
+    def _watched(self) -> list[int]:
+        return [] if self._inotify is None else [self._inotify.fd]
+
+    def watch(self, folder) -> None:
+        """A file written in folder wakes the wait from now on; OSError
+        when the folder is missing. Past the kernel's limit on watches
+        (fs.inotify.max_user_watches), the loop looks at each short wait."""
+        if self._inotify is None:
+            return
+        try:
+            self._inotify.watch(folder)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise
+            os.close(self._inotify.fd)
+            self._inotify, self.unwatched = None, exc.strerror
+            warn(f"the arbiter cannot watch {folder} ({exc.strerror}: fs.inotify.max_user_watches, counted "
+                 "per user on the whole host): it looks for the marks it waits for every "
+                 f"{DEGRADED_WAIT * 1000:.0f} ms instead")
+
+    def unwatch(self, folder) -> None:
+        if self._inotify is not None:
+            self._inotify.unwatch(folder)
+
+    def written(self):
+        """The files written in the folders watched since the last call;
+        None: any of them may have been."""
+        return None if self._inotify is None else self._inotify.read()
 
     # --- processes ---------------------------------------------------------------------------
     def spawn(self, argv: list[str], env: dict[str, str] | None = None, stdin: str | None = None,

@@ -25,7 +25,8 @@ SETTINGS: tuple[Setting, ...] = (
             "file_vars.PATH_SETTINGS (TLS_CERT_FILE refused: it is a path already)",
             "__main__.cmd_prepare (applied before nginx starts)",
             "arbiter.helpers.Helpers (the certificate watcher)",
-            "arbiter.arbiter.Arbiter.apply_certificate (re-read on SIGHUP)",
+            "arbiter.arbiter.Arbiter.apply_certificate (SIGHUP: its check, in a child)",
+            "certificates.main_apply (tls-apply: re-read on SIGHUP, in a child of the arbiter)",
         ),
     ),
     Setting(
@@ -41,7 +42,7 @@ SETTINGS: tuple[Setting, ...] = (
             "certificates.main (tls-watch)",
             "file_vars.PATH_SETTINGS (TLS_KEY_FILE refused: it is a path already)",
             "__main__.cmd_prepare (applied before nginx starts)",
-            "arbiter.arbiter.Arbiter.apply_certificate (re-read on SIGHUP)",
+            "certificates.main_apply (tls-apply: re-read on SIGHUP, in a child of the arbiter)",
         ),
     ),
     Setting(
