@@ -282,13 +282,13 @@ class Arbiter:
         return found
 
     # --- the end ---------------------------------------------------------------------------------
-    def finish(self, code: int) -> None:
-        """The exit code is known: the log relay gets the last lines, then
-        the loop ends."""
+    def finish(self, code: int, by: float | None = None) -> None:
+        """The exit code is known: the log relay gets the last lines (until
+        `by` at the latest), then the loop ends."""
         if self._finishing:
             return
         self._finishing = True
-        self.helpers.last_lines(lambda: self._exit(code))
+        self.helpers.last_lines(lambda: self._exit(code), by)
 
     def _exit(self, code: int) -> None:
         self.exit_code = code

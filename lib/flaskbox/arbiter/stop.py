@@ -67,6 +67,9 @@ class Stop:
         budget = arbiter.settings["STOP_TIMEOUT"]
         # Everything has ended by then; what is left of the budget is the exit's.
         self.end = self.started + budget - STOP_MARGIN_SECONDS
+        # The log relay's last lines, by then at the latest: the rest is
+        # for the interpreter's own exit.
+        self.last_lines_by = self.started + budget - STOP_MARGIN_SECONDS / 4
         self.drain = stop_drain(budget)
 
     def begin(self) -> None:
@@ -116,7 +119,7 @@ class Stop:
 
     def _done(self) -> None:
         info("stopped")
-        self.arbiter.finish(self.status)
+        self.arbiter.finish(self.status, self.last_lines_by)
 
     def _note(self, child: Child) -> None:
         if failed(child) and not self.status:
