@@ -27,8 +27,10 @@ from .loop import Child
 # container must be gone within 2 s.
 ABORT_DRAIN = 1.0
 ABORT_TERM = 0.4
-# uWSGI's masters, in an abort: no mercy, killed past this.
+# uWSGI's masters, in an abort: no mercy, killed past this; the workers
+# still running a little before, so that none outlives its master.
 ABORT_UWSGI = 0.3
+ABORT_WORKERS = 0.2
 
 
 def end(loop, child: Child, number: int, kill_at: float, gone) -> None:
@@ -190,7 +192,7 @@ class Abort:
         if not self._pools:
             return self._helpers()
         for generation in self._pools:
-            generation.stop(now + ABORT_UWSGI + 1, now + ABORT_UWSGI, self._pool_gone)
+            generation.stop(now + ABORT_WORKERS, now + ABORT_UWSGI, self._pool_gone)
 
     def _pool_gone(self, generation, child: Child) -> None:
         if not any(generation.running for generation in self._pools):
