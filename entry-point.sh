@@ -219,9 +219,9 @@ flaskbox_exec() {
 #   with 128 + the signal, as the arbiter's start does (flaskbox/layout.py);
 #   a SIGHUP (a closing terminal, `docker kill -s HUP`) never ends it: once
 #   serving, it reloads (the arbiter; the dev server: debug.py). Set first
-#   of all: until then, PID 1 drops the stop. (Re-run as the image's user,
-#   the few milliseconds of bash's own start stay open: bash cannot unblock
-#   a signal that was blocked across its exec.)
+#   of all: until then, PID 1 drops the stop. No mask covers bash's own
+#   start (here, and again after the step down): bash cannot unblock a
+#   signal that came blocked across its exec.
 flaskbox_early_signals() {
 	trap 'exit 143' TERM
 	trap 'exit 130' INT
