@@ -197,8 +197,8 @@ flaskbox_start_production() {
 		relay=(--log-relay "$FLASKBOX_JSON_LOGS_PID" "$FLASKBOX_JSON_LOGS_FD" "$FLASKBOX_STDERR_FD")
 	fi
 	# The exec resets this shell's traps, and PID 1 drops a signal it has
-	# no handler for: a stop during Python's start (tens of ms, more on a
-	# loaded machine) was lost, and Docker's SIGKILL ended the container.
+	# no handler for: a stop during Python's start (0.1 s on a loaded
+	# machine) would be lost, and Docker's SIGKILL end the container.
 	# Blocked (env, coreutils 8.31+), it waits, pending, for the arbiter's
 	# handlers, which unblock it (flaskbox/arbiter/system.py).
 	exec env --block-signal=TERM,INT,QUIT,HUP python3 -I -m flaskbox.arbiter "${relay[@]}"

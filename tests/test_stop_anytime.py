@@ -110,8 +110,8 @@ def term_before_the_handlers(containers) -> tuple[bool, int, str]:
 
 
 def test_a_term_before_the_arbiters_handlers_waits_for_them(containers):
-    # Before, it was dropped (PID 1 has no default action), and Docker's
-    # SIGKILL ended the container at the end of the grace period.
+    # Unblocked, it is dropped (PID 1 has no default action for it), and
+    # Docker's SIGKILL ends the container at the end of the grace period.
     results = [term_before_the_handlers(containers) for _ in range(3)]
     assert any(early for early, _, _ in results), "no TERM came before the handlers: nothing was proved"
     for _, code, logs in results:
