@@ -196,7 +196,12 @@ flaskbox_start_production() {
 	if [ -n "${FLASKBOX_JSON_LOGS_PID:-}" ]; then
 		relay=(--log-relay "$FLASKBOX_JSON_LOGS_PID" "$FLASKBOX_JSON_LOGS_FD" "$FLASKBOX_STDERR_FD")
 	fi
-	exec python3 -I -m flaskbox.arbiter "${relay[@]}"
+	# The exec resets this shell's traps, and PID 1 drops a signal it has
+	# no handler for: a stop during Python's start (0.1 s on a loaded
+	# machine) would be lost, and Docker's SIGKILL end the container.
+	# Blocked (env, coreutils 8.31+), it waits, pending, for the arbiter's
+	# handlers, which unblock it (flaskbox/arbiter/system.py).
+	exec env --block-signal=TERM,INT,QUIT,HUP python3 -I -m flaskbox.arbiter "${relay[@]}"
 }
 
 # flaskbox_exec COMMAND [ARG...]
@@ -210,9 +215,13 @@ flaskbox_exec() {
 
 # flaskbox_early_signals
 #   Before the servers run: a stop signal ends the start (as PID 1 the
-#   shell would ignore it), once the step in progress (a hook) is done; a
-#   SIGHUP (a closing terminal, `docker kill -s HUP`) never ends it: once
-#   serving, it reloads (the arbiter; the dev server: debug.py).
+#   shell would ignore it), once the step in progress (a hook) is done,
+#   with 128 + the signal, as the arbiter's start does (flaskbox/layout.py);
+#   a SIGHUP (a closing terminal, `docker kill -s HUP`) never ends it: once
+#   serving, it reloads (the arbiter; the dev server: debug.py). Set first
+#   of all: until then, PID 1 drops the stop. No mask covers bash's own
+#   start (here, and again after the step down): bash cannot unblock a
+#   signal that came blocked across its exec.
 flaskbox_early_signals() {
 	trap 'exit 143' TERM
 	trap 'exit 130' INT
@@ -248,6 +257,7 @@ flaskbox_share_with_group() {
 # main ARG...
 #   Options (or nothing) start a server; any other command is exec'd.
 main() {
+	flaskbox_early_signals                # TERM ends a start, HUP does not
 	flaskbox_file_vars                    # VAR_FILE=/path: VAR from the file (exit 2)
 	flaskbox_env_files                    # /app/.env and .flaskenv, as flask run reads them
 	# /app importable from anywhere (hooks, alembic, scripts), as in
@@ -258,7 +268,6 @@ main() {
 		flaskbox_exec_command "$@"
 	fi
 	flaskbox_parse_args "$@"              # FLASKBOX_MODE, from -d or APP_MODE
-	flaskbox_early_signals                # TERM ends a start, HUP does not
 	flaskbox_install_os_packages          # as root only: INSTALL_ON_START's apt part
 	flaskbox_step_down "$@"               # never serve as root
 	[ "$FLASKBOX_MODE" = debug ] || flaskbox_json_logs  # LOG_FORMAT=json: stderr as JSON too

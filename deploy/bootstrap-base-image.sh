@@ -72,6 +72,17 @@ docker_arch() {
 	esac
 }
 
+# in_development SUITE
+#   True for a Debian suite still in development: testing, unstable and
+#   their code names (forky, sid), and any code name newer than the last
+#   release named here. Their Release files are valid for a week only.
+in_development() {
+	case "$1" in
+		stable | oldstable | oldoldstable | buster | bullseye | bookworm | trixie) return 1 ;;
+		*) return 0 ;;
+	esac
+}
+
 main() {
 	if docker image inspect "$TAG" >/dev/null 2>&1; then
 		log "$TAG already present"
@@ -109,9 +120,11 @@ main() {
 	chroot "$rootfs" update-ca-certificates >/dev/null
 	# Debian's testing archive signs Release files valid for a week; a
 	# mirror or a machine whose copy is older (or whose clock is off) makes
-	# apt refuse it, and `apt-get update` in the Dockerfile would fail. A
-	# stable suite's signature is still checked: this only drops the date.
-	if [ -n "$script" ]; then
+	# apt refuse it, and `apt-get update` in the Dockerfile would fail. By
+	# the suite, not by this machine's debootstrap: one that knows forky
+	# bootstraps it with its own script. The signature is still checked:
+	# this only drops the date.
+	if in_development "$SUITE"; then
 		printf 'Acquire::Check-Valid-Until "false";\n' >"$rootfs/etc/apt/apt.conf.d/99flaskbox-valid-until"
 	fi
 	# apt caches from the bootstrap are not part of an image.
@@ -123,4 +136,7 @@ main() {
 
 }
 
-main "$@"
+# Sourced (by a test), only the functions are defined.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi

@@ -97,6 +97,23 @@ def test_workers_that_do_not_drain_are_killed_in_time(tmp_path):
     assert [name for _, name in nginx.workers[0].signals] == ["SIGQUIT", "SIGTERM", "SIGKILL"]
 
 
+def test_in_an_abort_uwsgis_workers_are_killed_before_their_master(tmp_path, capsys):
+    # nginx died; uWSGI's master is slow to stop, a worker stuck in a request.
+    system = serving(tmp_path)
+    master = system.master(1)
+    master.script.stops_after = None
+    stuck = master.request(float("inf"))
+    system.kill(system.nginx().pid, signal.SIGKILL)
+    assert system.run_to_exit() == 137
+    killed_master = [at for at, name in master.signals if name == "SIGKILL"]
+    killed_stuck = [at for at, name in stuck.signals if name == "SIGKILL"]
+    # The mercy deadline before the kill: the stuck worker is named and killed, not left to its master.
+    assert killed_stuck and killed_master and killed_stuck[0] < killed_master[0], (stuck.signals,
+                                                                                  master.signals)
+    assert (f"flaskbox: error: uWSGI worker(s) {stuck.pid} still in a request past their budget; killing "
+            "them (their requests are cut)") in " ".join(lines(capsys))
+
+
 def test_a_master_that_exits_with_an_error_is_the_exit_code(tmp_path, capsys):
     system = serving(tmp_path)
     system.master(1).exit(3)  # forks.SpawnGuard: a pool that cannot stay up

@@ -8,11 +8,13 @@ test_port_sharing.py)."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from arbiter_fakes import FakeSystem, MasterScript, lines
-from helpers import make_pair
+from helpers import REPO, make_pair
 
 
 def test_a_start_serves_once_a_worker_accepts(tmp_path, capsys):
@@ -139,12 +141,14 @@ def test_a_static_location_that_cannot_be_written_ends_the_start_with_1(tmp_path
     assert system.runtime.static_conf.read_text() == "# before the app\n"
 
 
-def test_a_stop_while_the_app_imports_ends_at_once_with_0(tmp_path, capsys):
+@pytest.mark.parametrize("number, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGQUIT, 131)])
+def test_a_stop_while_the_app_imports_ends_at_once_with_128_plus_its_signal(tmp_path, capsys, number, code):
+    # As the entry-point's traps end the start before the exec.
     system = FakeSystem(tmp_path)
     system.masters[1] = MasterScript(import_seconds=8)
     system.arbiter()
-    system.send(2.0, signal.SIGTERM)
-    assert system.run_to_exit() == 0
+    system.send(2.0, number)
+    assert system.run_to_exit() == code
     assert system.clock == pytest.approx(2.0, abs=0.05)
     assert lines(capsys) == ["flaskbox: stopping before the app was ready"]
     # uWSGI acts on SIGTERM only once its master loop runs: killed.
@@ -172,3 +176,32 @@ def test_every_orphan_handed_to_pid_1_is_reaped(tmp_path):
     system.run_until(lambda: system.clock > 2)
     assert orphan.status == 0 and orphan not in system.ended  # reaped, and nothing else came of it
     assert arbiter.exit_code is None
+
+
+# The real System, in a process of its own (its handlers are process-wide):
+# the entry-point execs Python with the stop signals blocked (env
+# --block-signal), and one sent meanwhile stays pending.
+PENDING_STOP = """
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP})
+os.kill(os.getpid(), signal.SIGTERM)
+assert signal.sigpending() == {signal.SIGTERM}
+from flaskbox.arbiter.system import System
+system = System()
+print(sorted(signal.Signals(number).name for number in system.wait(10)))
+print(sorted(signal.Signals(number).name for number in signal.pthread_sigmask(signal.SIG_BLOCK, set())))
+# A child starts with none blocked, whatever the arbiter blocks.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+read, write = os.pipe()
+pid = system.spawn(["grep", "SigBlk", "/proc/self/status"], stdout=write)
+os.close(write)
+os.waitpid(pid, 0)
+print(os.read(read, 100).decode().split()[1])
+"""
+
+
+def test_a_stop_that_came_before_the_handlers_is_queued_once_they_are_set():
+    script = f"import sys; sys.path.insert(0, {str(REPO / 'lib')!r})\n{PENDING_STOP}"
+    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["['SIGTERM']", "[]", "0000000000000000"]

@@ -201,3 +201,20 @@ def test_a_stop_on_a_full_disk_still_drains(tmp_path, capsys):
     code, took = stop(system)
     assert code == 0 and 2 <= took < 2.5
     assert any(line.startswith("flaskbox: error: cannot mark the stop in ") for line in lines(capsys))
+
+
+@pytest.mark.parametrize("budget", [6, 10])
+def test_the_wait_for_the_log_relays_last_lines_stays_in_the_budget(tmp_path, capsys, budget):
+    # The worst stop, with a JSON log relay that never sees its pipe's end
+    # (a writer left on it): its wait for the last lines ends in time,
+    # before Docker's SIGKILL.
+    with serving_with_a_relay(tmp_path) as (system, relay, _):
+        system.the_arbiter.settings.values["STOP_TIMEOUT"] = budget
+        system.nginx_stuck = True
+        system.master(1).script.stops_after = None
+        system.master(1).request(float("inf"))
+        code, took = stop(system)
+    assert code == 0
+    assert budget - 1 < took <= budget - 0.25 + 0.05, took
+    assert lines(capsys)[-1] == "flaskbox: stopped"
+    assert relay.status is None  # not waited for past the budget

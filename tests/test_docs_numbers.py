@@ -40,15 +40,25 @@ def tracked(*patterns: str) -> list[Path]:
     return [REPO / line for line in out.splitlines() if (REPO / line).is_file()]
 
 
-def codes_in_code() -> set[int]:
-    # A uWSGI master's exit codes are named once (layout.py): wsgi.py exits
-    # with them, the arbiter reads them, and the container exits with them.
-    found = {layout.IMPORT_FAILED, layout.NOT_AN_APP, layout.RUNTIME_UNWRITABLE, layout.IMPORT_TIMED_OUT}
+# The container's exit codes, each named once (layout.py); the Python exits
+# with the names, the bash with numbers.
+NAMED = set(layout.EXIT_CODES) | set(layout.STOPPED_STARTING)
+# A number that is another command's: lib/bin/flask finding no flask to run
+# (127, as a shell says "command not found").
+COMMANDS_OWN = {127}
+
+
+def literal_codes() -> set[int]:
+    found = set()
     for path in tracked(*CODE):
         text = path.read_text()
         for pattern in EXITS_IN_CODE:
             found |= {int(code) for code in re.findall(pattern, text)}
     return found
+
+
+def codes_in_code() -> set[int]:
+    return NAMED | literal_codes()
 
 
 def docs() -> list[Path]:
@@ -86,12 +96,33 @@ def test_every_exit_code_a_page_quotes_is_one_the_code_has(page):
 
 
 def test_the_exit_codes_found_in_the_code_are_the_real_ones():
-    known = codes_in_code()
-    # 2: bad input (settings, usage, an app that is not one); 1: a failure to
-    # start; 0: a clean stop; 3: a pool that cannot stay up (forks.py); 22:
-    # an app that does not import (serve.py, as uWSGI's need-app); 124: one
-    # whose import ran past IMPORT_TIMEOUT.
-    assert {0, 1, 2, 3, 22, 124} <= known, known
+    # The patterns find the bash's numbers (a test that finds nothing proves nothing).
+    literal = literal_codes()
+    assert {0, 1, 2, 143} <= literal, literal
+    # Every number the code exits with is one layout.py names.
+    assert literal - COMMANDS_OWN <= NAMED, literal - COMMANDS_OWN - NAMED
+
+
+# The README's table of exit codes, in each language: its heading.
+EXIT_TABLES = {"README.md": "## Exit codes", "README.zh-CN.md": "## 退出码"}
+
+
+def table_codes(page: str) -> tuple[set[int], list[str]]:
+    """The codes a README's exit-code table lists (its first column's
+    numbers), and that column's cells."""
+    section = (REPO / page).read_text().split(f"\n{EXIT_TABLES[page]}\n", 1)[1].split("\n## ", 1)[0]
+    cells = [line.split("|")[1].strip() for line in section.splitlines()
+             if line.startswith("|") and not line.startswith("| ---")][1:]
+    return {int(code) for cell in cells for code in re.findall(r"`(\d+)`", cell)}, cells
+
+
+@pytest.mark.parametrize("page", EXIT_TABLES)
+def test_the_readmes_exit_code_table_is_layouts(page):
+    codes, cells = table_codes(page)
+    assert codes == NAMED, (f"in the table, not in layout.py: {sorted(codes - NAMED)}; "
+                            f"in layout.py, not in the table: {sorted(NAMED - codes)}")
+    # A server killed by signal N: layout.SIGNALLED + N.
+    assert f"{layout.SIGNALLED} + N" in cells, cells
 
 
 # --- the uWSGI pool ------------------------------------------------------------

@@ -29,10 +29,12 @@ A setting outside its form exits 2 with a message naming it and the form.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
 from . import discover, env_files, file_vars, packages, record, render, settings, writable
+from .layout import BAD_INPUT, FAILED, SIGNALLED, STOPPED
 from .log import error, info, log, warn
 from .shell import EXPORT, SET, records
 
@@ -40,13 +42,13 @@ from .shell import EXPORT, SET, records
 def resolve(mode: str) -> settings.Resolved:
     if mode not in settings.MODES:
         error(f"'{mode}' is not a mode: expected production or debug")
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
     try:
         return settings.resolve(mode)
     except settings.SettingError as exc:
         # A value read from a file (a secret) is named, never quoted.
         error(file_vars.redact(str(exc)))
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
 
 
 # What the entry-point's own steps before the record use: where the
@@ -73,7 +75,7 @@ def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
         notes = [*packages.notes(mode, resolved.values["WORKER_CLASS"]), *writable.instance_notes()]
     except packages.ConflictError as exc:
         error(str(exc))
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
     return resolved, [*file_vars.notes(), *env_files.notes(), *resolved.notes, *notes]
 
 
@@ -84,7 +86,7 @@ def cmd_file_vars() -> None:
         lines = file_vars.assignments(os.environ)
     except file_vars.FileVarError as exc:
         error(str(exc))
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
     sys.stdout.buffer.write(lines)
 
 
@@ -113,7 +115,7 @@ def cmd_prepare(mode: str) -> None:
     except OSError:
         # The environment, not flaskbox, is what needs changing: bad input (2).
         error(f"RUNTIME_DIR '{place.dir}' is not writable; on a read-only root add --tmpfs /tmp")
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
     for note in notes:
         say(note)
     if mode == settings.PRODUCTION:
@@ -123,7 +125,7 @@ def cmd_prepare(mode: str) -> None:
 
             # Refused: the start ends, as a bad setting does.
             if not certificates.apply(current["TLS_CERT"], current["TLS_KEY"], place):
-                sys.exit(2)
+                sys.exit(BAD_INPUT)
     else:
         from . import debug_warning
 
@@ -151,7 +153,7 @@ def render_configs(current: record.Record) -> None:
         render.render_production(current)
     except (OSError, render.TemplateError) as exc:
         error(f"cannot write the configuration into RUNTIME_DIR: {exc}")
-        sys.exit(1)
+        sys.exit(FAILED)
     values, derived = current.values, current.derived
     cheaper = derived.get("UWSGI_CHEAPER")
     pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads (cheaper "
@@ -172,7 +174,7 @@ def cmd_default(name: str) -> None:
     setting = settings.BY_NAME.get(name)
     if setting is None:
         error(f"no setting named {name}")
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
     print(setting.default_for(settings.Context(settings.PRODUCTION, settings.Host(), os.environ, {})))
 
 
@@ -244,7 +246,7 @@ def cmd_await_change(before: str, *paths: str) -> None:
     try:
         changes.await_change(before, list(paths))
     except KeyboardInterrupt:  # Ctrl-C in `docker run -it`: the entry-point ends the start
-        sys.exit(130)
+        sys.exit(SIGNALLED + signal.SIGINT)
 
 
 def cmd_writable(mode: str = "") -> None:
@@ -256,13 +258,13 @@ def cmd_writable(mode: str = "") -> None:
         setting.parse(value)
     except ValueError:
         error(f"WRITABLE_PATHS='{os.environ['WRITABLE_PATHS']}' is not valid: expected {setting.form}")
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
     try:
         if not mode:
             if not value:
                 error("WRITABLE_PATHS is empty: set it first, e.g. ENV WRITABLE_PATHS=\"/app/.data/ "
                       "/app/myapp/secret_key\"")
-                sys.exit(2)
+                sys.exit(BAD_INPUT)
             for line in writable.link(value):
                 print(f"flaskbox: writable: {line}")  # the image build's own log
             return
@@ -274,7 +276,7 @@ def cmd_writable(mode: str = "") -> None:
     except PermissionError as exc:
         error(f"cannot make the links ({exc}): run `python3 -m flaskbox writable` as root (USER root "
               "in your Dockerfile, then back to USER 10001:0)")
-        sys.exit(1)
+        sys.exit(FAILED)
 
 
 def cmd_docs_table(language: str = "en") -> None:
@@ -330,7 +332,7 @@ COMMANDS = {"file-vars": cmd_file_vars, "env-files": cmd_env_files, "check": cmd
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in COMMANDS or argv[0] in ("-h", "--help"):
         print(__doc__, file=sys.stderr)
-        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+        sys.exit(STOPPED if argv and argv[0] in ("-h", "--help") else BAD_INPUT)
     COMMANDS[argv[0]](*argv[1:])
 
 

@@ -40,7 +40,7 @@ from werkzeug.serving import is_running_from_reloader, run_simple
 
 from . import discover, importing, load_failure, prefix, record, refused_writes
 from .changes import SKIPPED_DIRS
-from .layout import APP_DIR
+from .layout import APP_DIR, BAD_INPUT
 from .log import error
 
 # Seconds between two scans of the polling reloader: a save is served within
@@ -158,7 +158,7 @@ class DevApp:
                 # A setting that names no app, found at start: exit 2 as
                 # production does (the reloader's parent exits with it).
                 error(str(exc))
-                os._exit(2)
+                os._exit(BAD_INPUT)
             print(f" * {exc}; serving the error until the next save", file=sys.stderr)
             self.error, self.error_traceback = exc, exc.__traceback__
         except (Exception, SystemExit) as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from .host import Host
+from .layout import POOL_FAILED
 from .log import log
 
 
@@ -78,7 +79,7 @@ class SpawnGuard:
             log(f"uWSGI forked {self.forks} workers in a row and none of them started (the reason is "
                 "in the log above: a crash at fork, an at-fork hook, an extension module); giving up, "
                 "so that a restart policy or orchestrator replaces this container")
-            os._exit(3)
+            os._exit(POOL_FAILED)
 
     def note_oom_kills(self) -> None:
         """A respawn after the cgroup's oom_kill count rose: the worker that

@@ -5,6 +5,7 @@ Imported by the per-request modules too, so it imports nothing of flaskbox."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -41,13 +42,29 @@ STOP_DRAIN_SECONDS = stop_drain(STOP_TIMEOUT_SECONDS)
 # handler for it never ran in a worker, measured).
 STOP_STREAMS_SIGNAL = "URG"
 
-# How a uWSGI master that was to load the app says why it could not, in its
-# exit code: the contract between wsgi.py (in the master) and the arbiter
-# (arbiter/generation.py) that reads it.
+# The container's exit codes, every one the image's own code ends with: the
+# README's table lists them (tests/test_docs_numbers.py holds it to these).
+# A uWSGI master that was to load the app says why it could not in one of
+# them, which the arbiter reads (arbiter/generation.py) and exits with.
+# entry-point.sh and lib/*.sh are bash, and say 1, 2 and 128 + N as numbers.
+STOPPED = 0              # a clean stop
+FAILED = 1               # a start that failed, not for the settings; a server that ended by itself
+BAD_INPUT = 2            # a setting, the command line, a rule nginx rejects: named in the log
+POOL_FAILED = 3          # uWSGI forked workers again and again and none started (forks.py)
 IMPORT_FAILED = 22       # uWSGI's need-app: the import raised (the traceback is in the log)
-NOT_AN_APP = 2           # APP_MODULE names no app (discover.AppError; said in the log)
+NOT_AN_APP = BAD_INPUT   # APP_MODULE names no app (discover.AppError; said in the log)
+ARBITER_FAILED = 70      # EX_SOFTWARE: the arbiter's own failure, its traceback in the log
 RUNTIME_UNWRITABLE = 73  # EX_CANTCREAT: flaskbox's own files, not the app
 IMPORT_TIMED_OUT = 124   # past IMPORT_TIMEOUT (importing.Deadline), as GNU timeout says it
+EXIT_CODES = (STOPPED, FAILED, BAD_INPUT, POOL_FAILED, IMPORT_FAILED, ARBITER_FAILED, RUNTIME_UNWRITABLE,
+              IMPORT_TIMED_OUT)
+# A server killed by signal N, and so the container: 128 + N, as a shell
+# says it. A stop (SIGTERM, SIGINT, SIGQUIT) during the start, before the
+# servers serve, ends it with 128 + its signal too, from bash and from the
+# arbiter alike: 143, 130, 131.
+SIGNALLED = 128
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+STOPPED_STARTING = tuple(SIGNALLED + number for number in STOP_SIGNALS)
 
 # Request headers. nginx takes a request line or header line of at most
 # MAX_LINE_SIZE bytes (a setting) and header_buffers() such lines' worth of

@@ -29,7 +29,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import APP_DIR
+from .layout import APP_DIR, BAD_INPUT, FAILED
 
 INSTANCE = APP_DIR / "instance"
 TARGETS = INSTANCE / "writable"
@@ -40,10 +40,10 @@ FOLDER_MODE = 0o775
 
 class WritableError(Exception):
     """A path cannot be kept on the volume; the message says how to fix it.
-    code: 2 for a setting the image does not match, 1 for a volume that
-    cannot be written."""
+    code: BAD_INPUT for a setting the image does not match, FAILED for a
+    volume that cannot be written."""
 
-    def __init__(self, message: str, code: int = 2):
+    def __init__(self, message: str, code: int = BAD_INPUT):
         super().__init__(message)
         self.code = code
 
@@ -210,7 +210,7 @@ def prepare(value: str, mode: str) -> list[str]:
                         "to 10001:0")
             raise WritableError(
                 f"WRITABLE_PATHS: cannot prepare {entry.target} for {path} ({exc.strerror}): {INSTANCE} "
-                f"must be writable by this uid: {fix}", code=1) from exc
+                f"must be writable by this uid: {fix}", code=FAILED) from exc
     return notes
 
 

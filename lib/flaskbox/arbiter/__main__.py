@@ -14,16 +14,14 @@ import traceback
 from .system import System
 
 # The signal handlers before anything else loads: a stop that comes
-# meanwhile is queued, not lost (PID 1 ignores a signal it has no handler for).
+# meanwhile is queued, not lost (PID 1 ignores a signal it has no handler
+# for); one that came during Python's start waited, blocked (entry-point.sh).
 SYSTEM = System()
 
 from .. import record  # noqa: E402
+from ..layout import ARBITER_FAILED  # noqa: E402
 from ..log import error  # noqa: E402
 from .arbiter import Arbiter  # noqa: E402
-
-# The exit code of an arbiter that failed itself (EX_SOFTWARE): its
-# traceback is in the log, and the kernel ends every process with PID 1.
-FAILED = 70
 
 
 def main(argv: list[str]) -> int:
@@ -34,7 +32,7 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         error("the arbiter (PID 1) failed (traceback above): the container ends, for a restart policy or an "
               "orchestrator to replace it")
-        return FAILED
+        return ARBITER_FAILED  # the kernel ends every process with PID 1
 
 
 if __name__ == "__main__":

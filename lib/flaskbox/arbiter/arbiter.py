@@ -22,7 +22,16 @@ import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..layout import IMPORT_FAILED, IMPORT_TIMED_OUT, NOT_AN_APP, Runtime
+from ..layout import (
+    BAD_INPUT,
+    FAILED,
+    IMPORT_FAILED,
+    IMPORT_TIMED_OUT,
+    NOT_AN_APP,
+    SIGNALLED,
+    STOP_SIGNALS,
+    Runtime,
+)
 from ..log import error, info, warn
 from ..record import Record
 from ..template import CONF_DIR
@@ -34,7 +43,6 @@ from .nginx import Nginx
 from .reload import Reload
 from .stop import Abort, Stop
 
-STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # The certificate's check and copy, in a child: PID 1 never loads OpenSSL
 # (ssl, hashlib), some 4 MB of it.
 APPLY_CERTIFICATE = ["python3", "-I", "-m", "flaskbox", "tls-apply"]
@@ -104,7 +112,7 @@ class Arbiter:
             self.current.start(self._first_ready, self._first_failed)
         except OSError as exc:
             error(f"cannot start uWSGI in {self.runtime.dir} ({exc.strerror or exc}); not serving")
-            return self.finish(1)
+            return self.finish(FAILED)
         self.started(self.current)
         self.helpers.start("start")
 
@@ -121,13 +129,13 @@ class Arbiter:
             if not accepted:
                 error("nginx rejected the static location for the app's static folder (message above)")
                 self.loop.signal([generation.master], signal.SIGKILL)
-                return self.finish(2)
+                return self.finish(BAD_INPUT)
             try:
                 generation.serve(self.serving_master_died)
             except OSError as exc:
                 error(f"cannot point nginx at the app in {self.runtime.dir} ({exc.strerror}; a full disk?)")
                 self.loop.signal([generation.master], signal.SIGKILL)
-                return self.finish(1)
+                return self.finish(FAILED)
             self._pool_served = True
             self._start_nginx()
 
@@ -137,7 +145,7 @@ class Arbiter:
             error(f"cannot write nginx's static location in {self.runtime.dir} ({exc.strerror}; "
                   "a full disk?)")
             self.loop.signal([generation.master], signal.SIGKILL)
-            self.finish(1)
+            self.finish(FAILED)
 
     def _metrics_ready(self) -> bool:
         return self.helpers.metrics is None or self.runtime.metrics_ready.exists()
@@ -154,7 +162,7 @@ class Arbiter:
                 except OSError as exc:
                     error(f"cannot watch {self.runtime.metrics_dir} ({exc.strerror or exc}); not serving")
                     self.loop.signal([self.current.master], signal.SIGKILL)
-                    return self.finish(1)
+                    return self.finish(FAILED)
                 self._start_nginx()  # written before the watch began
             return
         if self._metrics_mark is not None:
@@ -164,7 +172,7 @@ class Arbiter:
         except OSError as exc:
             error(f"cannot start nginx ({exc.strerror or exc}); not serving")
             self.loop.signal([self.current.master], signal.SIGKILL)
-            self.finish(1)
+            self.finish(FAILED)
 
     def _listening(self) -> None:
         self.helpers.start("serving")
@@ -179,26 +187,27 @@ class Arbiter:
             error(f"the metrics server on METRICS_PORT={self.settings['METRICS_PORT']} did not start (see "
                   "above); not serving")
             self.loop.signal([generation.master for generation in self.running_generations()], signal.SIGKILL)
-            self.finish(1)
+            self.finish(FAILED)
             return False
         return True
 
     # --- signals ---------------------------------------------------------------------------------
     def on_signal(self, number: int) -> None:
-        if number in STOPS:
-            self.stop()
+        if number in STOP_SIGNALS:
+            self.stop(number)
         elif number == signal.SIGHUP:
             self.hangup()
 
-    def stop(self) -> None:
+    def stop(self, number: int) -> None:
         if self.stopping:
             return  # one stop at a time: repeated signals change nothing
         if self.nginx.child is None:
             # Still importing the app: nothing is served yet, and uWSGI acts
-            # on SIGTERM only once its master loop runs.
+            # on SIGTERM only once its master loop runs. 128 + the signal, as
+            # a stop during the entry-point's part of the start.
             info("stopping before the app was ready")
             self.loop.signal([generation.master for generation in self.running_generations()], signal.SIGKILL)
-            return self.finish(0)
+            return self.finish(SIGNALLED + number)
         self.ending = Stop(self)
         self.ending.begin()
 
@@ -318,13 +327,13 @@ class Arbiter:
         return found
 
     # --- the end ---------------------------------------------------------------------------------
-    def finish(self, code: int) -> None:
-        """The exit code is known: the log relay gets the last lines, then
-        the loop ends."""
+    def finish(self, code: int, by: float | None = None) -> None:
+        """The exit code is known: the log relay gets the last lines (until
+        `by` at the latest), then the loop ends."""
         if self._finishing:
             return
         self._finishing = True
-        self.helpers.last_lines(lambda: self._exit(code))
+        self.helpers.last_lines(lambda: self._exit(code), by)
 
     def _exit(self, code: int) -> None:
         self.exit_code = code

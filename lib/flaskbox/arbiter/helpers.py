@@ -19,6 +19,8 @@ from .loop import Child
 # until it runs, every write to stderr waits in its pipe, and a writer
 # blocks once the pipe is full.
 RESTART_AFTER = 1.0
+# Seconds the container's end waits at the most for the relay's last lines.
+LAST_LINES = 2.0
 COMMAND = ["python3", "-I", "-m", "flaskbox"]
 
 
@@ -135,10 +137,12 @@ class Helpers:
 
         deadline = self.loop.at(kill_at, kill)
 
-    def last_lines(self, gone: Callable[[], None]) -> None:
+    def last_lines(self, gone: Callable[[], None], by: float | None = None) -> None:
         """The container ends: the relay gets the last lines. The arbiter's
         ends of its pipe close, and it writes what it still holds, sees the
-        end and exits; gone() then, or after 2 s at the most."""
+        end and exits; gone() then, or after LAST_LINES at the most, and by
+        `by` (a stop's budget: a writer left on the pipe keeps the relay
+        from its end, and Docker's SIGKILL must not come first)."""
         relay, self.last = self.relay, True
         if relay is None or relay.child is None or not relay.child.running:
             return gone()
@@ -146,7 +150,8 @@ class Helpers:
         os.dup2(devnull, 2)
         os.close(devnull)
         os.close(relay.pipe)
-        deadline = self.loop.after(2.0, gone)
+        until = self.loop.now() + LAST_LINES
+        deadline = self.loop.at(until if by is None else min(until, by), gone)
 
         def ended(child: Child) -> None:
             deadline.cancel()

@@ -27,8 +27,10 @@ from .loop import Child
 # container must be gone within 2 s.
 ABORT_DRAIN = 1.0
 ABORT_TERM = 0.4
-# uWSGI's masters, in an abort: no mercy, killed past this.
+# uWSGI's masters, in an abort: no mercy, killed past this; the workers
+# still running a little before, so that none outlives its master.
 ABORT_UWSGI = 0.3
+ABORT_WORKERS = 0.2
 
 
 def end(loop, child: Child, number: int, kill_at: float):
@@ -62,6 +64,9 @@ class Stop:
         budget = arbiter.settings["STOP_TIMEOUT"]
         # Everything has ended by then; what is left of the budget is the exit's.
         self.end = self.started + budget - STOP_MARGIN_SECONDS
+        # The log relay's last lines, by then at the latest: the rest is
+        # for the interpreter's own exit.
+        self.last_lines_by = self.started + budget - STOP_MARGIN_SECONDS / 4
         self.drain = stop_drain(budget)
         self._nginx_kill = None  # SIGKILL for nginx's master, past its drain
 
@@ -118,7 +123,7 @@ class Stop:
 
     def _done(self) -> None:
         info("stopped")
-        self.arbiter.finish(self.status)
+        self.arbiter.finish(self.status, self.last_lines_by)
 
     def _note(self, child: Child) -> None:
         if failed(child) and not self.status:
@@ -190,7 +195,7 @@ class Abort:
         if not self._pools:
             return self._helpers()
         for generation in self._pools:
-            generation.stop(now + ABORT_UWSGI + 1, now + ABORT_UWSGI, self._pool_gone)
+            generation.stop(now + ABORT_WORKERS, now + ABORT_UWSGI, self._pool_gone)
 
     def _pool_gone(self, generation, child: Child) -> None:
         if not any(generation.running for generation in self._pools):

@@ -35,6 +35,9 @@ class System:
         signal.set_wakeup_fd(self._wake_write, warn_on_full_buffer=False)
         for number in HANDLED:
             signal.signal(number, self._queue)
+        # The entry-point execs Python with these blocked, so that a stop
+        # that came during Python's start waited, pending: it is queued now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
         self._devnull = os.open(os.devnull, os.O_RDONLY)
         # The marks the arbiter waits for wake its wait too (events.py).
         try:

@@ -1,0 +1,119 @@
+"""A stop is never lost, whenever it comes: `docker stop -t 6` at staggered
+moments of the first 1.5 s after `docker run` and of a reload's first
+second, and a SIGTERM sent the moment Python starts as PID 1 (before the
+arbiter's handlers), each end the container within 3 s, never by Docker's
+SIGKILL (137). A stop during the start exits 143 (128 + SIGTERM), from the
+entry-point and from the arbiter alike; once serving, 0.
+
+The TERM at Python's start goes straight from this host (as root, as the
+engine's own does): the docker CLI takes longer to send one than Python
+takes to start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from helpers import docker
+
+GRACE = 6
+# Each stop ends within this, however late in the start it came.
+BOUND = 3.0
+# Trials at once: the machine loaded, as the issue's was, and the module
+# well under a minute.
+AT_ONCE = 3
+TERM = 1 << (signal.SIGTERM - 1)
+ARBITER = "python3 -I -m flaskbox.arbiter"
+
+
+def stop_at(container, offset: float, since: float) -> tuple[int, float]:
+    """docker stop once `offset` seconds have passed since `since`:
+    (exit code, seconds the stop took)."""
+    while time.monotonic() < since + offset:
+        time.sleep(0.005)
+    started = time.monotonic()
+    docker("stop", "-t", str(GRACE), container.name, timeout=GRACE + 30)
+    return container.exit_code(), time.monotonic() - started
+
+
+def judged(container, code: int, took: float) -> str | None:
+    """What is wrong with a stop, or None."""
+    logs = container.logs()
+    # The arbiter says "stopped" at the end of a stop of what serves; a stop
+    # before that is one during the start.
+    expected = 0 if "flaskbox: stopped" in logs else 128 + signal.SIGTERM
+    if code != expected or took > BOUND:
+        return f"exit {code} (expected {expected}) after {took:.2f}s\n{logs[-3000:]}"
+    return None
+
+
+def start_trial(containers, offset: float) -> tuple[str | None, float]:
+    c = containers.run()
+    code, took = stop_at(c, offset, time.monotonic())
+    wrong = judged(c, code, took)
+    c.remove()
+    return (None if wrong is None else f"stop {offset:.2f}s after docker run: {wrong}"), took
+
+
+def reload_trial(containers, offset: float) -> tuple[str | None, float]:
+    c = containers.run()
+    c.wait_until(lambda: "flaskbox: serving" in c.logs(), "serving")
+    hup = time.monotonic()
+    docker("kill", "-s", "HUP", c.name)
+    code, took = stop_at(c, offset, hup)
+    wrong = judged(c, code, took)
+    if "SIGHUP: reloading" not in c.logs() and wrong is None:
+        wrong = f"no reload began\n{c.logs()[-3000:]}"
+    c.remove()
+    return (None if wrong is None else f"stop {offset:.2f}s into a reload: {wrong}"), took
+
+
+def test_a_stop_anywhere_in_the_start_or_a_reload_ends_within_3_s(containers, figure):
+    # 0.12 s apart: the start's exec into the arbiter came some 0.8 s in
+    # on this machine, and a reload's new pool loads within its first second.
+    trials = [(start_trial, 0.12 * step) for step in range(13)]
+    trials += [(reload_trial, 0.12 * step) for step in range(9)]
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        results = list(pool.map(lambda trial: trial[0](containers, trial[1]), trials))
+    wrong = [said for said, _ in results if said is not None]
+    assert not wrong, "\n\n".join(wrong)
+    figure("slowest of 22 stops in a start or a reload", f"{max(took for _, took in results):.2f} s")
+
+
+def signal_state(pid: int) -> tuple[str, int, int]:
+    """PID's command line, and its blocked and caught signals (bit masks)."""
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return command, int(fields["SigBlk"], 16), int(fields["SigCgt"], 16)
+
+
+def term_before_the_handlers(containers) -> tuple[bool, int, str]:
+    """SIGTERM to PID 1 the moment it is the arbiter's Python, before it
+    handles SIGTERM: (whether it came before the handler, the exit code,
+    the log)."""
+    c = containers.run()
+    pid = int(c.inspect()["State"]["Pid"])
+    deadline = time.monotonic() + 30
+    while True:
+        command, _, caught = signal_state(pid)
+        if command.startswith(ARBITER) and not caught & TERM:
+            os.kill(pid, signal.SIGTERM)
+            break
+        assert time.monotonic() < deadline, f"PID 1 never was the arbiter's Python\n{c.logs()}"
+        time.sleep(0.0005)
+    early = not signal_state(pid)[2] & TERM
+    code = c.wait_exit(timeout=BOUND)
+    return early, code, c.logs()
+
+
+def test_a_term_before_the_arbiters_handlers_waits_for_them(containers):
+    # Unblocked, it is dropped (PID 1 has no default action for it), and
+    # Docker's SIGKILL ends the container at the end of the grace period.
+    results = [term_before_the_handlers(containers) for _ in range(3)]
+    assert any(early for early, _, _ in results), "no TERM came before the handlers: nothing was proved"
+    for _, code, logs in results:
+        assert code == 128 + signal.SIGTERM, logs
+        assert "flaskbox: stopping before the app was ready" in logs, logs
