@@ -131,7 +131,8 @@ def prepare_the_pool(settings: record.Record) -> None:
         return
     processes = int(uwsgi_option("processes", "1"))
     metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
-    guard = forks.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
+    guard = forks.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir,
+                             stop_timeout=settings["STOP_TIMEOUT"])
     # gc.freeze(): a worker's full collections skip the objects it got from
     # the master (the app and its imports). Otherwise the first one wrote to
     # every one of them, copying their pages out of the shared memory, and
