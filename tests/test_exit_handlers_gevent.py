@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from test_exit_handlers import BUDGET_CLAIMS, FLUSH_END, exits_app, ran_to_the_end
+from test_exit_handlers import BUDGET_CLAIMS, FLUSH_END, FLUSH_START, exits_app, ran_to_the_end
 
 from helpers import docker
 
@@ -87,7 +87,7 @@ def test_a_gevent_worker_past_its_budget_is_ended_and_the_log_names_it(container
     c.wait_until(lambda: ended in c.logs(), "the worker's end past its budget", timeout=20)
     logs = c.logs()
     assert "past its budget (uWSGI's worker-reload-mercy: WORKER_RELOAD_MERCY)" in logs, logs
-    assert FLUSH_END.format(pid) not in logs, logs
+    assert FLUSH_START.format(pid) in logs and FLUSH_END.format(pid) not in logs, logs
     c.wait_until(lambda: c.request("/count").json()["pid"] != int(pid), "a fresh worker serving")
 
 
@@ -102,3 +102,15 @@ def test_a_gevent_worker_recycled_at_max_requests_runs_its_exit_handlers(contain
     assert ran_to_the_end(logs, pid), logs
     assert "BOOOOOOM" not in logs and "NO MERCY" not in logs, logs
     assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+
+
+def test_a_gevent_worker_recycled_past_its_budget_is_ended_and_the_log_names_it(containers, fixture_image):
+    # max-requests' budget is uWSGI's own: worker-reload-mercy (2 s with
+    # gevent), its time bomb from the moment the worker stops taking requests.
+    c = gevent_app(containers, fixture_image, UWSGI_PROCESSES="1", UWSGI_MAX_REQUESTS="20",
+                   UWSGI_MAX_REQUESTS_DELTA="0", UWSGI_MIN_WORKER_LIFETIME="1", EXIT_FLUSH_SECONDS="30")
+    first = c.request("/count").json()["pid"]
+    c.wait_until(lambda: c.request("/count").json()["pid"] != first, "the worker's replacement")
+    logs = c.logs()
+    assert "Fire in the hole !!! (2 seconds to detonation)" in logs and "BOOOOOOM" in logs, logs
+    assert FLUSH_START.format(first) in logs and FLUSH_END.format(first) not in logs, logs
