@@ -15,10 +15,10 @@ senders (greenlets, once gevent has patched threading) can send; once only:
 a second call waits for the first's run to end, since the process exits as
 soon as the main greenlet's call returns.
 
-Their budget is the one of the way the worker ends: a stop's and a reload's
-are the arbiter's (arbiter/stop.py, generation.py), max-requests' is uWSGI's
-worker-reload-mercy (its time bomb), WORKER_MAX_MEMORY's the LoopWatch's
-(guards.py), the same number.
+Their budget is that of the way the worker ends: a stop's and a reload's
+are the arbiter's (arbiter/stop.py, generation.py); max-requests' is uWSGI's
+worker-reload-mercy (its time bomb), and WORKER_MAX_MEMORY's the same
+number, kept by the LoopWatch (guards.py).
 """
 
 from __future__ import annotations
