@@ -11,6 +11,8 @@ import re
 import threading
 import time
 
+import pytest
+
 from helpers import docker
 
 FLUSH_START = "exit handler start pid={}"
@@ -113,3 +115,20 @@ def test_every_worker_runs_its_exit_handlers_at_docker_stop_under_load(container
     assert [pid for pid in workers if ran_to_the_end(logs, pid)] == workers, logs
     assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
     assert set(served) == {200}, served
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+def test_a_healthy_worker_runs_its_exit_handlers_when_a_crash_loop_ends_the_pool(containers, fixture_image,
+                                                                                  worker_class):
+    # Worker 1 serves; every fork after it aborts, until the master gives up
+    # (forks.SpawnGuard). The master's exit used to kill worker 1 with it.
+    c = containers.run(image=fixture_image["image"], env={
+        "APP_MODULE": "forkcrash_later:app", "UWSGI_PROCESSES": "2", "EXIT_FLUSH_SECONDS": "3",
+        "WORKER_CLASS": worker_class})
+    code = c.wait_exit(timeout=90)
+    logs = c.logs()
+    assert code != 0 and "none of them started" in logs, logs[-3000:]
+    found = re.findall(r"exit handler start pid=(\d+)", logs)
+    assert len(found) == 1, logs[-3000:]
+    assert ran_to_the_end(logs, found[0]), logs[-3000:]
+    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs[-3000:]

@@ -146,8 +146,12 @@ def test_a_worker_the_watchdog_retires_delivers_its_spans_and_events(containers,
     assert "past its budget" not in c.logs()
 
 
-def test_docker_stop_delivers_every_workers_spans_and_events(containers, sdk_image, collector):
-    c = containers.serving(image=sdk_image, env=sdk_env(collector, UWSGI_PROCESSES="2"))
+# gevent: its threads (the SDKs' senders) are greenlets of the worker's loop,
+# and uWSGI runs no Python exit handler there of its own (gevent_exit.py).
+@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+def test_docker_stop_delivers_every_workers_spans_and_events(containers, sdk_image, collector, worker_class):
+    env = sdk_env(collector, UWSGI_PROCESSES="2", WORKER_CLASS=worker_class)
+    c = containers.serving(image=sdk_image, env=env)
     token = uuid.uuid4().hex[:8]
     names = [f"s{number}-{token}" for number in range(20)] + [f"event-1-{token}", f"event-2-{token}"]
     pids = {c.request(f"/traced/{name}").text.strip() for name in names}

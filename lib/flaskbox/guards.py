@@ -347,15 +347,24 @@ class LoopWatch:
         from gevent import monkey
         sleep = monkey.get_original("time", "sleep")
         memory = MemoryCap(self.memory_cap)
+        replacing = None  # since then
         while True:
             sleep(1)
             grown = memory.over(time.monotonic())
             if grown is not None:
                 log(f"worker pid {os.getpid()} holds {grown >> 20} MB, past WORKER_MAX_MEMORY "
-                    f"({memory.cap >> 20} MB): replaced gracefully (its requests get uWSGI's reload mercy)")
+                    f"({memory.cap >> 20} MB): replaced gracefully (its requests and the app's exit handlers "
+                    "get uWSGI's worker-reload-mercy)")
                 OPEN.replacing("memory")
                 memory.cap = 0
+                replacing = time.monotonic()
                 os.kill(os.getpid(), signal.SIGHUP)
+            if replacing is not None and time.monotonic() - replacing > exit_budget():
+                # uWSGI bounds only the exits its master asks for.
+                log(f"worker pid {os.getpid()}: its requests and the app's exit handlers still ran "
+                    f"{exit_budget():g} s after its replacement began, past its budget (uWSGI's "
+                    "worker-reload-mercy: WORKER_RELOAD_MERCY); ended before they finished")
+                Watchdog.quit()
             blocked = time.monotonic() - self.beat
             if blocked > self.timeout + 1:
                 log(f"gevent's loop in worker pid {os.getpid()} has been blocked for {blocked:.0f} s, past "

@@ -24,6 +24,7 @@ from . import (
     children,
     discover,
     forks,
+    gevent_exit,
     importing,
     load_failure,
     oom,
@@ -115,9 +116,13 @@ def prepare_the_pool(settings: record.Record) -> None:
     worker starts with what it inherits out of the garbage collector's
     reach; three rounds of every worker failing is a pool that cannot stay
     up; a sync worker handles the stop signal from its start (gevent's does
-    so on its first request, once its loop runs)."""
+    so on its first request, once its loop runs), and a gevent worker runs
+    the app's exit handlers at its end (gevent_exit.py)."""
     if uwsgi is None:
         return
+    if settings["WORKER_CLASS"] == GEVENT:
+        # uWSGI runs no Python exit handler in a gevent worker: this does.
+        gevent_exit.install(uwsgi)
     if not uwsgi.masterpid():
         # A lone worker, with no master to fork it (bench/prices.py counts
         # one so): it starts as a forked one does, the app frozen.
@@ -126,7 +131,8 @@ def prepare_the_pool(settings: record.Record) -> None:
         return
     processes = int(uwsgi_option("processes", "1"))
     metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
-    guard = forks.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir)
+    guard = forks.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir,
+                             stop_timeout=settings["STOP_TIMEOUT"])
     # gc.freeze(): a worker's full collections skip the objects it got from
     # the master (the app and its imports). Otherwise the first one wrote to
     # every one of them, copying their pages out of the shared memory, and

@@ -228,6 +228,8 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.resolve.derived (STOP_DRAIN_SECONDS)",
             "nginx.conf: worker_shutdown_timeout (STOP_DRAIN_SECONDS)",
             "arbiter.stop.Stop (the stop's deadlines; what the drain leaves is the workers' exit budget)",
+            "wsgi.prepare_the_pool",
+            "forks.SpawnGuard (as its `stop_timeout`: a crash loop's serving workers end as at a stop)",
         ),
     ),
 )
