@@ -1,15 +1,15 @@
 """The body of a request's answer, the steps request.Request takes with it:
-what uWSGI is handed (finish), the parts it then asks for (Request's
-__iter__: watched() here, or streams.flow for a stream) and what closing it
-gives back (closed), so that every step of the body follows the decisions
-start_response made once.
+what uWSGI is handed (Request.finish; rarer() here for any but the usual
+answer), the parts it then asks for (Request's __iter__: watched() here, or
+streams.flow for a stream) and what closing it gives back (closed), so that
+every step of the body follows the decisions start_response made once.
 
 - REQUEST_TIMEOUT (sync workers): the clock runs while the app makes the
   answer, and each part of it; the request's own thread claims the answer
   before its first bytes go, or the watchdog does (guards.py answers 504):
   never both.
 - The usual answer (made whole, or with a Content-Length) has its first
-  part made under the clock in finish(), and leaves as a list: uWSGI has
+  part made under the clock in Request.finish, and leaves as a list: uWSGI has
   nothing left to ask of the wrapper. Any other made answer's parts are
   watched one by one as uWSGI asks for them; a stream's go through
   streams.flow.
@@ -54,42 +54,12 @@ def rest_of_body(environ) -> None:
         pass  # nothing left to send the answer to
 
 
-def finish(request, result):
-    """The app has returned its answer's body: what uWSGI is to send."""
-    if request.rare or request.chunked is not False or not request.watched or request.body_left:
-        return rarer(request, result)
-    # The usual answer: made whole (a list, a file), or with a
-    # Content-Length. Its first part is made here, under the clock: an
-    # answer that is all in it leaves as a list, with nothing left to
-    # watch; any other's parts are watched as uWSGI asks for them.
-    if isinstance(result, (list, tuple)) or (request.files and given_file(request, result)):
-        parts = result
-    else:
-        iterator = iter(result)
-        try:
-            first = next(iterator, None)
-        except BaseException:
-            request.stop_clock()
-            request.unwatch()
-            close(result)
-            raise
-        try:
-            whole = first is None or len(first) >= int(request.length)
-        except (TypeError, ValueError):
-            whole = False
-        if not whole:
-            request.stop_clock()
-            return watched(request, result, iterator, first, True)
-        # All of it: the rest is not asked for (PEP 3333 lets a server stop).
-        parts = [first] if first is not None else []
-        method = getattr(result, "close", None)
-        if method is not None:
-            method()
-    if request.hand_over():
-        return parts
-    if parts is result:
-        close(result)
-    return []  # answered 504 already
+def wrap_file(wrapper, files: list, filelike, *args, **kwargs):
+    """wsgi.file_wrapper, noting the files it gives (a list the request
+    holds): an answer that is one goes back to uWSGI untouched."""
+    given = wrapper(filelike, *args, **kwargs)
+    files.append(given)
+    return given
 
 
 def given_file(request, result) -> bool:
@@ -98,7 +68,7 @@ def given_file(request, result) -> bool:
 
 
 def rarer(request, result):
-    """finish(), for the rarer answers: one refused, a stream, a request
+    """Request.finish, for the rarer answers: one refused, a stream, a request
     with a body left to read, an answer that holds the spool or a slot
     until it is sent, or gevent's (no watchdog)."""
     request.stop_clock()
@@ -118,9 +88,11 @@ def rarer(request, result):
     if isinstance(result, (list, tuple)) or (request.files and given_file(request, result)):
         # All of it is made: what is left is uWSGI's to send (a file,
         # from an offload thread), at the client's pace.
-        if request.watched and not request.hand_over():
-            close(result)
-            return []  # answered 504 already
+        if request.watched:
+            request.unwatch()
+            if not request.claim("app"):
+                close(result)
+                return []  # answered 504 already
         if body_left:
             rest_of_body(request.environ)
     elif body_left:

@@ -25,8 +25,8 @@ in __init__; body.py holds the steps of its answer's body.
   notes it in the watchdog's registry (guards.Watchdog), unwatch() takes it
   out; the request's own thread claims the answer before its first bytes
   go, or the watchdog does (it answers 504): never both.
-- The body: body.finish() hands uWSGI either a list (the usual answer) or
-  the request itself, which uWSGI then iterates and closes.
+- The body: finish() hands uWSGI either a list (the usual answer) or the
+  request itself, which uWSGI then iterates and closes (body.py).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from threading import get_ident
 from time import monotonic, time
 
 from . import body, outbound, streams
+from .body import wrap_file
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
 from .log import log
 from .outbound import VARIED, VARY, settled_vary
@@ -66,14 +67,6 @@ def kind_of(kind: str) -> tuple[bool, bool]:
 
 def ignore(data) -> None:
     """The write() of an answer that is not the app's to send."""
-
-
-def wrap_file(wrapper, files: list, filelike, *args, **kwargs):
-    """wsgi.file_wrapper, noting the files it gives (a list the request
-    holds): an answer that is one goes back to uWSGI untouched."""
-    given = wrapper(filelike, *args, **kwargs)
-    files.append(given)
-    return given
 
 
 class Request:
@@ -286,19 +279,6 @@ class Request:
             self.watched = False
             self.serve.watchdog.running.pop(get_ident(), None)
 
-    def hand_over(self) -> bool:
-        """A watched answer is made, for uWSGI to send: this thread claims it
-        (claim("app"), written out: every usual answer comes this way) and
-        the watchdog lets the request go. False: answered 504 already."""
-        CLAIMS.acquire()
-        claimed = self.claimed_by
-        if claimed is None:
-            self.claimed_by = claimed = "app"
-        CLAIMS.release()
-        self.watched = False
-        self.serve.watchdog.running.pop(get_ident(), None)
-        return claimed == "app"
-
     def claim(self, by: str) -> bool:
         """Either the request's own thread claims the answer (it is about to
         send its first bytes) or the watchdog does (it answers 504): never
@@ -339,7 +319,52 @@ class Request:
         self.stop_clock()
         self.unwatch()
 
-    # --- the body uWSGI iterates and closes (body.finish returns the request)
+    # --- the body: what uWSGI is handed, iterates and closes ---------------
+
+    def finish(self, result):
+        """The app has returned its answer's body: what uWSGI is to send."""
+        if self.rare or self.chunked is not False or not self.watched or self.body_left:
+            return body.rarer(self, result)
+        # The usual answer: made whole (a list, a file), or with a
+        # Content-Length. Its first part is made here, under the clock: an
+        # answer that is all in it leaves as a list, with nothing left to
+        # watch; any other's parts are watched as uWSGI asks for them.
+        if isinstance(result, (list, tuple)) or (self.files and body.given_file(self, result)):
+            parts = result
+        else:
+            iterator = iter(result)
+            try:
+                first = next(iterator, None)
+            except BaseException:
+                self.stop_clock()
+                self.unwatch()
+                body.close(result)
+                raise
+            try:
+                whole = first is None or len(first) >= int(self.length)
+            except (TypeError, ValueError):
+                whole = False
+            if not whole:
+                self.stop_clock()
+                return body.watched(self, result, iterator, first, True)
+            # All of it: the rest is not asked for (PEP 3333 lets a server stop).
+            parts = [first] if first is not None else []
+            method = getattr(result, "close", None)
+            if method is not None:
+                method()
+        # claim("app") and unwatch(), written out: every usual answer comes this way.
+        CLAIMS.acquire()
+        claimed = self.claimed_by
+        if claimed is None:
+            self.claimed_by = claimed = "app"
+        CLAIMS.release()
+        self.watched = False
+        self.serve.watchdog.running.pop(get_ident(), None)
+        if claimed == "app":
+            return parts
+        if parts is result:
+            body.close(result)
+        return []  # answered 504 already
 
     def __iter__(self):
         if self.chunked is not False:

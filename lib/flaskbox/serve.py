@@ -45,7 +45,7 @@ from .answers import (
     TIMED_OUT,
     Refusals,
 )
-from .body import close, finish
+from .body import close
 from .forwarded import UNTRUSTED
 from .log import error, log
 from .request import Request
@@ -143,7 +143,7 @@ class Serve:
 
     def run(self, request: Request):
         """The app, under REQUEST_TIMEOUT, and what becomes of its answer:
-        handed to uWSGI (body.finish), or a 504 or a 500 instead."""
+        handed to uWSGI (Request.finish), or a 504 or a 500 instead."""
         try:
             if self.limits is None:
                 # sync: under the watchdog, whose clock runs while the app
@@ -173,7 +173,7 @@ class Serve:
             request.stop_clock()
             return self.after_upgrade(request, result)
         # The clock runs on: finish() makes the answer's first part under it.
-        return finish(request, result)
+        return request.finish(result)
 
     def waited_long(self, request: Request):
         """A request that waited for a worker: its client may have left, and
@@ -232,7 +232,7 @@ class Serve:
             # goes out like any other (framed, spooled, logged).
             websocket.done()
             request.websocket = None
-            return finish(request, result)
+            return request.finish(result)
         # The app's WebSocket has ended (flask-sock returns once its handler does).
         close(result)
         websocket.done()
