@@ -126,8 +126,8 @@ class Watchdog:
         self.every = watch_every(timeout)
         self.memory_cap = memory_cap
         self.memory = MemoryCap(0)  # each worker's own, from its first request (new_worker)
-        # The requests being watched, by thread id: request.Request's watch()
-        # and unwatch() alone add and remove them; this watchdog's thread reads it.
+        # The requests being watched, by thread id: only request.Request adds
+        # and removes them (watch, unwatch, finish); this thread reads them.
         self.running: dict = {}
         self.started = False
         os.register_at_fork(after_in_child=self.forked)
