@@ -157,9 +157,9 @@ WRAPPER_EDITS = {
     "Vary (COMPRESS_APP_RESPONSES)": [
         ("serve.py", "        self.compressed = compressed", "        self.compressed = False")],
     "REQUEST_TIMEOUT's watchdog (its clock and claim)": [
-        ("serve.py", "        request.watched = True\n", ""),
-        ("serve.py", "        if not self.watchdog.started:\n            self.watchdog.new_worker()\n", ""),
-        ("serve.py", "        self.running[get_ident()] = request\n", "")],
+        ("request.py", "        self.watched = True\n", ""),
+        ("request.py", "        if not watchdog.started:\n            watchdog.new_worker()\n", ""),
+        ("request.py", "        watchdog.running[get_ident()] = self\n", "")],
 }
 
 

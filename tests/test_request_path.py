@@ -50,7 +50,7 @@ def ignore_start(status, headers, exc_info=None):
 
 def current(served: serve.Serve) -> request.Request:
     """The request the calling thread's app is answering (the watchdog's note of it)."""
-    return served.running[threading.get_ident()]
+    return served.watchdog.running[threading.get_ident()]
 
 
 def test_the_peer_and_the_time_in_the_queue_are_taken_once():
@@ -111,9 +111,9 @@ def test_a_request_beside_a_stuck_one_keeps_its_worker_until_it_ends():
     served = serve.Serve(app, 0.2, watchdog=dog, connection_fd=stuck.fileno)
     in_thread(lambda: served(environ(), ignore_start))
     deadline = time.monotonic() + 5
-    while not served.running and time.monotonic() < deadline:  # the stuck one has begun
+    while not served.watchdog.running and time.monotonic() < deadline:  # the stuck one has begun
         time.sleep(0.005)
-    assert served.running
+    assert served.watchdog.running
     done = {}
 
     def beside():

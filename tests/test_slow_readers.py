@@ -146,14 +146,14 @@ def test_the_pace_of_an_answer_is_read_in_the_same_pass_as_its_vary():
 
         def app(environ, start_response):
             start_response("200 OK", headers)
-            seen["request"] = served.running[threading.get_ident()]
+            seen["request"] = served.watchdog.running[threading.get_ident()]
             return [b"x"]
 
         served = serve.Serve(app, 5, share=share, compressed=True, worker_id=lambda: 1)
         body = served({"REQUEST_METHOD": "GET", "REQUEST_URI": "/", "REMOTE_ADDR": "10.0.0.9"},
                       lambda status, headers, exc_info=None: sent.update(headers=headers))
         request = seen["request"]
-        slot = request.slot if request.rare else None
+        slot = request.slot
         stalls = request.stalls if slot is not None else None
         getattr(body, "close", lambda: None)()
         return sent["headers"], slot, stalls

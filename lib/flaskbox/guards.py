@@ -146,7 +146,9 @@ class Watchdog:
         self.every = watch_every(timeout)
         self.memory_cap = memory_cap
         self.memory = MemoryCap(0)  # each worker's own, from its first request (new_worker)
-        self.running: dict = {}  # thread id -> request.Request
+        # The requests being watched, by thread id: only request.Request adds
+        # and removes them (watch, unwatch, finish); this thread reads them.
+        self.running: dict = {}
         self.started = False
         os.register_at_fork(after_in_child=self.forked)
         self.retiring: float | None = None  # since then
@@ -159,8 +161,8 @@ class Watchdog:
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
-        serve.Serve.run calls this, then notes its request in `running`
-        (by thread) for as long as it is watched."""
+        request.Request.watch calls this before it notes its request in
+        `running`."""
         with self.lock:
             if not self.started:
                 self.started = True
@@ -184,9 +186,6 @@ class Watchdog:
             # fail the request.
             log(f"worker pid {os.getpid()}: no thread for the REQUEST_TIMEOUT watchdog ({exc}); its requests "
                 "are served without one")
-
-    def end(self) -> None:
-        self.running.pop(threading.get_ident(), None)
 
     def _watch(self) -> None:
         while True:

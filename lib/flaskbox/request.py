@@ -1,6 +1,7 @@
 """One request in a uWSGI worker, from nginx to the app and back: serve.py
 makes one per request, and every decision about it is made once, here, and
-kept for every later step to read.
+kept for every later step to read. Request is one object, every field set
+in __init__; body.py holds the steps of its answer's body.
 
 - What nginx says of it in X-Flaskbox-Peer (a client's copy is always
   replaced), read once: the client's address and port and the server port
@@ -20,18 +21,25 @@ kept for every later step to read.
   - what an answer at its client's pace takes (the client's share of
     threads, or gevent's stream slots: serve.py), or the 503 instead;
   - Vary (outbound.py).
-- The body (body.py, the rest of the same object): the request is the
-  body uWSGI iterates and closes.
+- REQUEST_TIMEOUT (sync workers): watch() starts the request's clock and
+  notes it in the watchdog's registry (guards.Watchdog), unwatch() takes it
+  out; the request's own thread claims the answer before its first bytes
+  go, or the watchdog does (it answers 504): never both.
+- The body: finish() hands uWSGI either a list (the usual answer) or the
+  request itself, which uWSGI then iterates and closes (body.py).
 """
 
 from __future__ import annotations
 
+import threading
 from functools import partial
-from time import time
+from threading import get_ident
+from time import monotonic, time
 
-from . import outbound
-from .body import Body, rest_of_body
+from . import body, outbound, streams
+from .body import wrap_file
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
+from .log import log
 from .outbound import VARIED, VARY, settled_vary
 from .spool import Spool
 
@@ -40,6 +48,8 @@ CHUNKED = ("Transfer-Encoding", "chunked")
 # A Content-Length with fewer digits than this fits nginx's memory buffers:
 # no spooling to decide (a leading zero only makes it longer).
 SPOOL_DIGITS = len(str(Spool.MEMORY + 1))
+# One lock for every claim of an answer (held for a test and a store).
+CLAIMS = threading.Lock()
 
 
 # What an answer's Content-Type tells (compressible by nginx, an event
@@ -59,22 +69,14 @@ def ignore(data) -> None:
     """The write() of an answer that is not the app's to send."""
 
 
-def wrap_file(wrapper, files: list, filelike, *args, **kwargs):
-    """wsgi.file_wrapper, noting the files it gives (a list the request
-    holds): an answer that is one goes back to uWSGI untouched."""
-    given = wrapper(filelike, *args, **kwargs)
-    files.append(given)
-    return given
-
-
-class Request(Body):
+class Request:
     __slots__ = (
-        "serve", "environ", "respond", "waited", "trusted", "tls", "files",
-        # The answer: start_response's decisions, and its body. `rare` (an
-        # answer refused, spooled, holding a slot or a WebSocket, or one
-        # uWSGI closes through the request) sets the rest: _rare().
-        "chunked", "length", "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
-        "framed", "write", "body", "parts", "unread",
+        "serve", "environ", "respond", "waited", "trusted", "tls", "files", "body_left",
+        # The answer: start_response's decisions, and its body.
+        "chunked", "length", "write", "framed", "body", "parts", "unread",
+        # A rarer answer: `rare` says one of these was decided (start_response
+        # took the longer way, or the request asked for a WebSocket).
+        "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
         # A stream (streams.flow, streams.Open).
@@ -85,8 +87,20 @@ class Request(Body):
         self.serve = serve
         self.environ = environ
         self.respond = respond  # uWSGI's start_response
-        self.chunked = None  # until start_response
-        self.rare = self.watched = False
+        # Every field, at what it is until a step decides otherwise
+        # (chunked: None until start_response; the clock's: until watch()).
+        self.chunked = self.length = self.write = self.body = self.parts = None
+        self.framed = self.spooled = 0
+        self.rare = self.unread = self.event_stream = self.stalls = False
+        self.websocket = self.slot = self.refused = None
+        self.watched = False
+        self.fd = self.since = self.claimed_by = self.expired_at = None
+        self.used = self.opened = 0.0
+        self.reason = self.thread = self.greenlet = None
+        self.in_app = self.published = False
+        # Whether the request came with a body the app may leave unread:
+        # body.py says why the rest is read before uWSGI ends the answer.
+        self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
         fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
         if len(fields) == 6:
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
@@ -115,25 +129,22 @@ class Request(Body):
         self.trusted, self.tls = fields[4:5] == ["1"], fields[5:6] == ["https"]
         return fields[3] if len(fields) > 3 else None
 
-    def _rare(self) -> None:
-        """The fields of a rarer request, at their defaults."""
-        if not self.rare:
-            self.rare = True
-            self.websocket = self.refused = self.slot = self.parts = self.body = None
-            self.spooled = 0
-            self.unread = self.stalls = self.event_stream = False
-
     @property
     def what(self) -> str:
         """The request, as the log names it."""
         return f"{self.environ.get('REQUEST_METHOD')} {self.environ.get('REQUEST_URI')}"
 
+    @property
+    def taken(self) -> bool:
+        """Whether the app took the connection for its WebSocket: the answer
+        is the app's own, and no answer of the wrapper's may follow."""
+        return self.websocket is not None and self.websocket.taken
+
     def answer(self, answer) -> list[bytes]:
         """One of the wrapper's own answers (answers.py) instead of the app's."""
         self.respond(answer.status, answer.headers)
-        environ = self.environ
-        if environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ:
-            rest_of_body(environ)
+        if self.body_left:
+            body.rest_of_body(self.environ)
         return [answer.body]
 
     # --- the answer's head ------------------------------------------------
@@ -141,7 +152,10 @@ class Request(Body):
     def start_response(self, status, headers, exc_info=None):
         """The app's start_response: every decision about its answer, from
         one pass over its headers."""
-        if self.rare and self._muted():
+        if self.rare and (self.taken or self.refused is not None):
+            # The app answered on the connection itself (101, then the
+            # WebSocket), or its answer was refused and the 503 is on its way.
+            self.chunked = False
             return ignore
         length = kind = accel = coding = te = varies = None
         for name, value in headers:
@@ -182,20 +196,11 @@ class Request(Body):
         self.write = write
         return self.write_framed
 
-    def _muted(self) -> bool:
-        """Whether what the app passes to start_response must not be sent:
-        it answered on the connection itself (101, then the WebSocket), or
-        its answer was refused and the 503 is on its way."""
-        if self.websocket is not None and self.websocket.taken:
-            self.chunked = False
-            return True
-        return self.refused is not None
-
     def _pace(self, chunked: bool, event: bool, accel, te, length, exc_info) -> list | None:
         """The rarer answers' headers: how nginx is to take one that is not
         made whole in memory (a stream, an event stream, a file, a large
         body), and what it holds meanwhile. None: refused, the 503 instead."""
-        self._rare()
+        self.rare = True
         self.event_stream = event
         extra = []
         serve = self.serve
@@ -253,3 +258,134 @@ class Request(Body):
     def endable(self) -> bool:
         """A stream that may be ended early, cleanly: a chunked event stream."""
         return bool(self.chunked) and self.event_stream
+
+    # --- REQUEST_TIMEOUT (sync) --------------------------------------------
+
+    def watch(self, watchdog, fd: int | None) -> None:
+        """REQUEST_TIMEOUT's clock starts (counting the time the request
+        waited in the queue), and the watchdog notes the request, by its
+        thread, until unwatch()."""
+        self.fd = fd
+        self.used = self.waited
+        self.watched = True
+        if not watchdog.started:
+            watchdog.new_worker()
+        self.since = monotonic()
+        watchdog.running[get_ident()] = self
+
+    def unwatch(self) -> None:
+        """The watchdog lets the request go: it leaves the registry."""
+        if self.watched:
+            self.watched = False
+            self.serve.watchdog.running.pop(get_ident(), None)
+
+    def claim(self, by: str) -> bool:
+        """Either the request's own thread claims the answer (it is about to
+        send its first bytes) or the watchdog does (it answers 504): never
+        both. Once the app's, it stays the app's."""
+        with CLAIMS:
+            if self.claimed_by is None:
+                self.claimed_by = by
+            return self.claimed_by == by
+
+    def answering(self) -> bool:
+        """Whether this thread may send the next part: not past
+        REQUEST_TIMEOUT (cut, or answered 504 already)."""
+        if self.expired_at is not None:
+            return False
+        return self.claimed_by == "app" or self.claim("app")
+
+    @property
+    def expired(self) -> bool:
+        return self.expired_at is not None
+
+    def elapsed(self, now: float) -> float:
+        since = self.since
+        return self.used + (now - since if since is not None else 0.0)
+
+    def stop_clock(self) -> None:
+        if not self.watched:
+            return
+        since = self.since
+        if since is not None:
+            self.used += monotonic() - since
+            self.since = None
+
+    def let_go(self) -> None:
+        """The app takes its WebSocket's connection: REQUEST_TIMEOUT lets the
+        request go, unless it has answered 504 on it already."""
+        if not self.claim("app"):
+            raise BrokenPipeError(f"{self.what}: answered 504 already, past REQUEST_TIMEOUT")
+        self.stop_clock()
+        self.unwatch()
+
+    # --- the body: what uWSGI is handed, iterates and closes ---------------
+
+    def finish(self, result):
+        """The app has returned its answer's body: what uWSGI is to send."""
+        if self.rare or self.chunked is not False or not self.watched or self.body_left:
+            return body.rarer(self, result)
+        # The usual answer: made whole (a list, a file), or with a
+        # Content-Length. Its first part is made here, under the clock: an
+        # answer that is all in it leaves as a list, with nothing left to
+        # watch; any other's parts are watched as uWSGI asks for them.
+        if isinstance(result, (list, tuple)) or (self.files and body.given_file(self, result)):
+            parts = result
+        else:
+            iterator = iter(result)
+            try:
+                first = next(iterator, None)
+            except BaseException:
+                self.stop_clock()
+                self.unwatch()
+                body.close(result)
+                raise
+            try:
+                whole = first is None or len(first) >= int(self.length)
+            except (TypeError, ValueError):
+                whole = False
+            if not whole:
+                self.stop_clock()
+                return body.watched(self, result, iterator, first, True)
+            # All of it: the rest is not asked for (PEP 3333 lets a server stop).
+            parts = [first] if first is not None else []
+            method = getattr(result, "close", None)
+            if method is not None:
+                method()
+        # claim("app") and unwatch(), written out: every usual answer comes this way.
+        CLAIMS.acquire()
+        claimed = self.claimed_by
+        if claimed is None:
+            self.claimed_by = claimed = "app"
+        CLAIMS.release()
+        self.watched = False
+        self.serve.watchdog.running.pop(get_ident(), None)
+        if claimed == "app":
+            return parts
+        if parts is result:
+            body.close(result)
+        return []  # answered 504 already
+
+    def __iter__(self):
+        if self.chunked is not False:
+            self.parts = streams.flow(self, iter(self.body))
+        elif self.watched:
+            self.parts = body.watched(self, self.body, iter(self.body), None, False)
+        else:
+            return iter(self.body)
+        return self.parts
+
+    def close(self) -> None:
+        """uWSGI has sent what it will of the answer: the rest of the
+        request's body is read, and what the answer held is given back."""
+        body.closed(self)
+
+    def give_back(self) -> None:
+        """The client's share of threads, if the answer took a slot of it."""
+        if self.slot is not None:
+            self.serve.share.give_back(self.slot)
+            self.slot = None
+
+    def stopped_reading(self) -> None:
+        log(f"{self.what}: nginx took nothing of this stream for {outbound.STALLED_SECONDS} s, its reader "
+            "has stopped: ended, and its thread freed")

@@ -32,8 +32,6 @@ from __future__ import annotations
 import select
 import sys
 import traceback
-from threading import get_ident
-from time import monotonic
 
 from . import forwarded, guards, prefix, streams
 from .answers import (
@@ -78,10 +76,15 @@ def worker_zero() -> int:
     return 0
 
 
+class RequestTimeout(BaseException):
+    """gevent: raised into a handler past REQUEST_TIMEOUT. A BaseException,
+    so that the app's `except Exception` lets it through."""
+
+
 class Serve:
     """sync workers (WORKER_CLASS=sync, the default)."""
 
-    limits = None  # gevent's stream limits (GeventServe)
+    limits = None  # gevent's stream limits (GeventServe); None: sync, under the watchdog (run)
 
     def __init__(self, app, timeout: float, *, spool=None, share=None, allowed_hosts: tuple[str, ...] = (),
                  url_prefix: str = "", compressed: bool = False, memory_cap: int = 0, watchdog=None,
@@ -98,8 +101,6 @@ class Serve:
         self.connection_fd = connection_fd
         self.worker_id = worker_id
         self.watchdog = watchdog or self.guard(timeout, memory_cap)
-        # sync: the requests being watched, by thread (the watchdog's own).
-        self.running = getattr(self.watchdog, "running", None)
         # sync: a request that waited this long in the queue is refused.
         self.queue_limit = timeout
 
@@ -141,25 +142,25 @@ class Serve:
         return None
 
     def run(self, request: Request):
-        """The app, under the watchdog: its clock runs while the app works on
-        the request (and ran while it waited in the queue)."""
-        request.fd = self.connection_fd()
-        request.used = request.waited
-        request.claimed_by = request.expired_at = None
-        request.watched = True
-        if not self.watchdog.started:
-            self.watchdog.new_worker()
-        request.since = monotonic()
-        self.running[get_ident()] = request
+        """The app, under REQUEST_TIMEOUT, and what becomes of its answer:
+        handed to uWSGI (Request.finish), or a 504 or a 500 instead."""
         try:
-            result = self.app(request.environ, request.start_response)
+            if self.limits is None:
+                # sync: under the watchdog, whose clock runs while the app
+                # works on the request (and ran while it waited in the queue).
+                request.watch(self.watchdog, self.connection_fd())
+                result = self.app(request.environ, request.start_response)
+            else:
+                result = self.bounded(request)
+        except RequestTimeout:
+            log(f"{request.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, answered 504")
+            return request.answer(TIMED_OUT)
         except Exception:
             request.stop_clock()
             request.unwatch()
             # Past a 504 the watchdog sent, or on a connection the app took
             # for its WebSocket, no answer of ours may follow.
-            if not request.claim("app") or (request.rare and request.websocket is not None
-                                            and request.websocket.taken):
+            if not request.claim("app") or request.taken:
                 self.drop(request)
                 raise
             return self.passed_on(request)
@@ -168,10 +169,10 @@ class Serve:
             request.unwatch()
             self.drop(request)
             raise
-        # The clock runs on: finish() makes the answer's first part under it.
-        if request.rare and request.websocket is not None:
+        if request.websocket is not None:
             request.stop_clock()
             return self.after_upgrade(request, result)
+        # The clock runs on: finish() makes the answer's first part under it.
         return request.finish(result)
 
     def waited_long(self, request: Request):
@@ -204,7 +205,7 @@ class Serve:
 
     def upgrade(self, request: Request):
         """A request to upgrade to a WebSocket: the connection, for the app."""
-        request._rare()
+        request.rare = True
         refusal = self.admit(request, True, True, False)
         if refusal is not None:
             return request.answer(refusal)
@@ -245,7 +246,7 @@ class Serve:
 
     def drop(self, request: Request) -> None:
         """An exception passes up to uWSGI: what the request held goes back."""
-        if request.rare and request.websocket is not None:
+        if request.websocket is not None:
             request.websocket.done()
         request.give_back()
 
@@ -256,7 +257,7 @@ class Serve:
         500. Left to uWSGI, it ended the connection with nothing sent, which
         nginx answered 502, as if the server were down. Called while the
         exception is handled."""
-        if request.rare and request.websocket is not None:
+        if request.websocket is not None:
             request.websocket.done()
             request.websocket = None
         kind = sys.exc_info()[0]
@@ -269,11 +270,6 @@ class Serve:
         answer = request.answer(PASSED_ON)
         request.give_back()
         return answer
-
-
-class RequestTimeout(BaseException):
-    """gevent: raised into a handler past REQUEST_TIMEOUT. A BaseException,
-    so that the app's `except Exception` lets it through."""
 
 
 class GeventServe(Serve):
@@ -302,30 +298,15 @@ class GeventServe(Serve):
         streams.install_stop_handler_once(gevent_mode=True)
         return Serve.__call__(self, environ, start_response)
 
-    def run(self, request: Request):
+    def bounded(self, request: Request):
+        """The app's call, for run(), under gevent.Timeout: past
+        REQUEST_TIMEOUT it is cancelled (RequestTimeout: run() answers 504)."""
+        if request.websocket is not None:
+            # Bounded by STREAM_MAX_DURATION, not REQUEST_TIMEOUT.
+            return self.app(request.environ, request.start_response)
         import gevent
-        environ = request.environ
-        try:
-            if request.rare and request.websocket is not None:
-                # Bounded by STREAM_MAX_DURATION, not REQUEST_TIMEOUT.
-                result = self.app(environ, request.start_response)
-            else:
-                with gevent.Timeout(self.timeout, RequestTimeout):
-                    result = self.app(environ, request.start_response)
-        except RequestTimeout:
-            log(f"{request.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, answered 504")
-            return request.answer(TIMED_OUT)
-        except Exception:
-            if request.rare and request.websocket is not None and request.websocket.taken:
-                self.drop(request)
-                raise
-            return self.passed_on(request)
-        except BaseException:
-            self.drop(request)
-            raise
-        if request.rare and request.websocket is not None:
-            return self.after_upgrade(request, result)
-        return request.finish(result)
+        with gevent.Timeout(self.timeout, RequestTimeout):
+            return self.app(request.environ, request.start_response)
 
     def admit(self, request: Request, chunked: bool, unbuffered: bool, stream: bool):
         if not chunked or not self.full():

@@ -163,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "serve.Serve.waited_long (sync: 503 for a request queued past it)",
             "guards.Watchdog (sync: 504, then the worker is replaced)",
-            "serve.GeventServe.run (gevent: 504)",
+            "serve.GeventServe.bounded (gevent: the handler cancelled, serve.Serve.run answers 504)",
             "guards.LoopWatch (gevent: a loop blocked past it)",
             "wsgi.from_record",
             "settings.resolve._upstream_timeout",
