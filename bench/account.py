@@ -301,6 +301,8 @@ def chart(summary: dict, path: Path) -> None:
 
     routes = list(summary["flaskbox"])
     fig, axes = plt.subplots(1, len(routes), figsize=(4.2 * len(routes), 5), squeeze=False)
+    # One colour a group, the same in every panel.
+    colours = {group: plt.cm.tab20(i) for i, group in enumerate(GROUPS)}
     for ax, route in zip(axes[0], routes, strict=True):
         names = [name for name in summary if route in summary[name]]
         bottom = [0.0] * len(names)
@@ -308,13 +310,14 @@ def chart(summary: dict, path: Path) -> None:
             values = [sum(summary[name][route]["us_per_request"][group]) for name in names]
             if not any(values):
                 continue
-            ax.bar(names, values, bottom=bottom, label=group)
+            ax.bar(names, values, bottom=bottom, label=group, color=colours[group])
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_title(f"{route}: machine µs a request")
         ax.tick_params(axis="x", rotation=25)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper right")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[group]) for group in GROUPS]
+    fig.legend(handles, GROUPS, fontsize=7, loc="lower center", ncol=7)
     fig.suptitle("Where a saturated request's time goes (wrk -t2 -c64, medians): "
                  "2 CPUs / the bar = requests/s")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
