@@ -101,7 +101,7 @@ RUN set -eux; \
 	# pip freeze leaves out by default below Python 3.12. pip stays too, so
 	# that images built FROM this one can add their own requirements.
 	# The versions tested here: the start names any an image FROM this one
-	# replaced (lib/flaskbox/packages.py).
+	# replaced (lib/flaskbox/userapp/packages.py).
 	/opt/venv/bin/pip freeze --disable-pip-version-check --all --exclude pip > /opt/venv/flaskbox-tested.txt; \
 	/opt/venv/bin/pip freeze --disable-pip-version-check --path /opt/venv/gevent \
 		>> /opt/venv/flaskbox-tested.txt; \
@@ -162,7 +162,7 @@ RUN set -eux; \
 	rm -f /tmp/max-headers.conf; \
 	# Whether this nginx turns HTTP/2 on with its own directive (1.25.1 and
 	# later, Debian 13) or as a parameter of `listen` (Debian 12's 1.22,
-	# Ubuntu 24.04's 1.24): lib/flaskbox/tls.py writes the one it has.
+	# Ubuntu 24.04's 1.24): lib/flaskbox/start/tls.py writes the one it has.
 	printf 'events {}\nhttp { http2 on; }\n' > /tmp/http2.conf; \
 	if nginx -t -q -c /tmp/http2.conf; then touch /etc/flaskbox/nginx-http2-directive; fi; \
 	rm -f /tmp/http2.conf; \
@@ -170,7 +170,7 @@ RUN set -eux; \
 	# (1.29.7 and later, Debian 14), which only `keepalive 0` turns off and
 	# which older ones refuse: uWSGI closes each connection after its
 	# answer, so a kept one fails the next request sent on it (502 for a
-	# POST). lib/flaskbox/render.py writes the line where this nginx has it.
+	# POST). lib/flaskbox/start/render.py writes the line where this nginx has it.
 	printf 'events {}\nhttp { upstream u { server unix:/run/u.sock; keepalive 0; } }\n' > /tmp/keepalive.conf; \
 	if nginx -t -q -c /tmp/keepalive.conf; then touch /etc/flaskbox/nginx-upstream-keepalive; fi; \
 	rm -f /tmp/keepalive.conf; \
@@ -217,8 +217,8 @@ RUN set -eux; \
 	ln -s "$FLASKBOX_LIB/sbom/sbom.sh" /usr/local/bin/flaskbox-sbom; \
 	site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
 	# Its second line names refused writes next to the app's code when a
-	# hook fails (lib/flaskbox/hook_writes.py; a no-op otherwise).
-	printf '%s\nimport flaskbox.hook_writes\n' "$FLASKBOX_LIB" > "$site/flaskbox.pth"; \
+	# hook fails (lib/flaskbox/userapp/hook_writes.py; a no-op otherwise).
+	printf '%s\nimport flaskbox.userapp.hook_writes\n' "$FLASKBOX_LIB" > "$site/flaskbox.pth"; \
 	python3 -I -m flaskbox settings >/dev/null; \
 	# The one place under /app an app may write: Flask's instance folder
 	# (SQLite, uploads), where a volume goes (docs/your-app.md). Owned by the
@@ -239,12 +239,12 @@ COPY LICENSE /usr/share/doc/flaskbox/LICENSE
 # first on PATH, points the flask command at the app the container serves.
 ENV PATH=${FLASKBOX_LIB}/bin:$PATH
 # SQLite makes its files 0644 whatever the umask: created first with the
-# umask (lib/flaskbox/sqlite_files.py), so that another uid of group 0 may
+# umask (lib/flaskbox/userapp/sqlite_files.py), so that another uid of group 0 may
 # write them. The .pth sorts after flaskbox.pth, which puts flaskbox on sys.path.
 RUN set -eux; \
 	chmod 0755 "$FLASKBOX_LIB/bin/flask"; \
 	site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
-	printf 'import flaskbox.sqlite_files\n' > "$site/flaskbox_sqlite.pth"; \
+	printf 'import flaskbox.userapp.sqlite_files\n' > "$site/flaskbox_sqlite.pth"; \
 	chmod 0644 /usr/share/doc/flaskbox/LICENSE; \
 	flask --version
 
@@ -295,7 +295,7 @@ USER ${FLASKBOX_USER}
 EXPOSE 80 5000
 
 # Liveness: nginx -> unix socket -> a uWSGI worker, answered without the
-# app's routes; busy counts as alive (lib/flaskbox/health.py).
+# app's routes; busy counts as alive (lib/flaskbox/sidecars/health.py).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 	CMD ["/usr/local/bin/healthcheck.sh"]
 

@@ -94,7 +94,7 @@ flaskbox_parse_args() {
 #   as the official postgres image does. First of all, in every mode and as
 #   root too, so that a file only root may read is read before stepping
 #   down. VAR and VAR_FILE both set, or a file that cannot be read, exits 2
-#   naming it (flaskbox/file_vars.py).
+#   naming it (flaskbox/start/file_vars.py).
 flaskbox_file_vars() {
 	local name
 	for name in $(compgen -e); do
@@ -106,7 +106,7 @@ flaskbox_file_vars() {
 
 # flaskbox_env_files
 #   /app/.env and /app/.flaskenv, read as `flask run` reads them when
-#   python-dotenv is installed (flaskbox/env_files.py): what -e sets wins.
+#   python-dotenv is installed (flaskbox/start/env_files.py): what -e sets wins.
 flaskbox_env_files() {
 	[ -f /app/.env ] || [ -f /app/.flaskenv ] || return 0
 	flaskbox_assign env-files
@@ -174,15 +174,15 @@ flaskbox_prepare() {
 }
 
 # flaskbox_start_debug
-#   exec the Flask dev server (flaskbox/debug.py) under tini: reloader on,
+#   exec the Flask dev server (flaskbox/debug/server.py) under tini: reloader on,
 #   interactive debugger on, its PIN in the log.
 flaskbox_start_debug() {
 	export FLASK_DEBUG=1
 	# Ignored (inherited across the exec) until the dev server takes SIGHUP
-	# over (flaskbox/debug.py, on_hangup): a HUP in between changes nothing.
+	# over (flaskbox/debug/server.py, on_hangup): a HUP in between changes nothing.
 	trap '' HUP
 	cd /app || exit 1
-	flaskbox_exec python -m flaskbox.debug
+	flaskbox_exec python -m flaskbox.debug.server
 }
 
 # flaskbox_start_production
@@ -249,7 +249,7 @@ flaskbox_exec_command() {
 #   umask 002 for everything this start runs (hooks, the servers, the app, a
 #   one-off command): the image's user and any uid OpenShift picks are all
 #   in group 0, so what one of them writes another may write (SQLite's
-#   files too: flaskbox/sqlite_files.py). /app stays root's and read-only.
+#   files too: flaskbox/userapp/sqlite_files.py). /app stays root's and read-only.
 flaskbox_share_with_group() {
 	umask 002
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Docker HEALTHCHECK for flaskbox: a liveness check, which never fails for
-# being busy. lib/flaskbox/health.py says what it checks in each mode.
+# being busy. lib/flaskbox/sidecars/health.py says what it checks in each mode.
 set -Eeuo pipefail
 
 # How long the quick probe waits for an answer before the full check takes
@@ -27,7 +27,7 @@ answers_200() {
 }
 
 answers_200 && exit 0
-# flaskbox.health itself, not `-m flaskbox health`: the command line's
+# flaskbox.sidecars.health itself, not `-m flaskbox health`: the command line's
 # module imports what every other command needs (the settings table,
 # discovery, rendering), some 15 ms more CPU in every check.
-exec python3 -I -m flaskbox.health
+exec python3 -I -m flaskbox.sidecars.health

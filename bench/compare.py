@@ -31,7 +31,9 @@ def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, st
     archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "lib/flaskbox"], check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder), "--strip-components=2"], input=archive, check=True)
-    wsgi = folder / "wsgi.py"
+    # wsgi.py's place in that version's floor plan.
+    inside = "pool/wsgi.py" if (folder / "pool" / "wsgi.py").exists() else "wsgi.py"
+    wsgi = folder / inside
     wsgi.write_text(wsgi.read_text().rstrip("\n") + LONE_WORKER_FREEZE)
     for path in folder.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -45,7 +47,7 @@ def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, st
     show = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{name}"], check=True,
                                  capture_output=True, text=True).stdout
             for name in ("nginx.conf", "nginx-static.conf")}
-    return (folder, {"/usr/local/lib/flaskbox/flaskbox/wsgi.py": bare},
+    return (folder, {f"/usr/local/lib/flaskbox/flaskbox/{inside}": bare},
             {"/etc/flaskbox/nginx.conf": show["nginx.conf"],
              "/etc/flaskbox/nginx-static.conf": show["nginx-static.conf"]})
 

@@ -49,7 +49,7 @@ def perf_shares(report: str) -> list[dict]:
 def python_shares(raw: str) -> dict:
     """py-spy's raw stacks ("frame;frame;... count") as the share of the
     worker's samples spent in each package's own code (the innermost frame's
-    file), and in flaskbox.serve with what it calls."""
+    file), and in flaskbox.request.serve with what it calls."""
     own, total, serve = {}, 0, 0
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -61,7 +61,7 @@ def python_shares(raw: str) -> dict:
             where = frames[-1][frames[-1].rfind("(") + 1:].split(":")[0]
             package = where.split("/")[0] if "/" in where else where
         own[package] = own.get(package, 0) + samples
-        serve += samples if any("flaskbox/serve.py" in frame for frame in frames) else 0
+        serve += samples if any("flaskbox/request/serve.py" in frame for frame in frames) else 0
     percent = {name: round(100 * samples / total, 1) for name, samples in
                sorted(own.items(), key=lambda item: -item[1]) if 100 * samples / total >= 0.5}
     return {"samples": total, "own_code_percent": percent,
@@ -164,8 +164,8 @@ def wrapper_cost(calls: int = 20000, repeats: int = 7) -> dict:
     of `repeats`. The app's body is an iterable with a close(), as Flask's
     is. No uWSGI here: its start_response and writes are not in it."""
     sys.path.insert(0, str(REPO / "lib"))
-    from flaskbox import outbound, serve
-    from flaskbox.spool import Spool
+    from flaskbox.request import outbound, serve
+    from flaskbox.request.spool import Spool
 
     class Body:
         def __init__(self):

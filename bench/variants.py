@@ -100,7 +100,7 @@ FEATURE_EDITS = {
         ("proxy_set_header Host $flaskbox_host;", "proxy_set_header Host $http_host;"),
         ("$remote_port $flaskbox_server_port", "$remote_port $server_port")],
     # The others (Proto, Host, Port, Prefix, Forwarded) are chosen in the
-    # wrapper (flaskbox/forwarded.py), which nginx.conf cannot take out.
+    # wrapper (flaskbox/request/forwarded.py), which nginx.conf cannot take out.
     "forwarded headers from trusted proxies": [
         ("proxy_set_header X-Forwarded-For ${FORWARDED_FOR};", "")],
     "per-client and upload limits (the limit_conn zones, and the kind that picks them)": [
@@ -133,9 +133,9 @@ FEATURE_EDITS = {
 # a step of its path.
 WRAPPER_EDITS = {
     "the whole wrapper (uWSGI calls the app)": [
-        ("wsgi.py", "    return Serve(found.app, timeout, **common)", "    return found.app")],
+        ("pool/wsgi.py", "    return Serve(found.app, timeout, **common)", "    return found.app")],
     "the peer from X-Flaskbox-Peer (Request.__init__)": [
-        ("request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
+        ("request/request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
         if len(fields) == 6:
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
@@ -150,16 +150,17 @@ WRAPPER_EDITS = {
         self.waited = waited if waited > 0.0 else 0.0
 ''', "        self.trusted = self.tls = False\n        self.waited = 0.0\n")],
     "forwarded headers (the untrusted check, forwarded.apply)": [
-        ("serve.py", "        if request.trusted or not UNTRUSTED.isdisjoint(environ):",
+        ("request/serve.py", "        if request.trusted or not UNTRUSTED.isdisjoint(environ):",
          "        if False:")],
     "files handed back untouched (wsgi.file_wrapper noted)": [
-        ("request.py", '        wrapper = environ.get("wsgi.file_wrapper")', "        wrapper = None")],
+        ("request/request.py", '        wrapper = environ.get("wsgi.file_wrapper")',
+         "        wrapper = None")],
     "Vary (COMPRESS_APP_RESPONSES)": [
-        ("serve.py", "        self.compressed = compressed", "        self.compressed = False")],
+        ("request/serve.py", "        self.compressed = compressed", "        self.compressed = False")],
     "REQUEST_TIMEOUT's watchdog (its clock and claim)": [
-        ("request.py", "        self.watched = True\n", ""),
-        ("request.py", "        if not watchdog.started:\n            watchdog.new_worker()\n", ""),
-        ("request.py", "        watchdog.running[get_ident()] = self\n", "")],
+        ("request/request.py", "        self.watched = True\n", ""),
+        ("request/request.py", "        if not watchdog.started:\n            watchdog.new_worker()\n", ""),
+        ("request/request.py", "        watchdog.running[get_ident()] = self\n", "")],
 }
 
 
@@ -187,7 +188,7 @@ def wrapper(docker_args: tuple[str, ...], workdir: Path) -> list[Contender]:
         for file in files:
             if changed[file] == sources[file]:
                 continue
-            path = workdir / f"{number}-{file}"
+            path = workdir / f"{number}-{file.replace('/', '-')}"
             path.write_text(changed[file])
             path.chmod(0o644)
             mounts += ["-v", f"{path}:/usr/local/lib/flaskbox/flaskbox/{file}:ro"]

@@ -35,7 +35,7 @@ flaskbox_assign() {
 }
 
 # flaskbox_assignments
-#   Reads NUL-separated records on stdin (flaskbox/shell.py): "export NAME
+#   Reads NUL-separated records on stdin (flaskbox/start/shell.py): "export NAME
 #   VALUE", "set NAME VALUE" (this shell's own, not exported) or "unset
 #   NAME". Data, never evaluated: a value is a value, whatever it holds.
 flaskbox_assignments() {
@@ -57,7 +57,7 @@ flaskbox_assignments() {
 
 # flaskbox_json_logs
 #   LOG_FORMAT=json: this shell's stderr, and so that of every process it
-#   starts (hooks, nginx, uWSGI, the app), goes through flaskbox/jsonlog.py,
+#   starts (hooks, nginx, uWSGI, the app), goes through flaskbox/sidecars/jsonlog.py,
 #   which writes each line to the container's stderr as a JSON object. The
 #   lines pass through a pipe this shell keeps open too (a FIFO whose name is
 #   gone at once): if the relay dies, writers neither fail nor lose what they

@@ -58,7 +58,7 @@ _run_hook() {
 			exec)
 				flaskbox_log "running $hook"
 				# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
-				# writes next to the app's code (flaskbox/hook_writes.py).
+				# writes next to the app's code (flaskbox/userapp/hook_writes.py).
 				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
 				;;
 			bash)
@@ -114,7 +114,7 @@ _source_hook() {
 
 # _hook_sources sources | await-change STATE
 #   The state of the files a hook may depend on (the app in /app, the hooks),
-#   or wait until it differs from STATE (flaskbox/changes.py).
+#   or wait until it differs from STATE (flaskbox/debug/changes.py).
 _hook_sources() {
 	local command="$1"
 	shift

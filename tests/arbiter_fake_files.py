@@ -26,7 +26,7 @@ class WatchedFiles:
     def apply_certificate(self) -> bool:
         """What `tls-apply` does (certificates.main_apply), with the test's
         record: its verdict, the child's exit code."""
-        from flaskbox import certificates
+        from flaskbox.sidecars import certificates
 
         record = self.record
         return certificates.apply(record["TLS_CERT"], record["TLS_KEY"], self.runtime)

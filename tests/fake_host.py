@@ -8,8 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from flaskbox import render, settings
+from flaskbox import settings
 from flaskbox.host import Host, Mount
+from flaskbox.start import render
 from helpers import REPO
 
 GiB = 1 << 30

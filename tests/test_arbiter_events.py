@@ -77,7 +77,7 @@ def test_without_inotify_the_marks_are_looked_for_at_each_short_wait(tmp_path, c
 
 
 def test_a_hups_certificate_is_checked_in_a_child_and_the_reload_waits_for_it(tmp_path, monkeypatch):
-    from flaskbox import certificates
+    from flaskbox.sidecars import certificates
 
     make_pair(tmp_path)
     system = FakeSystem(tmp_path)

@@ -298,7 +298,7 @@ def test_a_stop_during_a_reload_ends_the_loading_code_at_once(tmp_path, capsys):
 
 
 def test_a_hup_applies_the_certificate(tmp_path, monkeypatch):
-    from flaskbox import certificates
+    from flaskbox.sidecars import certificates
     from helpers import make_pair
 
     make_pair(tmp_path)

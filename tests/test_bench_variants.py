@@ -76,9 +76,9 @@ def test_perf_symbol_lines_become_shares():
     ]
 
 def test_py_spy_samples_go_to_the_innermost_package():
-    raw = ("Serve.__call__ (flaskbox/serve.py:162);Flask.wsgi_app (flask/app.py:1506);"
+    raw = ("Serve.__call__ (flaskbox/request/serve.py:162);Flask.wsgi_app (flask/app.py:1506);"
            "Map.bind (werkzeug/routing/map.py:241) 6\n"
-           "Serve.__call__ (flaskbox/serve.py:144);client_gone (flaskbox/serve.py:63) 2\n"
+           "Serve.__call__ (flaskbox/request/serve.py:144);client_gone (flaskbox/request/serve.py:63) 2\n"
            " 2\n")
     shares = profiling.python_shares(raw)
     assert shares["samples"] == 10
@@ -113,7 +113,7 @@ def test_flaskbox_serves_without_each_wrapper_piece(containers, tmp_path, name):
     mounts = []
     for file, text in variants.without_pieces(SOURCES, [name]).items():
         if text != SOURCES[file]:
-            path = tmp_path / file
+            path = tmp_path / file.replace("/", "-")
             path.write_text(text)
             tmp_path.chmod(0o755)
             path.chmod(0o644)

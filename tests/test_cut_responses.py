@@ -7,7 +7,7 @@ early: past the stop's budget, or when the disk its spool is on fills up
 test_reload_grace.py). nginx's own completion flag sees
 only a client that left (tests/test_slow_downloads.py), so nginx.conf also
 checks what it received from the app: all of a Content-Length, and a framed
-stream's padded length (flaskbox/framing.py)."""
+stream's padded length (flaskbox/request/framing.py)."""
 
 import http.client
 import json
@@ -20,7 +20,7 @@ from downloads import MB, Download
 from helpers import CERT, KEY, REPO, docker, free_port
 
 sys.path.insert(0, str(REPO / "lib"))
-from flaskbox import framing  # noqa: E402
+from flaskbox.request import framing  # noqa: E402
 
 
 def fetch(container, path: str, method: str = "GET") -> tuple[int, bytes, str, str]:

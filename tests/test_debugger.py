@@ -109,7 +109,7 @@ def test_the_pin_is_steady_where_python_finds_no_mac(monkeypatch):
     # Python 3.14 in a container: uuid.getnode() is random in each process
     # (the multicast bit set), and Werkzeug's PIN with it; one of the
     # container's own stands in, the same in every server process.
-    from flaskbox import debug
+    from flaskbox.debug import server as debug
 
     monkeypatch.delenv("WERKZEUG_DEBUG_PIN", raising=False)
     monkeypatch.setattr(debug.uuid, "getnode", lambda: random.getrandbits(48) | 1 << 40)

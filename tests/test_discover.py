@@ -1,4 +1,4 @@
-"""Finding the app (lib/flaskbox/discover.py) without a container: every
+"""Finding the app (lib/flaskbox/userapp/discover.py) without a container: every
 form of APP_MODULE, Flask's rules for what a module holds, and a clear
 error, saying what to write instead, for whatever is not a WSGI app.
 test_your_app.py serves real app layouts built FROM the image."""
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from flaskbox import discover
+from flaskbox.userapp import discover
 
 FLASK_APP = "from flask import Flask\napp = Flask(__name__)\n"
 FACTORY = ("from flask import Flask\n"
@@ -155,6 +155,6 @@ def test_a_missing_module_is_told_apart_from_a_missing_package(tmp_path):
     ("requests", "add the package that provides it (on PyPI usually requests) to"),
 ])
 def test_a_missing_package_is_named_as_pip_knows_it(tmp_path, module, wanted):
-    from flaskbox.distributions import install_hint
+    from flaskbox.userapp.distributions import install_hint
 
     assert wanted in install_hint(module, tmp_path / "requirements.txt")

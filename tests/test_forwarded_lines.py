@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from flaskbox import forwarded
+from flaskbox.request import forwarded
 
 PROXY, CLIENT = "127.0.0.2", "127.0.0.1"
 

@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from flaskbox import gevent_exit
+from flaskbox.pool import gevent_exit
 
 
 class FakeUwsgi:

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from flaskbox import packages
+from flaskbox.userapp import packages
 from helpers import build_image, docker
 
 

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 
-from flaskbox import metrics
+from flaskbox.sidecars import metrics
 from helpers import REPO
 
 DASHBOARD = REPO / "deploy" / "grafana" / "flaskbox.json"
@@ -32,7 +32,7 @@ def filled(expr: str) -> str:
 
 
 def exported(tmp_path) -> set[str]:
-    """The series names flaskbox/metrics.py writes (a histogram's three)."""
+    """The series names flaskbox/sidecars/metrics.py writes (a histogram's three)."""
     text = metrics.Collector(tmp_path, 64, "sync").render()
     names = set()
     for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE):

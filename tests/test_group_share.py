@@ -3,7 +3,7 @@ in group 0 with umask 002, as OpenShift runs an arbitrary uid in group 0, so
 a file one such uid makes on the instance volume another may write, in both
 directions, the image's own user (10001:0) included. SQLite, which makes
 its database files 0644 whatever the umask, follows the umask too
-(flaskbox/sqlite_files.py). The app, tests/apps/guestbook, makes its
+(flaskbox/userapp/sqlite_files.py). The app, tests/apps/guestbook, makes its
 database and uploads folder on the first request that needs them."""
 
 import pytest
@@ -28,7 +28,7 @@ def process_table(container) -> list[tuple[str, ...]]:
 @pytest.mark.parametrize("mode_args, servers", [
     # PID 1 in production: the arbiter the entry-point execs (issue 47).
     ((), ("nginx: master", "nginx: worker", "uWSGI master", "uWSGI worker", "flaskbox.arbiter")),
-    (("-d", "debug"), ("flaskbox.debug",)),
+    (("-d", "debug"), ("flaskbox.debug.server",)),
 ], ids=["production", "debug"])
 def test_the_servers_run_in_group_0_with_umask_002(containers, mode_args, servers):
     c = containers.run(*mode_args)

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from fake_host import FakeHost
-from flaskbox import health, layout
+from flaskbox import layout
+from flaskbox.sidecars import health
 from helpers import docker
 
 

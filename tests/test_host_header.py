@@ -4,7 +4,7 @@ not ALLOWED_HOSTS is set, so the app never sees userinfo or a second host in
 `request.host`. Before, nginx read "example.com:@evil.example" as host
 example.com and passed the whole text on: ALLOWED_HOSTS=example.com let it
 through with 200. A trusted proxy's X-Forwarded-Host is held to the same
-rule (by flaskbox/serve.py, which alone sees its last line).
+rule (by flaskbox/request/serve.py, which alone sees its last line).
 
 Choices where RFC 3986 leaves room: a trailing dot (an absolute name) is
 the same host, served and matched against ALLOWED_HOSTS without it; an
@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from flaskbox import forwarded
+from flaskbox.request import forwarded
 
 ALLOWED = {"ALLOWED_HOSTS": "example.com", "TRUSTED_PROXIES": "127.0.0.2"}
 

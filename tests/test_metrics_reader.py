@@ -1,4 +1,4 @@
-"""METRICS_PORT's reader (flaskbox/metrics.py, nginx_lines.py), in-process: it counts every
+"""METRICS_PORT's reader (flaskbox/sidecars/metrics.py, nginx_lines.py), in-process: it counts every
 line nginx writes while it renames the files and has nginx reopen them (a
 stand-in for nginx appends lines and reopens its file on SIGUSR1, as nginx
 does; the count is exact across several rotations), and it reads refusal
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from flaskbox import metrics, nginx_lines
+from flaskbox.sidecars import metrics, nginx_lines
 from helpers import REPO
 
 # Appends one metrics line per iteration, in batches as nginx's buffer

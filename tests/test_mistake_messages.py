@@ -11,8 +11,9 @@ import types
 import flask
 import pytest
 
-from flaskbox import distributions, env_files, importing, ports, shadows
 from flaskbox.host import Host
+from flaskbox.start import env_files, ports
+from flaskbox.userapp import distributions, importing, shadows
 from helpers import REPO
 
 TCP_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "

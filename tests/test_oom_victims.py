@@ -1,6 +1,6 @@
 """When the container runs out of memory, the kernel's OOM killer ends a
 uWSGI worker, never a master, nginx or PID 1: each worker makes itself the
-first choice at fork (oom_score_adj 1000, flaskbox/oom.py), so its master
+first choice at fork (oom_score_adj 1000, flaskbox/pool/oom.py), so its master
 replaces it in a moment and the container serves on. Before, a master was
 the victim in 1 of 6 runs of the case below, and the container stopped."""
 

@@ -83,7 +83,7 @@ RELATIVES = ["X-Script-Name", "X-Scheme", "X-Original-URL", "X-Rewrite-URL", "X-
 
 
 def test_no_proxy_header_from_a_client_reaches_the_app(containers, fixture_image):
-    from flaskbox.forwarded import RELATIVES as DROPPED
+    from flaskbox.request.forwarded import RELATIVES as DROPPED
 
     assert {f"HTTP_{name.upper().replace('-', '_')}" for name in RELATIVES} == DROPPED
     c = containers.serving(image=fixture_image["image"], env={"TRUSTED_PROXIES": "127.0.0.3"})

@@ -14,7 +14,7 @@ import threading
 from test_metrics import sample, scrape
 
 from containers import SlowRequest
-from flaskbox import unix_sockets, uwsgi_stats
+from flaskbox.sidecars import unix_sockets, uwsgi_stats
 from helpers import docker, free_port
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from flaskbox import framing, guards, request, serve, streams
+from flaskbox.request import framing, guards, request, serve, streams
 
 
 class Recorder(guards.Watchdog):

@@ -6,7 +6,7 @@ test_temp_files.py."""
 
 import os
 
-from flaskbox import serve, spool
+from flaskbox.request import serve, spool
 
 
 def environ(**extra) -> dict:

@@ -1,7 +1,7 @@
 """Secrets as files: VAR_FILE=/path gives the app VAR with the file's
 contents, for any variable (a setting or one the app reads), as the
 official postgres and mysql images do. Judged first without a container
-(flaskbox/file_vars.py, its records read back by bash as data), then in real
+(flaskbox/start/file_vars.py, its records read back by bash as data), then in real
 containers: the app and every mode get the value, `docker inspect` and the
 log show only the path, VAR and VAR_FILE both set or an unreadable file
 exit 2 naming it. tests/test_swarm.py does the same with `docker secret
@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from flaskbox import file_vars
+from flaskbox.start import file_vars
 from helpers import REPO, docker, share_with_container
 
 

@@ -218,10 +218,10 @@ def test_every_place_that_reads_a_setting_is_listed():
 def test_the_grep_finds_reads_in_code_templates_and_scripts():
     reads = all_reads()
     assert ("REQUEST_TIMEOUT", "settings.resolve._upstream_timeout") in reads
-    assert ("ALLOWED_HOSTS", "wsgi.from_record") in reads
+    assert ("ALLOWED_HOSTS", "pool.wsgi.from_record") in reads
     assert ("RELOAD_GRACE", "arbiter.generation.Generation.retire") in reads
     assert ("APP_MODULE", "__main__.SHELL_VALUES") in reads  # a module-level name
-    assert ("FILE_VARS_IGNORE", "file_vars.IGNORE") in reads
+    assert ("FILE_VARS_IGNORE", "start.file_vars.IGNORE") in reads
     assert ("PORT", "nginx.conf") in reads
     assert ("WORKER_CONNECTIONS", "app.ini") in reads
     assert ("PRE_START_PATH", "lib/hooks.sh") in reads  # as $PRE_START_PATH
@@ -264,8 +264,8 @@ def test_the_grep_leaves_definitions_longer_names_and_comments_alone():
 
 
 def test_an_entry_covers_its_place_and_what_is_inside_it():
-    assert covers("serve.Serve (note)", "serve.Serve._call_app")
-    assert not covers("serve.Serve", "serve.Serves")
+    assert covers("request.serve.Serve (note)", "request.serve.Serve._call_app")
+    assert not covers("request.serve.Serve", "request.serve.Serves")
     assert covers("nginx.conf: proxy_read_timeout (UPSTREAM_TIMEOUT)", "nginx.conf")
     assert not covers("nginx.conf: listen", "nginx-static.conf")
     assert parse("app.ini: ini = %p:${WORKER_CLASS} (its [sync] or [gevent] section)") \

@@ -8,8 +8,9 @@ replacement nginx.conf refused."""
 import pytest
 
 from fake_host import FakeHost, GiB, resolve
-from flaskbox import render, settings
+from flaskbox import settings
 from flaskbox.host import Mount
+from flaskbox.start import render
 from helpers import REPO
 
 

@@ -1,4 +1,4 @@
-"""The configs rendered from the resolved settings (lib/flaskbox/render.py
+"""The configs rendered from the resolved settings (lib/flaskbox/start/render.py
 and the templates), without a container: only known placeholders, the stop
 budget from one place, lists as include files, the user's uWSGI options
 last, the sockets and upstreams of each worker class and of STICKY_CLIENTS,
@@ -10,7 +10,8 @@ import re
 import pytest
 
 from fake_host import rendered, resolve
-from flaskbox import layout, render
+from flaskbox import layout
+from flaskbox.start import render
 from helpers import REPO
 
 
@@ -114,7 +115,7 @@ def test_nginx_reaches_the_current_generation_through_its_link(tmp_path):
 
 
 def test_tls_certificates_are_read_at_each_handshake(tmp_path):
-    from flaskbox import tls
+    from flaskbox.start import tls
 
     conf = tls.server_conf({"TLS_CERT": "/etc/tls/a.crt", "TLS_KEY": "/etc/tls/a.key", "TLS_PORT": "8443"},
                            http2_directive=False)

@@ -76,7 +76,7 @@ def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args,
     idle(c, mode_args)
     # Production: the arbiter the entry-point execs supervises as PID 1;
     # debug mode: tini forwards the stop to the dev server.
-    expected = "tini -- python -m flaskbox.debug" if mode_args else "python3 -I -m flaskbox.arbiter"
+    expected = "tini -- python -m flaskbox.debug.server" if mode_args else "python3 -I -m flaskbox.arbiter"
     assert pid1_command(c).startswith(expected), pid1_command(c)
     since = time.time()
     timed_stop(c)

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 
-from flaskbox import outbound, serve
+from flaskbox.request import outbound, serve
 from helpers import free_port
 
 STREAMS = 80

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from flaskbox import forks
+from flaskbox.pool import forks
 
 # A worker's graceful stop: its exit handler takes `flush` s, then a mark.
 WORKER = """

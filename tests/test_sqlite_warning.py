@@ -1,5 +1,5 @@
 """The start's warning for an SQLite database in rollback-journal mode
-written by several uWSGI processes (lib/flaskbox/sqlite_journal.py), in
+written by several uWSGI processes (lib/flaskbox/userapp/sqlite_journal.py), in
 process: said for the files the app names and those in its instance
 folder, not for WAL or for one process, and never a failed start for an
 app's odd config (test_your_app.py proves it in a container)."""
@@ -10,7 +10,7 @@ import sqlite3
 
 from flask import Flask
 
-from flaskbox import sqlite_journal
+from flaskbox.userapp import sqlite_journal
 
 
 def database(path, wal: bool = False):

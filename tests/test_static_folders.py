@@ -1,5 +1,5 @@
 """Which static files nginx serves and how long browsers may keep them,
-decided as Flask would (lib/flaskbox/static_folders.py, static.py), without
+decided as Flask would (lib/flaskbox/userapp/static_folders.py, static.py), without
 a container: a blueprint's folder at the URL Flask routes to it, the first
 of one URL winning; the app's SEND_FILE_MAX_AGE_DEFAULT and its own
 get_send_file_max_age; files a bundler's manifest fingerprints (Vite,
@@ -16,7 +16,8 @@ import pytest
 from flask import Blueprint, Flask
 
 from fake_host import resolve
-from flaskbox import static, static_folders
+from flaskbox.start import static
+from flaskbox.userapp import static_folders
 from helpers import REPO
 
 

@@ -1,5 +1,5 @@
 """TLS_CERT, TLS_KEY and the other TLS settings, judged without a container
-(flaskbox/tls.py), against files the openssl CLI makes here: each bad one
+(flaskbox/start/tls.py), against files the openssl CLI makes here: each bad one
 is refused with a message naming the variable, the file and the accepted
 form; test_tls.py checks that a real container stops with exit code 2."""
 
@@ -9,8 +9,10 @@ import threading
 import pytest
 
 from fake_host import FakeHost, resolve
-from flaskbox import certificates, render, settings, tls
+from flaskbox import settings
 from flaskbox.layout import Runtime
+from flaskbox.sidecars import certificates
+from flaskbox.start import render, tls
 from helpers import REPO
 
 

@@ -1,5 +1,5 @@
 """The part of a request's body the app did not read is read by the
-wrapper (flaskbox/request.py, as serve.Serve drives it), so that uWSGI never closes
+wrapper (flaskbox/request/request.py, as serve.Serve drives it), so that uWSGI never closes
 the connection while nginx still sends it (nginx then answered 502 in place
 of the app's 405, 401 or 413): before a made answer is sent, or at the end
 of a stream, whose generator may still read the body itself. Without a
@@ -7,7 +7,7 @@ container; tests/test_form_uploads.py proves it against real ones."""
 
 import io
 
-from flaskbox import serve
+from flaskbox.request import serve
 
 BODY = 300_000
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from flaskbox import prefix
+from flaskbox.request import prefix
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -1,4 +1,4 @@
-"""uWSGI's stats, read whatever the clients sent (lib/flaskbox/uwsgi_stats.py):
+"""uWSGI's stats, read whatever the clients sent (lib/flaskbox/sidecars/uwsgi_stats.py):
 uWSGI copies each running request's headers into its stats unescaped but
 for quotes, backslashes, tabs and line ends, so a client's Latin-1 or
 control byte must not make the health check, the reload's wait or
@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from flaskbox import uwsgi_stats
+from flaskbox.sidecars import uwsgi_stats
 
 # A worker in a request, as uWSGI 2.0 writes it: the header's raw bytes
 # inside a JSON string.
@@ -59,7 +59,7 @@ def test_read_takes_the_whole_document_off_the_socket(tmp_path):
 
 # Inside the container: the worker's status by the image's own reader, and
 # whether uWSGI's raw stats carry the header's byte as it came.
-PEEK = ("from flaskbox import record, uwsgi_stats; import socket\n"
+PEEK = ("from flaskbox import record; from flaskbox.sidecars import uwsgi_stats; import socket\n"
         "path = str(record.runtime().stats_socket)\n"
         "s = socket.socket(socket.AF_UNIX); s.connect(path)\n"
         "raw = b''.join(iter(lambda: s.recv(65536), b''))\n"

@@ -7,7 +7,7 @@ import http.client
 
 import pytest
 
-from flaskbox import serve
+from flaskbox.request import serve
 
 GZIP = {"Accept-Encoding": "gzip"}
 

@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 
-from flaskbox import guards
+from flaskbox.request import guards
 from helpers import REPO
 
 HEAD = """
 import atexit, os, sys, threading, time
-from flaskbox import guards
+from flaskbox.request import guards
 watchdog = guards.Watchdog(5)
 watchdog.retiring = time.monotonic()
 guards.exit_budget = lambda: {budget}

@@ -33,10 +33,12 @@ import signal
 import sys
 from pathlib import Path
 
-from . import discover, env_files, file_vars, packages, record, render, settings, writable
+from . import record, settings
 from .layout import BAD_INPUT, FAILED, SIGNALLED, STOPPED
 from .log import error, info, log, warn
-from .shell import EXPORT, SET, records
+from .start import env_files, file_vars, render
+from .start.shell import EXPORT, SET, records
+from .userapp import discover, packages, writable
 
 
 def resolve(mode: str) -> settings.Resolved:
@@ -81,7 +83,7 @@ def checked(mode: str) -> tuple[settings.Resolved, list[str]]:
 
 def cmd_file_vars() -> None:
     """First of all, before any setting is read: each VAR_FILE's file
-    becomes VAR (flaskbox/file_vars.py), as the shell's records."""
+    becomes VAR (flaskbox/start/file_vars.py), as the shell's records."""
     try:
         lines = file_vars.assignments(os.environ)
     except file_vars.FileVarError as exc:
@@ -121,18 +123,18 @@ def cmd_prepare(mode: str) -> None:
     if mode == settings.PRODUCTION:
         render_configs(current)
         if current["TLS_CERT"]:
-            from . import certificates
+            from .sidecars import certificates
 
             # Refused: the start ends, as a bad setting does.
             if not certificates.apply(current["TLS_CERT"], current["TLS_KEY"], place):
                 sys.exit(BAD_INPUT)
     else:
-        from . import debug_warning
+        from .debug import debug_warning
 
         for line in debug_warning.lines(current, current.derived["HOST_NETWORK"] == "1"):
             log(line)
         # A fresh start: an APP_MODULE that names no app exits 2, as in
-        # production (flaskbox/debug.py); after an edit it is shown instead.
+        # production (flaskbox/debug/server.py); after an edit it is shown instead.
         place.debug_loaded.unlink(missing_ok=True)
         place.debug_app.unlink(missing_ok=True)
 
@@ -235,13 +237,13 @@ def cmd_flask_env() -> None:
 
 
 def cmd_sources(*paths: str) -> None:
-    from . import changes
+    from .debug import changes
 
     print(changes.state(list(paths)))
 
 
 def cmd_await_change(before: str, *paths: str) -> None:
-    from . import changes
+    from .debug import changes
 
     try:
         changes.await_change(before, list(paths))
@@ -292,31 +294,31 @@ def cmd_docs_table(language: str = "en") -> None:
 
 
 def cmd_metrics() -> None:
-    from . import metrics
+    from .sidecars import metrics
 
     metrics.main()
 
 
 def cmd_json_log() -> None:
-    from . import jsonlog
+    from .sidecars import jsonlog
 
     jsonlog.main()
 
 
 def cmd_tls_watch() -> None:
-    from . import certificates
+    from .sidecars import certificates
 
     certificates.main()
 
 
 def cmd_tls_apply() -> None:
-    from . import certificates
+    from .sidecars import certificates
 
     sys.exit(0 if certificates.main_apply() else 1)
 
 
 def cmd_health() -> None:
-    from . import health
+    from .sidecars import health
 
     health.main()
 

@@ -34,7 +34,7 @@ from ..layout import (
 )
 from ..log import error, info, warn
 from ..record import Record
-from ..template import CONF_DIR
+from ..start.template import CONF_DIR
 from .events import DEGRADED_WAIT
 from .generation import Generation
 from .helpers import Helper, Helpers

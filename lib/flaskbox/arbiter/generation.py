@@ -28,7 +28,6 @@ import shutil
 import signal
 from collections.abc import Callable
 
-from ..importing import say_import_stacks
 from ..layout import (
     IMPORT_FAILED,
     IMPORT_TIMED_OUT,
@@ -39,6 +38,7 @@ from ..layout import (
     STOP_STREAMS_SIGNAL,
 )
 from ..log import error, info, warn
+from ..userapp.importing import say_import_stacks
 from .loop import Child
 
 STARTING, SERVING, RETIRING, STOPPING, GONE = "starting", "serving", "retiring", "stopping", "gone"

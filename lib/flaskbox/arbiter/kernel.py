@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .. import uwsgi_stats
 from ..layout import Generation
-from ..unix_sockets import backlog, connected_inodes, held_inodes
+from ..sidecars import uwsgi_stats
+from ..sidecars.unix_sockets import backlog, connected_inodes, held_inodes
 
 # /proc/PID/stat's flags: set as the process begins to exit, before it
 # closes its files and hands its children to PID 1, and so before it is a

@@ -11,9 +11,9 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import static
 from ..layout import APP_DIR, Runtime
 from ..log import error, info
+from ..start import static
 from .loop import Child
 
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .. import discover, writable
 from ..layout import MAX_LINE_LIMIT
+from ..userapp import discover, writable
 
 Form = Callable[[str], Any]
 

@@ -150,7 +150,7 @@ def cheaper(env: Mapping[str, str], app_dir: Path) -> str:
     ini = ini_path(env, app_dir)
     if ini is None or not ini.is_file():
         return ""
-    from ..discover import read_uwsgi_ini
+    from ..userapp.discover import read_uwsgi_ini
 
     return next((value for key, value in reversed(read_uwsgi_ini(ini)) if key == "cheaper"), "")
 
@@ -173,7 +173,7 @@ def cheaper_mode(given: str, processes: int) -> tuple[str, str | None]:
 
 def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list[str], mode: str,
               env: Mapping[str, str]) -> None:
-    from ..discover import read_uwsgi_ini
+    from ..userapp.discover import read_uwsgi_ini
 
     for key, value in read_uwsgi_ini(ini):
         advice = (_refused_uwsgi(key) or _turned_off(key, value)) if mode == PRODUCTION else None

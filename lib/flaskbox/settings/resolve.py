@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import discover, ports, tls
 from ..host import Host
 from ..layout import (
     BODY_BUFFER,
@@ -41,6 +40,8 @@ from ..layout import (
     uwsgi_max_vars,
 )
 from ..record import Record
+from ..start import ports, tls
+from ..userapp import discover
 from . import names, pids
 from .defaults import Context, capacity
 from .forms import SettingError, line_size, size_bytes

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import discover
 from ..layout import DEBUG, MODES, PRODUCTION, STOP_TIMEOUT_LEAST, STOP_TIMEOUT_SECONDS, Runtime, stop_drain
+from ..userapp import discover
 from .forms import absolute_path, app_module, line_size, one_of, readable_file, size_bytes, strip_slash, whole
 from .setting import Setting
 
@@ -22,7 +22,7 @@ SETTINGS: tuple[Setting, ...] = (
             "entry-point.sh: flaskbox_parse_args (-d or APP_MODE: the mode, which picks the server)",
             "entry-point.sh: flaskbox_exec_command (WRITABLE_PATHS' targets for that mode)",
             "settings.resolve._resolve (the record's mode)",
-            "health.main (which server the health check probes: the record's `mode`)",
+            "sidecars.health.main (which server the health check probes: the record's `mode`)",
             "__main__.cmd_flask_env (no record yet: FLASK_DEBUG in debug mode)",
         ),
     ),
@@ -35,16 +35,16 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Port nginx (or the dev server) listens on.",
         enforced=(
             "nginx.conf: listen ${PORT}",
-            "debug.main (the dev server's port)",
-            "health.main (the port the health check probes)",
-            "render.render_production (RUNTIME_DIR/health-port, for healthcheck.sh)",
+            "debug.server.main (the dev server's port)",
+            "sidecars.health.main (the port the health check probes)",
+            "start.render.render_production (RUNTIME_DIR/health-port, for healthcheck.sh)",
             "settings.resolve._check_together (below the unprivileged ports)",
             "settings.resolve._check_metrics_port",
             "settings.resolve._check_ports_free (something already listens on it)",
-            "tls.check (TLS_PORT must differ)",
+            "start.tls.check (TLS_PORT must differ)",
             "entry-point.sh: flaskbox_usage (the usage text)",
             "arbiter.arbiter.Arbiter._listening (the 'serving' line)",
-            "debug_warning.lines (who can reach the debugger)",
+            "debug.debug_warning.lines (who can reach the debugger)",
         ),
     ),
     Setting(
@@ -59,11 +59,11 @@ SETTINGS: tuple[Setting, ...] = (
             "__main__.cmd_prepare (the record written there)",
             "__main__.SHELL_VALUES (the entry-point's own: INSTALL_ON_START's packages)",
             "arbiter.arbiter.Arbiter (layout.Runtime: its marks, nginx's pid file, each generation's folder)",
-            "render.render_production (every rendered file)",
-            "render.upstream_servers (uWSGI's sockets, in the current generation)",
-            "render.metrics_main",
-            "render.metrics_http",
-            "wsgi.from_record (spool.Spool: the disk responses are spooled to)",
+            "start.render.render_production (every rendered file)",
+            "start.render.upstream_servers (uWSGI's sockets, in the current generation)",
+            "start.render.metrics_main",
+            "start.render.metrics_http",
+            "pool.wsgi.from_record (spool.Spool: the disk responses are spooled to)",
             "nginx.conf: ${RUNTIME_DIR} (nginx's pid, temporary files and includes)",
             "app.ini: ${RUNTIME_DIR}/uwsgi-sockets.ini",
             "entry-point.sh: flaskbox_prepare",
@@ -82,7 +82,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`callable` name the app, as in tiangolo's image.",
         enforced=(
             "settings.resolve.user_uwsgi_options (read once: what uwsgi.ini keeps of it)",
-            "render.uwsgi_ini (merged after app.ini, from the record)",
+            "start.render.uwsgi_ini (merged after app.ini, from the record)",
             "__main__.app_before_start (the app `flask` commands find before a start)",
             "settings.names.ini_path (its processes, threads and harakiri taken as settings)",
         ),
@@ -100,8 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
              "`create_app`), `module:name`, `module:factory(args)`. Also read from `FLASK_APP` "
              "([your-app.md](your-app.md#how-the-app-is-found))."),
         enforced=(
-            "wsgi.load_app",
-            "debug.main (debug.DevApp)",
+            "pool.wsgi.load_app",
+            "debug.server.main (debug.DevApp)",
             "__main__.cmd_flask_env (FLASK_APP for `docker exec ... flask`)",
             "__main__.app_before_start",
             "settings.resolve._check_together (the image's sample app beside your code)",
@@ -126,9 +126,9 @@ SETTINGS: tuple[Setting, ...] = (
             "nginx.conf: client_max_body_size",
             "nginx.conf: /-/body-too-large (its 413 logged with limit=MAX_BODY_SIZE)",
             "__main__.render_configs (the start's queue line names it)",
-            "render.upload_limits (limit_conn flaskbox_uploads)",
+            "start.render.upload_limits (limit_conn flaskbox_uploads)",
             "settings.resolve._check_together (UPLOAD_SPACE holds one)",
-            "wsgi.from_record (importing.app_mistakes: Flask's MAX_CONTENT_LENGTH above it)",
+            "pool.wsgi.from_record (importing.app_mistakes: Flask's MAX_CONTENT_LENGTH above it)",
         ),
     ),
     Setting(
@@ -161,11 +161,11 @@ SETTINGS: tuple[Setting, ...] = (
              "still running 504 (its worker is replaced once its other requests end), a stream gone silent "
              "is cut (visibly). An answer that keeps sending is never cut by it."),
         enforced=(
-            "serve.Serve.waited_long (sync: 503 for a request queued past it)",
-            "guards.Watchdog (sync: 504, then the worker is replaced)",
-            "serve.GeventServe.bounded (gevent: the handler cancelled, serve.Serve.run answers 504)",
-            "guards.LoopWatch (gevent: a loop blocked past it)",
-            "wsgi.from_record",
+            "request.serve.Serve.waited_long (sync: 503 for a request queued past it)",
+            "request.guards.Watchdog (sync: 504, then the worker is replaced)",
+            "request.serve.GeventServe.bounded (gevent: the handler cancelled, serve.Serve.run answers 504)",
+            "request.guards.LoopWatch (gevent: a loop blocked past it)",
+            "pool.wsgi.from_record",
             "settings.resolve._upstream_timeout",
             "nginx.conf: proxy_read_timeout (UPSTREAM_TIMEOUT)",
             "settings.resolve.derived (WORKER_RELOAD_MERCY)",
@@ -185,8 +185,8 @@ SETTINGS: tuple[Setting, ...] = (
              "(exit 124; a reload keeps the running code); in debug mode the stacks are shown and the wait "
              "goes on. `0`: no limit ([your-app.md](your-app.md#an-import-that-never-ends))."),
         enforced=(
-            "wsgi.load_app (importing.Deadline: the stacks logged, the start ended)",
-            "debug.main (debug.DevApp: importing.Reminder, and the wait goes on)",
+            "pool.wsgi.load_app (importing.Deadline: the stacks logged, the start ended)",
+            "debug.server.main (debug.DevApp: importing.Reminder, and the wait goes on)",
             "arbiter.generation.Generation.start (a master its own deadline did not end, killed)",
             "arbiter.generation.Generation._load_failed (exit 124, where it waited)",
             "arbiter.generation.Generation.why (exit 124)",
@@ -228,8 +228,8 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.resolve.derived (STOP_DRAIN_SECONDS)",
             "nginx.conf: worker_shutdown_timeout (STOP_DRAIN_SECONDS)",
             "arbiter.stop.Stop (the stop's deadlines; what the drain leaves is the workers' exit budget)",
-            "wsgi.prepare_the_pool",
-            "forks.SpawnGuard (as its `stop_timeout`: a crash loop's serving workers end as at a stop)",
+            "pool.wsgi.prepare_the_pool",
+            "pool.forks.SpawnGuard (as its `stop_timeout`: a crash loop's serving workers end as at a stop)",
         ),
     ),
 )

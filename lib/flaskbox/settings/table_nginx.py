@@ -46,9 +46,9 @@ SETTINGS: tuple[Setting, ...] = (
              "`Retry-After`."),
         enforced=(
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN)",
-            "render.upstream_servers (as `UPSTREAM_MAX_CONNS`: max_conns)",
+            "start.render.upstream_servers (as `UPSTREAM_MAX_CONNS`: max_conns)",
             "app.ini: listen",
-            "metrics.main (metrics.Collector)",
+            "sidecars.metrics.main (metrics.Collector)",
             "__main__.render_configs (its log line)",
         ),
     ),
@@ -78,8 +78,8 @@ SETTINGS: tuple[Setting, ...] = (
              "that go at its pace (streams, Server-Sent Events, WebSockets); beyond, 503 with "
              "`Retry-After` ([production.md](production.md#slow-readers-and-open-streams))."),
         enforced=(
-            "wsgi.from_record",
-            "outbound.Share (503 past it)",
+            "pool.wsgi.from_record",
+            "request.outbound.Share (503 past it)",
             "settings.resolve._check_worker_class (gevent: refused)",
         ),
     ),
@@ -93,7 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
              "/tmp](production.md#uploads-and-tmp)."),
         enforced=(
             "settings.resolve.derived (UPLOAD_SLOTS, UPLOAD_SLOTS_PER_CLIENT)",
-            "render.upload_limits (limit_conn flaskbox_uploads)",
+            "start.render.upload_limits (limit_conn flaskbox_uploads)",
             "settings.resolve._check_together (it holds one MAX_BODY_SIZE)",
             "__main__.render_configs (its log line)",
         ),
@@ -109,9 +109,10 @@ SETTINGS: tuple[Setting, ...] = (
              "downloads](production.md#slow-clients-and-large-downloads)."),
         enforced=(
             "nginx.conf: proxy_max_temp_file_size",
-            "wsgi.from_record",
-            "spool.Spool.admits (as its `space`)",
-            "request.Request._spooling (through the Serve's `spool`: X-Accel-Buffering: no when it is full)",
+            "pool.wsgi.from_record",
+            "request.spool.Spool.admits (as its `space`)",
+            "request.request.Request._spooling (through the Serve's `spool`: X-Accel-Buffering: no when it "
+            "is full)",
         ),
     ),
 )

@@ -19,11 +19,11 @@ SETTINGS: tuple[Setting, ...] = (
              "and WebSockets per process ([streaming](streaming.md))."),
         enforced=(
             "app.ini: ini = %p:${WORKER_CLASS} (its [sync] or [gevent] section)",
-            "wsgi.from_record (gevent: streams.Limits and the stream slots)",
-            "wsgi.prepare_the_pool (sync: the stop signal's handler from the fork)",
-            "serve.Serve (guards.Watchdog with sync, guards.LoopWatch with gevent)",
-            "wsgi.from_record (sync: CLIENT_STREAM_SHARE)",
-            "metrics.main (metrics.Collector)",
+            "pool.wsgi.from_record (gevent: streams.Limits and the stream slots)",
+            "pool.wsgi.prepare_the_pool (sync: the stop signal's handler from the fork)",
+            "request.serve.Serve (guards.Watchdog with sync, guards.LoopWatch with gevent)",
+            "pool.wsgi.from_record (sync: CLIENT_STREAM_SHARE)",
+            "sidecars.metrics.main (metrics.Collector)",
             "__main__.checked (packages.notes: gevent installed, nothing in conflict)",
             "settings.resolve._check_worker_class (the other class's settings refused)",
             "settings.resolve._fit_pids",
@@ -41,8 +41,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc="uWSGI worker processes. CPUs are the container's quota (`--cpus`), not the host's cores.",
         enforced=(
             "app.ini: processes",
-            "render.sticky",
-            "render.socket_names (a socket per process)",
+            "start.render.sticky",
+            "start.render.socket_names (a socket per process)",
             "__main__.render_configs (its log line)",
             "settings.resolve._cheaper (cheaper mode below it)",
             "settings.resolve._fit_pids (the pids limit)",
@@ -80,9 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
              "same uWSGI process, for apps that keep state in one process (logins, sessions, Socket.IO) "
              "([your-app.md](your-app.md#state-kept-in-one-process)). `0`: any free process serves."),
         enforced=(
-            "render.sticky",
-            "render.uwsgi_sockets (a socket per process, map-socket)",
-            "render.upstream_servers (nginx's hash $binary_remote_addr consistent)",
+            "start.render.sticky",
+            "start.render.uwsgi_sockets (a socket per process, map-socket)",
+            "start.render.upstream_servers (nginx's hash $binary_remote_addr consistent)",
         ),
     ),
     Setting(
@@ -96,8 +96,8 @@ SETTINGS: tuple[Setting, ...] = (
              "requests, finishes its own, then a fresh one takes its place "
              "([production.md](production.md#memory-processes-and-threads))."),
         enforced=(
-            "wsgi.from_record",
-            "guards.MemoryCap (in guards.Watchdog with sync, guards.LoopWatch with gevent)",
+            "pool.wsgi.from_record",
+            "request.guards.MemoryCap (in guards.Watchdog with sync, guards.LoopWatch with gevent)",
         ),
     ),
     Setting(
@@ -113,7 +113,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc="`gevent` only: requests, streams and WebSockets each process holds at once.",
         enforced=(
             "app.ini: gevent = ${WORKER_CONNECTIONS}",
-            "wsgi.from_record (layout.stream_slots: serve.GeventServe.full)",
+            "pool.wsgi.from_record (layout.stream_slots: serve.GeventServe.full)",
             "settings.resolve.GEVENT_ONLY (refused with sync)",
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: `capacity`)",
         ),
@@ -130,8 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`gevent` only: seconds a stream or WebSocket may send nothing before it is closed (an event "
              "stream ends cleanly and EventSource reconnects; any other stream is cut, visibly)."),
         enforced=(
-            "wsgi.from_record",
-            "streams.Limits.next",
+            "pool.wsgi.from_record",
+            "request.streams.Limits.next",
             "settings.resolve._upstream_timeout",
             "nginx.conf: proxy_read_timeout (UPSTREAM_TIMEOUT)",
             "settings.resolve.GEVENT_ONLY (refused with sync)",
@@ -148,9 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
         doc="`gevent` only: seconds an event stream or WebSocket may last in all (`0`: no limit); then it "
             "ends cleanly and the client reconnects. Other responses are never ended by it.",
         enforced=(
-            "wsgi.from_record",
-            "streams.Limits.next (an event stream)",
-            "streams.Limits.bound_websocket",
+            "pool.wsgi.from_record",
+            "request.streams.Limits.next (an event stream)",
+            "request.streams.Limits.bound_websocket",
             "settings.resolve.GEVENT_ONLY (refused with sync)",
         ),
     ),

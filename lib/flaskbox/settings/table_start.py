@@ -4,7 +4,7 @@ info lines, and debug mode's own settings."""
 
 from __future__ import annotations
 
-from .. import writable
+from ..userapp import writable
 from . import defaults
 from .forms import absolute_path, file_var_names, flag, ip_address, one_of, writable_paths
 from .setting import Setting
@@ -35,8 +35,8 @@ SETTINGS: tuple[Setting, ...] = (
         normalize=writable.normalize,
         enforced=(
             "__main__.cmd_writable",
-            "writable.link (at build)",
-            "writable.prepare (at start)",
+            "userapp.writable.link (at build)",
+            "userapp.writable.prepare (at start)",
             "entry-point.sh: flaskbox_writable_paths",
             "entry-point.sh: flaskbox_exec_command",
         ),
@@ -50,8 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
              "`VAR_FILE` gives the app `VAR` with the file's contents "
              "([configuration.md](configuration.md#secrets-as-files))."),
         enforced=(
-            "file_vars.IGNORE",
-            "file_vars.ignored (by its name: `IGNORE`)",
+            "start.file_vars.IGNORE",
+            "start.file_vars.ignored (by its name: `IGNORE`)",
         ),
     ),
     Setting(
@@ -73,8 +73,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Debug mode: `inotify` restarts on file events; `poll` looks for changes every 0.5 s (Docker "
              "Desktop)."),
         enforced=(
-            "debug.main",
-            "debug.reloader_name",
+            "debug.server.main",
+            "debug.server.reloader_name",
         ),
     ),
     Setting(
@@ -87,9 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
              "machine unless set to `0.0.0.0`; in a container network it must be `0.0.0.0` for `-p` to reach "
              "it ([develop.md](develop.md#who-can-reach-the-debugger))."),
         enforced=(
-            "debug.main",
-            "health.main (health.check_debug)",
-            "debug_warning.lines (who can reach the debugger)",
+            "debug.server.main",
+            "sidecars.health.main (health.check_debug)",
+            "debug.debug_warning.lines (who can reach the debugger)",
         ),
     ),
     Setting(

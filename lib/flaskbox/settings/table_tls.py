@@ -4,7 +4,7 @@ HSTS."""
 
 from __future__ import annotations
 
-from .. import tls
+from ..start import tls
 from .forms import flag, whole
 from .setting import Setting
 
@@ -18,15 +18,15 @@ SETTINGS: tuple[Setting, ...] = (
              "HTTP/2 on `TLS_PORT` beside `PORT`; re-read on SIGHUP "
              "([production.md](production.md#https-and-http2))."),
         enforced=(
-            "tls.check",
-            "tls.check_files",
-            "tls.enabled (tls.server_conf, tls.template_values, the ports checked)",
-            "certificates.main (tls-watch)",
-            "file_vars.PATH_SETTINGS (TLS_CERT_FILE refused: it is a path already)",
+            "start.tls.check",
+            "start.tls.check_files",
+            "start.tls.enabled (tls.server_conf, tls.template_values, the ports checked)",
+            "sidecars.certificates.main (tls-watch)",
+            "start.file_vars.PATH_SETTINGS (TLS_CERT_FILE refused: it is a path already)",
             "__main__.cmd_prepare (applied before nginx starts)",
             "arbiter.helpers.Helpers (the certificate watcher)",
             "arbiter.arbiter.Arbiter.apply_certificate (SIGHUP: its check, in a child)",
-            "certificates.main_apply (tls-apply: re-read on SIGHUP, in a child of the arbiter)",
+            "sidecars.certificates.main_apply (tls-apply: re-read on SIGHUP, in a child of the arbiter)",
         ),
     ),
     Setting(
@@ -36,13 +36,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse=tls.file_path,
         doc="The certificate's private key (PEM, not encrypted); set with `TLS_CERT`.",
         enforced=(
-            "tls.check",
-            "tls.check_files",
-            "tls.enabled (tls.server_conf, tls.template_values, the ports checked)",
-            "certificates.main (tls-watch)",
-            "file_vars.PATH_SETTINGS (TLS_KEY_FILE refused: it is a path already)",
+            "start.tls.check",
+            "start.tls.check_files",
+            "start.tls.enabled (tls.server_conf, tls.template_values, the ports checked)",
+            "sidecars.certificates.main (tls-watch)",
+            "start.file_vars.PATH_SETTINGS (TLS_KEY_FILE refused: it is a path already)",
             "__main__.cmd_prepare (applied before nginx starts)",
-            "certificates.main_apply (tls-apply: re-read on SIGHUP, in a child of the arbiter)",
+            "sidecars.certificates.main_apply (tls-apply: re-read on SIGHUP, in a child of the arbiter)",
         ),
     ),
     Setting(
@@ -54,9 +54,9 @@ SETTINGS: tuple[Setting, ...] = (
         parse=whole(1, 65535),
         doc="Port nginx serves HTTPS on, when `TLS_CERT` and `TLS_KEY` are set.",
         enforced=(
-            "tls.check",
-            "tls.server_conf (listen ... ssl)",
-            "tls.redirect (the redirect's port)",
+            "start.tls.check",
+            "start.tls.server_conf (listen ... ssl)",
+            "start.tls.redirect (the redirect's port)",
             "settings.resolve._check_ports_free",
         ),
     ),
@@ -68,8 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`1`: plain HTTP gets a 308 redirect to HTTPS, except the health probes (`/-/healthy`, "
              "`/-/alive`) and requests from `TRUSTED_PROXIES`."),
         enforced=(
-            "tls.check (refused without TLS)",
-            "tls.redirect (the 308 in tls.conf, asking nginx.conf's $flaskbox_to_https)",
+            "start.tls.check (refused without TLS)",
+            "start.tls.redirect (the 308 in tls.conf, asking nginx.conf's $flaskbox_to_https)",
         ),
     ),
     Setting(
@@ -81,10 +81,10 @@ SETTINGS: tuple[Setting, ...] = (
              "static files are, for pages that hold a secret and echo input (BREACH: "
              "[production.md](production.md#compression))."),
         enforced=(
-            "outbound.template_values (APP_GZIP)",
+            "request.outbound.template_values (APP_GZIP)",
             "nginx.conf: gzip ${APP_GZIP}",
-            "wsgi.from_record",
-            "request.Request.start_response (as the Serve's `compressed`: Vary: Accept-Encoding)",
+            "pool.wsgi.from_record",
+            "request.request.Request.start_response (as the Serve's `compressed`: Vary: Accept-Encoding)",
         ),
     ),
     Setting(
@@ -97,7 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`Strict-Transport-Security: max-age=...` on HTTPS responses only (the app's own header "
              "wins); `0`: none."),
         enforced=(
-            "tls.template_values (HSTS_HEADER)",
+            "start.tls.template_values (HSTS_HEADER)",
             "nginx.conf: $flaskbox_hsts",
         ),
     ),

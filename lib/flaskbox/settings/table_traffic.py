@@ -29,11 +29,11 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Port for Prometheus metrics at `/metrics` (requests, durations, refusals by reason, workers, "
              "queue): [production.md](production.md#metrics). Empty: off."),
         enforced=(
-            "metrics.main",
-            "render.metrics_main",
-            "render.metrics_http",
-            "wsgi.from_record (streams.OPEN.metrics_dir)",
-            "wsgi.prepare_the_pool (forks.SpawnGuard's count of OOM kills)",
+            "sidecars.metrics.main",
+            "start.render.metrics_main",
+            "start.render.metrics_http",
+            "pool.wsgi.from_record (streams.OPEN.metrics_dir)",
+            "pool.wsgi.prepare_the_pool (forks.SpawnGuard's count of OOM kills)",
             "settings.resolve._check_metrics_port",
             "settings.resolve._check_ports_free",
             "arbiter.helpers.Helpers (the metrics server)",
@@ -53,8 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.resolve._check_ports_free",
             "settings.resolve.derived (REUSEPORT)",
             "nginx.conf: default_server${REUSEPORT}",
-            "tls.server_conf (reuseport on TLS_PORT)",
-            "metrics.main (allow_reuse_port)",
+            "start.tls.server_conf (reuseport on TLS_PORT)",
+            "sidecars.metrics.main (allow_reuse_port)",
         ),
     ),
     Setting(
@@ -65,12 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Proxies whose `X-Forwarded-*` headers are believed, and whose other proxy headers "
              "(`X-Script-Name`, ...) reach the app. Empty: none, from anyone."),
         enforced=(
-            "render.trusted_proxies",
-            "render.per_request (FORWARDED_FOR)",
+            "start.render.trusted_proxies",
+            "start.render.per_request (FORWARDED_FOR)",
             "nginx.conf: trusted-proxies.conf (geo $flaskbox_trusted)",
             "nginx.conf: real-ip.conf (set_real_ip_from)",
-            "request.Request (the `trusted` flag nginx sends)",
-            "forwarded.apply (`trusted`: a trusted proxy's forwarded headers believed)",
+            "request.request.Request (the `trusted` flag nginx sends)",
+            "request.forwarded.apply (`trusted`: a trusted proxy's forwarded headers believed)",
         ),
     ),
     Setting(
@@ -81,11 +81,11 @@ SETTINGS: tuple[Setting, ...] = (
         parse=host_list,
         doc="Host names served; any other `Host` gets 400 from nginx. Empty: any host.",
         enforced=(
-            "render.allowed_hosts",
-            "render.per_request (HOST_REFUSAL)",
+            "start.render.allowed_hosts",
+            "start.render.per_request (HOST_REFUSAL)",
             "nginx.conf: allowed-hosts.conf",
-            "wsgi.from_record",
-            "forwarded.apply (a trusted proxy's X-Forwarded-Host)",
+            "pool.wsgi.from_record",
+            "request.forwarded.apply (a trusted proxy's X-Forwarded-Host)",
         ),
     ),
 )

@@ -18,10 +18,10 @@ SETTINGS: tuple[Setting, ...] = (
              "([production.md](production.md#under-a-url-prefix))."),
         normalize=strip_slash,
         enforced=(
-            "wsgi.from_record",
-            "serve.Serve (as its `url_prefix`: prefix.apply)",
-            "static.location (nginx's static URL under it)",
-            "debug.main (debug.DevApp)",
+            "pool.wsgi.from_record",
+            "request.serve.Serve (as its `url_prefix`: prefix.apply)",
+            "start.static.location (nginx's static URL under it)",
+            "debug.server.main (debug.DevApp)",
         ),
     ),
     Setting(
@@ -31,7 +31,7 @@ SETTINGS: tuple[Setting, ...] = (
         parse=flag,
         doc="`1`: nginx serves `STATIC_URL` from disk. `0`: those URLs go to the app.",
         enforced=(
-            "static.location",
+            "start.static.location",
         ),
     ),
     Setting(
@@ -43,8 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc="URL prefix nginx serves from `STATIC_PATH`.",
         normalize=strip_slash,
         enforced=(
-            "static.where",
-            "static.render (the app's own folder's location, and each blueprint's)",
+            "start.static.where",
+            "start.static.render (the app's own folder's location, and each blueprint's)",
             "nginx-static.conf: location ${STATIC_URL}/",
         ),
     ),
@@ -57,8 +57,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Folder of static files.",
         normalize=strip_slash,
         enforced=(
-            "static.where",
-            "static.render (the app's own folder's location, and each blueprint's)",
+            "start.static.where",
+            "start.static.render (the app's own folder's location, and each blueprint's)",
             "nginx-static.conf: alias ${STATIC_PATH}/",
             "nginx-static.conf: disable_symlinks",
         ),
@@ -70,7 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
         parse=flag,
         doc="`1`: `/` is the static folder's `index.html` (tiangolo's image's setting).",
         enforced=(
-            "static.location",
+            "start.static.location",
         ),
     ),
 )

@@ -1,0 +1,373 @@
+"""Guards of a uWSGI worker, per request, beyond what uWSGI 2.0 does itself.
+
+Watchdog   REQUEST_TIMEOUT per request for sync workers: the stuck request
+           is answered 504 (or, a stream gone silent, cut) and its worker
+           retires gracefully; WORKER_MAX_MEMORY retires a worker that grew
+           past it the same way.
+LoopWatch  WORKER_CLASS=gevent: a process whose event loop is blocked for
+           longer than REQUEST_TIMEOUT (a handler that never yields: CPU
+           work, a blocking call gevent cannot patch) serves none of its
+           other requests, so it is killed and replaced, as harakiri would;
+           past WORKER_MAX_MEMORY it is replaced gracefully.
+
+The master's own guard, over the workers it forks, is forks.py's.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+from ..log import log
+from .answers import gateway_timeout
+from .shared import ThisProcess
+from .streams import OPEN
+
+# uWSGI's exit code for a worker that leaves quietly: the master replaces it
+# without calling it a crash (uwsgi.h, UWSGI_QUIET_CODE).
+QUIET_EXIT = 29
+# How often the watchdog looks at the requests in its worker: a twentieth of
+# REQUEST_TIMEOUT, so that a 504 comes at most 5 % late, within these bounds
+# (watch_every). Each look takes Python's lock from the worker's request
+# threads, so the default timeout (30 s) looks twice a second, not ten times
+# (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
+WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
+# A request past REQUEST_TIMEOUT whose thread has not come back this long
+# after it was answered (or cut) is stuck: its worker retires. A stream's
+# generator that merely sleeps between events comes back sooner, sees the
+# cut and ends, and its worker carries on.
+STUCK_AFTER = 1.0
+# Longer than uWSGI takes from accepting a request to calling the wrapper.
+ACCEPTED_WITHIN = 0.5
+# How often a worker looks at its resident memory (WORKER_MAX_MEMORY).
+MEMORY_EVERY = 1.0
+# The exit budget when uWSGI's worker-reload-mercy cannot be read (a worker
+# outside uWSGI: the in-process tests).
+EXIT_BUDGET = 60.0
+
+
+def exit_budget() -> float:
+    """Seconds a retired worker has, from its retirement, to finish its
+    other requests and run the app's exit handlers: uWSGI's
+    worker-reload-mercy as rendered (WORKER_RELOAD_MERCY, from
+    REQUEST_TIMEOUT and RELOAD_GRACE, or UWSGI_WORKER_RELOAD_MERCY), the
+    budget uWSGI itself gives a worker it recycles."""
+    try:
+        import uwsgi
+        value = uwsgi.opt.get("worker-reload-mercy", b"")
+        value = value[-1] if isinstance(value, list) else value
+        return float(value.decode() if isinstance(value, bytes) else value)
+    except (ImportError, AttributeError, ValueError):
+        return EXIT_BUDGET
+
+
+def watch_every(timeout: float) -> float:
+    """Seconds between the watchdog's looks, for REQUEST_TIMEOUT `timeout`."""
+    return min(max(timeout / 20, WATCH_EVERY_LEAST), WATCH_EVERY_MOST)
+
+
+def resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class MemoryCap:
+    """WORKER_MAX_MEMORY for one worker, made when the worker takes its
+    first request: over() says when its resident memory has grown past the
+    cap. A cap below what the worker held then (a large app, a small share of
+    the memory limit) would replace every worker at once, forever: that cap
+    is named once in the log and left unapplied."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.checked = 0.0
+        if cap:
+            fresh = resident_bytes()
+            if fresh * 5 // 4 >= cap:
+                log(f"WORKER_MAX_MEMORY ({cap >> 20} MB) is not above what a fresh worker holds "
+                    f"({fresh >> 20} MB): not applied; raise it (or the container's memory limit)")
+                self.cap = 0
+
+    def over(self, now: float) -> int | None:
+        """The resident size when past the cap (checked every MEMORY_EVERY s)."""
+        if not self.cap or now - self.checked < MEMORY_EVERY:
+            return None
+        self.checked = now
+        size = resident_bytes()
+        return size if size > self.cap else None
+
+
+def answer_gateway_timeout(fd: int, timeout: float) -> None:
+    """A whole 504 on the request's connection (nothing of the app's answer
+    has been sent: the watchdog claimed it first), then a shutdown, so that
+    whatever the stuck handler writes later goes nowhere. The connection is
+    never closed here: its descriptor stays uWSGI's, and closing it would let
+    the number be reused for another client while the handler still holds it."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as conn:
+            conn.settimeout(1)
+            conn.sendall(gateway_timeout(timeout).raw())
+    except OSError:
+        pass  # nginx has already given up on it
+    shut_down(fd)
+
+
+def shut_down(fd: int) -> None:
+    """Ends a request's connection for both sides without closing the
+    descriptor, which stays uWSGI's."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as conn:
+            conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class Watchdog:
+    """REQUEST_TIMEOUT per request for sync workers, threaded or not (uWSGI
+    2.0's harakiri timer is per process: every request on another thread
+    reset it, and when it fired it took the other threads' requests down).
+
+    A request past it is answered 504 at once, from here; its thread cannot
+    be stopped from outside (a C call never sees an exception), so the worker
+    retires: SIGHUP makes uWSGI stop giving it new requests, the requests on
+    its other threads finish as usual, and then it exits and the master forks
+    a fresh one. Only the stuck request is lost; it was already answered."""
+
+    def __init__(self, timeout: float, memory_cap: int = 0):
+        self.timeout = timeout
+        self.every = watch_every(timeout)
+        self.memory_cap = memory_cap
+        self.memory = MemoryCap(0)  # each worker's own, from its first request (new_worker)
+        # The requests being watched, by thread id: only request.Request adds
+        # and removes them (watch, unwatch, finish); this thread reads them.
+        self.running: dict = {}
+        self.started = False
+        os.register_at_fork(after_in_child=self.forked)
+        self.retiring: float | None = None  # since then
+        self.lock = threading.Lock()
+        # Whoever runs the app's exit handlers takes this first: the
+        # watchdog (leave) or uWSGI's own exit (exit_began, an exit handler
+        # of ours that runs before the app's), never both at once.
+        self.exit_claim = threading.Lock()
+        self.exit_runner: int | None = None  # the thread of leave's run
+
+    def new_worker(self) -> None:
+        """The first request in a new worker (a fork of the master):
+        request.Request.watch calls this before it notes its request in
+        `running`."""
+        with self.lock:
+            if not self.started:
+                self.started = True
+                self.running.clear()
+                self.retiring = None
+                self.exit_claim = threading.Lock()
+                self.memory = MemoryCap(self.memory_cap)
+                self._start()
+
+    def forked(self) -> None:
+        """A fork (uWSGI's master makes each worker so): its watchdog is
+        started by its first request."""
+        self.started = False
+
+    def _start(self) -> None:
+        try:
+            threading.Thread(target=self._watch, name="flaskbox-watchdog", daemon=True).start()
+        except RuntimeError as exc:
+            # No thread to be had (the pids limit, reached by something the
+            # start did not count on): serve without the timeout rather than
+            # fail the request.
+            log(f"worker pid {os.getpid()}: no thread for the REQUEST_TIMEOUT watchdog ({exc}); its requests "
+                "are served without one")
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.every)
+            now = time.monotonic()
+            running = list(self.running.values())
+            for request in running:
+                if not request.expired and request.elapsed(now) > self.timeout:
+                    self._expire(request, now)
+            stuck = [request for request in running
+                     if request.expired and now - request.expired_at > STUCK_AFTER]
+            if stuck and self.retiring is None:
+                self._retire(stuck[0], now)
+            grown = self.memory.over(now) if self.retiring is None else None
+            if grown is not None:
+                self._retire_for_memory(grown, now)
+            # A request uWSGI accepted just before the worker stopped taking
+            # them reaches the wrapper within moments: wait that long, then
+            # for the requests in it to end.
+            if self.retiring is not None and now - self.retiring > ACCEPTED_WITHIN \
+                    and all(request.expired for request in list(self.running.values())):
+                log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
+                    "replaces it")
+                self.leave()
+                return
+
+    def _expire(self, request, now: float) -> None:
+        """504 if nothing of the response has gone out yet, else a cut the
+        client can see (a streamed body's missing last chunk)."""
+        request.expired_at = now
+        answered = request.claim("watchdog")
+        log(f"{request.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): answered 504" if answered else
+            f"{request.what} sent nothing for REQUEST_TIMEOUT ({self.timeout:g} s) mid-answer: cut, visibly "
+            "(no last chunk; the access log says cut)")
+        if request.fd is None:
+            return
+        if answered:
+            answer_gateway_timeout(request.fd, self.timeout)
+        else:
+            shut_down(request.fd)
+
+    def _retire(self, request, now: float) -> None:
+        others = sum(1 for other in self.running.values() if not other.expired)
+        log(f"{request.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
+            f"is replaced once its {others} other request(s) end")
+        self.retiring = now
+        OPEN.replacing("stuck_request")
+        self.claim_exit_first()
+        self.stop_taking_requests()
+
+    def _retire_for_memory(self, size: int, now: float) -> None:
+        log(f"worker pid {os.getpid()} holds {size >> 20} MB, past WORKER_MAX_MEMORY "
+            f"({self.memory.cap >> 20} MB): it takes no new requests and is replaced once its "
+            f"{len(self.running)} request(s) end")
+        self.retiring = now
+        OPEN.replacing("memory")
+        self.claim_exit_first()
+        self.stop_taking_requests()
+
+    def stop_taking_requests(self) -> None:
+        """uWSGI's graceful stop of one worker: its threads take no new
+        requests and finish the ones they have."""
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    def claim_exit_first(self) -> None:
+        """uWSGI ends a worker whose requests have all ended by itself, and
+        its exit runs Python's exit handlers, newest first: exit_began,
+        registered last, runs first, so that the two exits never run the
+        app's handlers twice nor cut each other short."""
+        atexit.unregister(self.exit_began)
+        atexit.register(self.exit_began)
+
+    def exit_began(self) -> None:
+        """uWSGI's exit is running the exit handlers. If the watchdog
+        already runs them (leave), this exit waits for leave's to end the
+        process."""
+        if self.exit_runner == threading.get_ident():
+            return  # leave's own run
+        if not self.exit_claim.acquire(blocking=False):
+            while True:
+                time.sleep(1)
+
+    def leave(self) -> None:
+        """Exit the worker, the master forks a fresh one: the app's exit
+        handlers (an SDK's last flush: Sentry's, OpenTelemetry's) run to
+        their end first, within what is left of the retirement's budget
+        (exit_budget); past it the worker is ended, and the log says so. The
+        stuck request's thread never returns, so uWSGI's own exit, which
+        waits for every thread, never comes: this is the exit."""
+        budget = exit_budget()
+        deadline = (self.retiring or time.monotonic()) + budget
+        pid = os.getpid()
+        if not self.exit_claim.acquire(blocking=False):
+            # uWSGI's exit runs them (exit_began): it ends the process.
+            time.sleep(max(deadline - time.monotonic(), 0))
+            self.past_budget(pid, budget)
+        self.exit_runner = threading.get_ident()
+        try:
+            threading.Thread(target=self.past_deadline, args=(deadline, pid, budget),
+                             name="flaskbox-exit-deadline", daemon=True).start()
+        except RuntimeError as exc:
+            log(f"worker pid {pid}: no thread for its exit's deadline ({exc}); it exits without running "
+                "the app's exit handlers")
+            self.quit()
+        atexit._run_exitfuncs()
+        self.quit()
+
+    def past_deadline(self, deadline: float, pid: int, budget: float) -> None:
+        time.sleep(max(deadline - time.monotonic(), 0))
+        self.past_budget(pid, budget)
+
+    def past_budget(self, pid: int, budget: float) -> None:
+        log(f"worker pid {pid}: the app's exit handlers still ran {budget:g} s after its retirement "
+            "began, past its budget (uWSGI's worker-reload-mercy: WORKER_RELOAD_MERCY, from "
+            "REQUEST_TIMEOUT and RELOAD_GRACE); ended before they finished")
+        self.quit()
+
+    @staticmethod
+    def quit() -> None:
+        """uWSGI's quiet exit (QUIET_EXIT), with what Python still holds of
+        the worker's output written first: os._exit does not flush it."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        os._exit(QUIET_EXIT)
+
+
+class LoopWatch:
+    """A greenlet notes the time every second; a real OS thread (gevent's
+    own threads are greenlets too, and would be blocked with the loop)
+    checks that it keeps doing so."""
+
+    def __init__(self, timeout: float, memory_cap: int = 0):
+        self.timeout = timeout
+        self.memory_cap = memory_cap
+        self.pid = None
+        self.beat = time.monotonic()
+
+    def start_once(self) -> None:
+        if self.pid == ThisProcess.pid:
+            return
+        import gevent
+        from gevent import monkey
+        self.pid = ThisProcess.pid
+        self.beat = time.monotonic()
+        gevent.spawn(self._beat)
+        monkey.get_original("_thread", "start_new_thread")(self._watch, ())
+
+    def _beat(self) -> None:
+        import gevent
+        while True:
+            self.beat = time.monotonic()
+            gevent.sleep(1)
+
+    def _watch(self) -> None:
+        from gevent import monkey
+        sleep = monkey.get_original("time", "sleep")
+        memory = MemoryCap(self.memory_cap)
+        replacing = None  # since then
+        while True:
+            sleep(1)
+            grown = memory.over(time.monotonic())
+            if grown is not None:
+                log(f"worker pid {os.getpid()} holds {grown >> 20} MB, past WORKER_MAX_MEMORY "
+                    f"({memory.cap >> 20} MB): replaced gracefully (its requests and the app's exit handlers "
+                    "get uWSGI's worker-reload-mercy)")
+                OPEN.replacing("memory")
+                memory.cap = 0
+                replacing = time.monotonic()
+                os.kill(os.getpid(), signal.SIGHUP)
+            if replacing is not None and time.monotonic() - replacing > exit_budget():
+                # uWSGI bounds only the exits its master asks for.
+                log(f"worker pid {os.getpid()}: its requests and the app's exit handlers still ran "
+                    f"{exit_budget():g} s after its replacement began, past its budget (uWSGI's "
+                    "worker-reload-mercy: WORKER_RELOAD_MERCY); ended before they finished")
+                Watchdog.quit()
+            blocked = time.monotonic() - self.beat
+            if blocked > self.timeout + 1:
+                log(f"gevent's loop in worker pid {os.getpid()} has been blocked for {blocked:.0f} s, past "
+                    f"REQUEST_TIMEOUT ({self.timeout:g} s): a handler that never yields (CPU work, or a "
+                    "blocking call gevent cannot patch); killing the worker, and with it its requests")
+                OPEN.replacing("blocked_loop")
+                os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,391 @@
+"""One request in a uWSGI worker, from nginx to the app and back: serve.py
+makes one per request, and every decision about it is made once, here, and
+kept for every later step to read. Request is one object, every field set
+in __init__; body.py holds the steps of its answer's body.
+
+- What nginx says of it in X-Flaskbox-Peer (a client's copy is always
+  replaced), read once: the client's address and port and the server port
+  for the environ (uWSGI sees only a unix socket), the seconds it waited
+  for a worker, whether its connection came from a trusted proxy, and
+  whether over nginx's own HTTPS.
+- start_response: one pass over the answer's headers decides
+  - its framing: an answer with a body and no Content-Length (a generator,
+    Server-Sent Events) is framed as chunked, so that nginx can tell a
+    whole stream from one cut short (framing.py), and its access log too;
+    it and any text/event-stream are marked X-Accel-Buffering: no (unless
+    the app set that header), so that nginx passes each chunk on at once;
+  - how nginx takes a large answer: spooled to RUNTIME_DIR within
+    RESPONSE_SPACE (spool.py), or at its client's pace past it; a file from
+    wsgi.file_wrapper goes back to uWSGI untouched, which sends it from an
+    offload thread: either way the worker is free at once;
+  - what an answer at its client's pace takes (the client's share of
+    threads, or gevent's stream slots: serve.py), or the 503 instead;
+  - Vary (outbound.py).
+- REQUEST_TIMEOUT (sync workers): watch() starts the request's clock and
+  notes it in the watchdog's registry (guards.Watchdog), unwatch() takes it
+  out; the request's own thread claims the answer before its first bytes
+  go, or the watchdog does (it answers 504): never both.
+- The body: finish() hands uWSGI either a list (the usual answer) or the
+  request itself, which uWSGI then iterates and closes (body.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from threading import get_ident
+from time import monotonic, time
+
+from ..log import log
+from . import body, outbound, streams
+from .body import wrap_file
+from .framing import FRAMED, NO_BODY, chunk, last_chunk
+from .outbound import VARIED, VARY, settled_vary
+from .spool import Spool
+
+NOT_BUFFERED = ("X-Accel-Buffering", "no")
+CHUNKED = ("Transfer-Encoding", "chunked")
+# A Content-Length with fewer digits than this fits nginx's memory buffers:
+# no spooling to decide (a leading zero only makes it longer).
+SPOOL_DIGITS = len(str(Spool.MEMORY + 1))
+# One lock for every claim of an answer (held for a test and a store).
+CLAIMS = threading.Lock()
+
+
+# What an answer's Content-Type tells (compressible by nginx, an event
+# stream), by its whole value: an app sends few, and this is asked of nearly
+# every answer.
+KINDS: dict = {None: (False, False)}
+
+
+def kind_of(kind: str) -> tuple[bool, bool]:
+    found = (outbound.compressible(kind), kind[:17].lower() == "text/event-stream")
+    if len(KINDS) < 256:
+        KINDS[kind] = found
+    return found
+
+
+def ignore(data) -> None:
+    """The write() of an answer that is not the app's to send."""
+
+
+class Request:
+    __slots__ = (
+        "serve", "environ", "respond", "waited", "trusted", "tls", "files", "body_left",
+        # The answer: start_response's decisions, and its body.
+        "chunked", "length", "write", "framed", "body", "parts", "unread",
+        # A rarer answer: `rare` says one of these was decided (start_response
+        # took the longer way, or the request asked for a WebSocket).
+        "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
+        # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
+        "watched", "fd", "used", "since", "claimed_by", "expired_at",
+        # A stream (streams.flow, streams.Open).
+        "reason", "in_app", "thread", "greenlet", "published", "opened",
+    )
+
+    def __init__(self, serve, environ, respond):
+        self.serve = serve
+        self.environ = environ
+        self.respond = respond  # uWSGI's start_response
+        # Every field, at what it is until a step decides otherwise
+        # (chunked: None until start_response; the clock's: until watch()).
+        self.chunked = self.length = self.write = self.body = self.parts = None
+        self.framed = self.spooled = 0
+        self.rare = self.unread = self.event_stream = self.stalls = False
+        self.websocket = self.slot = self.refused = None
+        self.watched = False
+        self.fd = self.since = self.claimed_by = self.expired_at = None
+        self.used = self.opened = 0.0
+        self.reason = self.thread = self.greenlet = None
+        self.in_app = self.published = False
+        # Whether the request came with a body the app may leave unread:
+        # body.py says why the rest is read before uWSGI ends the answer.
+        self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
+        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
+        if len(fields) == 6:
+            (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
+             scheme) = fields
+            self.trusted = trusted == "1"
+            self.tls = scheme == "https"
+        else:
+            sent = self._odd_peer(fields)
+        try:
+            waited = time() - float(sent)
+        except (TypeError, ValueError):
+            waited = 0.0
+        self.waited = waited if waited > 0.0 else 0.0
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None:
+            self.files = files = []
+            environ["wsgi.file_wrapper"] = partial(wrap_file, wrapper, files)
+        else:
+            self.files = ()
+
+    def _odd_peer(self, fields) -> str | None:
+        """A peer header of another form than nginx's (or none): what it has."""
+        if len(fields) >= 3:
+            environ = self.environ
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"] = fields[:3]
+        self.trusted, self.tls = fields[4:5] == ["1"], fields[5:6] == ["https"]
+        return fields[3] if len(fields) > 3 else None
+
+    @property
+    def what(self) -> str:
+        """The request, as the log names it."""
+        return f"{self.environ.get('REQUEST_METHOD')} {self.environ.get('REQUEST_URI')}"
+
+    @property
+    def taken(self) -> bool:
+        """Whether the app took the connection for its WebSocket: the answer
+        is the app's own, and no answer of the wrapper's may follow."""
+        return self.websocket is not None and self.websocket.taken
+
+    def answer(self, answer) -> list[bytes]:
+        """One of the wrapper's own answers (answers.py) instead of the app's."""
+        self.respond(answer.status, answer.headers)
+        if self.body_left:
+            body.rest_of_body(self.environ)
+        return [answer.body]
+
+    # --- the answer's head ------------------------------------------------
+
+    def start_response(self, status, headers, exc_info=None):
+        """The app's start_response: every decision about its answer, from
+        one pass over its headers."""
+        if self.rare and (self.taken or self.refused is not None):
+            # The app answered on the connection itself (101, then the
+            # WebSocket), or its answer was refused and the 503 is on its way.
+            self.chunked = False
+            return ignore
+        length = kind = accel = coding = te = varies = None
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-type":
+                kind = value
+            elif lowered == "content-length":
+                length = value
+            elif lowered == "vary":
+                varies = [value] if varies is None else [*varies, value]
+            elif lowered == "x-accel-buffering":
+                accel = value
+            elif lowered == "transfer-encoding":
+                te = value
+            elif lowered == "content-encoding":
+                coding = value
+        code = int(status[:3])
+        compressible, event = KINDS.get(kind) or kind_of(kind)
+        self.chunked = chunked = (length is None and te is None and code >= 200 and code not in NO_BODY
+                                  and self.environ["REQUEST_METHOD"] != "HEAD")
+        self.length = length
+        if chunked or event or accel is not None or self.files or (length is not None
+                                                                   and len(length) >= SPOOL_DIGITS):
+            extra = self._pace(chunked, event, accel, te, length, exc_info)
+            if extra is None:
+                return ignore  # refused: the 503 is on its way instead
+            if extra:
+                headers = [*headers, *extra]
+        vary = (code in VARIED and self.serve.compressed and (compressible or (kind is None and code == 304))
+                and not (coding and coding.strip()))
+        if varies is not None:
+            headers = settled_vary(headers, varies, vary)
+        elif vary:
+            headers = [*headers, VARY]
+        write = self.respond(status, headers, exc_info)
+        if not chunked:
+            return write
+        self.write = write
+        return self.write_framed
+
+    def _pace(self, chunked: bool, event: bool, accel, te, length, exc_info) -> list | None:
+        """The rarer answers' headers: how nginx is to take one that is not
+        made whole in memory (a stream, an event stream, a file, a large
+        body), and what it holds meanwhile. None: refused, the 503 instead."""
+        self.rare = True
+        self.event_stream = event
+        extra = []
+        serve = self.serve
+        if accel is not None:
+            unbuffered = accel.strip().lower() == "no"  # the app chose for itself
+        elif chunked or event or self.files:
+            unbuffered = True
+            extra.append(NOT_BUFFERED)
+        else:
+            unbuffered = serve.spool is not None and self._spooling(length)
+            if unbuffered:
+                extra.append(NOT_BUFFERED)
+        if (chunked or unbuffered) and exc_info is None and self.slot is None:
+            stream = chunked or (te is not None and "chunked" in te.lower())
+            refusal = serve.admit(self, chunked, unbuffered, stream)
+            if refusal is not None:
+                # Nothing of the app's answer is sent: the 503 instead.
+                self.refused, self.chunked = refusal, False
+                self.respond(refusal.status, refusal.headers)
+                return None
+        if chunked:
+            self.framed = 0
+            extra += (CHUNKED, FRAMED)
+        return extra
+
+    def _spooling(self, length: str) -> bool:
+        """A body larger than nginx's memory buffers is spooled to disk, if
+        the budget takes it (noted: given back once it is written); False,
+        or True for one that must go at its client's pace instead."""
+        if self.spooled or not length.isdigit():
+            return False  # start_response again (with exc_info), or no number
+        size = int(length)
+        if size <= Spool.MEMORY:
+            return False
+        serve = self.serve
+        if not serve.spool.admits(size, serve.worker_id()):
+            return True
+        self.spooled = size
+        return False
+
+    def write_framed(self, data) -> None:
+        if data:
+            self.write(self.frame(data))
+
+    def frame(self, data: bytes) -> bytes:
+        """`data` as a chunk, counted toward the body's length."""
+        framed = chunk(data)
+        self.framed += len(framed)
+        return framed
+
+    def last_chunk(self) -> bytes:
+        return last_chunk(self.framed)
+
+    @property
+    def endable(self) -> bool:
+        """A stream that may be ended early, cleanly: a chunked event stream."""
+        return bool(self.chunked) and self.event_stream
+
+    # --- REQUEST_TIMEOUT (sync) --------------------------------------------
+
+    def watch(self, watchdog, fd: int | None) -> None:
+        """REQUEST_TIMEOUT's clock starts (counting the time the request
+        waited in the queue), and the watchdog notes the request, by its
+        thread, until unwatch()."""
+        self.fd = fd
+        self.used = self.waited
+        self.watched = True
+        if not watchdog.started:
+            watchdog.new_worker()
+        self.since = monotonic()
+        watchdog.running[get_ident()] = self
+
+    def unwatch(self) -> None:
+        """The watchdog lets the request go: it leaves the registry."""
+        if self.watched:
+            self.watched = False
+            self.serve.watchdog.running.pop(get_ident(), None)
+
+    def claim(self, by: str) -> bool:
+        """Either the request's own thread claims the answer (it is about to
+        send its first bytes) or the watchdog does (it answers 504): never
+        both. Once the app's, it stays the app's."""
+        with CLAIMS:
+            if self.claimed_by is None:
+                self.claimed_by = by
+            return self.claimed_by == by
+
+    def answering(self) -> bool:
+        """Whether this thread may send the next part: not past
+        REQUEST_TIMEOUT (cut, or answered 504 already)."""
+        if self.expired_at is not None:
+            return False
+        return self.claimed_by == "app" or self.claim("app")
+
+    @property
+    def expired(self) -> bool:
+        return self.expired_at is not None
+
+    def elapsed(self, now: float) -> float:
+        since = self.since
+        return self.used + (now - since if since is not None else 0.0)
+
+    def stop_clock(self) -> None:
+        if not self.watched:
+            return
+        since = self.since
+        if since is not None:
+            self.used += monotonic() - since
+            self.since = None
+
+    def let_go(self) -> None:
+        """The app takes its WebSocket's connection: REQUEST_TIMEOUT lets the
+        request go, unless it has answered 504 on it already."""
+        if not self.claim("app"):
+            raise BrokenPipeError(f"{self.what}: answered 504 already, past REQUEST_TIMEOUT")
+        self.stop_clock()
+        self.unwatch()
+
+    # --- the body: what uWSGI is handed, iterates and closes ---------------
+
+    def finish(self, result):
+        """The app has returned its answer's body: what uWSGI is to send."""
+        if self.rare or self.chunked is not False or not self.watched or self.body_left:
+            return body.rarer(self, result)
+        # The usual answer: made whole (a list, a file), or with a
+        # Content-Length. Its first part is made here, under the clock: an
+        # answer that is all in it leaves as a list, with nothing left to
+        # watch; any other's parts are watched as uWSGI asks for them.
+        if isinstance(result, (list, tuple)) or (self.files and body.given_file(self, result)):
+            parts = result
+        else:
+            iterator = iter(result)
+            try:
+                first = next(iterator, None)
+            except BaseException:
+                self.stop_clock()
+                self.unwatch()
+                body.close(result)
+                raise
+            try:
+                whole = first is None or len(first) >= int(self.length)
+            except (TypeError, ValueError):
+                whole = False
+            if not whole:
+                self.stop_clock()
+                return body.watched(self, result, iterator, first, True)
+            # All of it: the rest is not asked for (PEP 3333 lets a server stop).
+            parts = [first] if first is not None else []
+            method = getattr(result, "close", None)
+            if method is not None:
+                method()
+        # claim("app") and unwatch(), written out: every usual answer comes this way.
+        CLAIMS.acquire()
+        claimed = self.claimed_by
+        if claimed is None:
+            self.claimed_by = claimed = "app"
+        CLAIMS.release()
+        self.watched = False
+        self.serve.watchdog.running.pop(get_ident(), None)
+        if claimed == "app":
+            return parts
+        if parts is result:
+            body.close(result)
+        return []  # answered 504 already
+
+    def __iter__(self):
+        if self.chunked is not False:
+            self.parts = streams.flow(self, iter(self.body))
+        elif self.watched:
+            self.parts = body.watched(self, self.body, iter(self.body), None, False)
+        else:
+            return iter(self.body)
+        return self.parts
+
+    def close(self) -> None:
+        """uWSGI has sent what it will of the answer: the rest of the
+        request's body is read, and what the answer held is given back."""
+        body.closed(self)
+
+    def give_back(self) -> None:
+        """The client's share of threads, if the answer took a slot of it."""
+        if self.slot is not None:
+            self.serve.share.give_back(self.slot)
+            self.slot = None
+
+    def stopped_reading(self) -> None:
+        log(f"{self.what}: nginx took nothing of this stream for {outbound.STALLED_SECONDS} s, its reader "
+            "has stopped: ended, and its thread freed")
