@@ -81,12 +81,11 @@ def test_the_old_codes_workers_run_their_exit_handlers_at_a_reload(containers, f
     assert c.request("/count").status == 200
 
 
-def test_every_worker_runs_its_exit_handlers_at_docker_stop_under_load(containers, fixture_image):
-    # Four clients keep the four workers busy until the stop; each worker's
-    # flush takes 3 s, which the fixed 2 s after nginx's drain cut.
-    c = exits_app(containers, fixture_image, EXIT_FLUSH_SECONDS="3", UWSGI_PROCESSES="4")
-    workers = c.pids("flaskbox uWSGI worker")
-    assert len(workers) == 4, c.processes()
+def stopped_under_load(c, workers: list[str]) -> str:
+    """docker stop (10 s) while four clients keep the workers busy: the
+    stop is bounded by STOP_TIMEOUT, before docker's SIGKILL, every client
+    got 200s, every worker's exit handler ran to its end and no budget was
+    claimed. The log."""
     stopping = threading.Event()
     served: list[int] = []
 
@@ -110,11 +109,20 @@ def test_every_worker_runs_its_exit_handlers_at_docker_stop_under_load(container
         thread.join(10)
     logs = c.logs()
     assert c.exit_code() == 0, logs
-    # Bounded by STOP_TIMEOUT (10 s), before docker's SIGKILL.
     assert took < 10, (took, logs)
     assert [pid for pid in workers if ran_to_the_end(logs, pid)] == workers, logs
     assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
     assert set(served) == {200}, served
+    return logs
+
+
+def test_every_worker_runs_its_exit_handlers_at_docker_stop_under_load(containers, fixture_image):
+    # Four clients keep the four workers busy until the stop; each worker's
+    # flush takes 3 s, which the fixed 2 s after nginx's drain cut.
+    c = exits_app(containers, fixture_image, EXIT_FLUSH_SECONDS="3", UWSGI_PROCESSES="4")
+    workers = c.pids("flaskbox uWSGI worker")
+    assert len(workers) == 4, c.processes()
+    stopped_under_load(c, workers)
 
 
 @pytest.mark.parametrize("worker_class", ["sync", "gevent"])

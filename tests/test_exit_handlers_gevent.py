@@ -7,10 +7,14 @@ with the pid; the handler sleeps, which under gevent yields to the loop."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-from test_exit_handlers import BUDGET_CLAIMS, FLUSH_END, FLUSH_START, exits_app, ran_to_the_end
+from test_exit_handlers import (
+    BUDGET_CLAIMS,
+    FLUSH_END,
+    FLUSH_START,
+    exits_app,
+    ran_to_the_end,
+    stopped_under_load,
+)
 
 from helpers import docker
 
@@ -25,33 +29,7 @@ def test_every_gevent_worker_runs_its_exit_handlers_at_docker_stop_under_load(co
     c = gevent_app(containers, fixture_image, EXIT_FLUSH_SECONDS="3", UWSGI_PROCESSES="2")
     workers = c.pids("flaskbox uWSGI worker")
     assert len(workers) == 2, c.processes()
-    stopping = threading.Event()
-    served: list[int] = []
-
-    def client() -> None:
-        deadline = time.monotonic() + 30
-        while not stopping.is_set() and time.monotonic() < deadline:
-            try:
-                served.append(c.request("/count", timeout=5).status)
-            except OSError:
-                return  # the stop closed the port
-
-    clients = [threading.Thread(target=client) for _ in range(4)]
-    for thread in clients:
-        thread.start()
-    c.wait_until(lambda: len(served) >= 40, "load on the workers")
-    started = time.monotonic()
-    docker("stop", "--time", "10", c.name, timeout=40)
-    took = time.monotonic() - started
-    stopping.set()
-    for thread in clients:
-        thread.join(10)
-    logs = c.logs()
-    assert c.exit_code() == 0, logs
-    assert took < 10, (took, logs)
-    assert [pid for pid in workers if ran_to_the_end(logs, pid)] == workers, logs
-    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
-    assert set(served) == {200}, served
+    stopped_under_load(c, workers)
 
 
 def test_the_old_codes_gevent_workers_run_their_exit_handlers_at_a_reload(containers, fixture_image):
