@@ -89,25 +89,36 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def group_of(pid: int, name: str, parent: int, inside: bool, table: dict) -> str:
-    """What a process is, by its command and its parent's."""
-    if not inside:
-        if name in ENGINE:
-            return ENGINE[name]
-        return "kernel threads" if parent == 2 or pid == 2 else "rest of the machine"
-    command = command_line(pid)
-    if command.startswith("nginx: worker"):
-        return "nginx workers"
-    if command.startswith("nginx: master"):
-        return "nginx master"
-    server = ("uwsgi", "gunicorn", "granian", "uws")
-    if name.startswith(server) or "uWSGI" in command or "gunicorn" in command or "granian" in command:
-        # A worker is a server process whose parent is one too (uWSGI's and
-        # gunicorn's workers keep their master's command line).
-        parent_name = table.get(parent, ("",))[0]
-        worker = parent_name.startswith(server) or "worker" in command
-        return "app server workers" if worker else "app server master"
-    return "PID 1 and helpers"
+HELPERS = ("tini", "bash", "sh", "sleep")
+
+
+def inside_group(pid: int, table: dict, cgroup_id: str) -> str:
+    """What a process in the container is: nginx's, its init's and
+    flaskbox's helpers' (PID 1, `-m flaskbox ...`), or else the app
+    server's, a worker when its parent is the app server's too (uWSGI's,
+    gunicorn's and Granian's workers alike, whatever their names)."""
+    def kind(pid: int) -> str:
+        command = command_line(pid)
+        name, _, parent = table[pid][:3]
+        if command.startswith("nginx: worker"):
+            return "nginx workers"
+        if command.startswith("nginx: master"):
+            return "nginx master"
+        parent_inside = parent in table and cgroup_id in table[parent][1]
+        if not parent_inside or name in HELPERS or "-m flaskbox" in command:
+            return "PID 1 and helpers"
+        return "app server"
+
+    if (found := kind(pid)) != "app server":
+        return found
+    parent = table[pid][2]
+    return "app server workers" if kind(parent) == "app server" else "app server master"
+
+
+def outside_group(pid: int, name: str, parent: int) -> str:
+    if name in ENGINE:
+        return ENGINE[name]
+    return "kernel threads" if parent == 2 or pid == 2 else "rest of the machine"
 
 
 class Snapshot:
@@ -141,7 +152,8 @@ def account(before: Snapshot, after: Snapshot) -> dict[str, list[float]]:
         if user + system <= 0:
             continue
         inside = after.cgroup_id in cgroup
-        group = group_of(pid, name, parent, inside, after.table)
+        group = (inside_group(pid, after.table, after.cgroup_id) if inside
+                 else outside_group(pid, name, parent))
         spent[group][0] += user
         spent[group][1] += system
         inside_total += (user + system) if inside else 0.0

@@ -128,7 +128,8 @@ def test_an_idle_master_slow_to_stop_is_named_slow_and_the_exit_is_0(tmp_path, c
     slow = budget_line(f"flaskbox: warning: uWSGI master {system.master(1).pid} is slow to stop its idle "
                        "workers; killing them past their budget (no request was in flight) (their budget: "
                        "STOP_TIMEOUT 10 s, ", 8, " s of it left after nginx's drain): the app's exit "
-                       "handlers (an SDK's flush) did not end within it, or the machine is loaded")
+                       "handlers (an SDK's flush) or a thread of the app (not a daemon) did not end within "
+                       "it, or the machine is loaded")
     assert [line for line in out if slow.fullmatch(line)], out
     assert not [line for line in out if "error" in line]
 

@@ -34,6 +34,14 @@ def stop_drain(timeout: int) -> int:
     return timeout - STOP_MARGIN_SECONDS - 2 * STOP_KILL_AFTER_SECONDS - STOP_MERCY_SECONDS
 
 
+def exit_budget(timeout: int) -> int:
+    """What a stop of `timeout` seconds with nothing to drain leaves idle
+    workers for their exit (the app's exit handlers: an SDK's last flush),
+    before their master's last second: a crash loop's end and a reload's
+    old code get no more, however long RELOAD_GRACE is."""
+    return timeout - STOP_MARGIN_SECONDS - STOP_KILL_AFTER_SECONDS
+
+
 # The default's drain (the deploy/ files and their tests cite it).
 STOP_DRAIN_SECONDS = stop_drain(STOP_TIMEOUT_SECONDS)
 # Streams and WebSockets never finish by themselves, so before nginx drains,

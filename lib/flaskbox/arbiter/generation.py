@@ -36,6 +36,7 @@ from ..layout import (
     STOP_KILL_AFTER_SECONDS,
     STOP_MERCY_SECONDS,
     STOP_STREAMS_SIGNAL,
+    exit_budget,
 )
 from ..log import error, info, warn
 from ..userapp.importing import say_import_stacks
@@ -197,12 +198,16 @@ class Generation:
         self._waits.append(self.loop.after(READ_EVERY, self._read))
 
     def _stop_retired(self, idle: bool) -> None:
-        # Its requests ended: what RELOAD_GRACE has left (STOP_MERCY_SECONDS
-        # at the least) goes to its workers' exit, the app's exit handlers
-        # (an SDK's last flush). Past the grace its master stops at once, so
-        # that it forks no new worker.
+        # Its requests ended: what RELOAD_GRACE has left goes to its workers'
+        # exit, the app's exit handlers (an SDK's last flush), up to what a
+        # stop would give them (STOP_TIMEOUT's), and STOP_MERCY_SECONDS at
+        # the least: an exit that never ends (a worker uWSGI respawned into
+        # the stopping pool) holds the old code's memory and the next
+        # reload no longer than a stop would. Past the grace its master
+        # stops at once, so that it forks no new worker.
         now = self.loop.now()
-        mercy = max(self.grace_end - now, STOP_MERCY_SECONDS) if idle else 0
+        longest = exit_budget(int(self.arbiter.settings["STOP_TIMEOUT"]))
+        mercy = max(min(self.grace_end - now, longest), STOP_MERCY_SECONDS) if idle else 0
         self.grace_over = not idle
         self.stop(now + mercy, now + mercy + STOP_KILL_AFTER_SECONDS, self._retired,
                   f"RELOAD_GRACE {self.arbiter.settings['RELOAD_GRACE']} s, {mercy:.1f} s of it left after "
@@ -272,11 +277,13 @@ class Generation:
             error(f"uWSGI worker(s) {' '.join(map(str, busy))} still in a request past their budget; killing "
                   f"them (their requests are cut){with_idle}{self.budget}")
         elif self.loop.now() - self.stopping_since >= SLOW:
-            # Idle, and still there: the app's exit handlers ran past the
-            # budget, or the master did not end them (a loaded machine).
+            # Idle, and still there: Python's exit waited on past the budget
+            # (a thread of the app that does not end, which it joins first,
+            # or an exit handler), or the master did not end them (a loaded
+            # machine).
             warn(f"uWSGI master {self.master.pid} is slow to stop its idle workers; killing them past their "
                  f"budget (no request was in flight){self.budget}: the app's exit handlers (an SDK's flush) "
-                 "did not end within it, or the machine is loaded")
+                 "or a thread of the app (not a daemon) did not end within it, or the machine is loaded")
         for pid in running:
             self.system.kill(pid, signal.SIGKILL)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..host import Host
-from ..layout import POOL_FAILED, STOP_KILL_AFTER_SECONDS, STOP_MARGIN_SECONDS, STOP_TIMEOUT_SECONDS
+from ..layout import POOL_FAILED, STOP_TIMEOUT_SECONDS, exit_budget
 from ..log import log
 
 # How often the master looks whether the workers it stops have ended.
@@ -104,7 +104,7 @@ class SpawnGuard:
             os._exit(POOL_FAILED)
 
     def exit_budget(self) -> float:
-        return self.stop_timeout - STOP_MARGIN_SECONDS - STOP_KILL_AFTER_SECONDS
+        return exit_budget(self.stop_timeout)
 
     def end_the_workers(self) -> None:
         """SIGHUP, uWSGI's graceful stop of one worker, to every worker still
