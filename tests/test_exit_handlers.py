@@ -28,6 +28,16 @@ def ran_to_the_end(logs: str, pid: str) -> bool:
     return logs.count(FLUSH_START.format(pid)) == 1 and logs.count(FLUSH_END.format(pid)) == 1
 
 
+def flushed(c, pid: str) -> str:
+    """Once worker `pid`'s exit handler has ended: it ran to its end and no
+    budget was claimed. The log."""
+    c.wait_until(lambda: FLUSH_END.format(pid) in c.logs(), "its exit handler's end", timeout=20)
+    logs = c.logs()
+    assert ran_to_the_end(logs, pid), logs
+    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+    return logs
+
+
 def test_a_worker_the_watchdog_retires_runs_its_exit_handlers_to_their_end(containers, fixture_image):
     c = exits_app(containers, fixture_image, REQUEST_TIMEOUT="3", UWSGI_PROCESSES="1")
     started = time.monotonic()
@@ -36,10 +46,7 @@ def test_a_worker_the_watchdog_retires_runs_its_exit_handlers_to_their_end(conta
     assert hung.status == 504 and time.monotonic() - started < 5, hung
     found = c.wait_until(lambda: re.search(r"worker pid (\d+) retired", c.logs()), "the worker's retirement")
     pid = found.group(1)
-    c.wait_until(lambda: FLUSH_END.format(pid) in c.logs(), "its exit handler's end", timeout=20)
-    logs = c.logs()
-    assert ran_to_the_end(logs, pid), logs
-    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+    flushed(c, pid)
     # A fresh worker serves.
     c.wait_until(lambda: c.request("/count").json()["pid"] != int(pid), "a fresh worker serving")
 
@@ -48,10 +55,7 @@ def test_a_worker_past_worker_max_memory_runs_its_exit_handlers_to_their_end(con
     c = exits_app(containers, fixture_image, WORKER_MAX_MEMORY="150m", UWSGI_PROCESSES="1")
     pid = str(c.request("/hold/200", timeout=30).json()["pid"])
     c.wait_until(lambda: "past WORKER_MAX_MEMORY (150 MB)" in c.logs(), "the worker's replacement")
-    c.wait_until(lambda: FLUSH_END.format(pid) in c.logs(), "its exit handler's end", timeout=20)
-    logs = c.logs()
-    assert ran_to_the_end(logs, pid), logs
-    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+    flushed(c, pid)
     c.wait_until(lambda: c.request("/count").json()["pid"] != int(pid), "a fresh worker serving")
 
 
@@ -61,10 +65,8 @@ def test_a_worker_recycled_at_max_requests_runs_its_exit_handlers_to_their_end(c
     first = c.request("/count").json()["pid"]
     c.wait_until(lambda: c.request("/count").json()["pid"] != first, "the worker's replacement")
     pid = str(first)
-    c.wait_until(lambda: FLUSH_END.format(pid) in c.logs(), "its exit handler's end", timeout=20)
-    logs = c.logs()
-    assert ran_to_the_end(logs, pid), logs
-    assert "NO MERCY" not in logs and not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+    logs = flushed(c, pid)
+    assert "NO MERCY" not in logs, logs
 
 
 def test_the_old_codes_workers_run_their_exit_handlers_at_a_reload(containers, fixture_image):

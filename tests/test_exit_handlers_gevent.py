@@ -12,6 +12,7 @@ from test_exit_handlers import (
     FLUSH_END,
     FLUSH_START,
     exits_app,
+    flushed,
     ran_to_the_end,
     stopped_under_load,
 )
@@ -49,10 +50,7 @@ def test_a_gevent_worker_past_worker_max_memory_runs_its_exit_handlers(container
     c = gevent_app(containers, fixture_image, WORKER_MAX_MEMORY="150m", UWSGI_PROCESSES="1")
     pid = str(c.request("/hold/200", timeout=30).json()["pid"])
     c.wait_until(lambda: "past WORKER_MAX_MEMORY (150 MB)" in c.logs(), "the worker's replacement")
-    c.wait_until(lambda: FLUSH_END.format(pid) in c.logs(), "its exit handler's end", timeout=20)
-    logs = c.logs()
-    assert ran_to_the_end(logs, pid), logs
-    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+    flushed(c, pid)
     c.wait_until(lambda: c.request("/count").json()["pid"] != int(pid), "a fresh worker serving")
 
 
@@ -75,11 +73,8 @@ def test_a_gevent_worker_recycled_at_max_requests_runs_its_exit_handlers(contain
     first = c.request("/count").json()["pid"]
     c.wait_until(lambda: c.request("/count").json()["pid"] != first, "the worker's replacement")
     pid = str(first)
-    c.wait_until(lambda: FLUSH_END.format(pid) in c.logs(), "its exit handler's end", timeout=20)
-    logs = c.logs()
-    assert ran_to_the_end(logs, pid), logs
+    logs = flushed(c, pid)
     assert "BOOOOOOM" not in logs and "NO MERCY" not in logs, logs
-    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
 
 
 def test_a_gevent_worker_recycled_past_its_budget_is_ended_and_the_log_names_it(containers, fixture_image):
