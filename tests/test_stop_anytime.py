@@ -7,15 +7,22 @@ entry-point and from the arbiter alike; once serving, 0.
 
 The TERM at Python's start goes straight from this host (as root, as the
 engine's own does): the docker CLI takes longer to send one than Python
-takes to start."""
+takes to start.
+
+A worker still being born when the stop comes (uWSGI ignores its graceful
+stop until it has installed the handler) holds the stop and ends with its
+siblings once it can, exit handlers run, never killed past its budget."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from helpers import docker
 
@@ -27,6 +34,8 @@ BOUND = 3.0
 AT_ONCE = 3
 TERM = 1 << (signal.SIGTERM - 1)
 ARBITER = "python3 -I -m flaskbox.arbiter"
+# What the log says of a process killed past its budget.
+BUDGET_CLAIMS = ("past its budget", "past their budget", "slow to stop")
 
 
 def stop_at(container, offset: float, since: float) -> tuple[int, float]:
@@ -117,3 +126,28 @@ def test_a_term_before_the_arbiters_handlers_waits_for_them(containers):
     for _, code, logs in results:
         assert code == 128 + signal.SIGTERM, logs
         assert "flaskbox: stopping before the app was ready" in logs, logs
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+def test_a_worker_being_born_when_the_stop_comes_ends_as_its_siblings_do(containers, fixture_image,
+                                                                          worker_class):
+    # Its birth takes 3 s (the fixture's at-fork hook): the stop comes in
+    # the middle of it, well before the worker could take a signal.
+    c = containers.serving(image=fixture_image["image"], env={
+        "APP_MODULE": "slowfork:app", "UWSGI_PROCESSES": "2", "SLOW_FORK_SECONDS": "3",
+        "EXIT_FLUSH_SECONDS": "0.2", "WORKER_CLASS": worker_class})
+    c.exec("touch", "/tmp/slow-fork", user="root")
+    victim = c.pids("flaskbox uWSGI worker")[0]
+    c.exec("sh", "-c", f"kill -9 {victim}", user="root")
+    born = c.wait_until(lambda: re.search(r"slow fork start pid=(\d+)", c.logs()), "a worker's slow birth")
+    started = time.monotonic()
+    docker("stop", "-t", "30", c.name, timeout=60)
+    took = time.monotonic() - started
+    logs = c.logs()
+    # Its birth's end (under 3 s away), its exit handlers, the master's
+    # exit: before the fix it ran on to STOP_TIMEOUT's mercy (7 s), killed.
+    assert c.exit_code() == 0 and took < 5, f"exit {c.exit_code()} after {took:.2f}s\n{logs}"
+    pid = born.group(1)
+    assert f"slow fork end pid={pid}" in logs, logs
+    assert logs.count(f"exit handler end pid={pid}") == 1, logs
+    assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs

@@ -2,6 +2,8 @@
 
 on_the_masters_forks  os.register_at_fork, for those forks only: not for
                       the forks an app makes in a request.
+hold_the_stop         a worker is born with its graceful stop (SIGHUP) held
+                      until it can act on it.
 SpawnGuard            a pool whose workers die before they ever accept a
                       request stops uWSGI, and so the container, once the
                       workers still up have ended as at a stop; a worker
@@ -49,6 +51,38 @@ def on_the_masters_forks(**hooks) -> None:
         return run
 
     os.register_at_fork(**{when: for_the_master(when, hook) for when, hook in hooks.items()})
+
+
+def hold_the_stop(gevent_mode: bool) -> dict:
+    """The at-fork hooks (for on_the_masters_forks) that make a new worker
+    hold SIGHUP, uWSGI's graceful stop of one worker, from its first
+    instruction (the kernel copies the forking thread's mask into the child)
+    until it can act on it. uWSGI ignores SIGHUP in a worker until it
+    installs its handler, after the app's own at-fork hooks (a respawned one
+    even ran the master's reload there): a stop, or a reload's retirement,
+    that came meanwhile was lost, and the worker went on until it was killed
+    past its budget. A sync worker lets it through where it accepts (app.ini,
+    [sync]); a gevent worker once its loop runs, where gevent's handler
+    replaces uWSGI's (whose exit skips the app's exit handlers). The
+    master's own mask is back as it was at once."""
+    held = {}
+
+    def before() -> None:
+        held["mask"] = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+
+    def after_in_parent() -> None:
+        if "mask" in held:  # not without its `before` (uWSGI calls both)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held.pop("mask"))
+
+    hooks = {"before": before, "after_in_parent": after_in_parent}
+    if gevent_mode:
+        def after_in_child() -> None:
+            import gevent
+            # The first greenlet to run once uWSGI's gevent loop has set its
+            # handlers and joins the hub.
+            gevent.spawn(signal.pthread_sigmask, signal.SIG_UNBLOCK, {signal.SIGHUP})
+        hooks["after_in_child"] = after_in_child
+    return hooks
 
 
 class SpawnGuard:

@@ -106,9 +106,10 @@ def prepare_the_pool(settings: record.Record) -> None:
     """In the master only (where the app is loaded, before any fork): a
     worker starts with what it inherits out of the garbage collector's
     reach; three rounds of every worker failing is a pool that cannot stay
-    up; a sync worker handles the stop signal from its start (gevent's does
-    so on its first request, once its loop runs), and a gevent worker runs
-    the app's exit handlers at its end (gevent_exit.py)."""
+    up; a worker holds its graceful stop until it can act on it; a sync
+    worker handles the stop signal from its start (gevent's does so on its
+    first request, once its loop runs), and a gevent worker runs the app's
+    exit handlers at its end (gevent_exit.py)."""
     if uwsgi is None:
         return
     if settings["WORKER_CLASS"] == GEVENT:
@@ -132,6 +133,7 @@ def prepare_the_pool(settings: record.Record) -> None:
     # A worker, not the master, is what the kernel's OOM killer ends (oom.py).
     forks.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork,
                                 after_in_child=oom.worker_first)
+    forks.on_the_masters_forks(**forks.hold_the_stop(settings["WORKER_CLASS"] == GEVENT))
     # The processes the app starts in a request take signals as under plain
     # Python (flaskbox/pool/children.py).
     children.start_plain(os.getpid())
