@@ -24,6 +24,28 @@
 # (flaskbox_exec), which forwards signals to them and reaps.
 set -Eeuo pipefail
 
+# flaskbox_early_signals
+#   Before the servers run: a stop signal ends the start (as PID 1 the
+#   shell would ignore it), once the step in progress (a hook) is done,
+#   with 128 + the signal, as the arbiter's start does (flaskbox/layout.py);
+#   a SIGHUP (a closing terminal, `docker kill -s HUP`) never ends it: once
+#   serving, it reloads (the arbiter; the dev server: debug.py). Set first
+#   of all, before the files this script sources (which took 2 ms more to
+#   read): until then, PID 1 drops the stop. No mask covers bash's own
+#   start (here, and again after the step down): bash cannot unblock a
+#   signal that came blocked across its exec.
+flaskbox_early_signals() {
+	trap 'exit 143' TERM
+	trap 'exit 130' INT
+	trap 'exit 131' QUIT
+	# flaskbox_log is common.sh's, sourced below: said once it is there.
+	trap '! declare -F flaskbox_log >/dev/null ||
+		flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"' HUP
+}
+
+# Run (not sourced): TERM ends a start, HUP does not.
+[ "${BASH_SOURCE[0]}" != "$0" ] || flaskbox_early_signals
+
 # $FLASKBOX_LIB and $FLASKBOX_USER come from the Dockerfile's ENV.
 # shellcheck source=lib/common.sh
 . "$FLASKBOX_LIB/common.sh"
@@ -213,22 +235,6 @@ flaskbox_exec() {
 	exec "$@"
 }
 
-# flaskbox_early_signals
-#   Before the servers run: a stop signal ends the start (as PID 1 the
-#   shell would ignore it), once the step in progress (a hook) is done,
-#   with 128 + the signal, as the arbiter's start does (flaskbox/layout.py);
-#   a SIGHUP (a closing terminal, `docker kill -s HUP`) never ends it: once
-#   serving, it reloads (the arbiter; the dev server: debug.py). Set first
-#   of all: until then, PID 1 drops the stop. No mask covers bash's own
-#   start (here, and again after the step down): bash cannot unblock a
-#   signal that came blocked across its exec.
-flaskbox_early_signals() {
-	trap 'exit 143' TERM
-	trap 'exit 130' INT
-	trap 'exit 131' QUIT
-	trap 'flaskbox_log "SIGHUP while starting: nothing to reload yet, ignored"' HUP
-}
-
 # flaskbox_exec_command COMMAND [ARG...]
 #   Any other command runs as it is, with FLASK_APP naming the app the
 #   servers would serve, so `docker run IMAGE flask db upgrade` acts on it,
@@ -257,7 +263,7 @@ flaskbox_share_with_group() {
 # main ARG...
 #   Options (or nothing) start a server; any other command is exec'd.
 main() {
-	flaskbox_early_signals                # TERM ends a start, HUP does not
+	# (the stop signals: flaskbox_early_signals, at the top, before all else)
 	flaskbox_file_vars                    # VAR_FILE=/path: VAR from the file (exit 2)
 	flaskbox_env_files                    # /app/.env and .flaskenv, as flask run reads them
 	# /app importable from anywhere (hooks, alembic, scripts), as in

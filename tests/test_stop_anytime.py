@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -151,3 +153,24 @@ def test_a_worker_being_born_when_the_stop_comes_ends_as_its_siblings_do(contain
     assert f"slow fork end pid={pid}" in logs, logs
     assert logs.count(f"exit handler end pid={pid}") == 1, logs
     assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+
+
+def test_a_term_while_the_entry_point_reads_its_files_ends_the_start(containers):
+    # The entry-point's first step sources its library: here a copy that
+    # takes 2 s to read, so that the TERM surely comes meanwhile. Unhandled
+    # by then, PID 1 dropped it, and the container went on to serve.
+    lib = Path(tempfile.mkdtemp(prefix="flaskbox-slow-lib-"))
+    try:
+        (lib / "common.sh").write_text("sleep 2\n. /usr/local/lib/flaskbox/common.sh\n")
+        for name in ("install-on-start.sh", "hooks.sh"):
+            (lib / name).write_text(f". /usr/local/lib/flaskbox/{name}\n")
+        lib.chmod(0o755)  # the image's user reads it
+        c = containers.run(env={"FLASKBOX_LIB": "/slow-lib"}, docker_args=("-v", f"{lib}:/slow-lib:ro"))
+        c.wait_until(lambda: any(command.startswith("sleep 2") for _, _, command in c.processes()),
+                     "the entry-point reading its files")
+        docker("kill", "-s", "TERM", c.name)
+        code = c.wait_exit(timeout=10)
+    finally:
+        shutil.rmtree(lib)
+    assert code == 128 + signal.SIGTERM, f"exit {code}\n{c.logs()}"
+    assert "serving" not in c.logs(), c.logs()
