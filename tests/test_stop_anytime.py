@@ -174,3 +174,19 @@ def test_a_term_while_the_entry_point_reads_its_files_ends_the_start(containers)
         shutil.rmtree(lib)
     assert code == 128 + signal.SIGTERM, f"exit {code}\n{c.logs()}"
     assert "serving" not in c.logs(), c.logs()
+
+
+@pytest.mark.parametrize("lazy", ["0", "1"])
+def test_once_serving_no_process_of_the_pool_holds_a_stop(containers, lazy):
+    # The master held SIGTERM until its loop ran, and forked its first
+    # workers meanwhile; each worker held SIGHUP until it accepted. Held for
+    # good, a worker (or what the app starts, with lazy-apps in the worker)
+    # would never take them.
+    c = containers.serving(env={"UWSGI_LAZY_APPS": lazy})
+    pool = c.pids("flaskbox uWSGI")
+    assert len(pool) == 5, c.processes()
+    for pid in pool:
+        status = c.exec("cat", f"/proc/{pid}/status", user="root").stdout
+        blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+        held = [name for name in ("SIGTERM", "SIGHUP") if blocked & 1 << (getattr(signal, name) - 1)]
+        assert not held, f"pid {pid} holds {held}\n{c.processes()}"

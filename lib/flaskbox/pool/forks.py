@@ -74,17 +74,15 @@ def hold_the_stop(gevent_mode: bool) -> dict:
         if "mask" in held:  # not without its `before` (uWSGI calls both)
             signal.pthread_sigmask(signal.SIG_SETMASK, held.pop("mask"))
 
-    def after_in_child() -> None:
-        # The master holds SIGTERM until its own handler is set (app.ini,
-        # hook-asap): a worker forked before then would hold it for good.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        if gevent_mode:
+    hooks = {"before": before, "after_in_parent": after_in_parent}
+    if gevent_mode:
+        def after_in_child() -> None:
             import gevent
             # The first greenlet to run once uWSGI's gevent loop has set its
             # handlers and joins the hub.
             gevent.spawn(signal.pthread_sigmask, signal.SIG_UNBLOCK, {signal.SIGHUP})
-
-    return {"before": before, "after_in_parent": after_in_parent, "after_in_child": after_in_child}
+        hooks["after_in_child"] = after_in_child
+    return hooks
 
 
 class SpawnGuard:
