@@ -132,7 +132,7 @@ def test_a_term_before_the_arbiters_handlers_waits_for_them(containers):
 
 @pytest.mark.parametrize("worker_class", ["sync", "gevent"])
 def test_a_worker_being_born_when_the_stop_comes_ends_as_its_siblings_do(containers, fixture_image,
-                                                                          worker_class):
+                                                                          worker_class, figure):
     # Its birth takes 3 s (the fixture's at-fork hook): the stop comes in
     # the middle of it, well before the worker could take a signal.
     c = containers.serving(image=fixture_image["image"], env={
@@ -153,6 +153,7 @@ def test_a_worker_being_born_when_the_stop_comes_ends_as_its_siblings_do(contain
     assert f"slow fork end pid={pid}" in logs, logs
     assert logs.count(f"exit handler end pid={pid}") == 1, logs
     assert not [claim for claim in BUDGET_CLAIMS if claim in logs], logs
+    figure(f"{worker_class}: stop during a worker's 3 s birth, seconds", f"{took:.2f}")
 
 
 def test_a_term_while_the_entry_point_reads_its_files_ends_the_start(containers):
