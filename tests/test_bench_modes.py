@@ -82,11 +82,14 @@ def test_bench_account_smoke_run_adds_up_to_the_machine(tmp_path, image):
         assert abs(got["machine_us_per_request"] * got["rps"] / 1e6 / cpus - 1) < 0.2, (name, got)
         assert sum(per["nginx workers"]) > 0 and sum(per["app server workers"]) > 0, (name, per)
         assert sum(per["load generator (wrk)"]) > 0, (name, per)
-        # One access line a request on stdout, and nothing on stderr: a
-        # saturated hello world is no reason for a warning.
+        # One access line a request on stdout.
         written = got["log_bytes_per_request"]
-        assert written["stdout"] > 40 and written["stderr"] == 0, got
+        assert written["stdout"] > 40, got
         assert got["wire_bytes"]["answer body"] == len(b"Hello, World!"), got
+    # And nothing on flaskbox's stderr: a saturated hello world is no reason
+    # for a warning, nor are the requests wrk leaves in flight when it stops.
+    # (The floor's bare uWSGI logs a broken pipe for each of those.)
+    assert summary["flaskbox"]["hello"]["log_bytes_per_request"]["stderr"] == 0, summary["flaskbox"]
     # flaskbox's answer carries the request id and the hardening headers.
     assert (summary["flaskbox"]["hello"]["wire_bytes"]["answer headers"]
             > summary["bare-pass"]["hello"]["wire_bytes"]["answer headers"] + 100)
