@@ -333,8 +333,12 @@ class LoopWatch:
         from gevent import monkey
         self.pid = ThisProcess.pid
         self.beat = time.monotonic()
+        # What the worker holds now, before its first request runs: read in
+        # the watching thread, it raced that request (one that took 200 MB
+        # made a 150 MB cap look below a fresh worker, and left it unapplied).
+        memory = MemoryCap(self.memory_cap)
         gevent.spawn(self._beat)
-        monkey.get_original("_thread", "start_new_thread")(self._watch, ())
+        monkey.get_original("_thread", "start_new_thread")(self._watch, (memory,))
 
     def _beat(self) -> None:
         import gevent
@@ -342,10 +346,9 @@ class LoopWatch:
             self.beat = time.monotonic()
             gevent.sleep(1)
 
-    def _watch(self) -> None:
+    def _watch(self, memory: MemoryCap) -> None:
         from gevent import monkey
         sleep = monkey.get_original("time", "sleep")
-        memory = MemoryCap(self.memory_cap)
         replacing = None  # since then
         while True:
             sleep(1)
