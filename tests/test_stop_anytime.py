@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_exit_handlers import BUDGET_CLAIMS
 
 from helpers import docker
 
@@ -36,8 +37,6 @@ BOUND = 3.0
 AT_ONCE = 3
 TERM = 1 << (signal.SIGTERM - 1)
 ARBITER = "python3 -I -m flaskbox.arbiter"
-# What the log says of a process killed past its budget.
-BUDGET_CLAIMS = ("past its budget", "past their budget", "slow to stop")
 
 
 def stop_at(container, offset: float, since: float) -> tuple[int, float]:
