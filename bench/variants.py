@@ -139,19 +139,16 @@ WRAPPER_EDITS = {
         if len(fields) == 6:
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
-            if trusted == "1":
-                self.trusted = True
-            if scheme == "https":
-                self.tls = True
+            self.trusted = trusted == "1"
+            self.tls = scheme == "https"
         else:
             sent = self._odd_peer(fields)
         try:
             waited = time() - float(sent)
         except (TypeError, ValueError):
             waited = 0.0
-        if waited > 0.0:
-            self.waited = waited
-''', "")],
+        self.waited = waited if waited > 0.0 else 0.0
+''', "        self.trusted = self.tls = False\n        self.waited = 0.0\n")],
     "forwarded headers (the untrusted check, forwarded.apply)": [
         ("request/serve.py", "        if request.trusted or not UNTRUSTED.isdisjoint(environ):",
          "        if False:")],

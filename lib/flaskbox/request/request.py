@@ -70,61 +70,56 @@ def ignore(data) -> None:
 
 
 class Request:
-    # Every field at what it is until a step decides otherwise (chunked:
-    # None until start_response; the clock's: until watch()): class
-    # attributes, so that a request stores only what differs. The usual one
-    # stores four in __init__; storing all 34 there was a third of the
-    # wrapper's Python (docs/BENCHMARKS.md, issue 53).
-    # What nginx says of the request (X-Flaskbox-Peer), and its body.
-    trusted = tls = body_left = False
-    waited = 0.0
-    files = ()
-    # The answer: start_response's decisions, and its body.
-    chunked = length = write = body = parts = None
-    framed = spooled = 0
-    unread = False
-    # A rarer answer: `rare` says one of these was decided (start_response
-    # took the longer way, or the request asked for a WebSocket).
-    rare = event_stream = stalls = False
-    websocket = slot = refused = None
-    # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
-    watched = False
-    fd = since = claimed_by = expired_at = None
-    used = 0.0
-    # A stream (streams.flow, streams.Open).
-    reason = thread = greenlet = None
-    in_app = published = False
-    opened = 0.0
+    __slots__ = (
+        "serve", "environ", "respond", "waited", "trusted", "tls", "files", "body_left",
+        # The answer: start_response's decisions, and its body.
+        "chunked", "length", "write", "framed", "body", "parts", "unread",
+        # A rarer answer: `rare` says one of these was decided (start_response
+        # took the longer way, or the request asked for a WebSocket).
+        "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
+        # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
+        "watched", "fd", "used", "since", "claimed_by", "expired_at",
+        # A stream (streams.flow, streams.Open).
+        "reason", "in_app", "thread", "greenlet", "published", "opened",
+    )
 
     def __init__(self, serve, environ, respond):
         self.serve = serve
         self.environ = environ
         self.respond = respond  # uWSGI's start_response
+        # Every field, at what it is until a step decides otherwise
+        # (chunked: None until start_response; the clock's: until watch()).
+        self.chunked = self.length = self.write = self.body = self.parts = None
+        self.framed = self.spooled = 0
+        self.rare = self.unread = self.event_stream = self.stalls = False
+        self.websocket = self.slot = self.refused = None
+        self.watched = False
+        self.fd = self.since = self.claimed_by = self.expired_at = None
+        self.used = self.opened = 0.0
+        self.reason = self.thread = self.greenlet = None
+        self.in_app = self.published = False
         # Whether the request came with a body the app may leave unread:
         # body.py says why the rest is read before uWSGI ends the answer.
-        length = environ.get("CONTENT_LENGTH")
-        if length and length != "0" and "wsgi.input" in environ:
-            self.body_left = True
+        self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
         fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
         if len(fields) == 6:
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
-            if trusted == "1":
-                self.trusted = True
-            if scheme == "https":
-                self.tls = True
+            self.trusted = trusted == "1"
+            self.tls = scheme == "https"
         else:
             sent = self._odd_peer(fields)
         try:
             waited = time() - float(sent)
         except (TypeError, ValueError):
             waited = 0.0
-        if waited > 0.0:
-            self.waited = waited
+        self.waited = waited if waited > 0.0 else 0.0
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:
             self.files = files = []
             environ["wsgi.file_wrapper"] = partial(wrap_file, wrapper, files)
+        else:
+            self.files = ()
 
     def _odd_peer(self, fields) -> str | None:
         """A peer header of another form than nginx's (or none): what it has."""
