@@ -72,8 +72,11 @@ def test_slow_clients_get_every_byte_and_hold_no_worker(containers, fixture_imag
     for result in results:
         assert result["exit"] == 0 and result["size"] == SIZE_MB * MB, (result, c.logs()[-3000:])
         assert result["sent"] == result["sha256"], result
-    # At 1 MB/s the downloads took their time: the clients really were slow.
-    assert elapsed > SIZE_MB * 0.8
+    # The downloads took their time: the clients really were slow (a fast
+    # one has the 12 MB in well under a second). Half the nominal time, not
+    # all of it: curl's --limit-rate runs ahead of its rate at the start
+    # (a CI run had the 12 MB in 9.1 s).
+    assert elapsed > SIZE_MB * 0.5
     assert max(waits) < 1.0, waits
     logs = c.logs()
     assert "TIMEOUT" not in logs and "prematurely" not in logs, logs[-3000:]
