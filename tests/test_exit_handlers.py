@@ -20,8 +20,15 @@ FLUSH_END = "exit handler end pid={}"
 BUDGET_CLAIMS = ("past its budget", "past their budget", "slow to stop")
 
 
-def exits_app(containers, fixture_image, **env: str):
-    return containers.serving(image=fixture_image["image"], env={"APP_MODULE": "exits:app", **env})
+def exits_app(containers, fixture_image, *, probed: bool = True, **env: str):
+    """The fixture's exits app, serving. probed=False: no request reaches it
+    before the test's own, not even the image's health probe."""
+    env = {"APP_MODULE": "exits:app", **env}
+    if probed:
+        return containers.serving(image=fixture_image["image"], env=env)
+    c = containers.run(image=fixture_image["image"], docker_args=("--no-healthcheck",), env=env)
+    c.wait_until(lambda: "flaskbox: serving" in c.logs(), "serving")
+    return c
 
 
 def ran_to_the_end(logs: str, pid: str) -> bool:

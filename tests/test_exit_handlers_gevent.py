@@ -50,10 +50,7 @@ def test_a_gevent_worker_past_worker_max_memory_runs_its_exit_handlers(container
     # The 200 MB are the worker's very first request (no health probe comes
     # before it): the cap must be taken from what the worker held before it
     # (it raced it, and was left unapplied as below a fresh worker).
-    c = containers.run(image=fixture_image["image"], docker_args=("--no-healthcheck",), env={
-        "APP_MODULE": "exits:app", "WORKER_CLASS": "gevent", "WORKER_MAX_MEMORY": "150m",
-        "UWSGI_PROCESSES": "1"})
-    c.wait_until(lambda: "flaskbox: serving" in c.logs(), "serving")
+    c = gevent_app(containers, fixture_image, probed=False, WORKER_MAX_MEMORY="150m", UWSGI_PROCESSES="1")
     pid = str(c.request("/hold/200", timeout=30).json()["pid"])
     assert "not applied" not in c.logs(), c.logs()
     c.wait_until(lambda: "past WORKER_MAX_MEMORY (150 MB)" in c.logs(), "the worker's replacement")
