@@ -117,6 +117,15 @@ def test_a_bad_forwarded_host_is_refused(value, reason):
     assert reason in forwarded.apply(environ(X_FORWARDED_HOST=f"a.example, {value}"), True, ["a.example"])
 
 
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "080"])
+def test_a_port_werkzeug_would_refuse_is_not_believed(port):
+    # With it, the app saw no host at all (url_for(_external=True) gave http:///).
+    env = environ(X_FORWARDED_PORT=port)
+    assert forwarded.apply(env, True, []) is None
+    seen = (env["HTTP_HOST"], env["SERVER_PORT"], "HTTP_X_FORWARDED_PORT" in env)
+    assert seen == ("backend.internal", "80", False)
+
+
 @pytest.mark.parametrize("value", ["for=a, junk", 'for="unterminated', "for=a;;", ""])
 def test_a_malformed_last_forwarded_element_is_dropped(value):
     env = environ(FORWARDED=value)

@@ -23,6 +23,12 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
     ("/cart", "/a, /market", True, "/market", "/cart"),  # the nearest proxy's
     ("/cart", "/market", False, "/shop", "/cart"),  # not believed in debug mode
     ("/cart", "javascript:x", True, "/shop", "/cart"),  # not a path
+    # Another host to a browser (//evil.example/cart: an open redirect).
+    ("/cart", "//evil.example", True, "/shop", "/cart"),
+    ("/cart", "/a//b", True, "/shop", "/cart"),
+    ("/cart", "/a/../b", True, "/shop", "/cart"),  # dot segments
+    ("/cart", "/..", True, "/shop", "/cart"),
+    ("/cart", "/.well-known/x", True, "/.well-known/x", "/cart"),  # a dot begins a name
 ])
 def test_apply(path, header, trust, script, rest):
     environ = {"PATH_INFO": path, "SCRIPT_NAME": ""}

@@ -202,6 +202,11 @@ HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
 PORT_FORM = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 HOST_NAME_FORM = rf"(?:{HOST_LABEL}(?:\.{HOST_LABEL})*\.?|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\])"
 HOST_FORM = rf"{HOST_NAME_FORM}(?::{PORT_FORM})?"
+# What a trusted proxy's X-Forwarded-Prefix may be (forwarded.py, prefix.py),
+# the SCRIPT_NAME every url_for and redirect begins with: a path of
+# segments, none empty, `.` or `..`. Never `//evil.example`, which a browser
+# reads as another host (an open redirect), nor `/a/../b`.
+PREFIX_FORM = r"(?:/|(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~%-]+)+/?)"
 
 # A W3C traceparent nginx.conf logs the trace id of (its ${TRACEPARENT_FORM},
 # in one map for each LOG_FORMAT): version 00's form, not version ff, no

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ..layout import HOST_FORM
+from ..layout import HOST_FORM, PORT_FORM, PREFIX_FORM
 
 PROTO, HOST, PORT, PREFIX, FORWARDED = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
                                         "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
@@ -54,8 +54,9 @@ RELATIVES = frozenset(f"HTTP_{name.upper().replace('-', '_')}" for name in (
 UNTRUSTED = RELATIVES.union(KEYS)
 
 VALID_HOST = re.compile(HOST_FORM)
-VALID_PORT = re.compile(r"[0-9]{1,5}")
-VALID_PREFIX = re.compile(r"/[A-Za-z0-9._~/%-]*")
+# A port Werkzeug takes (1 to 65535): with another, the app saw no host.
+VALID_PORT = re.compile(PORT_FORM)
+VALID_PREFIX = re.compile(PREFIX_FORM)
 # RFC 7239: pairs token=(token or quoted-string) separated by ";". The last
 # element is the one after the last comma outside quotes.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"

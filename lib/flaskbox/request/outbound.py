@@ -18,6 +18,8 @@ framing (request.py decides it all in its one pass over the headers):
   nothing of it for STALLED_SECONDS (request.py and streams.py ask
   stalled()), not after nginx's send_timeout, so its thread is free for
   others sooner. It ends cut, as it is: its client did not get it whole.
+- An answer whose headers uWSGI cannot pass on whole is answered 500
+  instead (too_big).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import select
 
-from .answers import Refusals
+from ..log import error
+from .answers import PASSED_ON, Refusals
 from .shared import WorkerRows
 
 # What nginx compresses besides text/html (nginx.conf's gzip_types).
@@ -45,6 +48,23 @@ VARY = ("Vary", "Accept-Encoding")
 STALLED_SECONDS = 10
 # The longest a worker waits for the share's lock (see Share.take).
 LOCK_SECONDS = 1.0
+# The most bytes of an answer's head uWSGI passes on whole: it holds the
+# head in 64 KB, grown a page (4 KB) past what it needs, and counts
+# "HTTP/1.1 ", ": " and line ends too. Past it, a header 64 KB or longer
+# went out cut (its length wraps at 16 bits) and logged as whole, and a
+# shorter one made uWSGI drop the answer (nginx: 502), logged as the app's
+# exception. start_response counts 4 bytes a header beside its name and
+# value, and the status; 256 are kept for the headers the wrapper adds.
+HEADER_ROOM = 65535 - 4096 - len("HTTP/1.1 \r\n\r\n") - 256
+
+def too_big(request, size: int) -> None:
+    """An answer whose headers are past HEADER_ROOM: 500 instead (nginx
+    answers those past its own buffer, PROXY_HEADER_BUFFER, so too)."""
+    error(f"{request.what}: the app's answer has a {size}-byte head, more than uWSGI can pass on "
+          f"whole ({HEADER_ROOM}): answered 500")
+    request.rare, request.refused, request.chunked = True, PASSED_ON, False
+    request.respond(PASSED_ON.status, PASSED_ON.headers)
+
 
 def template_values(values) -> dict[str, str]:
     """nginx.conf's compression placeholders."""

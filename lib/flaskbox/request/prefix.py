@@ -13,10 +13,8 @@ PATH_INFO here).
 
 from __future__ import annotations
 
-import re
-
 # The form forwarded.py lets X-Forwarded-Prefix through in, checked again.
-FORWARDED = re.compile(r"/[A-Za-z0-9._~/%-]*")
+from .forwarded import VALID_PREFIX
 
 
 def forwarded_prefix(environ) -> str:
@@ -25,7 +23,7 @@ def forwarded_prefix(environ) -> str:
     if value is None:  # nearly every request: no regular expression for it
         return ""
     value = value.rsplit(",", 1)[-1].strip()
-    return value.rstrip("/") if FORWARDED.fullmatch(value) else ""
+    return value.rstrip("/") if VALID_PREFIX.fullmatch(value) else ""
 
 
 def apply(environ, prefix: str, trust_header: bool) -> None:

@@ -158,7 +158,9 @@ class Request:
             self.chunked = False
             return ignore
         length = kind = accel = coding = te = varies = None
+        size = 0
         for name, value in headers:
+            size += len(name) + len(value) + 4
             lowered = name.lower()
             if lowered == "content-type":
                 kind = value
@@ -172,6 +174,10 @@ class Request:
                 te = value
             elif lowered == "content-encoding":
                 coding = value
+        size += len(status)
+        if size > outbound.HEADER_ROOM:
+            outbound.too_big(self, size)
+            return ignore
         code = int(status[:3])
         compressible, event = KINDS.get(kind) or kind_of(kind)
         self.chunked = chunked = (length is None and te is None and code >= 200 and code not in NO_BODY

@@ -6,6 +6,8 @@ once. Serve, per request:
 - takes what nginx says of it (X-Flaskbox-Peer: the client, the time it
   was passed on, the trust flag, the scheme);
 - answers the health check, GET /-/healthy exactly, without the app;
+- percent-encodes a raw query's bytes that are not UTF-8 (query.py), which
+  Werkzeug would answer 500;
 - believes the forwarded headers of a trusted proxy, the last line of each
   (forwarded.py), drops everyone else's, and answers 400 when a trusted
   proxy names a malformed host or one outside ALLOWED_HOSTS;
@@ -48,6 +50,7 @@ from .answers import (
 )
 from .body import close
 from .forwarded import UNTRUSTED
+from .query import readable
 from .request import Request
 
 # A request that waited less than this for a worker is run without asking
@@ -111,6 +114,9 @@ class Serve:
         request = Request(self, environ, start_response)
         if environ.get("REQUEST_URI") == "/-/healthy":
             return request.answer(self.healthy)
+        query = environ.get("QUERY_STRING")
+        if query and not query.isascii():
+            environ["QUERY_STRING"] = readable(query)
         if request.trusted or not UNTRUSTED.isdisjoint(environ):
             refused = self.forwarded(request)
             if refused is not None:

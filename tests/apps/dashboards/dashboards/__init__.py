@@ -37,4 +37,9 @@ def create_app():
             response.set_cookie(f"part{part}", "c" * 4000)
         return response
 
+    @app.get("/huge-header/<int:size>")
+    def huge_header(size):
+        # The same mistake in one header (a state blob of `size` bytes).
+        return "set\n", {"X-State": "s" * size}
+
     return app
