@@ -10,6 +10,7 @@ other users."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -52,6 +53,13 @@ def warnings(app, processes: int) -> list[str]:
         return []
     return [f"{path} is an SQLite database in rollback-journal mode, written by {processes} uWSGI processes: "
             "under load their writes lock each other out and fail with \"database is locked\"; turn on "
-            f"write-ahead logging once (sqlite3 {path} 'PRAGMA journal_mode=WAL') and give connections a "
-            "busy timeout (docs/your-app.md, \"SQLite under several processes\")"
+            f"write-ahead logging once ({wal_command(path)}) and give connections a busy timeout "
+            "(docs/your-app.md, \"SQLite under several processes\")"
             for path in sorted(files) if in_rollback_mode(path)]
+
+
+def wal_command(path: Path) -> str:
+    """The command that turns WAL on, with what the image has: its Python
+    (it has no sqlite3 shell)."""
+    return (f"python3 -c 'import sqlite3; sqlite3.connect({json.dumps(str(path))})"
+            ".execute(\"PRAGMA journal_mode=WAL\")'")
