@@ -46,6 +46,8 @@ def test_500_event_streams_while_ordinary_requests_flow(realtime, figure):
 
 def test_request_timeout_bounds_the_handler_not_the_stream(realtime):
     c = realtime("gevent", REQUEST_TIMEOUT="2")
+    # The start names the pool as gevent runs it (not "x 1 threads").
+    assert "available: uWSGI 1 processes x 2000 gevent requests, nginx" in c.logs(), c.logs()
     started = time.monotonic()
     stuck = c.request("/busy?seconds=10")
     assert stuck.status == 504 and time.monotonic() - started < 3.5

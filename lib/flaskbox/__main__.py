@@ -158,9 +158,12 @@ def render_configs(current: record.Record) -> None:
         sys.exit(FAILED)
     values, derived = current.values, current.derived
     cheaper = derived.get("UWSGI_CHEAPER")
-    pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads (cheaper "
+    # gevent's process runs one thread: its requests at once are its greenlets.
+    each = (f"{values['WORKER_CONNECTIONS']} gevent requests" if values["WORKER_CLASS"] == "gevent"
+            else f"{values['UWSGI_THREADS']} threads")
+    pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {each} (cheaper "
             f"mode: {cheaper} kept running, more started under load)" if cheaper else
-            f"uWSGI {values['UWSGI_PROCESSES']} processes x {values['UWSGI_THREADS']} threads")
+            f"uWSGI {values['UWSGI_PROCESSES']} processes x {each}")
     info(f"{derived['CPUS']} CPU(s) available: {pool}, nginx {values['NGINX_WORKER_PROCESSES']} workers")
     slots = derived["UPLOAD_SLOTS"]
     uploads = f"{slots} uploads at once ({current.text['UPLOAD_SPACE']})" if slots != "0" \

@@ -24,6 +24,7 @@ SETTINGS: tuple[Setting, ...] = (
             "request.serve.Serve (guards.Watchdog with sync, guards.LoopWatch with gevent)",
             "pool.wsgi.from_record (sync: CLIENT_STREAM_SHARE)",
             "sidecars.metrics.main (metrics.Collector)",
+            "__main__.render_configs (the pool's line in the start's log)",
             "__main__.checked (packages.notes: gevent installed, nothing in conflict)",
             "settings.resolve._check_worker_class (the other class's settings refused)",
             "settings.resolve._fit_pids",
@@ -116,6 +117,7 @@ SETTINGS: tuple[Setting, ...] = (
             "pool.wsgi.from_record (layout.stream_slots: serve.GeventServe.full)",
             "settings.resolve.GEVENT_ONLY (refused with sync)",
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: `capacity`)",
+            "__main__.render_configs (the pool's line in the start's log)",
         ),
     ),
     Setting(
