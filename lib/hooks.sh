@@ -43,7 +43,8 @@ flaskbox_run_hooks() {
 #   not). Output goes to stderr: stdout carries only the access log. A
 #   failure stops startup with the hook's exit code; in debug mode, where
 #   broken code never stops the container, it is reported and the hook runs
-#   again once a file it may depend on changes (_await_fix).
+#   again once a file it may depend on changes (_await_fix). Either way a
+#   package requirements.txt asks for and the image lacks is named.
 _run_hook() {
 	local how="$1" hook="$2" status sources=''
 	while :; do
@@ -69,11 +70,23 @@ _run_hook() {
 		[ "$status" -ne 0 ] || return 0
 		if [ "${FLASKBOX_MODE:-}" != debug ]; then
 			flaskbox_error "hook $hook failed with exit code $status; not starting"
+			_hint_missing_packages
 			exit "$status"
 		fi
 		flaskbox_error "hook $hook failed with exit code $status (its output is above)"
+		# Before the wait: no save fixes a package the image lacks.
+		_hint_missing_packages
 		_await_fix "$hook" "$sources"
 	done
+}
+
+# _hint_missing_packages
+#   After a failed hook: the packages /app/requirements.txt asks for that are
+#   not installed, with the advice the app's own import failure gives
+#   (flaskbox/userapp/distributions.py); nothing when none is missing. A
+#   migration imports the app, and fails as it would.
+_hint_missing_packages() {
+	python3 -I -m flaskbox.userapp.distributions "${INSTALL_ON_START:-0}" || true
 }
 
 # _hook_crlf FILE

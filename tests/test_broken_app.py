@@ -2,10 +2,11 @@
 log: never a container that serves 502s forever."""
 
 import time
+import uuid
 
 import pytest
 
-from helpers import share_with_container
+from helpers import docker, share_with_container
 
 BROKEN = {
     "import-error": ("import no_such_package_xyz\n", "app:app",
@@ -59,3 +60,29 @@ def test_broken_app_exits_non_zero_within_10_seconds(containers, tmp_path, case,
         assert message in logs, logs
     # The last word names the setting and says nothing is served.
     assert f"APP_MODULE='{module}'" in logs and "not serving" in logs, logs
+
+
+def test_with_install_on_start_a_package_added_while_serving_asks_for_a_restart(containers, app_copy):
+    # The package comes from a wheel in /app (the container installs nothing
+    # from PyPI here), added with its line and its import while debug mode
+    # serves: INSTALL_ON_START=1 already installed requirements.txt (there
+    # was none), so what installs it now is a restart, not a build.
+    from test_install_on_start import add_token_route, build_wheel, requirements
+
+    c = containers.run("-d", "debug", env={"INSTALL_ON_START": "1"}, docker_args=("-v", f"{app_copy}:/app"))
+    c.wait_http("/")
+    name, token = f"fbt_{uuid.uuid4().hex[:10]}", uuid.uuid4().hex
+    build_wheel(app_copy / "wheels", name, token)
+    (app_copy / "requirements.txt").write_text(requirements(f"{name}==1.0"))
+    add_token_route(app_copy, name, "/pkg")
+    share_with_container(app_copy)
+    c.wait_http("/pkg", status=500, timeout=30)
+    logs = c.logs()
+    assert (f"your app imports {name}, which is not installed in the image, though /app/requirements.txt "
+            f"asks for it ('{name}==1.0'): INSTALL_ON_START=1 installs requirements.txt only as the "
+            "container starts, and this start did not install it: restart the container (docker "
+            "restart") in logs, logs
+    assert "Dockerfile" not in logs and "built without" not in logs, logs
+    # The advice works: the restart installs it, and the app serves it.
+    docker("restart", c.name, timeout=60)
+    assert c.wait_http("/pkg").text == token

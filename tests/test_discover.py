@@ -158,3 +158,65 @@ def test_a_missing_package_is_named_as_pip_knows_it(tmp_path, module, wanted):
     from flaskbox.userapp.distributions import install_hint
 
     assert wanted in install_hint(module, tmp_path / "requirements.txt")
+
+
+def test_with_install_on_start_a_missing_package_needs_a_restart_not_a_build(tmp_path):
+    # INSTALL_ON_START=1 installs requirements.txt as the container starts:
+    # a line added since, or a package not yet listed, waits for a restart.
+    from flaskbox.userapp.distributions import install_hint
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("humanize==4.11.0\n")
+    message = install_hint("humanize", requirements, install_on_start=True)
+    assert ("though " f"{requirements} asks for it ('humanize==4.11.0'): INSTALL_ON_START=1 installs "
+            "requirements.txt only as the container starts") in message
+    assert "restart the container (docker restart, or docker compose restart)" in message
+    assert "Dockerfile" not in message and "built" not in message, message
+    message = install_hint("yaml", requirements, install_on_start=True)
+    assert f"add the package PyYAML to {requirements} and restart the container" in message
+    assert "rebuild" not in message, message
+    # Off (production, or debug mode without it): the build is what lacks it.
+    assert "Your Dockerfile needs `RUN pip install" in install_hint("humanize", requirements)
+
+
+def test_missing_requirements_are_only_packages_really_not_installed(tmp_path):
+    from flaskbox.userapp.distributions import missing
+
+    gevent_site = tmp_path / "gevent"
+    (gevent_site / "fake_gevent-1.0.dist-info").mkdir(parents=True)
+    (gevent_site / "fake_gevent-1.0.dist-info" / "METADATA").write_text("Name: fake-gevent\nVersion: 1.0\n")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join([
+        "# pinned",
+        "PyTest>=7  # installed, in another spelling",
+        "no_such_package_xyz==1.0  # missing",
+        "Other-Missing[extra] @ https://example.com/other.zip",
+        "-r more.txt", "--index-url https://example.com/simple", "-e .", "./local_dir", "local_dir/",
+        "https://example.com/pkg-1.0-py3-none-any.whl", "pkg_file-1.0-py3-none-any.whl",
+        "windows_only_xyz==1.0; sys_platform == 'win32'",
+        "fake_gevent==1.0",
+    ]) + "\n")
+    assert missing(requirements, gevent_site) == [
+        ("no_such_package_xyz", "no_such_package_xyz==1.0  # missing"),
+        ("Other-Missing", "Other-Missing[extra] @ https://example.com/other.zip"),
+    ]
+    assert missing(tmp_path / "none.txt", gevent_site) == []
+
+
+def test_a_failed_hook_hears_of_missing_packages_only_when_one_is(tmp_path):
+    from flaskbox.userapp.distributions import hook_hint
+
+    requirements = tmp_path / "requirements.txt"
+    assert hook_hint(requirements) is None
+    requirements.write_text("pytest\n")
+    assert hook_hint(requirements) is None
+    requirements.write_text("pytest\nFlask-SQLAlchemy==3.1.1\n")
+    message = hook_hint(requirements)
+    assert message.startswith(f"{requirements} asks for Flask-SQLAlchemy ('Flask-SQLAlchemy==3.1.1'), which "
+                              "is not installed in the image (a hook that imports your app"), message
+    assert "the image was built without installing it. Your Dockerfile needs `RUN pip install" in message
+    requirements.write_text("a_missing_xyz\nb_missing_xyz==2\n")
+    message = hook_hint(requirements, install_on_start=True)
+    assert ("a_missing_xyz ('a_missing_xyz'), b_missing_xyz ('b_missing_xyz==2'), which are not "
+            "installed") in message
+    assert "this start did not install them: restart the container" in message, message

@@ -104,6 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
             "__main__.SHELL_VALUES (the entry-point's own)",
             "lib/install-on-start.sh: flaskbox_install_on_start",
             "lib/install-on-start.sh: flaskbox_install_os_packages",
+            "lib/hooks.sh: _hint_missing_packages (a restart installs a missing package)",
+            "userapp.load_failure.install_on_start (the same advice for the app's import)",
         ),
     ),
 )

@@ -258,10 +258,12 @@ def load(value: str, app_dir: Path = APP_DIR) -> Found:
     return Found(app, True, folder, app.static_url_path if folder else None)
 
 
-def missing_module(exc: ModuleNotFoundError, value: str, app_dir: Path = APP_DIR) -> tuple[str, bool]:
+def missing_module(exc: ModuleNotFoundError, value: str, app_dir: Path = APP_DIR,
+                   install_on_start: bool = False) -> tuple[str, bool]:
     """What to say of a ModuleNotFoundError while APP_MODULE loads, and
     whether it is APP_MODULE itself that is not there (a setting to fix,
-    not an app that fails)."""
+    not an app that fails). INSTALL_ON_START=1 changes the advice for a
+    package: a restart installs it (distributions.py)."""
     module_name, _ = parse(value)
     if exc.name == module_name:
         return (f"APP_MODULE='{value}': there is no module {module_name} in {app_dir} (nor installed); "
@@ -269,7 +271,7 @@ def missing_module(exc: ModuleNotFoundError, value: str, app_dir: Path = APP_DIR
                 "create_app()"), True
     from .distributions import install_hint
 
-    return install_hint(exc.name or "", app_dir / "requirements.txt"), False
+    return install_hint(exc.name or "", app_dir / "requirements.txt", install_on_start), False
 
 
 def _best_app(cli, module):

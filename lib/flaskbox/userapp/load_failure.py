@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import traceback
 
+from .. import record
 from ..log import error
 from . import discover, shadows
 
@@ -19,7 +20,7 @@ def explain(exc: BaseException, app_module: str) -> bool:
     not an app that fails)."""
     message, bad_setting = None, False
     if isinstance(exc, ModuleNotFoundError):
-        message, bad_setting = discover.missing_module(exc, app_module)
+        message, bad_setting = discover.missing_module(exc, app_module, install_on_start=install_on_start())
     if not bad_setting:
         traceback.print_exception(exc)
     hint = (shadows.hint(exc) or older_pin(exc)) if isinstance(exc, Exception) else None
@@ -38,3 +39,12 @@ def older_pin(exc: Exception) -> str | None:
     except ImportError:
         return None
     return packages.older_pin_hint(exc)
+
+
+def install_on_start() -> bool:
+    """INSTALL_ON_START of this start, from its record (debug mode alone
+    allows it): then a restart installs a package, no image is built."""
+    try:
+        return record.load()["INSTALL_ON_START"] is True
+    except (OSError, ValueError, KeyError):
+        return False
