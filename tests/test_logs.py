@@ -85,3 +85,29 @@ def test_uwsgi_names_the_client_of_a_5xx_as_the_access_log_does(containers, fixt
         access = c.wait_until(lambda rid=request_id: [row for row in c.stdout_lines() if f"id={rid}" in row],
                               "nginx's line", timeout=5)
         assert access[0].startswith(f"{client} - "), access
+
+
+def test_a_referer_with_control_characters_never_reaches_the_log(containers):
+    # nginx's error log writes the Referer as it came: an escape sequence
+    # there cleared or recoloured the terminal `docker logs` ran in. Such a
+    # request is refused before any error line could name it (here: the
+    # 413 for a body past MAX_BODY_SIZE, whose line names the Referer).
+    c = containers.serving()
+    mark = uuid.uuid4().hex
+    forged = f"http://r/\x1b[2J\x1b[31m{mark}\x07".encode()
+    for request in (b"GET / HTTP/1.1\r\n",
+                    b"POST /api/hello HTTP/1.1\r\nContent-Length: 99999999\r\n"):
+        answer = c.raw(request + b"Host: a\r\nReferer: " + forged + b"\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+    # The same too-large body with a plain Referer: its 413, and nginx's
+    # error line names that Referer, as it would have named the forged one.
+    plain = f"http://r/{mark}".encode()
+    answer = c.raw(b"POST /api/hello HTTP/1.1\r\nContent-Length: 99999999\r\nHost: a\r\nReferer: " + plain
+                   + b"\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
+    c.wait_until(lambda: f'referrer: "http://r/{mark}"' in c.logs(), "the 413's error line")
+    logs = c.logs()
+    # The access log escapes what it writes (\x1B); nothing raw anywhere.
+    assert "\x1b" not in logs and "\x07" not in logs, logs
+    # An ordinary Referer (a tab is no control to fear) is served.
+    assert c.request("/", headers={"Referer": "https://a.example/x?y=1"}).status == 200
