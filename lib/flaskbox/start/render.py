@@ -47,12 +47,12 @@ def per_request(record: Record) -> dict[str, str]:
     change:
     - HOST_REFUSAL, what the server block asks before refusing a Host:
       with ALLOWED_HOSTS, whether it is malformed, allowed, a health probe,
-      named by a trusted proxy; with none (any host), whether it is
-      malformed, no more;
+      named by a trusted proxy; with none (any host), whether it (or its
+      Referer) is malformed, no more;
     - FORWARDED_FOR, the X-Forwarded-For uWSGI is told: a trusted proxy's
       (nginx.conf's map), or, with no TRUSTED_PROXIES, none."""
     return {
-        "HOST_REFUSAL": "$flaskbox_refuse_host" if record["ALLOWED_HOSTS"] else "$flaskbox_host_malformed",
+        "HOST_REFUSAL": "$flaskbox_refuse_host" if record["ALLOWED_HOSTS"] else "$flaskbox_malformed",
         "FORWARDED_FOR": "$flaskbox_forwarded_for" if record["TRUSTED_PROXIES"] else '""',
     }
 
