@@ -2,8 +2,8 @@
 nor one a hook meets (a migration importing the app), which waits for the fix.
 The error is shown in the log and in the browser, and the app is back as
 soon as the file is fixed, whether the error was saved while serving or was
-already there at start. A server process that crashes (SIGSEGV) is named
-in the log and started again."""
+already there at start; a chmod is a fix too. A server process that
+crashes (SIGSEGV) is named in the log and started again."""
 
 import http.client
 import time
@@ -152,6 +152,37 @@ def test_a_hook_with_a_syntax_error_of_its_own_waits_for_its_fix(containers, app
     (hooks / "10-broken.sh").write_text("#!/bin/sh\necho hook fixed\n")
     c.wait_http("/api/hello", timeout=10, interval=0.05)
     assert "hook fixed" in c.logs()
+
+
+def test_a_chmod_is_a_fix_a_waiting_hook_sees(containers, app_copy, tmp_path):
+    # The fix a hook is told for a folder it may not write is a chmod, which
+    # changes no file's time or size: the wait saw nothing until some other
+    # file was saved.
+    script = app_copy / "seed.sh"
+    script.write_text("#!/bin/sh\necho seeded\n")
+    script.chmod(0o644)
+    hooks = hooks_folder(tmp_path, "10-seed.sh", "#!/bin/sh\n/app/seed.sh\n")
+    c = containers.run("-d", "debug", docker_args=mounts(app_copy, hooks))
+    c.wait_until(lambda: "waiting for a change" in c.logs(), "the failed hook to be reported", timeout=30)
+    script.chmod(0o755)
+    c.wait_http("/api/hello", timeout=10, interval=0.05)
+    assert "seeded" in c.logs()
+
+
+def test_the_wait_counts_modes_and_owners_not_the_instance_folders_data(tmp_path, monkeypatch):
+    from flaskbox.debug import changes
+
+    monkeypatch.setattr(changes, "INSTANCE", str(tmp_path / "instance"))
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "app.py").write_text("x")
+    before = changes.state([str(tmp_path)])
+    (tmp_path / "instance" / "data.sqlite").write_text("rows")
+    assert changes.state([str(tmp_path)]) == before  # the app's data is no fix
+    (tmp_path / "instance").chmod(0o775)  # the fix for a folder a hook may not write
+    after_chmod = changes.state([str(tmp_path)])
+    assert after_chmod != before
+    (tmp_path / "app.py").chmod(0o755)
+    assert changes.state([str(tmp_path)]) != after_chmod
 
 
 def test_docker_stop_while_waiting_for_a_fix_is_prompt_and_clean(containers, app_copy, tmp_path, figure):

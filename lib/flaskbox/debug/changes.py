@@ -6,11 +6,14 @@ it waits (`await-change`) until that state differs, then runs the hook
 again. Comparing with the state before the hook, not after its failure,
 keeps a save made while the hook ran.
 
-The state is every file's path, mtime and size under the folders given
-(/app, the hook folder) and of the files given (PRE_START_PATH), checked
-every POLL_INTERVAL seconds: polling sees a save through any bind mount
-(Docker Desktop's included), as DEBUG_RELOADER=poll does. Folders that hold
-no code are skipped, and so is the instance folder, where the data lives.
+The state is every file's path, mtime, size, mode and owner under the
+folders given (/app, the hook folder) and of the files given
+(PRE_START_PATH), checked every POLL_INTERVAL seconds: polling sees a save
+through any bind mount (Docker Desktop's included), as DEBUG_RELOADER=poll
+does. Folders that hold no code are skipped, and so is what is in the
+instance folder, where the data lives; the mode and owner of each folder,
+the instance folder's too, count: `chmod g+w instance`, the fix a hook
+that could not write there is told, or `chmod +x` of a script, is a change.
 """
 
 from __future__ import annotations
@@ -27,27 +30,36 @@ POLL_INTERVAL = 0.5
 
 
 def _files(path: str):
+    """(path, whether it is a folder) of `path` and all below it."""
     if not os.path.isdir(path):
-        yield path
+        yield path, False
         return
     for root, dirs, files in os.walk(path):
+        yield root, True
+        if os.path.join(root, "instance") == INSTANCE and "instance" in dirs:
+            yield INSTANCE, True  # its mode and owner, not what it holds
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(".")
                          and os.path.join(root, d) != INSTANCE)
         for name in sorted(files):
-            yield os.path.join(root, name)
+            yield os.path.join(root, name), False
 
 
 def state(paths: list[str]) -> str:
-    """A digest of every file's path, mtime and size under `paths`; a path
-    that does not exist counts as such."""
+    """A digest of every file's path, mtime, size, mode and owner under
+    `paths`, and of every folder's mode and owner (a folder's mtime moves
+    with the data written in it); a path that does not exist counts as
+    such."""
     digest = hashlib.sha256()
     for top in paths:
-        for path in _files(top):
+        for path, folder in _files(top):
             try:
                 info = os.stat(path)
-                digest.update(f"{path}\0{info.st_mtime_ns}\0{info.st_size}\n".encode())
             except OSError:
                 digest.update(f"{path}\0missing\n".encode())
+                continue
+            owner = f"{info.st_mode:o}\0{info.st_uid}\0{info.st_gid}"
+            seen = owner if folder else f"{info.st_mtime_ns}\0{info.st_size}\0{owner}"
+            digest.update(f"{path}\0{seen}\n".encode())
     return digest.hexdigest()
 
 
