@@ -82,7 +82,7 @@ FEATURE_EDITS = {
         # The rest of the line, the health exemption's condition, becomes a comment.
         ("access_log /dev/stdout ${LOG_FORMAT} buffer=64k flush=1s", "access_log off; #")],
     "health requests left out of the log": [
-        (" if=$flaskbox_logged;", ";")],
+        ("include ${RUNTIME_DIR}/nginx/probe-logs.conf;", "")],
     "request id": [
         ("add_header X-Request-ID $flaskbox_request_id always;", ""),
         ("proxy_set_header X-Request-ID $flaskbox_request_id;", ""),

@@ -63,6 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
             "start.render.upstream_servers (uWSGI's sockets, in the current generation)",
             "start.render.metrics_main",
             "start.render.metrics_http",
+            "start.render.probe_logs (the metrics log's file)",
             "pool.wsgi.from_record (spool.Spool: the disk responses are spooled to)",
             "nginx.conf: ${RUNTIME_DIR} (nginx's pid, temporary files and includes)",
             "app.ini: ${RUNTIME_DIR}/uwsgi-sockets.ini",

@@ -17,6 +17,7 @@ SETTINGS: tuple[Setting, ...] = (
              "stderr line a JSON object too: [production.md](production.md#logs))."),
         enforced=(
             "nginx.conf: access_log /dev/stdout ${LOG_FORMAT}",
+            "start.render.probe_logs (the health locations' own access log)",
             "lib/common.sh: flaskbox_json_logs (stderr as JSON too: jsonlog.py)",
         ),
     ),
@@ -32,6 +33,7 @@ SETTINGS: tuple[Setting, ...] = (
             "sidecars.metrics.main",
             "start.render.metrics_main",
             "start.render.metrics_http",
+            "start.render.probe_logs (the health locations' own metrics log)",
             "pool.wsgi.from_record (streams.OPEN.metrics_dir)",
             "pool.wsgi.prepare_the_pool (forks.SpawnGuard's count of OOM kills)",
             "settings.resolve._check_metrics_port",
