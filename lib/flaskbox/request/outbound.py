@@ -57,6 +57,7 @@ LOCK_SECONDS = 1.0
 # value, and the status; 256 are kept for the headers the wrapper adds.
 HEADER_ROOM = 65535 - 4096 - len("HTTP/1.1 \r\n\r\n") - 256
 
+
 def too_big(request, size: int) -> None:
     """An answer whose headers are past HEADER_ROOM: 500 instead (nginx
     answers those past its own buffer, PROXY_HEADER_BUFFER, so too)."""

@@ -13,7 +13,6 @@ PATH_INFO here).
 
 from __future__ import annotations
 
-# The form forwarded.py lets X-Forwarded-Prefix through in, checked again.
 from .forwarded import VALID_PREFIX
 
 
@@ -23,6 +22,7 @@ def forwarded_prefix(environ) -> str:
     if value is None:  # nearly every request: no regular expression for it
         return ""
     value = value.rsplit(",", 1)[-1].strip()
+    # The form forwarded.py lets it through in, checked again.
     return value.rstrip("/") if VALID_PREFIX.fullmatch(value) else ""
 
 

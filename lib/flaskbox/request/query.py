@@ -1,4 +1,4 @@
-"""A query string whose raw bytes are not UTF-8 (`GET /?q=\xff`, sent
+r"""A query string whose raw bytes are not UTF-8 (`GET /?q=\xff`, sent
 unencoded), made what a browser would have sent for them: each byte past
 ASCII percent-encoded. Werkzeug decodes the raw query as UTF-8, strictly:
 left as it is, every route that reads request.args answered such a client
