@@ -79,8 +79,7 @@ def pools(docker_args: tuple[str, ...], mounts: list[str] = ()) -> list[Contende
 # loudly instead of measuring nothing.
 FEATURE_EDITS = {
     "access log": [
-        # The rest of the line, the health exemption's condition, becomes a comment.
-        ("access_log /dev/stdout ${LOG_FORMAT} buffer=64k flush=1s", "access_log off; #")],
+        ("access_log ${STDOUT_LOG};", "access_log off;")],
     "health requests left out of the log": [
         ("include ${RUNTIME_DIR}/nginx/probe-logs.conf;", "")],
     "request id": [

@@ -203,6 +203,22 @@ def test_missing_requirements_are_only_packages_really_not_installed(tmp_path):
     assert missing(tmp_path / "none.txt", gevent_site) == []
 
 
+def test_packages_on_pythonpath_are_installed_for_the_app_too(tmp_path, monkeypatch):
+    # `pip install --target /deps` with ENV PYTHONPATH=/deps: the app finds
+    # them, so the hook's hint (run under python3 -I) must find them too.
+    from flaskbox.userapp.distributions import missing
+
+    deps = tmp_path / "deps"
+    (deps / "target_only_xyz-2.0.dist-info").mkdir(parents=True)
+    (deps / "target_only_xyz-2.0.dist-info" / "METADATA").write_text("Name: target-only-xyz\nVersion: 2.0\n")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("target_only_xyz==2.0\n")
+    gevent_site = tmp_path / "gevent"
+    assert missing(requirements, gevent_site) == [("target_only_xyz", "target_only_xyz==2.0")]
+    monkeypatch.setenv("PYTHONPATH", f"/app:{deps}")
+    assert missing(requirements, gevent_site) == []
+
+
 def test_a_failed_hook_hears_of_missing_packages_only_when_one_is(tmp_path):
     from flaskbox.userapp.distributions import hook_hint
 

@@ -99,6 +99,9 @@ def test_a_referer_with_control_characters_never_reaches_the_log(containers):
                     b"POST /api/hello HTTP/1.1\r\nContent-Length: 99999999\r\n"):
         answer = c.raw(request + b"Host: a\r\nReferer: " + forged + b"\r\nConnection: close\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+    # C1's CSI in UTF-8, which a terminal acts on as it does on ESC [.
+    answer = c.raw(b"GET / HTTP/1.1\r\nHost: a\r\nReferer: http://r/\xc2\x9b2J\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
     # The same too-large body with a plain Referer: its 413, and nginx's
     # error line names that Referer, as it would have named the forged one.
     plain = f"http://r/{mark}".encode()

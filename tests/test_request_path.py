@@ -257,6 +257,15 @@ def test_streams_pass_nginx_unbuffered(headers, extra):
     assert answered("200 OK", headers)[1].get("X-Accel-Buffering") == extra
 
 
+@pytest.mark.parametrize("size, status", [(61_000, "200 OK"), (61_200, "500 Internal Server Error"),
+                                          (65_536, "500 Internal Server Error")])
+def test_a_head_past_what_uwsgi_passes_whole_is_a_500_instead(size, status):
+    # Past it uWSGI dropped the answer, or (64 KB and more) cut the header.
+    got, sent, body = answered("200 OK", [("Content-Length", "1"), ("X-State", "s" * size)])
+    whole = status == "200 OK"
+    assert (got, body, "X-State" in sent) == (status, b"x" if whole else b"Internal Server Error\n", whole)
+
+
 def stream_app(parts, content_type="text/plain"):
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", content_type)])

@@ -25,6 +25,7 @@ framing (request.py decides it all in its one pass over the headers):
 from __future__ import annotations
 
 import hashlib
+import mmap
 import select
 
 from ..log import error
@@ -49,22 +50,26 @@ STALLED_SECONDS = 10
 # The longest a worker waits for the share's lock (see Share.take).
 LOCK_SECONDS = 1.0
 # The most bytes of an answer's head uWSGI passes on whole: it holds the
-# head in 64 KB, grown a page (4 KB) past what it needs, and counts
-# "HTTP/1.1 ", ": " and line ends too. Past it, a header 64 KB or longer
-# went out cut (its length wraps at 16 bits) and logged as whole, and a
-# shorter one made uWSGI drop the answer (nginx: 502), logged as the app's
-# exception. start_response counts 4 bytes a header beside its name and
-# value, and the status; 256 are kept for the headers the wrapper adds.
-HEADER_ROOM = 65535 - 4096 - len("HTTP/1.1 \r\n\r\n") - 256
+# head in at most 64 KB, begun at a page and grown by at least a page, so
+# up to a page less one may go unused (none with 64 KB pages: its first
+# buffer is already whole), and it counts "HTTP/1.1 ", ": " and line ends
+# too. Past it, a header 64 KB or longer went out cut (its length wraps at
+# 16 bits) and logged as whole, and a shorter one made uWSGI drop the
+# answer (nginx: 502), logged as the app's exception. start_response counts
+# 4 bytes a header beside its name and value, and the status; 256 are kept
+# for the headers the wrapper adds.
+UNUSED = mmap.PAGESIZE - 1 if mmap.PAGESIZE < 65536 else 0
+HEADER_ROOM = 65535 - UNUSED - len("HTTP/1.1 \r\n\r\n") - 256
 
 
-def too_big(request, size: int) -> None:
+def too_big(request, size: int, exc_info) -> None:
     """An answer whose headers are past HEADER_ROOM: 500 instead (nginx
-    answers those past its own buffer, PROXY_HEADER_BUFFER, so too)."""
+    answers those past its own buffer, PROXY_HEADER_BUFFER, so too). With
+    exc_info, after the app's head went out, uWSGI raises it again."""
     error(f"{request.what}: the app's answer has a {size}-byte head, more than uWSGI can pass on "
           f"whole ({HEADER_ROOM}): answered 500")
     request.rare, request.refused, request.chunked = True, PASSED_ON, False
-    request.respond(PASSED_ON.status, PASSED_ON.headers)
+    request.respond(PASSED_ON.status, PASSED_ON.headers, exc_info)
 
 
 def template_values(values) -> dict[str, str]:

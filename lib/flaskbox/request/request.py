@@ -176,7 +176,7 @@ class Request:
                 coding = value
         size += len(status)
         if size > outbound.HEADER_ROOM:
-            outbound.too_big(self, size)
+            outbound.too_big(self, size, exc_info)
             return ignore
         code = int(status[:3])
         compressible, event = KINDS.get(kind) or kind_of(kind)

@@ -16,8 +16,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Log format: `text` (one readable line) or `json` (one object per request on stdout, and every "
              "stderr line a JSON object too: [production.md](production.md#logs))."),
         enforced=(
-            "nginx.conf: access_log /dev/stdout ${LOG_FORMAT}",
-            "start.render.probe_logs (the health locations' own access log)",
+            "start.render.stdout_log (nginx.conf's ${STDOUT_LOG}, the health locations' own log)",
             "lib/common.sh: flaskbox_json_logs (stderr as JSON too: jsonlog.py)",
         ),
     ),

@@ -11,6 +11,7 @@ installed, and nothing when none is missing."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -75,25 +76,33 @@ BY_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^
 ARCHIVE = re.compile(r"\.(whl|zip|tgz|tar(\.[a-z0-9]+)?)$", re.IGNORECASE)
 
 
+def search_path() -> list[str]:
+    """Where the app's own process finds packages: this Python's path, and
+    what `python3 -I` (hooks.sh) leaves out of it, PYTHONPATH (an image that
+    installs with `pip install --target`) and the user's site (`pip install
+    --user`); /app itself is the app, not its packages."""
+    import site
+
+    extra = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+             if entry and entry.rstrip("/") != str(APP_DIR)]
+    return [*sys.path, *extra, site.getusersitepackages()]
+
+
 def missing(requirements: Path, gevent_site: Path = GEVENT_SITE) -> list[tuple[str, str]]:
     """(name, line) of each package requirements.txt asks for by name that
-    is installed neither in this Python's environment (with INSTALL_ON_START,
-    the virtualenv layered over the image's) nor among the image's gevent
-    packages, which WORKER_CLASS=gevent imports."""
+    is installed neither where the app finds its packages (with
+    INSTALL_ON_START, the virtualenv layered over the image's) nor among the
+    image's gevent packages, which WORKER_CLASS=gevent imports."""
     # Imported only now: the app's process imports this module, and a file
     # of the app's own (email.py) may hide what importlib.metadata needs.
     from importlib import metadata
 
-    gevent = {normalize(dist.metadata["Name"] or "")
-              for dist in metadata.distributions(path=[str(gevent_site)])}
+    installed = {normalize(dist.metadata["Name"] or "")
+                 for dist in metadata.distributions(path=[*search_path(), str(gevent_site)])}
     found = []
     for line in lines(requirements):
         match = BY_NAME.match(line.split(" #")[0].split("\t#")[0])
-        if not match or ARCHIVE.search(match.group(1)) or normalize(match.group(1)) in gevent:
-            continue
-        try:
-            metadata.distribution(match.group(1))
-        except metadata.PackageNotFoundError:
+        if match and not ARCHIVE.search(match.group(1)) and normalize(match.group(1)) not in installed:
             found.append((match.group(1), line.strip()))
     return found
 

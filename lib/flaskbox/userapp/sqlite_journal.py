@@ -11,6 +11,7 @@ other users."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -61,5 +62,5 @@ def warnings(app, processes: int) -> list[str]:
 def wal_command(path: Path) -> str:
     """The command that turns WAL on, with what the image has: its Python
     (it has no sqlite3 shell)."""
-    return (f"python3 -c 'import sqlite3; sqlite3.connect({json.dumps(str(path))})"
-            ".execute(\"PRAGMA journal_mode=WAL\")'")
+    program = f"import sqlite3; sqlite3.connect({json.dumps(str(path))}).execute(\"PRAGMA journal_mode=WAL\")"
+    return f"python3 -c {shlex.quote(program)}"
