@@ -6,6 +6,7 @@ already there at start; a chmod is a fix too. A server process that
 crashes (SIGSEGV) is named in the log and started again."""
 
 import http.client
+import threading
 import time
 import uuid
 
@@ -183,6 +184,25 @@ def test_the_wait_counts_modes_and_owners_not_the_instance_folders_data(tmp_path
     assert after_chmod != before
     (tmp_path / "app.py").chmod(0o755)
     assert changes.state([str(tmp_path)]) != after_chmod
+
+
+def test_a_folder_the_failed_hook_made_is_no_fix(tmp_path, monkeypatch):
+    # Flask's create_app makes instance/: the migration that failed made it,
+    # and running it again at once would fail the same way.
+    from flaskbox.debug import changes
+
+    monkeypatch.setattr(changes, "INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setattr(changes, "POLL_INTERVAL", 0.01)
+    (tmp_path / "app.py").write_text("x")
+    before = changes.state([str(tmp_path)])
+    (tmp_path / "instance").mkdir()  # by the hook, before it failed
+    waiting = threading.Thread(target=changes.await_change, args=(before, [str(tmp_path)]), daemon=True)
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive()  # still waiting: no fix yet
+    (tmp_path / "instance").chmod(0o775)  # the fix
+    waiting.join(5)
+    assert not waiting.is_alive()
 
 
 def test_docker_stop_while_waiting_for_a_fix_is_prompt_and_clean(containers, app_copy, tmp_path, figure):

@@ -12,8 +12,9 @@ folders given (/app, the hook folder) and of the files given
 through any bind mount (Docker Desktop's included), as DEBUG_RELOADER=poll
 does. Folders that hold no code are skipped, and so is what is in the
 instance folder, where the data lives; the mode and owner of each folder,
-the instance folder's too, count: `chmod g+w instance`, the fix a hook
-that could not write there is told, or `chmod +x` of a script, is a change.
+the instance folder's too, count from when the wait begins: `chmod g+w
+instance`, the fix a hook that could not write there is told, or `chmod +x`
+of a script, is a change; a folder the hook made itself is not.
 """
 
 from __future__ import annotations
@@ -45,25 +46,35 @@ def _files(path: str):
 
 
 def state(paths: list[str]) -> str:
-    """A digest of every file's path, mtime, size, mode and owner under
-    `paths`, and of every folder's mode and owner (a folder's mtime moves
-    with the data written in it); a path that does not exist counts as
-    such."""
-    digest = hashlib.sha256()
+    """Two digests, "FILES:FOLDERS": of every file's path, mtime, size, mode
+    and owner under `paths` (a path that does not exist counts as such),
+    and of every folder's path, mode and owner (a folder's mtime moves with
+    the data written in it)."""
+    files, folders = hashlib.sha256(), hashlib.sha256()
     for top in paths:
         for path, folder in _files(top):
             try:
                 info = os.stat(path)
             except OSError:
-                digest.update(f"{path}\0missing\n".encode())
+                files.update(f"{path}\0missing\n".encode())
                 continue
             owner = f"{info.st_mode:o}\0{info.st_uid}\0{info.st_gid}"
-            seen = owner if folder else f"{info.st_mtime_ns}\0{info.st_size}\0{owner}"
-            digest.update(f"{path}\0{seen}\n".encode())
-    return digest.hexdigest()
+            if folder:
+                folders.update(f"{path}\0{owner}\n".encode())
+            else:
+                files.update(f"{path}\0{info.st_mtime_ns}\0{info.st_size}\0{owner}\n".encode())
+    return f"{files.hexdigest()}:{folders.hexdigest()}"
 
 
 def await_change(before: str, paths: list[str]) -> None:
-    """Returns once the state of `paths` differs from `before`."""
-    while state(paths) == before:
+    """Returns once a file under `paths` differs from `before` (a save made
+    while the hook ran counts), or a folder from when the wait began: a
+    folder the failed hook made itself (Flask's create_app makes instance/)
+    is no fix."""
+    files = before.partition(":")[0]
+    folders = state(paths).partition(":")[2]
+    while True:
+        now_files, _, now_folders = state(paths).partition(":")
+        if now_files != files or now_folders != folders:
+            return
         time.sleep(POLL_INTERVAL)

@@ -185,6 +185,8 @@ server {{
 
 
 def metrics_log(runtime: str) -> str:
+    """The metrics log's file, format and buffer, for the http block and
+    the health locations alike (one buffer per file, or nginx refuses)."""
     return f"{runtime}/metrics/access.log flaskbox_metrics buffer=64k flush=1s"
 
 
