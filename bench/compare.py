@@ -12,7 +12,7 @@ from pathlib import Path
 from harness import REPO
 
 # A lone worker (no master, no fork) freezes the app as a forked one starts
-# (wsgi.prepare_the_pool); an earlier version's wsgi.py, measured beside this
+# (wsgi.prepare_the_master); an earlier version's wsgi.py, measured beside this
 # one (--before), is given the same two lines, so that both are counted alike.
 LONE_WORKER_FREEZE = "\n    if not uwsgi.masterpid():\n        gc.freeze()\n"
 # The line that wraps the app, in an earlier version's wsgi.py (--before):

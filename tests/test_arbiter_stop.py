@@ -15,6 +15,9 @@ import pytest
 from arbiter_fakes import FakeSystem, lines, serving_with_a_relay
 
 SLOW = "is slow to stop"
+# The stop's first line, with the default STOP_TIMEOUT (10 s: a 5 s drain).
+STOPPING = ("flaskbox: stopping: WebSockets end, nginx drains the requests in flight (up to 5 s; an event stream "
+            "still open a second before is ended cleanly), then uWSGI")
 
 
 def serving(tmp_path, env=None, **fake) -> FakeSystem:
@@ -39,8 +42,7 @@ def test_an_idle_stop_is_clean_and_prompt(tmp_path, capsys):
     lines(capsys)
     code, took = stop(system)
     assert code == 0 and took < 1, took
-    assert lines(capsys) == ["flaskbox: stopping: event streams end, nginx drains, then uWSGI",
-                             "flaskbox: stopped"]
+    assert lines(capsys) == [STOPPING, "flaskbox: stopped"]
     assert system.runtime.draining.exists()  # flaskbox_draining, for the metrics served to the end
     nginx, master = system.nginx(), system.master(1)
     # In order: nginx first (it drains), then uWSGI, then the helpers.
@@ -170,7 +172,7 @@ def test_signals_during_a_stop_change_nothing(tmp_path, capsys):
     code, _ = stop(system)
     assert code == 0
     out = lines(capsys)
-    assert out.count("flaskbox: stopping: event streams end, nginx drains, then uWSGI") == 1
+    assert out.count(STOPPING) == 1
     assert not [line for line in out if "SIGHUP" in line]
 
 

@@ -293,21 +293,6 @@ def test_a_stream_that_fails_never_gets_the_last_chunk():
         next(body)
 
 
-def test_a_stop_or_a_reload_ends_event_streams_only():
-    events = iter(serve.Serve(stream_app([b"data: 1\n\n"] * 100, "text/event-stream"), 5)(
-        environ(REQUEST_URI="/events"), ignore_start))
-    rows = iter(serve.Serve(stream_app([b"row\n"] * 3), 5)(environ(REQUEST_URI="/export"), ignore_start))
-    assert next(events) and next(rows)
-    assert streams.OPEN.end_all("a test") is None
-    try:
-        # The event stream ends at once, cleanly (its last chunk); the export
-        # goes on to its own end.
-        assert next(events).startswith(b"0;") and list(events) == []
-        assert list(rows)[:2] == [b"4\r\nrow\n\r\n"] * 2
-    finally:
-        streams.OPEN.stopping = False
-
-
 def test_a_stream_cut_by_its_limits_gets_no_last_chunk():
     def stalling():
         yield b"one"

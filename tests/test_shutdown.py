@@ -132,7 +132,7 @@ def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_im
     c.wait_until(lambda: c.logs().count("sleep start 2") >= 4, "4 requests to reach the workers")
 
     stop = BackgroundStop(c)
-    c.wait_until(lambda: "stopping: event streams end, nginx drains" in c.logs(), "the stop to begin",
+    c.wait_until(lambda: "stopping: WebSockets end, nginx drains" in c.logs(), "the stop to begin",
                  timeout=5)
     # New connections while draining: refused or served, never hung, never 502.
     during = []
@@ -153,7 +153,7 @@ def test_accepted_requests_finish_and_new_ones_never_hang(containers, fixture_im
     figure("exit after the last answer, seconds", f"{after_work:.2f}")
     assert after_work < 2, f"exited {after_work:.1f}s after the last answer\n{c.logs()}"
     logs = c.logs()
-    stopping = logs.index("stopping: event streams end, nginx drains, then uWSGI")
+    stopping = logs.index("stopping: WebSockets end, nginx drains")
     assert stopping < logs.index("goodbye to uWSGI")
 
 

@@ -130,7 +130,7 @@ def test_a_relay_dying_during_a_stop_comes_back_and_the_last_words_are_logged(co
     relay = c.pids(RECOVER["the JSON log relay"])
     assert len(relay) == 1, c.processes()
     docker("kill", "-s", "TERM", c.name)
-    c.wait_until(lambda: "stopping: event streams end" in c.logs(), "the stop under way")
+    c.wait_until(lambda: "stopping: WebSockets end" in c.logs(), "the stop under way")
     kill9(c, relay[0])
     assert slow.join() == 200
     assert c.wait_exit(timeout=15) == 0, c.logs()

@@ -66,6 +66,10 @@ RUNTIME_UNWRITABLE = 73  # EX_CANTCREAT: flaskbox's own files, not the app
 IMPORT_TIMED_OUT = 124   # past IMPORT_TIMEOUT (importing.Deadline), as GNU timeout says it
 EXIT_CODES = (STOPPED, FAILED, BAD_INPUT, POOL_FAILED, IMPORT_FAILED, ARBITER_FAILED, RUNTIME_UNWRITABLE,
               IMPORT_TIMED_OUT)
+# Not the container's: a uWSGI master whose app's import left threads
+# running tells the arbiter so, which starts the pool again with lazy-apps
+# (userapp/threads.py; EX_TEMPFAIL, "try again").
+LOADS_IN_EACH_WORKER = 75
 # A server killed by signal N, and so the container: 128 + N, as a shell
 # says it. A stop (SIGTERM, SIGINT, SIGQUIT) during the start, before the
 # servers serve, ends it with 128 + its signal too, from bash and from the
@@ -267,6 +271,14 @@ class Generation:
         self.app = self.dir / "app.json"
         # Every thread's stack, when the app ran past IMPORT_TIMEOUT (importing.Deadline).
         self.import_stacks = self.dir / "import-stacks"
+        # The threads the app's import left running in the master (wsgi.py),
+        # which ends it: the arbiter loads the app in each worker instead.
+        self.threads = self.dir / "threads"
+        # Made by the one process that says the app's start-up warnings.
+        self.said = self.dir / "said"
+        # How the workers' event streams are to end at a stop or a retirement
+        # (arbiter/generation.py writes it, streams.py reads it): by when.
+        self.streams_end = self.dir / "streams-end"
 
     def socket(self, name: str) -> Path:
         return self.dir / name

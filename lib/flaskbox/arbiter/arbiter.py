@@ -76,6 +76,8 @@ class Arbiter:
         # killed at its start removes its folder (g<N>) when it is reaped,
         # which may be after the next one has started.
         self.numbered = 0
+        # An app whose import left threads: loaded in each worker (generation.py).
+        self.lazy_apps = False
         self.nginx = Nginx(self)
         self.ending: Stop | Abort | None = None
         self.helpers = Helpers(self, relay)

@@ -5,10 +5,14 @@ beside the one serving. Its states, in order:
 
     STARTING  its master imports the app; ready once a worker accepts
               (app.ini's hook-accepting1-once leaves the mark the loop
-              waits for)
+              waits for). An app whose import leaves threads running
+              (userapp/threads.py) is loaded again, in each worker: a
+              second master, with lazy-apps, as are the generations after
+              it
     SERVING   nginx sends it every new request: `current` links to it
-    RETIRING  a newer one serves: its event streams end now, the rest it
-              holds has RELOAD_GRACE to finish, read from the kernel
+    RETIRING  a newer one serves: what it holds has RELOAD_GRACE to
+              finish, read from the kernel; its event streams are ended a
+              little before, and its WebSockets at once
     STOPPING  told to stop: its retirement's end, the container's stop, or
               a start given up; busy workers killed past the mercy, the
               master past its limit
@@ -31,6 +35,7 @@ from collections.abc import Callable
 from ..layout import (
     IMPORT_FAILED,
     IMPORT_TIMED_OUT,
+    LOADS_IN_EACH_WORKER,
     NOT_AN_APP,
     RUNTIME_UNWRITABLE,
     STOP_KILL_AFTER_SECONDS,
@@ -52,6 +57,10 @@ OVERDUE = 10
 # the mercy may be 0 (past RELOAD_GRACE).
 SLOW = 0.5
 STREAMS_SIGNAL = getattr(signal, f"SIG{STOP_STREAMS_SIGNAL}")
+# Seconds before a budget's end that the event streams still open are
+# ended: their last chunk reaches the client before nginx's drain, or the
+# retirement, cuts what is left.
+STREAMS_LEAD = 1.0
 
 
 class Generation:
@@ -68,6 +77,10 @@ class Generation:
         self.overdue = False
         self.stopping_since = 0.0
         self.budget = ""
+        # Whether each worker loads the app (uWSGI's lazy-apps): once an
+        # app's import has left threads, for every later generation too.
+        self.lazy = getattr(arbiter, "lazy_apps", False)
+        self.streams_end_at: float | None = None
         self._waits: list = []  # its deadlines and marks, cancelled as it changes state
         self._then: Callable | None = None          # told of the master's end in this state
         self._retired_then: Callable | None = None  # told once a retirement has ended
@@ -98,7 +111,8 @@ class Generation:
             # kept for nginx's access log, one line per request.
             self.master = self.loop.spawn(
                 f"uWSGI master (generation {self.number})",
-                ["uwsgi", "--set-placeholder", f"flaskbox_generation={self.files.dir}", "--ini", str(ini)],
+                ["uwsgi", "--set-placeholder", f"flaskbox_generation={self.files.dir}", "--ini", str(ini),
+                 *(["--lazy-apps"] if self.lazy else [])],
                 self._master_ended, env=self.arbiter.server_env, stdout=2)
         except OSError:
             self._cancel()
@@ -163,13 +177,33 @@ class Generation:
         link.replace(self.arbiter.runtime.uwsgi_dir / "current")
         self.state, self._then = SERVING, died
 
-    def end_streams(self) -> None:
-        """Event streams and WebSockets never finish by themselves: each
-        worker ends its own cleanly on this signal (streams.py), and their
-        clients reconnect. Any other response goes on."""
-        if self.master is not None and self.master.running:
-            for worker in self.system.children(self.master.pid):
-                self.system.kill(worker, STREAMS_SIGNAL)
+    def end_streams(self, budget_end: float, occasion: str, budget: str) -> None:
+        """At a stop or a retirement: its WebSockets end now (a close frame,
+        1001 "going away"); its event streams finish by themselves until
+        STREAMS_LEAD before `budget_end`, when those still open are ended
+        cleanly and counted (stopping.py). The log names the occasion ("the
+        stop") and the budget ("STOP_TIMEOUT 10 s"). A
+        second call (a stop during a retirement) can only bring it nearer."""
+        at = budget_end - STREAMS_LEAD
+        if self.streams_end_at is not None and self.streams_end_at <= at:
+            return
+        self.streams_end_at = at
+        said = f"{at}\t{occasion}\t{budget}\n"
+        self._tell_streams(at, said)
+        self._waits.append(self.loop.at(at, lambda: self._tell_streams(at, said)))
+
+    def _tell_streams(self, at: float, said: str) -> None:
+        """Each worker reads by when (the file), and acts on the signal."""
+        if self.master is None or not self.master.running or self.streams_end_at != at:
+            return
+        try:
+            self.files.streams_end.write_text(said)
+        except OSError as exc:
+            error(f"cannot write {self.files.streams_end} ({exc.strerror}; a full disk?): the event streams "
+                  f"of generation {self.number} are ended at once")
+            self.files.streams_end.unlink(missing_ok=True)
+        for worker in self.system.children(self.master.pid):
+            self.system.kill(worker, STREAMS_SIGNAL)
 
     # --- RETIRING ------------------------------------------------------------------------------
     def retire(self, retired: Callable[[Generation], None]) -> None:
@@ -178,7 +212,8 @@ class Generation:
         retired(self) once its master is gone, the verdict said."""
         self.state, self._retired_then = RETIRING, retired
         self.grace_end = self.loop.now() + self.arbiter.settings["RELOAD_GRACE"]
-        self.end_streams()
+        grace = self.arbiter.settings["RELOAD_GRACE"]
+        self.end_streams(self.grace_end, "the reload", f"RELOAD_GRACE {grace} s")
         self._read()
 
     def _read(self) -> None:
@@ -297,6 +332,8 @@ class Generation:
     # --- the master's end ------------------------------------------------------------------------
     def _master_ended(self, child: Child) -> None:
         self._cancel()
+        if self.state == STARTING and self._threads_left(child):
+            return self._load_in_each_worker()
         state, then = self.state, self._then
         self.state = GONE
         status = self._load_failed(child) if state == STARTING else child.status
@@ -310,6 +347,24 @@ class Generation:
             self._died_retiring()
         else:
             then(self, child)
+
+    def _threads_left(self, child: Child) -> bool:
+        """Its master found threads the app's import left running, and said
+        which (wsgi.py): not an app that failed."""
+        return (child.status == LOADS_IN_EACH_WORKER and not self.lazy and not self.arbiter.stopping
+                and self.files.threads.exists())
+
+    def _load_in_each_worker(self) -> None:
+        """A second master, the same generation, each worker loading the app;
+        and so every later generation (a reload) from the start."""
+        self.lazy = self.arbiter.lazy_apps = True
+        try:
+            self.make_folder()
+            self.start(self._ready, self._then)
+        except OSError as exc:
+            error(f"cannot start uWSGI again in {self.files.dir} ({exc.strerror or exc})")
+            self.state = GONE
+            self._then(self, RUNTIME_UNWRITABLE)
 
     def _cancel(self) -> None:
         for wait in self._waits:

@@ -1,9 +1,10 @@
 """The ends of the process tree, each in one place with its order and its
 one clock.
 
-Stop   `docker stop` (TERM, INT or QUIT): event streams end, nginx stops
-       accepting and drains the requests in flight, then uWSGI lets its now
-       idle workers exit, then the helpers end. One budget for all of it,
+Stop   `docker stop` (TERM, INT or QUIT): WebSockets end, nginx stops
+       accepting and drains the requests in flight (event streams finish
+       too, or are ended cleanly just before the drain's end), then uWSGI
+       lets its now idle workers exit, then the helpers end. One budget for all of it,
        STOP_TIMEOUT (the orchestrator's grace period: layout.stop_drain says
        how it is spent), and every generation on the same clock. A stop that
        ended every request exits 0, however slowly an idle process went: a
@@ -71,7 +72,8 @@ class Stop:
         self._nginx_kill = None  # SIGKILL for nginx's master, past its drain
 
     def begin(self) -> None:
-        info("stopping: event streams end, nginx drains, then uWSGI")
+        info(f"stopping: WebSockets end, nginx drains the requests in flight (up to {self.drain} s; an event "
+             "stream still open a second before is ended cleanly), then uWSGI")
         # flaskbox_draining in the metrics, which are served until the end. A
         # full disk may refuse the mark: the stop goes on all the same.
         try:
@@ -83,7 +85,8 @@ class Stop:
             if generation.state == STARTING:
                 generation.abandon()  # a reload's, still loading: it holds no request
             else:
-                generation.end_streams()
+                generation.end_streams(self.started + self.drain, "the stop",
+                                       f"STOP_TIMEOUT {self.arbiter.settings['STOP_TIMEOUT']} s")
         nginx = self.arbiter.nginx.child
         if nginx is None or not nginx.running:
             return self._uwsgi()

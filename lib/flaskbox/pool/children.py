@@ -31,7 +31,7 @@ import signal
 import subprocess
 import threading
 
-from ..request.streams import on_stop_signal
+from ..request.stopping import on_stop_signal
 
 # Never caught or blocked: the kernel refuses to change them.
 FIXED = {signal.SIGKILL, signal.SIGSTOP}

@@ -8,6 +8,11 @@ wraps the app in what each request needs, one layer: `application`, a
 serve.Serve (serve.GeventServe with gevent). An app that cannot load ends
 the master with an exit code the arbiter reads (layout.py: IMPORT_FAILED, ...).
 
+An app whose import left threads running (userapp/threads.py) cannot be
+forked whole: the master says so and exits with LOADS_IN_EACH_WORKER, and
+the arbiter starts the pool again with lazy-apps, where this module runs
+in each worker instead (and master.py prepares the master).
+
 Then it prepares the pool: it watches the workers being forked
 (forks.SpawnGuard) and hands them the app frozen out of the garbage
 collector's reach (gc.freeze). What runs per request is serve.py's.
@@ -18,17 +23,25 @@ from __future__ import annotations
 import gc
 import json
 import os
-from functools import partial
 
 from .. import record
-from ..layout import GEVENT, IMPORT_FAILED, NOT_AN_APP, RUNTIME_UNWRITABLE, Generation, stream_slots
-from ..log import error, warn
-from ..request import streams
+from ..layout import (
+    GEVENT,
+    IMPORT_FAILED,
+    LOADS_IN_EACH_WORKER,
+    NOT_AN_APP,
+    RUNTIME_UNWRITABLE,
+    Generation,
+    stream_slots,
+)
+from ..log import error, log, warn
+from ..request import streams, websocket
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
-from ..userapp import discover, importing, load_failure, refused_writes, static_folders
-from . import children, forks, gevent_exit, oom
+from ..userapp import discover, importing, load_failure, refused_writes, static_folders, threads
+from . import gevent_exit, master
+from .master import generation, uwsgi_option
 
 try:  # only inside uWSGI
     import uwsgi
@@ -36,23 +49,17 @@ except ImportError:  # unit tests
     uwsgi = None
 
 
-def uwsgi_option(name: str, default: str) -> str:
-    """An option as uWSGI ended up with it (the last of repeated ones)."""
-    value = uwsgi.opt.get(name, default)
-    if isinstance(value, list):
-        value = value[-1]
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def load_app(settings: record.Record) -> discover.Found:
-    """APP_MODULE's app. Not an app (a factory named without a call, a
-    module with none, a module that is not there): the message says what to
-    write instead, and uWSGI exits with NOT_AN_APP (2), so the container
-    does, before anything is served. An import that fails (a package the app
-    imports that is not installed, say): why (load_failure.py), and
-    need-app's exit code, IMPORT_FAILED (22)."""
+def load_app(settings: record.Record, census: threads.Census) -> discover.Found:
+    """APP_MODULE's app, the threads its import leaves counted by `census`.
+    Not an app (a factory named without a call, a module with none, a module
+    that is not there): the message says what to write instead, and uWSGI
+    exits with NOT_AN_APP (2), so the container does, before anything is
+    served. An import that fails (a package the app imports that is not
+    installed, say): why (load_failure.py), and need-app's exit code,
+    IMPORT_FAILED (22)."""
     try:
-        with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), \
+        # The census inside the Deadline: its watchdog thread is no app's.
+        with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), census, \
                 importing.ServerCalls(), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
@@ -62,28 +69,71 @@ def load_app(settings: record.Record) -> discover.Found:
         os._exit(NOT_AN_APP if load_failure.explain(exc, settings["APP_MODULE"]) else IMPORT_FAILED)
 
 
-def generation() -> Generation:
-    """This pool's generation (app.ini's %(flaskbox_generation)), whose
-    folder holds its stats socket."""
-    return Generation(os.path.dirname(uwsgi_option("stats", "")))
+def preloading() -> bool:
+    """Whether this is the master loading the app for the workers it forks
+    (not a worker of lazy-apps, nor a lone worker with no master)."""
+    return uwsgi.worker_id() == 0
+
+
+def forkable(census: threads.Census, processes: int) -> None:
+    """In the master: an import that left threads running ends it with
+    LOADS_IN_EACH_WORKER, the line said, so that the arbiter loads the app
+    in each worker instead; unless UWSGI_LAZY_APPS=false keeps preloading
+    (an app that starts its threads again after a fork), which is said
+    too."""
+    left = census.left()
+    if not left:
+        return
+    line = threads.said(left, processes, census.grown)
+    if os.environ.get("UWSGI_LAZY_APPS", "").lower() in ("false", "0", "no", "off"):
+        warn(f"{line.split('. A fork')[0]}; UWSGI_LAZY_APPS=false keeps them in the master, and the workers "
+             "have them only if the app starts them again after a fork (os.register_at_fork)")
+        return
+    log(line)
+    try:
+        generation().threads.write_text("\n".join(map(str, left)) + "\n")
+    except OSError as exc:
+        error(f"cannot write {generation().threads}: {exc.strerror} (RUNTIME_DIR's file system full?)")
+        os._exit(RUNTIME_UNWRITABLE)
+    os._exit(LOADS_IN_EACH_WORKER)
+
+
+def first_to_say(gen: Generation) -> bool:
+    """The one process of the generation that says the app's start-up
+    warnings: the master, or with lazy-apps the first worker to load it."""
+    try:
+        os.close(os.open(gen.said, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return True
+    except OSError:
+        return False
 
 
 def from_record(settings: record.Record):
-    found = load_app(settings)
+    census = threads.Census()
+    found = load_app(settings, census)
     processes = int(uwsgi_option("processes", "1"))
-    for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"], processes):
-        warn(line)
+    if preloading():
+        forkable(census, processes)
+    gen = generation()
+    if first_to_say(gen):
+        for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"], processes):
+            warn(line)
     # Where its static files are and how long browsers may keep them, now
     # that the app can say: the arbiter renders nginx's static locations
     # from it, checked with `nginx -t`, when this generation starts serving.
-    place = generation().app
+    # In one rename: with lazy-apps each worker writes it, and the arbiter
+    # may read it meanwhile.
+    place, new = gen.app, gen.app.with_name(f"app.json.{os.getpid()}")
     try:
-        place.write_text(json.dumps({**found.describe(), **static_folders.describe(found.app)}))
+        new.write_text(json.dumps({**found.describe(), **static_folders.describe(found.app)}))
+        new.replace(place)
     except OSError as exc:
         # Not the app's fault: said as such (the arbiter reads the code),
         # not as code that no longer imports.
         error(f"cannot write {place}: {exc.strerror} (RUNTIME_DIR's file system full?)")
         os._exit(RUNTIME_UNWRITABLE)
+    # By when its event streams end at a stop or a retirement (stopping.py).
+    streams.OPEN.end_file = str(gen.streams_end)
     if settings["METRICS_PORT"]:
         streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
     # The processes and threads as uWSGI ended up with them (UWSGI_INI may
@@ -102,16 +152,10 @@ def from_record(settings: record.Record):
     return Serve(found.app, timeout, **common)
 
 
-def prepare_the_pool(settings: record.Record) -> None:
-    """In the master only (where the app is loaded, before any fork): a
-    worker starts with what it inherits out of the garbage collector's
-    reach; three rounds of every worker failing is a pool that cannot stay
-    up; a worker holds its graceful stop until it can act on it; a sync
-    worker handles the stop signal from its start (gevent's does so on its
-    first request, once its loop runs), and a gevent worker runs the app's
-    exit handlers at its end (gevent_exit.py)."""
-    if uwsgi is None:
-        return
+def prepare_the_process(settings: record.Record) -> None:
+    """Where the app is loaded (the master, or each worker with
+    lazy-apps): a gevent worker runs the app's exit handlers at its end
+    (gevent_exit.py); a lone worker starts as a forked one does."""
     if settings["WORKER_CLASS"] == GEVENT:
         # uWSGI runs no Python exit handler in a gevent worker: this does.
         gevent_exit.install(uwsgi)
@@ -119,31 +163,11 @@ def prepare_the_pool(settings: record.Record) -> None:
         # A lone worker, with no master to fork it (bench/prices.py counts
         # one so): it starts as a forked one does, the app frozen.
         gc.freeze()
-    if uwsgi.worker_id() != 0:
-        return
-    processes = int(uwsgi_option("processes", "1"))
-    metrics_dir = str(record.runtime().dir / "metrics") if settings["METRICS_PORT"] else None
-    guard = forks.SpawnGuard(str(generation().accepting), 3 * processes, metrics_dir=metrics_dir,
-                             stop_timeout=settings["STOP_TIMEOUT"])
-    # gc.freeze(): a worker's full collections skip the objects it got from
-    # the master (the app and its imports). Otherwise the first one wrote to
-    # every one of them, copying their pages out of the shared memory, and
-    # held all of the worker's threads meanwhile (22-60 ms at 3940
-    # requests/s: docs/BENCHMARKS.md, "Collections in a new worker").
-    # A worker, not the master, is what the kernel's OOM killer ends (oom.py).
-    forks.on_the_masters_forks(before=gc.freeze, after_in_parent=guard.after_fork,
-                                after_in_child=oom.worker_first)
-    forks.on_the_masters_forks(**forks.hold_the_stop(settings["WORKER_CLASS"] == GEVENT))
-    # The processes the app starts in a request take signals as under plain
-    # Python (flaskbox/pool/children.py).
-    children.start_plain(os.getpid())
-    if settings["WORKER_CLASS"] != GEVENT:
-        handle_the_stop = partial(streams.install_stop_handler_once, gevent_mode=False)
-        forks.on_the_masters_forks(after_in_child=handle_the_stop)
 
 
 if uwsgi is not None:
     SETTINGS = record.load()
     application = from_record(SETTINGS)
-    prepare_the_pool(SETTINGS)
-    streams.mark_native_handshakes(uwsgi)
+    prepare_the_process(SETTINGS)
+    master.prepare_the_master(SETTINGS)
+    websocket.mark_native_handshakes(uwsgi)

@@ -36,7 +36,7 @@ import sys
 import traceback
 
 from ..log import error, log
-from . import forwarded, guards, prefix, streams
+from . import forwarded, guards, prefix, stopping, streams
 from .answers import (
     BAD_REQUEST,
     CLIENT_GONE,
@@ -52,6 +52,7 @@ from .body import close
 from .forwarded import UNTRUSTED
 from .query import readable
 from .request import Request
+from .websocket import WebSocket
 
 # A request that waited less than this for a worker is run without asking
 # whether its client is still there: it can hardly have left yet, and the
@@ -217,7 +218,7 @@ class Serve:
             return request.answer(refusal)
         fd = self.connection_fd()
         if fd is not None:
-            websocket = request.websocket = streams.WebSocket(fd, request.what)
+            websocket = request.websocket = WebSocket(fd, request.what)
             request.environ["werkzeug.socket"] = websocket
             streams.OPEN.websockets[fd] = websocket
             streams.OPEN.publish()
@@ -301,7 +302,7 @@ class GeventServe(Serve):
     def __call__(self, environ, start_response):
         # Once per process, from its first request (the loop runs by then).
         self.watchdog.start_once()
-        streams.install_stop_handler_once(gevent_mode=True)
+        stopping.install_handler_once(gevent_mode=True)
         return Serve.__call__(self, environ, start_response)
 
     def bounded(self, request: Request):

@@ -229,7 +229,7 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.resolve.derived (STOP_DRAIN_SECONDS)",
             "nginx.conf: worker_shutdown_timeout (STOP_DRAIN_SECONDS)",
             "arbiter.stop.Stop (the stop's deadlines; what the drain leaves is the workers' exit budget)",
-            "pool.wsgi.prepare_the_pool",
+            "pool.master.prepare_the_master",
             "pool.forks.SpawnGuard (as its `stop_timeout`: a crash loop's serving workers end as at a stop)",
             "arbiter.generation.Generation._stop_retired (the old code's exit gets no more than a stop's)",
         ),

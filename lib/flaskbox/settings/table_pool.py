@@ -20,7 +20,9 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "app.ini: ini = %p:${WORKER_CLASS} (its [sync] or [gevent] section)",
             "pool.wsgi.from_record (gevent: streams.Limits and the stream slots)",
-            "pool.wsgi.prepare_the_pool (sync: the stop signal's handler from the fork)",
+            "pool.master.prepare_the_master (sync: the stop signal's handler from the fork)",
+            "pool.master.prepare_a_lazy_master (gevent: its patches before flaskbox's modules)",
+            "pool.wsgi.prepare_the_process (gevent: the app's exit handlers, gevent_exit.py)",
             "request.serve.Serve (guards.Watchdog with sync, guards.LoopWatch with gevent)",
             "pool.wsgi.from_record (sync: CLIENT_STREAM_SHARE)",
             "sidecars.metrics.main (metrics.Collector)",

@@ -34,7 +34,7 @@ SETTINGS: tuple[Setting, ...] = (
             "start.render.metrics_http",
             "start.render.probe_logs (the health locations' own metrics log)",
             "pool.wsgi.from_record (streams.OPEN.metrics_dir)",
-            "pool.wsgi.prepare_the_pool (forks.SpawnGuard's count of OOM kills)",
+            "pool.master.prepare_the_master (forks.SpawnGuard's count of OOM kills)",
             "settings.resolve._check_metrics_port",
             "settings.resolve._check_ports_free",
             "arbiter.helpers.Helpers (the metrics server)",

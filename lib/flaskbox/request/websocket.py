@@ -1,0 +1,135 @@
+"""A WebSocket: the connection of a request that asked for an Upgrade,
+which the app takes over (environ["werkzeug.socket"], as Werkzeug's dev
+server provides it, which flask-sock and simple-websocket use). At a stop
+or a retirement (stopping.py), and with gevent at STREAM_MAX_DURATION, it
+gets a close frame, 1001 "going away", and its socket is shut down, so the
+app's receive loop ends and the client knows the server went away."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from .streams import OPEN
+
+# A WebSocket close frame (FIN, opcode 8, 2 bytes, unmasked as a server's
+# frames are) with status 1001, "going away".
+CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"
+# How long an ended WebSocket reads what the client still sends (its close
+# frame) before the connection is closed. Closed with unread bytes, it would
+# be reset instead: the client could lose the last frames sent to it, and
+# nginx logs "Connection reset by peer" (seen on 1 Socket.IO disconnect in 2).
+LINGER_SECONDS = 1.0
+
+
+
+
+class WebSocket:
+    """The connection of a request that asked for an Upgrade, for the app
+    (environ["werkzeug.socket"], as Werkzeug's dev server provides it, which
+    flask-sock and simple-websocket use) and for ending it. `taken` tells
+    whether the app wrote on it: then the response is the app's, not uWSGI's."""
+
+    def __init__(self, fd: int, what: str):
+        self.fd = fd
+        self.sock = socket.socket(fileno=os.dup(fd))
+        # uWSGI's connections are non-blocking, which a socket made from one
+        # does not know of: its recv() would fail at once with EAGAIN. A
+        # blocking one (gevent's, under gevent, waits in the loop instead).
+        self.sock.settimeout(None)
+        self.what = what
+        self.taken = False
+        # Taken by uWSGI's own handshake (which sent the 101 itself).
+        self.native = False
+        # Called once, in the app's thread, as the app takes the connection
+        # (request.Request.let_go: REQUEST_TIMEOUT watches the request until then).
+        self.on_take = None
+        self.closed = False
+        self.timer = None  # gevent: ends it at STREAM_MAX_DURATION
+
+    def let_go(self) -> None:
+        """The app is about to answer on the connection itself."""
+        callback, self.on_take = self.on_take, None
+        if callback is not None:
+            callback()
+
+    def take(self) -> None:
+        if not self.taken:
+            self.let_go()
+            self.taken = True
+
+    def send(self, data, *args):
+        self.take()
+        return self.sock.send(data, *args)
+
+    def sendall(self, data, *args):
+        self.take()
+        return self.sock.sendall(data, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+    def end(self, reason: str) -> None:
+        """Close frame (once the connection is a WebSocket) and shutdown,
+        once; the app's own loop then ends."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.taken:
+                self.sock.sendall(CLOSE_GOING_AWAY)
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the client is already gone
+
+    def release(self) -> None:
+        """Once the app is done with it. Taken: a lingering close (below).
+        Not taken, the app answered as to any request (the route is no
+        WebSocket, or it refused the upgrade): only this copy of the
+        connection is closed, and uWSGI sends that answer on its own."""
+        if not self.taken:
+            self.closed = True
+            self.sock.close()
+            return
+        self._linger()
+
+    def done(self) -> None:
+        """The request is over: no longer counted, released, its timer gone."""
+        OPEN.websockets.pop(self.fd, None)
+        OPEN.publish()
+        self.release()
+        if self.timer is not None:
+            self.timer.kill(block=False)
+
+    def _linger(self) -> None:
+        """A lingering close: end our side (the client reads all we sent,
+        then the end), read what the client still sends until it closes too
+        or LINGER_SECONDS pass, then close."""
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(LINGER_SECONDS)
+            deadline = time.monotonic() + LINGER_SECONDS
+            while self.sock.recv(65536) and time.monotonic() < deadline:
+                pass
+        except OSError:
+            pass  # already shut down, the client is gone, or it lingered too long
+        self.sock.close()
+
+
+def mark_native_handshakes(uwsgi) -> None:
+    """uWSGI's own WebSocket API (Flask-SocketIO's gevent_uwsgi mode) sends
+    the 101 itself: note that the connection is a WebSocket from then on."""
+    original = uwsgi.websocket_handshake
+
+    def handshake(*args, **kwargs):
+        websocket = OPEN.websockets.get(uwsgi.connection_fd())
+        if websocket is None:
+            return original(*args, **kwargs)
+        websocket.let_go()
+        result = original(*args, **kwargs)
+        websocket.taken = websocket.native = True
+        return result
+
+    uwsgi.websocket_handshake = handshake

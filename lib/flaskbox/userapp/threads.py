@@ -1,0 +1,161 @@
+"""The threads an app's import leaves running, found in uWSGI's master
+before it forks the workers (wsgi.py).
+
+A fork copies only the thread that forks. Whatever else the import started
+lives on in the master alone: a worker inherits the thread's objects but
+not the thread. An asyncio loop run in a thread (SearXNG's outgoing
+network) never runs a worker's coroutines, so each request waits out its
+timeout; a background scheduler (APScheduler) never fires; a Rust
+runtime's worker threads (opendal's tokio, under Dify's storage) are gone
+while its locks and queues say they run, so a call hangs or crashes the
+worker. Python's `threading` sees none of the native ones, so the census
+is the kernel's task list, before and after the import: what is new is the
+app's (the image starts none in the master meanwhile but importing's
+Deadline watchdog, which is there before). A Python thread is named with
+where it was started (threading.Thread.start is watched while the app
+imports); a native one by the name the kernel has for it.
+
+An app that leaves none keeps the import in the master and the memory its
+workers share. One that leaves some is loaded in each worker instead (the
+arbiter starts the pool again with lazy-apps: generation.py), where its
+threads run beside the requests that need them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass
+
+from ..layout import APP_DIR
+
+# A line names at most this many threads; the rest are counted.
+NAMED = 6
+# Where a library's path is shortened from (the part a reader knows).
+SITE_DIRS = ("/site-packages/", "/dist-packages/")
+THREADING_FILE = threading.__file__
+
+
+def tasks(pid: str = "self") -> set[int]:
+    """The kernel's threads (tasks) of this process, Python's and native."""
+    try:
+        return {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
+    except OSError:
+        return set()
+
+
+def resident(pid: str = "self") -> int:
+    """This process's resident memory, in bytes (0 if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def task_name(tid: int) -> str:
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return "?"
+
+
+def short(path: str) -> str:
+    for marker in SITE_DIRS:
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def place(frame) -> str:
+    return f"{short(frame.f_code.co_filename)}, line {frame.f_lineno}, in {frame.f_code.co_name}"
+
+
+def started_at(frame, app_dir: str = str(APP_DIR)) -> str:
+    """Where a thread was started: the first frame outside threading.py and
+    this file (a library's, often), and the app's own frame that led there,
+    if another."""
+    while frame is not None and frame.f_code.co_filename in (THREADING_FILE, __file__):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    said = place(frame)
+    if frame.f_code.co_filename.startswith(app_dir + "/"):
+        return said
+    outer = frame.f_back
+    while outer is not None and not outer.f_code.co_filename.startswith(app_dir + "/"):
+        outer = outer.f_back
+    return said if outer is None else f"{said}, from {place(outer)}"
+
+
+@dataclass(frozen=True)
+class Left:
+    """A thread the import left running."""
+    name: str
+    python: bool
+    where: str = ""
+
+    def __str__(self) -> str:
+        if not self.python:
+            return f'"{self.name}" (native)'
+        return f'"{self.name}" (Python, started at {self.where})' if self.where else f'"{self.name}" (Python)'
+
+
+class Census:
+    """With: the app's import. Then left() says which threads it left
+    running, and grown how much the process's memory grew meanwhile (what
+    each worker pays for a copy of its own)."""
+
+    def __init__(self):
+        self.before: set[int] = set()
+        self.grown = 0
+        self._start = None
+
+    def __enter__(self):
+        self.before = tasks()
+        self.memory = resident()
+        self._start = original = threading.Thread.start
+
+        def start(thread, *args, **kwargs):
+            # The attribute is ours alone; an app's Thread subclass with
+            # __slots__ just goes unnamed.
+            try:
+                thread._flaskbox_started_at = started_at(sys._getframe(1))
+            except (AttributeError, TypeError):
+                pass
+            return original(thread, *args, **kwargs)
+
+        threading.Thread.start = start
+        return self
+
+    def __exit__(self, *exc):
+        threading.Thread.start = self._start
+        self.grown = max(resident() - self.memory, 0)
+        return False
+
+    def left(self) -> list[Left]:
+        new = tasks() - self.before
+        python = {thread.native_id: thread for thread in threading.enumerate()
+                  if getattr(thread, "native_id", None)}
+        found = []
+        for tid in sorted(new):
+            thread = python.get(tid)
+            if thread is None:
+                found.append(Left(task_name(tid), python=False))
+            else:
+                found.append(Left(thread.name, True, getattr(thread, "_flaskbox_started_at", "")))
+        return found
+
+
+def said(left: list[Left], processes: int, grown: int) -> str:
+    """The start's line: what was found, what is done, what it costs."""
+    names = ", ".join(map(str, left[:NAMED]))
+    more = f" and {len(left) - NAMED} more" if len(left) > NAMED else ""
+    megabytes = max(round(grown / (1 << 20)), 1)
+    return (f"the app's import left {len(left)} thread(s) running in uWSGI's master: {names}{more}. A fork "
+            f"does not copy threads, so forked workers would have their objects but not them: each of the "
+            f"{processes} worker(s) loads the app itself instead (lazy-apps), its threads with it, which "
+            f"costs about {megabytes} MB a worker (the import's size) where preloaded workers would share "
+            "one copy. Set UWSGI_LAZY_APPS=true to skip the first import, or UWSGI_LAZY_APPS=false to keep "
+            "preloading if the app restarts its threads after a fork (os.register_at_fork)")
