@@ -16,8 +16,8 @@ from arbiter_fakes import FakeSystem, lines, serving_with_a_relay
 
 SLOW = "is slow to stop"
 # The stop's first line, with the default STOP_TIMEOUT (10 s: a 5 s drain).
-STOPPING = ("flaskbox: stopping: WebSockets end, nginx drains the requests in flight (up to 5 s; an event stream "
-            "still open a second before is ended cleanly), then uWSGI")
+STOPPING = ("flaskbox: stopping: WebSockets end, nginx drains the requests in flight (up to 5 s; an event "
+            "stream still open a second before is ended cleanly), then uWSGI")
 
 
 def serving(tmp_path, env=None, **fake) -> FakeSystem:

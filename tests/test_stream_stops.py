@@ -72,8 +72,8 @@ def test_at_the_first_notice_streams_go_on_and_websockets_end(told, capfd):
     rest = chunks(answer)
     assert rest[:2] == [b"9\r\ndata: 2\n\n\r\n", b"e\r\ndata: [DONE]\n\n\r\n"] and rest[2].startswith(b"0;")
     err = capfd.readouterr().err
-    assert re.search(r"pid \d+: the stop: 1 WebSocket\(s\) closed \(1001, \"going away\"\); 1 event stream\(s\) "
-                     r"may finish within 30 s \(STOP_TIMEOUT 10 s\)", err), err
+    assert re.search(r"pid \d+: the stop: 1 WebSocket\(s\) closed \(1001, \"going away\"\); 1 event "
+                     r"stream\(s\) may finish within 30 s \(STOP_TIMEOUT 10 s\)", err), err
     assert re.search(r"pid \d+: the 1 event stream\(s\) open at the stop \(STOP_TIMEOUT 10 s\): 1 finished$",
                      err, re.M), err
 
@@ -121,7 +121,8 @@ def test_a_stream_the_app_fails_is_counted_as_cut(told, capfd):
     told(30)
     with pytest.raises(RuntimeError):
         next(body)
-    assert "1 event stream(s) open at the stop (STOP_TIMEOUT 10 s): 0 finished, 1 cut" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "1 event stream(s) open at the stop (STOP_TIMEOUT 10 s): 0 finished, 1 cut" in err, err
 
 
 def test_nothing_open_says_nothing_and_an_unreadable_file_ends_at_once(told, capfd):

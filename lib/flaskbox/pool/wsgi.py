@@ -75,7 +75,14 @@ def preloading() -> bool:
     return uwsgi.worker_id() == 0
 
 
-def forkable(census: threads.Census, processes: int) -> None:
+def pinned_lazy_apps(settings: record.Record) -> str | None:
+    """The user's own lazy-apps (UWSGI_LAZY_APPS, or UWSGI_INI's), if any."""
+    own = settings.uwsgi["ini"] + settings.uwsgi["env"]
+    values = [value for option, value in own if option == "lazy-apps"]
+    return values[-1] if values else None
+
+
+def forkable(census: threads.Census, processes: int, settings: record.Record) -> None:
     """In the master: an import that left threads running ends it with
     LOADS_IN_EACH_WORKER, the line said, so that the arbiter loads the app
     in each worker instead; unless UWSGI_LAZY_APPS=false keeps preloading
@@ -85,7 +92,7 @@ def forkable(census: threads.Census, processes: int) -> None:
     if not left:
         return
     line = threads.said(left, processes, census.grown)
-    if os.environ.get("UWSGI_LAZY_APPS", "").lower() in ("false", "0", "no", "off"):
+    if (pinned_lazy_apps(settings) or "").strip().lower() in ("false", "0", "no", "off"):
         warn(f"{line.split('. A fork')[0]}; UWSGI_LAZY_APPS=false keeps them in the master, and the workers "
              "have them only if the app starts them again after a fork (os.register_at_fork)")
         return
@@ -113,7 +120,7 @@ def from_record(settings: record.Record):
     found = load_app(settings, census)
     processes = int(uwsgi_option("processes", "1"))
     if preloading():
-        forkable(census, processes)
+        forkable(census, processes, settings)
     gen = generation()
     if first_to_say(gen):
         for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"], processes):

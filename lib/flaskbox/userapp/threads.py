@@ -109,6 +109,7 @@ class Census:
 
     def __init__(self):
         self.before: set[int] = set()
+        self.started: list[threading.Thread] = []
         self.grown = 0
         self._start = None
 
@@ -116,6 +117,7 @@ class Census:
         self.before = tasks()
         self.memory = resident()
         self._start = original = threading.Thread.start
+        started = self.started
 
         def start(thread, *args, **kwargs):
             # The attribute is ours alone; an app's Thread subclass with
@@ -124,6 +126,7 @@ class Census:
                 thread._flaskbox_started_at = started_at(sys._getframe(1))
             except (AttributeError, TypeError):
                 pass
+            started.append(thread)
             return original(thread, *args, **kwargs)
 
         threading.Thread.start = start
@@ -135,16 +138,19 @@ class Census:
         return False
 
     def left(self) -> list[Left]:
+        """The kernel's new tasks, named by their Python thread if they have
+        one; then the Python threads started meanwhile that are greenlets
+        (gevent's patched threading), which the kernel does not see and a
+        fork does not carry on either: their hub never runs them again."""
         new = tasks() - self.before
         python = {thread.native_id: thread for thread in threading.enumerate()
-                  if getattr(thread, "native_id", None)}
-        found = []
-        for tid in sorted(new):
-            thread = python.get(tid)
-            if thread is None:
-                found.append(Left(task_name(tid), python=False))
-            else:
-                found.append(Left(thread.name, True, getattr(thread, "_flaskbox_started_at", "")))
+                  if getattr(thread, "native_id", None) in new}
+        found = [Left(task_name(tid), python=False) if tid not in python else
+                 Left(python[tid].name, True, getattr(python[tid], "_flaskbox_started_at", ""))
+                 for tid in sorted(new)]
+        named = set(map(id, python.values()))
+        found += [Left(thread.name, True, getattr(thread, "_flaskbox_started_at", ""))
+                  for thread in self.started if id(thread) not in named and thread.is_alive()]
         return found
 
 
