@@ -57,7 +57,7 @@ NGINX_MODULES = {
 }
 DOCKER_MODULES = {"test_bench.py", "test_bench_modes.py", "test_build.py"}
 # Every test there waits for a save to be served within a 2 s budget.
-TIMED_MODULES = {"test_debug.py", "test_debug_errors.py"}
+TIMED_MODULES = {"test_debug.py", "test_debug_errors.py", "test_stream_finish.py"}
 # Slow, but measuring nothing it asserts on: the benchmark's smoke runs
 # prove the harness runs and writes every figure (bounds of 10 s and up),
 # so they run beside the other untimed tests (3 minutes off the serial

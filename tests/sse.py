@@ -45,11 +45,17 @@ class OpenStream:
     once, the chunks as they come: first() waits for the first one, finish()
     for the end."""
 
-    def __init__(self, port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 30):
-        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
-                 *[f"{name}: {value}" for name, value in (headers or {}).items()]]
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    def __init__(self, port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 30,
+                 body: bytes | None = None, source: str | None = None):
+        """body: POST it (JSON), as an LLM API's client asks for its answer;
+        source: the loopback address to connect from (a client of its own)."""
+        sent = {**({"Content-Type": "application/json", "Content-Length": str(len(body))} if body else {}),
+                **(headers or {})}
+        lines = [f"{'POST' if body else 'GET'} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
+                 *[f"{name}: {value}" for name, value in sent.items()]]
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
         self.reader = self.sock.makefile("rb", buffering=0)
         self.status = int(self.reader.readline().split()[1])
         self.headers = {}

@@ -3,6 +3,8 @@
 /events      Server-Sent Events: `count` events, `every` seconds apart, each
              carrying the server's clock, so a client can time its arrival
 /plain       the same as a text/plain generator (stream_with_context)
+/answer      a finite event stream, GET or POST, as an LLM API's answer: `parts`
+             parts `every` seconds apart, then `data: [DONE]`
 /forever     an event stream that never ends by itself; records its end
 /ended       which /forever streams ended, and how (GeneratorExit: cleanly)
 /page        an ordinary 8 KB HTML page
@@ -40,6 +42,19 @@ def events(count, every):
 def event_stream():
     count, every = int(request.args.get("count", 5)), float(request.args.get("every", 0.5))
     return Response(events(count, every), mimetype="text/event-stream")
+
+
+@app.route("/answer", methods=["GET", "POST"])
+def answer():
+    parts, every = int(request.args.get("parts", 6)), float(request.args.get("every", 0.5))
+    asked = (request.get_json(silent=True) or {}).get("prompt", "")
+
+    def generate():
+        for number in range(parts):
+            time.sleep(every)
+            yield f"data: {json.dumps({'part': number, 'prompt': asked})}\n\n"
+        yield "data: [DONE]\n\n"
+    return Response(stream_with_context(generate()), mimetype="text/event-stream")
 
 
 @app.get("/plain")
