@@ -201,8 +201,9 @@ SETTINGS: tuple[Setting, ...] = (
         form="a whole number of seconds from 0 to 86400",
         parse=whole(0, 86400),
         doc=("Seconds the requests, downloads and streams in flight at a reload (SIGHUP) have to finish on "
-             "the old code while new requests go to the new; past it they are cut, visibly. Event streams "
-             "end cleanly at once (browsers reconnect) ([production.md](production.md#reloading-in-place))."),
+             "the old code while new requests go to the new; past it they are cut, visibly. An event stream "
+             "still open a second before it ends is ended cleanly, and counted "
+             "([production.md](production.md#reloading-in-place))."),
         enforced=(
             "arbiter.generation.Generation.retire (the old code's deadline)",
             "arbiter.generation.Generation._read (past it, what is left is cut)",

@@ -52,8 +52,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     'RELOAD_GRACE': (
         '`300`',
         '重载（SIGHUP）时，正在进行的请求、下载和流有多少秒在旧代码上完成，与此同时新请求'
-        '已经交给新代码；超过即被截断（客户端和访问日志都看得出来）。事件流会立即正常结束'
-        '（浏览器会自动重连）（[production.md](production.md#原地重载)）。'),
+        '已经交给新代码；超过即被截断（客户端和访问日志都看得出来）。到期前一秒仍未结束的'
+        '事件流会被正常结束并计数（[production.md](production.md#原地重载)）。'),
     'STOP_TIMEOUT': (
         '`10`',
         '一次停止最多用多少秒：设成与编排器在 SIGKILL 之前给的宽限期相同的数字（`docker stop -t` 或 '
