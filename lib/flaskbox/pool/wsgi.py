@@ -22,11 +22,12 @@ from functools import partial
 
 from .. import record
 from ..layout import GEVENT, IMPORT_FAILED, NOT_AN_APP, RUNTIME_UNWRITABLE, Generation, stream_slots
-from ..log import error, warn
+from ..log import error, info, warn
 from ..request import streams
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
+from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders
 from . import children, forks, gevent_exit, oom
 
@@ -77,13 +78,18 @@ def from_record(settings: record.Record):
     # that the app can say: the arbiter renders nginx's static locations
     # from it, checked with `nginx -t`, when this generation starts serving.
     place = generation().app
+    described = {**found.describe(), **static_folders.describe(found.app)}
     try:
-        place.write_text(json.dumps({**found.describe(), **static_folders.describe(found.app)}))
+        place.write_text(json.dumps(described))
     except OSError as exc:
         # Not the app's fault: said as such (the arbiter reads the code),
         # not as code that no longer imports.
         error(f"cannot write {place}: {exc.strerror} (RUNTIME_DIR's file system full?)")
         os._exit(RUNTIME_UNWRITABLE)
+    if settings["STATIC_ENABLED"]:
+        # Static files the app serves itself, where nginx has no folder (SearXNG's WhiteNoise).
+        for line in static_folders.app_serves(found.app, described, static.folders(settings, described)):
+            info(line)
     if settings["METRICS_PORT"]:
         streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
     # The processes and threads as uWSGI ended up with them (UWSGI_INI may
