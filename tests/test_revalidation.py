@@ -23,10 +23,12 @@ GZIP = {"Accept-Encoding": "gzip"}
 THEME = ["/static/themes/simple/css/searxng.min.css", "/static/themes/simple/js/searxng.min.js"]
 
 
-@pytest.fixture(scope="module")
-def searx(app_images):
+@pytest.fixture(scope="module", params=["sync", "gevent"])
+def searx(app_images, request):
+    """The app under each worker class: gevent's requests take their own
+    way through the wrapper (GeventServe, no watchdog)."""
     factory = ContainerFactory(app_images("searx-like"))
-    yield factory.serving()
+    yield factory.serving(env={"WORKER_CLASS": request.param})
     factory.cleanup()
 
 
