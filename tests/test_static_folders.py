@@ -4,7 +4,10 @@ a container: a blueprint's folder at the URL Flask routes to it, the first
 of one URL winning; the app's SEND_FILE_MAX_AGE_DEFAULT and its own
 get_send_file_max_age; files a bundler's manifest fingerprints (Vite,
 webpack, create-react-app, Django), and never a file whose name did not
-change. tests/test_static_caching.py proves the same in a container."""
+change; the start's line for static files the app serves itself where
+nginx has no folder (WhiteNoise's shape, SharedDataMiddleware, a route),
+and none where nginx serves them. tests/test_static_caching.py and
+test_revalidation.py prove the same in a container."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from datetime import timedelta
 
 import pytest
 from flask import Blueprint, Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 from fake_host import resolve
 from flaskbox.start import static
@@ -215,3 +220,79 @@ def test_fingerprinted_names_of_an_unambiguous_shape(name, forever):
     pattern = re.search(r'location ~ "(.+)" \{\n', template).group(1)
     assert "expires max;" in template.split(pattern)[1].split("\n    }\n")[0]
     assert bool(re.search(pattern, name)) == forever
+
+
+# --- static files the app serves itself (the start's line) --------------------
+
+class WhiteNoiseShaped:
+    """What static_folders reads of a WhiteNoise (tests/apps/searx-like
+    has the real one): `files`, URL -> a file with its `alternatives`
+    (pattern, path on disk, headers); `directories` with autorefresh."""
+
+    def __init__(self, application, root, prefix):
+        self.application, self.directories = application, []
+        self.files = {f"{prefix}{path.relative_to(root).as_posix()}": StaticFile(path)
+                      for path in root.rglob("*") if path.is_file()}
+
+
+class StaticFile:
+    def __init__(self, path):
+        self.alternatives = [(re.compile(""), str(path), [])]
+
+
+def said(tmp_path, app, env=None) -> list[str]:
+    """The start's lines for `app`, nginx's folders decided as the arbiter does."""
+    record = resolve({"RUNTIME_DIR": str(tmp_path / "run"), **(env or {})}).record()
+    described = {"flask": True, "static_folder": app.static_folder if app.has_static_folder else None,
+                 "static_url_path": app.static_url_path if app.has_static_folder else None,
+                 **static_folders.describe(app)}
+    return static_folders.app_serves(app, described, static.folders(record, described))
+
+
+def searx_like(tmp_path) -> Flask:
+    tree(tmp_path / "searx" / "static", ["themes/simple/css/searxng.min.css",
+                                         "themes/simple/js/searxng.min.js"])
+    app = Flask("searx_like", root_path=str(tmp_path / "searx"), static_folder=None)
+    app.wsgi_app = WhiteNoiseShaped(app.wsgi_app, tmp_path / "searx" / "static", "/static/")
+    return app
+
+
+def test_whitenoise_around_an_app_without_a_static_folder_is_named(tmp_path):
+    app = searx_like(tmp_path)
+    env = {"STATIC_URL": "/static", "STATIC_PATH": str(tmp_path / "static")}  # not there, as /app/static
+    assert said(tmp_path, app, env) == [
+        "the static files under /static/ are the app's to serve, not nginx's: WhiteNoiseShaped, wrapped "
+        f"around app.wsgi_app, serves 2 files there, from {tmp_path}/searx/static/themes/simple; the app "
+        f"has no static folder (static_folder=None), and nginx's folder for it, {tmp_path}/static, does "
+        "not exist"]
+    # Behind another middleware (ProxyFix) too.
+    app.wsgi_app = ProxyFix(app.wsgi_app)
+    assert len(said(tmp_path, app, env)) == 1
+
+
+def test_no_line_where_nginx_serves_the_folder(tmp_path):
+    app = searx_like(tmp_path)
+    # STATIC_PATH names WhiteNoise's folder: nginx serves it.
+    served = {"STATIC_URL": "/static", "STATIC_PATH": str(tmp_path / "searx" / "static")}
+    assert said(tmp_path, app, served) == []
+    # A Flask app with its folder on disk, a Flask app with no static files
+    # at all (its default folder not there), an app behind ProxyFix alone.
+    tree(tmp_path / "plain" / "static", ["app.css"])
+    for root in ("plain", "empty"):
+        plain = Flask(f"plain_{root}", root_path=str(tmp_path / root))
+        plain.wsgi_app = ProxyFix(plain.wsgi_app)
+        assert said(tmp_path, plain) == []
+
+
+def test_shared_data_middleware_and_an_own_route_are_named(tmp_path):
+    tree(tmp_path / "files", ["a.txt"])
+    app = Flask("own_route", root_path=str(tmp_path), static_folder=None)
+    app.add_url_rule("/static/<path:name>", "assets", lambda name: name)
+    app.wsgi_app = SharedDataMiddleware(app.wsgi_app, {"/files": str(tmp_path / "files")})
+    lines = said(tmp_path, app, {"STATIC_URL": "/static", "STATIC_PATH": str(tmp_path / "static")})
+    assert lines == [
+        "the static files under /files/ are the app's to serve, not nginx's: SharedDataMiddleware, wrapped "
+        "around app.wsgi_app, serves /files/; nginx has no static folder at that URL",
+        "the static files under /static/ are the app's to serve, not nginx's: the app's route "
+        "/static/<path:name> (assets) answers there; the app has no static folder (static_folder=None), "
+        f"and nginx's folder for it, {tmp_path}/static, does not exist"]

@@ -34,11 +34,12 @@ from ..layout import (
     Generation,
     stream_slots,
 )
-from ..log import error, log, warn
+from ..log import error, info, log, warn
 from ..request import streams, websocket
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
+from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders, threads
 from . import gevent_exit, master
 from .master import generation, uwsgi_option
@@ -122,7 +123,8 @@ def from_record(settings: record.Record):
     if preloading():
         forkable(census, processes, settings)
     gen = generation()
-    if first_to_say(gen):
+    says = first_to_say(gen)
+    if says:
         for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"], processes):
             warn(line)
     # Where its static files are and how long browsers may keep them, now
@@ -131,8 +133,9 @@ def from_record(settings: record.Record):
     # In one rename: with lazy-apps each worker writes it, and the arbiter
     # may read it meanwhile.
     place, new = gen.app, gen.app.with_name(f"app.json.{os.getpid()}")
+    described = {**found.describe(), **static_folders.describe(found.app)}
     try:
-        new.write_text(json.dumps({**found.describe(), **static_folders.describe(found.app)}))
+        new.write_text(json.dumps(described))
         new.replace(place)
     except OSError as exc:
         # Not the app's fault: said as such (the arbiter reads the code),
@@ -141,6 +144,10 @@ def from_record(settings: record.Record):
         os._exit(RUNTIME_UNWRITABLE)
     # By when its event streams end at a stop or a retirement (stopping.py).
     streams.OPEN.end_file = str(gen.streams_end)
+    if settings["STATIC_ENABLED"] and says:
+        # Static files the app serves itself, where nginx has no folder (SearXNG's WhiteNoise).
+        for line in static_folders.app_serves(found.app, described, static.folders(settings, described)):
+            info(line)
     if settings["METRICS_PORT"]:
         streams.OPEN.metrics_dir = str(record.runtime().dir / "metrics")
     # The processes and threads as uWSGI ended up with them (UWSGI_INI may

@@ -20,7 +20,7 @@ in __init__; body.py holds the steps of its answer's body.
     offload thread: either way the worker is free at once;
   - what an answer at its client's pace takes (the client's share of
     threads, or gevent's stream slots: serve.py), or the 503 instead;
-  - Vary (outbound.py).
+  - Vary (outbound.py); a 304 for a revalidation the app's ETag matches (revalidation.py).
 - REQUEST_TIMEOUT (sync workers): watch() starts the request's clock and
   notes it in the watchdog's registry (guards.Watchdog), unwatch() takes it
   out; the request's own thread claims the answer before its first bytes
@@ -37,7 +37,7 @@ from threading import get_ident
 from time import monotonic, time
 
 from ..log import log
-from . import body, outbound, streams
+from . import body, outbound, revalidation, streams
 from .body import wrap_file
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
 from .outbound import VARIED, VARY, settled_vary
@@ -153,8 +153,7 @@ class Request:
         """The app's start_response: every decision about its answer, from
         one pass over its headers."""
         if self.rare and (self.taken or self.refused is not None):
-            # The app answered on the connection itself (101, then the
-            # WebSocket), or its answer was refused and the 503 is on its way.
+            # The app took the connection (a WebSocket), or the wrapper's answer replaced its own.
             self.chunked = False
             return ignore
         length = kind = accel = coding = te = varies = None
@@ -180,6 +179,15 @@ class Request:
             return ignore
         code = int(status[:3])
         compressible, event = KINDS.get(kind) or kind_of(kind)
+        vary = (code in VARIED and self.serve.compressed and (compressible or (kind is None and code == 304))
+                and not (coding and coding.strip()))
+        if varies is not None:
+            headers = settled_vary(headers, varies, vary)
+        elif vary:
+            headers = [*headers, VARY]
+        if code == 200 and "HTTP_IF_NONE_MATCH" in self.environ and revalidation.unchanged(self, headers,
+                                                                                          exc_info):
+            return ignore  # 304 instead: the client's copy is current
         self.chunked = chunked = (length is None and te is None and code >= 200 and code not in NO_BODY
                                   and self.environ["REQUEST_METHOD"] != "HEAD")
         self.length = length
@@ -190,12 +198,6 @@ class Request:
                 return ignore  # refused: the 503 is on its way instead
             if extra:
                 headers = [*headers, *extra]
-        vary = (code in VARIED and self.serve.compressed and (compressible or (kind is None and code == 304))
-                and not (coding and coding.strip()))
-        if varies is not None:
-            headers = settled_vary(headers, varies, vary)
-        elif vary:
-            headers = [*headers, VARY]
         write = self.respond(status, headers, exc_info)
         if not chunked:
             return write

@@ -14,12 +14,18 @@ renders it). Run in the uWSGI master once the app is imported (wsgi.py).
   asset-manifest.json, Django's staticfiles.json) under another name; nginx
   keeps them for good. Names of an unambiguous fingerprinted shape are
   nginx-static.conf's to match.
+- Which static files the app serves itself, where nginx has no folder on
+  disk for their URL (app_serves: a line in the start's log): a WSGI
+  middleware's around app.wsgi_app (WhiteNoise, as SearXNG's; Werkzeug's
+  SharedDataMiddleware), or the app's own routes under its static URL
+  when that folder is not there (static_folder=None).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -34,6 +40,9 @@ MANIFESTS = (".vite/manifest.json", "manifest.json", "asset-manifest.json", "sta
 # folder's age.
 MOST_FILES_ASKED = 20000
 RULE_TAIL = "/<path:filename>"
+# How many layers around app.wsgi_app are looked through for a static-file
+# middleware (ProxyFix(WhiteNoise(...)) is two).
+MIDDLEWARE_DEPTH = 8
 
 
 @dataclass
@@ -225,3 +234,87 @@ def _inside(root: Path, base: Path, output: str) -> str | None:
             if (root / candidate).is_file() and ".." not in PurePosixPath(candidate).parts:
                 return candidate
     return None
+
+
+def app_serves(app, described: dict, folders: list[dict]) -> list[str]:
+    """The start's lines for static files the app serves itself, at URLs
+    where nginx has no folder on disk (`folders`: nginx's static
+    locations, static.folders), so that a user sees nginx does not serve
+    them. None for a URL nginx serves from a folder: a file missing there
+    reaches the app too, but nginx serves the rest."""
+    on_disk = [folder["url"] for folder in folders if os.path.isdir(folder["path"])]
+    empty = {folder["url"]: folder["path"] for folder in folders if folder["url"] not in on_disk}
+    try:
+        found = [*_middleware(app, on_disk, empty), *_routes(app, folders, on_disk)]
+    except Exception:  # the app's own objects: never a start that fails for a log line
+        return []
+    lines = []
+    for url, who in found:
+        if url in empty:
+            why = f"nginx's folder for it, {empty[url]}, does not exist"
+            if described.get("flask") and described.get("static_folder") is None and folders[0]["url"] == url:
+                why = f"the app has no static folder (static_folder=None), and {why}"
+        else:
+            why = "nginx has no static folder at that URL"
+        lines.append(f"the static files under {url}/ are the app's to serve, not nginx's: {who}; {why}")
+    return lines
+
+
+def _served(url: str, on_disk: list[str]) -> bool:
+    return any(url == served or url.startswith(served + "/") for served in on_disk)
+
+
+def _within(url: str, empty: dict) -> str:
+    """The URL to name: the static location (with no folder) it is under, or itself."""
+    return max((where for where in empty if _served(url, [where])), key=len, default=url)
+
+
+def _middleware(app, on_disk: list[str], empty: dict):
+    """(URL, who) of each static-file middleware wrapped around
+    app.wsgi_app (app.wsgi_app = WhiteNoise(app.wsgi_app, ...)), for the
+    files nginx does not serve from disk."""
+    flask = _is_flask(app)
+    layer = app.wsgi_app if flask else app
+    for _ in range(MIDDLEWARE_DEPTH):
+        if layer is None:
+            return
+        name = f"{type(layer).__name__}, wrapped around {'app.wsgi_app' if flask else 'the app'},"
+        files, exports = getattr(layer, "files", None), getattr(layer, "exports", None)
+        if isinstance(files, dict) and isinstance(getattr(layer, "directories", None), list):
+            yield from _whitenoise(name, files, layer.directories, on_disk, empty)
+        elif isinstance(exports, list):  # Werkzeug's SharedDataMiddleware: (URL prefix, loader)
+            for prefix, _loader in exports:
+                url = "/" + str(prefix).strip("/")
+                if not _served(url, on_disk):
+                    yield _within(url, empty), f"{name} serves {url}/"
+        layer = getattr(layer, "application", None) or getattr(layer, "app", None)
+
+
+def _whitenoise(name: str, files: dict, directories: list, on_disk: list[str], empty: dict):
+    """WhiteNoise's files (URL -> StaticFile, read at its start) or, with
+    autorefresh, its folders ((root, prefix), read at each request)."""
+    urls, paths = [], []
+    for url, static_file in files.items():
+        alternatives = getattr(static_file, "alternatives", None)  # a redirect has none
+        if alternatives and not _served(url, on_disk):
+            urls.append(url)
+            paths += [os.path.dirname(alternative[1]) for alternative in alternatives]
+    if urls:
+        url = _within(posixpath.commonpath([posixpath.dirname(url) for url in urls]).rstrip("/"), empty)
+        yield url, f"{name} serves {len(urls)} files there, from {os.path.commonpath(paths)}"
+    for root, prefix in directories:
+        url = "/" + prefix.strip("/")
+        if not _served(url, on_disk):
+            yield _within(url, empty), f"{name} serves them from {root}"
+
+
+def _routes(app, folders: list[dict], on_disk: list[str]):
+    """(URL, who) of the app's own routes under its static URL, when
+    nginx has no folder there (static_folder=None, or one not on disk)."""
+    if not folders or folders[0]["url"] in on_disk or not _is_flask(app):
+        return
+    url = folders[0]["url"]
+    for rule in app.url_map.iter_rules():
+        endpoint = rule.endpoint.rpartition(".")[2]
+        if endpoint != "static" and rule.rule.startswith(url + "/") and not rule.subdomain:
+            yield url, f"the app's route {rule.rule} ({rule.endpoint}) answers there"
