@@ -44,6 +44,8 @@ LINE_MOST = 200
 WALK_MOST = 10_000
 # The request, as the first line names it (a URI may be kilobytes long).
 WHAT_MOST = 300
+# The first line's bytes at most, so that the stack has the rest of the block.
+HEAD_MOST = 1500
 
 
 def thread_frame(ident: int):
@@ -140,7 +142,8 @@ def chosen(frames: list[Frame], ours: list[bool], room: int) -> dict[int, str]:
 def stack_text(frames: list[Frame], room: int, app_dir: str = str(APP_DIR)) -> str:
     """The stack's lines, most recent call last, within `room` bytes."""
     ours = [apps(frame[0], app_dir) for frame in frames]
-    shown = chosen(frames, ours, room)
+    # Each frame shown keeps room for the gap before it; this, for the one after the last.
+    shown = chosen(frames, ours, room - len(gap(len(frames))))
     parts, last = [], -1
     for index in sorted(shown):
         if index > last + 1:
@@ -163,9 +166,12 @@ def where(frames: list[Frame], app_dir: str = str(APP_DIR)) -> str:
 def block(message: str, frames: list[Frame], subject: str, app_dir: str = str(APP_DIR)) -> str:
     """`message`, then where `subject` waits and the stack, as one text
     under log.BLOCK_MOST bytes."""
-    head = f"{message}; {subject} at {where(frames, app_dir)}; {STACK_FOLLOWS}\n"
-    room = BLOCK_MOST - len((PREFIX + head).encode("utf-8", "backslashreplace"))
-    return head + stack_text(frames, room, app_dir)
+    head = f"{message}; {subject} at {where(frames, app_dir)}; ".encode("utf-8", "backslashreplace")
+    if len(head) > HEAD_MOST:
+        head = head[:HEAD_MOST].decode("utf-8", "ignore").encode() + "… [cut]; ".encode()
+    head += f"{STACK_FOLLOWS}\n".encode()
+    room = BLOCK_MOST - len(PREFIX) - len(head)
+    return head.decode() + stack_text(frames, room, app_dir)
 
 
 def say(message: str, frames: list[Frame], subject: str) -> None:
