@@ -297,3 +297,13 @@ def test_the_relay_ends_a_stack_when_its_pipe_is_drained(monkeypatch, tmp_path):
         done.join(5)
     (record,) = [json.loads(line) for line in written.splitlines()]
     assert record["traceback"] == '  File "a"' and record["message"].endswith(STACK_FOLLOWS)
+
+
+@pytest.mark.parametrize("page, phrases", [
+    ("docs/production.md", ("{frames} frames at most", "cut at {line} characters", "under {block} bytes")),
+    ("docs/zh-CN/production.md", ("最多 {frames} 帧", "截断在 {line} 个字符", "不超过 {block} 字节"))])
+def test_the_docs_state_the_bounds_the_code_has(page, phrases):
+    text = " ".join((Path(__file__).resolve().parents[1] / page).read_text().split())
+    bounds = {"frames": stacks.MOST_FRAMES, "line": stacks.LINE_MOST, "block": BLOCK_MOST}
+    for phrase in phrases:
+        assert phrase.format(**bounds) in text, phrase

@@ -3,12 +3,13 @@ with gevent, its greenlet) at that moment, under the log line that says
 so, once per request, as importing.py shows an import's.
 
     flaskbox: GET /report ran past REQUEST_TIMEOUT (30 s): answered 504; request id=4f1c waits at
-    /app/app.py, line 12, in slow_query; its stack, most recent call last:
-      File "/opt/venv/lib/python3.11/site-packages/flask/app.py", line 902, in dispatch_request
-        return self.ensure_sync(self.view_functions[rule.endpoint])(**view_args)
-      File "/app/app.py", line 12, in slow_query
+    /app/app.py, line 12, in report; its stack, most recent call last:
+      [6 frames left out]
+      File "/app/app.py", line 12, in report
         rows = db.execute(QUERY).fetchall()
-      [3 frames left out]
+      File "/opt/venv/lib/python3.11/site-packages/sqlalchemy/engine/base.py", line 1418, in execute
+        return meth(
+      (... 13 more of the library's frames, down to where it waits:)
       File "/usr/lib/python3.11/socket.py", line 720, in readinto
         return self._sock.recv_into(b)
 
