@@ -24,6 +24,7 @@ import threading
 import time
 
 from ..log import log
+from . import stacks
 from .answers import gateway_timeout
 from .shared import ThisProcess
 from .streams import OPEN
@@ -191,11 +192,11 @@ class Watchdog:
         while True:
             time.sleep(self.every)
             now = time.monotonic()
-            running = list(self.running.values())
-            for request in running:
+            running = list(self.running.items())
+            for ident, request in running:
                 if not request.expired and request.elapsed(now) > self.timeout:
-                    self._expire(request, now)
-            stuck = [request for request in running
+                    self._expire(request, now, ident)
+            stuck = [request for _, request in running
                      if request.expired and now - request.expired_at > STUCK_AFTER]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
@@ -212,20 +213,21 @@ class Watchdog:
                 self.leave()
                 return
 
-    def _expire(self, request, now: float) -> None:
+    def _expire(self, request, now: float, ident: int) -> None:
         """504 if nothing of the response has gone out yet, else a cut the
-        client can see (a streamed body's missing last chunk)."""
+        client can see (a streamed body's missing last chunk); then the log
+        line, with the stack its thread had when the time ran out."""
         request.expired_at = now
+        frames = stacks.walk(stacks.thread_frame(ident))
         answered = request.claim("watchdog")
-        log(f"{request.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): answered 504" if answered else
-            f"{request.what} sent nothing for REQUEST_TIMEOUT ({self.timeout:g} s) mid-answer: cut, visibly "
-            "(no last chunk; the access log says cut)")
-        if request.fd is None:
-            return
-        if answered:
+        if request.fd is not None and answered:
             answer_gateway_timeout(request.fd, self.timeout)
-        else:
+        elif request.fd is not None:
             shut_down(request.fd)
+        what = stacks.named(request)
+        stacks.say(f"{what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): answered 504" if answered else
+                   f"{what} sent nothing for REQUEST_TIMEOUT ({self.timeout:g} s) mid-answer: cut, visibly "
+                   "(no last chunk; the access log says cut)", frames, stacks.waits(request.environ))
 
     def _retire(self, request, now: float) -> None:
         others = sum(1 for other in self.running.values() if not other.expired)
@@ -324,6 +326,7 @@ class LoopWatch:
         self.timeout = timeout
         self.memory_cap = memory_cap
         self.pid = None
+        self.loop_thread = 0  # the OS thread that runs gevent's loop, whose stack a block shows
         self.beat = time.monotonic()
 
     def start_once(self) -> None:
@@ -332,6 +335,7 @@ class LoopWatch:
         import gevent
         from gevent import monkey
         self.pid = ThisProcess.pid
+        self.loop_thread = monkey.get_original("_thread", "get_ident")()
         self.beat = time.monotonic()
         # What the worker holds now, before its first request runs: read in
         # the watching thread, it raced that request (one that took 200 MB
@@ -369,8 +373,11 @@ class LoopWatch:
                 Watchdog.quit()
             blocked = time.monotonic() - self.beat
             if blocked > self.timeout + 1:
-                log(f"gevent's loop in worker pid {os.getpid()} has been blocked for {blocked:.0f} s, past "
-                    f"REQUEST_TIMEOUT ({self.timeout:g} s): a handler that never yields (CPU work, or a "
-                    "blocking call gevent cannot patch); killing the worker, and with it its requests")
+                frame = stacks.thread_frame(self.loop_thread)
+                request = stacks.serving(frame)
+                stacks.say(f"gevent's loop in worker pid {os.getpid()} has been blocked for {blocked:.0f} s, "
+                           f"past REQUEST_TIMEOUT ({self.timeout:g} s): a handler that never yields (CPU "
+                           "work, or a blocking call gevent cannot patch); killing the worker, and with it "
+                           "its requests", stacks.walk(frame), stacks.blocks(request))
                 OPEN.replacing("blocked_loop")
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -36,7 +36,7 @@ import sys
 import traceback
 
 from ..log import error, log
-from . import forwarded, guards, prefix, stopping, streams
+from . import forwarded, guards, prefix, stacks, stopping, streams
 from .answers import (
     BAD_REQUEST,
     CLIENT_GONE,
@@ -159,8 +159,10 @@ class Serve:
                 result = self.app(request.environ, request.start_response)
             else:
                 result = self.bounded(request)
-        except RequestTimeout:
-            log(f"{request.what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, answered 504")
+        except RequestTimeout as timeout:
+            # Its traceback is the stack the handler waited on when the time ran out.
+            stacks.say(f"{stacks.named(request)} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, "
+                       "answered 504", stacks.unwound(timeout.__traceback__), stacks.waits(request.environ))
             return request.answer(TIMED_OUT)
         except Exception:
             request.stop_clock()
