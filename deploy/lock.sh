@@ -27,12 +27,12 @@ log() { printf '[lock] %s\n' "$*" >&2; }
 . deploy/host-tools.sh
 
 # lock PINS LOCK
-#   LOCK, hash-pinned, from the pins in PINS. --native-tls: trust the
+#   LOCK, hash-pinned, from the pins in PINS. --system-certs: trust the
 #   system's CA certificates, as pip does (an intercepting proxy).
 lock() {
 	local pins="$1" out="$2"
 	log "$pins -> $out"
-	"$VENV/bin/uv" pip compile --quiet --universal --generate-hashes --native-tls \
+	"$VENV/bin/uv" pip compile --quiet --universal --generate-hashes --system-certs \
 		--python-version 3.11 --exclude-newer "$EXCLUDE_NEWER" \
 		--custom-compile-command "deploy/lock.sh" --output-file "$out" "$pins"
 }

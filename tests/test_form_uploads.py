@@ -2,7 +2,7 @@
 of exactly MAX_BODY_SIZE gets in (the form's own bytes are allowed for);
 ordinary uploads log no warning; a body the app never reads gets the app's
 own answer, never a 502; a stream that reads the upload gets all of it;
-an app limit nginx would cut short is named at start."""
+an app limit a MAX_BODY_SIZE set would cut short is named at start."""
 
 from __future__ import annotations
 
@@ -186,8 +186,10 @@ def test_a_large_upload_read_first_is_streamed_back_whole(server):
     assert got == (200, len(data), hashlib.sha256(data).hexdigest()), (got, server.logs()[-3000:])
 
 
-def test_an_app_limit_above_max_body_size_is_named_at_start(containers, app_dir):
-    c = containers.serving(env={"APP_MODULE": "big:app"}, docker_args=("-v", f"{app_dir}:/app:ro"))
+def test_an_app_limit_above_a_max_body_size_set_is_named_at_start(containers, app_dir):
+    # Not set, MAX_BODY_SIZE gives way to the app's limit (test_app_body_limit.py).
+    c = containers.serving(env={"APP_MODULE": "big:app", "MAX_BODY_SIZE": "10m"},
+                           docker_args=("-v", f"{app_dir}:/app:ro"))
     logs = c.logs()
-    assert "the app's MAX_CONTENT_LENGTH (52428800 bytes) is above MAX_BODY_SIZE" in logs, logs
-    assert "raise MAX_BODY_SIZE to 50m" in logs, logs
+    assert "the app's MAX_CONTENT_LENGTH (52428800 bytes) is above MAX_BODY_SIZE (10m, as set)" in logs, logs
+    assert "raise MAX_BODY_SIZE to 50m, or unset it to let the app's limit decide" in logs, logs

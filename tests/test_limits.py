@@ -47,7 +47,8 @@ def test_a_body_refused_for_max_body_size_names_the_setting(server):
     assert too_big.status == 413
     server.wait_until(lambda: re.search(r'"POST /upload\?named HTTP/1.1" 413 .* limit=MAX_BODY_SIZE$',
                                         server.logs(), re.MULTILINE), "the 413's access line with its note")
-    assert "bodies up to MAX_BODY_SIZE (1m; larger: 413, logged with limit=MAX_BODY_SIZE)" in server.logs()
+    assert ("bodies up to MAX_BODY_SIZE (1m, as set; larger: 413, logged with limit=MAX_BODY_SIZE)"
+            in server.logs())
     # A health probe's own bound (1k) is not MAX_BODY_SIZE: no such note.
     probe = server.request("/-/healthy?body", method="POST", body=b"x" * 4096)
     assert probe.status == 413

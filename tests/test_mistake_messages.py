@@ -11,6 +11,7 @@ import types
 import flask
 import pytest
 
+from fake_host import resolve
 from flaskbox.host import Host
 from flaskbox.start import env_files, ports
 from flaskbox.userapp import distributions, importing, shadows
@@ -180,6 +181,10 @@ def test_a_deadline_of_zero_does_nothing_and_one_met_leaves_nothing(tmp_path):
 
 
 MAX_BODY = 10 << 20
+# The settings as a start resolves them: MAX_BODY_SIZE the image's default,
+# or set by the user (then an app limit above it is a mistake).
+DEFAULTS = resolve().record()
+SET = resolve({"MAX_BODY_SIZE": "10m"}).record()
 
 
 def flask_app(**config):
@@ -189,24 +194,33 @@ def flask_app(**config):
 
 
 def test_an_app_in_flask_debug_mode_is_warned():
-    [line] = importing.app_mistakes(flask_app(DEBUG=True), MAX_BODY)
+    [line] = importing.app_mistakes(flask_app(DEBUG=True), DEFAULTS)
     assert line.startswith("the app turns Flask's debug mode on") and "`-d debug`" in line
-    assert importing.app_mistakes(flask_app(), MAX_BODY) == []
+    assert importing.app_mistakes(flask_app(), DEFAULTS) == []
 
 
-def test_an_app_limit_above_the_body_limit_and_its_allowance_is_warned():
+def test_an_app_limit_above_a_max_body_size_set_and_its_allowance_is_warned():
     above = MAX_BODY + (64 << 10) + 1
-    [line] = importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=above), MAX_BODY)
-    assert f"MAX_CONTENT_LENGTH ({above} bytes) is above MAX_BODY_SIZE ({MAX_BODY} bytes)" in line
-    assert "raise MAX_BODY_SIZE to 11m" in line
-    assert importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=MAX_BODY + (64 << 10)), MAX_BODY) == []
+    [line] = importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=above), SET)
+    assert f"MAX_CONTENT_LENGTH ({above} bytes) is above MAX_BODY_SIZE (10m, as set)" in line
+    assert "raise MAX_BODY_SIZE to 11m, or unset it" in line
+    assert importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=MAX_BODY + (64 << 10)), SET) == []
+    # MAX_BODY_SIZE not set: nginx follows the app's limit, no mistake.
+    assert importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=above), DEFAULTS) == []
+
+
+def test_an_app_limit_that_is_not_a_number_is_warned():
+    [line] = importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH="15m"), DEFAULTS)
+    assert line.startswith("the app's MAX_CONTENT_LENGTH is '15m', not a number of bytes")
+    assert importing.max_content_length(flask_app(MAX_CONTENT_LENGTH="15m")) is None
 
 
 def test_a_bare_wsgi_callable_has_no_flask_mistakes():
     def app(environ, start_response):
         return []
     app.debug = True
-    assert importing.app_mistakes(app, MAX_BODY) == []
+    assert importing.app_mistakes(app, DEFAULTS) == []
+    assert importing.max_content_length(app) is None
 
 
 # --- env_files.py: /app/.env and /app/.flaskenv -----------------------------------

@@ -11,6 +11,7 @@ import pytest
 from fake_host import FakeHost, GiB, resolve
 from flaskbox import layout, record, settings
 from flaskbox.host import Mount
+from flaskbox.start import body
 
 # --- computed defaults -----------------------------------------------------
 
@@ -44,12 +45,13 @@ def test_queue_and_per_client_limits(env, queue, per_client, upstream):
 def test_upload_space_follows_the_file_system(mount, memory, space, slots):
     resolved = resolve(host=FakeHost(mount=mount, memory=memory))
     assert resolved.values["UPLOAD_SPACE"] == space
-    assert resolved.derived["UPLOAD_SLOTS"] == slots
-    assert resolved.derived["UPLOAD_SLOTS_PER_CLIENT"] == str(max(int(slots) // 4, 1))
+    current = resolved.record()
+    assert body.slots(current, body.limit(current, None)) == (int(slots), max(int(slots) // 4, 1))
 
 
 def test_no_body_limit_means_no_upload_slots():
-    assert resolve({"MAX_BODY_SIZE": "0"}).derived["UPLOAD_SLOTS"] == "0"
+    current = resolve({"MAX_BODY_SIZE": "0"}).record()
+    assert body.slots(current, body.limit(current, None)) == (0, 0)
 
 
 def test_listen_queue_is_clamped_to_somaxconn():

@@ -165,14 +165,9 @@ def render_configs(current: record.Record) -> None:
             f"mode: {cheaper} kept running, more started under load)" if cheaper else
             f"uWSGI {values['UWSGI_PROCESSES']} processes x {each}")
     info(f"{derived['CPUS']} CPU(s) available: {pool}, nginx {values['NGINX_WORKER_PROCESSES']} workers")
-    slots = derived["UPLOAD_SLOTS"]
-    uploads = f"{slots} uploads at once ({current.text['UPLOAD_SPACE']})" if slots != "0" \
-        else "uploads unbounded"
-    body = current.text["MAX_BODY_SIZE"]
-    bodies = "bodies unbounded (MAX_BODY_SIZE=0)" if derived["BODY_LIMIT"] == "0" else \
-        f"bodies up to MAX_BODY_SIZE ({body}; larger: 413, logged with limit=MAX_BODY_SIZE)"
-    info(f"queue: {values['QUEUE_SIZE']} waiting requests; {values['CONNECTIONS_PER_CLIENT']} per client; "
-         f"{uploads}; {bodies}")
+    # The body limit and the uploads it leaves room for are said once the
+    # app has said its own limit (arbiter/nginx.py, start/body.py).
+    info(f"queue: {values['QUEUE_SIZE']} waiting requests; {values['CONNECTIONS_PER_CLIENT']} per client")
 
 
 def cmd_default(name: str) -> None:

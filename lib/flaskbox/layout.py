@@ -232,6 +232,10 @@ class Runtime:
         self.nginx_conf = self.nginx_dir / "nginx.conf"
         self.nginx_pid = self.nginx_dir / "nginx.pid"     # written once nginx holds its ports
         self.static_conf = self.nginx_dir / "static.conf"
+        # The body limit and the upload slots it sizes (start/body.py): the
+        # loaded app's MAX_CONTENT_LENGTH may change them, as it does static.conf.
+        self.body_conf = self.nginx_dir / "body-limit.conf"
+        self.upload_conf = self.nginx_dir / "upload-limits.conf"
         self.uwsgi_ini = self.dir / "uwsgi.ini"
         self.uwsgi_sockets_ini = self.dir / "uwsgi-sockets.ini"
         # One folder per generation of the uWSGI pool (a reload starts a

@@ -142,7 +142,7 @@ class Arbiter:
             self._start_nginx()
 
         try:
-            self.nginx.install_static(generation.described(), judged)
+            self.nginx.install_app(generation.described(), judged)
         except OSError as exc:
             error(f"cannot write nginx's static location in {self.runtime.dir} ({exc.strerror}; "
                   "a full disk?)")

@@ -1,8 +1,8 @@
 """nginx's master, as the arbiter runs it: started once a generation serves,
 listening once it has written its pid file (it does so only after binding
 every port); each change of its configuration judged by `nginx -t` first
-(the static location a generation's app asked for, a drop-in changed by a
-reload) and loaded with SIGHUP only when it changed, since nginx's old
+(the static locations and the body limit a generation's app asked for, a
+drop-in changed by a reload) and loaded with SIGHUP only when it changed, since nginx's old
 workers then end the connections they hold."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..layout import APP_DIR, Runtime
 from ..log import error, info
-from ..start import static
+from ..start import body, static
 from .loop import Child
 
 
@@ -39,7 +39,10 @@ class Nginx:
         self.child: Child | None = None
         self.listening = False
         self.loaded = b""  # its configuration as nginx loaded it
-        self._previous_static: str | None = None  # what install_static replaced, until it is served
+        # What install_app replaced (None: no file there), until it is served.
+        self._previous: dict[Path, str | None] = {}
+        self.body: body.Limit | None = None  # the body limit installed, said in the log
+        self._body_before: body.Limit | None = None  # the one before it, until it is served
         self._mark = None  # its pid file, awaited while it starts
 
     @property
@@ -88,45 +91,63 @@ class Nginx:
             error(f"cannot run nginx -t: {exc.strerror or exc}")
             then(False)
 
-    def install_static(self, described: dict | None, then: Callable[[bool], None]) -> None:
-        """The static location a generation's loaded app asked for, where
-        nginx.conf includes it, judged whole by `nginx -t`; unchanged, it
-        is not judged (a drop-in nginx rejects must not hold back the app's
-        code: apply_config names it). Rejected, the previous one is put back
-        (put_back_static). then(accepted). OSError when it cannot be
-        written (a full disk): nothing changed then."""
-        self._previous_static = None
+    def install_app(self, described: dict | None, then: Callable[[bool], None]) -> None:
+        """What a generation's loaded app asked of nginx, where nginx.conf
+        includes it: its static locations and its body limit (body.py),
+        judged whole by `nginx -t`; unchanged, they are not judged (a
+        drop-in nginx rejects must not hold back the app's code: apply_config
+        names it). Rejected, the previous ones are put back (put_back_app).
+        then(accepted). The body limit is said when it is new (at the start,
+        or a reload's code that changed it). OSError when a file cannot be
+        written (a full disk): the ones written are put back."""
+        self._previous, self._body_before = {}, None
         if described is None:
             return then(True)
-        place = self.runtime.static_conf
-        wanted = static.location(self.arbiter.settings, described, self.arbiter.conf_dir)
-        try:
-            previous = place.read_text()
-        except OSError:
-            previous = None
-        if wanted == previous:
-            return then(True)
+        settings = self.arbiter.settings
+        chosen = body.limit(settings, described)
+        wanted = {self.runtime.static_conf: static.location(settings, described, self.arbiter.conf_dir),
+                  **body.files(settings, chosen)}
+        previous = {}
+        for place in wanted:
+            try:
+                previous[place] = place.read_text()
+            except OSError:
+                previous[place] = None
 
         def judged(accepted: bool) -> None:
             if not accepted:
-                self.put_back_static()
+                self.put_back_app()
+            elif chosen != self.body:
+                info(("SIGHUP: " if self.body is not None else "") + body.said(settings, chosen))
+                self._body_before, self.body = self.body, chosen
             then(accepted)
 
-        whole(place, wanted)
-        self._previous_static = previous
+        changed = {place: text for place, text in wanted.items() if text != previous[place]}
+        try:
+            for place, text in changed.items():
+                self._previous[place] = previous[place]
+                whole(place, text)
+        except OSError:
+            self.put_back_app()
+            raise
+        if not changed:
+            return judged(True)
         self.judge(judged)
 
-    def put_back_static(self) -> None:
-        """The static location install_static replaced, back: its new code
-        is not served after all."""
-        previous, self._previous_static = self._previous_static, None
-        if previous is None:
-            return
-        try:
-            whole(self.runtime.static_conf, previous)
-        except OSError as exc:
-            error(f"cannot put back {self.runtime.static_conf} ({exc.strerror}; a full disk?): nginx keeps "
-                  "the configuration it runs, and rejects the file at its next reload")
+    def put_back_app(self) -> None:
+        """The files install_app replaced, back: its new code is not served
+        after all."""
+        previous, self._previous = self._previous, {}
+        if self._body_before is not None:
+            self.body, self._body_before = self._body_before, None
+        for place, text in previous.items():
+            if text is None:
+                continue
+            try:
+                whole(place, text)
+            except OSError as exc:
+                error(f"cannot put back {place} ({exc.strerror}; a full disk?): nginx keeps the "
+                      "configuration it runs, and rejects the file at its next reload")
 
     def apply_config(self) -> None:
         """After a reload: nginx reloads its configuration if it changed (a

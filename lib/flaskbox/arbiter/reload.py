@@ -110,7 +110,7 @@ class Reload:
             try:
                 generation.serve(self.arbiter.serving_master_died)
             except OSError as exc:
-                self.arbiter.nginx.put_back_static()
+                self.arbiter.nginx.put_back_app()
                 return self._refused(f"cannot point nginx at the new code in {self.arbiter.runtime.dir} "
                                      f"({exc.strerror}; a full disk?)")
             old, self.starting = self.arbiter.now_serving(generation), None
@@ -120,7 +120,7 @@ class Reload:
             self._done()
 
         try:
-            self.arbiter.nginx.install_static(generation.described(), judged)
+            self.arbiter.nginx.install_app(generation.described(), judged)
         except OSError as exc:
             self._refused(f"cannot write nginx's static location for the new code in "
                           f"{self.arbiter.runtime.dir} ({exc.strerror}; a full disk?)")

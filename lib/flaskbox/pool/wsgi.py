@@ -2,8 +2,9 @@
 It runs once, in the uWSGI master, before any worker is forked (lazy-apps
 is off): it reads the record of this start (record.py), imports the user's
 app (APP_MODULE, found as `flask run` finds it: discover.py) within
-IMPORT_TIMEOUT, writes what the app says of its static folders for the
-arbiter (which renders nginx's static locations from it: static.py), and
+IMPORT_TIMEOUT, writes what the app says of its static folders and of
+its largest body for the arbiter (which renders nginx's static locations
+and body limit from it: static.py, body.py), and
 wraps the app in what each request needs, one layer: `application`, a
 serve.Serve (serve.GeventServe with gevent). An app that cannot load ends
 the master with an exit code the arbiter reads (layout.py: IMPORT_FAILED, ...).
@@ -125,15 +126,17 @@ def from_record(settings: record.Record):
     gen = generation()
     says = first_to_say(gen)
     if says:
-        for line in importing.app_mistakes(found.app, settings["MAX_BODY_SIZE"], processes):
+        for line in importing.app_mistakes(found.app, settings, processes):
             warn(line)
-    # Where its static files are and how long browsers may keep them, now
-    # that the app can say: the arbiter renders nginx's static locations
-    # from it, checked with `nginx -t`, when this generation starts serving.
+    # Where its static files are and how long browsers may keep them, and
+    # the largest body it takes, now that the app can say: the arbiter
+    # renders nginx's static locations and body limit from it (static.py,
+    # body.py), checked with `nginx -t`, when this generation starts serving.
     # In one rename: with lazy-apps each worker writes it, and the arbiter
     # may read it meanwhile.
     place, new = gen.app, gen.app.with_name(f"app.json.{os.getpid()}")
-    described = {**found.describe(), **static_folders.describe(found.app)}
+    described = {**found.describe(), **static_folders.describe(found.app),
+                 "max_content_length": importing.max_content_length(found.app)}
     try:
         new.write_text(json.dumps(described))
         new.replace(place)

@@ -33,7 +33,6 @@ from ..layout import (
     SYNC,
     TRACEPARENT_FORM,
     UWSGI_BUFFER_SIZE,
-    body_limit,
     header_buffers,
     response_header_buffer,
     stop_drain,
@@ -289,10 +288,6 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         resolved.notes.append(f"net.core.somaxconn is {somaxconn}: uWSGI's listen queue lowered to match")
         backlog = somaxconn
     connections = int(values["NGINX_WORKER_CONNECTIONS"])
-    body = size_bytes(values["MAX_BODY_SIZE"])
-    # Uploads buffered at once: each may take up to MAX_BODY_SIZE on disk.
-    # 0 (no body limit) leaves them unbounded; nginx counts up to 65535.
-    uploads = min(size_bytes(values["UPLOAD_SPACE"]) // body, 65535) if body else 0
     line = line_size(values["MAX_LINE_SIZE"])
     buffers = header_buffers(line, host.nginx_counts_headers())
     return {
@@ -316,12 +311,9 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         "GEVENT_SITE": str(GEVENT_SITE),
         "NGINX_OPEN_FILES": str(2 * connections + 64),
         "BODY_SLOTS": str(BODY_SLOTS),
-        # nginx's client_max_body_size: 0 is no limit, as MAX_BODY_SIZE=0 is.
-        "BODY_LIMIT": str(body_limit(body)),
-        "UPLOAD_SLOTS": str(max(uploads, 1) if body else 0),
-        # One address may hold a quarter of the upload slots (at least one),
-        # so a single client stalling uploads leaves room for others.
-        "UPLOAD_SLOTS_PER_CLIENT": str(max(uploads // 4, 1) if body else 0),
+        # Whether the user set MAX_BODY_SIZE: else the app's own
+        # MAX_CONTENT_LENGTH may raise nginx's limit (start/body.py).
+        "MAX_BODY_SIZE_SET": "0" if "MAX_BODY_SIZE" in resolved.defaulted else "1",
         "HEADER_LINE": str(line),
         "HEADER_BUFFERS": str(buffers),
         "HEADER_FIRST_BUFFER": f"{HEADER_FIRST_BUFFER // 1024}k",

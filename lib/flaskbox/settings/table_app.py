@@ -60,6 +60,7 @@ SETTINGS: tuple[Setting, ...] = (
             "__main__.SHELL_VALUES (the entry-point's own: INSTALL_ON_START's packages)",
             "arbiter.arbiter.Arbiter (layout.Runtime: its marks, nginx's pid file, each generation's folder)",
             "start.render.render_production (every rendered file)",
+            "start.body.files (the body limit's files, at start and for each generation)",
             "start.render.upstream_servers (uWSGI's sockets, in the current generation)",
             "start.render.metrics_main",
             "start.render.metrics_http",
@@ -120,16 +121,19 @@ SETTINGS: tuple[Setting, ...] = (
         form="a size such as 512k, 10m or 1g (0 disables the limit)",
         parse=size_bytes,
         doc=("Largest request body, or file in a form (which may add up to 64 KiB of its own fields around "
-             "it) (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Flask's own "
-             "`MAX_CONTENT_LENGTH` applies after it ([your-app.md](your-app.md#uploads-and-their-limits))."),
+             "it) (nginx size: `512k`, `10m`, `1g`; `0` = no limit). Larger gets 413. Not set, an app's "
+             "own larger Flask `MAX_CONTENT_LENGTH` is nginx's limit instead "
+             "([your-app.md](your-app.md#uploads-and-their-limits))."),
         enforced=(
-            "settings.resolve.derived (BODY_LIMIT; UPLOAD_SLOTS: UPLOAD_SPACE / MAX_BODY_SIZE)",
-            "nginx.conf: client_max_body_size",
+            "settings.resolve.derived (MAX_BODY_SIZE_SET: whether the app's limit may replace it)",
+            "start.body.SETTING (what a 413 of its limit names)",
+            "start.body.limit (client_max_body_size; the app's MAX_CONTENT_LENGTH when not set)",
+            "nginx.conf: body-limit.conf (client_max_body_size, from start.body)",
             "nginx.conf: /-/body-too-large (its 413 logged with limit=MAX_BODY_SIZE)",
-            "__main__.render_configs (the start's queue line names it)",
-            "start.render.upload_limits (limit_conn flaskbox_uploads)",
+            "start.body.said (the start's line names it, and where it came from)",
+            "start.body.upload_conf (limit_conn flaskbox_uploads: UPLOAD_SPACE / the limit)",
             "settings.resolve._check_together (UPLOAD_SPACE holds one)",
-            "pool.wsgi.from_record (importing.app_mistakes: Flask's MAX_CONTENT_LENGTH above it)",
+            "start.body.mistakes (Flask's MAX_CONTENT_LENGTH above a MAX_BODY_SIZE set)",
         ),
     ),
     Setting(

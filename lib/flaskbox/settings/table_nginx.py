@@ -92,10 +92,10 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("Disk that request bodies being received may take together; see [Uploads and "
              "/tmp](production.md#uploads-and-tmp)."),
         enforced=(
-            "settings.resolve.derived (UPLOAD_SLOTS, UPLOAD_SLOTS_PER_CLIENT)",
-            "start.render.upload_limits (limit_conn flaskbox_uploads)",
+            "start.body.slots (uploads at once: UPLOAD_SPACE / the body limit)",
+            "start.body.said (its log line)",
             "settings.resolve._check_together (it holds one MAX_BODY_SIZE)",
-            "__main__.render_configs (its log line)",
+            "start.body.mistakes (an app limit above it)",
         ),
     ),
     Setting(

@@ -30,8 +30,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     'MAX_BODY_SIZE': (
         '`10m`',
         '请求体上限，或表单中单个文件的上限（表单自身的字段可在其外另占最多 64 KiB）（nginx 的大小写法：'
-         '`512k`、`10m`、`1g`；`0` 表示不限）。超过返回 413。Flask 自己的 `MAX_CONTENT_LENGTH` '
-         '在它之后生效（[your-app.md](your-app.md#上传及其上限)）。'),
+         '`512k`、`10m`、`1g`；`0` 表示不限）。超过返回 413。未设置时，应用自己的 Flask '
+         '`MAX_CONTENT_LENGTH` 若更大，则由它作为 nginx 的上限（[your-app.md](your-app.md#上传及其上限)）。'),
     'MAX_LINE_SIZE': (
         '`16k`',
         'nginx 接受的最长请求行（URL 连同查询参数）和最长的单个请求头行（cookie、令牌）；'

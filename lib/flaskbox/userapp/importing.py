@@ -24,8 +24,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ..layout import APP_DIR, body_limit
+from ..layout import APP_DIR
 from ..log import error, warn
+from ..record import Record
+from ..start import body
 from . import sqlite_journal
 
 # faulthandler's line for a frame: `  File "/app/app.py", line 7 in connect`.
@@ -126,7 +128,7 @@ class Reminder:
         return False
 
 
-def app_mistakes(app, max_body: int, processes: int = 1) -> list[str]:
+def app_mistakes(app, settings: Record, processes: int = 1) -> list[str]:
     """What the loaded app's own configuration gets wrong for production:
     said at start, so that the first request does not find out."""
     config = getattr(app, "config", None)
@@ -138,11 +140,22 @@ def app_mistakes(app, max_body: int, processes: int = 1) -> list[str]:
                      "debugger stays off, and an exception the app passes on is answered 500 by the image; "
                      "debug mode is `-d debug`")
     limit = config.get("MAX_CONTENT_LENGTH")
-    if max_body and isinstance(limit, int) and limit > body_limit(max_body):
-        found.append(f"the app's MAX_CONTENT_LENGTH ({limit} bytes) is above MAX_BODY_SIZE ({max_body} "
-                     "bytes): nginx answers 413 to the bodies between them before the app sees them; raise "
-                     f"MAX_BODY_SIZE to {-(-limit // (1 << 20))}m to let the app's limit decide")
+    if limit is not None and max_content_length(app) is None:
+        found.append(f"the app's MAX_CONTENT_LENGTH is {limit!r}, not a number of bytes: Flask fails each "
+                     "request with a body on it; write a number (15 * 1024 * 1024), or None for no limit")
+    found += body.mistakes(settings, max_content_length(app))
     return found + sqlite_journal.warnings(app, processes)
+
+
+def max_content_length(app) -> int | None:
+    """Flask's MAX_CONTENT_LENGTH as the app sets it, in bytes (nginx's body
+    limit may follow it: start/body.py): None where it sets none (Flask's
+    default: no limit), or one Flask cannot compare a length with."""
+    config = getattr(app, "config", None)
+    value = config.get("MAX_CONTENT_LENGTH") if isinstance(config, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        return None
+    return int(value)
 
 
 def where(stacks: str, app_dir: str = str(APP_DIR)) -> tuple[str, bool]:
