@@ -32,6 +32,7 @@ SETTINGS: tuple[Setting, ...] = (
         doc="`1`: nginx serves `STATIC_URL` from disk. `0`: those URLs go to the app.",
         enforced=(
             "start.static.location",
+            "pool.wsgi.from_record (the line naming static files the app serves itself)",
         ),
     ),
     Setting(
