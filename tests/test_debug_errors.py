@@ -6,8 +6,8 @@ already there at start; a chmod is a fix too. A server process that
 crashes (SIGSEGV) is named in the log and started again."""
 
 import http.client
-import threading
 import time
+import types
 import uuid
 
 import pytest
@@ -188,21 +188,25 @@ def test_the_wait_counts_modes_and_owners_not_the_instance_folders_data(tmp_path
 
 def test_a_folder_the_failed_hook_made_is_no_fix(tmp_path, monkeypatch):
     # Flask's create_app makes instance/: the migration that failed made it,
-    # and running it again at once would fail the same way.
+    # and running it again at once would fail the same way. The wait's
+    # looks are counted, not timed: each pause between two is a call here.
     from flaskbox.debug import changes
 
     monkeypatch.setattr(changes, "INSTANCE", str(tmp_path / "instance"))
-    monkeypatch.setattr(changes, "POLL_INTERVAL", 0.01)
     (tmp_path / "app.py").write_text("x")
     before = changes.state([str(tmp_path)])
     (tmp_path / "instance").mkdir()  # by the hook, before it failed
-    waiting = threading.Thread(target=changes.await_change, args=(before, [str(tmp_path)]), daemon=True)
-    waiting.start()
-    waiting.join(0.3)
-    assert waiting.is_alive()  # still waiting: no fix yet
-    (tmp_path / "instance").chmod(0o775)  # the fix
-    waiting.join(5)
-    assert not waiting.is_alive()
+    pauses = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            (tmp_path / "instance").chmod(0o775)  # the fix, after three looks that found none
+        assert len(pauses) < 10, "the fix was not seen"
+
+    monkeypatch.setattr(changes, "time", types.SimpleNamespace(sleep=pause))
+    changes.await_change(before, [str(tmp_path)])
+    assert pauses == [changes.POLL_INTERVAL] * 3
 
 
 def test_docker_stop_while_waiting_for_a_fix_is_prompt_and_clean(containers, app_copy, tmp_path, figure):
