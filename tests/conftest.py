@@ -35,7 +35,10 @@ sys.path.insert(0, str(REPO / "lib"))
 # - `timed`: the test measures time or load, which other tests running
 #   beside it would distort: tests/run.sh runs these alone, after the rest
 #   ran on parallel workers. The `slow` ones, every user of `figure`, and
-#   those below, whose bounds are a few seconds or less.
+#   those below, whose bounds are a few seconds or less. In process too:
+#   the in-process tier holds no test that measures time (a busy machine
+#   would make it red, and end the run); its timed ones run once, alone,
+#   before the serial phases.
 # - `interpreter`: the test proves what differs between Pythons (uWSGI's
 #   forks and threads, reloads, the hop from nginx, the dev server's
 #   reloader, packages pinned by apps): the default base's timed tests in
@@ -56,7 +59,9 @@ NGINX_MODULES = {
     "test_request_id.py", "test_trace_context.py", "test_logs.py", "test_json_logs.py",
 }
 DOCKER_MODULES = {"test_bench.py", "test_bench_modes.py", "test_build.py"}
-# Every test there waits for a save to be served within a 2 s budget.
+# Every container test there waits for a save to be served within a 2 s
+# budget (the debug modules), or times when streams end at a stop or a
+# reload (test_stream_finish.py).
 TIMED_MODULES = {"test_debug.py", "test_debug_errors.py", "test_stream_finish.py"}
 # Slow, but measuring nothing it asserts on: the benchmark's smoke runs
 # prove the harness runs and writes every figure (bounds of 10 s and up),
@@ -86,6 +91,24 @@ TIMED_TESTS = {
     "test_shutdown.py": {"test_stop_while_the_app_is_still_importing"},  # under 5 s
     "test_reload.py": {"test_a_stop_after_reloads_still_loses_nothing"},  # under load
     "test_queue_depth.py": {"test_the_metric_counts_requests_queued_behind_a_busy_worker"},  # within 4 s
+    # In process: a real watchdog thread, real child processes, a real
+    # client, each against its budget of a second or less.
+    "test_request_path.py": {"test_a_stuck_request_is_answered_504_on_its_connection_and_its_worker_retires",
+                             "test_a_request_beside_a_stuck_one_keeps_its_worker_until_it_ends",
+                             "test_time_writing_to_a_slow_client_does_not_count",  # under 0.1 s
+                             "test_a_body_that_keeps_sending_is_never_cut_however_long",  # parts 0.04 s apart
+                             "test_until_the_first_part_the_queue_and_the_handler_count_together",
+                             "test_a_body_past_the_timeout_stops_and_is_not_sent",
+                             "test_time_in_the_queue_counts"},
+    # Under 3 s; 2 to 3 s.
+    "test_spawn_guard.py": {"test_the_workers_still_up_end_as_at_a_stop_before_the_master_gives_up",
+                            "test_a_worker_past_the_budget_is_killed_and_the_log_names_it"},
+    "test_worker_exit.py": {"test_the_watchdog_exit_runs_the_handlers_to_their_end",  # 0.8 s of a 5 s budget
+                            "test_handlers_past_the_budget_are_ended_and_named",
+                            "test_uwsgis_exit_first_runs_them_once_and_the_watchdog_waits",
+                            "test_the_watchdog_first_keeps_the_process_exit_from_running_them_again"},
+    # A p50 under 50 ms.
+    "test_bench_openloop.py": {"test_a_stall_is_charged_to_every_request_that_arrived_during_it"},
 }
 
 
@@ -112,7 +135,8 @@ def pytest_collection_modifyitems(items):
         if module in NGINX_MODULES:
             item.add_marker(pytest.mark.nginx)
         slow = item.get_closest_marker("slow") and module not in UNTIMED_SLOW_MODULES
-        if (slow or "figure" in item.fixturenames or module in TIMED_MODULES
+        timed_module = module in TIMED_MODULES and item.get_closest_marker("container")
+        if (slow or "figure" in item.fixturenames or timed_module
                 or item.originalname in TIMED_TESTS.get(module, ())):
             item.add_marker(pytest.mark.timed)
             timed_servers.setdefault(module, set()).update(shared_module_fixtures(item))

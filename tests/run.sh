@@ -23,16 +23,18 @@
 #
 # With arguments, each base gets one pytest run with them. The full run (no
 # arguments) is split into phases, each one pytest run (docs/testing.md):
-#   1. in-process: the tests that need no engine (-m 'not container'), once,
-#      first, one pytest-xdist worker a CPU (they only compute): they touch
-#      no base, and a failure ends the run within a minute;
+#   1. in-process: the tests that need no engine and measure no time (-m 'not
+#      container and not timed'), once, first, one pytest-xdist worker a
+#      CPU (they only compute): they touch no base, and a failure ends the
+#      run within a minute, whatever else the machine is doing;
 #   2. parallel, per base: the container tests that measure no time, on
 #      TEST_WORKERS (default 3: with 4 on 2 CPUs each test took half as
 #      long again, and the phase was longer) pytest-xdist workers; meanwhile, in the
 #      background, debian12-arm64's base and smoke test (minutes of emulation
 #      that would otherwise add to the run);
-#   3. serial, per base: the tests marked `timed` (time or load measured on
-#      the machine's CPUs), one at a time, with nothing else running.
+#   3. serial: the tests marked `timed` (time or load measured on the
+#      machine's CPUs), one at a time, with nothing else running: first
+#      those that need no engine, once, then per base those that do.
 # Each writes JUnit XML (kept in TEST_REPORTS when it names a folder); the
 # run ends with each phase's time and the 15 slowest tests of all
 # (tests/timings.py).
@@ -199,7 +201,7 @@ full_run() {
 	# half an hour on a known-broken tree. (Not for arm64 alone:
 	# TEST_BASES=debian12-arm64 asks for its smoke test.)
 	if [ "${#amd64[@]}" -gt 0 ]; then
-		phase in-process "" -n "$(nproc)" -m "not container" || {
+		phase in-process "" -n "$(nproc)" -m "not container and not timed" || {
 			first=$?
 			log "the in-process tier failed: no container phase runs (fix it, or run them: tests/run.sh -m container)"
 			"$VENV/bin/python" tests/timings.py "$REPORTS" || true
@@ -232,6 +234,13 @@ full_run() {
 		wait "$ARM64_JOB" || status=$?
 		cat "$REPORTS"/*.log >&2
 		printf 'waiting for arm64\t%s\t%s\n' "$((SECONDS - waited))" "$status" >>"$REPORTS/phases.tsv"
+		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
+		status=0
+	fi
+	# The in-process tests that measure time: once (they touch no base),
+	# alone, as the container tests that measure time.
+	if [ "${#amd64[@]}" -gt 0 ]; then
+		phase in-process-serial "" -m "not container and timed" || status=$?
 		[ "$status" -eq 0 ] || [ "$first" -ne 0 ] || first="$status"
 		status=0
 	fi

@@ -159,24 +159,26 @@ def test_inotify_names_the_files_written_in_a_watched_folder(tmp_path):
 
 
 def test_the_systems_wait_wakes_on_a_mark_not_at_its_timeout(tmp_path):
-    # In a process of its own: System sets PID 1's signal handlers.
+    # In a process of its own: System sets PID 1's signal handlers. The wait
+    # has no timeout at all: only the mark can end it (the mark is written
+    # a moment later, most often while the wait blocks; written before it,
+    # it ends the wait as surely). No clock is read: a loaded machine may
+    # take any time to get there.
     script = f"""
-import sys, threading, time
+import sys, threading
 from pathlib import Path
 sys.path.insert(0, {str(REPO / "lib")!r})
 from flaskbox.arbiter.system import System
 system = System()
 folder = Path({str(tmp_path)!r})
 system.watch(folder)
-threading.Timer(0.3, lambda: (folder / "ready").touch()).start()
-began = time.monotonic()
-assert system.wait(30) == []
-print(time.monotonic() - began, *sorted(set(map(str, system.written()))))
+threading.Timer(0.1, lambda: (folder / "ready").touch()).start()
+assert system.wait(None) == []
+print(*sorted(set(map(str, system.written()))))
 """
-    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    waited, *written = result.stdout.split()
-    assert 0.3 <= float(waited) < 10 and written == [f"{tmp_path}/ready"], result.stdout
+    assert result.stdout.split() == [f"{tmp_path}/ready"], result.stdout
 
 
 def test_the_arbiter_imports_no_openssl():

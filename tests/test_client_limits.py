@@ -8,11 +8,14 @@ loopback addresses too."""
 
 import asyncio
 import resource
+import select
 import socket
 import threading
 import time
 
 import pytest
+
+from containers import Response
 
 LIMIT = 4
 HALF_OPEN = 3000
@@ -94,21 +97,45 @@ def test_a_body_at_a_static_files_url_is_the_apps_and_counts_in_the_body_slots(l
     # It holds a body slot, not a static file's: with the address's body
     # slots full of trickled bodies, it waits for none and gets 503, while
     # the file itself is served.
-    socks = []
+    trickles = Trickles(limited.port, LIMIT, "127.0.0.7")
     try:
-        for _ in range(LIMIT):
-            sock = socket.create_connection(("127.0.0.1", limited.port), source_address=("127.0.0.7", 0),
-                                            timeout=5)
-            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nx")
-            socks.append(sock)
-        limited.wait_until(lambda: limited.request("/static/proof.txt", "POST", b"x=1",
-                                                   source="127.0.0.7").status == 503,
-                           "the address's body slots full")
-        full = limited.request("/static/proof.txt", "POST", b"x=1", source="127.0.0.7")
-        assert full.status == 503 and full.headers["retry-after"] == "5"
+        def refused() -> Response | None:
+            trickles.refill()
+            answer = limited.request("/static/proof.txt", "POST", b"x=1", source="127.0.0.7")
+            return answer if answer.status == 503 else None
+
+        full = limited.wait_until(refused, "the address's body slots full")
+        assert full.headers["retry-after"] == "5"
         assert limited.request("/static/proof.txt", source="127.0.0.7").status == 200
     finally:
-        for sock in socks:
+        trickles.close()
+
+
+class Trickles:
+    """`count` bodies trickled from one address, each to hold one of its
+    body slots. nginx frees a request's slot when it frees the request, a
+    moment after the client has read the answer: a trickle sent right after
+    the address's last request may find that slot still taken, and be
+    refused (503). One that nginx answered is sent again, until all are
+    held."""
+
+    def __init__(self, port: int, count: int, source: str):
+        self.port, self.count, self.source = port, count, source
+        self.socks: list[socket.socket] = []
+
+    def refill(self) -> None:
+        answered = select.select(self.socks, [], [], 0)[0]
+        for sock in answered:
+            sock.close()
+            self.socks.remove(sock)
+        while len(self.socks) < self.count:
+            sock = socket.create_connection(("127.0.0.1", self.port), source_address=(self.source, 0),
+                                            timeout=5)
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nx")
+            self.socks.append(sock)
+
+    def close(self) -> None:
+        for sock in self.socks:
             sock.close()
 
 

@@ -5,7 +5,6 @@ which fails when the path is broken (frozen workers), never for being busy
 import json
 import socket
 import threading
-import time
 
 import pytest
 
@@ -87,10 +86,12 @@ def test_the_health_check_says_when_nginx_has_no_workers(tmp_path):
     assert health.without_workers(runtime, host, tmp_path / "proc") == ""
 
 
-def answering(reply: bytes | None) -> tuple[socket.socket, threading.Thread]:
+def answering(reply: bytes | None) -> tuple[socket.socket, threading.Thread, threading.Event]:
     """A listener on 127.0.0.1 that reads one request and sends `reply`
-    (None: says nothing), then closes."""
+    (None: says nothing until the event is set, however long the probe
+    takes to give up), then closes."""
     server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
 
     def serve():
         conn, _ = server.accept()
@@ -98,13 +99,13 @@ def answering(reply: bytes | None) -> tuple[socket.socket, threading.Thread]:
             request = conn.recv(4096)
             assert request.startswith(b"GET /-/healthy HTTP/1.1\r\n"), request
             if reply is None:
-                time.sleep(1)
+                done.wait(30)
             else:
                 conn.sendall(reply)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    return server, thread
+    return server, thread, done
 
 
 @pytest.mark.parametrize("reply, status", [
@@ -117,12 +118,15 @@ def answering(reply: bytes | None) -> tuple[socket.socket, threading.Thread]:
 ])
 def test_the_probe_reads_the_status_line_alone(monkeypatch, reply, status):
     monkeypatch.setattr(health, "PROBE_SECONDS", 0.3)
-    server, thread = answering(reply)
+    server, thread, done = answering(reply)
     with server:
         port = server.getsockname()[1]
-        if isinstance(status, int):
-            assert health.probe(port) == status
-        else:
-            with pytest.raises(status):
-                health.probe(port)
+        try:
+            if isinstance(status, int):
+                assert health.probe(port) == status
+            else:
+                with pytest.raises(status):
+                    health.probe(port)
+        finally:
+            done.set()
         thread.join(5)

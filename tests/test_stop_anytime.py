@@ -30,7 +30,11 @@ from test_exit_handlers import BUDGET_CLAIMS
 from helpers import docker
 
 GRACE = 6
-# Each stop ends within this, however late in the start it came.
+# Each stop ends within this, however late in the start it came: from the
+# engine's SIGTERM to the container's end, as the engine records them
+# (docker events). Timed around the docker CLI, a loaded machine's stops
+# came to 2.86 s beside two busy CPU loops, the CLI's own start and answer
+# included.
 BOUND = 3.0
 # Trials at once: the machine loaded, as the issue's was, and the module
 # well under a minute.
@@ -41,12 +45,12 @@ ARBITER = "python3 -I -m flaskbox.arbiter"
 
 def stop_at(container, offset: float, since: float) -> tuple[int, float]:
     """docker stop once `offset` seconds have passed since `since`:
-    (exit code, seconds the stop took)."""
+    (exit code, seconds from the engine's SIGTERM to the container's end)."""
     while time.monotonic() < since + offset:
         time.sleep(0.005)
-    started = time.monotonic()
+    sent = time.time()
     docker("stop", "-t", str(GRACE), container.name, timeout=GRACE + 30)
-    return container.exit_code(), time.monotonic() - started
+    return container.exit_code(), container.signal_to_exit_seconds(sent)
 
 
 def judged(container, code: int, took: float) -> str | None:
@@ -141,9 +145,9 @@ def test_a_worker_being_born_when_the_stop_comes_ends_as_its_siblings_do(contain
     victim = c.pids("flaskbox uWSGI worker")[0]
     c.exec("sh", "-c", f"kill -9 {victim}", user="root")
     born = c.wait_until(lambda: re.search(r"slow fork start pid=(\d+)", c.logs()), "a worker's slow birth")
-    started = time.monotonic()
+    sent = time.time()
     docker("stop", "-t", "30", c.name, timeout=60)
-    took = time.monotonic() - started
+    took = c.signal_to_exit_seconds(sent)
     logs = c.logs()
     # Its birth's end (under 3 s away), its exit handlers, the master's
     # exit: before the fix it ran on to STOP_TIMEOUT's mercy (7 s), killed.
