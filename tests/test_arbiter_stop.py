@@ -58,6 +58,32 @@ def test_streams_end_first_in_every_generation(tmp_path):
         assert worker.signals[0] == (worker.signals[0][0], "SIGURG")
 
 
+def heard(worker) -> list[float]:
+    """When a worker got SIGURG, the streams' notice."""
+    return [round(at, 2) for at, name in worker.signals if name == "SIGURG"]
+
+
+def test_event_streams_hear_twice_the_second_time_a_second_before_the_drains_end(tmp_path):
+    system = serving(tmp_path)
+    worker = system.master(1).request(float("inf"))  # an endless event stream
+    begun = system.clock
+    stop(system)
+    assert heard(worker) == [round(begun, 2), round(begun + 4, 2)]
+
+
+def test_a_stop_during_a_retirement_ends_its_streams_by_the_stops_budget(tmp_path):
+    system = serving(tmp_path)
+    old = system.master(1).request(float("inf"))
+    system.send(system.clock, signal.SIGHUP)
+    system.run_until(lambda: system.the_arbiter.current.number == 2)
+    swapped = system.clock
+    system.run_until(lambda: system.clock >= swapped + 10)
+    begun = system.clock
+    stop(system)
+    # The reload's notice, the stop's, and the stop's end: not RELOAD_GRACE's.
+    assert heard(old) == [round(swapped, 2), round(begun, 2), round(begun + 4, 2)]
+
+
 def test_requests_in_flight_finish_and_the_exit_follows_the_last(tmp_path, capsys):
     system = serving(tmp_path)
     for seconds in (2, 2):
