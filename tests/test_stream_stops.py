@@ -56,6 +56,7 @@ def told(tmp_path):
     open_.counted.clear()
     open_.tally = {key: 0 for key in open_.tally}
     open_.websockets.clear()
+    open_.streams.clear()  # a test's answer left unread
 
 
 def chunks(body) -> list[bytes]:
@@ -133,3 +134,21 @@ def test_nothing_open_says_nothing_and_an_unreadable_file_ends_at_once(told, cap
     body = stream([b"data: 1\n\n"] * 10)
     assert next(body)
     assert len(stopping.told()) == 1
+
+
+def test_a_stream_a_limit_ends_during_the_stop_is_said_as_such(told, capfd):
+    # gevent's STREAM_IDLE_TIMEOUT (120 s) comes well within RELOAD_GRACE
+    # (300 s): its end is its own, not the budget's.
+    def quiet():
+        yield b"data: 1\n\n"
+        raise streams.StreamEnd("nothing sent for STREAM_IDLE_TIMEOUT (120 s)")
+
+    body = stream(quiet())
+    assert next(body)
+    told(30)
+    assert chunks(body)[-1].startswith(b"0;")
+    err = capfd.readouterr().err
+    assert "event stream ended cleanly after 0 s: nothing sent for STREAM_IDLE_TIMEOUT (120 s)" in err, err
+    assert "a second before the budget's end" not in err, err
+    assert re.search(r"the 1 event stream\(s\) open at the stop \(STOP_TIMEOUT 10 s\): 0 finished, 1 ended "
+                     r"cleanly before, by STREAM_IDLE_TIMEOUT or STREAM_MAX_DURATION$", err, re.M), err

@@ -80,7 +80,7 @@ class Request:
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
         # A stream (streams.flow, streams.Open).
-        "reason", "in_app", "thread", "greenlet", "published", "opened",
+        "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
     )
 
     def __init__(self, serve, environ, respond):
@@ -97,7 +97,7 @@ class Request:
         self.fd = self.since = self.claimed_by = self.expired_at = None
         self.used = self.opened = 0.0
         self.reason = self.thread = self.greenlet = None
-        self.in_app = self.published = False
+        self.in_app = self.published = self.told = False
         # Whether the request came with a body the app may leave unread:
         # body.py says why the rest is read before uWSGI ends the answer.
         self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ

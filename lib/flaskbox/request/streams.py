@@ -32,9 +32,10 @@ from ..log import log
 from .outbound import stalled
 
 # How a stream counted at a stop went (Open.left): it sent its last chunk
-# by itself, it was ended at the budget's end (its last chunk sent), or it
-# was cut (the app failed, the client left, REQUEST_TIMEOUT).
-FINISHED, ENDED, CUT = "finished", "ended", "cut"
+# by itself, it was ended at the budget's end (its last chunk sent), it was
+# ended by a stream limit of gevent's meanwhile (its own line says which),
+# or it was cut (the app failed, the client left, REQUEST_TIMEOUT).
+FINISHED, ENDED, LIMITED, CUT = "finished", "ended", "limited", "cut"
 
 
 class StreamEnd(BaseException):
@@ -73,7 +74,7 @@ class Open:
         self.occasion = self.budget = ""
         self.ended = False
         self.counted: set = set()
-        self.tally = {FINISHED: 0, ENDED: 0, CUT: 0}
+        self.tally = {FINISHED: 0, ENDED: 0, LIMITED: 0, CUT: 0}
         self.counting = threading.Lock()
 
     def publish(self) -> None:
@@ -116,7 +117,7 @@ class Open:
         its next part, or raised into where it waits: stopping.py)."""
         endable = [stream for stream in list(self.streams) if stream.endable and stream.reason is None]
         for stream in endable:
-            stream.reason = reason
+            stream.told, stream.reason = True, reason  # told first: flow() reads reason, then told
         return endable
 
     def opened(self, stream) -> None:
@@ -144,6 +145,8 @@ def said(tally: dict, occasion: str, budget: str) -> str:
     parts = [f"{tally[FINISHED]} finished"]
     if tally[ENDED]:
         parts.append(f"{tally[ENDED]} ended unfinished, cleanly, a second before the budget's end")
+    if tally[LIMITED]:
+        parts.append(f"{tally[LIMITED]} ended cleanly before, by STREAM_IDLE_TIMEOUT or STREAM_MAX_DURATION")
     if tally[CUT]:
         parts.append(f"{tally[CUT]} cut (the app failed, the client left, or REQUEST_TIMEOUT)")
     return (f"pid {os.getpid()}: the {total} event stream(s) open at {occasion} ({budget}): "
@@ -195,7 +198,8 @@ def flow(request, iterator):
     while the app makes each part (request.py)."""
     r = request
     limits, watched = r.serve.limits, r.watched
-    r.reason, r.in_app, r.published, r.greenlet = None, False, False, None
+    # told: its reason is the stop's or the retirement's (Open.end_all).
+    r.reason, r.told, r.in_app, r.published, r.greenlet = None, False, False, False, None
     r.opened, r.thread = time.monotonic(), threading.get_ident()
     if limits is not None:
         import gevent
@@ -248,11 +252,11 @@ def flow(request, iterator):
             log(f"{r.what}: stream cut after {lasted:.0f} s (its client sees the cut, the access log says "
                 f"cut): {r.reason}")
             return
-        if r.reason and not OPEN.stopping:
+        if r.reason and not r.told:  # the stop's or the retirement's are counted (Open.left)
             log(f"{r.what}: event stream ended cleanly after {lasted:.0f} s: {r.reason}")
         if r.chunked and (not watched or r.answering()):
             yield r.last_chunk()
-            how = ENDED if r.reason else FINISHED
+            how = ENDED if r.told else LIMITED if r.reason else FINISHED
     finally:
         OPEN.streams.discard(r)
         if OPEN.stopping:
