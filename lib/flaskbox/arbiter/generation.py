@@ -197,7 +197,12 @@ class Generation:
         if self.master is None or not self.master.running or self.streams_end_at != at:
             return
         try:
-            self.files.streams_end.write_text(said)
+            # In one rename: a worker that reads it meanwhile (a sync worker's
+            # main thread acts on a signal only when it next runs Python) must
+            # never find it empty, which reads as "now".
+            new = self.files.streams_end.with_name(f"{self.files.streams_end.name}.new")
+            new.write_text(said)
+            new.replace(self.files.streams_end)
         except OSError as exc:
             error(f"cannot write {self.files.streams_end} ({exc.strerror}; a full disk?): the event streams "
                   f"of generation {self.number} are ended at once")
