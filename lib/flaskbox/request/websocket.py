@@ -7,6 +7,7 @@ app's receive loop ends and the client knows the server went away."""
 
 from __future__ import annotations
 
+import _socket  # not gevent's: the close frame must never wait (WebSocket.end)
 import os
 import socket
 import time
@@ -21,8 +22,6 @@ CLOSE_GOING_AWAY = b"\x88\x02\x03\xe9"
 # be reset instead: the client could lose the last frames sent to it, and
 # nginx logs "Connection reset by peer" (seen on 1 Socket.IO disconnect in 2).
 LINGER_SECONDS = 1.0
-
-
 
 
 class WebSocket:
@@ -72,13 +71,16 @@ class WebSocket:
 
     def end(self, reason: str) -> None:
         """Close frame (once the connection is a WebSocket) and shutdown,
-        once; the app's own loop then ends."""
+        once; the app's own loop then ends. The frame goes only if it fits
+        now: a client that stopped reading fills the buffers, and a wait
+        for it held the stop's handling in the worker (stopping.py), its
+        event streams' end with it, until nginx gave the client up."""
         if self.closed:
             return
         self.closed = True
         try:
             if self.taken:
-                self.sock.sendall(CLOSE_GOING_AWAY)
+                without_waiting(self.sock, CLOSE_GOING_AWAY)
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # the client is already gone
@@ -116,6 +118,17 @@ class WebSocket:
         except OSError:
             pass  # already shut down, the client is gone, or it lingered too long
         self.sock.close()
+
+
+def without_waiting(sock, data: bytes) -> None:
+    """What of `data` the connection takes now (MSG_DONTWAIT, on a copy of
+    its descriptor that gevent does not wrap); its blocking mode, which the
+    app's own calls share, stays as it is. BlockingIOError when full."""
+    raw = _socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        raw.send(data, socket.MSG_DONTWAIT)
+    finally:
+        raw.close()
 
 
 def mark_native_handshakes(uwsgi) -> None:
