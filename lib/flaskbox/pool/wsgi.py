@@ -89,7 +89,7 @@ def forkable(census: threads.Census, processes: int, settings: record.Record) ->
     LOADS_IN_EACH_WORKER, the line said, so that the arbiter loads the app
     in each worker instead; unless UWSGI_LAZY_APPS=false keeps preloading
     (an app that starts its threads again after a fork), which is said
-    too."""
+    too; and so does an import that listens on a port (threads.kept)."""
     left = census.left()
     if not left:
         return
@@ -97,6 +97,10 @@ def forkable(census: threads.Census, processes: int, settings: record.Record) ->
     if (pinned_lazy_apps(settings) or "").strip().lower() in ("false", "0", "no", "off"):
         warn(f"{line.split('. A fork')[0]}; UWSGI_LAZY_APPS=false keeps them in the master, and the workers "
              "have them only if the app starts them again after a fork (os.register_at_fork)")
+        return
+    ports = census.listens()
+    if ports:
+        warn(threads.kept(left, ports))
         return
     log(line)
     try:

@@ -18,7 +18,11 @@ imports); a native one by the name the kernel has for it.
 An app that leaves none keeps the import in the master and the memory its
 workers share. One that leaves some is loaded in each worker instead (the
 arbiter starts the pool again with lazy-apps: generation.py), where its
-threads run beside the requests that need them."""
+threads run beside the requests that need them. Not one whose import
+listens on a TCP port (prometheus_client's start_http_server, a thread that
+serves it): a second worker could not bind it again, its import would fail,
+and uWSGI's need-app would end the container; it stays preloaded, as it
+served before, its threads in the master."""
 
 from __future__ import annotations
 
@@ -51,6 +55,39 @@ def resident(pid: str = "self") -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def sockets() -> set[int]:
+    """The inodes of this process's open sockets."""
+    found = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            found.add(int(target[len("socket:["):-1]))
+    return found
+
+
+def listening(inodes: set[int]) -> list[int]:
+    """The TCP ports on which these sockets listen (state 0A in the kernel's
+    tables, which list the whole network namespace: only ours are kept)."""
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            with open(table) as rows:
+                for row in list(rows)[1:]:
+                    fields = row.split()
+                    if fields[3] == "0A" and int(fields[9]) in inodes:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except (OSError, IndexError, ValueError):
+            continue
+    return sorted(ports)
 
 
 def task_name(tid: int) -> str:
@@ -115,6 +152,7 @@ class Census:
 
     def __enter__(self):
         self.before = tasks()
+        self.sockets = sockets()
         self.memory = resident()
         self._start = original = threading.Thread.start
         started = self.started
@@ -136,6 +174,10 @@ class Census:
         threading.Thread.start = self._start
         self.grown = max(resident() - self.memory, 0)
         return False
+
+    def listens(self) -> list[int]:
+        """The TCP ports the import began to listen on."""
+        return listening(sockets() - self.sockets)
 
     def left(self) -> list[Left]:
         """The kernel's new tasks, named by their Python thread if they have
@@ -165,3 +207,16 @@ def said(left: list[Left], processes: int, grown: int) -> str:
             f"costs about {megabytes} MB a worker (the import's size) where preloaded workers would share "
             "one copy. Set UWSGI_LAZY_APPS=true to skip the first import, or UWSGI_LAZY_APPS=false to keep "
             "preloading if the app restarts its threads after a fork (os.register_at_fork)")
+
+
+def kept(left: list[Left], ports: list[int]) -> str:
+    """The start's line for an app that stays preloaded though its import
+    left threads: it listens on a port each worker could not bind again."""
+    names = ", ".join(map(str, left[:NAMED]))
+    more = f" and {len(left) - NAMED} more" if len(left) > NAMED else ""
+    listens = ", ".join(map(str, ports))
+    return (f"the app's import left {len(left)} thread(s) running in uWSGI's master: {names}{more}, and "
+            f"listens on port(s) {listens} (a metrics server, say), which a second worker loading the app "
+            "could not bind again: the app stays loaded once, in the master, where those threads run; the "
+            "workers, forked from it, have their objects but not them. Start what the workers need after "
+            "a fork (os.register_at_fork), or listen from the app's routes instead")

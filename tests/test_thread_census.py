@@ -1,0 +1,45 @@
+"""The census of an app's import in uWSGI's master (userapp/threads.py), in
+process: the threads it leaves, and the ports it listens on, which keep an
+app preloaded (a second worker could not bind them again). The containers'
+side: test_app_threads.py."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from flaskbox.userapp import threads
+
+
+def test_a_thread_left_is_named_with_where_it_was_started():
+    stop = threading.Event()
+    with threads.Census() as census:
+        threading.Thread(target=stop.wait, name="network-loop", daemon=True).start()
+    try:
+        left = census.left()
+    finally:
+        stop.set()
+    assert [thread.name for thread in left] == ["network-loop"]
+    assert left[0].python and left[0].where.endswith(
+        "test_thread_census.py, line 17, in test_a_thread_left_is_named_with_where_it_was_started")
+
+
+def test_a_port_the_import_listens_on_is_found_and_a_connection_is_not():
+    outside = socket.create_server(("127.0.0.1", 0))
+    with threads.Census() as census:
+        server = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(outside.getsockname())
+    try:
+        assert census.listens() == [server.getsockname()[1]]
+    finally:
+        for sock in (server, client, outside):
+            sock.close()
+    assert census.listens() == []
+
+
+def test_the_line_of_an_app_kept_preloaded_names_the_port():
+    left = [threads.Left("Thread-1 (serve_forever)", True, "/app/app.py, line 14, in <module>")]
+    line = threads.kept(left, [9100])
+    assert line.startswith('the app\'s import left 1 thread(s) running in uWSGI\'s master: "Thread-1 '
+                           '(serve_forever)" (Python, started at /app/app.py, line 14, in <module>), and '
+                           "listens on port(s) 9100")
