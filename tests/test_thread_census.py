@@ -43,3 +43,18 @@ def test_the_line_of_an_app_kept_preloaded_names_the_port():
     assert line.startswith('the app\'s import left 1 thread(s) running in uWSGI\'s master: "Thread-1 '
                            '(serve_forever)" (Python, started at /app/app.py, line 14, in <module>), and '
                            "listens on port(s) 9100")
+
+
+def test_a_native_thread_a_fork_stops_is_not_counted():
+    # As OpenBLAS's pthread_atfork handler does: stopped in the parent
+    # before the fork, started again when next used.
+    import os
+
+    stop = threading.Event()
+    with threads.Census() as census:
+        thread = threading.Thread(target=stop.wait, daemon=True)
+        thread.start()
+    os.register_at_fork(before=lambda: (stop.set(), thread.join()))
+    assert len(census.left()) == 1
+    threads.fork_once()
+    assert census.left() == []

@@ -91,6 +91,9 @@ def forkable(census: threads.Census, processes: int, settings: record.Record) ->
     (an app that starts its threads again after a fork), which is said
     too; and so does an import that listens on a port (threads.kept)."""
     left = census.left()
+    if any(not thread.python for thread in left):
+        threads.fork_once()  # the native threads that a fork stops are fork-safe
+        left = census.left()
     if not left:
         return
     line = threads.said(left, processes, census.grown)
