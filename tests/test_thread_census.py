@@ -58,3 +58,21 @@ def test_a_native_thread_a_fork_stops_is_not_counted():
     assert len(census.left()) == 1
     threads.fork_once()
     assert census.left() == []
+
+
+def test_a_trial_fork_whose_child_hangs_is_ended_in_its_bound():
+    # An app's at-fork hook that waits on a lock another thread held at
+    # the fork: the child never exits by itself. Without the bound the fork
+    # never returns; the join's minute is only there to fail, not to time.
+    import os
+
+    hang = threading.Event()
+    os.register_at_fork(after_in_child=lambda: hang.is_set() and threading.Event().wait())
+    hang.set()
+    try:
+        forking = threading.Thread(target=threads.fork_once, kwargs={"wait": 0.3}, daemon=True)
+        forking.start()
+        forking.join(60)
+        assert not forking.is_alive()
+    finally:
+        hang.clear()

@@ -35,12 +35,17 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 from ..layout import APP_DIR
 
 # A line names at most this many threads; the rest are counted.
 NAMED = 6
+# Seconds the trial fork's child has to run its at-fork hooks and exit
+# (fork_once): it runs no more than they do, in milliseconds.
+FORK_WAIT = 5.0
+FORK_POLL = 0.005
 # Where a library's path is shortened from (the part a reader knows).
 SITE_DIRS = ("/site-packages/", "/dist-packages/")
 THREADING_FILE = threading.__file__
@@ -96,12 +101,17 @@ def listening(inodes: set[int]) -> list[int]:
     return sorted(ports)
 
 
-def fork_once() -> None:
+def fork_once(wait: float = FORK_WAIT) -> None:
     """A fork whose child exits at once: the libraries' own at-fork
     handlers run, as they will for each worker (Python's with them). The
     plain fork, not gevent's patched one, which would leave a child
-    watcher, and libev's SIGCHLD handler, in uWSGI's master."""
+    watcher, and libev's SIGCHLD handler, in uWSGI's master; and a wait
+    with a bound, since an app's at-fork hook may hang in a child of a
+    process with threads. Polled: SIGCHLD may go to any of the app's
+    threads, and gevent's sleep would run its loop in the master
+    (sigtimedwait on no signal is a plain sleep, which gevent leaves alone)."""
     import posix
+    import signal
     import warnings
     with warnings.catch_warnings():
         # Python 3.12+: "This process is multi-threaded, use of fork() may
@@ -110,7 +120,13 @@ def fork_once() -> None:
         pid = posix.fork()
     if pid == 0:
         os._exit(0)
-    posix.waitpid(pid, 0)
+    deadline = time.monotonic() + wait
+    while posix.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+            posix.waitpid(pid, 0)
+            return
+        signal.sigtimedwait(set(), FORK_POLL)
 
 
 def task_name(tid: int) -> str:
