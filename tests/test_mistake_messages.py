@@ -171,6 +171,14 @@ def test_app_run_at_import_returns_at_once_and_names_its_caller(capsys):
     assert flask.Flask.run is original
 
 
+def test_app_run_at_import_is_said_once_per_generation(capsys):
+    # With lazy-apps each worker imports the app, and each respawn: only the
+    # generation's first says it (wsgi.first_to_say); the others return as quietly.
+    with importing.ServerCalls(says=False):
+        assert flask.Flask(__name__).run(port=1) is None
+    assert capsys.readouterr().err == ""
+
+
 def test_a_deadline_of_zero_does_nothing_and_one_met_leaves_nothing(tmp_path):
     with importing.Deadline(0, tmp_path / "stacks") as deadline:
         assert deadline.file is None and not (tmp_path / "stacks").exists()

@@ -51,8 +51,9 @@ except ImportError:  # unit tests
     uwsgi = None
 
 
-def load_app(settings: record.Record, census: threads.Census) -> discover.Found:
-    """APP_MODULE's app, the threads its import leaves counted by `census`.
+def load_app(settings: record.Record, census: threads.Census, says: bool) -> discover.Found:
+    """APP_MODULE's app, the threads its import leaves counted by `census`,
+    its app.run() said if `says` (first_to_say).
     Not an app (a factory named without a call, a module with none, a module
     that is not there): the message says what to write instead, and uWSGI
     exits with NOT_AN_APP (2), so the container does, before anything is
@@ -62,7 +63,7 @@ def load_app(settings: record.Record, census: threads.Census) -> discover.Found:
     try:
         # The census inside the Deadline: its watchdog thread is no app's.
         with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), census, \
-                importing.ServerCalls(), refused_writes.watch():
+                importing.ServerCalls(says), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
         error(str(exc))
@@ -125,13 +126,15 @@ def first_to_say(gen: Generation) -> bool:
 
 
 def from_record(settings: record.Record):
+    gen = generation()
+    # Before the import: with lazy-apps each worker imports the app, and
+    # every respawn, but only the first says what the import showed.
+    says = first_to_say(gen)
     census = threads.Census()
-    found = load_app(settings, census)
+    found = load_app(settings, census, says)
     processes = int(uwsgi_option("processes", "1"))
     if preloading():
         forkable(census, processes, settings)
-    gen = generation()
-    says = first_to_say(gen)
     if says:
         for line in importing.app_mistakes(found.app, settings, processes):
             warn(line)

@@ -39,8 +39,12 @@ SERVING = ("serve_forever", "run_simple", "serve", "run_forever")
 class ServerCalls:
     """While the app imports, Flask.run (app.run(), and what calls it:
     Flask-SocketIO's socketio.run in threading mode) returns at once and
-    says where the app's code called it. Every Flask version has the method,
-    so an app's old pin is covered too."""
+    says where the app's code called it (if `says`: with lazy-apps, only
+    the generation's first worker to load the app does). Every Flask version
+    has the method, so an app's old pin is covered too."""
+
+    def __init__(self, says: bool = True):
+        self.says = says
 
     def __enter__(self):
         self.restore = None
@@ -51,9 +55,10 @@ class ServerCalls:
         original = Flask.run
 
         def ignored_run(app, *args, **kwargs):
-            warn(f"the app's import called app.run() ({_callers_place()}): ignored, as `flask run` "
-                  "ignores it; the image serves the app. Put the call under `if __name__ == "
-                  "\"__main__\":` to keep it for `python app.py`")
+            if self.says:
+                warn(f"the app's import called app.run() ({_callers_place()}): ignored, as `flask run` "
+                     "ignores it; the image serves the app. Put the call under `if __name__ == "
+                     "\"__main__\":` to keep it for `python app.py`")
 
         Flask.run = ignored_run
         self.restore = lambda: setattr(Flask, "run", original)
