@@ -41,8 +41,10 @@ def generation() -> Generation:
 
 def lazy_apps() -> bool:
     """Whether each worker loads the app (uWSGI's lazy-apps, however set:
-    the arbiter's --lazy-apps, UWSGI_LAZY_APPS, UWSGI_INI)."""
-    return uwsgi_option("lazy-apps", "false").strip().lower() in ("true", "1", "yes", "on", "")
+    the arbiter's --lazy-apps, UWSGI_LAZY_APPS, UWSGI_INI; or its older
+    `lazy`, which implies it)."""
+    return any(uwsgi_option(option, "false").strip().lower() in ("true", "1", "yes", "on", "")
+               for option in ("lazy-apps", "lazy"))
 
 
 def prepare_the_master(settings) -> None:
