@@ -57,20 +57,16 @@ PEERS = ("nginx-gunicorn-sync", "granian")  # the goals' references
 QUIET_CPU = 0.05  # of one CPU: the container has finished what it was left
 
 
-def shape_name(shape: str) -> str:
-    return "flaskbox" if shape == "4x16" else f"flaskbox {shape}"
-
-
 def entrants(default: tuple[int, int]) -> list[Contender]:
-    """flaskbox in each shape (its default under its own name), the
+    """flaskbox's default (named flaskbox) and each other shape, the
     switch-interval variant, then the servers the apps ship with and the
     floor."""
-    out = []
+    out = [Contender("flaskbox", f"flaskbox, its default: {default[0]} processes x {default[1]} threads", [])]
     for shape, (processes, threads) in SHAPES.items():
-        env = {} if (processes, threads) == default else {"UWSGI_PROCESSES": str(processes),
-                                                          "UWSGI_THREADS": str(threads)}
-        out.append(Contender(shape_name(shape), f"flaskbox, {processes} processes x {threads} threads", [],
-                             env=env))
+        if (processes, threads) != default:
+            label = f"flaskbox, {processes} processes x {threads} threads"
+            out.append(Contender(f"flaskbox {shape}", label, [],
+                                 env={"UWSGI_PROCESSES": str(processes), "UWSGI_THREADS": str(threads)}))
     out.append(Contender("flaskbox 4x16 switch 20 ms",
                          "flaskbox, 4 x 16, sys.setswitchinterval(0.02) in the app", [],
                          env={"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "16",
