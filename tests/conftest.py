@@ -86,6 +86,8 @@ TIMED_TESTS = {
     "test_shutdown.py": {"test_stop_while_the_app_is_still_importing"},  # under 5 s
     "test_reload.py": {"test_a_stop_after_reloads_still_loses_nothing"},  # under load
     "test_queue_depth.py": {"test_the_metric_counts_requests_queued_behind_a_busy_worker"},  # within 4 s
+    "test_bench_openloop.py": {"test_a_closed_loop_keeps_each_client_waiting_on_its_answer",  # 20 ms services
+                               "test_a_closed_loop_counts_nothing_of_its_warm_up"},  # none over 150 ms
 }
 
 

@@ -106,8 +106,10 @@ def test_a_closed_loop_keeps_each_client_waiting_on_its_answer(server):
     Stalling.service = 0.02
     got = closed(server, 4, 2.0, 0.5)
     assert got["arrivals"] == "closed" and got["closed_loop_clients"] == 4, got
-    assert got["achieved_rps"] == pytest.approx(50, rel=0.2), got
-    assert got["latency_ms"]["p50"] == pytest.approx(80, rel=0.25), got
+    assert 25 <= got["achieved_rps"] <= 52, got
+    # However slow the machine made the server, 4 waiting clients wait 4
+    # services each: the median is the clients over the throughput.
+    assert got["latency_ms"]["p50"] == pytest.approx(4 / got["achieved_rps"] * 1000, rel=0.25), got
     assert got["connection_errors"] == got["status_errors"] == 0 and got["connections_opened"] == 4, got
     # The run ends with its clocks: what the 4 clients had out is left.
     assert 0 <= got["in_flight_at_end"] <= 4 and got["elapsed_s"] < 3.0, got
