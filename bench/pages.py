@@ -158,6 +158,7 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
     runs: dict = {c.name: {} for c in entries}
     rates: dict[str, float] = {}
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine, "method": __doc__,
+               "loadavg": [latency.loadavg()],
                "rounds": rounds, "seconds": seconds, "warmup_s": WARMUP, "open_fraction": OPEN_FRACTION,
                "contenders": {c.name: c.label for c in entries}, "runs": runs, "rates": rates}
 
@@ -200,6 +201,8 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
     finally:
         for contender in entries:
             contender.stop()
+    results["loadavg"].append(latency.loadavg())  # a run the machine shared is worth little
+    save()
     chart(results["summary"], out / "pages.png")
     log(f"pages: {out / 'pages.json'}, {out / 'pages.png'}")
     for shape, verdicts in results["goals"].items():
