@@ -11,8 +11,8 @@ of Python, as a search page). Each contender and route gets three loads:
   a pool that runs every admitted request at once answers nothing until
   all of them are done, and a run started cold would count that ramp;
 - an open loop (Poisson arrivals) at half the capacity of the better of
-  gunicorn sync and Granian, as measured with 64 clients in the same run:
-  the tail at a load with room to spare.
+  gunicorn sync and Granian, as 64 clients measured it in the run's first
+  round: the tail at a load with room to spare.
 
 flaskbox's candidate shapes also get the 5 ms wait route (/wait) at 20 and
 64 clients, the route the threaded default was chosen for. Around each
@@ -21,9 +21,10 @@ whatever ended meanwhile) and the machine's busy time (/proc/stat: every
 task and interrupt, the client's too) are read, each divided by the
 requests answered in the window; after each run the container is left to
 finish what the client abandoned before the next one starts. At least 5
-rounds, the contenders' order turning at each load; every figure is the
-median of the rounds, with their spread. Written to pages.json and
-pages.png; docs/BENCHMARKS.md explains them.
+rounds, each with every load (a run cut short keeps whole rounds), the
+contenders' order turning at each load; every figure is the median of the
+rounds, with their spread. Written to pages.json and pages.png;
+docs/BENCHMARKS.md explains them.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ CLIENTS = (20, 64)
 OPEN_FRACTION = 0.5
 # Seconds each closed loop runs before it counts: 64 requests of /heavy run
 # at once in 4 x 16 threads take some 1.3 s to come back together.
-WARMUP = {"heavy": 2.0, "mixed": 1.0, "wait 5 ms": 1.0}
-OPEN_WARMUP = 1.0
+WARMUP = {"heavy": 1.5, "mixed": 0.7, "wait 5 ms": 0.7}
+OPEN_WARMUP = 0.7
 # The shapes that could be the default on 2 CPUs (processes x threads), and
 # the default with Python's switch interval raised (the app sets it).
 SHAPES = {"4x16": (4, 16), "4x4": (4, 4), "2x4": (2, 4), "4x1": (4, 1), "5x1": (5, 1)}
@@ -149,8 +150,9 @@ def check_interval(contender: Contender) -> None:
 def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, out: Path,
         routes: dict[str, str] = ROUTES, wait_route: dict[str, str] = WAIT_ROUTE,
         clients: tuple[int, ...] = CLIENTS) -> int:
-    """The closed loops, round by round, then the open loop at half of the
-    peers' capacity, round by round; pages.json and pages.png."""
+    """Round by round: the closed loops, then the open loop at half of the
+    peers' capacity (as the first round measured it); pages.json, saved
+    after each round, and pages.png."""
     started = time.monotonic()
     closed = loads(routes, clients)
     waits = loads(wait_route, clients)
@@ -158,7 +160,7 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
     runs: dict = {c.name: {} for c in entries}
     rates: dict[str, float] = {}
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine, "method": __doc__,
-               "loadavg": [latency.loadavg()],
+               "loadavg": [latency.loadavg()], "loadavg_by_round": [],
                "rounds": rounds, "seconds": seconds, "warmup_s": WARMUP, "open_fraction": OPEN_FRACTION,
                "contenders": {c.name: c.label for c in entries}, "runs": runs, "rates": rates}
 
@@ -184,11 +186,10 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
                     got = one_run(contender, path, seconds, WARMUP[route], clients=n)
                     runs[contender.name].setdefault(label, []).append(got)
                     log_run(rnd, contender.name, label, got)
-            save()
-        rates.update({route: round(capacity(runs, f"{route} @{clients[-1]}") * OPEN_FRACTION, 1)
-                      for route in routes})
-        log(f"open loop at {OPEN_FRACTION:.0%} of the peers' capacity: {rates}")
-        for rnd in range(1, rounds + 1):
+            if not rates:
+                rates.update({route: round(capacity(runs, f"{route} @{clients[-1]}") * OPEN_FRACTION, 1)
+                              for route in routes})
+                log(f"open loop at {OPEN_FRACTION:.0%} of the peers' capacity: {rates}")
             for number, (route, path) in enumerate(routes.items()):
                 turn += 1
                 label = f"{route} open {OPEN_FRACTION:.0%}"
@@ -197,6 +198,7 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
                                   seed=1000 * number + rnd)
                     runs[contender.name].setdefault(label, []).append(got)
                     log_run(rnd, contender.name, label, got)
+            results["loadavg_by_round"].append(latency.loadavg())
             save()
     finally:
         for contender in entries:
