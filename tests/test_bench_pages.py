@@ -23,6 +23,8 @@ def test_a_run_counts_only_good_answers_and_divides_its_window_by_them():
     assert got["rps"] == 50.0 and got["errors"] == 10 and got["in_flight_at_end"] == 3
     assert got["container_cpu_us"] == 40000.0 and got["machine_busy_us"] == 42000.0
     assert got["p50_ms"] == 40.0 and got["p99_ms"] == 120.0
+    # The rest of the machine: 0.4 CPU-seconds in 4 s.
+    assert got["others_cpus"] == 0.1
 
 
 def test_the_rounds_become_a_median_with_their_spread():
