@@ -17,6 +17,9 @@
     bench/run.sh --floor --before COMMIT    the floor's run with that version beside flaskbox
     bench/run.sh --account       where a saturated request's time goes, every process on the machine:
                                  flaskbox, its floor, nginx + gunicorn and Granian (account.py)
+    bench/run.sh --pages         pages that compute (40 ms, 12 ms + a wait) at 20 and 64 clients and an
+                                 open loop: flaskbox's pool shapes, gunicorn sync and gthread, Granian,
+                                 the floor (pages.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -99,6 +102,10 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--account", action="store_true",
                           help="where a saturated request's time goes, for every process on the machine: "
                                "flaskbox, its floor, nginx + gunicorn (gthread) and Granian, interleaved")
+    variants.add_argument("--pages", action="store_true",
+                          help="pages that compute, at 20 and 64 clients and an open loop at half the "
+                               "peers' capacity: flaskbox's pool shapes against gunicorn sync (--preload) "
+                               "and gthread, Granian and the floor (at least 5 rounds)")
     parser.add_argument("--before", metavar="COMMIT",
                         help="with --prices, --floor or --account: that version of flaskbox's Python and "
                              "nginx templates measured in the same run, mounted over this image's "
@@ -115,7 +122,8 @@ def parse_args() -> argparse.Namespace:
                         help="with --pools: a variant with a file or folder of flaskbox's own mounted over "
                              "the image's (another version of the wrapper, say)")
     parser.add_argument("--only", action="append", metavar="VARIANT",
-                        help="with --levers, --pools or --features: only this variant beside the defaults")
+                        help="with --levers, --pools or --features: only this variant beside the defaults; "
+                             "with --pages: only these of flaskbox's shapes")
     parser.add_argument("--cpus", type=float,
                         help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()
@@ -196,6 +204,21 @@ def run_account(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     return account.run(entrants, account.ROUTES, max(rounds, 5), seconds, machine(), args.out, ladder)
 
 
+def run_pages(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--pages: pages.py's loads, at least 5 rounds (--only NAME: that
+    contender alone beside the peers and the floor)."""
+    import pages
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    entrants = pages.entrants(default_pool())
+    if args.smoke:  # the path exercised: flaskbox and gunicorn sync, one route, one round
+        entrants = [c for c in entrants if c.name in ("flaskbox", "nginx-gunicorn-sync")]
+        return pages.run(entrants, 1, 1, machine(), args.out, routes={"heavy": pages.ROUTES["heavy"]},
+                         clients=(4,))
+    if args.only:
+        entrants = [c for c in entrants if c.name in args.only or not c.name.startswith("flaskbox")]
+    return pages.run(entrants, max(rounds, 5), seconds, machine(), args.out)
+
+
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:
     """The full run: every contender, the image's own measurements and the
     streams held, written to latest.json/png."""
@@ -258,6 +281,8 @@ def main() -> int:
         return run_latency(args, rounds, seconds)
     if args.account:
         return run_account(args, rounds, seconds)
+    if args.pages:
+        return run_pages(args, rounds, seconds)
     if args.prices:
         import prices
         build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)

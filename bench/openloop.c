@@ -4,6 +4,7 @@
  *
  *   openloop -p PORT -P PATH -r RATE -d SECONDS [-w WARMUP] [-c MAXCONN]
  *            [-s SEED] [-u] [-t DRAIN] [-T TIMELINE]
+ *   openloop -p PORT -P PATH -C CLIENTS -d SECONDS [-w WARMUP]
  *
  * Requests arrive on a schedule fixed before the run (Poisson arrivals at
  * RATE a second, the same sequence for the same SEED; -u: evenly spaced),
@@ -19,6 +20,15 @@
  * timeline bench/timeline.py lays beside the server's own events). No
  * dependencies: on 2 CPUs the client must not eat the server's CPU, as a
  * Python client would (about 5 us of CPU a request here, against wrk's 16).
+ *
+ * -C CLIENTS: a closed loop instead (bench/pages.py), as wrk's: CLIENTS
+ * connections, each sending its next request as soon as its answer came,
+ * latency counted from the send. What counts is what was answered between
+ * the end of the warm-up and the end of the run, so the figures are the
+ * steady state's: a pool that runs every admitted request at once answers
+ * its first requests only after all of them have run, and a short run
+ * started cold (wrk's) would count that ramp as its throughput. Requests
+ * still out at the end are left unanswered and reported (in_flight_at_end).
  *
  * Traffic goes to 127.0.0.1 only. Prints one JSON object: latencies in
  * milliseconds (p50 to p99.99 and max; a request unanswered when the run
@@ -97,14 +107,19 @@ static struct sockaddr_in addr;
 static char request[2048];
 static size_t request_len;
 
-static int64_t *arrival;    /* ns after start */
+static int closed_clients; /* -C: a closed loop of that many connections */
+static long cap;           /* entries of the per-request arrays */
+static int64_t span_ns, warmup_ns;
+
+static int64_t *arrival;    /* ns after start (closed loop: when it was sent) */
+static int64_t *ended;      /* ns after start when answered or failed, or -1 */
 static int64_t *dispatched; /* ns after start, when written */
 static uint32_t *latency_us;
 static char *retried;
 static char *bad; /* answered with a status outside 2xx and 3xx */
 static long total, counted_from;
 static long *pending;
-static long pend_head, pend_tail; /* a ring of total entries */
+static long pend_head, pend_tail, ring; /* a ring of `ring` entries */
 static long done, status_errors, conn_errors, retries;
 static int64_t start;
 
@@ -117,7 +132,7 @@ static void fail(const char *what)
 static void push_pending_front(long req)
 {
 	/* A retried request goes first: it arrived before the others. */
-	pend_head = (pend_head - 1 + total) % total;
+	pend_head = (pend_head - 1 + ring) % ring;
 	pending[pend_head] = req;
 }
 
@@ -125,6 +140,7 @@ static void finish(long req, int64_t t)
 {
 	int64_t waited = t - (start + arrival[req]);
 	latency_us[req] = waited < 0 ? 0 : (uint32_t)(waited / 1000);
+	ended[req] = t - start;
 	done++;
 }
 
@@ -437,22 +453,67 @@ static void dispatch(void)
 	while (pend_head != pend_tail) {
 		long req = pending[pend_head];
 		if (idle_top > 0) {
-			pend_head = (pend_head + 1) % total;
+			pend_head = (pend_head + 1) % ring;
 			send_on(&conns[idle_stack[--idle_top]], req);
 		} else if (open_conns < max_conns) {
 			int slot = open_conn();
 			if (slot < 0) {
-				pend_head = (pend_head + 1) % total;
+				pend_head = (pend_head + 1) % ring;
 				conn_errors++;
 				finish(req, now_ns());
 				latency_us[req] = UNANSWERED;
 				continue;
 			}
-			pend_head = (pend_head + 1) % total;
+			pend_head = (pend_head + 1) % ring;
 			conns[slot].req = req; /* sent once connected */
 		} else {
 			return; /* waits for a connection; its clock runs */
 		}
+	}
+}
+
+/* Room for `need` requests in every per-request array (new entries unanswered). */
+static void grow(long need)
+{
+	if (need <= cap)
+		return;
+	long was = cap;
+	cap = need > cap * 2 ? need : cap * 2;
+	arrival = realloc(arrival, sizeof *arrival * (size_t)cap);
+	ended = realloc(ended, sizeof *ended * (size_t)cap);
+	dispatched = realloc(dispatched, sizeof *dispatched * (size_t)cap);
+	latency_us = realloc(latency_us, sizeof *latency_us * (size_t)cap);
+	retried = realloc(retried, (size_t)cap);
+	bad = realloc(bad, (size_t)cap);
+	if (!arrival || !ended || !dispatched || !latency_us || !retried || !bad)
+		fail("realloc");
+	for (long i = was; i < cap; i++) {
+		ended[i] = -1;
+		dispatched[i] = 0;
+		latency_us[i] = UNANSWERED;
+		retried[i] = bad[i] = 0;
+	}
+}
+
+/* Whether request i is one the figures count: open loop, one that arrived
+ * after the warm-up; closed loop, one answered (or failed) between the end
+ * of the warm-up and the end of the run. */
+static int counts(long i)
+{
+	if (!closed_clients)
+		return i >= counted_from;
+	return ended[i] >= warmup_ns && ended[i] <= span_ns;
+}
+
+/* -C: every connection not waiting for an answer sends its next request
+ * now, until the run's end. */
+static void closed_arrivals(int64_t now)
+{
+	while (now - start < span_ns && total - done < closed_clients) {
+		grow(total + 1);
+		arrival[total] = now - start;
+		pending[pend_tail] = total++;
+		pend_tail = (pend_tail + 1) % ring;
 	}
 }
 
@@ -494,7 +555,9 @@ static void write_timeline(const char *file, double wall_start)
 	FILE *out = fopen(file, "w");
 	if (!out)
 		fail(file);
-	for (long i = counted_from; i < total; i++) {
+	for (long i = 0; i < total; i++) {
+		if (!counts(i))
+			continue;
 		long us = bad[i] || latency_us[i] == UNANSWERED ? -1L : (long)latency_us[i];
 		fprintf(out, "%.6f %ld\n", wall_start + arrival[i] / 1e9, us);
 	}
@@ -505,7 +568,8 @@ static void write_timeline(const char *file, double wall_start)
 static void usage(void)
 {
 	fprintf(stderr, "usage: openloop -p PORT -P PATH -r RATE -d SECONDS [-w WARMUP] [-c MAXCONN] "
-			"[-s SEED] [-u] [-t DRAIN] [-T TIMELINE]\n");
+			"[-s SEED] [-u] [-t DRAIN] [-T TIMELINE]\n"
+			"       openloop -p PORT -P PATH -C CLIENTS -d SECONDS [-w WARMUP]\n");
 	exit(2);
 }
 
@@ -516,7 +580,7 @@ int main(int argc, char **argv)
 	double rate = 0, seconds = 0, warmup = 1, drain = 5;
 	uint64_t seed = 1;
 	max_conns = 256;
-	while ((opt = getopt(argc, argv, "p:P:r:d:w:c:s:ut:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:P:r:d:w:c:s:ut:T:C:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'P': path = optarg; break;
@@ -528,10 +592,15 @@ int main(int argc, char **argv)
 		case 'u': uniform = 1; break;
 		case 't': drain = atof(optarg); break;
 		case 'T': timeline = optarg; break;
+		case 'C': closed_clients = atoi(optarg); break;
 		default: usage();
 		}
 	}
-	if (port <= 0 || port > 65535 || rate <= 0 || seconds <= 0 || warmup < 0 || max_conns < 1 || path[0] != '/')
+	if (closed_clients < 0 || (closed_clients == 0 && rate <= 0))
+		usage();
+	if (closed_clients)
+		max_conns = closed_clients;
+	if (port <= 0 || port > 65535 || seconds <= 0 || warmup < 0 || max_conns < 1 || path[0] != '/')
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	/* Wake at each arrival, not up to 50 us later (the default timer slack). */
@@ -542,41 +611,35 @@ int main(int argc, char **argv)
 	request_len = (size_t)snprintf(request, sizeof request,
 				       "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: openloop\r\n\r\n", path, port);
 
-	/* The schedule, fixed before the first request. */
+	/* The schedule, fixed before the first request (open loop). */
 	double span = warmup + seconds;
-	long cap = (long)(rate * span * 1.2) + 1000;
-	arrival = malloc(sizeof *arrival * (size_t)cap);
+	span_ns = (int64_t)(span * 1e9);
+	warmup_ns = (int64_t)(warmup * 1e9);
+	grow(closed_clients ? 4096 : (long)(rate * span * 1.2) + 1000);
 	rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
 	double t = 0;
 	total = 0;
-	counted_from = -1;
-	for (;;) {
+	counted_from = closed_clients ? 0 : -1;
+	for (; !closed_clients;) {
 		t += uniform ? 1.0 / rate : -log(1.0 - uniform01()) / rate;
 		if (t >= span)
 			break;
-		if (total == cap) {
-			cap *= 2;
-			arrival = realloc(arrival, sizeof *arrival * (size_t)cap);
-		}
+		grow(total + 1);
 		if (counted_from < 0 && t >= warmup)
 			counted_from = total;
 		arrival[total++] = (int64_t)(t * 1e9);
 	}
-	if (total == 0 || counted_from < 0) {
+	if (!closed_clients && (total == 0 || counted_from < 0)) {
 		fprintf(stderr, "openloop: no request falls after the warm-up\n");
 		return 2;
 	}
-	dispatched = calloc((size_t)total, sizeof *dispatched);
-	latency_us = calloc((size_t)total, sizeof *latency_us);
-	retried = calloc((size_t)total, 1);
-	bad = calloc((size_t)total, 1);
-	pending = malloc(sizeof *pending * (size_t)total);
+	/* Waiting requests: every one, open loop; at most one a connection, closed. */
+	ring = closed_clients ? closed_clients + 1 : total;
+	pending = malloc(sizeof *pending * (size_t)ring);
 	conns = calloc((size_t)max_conns, sizeof *conns);
 	idle_stack = malloc(sizeof *idle_stack * (size_t)max_conns);
 	for (int i = 0; i < max_conns; i++)
 		conns[i].fd = -1;
-	for (long i = 0; i < total; i++)
-		latency_us[i] = UNANSWERED;
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd < 0)
 		fail("epoll_create1");
@@ -586,19 +649,22 @@ int main(int argc, char **argv)
 	start = now_ns();
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
-	int64_t deadline = start + (int64_t)(span * 1e9) + (int64_t)(drain * 1e9);
+	/* A closed loop ends with its run: what is still out is not waited for. */
+	int64_t deadline = start + span_ns + (closed_clients ? 0 : (int64_t)(drain * 1e9));
 	for (;;) {
 		int64_t now = now_ns();
-		while (next < total && start + arrival[next] <= now) {
+		if (closed_clients)
+			closed_arrivals(now);
+		while (!closed_clients && next < total && start + arrival[next] <= now) {
 			pending[pend_tail] = next++;
-			pend_tail = (pend_tail + 1) % total;
+			pend_tail = (pend_tail + 1) % ring;
 		}
 		dispatch();
-		if (next == total && done == total)
+		if (!closed_clients && next == total && done == total)
 			break;
 		if (now >= deadline)
 			break;
-		int64_t wait = next < total ? start + arrival[next] - now : deadline - now;
+		int64_t wait = !closed_clients && next < total ? start + arrival[next] - now : deadline - now;
 		if (wait < 0)
 			wait = 0;
 		struct timespec ts = {.tv_sec = wait / 1000000000LL, .tv_nsec = wait % 1000000000LL};
@@ -644,15 +710,18 @@ int main(int argc, char **argv)
 	}
 	double elapsed = (double)(now_ns() - start) / 1e9;
 
-	/* What counts: the requests that arrived after the warm-up. */
-	long counted = total - counted_from;
+	/* What counts: the requests that arrived after the warm-up (closed
+	 * loop: those answered after it). */
+	long counted = 0;
 	long unanswered = 0, answered = 0;
-	uint32_t *sorted = malloc(sizeof *sorted * (size_t)counted);
-	int64_t *lag = malloc(sizeof *lag * (size_t)counted);
+	uint32_t *sorted = malloc(sizeof *sorted * (size_t)(total + 1));
+	int64_t *lag = malloc(sizeof *lag * (size_t)(total + 1));
 	long lags = 0;
-	for (long i = counted_from; i < total; i++) {
+	for (long i = 0; i < total; i++) {
+		if (!counts(i))
+			continue;
 		/* A failed answer (a 502, a 503) is no answer: it counts as the longest. */
-		sorted[i - counted_from] = bad[i] ? UNANSWERED : latency_us[i];
+		sorted[counted++] = bad[i] ? UNANSWERED : latency_us[i];
 		status_errors += bad[i];
 		if (latency_us[i] == UNANSWERED)
 			unanswered++;
@@ -669,13 +738,15 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	printf("{\"rate\": %.1f, \"arrivals\": \"%s\", \"seconds\": %.1f, \"warmup_s\": %.1f, "
+	       "\"closed_loop_clients\": %d, \"in_flight_at_end\": %ld, "
 	       "\"requests\": %ld, \"answered\": %ld, \"unanswered\": %ld, \"status_errors\": %ld, "
 	       "\"connection_errors\": %ld, \"retried\": %ld, \"achieved_rps\": %.1f, "
 	       "\"latency_ms\": {\"p50\": %s, \"p90\": %s, \"p99\": %s, \"p99.9\": %s, "
 	       "\"p99.99\": %s, \"max\": %s}, "
 	       "\"dispatch_lag_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}, "
 	       "\"connections_opened\": %d, \"client_cpu_s\": %.3f, \"elapsed_s\": %.2f}\n",
-	       rate, uniform ? "uniform" : "poisson", seconds, warmup, counted, answered, unanswered, status_errors,
+	       rate, closed_clients ? "closed" : uniform ? "uniform" : "poisson", seconds, warmup, closed_clients,
+	       closed_clients ? total - done : 0L, counted, answered, unanswered, status_errors,
 	       conn_errors, retries, (double)answered / seconds,
 	       pct_ms(sorted, counted, 50), pct_ms(sorted, counted, 90), pct_ms(sorted, counted, 99),
 	       pct_ms(sorted, counted, 99.9), pct_ms(sorted, counted, 99.99), pct_ms(sorted, counted, 100),

@@ -113,13 +113,21 @@ def build_valgrind_image() -> None:
     docker("build", "--network", "host", "-t", VALGRIND_TAG, "-", input=dockerfile, timeout=1200)
 
 
+# What every measured process runs with. Python's hash seed, random in each
+# process otherwise, decides where each str and bytes key lands in a dict or
+# set, and so how many probes a lookup takes: with it random, a uWSGI
+# worker's count for the same code spread by +-5k instructions a request
+# between runs (nginx ignores it).
+MEASURED_ENV = ("PYTHONHASHSEED=0",)
+
+
 def counted(container, stop: str, drive: str, command: list[str], env: tuple[str, ...] = ()) -> int:
     """Instructions one more request costs `command` (see UNDER_CALLGRIND),
-    run with `env` (NAME=value) added."""
+    run with MEASURED_ENV and `env` (NAME=value) added."""
     totals = []
     for n in (N1, N2):
-        out = container.exec("env", f"N={n}", *env, "bash", "-c", UNDER_CALLGRIND, "prices", stop, drive,
-                             *command)
+        out = container.exec("env", f"N={n}", *MEASURED_ENV, *env, "bash", "-c", UNDER_CALLGRIND, "prices",
+                             stop, drive, *command)
         if out.returncode != 0 or not out.stdout.strip().isdigit():
             container.fail(f"callgrind run failed: {out.stdout[-500:]} {out.stderr[-1500:]}")
         totals.append(int(out.stdout.strip()))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark: bench/run.sh [--smoke | --levers | --features | --wrapper | --traffic | --profile | --latency | --floor | --timeline --rate R | --prices] [--before COMMIT] [--cpus N] [--out DIR] [--rounds N] [--seconds S]
+# The benchmark: bench/run.sh [--smoke | --levers | --features | --wrapper | --traffic | --profile | --latency | --floor | --timeline --rate R | --prices | --account | --pages] [--before COMMIT] [--cpus N] [--out DIR] [--rounds N] [--seconds S]
 # Sets up what it needs on a bare Debian/Ubuntu machine (wrk, a virtualenv
 # with matplotlib, a Docker engine, base images), then runs bench/bench.py,
 # which builds the image, drives every contender and writes
@@ -18,8 +18,8 @@ main() {
 	# --profile samples every CPU with perf (Debian's package; on Ubuntu,
 	# linux-tools for the running kernel).
 	case " $* " in *" --profile "*) command -v perf >/dev/null || host_install linux-perf ;; esac
-	# --latency compiles its open-loop client (bench/openloop.c).
-	case " $* " in *" --latency "* | *" --floor "* | *" --rate "*)
+	# --latency and --pages compile their client (bench/openloop.c).
+	case " $* " in *" --latency "* | *" --floor "* | *" --rate "* | *" --pages "*)
 		command -v cc >/dev/null || host_install gcc libc6-dev
 		;;
 	esac

@@ -3,6 +3,7 @@ as a container of the contenders' image."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from harness import CONTAINERS, CONTENDERS_TAG
@@ -99,6 +100,23 @@ def nginx_gunicorn() -> Contender:
     return Contender("nginx-gunicorn", "bare nginx -> gunicorn gthread, 5 workers x 4 threads, the same app",
                      ["/bench/contenders/bare/run.sh"],
                      env={"BARE_PROTOCOL": "gunicorn", "BARE_PROCESSES": "5", "BARE_THREADS": "4"})
+
+
+def gunicorn_workers() -> int:
+    """gunicorn's docs' worker count: 2 x CPUs + 1."""
+    return 2 * len(os.sched_getaffinity(0)) + 1
+
+
+def nginx_gunicorn_sync() -> Contender:
+    """gunicorn's sync worker behind the floor's nginx, as Airflow and most
+    Flask deployments run it: --preload, 2 x CPUs + 1 workers, one request
+    each (the docs put nginx in front: a sync worker is held by a slow
+    client)."""
+    workers = gunicorn_workers()
+    return Contender("nginx-gunicorn-sync", f"bare nginx -> gunicorn sync --preload, {workers} workers, "
+                     "the same app", ["/bench/contenders/bare/run.sh"],
+                     env={"BARE_PROTOCOL": "gunicorn", "BARE_GUNICORN_CLASS": "sync", "BARE_PRELOAD": "1",
+                          "BARE_PROCESSES": str(workers), "BARE_THREADS": "1"})
 
 
 def traffic_contenders() -> list[Contender]:

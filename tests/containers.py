@@ -50,6 +50,7 @@ class Container:
     port: int
     image: str
     removed: bool = field(default=False)
+    _cpu_account: Path | None = field(default=None, repr=False)
 
     # --- state ---------------------------------------------------------
     def inspect(self) -> dict:
@@ -128,17 +129,28 @@ class Container:
     def cpu_total_seconds(self) -> float:
         """CPU time of the whole container so far, exited processes included
         (its cgroup's account: cgroup v2's cpu.stat or v1's cpuacct)."""
+        if self._cpu_account is None:
+            self._cpu_account = self._find_cpu_account()
+        text = self._cpu_account.read_text()
+        if self._cpu_account.name == "cpu.stat":
+            stat = text.split()
+            return int(stat[stat.index("usage_usec") + 1]) / 1e6
+        return int(text) / 1e9
+
+    def _find_cpu_account(self) -> Path:
+        """The cgroup file cpu_total_seconds reads, found once (`docker top`
+        takes a tenth of a second: a bench reads the account around each
+        timed window)."""
         pid = self.host_pids()[0]
         for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
             _, controllers, path = line.split(":", 2)
             if controllers == "":  # cgroup v2
-                stat = Path(f"/sys/fs/cgroup{path}/cpu.stat").read_text().split()
-                return int(stat[stat.index("usage_usec") + 1]) / 1e6
+                return Path(f"/sys/fs/cgroup{path}/cpu.stat")
             if "cpuacct" in controllers.split(","):
                 folder = f"/sys/fs/cgroup/{controllers}{path}"
                 if not Path(folder).exists():
                     folder = f"/sys/fs/cgroup/cpuacct{path}"
-                return int(Path(f"{folder}/cpuacct.usage").read_text()) / 1e9
+                return Path(f"{folder}/cpuacct.usage")
         raise RuntimeError(f"no CPU account for {self.name}")
 
     def cpu_seconds(self) -> dict[str, tuple[str, float]]:

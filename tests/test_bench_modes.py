@@ -1,9 +1,9 @@
 """The benchmark's other modes cannot rot: the traffic run's smoke drives
 every shape of traffic against each contender, the latency run's measures
 every contender at a fixed open-loop rate, the account's groups add up to
-the machine. (A module of their own beside
-test_bench.py: pytest-xdist keeps a module on one worker, and the three
-smoke runs together were the parallel phase's longest.)"""
+the machine, the pages run measures a page that computes. (A module of
+their own beside test_bench.py: pytest-xdist keeps a module on one worker,
+and the smoke runs together were the parallel phase's longest.)"""
 
 import json
 import os
@@ -94,3 +94,24 @@ def test_bench_account_smoke_run_adds_up_to_the_machine(tmp_path, image):
     assert (summary["flaskbox"]["hello"]["wire_bytes"]["answer headers"]
             > summary["bare-pass"]["hello"]["wire_bytes"]["answer headers"] + 100)
     assert (tmp_path / "account.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_pages_smoke_run_measures_a_page_that_computes(tmp_path, image):
+    results = smoke("pages", tmp_path)
+    summary = results["summary"]
+    assert set(summary) == {"flaskbox", "nginx-gunicorn-sync"}
+    for name, loads in summary.items():
+        got = loads["heavy @4"]
+        # The page answered, counted after the warm-up, with the CPU its
+        # container spent on each answer: a scrypt hash and 300 rows are
+        # milliseconds, not the microseconds of hello world.
+        assert got["errors"] == 0 and got["rps"]["median"] > 0, (name, got)
+        assert got["container_cpu_us"]["median"] > 5000, (name, got)
+        assert got["machine_busy_us"]["median"] >= got["container_cpu_us"]["median"] * 0.8, (name, got)
+        assert loads["heavy open 50%"]["p99_ms"]["median"] is not None, (name, loads)
+    # The wait route ran for flaskbox's shapes alone; the goals compare it
+    # with gunicorn sync.
+    assert "wait 5 ms @4" in summary["flaskbox"] and "wait 5 ms @4" not in summary["nginx-gunicorn-sync"]
+    assert results["goals"]["flaskbox"]["heavy @4"]["cpu"][1] == summary["nginx-gunicorn-sync"]["heavy @4"][
+        "container_cpu_us"]["median"]
+    assert (tmp_path / "pages.png").read_bytes().startswith(b"\x89PNG")

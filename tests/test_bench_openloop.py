@@ -2,8 +2,10 @@
 each request's latency from its scheduled arrival: a server that stalls is
 charged for every request that arrived during the stall (a closed-loop
 client such as wrk stops asking while it waits, and sees one slow request),
-and an error answer counts as no answer. Driven against a small server of
-the test's own on 127.0.0.1."""
+and an error answer counts as no answer. Its closed loop (-C, for
+`bench.py --pages`) keeps each client's next request waiting on its answer,
+and counts only what was answered after the warm-up. Driven against a
+small server of the test's own on 127.0.0.1."""
 
 import http.server
 import json
@@ -24,19 +26,22 @@ STALL = 0.3
 
 
 class Stalling(QuietKeepAlive):
-    """HTTP/1.1 keep-alive, one request at a time (a lock), and one stall
-    of STALL seconds for the first request that comes after `stall_at`."""
+    """HTTP/1.1 keep-alive, one request at a time (a lock) taking `service`
+    seconds each, and one stall of STALL seconds for the first request that
+    comes after `stall_at`."""
 
     lock = threading.Lock()
     stall_at = float("inf")
     stalled = False
     status = 200
+    service = 0.0
 
     def do_GET(self):
         with Stalling.lock:
             if not Stalling.stalled and time.monotonic() >= Stalling.stall_at:
                 Stalling.stalled = True
                 time.sleep(STALL)  # the server stops answering anyone
+            time.sleep(Stalling.service)
             body = b"hello\n"
             self.send_response(Stalling.status)
             self.send_header("Content-Length", str(len(body)))
@@ -50,7 +55,7 @@ def server():
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    Stalling.stall_at, Stalling.stalled, Stalling.status = float("inf"), False, 200
+    Stalling.stall_at, Stalling.stalled, Stalling.status, Stalling.service = float("inf"), False, 200, 0.0
     yield httpd.server_address[1]
     httpd.shutdown()
     httpd.server_close()
@@ -86,6 +91,41 @@ def test_an_error_answer_counts_as_no_answer(server):
     got = run(server, 100, 1.0, 0.2)
     assert got["status_errors"] == got["requests"] > 0, got
     assert got["latency_ms"]["p50"] is None and got["latency_ms"]["p99"] is None, got
+
+
+def closed(port: int, clients: int, seconds: float, warmup: float) -> dict:
+    out = subprocess.run([str(latency.openloop_binary()), "-p", str(port), "-P", "/", "-C", str(clients),
+                          "-d", str(seconds), "-w", str(warmup)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def test_a_closed_loop_keeps_each_client_waiting_on_its_answer(server):
+    # One request at a time, 20 ms each: 4 clients get 50 answers a second
+    # between them, each after the other three's (Little's law: 80 ms).
+    Stalling.service = 0.02
+    got = closed(server, 4, 2.0, 0.5)
+    assert got["arrivals"] == "closed" and got["closed_loop_clients"] == 4, got
+    assert 25 <= got["achieved_rps"] <= 52, got
+    # However slow the machine made the server, 4 waiting clients wait 4
+    # services each: the median is the clients over the throughput.
+    assert got["latency_ms"]["p50"] == pytest.approx(4 / got["achieved_rps"] * 1000, rel=0.25), got
+    assert got["connection_errors"] == got["status_errors"] == 0 and got["connections_opened"] == 4, got
+    # The run ends with its clocks: what the 4 clients had out is left.
+    assert 0 <= got["in_flight_at_end"] <= 4 and got["elapsed_s"] < 3.0, got
+
+
+def test_a_closed_loop_counts_nothing_of_its_warm_up(server):
+    # The server stalls at once: the first answers come 300 ms late, inside
+    # the warm-up, and are not counted; counted from the start, they would
+    # be the p99.
+    Stalling.stall_at = time.monotonic()
+    got = closed(server, 4, 1.0, 0.6)
+    assert Stalling.stalled and got["answered"] > 100, got
+    assert got["latency_ms"]["max"] < STALL * 1000 / 2, got
+    Stalling.stall_at, Stalling.stalled = time.monotonic(), False
+    cold = closed(server, 4, 1.0, 0.0)
+    assert cold["latency_ms"]["max"] >= STALL * 1000 * 0.9, cold
 
 
 def test_a_sweeps_rounds_are_merged_into_medians_each_round_kept():

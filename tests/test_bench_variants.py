@@ -5,6 +5,7 @@ of nginx.conf that moves one fails here, not in the middle of a benchmark),
 nginx serves without all of them, and the profile's parsers read what perf
 and py-spy write."""
 
+import subprocess
 import sys
 import uuid
 
@@ -122,3 +123,24 @@ def test_flaskbox_serves_without_each_wrapper_piece(containers, tmp_path, name):
     token = uuid.uuid4().hex
     served = containers.run(docker_args=tuple(mounts)).wait_http(f"/?name={token}")
     assert token.encode() in served.body
+
+
+def test_the_price_lists_processes_run_with_one_hash_seed():
+    """--prices counts a uWSGI worker's instructions: with Python's hash
+    seed random in each run, the same code read +-5k apart."""
+    import prices
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def exec(self, *args):
+            self.calls.append(args)
+            count = 1_000_000 if "N=100" in args else 1_300_000
+            return subprocess.CompletedProcess(args, 0, stdout=f"{count}\n", stderr="")
+
+    container = Recorder()
+    assert prices.counted(container, "INT", "drive {N}", ["uwsgi"], ("BARE_THREADS=1",)) == 1000
+    for call in container.calls:
+        assert call[0] == "env" and "PYTHONHASHSEED=0" in call and "BARE_THREADS=1" in call
+        assert call.index("PYTHONHASHSEED=0") < call.index("bash")

@@ -1,17 +1,58 @@
 """The one app every contender serves: hello world, a rendered template, a
 realistic page (the template after a 1 ms wait standing in for a database
 call), the same after a 5 ms wait (a slower query), a large download made in
-memory, a 100 KB static file (written at image build time), and Server-Sent
-Events (an event every `every` seconds, stamped with the server's clock)."""
+memory, a 100 KB static file (written at image build time), Server-Sent
+Events (an event every `every` seconds, stamped with the server's clock),
+and two pages shaped like the ones real apps compute (issue 61): a large
+list page behind a password check, and a short wait then a list page."""
 
+import datetime
 import hashlib
 import json
 import os
+import random
+import sys
 import time
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, abort, render_template, request
+from werkzeug.security import check_password_hash, generate_password_hash
 
 app = Flask(__name__)
+
+# --pages measures a pool with Python's switch interval raised (how long a
+# thread may run before it must offer the GIL to another: 5 ms by default).
+# Set here, at import, so that it holds in every worker whichever way the
+# server loads the app.
+if os.environ.get("BENCH_SWITCH_INTERVAL"):
+    sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
+
+# Basic auth as Airflow's webserver checks it: Werkzeug's scrypt hash of the
+# password, checked on every request. n = 2**13 (8 MB, some 15 ms here) is a
+# quarter of Werkzeug's default cost: modest, as the issue asks.
+PASSWORD = "correct horse battery staple"
+PASSWORD_HASH = generate_password_hash(PASSWORD, method="scrypt:8192:8:1")
+
+
+def records(count: int) -> list[dict]:
+    """The rows of a list page, the same on every server (a fixed seed)."""
+    draw = random.Random(61)
+    start = datetime.datetime(2026, 1, 1)
+    states = ("success", "running", "failed", "queued", "skipped")
+    return [{
+        "id": number, "name": f"pipeline_{number:04d}_{draw.choice(('etl', 'report', 'sync', 'ml'))}",
+        "owner": draw.choice(("data-eng", "analytics", "ml <ops>", "platform & infra")),
+        "tags": draw.sample(("daily", "hourly", "Finance", "Marketing", "PII", "export", "backfill"), 3),
+        "runs": {state: draw.randrange(0, 400) for state in states},
+        "schedule": draw.choice(("@daily", "@hourly", "0 */6 * * *", "30 2 * * 1-5")),
+        "last_run": start + datetime.timedelta(minutes=draw.randrange(0, 500000)),
+        "duration": draw.uniform(0.5, 3600), "paused": draw.random() < 0.2,
+        "description": " ".join(draw.choice(("loads", "the", "daily", "orders", "into", "warehouse",
+                                             "and", "checks", "their", "totals")) for _ in range(20)),
+    } for number in range(count)]
+
+
+RECORDS = records(400)
+COLUMNS = ("name", "owner", "runs", "schedule", "last run", "duration", "description", "")
 
 
 @app.get("/")
@@ -55,3 +96,37 @@ def events():
             time.sleep(every)
 
     return Response(generate(), mimetype="text/event-stream")
+
+
+@app.get("/heavy")
+def heavy():
+    """A page that computes (Airflow's DAG list behind basic auth): the
+    password's scrypt hash checked, then 300 rows rendered: some 40 ms of
+    CPU, half of it Python holding the GIL (the hash releases it)."""
+    if not check_password_hash(PASSWORD_HASH, PASSWORD):
+        abort(401)
+    return render_template("rows.html", title="Pipelines", rows=RECORDS[:300], total=len(RECORDS),
+                           columns=COLUMNS)
+
+
+@app.get("/mixed")
+def mixed():
+    """A page that waits a little and then computes (a search: a backend's
+    answer, then the results page): a 3 ms wait, then 160 rows rendered,
+    some 12 ms of Python."""
+    time.sleep(0.003)  # the backend's answer
+    return render_template("rows.html", title="Results", rows=RECORDS[:160], total=len(RECORDS),
+                           columns=COLUMNS)
+
+
+@app.get("/detail/<name>")
+def detail(name):
+    """What the list pages link to (url_for builds their links)."""
+    return name
+
+
+@app.get("/interval")
+def interval():
+    """The switch interval this worker runs with: --pages checks that its
+    variant took."""
+    return str(sys.getswitchinterval())

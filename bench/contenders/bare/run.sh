@@ -2,8 +2,10 @@
 # Starts the bare pass (the CPU floor): uWSGI in the background, nginx in
 # the foreground on PORT. BARE_PROTOCOL=uwsgi (uwsgi_pass, the default) or
 # http (HTTP/1.1 over the unix socket, as flaskbox's hop speaks), or
-# gunicorn (gunicorn's gthread workers instead of uWSGI, behind the same
-# nginx, as gunicorn's deployment docs set it up);
+# gunicorn (gunicorn's workers instead of uWSGI, behind the same nginx, as
+# gunicorn's deployment docs set it up: BARE_GUNICORN_CLASS gthread, the
+# default, or sync; BARE_PRELOAD=1 imports the app once, before the fork,
+# as --preload does);
 # BARE_PROCESSES and BARE_THREADS size the pool. A benchmark contender, not
 # a supervisor.
 set -Eeuo pipefail
@@ -32,8 +34,10 @@ esac
 sed -e "s/\${PORT}/${PORT:?}/" -e "s/\${WORKERS}/$(nproc)/" -e "s|\${PASS}|${pass}|" \
 	"$here/nginx.conf" >/tmp/bare/nginx.conf
 if [ "${BARE_PROTOCOL:-uwsgi}" = gunicorn ]; then
-	gunicorn --chdir /app --worker-class gthread --workers "$BARE_PROCESSES" --threads "$BARE_THREADS" \
-		--bind unix:/tmp/bare/gunicorn.sock app:app &
+	preload=()
+	[ "${BARE_PRELOAD:-0}" = 1 ] && preload=(--preload)
+	gunicorn --chdir /app --worker-class "${BARE_GUNICORN_CLASS:-gthread}" --workers "$BARE_PROCESSES" \
+		--threads "$BARE_THREADS" "${preload[@]}" --bind unix:/tmp/bare/gunicorn.sock app:app &
 else
 	uwsgi --ini "$here/uwsgi.ini" "${socket[@]}" &
 fi
