@@ -97,16 +97,15 @@ def forkable(census: threads.Census, processes: int, settings: record.Record) ->
         left = census.left()
     if not left:
         return
-    line = threads.said(left, processes, census.grown)
     if (pinned_lazy_apps(settings) or "").strip().lower() in ("false", "0", "no", "off"):
-        warn(f"{line.split('. A fork')[0]}; UWSGI_LAZY_APPS=false keeps them in the master, and the workers "
+        warn(f"{threads.found(left)}; UWSGI_LAZY_APPS=false keeps them in the master, and the workers "
              "have them only if the app starts them again after a fork (os.register_at_fork)")
         return
     ports = census.listens()
     if ports:
         warn(threads.kept(left, ports))
         return
-    log(line)
+    log(threads.said(left, processes, census.grown))
     try:
         generation().threads.write_text("\n".join(map(str, left)) + "\n")
     except OSError as exc:

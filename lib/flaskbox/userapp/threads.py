@@ -235,12 +235,17 @@ class Census:
         return found
 
 
-def said(left: list[Left], processes: int, grown: int) -> str:
-    """The start's line: what was found, what is done, what it costs."""
+def found(left: list[Left]) -> str:
+    """What the start's lines begin with: the threads, the first NAMED by name."""
     names = ", ".join(map(str, left[:NAMED]))
     more = f" and {len(left) - NAMED} more" if len(left) > NAMED else ""
+    return f"the app's import left {len(left)} thread(s) running in uWSGI's master: {names}{more}"
+
+
+def said(left: list[Left], processes: int, grown: int) -> str:
+    """The start's line: what was found, what is done, what it costs."""
     megabytes = max(round(grown / (1 << 20)), 1)
-    return (f"the app's import left {len(left)} thread(s) running in uWSGI's master: {names}{more}. A fork "
+    return (f"{found(left)}. A fork "
             f"does not copy threads, so forked workers would have their objects but not them: each of the "
             f"{processes} worker(s) loads the app itself instead (lazy-apps), its threads with it, which "
             f"costs about {megabytes} MB a worker (the import's size) where preloaded workers would share "
@@ -251,10 +256,8 @@ def said(left: list[Left], processes: int, grown: int) -> str:
 def kept(left: list[Left], ports: list[int]) -> str:
     """The start's line for an app that stays preloaded though its import
     left threads: it listens on a port each worker could not bind again."""
-    names = ", ".join(map(str, left[:NAMED]))
-    more = f" and {len(left) - NAMED} more" if len(left) > NAMED else ""
     listens = ", ".join(map(str, ports))
-    return (f"the app's import left {len(left)} thread(s) running in uWSGI's master: {names}{more}, and "
+    return (f"{found(left)}, and "
             f"listens on port(s) {listens} (a metrics server, say), which a second worker loading the app "
             "could not bind again: the app stays loaded once, in the master, where those threads run; the "
             "workers, forked from it, have their objects but not them. Start what the workers need after "
