@@ -132,7 +132,7 @@ FEATURE_EDITS = {
 # a step of its path.
 WRAPPER_EDITS = {
     "the whole wrapper (uWSGI calls the app)": [
-        ("pool/wsgi.py", "    return Serve(found.app, timeout, **common)", "    return found.app")],
+        ("pool/wsgi.py", "    serve = Serve(found.app, timeout, **common)", "    return found.app")],
     "the peer from X-Flaskbox-Peer (Request.__init__)": [
         ("request/request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
         if len(fields) == 6:
@@ -158,8 +158,9 @@ WRAPPER_EDITS = {
         ("request/serve.py", "        self.compressed = compressed", "        self.compressed = False")],
     "REQUEST_TIMEOUT's watchdog (its clock and claim)": [
         ("request/request.py", "        self.watched = True\n", ""),
-        ("request/request.py", "        if not watchdog.started:\n            watchdog.new_worker()\n", ""),
-        ("request/request.py", "        watchdog.running[get_ident()] = self\n", "")],
+        ("request/request.py", "        watchdog.note(get_ident(), self)\n", "")],
+    "ADAPTIVE_THREADS' gate (its probes and parking)": [
+        ("pool/wsgi.py", '    if settings["ADAPTIVE_THREADS"] and threads_each > 1:', "    if False:")],
 }
 
 

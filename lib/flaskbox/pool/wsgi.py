@@ -42,7 +42,7 @@ from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
 from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders, threads
-from . import gevent_exit, master
+from . import admission, gevent_exit, master
 from .master import generation, uwsgi_option
 
 try:  # only inside uWSGI
@@ -173,9 +173,32 @@ def from_record(settings: record.Record):
         limits = streams.Limits(float(settings["STREAM_IDLE_TIMEOUT"]),
                                 float(settings["STREAM_MAX_DURATION"]))
         return GeventServe(found.app, timeout, limits, stream_slots(settings["WORKER_CONNECTIONS"]), **common)
+    threads_each = int(uwsgi_option("threads", "1"))
     if settings["CLIENT_STREAM_SHARE"] < 100:
-        common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, int(uwsgi_option("threads", "1")))
-    return Serve(found.app, timeout, **common)
+        common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
+    serve = Serve(found.app, timeout, **common)
+    if settings["ADAPTIVE_THREADS"] and threads_each > 1:
+        gate(serve, threads_each, processes)
+    return serve
+
+
+def gate(serve: Serve, threads_each: int, processes: int) -> None:
+    """ADAPTIVE_THREADS: the watchdog decides each worker's limit, and a
+    thread over it parks in uWSGI's after-request hook (admission.py), after
+    the app's own hook if it set one. Made last: the descriptors open now
+    are not uWSGI's stop pipe."""
+    gate = serve.watchdog.admission = admission.for_worker(threads_each, processes)
+    own = getattr(uwsgi, "after_req_hook", None)
+    if own is None:
+        uwsgi.after_req_hook = gate.after_request
+        return
+
+    def after_request() -> None:
+        try:
+            own()
+        finally:
+            gate.after_request()
+    uwsgi.after_req_hook = after_request
 
 
 def prepare_the_process(settings: record.Record) -> None:

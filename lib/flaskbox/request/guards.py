@@ -159,6 +159,8 @@ class Watchdog:
         # of ours that runs before the app's), never both at once.
         self.exit_claim = threading.Lock()
         self.exit_runner: int | None = None  # the thread of leave's run
+        # ADAPTIVE_THREADS' gate (pool/admission.py), decided on this thread's ticks.
+        self.admission = None
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
@@ -171,7 +173,17 @@ class Watchdog:
                 self.retiring = None
                 self.exit_claim = threading.Lock()
                 self.memory = MemoryCap(self.memory_cap)
+                if self.admission is not None:
+                    self.admission.started()
                 self._start()
+
+    def note(self, ident: int, request) -> None:
+        """A request starts on thread `ident` (request.Request.watch)."""
+        if not self.started:
+            self.new_worker()
+        self.running[ident] = request
+        if self.admission is not None:
+            self.admission.reached(request.waited)
 
     def forked(self) -> None:
         """A fork (uWSGI's master makes each worker so): its watchdog is
@@ -190,7 +202,10 @@ class Watchdog:
 
     def _watch(self) -> None:
         while True:
-            time.sleep(self.every)
+            if self.admission is None:
+                time.sleep(self.every)
+            else:
+                self.admission.pause(self.every)
             now = time.monotonic()
             running = list(self.running.items())
             for ident, request in running:
@@ -200,6 +215,8 @@ class Watchdog:
                      if request.expired and now - request.expired_at > STUCK_AFTER]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
+            if self.admission is not None:
+                self.admission.tick(now)
             grown = self.memory.over(now) if self.retiring is None else None
             if grown is not None:
                 self._retire_for_memory(grown, now)

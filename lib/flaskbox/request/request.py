@@ -276,10 +276,8 @@ class Request:
         self.fd = fd
         self.used = self.waited
         self.watched = True
-        if not watchdog.started:
-            watchdog.new_worker()
         self.since = monotonic()
-        watchdog.running[get_ident()] = self
+        watchdog.note(get_ident(), self)
 
     def unwatch(self) -> None:
         """The watchdog lets the request go: it leaves the registry."""

@@ -59,9 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
         default_doc="`16`; 1 with `gevent` (computed)",
         form="a whole number of threads per process from 1 to 1024",
         parse=whole(1, 1024),
-        doc=("Threads per uWSGI process (`sync` only): requests each process serves at once. Each open "
-             "stream holds one. `4` saves CPU where the app never waits or streams "
-             "([benchmarks](BENCHMARKS.md#profile-of-the-threaded-default))."),
+        doc=("Threads per uWSGI process (`sync` only): the most requests each process serves at once; "
+             "ADAPTIVE_THREADS runs fewer while they compute. Each open stream holds one."),
         enforced=(
             "app.ini: threads",
             "__main__.render_configs (its log line)",
@@ -71,6 +70,20 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.pids.fitted_threads",
             "settings.resolve._pool_pids (POOL_PIDS: room for a reload's third pool, arbiter.Arbiter)",
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: `capacity`)",
+        ),
+    ),
+    Setting(
+        "ADAPTIVE_THREADS",
+        default="1",
+        form="1 (each process runs as many requests at once as keep the CPUs busy) or 0",
+        parse=flag,
+        doc=("`1` (`sync`): each process runs only as many of its UWSGI_THREADS requests at once as keep it "
+             "busy: fewer while Python's lock or the CPUs are saturated, more again while requests wait and "
+             "both have room. Pages that compute stop taking turns at the lock; waits still get every thread "
+             "([production.md](production.md#adaptive-threads)). `0`: every thread, always."),
+        enforced=(
+            "pool.wsgi.from_record (pool.admission.Admission, uWSGI's after-request hook)",
+            "__main__.render_configs (the pool's line in the start's log)",
         ),
     ),
     Setting(

@@ -72,9 +72,13 @@ TEXTS: dict[str, tuple[str, str]] = {
          '不是宿主机的核数。'),
     'UWSGI_THREADS': (
         '`16`；`gevent` 时为 1（自动计算）',
-        '每个 uWSGI 进程的线程数（仅 `sync`）：每个进程同时处理的请求数。'
-         '每个打开的流占用一个线程。应用从不等待、也不使用流时，设为 `4` '
-         '可节省 CPU（[基准测试](../BENCHMARKS.md#profile-of-the-threaded-default)）。'),
+        '每个 uWSGI 进程的线程数（仅 `sync`）：每个进程最多同时处理的请求数；'
+         '请求在计算时 ADAPTIVE_THREADS 会让同时运行的更少。每个打开的流占用一个线程。'),
+    'ADAPTIVE_THREADS': (
+        '`1`',
+        '`1`（`sync`）：每个进程同时只运行能让它保持忙碌的那么多个请求（最多 UWSGI_THREADS 个）：'
+        'Python 的锁或 CPU 饱和时少一些，请求在排队而两者都有余量时再多一些。计算型页面不再轮流争抢锁，'
+        '等待型请求仍能用上每一个线程（[production.md](production.md#自适应线程)）。`0`：始终使用全部线程。'),
     'STICKY_CLIENTS': (
         '`gevent` 时为 `1`，`sync` 时为 `0`（自动计算）',
         '`1`：每个客户端（按它的地址，或受信任代理报告的地址）总是由同一个 uWSGI 进程服务，'

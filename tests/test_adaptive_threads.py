@@ -1,0 +1,161 @@
+"""ADAPTIVE_THREADS in a container: a page that computes runs about one
+request at a time in each process once the pool has measured it, where 16
+threads ran as many as reached the process; a page that waits still runs
+many at once; threads parked by the gate go back to uWSGI at a reload and
+at a stop, so neither waits for a worker that will not end. Each answer
+says how many requests its process held when it began, which only the
+app's own count can say. The rule in process: test_admission.py."""
+
+from __future__ import annotations
+
+import http.client
+import statistics
+import threading
+import time
+
+import pytest
+
+from helpers import docker, share_with_container
+
+APP = """\
+import os
+import threading
+import time
+
+from flask import Flask
+
+app = Flask(__name__)
+lock = threading.Lock()
+inside = 0
+
+
+def counted(work):
+    global inside
+    with lock:
+        inside += 1
+        began = inside
+    try:
+        work()
+    finally:
+        with lock:
+            inside -= 1
+    return f"{os.getpid()} {began}\\n"
+
+
+def compute():
+    # About 15 ms of Python holding its lock: a template or an ORM's objects.
+    total = 0
+    for number in range(150_000):
+        total += number * number
+
+
+@app.get("/")
+def index():
+    return "ready"
+
+
+@app.get("/compute")
+def computes():
+    return counted(compute)
+
+
+@app.get("/wait")
+def waits():
+    return counted(lambda: time.sleep(0.02))
+"""
+PROCESSES = "2"
+# The pool settles within a few of its half-second windows; what the
+# requests saw after that is judged.
+SETTLE = 3.0
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adaptive") / "app"
+    root.mkdir()
+    (root / "app.py").write_text(APP)
+    share_with_container(root)
+    return root
+
+
+def load(port: int, path: str, clients: int, seconds: float) -> list[tuple[float, int, int]]:
+    """(seconds since the start, status, requests its process held) of
+    every answer, from `clients` keep-alive connections."""
+    seen: list[tuple[float, int, int]] = []
+    begun = time.monotonic()
+    end = begun + seconds
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < end:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            held = int(body.split()[1]) if resp.status == 200 else 0
+            seen.append((time.monotonic() - begun, resp.status, held))
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return seen
+
+
+def settled(seen) -> list[int]:
+    assert {status for _, status, _ in seen} == {200}, sorted({status for _, status, _ in seen})
+    return [held for at, _, held in seen if at >= SETTLE]
+
+
+def pool(containers, app_dir, adaptive: str):
+    return containers.serving(env={"UWSGI_PROCESSES": PROCESSES, "ADAPTIVE_THREADS": adaptive},
+                              docker_args=("-v", f"{app_dir}:/app:ro"))
+
+
+def test_a_page_that_computes_runs_one_at_a_time_in_each_process(containers, app_dir):
+    c = pool(containers, app_dir, "1")
+    assert "as many at once as keep each busy (ADAPTIVE_THREADS" in c.logs(), c.logs()
+    held = settled(load(c.port, "/compute", 12, SETTLE + 4))
+    # Twelve clients on two processes: six each, were all let in.
+    assert statistics.median(held) <= 2 and statistics.quantiles(held, n=10)[-1] <= 3, \
+        (sorted(held), c.logs()[-3000:])
+
+
+def test_without_it_every_request_that_reaches_a_process_runs_at_once(containers, app_dir):
+    c = pool(containers, app_dir, "0")
+    held = settled(load(c.port, "/compute", 12, SETTLE + 2))
+    assert statistics.quantiles(held, n=10)[-1] >= 5, sorted(held)
+
+
+def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir):
+    c = pool(containers, app_dir, "1")
+    # The gate first lowered by pages that compute, then the waits raise it again.
+    load(c.port, "/compute", 12, SETTLE)
+    seen = load(c.port, "/wait", 32, SETTLE + 3)
+    held = settled(seen)
+    assert max(held) >= 10 and statistics.median(held) >= 6, (sorted(held), c.logs()[-3000:])
+    # 32 clients each waiting 20 ms: 1600 answers a second at most.
+    late = [at for at, _, _ in seen if at >= SETTLE]
+    assert len(late) / 3 >= 500, len(late) / 3
+
+
+def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, app_dir):
+    c = pool(containers, app_dir, "1")
+    load(c.port, "/compute", 12, SETTLE)
+    c.signal("HUP", "1")
+    c.wait_until(lambda: "SIGHUP: uWSGI serves the app's new code" in c.logs(), "the new code serves")
+    serves = time.monotonic()
+    # The old code's idle workers end at once, their parked threads woken
+    # by uWSGI's stop pipe; left parked, the arbiter kills them some seconds
+    # later, calling them slow to stop.
+    c.wait_until(lambda: "the old code (generation 1) has finished its requests and stopped" in c.logs(),
+                 "the old code stopped")
+    assert time.monotonic() - serves < 3, c.logs()[-3000:]
+    load(c.port, "/compute", 12, SETTLE)
+    stopped = time.monotonic()
+    docker("stop", "-t", "30", c.name, timeout=60)
+    assert c.exit_code() == 0 and time.monotonic() - stopped < 10, c.logs()[-3000:]
+    logs = c.logs()
+    # The arbiter's word for a worker killed past its budget, and uWSGI's.
+    assert "slow to stop" not in logs and "NO MERCY" not in logs, logs[-4000:]

@@ -1,0 +1,172 @@
+"""ADAPTIVE_THREADS in process (pool/admission.py): what a window's figures
+decide, how uWSGI's stop pipe is told from the pipes Python makes, and a
+thread over the limit parked in the after-request hook until the limit is
+raised or the worker stops. The containers' proof: test_adaptive_threads.py."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+
+import pytest
+
+from flaskbox.pool import admission
+from flaskbox.pool.admission import CONTENDED, Admission, Decision, lock_wait
+
+FREE, TAKEN = 0.0, 0.8  # the share of a window's probes that found the lock taken
+IDLE_CPUS, QUEUE = 0.3, admission.QUEUED * 2
+
+
+def decide(limit: int, taken: float = FREE, cpus_busy: float = IDLE_CPUS, own: float = 0.1,
+           waited: float = 0.0, share: float = 0.5, threads: int = 16) -> int:
+    return Decision(taken, cpus_busy, own, share, waited, limit, threads).limit
+
+
+def test_a_taken_lock_halves_the_limit_down_to_one():
+    assert [decide(n, taken=TAKEN, waited=QUEUE) for n in (16, 12, 3, 2, 1)] == [8, 6, 1, 1, 1]
+
+
+def test_saturated_cpus_lower_it_only_where_this_process_has_its_share():
+    # Another container (or a busy loop) keeps the CPUs busy, this process waits on I/O: not its turn-taking.
+    assert decide(8, cpus_busy=1.0, own=0.1, waited=QUEUE) == 16
+    # Four processes on two CPUs, each computing: its half of a CPU.
+    assert decide(8, cpus_busy=0.97, own=0.45) == 4
+    # Or the work done outside the lock takes every CPU: no doubling however long the queue.
+    assert decide(8, cpus_busy=0.97, own=0.45, waited=QUEUE) == 4
+
+
+def test_requests_that_waited_for_a_worker_double_it_while_the_lock_is_free():
+    assert [decide(n, waited=QUEUE) for n in (1, 2, 6, 12, 16)] == [2, 4, 12, 16, 16]
+    # Taken in some probes, free in most: it holds.
+    assert decide(4, taken=0.3, waited=QUEUE) == 4
+
+
+def test_it_holds_without_a_queue_and_never_leaves_its_bounds():
+    assert decide(5) == 5
+    assert decide(5, waited=admission.QUEUED / 2) == 5
+    assert decide(3, waited=QUEUE, threads=3) == 3
+
+
+def c_pipe() -> tuple[int, int]:
+    """A pipe as uWSGI makes it, with C's pipe(): no O_CLOEXEC."""
+    fds = (ctypes.c_int * 2)()
+    assert ctypes.CDLL(None, use_errno=True).pipe(fds) == 0
+    return fds[0], fds[1]
+
+
+def test_the_stop_pipe_is_the_one_new_pipe_c_made():
+    known = frozenset(admission.open_pipes().values())
+    python_made = os.pipe()
+    r, w = c_pipe()
+    try:
+        assert admission.stop_pipe(known) == r
+        another = c_pipe()
+        # Two candidates: none is sure, so the worker keeps all its threads.
+        assert admission.stop_pipe(known) is None
+        for fd in another:
+            os.close(fd)
+    finally:
+        for fd in (*python_made, r, w):
+            os.close(fd)
+
+
+@pytest.fixture
+def gate():
+    """A worker's gate of 4 threads, its stop pipe a C pipe of this process."""
+    known = frozenset(admission.open_pipes().values())
+    r, w = c_pipe()
+    gate = Admission(4, known, None, 0.5)
+    gate.started()
+    assert gate.stop_fd == r
+    yield gate, w
+    for fd in (r, gate.wake_r, gate.wake_w):
+        os.close(fd)
+    try:
+        os.close(w)
+    except OSError:
+        pass
+
+
+def finish_requests(gate: Admission, count: int) -> list[threading.Thread]:
+    threads = [threading.Thread(target=gate.after_request, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def until(predicate, what: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, f"not {what} within {within} s"
+        time.sleep(0.01)
+
+
+def test_threads_over_the_limit_park_and_a_raised_limit_lets_some_go(gate):
+    gate, _ = gate
+    gate.limit = 1
+    threads = finish_requests(gate, 3)
+    until(lambda: gate.parked == 3, "three parked")
+    # A fourth thread is within the limit (4 threads, 3 parked): it goes on.
+    lone = finish_requests(gate, 1)[0]
+    lone.join(5)
+    assert not lone.is_alive() and gate.parked == 3
+    gate.unpark(2)
+    until(lambda: gate.parked == 1, "two of three let go")
+    assert sum(thread.is_alive() for thread in threads) == 1
+
+
+def test_uwsgis_stop_lets_every_parked_thread_go(gate):
+    gate, stop_w = gate
+    gate.limit = 1
+    threads = finish_requests(gate, 3)
+    until(lambda: gate.parked == 3, "three parked")
+    os.close(stop_w)  # uWSGI's graceful stop of the worker (gracefully_kill)
+    for thread in threads:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads) and gate.stopping
+    # Once stopping, no thread parks again.
+    finish_requests(gate, 3)[0].join(5)
+    assert gate.parked == 0
+
+
+def test_a_worker_without_a_sure_stop_pipe_never_parks():
+    gate = Admission(4, frozenset(admission.open_pipes().values()), None, 0.5)
+    gate.started()  # no new pipe of C's here
+    assert gate.stop_fd is None
+    gate.limit = 1
+    threads = finish_requests(gate, 3)
+    for thread in threads:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads) and gate.parked == 0
+
+
+@pytest.mark.timed
+def test_the_probe_tells_a_lock_taken_to_compute_from_one_free_while_requests_wait():
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    def io():
+        while not stop.is_set():
+            time.sleep(0.02)
+
+    def probed(target, count: int) -> float:
+        workers = [threading.Thread(target=target, daemon=True) for _ in range(count)]
+        for worker in workers:
+            worker.start()
+        try:
+            return sum(lock_wait() >= CONTENDED for _ in range(20) if not time.sleep(0.01)) / 20
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+            stop.clear()
+
+    # Either side of the lines a decision draws (TAKEN_MOST, FREE_MOST), with
+    # room for a loaded machine, whose CPUs may take a thread holding the lock.
+    assert probed(io, 4) <= 0.3
+    assert probed(spin, 1) >= 0.7
