@@ -47,11 +47,13 @@ WAIT_ROUTE = {"wait 5 ms": "/wait"}
 CLIENTS = (20, 64)
 OPEN_FRACTION = 0.5
 # Seconds each closed loop runs before it counts: 64 requests of /heavy run
-# at once in 4 x 16 threads take some 1.3 s to come back together.
-WARMUP = {"heavy": 1.5, "mixed": 0.7, "wait 5 ms": 0.7}
+# at once in 4 x 16 threads take some 1.3 s to come back together, and the
+# default's ADAPTIVE_THREADS goes from 16 threads to 1 or back in 2 s.
+WARMUP = {"heavy": 2.5, "mixed": 2.5, "wait 5 ms": 2.5}
 OPEN_WARMUP = 0.7
-# The shapes that could be the default on 2 CPUs (processes x threads), and
-# the default with Python's switch interval raised (the app sets it).
+# Fixed shapes on 2 CPUs (processes x threads, ADAPTIVE_THREADS=0) beside the
+# default, which adapts, and the default's shape with Python's switch
+# interval raised (the app sets it).
 SHAPES = {"4x16": (4, 16), "4x4": (4, 4), "2x4": (2, 4), "4x1": (4, 1), "5x1": (5, 1)}
 SWITCH_INTERVAL = "0.02"
 PEERS = ("nginx-gunicorn-sync", "granian")  # the goals' references
@@ -59,18 +61,20 @@ QUIET_CPU = 0.05  # of one CPU: the container has finished what it was left
 
 
 def entrants(default: tuple[int, int]) -> list[Contender]:
-    """flaskbox's default (named flaskbox) and each other shape, the
+    """flaskbox's default (named flaskbox), each fixed shape, the
     switch-interval variant, then the servers the apps ship with and the
     floor."""
-    out = [Contender("flaskbox", f"flaskbox, its default: {default[0]} processes x {default[1]} threads", [])]
+    label = (f"flaskbox, its default: {default[0]} processes x up to {default[1]} threads, as many at once "
+             "as keep each busy (ADAPTIVE_THREADS)")
+    out = [Contender("flaskbox", label, [])]
     for shape, (processes, threads) in SHAPES.items():
-        if (processes, threads) != default:
-            label = f"flaskbox, {processes} processes x {threads} threads"
-            out.append(Contender(f"flaskbox {shape}", label, [],
-                                 env={"UWSGI_PROCESSES": str(processes), "UWSGI_THREADS": str(threads)}))
+        label = f"flaskbox, {processes} processes x {threads} threads, fixed"
+        out.append(Contender(f"flaskbox {shape}", label, [],
+                             env={"UWSGI_PROCESSES": str(processes), "UWSGI_THREADS": str(threads),
+                                  "ADAPTIVE_THREADS": "0"}))
     out.append(Contender("flaskbox 4x16 switch 20 ms",
-                         "flaskbox, 4 x 16, sys.setswitchinterval(0.02) in the app", [],
-                         env={"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "16",
+                         "flaskbox, 4 x 16 fixed, sys.setswitchinterval(0.02) in the app", [],
+                         env={"UWSGI_PROCESSES": "4", "UWSGI_THREADS": "16", "ADAPTIVE_THREADS": "0",
                               "BENCH_SWITCH_INTERVAL": SWITCH_INTERVAL}))
     by_name = {c.name: c for c in contenders(*default)}
     return [*out, nginx_gunicorn_sync(), nginx_gunicorn(), by_name["granian"], bare_pass(*default)]
