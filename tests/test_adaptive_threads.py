@@ -9,11 +9,13 @@ app's own count can say. The rule in process: test_admission.py."""
 from __future__ import annotations
 
 import http.client
+import socket
 import statistics
 import threading
 import time
 
 import pytest
+import requests
 
 from helpers import docker, share_with_container
 
@@ -62,6 +64,15 @@ def computes():
 @app.get("/wait")
 def waits():
     return counted(lambda: time.sleep(0.02))
+
+
+@app.get("/feed")
+def feed():
+    def events():
+        for number in range(20):
+            yield f"data: {number}\\n\\n"
+            time.sleep(0.5)
+    return app.response_class(events(), mimetype="text/event-stream")
 """
 PROCESSES = "2"
 # The pool settles within a few of its half-second windows; what the
@@ -138,6 +149,28 @@ def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir):
     # 32 clients each waiting 20 ms: 1600 answers a second at most.
     late = [at for at, _, _ in seen if at >= SETTLE]
     assert len(late) / 3 >= 500, len(late) / 3
+
+
+def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir):
+    c = pool(containers, app_dir, "1")
+    held = settled(load(c.port, "/compute", 12, SETTLE + 1))
+    assert statistics.median(held) <= 2, sorted(held)  # the limit is down to one or two
+    # Feeds of ten seconds take every thread let in: no request reaches a
+    # process to say it waited, yet the limit must rise for the next one.
+    feeds = [socket.create_connection(("127.0.0.1", c.port), timeout=30) for _ in range(6)]
+    try:
+        for feed in feeds:
+            feed.sendall(b"GET /feed HTTP/1.1\r\nHost: feeds\r\n\r\n")
+        begun = time.monotonic()
+        resp = requests.get(f"http://127.0.0.1:{c.port}/wait", timeout=30)
+        took = time.monotonic() - begun
+        assert resp.status_code == 200 and took < 4, (resp.status_code, took, c.logs()[-3000:])
+        # Every feed was let in meanwhile: its first event has come.
+        for feed in feeds:
+            assert b"data: 0" in feed.recv(4096)
+    finally:
+        for feed in feeds:
+            feed.close()
 
 
 def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, app_dir):

@@ -20,8 +20,8 @@ IDLE_CPUS, QUEUE = 0.3, admission.QUEUED * 2
 
 
 def decide(limit: int, taken: float = FREE, cpus_busy: float = IDLE_CPUS, own: float = 0.1,
-           waited: float = 0.0, share: float = 0.5, threads: int = 16) -> int:
-    return Decision(taken, cpus_busy, own, share, waited, limit, threads).limit
+           waited: float = 0.0, full: bool = False, share: float = 0.5, threads: int = 16) -> int:
+    return Decision(taken, cpus_busy, own, share, waited, full, limit, threads).limit
 
 
 def test_a_taken_lock_halves_the_limit_down_to_one():
@@ -41,6 +41,12 @@ def test_requests_that_waited_for_a_worker_double_it_while_the_lock_is_free():
     assert [decide(n, waited=QUEUE) for n in (1, 2, 6, 12, 16)] == [2, 4, 12, 16, 16]
     # Taken in some probes, free in most: it holds.
     assert decide(4, taken=0.3, waited=QUEUE) == 4
+
+
+def test_every_thread_let_in_held_by_a_stream_doubles_it_though_no_request_could_arrive():
+    # One thread let in, holding an event stream: nothing reaches the worker to say it waited.
+    assert decide(1, full=True) == 2
+    assert decide(1, full=True, taken=TAKEN) == 1
 
 
 def test_it_holds_without_a_queue_and_never_leaves_its_bounds():

@@ -16,12 +16,13 @@ each window between the watchdog's ticks (half a second by default):
 - how busy the CPUs the container may use were, and this process's use of
   its share of them (CpuMeter), for work done outside the lock (a password
   hash, compression) on CPUs that other processes keep busy too;
-- how long the requests that reached the worker had waited for one.
+- how long the requests that reached the worker had waited for one, and
+  whether every thread let in holds a request (streams, long polls).
 
 Mostly taken, or CPUs saturated with this process using its share: more
 requests at once only add turns, so the limit is halved. Nearly always
-free, CPUs not saturated, and requests waited (QUEUED): the limit is
-doubled. Either way 16 and 1 are four windows apart (two seconds), and
+free, CPUs not saturated, and requests waited (QUEUED) or every thread
+let in is held: the limit is doubled. Either way 16 and 1 are four windows apart (two seconds), and
 between the two lines it holds.
 
 A thread over the limit parks once its request has been answered (uWSGI's
@@ -185,14 +186,16 @@ def stop_pipe(known: frozenset[str]) -> int | None:
 class Decision:
     """One window's figures and what they say: lower, raise or hold."""
 
-    def __init__(self, taken: float, cpus_busy: float, own: float, share: float, waited: float,
+    def __init__(self, taken: float, cpus_busy: float, own: float, share: float, waited: float, full: bool,
                  limit: int, threads: int):
         self.taken, self.cpus_busy, self.own, self.waited = taken, cpus_busy, own, waited
         # Python's lock mostly taken, or the CPUs, this process using its share of them.
         cpus = cpus_busy >= CPUS_BUSY and own >= OWN_SHARE * share
         if (taken >= TAKEN_MOST or cpus) and limit > 1:
             self.limit = max(1, limit // 2)
-        elif taken <= FREE_MOST and not cpus and waited >= QUEUED and limit < threads:
+        # Requests waited, or none could have reached it: every thread let in
+        # holds one (a stream, a long poll).
+        elif taken <= FREE_MOST and not cpus and (waited >= QUEUED or full) and limit < threads:
             self.limit = min(threads, limit * 2)
         else:
             self.limit = limit
@@ -222,6 +225,7 @@ class Admission:
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
         self.arrived = self.probes = self.taken = 0
+        self.inside: set[int] = set()  # the threads in a request now
         self.since = None
 
     # --- in the worker ---------------------------------------------------
@@ -242,8 +246,9 @@ class Admission:
         self.since = time.monotonic()
         self.meter = CpuMeter(self.quota)
 
-    def reached(self, waited: float) -> None:
-        """A request reached the wrapper, having waited this long for a worker."""
+    def reached(self, ident: int, waited: float) -> None:
+        """A request reached the wrapper on thread `ident`, having waited this long for a worker."""
+        self.inside.add(ident)
         self.waits += waited
         self.arrived += 1
 
@@ -263,7 +268,8 @@ class Admission:
         waited = self.waits / self.arrived if self.arrived else 0.0
         busy, own = self.meter.read()
         taken = self.taken / self.probes if self.probes else 0.0
-        decision = Decision(taken, busy, own, self.share, waited, self.limit, self.threads)
+        full = len(self.inside) >= self.threads - self.parked
+        decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads)
         self.since, self.waits, self.arrived, self.probes, self.taken = now, 0.0, 0, 0, 0
         if decision.limit > self.limit:
             self.unpark(decision.limit - self.limit)
@@ -287,6 +293,7 @@ class Admission:
     def after_request(self) -> None:
         """uWSGI's after-request hook, in the thread that served: past the
         limit, it parks until the limit is raised or the worker stops."""
+        self.inside.discard(threading.get_ident())
         if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
                 or self.pid != os.getpid():
             return

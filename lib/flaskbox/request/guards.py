@@ -183,7 +183,7 @@ class Watchdog:
             self.new_worker()
         self.running[ident] = request
         if self.admission is not None:
-            self.admission.reached(request.waited)
+            self.admission.reached(ident, request.waited)
 
     def forked(self) -> None:
         """A fork (uWSGI's master makes each worker so): its watchdog is
