@@ -32,7 +32,8 @@ def test_the_pool_fits_the_pids_limit(containers, fixture_image, figure):
     logs = c.logs()
     lowered = re.search(r"UWSGI_THREADS lowered from 16 to (\d+) so that the pool fits", logs)
     assert lowered, logs
-    pool = re.search(r"uWSGI (\d+) processes x (\d+) threads, nginx (\d+) workers", logs)
+    pool = re.search(r"uWSGI (\d+) processes x (?:up to )?(\d+) threads(?: \(ADAPTIVE_THREADS[^)]*\))?, "
+                     r"nginx (\d+) workers", logs)
     assert pool and pool.group(2) == lowered.group(1), logs
     figure("--pids-limit 100: threads per process", lowered.group(1))
     # nginx has every worker it asked for, and each uWSGI thread answers.

@@ -6,7 +6,9 @@ import pytest
 
 from helpers import share_with_container
 
-SUMMARY = re.compile(r"(\d+) CPU\(s\) available: uWSGI (\d+) processes x (\d+) threads, nginx (\d+) workers")
+# "up to" and ADAPTIVE_THREADS' words with sync (pool/admission.py).
+SUMMARY = re.compile(r"(\d+) CPU\(s\) available: uWSGI (\d+) processes x (?:up to )?(\d+) threads"
+                     r"(?: \(ADAPTIVE_THREADS[^)]*\))?, nginx (\d+) workers")
 
 
 def summary(container) -> tuple[int, int, int, int]:

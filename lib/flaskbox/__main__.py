@@ -162,8 +162,7 @@ def render_configs(current: record.Record) -> None:
     each = (f"{values['WORKER_CONNECTIONS']} gevent requests" if values["WORKER_CLASS"] == "gevent"
             else f"{values['UWSGI_THREADS']} threads")
     if values["WORKER_CLASS"] == "sync" and values["ADAPTIVE_THREADS"] and values["UWSGI_THREADS"] != "1":
-        each = (f"up to {each}, as many at once as keep each busy (ADAPTIVE_THREADS: fewer while "
-                "Python's lock or the CPUs are saturated, so that pages that compute do not take turns)")
+        each = f"up to {each} (ADAPTIVE_THREADS: fewer at once while Python's lock or the CPUs are saturated)"
     pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {each} (cheaper "
             f"mode: {cheaper} kept running, more started under load)" if cheaper else
             f"uWSGI {values['UWSGI_PROCESSES']} processes x {each}")
