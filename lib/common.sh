@@ -96,7 +96,8 @@ flaskbox_json_logs_relay() {
 	(
 		# Only the read end here: no writer held, so the relay sees the end.
 		exec <"/proc/self/fd/$FLASKBOX_JSON_LOGS_FD" {FLASKBOX_JSON_LOGS_FD}>&-
-		python3 -I -m flaskbox json-log 1>&"$FLASKBOX_STDERR_FD" 2>&"$FLASKBOX_STDERR_FD"
+		# Unheld (flaskbox_unheld), as the arbiter starts a new one.
+		flaskbox_unheld python3 -I -m flaskbox json-log 1>&"$FLASKBOX_STDERR_FD" 2>&"$FLASKBOX_STDERR_FD"
 		exit "$?"
 	) 2>/dev/null &
 	FLASKBOX_JSON_LOGS_PID=$!
