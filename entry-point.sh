@@ -72,13 +72,15 @@ flaskbox_held_stop() {
 #   FLASKBOX_HELD: 128 + the stop signal pending for this shell, or empty.
 #   Read from /proc/self/status with builtins, no fork (a subshell would
 #   read its own): this thread's pending signals (SigPnd) and its
-#   process's (ShdPnd, what kill and docker stop send).
+#   process's (ShdPnd, what kill and docker stop send). A status without
+#   them (no such kernel) leaves it empty: the traps are all there is.
 flaskbox_held() {
 	local status='' pending=0
 	FLASKBOX_HELD=''
 	IFS= read -r -d '' status </proc/self/status || true
-	[[ "$status" =~ SigPnd:[[:space:]]*([0-9a-f]+) ]] && pending=$((16#${BASH_REMATCH[1]}))
-	[[ "$status" =~ ShdPnd:[[:space:]]*([0-9a-f]+) ]] && pending=$((pending | 16#${BASH_REMATCH[1]}))
+	# One match (0.1 to 0.2 ms; two took half as long again): the lines follow each other.
+	[[ "$status" =~ SigPnd:[[:space:]]*([0-9a-f]+).ShdPnd:[[:space:]]*([0-9a-f]+) ]] &&
+		pending=$((16#${BASH_REMATCH[1]} | 16#${BASH_REMATCH[2]}))
 	# Bit N-1 is signal N: TERM (15) first, then INT (2), QUIT (3).
 	if ((pending & 1 << 14)); then
 		FLASKBOX_HELD=143
