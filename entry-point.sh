@@ -100,7 +100,18 @@ flaskbox_held() {
 #   9.10; 0.6 ms more than the command alone). A stop already pending for
 #   it is taken at once, and ends it.
 flaskbox_unheld() {
-	env --default-signal=TERM,INT,QUIT "$@"
+	flaskbox_unheld_argv "$@"
+	env --default-signal=TERM,INT,QUIT "${FLASKBOX_UNHELD[@]}"
+}
+
+# flaskbox_unheld_argv COMMAND [ARG...]
+#   FLASKBOX_UNHELD: the arguments for env that run COMMAND. env would take
+#   a first word with a '=' in it (a hook named so, `docker run IMAGE A=B`)
+#   for a variable to set: such a one goes through sh's exec instead.
+flaskbox_unheld_argv() {
+	FLASKBOX_UNHELD=("$@")
+	# shellcheck disable=SC2016 # sh expands them
+	[[ "$1" != *=* ]] || FLASKBOX_UNHELD=(sh -c 'exec "$@"' sh "$@")
 }
 
 # Run (not sourced): TERM ends a start, HUP does not.
@@ -296,8 +307,9 @@ flaskbox_start_production() {
 flaskbox_exec() {
 	# tini gives its child the mask it came with: unheld after it, so that
 	# a stop it forwards meanwhile is still taken (and ends the command).
-	[ "$$" != 1 ] || exec tini -- env --default-signal=TERM,INT,QUIT "$@"
-	exec env --default-signal=TERM,INT,QUIT "$@"
+	flaskbox_unheld_argv "$@"
+	[ "$$" != 1 ] || exec tini -- env --default-signal=TERM,INT,QUIT "${FLASKBOX_UNHELD[@]}"
+	exec env --default-signal=TERM,INT,QUIT "${FLASKBOX_UNHELD[@]}"
 }
 
 # flaskbox_exec_command COMMAND [ARG...]
