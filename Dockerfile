@@ -311,7 +311,8 @@ STOPSIGNAL SIGTERM
 # it cannot be killed from inside the container; debug mode and other
 # commands it runs under tini (entry-point.sh says why). env holds the stop
 # signals first: PID 1 drops one that comes before a handler, and bash's
-# start has none (3 stops in 10 lost beside busy CPUs); held, it waits.
+# start has none (beside busy CPUs, 3 runs of test_stop_anytime in 10 lost
+# one); held, it waits.
 ENTRYPOINT ["/usr/bin/env", "--block-signal=TERM,INT,QUIT", "/usr/local/bin/entry-point.sh"]
 CMD []
 

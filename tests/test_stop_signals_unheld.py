@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -83,8 +82,3 @@ def test_the_servers_hold_no_stop_signal_once_serving(containers, argv):
             mask = re.search(r"^SigBlk:\s*(\w+)", status, re.M)
             assert mask is None or not held(mask.group(1)), f"{command}: {mask.group(0)}"
 
-
-def test_the_entrypoint_starts_with_the_stop_signals_held():
-    # The Dockerfile's ENTRYPOINT: env holds them before bash starts.
-    dockerfile = (Path(__file__).parent.parent / "Dockerfile").read_text()
-    assert '"--block-signal=TERM,INT,QUIT"' in re.search(r"^ENTRYPOINT .*$", dockerfile, re.M).group(0)
