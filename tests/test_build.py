@@ -91,7 +91,8 @@ def test_image_metadata(image):
     assert config["StopSignal"] == "SIGTERM"
     # The entry-point is PID 1 (it supervises the servers; tini runs the
     # rest), the stop signals held from env on (test_stop_anytime.py).
-    assert config["Entrypoint"] == ["/usr/bin/env", "--block-signal=TERM,INT,QUIT", "/usr/local/bin/entry-point.sh"]
+    assert config["Entrypoint"] == ["/usr/bin/env", "--block-signal=TERM,INT,QUIT",
+                                    "/usr/local/bin/entry-point.sh"]
     labels = config["Labels"]
     for key in ("title", "description", "version", "revision"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
