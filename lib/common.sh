@@ -96,6 +96,9 @@ flaskbox_json_logs_relay() {
 	(
 		# Only the read end here: no writer held, so the relay sees the end.
 		exec <"/proc/self/fd/$FLASKBOX_JSON_LOGS_FD" {FLASKBOX_JSON_LOGS_FD}>&-
+		# It keeps the stop signals the entry-point holds (and, a job in
+		# the background, SIGINT and SIGQUIT ignored): it ends at the
+		# pipe's end, never by a signal, the last lines relayed.
 		python3 -I -m flaskbox json-log 1>&"$FLASKBOX_STDERR_FD" 2>&"$FLASKBOX_STDERR_FD"
 		exit "$?"
 	) 2>/dev/null &

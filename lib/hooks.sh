@@ -44,10 +44,14 @@ flaskbox_run_hooks() {
 #   failure stops startup with the hook's exit code; in debug mode, where
 #   broken code never stops the container, it is reported and the hook runs
 #   again once a file it may depend on changes (_await_fix). Either way a
-#   package requirements.txt asks for and the image lacks is named.
+#   package requirements.txt asks for and the image lacks is named. The
+#   executables run unheld (flaskbox_unheld); what a sourced *.envsh starts
+#   inherits this shell's held stop signals (docs/configuration.md).
 _run_hook() {
 	local how="$1" hook="$2" status sources=''
 	while :; do
+		# A stop held while the last hook ran ends the start before this one.
+		flaskbox_held_stop
 		status=0
 		[ "${FLASKBOX_MODE:-}" != debug ] || sources="$(_hook_sources sources)"
 		_hook_crlf "$hook" || status=2
@@ -60,14 +64,14 @@ _run_hook() {
 				flaskbox_log "running $hook"
 				# FLASKBOX_HOOK_WRITES: a failing hook's Python names refused
 				# writes next to the app's code (flaskbox/userapp/hook_writes.py).
-				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 "$hook" >&2 || status=$?
+				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 flaskbox_unheld "$hook" >&2 || status=$?
 				;;
 			bash)
 				flaskbox_log "running $hook"
-				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 bash "$hook" >&2 || status=$?
+				FLASK_APP="${FLASK_APP:-$APP_MODULE}" FLASKBOX_HOOK_WRITES=1 flaskbox_unheld bash "$hook" >&2 || status=$?
 				;;
 		esac
-		[ "$status" -ne 0 ] || return 0
+		[ "$status" -ne 0 ] || { flaskbox_held_stop; return 0; }
 		if [ "${FLASKBOX_MODE:-}" != debug ]; then
 			flaskbox_error "hook $hook failed with exit code $status; not starting"
 			_hint_missing_packages
@@ -138,25 +142,35 @@ _hook_sources() {
 #   Debug mode, after HOOK failed: wait for a save under /app or in the
 #   hooks (any change since STATE, taken before the hook ran), so that the
 #   caller runs it again. docker stop or Ctrl-C meanwhile ends the container
-#   at once, with 0: the watcher runs in the background, so that the trap
-#   runs without waiting for it.
+#   at once, with 0. The watcher runs in the background and says its exit
+#   code on a pipe this shell reads with a timeout: a held stop is looked
+#   for (flaskbox_held_stop's way) twice a second, an unheld one's trap runs
+#   without waiting for the watcher.
 _await_fix() {
-	local hook="$1" state="$2" watcher status
+	local hook="$1" state="$2" watch watcher status='' read_status
 	flaskbox_log "debug mode: waiting for a change in /app or in the hooks, then running $hook again" \
 		"(docker stop to give up)"
-	_hook_sources await-change "$state" &
+	exec {watch}< <(
+		code=0
+		_hook_sources await-change "$state" || code=$?
+		printf '%s\n' "$code"
+	)
 	watcher=$!
 	# shellcheck disable=SC2064 # the watcher's pid, now
 	trap "kill $watcher 2>/dev/null; exit 0" TERM INT
 	while :; do
-		status=0
-		wait "$watcher" || status=$?
-		# A SIGHUP (its trap logs it) interrupts wait, not the watcher.
-		kill -0 "$watcher" 2>/dev/null || break
+		read_status=0
+		IFS= read -r -t 0.5 -u "$watch" status || read_status=$?
+		# Over 128: the timeout (or a SIGHUP, its trap logs it); else the code, or the end.
+		[ "$read_status" -gt 128 ] || break
+		flaskbox_held
+		# The watcher holds the stop signals too: PID 1's end ends it.
+		[ -z "$FLASKBOX_HELD" ] || { kill "$watcher" 2>/dev/null; exit 0; }
 	done
+	exec {watch}<&-
 	flaskbox_early_signals
-	if [ "$status" -ne 0 ]; then
-		flaskbox_error "could not watch /app for a fix (exit code $status); not starting"
+	if [ "${status:-1}" -ne 0 ]; then
+		flaskbox_error "could not watch /app for a fix (exit code ${status:-1}); not starting"
 		exit 1
 	fi
 	flaskbox_log "a change under /app or in the hooks: running $hook again"

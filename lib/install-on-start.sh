@@ -65,7 +65,7 @@ flaskbox_install_os_packages() {
 	if [ -n "$missing" ]; then
 		flaskbox_log "INSTALL_ON_START: installing OS packages from $FLASKBOX_REQUIREMENTS_OS: $missing"
 		# shellcheck disable=SC2086 # one word per package
-		{ apt-get update && apt-get install -y --no-install-recommends $missing; } >&2 || status=$?
+		{ flaskbox_unheld apt-get update && flaskbox_unheld apt-get install -y --no-install-recommends $missing; } >&2 || status=$?
 		if [ "$status" -ne 0 ]; then
 			flaskbox_error "apt could not install the packages in $FLASKBOX_REQUIREMENTS_OS" \
 				"(exit code $status, apt's message is above); not starting"
@@ -143,7 +143,7 @@ _install_python_requirements() {
 		_layered_venv "$venv"
 		_warn_if_noexec "$venv"
 		flaskbox_log "INSTALL_ON_START: installing Python packages from $FLASKBOX_REQUIREMENTS"
-		"$venv/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
+		flaskbox_unheld "$venv/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
 			-r "$FLASKBOX_REQUIREMENTS" >&2 || status=$?
 		if [ "$status" -ne 0 ]; then
 			flaskbox_error "pip could not install $FLASKBOX_REQUIREMENTS (exit code $status," \

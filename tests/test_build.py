@@ -89,8 +89,10 @@ def test_image_metadata(image):
     assert config["User"] and not config["User"].startswith(("0", "root"))
     assert set(config["ExposedPorts"]) == {"80/tcp", "5000/tcp"}
     assert config["StopSignal"] == "SIGTERM"
-    # The entry-point is PID 1 (it supervises the servers; tini runs the rest).
-    assert config["Entrypoint"] == ["/usr/local/bin/entry-point.sh"]
+    # The entry-point is PID 1 (it supervises the servers; tini runs the
+    # rest), the stop signals held from env on (test_stop_anytime.py).
+    assert config["Entrypoint"] == ["/usr/bin/env", "--block-signal=TERM,INT,QUIT",
+                                    "/usr/local/bin/entry-point.sh"]
     labels = config["Labels"]
     for key in ("title", "description", "version", "revision"):
         assert labels.get(f"org.opencontainers.image.{key}"), key

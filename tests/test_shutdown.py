@@ -75,8 +75,10 @@ def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args,
     c = containers.run(*mode_args, docker_args=(*mounts, "--cpu-shares", "10240"))
     idle(c, mode_args)
     # Production: the arbiter the entry-point execs supervises as PID 1;
-    # debug mode: tini forwards the stop to the dev server.
-    expected = "tini -- python -m flaskbox.debug.server" if mode_args else "python3 -I -m flaskbox.arbiter"
+    # debug mode: tini forwards the stop to the dev server (through env,
+    # which unblocks the stop signals the entry-point held for it).
+    expected = ("tini -- env --default-signal=TERM,INT,QUIT python -m flaskbox.debug.server" if mode_args
+                else "python3 -I -m flaskbox.arbiter")
     assert pid1_command(c).startswith(expected), pid1_command(c)
     since = time.time()
     timed_stop(c)

@@ -7,7 +7,9 @@ entry-point and from the arbiter alike; once serving, 0.
 
 The TERM at Python's start goes straight from this host (as root, as the
 engine's own does): the docker CLI takes longer to send one than Python
-takes to start.
+takes to start. So does the TERM at bash's start (before its traps, the
+first time and again after the step down from root): PID 1 dropped it,
+and the container went on to serve, until the ENTRYPOINT's env held it.
 
 A worker still being born when the stop comes (uWSGI ignores its graceful
 stop until it has installed the handler) holds the stop and ends with its
@@ -41,6 +43,7 @@ BOUND = 3.0
 AT_ONCE = 3
 TERM = 1 << (signal.SIGTERM - 1)
 ARBITER = "python3 -I -m flaskbox.arbiter"
+BASH = "bash /usr/local/bin/entry-point.sh"
 
 
 def stop_at(container, offset: float, since: float) -> tuple[int, float]:
@@ -99,9 +102,16 @@ def test_a_stop_anywhere_in_the_start_or_a_reload_ends_within_3_s(containers, fi
 
 def signal_state(pid: int) -> tuple[str, int, int]:
     """PID's command line, and its blocked and caught signals (bit masks)."""
+    command, _, blocked, caught = process_state(pid)
+    return command, blocked, caught
+
+
+def process_state(pid: int) -> tuple[str, int, int, int]:
+    """PID's command line, real uid, and blocked and caught signals."""
     command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return command, int(fields["SigBlk"], 16), int(fields["SigCgt"], 16)
+    uid = int(fields["Uid"].split()[0])
+    return command, uid, int(fields["SigBlk"], 16), int(fields["SigCgt"], 16)
 
 
 def term_before_the_handlers(containers) -> tuple[bool, int, str]:
@@ -131,6 +141,50 @@ def test_a_term_before_the_arbiters_handlers_waits_for_them(containers):
     for _, code, logs in results:
         assert code == 128 + signal.SIGTERM, logs
         assert "flaskbox: stopping before the app was ready" in logs, logs
+
+
+def term_in_bashs_start(containers, stepped_down: bool) -> tuple[bool, int, str]:
+    """SIGTERM to PID 1 the moment it is bash, before its TERM trap (as
+    root: after the step down, as the image's user): (whether it came
+    before the trap, the exit code, the log). The window is a millisecond
+    or two: polled without a pause, from this host."""
+    c = containers.run(docker_args=("--user", "0") if stepped_down else ())
+    pid = int(c.inspect()["State"]["Pid"])
+    early = False
+    try:
+        while True:
+            command, uid, _, caught = process_state(pid)
+            if command.startswith(ARBITER):
+                break  # past bash: this run proved nothing
+            if command.startswith(BASH) and (uid != 0 or not stepped_down) and not caught & TERM:
+                os.kill(pid, signal.SIGTERM)
+                early = not process_state(pid)[3] & TERM
+                break
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # PID 1 already gone
+    if not early:
+        c.remove()
+        return False, 0, ""
+    code = c.wait_exit(timeout=BOUND)
+    logs = c.logs()
+    c.remove()
+    return early, code, logs
+
+
+@pytest.mark.parametrize("stepped_down", [False, True], ids=["first-start", "after-the-step-down"])
+def test_a_term_in_bashs_own_start_ends_the_start(containers, stepped_down):
+    # Before the ENTRYPOINT's env held the stop signals, PID 1 dropped this
+    # TERM (bash's start has no trap yet) and the container served on.
+    results = []
+    for _ in range(20):
+        results.append(term_in_bashs_start(containers, stepped_down))
+        if sum(early for early, _, _ in results) >= 3:
+            break
+    proved = [(code, logs) for early, code, logs in results if early]
+    assert proved, "no TERM came before bash's trap in 20 starts: nothing was proved"
+    for code, logs in proved:
+        assert code == 128 + signal.SIGTERM, logs
+        assert "flaskbox: serving" not in logs, logs
 
 
 @pytest.mark.parametrize("worker_class", ["sync", "gevent"])
