@@ -20,6 +20,8 @@
     bench/run.sh --pages         pages that compute (40 ms, 12 ms + a wait) at 20 and 64 clients and an
                                  open loop: flaskbox's pool shapes, gunicorn sync and gthread, Granian,
                                  the floor (pages.py)
+    bench/run.sh --pages --ballast MB   the pool's memory after /heavy, an app importing MB of objects,
+                                 against gunicorn sync --preload (pool_memory.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -106,6 +108,9 @@ def parse_args() -> argparse.Namespace:
                           help="pages that compute, at 20 and 64 clients and an open loop at half the "
                                "peers' capacity: flaskbox's pool shapes against gunicorn sync (--preload) "
                                "and gthread, Granian and the floor (at least 5 rounds)")
+    parser.add_argument("--ballast", type=int, metavar="MB",
+                        help="with --pages: only the memory goal, an app that imports this many MB of "
+                             "objects (pool_memory.py)")
     parser.add_argument("--before", metavar="COMMIT",
                         help="with --prices, --floor or --account: that version of flaskbox's Python and "
                              "nginx templates measured in the same run, mounted over this image's "
@@ -214,6 +219,10 @@ def run_pages(args: argparse.Namespace, rounds: int, seconds: float) -> int:
         entrants = [c for c in entrants if c.name in ("flaskbox", "nginx-gunicorn-sync")]
         return pages.run(entrants, 1, 1, machine(), args.out, routes={"heavy": pages.ROUTES["heavy"]},
                          clients=(4,))
+    if args.ballast:
+        import pool_memory
+        entrants = [c for c in entrants if c.name in ("flaskbox", "nginx-gunicorn-sync")]
+        return pool_memory.run(entrants, args.ballast, seconds, machine(), args.out)
     if args.only:
         entrants = [c for c in entrants if c.name in args.only or not c.name.startswith("flaskbox")]
     return pages.run(entrants, max(rounds, 5), seconds, machine(), args.out)

@@ -26,6 +26,12 @@ app = Flask(__name__)
 if os.environ.get("BENCH_SWITCH_INTERVAL"):
     sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
 
+# --pages --ballast: a large app's import (its models, its tables, its
+# plugins), this many MB of Python objects made before the fork, so that the
+# pool's memory after a load says what the workers copied of it.
+BALLAST = [{"id": number, "name": f"row {number}", "tags": [number, -number]}
+           for number in range(int(os.environ.get("BENCH_BALLAST_MB", "0")) * 2550)]
+
 # Basic auth as Airflow's webserver checks it: Werkzeug's scrypt hash of the
 # password, checked on every request. n = 2**13 (8 MB, some 15 ms here) is a
 # quarter of Werkzeug's default cost: modest, as the issue asks.
