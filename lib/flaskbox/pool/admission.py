@@ -253,13 +253,16 @@ class Admission:
         self.arrived += 1
 
     def pause(self, seconds: float) -> None:
-        """The watchdog's wait for its next tick, probing the lock meanwhile."""
+        """The watchdog's wait for its next tick, probing the lock meanwhile
+        (a worker whose gate is off, started(), just waits)."""
+        if self.since is None:
+            time.sleep(seconds)
+            return
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             time.sleep(min(PROBE_EVERY, left))
-            if self.since is not None:
-                self.probes += 1
-                self.taken += lock_wait() >= CONTENDED
+            self.probes += 1
+            self.taken += lock_wait() >= CONTENDED
 
     def tick(self, now: float) -> Decision | None:
         """From the watchdog's thread: a window's decision, once WINDOW has passed."""
