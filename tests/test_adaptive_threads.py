@@ -66,6 +66,13 @@ def waits():
     return counted(lambda: time.sleep(0.02))
 
 
+@app.get("/long")
+def long():
+    # An export: eight seconds of Python holding its lock.
+    end = time.monotonic() + 8
+    return counted(lambda: [compute() for _ in iter(lambda: time.monotonic() < end, False)])
+
+
 @app.get("/feed")
 def feed():
     def events():
@@ -173,18 +180,48 @@ def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir
             feed.close()
 
 
+def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(containers, app_dir):
+    c = pool(containers, app_dir, "1")
+    held = settled(load(c.port, "/compute", 12, SETTLE + 1))
+    assert statistics.median(held) <= 2, sorted(held)
+    # Two exports of 8 s, one in each process, each holding its one thread
+    # let in, the lock taken: a quick page beside them is not left for 8 s.
+    exports = [threading.Thread(target=requests.get, args=(f"http://127.0.0.1:{c.port}/long",),
+                                kwargs={"timeout": 60}) for _ in range(2)]
+    for export in exports:
+        export.start()
+    time.sleep(0.3)
+    begun = time.monotonic()
+    resp = requests.get(f"http://127.0.0.1:{c.port}/wait", timeout=30)
+    took = time.monotonic() - begun
+    for export in exports:
+        export.join()
+    assert resp.status_code == 200 and took < 4, (resp.status_code, took, c.logs()[-3000:])
+
+
+def gate_states(container) -> list[tuple[int, int]]:
+    """Each worker's "limit parked", as its gate says it (RUNTIME_DIR's gate-PID files)."""
+    out = container.exec("bash", "-c", "cat /tmp/flaskbox/uwsgi/g*/gate-[0-9]* 2>/dev/null").stdout
+    return [tuple(map(int, line.split())) for line in out.splitlines()]
+
+
 def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, app_dir):
     c = pool(containers, app_dir, "1")
-    load(c.port, "/compute", 12, SETTLE)
-    c.signal("HUP", "1")
-    c.wait_until(lambda: "SIGHUP: uWSGI serves the app's new code" in c.logs(), "the new code serves")
-    serves = time.monotonic()
-    # The old code's idle workers end at once, their parked threads woken
-    # by uWSGI's stop pipe; left parked, the arbiter kills them some seconds
-    # later, calling them slow to stop.
-    c.wait_until(lambda: "the old code (generation 1) has finished its requests and stopped" in c.logs(),
-                 "the old code stopped")
-    assert time.monotonic() - serves < 3, c.logs()[-3000:]
+    loading = threading.Thread(target=load, args=(c.port, "/compute", 12, SETTLE + 4))
+    loading.start()
+    try:
+        c.wait_until(lambda: sum(parked for _, parked in gate_states(c)) >= 20, "threads parked",
+                     timeout=SETTLE + 2)
+        c.signal("HUP", "1")
+        c.wait_until(lambda: "SIGHUP: uWSGI serves the app's new code" in c.logs(), "the new code serves")
+        serves = time.monotonic()
+        # The old code's workers end at once, their parked threads woken by
+        # uWSGI's stop pipe (or, a moment later, by a window with no request).
+        c.wait_until(lambda: "the old code (generation 1) has finished its requests and stopped" in c.logs(),
+                     "the old code stopped")
+        assert time.monotonic() - serves < 3, c.logs()[-3000:]
+    finally:
+        loading.join()
     load(c.port, "/compute", 12, SETTLE)
     stopped = time.monotonic()
     docker("stop", "-t", "30", c.name, timeout=60)

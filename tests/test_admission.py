@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from flaskbox.pool import admission
+from flaskbox.pool import admission, stop_pipe
 from flaskbox.pool.admission import CONTENDED, Admission, Decision, lock_wait
 
 FREE, TAKEN = 0.0, 0.8  # the share of a window's probes that found the lock taken
@@ -49,6 +49,11 @@ def test_every_thread_let_in_held_by_a_stream_doubles_it_though_no_request_could
     assert decide(1, full=True, taken=TAKEN) == 1
 
 
+def test_every_thread_let_in_held_by_a_long_request_doubles_it_lock_taken_or_not():
+    # Two exports of ten seconds computing in a process: a quick page must not wait behind them.
+    assert Decision(TAKEN, 1.0, 0.5, 0.5, QUEUE, True, 1, 16, held_long=True).limit == 2
+
+
 def test_it_holds_without_a_queue_and_never_leaves_its_bounds():
     assert decide(5) == 5
     assert decide(5, waited=admission.QUEUED / 2) == 5
@@ -63,14 +68,14 @@ def c_pipe() -> tuple[int, int]:
 
 
 def test_the_stop_pipe_is_the_one_new_pipe_c_made():
-    known = frozenset(admission.open_pipes().values())
+    known = frozenset(stop_pipe.open_pipes().values())
     python_made = os.pipe()
     r, w = c_pipe()
     try:
-        assert admission.stop_pipe(known) == r
+        assert stop_pipe.stop_pipe(known) == r
         another = c_pipe()
         # Two candidates: none is sure, so the worker keeps all its threads.
-        assert admission.stop_pipe(known) is None
+        assert stop_pipe.stop_pipe(known) is None
         for fd in another:
             os.close(fd)
     finally:
@@ -79,14 +84,16 @@ def test_the_stop_pipe_is_the_one_new_pipe_c_made():
 
 
 @pytest.fixture
-def gate():
+def gate(tmp_path):
     """A worker's gate of 4 threads, its stop pipe a C pipe of this process."""
-    known = frozenset(admission.open_pipes().values())
+    known = frozenset(stop_pipe.open_pipes().values())
     r, w = c_pipe()
-    gate = Admission(4, known, None, 0.5)
+    gate = Admission(4, known, None, 0.5, str(tmp_path))
     gate.started()
     assert gate.stop_fd == r
     yield gate, w
+    gate.stop()  # what a test left parked goes before its pipes close
+    until(lambda: gate.parked == 0, "the parked threads gone")
     for fd in (r, gate.wake_r, gate.wake_w):
         os.close(fd)
     try:
@@ -138,7 +145,7 @@ def test_uwsgis_stop_lets_every_parked_thread_go(gate):
 
 
 def test_a_worker_without_a_sure_stop_pipe_never_parks():
-    gate = Admission(4, frozenset(admission.open_pipes().values()), None, 0.5)
+    gate = Admission(4, frozenset(stop_pipe.open_pipes().values()), None, 0.5)
     gate.started()  # no new pipe of C's here
     assert gate.stop_fd is None
     gate.limit = 1
@@ -176,3 +183,51 @@ def test_the_probe_tells_a_lock_taken_to_compute_from_one_free_while_requests_wa
     # room for a loaded machine, whose CPUs may take a thread holding the lock.
     assert probed(io, 4) <= 0.3
     assert probed(spin, 1) >= 0.7
+
+
+def test_a_window_with_no_request_lets_every_parked_thread_go_and_says_so(gate, tmp_path):
+    gate, _ = gate
+    gate.limit = 1
+    threads = finish_requests(gate, 3)
+    until(lambda: gate.parked == 3, "three parked")
+    gate.reached(1, 0.0)  # a request in the window, holding the one thread let in: not idle
+    gate.since -= admission.WINDOW
+    gate.tick(time.monotonic())
+    until(lambda: gate.parked == 2, "the limit doubled")
+    del gate.inside[1]
+    gate.set_limit(1)
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == "1 2\n"
+    gate.since -= admission.WINDOW
+    gate.tick(time.monotonic())
+    until(lambda: gate.parked == 0, "every parked thread let go")
+    assert gate.limit == 4 and not any(thread.is_alive() for thread in threads)
+    gate.since -= admission.WINDOW
+    gate.tick(time.monotonic())  # said at each window, as it is then
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == "4 0\n"
+
+
+def test_a_raised_limit_wakes_as_many_as_it_lets_in(gate):
+    gate, _ = gate
+    gate.limit = 1
+    finish_requests(gate, 3)
+    until(lambda: gate.parked == 3, "three parked")
+    gate.set_limit(2)  # 1 thread running, 3 parked: one more may run
+    until(lambda: gate.parked == 2, "one let go")
+    time.sleep(0.1)
+    assert gate.parked == 2
+
+
+def test_a_gate_that_fails_lets_every_thread_go_and_leaves_the_watchdog_be(gate):
+    gate, _ = gate
+    gate.limit = 1
+    threads = finish_requests(gate, 3)
+    until(lambda: gate.parked == 3, "three parked")
+    gate.meter = None  # what a broken /proc would make of it
+    gate.arrived = 1
+    gate.since -= admission.WINDOW
+    assert gate.tick(time.monotonic()) is None
+    for thread in threads:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads) and gate.since is None
+    finish_requests(gate, 2)[0].join(5)
+    assert gate.parked == 0

@@ -36,6 +36,7 @@ from pathlib import Path
 from . import record, settings
 from .layout import BAD_INPUT, FAILED, SIGNALLED, STOPPED
 from .log import error, info, log, warn
+from .pool import admission
 from .start import env_files, file_vars, render
 from .start.shell import EXPORT, SET, records
 from .userapp import discover, packages, writable
@@ -161,7 +162,7 @@ def render_configs(current: record.Record) -> None:
     # gevent's process runs one thread: its requests at once are its greenlets.
     each = (f"{values['WORKER_CONNECTIONS']} gevent requests" if values["WORKER_CLASS"] == "gevent"
             else f"{values['UWSGI_THREADS']} threads")
-    if values["WORKER_CLASS"] == "sync" and values["ADAPTIVE_THREADS"] and values["UWSGI_THREADS"] != "1":
+    if admission.gated(current):
         each = f"up to {each} (ADAPTIVE_THREADS: fewer at once while Python's lock or the CPUs are saturated)"
     pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {each} (cheaper "
             f"mode: {cheaper} kept running, more started under load)" if cheaper else

@@ -284,5 +284,10 @@ class Generation:
         # (arbiter/generation.py writes it, streams.py reads it): by when.
         self.streams_end = self.dir / "streams-end"
 
+    def gate(self, pid: int) -> Path:
+        """A worker's ADAPTIVE_THREADS state, "limit parked" (admission.py
+        writes it, metrics.py reads it)."""
+        return self.dir / f"gate-{pid}"
+
     def socket(self, name: str) -> Path:
         return self.dir / name

@@ -42,7 +42,9 @@ import threading
 import time
 
 from ..host import Host
+from ..layout import SYNC
 from ..log import log
+from .stop_pipe import open_pipes, stop_pipe
 
 # The lock wait that says another thread holds the lock to compute: a fifth
 # of CPython's switch interval (5 ms), fifty times the wait of a free lock
@@ -61,6 +63,10 @@ TAKEN_MOST, FREE_MOST = 0.5, 0.1
 # Seconds the requests that reached the worker waited for one, on average,
 # that say more would have run at once had they been let in.
 QUEUED = 0.002
+# A request in the app this long (an export, a long poll) no longer holds
+# its place in the limit: once every thread let in holds one, the limit
+# doubles, lock taken or not, so that a quick page is not left behind it.
+LONG = 1.0
 # The shortest window a decision is made on (the watchdog ticks twice a
 # second with the default REQUEST_TIMEOUT).
 WINDOW = 0.25
@@ -138,60 +144,17 @@ class CpuMeter:
         return busy, (now[3] - own) / span
 
 
-def fd_flags(fd: int) -> int | None:
-    try:
-        with open(f"/proc/self/fdinfo/{fd}") as info:
-            for line in info:
-                if line.startswith("flags:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def open_pipes() -> dict[int, str]:
-    """This process's pipe descriptors and the pipe (its inode) of each."""
-    pipes = {}
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return pipes
-    for name in names:
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        if target.startswith("pipe:"):
-            pipes[int(name)] = target
-    return pipes
-
-
-def stop_pipe(known: frozenset[str]) -> int | None:
-    """The read end of uWSGI's stop pipe: of the pipes a worker has made
-    since the app was loaded (not in `known`), the one both of whose ends
-    are here and were made by C's pipe(), without O_CLOEXEC, which every
-    pipe Python makes has (PEP 446). None when not exactly one."""
-    ends: dict[str, list[int]] = {}
-    for fd, pipe in sorted(open_pipes().items()):
-        if pipe not in known:
-            ends.setdefault(pipe, []).append(fd)
-    found = []
-    for pair in ends.values():
-        flags = [fd_flags(fd) for fd in pair]
-        if len(pair) == 2 and None not in flags and not any(flag & os.O_CLOEXEC for flag in flags):
-            found += [fd for fd, flag in zip(pair, flags, strict=True) if flag & os.O_ACCMODE == os.O_RDONLY]
-    return found[0] if len(found) == 1 else None
-
-
 class Decision:
     """One window's figures and what they say: lower, raise or hold."""
 
     def __init__(self, taken: float, cpus_busy: float, own: float, share: float, waited: float, full: bool,
-                 limit: int, threads: int):
+                 limit: int, threads: int, held_long: bool = False):
         self.taken, self.cpus_busy, self.own, self.waited = taken, cpus_busy, own, waited
         # Python's lock mostly taken, or the CPUs, this process using its share of them.
         cpus = cpus_busy >= CPUS_BUSY and own >= OWN_SHARE * share
-        if (taken >= TAKEN_MOST or cpus) and limit > 1:
+        if held_long and limit < threads:
+            self.limit = min(threads, limit * 2)
+        elif (taken >= TAKEN_MOST or cpus) and limit > 1:
             self.limit = max(1, limit // 2)
         # Requests waited, or none could have reached it: every thread let in
         # holds one (a stream, a long poll).
@@ -205,8 +168,13 @@ class Admission:
     """The gate of one worker's threads (made once, where the app is
     loaded; each worker starts its own at its first request, started())."""
 
-    def __init__(self, threads: int, known: frozenset[str], quota: float | None, share: float):
+    def __init__(self, threads: int, known: frozenset[str], quota: float | None, share: float,
+                 state_dir: str | None = None):
         self.threads = threads
+        # Where each worker's limit and parked threads are said (gate-PID),
+        # for an operator and for metrics.py, which counts a parked thread
+        # (uWSGI still calls it in a request) as idle.
+        self.state_dir = state_dir
         self.quota = quota
         # The CPU a process gets when every process computes: the CPUs
         # (the quota, rounded up) shared out among the processes, at most one.
@@ -225,8 +193,9 @@ class Admission:
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
         self.arrived = self.probes = self.taken = 0
-        self.inside: set[int] = set()  # the threads in a request now
+        self.inside: dict[int, float] = {}  # the threads in a request now: since when
         self.since = None
+        self.said = (self.threads, 0)
 
     # --- in the worker ---------------------------------------------------
 
@@ -248,7 +217,7 @@ class Admission:
 
     def reached(self, ident: int, waited: float) -> None:
         """A request reached the wrapper on thread `ident`, having waited this long for a worker."""
-        self.inside.add(ident)
+        self.inside[ident] = time.monotonic()
         self.waits += waited
         self.arrived += 1
 
@@ -265,19 +234,62 @@ class Admission:
             self.taken += lock_wait() >= CONTENDED
 
     def tick(self, now: float) -> Decision | None:
-        """From the watchdog's thread: a window's decision, once WINDOW has passed."""
+        """From the watchdog's thread: a window's decision. The gate may
+        fail (what /proc says, say); the watchdog, REQUEST_TIMEOUT's, may not."""
+        try:
+            return self.decide(now)
+        except Exception as exc:
+            log(f"worker pid {os.getpid()} runs all its threads from now on: ADAPTIVE_THREADS failed "
+                f"({exc!r})")
+            self.since = None
+            self.stop()
+            return None
+
+    def decide(self, now: float) -> Decision | None:
+        """A window's decision, once WINDOW has passed. A window with no
+        request at all sets the limit back to every thread: the next load is
+        measured afresh, and no thread stays parked (uWSGI counts one as in
+        a request) while nothing comes."""
         if self.since is None or now - self.since < WINDOW:
+            return None
+        inside = list(self.inside.values())
+        if not self.arrived and not inside:
+            self.since, self.probes, self.taken = now, 0, 0
+            self.meter.read()
+            self.set_limit(self.threads)
             return None
         waited = self.waits / self.arrived if self.arrived else 0.0
         busy, own = self.meter.read()
         taken = self.taken / self.probes if self.probes else 0.0
-        full = len(self.inside) >= self.threads - self.parked
-        decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads)
+        admitted = self.threads - self.parked
+        full = len(inside) >= admitted
+        held_long = full and sum(now - since >= LONG for since in inside) >= admitted
+        decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads, held_long)
         self.since, self.waits, self.arrived, self.probes, self.taken = now, 0.0, 0, 0, 0
-        if decision.limit > self.limit:
-            self.unpark(decision.limit - self.limit)
-        self.limit = decision.limit
+        self.set_limit(decision.limit)
         return decision
+
+    def set_limit(self, limit: int) -> None:
+        """The new limit, and as many parked threads woken as it lets in
+        (under the lock, so that a thread about to park sees it first)."""
+        with self.lock:
+            self.limit = limit
+            self.unpark(limit - (self.threads - self.parked))
+        self.say()
+
+    def say(self) -> None:
+        """gate-PID: "limit parked", when either changed since last said."""
+        state = (self.limit, self.parked)
+        if self.state_dir is None or state == self.said:
+            return
+        self.said = state
+        path = f"{self.state_dir}/gate-{self.pid}"
+        try:
+            with open(f"{path}.new", "w") as file:
+                file.write(f"{state[0]} {state[1]}\n")
+            os.replace(f"{path}.new", path)
+        except OSError:
+            pass  # what is said of the gate is not worth a request
 
     def unpark(self, count: int) -> None:
         count = min(count, self.parked)
@@ -296,7 +308,7 @@ class Admission:
     def after_request(self) -> None:
         """uWSGI's after-request hook, in the thread that served: past the
         limit, it parks until the limit is raised or the worker stops."""
-        self.inside.discard(threading.get_ident())
+        self.inside.pop(threading.get_ident(), None)
         if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
                 or self.pid != os.getpid():
             return
@@ -326,8 +338,17 @@ class Admission:
                     pass  # another parked thread took the byte
 
 
-def for_worker(threads: int, processes: int) -> Admission:
+def gated(settings) -> bool:
+    """Whether the gate runs, from the record (typed): sync workers of more
+    than one thread, ADAPTIVE_THREADS on, and not STICKY_CLIENTS, whose
+    processes each have a socket of their own: a request left waiting could
+    not go to another process, so every thread takes one."""
+    return (settings["WORKER_CLASS"] == SYNC and settings["ADAPTIVE_THREADS"]
+            and int(settings["UWSGI_THREADS"]) > 1 and not settings["STICKY_CLIENTS"])
+
+
+def for_worker(threads: int, processes: int, state_dir: str) -> Admission:
     """The gate, made where the app was loaded: the pipes open now are not uWSGI's stop pipe."""
     host = Host()
     share = min(1.0, host.cpus() / processes)
-    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), share)
+    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), share, state_dir)

@@ -177,7 +177,7 @@ def from_record(settings: record.Record):
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
     serve = Serve(found.app, timeout, **common)
-    if settings["ADAPTIVE_THREADS"] and threads_each > 1:
+    if admission.gated(settings) and threads_each > 1:  # UWSGI_INI may set its own threads
         gate(serve, threads_each, processes)
     return serve
 
@@ -187,7 +187,7 @@ def gate(serve: Serve, threads_each: int, processes: int) -> None:
     thread over it parks in uWSGI's after-request hook (admission.py), after
     the app's own hook if it set one. Made last: the descriptors open now
     are not uWSGI's stop pipe."""
-    gate = serve.watchdog.admission = admission.for_worker(threads_each, processes)
+    gate = serve.watchdog.admission = admission.for_worker(threads_each, processes, str(generation().dir))
     own = getattr(uwsgi, "after_req_hook", None)
     if own is None:
         uwsgi.after_req_hook = gate.after_request

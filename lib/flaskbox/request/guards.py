@@ -202,10 +202,8 @@ class Watchdog:
 
     def _watch(self) -> None:
         while True:
-            if self.admission is None:
-                time.sleep(self.every)
-            else:
-                self.admission.pause(self.every)
+            # ADAPTIVE_THREADS' gate probes Python's lock meanwhile.
+            self.admission.pause(self.every) if self.admission else time.sleep(self.every)
             now = time.monotonic()
             running = list(self.running.items())
             for ident, request in running:

@@ -135,6 +135,17 @@ class Collector:
                     found.append(stats)
         return found
 
+    def _parked(self) -> dict[int, int]:
+        """Each worker's threads parked by ADAPTIVE_THREADS, by pid, as its
+        gate last said them (gate-PID: "limit parked")."""
+        parked = {}
+        for path in self.place.uwsgi_dir.glob("g*/gate-*"):
+            try:
+                parked[int(path.name[5:])] = int(path.read_text().split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        return parked
+
     def _workers(self, stats: dict | None, retiring: list[dict]) -> list[str]:
         """The current pool's workers; the gauges of what is in flight count
         a retiring generation's too, which a reload leaves finishing its
@@ -145,7 +156,13 @@ class Collector:
         workers = [worker for worker in stats.get("workers", []) if worker.get("pid")]
         every = workers + [worker for pool in retiring for worker in pool.get("workers", [])
                            if worker.get("pid")]
-        states = Counter("busy" if worker.get("status") == "busy" else "idle" for worker in every)
+        # A thread ADAPTIVE_THREADS parked has answered, but uWSGI counts
+        # it in a request until it goes on (pool/admission.py).
+        parked = self._parked()
+        cores = {worker["pid"]: max(sum(1 for core in worker.get("cores", []) if core.get("in_request"))
+                                    - parked.get(worker["pid"], 0), 0) for worker in every}
+        states = Counter("busy" if worker.get("status") == "busy" and cores[worker["pid"]] else "idle"
+                         for worker in every)
         out += header("flaskbox_workers", "gauge",
                       "uWSGI worker processes by state (a reload's retiring generation included).")
         out += [f'flaskbox_workers{{state="{state}"}} {states[state]}' for state in ("busy", "idle")]
@@ -156,7 +173,7 @@ class Collector:
         out += header("flaskbox_worker_memory_bytes", "gauge", "Resident memory of each uWSGI worker.")
         out += [f'flaskbox_worker_memory_bytes{{worker="{worker["id"]}"}} {rss(worker["pid"])}'
                 for worker in workers]
-        in_request = sum(1 for worker in every for core in worker.get("cores", []) if core.get("in_request"))
+        in_request = sum(cores.values())
         out += header("flaskbox_app_requests_in_flight", "gauge", "Requests inside uWSGI workers now.")
         out.append(f"flaskbox_app_requests_in_flight {in_request}")
         queue = sum(uwsgi_stats.queued(pool) for pool in (stats, *retiring) if pool.get("sockets"))
