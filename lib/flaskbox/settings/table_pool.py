@@ -82,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
         doc=("`1` (`sync`): each process runs only as many of its UWSGI_THREADS requests at once as keep it "
              "busy: fewer while Python's lock or the CPUs are saturated, more again while requests wait and "
              "both have room. Pages that compute stop taking turns at the lock; waits still get every thread "
-             "([production.md](production.md#adaptive-threads)). `0`: every thread, always."),
+             "([production.md](production.md#adaptive-threads)). `0`: every thread, always. Off with "
+             "STICKY_CLIENTS=1."),
         enforced=(
             "pool.admission.gated (with WORKER_CLASS, UWSGI_THREADS and STICKY_CLIENTS)",
             "pool.wsgi.from_record (`admission.gated`: the gate, uWSGI's after-request hook)",
