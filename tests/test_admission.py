@@ -41,6 +41,8 @@ def test_requests_that_waited_for_a_worker_double_it_while_the_lock_is_free():
     assert [decide(n, waited=QUEUE) for n in (1, 2, 6, 12, 16)] == [2, 4, 12, 16, 16]
     # Taken in some probes, free in most: it holds.
     assert decide(4, taken=0.3, waited=QUEUE) == 4
+    # Free in one window after one it was taken in (a password hash lets the lock go): it holds.
+    assert Decision(FREE, IDLE_CPUS, 0.1, 0.5, QUEUE, False, 1, 16, free_before=False).limit == 1
 
 
 def test_every_thread_let_in_held_by_a_stream_doubles_it_though_no_request_could_arrive():

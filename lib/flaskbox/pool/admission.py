@@ -21,9 +21,11 @@ each window between the watchdog's ticks (half a second by default):
 
 Mostly taken, or CPUs saturated with this process using its share: more
 requests at once only add turns, so the limit is halved. Nearly always
-free, CPUs not saturated, and requests waited (QUEUED) or every thread
-let in is held: the limit is doubled. Either way 16 and 1 are four windows apart (two seconds), and
-between the two lines it holds.
+free two windows in a row, CPUs not saturated, and requests waited
+(QUEUED) or every thread let in is held: the limit is doubled. Between the
+two lines it holds. 16 and 1 are some two seconds apart either way.
+Every thread let in held by a request for over a second (LONG) doubles
+it too, and a window with no request sets it back to every thread.
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook runs after it closed the connection) and before it
@@ -148,7 +150,7 @@ class Decision:
     """One window's figures and what they say: lower, raise or hold."""
 
     def __init__(self, taken: float, cpus_busy: float, own: float, share: float, waited: float, full: bool,
-                 limit: int, threads: int, held_long: bool = False):
+                 limit: int, threads: int, held_long: bool = False, free_before: bool = True):
         self.taken, self.cpus_busy, self.own, self.waited = taken, cpus_busy, own, waited
         # Python's lock mostly taken, or the CPUs, this process using its share of them.
         cpus = cpus_busy >= CPUS_BUSY and own >= OWN_SHARE * share
@@ -157,8 +159,11 @@ class Decision:
         elif (taken >= TAKEN_MOST or cpus) and limit > 1:
             self.limit = max(1, limit // 2)
         # Requests waited, or none could have reached it: every thread let in
-        # holds one (a stream, a long poll).
-        elif taken <= FREE_MOST and not cpus and (waited >= QUEUED or full) and limit < threads:
+        # holds one (a stream, a long poll). The lock free for two windows in
+        # a row: a page that lets it go for part of its work (a password hash)
+        # may leave it free for the five probes of one.
+        elif taken <= FREE_MOST and free_before and not cpus and (waited >= QUEUED or full) \
+                and limit < threads:
             self.limit = min(threads, limit * 2)
         else:
             self.limit = limit
@@ -196,6 +201,7 @@ class Admission:
         self.inside: dict[int, float] = {}  # the threads in a request now: since when
         self.since = None
         self.said = (self.threads, 0)
+        self.free_before = True  # the lock was free in the last window
 
     # --- in the worker ---------------------------------------------------
 
@@ -264,7 +270,9 @@ class Admission:
         admitted = self.threads - self.parked
         full = len(inside) >= admitted
         held_long = full and sum(now - since >= LONG for since in inside) >= admitted
-        decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads, held_long)
+        decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads, held_long,
+                            self.free_before)
+        self.free_before = taken <= FREE_MOST
         self.since, self.waits, self.arrived, self.probes, self.taken = now, 0.0, 0, 0, 0
         self.set_limit(decision.limit)
         return decision
