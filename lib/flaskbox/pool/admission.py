@@ -19,13 +19,13 @@ each window between the watchdog's ticks (half a second by default):
 - how long the requests that reached the worker had waited for one, and
   whether every thread let in holds a request (streams, long polls).
 
-Mostly taken, or CPUs saturated with this process using its share: more
-requests at once only add turns, so the limit is halved. Nearly always
-free two windows in a row, CPUs not saturated, and requests waited
-(QUEUED) or every thread let in is held: the limit is doubled. Between the
+Mostly taken: more requests at once only add turns, so the limit is
+halved. Nearly always free two windows in a row, CPUs not saturated by
+this process's share of the work, and requests waited (QUEUED) or every
+thread let in is held: the limit is doubled. Between the
 two lines it holds. 16 and 1 are some two seconds apart either way.
-Every thread let in held by a request for over a second (LONG) doubles
-it too, and a window with no request sets it back to every thread.
+Every thread let in held by a request that has computed for half a
+second (LONG) doubles it too, and two seconds with no request set it back to every thread.
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook runs after it closed the connection) and before it
@@ -48,6 +48,7 @@ from ..layout import SYNC
 from ..log import log
 from .stop_pipe import open_pipes, stop_pipe
 
+TICK = os.sysconf("SC_CLK_TCK")
 # The lock wait that says another thread holds the lock to compute: a fifth
 # of CPython's switch interval (5 ms), fifty times the wait of a free lock
 # (docs/BENCHMARKS.md, "Adaptive threads").
@@ -65,13 +66,30 @@ TAKEN_MOST, FREE_MOST = 0.5, 0.1
 # Seconds the requests that reached the worker waited for one, on average,
 # that say more would have run at once had they been let in.
 QUEUED = 0.002
-# A request in the app this long (an export, a long poll) no longer holds
-# its place in the limit: once every thread let in holds one, the limit
-# doubles, lock taken or not, so that a quick page is not left behind it.
-LONG = 1.0
+# Windows in a row with no request at all (two seconds) that set the limit
+# back to every thread: a burst a moment later finds it where the last one
+# left it, and a thread does not stay parked (uWSGI counting it in a
+# request, its 5xx line unwritten) while nothing comes.
+IDLE_WINDOWS = 4
+# A request that has computed this long (CPU seconds of its thread: an
+# export, a report) no longer holds its place in the limit: once every
+# thread let in holds one, the limit doubles, lock taken or not, so that a
+# quick page is not left behind it. CPU, not time: sixteen short pages
+# taking turns take seconds each, and are not long.
+LONG = 0.5
 # The shortest window a decision is made on (the watchdog ticks twice a
 # second with the default REQUEST_TIMEOUT).
 WINDOW = 0.25
+
+
+def thread_cpu(tid: int) -> float:
+    """CPU seconds of this process's thread `tid` (its kernel id), 0 if gone."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def lock_wait() -> float:
@@ -152,16 +170,17 @@ class Decision:
     def __init__(self, taken: float, cpus_busy: float, own: float, share: float, waited: float, full: bool,
                  limit: int, threads: int, held_long: bool = False, free_before: bool = True):
         self.taken, self.cpus_busy, self.own, self.waited = taken, cpus_busy, own, waited
-        # Python's lock mostly taken, or the CPUs, this process using its share of them.
+        # The CPUs saturated and this process using its share of them: work
+        # done outside the lock (a password hash) the probes do not see.
         cpus = cpus_busy >= CPUS_BUSY and own >= OWN_SHARE * share
         if held_long and limit < threads:
             self.limit = min(threads, limit * 2)
-        elif (taken >= TAKEN_MOST or cpus) and limit > 1:
+        elif taken >= TAKEN_MOST and limit > 1:
             self.limit = max(1, limit // 2)
         # Requests waited, or none could have reached it: every thread let in
         # holds one (a stream, a long poll). The lock free for two windows in
-        # a row: a page that lets it go for part of its work (a password hash)
-        # may leave it free for the five probes of one.
+        # a row: a page that lets it go for part of its work may leave it
+        # free for the five probes of one; and CPUs left to take.
         elif taken <= FREE_MOST and free_before and not cpus and (waited >= QUEUED or full) \
                 and limit < threads:
             self.limit = min(threads, limit * 2)
@@ -198,10 +217,12 @@ class Admission:
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
         self.arrived = self.probes = self.taken = 0
-        self.inside: dict[int, float] = {}  # the threads in a request now: since when
+        # The threads in a request now: their kernel id, their CPU time then.
+        self.inside: dict[int, tuple[int, float]] = {}
         self.since = None
         self.said = (self.threads, 0)
         self.free_before = True  # the lock was free in the last window
+        self.idle = 0  # windows in a row with no request
 
     # --- in the worker ---------------------------------------------------
 
@@ -223,7 +244,7 @@ class Admission:
 
     def reached(self, ident: int, waited: float) -> None:
         """A request reached the wrapper on thread `ident`, having waited this long for a worker."""
-        self.inside[ident] = time.monotonic()
+        self.inside[ident] = (threading.get_native_id(), time.thread_time())
         self.waits += waited
         self.arrived += 1
 
@@ -252,24 +273,25 @@ class Admission:
             return None
 
     def decide(self, now: float) -> Decision | None:
-        """A window's decision, once WINDOW has passed. A window with no
-        request at all sets the limit back to every thread: the next load is
-        measured afresh, and no thread stays parked (uWSGI counts one as in
-        a request) while nothing comes."""
+        """A window's decision, once WINDOW has passed; none for a window
+        with no request, and IDLE_WINDOWS of them set the limit back to
+        every thread."""
         if self.since is None or now - self.since < WINDOW:
             return None
         inside = list(self.inside.values())
-        if not self.arrived and not inside:
+        self.idle = self.idle + 1 if not self.arrived and not inside else 0
+        if self.idle:
             self.since, self.probes, self.taken = now, 0, 0
             self.meter.read()
-            self.set_limit(self.threads)
+            if self.idle >= IDLE_WINDOWS:
+                self.set_limit(self.threads)
             return None
         waited = self.waits / self.arrived if self.arrived else 0.0
         busy, own = self.meter.read()
         taken = self.taken / self.probes if self.probes else 0.0
         admitted = self.threads - self.parked
         full = len(inside) >= admitted
-        held_long = full and sum(now - since >= LONG for since in inside) >= admitted
+        held_long = full and sum(thread_cpu(tid) - then >= LONG for tid, then in inside) >= admitted
         decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads, held_long,
                             self.free_before)
         self.free_before = taken <= FREE_MOST
