@@ -77,7 +77,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     'ADAPTIVE_THREADS': (
         '`1`',
         '`1`（`sync`）：每个进程同时只运行能让它保持忙碌的那么多个请求（最多 UWSGI_THREADS 个）：'
-        'Python 的锁或 CPU 饱和时少一些，请求在排队而两者都有余量时再多一些。计算型页面不再轮流争抢锁，'
+        '请求轮流争抢 Python 的锁时少一些，请求在排队而锁和 CPU 都有余量时再多一些。'
+        '计算型页面不再轮流争抢锁，'
         '等待型请求仍能用上每一个线程（[production.md](production.md#自适应线程)）。`0`：始终使用全部线程。'
         'STICKY_CLIENTS=1 时关闭。'),
     'STICKY_CLIENTS': (
