@@ -35,6 +35,10 @@ def test_saturated_cpus_hold_it_from_rising_only_where_this_process_has_its_shar
     assert decide(1, cpus_busy=0.97, own=0.45, waited=QUEUE) == 1
     # ...and is not lowered for it: 5 ms waits at 64 clients keep the CPUs as busy.
     assert decide(16, cpus_busy=0.97, own=0.45) == 16
+    assert Decision(0.3, 0.97, 0.45, 0.5, 0.0, False, 16, 16, computes=False).limit == 16
+    # Requests that each compute for milliseconds, taking the lock now and then: halved.
+    assert Decision(0.3, 0.97, 0.45, 0.5, 0.0, False, 2, 16, computes=True).limit == 1
+    assert Decision(0.3, 0.5, 0.45, 0.5, 0.0, False, 2, 16, computes=True).limit == 2  # CPUs with room
 
 
 def test_requests_that_waited_for_a_worker_double_it_while_the_lock_is_free():

@@ -19,8 +19,9 @@ each window between the watchdog's ticks (half a second by default):
 - how long the requests that reached the worker had waited for one, and
   whether every thread let in holds a request (streams, long polls).
 
-Mostly taken: more requests at once only add turns, so the limit is
-halved. Nearly always free two windows in a row, CPUs not saturated by
+Mostly taken, or taken now and then by requests that each compute for
+milliseconds while the CPUs are saturated: more requests at once only add
+turns, so the limit is halved. Nearly always free two windows in a row, CPUs not saturated by
 this process's share of the work, and requests waited (QUEUED) or every
 thread let in is held: the limit is doubled. Between the
 two lines it holds. 16 and 1 are some two seconds apart either way.
@@ -63,6 +64,11 @@ PROBE_EVERY = 0.1
 # Of a window's probes: this share or more found the lock taken, it is
 # contended; this share or less, it is free. Between, the limit holds.
 TAKEN_MOST, FREE_MOST = 0.5, 0.1
+# Where the CPUs are saturated: the lock taken in this share of the probes,
+# by requests that each compute this long on average (CPU seconds of their
+# thread), lowers the limit too. 5 ms waits at 64 clients keep the CPUs as
+# busy with 0.3 ms of CPU a request, and need every thread.
+TAKEN_SOME, COMPUTES = 0.2, 0.005
 # Seconds the requests that reached the worker waited for one, on average,
 # that say more would have run at once had they been let in.
 QUEUED = 0.002
@@ -168,14 +174,18 @@ class Decision:
     """One window's figures and what they say: lower, raise or hold."""
 
     def __init__(self, taken: float, cpus_busy: float, own: float, share: float, waited: float, full: bool,
-                 limit: int, threads: int, held_long: bool = False, free_before: bool = True):
+                 limit: int, threads: int, held_long: bool = False, free_before: bool = True,
+                 computes: bool = False):
         self.taken, self.cpus_busy, self.own, self.waited = taken, cpus_busy, own, waited
         # The CPUs saturated and this process using its share of them: work
         # done outside the lock (a password hash) the probes do not see.
         cpus = cpus_busy >= CPUS_BUSY and own >= OWN_SHARE * share
         if held_long and limit < threads:
             self.limit = min(threads, limit * 2)
-        elif taken >= TAKEN_MOST and limit > 1:
+        # The lock mostly taken; or taken now and then by requests that each
+        # compute (a template, a password hash outside the lock) on CPUs
+        # this process has its share of: more at once only take turns.
+        elif (taken >= TAKEN_MOST or (cpus and computes and taken >= TAKEN_SOME)) and limit > 1:
             self.limit = max(1, limit // 2)
         # Requests waited, or none could have reached it: every thread let in
         # holds one (a stream, a long poll). The lock free for two windows in
@@ -216,7 +226,8 @@ class Admission:
         self.stopping = False
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
-        self.arrived = self.probes = self.taken = 0
+        self.arrived = self.probes = self.taken = self.ended = 0
+        self.computed = 0.0  # CPU seconds of the requests that ended in the window
         # The threads in a request now: their kernel id, their CPU time then.
         self.inside: dict[int, tuple[int, float]] = {}
         self.since = None
@@ -292,10 +303,12 @@ class Admission:
         admitted = self.threads - self.parked
         full = len(inside) >= admitted
         held_long = full and sum(thread_cpu(tid) - then >= LONG for tid, then in inside) >= admitted
+        computes = self.ended and self.computed / self.ended >= COMPUTES
         decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads, held_long,
-                            self.free_before)
+                            self.free_before, computes)
         self.free_before = taken <= FREE_MOST
         self.since, self.waits, self.arrived, self.probes, self.taken = now, 0.0, 0, 0, 0
+        self.computed, self.ended = 0.0, 0
         self.set_limit(decision.limit)
         return decision
 
@@ -338,7 +351,10 @@ class Admission:
     def after_request(self) -> None:
         """uWSGI's after-request hook, in the thread that served: past the
         limit, it parks until the limit is raised or the worker stops."""
-        self.inside.pop(threading.get_ident(), None)
+        began = self.inside.pop(threading.get_ident(), None)
+        if began is not None:
+            self.computed += time.thread_time() - began[1]
+            self.ended += 1
         if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
                 or self.pid != os.getpid():
             return
