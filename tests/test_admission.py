@@ -26,6 +26,8 @@ def decide(limit: int, taken: float = FREE, cpus_busy: float = IDLE_CPUS, own: f
 
 def test_a_taken_lock_halves_the_limit_down_to_one():
     assert [decide(n, taken=TAKEN, waited=QUEUE) for n in (16, 12, 3, 2, 1)] == [8, 6, 1, 1, 1]
+    # Taken in every probe: a quarter.
+    assert [decide(n, taken=1.0) for n in (16, 4, 3)] == [4, 1, 1]
 
 
 def test_saturated_cpus_hold_it_from_rising_only_where_this_process_has_its_share():

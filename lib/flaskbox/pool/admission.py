@@ -21,7 +21,8 @@ each window between the watchdog's ticks (half a second by default):
 
 Mostly taken, or taken now and then by requests that each compute for
 milliseconds while the CPUs are saturated: more requests at once only add
-turns, so the limit is halved. Nearly always free two windows in a row, CPUs not saturated by
+turns, so the limit is halved (quartered when every probe found the lock
+taken). Nearly always free two windows in a row, CPUs not saturated by
 this process's share of the work, and requests waited (QUEUED) or every
 thread let in is held: the limit is doubled. Between the
 two lines it holds. 16 and 1 are some two seconds apart either way.
@@ -186,7 +187,8 @@ class Decision:
         # compute (a template, a password hash outside the lock) on CPUs
         # this process has its share of: more at once only take turns.
         elif (taken >= TAKEN_MOST or (cpus and computes and taken >= TAKEN_SOME)) and limit > 1:
-            self.limit = max(1, limit // 2)
+            # Taken in every probe: a quarter, so that 16 become one in a second.
+            self.limit = max(1, limit // (4 if taken >= 1.0 else 2))
         # Requests waited, or none could have reached it: every thread let in
         # holds one (a stream, a long poll). The lock free for two windows in
         # a row: a page that lets it go for part of its work may leave it
