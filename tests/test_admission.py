@@ -20,14 +20,17 @@ IDLE_CPUS, QUEUE = 0.3, admission.QUEUED * 2
 
 
 def decide(limit: int, taken: float = FREE, cpus_busy: float = IDLE_CPUS, own: float = 0.1,
-           waited: float = 0.0, full: bool = False, share: float = 0.5, threads: int = 16) -> int:
-    return Decision(taken, cpus_busy, own, share, waited, full, limit, threads).limit
+           waited: float = 0.0, full: bool = False, share: float = 0.5, threads: int = 16,
+           computes: bool = True) -> int:
+    return Decision(taken, cpus_busy, own, share, waited, full, limit, threads, computes=computes).limit
 
 
 def test_a_taken_lock_halves_the_limit_down_to_one():
     assert [decide(n, taken=TAKEN, waited=QUEUE) for n in (16, 12, 3, 2, 1)] == [8, 6, 1, 1, 1]
     # Taken in every probe: a quarter.
     assert [decide(n, taken=1.0) for n in (16, 4, 3)] == [4, 1, 1]
+    # By requests of 0.3 ms each (5 ms waits at 64 clients), within their turn: it holds.
+    assert decide(16, taken=TAKEN, computes=False) == 16
 
 
 def test_saturated_cpus_hold_it_from_rising_only_where_this_process_has_its_share():

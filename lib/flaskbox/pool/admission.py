@@ -19,9 +19,9 @@ each window between the watchdog's ticks (half a second by default):
 - how long the requests that reached the worker had waited for one, and
   whether every thread let in holds a request (streams, long polls).
 
-Mostly taken, or taken now and then by requests that each compute for
-milliseconds while the CPUs are saturated: more requests at once only add
-turns, so the limit is halved (quartered when every probe found the lock
+Mostly taken (or now and then, while the CPUs are saturated) by requests
+that each compute for longer than a turn at it (5 ms): more requests at
+once only add turns, so the limit is halved (quartered when every probe found the lock
 taken). Nearly always free two windows in a row, CPUs not saturated by
 this process's share of the work, and requests waited (QUEUED) or every
 thread let in is held: the limit is doubled. Between the
@@ -65,10 +65,9 @@ PROBE_EVERY = 0.1
 # Of a window's probes: this share or more found the lock taken, it is
 # contended; this share or less, it is free. Between, the limit holds.
 TAKEN_MOST, FREE_MOST = 0.5, 0.1
-# Where the CPUs are saturated: the lock taken in this share of the probes,
-# by requests that each compute this long on average (CPU seconds of their
-# thread), lowers the limit too. 5 ms waits at 64 clients keep the CPUs as
-# busy with 0.3 ms of CPU a request, and need every thread.
+# Requests that compute this long on average (CPU seconds of their thread:
+# CPython's switch interval, a turn at the lock) are lowered for; where the
+# CPUs are saturated, with the lock taken in only this share of the probes.
 TAKEN_SOME, COMPUTES = 0.2, 0.005
 # Seconds the requests that reached the worker waited for one, on average,
 # that say more would have run at once had they been let in.
@@ -183,10 +182,12 @@ class Decision:
         cpus = cpus_busy >= CPUS_BUSY and own >= OWN_SHARE * share
         if held_long and limit < threads:
             self.limit = min(threads, limit * 2)
-        # The lock mostly taken; or taken now and then by requests that each
-        # compute (a template, a password hash outside the lock) on CPUs
-        # this process has its share of: more at once only take turns.
-        elif (taken >= TAKEN_MOST or (cpus and computes and taken >= TAKEN_SOME)) and limit > 1:
+        # Requests that each compute for longer than a turn at the lock (a
+        # template, a password hash outside it), the lock mostly taken, or
+        # taken now and then on CPUs this process has its share of: more at
+        # once only take turns. Shorter ones end within their turn: 5 ms
+        # waits at 64 clients take it half the time and need every thread.
+        elif computes and (taken >= TAKEN_MOST or (cpus and taken >= TAKEN_SOME)) and limit > 1:
             # Taken in every probe: a quarter, so that 16 become one in a second.
             self.limit = max(1, limit // (4 if taken >= 1.0 else 2))
         # Requests waited, or none could have reached it: every thread let in
