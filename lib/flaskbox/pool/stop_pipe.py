@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from ..host import descriptors
+
 
 def fd_flags(fd: int) -> int | None:
     try:
@@ -21,19 +23,7 @@ def fd_flags(fd: int) -> int | None:
 
 def open_pipes() -> dict[int, str]:
     """This process's pipe descriptors and the pipe (its inode) of each."""
-    pipes = {}
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return pipes
-    for name in names:
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        if target.startswith("pipe:"):
-            pipes[int(name)] = target
-    return pipes
+    return {fd: target for fd, target in descriptors().items() if target.startswith("pipe:")}
 
 
 def stop_pipe(known: frozenset[str]) -> int | None:

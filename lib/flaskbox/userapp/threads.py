@@ -38,6 +38,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..host import descriptors
 from ..layout import APP_DIR
 
 # A line names at most this many threads; the rest are counted.
@@ -70,19 +71,8 @@ def resident(pid: str = "self") -> int:
 
 def sockets() -> set[int]:
     """The inodes of this process's open sockets."""
-    found = set()
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return found
-    for name in names:
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            found.add(int(target[len("socket:["):-1]))
-    return found
+    return {int(target[len("socket:["):-1]) for target in descriptors().values()
+            if target.startswith("socket:[")}
 
 
 def listening(inodes: set[int]) -> list[int]:
