@@ -21,13 +21,14 @@ each window between the watchdog's ticks (half a second by default):
 
 Mostly taken (or now and then, while the CPUs are saturated) by requests
 that each compute for longer than a turn at it (5 ms): more requests at
-once only add turns, so the limit is halved (quartered when every probe found the lock
-taken). Nearly always free two windows in a row, CPUs not saturated by
-this process's share of the work, and requests waited (QUEUED) or every
-thread let in is held: the limit is doubled. Between the
-two lines it holds. 16 and 1 are some two seconds apart either way.
-Every thread let in held by a request that has computed for half a
-second (LONG) doubles it too, and two seconds with no request set it back to every thread.
+once only add turns, so the limit is halved (quartered when every probe
+found the lock taken). Nearly always free two windows in a row, CPUs not
+saturated by this process's share of the work, and requests waited
+(QUEUED) or every thread let in is held: the limit is doubled. Between the
+two it holds; 16 and 1 are some two seconds apart either way. Every
+thread let in held by a request that has computed for half a second
+(LONG) doubles it too, and two seconds with no request set it back to
+every thread.
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook runs after it closed the connection) and before it
