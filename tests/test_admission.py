@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from flaskbox.layout import Generation
 from flaskbox.pool import admission, stop_pipe
 from flaskbox.pool.admission import CONTENDED, Admission, Decision, lock_wait
 
@@ -99,7 +100,7 @@ def gate(tmp_path):
     """A worker's gate of 4 threads, its stop pipe a C pipe of this process."""
     known = frozenset(stop_pipe.open_pipes().values())
     r, w = c_pipe()
-    gate = Admission(4, known, None, 0.5, str(tmp_path))
+    gate = Admission(4, known, None, 0.5, Generation(tmp_path))
     gate.started()
     assert gate.stop_fd == r
     yield gate, w

@@ -47,7 +47,7 @@ import threading
 import time
 
 from ..host import Host
-from ..layout import SYNC
+from ..layout import SYNC, Generation
 from ..log import log
 from .stop_pipe import open_pipes, stop_pipe
 
@@ -207,12 +207,12 @@ class Admission:
     loaded; each worker starts its own at its first request, started())."""
 
     def __init__(self, threads: int, known: frozenset[str], quota: float | None, share: float,
-                 state_dir: str | None = None):
+                 generation: Generation | None = None):
         self.threads = threads
         # Where each worker's limit and parked threads are said (gate-PID),
         # for an operator and for metrics.py, which counts a parked thread
         # (uWSGI still calls it in a request) as idle.
-        self.state_dir = state_dir
+        self.generation = generation
         self.quota = quota
         # The CPU a process gets when every process computes: the CPUs
         # (the quota, rounded up) shared out among the processes, at most one.
@@ -327,14 +327,14 @@ class Admission:
     def say(self) -> None:
         """gate-PID: "limit parked", when either changed since last said."""
         state = (self.limit, self.parked)
-        if self.state_dir is None or state == self.said:
+        if self.generation is None or state == self.said:
             return
         self.said = state
-        path = f"{self.state_dir}/gate-{self.pid}"
+        path = self.generation.gate(self.pid)
+        new = path.with_name(f"{path.name}.new")
         try:
-            with open(f"{path}.new", "w") as file:
-                file.write(f"{state[0]} {state[1]}\n")
-            os.replace(f"{path}.new", path)
+            new.write_text(f"{state[0]} {state[1]}\n")
+            new.replace(path)
         except OSError:
             pass  # what is said of the gate is not worth a request
 
@@ -397,8 +397,8 @@ def gated(settings) -> bool:
             and int(settings["UWSGI_THREADS"]) > 1 and not settings["STICKY_CLIENTS"])
 
 
-def for_worker(threads: int, processes: int, state_dir: str) -> Admission:
+def for_worker(threads: int, processes: int, generation: Generation) -> Admission:
     """The gate, made where the app was loaded: the pipes open now are not uWSGI's stop pipe."""
     host = Host()
     share = min(1.0, host.cpus() / processes)
-    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), share, state_dir)
+    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), share, generation)

@@ -187,17 +187,17 @@ def gate(serve: Serve, threads_each: int, processes: int) -> None:
     thread over it parks in uWSGI's after-request hook (admission.py), after
     the app's own hook if it set one. Made last: the descriptors open now
     are not uWSGI's stop pipe."""
-    gate = serve.watchdog.admission = admission.for_worker(threads_each, processes, str(generation().dir))
+    keeper = serve.watchdog.admission = admission.for_worker(threads_each, processes, generation())
     own = getattr(uwsgi, "after_req_hook", None)
     if own is None:
-        uwsgi.after_req_hook = gate.after_request
+        uwsgi.after_req_hook = keeper.after_request
         return
 
     def after_request() -> None:
         try:
             own()
         finally:
-            gate.after_request()
+            keeper.after_request()
     uwsgi.after_req_hook = after_request
 
 
