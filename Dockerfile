@@ -79,7 +79,28 @@ RUN set -eux; \
 	# isolation would download unchecked. sed keeps its lines of the lock.
 	sed -n '/^setuptools==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/setuptools.lock; \
 	pip_install -r /tmp/setuptools.lock; \
-	pip_install --use-pep517 --no-build-isolation -r /tmp/requirements.lock; \
+	# uWSGI is built as a module of the distribution's own python3 (pyuwsgi,
+	# from uWSGI's setup.pyuwsgi.py), not as a program around its shared
+	# libpythonX.Y: Debian's and Ubuntu's shared library runs the app's
+	# Python 1.2 to 1.5 times slower than their python3 command does
+	# (docs/BENCHMARKS.md, "The interpreter"). The same checked sdist, its
+	# distribution still named uWSGI; `uwsgi` is its command.
+	sed -n '/^uwsgi==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/uwsgi.lock; \
+	sed '/^uwsgi==/,/[^\\]$/d' /tmp/requirements.lock > /tmp/others.lock; \
+	/opt/venv/bin/pip download --no-cache-dir --disable-pip-version-check --require-hashes \
+		--no-deps --no-binary :all: --no-build-isolation -d /tmp/uwsgi -r /tmp/uwsgi.lock; \
+	tar -xzf /tmp/uwsgi/uwsgi-*.tar.gz -C /tmp/uwsgi; \
+	src="$(echo /tmp/uwsgi/uwsgi-*/)"; \
+	sed "s/name='pyuwsgi'/name='uWSGI'/" "$src/setup.pyuwsgi.py" > "$src/setup.py"; \
+	grep -q "name='uWSGI'" "$src/setup.py"; \
+	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation "$src"; \
+	# The uwsgi command: -P, so that sys.path gains no /opt/venv/bin, as
+	# a program embedding Python gave it none.
+	printf '%s\n' '#!/opt/venv/bin/python3 -P' 'import sys' 'from pyuwsgi import run' 'sys.exit(run())' \
+		> /opt/venv/bin/uwsgi; \
+	chmod 0755 /opt/venv/bin/uwsgi; \
+	rm -rf /tmp/uwsgi /tmp/uwsgi.lock; \
+	pip_install --use-pep517 --no-build-isolation -r /tmp/others.lock; \
 	# The lock must still say what requirements.txt says: a pin added or
 	# changed without deploy/lock.sh fails here, not silently.
 	if ! /opt/venv/bin/pip install --dry-run --no-index --no-deps --quiet --disable-pip-version-check \
@@ -106,17 +127,18 @@ RUN set -eux; \
 	/opt/venv/bin/pip freeze --disable-pip-version-check --path /opt/venv/gevent \
 		>> /opt/venv/flaskbox-tested.txt; \
 	# Record the OS packages that own the shared libraries compiled code in
-	# the venv links to (libpythonX.Y for uWSGI, libpq for psycopg2, ...):
+	# the venv links to (libpq for psycopg2, OpenSSL for uWSGI, ...):
 	# the runtime stage installs exactly these, whatever the base's names.
 	# Libraries a wheel bundles in the venv itself (numpy.libs/, ...) need no
 	# package. `dpkg -S` prints "pkg[:arch][, pkg2]: /path"; match the name.
-	find /opt/venv -type f \( -name '*.so' -o -path '*/bin/uwsgi' \) -exec ldd {} + 2>/dev/null \
+	find /opt/venv -type f -name '*.so' -exec ldd {} + 2>/dev/null \
 		| awk '$2 == "=>" && $3 ~ /^\// && $3 !~ /^\/opt\/venv\// {print $3}' | sort -u \
 		| while read -r lib; do \
 			{ dpkg -S "*/${lib##*/}" 2>/dev/null || true; } \
 				| awk -F': ' -v lib="/${lib##*/}" 'substr($2, length($2) - length(lib) + 1) == lib {print $1}'; \
 		done | tr ',' '\n' | sed -e 's/^ *//' -e 's/:.*//' | sort -u > /opt/venv/os-deps.txt; \
-	grep -q '^libpython' /opt/venv/os-deps.txt; \
+	# uWSGI runs in python3's own interpreter: it must not load the shared one.
+	if ldd /opt/venv/lib/python3*/site-packages/pyuwsgi*.so | grep libpython; then exit 1; fi; \
 	cat /opt/venv/os-deps.txt; \
 	/opt/venv/bin/python -c 'import distutils.util'; \
 	/opt/venv/bin/uwsgi --version

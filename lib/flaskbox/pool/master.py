@@ -81,6 +81,25 @@ def prepare_the_master(settings) -> None:
     if settings["WORKER_CLASS"] != GEVENT:
         handle_the_stop = partial(stopping.install_handler_once, gevent_mode=False)
         forks.on_the_masters_forks(after_in_child=handle_the_stop)
+    name_the_processes()
+
+
+def name_the_processes() -> None:
+    """The titles uWSGI gives its processes, where ps and the arbiter
+    see them (titles.py): the master's now, a worker's from its fork, and
+    its number once uWSGI has given it one (its post-fork hook, after the
+    app's own if it set one)."""
+    from . import forks, titles
+    names = titles.Titles(uwsgi_option)
+    names.master()
+    forks.on_the_masters_forks(after_in_child=names.worker)
+    own = getattr(uwsgi, "post_fork_hook", None)
+
+    def post_fork() -> None:
+        names.worker(uwsgi.worker_id())
+        if own is not None:
+            own()
+    uwsgi.post_fork_hook = post_fork
 
 
 def prepare_a_lazy_master() -> None:
