@@ -95,9 +95,11 @@ RUN set -eux; \
 	grep -q "name='uWSGI'" "$src/setup.py"; \
 	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation "$src"; \
 	# The uwsgi command: -P, so that sys.path gains no /opt/venv/bin, as
-	# a program embedding Python gave it none.
-	printf '%s\n' '#!/opt/venv/bin/python3 -P' 'import sys' 'from pyuwsgi import run' 'sys.exit(run())' \
-		> /opt/venv/bin/uwsgi; \
+	# a program embedding Python gave it none. It is the pool's __main__,
+	# which multiprocessing's spawn and forkserver run again in each child
+	# (as __mp_main__): only __main__ starts uWSGI.
+	printf '%s\n' '#!/opt/venv/bin/python3 -P' 'if __name__ == "__main__":' '    import sys' \
+		'    from pyuwsgi import run' '    sys.exit(run())' > /opt/venv/bin/uwsgi; \
 	chmod 0755 /opt/venv/bin/uwsgi; \
 	rm -rf /tmp/uwsgi /tmp/uwsgi.lock; \
 	pip_install --use-pep517 --no-build-isolation -r /tmp/others.lock; \

@@ -108,6 +108,10 @@ def parse_args() -> argparse.Namespace:
                           help="pages that compute, at 20 and 64 clients and an open loop at half the "
                                "peers' capacity: flaskbox's pool shapes against gunicorn sync (--preload) "
                                "and gthread, Granian and the floor (at least 5 rounds)")
+    variants.add_argument("--interpreter", action="store_true",
+                          help="the same pure-Python function in each base's python3, in a program around "
+                               "its shared libpython, and in a worker of the image (--base-image and "
+                               "--second-base)")
     parser.add_argument("--ballast", type=int, metavar="MB",
                         help="with --pages: only the memory goal, an app that imports this many MB of "
                              "objects (pool_memory.py)")
@@ -292,6 +296,10 @@ def main() -> int:
         return run_account(args, rounds, seconds)
     if args.pages:
         return run_pages(args, rounds, seconds)
+    if args.interpreter:
+        import interpreter
+        bases = [args.base_image, *([args.second_base] if args.second_base else [])]
+        return interpreter.run(bases, args.out, machine(), 1 if args.smoke else 5)
     if args.prices:
         import prices
         build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)

@@ -1,7 +1,8 @@
 """The benchmark's other modes cannot rot: the traffic run's smoke drives
 every shape of traffic against each contender, the latency run's measures
 every contender at a fixed open-loop rate, the account's groups add up to
-the machine, the pages run measures a page that computes. (A module of
+the machine, the pages run measures a page that computes, the interpreter
+run times each Python. (A module of
 their own beside test_bench.py: pytest-xdist keeps a module on one worker,
 and the smoke runs together were the parallel phase's longest.)"""
 
@@ -115,3 +116,15 @@ def test_bench_pages_smoke_run_measures_a_page_that_computes(tmp_path, image):
     assert results["goals"]["flaskbox"]["heavy @4"]["cpu"][1] == summary["nginx-gunicorn-sync"]["heavy @4"][
         "container_cpu_us"]["median"]
     assert (tmp_path / "pages.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_interpreter_smoke_run_times_each_python(tmp_path, image):
+    """The same function in the base's python3, around its shared
+    libpython and in a worker: each timed (how they compare is
+    test_interpreter.py's, measured alone, and BENCHMARKS.md's)."""
+    report = smoke("interpreter", tmp_path)
+    (base, found), = report["bases"].items()
+    assert found["python"].startswith("Python 3."), found
+    for name in ("python3", "shared_libpython", "worker", "python3_beside"):
+        assert 1 < found[name] < 10_000, (name, found)
+    assert found["shared_over_python3"] > 0 and found["worker_over_python3"] > 0, found

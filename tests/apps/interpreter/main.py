@@ -1,0 +1,37 @@
+"""An app that times work.py in a worker, and starts child Pythons as apps
+do (tests/test_interpreter.py)."""
+
+import multiprocessing
+import subprocess
+import sys
+
+import work
+from flask import Flask
+
+app = Flask(__name__)
+
+
+def flask_version(_):
+    from importlib.metadata import version
+    return version("flask")
+
+
+@app.get("/")
+def index():
+    return "ok"
+
+
+@app.get("/work")
+def timed():
+    return str(work.best_of())
+
+
+@app.get("/children")
+def children():
+    # A child Python started as apps do: sys.executable, and
+    # multiprocessing's spawn (a new interpreter, not a fork).
+    child = subprocess.run([sys.executable, "-c", "import flask, sys; print(sys.prefix)"],
+                           capture_output=True, text=True, timeout=30)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        spawned = pool.map(flask_version, [0])[0]
+    return f"{child.returncode} {child.stdout.strip()} {spawned}"

@@ -1,0 +1,122 @@
+"""The app's Python runs in the base's own python3, as fast as there.
+
+Debian's and Ubuntu's shared libpythonX.Y, which a program embedding Python
+links, runs Python code 1.2 to 1.5 times slower than their python3 command
+(docs/BENCHMARKS.md, "The interpreter"). So uWSGI runs as a module of that
+python3 (pyuwsgi: the Dockerfile). These tests prove it where the app
+runs: the workers' program, the speed of the same code in a worker and in
+python3 of the same container, a child Python the app starts (it has the
+app's packages), and the titles ps shows, which uWSGI can no longer write
+itself (pool/titles.py)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from containers import ContainerFactory
+from flaskbox.pool import titles
+
+LIB = Path(__file__).resolve().parents[1] / "lib"
+
+pytestmark = pytest.mark.interpreter
+
+
+@pytest.fixture(scope="module")
+def served(app_images):
+    """A container of tests/apps/interpreter, for the module."""
+    factory = ContainerFactory(app_images("interpreter"))
+    c = factory.serving()
+    yield c
+    factory.cleanup()
+
+
+def workers(c) -> list[str]:
+    return c.pids("flaskbox uWSGI worker")
+
+
+def test_the_workers_are_the_bases_python3_without_the_shared_library(served):
+    c = served
+    pids = workers(c)
+    assert len(pids) == 4, c.processes()
+    for pid in pids:
+        program = c.exec("readlink", f"/proc/{pid}/exe").stdout.strip()
+        maps = c.exec("cat", f"/proc/{pid}/maps").stdout
+        assert re.fullmatch(r"/usr/bin/python3\.\d+", program), program
+        assert "libpython" not in maps, [line for line in maps.splitlines() if "libpython" in line]
+
+
+@pytest.mark.timed
+def test_the_apps_python_runs_as_fast_as_in_python3(served):
+    """The same function's CPU time in a worker and in the container's
+    python3, the least of 7 runs each, three times over. The shared
+    library took 1.19 times as long on Debian 12 and 1.49 times on
+    Debian 14 (BENCHMARKS.md); here at most 1.1."""
+    c = served
+    in_worker, in_python3 = [], []
+    for _ in range(3):
+        answer = c.request("/work", timeout=30)
+        assert answer.status == 200, c.logs()
+        in_worker.append(float(answer.text))
+        out = c.exec("python3", "-c", "import sys; sys.path.insert(0, '/app'); import work; "
+                                      "print(work.best_of())")
+        assert out.returncode == 0, out.stderr
+        in_python3.append(float(out.stdout))
+    assert min(in_worker) <= 1.1 * min(in_python3), (in_worker, in_python3)
+
+
+def test_a_child_python_the_app_starts_has_the_apps_packages(served):
+    c = served
+    answer = c.request("/children", timeout=60)
+    assert answer.status == 200, c.logs()
+    code, prefix, spawned = answer.text.split(" ")
+    assert (code, prefix) == ("0", "/opt/venv"), answer.text
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", spawned), answer.text
+
+
+def test_ps_names_the_master_and_each_worker_a_respawned_one_too(app_images):
+    factory = ContainerFactory(app_images("interpreter"))
+    c = factory.serving()
+    titles = sorted(cmd.strip() for _, _, cmd in c.processes() if "uWSGI" in cmd)
+    assert titles == ["flaskbox uWSGI master"] + [f"flaskbox uWSGI worker {n}" for n in range(1, 5)], \
+        c.processes()
+    first = workers(c)[0]
+    c.signal("KILL", first)
+    c.wait_until(lambda: len(workers(c)) == 4 and first not in workers(c), "a new worker in its place")
+    titles = sorted(cmd.strip() for _, _, cmd in c.processes() if cmd.startswith("flaskbox uWSGI worker"))
+    assert titles == [f"flaskbox uWSGI worker {n}" for n in range(1, 5)], c.processes()
+    assert c.request("/").status == 200
+    factory.cleanup()
+
+
+def test_a_title_replaces_the_whole_command_line_that_ps_shows():
+    """In process: titles.write over a python3's command line, once longer
+    than the title, once shorter (the title cut, the last byte left NUL, so
+    the kernel shows nothing of the environment after it)."""
+    script = ("import os; from flaskbox.pool import titles; titles.write(os.environ['TITLE']); "
+              "import sys; sys.stdout.buffer.write(open('/proc/self/cmdline', 'rb').read())")
+
+    def shown(title: str, *args: str) -> bytes:
+        return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, check=True,
+                              env={"PYTHONPATH": str(LIB), "TITLE": title}).stdout
+    long = shown("flaskbox uWSGI worker 12", "x" * 60)
+    assert long.rstrip(b"\0") == b"flaskbox uWSGI worker 12", long
+    short = shown("t" * 5000)
+    assert short.endswith(b"\0") and set(short.rstrip(b"\0")) == {ord("t")}, short[-40:]
+    assert len(short) == len(sys.executable) + len(script) + 5, len(short)  # its own length: 3 NULs, "-c"
+
+
+@pytest.mark.parametrize(("options", "title"), [
+    ({"auto-procname": "true", "procname-prefix-spaced": "flaskbox"}, "flaskbox uWSGI worker 3"),
+    ({"auto-procname": "true", "procname-prefix": "app-"}, "app-uWSGI worker 3"),
+    ({"auto-procname": "false", "procname-prefix-spaced": "flaskbox"}, None),
+])
+def test_the_titles_follow_the_procname_options(monkeypatch, options, title):
+    written = []
+    monkeypatch.setattr(titles, "write", written.append)
+    titles.Titles(lambda name, default: options.get(name, default)).worker(3)
+    assert written == ([title] if title else [])
