@@ -210,6 +210,24 @@ def test_turning_off_the_fork_hooks_is_refused_naming_the_crash(host, tmp_path, 
                    host=host).mode == "production"
 
 
+@pytest.mark.parametrize("name, value, instead", [
+    ("UWSGI_VIRTUALENV", "/srv/venv", "install the app's packages"), ("UWSGI_HOME", "/usr", "PYTHONPATH"),
+    ("UWSGI_OPTIMIZE", "2", "PYTHONOPTIMIZE"), ("UWSGI_PY_PROGRAM_NAME", "app", "py-executable")])
+def test_options_read_only_while_uwsgi_starts_python_are_refused(host, tmp_path, name, value, instead):
+    """python3 is running before uWSGI reads an option (pyuwsgi): these
+    would be dropped, so the start refuses them, saying what works."""
+    with pytest.raises(settings.SettingError) as refused:
+        resolve({name: value}, host=host)
+    assert str(refused.value).startswith(f"{name}='{value}' would take no effect: ")
+    assert instead in str(refused.value)
+    ini = tmp_path / "uwsgi.ini"
+    ini.write_text("[uwsgi]\nmodule = app\nvirtualenv = /srv/venv\n")
+    with pytest.raises(settings.SettingError, match="`virtualenv = /srv/venv` would take no effect.*remove"):
+        resolve({"UWSGI_INI": str(ini)}, host=host)
+    # The image's own venv is what runs anyway: no harm.
+    assert resolve({"UWSGI_VIRTUALENV": "/opt/venv/"}, host=host).mode == "production"
+
+
 def test_cheaper_mode_as_tiangolos_image_ran_it_is_honoured_and_said(host, tmp_path):
     # tiangolo's image ran uWSGI's cheaper mode: its apps run unchanged, and
     # the pool's line in the log says what runs (render's, from derived).

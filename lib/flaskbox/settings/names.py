@@ -59,6 +59,17 @@ UWSGI_KEPT_ON = {
                                 "(uWSGI #2710)",
 }
 UWSGI_FALSE = ("false", "off", "no", "0")
+# uWSGI options read only while it starts Python, which python3 has done
+# before uWSGI runs (the Dockerfile: pyuwsgi): refused rather than dropped.
+VENV = "/opt/venv"
+UWSGI_BEFORE_PYTHON = {
+    **dict.fromkeys(("home", "virtualenv", "venv", "pyhome"),
+                    f"uWSGI runs in the image's python3 and {VENV}, started before any option is read: "
+                    f"install the app's packages into {VENV} (pip in a Dockerfile FROM this image), or add "
+                    "a folder to PYTHONPATH"),
+    **dict.fromkeys(("py-programname", "py-program-name"), "set sys.executable with py-executable instead"),
+    "optimize": "set PYTHONOPTIMIZE instead, which python3 reads at its start",
+}
 # UWSGI_* variables that are not options to pass on: the ones uWSGI sets
 # for its own children (the table's own are left out too).
 UWSGI_INTERNAL = {"UWSGI_RELOADS", "UWSGI_VASSALS_DIR", "UWSGI_BROODLORD_NUM", "UWSGI_JAIL_PID",
@@ -109,6 +120,17 @@ def _turned_off(option: str, value: str) -> str | None:
     return None
 
 
+def _before_python(option: str, value: str) -> str | None:
+    if option in UWSGI_BEFORE_PYTHON and value.strip().rstrip("/") != VENV:
+        return f"would take no effect: {UWSGI_BEFORE_PYTHON[option]}"
+    return None
+
+
+def _uwsgi_advice(option: str, value: str) -> str | None:
+    """Why a uWSGI option of the user's is refused, if it is."""
+    return _refused_uwsgi(option) or _turned_off(option, value) or _before_python(option, value)
+
+
 def given(env: Mapping[str, str], app_dir: Path, notes: list[str], mode: str = PRODUCTION) -> dict[str, str]:
     """Settings present in env, by any name they go by (ALIASES, and a uWSGI
     ini's own for what flaskbox sizes: INI_SIZED); SettingError for two
@@ -132,7 +154,7 @@ def given(env: Mapping[str, str], app_dir: Path, notes: list[str], mode: str = P
             raise SettingError(f"{name}='{env[name]}' is not a flaskbox setting: {advice}")
     for name in sorted(env) if mode == PRODUCTION else ():
         option = _uwsgi_option(name) if name.startswith("UWSGI_") else None
-        advice = option and (_refused_uwsgi(option) or _turned_off(option, env[name]))
+        advice = option and _uwsgi_advice(option, env[name])
         if advice:
             raise SettingError(f"{name}='{env[name]}' {advice}")
     ini = ini_path(env, app_dir)
@@ -176,7 +198,7 @@ def _from_ini(ini: Path, take: Callable[[str, str, str, str], None], notes: list
     from ..userapp.discover import read_uwsgi_ini
 
     for key, value in read_uwsgi_ini(ini):
-        advice = (_refused_uwsgi(key) or _turned_off(key, value)) if mode == PRODUCTION else None
+        advice = _uwsgi_advice(key, value) if mode == PRODUCTION else None
         if advice:
             raise SettingError(f"{ini}: `{key} = {value}` {advice}; remove the line")
         if key in INI_SIZED:
