@@ -93,7 +93,12 @@ RUN set -eux; \
 	src="$(echo /tmp/uwsgi/uwsgi-*/)"; \
 	sed "s/name='pyuwsgi'/name='uWSGI'/" "$src/setup.pyuwsgi.py" > "$src/setup.py"; \
 	grep -q "name='uWSGI'" "$src/setup.py"; \
-	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation "$src"; \
+	# Built into a wheel, then installed from that folder as from an index,
+	# so that pip records uWSGI==2.0.31 (not a file:// URL) for the SBOM.
+	/opt/venv/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation \
+		-w /tmp/uwsgi/wheel "$src"; \
+	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index \
+		--find-links /tmp/uwsgi/wheel "uWSGI==$(sed -n 's/^uwsgi==\([^ ]*\).*/\1/p' /tmp/uwsgi.lock)"; \
 	# The uwsgi command: -P, so that sys.path gains no /opt/venv/bin, as
 	# a program embedding Python gave it none. It is the pool's __main__,
 	# which multiprocessing's spawn and forkserver run again in each child

@@ -24,6 +24,12 @@ try:  # only inside uWSGI
 except ImportError:  # unit tests
     uwsgi = None
 
+if uwsgi is not None:
+    # First: uWSGI's env options, which it set after python3 read its
+    # environment (environment.py).
+    from . import environment
+    environment.follow()
+
 
 def uwsgi_option(name: str, default: str) -> str:
     """An option as uWSGI ended up with it (the last of repeated ones)."""

@@ -8,7 +8,9 @@ from flask import Flask
 
 ROOT = os.path.join(tempfile.gettempdir(), "storage")
 storage = opendal.Operator("fs", root=ROOT)
-storage.write("hello.txt", b"written at import")
+# A file of each process's own: with the app loaded in each worker, two
+# writes of one file at once fail ("writer got too much data").
+storage.write(f"hello-{os.getpid()}.txt", b"written at import")
 
 app = Flask(__name__)
 
