@@ -120,3 +120,15 @@ def test_the_titles_follow_the_procname_options(monkeypatch, options, title):
     monkeypatch.setattr(titles, "write", written.append)
     titles.Titles(lambda name, default: options.get(name, default)).worker(3)
     assert written == ([title] if title else [])
+
+
+def test_what_c_set_in_the_environment_reaches_os_environ():
+    """In process: a variable C set after python3 read its environment (as
+    uWSGI's `env` option does) and one C removed (`unenv`), after follow()."""
+    script = ("import ctypes, os; from flaskbox.pool import environment; libc = ctypes.CDLL(None); "
+              "libc.setenv(b'SET_BY_C', b'yes', 1); libc.unsetenv(b'GONE'); "
+              "print(os.environ.get('SET_BY_C'), os.environ.get('GONE')); environment.follow(); "
+              "print(os.environ.get('SET_BY_C'), os.environ.get('GONE'))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(LIB), "GONE": "here"}).stdout
+    assert out.splitlines() == ["None here", "yes None"], out
