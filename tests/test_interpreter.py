@@ -94,10 +94,12 @@ def test_ps_names_the_master_and_each_worker_a_respawned_one_too(app_images):
 
 
 def test_a_title_replaces_the_whole_command_line_that_ps_shows():
-    """In process: titles.write over a python3's command line, once longer
-    than the title, once shorter (the title cut, the last byte left NUL, so
-    the kernel shows nothing of the environment after it)."""
-    script = ("import os; from flaskbox.pool import titles; titles.write(os.environ['TITLE']); "
+    """In process: titles.write over a python3's command line (twice, as
+    the master's and then a worker's), once longer than the title, once
+    shorter (the title cut, the last byte left NUL, so the kernel shows
+    nothing of the environment after it)."""
+    script = ("import os; from flaskbox.pool import titles; titles.write('flaskbox uWSGI master'); "
+              "titles.write(os.environ['TITLE']); "
               "import sys; sys.stdout.buffer.write(open('/proc/self/cmdline', 'rb').read())")
 
     def shown(title: str, *args: str) -> bytes:

@@ -41,13 +41,21 @@ class Titles:
 def write(title: str) -> None:
     """`title` over this process's command line, the rest of it zeroed:
     what /proc/PID/cmdline, and so ps, show from now on. Longer titles are
-    cut to the line's length (a pool's command line is some 130 bytes)."""
+    cut to the line's length (a pool's command line is some 130 bytes).
+    Nothing is written where /proc does not say where the line is (qemu's
+    user emulation, which runs the arm64 tests, has no such fields), nor
+    when the memory there is not what the kernel shows."""
     with open("/proc/self/stat", "rb") as stat:
         fields = stat.read().rsplit(b")", 1)[1].split()
+    if len(fields) <= ARG_END:
+        return
     start, end = int(fields[ARG_START]), int(fields[ARG_END])
     size = end - start
-    if size < 2:
+    if not start or size < 2:
         return
+    with open("/proc/self/cmdline", "rb") as shown:
+        if ctypes.string_at(start, size) != shown.read()[:size].ljust(size, b"\0"):
+            return
     # The last byte stays NUL: the kernel shows no further (past it would
     # be the environment).
     ctypes.memmove(start, title.encode()[:size - 1].ljust(size, b"\0"), size)
