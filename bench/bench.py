@@ -112,6 +112,8 @@ def parse_args() -> argparse.Namespace:
                           help="the same pure-Python function in each base's python3, in a program around "
                                "its shared libpython, and in a worker of the image (--base-image and "
                                "--second-base)")
+    parser.add_argument("--also-base", action="append", default=[], metavar="BASE_IMAGE",
+                        help="with --interpreter: a further base to time (as many as given)")
     parser.add_argument("--ballast", type=int, metavar="MB",
                         help="with --pages: only the memory goal, an app that imports this many MB of "
                              "objects (pool_memory.py)")
@@ -298,7 +300,7 @@ def main() -> int:
         return run_pages(args, rounds, seconds)
     if args.interpreter:
         import interpreter
-        bases = [args.base_image, *([args.second_base] if args.second_base else [])]
+        bases = [args.base_image, *([args.second_base] if args.second_base else []), *args.also_base]
         return interpreter.run(bases, args.out, machine(), 1 if args.smoke else 5)
     if args.prices:
         import prices
