@@ -82,7 +82,7 @@ RUN set -eux; \
 	# uWSGI is built as a module of the distribution's own python3 (pyuwsgi,
 	# from uWSGI's setup.pyuwsgi.py), not as a program around its shared
 	# libpythonX.Y: Debian's and Ubuntu's shared library runs the app's
-	# Python 1.2 to 1.5 times slower than their python3 command does
+	# Python 1.3 to 1.5 times slower than their python3 command does
 	# (docs/BENCHMARKS.md, "The interpreter"). The same checked sdist, its
 	# distribution still named uWSGI; `uwsgi` is its command.
 	sed -n '/^uwsgi==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/uwsgi.lock; \

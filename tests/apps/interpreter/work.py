@@ -1,4 +1,4 @@
-"""Pure Python, some 100 ms: what a template or an ORM's objects do
+"""Pure Python, some 2 ms: what a template or an ORM's objects do
 (tests/test_interpreter.py, bench/interpreter.py)."""
 
 import time
