@@ -74,9 +74,9 @@ def test_a_child_python_the_app_starts_has_the_apps_packages(served):
     c = served
     answer = c.request("/children", timeout=60)
     assert answer.status == 200, c.logs()
-    code, prefix, spawned = answer.text.split(" ")
+    code, prefix, spawned, forkserver = answer.text.split(" ")
     assert (code, prefix) == ("0", "/opt/venv"), answer.text
-    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", spawned), answer.text
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", spawned) and forkserver == spawned, answer.text
 
 
 def test_ps_names_the_master_and_each_worker_a_respawned_one_too(app_images):

@@ -17,10 +17,11 @@ SIGTERM ran a uWSGI worker's reload in it.
   handlers uWSGI installed (SIGINT gets Python's KeyboardInterrupt back)
   and flaskbox's stream-stop handler and its wakeup descriptor, which
   wrote to the worker's pipe.
-- A program started by subprocess (os.popen too) is spawned with the
-  calling thread's mask opened for the spawn alone: a process image started
-  by exec keeps only its mask. os.system and os.posix_spawn are not
-  covered (docs/production.md says so).
+- A program started by subprocess (os.popen too), and a Python started by
+  multiprocessing's spawn and forkserver (Python 3.14's default), are
+  spawned with the calling thread's mask opened for the spawn alone: a
+  process image started by exec keeps only its mask. os.system and
+  os.posix_spawn are not covered (docs/production.md says so).
 """
 
 from __future__ import annotations
@@ -103,5 +104,7 @@ def start_plain(master: int) -> None:
             plain_signals()
 
     os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
-    if not getattr(subprocess.Popen._execute_child, "flaskbox_open_mask", False):
-        subprocess.Popen._execute_child = spawn_with_an_open_mask(subprocess.Popen._execute_child)
+    import multiprocessing.util as multiprocessing_util  # spawn's and forkserver's exec: spawnv_passfds
+    for owner, name in ((subprocess.Popen, "_execute_child"), (multiprocessing_util, "spawnv_passfds")):
+        if not getattr(getattr(owner, name), "flaskbox_open_mask", False):
+            setattr(owner, name, spawn_with_an_open_mask(getattr(owner, name)))

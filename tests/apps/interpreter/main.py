@@ -29,9 +29,12 @@ def timed():
 @app.get("/children")
 def children():
     # A child Python started as apps do: sys.executable, and
-    # multiprocessing's spawn (a new interpreter, not a fork).
+    # multiprocessing's spawn and forkserver (Python 3.14's default), each a
+    # new interpreter; leaving `with` terminates the pool's children.
     child = subprocess.run([sys.executable, "-c", "import flask, sys; print(sys.prefix)"],
                            capture_output=True, text=True, timeout=30)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        spawned = pool.map(flask_version, [0])[0]
-    return f"{child.returncode} {child.stdout.strip()} {spawned}"
+    versions = []
+    for method in ("spawn", "forkserver"):
+        with multiprocessing.get_context(method).Pool(1) as pool:
+            versions.append(pool.map(flask_version, [0])[0])
+    return f"{child.returncode} {child.stdout.strip()} {' '.join(versions)}"
