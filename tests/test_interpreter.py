@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 
 from containers import ContainerFactory
+from flaskbox.layout import VENV
 from flaskbox.pool import titles
 
-LIB = Path(__file__).resolve().parents[1] / "lib"
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "lib"
 
 pytestmark = pytest.mark.interpreter
 
@@ -135,3 +137,12 @@ def test_what_c_set_in_the_environment_reaches_os_environ():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(LIB), "GONE": "here"}).stdout
     assert out.splitlines() == ["None here", "yes None"], out
+
+
+def test_app_ini_gives_the_workers_the_venv_the_code_names():
+    """In process: app.ini's py-executable (sys.executable in a worker, and
+    the Python a spawned child runs) is layout.VENV's python3, the venv the
+    refusals and the package checks name."""
+    pairs = [line.split("=", 1) for line in (ROOT / "app.ini").read_text().splitlines() if "=" in line]
+    given = [value.strip() for key, value in pairs if key.strip() == "py-executable"]
+    assert given == [str(VENV / "bin" / "python3")], given

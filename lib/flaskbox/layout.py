@@ -165,11 +165,16 @@ def stream_slots(worker_connections: int) -> int:
     return worker_connections - worker_connections // 10
 
 
+# The image's virtualenv (Dockerfile, stage build): requirements.txt, uWSGI
+# (pyuwsgi) and the app's own packages; app.ini's py-executable names its
+# python3.
+VENV = Path("/opt/venv")
+
 # gevent and its dependencies (lib/gevent-requirements.txt), on sys.path with
 # WORKER_CLASS=gevent only (app.ini): Flask-SocketIO and python-engineio pick
 # gevent whenever they can import it, which breaks them under the sync
 # workers and the dev server.
-GEVENT_SITE = Path("/opt/venv/gevent")
+GEVENT_SITE = VENV / "gevent"
 
 # Static files when neither STATIC_URL/STATIC_PATH nor the app say where
 # (static.py): Flask's own defaults, and tiangolo's image's.

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 
-from ..layout import PRODUCTION
+from ..layout import PRODUCTION, VENV
 from .forms import SettingError
 from .table import BY_NAME
 
@@ -61,7 +61,6 @@ UWSGI_KEPT_ON = {
 UWSGI_FALSE = ("false", "off", "no", "0")
 # uWSGI options read only while it starts Python, which python3 has done
 # before uWSGI runs (the Dockerfile: pyuwsgi): refused rather than dropped.
-VENV = "/opt/venv"
 UWSGI_BEFORE_PYTHON = {
     **dict.fromkeys(("home", "virtualenv", "venv", "pyhome"),
                     f"uWSGI runs in the image's python3 and {VENV}, started before any option is read: "
@@ -121,7 +120,7 @@ def _turned_off(option: str, value: str) -> str | None:
 
 
 def _before_python(option: str, value: str) -> str | None:
-    if option in UWSGI_BEFORE_PYTHON and value.strip().rstrip("/") != VENV:
+    if option in UWSGI_BEFORE_PYTHON and value.strip().rstrip("/") != str(VENV):
         return f"would take no effect: {UWSGI_BEFORE_PYTHON[option]}"
     return None
 

@@ -21,11 +21,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from ..layout import APP_DIR, GEVENT, GEVENT_SITE, PRODUCTION
+from ..layout import APP_DIR, GEVENT, GEVENT_SITE, PRODUCTION, VENV
 
 # Written at build time (Dockerfile): `pip freeze` of requirements.txt and of
 # gevent's own directory.
-TESTED = Path("/opt/venv/flaskbox-tested.txt")
+TESTED = VENV / "flaskbox-tested.txt"
 
 
 class ConflictError(Exception):
@@ -180,7 +180,7 @@ def gevent_notes(pins: dict[str, str], in_site: set[str], gevent_site: Path) -> 
         if needed is None or not satisfies(needed.version, specifier):
             whose = "your" if venv_distribution("gevent") is not None else "the image's"
             has = f"{needed.version}" if needed is not None else "none"
-            where = "yours, in /opt/venv" if venv_distribution(name) is not None else "the image's"
+            where = f"yours, in {VENV}" if venv_distribution(name) is not None else "the image's"
             raise ConflictError(
                 f"WORKER_CLASS=gevent: {whose} gevent {gevent.version} needs {name}{specifier}, and the "
                 f"{name} it would import is {has} ({where}): pin a gevent that fits it (or pin gevent and "
