@@ -14,7 +14,7 @@ import pytest
 from fake_host import resolve
 from flaskbox.host import Host
 from flaskbox.start import env_files, ports
-from flaskbox.userapp import distributions, importing, shadows
+from flaskbox.userapp import distributions, importing, load_failure, shadows
 from helpers import REPO
 
 TCP_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
@@ -173,10 +173,21 @@ def test_app_run_at_import_returns_at_once_and_names_its_caller(capsys):
 
 def test_app_run_at_import_is_said_once_per_generation(capsys):
     # With lazy-apps each worker imports the app, and each respawn: only the
-    # generation's first says it (wsgi.first_to_say); the others return as quietly.
+    # generation's first says it (wsgi.first); the others return as quietly.
     with importing.ServerCalls(says=False):
         assert flask.Flask(__name__).run(port=1) is None
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("missing", "bad_setting"), [("nope", True), ("no_such_package_xyz", False)])
+def test_a_failed_import_not_said_is_judged_as_one_said(capsys, missing, bad_setting):
+    # A lazy-apps worker that fails after a sibling did says nothing (wsgi.py),
+    # yet ends with the same code: APP_MODULE naming no module is bad input.
+    exc = ModuleNotFoundError(f"No module named '{missing}'", name=missing)
+    assert load_failure.explain(exc, "nope:app", says=False) is bad_setting
+    assert capsys.readouterr().err == ""
+    assert load_failure.explain(exc, "nope:app") is bad_setting
+    assert missing in capsys.readouterr().err
 
 
 def test_a_deadline_of_zero_does_nothing_and_one_met_leaves_nothing(tmp_path):

@@ -70,6 +70,9 @@ EXIT_CODES = (STOPPED, FAILED, BAD_INPUT, POOL_FAILED, IMPORT_FAILED, ARBITER_FA
 # running tells the arbiter so, which starts the pool again with lazy-apps
 # (userapp/threads.py; EX_TEMPFAIL, "try again").
 LOADS_IN_EACH_WORKER = 75
+# Nor this: uWSGI's own exit of a worker it ends (end_me), which a lazy-apps
+# worker ended while it still imports the app exits with too (forks.py).
+UWSGI_ENDED = 30
 # A server killed by signal N, and so the container: 128 + N, as a shell
 # says it. A stop (SIGTERM, SIGINT, SIGQUIT) during the start, before the
 # servers serve, ends it with 128 + its signal too, from bash and from the
@@ -283,8 +286,11 @@ class Generation:
         # The threads the app's import left running in the master (wsgi.py),
         # which ends it: the arbiter loads the app in each worker instead.
         self.threads = self.dir / "threads"
-        # Made by the one process that says the app's start-up warnings.
+        # Made by the one process that says the app's start-up warnings, and
+        # by the one that says why it did not load (with lazy-apps, the
+        # first worker to get there: the others' lines would only repeat it).
         self.said = self.dir / "said"
+        self.failed = self.dir / "failed"
         # How the workers' event streams are to end at a stop or a retirement
         # (arbiter/generation.py writes it, streams.py reads it): by when.
         self.streams_end = self.dir / "streams-end"

@@ -4,6 +4,8 @@ on_the_masters_forks  os.register_at_fork, for those forks only: not for
                       the forks an app makes in a request.
 hold_the_stop         a worker is born with its graceful stop (SIGHUP) held
                       until it can act on it.
+end_at_an_interrupt   a lazy-apps worker ended while it imports the app ends
+                      quietly, as uWSGI ends one later.
 SpawnGuard            a pool whose workers die before they ever accept a
                       request stops uWSGI, and so the container, once the
                       workers still up have ended as at a stop; a worker
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..host import Host
-from ..layout import POOL_FAILED, STOP_TIMEOUT_SECONDS, exit_budget
+from ..layout import POOL_FAILED, STOP_TIMEOUT_SECONDS, UWSGI_ENDED, exit_budget
 from ..log import log
 
 # How often the master looks whether the workers it stops have ended.
@@ -83,6 +85,17 @@ def hold_the_stop(gevent_mode: bool) -> dict:
             gevent.spawn(signal.pthread_sigmask, signal.SIG_UNBLOCK, {signal.SIGHUP})
         hooks["after_in_child"] = after_in_child
     return hooks
+
+
+def end_at_an_interrupt() -> None:
+    """An at-fork hook of a lazy-apps worker: SIGINT, with which uWSGI's
+    master ends every worker at once (a sibling's import failed, or a stop
+    with no grace), ends it as uWSGI's own handler does once the app is
+    loaded: at once, with uWSGI's code. Until then the worker had Python's
+    handler, from python3's start, so the app's import it interrupted raised
+    KeyboardInterrupt: each sibling printed a traceback, and uWSGI said it
+    "failed loading app", of an app that had not failed."""
+    signal.signal(signal.SIGINT, lambda number, frame: os._exit(UWSGI_ENDED))
 
 
 class SpawnGuard:

@@ -87,6 +87,8 @@ def prepare_the_master(settings) -> None:
     if settings["WORKER_CLASS"] != GEVENT:
         handle_the_stop = partial(stopping.install_handler_once, gevent_mode=False)
         forks.on_the_masters_forks(after_in_child=handle_the_stop)
+    if lazy_apps():
+        forks.on_the_masters_forks(after_in_child=forks.end_at_an_interrupt)
     name_the_processes()
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
+from pathlib import Path
 
 from .. import record
 from ..layout import (
@@ -32,7 +34,6 @@ from ..layout import (
     LOADS_IN_EACH_WORKER,
     NOT_AN_APP,
     RUNTIME_UNWRITABLE,
-    Generation,
     stream_slots,
 )
 from ..log import error, info, log, warn
@@ -53,23 +54,39 @@ except ImportError:  # unit tests
 
 def load_app(settings: record.Record, census: threads.Census, says: bool) -> discover.Found:
     """APP_MODULE's app, the threads its import leaves counted by `census`,
-    its app.run() said if `says` (first_to_say).
+    its app.run() said if `says` (first).
     Not an app (a factory named without a call, a module with none, a module
     that is not there): the message says what to write instead, and uWSGI
     exits with NOT_AN_APP (2), so the container does, before anything is
     served. An import that fails (a package the app imports that is not
     installed, say): why (load_failure.py), and need-app's exit code,
-    IMPORT_FAILED (22)."""
+    IMPORT_FAILED (22). With lazy-apps every worker imports at once, and
+    most often fails alike: only the first to fail says why."""
     try:
         # The census inside the Deadline: its watchdog thread is no app's.
         with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), census, \
                 importing.ServerCalls(says), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
-        error(str(exc))
+        if says_why_it_failed():
+            error(str(exc))
         os._exit(NOT_AN_APP)
     except Exception as exc:
-        os._exit(NOT_AN_APP if load_failure.explain(exc, settings["APP_MODULE"]) else IMPORT_FAILED)
+        says = says_why_it_failed()
+        os._exit(NOT_AN_APP if load_failure.explain(exc, settings["APP_MODULE"], says) else IMPORT_FAILED)
+
+
+def says_why_it_failed() -> bool:
+    """Whether this process says why the app did not load: the master, or
+    with lazy-apps the first worker whose import failed. That worker then
+    ignores SIGINT, the master's end of every worker: a sibling that failed
+    alike ends sooner, saying nothing, and the master's SIGINT that follows
+    cut the explanation short (seen: the log had no traceback at all)."""
+    if not first(generation().failed):
+        return False
+    if not preloading():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return True
 
 
 def preloading() -> bool:
@@ -114,11 +131,12 @@ def forkable(census: threads.Census, processes: int, settings: record.Record) ->
     os._exit(LOADS_IN_EACH_WORKER)
 
 
-def first_to_say(gen: Generation) -> bool:
-    """The one process of the generation that says the app's start-up
-    warnings: the master, or with lazy-apps the first worker to load it."""
+def first(mark: Path) -> bool:
+    """Whether this is the one process of the generation to say something
+    (its mark: Generation.said, .failed): the master, or with lazy-apps
+    the first worker to get there."""
     try:
-        os.close(os.open(gen.said, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         return True
     except OSError:
         return False
@@ -128,7 +146,7 @@ def from_record(settings: record.Record):
     gen = generation()
     # Before the import: with lazy-apps each worker imports the app, and
     # every respawn, but only the first says what the import showed.
-    says = first_to_say(gen)
+    says = first(gen.said)
     census = threads.Census()
     found = load_app(settings, census, says)
     processes = int(uwsgi_option("processes", "1"))

@@ -15,12 +15,14 @@ from ..log import error
 from . import discover, shadows
 
 
-def explain(exc: BaseException, app_module: str) -> bool:
-    """Says why; True when APP_MODULE itself names no module (bad input,
-    not an app that fails)."""
+def explain(exc: BaseException, app_module: str, says: bool = True) -> bool:
+    """Says why (if `says`); True when APP_MODULE itself names no module
+    (bad input, not an app that fails)."""
     message, bad_setting = None, False
     if isinstance(exc, ModuleNotFoundError):
         message, bad_setting = discover.missing_module(exc, app_module, install_on_start=install_on_start())
+    if not says:
+        return bad_setting
     if not bad_setting:
         traceback.print_exception(exc)
     hint = (shadows.hint(exc) or older_pin(exc)) if isinstance(exc, Exception) else None
