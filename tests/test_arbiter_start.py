@@ -63,6 +63,20 @@ def test_an_app_that_does_not_load_ends_the_start_with_its_code(tmp_path, capsys
     assert not [argv for argv in system.spawned if argv[0] == "nginx"]
 
 
+@pytest.mark.parametrize("meant, said", [
+    (2, "APP_MODULE='app' does not name an app (see above); not serving"),
+    (22, "could not load APP_MODULE='app': see the traceback above; not serving"),
+])
+def test_a_lazy_apps_worker_that_did_not_load_ends_the_start_with_the_code_it_meant(tmp_path, capsys,
+                                                                                    meant, said):
+    # Its master ends with need-app's 22 whatever the worker meant, which is in the mark (wsgi.failed).
+    system = FakeSystem(tmp_path)
+    system.masters[1] = MasterScript(import_seconds=0.5, fails_with=22, meant=meant)
+    system.arbiter()
+    assert system.run_to_exit() == meant
+    assert lines(capsys)[-1] == "flaskbox: error: " + said
+
+
 def test_an_import_past_its_timeout_says_where_it_waited_and_ends_with_124(tmp_path, capsys):
     system = FakeSystem(tmp_path)
     stacks = ('Timeout (0:00:03)!\nThread 0x1 (most recent call first):\n'

@@ -165,6 +165,13 @@ class Generation:
             error(f"APP_MODULE='{self.arbiter.settings['APP_MODULE']}' did not import within IMPORT_TIMEOUT "
                   f"({self.arbiter.settings['IMPORT_TIMEOUT']} s), nor stop; its uWSGI master is killed")
             return IMPORT_TIMED_OUT
+        if child.status == IMPORT_FAILED:
+            # The code the process that said why meant: a lazy-apps worker
+            # ends with need-app's whatever it was (wsgi.failed).
+            try:
+                return int(self.files.failed.read_text())
+            except (OSError, ValueError):
+                pass
         return child.status or 1
 
     # --- SERVING -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import NoReturn
 
 from .. import record
 from ..layout import (
@@ -68,12 +69,14 @@ def load_app(settings: record.Record, census: threads.Census, says: bool) -> dis
                 importing.ServerCalls(says), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
-        if says_why_it_failed():
+        says_why = says_why_it_failed()
+        if says_why:
             error(str(exc))
-        os._exit(NOT_AN_APP)
+        code = NOT_AN_APP
     except Exception as exc:
-        says = says_why_it_failed()
-        os._exit(NOT_AN_APP if load_failure.explain(exc, settings["APP_MODULE"], says) else IMPORT_FAILED)
+        says_why = says_why_it_failed()
+        code = NOT_AN_APP if load_failure.explain(exc, settings["APP_MODULE"], says_why) else IMPORT_FAILED
+    failed(code, says_why)
 
 
 def says_why_it_failed() -> bool:
@@ -87,6 +90,20 @@ def says_why_it_failed() -> bool:
     if not preloading():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     return True
+
+
+def failed(code: int, said: bool) -> NoReturn:
+    """Ends a process whose app did not load. A lazy-apps worker ends with
+    need-app's IMPORT_FAILED whatever the reason: on that code alone uWSGI's
+    master ends every worker, where on another (NOT_AN_APP) it forked them
+    again and again until SpawnGuard gave up (exit code 3, as if forks
+    crashed). The code meant is in the mark, where the arbiter reads it."""
+    if said:
+        try:
+            generation().failed.write_text(f"{code}\n")
+        except OSError:
+            pass  # the arbiter then goes by the master's code
+    os._exit(code if preloading() else IMPORT_FAILED)
 
 
 def preloading() -> bool:
