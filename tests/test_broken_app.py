@@ -1,12 +1,14 @@
 """A broken app stops the container at once, non-zero, with the reason in the
 log: never a container that serves 502s forever."""
 
+import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 
-from helpers import docker, share_with_container
+from helpers import REPO, docker, share_with_container
 
 BROKEN = {
     "import-error": ("import no_such_package_xyz\n", "app:app",
@@ -133,3 +135,23 @@ def test_with_lazy_apps_a_failed_import_is_said_once_and_ends_the_other_workers_
     if case == "one-fails":
         # uWSGI says "failed loading app" of the one worker that did.
         assert logs.count("failed loading app in worker") == 1, logs
+
+
+def test_a_process_a_lazy_workers_import_forks_gets_pythons_sigint_back():
+    """In process: the worker's SIGINT handler while it imports (ends it
+    quietly, as uWSGI would) is not the app's, so a child gets
+    KeyboardInterrupt back (children.plain_signals), as under plain Python."""
+    script = ("import signal; from flaskbox.pool import children, forks; "
+              "signal.signal(signal.SIGINT, forks.ended_while_loading); children.plain_signals(); "
+              "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO / "lib")}).stdout
+    assert out == "True\n", out
+
+
+def test_the_one_to_say_why_is_the_first_and_a_mark_that_cannot_be_made_silences_nobody(tmp_path):
+    from flaskbox.pool import wsgi
+    mark = tmp_path / "failed"
+    assert wsgi.first(mark) and not wsgi.first(mark)
+    # A runtime folder that is gone (or a full disk): said by every process, not by none.
+    assert wsgi.first(tmp_path / "gone" / "failed")

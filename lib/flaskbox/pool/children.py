@@ -16,7 +16,8 @@ SIGTERM ran a uWSGI worker's reload in it.
   signal mask and every handler that is not the app's Python code: the C
   handlers uWSGI installed (SIGINT gets Python's KeyboardInterrupt back)
   and flaskbox's stream-stop handler and its wakeup descriptor, which
-  wrote to the worker's pipe.
+  wrote to the worker's pipe, and its handler of a lazy-apps worker's
+  import (forks.end_at_an_interrupt).
 - A program started by subprocess (os.popen too), and a Python started by
   multiprocessing's spawn and forkserver (Python 3.14's default), are
   spawned with the calling thread's mask opened for the spawn alone: a
@@ -33,6 +34,7 @@ import subprocess
 import threading
 
 from ..request.stopping import on_stop_signal
+from .forks import ended_while_loading
 
 # Never caught or blocked: the kernel refuses to change them.
 FIXED = {signal.SIGKILL, signal.SIGSTOP}
@@ -58,7 +60,7 @@ def plain_signals() -> None:
         plain = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
         try:
             handler = signal.getsignal(number)
-            if not callable(handler) or handler is on_stop_signal:
+            if not callable(handler) or handler in (on_stop_signal, ended_while_loading):
                 signal.signal(number, plain)
         except (OSError, ValueError):
             continue  # the C library's own (glibc's thread signals, 32 and 33)

@@ -94,8 +94,13 @@ def end_at_an_interrupt() -> None:
     loaded: at once, with uWSGI's code. Until then the worker had Python's
     handler, from python3's start, so the app's import it interrupted raised
     KeyboardInterrupt: each sibling printed a traceback, and uWSGI said it
-    "failed loading app", of an app that had not failed."""
-    signal.signal(signal.SIGINT, lambda number, frame: os._exit(UWSGI_ENDED))
+    "failed loading app", of an app that had not failed. A process the
+    import forks gets Python's back (children.plain_signals)."""
+    signal.signal(signal.SIGINT, ended_while_loading)
+
+
+def ended_while_loading(number: int, frame) -> None:
+    os._exit(UWSGI_ENDED)
 
 
 class SpawnGuard:

@@ -80,16 +80,19 @@ def load_app(settings: record.Record, census: threads.Census, says: bool) -> dis
 
 
 def says_why_it_failed() -> bool:
-    """Whether this process says why the app did not load: the master, or
-    with lazy-apps the first worker whose import failed. That worker then
-    ignores SIGINT, the master's end of every worker: a sibling that failed
-    alike ends sooner, saying nothing, and the master's SIGINT that follows
-    cut the explanation short (seen: the log had no traceback at all)."""
-    if not first(generation().failed):
-        return False
-    if not preloading():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return True
+    """Whether this process says why the app did not load: the master (or a
+    lone worker), or with lazy-apps the first worker whose import failed.
+    That worker ignores SIGINT, the master's end of every worker, from
+    before it takes the mark: a sibling that failed alike ends sooner,
+    saying nothing, and the master's SIGINT that follows cut the
+    explanation short (seen: the log had no traceback at all)."""
+    if not a_lazy_worker():
+        return True
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if first(generation().failed):
+        return True
+    signal.signal(signal.SIGINT, before)
+    return False
 
 
 def failed(code: int, said: bool) -> NoReturn:
@@ -103,13 +106,18 @@ def failed(code: int, said: bool) -> NoReturn:
             generation().failed.write_text(f"{code}\n")
         except OSError:
             pass  # the arbiter then goes by the master's code
-    os._exit(code if preloading() else IMPORT_FAILED)
+    os._exit(IMPORT_FAILED if a_lazy_worker() else code)
 
 
 def preloading() -> bool:
     """Whether this is the master loading the app for the workers it forks
     (not a worker of lazy-apps, nor a lone worker with no master)."""
     return uwsgi.worker_id() == 0
+
+
+def a_lazy_worker() -> bool:
+    """Whether this is one of the workers of lazy-apps, each loading the app."""
+    return not preloading() and bool(uwsgi.masterpid()) and master.lazy_apps()
 
 
 def pinned_lazy_apps(settings: record.Record) -> str | None:
@@ -151,12 +159,15 @@ def forkable(census: threads.Census, processes: int, settings: record.Record) ->
 def first(mark: Path) -> bool:
     """Whether this is the one process of the generation to say something
     (its mark: Generation.said, .failed): the master, or with lazy-apps
-    the first worker to get there."""
+    the first worker to get there. A mark that cannot be made (a full
+    disk) makes every process say it: rather twice than not at all."""
     try:
         os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         return True
-    except OSError:
+    except FileExistsError:
         return False
+    except OSError:
+        return True
 
 
 def from_record(settings: record.Record):
