@@ -1,7 +1,8 @@
 """An import that never ends is named, never left to hang: a tutorial's
 unguarded app.run() is ignored (its file and line said) and the app served;
 past IMPORT_TIMEOUT the start ends with exit 124, saying where the import
-waits (a server started at import gets its own advice); a reload whose new
+waits (a server started at import gets its own advice), whether the master
+or lazy-apps workers import; a reload whose new
 code waits for good keeps the running code; debug mode shows where the
 import waits, and serves the app once the wait ends."""
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from flaskbox.layout import Generation
 from helpers import docker, free_port, share_with_container
 
 # A route answering a token only this test's code knows.
@@ -103,19 +105,31 @@ def test_a_tutorials_app_run_at_import_is_ignored_and_the_app_served(containers,
     assert c.running(), c.logs()
 
 
-def test_an_import_that_waits_for_good_ends_the_start_with_124(containers, tmp_path, figure):
+# Where the import runs: in the master, or (UWSGI_LAZY_APPS=true) in each
+# of two workers, which uWSGI forked again and again as each ran out.
+WHERE = {"master": {}, "lazy-workers": {"UWSGI_LAZY_APPS": "true", "UWSGI_PROCESSES": "2"}}
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_an_import_that_waits_for_good_ends_the_start_with_124(containers, tmp_path, figure, where):
     closed = free_port()  # nothing listens there: the database never comes
     source = ROUTE.format(token=uuid.uuid4().hex) + WAIT_FOR_DB.format(port=closed)
     app = write_app(tmp_path, source)
     since = time.time()
-    c = containers.run(env={"IMPORT_TIMEOUT": "3"}, docker_args=("-v", f"{app}:/app:ro"))
+    c = containers.run(env={"IMPORT_TIMEOUT": "3", **WHERE[where]}, docker_args=("-v", f"{app}:/app:ro"))
     code = c.wait_exit(timeout=30)
     # The engine's own clock: from the container's start to its exit.
     lasted = c.died_at(since) / 1e9 - c.started_at()
-    figure("start to exit of an import waiting for good, IMPORT_TIMEOUT=3, seconds", f"{lasted:.2f}")
+    figure(f"start to exit of an import waiting for good in the {where}, IMPORT_TIMEOUT=3, seconds",
+           f"{lasted:.2f}")
     logs = c.logs()
     assert code == 124, logs
     assert 3 <= lasted < 3 + 12, (lasted, logs)
+    # Ended by the pool, at once: not by the arbiter's kill 10 s past the
+    # timeout (its "nor stop" line), nor with workers forked again and again
+    # (at most each of the two, run out at once) until the pool gave up.
+    assert "nor stop" not in logs and "in a row" not in logs, logs
+    assert logs.count("died :( trying respawn") <= 2, logs
     places = {line_of(source, "# connect"), line_of(source, "# retry")}
     said = re.search(r"did not import within IMPORT_TIMEOUT \(3 s\): it waits at /app/app\.py, "
                      r"line (\d+), in wait_for_db", logs)
@@ -183,3 +197,15 @@ def test_debug_mode_shows_where_the_import_waits_and_serves_once_it_ends(contain
     share_with_container(app)
     c.wait_until(lambda: body(c) == f"{token}\n", "the page, once the import's wait ended", timeout=30)
     assert c.running(), c.logs()
+
+
+def test_the_stacks_of_an_import_that_ran_out_are_found_whoever_dumped_them(tmp_path):
+    """In process: the master's file, or a lazy-apps worker's own; an empty
+    one (a deadline that never came, a worker ended first) is none."""
+    gen = Generation(tmp_path)
+    assert gen.import_stacks_dumped() is None
+    gen.import_stacks.write_text("")
+    gen.import_stacks_of(12).write_text("")
+    assert gen.import_stacks_dumped() is None
+    gen.import_stacks_of(34).write_text('Timeout (0:00:03)!\nThread 0x1 (most recent call first):\n')
+    assert gen.import_stacks_dumped() == gen.import_stacks_of(34)

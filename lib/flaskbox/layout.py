@@ -295,6 +295,22 @@ class Generation:
         # (arbiter/generation.py writes it, streams.py reads it): by when.
         self.streams_end = self.dir / "streams-end"
 
+    def import_stacks_of(self, pid: int) -> Path:
+        """A lazy-apps worker's import-stacks, its own: a worker forked
+        again opened the shared one anew, emptying the stacks just dumped."""
+        return self.dir / f"import-stacks-{pid}"
+
+    def import_stacks_dumped(self) -> Path | None:
+        """The stacks of an import past IMPORT_TIMEOUT (the master's, or a
+        lazy-apps worker's), if one was."""
+        for path in sorted(self.dir.glob("import-stacks*")):
+            try:
+                if path.stat().st_size:
+                    return path
+            except OSError:
+                continue
+        return None
+
     def gate(self, pid: int) -> Path:
         """A worker's ADAPTIVE_THREADS state, "limit parked" (admission.py
         writes it, metrics.py reads it)."""

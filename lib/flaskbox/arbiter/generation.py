@@ -156,8 +156,8 @@ class Generation:
         """The exit code that says why the load failed, with an import past
         IMPORT_TIMEOUT said here: where it waited (its stacks), or that its
         own deadline did not end it."""
-        stacks = self.files.import_stacks
-        if stacks.exists() and stacks.stat().st_size:
+        stacks = self.files.import_stacks_dumped()
+        if stacks is not None:
             settings = self.arbiter.settings
             say_import_stacks(stacks, settings["APP_MODULE"], settings["IMPORT_TIMEOUT"])
             return IMPORT_TIMED_OUT

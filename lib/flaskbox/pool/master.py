@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from ..layout import GEVENT, Generation
+from ..layout import GEVENT, IMPORT_TIMED_OUT, Generation
 
 try:  # only inside uWSGI
     import uwsgi
@@ -88,8 +88,21 @@ def prepare_the_master(settings) -> None:
         handle_the_stop = partial(stopping.install_handler_once, gevent_mode=False)
         forks.on_the_masters_forks(after_in_child=handle_the_stop)
     if lazy_apps():
-        forks.on_the_masters_forks(after_in_child=forks.end_at_an_interrupt)
+        forks.on_the_masters_forks(after_in_child=forks.end_at_an_interrupt,
+                                   after_in_parent=partial(an_import_ran_out, generation()))
     name_the_processes()
+
+
+def an_import_ran_out(gen: Generation) -> None:
+    """After the master forked a lazy-apps worker again, before any worker
+    served: a worker's import ran past IMPORT_TIMEOUT (importing.Deadline
+    dumped its stacks and ended it), so the pool ends with IMPORT_TIMED_OUT,
+    as a master's own import past it does, and the arbiter says where it
+    waited. uWSGI would fork its workers again and again instead, each
+    waiting as long, until SpawnGuard gave up (exit code 3, "a crash at
+    fork"). A pool that has served keeps forking them, as uWSGI does."""
+    if not gen.ready.exists() and gen.import_stacks_dumped() is not None:
+        os._exit(IMPORT_TIMED_OUT)
 
 
 def name_the_processes() -> None:

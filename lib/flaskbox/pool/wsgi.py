@@ -63,9 +63,11 @@ def load_app(settings: record.Record, census: threads.Census, says: bool) -> dis
     installed, say): why (load_failure.py), and need-app's exit code,
     IMPORT_FAILED (22). With lazy-apps every worker imports at once, and
     most often fails alike: only the first to fail says why."""
+    gen = generation()
+    stacks = gen.import_stacks_of(os.getpid()) if a_lazy_worker() else gen.import_stacks
     try:
         # The census inside the Deadline: its watchdog thread is no app's.
-        with importing.Deadline(settings["IMPORT_TIMEOUT"], generation().import_stacks), census, \
+        with importing.Deadline(settings["IMPORT_TIMEOUT"], stacks), census, \
                 importing.ServerCalls(says), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:
