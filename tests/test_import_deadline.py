@@ -2,9 +2,9 @@
 unguarded app.run() is ignored (its file and line said) and the app served;
 past IMPORT_TIMEOUT the start ends with exit 124, saying where the import
 waits (a server started at import gets its own advice), whether the master
-or lazy-apps workers import; a reload whose new
-code waits for good keeps the running code; debug mode shows where the
-import waits, and serves the app once the wait ends."""
+or lazy-apps workers import; a reload whose new code waits for good keeps
+the running code; debug mode shows where the import waits, and serves the
+app once the wait ends."""
 
 import re
 import time
