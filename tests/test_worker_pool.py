@@ -13,17 +13,22 @@ import time
 import pytest
 
 
-def every_worker(container, workers: int) -> dict[int, dict]:
-    """One /forked answer from each of `workers` worker processes: enough
-    concurrent requests, each held 0.3 s, that every worker takes one."""
+def every_worker(container, workers: int, timeout: float = 60) -> dict[int, dict]:
+    """One /forked answer from each of `workers` worker processes: rounds of
+    concurrent requests, each held 0.3 s, until every worker has taken one.
+    Until `timeout`: "serving" comes once one worker accepts, and on a busy
+    machine the last to start took more than ten rounds (3 s) to get there."""
     seen: dict[int, dict] = {}
+    deadline = time.monotonic() + timeout
     with concurrent.futures.ThreadPoolExecutor(workers * 2) as pool:
-        for _ in range(10):
+        while time.monotonic() < deadline:
             for resp in pool.map(lambda _: container.request("/forked?wait=0.3").json(), range(workers * 2)):
                 seen[resp["pid"]] = resp
             if len(seen) >= workers:
                 return seen
-    raise AssertionError(f"only {len(seen)} of {workers} workers answered: {list(seen)}")
+    now = container.pids("flaskbox uWSGI worker")
+    raise AssertionError(f"only {len(seen)} of {workers} workers answered within {timeout:.0f} s: "
+                         f"{list(seen)}; workers now: {now}\n{container.logs()}")
 
 
 def test_at_fork_hooks_run_in_every_worker(containers, fixture_image, figure):
