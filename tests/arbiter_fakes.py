@@ -99,10 +99,8 @@ class Master(Process):
             self.system.after(self.script.import_seconds, self._ready)
 
     def _fail(self) -> None:
-        if self.script.stacks:
-            (self.dir / "import-stacks").write_text(self.script.stacks)
-        if self.script.meant is not None:
-            (self.dir / "failed").write_text(f"{self.script.meant}\n")
+        for name, text in self.script.marks.items():
+            (self.dir / name).write_text(text)
         self.exit(self.script.fails_with)
 
     def _ready(self) -> None:
@@ -145,8 +143,7 @@ class Master(Process):
 class MasterScript:
     import_seconds: float | None = 1.0  # None: imports for ever
     fails_with: int | None = None       # exits with this code after import_seconds
-    stacks: str = ""                    # import-stacks written as it fails
-    meant: int | None = None            # the code in the failed mark (a lazy-apps worker's: wsgi.failed)
+    marks: dict = field(default_factory=dict)  # files written as it fails: import-stacks, failed
     stops_after: float | None = 0.1     # once idle after SIGTERM; None: never (a slow master)
     app: dict = field(default_factory=lambda: {"flask": True, "static_folder": "/app/static",
                                                "static_url_path": "/static"})

@@ -137,7 +137,8 @@ def test_a_hup_during_a_reload_is_one_more_reload_after_it(tmp_path, capsys):
 ])
 def test_code_that_no_longer_loads_is_not_served(tmp_path, capsys, status, why):
     system = serving(tmp_path)
-    system.masters[2] = MasterScript(fails_with=status, stacks="Timeout\n" if status == 124 else "")
+    marks = {"import-stacks": "Timeout\n"} if status == 124 else {}
+    system.masters[2] = MasterScript(fails_with=status, marks=marks)
     hup(system, lambda: not system.the_arbiter.reload.under_way)
     assert f"flaskbox: error: SIGHUP: {why}; still serving the code loaded before" in lines(capsys)
     assert system.the_arbiter.current.number == 1

@@ -71,7 +71,7 @@ def test_a_lazy_apps_worker_that_did_not_load_ends_the_start_with_the_code_it_me
                                                                                     meant, said):
     # Its master ends with need-app's 22 whatever the worker meant, which is in the mark (wsgi.failed).
     system = FakeSystem(tmp_path)
-    system.masters[1] = MasterScript(import_seconds=0.5, fails_with=22, meant=meant)
+    system.masters[1] = MasterScript(import_seconds=0.5, fails_with=22, marks={"failed": f"{meant}\n"})
     system.arbiter()
     assert system.run_to_exit() == meant
     assert lines(capsys)[-1] == "flaskbox: error: " + said
@@ -81,7 +81,7 @@ def test_an_import_past_its_timeout_says_where_it_waited_and_ends_with_124(tmp_p
     system = FakeSystem(tmp_path)
     stacks = ('Timeout (0:00:03)!\nThread 0x1 (most recent call first):\n'
               '  File "/app/app.py", line 7 in connect\n')
-    system.masters[1] = MasterScript(import_seconds=3, fails_with=1, stacks=stacks)
+    system.masters[1] = MasterScript(import_seconds=3, fails_with=1, marks={"import-stacks": stacks})
     system.arbiter({"IMPORT_TIMEOUT": "3"})
     assert system.run_to_exit() == 124
     out = capsys.readouterr().err
