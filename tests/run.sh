@@ -58,10 +58,12 @@ log() { printf '[tests] %s\n' "$*" >&2; }
 #   (util-linux) put test_swarm.py's and test_swarm_nodes.py's own engines
 #   in namespaces; nginx is the load balancer in front of the latter's three
 #   nodes (the test runs its own, in its own namespace); gcc builds the
-#   benchmark's open-loop client (bench/openloop.c); a Docker engine.
+#   benchmark's open-loop client (bench/openloop.c); PostgreSQL and Redis,
+#   the servers that tests/test_import_connections.py's apps connect to at
+#   import (tests/databases.py starts its own, on loopback); a Docker engine.
 setup() {
 	host_venv "$VENV" tests/requirements.txt
-	host_install wrk curl iproute2 util-linux prometheus nginx gcc libc6-dev
+	host_install wrk curl iproute2 util-linux prometheus nginx gcc libc6-dev postgresql redis-server
 	command -v kubectl >/dev/null 2>&1 || host_install kubernetes-client
 	command -v docker-compose >/dev/null 2>&1 || host_install docker-compose
 	# What deploy/bootstrap-base-image.sh needs where no base can be pulled

@@ -20,7 +20,7 @@ LEFT = '"network-loop" (Python)\n'
 @pytest.fixture
 def threads_left(monkeypatch):
     """threads_left(*numbers): the masters of those generations that preload the
-    app find threads its import left (the threads file, then
+    app find threads its import left (the in-each-worker mark, then
     LOADS_IN_EACH_WORKER once they have imported); with --lazy-apps they
     serve."""
     numbers: set[int] = set()
@@ -34,7 +34,7 @@ def threads_left(monkeypatch):
         if number in numbers and "--lazy-apps" not in master.argv:
             scripts[number] = MasterScript(script.import_seconds, fails_with=LOADS_IN_EACH_WORKER)
             started(master)
-            (master.dir / "threads").write_text(LEFT)
+            (master.dir / "in-each-worker").write_text(LEFT)
             scripts[number] = script
         else:
             started(master)

@@ -9,32 +9,33 @@ import socket
 import threading
 
 from flaskbox.userapp import threads
+from flaskbox.userapp.census import Census
 
 
 def test_a_thread_left_is_named_with_where_it_was_started():
     stop = threading.Event()
-    with threads.Census() as census:
+    with Census() as census:
         threading.Thread(target=stop.wait, name="network-loop", daemon=True).start()
     try:
-        left = census.left()
+        left = threads.left(census)
     finally:
         stop.set()
     assert [thread.name for thread in left] == ["network-loop"]
     assert left[0].python and left[0].where.endswith(
-        "test_thread_census.py, line 17, in test_a_thread_left_is_named_with_where_it_was_started")
+        "test_thread_census.py, line 18, in test_a_thread_left_is_named_with_where_it_was_started")
 
 
 def test_a_port_the_import_listens_on_is_found_and_a_connection_is_not():
     outside = socket.create_server(("127.0.0.1", 0))
-    with threads.Census() as census:
+    with Census() as census:
         server = socket.create_server(("127.0.0.1", 0))
         client = socket.create_connection(outside.getsockname())
     try:
-        assert census.listens() == [server.getsockname()[1]]
+        assert threads.listens(census) == [server.getsockname()[1]]
     finally:
         for sock in (server, client, outside):
             sock.close()
-    assert census.listens() == []
+    assert threads.listens(census) == []
 
 
 def test_the_line_of_an_app_kept_preloaded_names_the_port():
@@ -51,13 +52,13 @@ def test_a_native_thread_a_fork_stops_is_not_counted():
     import os
 
     stop = threading.Event()
-    with threads.Census() as census:
+    with Census() as census:
         thread = threading.Thread(target=stop.wait, daemon=True)
         thread.start()
     os.register_at_fork(before=lambda: (stop.set(), thread.join()))
-    assert len(census.left()) == 1
+    assert len(threads.left(census)) == 1
     threads.fork_once()
-    assert census.left() == []
+    assert threads.left(census) == []
 
 
 def test_a_trial_fork_whose_child_hangs_is_ended_in_its_bound():

@@ -67,8 +67,8 @@ IMPORT_TIMED_OUT = 124   # past IMPORT_TIMEOUT (importing.Deadline), as GNU time
 EXIT_CODES = (STOPPED, FAILED, BAD_INPUT, POOL_FAILED, IMPORT_FAILED, ARBITER_FAILED, RUNTIME_UNWRITABLE,
               IMPORT_TIMED_OUT)
 # Not the container's: a uWSGI master whose app's import left threads
-# running tells the arbiter so, which starts the pool again with lazy-apps
-# (userapp/threads.py; EX_TEMPFAIL, "try again").
+# running or connections shared tells the arbiter so, which starts the pool
+# again with lazy-apps (pool/preload.py; EX_TEMPFAIL, "try again").
 LOADS_IN_EACH_WORKER = 75
 # Nor this: uWSGI's own exit of a worker it ends (end_me), which a lazy-apps
 # worker ended while it still imports the app exits with too (forks.py).
@@ -283,9 +283,10 @@ class Generation:
         self.app = self.dir / "app.json"
         # Every thread's stack, when the app ran past IMPORT_TIMEOUT (importing.Deadline).
         self.import_stacks = self.dir / "import-stacks"
-        # The threads the app's import left running in the master (wsgi.py),
-        # which ends it: the arbiter loads the app in each worker instead.
-        self.threads = self.dir / "threads"
+        # The threads and connections the app's import left in the master
+        # (pool/preload.py), which ends it: the arbiter loads the app in each
+        # worker instead.
+        self.in_each_worker = self.dir / "in-each-worker"
         # Made by the one process that says the app's start-up warnings, and
         # by the one that says why it did not load (with lazy-apps, the
         # first worker to get there: the others' lines would only repeat it).

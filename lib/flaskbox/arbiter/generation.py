@@ -5,10 +5,10 @@ beside the one serving. Its states, in order:
 
     STARTING  its master imports the app; ready once a worker accepts
               (app.ini's hook-accepting1-once leaves the mark the loop
-              waits for). An app whose import leaves threads running
-              (userapp/threads.py) is loaded again, in each worker: a
-              second master, with lazy-apps, as are the generations after
-              it
+              waits for). An app whose import leaves threads running or
+              connections shared (pool/preload.py) is loaded again, in
+              each worker: a second master, with lazy-apps, as are the
+              generations after it
     SERVING   nginx sends it every new request: `current` links to it
     RETIRING  a newer one serves: what it holds has RELOAD_GRACE to
               finish, read from the kernel; its event streams are ended a
@@ -78,7 +78,8 @@ class Generation:
         self.stopping_since = 0.0
         self.budget = ""
         # Whether each worker loads the app (uWSGI's lazy-apps): once an
-        # app's import has left threads, for every later generation too.
+        # app's import has left threads or connections, for every later
+        # generation too.
         self.lazy = getattr(arbiter, "lazy_apps", False)
         self.streams_end_at: float | None = None
         self._waits: list = []  # its deadlines and marks, cancelled as it changes state
@@ -344,7 +345,7 @@ class Generation:
     # --- the master's end ------------------------------------------------------------------------
     def _master_ended(self, child: Child) -> None:
         self._cancel()
-        if self.state == STARTING and self._threads_left(child):
+        if self.state == STARTING and self._asks_for_each_worker(child):
             return self._load_in_each_worker()
         state, then = self.state, self._then
         self.state = GONE
@@ -360,11 +361,12 @@ class Generation:
         else:
             then(self, child)
 
-    def _threads_left(self, child: Child) -> bool:
-        """Its master found threads the app's import left running, and said
-        which (wsgi.py): not an app that failed."""
+    def _asks_for_each_worker(self, child: Child) -> bool:
+        """Its master found threads the app's import left running or
+        connections it left open, and said which (pool/preload.py): not an
+        app that failed."""
         return (child.status == LOADS_IN_EACH_WORKER and not self.lazy and not self.arbiter.stopping
-                and self.files.threads.exists())
+                and self.files.in_each_worker.exists())
 
     def _load_in_each_worker(self) -> None:
         """A second master, the same generation, each worker loading the app;

@@ -9,10 +9,11 @@ wraps the app in what each request needs, one layer: `application`, a
 serve.Serve (serve.GeventServe with gevent). An app that cannot load ends
 the master with an exit code the arbiter reads (layout.py: IMPORT_FAILED, ...).
 
-An app whose import left threads running (userapp/threads.py) cannot be
-forked whole: the master says so and exits with LOADS_IN_EACH_WORKER, and
-the arbiter starts the pool again with lazy-apps, where this module runs
-in each worker instead (and master.py prepares the master).
+An app whose import left threads running or connections open that a fork
+would share (pool/preload.py) cannot be forked whole: the master says so
+and exits with LOADS_IN_EACH_WORKER, and the arbiter starts the pool again
+with lazy-apps, where this module runs in each worker instead (and
+master.py prepares the master).
 
 Then it prepares the pool: it watches the workers being forked
 (forks.SpawnGuard) and hands them the app frozen out of the garbage
@@ -32,19 +33,19 @@ from .. import record
 from ..layout import (
     GEVENT,
     IMPORT_FAILED,
-    LOADS_IN_EACH_WORKER,
     NOT_AN_APP,
     RUNTIME_UNWRITABLE,
     stream_slots,
 )
-from ..log import error, info, log, warn
+from ..log import error, info, warn
 from ..request import streams, websocket
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
 from ..start import static
-from ..userapp import discover, importing, load_failure, refused_writes, static_folders, threads
-from . import admission, gevent_exit, master
+from ..userapp import discover, importing, load_failure, refused_writes, static_folders
+from ..userapp.census import Census
+from . import admission, gevent_exit, master, preload
 from .master import generation, uwsgi_option
 
 try:  # only inside uWSGI
@@ -53,7 +54,7 @@ except ImportError:  # unit tests
     uwsgi = None
 
 
-def load_app(settings: record.Record, census: threads.Census, says: bool) -> discover.Found:
+def load_app(settings: record.Record, census: Census, says: bool) -> discover.Found:
     """APP_MODULE's app, the threads its import leaves counted by `census`,
     its app.run() said if `says` (first).
     Not an app (a factory named without a call, a module with none, a module
@@ -122,42 +123,6 @@ def a_lazy_worker() -> bool:
     return not preloading() and bool(uwsgi.masterpid()) and master.lazy_apps()
 
 
-def pinned_lazy_apps(settings: record.Record) -> str | None:
-    """The user's own lazy-apps (UWSGI_LAZY_APPS, or UWSGI_INI's), if any."""
-    own = settings.uwsgi["ini"] + settings.uwsgi["env"]
-    values = [value for option, value in own if option == "lazy-apps"]
-    return values[-1] if values else None
-
-
-def forkable(census: threads.Census, processes: int, settings: record.Record) -> None:
-    """In the master: an import that left threads running ends it with
-    LOADS_IN_EACH_WORKER, the line said, so that the arbiter loads the app
-    in each worker instead; unless UWSGI_LAZY_APPS=false keeps preloading
-    (an app that starts its threads again after a fork), which is said
-    too; and so does an import that listens on a port (threads.kept)."""
-    left = census.left()
-    if any(not thread.python for thread in left):
-        threads.fork_once()  # the native threads that a fork stops are fork-safe
-        left = census.left()
-    if not left:
-        return
-    if (pinned_lazy_apps(settings) or "").strip().lower() in ("false", "0", "no", "off"):
-        warn(f"{threads.found(left)}; UWSGI_LAZY_APPS=false keeps them in the master, and the workers "
-             "have them only if the app starts them again after a fork (os.register_at_fork)")
-        return
-    ports = census.listens()
-    if ports:
-        warn(threads.kept(left, ports))
-        return
-    log(threads.said(left, processes, census.grown))
-    try:
-        generation().threads.write_text("\n".join(map(str, left)) + "\n")
-    except OSError as exc:
-        error(f"cannot write {generation().threads}: {exc.strerror} (RUNTIME_DIR's file system full?)")
-        os._exit(RUNTIME_UNWRITABLE)
-    os._exit(LOADS_IN_EACH_WORKER)
-
-
 def first(mark: Path) -> bool:
     """Whether this is the one process of the generation to say something
     (its mark: Generation.said, .failed): the master, or with lazy-apps
@@ -177,11 +142,11 @@ def from_record(settings: record.Record):
     # Before the import: with lazy-apps each worker imports the app, and
     # every respawn, but only the first says what the import showed.
     says = first(gen.said)
-    census = threads.Census()
+    census = Census()
     found = load_app(settings, census, says)
     processes = int(uwsgi_option("processes", "1"))
     if preloading():
-        forkable(census, processes, settings)
+        preload.judge(census, processes, settings)
     if says:
         for line in importing.app_mistakes(found.app, settings, processes):
             warn(line)

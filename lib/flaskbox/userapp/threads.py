@@ -33,13 +33,11 @@ served before, its threads in the master."""
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
 
-from ..host import descriptors
-from ..layout import APP_DIR
+from .census import Census
 
 # A line names at most this many threads; the rest are counted.
 NAMED = 6
@@ -47,35 +45,17 @@ NAMED = 6
 # (fork_once): it runs no more than they do, in milliseconds.
 FORK_WAIT = 5.0
 FORK_POLL = 0.005
-# Where a library's path is shortened from (the part a reader knows).
-SITE_DIRS = ("/site-packages/", "/dist-packages/")
-THREADING_FILE = threading.__file__
 
 
-def tasks(pid: str = "self") -> set[int]:
-    """The kernel's threads (tasks) of this process, Python's and native."""
+def task_name(tid: int) -> str:
     try:
-        return {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
+        with open(f"/proc/self/task/{tid}/comm") as comm:
+            return comm.read().strip()
     except OSError:
-        return set()
+        return "?"
 
 
-def resident(pid: str = "self") -> int:
-    """This process's resident memory, in bytes (0 if unreadable)."""
-    try:
-        with open(f"/proc/{pid}/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def sockets() -> set[int]:
-    """The inodes of this process's open sockets."""
-    return {int(target[len("socket:["):-1]) for target in descriptors().values()
-            if target.startswith("socket:[")}
-
-
-def listening(inodes: set[int]) -> list[int]:
+def listening(inodes) -> list[int]:
     """The TCP ports on which these sockets listen (state 0A in the kernel's
     tables, which list the whole network namespace: only ours are kept)."""
     ports = set()
@@ -119,42 +99,6 @@ def fork_once(wait: float = FORK_WAIT) -> None:
         signal.sigtimedwait(set(), FORK_POLL)
 
 
-def task_name(tid: int) -> str:
-    try:
-        with open(f"/proc/self/task/{tid}/comm") as comm:
-            return comm.read().strip()
-    except OSError:
-        return "?"
-
-
-def short(path: str) -> str:
-    for marker in SITE_DIRS:
-        if marker in path:
-            return path.split(marker, 1)[1]
-    return path
-
-
-def place(frame) -> str:
-    return f"{short(frame.f_code.co_filename)}, line {frame.f_lineno}, in {frame.f_code.co_name}"
-
-
-def started_at(frame, app_dir: str = str(APP_DIR)) -> str:
-    """Where a thread was started: the first frame outside threading.py and
-    this file (a library's, often), and the app's own frame that led there,
-    if another."""
-    while frame is not None and frame.f_code.co_filename in (THREADING_FILE, __file__):
-        frame = frame.f_back
-    if frame is None:
-        return ""
-    said = place(frame)
-    if frame.f_code.co_filename.startswith(app_dir + "/"):
-        return said
-    outer = frame.f_back
-    while outer is not None and not outer.f_code.co_filename.startswith(app_dir + "/"):
-        outer = outer.f_back
-    return said if outer is None else f"{said}, from {place(outer)}"
-
-
 @dataclass(frozen=True)
 class Left:
     """A thread the import left running."""
@@ -168,61 +112,26 @@ class Left:
         return f'"{self.name}" (Python, started at {self.where})' if self.where else f'"{self.name}" (Python)'
 
 
-class Census:
-    """With: the app's import. Then left() says which threads it left
-    running, and grown how much the process's memory grew meanwhile (what
-    each worker pays for a copy of its own)."""
+def listens(census: Census) -> list[int]:
+    """The TCP ports the import began to listen on."""
+    return listening(set(census.new_sockets()))
 
-    def __init__(self):
-        self.before: set[int] = set()
-        self.started: list[threading.Thread] = []
-        self.grown = 0
-        self._start = None
 
-    def __enter__(self):
-        self.before = tasks()
-        self.sockets = sockets()
-        self.memory = resident()
-        self._start = original = threading.Thread.start
-        started = self.started
-
-        def start(thread, *args, **kwargs):
-            # The attribute is ours alone; an app's Thread subclass with
-            # __slots__ just goes unnamed.
-            try:
-                thread._flaskbox_started_at = started_at(sys._getframe(1))
-            except (AttributeError, TypeError):
-                pass
-            started.append(thread)
-            return original(thread, *args, **kwargs)
-
-        threading.Thread.start = start
-        return self
-
-    def __exit__(self, *exc):
-        threading.Thread.start = self._start
-        self.grown = max(resident() - self.memory, 0)
-        return False
-
-    def listens(self) -> list[int]:
-        """The TCP ports the import began to listen on."""
-        return listening(sockets() - self.sockets)
-
-    def left(self) -> list[Left]:
-        """The kernel's new tasks, named by their Python thread if they have
-        one; then the Python threads started meanwhile that are greenlets
-        (gevent's patched threading), which the kernel does not see and a
-        fork does not carry on either: their hub never runs them again."""
-        new = tasks() - self.before
-        python = {thread.native_id: thread for thread in threading.enumerate()
-                  if getattr(thread, "native_id", None) in new}
-        found = [Left(task_name(tid), python=False) if tid not in python else
-                 Left(python[tid].name, True, getattr(python[tid], "_flaskbox_started_at", ""))
-                 for tid in sorted(new)]
-        named = set(map(id, python.values()))
-        found += [Left(thread.name, True, getattr(thread, "_flaskbox_started_at", ""))
-                  for thread in self.started if id(thread) not in named and thread.is_alive()]
-        return found
+def left(census: Census) -> list[Left]:
+    """The kernel's new tasks, named by their Python thread if they have
+    one; then the Python threads started meanwhile that are greenlets
+    (gevent's patched threading), which the kernel does not see and a fork
+    does not carry on either: their hub never runs them again."""
+    new = census.new_tasks()
+    python = {thread.native_id: thread for thread in threading.enumerate()
+              if getattr(thread, "native_id", None) in new}
+    found = [Left(task_name(tid), python=False) if tid not in python else
+             Left(python[tid].name, True, getattr(python[tid], "_flaskbox_started_at", ""))
+             for tid in sorted(new)]
+    named = set(map(id, python.values()))
+    found += [Left(thread.name, True, getattr(thread, "_flaskbox_started_at", ""))
+              for thread in census.started if id(thread) not in named and thread.is_alive()]
+    return found
 
 
 def found(left: list[Left]) -> str:
