@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 
 from flaskbox.pool import preload
@@ -104,3 +105,39 @@ def test_the_line_of_connections_closed_and_left_says_what_was_done():
 def test_many_connections_are_counted_past_the_named_ones():
     many = [connections.Connection(n, f"10.0.0.{n}:5432") for n in range(6)]
     assert connections.named(many).endswith("10.0.0.3:5432 and 2 more")
+
+
+class Pools:
+    """A stand-in for redis-py's module: its ConnectionPool keeps idle
+    connections in _available_connections, each with its socket in _sock."""
+
+    class ConnectionPool:
+        def __init__(self, *socks):
+            self._available_connections = [type("Connection", (), {"_sock": sock})() for sock in socks]
+
+
+class Lazy:
+    """A lazy object, as Django's SimpleLazyObject: asking its __class__
+    runs the app's code."""
+
+    @property
+    def __class__(self):
+        raise AssertionError("the census set a lazy object up")
+
+
+def test_redis_pys_idle_connections_are_renewed_and_a_lazy_object_is_never_set_up(monkeypatch):
+    monkeypatch.setitem(sys.modules, "redis.connection", Pools)
+    server = socket.create_server(("127.0.0.1", 0))
+    with Census() as census:
+        idle = socket.create_connection(server.getsockname())
+        held = socket.create_connection(server.getsockname())  # handed out: not in the pool's list
+    pool, lazy = Pools.ConnectionPool(idle), Lazy()
+    try:
+        settled = connections.settle(connections.left_open(census))
+        assert [(c.inode, c.owner) for c in settled.renewed] == [(os.fstat(idle.fileno()).st_ino,
+                                                                 "redis-py's pool")]
+        assert [c.inode for c in settled.shared] == [os.fstat(held.fileno()).st_ino]
+    finally:
+        for sock in (idle, held, server):
+            sock.close()
+    assert pool and lazy

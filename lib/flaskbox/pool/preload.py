@@ -47,7 +47,8 @@ def judge(census: Census, processes: int, settings: record.Record) -> None:
     ports = threads.listens(census)
     opened = connections.left_open(census)
     if left and not kept and not ports:
-        load_in_each_worker(left, opened, processes, census.grown)
+        named = connections.settle(opened, close=False) if opened else None
+        load_in_each_worker(left, named.shared if named else [], processes, census.grown, named)
     if left:
         warn(threads.kept(left, ports) if ports else
              f"{threads.found(left)}; UWSGI_LAZY_APPS=false keeps them in the master, and the workers "
@@ -107,11 +108,12 @@ def load_in_each_worker(left: list[threads.Left], shared: list[connections.Conne
         why.append("a fork would share each connection with every worker, whose queries would interleave on "
                    "it and read each other's answers")
     megabytes = max(round(grown / (1 << 20)), 1)
+    kinds = [kind for kind, some in (("threads", left), ("connections", shared)) if some]
     fix = ("restarts its threads after a fork (os.register_at_fork)" if left and not shared else
            "opens them again after a fork")
-    why = " and ".join(why)
+    why = "; and ".join(why)
     log(f"{', and '.join(found)}. {why[0].upper()}{why[1:]}: each of the {processes} worker(s) loads "
-        f"the app itself instead (lazy-apps), its {'threads' if left else 'connections'} with it, which "
+        f"the app itself instead (lazy-apps), its {' and '.join(kinds)} with it, which "
         f"costs about {megabytes} MB a worker (the import's size) where preloaded workers would share one "
         f"copy. {how_to_preload(settled) + '. ' if shared else ''}Set UWSGI_LAZY_APPS=true to skip the "
         f"first import, or UWSGI_LAZY_APPS=false to keep preloading if the app {fix}")

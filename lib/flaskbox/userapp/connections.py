@@ -111,10 +111,13 @@ def _inode(fileno: Callable[[], int]) -> int | None:
 # --- the libraries, found among the process's objects ----------------------------------------------
 
 def _instances(objects: list, module: str, name: str) -> Iterator:
-    """The objects of class `module.name`, if the app imported the module."""
+    """The objects of class `module.name`, if the app imported the module.
+    By their type, never isinstance(): that asks a proxy for its __class__,
+    which a lazy object (Django's SimpleLazyObject, wrapt's proxies) sets
+    up by running the app's code."""
     cls = getattr(sys.modules.get(module), name, None)
     if isinstance(cls, type):
-        yield from (obj for obj in objects if isinstance(obj, cls))
+        yield from (obj for obj in objects if issubclass(type(obj), cls))
 
 
 def sqlalchemy_pools(objects: list) -> Iterator[tuple[str, str, Callable[[], None]]]:
@@ -190,10 +193,12 @@ class Settled:
     held: list[str] = field(default_factory=list)  # SQLAlchemy pools with connections handed out
 
 
-def settle(found: list[Connection]) -> Settled:
-    """Closes what a library can open again, in each worker, and sorts the
-    rest. Looks through the process's objects once (a few tenths of a
-    second in a large app), and only for an app that left a connection."""
+def settle(found: list[Connection], close: bool = True) -> Settled:
+    """Closes what a library can open again, in each worker (if `close`:
+    not for an app loaded in each worker anyway, whose connections are only
+    named), and sorts the rest. Looks through the process's objects once (a
+    few tenths of a second in a large app), and only for an app that left a
+    connection."""
     objects = gc.get_objects()
     settled = Settled()
     # Before the closers, which give each engine a new pool.
@@ -202,7 +207,7 @@ def settle(found: list[Connection]) -> Settled:
         if callable(out) and out() and repr(engine.url) not in settled.held:
             settled.held.append(repr(engine.url))
     by_inode = {connection.inode: connection for connection in found}
-    for closer in CLOSERS:
+    for closer in CLOSERS if close else ():
         for owner, how, close in closer(objects):
             before = set(sockets())
             try:

@@ -33,6 +33,7 @@ served before, its threads in the master."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -117,12 +118,34 @@ def listens(census: Census) -> list[int]:
     return listening(set(census.new_sockets()))
 
 
+def gevents_own() -> int:
+    """How many native threads gevent's hub has: its threadpool's (its
+    default resolver looks each name up there: redis-py's first connect, at
+    import) and its monitoring thread's. gevent starts them afresh in a
+    forked process (gevent.hub.reinit: the threadpool's _on_fork), so a
+    worker has them when it needs them."""
+    local = sys.modules.get("gevent._hub_local")
+    hub = getattr(local, "get_hub_if_exists", lambda: None)()
+    if hub is None:
+        return 0
+    pool = getattr(hub, "_threadpool", None)
+    monitor = getattr(hub, "periodic_monitoring_thread", None)
+    return (getattr(pool, "size", 0) if pool is not None else 0) + (monitor is not None)
+
+
 def left(census: Census) -> list[Left]:
     """The kernel's new tasks, named by their Python thread if they have
-    one; then the Python threads started meanwhile that are greenlets
-    (gevent's patched threading), which the kernel does not see and a fork
-    does not carry on either: their hub never runs them again."""
+    one, but for gevent's own (gevents_own: unnamed native ones, as many);
+    then the Python threads started meanwhile that are greenlets (gevent's
+    patched threading), which the kernel does not see and a fork does not
+    carry on either: their hub never runs them again."""
     new = census.new_tasks()
+    unnamed = task_name(os.getpid())
+    gevent = gevents_own()
+    if gevent:
+        python_ids = {thread.native_id for thread in threading.enumerate()}
+        own = [tid for tid in sorted(new) if tid not in python_ids and task_name(tid) == unnamed][:gevent]
+        new -= set(own)
     python = {thread.native_id: thread for thread in threading.enumerate()
               if getattr(thread, "native_id", None) in new}
     found = [Left(task_name(tid), python=False) if tid not in python else
