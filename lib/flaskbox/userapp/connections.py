@@ -110,24 +110,34 @@ def _inode(fileno: Callable[[], int]) -> int | None:
 
 # --- the libraries, found among the process's objects ----------------------------------------------
 
-def _instances(objects: list, module: str, name: str) -> Iterator:
-    """The objects of class `module.name`, if the app imported the module.
-    By their type, never isinstance(): that asks a proxy for its __class__,
-    which a lazy object (Django's SimpleLazyObject, wrapt's proxies) sets
-    up by running the app's code."""
-    cls = getattr(sys.modules.get(module), name, None)
-    if isinstance(cls, type):
-        yield from (obj for obj in objects if issubclass(type(obj), cls))
+class Objects:
+    """The process's objects, gathered once and grouped by type: one pass
+    over them (a large app has millions), then a look at each type."""
+
+    def __init__(self):
+        self.by_type: dict[type, list] = {}
+        for obj in gc.get_objects():
+            self.by_type.setdefault(type(obj), []).append(obj)
+
+    def of(self, module: str, name: str) -> list:
+        """The objects of class `module.name`, if the app imported the
+        module. By their type, never isinstance(): that asks a proxy for its
+        __class__, which a lazy object (Django's SimpleLazyObject, wrapt's
+        proxies) sets up by running the app's code."""
+        cls = getattr(sys.modules.get(module), name, None)
+        if not isinstance(cls, type):
+            return []
+        return [obj for kind, objects in self.by_type.items() if issubclass(kind, cls) for obj in objects]
 
 
-def sqlalchemy_pools(objects: list) -> Iterator[tuple[str, str, Callable[[], None]]]:
+def sqlalchemy_pools(objects: Objects) -> Iterator[tuple[str, str, Callable[[], None]]]:
     """Each SQLAlchemy pool holding idle connections, and its engine's
     dispose(): it closes them and starts a new pool, which connects when
     next asked (in each worker). Not an asyncio pool (its close needs the
     app's loop) nor SQLite's (no socket; an in-memory database lives in
     its one connection)."""
     pools = set()
-    for engine in _instances(objects, "sqlalchemy.engine.base", "Engine"):
+    for engine in objects.of("sqlalchemy.engine.base", "Engine"):
         pool = engine.pool
         if id(pool) in pools or getattr(pool, "_is_asyncio", False) or engine.dialect.name == "sqlite":
             continue
@@ -138,10 +148,10 @@ def sqlalchemy_pools(objects: list) -> Iterator[tuple[str, str, Callable[[], Non
                    "Engine.dispose(), as SQLAlchemy's documentation advises before os.fork()", engine.dispose)
 
 
-def urllib3_pools(objects: list) -> Iterator[tuple[str, str, Callable[[], None]]]:
+def urllib3_pools(objects: Objects) -> Iterator[tuple[str, str, Callable[[], None]]]:
     """Each urllib3 PoolManager (requests' Session has one an adapter) and
     its clear(): idle connections closed, new pools made when next asked."""
-    for manager in _instances(objects, "urllib3.poolmanager", "PoolManager"):
+    for manager in objects.of("urllib3.poolmanager", "PoolManager"):
         if len(manager.pools):
             yield "urllib3's pool (requests' Session, say)", "urllib3's PoolManager.clear()", manager.clear
 
@@ -149,14 +159,14 @@ def urllib3_pools(objects: list) -> Iterator[tuple[str, str, Callable[[], None]]
 CLOSERS = (sqlalchemy_pools, urllib3_pools)
 
 
-def redis_idle(objects: list) -> dict[int, str]:
+def redis_idle(objects: Objects) -> dict[int, str]:
     """The sockets of the idle connections in redis-py's pools: after a
     fork the pool sees its pid changed and starts afresh before it hands
     one out (ConnectionPool._checkpid), and a connection it drops closes
     only its own descriptor there. One handed out (a client of a single
     connection, a PubSub) is used without that check: it is shared."""
     found = {}
-    for pool in _instances(objects, "redis.connection", "ConnectionPool"):
+    for pool in objects.of("redis.connection", "ConnectionPool"):
         idle = getattr(pool, "_available_connections", None)
         if idle is None:  # BlockingConnectionPool: a queue, None where none is made yet
             idle = getattr(getattr(pool, "pool", None), "queue", ())
@@ -167,13 +177,13 @@ def redis_idle(objects: list) -> dict[int, str]:
     return found
 
 
-def drivers(objects: list) -> dict[int, str]:
+def drivers(objects: Objects) -> dict[int, str]:
     """Connections of database drivers written in C, which Python's
     socket.connect never sees: psycopg2's and psycopg's (libpq)."""
     found = {}
     for module, name, label in (("psycopg2.extensions", "connection", "psycopg2"),
                                 ("psycopg", "Connection", "psycopg")):
-        for connection in _instances(objects, module, name):
+        for connection in objects.of(module, name):
             if not getattr(connection, "closed", True):
                 inode = _inode(connection.fileno)
                 if inode is not None:
@@ -199,10 +209,10 @@ def settle(found: list[Connection], close: bool = True) -> Settled:
     named), and sorts the rest. Looks through the process's objects once (a
     few tenths of a second in a large app), and only for an app that left a
     connection."""
-    objects = gc.get_objects()
+    objects = Objects()
     settled = Settled()
     # Before the closers, which give each engine a new pool.
-    for engine in _instances(objects, "sqlalchemy.engine.base", "Engine"):
+    for engine in objects.of("sqlalchemy.engine.base", "Engine"):
         out = getattr(engine.pool, "checkedout", None)
         if callable(out) and out() and repr(engine.url) not in settled.held:
             settled.held.append(repr(engine.url))
