@@ -6,7 +6,8 @@
 # gunicorn's deployment docs set it up: BARE_GUNICORN_CLASS gthread, the
 # default, or sync; BARE_PRELOAD=1 imports the app once, before the fork,
 # as --preload does);
-# BARE_PROCESSES and BARE_THREADS size the pool. A benchmark contender, not
+# BARE_PROCESSES and BARE_THREADS size the pool, BARE_TIMEOUT is gunicorn's
+# --timeout (30, its default). A benchmark contender, not
 # a supervisor.
 set -Eeuo pipefail
 here="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
@@ -37,7 +38,8 @@ if [ "${BARE_PROTOCOL:-uwsgi}" = gunicorn ]; then
 	preload=()
 	[ "${BARE_PRELOAD:-0}" = 1 ] && preload=(--preload)
 	gunicorn --chdir /app --worker-class "${BARE_GUNICORN_CLASS:-gthread}" --workers "$BARE_PROCESSES" \
-		--threads "$BARE_THREADS" "${preload[@]}" --bind unix:/tmp/bare/gunicorn.sock app:app &
+		--threads "$BARE_THREADS" --timeout "${BARE_TIMEOUT:-30}" "${preload[@]}" \
+		--bind unix:/tmp/bare/gunicorn.sock app:app &
 else
 	uwsgi --ini "$here/uwsgi.ini" "${socket[@]}" &
 fi

@@ -2,33 +2,41 @@
 keep it busy, out of its UWSGI_THREADS.
 
 Sixteen threads a process suit requests that wait (a query, an API, a slow
-client): a waiting thread holds no CPU. Requests that compute take turns at
-Python's lock instead, in 5 ms slices, so each waits for all its
-neighbours, and the switching costs CPU (docs/BENCHMARKS.md, "Pages that
-compute": 4 x 16 had a p99 of 1268 ms and 39.8 ms of CPU a page, 4 x 1 416
-ms and 36.6 ms). No fixed count wins both, so each worker measures, over
-each window between the watchdog's ticks (half a second by default):
+client): a waiting thread holds no CPU. Requests that compute do not gain
+from running together: in Python's lock they take turns in 5 ms slices,
+each waiting for all its neighbours, and the switching costs CPU
+(docs/BENCHMARKS.md, "Pages that compute": 4 x 16 had a p99 of 1268 ms and
+39.8 ms of CPU a page, 4 x 1 416 ms and 36.6 ms); outside it (a password
+hash, a compression) they share out the CPUs, each slowed by all the others,
+until every one of them misses its deadline together (Keystone's bcrypt,
+issue 69: 20 logins of 20 answered 504). No fixed count wins both.
+
+The rule: a process lets in fewer requests while the requests that compute
+(COMPUTES: the process's CPU, every thread's, in the lock or out of
+it, over the requests that ended) wait for Python's lock or for a CPU, and
+more while requests queue for a worker and wait for neither. Each worker
+measures, over each window between the watchdog's ticks (half a second by
+default):
 
 - how often Python's lock was taken: the watchdog's thread, while it waits
   for its tick, lets the lock go and times how long it takes to get it
   back (lock_wait): microseconds while the requests wait on I/O, the switch
   interval (5 ms) or more while one of them computes;
-- how busy the CPUs the container may use were, and this process's use of
-  its share of them (cpu_meter.CpuMeter), for work done outside the lock (a password
-  hash, compression) on CPUs that other processes keep busy too;
+- the CPU the process used, and how long its threads waited for a CPU
+  meanwhile (cpu_meter.CpuMeter: the kernel's run delay; a neighbour's load
+  and the process's own threads alike);
 - how long the requests that reached the worker had waited for one, and
   whether every thread let in holds a request (streams, long polls).
 
-Mostly taken (or now and then, while the CPUs are saturated) by requests
-that each compute for longer than a turn at it (5 ms): more requests at
-once only add turns, so the limit is halved (quartered when every probe
-found the lock taken). Nearly always free two windows in a row, CPUs not
-saturated by this process's share of the work, and requests waited
-(QUEUED) or every thread let in is held: the limit is doubled. Between the
-two it holds; 16 and 1 are some two seconds apart either way. Every
-thread let in held by a request that has computed for half a second
-(LONG) doubles it too, and two seconds with no request set it back to
-every thread.
+Requests that compute, the lock mostly taken, or their threads waiting for
+a CPU longer than they run (CPU_WAIT_MOST): the limit is halved (quartered
+when every probe found the lock taken). The lock nearly always free two
+windows in a row, the threads of requests that compute seldom waiting for
+a CPU (CPU_WAIT_FEW), and requests waited (QUEUED) or every thread let in
+is held: the limit is doubled. Between the two it holds; 16 and 1 are some
+two seconds apart either way. Every thread let in held by a request that
+has computed for half a second (LONG) doubles it too, and two seconds with
+no request set it back to every thread.
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook runs after it closed the connection) and before it
@@ -57,9 +65,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 # of CPython's switch interval (5 ms), fifty times the wait of a free lock
 # (docs/BENCHMARKS.md, "Adaptive threads").
 CONTENDED = 0.001
-# Saturated CPUs: this busy (of those the container may use), and this
-# process using this much of its share of them.
-CPUS_BUSY, OWN_SHARE = 0.90, 0.80
 # How often the watchdog's thread probes the lock while it waits for its
 # next tick: five probes in a window of half a second, each of which takes
 # the lock from a request twice.
@@ -67,10 +72,16 @@ PROBE_EVERY = 0.1
 # Of a window's probes: this share or more found the lock taken, it is
 # contended; this share or less, it is free. Between, the limit holds.
 TAKEN_MOST, FREE_MOST = 0.5, 0.1
-# Requests that compute this long on average (CPU seconds of their thread:
-# CPython's switch interval, a turn at the lock) are lowered for; where the
-# CPUs are saturated, with the lock taken in only this share of the probes.
-TAKEN_SOME, COMPUTES = 0.2, 0.005
+# Requests that compute this long on average (CPU seconds of the process,
+# every thread's, over the requests that ended: CPython's switch interval,
+# a turn at the lock) are lowered for. Shorter ones end within their turn:
+# 5 ms waits at 64 clients keep the CPUs as busy, and need every thread.
+COMPUTES = 0.005
+# Seconds the process's threads waited for a CPU for each second they ran:
+# this much or more, the CPUs are oversubscribed (on 2 CPUs, four
+# processes running one request each wait as long as they run: 1.0; two
+# each, 3.0); this little or less, there is room for more at once.
+CPU_WAIT_MOST, CPU_WAIT_FEW = 1.5, 0.5
 # Seconds the requests that reached the worker waited for one, on average,
 # that say more would have run at once had they been let in.
 QUEUED = 0.002
@@ -88,6 +99,13 @@ LONG = 0.5
 # The shortest window a decision is made on (the watchdog ticks twice a
 # second with the default REQUEST_TIMEOUT).
 WINDOW = 0.25
+# Where a new worker's limit starts, and where two seconds with no request
+# set it back to: one request runs at once until the first window has
+# measured them (16 logins at once each took sixteen times as long: issue
+# 69); from there it grows, a window at a time, while requests queue and
+# the lock and the CPUs have room: fourfold while both are nearly idle
+# (16 within two windows, for requests that wait), else twofold.
+START = 1
 
 
 def thread_cpu(tid: int) -> float:
@@ -111,32 +129,31 @@ def lock_wait() -> float:
 
 
 class Decision:
-    """One window's figures and what they say: lower, raise or hold."""
+    """One window's figures and what they say: lower, raise or hold.
+    `cpu_wait`: seconds the process's threads waited for a CPU for each
+    second they ran (cpu_meter.CpuMeter)."""
 
-    def __init__(self, taken: float, cpus_busy: float, own: float, share: float, waited: float, full: bool,
-                 limit: int, threads: int, held_long: bool = False, free_before: bool = True,
-                 computes: bool = False):
-        self.taken, self.cpus_busy, self.own, self.waited = taken, cpus_busy, own, waited
-        # The CPUs saturated and this process using its share of them: work
-        # done outside the lock (a password hash) the probes do not see.
-        cpus = cpus_busy >= CPUS_BUSY and own >= OWN_SHARE * share
+    def __init__(self, taken: float, cpu_wait: float, waited: float, full: bool, limit: int, threads: int,
+                 held_long: bool = False, free_before: bool = True, computes: bool = False):
+        self.taken, self.cpu_wait, self.waited = taken, cpu_wait, waited
         if held_long and limit < threads:
             self.limit = min(threads, limit * 2)
-        # Requests that each compute for longer than a turn at the lock (a
-        # template, a password hash outside it), the lock mostly taken, or
-        # taken now and then on CPUs this process has its share of: more at
-        # once only take turns. Shorter ones end within their turn: 5 ms
-        # waits at 64 clients take it half the time and need every thread.
-        elif computes and (taken >= TAKEN_MOST or (cpus and taken >= TAKEN_SOME)) and limit > 1:
-            # Taken in every probe: a quarter, so that 16 become one in a second.
-            self.limit = max(1, limit // (4 if taken >= 1.0 else 2))
+        # Requests that each compute for longer than a turn at the lock,
+        # wherever they compute, and wait for the lock or for a CPU: more at
+        # once only make each wait longer.
+        elif computes and (taken >= TAKEN_MOST or cpu_wait >= CPU_WAIT_MOST) and limit > 1:
+            # Taken in every probe, or waiting for a CPU four times as long
+            # as that: a quarter, so that 16 become one in a second.
+            self.limit = max(1, limit // (4 if taken >= 1.0 or cpu_wait >= 4 * CPU_WAIT_MOST else 2))
         # Requests waited, or none could have reached it: every thread let in
         # holds one (a stream, a long poll). The lock free for two windows in
-        # a row: a page that lets it go for part of its work may leave it
-        # free for the five probes of one; and CPUs left to take.
-        elif taken <= FREE_MOST and free_before and not cpus and (waited >= QUEUED or full) \
-                and limit < threads:
-            self.limit = min(threads, limit * 2)
+        # a row (a page that lets it go for part of its work may leave it
+        # free for the five probes of one), and CPUs to spare for the
+        # requests that compute.
+        elif taken <= FREE_MOST and free_before and not (computes and cpu_wait > CPU_WAIT_FEW) \
+                and (waited >= QUEUED or full) and limit < threads:
+            # Requests that hardly compute cost nothing more at once: fourfold.
+            self.limit = min(threads, limit * (2 if computes else 4))
         else:
             self.limit = limit
 
@@ -145,36 +162,34 @@ class Admission:
     """The gate of one worker's threads (made once, where the app is
     loaded; each worker starts its own at its first request, started())."""
 
-    def __init__(self, threads: int, known: frozenset[str], quota: float | None, share: float,
+    def __init__(self, threads: int, known: frozenset[str], quota: float | None,
                  generation: Generation | None = None):
         self.threads = threads
         # Where each worker's limit and parked threads are said (gate-PID),
         # for an operator and for metrics.py, which counts a parked thread
         # (uWSGI still calls it in a request) as idle.
         self.generation = generation
-        self.quota = quota
-        # The CPU a process gets when every process computes: the CPUs
-        # (the quota, rounded up) shared out among the processes, at most one.
-        self.share = share
+        self.quota = quota  # the container's CPU quota: its throttling is a wait for a CPU
         # The pipes open when the app was loaded: uWSGI's stop pipe is one
         # a worker makes after them (core/uwsgi.c, uwsgi_ignition).
         self.known = known
         self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)  # a place in the limit freed, or the limit raised
         self.pid = 0
         self.reset()
 
     def reset(self) -> None:
-        self.limit = self.threads
-        self.parked = 0
+        self.limit = min(START, self.threads)
+        self.parked = self.waiting = 0  # threads parked; requests waiting for a place
         self.stopping = False
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
         self.arrived = self.probes = self.taken = self.ended = 0
-        self.computed = 0.0  # CPU seconds of the requests that ended in the window
-        # The threads in a request now: their kernel id, their CPU time then.
+        self.cpu = 0.0  # the process's CPU seconds in the window
+        # The requests let in now (each a thread's): their kernel id, their CPU time then.
         self.inside: dict[int, tuple[int, float]] = {}
         self.since = None
-        self.said = (self.threads, 0)
+        self.said = (self.limit, 0)
         self.free_before = True  # the lock was free in the last window
         self.idle = 0  # windows in a row with no request
 
@@ -185,22 +200,50 @@ class Admission:
         gate's pipe, uWSGI's stop pipe found, the first window begun."""
         if self.pid == os.getpid():
             return
-        self.pid = os.getpid()
-        self.reset()
-        self.stop_fd = stop_pipe(self.known)
-        if self.stop_fd is None:
-            log(f"worker pid {self.pid} runs all its {self.threads} threads (ADAPTIVE_THREADS): uWSGI's stop "
-                "pipe, which would wake a parked thread at a reload, is not the one new pipe here")
-            return
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.since = time.monotonic()
-        self.meter = CpuMeter(self.quota)
+        with self.lock:  # its first requests come on several threads at once
+            if self.pid == os.getpid():
+                return
+            self.reset()
+            self.stop_fd = stop_pipe(self.known)
+            if self.stop_fd is None:
+                log(f"worker pid {os.getpid()} runs all its {self.threads} threads (ADAPTIVE_THREADS): "
+                    "uWSGI's stop pipe, which would wake a parked thread at a reload, is not the one new "
+                    "pipe here")
+                self.limit = self.threads
+            else:
+                self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                self.since = time.monotonic()
+                self.meter = CpuMeter(self.quota)
+            self.pid = os.getpid()
 
-    def reached(self, ident: int, waited: float) -> None:
-        """A request reached the wrapper on thread `ident`, having waited this long for a worker."""
-        self.inside[ident] = (threading.get_native_id(), time.thread_time())
-        self.waits += waited
+    def enter(self, waited: float, limit: float, answers) -> float | None:
+        """A request this worker took, having waited `waited` seconds for
+        one: it runs once it has a place in the limit. Over it (the worker
+        has just started, or the limit was lowered while its threads held
+        requests), it waits for a place, in arrival order, as long as its
+        answer could still start within `limit` (REQUEST_TIMEOUT), taking
+        what this worker's answers take (`answers`: request/deadline.py).
+        Returns the seconds it waited here, or None if no place freed in
+        time. A gate that is off (started() found no stop pipe, or the gate
+        failed) lets every request in at once."""
+        self.started()
+        ident = threading.get_ident()
+        with self.room:
+            began = time.monotonic()
+            while len(self.inside) >= self.limit and self.since is not None and not self.stopping:
+                left = limit - waited - (time.monotonic() - began) - answers.expected
+                if left <= 0:
+                    return None
+                self.waiting += 1
+                try:
+                    self.room.wait(min(left, WINDOW))  # the estimate may change meanwhile
+                finally:
+                    self.waiting -= 1
+            self.inside[ident] = (threading.get_native_id(), time.thread_time())
+            here = time.monotonic() - began
+        self.waits += waited + here
         self.arrived += 1
+        return here
 
     def pause(self, seconds: float) -> None:
         """The watchdog's wait for its next tick, probing the lock meanwhile
@@ -228,39 +271,42 @@ class Admission:
 
     def decide(self, now: float) -> Decision | None:
         """A window's decision, once WINDOW has passed; none for a window
-        with no request, and IDLE_WINDOWS of them set the limit back to
-        every thread."""
+        with no request, and IDLE_WINDOWS of them let every parked thread
+        go back to uWSGI, the limit where a new worker's is."""
         if self.since is None or now - self.since < WINDOW:
             return None
         inside = list(self.inside.values())
         self.idle = self.idle + 1 if not self.arrived and not inside else 0
         if self.idle:
-            self.since, self.probes, self.taken = now, 0, 0
+            self.since, self.probes, self.taken, self.ended = now, 0, 0, 0
             self.meter.read()
             if self.idle >= IDLE_WINDOWS:
-                self.set_limit(self.threads)
+                self.set_limit(min(START, self.threads), unpark=self.threads)
+            self.say()
             return None
         waited = self.waits / self.arrived if self.arrived else 0.0
-        busy, own = self.meter.read()
+        cpu, cpu_wait = self.meter.read()
+        # CPU a request: the process's, over the requests it had in the
+        # window (those still in it have taken at least their share).
+        computes = cpu / (self.ended + len(inside)) >= COMPUTES
         taken = self.taken / self.probes if self.probes else 0.0
-        admitted = self.threads - self.parked
-        full = len(inside) >= admitted
-        held_long = full and sum(thread_cpu(tid) - then >= LONG for tid, then in inside) >= admitted
-        computes = self.ended and self.computed / self.ended >= COMPUTES
-        decision = Decision(taken, busy, own, self.share, waited, full, self.limit, self.threads, held_long,
-                            self.free_before, computes)
+        full = len(inside) >= self.limit
+        held_long = full and sum(thread_cpu(tid) - then >= LONG for tid, then in inside) >= self.limit
+        decision = Decision(taken, cpu_wait / cpu if cpu > 0 else 0.0, waited, full, self.limit, self.threads,
+                            held_long, self.free_before, computes)
         self.free_before = taken <= FREE_MOST
-        self.since, self.waits, self.arrived, self.probes, self.taken = now, 0.0, 0, 0, 0
-        self.computed, self.ended = 0.0, 0
+        self.since, self.waits, self.arrived, self.probes, self.taken, self.ended = now, 0.0, 0, 0, 0, 0
         self.set_limit(decision.limit)
         return decision
 
-    def set_limit(self, limit: int) -> None:
-        """The new limit, and as many parked threads woken as it lets in
-        (under the lock, so that a thread about to park sees it first)."""
-        with self.lock:
+    def set_limit(self, limit: int, unpark: int = 0) -> None:
+        """The new limit: the requests waiting for a place told, and as many
+        parked threads woken as it lets in, or `unpark` (under the lock, so
+        that a thread about to park sees it first)."""
+        with self.room:
             self.limit = limit
-            self.unpark(limit - (self.threads - self.parked))
+            self.room.notify_all()
+            self.unpark(max(unpark, limit - (self.threads - self.parked)))
         self.say()
 
     def say(self) -> None:
@@ -286,23 +332,23 @@ class Admission:
                 pass
 
     def stop(self) -> None:
-        """The worker stops taking requests: every parked thread goes back
-        to uWSGI, which ends it."""
+        """The worker stops taking requests: every request waiting for a
+        place runs, and every parked thread goes back to uWSGI, which ends it."""
         self.stopping = True
+        with self.room:
+            self.room.notify_all()
         self.unpark(self.threads)
 
     def after_request(self) -> None:
-        """uWSGI's after-request hook, in the thread that served: past the
-        limit, it parks until the limit is raised or the worker stops."""
-        began = self.inside.pop(threading.get_ident(), None)
-        if began is not None:
-            self.computed += time.thread_time() - began[1]
-            self.ended += 1
-        if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
-                or self.pid != os.getpid():
-            return
-        with self.lock:
-            if self.threads - self.parked <= self.limit:
+        """uWSGI's after-request hook, in the thread that served: its place
+        freed for a request waiting for one; past the limit, it parks until
+        the limit is raised or the worker stops."""
+        with self.room:
+            if self.inside.pop(threading.get_ident(), None) is not None:
+                self.ended += 1
+                self.room.notify()
+            if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
+                    or self.pid != os.getpid():
                 return
             self.parked += 1
         try:
@@ -339,5 +385,4 @@ def gated(settings) -> bool:
 def for_worker(threads: int, processes: int, generation: Generation) -> Admission:
     """The gate, made where the app was loaded: the pipes open now are not uWSGI's stop pipe."""
     host = Host()
-    share = min(1.0, host.cpus() / processes)
-    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), share, generation)
+    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), generation)

@@ -1,70 +1,77 @@
-"""How busy the CPUs a container may use were, and how much of them this
-process used, between two readings: ADAPTIVE_THREADS' view of CPU work
-done outside Python's lock (admission.py)."""
+"""How much CPU this process used between two readings, and how long its
+threads waited for a CPU meanwhile: ADAPTIVE_THREADS' view of work done
+wherever it runs, in Python's lock or outside it (a password hash, a
+compression, an image), and of CPUs it cannot have (admission.py).
+
+The kernel keeps both for each thread (/proc/self/task/TID/schedstat: the
+time it ran, and the time it was ready to run but waited for a CPU, its
+run delay), so a neighbour's load shows as well as the process's own
+threads: on 2 CPUs, four threads that each compute wait as long as they
+run; with two busy loops beside them, twice as long. Where the container
+has a CPU quota, the time its cgroup was throttled (its quota spent) counts
+as waiting too: a throttled thread is in no run queue. A kernel without
+schedstat (no CONFIG_SCHED_INFO) gives no wait: the gate then judges by
+the lock alone, as before."""
 
 from __future__ import annotations
 
 import os
-import time
+
+# cgroup v2, then v1's cpu controller: (file, the throttled field, its unit in seconds).
+THROTTLED = (("/sys/fs/cgroup/cpu.stat", "throttled_usec", 1e-6),
+             ("/sys/fs/cgroup/cpu/cpu.stat", "throttled_time", 1e-9))
 
 
-def cgroup_cpu_seconds() -> float | None:
-    """CPU seconds the container's cgroup has used (v2 or v1), or None."""
+def throttled_seconds() -> float | None:
+    """Seconds the container's cgroup has been throttled (its CPU quota
+    spent), or None where no cgroup says so."""
+    for path, name, unit in THROTTLED:
+        try:
+            with open(path) as stat:
+                for line in stat:
+                    field, _, value = line.partition(" ")
+                    if field == name:
+                        return int(value) * unit
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def schedstats() -> dict[int, tuple[int, int]]:
+    """Each of this process's threads: (nanoseconds it ran, nanoseconds it
+    waited for a CPU). Empty where the kernel keeps no schedstat."""
+    found = {}
     try:
-        with open("/sys/fs/cgroup/cpu.stat") as stat:
-            for line in stat:
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) / 1e6
-    except (OSError, ValueError):
-        pass
-    try:
-        with open("/sys/fs/cgroup/cpuacct/cpuacct.usage") as usage:
-            return int(usage.read()) / 1e9
-    except (OSError, ValueError):
-        return None
-
-
-def cpu_ticks(cpus: set[int]) -> tuple[int, int]:
-    """(busy, all) clock ticks of these CPUs. /proc/stat is the host's: a
-    container's CPUs are as busy as anyone keeps them."""
-    busy = total = 0
-    try:
-        with open("/proc/stat") as stat:
-            for line in stat:
-                if not line.startswith("cpu") or line[3] == " ":
-                    continue
-                name, *fields = line.split()
-                if int(name[3:]) in cpus:
-                    ticks = [int(field) for field in fields[:8]]
-                    total += sum(ticks)
-                    busy += sum(ticks) - ticks[3] - ticks[4]  # less idle and iowait
-    except (OSError, ValueError, IndexError):
-        pass
-    return busy, total
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as stat:
+                ran, waited, _ = stat.read().split()
+            found[int(tid)] = (int(ran), int(waited))
+        except (OSError, ValueError):
+            continue  # ended since the listing
+    return found
 
 
 class CpuMeter:
-    """Since the last reading: how busy the CPUs this container may use
-    were (the busier of its CPUs, whoever used them, and its quota), and
-    how much CPU this process used, in CPUs."""
+    """Since the last reading: CPU seconds this process used (every thread,
+    in the lock or out of it), and seconds its threads waited for a CPU."""
 
     def __init__(self, quota: float | None):
         self.quota = quota
-        self.cpus = os.sched_getaffinity(0)
         self.last = self.sample()
 
-    def sample(self) -> tuple[float, float | None, tuple[int, int], float]:
+    def sample(self) -> tuple[float, dict[int, tuple[int, int]], float | None]:
         own = os.times()
-        return (time.monotonic(), cgroup_cpu_seconds() if self.quota else None, cpu_ticks(self.cpus),
-                own.user + own.system)
+        return own.user + own.system, schedstats(), throttled_seconds() if self.quota else None
 
     def read(self) -> tuple[float, float]:
         now = self.sample()
-        (then, used, ticks, own), self.last = self.last, now
-        span = max(now[0] - then, 1e-6)
-        busy = 0.0
-        if now[2][1] > ticks[1]:
-            busy = (now[2][0] - ticks[0]) / (now[2][1] - ticks[1])
-        if used is not None and now[1] is not None:
-            busy = max(busy, (now[1] - used) / span / self.quota)
-        return busy, (now[3] - own) / span
+        (cpu, threads, throttled), self.last = self.last, now
+        # A thread that began meanwhile waited from nothing; one that ended is gone from both.
+        waited = sum(new[1] - threads.get(tid, (0, 0))[1] for tid, new in now[1].items()) / 1e9
+        if throttled is not None and now[2] is not None:
+            waited += now[2] - throttled  # the cgroup's, as the kernel sums it over its CPUs
+        return max(now[0] - cpu, 0.0), max(waited, 0.0)

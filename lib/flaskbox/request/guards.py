@@ -26,6 +26,8 @@ import time
 from ..log import log
 from . import stacks
 from .answers import gateway_timeout
+from .deadline import NEVER, AnswerTimes
+from .memory import MemoryCap
 from .shared import ThisProcess
 from .streams import OPEN
 
@@ -45,8 +47,6 @@ WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
 STUCK_AFTER = 1.0
 # Longer than uWSGI takes from accepting a request to calling the wrapper.
 ACCEPTED_WITHIN = 0.5
-# How often a worker looks at its resident memory (WORKER_MAX_MEMORY).
-MEMORY_EVERY = 1.0
 # The exit budget when uWSGI's worker-reload-mercy cannot be read (a worker
 # outside uWSGI: the in-process tests).
 EXIT_BUDGET = 60.0
@@ -70,40 +70,6 @@ def exit_budget() -> float:
 def watch_every(timeout: float) -> float:
     """Seconds between the watchdog's looks, for REQUEST_TIMEOUT `timeout`."""
     return min(max(timeout / 20, WATCH_EVERY_LEAST), WATCH_EVERY_MOST)
-
-
-def resident_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class MemoryCap:
-    """WORKER_MAX_MEMORY for one worker, made when the worker takes its
-    first request: over() says when its resident memory has grown past the
-    cap. A cap below what the worker held then (a large app, a small share of
-    the memory limit) would replace every worker at once, forever: that cap
-    is named once in the log and left unapplied."""
-
-    def __init__(self, cap: int):
-        self.cap = cap
-        self.checked = 0.0
-        if cap:
-            fresh = resident_bytes()
-            if fresh * 5 // 4 >= cap:
-                log(f"WORKER_MAX_MEMORY ({cap >> 20} MB) is not above what a fresh worker holds "
-                    f"({fresh >> 20} MB): not applied; raise it (or the container's memory limit)")
-                self.cap = 0
-
-    def over(self, now: float) -> int | None:
-        """The resident size when past the cap (checked every MEMORY_EVERY s)."""
-        if not self.cap or now - self.checked < MEMORY_EVERY:
-            return None
-        self.checked = now
-        size = resident_bytes()
-        return size if size > self.cap else None
 
 
 def answer_gateway_timeout(fd: int, timeout: float) -> None:
@@ -161,6 +127,7 @@ class Watchdog:
         self.exit_runner: int | None = None  # the thread of leave's run
         # ADAPTIVE_THREADS' gate (pool/admission.py), decided on this thread's ticks.
         self.admission = None
+        self.answers = AnswerTimes()  # how long its answers take to start (deadline.py)
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
@@ -182,8 +149,6 @@ class Watchdog:
         if not self.started:
             self.new_worker()
         self.running[ident] = request
-        if self.admission is not None:
-            self.admission.reached(ident, request.waited)
 
     def forked(self) -> None:
         """A fork (uWSGI's master makes each worker so): its watchdog is
@@ -215,6 +180,7 @@ class Watchdog:
                 self._retire(stuck[0], now)
             if self.admission is not None:
                 self.admission.tick(now)
+            self.answers.update()
             grown = self.memory.over(now) if self.retiring is None else None
             if grown is not None:
                 self._retire_for_memory(grown, now)
@@ -336,6 +302,8 @@ class LoopWatch:
     """A greenlet notes the time every second; a real OS thread (gevent's
     own threads are greenlets too, and would be blocked with the loop)
     checks that it keeps doing so."""
+
+    answers = NEVER  # every request is taken at once: no queue to have waited in
 
     def __init__(self, timeout: float, memory_cap: int = 0):
         self.timeout = timeout

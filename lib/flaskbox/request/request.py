@@ -365,7 +365,9 @@ class Request:
             self.claimed_by = claimed = "app"
         CLAIMS.release()
         self.watched = False
-        self.serve.watchdog.running.pop(get_ident(), None)
+        watchdog = self.serve.watchdog
+        watchdog.running.pop(get_ident(), None)
+        watchdog.answers.took(monotonic() - self.since)
         if claimed == "app":
             return parts
         if parts is result:

@@ -153,8 +153,11 @@ class Serve:
         handed to uWSGI (Request.finish), or a 504 or a 500 instead."""
         try:
             if self.limits is None:
-                # sync: under the watchdog, whose clock runs while the app
-                # works on the request (and ran while it waited in the queue).
+                # sync: a place in ADAPTIVE_THREADS' limit first; then under
+                # the watchdog, whose clock runs while the app works on the
+                # request (and ran while it waited in the queue, and for a place).
+                if self.watchdog.admission is not None and not self.let_in(request):
+                    return request.answer(QUEUE_WAIT)
                 request.watch(self.watchdog, self.connection_fd())
                 result = self.app(request.environ, request.start_response)
             else:
@@ -184,6 +187,18 @@ class Serve:
         # The clock runs on: finish() makes the answer's first part under it.
         return request.finish(result)
 
+    def let_in(self, request: Request) -> bool:
+        """A place in ADAPTIVE_THREADS' limit (pool/admission.py), waited
+        for as long as the answer could still start within REQUEST_TIMEOUT;
+        the wait counts as the queue's."""
+        answers = self.watchdog.answers
+        here = self.watchdog.admission.enter(request.waited, self.queue_limit, answers)
+        if here is None:
+            answers.refusals.note(request.what)
+            return False
+        request.waited += here
+        return True
+
     def waited_long(self, request: Request):
         """A request that waited for a worker: its client may have left, and
         (sync) it may have waited as long as any answer may take."""
@@ -195,6 +210,10 @@ class Serve:
         if request.waited >= self.queue_limit:
             log(f"refused {request.what} with 503: it waited {request.waited:.1f} s for a worker, past "
                 f"REQUEST_TIMEOUT ({self.timeout:g} s)")
+            return request.answer(QUEUE_WAIT)
+        answers = self.watchdog.answers
+        if answers.too_late(request.waited, self.queue_limit):
+            answers.refusals.note(request.what)
             return request.answer(QUEUE_WAIT)
         return None
 

@@ -118,7 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
              "([production.md](production.md#memory-processes-and-threads))."),
         enforced=(
             "pool.wsgi.from_record",
-            "request.guards.MemoryCap (in guards.Watchdog with sync, guards.LoopWatch with gevent)",
+            "request.memory.MemoryCap (in guards.Watchdog with sync, guards.LoopWatch with gevent)",
         ),
     ),
     Setting(
