@@ -12,6 +12,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 
 from flask import Flask, Response, abort, render_template, request
@@ -151,6 +152,40 @@ def list_page():
         abort(401)
     return render_template("rows.html", title="Pipelines", rows=LIST_RECORDS, total=len(LIST_RECORDS),
                            columns=COLUMNS)
+
+
+# /search: a metasearch (SearXNG's shape): each engine asked on a thread of
+# its own, its answer waited for over the network, then parsed; the
+# handler waits for all of them up to the engines' deadline, and a search
+# whose engines ran past it comes back without their results.
+ENGINES, ENGINE_DEADLINE = 4, 2.0
+SEARCH_TEXT = json.dumps([{"title": f"result {n}", "url": f"https://example.org/{n}", "content": "lorem " * 30}
+                          for n in range(40)])
+
+
+def engine(number: int, query: str, results: list) -> None:
+    time.sleep(0.02 + 0.03 * number)  # its answer, over the network
+    for _ in range(8):  # then parsed (some 5 ms of Python holding its lock, as lxml's results are walked)
+        parsed = json.loads(SEARCH_TEXT)
+        hits = [{**hit, "engine": number, "query": query, "score": len(hit["content"].split()) / (1 + index)}
+                for index, hit in enumerate(parsed) for _ in range(4)]
+    results.extend(hits)
+
+
+@app.get("/search")
+def search():
+    query, results = request.args.get("q", "flaskbox"), []
+    engines = [threading.Thread(target=engine, args=(number, query, results), daemon=True)
+               for number in range(ENGINES)]
+    for thread in engines:
+        thread.start()
+    deadline = time.monotonic() + ENGINE_DEADLINE
+    for thread in engines:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    late = sum(thread.is_alive() for thread in engines)
+    ranked = sorted(results, key=lambda hit: -hit["score"])[:20]
+    return render_template("page.html", title=f"{len(ranked)} results, {late} engines late",
+                           items=[hit["title"] for hit in ranked])
 
 
 @app.get("/detail/<name>")
