@@ -62,8 +62,10 @@ DOCKER_MODULES = {"test_bench.py", "test_bench_modes.py", "test_build.py"}
 # Every container test there waits for a save to be served within a 2 s
 # budget (the debug modules), or times when streams end at a stop or a
 # reload (test_stream_finish.py), or judges what a load made of the pool
-# (test_adaptive_threads.py).
-TIMED_MODULES = {"test_debug.py", "test_debug_errors.py", "test_stream_finish.py", "test_adaptive_threads.py"}
+# (test_adaptive_threads.py, test_overload_goodput.py, which runs busy
+# loops of its own beside it).
+TIMED_MODULES = {"test_debug.py", "test_debug_errors.py", "test_stream_finish.py", "test_adaptive_threads.py",
+                 "test_overload_goodput.py"}
 # Slow, but measuring nothing it asserts on: the benchmark's smoke runs
 # prove the harness runs and writes every figure (bounds of 10 s and up),
 # so they run beside the other untimed tests (3 minutes off the serial

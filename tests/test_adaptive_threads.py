@@ -155,9 +155,9 @@ def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir):
     seen = load(c.port, "/wait", 32, SETTLE + 3)
     held = settled(seen)
     assert max(held) >= 10 and statistics.median(held) >= 6, (sorted(held), c.logs()[-3000:])
-    # 32 clients each waiting 20 ms: 1600 answers a second at most.
-    late = [at for at, _, _ in seen if at >= SETTLE]
-    assert len(late) / 3 >= 500, len(late) / 3
+    # The decision, which a busy machine does not move (its answers a
+    # second it does): every worker lets all its threads in again.
+    assert gate_states(c) and all(limit == 16 for limit, _ in gate_states(c)), gate_states(c)
 
 
 def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir):

@@ -217,13 +217,14 @@ class Admission:
                 self.meter = CpuMeter(self.quota)
             self.pid = os.getpid()
 
-    def enter(self, waited: float, limit: float, answers) -> float | None:
+    def enter(self, waited: float, limit: float, expected) -> float | None:
         """A request this worker took, having waited `waited` seconds for
         one: it runs once it has a place in the limit. Over it (the worker
         has just started, or the limit was lowered while its threads held
         requests), it waits for a place, in arrival order, as long as its
         answer could still start within `limit` (REQUEST_TIMEOUT), taking
-        what this worker's answers take (`answers`: request/deadline.py).
+        `expected()` seconds (what this worker's answers of its kind take:
+        request/deadline.py).
         Returns the seconds it waited here, or None if no place freed in
         time. A gate that is off (started() found no stop pipe, or the gate
         failed) lets every request in at once."""
@@ -231,8 +232,10 @@ class Admission:
         ident = threading.get_ident()
         with self.room:
             began = time.monotonic()
-            while len(self.inside) >= self.limit and self.since is not None and not self.stopping:
-                left = limit - waited - (time.monotonic() - began) - answers.expected
+            # Through a stop too, each in its turn: let in at once, they would
+            # all run past their deadline together (and the stop's budget).
+            while len(self.inside) >= self.limit and self.since is not None:
+                left = limit - waited - (time.monotonic() - began) - expected()
                 if left <= 0:
                     return None
                 self.waiting += 1
@@ -333,11 +336,9 @@ class Admission:
                 pass
 
     def stop(self) -> None:
-        """The worker stops taking requests: every request waiting for a
-        place runs, and every parked thread goes back to uWSGI, which ends it."""
+        """The worker stops taking requests: every parked thread goes back
+        to uWSGI, which ends it once the requests it took have run."""
         self.stopping = True
-        with self.room:
-            self.room.notify_all()
         self.unpark(self.threads)
 
     def after_request(self) -> None:

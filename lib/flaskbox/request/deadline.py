@@ -1,59 +1,79 @@
-"""How long a sync worker's answers take to start, from its recent ones:
-a request that waited in the queue so long that its answer could not start
-within REQUEST_TIMEOUT is refused with a 503 when a worker takes it
-(serve.Serve.waited_long), rather than started only to run past its
-deadline. Under overload, every request let in then finishes: Keystone's
-logins (issue 69) were each let in with a second or two left of their 30,
-each slowed by all the others, and every one of them answered 504 at the
-deadline; the CPU they took delivered nothing.
+"""How long a sync worker's answers take to start, kept for each kind of
+request (its method and path): a request that waited in the queue so long
+that its answer could not start within REQUEST_TIMEOUT is refused with a
+503 when a worker takes it (serve.Serve.waited_long), rather than started
+only to run past its deadline. Under overload, every request let in then
+finishes: Keystone's logins (issue 69) were each let in with a second or
+two left of their 30, each slowed by all the others, and every one of
+them answered 504 at the deadline; the CPU they took delivered nothing.
 
-The watchdog (guards.Watchdog) works the estimate out on its ticks; a
-request only reads it, and adds its own time once its answer starts."""
+Kept by kind, since one slow page says nothing of another: a health page
+that waited two seconds behind a 2 s report still answers in time. A kind
+not seen yet is let in."""
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 from .answers import Refusals
 
-# The recent answers the estimate is the longest of, and the margin it is
-# taken with: a request is let in only if its answer would start in time
-# even taking a quarter longer than the slowest of them did. Under
-# overload the answers let in finish close to the deadline, and each new
-# one varies as the machine's neighbours come and go: on issue 69's
-# stand-in their 90th percentile let one in 20 run past it, and their
-# longest alone one in 70.
-KEPT, MARGIN = 32, 1.25
+DIGIT = re.compile(r"\d")
+
+# The recent answers of a kind the estimate is the longest of, and the
+# margin it is taken with: a request is let in only if its answer would
+# start in time even taking a quarter longer than the slowest of them did.
+# Under overload the answers let in finish close to the deadline, and each
+# varies as the machine's neighbours come and go: on issue 69's stand-in
+# their 90th percentile let one in 20 run past it, and their longest alone
+# one in 70.
+KEPT, MARGIN = 16, 1.25
+# The kinds kept, at most: a path made of names no digit marks (a slug a
+# page) makes a kind each; past this many, a new one is let in unmeasured.
+KINDS = 256
+
+
+def kind(environ) -> str:
+    """A request's kind: its method and path, each segment with a digit in
+    it one placeholder (/users/12 and /users/34 alike)."""
+    path = environ.get("PATH_INFO", "")
+    if DIGIT.search(path):
+        path = "/".join("#" if any(char.isdigit() for char in part) else part for part in path.split("/"))
+    return f"{environ.get('REQUEST_METHOD', '')} {path}"
 
 
 class AnswerTimes:
-    """Seconds this worker's recent answers took to start, from the moment
-    the wrapper had the request to its answer's first part."""
+    """Seconds this worker's recent answers took to start, by kind, from
+    the moment the wrapper had the request to its answer's first part."""
 
     def __init__(self):
-        self.recent: deque[float] = deque(maxlen=KEPT)
-        self.expected = 0.0
+        self.recent: dict[str, deque[float]] = {}
         self.refusals = Refusals("its answer could not have started within REQUEST_TIMEOUT: it waited for "
                                  "a worker for longer than REQUEST_TIMEOUT less the time this worker's "
-                                 f"answers take to start (the longest of its last {KEPT}, and a quarter)")
+                                 f"answers of its kind take to start (the longest of the last {KEPT}, and "
+                                 "a quarter)")
 
-    def took(self, seconds: float) -> None:
-        """A request's answer started (the usual answer's first part). A
-        longer one counts at once (a new worker's first answers among
-        them); a shorter estimate waits for the watchdog's tick."""
-        self.recent.append(seconds)
-        if seconds * MARGIN > self.expected:
-            self.expected = seconds * MARGIN
+    def took(self, environ, seconds: float) -> None:
+        """A request's answer started (the usual answer's first part)."""
+        key = kind(environ)
+        recent = self.recent.get(key)
+        if recent is None:
+            if len(self.recent) >= KINDS:
+                return
+            recent = self.recent[key] = deque(maxlen=KEPT)
+        recent.append(seconds)
 
-    def update(self) -> None:
-        """The estimate, anew (the watchdog's tick)."""
-        self.expected = max(self.recent, default=0.0) * MARGIN
+    def expected(self, environ) -> float:
+        """Seconds an answer of this request's kind takes to start, with the margin; 0 if not known."""
+        recent = self.recent.get(kind(environ))
+        return max(recent) * MARGIN if recent else 0.0
 
-    def too_late(self, waited: float, limit: float) -> bool:
+    def too_late(self, environ, waited: float, limit: float) -> bool:
         """Whether a request that waited this long could not be answered
         within `limit` (REQUEST_TIMEOUT), its answer taking what this
-        worker's take."""
-        return self.expected > 0.0 and waited + self.expected > limit
+        worker's answers of its kind take."""
+        expected = self.expected(environ)
+        return expected > 0.0 and waited + expected > limit
 
 
 # A gevent worker takes every request at once: a wait is not a queue's.

@@ -180,7 +180,6 @@ class Watchdog:
                 self._retire(stuck[0], now)
             if self.admission is not None:
                 self.admission.tick(now)
-            self.answers.update()
             grown = self.memory.over(now) if self.retiring is None else None
             if grown is not None:
                 self._retire_for_memory(grown, now)

@@ -367,7 +367,7 @@ class Request:
         self.watched = False
         watchdog = self.serve.watchdog
         watchdog.running.pop(get_ident(), None)
-        watchdog.answers.took(monotonic() - self.since)
+        watchdog.answers.took(self.environ, monotonic() - self.since)
         if claimed == "app":
             return parts
         if parts is result:

@@ -192,7 +192,8 @@ class Serve:
         for as long as the answer could still start within REQUEST_TIMEOUT;
         the wait counts as the queue's."""
         answers = self.watchdog.answers
-        here = self.watchdog.admission.enter(request.waited, self.queue_limit, answers)
+        here = self.watchdog.admission.enter(request.waited, self.queue_limit,
+                                             lambda: answers.expected(request.environ))
         if here is None:
             answers.refusals.note(request.what)
             return False
@@ -212,7 +213,7 @@ class Serve:
                 f"REQUEST_TIMEOUT ({self.timeout:g} s)")
             return request.answer(QUEUE_WAIT)
         answers = self.watchdog.answers
-        if answers.too_late(request.waited, self.queue_limit):
+        if answers.too_late(request.environ, request.waited, self.queue_limit):
             answers.refusals.note(request.what)
             return request.answer(QUEUE_WAIT)
         return None

@@ -1,0 +1,53 @@
+"""Whether a request that waited for a worker could still be answered
+within REQUEST_TIMEOUT, in process (request/deadline.py): by the time this
+worker's answers of its kind take to start, the slowest of the last 16 and
+a quarter. The containers' side: test_overload_outside_the_lock.py."""
+
+from __future__ import annotations
+
+from flaskbox.request import deadline
+
+
+def environ(path: str, method: str = "GET") -> dict:
+    return {"PATH_INFO": path, "REQUEST_METHOD": method}
+
+
+def test_a_kind_is_the_method_and_the_path_with_each_numbered_segment_one():
+    assert deadline.kind(environ("/users/12/edit")) == deadline.kind(environ("/users/34/edit")) == \
+        "GET /users/#/edit"
+    assert deadline.kind(environ("/static/app.0123abcd.css")) == "GET /static/#"
+    assert deadline.kind(environ("/login", "POST")) == "POST /login" != deadline.kind(environ("/login"))
+    assert deadline.kind(environ("/")) == "GET /"
+
+
+def test_a_request_is_refused_once_its_answer_could_not_start_in_time():
+    answers = deadline.AnswerTimes()
+    login = environ("/login")
+    for seconds in (0.6, 0.8, 0.7):
+        answers.took(login, seconds)
+    assert answers.expected(login) == 0.8 * deadline.MARGIN
+    # 3 s of REQUEST_TIMEOUT: 1.9 s waited leaves 1.1 s, more than 0.8 and a quarter; 2.1 does not.
+    assert not answers.too_late(login, 1.9, 3.0)
+    assert answers.too_late(login, 2.1, 3.0)
+
+
+def test_a_slow_kind_never_refuses_a_quick_one_nor_an_unknown_one():
+    answers = deadline.AnswerTimes()
+    answers.took(environ("/sleep/2"), 2.0)
+    answers.took(environ("/"), 0.002)
+    # A page that waited two seconds behind the report still answers in time.
+    assert not answers.too_late(environ("/"), 2.0, 3.0)
+    assert answers.too_late(environ("/sleep/5"), 2.0, 3.0)  # the same kind as /sleep/2
+    assert not answers.too_late(environ("/never-seen"), 2.9, 3.0)
+
+
+def test_the_recent_answers_count_and_the_kinds_kept_are_bounded():
+    answers = deadline.AnswerTimes()
+    page = environ("/page")
+    answers.took(page, 5.0)
+    for _ in range(deadline.KEPT):
+        answers.took(page, 0.1)
+    assert answers.expected(page) == 0.1 * deadline.MARGIN  # the slow one has left the window
+    for number in range(deadline.KINDS + 10):
+        answers.took(environ(f"/slug-{chr(97 + number % 26)}{number // 26 * 'x'}"), 0.1)
+    assert len(answers.recent) == deadline.KINDS
