@@ -22,6 +22,9 @@
                                  the floor (pages.py)
     bench/run.sh --pages --ballast MB   the pool's memory after /heavy, an app importing MB of objects,
                                  against gunicorn sync --preload (pool_memory.py)
+    bench/run.sh --overload      logins computing outside the lock past what the CPUs can serve, beside
+                                 busy neighbours, and a search waiting for its engine threads: against
+                                 gunicorn sync and Granian (overload.py)
     bench/run.sh --smoke         2 s per contender, one route, one round
     bench/run.sh --out DIR       write results somewhere else
 
@@ -108,6 +111,11 @@ def parse_args() -> argparse.Namespace:
                           help="pages that compute, at 20 and 64 clients and an open loop at half the "
                                "peers' capacity: flaskbox's pool shapes against gunicorn sync (--preload) "
                                "and gthread, Granian and the floor (at least 5 rounds)")
+    variants.add_argument("--overload", action="store_true",
+                          help="work outside Python's lock past what the CPUs can serve (a PBKDF2 login, 40 "
+                               "clients, a 3 s deadline) beside two busy loops and beside a busy container, "
+                               "and a search waiting for engine threads of its own: flaskbox against "
+                               "gunicorn sync and Granian (overload.py)")
     variants.add_argument("--interpreter", action="store_true",
                           help="the same pure-Python function in each base's python3, in a program around "
                                "its shared libpython, and in a worker of the image (--base-image and "
@@ -234,6 +242,17 @@ def run_pages(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     return pages.run(entrants, max(rounds, 5), seconds, machine(), args.out)
 
 
+def run_overload(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--overload: overload.py's loads, 20 s each, at least 3 rounds."""
+    import overload
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    entrants = overload.entrants()
+    if args.smoke:  # the path exercised: flaskbox and gunicorn sync, one load, one round
+        loads = {"login beside two busy loops": overload.LOADS["login beside two busy loops"]}
+        return overload.run(entrants[:2], 1, 2, machine(), args.out, loads)
+    return overload.run(entrants, max(rounds, 3), max(seconds, 20), machine(), args.out)
+
+
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:
     """The full run: every contender, the image's own measurements and the
     streams held, written to latest.json/png."""
@@ -298,6 +317,8 @@ def main() -> int:
         return run_account(args, rounds, seconds)
     if args.pages:
         return run_pages(args, rounds, seconds)
+    if args.overload:
+        return run_overload(args, rounds, seconds)
     if args.interpreter:
         import interpreter
         bases = [args.base_image, *([args.second_base] if args.second_base else []), *args.also_base]

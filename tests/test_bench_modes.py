@@ -1,8 +1,9 @@
 """The benchmark's other modes cannot rot: the traffic run's smoke drives
 every shape of traffic against each contender, the latency run's measures
 every contender at a fixed open-loop rate, the account's groups add up to
-the machine, the pages run measures a page that computes, the interpreter
-run times each Python. (A module of
+the machine, the pages run measures a page that computes, the overload
+run counts good answers and timeouts beside busy neighbours, the
+interpreter run times each Python. (A module of
 their own beside test_bench.py: pytest-xdist keeps a module on one worker,
 and the smoke runs together were the parallel phase's longest.)"""
 
@@ -116,6 +117,19 @@ def test_bench_pages_smoke_run_measures_a_page_that_computes(tmp_path, image):
     assert results["goals"]["flaskbox"]["heavy @4"]["cpu"][1] == summary["nginx-gunicorn-sync"]["heavy @4"][
         "container_cpu_us"]["median"]
     assert (tmp_path / "pages.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_overload_smoke_run_counts_good_answers_beside_the_neighbours(tmp_path, image):
+    results = smoke("overload", tmp_path)
+    summary = results["summary"]
+    assert set(summary) == {"flaskbox", "nginx-gunicorn-sync"}
+    for name, loads in summary.items():
+        got = loads["login beside two busy loops"]
+        # Logins answered within the window, each some 0.27 s of CPU (a
+        # third of that on a fast machine), beside the busy loops.
+        assert got["good_per_s"]["median"] > 0 and got["cpu_ms_a_good_answer"]["median"] > 50, (name, got)
+    assert results["runs"]["flaskbox"]["login beside two busy loops"][0]["statuses"].get("504") is None
+    assert (tmp_path / "overload.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_bench_interpreter_smoke_run_times_each_python(tmp_path, image):

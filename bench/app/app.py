@@ -3,8 +3,10 @@ realistic page (the template after a 1 ms wait standing in for a database
 call), the same after a 5 ms wait (a slower query), a large download made in
 memory, a 100 KB static file (written at image build time), Server-Sent
 Events (an event every `every` seconds, stamped with the server's clock),
-and two pages shaped like the ones real apps compute (issue 61): a large
-list page behind a password check, and a short wait then a list page."""
+pages shaped like the ones real apps compute (issue 61): a large list page
+behind a password check, and a short wait then a list page; and issue 69's:
+a login's password check outside Python's lock, a 600-row list behind a
+short one, and a metasearch whose engines run on threads of their own."""
 
 import datetime
 import hashlib
@@ -159,8 +161,8 @@ def list_page():
 # handler waits for all of them up to the engines' deadline, and a search
 # whose engines ran past it comes back without their results.
 ENGINES, ENGINE_DEADLINE = 4, 2.0
-SEARCH_TEXT = json.dumps([{"title": f"result {n}", "url": f"https://example.org/{n}", "content": "lorem " * 30}
-                          for n in range(40)])
+SEARCH_TEXT = json.dumps([{"title": f"result {n}", "url": f"https://example.org/{n}",
+                           "content": "lorem " * 30} for n in range(40)])
 
 
 def engine(number: int, query: str, results: list) -> None:
