@@ -97,7 +97,8 @@ def test_the_apps_max_content_length_is_nginxs_limit(containers, apps):
     refused_by_nginx(c, 16 * MIB, "past-the-apps", "MAX_CONTENT_LENGTH")
     logs = c.logs()
     assert (f"bodies up to the app's MAX_CONTENT_LENGTH ({15 * MIB} bytes; larger: 413, logged with "
-            "limit=MAX_CONTENT_LENGTH); 8 uploads at once (128m)") in logs, logs
+            "limit=MAX_CONTENT_LENGTH); 8 uploads at once at most: UPLOAD_SPACE (128m, as set) over the "
+            "limit") in logs, logs
     assert "is above MAX_BODY_SIZE" not in logs, logs
 
 

@@ -89,20 +89,31 @@ def test_the_files_nginx_reads():
 
 @pytest.mark.parametrize("env, own, line", [
     ({}, None, "bodies up to MAX_BODY_SIZE (10m, the image's default; larger: 413, logged with "
-               "limit=MAX_BODY_SIZE); 12 uploads at once (128m)"),
+               "limit=MAX_BODY_SIZE); 12 uploads at once at most: UPLOAD_SPACE (128m, as set) over the "
+               "limit"),
     ({}, 15 * MIB, f"bodies up to the app's MAX_CONTENT_LENGTH ({15 * MIB} bytes; larger: 413, logged "
-                   "with limit=MAX_CONTENT_LENGTH); 8 uploads at once (128m)"),
+                   "with limit=MAX_CONTENT_LENGTH); 8 uploads at once at most: UPLOAD_SPACE (128m, as set) "
+                   "over the limit"),
     ({}, MIB, "bodies up to MAX_BODY_SIZE (10m, the image's default; larger: 413, logged with "
               f"limit=MAX_BODY_SIZE), the app's own 413 above its MAX_CONTENT_LENGTH ({MIB} bytes); "
-              "12 uploads at once (128m)"),
+              "12 uploads at once at most: UPLOAD_SPACE (128m, as set) over the limit"),
     ({"MAX_BODY_SIZE": "20m"}, 15 * MIB,
      "bodies up to MAX_BODY_SIZE (20m, as set; larger: 413, logged with limit=MAX_BODY_SIZE), "
-     f"the app's own 413 above its MAX_CONTENT_LENGTH ({15 * MIB} bytes); 6 uploads at once (128m)"),
-    ({"MAX_BODY_SIZE": "0"}, 15 * MIB, "bodies unbounded (MAX_BODY_SIZE=0); uploads unbounded"),
+     f"the app's own 413 above its MAX_CONTENT_LENGTH ({15 * MIB} bytes); 6 uploads at once at most: "
+     "UPLOAD_SPACE (128m, as set) over the limit"),
+    ({"MAX_BODY_SIZE": "0"}, 15 * MIB, "bodies unbounded (MAX_BODY_SIZE=0), and so are uploads at once"),
 ])
 def test_the_starts_line_says_the_limit_and_its_source(env, own, line):
     env = {"UPLOAD_SPACE": "128m", **env}
     assert body.said(resolve(env).record(), chosen(env, own)) == line
+
+
+def test_uploads_at_once_are_said_only_where_they_limit_anything():
+    # Half of a host's large disk held 12900 bodies of 10m: more than
+    # nginx's body slots in all, so no limit a user could act on.
+    env = {"UPLOAD_SPACE": "1000g"}
+    assert body.said(resolve(env).record(), chosen(env, None)) == (
+        "bodies up to MAX_BODY_SIZE (10m, the image's default; larger: 413, logged with limit=MAX_BODY_SIZE)")
 
 
 def test_an_app_limit_above_a_max_body_size_set_is_a_mistake_and_never_the_default():
@@ -129,7 +140,8 @@ def test_the_start_installs_the_apps_limit_and_says_it(tmp_path, capsys):
     assert f"client_max_body_size {15 * MIB};" in system.runtime.body_conf.read_text()
     assert "limit_conn flaskbox_uploads 8;" in system.runtime.upload_conf.read_text()
     assert (f"flaskbox: bodies up to the app's MAX_CONTENT_LENGTH ({15 * MIB} bytes; larger: 413, logged "
-            "with limit=MAX_CONTENT_LENGTH); 8 uploads at once (128m)") in lines(capsys)
+            "with limit=MAX_CONTENT_LENGTH); 8 uploads at once at most: UPLOAD_SPACE (128m, as set) over "
+            "the limit") in lines(capsys)
 
 
 def test_a_reload_that_changes_the_limit_installs_it_and_nginx_reloads(tmp_path, capsys):
@@ -144,7 +156,8 @@ def test_a_reload_that_changes_the_limit_installs_it_and_nginx_reloads(tmp_path,
     assert f"client_max_body_size {DEFAULT_NGINX};" in system.runtime.body_conf.read_text()
     out = lines(capsys)
     assert ("flaskbox: SIGHUP: bodies up to MAX_BODY_SIZE (10m, the image's default; larger: 413, logged "
-            "with limit=MAX_BODY_SIZE); 12 uploads at once (128m)") in out
+            "with limit=MAX_BODY_SIZE); 12 uploads at once at most: UPLOAD_SPACE (128m, as set) over the "
+            "limit") in out
     assert "flaskbox: SIGHUP: nginx reloads its configuration, which changed" in out
 
 

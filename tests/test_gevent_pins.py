@@ -34,8 +34,9 @@ def test_sync_workers_advise_gevent_once(containers, app_images):
     c = containers.run(image=app_images("board"))
     assert c.wait_http("/whoami").json()["gevent"] is None
     logs = c.logs()
-    assert logs.count("your app looks made for gevent workers (it installs gevent) and WORKER_CLASS is "
-                      "sync") == 1, logs
+    # Its own gunicorn.conf.py, not the gevent it installs, says so.
+    assert logs.count('your app looks made for gevent workers (gunicorn.conf.py asks for gevent (worker_class '
+                      '= "gevent)) and WORKER_CLASS is sync') == 1, logs
     assert "set WORKER_CLASS=gevent" in logs
     # Not a note about gevent's versions: the sync workers never import the image's.
     assert "not the image's 26.9.0" not in logs
@@ -91,7 +92,20 @@ def test_monkey_patching_in_the_wsgi_file_is_a_sign(tmp_path):
     advice = packages.gevent_advice(tmp_path)
     assert advice and "wsgi.py calls monkey.patch_all()" in advice[0] and "WORKER_CLASS=gevent" in advice[0]
     (tmp_path / "wsgi.py").write_text("from app import app\n")
-    assert packages.gevent_advice(tmp_path) == [] or "installs gevent" in packages.gevent_advice(tmp_path)[0]
+    assert packages.gevent_advice(tmp_path) == []
+
+
+def test_a_server_configured_for_gevent_is_a_sign_and_gevent_installed_is_none(tmp_path):
+    # Redash pins gevent and serves with gunicorn's sync workers: nothing to say.
+    (tmp_path / "wsgi.py").write_text("from redash.app import create_app\napp = create_app()\n")
+    (tmp_path / "docker-entrypoint.sh").write_text("exec gunicorn -b 0.0.0.0:5000 -w4 redash.wsgi:app\n")
+    assert packages.gevent_advice(tmp_path) == []
+    (tmp_path / "gunicorn.conf.py").write_text('workers = 4\nworker_class = "gevent"\n')
+    advice = packages.gevent_advice(tmp_path)
+    assert advice and "gunicorn.conf.py asks for gevent (worker_class = \"gevent)" in advice[0], advice
+    (tmp_path / "gunicorn.conf.py").unlink()
+    (tmp_path / "Procfile").write_text("web: gunicorn -k gevent -w 1 app:app\n")
+    assert "Procfile asks for gevent (-k gevent)" in packages.gevent_advice(tmp_path)[0]
 
 
 def test_an_import_failing_inside_a_package_pinned_older_names_it(tmp_path):

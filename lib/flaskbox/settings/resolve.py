@@ -314,6 +314,9 @@ def derived(resolved: Resolved, host: Host, env: Mapping[str, str] = os.environ)
         # Whether the user set MAX_BODY_SIZE: else the app's own
         # MAX_CONTENT_LENGTH may raise nginx's limit (start/body.py).
         "MAX_BODY_SIZE_SET": "0" if "MAX_BODY_SIZE" in resolved.defaulted else "1",
+        # Whether the user set UPLOAD_SPACE: the start's line says whose the
+        # limit on uploads at once is (start/body.py).
+        "UPLOAD_SPACE_SET": "0" if "UPLOAD_SPACE" in resolved.defaulted else "1",
         "HEADER_LINE": str(line),
         "HEADER_BUFFERS": str(buffers),
         "HEADER_FIRST_BUFFER": f"{HEADER_FIRST_BUFFER // 1024}k",

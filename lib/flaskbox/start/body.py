@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..layout import Runtime, body_limit
+from ..layout import BODY_SLOTS, Runtime, body_limit
 from ..record import Record
 
 # Where a limit comes from, as a 413's log line names it.
@@ -112,18 +112,23 @@ def said(record: Record, chosen: Limit) -> str:
     """The start's line: which limit applies, where it came from, and the
     uploads it leaves room for."""
     total, _ = slots(record, chosen)
-    uploads = f"{total} uploads at once ({record.text['UPLOAD_SPACE']})" if total else "uploads unbounded"
     if not chosen.nginx:
-        return f"bodies unbounded (MAX_BODY_SIZE=0); {uploads}"
+        return "bodies unbounded (MAX_BODY_SIZE=0), and so are uploads at once"
+    # Said only where it limits anything: past the body slots nginx has in
+    # all, a figure from half the host's disk (12900 of them) meant nothing.
+    whose = "as set" if record.derived.get("UPLOAD_SPACE_SET") == "1" else "half of RUNTIME_DIR's disk"
+    uploads = "" if total >= BODY_SLOTS else (
+        f"; {total} uploads at once at most: UPLOAD_SPACE ({record.text['UPLOAD_SPACE']}, {whose}) "
+        "over the limit")
     if chosen.source == APP:
         return (f"bodies up to the app's MAX_CONTENT_LENGTH ({chosen.size} bytes; larger: 413, logged with "
-                f"limit=MAX_CONTENT_LENGTH); {uploads}")
+                f"limit=MAX_CONTENT_LENGTH){uploads}")
     how = "as set" if record.derived["MAX_BODY_SIZE_SET"] == "1" else "the image's default"
     line = (f"bodies up to MAX_BODY_SIZE ({record.text['MAX_BODY_SIZE']}, {how}; larger: 413, logged with "
             "limit=MAX_BODY_SIZE)")
     if chosen.app is not None and chosen.app < chosen.size:
         line += f", the app's own 413 above its MAX_CONTENT_LENGTH ({chosen.app} bytes)"
-    return f"{line}; {uploads}"
+    return f"{line}{uploads}"
 
 
 def mistakes(record: Record, own: int | None) -> list[str]:

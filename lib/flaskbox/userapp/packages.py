@@ -191,28 +191,35 @@ def gevent_notes(pins: dict[str, str], in_site: set[str], gevent_site: Path) -> 
             "(tested) ones"]
 
 
-# Signs in an app's code or packages that it was written for gevent workers.
+# Signs in the app's own code, or in its server's configuration, that it
+# was written for gevent workers. A package installed is none: Redash pins
+# gevent (for a worker of its own) and serves its pages with gunicorn's
+# sync workers.
 PATCH_ALL = re.compile(r"monkey\s*\.\s*patch_all\s*\(")
+GEVENT_SERVER = re.compile(r"""(?:-k|--worker-class)[\s=]+['"]?gevent|worker_class\s*=\s*['"]gevent"""
+                           r"""|async_mode\s*=\s*['"]gevent""")
 WSGI_FILES = ("wsgi.py", "serve.py", "app.py", "main.py", "gunicorn.conf.py", "gunicorn_config.py")
+SERVER_FILES = ("gunicorn.conf.py", "gunicorn_config.py", "Procfile", "entrypoint.sh", "docker-entrypoint.sh",
+                "start.sh", "run.sh", "supervisord.conf")
 
 
 def gevent_advice(app_dir: Path = APP_DIR) -> list[str]:
-    """One line when the app looks made for gevent and WORKER_CLASS is sync."""
+    """One line when the app's code or its server's configuration says it
+    runs on gevent (monkey.patch_all() in its WSGI file; gunicorn's -k
+    gevent, worker_class = "gevent" or Socket.IO's async_mode="gevent")
+    and WORKER_CLASS is sync."""
     signs = []
-    if venv_distribution("gevent") is not None:
-        signs.append("it installs gevent")
-    elif venv_distribution("gevent-websocket") is not None:
-        signs.append("it installs gevent-websocket")
-    for name in WSGI_FILES:
+    for name in dict.fromkeys(WSGI_FILES + SERVER_FILES):
         try:
             text = (app_dir / name).read_text(errors="replace")
         except OSError:
             continue
-        if PATCH_ALL.search(text):
+        if name in WSGI_FILES and PATCH_ALL.search(text):
             signs.append(f"{name} calls monkey.patch_all()")
-            break
+        elif GEVENT_SERVER.search(text):
+            signs.append(f"{name} asks for gevent ({GEVENT_SERVER.search(text).group(0)})")
     if not signs:
         return []
-    return [f"your app looks made for gevent workers ({', '.join(signs)}) and WORKER_CLASS is sync: the "
+    return [f"your app looks made for gevent workers ({', '.join(signs[:2])}) and WORKER_CLASS is sync: the "
             "sync workers serve it, but for thousands of open streams or WebSockets, and for Socket.IO's "
             "gevent mode, set WORKER_CLASS=gevent (docs/streaming.md)"]
