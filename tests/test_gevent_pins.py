@@ -35,8 +35,8 @@ def test_sync_workers_advise_gevent_once(containers, app_images):
     assert c.wait_http("/whoami").json()["gevent"] is None
     logs = c.logs()
     # Its own gunicorn.conf.py, not the gevent it installs, says so.
-    assert logs.count('your app looks made for gevent workers (gunicorn.conf.py asks for gevent (worker_class '
-                      '= "gevent)) and WORKER_CLASS is sync') == 1, logs
+    assert logs.count('your app looks made for gevent workers (gunicorn.conf.py asks for gevent '
+                      '(worker_class = "gevent)) and WORKER_CLASS is sync') == 1, logs
     assert "set WORKER_CLASS=gevent" in logs
     # Not a note about gevent's versions: the sync workers never import the image's.
     assert "not the image's 26.9.0" not in logs

@@ -36,7 +36,7 @@ import sys
 import traceback
 
 from ..log import error, log
-from . import forwarded, guards, prefix, stacks, stopping, streams
+from . import forwarded, guards, passed_on, prefix, stacks, stopping, streams
 from .answers import (
     BAD_REQUEST,
     CLIENT_GONE,
@@ -280,19 +280,18 @@ class Serve:
         request.give_back()
 
     def passed_on(self, request: Request) -> list[bytes]:
-        """An exception the app's call raised instead of answering (Flask
-        does with app.debug, TESTING or PROPAGATE_EXCEPTIONS on; a bare WSGI
-        app may): its traceback goes to the log and the client gets a plain
-        500. Left to uWSGI, it ended the connection with nothing sent, which
+        """An exception the app's call raised instead of answering (why:
+        passed_on.py): its traceback goes to the log and the client gets a
+        plain 500. Left to uWSGI, it ended the connection with nothing sent, which
         nginx answered 502, as if the server were down. Called while the
         exception is handled."""
         if request.websocket is not None:
             request.websocket.done()
             request.websocket = None
-        kind = sys.exc_info()[0]
+        kind, _, tb = sys.exc_info()
         traceback.print_exc()
-        error(f"{request.what}: the app passed {kind.__name__ if kind else 'an exception'} on (Flask does "
-              "with app.debug, TESTING or PROPAGATE_EXCEPTIONS on): answered 500")
+        error(f"{request.what}: {passed_on.why(self.app, kind.__name__ if kind else 'an exception', tb)}: "
+              "answered 500")
         # Without exc_info: uWSGI raises it again even when nothing was sent,
         # and nothing has been (uWSGI sends the header with the first byte of
         # the body, and the app returned none).
