@@ -119,6 +119,19 @@ def test_an_app_that_leaves_no_thread_is_loaded_once_in_the_master(threads_app):
     assert loads(c) == set(c.pids("flaskbox uWSGI master")), logs
 
 
+def test_a_thread_that_only_waits_for_the_end_keeps_the_app_preloaded(threads_app):
+    # python-oracledb 2's close_pools_gracefully, which Redash imports: the
+    # app was loaded in each of 4 workers for it, at 124 MB a worker.
+    c = serve(threads_app, "closing_app")
+    assert c.request("/").text == "pools open: 0"
+    logs = c.logs()
+    assert ('the app\'s import left 1 thread(s) in uWSGI\'s master that only wait for its end: '
+            '"Thread-1 (close_pools_gracefully)" (Python, started at /app/pools.py, line 15, in <module>') \
+        in logs, logs
+    assert FOUND + " 1 thread(s) running" not in logs and "lazy-apps" not in logs, logs
+    assert loads(c) == set(c.pids("flaskbox uWSGI master")), logs
+
+
 def test_uwsgi_lazy_apps_false_keeps_preloading_and_says_what_that_means(threads_app):
     c = serve(threads_app, "loop_app", UWSGI_LAZY_APPS="false")
     logs = c.logs()

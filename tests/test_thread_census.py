@@ -77,3 +77,38 @@ def test_a_trial_fork_whose_child_hangs_is_ended_in_its_bound():
         assert not forking.is_alive()
     finally:
         hang.clear()
+
+
+def test_a_thread_that_only_waits_for_the_main_threads_end_is_told_apart():
+    # python-oracledb's close_pools_gracefully: main_thread().join(), then
+    # it closes the pools. Another thread waiting on something else is not.
+    stop = threading.Event()
+    with Census() as census:
+        threading.Thread(target=threading.main_thread().join, name="close_pools", daemon=True).start()
+        threading.Thread(target=stop.wait, name="scheduler", daemon=True).start()
+    try:
+        left = {thread.name: thread for thread in threads.left(census)}
+        assert left["close_pools"].ends_with_it and not left["scheduler"].ends_with_it
+        line = threads.end_with_it([left["close_pools"]])
+        assert line.startswith("the app's import left 1 thread(s) in uWSGI's master that only wait for its "
+                               'end: "close_pools" (Python, started at ')
+        assert line.endswith("the app stays loaded once, in the master")
+    finally:
+        stop.set()
+
+
+def test_where_a_thread_started_never_names_the_import_system():
+    # A compiled module (Cython's, as python-oracledb's) starts its thread as
+    # it is imported: the frame that called start() is the import system's.
+    code = compile("import threading\nthreading.Thread(target=wait, daemon=True).start()\n",
+                   "<frozen importlib._bootstrap>", "exec")
+    stop = threading.Event()
+    spec = type("ModuleSpec", (), {"name": "oracledb.thin_impl"})()
+    with Census() as census:
+        exec(code, {"wait": stop.wait, "spec": spec})
+    try:
+        (left,) = threads.left(census)
+        assert left.where.startswith("oracledb.thin_impl's import, from ") and "frozen" not in left.where
+        assert "in test_where_a_thread_started_never_names_the_import_system" in left.where
+    finally:
+        stop.set()

@@ -43,6 +43,10 @@ def judge(census: Census, processes: int, settings: record.Record) -> None:
     if any(not thread.python for thread in left):
         threads.fork_once()  # the native threads that a fork stops are fork-safe
         left = threads.left(census)
+    ending = [thread for thread in left if thread.ends_with_it]
+    if ending:
+        info(threads.end_with_it(ending))
+        left = [thread for thread in left if not thread.ends_with_it]
     kept = (pinned_lazy_apps(settings) or "").strip().lower() in FALSE
     ports = threads.listens(census)
     opened = connections.left_open(census)

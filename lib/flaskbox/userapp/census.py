@@ -72,15 +72,18 @@ def place(frame) -> str:
 def started_at(frame, app_dir: str = str(APP_DIR)) -> str:
     """Where a call was made: the first frame outside the machinery (a
     library's, often), and the app's own frame that led there, if another.
-    The import system's own frames are never named: the app's line that
-    imported the library is (a library that starts a thread as it is
-    imported: python-oracledb's, under Redash, was said to start at
-    "<frozen importlib._bootstrap>, line 488")."""
+    The import system's own frames are never named: a compiled module that
+    starts a thread as it is imported (python-oracledb's, under Redash, was
+    said to start at "<frozen importlib._bootstrap>, line 488") is named by
+    the module imported, then the line that imported it."""
+    importing = ""
     while frame is not None and machinery(frame.f_code.co_filename):
+        spec = frame.f_locals.get("spec") if frame.f_code.co_filename.startswith("<frozen ") else None
+        importing = importing or getattr(spec, "name", "")
         frame = frame.f_back
     if frame is None:
-        return ""
-    said = place(frame)
+        return f"{importing}'s import" if importing else ""
+    said = f"{importing}'s import, from {place(frame)}" if importing else place(frame)
     if frame.f_code.co_filename.startswith(app_dir + "/"):
         return said
     outer = frame.f_back

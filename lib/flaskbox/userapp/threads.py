@@ -102,15 +102,33 @@ def fork_once(wait: float = FORK_WAIT) -> None:
 
 @dataclass(frozen=True)
 class Left:
-    """A thread the import left running."""
+    """A thread the import left running: where it was started, and whether
+    all it does is wait for the process's end (ends_with_it)."""
     name: str
     python: bool
     where: str = ""
+    ends_with_it: bool = False
 
     def __str__(self) -> str:
         if not self.python:
             return f'"{self.name}" (native)'
         return f'"{self.name}" (Python, started at {self.where})' if self.where else f'"{self.name}" (Python)'
+
+
+def waits_for_the_end(thread: threading.Thread) -> bool:
+    """Whether a Python thread's only work now is to wait for the main
+    thread to end (threading.main_thread().join(): python-oracledb's
+    close_pools_gracefully, which then closes the pools). What it does
+    next runs at the end of the process it is in; a forked worker, whose
+    main thread is its own, does not need it meanwhile. Read from the
+    frames it waits in: any other thread's purpose cannot be told."""
+    frame = sys._current_frames().get(thread.ident)
+    join, main = threading.Thread.join.__code__, threading.main_thread()
+    while frame is not None:
+        if frame.f_code is join and frame.f_locals.get("self") is main:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def listens(census: Census) -> list[int]:
@@ -149,12 +167,21 @@ def left(census: Census) -> list[Left]:
     python = {thread.native_id: thread for thread in threading.enumerate()
               if getattr(thread, "native_id", None) in new}
     found = [Left(task_name(tid), python=False) if tid not in python else
-             Left(python[tid].name, True, getattr(python[tid], "_flaskbox_started_at", ""))
+             Left(python[tid].name, True, getattr(python[tid], "_flaskbox_started_at", ""),
+                  waits_for_the_end(python[tid]))
              for tid in sorted(new)]
     named = set(map(id, python.values()))
     found += [Left(thread.name, True, getattr(thread, "_flaskbox_started_at", ""))
               for thread in census.started if id(thread) not in named and thread.is_alive()]
     return found
+
+
+def end_with_it(left: list[Left]) -> str:
+    """The start's line for threads that only wait for the master's end."""
+    names = ", ".join(map(str, left[:NAMED]))
+    return (f"the app's import left {len(left)} thread(s) in uWSGI's master that only wait for its end: "
+            f"{names}. A forked worker has its own end and does not need them before it: the app stays "
+            "loaded once, in the master")
 
 
 def found(left: list[Left]) -> str:
