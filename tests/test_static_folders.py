@@ -12,16 +12,17 @@ test_revalidation.py prove the same in a container."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import timedelta
 
 import pytest
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, send_from_directory
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 from fake_host import resolve
-from flaskbox.start import static
+from flaskbox.start import manifests, static
 from flaskbox.userapp import static_folders
 from helpers import REPO
 
@@ -120,7 +121,7 @@ def test_dotfiles_never_get_a_location_of_their_own(tmp_path):
 def test_a_manifest_of_another_shape_is_skipped_not_a_failed_start(tmp_path, manifest):
     tree(tmp_path / "static", ["main-abc.js", "x.css"])
     (tmp_path / "static" / "manifest.json").write_text(json.dumps(manifest))
-    assert static_folders.fingerprinted(tmp_path / "static") <= {"main-abc.js"}
+    assert manifests.fingerprinted(tmp_path / "static") <= {"main-abc.js"}
     assert static_folders.describe(Flask("odd", root_path=str(tmp_path)))["folders"][0]["url"] == "/static"
 
 
@@ -167,8 +168,8 @@ def test_a_bundlers_manifest_says_which_files_never_change(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(json.dumps(data))
     # The manifests in each bundler's place: the folder, and dist/ and build/ below it.
-    found = static_folders.fingerprinted(tmp_path) | {
-        f"{sub}/{name}" for sub in ("dist", "build") for name in static_folders.fingerprinted(tmp_path / sub)}
+    found = manifests.fingerprinted(tmp_path) | {
+        f"{sub}/{name}" for sub in ("dist", "build") for name in manifests.fingerprinted(tmp_path / sub)}
     assert found == {"assets/index-Cu7Ts1Kq.js", "assets/index-DiwrgTda.css", "assets/logo-Dk2qR1xY.svg",
                      "dist/spa.4cd1e2bb.entry.js", "build/js/main.8a7c3e2d.js",
                      "build/media/logo.6ce24c58.svg",
@@ -296,3 +297,54 @@ def test_shared_data_middleware_and_an_own_route_are_named(tmp_path):
         "the static files under /static/ are the app's to serve, not nginx's: the app's route "
         "/static/<path:name> (assets) answers there; the app has no static folder (static_folder=None), "
         f"and nginx's folder for it, {tmp_path}/static, does not exist"]
+
+
+class MultiStatic(Flask):
+    """CKAN's MultiStaticFlask's shape: a list of static folders, each
+    below the app's root, looked through in turn."""
+
+    @property
+    def static_folder(self):
+        folders = getattr(self, "_folders", None)
+        return None if folders is None else [os.path.join(self.root_path, folder) for folder in folders]
+
+    @static_folder.setter
+    def static_folder(self, value):
+        self._folders = [value] if isinstance(value, str) else value
+
+    def send_static_file(self, filename):
+        return filename
+
+
+class Outer:
+    """CKAN's middlewares around its Flask app, which keep it as _wsgi_app."""
+
+    def __init__(self, app):
+        self.app = self._wsgi_app = app
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+def test_a_route_that_sends_files_and_folders_nginx_cannot_have_are_named_behind_middleware(tmp_path):
+    # CKAN: its bundles from a route of its own (which reads the database),
+    # its public folders through a list of folders at the URL root.
+    tree(tmp_path / "public", ["base/main.css"])
+    tree(tmp_path / "webassets", ["base/main.1a2b.css"])
+    app = MultiStatic("ckan_like", root_path=str(tmp_path), static_url_path="")
+    app.static_folder = [str(tmp_path / "public"), str(tmp_path / "storage")]
+
+    def webassets(path):
+        return send_from_directory(tmp_path / "webassets", path)
+
+    app.add_url_rule("/webassets/<path:path>", "webassets.index", webassets)
+    app.add_url_rule("/dataset/<path:name>", "dataset.read", lambda name: name)  # sends no file
+    outer = Outer(Outer(app))
+    record = resolve({"RUNTIME_DIR": str(tmp_path / "run")}).record()
+    described = {"flask": False, **static_folders.describe(outer)}
+    assert static_folders.app_serves(outer, described, static.folders(record, described)) == [
+        "the static files under /webassets/ are the app's to serve, not nginx's: the app's route "
+        "/webassets/<path:path> (webassets.index) sends them (send_from_directory); nginx has no static "
+        "folder at that URL",
+        "the static files under / are the app's to serve, not nginx's: MultiStatic's send_static_file serves "
+        "them from 2 folders; nginx serves one folder at a URL"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..layout import STATIC_PATH_FALLBACK, STATIC_URL_FALLBACK
 from ..record import Record
+from .manifests import fingerprinted
 from .template import CONF_DIR, fill
 
 # A path nginx can take as it is: no spaces, quotes or `$` (a variable there).
@@ -51,10 +52,6 @@ def folders(record: Record, app: dict | None) -> list[dict] | None:
     if found is None or found["path"] != path:
         # Not the folder the app described (STATIC_PATH moved it, or a
         # plain WSGI app): its manifests still say what never changes.
-        # Imported here: the arbiter (PID 1) renders this file, and
-        # static_folders' dataclasses would add 1.5 MB to it (record.py).
-        from ..userapp.static_folders import fingerprinted
-
         age = app.get("max_age") if app else None
         found = {"url": url, "path": path, "max_age": age, "ages": {},
                  "forever": [f"{url}/{name}" for name in sorted(fingerprinted(Path(path)))]}

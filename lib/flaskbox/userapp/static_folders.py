@@ -23,18 +23,16 @@ renders it). Run in the uWSGI master once the app is imported (wsgi.py).
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..log import warn
+from ..request.passed_on import flask_within
+from ..start.manifests import fingerprinted
 
-# Where bundlers write their manifests, relative to the folder they fill.
-MANIFESTS = (".vite/manifest.json", "manifest.json", "asset-manifest.json", "staticfiles.json",
-             "assets/manifest.json")
 # An app's own get_send_file_max_age is asked about this many files at most
 # (a folder of tens of thousands would slow every start); the rest keep the
 # folder's age.
@@ -43,6 +41,8 @@ RULE_TAIL = "/<path:filename>"
 # How many layers around app.wsgi_app are looked through for a static-file
 # middleware (ProxyFix(WhiteNoise(...)) is two).
 MIDDLEWARE_DEPTH = 8
+# What a view calls to send a file from a path in its URL.
+SENDERS = frozenset({"send_file", "send_from_directory", "send_static_file"})
 
 
 @dataclass
@@ -171,86 +171,26 @@ def _files(root: Path):
             yield (Path(directory) / name).relative_to(root).as_posix()
 
 
-def fingerprinted(root: Path) -> set[str]:
-    """Files below root (relative names) that a bundler's manifest names
-    under another name than their source's: content-hashed, never changed
-    in place. Only files that are there, and never a dotfile."""
-    found: set[str] = set()
-    for name in MANIFESTS:
-        manifest = root / name
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, ValueError):  # none, or not JSON (UnicodeDecodeError among them)
-            continue
-        base = manifest.parent.relative_to(root)
-        for source, output in _pairs(data):
-            target = _inside(root, base, output)
-            if target and _hashed(PurePosixPath(source).stem, PurePosixPath(target).stem):
-                found.add(target)
-    return found
-
-
-def _hashed(source: str, output: str) -> bool:
-    """Whether an output name is its source's plus a hash: main.ts ->
-    main-BXk3dOP1.js (Vite), app.css -> app.55e7cbb9ba48.css (Django),
-    spa.js -> spa.4cd1e2bb.entry.js (webpack). A name that stayed as it was,
-    or one unlike its source's, is not taken for fingerprinted."""
-    return len(output) > len(source) + 1 and output.startswith(source) and output[len(source)] in "-._"
-
-
-def _pairs(data) -> list[tuple[str, str]]:
-    """(source name, output file) of each format's manifest."""
-    if not isinstance(data, dict):
-        return []
-    pairs: list[tuple[str, str]] = []
-    # Django's ManifestStaticFilesStorage: {"paths": {source: hashed}, "version": ...}
-    # webpack's asset manifests: {source: output}, or {"files": {...}} (create-react-app, Superset).
-    flat = data.get("paths") if isinstance(data.get("paths"), dict) else data.get("files", data)
-    if isinstance(flat, dict):
-        pairs += [(source, output) for source, output in flat.items() if isinstance(output, str)]
-    # Vite: {source: {"file": output, "src": source, "css": [...], "assets": [...]}}
-    # Anything else in a manifest is not ours to judge: skipped, never a failed start.
-    for source, chunk in data.items():
-        if isinstance(chunk, dict) and isinstance(chunk.get("file"), str):
-            src = chunk.get("src")
-            pairs.append((src if isinstance(src, str) and src else source, chunk["file"]))
-            for key in ("css", "assets"):
-                extras = chunk.get(key)
-                if isinstance(extras, list):
-                    pairs += [(source, extra) for extra in extras if isinstance(extra, str)]
-    return pairs
-
-
-def _inside(root: Path, base: Path, output: str) -> str | None:
-    """A manifest's output as a name relative to root, if it is a file
-    there: relative to the manifest, or to root, or a URL that ends in one."""
-    output = output.split("?")[0].split("#")[0].lstrip("/")
-    if not output or "/." in f"/{output}":
-        return None
-    parts = PurePosixPath(output).parts
-    for start in range(len(parts)):
-        tail = PurePosixPath(*parts[start:])
-        for candidate in ((base / tail).as_posix(), tail.as_posix()):
-            if (root / candidate).is_file() and ".." not in PurePosixPath(candidate).parts:
-                return candidate
-    return None
-
-
 def app_serves(app, described: dict, folders: list[dict]) -> list[str]:
     """The start's lines for static files the app serves itself, at URLs
     where nginx has no folder on disk (`folders`: nginx's static
     locations, static.folders), so that a user sees nginx does not serve
     them. None for a URL nginx serves from a folder: a file missing there
-    reaches the app too, but nginx serves the rest."""
+    reaches the app too, but nginx serves the rest. The Flask app is looked
+    for behind the middleware around it (CKAN keeps it as _wsgi_app)."""
     on_disk = [folder["url"] for folder in folders if os.path.isdir(folder["path"])]
     empty = {folder["url"]: folder["path"] for folder in folders if folder["url"] not in on_disk}
+    flask = flask_within(app)
     try:
-        found = [*_middleware(app, on_disk, empty), *_routes(app, folders, on_disk)]
+        found = [*_middleware(app, on_disk, empty), *_routes(flask, folders, on_disk),
+                 *_sending(flask, on_disk, empty), *_many_folders(flask)]
     except Exception:  # the app's own objects: never a start that fails for a log line
         return []
     lines = []
-    for url, who in found:
-        if url in empty:
+    for url, who, *why in found:
+        if why:
+            why = why[0]
+        elif url in empty:
             why = f"nginx's folder for it, {empty[url]}, does not exist"
             if described.get("flask") and described.get("static_folder") is None and folders[0]["url"] == url:
                 why = f"the app has no static folder (static_folder=None), and {why}"
@@ -258,6 +198,37 @@ def app_serves(app, described: dict, folders: list[dict]) -> list[str]:
             why = "nginx has no static folder at that URL"
         lines.append(f"the static files under {url}/ are the app's to serve, not nginx's: {who}; {why}")
     return lines
+
+
+def _sending(flask, on_disk: list[str], empty: dict):
+    """(URL, who) of the app's routes that send files from a path in their
+    URL (CKAN's /webassets/<path:path>, which reads the database too),
+    where nginx serves no folder: a rule that ends in a path, whose view
+    calls send_file, send_from_directory or send_static_file."""
+    if flask is None:
+        return
+    for rule in flask.url_map.iter_rules():
+        view = flask.view_functions.get(rule.endpoint)
+        code = getattr(getattr(view, "__wrapped__", view), "__code__", None)
+        sends = sorted(SENDERS & set(getattr(code, "co_names", ())))
+        head = rule.rule.split("<", 1)[0].rstrip("/")
+        if (rule.endpoint.rpartition(".")[2] == "static" or not rule.rule.endswith(">") or not sends
+                or "<path:" not in rule.rule or _served(head or "/", on_disk)):
+            continue
+        yield _within(head, empty), f"the app's route {rule.rule} ({rule.endpoint}) sends them ({sends[0]})"
+
+
+def _many_folders(flask):
+    """(URL, who, why) for a static folder nginx cannot have: several
+    folders (CKAN's MultiStaticFlask takes a list), or one at the URL root."""
+    if flask is None or not flask.has_static_folder or flask.static_url_path is None:
+        return
+    url, folder = flask.static_url_path.rstrip("/"), flask.static_folder
+    if isinstance(folder, (list, tuple)):
+        yield (url, f"{type(flask).__name__}'s send_static_file serves them from {len(folder)} folders",
+               "nginx serves one folder at a URL")
+    elif not url:
+        yield url, f"its static folder, {folder}, is served at the URL root", "nginx keeps none at the root"
 
 
 def _served(url: str, on_disk: list[str]) -> bool:
@@ -311,7 +282,7 @@ def _whitenoise(name: str, files: dict, directories: list, on_disk: list[str], e
 def _routes(app, folders: list[dict], on_disk: list[str]):
     """(URL, who) of the app's own routes under its static URL, when
     nginx has no folder there (static_folder=None, or one not on disk)."""
-    if not folders or folders[0]["url"] in on_disk or not _is_flask(app):
+    if not folders or folders[0]["url"] in on_disk or app is None:
         return
     url = folders[0]["url"]
     for rule in app.url_map.iter_rules():
