@@ -37,7 +37,7 @@ is held: the limit is doubled. Between the two it holds; 16 and 1 are some
 two seconds apart either way. Every thread let in held by a request that
 has computed for half a second (LONG) doubles it too. A new worker starts
 at one (START), and two seconds with no request let every parked thread go
-back to uWSGI.
+back to uWSGI and set it back there.
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook runs after it closed the connection) and before it
@@ -88,9 +88,10 @@ CPU_WAIT_MOST, CPU_WAIT_FEW = 1.5, 0.5
 QUEUED = 0.002
 # Windows in a row with no request at all (two seconds) that let every
 # parked thread go back to uWSGI, so that none stays parked (uWSGI counting
-# it in a request, its 5xx line unwritten) while nothing comes. The limit
-# stays: the next burst is let in as the last one was, and each thread over
-# it parks again after its next request.
+# it in a request, its 5xx line unwritten) while nothing comes, and set the
+# limit back to START: the next load is measured afresh. (Kept instead, a
+# search's limit of 16 let the logins that came next in 16 at once, and 15
+# of them ran past their deadline.)
 IDLE_WINDOWS = 4
 # A request that has computed this long (CPU seconds of its thread: an
 # export, a report) no longer holds its place in the limit: once every
@@ -101,8 +102,9 @@ LONG = 0.5
 # The shortest window a decision is made on (the watchdog ticks twice a
 # second with the default REQUEST_TIMEOUT).
 WINDOW = 0.25
-# Where a new worker's limit starts: one request runs at once until the
-# first window has measured them (16 logins at once each took sixteen times as long: issue
+# Where a new worker's limit starts, and where two seconds with no request
+# set it back to: one request runs at once until the first window has
+# measured them (16 logins at once each took sixteen times as long: issue
 # 69); from there it grows, a window at a time, while requests queue and
 # the lock and the CPUs have room: fourfold while both are nearly idle
 # (16 within two windows, for requests that wait), else twofold.
@@ -276,7 +278,7 @@ class Admission:
     def decide(self, now: float) -> Decision | None:
         """A window's decision, once WINDOW has passed; none for a window
         with no request, and IDLE_WINDOWS of them let every parked thread
-        go back to uWSGI."""
+        go back to uWSGI, the limit back at START."""
         if self.since is None or now - self.since < WINDOW:
             return None
         inside = list(self.inside.values())
@@ -285,7 +287,7 @@ class Admission:
             self.since, self.probes, self.taken, self.ended = now, 0, 0, 0
             self.meter.read()
             if self.idle >= IDLE_WINDOWS:
-                self.set_limit(self.limit, unpark=self.threads)
+                self.set_limit(min(START, self.threads), unpark=self.threads)
             self.say()
             return None
         waited = self.waits / self.arrived if self.arrived else 0.0
