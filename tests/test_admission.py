@@ -1,4 +1,4 @@
-"""ADAPTIVE_THREADS in process (pool/admission.py): what a window's figures
+"""ADAPTIVE_THREADS in process (request/admission.py): what a window's figures
 decide, how uWSGI's stop pipe is told from the pipes Python makes, and a
 thread over the limit parked in the after-request hook until the limit is
 raised or the worker stops. The containers' proof: test_adaptive_threads.py."""
@@ -13,9 +13,9 @@ import time
 import pytest
 
 from flaskbox.layout import Generation
-from flaskbox.pool import admission, stop_pipe
-from flaskbox.pool.admission import CONTENDED, Admission, Decision, lock_wait
-from flaskbox.pool.cpu_meter import CpuMeter
+from flaskbox.request import admission, stop_pipe
+from flaskbox.request.admission import CONTENDED, Admission, Decision, lock_wait
+from flaskbox.request.cpu_meter import CpuMeter
 
 FREE, TAKEN = 0.0, 0.8  # the share of a window's probes that found the lock taken
 QUEUE = admission.QUEUED * 2

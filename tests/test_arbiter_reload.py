@@ -223,8 +223,8 @@ def test_a_serving_process_dying_while_the_new_code_loads_ends_the_container(tmp
     system = serving(tmp_path)
     system.masters[2] = MasterScript(import_seconds=40)
     hup(system, lambda: system.clock > 32)
-    assert ("flaskbox: SIGHUP: the new code has been loading for 30 s; the code loaded before serves "
-            "meanwhile") in lines(capsys)
+    assert ("flaskbox: SIGHUP: the new code has been loading for 10 s: its import runs; the code loaded "
+            "before serves meanwhile") in lines(capsys)
     killed = system.clock
     system.kill(system.nginx().pid, signal.SIGKILL)
     assert system.run_to_exit() == 137

@@ -5,7 +5,7 @@ serve, two busy loops beside the container as a shared host has. Before,
 every request was let in at once, each slowed by all the others past
 REQUEST_TIMEOUT: 445 answers of 445 were 504s, and a stop under that load
 cut requests that had run 13 s. Now each worker lets in what the CPUs can
-run (pool/admission.py), and a request that could no longer be answered in
+run (request/admission.py), and a request that could no longer be answered in
 time gets 503 when a worker takes it (request/deadline.py): no 504, every
 answer that comes is whole and in time, and a stop loses nothing."""
 

@@ -245,6 +245,27 @@ def test_a_hup_during_a_reload_is_one_more_reload_and_the_pool_stays_supervised(
 
 
 @pytest.mark.slow
+def test_a_slow_reload_says_where_the_new_codes_import_waits_while_it_waits(containers, app_copy):
+    # The new code's import waits (for a lock, a database, as MLflow's did
+    # beside its own loggers): the log says so while it waits, with where,
+    # and the code loaded before serves meanwhile.
+    c = containers.run(docker_args=("-v", f"{app_copy}:/app:ro"))
+    c.wait_http("/")
+    c.exec("touch", "/tmp/hold-the-import")
+    source = app_copy / "app.py"
+    source.write_text("import os\nimport time\n\nwhile os.path.exists('/tmp/hold-the-import'):\n"
+                      "    time.sleep(0.1)\n" + source.read_text())
+    share_with_container(source)
+    hup(c)
+    c.wait_until(lambda: "SIGHUP: the new code has been loading for 10 s: its import waits at /app/app.py, "
+                         "line 5, in <module>; the code loaded before serves meanwhile" in c.logs(),
+                 "the note of where the import waits", timeout=30)
+    assert c.request("/").status == 200
+    c.exec("rm", "/tmp/hold-the-import")
+    c.wait_until(lambda: "uWSGI serves the app's new code (generation 2)" in c.logs(), "the new code",
+                 timeout=30)
+
+
 def test_a_serving_process_dying_while_the_new_code_loads_ends_the_container_at_once(containers, app_copy):
     # The new code takes 40 s to import; the supervisor waits on it inside
     # the reload, and must still see nginx's master die meanwhile. (The

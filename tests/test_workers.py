@@ -6,7 +6,7 @@ import pytest
 
 from helpers import share_with_container
 
-# "up to" and ADAPTIVE_THREADS' words with sync (pool/admission.py).
+# "up to" and ADAPTIVE_THREADS' words with sync (request/admission.py).
 SUMMARY = re.compile(r"(\d+) CPU\(s\) available: uWSGI (\d+) processes x (?:up to )?(\d+) threads"
                      r"(?: \(ADAPTIVE_THREADS[^)]*\))?, nginx (\d+) workers")
 

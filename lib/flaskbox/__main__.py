@@ -36,7 +36,7 @@ from pathlib import Path
 from . import record, settings
 from .layout import BAD_INPUT, FAILED, SIGNALLED, STOPPED
 from .log import error, info, log, warn
-from .pool import admission
+from .request import admission
 from .start import env_files, file_vars, render
 from .start.shell import EXPORT, SET, records
 from .userapp import discover, packages, writable

@@ -283,6 +283,9 @@ class Generation:
         self.app = self.dir / "app.json"
         # Every thread's stack, when the app ran past IMPORT_TIMEOUT (importing.Deadline).
         self.import_stacks = self.dir / "import-stacks"
+        # Every thread's stack while the import runs, rewritten every few
+        # seconds (importing.Deadline): where a slow import waits, said as it waits.
+        self.import_progress = self.dir / "import-progress"
         # The threads and connections the app's import left in the master
         # (pool/preload.py), which ends it: the arbiter loads the app in each
         # worker instead.

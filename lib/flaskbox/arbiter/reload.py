@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from ..layout import IMPORT_FAILED
 from ..log import error, info
+from ..userapp.importing import where
 from .generation import STARTING, Generation
 
-# Seconds between two "still loading" lines of a slow import.
-NOTE_EVERY = 30
+# Seconds before the first "still loading" line of a slow import, and
+# between the next ones.
+NOTE_FIRST, NOTE_EVERY = 10, 30
 
 
 class Reload:
@@ -84,13 +86,24 @@ class Reload:
             return self._done()
         self.starting = generation
         self.arbiter.started(generation)
-        self._note = self.loop.after(NOTE_EVERY, self._still_loading)
+        self._note = self.loop.after(NOTE_FIRST, self._still_loading)
 
     def _still_loading(self) -> None:
+        """Every NOTE_EVERY seconds while the new code loads: how long, where
+        its import waits now (its master's, or a worker's with lazy-apps),
+        and that the code loaded before serves meanwhile."""
         if self.starting is not None and self.starting.state == STARTING:
-            seconds = round(self.loop.now() - self.starting.started)
-            info(f"SIGHUP: the new code has been loading for {seconds} s; the code loaded before serves "
-                 "meanwhile")
+            generation = self.starting
+            seconds = round(self.loop.now() - generation.started)
+            try:
+                place = where(generation.files.import_progress.read_text(errors="replace"))[0]
+            except OSError:
+                place = ""  # its import has ended, and its workers start
+            doing = (f"its import waits at {place}" if place else
+                     "its workers start" if generation.files.app.exists() else "its import runs")
+            info(f"SIGHUP: the new code has been loading for {seconds} s"
+                 f"{' in each worker (lazy-apps)' if generation.lazy else ''}: {doing}; the code loaded "
+                 "before serves meanwhile")
             self._note = self.loop.after(NOTE_EVERY, self._still_loading)
 
     def _failed(self, generation: Generation, status: int) -> None:

@@ -38,14 +38,14 @@ from ..layout import (
     stream_slots,
 )
 from ..log import error, info, warn
-from ..request import streams, websocket
+from ..request import admission, streams, websocket
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
 from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders
 from ..userapp.census import Census
-from . import admission, gevent_exit, master, preload
+from . import gevent_exit, master, preload
 from .master import generation, uwsgi_option
 
 try:  # only inside uWSGI
@@ -68,7 +68,7 @@ def load_app(settings: record.Record, census: Census, says: bool) -> discover.Fo
     stacks = gen.import_stacks_of(os.getpid()) if a_lazy_worker() else gen.import_stacks
     try:
         # The census inside the Deadline: its watchdog thread is no app's.
-        with importing.Deadline(settings["IMPORT_TIMEOUT"], stacks), census, \
+        with importing.Deadline(settings["IMPORT_TIMEOUT"], stacks, gen.import_progress), census, \
                 importing.ServerCalls(says), refused_writes.watch():
             return discover.load(settings["APP_MODULE"])
     except discover.AppError as exc:

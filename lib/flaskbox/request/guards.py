@@ -125,7 +125,7 @@ class Watchdog:
         # of ours that runs before the app's), never both at once.
         self.exit_claim = threading.Lock()
         self.exit_runner: int | None = None  # the thread of leave's run
-        # ADAPTIVE_THREADS' gate (pool/admission.py), decided on this thread's ticks.
+        # ADAPTIVE_THREADS' gate (request/admission.py), decided on this thread's ticks.
         self.admission = None
         self.answers = AnswerTimes()  # how long its answers take to start (deadline.py)
 
@@ -304,9 +304,12 @@ class LoopWatch:
 
     answers = NEVER  # every request is taken at once: no queue to have waited in
 
-    def __init__(self, timeout: float, memory_cap: int = 0):
+    def __init__(self, timeout: float, memory_cap: int = 0, serving=lambda frame: None):
         self.timeout = timeout
         self.memory_cap = memory_cap
+        # Which request's handler runs on a stack (serve.serving): the one
+        # that blocks the loop, named when it is killed.
+        self.serving = serving
         self.pid = None
         self.loop_thread = 0  # the OS thread that runs gevent's loop, whose stack a block shows
         self.beat = time.monotonic()
@@ -356,7 +359,7 @@ class LoopWatch:
             blocked = time.monotonic() - self.beat
             if blocked > self.timeout + 1:
                 frame = stacks.thread_frame(self.loop_thread)
-                request = stacks.serving(frame)
+                request = self.serving(frame)
                 stacks.say(f"gevent's loop in worker pid {os.getpid()} has been blocked for {blocked:.0f} s, "
                            f"past REQUEST_TIMEOUT ({self.timeout:g} s): a handler that never yields (CPU "
                            "work, or a blocking call gevent cannot patch); killing the worker, and with it "

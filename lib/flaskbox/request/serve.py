@@ -188,7 +188,7 @@ class Serve:
         return request.finish(result)
 
     def let_in(self, request: Request) -> bool:
-        """A place in ADAPTIVE_THREADS' limit (pool/admission.py), waited
+        """A place in ADAPTIVE_THREADS' limit (request/admission.py), waited
         for as long as the answer could still start within REQUEST_TIMEOUT;
         the wait counts as the queue's."""
         answers = self.watchdog.answers
@@ -300,6 +300,18 @@ class Serve:
         return answer
 
 
+def serving(frame):
+    """The request.Request whose handler runs on this stack (a blocked
+    gevent loop's: which request blocks it, for guards.LoopWatch), else
+    None. Read from Serve.run's frame, so that no request pays for a registry."""
+    run = Serve.run.__code__
+    while frame is not None:
+        if frame.f_code is run:
+            return frame.f_locals.get("request")
+        frame = frame.f_back
+    return None
+
+
 class GeventServe(Serve):
     """WORKER_CLASS=gevent: one process, many greenlets. REQUEST_TIMEOUT
     bounds each handler (gevent.Timeout); a process whose loop is blocked
@@ -318,7 +330,7 @@ class GeventServe(Serve):
                                  "(WORKER_CONNECTIONS less a tenth kept for ordinary requests)")
 
     def guard(self, timeout: float, memory_cap: int):
-        return guards.LoopWatch(timeout, memory_cap)
+        return guards.LoopWatch(timeout, memory_cap, serving)
 
     def __call__(self, environ, start_response):
         # Once per process, from its first request (the loop runs by then).

@@ -77,19 +77,6 @@ def unwound(tb) -> list[Frame]:
     return frames
 
 
-def serving(frame):
-    """The request.Request whose handler runs on this stack (a blocked
-    gevent loop's: which request blocks it), else None. Read from Serve.run's
-    frame, so that no request pays for a registry."""
-    from .serve import Serve
-    run = Serve.run.__code__
-    while frame is not None:
-        if frame.f_code is run:
-            return frame.f_locals.get("request")
-        frame = frame.f_back
-    return None
-
-
 def clip(text: str, most: int = LINE_MOST) -> str:
     if len(text) <= most:
         return text

@@ -94,6 +94,7 @@ SETTINGS: tuple[Setting, ...] = (
         enforced=(
             "start.body.slots (uploads at once: UPLOAD_SPACE / the body limit)",
             "start.body.said (its log line)",
+            "settings.resolve.derived (UPLOAD_SPACE_SET: whose it is, said in that line)",
             "settings.resolve._check_together (it holds one MAX_BODY_SIZE)",
             "start.body.mistakes (an app limit above it)",
         ),

@@ -33,7 +33,7 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.resolve._upstream_timeout",
             "settings.resolve.derived (WORKER_RELOAD_MERCY)",
             "settings.pids.need (threads per process)",
-            "pool.admission.gated (ADAPTIVE_THREADS' gate: sync only)",
+            "request.admission.gated (ADAPTIVE_THREADS' gate: sync only)",
         ),
     ),
     Setting(
@@ -71,7 +71,7 @@ SETTINGS: tuple[Setting, ...] = (
             "settings.pids.fitted_threads",
             "settings.resolve._pool_pids (POOL_PIDS: room for a reload's third pool, arbiter.Arbiter)",
             "settings.resolve.derived (UPSTREAM_MAX_CONNS, UWSGI_LISTEN: `capacity`)",
-            "pool.admission.gated (ADAPTIVE_THREADS' gate: more than one thread)",
+            "request.admission.gated (ADAPTIVE_THREADS' gate: more than one thread)",
         ),
     ),
     Setting(
@@ -85,7 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
              "thread ([production.md](production.md#adaptive-threads)). `0`: every thread, always. Off with "
              "STICKY_CLIENTS=1."),
         enforced=(
-            "pool.admission.gated (with WORKER_CLASS, UWSGI_THREADS and STICKY_CLIENTS)",
+            "request.admission.gated (with WORKER_CLASS, UWSGI_THREADS and STICKY_CLIENTS)",
             "pool.wsgi.from_record (`admission.gated`: the gate, uWSGI's after-request hook)",
             "__main__.render_configs (`admission.gated`: the pool's line in the start's log)",
         ),
@@ -103,7 +103,7 @@ SETTINGS: tuple[Setting, ...] = (
             "start.render.sticky",
             "start.render.uwsgi_sockets (a socket per process, map-socket)",
             "start.render.upstream_servers (nginx's hash $binary_remote_addr consistent)",
-            "pool.admission.gated (ADAPTIVE_THREADS' gate: off, each process having its own socket)",
+            "request.admission.gated (ADAPTIVE_THREADS' gate: off, each process having its own socket)",
         ),
     ),
     Setting(

@@ -157,7 +157,7 @@ class Collector:
         every = workers + [worker for pool in retiring for worker in pool.get("workers", [])
                            if worker.get("pid")]
         # A thread ADAPTIVE_THREADS parked has answered, but uWSGI counts
-        # it in a request until it goes on (pool/admission.py).
+        # it in a request until it goes on (request/admission.py).
         parked = self._parked()
         cores = {worker["pid"]: max(sum(1 for core in worker.get("cores", []) if core.get("in_request"))
                                     - parked.get(worker["pid"], 0), 0) for worker in every}

@@ -19,6 +19,7 @@ never end.
 from __future__ import annotations
 
 import faulthandler
+import os
 import re
 import sys
 import threading
@@ -34,6 +35,10 @@ from . import sqlite_journal
 FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)')
 # Functions that serve requests for good: a server started at import.
 SERVING = ("serve_forever", "run_simple", "serve", "run_forever")
+# Seconds between two writes of a slow import's stacks (Deadline's
+# progress): the arbiter's note (at 10 s, then every 30) finds one at
+# most this old.
+PROGRESS_EVERY = 4
 
 
 class ServerCalls:
@@ -85,10 +90,17 @@ class Deadline:
     """Production: past `seconds` (0: never), every thread's stack goes to
     `stacks` and the process exits (faulthandler's own thread does both, so
     an import that holds Python's lock in C code is stopped too). The
-    supervisor finds the file and says where the import waited."""
+    supervisor finds the file and says where the import waited.
 
-    def __init__(self, seconds: int, stacks: Path):
+    Meanwhile, every PROGRESS_EVERY seconds, the stacks go to `progress`
+    too (replaced whole), for the supervisor to say where a slow import
+    waits while it waits (a reload's new code: arbiter/reload.py). Started
+    before the census of the import's threads, and ended after it: not one
+    of the app's."""
+
+    def __init__(self, seconds: int, stacks: Path, progress: Path | None = None):
         self.seconds, self.stacks, self.file = seconds, stacks, None
+        self.progress, self.ended = progress, threading.Event()
 
     def __enter__(self):
         if self.seconds > 0:
@@ -97,14 +109,29 @@ class Deadline:
             except OSError:
                 self.file = sys.stderr  # a full disk: the stacks still reach the log
             faulthandler.dump_traceback_later(self.seconds, exit=True, file=self.file)
+        if self.progress is not None:
+            threading.Thread(target=self._report, name="flaskbox-import-progress", daemon=True).start()
         return self
 
+    def _report(self) -> None:
+        while not self.ended.wait(PROGRESS_EVERY):
+            new = self.progress.with_name(f"{self.progress.name}.{os.getpid()}")  # lazy-apps: a worker's own
+            try:
+                with new.open("w") as file:
+                    faulthandler.dump_traceback(file, all_threads=True)
+                new.replace(self.progress)
+            except OSError:
+                return  # a full disk: the note goes without where
+
     def __exit__(self, *exc):
+        self.ended.set()
         if self.file is not None:
             faulthandler.cancel_dump_traceback_later()
             if self.file is not sys.stderr:
                 self.file.close()
                 self.stacks.unlink(missing_ok=True)
+        if self.progress is not None:
+            self.progress.unlink(missing_ok=True)
         return False
 
 
