@@ -143,6 +143,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", action="append", metavar="VARIANT",
                         help="with --levers, --pools or --features: only this variant beside the defaults; "
                              "with --pages: only these of flaskbox's shapes")
+    parser.add_argument("--routes", action="append", metavar="ROUTE",
+                        help="with --pages: only these of its routes (heavy, mixed, list)")
     parser.add_argument("--cpus", type=float,
                         help="with --levers or --features: limit every container to this many CPUs")
     return parser.parse_args()
@@ -239,7 +241,8 @@ def run_pages(args: argparse.Namespace, rounds: int, seconds: float) -> int:
         return pool_memory.run(entrants, args.ballast, seconds, machine(), args.out)
     if args.only:
         entrants = [c for c in entrants if c.name in args.only or not c.name.startswith("flaskbox")]
-    return pages.run(entrants, max(rounds, 5), seconds, machine(), args.out)
+    routes = {name: path for name, path in pages.ROUTES.items() if not args.routes or name in args.routes}
+    return pages.run(entrants, max(rounds, 5), seconds, machine(), args.out, routes=routes)
 
 
 def run_overload(args: argparse.Namespace, rounds: int, seconds: float) -> int:
@@ -249,7 +252,7 @@ def run_overload(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     entrants = overload.entrants()
     if args.smoke:  # the path exercised: flaskbox and gunicorn sync, one load, one round
         loads = {"login beside two busy loops": overload.LOADS["login beside two busy loops"]}
-        return overload.run(entrants[:2], 1, 2, machine(), args.out, loads)
+        return overload.run(entrants[:2], 1, 5, machine(), args.out, loads)
     return overload.run(entrants, max(rounds, 3), max(seconds, 20), machine(), args.out)
 
 

@@ -1,10 +1,11 @@
 """--pages (issue 61): pages that compute, against the servers their apps
 ship with, and flaskbox's pool in the shapes that could be its default.
 
-Two routes of bench/app shaped like real pages: /heavy (a scrypt password
+Three routes of bench/app shaped like real pages: /heavy (a scrypt password
 check, then 300 rows of a Jinja table: some 40 ms of CPU, as Airflow's DAG
-list behind basic auth) and /mixed (a 3 ms wait, then 160 rows: some 12 ms
-of Python, as a search page). Each contender and route gets three loads:
+list behind basic auth), /mixed (a 3 ms wait, then 160 rows: some 12 ms of
+Python, as a search page) and /list (a short PBKDF2 check outside the lock,
+then 600 rows: 30 to 60 ms, issue 69's). Each contender and route gets three loads:
 
 - a closed loop of 20 clients and one of 64 (openloop.c -C: each client
   sends its next request when its answer came), counted after a warm-up:
@@ -42,7 +43,7 @@ from servers import Contender, bare_pass, contenders, nginx_gunicorn, nginx_guni
 
 from containers import Container
 
-ROUTES = {"heavy": "/heavy", "mixed": "/mixed"}
+ROUTES = {"heavy": "/heavy", "mixed": "/mixed", "list": "/list"}
 WAIT_ROUTE = {"wait 5 ms": "/wait"}
 CLIENTS = (20, 64)
 OPEN_FRACTION = 0.5
@@ -52,7 +53,7 @@ OPEN_FRACTION = 0.5
 # ADAPTIVE_THREADS, which starts again from 16 threads after two seconds
 # without a request, takes one to two seconds to reach 1 or to come back,
 # and the requests it let in meanwhile as long to end.
-WARMUP = {"heavy": 4.0, "mixed": 4.0, "wait 5 ms": 4.0}
+WARMUP = {"heavy": 4.0, "mixed": 4.0, "list": 4.0, "wait 5 ms": 4.0}
 OPEN_WARMUP = 0.7
 # Fixed shapes on 2 CPUs (processes x threads, ADAPTIVE_THREADS=0) beside the
 # default, which adapts, and the default's shape with Python's switch

@@ -110,7 +110,7 @@ def test_max_body_size_set_wins_over_the_apps_limit_and_the_start_says_so(contai
     reaches_the_app(c, 11 * MIB)
     logs = c.logs()
     assert ("bodies up to MAX_BODY_SIZE (11m, as set; larger: 413, logged with "
-            "limit=MAX_BODY_SIZE);") in logs, logs
+            "limit=MAX_BODY_SIZE)") in logs, logs
     assert (f"the app's MAX_CONTENT_LENGTH ({15 * MIB} bytes) is above MAX_BODY_SIZE (11m, as set): nginx "
             "answers 413 to the bodies between them") in logs, logs
 

@@ -180,7 +180,7 @@ def test_the_files_cpu_limit_gives_what_the_docs_say(cluster):
     task = machine.docker("ps", "-q", "--filter",
                           f"label=com.docker.swarm.service.name={cluster.service.name}").stdout.split()[0]
     line = ("1 CPU(s) available: uWSGI 2 processes x up to 16 threads (ADAPTIVE_THREADS: fewer at once while "
-            "their requests take turns at Python's lock), nginx 1 workers")
+            "the requests that compute wait for Python's lock or a CPU), nginx 1 workers")
     assert line in machine.docker("logs", task).stderr
     assert line in DOCS.read_text()
 

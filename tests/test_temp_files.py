@@ -60,7 +60,8 @@ def stalled_upload(port: int, source: str, sent: list, answers: list, path: str,
 def test_stalled_uploads_cannot_fill_the_disk(containers, fixture_image, figure, path, length):
     c = containers.serving(image=fixture_image["image"], docker_args=(
         "--read-only", "--tmpfs", "/tmp:size=256m"))
-    assert "12 uploads at once at most: UPLOAD_SPACE (128m, as set) over the limit" in c.logs()
+    assert ("12 uploads at once at most: UPLOAD_SPACE (128m, half of RUNTIME_DIR's disk) over the "
+            "limit") in c.logs()
     sent: list[str] = []
     answers: list[str] = []
     socks = [stalled_upload(c.port, "127.0.0.2", sent, answers, path, length) for _ in range(30)]
@@ -134,7 +135,8 @@ def h2_server(containers, fixture_image, certs) -> tuple:
                            env={"TLS_CERT": CERT, "TLS_KEY": KEY, "TLS_PORT": str(tls_port)},
                            docker_args=("--read-only", "--tmpfs", "/tmp:size=256m",
                                         "-v", f"{certs}:/etc/tls:ro"))
-    assert "12 uploads at once at most: UPLOAD_SPACE (128m, as set) over the limit" in c.logs()
+    assert ("12 uploads at once at most: UPLOAD_SPACE (128m, half of RUNTIME_DIR's disk) over the "
+            "limit") in c.logs()
     return c, tls_port
 
 

@@ -100,7 +100,7 @@ class Deadline:
 
     def __init__(self, seconds: int, stacks: Path, progress: Path | None = None):
         self.seconds, self.stacks, self.file = seconds, stacks, None
-        self.progress, self.ended = progress, threading.Event()
+        self.progress, self.wake = progress, None
 
     def __enter__(self):
         if self.seconds > 0:
@@ -110,21 +110,34 @@ class Deadline:
                 self.file = sys.stderr  # a full disk: the stacks still reach the log
             faulthandler.dump_traceback_later(self.seconds, exit=True, file=self.file)
         if self.progress is not None:
-            threading.Thread(target=self._report, name="flaskbox-import-progress", daemon=True).start()
+            # An OS thread whatever gevent has patched: a greenlet would run
+            # only when its hub does, never while the master imports.
+            start, select, lock = originals()
+            self.wake = os.pipe()
+            self.ended = lock()
+            self.ended.acquire()
+            start(self._report, (select,))
         return self
 
-    def _report(self) -> None:
-        while not self.ended.wait(PROGRESS_EVERY):
-            new = self.progress.with_name(f"{self.progress.name}.{os.getpid()}")  # lazy-apps: a worker's own
-            try:
+    def _report(self, select) -> None:
+        try:
+            while not select([self.wake[0]], [], [], PROGRESS_EVERY)[0]:
+                # With lazy-apps each worker writes: its own file first.
+                new = self.progress.with_name(f"{self.progress.name}.{os.getpid()}")
                 with new.open("w") as file:
                     faulthandler.dump_traceback(file, all_threads=True)
                 new.replace(self.progress)
-            except OSError:
-                return  # a full disk: the note goes without where
+        except OSError:
+            pass  # a full disk: the note goes without where
+        finally:
+            self.ended.release()
 
     def __exit__(self, *exc):
-        self.ended.set()
+        if self.wake is not None:
+            os.write(self.wake[1], b"x")
+            self.ended.acquire(timeout=2)  # gone before the workers are forked
+            for fd in self.wake:
+                os.close(fd)
         if self.file is not None:
             faulthandler.cancel_dump_traceback_later()
             if self.file is not sys.stderr:
@@ -133,6 +146,19 @@ class Deadline:
         if self.progress is not None:
             self.progress.unlink(missing_ok=True)
         return False
+
+
+def originals():
+    """_thread's start_new_thread and allocate_lock, and select's select, as
+    the OS has them, under gevent's patches too (with WORKER_CLASS=gevent
+    the master patches before it imports the app)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        return (monkey.get_original("_thread", "start_new_thread"), monkey.get_original("select", "select"),
+                monkey.get_original("_thread", "allocate_lock"))
+    import _thread
+    import select
+    return _thread.start_new_thread, select.select, _thread.allocate_lock
 
 
 class Reminder:
