@@ -22,6 +22,7 @@
                                  the floor (pages.py)
     bench/run.sh --pages --ballast MB   the pool's memory after /heavy, an app importing MB of objects,
                                  against gunicorn sync --preload (pool_memory.py)
+    bench/run.sh --tail          where the slowest percent of /list's requests waited (tail.py)
     bench/run.sh --overload      logins computing outside the lock past what the CPUs can serve, beside
                                  busy neighbours, and a search waiting for its engine threads: against
                                  gunicorn sync and Granian (overload.py)
@@ -116,6 +117,9 @@ def parse_args() -> argparse.Namespace:
                                "clients, a 3 s deadline) beside two busy loops and beside a busy container, "
                                "and a search waiting for engine threads of its own: flaskbox against "
                                "gunicorn sync and Granian (overload.py)")
+    variants.add_argument("--tail", action="store_true",
+                          help="where the slowest percent of /list's requests waited: outside the app, in "
+                               "it waiting, in it computing (tail.py)")
     variants.add_argument("--interpreter", action="store_true",
                           help="the same pure-Python function in each base's python3, in a program around "
                                "its shared libpython, and in a worker of the image (--base-image and "
@@ -322,6 +326,14 @@ def main() -> int:
         return run_pages(args, rounds, seconds)
     if args.overload:
         return run_overload(args, rounds, seconds)
+    if args.tail:
+        import pages
+        import tail
+        build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+        by_name = {c.name: c for c in pages.entrants(default_pool())}
+        entrants = [by_name[name] for name in ("flaskbox", "flaskbox 4x1", "nginx-gunicorn-sync", "granian")]
+        return tail.run(entrants, 1 if args.smoke else max(rounds, 5), 2 if args.smoke else seconds * 2,
+                        machine(), args.out)
     if args.interpreter:
         import interpreter
         bases = [args.base_image, *([args.second_base] if args.second_base else []), *args.also_base]

@@ -13,12 +13,13 @@ import time
 import pytest
 
 from flaskbox.layout import Generation
-from flaskbox.request import admission, stop_pipe
-from flaskbox.request.admission import CONTENDED, Admission, Decision, lock_wait
-from flaskbox.request.cpu_meter import CpuMeter
+from flaskbox.request import admission, cpu_meter, gate_rule, stop_pipe
+from flaskbox.request.admission import CONTENDED, Admission
+from flaskbox.request.cpu_meter import CpuMeter, lock_wait
+from flaskbox.request.gate_rule import Decision
 
 FREE, TAKEN = 0.0, 0.8  # the share of a window's probes that found the lock taken
-QUEUE = admission.QUEUED * 2
+QUEUE = gate_rule.QUEUED * 2
 # Seconds the process's threads waited for a CPU for each second they ran:
 # none (CPUs to spare), four processes of one request each on two CPUs,
 # and twice as many (or two busy loops beside them).
@@ -80,7 +81,7 @@ def test_every_thread_let_in_held_by_a_long_request_doubles_it_lock_taken_or_not
 
 def test_it_holds_without_a_queue_and_never_leaves_its_bounds():
     assert decide(5) == 5
-    assert decide(5, waited=admission.QUEUED / 2) == 5
+    assert decide(5, waited=gate_rule.QUEUED / 2) == 5
     assert decide(3, waited=QUEUE, threads=3) == 3
 
 
@@ -261,13 +262,14 @@ def test_two_seconds_with_no_request_let_every_parked_thread_go_and_say_so(gate,
 
 
 class Held:
-    """A request on a thread of its own: let in by the gate, it runs until
-    told to end, then uWSGI's after-request hook."""
+    """A request on a thread of its own: let in by the gate, it computes
+    (or, `waits`, waits for an event) until told to end, then uWSGI's
+    after-request hook."""
 
     def __init__(self, gate: Admission, name: str, order: list[str], waited: float = 0.0,
-                 limit: float = 30.0):
+                 limit: float = 30.0, waits: bool = False):
         self.gate, self.name, self.order = gate, name, order
-        self.waited, self.limit, self.let_in = waited, limit, None
+        self.waited, self.limit, self.waits, self.let_in = waited, limit, waits, None
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -277,7 +279,12 @@ class Held:
         if self.let_in is None:
             return
         self.order.append(self.name)
-        self.done.wait(30)
+        deadline = time.monotonic() + 30
+        while not self.done.is_set() and time.monotonic() < deadline:
+            if self.waits:
+                self.done.wait(0.05)
+            else:
+                sum(range(2000))  # a page that computes
         self.gate.after_request()
 
 
@@ -287,9 +294,9 @@ def test_requests_over_the_limit_wait_for_a_place_in_the_order_they_came(gate):
     first = Held(gate, "first", order)  # a new worker's limit: one
     until(lambda: order == ["first"], "the first let in")
     second = Held(gate, "second", order)
-    until(lambda: gate.waiting == 1, "the second waiting")
+    until(lambda: len(gate.waiting) == 1, "the second waiting")
     third = Held(gate, "third", order)
-    until(lambda: gate.waiting == 2, "the third waiting")
+    until(lambda: len(gate.waiting) == 2, "the third waiting")
     first.done.set()
     until(lambda: order == ["first", "second"], "the second let in")
     second.done.set()
@@ -302,16 +309,31 @@ def test_a_raised_limit_lets_waiting_requests_in_and_a_stop_keeps_their_turns(ga
     gate, _ = gate
     order: list[str] = []
     held = [Held(gate, str(number), order) for number in range(4)]
-    until(lambda: len(order) == 1 and gate.waiting == 3, "one let in, three waiting")
+    until(lambda: len(order) == 1 and len(gate.waiting) == 3, "one let in, three waiting")
     gate.set_limit(3)
-    until(lambda: len(order) == 3 and gate.waiting == 1, "two more let in")
+    until(lambda: len(order) == 3 and len(gate.waiting) == 1, "two more let in")
     # uWSGI stops the worker: the last runs once a place is free, not at
     # once beside the others (all past their deadline together).
     gate.stop()
     time.sleep(0.2)
-    assert len(order) == 3 and gate.waiting == 1
+    assert len(order) == 3 and len(gate.waiting) == 1
     held[0].done.set()
     until(lambda: len(order) == 4, "the last let in")
+    for request in held:
+        request.done.set()
+
+
+def test_requests_that_only_wait_let_the_next_one_in_at_once(gate):
+    # Event streams, long polls, a slow client: nothing computes, so a page
+    # beside them does not wait for the next window.
+    gate, _ = gate
+    order: list[str] = []
+    held = [Held(gate, "stream", order, waits=True)]
+    until(lambda: order == ["stream"], "the stream let in")
+    began = time.monotonic()
+    held.append(Held(gate, "page", order, waits=True))
+    until(lambda: order == ["stream", "page"], "the page let in", within=admission.WINDOW)
+    assert time.monotonic() - began < admission.WINDOW and gate.limit == 2
     for request in held:
         request.done.set()
 
@@ -361,5 +383,5 @@ def test_a_threads_cpu_is_read_as_its_own_clock_says():
     while time.thread_time() < end:
         pass
     # /proc counts in clock ticks (10 ms): the two agree within two of them.
-    assert abs(admission.thread_cpu(threading.get_native_id()) - time.thread_time()) <= 2 / admission.TICK
-    assert admission.thread_cpu(2 ** 30) == 0.0
+    assert abs(cpu_meter.thread_cpu(threading.get_native_id()) - time.thread_time()) <= 2 / cpu_meter.TICK
+    assert cpu_meter.thread_cpu(2 ** 30) == 0.0

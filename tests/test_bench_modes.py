@@ -2,8 +2,8 @@
 every shape of traffic against each contender, the latency run's measures
 every contender at a fixed open-loop rate, the account's groups add up to
 the machine, the pages run measures a page that computes, the overload
-run counts good answers and timeouts beside busy neighbours, the
-interpreter run times each Python. (A module of
+run counts good answers and timeouts beside busy neighbours, the tail run
+splits a request's time, the interpreter run times each Python. (A module of
 their own beside test_bench.py: pytest-xdist keeps a module on one worker,
 and the smoke runs together were the parallel phase's longest.)"""
 
@@ -132,6 +132,18 @@ def test_bench_overload_smoke_run_counts_good_answers_beside_the_neighbours(tmp_
         assert sum(run["statuses"].values()) > 0 and run["cpu_ms_a_good_answer"] > 0, (name, run)
     assert results["runs"]["nginx-gunicorn-sync"]["login beside two busy loops"][0]["statuses"].get("200")
     assert (tmp_path / "overload.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_tail_smoke_run_splits_each_requests_time(tmp_path, image):
+    runs = smoke("tail", tmp_path)["runs"]
+    assert set(runs) == {"flaskbox", "flaskbox 4x1", "nginx-gunicorn-sync", "granian"}
+    for name, (got,) in runs.items():
+        # The handler's own stamp read from each answer: its parts add up
+        # to the latency the client saw.
+        whole = got["all"]
+        assert got["rps"] > 0 and whole["in_app_cpu_ms"] > 1, (name, got)
+        parts = whole["outside_app_ms"] + whole["in_app_waiting_ms"] + whole["in_app_cpu_ms"]
+        assert abs(parts - whole["latency_ms"]) < 0.5, (name, whole)
 
 
 def test_bench_interpreter_smoke_run_times_each_python(tmp_path, image):

@@ -58,10 +58,10 @@ import time
 from ..host import Host
 from ..layout import SYNC, Generation
 from ..log import log
-from .cpu_meter import CpuMeter
+from .cpu_meter import CpuMeter, lock_wait, ran
+from .gate_rule import COMPUTES, CPU_WAIT_FEW, FREE_MOST, Decision
 from .stop_pipe import open_pipes, stop_pipe
 
-TICK = os.sysconf("SC_CLK_TCK")
 # The lock wait that says another thread holds the lock to compute: a fifth
 # of CPython's switch interval (5 ms), fifty times the wait of a free lock
 # (docs/BENCHMARKS.md, "Adaptive threads").
@@ -70,22 +70,6 @@ CONTENDED = 0.001
 # next tick: five probes in a window of half a second, each of which takes
 # the lock from a request twice.
 PROBE_EVERY = 0.1
-# Of a window's probes: this share or more found the lock taken, it is
-# contended; this share or less, it is free. Between, the limit holds.
-TAKEN_MOST, FREE_MOST = 0.5, 0.1
-# Requests that compute this long on average (CPU seconds of the process,
-# every thread's, over the requests that ended: CPython's switch interval,
-# a turn at the lock) are lowered for. Shorter ones end within their turn:
-# 5 ms waits at 64 clients keep the CPUs as busy, and need every thread.
-COMPUTES = 0.005
-# Seconds the process's threads waited for a CPU for each second they ran:
-# this much or more, the CPUs are oversubscribed (on 2 CPUs, four
-# processes running one request each wait as long as they run: 1.0; two
-# each, 3.0); this little or less, there is room for more at once.
-CPU_WAIT_MOST, CPU_WAIT_FEW = 1.5, 0.5
-# Seconds the requests that reached the worker waited for one, on average,
-# that say more would have run at once had they been let in.
-QUEUED = 0.002
 # Windows in a row with no request at all (two seconds) that let every
 # parked thread go back to uWSGI, so that none stays parked (uWSGI counting
 # it in a request, its 5xx line unwritten) while nothing comes, and set the
@@ -102,6 +86,11 @@ LONG = 0.5
 # The shortest window a decision is made on (the watchdog ticks twice a
 # second with the default REQUEST_TIMEOUT).
 WINDOW = 0.25
+# A request over the limit, between windows: it gets in at once while every
+# request let in has only waited (its thread ran for less than this share
+# of its time inside, over this many seconds at least), looked at every
+# RECHECK seconds while it waits.
+IDLE_SHARE, WAITING_AFTER, RECHECK = 0.1, 0.01, 0.02
 # Where a new worker's limit starts, and where two seconds with no request
 # set it back to: one request runs at once until the first window has
 # measured them (16 logins at once each took sixteen times as long: issue
@@ -109,56 +98,6 @@ WINDOW = 0.25
 # the lock and the CPUs have room: fourfold while both are nearly idle
 # (16 within two windows, for requests that wait), else twofold.
 START = 1
-
-
-def thread_cpu(tid: int) -> float:
-    """CPU seconds of this process's thread `tid` (its kernel id), 0 if gone."""
-    try:
-        with open(f"/proc/self/task/{tid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def lock_wait() -> float:
-    """Seconds this thread waited to take Python's lock back after letting
-    it go for nothing (time.sleep(0)): some microseconds while the process's
-    requests wait on I/O, about the switch interval (5 ms) or more while one
-    of them computes."""
-    begun = time.perf_counter()
-    time.sleep(0)
-    return time.perf_counter() - begun
-
-
-class Decision:
-    """One window's figures and what they say: lower, raise or hold.
-    `cpu_wait`: seconds the process's threads waited for a CPU for each
-    second they ran (cpu_meter.CpuMeter)."""
-
-    def __init__(self, taken: float, cpu_wait: float, waited: float, full: bool, limit: int, threads: int,
-                 held_long: bool = False, free_before: bool = True, computes: bool = False):
-        self.taken, self.cpu_wait, self.waited = taken, cpu_wait, waited
-        if held_long and limit < threads:
-            self.limit = min(threads, limit * 2)
-        # Requests that each compute for longer than a turn at the lock,
-        # wherever they compute, and wait for the lock or for a CPU: more at
-        # once only make each wait longer.
-        elif computes and (taken >= TAKEN_MOST or cpu_wait >= CPU_WAIT_MOST) and limit > 1:
-            # Taken in every probe, or waiting for a CPU four times as long
-            # as that: a quarter, so that 16 become one in a second.
-            self.limit = max(1, limit // (4 if taken >= 1.0 or cpu_wait >= 4 * CPU_WAIT_MOST else 2))
-        # Requests waited, or none could have reached it: every thread let in
-        # holds one (a stream, a long poll). The lock free for two windows in
-        # a row (a page that lets it go for part of its work may leave it
-        # free for the five probes of one), and CPUs to spare for the
-        # requests that compute.
-        elif taken <= FREE_MOST and free_before and not (computes and cpu_wait > CPU_WAIT_FEW) \
-                and (waited >= QUEUED or full) and limit < threads:
-            # Requests that hardly compute cost nothing more at once: fourfold.
-            self.limit = min(threads, limit * (2 if computes else 4))
-        else:
-            self.limit = limit
 
 
 class Admission:
@@ -183,15 +122,18 @@ class Admission:
 
     def reset(self) -> None:
         self.limit = min(START, self.threads)
-        self.parked = self.waiting = 0  # threads parked; requests waiting for a place
+        self.parked = 0
+        self.waiting: list[object] = []  # the requests waiting for a place, first come first
         self.stopping = False
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
         self.arrived = self.probes = self.taken = self.ended = 0
         self.cpu = 0.0  # the process's CPU seconds in the window
-        # The requests let in now (each a thread's): their kernel id, their CPU time then.
-        self.inside: dict[int, tuple[int, float]] = {}
+        # The requests let in now (each a thread's): their kernel id, their CPU time then, and when.
+        self.inside: dict[int, tuple[int, float, float]] = {}
         self.since = None
+        self.checked = 0.0  # when all_waiting last looked
+        self.cpus_busy = False  # the last window's: requests that compute waited for a CPU
         self.said = (self.limit, 0)
         self.free_before = True  # the lock was free in the last window
         self.idle = 0  # windows in a row with no request
@@ -234,22 +176,53 @@ class Admission:
         ident = threading.get_ident()
         with self.room:
             began = time.monotonic()
-            # Through a stop too, each in its turn: let in at once, they would
-            # all run past their deadline together (and the stop's budget).
-            while len(self.inside) >= self.limit and self.since is not None:
-                left = limit - waited - (time.monotonic() - began) - expected()
-                if left <= 0:
-                    return None
-                self.waiting += 1
-                try:
-                    self.room.wait(min(left, WINDOW))  # the estimate may change meanwhile
-                finally:
-                    self.waiting -= 1
-            self.inside[ident] = (threading.get_native_id(), time.thread_time())
+            if len(self.inside) >= self.limit and self.since is not None and not self.wait_turn(
+                    lambda now: limit - waited - (now - began) - expected()):
+                return None
+            self.inside[ident] = (threading.get_native_id(), time.thread_time(), time.monotonic())
             here = time.monotonic() - began
         self.waits += waited + here
         self.arrived += 1
         return here
+
+    def wait_turn(self, left) -> bool:
+        """Under the lock: wait for a place, first come first in, while
+        `left(now)` says there is time left. Through a stop too, each in its
+        turn: let in at once, they would all run past their deadline
+        together (and the stop's budget)."""
+        turn = object()
+        self.waiting.append(turn)
+        try:
+            while self.waiting[0] is not turn or len(self.inside) >= self.limit:
+                now = time.monotonic()
+                if left(now) <= 0:
+                    return False
+                if self.waiting[0] is turn and self.all_waiting(now):
+                    continue
+                # Looked at again soon: the estimate, and what those let in do.
+                self.room.wait(min(left(now), RECHECK))
+            return True
+        finally:
+            self.waiting.remove(turn)
+            self.room.notify_all()  # the next in line looks
+
+    def all_waiting(self, now: float) -> bool:
+        """Under the lock, for a request over the limit: whether every
+        request let in has only waited so far (for a query, a client, a
+        stream's next event), its thread running for less than IDLE_SHARE
+        of its time inside, over WAITING_AFTER at least, and the last window
+        found no request that computes waiting for a CPU. Then the limit
+        doubles at once, not at the next window: a page beside 80 open
+        streams waited 1.5 s for the windows to let it in. Looked at once a
+        RECHECK at most."""
+        if now - self.checked < RECHECK or not self.inside or self.cpus_busy:
+            return False
+        self.checked = now
+        for tid, cpu, began in self.inside.values():
+            if now - began < WAITING_AFTER or ran(tid) - cpu >= IDLE_SHARE * (now - began):
+                return False
+        self.limit = min(self.threads, self.limit * 2)
+        return True
 
     def pause(self, seconds: float) -> None:
         """The watchdog's wait for its next tick, probing the lock meanwhile
@@ -297,10 +270,11 @@ class Admission:
         computes = cpu / (self.ended + len(inside)) >= COMPUTES
         taken = self.taken / self.probes if self.probes else 0.0
         full = len(inside) >= self.limit
-        held_long = full and sum(thread_cpu(tid) - then >= LONG for tid, then in inside) >= self.limit
+        held_long = full and sum(ran(tid) - then >= LONG for tid, then, _ in inside) >= self.limit
         decision = Decision(taken, cpu_wait / cpu if cpu > 0 else 0.0, waited, full, self.limit, self.threads,
                             held_long, self.free_before, computes)
         self.free_before = taken <= FREE_MOST
+        self.cpus_busy = computes and decision.cpu_wait > CPU_WAIT_FEW
         self.since, self.waits, self.arrived, self.probes, self.taken, self.ended = now, 0.0, 0, 0, 0, 0
         self.set_limit(decision.limit)
         return decision

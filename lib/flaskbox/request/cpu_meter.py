@@ -1,7 +1,9 @@
 """How much CPU this process used between two readings, and how long its
 threads waited for a CPU meanwhile: ADAPTIVE_THREADS' view of work done
 wherever it runs, in Python's lock or outside it (a password hash, a
-compression, an image), and of CPUs it cannot have (admission.py).
+compression, an image), and of CPUs it cannot have (admission.py). Beside
+it, what the gate reads of one thread: the CPU it ran (ran, thread_cpu),
+and how long it waited to take Python's lock back (lock_wait).
 
 The kernel keeps both for each thread (/proc/self/task/TID/schedstat: the
 time it ran, and the time it was ready to run but waited for a CPU, its
@@ -16,7 +18,9 @@ the lock alone, as before."""
 from __future__ import annotations
 
 import os
+import time
 
+TICK = os.sysconf("SC_CLK_TCK")
 # cgroup v2, then v1's cpu controller: (file, the throttled field, its unit in seconds).
 THROTTLED = (("/sys/fs/cgroup/cpu.stat", "throttled_usec", 1e-6),
              ("/sys/fs/cgroup/cpu/cpu.stat", "throttled_time", 1e-9))
@@ -75,3 +79,35 @@ class CpuMeter:
         if throttled is not None and now[2] is not None:
             waited += now[2] - throttled  # the cgroup's, as the kernel sums it over its CPUs
         return max(now[0] - cpu, 0.0), max(waited, 0.0)
+
+
+def thread_cpu(tid: int) -> float:
+    """CPU seconds of this process's thread `tid` (its kernel id), 0 if
+    gone, in clock ticks (a hundredth of a second)."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def ran(tid: int) -> float:
+    """CPU seconds of this process's thread `tid`, to the nanosecond where
+    the kernel keeps schedstat (time.thread_time's clock, read from
+    another thread), else in clock ticks."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return thread_cpu(tid)
+
+
+def lock_wait() -> float:
+    """Seconds this thread waited to take Python's lock back after letting
+    it go for nothing (time.sleep(0)): some microseconds while the process's
+    requests wait on I/O, about the switch interval (5 ms) or more while one
+    of them computes."""
+    begun = time.perf_counter()
+    time.sleep(0)
+    return time.perf_counter() - begun

@@ -1,0 +1,104 @@
+"""--tail (issue 69): where the slowest percent of a page's requests waited.
+/list (a short PBKDF2 check outside the lock, then 600 rows) from 20
+clients, each sending its next request when its answer came, against
+flaskbox, its fixed 4 x 1 shape, gunicorn sync and Granian. bench/app
+stamps each answer with its handler's own time (X-Handler: seconds from
+the app's first line to its last, the CPU its thread took meanwhile, the
+worker's pid), so a request's time splits three ways:
+
+- outside the app: the queues before a worker takes it (nginx's, the
+  socket's, a worker's own) and the way back;
+- in the app, not running: its thread ready but waiting for a CPU or for
+  Python's lock (the handler's time less its CPU);
+- in the app, running: its CPU.
+
+Each is averaged over the requests at or past the run's p99, beside the
+same over all requests, and the processes' shares of those slow requests
+say whether they waited behind one slow process. Written to tail.json."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from harness import log
+from pages import rotated
+from servers import Contender
+
+CLIENTS, WARMUP = 20, 4.0
+
+
+def client_run(port: int, seconds: float) -> list[tuple[float, float, float, str]]:
+    """(latency, handler seconds, handler CPU, pid) of each 200 answered in the window."""
+    got: list = []
+    begun = time.monotonic()
+    start, end = begun + WARMUP, begun + WARMUP + seconds
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.monotonic() < end:
+            sent = time.monotonic()
+            conn.request("GET", "/list")
+            resp = conn.getresponse()
+            resp.read()
+            done = time.monotonic()
+            stamp = (resp.getheader("X-Handler") or "").split()
+            if resp.status == 200 and len(stamp) == 3 and start <= done <= end:
+                got.append((done - sent, float(stamp[0]), float(stamp[1]), stamp[2]))
+        conn.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + WARMUP + 60)
+    return got
+
+
+def split(answers: list) -> dict:
+    """Milliseconds outside the app, waiting in it, computing in it: the
+    mean over `answers`."""
+    if not answers:
+        return {}
+    return {"latency_ms": round(statistics.mean(a[0] for a in answers) * 1000, 1),
+            "outside_app_ms": round(statistics.mean(a[0] - a[1] for a in answers) * 1000, 1),
+            "in_app_waiting_ms": round(statistics.mean(a[1] - a[2] for a in answers) * 1000, 1),
+            "in_app_cpu_ms": round(statistics.mean(a[2] for a in answers) * 1000, 1)}
+
+
+def figures(answers: list, seconds: float) -> dict:
+    ordered = sorted(answers, key=lambda a: a[0])
+    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)][0] if ordered else 0.0
+    slow = [a for a in ordered if a[0] >= p99]
+    pids: dict[str, int] = {}
+    for answer in slow:
+        pids[answer[3]] = pids.get(answer[3], 0) + 1
+    return {"rps": round(len(answers) / seconds, 1), "p99_ms": round(p99 * 1000),
+            "all": split(answers), "slowest_percent": split(slow),
+            "processes_all": len({a[3] for a in answers}),
+            "slowest_from_one_process": round(max(pids.values(), default=0) / max(len(slow), 1), 2)}
+
+
+def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, out: Path) -> int:
+    results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine, "method": __doc__,
+               "contenders": {c.name: c.label for c in entries}, "runs": {c.name: [] for c in entries}}
+    try:
+        for contender in entries:
+            contender.start()
+        for rnd in range(1, rounds + 1):
+            for contender in rotated(entries, rnd):
+                got = figures(client_run(contender.port, seconds), seconds)
+                results["runs"][contender.name].append(got)
+                log(f"round {rnd} {contender.name:20} {got['rps']:6.1f} req/s p99 {got['p99_ms']} ms  "
+                    f"slowest 1 %: {got['slowest_percent']}  from one process "
+                    f"{got['slowest_from_one_process']}")
+            (out / "tail.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    finally:
+        for contender in entries:
+            contender.stop()
+    log(f"tail: {out / 'tail.json'}")
+    return 0

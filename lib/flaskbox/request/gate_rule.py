@@ -1,0 +1,54 @@
+"""The gate's rule (admission.py), one window's figures and what they say:
+lower the limit, raise it, or hold it. Requests that compute (the
+process's CPU a request, in Python's lock or out of it) and wait for the
+lock or for a CPU: fewer at once. Requests that queue for a worker while
+neither is busy: more. No I/O here: test_admission.py drives every case."""
+
+from __future__ import annotations
+
+# Of a window's probes: this share or more found the lock taken, it is
+# contended; this share or less, it is free. Between, the limit holds.
+TAKEN_MOST, FREE_MOST = 0.5, 0.1
+# Requests that compute this long on average (CPU seconds of the process,
+# every thread's, over the requests that ended: CPython's switch interval,
+# a turn at the lock) are lowered for. Shorter ones end within their turn:
+# 5 ms waits at 64 clients keep the CPUs as busy, and need every thread.
+COMPUTES = 0.005
+# Seconds the process's threads waited for a CPU for each second they ran:
+# this much or more, the CPUs are oversubscribed (on 2 CPUs, four
+# processes running one request each wait as long as they run: 1.0; two
+# each, 3.0); this little or less, there is room for more at once.
+CPU_WAIT_MOST, CPU_WAIT_FEW = 1.5, 0.5
+# Seconds the requests that reached the worker waited for one, on average,
+# that say more would have run at once had they been let in.
+QUEUED = 0.002
+
+
+class Decision:
+    """One window's figures and what they say: lower, raise or hold.
+    `cpu_wait`: seconds the process's threads waited for a CPU for each
+    second they ran (cpu_meter.CpuMeter)."""
+
+    def __init__(self, taken: float, cpu_wait: float, waited: float, full: bool, limit: int, threads: int,
+                 held_long: bool = False, free_before: bool = True, computes: bool = False):
+        self.taken, self.cpu_wait, self.waited = taken, cpu_wait, waited
+        if held_long and limit < threads:
+            self.limit = min(threads, limit * 2)
+        # Requests that each compute for longer than a turn at the lock,
+        # wherever they compute, and wait for the lock or for a CPU: more at
+        # once only make each wait longer.
+        elif computes and (taken >= TAKEN_MOST or cpu_wait >= CPU_WAIT_MOST) and limit > 1:
+            # Taken in every probe, or waiting for a CPU four times as long
+            # as that: a quarter, so that 16 become one in a second.
+            self.limit = max(1, limit // (4 if taken >= 1.0 or cpu_wait >= 4 * CPU_WAIT_MOST else 2))
+        # Requests waited, or none could have reached it: every thread let in
+        # holds one (a stream, a long poll). The lock free for two windows in
+        # a row (a page that lets it go for part of its work may leave it
+        # free for the five probes of one), and CPUs to spare for the
+        # requests that compute.
+        elif taken <= FREE_MOST and free_before and not (computes and cpu_wait > CPU_WAIT_FEW) \
+                and (waited >= QUEUED or full) and limit < threads:
+            # Requests that hardly compute cost nothing more at once: fourfold.
+            self.limit = min(threads, limit * (2 if computes else 4))
+        else:
+            self.limit = limit
