@@ -80,9 +80,11 @@ SETTINGS: tuple[Setting, ...] = (
         form="1 (each process runs as many requests at once as keep the CPUs busy) or 0",
         parse=flag,
         doc=("`1` (`sync`): each process runs only as many of its UWSGI_THREADS requests at once as keep it "
-             "busy: fewer while they take turns at Python's lock, more again while requests wait and the "
-             "lock and the CPUs have room. Pages that compute stop taking turns; waits still get every "
-             "thread ([production.md](production.md#adaptive-threads)). `0`: every thread, always. Off with "
+             "busy: fewer while the requests that compute (in Python's lock or out of it, a password hash "
+             "among them) wait for the lock or for a CPU, more again while requests wait for a worker and "
+             "neither is busy. Pages that compute stop taking turns, and work outside the lock is let in "
+             "as the CPUs can run it; waits still get every thread "
+             "([production.md](production.md#adaptive-threads)). `0`: every thread, always. Off with "
              "STICKY_CLIENTS=1."),
         enforced=(
             "request.admission.gated (with WORKER_CLASS, UWSGI_THREADS and STICKY_CLIENTS)",

@@ -77,10 +77,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     'ADAPTIVE_THREADS': (
         '`1`',
         '`1`（`sync`）：每个进程同时只运行能让它保持忙碌的那么多个请求（最多 UWSGI_THREADS 个）：'
-        '请求轮流争抢 Python 的锁时少一些，请求在排队而锁和 CPU 都有余量时再多一些。'
-        '计算型页面不再轮流争抢锁，'
-        '等待型请求仍能用上每一个线程（[production.md](production.md#自适应线程)）。`0`：始终使用全部线程。'
-        'STICKY_CLIENTS=1 时关闭。'),
+        '需要计算的请求（在 Python 的锁内或锁外，包括密码哈希）等待锁或等待 CPU 时少一些，'
+        '请求在排队等待 worker 而两者都不忙时再多一些。计算型页面不再轮流争抢锁，锁外的工作按 CPU '
+        '能运行的量放行；等待型请求仍能用上每一个线程（[production.md](production.md#自适应线程)）。'
+        '`0`：始终使用全部线程。STICKY_CLIENTS=1 时关闭。'),
     'STICKY_CLIENTS': (
         '`gevent` 时为 `1`，`sync` 时为 `0`（自动计算）',
         '`1`：每个客户端（按它的地址，或受信任代理报告的地址）总是由同一个 uWSGI 进程服务，'
