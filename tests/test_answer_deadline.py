@@ -5,6 +5,8 @@ a quarter. The containers' side: test_overload_outside_the_lock.py."""
 
 from __future__ import annotations
 
+import time
+
 from flaskbox.request import deadline
 
 
@@ -51,3 +53,21 @@ def test_the_recent_answers_count_and_the_kinds_kept_are_bounded():
     for number in range(deadline.KINDS + 10):
         answers.took(environ(f"/slug-{chr(97 + number % 26)}{number // 26 * 'x'}"), 0.1)
     assert len(answers.recent) == deadline.KINDS
+
+
+class Running:
+    """A request still running, as the watchdog keeps it: its environ and
+    when its handler began."""
+
+    def __init__(self, path: str, seconds_ago: float):
+        self.environ, self.since = environ(path), time.monotonic() - seconds_ago
+
+
+def test_a_request_still_running_longer_than_the_answers_counts_at_once():
+    # The machine slowed down: a login runs 2 s where the last ones took 0.8.
+    answers = deadline.AnswerTimes()
+    login = environ("/login")
+    answers.took(login, 0.8)
+    running = [Running("/login", 2.0), Running("/", 5.0)]  # another kind's long one says nothing
+    assert 2.0 * deadline.MARGIN <= answers.expected(login, running) < 2.1 * deadline.MARGIN
+    assert answers.too_late(login, 0.6, 3.0, running) and not answers.too_late(login, 0.6, 3.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from time import monotonic
 
 from .answers import Refusals
 
@@ -63,16 +64,26 @@ class AnswerTimes:
             recent = self.recent[key] = deque(maxlen=KEPT)
         recent.append(seconds)
 
-    def expected(self, environ) -> float:
-        """Seconds an answer of this request's kind takes to start, with the margin; 0 if not known."""
-        recent = self.recent.get(kind(environ))
-        return max(recent) * MARGIN if recent else 0.0
+    def expected(self, environ, running=()) -> float:
+        """Seconds an answer of this request's kind takes to start, with the
+        margin; 0 if not known. The requests of its kind still running
+        (`running`: the watchdog's, each with when its handler began) count
+        with what they have taken so far: a machine that slows down shows
+        there first, seconds before their answers say so."""
+        key = kind(environ)
+        now = monotonic()
+        longest = max(self.recent.get(key, ()), default=0.0)
+        for request in list(running):
+            since = request.since
+            if since is not None and now - since > longest and kind(request.environ) == key:
+                longest = now - since
+        return longest * MARGIN
 
-    def too_late(self, environ, waited: float, limit: float) -> bool:
+    def too_late(self, environ, waited: float, limit: float, running=()) -> bool:
         """Whether a request that waited this long could not be answered
         within `limit` (REQUEST_TIMEOUT), its answer taking what this
         worker's answers of its kind take."""
-        expected = self.expected(environ)
+        expected = self.expected(environ, running)
         return expected > 0.0 and waited + expected > limit
 
 

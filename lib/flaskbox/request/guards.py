@@ -303,6 +303,7 @@ class LoopWatch:
     checks that it keeps doing so."""
 
     answers = NEVER  # every request is taken at once: no queue to have waited in
+    running: dict = {}  # gevent.Timeout bounds each handler: none is registered here
 
     def __init__(self, timeout: float, memory_cap: int = 0, serving=lambda frame: None):
         self.timeout = timeout

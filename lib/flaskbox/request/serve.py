@@ -191,9 +191,10 @@ class Serve:
         """A place in ADAPTIVE_THREADS' limit (request/admission.py), waited
         for as long as the answer could still start within REQUEST_TIMEOUT;
         the wait counts as the queue's."""
-        answers = self.watchdog.answers
-        here = self.watchdog.admission.enter(request.waited, self.queue_limit,
-                                             lambda: answers.expected(request.environ))
+        watchdog = self.watchdog
+        answers = watchdog.answers
+        here = watchdog.admission.enter(request.waited, self.queue_limit,
+                                        lambda: answers.expected(request.environ, watchdog.running.values()))
         if here is None:
             answers.refusals.note(request.what)
             return False
@@ -213,7 +214,8 @@ class Serve:
                 f"REQUEST_TIMEOUT ({self.timeout:g} s)")
             return request.answer(QUEUE_WAIT)
         answers = self.watchdog.answers
-        if answers.too_late(request.environ, request.waited, self.queue_limit):
+        running = self.watchdog.running.values()
+        if answers.too_late(request.environ, request.waited, self.queue_limit, running):
             answers.refusals.note(request.what)
             return request.answer(QUEUE_WAIT)
         return None
