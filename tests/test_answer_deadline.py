@@ -1,7 +1,7 @@
 """Whether a request that waited for a worker could still be answered
 within REQUEST_TIMEOUT, in process (request/deadline.py): by the time this
 worker's answers of its kind take to start, the slowest of the last 16 and
-a quarter. The containers' side: test_overload_outside_the_lock.py."""
+a quarter. The containers' side: test_overload_goodput.py."""
 
 from __future__ import annotations
 
