@@ -59,6 +59,12 @@ def entrants() -> list[Contender]:
     ]
 
 
+# A loop that ends with the process that started it: a run killed before
+# its cleanup leaves no CPU burning behind it.
+BUSY_LOOP = ("import os\nparent = os.getppid()\n"
+             "while os.getppid() == parent:\n    for _ in range(100000): pass\n")
+
+
 class Neighbour:
     """What else keeps the host's CPUs busy during a run."""
 
@@ -67,7 +73,7 @@ class Neighbour:
 
     def __enter__(self):
         if self.kind == "two busy loops":
-            self.loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+            self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(2)]
         elif self.kind == "a busy container":
             self.container = CONTAINERS.run("-c", "while True: pass", image=CONTENDERS_TAG,
                                             docker_args=("--no-healthcheck", "--cpus", "1",

@@ -60,10 +60,15 @@ def app_dir(tmp_path_factory):
 
 
 class Neighbours:
-    """Two busy loops on the host, as other tenants of a shared machine."""
+    """Two busy loops on the host, as other tenants of a shared machine:
+    each ends with the suite's process, should it be killed before this
+    cleans up."""
+
+    LOOP = ("import os\nparent = os.getppid()\n"
+            "while os.getppid() == parent:\n    for _ in range(100000): pass\n")
 
     def __enter__(self):
-        self.loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        self.loops = [subprocess.Popen([sys.executable, "-c", self.LOOP]) for _ in range(2)]
         return self
 
     def __exit__(self, *exc):
