@@ -27,6 +27,16 @@ def share_with_container(*paths: Path) -> None:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+def app_folder(parent: Path, source: str) -> Path:
+    """parent/app holding app.py with `source`, readable in the container:
+    a test's one-module app, for `-v folder:/app`."""
+    root = parent / "app"
+    root.mkdir()
+    (root / "app.py").write_text(source)
+    share_with_container(root)
+    return root
+
+
 # Where the TLS tests mount their certificate and key (TLS_CERT, TLS_KEY).
 CERT, KEY = "/etc/tls/tls.crt", "/etc/tls/tls.key"
 

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from helpers import docker, share_with_container
+from helpers import app_folder, docker
 
 APP = """\
 import os
@@ -91,11 +91,7 @@ SETTLE = 3.0
 
 @pytest.fixture(scope="module")
 def app_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("adaptive") / "app"
-    root.mkdir()
-    (root / "app.py").write_text(APP)
-    share_with_container(root)
-    return root
+    return app_folder(tmp_path_factory.mktemp("adaptive"), APP)
 
 
 def load(port: int, path: str, clients: int, seconds: float) -> list[tuple[float, int, int]]:

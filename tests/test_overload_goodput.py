@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from helpers import docker, share_with_container
+from helpers import app_folder, docker
 
 APP = """\
 import hashlib
@@ -52,11 +52,7 @@ CLIENTS = 24
 
 @pytest.fixture(scope="module")
 def app_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("overload") / "app"
-    root.mkdir()
-    (root / "app.py").write_text(APP)
-    share_with_container(root)
-    return root
+    return app_folder(tmp_path_factory.mktemp("overload"), APP)
 
 
 class Neighbours:
