@@ -15,6 +15,7 @@
     bench/run.sh --prices        instructions a request each guarantee costs, callgrind (prices.py)
     bench/run.sh --prices --before COMMIT   the same, and that version's totals, in one run (and prices.png)
     bench/run.sh --floor --before COMMIT    the floor's run with that version beside flaskbox
+    bench/run.sh --overload --before COMMIT the overload's run with that version beside flaskbox
     bench/run.sh --account       where a saturated request's time goes, every process on the machine:
                                  flaskbox, its floor, nginx + gunicorn and Granian (account.py)
     bench/run.sh --pages         pages that compute (40 ms, 12 ms + a wait) at 20 and 64 clients and an
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -130,8 +132,8 @@ def parse_args() -> argparse.Namespace:
                         help="with --pages: only the memory goal, an app that imports this many MB of "
                              "objects (pool_memory.py)")
     parser.add_argument("--before", metavar="COMMIT",
-                        help="with --prices, --floor or --account: that version of flaskbox's Python and "
-                             "nginx templates measured in the same run, mounted over this image's "
+                        help="with --prices, --floor, --account or --overload: that version of flaskbox's "
+                             "Python and nginx templates measured in the same run, mounted over this image's "
                              "(before, after)")
     parser.add_argument("--sweep-rounds", type=int, default=0,
                         help="rounds of the fixed-rate sweep (default: 3 with --floor, 1 with --latency)")
@@ -254,6 +256,9 @@ def run_overload(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     import overload
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     entrants = overload.entrants()
+    if args.before:  # with the same deadline
+        entrants.insert(1, before_contender(args.before))
+        entrants[1].env = dict(entrants[0].env)
     if args.smoke:  # the path exercised: flaskbox and gunicorn sync, one load, one round, no neighbour
         loads = {"login": ("/login", overload.LOGIN_CLIENTS, None)}  # (beside the suite's other tests)
         return overload.run(entrants[:2], 1, 5, machine(), args.out, loads)
@@ -307,6 +312,9 @@ def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict
 
 
 def main() -> int:
+    # A run stopped with SIGTERM (a timeout, a killed chain of runs) unwinds
+    # as Ctrl-C does: each contender's `finally` removes its container.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
     rounds, seconds, routes = args.rounds, args.seconds, ROUTES
     if args.smoke:

@@ -23,7 +23,7 @@ EARLIER_WRAPPERS = ("    return unread.Drained(outbound.wrap(serve, settings, uw
 
 def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
     """Version `ref` (a git commit) of flaskbox's Python (a folder to mount
-    over the image's), of its worker's wsgi.py without the wrapper, and of
+    over the image's), of its worker's wsgi.py without the wrapper (if known), and of
     nginx.conf and nginx-static.conf (file in the image: text)."""
     folder = out_dir / f"before-{ref}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -41,13 +41,12 @@ def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, st
     bare = wsgi.read_text()
     for line in EARLIER_WRAPPERS:
         bare = bare.replace(line, "    return found.app")
-    if bare == wsgi.read_text():
-        raise SystemExit(f"bench: {ref}'s wsgi.py wraps the app in no way prices.py knows: "
-                         "update EARLIER_WRAPPERS")
     show = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{name}"], check=True,
                                  capture_output=True, text=True).stdout
             for name in ("nginx.conf", "nginx-static.conf")}
-    return (folder, {f"/usr/local/lib/flaskbox/flaskbox/{inside}": bare},
+    # Empty where the wrapper is one no line above knows (prices.py needs it).
+    unwrapped = {f"/usr/local/lib/flaskbox/flaskbox/{inside}": bare} if bare != wsgi.read_text() else {}
+    return (folder, unwrapped,
             {"/etc/flaskbox/nginx.conf": show["nginx.conf"],
              "/etc/flaskbox/nginx-static.conf": show["nginx-static.conf"]})
 

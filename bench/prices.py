@@ -342,6 +342,9 @@ def before_prices(ref: str, out_dir: Path) -> dict:
     """Version `ref` measured in the same run, on the same image: nginx for
     both routes, the worker with and without its wrapper."""
     folder, bare, nginx_files = compare.earlier(ref, Path(tempfile.mkdtemp(prefix="flaskbox-before-")))
+    if not bare:
+        raise SystemExit(f"bench: {ref}'s wsgi.py wraps the app in no way compare.py knows: "
+                         "update EARLIER_WRAPPERS")
     lib = {folder: "/usr/local/lib/flaskbox/flaskbox"}
     try:
         nginx = each_case({f"{ref}": nginx_files}, out_dir, nginx_prices, lib)[ref]
