@@ -6,6 +6,7 @@ raised or the worker stops. The containers' proof: test_adaptive_threads.py."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import threading
 import time
@@ -263,13 +264,14 @@ def test_two_seconds_with_no_request_let_every_parked_thread_go_and_say_so(gate,
 
 class Held:
     """A request on a thread of its own: let in by the gate, it computes
-    (or, `waits`, waits for an event) until told to end, then uWSGI's
-    after-request hook."""
+    (or, `waits`, waits for an event; `hashes`, computes outside Python's
+    lock) until told to end, then uWSGI's after-request hook."""
 
     def __init__(self, gate: Admission, name: str, order: list[str], waited: float = 0.0,
-                 limit: float = 30.0, waits: bool = False):
+                 limit: float = 30.0, waits: bool = False, hashes: bool = False):
         self.gate, self.name, self.order = gate, name, order
         self.waited, self.limit, self.waits, self.let_in = waited, limit, waits, None
+        self.hashes = hashes
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -283,6 +285,8 @@ class Held:
         while not self.done.is_set() and time.monotonic() < deadline:
             if self.waits:
                 self.done.wait(0.05)
+            elif self.hashes:  # a password check: OpenSSL's, the lock let go
+                hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", 20_000)
             else:
                 sum(range(2000))  # a page that computes
         self.gate.after_request()
@@ -336,6 +340,25 @@ def test_requests_that_only_wait_let_the_next_one_in_at_once(gate):
     assert time.monotonic() - began < admission.WINDOW and gate.limit == 2
     for request in held:
         request.done.set()
+
+
+def test_a_login_starved_of_cpu_is_not_taken_for_a_request_that_waits(gate, monkeypatch):
+    # A neighbour's burst leaves the login's thread a few percent of a CPU:
+    # its CPU share alone says "waits" (ran reports none), but it is ready
+    # to run, so the page behind it waits for a place.
+    gate, _ = gate
+    monkeypatch.setattr(admission, "ran", lambda tid: 0.0)
+    order: list[str] = []
+    login = Held(gate, "login", order, hashes=True)
+    until(lambda: order == ["login"], "the login let in")
+    page = Held(gate, "page", order)
+    until(lambda: len(gate.waiting) == 1, "the page waiting")
+    # Many rechecks' worth: the login's thread is seen running each time.
+    time.sleep(admission.WINDOW / 2)
+    assert order == ["login"] and gate.limit == 1
+    login.done.set()
+    until(lambda: order == ["login", "page"], "the page let in once the login ended")
+    page.done.set()
 
 
 def test_a_request_that_could_no_longer_start_in_time_is_not_let_in(gate):

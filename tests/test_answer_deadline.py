@@ -1,10 +1,12 @@
 """Whether a request that waited for a worker could still be answered
 within REQUEST_TIMEOUT, in process (request/deadline.py): by the time this
 worker's answers of its kind take to start, the slowest of the last 16 and
-a quarter. The containers' side: test_overload_goodput.py."""
+a quarter, or the pool's last word where the worker has none. The
+containers' side: test_overload_goodput.py."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from flaskbox.request import deadline
@@ -71,3 +73,42 @@ def test_a_request_still_running_longer_than_the_answers_counts_at_once():
     running = [Running("/login", 2.0), Running("/", 5.0)]  # another kind's long one says nothing
     assert 2.0 * deadline.MARGIN <= answers.expected(login, running) < 2.1 * deadline.MARGIN
     assert answers.too_late(login, 0.6, 3.0, running) and not answers.too_late(login, 0.6, 3.0)
+
+
+def test_a_worker_with_no_answer_of_a_kind_takes_the_pools_last_word(tmp_path, monkeypatch):
+    # The worker that answered is another process: a fork writes, this one reads.
+    path = tmp_path / "answer-times"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            answering = shared(path)
+            for seconds in (2.0, 2.4):
+                answering.took(environ("/login"), seconds)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    fresh = shared(path)
+    login = environ("/login")
+    assert fresh.expected(login) == 2.4 * deadline.MARGIN
+    assert fresh.too_late(login, 0.5, 3.0)  # where it would have let it in, and seen it run past
+    assert fresh.expected(environ("/")) == 0.0  # a kind nobody answered: let in
+    # Its own answers, once it has them, are what it goes by.
+    fresh.took(login, 0.3)
+    assert fresh.expected(login) == 0.3 * deadline.MARGIN
+    # The pool's word grows old: a minute on, a fresh worker measures afresh.
+    later = time.monotonic() + deadline.BELIEVED + 1
+    monkeypatch.setattr(deadline, "monotonic", lambda: later)
+    assert shared(path).expected(login) == 0.0
+
+
+def shared(path) -> deadline.AnswerTimes:
+    """A worker's answer times, the pool's record at `path`."""
+    answers = deadline.AnswerTimes()
+    answers.shared_in(path)
+    return answers
+
+
+def test_a_folder_it_cannot_write_leaves_each_worker_its_own(tmp_path):
+    answers = shared(tmp_path / "missing" / "answer-times")
+    answers.took(environ("/login"), 0.5)
+    assert answers.pool is None and answers.expected(environ("/login")) == 0.5 * deadline.MARGIN

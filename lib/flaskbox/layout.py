@@ -298,6 +298,9 @@ class Generation:
         # How the workers' event streams are to end at a stop or a retirement
         # (arbiter/generation.py writes it, streams.py reads it): by when.
         self.streams_end = self.dir / "streams-end"
+        # How long each kind of request's answers take, as the workers last
+        # saw it (request/deadline.py): a fresh worker's estimate.
+        self.answer_times = self.dir / "answer-times"
 
     def import_stacks_of(self, pid: int) -> Path:
         """A lazy-apps worker's import-stacks, its own: a worker forked

@@ -190,6 +190,7 @@ def from_record(settings: record.Record):
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
     serve = Serve(found.app, timeout, **common)
+    serve.watchdog.answers.shared_in(gen.answer_times)
     if admission.gated(settings) and threads_each > 1:  # UWSGI_INI may set its own threads
         gate(serve, threads_each, processes)
     return serve

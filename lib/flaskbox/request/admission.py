@@ -58,7 +58,7 @@ import time
 from ..host import Host
 from ..layout import SYNC, Generation
 from ..log import log
-from .cpu_meter import CpuMeter, lock_wait, ran
+from .cpu_meter import CpuMeter, lock_wait, ran, runnable
 from .gate_rule import COMPUTES, CPU_WAIT_FEW, FREE_MOST, Decision
 from .stop_pipe import open_pipes, stop_pipe
 
@@ -88,8 +88,11 @@ LONG = 0.5
 WINDOW = 0.25
 # A request over the limit, between windows: it gets in at once while every
 # request let in has only waited (its thread ran for less than this share
-# of its time inside, over this many seconds at least), looked at every
-# RECHECK seconds while it waits.
+# of its time inside, over this many seconds at least, and is asleep, not
+# ready to run), looked at every RECHECK seconds while it waits. (By CPU
+# share alone, logins starved of CPU by a neighbour's burst looked as if
+# they waited: the limit doubled again and again, 36 logins ran at once,
+# and each answered 504.)
 IDLE_SHARE, WAITING_AFTER, RECHECK = 0.1, 0.01, 0.02
 # Where a new worker's limit starts, and where two seconds with no request
 # set it back to: one request runs at once until the first window has
@@ -210,7 +213,8 @@ class Admission:
         """Under the lock, for a request over the limit: whether every
         request let in has only waited so far (for a query, a client, a
         stream's next event), its thread running for less than IDLE_SHARE
-        of its time inside, over WAITING_AFTER at least, and the last window
+        of its time inside, over WAITING_AFTER at least, and asleep now (a
+        thread starved of CPU runs little too, but is ready to), and the last window
         found no request that computes waiting for a CPU. Then the limit
         doubles at once, not at the next window: a page beside 80 open
         streams waited 1.5 s for the windows to let it in. Looked at once a
@@ -219,7 +223,8 @@ class Admission:
             return False
         self.checked = now
         for tid, cpu, began in self.inside.values():
-            if now - began < WAITING_AFTER or ran(tid) - cpu >= IDLE_SHARE * (now - began):
+            if now - began < WAITING_AFTER or ran(tid) - cpu >= IDLE_SHARE * (now - began) \
+                    or runnable(tid):
                 return False
         self.limit = min(self.threads, self.limit * 2)
         return True

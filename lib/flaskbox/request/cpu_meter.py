@@ -3,7 +3,8 @@ threads waited for a CPU meanwhile: ADAPTIVE_THREADS' view of work done
 wherever it runs, in Python's lock or outside it (a password hash, a
 compression, an image), and of CPUs it cannot have (admission.py). Beside
 it, what the gate reads of one thread: the CPU it ran (ran, thread_cpu),
-and how long it waited to take Python's lock back (lock_wait).
+whether it is ready to run (runnable), and how long it waited to take
+Python's lock back (lock_wait).
 
 The kernel keeps both for each thread (/proc/self/task/TID/schedstat: the
 time it ran, and the time it was ready to run but waited for a CPU, its
@@ -101,6 +102,18 @@ def ran(tid: int) -> float:
             return int(stat.read().split()[0]) / 1e9
     except (OSError, ValueError, IndexError):
         return thread_cpu(tid)
+
+
+def runnable(tid: int) -> bool:
+    """Whether this process's thread `tid` is running or ready to run (the
+    kernel's state R), rather than asleep: waiting for I/O, for a timer or
+    for Python's lock. A thread that computes shows R even when its CPUs
+    are so shared that it runs a few percent of its time."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split(None, 1)[0] == "R"
+    except (OSError, IndexError):
+        return False
 
 
 def lock_wait() -> float:
