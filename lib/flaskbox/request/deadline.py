@@ -63,8 +63,9 @@ class PoolTimes:
         size = SLOTS * 3 * 8
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if os.fstat(fd).st_size < size:
-                os.ftruncate(fd, size)
+            # Blocks taken now, not at the first write: a page of a sparse
+            # file on a full RUNTIME_DIR kills the worker writing it (SIGBUS).
+            os.posix_fallocate(fd, 0, size)
             self.map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
