@@ -32,9 +32,12 @@ from servers import Contender
 CLIENTS, WARMUP = 20, 4.0
 
 
-def client_run(port: int, seconds: float) -> list[tuple[float, float, float, str]]:
-    """(latency, handler seconds, handler CPU, pid) of each 200 answered in the window."""
+def client_run(port: int, seconds: float) -> tuple[list[tuple[float, float, float, str]], int]:
+    """(latency, handler seconds, handler CPU, pid) of each 200 answered in
+    the window, and how many requests got anything else (a status, a
+    connection closed: counted, and the client connects again)."""
     got: list = []
+    failed = [0]
     begun = time.monotonic()
     start, end = begun + WARMUP, begun + WARMUP + seconds
 
@@ -42,13 +45,20 @@ def client_run(port: int, seconds: float) -> list[tuple[float, float, float, str
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         while time.monotonic() < end:
             sent = time.monotonic()
-            conn.request("GET", "/list")
-            resp = conn.getresponse()
-            resp.read()
+            try:
+                conn.request("GET", "/list")
+                resp = conn.getresponse()
+                resp.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                failed[0] += 1
+                continue
             done = time.monotonic()
             stamp = (resp.getheader("X-Handler") or "").split()
             if resp.status == 200 and len(stamp) == 3 and start <= done <= end:
                 got.append((done - sent, float(stamp[0]), float(stamp[1]), stamp[2]))
+            elif resp.status != 200:
+                failed[0] += 1
         conn.close()
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
@@ -56,7 +66,7 @@ def client_run(port: int, seconds: float) -> list[tuple[float, float, float, str
         thread.start()
     for thread in threads:
         thread.join(seconds + WARMUP + 60)
-    return got
+    return got, failed[0]
 
 
 def split(answers: list) -> dict:
@@ -70,14 +80,14 @@ def split(answers: list) -> dict:
             "in_app_cpu_ms": round(statistics.mean(a[2] for a in answers) * 1000, 1)}
 
 
-def figures(answers: list, seconds: float) -> dict:
+def figures(answers: list, failed: int, seconds: float) -> dict:
     ordered = sorted(answers, key=lambda a: a[0])
     p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)][0] if ordered else 0.0
     slow = [a for a in ordered if a[0] >= p99]
     pids: dict[str, int] = {}
     for answer in slow:
         pids[answer[3]] = pids.get(answer[3], 0) + 1
-    return {"rps": round(len(answers) / seconds, 1), "p99_ms": round(p99 * 1000),
+    return {"rps": round(len(answers) / seconds, 1), "p99_ms": round(p99 * 1000), "failed": failed,
             "all": split(answers), "slowest_percent": split(slow),
             "processes_all": len({a[3] for a in answers}),
             "slowest_from_one_process": round(max(pids.values(), default=0) / max(len(slow), 1), 2)}
@@ -91,9 +101,10 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
             contender.start()
         for rnd in range(1, rounds + 1):
             for contender in rotated(entries, rnd):
-                got = figures(client_run(contender.port, seconds), seconds)
+                got = figures(*client_run(contender.port, seconds), seconds)
                 results["runs"][contender.name].append(got)
                 log(f"round {rnd} {contender.name:20} {got['rps']:6.1f} req/s p99 {got['p99_ms']} ms  "
+                    f"failed {got['failed']}  "
                     f"slowest 1 %: {got['slowest_percent']}  from one process "
                     f"{got['slowest_from_one_process']}")
             (out / "tail.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
