@@ -75,26 +75,34 @@ def test_a_request_still_running_longer_than_the_answers_counts_at_once():
     assert answers.too_late(login, 0.6, 3.0, running) and not answers.too_late(login, 0.6, 3.0)
 
 
-def test_a_worker_with_no_answer_of_a_kind_takes_the_pools_last_word(tmp_path, monkeypatch):
-    # The worker that answered is another process: a fork writes, this one reads.
-    path = tmp_path / "answer-times"
+def answer_elsewhere(path, *seconds) -> None:
+    """Another worker of the pool (a fork) answers logins in these times."""
     pid = os.fork()
     if pid == 0:
         try:
             answering = shared(path)
-            for seconds in (2.0, 2.4):
-                answering.took(environ("/login"), seconds)
+            for each in seconds:
+                answering.took(environ("/login"), each)
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+def test_a_worker_goes_by_the_longer_of_its_own_answers_and_the_pools_last_word(tmp_path, monkeypatch):
+    path = tmp_path / "answer-times"
+    answer_elsewhere(path, 2.0, 2.4)
     fresh = shared(path)
     login = environ("/login")
     assert fresh.expected(login) == 2.4 * deadline.MARGIN
     assert fresh.too_late(login, 0.5, 3.0)  # where it would have let it in, and seen it run past
     assert fresh.expected(environ("/")) == 0.0  # a kind nobody answered: let in
-    # Its own answers, once it has them, are what it goes by.
+    # Its own answers, once it has them, count beside the pool's word.
     fresh.took(login, 0.3)
-    assert fresh.expected(login) == 0.3 * deadline.MARGIN
+    assert fresh.expected(login) == 0.3 * deadline.MARGIN  # its own answer is the pool's last word now
+    answer_elsewhere(path, 1.6)  # another worker's logins slow down (more ran at once there)
+    assert fresh.expected(login) == 1.6 * deadline.MARGIN
+    fresh.took(login, 0.4)
+    assert fresh.expected(login) == 0.4 * deadline.MARGIN
     # The pool's word grows old: a minute on, a fresh worker measures afresh.
     later = time.monotonic() + deadline.BELIEVED + 1
     monkeypatch.setattr(deadline, "monotonic", lambda: later)

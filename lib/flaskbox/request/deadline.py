@@ -8,10 +8,12 @@ two left of their 30, each slowed by all the others, and every one of
 them answered 504 at the deadline; the CPU they took delivered nothing.
 
 Kept by kind, since one slow page says nothing of another: a health page
-that waited two seconds behind a 2 s report still answers in time. A
-worker with no answer of a kind yet (a fresh one, replacing a worker that
-a request past REQUEST_TIMEOUT retired) takes the pool's last word on it
-(PoolTimes); a kind nobody has answered is let in."""
+that waited two seconds behind a 2 s report still answers in time. Each
+worker goes by the longer of its own answers and the pool's last word on
+the kind (PoolTimes), since the workers share the CPUs: a fresh worker
+(replacing one that a request past REQUEST_TIMEOUT retired) knows no
+answer, and a worker whose own answers came while few ran at once does
+not see the others slow down. A kind nobody has answered is let in."""
 
 from __future__ import annotations
 
@@ -122,8 +124,8 @@ class AnswerTimes:
 
     def shared_in(self, path: Path) -> None:
         """The pool's record of answer times, at `path` (the generation's
-        folder): written at each answer, read by a worker with none of its
-        own. Without it (a folder it cannot write), each worker goes by its own."""
+        folder): written at each answer, read beside the worker's own.
+        Without it (a folder it cannot write), each worker goes by its own."""
         try:
             self.pool = PoolTimes(path)
         except (OSError, ValueError):
@@ -138,10 +140,9 @@ class AnswerTimes:
         key = kind(environ)
         now = monotonic()
         recent = self.recent.get(key)
-        if recent:
-            longest = max(recent)
-        else:
-            longest = self.pool.read(key, now) if self.pool is not None else 0.0
+        longest = max(recent) if recent else 0.0
+        if self.pool is not None:
+            longest = max(longest, self.pool.read(key, now))
         for request in list(running):
             since = request.since
             if since is not None and now - since > longest and kind(request.environ) == key:
