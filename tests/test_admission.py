@@ -1,7 +1,9 @@
-"""ADAPTIVE_THREADS in process (request/admission.py): what a window's figures
-decide, how uWSGI's stop pipe is told from the pipes Python makes, and a
-thread over the limit parked in the after-request hook until the limit is
-raised or the worker stops. The containers' proof: test_adaptive_threads.py."""
+"""ADAPTIVE_THREADS' gate in process (request/admission.py): how uWSGI's
+stop pipe is told from the pipes Python makes, the lock probe and the CPU
+meter, requests over the limit waiting for a place, and a thread over the
+limit parked in the after-request hook until the limit is raised or the
+worker stops. The rule it follows: test_gate_rule.py; the containers'
+proof: test_adaptive_threads.py."""
 
 from __future__ import annotations
 
@@ -14,76 +16,8 @@ import time
 import pytest
 
 from flaskbox.layout import Generation
-from flaskbox.request import admission, cpu_meter, gate_rule, stop_pipe
-from flaskbox.request.admission import CONTENDED, Admission
-from flaskbox.request.cpu_meter import CpuMeter, lock_wait
-from flaskbox.request.gate_rule import Decision
-
-FREE, TAKEN = 0.0, 0.8  # the share of a window's probes that found the lock taken
-QUEUE = gate_rule.QUEUED * 2
-# Seconds the process's threads waited for a CPU for each second they ran:
-# none (CPUs to spare), four processes of one request each on two CPUs,
-# and twice as many (or two busy loops beside them).
-SPARE, EVEN, OVERSUBSCRIBED = 0.1, 1.0, 3.0
-
-
-def decide(limit: int, taken: float = FREE, cpu_wait: float = SPARE, waited: float = 0.0,
-           full: bool = False, threads: int = 16, computes: bool = True, free_before: bool = True,
-           held_long: bool = False) -> int:
-    return Decision(taken, cpu_wait, waited, full, limit, threads, held_long, free_before, computes).limit
-
-
-def test_a_taken_lock_halves_the_limit_down_to_one():
-    assert [decide(n, taken=TAKEN, waited=QUEUE) for n in (16, 12, 3, 2, 1)] == [8, 6, 1, 1, 1]
-    # Taken in every probe: a quarter.
-    assert [decide(n, taken=1.0) for n in (16, 4, 3)] == [4, 1, 1]
-    # By requests of 0.3 ms each (5 ms waits at 64 clients), within their turn: it holds.
-    assert decide(16, taken=TAKEN, computes=False) == 16
-
-
-def test_requests_that_compute_outside_the_lock_are_lowered_for_the_cpus_they_wait_for():
-    # A password hash lets the lock go: the lock is free, the CPUs are not.
-    assert [decide(n, cpu_wait=OVERSUBSCRIBED, waited=QUEUE) for n in (16, 4, 2, 1)] == [8, 2, 1, 1]
-    # Sixteen at once on two CPUs (each waiting seven times as long as it runs): a quarter.
-    assert decide(16, cpu_wait=7.0) == 4
-    # One request a process on two CPUs for four processes: as many as the CPUs can run; it holds.
-    assert decide(1, cpu_wait=EVEN, waited=QUEUE) == 1 and decide(2, cpu_wait=EVEN, waited=QUEUE) == 2
-
-
-def test_requests_that_hardly_compute_are_never_lowered_for_busy_cpus():
-    # 5 ms waits at 64 clients keep the CPUs as busy: every thread is needed.
-    assert decide(16, cpu_wait=OVERSUBSCRIBED, computes=False) == 16
-    # Another container keeps the CPUs busy while this process's requests wait on I/O: it rises.
-    assert decide(4, cpu_wait=OVERSUBSCRIBED, waited=QUEUE, computes=False) == 16
-
-
-def test_requests_that_waited_for_a_worker_raise_it_while_the_lock_and_the_cpus_have_room():
-    assert [decide(n, waited=QUEUE) for n in (1, 2, 6, 12, 16)] == [2, 4, 12, 16, 16]
-    # Requests that hardly compute: fourfold, 1 to 16 in two windows.
-    assert [decide(n, waited=QUEUE, computes=False) for n in (1, 4, 8)] == [4, 16, 16]
-    # Taken in some probes, free in most: it holds.
-    assert decide(4, taken=0.3, waited=QUEUE) == 4
-    # Free in one window after one it was taken in (a password hash lets the lock go): it holds.
-    assert decide(1, waited=QUEUE, free_before=False) == 1
-    # Requests that compute whose threads already wait for a CPU: it holds.
-    assert decide(2, waited=QUEUE, cpu_wait=EVEN) == 2
-
-
-def test_every_thread_let_in_held_by_a_stream_doubles_it_though_no_request_could_arrive():
-    # One thread let in, holding an event stream: nothing reaches the worker to say it waited.
-    assert decide(1, full=True) == 2
-    assert decide(1, full=True, taken=TAKEN) == 1
-
-
-def test_every_thread_let_in_held_by_a_long_request_doubles_it_lock_taken_or_not():
-    # Two exports of ten seconds computing in a process: a quick page must not wait behind them.
-    assert decide(1, taken=TAKEN, cpu_wait=OVERSUBSCRIBED, waited=QUEUE, full=True, held_long=True) == 2
-
-
-def test_it_holds_without_a_queue_and_never_leaves_its_bounds():
-    assert decide(5) == 5
-    assert decide(5, waited=gate_rule.QUEUED / 2) == 5
-    assert decide(3, waited=QUEUE, threads=3) == 3
+from flaskbox.request import admission, stop_pipe
+from flaskbox.request.admission import Admission
 
 
 def c_pipe() -> tuple[int, int]:
@@ -181,66 +115,6 @@ def test_a_worker_without_a_sure_stop_pipe_never_parks():
     assert not any(thread.is_alive() for thread in threads) and gate.parked == 0
 
 
-@pytest.mark.timed
-def test_the_probe_tells_a_lock_taken_to_compute_from_one_free_while_requests_wait():
-    stop = threading.Event()
-
-    def spin():
-        while not stop.is_set():
-            pass
-
-    def io():
-        while not stop.is_set():
-            time.sleep(0.02)
-
-    def probed(target, count: int) -> float:
-        workers = [threading.Thread(target=target, daemon=True) for _ in range(count)]
-        for worker in workers:
-            worker.start()
-        try:
-            return sum(lock_wait() >= CONTENDED for _ in range(20) if not time.sleep(0.01)) / 20
-        finally:
-            stop.set()
-            for worker in workers:
-                worker.join()
-            stop.clear()
-
-    # The decisions, not the share of probes: threads waiting on I/O never
-    # lower the limit, one spinning in Python does. (A loaded machine moves
-    # the shares: beside two busy loops the spinning thread's was 0.65.)
-    assert decide(16, taken=probed(io, 4)) == 16
-    assert decide(16, taken=probed(spin, 1)) <= 8
-
-
-@pytest.mark.timed
-def test_threads_computing_outside_the_lock_on_too_few_cpus_are_seen_waiting_for_one():
-    # A password hash (PBKDF2 in OpenSSL) lets the lock go: three threads a
-    # CPU computing it wait for a CPU twice as long as they run, and more
-    # beside a neighbour's load. What the gate then decides: halve.
-    import hashlib
-
-    meter = CpuMeter(None)
-    stop = threading.Event()
-
-    def hash_passwords():
-        while not stop.is_set():
-            hashlib.pbkdf2_hmac("sha256", b"correct horse", b"salt", 20_000)
-
-    workers = [threading.Thread(target=hash_passwords, daemon=True)
-               for _ in range(3 * len(os.sched_getaffinity(0)))]
-    for worker in workers:
-        worker.start()
-    try:
-        time.sleep(1.0)
-        ran, waited = meter.read()
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
-    assert ran > 0.5, ran
-    assert decide(4, cpu_wait=waited / ran) < 4, (ran, waited)
-
-
 def test_two_seconds_with_no_request_let_every_parked_thread_go_and_say_so(gate, tmp_path):
     gate, _ = gate
     gate.set_limit(2)
@@ -272,12 +146,13 @@ class Held:
         self.gate, self.name, self.order = gate, name, order
         self.waited, self.limit, self.waits, self.let_in = waited, limit, waits, None
         self.hashes = hashes
+        self.looks = 0  # how often it looked at its time left while it waited
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self) -> None:
-        self.let_in = self.gate.enter(self.waited, self.limit, lambda: 0.0)
+        self.let_in = self.gate.enter(self.waited, self.limit, self.expected)
         if self.let_in is None:
             return
         self.order.append(self.name)
@@ -290,6 +165,10 @@ class Held:
             else:
                 sum(range(2000))  # a page that computes
         self.gate.after_request()
+
+    def expected(self) -> float:
+        self.looks += 1
+        return 0.0
 
 
 def test_requests_over_the_limit_wait_for_a_place_in_the_order_they_came(gate):
@@ -307,6 +186,31 @@ def test_requests_over_the_limit_wait_for_a_place_in_the_order_they_came(gate):
     until(lambda: order == ["first", "second", "third"], "the third let in")
     third.done.set()
     assert second.let_in > 0 and third.let_in > 0  # each waited for its place
+
+
+def test_only_the_first_in_line_keeps_looking_the_others_sleep_until_told(gate):
+    # Under overload, sixty requests waiting for a place each looked every
+    # RECHECK: 3,000 turns at Python's lock a second, taken from the logins.
+    gate, _ = gate
+    order: list[str] = []
+    holder = Held(gate, "holder", order)
+    until(lambda: order == ["holder"], "the place taken")
+    first = Held(gate, "first", order)
+    until(lambda: len(gate.waiting) == 1, "the first waiting")
+    behind = [Held(gate, f"behind {n}", order) for n in range(3)]
+    until(lambda: len(gate.waiting) == 4, "three behind it")
+    looked = first.looks, [request.looks for request in behind]
+    time.sleep(10 * admission.RECHECK)  # the span the looks are counted over
+    assert first.looks - looked[0] >= 3, (first.looks, looked)
+    assert all(request.looks - before <= 1 for request, before in zip(behind, looked[1], strict=True)), \
+        ([request.looks for request in behind], looked)
+    # Told (a place freed), each moves up, in its turn.
+    holder.done.set()
+    until(lambda: order == ["holder", "first"], "the first let in")
+    for request in [first, *behind]:
+        request.done.set()
+    until(lambda: len(order) == 5, "every one let in")
+    assert order == ["holder", "first", "behind 0", "behind 1", "behind 2"]
 
 
 def test_a_raised_limit_lets_waiting_requests_in_and_a_stop_keeps_their_turns(gate):
@@ -399,12 +303,3 @@ def test_a_gate_that_fails_lets_every_thread_go_and_leaves_the_watchdog_be(gate)
     assert not any(thread.is_alive() for thread in threads) and gate.since is None
     finish_requests(gate, 2)[0].join(5)
     assert gate.parked == 0
-
-
-def test_a_threads_cpu_is_read_as_its_own_clock_says():
-    end = time.thread_time() + 0.05
-    while time.thread_time() < end:
-        pass
-    # /proc counts in clock ticks (10 ms): the two agree within two of them.
-    assert abs(cpu_meter.thread_cpu(threading.get_native_id()) - time.thread_time()) <= 2 / cpu_meter.TICK
-    assert cpu_meter.thread_cpu(2 ** 30) == 0.0

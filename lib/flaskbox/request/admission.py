@@ -94,6 +94,11 @@ WINDOW = 0.25
 # they waited: the limit doubled again and again, 36 logins ran at once,
 # and each answered 504.)
 IDLE_SHARE, WAITING_AFTER, RECHECK = 0.1, 0.01, 0.02
+# How long a request behind the first in line sleeps untold (a place freed,
+# the line moved, the limit changed wake it at once), at most: each look
+# takes Python's lock, and under overload sixty such requests polling every
+# RECHECK took it 3,000 times a second.
+UNTOLD = 0.5
 # Where a new worker's limit starts, and where two seconds with no request
 # set it back to: one request runs at once until the first window has
 # measured them (16 logins at once each took sixteen times as long: issue
@@ -200,11 +205,13 @@ class Admission:
                 now = time.monotonic()
                 if left(now) <= 0:
                     return False
-                if self.waiting[0] is turn and self.all_waiting(now):
+                first = self.waiting[0] is turn
+                if first and self.all_waiting(now):
                     continue
-                # Looked at again soon: the estimate, and what those let in do.
-                self.room.wait(min(left(now), RECHECK))
-            return True
+                # The first in line looks again soon (the estimate, and what
+                # those let in do); the others when told, or at their deadline.
+                self.room.wait(min(left(now), RECHECK if first else UNTOLD))
+            return left(time.monotonic()) > 0
         finally:
             self.waiting.remove(turn)
             self.room.notify_all()  # the next in line looks
@@ -329,7 +336,7 @@ class Admission:
         with self.room:
             if self.inside.pop(threading.get_ident(), None) is not None:
                 self.ended += 1
-                self.room.notify()
+                self.room.notify_all()  # the first in line is among them
             if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
                     or self.pid != os.getpid():
                 return
