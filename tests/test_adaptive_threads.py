@@ -4,7 +4,7 @@ threads ran as many as reached the process; a page that waits still runs
 many at once; threads parked by the gate go back to uWSGI at a reload and
 at a stop, so neither waits for a worker that will not end. Each answer
 says how many requests its process held when it began, which only the
-app's own count can say. The rule in process: test_admission.py."""
+app's own count can say. The rule in process: test_gate_rule.py and test_admission.py."""
 
 from __future__ import annotations
 
