@@ -35,6 +35,8 @@ from harness import CONTAINERS, CONTENDERS_TAG, log
 from pages import rotated
 from servers import Contender, gunicorn_workers
 
+from helpers import BUSY_LOOP
+
 DEADLINE = 3
 LOGIN_CLIENTS, SEARCH_CLIENTS = 40, 20
 WARMUP = 3.0
@@ -57,12 +59,6 @@ def entrants() -> list[Contender]:
                   ["granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
                    "--port", "{PORT}", "--working-dir", "/app", "app:app"]),
     ]
-
-
-# A loop that ends with the process that started it: a run killed before
-# its cleanup leaves no CPU burning behind it.
-BUSY_LOOP = ("import os\nparent = os.getppid()\n"
-             "while os.getppid() == parent:\n    for _ in range(100000): pass\n")
 
 
 class Neighbour:

@@ -27,6 +27,13 @@ def share_with_container(*paths: Path) -> None:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+# A busy loop, as a shared host's other tenants run (`python3 -c BUSY_LOOP`):
+# it ends with the process that started it, so a run killed before its
+# cleanup leaves no CPU burning behind it.
+BUSY_LOOP = ("import os\nparent = os.getppid()\n"
+             "while os.getppid() == parent:\n    for _ in range(100000): pass\n")
+
+
 def app_folder(parent: Path, source: str) -> Path:
     """parent/app holding app.py with `source`, readable in the container:
     a test's one-module app, for `-v folder:/app`."""

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from helpers import app_folder, docker
+from helpers import BUSY_LOOP, app_folder, docker
 
 APP = """\
 import hashlib
@@ -61,11 +61,8 @@ class Neighbours:
     each ends with the suite's process, should it be killed before this
     cleans up."""
 
-    LOOP = ("import os\nparent = os.getppid()\n"
-            "while os.getppid() == parent:\n    for _ in range(100000): pass\n")
-
     def __enter__(self):
-        self.loops = [subprocess.Popen([sys.executable, "-c", self.LOOP]) for _ in range(2)]
+        self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(2)]
         return self
 
     def __exit__(self, *exc):

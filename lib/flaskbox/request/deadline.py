@@ -49,10 +49,11 @@ KINDS = 256
 SLOTS, BELIEVED = 512, 60.0
 
 
-def kind_hash(key: str) -> float:
+def slot(key: str) -> tuple[float, int]:
     """A kind's name in the pool's record (the same in every process,
-    unlike hash())."""
-    return float(zlib.crc32(key.encode("utf-8", "surrogateescape")) + 1)
+    unlike hash()), and where its three cells begin."""
+    name = zlib.crc32(key.encode("utf-8", "surrogateescape")) + 1
+    return float(name), name % SLOTS * 3
 
 
 class PoolTimes:
@@ -74,15 +75,13 @@ class PoolTimes:
         self.cells = memoryview(self.map).cast("d")
 
     def write(self, key: str, seconds: float) -> None:
-        name = kind_hash(key)
-        at = int(name) % SLOTS * 3
+        name, at = slot(key)
         cells = self.cells
         cells[at + 1], cells[at + 2], cells[at] = monotonic(), seconds, name
 
     def read(self, key: str, now: float) -> float:
         """Seconds the pool's answers of this kind took lately, 0 if none."""
-        name = kind_hash(key)
-        at = int(name) % SLOTS * 3
+        name, at = slot(key)
         cells = self.cells
         if cells[at] != name or now - cells[at + 1] > BELIEVED:
             return 0.0
@@ -106,9 +105,9 @@ class AnswerTimes:
         self.recent: dict[str, deque[float]] = {}
         self.pool: PoolTimes | None = None
         self.refusals = Refusals("its answer could not have started within REQUEST_TIMEOUT: it waited for "
-                                 "a worker for longer than REQUEST_TIMEOUT less the time this worker's "
-                                 f"answers of its kind take to start (the longest of the last {KEPT}, and "
-                                 "a quarter)")
+                                 "a worker for longer than REQUEST_TIMEOUT less the time answers of its "
+                                 f"kind take to start (the longest of this worker's last {KEPT} or the "
+                                 "pool's latest word, and a quarter)")
 
     def took(self, environ, seconds: float) -> None:
         """A request's answer started (the usual answer's first part)."""
@@ -151,8 +150,8 @@ class AnswerTimes:
 
     def too_late(self, environ, waited: float, limit: float, running=()) -> bool:
         """Whether a request that waited this long could not be answered
-        within `limit` (REQUEST_TIMEOUT), its answer taking what this
-        worker's answers of its kind take."""
+        within `limit` (REQUEST_TIMEOUT), its answer taking what answers of
+        its kind take (expected())."""
         expected = self.expected(environ, running)
         return expected > 0.0 and waited + expected > limit
 
