@@ -12,12 +12,14 @@ import hashlib
 import os
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from flaskbox.layout import Generation
 from flaskbox.request import admission, stop_pipe
 from flaskbox.request.admission import Admission
+from flaskbox.request.request import Request
 
 
 def c_pipe() -> tuple[int, int]:
@@ -115,24 +117,52 @@ def test_a_worker_without_a_sure_stop_pipe_never_parks():
     assert not any(thread.is_alive() for thread in threads) and gate.parked == 0
 
 
-def test_two_seconds_with_no_request_let_every_parked_thread_go_and_say_so(gate, tmp_path):
+def idle_windows(gate: Admission, count: int) -> None:
+    """`count` windows with no request, as the watchdog's ticks find them."""
+    for _ in range(count):
+        gate.since -= admission.WINDOW
+        gate.tick(time.monotonic())
+
+
+def test_two_seconds_with_no_request_set_the_limit_back_and_parked_threads_stay_parked(gate, tmp_path):
     gate, _ = gate
     gate.set_limit(2)
     threads = finish_requests(gate, 3)
     until(lambda: gate.parked == 2, "two parked, one back to uWSGI")
-    for _ in range(admission.IDLE_WINDOWS - 1):  # a moment with no request: a burst may follow
-        gate.since -= admission.WINDOW
-        gate.tick(time.monotonic())
+    idle_windows(gate, admission.IDLE_WINDOWS - 1)  # a moment with no request: a burst may follow
     assert gate.parked == 2 and gate.limit == 2
     assert (tmp_path / f"gate-{os.getpid()}").read_text() == "2 2\n"  # said at each window
-    gate.since -= admission.WINDOW
-    gate.tick(time.monotonic())
+    told = []  # how many parked threads each of the gate's calls lets go
+    let_go = gate.unpark
+    gate.unpark = lambda count: told.append(min(count, gate.parked)) or let_go(count)
+    idle_windows(gate, 1)
+    # The limit where a new worker's starts (the next load is measured
+    # afresh), and only the two threads that took requests still take them:
+    # let go, the parked ones would each take one of the next load's into
+    # this process's line, behind a limit of one.
+    assert gate.limit == admission.START and told and max(told) <= 0
+    assert gate.parked == 2 and sum(thread.is_alive() for thread in threads) == 2
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 2\n"
+
+
+def test_a_parked_thread_whose_answer_was_a_5xx_goes_in_a_quiet_spell_and_its_line_with_it(gate, tmp_path):
+    gate, _ = gate
+    gate.set_limit(1)
+
+    def answered_503() -> None:
+        gate.owes_line()  # Request.respond, for a 503
+        gate.after_request()
+    owing = threading.Thread(target=answered_503, daemon=True)
+    owing.start()
+    others = finish_requests(gate, 2)
+    until(lambda: gate.parked == 3 and gate.owed == 1, "three parked, one owing its line")
+    idle_windows(gate, admission.IDLE_WINDOWS)
+    # uWSGI writes a 5xx's line once the thread leaves the hook: every
+    # parked thread goes, so that none waits for the next load.
     until(lambda: gate.parked == 0, "every parked thread let go")
-    # Every thread in uWSGI's hands, the limit where a new worker's starts:
-    # the next load is measured afresh.
-    assert gate.limit == admission.START and not any(thread.is_alive() for thread in threads)
-    gate.since -= admission.WINDOW
-    gate.tick(time.monotonic())  # said at each window, as it is then
+    assert gate.owed == 0 and not owing.is_alive() and not any(thread.is_alive() for thread in others)
+    assert gate.limit == admission.START and not gate.lines
+    idle_windows(gate, 1)
     assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 0\n"
 
 
@@ -303,3 +333,19 @@ def test_a_gate_that_fails_lets_every_thread_go_and_leaves_the_watchdog_be(gate)
     assert not any(thread.is_alive() for thread in threads) and gate.since is None
     finish_requests(gate, 2)[0].join(5)
     assert gate.parked == 0
+
+
+@pytest.mark.parametrize("status, owed", [("500 INTERNAL SERVER ERROR", True), ("503 UNAVAILABLE", True),
+                                          ("200 OK", False), ("404 NOT FOUND", False)])
+def test_an_answer_uwsgi_logs_is_owed_until_the_thread_leaves_the_hook(gate, status, owed):
+    gate, _ = gate
+    gate.set_limit(4)  # this thread goes on past the hook
+    worker = SimpleNamespace(watchdog=SimpleNamespace(admission=gate))
+    sent = []
+    answer = Request(worker, {"REQUEST_METHOD": "GET"}, lambda *head: sent.append(head))
+    answer.respond(status, [("Content-Length", "2")])
+    assert sent == [(status, [("Content-Length", "2")], None)]  # uWSGI's start_response had it
+    # log-5xx: uWSGI writes a line for a 5xx only, after the after-request hook.
+    assert (threading.get_ident() in gate.lines) is owed
+    gate.after_request()
+    assert not gate.lines and gate.owed == 0

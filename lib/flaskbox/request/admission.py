@@ -36,8 +36,9 @@ a CPU (CPU_WAIT_FEW), and requests waited (QUEUED) or every thread let in
 is held: the limit is doubled. Between the two it holds; 16 and 1 are some
 two seconds apart either way. Every thread let in held by a request that
 has computed for half a second (LONG) doubles it too. A new worker starts
-at one (START), and two seconds with no request let every parked thread go
-back to uWSGI and set it back there.
+at one (START), and two seconds with no request set it back there; its
+parked threads stay parked (IDLE_WINDOWS), so the next load is taken by as
+many threads as the last one left taking requests.
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook runs after it closed the connection) and before it
@@ -70,12 +71,15 @@ CONTENDED = 0.001
 # next tick: five probes in a window of half a second, each of which takes
 # the lock from a request twice.
 PROBE_EVERY = 0.1
-# Windows in a row with no request at all (two seconds) that let every
-# parked thread go back to uWSGI, so that none stays parked (uWSGI counting
-# it in a request, its 5xx line unwritten) while nothing comes, and set the
-# limit back to START: the next load is measured afresh. (Kept instead, a
-# search's limit of 16 let the logins that came next in 16 at once, and 15
-# of them ran past their deadline.)
+# Windows in a row with no request at all (two seconds) that set the limit
+# back to START: the next load is measured afresh. (Kept instead, a search's
+# limit of 16 let the logins that came next in 16 at once, and 15 of them
+# ran past their deadline.) Parked threads stay parked: let go, each went
+# back to taking requests, and the next load's first requests waited in one
+# process's line behind a limit of one while others had room (the slowest
+# 1% of /list, docs/BENCHMARKS.md). Unless one of them answered a 5xx: its
+# line (log-5xx) is written once it leaves the after-request hook, so then
+# they all go, and no line waits through a quiet night.
 IDLE_WINDOWS = 4
 # A request that has computed this long (CPU seconds of its thread: an
 # export, a report) no longer holds its place in the limit: once every
@@ -131,6 +135,10 @@ class Admission:
     def reset(self) -> None:
         self.limit = min(START, self.threads)
         self.parked = 0
+        # Threads whose answer was a 5xx, whose line uWSGI writes after the
+        # after-request hook (owes_line); and how many of them are parked.
+        self.lines: set[int] = set()
+        self.owed = 0
         self.waiting: list[object] = []  # the requests waiting for a place, first come first
         self.stopping = False
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
@@ -272,7 +280,7 @@ class Admission:
             self.since, self.probes, self.taken, self.ended = now, 0, 0, 0
             self.meter.read()
             if self.idle >= IDLE_WINDOWS:
-                self.set_limit(min(START, self.threads), unpark=self.threads)
+                self.set_limit(min(START, self.threads), unpark=self.threads if self.owed else 0)
             self.say()
             return None
         waited = self.waits / self.arrived if self.arrived else 0.0
@@ -329,23 +337,33 @@ class Admission:
         self.stopping = True
         self.unpark(self.threads)
 
+    def owes_line(self) -> None:
+        """The request on this thread answers a 5xx: uWSGI writes its line
+        (log-5xx) once the thread leaves the after-request hook."""
+        self.lines.add(threading.get_ident())
+
     def after_request(self) -> None:
         """uWSGI's after-request hook, in the thread that served: its place
         freed for a request waiting for one; past the limit, it parks until
         the limit is raised or the worker stops."""
+        ident = threading.get_ident()
         with self.room:
-            if self.inside.pop(threading.get_ident(), None) is not None:
+            owes = ident in self.lines
+            self.lines.discard(ident)
+            if self.inside.pop(ident, None) is not None:
                 self.ended += 1
                 self.room.notify_all()  # the first in line is among them
             if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
                     or self.pid != os.getpid():
                 return
             self.parked += 1
+            self.owed += owes
         try:
             self.wait()
         finally:
             with self.lock:
                 self.parked -= 1
+                self.owed -= owes
 
     def wait(self) -> None:
         poller = select.poll()

@@ -83,6 +83,19 @@ def compressible(kind: str) -> bool:
     return kind.partition(";")[0].strip().lower() in COMPRESSIBLE
 
 
+# What an answer's Content-Type tells (compressible by nginx, an event
+# stream), by its whole value: an app sends few, and this is asked of nearly
+# every answer.
+KINDS: dict = {None: (False, False)}
+
+
+def kind_of(kind: str) -> tuple[bool, bool]:
+    found = (compressible(kind), kind[:17].lower() == "text/event-stream")
+    if len(KINDS) < 256:
+        KINDS[kind] = found
+    return found
+
+
 def settled_vary(headers: list, varies: list[str], add: bool) -> list:
     """`headers` with their Vary lines (`varies`) as one, each token once,
     Accept-Encoding added if `add`; the same list when it already is so."""

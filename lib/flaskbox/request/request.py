@@ -52,26 +52,13 @@ SPOOL_DIGITS = len(str(Spool.MEMORY + 1))
 CLAIMS = threading.Lock()
 
 
-# What an answer's Content-Type tells (compressible by nginx, an event
-# stream), by its whole value: an app sends few, and this is asked of nearly
-# every answer.
-KINDS: dict = {None: (False, False)}
-
-
-def kind_of(kind: str) -> tuple[bool, bool]:
-    found = (outbound.compressible(kind), kind[:17].lower() == "text/event-stream")
-    if len(KINDS) < 256:
-        KINDS[kind] = found
-    return found
-
-
 def ignore(data) -> None:
     """The write() of an answer that is not the app's to send."""
 
 
 class Request:
     __slots__ = (
-        "serve", "environ", "respond", "waited", "trusted", "tls", "files", "body_left",
+        "serve", "environ", "start", "waited", "trusted", "tls", "files", "body_left",
         # The answer: start_response's decisions, and its body.
         "chunked", "length", "write", "framed", "body", "parts", "unread",
         # A rarer answer: `rare` says one of these was decided (start_response
@@ -86,7 +73,7 @@ class Request:
     def __init__(self, serve, environ, respond):
         self.serve = serve
         self.environ = environ
-        self.respond = respond  # uWSGI's start_response
+        self.start = respond  # uWSGI's start_response
         # Every field, at what it is until a step decides otherwise
         # (chunked: None until start_response; the clock's: until watch()).
         self.chunked = self.length = self.write = self.body = self.parts = None
@@ -140,6 +127,12 @@ class Request:
         is the app's own, and no answer of the wrapper's may follow."""
         return self.websocket is not None and self.websocket.taken
 
+    def respond(self, status, headers, exc_info=None):
+        """uWSGI's start_response; a 5xx's line is owed (admission.owes_line)."""
+        if status[:1] == "5" and getattr(self.serve.watchdog, "admission", None) is not None:
+            self.serve.watchdog.admission.owes_line()
+        return self.start(status, headers, exc_info)
+
     def answer(self, answer) -> list[bytes]:
         """One of the wrapper's own answers (answers.py) instead of the app's."""
         self.respond(answer.status, answer.headers)
@@ -178,7 +171,7 @@ class Request:
             outbound.too_big(self, size, exc_info)
             return ignore
         code = int(status[:3])
-        compressible, event = KINDS.get(kind) or kind_of(kind)
+        compressible, event = outbound.KINDS.get(kind) or outbound.kind_of(kind)
         vary = (code in VARIED and self.serve.compressed and (compressible or (kind is None and code == 304))
                 and not (coding and coding.strip()))
         if varies is not None:
