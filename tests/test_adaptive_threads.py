@@ -17,6 +17,7 @@ import time
 import pytest
 import requests
 
+from flaskbox.request import admission
 from helpers import app_folder, docker
 
 APP = """\
@@ -203,7 +204,7 @@ def gate_states(container) -> list[tuple[int, int]]:
     return [tuple(map(int, line.split())) for line in out.splitlines()]
 
 
-def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, app_dir):
+def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     loading = threading.Thread(target=load, args=(c.port, "/compute", 12, SETTLE + 4))
     loading.start()
@@ -221,6 +222,17 @@ def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, ap
     finally:
         loading.join()
     load(c.port, "/compute", 12, SETTLE)
+    # A quiet spell (two seconds set each limit back to one) leaves the
+    # parked threads parked: let go, each would take one of the next load's
+    # requests into its process's line. Watched for twice that long.
+    parked = sum(parked for _, parked in gate_states(c))
+    quiet = time.monotonic() + 2 * admission.IDLE_WINDOWS * admission.WINDOW
+    while time.monotonic() < quiet:
+        states = gate_states(c)
+        assert sum(parked for _, parked in states) >= min(parked, 20), (states, c.logs()[-3000:])
+        time.sleep(0.2)
+    assert all(limit == admission.START for limit, _ in gate_states(c)), gate_states(c)
+    figure("threads parked as the load ended, after a quiet spell", f"{parked}, {sum(n for _, n in states)}")
     stopped = time.monotonic()
     docker("stop", "-t", "30", c.name, timeout=60)
     assert c.exit_code() == 0 and time.monotonic() - stopped < 10, c.logs()[-3000:]
