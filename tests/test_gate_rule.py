@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import statistics
 import threading
 import time
 
@@ -150,3 +151,25 @@ def test_a_threads_cpu_is_read_as_its_own_clock_says():
     # /proc counts in clock ticks (10 ms): the two agree within two of them.
     assert abs(cpu_meter.thread_cpu(threading.get_native_id()) - time.thread_time()) <= 2 / cpu_meter.TICK
     assert cpu_meter.thread_cpu(2 ** 30) == 0.0
+
+
+def test_threads_hashing_on_the_machine_are_counted_running():
+    # spare_cpu's reading: two threads hashing outside the lock are running
+    # or ready to run nearly all the time, the reader aside (a neighbour's
+    # load only adds to the count).
+    stop = threading.Event()
+
+    def hash_passwords():
+        while not stop.is_set():
+            hashlib.pbkdf2_hmac("sha256", b"correct horse", b"salt", 20_000)
+
+    workers = [threading.Thread(target=hash_passwords, daemon=True) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        readings = [cpu_meter.others_running() for _ in range(200)]
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert statistics.median(readings) >= 2, readings

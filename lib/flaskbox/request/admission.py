@@ -28,17 +28,11 @@ default):
 - how long the requests that reached the worker had waited for one, and
   whether every thread let in holds a request (streams, long polls).
 
-Requests that compute, the lock mostly taken, or their threads waiting for
-a CPU longer than they run (CPU_WAIT_MOST): the limit is halved (quartered
-when every probe found the lock taken). The lock nearly always free two
-windows in a row, the threads of requests that compute seldom waiting for
-a CPU (CPU_WAIT_FEW), and requests waited (QUEUED) or every thread let in
-is held: the limit is doubled. Between the two it holds; 16 and 1 are some
-two seconds apart either way. Every thread let in held by a request that
-has computed for half a second (LONG) doubles it too. A new worker starts
-at one (START), and two seconds with no request set it back there; its
-parked threads stay parked (IDLE_WINDOWS), so the next load is taken by as
-many threads as the last one left taking requests.
+What the figures say (lower, raise or hold) is gate_rule.py's. A new
+worker starts at one (START), and two seconds with no request set it back
+there, its parked threads left parked (IDLE_WINDOWS). A request taken over
+the limit waits in the worker's line, unless every request let in only
+waits, or a CPU would otherwise stay idle (spare_cpu).
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook runs after it closed the connection) and before it
@@ -59,7 +53,7 @@ import time
 from ..host import Host
 from ..layout import SYNC, Generation
 from ..log import log
-from .cpu_meter import CpuMeter, lock_wait, ran, runnable
+from .cpu_meter import CpuMeter, lock_wait, others_running, ran, runnable
 from .gate_rule import COMPUTES, CPU_WAIT_FEW, FREE_MOST, Decision
 from .stop_pipe import open_pipes, stop_pipe
 
@@ -74,21 +68,16 @@ PROBE_EVERY = 0.1
 # Windows in a row with no request at all (two seconds) that set the limit
 # back to START: the next load is measured afresh. (Kept instead, a search's
 # limit of 16 let the logins that came next in 16 at once, and 15 of them
-# ran past their deadline.) Parked threads stay parked: let go, each went
-# back to taking requests, and the next load's first requests waited in one
-# process's line behind a limit of one while others had room (the slowest
-# 1% of /list, docs/BENCHMARKS.md). Unless one of them answered a 5xx: its
-# line (log-5xx) is written once it leaves the after-request hook, so then
-# they all go, and no line waits through a quiet night.
+# ran past their deadline.) Parked threads stay parked: let go, each took
+# one of the next load's requests into its process's line (/list's slowest
+# 1%, docs/BENCHMARKS.md). Unless one answered a 5xx, whose line (log-5xx)
+# uWSGI writes once it leaves the hook: then they all go.
 IDLE_WINDOWS = 4
-# A request that has computed this long (CPU seconds of its thread: an
-# export, a report) no longer holds its place in the limit: once every
-# thread let in holds one, the limit doubles, lock taken or not, so that a
-# quick page is not left behind it. CPU, not time: sixteen short pages
-# taking turns take seconds each, and are not long.
+# A request that has computed this long (its thread's CPU: an export, a
+# report; sixteen short pages taking turns take seconds each, and are not
+# long): once every thread let in holds one, the limit doubles anyway.
 LONG = 0.5
-# The shortest window a decision is made on (the watchdog ticks twice a
-# second with the default REQUEST_TIMEOUT).
+# The shortest window a decision is made on (the watchdog ticks every 0.5 s by default).
 WINDOW = 0.25
 # A request over the limit, between windows: it gets in at once while every
 # request let in has only waited (its thread ran for less than this share
@@ -117,8 +106,9 @@ class Admission:
     loaded; each worker starts its own at its first request, started())."""
 
     def __init__(self, threads: int, known: frozenset[str], quota: float | None,
-                 generation: Generation | None = None):
+                 generation: Generation | None = None, cpus: int = 0):
         self.threads = threads
+        self.cpus = cpus  # the CPUs the container may use (0: none counted, spare_cpu never says yes)
         # Where each worker's limit and parked threads are said (gate-PID),
         # for an operator and for metrics.py, which counts a parked thread
         # (uWSGI still calls it in a request) as idle.
@@ -148,7 +138,7 @@ class Admission:
         # The requests let in now (each a thread's): their kernel id, their CPU time then, and when.
         self.inside: dict[int, tuple[int, float, float]] = {}
         self.since = None
-        self.checked = 0.0  # when all_waiting last looked
+        self.checked = self.looked = 0.0  # when all_waiting, spare_cpu last looked
         self.cpus_busy = False  # the last window's: requests that compute waited for a CPU
         self.said = (self.limit, 0)
         self.free_before = True  # the lock was free in the last window
@@ -216,6 +206,8 @@ class Admission:
                 first = self.waiting[0] is turn
                 if first and self.all_waiting(now):
                     continue
+                if first and self.spare_cpu(now):
+                    return True  # over the limit, on a CPU no one else would use
                 # The first in line looks again soon (the estimate, and what
                 # those let in do); the others when told, or at their deadline.
                 self.room.wait(min(left(now), RECHECK if first else UNTOLD))
@@ -243,6 +235,18 @@ class Admission:
                 return False
         self.limit = min(self.threads, self.limit * 2)
         return True
+
+    def spare_cpu(self, now: float) -> bool:
+        """Under the lock, for the first request over the limit: whether a
+        CPU the container may use is idle now (fewer threads run or wait to
+        run on the machine than its CPUs), none waited for in the last
+        window. A line is one process's, the CPUs the pool's: a request
+        does not wait in it while one of them stays idle."""
+        if not self.cpus or self.cpus_busy or now - self.looked < RECHECK:
+            return False
+        self.looked = now
+        others = others_running()
+        return others is not None and others < self.cpus
 
     def pause(self, seconds: float) -> None:
         """The watchdog's wait for its next tick, probing the lock meanwhile
@@ -393,4 +397,4 @@ def gated(settings) -> bool:
 def for_worker(threads: int, processes: int, generation: Generation) -> Admission:
     """The gate, made where the app was loaded: the pipes open now are not uWSGI's stop pipe."""
     host = Host()
-    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), generation)
+    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), generation, host.cpus())

@@ -116,6 +116,17 @@ def runnable(tid: int) -> bool:
         return False
 
 
+def others_running() -> int | None:
+    """Threads running or ready to run on the machine now, the caller aside
+    (/proc/loadavg's fourth field, whose count includes the reader: the
+    host's, a neighbour's threads too); None if unread."""
+    try:
+        with open("/proc/loadavg", "rb") as load:
+            return int(load.read().split()[3].partition(b"/")[0]) - 1
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def lock_wait() -> float:
     """Seconds this thread waited to take Python's lock back after letting
     it go for nothing (time.sleep(0)): some microseconds while the process's
