@@ -295,26 +295,34 @@ def test_a_login_starved_of_cpu_is_not_taken_for_a_request_that_waits(gate, monk
     page.done.set()
 
 
-def test_a_request_over_the_limit_takes_an_idle_cpu_and_waits_while_none_is(gate, monkeypatch):
+def test_a_request_over_the_limit_takes_a_cpu_idle_for_a_while_and_waits_while_none_is(gate, monkeypatch):
     # A line is one process's, the CPUs are the pool's: a request waited in
     # one process's line while another process had nothing to do.
     gate, _ = gate
     gate.cpus = 2
-    running = [0]  # threads on the machine running or ready to, this one aside
-    monkeypatch.setattr(admission, "others_running", lambda: running[0])
+    # Threads on the machine running or ready to, the reader aside: these
+    # readings first, then `usual` at each look.
+    readings, usual = [], [0]
+
+    def others_running() -> int:
+        return readings.pop(0) if readings else usual[0]
+    monkeypatch.setattr(admission, "others_running", others_running)
     order: list[str] = []
     login = Held(gate, "login", order, hashes=True)
     until(lambda: order == ["login"], "the login let in")
     gate.cpus_busy = True  # the last window: requests that compute waited for a CPU
     page = Held(gate, "page", order)
     until(lambda: len(gate.waiting) == 1, "the page waiting")
-    time.sleep(admission.WINDOW / 2)  # many rechecks' worth
+    time.sleep(admission.WINDOW / 2)  # many looks' worth
     assert order == ["login"]
-    gate.cpus_busy, running[0] = False, 3  # a neighbour's two loops and the login: none idle
+    # A neighbour's loop and the login, and a CPU idle for a moment only.
+    gate.cpus_busy, usual[0] = False, 2
+    readings += [1] * (admission.SPARE_LOOKS - 1) + [2]
+    until(lambda: not readings, "every reading looked at")
     time.sleep(admission.WINDOW / 2)
     assert order == ["login"]
-    running[0] = 1  # the login alone: one CPU idle
-    until(lambda: order == ["login", "page"], "the page let in", within=admission.WINDOW)
+    usual[0] = 1  # the login alone: a CPU idle, look after look
+    until(lambda: order == ["login", "page"], "the page let in", within=2.0)
     assert gate.limit == 1 and len(gate.inside) == 2  # over the limit, which stays where it was
     login.done.set()
     page.done.set()

@@ -2,14 +2,11 @@
 keep it busy, out of its UWSGI_THREADS.
 
 Sixteen threads a process suit requests that wait (a query, an API, a slow
-client): a waiting thread holds no CPU. Requests that compute do not gain
-from running together: in Python's lock they take turns in 5 ms slices,
-each waiting for all its neighbours, and the switching costs CPU
-(docs/BENCHMARKS.md, "Pages that compute": 4 x 16 had a p99 of 1268 ms and
-39.8 ms of CPU a page, 4 x 1 416 ms and 36.6 ms); outside it (a password
-hash, a compression) they share out the CPUs, each slowed by all the others,
-until every one of them misses its deadline together (Keystone's bcrypt,
-issue 69: 20 logins of 20 answered 504). No fixed count wins both.
+client). Requests that compute do not gain from running together: in
+Python's lock they take turns, each waiting for all its neighbours
+(docs/BENCHMARKS.md, "Pages that compute"); outside it (a password hash)
+they share out the CPUs until every one misses its deadline together
+(Keystone's bcrypt, issue 69). No fixed count wins both.
 
 The rule: a process lets in fewer requests while the requests that compute
 (COMPUTES: the process's CPU, every thread's, in the lock or out of
@@ -35,12 +32,10 @@ the limit waits in the worker's line, unless every request let in only
 waits, or a CPU would otherwise stay idle (spare_cpu).
 
 A thread over the limit parks once its request has been answered (uWSGI's
-after-request hook runs after it closed the connection) and before it
-takes another, so a waiting request stays in the socket's queue that all
-the processes share, rather than behind one busy process. A raised limit
-wakes parked threads (a byte each on the gate's pipe); a worker that uWSGI
-stops (a reload, max-requests, cheaper mode) closes its loop's stop pipe,
-whose hang-up wakes them all, as it wakes uWSGI's own threads.
+after-request hook) and before it takes another, so a waiting request
+stays in the socket's queue that all the processes share. A raised limit
+wakes parked threads (a byte each on the gate's pipe); uWSGI's stop pipe
+(a reload, max-requests), whose hang-up wakes its own threads, wakes them all.
 """
 
 from __future__ import annotations
@@ -92,6 +87,10 @@ IDLE_SHARE, WAITING_AFTER, RECHECK = 0.1, 0.01, 0.02
 # takes Python's lock, and under overload sixty such requests polling every
 # RECHECK took it 3,000 times a second.
 UNTOLD = 0.5
+# Looks in a row (RECHECK apart) that must find a CPU idle before a request
+# runs over the limit: a look is an instant, and a neighbour's busy thread
+# leaves a CPU for moments (docs/BENCHMARKS.md, "Overload").
+SPARE_LOOKS = 5
 # Where a new worker's limit starts, and where two seconds with no request
 # set it back to: one request runs at once until the first window has
 # measured them (16 logins at once each took sixteen times as long: issue
@@ -139,6 +138,7 @@ class Admission:
         self.inside: dict[int, tuple[int, float, float]] = {}
         self.since = None
         self.checked = self.looked = 0.0  # when all_waiting, spare_cpu last looked
+        self.spare = 0  # spare_cpu's looks in a row that found a CPU idle
         self.cpus_busy = False  # the last window's: requests that compute waited for a CPU
         self.said = (self.limit, 0)
         self.free_before = True  # the lock was free in the last window
@@ -237,16 +237,17 @@ class Admission:
         return True
 
     def spare_cpu(self, now: float) -> bool:
-        """Under the lock, for the first request over the limit: whether a
-        CPU the container may use is idle now (fewer threads run or wait to
-        run on the machine than its CPUs), none waited for in the last
-        window. A line is one process's, the CPUs the pool's: a request
-        does not wait in it while one of them stays idle."""
-        if not self.cpus or self.cpus_busy or now - self.looked < RECHECK:
+        """Under the lock, for the first request over the limit, one at a
+        time: whether a CPU the container may use has been idle for
+        SPARE_LOOKS looks in a row (fewer threads running or ready to run on
+        the machine than its CPUs), none waited for in the last window. A
+        line is one process's, the CPUs the pool's."""
+        if not self.cpus or self.cpus_busy or now - self.looked < RECHECK or len(self.inside) > self.limit:
             return False
         self.looked = now
         others = others_running()
-        return others is not None and others < self.cpus
+        self.spare = self.spare + 1 if others is not None and others < self.cpus else 0
+        return self.spare >= SPARE_LOOKS
 
     def pause(self, seconds: float) -> None:
         """The watchdog's wait for its next tick, probing the lock meanwhile
