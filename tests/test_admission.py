@@ -166,6 +166,19 @@ def test_a_parked_thread_whose_answer_was_a_5xx_goes_in_a_quiet_spell_and_its_li
     assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 0\n"
 
 
+def test_where_uwsgi_logs_every_answer_a_quiet_spell_lets_every_parked_thread_go(gate):
+    # UWSGI_DISABLE_LOGGING=false: each answer's line is written once its
+    # thread leaves the hook, so none may wait in it for the next load.
+    gate, _ = gate
+    gate.every_line = True
+    gate.set_limit(1)
+    threads = finish_requests(gate, 3)
+    until(lambda: gate.parked == 3 and gate.owed == 3, "three parked, each owing its line")
+    idle_windows(gate, admission.IDLE_WINDOWS)
+    until(lambda: gate.parked == 0, "every parked thread let go")
+    assert not any(thread.is_alive() for thread in threads)
+
+
 class Held:
     """A request on a thread of its own: let in by the gate, it computes
     (or, `waits`, waits for an event; `hashes`, computes outside Python's

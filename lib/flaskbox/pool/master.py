@@ -49,8 +49,12 @@ def lazy_apps() -> bool:
     """Whether each worker loads the app (uWSGI's lazy-apps, however set:
     the arbiter's --lazy-apps, UWSGI_LAZY_APPS, UWSGI_INI; or its older
     `lazy`, which implies it)."""
-    return any(uwsgi_option(option, "false").strip().lower() in ("true", "1", "yes", "on", "")
-               for option in ("lazy-apps", "lazy"))
+    return uwsgi_flag("lazy-apps") or uwsgi_flag("lazy")
+
+
+def uwsgi_flag(name: str) -> bool:
+    """An on/off option as uWSGI ended up with it (set with no value: on)."""
+    return uwsgi_option(name, "false").strip().lower() in ("true", "1", "yes", "on", "")
 
 
 def prepare_the_master(settings) -> None:

@@ -46,7 +46,7 @@ from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders
 from ..userapp.census import Census
 from . import gevent_exit, master, preload
-from .master import generation, uwsgi_option
+from .master import generation, uwsgi_flag, uwsgi_option
 
 try:  # only inside uWSGI
     import uwsgi
@@ -192,16 +192,16 @@ def from_record(settings: record.Record):
     serve = Serve(found.app, timeout, **common)
     serve.watchdog.answers.shared_in(gen.answer_times)
     if admission.gated(settings) and threads_each > 1:  # UWSGI_INI may set its own threads
-        gate(serve, threads_each, processes)
+        gate(serve, threads_each)
     return serve
 
 
-def gate(serve: Serve, threads_each: int, processes: int) -> None:
+def gate(serve: Serve, threads_each: int) -> None:
     """ADAPTIVE_THREADS: the watchdog decides each worker's limit, and a
     thread over it parks in uWSGI's after-request hook (admission.py), after
     the app's own hook if it set one. Made last: the descriptors open now
     are not uWSGI's stop pipe."""
-    keeper = serve.watchdog.admission = admission.for_worker(threads_each, processes, generation())
+    keeper = serve.watchdog.admission = admission.for_worker(threads_each, generation(), logs_more_than_5xx())
     own = getattr(uwsgi, "after_req_hook", None)
     if own is None:
         uwsgi.after_req_hook = keeper.after_request
@@ -213,6 +213,21 @@ def gate(serve: Serve, threads_each: int, processes: int) -> None:
         finally:
             keeper.after_request()
     uwsgi.after_req_hook = after_request
+
+
+# uWSGI's options that log answers besides 5xx under disable-logging.
+OTHER_LINES = ("log-4xx", "log-slow", "log-big", "log-zero", "log-sendfile", "log-ioerror")
+
+
+def logs_more_than_5xx() -> bool:
+    """Whether uWSGI writes a line for answers other than 5xx (app.ini's
+    disable-logging undone, or a log-4xx, log-slow... of the user's):
+    ADAPTIVE_THREADS then lets a parked thread go in a quiet spell, as it
+    does one that answered a 5xx, so that no line waits for the next load."""
+    try:
+        return not uwsgi_flag("disable-logging") or any(name in uwsgi.opt for name in OTHER_LINES)
+    except Exception:
+        return True  # unknown: as if it did
 
 
 def prepare_the_process(settings: record.Record) -> None:

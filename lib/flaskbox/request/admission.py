@@ -57,8 +57,7 @@ from .stop_pipe import open_pipes, stop_pipe
 # (docs/BENCHMARKS.md, "Adaptive threads").
 CONTENDED = 0.001
 # How often the watchdog's thread probes the lock while it waits for its
-# next tick: five probes in a window of half a second, each of which takes
-# the lock from a request twice.
+# next tick: five probes a window, each taking the lock from a request twice.
 PROBE_EVERY = 0.1
 # Windows in a row with no request at all (two seconds) that set the limit
 # back to START: the next load is measured afresh. (Kept instead, a search's
@@ -72,8 +71,7 @@ IDLE_WINDOWS = 4
 # report; sixteen short pages taking turns take seconds each, and are not
 # long): once every thread let in holds one, the limit doubles anyway.
 LONG = 0.5
-# The shortest window a decision is made on (the watchdog ticks every 0.5 s by default).
-WINDOW = 0.25
+WINDOW = 0.25  # the shortest window a decision is made on (the watchdog ticks every 0.5 s)
 # A request over the limit, between windows: it gets in at once while every
 # request let in has only waited (its thread ran for less than this share
 # of its time inside, over this many seconds at least, and is asleep, not
@@ -105,8 +103,9 @@ class Admission:
     loaded; each worker starts its own at its first request, started())."""
 
     def __init__(self, threads: int, known: frozenset[str], quota: float | None,
-                 generation: Generation | None = None, cpus: int = 0):
+                 generation: Generation | None = None, cpus: int = 0, every_line: bool = False):
         self.threads = threads
+        self.every_line = every_line  # uWSGI logs more than 5xx (pool/wsgi.logs_more_than_5xx)
         self.cpus = cpus  # the CPUs the container may use (0: none counted, spare_cpu never says yes)
         # Where each worker's limit and parked threads are said (gate-PID),
         # for an operator and for metrics.py, which counts a parked thread
@@ -124,8 +123,7 @@ class Admission:
     def reset(self) -> None:
         self.limit = min(START, self.threads)
         self.parked = 0
-        # Threads whose answer was a 5xx, whose line uWSGI writes after the
-        # after-request hook (owes_line); and how many of them are parked.
+        # Threads whose answer was a 5xx, its line written after the hook (owes_line); how many parked.
         self.lines: set[int] = set()
         self.owed = 0
         self.waiting: list[object] = []  # the requests waiting for a place, first come first
@@ -353,7 +351,7 @@ class Admission:
         the limit is raised or the worker stops."""
         ident = threading.get_ident()
         with self.room:
-            owes = ident in self.lines
+            owes = self.every_line or ident in self.lines
             self.lines.discard(ident)
             if self.inside.pop(ident, None) is not None:
                 self.ended += 1
@@ -395,7 +393,8 @@ def gated(settings) -> bool:
             and int(settings["UWSGI_THREADS"]) > 1 and not settings["STICKY_CLIENTS"])
 
 
-def for_worker(threads: int, processes: int, generation: Generation) -> Admission:
+def for_worker(threads: int, generation: Generation, every_line: bool) -> Admission:
     """The gate, made where the app was loaded: the pipes open now are not uWSGI's stop pipe."""
     host = Host()
-    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), generation, host.cpus())
+    return Admission(threads, frozenset(open_pipes().values()), host.cpu_quota(), generation, host.cpus(),
+                     every_line)
