@@ -235,6 +235,9 @@ def test_only_the_first_in_line_keeps_looking_the_others_sleep_until_told(gate):
     # Under overload, sixty requests waiting for a place each looked every
     # RECHECK: 3,000 turns at Python's lock a second, taken from the logins.
     gate, _ = gate
+    # Threads starved of the lock on a busy machine may look as if they only
+    # waited (the limit raised, two let in append in either order): not here.
+    gate.all_waiting = lambda now: False
     order: list[str] = []
     holder = Held(gate, "holder", order)
     until(lambda: order == ["holder"], "the place taken")
