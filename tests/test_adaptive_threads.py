@@ -225,11 +225,11 @@ def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, ap
     # A quiet spell (two seconds set each limit back to one) leaves the
     # parked threads parked: let go, each would take one of the next load's
     # requests into its process's line. Watched for twice that long.
-    parked = sum(parked for _, parked in gate_states(c))
+    parked = sum(n for _, n in gate_states(c))
     quiet = time.monotonic() + 2 * admission.IDLE_WINDOWS * admission.WINDOW
     while time.monotonic() < quiet:
         states = gate_states(c)
-        assert sum(parked for _, parked in states) >= min(parked, 20), (states, c.logs()[-3000:])
+        assert sum(n for _, n in states) >= min(parked, 20), (states, c.logs()[-3000:])
         time.sleep(0.2)
     assert all(limit == admission.START for limit, _ in gate_states(c)), gate_states(c)
     figure("threads parked as the load ended, after a quiet spell", f"{parked}, {sum(n for _, n in states)}")
