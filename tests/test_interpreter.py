@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "lib"
 
 pytestmark = pytest.mark.interpreter
+
+# Seconds each timing of work.py runs for, side by side with the other.
+SPAN = 1.5
 
 
 @pytest.fixture(scope="module")
@@ -55,20 +59,24 @@ def test_the_workers_are_the_bases_python3_without_the_shared_library(served):
 @pytest.mark.timed
 def test_the_apps_python_runs_as_fast_as_in_python3(served):
     """The same function's CPU time in a worker and in the container's
-    python3, the least of 7 runs each, three times over. Around the shared
-    library it took 1.28 times as long on Debian 12 and 1.53 times on
-    Debian 14 (BENCHMARKS.md, `bench/run.sh --interpreter`); here at most
-    1.1 (measured: 0.97 to 1.03)."""
+    python3, the least of its runs over the same 1.5 s, side by side, three
+    times over. Around the shared library it took 1.28 times as long on
+    Debian 12 and 1.53 times on Debian 14 (BENCHMARKS.md, `bench/run.sh
+    --interpreter`); here at most 1.1 (measured: 0.97 to 1.03). Side by side,
+    because this host's speed halves and comes back in spells of seconds: a
+    spell that one timing caught and the other missed failed a CI run."""
     c = served
     in_worker, in_python3 = [], []
-    for _ in range(3):
-        answer = c.request("/work", timeout=30)
-        assert answer.status == 200, c.logs()
-        in_worker.append(float(answer.text))
-        out = c.exec("python3", "-c", "import sys; sys.path.insert(0, '/app'); import work; "
-                                      "print(work.best_of())")
-        assert out.returncode == 0, out.stderr
-        in_python3.append(float(out.stdout))
+    with ThreadPoolExecutor(2) as both:
+        for _ in range(3):
+            answer = both.submit(c.request, f"/work?seconds={SPAN}", timeout=30)
+            out = both.submit(c.exec, "python3", "-c", "import sys; sys.path.insert(0, '/app'); "
+                                                       f"import work; print(work.best_of(seconds={SPAN}))")
+            answer, out = answer.result(), out.result()
+            assert answer.status == 200, c.logs()
+            assert out.returncode == 0, out.stderr
+            in_worker.append(float(answer.text))
+            in_python3.append(float(out.stdout))
     assert min(in_worker) <= 1.1 * min(in_python3), (in_worker, in_python3)
 
 

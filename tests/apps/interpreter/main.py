@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import work
-from flask import Flask
+from flask import Flask, request
 
 app = Flask(__name__)
 
@@ -23,7 +23,7 @@ def index():
 
 @app.get("/work")
 def timed():
-    return str(work.best_of())
+    return str(work.best_of(seconds=request.args.get("seconds", 0.0, type=float)))
 
 
 @app.get("/children")

@@ -13,10 +13,13 @@ def work():
     return len("".join(out)) + fib(20)
 
 
-def best_of(rounds=7):
-    """The least CPU time this thread spent on work(), in ms."""
+def best_of(rounds=7, seconds=0.0):
+    """The least CPU time this thread spent on work(), in ms: over `rounds`
+    runs, and on for `seconds` more, so that two timings taken side by side
+    span the same spell of a shared host's speed."""
     times = []
-    for _ in range(rounds):
+    until = time.monotonic() + seconds
+    while len(times) < rounds or time.monotonic() < until:
         start = time.thread_time()
         work()
         times.append(time.thread_time() - start)
