@@ -204,6 +204,29 @@ def gate_states(container) -> list[tuple[int, int]]:
     return [tuple(map(int, line.split())) for line in out.splitlines()]
 
 
+def gate_pids(container) -> set[str]:
+    """The workers whose gate-PID files are in RUNTIME_DIR."""
+    out = container.exec("bash", "-c", "cd /tmp/flaskbox/uwsgi/current && ls").stdout
+    return {name[5:] for name in out.split() if name.startswith("gate-") and name[5:].isdigit()}
+
+
+def test_a_killed_workers_gate_goes_and_each_worker_says_its_own_from_its_first_request(containers, app_dir):
+    # What an operator reads (docs/production.md, "Adaptive threads") is the
+    # live pool: a worker killed or retired says nothing as it goes.
+    c = pool(containers, app_dir, "1")
+
+    def workers() -> set[str]:
+        return set(c.pids("flaskbox uWSGI worker"))
+    c.wait_until(lambda: load(c.port, "/wait", 8, 0.3) and gate_pids(c) == workers(),
+                 "each worker's gate said from its first requests", timeout=20)
+    killed = sorted(workers())[0]
+    c.signal("KILL", killed)
+    c.wait_until(lambda: len(workers()) == int(PROCESSES) and killed not in workers(), "the worker replaced")
+    c.wait_until(lambda: load(c.port, "/wait", 8, 0.3) and gate_pids(c) == workers(),
+                 "the new worker's gate said, the killed one's gone", timeout=20)
+    assert killed not in gate_pids(c)
+
+
 def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     loading = threading.Thread(target=load, args=(c.port, "/compute", 12, SETTLE + 4))

@@ -323,5 +323,14 @@ class Generation:
         writes it, metrics.py reads it)."""
         return self.dir / f"gate-{pid}"
 
+    def forget_gates(self) -> None:
+        """Removes the gates of workers that have ended: a worker killed or
+        retired says nothing as it goes, and an operator reading gate-*
+        would see it still (the first word of each new worker sweeps)."""
+        for path in self.dir.glob("gate-*"):
+            pid = path.name[5:].removesuffix(".new")
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                path.unlink(missing_ok=True)
+
     def socket(self, name: str) -> Path:
         return self.dir / name

@@ -9,11 +9,10 @@ they share out the CPUs until every one misses its deadline together
 (Keystone's bcrypt, issue 69). No fixed count wins both.
 
 The rule: a process lets in fewer requests while the requests that compute
-(COMPUTES: the process's CPU, every thread's, in the lock or out of
-it, over the requests that ended) wait for Python's lock or for a CPU, and
-more while requests queue for a worker and wait for neither. Each worker
-measures, over each window between the watchdog's ticks (half a second by
-default):
+(COMPUTES: the process's CPU, every thread's, in the lock or out of it, over
+the requests that ended) wait for Python's lock or for a CPU, and more while
+requests queue for a worker and wait for neither. Each worker measures, over
+each window between the watchdog's ticks (half a second by default):
 
 - how often Python's lock was taken: the watchdog's thread, while it waits
   for its tick, lets the lock go and times how long it takes to get it
@@ -107,9 +106,8 @@ class Admission:
         self.threads = threads
         self.every_line = every_line  # uWSGI logs more than 5xx (pool/wsgi.logs_more_than_5xx)
         self.cpus = cpus  # the CPUs the container may use (0: none counted, spare_cpu never says yes)
-        # Where each worker's limit and parked threads are said (gate-PID),
-        # for an operator and for metrics.py, which counts a parked thread
-        # (uWSGI still calls it in a request) as idle.
+        # Where each worker's limit and parked threads are said (gate-PID), for an operator and
+        # for metrics.py, which counts a parked thread (uWSGI still calls it in a request) as idle.
         self.generation = generation
         self.quota = quota  # the container's CPU quota: its throttling is a wait for a CPU
         # The pipes open when the app was loaded: uWSGI's stop pipe is one
@@ -131,14 +129,13 @@ class Admission:
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
         self.arrived = self.probes = self.taken = self.ended = 0
-        self.cpu = 0.0  # the process's CPU seconds in the window
         # The requests let in now (each a thread's): their kernel id, their CPU time then, and when.
         self.inside: dict[int, tuple[int, float, float]] = {}
         self.since = None
         self.checked = self.looked = 0.0  # when all_waiting, spare_cpu last looked
         self.spare = 0  # spare_cpu's looks in a row that found a CPU idle
         self.cpus_busy = False  # the last window's: requests that compute waited for a CPU
-        self.said = (self.limit, 0)
+        self.said = None  # said at once (started()): a new worker's gate is seen from its start
         self.free_before = True  # the lock was free in the last window
         self.idle = 0  # windows in a row with no request
 
@@ -164,6 +161,7 @@ class Admission:
                 self.since = time.monotonic()
                 self.meter = CpuMeter(self.quota)
             self.pid = os.getpid()
+            self.say()
 
     def enter(self, waited: float, limit: float, expected) -> float | None:
         """A request this worker took, having waited `waited` seconds for
@@ -317,10 +315,12 @@ class Admission:
         state = (self.limit, self.parked)
         if self.generation is None or state == self.said:
             return
-        self.said = state
+        first, self.said = self.said is None, state
         path = self.generation.gate(self.pid)
         new = path.with_name(f"{path.name}.new")
         try:
+            if first:  # a new worker's first word: the gates of workers gone go
+                self.generation.forget_gates()
             new.write_text(f"{state[0]} {state[1]}\n")
             new.replace(path)
         except OSError:
