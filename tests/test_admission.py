@@ -52,7 +52,7 @@ def gate(tmp_path):
     r, w = c_pipe()
     gate = Admission(4, known, None, Generation(tmp_path))
     gate.started()
-    assert gate.stop_fd == r
+    assert gate.stop_fd == r and (tmp_path / f"gate-{os.getpid()}").read_text() == "1 0\n"  # said at once
     yield gate, w
     gate.stop()  # what a test left parked goes before its pipes close
     until(lambda: gate.parked == 0, "the parked threads gone")
