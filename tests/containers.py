@@ -86,14 +86,33 @@ class Container:
         """(pid, real uid, command line) of every process in the container,
         read from /proc inside it (the image has no ps). The probe itself
         runs as `user` (default: the container's user)."""
+        return [(pid, uid, cmd) for pid, _, uid, cmd in self._processes(user)]
+
+    def app_processes(self, user: str | None = None) -> list[tuple[str, str, str]]:
+        """processes() of pid 1's descendants, pid 1 left out: what `docker
+        exec` starts is not the app's (Docker's health check runs as the
+        container's user, root for a container started as root, and a CI
+        run caught one running)."""
+        rows = self._processes(user)
+        parents = {pid: ppid for pid, ppid, _, _ in rows}
+
+        def of_the_app(pid: str) -> bool:
+            while pid in parents and pid != "1":
+                pid = parents[pid]
+            return pid == "1"
+        return [(pid, uid, cmd) for pid, _, uid, cmd in rows if pid != "1" and of_the_app(pid)]
+
+    def _processes(self, user: str | None) -> list[tuple[str, ...]]:
+        """(pid, parent pid, real uid, command line) of every process."""
         script = (
             'for p in /proc/[0-9]*; do '
             'c="$(tr "\\0" " " < "$p/cmdline" 2>/dev/null)" || continue; '
-            'u="$(awk \'/^Uid:/ {print $2}\' "$p/status" 2>/dev/null)" || continue; '
+            'u="$(awk \'/^PPid:/ {pp=$2} /^Uid:/ {u=$2} END {print pp "\\t" u}\' "$p/status" 2>/dev/null)" '
+            '|| continue; '
             '[ -n "$c" ] && printf "%s\\t%s\\t%s\\n" "${p#/proc/}" "$u" "$c"; done; true'
         )
         out = self.exec("bash", "-c", script, user=user).stdout
-        return [tuple(line.split("\t", 2)) for line in out.splitlines() if line.count("\t") >= 2]
+        return [tuple(line.split("\t", 3)) for line in out.splitlines() if line.count("\t") >= 3]
 
     def pids(self, cmdline_prefix: str) -> list[str]:
         """PIDs inside the container whose command line starts with the prefix."""

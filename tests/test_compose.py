@@ -131,8 +131,8 @@ def test_dev_service_serves_and_reloads(project, app_copy):
     c.wait_until(lambda: f"{token}, World!" in c.request("/api/hello").text, "the edit to be served",
                  timeout=2)
     # `user: root` only until the step down: nothing but tini keeps root.
-    owners = {uid for pid, uid, _ in c.processes(user="10001") if pid != "1"}
-    assert owners == {"10001"}, owners
+    owners = {uid for _, uid, _ in c.app_processes(user="10001")}
+    assert owners == {"10001"}, c.processes(user="10001")
 
 
 def test_web_service_is_healthy_on_a_read_only_root(project):
