@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from flaskbox.request import admission
+from flaskbox.request import admission, guards
 from helpers import app_folder, docker
 
 APP = """\
@@ -245,11 +245,15 @@ def test_parked_threads_let_a_reload_and_a_stop_end_their_workers(containers, ap
     finally:
         loading.join()
     load(c.port, "/compute", 12, SETTLE)
-    # A quiet spell (two seconds set each limit back to one) leaves the
-    # parked threads parked: let go, each would take one of the next load's
-    # requests into its process's line. Watched for twice that long.
+    # A quiet spell (IDLE_WINDOWS of the watchdog's looks with no request,
+    # half a second apart at the default REQUEST_TIMEOUT: two seconds after
+    # the look that saw the last request) sets each limit back to one and
+    # leaves the parked threads parked: let go, each would take one of the
+    # next load's requests into its process's line. Watched for twice the
+    # longest that takes (a CI run that looked at 2 s caught one limit a
+    # moment before its last idle look).
     parked = sum(n for _, n in gate_states(c))
-    quiet = time.monotonic() + 2 * admission.IDLE_WINDOWS * admission.WINDOW
+    quiet = time.monotonic() + 2 * (admission.IDLE_WINDOWS + 1) * guards.WATCH_EVERY_MOST
     while time.monotonic() < quiet:
         states = gate_states(c)
         assert sum(n for _, n in states) >= min(parked, 20), (states, c.logs()[-3000:])

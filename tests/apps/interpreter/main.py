@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import work
-from flask import Flask, request
+from flask import Flask, jsonify, request
 
 app = Flask(__name__)
 
@@ -23,7 +23,12 @@ def index():
 
 @app.get("/work")
 def timed():
-    return str(work.best_of(seconds=request.args.get("seconds", 0.0, type=float)))
+    return str(work.best_of())
+
+
+@app.get("/timeline")
+def runs():
+    return jsonify(work.timeline(seconds=request.args.get("seconds", 1.0, type=float)))
 
 
 @app.get("/children")

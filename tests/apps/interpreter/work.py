@@ -13,14 +13,20 @@ def work():
     return len("".join(out)) + fib(20)
 
 
-def best_of(rounds=7, seconds=0.0):
-    """The least CPU time this thread spent on work(), in ms: over `rounds`
-    runs, and on for `seconds` more, so that two timings taken side by side
-    span the same spell of a shared host's speed."""
-    times = []
+def best_of(rounds=7):
+    """The least CPU time this thread spent on work(), in ms."""
+    return round(min(ms for _, ms in timeline(rounds=rounds)), 3)
+
+
+def timeline(rounds=0, seconds=0.0):
+    """Each run of work() as [when it started (CLOCK_MONOTONIC, the same in
+    a container's processes and a docker exec), this thread's CPU time in
+    ms]: `rounds` runs, and on for `seconds`, so that another process's
+    runs can be matched with these by the moment they ran."""
+    runs = []
     until = time.monotonic() + seconds
-    while len(times) < rounds or time.monotonic() < until:
-        start = time.thread_time()
+    while len(runs) < rounds or time.monotonic() < until:
+        when, start = time.monotonic(), time.thread_time()
         work()
-        times.append(time.thread_time() - start)
-    return round(min(times) * 1000, 3)
+        runs.append([when, (time.thread_time() - start) * 1000])
+    return runs
