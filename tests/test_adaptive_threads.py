@@ -73,6 +73,7 @@ def waits():
 def long():
     # An export: eight seconds of Python holding its lock.
     end = time.monotonic() + 8
+    print("export begun", flush=True)
     return counted(lambda: [compute() for _ in iter(lambda: time.monotonic() < end, False)])
 
 
@@ -149,12 +150,21 @@ def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir):
     c = pool(containers, app_dir, "1")
     # The gate first lowered by pages that compute, then the waits raise it again.
     load(c.port, "/compute", 12, SETTLE)
-    seen = load(c.port, "/wait", 32, SETTLE + 3)
+    seen: list = []
+    waits = threading.Thread(target=lambda: seen.extend(load(c.port, "/wait", 32, SETTLE + 3)))
+    waits.start()
+    try:
+        # The decision, which a busy machine does not move (its answers a
+        # second it does): every worker lets all its threads in again. Read
+        # while the load lasts: two seconds after it, each limit goes back
+        # to START.
+        c.wait_until(lambda: len(states := gate_states(c)) == int(PROCESSES)
+                     and all(limit == 16 for limit, _ in states), "every worker's limit at 16",
+                     timeout=SETTLE + 3, interval=0.5)
+    finally:
+        waits.join()
     held = settled(seen)
     assert max(held) >= 10 and statistics.median(held) >= 6, (sorted(held), c.logs()[-3000:])
-    # The decision, which a busy machine does not move (its answers a
-    # second it does): every worker lets all its threads in again.
-    assert gate_states(c) and all(limit == 16 for limit, _ in gate_states(c)), gate_states(c)
 
 
 def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir):
@@ -189,13 +199,15 @@ def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(co
                                 kwargs={"timeout": 60}) for _ in range(2)]
     for export in exports:
         export.start()
-    time.sleep(0.3)
+    c.wait_until(lambda: c.logs().count("export begun") == 2, "both exports let in", interval=0.05)
     begun = time.monotonic()
     resp = requests.get(f"http://127.0.0.1:{c.port}/wait", timeout=30)
     took = time.monotonic() - begun
+    running = sum(export.is_alive() for export in exports)
     for export in exports:
         export.join()
-    assert resp.status_code == 200 and took < 4, (resp.status_code, took, c.logs()[-3000:])
+    assert resp.status_code == 200 and running == 2 and took < 4, \
+        (resp.status_code, running, took, c.logs()[-3000:])
 
 
 def gate_states(container) -> list[tuple[int, int]]:

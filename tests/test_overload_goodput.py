@@ -13,6 +13,7 @@ loses nothing."""
 from __future__ import annotations
 
 import http.client
+import re
 import subprocess
 import sys
 import threading
@@ -49,6 +50,8 @@ def login():
 """
 TIMEOUT = 3
 CLIENTS = 24
+# A login's 200 in nginx's access log, and its rt=.
+SERVED = re.compile(r'"GET /login HTTP/1\.1" 200 .*? rt=([0-9.]+)')
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,11 @@ class Clients:
             thread.join(60)
 
 
+def logins_served(container) -> list[float]:
+    """rt= of each login nginx answered with a 200."""
+    return [float(rt) for rt in SERVED.findall("\n".join(container.stdout_lines()))]
+
+
 def gate_limits(container) -> list[int]:
     out = container.exec("bash", "-c", "cat /tmp/flaskbox/uwsgi/g*/gate-[0-9]* 2>/dev/null").stdout
     return [int(line.split()[0]) for line in out.splitlines()]
@@ -119,13 +127,19 @@ def test_logins_past_what_the_cpus_can_run_are_refused_not_timed_out(containers,
     statuses = [status for status, _, _ in clients.answers]
     logs = c.logs()
     good = [(seconds, body) for status, seconds, body in clients.answers if status == 200]
-    figure("logins beside two busy loops, REQUEST_TIMEOUT=3: 200s, 503s, 504s, slowest 200 s",
-           f"{len(good)}, {statuses.count(503)}, {statuses.count(504)}, "
-           f"{max((s for s, _ in good), default=0):.2f}")
+    # Every login that was answered was answered within its deadline: as
+    # nginx timed it (rt=, from the request's first byte to the answer's
+    # last), since the clients' own clock, 24 threads beside two busy loops,
+    # adds their stalls; theirs only proves that none hung.
+    # (The last lines reach docker's log a moment after their answers.)
+    served = c.wait_until(lambda: len(rts := logins_served(c)) >= len(good) and rts,
+                          "every good answer's access line", timeout=10)
+    figure("logins beside two busy loops, REQUEST_TIMEOUT=3: 200s, 503s, 504s, slowest 200 (nginx rt), s",
+           f"{len(good)}, {statuses.count(503)}, {statuses.count(504)}, {max(served):.2f}")
     assert set(statuses) <= {200, 503, 504}, (sorted(set(map(str, statuses))), logs[-3000:])
     assert len(good) >= 10 and all(body.startswith(b"token ") for _, body in good), len(good)
-    # Every login that was answered was answered within its deadline.
-    assert max(seconds for seconds, _ in good) < TIMEOUT + 0.5, sorted(seconds for seconds, _ in good)[-5:]
+    assert max(served) < TIMEOUT + 0.5, sorted(served)[-5:]
+    assert max(seconds for seconds, _ in good) < 2 * TIMEOUT, sorted(seconds for seconds, _ in good)[-5:]
     assert "could not have started within REQUEST_TIMEOUT" in logs, logs[-3000:]
     assert few_timeouts(statuses), (statuses.count(504), len(good), logs[-3000:])
 
