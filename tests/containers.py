@@ -303,15 +303,30 @@ class Container:
 
     def started_at(self) -> float:
         """Wall-clock seconds when the engine started the container's process."""
-        stamp = self.inspect()["State"]["StartedAt"]  # RFC 3339, nanoseconds, UTC
-        whole, _, fraction = stamp.rstrip("Z").partition(".")
-        started = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-        return started + float(f"0.{fraction or 0}")
+        return wall_clock(self.inspect()["State"]["StartedAt"])
+
+    def logged_at(self, text: str) -> float:
+        """Wall-clock seconds when the first log line holding `text` was
+        written, as docker stamped it."""
+        out = docker("logs", "--timestamps", self.name, check=False)
+        stamps = [line.partition(" ")[0] for line in out.stdout.splitlines() + out.stderr.splitlines()
+                  if text in line]
+        if not stamps:
+            self.fail(f"no log line holds {text!r}")
+        return min(map(wall_clock, stamps))
 
     def remove(self) -> None:
         if not self.removed:
             docker("rm", "-f", "-v", self.name, check=False)
             self.removed = True
+
+
+def wall_clock(stamp: str) -> float:
+    """Seconds since the epoch of an RFC 3339 stamp in UTC, as docker
+    writes them (nanoseconds)."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return seconds + float(f"0.{fraction or 0}")
 
 
 class SlowRequest:
