@@ -128,10 +128,12 @@ def test_the_metric_counts_requests_queued_behind_a_busy_worker(module_container
 
 
 def test_a_reloads_retiring_generation_counts_in_the_gauges(module_containers):
-    # One single-threaded worker: a 6 s request in it and two queued behind
+    # One single-threaded worker: a 12 s request in it and two queued behind
     # it, then a reload. The old generation finishes them beside the new
     # one; before, every gauge read only the new one: 0 in flight, 0 queued.
-    q = Queued(module_containers, 6, 2)
+    # (12 s: still in flight once the new code's import, seconds on a loaded
+    # machine, is done and the gauges are read.)
+    q = Queued(module_containers, 12, 2)
     c = q.c
     c.wait_until(lambda: sample(q.scrape(), "flaskbox_queue_depth") == 2, "2 queued")
     docker("kill", "-s", "HUP", c.name)
