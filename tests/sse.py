@@ -126,15 +126,8 @@ class Crowd:
     seconds: float
     statuses: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
-    # Seconds from an event's "sent" stamp to its arrival: each client's
-    # first (the crowd's opening burst), and the rest.
-    first_delays: list[float] = field(default_factory=list)
-    later_delays: list[float] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-    @property
-    def delays(self) -> list[float]:
-        return self.first_delays + self.later_delays
 
     def __post_init__(self):
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -176,8 +169,7 @@ class Crowd:
                     self.errors.append("closed early")
                     break
                 if line.startswith(b"data: {"):
-                    delays = self.later_delays if events else self.first_delays
-                    delays.append(time.time() - json.loads(line[6:])["sent"])
+                    self.delays.append(time.time() - json.loads(line[6:])["sent"])
                     events += 1
             self.counts.append(events)
         except (OSError, ValueError, IndexError, TimeoutError) as exc:

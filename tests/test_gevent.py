@@ -28,23 +28,19 @@ def test_500_event_streams_while_ordinary_requests_flow(realtime, figure):
         pass
     assert crowd.errors == [] and crowd.statuses == [200] * CLIENTS, (crowd.errors[:5], set(crowd.statuses))
     assert min(crowd.counts) >= SECONDS - 3, sorted(crowd.counts)[:10]
-    delay_p99 = percentile(crowd.later_delays, 99)
-    first_p99 = percentile(crowd.first_delays, 99)
+    delay_p99 = percentile(crowd.delays, 99)
     latencies = [outcome.latency for outcome in load.outcomes]
     assert all(outcome.status == 200 for outcome in load.outcomes)
     ordinary_p99 = percentile(latencies, 99)
-    figure(f"{CLIENTS} SSE clients for {SECONDS} s: events each (min), event delay p99 ms (after each "
-           "client's first; the firsts), ordinary requests, their p99 ms",
-           f"{min(crowd.counts)}, {delay_p99 * 1000:.1f}; {first_p99 * 1000:.1f}, {len(latencies)}, "
-           f"{ordinary_p99 * 1000:.1f}")
-    # The issue's bar is on ordinary requests. Events get a looser one, and
-    # each client's first apart: those 500 land in the opening burst, read
-    # by one Python thread beside the load's, whose delay is the client's
-    # CPU (the p99 of all events: 20-110 ms on a quiet 2-CPU machine,
-    # 515-559 ms in full suite runs). A buffered stream would show whole
-    # seconds in both.
+    figure(f"{CLIENTS} SSE clients for {SECONDS} s: events each (min), event delay p99 ms, "
+           "ordinary requests, their p99 ms",
+           f"{min(crowd.counts)}, {delay_p99 * 1000:.1f}, {len(latencies)}, {ordinary_p99 * 1000:.1f}")
+    # The issue's bar is on ordinary requests. Events get a looser one: the
+    # first of each of 500 clients lands in the opening burst, read by one
+    # Python thread beside the load's (p99 measured 20-110 ms on a quiet
+    # 2-CPU machine, 204-352 ms on one a third slower in CPU, 515-559 ms in
+    # its full suite runs); a buffered stream would show whole seconds.
     assert delay_p99 < 0.9, f"event delay p99 {delay_p99 * 1000:.0f} ms"
-    assert first_p99 < 3, f"first events' delay p99 {first_p99 * 1000:.0f} ms"
     assert ordinary_p99 < 0.1, f"ordinary p99 {ordinary_p99 * 1000:.0f} ms"
 
 

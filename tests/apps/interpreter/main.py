@@ -28,7 +28,8 @@ def timed():
 
 @app.get("/timeline")
 def runs():
-    return jsonify(work.timeline(seconds=request.args.get("seconds", 1.0, type=float)))
+    return jsonify(work.timeline(seconds=request.args.get("seconds", 1.0, type=float),
+                                 pinned="pinned" in request.args))
 
 
 @app.get("/children")
