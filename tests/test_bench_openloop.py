@@ -122,7 +122,10 @@ def test_a_closed_loop_counts_nothing_of_its_warm_up(server):
     Stalling.stall_at = time.monotonic()
     got = closed(server, 4, 1.0, 0.6)
     assert Stalling.stalled and got["answered"] > 100, got
-    assert got["latency_ms"]["max"] < STALL * 1000 / 2, got
+    # (Any stalled answer counted would be 300 ms or more; the steady ones
+    # take up to 4 services, 80 ms, more on a slow host: the bound is the
+    # cold run's.)
+    assert got["latency_ms"]["max"] < STALL * 1000 * 0.9, got
     Stalling.stall_at, Stalling.stalled = time.monotonic(), False
     cold = closed(server, 4, 1.0, 0.0)
     assert cold["latency_ms"]["max"] >= STALL * 1000 * 0.9, cold
