@@ -77,7 +77,16 @@ def test_every_thread_let_in_held_by_a_stream_doubles_it_though_no_request_could
 
 def test_every_thread_let_in_held_by_a_long_request_doubles_it_lock_taken_or_not():
     # Two exports of ten seconds computing in a process: a quick page must not wait behind them.
-    assert decide(1, taken=TAKEN, cpu_wait=OVERSUBSCRIBED, waited=QUEUE, full=True, held_long=True) == 2
+    assert decide(1, taken=TAKEN, cpu_wait=EVEN, waited=QUEUE, full=True, held_long=True) == 2
+    assert decide(1, taken=FREE, cpu_wait=SPARE, waited=QUEUE, full=True, held_long=True) == 2
+
+
+def test_long_requests_that_wait_for_a_cpu_hold_it():
+    # Logins of half a second of CPU each on a host that gives them a third
+    # of one (issue 69's stand-in): another let in only slows every one of
+    # them, and those let in near their deadline pass it.
+    assert decide(1, taken=FREE, cpu_wait=OVERSUBSCRIBED, waited=QUEUE, full=True, held_long=True) == 1
+    assert decide(2, taken=TAKEN, cpu_wait=gate_rule.CPU_WAIT_MOST, full=True, held_long=True) == 1
 
 
 def test_it_holds_without_a_queue_and_never_leaves_its_bounds():

@@ -36,7 +36,11 @@ class Decision:
     def __init__(self, taken: float, cpu_wait: float, waited: float, full: bool, limit: int, threads: int,
                  held_long: bool = False, free_before: bool = True, computes: bool = False):
         self.taken, self.cpu_wait, self.waited = taken, cpu_wait, waited
-        if held_long and limit < threads:
+        # Every place let in held by a request that has computed long (an
+        # export): one more, so a quick page is not left behind it; but not
+        # while they wait for a CPU, where one more only slows them all (a
+        # login of half a second of CPU on a busy host: 504s, issue 69).
+        if held_long and limit < threads and not (computes and cpu_wait >= CPU_WAIT_MOST):
             self.limit = min(threads, limit * 2)
         # Requests that each compute for longer than a turn at the lock,
         # wherever they compute, and wait for the lock or for a CPU: more at
