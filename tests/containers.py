@@ -69,10 +69,13 @@ class Container:
     def timeline(self) -> str:
         """stdout and stderr merged in the order the lines were written
         (docker keeps the streams apart; its timestamps put them together)."""
+        return "\n".join(text for _, text in sorted(self.stamped_lines(), key=lambda line: line[0]))
+
+    def stamped_lines(self) -> list[tuple[str, str]]:
+        """Each log line of both streams with docker's stamp: (stamp, text)."""
         out = docker("logs", "--timestamps", self.name, check=False)
-        lines = out.stdout.splitlines() + out.stderr.splitlines()
-        stamped = [line.partition(" ") for line in lines]
-        return "\n".join(text for _, _, text in sorted(stamped, key=lambda part: part[0]))
+        return [(stamp, text) for stamp, _, text in
+                (line.partition(" ") for line in out.stdout.splitlines() + out.stderr.splitlines())]
 
     def stdout_lines(self) -> list[str]:
         """Only what the container wrote to stdout (docker keeps them apart)."""
@@ -308,9 +311,7 @@ class Container:
     def logged_at(self, text: str) -> float:
         """Wall-clock seconds when the first log line holding `text` was
         written, as docker stamped it."""
-        out = docker("logs", "--timestamps", self.name, check=False)
-        stamps = [line.partition(" ")[0] for line in out.stdout.splitlines() + out.stderr.splitlines()
-                  if text in line]
+        stamps = [stamp for stamp, line in self.stamped_lines() if text in line]
         if not stamps:
             self.fail(f"no log line holds {text!r}")
         return min(map(wall_clock, stamps))

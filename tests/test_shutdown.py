@@ -24,9 +24,8 @@ def pid1_command(container) -> str:
 def timed_stop(container, grace: int = 10) -> float:
     """docker stop with the given grace; returns the seconds it took, on the
     engine's clock from its SIGTERM to the exit: a loaded machine's slow
-    docker CLI is not the image's stop (a bound 0.3 s above the measured
-    figure timed the CLI too). A container that ignored SIGTERM would be
-    SIGKILLed at the end (exit 137)."""
+    docker CLI is not the image's stop. A container that ignored SIGTERM
+    would be SIGKILLed at the end (exit 137)."""
     since = time.time()
     docker("stop", "--time", str(grace), container.name, timeout=grace + 30)
     return container.signal_to_exit_seconds(since)

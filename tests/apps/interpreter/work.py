@@ -38,5 +38,6 @@ def timeline(rounds=0, seconds=0.0, pinned=False):
             work()
             runs.append([when, (time.thread_time() - start) * 1000])
     finally:
-        os.sched_setaffinity(0, allowed)
+        if pinned:
+            os.sched_setaffinity(0, allowed)
     return runs
