@@ -7,7 +7,6 @@ proof: test_adaptive_threads.py."""
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import threading
@@ -15,18 +14,11 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from gates import c_pipe, finish_requests, idle_windows, started_gate, until
 
-from flaskbox.layout import Generation
 from flaskbox.request import admission, stop_pipe
 from flaskbox.request.admission import Admission
 from flaskbox.request.request import Request
-
-
-def c_pipe() -> tuple[int, int]:
-    """A pipe as uWSGI makes it, with C's pipe(): no O_CLOEXEC."""
-    fds = (ctypes.c_int * 2)()
-    assert ctypes.CDLL(None, use_errno=True).pipe(fds) == 0
-    return fds[0], fds[1]
 
 
 def test_the_stop_pipe_is_the_one_new_pipe_c_made():
@@ -48,34 +40,8 @@ def test_the_stop_pipe_is_the_one_new_pipe_c_made():
 @pytest.fixture
 def gate(tmp_path):
     """A worker's gate of 4 threads, its stop pipe a C pipe of this process."""
-    known = frozenset(stop_pipe.open_pipes().values())
-    r, w = c_pipe()
-    gate = Admission(4, known, None, Generation(tmp_path))
-    gate.started()
-    assert gate.stop_fd == r and (tmp_path / f"gate-{os.getpid()}").read_text() == "1 0\n"  # said at once
-    yield gate, w
-    gate.stop()  # what a test left parked goes before its pipes close
-    until(lambda: gate.parked == 0, "the parked threads gone")
-    for fd in (r, gate.wake_r, gate.wake_w):
-        os.close(fd)
-    try:
-        os.close(w)
-    except OSError:
-        pass
-
-
-def finish_requests(gate: Admission, count: int) -> list[threading.Thread]:
-    threads = [threading.Thread(target=gate.after_request, daemon=True) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
-def until(predicate, what: str, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"not {what} within {within} s"
-        time.sleep(0.01)
+    with started_gate(tmp_path) as (gate, w):
+        yield gate, w
 
 
 def test_threads_over_the_limit_park_and_a_raised_limit_lets_some_go(gate):
@@ -115,13 +81,6 @@ def test_a_worker_without_a_sure_stop_pipe_never_parks():
     for thread in threads:
         thread.join(5)
     assert not any(thread.is_alive() for thread in threads) and gate.parked == 0
-
-
-def idle_windows(gate: Admission, count: int) -> None:
-    """`count` windows with no request, as the watchdog's ticks find them."""
-    for _ in range(count):
-        gate.since -= admission.WINDOW
-        gate.tick(time.monotonic())
 
 
 def test_two_seconds_with_no_request_set_the_limit_back_and_parked_threads_stay_parked(gate, tmp_path):

@@ -29,8 +29,9 @@ SPARE, EVEN, OVERSUBSCRIBED = 0.1, 1.0, 3.0
 
 def decide(limit: int, taken: float = FREE, cpu_wait: float = SPARE, waited: float = 0.0,
            full: bool = False, threads: int = 16, computes: bool = True, free_before: bool = True,
-           held_long: bool = False) -> int:
-    return Decision(taken, cpu_wait, waited, full, limit, threads, held_long, free_before, computes).limit
+           held_long: bool = False, others: int = 0, cpus: int = 0) -> int:
+    return Decision(taken, cpu_wait, waited, full, limit, threads, held_long, free_before, computes,
+                    others, cpus).limit
 
 
 def test_a_taken_lock_halves_the_limit_down_to_one():
@@ -87,6 +88,20 @@ def test_long_requests_that_wait_for_a_cpu_hold_it():
     # them, and those let in near their deadline pass it.
     assert decide(1, taken=FREE, cpu_wait=OVERSUBSCRIBED, waited=QUEUE, full=True, held_long=True) == 1
     assert decide(2, taken=TAKEN, cpu_wait=gate_rule.CPU_WAIT_MOST, full=True, held_long=True) == 1
+
+
+def test_one_request_that_waits_for_a_cpu_rests_the_worker_while_the_others_cover_the_cpus():
+    # Four processes of one login each, the host's busy loops beside them.
+    assert decide(1, cpu_wait=OVERSUBSCRIBED, waited=QUEUE, full=True, others=3, cpus=2) == 0
+    assert decide(1, cpu_wait=gate_rule.CPU_WAIT_MOST, full=True, others=2, cpus=2) == 0
+    # The others would leave a CPU idle, the CPUs unknown, or its login not waiting for one: it holds.
+    assert decide(1, cpu_wait=OVERSUBSCRIBED, full=True, others=1, cpus=2) == 1
+    assert decide(1, cpu_wait=OVERSUBSCRIBED, full=True, others=3, cpus=0) == 1
+    assert decide(1, cpu_wait=EVEN, full=True, others=3, cpus=2) == 1
+    # Requests that wait (a query) do not rest it, however long their threads wait for a CPU.
+    assert decide(1, cpu_wait=OVERSUBSCRIBED, full=True, others=3, cpus=2, computes=False) >= 1
+    # At rest, a window (what its threads took before they parked) holds it there; a quiet spell ends it.
+    assert decide(0, waited=QUEUE, full=True, held_long=True, others=3, cpus=2) == 0
 
 
 def test_it_holds_without_a_queue_and_never_leaves_its_bounds():

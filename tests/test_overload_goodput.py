@@ -118,9 +118,12 @@ def test_logins_past_what_the_cpus_can_run_are_refused_not_timed_out(containers,
     with Neighbours():
         clients = Clients(c.port)
         try:
-            # The pool's decision: each worker lets in one or two logins at once.
+            # The pool's decision: each worker lets in one or two logins at
+            # once, and a worker rests while the others cover the two
+            # CPUs (request/gate_rule.py), as a login still waits for a CPU.
             c.wait_until(lambda: len(gate_limits(c)) == 4 and max(gate_limits(c)) <= 2,
                          "every worker's limit lowered", timeout=20)
+            c.wait_until(lambda: 0 in gate_limits(c), "a worker at rest", timeout=20, interval=0.1)
             time.sleep(8)  # the load goes on: what came of it is judged below
         finally:
             clients.stop()

@@ -5,7 +5,9 @@ Imported by the per-request modules too, so it imports nothing of flaskbox."""
 
 from __future__ import annotations
 
+import fcntl
 import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -322,6 +324,41 @@ class Generation:
         """A worker's ADAPTIVE_THREADS state, "limit parked" (admission.py
         writes it, metrics.py reads it)."""
         return self.dir / f"gate-{pid}"
+
+    def say_gate(self, pid: int, limit: int, parked: int, first: bool) -> None:
+        """gate-PID: "limit parked", whole or not at all; a new worker's first
+        word sweeps the gates of workers gone."""
+        path = self.gate(pid)
+        new = path.with_name(f"{path.name}.new")
+        try:
+            if first:
+                self.forget_gates()
+            new.write_text(f"{limit} {parked}\n")
+            new.replace(path)
+        except OSError:
+            pass  # what is said of the gate is not worth a request
+
+    @contextmanager
+    def gates_locked(self):
+        """The pool's workers one at a time: a worker that rests reads the
+        others' gates and says its own before the next one reads them."""
+        with open(self.dir / "gates.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def others_let_in(self, pid: int) -> int:
+        """The limits the pool's other live workers last said (admission.py:
+        a worker rests only while they cover the CPUs)."""
+        total = 0
+        for path in self.dir.glob("gate-[0-9]*"):
+            other = path.name[5:]
+            if other == str(pid) or not other.isdigit() or not Path(f"/proc/{other}").exists():
+                continue
+            try:
+                total += int(path.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
 
     def forget_gates(self) -> None:
         """Removes the gates of workers that have ended: a worker killed or

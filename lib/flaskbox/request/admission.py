@@ -1,34 +1,22 @@
 """ADAPTIVE_THREADS: each sync worker runs only as many requests at once as
-keep it busy, out of its UWSGI_THREADS.
+keep it busy, out of its UWSGI_THREADS. Sixteen threads a process suit
+requests that wait; requests that compute take turns at Python's lock, or,
+outside it (a password hash), share out the CPUs until every one misses its
+deadline together (issue 69). No fixed count wins both.
 
-Sixteen threads a process suit requests that wait (a query, an API, a slow
-client). Requests that compute do not gain from running together: in
-Python's lock they take turns, each waiting for all its neighbours
-(docs/BENCHMARKS.md, "Pages that compute"); outside it (a password hash)
-they share out the CPUs until every one misses its deadline together
-(Keystone's bcrypt, issue 69). No fixed count wins both.
-
-The rule: a process lets in fewer requests while the requests that compute
-(COMPUTES: the process's CPU, every thread's, in the lock or out of it, over
-the requests that ended) wait for Python's lock or for a CPU, and more while
-requests queue for a worker and wait for neither. Each worker measures, over
-each window between the watchdog's ticks (half a second by default):
-
-- how often Python's lock was taken: the watchdog's thread, while it waits
-  for its tick, lets the lock go and times how long it takes to get it
-  back (lock_wait): microseconds while the requests wait on I/O, the switch
-  interval (5 ms) or more while one of them computes;
-- the CPU the process used, and how long its threads waited for a CPU
-  meanwhile (cpu_meter.CpuMeter: the kernel's run delay; a neighbour's load
-  and the process's own threads alike);
-- how long the requests that reached the worker had waited for one, and
-  whether every thread let in holds a request (streams, long polls).
-
-What the figures say (lower, raise or hold) is gate_rule.py's. A new
-worker starts at one (START), and two seconds with no request set it back
-there, its parked threads left parked (IDLE_WINDOWS). A request taken over
-the limit waits in the worker's line, unless every request let in only
-waits, or a CPU would otherwise stay idle (spare_cpu).
+Each worker measures, over each window between the watchdog's ticks (half a
+second by default): how often Python's lock was taken (the watchdog's
+thread times getting it back, lock_wait: microseconds while requests wait
+on I/O, the switch interval or more while one computes); the CPU the
+process used and how long its threads waited for a CPU (cpu_meter: the
+kernel's run delay, a neighbour's load and its own threads alike); how long
+requests waited for a worker; whether every thread let in holds a request.
+What the figures say (lower, raise, hold, or rest at none while the
+others cover the CPUs) is gate_rule.py's. A new worker starts at one
+(START), and two seconds with no request set it back there, its parked
+threads left parked (IDLE_WINDOWS). A request taken over the limit waits in
+the worker's line, unless every request let in only waits, or a CPU would
+otherwise stay idle (spare_cpu).
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook) and before it takes another, so a waiting request
@@ -178,7 +166,7 @@ class Admission:
         ident = threading.get_ident()
         with self.room:
             began = time.monotonic()
-            if len(self.inside) >= self.limit and self.since is not None and not self.wait_turn(
+            if len(self.inside) >= self.places() and self.since is not None and not self.wait_turn(
                     lambda now: limit - waited - (now - began) - expected()):
                 return None
             self.inside[ident] = (threading.get_native_id(), time.thread_time(), time.monotonic())
@@ -195,7 +183,7 @@ class Admission:
         turn = object()
         self.waiting.append(turn)
         try:
-            while self.waiting[0] is not turn or len(self.inside) >= self.limit:
+            while self.waiting[0] is not turn or len(self.inside) >= self.places():
                 now = time.monotonic()
                 if left(now) <= 0:
                     return False
@@ -211,6 +199,10 @@ class Admission:
         finally:
             self.waiting.remove(turn)
             self.room.notify_all()  # the next in line looks
+
+    def places(self) -> int:
+        """Requests let in at once: the limit; one at rest (0), for those taken before its threads parked."""
+        return self.limit or 1
 
     def all_waiting(self, now: float) -> bool:
         """Under the lock, for a request over the limit: whether every
@@ -229,7 +221,7 @@ class Admission:
             if now - began < WAITING_AFTER or ran(tid) - cpu >= IDLE_SHARE * (now - began) \
                     or runnable(tid):
                 return False
-        self.limit = min(self.threads, self.limit * 2)
+        self.limit = min(self.threads, self.places() * 2)
         return True
 
     def spare_cpu(self, now: float) -> bool:
@@ -292,12 +284,16 @@ class Admission:
         taken = self.taken / self.probes if self.probes else 0.0
         full = len(inside) >= self.limit
         held_long = full and sum(ran(tid) - then >= LONG for tid, then, _ in inside) >= self.limit
+        # Where this worker might rest, the others' limits (rests() reads them again under the pool's lock).
+        others = self.generation.others_let_in(self.pid) if computes and self.limit <= 1 \
+            and self.cpus and self.generation is not None else 0
         decision = Decision(taken, cpu_wait / cpu if cpu > 0 else 0.0, waited, full, self.limit, self.threads,
-                            held_long, self.free_before, computes)
+                            held_long, self.free_before, computes, others, self.cpus)
         self.free_before = taken <= FREE_MOST
         self.cpus_busy = computes and decision.cpu_wait > CPU_WAIT_FEW
         self.since, self.waits, self.arrived, self.probes, self.taken, self.ended = now, 0.0, 0, 0, 0, 0
-        self.set_limit(decision.limit)
+        if decision.limit or not self.rests():
+            self.set_limit(decision.limit or 1)
         return decision
 
     def set_limit(self, limit: int, unpark: int = 0) -> None:
@@ -313,18 +309,22 @@ class Admission:
     def say(self) -> None:
         """gate-PID: "limit parked", when either changed since last said."""
         state = (self.limit, self.parked)
-        if self.generation is None or state == self.said:
-            return
-        first, self.said = self.said is None, state
-        path = self.generation.gate(self.pid)
-        new = path.with_name(f"{path.name}.new")
+        if self.generation is not None and state != self.said:
+            first, self.said = self.said is None, state
+            self.generation.say_gate(self.pid, *state, first)
+
+    def rests(self) -> bool:
+        """Whether this worker rests (limit 0, gate_rule.py): the pool's
+        other workers still let in as many as the CPUs, read and said under
+        the pool's lock, so that two workers never both rest on one reading."""
         try:
-            if first:  # a new worker's first word: the gates of workers gone go
-                self.generation.forget_gates()
-            new.write_text(f"{state[0]} {state[1]}\n")
-            new.replace(path)
+            with self.generation.gates_locked():
+                if self.generation.others_let_in(self.pid) < self.cpus:
+                    return False
+                self.set_limit(0)
+                return True
         except OSError:
-            pass  # what is said of the gate is not worth a request
+            return False
 
     def unpark(self, count: int) -> None:
         count = min(count, self.parked)

@@ -34,13 +34,16 @@ class Decision:
     second they ran (cpu_meter.CpuMeter)."""
 
     def __init__(self, taken: float, cpu_wait: float, waited: float, full: bool, limit: int, threads: int,
-                 held_long: bool = False, free_before: bool = True, computes: bool = False):
+                 held_long: bool = False, free_before: bool = True, computes: bool = False,
+                 others: int = 0, cpus: int = 0):
         self.taken, self.cpu_wait, self.waited = taken, cpu_wait, waited
         # Every place let in held by a request that has computed long (an
         # export): one more, so a quick page is not left behind it; but not
         # while they wait for a CPU, where one more only slows them all (a
         # login of half a second of CPU on a busy host: 504s, issue 69).
-        if held_long and limit < threads and not (computes and cpu_wait >= CPU_WAIT_MOST):
+        if limit < 1:
+            self.limit = limit  # at rest: a quiet spell sets it back at one
+        elif held_long and limit < threads and not (computes and cpu_wait >= CPU_WAIT_MOST):
             self.limit = min(threads, limit * 2)
         # Requests that each compute for longer than a turn at the lock,
         # wherever they compute, and wait for the lock or for a CPU: more at
@@ -49,6 +52,15 @@ class Decision:
             # Taken in every probe, or waiting for a CPU four times as long
             # as that: a quarter, so that 16 become one in a second.
             self.limit = max(1, limit // (4 if taken >= 1.0 or cpu_wait >= 4 * CPU_WAIT_MOST else 2))
+        # One request at once that still waits for a CPU, while the pool's
+        # other workers let in as many as the container has CPUs (`others`,
+        # their limits; `cpus`): this worker rests, taking none, until a
+        # quiet spell sets it back at one (admission.IDLE_WINDOWS). Four
+        # processes of one login each on the one CPU a busy host left them
+        # each took four times a login's CPU, and those let in near their
+        # deadline passed it (docs/BENCHMARKS.md, "Overload, a worker at rest").
+        elif computes and cpu_wait >= CPU_WAIT_MOST and limit == 1 and others >= cpus > 0:
+            self.limit = 0
         # Requests waited, or none could have reached it: every thread let in
         # holds one (a stream, a long poll). The lock free for two windows in
         # a row (a page that lets it go for part of its work may leave it
