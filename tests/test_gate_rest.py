@@ -49,6 +49,30 @@ def test_a_worker_rests_only_while_the_others_let_in_as_many_as_the_cpus(tmp_pat
         assert (tmp_path / f"gate-{gate.pid}").read_text() == "0 0\n"  # what the others read
 
 
+def test_a_worker_with_requests_in_its_line_does_not_rest(tmp_path):
+    # A new worker's first load: each of its threads took a request before
+    # any parked; at rest, they would wait there one at a time while other
+    # workers had room.
+    with started_gate(tmp_path, cpus=CPUS) as (gate, _), other_workers(2) as (first, second):
+        say(tmp_path, first, 1)
+        say(tmp_path, second, 1)
+        gate.cpus_busy = True  # logins waiting for a CPU: nothing lets the line in over the limit
+        running = threading.Event()
+
+        def take(limit: float) -> None:
+            gate.enter(0.0, limit, lambda: 0.0)
+            running.set()
+        threading.Thread(target=take, args=(30.0,), daemon=True).start()
+        until(running.is_set, "one let in")
+        behind = threading.Thread(target=take, args=(5.0,), daemon=True)
+        behind.start()
+        until(lambda: gate.waiting, "one in the worker's line")
+        assert not gate.rests() and gate.limit == 1
+        gate.set_limit(2)  # the line let in: now it may
+        until(lambda: not gate.waiting, "the line empty")
+        assert gate.rests() and gate.limit == 0
+
+
 def test_two_workers_never_both_rest_on_one_reading(tmp_path):
     with started_gate(tmp_path, cpus=CPUS) as (gate, _), other_workers(2) as (first, second):
         say(tmp_path, first, 1)

@@ -230,7 +230,7 @@ class Admission:
         SPARE_LOOKS looks in a row (fewer threads running or ready to run on
         the machine than its CPUs), none waited for in the last window. A
         line is one process's, the CPUs the pool's."""
-        if not self.cpus or self.cpus_busy or now - self.looked < RECHECK or len(self.inside) > self.limit:
+        if not self.cpus or self.cpus_busy or now - self.looked < RECHECK or len(self.inside) > self.places():
             return False
         self.looked = now
         others = others_running()
@@ -238,8 +238,7 @@ class Admission:
         return self.spare >= SPARE_LOOKS
 
     def pause(self, seconds: float) -> None:
-        """The watchdog's wait for its next tick, probing the lock meanwhile
-        (a worker whose gate is off, started(), just waits)."""
+        """The watchdog's wait for its next tick, probing the lock meanwhile (a gate off just waits)."""
         if self.since is None:
             time.sleep(seconds)
             return
@@ -314,9 +313,10 @@ class Admission:
             self.generation.say_gate(self.pid, *state, first)
 
     def rests(self) -> bool:
-        """Whether this worker rests (limit 0, gate_rule.py): the pool's
-        other workers still let in as many as the CPUs, read and said under
-        the pool's lock, so that two workers never both rest on one reading."""
+        """Whether this worker rests (limit 0, gate_rule.py): none in its line (no other worker could
+        take them), the others still let in as many as the CPUs (read and said under the pool's lock)."""
+        if self.waiting:
+            return False
         try:
             with self.generation.gates_locked():
                 if self.generation.others_let_in(self.pid) < self.cpus:
