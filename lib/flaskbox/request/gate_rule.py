@@ -1,8 +1,10 @@
 """The gate's rule (admission.py), one window's figures and what they say:
-lower the limit, raise it, or hold it. Requests that compute (the
-process's CPU a request, in Python's lock or out of it) and wait for the
-lock or for a CPU: fewer at once. Requests that queue for a worker while
-neither is busy: more. No I/O here: test_admission.py drives every case."""
+lower the limit, raise it, hold it, or rest the worker. Requests that
+compute (the process's CPU a request, in Python's lock or out of it) and
+wait for the lock or for a CPU: fewer at once, down to none while the
+pool's other workers cover the CPUs. Requests that queue for a worker
+while neither is busy: more. No I/O here: test_gate_rule.py drives every
+case."""
 
 from __future__ import annotations
 
@@ -37,12 +39,12 @@ class Decision:
                  held_long: bool = False, free_before: bool = True, computes: bool = False,
                  others: int = 0, cpus: int = 0):
         self.taken, self.cpu_wait, self.waited = taken, cpu_wait, waited
+        if limit < 1:
+            self.limit = limit  # at rest: a quiet spell sets it back at one
         # Every place let in held by a request that has computed long (an
         # export): one more, so a quick page is not left behind it; but not
         # while they wait for a CPU, where one more only slows them all (a
         # login of half a second of CPU on a busy host: 504s, issue 69).
-        if limit < 1:
-            self.limit = limit  # at rest: a quiet spell sets it back at one
         elif held_long and limit < threads and not (computes and cpu_wait >= CPU_WAIT_MOST):
             self.limit = min(threads, limit * 2)
         # Requests that each compute for longer than a turn at the lock,
@@ -57,8 +59,8 @@ class Decision:
         # their limits; `cpus`): this worker rests, taking none, until a
         # quiet spell sets it back at one (admission.IDLE_WINDOWS). Four
         # processes of one login each on the one CPU a busy host left them
-        # each took four times a login's CPU, and those let in near their
-        # deadline passed it (docs/BENCHMARKS.md, "Overload, a worker at rest").
+        # each took four times its CPU to answer, and those let in near
+        # their deadline passed it (docs/BENCHMARKS.md, "Overload, a worker at rest").
         elif computes and cpu_wait >= CPU_WAIT_MOST and limit == 1 and others >= cpus > 0:
             self.limit = 0
         # Requests waited, or none could have reached it: every thread let in
