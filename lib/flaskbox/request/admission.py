@@ -36,7 +36,7 @@ from ..host import Host
 from ..layout import SYNC, Generation
 from ..log import log
 from .cpu_meter import CpuMeter, lock_wait, others_running, ran, runnable
-from .gate_rule import COMPUTES, CPU_WAIT_FEW, FREE_MOST, Decision
+from .gate_rule import COMPUTES, CPU_WAIT_FEW, CPU_WAIT_MOST, FREE_MOST, Decision
 from .stop_pipe import open_pipes, stop_pipe
 
 # The lock wait that says another thread holds the lock to compute: a fifth
@@ -277,17 +277,17 @@ class Admission:
             return None
         waited = self.waits / self.arrived if self.arrived else 0.0
         cpu, cpu_wait = self.meter.read()
-        # CPU a request: the process's, over the requests it had in the
-        # window (those still in it have taken at least their share).
+        # CPU a request: the process's, over the window's requests (those still in took at least their share).
         computes = cpu / (self.ended + len(inside)) >= COMPUTES
         taken = self.taken / self.probes if self.probes else 0.0
         full = len(inside) >= self.limit
         held_long = full and sum(ran(tid) - then >= LONG for tid, then, _ in inside) >= self.limit
-        # Where this worker might rest, the others' limits (rests() reads them again under the pool's lock).
-        others = self.generation.others_let_in(self.pid) if computes and self.limit <= 1 \
-            and self.cpus and self.generation is not None else 0
-        decision = Decision(taken, cpu_wait / cpu if cpu > 0 else 0.0, waited, full, self.limit, self.threads,
-                            held_long, self.free_before, computes, others, self.cpus)
+        waits = cpu_wait / cpu if cpu > 0 else 0.0
+        # Only where this worker may rest, the others' limits (rests() reads them again under the pool lock).
+        others = self.generation.others_let_in(self.pid) if computes and self.limit == 1 and self.cpus \
+            and waits >= CPU_WAIT_MOST and self.generation is not None else 0
+        decision = Decision(taken, waits, waited, full, self.limit, self.threads, held_long, self.free_before,
+                            computes, others, self.cpus)
         self.free_before = taken <= FREE_MOST
         self.cpus_busy = computes and decision.cpu_wait > CPU_WAIT_FEW
         self.since, self.waits, self.arrived, self.probes, self.taken, self.ended = now, 0.0, 0, 0, 0, 0
