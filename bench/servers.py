@@ -46,8 +46,10 @@ class Contender:
                                health_check=self.health_check)
 
     def stop(self) -> None:
+        """Removes its container, if one runs; start() makes a new one."""
         if self.container:
             self.container.remove()
+            self.container = None
 
 
 def contenders(processes: int, threads: int) -> list[Contender]:

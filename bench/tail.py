@@ -14,7 +14,14 @@ worker's pid), so a request's time splits three ways:
 
 Each is averaged over the requests at or past the run's p99, beside the
 same over all requests, and the processes' shares of those slow requests
-say whether they waited behind one slow process. Written to tail.json."""
+say whether they waited behind one slow process.
+
+Two loads. A new container's first (FIRST_LOADS times, each contender
+started afresh, no warm-up): what a start or a reload meets. Then many
+short rounds, the contenders in turn: a shared host's speed drifts by a
+third within minutes, so each contender's figures are set beside the
+peers' in the same round, and the median of those ratios is the run's
+(`paired`). Written to tail.json."""
 
 from __future__ import annotations
 
@@ -30,16 +37,23 @@ from pages import rotated
 from servers import Contender
 
 CLIENTS, WARMUP = 20, 4.0
+# Fresh starts of each contender whose first load is measured (a run's
+# spread between three was 1.7 to 3.4 s for the same p99).
+FIRST_LOADS = 3
+PEERS = ("nginx-gunicorn-sync", "granian")
 
 
-def client_run(port: int, seconds: float) -> tuple[list[tuple[float, float, float, str]], int]:
+Answer = tuple[float, float, float, str]  # latency, handler seconds, handler CPU, pid
+
+
+def client_run(port: int, seconds: float, warmup: float = WARMUP) -> tuple[list[Answer], int]:
     """(latency, handler seconds, handler CPU, pid) of each 200 answered in
-    the window, and how many requests got anything else (a status, a
-    connection closed: counted, and the client connects again)."""
+    the window after `warmup`, and how many requests got anything else (a
+    status, a connection closed: counted, and the client connects again)."""
     got: list = []
     failed = [0]
     begun = time.monotonic()
-    start, end = begun + WARMUP, begun + WARMUP + seconds
+    start, end = begun + warmup, begun + warmup + seconds
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -65,7 +79,7 @@ def client_run(port: int, seconds: float) -> tuple[list[tuple[float, float, floa
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(seconds + WARMUP + 60)
+        thread.join(seconds + warmup + 60)
     return got, failed[0]
 
 
@@ -87,18 +101,63 @@ def figures(answers: list, failed: int, seconds: float) -> dict:
     pids: dict[str, int] = {}
     for answer in slow:
         pids[answer[3]] = pids.get(answer[3], 0) + 1
-    return {"rps": round(len(answers) / seconds, 1), "p99_ms": round(p99 * 1000), "failed": failed,
+    return {"rps": round(len(answers) / seconds, 1), "p99_ms": round(p99 * 1000),
+            "max_ms": round(ordered[-1][0] * 1000) if ordered else 0, "failed": failed,
             "all": split(answers), "slowest_percent": split(slow),
             "processes_all": len({a[3] for a in answers}),
             "slowest_from_one_process": round(max(pids.values(), default=0) / max(len(slow), 1), 2)}
 
 
-def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, out: Path) -> int:
+def paired(runs: dict[str, list[dict]]) -> dict:
+    """Each contender's requests a second, p99 and CPU a request over each
+    peer's, round by round (the same minutes of the host): the median of
+    those ratios and their range."""
+    out: dict = {}
+    for name, mine in runs.items():
+        for peer in PEERS:
+            if peer == name or peer not in runs:
+                continue
+            pairs = list(zip(mine, runs[peer], strict=True))
+            ratios = {"rps": [a["rps"] / b["rps"] for a, b in pairs if b["rps"]],
+                      "p99": [a["p99_ms"] / b["p99_ms"] for a, b in pairs if b["p99_ms"]],
+                      "cpu": [a["all"]["in_app_cpu_ms"] / b["all"]["in_app_cpu_ms"] for a, b in pairs
+                              if a["all"] and b["all"]]}
+            out.setdefault(name, {})[peer] = {
+                key: {"median": round(statistics.median(values), 3),
+                      "range": [round(min(values), 3), round(max(values), 3)]}
+                for key, values in ratios.items() if values}
+    return out
+
+
+def first_load(contender: Contender, seconds: float) -> dict:
+    """The contender started afresh, then the clients at once: what its
+    new workers do with their first load (the start's own GET / aside)."""
+    contender.stop()
+    contender.start()
+    return figures(*client_run(contender.port, seconds, warmup=0.0), seconds)
+
+
+def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, out: Path,
+        first_loads: int = FIRST_LOADS) -> int:
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine, "method": __doc__,
-               "contenders": {c.name: c.label for c in entries}, "runs": {c.name: [] for c in entries}}
+               "contenders": {c.name: c.label for c in entries},
+               "first_load": {c.name: [] for c in entries}, "runs": {c.name: [] for c in entries}}
+
+    def save() -> None:
+        (out / "tail.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
     try:
+        for turn in range(first_loads):
+            for contender in rotated(entries, turn):
+                got = first_load(contender, seconds)
+                results["first_load"][contender.name].append(got)
+                log(f"first load {turn + 1} {contender.name:20} {got['rps']:6.1f} req/s "
+                    f"p99 {got['p99_ms']} ms max {got['max_ms']} ms  slowest 1 %: {got['slowest_percent']}  "
+                    f"from one process {got['slowest_from_one_process']}")
+            save()
         for contender in entries:
-            contender.start()
+            if contender.container is None:
+                contender.start()
         for rnd in range(1, rounds + 1):
             for contender in rotated(entries, rnd):
                 got = figures(*client_run(contender.port, seconds), seconds)
@@ -107,9 +166,15 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
                     f"failed {got['failed']}  "
                     f"slowest 1 %: {got['slowest_percent']}  from one process "
                     f"{got['slowest_from_one_process']}")
-            (out / "tail.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+            results["paired"] = paired(results["runs"])
+            save()
     finally:
         for contender in entries:
             contender.stop()
+    for name, peers in results.get("paired", {}).items():
+        for peer, ratios in peers.items():
+            said = (f"{key} {ratio['median']} ({ratio['range'][0]}-{ratio['range'][1]})"
+                    for key, ratio in ratios.items())
+            log(f"tail: {name} over {peer}, round by round: {', '.join(said)}")
     log(f"tail: {out / 'tail.json'}")
     return 0

@@ -135,7 +135,8 @@ def test_bench_overload_smoke_run_counts_good_answers_and_timeouts(tmp_path, ima
 
 
 def test_bench_tail_smoke_run_splits_each_requests_time(tmp_path, image):
-    runs = smoke("tail", tmp_path)["runs"]
+    results = smoke("tail", tmp_path)
+    runs = results["runs"]
     assert set(runs) == {"flaskbox", "flaskbox 4x1", "nginx-gunicorn-sync", "granian"}
     for name, (got,) in runs.items():
         # The handler's own stamp read from each answer: its parts add up
@@ -144,6 +145,14 @@ def test_bench_tail_smoke_run_splits_each_requests_time(tmp_path, image):
         assert got["rps"] > 0 and whole["in_app_cpu_ms"] > 1, (name, got)
         parts = whole["outside_app_ms"] + whole["in_app_waiting_ms"] + whole["in_app_cpu_ms"]
         assert abs(parts - whole["latency_ms"]) < 0.5, (name, whole)
+        # A new container's first load, measured before: answers, the slowest no faster than the p99.
+        (first,) = results["first_load"][name]
+        assert first["rps"] > 0 and first["max_ms"] >= first["p99_ms"] > 0, (name, first)
+    # Round by round over each peer: the one round's own ratio.
+    mine, theirs = runs["flaskbox"][0], runs["nginx-gunicorn-sync"][0]
+    ratios = results["paired"]["flaskbox"]["nginx-gunicorn-sync"]
+    assert ratios["rps"]["median"] == round(mine["rps"] / theirs["rps"], 3), ratios
+    assert set(results["paired"]["nginx-gunicorn-sync"]) == {"granian"}, results["paired"]  # not over itself
 
 
 def test_bench_interpreter_smoke_run_times_each_python(tmp_path, image):
