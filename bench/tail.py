@@ -37,8 +37,8 @@ from pages import rotated
 from servers import Contender
 
 CLIENTS, WARMUP = 20, 4.0
-# Fresh starts of each contender whose first load is measured (a run's
-# spread between three was 1.7 to 3.4 s for the same p99).
+# Fresh starts of each contender whose first load is measured: how a burst
+# spreads over new workers is a draw, so one start says little.
 FIRST_LOADS = 3
 PEERS = ("nginx-gunicorn-sync", "granian")
 
