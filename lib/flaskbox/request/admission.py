@@ -16,7 +16,8 @@ others cover the CPUs) is gate_rule.py's. A new worker starts at one
 (START), and two seconds with no request set it back there, its parked
 threads left parked (IDLE_WINDOWS). A request taken over the limit waits in
 the worker's line, unless every request let in only waits, or a CPU would
-otherwise stay idle (spare_cpu).
+otherwise stay idle (spare_cpu); while one does, the worker takes no more
+from the socket (accepting.py).
 
 A thread over the limit parks once its request has been answered (uWSGI's
 after-request hook) and before it takes another, so a waiting request
@@ -35,6 +36,7 @@ import time
 from ..host import Host
 from ..layout import SYNC, Generation
 from ..log import log
+from .accepting import Accepting
 from .cpu_meter import CpuMeter, lock_wait, others_running, ran, runnable
 from .gate_rule import COMPUTES, CPU_WAIT_FEW, CPU_WAIT_MOST, FREE_MOST, Decision
 from .stop_pipe import open_pipes, stop_pipe
@@ -43,16 +45,13 @@ from .stop_pipe import open_pipes, stop_pipe
 # of CPython's switch interval (5 ms), fifty times the wait of a free lock
 # (docs/BENCHMARKS.md, "Adaptive threads").
 CONTENDED = 0.001
-# How often the watchdog's thread probes the lock while it waits for its
-# next tick: five probes a window, each taking the lock from a request twice.
+# How often the watchdog's thread probes the lock between ticks: five a window, each taking it twice.
 PROBE_EVERY = 0.1
-# Windows in a row with no request at all (two seconds) that set the limit
-# back to START: the next load is measured afresh. (Kept instead, a search's
-# limit of 16 let the logins that came next in 16 at once, and 15 of them
-# ran past their deadline.) Parked threads stay parked: let go, each took
-# one of the next load's requests into its process's line (/list's slowest
-# 1%, docs/BENCHMARKS.md). Unless one answered a 5xx, whose line (log-5xx)
-# uWSGI writes once it leaves the hook: then they all go.
+# Windows in a row with no request (two seconds) that set the limit back to
+# START, the next load measured afresh (a search's 16, kept, let the next
+# logins in 16 at once: 15 ran past their deadline). Parked threads stay
+# parked (let go, each took a request into its line), unless one answered
+# a 5xx, whose log-5xx line uWSGI writes once it leaves the hook.
 IDLE_WINDOWS = 4
 # A request that has computed this long (its thread's CPU: an export, a
 # report; sixteen short pages taking turns take seconds each, and are not
@@ -68,9 +67,8 @@ WINDOW = 0.25  # the shortest window a decision is made on (the watchdog ticks e
 # and each answered 504.)
 IDLE_SHARE, WAITING_AFTER, RECHECK = 0.1, 0.01, 0.02
 # How long a request behind the first in line sleeps untold (a place freed,
-# the line moved, the limit changed wake it at once), at most: each look
-# takes Python's lock, and under overload sixty such requests polling every
-# RECHECK took it 3,000 times a second.
+# the line moved, the limit changed wake it), at most: under overload sixty
+# looking every RECHECK took Python's lock 3,000 times a second.
 UNTOLD = 0.5
 # Looks in a row (RECHECK apart) that must find a CPU idle before a request
 # runs over the limit: a look is an instant, and a neighbour's busy thread
@@ -113,6 +111,8 @@ class Admission:
         self.lines: set[int] = set()
         self.owed = 0
         self.waiting: list[object] = []  # the requests waiting for a place, first come first
+        # None taken from the pool's socket while some wait (accepting.py).
+        self.accepting = Accepting(self.generation and str(self.generation.dir), self.threads)
         self.stopping = False
         self.wake_r = self.wake_w = self.stop_fd = self.meter = None
         self.waits = 0.0
@@ -126,8 +126,6 @@ class Admission:
         self.said = None  # said at once (started()): a new worker's gate is seen from its start
         self.free_before = True  # the lock was free in the last window
         self.idle = 0  # windows in a row with no request
-
-    # --- in the worker ---------------------------------------------------
 
     def started(self) -> None:
         """The worker's first request (the watchdog's new_worker): its
@@ -153,15 +151,13 @@ class Admission:
 
     def enter(self, waited: float, limit: float, expected) -> float | None:
         """A request this worker took, having waited `waited` seconds for
-        one: it runs once it has a place in the limit. Over it (the worker
-        has just started, or the limit was lowered while its threads held
-        requests), it waits for a place, in arrival order, as long as its
-        answer could still start within `limit` (REQUEST_TIMEOUT), taking
-        `expected()` seconds (what this worker's answers of its kind take:
-        request/deadline.py).
+        one: it runs once it has a place in the limit. Over it (a new worker,
+        or a limit lowered under its requests), it waits for a place, in
+        arrival order, while its answer could still start within `limit`
+        (REQUEST_TIMEOUT), taking `expected()` seconds (request/deadline.py).
         Returns the seconds it waited here, or None if no place freed in
-        time. A gate that is off (started() found no stop pipe, or the gate
-        failed) lets every request in at once."""
+        time. A gate that is off (no stop pipe found, or the gate failed)
+        lets every request in at once."""
         self.started()
         ident = threading.get_ident()
         with self.room:
@@ -181,6 +177,7 @@ class Admission:
         turn: let in at once, they would all run past their deadline
         together (and the stop's budget)."""
         turn = object()
+        self.accepting.pause()
         self.waiting.append(turn)
         try:
             while self.waiting[0] is not turn or len(self.inside) >= self.places():
@@ -198,6 +195,8 @@ class Admission:
             return left(time.monotonic()) > 0
         finally:
             self.waiting.remove(turn)
+            if not self.waiting:
+                self.accepting.take()
             self.room.notify_all()  # the next in line looks
 
     def places(self) -> int:
@@ -338,6 +337,7 @@ class Admission:
         """The worker stops taking requests: every parked thread goes back
         to uWSGI, which ends it once the requests it took have run."""
         self.stopping = True
+        self.accepting.take()
         self.unpark(self.threads)
 
     def owes_line(self) -> None:

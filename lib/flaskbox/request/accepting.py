@@ -1,0 +1,112 @@
+"""A worker stops taking requests from the socket the pool shares while
+its own line (admission.py) is not empty, and takes them again once it is.
+
+A new worker (the container's start, a reload, a max-requests recycle) has
+parked none of its threads: each waits in accept, and every request one
+takes over the limit waits in that worker's line, while the thread's free
+siblings go on taking their share of the next. Its line then lasts until
+some fifteen of its answers have parked them, and a new container's first
+10 s of /list had a p99 1.4-2.6 x gunicorn sync's (docs/BENCHMARKS.md,
+"Round by round"). Paused, the worker's threads wait in uWSGI's own loop and
+the requests stay in the shared queue for a worker with room.
+
+uWSGI gives Python no hook in a thread's accept loop; each of its threads
+waits on an epoll queue of its own that holds the listening socket. Pausing
+sets that socket's events there to none (EPOLL_CTL_MOD), and taking again
+sets back the events uWSGI registered: the registration itself is never
+removed, so a pause that fails halfway leaves a queue as it was, and the
+queue's other descriptors (uWSGI's stop pipe, its signals) wake the thread
+as before. Anything unexpected (no queue found, /proc unreadable) leaves
+the worker taking requests as it would without this."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+
+FD_DIR = "/proc/self/fd"
+INFO_DIR = "/proc/self/fdinfo"
+
+
+def listening(fd: int, within: str) -> bool:
+    """Whether `fd` is a unix socket in the folder `within` (the pool's
+    generation: not one the app listens on) that accepts connections."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            return sock.family == socket.AF_UNIX and os.path.dirname(str(sock.getsockname())) == within \
+                and bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        return False
+
+
+def queues(within: str, fd_dir: str = FD_DIR, info_dir: str = INFO_DIR) -> list[tuple[int, int, int]]:
+    """(epoll fd, listening fd, its events as the kernel shows them) of each
+    epoll queue of this process that holds a socket of the pool's (bound in
+    `within`), registered with the socket's own number as its data (as
+    uWSGI registers it)."""
+    found = []
+    for name in os.listdir(fd_dir):
+        try:
+            if os.readlink(f"{fd_dir}/{name}") != "anon_inode:[eventpoll]":
+                continue
+            with open(f"{info_dir}/{name}") as info:
+                lines = info.read().splitlines()
+        except OSError:
+            continue  # closed meanwhile
+        for line in lines:
+            fields = line.split()
+            # tfd:        3 events:       19 data:                3  pos:0 ...
+            if len(fields) >= 6 and fields[0] == "tfd:" and fields[2] == "events:" and fields[4] == "data:":
+                fd, events, data = int(fields[1]), int(fields[3], 16), int(fields[5], 16)
+                # epoll_data.fd: the low 32 bits (the rest may be anything, as C left them)
+                if data & 0xFFFFFFFF == fd and listening(fd, within):
+                    found.append((int(name), fd, events))
+    return found
+
+
+class Accepting:
+    """Whether this worker's threads take requests from the pool's socket in
+    `within` (None: always). Its queues are looked for until one a thread
+    (`threads`) is found, then kept: uWSGI's last for the worker's life."""
+
+    def __init__(self, within: str | None, threads: int):
+        self.within, self.threads = within, threads
+        self.lock = threading.Lock()
+        self.found: list[tuple[int, int, int]] = []
+        self.paused: list[tuple[int, int, int]] = []  # what pause() changed: (epoll fd, fd, events)
+
+    def pause(self) -> None:
+        with self.lock:
+            if self.paused or self.within is None:
+                return
+            if len(self.found) < self.threads:
+                try:
+                    self.found = queues(self.within)
+                except OSError:
+                    return
+            self.paused = [(epfd, fd, events) for epfd, fd, events in self.found if set_events(epfd, fd, 0)]
+
+    def take(self) -> None:
+        """Takes requests again, on every queue pause() changed."""
+        with self.lock:
+            for epfd, fd, events in self.paused:
+                set_events(epfd, fd, events)
+            self.paused = []
+
+
+def set_events(epfd: int, fd: int, events: int) -> bool:
+    """EPOLL_CTL_MOD on uWSGI's queue, through a copy of its descriptor (an
+    epoll object closes the one it holds)."""
+    try:
+        queue = select.epoll.fromfd(os.dup(epfd))
+    except OSError:
+        return False
+    try:
+        queue.modify(fd, events)
+        return True
+    except OSError:
+        return False
+    finally:
+        queue.close()
