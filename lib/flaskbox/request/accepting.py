@@ -4,11 +4,12 @@ its own line (admission.py) is not empty, and takes them again once it is.
 A new worker (the container's start, a reload, a max-requests recycle) has
 parked none of its threads: each waits in accept, and every request one
 takes over the limit waits in that worker's line, while the thread's free
-siblings go on taking their share of the next. Its line then lasts until
-some fifteen of its answers have parked them, and a new container's first
-10 s of /list had a p99 1.4-2.6 x gunicorn sync's (docs/BENCHMARKS.md,
+siblings go on taking their share of the next, until some fifteen of its
+answers have parked them (a new container's first load: docs/BENCHMARKS.md,
 "Round by round"). Paused, the worker's threads wait in uWSGI's own loop and
-the requests stay in the shared queue for a worker with room.
+the requests stay in the shared queue for a worker with room. What its
+threads accepted before the first of them reached Python is in its line
+already: a pause comes after a line, not before it.
 
 uWSGI gives Python no hook in a thread's accept loop; each of its threads
 waits on an epoll queue of its own that holds the listening socket. Pausing
@@ -68,8 +69,8 @@ def queues(within: str, fd_dir: str = FD_DIR, info_dir: str = INFO_DIR) -> list[
 
 class Accepting:
     """Whether this worker's threads take requests from the pool's socket in
-    `within` (None: always). Its queues are looked for until one a thread
-    (`threads`) is found, then kept: uWSGI's last for the worker's life."""
+    `within` (None: always). Its queues are looked for until there is one
+    for each of its `threads`, then kept: uWSGI's last the worker's life."""
 
     def __init__(self, within: str | None, threads: int):
         self.within, self.threads = within, threads
