@@ -2,17 +2,20 @@
 its own line (admission.py) is not empty, and takes them again once it is.
 
 A new worker (the container's start, a reload, a max-requests recycle) has
-parked none of its threads: each waits in accept, and every request one
-takes over the limit waits in that worker's line, while the thread's free
-siblings go on taking their share of the next, until some fifteen of its
-answers have parked them (a new container's first load: docs/BENCHMARKS.md,
-"Round by round"). Paused, the worker's threads wait in uWSGI's own loop and
-the requests stay in the shared queue for a worker with room. What its
-threads accepted before the first of them reached Python is in its line
-already: a pause comes after a line, not before it.
+parked none of its threads: every request one takes over the limit waits
+in that worker's line, while its free threads go on taking their share of
+the next, until some fifteen of its answers have parked them. Paused, the
+worker's threads wait in uWSGI's own loop and the requests stay in the
+shared queue for a worker with room. What its threads accepted before the
+first of them reached Python is in its line already: a pause comes after
+a line, not before it (a new container's first burst: docs/BENCHMARKS.md,
+"Where a new container's first burst goes").
 
-uWSGI gives Python no hook in a thread's accept loop; each of its threads
-waits on an epoll queue of its own that holds the listening socket. Pausing
+uWSGI gives Python no hook in a thread's accept loop. Each of its threads
+has an epoll queue of its own that holds the listening socket, and one
+thread of a worker at a time waits in its queue (uWSGI's thunder_mutex,
+per worker when thunder-lock is off): so every queue is paused, never
+some, as one paused queue would stop the whole worker. Pausing
 sets that socket's events there to none (EPOLL_CTL_MOD), and taking again
 sets back the events uWSGI registered: the registration itself is never
 removed, so a pause that fails halfway leaves a queue as it was, and the
