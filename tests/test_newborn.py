@@ -132,7 +132,8 @@ def wait(seconds):
 """
 
 
-def test_a_new_worker_takes_two_of_a_burst_and_a_page_that_waits_still_gets_all_sixteen(containers, tmp_path):
+def test_a_new_worker_takes_two_of_a_burst_and_a_page_that_waits_still_gets_all_sixteen(containers, tmp_path,
+                                                                                      figure):
     app = app_folder(tmp_path, APP)
     c = containers.serving(env={"UWSGI_PROCESSES": "1"}, docker_args=("-v", f"{app}:/app:ro"))
     # Fourteen of the sixteen threads wait before they make their queue.
@@ -147,10 +148,11 @@ def test_a_new_worker_takes_two_of_a_burst_and_a_page_that_waits_still_gets_all_
     took = time.monotonic() - began
     assert [answer.status_code for answer in answers] == [200] * 16, c.logs()[-3000:]
     assert took < 3.5, (took, c.logs()[-3000:])
+    figure("sixteen waits of 1 s at a new worker holding fourteen threads, answered in", f"{took:.2f} s")
     c.wait_until(lambda: len(listener_events(c)) == 16, "every thread's queue made", timeout=5)
 
 
-def test_a_burst_at_a_new_pool_spreads_over_its_workers(containers, tmp_path):
+def test_a_burst_at_a_new_pool_spreads_over_its_workers(containers, tmp_path, figure):
     # Ten requests of 0.3 s of CPU, all sent at once, at a pool of two
     # workers started a moment before: each worker takes two, and the rest
     # wait in the shared queue for the first that has room. Before, one
@@ -169,3 +171,4 @@ def test_a_burst_at_a_new_pool_spreads_over_its_workers(containers, tmp_path):
     assert [answer.status_code for answer in answers] == [200] * 10, c.logs()[-3000:]
     by_worker = collections.Counter(answer.text for answer in answers)
     assert len(by_worker) == 2 and max(by_worker.values()) <= 7, (by_worker, c.logs()[-3000:])
+    figure("ten requests sent at once to two new workers, answered by each", f"{sorted(by_worker.values())}")
