@@ -7,13 +7,14 @@ proof: test_adaptive_threads.py."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 from types import SimpleNamespace
 
 import pytest
-from gates import Held, c_pipe, finish_requests, idle_windows, started_gate, until
+from gates import c_pipe, finish_requests, idle_windows, started_gate, until
 
 from flaskbox.request import admission, stop_pipe
 from flaskbox.request.admission import Admission
@@ -135,6 +136,41 @@ def test_where_uwsgi_logs_every_answer_a_quiet_spell_lets_every_parked_thread_go
     idle_windows(gate, admission.IDLE_WINDOWS)
     until(lambda: gate.parked == 0, "every parked thread let go")
     assert not any(thread.is_alive() for thread in threads)
+
+
+class Held:
+    """A request on a thread of its own: let in by the gate, it computes
+    (or, `waits`, waits for an event; `hashes`, computes outside Python's
+    lock) until told to end, then uWSGI's after-request hook."""
+
+    def __init__(self, gate: Admission, name: str, order: list[str], waited: float = 0.0,
+                 limit: float = 30.0, waits: bool = False, hashes: bool = False):
+        self.gate, self.name, self.order = gate, name, order
+        self.waited, self.limit, self.waits, self.let_in = waited, limit, waits, None
+        self.hashes = hashes
+        self.looks = 0  # how often it looked at its time left while it waited
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        self.let_in = self.gate.enter(self.waited, self.limit, self.expected)
+        if self.let_in is None:
+            return
+        self.order.append(self.name)
+        deadline = time.monotonic() + 30
+        while not self.done.is_set() and time.monotonic() < deadline:
+            if self.waits:
+                self.done.wait(0.05)
+            elif self.hashes:  # a password check: OpenSSL's, the lock let go
+                hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", 20_000)
+            else:
+                sum(range(2000))  # a page that computes
+        self.gate.after_request()
+
+    def expected(self) -> float:
+        self.looks += 1
+        return 0.0
 
 
 def test_requests_over_the_limit_wait_for_a_place_in_the_order_they_came(gate):

@@ -20,11 +20,10 @@ otherwise stay idle (spare_cpu); while one does, the worker takes no more
 from the socket (accepting.py).
 
 A thread over the limit parks once its request has been answered (uWSGI's
-after-request hook), and a new worker's threads past START + 1 before their
-first accept (newborn.py), so a waiting request stays in the socket's queue
-that all the processes share. A raised limit wakes parked threads (a byte
-each on the gate's pipe); uWSGI's stop pipe (a reload, max-requests), whose
-hang-up wakes its own threads, wakes them all.
+after-request hook) and before it takes another, so a waiting request
+stays in the socket's queue that all the processes share. A raised limit
+wakes parked threads (a byte each on the gate's pipe); uWSGI's stop pipe
+(a reload, max-requests), whose hang-up wakes its own threads, wakes them all.
 """
 
 from __future__ import annotations
@@ -42,37 +41,45 @@ from .cpu_meter import CpuMeter, lock_wait, others_running, ran, runnable
 from .gate_rule import COMPUTES, CPU_WAIT_FEW, CPU_WAIT_MOST, FREE_MOST, Decision
 from .stop_pipe import open_pipes, stop_pipe
 
-# The lock wait that says another thread holds the lock to compute: a fifth of CPython's switch
-# interval (5 ms), fifty times the wait of a free lock (docs/BENCHMARKS.md, "Adaptive threads").
+# The lock wait that says another thread holds the lock to compute: a fifth
+# of CPython's switch interval (5 ms), fifty times the wait of a free lock
+# (docs/BENCHMARKS.md, "Adaptive threads").
 CONTENDED = 0.001
 # How often the watchdog's thread probes the lock between ticks: five a window, each taking it twice.
 PROBE_EVERY = 0.1
-# Windows in a row with no request (two seconds) that set the limit back to START, the next load
-# measured afresh (a search's 16, kept, let the next logins in 16 at once: 15 ran past their deadline).
-# Parked threads stay parked (let go, each took a request into its line), unless one answered a 5xx,
-# whose log-5xx line uWSGI writes once it leaves the hook.
+# Windows in a row with no request (two seconds) that set the limit back to
+# START, the next load measured afresh (a search's 16, kept, let the next
+# logins in 16 at once: 15 ran past their deadline). Parked threads stay
+# parked (let go, each took a request into its line), unless one answered
+# a 5xx, whose log-5xx line uWSGI writes once it leaves the hook.
 IDLE_WINDOWS = 4
-# A request that has computed this long (its thread's CPU: an export, a report; sixteen short pages
-# taking turns take seconds each, and are not long): once every thread let in holds one, the limit doubles.
+# A request that has computed this long (its thread's CPU: an export, a
+# report; sixteen short pages taking turns take seconds each, and are not
+# long): once every thread let in holds one, the limit doubles anyway.
 LONG = 0.5
 WINDOW = 0.25  # the shortest window a decision is made on (the watchdog ticks every 0.5 s)
 # A request over the limit, between windows: it gets in at once while every
 # request let in has only waited (its thread ran for less than this share
 # of its time inside, over this many seconds at least, and is asleep, not
-# ready to run: by CPU share alone, 36 logins starved by a neighbour ran at
-# once, each a 504), looked at every RECHECK seconds while it waits.
+# ready to run), looked at every RECHECK seconds while it waits. (By CPU
+# share alone, logins starved of CPU by a neighbour's burst looked as if
+# they waited: the limit doubled again and again, 36 logins ran at once,
+# and each answered 504.)
 IDLE_SHARE, WAITING_AFTER, RECHECK = 0.1, 0.01, 0.02
-# How long a request behind the first in line sleeps untold (a place freed, the line moved, the limit
-# changed wake it), at most: under overload sixty looking every RECHECK took the lock 3,000 times a second.
+# How long a request behind the first in line sleeps untold (a place freed,
+# the line moved, the limit changed wake it), at most: under overload sixty
+# looking every RECHECK took Python's lock 3,000 times a second.
 UNTOLD = 0.5
-# Looks in a row (RECHECK apart) that must find a CPU idle before a request runs over the limit: a
-# neighbour's busy thread leaves a CPU for moments (docs/BENCHMARKS.md, "Overload").
+# Looks in a row (RECHECK apart) that must find a CPU idle before a request
+# runs over the limit: a look is an instant, and a neighbour's busy thread
+# leaves a CPU for moments (docs/BENCHMARKS.md, "Overload").
 SPARE_LOOKS = 5
-# Where a new worker's limit starts, and two seconds with no request set it
-# back: one request at once until a window has measured them (16 logins at
-# once each took sixteen times as long: issue 69); then it grows while
-# requests queue and the lock and CPUs have room: fourfold while both are
-# nearly idle (16 within two windows, for requests that wait), else twofold.
+# Where a new worker's limit starts, and where two seconds with no request
+# set it back to: one request runs at once until the first window has
+# measured them (16 logins at once each took sixteen times as long: issue
+# 69); from there it grows, a window at a time, while requests queue and
+# the lock and the CPUs have room: fourfold while both are nearly idle
+# (16 within two windows, for requests that wait), else twofold.
 START = 1
 
 
@@ -89,7 +96,9 @@ class Admission:
         # for metrics.py, which counts a parked thread (uWSGI still calls it in a request) as idle.
         self.generation = generation
         self.quota = quota  # the container's CPU quota: its throttling is a wait for a CPU
-        self.known = known  # pipes open at the app's load: uWSGI's stop pipe comes after (uwsgi_ignition)
+        # The pipes open when the app was loaded: uWSGI's stop pipe is one
+        # a worker makes after them (core/uwsgi.c, uwsgi_ignition).
+        self.known = known
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)  # a place in the limit freed, or the limit raised
         self.pid = 0
@@ -98,9 +107,9 @@ class Admission:
     def reset(self) -> None:
         self.limit = min(START, self.threads)
         self.parked = 0
-        self.born = 0  # of the parked, those held before their first accept (newborn.py)
-        self.lines: set[int] = set()  # threads whose 5xx's line uWSGI writes after the hook (owes_line)
-        self.owed = 0  # how many of them parked
+        # Threads whose answer was a 5xx, its line written after the hook (owes_line); how many parked.
+        self.lines: set[int] = set()
+        self.owed = 0
         self.waiting: list[object] = []  # the requests waiting for a place, first come first
         # None taken from the pool's socket while some wait (accepting.py).
         self.accepting = Accepting(self.generation and str(self.generation.dir), self.threads)
@@ -118,36 +127,37 @@ class Admission:
         self.free_before = True  # the lock was free in the last window
         self.idle = 0  # windows in a row with no request
 
-    def started(self, request: bool = True) -> None:
-        """The worker's first thread uWSGI starts, or its first request: its
-        gate's pipe and uWSGI's stop pipe found; at its first request, the
-        first window begun (from the threads' start, it decided at once)."""
-        if self.pid == os.getpid() and (self.meter is not None or not request or self.wake_r is None):
+    def started(self) -> None:
+        """The worker's first request (the watchdog's new_worker): its
+        gate's pipe, uWSGI's stop pipe found, the first window begun."""
+        if self.pid == os.getpid():
             return
         with self.lock:  # its first requests come on several threads at once
-            if self.pid != os.getpid():
-                self.reset()
-                self.stop_fd = stop_pipe(self.known)
-                if self.stop_fd is None:
-                    log(f"worker pid {os.getpid()} runs all its {self.threads} threads (ADAPTIVE_THREADS): "
-                        "uWSGI's stop pipe, which would wake a parked thread at a reload, is not the one "
-                        "new pipe here")
-                    self.limit = self.threads
-                else:
-                    self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-                self.pid = os.getpid()
-                self.say()
-            if request and self.wake_r is not None and self.meter is None and not self.stopping:
+            if self.pid == os.getpid():
+                return
+            self.reset()
+            self.stop_fd = stop_pipe(self.known)
+            if self.stop_fd is None:
+                log(f"worker pid {os.getpid()} runs all its {self.threads} threads (ADAPTIVE_THREADS): "
+                    "uWSGI's stop pipe, which would wake a parked thread at a reload, is not the one new "
+                    "pipe here")
+                self.limit = self.threads
+            else:
+                self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
                 self.since = time.monotonic()
                 self.meter = CpuMeter(self.quota)
+            self.pid = os.getpid()
+            self.say()
 
     def enter(self, waited: float, limit: float, expected) -> float | None:
         """A request this worker took, having waited `waited` seconds for
-        one, runs once it has a place in the limit; over it, it waits for a
-        place, in arrival order, while its answer could still start within
-        `limit` (REQUEST_TIMEOUT), taking `expected()` seconds (deadline.py).
-        The seconds it waited here, or None if no place freed in time. A
-        gate that is off (no stop pipe, or it failed) lets every one in."""
+        one: it runs once it has a place in the limit. Over it (a new worker,
+        or a limit lowered under its requests), it waits for a place, in
+        arrival order, while its answer could still start within `limit`
+        (REQUEST_TIMEOUT), taking `expected()` seconds (request/deadline.py).
+        Returns the seconds it waited here, or None if no place freed in
+        time. A gate that is off (no stop pipe found, or the gate failed)
+        lets every request in at once."""
         self.started()
         ident = threading.get_ident()
         with self.room:
@@ -194,13 +204,15 @@ class Admission:
         return self.limit or 1
 
     def all_waiting(self, now: float) -> bool:
-        """Under the lock, for a request over the limit, once a RECHECK at
-        most: whether every request let in has only waited so far (for a
-        query, a client, a stream's next event: its thread ran less than
-        IDLE_SHARE of its time inside, over WAITING_AFTER at least, and is
-        asleep, as a thread starved of CPU is not), none that computes
-        waiting for a CPU in the last window. Then the limit doubles at once:
-        a page beside 80 open streams waited 1.5 s for the windows."""
+        """Under the lock, for a request over the limit: whether every
+        request let in has only waited so far (for a query, a client, a
+        stream's next event), its thread running for less than IDLE_SHARE
+        of its time inside, over WAITING_AFTER at least, and asleep now (a
+        thread starved of CPU runs little too, but is ready to), and the last window
+        found no request that computes waiting for a CPU. Then the limit
+        doubles at once, not at the next window: a page beside 80 open
+        streams waited 1.5 s for the windows to let it in. Looked at once a
+        RECHECK at most."""
         if now - self.checked < RECHECK or not self.inside or self.cpus_busy:
             return False
         self.checked = now
@@ -209,15 +221,14 @@ class Admission:
                     or runnable(tid):
                 return False
         self.limit = min(self.threads, self.places() * 2)
-        self.unpark(self.limit + 1 - (self.threads - self.parked))  # one over it, to say when to double again
         return True
 
     def spare_cpu(self, now: float) -> bool:
-        """Under the lock, for the first request over the limit: whether a
-        CPU the container may use has been idle for SPARE_LOOKS looks in a
-        row (fewer threads running or ready to run on the machine than its
-        CPUs), none waited for in the last window (a line is one process's,
-        the CPUs the pool's)."""
+        """Under the lock, for the first request over the limit, one at a
+        time: whether a CPU the container may use has been idle for
+        SPARE_LOOKS looks in a row (fewer threads running or ready to run on
+        the machine than its CPUs), none waited for in the last window. A
+        line is one process's, the CPUs the pool's."""
         if not self.cpus or self.cpus_busy or now - self.looked < RECHECK or len(self.inside) > self.places():
             return False
         self.looked = now
@@ -237,7 +248,8 @@ class Admission:
             self.taken += lock_wait() >= CONTENDED
 
     def tick(self, now: float) -> Decision | None:
-        """The watchdog's window: the gate may fail (what /proc says), the watchdog may not."""
+        """From the watchdog's thread: a window's decision. The gate may
+        fail (what /proc says, say); the watchdog, REQUEST_TIMEOUT's, may not."""
         try:
             return self.decide(now)
         except Exception as exc:
@@ -293,9 +305,8 @@ class Admission:
         self.say()
 
     def say(self) -> None:
-        """gate-PID: "limit parked" (those parked after an answer, which uWSGI
-        counts in a request), when either changed since last said."""
-        state = (self.limit, self.parked - self.born)
+        """gate-PID: "limit parked", when either changed since last said."""
+        state = (self.limit, self.parked)
         if self.generation is not None and state != self.said:
             first, self.said = self.said is None, state
             self.generation.say_gate(self.pid, *state, first)
@@ -323,13 +334,15 @@ class Admission:
                 pass
 
     def stop(self) -> None:
-        """The worker stops: every parked thread goes back to uWSGI, which ends it once its requests ran."""
+        """The worker stops taking requests: every parked thread goes back
+        to uWSGI, which ends it once the requests it took have run."""
         self.stopping = True
         self.accepting.take()
         self.unpark(self.threads)
 
     def owes_line(self) -> None:
-        """This thread answers a 5xx: uWSGI writes its line (log-5xx) once the thread leaves the hook."""
+        """The request on this thread answers a 5xx: uWSGI writes its line
+        (log-5xx) once the thread leaves the after-request hook."""
         self.lines.add(threading.get_ident())
 
     def after_request(self) -> None:
@@ -348,40 +361,27 @@ class Admission:
                 return
             self.parked += 1
             self.owed += owes
-        self.wait(owes=owes)
+        try:
+            self.wait()
+        finally:
+            with self.lock:
+                self.parked -= 1
+                self.owed -= owes
 
-    def before_first_accept(self) -> None:
-        """A thread uWSGI starts in this worker, before it makes its queue
-        (newborn.py): past START + 1 not parked (one over the limit, so that
-        a line can say the limit should double), it parks until woken."""
-        self.started(request=False)
-        with self.room:
-            if self.threads - self.parked <= min(START, self.threads) + 1 or self.stopping \
-                    or self.wake_r is None or self.pid != os.getpid():
-                return
-            self.parked += 1
-            self.born += 1
-        self.wait(born=True)
-
-    def wait(self, owes: bool = False, born: bool = False) -> None:
-        """A thread counted in `parked`, until a byte on the gate's pipe or uWSGI's stop."""
+    def wait(self) -> None:
         poller = select.poll()
         poller.register(self.stop_fd, 0)  # its hang-up only: uWSGI closed the write end
         poller.register(self.wake_r, select.POLLIN)
-        try:
-            while not self.stopping:
-                for fd, _ in poller.poll():
-                    if fd == self.stop_fd:
-                        self.stop()
-                        return
-                    try:
-                        os.read(self.wake_r, 1)
-                        return
-                    except BlockingIOError:
-                        pass  # another parked thread took the byte
-        finally:
-            with self.lock:
-                self.parked, self.owed, self.born = self.parked - 1, self.owed - owes, self.born - born
+        while not self.stopping:
+            for fd, _ in poller.poll():
+                if fd == self.stop_fd:
+                    self.stop()
+                    return
+                try:
+                    os.read(self.wake_r, 1)
+                    return
+                except BlockingIOError:
+                    pass  # another parked thread took the byte
 
 
 def gated(settings) -> bool:
