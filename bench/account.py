@@ -170,17 +170,19 @@ def account(before: Snapshot, after: Snapshot) -> dict[str, list[float]]:
 
 
 # --- bytes ----------------------------------------------------------------------------------------------
-def log_bytes(container: Container, offset: int) -> tuple[dict[str, int], int]:
+def log_bytes(container: Container, offset: int) -> tuple[dict[str, int], list[str]]:
     """Bytes the container wrote to stdout and stderr since `offset` of its
-    json-file log, and the new offset."""
+    json-file log, and the first lines on stderr (what a warning said)."""
     path = Path(container.inspect()["LogPath"])
-    written = {"stdout": 0, "stderr": 0}
+    written, said = {"stdout": 0, "stderr": 0}, []
     with path.open("rb") as log_file:
         log_file.seek(offset)
         for line in log_file:
             entry = json.loads(line)
             written[entry["stream"]] += len(entry["log"].encode())
-        return written, log_file.tell()
+            if entry["stream"] == "stderr" and len(said) < 5:
+                said.append(entry["log"].rstrip("\n"))
+        return written, said
 
 
 def settled_log_offset(container: Container) -> int:
@@ -220,7 +222,7 @@ def measure(contender: Contender, path: str, seconds: float) -> dict:
     result = wrk(container.port, path, seconds)
     after = Snapshot(cgroup_id, container)
     settled_log_offset(container)
-    written, _ = log_bytes(container, offset)
+    written, result["stderr_said"] = log_bytes(container, offset)
     requests = max(result["requests"], 1)
     spent = account(before, after)
     result["us_per_request"] = {group: [round(value / requests * 1e6, 1) for value in both]
@@ -290,6 +292,7 @@ def summarise(runs: dict, wire: dict) -> dict:
                 "log_bytes_per_request": {stream: statistics.median(r["log_bytes_per_request"].get(stream, 0)
                                                                     for r in results)
                                           for stream in ("stdout", "stderr")},
+                "stderr_said": next((r["stderr_said"] for r in results if r.get("stderr_said")), []),
                 "wire_bytes": wire[name][route],
             }
     if "flaskbox" in summary:

@@ -91,7 +91,8 @@ def test_bench_account_smoke_run_adds_up_to_the_machine(tmp_path, image):
     # And nothing on flaskbox's stderr: a saturated hello world is no reason
     # for a warning, nor are the requests wrk leaves in flight when it stops.
     # (The floor's bare uWSGI logs a broken pipe for each of those.)
-    assert summary["flaskbox"]["hello"]["log_bytes_per_request"]["stderr"] == 0, summary["flaskbox"]
+    assert summary["flaskbox"]["hello"]["log_bytes_per_request"]["stderr"] == 0, \
+        (summary["flaskbox"]["hello"]["stderr_said"], summary["flaskbox"])
     # flaskbox's answer carries the request id and the hardening headers.
     assert (summary["flaskbox"]["hello"]["wire_bytes"]["answer headers"]
             > summary["bare-pass"]["hello"]["wire_bytes"]["answer headers"] + 100)
