@@ -202,8 +202,10 @@ def test_only_the_first_in_line_keeps_looking_the_others_sleep_until_told(gate):
     until(lambda: order == ["holder"], "the place taken")
     first = Held(gate, "first", order)
     until(lambda: len(gate.waiting) == 1, "the first waiting")
-    behind = [Held(gate, f"behind {n}", order) for n in range(3)]
-    until(lambda: len(gate.waiting) == 4, "three behind it")
+    behind = []
+    for n in range(3):  # each in the line before the next comes: their turns are their arrivals
+        behind.append(Held(gate, f"behind {n}", order))
+        until(lambda n=n: len(gate.waiting) == 2 + n, f"behind {n} waiting")
     looked = first.looks, [request.looks for request in behind]
     time.sleep(10 * admission.RECHECK)  # the span the looks are counted over
     assert first.looks - looked[0] >= 3, (first.looks, looked)
