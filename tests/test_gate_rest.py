@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
+import time
 
 import pytest
-from gates import finish_requests, idle_windows, started_gate, until
+from gates import Held, finish_requests, idle_windows, started_gate, until
 
 from flaskbox.request import admission
 
@@ -82,6 +83,33 @@ def test_a_worker_with_requests_in_its_line_does_not_rest(covered):
     assert gate.rests() and gate.limit == 0
 
 
+class Window:
+    """The CPU meter's word on a window: a second of CPU, and twice as long waiting for a CPU."""
+
+    @staticmethod
+    def read() -> tuple[float, float]:
+        return 1.0, 2.0
+
+
+@pytest.mark.parametrize("waits", [True, False])
+def test_a_worker_with_a_request_inside_that_only_waits_does_not_rest(covered, waits):
+    # A stream never ends, and a worker at rest has no thread free: no quiet
+    # spell would come to end that rest. (A new worker read the start's
+    # first page and one stream as computing, rested, and kept 49 streams waiting.)
+    gate, _ = covered
+    request = Held(gate, "stream" if waits else "login", [], waits=waits)
+    until(lambda: gate.inside, "the request let in")
+    if waits:
+        until(lambda: all(admission.only_waits(entry, time.monotonic()) for entry in gate.inside.values()),
+              "the stream seen waiting")
+    gate.meter = Window()
+    gate.since -= admission.WINDOW
+    decision = gate.tick(time.monotonic())
+    assert decision is not None
+    assert gate.limit == (1 if waits else 0)
+    request.done.set()
+
+
 def test_two_workers_never_both_rest_on_one_reading(covered, tmp_path):
     gate, second = covered
     rested = []
@@ -123,7 +151,8 @@ def test_at_rest_what_its_threads_took_runs_one_at_a_time_then_they_park_until_a
     assert gate.limit == 0
     idle_windows(gate, 1)
     assert gate.limit == admission.START
-    until(lambda: gate.parked == 3, "one thread woken to take the next request")
+    # The limit's one and one over it: a request over it reaches the line, that says if it only waits.
+    until(lambda: gate.parked == 2, "two threads woken to take the next requests")
 
 
 def test_a_worker_at_rest_takes_requests_again_once_the_others_no_longer_cover_the_cpus(covered, tmp_path):
