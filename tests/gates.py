@@ -32,7 +32,7 @@ def started_gate(folder, threads: int = 4, cpus: int = 0):
     r, w = c_pipe()
     gate = Admission(threads, known, None, Generation(folder), cpus)
     gate.started()
-    assert gate.stop_fd == r and (folder / f"gate-{os.getpid()}").read_text() == "1 0\n"  # said at once
+    assert gate.stop_fd == r and (folder / f"gate-{os.getpid()}").read_text() == "1 0 0\n"  # said at once
     try:
         yield gate, w
     finally:

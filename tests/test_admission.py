@@ -89,7 +89,7 @@ def test_two_seconds_with_no_request_set_the_limit_back_and_parked_threads_stay_
     until(lambda: gate.parked == 2, "two parked, one back to uWSGI (3 free: the limit and one over it)")
     idle_windows(gate, admission.IDLE_WINDOWS - 1)  # a moment with no request: a burst may follow
     assert gate.parked == 2 and gate.limit == 2
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == "2 2\n"  # said at each window
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == "2 2 0\n"  # said at each window
     told = []  # how many parked threads each of the gate's calls lets go
     let_go = gate.unpark
     gate.unpark = lambda count: told.append(min(count, gate.parked)) or let_go(count)
@@ -100,7 +100,7 @@ def test_two_seconds_with_no_request_set_the_limit_back_and_parked_threads_stay_
     # this process's line, behind a limit of one.
     assert gate.limit == admission.START and told and max(told) <= 0
     assert gate.parked == 2 and sum(thread.is_alive() for thread in threads) == 2
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 2\n"
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 2 0\n"
 
 
 def test_a_parked_thread_whose_answer_was_a_5xx_goes_in_a_quiet_spell_and_its_line_with_it(gate, tmp_path):
@@ -121,7 +121,7 @@ def test_a_parked_thread_whose_answer_was_a_5xx_goes_in_a_quiet_spell_and_its_li
     assert gate.owed == 0 and not owing.is_alive() and not any(thread.is_alive() for thread in others)
     assert gate.limit == admission.START and not gate.lines
     idle_windows(gate, 1)
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 0\n"
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 0 0\n"
 
 
 def test_where_uwsgi_logs_every_answer_a_quiet_spell_lets_every_parked_thread_go(gate):

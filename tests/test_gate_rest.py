@@ -36,7 +36,7 @@ def other_workers(count: int):
 
 
 def say(folder, pid: int, limit: int) -> None:
-    (folder / f"gate-{pid}").write_text(f"{limit} 15\n")
+    (folder / f"gate-{pid}").write_text(f"{limit} 1 14\n")
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_worker_rests_only_while_the_others_let_in_as_many_as_the_cpus(tmp_pat
         assert not gate.rests() and gate.limit == 1
         say(tmp_path, second, 1)
         assert gate.rests() and gate.limit == 0
-        assert (tmp_path / f"gate-{gate.pid}").read_text() == "0 0\n"  # what the others read
+        assert (tmp_path / f"gate-{gate.pid}").read_text() == "0 0 0\n"  # what the others read
 
 
 def test_a_worker_with_requests_in_its_line_does_not_rest(covered):

@@ -283,9 +283,10 @@ class Admission(Parking):
         self.say()
 
     def say(self) -> None:
-        """gate-PID: "limit parked" (those parked after an answer, which uWSGI
-        counts in a request), when either changed since last said."""
-        state = (self.limit, self.parked - self.born)
+        """gate-PID: "limit parked held", when any changed since last said:
+        the threads parked after an answer (uWSGI counts them in a request:
+        metrics.py), and those held before their first accept (it counts idle)."""
+        state = (self.limit, self.parked - self.born, self.born)
         if self.generation is not None and state != self.said:
             first, self.said = self.said is None, state
             self.generation.say_gate(self.pid, *state, first)

@@ -19,7 +19,8 @@ import threading
 
 class Parking:
     """Admission's parked threads. The gate sets `lock`, `room`, `threads`,
-    `limit`, `inside`, `pid`, the pipes (started()) and `accepting`."""
+    `limit`, `inside`, `pid`, the pipes (started()) and `accepting`, and
+    says them (say())."""
 
     def reset_parking(self) -> None:
         self.parked = 0
@@ -88,6 +89,7 @@ class Parking:
                 return
             self.parked += 1
             self.born += 1
+            self.say()  # a new worker's windows begin at its first request: none says it before
         self.wait(born=True)
 
     def wait(self, owes: bool = False, born: bool = False) -> None:
@@ -109,3 +111,5 @@ class Parking:
         finally:
             with self.lock:
                 self.parked, self.owed, self.born = self.parked - 1, self.owed - owes, self.born - born
+                if born:
+                    self.say()
