@@ -38,37 +38,45 @@ from .gate_rule import COMPUTES, CPU_WAIT_FEW, CPU_WAIT_MOST, FREE_MOST, Decisio
 from .parking import Parking
 from .stop_pipe import open_pipes, stop_pipe
 
-# The lock wait that says another thread holds the lock to compute: a fifth of CPython's switch
-# interval (5 ms), fifty times the wait of a free lock (docs/BENCHMARKS.md, "Adaptive threads").
+# The lock wait that says another thread holds the lock to compute: a fifth
+# of CPython's switch interval (5 ms), fifty times the wait of a free lock
+# (docs/BENCHMARKS.md, "Adaptive threads").
 CONTENDED = 0.001
 # How often the watchdog's thread probes the lock between ticks: five a window, each taking it twice.
 PROBE_EVERY = 0.1
-# Windows in a row with no request (two seconds) that set the limit back to START, the next load
-# measured afresh (a search's 16, kept, let the next logins in 16 at once: 15 ran past their deadline).
-# Parked threads stay parked (let go, each took a request into its line), unless one answered a 5xx,
-# whose log-5xx line uWSGI writes once it leaves the hook.
+# Windows in a row with no request (two seconds) that set the limit back to
+# START, the next load measured afresh (a search's 16, kept, let the next
+# logins in 16 at once: 15 ran past their deadline). Parked threads stay
+# parked (let go, each took a request into its line), unless one answered
+# a 5xx, whose log-5xx line uWSGI writes once it leaves the hook.
 IDLE_WINDOWS = 4
-# A request that has computed this long (its thread's CPU: an export, a report; sixteen short pages
-# taking turns take seconds each, and are not long): once every thread let in holds one, the limit doubles.
+# A request that has computed this long (its thread's CPU: an export, a
+# report; sixteen short pages taking turns take seconds each, and are not
+# long): once every thread let in holds one, the limit doubles anyway.
 LONG = 0.5
 WINDOW = 0.25  # the shortest window a decision is made on (the watchdog ticks every 0.5 s)
 # A request over the limit, between windows: it gets in at once while every
 # request let in has only waited (its thread ran for less than this share
 # of its time inside, over this many seconds at least, and is asleep, not
-# ready to run: by CPU share alone, 36 logins starved by a neighbour ran at
-# once, each a 504), looked at every RECHECK seconds while it waits.
+# ready to run), looked at every RECHECK seconds while it waits. (By CPU
+# share alone, logins starved of CPU by a neighbour's burst looked as if
+# they waited: the limit doubled again and again, 36 logins ran at once,
+# and each answered 504.)
 IDLE_SHARE, WAITING_AFTER, RECHECK = 0.1, 0.01, 0.02
-# How long a request behind the first in line sleeps untold (a place freed, the line moved, the limit
-# changed wake it), at most: under overload sixty looking every RECHECK took the lock 3,000 times a second.
+# How long a request behind the first in line sleeps untold (a place freed,
+# the line moved, the limit changed wake it), at most: under overload sixty
+# looking every RECHECK took Python's lock 3,000 times a second.
 UNTOLD = 0.5
-# Looks in a row (RECHECK apart) that must find a CPU idle before a request runs over the limit: a
-# neighbour's busy thread leaves a CPU for moments (docs/BENCHMARKS.md, "Overload").
+# Looks in a row (RECHECK apart) that must find a CPU idle before a request
+# runs over the limit: a look is an instant, and a neighbour's busy thread
+# leaves a CPU for moments (docs/BENCHMARKS.md, "Overload").
 SPARE_LOOKS = 5
-# Where a new worker's limit starts, and two seconds with no request set it
-# back: one request at once until a window has measured them (16 logins at
-# once each took sixteen times as long: issue 69); then it grows while
-# requests queue and the lock and CPUs have room: fourfold while both are
-# nearly idle (16 within two windows, for requests that wait), else twofold.
+# Where a new worker's limit starts, and where two seconds with no request
+# set it back to: one request runs at once until the first window has
+# measured them (16 logins at once each took sixteen times as long: issue
+# 69); from there it grows, a window at a time, while requests queue and
+# the lock and the CPUs have room: fourfold while both are nearly idle
+# (16 within two windows, for requests that wait), else twofold.
 START = 1
 
 
@@ -85,7 +93,9 @@ class Admission(Parking):
         # for metrics.py, which counts a parked thread (uWSGI still calls it in a request) as idle.
         self.generation = generation
         self.quota = quota  # the container's CPU quota: its throttling is a wait for a CPU
-        self.known = known  # pipes open at the app's load: uWSGI's stop pipe comes after (uwsgi_ignition)
+        # The pipes open when the app was loaded: uWSGI's stop pipe is one
+        # a worker makes after them (core/uwsgi.c, uwsgi_ignition).
+        self.known = known
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)  # a place in the limit freed, or the limit raised
         self.pid = 0
@@ -135,11 +145,13 @@ class Admission(Parking):
 
     def enter(self, waited: float, limit: float, expected) -> float | None:
         """A request this worker took, having waited `waited` seconds for
-        one, runs once it has a place in the limit; over it, it waits for a
-        place, in arrival order, while its answer could still start within
-        `limit` (REQUEST_TIMEOUT), taking `expected()` seconds (deadline.py).
-        The seconds it waited here, or None if no place freed in time. A
-        gate that is off (no stop pipe, or it failed) lets every one in."""
+        one: it runs once it has a place in the limit. Over it (a new worker,
+        or a limit lowered under its requests), it waits for a place, in
+        arrival order, while its answer could still start within `limit`
+        (REQUEST_TIMEOUT), taking `expected()` seconds (request/deadline.py).
+        Returns the seconds it waited here, or None if no place freed in
+        time. A gate that is off (no stop pipe found, or the gate failed)
+        lets every request in at once."""
         self.started()
         ident = threading.get_ident()
         with self.room:
@@ -201,11 +213,11 @@ class Admission(Parking):
         return True
 
     def spare_cpu(self, now: float) -> bool:
-        """Under the lock, for the first request over the limit: whether a
-        CPU the container may use has been idle for SPARE_LOOKS looks in a
-        row (fewer threads running or ready to run on the machine than its
-        CPUs), none waited for in the last window (a line is one process's,
-        the CPUs the pool's)."""
+        """Under the lock, for the first request over the limit, one at a
+        time: whether a CPU the container may use has been idle for
+        SPARE_LOOKS looks in a row (fewer threads running or ready to run on
+        the machine than its CPUs), none waited for in the last window. A
+        line is one process's, the CPUs the pool's."""
         if not self.cpus or self.cpus_busy or now - self.looked < RECHECK or len(self.inside) > self.places():
             return False
         self.looked = now
@@ -225,7 +237,8 @@ class Admission(Parking):
             self.taken += lock_wait() >= CONTENDED
 
     def tick(self, now: float) -> Decision | None:
-        """The watchdog's window: the gate may fail (what /proc says), the watchdog may not."""
+        """From the watchdog's thread: a window's decision. The gate may
+        fail (what /proc says, say); the watchdog, REQUEST_TIMEOUT's, may not."""
         try:
             return self.decide(now)
         except Exception as exc:
@@ -304,7 +317,6 @@ class Admission(Parking):
                 return True
         except OSError:
             return False
-
 
 def only_waits(request: tuple[int, float, float], now: float) -> bool:
     """Whether a request let in (its thread's kernel id, CPU time and the
