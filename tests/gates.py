@@ -125,3 +125,35 @@ for fd, target in fds.items():
 
 def listener_events(container) -> list[int]:
     return [int(word, 16) for word in container.exec("python3", "-c", EVENTS).stdout.split()]
+
+
+# uWSGI's own worker, for test_accepting.py and test_newborn.py: pages that compute (the thread's
+# own CPU) and that wait, each saying the process that answered.
+APP = """\
+import os
+import time
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def index():
+    return "ready"
+
+
+@app.get("/burn/<float:seconds>")
+def burn(seconds):
+    print("burn begun", flush=True)
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        sum(range(1000))
+    return f"burnt {os.getpid()}"
+
+
+@app.get("/wait/<float:seconds>")
+def wait(seconds):
+    time.sleep(seconds)
+    return str(os.getpid())
+"""

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 import requests
-from gates import listener_events
+from gates import APP, listener_events
 
 from flaskbox.request import accepting
 from helpers import app_folder
@@ -126,34 +126,12 @@ def test_a_queue_closed_while_paused_is_left_alone(listener, gate):
 
 # --- in uWSGI ----------------------------------------------------------------
 
-APP = """\
-import time
-
-from flask import Flask
-
-app = Flask(__name__)
-
-
-@app.get("/")
-def index():
-    return "ready"
-
-
-@app.get("/burn/<float:seconds>")
-def burn(seconds):
-    print("burn begun", flush=True)
-    end = time.thread_time() + seconds
-    while time.thread_time() < end:
-        sum(range(1000))
-    return "burnt"
-"""
 
 def test_a_uwsgi_worker_with_a_request_in_its_line_stops_taking_them(containers, tmp_path):
     app = app_folder(tmp_path, APP)
-    # One process, so the second request can only wait in its line; one
-    # CPU, so that no idle CPU lets it in over the limit (spare_cpu). No
-    # request before them: the thread that answered it would park, and the
-    # second would wait in the socket's queue, not in the line.
+    # One process, so the second request can only wait in its line (the
+    # thread kept free over the limit takes it); one CPU, so that no idle
+    # CPU lets it in over the limit (spare_cpu).
     c = containers.run(env={"UWSGI_PROCESSES": "1"}, docker_args=("-v", f"{app}:/app:ro", "--cpus", "1"))
     c.wait_until(lambda: "flaskbox: serving app on port" in c.logs(), "serving")
     registered = listener_events(c)
@@ -176,7 +154,7 @@ def test_a_uwsgi_worker_with_a_request_in_its_line_stops_taking_them(containers,
     finally:
         first.join()
         second.join()
-    assert [answers[name].text for name in ("first", "second")] == ["burnt", "burnt"], c.logs()[-2000:]
+    assert all(answers[name].text.startswith("burnt ") for name in ("first", "second")), c.logs()[-2000:]
     # Every queue watching again: those at the start, and any a thread woken since made (the first
     # request's long burn doubled the limit, and woke a thread held before its first accept).
     c.wait_until(lambda: len(now := listener_events(c)) >= len(registered)

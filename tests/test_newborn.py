@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from gates import Held, finish_requests, listener_events, started_gate, until
+from gates import APP, Held, finish_requests, listener_events, started_gate, until
 
 from flaskbox.request import newborn
 from helpers import app_folder
@@ -107,34 +107,6 @@ def test_requests_that_only_wait_wake_a_thread_held_at_birth_for_the_next(tmp_pa
 
 
 # --- in uWSGI ----------------------------------------------------------------
-
-APP = """\
-import os
-import time
-
-from flask import Flask
-
-app = Flask(__name__)
-
-
-@app.get("/")
-def index():
-    return "ready"
-
-
-@app.get("/burn/<float:seconds>")
-def burn(seconds):
-    end = time.thread_time() + seconds
-    while time.thread_time() < end:
-        sum(range(1000))
-    return str(os.getpid())
-
-
-@app.get("/wait/<float:seconds>")
-def wait(seconds):
-    time.sleep(seconds)
-    return str(os.getpid())
-"""
 
 
 def test_a_new_worker_takes_two_of_a_burst_and_a_page_that_waits_still_gets_all_sixteen(containers, tmp_path,
