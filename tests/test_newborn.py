@@ -58,6 +58,14 @@ def test_uwsgis_naming_of_a_thread_it_started_calls_the_hook_in_that_thread(hold
     assert python_thread.name == "uWSGIWorker1Core4" and len(called) == 1
 
 
+def test_a_hold_that_fails_lets_its_thread_go_on_and_says_so(hold, capsys):
+    def broken() -> None:
+        raise OSError("no /proc")
+    assert hold(broken)
+    assert named_in_a_c_thread("uWSGIWorker1Core2") == "uWSGIWorker1Core2"  # the thread went on, named
+    assert "a thread not held before its first accept (OSError('no /proc'))" in capsys.readouterr().err
+
+
 def born(gate, count: int) -> list[threading.Thread]:
     """`count` threads uWSGI starts, each at the gate before its first accept."""
     threads = [threading.Thread(target=gate.before_first_accept, daemon=True) for _ in range(count)]

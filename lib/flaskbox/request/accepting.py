@@ -86,7 +86,7 @@ class Accepting:
         with self.lock:
             if self.paused or self.within is None:
                 return
-            if len(self.found) < min(self.threads, self.threads if made is None else made):
+            if len(self.found) < (self.threads if made is None else min(made, self.threads)):
                 try:
                     self.found = queues(self.within)
                 except OSError:

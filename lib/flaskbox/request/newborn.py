@@ -11,16 +11,20 @@ container's first burst goes").
 uWSGI runs a line of Python in each thread it starts, before the thread
 makes its queue and waits for a connection (plugins/python,
 uwsgi_python_init_thread: current_thread().name = "uWSGIWorkerNCoreM"). That
-assignment is where admission.py parks the threads its limit does not need,
-as it parks one after an answer, until a raised limit or uWSGI's stop
-wakes it. The worker's main thread (core 0) is named by no one and never
-comes here. A Python whose threading module has no such place holds none.
+assignment is where the gate (parking.py) parks the threads past its limit
+and one more, as it parks one after an answer, until a raised limit or
+uWSGI's stop wakes it. The worker's main thread (core 0) is named by no one
+and never comes here. A Python whose threading module has no such place
+holds none, and a hold that fails lets its thread go on to accept.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+
+from ..log import log
 
 PREFIX = "uWSGIWorker"
 
@@ -36,7 +40,10 @@ def hold(before_first_accept: Callable[[], None]) -> bool:
     def set_name(thread: threading.Thread, name: str) -> None:
         named.fset(thread, name)
         if isinstance(name, str) and name.startswith(PREFIX):
-            before_first_accept()
+            try:
+                before_first_accept()
+            except Exception as exc:  # the thread goes on as it would without the gate: uWSGI's, not ours
+                log(f"worker pid {os.getpid()}: a thread not held before its first accept ({exc!r})")
 
     # Only the threads threading did not start (uWSGI's) are _DummyThread.
     dummy.name = property(named.fget, set_name)
