@@ -211,11 +211,9 @@ def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(co
 
 
 def gate_states(container) -> list[tuple[int, int]]:
-    """Each worker's limit and threads parked, after an answer or before their
-    first accept, as its gate says them (RUNTIME_DIR's gate-PID files: "limit parked held")."""
+    """Each worker's "limit parked", as its gate says it (RUNTIME_DIR's gate-PID files)."""
     out = container.exec("bash", "-c", "cat /tmp/flaskbox/uwsgi/g*/gate-[0-9]* 2>/dev/null").stdout
-    said = (map(int, line.split()) for line in out.splitlines())
-    return [(limit, parked + held) for limit, parked, held in said]
+    return [tuple(map(int, line.split())) for line in out.splitlines()]
 
 
 def gate_pids(container) -> set[str]:
