@@ -211,9 +211,11 @@ def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(co
 
 
 def gate_states(container) -> list[tuple[int, int]]:
-    """Each worker's "limit parked", as its gate says it (RUNTIME_DIR's gate-PID files)."""
+    """Each worker's limit and threads parked, after an answer or before their
+    first accept, as its gate says them (RUNTIME_DIR's gate-PID files: "limit parked held")."""
     out = container.exec("bash", "-c", "cat /tmp/flaskbox/uwsgi/g*/gate-[0-9]* 2>/dev/null").stdout
-    return [tuple(map(int, line.split())) for line in out.splitlines()]
+    said = (map(int, line.split()) for line in out.splitlines())
+    return [(limit, parked + held) for limit, parked, held in said]
 
 
 def gate_pids(container) -> set[str]:

@@ -7,14 +7,13 @@ proof: test_adaptive_threads.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
 from types import SimpleNamespace
 
 import pytest
-from gates import c_pipe, finish_requests, idle_windows, started_gate, until
+from gates import Held, c_pipe, finish_requests, idle_windows, started_gate, until
 
 from flaskbox.request import admission, stop_pipe
 from flaskbox.request.admission import Admission
@@ -39,8 +38,8 @@ def test_the_stop_pipe_is_the_one_new_pipe_c_made():
 
 @pytest.fixture
 def gate(tmp_path):
-    """A worker's gate of 4 threads, its stop pipe a C pipe of this process."""
-    with started_gate(tmp_path) as (gate, w):
+    """A worker's gate of 5 threads, its stop pipe a C pipe of this process."""
+    with started_gate(tmp_path, threads=5) as (gate, w):
         yield gate, w
 
 
@@ -49,7 +48,7 @@ def test_threads_over_the_limit_park_and_a_raised_limit_lets_some_go(gate):
     gate.limit = 1
     threads = finish_requests(gate, 3)
     until(lambda: gate.parked == 3, "three parked")
-    # A fourth thread is within the limit (4 threads, 3 parked): it goes on.
+    # A fourth thread is within the limit and the one over it (5 threads, 3 parked): it goes on.
     lone = finish_requests(gate, 1)[0]
     lone.join(5)
     assert not lone.is_alive() and gate.parked == 3
@@ -87,10 +86,10 @@ def test_two_seconds_with_no_request_set_the_limit_back_and_parked_threads_stay_
     gate, _ = gate
     gate.set_limit(2)
     threads = finish_requests(gate, 3)
-    until(lambda: gate.parked == 2, "two parked, one back to uWSGI")
+    until(lambda: gate.parked == 2, "two parked, one back to uWSGI (3 free: the limit and one over it)")
     idle_windows(gate, admission.IDLE_WINDOWS - 1)  # a moment with no request: a burst may follow
     assert gate.parked == 2 and gate.limit == 2
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == "2 2\n"  # said at each window
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == "2 2 0\n"  # said at each window
     told = []  # how many parked threads each of the gate's calls lets go
     let_go = gate.unpark
     gate.unpark = lambda count: told.append(min(count, gate.parked)) or let_go(count)
@@ -101,7 +100,7 @@ def test_two_seconds_with_no_request_set_the_limit_back_and_parked_threads_stay_
     # this process's line, behind a limit of one.
     assert gate.limit == admission.START and told and max(told) <= 0
     assert gate.parked == 2 and sum(thread.is_alive() for thread in threads) == 2
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 2\n"
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 2 0\n"
 
 
 def test_a_parked_thread_whose_answer_was_a_5xx_goes_in_a_quiet_spell_and_its_line_with_it(gate, tmp_path):
@@ -122,7 +121,7 @@ def test_a_parked_thread_whose_answer_was_a_5xx_goes_in_a_quiet_spell_and_its_li
     assert gate.owed == 0 and not owing.is_alive() and not any(thread.is_alive() for thread in others)
     assert gate.limit == admission.START and not gate.lines
     idle_windows(gate, 1)
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 0\n"
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 0 0\n"
 
 
 def test_where_uwsgi_logs_every_answer_a_quiet_spell_lets_every_parked_thread_go(gate):
@@ -136,41 +135,6 @@ def test_where_uwsgi_logs_every_answer_a_quiet_spell_lets_every_parked_thread_go
     idle_windows(gate, admission.IDLE_WINDOWS)
     until(lambda: gate.parked == 0, "every parked thread let go")
     assert not any(thread.is_alive() for thread in threads)
-
-
-class Held:
-    """A request on a thread of its own: let in by the gate, it computes
-    (or, `waits`, waits for an event; `hashes`, computes outside Python's
-    lock) until told to end, then uWSGI's after-request hook."""
-
-    def __init__(self, gate: Admission, name: str, order: list[str], waited: float = 0.0,
-                 limit: float = 30.0, waits: bool = False, hashes: bool = False):
-        self.gate, self.name, self.order = gate, name, order
-        self.waited, self.limit, self.waits, self.let_in = waited, limit, waits, None
-        self.hashes = hashes
-        self.looks = 0  # how often it looked at its time left while it waited
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        self.let_in = self.gate.enter(self.waited, self.limit, self.expected)
-        if self.let_in is None:
-            return
-        self.order.append(self.name)
-        deadline = time.monotonic() + 30
-        while not self.done.is_set() and time.monotonic() < deadline:
-            if self.waits:
-                self.done.wait(0.05)
-            elif self.hashes:  # a password check: OpenSSL's, the lock let go
-                hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", 20_000)
-            else:
-                sum(range(2000))  # a page that computes
-        self.gate.after_request()
-
-    def expected(self) -> float:
-        self.looks += 1
-        return 0.0
 
 
 def test_requests_over_the_limit_wait_for_a_place_in_the_order_they_came(gate):
@@ -323,7 +287,7 @@ def test_a_raised_limit_wakes_as_many_as_it_lets_in(gate):
     gate.limit = 1
     finish_requests(gate, 3)
     until(lambda: gate.parked == 3, "three parked")
-    gate.set_limit(2)  # 1 thread running, 3 parked: one more may run
+    gate.set_limit(2)  # 2 threads free, 3 parked: one more may run
     until(lambda: gate.parked == 2, "one let go")
     time.sleep(0.1)
     assert gate.parked == 2

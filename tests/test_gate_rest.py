@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
+import time
 
 import pytest
-from gates import finish_requests, idle_windows, started_gate, until
+from gates import Held, finish_requests, idle_windows, started_gate, until
 
 from flaskbox.request import admission
 
@@ -35,7 +36,7 @@ def other_workers(count: int):
 
 
 def say(folder, pid: int, limit: int) -> None:
-    (folder / f"gate-{pid}").write_text(f"{limit} 15\n")
+    (folder / f"gate-{pid}").write_text(f"{limit} 1 14\n")
 
 
 @pytest.fixture
@@ -57,29 +58,56 @@ def test_a_worker_rests_only_while_the_others_let_in_as_many_as_the_cpus(tmp_pat
         assert not gate.rests() and gate.limit == 1
         say(tmp_path, second, 1)
         assert gate.rests() and gate.limit == 0
-        assert (tmp_path / f"gate-{gate.pid}").read_text() == "0 0\n"  # what the others read
+        assert (tmp_path / f"gate-{gate.pid}").read_text() == "0 0 0\n"  # what the others read
 
 
-def test_a_worker_with_requests_in_its_line_does_not_rest(covered):
-    # A new worker's first load: each of its threads took a request before
-    # any parked; at rest, they would wait there one at a time while other
-    # workers had room.
+def test_a_worker_rests_with_one_in_its_line_not_with_more(covered):
+    # The one its free thread over the limit took (parking.wanted) runs
+    # next, at rest too (refused for it, workers beside three busy loops
+    # rested a quarter as often, and logins ran past their deadline). A
+    # longer line (threads that took requests before any parked) would wait
+    # there one at a time while other workers had room.
     gate, _ = covered
     gate.cpus_busy = True  # logins waiting for a CPU: nothing lets the line in over the limit
-    running = threading.Event()
-
-    def take(limit: float) -> None:
-        gate.enter(0.0, limit, lambda: 0.0)
-        running.set()
-    threading.Thread(target=take, args=(30.0,), daemon=True).start()
-    until(running.is_set, "one let in")
-    behind = threading.Thread(target=take, args=(5.0,), daemon=True)
-    behind.start()
-    until(lambda: gate.waiting, "one in the worker's line")
+    order: list[str] = []
+    first = Held(gate, "first", order, hashes=True)
+    until(lambda: order == ["first"], "one let in")
+    second, third = Held(gate, "second", order), Held(gate, "third", order)
+    until(lambda: len(gate.waiting) == 2, "two in the worker's line")
     assert not gate.rests() and gate.limit == 1
-    gate.set_limit(2)  # the line let in: now it may
-    until(lambda: not gate.waiting, "the line empty")
+    first.done.set()
+    until(lambda: order[1:] == ["second"] and len(gate.waiting) == 1, "the first of the line let in")
     assert gate.rests() and gate.limit == 0
+    second.done.set()
+    until(lambda: order == ["first", "second", "third"], "the one left in the line let in, at rest")
+    third.done.set()
+
+
+class Window:
+    """The CPU meter's word on a window: a second of CPU, and twice as long waiting for a CPU."""
+
+    @staticmethod
+    def read() -> tuple[float, float]:
+        return 1.0, 2.0
+
+
+@pytest.mark.parametrize("waits", [True, False])
+def test_a_worker_with_a_request_inside_that_only_waits_does_not_rest(covered, waits):
+    # A stream never ends, and a worker at rest has no thread free: no quiet
+    # spell would come to end that rest. (A new worker read the start's
+    # first page and one stream as computing, rested, and kept 49 streams waiting.)
+    gate, _ = covered
+    request = Held(gate, "stream" if waits else "login", [], waits=waits)
+    until(lambda: gate.inside, "the request let in")
+    if waits:
+        until(lambda: all(admission.only_waits(entry, time.monotonic()) for entry in gate.inside.values()),
+              "the stream seen waiting")
+    gate.meter = Window()
+    gate.since -= admission.WINDOW
+    decision = gate.tick(time.monotonic())
+    assert decision is not None
+    assert gate.limit == (1 if waits else 0)
+    request.done.set()
 
 
 def test_two_workers_never_both_rest_on_one_reading(covered, tmp_path):
@@ -123,7 +151,8 @@ def test_at_rest_what_its_threads_took_runs_one_at_a_time_then_they_park_until_a
     assert gate.limit == 0
     idle_windows(gate, 1)
     assert gate.limit == admission.START
-    until(lambda: gate.parked == 3, "one thread woken to take the next request")
+    # The limit's one and one over it: a request over it reaches the line, that says if it only waits.
+    until(lambda: gate.parked == 2, "two threads woken to take the next requests")
 
 
 def test_a_worker_at_rest_takes_requests_again_once_the_others_no_longer_cover_the_cpus(covered, tmp_path):

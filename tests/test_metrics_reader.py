@@ -142,12 +142,13 @@ def test_every_limit_conn_zone_has_a_reason():
 
 
 def test_a_thread_the_gate_parked_counts_as_idle_not_in_flight(tmp_path):
-    # ADAPTIVE_THREADS parks a thread after its answer; uWSGI still calls it in a request.
+    # ADAPTIVE_THREADS parks a thread after its answer; uWSGI still calls it in a request. Those it
+    # held before their first accept (the third word) it counts idle already.
     (tmp_path / "metrics").mkdir()
     collector = metrics.Collector(tmp_path, 64, "sync")
     generation = collector.place.uwsgi_dir / "g1"
     generation.mkdir(parents=True)
-    (generation / "gate-101").write_text("1 3\n")
+    (generation / "gate-101").write_text("1 3 10\n")
     (generation / "gate-102.new").write_text("junk\n")  # a gate mid-write: not read
     cores = [{"in_request": 1}] * 4 + [{"in_request": 0}] * 12
     stats = {"workers": [{"id": 1, "pid": 101, "status": "busy", "cores": cores},
@@ -155,7 +156,7 @@ def test_a_thread_the_gate_parked_counts_as_idle_not_in_flight(tmp_path):
     out = "\n".join(collector._workers(stats, []))
     assert "flaskbox_app_requests_in_flight 4\n" in out + "\n"
     assert 'flaskbox_workers{state="busy"} 2' in out
-    (generation / "gate-102").write_text("1 3\n")
+    (generation / "gate-102").write_text("1 3 10\n")
     out = "\n".join(collector._workers(stats, []))
     assert "flaskbox_app_requests_in_flight 1\n" in out + "\n"
     assert 'flaskbox_workers{state="idle"} 1' in out

@@ -325,15 +325,15 @@ class Generation:
         writes it, metrics.py reads it)."""
         return self.dir / f"gate-{pid}"
 
-    def say_gate(self, pid: int, limit: int, parked: int, first: bool) -> None:
-        """gate-PID: "limit parked", whole or not at all; a new worker's first
-        word sweeps the gates of workers gone."""
+    def say_gate(self, pid: int, limit: int, parked: int, held: int, first: bool) -> None:
+        """gate-PID: "limit parked held", whole or not at all; a new worker's
+        first word sweeps the gates of workers gone."""
         path = self.gate(pid)
         new = path.with_name(f"{path.name}.new")
         try:
             if first:
                 self.forget_gates()
-            new.write_text(f"{limit} {parked}\n")
+            new.write_text(f"{limit} {parked} {held}\n")
             new.replace(path)
         except OSError:
             pass  # what is said of the gate is not worth a request

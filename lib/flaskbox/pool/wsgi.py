@@ -38,7 +38,7 @@ from ..layout import (
     stream_slots,
 )
 from ..log import error, info, warn
-from ..request import admission, streams, websocket
+from ..request import admission, newborn, streams, websocket
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
@@ -202,6 +202,7 @@ def gate(serve: Serve, threads_each: int) -> None:
     the app's own hook if it set one. Made last: the descriptors open now
     are not uWSGI's stop pipe."""
     keeper = serve.watchdog.admission = admission.for_worker(threads_each, generation(), logs_more_than_5xx())
+    newborn.hold(keeper.before_first_accept)
     own = getattr(uwsgi, "after_req_hook", None)
     if own is None:
         uwsgi.after_req_hook = keeper.after_request

@@ -1,15 +1,12 @@
 """A worker stops taking requests from the socket the pool shares while
 its own line (admission.py) is not empty, and takes them again once it is.
 
-A new worker (the container's start, a reload, a max-requests recycle) has
-parked none of its threads: every request one takes over the limit waits
-in that worker's line, while its free threads go on taking their share of
-the next, until some fifteen of its answers have parked them. Paused, the
-worker's threads wait in uWSGI's own loop and the requests stay in the
-shared queue for a worker with room. What its threads accepted before the
-first of them reached Python is in its line already: a pause comes after
-a line, not before it (a new container's first burst: docs/BENCHMARKS.md,
-"Where a new container's first burst goes").
+A worker keeps free one thread over its limit (parking.py): the request
+it takes waits in the line, where the gate can tell whether those let in
+only wait. Paused, the worker's threads wait in uWSGI's own loop and the
+next requests stay in the shared queue for a worker with room. A thread
+held before its first accept (newborn.py) makes its queue once woken:
+pause() looks for it then.
 
 uWSGI gives Python no hook in a thread's accept loop. Each of its threads
 has an epoll queue of its own that holds the listening socket, and one
@@ -73,7 +70,8 @@ def queues(within: str, fd_dir: str = FD_DIR, info_dir: str = INFO_DIR) -> list[
 class Accepting:
     """Whether this worker's threads take requests from the pool's socket in
     `within` (None: always). Its queues are looked for until there is one
-    for each of its `threads`, then kept: uWSGI's last the worker's life."""
+    for each of its `threads` that made one, then kept: uWSGI's last the
+    worker's life."""
 
     def __init__(self, within: str | None, threads: int):
         self.within, self.threads = within, threads
@@ -81,11 +79,14 @@ class Accepting:
         self.found: list[tuple[int, int, int]] = []
         self.paused: list[tuple[int, int, int]] = []  # what pause() changed: (epoll fd, fd, events)
 
-    def pause(self) -> None:
+    def pause(self, made: int | None = None) -> None:
+        """Takes no more requests, on every queue found: looked for again
+        while fewer than `made` (the threads that have made theirs: those
+        held before their first accept have none yet) were."""
         with self.lock:
             if self.paused or self.within is None:
                 return
-            if len(self.found) < self.threads:
+            if len(self.found) < (self.threads if made is None else min(made, self.threads)):
                 try:
                     self.found = queues(self.within)
                 except OSError:

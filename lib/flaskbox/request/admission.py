@@ -19,17 +19,13 @@ the worker's line, unless every request let in only waits, or a CPU would
 otherwise stay idle (spare_cpu); while one does, the worker takes no more
 from the socket (accepting.py).
 
-A thread over the limit parks once its request has been answered (uWSGI's
-after-request hook) and before it takes another, so a waiting request
-stays in the socket's queue that all the processes share. A raised limit
-wakes parked threads (a byte each on the gate's pipe); uWSGI's stop pipe
-(a reload, max-requests), whose hang-up wakes its own threads, wakes them all.
+The threads the limit does not need park (parking.py): a request over it
+waits in the socket's queue that all the processes share.
 """
 
 from __future__ import annotations
 
 import os
-import select
 import threading
 import time
 
@@ -39,6 +35,7 @@ from ..log import log
 from .accepting import Accepting
 from .cpu_meter import CpuMeter, lock_wait, others_running, ran, runnable
 from .gate_rule import COMPUTES, CPU_WAIT_FEW, CPU_WAIT_MOST, FREE_MOST, Decision
+from .parking import Parking
 from .stop_pipe import open_pipes, stop_pipe
 
 # The lock wait that says another thread holds the lock to compute: a fifth
@@ -83,7 +80,7 @@ SPARE_LOOKS = 5
 START = 1
 
 
-class Admission:
+class Admission(Parking):
     """The gate of one worker's threads (made once, where the app is
     loaded; each worker starts its own at its first request, started())."""
 
@@ -106,15 +103,11 @@ class Admission:
 
     def reset(self) -> None:
         self.limit = min(START, self.threads)
-        self.parked = 0
-        # Threads whose answer was a 5xx, its line written after the hook (owes_line); how many parked.
-        self.lines: set[int] = set()
-        self.owed = 0
+        self.reset_parking()
         self.waiting: list[object] = []  # the requests waiting for a place, first come first
         # None taken from the pool's socket while some wait (accepting.py).
         self.accepting = Accepting(self.generation and str(self.generation.dir), self.threads)
-        self.stopping = False
-        self.wake_r = self.wake_w = self.stop_fd = self.meter = None
+        self.meter = None
         self.waits = 0.0
         self.arrived = self.probes = self.taken = self.ended = 0
         # The requests let in now (each a thread's): their kernel id, their CPU time then, and when.
@@ -127,27 +120,28 @@ class Admission:
         self.free_before = True  # the lock was free in the last window
         self.idle = 0  # windows in a row with no request
 
-    def started(self) -> None:
-        """The worker's first request (the watchdog's new_worker): its
-        gate's pipe, uWSGI's stop pipe found, the first window begun."""
-        if self.pid == os.getpid():
+    def started(self, request: bool = True) -> None:
+        """The worker's first thread uWSGI starts, or its first request: its
+        gate's pipe and uWSGI's stop pipe found; at its first request, the
+        first window begun (from the threads' start, it decided at once)."""
+        if self.pid == os.getpid() and (self.meter is not None or not request or self.wake_r is None):
             return
         with self.lock:  # its first requests come on several threads at once
-            if self.pid == os.getpid():
-                return
-            self.reset()
-            self.stop_fd = stop_pipe(self.known)
-            if self.stop_fd is None:
-                log(f"worker pid {os.getpid()} runs all its {self.threads} threads (ADAPTIVE_THREADS): "
-                    "uWSGI's stop pipe, which would wake a parked thread at a reload, is not the one new "
-                    "pipe here")
-                self.limit = self.threads
-            else:
-                self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            if self.pid != os.getpid():
+                self.reset()
+                self.stop_fd = stop_pipe(self.known)
+                if self.stop_fd is None:
+                    log(f"worker pid {os.getpid()} runs all its {self.threads} threads (ADAPTIVE_THREADS): "
+                        "uWSGI's stop pipe, which would wake a parked thread at a reload, is not the one "
+                        "new pipe here")
+                    self.limit = self.threads
+                else:
+                    self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                self.pid = os.getpid()
+                self.say()
+            if request and self.wake_r is not None and self.meter is None and not self.stopping:
                 self.since = time.monotonic()
                 self.meter = CpuMeter(self.quota)
-            self.pid = os.getpid()
-            self.say()
 
     def enter(self, waited: float, limit: float, expected) -> float | None:
         """A request this worker took, having waited `waited` seconds for
@@ -177,7 +171,7 @@ class Admission:
         turn: let in at once, they would all run past their deadline
         together (and the stop's budget)."""
         turn = object()
-        self.accepting.pause()
+        self.accepting.pause(self.threads - self.born)
         self.waiting.append(turn)
         try:
             while self.waiting[0] is not turn or len(self.inside) >= self.places():
@@ -204,23 +198,18 @@ class Admission:
         return self.limit or 1
 
     def all_waiting(self, now: float) -> bool:
-        """Under the lock, for a request over the limit: whether every
-        request let in has only waited so far (for a query, a client, a
-        stream's next event), its thread running for less than IDLE_SHARE
-        of its time inside, over WAITING_AFTER at least, and asleep now (a
-        thread starved of CPU runs little too, but is ready to), and the last window
-        found no request that computes waiting for a CPU. Then the limit
-        doubles at once, not at the next window: a page beside 80 open
-        streams waited 1.5 s for the windows to let it in. Looked at once a
-        RECHECK at most."""
+        """Under the lock, for a request over the limit, once a RECHECK at
+        most: whether every request let in only waits (only_waits), none
+        that computes waiting for a CPU in the last window. Then the limit
+        doubles at once, and wakes a thread for one more: a page beside 80
+        open streams waited 1.5 s for the windows."""
         if now - self.checked < RECHECK or not self.inside or self.cpus_busy:
             return False
         self.checked = now
-        for tid, cpu, began in self.inside.values():
-            if now - began < WAITING_AFTER or ran(tid) - cpu >= IDLE_SHARE * (now - began) \
-                    or runnable(tid):
-                return False
+        if not all(only_waits(request, now) for request in self.inside.values()):
+            return False
         self.limit = min(self.threads, self.places() * 2)
+        self.unpark(self.wanted() - self.free())
         return True
 
     def spare_cpu(self, now: float) -> bool:
@@ -283,8 +272,10 @@ class Admission:
         held_long = full and sum(ran(tid) - then >= LONG for tid, then, _ in inside) >= self.limit
         waits = cpu_wait / cpu if cpu > 0 else 0.0
         # Only where this worker may rest, the others' limits (rests() reads them again under the pool lock).
+        # Never with a request inside that only waits (a stream): no quiet spell would end that rest.
         others = self.generation.others_let_in(self.pid) if computes and self.limit == 1 and self.cpus \
-            and waits >= CPU_WAIT_MOST and self.generation is not None else 0
+            and waits >= CPU_WAIT_MOST and self.generation is not None \
+            and not any(only_waits(request, now) for request in inside) else 0
         decision = Decision(taken, waits, waited, full, self.limit, self.threads, held_long, self.free_before,
                             computes, others, self.cpus)
         self.free_before = taken <= FREE_MOST
@@ -296,25 +287,30 @@ class Admission:
 
     def set_limit(self, limit: int, unpark: int = 0) -> None:
         """The new limit: the requests waiting for a place told, and as many
-        parked threads woken as it lets in, or `unpark` (under the lock, so
-        that a thread about to park sees it first)."""
+        parked threads woken as it wants free, or `unpark` (under the lock,
+        so that a thread about to park sees it first)."""
         with self.room:
             self.limit = limit
             self.room.notify_all()
-            self.unpark(max(unpark, limit - (self.threads - self.parked)))
+            self.unpark(max(unpark, self.wanted() - self.free()))
         self.say()
 
     def say(self) -> None:
-        """gate-PID: "limit parked", when either changed since last said."""
-        state = (self.limit, self.parked)
+        """gate-PID: "limit parked held", when any changed since last said:
+        the threads parked after an answer (uWSGI counts them in a request:
+        metrics.py), and those held before their first accept (it counts idle)."""
+        state = (self.limit, self.parked - self.born, self.born)
         if self.generation is not None and state != self.said:
             first, self.said = self.said is None, state
             self.generation.say_gate(self.pid, *state, first)
 
     def rests(self) -> bool:
-        """Whether this worker rests (limit 0, gate_rule.py): none in its line (no other worker could
-        take them), the others still let in as many as the CPUs (read and said under the pool's lock)."""
-        if self.waiting:
+        """Whether this worker rests (limit 0, gate_rule.py): one in its line at most (the one its free
+        thread over the limit took, parking.wanted, runs next, at places(); a longer line no other
+        worker could take), the others still let in as many as the CPUs (read and said under the
+        pool's lock). Refused while that one waited, workers rested 9 times in 8 s, not 35, beside
+        three busy loops, and logins ran past their deadline (docs/BENCHMARKS.md)."""
+        if len(self.waiting) > 1:
             return False
         try:
             with self.generation.gates_locked():
@@ -325,63 +321,15 @@ class Admission:
         except OSError:
             return False
 
-    def unpark(self, count: int) -> None:
-        count = min(count, self.parked)
-        if count > 0 and self.wake_w is not None:
-            try:
-                os.write(self.wake_w, b"w" * count)
-            except OSError:
-                pass
 
-    def stop(self) -> None:
-        """The worker stops taking requests: every parked thread goes back
-        to uWSGI, which ends it once the requests it took have run."""
-        self.stopping = True
-        self.accepting.take()
-        self.unpark(self.threads)
-
-    def owes_line(self) -> None:
-        """The request on this thread answers a 5xx: uWSGI writes its line
-        (log-5xx) once the thread leaves the after-request hook."""
-        self.lines.add(threading.get_ident())
-
-    def after_request(self) -> None:
-        """uWSGI's after-request hook, in the thread that served: its place
-        freed for a request waiting for one; past the limit, it parks until
-        the limit is raised or the worker stops."""
-        ident = threading.get_ident()
-        with self.room:
-            owes = self.every_line or ident in self.lines
-            self.lines.discard(ident)
-            if self.inside.pop(ident, None) is not None:
-                self.ended += 1
-                self.room.notify_all()  # the first in line is among them
-            if self.threads - self.parked <= self.limit or self.stopping or self.wake_r is None \
-                    or self.pid != os.getpid():
-                return
-            self.parked += 1
-            self.owed += owes
-        try:
-            self.wait()
-        finally:
-            with self.lock:
-                self.parked -= 1
-                self.owed -= owes
-
-    def wait(self) -> None:
-        poller = select.poll()
-        poller.register(self.stop_fd, 0)  # its hang-up only: uWSGI closed the write end
-        poller.register(self.wake_r, select.POLLIN)
-        while not self.stopping:
-            for fd, _ in poller.poll():
-                if fd == self.stop_fd:
-                    self.stop()
-                    return
-                try:
-                    os.read(self.wake_r, 1)
-                    return
-                except BlockingIOError:
-                    pass  # another parked thread took the byte
+def only_waits(request: tuple[int, float, float], now: float) -> bool:
+    """Whether a request let in (its thread's kernel id, CPU time and the
+    time it came in) has only waited so far, for a query, a client, a
+    stream's next event: its thread ran less than IDLE_SHARE of its time
+    inside, over WAITING_AFTER at least, and is asleep (a thread starved of
+    CPU runs little too, but is ready to run)."""
+    tid, cpu, began = request
+    return now - began >= WAITING_AFTER and ran(tid) - cpu < IDLE_SHARE * (now - began) and not runnable(tid)
 
 
 def gated(settings) -> bool:
