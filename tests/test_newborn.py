@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _thread
 import collections
+import os
 import select
 import threading
 import time
@@ -20,6 +21,7 @@ import pytest
 import requests
 from gates import APP, Held, finish_requests, listener_events, started_gate, until
 
+from flaskbox.layout import Generation
 from flaskbox.request import newborn
 from helpers import app_folder
 
@@ -94,6 +96,26 @@ def test_a_new_workers_threads_past_two_park_before_their_first_accept(tmp_path)
         assert gate.parked == 2 and gate.born == 2
     # started_gate's stop lets the rest go (a reload, a stop: uWSGI's stop pipe).
     until(lambda: not any(thread.is_alive() for thread in threads), "every held thread gone")
+
+
+def test_the_arbiters_release_lets_every_held_thread_go_before_a_stop(tmp_path):
+    # A held thread that uWSGI's stop woke after a `docker stop` had closed
+    # the sockets added them to its queue: an epoll_ctl() error each, some
+    # fourteen a worker. The arbiter's byte comes before its SIGTERM.
+    generation = Generation(tmp_path)
+    os.mkfifo(generation.release)
+    with started_gate(tmp_path, threads=6) as (gate, _):
+        threads = born(gate, 5)
+        until(lambda: gate.parked == 4, "four parked")
+        assert generation.held() == 4  # what the arbiter waits on
+        generation.release_held()
+        until(lambda: not any(thread.is_alive() for thread in threads), "every held thread gone")
+        assert generation.held() == 0
+        later = born(gate, 1)[0]  # one born after it (a worker replaced meanwhile) goes on too
+        later.join(5)
+        assert not later.is_alive() and gate.parked == 0
+        finish_requests(gate, 1)[0].join(5)
+        assert gate.parked == 0  # nor does a thread park after its answer
 
 
 def test_requests_that_only_wait_wake_a_thread_held_at_birth_for_the_next(tmp_path):

@@ -6,6 +6,7 @@ Imported by the per-request modules too, so it imports nothing of flaskbox."""
 from __future__ import annotations
 
 import fcntl
+import os
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -303,6 +304,8 @@ class Generation:
         # How long each kind of request's answers take, as the workers last
         # saw it (request/deadline.py): a fresh worker's estimate.
         self.answer_times = self.dir / "answer-times"
+        # A FIFO whose byte, before a stop, lets the threads held before their first accept go (release_held).
+        self.release = self.dir / "release"
 
     def import_stacks_of(self, pid: int) -> Path:
         """A lazy-apps worker's import-stacks, its own: a worker forked
@@ -346,19 +349,41 @@ class Generation:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def release_held(self) -> None:
+        """The release FIFO's byte, before a stop: the threads the workers hold before their first
+        accept go on into uWSGI's loop while its sockets are open (request/parking.py)."""
+        try:
+            fifo = os.open(self.release, os.O_RDWR | os.O_NONBLOCK)
+        except OSError:
+            return  # none made (a full disk): uWSGI's own stop wakes them
+        try:
+            os.write(fifo, b"r")
+        except OSError:
+            pass  # the FIFO full: the bytes already there wake them
+        finally:
+            os.close(fifo)
+
+    def held(self) -> int:
+        """The threads the pool's live workers hold before their first accept (gate-PID's third word)."""
+        return sum(words[2] for words in self.gates() if len(words) > 2)
+
+    def gates(self, but: int = 0) -> list[list[int]]:
+        """What each live worker (but `but`) last said of its gate, its words as numbers."""
+        said = []
+        for path in self.dir.glob("gate-[0-9]*"):
+            other = path.name[5:]
+            if other == str(but) or not other.isdigit() or not Path(f"/proc/{other}").exists():
+                continue
+            try:
+                said.append([int(word) for word in path.read_text().split()])
+            except (OSError, ValueError):
+                continue
+        return said
+
     def others_let_in(self, pid: int) -> int:
         """The limits the pool's other live workers last said (admission.py:
         a worker rests only while they cover the CPUs)."""
-        total = 0
-        for path in self.dir.glob("gate-[0-9]*"):
-            other = path.name[5:]
-            if other == str(pid) or not other.isdigit() or not Path(f"/proc/{other}").exists():
-                continue
-            try:
-                total += int(path.read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-        return total
+        return sum(words[0] for words in self.gates(but=pid) if words)
 
     def forget_gates(self) -> None:
         """Removes the gates of workers that have ended: a worker killed or

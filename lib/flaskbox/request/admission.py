@@ -137,6 +137,8 @@ class Admission(Parking):
                     self.limit = self.threads
                 else:
                     self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                    if self.generation is not None:
+                        self.open_release(self.generation.release)
                 self.pid = os.getpid()
                 self.say()
             if request and self.wake_r is not None and self.meter is None and not self.stopping:

@@ -8,6 +8,12 @@ hook), and a new worker's thread before its first accept (newborn.py),
 while more threads than wanted() are free. It waits on the gate's pipe: a
 raised limit writes a byte for each thread it lets go; uWSGI's stop pipe (a
 reload, max-requests), whose hang-up wakes its own threads, wakes them all.
+
+So does the arbiter's byte on the generation's release FIFO, written before
+it stops the pool: a thread held before its first accept, woken by uWSGI's
+stop after a `docker stop` had closed the sockets, went on to add them to
+its queue, and uWSGI logged an `epoll_ctl()` error for each (some fourteen a
+worker, at every stop).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ class Parking:
         self.lines: set[int] = set()  # threads whose 5xx's line uWSGI writes after the hook (owes_line)
         self.owed = 0  # how many of them parked
         self.stopping = False
-        self.wake_r = self.wake_w = self.stop_fd = None
+        self.wake_r = self.wake_w = self.stop_fd = self.release = None
 
     def wanted(self) -> int:
         """Threads left free to take requests: one over the limit, so that a
@@ -58,10 +64,25 @@ class Parking:
         """This thread answers a 5xx: uWSGI writes its line (log-5xx) once the thread leaves the hook."""
         self.lines.add(threading.get_ident())
 
+    def open_release(self, fifo) -> None:
+        """The generation's release FIFO, read (never emptied: its byte wakes every worker's threads)."""
+        try:
+            self.release = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            self.release = None  # a pool the arbiter did not start: uWSGI's stop alone wakes them
+
+    def released(self) -> bool:
+        """Whether the arbiter has written the release byte: the pool is about to stop."""
+        if self.release is None:
+            return False
+        poller = select.poll()
+        poller.register(self.release, select.POLLIN)
+        return bool(poller.poll(0))
+
     def parks(self) -> bool:
         """Under the lock: whether a thread free now parks (more are free than wanted)."""
         return self.free() > self.wanted() and not self.stopping and self.wake_r is not None \
-            and self.pid == os.getpid()
+            and self.pid == os.getpid() and not self.released()
 
     def after_request(self) -> None:
         """uWSGI's after-request hook, in the thread that served: its place
@@ -97,10 +118,12 @@ class Parking:
         poller = select.poll()
         poller.register(self.stop_fd, 0)  # its hang-up only: uWSGI closed the write end
         poller.register(self.wake_r, select.POLLIN)
+        if self.release is not None:
+            poller.register(self.release, select.POLLIN)
         try:
             while not self.stopping:
                 for fd, _ in poller.poll():
-                    if fd == self.stop_fd:
+                    if fd in (self.stop_fd, self.release):
                         self.stop()
                         return
                     try:
