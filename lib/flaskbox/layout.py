@@ -8,7 +8,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -304,8 +304,7 @@ class Generation:
         # How long each kind of request's answers take, as the workers last
         # saw it (request/deadline.py): a fresh worker's estimate.
         self.answer_times = self.dir / "answer-times"
-        # A FIFO whose byte, before a stop, lets the threads held before their first accept go (release_held).
-        self.release = self.dir / "release"
+        self.release = self.dir / "release"  # a FIFO: its byte lets held threads go (release_held)
 
     def import_stacks_of(self, pid: int) -> Path:
         """A lazy-apps worker's import-stacks, its own: a worker forked
@@ -349,9 +348,13 @@ class Generation:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def make_release(self) -> None:
+        """The release FIFO (none where FIFOs cannot be made: uWSGI's own stop wakes the held threads)."""
+        with suppress(OSError):
+            os.mkfifo(self.release, 0o644)
+
     def release_held(self) -> None:
-        """The release FIFO's byte, before a stop: the threads the workers hold before their first
-        accept go on into uWSGI's loop while its sockets are open (request/parking.py)."""
+        """Its byte, before a stop: held threads go on into uWSGI's loop while its sockets are open."""
         try:
             fifo = os.open(self.release, os.O_RDWR | os.O_NONBLOCK)
         except OSError:
@@ -381,8 +384,7 @@ class Generation:
         return said
 
     def others_let_in(self, pid: int) -> int:
-        """The limits the pool's other live workers last said (admission.py:
-        a worker rests only while they cover the CPUs)."""
+        """The limits the other live workers last said (admission.py: one rests while they cover the CPUs)."""
         return sum(words[0] for words in self.gates(but=pid) if words)
 
     def forget_gates(self) -> None:

@@ -28,7 +28,6 @@ requests is a cut, said with what it held when last read, never a finish."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 from collections.abc import Callable
@@ -103,7 +102,7 @@ class Generation:
         """Its folder, new (OSError: a full disk, say)."""
         shutil.rmtree(self.files.dir, ignore_errors=True)
         self.files.dir.mkdir(parents=True)
-        os.mkfifo(self.files.release, 0o644)
+        self.files.make_release()
 
     def start(self, ready: Callable[[Generation], None], failed: Callable[[Generation, int], None]) -> None:
         """Its master, importing the app; ready(self) once a worker accepts,
