@@ -310,8 +310,8 @@ class Admission(Parking):
         """Whether this worker rests (limit 0, gate_rule.py): one in its line at most (the one its free
         thread over the limit took, parking.wanted, runs next, at places(); a longer line no other
         worker could take), the others still let in as many as the CPUs (read and said under the
-        pool's lock). Refused while that one waited, workers rested 9 times in 8 s, not 35, beside
-        three busy loops, and logins ran past their deadline (docs/BENCHMARKS.md)."""
+        pool's lock). Refused while that one waited, workers beside three busy loops rested a
+        quarter as often, and logins ran past their deadline (docs/BENCHMARKS.md, "Third try")."""
         if len(self.waiting) > 1:
             return False
         try:
