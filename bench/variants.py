@@ -132,7 +132,7 @@ FEATURE_EDITS = {
 # a step of its path.
 WRAPPER_EDITS = {
     "the whole wrapper (uWSGI calls the app)": [
-        ("pool/wsgi.py", "    serve = Serve(found.app, timeout, **common)", "    return found.app")],
+        ("pool/wsgi.py", "    return Serve(found.app, timeout, **common)", "    return found.app")],
     "the peer from X-Flaskbox-Peer (Request.__init__)": [
         ("request/request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
         if len(fields) == 6:
@@ -159,7 +159,7 @@ WRAPPER_EDITS = {
     "REQUEST_TIMEOUT's watchdog (its clock and claim)": [
         ("request/request.py", "        self.watched = True\n", ""),
         ("request/request.py", "        watchdog.note(get_ident(), self)\n", "")],
-    "ADAPTIVE_THREADS' gate (its probes and parking)": [
+    "ADAPTIVE_THREADS' gate (its limit and line)": [
         ("pool/wsgi.py", "    if admission.gated(settings) and threads_each > 1:", "    if False:")],
 }
 

@@ -1,9 +1,10 @@
-"""ADAPTIVE_THREADS' gate in process (request/admission.py): how uWSGI's
-stop pipe is told from the pipes Python makes, the lock probe and the CPU
-meter, requests over the limit waiting for a place, and a thread over the
-limit parked in the after-request hook until the limit is raised or the
-worker stops. The rule it follows: test_gate_rule.py; the containers'
-proof: test_adaptive_threads.py."""
+"""ADAPTIVE_THREADS' rule in process (request/admission.py), on a fake
+clock: each window the limit becomes the places its requests used at their
+time alone, plus the square root of that. Requests that only wait raise it
+to every thread; requests that take turns at Python's lock, or share a CPU,
+hold it at about two; a request over it waits in arrival order while its
+answer could still start in time. The containers' proof:
+test_adaptive_threads.py and test_overload_goodput.py."""
 
 from __future__ import annotations
 
@@ -13,313 +14,211 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from gates import Held, c_pipe, finish_requests, idle_windows, started_gate, until
 
-from flaskbox.request import admission, stop_pipe
-from flaskbox.request.admission import Admission
-from flaskbox.request.request import Request
+from flaskbox.layout import Generation
+from flaskbox.request import admission, deadline
+from flaskbox.request.admission import REMEASURE, START, WINDOW, Gate
+
+THREADS = 16
 
 
-def test_the_stop_pipe_is_the_one_new_pipe_c_made():
-    known = frozenset(stop_pipe.open_pipes().values())
-    python_made = os.pipe()
-    r, w = c_pipe()
-    try:
-        assert stop_pipe.stop_pipe(known) == r
-        another = c_pipe()
-        # Two candidates: none is sure, so the worker keeps all its threads.
-        assert stop_pipe.stop_pipe(known) is None
-        for fd in another:
-            os.close(fd)
-    finally:
-        for fd in (*python_made, r, w):
-            os.close(fd)
+class Clock:
+    """The gate's monotonic(), moved by the test."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture
-def gate(tmp_path):
-    """A worker's gate of 5 threads, its stop pipe a C pipe of this process."""
-    with started_gate(tmp_path, threads=5) as (gate, w):
-        yield gate, w
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(admission, "monotonic", fake)
+    return fake
 
 
-def test_threads_over_the_limit_park_and_a_raised_limit_lets_some_go(gate):
-    gate, _ = gate
-    gate.limit = 1
-    threads = finish_requests(gate, 3)
-    until(lambda: gate.parked == 3, "three parked")
-    # A fourth thread is within the limit and the one over it (5 threads, 3 parked): it goes on.
-    lone = finish_requests(gate, 1)[0]
-    lone.join(5)
-    assert not lone.is_alive() and gate.parked == 3
-    gate.unpark(2)
-    until(lambda: gate.parked == 1, "two of three let go")
-    assert sum(thread.is_alive() for thread in threads) == 1
+def request(path: str = "/page"):
+    """What the gate reads and writes of a request.Request."""
+    return SimpleNamespace(environ={"REQUEST_METHOD": "GET", "PATH_INFO": path}, times=None, entered=None,
+                           entry=0)
 
 
-def test_uwsgis_stop_lets_every_parked_thread_go(gate):
-    gate, stop_w = gate
-    gate.limit = 1
-    threads = finish_requests(gate, 3)
-    until(lambda: gate.parked == 3, "three parked")
-    os.close(stop_w)  # uWSGI's graceful stop of the worker (gracefully_kill)
-    for thread in threads:
-        thread.join(5)
-    assert not any(thread.is_alive() for thread in threads) and gate.stopping
-    # Once stopping, no thread parks again.
-    finish_requests(gate, 3)[0].join(5)
-    assert gate.parked == 0
+def gate(threads: int = THREADS) -> Gate:
+    return Gate(threads, deadline.Times(30.0))
 
 
-def test_a_worker_without_a_sure_stop_pipe_never_parks():
-    gate = Admission(4, frozenset(stop_pipe.open_pipes().values()), None)
-    gate.started()  # no new pipe of C's here
-    assert gate.stop_fd is None
-    gate.limit = 1
-    threads = finish_requests(gate, 3)
-    for thread in threads:
-        thread.join(5)
-    assert not any(thread.is_alive() for thread in threads) and gate.parked == 0
+def alone(g: Gate, clock: Clock, path: str, seconds: float) -> None:
+    """One request of `path` with the worker to itself, for `seconds`."""
+    r = request(path)
+    assert g.enter(r, 30.0)
+    clock.step(seconds)
+    g.leave(r)
 
 
-def test_two_seconds_with_no_request_set_the_limit_back_and_parked_threads_stay_parked(gate, tmp_path):
-    gate, _ = gate
-    gate.set_limit(2)
-    threads = finish_requests(gate, 3)
-    until(lambda: gate.parked == 2, "two parked, one back to uWSGI (3 free: the limit and one over it)")
-    idle_windows(gate, admission.IDLE_WINDOWS - 1)  # a moment with no request: a burst may follow
-    assert gate.parked == 2 and gate.limit == 2
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == "2 2 0\n"  # said at each window
-    told = []  # how many parked threads each of the gate's calls lets go
-    let_go = gate.unpark
-    gate.unpark = lambda count: told.append(min(count, gate.parked)) or let_go(count)
-    idle_windows(gate, 1)
-    # The limit where a new worker's starts (the next load is measured
-    # afresh), and only the two threads that took requests still take them:
-    # let go, the parked ones would each take one of the next load's into
-    # this process's line, behind a limit of one.
-    assert gate.limit == admission.START and told and max(told) <= 0
-    assert gate.parked == 2 and sum(thread.is_alive() for thread in threads) == 2
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 2 0\n"
+def windows(g: Gate, clock: Clock, count: int, at_once: int, path: str, seconds: float) -> list[int]:
+    """`count` windows of `at_once` requests of `path` at a time (or the
+    limit, if lower), each taking `seconds` now, one ending every step; the
+    limit after each window."""
+    limits = []
+    running: list = []
+    for _ in range(count):
+        end = clock.now + WINDOW
+        while clock.now < end:
+            while len(running) < min(at_once, g.limit):
+                r = request(path)
+                assert g.enter(r, 30.0)
+                running.append((clock.now + seconds, r))
+            running.sort(key=lambda item: item[0])
+            finish, r = running.pop(0)
+            clock.now = max(clock.now, finish)
+            g.leave(r)
+        limits.append(g.limit)
+    for _, r in running:
+        g.leave(r)
+    return limits
 
 
-def test_a_parked_thread_whose_answer_was_a_5xx_goes_in_a_quiet_spell_and_its_line_with_it(gate, tmp_path):
-    gate, _ = gate
-    gate.set_limit(1)
-
-    def answered_503() -> None:
-        gate.owes_line()  # Request.respond, for a 503
-        gate.after_request()
-    owing = threading.Thread(target=answered_503, daemon=True)
-    owing.start()
-    others = finish_requests(gate, 2)
-    until(lambda: gate.parked == 3 and gate.owed == 1, "three parked, one owing its line")
-    idle_windows(gate, admission.IDLE_WINDOWS)
-    # uWSGI writes a 5xx's line once the thread leaves the hook: every
-    # parked thread goes, so that none waits for the next load.
-    until(lambda: gate.parked == 0, "every parked thread let go")
-    assert gate.owed == 0 and not owing.is_alive() and not any(thread.is_alive() for thread in others)
-    assert gate.limit == admission.START and not gate.lines
-    idle_windows(gate, 1)
-    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{admission.START} 0 0\n"
+def test_a_new_worker_runs_one_request_at_a_time_and_measures_each_kind_alone(clock):
+    g = gate()
+    assert g.limit == START == 1
+    alone(g, clock, "/page", 0.02)
+    alone(g, clock, "/page", 0.04)
+    alone(g, clock, "/users/12", 0.5)
+    kinds = g.times.kinds
+    assert kinds["GET /page"].alone == pytest.approx(0.03)  # half the old, half the new
+    assert kinds["GET /users/#"].alone == 0.5
 
 
-def test_where_uwsgi_logs_every_answer_a_quiet_spell_lets_every_parked_thread_go(gate):
-    # UWSGI_DISABLE_LOGGING=false: each answer's line is written once its
-    # thread leaves the hook, so none may wait in it for the next load.
-    gate, _ = gate
-    gate.every_line = True
-    gate.set_limit(1)
-    threads = finish_requests(gate, 3)
-    until(lambda: gate.parked == 3 and gate.owed == 3, "three parked, each owing its line")
-    idle_windows(gate, admission.IDLE_WINDOWS)
-    until(lambda: gate.parked == 0, "every parked thread let go")
-    assert not any(thread.is_alive() for thread in threads)
+def test_requests_that_only_wait_raise_the_limit_to_every_thread_by_its_square_root(clock):
+    g = gate()
+    alone(g, clock, "/wait", 0.005)
+    # A database's 5 ms, whatever runs beside: every request in its time alone.
+    limits = windows(g, clock, 10, 64, "/wait", 0.005)
+    assert limits[:4] == [2, 3, 5, 7]  # used + sqrt(used), each window
+    assert limits[-1] == THREADS
 
 
-def test_requests_over_the_limit_wait_for_a_place_in_the_order_they_came(gate):
-    gate, _ = gate
+def taking_turns(g: Gate, clock: Clock, count: int, seconds: float = 0.02) -> list[int]:
+    """`count` windows of requests that take turns (at Python's lock, or a
+    CPU): one answer every `seconds`, so that n at once each take n times
+    their time alone; the limit after each window."""
+    running: list = []
+    limits = []
+    for _ in range(count):
+        end = clock.now + WINDOW
+        while clock.now < end:
+            while len(running) < g.limit:
+                r = request("/compute")
+                assert g.enter(r, 30.0)
+                running.append(r)
+            clock.step(seconds)
+            g.leave(running.pop(0))
+        limits.append(g.limit)
+    for r in running:
+        g.leave(r)
+    return limits
+
+
+def test_requests_that_take_turns_settle_at_about_two(clock):
+    g = gate()
+    alone(g, clock, "/compute", 0.02)
+    g.limit = THREADS
+    limits = taking_turns(g, clock, 30)
+    assert limits[0] < THREADS and set(limits[-10:]) <= {2, 3}, limits
+
+
+def test_a_request_in_flight_past_its_time_alone_counts_late_at_the_windows_end(clock):
+    g = gate(4)
+    alone(g, clock, "/export", 0.05)
+    g.limit = 4
+    running = [request("/export") for _ in range(4)]
+    for r in running:
+        assert g.enter(r, 30.0)
+    # Nothing ends: four exports, each four times its time alone, still in flight.
+    clock.step(WINDOW * 2)
+    other = request("/export")
+    assert not g.enter(other, 0.0)  # over the limit, no time left to wait: refused
+    # 0.25 s of the 0.85 s held was within the time alone: 4 x 0.25 / 0.85 used, and its root.
+    assert g.limit == 2
+
+
+def test_a_kind_not_yet_measured_counts_as_in_its_time(clock):
+    g = gate(4)
+    g.limit = 4
+    running = [request("/new") for _ in range(4)]
+    for r in running:
+        assert g.enter(r, 30.0)
+    clock.step(WINDOW * 3)
+    r = request("/new")
+    assert g.enter(r, 0.0) is False  # the four hold every place
+    assert g.limit == 4
+
+
+def test_a_request_over_the_limit_waits_in_arrival_order_and_is_refused_when_its_time_runs_out(clock):
+    g = gate()
+    first = request()
+    assert g.enter(first, 30.0)
     order: list[str] = []
-    first = Held(gate, "first", order)  # a new worker's limit: one
-    until(lambda: order == ["first"], "the first let in")
-    second = Held(gate, "second", order)
-    until(lambda: len(gate.waiting) == 1, "the second waiting")
-    third = Held(gate, "third", order)
-    until(lambda: len(gate.waiting) == 2, "the third waiting")
-    first.done.set()
-    until(lambda: order == ["first", "second"], "the second let in")
-    second.done.set()
-    until(lambda: order == ["first", "second", "third"], "the third let in")
-    third.done.set()
-    assert second.let_in > 0 and third.let_in > 0  # each waited for its place
+    waiting = []
+
+    def wait(name: str, left: float) -> None:
+        r = request()
+        if g.enter(r, left):
+            order.append(name)
+            waiting.append(r)
+        else:
+            order.append(f"{name} refused")
+
+    threads = []
+    for name, left in (("second", 30.0), ("third", 30.0), ("late", 0.05)):
+        thread = threading.Thread(target=wait, args=(name, left))
+        thread.start()
+        threads.append(thread)
+        count = len(threads)
+        until(lambda count=count: len(g.line) + len(order) == count)
+    threads[2].join(5)
+    assert order == ["late refused"]
+    g.leave(first)
+    threads[0].join(5)
+    assert order == ["late refused", "second"]
+    g.leave(waiting[0])
+    threads[1].join(5)
+    assert order == ["late refused", "second", "third"]
+    g.leave(waiting[1])
+    assert g.inside == 0 and not g.line
 
 
-def test_only_the_first_in_line_keeps_looking_the_others_sleep_until_told(gate):
-    # Under overload, sixty requests waiting for a place each looked every
-    # RECHECK: 3,000 turns at Python's lock a second, taken from the logins.
-    gate, _ = gate
-    # Threads starved of the lock on a busy machine may look as if they only
-    # waited (the limit raised, two let in append in either order): not here.
-    gate.all_waiting = lambda now: False
-    order: list[str] = []
-    holder = Held(gate, "holder", order)
-    until(lambda: order == ["holder"], "the place taken")
-    first = Held(gate, "first", order)
-    until(lambda: len(gate.waiting) == 1, "the first waiting")
-    behind = []
-    for n in range(3):  # each in the line before the next comes: their turns are their arrivals
-        behind.append(Held(gate, f"behind {n}", order))
-        until(lambda n=n: len(gate.waiting) == 2 + n, f"behind {n} waiting")
-    looked = first.looks, [request.looks for request in behind]
-    time.sleep(10 * admission.RECHECK)  # the span the looks are counted over
-    assert first.looks - looked[0] >= 3, (first.looks, looked)
-    assert all(request.looks - before <= 1 for request, before in zip(behind, looked[1], strict=True)), \
-        ([request.looks for request in behind], looked)
-    # Told (a place freed), each moves up, in its turn.
-    holder.done.set()
-    until(lambda: order == ["holder", "first"], "the first let in")
-    for request in [first, *behind]:
-        request.done.set()
-    until(lambda: len(order) == 5, "every one let in")
-    assert order == ["holder", "first", "behind 0", "behind 1", "behind 2"]
+def test_a_worker_below_its_threads_runs_a_window_at_one_when_nothing_ran_alone_for_a_while(clock):
+    g = gate()
+    alone(g, clock, "/compute", 0.02)
+    taking_turns(g, clock, 1)  # its first window, at one: each alone
+    since = g.alone_at
+    limits = []
+    while clock.now < since + REMEASURE - 2 * WINDOW:
+        limits += taking_turns(g, clock, 1)
+    assert set(limits) == {2} and not g.kept  # none alone, not yet for REMEASURE
+    g.times.kinds["GET /compute"].alone = 0.01  # as if its database had been faster then
+    limits = taking_turns(g, clock, 5)
+    assert 1 in limits  # a window at one: the requests let in ran alone
+    assert g.times.kinds["GET /compute"].alone > 0.015  # measured again, nearer its 20 ms
+    assert limits[-1] == 2 and not g.kept  # then back where it was
 
 
-def test_a_raised_limit_lets_waiting_requests_in_and_a_stop_keeps_their_turns(gate):
-    gate, _ = gate
-    order: list[str] = []
-    held = [Held(gate, str(number), order) for number in range(4)]
-    until(lambda: len(order) == 1 and len(gate.waiting) == 3, "one let in, three waiting")
-    gate.set_limit(3)
-    until(lambda: len(order) == 3 and len(gate.waiting) == 1, "two more let in")
-    # uWSGI stops the worker: the last runs once a place is free, not at
-    # once beside the others (all past their deadline together).
-    gate.stop()
-    time.sleep(0.2)
-    assert len(order) == 3 and len(gate.waiting) == 1
-    held[0].done.set()
-    until(lambda: len(order) == 4, "the last let in")
-    for request in held:
-        request.done.set()
+def test_every_window_the_limit_is_said_for_an_operator(clock, tmp_path):
+    g = Gate(THREADS, deadline.Times(30.0), Generation(tmp_path))
+    alone(g, clock, "/wait", 0.005)
+    windows(g, clock, 3, 64, "/wait", 0.005)
+    assert (tmp_path / f"gate-{os.getpid()}").read_text() == f"{g.limit}\n"
 
 
-def test_requests_that_only_wait_let_the_next_one_in_at_once(gate):
-    # Event streams, long polls, a slow client: nothing computes, so a page
-    # beside them does not wait for the next window.
-    gate, _ = gate
-    order: list[str] = []
-    held = [Held(gate, "stream", order, waits=True)]
-    until(lambda: order == ["stream"], "the stream let in")
-    began = time.monotonic()
-    held.append(Held(gate, "page", order, waits=True))
-    until(lambda: order == ["stream", "page"], "the page let in", within=admission.WINDOW)
-    assert time.monotonic() - began < admission.WINDOW and gate.limit == 2
-    for request in held:
-        request.done.set()
-
-
-def test_a_login_starved_of_cpu_is_not_taken_for_a_request_that_waits(gate, monkeypatch):
-    # A neighbour's burst leaves the login's thread a few percent of a CPU:
-    # its CPU share alone says "waits" (ran reports none), but it is ready
-    # to run, so the page behind it waits for a place.
-    gate, _ = gate
-    monkeypatch.setattr(admission, "ran", lambda tid: 0.0)
-    order: list[str] = []
-    login = Held(gate, "login", order, hashes=True)
-    until(lambda: order == ["login"], "the login let in")
-    page = Held(gate, "page", order)
-    until(lambda: len(gate.waiting) == 1, "the page waiting")
-    # Many rechecks' worth: the login's thread is seen running each time.
-    time.sleep(admission.WINDOW / 2)
-    assert order == ["login"] and gate.limit == 1
-    login.done.set()
-    until(lambda: order == ["login", "page"], "the page let in once the login ended")
-    page.done.set()
-
-
-def test_a_request_over_the_limit_takes_a_cpu_idle_for_a_while_and_waits_while_none_is(gate, monkeypatch):
-    # A line is one process's, the CPUs are the pool's: a request waited in
-    # one process's line while another process had nothing to do.
-    gate, _ = gate
-    gate.cpus = 2
-    # Threads on the machine running or ready to, the reader aside: these
-    # readings first, then `usual` at each look.
-    readings, usual = [], [0]
-
-    def others_running() -> int:
-        return readings.pop(0) if readings else usual[0]
-    monkeypatch.setattr(admission, "others_running", others_running)
-    order: list[str] = []
-    login = Held(gate, "login", order, hashes=True)
-    until(lambda: order == ["login"], "the login let in")
-    gate.cpus_busy = True  # the last window: requests that compute waited for a CPU
-    page = Held(gate, "page", order)
-    until(lambda: len(gate.waiting) == 1, "the page waiting")
-    time.sleep(admission.WINDOW / 2)  # many looks' worth
-    assert order == ["login"]
-    # A neighbour's loop and the login, and a CPU idle for a moment only.
-    gate.cpus_busy, usual[0] = False, 2
-    readings += [1] * (admission.SPARE_LOOKS - 1) + [2]
-    until(lambda: not readings, "every reading looked at")
-    time.sleep(admission.WINDOW / 2)
-    assert order == ["login"]
-    usual[0] = 1  # the login alone: a CPU idle, look after look
-    until(lambda: order == ["login", "page"], "the page let in", within=2.0)
-    assert gate.limit == 1 and len(gate.inside) == 2  # over the limit, which stays where it was
-    login.done.set()
-    page.done.set()
-
-
-def test_a_request_that_could_no_longer_start_in_time_is_not_let_in(gate):
-    gate, _ = gate
-    order: list[str] = []
-    holder = Held(gate, "holder", order)
-    until(lambda: order == ["holder"], "the place taken")
-    # It waited 29.8 s of REQUEST_TIMEOUT's 30 for a worker: 0.2 s left to get a place.
-    began = time.monotonic()
-    late = Held(gate, "late", order, waited=29.8)
-    late.thread.join(10)
-    assert late.let_in is None and order == ["holder"] and time.monotonic() - began < 5
-    holder.done.set()
-
-
-def test_a_raised_limit_wakes_as_many_as_it_lets_in(gate):
-    gate, _ = gate
-    gate.limit = 1
-    finish_requests(gate, 3)
-    until(lambda: gate.parked == 3, "three parked")
-    gate.set_limit(2)  # 2 threads free, 3 parked: one more may run
-    until(lambda: gate.parked == 2, "one let go")
-    time.sleep(0.1)
-    assert gate.parked == 2
-
-
-def test_a_gate_that_fails_lets_every_thread_go_and_leaves_the_watchdog_be(gate):
-    gate, _ = gate
-    gate.limit = 1
-    threads = finish_requests(gate, 3)
-    until(lambda: gate.parked == 3, "three parked")
-    gate.meter = None  # what a broken /proc would make of it
-    gate.arrived = 1
-    gate.since -= admission.WINDOW
-    assert gate.tick(time.monotonic()) is None
-    for thread in threads:
-        thread.join(5)
-    assert not any(thread.is_alive() for thread in threads) and gate.since is None
-    finish_requests(gate, 2)[0].join(5)
-    assert gate.parked == 0
-
-
-@pytest.mark.parametrize("status, owed", [("500 INTERNAL SERVER ERROR", True), ("503 UNAVAILABLE", True),
-                                          ("200 OK", False), ("404 NOT FOUND", False)])
-def test_an_answer_uwsgi_logs_is_owed_until_the_thread_leaves_the_hook(gate, status, owed):
-    gate, _ = gate
-    gate.set_limit(4)  # this thread goes on past the hook
-    worker = SimpleNamespace(watchdog=SimpleNamespace(admission=gate))
-    sent = []
-    answer = Request(worker, {"REQUEST_METHOD": "GET"}, lambda *head: sent.append(head))
-    answer.respond(status, [("Content-Length", "2")])
-    assert sent == [(status, [("Content-Length", "2")], None)]  # uWSGI's start_response had it
-    # log-5xx: uWSGI writes a line for a 5xx only, after the after-request hook.
-    assert (threading.get_ident() in gate.lines) is owed
-    gate.after_request()
-    assert not gate.lines and gate.owed == 0
+def until(condition, within: float = 5.0) -> None:
+    """Polls a condition the gate's own threads make true."""
+    end = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < end, "not within the time allowed"
+        time.sleep(0.001)

@@ -7,7 +7,6 @@ test_kubernetes_consistency.py, test_supervision.py's relay in a stop)."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 
@@ -50,27 +49,6 @@ def test_an_idle_stop_is_clean_and_prompt(tmp_path, capsys):
     assert nginx.signals[0][1] == "SIGQUIT" and master.signals[-1][1] == "SIGTERM"
     assert nginx.status is not None and nginx.signals[0][0] < master.signals[-1][0]
     assert system.named("python3 -I -m flaskbox metrics") == []
-
-
-def test_uwsgi_is_told_once_its_workers_let_the_threads_they_held_go(tmp_path):
-    # A thread held before its first accept (request/parking.py), woken by
-    # uWSGI's stop once the sockets were closed, logged an epoll_ctl() error
-    # for each: the release FIFO's byte comes first, and the SIGTERM once
-    # every worker's gate-PID says none held (a live pid: this one).
-    system = serving(tmp_path)
-    files = system.runtime.generation(1)
-    gate = files.gate(os.getpid())
-    gate.write_text("1 0 14\n")
-    with open(os.open(files.release, os.O_RDONLY | os.O_NONBLOCK), "rb") as fifo:
-        system.after(0.3, lambda: gate.write_text("1 0 0\n") if fifo.read(1) == b"r" else None)
-        code, _ = stop(system)
-    master = system.master(1)
-    told = [at for at, name in master.signals if name == "SIGTERM"]
-    assert code == 0 and told and 0.3 <= told[0] - system.nginx().signals[0][0] < 0.4, master.signals
-    system = serving(tmp_path / "again")  # a worker that never says it let them go: waited for a second
-    system.runtime.generation(1).gate(os.getpid()).write_text("1 0 14\n")
-    code, took = stop(system)
-    assert code == 0 and 1.0 <= took < 1.5, took
 
 
 def test_streams_end_first_in_every_generation(tmp_path):

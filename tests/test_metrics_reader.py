@@ -141,22 +141,20 @@ def test_every_limit_conn_zone_has_a_reason():
     assert zones == set(metrics.ZONES), zones ^ set(metrics.ZONES)
 
 
-def test_a_thread_the_gate_parked_counts_as_idle_not_in_flight(tmp_path):
-    # ADAPTIVE_THREADS parks a thread after its answer; uWSGI still calls it in a request. Those it
-    # held before their first accept (the third word) it counts idle already.
+def test_each_workers_limit_is_a_gauge_and_every_request_it_holds_is_in_flight(tmp_path):
+    # ADAPTIVE_THREADS says each worker's limit (gate-PID); a request waiting
+    # for a place under it is in flight as much as one that runs.
     (tmp_path / "metrics").mkdir()
     collector = metrics.Collector(tmp_path, 64, "sync")
     generation = collector.place.uwsgi_dir / "g1"
     generation.mkdir(parents=True)
-    (generation / "gate-101").write_text("1 3 10\n")
+    (generation / "gate-101").write_text("3\n")
     (generation / "gate-102.new").write_text("junk\n")  # a gate mid-write: not read
     cores = [{"in_request": 1}] * 4 + [{"in_request": 0}] * 12
     stats = {"workers": [{"id": 1, "pid": 101, "status": "busy", "cores": cores},
                          {"id": 2, "pid": 102, "status": "busy", "cores": cores[:3] + cores[4:]}]}
     out = "\n".join(collector._workers(stats, []))
-    assert "flaskbox_app_requests_in_flight 4\n" in out + "\n"
+    assert "flaskbox_app_requests_in_flight 7\n" in out + "\n"
     assert 'flaskbox_workers{state="busy"} 2' in out
-    (generation / "gate-102").write_text("1 3 10\n")
-    out = "\n".join(collector._workers(stats, []))
-    assert "flaskbox_app_requests_in_flight 1\n" in out + "\n"
-    assert 'flaskbox_workers{state="idle"} 1' in out
+    limits = [line for line in out.splitlines() if line.startswith("flaskbox_worker_limit{")]
+    assert limits == ['flaskbox_worker_limit{worker="1"} 3']

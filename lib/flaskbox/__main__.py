@@ -163,8 +163,8 @@ def render_configs(current: record.Record) -> None:
     each = (f"{values['WORKER_CONNECTIONS']} gevent requests" if values["WORKER_CLASS"] == "gevent"
             else f"{values['UWSGI_THREADS']} threads")
     if admission.gated(current):
-        each = (f"up to {each} (ADAPTIVE_THREADS: fewer at once while the requests that compute wait "
-                "for Python's lock or a CPU)")
+        each = (f"up to {each} (ADAPTIVE_THREADS: as many at once as run in their time alone, and "
+                "headroom)")
     pool = (f"uWSGI up to {values['UWSGI_PROCESSES']} processes x {each} (cheaper "
             f"mode: {cheaper} kept running, more started under load)" if cheaper else
             f"uWSGI {values['UWSGI_PROCESSES']} processes x {each}")

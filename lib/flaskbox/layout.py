@@ -5,10 +5,7 @@ Imported by the per-request modules too, so it imports nothing of flaskbox."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 import signal
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
 PRODUCTION, DEBUG = "production", "debug"
@@ -301,10 +298,6 @@ class Generation:
         # How the workers' event streams are to end at a stop or a retirement
         # (arbiter/generation.py writes it, streams.py reads it): by when.
         self.streams_end = self.dir / "streams-end"
-        # How long each kind of request's answers take, as the workers last
-        # saw it (request/deadline.py): a fresh worker's estimate.
-        self.answer_times = self.dir / "answer-times"
-        self.release = self.dir / "release"  # a FIFO: its byte lets held threads go (release_held)
 
     def import_stacks_of(self, pid: int) -> Path:
         """A lazy-apps worker's import-stacks, its own: a worker forked
@@ -323,69 +316,21 @@ class Generation:
         return None
 
     def gate(self, pid: int) -> Path:
-        """A worker's ADAPTIVE_THREADS state, "limit parked" (admission.py
-        writes it, metrics.py reads it)."""
+        """A worker's ADAPTIVE_THREADS limit (admission.py writes it; an operator reads it)."""
         return self.dir / f"gate-{pid}"
 
-    def say_gate(self, pid: int, limit: int, parked: int, held: int, first: bool) -> None:
-        """gate-PID: "limit parked held", whole or not at all; a new worker's
-        first word sweeps the gates of workers gone."""
+    def say_gate(self, pid: int, limit: int) -> None:
+        """gate-PID: the limit, whole or not at all; the first word of a
+        worker sweeps the gates of workers gone."""
         path = self.gate(pid)
         new = path.with_name(f"{path.name}.new")
         try:
-            if first:
+            if not path.exists():
                 self.forget_gates()
-            new.write_text(f"{limit} {parked} {held}\n")
+            new.write_text(f"{limit}\n")
             new.replace(path)
         except OSError:
             pass  # what is said of the gate is not worth a request
-
-    @contextmanager
-    def gates_locked(self):
-        """The pool's workers one at a time: a worker that rests reads the
-        others' gates and says its own before the next one reads them."""
-        with open(self.dir / "gates.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
-    def make_release(self) -> None:
-        """The release FIFO (none where FIFOs cannot be made: uWSGI's own stop wakes the held threads)."""
-        with suppress(OSError):
-            os.mkfifo(self.release, 0o644)
-
-    def release_held(self) -> None:
-        """Its byte, before a stop: held threads go on into uWSGI's loop while its sockets are open."""
-        try:
-            fifo = os.open(self.release, os.O_RDWR | os.O_NONBLOCK)
-        except OSError:
-            return  # none made (a full disk): uWSGI's own stop wakes them
-        try:
-            os.write(fifo, b"r")
-        except OSError:
-            pass  # the FIFO full: the bytes already there wake them
-        finally:
-            os.close(fifo)
-
-    def held(self) -> int:
-        """The threads the pool's live workers hold before their first accept (gate-PID's third word)."""
-        return sum(words[2] for words in self.gates() if len(words) > 2)
-
-    def gates(self, but: int = 0) -> list[list[int]]:
-        """What each live worker (but `but`) last said of its gate, its words as numbers."""
-        said = []
-        for path in self.dir.glob("gate-[0-9]*"):
-            other = path.name[5:]
-            if other == str(but) or not other.isdigit() or not Path(f"/proc/{other}").exists():
-                continue
-            try:
-                said.append([int(word) for word in path.read_text().split()])
-            except (OSError, ValueError):
-                continue
-        return said
-
-    def others_let_in(self, pid: int) -> int:
-        """The limits the other live workers last said (admission.py: one rests while they cover the CPUs)."""
-        return sum(words[0] for words in self.gates(but=pid) if words)
 
     def forget_gates(self) -> None:
         """Removes the gates of workers that have ended: a worker killed or

@@ -61,10 +61,6 @@ STREAMS_SIGNAL = getattr(signal, f"SIG{STOP_STREAMS_SIGNAL}")
 # ended: their last chunk reaches the client before nginx's drain, or the
 # retirement, cuts what is left.
 STREAMS_LEAD = 1.0
-# How long a stop waits for the workers' held threads to go on into uWSGI's
-# loop before its SIGTERM, at most, and how often it looks: they take
-# milliseconds; a worker that says nothing (killed, stuck) is not waited for.
-RELEASE_WAIT, RELEASE_LOOK = 1.0, 0.01
 
 
 class Generation:
@@ -102,7 +98,6 @@ class Generation:
         """Its folder, new (OSError: a full disk, say)."""
         shutil.rmtree(self.files.dir, ignore_errors=True)
         self.files.dir.mkdir(parents=True)
-        self.files.make_release()
 
     def start(self, ready: Callable[[Generation], None], failed: Callable[[Generation, int], None]) -> None:
         """Its master, importing the app; ready(self) once a worker accepts,
@@ -301,17 +296,9 @@ class Generation:
         if self.state != STOPPING:
             self.stopping_since = self.loop.now()
         self.state, self._then = STOPPING, gone
-        self.files.release_held()
-        self._term(self.loop.now() + RELEASE_WAIT)
+        self.loop.signal([self.master], signal.SIGTERM)
         self._waits += [self.loop.at(mercy_at, self._kill_workers),
                             self.loop.at(kill_at, self._kill_master)]
-
-    def _term(self, by: float) -> None:
-        """SIGTERM to its master once no worker holds a thread, or at `by` at the latest."""
-        if self.loop.now() < by and self.files.held():
-            self._waits.append(self.loop.after(RELEASE_LOOK, lambda: self._term(by)))
-        else:
-            self.loop.signal([self.master], signal.SIGTERM)
 
     def abandon(self, gone: Callable[[Generation, Child], None] = lambda generation, child: None) -> None:
         """A start that will not serve: its master killed at once."""

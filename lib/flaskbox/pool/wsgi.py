@@ -38,7 +38,8 @@ from ..layout import (
     stream_slots,
 )
 from ..log import error, info, warn
-from ..request import admission, newborn, streams, websocket
+from ..request import admission, streams, websocket
+from ..request.deadline import Times
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
@@ -46,7 +47,7 @@ from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders
 from ..userapp.census import Census
 from . import gevent_exit, master, preload
-from .master import generation, uwsgi_flag, uwsgi_option
+from .master import generation, uwsgi_option
 
 try:  # only inside uWSGI
     import uwsgi
@@ -189,46 +190,11 @@ def from_record(settings: record.Record):
     threads_each = int(uwsgi_option("threads", "1"))
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
-    serve = Serve(found.app, timeout, **common)
-    serve.watchdog.answers.shared_in(gen.answer_times)
-    if admission.gated(settings) and threads_each > 1:  # UWSGI_INI may set its own threads
-        gate(serve, threads_each)
-    return serve
-
-
-def gate(serve: Serve, threads_each: int) -> None:
-    """ADAPTIVE_THREADS: the watchdog decides each worker's limit, and a
-    thread over it parks in uWSGI's after-request hook (admission.py), after
-    the app's own hook if it set one. Made last: the descriptors open now
-    are not uWSGI's stop pipe."""
-    keeper = serve.watchdog.admission = admission.for_worker(threads_each, generation(), logs_more_than_5xx())
-    newborn.hold(keeper.before_first_accept)
-    own = getattr(uwsgi, "after_req_hook", None)
-    if own is None:
-        uwsgi.after_req_hook = keeper.after_request
-        return
-
-    def after_request() -> None:
-        try:
-            own()
-        finally:
-            keeper.after_request()
-    uwsgi.after_req_hook = after_request
-
-
-# uWSGI's options that log answers besides 5xx under disable-logging.
-OTHER_LINES = ("log-4xx", "log-slow", "log-big", "log-zero", "log-sendfile", "log-ioerror")
-
-
-def logs_more_than_5xx() -> bool:
-    """Whether uWSGI writes a line for answers other than 5xx (app.ini's
-    disable-logging undone, or a log-4xx, log-slow... of the user's):
-    ADAPTIVE_THREADS then lets a parked thread go in a quiet spell, as it
-    does one that answered a 5xx, so that no line waits for the next load."""
-    try:
-        return not uwsgi_flag("disable-logging") or any(name in uwsgi.opt for name in OTHER_LINES)
-    except Exception:
-        return True  # unknown: as if it did
+    # ADAPTIVE_THREADS: the limit on the requests each worker runs at once
+    # (admission.py); UWSGI_INI may set its own threads.
+    if admission.gated(settings) and threads_each > 1:
+        common["gate"] = admission.Gate(threads_each, Times(timeout), gen)
+    return Serve(found.app, timeout, **common)
 
 
 def prepare_the_process(settings: record.Record) -> None:

@@ -1,91 +1,51 @@
-"""How long a sync worker's answers take to start, kept for each kind of
-request (its method and path): a request that waited in the queue so long
-that its answer could not start within REQUEST_TIMEOUT is refused with a
-503 when a worker takes it (serve.Serve.waited_long), rather than started
-only to run past its deadline. Under overload, every request let in then
-finishes: Keystone's logins (issue 69) were each let in with a second or
-two left of their 30, each slowed by all the others, and every one of
-them answered 504 at the deadline; the CPU they took delivered nothing.
+"""How long a sync worker's requests of each kind take once let in: their
+time alone (the floor ADAPTIVE_THREADS measures its limit against,
+admission.py) and their usual time now (REQUEST_TIMEOUT's estimate).
 
-Kept by kind, since one slow page says nothing of another: a health page
-that waited two seconds behind a 2 s report still answers in time. Each
-worker goes by the longer of its own answers and the pool's last word on
-the kind (PoolTimes), since the workers share the CPUs: a fresh worker
-(replacing one that a request past REQUEST_TIMEOUT retired) knows no
-answer, and a worker whose own answers came while few ran at once does
-not see the others slow down. A kind nobody has answered is let in."""
+A kind is a request's method and path, each segment with a digit in it one
+placeholder (/users/12 and /users/34 alike): one slow page says nothing of
+another. A request's time is the time it held its place in the worker:
+from being let in to its answer's start (the usual answer's first part, a
+stream's generator handed back, an exception), which is what the place
+costs the others.
+
+- Alone: the mean of the kind's last requests that had the worker to
+  themselves (none let in beside them from start to end), half the old
+  value and half the new: a page's cost drifts as its data grows, and a
+  process's first request of a kind (its own set-up) should not stand for
+  long. Nothing else moves it: a request run beside others is slower by
+  what the limit is there to measure.
+- Usual: an exponential mean of all its recent times, RFC 6298's smoothed
+  round-trip time (weight 1/8): a request that waited so long for a worker
+  that even the usual time would take it past REQUEST_TIMEOUT is refused
+  with 503 when a worker takes it, rather than started only to run past
+  its deadline (issue 69: under overload, Keystone's logins let in with a
+  second left of their 30 each answered 504, the CPU they took wasted).
+  The mean, not the longest: a refusal is for a request that would miss
+  its deadline as the pool runs now (issue 80: privacyIDEA's logins were
+  refused by the longest of their last times and a quarter, after 23 s,
+  where their own gunicorn answered them in 29).
+  A kind's usual time is forgotten REQUEST_TIMEOUT after its last request
+  ended: refused requests leave no time, and a word that refused them all
+  would otherwise stand for ever (issue 79: a round of 20 s refused every
+  login).
+
+Kept per worker, at most KINDS kinds (past that many, a new kind is let in
+unmeasured). No I/O here: test_answer_deadline.py drives every case.
+"""
 
 from __future__ import annotations
 
-import mmap
-import os
 import re
-import zlib
-from collections import deque
-from pathlib import Path
-from time import monotonic
 
 from .answers import Refusals
 
 DIGIT = re.compile(r"\d")
-
-# The recent answers of a kind the estimate is the longest of, and the
-# margin it is taken with: a request is let in only if its answer would
-# start in time even taking a quarter longer than the slowest of them did.
-# Under overload the answers let in finish close to the deadline, and each
-# varies as the machine's neighbours come and go: on issue 69's stand-in
-# their 90th percentile let one in 20 run past it, and their longest alone
-# one in 70.
-KEPT, MARGIN = 16, 1.25
 # The kinds kept, at most: a path made of names no digit marks (a slug a
 # page) makes a kind each; past this many, a new one is let in unmeasured.
 KINDS = 256
-# The pool's record: slots a kind is hashed to (a collision only costs the
-# kind its borrowed estimate), and how long a word in it is believed. Under
-# a neighbour's burst, each request past the deadline retired its worker,
-# and each fresh worker, knowing no answer, let in requests that had
-# waited 2.9 s of 3, which ran past it in turn: 151 logins of 168 answered
-# 504 in 20 s.
-SLOTS, BELIEVED = 512, 60.0
-
-
-def slot(key: str) -> tuple[float, int]:
-    """A kind's name in the pool's record (the same in every process,
-    unlike hash()), and where its three cells begin."""
-    name = zlib.crc32(key.encode("utf-8", "surrogateescape")) + 1
-    return float(name), name % SLOTS * 3
-
-
-class PoolTimes:
-    """The longest of the recent answers of each kind, as the worker that
-    last answered one saw it, with when: a file of SLOTS × (kind, when,
-    seconds) doubles in the generation's folder, mapped by every worker of
-    the pool (forked from the master, or loading the app themselves)."""
-
-    def __init__(self, path: Path):
-        size = SLOTS * 3 * 8
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            # Blocks taken now, not at the first write: a page of a sparse
-            # file on a full RUNTIME_DIR kills the worker writing it (SIGBUS).
-            os.posix_fallocate(fd, 0, size)
-            self.map = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        self.cells = memoryview(self.map).cast("d")
-
-    def write(self, key: str, seconds: float) -> None:
-        name, at = slot(key)
-        cells = self.cells
-        cells[at + 1], cells[at + 2], cells[at] = monotonic(), seconds, name
-
-    def read(self, key: str, now: float) -> float:
-        """Seconds the pool's answers of this kind took lately, 0 if none."""
-        name, at = slot(key)
-        cells = self.cells
-        if cells[at] != name or now - cells[at + 1] > BELIEVED:
-            return 0.0
-        return cells[at + 2]
+# The weight of a new time in the usual one (RFC 6298's alpha).
+USUAL_WEIGHT = 0.125
 
 
 def kind(environ) -> str:
@@ -97,64 +57,55 @@ def kind(environ) -> str:
     return f"{environ.get('REQUEST_METHOD', '')} {path}"
 
 
-class AnswerTimes:
-    """Seconds this worker's recent answers took to start, by kind, from
-    the moment the wrapper had the request to its answer's first part."""
+class Kind:
+    """One kind's times, in seconds (0.0: none yet), and when its last ended."""
+
+    __slots__ = ("alone", "usual", "last")
 
     def __init__(self):
-        self.recent: dict[str, deque[float]] = {}
-        self.pool: PoolTimes | None = None
+        self.alone = self.usual = self.last = 0.0
+
+
+UNKNOWN = Kind()  # past KINDS: never measured, never refused
+
+
+class Times:
+    """A worker's kinds and their times."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.kinds: dict[str, Kind] = {}
         self.refusals = Refusals("its answer could not have started within REQUEST_TIMEOUT: it waited for "
-                                 "a worker for longer than REQUEST_TIMEOUT less the time answers of its "
-                                 f"kind take to start (the longest of this worker's last {KEPT} or the "
-                                 "pool's latest word, and a quarter)")
+                                 "a worker for longer than REQUEST_TIMEOUT less the usual time of its kind")
 
-    def took(self, environ, seconds: float) -> None:
-        """A request's answer started (the usual answer's first part)."""
-        key = kind(environ)
-        recent = self.recent.get(key)
-        if recent is None:
-            if len(self.recent) >= KINDS:
-                return
-            recent = self.recent[key] = deque(maxlen=KEPT)
-        recent.append(seconds)
-        if self.pool is not None:
-            self.pool.write(key, max(recent))
+    def of(self, key: str) -> Kind:
+        """The kind's record, made at its first request (UNKNOWN past KINDS)."""
+        found = self.kinds.get(key)
+        if found is None:
+            if len(self.kinds) >= KINDS:
+                return UNKNOWN
+            found = self.kinds[key] = Kind()
+        return found
 
-    def shared_in(self, path: Path) -> None:
-        """The pool's record of answer times, at `path` (the generation's
-        folder): written at each answer, read beside the worker's own.
-        Without it (a folder it cannot write), each worker goes by its own."""
-        try:
-            self.pool = PoolTimes(path)
-        except (OSError, ValueError):
-            self.pool = None
+    @staticmethod
+    def took(times: Kind, seconds: float, alone: bool, now: float) -> None:
+        """A request of this kind held its place `seconds`, alone in the worker or not."""
+        if times is UNKNOWN:
+            return
+        if alone:
+            times.alone = (times.alone + seconds) / 2 if times.alone else seconds
+        times.usual = times.usual + USUAL_WEIGHT * (seconds - times.usual) if times.usual else seconds
+        times.last = now
 
-    def expected(self, environ, running=()) -> float:
-        """Seconds an answer of this request's kind takes to start, with the
-        margin; 0 if not known. The requests of its kind still running
-        (`running`: the watchdog's, each with when its handler began) count
-        with what they have taken so far: a machine that slows down shows
-        there first, seconds before their answers say so."""
-        key = kind(environ)
-        now = monotonic()
-        recent = self.recent.get(key)
-        longest = max(recent) if recent else 0.0
-        if self.pool is not None:
-            longest = max(longest, self.pool.read(key, now))
-        for request in list(running):
-            since = request.since
-            if since is not None and now - since > longest and kind(request.environ) == key:
-                longest = now - since
-        return longest * MARGIN
+    def expected(self, times: Kind, now: float) -> float:
+        """Seconds a request of this kind takes once let in, as the worker
+        runs now; 0 if not known (none yet, or none for REQUEST_TIMEOUT)."""
+        if now - times.last > self.timeout:
+            return 0.0
+        return times.usual
 
-    def too_late(self, environ, waited: float, limit: float, running=()) -> bool:
-        """Whether a request that waited this long could not be answered
-        within `limit` (REQUEST_TIMEOUT), its answer taking what answers of
-        its kind take (expected())."""
-        expected = self.expected(environ, running)
-        return expected > 0.0 and waited + expected > limit
-
-
-# A gevent worker takes every request at once: a wait is not a queue's.
-NEVER = AnswerTimes()
+    def too_late(self, times: Kind, waited: float, now: float) -> bool:
+        """Whether a request that has waited this long would run past
+        REQUEST_TIMEOUT even taking its kind's usual time."""
+        expected = self.expected(times, now)
+        return expected > 0.0 and waited + expected > self.timeout

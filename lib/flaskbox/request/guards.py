@@ -26,7 +26,6 @@ import time
 from ..log import log
 from . import stacks
 from .answers import gateway_timeout
-from .deadline import NEVER, AnswerTimes
 from .memory import MemoryCap
 from .shared import ThisProcess
 from .streams import OPEN
@@ -125,9 +124,6 @@ class Watchdog:
         # of ours that runs before the app's), never both at once.
         self.exit_claim = threading.Lock()
         self.exit_runner: int | None = None  # the thread of leave's run
-        # ADAPTIVE_THREADS' gate (request/admission.py), decided on this thread's ticks.
-        self.admission = None
-        self.answers = AnswerTimes()  # how long its answers take to start (deadline.py)
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
@@ -140,8 +136,6 @@ class Watchdog:
                 self.retiring = None
                 self.exit_claim = threading.Lock()
                 self.memory = MemoryCap(self.memory_cap)
-                if self.admission is not None:
-                    self.admission.started()
                 self._start()
 
     def note(self, ident: int, request) -> None:
@@ -167,8 +161,7 @@ class Watchdog:
 
     def _watch(self) -> None:
         while True:
-            # ADAPTIVE_THREADS' gate probes Python's lock meanwhile.
-            self.admission.pause(self.every) if self.admission else time.sleep(self.every)
+            time.sleep(self.every)
             now = time.monotonic()
             running = list(self.running.items())
             for ident, request in running:
@@ -178,8 +171,6 @@ class Watchdog:
                      if request.expired and now - request.expired_at > STUCK_AFTER]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
-            if self.admission is not None:
-                self.admission.tick(now)
             grown = self.memory.over(now) if self.retiring is None else None
             if grown is not None:
                 self._retire_for_memory(grown, now)
@@ -302,7 +293,6 @@ class LoopWatch:
     own threads are greenlets too, and would be blocked with the loop)
     checks that it keeps doing so."""
 
-    answers = NEVER  # every request is taken at once: no queue to have waited in
     running: dict = {}  # gevent.Timeout bounds each handler: none is registered here
 
     def __init__(self, timeout: float, memory_cap: int = 0, serving=lambda frame: None):

@@ -66,6 +66,9 @@ class Request:
         "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
+        # Its place in the worker (admission.py): its kind's times, when it
+        # was let in (None: it holds none), and whether it was let in alone.
+        "times", "entered", "entry",
         # A stream (streams.flow, streams.Open).
         "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
     )
@@ -82,6 +85,8 @@ class Request:
         self.websocket = self.slot = self.refused = None
         self.watched = False
         self.fd = self.since = self.claimed_by = self.expired_at = None
+        self.times = self.entered = None
+        self.entry = 0
         self.used = self.opened = 0.0
         self.reason = self.thread = self.greenlet = None
         self.in_app = self.published = self.told = False
@@ -128,9 +133,7 @@ class Request:
         return self.websocket is not None and self.websocket.taken
 
     def respond(self, status, headers, exc_info=None):
-        """uWSGI's start_response; a 5xx's line is owed (admission.owes_line)."""
-        if status[:1] == "5" and getattr(self.serve.watchdog, "admission", None) is not None:
-            self.serve.watchdog.admission.owes_line()
+        """uWSGI's start_response."""
         return self.start(status, headers, exc_info)
 
     def answer(self, answer) -> list[bytes]:
@@ -315,6 +318,7 @@ class Request:
         request go, unless it has answered 504 on it already."""
         if not self.claim("app"):
             raise BrokenPipeError(f"{self.what}: answered 504 already, past REQUEST_TIMEOUT")
+        self.serve.gate.leave(self)  # its place: a WebSocket lasts as long as its client wants
         self.stop_clock()
         self.unwatch()
 
@@ -323,6 +327,7 @@ class Request:
     def finish(self, result):
         """The app has returned its answer's body: what uWSGI is to send."""
         if self.rare or self.chunked is not False or not self.watched or self.body_left:
+            self.serve.gate.leave(self)
             return body.rarer(self, result)
         # The usual answer: made whole (a list, a file), or with a
         # Content-Length. Its first part is made here, under the clock: an
@@ -335,6 +340,7 @@ class Request:
             try:
                 first = next(iterator, None)
             except BaseException:
+                self.serve.gate.leave(self)
                 self.stop_clock()
                 self.unwatch()
                 body.close(result)
@@ -344,6 +350,7 @@ class Request:
             except (TypeError, ValueError):
                 whole = False
             if not whole:
+                self.serve.gate.leave(self)
                 self.stop_clock()
                 return body.watched(self, result, iterator, first, True)
             # All of it: the rest is not asked for (PEP 3333 lets a server stop).
@@ -358,9 +365,9 @@ class Request:
             self.claimed_by = claimed = "app"
         CLAIMS.release()
         self.watched = False
-        watchdog = self.serve.watchdog
-        watchdog.running.pop(get_ident(), None)
-        watchdog.answers.took(self.environ, monotonic() - self.since)
+        serve = self.serve
+        serve.watchdog.running.pop(get_ident(), None)
+        serve.gate.leave(self)
         if claimed == "app":
             return parts
         if parts is result:

@@ -34,9 +34,10 @@ from __future__ import annotations
 import select
 import sys
 import traceback
+from time import monotonic
 
 from ..log import error, log
-from . import forwarded, guards, passed_on, prefix, stacks, stopping, streams
+from . import admission, forwarded, guards, passed_on, prefix, stacks, stopping, streams
 from .answers import (
     BAD_REQUEST,
     CLIENT_GONE,
@@ -49,6 +50,7 @@ from .answers import (
     Refusals,
 )
 from .body import close
+from .deadline import Times, kind
 from .forwarded import UNTRUSTED
 from .query import readable
 from .request import Request
@@ -92,7 +94,7 @@ class Serve:
 
     def __init__(self, app, timeout: float, *, spool=None, share=None, allowed_hosts: tuple[str, ...] = (),
                  url_prefix: str = "", compressed: bool = False, memory_cap: int = 0, watchdog=None,
-                 connection_fd=no_connection, worker_id=worker_zero):
+                 gate=None, connection_fd=no_connection, worker_id=worker_zero):
         self.app = app
         self.timeout = timeout
         self.spool = spool
@@ -107,6 +109,13 @@ class Serve:
         self.watchdog = watchdog or self.guard(timeout, memory_cap)
         # sync: a request that waited this long in the queue is refused.
         self.queue_limit = timeout
+        # How many requests run at once, and how long each kind takes
+        # (admission.py; wsgi.py puts the gate here with ADAPTIVE_THREADS).
+        self.gate = gate or self.ungated(timeout)
+
+    @staticmethod
+    def ungated(timeout: float):
+        return admission.Open(Times(timeout))
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.Watchdog(timeout, memory_cap)
@@ -156,7 +165,7 @@ class Serve:
                 # sync: a place in ADAPTIVE_THREADS' limit first; then under
                 # the watchdog, whose clock runs while the app works on the
                 # request (and ran while it waited in the queue, and for a place).
-                if self.watchdog.admission is not None and not self.let_in(request):
+                if not self.let_in(request):
                     return request.answer(QUEUE_WAIT)
                 request.watch(self.watchdog, self.connection_fd())
                 result = self.app(request.environ, request.start_response)
@@ -168,6 +177,7 @@ class Serve:
                        "answered 504", stacks.unwound(timeout.__traceback__), stacks.waits(request.environ))
             return request.answer(TIMED_OUT)
         except Exception:
+            self.gate.leave(request)
             request.stop_clock()
             request.unwatch()
             # Past a 504 the watchdog sent, or on a connection the app took
@@ -177,6 +187,7 @@ class Serve:
                 raise
             return self.passed_on(request)
         except BaseException:
+            self.gate.leave(request)
             request.stop_clock()
             request.unwatch()
             self.drop(request)
@@ -188,17 +199,20 @@ class Serve:
         return request.finish(result)
 
     def let_in(self, request: Request) -> bool:
-        """A place in ADAPTIVE_THREADS' limit (request/admission.py), waited
-        for as long as the answer could still start within REQUEST_TIMEOUT;
-        the wait counts as the queue's."""
-        watchdog = self.watchdog
-        answers = watchdog.answers
-        here = watchdog.admission.enter(request.waited, self.queue_limit,
-                                        lambda: answers.expected(request.environ, watchdog.running.values()))
-        if here is None:
-            answers.refusals.note(request.what)
+        """A place in ADAPTIVE_THREADS' limit (admission.py), waited for as
+        long as the answer could still start within REQUEST_TIMEOUT, taking
+        its kind's usual time; the wait counts as the queue's."""
+        gate = self.gate
+        if not gate.limited:
+            return gate.enter(request, 0.0)
+        began = monotonic()
+        if request.times is None:
+            request.times = gate.times.of(kind(request.environ))
+        left = self.queue_limit - request.waited - gate.times.expected(request.times, began)
+        if not gate.enter(request, left):
+            gate.times.refusals.note(request.what)
             return False
-        request.waited += here
+        request.waited += request.entered - began
         return True
 
     def waited_long(self, request: Request):
@@ -213,11 +227,12 @@ class Serve:
             log(f"refused {request.what} with 503: it waited {request.waited:.1f} s for a worker, past "
                 f"REQUEST_TIMEOUT ({self.timeout:g} s)")
             return request.answer(QUEUE_WAIT)
-        answers = self.watchdog.answers
-        running = self.watchdog.running.values()
-        if answers.too_late(request.environ, request.waited, self.queue_limit, running):
-            answers.refusals.note(request.what)
-            return request.answer(QUEUE_WAIT)
+        times = self.gate.times
+        if times is not None:
+            request.times = times.of(kind(request.environ))
+            if times.too_late(request.times, request.waited, monotonic()):
+                times.refusals.note(request.what)
+                return request.answer(QUEUE_WAIT)
         return None
 
     def admit(self, request: Request, chunked: bool, unbuffered: bool, stream: bool):
@@ -257,6 +272,7 @@ class Serve:
         websocket.on_take = request.let_go
 
     def after_upgrade(self, request: Request, result):
+        self.gate.leave(request)  # (let go already, if the app took the connection)
         websocket = request.websocket
         if not websocket.taken:
             # Asked for an upgrade, answered as any request: that answer
@@ -333,6 +349,10 @@ class GeventServe(Serve):
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.LoopWatch(timeout, memory_cap, serving)
+
+    @staticmethod
+    def ungated(timeout: float):
+        return admission.Untimed
 
     def __call__(self, environ, start_response):
         # Once per process, from its first request (the loop runs by then).

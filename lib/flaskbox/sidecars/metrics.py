@@ -135,16 +135,15 @@ class Collector:
                     found.append(stats)
         return found
 
-    def _parked(self) -> dict[int, int]:
-        """Each worker's threads parked by ADAPTIVE_THREADS, by pid, as its
-        gate last said them (gate-PID: "limit parked")."""
-        parked = {}
+    def _limits(self) -> dict[int, int]:
+        """Each worker's ADAPTIVE_THREADS limit, by pid, as its gate last said it (gate-PID)."""
+        limits = {}
         for path in self.place.uwsgi_dir.glob("g*/gate-*"):
             try:
-                parked[int(path.name[5:])] = int(path.read_text().split()[1])
+                limits[int(path.name[5:])] = int(path.read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-        return parked
+        return limits
 
     def _workers(self, stats: dict | None, retiring: list[dict]) -> list[str]:
         """The current pool's workers; the gauges of what is in flight count
@@ -156,11 +155,8 @@ class Collector:
         workers = [worker for worker in stats.get("workers", []) if worker.get("pid")]
         every = workers + [worker for pool in retiring for worker in pool.get("workers", [])
                            if worker.get("pid")]
-        # A thread ADAPTIVE_THREADS parked has answered, but uWSGI counts
-        # it in a request until it goes on (request/admission.py).
-        parked = self._parked()
-        cores = {worker["pid"]: max(sum(1 for core in worker.get("cores", []) if core.get("in_request"))
-                                    - parked.get(worker["pid"], 0), 0) for worker in every}
+        cores = {worker["pid"]: sum(1 for core in worker.get("cores", []) if core.get("in_request"))
+                 for worker in every}
         states = Counter("busy" if worker.get("status") == "busy" and cores[worker["pid"]] else "idle"
                          for worker in every)
         out += header("flaskbox_workers", "gauge",
@@ -170,6 +166,12 @@ class Collector:
                       "Worker processes started again (recycled, retired or killed) since uWSGI started.")
         respawns = sum(max(worker.get("respawn_count", 1) - 1, 0) for worker in stats.get("workers", []))
         out.append(f"flaskbox_worker_respawns_total {respawns}")
+        limits = self._limits()
+        if limits:
+            out += header("flaskbox_worker_limit", "gauge",
+                          "Requests each uWSGI worker runs at once, as ADAPTIVE_THREADS last set it.")
+            out += [f'flaskbox_worker_limit{{worker="{worker["id"]}"}} {limits[worker["pid"]]}'
+                    for worker in workers if worker["pid"] in limits]
         out += header("flaskbox_worker_memory_bytes", "gauge", "Resident memory of each uWSGI worker.")
         out += [f'flaskbox_worker_memory_bytes{{worker="{worker["id"]}"}} {rss(worker["pid"])}'
                 for worker in workers]
