@@ -70,11 +70,13 @@ def gateway_timeout(timeout: float) -> Answer:
 
 
 class Refusals:
-    """Refusals of one kind in this process: a log line at most every 10 s,
-    with their count so far (a client past a limit retries at once)."""
+    """Refusals of one kind in this process (or requests skipped: `done`):
+    a log line at most every 10 s, with their count so far. A client past a
+    limit retries at once, and under overload a line each would bury the
+    log when it matters most."""
 
-    def __init__(self, why: str):
-        self.why = why
+    def __init__(self, why: str, done: str = "refused with 503"):
+        self.why, self.done = why, done
         self.count, self.logged = 0, 0.0
 
     def note(self, what: str) -> None:
@@ -82,4 +84,4 @@ class Refusals:
         now = time.monotonic()
         if now - self.logged >= 10:
             self.logged = now
-            log(f"{what}: refused with 503, {self.count} so far in pid {os.getpid()}: {self.why}")
+            log(f"{what}: {self.done}, {self.count} so far in pid {os.getpid()}: {self.why}")

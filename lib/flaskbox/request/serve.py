@@ -61,6 +61,9 @@ from .websocket import WebSocket
 # question is a system call, which hands Python's lock to another of the
 # process's threads and back (docs/BENCHMARKS.md, "The wrapper").
 GONE_AFTER = 0.05
+# Requests whose client left while they waited: counted, a line a while
+# (nginx's access log has each, as 499, and METRICS_PORT counts them so).
+CLIENTS_GONE = Refusals("its client left while it waited for a worker (nginx logs each as 499)", "skipped")
 
 
 def client_gone(fd: int | None) -> bool:
@@ -165,8 +168,9 @@ class Serve:
                 # sync: a place in ADAPTIVE_THREADS' limit first; then under
                 # the watchdog, whose clock runs while the app works on the
                 # request (and ran while it waited in the queue, and for a place).
-                if not self.let_in(request):
-                    return request.answer(QUEUE_WAIT)
+                let_in = self.let_in(request)
+                if not let_in:
+                    return [] if let_in is None else request.answer(QUEUE_WAIT)
                 request.watch(self.watchdog, self.connection_fd())
                 result = self.app(request.environ, request.start_response)
             else:
@@ -198,10 +202,11 @@ class Serve:
         # The clock runs on: finish() makes the answer's first part under it.
         return request.finish(result)
 
-    def let_in(self, request: Request) -> bool:
+    def let_in(self, request: Request) -> bool | None:
         """A place in ADAPTIVE_THREADS' limit (admission.py), waited for as
         long as the answer could still start within REQUEST_TIMEOUT, taking
-        its kind's usual time; the wait counts as the queue's."""
+        its kind's usual time; the wait counts as the queue's. False:
+        refused; None: its client left meanwhile (skipped, answered)."""
         gate = self.gate
         if not gate.limited:
             return gate.enter(request, 0.0)
@@ -212,14 +217,21 @@ class Serve:
         if not gate.enter(request, left):
             gate.times.refusals.note(request.what)
             return False
-        request.waited += request.entered - began
+        here = request.entered - began
+        request.waited += here
+        if here >= GONE_AFTER and client_gone(self.connection_fd()):
+            # Its client left while it waited for a place: run for nobody, it would hold one.
+            gate.leave(request)
+            CLIENTS_GONE.note(request.what)
+            request.respond(CLIENT_GONE.status, CLIENT_GONE.headers)
+            return None
         return True
 
     def waited_long(self, request: Request):
         """A request that waited for a worker: its client may have left, and
         (sync) it may have waited as long as any answer may take."""
         if client_gone(self.connection_fd()):
-            log(f"skipped {request.what}: its client left while it waited for a worker")
+            CLIENTS_GONE.note(request.what)
             # Nobody sends the rest of its body: nothing to read.
             request.respond(CLIENT_GONE.status, CLIENT_GONE.headers)
             return []
