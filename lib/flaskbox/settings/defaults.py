@@ -47,10 +47,14 @@ def processes(context):
     # more processes get it by client address (render.py, upstreams).
     if context.values["WORKER_CLASS"] == GEVENT:
         return "1"
-    # sync: 2 processes per CPU, so that each CPU has a second interpreter
-    # (its own GIL) ready while one waits; UWSGI_THREADS threads in each.
-    # At most 32 on a big host.
-    return str(min(2 * context.host.cpus(), 32))
+    # sync: one process per CPU, each with its own interpreter (its own
+    # Python lock) and UWSGI_THREADS threads, of which ADAPTIVE_THREADS runs
+    # about two at once while they compute: a large app's first-request
+    # set-up and its memory are paid once per process, and two a CPU ran
+    # its computing pages four at a CPU (docs/BENCHMARKS.md, "The pool's
+    # shape"). At least 2, so that one serves while the other is replaced;
+    # at most 32 on a big host.
+    return str(min(max(context.host.cpus(), 2), 32))
 
 
 def threads(context):

@@ -39,7 +39,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UWSGI_PROCESSES",
         default=defaults.processes,
-        default_doc="2 per CPU; 1 with `gevent` (computed)",
+        default_doc="1 per CPU, at least 2; 1 with `gevent` (computed)",
         form="a whole number of processes from 1 to 1024",
         parse=whole(1, 1024),
         doc="uWSGI worker processes. CPUs are the container's quota (`--cpus`), not the host's cores.",
