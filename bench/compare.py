@@ -18,7 +18,8 @@ LONE_WORKER_FREEZE = "\n    if not uwsgi.masterpid():\n        gc.freeze()\n"
 # The line that wraps the app, in an earlier version's wsgi.py (--before):
 # the whole wrapper out, as WRAPPER_EDITS takes it out of this one's.
 EARLIER_WRAPPERS = ("    return unread.Drained(outbound.wrap(serve, settings, uwsgi_option, uwsgi))",
-                    "    return Serve(found.app, timeout, **common)")
+                    "    return Serve(found.app, timeout, **common)",
+                    "    serve = Serve(found.app, timeout, **common)")
 
 
 def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
@@ -52,9 +53,9 @@ def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, st
 
 
 
-# Issue 48's goals, instructions a hello request (a static one for nginx's
-# static file), as the chart draws them.
-GOALS = {"the wrapper": 45000, "nginx, hello": 55000, "nginx, static file": 45000}
+# The goals, instructions a hello request (a static one for nginx's static
+# file), as the chart draws them: issue 79's for the wrapper, issue 48's for nginx.
+GOALS = {"the wrapper": 40000, "nginx, hello": 55000, "nginx, static file": 45000}
 
 
 def before_after(results: dict) -> dict[str, tuple[int, int]]:

@@ -1,10 +1,10 @@
-"""ADAPTIVE_THREADS in a container: a page that computes runs about one
-request at a time in each process once the pool has measured it, where 16
+"""ADAPTIVE_THREADS in a container: a page that computes runs about two
+requests at a time in each process once the pool has measured it, where 16
 threads ran as many as reached the process; a page that waits still runs
-many at once; threads parked by the gate go back to uWSGI at a reload and
-at a stop, so neither waits for a worker that will not end. Each answer
-says how many requests its process held when it began, which only the
-app's own count can say. The rule in process: test_gate_rule.py and test_admission.py."""
+many at once, and again once its database has slowed; a reload and a stop
+in the middle of a load that computes lose nothing. Each answer says how
+many requests its process held when it began, which only the app's own
+count can say. The rule in process: test_admission.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import time
 import pytest
 import requests
 
-from helpers import app_folder
+from flaskbox.request import admission
+from helpers import app_folder, docker
 
 APP = """\
 import os
@@ -66,6 +67,17 @@ def computes():
 @app.get("/wait")
 def waits():
     return counted(lambda: time.sleep(0.02))
+
+
+@app.get("/query")
+def query():
+    # A database's answer: 5 ms, or what /tmp/query-ms says once it has slowed.
+    try:
+        with open("/tmp/query-ms") as said:
+            ms = float(said.read())
+    except OSError:
+        ms = 5.0
+    return counted(lambda: time.sleep(ms / 1000))
 
 
 @app.get("/long")
@@ -130,14 +142,17 @@ def pool(containers, app_dir, adaptive: str):
                               docker_args=("-v", f"{app_dir}:/app:ro"))
 
 
-def test_a_page_that_computes_runs_one_at_a_time_in_each_process(containers, app_dir):
+def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(containers, app_dir):
     c = pool(containers, app_dir, "1")
     assert "x up to 16 threads (ADAPTIVE_THREADS: as many at once as run in their time alone" in c.logs(), \
         c.logs()
     held = settled(load(c.port, "/compute", 12, SETTLE + 4))
-    # Twelve clients on two processes: six each, were all let in.
+    # Twelve clients on two processes: six each, were all let in. Two at
+    # once take turns at the lock, each twice its time alone: the half of
+    # the place-time within it is one place used, and its root one more.
     assert statistics.median(held) <= 2 and statistics.quantiles(held, n=10)[-1] <= 3, \
         (sorted(held), c.logs()[-3000:])
+    assert set(gate_states(c)) <= {1, 2, 3}, gate_states(c)
 
 
 def test_without_it_every_request_that_reaches_a_process_runs_at_once(containers, app_dir):
@@ -237,3 +252,56 @@ def test_a_killed_workers_gate_goes_and_each_worker_says_its_own_from_its_first_
     c.wait_until(lambda: load(c.port, "/wait", 8, 0.3) and gate_pids(c) == workers(),
                  "the new worker's gate said, the killed one's gone", timeout=20)
     assert killed not in gate_pids(c)
+
+
+def test_a_page_that_waits_gets_every_thread_again_once_its_database_has_slowed(containers, app_dir):
+    c = pool(containers, app_dir, "1")
+    # 5 ms queries from 32 clients: their time alone is 5 ms, and every thread runs.
+    loading = threading.Thread(target=load, args=(c.port, "/query", 32, SETTLE + 2))
+    loading.start()
+    try:
+        c.wait_until(lambda: gate_states(c) == [16] * int(PROCESSES), "every worker's limit at 16",
+                     timeout=SETTLE + 2, interval=0.2)
+    finally:
+        loading.join()
+    # The database slows to 20 ms: four times its time alone, as if the
+    # requests took turns. A worker's limit falls, then a window at one
+    # (admission.REMEASURE) measures the query again, and it rises.
+    c.exec("bash", "-c", "echo 20 > /tmp/query-ms")
+    seen = load(c.port, "/query", 32, admission.REMEASURE + 6)
+    late = [held for at, _, held in seen if at >= admission.REMEASURE + 3]
+    assert {status for _, status, _ in seen} == {200}, sorted({status for _, status, _ in seen})
+    assert statistics.median(late) >= 10, (sorted(late), gate_states(c), c.logs()[-3000:])
+
+
+def test_a_reload_and_a_stop_under_a_load_that_computes_lose_nothing(containers, app_dir, figure):
+    c = pool(containers, app_dir, "1")
+    seen: list = []
+    loading = threading.Thread(target=lambda: seen.extend(load(c.port, "/compute", 12, SETTLE + 4)))
+    loading.start()
+    try:
+        c.wait_until(lambda: len(gate_states(c)) == int(PROCESSES) and max(gate_states(c)) <= 3,
+                     "every limit lowered", timeout=SETTLE + 2, interval=0.2)
+        c.signal("HUP", "1")
+        c.wait_until(lambda: "SIGHUP: uWSGI serves the app's new code" in c.logs(), "the new code serves")
+        serves = time.monotonic()
+        # The old code's workers hold only requests that run: they end as those do.
+        c.wait_until(lambda: "the old code (generation 1) has finished its requests and stopped" in c.logs(),
+                     "the old code stopped")
+        ended = time.monotonic() - serves
+    finally:
+        loading.join()
+    assert {status for _, status, _ in seen} == {200}, sorted({status for _, status, _ in seen})
+    assert ended < 3, (ended, c.logs()[-3000:])
+    stopping = threading.Thread(target=lambda: seen.extend(load(c.port, "/compute", 12, 30)), daemon=True)
+    stopping.start()
+    c.wait_until(lambda: len(seen) > 50, "the load under way again")
+    stopped = time.monotonic()
+    docker("stop", "-t", "30", c.name, timeout=60)
+    took = time.monotonic() - stopped
+    figure("the old code ended after the new one served, a stop under that load, seconds",
+           f"{ended:.2f}, {took:.1f}")
+    assert c.exit_code() == 0 and took < 10, c.logs()[-3000:]
+    logs = c.logs()
+    # The arbiter's word for a worker killed past its budget, and uWSGI's.
+    assert "slow to stop" not in logs and "NO MERCY" not in logs, logs[-4000:]
