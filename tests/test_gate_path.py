@@ -1,0 +1,137 @@
+"""ADAPTIVE_THREADS' gate on the request path, in process (serve.Serve with
+an admission.Gate, driven as uWSGI drives it): a request holds its place
+from being let in to its answer's start, and gives it back on every way
+out (the usual answer, a stream handed back, an exception); one over the
+limit waits for it and then runs, or is refused with 503 once its kind's
+usual time no longer fits REQUEST_TIMEOUT; the gate needs no watchdog
+thread. The rule itself: test_admission.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from flaskbox.request import admission, guards, serve
+from flaskbox.request.deadline import Times
+
+TIMEOUT = 5.0
+
+
+def environ(path: str = "/x") -> dict:
+    return {"REQUEST_METHOD": "GET", "REQUEST_URI": path, "PATH_INFO": path}
+
+
+def start(status, headers, exc_info=None):
+    start.status = status
+    return lambda data: None
+
+
+class NoThread(guards.Watchdog):
+    """A worker that could not start its watchdog's thread (the pids limit)."""
+
+    def _start(self) -> None:
+        raise AssertionError("the gate must not need it")
+
+    def new_worker(self) -> None:
+        self.started = True
+
+
+def gated(app, threads: int = 4) -> serve.Serve:
+    gate = admission.Gate(threads, Times(TIMEOUT))
+    return serve.Serve(app, TIMEOUT, gate=gate, watchdog=NoThread(TIMEOUT))
+
+
+def answer(body: bytes = b"ok"):
+    def app(env, respond):
+        respond("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    return app
+
+
+def test_the_usual_answer_gives_its_place_back_and_its_kind_learns_its_time_alone():
+    served = gated(answer())
+    for _ in range(3):
+        assert served(environ("/users/7"), start) == [b"ok"]
+    gate = served.gate
+    assert gate.inside == 0 and not gate.places
+    kind = gate.times.kinds["GET /users/#"]
+    assert kind.alone > 0 and kind.usual > 0
+
+
+def test_every_way_out_gives_the_place_back():
+    def stream(env, respond):
+        respond("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"a", b"b"])
+
+    def fails(env, respond):
+        raise RuntimeError("the app's own")
+
+    for app in (stream, fails):
+        served = gated(app)
+        body = served(environ(), start)
+        assert served.gate.inside == 0, app.__name__  # given back as the answer began, before its body
+        if hasattr(body, "close"):
+            list(body)
+            body.close()
+        assert served.gate.inside == 0 and not served.gate.places
+
+
+def test_a_request_over_the_limit_waits_for_a_place_and_then_runs():
+    release = threading.Event()
+
+    def app(env, respond):
+        if env["PATH_INFO"] == "/slow":
+            release.wait(5)
+        return answer()(env, respond)
+
+    served = gated(app)
+    assert served.gate.limit == 1  # a new worker's first requests run alone
+    first = threading.Thread(target=served, args=(environ("/slow"), start))
+    first.start()
+    until(lambda: served.gate.inside == 1)
+    second: list = []
+    waiting = threading.Thread(target=lambda: second.append(served(environ("/fast"), start)))
+    waiting.start()
+    until(lambda: len(served.gate.line) == 1)
+    release.set()
+    waiting.join(5)
+    first.join(5)
+    assert second == [[b"ok"]] and served.gate.inside == 0
+
+
+def test_one_that_could_no_longer_be_answered_in_time_is_refused_with_503():
+    release = threading.Event()
+
+    def app(env, respond):
+        release.wait(5)
+        return answer()(env, respond)
+
+    served = gated(app)
+    slow = served.gate.times.of("GET /x")
+    Times.took(slow, TIMEOUT - 0.5, False, time.monotonic())  # its kind's usual time: 4.5 of 5 s
+    first = threading.Thread(target=served, args=(environ(), start))
+    first.start()
+    until(lambda: served.gate.inside == 1)
+    said = []
+    began = time.monotonic()
+    refused = served(environ(), lambda status, headers, exc_info=None: said.append(status))
+    waited = time.monotonic() - began
+    release.set()
+    first.join(5)
+    assert said == ["503 Service Unavailable"] and b"try again later" in b"".join(refused)
+    assert waited < 1.0  # the 0.5 s it had left, and no more
+
+
+def until(condition, within: float = 5.0) -> None:
+    end = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < end, "not within the time allowed"
+        time.sleep(0.001)
+
+
+@pytest.fixture(autouse=True)
+def no_stray_threads():
+    yield
+    assert not [thread for thread in threading.enumerate() if thread.name == "flaskbox-watchdog"]
