@@ -107,22 +107,27 @@ def app_dir(tmp_path_factory):
     return app_folder(tmp_path_factory.mktemp("adaptive"), APP)
 
 
-def load(port: int, path: str, clients: int, seconds: float) -> list[tuple[float, int, int]]:
+def load(port: int, path: str, clients: int, seconds: float, seen: list | None = None) -> list:
     """(seconds since the start, status, requests its process held) of
-    every answer, from `clients` keep-alive connections."""
-    seen: list[tuple[float, int, int]] = []
+    every answer, from `clients` keep-alive connections (added to `seen`
+    as they come, if given)."""
+    seen = [] if seen is None else seen
     begun = time.monotonic()
     end = begun + seconds
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while time.monotonic() < end:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            body = resp.read().decode()
-            held = int(body.split()[1]) if resp.status == 200 else 0
-            seen.append((time.monotonic() - begun, resp.status, held))
-        conn.close()
+        try:
+            while time.monotonic() < end:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read().decode()
+                held = int(body.split()[1]) if resp.status == 200 else 0
+                seen.append((time.monotonic() - begun, resp.status, held))
+        except (OSError, http.client.HTTPException) as exc:
+            seen.append((time.monotonic() - begun, type(exc).__name__, 0))  # the container stopped
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -152,7 +157,6 @@ def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(container
     # the place-time within it is one place used, and its root one more.
     assert statistics.median(held) <= 2 and statistics.quantiles(held, n=10)[-1] <= 3, \
         (sorted(held), c.logs()[-3000:])
-    assert set(gate_states(c)) <= {1, 2, 3}, gate_states(c)
 
 
 def test_without_it_every_request_that_reaches_a_process_runs_at_once(containers, app_dir):
@@ -277,11 +281,10 @@ def test_a_page_that_waits_gets_every_thread_again_once_its_database_has_slowed(
 def test_a_reload_and_a_stop_under_a_load_that_computes_lose_nothing(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     seen: list = []
-    loading = threading.Thread(target=lambda: seen.extend(load(c.port, "/compute", 12, SETTLE + 4)))
+    loading = threading.Thread(target=load, args=(c.port, "/compute", 12, SETTLE + 4, seen))
     loading.start()
     try:
-        c.wait_until(lambda: len(gate_states(c)) == int(PROCESSES) and max(gate_states(c)) <= 3,
-                     "every limit lowered", timeout=SETTLE + 2, interval=0.2)
+        c.wait_until(lambda: len(seen) > 50, "the load under way")
         c.signal("HUP", "1")
         c.wait_until(lambda: "SIGHUP: uWSGI serves the app's new code" in c.logs(), "the new code serves")
         serves = time.monotonic()
@@ -293,9 +296,9 @@ def test_a_reload_and_a_stop_under_a_load_that_computes_lose_nothing(containers,
         loading.join()
     assert {status for _, status, _ in seen} == {200}, sorted({status for _, status, _ in seen})
     assert ended < 3, (ended, c.logs()[-3000:])
-    stopping = threading.Thread(target=lambda: seen.extend(load(c.port, "/compute", 12, 30)), daemon=True)
-    stopping.start()
-    c.wait_until(lambda: len(seen) > 50, "the load under way again")
+    again: list = []
+    threading.Thread(target=load, args=(c.port, "/compute", 12, 30, again), daemon=True).start()
+    c.wait_until(lambda: len(again) > 50, "the load under way again")
     stopped = time.monotonic()
     docker("stop", "-t", "30", c.name, timeout=60)
     took = time.monotonic() - stopped

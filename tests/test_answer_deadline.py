@@ -26,17 +26,22 @@ def test_a_kind_is_the_method_and_the_path_with_each_numbered_segment_one():
     assert deadline.kind(environ("/")) == "GET /"
 
 
-def test_time_alone_moves_only_with_requests_run_alone_half_the_old_half_the_new():
+def test_time_alone_is_the_lower_median_of_the_last_three_run_alone():
     times = Times(TIMEOUT)
     login = times.of("POST /login")
     Times.took(login, 8.6, True, 1.0)  # a process's first: its own set-up
     assert login.alone == 8.6
     Times.took(login, 0.2, True, 2.0)
-    Times.took(login, 0.2, True, 3.0)
-    Times.took(login, 0.2, True, 4.0)
-    assert login.alone == pytest.approx(0.2 + 8.4 / 8)
+    assert login.alone == 0.2  # the lower of two
+    Times.took(login, 0.25, True, 3.0)
+    assert login.alone == 0.25  # of 8.6, 0.2 and 0.25
+    Times.took(login, 0.9, True, 4.0)  # a neighbour's burst slowed one
+    assert login.alone == 0.25
     Times.took(login, 3.0, False, 5.0)  # beside others: what the limit measures, not its floor
-    assert login.alone == pytest.approx(0.2 + 8.4 / 8)
+    assert login.alone == 0.25
+    Times.took(login, 0.4, True, 6.0)
+    Times.took(login, 0.45, True, 7.0)  # its data grew: followed within three
+    assert login.alone == 0.45
 
 
 def test_the_usual_time_is_a_smoothed_mean_and_refuses_only_what_it_would_take_past_the_timeout():

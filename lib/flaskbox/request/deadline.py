@@ -9,12 +9,13 @@ from being let in to its answer's start (the usual answer's first part, a
 stream's generator handed back, an exception), which is what the place
 costs the others.
 
-- Alone: the mean of the kind's last requests that had the worker to
-  themselves (none let in beside them from start to end), half the old
-  value and half the new: a page's cost drifts as its data grows, and a
-  process's first request of a kind (its own set-up) should not stand for
-  long. Nothing else moves it: a request run beside others is slower by
-  what the limit is there to measure.
+- Alone: the lower median of the kind's last three requests that had the
+  worker to themselves (none let in beside them from start to end). A
+  neighbour's burst only ever slows a request, and a process's first
+  request of a kind pays its own set-up: either stands out of three and is
+  passed over, while a page whose cost drifts as its data grows is
+  followed within three. Nothing else moves it: a request run beside
+  others is slower by what the limit is there to measure.
 - Usual: an exponential mean of all its recent times, RFC 6298's smoothed
   round-trip time (weight 1/8): a request that waited so long for a worker
   that even the usual time would take it past REQUEST_TIMEOUT is refused
@@ -46,6 +47,8 @@ DIGIT = re.compile(r"\d")
 KINDS = 256
 # The weight of a new time in the usual one (RFC 6298's alpha).
 USUAL_WEIGHT = 0.125
+# The requests alone whose lower median is a kind's time alone: one odd one passed over.
+ALONE_KEPT = 3
 
 
 def kind(environ) -> str:
@@ -60,10 +63,11 @@ def kind(environ) -> str:
 class Kind:
     """One kind's times, in seconds (0.0: none yet), and when its last ended."""
 
-    __slots__ = ("alone", "usual", "last")
+    __slots__ = ("alone", "usual", "last", "alones")
 
     def __init__(self):
         self.alone = self.usual = self.last = 0.0
+        self.alones: tuple[float, ...] = ()  # the last three alone, oldest first
 
 
 UNKNOWN = Kind()  # past KINDS: never measured, never refused
@@ -93,7 +97,8 @@ class Times:
         if times is UNKNOWN:
             return
         if alone:
-            times.alone = (times.alone + seconds) / 2 if times.alone else seconds
+            times.alones = (*times.alones[-(ALONE_KEPT - 1):], seconds)
+            times.alone = sorted(times.alones)[(len(times.alones) - 1) // 2]
         times.usual = times.usual + USUAL_WEIGHT * (seconds - times.usual) if times.usual else seconds
         times.last = now
 
