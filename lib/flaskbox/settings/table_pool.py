@@ -77,18 +77,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ADAPTIVE_THREADS",
         default="1",
-        form="1 (each process runs as many requests at once as keep the CPUs busy) or 0",
+        form="1 (each process runs as many requests at once as run in their time alone) or 0",
         parse=flag,
-        doc=("`1` (`sync`): each process runs only as many of its UWSGI_THREADS requests at once as keep it "
-             "busy: fewer while the requests that compute (in Python's lock or out of it, a password hash "
-             "among them) wait for the lock or for a CPU, more again while requests wait for a worker and "
-             "neither is busy. Pages that compute stop taking turns, and work outside the lock is let in "
-             "as the CPUs can run it; waits still get every thread "
+        doc=("`1` (`sync`): each process runs only as many of its UWSGI_THREADS requests at once as its "
+             "requests use at the time they take alone, plus the square root of that: pages that wait get "
+             "every thread, pages that compute (in Python's lock or out of it, a password hash among them) "
+             "about two a process; the others wait for a place while they can still be answered in time "
              "([production.md](production.md#adaptive-threads)). `0`: every thread, always. Off with "
              "STICKY_CLIENTS=1."),
         enforced=(
             "request.admission.gated (with WORKER_CLASS, UWSGI_THREADS and STICKY_CLIENTS)",
-            "pool.wsgi.from_record (`admission.gated`: the gate, uWSGI's after-request hook)",
+            "pool.wsgi.from_record (`admission.gated`: the gate, admission.Gate)",
             "__main__.render_configs (`admission.gated`: the pool's line in the start's log)",
         ),
     ),

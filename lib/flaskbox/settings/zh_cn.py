@@ -76,10 +76,10 @@ TEXTS: dict[str, tuple[str, str]] = {
          '请求在计算时 ADAPTIVE_THREADS 会让同时运行的更少。每个打开的流占用一个线程。'),
     'ADAPTIVE_THREADS': (
         '`1`',
-        '`1`（`sync`）：每个进程同时只运行能让它保持忙碌的那么多个请求（最多 UWSGI_THREADS 个）：'
-        '需要计算的请求（在 Python 的锁内或锁外，包括密码哈希）等待锁或等待 CPU 时少一些，'
-        '请求在排队等待 worker 而两者都不忙时再多一些。计算型页面不再轮流争抢锁，锁外的工作按 CPU '
-        '能运行的量放行；等待型请求仍能用上每一个线程（[production.md](production.md#自适应线程)）。'
+        '`1`（`sync`）：每个进程同时只运行它的请求按“单独运行时所需时间”折算实际用到的那么多个，'
+        '再加上这个数的平方根（最多 UWSGI_THREADS 个）：等待型页面能用上每一个线程，需要计算的页面'
+        '（在 Python 的锁内或锁外，包括密码哈希）每个进程大约两个；其余请求排队等待位置，只要还能'
+        '按时得到回答（[production.md](production.md#自适应线程)）。'
         '`0`：始终使用全部线程。STICKY_CLIENTS=1 时关闭。'),
     'STICKY_CLIENTS': (
         '`gevent` 时为 `1`，`sync` 时为 `0`（自动计算）',
