@@ -6,6 +6,8 @@ containers' side: test_overload_goodput.py."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from flaskbox.request import deadline
@@ -29,18 +31,18 @@ def test_a_kind_is_the_method_and_the_path_with_each_numbered_segment_one():
 def test_time_alone_is_the_lower_median_of_the_last_three_run_alone():
     times = Times(TIMEOUT)
     login = times.of("POST /login")
-    Times.took(login, 8.6, True, 1.0)  # a process's first: its own set-up
+    times.took(login, 8.6, True, 1.0)  # a process's first: its own set-up
     assert login.alone == 8.6
-    Times.took(login, 0.2, True, 2.0)
+    times.took(login, 0.2, True, 2.0)
     assert login.alone == 0.2  # the lower of two
-    Times.took(login, 0.25, True, 3.0)
+    times.took(login, 0.25, True, 3.0)
     assert login.alone == 0.25  # of 8.6, 0.2 and 0.25
-    Times.took(login, 0.9, True, 4.0)  # a neighbour's burst slowed one
+    times.took(login, 0.9, True, 4.0)  # a neighbour's burst slowed one
     assert login.alone == 0.25
-    Times.took(login, 3.0, False, 5.0)  # beside others: what the limit measures, not its floor
+    times.took(login, 3.0, False, 5.0)  # beside others: what the limit measures, not its floor
     assert login.alone == 0.25
-    Times.took(login, 0.4, True, 6.0)
-    Times.took(login, 0.45, True, 7.0)  # its data grew: followed within three
+    times.took(login, 0.4, True, 6.0)
+    times.took(login, 0.45, True, 7.0)  # its data grew: followed within three
     assert login.alone == 0.45
 
 
@@ -48,9 +50,9 @@ def test_the_usual_time_is_a_smoothed_mean_and_refuses_only_what_it_would_take_p
     times = Times(TIMEOUT)
     login = times.of("POST /login")
     assert not times.too_late(login, 29.9, 0.0)  # nothing known: let in
-    Times.took(login, 4.0, False, 100.0)
+    times.took(login, 4.0, False, 100.0)
     assert times.expected(login, 100.0) == 4.0
-    Times.took(login, 12.0, False, 101.0)
+    times.took(login, 12.0, False, 101.0)
     assert times.expected(login, 101.0) == pytest.approx(5.0)  # 4 + (12 - 4) / 8
     # privacyIDEA's logins (issue 80): refused after 23 s by the longest and a quarter; by the mean, let in.
     assert not times.too_late(login, 24.0, 101.0)
@@ -60,7 +62,7 @@ def test_the_usual_time_is_a_smoothed_mean_and_refuses_only_what_it_would_take_p
 def test_a_kinds_usual_time_is_forgotten_a_timeout_after_its_last_request():
     times = Times(TIMEOUT)
     login = times.of("POST /login")
-    Times.took(login, 29.0, False, 100.0)
+    times.took(login, 29.0, False, 100.0)
     assert times.too_late(login, 2.0, 100.0 + TIMEOUT)
     # Every one refused since: no time left by any. The word that refused them goes (issue 79).
     assert not times.too_late(login, 2.0, 100.0 + TIMEOUT + 0.1)
@@ -69,8 +71,26 @@ def test_a_kinds_usual_time_is_forgotten_a_timeout_after_its_last_request():
 def test_past_so_many_kinds_a_new_one_is_let_in_unmeasured():
     times = Times(TIMEOUT)
     for number in range(deadline.KINDS):
-        Times.took(times.of(f"GET /page-{number}"), 1.0, True, 1.0)
+        times.took(times.of(f"GET /page-{number}"), 1.0, True, 1.0)
     beyond = times.of("GET /one-more")
     assert beyond is deadline.UNKNOWN and len(times.kinds) == deadline.KINDS
-    Times.took(beyond, 29.0, True, 1.0)
+    times.took(beyond, 29.0, True, 1.0)
     assert beyond.alone == beyond.usual == 0.0 and not times.too_late(beyond, 29.0, 1.0)
+
+
+def test_a_processs_first_request_that_paid_the_apps_set_up_is_said_once(capsys):
+    times = Times(TIMEOUT, processes=2)
+    page = times.of("GET /dataset/#")
+    for seconds in (8.6, 0.05, 0.06):  # CKAN's web assets, built on a process's first page
+        times.took(page, seconds, True, 1.0)
+    other = times.of("POST /v3/auth/tokens")
+    for seconds in (3.1, 0.2, 0.2):
+        times.took(other, seconds, True, 2.0)
+    said = [line for line in capsys.readouterr().err.splitlines() if "set-up" in line]
+    assert said == [f"flaskbox: worker pid {os.getpid()}: GET /dataset/#'s first request took 8.6 s, its "
+                    "next ones 0.06 s: the app's own set-up on a process's first request, paid once by each "
+                    "of the pool's 2 processes (UWSGI_PROCESSES)"]
+    quick = Times(TIMEOUT)
+    for seconds in (0.9, 0.05, 0.06):  # under a second: nothing worth a line
+        quick.took(quick.of("GET /"), seconds, True, 1.0)
+    assert "set-up" not in capsys.readouterr().err

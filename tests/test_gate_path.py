@@ -110,7 +110,7 @@ def test_one_that_could_no_longer_be_answered_in_time_is_refused_with_503():
 
     served = gated(app)
     slow = served.gate.times.of("GET /x")
-    Times.took(slow, TIMEOUT - 0.5, False, time.monotonic())  # its kind's usual time: 4.5 of 5 s
+    served.gate.times.took(slow, TIMEOUT - 0.5, False, time.monotonic())  # its kind's usual time: 4.5 of 5 s
     first = threading.Thread(target=served, args=(environ(), start))
     first.start()
     until(lambda: served.gate.inside == 1)

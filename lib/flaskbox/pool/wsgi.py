@@ -193,7 +193,7 @@ def from_record(settings: record.Record):
     # ADAPTIVE_THREADS: the limit on the requests each worker runs at once
     # (admission.py); UWSGI_INI may set its own threads.
     if admission.gated(settings) and threads_each > 1:
-        common["gate"] = admission.Gate(threads_each, Times(timeout), gen)
+        common["gate"] = admission.Gate(threads_each, Times(timeout, processes), gen)
     return Serve(found.app, timeout, **common)
 
 

@@ -91,7 +91,7 @@ class Open:
         if entered is not None:
             request.entered = None
             now = monotonic()
-            Times.took(request.times, now - entered, False, now)
+            self.times.took(request.times, now - entered, False, now)
 
 
 class Gate:
@@ -175,7 +175,7 @@ class Gate:
             by_itself = request.entry == self.entries
             if by_itself:
                 self.alone_at = now
-            Times.took(request.times, now - entered, by_itself, now)
+            self.times.took(request.times, now - entered, by_itself, now)
             if now - self.window >= WINDOW:
                 self.turn(now)
             else:

@@ -31,14 +31,21 @@ costs the others.
   would otherwise stand for ever (issue 79: a round of 20 s refused every
   login).
 
+A kind whose first request alone took SETUP seconds or more, and five
+times its later ones, paid the app's own set-up on the process's first
+request of it (Keystone's policy engine, CKAN's web assets): each process
+pays it once, so the log says so once a process, with what it cost.
+
 Kept per worker, at most KINDS kinds (past that many, a new kind is let in
-unmeasured). No I/O here: test_answer_deadline.py drives every case.
+unmeasured). test_answer_deadline.py drives every case.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
+from ..log import log
 from .answers import Refusals
 
 DIGIT = re.compile(r"\d")
@@ -49,6 +56,9 @@ KINDS = 256
 USUAL_WEIGHT = 0.125
 # The requests alone whose lower median is a kind's time alone: one odd one passed over.
 ALONE_KEPT = 3
+# A first request alone this long, and five times the kind's time alone
+# after it, is the app's set-up on a process's first request: said once.
+SETUP, SETUP_TIMES = 1.0, 5
 
 
 def kind(environ) -> str:
@@ -76,9 +86,11 @@ UNKNOWN = Kind()  # past KINDS: never measured, never refused
 class Times:
     """A worker's kinds and their times."""
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, processes: int = 1):
         self.timeout = timeout
+        self.processes = processes
         self.kinds: dict[str, Kind] = {}
+        self.setup_said = False  # a process says its set-up once
         self.refusals = Refusals("its answer could not have started within REQUEST_TIMEOUT: it waited for "
                                  "a worker for longer than REQUEST_TIMEOUT less the usual time of its kind")
 
@@ -91,16 +103,25 @@ class Times:
             found = self.kinds[key] = Kind()
         return found
 
-    @staticmethod
-    def took(times: Kind, seconds: float, alone: bool, now: float) -> None:
+    def took(self, times: Kind, seconds: float, alone: bool, now: float) -> None:
         """A request of this kind held its place `seconds`, alone in the worker or not."""
         if times is UNKNOWN:
             return
         if alone:
-            times.alones = (*times.alones[-(ALONE_KEPT - 1):], seconds)
-            times.alone = sorted(times.alones)[(len(times.alones) - 1) // 2]
+            alones = times.alones = (*times.alones[-(ALONE_KEPT - 1):], seconds)
+            times.alone = sorted(alones)[(len(alones) - 1) // 2]
+            if len(alones) == ALONE_KEPT and alones[0] >= max(SETUP, SETUP_TIMES * times.alone) \
+                    and not self.setup_said:
+                self.say_setup(times, alones[0])
         times.usual = times.usual + USUAL_WEIGHT * (seconds - times.usual) if times.usual else seconds
         times.last = now
+
+    def say_setup(self, times: Kind, first: float) -> None:
+        self.setup_said = True
+        name = next((key for key, kind in self.kinds.items() if kind is times), "a request")
+        log(f"worker pid {os.getpid()}: {name}'s first request took {first:.1f} s, its next ones "
+            f"{times.alone:.2f} s: the app's own set-up on a process's first request, paid once by each "
+            f"of the pool's {self.processes} processes (UWSGI_PROCESSES)")
 
     def expected(self, times: Kind, now: float) -> float:
         """Seconds a request of this kind takes once let in, as the worker
