@@ -73,10 +73,10 @@ def kind(environ) -> str:
 class Kind:
     """One kind's times, in seconds (0.0: none yet), and when its last ended."""
 
-    __slots__ = ("alone", "usual", "last", "alones")
+    __slots__ = ("alone", "usual", "last", "alones", "first")
 
     def __init__(self):
-        self.alone = self.usual = self.last = 0.0
+        self.alone = self.usual = self.last = self.first = 0.0  # first: the first of all, if alone
         self.alones: tuple[float, ...] = ()  # the last three alone, oldest first
 
 
@@ -110,17 +110,20 @@ class Times:
         if alone:
             alones = times.alones = (*times.alones[-(ALONE_KEPT - 1):], seconds)
             times.alone = sorted(alones)[(len(alones) - 1) // 2]
-            if len(alones) == ALONE_KEPT and alones[0] >= max(SETUP, SETUP_TIMES * times.alone) \
+            # Its first of all came alone (none before it: no usual time yet).
+            if len(alones) == ALONE_KEPT and times.first >= max(SETUP, SETUP_TIMES * times.alone) \
                     and not self.setup_said:
-                self.say_setup(times, alones[0])
+                self.say_setup(times, times.first)
+            elif not times.usual:
+                times.first = seconds
         times.usual = times.usual + USUAL_WEIGHT * (seconds - times.usual) if times.usual else seconds
         times.last = now
 
     def say_setup(self, times: Kind, first: float) -> None:
         self.setup_said = True
         name = next((key for key, kind in self.kinds.items() if kind is times), "a request")
-        log(f"worker pid {os.getpid()}: {name}'s first request took {first:.1f} s, its next ones "
-            f"{times.alone:.2f} s: the app's own set-up on a process's first request, paid once by each "
+        log(f"worker pid {os.getpid()}: {name}'s first request here took {first:.1f} s alone, its next ones "
+            f"{times.alone:.2f} s: a set-up the app makes on a process's first request, paid once by each "
             f"of the pool's {self.processes} processes (UWSGI_PROCESSES)")
 
     def expected(self, times: Kind, now: float) -> float:
