@@ -133,20 +133,27 @@ def default_pool(cpus: int) -> tuple[int, int]:
     return int(values["UWSGI_PROCESSES"]), int(values["UWSGI_THREADS"])
 
 
-PER_CPU = default_pool(1)[0]
-THREADS = default_pool(1)[1]
+# Per CPU where neither the floor (a container of 1 CPU) nor the cap (a big
+# host) applies.
+PER_CPU = default_pool(8)[0] // 8
+THREADS = default_pool(8)[1]
 WORDS = {"one": 1, "two": 2, "一": 1, "两": 2, "二": 2}
 NUMBER = r"(\d+|one|two|一|两|二)"
 # Statements about the pool, each with what it must equal.
 POOL_CLAIMS = [
-    # "2 processes per CPU x 16 threads", "1 process x 2 threads per CPU"
-    (rf"\b{NUMBER} (?:uWSGI |worker )*process(?:es)? ?(?:per CPU )?(?:x|×) ?{NUMBER} threads?( per CPU)?",
-     "pool"),
+    # "1 process per CPU x 16 threads", "1 process x 2 threads per CPU",
+    # "uWSGI 2 processes x up to 16 threads" (the log's line)
+    (rf"\b{NUMBER} (?:uWSGI |worker )*process(?:es)? ?(?:per CPU )?(?:x|×) ?(?:up to )?{NUMBER} threads?"
+     r"( per CPU)?", "pool"),
+    (rf"{NUMBER} ?个(?: ?uWSGI ?| ?worker ?)?进程 ?(?:x|×) ?{NUMBER} ?个线程()", "pool"),
     (rf"\b{NUMBER} (?:uWSGI |worker )*process(?:es)? per CPU", "per_cpu"),
     (rf"每个 ?CPU ?{NUMBER} ?个(?: ?worker ?| ?uWSGI ?)?进程", "per_cpu"),
     (rf"\b{NUMBER} threads (?:per|in each|each) (?:uWSGI )?process", "threads"),
     (rf"每个(?: uWSGI )?进程 ?{NUMBER} ?个线程", "threads"),
 ]
+# The CPUs a line sizes its pool for: "on 2 CPUs", "2 CPU(s) available",
+# "1 CPU gives", "2 个 CPU".
+CPUS = re.compile(rf"\b{NUMBER} CPU(?:s|\(s\))?\b|{NUMBER} ?个 ?CPU")
 # Pages that quote other pools on purpose: measurements of earlier defaults
 # and of alternatives (the benchmark's history), and the tests' own pools.
 HISTORY = {"docs/BENCHMARKS.md"}
@@ -165,6 +172,21 @@ def pool_texts() -> list[Path]:
             and path.suffix in {".md", ".yaml", ".yml", ".ini", ".conf", ".sh", ".py", ""}]
 
 
+def right_pool(match: re.Match, line: str) -> bool:
+    """Whether a stated pool is the default: per CPU, the default's per
+    CPU; for the CPUs the line names, the default for those; else a whole
+    number of CPUs' worth, at least the floor."""
+    processes, threads = number(match.group(1)), number(match.group(2))
+    if threads != THREADS:
+        return False
+    if match.group(3) or "per CPU x" in match.group(0) or re.search(r"每个 ?CPU ?$", line[:match.start()]):
+        return processes == PER_CPU
+    cpus = {number(found[0] or found[1]) for found in CPUS.findall(line)}
+    if cpus:
+        return any(processes == default_pool(count)[0] for count in cpus)
+    return processes % PER_CPU == 0 and processes >= default_pool(1)[0]
+
+
 def wrong_pool_claims(text: str) -> list[str]:
     wrong = []
     for line in text.splitlines():
@@ -177,22 +199,23 @@ def wrong_pool_claims(text: str) -> list[str]:
                 elif kind == "threads":
                     ok = number(match.group(1)) == THREADS
                 else:
-                    processes, threads = number(match.group(1)), number(match.group(2))
-                    per_cpu = match.group(3) or "per CPU x" in match.group(0)
-                    ok = threads == THREADS and \
-                        (processes == PER_CPU if per_cpu else processes % PER_CPU == 0)
+                    ok = right_pool(match, line)
                 if not ok:
                     wrong.append(f"{match.group(0)!r} in: {line.strip()}")
     return wrong
 
 
 def test_the_pool_claims_are_found():
-    assert (PER_CPU, THREADS) == (2, 16)
+    assert (PER_CPU, THREADS, default_pool(1)[0], default_pool(2)[0]) == (1, 16, 2, 2)
     assert wrong_pool_claims("# The entry-point sizes uWSGI (1 process x 2 threads per CPU) and") != []
     assert wrong_pool_claims("uWSGI 4 processes x 1 threads, nginx 2 workers") != []
-    assert wrong_pool_claims("每个 CPU 1 个进程") != []
-    assert wrong_pool_claims("the default pool (2 processes per CPU x 16 threads) and") == []
-    assert wrong_pool_claims("4 processes × 16 threads on 2 CPUs") == []
+    assert wrong_pool_claims("每个 CPU 2 个进程") != []
+    assert wrong_pool_claims("the default pool (1 process per CPU x 16 threads) and") == []
+    assert wrong_pool_claims("2 processes × 16 threads on 2 CPUs") == []
+    assert wrong_pool_claims("4 processes × 16 threads on 2 CPUs") != []
+    assert wrong_pool_claims("flaskbox: 2 CPU(s) available: uWSGI 4 processes x up to 16 threads") != []
+    assert wrong_pool_claims("1 个 CPU 对应 2 个 uWSGI 进程 × 16 个线程") == []
+    assert wrong_pool_claims("每个 CPU 2 个进程 × 16 个线程") != []
     found = [line for path in pool_texts() for line in path.read_text().splitlines()
              if any(re.search(pattern, line) for pattern, _ in POOL_CLAIMS)]
     assert len(found) >= 10, found

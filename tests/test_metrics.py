@@ -151,7 +151,10 @@ def test_promtool_accepts_the_text(module_containers):
                  'flaskbox_worker_memory_bytes{worker="1"}'):
         assert sample(text, name) is not None, name
     assert sample(text, 'flaskbox_worker_memory_bytes{worker="1"}') > 10 << 20
-    assert sample(text, "flaskbox_queue_size") == 256
+    # QUEUE_SIZE's default: 4 per thread of the pool the log announced, at least 64.
+    pool = re.search(r"uWSGI (\d+) processes x (?:up to )?(\d+) threads", container.logs())
+    assert pool, container.logs()
+    assert sample(text, "flaskbox_queue_size") == max(64, 4 * int(pool.group(1)) * int(pool.group(2)))
 
 
 def test_the_metrics_port_answers_head_refuses_other_methods_and_shrugs_off_hang_ups(module_containers):

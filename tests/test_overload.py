@@ -4,7 +4,8 @@ fast 503 with Retry-After, requests whose clients gave up are never run,
 service is back soon after the burst, and busy never looks dead (liveness)
 though it may look unready (readiness).
 
-Defaults on 2 CPUs: 4 processes of 16 threads, and a queue of 4 per thread."""
+The defaults on 2 CPUs (the container's --cpus): 2 processes of 16
+threads, and a queue of 4 per thread, as the settings compute them."""
 
 import concurrent.futures
 import http.client
@@ -13,8 +14,11 @@ import time
 
 import pytest
 
-THREADS = 4 * 16
-CAPACITY = THREADS + 4 * THREADS  # what runs, plus the queue
+from fake_host import FakeHost, resolve
+
+DEFAULTS = resolve(host=FakeHost(cpus=2)).values
+THREADS = int(DEFAULTS["UWSGI_PROCESSES"]) * int(DEFAULTS["UWSGI_THREADS"])
+CAPACITY = THREADS + int(DEFAULTS["QUEUE_SIZE"])  # what runs, plus the queue
 BURST = CAPACITY + 32
 SLOW = 20  # seconds each burst request takes
 GIVE_UP = 8  # seconds the burst's clients wait before they go

@@ -99,7 +99,8 @@ def test_any_wsgi_callable_named_by_app_module(containers, fixture_image):
 
 
 def test_uwsgi_options_from_uwsgi_variables_win_over_app_ini(containers):
-    # app.ini sets processes = 4; UWSGI_PROCESSES must override it.
+    # app.ini's processes are the default's (2 on 2 CPUs) unless
+    # UWSGI_PROCESSES sets them.
     c = containers.run(env={"UWSGI_PROCESSES": "3"})
     c.wait_http("/")
     logs = c.logs()

@@ -28,14 +28,15 @@ def metric(port: int, name: str) -> float:
 
 
 def test_the_pool_fits_the_pids_limit(containers, fixture_image, figure):
-    c = containers.serving(image=fixture_image["image"], docker_args=("--pids-limit", "100"))
+    # 2 CPUs: 93 for the default pool and a reload's second one; 70 fits two of 10 threads.
+    c = containers.serving(image=fixture_image["image"], docker_args=("--pids-limit", "70"))
     logs = c.logs()
     lowered = re.search(r"UWSGI_THREADS lowered from 16 to (\d+) so that the pool fits", logs)
     assert lowered, logs
     pool = re.search(r"uWSGI (\d+) processes x (?:up to )?(\d+) threads(?: \(ADAPTIVE_THREADS[^)]*\))?, "
                      r"nginx (\d+) workers", logs)
     assert pool and pool.group(2) == lowered.group(1), logs
-    figure("--pids-limit 100: threads per process", lowered.group(1))
+    figure("--pids-limit 70: threads per process", lowered.group(1))
     # nginx has every worker it asked for, and each uWSGI thread answers.
     assert len(c.pids("nginx: worker process")) == int(pool.group(3))
     processes, threads = int(pool.group(1)), int(pool.group(2))
@@ -52,7 +53,7 @@ def test_the_pool_fits_the_pids_limit(containers, fixture_image, figure):
 
 def test_a_pool_that_cannot_fit_the_pids_limit_exits_2_naming_it(containers, fixture_image):
     for env, limit, named in (({}, "20", "UWSGI_THREADS or UWSGI_PROCESSES"),
-                              ({"UWSGI_THREADS": "16"}, "60", "UWSGI_THREADS=16")):
+                              ({"UWSGI_THREADS": "16"}, "50", "UWSGI_THREADS=16")):
         result = containers.run_once(env=env, docker_args=("--pids-limit", limit),
                                      image=fixture_image["image"])
         output = result.stdout + result.stderr
@@ -62,7 +63,8 @@ def test_a_pool_that_cannot_fit_the_pids_limit_exits_2_naming_it(containers, fix
 
 
 def test_a_reload_without_room_for_a_second_pool_keeps_the_running_code(containers, fixture_image):
-    c = containers.serving(image=fixture_image["image"], docker_args=("--pids-limit", "40"))
+    # 2 CPUs: one pool of 4 threads a process takes 30, two pools of 1 thread 33.
+    c = containers.serving(image=fixture_image["image"], docker_args=("--pids-limit", "30"))
     assert "a reload's second pool would not fit beside it" in c.logs()
     docker("kill", "-s", "HUP", c.name)
     c.wait_until(lambda: "the pids limit leaves no room for the new code's pool" in c.logs(), "the refusal")
@@ -75,7 +77,8 @@ def test_a_worker_the_oom_killer_ends_is_named_and_counted(containers, fixture_i
     c = containers.serving(image=fixture_image["image"],
                            env={"WORKER_MAX_MEMORY": "0", "METRICS_PORT": str(metrics_port)},
                            docker_args=("--memory", "256m", "--memory-swap", "256m"))
-    # Four workers asked to hold 100 MB each: more than the container has.
+    # Four requests asked to hold 100 MB each in their workers: more than the
+    # container has.
     results = []
     clients = [threading.Thread(target=lambda: results.append(c.request("/hold/100", timeout=30).status))
                for _ in range(4)]

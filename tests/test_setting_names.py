@@ -231,7 +231,9 @@ def test_options_read_only_while_uwsgi_starts_python_are_refused(host, tmp_path,
 def test_cheaper_mode_as_tiangolos_image_ran_it_is_honoured_and_said(host, tmp_path):
     # tiangolo's image ran uWSGI's cheaper mode: its apps run unchanged, and
     # the pool's line in the log says what runs (render's, from derived).
-    assert resolve({"UWSGI_CHEAPER": "2"}, host=host).derived["UWSGI_CHEAPER"] == "2"
+    # 4 processes: on 2 CPUs the default is 2, which cheaper=2 would equal.
+    env = {"UWSGI_CHEAPER": "2", "UWSGI_PROCESSES": "4"}
+    assert resolve(env, host=host).derived["UWSGI_CHEAPER"] == "2"
     ini = tmp_path / "uwsgi.ini"
     ini.write_text("[uwsgi]\nmodule = app\ncheaper = 1\n")
     assert resolve({"UWSGI_INI": str(ini)}, host=host).derived["UWSGI_CHEAPER"] == "1"
@@ -305,7 +307,8 @@ def test_debug_mode_refuses_a_taken_port_even_with_share_port(host):
 
 def test_cheaper_at_or_above_the_processes_is_off_and_said(host):
     # uWSGI refuses to start with cheaper >= processes (exit 1): tiangolo's
-    # UWSGI_CHEAPER=2 on a 1-CPU container (2 processes) runs a fixed pool.
+    # UWSGI_CHEAPER=2 on a container of 1 or 2 CPUs (2 processes) runs a
+    # fixed pool.
     resolved = resolve({"UWSGI_CHEAPER": "2", "UWSGI_PROCESSES": "2"}, host=host)
     assert resolved.derived["UWSGI_CHEAPER"] == ""
     assert any("cheaper mode asked for 2 process(es) of UWSGI_PROCESSES=2: off" in n for n in resolved.notes)

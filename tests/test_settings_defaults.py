@@ -15,7 +15,7 @@ from flaskbox.start import body
 
 # --- computed defaults -----------------------------------------------------
 
-@pytest.mark.parametrize("cpus, processes, nginx", [(1, 2, 1), (2, 4, 2), (4, 8, 4), (64, 32, 64)])
+@pytest.mark.parametrize("cpus, processes, nginx", [(1, 2, 1), (2, 2, 2), (4, 4, 4), (64, 32, 64)])
 def test_worker_counts_follow_the_cpus(cpus, processes, nginx):
     values = resolve(host=FakeHost(cpus=cpus)).values
     assert (values["UWSGI_PROCESSES"], values["UWSGI_THREADS"], values["NGINX_WORKER_PROCESSES"]) == \
@@ -23,12 +23,12 @@ def test_worker_counts_follow_the_cpus(cpus, processes, nginx):
 
 
 @pytest.mark.parametrize("env, queue, per_client, upstream", [
-    ({}, 256, 320, 320),  # 2 CPUs: 4 processes x 16 threads; 4 waiting per thread
+    ({}, 128, 160, 160),  # 2 CPUs: 2 processes x 16 threads; 4 waiting per thread
     ({"UWSGI_PROCESSES": "8"}, 512, 640, 640),
     ({"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"}, 64, 72, 72),  # the floor of 64 waiting
     ({"UWSGI_PROCESSES": "1024", "UWSGI_THREADS": "1024"}, 100000, 1000000, 1148576),  # the caps
-    ({"QUEUE_SIZE": "10"}, 10, 74, 74),
-    ({"CONNECTIONS_PER_CLIENT": "5"}, 256, 5, 320),
+    ({"QUEUE_SIZE": "10"}, 10, 42, 42),
+    ({"CONNECTIONS_PER_CLIENT": "5"}, 128, 5, 160),
 ])
 def test_queue_and_per_client_limits(env, queue, per_client, upstream):
     resolved = resolve(env)
@@ -109,8 +109,8 @@ def test_gevent_defaults_follow_from_its_connections():
 
 
 def test_worker_max_memory_is_a_fair_share_of_the_memory_limit():
-    # 2 CPUs: 4 processes share 90 % of 1 GiB.
-    assert resolve({}, host=FakeHost(memory=GiB)).values["WORKER_MAX_MEMORY"] == "230m"
+    # 2 CPUs: 2 processes share 90 % of 1 GiB.
+    assert resolve({}, host=FakeHost(memory=GiB)).values["WORKER_MAX_MEMORY"] == "460m"
     assert resolve({}, host=FakeHost()).values["WORKER_MAX_MEMORY"] == "0"  # no limit: off
     assert resolve({"WORKER_MAX_MEMORY": "1g"}).typed["WORKER_MAX_MEMORY"] == GiB
 
@@ -123,31 +123,33 @@ def test_a_recycled_worker_has_the_reload_grace_for_its_requests():
 # --- the pids limit --------------------------------------------------------
 
 def test_the_pool_is_fitted_to_the_pids_limit():
-    # 2 CPUs: 4 processes x (16 threads + 3) + the master, nginx's 3 and 12
-    # more: 92 serving, 169 while a reload runs a second pool.
-    assert resolve({}, host=FakeHost(pids=169)).values["UWSGI_THREADS"] == "16"
-    fitted = resolve({}, host=FakeHost(pids=100))
-    assert fitted.values["UWSGI_THREADS"] == "7" and "UWSGI_THREADS" in fitted.defaulted
-    assert any("UWSGI_THREADS lowered from 16 to 7" in note for note in fitted.notes)
+    # 2 CPUs: 2 processes x (16 threads + 3) + the master, nginx's 3 and 12
+    # more: 54 serving, 93 while a reload runs a second pool.
+    assert resolve({}, host=FakeHost(pids=93)).values["UWSGI_THREADS"] == "16"
+    # 70: two pools of 1 + 2 x (10 + 3) beside nginx's 3 and 12 more is 69.
+    fitted = resolve({}, host=FakeHost(pids=70))
+    assert fitted.values["UWSGI_THREADS"] == "10" and "UWSGI_THREADS" in fitted.defaulted
+    assert any("UWSGI_THREADS lowered from 16 to 10" in note for note in fitted.notes)
     # The queue follows the threads it has.
-    assert fitted.values["QUEUE_SIZE"] == str(max(64, 4 * 4 * 7))
-    # Room for one pool only: the most threads that fit, and a SIGHUP keeps the running code.
+    assert fitted.values["QUEUE_SIZE"] == str(max(64, 4 * 2 * 10))
     assert fitted.derived["RELOAD_ROOM"] == "1"
-    tight = resolve({}, host=FakeHost(pids=40))
-    assert tight.values["UWSGI_THREADS"] == "3" and tight.derived["RELOAD_ROOM"] == "0"
+    # Room for one pool only (30: two pools of one thread each take 33, one
+    # of 4 threads 30): the most threads that fit, and a SIGHUP keeps the running code.
+    tight = resolve({}, host=FakeHost(pids=30))
+    assert tight.values["UWSGI_THREADS"] == "4" and tight.derived["RELOAD_ROOM"] == "0"
     assert any("SIGHUP keeps the running code" in note for note in tight.notes)
 
 
 def test_a_third_pool_needs_room_under_the_pids_limit_now():
     # A reload while an earlier one's pool still finishes: one more pool of
-    # 1 + 4 x (16 + 3) = 77 must fit in what the limit leaves now (the
+    # 1 + 2 x (16 + 3) = 39 must fit in what the limit leaves now (the
     # arbiter compares: tests/test_arbiter_reload.py).
-    assert resolve({}).derived["POOL_PIDS"] == "77"
+    assert resolve({}).derived["POOL_PIDS"] == "39"
 
 
 @pytest.mark.parametrize("env, pids, named", [
     ({}, 20, ["pids limit (20", "UWSGI_THREADS or UWSGI_PROCESSES"]),
-    ({"UWSGI_THREADS": "16"}, 60, ["pids limit (60", "UWSGI_THREADS=16", "needs about 92"]),
+    ({"UWSGI_THREADS": "16"}, 50, ["pids limit (50", "UWSGI_THREADS=16", "needs about 54"]),
     ({"WORKER_CLASS": "gevent", "UWSGI_PROCESSES": "4"}, 40, ["pids limit (40", "lower UWSGI_PROCESSES"]),
 ])
 def test_a_pool_that_cannot_fit_the_pids_limit_is_refused(env, pids, named):
@@ -164,7 +166,7 @@ def test_a_hook_changing_an_input_recomputes_what_depends_on_it():
     # the user's environment plus what a *.envsh hook exported.
     first = resolve()
     second = resolve({"UWSGI_PROCESSES": "10"})
-    assert (first.values["QUEUE_SIZE"], second.values["QUEUE_SIZE"]) == ("256", "640")
+    assert (first.values["QUEUE_SIZE"], second.values["QUEUE_SIZE"]) == ("128", "640")
     assert second.values["CONNECTIONS_PER_CLIENT"] == "800"
 
 

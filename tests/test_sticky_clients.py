@@ -37,7 +37,8 @@ def sessions(container) -> Counter:
 @pytest.mark.parametrize("sticky", ["1", "0"], ids=["sticky", "not-sticky"])
 def test_a_login_kept_in_one_process_holds_only_with_sticky_clients(containers, fixture_image, sticky,
                                                                     figure):
-    # Four processes (as on 2 CPUs), the proxy in front trusted.
+    # Four processes (twice the default on 2 CPUs: more places for a login to
+    # be lost), the proxy in front trusted.
     env = {"UWSGI_PROCESSES": "4", "STICKY_CLIENTS": sticky, "TRUSTED_PROXIES": "127.0.0.1"}
     c = containers.serving(image=fixture_image["image"], env=env)
     outcomes = sessions(c)

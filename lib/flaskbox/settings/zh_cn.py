@@ -67,7 +67,7 @@ TEXTS: dict[str, tuple[str, str]] = {
          '程可同时保持数千个流、Server-Sent Events 和 WebSocke'
          't（[流式响应与实时通信](streaming.md)）。'),
     'UWSGI_PROCESSES': (
-        '每个 CPU 2 个；`gevent` 时为 1 个（自动计算）',
+        '每个 CPU 1 个，至少 2 个；`gevent` 时为 1 个（自动计算）',
         'uWSGI worker 进程数。CPU 数取容器的配额（`--cpus`），而'
          '不是宿主机的核数。'),
     'UWSGI_THREADS': (
