@@ -58,15 +58,16 @@ def processes(context):
 
 
 def threads(context):
-    # sync: 16 threads per process. Most of a real app's time is spent
-    # waiting (a database, an API, a slow phone, an open event stream), and
-    # a waiting thread holds no CPU: with one thread per process, four waits
-    # filled the pool (docs/BENCHMARKS.md, "Waiting"). 16, not 4 or 8: a
-    # sync thread holds an open event stream, and 50 streams beside ordinary
-    # traffic need more than 32; the threads cost ~40 us of CPU a hello-world
-    # request ("Profile of the threaded default"). REQUEST_TIMEOUT stays
-    # per request (guards.Watchdog). gevent: one thread, by definition.
-    return "1" if context.values["WORKER_CLASS"] == GEVENT else "16"
+    # sync: 32 threads per process, 32 a CPU with one process a CPU. Most
+    # of a real app's time is spent waiting (a database, an API, a slow
+    # phone, an open event stream), and a waiting thread holds no CPU: with
+    # one thread per process, four waits filled the pool (docs/BENCHMARKS.md,
+    # "Waiting"). A sync thread holds an open event stream, and 50 streams
+    # from one address beside ordinary traffic need more than 32 threads on
+    # 2 CPUs; ADAPTIVE_THREADS runs only about two at once of those that
+    # compute. REQUEST_TIMEOUT stays per request (guards.Watchdog). gevent:
+    # one thread, by definition.
+    return "1" if context.values["WORKER_CLASS"] == GEVENT else "32"
 
 
 def worker_max_memory(context):

@@ -57,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UWSGI_THREADS",
         default=defaults.threads,
-        default_doc="`16`; 1 with `gevent` (computed)",
+        default_doc="`32`; 1 with `gevent` (computed)",
         form="a whole number of threads per process from 1 to 1024",
         parse=whole(1, 1024),
         doc=("Threads per uWSGI process (`sync` only): the most requests each process serves at once; "

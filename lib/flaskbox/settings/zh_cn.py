@@ -71,7 +71,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         'uWSGI worker 进程数。CPU 数取容器的配额（`--cpus`），而'
          '不是宿主机的核数。'),
     'UWSGI_THREADS': (
-        '`16`；`gevent` 时为 1（自动计算）',
+        '`32`；`gevent` 时为 1（自动计算）',
         '每个 uWSGI 进程的线程数（仅 `sync`）：每个进程最多同时处理的请求数；'
          '请求在计算时 ADAPTIVE_THREADS 会让同时运行的更少。每个打开的流占用一个线程。'),
     'ADAPTIVE_THREADS': (
