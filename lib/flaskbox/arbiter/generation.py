@@ -290,19 +290,19 @@ class Generation:
 
     # --- STOPPING ------------------------------------------------------------------------------
     def stop(self, mercy_at: float, kill_at: float, gone: Callable[[Generation, Child], None],
-             budget: str = "") -> None:
-        """SIGTERM to its master, which lets its idle workers exit (running
-        the app's exit handlers); the workers still running at mercy_at are
-        killed (uWSGI 2.0 does not enforce its mercy in a graceful stop),
-        the master at kill_at. `budget` names what mercy_at comes from, for
-        the log. gone(self, master) once it is reaped."""
+             budget: str = "", term_by: float = float("inf")) -> None:
+        """SIGTERM to its master (by `term_by` at the latest), which lets its
+        idle workers exit (running the app's exit handlers); the workers still
+        running at mercy_at are killed (uWSGI 2.0 does not enforce its mercy
+        in a graceful stop), the master at kill_at. `budget` names what
+        mercy_at comes from, for the log. gone(self, master) once it is reaped."""
         self._cancel()
         self.budget = f" (their budget: {budget})" if budget else ""
         if self.state != STOPPING:
             self.stopping_since = self.loop.now()
         self.state, self._then = STOPPING, gone
         self.files.release_held()
-        self._term(self.loop.now() + RELEASE_WAIT)
+        self._term(min(self.loop.now() + RELEASE_WAIT, term_by))
         self._waits += [self.loop.at(mercy_at, self._kill_workers),
                             self.loop.at(kill_at, self._kill_master)]
 
@@ -351,7 +351,7 @@ class Generation:
     def _kill_master(self) -> None:
         if self.master.running:
             warn(f"{self.master.name} {self.master.pid} is slow to stop: still running "
-                 f"{self.loop.now() - self.stopping_since:.1f}s after SIGTERM; killing it")
+                 f"{self.loop.now() - self.stopping_since:.1f}s after it was told to stop; killing it")
             self.master.killed = True
             self.loop.signal([self.master], signal.SIGKILL)
 
