@@ -243,9 +243,10 @@ def test_a_starved_containers_stop_keeps_each_part_of_its_budget(containers, fix
     assert c.exit_code() == 0, logs
     assert results[0][0] is None, results  # cut off, not answered
     assert [line for line in c.stdout_lines() if "/sleep/60 " in line and line.endswith(" done=cut")], logs
-    # 5 s of nginx's, and its kill at 6 s at the latest (reaped a turn of
-    # the arbiter's loop later); the workers' end 2 s before the budget's.
-    assert 5 <= drained <= 6.1 and until == 8, logs
+    # 5 s of nginx's, and its kill at 6 s at the latest, as the arbiter saw
+    # it: a turn of its loop may itself wait for a CPU there (6.2 s once);
+    # the workers' end 2 s before the budget's.
+    assert 5 <= drained < 6.5 and until == 8, logs
     assert elapsed < 10, logs
 
 
