@@ -167,7 +167,7 @@ class Nginx(Process):
                 now = self.system.now()
                 ends = [end for master in self.system.masters_running() for end in master.requests.values()]
                 drain = int(self.system.record.derived["STOP_DRAIN_SECONDS"])
-                self.exit(0, lag=min(max([now, *ends]) - now, drain) + 0.05)
+                self.exit(0, lag=min(max([now, *ends]) - now, drain) + 0.05 + self.system.nginx_late)
         elif number == signal.SIGHUP:
             self.reloads += 1
         else:
@@ -189,8 +189,7 @@ class Helper(Process):
 class FakeSystem(WatchedFiles):
     def __init__(self, tmp_path: Path):
         self.tmp_path = tmp_path
-        self.clock = 0.0
-        self.pid = 1
+        self.clock, self.pid = 0.0, 1
         self._events: list = []
         self._order = itertools.count()
         self._pids = itertools.count(100)
@@ -201,6 +200,7 @@ class FakeSystem(WatchedFiles):
         self.nginx_test_statuses: list[int] = []
         self.nginx_fails_with: int | None = None
         self.nginx_stuck = False  # ignores SIGQUIT
+        self.nginx_late = 0.0  # seconds its drain ends late: a loaded machine's workers get a CPU late
         self.metrics_fails = False
         self.metrics_after = 0.05  # the metrics server's mark, that long after its start
         self.apply_seconds = 0.05  # what tls-apply takes

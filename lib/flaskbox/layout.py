@@ -18,9 +18,9 @@ SYNC, GEVENT = "sync", "gevent"
 # its SIGKILL (settings table): the last MARGIN seconds stay for the exit
 # itself (the log's last lines); before them, each server is killed
 # KILL_AFTER seconds past its own limit, uWSGI's workers get MERCY seconds
-# once nginx has ended (a request left then has no client: nginx cut it),
-# and nginx drains the requests in flight for the rest (stop_drain). The
-# default, docker's 10 s, leaves nginx 5 s: 5 + 1 + 2 + 1 + 1 = 10.
+# from their SIGTERM at the least (nginx cut what they still run; what runs
+# late shares nginx's KILL_AFTER: arbiter/stop.py), and nginx drains for the
+# rest (stop_drain). Docker's 10 s leaves nginx 5 s: 5 + 1 + 2 + 1 + 1 = 10.
 STOP_MERCY_SECONDS = 2
 STOP_KILL_AFTER_SECONDS = 1
 STOP_MARGIN_SECONDS = 1

@@ -288,9 +288,9 @@ class Generation:
              budget: str = "") -> None:
         """SIGTERM to its master, which lets its idle workers exit (running
         the app's exit handlers); the workers still running at mercy_at are
-        killed (uWSGI 2.0 does not enforce its mercy in a graceful stop),
-        the master at kill_at. `budget` names what mercy_at comes from, for
-        the log. gone(self, master) once it is reaped."""
+        killed (uWSGI 2.0 does not enforce its mercy in a graceful stop), the
+        master at kill_at. `budget` names what mercy_at comes from, for the
+        log. gone(self, master) once it is reaped."""
         self._cancel()
         self.budget = f" (their budget: {budget})" if budget else ""
         if self.state != STOPPING:
@@ -338,7 +338,7 @@ class Generation:
     def _kill_master(self) -> None:
         if self.master.running:
             warn(f"{self.master.name} {self.master.pid} is slow to stop: still running "
-                 f"{self.loop.now() - self.stopping_since:.1f}s after SIGTERM; killing it")
+                 f"{self.loop.now() - self.stopping_since:.1f}s after it was told to stop; killing it")
             self.master.killed = True
             self.loop.signal([self.master], signal.SIGKILL)
 

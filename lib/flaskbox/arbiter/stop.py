@@ -104,11 +104,17 @@ class Stop:
         """Every generation stops on one clock: what nginx's drain left of
         the budget goes to the workers' exit (the requests nginx cut, then
         the app's exit handlers: an SDK's last flush), all but the last
-        second, which is their masters'."""
+        second, which is their masters'. Their SIGTERM comes as nginx ends:
+        on a loaded machine that is late (each of nginx's workers counts
+        worker_shutdown_timeout from when it takes the stop, then must get
+        a CPU to end), and the second past the drain, up to nginx's kill,
+        takes it, not the workers' 2 s. The log says what the drain took and
+        when the workers' share ended: a share said as what was "left" of
+        STOP_TIMEOUT reads as what the drain did not take."""
         now = self.loop.now()
         mercy_at = max(self.end - STOP_KILL_AFTER_SECONDS, now)
-        budget = (f"STOP_TIMEOUT {self.arbiter.settings['STOP_TIMEOUT']} s, {mercy_at - now:.1f} s of it "
-                  "left after nginx's drain")
+        budget = (f"STOP_TIMEOUT {self.arbiter.settings['STOP_TIMEOUT']} s: nginx's drain took "
+                  f"{now - self.started:.1f} s of it, they had until {mercy_at - self.started:.1f} s")
         self._pools = self.arbiter.running_generations()
         if not self._pools:
             return self._helpers()
