@@ -189,7 +189,9 @@ STATIC_EDITS = {
     "Cache-Control (expires, and the fingerprinted names' regex location)": [
         ("    expires ${STATIC_EXPIRES};\n", ""),
         ('    location ~ "(?:\\.(?=[0-9]*[a-f])[0-9a-f]{8,}(?:\\.chunk|\\.entry|\\.bundle)?'
-         '|/(?=[0-9]*[a-f])[0-9a-f]{8,}\\.chunk)\\.[A-Za-z0-9]+$" {\n'
+         '|/(?=[0-9]*[a-f])(?:[0-9a-f]{8,}\\.chunk|[0-9a-f]{20})|-(?=[A-Za-z0-9_-]{8}\\.[A-Za-z0-9]+$)'
+         '(?:(?=[A-Z]*[2-7])(?=[2-7]*[A-Z])[A-Z2-7]{8}|(?=[0-9a-z_-]*[A-Z])(?=[0-9A-Z_-]*[a-z])'
+         '(?![A-Za-z0-9_-]*(?:[a-z]{3}|[0-9]{3}))[A-Za-z0-9_-]{8}))\\.[A-Za-z0-9]+$" {\n'
          '        if ($flaskbox_body) {\n            return 418;\n        }\n'
          '        set $flaskbox_handler static;\n        expires max;\n    }\n', "")],
 }

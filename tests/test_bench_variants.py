@@ -2,6 +2,7 @@
 (bench/profiling.py), checked without load: every nginx feature
 `--features` takes out is still where variants.py looks for it (an edit
 of nginx.conf that moves one fails here, not in the middle of a benchmark),
+and so is each of the static location's that `--prices` takes out,
 nginx serves without all of them, and the profile's parsers read what perf
 and py-spy write."""
 
@@ -32,6 +33,17 @@ def test_a_feature_that_moved_fails_loudly():
     moved = TEMPLATE.replace("add_header X-Frame-Options", "add_header  X-Frame-Options")
     with pytest.raises(SystemExit, match="update FEATURE_EDITS"):
         variants.without_features(moved, ["hardening and Retry-After headers"])
+
+
+def test_each_static_feature_is_found_and_taken_out():
+    # --prices takes the static location's own features out of
+    # nginx-static.conf as written (the fingerprinted names' expression whole).
+    import prices
+
+    template = (REPO / "nginx-static.conf").read_text()
+    for name, edits in prices.STATIC_EDITS.items():
+        edited = prices.without_static([name])
+        assert all(old in template and old not in edited for old, _ in edits), name
 
 
 def test_nginx_serves_without_every_feature(containers, tmp_path):

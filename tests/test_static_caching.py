@@ -1,12 +1,13 @@
 """Static files keep the app's caching now that nginx serves them: each file
 carries the max age Flask itself would send it with (asked of the app in
-the same container), fingerprinted bundles are kept for good (webpack's
-.entry.js and [contenthash].chunk.js by name, Vite's by its manifest), and
-nothing whose name does not change is. Blueprints' static folders, Flask-
+the same container), fingerprinted bundles are kept for good (by name:
+webpack's .entry.js and [contenthash].chunk.js, esbuild's main-6INY5NWB.js,
+Vite's index-DsfHo9hE.js; by Vite's manifest), and nothing whose name does
+not change is (jquery-3.7.1.min.js). Blueprints' static folders, Flask-
 Admin's (a real package) and one under the app's own /static as
 Flask-AppBuilder's, are nginx's too, and a missing file reaches the app
 with no error line. (tests/apps/dashboards; the rules without a container:
-test_static_folders.py.)"""
+test_static_folders.py, test_fingerprinted_names.py.)"""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ from containers import ContainerFactory
 from helpers import docker
 
 YEAR = 365 * 24 * 3600
-PLAIN = ["/static/assets/favicon.ico", "/static/vite/theme.css", "/static/appbuilder/css/bootstrap.css"]
+PLAIN = ["/static/assets/favicon.ico", "/static/vite/theme.css", "/static/appbuilder/css/bootstrap.css",
+         "/static/dist/jquery-3.7.1.min.js"]
+# By name (webpack's; esbuild's, as Angular's builder writes them; Vite's
+# without its manifest), and by Vite's manifest.
 FOREVER = ["/static/assets/spa.4cd1e2bb.entry.js", "/static/assets/7f3a9c1be02d4e55.chunk.js",
+           "/static/dist/main-6INY5NWB.js", "/static/dist/index-DsfHo9hE.js",
            "/static/vite/main-BXk3dOP1.js", "/static/vite/main-Cu7Ts1Kq.css"]
 
 

@@ -211,18 +211,6 @@ def test_without_the_app_s_word_files_are_revalidated(tmp_path):
     assert "location /assets/ {" in text and "expires epoch;" in text and "location = " not in text
 
 
-@pytest.mark.parametrize("name, forever", [
-    ("/static/app.3f2a9c1b.css", True), ("/static/assets/spa.4cd1e2bb.entry.js", True),
-    ("/static/assets/7f3a9c1be02d4e55.chunk.js", True), ("/static/vendor.0a1b2c3d4e.bundle.js", True),
-    ("/static/report.20240115.css", False), ("/static/cafebabe12.png", False), ("/static/app.css", False),
-    ("/static/main-BXk3dOP1.js", False)])
-def test_fingerprinted_names_of_an_unambiguous_shape(name, forever):
-    template = (REPO / "nginx-static.conf").read_text()
-    pattern = re.search(r'location ~ "(.+)" \{\n', template).group(1)
-    assert "expires max;" in template.split(pattern)[1].split("\n    }\n")[0]
-    assert bool(re.search(pattern, name)) == forever
-
-
 # --- static files the app serves itself (the start's line) --------------------
 
 class WhiteNoiseShaped:
