@@ -184,7 +184,9 @@ def window(contender: Contender, shape: str, seconds: float, warmup: float) -> d
             "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
             "by_path": {path: {"good": len(got), "p50_ms": ms(got, 0.5), "p99_ms": ms(got, 0.99)}
                         for path, got in sorted(by_path.items())},
-            "cpu_s": cpu, "cpu_ms_a_request": round(cpu / max(len(good), 1) * 1000, 2),
+            "cpu_s": cpu,
+            # None with no good answer: the CPU is in cpu_s, and an answer's share of it is not known.
+            "cpu_ms_a_request": round(cpu / len(good) * 1000, 2) if good else None,
             "processes": len(setups), "setup_cpu_s": dict(sorted(setups.items()))}
 
 
