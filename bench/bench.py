@@ -24,6 +24,9 @@
     bench/run.sh --pages --ballast MB   the pool's memory after /heavy, an app importing MB of objects,
                                  against gunicorn sync --preload (pool_memory.py)
     bench/run.sh --tail          where the slowest percent of /list's requests waited (tail.py)
+    bench/run.sh --apps [--flaskbox-env NAME=VALUE]   pages shaped like Keystone's and CKAN's, a new
+                                 container's first 20 s and warm rounds: flaskbox (and each such
+                                 shape of it) against gunicorn sync and the apps' own uWSGI (apps.py)
     bench/run.sh --overload      logins computing outside the lock past what the CPUs can serve, beside
                                  busy neighbours, and a search waiting for its engine threads: against
                                  gunicorn sync and Granian (overload.py)
@@ -77,7 +80,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--base-image", required=True, help="BASE_IMAGE for the build")
     parser.add_argument("--second-base", help="another BASE_IMAGE: flaskbox on it joins the run")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, help="each run's length (6; --apps: 20)")
     variants = parser.add_mutually_exclusive_group()
     variants.add_argument("--levers", action="store_true",
                           help="flaskbox with one setting changed at a time, hello and realistic only")
@@ -122,10 +125,15 @@ def parse_args() -> argparse.Namespace:
     variants.add_argument("--tail", action="store_true",
                           help="where the slowest percent of /list's requests waited: outside the app, in "
                                "it waiting, in it computing (tail.py)")
+    variants.add_argument("--apps", action="store_true",
+                          help="pages shaped like Keystone's and CKAN's, 20 users, a new container's first "
+                               "window and warm ones: flaskbox against gunicorn sync and the apps' uWSGI")
     variants.add_argument("--interpreter", action="store_true",
                           help="the same pure-Python function in each base's python3, in a program around "
                                "its shared libpython, and in a worker of the image (--base-image and "
                                "--second-base)")
+    parser.add_argument("--flaskbox-env", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
+                        help="with --apps: flaskbox with this environment joins the run (as many as given)")
     parser.add_argument("--also-base", action="append", default=[], metavar="BASE_IMAGE",
                         help="with --interpreter: a further base to time (as many as given)")
     parser.add_argument("--ballast", type=int, metavar="MB",
@@ -265,6 +273,20 @@ def run_overload(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     return overload.run(entrants, max(rounds, 3), max(seconds, 20), machine(), args.out)
 
 
+def run_apps(args: argparse.Namespace, rounds: int, seconds: float) -> int:
+    """--apps: apps.py's two shapes, flaskbox as the image has it and as
+    each --flaskbox-env changes it."""
+    import apps
+    build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
+    entrants = apps.entrants(default_pool(), apps.overrides(args.flaskbox_env))
+    if args.smoke:  # the path exercised: flaskbox and the lazy uWSGI, short windows and set-ups
+        entrants = [c for c in entrants if c.name in ("flaskbox", "uwsgi-keystone")]
+        for contender in entrants:
+            contender.env["BENCH_SETUP_SCALE"] = "0.2"
+        return apps.run(entrants, 1, 4, machine(), args.out, warmup=1.0)
+    return apps.run(entrants, rounds, seconds, machine(), args.out)
+
+
 def run_full(args: argparse.Namespace, rounds: int, seconds: float, routes: dict[str, str]) -> int:
     """The full run: every contender, the image's own measurements and the
     streams held, written to latest.json/png."""
@@ -316,6 +338,8 @@ def main() -> int:
     # as Ctrl-C does: each contender's `finally` removes its container.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
+    if args.seconds is None:
+        args.seconds = 20 if args.apps else 6
     rounds, seconds, routes = args.rounds, args.seconds, ROUTES
     if args.smoke:
         rounds, seconds, routes = 1, 2, {"hello": ROUTES["hello"]}
@@ -334,6 +358,8 @@ def main() -> int:
         return run_pages(args, rounds, seconds)
     if args.overload:
         return run_overload(args, rounds, seconds)
+    if args.apps:
+        return run_apps(args, rounds, seconds)
     if args.tail:
         import pages
         import tail

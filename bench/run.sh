@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark: bench/run.sh [--smoke | --levers | --features | --wrapper | --traffic | --profile | --latency | --floor | --timeline --rate R | --prices | --account | --pages [--ballast MB] | --overload | --tail | --interpreter [--also-base BASE_IMAGE]] [--before COMMIT] [--cpus N] [--out DIR] [--rounds N] [--seconds S]
+# The benchmark: bench/run.sh [--smoke | --levers | --features | --wrapper | --traffic | --profile | --latency | --floor | --timeline --rate R | --prices | --account | --pages [--ballast MB] | --overload | --tail | --apps [--flaskbox-env NAME=VALUE] | --interpreter [--also-base BASE_IMAGE]] [--before COMMIT] [--cpus N] [--out DIR] [--rounds N] [--seconds S]
 # Sets up what it needs on a bare Debian/Ubuntu machine (wrk, a virtualenv
 # with matplotlib, a Docker engine, base images), then runs bench/bench.py,
 # which builds the image, drives every contender and writes

@@ -3,7 +3,8 @@ every shape of traffic against each contender, the latency run's measures
 every contender at a fixed open-loop rate, the account's groups add up to
 the machine, the pages run measures a page that computes, the overload
 run counts good answers and timeouts, the tail run
-splits a request's time, the interpreter run times each Python. (A module of
+splits a request's time, the apps run's figures add up, the interpreter
+run times each Python. (A module of
 their own beside test_bench.py: pytest-xdist keeps a module on one worker,
 and the smoke runs together were the parallel phase's longest.)"""
 
@@ -154,6 +155,35 @@ def test_bench_tail_smoke_run_splits_each_requests_time(tmp_path, image):
     ratios = results["paired"]["flaskbox"]["nginx-gunicorn-sync"]
     assert ratios["rps"]["median"] == round(mine["rps"] / theirs["rps"], 3), ratios
     assert set(results["paired"]["nginx-gunicorn-sync"]) == {"granian"}, results["paired"]  # not over itself
+
+
+def test_bench_apps_smoke_run_adds_up(tmp_path, image):
+    """A new container's first window and a warm one, each shape: the
+    figures add up to the answers counted, each process that answered
+    made its set-up, and Keystone's users went token, then its calls."""
+    results = smoke("apps", tmp_path)
+    assert set(results["runs"]) == {"flaskbox", "uwsgi-keystone"}
+    for name, shapes in results["runs"].items():
+        for shape, (got,) in shapes.items():
+            assert got["start_s"] > 0 and got["calibration"]["token_rounds"] > 0, (name, shape, got)
+            for when in ("first", "warm"):
+                run = got[when]
+                assert run["good"] == sum(path["good"] for path in run["by_path"].values()), (name, run)
+                assert run["good_per_s"] == round(run["good"] / results["seconds"], 2), (name, shape, run)
+                share = round(run["cpu_s"] / run["good"] * 1000, 2) if run["good"] else None
+                assert run["cpu_ms_a_request"] == share and run["cpu_s"] > 0, (name, shape, run)
+                assert all(took > 0.05 for took in run["setup_cpu_s"].values()), (name, shape, run)
+            warm = got["warm"]
+            assert warm["good"] > 0 and warm["rss_mb"] >= warm["pss_mb"] > 0, (name, shape, warm)
+            if shape == "ckan":  # every page behind the set-up of the process that made it
+                assert warm["processes"] >= 1 and set(warm["by_path"]) == {"/ckan/dataset"}, warm
+            else:  # each user: its token, then the three calls, then again
+                counts = [path["good"] for path in warm["by_path"].values()]
+                assert set(warm["by_path"]) <= {"/ks/token", "/ks/project", "/ks/catalog", "/ks/validate"}
+                assert max(counts) - min(counts) <= results["clients"], warm
+    # DevStack's lazy uWSGI: at most its two workers, each with a set-up of its own.
+    assert results["runs"]["uwsgi-keystone"]["ckan"][0]["warm"]["processes"] <= 2
+    assert (tmp_path / "apps.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_bench_interpreter_smoke_run_times_each_python(tmp_path, image):

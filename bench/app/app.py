@@ -6,7 +6,9 @@ Events (an event every `every` seconds, stamped with the server's clock),
 pages shaped like the ones real apps compute (issue 61): a large list page
 behind a password check, and a short wait then a list page; and issue 69's:
 a login's password check outside Python's lock, a 600-row list behind a
-short one, and a metasearch whose engines run on threads of their own."""
+short one, and a metasearch whose engines run on threads of their own; and
+issue 79's: Keystone's token and three calls behind its policy engine, and
+CKAN's dataset page (their work is keystone_like.py's and ckan_like.py's)."""
 
 import datetime
 import hashlib
@@ -17,6 +19,9 @@ import sys
 import threading
 import time
 
+import ckan_like
+import keystone_like
+import per_process
 from flask import Flask, Response, abort, render_template, request
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -206,3 +211,60 @@ def interval():
     """The switch interval this worker runs with: --pages checks that its
     variant took."""
     return str(sys.getswitchinterval())
+
+
+# --- bench --apps (issue 79): pages shaped like two large apps; X-Setup says
+# the worker's pid and the CPU seconds its per-process set-up took.
+@app.post("/ks/token")
+def ks_token():
+    """Keystone's POST /v3/auth/tokens: a password check outside the lock."""
+    token = keystone_like.issue_token(request.get_json(silent=True) or {})
+    if token is None:
+        abort(401)
+    return {"token": {"methods": ["password"], "project": "p1"}}, {"X-Subject-Token": token}
+
+
+def ks_call(action: str, answer):
+    """A call behind Keystone's policy engine (built on the process's first)."""
+    token = keystone_like.read_token(request.headers.get("X-Auth-Token"))
+    if token is None:
+        abort(401)
+    if not keystone_like.enforce(action, token):
+        abort(403)
+    return answer(token), {"Content-Type": "application/json", "X-Setup": keystone_like.POLICY.stamp()}
+
+
+@app.get("/ks/project")
+def ks_project():
+    return ks_call("identity:get_project", keystone_like.project)
+
+
+@app.get("/ks/catalog")
+def ks_catalog():
+    return ks_call("identity:get_auth_catalog", keystone_like.catalog)
+
+
+@app.get("/ks/validate")
+def ks_validate():
+    subject = keystone_like.read_token(request.headers.get("X-Subject-Token"))
+    if subject is None:
+        abort(404)
+    return ks_call("identity:validate_token", lambda token: keystone_like.validation(subject))
+
+
+@app.get("/ckan/dataset/<int:number>")
+def ckan_dataset(number):
+    """CKAN's dataset page: its web assets (built on the process's first),
+    several queries, a large template."""
+    assets = ckan_like.ASSETS.get()
+    found = ckan_like.dataset(number)
+    if found is None:
+        abort(404)
+    return render_template("dataset.html", assets=assets, **found), {"X-Setup": ckan_like.ASSETS.stamp()}
+
+
+@app.get("/apps/calibration")
+def apps_calibration():
+    """What the shapes calibrated at import, for apps.json."""
+    return {"token_rounds": keystone_like.TOKEN_ROUNDS, "policy_passes": keystone_like.POLICY_PASSES,
+            "assets_passes": ckan_like.ASSETS_PASSES, "setup_scale": per_process.SETUP_SCALE}

@@ -7,8 +7,10 @@
 # default, or sync; BARE_PRELOAD=1 imports the app once, before the fork,
 # as --preload does);
 # BARE_PROCESSES and BARE_THREADS size the pool, BARE_TIMEOUT is gunicorn's
-# --timeout (30, its default). A benchmark contender, not
-# a supervisor.
+# --timeout (30, its default); BARE_LAZY_APPS=1 loads the app in each uWSGI
+# worker and BARE_THUNDER_LOCK=1 serialises their accept() (lazy-apps and
+# thunder-lock, as an app's own documented uWSGI sets them: DevStack's
+# Keystone). A benchmark contender, not a supervisor.
 set -Eeuo pipefail
 here="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 mkdir -p /tmp/bare
@@ -41,6 +43,9 @@ if [ "${BARE_PROTOCOL:-uwsgi}" = gunicorn ]; then
 		--threads "$BARE_THREADS" --timeout "${BARE_TIMEOUT:-30}" "${preload[@]}" \
 		--bind unix:/tmp/bare/gunicorn.sock app:app &
 else
-	uwsgi --ini "$here/uwsgi.ini" "${socket[@]}" &
+	documented=()
+	[ "${BARE_LAZY_APPS:-0}" = 1 ] && documented+=(--lazy-apps)
+	[ "${BARE_THUNDER_LOCK:-0}" = 1 ] && documented+=(--thunder-lock)
+	uwsgi --ini "$here/uwsgi.ini" "${socket[@]}" "${documented[@]}" &
 fi
 exec nginx -c /tmp/bare/nginx.conf
