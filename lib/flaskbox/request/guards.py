@@ -39,10 +39,14 @@ QUIET_EXIT = 29
 # threads, so the default timeout (30 s) looks twice a second, not ten times
 # (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
 WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
-# A request past REQUEST_TIMEOUT whose thread has not come back this long
-# after it was answered (or cut) is stuck: its worker retires. A stream's
-# generator that merely sleeps between events comes back sooner, sees the
-# cut and ends, and its worker carries on.
+# A request past REQUEST_TIMEOUT whose thread has not come back within
+# another REQUEST_TIMEOUT after it was answered (or cut), and this long at
+# least, is stuck: its worker retires. A stream's generator that merely
+# sleeps between events comes back sooner, sees the cut and ends, and its
+# worker carries on; so does a login let in just before a neighbour's burst,
+# a second or two of CPU late. (At one second, such logins under overload
+# retired their workers one after another, and each fresh worker, knowing
+# none of its kinds' times, let in requests too late for their deadline.)
 STUCK_AFTER = 1.0
 # Longer than uWSGI takes from accepting a request to calling the wrapper.
 ACCEPTED_WITHIN = 0.5
@@ -168,7 +172,7 @@ class Watchdog:
                 if not request.expired and request.elapsed(now) > self.timeout:
                     self._expire(request, now, ident)
             stuck = [request for _, request in running
-                     if request.expired and now - request.expired_at > STUCK_AFTER]
+                     if request.expired and now - request.expired_at > max(STUCK_AFTER, self.timeout)]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
             grown = self.memory.over(now) if self.retiring is None else None

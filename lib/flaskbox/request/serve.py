@@ -219,12 +219,20 @@ class Serve:
             return False
         here = request.entered - began
         request.waited += here
-        if here >= GONE_AFTER and client_gone(self.connection_fd()):
+        if here < GONE_AFTER:
+            return True
+        if client_gone(self.connection_fd()):
             # Its client left while it waited for a place: run for nobody, it would hold one.
             gate.leave(request)
             CLIENTS_GONE.note(request.what)
             request.respond(CLIENT_GONE.status, CLIENT_GONE.headers)
             return None
+        if gate.times.too_late(request.times, request.waited, request.entered):
+            # Its kind's usual time, as the worker knows it now (a new
+            # worker's first requests waited knowing none), no longer fits.
+            gate.leave(request)
+            gate.times.refusals.note(request.what)
+            return False
         return True
 
     def waited_long(self, request: Request):
