@@ -113,9 +113,11 @@ class Gate:
         self.inside = 0  # places held, or given to a request in the line
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
         self.line: deque[Turn] = deque()
-        self.places: dict[int, tuple[float, float]] = {}  # id(request): when let in, its time alone
+        # id(request): [when let in, its time alone (0: not known), its time late already counted].
+        self.places: dict[int, list[float]] = {}
         self.window = self.alone_at = monotonic()
-        # This window's place-time of the requests that left, and the part of it within their time alone.
+        # This window's place-time of the requests that left (and the late part of those still in),
+        # and the part of it within their time alone.
         self.held = self.within = 0.0
         self.kept = 0  # during a window at one: the limit to go back to
         self.said = 0
@@ -154,7 +156,7 @@ class Gate:
         self.entries += 1
         request.entry = self.entries if self.inside == 1 else 0
         request.entered = now
-        self.places[id(request)] = (now, times.alone)
+        self.places[id(request)] = [now, times.alone, 0.0]
 
     def leave(self, request) -> None:
         """The request's answer has started (or it ended): its place goes to
@@ -166,30 +168,33 @@ class Gate:
         with self.lock:
             now = monotonic()
             self.inside -= 1
-            alone = self.places.pop(id(request), (entered, 0.0))[1]
-            begun = entered if entered > self.window else self.window
-            self.held += now - begun
-            end = entered + alone if alone else now
-            if end > begun:
-                self.within += (end if end < now else now) - begun
+            _, alone, late = self.places.pop(id(request), (entered, 0.0, 0.0))
+            took = now - entered
+            self.held += took - late
+            self.within += alone if alone and alone < took else took
             by_itself = request.entry == self.entries
             if by_itself:
                 self.alone_at = now
-            self.times.took(request.times, now - entered, by_itself, now)
+            self.times.took(request.times, took, by_itself, now)
             if now - self.window >= WINDOW:
                 self.turn(now)
             else:
                 self.admit()
 
     def turn(self, now: float) -> None:
-        """Under the lock: the window ends, and the rule sets the next one's limit."""
-        held, within, start = self.held, self.within, self.window
-        for entered, alone in self.places.values():
-            begun = entered if entered > start else start
-            held += now - begun
-            end = entered + alone if alone else now
-            if end > begun:
-                within += (end if end < now else now) - begun
+        """Under the lock: the window ends, and the rule sets the next one's
+        limit, from the requests that left in it and those still in that
+        are past their time alone: a request still in before that is not
+        counted, for how it ends is not known yet (counted as in its time,
+        the many let in at once under overload would each look so, and let
+        more in)."""
+        held, within = self.held, self.within
+        for place in self.places.values():
+            entered, alone, counted = place
+            late = now - entered - alone - counted if alone else 0.0
+            if late > 0.0:
+                held += late
+                place[2] = counted + late
         self.window, self.held, self.within = now, 0.0, 0.0
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
