@@ -141,8 +141,8 @@ WORDS = {"one": 1, "two": 2, "一": 1, "两": 2, "二": 2}
 NUMBER = r"(\d+|one|two|一|两|二)"
 # Statements about the pool, each with what it must equal.
 POOL_CLAIMS = [
-    # "1 process per CPU x 16 threads", "1 process x 2 threads per CPU",
-    # "uWSGI 2 processes x up to 16 threads" (the log's line)
+    # "1 process per CPU x 32 threads", "1 process x 2 threads per CPU",
+    # "uWSGI 2 processes x up to 32 threads" (the log's line)
     (rf"\b{NUMBER} (?:uWSGI |worker )*process(?:es)? ?(?:per CPU )?(?:x|×) ?(?:up to )?{NUMBER} threads?"
      r"( per CPU)?", "pool"),
     (rf"{NUMBER} ?个(?: ?uWSGI ?| ?worker ?)?进程 ?(?:x|×) ?{NUMBER} ?个线程()", "pool"),
@@ -206,16 +206,18 @@ def wrong_pool_claims(text: str) -> list[str]:
 
 
 def test_the_pool_claims_are_found():
-    assert (PER_CPU, THREADS, default_pool(1)[0], default_pool(2)[0]) == (1, 16, 2, 2)
+    assert (PER_CPU, THREADS, default_pool(1)[0], default_pool(2)[0]) == (1, 32, 2, 2)
     assert wrong_pool_claims("# The entry-point sizes uWSGI (1 process x 2 threads per CPU) and") != []
     assert wrong_pool_claims("uWSGI 4 processes x 1 threads, nginx 2 workers") != []
     assert wrong_pool_claims("每个 CPU 2 个进程") != []
-    assert wrong_pool_claims("the default pool (1 process per CPU x 16 threads) and") == []
-    assert wrong_pool_claims("2 processes × 16 threads on 2 CPUs") == []
-    assert wrong_pool_claims("4 processes × 16 threads on 2 CPUs") != []
-    assert wrong_pool_claims("flaskbox: 2 CPU(s) available: uWSGI 4 processes x up to 16 threads") != []
-    assert wrong_pool_claims("1 个 CPU 对应 2 个 uWSGI 进程 × 16 个线程") == []
-    assert wrong_pool_claims("每个 CPU 2 个进程 × 16 个线程") != []
+    assert wrong_pool_claims("the default pool (1 process per CPU x 32 threads) and") == []
+    assert wrong_pool_claims("2 processes × 32 threads on 2 CPUs") == []
+    assert wrong_pool_claims("2 processes × 16 threads on 2 CPUs") != []
+    assert wrong_pool_claims("4 processes × 32 threads on 2 CPUs") != []
+    assert wrong_pool_claims("flaskbox: 2 CPU(s) available: uWSGI 4 processes x up to 32 threads") != []
+    assert wrong_pool_claims("1 个 CPU 对应 2 个 uWSGI 进程 × 32 个线程") == []
+    assert wrong_pool_claims("每个 CPU 2 个进程 × 32 个线程") != []
+    assert wrong_pool_claims("每个 uWSGI 进程 16 个线程") != []
     found = [line for path in pool_texts() for line in path.read_text().splitlines()
              if any(re.search(pattern, line) for pattern, _ in POOL_CLAIMS)]
     assert len(found) >= 10, found

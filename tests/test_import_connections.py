@@ -57,7 +57,7 @@ def connections_app(app_images):
 
 def serve(factory, module: str, postgres, **env):
     # Two threads a sync process: twelve clients at once need every worker
-    # (one of 16 threads took them all).
+    # (one process of the default's 32 threads would take them all).
     threads = {} if env.get("WORKER_CLASS") == "gevent" else {"UWSGI_THREADS": "2"}
     c = factory.run(env={"APP_MODULE": f"{module}:app", "DATABASE_URL": postgres.url, "UWSGI_PROCESSES": "4",
                          **threads, **env})

@@ -4,7 +4,7 @@ fast 503 with Retry-After, requests whose clients gave up are never run,
 service is back soon after the burst, and busy never looks dead (liveness)
 though it may look unready (readiness).
 
-The defaults on 2 CPUs (the container's --cpus): 2 processes of 16
+The defaults on 2 CPUs (the container's --cpus): 2 processes of 32
 threads, and a queue of 4 per thread, as the settings compute them."""
 
 import concurrent.futures

@@ -28,10 +28,10 @@ def metric(port: int, name: str) -> float:
 
 
 def test_the_pool_fits_the_pids_limit(containers, fixture_image, figure):
-    # 2 CPUs: 93 for the default pool and a reload's second one; 70 fits two of 10 threads.
+    # 2 CPUs: 157 for the default pool and a reload's second one; 70 fits two of 10 threads.
     c = containers.serving(image=fixture_image["image"], docker_args=("--pids-limit", "70"))
     logs = c.logs()
-    lowered = re.search(r"UWSGI_THREADS lowered from 16 to (\d+) so that the pool fits", logs)
+    lowered = re.search(r"UWSGI_THREADS lowered from 32 to (\d+) so that the pool fits", logs)
     assert lowered, logs
     pool = re.search(r"uWSGI (\d+) processes x (?:up to )?(\d+) threads(?: \(ADAPTIVE_THREADS[^)]*\))?, "
                      r"nginx (\d+) workers", logs)

@@ -84,7 +84,7 @@ def test_sync_workers_share_one_socket_and_leave_timeouts_to_the_watchdog(tmp_pa
     assert "ini = %p:sync" in files["uwsgi.ini"]
     sync_section = files["uwsgi.ini"].split("\n[sync]\n")[1].split("\n[gevent]\n")[0]
     # uWSGI's per-process harakiri would take the other threads' requests down.
-    assert "\nharakiri" not in sync_section and "\nthreads = 16\n" in sync_section
+    assert "\nharakiri" not in sync_section and "\nthreads = 32\n" in sync_section
     assert "\noffload-threads = 1\n" in sync_section
     gevent_section = files["uwsgi.ini"].split("\n[gevent]\n")[1]
     assert "\nharakiri" not in gevent_section and "\ngevent = 2000\n" in gevent_section

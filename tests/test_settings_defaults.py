@@ -19,16 +19,16 @@ from flaskbox.start import body
 def test_worker_counts_follow_the_cpus(cpus, processes, nginx):
     values = resolve(host=FakeHost(cpus=cpus)).values
     assert (values["UWSGI_PROCESSES"], values["UWSGI_THREADS"], values["NGINX_WORKER_PROCESSES"]) == \
-        (str(processes), "16", str(nginx))
+        (str(processes), "32", str(nginx))
 
 
 @pytest.mark.parametrize("env, queue, per_client, upstream", [
-    ({}, 128, 160, 160),  # 2 CPUs: 2 processes x 16 threads; 4 waiting per thread
-    ({"UWSGI_PROCESSES": "8"}, 512, 640, 640),
+    ({}, 256, 320, 320),  # 2 CPUs: 2 processes x 32 threads; 4 waiting per thread
+    ({"UWSGI_PROCESSES": "8"}, 1024, 1280, 1280),
     ({"UWSGI_PROCESSES": "2", "UWSGI_THREADS": "4"}, 64, 72, 72),  # the floor of 64 waiting
     ({"UWSGI_PROCESSES": "1024", "UWSGI_THREADS": "1024"}, 100000, 1000000, 1148576),  # the caps
-    ({"QUEUE_SIZE": "10"}, 10, 42, 42),
-    ({"CONNECTIONS_PER_CLIENT": "5"}, 128, 5, 160),
+    ({"QUEUE_SIZE": "10"}, 10, 74, 74),
+    ({"CONNECTIONS_PER_CLIENT": "5"}, 256, 5, 320),
 ])
 def test_queue_and_per_client_limits(env, queue, per_client, upstream):
     resolved = resolve(env)
@@ -123,13 +123,14 @@ def test_a_recycled_worker_has_the_reload_grace_for_its_requests():
 # --- the pids limit --------------------------------------------------------
 
 def test_the_pool_is_fitted_to_the_pids_limit():
-    # 2 CPUs: 2 processes x (16 threads + 3) + the master, nginx's 3 and 12
-    # more: 54 serving, 93 while a reload runs a second pool.
-    assert resolve({}, host=FakeHost(pids=93)).values["UWSGI_THREADS"] == "16"
+    # 2 CPUs: 2 processes x (32 threads + 3) + the master, nginx's 3 and 12
+    # more: 86 serving, 157 while a reload runs a second pool.
+    assert resolve({}, host=FakeHost(pids=157)).values["UWSGI_THREADS"] == "32"
+    assert resolve({}, host=FakeHost(pids=156)).values["UWSGI_THREADS"] == "31"
     # 70: two pools of 1 + 2 x (10 + 3) beside nginx's 3 and 12 more is 69.
     fitted = resolve({}, host=FakeHost(pids=70))
     assert fitted.values["UWSGI_THREADS"] == "10" and "UWSGI_THREADS" in fitted.defaulted
-    assert any("UWSGI_THREADS lowered from 16 to 10" in note for note in fitted.notes)
+    assert any("UWSGI_THREADS lowered from 32 to 10" in note for note in fitted.notes)
     # The queue follows the threads it has.
     assert fitted.values["QUEUE_SIZE"] == str(max(64, 4 * 2 * 10))
     assert fitted.derived["RELOAD_ROOM"] == "1"
@@ -142,9 +143,9 @@ def test_the_pool_is_fitted_to_the_pids_limit():
 
 def test_a_third_pool_needs_room_under_the_pids_limit_now():
     # A reload while an earlier one's pool still finishes: one more pool of
-    # 1 + 2 x (16 + 3) = 39 must fit in what the limit leaves now (the
+    # 1 + 2 x (32 + 3) = 71 must fit in what the limit leaves now (the
     # arbiter compares: tests/test_arbiter_reload.py).
-    assert resolve({}).derived["POOL_PIDS"] == "39"
+    assert resolve({}).derived["POOL_PIDS"] == "71"
 
 
 @pytest.mark.parametrize("env, pids, named", [
@@ -166,8 +167,8 @@ def test_a_hook_changing_an_input_recomputes_what_depends_on_it():
     # the user's environment plus what a *.envsh hook exported.
     first = resolve()
     second = resolve({"UWSGI_PROCESSES": "10"})
-    assert (first.values["QUEUE_SIZE"], second.values["QUEUE_SIZE"]) == ("128", "640")
-    assert second.values["CONNECTIONS_PER_CLIENT"] == "800"
+    assert (first.values["QUEUE_SIZE"], second.values["QUEUE_SIZE"]) == ("256", "1280")
+    assert second.values["CONNECTIONS_PER_CLIENT"] == "1600"
 
 
 def test_only_the_shells_own_values_leave_python(monkeypatch):

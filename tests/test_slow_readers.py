@@ -16,7 +16,7 @@ from flaskbox.request import outbound, serve
 from helpers import free_port
 
 STREAMS = 80
-# The default pool on 2 CPUs (2 processes x 16 threads, set here so that the
+# The default pool on 2 CPUs (2 processes x 32 threads, set here so that the
 # figures hold on any machine); CLIENT_STREAM_SHARE's 80 % of its threads.
 DEFAULTS = resolve(host=FakeHost(cpus=2)).values
 PROCESSES, THREADS = int(DEFAULTS["UWSGI_PROCESSES"]), int(DEFAULTS["UWSGI_THREADS"])

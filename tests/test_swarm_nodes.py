@@ -179,7 +179,7 @@ def test_the_files_cpu_limit_gives_what_the_docs_say(cluster):
     machine = cluster.manager
     task = machine.docker("ps", "-q", "--filter",
                           f"label=com.docker.swarm.service.name={cluster.service.name}").stdout.split()[0]
-    line = ("1 CPU(s) available: uWSGI 2 processes x up to 16 threads (ADAPTIVE_THREADS: as many at once as "
+    line = ("1 CPU(s) available: uWSGI 2 processes x up to 32 threads (ADAPTIVE_THREADS: as many at once as "
             "run in their time alone, and headroom), nginx 1 workers")
     assert line in machine.docker("logs", task).stderr
     assert line in DOCS.read_text()

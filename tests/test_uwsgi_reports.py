@@ -1,6 +1,6 @@
 """uWSGI's open crash reports on Python 3.13 and 3.14, tried on every base
 (Python 3.11, 3.13, 3.14) with the image's configuration: threads in the
-app and in uWSGI (enable-threads, 16 threads a process), forks after the
+app and in uWSGI (enable-threads, 32 threads a process), forks after the
 app's import (lazy-apps off), workers recycled and replaced, a reload and a
 stop. docs/building.md says what each report needs and why the image does
 not meet it:

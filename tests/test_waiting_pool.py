@@ -1,8 +1,8 @@
 """The default pool holds what real apps wait on: routes that wait on I/O,
 open event streams and slow downloads never take the pool from everyone
-else. With the defaults (2 processes per CPU x 16 threads), 50 Server-Sent
-Event clients get every event on time while ordinary requests beside them
-keep a p99 under 100 ms."""
+else. With the defaults (1 process per CPU x 32 threads, at least 2
+processes: 64 threads on 2 CPUs), 50 Server-Sent Event clients get every
+event on time while ordinary requests beside them keep a p99 under 100 ms."""
 
 import pytest
 

@@ -24,9 +24,9 @@ def running_workers(container) -> tuple[int, int]:
     return len(uwsgi), len(nginx)
 
 
-# uWSGI: a process per CPU, at least 2; nginx: a worker per CPU.
-@pytest.mark.parametrize("cpus, expected", [("1", (1, 2, 16, 1)), ("2", (2, 2, 16, 2)),
-                                            ("0.5", (1, 2, 16, 1))])
+# uWSGI: a process per CPU, at least 2, of 32 threads; nginx: a worker per CPU.
+@pytest.mark.parametrize("cpus, expected", [("1", (1, 2, 32, 1)), ("2", (2, 2, 32, 2)),
+                                            ("0.5", (1, 2, 32, 1))])
 def test_counts_follow_the_cpu_quota(containers, cpus, expected):
     c = containers.serving(docker_args=("--cpus", cpus))
     assert summary(c) == expected
