@@ -161,16 +161,23 @@ def test_a_request_still_in_before_its_time_alone_is_not_counted(clock):
     assert not g.enter(request("/login"), 0.0) and g.limit == 4
 
 
-def test_a_kind_not_yet_measured_counts_as_in_its_time(clock):
-    g = gate(4)
-    g.limit = 4
-    running = [request("/new") for _ in range(4)]
+def test_a_kind_not_yet_measured_alone_stands_for_it_with_its_threads_cpu_time(clock, monkeypatch):
+    g = gate()
+    alone(g, clock, "/", 0.005)  # a health probe first: the limit rises before any login came alone
+    g.limit = 8
+    # Each thread's CPU clock: 0 as its request is let in, 0.05 s as it leaves.
+    readings = iter([0.0] * 8 + [0.05] * 8)
+    monkeypatch.setattr(admission, "thread_time", lambda: next(readings))
+    # Eight logins of a kind never run alone, at once, 0.05 s of CPU each,
+    # taking turns: the last took 0.4 s, all but its 0.05 s late.
+    running = [request("/login") for _ in range(8)]
     for r in running:
         assert g.enter(r, 30.0)
-    clock.step(WINDOW * 3)
-    r = request("/new")
-    assert g.enter(r, 0.0) is False  # the four hold every place
-    assert g.limit == 4
+    for r in running:
+        clock.step(0.05)
+        g.leave(r)
+    assert g.limit <= 3, g.limit
+    assert g.times.kinds["GET /login"].alone == 0.0  # not one of them alone
 
 
 def test_a_request_over_the_limit_waits_in_arrival_order_and_is_refused_when_its_time_runs_out(clock):

@@ -29,7 +29,8 @@ kinds alone. A worker whose limit is below its threads and that has run no
 request alone for REMEASURE seconds runs one window at one, then goes back
 to its limit: a kind's time alone measured before its database slowed
 would otherwise hold the limit down for good (Envoy re-measures its floor
-so too). A request of a kind not yet measured counts as in its time.
+so too). A request of a kind not yet measured alone stands for its time
+alone with its own thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving, under one lock.
@@ -41,7 +42,7 @@ import os
 import threading
 from collections import deque
 from math import sqrt
-from time import monotonic
+from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
 from .deadline import Times, kind
@@ -113,7 +114,8 @@ class Gate:
         self.inside = 0  # places held, or given to a request in the line
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
         self.line: deque[Turn] = deque()
-        # id(request): [when let in, its time alone (0: not known), its time late already counted].
+        # id(request): [when let in, its time alone (0: not known yet: then its
+        # thread's CPU time then), its time late already counted].
         self.places: dict[int, list[float]] = {}
         self.window = self.alone_at = monotonic()
         # This window's place-time of the requests that left (and the late part of those still in),
@@ -156,7 +158,7 @@ class Gate:
         self.entries += 1
         request.entry = self.entries if self.inside == 1 else 0
         request.entered = now
-        self.places[id(request)] = [now, times.alone, 0.0]
+        self.places[id(request)] = [now, times.alone, 0.0, 0.0 if times.alone else thread_time()]
 
     def leave(self, request) -> None:
         """The request's answer has started (or it ended): its place goes to
@@ -168,10 +170,17 @@ class Gate:
         with self.lock:
             now = monotonic()
             self.inside -= 1
-            _, alone, late = self.places.pop(id(request), (entered, 0.0, 0.0))
+            _, alone, late, cpu = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0))
             took = now - entered
+            if not alone:
+                # A kind not yet measured alone: its own CPU time stands for
+                # it. Counted as in its time, the many of a new kind let in at
+                # once, computing beside each other, each looked so and let
+                # more in; one that only waited shows late until one alone
+                # (the limit at one) measures its kind.
+                alone = thread_time() - cpu
             self.held += took - late
-            self.within += alone if alone and alone < took else took
+            self.within += alone if alone < took else took
             by_itself = request.entry == self.entries
             if by_itself:
                 self.alone_at = now
@@ -190,7 +199,7 @@ class Gate:
         more in)."""
         held, within = self.held, self.within
         for place in self.places.values():
-            entered, alone, counted = place
+            entered, alone, counted, _ = place
             late = now - entered - alone - counted if alone else 0.0
             if late > 0.0:
                 held += late
