@@ -137,3 +137,32 @@ def no_watchdog_started():
     before = {thread.ident for thread in threading.enumerate() if thread.name == "flaskbox-watchdog"}
     yield
     assert {thread.ident for thread in threading.enumerate() if thread.name == "flaskbox-watchdog"} <= before
+
+
+def test_a_request_refused_as_it_gets_its_place_gives_it_back_and_leaves_no_time(monkeypatch):
+    monkeypatch.setattr(serve, "GONE_AFTER", 0.0)  # looked at again however short its wait
+    release = threading.Event()
+
+    def app(env, respond):
+        release.wait(5)
+        return answer()(env, respond)
+
+    served = gated(app)
+    first = threading.Thread(target=served, args=(environ(), start))
+    first.start()
+    until(lambda: served.gate.inside == 1)
+    refused: list = []
+    waiting = threading.Thread(target=lambda: refused.append(served(environ(), start)))
+    waiting.start()
+    until(lambda: len(served.gate.line) == 1)
+    times = served.gate.times
+    times.took(times.of("GET /x"), TIMEOUT, False, time.monotonic())  # its kind now takes the whole timeout
+    counted: list = []
+    took = times.took
+    monkeypatch.setattr(times, "took", lambda *args: counted.append(args[1]) or took(*args))
+    release.set()
+    first.join(5)
+    waiting.join(5)
+    assert b"try again later" in b"".join(refused[0])
+    assert served.gate.inside == 0 and not served.gate.places
+    assert len(counted) == 1  # the first's own time: the refused one left none

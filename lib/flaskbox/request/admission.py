@@ -160,6 +160,16 @@ class Gate:
         request.entered = now
         self.places[id(request)] = [now, times.alone, 0.0, 0.0 if times.alone else thread_time()]
 
+    def forgo(self, request) -> None:
+        """A request let in that will not run after all (refused or skipped
+        as it got its place): its place to the first in line, no time to its kind."""
+        if request.entered is not None:
+            request.entered = None
+            with self.lock:
+                self.inside -= 1
+                self.places.pop(id(request), None)
+                self.admit()
+
     def leave(self, request) -> None:
         """The request's answer has started (or it ended): its place goes to
         the first in line, its time to its kind."""

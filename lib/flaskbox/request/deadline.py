@@ -52,8 +52,12 @@ DIGIT = re.compile(r"\d")
 # The kinds kept, at most: a path made of names no digit marks (a slug a
 # page) makes a kind each; past this many, a new one is let in unmeasured.
 KINDS = 256
-# The weight of a new time in the usual one (RFC 6298's alpha).
-USUAL_WEIGHT = 0.125
+# The weights of a new time in the usual one and in its spread (RFC 6298's
+# alpha and beta), and the spreads added to the usual time to judge whether
+# a request would miss its deadline (RFC 6298's K is 4, for a timeout that
+# must almost never fire early; «SPREADS»).
+USUAL_WEIGHT, SPREAD_WEIGHT = 0.125, 0.25
+SPREADS = 1
 # The requests alone whose lower median is a kind's time alone: one odd one passed over.
 ALONE_KEPT = 3
 # A first request alone this long, and five times the kind's time alone
@@ -73,10 +77,11 @@ def kind(environ) -> str:
 class Kind:
     """One kind's times, in seconds (0.0: none yet), and when its last ended."""
 
-    __slots__ = ("alone", "usual", "last", "alones", "first")
+    __slots__ = ("alone", "usual", "spread", "last", "alones", "first")
 
     def __init__(self):
-        self.alone = self.usual = self.last = self.first = 0.0  # first: the first of all, if alone
+        # first: the first of all its requests, if it came alone.
+        self.alone = self.usual = self.spread = self.last = self.first = 0.0
         self.alones: tuple[float, ...] = ()  # the last three alone, oldest first
 
 
@@ -116,7 +121,12 @@ class Times:
                 self.say_setup(times, times.first)
             elif not times.usual:
                 times.first = seconds
-        times.usual = times.usual + USUAL_WEIGHT * (seconds - times.usual) if times.usual else seconds
+        usual = times.usual
+        if usual:
+            times.spread += SPREAD_WEIGHT * (abs(seconds - usual) - times.spread)
+            times.usual = usual + USUAL_WEIGHT * (seconds - usual)
+        else:
+            times.usual, times.spread = seconds, seconds / 2
         times.last = now
 
     def say_setup(self, times: Kind, first: float) -> None:
@@ -131,7 +141,7 @@ class Times:
         runs now; 0 if not known (none yet, or none for REQUEST_TIMEOUT)."""
         if now - times.last > self.timeout:
             return 0.0
-        return times.usual
+        return times.usual + SPREADS * times.spread
 
     def too_late(self, times: Kind, waited: float, now: float) -> bool:
         """Whether a request that has waited this long would run past

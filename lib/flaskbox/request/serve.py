@@ -223,14 +223,14 @@ class Serve:
             return True
         if client_gone(self.connection_fd()):
             # Its client left while it waited for a place: run for nobody, it would hold one.
-            gate.leave(request)
+            gate.forgo(request)
             CLIENTS_GONE.note(request.what)
             request.respond(CLIENT_GONE.status, CLIENT_GONE.headers)
             return None
         if gate.times.too_late(request.times, request.waited, request.entered):
             # Its kind's usual time, as the worker knows it now (a new
             # worker's first requests waited knowing none), no longer fits.
-            gate.leave(request)
+            gate.forgo(request)
             gate.times.refusals.note(request.what)
             return False
         return True
