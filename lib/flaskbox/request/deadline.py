@@ -16,14 +16,16 @@ costs the others.
   passed over, while a page whose cost drifts as its data grows is
   followed within three. Nothing else moves it: a request run beside
   others is slower by what the limit is there to measure.
-- Usual: an exponential mean of all its recent times, RFC 6298's smoothed
-  round-trip time (weight 1/8): a request that waited so long for a worker
-  that even the usual time would take it past REQUEST_TIMEOUT is refused
-  with 503 when a worker takes it, rather than started only to run past
-  its deadline (issue 69: under overload, Keystone's logins let in with a
-  second left of their 30 each answered 504, the CPU they took wasted).
-  The mean, not the longest: a refusal is for a request that would miss
-  its deadline as the pool runs now (issue 80: privacyIDEA's logins were
+- Usual: an exponential mean of all its recent times and of how far each
+  strayed from it, RFC 6298's smoothed round-trip time and its variation
+  (weights 1/8 and 1/4): a request that waited so long for a worker that
+  its kind's usual time and one spread would take it past REQUEST_TIMEOUT
+  is refused with 503 when a worker takes it (and again as it gets its
+  place), rather than started only to run past its deadline (issue 69:
+  under overload, Keystone's logins let in with a second left of their 30
+  each answered 504, the CPU they took wasted). The mean and its spread,
+  not the longest: a refusal is for a request that would miss its
+  deadline as the pool runs now (issue 80: privacyIDEA's logins were
   refused by the longest of their last times and a quarter, after 23 s,
   where their own gunicorn answered them in 29).
   A kind's usual time is forgotten REQUEST_TIMEOUT after its last request
