@@ -160,7 +160,7 @@ WRAPPER_EDITS = {
         ("request/request.py", "        self.watched = True\n", ""),
         ("request/request.py", "        watchdog.note(get_ident(), self)\n", "")],
     "ADAPTIVE_THREADS' gate (its limit and line)": [
-        ("pool/wsgi.py", "    if admission.gated(settings) and threads_each > 1:", "    if False:")],
+        ("pool/wsgi.py", "    gated = admission.gated(settings) and threads_each > 1", "    gated = False")],
 }
 
 

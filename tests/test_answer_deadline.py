@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from flaskbox.request import deadline
 from flaskbox.request.deadline import Times
 

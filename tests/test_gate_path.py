@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from flaskbox.request import admission, guards, serve
+from flaskbox.request import admission, deadline, guards, serve
 from flaskbox.request.deadline import Times
 
 TIMEOUT = 5.0
@@ -166,3 +166,25 @@ def test_a_request_refused_as_it_gets_its_place_gives_it_back_and_leaves_no_time
     assert b"try again later" in b"".join(refused[0])
     assert served.gate.inside == 0 and not served.gate.places
     assert len(counted) == 1  # the first's own time: the refused one left none
+
+
+def test_a_kind_is_the_apps_route_however_many_paths_it_answers():
+    import flask
+
+    app = flask.Flask(__name__)
+
+    @app.get("/dataset/<name>")
+    def dataset(name):
+        return f"dataset {name}"
+
+    times = Times(TIMEOUT, routed=True)
+    served = serve.Serve(app, TIMEOUT, gate=admission.Gate(4, times), watchdog=NoThread(TIMEOUT))
+    def get(path: str) -> dict:
+        return {**environ(path), "wsgi.url_scheme": "http", "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
+
+    for name in ("census-2020", "rivers", "census-2020", "air-quality"):
+        assert served(get(f"/dataset/{name}"), start) == [f"dataset {name}".encode()]
+    served(get("/nowhere"), start)
+    assert set(times.kinds) == {"GET /dataset/<name>", "GET (no route)"}
+    assert times.at_entry(environ("/dataset/rivers")) is times.kinds["GET /dataset/<name>"]
+    assert times.at_entry(environ("/dataset/new-one")) is deadline.PENDING  # its route known once it ran

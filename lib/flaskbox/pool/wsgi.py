@@ -191,9 +191,11 @@ def from_record(settings: record.Record):
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
     # ADAPTIVE_THREADS: the limit on the requests each worker runs at once
-    # (admission.py); UWSGI_INI may set its own threads.
-    if admission.gated(settings) and threads_each > 1:
-        common["gate"] = admission.Gate(threads_each, Times(timeout, processes), gen)
+    # (admission.py; UWSGI_INI may set its own threads), and the times of
+    # each kind of request, the app's routes where it names them (Flask's url_map).
+    times = Times(timeout, processes, routed=hasattr(found.app, "url_map"))
+    gated = admission.gated(settings) and threads_each > 1
+    common["gate"] = admission.Gate(threads_each, times, gen) if gated else admission.Open(times)
     return Serve(found.app, timeout, **common)
 
 

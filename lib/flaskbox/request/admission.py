@@ -45,7 +45,7 @@ from math import sqrt
 from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
-from .deadline import Times, kind
+from .deadline import Times
 
 # How often the limit is decided: Envoy's adaptive concurrency default
 # (concurrency_update_interval, 100 ms); shorter than a page, longer than a
@@ -83,7 +83,7 @@ class Open:
 
     def enter(self, request, left: float) -> bool:
         if request.times is None:
-            request.times = self.times.of(kind(request.environ))
+            request.times = self.times.at_entry(request.environ)
         request.entered = monotonic()
         return True
 
@@ -92,7 +92,8 @@ class Open:
         if entered is not None:
             request.entered = None
             now = monotonic()
-            self.times.took(request.times, now - entered, False, now)
+            times = request.times = self.times.at_leave(request)
+            self.times.took(times, now - entered, False, now)
 
 
 class Gate:
@@ -130,7 +131,7 @@ class Gate:
         waited and its kind's usual time: refused)."""
         times = request.times
         if times is None:
-            times = request.times = self.times.of(kind(request.environ))
+            times = request.times = self.times.at_entry(request.environ)
         with self.lock:
             now = monotonic()
             if now - self.window >= WINDOW:
@@ -182,6 +183,9 @@ class Gate:
             self.inside -= 1
             _, alone, late, cpu = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0))
             took = now - entered
+            times = request.times = self.times.at_leave(request)
+            if not alone:
+                alone = times.alone
             if not alone:
                 # A kind not yet measured alone: its own CPU time stands for
                 # it. Counted as in its time, the many of a new kind let in at
@@ -194,7 +198,7 @@ class Gate:
             by_itself = request.entry == self.entries
             if by_itself:
                 self.alone_at = now
-            self.times.took(request.times, took, by_itself, now)
+            self.times.took(times, took, by_itself, now)
             if now - self.window >= WINDOW:
                 self.turn(now)
             else:

@@ -2,9 +2,14 @@
 time alone (the floor ADAPTIVE_THREADS measures its limit against,
 admission.py) and their usual time now (REQUEST_TIMEOUT's estimate).
 
-A kind is a request's method and path, each segment with a digit in it one
-placeholder (/users/12 and /users/34 alike): one slow page says nothing of
-another. A request's time is the time it held its place in the worker:
+A kind is a request's method and the app's route that answered it (Flask's
+`request.url_rule`, as Werkzeug leaves it in the environ): one slow page
+says nothing of another, and /dataset/<name> is one kind however many
+datasets there are. The route is known only once the app has run, so a
+path is mapped to it at its first request, and that request counts as of
+no kind yet (PENDING). An app without routes (not Flask's) goes by its
+paths, each segment with a digit in it one placeholder (/users/12 and
+/users/34 alike). A request's time is the time it held its place in the worker:
 from being let in to its answer's start (the usual answer's first part, a
 stream's generator handed back, an exception), which is what the place
 costs the others.
@@ -88,15 +93,21 @@ class Kind:
 
 
 UNKNOWN = Kind()  # past KINDS: never measured, never refused
+PENDING = Kind()  # a path whose route is not known yet: measured as its route once it is
+# Paths mapped to their route, at most (a slug a page makes a path each):
+# past this many, the map starts again.
+PATHS = 4096
 
 
 class Times:
     """A worker's kinds and their times."""
 
-    def __init__(self, timeout: float, processes: int = 1):
+    def __init__(self, timeout: float, processes: int = 1, routed: bool = False):
         self.timeout = timeout
         self.processes = processes
+        self.routed = routed  # the app names the route of each request (Flask's url_rule)
         self.kinds: dict[str, Kind] = {}
+        self.routes: dict[str, Kind] = {}  # a path (as kind() says it): its route's kind
         self.setup_said = False  # a process says its set-up once
         self.refusals = Refusals("its answer could not have started within REQUEST_TIMEOUT: it waited for "
                                  "a worker for longer than REQUEST_TIMEOUT less the usual time of its kind")
@@ -110,9 +121,32 @@ class Times:
             found = self.kinds[key] = Kind()
         return found
 
+    def at_entry(self, environ) -> Kind:
+        """The kind of a request let in: its route's, if its path has been
+        seen; PENDING until then (an app without routes: its path's)."""
+        key = kind(environ)
+        if not self.routed:
+            return self.of(key)
+        return self.routes.get(key, PENDING)
+
+    def at_leave(self, request) -> Kind:
+        """The kind of a request that ran: PENDING becomes its route's (as
+        request.Request.start_response read it), and its path is mapped to
+        it for the next ones."""
+        times = request.times
+        if times is not PENDING:
+            return times
+        environ = request.environ
+        method = environ.get("REQUEST_METHOD", "")
+        found = self.of(f"{method} {request.route}" if request.route else f"{method} (no route)")
+        if len(self.routes) >= PATHS:
+            self.routes.clear()
+        self.routes[kind(environ)] = found
+        return found
+
     def took(self, times: Kind, seconds: float, alone: bool, now: float) -> None:
         """A request of this kind held its place `seconds`, alone in the worker or not."""
-        if times is UNKNOWN:
+        if times is UNKNOWN or times is PENDING:
             return
         if alone:
             alones = times.alones = (*times.alones[-(ALONE_KEPT - 1):], seconds)

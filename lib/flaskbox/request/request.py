@@ -39,6 +39,7 @@ from time import monotonic, time
 from ..log import log
 from . import body, outbound, revalidation, streams
 from .body import wrap_file
+from .deadline import PENDING
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
 from .outbound import VARIED, VARY, settled_vary
 from .spool import Spool
@@ -67,8 +68,9 @@ class Request:
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
         # Its place in the worker (admission.py): its kind's times, when it
-        # was let in (None: it holds none), and whether it was let in alone.
-        "times", "entered", "entry",
+        # was let in (None: it holds none), whether it was let in alone, and
+        # the app's route that answered it (deadline.PENDING's).
+        "times", "entered", "entry", "route",
         # A stream (streams.flow, streams.Open).
         "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
     )
@@ -85,7 +87,7 @@ class Request:
         self.websocket = self.slot = self.refused = None
         self.watched = False
         self.fd = self.since = self.claimed_by = self.expired_at = None
-        self.times = self.entered = None
+        self.times = self.entered = self.route = None
         self.entry = 0
         self.used = self.opened = 0.0
         self.reason = self.thread = self.greenlet = None
@@ -152,6 +154,11 @@ class Request:
             # The app took the connection (a WebSocket), or the wrapper's answer replaced its own.
             self.chunked = False
             return ignore
+        if self.times is PENDING:
+            # Its route, while Flask's request is still in the environ (its
+            # context ends, and takes it, before the app returns).
+            rule = getattr(self.environ.get("werkzeug.request"), "url_rule", None)
+            self.route = rule.rule if rule is not None else ""
         length = kind = accel = coding = te = varies = None
         size = 0
         for name, value in headers:

@@ -50,7 +50,7 @@ from .answers import (
     Refusals,
 )
 from .body import close
-from .deadline import Times, kind
+from .deadline import Times
 from .forwarded import UNTRUSTED
 from .query import readable
 from .request import Request
@@ -212,7 +212,7 @@ class Serve:
             return gate.enter(request, 0.0)
         began = monotonic()
         if request.times is None:
-            request.times = gate.times.of(kind(request.environ))
+            request.times = gate.times.at_entry(request.environ)
         left = self.queue_limit - request.waited - gate.times.expected(request.times, began)
         if not gate.enter(request, left):
             gate.times.refusals.note(request.what)
@@ -249,7 +249,7 @@ class Serve:
             return request.answer(QUEUE_WAIT)
         times = self.gate.times
         if times is not None:
-            request.times = times.of(kind(request.environ))
+            request.times = times.at_entry(request.environ)
             if times.too_late(request.times, request.waited, monotonic()):
                 times.refusals.note(request.what)
                 return request.answer(QUEUE_WAIT)
