@@ -9,6 +9,14 @@
 # classic builder as well as BuildKit: no RUN --mount, no heredocs and no
 # COPY --chmod, because Podman, Kaniko and older engines lack them.
 ARG BASE_IMAGE=ubuntu:24.04
+# A package index reachable from your network, e.g.
+# https://pypi.tuna.tsinghua.edu.cn/simple. Read by pip from the environment.
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PIP_TRUSTED_HOST=
+# An image of the uwsgi-wheel stage of an earlier build, whose wheel is used
+# if made from the same lock and packages (CI's emulated arm64 build, where
+# compiling takes minutes). The default, no wheel, compiles uWSGI.
+ARG PREBUILT_UWSGI=uwsgi-none
 
 # ---------------------------------------------------------------------------
 # base: apt configured once (mirror, no recommends) for both later stages.
@@ -38,9 +46,8 @@ RUN set -eux; \
 	grep -rhE '^(deb |URIs:)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true
 
 # ---------------------------------------------------------------------------
-# build: compiles uWSGI and installs requirements.txt into /opt/venv. The
-# compiler stays in this stage and never reaches the runtime image.
-FROM base AS build
+# toolchain: the compiler and the venv, for the uwsgi and build stages only.
+FROM base AS toolchain
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # hadolint ignore=DL3008
@@ -61,44 +68,77 @@ RUN set -eux; \
 	python3 -m venv /opt/venv; \
 	/opt/venv/bin/python --version
 
-# A package index reachable from your network, e.g.
-# https://pypi.tuna.tsinghua.edu.cn/simple. Read by pip from the environment.
-ARG PIP_INDEX_URL=https://pypi.org/simple
-ARG PIP_TRUSTED_HOST=
+# ---------------------------------------------------------------------------
+# uwsgi: uWSGI compiled into a wheel in /uwsgi-wheel/, with its SHA256SUMS
+# and built-from.txt: the lock's lines of uWSGI and of setuptools (which
+# builds it), and every package of the stage (compiler, libraries, python3)
+# at its version and architecture. PREBUILT_UWSGI's, if made from the same.
+FROM scratch AS uwsgi-none
+WORKDIR /uwsgi-wheel
+FROM ${PREBUILT_UWSGI} AS uwsgi-prebuilt
+FROM toolchain AS uwsgi
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ARG PIP_INDEX_URL
+ARG PIP_TRUSTED_HOST
+COPY requirements.lock /tmp/
+COPY --from=uwsgi-prebuilt /uwsgi-wheel/ /uwsgi-wheel/
+RUN set -eux; \
+	# setuptools from the lock (--no-build-isolation), not one pip would fetch unchecked.
+	sed -n '/^setuptools==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/setuptools.lock; \
+	sed -n '/^uwsgi==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/uwsgi.lock; \
+	{ cat /tmp/setuptools.lock /tmp/uwsgi.lock; dpkg-query -W -f '${Package}:${Architecture} ${Version}\n'; } >/tmp/built-from.txt; \
+	if cmp -s /uwsgi-wheel/built-from.txt /tmp/built-from.txt && sha256sum -c /uwsgi-wheel/SHA256SUMS; then \
+		echo "uWSGI: PREBUILT_UWSGI's wheel, made from the same lock and packages"; \
+	else \
+		# None given (the default), or made from other inputs (the diff): compiled.
+		diff /uwsgi-wheel/built-from.txt /tmp/built-from.txt 2>/dev/null || true; \
+		rm -rf /uwsgi-wheel/*; \
+		/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /tmp/setuptools.lock; \
+		# uWSGI is built as a module of the distribution's own python3 (pyuwsgi,
+		# from uWSGI's setup.pyuwsgi.py), not as a program around its shared
+		# libpythonX.Y: Debian's and Ubuntu's shared library runs the app's
+		# Python 1.3 to 1.5 times slower than their python3 command does
+		# (docs/BENCHMARKS.md, "The interpreter"). The same checked sdist, its
+		# distribution still named uWSGI; `uwsgi` is its command.
+		/opt/venv/bin/pip download --no-cache-dir --disable-pip-version-check --require-hashes \
+			--no-deps --no-binary :all: --no-build-isolation -d /tmp/uwsgi -r /tmp/uwsgi.lock; \
+		tar -xzf /tmp/uwsgi/uwsgi-*.tar.gz -C /tmp/uwsgi; \
+		src="$(echo /tmp/uwsgi/uwsgi-*/)"; \
+		sed "s/name='pyuwsgi'/name='uWSGI'/" "$src/setup.pyuwsgi.py" > "$src/setup.py"; \
+		grep -q "name='uWSGI'" "$src/setup.py"; \
+		/opt/venv/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation \
+			-w /uwsgi-wheel "$src"; \
+		cp /tmp/built-from.txt /uwsgi-wheel/; \
+		sha256sum /uwsgi-wheel/*.whl > /uwsgi-wheel/SHA256SUMS; \
+	fi; \
+	rm -rf /tmp/uwsgi /tmp/*.lock /tmp/built-from.txt
 
-# Only the pins and their locks are copied here, so this layer stays cached
-# until the dependencies change, however often app code does. Every file pip
-# installs is checked against a lock's sha256 (--require-hashes); the locks
-# come from the pins by deploy/lock.sh (docs/building.md).
+# uwsgi-wheel: that folder alone, as CI keeps it (docker build --target uwsgi-wheel).
+FROM scratch AS uwsgi-wheel
+COPY --from=uwsgi /uwsgi-wheel/ /uwsgi-wheel/
+
+# ---------------------------------------------------------------------------
+# build: installs uWSGI's wheel and requirements.txt into /opt/venv.
+FROM toolchain AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ARG PIP_INDEX_URL
+ARG PIP_TRUSTED_HOST
+# Only the wheel (cached by content: a prebuilt one is the same layer), the
+# pins and their locks are copied, so this layer stays cached until they
+# change, however often app code does. Every file pip installs is checked
+# against a lock's sha256 (--require-hashes); deploy/lock.sh makes the locks.
+COPY --from=uwsgi-wheel /uwsgi-wheel/ /tmp/uwsgi/
 COPY requirements.txt requirements.lock /tmp/
 COPY lib/gevent-requirements.lock lib/sbom/requirements.lock /tmp/lib/
 RUN set -eux; \
 	pip_install() { /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes "$@"; }; \
-	# setuptools first, from the lock: uWSGI (an sdist) then builds with it
-	# (--no-build-isolation) instead of with whatever setuptools pip's build
-	# isolation would download unchecked. sed keeps its lines of the lock.
+	# setuptools first, from the lock: any sdist builds with it (--no-build-isolation).
 	sed -n '/^setuptools==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/setuptools.lock; \
 	pip_install -r /tmp/setuptools.lock; \
-	# uWSGI is built as a module of the distribution's own python3 (pyuwsgi,
-	# from uWSGI's setup.pyuwsgi.py), not as a program around its shared
-	# libpythonX.Y: Debian's and Ubuntu's shared library runs the app's
-	# Python 1.3 to 1.5 times slower than their python3 command does
-	# (docs/BENCHMARKS.md, "The interpreter"). The same checked sdist, its
-	# distribution still named uWSGI; `uwsgi` is its command.
-	sed -n '/^uwsgi==/,/[^\\]$/p' /tmp/requirements.lock > /tmp/uwsgi.lock; \
 	sed '/^uwsgi==/,/[^\\]$/d' /tmp/requirements.lock > /tmp/others.lock; \
-	/opt/venv/bin/pip download --no-cache-dir --disable-pip-version-check --require-hashes \
-		--no-deps --no-binary :all: --no-build-isolation -d /tmp/uwsgi -r /tmp/uwsgi.lock; \
-	tar -xzf /tmp/uwsgi/uwsgi-*.tar.gz -C /tmp/uwsgi; \
-	src="$(echo /tmp/uwsgi/uwsgi-*/)"; \
-	sed "s/name='pyuwsgi'/name='uWSGI'/" "$src/setup.pyuwsgi.py" > "$src/setup.py"; \
-	grep -q "name='uWSGI'" "$src/setup.py"; \
-	# Built into a wheel, then installed from that folder as from an index,
-	# so that pip records uWSGI==2.0.31 (not a file:// URL) for the SBOM.
-	/opt/venv/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation \
-		-w /tmp/uwsgi/wheel "$src"; \
+	# As from an index, so that pip records uWSGI==2.0.31 (no file:// URL) for the SBOM.
 	/opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index \
-		--find-links /tmp/uwsgi/wheel "uWSGI==$(sed -n 's/^uwsgi==\([^ ]*\).*/\1/p' /tmp/uwsgi.lock)"; \
+		--find-links /tmp/uwsgi "uWSGI==$(sed -n 's/^uwsgi==\([^ ]*\).*/\1/p' /tmp/requirements.lock)"; \
 	# The uwsgi command: -P, so that sys.path gains no /opt/venv/bin, as
 	# a program embedding Python gave it none. It is the pool's __main__,
 	# which multiprocessing's spawn and forkserver run again in each child
@@ -106,7 +146,7 @@ RUN set -eux; \
 	printf '%s\n' '#!/opt/venv/bin/python3 -P' 'if __name__ == "__main__":' '    import sys' \
 		'    from pyuwsgi import run' '    sys.exit(run())' > /opt/venv/bin/uwsgi; \
 	chmod 0755 /opt/venv/bin/uwsgi; \
-	rm -rf /tmp/uwsgi /tmp/uwsgi.lock; \
+	rm -rf /tmp/uwsgi; \
 	pip_install --use-pep517 --no-build-isolation -r /tmp/others.lock; \
 	# The lock must still say what requirements.txt says: a pin added or
 	# changed without deploy/lock.sh fails here, not silently.

@@ -6,7 +6,10 @@ Not a test_*.py module: tests/run.sh runs it once per full run, after the
 suites, with BASE_IMAGE=local/debian:bookworm-arm64 (deploy/base-image.sh
 debian12-arm64 bootstraps it), so that the session's image is the arm64 one:
     TEST_BASES=debian12-arm64 tests/run.sh tests/arch_arm64.py
-Run on any other base it fails at once: it never passes without arm64."""
+Run on any other base it fails at once: it never passes without arm64.
+The image is the Dockerfile's, built for arm64; its uWSGI wheel is the one
+the machine's last arm64 build compiled, when made from the same lock and
+packages (tests/uwsgi_wheel.py), else compiled by this build."""
 
 import json
 import re

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import uwsgi_wheel
 from containers import ContainerFactory
 from helpers import REPO, build_image, docker, make_pair, pins, share_with_container
 
@@ -166,9 +167,11 @@ def require_engine() -> None:
 
 
 def base_build_args() -> dict[str, str]:
-    """BASE_IMAGE and mirror build args from the environment, if set."""
+    """BASE_IMAGE and mirror build args from the environment, if set; on an
+    emulated base, uWSGI's wheel from an earlier build (tests/uwsgi_wheel.py)."""
     names = ("BASE_IMAGE", "APT_MIRROR", "PIP_INDEX_URL", "PIP_TRUSTED_HOST")
-    return {name: os.environ[name] for name in names if os.environ.get(name)}
+    args = {name: os.environ[name] for name in names if os.environ.get(name)}
+    return {**args, **uwsgi_wheel.prebuilt(args.get("BASE_IMAGE"))}
 
 
 @contextlib.contextmanager
@@ -200,7 +203,9 @@ def image(tmp_path_factory) -> str:
         if built.exists():
             return json.loads(built.read_text())["tag"]
         # Under arm64 emulation (tests/arch_arm64.py) a build takes several times longer.
-        build_image(REPO, tag, {**base_build_args(), **provenance_build_args()}, timeout=2400)
+        args = {**base_build_args(), **provenance_build_args()}
+        build_image(REPO, tag, args, timeout=2400)
+        uwsgi_wheel.keep(args)
         built.write_text(json.dumps({"tag": tag}))
     return tag
 

@@ -3,7 +3,9 @@
 # networks named flaskbox-test-*, and the throwaway images it builds
 # (flaskbox-*:*, but for the benchmark's own flaskbox-bench:*, which a
 # later run rebuilds from). The image under test (flaskbox:test-*) is the
-# suite's product and stays, so that the README's run command can use it.
+# suite's product and stays, so that the README's run command can use it;
+# so do the machine's caches, local/*: bootstrapped bases and uWSGI's wheel
+# for emulated builds (tests/uwsgi_wheel.py).
 #
 #   tests/leftovers.sh list           what is there now, one object a line
 #   tests/leftovers.sh check BEFORE   fails naming what is there now and was

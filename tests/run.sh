@@ -152,9 +152,10 @@ phase() {
 
 # arm64_in_background BASE
 #   BASE's phase (its base bootstrapped and its image built under emulation
-#   on a fresh machine: minutes of one CPU) as a background job, ARM64_JOB,
-#   whose output goes to its own log, shown once the parallel phases are
-#   done: they wait on containers more than on the CPUs.
+#   on a fresh machine: minutes of one CPU, most of them compiling uWSGI,
+#   whose wheel the machine then keeps: tests/uwsgi_wheel.py) as a
+#   background job, ARM64_JOB, whose output goes to its own log, shown once
+#   the parallel phases are done: they wait on containers more than on the CPUs.
 arm64_in_background() {
 	log "phase $1 in the background (log: $REPORTS/$1.log)"
 	(
