@@ -45,7 +45,7 @@ from math import sqrt
 from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
-from .deadline import Times
+from .deadline import PENDING, Times
 
 # How often the limit is decided: Envoy's adaptive concurrency default
 # (concurrency_update_interval, 100 ms); shorter than a page, longer than a
@@ -87,6 +87,9 @@ class Open:
         request.entered = monotonic()
         return True
 
+    def too_late(self, request, now: float) -> bool:
+        return self.times.too_late(request.times, request.waited, now)
+
     def leave(self, request) -> None:
         entered = request.entered
         if entered is not None:
@@ -116,7 +119,7 @@ class Gate:
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
         self.line: deque[Turn] = deque()
         # id(request): [when let in, its time alone (0: not known yet: then its
-        # thread's CPU time then), its time late already counted].
+        # thread's CPU time then), its time late already counted, its kind].
         self.places: dict[int, list[float]] = {}
         self.window = self.alone_at = monotonic()
         # This window's place-time of the requests that left (and the late part of those still in),
@@ -159,7 +162,20 @@ class Gate:
         self.entries += 1
         request.entry = self.entries if self.inside == 1 else 0
         request.entered = now
-        self.places[id(request)] = [now, times.alone, 0.0, 0.0 if times.alone else thread_time()]
+        self.places[id(request)] = [now, times.alone, 0.0, 0.0 if times.alone else thread_time(), times]
+
+    def too_late(self, request, now: float) -> bool:
+        """Whether a request that has waited request.waited would run past
+        REQUEST_TIMEOUT, taking its kind's usual time and its spread, or
+        as long as a request of its kind let in here has run so far (a
+        worker that slows down shows there first, before its answers)."""
+        times = request.times
+        if times is PENDING:  # its route may have been learnt while it waited
+            times = request.times = self.times.at_entry(request.environ)
+        with self.lock:
+            running = max((now - entered for entered, _, _, _, kind in self.places.values() if kind is times),
+                          default=0.0)
+        return self.times.too_late(times, request.waited, now, running)
 
     def forgo(self, request) -> None:
         """A request let in that will not run after all (refused or skipped
@@ -181,7 +197,7 @@ class Gate:
         with self.lock:
             now = monotonic()
             self.inside -= 1
-            _, alone, late, cpu = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0))
+            _, alone, late, cpu, _ = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0, None))
             took = now - entered
             times = request.times = self.times.at_leave(request)
             if not alone:
@@ -213,7 +229,7 @@ class Gate:
         more in)."""
         held, within = self.held, self.within
         for place in self.places.values():
-            entered, alone, counted, _ = place
+            entered, alone, counted, _, _ = place
             late = now - entered - alone - counted if alone else 0.0
             if late > 0.0:
                 held += late

@@ -62,9 +62,11 @@ KINDS = 256
 # The weights of a new time in the usual one and in its spread (RFC 6298's
 # alpha and beta), and the spreads added to the usual time to judge whether
 # a request would miss its deadline (RFC 6298's K is 4, for a timeout that
-# must almost never fire early; «SPREADS»).
+# must almost never fire early; with one, logins beside two busy loops let
+# in near their deadline answered 504 some seven times as often: the
+# figures in docs/BENCHMARKS.md, "Overload").
 USUAL_WEIGHT, SPREAD_WEIGHT = 0.125, 0.25
-SPREADS = 1
+SPREADS = 2
 # The requests alone whose lower median is a kind's time alone: one odd one passed over.
 ALONE_KEPT = 3
 # A first request alone this long, and five times the kind's time alone
@@ -179,8 +181,9 @@ class Times:
             return 0.0
         return times.usual + SPREADS * times.spread
 
-    def too_late(self, times: Kind, waited: float, now: float) -> bool:
+    def too_late(self, times: Kind, waited: float, now: float, running: float = 0.0) -> bool:
         """Whether a request that has waited this long would run past
-        REQUEST_TIMEOUT even taking its kind's usual time."""
-        expected = self.expected(times, now)
+        REQUEST_TIMEOUT taking its kind's usual time and its spread, or
+        `running` seconds (what one of its kind still in has taken so far)."""
+        expected = max(self.expected(times, now), running)
         return expected > 0.0 and waited + expected > self.timeout

@@ -227,7 +227,7 @@ class Serve:
             CLIENTS_GONE.note(request.what)
             request.respond(CLIENT_GONE.status, CLIENT_GONE.headers)
             return None
-        if gate.times.too_late(request.times, request.waited, request.entered):
+        if gate.too_late(request, request.entered):
             # Its kind's usual time, as the worker knows it now (a new
             # worker's first requests waited knowing none), no longer fits.
             gate.forgo(request)
@@ -247,11 +247,11 @@ class Serve:
             log(f"refused {request.what} with 503: it waited {request.waited:.1f} s for a worker, past "
                 f"REQUEST_TIMEOUT ({self.timeout:g} s)")
             return request.answer(QUEUE_WAIT)
-        times = self.gate.times
-        if times is not None:
-            request.times = times.at_entry(request.environ)
-            if times.too_late(request.times, request.waited, monotonic()):
-                times.refusals.note(request.what)
+        gate = self.gate
+        if gate.times is not None:
+            request.times = gate.times.at_entry(request.environ)
+            if gate.too_late(request, monotonic()):
+                gate.times.refusals.note(request.what)
                 return request.answer(QUEUE_WAIT)
         return None
 
