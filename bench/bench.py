@@ -160,7 +160,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--routes", action="append", metavar="ROUTE",
                         help="with --pages: only these of its routes (heavy, mixed, list)")
     parser.add_argument("--cpus", type=float,
-                        help="with --levers or --features: limit every container to this many CPUs")
+                        help="with --levers, --features or --overload: limit every container to this many "
+                             "CPUs (--overload: gunicorn's workers 2 x that + 1)")
     return parser.parse_args()
 
 
@@ -263,10 +264,11 @@ def run_overload(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     """--overload: overload.py's loads, 20 s each, at least 3 rounds."""
     import overload
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
-    entrants = overload.entrants()
-    if args.before:  # with the same deadline
+    entrants = overload.entrants(args.cpus)
+    if args.before:  # with the same deadline and quota
         entrants.insert(1, before_contender(args.before))
         entrants[1].env = dict(entrants[0].env)
+        entrants[1].docker_args = (*entrants[1].docker_args, *entrants[0].docker_args)
     if args.smoke:  # the path exercised: flaskbox and gunicorn sync, one load, one round, no neighbour
         loads = {"login": ("/login", overload.LOGIN_CLIENTS, None)}  # (beside the suite's other tests)
         return overload.run(entrants[:2], 1, 5, machine(), args.out, loads)

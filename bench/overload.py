@@ -44,20 +44,23 @@ LATE = re.compile(rb"(\d+) engines late")
 NEIGHBOURS = ("two busy loops", "a busy container")
 
 
-def entrants() -> list[Contender]:
-    """flaskbox's default, gunicorn sync as the apps ship it, Granian."""
-    workers = str(gunicorn_workers())
+def entrants(cpus: float | None = None) -> list[Contender]:
+    """flaskbox's default, gunicorn sync as the apps ship it, Granian; each
+    held to `cpus` (a CPU quota, --cpus), gunicorn's workers sized by it."""
+    workers = str(gunicorn_workers(cpus))
+    quota = ("--cpus", f"{cpus:g}") if cpus else ()
     return [
         Contender("flaskbox", "flaskbox, its defaults, REQUEST_TIMEOUT=3", [],
-                  env={"REQUEST_TIMEOUT": str(DEADLINE)}),
+                  env={"REQUEST_TIMEOUT": str(DEADLINE)}, docker_args=quota),
         Contender("nginx-gunicorn-sync",
                   f"bare nginx -> gunicorn sync --preload, {workers} workers, --timeout 3",
                   ["/bench/contenders/bare/run.sh"],
                   env={"BARE_PROTOCOL": "gunicorn", "BARE_GUNICORN_CLASS": "sync", "BARE_PRELOAD": "1",
-                       "BARE_PROCESSES": workers, "BARE_THREADS": "1", "BARE_TIMEOUT": str(DEADLINE)}),
+                       "BARE_PROCESSES": workers, "BARE_THREADS": "1", "BARE_TIMEOUT": str(DEADLINE)},
+                  docker_args=quota),
         Contender("granian", "Granian, 2 WSGI workers (no deadline of its own)",
                   ["granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
-                   "--port", "{PORT}", "--working-dir", "/app", "app:app"]),
+                   "--port", "{PORT}", "--working-dir", "/app", "app:app"], docker_args=quota),
     ]
 
 

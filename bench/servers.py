@@ -3,6 +3,7 @@ as a container of the contenders' image."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -104,9 +105,9 @@ def nginx_gunicorn() -> Contender:
                      env={"BARE_PROTOCOL": "gunicorn", "BARE_PROCESSES": "5", "BARE_THREADS": "4"})
 
 
-def gunicorn_workers() -> int:
-    """gunicorn's docs' worker count: 2 x CPUs + 1."""
-    return 2 * len(os.sched_getaffinity(0)) + 1
+def gunicorn_workers(cpus: float | None = None) -> int:
+    """gunicorn's docs' worker count: 2 x CPUs + 1 (the host's, or a quota's)."""
+    return 2 * (math.ceil(cpus) if cpus else len(os.sched_getaffinity(0))) + 1
 
 
 def nginx_gunicorn_sync() -> Contender:
