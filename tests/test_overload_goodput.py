@@ -74,12 +74,16 @@ def app_dir(tmp_path_factory):
 
 
 class Neighbours:
-    """Two busy loops on the host, as other tenants of a shared machine:
-    each ends with the suite's process, should it be killed before this
-    cleans up."""
+    """Two busy loops on the host, as other tenants of a shared machine
+    (none if not `wanted`): each ends with the suite's process, should it be
+    killed before this cleans up."""
+
+    def __init__(self, wanted: bool = True):
+        self.wanted = wanted
 
     def __enter__(self):
-        self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(2)]
+        count = 2 if self.wanted else 0
+        self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
         return self
 
     def __exit__(self, *exc):
@@ -127,9 +131,17 @@ def gate_limits(container) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines()]
 
 
-def test_logins_past_what_the_cpus_can_run_are_refused_not_timed_out(containers, app_dir, figure):
-    c = containers.serving(env={"REQUEST_TIMEOUT": str(TIMEOUT)}, docker_args=("-v", f"{app_dir}:/app:ro"))
-    with Neighbours():
+# A shared host's two busy loops, or a CPU quota of one (the container's
+# CPUs read as one: the pool's shape follows, two processes).
+HOSTS = {"beside two busy loops": ((), True), "under a quota of one CPU": (("--cpus", "1"), False)}
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_logins_past_what_the_cpus_can_run_are_refused_not_timed_out(containers, app_dir, figure, host):
+    quota, loops = HOSTS[host]
+    c = containers.serving(env={"REQUEST_TIMEOUT": str(TIMEOUT)},
+                           docker_args=("-v", f"{app_dir}:/app:ro", *quota))
+    with Neighbours(loops):
         clients = Clients(c.port)
         try:
             # The pool's decision: each worker lets in about two logins at
@@ -150,7 +162,7 @@ def test_logins_past_what_the_cpus_can_run_are_refused_not_timed_out(containers,
     # (The last lines reach docker's log a moment after their answers.)
     served = c.wait_until(lambda: len(rts := logins_served(c)) >= len(good) and rts,
                           "every good answer's access line", timeout=10)
-    figure("logins beside two busy loops, REQUEST_TIMEOUT=3: 200s, 503s, 504s, slowest 200 (nginx rt), s",
+    figure(f"logins {host}, REQUEST_TIMEOUT=3: 200s, 503s, 504s, slowest 200 (nginx rt), s",
            f"{len(good)}, {statuses.count(503)}, {statuses.count(504)}, {max(served):.2f}")
     assert set(statuses) <= {200, 503, 504}, (sorted(set(map(str, statuses))), logs[-3000:])
     assert len(good) >= 10 and all(body.startswith(b"token ") for _, body in good), len(good)
