@@ -83,6 +83,14 @@ def kind(environ) -> str:
     return f"{environ.get('REQUEST_METHOD', '')} {path}"
 
 
+def route(environ) -> str:
+    """The app's route that answered a request (Flask's request.url_rule),
+    while Flask's request is in the environ: its context takes it away
+    before the app returns. "" if none matched (or not Flask's)."""
+    rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+    return rule.rule if rule is not None else ""
+
+
 class Kind:
     """One kind's times, in seconds (0.0: none yet), and when its last ended."""
 

@@ -39,7 +39,7 @@ from time import monotonic, time
 from ..log import log
 from . import body, outbound, revalidation, streams
 from .body import wrap_file
-from .deadline import PENDING
+from .deadline import PENDING, route
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
 from .outbound import VARIED, VARY, settled_vary
 from .spool import Spool
@@ -59,7 +59,7 @@ def ignore(data) -> None:
 
 class Request:
     __slots__ = (
-        "serve", "environ", "start", "waited", "trusted", "tls", "files", "body_left",
+        "serve", "environ", "respond", "waited", "trusted", "tls", "files", "body_left",
         # The answer: start_response's decisions, and its body.
         "chunked", "length", "write", "framed", "body", "parts", "unread",
         # A rarer answer: `rare` says one of these was decided (start_response
@@ -67,9 +67,8 @@ class Request:
         "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
-        # Its place in the worker (admission.py): its kind's times, when it
-        # was let in (None: it holds none), whether it was let in alone, and
-        # the app's route that answered it (deadline.PENDING's).
+        # Its place in the worker (admission.py): its kind's times, when let in (None: none held),
+        # whether let in alone, the app's route that answered it (deadline.PENDING's).
         "times", "entered", "entry", "route",
         # A stream (streams.flow, streams.Open).
         "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
@@ -78,7 +77,7 @@ class Request:
     def __init__(self, serve, environ, respond):
         self.serve = serve
         self.environ = environ
-        self.start = respond  # uWSGI's start_response
+        self.respond = respond  # uWSGI's start_response
         # Every field, at what it is until a step decides otherwise
         # (chunked: None until start_response; the clock's: until watch()).
         self.chunked = self.length = self.write = self.body = self.parts = None
@@ -134,10 +133,6 @@ class Request:
         is the app's own, and no answer of the wrapper's may follow."""
         return self.websocket is not None and self.websocket.taken
 
-    def respond(self, status, headers, exc_info=None):
-        """uWSGI's start_response."""
-        return self.start(status, headers, exc_info)
-
     def answer(self, answer) -> list[bytes]:
         """One of the wrapper's own answers (answers.py) instead of the app's."""
         self.respond(answer.status, answer.headers)
@@ -154,11 +149,8 @@ class Request:
             # The app took the connection (a WebSocket), or the wrapper's answer replaced its own.
             self.chunked = False
             return ignore
-        if self.times is PENDING:
-            # Its route, while Flask's request is still in the environ (its
-            # context ends, and takes it, before the app returns).
-            rule = getattr(self.environ.get("werkzeug.request"), "url_rule", None)
-            self.route = rule.rule if rule is not None else ""
+        if self.times is PENDING:  # read while Flask's request is still in the environ
+            self.route = route(self.environ)
         length = kind = accel = coding = te = varies = None
         size = 0
         for name, value in headers:

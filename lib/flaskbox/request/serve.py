@@ -114,11 +114,7 @@ class Serve:
         self.queue_limit = timeout
         # How many requests run at once, and how long each kind takes
         # (admission.py; wsgi.py puts the gate here with ADAPTIVE_THREADS).
-        self.gate = gate or self.ungated(timeout)
-
-    @staticmethod
-    def ungated(timeout: float):
-        return admission.Open(Times(timeout))
+        self.gate = gate or admission.Open(Times(timeout))
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.Watchdog(timeout, memory_cap)
@@ -358,7 +354,7 @@ class GeventServe(Serve):
     the process's stream slots get 503."""
 
     def __init__(self, app, timeout: float, limits: streams.Limits, stream_slots: int, **kwargs):
-        super().__init__(app, timeout, **kwargs)
+        super().__init__(app, timeout, gate=admission.Untimed, **kwargs)
         # Every request is taken at once: a wait is not a queue's.
         self.queue_limit = float("inf")
         self.limits = limits
@@ -369,10 +365,6 @@ class GeventServe(Serve):
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.LoopWatch(timeout, memory_cap, serving)
-
-    @staticmethod
-    def ungated(timeout: float):
-        return admission.Untimed
 
     def __call__(self, environ, start_response):
         # Once per process, from its first request (the loop runs by then).
