@@ -119,7 +119,7 @@ class Gate:
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
         self.line: deque[Turn] = deque()
         # id(request): [when let in, its time alone (0: not known yet: then its
-        # thread's CPU time then), its time late already counted, its kind].
+        # thread's CPU time then), its time late already counted].
         self.places: dict[int, list[float]] = {}
         self.window = self.alone_at = monotonic()
         # This window's place-time of the requests that left (and the late part of those still in),
@@ -162,20 +162,14 @@ class Gate:
         self.entries += 1
         request.entry = self.entries if self.inside == 1 else 0
         request.entered = now
-        self.places[id(request)] = [now, times.alone, 0.0, 0.0 if times.alone else thread_time(), times]
+        self.places[id(request)] = [now, times.alone, 0.0, 0.0 if times.alone else thread_time()]
 
     def too_late(self, request, now: float) -> bool:
         """Whether a request that has waited request.waited would run past
-        REQUEST_TIMEOUT, taking its kind's usual time and its spread, or
-        as long as a request of its kind let in here has run so far (a
-        worker that slows down shows there first, before its answers)."""
-        times = request.times
-        if times is PENDING:  # its route may have been learnt while it waited
-            times = request.times = self.times.at_entry(request.environ)
-        with self.lock:
-            running = max((now - entered for entered, _, _, _, kind in self.places.values() if kind is times),
-                          default=0.0)
-        return self.times.too_late(times, request.waited, now, running)
+        REQUEST_TIMEOUT, taking its kind's usual time and its spread."""
+        if request.times is PENDING:  # its route may have been learnt while it waited
+            request.times = self.times.at_entry(request.environ)
+        return self.times.too_late(request.times, request.waited, now)
 
     def forgo(self, request) -> None:
         """A request let in that will not run after all (refused or skipped
@@ -197,7 +191,7 @@ class Gate:
         with self.lock:
             now = monotonic()
             self.inside -= 1
-            _, alone, late, cpu, _ = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0, None))
+            _, alone, late, cpu = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0))
             took = now - entered
             times = request.times = self.times.at_leave(request)
             if not alone:
@@ -229,7 +223,7 @@ class Gate:
         more in)."""
         held, within = self.held, self.within
         for place in self.places.values():
-            entered, alone, counted, _, _ = place
+            entered, alone, counted, _ = place
             late = now - entered - alone - counted if alone else 0.0
             if late > 0.0:
                 held += late

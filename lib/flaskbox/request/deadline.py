@@ -182,16 +182,19 @@ class Times:
             f"{times.alone:.2f} s: a set-up the app makes on a process's first request, paid once by each "
             f"of the pool's {self.processes} processes (UWSGI_PROCESSES)")
 
-    def expected(self, times: Kind, now: float) -> float:
-        """Seconds a request of this kind takes once let in, as the worker
-        runs now; 0 if not known (none yet, or none for REQUEST_TIMEOUT)."""
-        if now - times.last > self.timeout:
-            return 0.0
-        return times.usual + SPREADS * times.spread
+    def usual(self, times: Kind, now: float) -> float:
+        """Seconds a request of this kind usually takes once let in, as the
+        worker runs now; 0 if not known (none yet, or none for REQUEST_TIMEOUT)."""
+        return times.usual if now - times.last <= self.timeout else 0.0
 
-    def too_late(self, times: Kind, waited: float, now: float, running: float = 0.0) -> bool:
+    def expected(self, times: Kind, now: float) -> float:
+        """The usual time and its spreads: what a request let in now is
+        expected to take at the most."""
+        usual = self.usual(times, now)
+        return usual + SPREADS * times.spread if usual else 0.0
+
+    def too_late(self, times: Kind, waited: float, now: float) -> bool:
         """Whether a request that has waited this long would run past
-        REQUEST_TIMEOUT taking its kind's usual time and its spread, or
-        `running` seconds (what one of its kind still in has taken so far)."""
-        expected = max(self.expected(times, now), running)
+        REQUEST_TIMEOUT taking its kind's usual time and its spreads."""
+        expected = self.expected(times, now)
         return expected > 0.0 and waited + expected > self.timeout

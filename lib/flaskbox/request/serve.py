@@ -209,7 +209,10 @@ class Serve:
         began = monotonic()
         if request.times is None:
             request.times = gate.times.at_entry(request.environ)
-        left = self.queue_limit - request.waited - gate.times.expected(request.times, began)
+        # It waits for a place while its kind's usual time still fits (not
+        # its spreads too: refused at once, clients that retry at once made
+        # a flood of refusals), and is judged with them once it has one.
+        left = self.queue_limit - request.waited - gate.times.usual(request.times, began)
         if not gate.enter(request, left):
             gate.times.refusals.note(request.what)
             return False
