@@ -154,8 +154,9 @@ POOL_CLAIMS = [
 # The CPUs a line sizes its pool for: "on 2 CPUs", "2 CPU(s) available",
 # "1 CPU gives", "2 个 CPU".
 CPUS = re.compile(rf"\b{NUMBER} CPU(?:s|\(s\))?\b|{NUMBER} ?个 ?CPU")
-# Pages that quote other pools on purpose: measurements of earlier defaults
-# and of alternatives (the benchmark's history), and the tests' own pools.
+# Pages that quote other pools on purpose: the benchmarks, whose shapes
+# compared with the default and whose sections measured on an earlier
+# default (each says which) name other pools.
 HISTORY = {"docs/BENCHMARKS.md"}
 # A line that sets the pool itself, or names one for comparison.
 OTHER_POOL = re.compile(r"UWSGI_(?:PROCESSES|THREADS)=|gevent|instead of|previous|before|was\b|以前|之前")
