@@ -11,7 +11,8 @@ arrived during it). Each run records the load average before and after it
 each process group spent a request, at that fixed rate: with every server
 doing the same work per second, that is the cost a request adds, less
 disturbed by saturation's contention. Written to latency.json and
-latency.png; docs/BENCHMARKS.md explains them.
+latency.png; the benchmarks' history explains them ("Latency at the load
+users run": git show aef2e86:docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The report: the chart, the machine it ran on, and the goals of
-docs/BENCHMARKS.md as measured."""
+"""The report: the chart, the machine it ran on, and the full run's goals
+as measured (docs/BENCHMARKS.md, "Against its floor")."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def machine() -> dict:
 
 
 def goals(summary: dict, image: dict) -> dict:
-    """The targets of docs/BENCHMARKS.md, each as measured in this run."""
+    """The full run's targets, each as measured in this run."""
     hello = summary["flaskbox"]["hello"]
 
     def against(name: str) -> list:

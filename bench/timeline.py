@@ -18,7 +18,8 @@ p99 (the slowest 1 %), it then asks each suspect a question the data can answer:
   come in bursts, each within 2 ms of another, or alone, as scheduling and
   hand-offs of Python's lock between threads leave them?
 
-Written to timeline.json and timeline.png; docs/BENCHMARKS.md explains them.
+Written to timeline.json and timeline.png; the benchmarks' history explains
+them ("The tail's causes": git show aef2e86:docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -133,9 +133,10 @@ def response_header_buffer(line: int) -> int:
 
 
 # nginx connection slots, across all its workers: each costs ~0.42 KB of
-# RSS from the start (figures in docs/BENCHMARKS.md). 8192 leave room for
-# thousands of idle or slow connections: 3000 half-sent headers from one
-# address must not lock everyone else out (tests/test_client_limits.py).
+# RSS from the start (figures in docs/BENCHMARKS.md, "Memory"). 8192 leave
+# room for thousands of idle or slow connections: 3000 half-sent headers
+# from one address must not lock everyone else out
+# (tests/test_client_limits.py).
 NGINX_CONNECTIONS_TOTAL = 8192
 # Of those, requests with a body may take half, and so may static downloads
 # (nginx.conf, per-client limits): trickled bodies or slow readers from many

@@ -59,7 +59,7 @@ from .websocket import WebSocket
 # A request that waited less than this for a worker is run without asking
 # whether its client is still there: it can hardly have left yet, and the
 # question is a system call, which hands Python's lock to another of the
-# process's threads and back (docs/BENCHMARKS.md, "The wrapper").
+# process's threads and back (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
 GONE_AFTER = 0.05
 # Requests whose client left while they waited: counted, a line a while
 # (nginx's access log has each, as 499, and METRICS_PORT counts them so).

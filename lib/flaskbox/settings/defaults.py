@@ -51,9 +51,9 @@ def processes(context):
     # Python lock) and UWSGI_THREADS threads, of which ADAPTIVE_THREADS runs
     # about two at once while they compute: a large app's first-request
     # set-up and its memory are paid once per process, and two a CPU ran
-    # its computing pages four at a CPU (docs/BENCHMARKS.md, "The pool's
-    # shape"). At least 2, so that one serves while the other is replaced;
-    # at most 32 on a big host.
+    # its computing pages four at a CPU (docs/BENCHMARKS.md, "Pages that
+    # wait, and the pool's shape"). At least 2, so that one serves while the
+    # other is replaced; at most 32 on a big host.
     return str(min(max(context.host.cpus(), 2), 32))
 
 
@@ -62,11 +62,11 @@ def threads(context):
     # of a real app's time is spent waiting (a database, an API, a slow
     # phone, an open event stream), and a waiting thread holds no CPU: with
     # one thread per process, four waits filled the pool (docs/BENCHMARKS.md,
-    # "Waiting"). A sync thread holds an open event stream, and 50 streams
-    # from one address beside ordinary traffic need more than 32 threads on
-    # 2 CPUs; ADAPTIVE_THREADS runs only about two at once of those that
-    # compute. REQUEST_TIMEOUT stays per request (guards.Watchdog). gevent:
-    # one thread, by definition.
+    # "Waiting, slow clients, open streams"). A sync thread holds an open
+    # event stream, and 50 streams from one address beside ordinary traffic
+    # need more than 32 threads on 2 CPUs; ADAPTIVE_THREADS runs only about
+    # two at once of those that compute. REQUEST_TIMEOUT stays per request
+    # (guards.Watchdog). gevent: one thread, by definition.
     return "1" if context.values["WORKER_CLASS"] == GEVENT else "32"
 
 
