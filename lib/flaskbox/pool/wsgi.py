@@ -47,7 +47,7 @@ from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders
 from ..userapp.census import Census
 from . import gevent_exit, master, preload
-from .master import generation, uwsgi_option
+from .master import generation, uwsgi_flag, uwsgi_option
 
 try:  # only inside uWSGI
     import uwsgi
@@ -195,8 +195,57 @@ def from_record(settings: record.Record):
     # each kind of request, the app's routes where it names them (Flask's url_map).
     times = Times(timeout, processes, routed=hasattr(found.app, "url_map"))
     gated = admission.gated(settings) and threads_each > 1
-    common["gate"] = admission.Gate(threads_each, times, gen) if gated else admission.Open(times)
-    return Serve(found.app, timeout, **common)
+    if not gated:
+        return Serve(found.app, timeout, gate=admission.Open(times), **common)
+    # No thread parks where uWSGI logs every answer, nor where its cheaper
+    # mode ends idle workers by itself (parking.py).
+    parks = not logs_more_than_5xx() and not uwsgi_option("cheaper", "")
+    gate = admission.Gate(threads_each, times, gen, parks=parks, recycles=recycles)
+    park_after(gate)
+    return Serve(found.app, timeout, gate=gate, **common)
+
+
+def park_after(gate: admission.Gate) -> None:
+    """uWSGI's after-request hook parks the threads the limit does not need
+    (request/parking.py), after the app's own hook if it set one."""
+    own = getattr(uwsgi, "after_req_hook", None)
+    if own is None:
+        uwsgi.after_req_hook = gate.after_request
+        return
+
+    def after_request() -> None:
+        try:
+            own()
+        finally:
+            gate.after_request()
+    uwsgi.after_req_hook = after_request
+
+
+def recycles() -> int:
+    """The requests this worker serves before uWSGI recycles it (its
+    max-requests, and max-requests-delta times its number), less a margin
+    for those its other threads have under way: no thread parked then."""
+    try:
+        most = int(uwsgi_option("max-requests", "0"))
+        delta = int(uwsgi_option("max-requests-delta", "0"))
+        threads = int(uwsgi_option("threads", "1"))
+        return most + (uwsgi.worker_id() - 1) * delta - 2 * threads if most else 1 << 62
+    except (ValueError, AttributeError):
+        return 1 << 62
+
+
+# uWSGI's options that log answers besides 5xx under disable-logging.
+OTHER_LINES = ("log-4xx", "log-slow", "log-big", "log-zero", "log-sendfile", "log-ioerror")
+
+
+def logs_more_than_5xx() -> bool:
+    """Whether uWSGI writes a line for answers other than 5xx (app.ini's
+    disable-logging undone, or a log-4xx, log-slow... of the user's): no
+    thread then parks, so that no line waits for the next load."""
+    try:
+        return not uwsgi_flag("disable-logging") or any(name in uwsgi.opt for name in OTHER_LINES)
+    except Exception:
+        return True  # unknown: as if it did
 
 
 def prepare_the_process(settings: record.Record) -> None:

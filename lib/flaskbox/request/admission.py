@@ -45,7 +45,9 @@ from math import sqrt
 from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
+from . import stopping
 from .deadline import PENDING, Times
+from .parking import Parking
 
 # How often the limit is decided: Envoy's adaptive concurrency default
 # (concurrency_update_interval, 100 ms); shorter than a page, longer than a
@@ -90,6 +92,10 @@ class Open:
     def too_late(self, request, now: float) -> bool:
         return self.times.too_late(request.times, request.waited, now)
 
+    @staticmethod
+    def owes_line() -> None:
+        return None
+
     def leave(self, request) -> None:
         entered = request.entered
         if entered is not None:
@@ -99,21 +105,26 @@ class Open:
             self.times.took(times, now - entered, False, now)
 
 
-class Gate:
+class Gate(Parking):
     """The limit of one worker (made where the app is loaded; each fork
     starts its own, reset)."""
 
     limited = True
 
-    def __init__(self, threads: int, times: Times, generation: Generation | None = None):
+    def __init__(self, threads: int, times: Times, generation: Generation | None = None, parks: bool = True,
+                 recycles=lambda: 1 << 62):
         self.threads = threads
         self.times = times
         self.generation = generation  # where the limit is said (gate-PID), for an operator
+        self.parks = parks  # surplus threads park (not where uWSGI logs every answer: parking.py)
+        self.recycles = recycles  # the requests a worker serves before uWSGI recycles it
         self.reset()
         os.register_at_fork(after_in_child=self.reset)
+        stopping.ENDING.append(self.end)
 
     def reset(self) -> None:
         self.lock = threading.Lock()  # a fork may have copied it held
+        self.reset_parking(threading.Condition(self.lock))
         self.limit = min(START, self.threads)
         self.inside = 0  # places held, or given to a request in the line
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
@@ -229,11 +240,14 @@ class Gate:
                 held += late
                 place[2] = counted + late
         self.window, self.held, self.within = now, 0.0, 0.0
+        was = self.limit
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
         elif held > 0.0:
             used = self.limit * within / held
             self.limit = max(1, min(self.threads, round(used + sqrt(used))))
+        if self.limit > was:
+            self.woken()
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
@@ -266,6 +280,10 @@ class Untimed:
 
     @staticmethod
     def leave(request) -> None:
+        return None
+
+    @staticmethod
+    def owes_line() -> None:
         return None
 
 

@@ -24,7 +24,7 @@ import threading
 import time
 
 from ..log import log
-from . import stacks
+from . import stacks, stopping
 from .answers import gateway_timeout
 from .memory import MemoryCap
 from .shared import ThisProcess
@@ -224,7 +224,8 @@ class Watchdog:
 
     def stop_taking_requests(self) -> None:
         """uWSGI's graceful stop of one worker: its threads take no new
-        requests and finish the ones they have."""
+        requests and finish the ones they have (and parked ones go on)."""
+        stopping.worker_ends()
         os.kill(os.getpid(), signal.SIGHUP)
 
     def claim_exit_first(self) -> None:

@@ -62,13 +62,11 @@ class Request:
         "serve", "environ", "respond", "waited", "trusted", "tls", "files", "body_left",
         # The answer: start_response's decisions, and its body.
         "chunked", "length", "write", "framed", "body", "parts", "unread",
-        # A rarer answer: `rare` says one of these was decided (start_response
-        # took the longer way, or the request asked for a WebSocket).
+        # A rarer answer: `rare` says one of these was decided (start_response's longer way, a WebSocket).
         "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
-        # Its place in the worker (admission.py): its kind's times, when let in (None: none held),
-        # whether let in alone, the app's route that answered it (deadline.PENDING's).
+        # Its place (admission.py): its kind, when let in (None: none held), alone or not, its route.
         "times", "entered", "entry", "route",
         # A stream (streams.flow, streams.Open).
         "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
@@ -135,6 +133,8 @@ class Request:
 
     def answer(self, answer) -> list[bytes]:
         """One of the wrapper's own answers (answers.py) instead of the app's."""
+        if answer.status[0] == "5":  # uWSGI logs it as its thread leaves (parking.py)
+            self.serve.gate.owes_line()
         self.respond(answer.status, answer.headers)
         if self.body_left:
             body.rest_of_body(self.environ)
@@ -193,6 +193,8 @@ class Request:
                 return ignore  # refused: the 503 is on its way instead
             if extra:
                 headers = [*headers, *extra]
+        if code >= 500:
+            self.serve.gate.owes_line()
         write = self.respond(status, headers, exc_info)
         if not chunked:
             return write

@@ -38,6 +38,15 @@ EARLY = 0.25
 
 # Re-entrant: a second signal may run the handler inside the first.
 _telling = threading.RLock()
+# Told when this worker is to end (a stop, a reload's retirement, a
+# retirement of the watchdog's): ADAPTIVE_THREADS' parked threads go back
+# to uWSGI (parking.py), which ends the worker once its requests have.
+ENDING: list = []
+
+
+def worker_ends() -> None:
+    for told_too in list(ENDING):
+        told_too()
 
 
 def by_when() -> tuple[float, str, str]:
@@ -72,6 +81,7 @@ def told() -> list:
 
 
 def begin(occasion: str, budget: str, at: float) -> None:
+    worker_ends()
     OPEN.begin_counting(occasion, budget)
     websockets = list(OPEN.websockets.values())
     for websocket in websockets:

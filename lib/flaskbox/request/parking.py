@@ -1,0 +1,90 @@
+"""ADAPTIVE_THREADS' threads the limit does not need, kept out of uWSGI's
+accept loop (admission.py decides the limit; this is where its surplus
+threads wait).
+
+Every thread of a uWSGI worker takes connections from the socket the
+processes share, one after another, in C. Left there, a worker's free
+threads took requests over its limit into its own line while another
+worker had places: with two workers, the slowest percent of a page that
+computes all came from one of them, its p99 1.7 times gunicorn sync's
+(docs/BENCHMARKS.md, "Pages that compute"). So a thread past the limit and
+one more parks after its answer has gone (uWSGI's after-request hook, its
+Python API's `uwsgi.after_req_hook`), and the requests over the limit wait
+in the shared socket's queue for whichever worker has a place.
+
+A parked thread goes back to uWSGI's loop when the limit rises, and when
+its worker is to end, so that uWSGI can end it: at a stop or a reload's
+retirement (the arbiter's first notice, stopping.py), at a retirement of
+the watchdog's (guards.py), and before uWSGI's own max-requests recycle
+(its requests counted here). It looks again every PARK_LOOK seconds. A
+thread whose answer was a 5xx does not park: uWSGI writes that answer's
+log line once the thread leaves the hook (where uWSGI logs every answer,
+no thread parks).
+
+Only uWSGI's public hook and this module's own condition are used; a new
+worker's threads all take their first request, then park.
+"""
+
+from __future__ import annotations
+
+import threading
+
+# Seconds between a parked thread's looks, beside being told: a worker that
+# is to end and says so nowhere this module hears is let go within this.
+PARK_LOOK = 1.0
+
+
+class Parking:
+    """A worker's parked threads; the gate (admission.Gate) sets `threads`
+    and `limit`, and calls woken() when the limit rises."""
+
+    def reset_parking(self, room: threading.Condition) -> None:
+        self.room = room
+        self.parked = self.served = 0
+        self.ending = False
+        # Requests served past which uWSGI recycles the worker (max-requests): 0, not known yet.
+        self.recycle_at = 0
+        self.lines: set[int] = set()  # threads whose answer was a 5xx: uWSGI logs it as they leave the hook
+
+    def wanted(self) -> int:
+        """Threads that take requests: the limit's and one more, whose
+        request waits for a place and tells the gate requests wait."""
+        return min(self.threads, self.limit + 1)
+
+    def owes_line(self) -> None:
+        """This thread answers a 5xx (request.Request.start_response)."""
+        self.lines.add(threading.get_ident())
+
+    def after_request(self) -> None:
+        """uWSGI's after-request hook, in the thread that served: past
+        wanted(), it parks until the limit rises or the worker is to end."""
+        ident = threading.get_ident()
+        with self.room:
+            self.served += 1
+            if not self.recycle_at:
+                self.recycle_at = self.recycles()
+            if self.served >= self.recycle_at and not self.ending:
+                self.ending = True
+                self.room.notify_all()
+            owes = ident in self.lines
+            if owes:
+                self.lines.discard(ident)
+            if self.ending or owes or not self.parks or self.threads - self.parked <= self.wanted():
+                return
+            self.parked += 1
+            try:
+                while not self.ending and self.threads - self.parked >= self.wanted():
+                    self.room.wait(PARK_LOOK)
+            finally:
+                self.parked -= 1
+
+    def woken(self) -> None:
+        """Under the lock: the limit rose; parked threads look."""
+        if self.parked:
+            self.room.notify_all()
+
+    def end(self) -> None:
+        """The worker is to end: every parked thread goes back to uWSGI, which ends it."""
+        with self.room:
+            self.ending = True
+            self.room.notify_all()
