@@ -1,5 +1,5 @@
 """ADAPTIVE_THREADS in a container: a page that computes runs about two
-requests at a time in each process once the pool has measured it, where 16
+requests at a time in each process once the pool has measured it, where 32
 threads ran as many as reached the process; a page that waits still runs
 many at once, and again once its database has slowed; a reload and a stop
 in the middle of a load that computes lose nothing. Each answer says how
@@ -97,6 +97,7 @@ def feed():
     return app.response_class(events(), mimetype="text/event-stream")
 """
 PROCESSES = "2"
+THREADS = 32  # the default's
 # The pool settles within a few of its half-second windows; what the
 # requests saw after that is judged.
 SETTLE = 3.0
@@ -149,7 +150,7 @@ def pool(containers, app_dir, adaptive: str):
 
 def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(containers, app_dir):
     c = pool(containers, app_dir, "1")
-    assert "x up to 16 threads (ADAPTIVE_THREADS: as many at once as run in their time alone" in c.logs(), \
+    assert f"x up to {THREADS} threads (ADAPTIVE_THREADS: as many at once as run in their time alone" in c.logs(), \
         c.logs()
     held = settled(load(c.port, "/compute", 12, SETTLE + 4))
     # Twelve clients on two processes: six each, were all let in. Two at
@@ -178,7 +179,7 @@ def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir):
         # while the load lasts: two seconds after it, each limit goes back
         # to START.
         c.wait_until(lambda: len(states := gate_states(c)) == int(PROCESSES)
-                     and all(limit == 16 for limit in states), "every worker's limit at 16",
+                     and all(limit == THREADS for limit in states), "every worker's limit at every thread",
                      timeout=SETTLE + 3, interval=0.5)
     finally:
         waits.join()
@@ -264,7 +265,7 @@ def test_a_page_that_waits_gets_every_thread_again_once_its_database_has_slowed(
     loading = threading.Thread(target=load, args=(c.port, "/query", 32, SETTLE + 2))
     loading.start()
     try:
-        c.wait_until(lambda: gate_states(c) == [16] * int(PROCESSES), "every worker's limit at 16",
+        c.wait_until(lambda: gate_states(c) == [THREADS] * int(PROCESSES), "every worker's limit at every thread",
                      timeout=SETTLE + 2, interval=0.2)
     finally:
         loading.join()

@@ -1,7 +1,7 @@
 """ADAPTIVE_THREADS' threads the limit does not need, parked in uWSGI's
 after-request hook (request/parking.py), in process with real threads: a
 thread past the limit and one more parks, one over it goes on, a raised
-limit lets parked threads go, and so does the worker's end (a stop's
+limit lets parked threads go, and so does a thread a stream keeps, and the worker's end (a stop's
 notice, a retirement, uWSGI's max-requests coming); a thread that answered
 a 5xx never parks. The containers' proof: test_adaptive_threads.py."""
 
@@ -38,13 +38,30 @@ def until(condition, within: float = 5.0) -> None:
 
 def test_threads_past_the_limit_and_one_more_park_and_a_raised_limit_lets_them_go():
     g = gate(threads=4)
-    assert g.limit == admission.START == 1 and g.wanted() == 2
+    assert g.limit == admission.START == 1 and g.short() == 2 - 4  # wanted: its one place, and one more
     threads = after_request_in_threads(g, 4)
     until(lambda: g.parked == 2 and sum(t.is_alive() for t in threads) == 2)  # two go on: the limit's and one
     with g.lock:
         g.limit = 3
-        g.woken()
+        g.looked()
     until(lambda: g.parked == 0 and not any(t.is_alive() for t in threads))
+
+
+def test_a_thread_a_stream_keeps_is_not_one_the_accept_loop_has():
+    g = gate(threads=4)
+    threads = after_request_in_threads(g, 4)
+    until(lambda: g.parked == 2)
+    # A stream comes: its request is let in, hands its generator back (its
+    # place given back), and keeps its thread for as long as it sends.
+    with g.lock:
+        g.busy_from(12345)
+    until(lambda: g.parked == 1)  # one parked thread back in uWSGI's loop in its stead
+    with g.lock:
+        g.busy_from(12346)
+    until(lambda: g.parked == 0)
+    g.end()
+    for thread in threads:
+        thread.join(5)
 
 
 def test_the_workers_end_lets_every_parked_thread_go_and_none_parks_after():

@@ -148,6 +148,7 @@ class Gate(Parking):
             times = request.times = self.times.at_entry(request.environ)
         with self.lock:
             now = monotonic()
+            self.busy_from(threading.get_ident())
             if now - self.window >= WINDOW:
                 self.turn(now)
             if self.inside < self.limit and not self.line:
@@ -240,14 +241,11 @@ class Gate(Parking):
                 held += late
                 place[2] = counted + late
         self.window, self.held, self.within = now, 0.0, 0.0
-        was = self.limit
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
         elif held > 0.0:
             used = self.limit * within / held
             self.limit = max(1, min(self.threads, round(used + sqrt(used))))
-        if self.limit > was:
-            self.woken()
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
@@ -255,10 +253,12 @@ class Gate(Parking):
             self.say()
 
     def admit(self) -> None:
-        """Under the lock: the first in line let in while there are places."""
+        """Under the lock: the first in line let in while there are places,
+        and a parked thread woken for each free place left (parking.py)."""
         while self.line and self.inside < self.limit:
             self.inside += 1
             self.line.popleft().let.release()
+        self.looked()
 
     def say(self) -> None:
         """gate-PID: the limit, for an operator (docs/production.md), when it changed."""

@@ -35,31 +35,50 @@ PARK_LOOK = 1.0
 
 
 class Parking:
-    """A worker's parked threads; the gate (admission.Gate) sets `threads`
-    and `limit`, and calls woken() when the limit rises."""
+    """A worker's parked threads; the gate (admission.Gate) sets `threads`,
+    `limit` and `inside`, and calls busy_from() as a request comes to it
+    and looked() whenever its places or its limit change."""
 
     def reset_parking(self, room: threading.Condition) -> None:
         self.room = room
         self.parked = self.served = 0
+        self.busy: set[int] = set()  # the threads whose request came to the gate, until uWSGI's hook
         self.ending = False
         # Requests served past which uWSGI recycles the worker (max-requests): 0, not known yet.
         self.recycle_at = 0
         self.lines: set[int] = set()  # threads whose answer was a 5xx: uWSGI logs it as they leave the hook
 
-    def wanted(self) -> int:
-        """Threads that take requests: the limit's and one more, whose
-        request waits for a place and tells the gate requests wait."""
-        return min(self.threads, self.limit + 1)
+    def short(self) -> int:
+        """Under the lock: threads wanted in uWSGI's accept loop and not
+        there (negative: too many). Wanted: one for each free place, and
+        one more, whose request waits for a place and tells the gate that
+        requests wait. There: neither parked nor busy (a request let in, in
+        the line, or streaming its answer: its place given back, its thread
+        still its own)."""
+        free = self.limit - self.inside
+        return (free if free > 0 else 0) + 1 - (self.threads - self.parked - len(self.busy))
+
+    def busy_from(self, ident: int) -> None:
+        """Under the lock: a request came to the gate on thread `ident`."""
+        self.busy.add(ident)
+        self.looked()
+
+    def looked(self) -> None:
+        """Under the lock: places, the limit or the busy threads changed:
+        parked threads look whether one is wanted back."""
+        if self.parked and self.short() > 0:
+            self.room.notify_all()
 
     def owes_line(self) -> None:
         """This thread answers a 5xx (request.Request.start_response)."""
         self.lines.add(threading.get_ident())
 
     def after_request(self) -> None:
-        """uWSGI's after-request hook, in the thread that served: past
-        wanted(), it parks until the limit rises or the worker is to end."""
+        """uWSGI's after-request hook, in the thread that served: one the
+        accept loop does not want parks until it does, or the worker is to end."""
         ident = threading.get_ident()
         with self.room:
+            self.busy.discard(ident)
             self.served += 1
             if not self.recycle_at:
                 self.recycle_at = self.recycles()
@@ -69,19 +88,15 @@ class Parking:
             owes = ident in self.lines
             if owes:
                 self.lines.discard(ident)
-            if self.ending or owes or not self.parks or self.threads - self.parked <= self.wanted():
+            # Parked, it would leave the loop one short or more: it stays.
+            if self.ending or owes or not self.parks or self.short() >= 0:
                 return
             self.parked += 1
             try:
-                while not self.ending and self.threads - self.parked >= self.wanted():
+                while not self.ending and self.short() <= 0:
                     self.room.wait(PARK_LOOK)
             finally:
                 self.parked -= 1
-
-    def woken(self) -> None:
-        """Under the lock: the limit rose; parked threads look."""
-        if self.parked:
-            self.room.notify_all()
 
     def end(self) -> None:
         """The worker is to end: every parked thread goes back to uWSGI, which ends it."""
