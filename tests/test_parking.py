@@ -54,10 +54,14 @@ def test_a_thread_a_stream_keeps_is_not_one_the_accept_loop_has():
     # A stream comes: its request is let in, hands its generator back (its
     # place given back), and keeps its thread for as long as it sends.
     with g.lock:
-        g.busy_from(12345)
+        g.inside += 1  # let in: the thread that took it is no longer in the accept loop
+        g.inside -= 1
+        g.sending(12345)
+        g.looked()
     until(lambda: g.parked == 1)  # one parked thread back in uWSGI's loop in its stead
     with g.lock:
-        g.busy_from(12346)
+        g.sending(12346)
+        g.looked()
     until(lambda: g.parked == 0)
     g.end()
     for thread in threads:
@@ -106,3 +110,12 @@ def test_where_uwsgi_logs_every_answer_no_thread_parks():
     for thread in threads:
         thread.join(5)
     assert not any(t.is_alive() for t in threads) and g.parked == 0
+
+
+def test_while_a_request_waits_in_the_line_no_thread_is_wanted_taking_more():
+    g = gate(threads=4)
+    with g.lock:
+        g.inside = 1  # its one place held
+        assert g.short() == 1 - 3  # no free place, and one more wanted; three there (four, one holding it)
+        g.line.append(admission.Turn())  # a request over the limit waits: demand is told
+        assert g.short() == 0 - 2  # none wanted now: the two left in the loop may park

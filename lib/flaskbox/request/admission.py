@@ -148,7 +148,6 @@ class Gate(Parking):
             times = request.times = self.times.at_entry(request.environ)
         with self.lock:
             now = monotonic()
-            self.busy_from(threading.get_ident())
             if now - self.window >= WINDOW:
                 self.turn(now)
             if self.inside < self.limit and not self.line:
@@ -203,6 +202,7 @@ class Gate(Parking):
         with self.lock:
             now = monotonic()
             self.inside -= 1
+            self.sending(threading.get_ident())
             _, alone, late, cpu = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0))
             took = now - entered
             times = request.times = self.times.at_leave(request)

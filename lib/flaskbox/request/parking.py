@@ -36,13 +36,13 @@ PARK_LOOK = 1.0
 
 class Parking:
     """A worker's parked threads; the gate (admission.Gate) sets `threads`,
-    `limit` and `inside`, and calls busy_from() as a request comes to it
-    and looked() whenever its places or its limit change."""
+    `limit`, `inside` and `line`, calls sending() as a request gives its
+    place back, and looked() whenever its places or its limit change."""
 
     def reset_parking(self, room: threading.Condition) -> None:
         self.room = room
         self.parked = self.served = 0
-        self.busy: set[int] = set()  # the threads whose request came to the gate, until uWSGI's hook
+        self.sent: set[int] = set()  # threads whose request gave its place back, until uWSGI's hook
         self.ending = False
         # Requests served past which uWSGI recycles the worker (max-requests): 0, not known yet.
         self.recycle_at = 0
@@ -52,20 +52,20 @@ class Parking:
         """Under the lock: threads wanted in uWSGI's accept loop and not
         there (negative: too many). Wanted: one for each free place, and
         one more, whose request waits for a place and tells the gate that
-        requests wait. There: neither parked nor busy (a request let in, in
-        the line, or streaming its answer: its place given back, its thread
-        still its own)."""
-        free = self.limit - self.inside
-        return (free if free > 0 else 0) + 1 - (self.threads - self.parked - len(self.busy))
+        requests wait (none while one does). There: every thread neither
+        parked nor holding a place, waiting in the line, or sending an
+        answer (a stream: its place given back, its thread its own)."""
+        want = self.limit - self.inside + 1 if not self.line else 0
+        there = self.threads - self.parked - self.inside - len(self.line) - len(self.sent)
+        return (want if want > 0 else 0) - there
 
-    def busy_from(self, ident: int) -> None:
-        """Under the lock: a request came to the gate on thread `ident`."""
-        self.busy.add(ident)
-        self.looked()
+    def sending(self, ident: int) -> None:
+        """Under the lock: thread `ident`'s request gave its place back; it sends its answer."""
+        self.sent.add(ident)
 
     def looked(self) -> None:
-        """Under the lock: places, the limit or the busy threads changed:
-        parked threads look whether one is wanted back."""
+        """Under the lock: places or the limit changed: parked threads look
+        whether one is wanted back."""
         if self.parked and self.short() > 0:
             self.room.notify_all()
 
@@ -78,7 +78,7 @@ class Parking:
         accept loop does not want parks until it does, or the worker is to end."""
         ident = threading.get_ident()
         with self.room:
-            self.busy.discard(ident)
+            self.sent.discard(ident)
             self.served += 1
             if not self.recycle_at:
                 self.recycle_at = self.recycles()
@@ -88,7 +88,7 @@ class Parking:
             owes = ident in self.lines
             if owes:
                 self.lines.discard(ident)
-            # Parked, it would leave the loop one short or more: it stays.
+            # Parked, it would leave the loop short of one: it stays.
             if self.ending or owes or not self.parks or self.short() >= 0:
                 return
             self.parked += 1
