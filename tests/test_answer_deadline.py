@@ -52,7 +52,7 @@ def test_the_usual_time_is_a_smoothed_mean_and_its_spread_as_rfc_6298_keeps_them
     assert (login.usual, login.spread) == (4.0, 2.0)  # RFC 6298: the first, and half of it
     times.took(login, 12.0, False, 101.0)
     assert (login.usual, login.spread) == (5.0, 3.5)  # 4 + (12 - 4) / 8; 2 + (8 - 2) / 4
-    assert times.expected(login, 101.0) == 12.0  # the usual time and two spreads
+    assert times.expected(login, 101.0) == 19.0  # the usual time and four spreads
 
 
 def test_only_a_request_that_would_miss_its_deadline_as_the_pool_runs_now_is_refused():
@@ -62,9 +62,10 @@ def test_only_a_request_that_would_miss_its_deadline_as_the_pool_runs_now_is_ref
     for seconds in (5.5, 5.9) * 20:
         times.took(login, seconds, False, 100.0)
     assert 5.6 < login.usual < 5.8 and 0.15 < login.spread < 0.25
-    # Refused after 23 s by the longest of their last times and a quarter
-    # (7.75 s) before; their own gunicorn answered them by 29.2 s.
-    assert not times.too_late(login, 23.5, 100.0)
+    # Refused once 23.4 s have passed (the usual 5.7 s and four spreads of
+    # 0.2 s to go), by the longest of their last times and a quarter (7.75 s)
+    # before; their own gunicorn answered them by 29.2 s.
+    assert not times.too_late(login, 23.3, 100.0)
     assert times.too_late(login, 24.0, 100.0)
 
 

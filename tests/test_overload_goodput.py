@@ -177,8 +177,8 @@ def few_timeouts(statuses: list) -> bool:
     can run are refused before they run, where before every one of 445
     ran past the deadline. On a shared host a neighbour can still slow the
     machine after a login was let in: at most one in twenty good answers
-    may be a 504 (measured here: none in 6 runs; one in each of 2 runs of 6
-    while each worker went by its own answers' times alone)."""
+    may be a 504 (measured: none in 15 runs of either host; judged by two
+    spreads instead of four, 17 for 343 good answers under the quota)."""
     return statuses.count(504) <= max(1, statuses.count(200) // 20)
 
 

@@ -61,12 +61,12 @@ DIGIT = re.compile(r"\d")
 KINDS = 256
 # The weights of a new time in the usual one and in its spread (RFC 6298's
 # alpha and beta), and the spreads added to the usual time to judge whether
-# a request would miss its deadline (RFC 6298's K is 4, for a timeout that
-# must almost never fire early; with one, logins beside two busy loops let
-# in near their deadline answered 504 some seven times as often: the
-# figures in docs/BENCHMARKS.md, "Overload").
+# a request would miss its deadline (RFC 6298's K: with two, logins past a
+# CPU quota's capacity let in near their deadline answered a 504 for every
+# twenty-five 200s, as a neighbour's load grew after they were let in; with
+# four, none, at the same goodput: docs/BENCHMARKS.md, "Overload").
 USUAL_WEIGHT, SPREAD_WEIGHT = 0.125, 0.25
-SPREADS = 2
+SPREADS = 4
 # The requests alone whose lower median is a kind's time alone: one odd one passed over.
 ALONE_KEPT = 3
 # A first request alone this long, and five times the kind's time alone
