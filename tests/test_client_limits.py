@@ -23,18 +23,16 @@ HALF_OPEN = 3000
 
 def hold(container, count: int, source: str | None = None,
          headers: dict | None = None) -> list[threading.Thread]:
-    """`count` requests of 3 s from one client, left running."""
+    """`count` requests of 3 s from one client, left running once this returns."""
+    began = container.logs().count("sleep start 3")
     threads = [threading.Thread(target=container.request, args=("/sleep/3",),
                                 kwargs={"source": source, "headers": headers, "timeout": 30})
                for _ in range(count)]
     for thread in threads:
         thread.start()
-    return threads
-
-
-def wait_running(container, count: int) -> None:
-    container.wait_until(lambda: container.logs().count("sleep start 3") >= count,
+    container.wait_until(lambda: container.logs().count("sleep start 3") >= began + count,
                          f"{count} requests running")
+    return threads
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,6 @@ def limited(module_containers):
 
 def test_one_address_is_limited_others_are_not(limited, figure):
     threads = hold(limited, LIMIT, source="127.0.0.2")
-    wait_running(limited, LIMIT)
     started = time.monotonic()
     over = limited.request("/", source="127.0.0.2")
     figure(f"request {LIMIT + 1} from one address (CONNECTIONS_PER_CLIENT={LIMIT})",
@@ -63,7 +60,6 @@ def test_behind_a_trusted_proxy_the_real_client_is_limited(limited):
     # X-Forwarded-For, not lumped together as one address.
     first = {"X-Forwarded-For": "203.0.113.1"}
     threads = hold(limited, LIMIT, source="127.0.0.3", headers=first)
-    wait_running(limited, 2 * LIMIT)
     assert limited.request("/", source="127.0.0.3", headers=first).status == 503
     assert limited.request("/", source="127.0.0.3", headers={"X-Forwarded-For": "203.0.113.2"}).status == 200
     for thread in threads:
@@ -76,7 +72,6 @@ def test_static_files_and_requests_with_a_body_have_slots_of_their_own(limited):
     # per-client limits), so the address's app requests being full stops
     # neither.
     threads = hold(limited, LIMIT, source="127.0.0.5")
-    wait_running(limited, 3 * LIMIT)
     assert limited.request("/", source="127.0.0.5").status == 503
     assert limited.request("/static/proof.txt", source="127.0.0.5").status == 200
     assert limited.request("/echo", "POST", b"x=1", source="127.0.0.5").status == 200

@@ -41,3 +41,16 @@ def test_debugger_is_unreachable_in_production_whatever_the_environment(containe
     # The app does not even see the variables.
     for name in env:
         assert c.request(f"/env/{name}").json() == {"value": None}
+
+
+def test_an_answer_whose_close_raises_is_a_500_and_gives_its_place_back(containers, fixture_image):
+    # Each of these once kept its place in the gate and the watchdog's registry:
+    # past the threads' count every request waited in line, then 503, or a false 504.
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "1", "UWSGI_THREADS": "4"})
+    for _ in range(12):
+        resp = c.request("/close-raises")
+        assert resp.status == 500, c.logs()
+        assert_nothing_leaks(resp)
+    assert [c.request("/").status for _ in range(5)] == [200] * 5, c.logs()
+    c.wait_until(lambda: "KeyError" in c.logs(), "the close()'s traceback in docker logs", timeout=10)
+    assert "ran past REQUEST_TIMEOUT" not in c.logs()

@@ -110,7 +110,8 @@ def test_one_that_could_no_longer_be_answered_in_time_is_refused_with_503():
 
     served = gated(app)
     slow = served.gate.times.of("GET /x")
-    served.gate.times.took(slow, TIMEOUT - 0.5, False, time.monotonic())  # its kind's usual time: 4.5 of 5 s
+    for _ in range(2):  # (the first is its set-up, kept apart)
+        served.gate.times.took(slow, TIMEOUT - 0.5, False, time.monotonic())  # usual: 4.5 of 5 s
     first = threading.Thread(target=served, args=(environ(), start))
     first.start()
     until(lambda: served.gate.inside == 1)
@@ -156,7 +157,8 @@ def test_a_request_refused_as_it_gets_its_place_gives_it_back_and_leaves_no_time
     waiting.start()
     until(lambda: len(served.gate.line) == 1)
     times = served.gate.times
-    times.took(times.of("GET /x"), TIMEOUT, False, time.monotonic())  # its kind now takes the whole timeout
+    for _ in range(2):  # (the first is its set-up, kept apart)
+        times.took(times.of("GET /x"), TIMEOUT, False, time.monotonic())  # now the whole timeout
     counted: list = []
     took = times.took
     monkeypatch.setattr(times, "took", lambda *args: counted.append(args[1]) or took(*args))

@@ -88,7 +88,8 @@ def timed_out_head(what: str, rid: str, answered: str) -> str:
                                                      ("gevent", "cancelled, answered 504")])
 def test_a_stuck_handler_names_the_line_it_waits_on(containers, fixture_image, worker_class, answered):
     # One process: both handlers wait in it at once (sync: on its two threads).
-    threads = {"UWSGI_THREADS": "2"} if worker_class == "sync" else {}
+    # (ADAPTIVE_THREADS off: a new worker's limit of one would keep the second in line.)
+    threads = {"UWSGI_THREADS": "2", "ADAPTIVE_THREADS": "0"} if worker_class == "sync" else {}
     c = containers.serving(image=fixture_image["image"], env={
         "APP_MODULE": "stuck:app", "WORKER_CLASS": worker_class, "REQUEST_TIMEOUT": str(TIMEOUT),
         "UWSGI_PROCESSES": "1", **threads})

@@ -40,6 +40,14 @@ def boom():
     raise RuntimeError(f"secret {os.environ.get('SECRET_TOKEN', 'unset')}")
 
 
+@app.get("/close-raises")
+def close_raises():
+    # A call_on_close callback that fails, as one releasing a connection might.
+    response = app.response_class("made")
+    response.call_on_close(lambda: {}["gone"])
+    return response
+
+
 @app.get("/whoami")
 def whoami():
     # What the app sees of the client and of the request id.

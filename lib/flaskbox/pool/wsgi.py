@@ -38,7 +38,7 @@ from ..layout import (
     stream_slots,
 )
 from ..log import error, info, warn
-from ..request import admission, streams, websocket
+from ..request import admission, guards, streams, websocket
 from ..request.deadline import Times
 from ..request.outbound import Share
 from ..request.serve import GeventServe, Serve
@@ -188,6 +188,7 @@ def from_record(settings: record.Record):
                                 float(settings["STREAM_MAX_DURATION"]))
         return GeventServe(found.app, timeout, limits, stream_slots(settings["WORKER_CONNECTIONS"]), **common)
     threads_each = int(uwsgi_option("threads", "1"))
+    watchdog = common["watchdog"] = guards.Watchdog(timeout, common["memory_cap"], threads_each)
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
     # ADAPTIVE_THREADS: the limit on the requests each worker runs at once
@@ -197,11 +198,12 @@ def from_record(settings: record.Record):
     gated = admission.gated(settings) and threads_each > 1
     if not gated:
         return Serve(found.app, timeout, gate=admission.Open(times), **common)
-    # No thread parks where uWSGI logs every answer, nor where its cheaper
-    # mode ends idle workers by itself (parking.py).
-    parks = not logs_more_than_5xx() and not uwsgi_option("cheaper", "")
-    gate = admission.Gate(threads_each, times, gen, parks=parks, recycles=recycles)
-    park_after(gate)
+    # No thread parks where uWSGI logs every answer, nor where it ends or
+    # reloads workers by itself, unannounced here (parking.py).
+    parks = not logs_more_than_5xx() and not any(uwsgi_option(name, "") for name in OWN_ENDS)
+    gate = watchdog.gate = admission.Gate(threads_each, times, gen, parks=parks, recycles=recycles)
+    if parks:
+        park_after(gate)
     return Serve(found.app, timeout, gate=gate, **common)
 
 
@@ -234,6 +236,11 @@ def recycles() -> int:
         return 1 << 62
 
 
+# uWSGI's options (UWSGI_INI's) under which it ends a worker by itself:
+# its cheaper mode's idle ones, and graceful reloads, which wait for every
+# thread, a parked one too, until worker-reload-mercy kills the worker.
+OWN_ENDS = ("cheaper", "reload-on-rss", "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as",
+            "max-worker-lifetime", "touch-workers-reload", "touch-chain-reload")
 # uWSGI's options that log answers besides 5xx under disable-logging.
 OTHER_LINES = ("log-4xx", "log-slow", "log-big", "log-zero", "log-sendfile", "log-ioerror")
 

@@ -4,16 +4,19 @@ runs at once.
 The rule: every tenth of a second, a worker's limit becomes the places its
 requests used at their time alone, plus the square root of that:
 
-    limit = used + sqrt(used),  used = limit x (place-time within time alone) / (place-time)
+    limit = used + sqrt(used),  used = limit x min(1, (their times alone) / (their place-time))
 
 A request holds a place from being let in to its answer's start. Its time
 alone is what a request of its kind takes with the worker to itself
-(deadline.Kind.alone). Over the window, the share of the place-time spent
-within each request's time alone is how much of it did useful work: all of
-it while requests only wait (a database, an API: the limit grows by its
+(deadline.Kind.alone). Over the window, the requests' times alone against
+the place-time they held is how much of it did useful work: all of it
+while requests only wait (a database, an API: the limit grows by its
 square root each window, up to every thread), one part in n while n
 requests take turns at Python's lock or share a CPU with each other, a
-neighbour or a quota (the limit settles at about two a process). That one
+neighbour or a quota (the limit settles at about two a process). Sums,
+not each request's own share: a page whose times vary has requests
+faster than its mean as well as slower, and only the sums cancel them. A
+request still in counts what it has held so far (turn). That one
 measure covers every cause of waiting, as the latency-gradient limiters do
 it: Netflix's concurrency-limits (Gradient2, Vegas) and Envoy's adaptive
 concurrency filter scale their limit by a latency's floor over its present
@@ -30,10 +33,13 @@ request alone for REMEASURE seconds runs one window at one, then goes back
 to its limit: a kind's time alone measured before its database slowed
 would otherwise hold the limit down for good (Envoy re-measures its floor
 so too). A request of a kind not yet measured alone stands for its time
-alone with its own thread's CPU time.
+alone with its own time if it had the worker to itself, else with its
+own thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
-own thread, at its entry and its leaving, under one lock.
+own thread, at its entry and its leaving (and while it waits in the
+line, each window), under one lock; the watchdog gives back the place of
+a request it answered 504 (guards.py).
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ START = 1
 # runs one window at a limit of one (Envoy's is 60 s; these are cheaper, a
 # window of 0.1 s, and a database that slowed is found within them).
 REMEASURE = 5.0
+
+
+NO_PLACE = (0.0, 0.0, 0.0, 0.0, 0.0)  # places' entry of a request never let in
 
 
 class Turn:
@@ -96,7 +105,7 @@ class Open:
     def owes_line() -> None:
         return None
 
-    def leave(self, request) -> None:
+    def leave(self, request, ident: int | None = None) -> None:
         entered = request.entered
         if entered is not None:
             request.entered = None
@@ -129,12 +138,13 @@ class Gate(Parking):
         self.inside = 0  # places held, or given to a request in the line
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
         self.line: deque[Turn] = deque()
-        # id(request): [when let in, its time alone (0: not known yet: then its
-        # thread's CPU time then), its time late already counted].
+        # id(request): [when let in, its time alone (0: not known yet), its
+        # place-time already counted and the part of it counted as within
+        # its time alone, and where that is not known, its thread's CPU time
+        # then (what stands for it as it leaves)].
         self.places: dict[int, list[float]] = {}
         self.window = self.alone_at = monotonic()
-        # This window's place-time of the requests that left (and the late part of those still in),
-        # and the part of it within their time alone.
+        # This window's place-time, and the part of it within the requests' times alone.
         self.held = self.within = 0.0
         self.kept = 0  # during a window at one: the limit to go back to
         self.said = 0
@@ -158,12 +168,19 @@ class Gate(Parking):
                 return False
             turn = Turn()
             self.line.append(turn)
-        if not turn.let.acquire(timeout=left):
+            until = now + left
+        # Those in line end the windows no request enters or leaves in (a
+        # new worker's first request, alone for minutes, raises the limit).
+        while not turn.let.acquire(timeout=WINDOW):
             with self.lock:
-                if turn in self.line:
+                if turn not in self.line:
+                    break  # let in meanwhile: its place is held
+                now = monotonic()
+                if now >= until:
                     self.line.remove(turn)
                     return False
-            # let in meanwhile: its place is held
+                if now - self.window >= WINDOW:
+                    self.turn(now)
         with self.lock:
             self.let_in(request, times, monotonic())
         return True
@@ -173,7 +190,7 @@ class Gate(Parking):
         self.entries += 1
         request.entry = self.entries if self.inside == 1 else 0
         request.entered = now
-        self.places[id(request)] = [now, times.alone, 0.0, 0.0 if times.alone else thread_time()]
+        self.places[id(request)] = [now, times.alone, 0.0, 0.0, 0.0 if times.alone else thread_time()]
 
     def too_late(self, request, now: float) -> bool:
         """Whether a request that has waited request.waited would run past
@@ -192,32 +209,40 @@ class Gate(Parking):
                 self.places.pop(id(request), None)
                 self.admit()
 
-    def leave(self, request) -> None:
-        """The request's answer has started (or it ended): its place goes to
-        the first in line, its time to its kind."""
-        entered = request.entered
-        if entered is None:
+    def leave(self, request, ident: int | None = None) -> None:
+        """The request's answer has started (or it ended, or the watchdog
+        answered it 504: `ident`, its thread): its place goes to the first in
+        line, its time to its kind."""
+        if request.entered is None:
             return
-        request.entered = None
         with self.lock:
+            entered = request.entered
+            if entered is None:
+                return  # the watchdog's and its own thread's, at once
+            request.entered = None
             now = monotonic()
             self.inside -= 1
-            self.sending(threading.get_ident())
-            _, alone, late, cpu = self.places.pop(id(request), (entered, 0.0, 0.0, 0.0))
+            self.sending(threading.get_ident() if ident is None else ident)
+            _, alone, counted, credited, cpu = self.places.pop(id(request), NO_PLACE)
             took = now - entered
             times = request.times = self.times.at_leave(request)
+            by_itself = request.entry == self.entries
             if not alone:
                 alone = times.alone
-            if not alone:
-                # A kind not yet measured alone: its own CPU time stands for
-                # it. Counted as in its time, the many of a new kind let in at
-                # once, computing beside each other, each looked so and let
-                # more in; one that only waited shows late until one alone
-                # (the limit at one) measures its kind.
+            if not alone and by_itself:
+                alone = took
+            elif not alone and ident is None:
+                # A kind not yet measured alone: its time if it had the
+                # worker to itself, else its own CPU time. Counted as in
+                # their time, the many of a new kind let in at once,
+                # computing beside each other, each looked so and let more
+                # in. (Its time less the CPU the process's other threads had
+                # meanwhile took another process's share of a CPU quota for
+                # a wait of its own: 504s.) One that only waits shows late
+                # until one alone measures its kind.
                 alone = thread_time() - cpu
-            self.held += took - late
-            self.within += alone if alone < took else took
-            by_itself = request.entry == self.entries
+            self.held += took - counted
+            self.within += alone - credited if alone > credited else 0.0
             if by_itself:
                 self.alone_at = now
             self.times.took(times, took, by_itself, now)
@@ -228,29 +253,38 @@ class Gate(Parking):
 
     def turn(self, now: float) -> None:
         """Under the lock: the window ends, and the rule sets the next one's
-        limit, from the requests that left in it and those still in that
-        are past their time alone: a request still in before that is not
-        counted, for how it ends is not known yet (counted as in its time,
-        the many let in at once under overload would each look so, and let
-        more in)."""
+        limit, from the requests that left in it and those still in: these
+        count the place-time they have held so far, and the part of it within
+        their time alone (pages of 2 s that only wait raise the limit each
+        window, not once a round). For one whose kind is not measured yet,
+        that part is all of it while it has the worker to itself (a new
+        worker's first request, an export of minutes, does not hold the
+        limit at one); else it is counted as it leaves."""
         held, within = self.held, self.within
+        by_itself = len(self.places) == 1
         for place in self.places.values():
-            entered, alone, counted, _ = place
-            late = now - entered - alone - counted if alone else 0.0
-            if late > 0.0:
-                held += late
-                place[2] = counted + late
+            entered, alone, counted, credited, _ = place
+            if alone or by_itself:
+                elapsed = now - entered
+                good = elapsed if not alone else elapsed if elapsed < alone else alone
+                held += elapsed - counted
+                within += good - credited
+                place[2], place[3] = elapsed, good
         self.window, self.held, self.within = now, 0.0, 0.0
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
         elif held > 0.0:
-            used = self.limit * within / held
+            used = self.limit * min(1.0, within / held)
             self.limit = max(1, min(self.threads, round(used + sqrt(used))))
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
         if self.limit != self.said and not self.kept:
             self.say()
+
+    def idle(self) -> bool:
+        """No place held and none waited for (a retiring worker may end)."""
+        return not self.inside and not self.line
 
     def admit(self) -> None:
         """Under the lock: the first in line let in while there are places,
@@ -279,7 +313,7 @@ class Untimed:
         return True
 
     @staticmethod
-    def leave(request) -> None:
+    def leave(request, ident: int | None = None) -> None:
         return None
 
     @staticmethod

@@ -41,7 +41,8 @@ QUIET_EXIT = 29
 WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
 # A request past REQUEST_TIMEOUT whose thread has not come back within
 # another REQUEST_TIMEOUT after it was answered (or cut), and this long at
-# least, is stuck: its worker retires. A stream's generator that merely
+# least, is stuck: its worker retires (one whose every thread holds such a
+# request, and so serves nobody meanwhile, after this long alone). A stream's generator that merely
 # sleeps between events comes back sooner, sees the cut and ends, and its
 # worker carries on; so does a login let in just before a neighbour's burst,
 # a second or two of CPU late. (At one second, such logins under overload
@@ -111,8 +112,10 @@ class Watchdog:
     its other threads finish as usual, and then it exits and the master forks
     a fresh one. Only the stuck request is lost; it was already answered."""
 
-    def __init__(self, timeout: float, memory_cap: int = 0):
+    def __init__(self, timeout: float, memory_cap: int = 0, threads: int = 0):
         self.timeout = timeout
+        self.threads = threads  # 0: not known
+        self.gate = None  # ADAPTIVE_THREADS' (admission.Gate): its line, too, ends before a retired worker
         self.every = watch_every(timeout)
         self.memory_cap = memory_cap
         self.memory = MemoryCap(0)  # each worker's own, from its first request (new_worker)
@@ -171,8 +174,9 @@ class Watchdog:
             for ident, request in running:
                 if not request.expired and request.elapsed(now) > self.timeout:
                     self._expire(request, now, ident)
-            stuck = [request for _, request in running
-                     if request.expired and now - request.expired_at > max(STUCK_AFTER, self.timeout)]
+            expired = [request for _, request in running if request.expired]
+            patience = STUCK_AFTER if 0 < self.threads <= len(expired) else max(STUCK_AFTER, self.timeout)
+            stuck = [request for request in expired if now - request.expired_at > patience]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
             grown = self.memory.over(now) if self.retiring is None else None
@@ -182,7 +186,8 @@ class Watchdog:
             # them reaches the wrapper within moments: wait that long, then
             # for the requests in it to end.
             if self.retiring is not None and now - self.retiring > ACCEPTED_WITHIN \
-                    and all(request.expired for request in list(self.running.values())):
+                    and all(request.expired for request in list(self.running.values())) \
+                    and (self.gate is None or self.gate.idle()):
                 log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
                     "replaces it")
                 self.leave()
@@ -195,6 +200,8 @@ class Watchdog:
         request.expired_at = now
         frames = stacks.walk(stacks.thread_frame(ident))
         answered = request.claim("watchdog")
+        # Answered, it holds no place in the gate: a thread that never comes back would hold it for good.
+        request.serve.gate.leave(request, ident)
         if request.fd is not None and answered:
             answer_gateway_timeout(request.fd, self.timeout)
         elif request.fd is not None:

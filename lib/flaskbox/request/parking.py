@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import threading
 
-# Seconds between a parked thread's looks, beside being told: a worker that
-# is to end and says so nowhere this module hears is let go within this.
+# Seconds between a parked thread's looks, beside being told: told to end
+# by a signal handler on a thread that held the lock, it goes within this.
 PARK_LOOK = 1.0
 
 
@@ -51,10 +51,13 @@ class Parking:
     def short(self) -> int:
         """Under the lock: threads wanted in uWSGI's accept loop and not
         there (negative: too many). Wanted: one for each free place, and
-        one more, whose request waits for a place and tells the gate that
-        requests wait (none while one does). There: every thread neither
-        parked nor holding a place, waiting in the line, or sending an
-        answer (a stream: its place given back, its thread its own)."""
+        one more, whose request waits for a place and ends the windows in
+        which none enters or leaves (the gate decides only then: without
+        it, a new worker's first request of 10 s held its limit at one, the
+        other thread parked, for all of it); none while one waits. There:
+        every thread neither parked nor holding a place, waiting in the
+        line, or sending an answer (a stream: its place given back, its
+        thread its own)."""
         want = self.limit - self.inside + 1 if not self.line else 0
         there = self.threads - self.parked - self.inside - len(self.line) - len(self.sent)
         return (want if want > 0 else 0) - there
@@ -99,7 +102,12 @@ class Parking:
                 self.parked -= 1
 
     def end(self) -> None:
-        """The worker is to end: every parked thread goes back to uWSGI, which ends it."""
-        with self.room:
-            self.ending = True
-            self.room.notify_all()
+        """The worker is to end: every parked thread goes back to uWSGI, which
+        ends it. Called from a signal handler too (stopping.py), perhaps on a
+        thread that holds the lock: told now if it is free, else within PARK_LOOK."""
+        self.ending = True
+        if self.room.acquire(blocking=False):
+            try:
+                self.room.notify_all()
+            finally:
+                self.room.release()

@@ -337,13 +337,10 @@ class Request:
         if isinstance(result, (list, tuple)) or (self.files and body.given_file(self, result)):
             parts = result
         else:
-            iterator = iter(result)
-            try:
+            try:  # (what raises goes to Serve.run, which gives the place back)
+                iterator = iter(result)
                 first = next(iterator, None)
             except BaseException:
-                self.serve.gate.leave(self)
-                self.stop_clock()
-                self.unwatch()
                 body.close(result)
                 raise
             try:
@@ -356,9 +353,7 @@ class Request:
                 return body.watched(self, result, iterator, first, True)
             # All of it: the rest is not asked for (PEP 3333 lets a server stop).
             parts = [first] if first is not None else []
-            method = getattr(result, "close", None)
-            if method is not None:
-                method()
+            body.close(result)
         # claim("app") and unwatch(), written out: every usual answer comes this way.
         CLAIMS.acquire()
         claimed = self.claimed_by

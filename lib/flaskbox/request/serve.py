@@ -171,6 +171,10 @@ class Serve:
                 result = self.app(request.environ, request.start_response)
             else:
                 result = self.bounded(request)
+            if request.websocket is None:
+                # The clock runs on: finish() makes the answer's first part
+                # under it, and what raises there (a generator, the app's close()) is the app's.
+                return request.finish(result)
         except RequestTimeout as timeout:
             # Its traceback is the stack the handler waited on when the time ran out.
             stacks.say(f"{stacks.named(request)} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, "
@@ -192,11 +196,8 @@ class Serve:
             request.unwatch()
             self.drop(request)
             raise
-        if request.websocket is not None:
-            request.stop_clock()
-            return self.after_upgrade(request, result)
-        # The clock runs on: finish() makes the answer's first part under it.
-        return request.finish(result)
+        request.stop_clock()
+        return self.after_upgrade(request, result)
 
     def let_in(self, request: Request) -> bool | None:
         """A place in ADAPTIVE_THREADS' limit (admission.py), waited for as
