@@ -149,11 +149,13 @@ def pool(containers, app_dir, adaptive: str):
                               docker_args=("-v", f"{app_dir}:/app:ro"))
 
 
-def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(containers, app_dir):
+def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     said = f"x up to {THREADS} threads (ADAPTIVE_THREADS: as many at once as run in their time alone"
     assert said in c.logs(), c.logs()
     held = settled(load(c.port, "/compute", 12, SETTLE + 4))
+    figure("a page that computes, 12 clients, 2 processes: requests held at once, median and p90",
+           f"{statistics.median(held):g}, {statistics.quantiles(held, n=10)[-1]:g}")
     # Twelve clients on two processes: six each, were all let in. Two at
     # once take turns at the lock, each twice its time alone: the half of
     # the place-time within it is one place used, and its root one more.
@@ -167,12 +169,13 @@ def test_without_it_every_request_that_reaches_a_process_runs_at_once(containers
     assert statistics.quantiles(held, n=10)[-1] >= 5, sorted(held)
 
 
-def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir):
+def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     # The gate first lowered by pages that compute, then the waits raise it again.
     load(c.port, "/compute", 12, SETTLE)
     seen: list = []
     waits = threading.Thread(target=lambda: seen.extend(load(c.port, "/wait", 32, SETTLE + 3)))
+    begun = time.monotonic()
     waits.start()
     try:
         # The decision, which a busy machine does not move (its answers a
@@ -182,13 +185,16 @@ def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir):
         c.wait_until(lambda: len(states := gate_states(c)) == int(PROCESSES)
                      and all(limit == THREADS for limit in states), "every worker's limit at every thread",
                      timeout=SETTLE + 3, interval=0.5)
+        raised = time.monotonic() - begun
     finally:
         waits.join()
     held = settled(seen)
+    figure("a page that waits after it, 32 clients: every worker at every thread after s; "
+           "held, median and most", f"{raised:.1f}; {statistics.median(held):g}, {max(held)}")
     assert max(held) >= 10 and statistics.median(held) >= 6, (sorted(held), c.logs()[-3000:])
 
 
-def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir):
+def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     held = settled(load(c.port, "/compute", 12, SETTLE + 1))
     assert statistics.median(held) <= 2, sorted(held)  # the limit is down to one or two
@@ -201,6 +207,8 @@ def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir
         begun = time.monotonic()
         resp = requests.get(f"http://127.0.0.1:{c.port}/wait", timeout=30)
         took = time.monotonic() - begun
+        figure("six 10 s streams after the limit fell: a quick page's status, seconds",
+               f"{resp.status_code}, {took:.2f}")
         assert resp.status_code == 200 and took < 4, (resp.status_code, took, c.logs()[-3000:])
         # Every feed was let in meanwhile: its first event has come.
         for feed in feeds:
@@ -210,7 +218,7 @@ def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir
             feed.close()
 
 
-def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(containers, app_dir):
+def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     held = settled(load(c.port, "/compute", 12, SETTLE + 1))
     assert statistics.median(held) <= 2, sorted(held)
@@ -237,6 +245,8 @@ def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(co
     running = sum(export.is_alive() for export in exports)
     for export in exports:
         export.join()
+    figure("two 8 s exports, one in each process: a quick page's status, seconds",
+           f"{resp.status_code}, {took:.2f}")
     assert resp.status_code == 200 and running == 2 and took < 4, \
         (resp.status_code, running, took, c.logs()[-3000:])
 
@@ -270,7 +280,7 @@ def test_a_killed_workers_gate_goes_and_each_worker_says_its_own_from_its_first_
     assert killed not in gate_pids(c)
 
 
-def test_a_page_that_waits_gets_every_thread_again_once_its_database_has_slowed(containers, app_dir):
+def test_a_page_that_waits_gets_every_thread_again_once_its_database_has_slowed(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
     # 5 ms queries from 32 clients: their time alone is 5 ms, and every thread runs.
     loading = threading.Thread(target=load, args=(c.port, "/query", 32, SETTLE + 2))
@@ -289,6 +299,8 @@ def test_a_page_that_waits_gets_every_thread_again_once_its_database_has_slowed(
     c.exec("bash", "-c", "echo 20 > /tmp/query-ms")
     seen = load(c.port, "/query", 32, admission.REMEASURE + 6)
     late = [held for at, _, held in seen if at >= admission.REMEASURE + 3]
+    figure("queries slowed from 5 to 20 ms, 32 clients: requests held at once from 8 s on, median; not 200",
+           f"{statistics.median(late):g}; {sum(status != 200 for _, status, _ in seen)}")
     assert {status for _, status, _ in seen} == {200}, sorted({status for _, status, _ in seen})
     assert statistics.median(late) >= 10, (sorted(late), gate_states(c), c.logs()[-3000:])
 
