@@ -66,6 +66,14 @@ def measured(g: Gate, clock: Clock, path: str, seconds: float) -> None:
     alone(g, clock, path, seconds)
 
 
+def let_in(g: Gate, path: str, count: int) -> list:
+    """`count` requests of `path` let in at once (each finds a place)."""
+    running = [request(path) for _ in range(count)]
+    for r in running:
+        assert g.enter(r, 30.0)
+    return running
+
+
 def windows(g: Gate, clock: Clock, count: int, at_once: int, path: str, seconds: float) -> list[int]:
     """`count` windows of `at_once` requests of `path` at a time (or the
     limit, if lower), each taking `seconds` now, one ending every step; the
@@ -144,9 +152,7 @@ def test_a_request_in_flight_past_its_time_alone_counts_late_at_the_windows_end(
     g = gate(4)
     measured(g, clock, "/export", 0.05)
     g.limit = 4
-    running = [request("/export") for _ in range(4)]
-    for r in running:
-        assert g.enter(r, 30.0)
+    let_in(g, "/export", 4)
     # Nothing ends: four exports, each four times its time alone, still in flight.
     clock.step(WINDOW * 2)
     other = request("/export")
@@ -163,9 +169,7 @@ def test_a_request_still_in_counts_the_place_time_it_has_held_within_its_time_al
     # Four reports of 2 s that only wait, let in at once: a window on, none
     # has left, and each has held its place within its time alone. The
     # limit rises now, not once they end.
-    running = [request("/report") for _ in range(4)]
-    for r in running:
-        assert g.enter(r, 30.0)
+    let_in(g, "/report", 4)
     clock.step(WINDOW * 2)
     assert g.enter(request("/report"), 0.0) and g.limit == 6  # 4 used, and its root
     # Past their 2 s, what they hold counts late, window after window.
@@ -201,9 +205,7 @@ def test_a_kind_not_yet_measured_alone_stands_for_it_with_its_threads_cpu_time(c
     monkeypatch.setattr(admission, "thread_time", lambda: next(readings))
     # Eight logins of a kind never run alone, at once, 0.05 s of CPU each,
     # taking turns: the last took 0.4 s, all but its 0.05 s late.
-    running = [request("/login") for _ in range(8)]
-    for r in running:
-        assert g.enter(r, 30.0)
+    running = let_in(g, "/login", 8)
     for r in running:
         clock.step(0.05)
         g.leave(r)
