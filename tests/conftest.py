@@ -225,8 +225,7 @@ def provenance_build_args() -> dict[str, str]:
     return args
 
 
-# Figures measured by the tests (stop times, cut-off times, memory, ...),
-# printed at the end of the run: docs/RELIABILITY.md quotes them.
+# Figures the tests measured, printed at the end of the run (RELIABILITY.md quotes them).
 FIGURES: list[tuple[str, str, str]] = []
 
 

@@ -67,8 +67,6 @@ START = 1
 # runs one window at a limit of one (Envoy's is 60 s; these are cheaper, a
 # window of 0.1 s, and a database that slowed is found within them).
 REMEASURE = 5.0
-
-
 NO_PLACE = (0.0, 0.0, 0.0, 0.0, 0.0)  # places' entry of a request never let in
 
 
@@ -266,7 +264,7 @@ class Gate(Parking):
             entered, alone, counted, credited, _ = place
             if alone or by_itself:
                 elapsed = now - entered
-                good = elapsed if not alone else elapsed if elapsed < alone else alone
+                good = elapsed if not alone or elapsed < alone else alone
                 held += elapsed - counted
                 within += good - credited
                 place[2], place[3] = elapsed, good
