@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
@@ -42,10 +41,19 @@ def clock(monkeypatch):
     return fake
 
 
-def request(path: str = "/page"):
-    """What the gate reads and writes of a request.Request."""
-    return SimpleNamespace(environ={"REQUEST_METHOD": "GET", "PATH_INFO": path}, times=None, entered=None,
-                           entry=0)
+class Fake:
+    """What the gate reads and writes of a request.Request (hashable, as
+    the gate keeps the requests holding a place in a set)."""
+
+    def __init__(self, path: str):
+        self.environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path}
+        self.times = self.entered = None
+        self.entry = 0
+        self.counted = self.credited = self.cpu = 0.0
+
+
+def request(path: str = "/page") -> Fake:
+    return Fake(path)
 
 
 def gate(threads: int = THREADS) -> Gate:

@@ -190,3 +190,8 @@ def test_a_kind_is_the_apps_route_however_many_paths_it_answers():
     assert set(times.kinds) == {"GET /dataset/<name>", "GET (no route)"}
     assert times.at_entry(environ("/dataset/rivers")) is times.kinds["GET /dataset/<name>"]
     assert times.at_entry(environ("/dataset/new-one")) is deadline.PENDING  # its route known once it ran
+    # A path seen before is looked up as it came; one whose route is not
+    # known yet is not kept so, and is found as its route once it ran.
+    assert ("GET", "/dataset/rivers") in times.seen and ("GET", "/dataset/new-one") not in times.seen
+    assert served(get("/dataset/new-one"), start) == [b"dataset new-one"]
+    assert times.at_entry(environ("/dataset/new-one")) is times.kinds["GET /dataset/<name>"]

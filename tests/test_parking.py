@@ -56,11 +56,11 @@ def test_a_thread_a_stream_keeps_is_not_one_the_accept_loop_has():
     with g.lock:
         g.inside += 1  # let in: the thread that took it is no longer in the accept loop
         g.inside -= 1
-        g.sending(12345)
+        g.sent.add(12345)
         g.looked()
     until(lambda: g.parked == 1)  # one parked thread back in uWSGI's loop in its stead
     with g.lock:
-        g.sending(12346)
+        g.sent.add(12346)
         g.looked()
     until(lambda: g.parked == 0)
     g.end()

@@ -48,6 +48,7 @@ import os
 import threading
 from collections import deque
 from math import sqrt
+from threading import get_ident
 from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
@@ -67,7 +68,6 @@ START = 1
 # runs one window at a limit of one (Envoy's is 60 s; these are cheaper, a
 # window of 0.1 s, and a database that slowed is found within them).
 REMEASURE = 5.0
-NO_PLACE = (0.0, 0.0, 0.0, 0.0, 0.0)  # places' entry of a request never let in
 
 
 class Turn:
@@ -90,11 +90,14 @@ class Open:
     def __init__(self, times: Times):
         self.times = times
 
-    def enter(self, request, left: float) -> bool:
+    def take(self, request) -> bool:
         if request.times is None:
             request.times = self.times.at_entry(request.environ)
         request.entered = monotonic()
         return True
+
+    def enter(self, request, left: float) -> bool:
+        return self.take(request)
 
     def too_late(self, request, now: float) -> bool:
         return self.times.too_late(request.times, request.waited, now)
@@ -136,21 +139,16 @@ class Gate(Parking):
         self.inside = 0  # places held, or given to a request in the line
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
         self.line: deque[Turn] = deque()
-        # id(request): [when let in, its time alone (0: not known yet), its
-        # place-time already counted and the part of it counted as within
-        # its time alone, and where that is not known, its thread's CPU time
-        # then (what stands for it as it leaves)].
-        self.places: dict[int, list[float]] = {}
+        self.places: set = set()  # the requests holding a place (what turn() counts of each: request.py)
         self.window = self.alone_at = monotonic()
         # This window's place-time, and the part of it within the requests' times alone.
         self.held = self.within = 0.0
         self.kept = 0  # during a window at one: the limit to go back to
         self.said = 0
 
-    def enter(self, request, left: float) -> bool:
-        """A request this worker took: True once it holds a place, False if
-        none came within `left` seconds (REQUEST_TIMEOUT less what it has
-        waited and its kind's usual time: refused)."""
+    def take(self, request) -> bool:
+        """A place at once, if one is free and nobody waits for one (the
+        usual request: nothing else to decide)."""
         times = request.times
         if times is None:
             times = request.times = self.times.at_entry(request.environ)
@@ -158,15 +156,28 @@ class Gate(Parking):
             now = monotonic()
             if now - self.window >= WINDOW:
                 self.turn(now)
-            if self.inside < self.limit and not self.line:
-                self.inside += 1
-                self.let_in(request, times, now)
-                return True
-            if left <= 0:
+            if self.inside >= self.limit or self.line:
                 return False
-            turn = Turn()
+            self.inside += 1
+            self.let_in(request, times, now)
+            return True
+
+    def enter(self, request, left: float) -> bool:
+        """A request this worker took: True once it holds a place, False if
+        none came within `left` seconds (REQUEST_TIMEOUT less what it has
+        waited and its kind's usual time: refused)."""
+        if self.take(request):
+            return True
+        if left <= 0:
+            return False
+        turn = Turn()
+        with self.lock:
+            if self.inside < self.limit and not self.line:  # one came free meanwhile
+                self.inside += 1
+                self.let_in(request, request.times, monotonic())
+                return True
             self.line.append(turn)
-            until = now + left
+            until = monotonic() + left
         # Those in line end the windows no request enters or leaves in (a
         # new worker's first request, alone for minutes, raises the limit).
         while not turn.let.acquire(timeout=WINDOW):
@@ -180,15 +191,18 @@ class Gate(Parking):
                 if now - self.window >= WINDOW:
                     self.turn(now)
         with self.lock:
-            self.let_in(request, times, monotonic())
+            self.let_in(request, request.times, monotonic())
         return True
 
     def let_in(self, request, times, now: float) -> None:
         """Under the lock: the request holds the place counted for it in `inside`."""
         self.entries += 1
-        request.entry = self.entries if self.inside == 1 else 0
+        if self.inside == 1:
+            request.entry = self.entries
         request.entered = now
-        self.places[id(request)] = [now, times.alone, 0.0, 0.0, 0.0 if times.alone else thread_time()]
+        if not times.alone:
+            request.cpu = thread_time()
+        self.places.add(request)
 
     def too_late(self, request, now: float) -> bool:
         """Whether a request that has waited request.waited would run past
@@ -204,7 +218,7 @@ class Gate(Parking):
             request.entered = None
             with self.lock:
                 self.inside -= 1
-                self.places.pop(id(request), None)
+                self.places.discard(request)
                 self.admit()
 
     def leave(self, request, ident: int | None = None) -> None:
@@ -220,13 +234,14 @@ class Gate(Parking):
             request.entered = None
             now = monotonic()
             self.inside -= 1
-            self.sending(threading.get_ident() if ident is None else ident)
-            _, alone, counted, credited, cpu = self.places.pop(id(request), NO_PLACE)
+            self.sent.add(get_ident() if ident is None else ident)  # it sends its answer (parking.py)
+            self.places.discard(request)
             took = now - entered
-            times = request.times = self.times.at_leave(request)
+            times = request.times
+            if times is PENDING:
+                times = request.times = self.times.at_leave(request)
             by_itself = request.entry == self.entries
-            if not alone:
-                alone = times.alone
+            alone = times.alone
             if not alone and by_itself:
                 alone = took
             elif not alone and ident is None:
@@ -238,15 +253,17 @@ class Gate(Parking):
                 # meanwhile took another process's share of a CPU quota for
                 # a wait of its own: 504s.) One that only waits shows late
                 # until one alone measures its kind.
-                alone = thread_time() - cpu
-            self.held += took - counted
-            self.within += alone - credited if alone > credited else 0.0
+                alone = thread_time() - request.cpu
+            self.held += took - request.counted
+            credited = request.credited
+            if alone > credited:
+                self.within += alone - credited
             if by_itself:
                 self.alone_at = now
             self.times.took(times, took, by_itself, now)
             if now - self.window >= WINDOW:
                 self.turn(now)
-            else:
+            elif self.line or self.parked:
                 self.admit()
 
     def turn(self, now: float) -> None:
@@ -260,14 +277,14 @@ class Gate(Parking):
         limit at one); else it is counted as it leaves."""
         held, within = self.held, self.within
         by_itself = len(self.places) == 1
-        for place in self.places.values():
-            entered, alone, counted, credited, _ = place
+        for request in self.places:
+            alone = request.times.alone
             if alone or by_itself:
-                elapsed = now - entered
+                elapsed = now - request.entered
                 good = elapsed if not alone or elapsed < alone else alone
-                held += elapsed - counted
-                within += good - credited
-                place[2], place[3] = elapsed, good
+                held += elapsed - request.counted
+                within += good - request.credited
+                request.counted, request.credited = elapsed, good
         self.window, self.held, self.within = now, 0.0, 0.0
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
@@ -305,6 +322,10 @@ class Untimed:
 
     limited = False
     times = None
+
+    @staticmethod
+    def take(request) -> bool:
+        return True
 
     @staticmethod
     def enter(request, left: float) -> bool:

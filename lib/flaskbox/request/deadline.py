@@ -128,6 +128,7 @@ class Times:
         self.routed = routed  # the app names the route of each request (Flask's url_rule)
         self.kinds: dict[str, Kind] = {}
         self.routes: dict[str, Kind] = {}  # a path (as kind() says it): its route's kind
+        self.seen: dict[tuple[str, str], Kind] = {}  # a method and path as they came: its kind
         self.setup_said = False  # a process says its set-up once
         self.refusals = Refusals("its answer could not have started within REQUEST_TIMEOUT: it waited for "
                                  "a worker for longer than REQUEST_TIMEOUT less the usual time of its kind")
@@ -143,11 +144,19 @@ class Times:
 
     def at_entry(self, environ) -> Kind:
         """The kind of a request let in: its route's, if its path has been
-        seen; PENDING until then (an app without routes: its path's)."""
+        seen; PENDING until then (an app without routes: its path's). A
+        path seen before is looked up as it came (`seen`: most requests)."""
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        found = self.seen.get((method, path))
+        if found is not None:
+            return found
         key = kind(environ)
-        if not self.routed:
-            return self.of(key)
-        return self.routes.get(key, PENDING)
+        found = self.of(key) if not self.routed else self.routes.get(key, PENDING)
+        if found is not PENDING:
+            if len(self.seen) >= PATHS:
+                self.seen.clear()
+            self.seen[method, path] = found
+        return found
 
     def at_leave(self, request) -> Kind:
         """The kind of a request that ran: PENDING becomes its route's (as
@@ -168,23 +177,32 @@ class Times:
         """A request of this kind held its place `seconds`, alone in the worker or not."""
         if times is UNKNOWN or times is PENDING:
             return
-        first, stale, times.last = not times.last, now - times.last > self.timeout, now
-        if first:
+        last, times.last = times.last, now
+        if not last:  # its first
             times.first = seconds if alone else -seconds  # (negative: not alone)
-        if alone and (not first or seconds < SETUP):  # a first of SETUP or more: perhaps a set-up
-            alones = times.alones = (*times.alones[-(ALONE_KEPT - 1):], seconds)
-            times.alone = sum(alones) / len(alones)
-            if len(alones) == ALONE_KEPT and times.first >= max(SETUP, SETUP_TIMES * times.alone) \
-                    and not self.setup_said:
-                self.say_setup(times, times.first)
+            if alone and seconds < SETUP:  # a first of SETUP or more: perhaps a set-up
+                self.alone_took(times, seconds)
+            times.usual, times.spread = seconds, seconds / 2
+            return
+        if alone:
+            self.alone_took(times, seconds)
         usual = times.usual
-        if stale or (usual == times.first and usual >= max(SETUP, SETUP_TIMES * seconds)):
-            usual = 0.0  # unseen for REQUEST_TIMEOUT, or its first paid a set-up: afresh
-        if usual:
+        if not usual or now - last > self.timeout or (usual >= SETUP and usual == times.first
+                                                      and usual >= SETUP_TIMES * seconds):
+            # Unseen for REQUEST_TIMEOUT, or its first paid a set-up: afresh.
+            times.usual, times.spread = seconds, seconds / 2
+        else:
             times.spread += SPREAD_WEIGHT * (abs(seconds - usual) - times.spread)
             times.usual = usual + USUAL_WEIGHT * (seconds - usual)
-        else:
-            times.usual, times.spread = seconds, seconds / 2
+
+    def alone_took(self, times: Kind, seconds: float) -> None:
+        """A request of this kind had the worker to itself for `seconds`."""
+        alones = times.alones
+        alones = times.alones = (*alones[1:], seconds) if len(alones) == ALONE_KEPT else (*alones, seconds)
+        times.alone = sum(alones) / len(alones)
+        if times.first >= SETUP and not self.setup_said and len(alones) == ALONE_KEPT \
+                and times.first >= SETUP_TIMES * times.alone:
+            self.say_setup(times, times.first)
 
     def say_setup(self, times: Kind, first: float) -> None:
         self.setup_said = True

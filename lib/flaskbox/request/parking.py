@@ -28,6 +28,7 @@ worker's threads all take their first request, then park.
 from __future__ import annotations
 
 import threading
+from threading import get_ident
 
 # Seconds between a parked thread's looks, beside being told: told to end
 # by a signal handler on a thread that held the lock, it goes within this.
@@ -36,8 +37,9 @@ PARK_LOOK = 1.0
 
 class Parking:
     """A worker's parked threads; the gate (admission.Gate) sets `threads`,
-    `limit`, `inside` and `line`, calls sending() as a request gives its
-    place back, and looked() whenever its places or its limit change."""
+    `limit`, `inside` and `line`, adds to `sent` the thread of a request
+    that gives its place back, and calls looked() whenever its places or
+    its limit change."""
 
     def reset_parking(self, room: threading.Condition) -> None:
         self.room = room
@@ -62,10 +64,6 @@ class Parking:
         there = self.threads - self.parked - self.inside - len(self.line) - len(self.sent)
         return (want if want > 0 else 0) - there
 
-    def sending(self, ident: int) -> None:
-        """Under the lock: thread `ident`'s request gave its place back; it sends its answer."""
-        self.sent.add(ident)
-
     def looked(self) -> None:
         """Under the lock: places or the limit changed: parked threads look
         whether one is wanted back."""
@@ -74,32 +72,41 @@ class Parking:
 
     def owes_line(self) -> None:
         """This thread answers a 5xx (request.Request.start_response)."""
-        self.lines.add(threading.get_ident())
+        self.lines.add(get_ident())
 
     def after_request(self) -> None:
         """uWSGI's after-request hook, in the thread that served: one the
         accept loop does not want parks until it does, or the worker is to end."""
-        ident = threading.get_ident()
+        ident = get_ident()
         with self.room:
             self.sent.discard(ident)
             self.served += 1
-            if not self.recycle_at:
-                self.recycle_at = self.recycles()
-            if self.served >= self.recycle_at and not self.ending:
-                self.ending = True
-                self.room.notify_all()
-            owes = ident in self.lines
-            if owes:
+            if self.served >= self.recycle_at:
+                self.recycling()
+            if self.lines and ident in self.lines:
                 self.lines.discard(ident)
-            # Parked, it would leave the loop short of one: it stays.
-            if self.ending or owes or not self.parks or self.short() >= 0:
-                return
+                return  # its 5xx's log line is written as it leaves: it stays
+            # Every place wanted and none waited for: nothing to park (short() >= 1).
+            if self.ending or not self.parks or (self.limit >= self.threads and not self.line) \
+                    or self.short() >= 0:
+                return  # parked, it would leave the loop short of one: it stays
             self.parked += 1
             try:
                 while not self.ending and self.short() <= 0:
                     self.room.wait(PARK_LOOK)
             finally:
                 self.parked -= 1
+
+    def recycling(self) -> None:
+        """Under the lock: the requests served reached recycle_at (at the
+        first, not known yet: it is learnt)."""
+        if not self.recycle_at:
+            self.recycle_at = self.recycles()
+            if self.served < self.recycle_at:
+                return
+        if not self.ending:
+            self.ending = True
+            self.room.notify_all()
 
     def end(self) -> None:
         """The worker is to end: every parked thread goes back to uWSGI, which

@@ -66,8 +66,11 @@ class Request:
         "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
-        # Its place (admission.py): its kind, when let in (None: none held), alone or not, its route.
-        "times", "entered", "entry", "route",
+        # Its place (admission.py): its kind, when let in (None: none held),
+        # alone or not, its route; the place-time counted so far, the part of
+        # it within its kind's time alone, and its thread's CPU time when let
+        # in (where its kind's time alone is not known yet).
+        "times", "entered", "entry", "route", "counted", "credited", "cpu",
         # A stream (streams.flow, streams.Open).
         "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
     )
@@ -86,9 +89,10 @@ class Request:
         self.fd = self.since = self.claimed_by = self.expired_at = None
         self.times = self.entered = self.route = None
         self.entry = 0
-        self.used = self.opened = 0.0
+        self.used = self.opened = self.counted = self.credited = self.cpu = 0.0
         self.reason = self.thread = self.greenlet = None
         self.in_app = self.published = self.told = False
+        self.files = ()  # what wsgi.file_wrapper gave (body.wrap_file)
         # Whether the request came with a body the app may leave unread:
         # body.py says why the rest is read before uWSGI ends the answer.
         self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
@@ -109,8 +113,6 @@ class Request:
         if wrapper is not None:
             self.files = files = []
             environ["wsgi.file_wrapper"] = partial(wrap_file, wrapper, files)
-        else:
-            self.files = ()
 
     def _odd_peer(self, fields) -> str | None:
         """A peer header of another form than nginx's (or none): what it has."""

@@ -205,11 +205,9 @@ class Serve:
         its kind's usual time; the wait counts as the queue's. False:
         refused; None: its client left meanwhile (skipped, answered)."""
         gate = self.gate
-        if not gate.limited:
-            return gate.enter(request, 0.0)
+        if gate.take(request):  # a place at once: the usual request
+            return True
         began = monotonic()
-        if request.times is None:
-            request.times = gate.times.at_entry(request.environ)
         # It waits for a place while its kind's usual time still fits (not
         # its spreads too: refused at once, clients that retry at once made
         # a flood of refusals), and is judged with them once it has one.
