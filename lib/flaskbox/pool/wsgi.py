@@ -41,6 +41,7 @@ from ..log import error, info, warn
 from ..request import admission, guards, streams, websocket
 from ..request.deadline import Times
 from ..request.outbound import Share
+from ..request.parking import NEVER
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
 from ..start import static
@@ -231,9 +232,9 @@ def recycles() -> int:
         most = int(uwsgi_option("max-requests", "0"))
         delta = int(uwsgi_option("max-requests-delta", "0"))
         threads = int(uwsgi_option("threads", "1"))
-        return most + (uwsgi.worker_id() - 1) * delta - 2 * threads if most else 1 << 62
+        return most + (uwsgi.worker_id() - 1) * delta - 2 * threads if most else NEVER
     except (ValueError, AttributeError):
-        return 1 << 62
+        return NEVER
 
 
 # uWSGI's options (UWSGI_INI's) under which it ends a worker by itself:

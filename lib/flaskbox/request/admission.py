@@ -54,7 +54,7 @@ from time import monotonic, thread_time
 from ..layout import SYNC, Generation
 from . import stopping
 from .deadline import PENDING, Times
-from .parking import Parking
+from .parking import NEVER, Parking
 
 # How often the limit is decided: Envoy's adaptive concurrency default
 # (concurrency_update_interval, 100 ms); shorter than a page, longer than a
@@ -122,7 +122,7 @@ class Gate(Parking):
     limited = True
 
     def __init__(self, threads: int, times: Times, generation: Generation | None = None, parks: bool = True,
-                 recycles=lambda: 1 << 62):
+                 recycles=lambda: NEVER):
         self.threads = threads
         self.times = times
         self.generation = generation  # where the limit is said (gate-PID), for an operator

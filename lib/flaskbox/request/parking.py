@@ -30,6 +30,8 @@ from __future__ import annotations
 import threading
 from threading import get_ident
 
+# The requests served before a recycle, for a worker uWSGI never recycles.
+NEVER = 1 << 62
 # Seconds between a parked thread's looks, beside being told: told to end
 # by a signal handler on a thread that held the lock, it goes within this.
 PARK_LOOK = 1.0
