@@ -160,7 +160,7 @@ WRAPPER_EDITS = {
         ("request/serve.py", "        self.compressed = compressed", "        self.compressed = False")],
     "REQUEST_TIMEOUT's watchdog (its clock and claim)": [
         ("request/request.py", "        self.watched = True\n", ""),
-        ("request/request.py", "        watchdog.note(get_ident(), self)\n", "")],
+        ("request/request.py", "        watchdog.running[get_ident()] = self\n", "")],
     "ADAPTIVE_THREADS' gate (its limit and line)": [
         ("pool/wsgi.py", "    gated = admission.gated(settings) and threads_each > 1", "    gated = False")],
 }

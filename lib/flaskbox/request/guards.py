@@ -145,12 +145,6 @@ class Watchdog:
                 self.memory = MemoryCap(self.memory_cap)
                 self._start()
 
-    def note(self, ident: int, request) -> None:
-        """A request starts on thread `ident` (request.Request.watch)."""
-        if not self.started:
-            self.new_worker()
-        self.running[ident] = request
-
     def forked(self) -> None:
         """A fork (uWSGI's master makes each worker so): its watchdog is
         started by its first request."""

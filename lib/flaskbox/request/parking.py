@@ -38,8 +38,8 @@ PARK_LOOK = 1.0
 
 
 class Parking:
-    """A worker's parked threads; the gate (admission.Gate) sets `threads`,
-    `limit`, `inside` and `line`, adds to `sent` the thread of a request
+    """A worker's parked threads; the gate (admission.Gate) sets `lock` (the
+    room's), `threads`, `limit`, `inside` and `line`, adds to `sent` the thread of a request
     that gives its place back, and calls looked() whenever its places or
     its limit change."""
 
@@ -80,7 +80,7 @@ class Parking:
         """uWSGI's after-request hook, in the thread that served: one the
         accept loop does not want parks until it does, or the worker is to end."""
         ident = get_ident()
-        with self.room:
+        with self.lock:  # the room's own lock, taken without its Python wrapper
             self.sent.discard(ident)
             self.served += 1
             if self.served >= self.recycle_at:

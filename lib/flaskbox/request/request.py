@@ -49,6 +49,8 @@ CHUNKED = ("Transfer-Encoding", "chunked")
 # A Content-Length with fewer digits than this fits nginx's memory buffers:
 # no spooling to decide (a leading zero only makes it longer).
 SPOOL_DIGITS = len(str(Spool.MEMORY + 1))
+# The headers start_response looks at besides Content-Type and Content-Length.
+DECIDING = frozenset(("vary", "x-accel-buffering", "transfer-encoding", "content-encoding"))
 # One lock for every claim of an answer (held for a test and a store).
 CLAIMS = threading.Lock()
 
@@ -154,14 +156,16 @@ class Request:
         if self.times is PENDING:  # read while Flask's request is still in the environ
             self.route = route(self.environ)
         length = kind = accel = coding = te = varies = None
-        size = 0
+        size = len(status) + 4 * len(headers)  # each header's ": " and CRLF
         for name, value in headers:
-            size += len(name) + len(value) + 4
+            size += len(name) + len(value)
             lowered = name.lower()
             if lowered == "content-type":
                 kind = value
             elif lowered == "content-length":
                 length = value
+            elif lowered not in DECIDING:
+                continue
             elif lowered == "vary":
                 varies = [value] if varies is None else [*varies, value]
             elif lowered == "x-accel-buffering":
@@ -170,7 +174,6 @@ class Request:
                 te = value
             elif lowered == "content-encoding":
                 coding = value
-        size += len(status)
         if size > outbound.HEADER_ROOM:
             outbound.too_big(self, size, exc_info)
             return ignore
@@ -275,8 +278,11 @@ class Request:
         self.fd = fd
         self.used = self.waited
         self.watched = True
-        self.since = monotonic()
-        watchdog.note(get_ident(), self)
+        # From when it was let in (the gate's clock: a moment ago).
+        self.since = self.entered if self.entered is not None else monotonic()
+        if not watchdog.started:
+            watchdog.new_worker()
+        watchdog.running[get_ident()] = self
 
     def unwatch(self) -> None:
         """The watchdog lets the request go: it leaves the registry."""
@@ -355,7 +361,9 @@ class Request:
                 return body.watched(self, result, iterator, first, True)
             # All of it: the rest is not asked for (PEP 3333 lets a server stop).
             parts = [first] if first is not None else []
-            body.close(result)
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
         # claim("app") and unwatch(), written out: every usual answer comes this way.
         CLAIMS.acquire()
         claimed = self.claimed_by
