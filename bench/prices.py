@@ -56,7 +56,9 @@ set -e
 stop=$1 drive=$2; shift 2
 cd /app
 rm -f /tmp/prices/cg.out
-valgrind --tool=callgrind --callgrind-out-file=/tmp/prices/cg.out "$@" >/tmp/prices/run.log 2>&1 &
+# shellcheck disable=SC2086 # COLLECT: valgrind's options, one word each
+valgrind --tool=callgrind --callgrind-out-file=/tmp/prices/cg.out ${COLLECT:-} "$@" \
+    >/tmp/prices/run.log 2>&1 &
 pid=$!
 for _ in $(seq 600); do eval "${drive//\{N\}/1}" 2>/dev/null && break; sleep 0.2; done
 eval "${drive//\{N\}/$N}"
@@ -121,6 +123,18 @@ def build_valgrind_image() -> None:
 MEASURED_ENV = ("PYTHONHASHSEED=0",)
 
 
+# What a uWSGI worker's count takes in: what runs inside uWSGI's handling of
+# a request (the app, flaskbox's wrapper, the answer's writes) and its
+# after-request hook (parking.py's), not what the process's other threads
+# do by the clock (REQUEST_TIMEOUT's watchdog looking at its requests a few
+# times a second). Under valgrind a request takes some fifty times as long,
+# so that clock's work fell on each request fifty times over, and as the
+# machine's speed varied: a worker's count for the same code wandered by
+# 10-40k instructions a request from run to run.
+PER_REQUEST = ("COLLECT=--collect-atstart=no --toggle-collect=uwsgi_request_wsgi "
+               "--toggle-collect=uwsgi_after_request_wsgi",)
+
+
 def counted(container, stop: str, drive: str, command: list[str], env: tuple[str, ...] = ()) -> int:
     """Instructions one more request costs `command` (see UNDER_CALLGRIND),
     run with MEASURED_ENV and `env` (NAME=value) added."""
@@ -162,7 +176,8 @@ def worker_price(container) -> int:
                                  "> /tmp/prices/uwsgi.ini && mkdir -p /tmp/prices/generation")
     command = ["uwsgi", "--set-placeholder", "flaskbox_generation=/tmp/prices/generation",
                "--ini", "/tmp/prices/uwsgi.ini", "--processes", "1", "--threads", "2"]
-    return counted(container, "INT", drive("/tmp/prices/generation/uwsgi.sock", "/", "http"), command)
+    return counted(container, "INT", drive("/tmp/prices/generation/uwsgi.sock", "/", "http"), command,
+                   PER_REQUEST)
 
 
 def started(label: str, mounts: dict[Path, str]) -> Contender:
@@ -277,7 +292,7 @@ def hop_prices() -> dict:
                            "/tmp/prices/bare-worker.ini")
             uwsgi = ["uwsgi", "--ini", "/tmp/prices/bare-worker.ini", socket_option, BARE_SOCKET]
             worker = counted(container, "INT", drive(BARE_SOCKET, "/", protocol), uwsgi,
-                             ("BARE_PROCESSES=1", "BARE_THREADS=1"))
+                             ("BARE_PROCESSES=1", "BARE_THREADS=1", *PER_REQUEST))
             # nginx in front of a plain bare uWSGI of the same protocol.
             backend = (f"rm -f {BARE_SOCKET}; cd /app && BARE_PROCESSES=1 BARE_THREADS=4 nohup uwsgi "
                        f"--ini /bench/contenders/bare/uwsgi.ini {socket_option} {BARE_SOCKET} "

@@ -158,9 +158,17 @@ WRAPPER_EDITS = {
          "        wrapper = None")],
     "Vary (COMPRESS_APP_RESPONSES)": [
         ("request/serve.py", "        self.compressed = compressed", "        self.compressed = False")],
+    # Its registry and its claim on the usual answer's path (the request's
+    # clock stays on, so that the answer takes the same way out).
     "REQUEST_TIMEOUT's watchdog (its clock and claim)": [
-        ("request/request.py", "        self.watched = True\n", ""),
-        ("request/request.py", "        watchdog.running[get_ident()] = self\n", "")],
+        ("request/request.py", "        watchdog.running[get_ident()] = self\n", ""),
+        ("request/request.py", """        CLAIMS.acquire()
+        claimed = self.claimed_by
+        if claimed is None:
+            self.claimed_by = claimed = "app"
+        CLAIMS.release()
+""", '        claimed = "app"\n'),
+        ("request/request.py", "        serve.watchdog.running.pop(get_ident(), None)\n", "")],
     "ADAPTIVE_THREADS' gate (its limit and line)": [
         ("pool/wsgi.py", "    gated = admission.gated(settings) and threads_each > 1", "    gated = False")],
 }
