@@ -294,8 +294,6 @@ class Gate(Parking):
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
-        if self.limit != self.said and not self.kept:
-            self.say()
 
     def idle(self) -> bool:
         """No place held and none waited for (a retiring worker may end)."""
@@ -309,11 +307,15 @@ class Gate(Parking):
             self.line.popleft().let.release()
         self.looked()
 
-    def say(self) -> None:
-        """gate-PID: the limit, for an operator (docs/production.md), when it changed."""
-        self.said = self.limit
-        if self.generation is not None:
-            self.generation.say_gate(os.getpid(), self.limit)
+    def report(self) -> None:
+        """gate-PID: the limit, for an operator (docs/production.md), when it
+        changed (not a window at one). The watchdog's thread calls this as it
+        looks (guards.py): the file's write holds neither the lock nor a request."""
+        limit = self.limit
+        if limit != self.said and not self.kept:
+            self.said = limit
+            if self.generation is not None:
+                self.generation.say_gate(os.getpid(), limit)
 
 
 class Untimed:

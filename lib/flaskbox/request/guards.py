@@ -173,6 +173,8 @@ class Watchdog:
             stuck = [request for request in expired if now - request.expired_at > patience]
             if stuck and self.retiring is None:
                 self._retire(stuck[0], now)
+            if self.gate is not None:
+                self.gate.report()
             grown = self.memory.over(now) if self.retiring is None else None
             if grown is not None:
                 self._retire_for_memory(grown, now)
