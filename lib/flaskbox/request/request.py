@@ -68,10 +68,8 @@ class Request:
         "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
         # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
         "watched", "fd", "used", "since", "claimed_by", "expired_at",
-        # Its place (admission.py): its kind, when let in (None: none held),
-        # alone or not, its route; the place-time counted so far, the part of
-        # it within its kind's time alone, and its thread's CPU time when let
-        # in (where its kind's time alone is not known yet).
+        # Its place (admission.py): its kind, when let in (None: none held), alone or not, its
+        # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in.
         "times", "entered", "entry", "route", "counted", "credited", "cpu",
         # A stream (streams.flow, streams.Open).
         "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
@@ -278,8 +276,7 @@ class Request:
         self.fd = fd
         self.used = self.waited
         self.watched = True
-        # From when it was let in (the gate's clock: a moment ago).
-        self.since = self.entered if self.entered is not None else monotonic()
+        self.since = self.entered if self.entered is not None else monotonic()  # let in a moment ago
         if not watchdog.started:
             watchdog.new_worker()
         watchdog.running[get_ident()] = self
@@ -361,9 +358,7 @@ class Request:
                 return body.watched(self, result, iterator, first, True)
             # All of it: the rest is not asked for (PEP 3333 lets a server stop).
             parts = [first] if first is not None else []
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            body.close(result)
         # claim("app") and unwatch(), written out: every usual answer comes this way.
         CLAIMS.acquire()
         claimed = self.claimed_by
