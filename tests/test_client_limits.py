@@ -41,10 +41,7 @@ def hold(container, count: int, source: str | None = None,
 
 def over_the_limit(container, source: str, headers: dict | None = None) -> Response:
     """One more request from a client holding LIMIT: refused while they are
-    held (each HELD s). Asked again for up to 2 s: now and then, about one
-    run in three on a busy machine, the first one asked just after all
-    four began was let through (so before this round's changes too; the
-    cause is not found: an open finding in docs/testing.md)."""
+    held (each HELD s). Asked again for up to 2 s while they run."""
     return container.wait_until(
         lambda: (answer := container.request("/", source=source, headers=headers)).status == 503 and answer,
         "a request over the limit refused", timeout=2)
