@@ -99,6 +99,8 @@ class Open:
     def enter(self, request, left: float) -> bool:
         return self.take(request)
 
+    wait = enter
+
     def too_late(self, request, now: float) -> bool:
         return self.times.too_late(request.times, request.waited, now)
 
@@ -166,8 +168,10 @@ class Gate(Parking):
         """A request this worker took: True once it holds a place, False if
         none came within `left` seconds (REQUEST_TIMEOUT less what it has
         waited and its kind's usual time: refused)."""
-        if self.take(request):
-            return True
+        return self.take(request) or self.wait(request, left)
+
+    def wait(self, request, left: float) -> bool:
+        """A request take() found no place for: in line for one, for at most `left` seconds."""
         if left <= 0:
             return False
         turn = Turn()
@@ -332,6 +336,8 @@ class Untimed:
     @staticmethod
     def enter(request, left: float) -> bool:
         return True
+
+    wait = enter
 
     @staticmethod
     def leave(request, ident: int | None = None) -> None:

@@ -212,7 +212,7 @@ class Serve:
         # its spreads too: refused at once, clients that retry at once made
         # a flood of refusals), and is judged with them once it has one.
         left = self.queue_limit - request.waited - gate.times.usual(request.times, began)
-        if not gate.enter(request, left):
+        if not gate.wait(request, left):  # (take() found none free)
             gate.times.refusals.note(request.what)
             return False
         here = request.entered - began
