@@ -33,8 +33,11 @@ request alone for REMEASURE seconds runs one window at one, then goes back
 to its limit: a kind's time alone measured before its database slowed
 would otherwise hold the limit down for good (Envoy re-measures its floor
 so too). A request of a kind not yet measured alone stands for its time
-alone with its own time if it had the worker to itself, else with its
-own thread's CPU time.
+alone with its own time if it had the worker to itself; else with the
+share of its time in which its process computed nothing (it could then
+only have waited on something outside, a database or an API, not on the
+requests beside it), and as it leaves, with at least its thread's CPU
+time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
@@ -49,7 +52,7 @@ import threading
 from collections import deque
 from math import sqrt
 from threading import get_ident
-from time import monotonic, thread_time
+from time import monotonic, process_time, thread_time
 
 from ..layout import SYNC, Generation
 from . import stopping
@@ -143,6 +146,7 @@ class Gate(Parking):
         self.line: deque[Turn] = deque()
         self.places: set = set()  # the requests holding a place (what turn() counts of each: request.py)
         self.window = self.alone_at = monotonic()
+        self.cpu = process_time()  # the process's CPU time as the window began
         # This window's place-time, and the part of it within the requests' times alone.
         self.held = self.within = 0.0
         self.kept = 0  # during a window at one: the limit to go back to
@@ -250,14 +254,12 @@ class Gate(Parking):
                 alone = took
             elif not alone and ident is None:
                 # A kind not yet measured alone: its time if it had the
-                # worker to itself, else its own CPU time. Counted as in
-                # their time, the many of a new kind let in at once,
-                # computing beside each other, each looked so and let more
-                # in. (Its time less the CPU the process's other threads had
-                # meanwhile took another process's share of a CPU quota for
-                # a wait of its own: 504s.) One that only waits shows late
-                # until one alone measures its kind.
-                alone = thread_time() - request.cpu
+                # worker to itself, else what turn() credits it with, and at
+                # least its own CPU time. Counted as in their time, the many
+                # of a new kind let in at once, computing beside each other,
+                # each looked so and let more in (issue 69).
+                alone = max(thread_time() - request.cpu,
+                            request.credited + (took - request.counted) * self.quiet(now))
             self.held += took - request.counted
             credited = request.credited
             if alone > credited:
@@ -278,18 +280,25 @@ class Gate(Parking):
         window, not once a round). For one whose kind is not measured yet,
         that part is all of it while it has the worker to itself (a new
         worker's first request, an export of minutes, does not hold the
-        limit at one); else it is counted as it leaves."""
+        limit at one); else the share of it in which the process computed
+        nothing (several exports of a new kind that wait on a database all
+        run, as logins computing beside each other do not)."""
         held, within = self.held, self.within
         by_itself = len(self.places) == 1
+        quiet = None
         for request in self.places:
             alone = request.times.alone
+            elapsed = now - request.entered
             if alone or by_itself:
-                elapsed = now - request.entered
                 good = elapsed if not alone or elapsed < alone else alone
-                held += elapsed - request.counted
-                within += good - request.credited
-                request.counted, request.credited = elapsed, good
-        self.window, self.held, self.within = now, 0.0, 0.0
+            else:
+                if quiet is None:
+                    quiet = self.quiet(now)
+                good = request.credited + (elapsed - request.counted) * quiet
+            held += elapsed - request.counted
+            within += good - request.credited
+            request.counted, request.credited = elapsed, good
+        self.window, self.held, self.within, self.cpu = now, 0.0, 0.0, process_time()
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
         elif held > 0.0:
@@ -298,6 +307,15 @@ class Gate(Parking):
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
+
+    def quiet(self, now: float) -> float:
+        """Under the lock: the share of this window so far in which the
+        process computed nothing (its CPU time against the time passed: at
+        one CPU's worth or more, none)."""
+        passed = now - self.window
+        if passed <= 0.0:
+            return 0.0
+        return max(0.0, 1.0 - (process_time() - self.cpu) / passed)
 
     def idle(self) -> bool:
         """No place held and none waited for (a retiring worker may end)."""
