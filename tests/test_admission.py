@@ -256,6 +256,20 @@ def test_requests_of_a_new_kind_that_compute_beside_each_other_do_not_let_more_i
     assert third not in g.places and g.limit <= 2, g.limit
 
 
+def test_under_a_quota_a_process_that_computes_its_share_does_not_look_quiet(clock):
+    g = Gate(THREADS, deadline.Times(30.0), share=0.25)  # half a CPU, two processes
+    first, second, third = request("/login"), request("/login"), request("/login")
+    assert g.enter(first, 30.0)
+    clock.step(WINDOW * 2)
+    clock.cpu += WINDOW * 2 * 0.25
+    assert g.enter(second, 30.0) and g.limit == 2
+    for _ in range(3):
+        clock.step(WINDOW)
+        clock.cpu += WINDOW * 0.25  # all the CPU it may have, the rest of the time waiting for it
+        assert not g.take(third)
+    assert g.limit <= 2, g.limit
+
+
 def test_a_request_over_the_limit_waits_in_arrival_order_and_is_refused_when_its_time_runs_out(clock):
     g = gate()
     first = request()

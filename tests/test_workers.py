@@ -51,8 +51,9 @@ def test_counts_can_be_overridden(containers):
     assert "spawned uWSGI worker 1 (pid: " in c.logs() and "cores: 3)" in c.logs()
 
 
-@pytest.mark.parametrize("cpu_max, cpus", [("150000 100000", 2), ("50000 100000", 1), ("max 100000", None)])
-def test_cgroup_v2_cpu_max_is_read(containers, tmp_path, cpu_max, cpus):
+@pytest.mark.parametrize("cpu_max, cpus, capacity", [("150000 100000", 2, 1.5), ("50000 100000", 1, 0.5),
+                                                     ("max 100000", None, None)])
+def test_cgroup_v2_cpu_max_is_read(containers, tmp_path, cpu_max, cpus, capacity):
     # A cgroup v2 view mounted over /sys/fs/cgroup, whatever the host runs.
     fake = tmp_path / "cgroup"
     fake.mkdir()
@@ -60,9 +61,13 @@ def test_cgroup_v2_cpu_max_is_read(containers, tmp_path, cpu_max, cpus):
     tmp_path.chmod(0o755)
     share_with_container(fake)
     result = containers.run_once(
-        "bash", "-c", "python3 -c 'from flaskbox.host import Host; print(Host().cpus())'; nproc",
+        "bash", "-c",
+        "python3 -c 'from flaskbox.host import Host; h = Host(); print(h.cpus(), h.cpu_capacity())'; nproc",
         docker_args=("-v", f"{fake}:/sys/fs/cgroup:ro"))
-    counted, nproc = (int(n) for n in result.stdout.split())
+    counted, worth, nproc = result.stdout.split()
+    nproc = int(nproc)
     # The quota rounded up, never more than the CPUs it may run on (nproc);
-    # no quota ("max") leaves nproc.
-    assert counted == (min(cpus, nproc) if cpus is not None else nproc)
+    # no quota ("max") leaves nproc. The CPUs' worth it may use (the gate's
+    # share of a process): the quota itself.
+    assert int(counted) == (min(cpus, nproc) if cpus is not None else nproc)
+    assert float(worth) == (min(capacity, nproc) if capacity is not None else nproc)

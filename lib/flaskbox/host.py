@@ -88,6 +88,13 @@ class Host:
             return int(quota) / int(period)
         return None
 
+    def cpu_capacity(self) -> float:
+        """The CPUs' worth this container may use: its quota, else the CPUs
+        it may run on."""
+        quota = self.cpu_quota()
+        allowed = float(self.cpus_allowed())
+        return allowed if quota is None else min(quota, allowed)
+
     def cpus(self) -> int:
         """The quota rounded up, never more than the CPUs allowed."""
         count = self.cpus_allowed()

@@ -127,8 +127,11 @@ class Gate(Parking):
     limited = True
 
     def __init__(self, threads: int, times: Times, generation: Generation | None = None, parks: bool = True,
-                 recycles=lambda: NEVER):
+                 recycles=lambda: NEVER, share: float = 1.0):
         self.threads = threads
+        # The CPUs' worth this process may compute with: one (Python's lock),
+        # or its part of the container's quota among the other processes.
+        self.share = share
         self.times = times
         self.generation = generation  # where the limit is said (gate-PID), for an operator
         self.parks = parks  # surplus threads park (not where uWSGI logs every answer: parking.py)
@@ -310,12 +313,14 @@ class Gate(Parking):
 
     def quiet(self, now: float) -> float:
         """Under the lock: the share of this window so far in which the
-        process computed nothing (its CPU time against the time passed: at
-        one CPU's worth or more, none)."""
+        process computed nothing: its CPU time against the time passed and
+        what it may compute with (`share`). Having computed its whole share,
+        none: else a process held to a quarter of a CPU by a quota shared with
+        another would look three quarters quiet while its logins waited for the CPU."""
         passed = now - self.window
         if passed <= 0.0:
             return 0.0
-        return max(0.0, 1.0 - (process_time() - self.cpu) / passed)
+        return max(0.0, 1.0 - (process_time() - self.cpu) / (passed * self.share))
 
     def idle(self) -> bool:
         """No place held and none waited for (a retiring worker may end)."""
