@@ -130,7 +130,9 @@ def test_an_import_that_waits_for_good_ends_the_start_with_124(containers, tmp_p
     # (at most each of the two, run out at once) until the pool gave up.
     assert "nor stop" not in logs and "in a row" not in logs, logs
     assert logs.count("died :( trying respawn") <= 2, logs
-    places = {line_of(source, "# connect"), line_of(source, "# retry")}
+    # Where the loop happened to be as the deadline came: mostly its sleep
+    # or its connect, now and then a line between (once, in CI: another).
+    places = set(range(line_of(source, "while True:"), line_of(source, "# retry") + 1))
     said = re.search(r"did not import within IMPORT_TIMEOUT \(3 s\): it waits at /app/app\.py, "
                      r"line (\d+), in wait_for_db", logs)
     assert said and int(said[1]) in places, logs
