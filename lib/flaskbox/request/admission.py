@@ -33,11 +33,11 @@ request alone for REMEASURE seconds runs one window at one, then goes back
 to its limit: a kind's time alone measured before its database slowed
 would otherwise hold the limit down for good (Envoy re-measures its floor
 so too). A request of a kind not yet measured alone stands for its time
-alone with its own time if it had the worker to itself; else with the
-share of its time in which its process computed nothing (it could then
-only have waited on something outside, a database or an API, not on the
-requests beside it), and as it leaves, with at least its thread's CPU
-time.
+alone with its own time if it had the worker to itself; else, while it
+has been in for a window or more, with the share of its time in which its
+process computed nothing (it could then only have waited on something
+outside, a database or an API, not on the requests beside it), and as it
+leaves, with its thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
@@ -257,12 +257,13 @@ class Gate(Parking):
                 alone = took
             elif not alone and ident is None:
                 # A kind not yet measured alone: its time if it had the
-                # worker to itself, else what turn() credits it with, and at
-                # least its own CPU time. Counted as in their time, the many
-                # of a new kind let in at once, computing beside each other,
-                # each looked so and let more in (issue 69).
-                alone = max(thread_time() - request.cpu,
-                            request.credited + (took - request.counted) * self.quiet(now))
+                # worker to itself, else its own CPU time (beyond what turn()
+                # credited it with). Counted as in their time, the many of a
+                # new kind let in at once, computing beside each other, each
+                # looked so and let more in (issue 69). One that only waits
+                # shows late: the limit falls to one, where one runs alone
+                # and measures its kind.
+                alone = thread_time() - request.cpu
             self.held += took - request.counted
             credited = request.credited
             if alone > credited:
@@ -283,9 +284,12 @@ class Gate(Parking):
         window, not once a round). For one whose kind is not measured yet,
         that part is all of it while it has the worker to itself (a new
         worker's first request, an export of minutes, does not hold the
-        limit at one); else the share of it in which the process computed
-        nothing (several exports of a new kind that wait on a database all
-        run, as logins computing beside each other do not)."""
+        limit at one); else, once it has been in for a window, the share of
+        it in which the process computed nothing: several exports of a new
+        kind that wait on a database all run, as logins computing beside
+        each other do not. A shorter one is counted as it leaves (leave()):
+        requests of 20 ms that wait, credited so, held the limit well below
+        every thread, with none ever alone to measure their kind."""
         held, within = self.held, self.within
         by_itself = len(self.places) == 1
         quiet = None
@@ -294,10 +298,12 @@ class Gate(Parking):
             elapsed = now - request.entered
             if alone or by_itself:
                 good = elapsed if not alone or elapsed < alone else alone
-            else:
+            elif elapsed >= WINDOW:
                 if quiet is None:
                     quiet = self.quiet(now)
                 good = request.credited + (elapsed - request.counted) * quiet
+            else:
+                continue
             held += elapsed - request.counted
             within += good - request.credited
             request.counted, request.credited = elapsed, good
