@@ -9,6 +9,7 @@ and privileged ports. `root` moves every path, so tests can hand it a fake
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 from collections import namedtuple
@@ -97,11 +98,7 @@ class Host:
 
     def cpus(self) -> int:
         """The quota rounded up, never more than the CPUs allowed."""
-        count = self.cpus_allowed()
-        quota = self.cpu_quota()
-        if quota is not None:
-            count = min(count, -(-quota // 1))
-        return max(1, int(count))
+        return max(1, math.ceil(self.cpu_capacity()))
 
     # --- memory ----------------------------------------------------------
     def memory_limit(self) -> int | None:

@@ -292,22 +292,21 @@ class Gate(Parking):
         every thread, with none ever alone to measure their kind."""
         held, within = self.held, self.within
         by_itself = len(self.places) == 1
-        quiet = None
+        cpu = process_time()
+        quiet = self.quiet(now, cpu)
         for request in self.places:
             alone = request.times.alone
             elapsed = now - request.entered
             if alone or by_itself:
                 good = elapsed if not alone or elapsed < alone else alone
             elif elapsed >= WINDOW:
-                if quiet is None:
-                    quiet = self.quiet(now)
                 good = request.credited + (elapsed - request.counted) * quiet
             else:
                 continue
             held += elapsed - request.counted
             within += good - request.credited
             request.counted, request.credited = elapsed, good
-        self.window, self.held, self.within, self.cpu = now, 0.0, 0.0, process_time()
+        self.window, self.held, self.within, self.cpu = now, 0.0, 0.0, cpu
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
         elif held > 0.0:
@@ -317,16 +316,16 @@ class Gate(Parking):
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
 
-    def quiet(self, now: float) -> float:
-        """Under the lock: the share of this window so far in which the
-        process computed nothing: its CPU time against the time passed and
+    def quiet(self, now: float, cpu: float) -> float:
+        """The share of the window ending `now` in which the process
+        computed nothing: its CPU time (`cpu` now) against the time passed and
         what it may compute with (`share`). Having computed its whole share,
         none: else a process held to a quarter of a CPU by a quota shared with
         another would look three quarters quiet while its logins waited for the CPU."""
         passed = now - self.window
         if passed <= 0.0:
             return 0.0
-        return max(0.0, 1.0 - (process_time() - self.cpu) / (passed * self.share))
+        return max(0.0, 1.0 - (cpu - self.cpu) / (passed * self.share))
 
     def idle(self) -> bool:
         """No place held and none waited for (a retiring worker may end)."""
