@@ -22,12 +22,10 @@ THREADS = 16
 
 
 class Clock:
-    """The gate's monotonic(), moved by the test, and the process's CPU
-    time (process_time), which a test that computes moves too."""
+    """The gate's monotonic(), moved by the test."""
 
     def __init__(self):
         self.now = 1000.0
-        self.cpu = 0.0
 
     def __call__(self) -> float:
         return self.now
@@ -40,7 +38,6 @@ class Clock:
 def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(admission, "monotonic", fake)
-    monkeypatch.setattr(admission, "process_time", lambda: fake.cpu)
     return fake
 
 
@@ -215,59 +212,33 @@ def test_a_kind_not_yet_measured_alone_stands_for_it_with_its_threads_cpu_time(c
     readings = iter([0.0] * 8 + [0.05] * 8)
     monkeypatch.setattr(admission, "thread_time", lambda: next(readings))
     # Eight logins of a kind never run alone, at once, 0.05 s of CPU each,
-    # taking turns (the process computes all along): the last took 0.4 s,
-    # all but its 0.05 s late.
+    # taking turns: the last took 0.4 s, all but its 0.05 s late.
     running = let_in(g, "/login", 8)
     for r in running:
         clock.step(0.05)
-        clock.cpu += 0.05
         g.leave(r)
     assert g.limit <= 3, g.limit
     assert g.times.kinds["GET /login"].alone == 0.0  # not one of them alone
 
 
-def new_kind_in_a_new_worker(clock: Clock, computing: bool) -> tuple[Gate, Fake]:
+def test_requests_of_a_new_kind_beside_each_other_let_none_in_until_one_leaves(clock):
     """Three requests of a kind not yet measured reach a new worker at once:
-    the first runs alone, the second comes in as the limit rises to two, the
-    third finds no place; a window later, has it one? (The first request of
-    a new container's slow export, or three logins: test_client_limits.py.)"""
+    the first runs alone, the second comes in as the limit rises to two,
+    and the third waits while they run. Whether they wait on a database or
+    for a CPU a neighbour holds, nothing in the worker tells: credited as
+    waiting (by the process's idle CPU), 24 logins beside a busy container
+    were all let in at once and all answered 504 (test_overload_goodput.py)."""
     g = gate()
     first, second, third = request("/export"), request("/export"), request("/export")
     assert g.enter(first, 30.0)
     clock.step(WINDOW * 2)
-    clock.cpu += WINDOW * 2 if computing else 0.0
     assert g.enter(second, 30.0) and g.limit == 2
-    assert not g.take(third)
-    for _ in range(3):
+    for _ in range(10):
         clock.step(WINDOW)
-        clock.cpu += WINDOW if computing else 0.0  # the two take turns at Python's lock
-        if g.take(third):
-            break
-    return g, third
-
-
-def test_requests_of_a_new_kind_that_wait_on_something_outside_all_run(clock):
-    g, third = new_kind_in_a_new_worker(clock, computing=False)
-    assert third in g.places and g.limit >= 3, g.limit
-
-
-def test_requests_of_a_new_kind_that_compute_beside_each_other_do_not_let_more_in(clock):
-    g, third = new_kind_in_a_new_worker(clock, computing=True)
-    assert third not in g.places and g.limit <= 2, g.limit
-
-
-def test_under_a_quota_a_process_that_computes_its_share_does_not_look_quiet(clock):
-    g = Gate(THREADS, deadline.Times(30.0), share=0.25)  # half a CPU, two processes
-    first, second, third = request("/login"), request("/login"), request("/login")
-    assert g.enter(first, 30.0)
-    clock.step(WINDOW * 2)
-    clock.cpu += WINDOW * 2 * 0.25
-    assert g.enter(second, 30.0) and g.limit == 2
-    for _ in range(3):
-        clock.step(WINDOW)
-        clock.cpu += WINDOW * 0.25  # all the CPU it may have, the rest of the time waiting for it
         assert not g.take(third)
-    assert g.limit <= 2, g.limit
+    assert g.limit == 2
+    g.leave(first)  # its own CPU time: none, so the wait shows as late
+    assert g.limit <= 2
 
 
 def test_a_request_over_the_limit_waits_in_arrival_order_and_is_refused_when_its_time_runs_out(clock):

@@ -76,20 +76,27 @@ def app_dir(tmp_path_factory):
 class Neighbours:
     """Two busy loops on the host, as other tenants of a shared machine
     (none if not `wanted`): each ends with the suite's process, should it be
-    killed before this cleans up."""
+    killed before this cleans up. With `containers`, also a container of
+    four busy processes: another tenant's, in a cgroup of its own."""
 
-    def __init__(self, wanted: bool = True):
-        self.wanted = wanted
+    def __init__(self, wanted: bool = True, containers=None):
+        self.wanted, self.containers, self.container = wanted, containers, None
 
     def __enter__(self):
         count = 2 if self.wanted else 0
         self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
+        if self.containers is not None:
+            self.container = self.containers.run(
+                "-c", "import os\nfor _ in range(2):\n    os.fork()\nwhile True:\n    pass\n",
+                docker_args=("--entrypoint", "python3"), set_port=False)
         return self
 
     def __exit__(self, *exc):
         for loop in self.loops:
             loop.kill()
             loop.wait()
+        if self.container is not None:
+            self.container.remove()
 
 
 class Clients:
@@ -136,17 +143,23 @@ def gate_limits(container) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines()]
 
 
-# A shared host's two busy loops, or a CPU quota of one (the container's
-# CPUs read as one: the pool's shape follows, two processes).
-HOSTS = {"beside two busy loops": ((), True), "under a quota of one CPU": (("--cpus", "1"), False)}
+# A shared host's two busy loops, and a busy container besides (whose
+# cgroup takes its share of the CPUs: the pool's processes then compute
+# little, as if their requests waited on a database, which one rule read
+# so and let every login in: 2 good answers in 15 s, the rest 503 and 504),
+# or a CPU quota of one (the container's CPUs read as one: the pool's shape
+# follows).
+HOSTS = {"beside two busy loops": ((), True, False),
+         "beside two busy loops and a busy container": ((), True, True),
+         "under a quota of one CPU": (("--cpus", "1"), False, False)}
 
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_logins_past_what_the_cpus_can_run_are_refused_not_timed_out(containers, app_dir, figure, host):
-    quota, loops = HOSTS[host]
+    quota, loops, busy_container = HOSTS[host]
     c = containers.serving(env={"REQUEST_TIMEOUT": str(TIMEOUT)},
                            docker_args=("-v", f"{app_dir}:/app:ro", *quota))
-    with Neighbours(loops):
+    with Neighbours(loops, containers if busy_container else None):
         clients = Clients(c.port)
         try:
             # The pool's decision: each worker lets in about two logins at

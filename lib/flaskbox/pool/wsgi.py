@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import record
-from ..host import Host
 from ..layout import (
     GEVENT,
     IMPORT_FAILED,
@@ -203,9 +202,7 @@ def from_record(settings: record.Record):
     # No thread parks where uWSGI logs every answer, nor where it ends or
     # reloads workers by itself, unannounced here (parking.py).
     parks = not logs_more_than_5xx() and not any(uwsgi_option(name, "") for name in OWN_ENDS)
-    cpu_share = min(1.0, Host().cpu_capacity() / processes)  # a process's part of the CPUs (Gate.quiet)
-    gate = watchdog.gate = admission.Gate(threads_each, times, gen, parks=parks, recycles=recycles,
-                                          share=cpu_share)
+    gate = watchdog.gate = admission.Gate(threads_each, times, gen, parks=parks, recycles=recycles)
     if parks:
         park_after(gate)
     return Serve(found.app, timeout, gate=gate, **common)

@@ -33,11 +33,8 @@ request alone for REMEASURE seconds runs one window at one, then goes back
 to its limit: a kind's time alone measured before its database slowed
 would otherwise hold the limit down for good (Envoy re-measures its floor
 so too). A request of a kind not yet measured alone stands for its time
-alone with its own time if it had the worker to itself; else, while it
-has been in for a window or more, with the share of its time in which its
-process computed nothing (it could then only have waited on something
-outside, a database or an API, not on the requests beside it), and as it
-leaves, with its thread's CPU time.
+alone with its own time if it had the worker to itself, else with its
+own thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
@@ -52,7 +49,7 @@ import threading
 from collections import deque
 from math import sqrt
 from threading import get_ident
-from time import monotonic, process_time, thread_time
+from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
 from . import stopping
@@ -127,11 +124,8 @@ class Gate(Parking):
     limited = True
 
     def __init__(self, threads: int, times: Times, generation: Generation | None = None, parks: bool = True,
-                 recycles=lambda: NEVER, share: float = 1.0):
+                 recycles=lambda: NEVER):
         self.threads = threads
-        # The CPUs' worth this process may compute with: one (Python's lock),
-        # or its part of the container's quota among the other processes.
-        self.share = share
         self.times = times
         self.generation = generation  # where the limit is said (gate-PID), for an operator
         self.parks = parks  # surplus threads park (not where uWSGI logs every answer: parking.py)
@@ -149,7 +143,6 @@ class Gate(Parking):
         self.line: deque[Turn] = deque()
         self.places: set = set()  # the requests holding a place (what turn() counts of each: request.py)
         self.window = self.alone_at = monotonic()
-        self.cpu = process_time()  # the process's CPU time as the window began
         # This window's place-time, and the part of it within the requests' times alone.
         self.held = self.within = 0.0
         self.kept = 0  # during a window at one: the limit to go back to
@@ -257,12 +250,16 @@ class Gate(Parking):
                 alone = took
             elif not alone and ident is None:
                 # A kind not yet measured alone: its time if it had the
-                # worker to itself, else its own CPU time (beyond what turn()
-                # credited it with). Counted as in their time, the many of a
-                # new kind let in at once, computing beside each other, each
-                # looked so and let more in (issue 69). One that only waits
-                # shows late: the limit falls to one, where one runs alone
-                # and measures its kind.
+                # worker to itself, else its own CPU time. Counted as in
+                # their time, the many of a new kind let in at once,
+                # computing beside each other, each looked so and let more
+                # in. (Its time less the CPU the process's other threads had
+                # meanwhile took another process's share of a CPU quota for
+                # a wait of its own: 504s. Nor does the process's idle CPU
+                # tell a wait outside from one for a CPU a neighbour holds:
+                # credited so, 24 logins beside a busy container were all let
+                # in, and all answered 504.) One that only waits shows late
+                # until one alone measures its kind.
                 alone = thread_time() - request.cpu
             self.held += took - request.counted
             credited = request.credited
@@ -284,29 +281,18 @@ class Gate(Parking):
         window, not once a round). For one whose kind is not measured yet,
         that part is all of it while it has the worker to itself (a new
         worker's first request, an export of minutes, does not hold the
-        limit at one); else, once it has been in for a window, the share of
-        it in which the process computed nothing: several exports of a new
-        kind that wait on a database all run, as logins computing beside
-        each other do not. A shorter one is counted as it leaves (leave()):
-        requests of 20 ms that wait, credited so, held the limit well below
-        every thread, with none ever alone to measure their kind."""
+        limit at one); else it is counted as it leaves (leave())."""
         held, within = self.held, self.within
         by_itself = len(self.places) == 1
-        cpu = process_time()
-        quiet = self.quiet(now, cpu)
         for request in self.places:
             alone = request.times.alone
-            elapsed = now - request.entered
             if alone or by_itself:
+                elapsed = now - request.entered
                 good = elapsed if not alone or elapsed < alone else alone
-            elif elapsed >= WINDOW:
-                good = request.credited + (elapsed - request.counted) * quiet
-            else:
-                continue
-            held += elapsed - request.counted
-            within += good - request.credited
-            request.counted, request.credited = elapsed, good
-        self.window, self.held, self.within, self.cpu = now, 0.0, 0.0, cpu
+                held += elapsed - request.counted
+                within += good - request.credited
+                request.counted, request.credited = elapsed, good
+        self.window, self.held, self.within = now, 0.0, 0.0
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over
         elif held > 0.0:
@@ -315,17 +301,6 @@ class Gate(Parking):
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
-
-    def quiet(self, now: float, cpu: float) -> float:
-        """The share of the window ending `now` in which the process
-        computed nothing: its CPU time (`cpu` now) against the time passed and
-        what it may compute with (`share`). Having computed its whole share,
-        none: else a process held to a quarter of a CPU by a quota shared with
-        another would look three quarters quiet while its logins waited for the CPU."""
-        passed = now - self.window
-        if passed <= 0.0:
-            return 0.0
-        return max(0.0, 1.0 - (cpu - self.cpu) / (passed * self.share))
 
     def idle(self) -> bool:
         """No place held and none waited for (a retiring worker may end)."""
