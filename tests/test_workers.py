@@ -67,7 +67,7 @@ def test_cgroup_v2_cpu_max_is_read(containers, tmp_path, cpu_max, cpus, capacity
     counted, worth, nproc = result.stdout.split()
     nproc = int(nproc)
     # The quota rounded up, never more than the CPUs it may run on (nproc);
-    # no quota ("max") leaves nproc. The CPUs' worth it may use (the gate's
-    # share of a process): the quota itself.
+    # no quota ("max") leaves nproc. The CPUs' worth it may use: the quota
+    # itself, as the count's one source.
     assert int(counted) == (min(cpus, nproc) if cpus is not None else nproc)
     assert float(worth) == (min(capacity, nproc) if capacity is not None else nproc)
