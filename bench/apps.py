@@ -52,6 +52,7 @@ from pathlib import Path
 import latency
 from harness import log
 from pages import rotated, settle, spread
+from report import name_axis, spread_bars
 from servers import Contender
 
 CLIENTS, WARMUP = 20, 3.0
@@ -313,23 +314,10 @@ def chart(summary: dict, path: Path) -> None:
         for row, (figure, title) in enumerate(figures):
             ax = axes[row][column]
             for offset, when in (((0.0, "warm"),) if figure in MEMORY else ((-0.2, "first"), (0.2, "warm"))):
-                xs, ys, low, high = [], [], [], []
-                for n, name in enumerate(names):
-                    got = summary[name].get(shape, {}).get(when, {}).get(figure)
-                    if not got or got["median"] is None:
-                        continue
-                    xs.append(n + offset)
-                    ys.append(got["median"])
-                    low.append(got["median"] - got["min"])
-                    high.append((got["max"] if got["max"] is not None else got["median"]) - got["median"])
-                if xs:
-                    ax.bar(xs, ys, 0.4, yerr=[low, high], capsize=2,
-                           label="a new container's first window" if when == "first" else "warm")
-            ax.set_title(f"{shape}: {title}", fontsize=10)
-            ax.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=7)
-            ax.grid(axis="y", alpha=0.3)
-            if figure == "p99_ms":
-                ax.set_yscale("log")
+                spreads = [summary[name].get(shape, {}).get(when, {}).get(figure) for name in names]
+                spread_bars(ax, spreads, offset, 0.4,
+                            label="a new container's first window" if when == "first" else "warm")
+            name_axis(ax, f"{shape}: {title}", names, log=figure == "p99_ms")
             ax.legend(fontsize=7)
     fig.suptitle(f"Large apps' shapes (issue 79), {CLIENTS} users: medians of the rounds, "
                  "whiskers their least and greatest")

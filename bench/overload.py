@@ -33,6 +33,7 @@ from pathlib import Path
 
 from harness import CONTAINERS, CONTENDERS_TAG, log
 from pages import rotated
+from report import name_axis, spread_bars
 from servers import Contender, gunicorn_workers
 
 from helpers import BUSY_LOOP
@@ -206,14 +207,8 @@ def chart(summary: dict, path: Path) -> None:
     for column, label in enumerate(labels):
         for row, (figure, title) in enumerate(figures):
             ax = axes[row][column]
-            got = [summary[name].get(label, {}).get(figure, {}) for name in names]
-            ys = [g.get("median") or 0 for g in got]
-            low = [y - (g.get("min") or y) for y, g in zip(ys, got, strict=True)]
-            high = [(g.get("max") or y) - y for y, g in zip(ys, got, strict=True)]
-            ax.bar(range(len(names)), ys, yerr=[low, high], capsize=3)
-            ax.set_title(f"{label}: {title}", fontsize=9)
-            ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=7)
-            ax.grid(axis="y", alpha=0.3)
+            spread_bars(ax, [summary[name].get(label, {}).get(figure) for name in names])
+            name_axis(ax, f"{label}: {title}", names, rotation=20)
     fig.suptitle("Overload (issue 69): medians of the rounds, whiskers their least and greatest")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

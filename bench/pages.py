@@ -39,6 +39,7 @@ from pathlib import Path
 import latency
 from account import TICK, machine_ticks
 from harness import log
+from report import name_axis, spread_bars
 from servers import Contender, bare_pass, contenders, nginx_gunicorn, nginx_gunicorn_sync
 
 from containers import Container
@@ -313,21 +314,9 @@ def chart(summary: dict, path: Path) -> None:
         for row, (figure, title) in enumerate(figures):
             ax = axes[row][column]
             for i, label in enumerate(mine):
-                xs, ys, low, high = [], [], [], []
-                for n, name in enumerate(names):
-                    got = summary[name].get(label, {}).get(figure)
-                    if not got or got["median"] is None:
-                        continue
-                    xs.append(n + (i - (len(mine) - 1) / 2) * width)
-                    ys.append(got["median"])
-                    low.append(got["median"] - got["min"])
-                    high.append((got["max"] if got["max"] is not None else got["median"]) - got["median"])
-                ax.bar(xs, ys, width, yerr=[low, high], capsize=2, label=label)
-            ax.set_title(f"{route}: {title}", fontsize=10)
-            ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
-            ax.grid(axis="y", alpha=0.3)
-            if figure == "p99_ms":
-                ax.set_yscale("log")
+                spreads = [summary[name].get(label, {}).get(figure) for name in names]
+                spread_bars(ax, spreads, (i - (len(mine) - 1) / 2) * width, width, label=label)
+            name_axis(ax, f"{route}: {title}", names, log=figure == "p99_ms", rotation=30)
             ax.legend(fontsize=7)
     fig.suptitle("Pages that compute (issue 61): medians of the rounds, whiskers their least and greatest")
     fig.tight_layout()

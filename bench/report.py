@@ -41,6 +41,31 @@ def chart(summary: dict, image: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def spread_bars(ax, spreads: list[dict | None], offset: float = 0.0, width: float = 0.8, **bar) -> None:
+    """A bar a contender, in order, at its rounds' median, whiskers to their
+    least and greatest: each spread {median, min, max}, or None to leave it out."""
+    xs, ys, low, high = [], [], [], []
+    for n, got in enumerate(spreads):
+        if not got or got.get("median") is None:
+            continue
+        median = got["median"]
+        xs.append(n + offset)
+        ys.append(median)
+        low.append(median - (got["min"] if got.get("min") is not None else median))
+        high.append((got["max"] if got.get("max") is not None else median) - median)
+    if xs:
+        ax.bar(xs, ys, width, yerr=[low, high], capsize=2, **bar)
+
+
+def name_axis(ax, title: str, names: list[str], log: bool = False, rotation: int = 25) -> None:
+    """A panel's title, the contenders under it, and a grid (a log scale for p99s)."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks(range(len(names)), names, rotation=rotation, ha="right", fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    if log:
+        ax.set_yscale("log")
+
+
 def machine() -> dict:
     cpu = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():

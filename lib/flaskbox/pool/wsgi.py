@@ -202,7 +202,8 @@ def from_record(settings: record.Record):
     # No thread parks where uWSGI logs every answer, nor where it ends or
     # reloads workers by itself, unannounced here (parking.py).
     parks = not logs_more_than_5xx() and not any(uwsgi_option(name, "") for name in OWN_ENDS)
-    gate = watchdog.gate = admission.Gate(threads_each, times, gen, parks=parks, recycles=recycles)
+    gate = watchdog.gate = admission.Gate(threads_each, times, gen, parks=parks,
+                                          recycles=lambda: recycles(threads_each))
     if parks:
         park_after(gate)
     return Serve(found.app, timeout, gate=gate, **common)
@@ -224,14 +225,14 @@ def park_after(gate: admission.Gate) -> None:
     uwsgi.after_req_hook = after_request
 
 
-def recycles() -> int:
+def recycles(threads: int) -> int:
     """The requests this worker serves before uWSGI recycles it (its
     max-requests, and max-requests-delta times its number), less a margin
-    for those its other threads have under way: no thread parked then."""
+    for those its other threads have under way: no thread parked then.
+    Asked once a worker, after its fork (its number)."""
     try:
         most = int(uwsgi_option("max-requests", "0"))
         delta = int(uwsgi_option("max-requests-delta", "0"))
-        threads = int(uwsgi_option("threads", "1"))
         return most + (uwsgi.worker_id() - 1) * delta - 2 * threads if most else NEVER
     except (ValueError, AttributeError):
         return NEVER
