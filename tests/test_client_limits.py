@@ -50,10 +50,10 @@ def over_the_limit(container, source: str, headers: dict | None = None) -> Respo
 @pytest.fixture(scope="module")
 def limited(module_containers):
     # Enough workers that the limit, not the workers, is what refuses; every
-    # thread takes a request at once (ADAPTIVE_THREADS=0): a new worker that
-    # got three of the held requests let the third in only as one ended, as
-    # it lets in any kind it has not yet measured (request/admission.py),
-    # and the test counted 3 running for 4 (1 run in 3).
+    # thread takes a request at once (ADAPTIVE_THREADS=0). Under the gate, a
+    # new worker that got three of the held requests ran two and held the
+    # third until one ended, as it does any kind it has not yet measured
+    # alone (request/admission.py): 3 running of 4, 1 run in 3.
     return module_containers.serving(env={"CONNECTIONS_PER_CLIENT": str(LIMIT), "UWSGI_PROCESSES": "12",
                                           "TRUSTED_PROXIES": "127.0.0.3", "ADAPTIVE_THREADS": "0"})
 

@@ -257,9 +257,10 @@ class Gate(Parking):
                 # meanwhile took another process's share of a CPU quota for
                 # a wait of its own: 504s. Nor does the process's idle CPU
                 # tell a wait outside from one for a CPU a neighbour holds:
-                # credited so, 24 logins beside a busy container were all let
-                # in, and all answered 504.) One that only waits shows late
-                # until one alone measures its kind.
+                # credited so, beside two busy loops and a busy container, a
+                # worker let logins in up to every thread: 2 good answers in
+                # 15 s, the rest 503 and 504.) One that only waits shows late until one
+                # alone measures its kind.
                 alone = thread_time() - request.cpu
             self.held += took - request.counted
             credited = request.credited
