@@ -227,8 +227,8 @@ def test_requests_of_a_new_kind_beside_each_other_let_none_in_until_one_leaves(c
     and the third waits while they run. Whether they wait on a database or
     for a CPU a neighbour holds, nothing in the worker tells: credited as
     waiting (by the process's idle CPU), logins beside two busy loops and a
-    busy container were let in up to nearly every thread: 2 good answers in
-    15 s, the rest 503 and 504 (test_overload_goodput.py)."""
+    busy container were let in up to 10 a worker where one or two fit: 2
+    good answers in 15 s, the rest 503 and 504 (test_overload_goodput.py)."""
     g = gate()
     first, second, third = request("/export"), request("/export"), request("/export")
     assert g.enter(first, 30.0)

@@ -146,9 +146,9 @@ def gate_limits(container) -> list[int]:
 # A shared host's two busy loops, and a busy container besides (whose
 # cgroup takes its share of the CPUs: the pool's processes then compute
 # little, as if their requests waited on a database, which one rule read
-# so and let logins in up to nearly every thread: 2 good answers in 15 s,
-# the rest 503 and 504), or a CPU quota of one (the container's CPUs read
-# as one: the pool's shape follows).
+# so and let up to 10 logins in a worker where one or two fit: 2 good
+# answers in 15 s, the rest 503 and 504), or a CPU quota of one (the
+# container's CPUs read as one: the pool's shape follows).
 HOSTS = {"beside two busy loops": ((), True, False),
          "beside two busy loops and a busy container": ((), True, True),
          "under a quota of one CPU": (("--cpus", "1"), False, False)}

@@ -258,7 +258,7 @@ class Gate(Parking):
                 # a wait of its own: 504s. Nor does the process's idle CPU
                 # tell a wait outside from one for a CPU a neighbour holds:
                 # credited so, beside two busy loops and a busy container, a
-                # worker let logins in up to nearly every thread: 2 good
+                # worker let in up to 10 logins where one or two fit: 2 good
                 # answers in 15 s, the rest 503 and 504.) One that only waits
                 # shows late until one alone measures its kind.
                 alone = thread_time() - request.cpu
