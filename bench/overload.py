@@ -25,8 +25,6 @@ import http.client
 import json
 import re
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ from pages import rotated
 from report import name_axis, spread_bars
 from servers import Contender, gunicorn_workers
 
-from helpers import BUSY_LOOP
+from helpers import Neighbours
 
 DEADLINE = 3
 LOGIN_CLIENTS, SEARCH_CLIENTS = 40, 20
@@ -65,27 +63,12 @@ def entrants(cpus: float | None = None) -> list[Contender]:
     ]
 
 
-class Neighbour:
+def neighbour(kind: str | None) -> Neighbours:
     """What else keeps the host's CPUs busy during a run."""
-
-    def __init__(self, kind: str | None):
-        self.kind, self.loops, self.container = kind, [], None
-
-    def __enter__(self):
-        if self.kind == "two busy loops":
-            self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(2)]
-        elif self.kind == "a busy container":
-            self.container = CONTAINERS.run("-c", "while True: pass", image=CONTENDERS_TAG,
-                                            docker_args=("--no-healthcheck", "--cpus", "1",
-                                                         "--entrypoint", "python3"))
-        return self
-
-    def __exit__(self, *exc):
-        for loop in self.loops:
-            loop.kill()
-            loop.wait()
-        if self.container is not None:
-            self.container.remove()
+    if kind == "a busy container":
+        return Neighbours(0, CONTAINERS, processes=1, image=CONTENDERS_TAG,
+                          docker_args=("--no-healthcheck", "--cpus", "1"))
+    return Neighbours(2 if kind == "two busy loops" else 0)
 
 
 def clients(port: int, path: str, count: int, seconds: float) -> tuple[list[tuple], float, float, list]:
@@ -163,7 +146,7 @@ def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, ou
         for rnd in range(1, rounds + 1):
             for label, (path, count, kind) in loads.items():
                 turn += 1
-                with Neighbour(kind):
+                with neighbour(kind):
                     for contender in rotated(entries, turn):
                         got = one_run(contender, path, count, seconds)
                         results["runs"][contender.name].setdefault(label, []).append(got)

@@ -13,6 +13,7 @@ import random
 import re
 import socket
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -32,6 +33,37 @@ def share_with_container(*paths: Path) -> None:
 # cleanup leaves no CPU burning behind it.
 BUSY_LOOP = ("import os\nparent = os.getppid()\n"
              "while os.getppid() == parent:\n    for _ in range(100000): pass\n")
+
+
+class Neighbours:
+    """A shared host's other tenants while a test or a bench runs: `loops`
+    busy loops on the host (each ends with this process, should it be
+    killed before this cleans up), and with `containers` (a
+    ContainerFactory) a busy container beside, in a cgroup of its own:
+    `processes` busy processes, docker's `docker_args` (a quota) added."""
+
+    def __init__(self, loops: int = 2, containers=None, processes: int = 4, image: str | None = None,
+                 docker_args: tuple[str, ...] = ()):
+        self.count, self.containers, self.processes = loops, containers, processes
+        self.image, self.docker_args = image, docker_args
+        self.loops: list = []
+        self.container = None
+
+    def __enter__(self):
+        self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(self.count)]
+        if self.containers is not None:
+            busy = (f"import os\nfor _ in range({self.processes - 1}):\n"
+                    "    if os.fork() == 0:\n        break\nwhile True:\n    pass\n")
+            self.container = self.containers.run("-c", busy, image=self.image, set_port=False,
+                                                 docker_args=("--entrypoint", "python3", *self.docker_args))
+        return self
+
+    def __exit__(self, *exc):
+        for loop in self.loops:
+            loop.kill()
+            loop.wait()
+        if self.container is not None:
+            self.container.remove()
 
 
 def app_folder(parent: Path, source: str) -> Path:

@@ -16,14 +16,12 @@ from __future__ import annotations
 import collections
 import http.client
 import re
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from helpers import BUSY_LOOP, app_folder, docker
+from helpers import Neighbours, app_folder, docker
 
 APP = """\
 import hashlib
@@ -71,32 +69,6 @@ SERVED = re.compile(r'"GET /login HTTP/1\.1" 200 .*? rt=([0-9.]+)')
 @pytest.fixture(scope="module")
 def app_dir(tmp_path_factory):
     return app_folder(tmp_path_factory.mktemp("overload"), APP)
-
-
-class Neighbours:
-    """Two busy loops on the host, as other tenants of a shared machine
-    (none if not `wanted`): each ends with the suite's process, should it be
-    killed before this cleans up. With `containers`, also a container of
-    four busy processes: another tenant's, in a cgroup of its own."""
-
-    def __init__(self, wanted: bool = True, containers=None):
-        self.wanted, self.containers, self.container = wanted, containers, None
-
-    def __enter__(self):
-        count = 2 if self.wanted else 0
-        self.loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
-        if self.containers is not None:
-            self.container = self.containers.run(
-                "-c", "import os\nfor _ in range(2):\n    os.fork()\nwhile True:\n    pass\n",
-                docker_args=("--entrypoint", "python3"), set_port=False)
-        return self
-
-    def __exit__(self, *exc):
-        for loop in self.loops:
-            loop.kill()
-            loop.wait()
-        if self.container is not None:
-            self.container.remove()
 
 
 class Clients:
@@ -159,7 +131,7 @@ def test_logins_past_what_the_cpus_can_run_are_refused_not_timed_out(containers,
     quota, loops, busy_container = HOSTS[host]
     c = containers.serving(env={"REQUEST_TIMEOUT": str(TIMEOUT)},
                            docker_args=("-v", f"{app_dir}:/app:ro", *quota))
-    with Neighbours(loops, containers if busy_container else None):
+    with Neighbours(2 if loops else 0, containers if busy_container else None):
         clients = Clients(c.port)
         try:
             # The pool's decision: each worker lets in about two logins at
