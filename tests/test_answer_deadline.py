@@ -94,14 +94,18 @@ def test_a_kinds_usual_time_is_forgotten_a_timeout_after_its_last_request():
     assert (login.usual, login.spread) == (1.0, 0.5)
 
 
-def test_past_so_many_kinds_a_new_one_is_let_in_unmeasured():
+def test_past_so_many_kinds_a_new_one_takes_the_place_of_the_one_seen_longest_ago():
     times = Times(TIMEOUT)
     for number in range(deadline.KINDS):
-        times.took(times.of(f"GET /page-{number}"), 1.0, True, 1.0)
-    beyond = times.of("GET /one-more")
-    assert beyond is deadline.UNKNOWN and len(times.kinds) == deadline.KINDS
-    times.took(beyond, 29.0, True, 1.0)
-    assert beyond.alone == beyond.usual == 0.0 and not times.too_late(beyond, 29.0, 1.0)
+        times.took(times.of(f"GET /page-{number}"), 1.0, True, 10.0 + number)
+    times.took(times.of("GET /page-0"), 1.0, True, 999.0)  # seen again: now the newest
+    login = times.of("POST /login")  # a worker's 257th kind, weeks after its start
+    assert len(times.kinds) == deadline.KINDS and "GET /page-1" not in times.kinds
+    assert {"GET /page-0", "GET /page-2", "POST /login"} <= times.kinds.keys()
+    # Measured and judged as any kind: not let in blind.
+    times.took(login, 0.2, True, 1000.0)
+    times.took(login, 29.0, False, 1001.0)
+    assert login.alone == 0.2 and times.too_late(login, 2.0, 1001.0)
 
 
 def test_a_processs_first_request_that_paid_the_apps_set_up_is_said_once(capsys):

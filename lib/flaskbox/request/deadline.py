@@ -52,8 +52,10 @@ times its later ones, paid the app's own set-up on the process's first
 request of it (Keystone's policy engine, CKAN's web assets): each process
 pays it once, so the log says so once a process, with what it cost.
 
-Kept per worker, at most KINDS kinds (past that many, a new kind is let in
-unmeasured). test_answer_deadline.py drives every case.
+Kept per worker, at most KINDS kinds: past that many, a new kind takes the
+place of the one whose last request is the oldest, so that a worker that
+runs for weeks keeps the kinds its traffic has now (an app without routes
+makes a kind of each slug it serves). test_answer_deadline.py drives every case.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ from .answers import Refusals
 
 DIGIT = re.compile(r"\d")
 # The kinds kept, at most: a path made of names no digit marks (a slug a
-# page) makes a kind each; past this many, a new one is let in unmeasured.
+# page) makes a kind each; past this many, a new one takes the place of the
+# one seen longest ago (a scan of them all, made only for a new kind).
 KINDS = 256
 # The weights of a new time in the usual one and in its spread (RFC 6298's
 # alpha and beta), and the spreads added to the usual time to judge whether
@@ -112,7 +115,6 @@ class Kind:
         self.alones: tuple[float, ...] = ()  # the last three alone, oldest first
 
 
-UNKNOWN = Kind()  # past KINDS: never measured, never refused
 PENDING = Kind()  # a path whose route is not known yet: measured as its route once it is
 # Paths mapped to their route, at most (a slug a page makes a path each):
 # past this many, the map starts again.
@@ -134,11 +136,12 @@ class Times:
                                  "a worker for longer than REQUEST_TIMEOUT less the usual time of its kind")
 
     def of(self, key: str) -> Kind:
-        """The kind's record, made at its first request (UNKNOWN past KINDS)."""
+        """The kind's record, made at its first request (in place of the
+        one seen longest ago, past KINDS)."""
         found = self.kinds.get(key)
         if found is None:
             if len(self.kinds) >= KINDS:
-                return UNKNOWN
+                del self.kinds[min(self.kinds, key=lambda name: self.kinds[name].last)]
             found = self.kinds[key] = Kind()
         return found
 
@@ -175,7 +178,7 @@ class Times:
 
     def took(self, times: Kind, seconds: float, alone: bool, now: float) -> None:
         """A request of this kind held its place `seconds`, alone in the worker or not."""
-        if times is UNKNOWN or times is PENDING:
+        if times is PENDING:
             return
         last, times.last = times.last, now
         if not last:  # its first
