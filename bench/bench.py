@@ -255,7 +255,7 @@ def run_pages(args: argparse.Namespace, rounds: int, seconds: float) -> int:
         entrants = [c for c in entrants if c.name in ("flaskbox", "nginx-gunicorn-sync")]
         return pool_memory.run(entrants, args.ballast, seconds, machine(), args.out)
     if args.only:
-        entrants = [c for c in entrants if c.name in args.only or not c.name.startswith("flaskbox")]
+        entrants = pages.only(entrants, args.only)
     routes = {name: path for name, path in pages.ROUTES.items() if not args.routes or name in args.routes}
     return pages.run(entrants, max(rounds, 5), seconds, machine(), args.out, routes=routes)
 

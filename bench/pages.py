@@ -85,6 +85,19 @@ def entrants(default: tuple[int, int]) -> list[Contender]:
     return [*out, nginx_gunicorn_sync(), nginx_gunicorn(), by_name["granian"], bare_pass(*default)]
 
 
+def only(entries: list[Contender], shapes: list[str]) -> list[Contender]:
+    """--only SHAPE (a key of SHAPES, or "switch"): flaskbox's default and
+    those of its shapes, beside every peer and the floor."""
+    kept = {"flaskbox", *(f"flaskbox {shape}" for shape in shapes)}
+    if "switch" in shapes:
+        kept.add("flaskbox 4x16 switch 20 ms")
+    unknown = set(shapes) - set(SHAPES) - {"switch"}
+    if unknown:
+        raise SystemExit(f"bench.py: --only takes {', '.join([*SHAPES, 'switch'])} with --pages, "
+                         f"not {', '.join(sorted(unknown))}")
+    return [c for c in entries if c.name in kept or not c.name.startswith("flaskbox")]
+
+
 # --- one run ---------------------------------------------------------------------------------------------
 def busy_ticks() -> int:
     """The machine's busy time so far, in clock ticks: every task and interrupt."""

@@ -27,6 +27,22 @@ def test_a_run_counts_only_good_answers_and_divides_its_window_by_them():
     assert got["others_cpus"] == 0.1
 
 
+def test_only_a_shape_keeps_the_default_beside_it_and_every_peer():
+    entries = pages.entrants((2, 32))
+    kept = [c.name for c in pages.only(entries, ["4x16"])]
+    # (A name filter once dropped flaskbox itself and the shape, and the
+    # wait route's rounds, flaskbox's alone, divided by none of them.)
+    assert kept[:2] == ["flaskbox", "flaskbox 4x16"]
+    assert not any(name.startswith("flaskbox") for name in kept[2:]) and len(kept) == 6
+    assert "flaskbox 4x16 switch 20 ms" in [c.name for c in pages.only(entries, ["switch"])]
+    try:
+        pages.only(entries, ["4x17"])
+    except SystemExit as refused:
+        assert "4x17" in str(refused) and "4x16" in str(refused)
+    else:
+        raise AssertionError("an unknown shape was taken")
+
+
 def test_the_rounds_become_a_median_with_their_spread():
     got = pages.spread([50.0, 47.5, 61.2, 49.0, 52.0])
     assert got == {"median": 50.0, "min": 47.5, "max": 61.2, "by_round": [50.0, 47.5, 61.2, 49.0, 52.0]}
