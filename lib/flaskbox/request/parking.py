@@ -12,8 +12,11 @@ one more parks after its answer has gone (uWSGI's after-request hook, its
 Python API's `uwsgi.after_req_hook`), and the requests over the limit wait
 in the shared socket's queue for whichever worker has a place.
 
-A parked thread goes back to uWSGI's loop when the limit rises, and when
-its worker is to end, so that uWSGI can end it: at a stop or a reload's
+A parked thread goes back to uWSGI's loop when the limit rises, one for
+each thread wanted, the last parked first (waking every parked thread for
+each free place cost a fast page with the limit at 5 of 32 two-fifths of
+its answers: docs/BENCHMARKS.md, "Against its floor"), and when its worker
+is to end, so that uWSGI can end it: at a stop or a reload's
 retirement (the arbiter's first notice, stopping.py), at a retirement of
 the watchdog's (guards.py), and before uWSGI's own max-requests recycle
 (its requests counted here). It looks again every PARK_LOOK seconds. A
@@ -46,6 +49,10 @@ class Parking:
     def reset_parking(self, room: threading.Condition) -> None:
         self.room = room
         self.parked = self.served = 0
+        # Each parked thread's own lock, the last parked last: one is
+        # released for each thread wanted back (woken: released, not yet back).
+        self.sleepers: list[threading.Lock] = []
+        self.woken = 0
         self.sent: set[int] = set()  # threads whose request gave its place back, until uWSGI's hook
         self.ending = False
         # Requests served past which uWSGI recycles the worker (max-requests): 0, not known yet.
@@ -67,10 +74,17 @@ class Parking:
         return (want if want > 0 else 0) - there
 
     def looked(self) -> None:
-        """Under the lock: places or the limit changed: parked threads look
-        whether one is wanted back."""
-        if self.parked and self.short() > 0:
-            self.room.notify_all()
+        """Under the lock: places or the limit changed: as many parked
+        threads as are wanted back are woken."""
+        if self.sleepers:
+            self.wake(self.short() - self.woken)
+
+    def wake(self, wanted: int) -> None:
+        """Under the lock: `wanted` parked threads woken, the last parked first."""
+        while wanted > 0 and self.sleepers:
+            self.sleepers.pop().release()
+            self.woken += 1
+            wanted -= 1
 
     def owes_line(self) -> None:
         """This thread answers a 5xx (request.Request.start_response)."""
@@ -93,11 +107,23 @@ class Parking:
                     or self.short() >= 0:
                 return  # parked, it would leave the loop short of one: it stays
             self.parked += 1
+            sleeper = threading.Lock()
             try:
                 while not self.ending and self.short() <= 0:
-                    self.room.wait(PARK_LOOK)
+                    if sleeper not in self.sleepers:  # (held again, whether woken or not)
+                        sleeper.acquire(blocking=False)
+                        self.sleepers.append(sleeper)
+                    self.lock.release()
+                    try:
+                        sleeper.acquire(timeout=PARK_LOOK)
+                    finally:
+                        self.lock.acquire()
+                    if sleeper not in self.sleepers:
+                        self.woken -= 1  # woken: it looks, and parks again if not wanted after all
             finally:
                 self.parked -= 1
+                if sleeper in self.sleepers:
+                    self.sleepers.remove(sleeper)
 
     def recycling(self) -> None:
         """Under the lock: the requests served reached recycle_at (at the
@@ -108,7 +134,7 @@ class Parking:
                 return
         if not self.ending:
             self.ending = True
-            self.room.notify_all()
+            self.wake(len(self.sleepers))
 
     def end(self) -> None:
         """The worker is to end: every parked thread goes back to uWSGI, which
@@ -117,6 +143,6 @@ class Parking:
         self.ending = True
         if self.room.acquire(blocking=False):
             try:
-                self.room.notify_all()
+                self.wake(len(self.sleepers))
             finally:
                 self.room.release()
