@@ -136,7 +136,7 @@ class Gate(Parking):
 
     def reset(self) -> None:
         self.lock = threading.Lock()  # a fork may have copied it held
-        self.reset_parking(threading.Condition(self.lock))
+        self.reset_parking()
         self.limit = min(START, self.threads)
         self.inside = 0  # places held, or given to a request in the line
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last

@@ -42,12 +42,11 @@ PARK_LOOK = 1.0
 
 class Parking:
     """A worker's parked threads; the gate (admission.Gate) sets `lock` (the
-    room's), `threads`, `limit`, `inside` and `line`, adds to `sent` the thread of a request
+    gate's), `threads`, `limit`, `inside` and `line`, adds to `sent` the thread of a request
     that gives its place back, and calls looked() whenever its places or
     its limit change."""
 
-    def reset_parking(self, room: threading.Condition) -> None:
-        self.room = room
+    def reset_parking(self) -> None:
         self.parked = self.served = 0
         # Each parked thread's own lock, the last parked last: one is
         # released for each thread wanted back (woken: released, not yet back).
@@ -94,7 +93,7 @@ class Parking:
         """uWSGI's after-request hook, in the thread that served: one the
         accept loop does not want parks until it does, or the worker is to end."""
         ident = get_ident()
-        with self.lock:  # the room's own lock, taken without its Python wrapper
+        with self.lock:
             self.sent.discard(ident)
             self.served += 1
             if self.served >= self.recycle_at:
@@ -141,8 +140,8 @@ class Parking:
         ends it. Called from a signal handler too (stopping.py), perhaps on a
         thread that holds the lock: told now if it is free, else within PARK_LOOK."""
         self.ending = True
-        if self.room.acquire(blocking=False):
+        if self.lock.acquire(blocking=False):
             try:
                 self.wake(len(self.sleepers))
             finally:
-                self.room.release()
+                self.lock.release()
