@@ -184,28 +184,29 @@ class Times:
         if not last:  # its first
             times.first = seconds if alone else -seconds  # (negative: not alone)
             if alone and seconds < SETUP:  # a first of SETUP or more: perhaps a set-up
-                self.alone_took(times, seconds)
+                times.alones, times.alone = (seconds,), seconds
             times.usual, times.spread = seconds, seconds / 2
             return
         if alone:
             self.alone_took(times, seconds)
         usual = times.usual
-        if not usual or now - last > self.timeout or (usual >= SETUP and usual == times.first
-                                                      and usual >= SETUP_TIMES * seconds):
-            # Unseen for REQUEST_TIMEOUT, or its first paid a set-up: afresh.
-            times.usual, times.spread = seconds, seconds / 2
-        else:
-            times.spread += SPREAD_WEIGHT * (abs(seconds - usual) - times.spread)
+        if usual and now - last <= self.timeout and (usual < SETUP or usual != times.first
+                                                     or usual < SETUP_TIMES * seconds):
+            spread = times.spread
+            times.spread = spread + SPREAD_WEIGHT * (abs(seconds - usual) - spread)
             times.usual = usual + USUAL_WEIGHT * (seconds - usual)
+        else:  # none for REQUEST_TIMEOUT, or its first paid a set-up: afresh
+            times.usual, times.spread = seconds, seconds / 2
 
     def alone_took(self, times: Kind, seconds: float) -> None:
         """A request of this kind had the worker to itself for `seconds`."""
         alones = times.alones
-        alones = times.alones = (*alones[1:], seconds) if len(alones) == ALONE_KEPT else (*alones, seconds)
-        times.alone = sum(alones) / len(alones)
-        if times.first >= SETUP and not self.setup_said and len(alones) == ALONE_KEPT \
-                and times.first >= SETUP_TIMES * times.alone:
-            self.say_setup(times, times.first)
+        alones = times.alones = (alones[1:] if len(alones) == ALONE_KEPT else alones) + (seconds,)
+        alone = times.alone = sum(alones) / len(alones)
+        first = times.first
+        if first >= SETUP and not self.setup_said and len(alones) == ALONE_KEPT \
+                and first >= SETUP_TIMES * alone:
+            self.say_setup(times, first)
 
     def say_setup(self, times: Kind, first: float) -> None:
         self.setup_said = True

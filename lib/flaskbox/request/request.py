@@ -1,7 +1,8 @@
 """One request in a uWSGI worker, from nginx to the app and back: serve.py
 makes one per request, and every decision about it is made once, here, and
-kept for every later step to read. Request is one object, every field set
-in __init__; body.py holds the steps of its answer's body.
+kept for every later step to read. Request is one object, every field
+declared on the class with its value until a step decides; body.py holds
+the steps of its answer's body.
 
 - What nginx says of it in X-Flaskbox-Peer (a client's copy is always
   replaced), read once: the client's address and port and the server port
@@ -60,39 +61,46 @@ def ignore(data) -> None:
 
 
 class Request:
-    __slots__ = (
-        "serve", "environ", "respond", "waited", "trusted", "tls", "files", "body_left",
-        # The answer: start_response's decisions, and its body.
-        "chunked", "length", "write", "framed", "body", "parts", "unread",
-        # A rarer answer: `rare` says one of these was decided (start_response's longer way, a WebSocket).
-        "rare", "websocket", "event_stream", "spooled", "slot", "stalls", "refused",
-        # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread.
-        "watched", "fd", "used", "since", "claimed_by", "expired_at",
-        # Its place (admission.py): its kind, when let in (None: none held), alone or not, its
-        # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in.
-        "times", "entered", "entry", "route", "counted", "credited", "cpu",
-        # A stream (streams.flow, streams.Open).
-        "reason", "told", "in_app", "thread", "greenlet", "published", "opened",
-    )
+    # Every field, at what it is until a step decides otherwise: set on the
+    # class, so that a request pays only for the fields its own steps set
+    # (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
+    # Its peer (__init__, from nginx's header).
+    serve = environ = respond = None
+    waited = 0.0
+    trusted = tls = False
+    files = ()  # what wsgi.file_wrapper gave (body.wrap_file)
+    body_left = False
+    # The answer: start_response's decisions (chunked: None until then), and its body.
+    chunked = length = write = body = parts = None
+    framed = 0
+    unread = False
+    # A rarer answer: `rare` says one of these was decided (start_response's longer way, a WebSocket).
+    rare = event_stream = stalls = False
+    websocket = slot = refused = None
+    spooled = 0
+    # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread (the clock's: until watch()).
+    watched = False
+    fd = since = claimed_by = expired_at = None
+    used = 0.0
+    # Its place (admission.py): its kind, when let in (None: none held), alone or not, its
+    # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in.
+    times = entered = route = None
+    entry = 0
+    counted = credited = cpu = 0.0
+    # A stream (streams.flow, streams.Open).
+    reason = thread = greenlet = None
+    in_app = published = told = False
+    opened = 0.0
 
     def __init__(self, serve, environ, respond):
         self.serve = serve
         self.environ = environ
         self.respond = respond  # uWSGI's start_response
-        # Every field, at what it is until a step decides otherwise
-        # (chunked: None until start_response; the clock's: until watch()).
-        self.chunked = self.length = self.write = self.body = self.parts = None
-        self.framed = self.spooled = 0
-        self.rare = self.unread = self.event_stream = self.stalls = False
-        self.websocket = self.slot = self.refused = None
-        self.watched = False
-        self.fd = self.since = self.claimed_by = self.expired_at = None
-        self.times = self.entered = self.route = None
-        self.entry = 0
-        self.used = self.opened = self.counted = self.credited = self.cpu = 0.0
-        self.reason = self.thread = self.greenlet = None
-        self.in_app = self.published = self.told = False
-        self.files = ()  # what wsgi.file_wrapper gave (body.wrap_file)
+        # The class's values of the fields every request reads (an
+        # instance's own are read faster than its class's).
+        self.rare = False
+        self.times = self.websocket = self.claimed_by = None
+        self.counted = self.credited = 0.0
         # Whether the request came with a body the app may leave unread:
         # body.py says why the rest is read before uWSGI ends the answer.
         self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
