@@ -1,16 +1,18 @@
 """ADAPTIVE_THREADS' threads the limit does not need, parked in uWSGI's
 after-request hook (request/parking.py), in process with real threads: a
-thread past the limit and one more parks, one over it goes on, a raised
-limit lets parked threads go, and so does a thread a stream keeps, and the worker's end (a stop's
-notice, a retirement, uWSGI's max-requests coming); a thread that answered
-a 5xx never parks. The containers' proof: test_adaptive_threads.py."""
+thread past the limit parks, one within it goes on, a thread whose answer
+is whole counts as back in the loop at once and one a stream keeps does
+not, a raised limit lets parked threads go, a parked thread's own look ends
+a window nobody ended, and the worker's end (a stop's notice, a
+retirement, uWSGI's max-requests coming) lets them all go; a thread that
+answered a 5xx never parks. The containers' proof: test_adaptive_threads.py."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from flaskbox.request import admission, stopping
+from flaskbox.request import admission, parking, stopping
 from flaskbox.request.admission import Gate
 from flaskbox.request.deadline import Times
 
@@ -29,6 +31,17 @@ def after_request_in_threads(g: Gate, count: int) -> list[threading.Thread]:
     return threads
 
 
+class Fake:
+    """What the gate reads and writes of a request.Request (hashable: the
+    gate keeps the requests holding a place in a set)."""
+
+    def __init__(self, path: str):
+        self.environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path}
+        self.times = self.entered = None
+        self.entry = 0
+        self.counted = self.credited = self.cpu = 0.0
+
+
 def until(condition, within: float = 5.0) -> None:
     end = time.monotonic() + within
     while not condition():
@@ -36,13 +49,17 @@ def until(condition, within: float = 5.0) -> None:
         time.sleep(0.001)
 
 
-def test_threads_past_the_limit_and_one_more_park_and_a_raised_limit_lets_them_go():
+def test_threads_past_the_limit_park_and_a_raised_limit_lets_them_go():
     g = gate(threads=4)
-    assert g.limit == admission.START == 1 and g.short() == 2 - 4  # wanted: its one place, and one more
+    assert g.limit == admission.START == 1 and g.short() == 1 - 4  # wanted: its one place
     threads = after_request_in_threads(g, 4)
-    until(lambda: g.parked == 2 and sum(t.is_alive() for t in threads) == 2)  # two go on: the limit's and one
+    until(lambda: g.parked == 3 and sum(t.is_alive() for t in threads) == 3)  # one goes on: the limit's
     with g.lock:
         g.limit = 3
+        g.looked()
+    until(lambda: g.parked == 1)  # two back, for the two places more
+    with g.lock:
+        g.limit = 4
         g.looked()
     until(lambda: g.parked == 0 and not any(t.is_alive() for t in threads))
 
@@ -50,7 +67,7 @@ def test_threads_past_the_limit_and_one_more_park_and_a_raised_limit_lets_them_g
 def test_a_thread_a_stream_keeps_is_not_one_the_accept_loop_has():
     g = gate(threads=4)
     threads = after_request_in_threads(g, 4)
-    until(lambda: g.parked == 2)
+    until(lambda: g.parked == 3)
     # A stream comes: its request is let in, hands its generator back (its
     # place given back), and keeps its thread for as long as it sends.
     with g.lock:
@@ -58,9 +75,9 @@ def test_a_thread_a_stream_keeps_is_not_one_the_accept_loop_has():
         g.inside -= 1
         g.sent.add(12345)
         g.looked()
-    until(lambda: g.parked == 1)  # one parked thread back in uWSGI's loop in its stead
+    until(lambda: g.parked == 2)  # one parked thread back in uWSGI's loop in its stead
     with g.lock:
-        g.sent.add(12346)
+        g.sent.update((12346, 12347))
         g.looked()
     until(lambda: g.parked == 0)
     g.end()
@@ -71,7 +88,7 @@ def test_a_thread_a_stream_keeps_is_not_one_the_accept_loop_has():
 def test_the_workers_end_lets_every_parked_thread_go_and_none_parks_after():
     g = gate(threads=4)
     threads = after_request_in_threads(g, 4)
-    until(lambda: g.parked == 2)
+    until(lambda: g.parked == 3)
     stopping.ENDING.append(g.end)
     try:
         stopping.worker_ends()  # the arbiter's notice, or the watchdog's retirement
@@ -112,10 +129,39 @@ def test_where_uwsgi_logs_every_answer_no_thread_parks():
     assert not any(t.is_alive() for t in threads) and g.parked == 0
 
 
-def test_while_a_request_waits_in_the_line_no_thread_is_wanted_taking_more():
+def test_a_thread_is_wanted_for_each_free_place_and_none_for_a_request_in_the_line():
     g = gate(threads=4)
     with g.lock:
         g.inside = 1  # its one place held
-        assert g.short() == 1 - 3  # no free place, and one more wanted; three there (four, one holding it)
-        g.line.append(admission.Turn())  # a request over the limit waits: demand is told
-        assert g.short() == 0 - 2  # none wanted now: the two left in the loop may park
+        assert g.short() == 0 - 3  # no free place; three threads there (four, one holding it)
+        g.line.append(admission.Turn())  # a request over the limit waits in the worker's line
+        assert g.short() == 0 - 2  # still none wanted: the two left in the loop may park
+        g.limit = 3
+        assert g.short() == 2 - 2
+
+
+def test_a_whole_answers_thread_counts_as_back_in_the_loop_and_a_streams_does_not():
+    g = gate(threads=4)
+    whole, stream = Fake("/page"), Fake("/events")
+    assert g.take(whole)
+    g.limit = 2
+    assert g.take(stream)
+    g.leave(whole, whole=True)  # its thread goes straight back to uWSGI: nobody woken for it
+    assert not g.sent and g.short() == 1 - 3
+    g.leave(stream)  # its thread sends for as long as its client takes
+    assert len(g.sent) == 1 and g.short() == 2 - 3
+
+
+def test_a_parked_threads_own_look_ends_a_window_nobody_ended(monkeypatch):
+    monkeypatch.setattr(parking, "PARK_LOOK", 0.02)
+    g = gate(threads=4)
+    alone = Fake("/export")
+    assert g.take(alone)  # a new worker's one place, held by a request alone for long
+    threads = after_request_in_threads(g, 3)
+    until(lambda: g.parked == 3)
+    # Nothing enters or leaves; the parked threads' looks end the windows,
+    # each one place used, and the limit rises: a thread back for each.
+    until(lambda: g.limit >= 3 and g.parked <= 4 - g.limit, within=5 * admission.WINDOW * 10)
+    g.end()
+    for thread in threads:
+        thread.join(5)

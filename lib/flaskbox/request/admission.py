@@ -38,7 +38,7 @@ own thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
-line, each window), under one lock; the watchdog gives back the place of
+line, each window, and in a parked thread's look), under one lock; the watchdog gives back the place of
 a request it answered 504 (guards.py).
 """
 
@@ -108,7 +108,7 @@ class Open:
     def owes_line() -> None:
         return None
 
-    def leave(self, request, ident: int | None = None) -> None:
+    def leave(self, request, ident: int | None = None, whole: bool = False) -> None:
         entered = request.entered
         if entered is not None:
             request.entered = None
@@ -225,10 +225,12 @@ class Gate(Parking):
                 self.places.discard(request)
                 self.admit()
 
-    def leave(self, request, ident: int | None = None) -> None:
+    def leave(self, request, ident: int | None = None, whole: bool = False) -> None:
         """The request's answer has started (or it ended, or the watchdog
         answered it 504: `ident`, its thread): its place goes to the first in
-        line, its time to its kind."""
+        line, its time to its kind. `whole`: the answer is made, and its
+        thread goes straight back to uWSGI's accept loop; else it sends for
+        as long as its client takes (a stream), or runs on (a 504)."""
         if request.entered is None:
             return
         with self.lock:
@@ -238,7 +240,8 @@ class Gate(Parking):
             request.entered = None
             now = monotonic()
             self.inside -= 1
-            self.sent.add(get_ident() if ident is None else ident)  # it sends its answer (parking.py)
+            if not whole:
+                self.sent.add(get_ident() if ident is None else ident)  # it sends its answer (parking.py)
             self.places.discard(request)
             took = now - entered
             times = request.times
@@ -303,6 +306,14 @@ class Gate(Parking):
             self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
 
+    def looking(self) -> None:
+        """Under the lock: a parked thread's own look, every PARK_LOOK
+        (parking.py), ends a window in which no request entered or left: a
+        request alone for seconds still raises the limit."""
+        now = monotonic()
+        if now - self.window >= WINDOW:
+            self.turn(now)
+
     def idle(self) -> bool:
         """No place held and none waited for (a retiring worker may end)."""
         return not self.inside and not self.line
@@ -344,7 +355,7 @@ class Untimed:
     wait = enter
 
     @staticmethod
-    def leave(request, ident: int | None = None) -> None:
+    def leave(request, ident: int | None = None, whole: bool = False) -> None:
         return None
 
     @staticmethod

@@ -7,10 +7,16 @@ processes share, one after another, in C. Left there, a worker's free
 threads took requests over its limit into its own line while another
 worker had places: with two workers, the slowest percent of a page that
 computes all came from one of them, its p99 1.7 times gunicorn sync's
-(docs/BENCHMARKS.md, "Pages that compute"). So a thread past the limit and
-one more parks after its answer has gone (uWSGI's after-request hook, its
-Python API's `uwsgi.after_req_hook`), and the requests over the limit wait
-in the shared socket's queue for whichever worker has a place.
+(docs/BENCHMARKS.md, "Pages that compute"). So a thread past the limit
+parks after its answer has gone (uWSGI's after-request hook, its Python
+API's `uwsgi.after_req_hook`), and the requests over the limit wait in the
+shared socket's queue for whichever worker has a place. A thread whose
+answer was made whole counts as back in the loop from the moment it gives
+its place back: at a limit of 20 of 32, waking a parked thread for that
+place, and parking the thread that came back, or keeping one more thread
+whose request waited in the worker's line, was a hand-over between two
+threads for half of a waiting page's requests (docs/BENCHMARKS.md,
+"Against its floor").
 
 A parked thread goes back to uWSGI's loop when the limit rises, one for
 each thread wanted, the last parked first (waking every parked thread for
@@ -19,12 +25,14 @@ its answers: docs/BENCHMARKS.md, "Against its floor"), and when its worker
 is to end, so that uWSGI can end it: at a stop or a reload's
 retirement (the arbiter's first notice, stopping.py), at a retirement of
 the watchdog's (guards.py), and before uWSGI's own max-requests recycle
-(its requests counted here). It looks again every PARK_LOOK seconds. A
+(its requests counted here). It looks again every PARK_LOOK seconds, and
+its look ends a window in which no request entered or left (the gate's
+decision: a request alone for seconds still raises the limit). A
 thread whose answer was a 5xx does not park: uWSGI writes that answer's
 log line once the thread leaves the hook (where uWSGI logs every answer,
 no thread parks).
 
-Only uWSGI's public hook and this module's own condition are used; a new
+Only uWSGI's public hook and this module's own locks are used; a new
 worker's threads all take their first request, then park.
 """
 
@@ -42,9 +50,10 @@ PARK_LOOK = 1.0
 
 class Parking:
     """A worker's parked threads; the gate (admission.Gate) sets `lock` (the
-    gate's), `threads`, `limit`, `inside` and `line`, adds to `sent` the thread of a request
-    that gives its place back, and calls looked() whenever its places or
-    its limit change."""
+    gate's), `threads`, `limit`, `inside` and `line`, adds to `sent` the
+    thread of a request that gives its place back and sends on, calls
+    looked() whenever its places or its limit change, and has looking() for
+    a parked thread's own look."""
 
     def reset_parking(self) -> None:
         self.parked = self.served = 0
@@ -60,15 +69,11 @@ class Parking:
 
     def short(self) -> int:
         """Under the lock: threads wanted in uWSGI's accept loop and not
-        there (negative: too many). Wanted: one for each free place, and
-        one more, whose request waits for a place and ends the windows in
-        which none enters or leaves (the gate decides only then: without
-        it, a new worker's first request of 10 s held its limit at one, the
-        other thread parked, for all of it); none while one waits. There:
+        there (negative: too many). Wanted: one for each free place. There:
         every thread neither parked nor holding a place, waiting in the
         line, or sending an answer (a stream: its place given back, its
         thread its own)."""
-        want = self.limit - self.inside + 1 if not self.line else 0
+        want = self.limit - self.inside
         there = self.threads - self.parked - self.inside - len(self.line) - len(self.sent)
         return (want if want > 0 else 0) - there
 
@@ -101,7 +106,7 @@ class Parking:
             if self.lines and ident in self.lines:
                 self.lines.discard(ident)
                 return  # its 5xx's log line is written as it leaves: it stays
-            # Every place wanted and none waited for: nothing to park (short() >= 1).
+            # Every thread wanted and none waited for: nothing to park (short() >= 0).
             if self.ending or not self.parks or (self.limit >= self.threads and not self.line) \
                     or self.short() >= 0:
                 return  # parked, it would leave the loop short of one: it stays
@@ -117,6 +122,8 @@ class Parking:
                         sleeper.acquire(timeout=PARK_LOOK)
                     finally:
                         self.lock.acquire()
+                    if sleeper in self.sleepers:
+                        self.looking()  # not woken: its own look (the gate may wake threads, it too)
                     if sleeper not in self.sleepers:
                         self.woken -= 1  # woken: it looks, and parks again if not wanted after all
             finally:

@@ -376,7 +376,7 @@ class Request:
         self.watched = False
         serve = self.serve
         serve.watchdog.running.pop(get_ident(), None)
-        serve.gate.leave(self)
+        serve.gate.leave(self, whole=True)
         if claimed == "app":
             return parts
         if parts is result:
