@@ -140,8 +140,7 @@ WRAPPER_EDITS = {
         if len(fields) == 6:
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
-            self.trusted = trusted == "1"
-            self.tls = scheme == "https"
+            self.trusted, self.tls = trusted == "1", scheme == "https"
         else:
             sent = self._odd_peer(fields)
         try:

@@ -30,21 +30,20 @@ usual time (deadline.py); then it is refused with 503. A new worker starts
 at one request at a time (START), so that its first requests measure their
 kinds alone. A worker whose limit is below its threads and that has run no
 request alone for REMEASURE seconds goes down to one until ALONE_KEPT
-requests have run alone (the times a kind's time alone is the mean of: a
-kind's whole floor measured again) or a window has passed, then goes back
-to its limit: a kind's
-time alone measured before its database slowed would otherwise hold the
-limit down for good (Envoy re-measures its floor so too). Back at once,
-not a window later: a whole window at one queued a saturated 5 ms page's
-requests for its tenth of a second, its p99 (docs/BENCHMARKS.md, "Against
-its floor"). A request of a kind not yet measured alone stands for its time
-alone with its own time if it had the worker to itself, else with its
-own thread's CPU time.
+requests have run alone (a kind's time alone is the mean of that many: its
+whole floor measured again) or a window has passed, then goes back to its
+limit: a kind's time alone measured before its database slowed would
+otherwise hold the limit down for good (Envoy re-measures its floor so
+too). Back at once, not a window later: a whole window at one queued a
+saturated 5 ms page's requests for its tenth of a second, its p99
+(docs/BENCHMARKS.md, "Against its floor"). A request of a kind not yet
+measured alone stands for its time alone with its own time if it had the
+worker to itself, else with its own thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
-line, each window, and in a parked thread's look), under one lock; the watchdog gives back the place of
-a request it answered 504 (guards.py).
+line, each window, and in a parked thread's look), under one lock; the
+watchdog gives back the place of a request it answered 504 (guards.py).
 """
 
 from __future__ import annotations

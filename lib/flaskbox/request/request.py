@@ -63,41 +63,34 @@ def ignore(data) -> None:
 class Request:
     # Every field, at what it is until a step decides otherwise: set on the
     # class, so that a request pays only for the fields its own steps set
-    # (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
-    # Its peer (__init__, from nginx's header).
+    # (docs/BENCHMARKS.md, "The price list"). Its peer first (__init__, from nginx's header).
     serve = environ = respond = None
     waited = 0.0
-    trusted = tls = False
+    trusted = tls = body_left = False
     files = ()  # what wsgi.file_wrapper gave (body.wrap_file)
-    body_left = False
     # The answer: start_response's decisions (chunked: None until then), and its body.
     chunked = length = write = body = parts = None
-    framed = 0
-    unread = False
+    framed, unread = 0, False
     # A rarer answer: `rare` says one of these was decided (start_response's longer way, a WebSocket).
     rare = event_stream = stalls = False
     websocket = slot = refused = None
     spooled = 0
     # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread (the clock's: until watch()).
-    watched = False
     fd = since = claimed_by = expired_at = None
-    used = 0.0
+    watched, used = False, 0.0
     # Its place (admission.py): its kind, when let in (None: none held), alone or not, its
     # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in.
     times = entered = route = None
-    entry = 0
-    counted = credited = cpu = 0.0
+    entry, counted, credited, cpu = 0, 0.0, 0.0, 0.0
     # A stream (streams.flow, streams.Open).
     reason = thread = greenlet = None
-    in_app = published = told = False
-    opened = 0.0
+    in_app, published, told, opened = False, False, False, 0.0
 
     def __init__(self, serve, environ, respond):
         self.serve = serve
         self.environ = environ
         self.respond = respond  # uWSGI's start_response
-        # The class's values of the fields every request reads (an
-        # instance's own are read faster than its class's).
+        # The fields every request reads: an instance's own are read faster than its class's.
         self.rare = False
         self.times = self.websocket = self.claimed_by = None
         self.counted = self.credited = 0.0
@@ -108,8 +101,7 @@ class Request:
         if len(fields) == 6:
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
-            self.trusted = trusted == "1"
-            self.tls = scheme == "https"
+            self.trusted, self.tls = trusted == "1", scheme == "https"
         else:
             sent = self._odd_peer(fields)
         try:
