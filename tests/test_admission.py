@@ -277,7 +277,7 @@ def test_a_request_over_the_limit_waits_in_arrival_order_and_is_refused_when_its
     assert g.inside == 0 and not g.line
 
 
-def test_a_worker_below_its_threads_goes_down_to_one_when_nothing_ran_alone_for_a_while(clock):
+def test_a_worker_below_its_threads_runs_a_window_at_one_when_nothing_ran_alone_for_a_while(clock):
     g = gate()
     measured(g, clock, "/compute", 0.02)
     taking_turns(g, clock, 1)  # its first window, at one: each alone
@@ -292,24 +292,6 @@ def test_a_worker_below_its_threads_goes_down_to_one_when_nothing_ran_alone_for_
     assert 1 in limits  # a window at one: the requests let in ran alone
     assert g.times.kinds["GET /compute"].alone > 0.015  # measured again, nearer its 20 ms
     assert limits[-1] == 2 and not g.kept  # then back where it was
-
-
-def test_the_limit_at_one_ends_as_soon_as_a_kinds_floor_is_measured_again(clock):
-    g = gate()
-    g.limit, g.alone_at = 8, clock.now - REMEASURE - WINDOW  # none alone for REMEASURE
-    clock.step(WINDOW)
-    for _ in range(deadline.ALONE_KEPT):
-        alone = request("/wait")
-        assert g.enter(alone, 30.0) and g.limit == 1 and g.kept == 8  # at one, to measure again
-        clock.step(0.005)
-        g.leave(alone)  # alone: a time its kind's floor is the mean of
-    # Its floor measured again, some fifteen thousandths of a second in: back
-    # at once, and a window from now, which the time at one does not count in.
-    assert g.limit == 8 and not g.kept and g.window == clock.now and g.held == g.within == 0.0
-    others = [request("/wait") for _ in range(8)]
-    assert all(g.take(r) for r in others)  # the places are there at once, not a window later
-    for r in others:
-        g.leave(r)
 
 
 def test_the_limit_is_said_for_an_operator_by_the_watchdogs_thread(clock, tmp_path):

@@ -29,16 +29,12 @@ as its answer could still start within REQUEST_TIMEOUT taking its kind's
 usual time (deadline.py); then it is refused with 503. A new worker starts
 at one request at a time (START), so that its first requests measure their
 kinds alone. A worker whose limit is below its threads and that has run no
-request alone for REMEASURE seconds goes down to one until ALONE_KEPT
-requests have run alone (a kind's time alone is the mean of that many: its
-whole floor measured again) or a window has passed, then goes back to its
-limit: a kind's time alone measured before its database slowed would
-otherwise hold the limit down for good (Envoy re-measures its floor so
-too). Back at once, not a window later: a whole window at one queued a
-saturated 5 ms page's requests for its tenth of a second, its p99
-(docs/BENCHMARKS.md, "Against its floor"). A request of a kind not yet
-measured alone stands for its time alone with its own time if it had the
-worker to itself, else with its own thread's CPU time.
+request alone for REMEASURE seconds runs one window at one, then goes back
+to its limit: a kind's time alone measured before its database slowed
+would otherwise hold the limit down for good (Envoy re-measures its floor
+so too). A request of a kind not yet measured alone stands for its time
+alone with its own time if it had the worker to itself, else with its
+own thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
@@ -57,7 +53,7 @@ from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
 from . import stopping
-from .deadline import ALONE_KEPT, PENDING, Times
+from .deadline import PENDING, Times
 from .parking import NEVER, Parking
 
 # How often the limit is decided: Envoy's adaptive concurrency default
@@ -149,8 +145,7 @@ class Gate(Parking):
         self.window = self.alone_at = monotonic()
         # This window's place-time, and the part of it within the requests' times alone.
         self.held = self.within = 0.0
-        self.kept = 0  # while at one to measure again: the limit to go back to
-        self.measuring = 0  # and the requests alone still to run
+        self.kept = 0  # during a window at one: the limit to go back to
         self.said = 0
 
     def take(self, request) -> bool:
@@ -276,12 +271,6 @@ class Gate(Parking):
                 self.within += alone - credited
             if by_itself:
                 self.alone_at = now
-                if self.kept:  # at one to measure again
-                    self.measuring -= 1
-                    if not self.measuring:  # done: back to the limit, and a window from now
-                        # (the rule reads none of the time at one, as turn() does not)
-                        self.limit, self.kept = self.kept, 0
-                        self.window, self.held, self.within = now, 0.0, 0.0
             self.times.took(times, took, by_itself, now)
             if now - self.window >= WINDOW:
                 self.turn(now)
@@ -314,7 +303,7 @@ class Gate(Parking):
             used = self.limit * min(1.0, within / held)
             self.limit = max(1, min(self.threads, round(used + sqrt(used))))
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
-            self.kept, self.limit, self.alone_at, self.measuring = self.limit, 1, now, ALONE_KEPT
+            self.kept, self.limit, self.alone_at = self.limit, 1, now
         self.admit()
 
     def looking(self) -> None:
