@@ -222,12 +222,12 @@ def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(co
     c = pool(containers, app_dir, "1")
     held = settled(load(c.port, "/compute", 12, SETTLE + 1))
     assert statistics.median(held) <= 2, sorted(held)
-    # Two exports of 8 s, one in each process, each holding its one thread
-    # let in, the lock taken: a quick page beside them is not left for 8 s.
-    # (Both in one process, the thread its worker keeps in uWSGI's loop for
-    # the next request may take it into that worker's line, as any server
-    # whose processes take connections from one socket would: tried again.)
-    for _ in range(5):
+    # Two exports of 8 s, each holding a thread let in, the lock taken: a
+    # quick page beside them is not left for 8 s. One in each process is
+    # tried for (each then has a place free and shares its lock); both in
+    # one, which the kernel's choice of process can make every time, leave
+    # that worker no thread in uWSGI's loop (parking.py): the other takes it.
+    for attempt in range(5):
         before = c.logs().count("export begun")
         exports = [threading.Thread(target=requests.get, args=(f"http://127.0.0.1:{c.port}/long",),
                                     kwargs={"timeout": 60}) for _ in range(2)]
@@ -235,7 +235,7 @@ def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(co
             export.start()
         c.wait_until(lambda before=before: c.logs().count("export begun") == before + 2,
                      "both exports let in", interval=0.05)
-        if len(set(re.findall(r"export begun in (\d+)", c.logs())[-2:])) == 2:
+        if attempt == 4 or len(set(re.findall(r"export begun in (\d+)", c.logs())[-2:])) == 2:
             break
         for export in exports:
             export.join()
@@ -245,8 +245,9 @@ def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(co
     running = sum(export.is_alive() for export in exports)
     for export in exports:
         export.join()
-    figure("two 8 s exports, one in each process: a quick page's status, seconds",
-           f"{resp.status_code}, {took:.2f}")
+    processes = len(set(re.findall(r"export begun in (\d+)", c.logs())[-2:]))
+    figure("two 8 s exports: the processes they ran in; a quick page's status, seconds",
+           f"{processes}; {resp.status_code}, {took:.2f}")
     assert resp.status_code == 200 and running == 2 and took < 4, \
         (resp.status_code, running, took, c.logs()[-3000:])
 

@@ -108,10 +108,23 @@ def test_none_parks_once_uwsgi_is_about_to_recycle_the_worker():
     assert g.ending and g.parked == 0
 
 
+def test_the_usual_answers_thread_goes_on_without_the_lock_and_is_still_counted():
+    g = gate(threads=4, recycles=lambda: 3)
+    g.limit = 4  # every thread wanted: none parks
+    g.after_request()  # the first learns when uWSGI recycles the worker
+    with g.lock:  # held by another thread: the usual answer's does not wait for it
+        going = threading.Thread(target=g.after_request, daemon=True)
+        going.start()
+        going.join(5)
+        assert not going.is_alive() and not g.ending
+    g.after_request()  # the third: counted all the same, the worker is to end
+    assert g.ending
+
+
 def test_a_thread_that_answered_a_5xx_goes_on_for_its_log_line():
     g = gate(threads=4)
     parked = after_request_in_threads(g, 2)
-    until(lambda: g.served == 2)
+    until(lambda: g.parked == 2)
     owing = threading.Thread(target=lambda: (g.owes_line(), g.after_request()), daemon=True)
     owing.start()
     owing.join(5)

@@ -16,7 +16,9 @@ its place back: at a limit of 20 of 32, waking a parked thread for that
 place, and parking the thread that came back, or keeping one more thread
 whose request waited in the worker's line, was a hand-over between two
 threads for half of a waiting page's requests (docs/BENCHMARKS.md,
-"Against its floor").
+"Against its floor"). The usual thread, wanted back in the loop, sees so
+without the lock (a stale look only leaves a thread there until its next
+answer), and the requests served are counted without it too.
 
 A parked thread goes back to uWSGI's loop when the limit rises, one for
 each thread wanted, the last parked first (waking every parked thread for
@@ -38,6 +40,7 @@ worker's threads all take their first request, then park.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from threading import get_ident
 
@@ -56,7 +59,9 @@ class Parking:
     a parked thread's own look."""
 
     def reset_parking(self) -> None:
-        self.parked = self.served = 0
+        self.parked = 0
+        # Requests served: next() is one step in C, under Python's lock (no lock of ours).
+        self.served = itertools.count(1)
         # Each parked thread's own lock, the last parked last: one is
         # released for each thread wanted back (woken: released, not yet back).
         self.sleepers: list[threading.Lock] = []
@@ -97,12 +102,18 @@ class Parking:
     def after_request(self) -> None:
         """uWSGI's after-request hook, in the thread that served: one the
         accept loop does not want parks until it does, or the worker is to end."""
+        served = next(self.served)
+        # The usual answer: nothing sent on, no 5xx, no recycle near and no
+        # thread to park (read without the lock: one left in the loop parks
+        # after its next request; one short is looked at again under it).
+        if not self.sent and not self.lines and served < self.recycle_at and (
+                (self.limit >= self.threads and not self.line) or self.short() >= 0):
+            return
         ident = get_ident()
         with self.lock:
             self.sent.discard(ident)
-            self.served += 1
-            if self.served >= self.recycle_at:
-                self.recycling()
+            if served >= self.recycle_at:
+                self.recycling(served)
             if self.lines and ident in self.lines:
                 self.lines.discard(ident)
                 return  # its 5xx's log line is written as it leaves: it stays
@@ -131,12 +142,12 @@ class Parking:
                 if sleeper in self.sleepers:
                     self.sleepers.remove(sleeper)
 
-    def recycling(self) -> None:
+    def recycling(self, served: int) -> None:
         """Under the lock: the requests served reached recycle_at (at the
         first, not known yet: it is learnt)."""
         if not self.recycle_at:
             self.recycle_at = self.recycles()
-            if self.served < self.recycle_at:
+            if served < self.recycle_at:
                 return
         if not self.ending:
             self.ending = True

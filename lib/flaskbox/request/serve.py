@@ -164,9 +164,10 @@ class Serve:
                 # sync: a place in ADAPTIVE_THREADS' limit first; then under
                 # the watchdog, whose clock runs while the app works on the
                 # request (and ran while it waited in the queue, and for a place).
-                let_in = self.let_in(request)
-                if not let_in:
-                    return [] if let_in is None else request.answer(QUEUE_WAIT)
+                if not self.gate.take(request):  # no place at once (the usual request has one)
+                    let_in = self.let_in(request)
+                    if not let_in:
+                        return [] if let_in is None else request.answer(QUEUE_WAIT)
                 request.watch(self.watchdog, self.connection_fd())
                 result = self.app(request.environ, request.start_response)
             else:
@@ -200,13 +201,12 @@ class Serve:
         return self.after_upgrade(request, result)
 
     def let_in(self, request: Request) -> bool | None:
-        """A place in ADAPTIVE_THREADS' limit (admission.py), waited for as
-        long as the answer could still start within REQUEST_TIMEOUT, taking
-        its kind's usual time; the wait counts as the queue's. False:
-        refused; None: its client left meanwhile (skipped, answered)."""
+        """A place in ADAPTIVE_THREADS' limit (admission.py), when none was
+        free at once: waited for as long as the answer could still start
+        within REQUEST_TIMEOUT, taking its kind's usual time; the wait
+        counts as the queue's. False: refused; None: its client left
+        meanwhile (skipped, answered)."""
         gate = self.gate
-        if gate.take(request):  # a place at once: the usual request
-            return True
         began = monotonic()
         # It waits for a place while its kind's usual time still fits (not
         # its spreads too: refused at once, clients that retry at once made
