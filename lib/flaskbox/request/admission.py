@@ -156,7 +156,7 @@ class Gate(Parking):
             times = request.times = self.times.at_entry(request.environ)
         with self.lock:
             now = monotonic()
-            if now - self.window >= WINDOW:
+            if now - self.window >= WINDOW:  # looking(), written out: every request comes this way
                 self.turn(now)
             if self.inside >= self.limit or self.line:
                 return False
@@ -188,12 +188,10 @@ class Gate(Parking):
             with self.lock:
                 if turn not in self.line:
                     break  # let in meanwhile: its place is held
-                now = monotonic()
-                if now >= until:
+                if monotonic() >= until:
                     self.line.remove(turn)
                     return False
-                if now - self.window >= WINDOW:
-                    self.turn(now)
+                self.looking()
         with self.lock:
             self.let_in(request, request.times, monotonic())
         return True
@@ -307,9 +305,10 @@ class Gate(Parking):
         self.admit()
 
     def looking(self) -> None:
-        """Under the lock: a parked thread's own look, every PARK_LOOK
-        (parking.py), ends a window in which no request entered or left: a
-        request alone for seconds still raises the limit."""
+        """Under the lock: a look that ends a window in which no request
+        entered or left (a parked thread's own, every PARK_LOOK: parking.py;
+        one in the line's, each WINDOW): a request alone for seconds still
+        raises the limit."""
         now = monotonic()
         if now - self.window >= WINDOW:
             self.turn(now)
