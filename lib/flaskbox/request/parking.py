@@ -82,6 +82,12 @@ class Parking:
         there = self.threads - self.parked - self.inside - len(self.line) - len(self.sent)
         return (want if want > 0 else 0) - there
 
+    def wanted(self) -> bool:
+        """Whether uWSGI's loop wants the thread back (short() >= 0); every
+        thread is wanted while the limit is at the threads and nobody waits
+        in the line, which is told without counting them."""
+        return (self.limit >= self.threads and not self.line) or self.short() >= 0
+
     def looked(self) -> None:
         """Under the lock: places or the limit changed: as many parked
         threads as are wanted back are woken."""
@@ -106,8 +112,7 @@ class Parking:
         # The usual answer: nothing sent on, no 5xx, no recycle near and no
         # thread to park (read without the lock: one left in the loop parks
         # after its next request; one short is looked at again under it).
-        if not self.sent and not self.lines and served < self.recycle_at and (
-                (self.limit >= self.threads and not self.line) or self.short() >= 0):
+        if not self.sent and not self.lines and served < self.recycle_at and self.wanted():
             return
         ident = get_ident()
         with self.lock:
@@ -117,9 +122,7 @@ class Parking:
             if self.lines and ident in self.lines:
                 self.lines.discard(ident)
                 return  # its 5xx's log line is written as it leaves: it stays
-            # Every thread wanted and none waited for: nothing to park (short() >= 0).
-            if self.ending or not self.parks or (self.limit >= self.threads and not self.line) \
-                    or self.short() >= 0:
+            if self.ending or not self.parks or self.wanted():
                 return  # parked, it would leave the loop short of one: it stays
             self.parked += 1
             sleeper = threading.Lock()
