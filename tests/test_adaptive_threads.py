@@ -162,10 +162,10 @@ def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(container
     # mean about 5, p90 10 without the gate). Two at once take turns at the
     # lock, each twice its time alone: the half of the place-time within it
     # is one place used, and its root one more. Judged by the median and the
-    # mean: a window of 0.1 s ends with a request or two of 15 ms measured,
-    # so beside a neighbour's load the limit wanders by a place or two from
-    # one window to the next (beside two busy loops, 12 runs: mean 1.8 to
-    # 2.7, p90 2 to 5).
+    # mean: a window of 0.1 s measures a few requests of 15 ms (three to
+    # seven), so beside a neighbour's load the limit wanders by a place or
+    # two from one window to the next (beside two busy loops, 12 runs: mean
+    # 1.8 to 2.7, p90 2 to 5).
     assert statistics.median(held) <= 2 and statistics.mean(held) < 3, \
         (collections.Counter(held), c.logs()[-3000:])
 
