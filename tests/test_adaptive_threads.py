@@ -145,6 +145,14 @@ def settled(seen) -> list[int]:
     return [held for at, _, held in seen if at >= SETTLE]
 
 
+def limit_down(c) -> None:
+    """The page that computes until each worker's limit is down to about
+    two, judged by the mean as the computing page's test judges it (a
+    second's median beside a neighbour's load was 3 in CI)."""
+    held = settled(load(c.port, "/compute", 12, SETTLE + 2))
+    assert statistics.mean(held) < 3, collections.Counter(held)
+
+
 def pool(containers, app_dir, adaptive: str):
     return containers.serving(env={"UWSGI_PROCESSES": PROCESSES, "ADAPTIVE_THREADS": adaptive},
                               docker_args=("-v", f"{app_dir}:/app:ro"))
@@ -161,13 +169,12 @@ def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(container
     # Twelve clients on two processes: six each, were all let in (median 5,
     # mean about 5, p90 10 without the gate). Two at once take turns at the
     # lock, each twice its time alone: the half of the place-time within it
-    # is one place used, and its root one more. Judged by the median and the
-    # mean: a window of 0.1 s measures a few requests of 15 ms (three to
-    # seven), so beside a neighbour's load the limit wanders by a place or
-    # two from one window to the next (beside two busy loops, 12 runs: mean
-    # 1.8 to 2.7, p90 2 to 5).
-    assert statistics.median(held) <= 2 and statistics.mean(held) < 3, \
-        (collections.Counter(held), c.logs()[-3000:])
+    # is one place used, and its root one more. Judged by the mean: a window
+    # of 0.1 s measures a few requests of 15 ms (three to seven), so beside a
+    # neighbour's load the limit wanders by a place or two from one window
+    # to the next (beside two busy loops, 15 runs: mean 1.8 to 2.7, median 2
+    # but once 3, p90 2 to 5).
+    assert statistics.mean(held) < 3, (collections.Counter(held), c.logs()[-3000:])
 
 
 def test_without_it_every_request_that_reaches_a_process_runs_at_once(containers, app_dir):
@@ -203,8 +210,7 @@ def test_a_page_that_waits_still_runs_many_at_once(containers, app_dir, figure):
 
 def test_streams_holding_every_thread_let_in_raise_the_limit(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
-    held = settled(load(c.port, "/compute", 12, SETTLE + 1))
-    assert statistics.median(held) <= 2, sorted(held)  # the limit is down to one or two
+    limit_down(c)
     # Feeds of ten seconds take every thread let in: no request reaches a
     # process to say it waited, yet the limit must rise for the next one.
     feeds = [socket.create_connection(("127.0.0.1", c.port), timeout=30) for _ in range(6)]
@@ -232,8 +238,7 @@ def export_processes(container) -> int:
 
 def test_long_requests_holding_every_thread_let_in_leave_room_for_a_quick_one(containers, app_dir, figure):
     c = pool(containers, app_dir, "1")
-    held = settled(load(c.port, "/compute", 12, SETTLE + 1))
-    assert statistics.median(held) <= 2, sorted(held)
+    limit_down(c)
     # Two exports of 8 s, each holding a thread let in, the lock taken: a
     # quick page beside them is not left for 8 s. One in each process is
     # tried for (each then has a place free and shares its lock); both in
