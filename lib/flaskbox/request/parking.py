@@ -21,9 +21,13 @@ without the lock (a stale look only leaves a thread there until its next
 answer), and the requests served are counted without it too.
 
 A parked thread goes back to uWSGI's loop when the limit rises, one for
-each thread wanted, the last parked first (waking every parked thread for
-each free place cost a fast page with the limit at 5 of 32 two-fifths of
-its answers: docs/BENCHMARKS.md, "Against its floor"), and when its worker
+each thread wanted, the last parked first, whichever thread's look saw it
+(waking every parked thread for each free place cost a fast page with the
+limit at 5 of 32 two-fifths of its answers: docs/BENCHMARKS.md, "Against
+its floor"; and each thread keeps its own state, a connection or a cache:
+with any looking thread going back itself, 11 to 20 of a CKAN-shaped
+worker's 32 threads served every 5 s at a limit of about two, and the
+last parked first, 4 or 5), and when its worker
 is to end, so that uWSGI can end it: at a stop or a reload's
 retirement (the arbiter's first notice, stopping.py), at a retirement of
 the watchdog's (guards.py), and before uWSGI's own max-requests recycle
@@ -126,20 +130,28 @@ class Parking:
                 return  # parked, it would leave the loop short of one: it stays
             self.parked += 1
             sleeper = threading.Lock()
+            sleeper.acquire()
+            self.sleepers.append(sleeper)
             try:
-                while not self.ending and self.short() <= 0:
-                    if sleeper not in self.sleepers:  # (held again, whether woken or not)
-                        sleeper.acquire(blocking=False)
-                        self.sleepers.append(sleeper)
+                while not self.ending:
                     self.lock.release()
                     try:
                         sleeper.acquire(timeout=PARK_LOOK)
                     finally:
                         self.lock.acquire()
                     if sleeper in self.sleepers:
-                        self.looking()  # not woken: its own look (the gate may wake threads, it too)
-                    if sleeper not in self.sleepers:
-                        self.woken -= 1  # woken: it looks, and parks again if not wanted after all
+                        # Not woken: its own look, which may end a window;
+                        # the threads wanted are woken, the last parked first
+                        # (it too, if it is that one).
+                        self.looking()
+                        self.looked()
+                        if sleeper in self.sleepers:
+                            continue
+                    self.woken -= 1
+                    if self.ending or self.short() > 0:
+                        break
+                    sleeper.acquire(blocking=False)  # not wanted after all: parked again, the last
+                    self.sleepers.append(sleeper)
             finally:
                 self.parked -= 1
                 if sleeper in self.sleepers:
