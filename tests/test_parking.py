@@ -5,7 +5,8 @@ is whole counts as back in the loop at once and one a stream keeps does
 not, a raised limit lets parked threads go, the last parked first
 whoever looks, a parked thread's own look ends a window nobody ended, and
 the worker's end (a stop's notice, a retirement, uWSGI's max-requests
-coming) lets them all go; a thread that answered a 5xx never parks. The containers' proof: test_adaptive_threads.py."""
+coming) lets them all go; a thread that answered a 5xx never parks. The
+containers' proof: test_adaptive_threads.py."""
 
 from __future__ import annotations
 
