@@ -27,16 +27,15 @@ limit at 5 of 32 two-fifths of its answers: docs/BENCHMARKS.md, "Against
 its floor"; and each thread keeps its own state, a connection or a cache:
 with any looking thread going back itself, 11 to 20 of a CKAN-shaped
 worker's 32 threads served every 5 s at a limit of about two, and the
-last parked first, 4 or 5), and when its worker
-is to end, so that uWSGI can end it: at a stop or a reload's
-retirement (the arbiter's first notice, stopping.py), at a retirement of
-the watchdog's (guards.py), and before uWSGI's own max-requests recycle
-(its requests counted here). It looks again every PARK_LOOK seconds, and
-its look ends a window in which no request entered or left (the gate's
-decision: a request alone for seconds still raises the limit). A
-thread whose answer was a 5xx does not park: uWSGI writes that answer's
-log line once the thread leaves the hook (where uWSGI logs every answer,
-no thread parks).
+last parked first, 4 or 5), and when its worker is to end, so that uWSGI
+can end it: at a stop or a reload's retirement (the arbiter's first
+notice, stopping.py), at a retirement of the watchdog's (guards.py), and
+before uWSGI's own max-requests recycle (its requests counted here). It
+looks again every PARK_LOOK seconds, and its look ends a window in which
+no request entered or left (the gate's decision: a request alone for
+seconds still raises the limit). A thread whose answer was a 5xx does not
+park: uWSGI writes that answer's log line once the thread leaves the hook
+(where uWSGI logs every answer, no thread parks).
 
 Only uWSGI's public hook and this module's own locks are used; a new
 worker's threads all take their first request, then park.
