@@ -194,6 +194,23 @@ def test_a_whole_answers_thread_counts_as_back_in_the_loop_and_a_streams_does_no
     assert len(g.sent) == 1 and g.short() == 2 - 3
 
 
+def test_a_whole_answer_wakes_no_parked_thread_and_a_streams_place_wakes_one():
+    g = gate(threads=4)
+    whole, stream = Fake("/page"), Fake("/events")
+    assert g.take(whole)
+    threads = after_request_in_threads(g, 3)
+    until(lambda: g.parked == 3)  # the limit's one place is held: the other three park
+    g.leave(whole, whole=True)  # its thread is back in uWSGI's loop for the free place
+    assert g.woken == 0 and len(g.sleepers) == 3
+    assert g.take(stream)
+    g.leave(stream)  # its thread sends on: the free place needs a thread from the parked
+    until(lambda: g.parked == 2)
+    assert len(g.sleepers) == 2 and sum(t.is_alive() for t in threads) == 2
+    g.end()
+    for thread in threads:
+        thread.join(5)
+
+
 def test_a_parked_threads_own_look_ends_a_window_nobody_ended(monkeypatch):
     monkeypatch.setattr(parking, "PARK_LOOK", 0.02)
     g = gate(threads=4)

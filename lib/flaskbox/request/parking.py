@@ -81,15 +81,17 @@ class Parking:
         every thread neither parked nor holding a place, waiting in the
         line, or sending an answer (a stream: its place given back, its
         thread its own)."""
-        want = self.limit - self.inside
-        there = self.threads - self.parked - self.inside - len(self.line) - len(self.sent)
-        return (want if want > 0 else 0) - there
+        # max(limit - inside, 0) wanted, less the threads there; `inside` is
+        # in both but for the places held over a limit that fell.
+        limit, inside = self.limit, self.inside
+        return (limit if limit > inside else inside) + self.parked + len(self.line) + len(self.sent) \
+            - self.threads
 
     def wanted(self) -> bool:
         """Whether uWSGI's loop wants the thread back (short() >= 0); every
-        thread is wanted while the limit is at the threads and nobody waits
-        in the line, which is told without counting them."""
-        return (self.limit >= self.threads and not self.line) or self.short() >= 0
+        thread is wanted while the limit and the parked threads make up all
+        the threads, which is told without counting the rest."""
+        return self.limit + self.parked >= self.threads or self.short() >= 0
 
     def looked(self) -> None:
         """Under the lock: places or the limit changed: as many parked
