@@ -58,8 +58,9 @@ class Parking:
     """A worker's parked threads; the gate (admission.Gate) sets `lock` (the
     gate's), `threads`, `limit`, `inside` and `line`, adds to `sent` the
     thread of a request that gives its place back and sends on, calls
-    looked() whenever its places or its limit change, and has looking() for
-    a parked thread's own look."""
+    looked() whenever its places or its limit change (but for a whole
+    answer's place: its thread is back in the loop for it), and has
+    looking() for a parked thread's own look."""
 
     def reset_parking(self) -> None:
         self.parked = 0
