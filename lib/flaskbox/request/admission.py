@@ -272,7 +272,7 @@ class Gate(Parking):
             self.times.took(times, took, by_itself, now)
             if now - self.window >= WINDOW:
                 self.turn(now)
-            elif self.line or (self.sleepers and not whole):
+            elif self.line or not whole:
                 # (A whole answer's thread is back in uWSGI's loop as its
                 # place comes free: no parked thread is wanted for it.)
                 self.admit()

@@ -82,7 +82,6 @@ SPREADS = 4
 # The requests alone whose mean is a kind's time alone: a page whose cost
 # drifts as its data grows is followed within three.
 ALONE_KEPT = 3
-BEFORE_LAST = 1 - ALONE_KEPT  # the slice of the ones kept before the last
 # A first request alone this long, and five times the kind's time alone
 # after it, is the app's set-up on a process's first request: said once.
 SETUP, SETUP_TIMES = 1.0, 5
@@ -201,7 +200,7 @@ class Times:
 
     def alone_took(self, times: Kind, seconds: float) -> None:
         """A request of this kind had the worker to itself for `seconds`."""
-        alones = times.alones = times.alones[BEFORE_LAST:] + (seconds,)
+        alones = times.alones = times.alones[1 - ALONE_KEPT:] + (seconds,)
         alone = times.alone = sum(alones) / len(alones)
         first = times.first
         if first >= SETUP and not self.setup_said and len(alones) == ALONE_KEPT \
