@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 
 from ..log import log
 from .answers import Refusals
@@ -112,7 +113,8 @@ class Kind:
     def __init__(self):
         # first: its first request's time (negative if others ran beside it).
         self.alone = self.usual = self.spread = self.last = self.first = 0.0
-        self.alones: tuple[float, ...] = ()  # the last three alone, oldest first
+        # The last three alone, oldest first (a deque drops the oldest itself: no tuple made a request).
+        self.alones: deque[float] = deque(maxlen=ALONE_KEPT)
 
 
 PENDING = Kind()  # a path whose route is not known yet: measured as its route once it is
@@ -184,11 +186,16 @@ class Times:
         if not last:  # its first
             times.first = seconds if alone else -seconds  # (negative: not alone)
             if alone and seconds < SETUP:  # a first of SETUP or more: perhaps a set-up
-                times.alones, times.alone = (seconds,), seconds
+                times.alones.append(seconds)
+                times.alone = seconds
             times.usual, times.spread = seconds, seconds / 2
             return
-        if alone:
-            self.alone_took(times, seconds)
+        if alone:  # the mean of its last ALONE_KEPT alone
+            alones = times.alones
+            alones.append(seconds)
+            times.alone = sum(alones) / len(alones)
+            if times.first >= SETUP and not self.setup_said:
+                self.setup_seen(times)
         usual = times.usual
         if usual and now - last <= self.timeout and (usual < SETUP or usual != times.first
                                                      or usual < SETUP_TIMES * seconds):
@@ -198,16 +205,13 @@ class Times:
         else:  # none for REQUEST_TIMEOUT, or its first paid a set-up: afresh
             times.usual, times.spread = seconds, seconds / 2
 
-    def alone_took(self, times: Kind, seconds: float) -> None:
-        """A request of this kind had the worker to itself for `seconds`."""
-        alones = times.alones = times.alones[1 - ALONE_KEPT:] + (seconds,)
-        alone = times.alone = sum(alones) / len(alones)
+    def setup_seen(self, times: Kind) -> None:
+        """A kind whose first request, alone, took SETUP or more: once its
+        time alone is known, the log says whether that first paid the app's
+        set-up (once a process)."""
         first = times.first
-        if first >= SETUP and not self.setup_said and len(alones) == ALONE_KEPT \
-                and first >= SETUP_TIMES * alone:
-            self.say_setup(times, first)
-
-    def say_setup(self, times: Kind, first: float) -> None:
+        if len(times.alones) < ALONE_KEPT or first < SETUP_TIMES * times.alone:
+            return
         self.setup_said = True
         name = next((key for key, kind in self.kinds.items() if kind is times), "a request")
         log(f"worker pid {os.getpid()}: {name}'s first request here took {first:.1f} s alone, its next ones "
