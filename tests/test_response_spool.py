@@ -1,12 +1,14 @@
 """The disk budget for spooled responses, in process: a response too large
 for memory is admitted only when it fits the space left, counting what
 other workers are still writing; a file from wsgi.file_wrapper goes back to
-uWSGI untouched, never spooled. Proven against a real container in
+uWSGI untouched, never spooled (noted on its request by thread, or, with
+gevent, by a wrapper of the request's own). Proven against a real container in
 test_temp_files.py."""
 
 import os
+from types import SimpleNamespace
 
-from flaskbox.request import serve, spool
+from flaskbox.request import body, serve, spool
 
 
 def environ(**extra) -> dict:
@@ -83,3 +85,15 @@ def test_a_file_from_wsgi_file_wrapper_goes_back_to_uwsgi_untouched():
         lambda status, headers, exc_info=None: answered.update(headers=dict(headers)))
     # Not spooled: uWSGI sends it from an offload thread, at the client's pace.
     assert body is handed and answered["headers"]["X-Accel-Buffering"] == "no"
+
+
+def test_gevents_file_wrapper_notes_the_files_on_its_own_request():
+    """gevent's greenlets share a thread, so that no registry by thread
+    finds their request: each request's wrapper notes its own files."""
+    handed = object()
+    gevent = SimpleNamespace(limits=object())
+    first, second = SimpleNamespace(files=()), SimpleNamespace(files=())
+    wrapper = body.noting(gevent, first, lambda filelike, *args: handed)
+    body.noting(gevent, second, lambda filelike, *args: handed)
+    assert wrapper(open(os.devnull, "rb")) is handed
+    assert first.files == [handed] and second.files == []

@@ -31,6 +31,8 @@ docs/your-app.md says to read an upload in the view, then stream.)
 
 from __future__ import annotations
 
+from functools import partial
+from threading import get_ident
 from time import monotonic
 
 from . import outbound
@@ -54,9 +56,32 @@ def rest_of_body(environ) -> None:
         pass  # nothing left to send the answer to
 
 
+def noting(serve, request, wrapper):
+    """uWSGI's wsgi.file_wrapper, as the app is given it: noting the files
+    it gives, so that an answer that is one goes back to uWSGI untouched.
+    sync: one for the worker (kept on `serve`, made at its first request),
+    which finds the request by its thread in REQUEST_TIMEOUT's registry:
+    no object is made a request. gevent (no such registry): one a request."""
+    if serve.limits is not None:
+        request.files = files = []
+        return partial(wrap_file, wrapper, files)
+    serve.wrapper, serve.noting = wrapper, partial(note_file, wrapper, serve.watchdog.running)
+    return serve.noting
+
+
+def note_file(wrapper, running: dict, filelike, *args, **kwargs):
+    """sync's wsgi.file_wrapper: the file given is noted on the request this
+    thread runs (one that runs it outside the request's thread is not: the
+    file is then sent as any other answer)."""
+    given = wrapper(filelike, *args, **kwargs)
+    request = running.get(get_ident())
+    if request is not None:
+        request.files = [*request.files, given]
+    return given
+
+
 def wrap_file(wrapper, files: list, filelike, *args, **kwargs):
-    """wsgi.file_wrapper, noting the files it gives (a list the request
-    holds): an answer that is one goes back to uWSGI untouched."""
+    """gevent's wsgi.file_wrapper, noting the files it gives in the request's list."""
     given = wrapper(filelike, *args, **kwargs)
     files.append(given)
     return given

@@ -33,13 +33,12 @@ the steps of its answer's body.
 from __future__ import annotations
 
 import threading
-from functools import partial
 from threading import get_ident
 from time import monotonic, time
 
 from ..log import log
 from . import body, outbound, revalidation, streams
-from .body import wrap_file
+from .body import noting
 from .deadline import PENDING, route
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
 from .outbound import VARIED, VARY, settled_vary
@@ -67,7 +66,7 @@ class Request:
     serve = environ = respond = None
     waited = 0.0
     trusted = tls = body_left = False
-    files = ()  # what wsgi.file_wrapper gave (body.wrap_file)
+    files = ()  # what wsgi.file_wrapper gave (body.noting)
     # The answer: start_response's decisions (chunked: None until then), and its body.
     chunked = length = write = body = parts = None
     framed, unread = 0, False
@@ -110,9 +109,9 @@ class Request:
             waited = 0.0
         self.waited = waited if waited > 0.0 else 0.0
         wrapper = environ.get("wsgi.file_wrapper")
-        if wrapper is not None:
-            self.files = files = []
-            environ["wsgi.file_wrapper"] = partial(wrap_file, wrapper, files)
+        if wrapper is not None:  # one that notes the files it gives (body.noting)
+            environ["wsgi.file_wrapper"] = (serve.noting if wrapper is serve.wrapper
+                                            else noting(serve, self, wrapper))
 
     def _odd_peer(self, fields) -> str | None:
         """A peer header of another form than nginx's (or none): what it has."""
