@@ -65,8 +65,9 @@ def noting(serve, request, wrapper):
     if serve.limits is not None:
         request.files = files = []
         return partial(wrap_file, wrapper, files)
-    serve.wrapper, serve.noting = wrapper, partial(note_file, wrapper, serve.watchdog.running)
-    return serve.noting
+    noted = serve.noted_wrapper = partial(note_file, wrapper, serve.watchdog.running)
+    serve.file_wrapper = wrapper  # the second: a thread that finds it finds the first too
+    return noted
 
 
 def note_file(wrapper, running: dict, filelike, *args, **kwargs):

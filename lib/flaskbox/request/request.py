@@ -110,7 +110,7 @@ class Request:
         self.waited = waited if waited > 0.0 else 0.0
         wrapper = environ.get("wsgi.file_wrapper")
         if wrapper is not None:  # one that notes the files it gives (body.noting)
-            environ["wsgi.file_wrapper"] = (serve.noting if wrapper is serve.wrapper
+            environ["wsgi.file_wrapper"] = (serve.noted_wrapper if wrapper is serve.file_wrapper
                                             else noting(serve, self, wrapper))
 
     def _odd_peer(self, fields) -> str | None:

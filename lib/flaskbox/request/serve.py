@@ -94,7 +94,7 @@ class Serve:
     """sync workers (WORKER_CLASS=sync, the default)."""
 
     limits = None  # gevent's stream limits (GeventServe); None: sync, under the watchdog (run)
-    wrapper = noting = None  # uWSGI's wsgi.file_wrapper, and the one the app is given (body.noting)
+    file_wrapper = noted_wrapper = None  # uWSGI's wsgi.file_wrapper, and the app's (body.noting)
 
     def __init__(self, app, timeout: float, *, spool=None, share=None, allowed_hosts: tuple[str, ...] = (),
                  url_prefix: str = "", compressed: bool = False, memory_cap: int = 0, watchdog=None,
