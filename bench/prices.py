@@ -57,7 +57,7 @@ stop=$1 drive=$2; shift 2
 cd /app
 rm -f /tmp/prices/cg.out
 # shellcheck disable=SC2086 # COLLECT: valgrind's options, one word each
-setarch "$(uname -m)" -R valgrind --tool=callgrind --callgrind-out-file=/tmp/prices/cg.out ${COLLECT:-} "$@" \
+valgrind --tool=callgrind --callgrind-out-file=/tmp/prices/cg.out ${COLLECT:-} "$@" \
     >/tmp/prices/run.log 2>&1 &
 pid=$!
 for _ in $(seq 600); do eval "${drive//\{N\}/1}" 2>/dev/null && break; sleep 0.2; done
@@ -121,14 +121,6 @@ def build_valgrind_image() -> None:
 # worker's count for the same code spread by +-5k instructions a request
 # between runs (nginx ignores it).
 MEASURED_ENV = ("PYTHONHASHSEED=0",)
-# Nor are the addresses random (setarch -R, in UNDER_CALLGRIND): an object's
-# address is its hash (a set of requests, the gate's places), so that a
-# count for the same code still moved by 1 to 2k from run to run; with the
-# same addresses each run, an in-process count repeats to some 50
-# instructions. The kernel's personality call that asks for it is one
-# Docker's default seccomp profile refuses: the measured containers run
-# without it.
-UNRANDOMIZED = ("--security-opt", "seccomp=unconfined")
 
 
 # What a uWSGI worker's count takes in: what runs inside uWSGI's handling of
@@ -191,8 +183,8 @@ def worker_price(container) -> int:
 def started(label: str, mounts: dict[Path, str]) -> Contender:
     """A container of the valgrind image with `mounts` (host path: inside)."""
     contender = Contender("flaskbox", label, [], image=VALGRIND_TAG,
-                          docker_args=(*UNRANDOMIZED, *(arg for host, inside in mounts.items()
-                                                        for arg in ("-v", f"{host}:{inside}:ro"))))
+                          docker_args=tuple(arg for host, inside in mounts.items()
+                                            for arg in ("-v", f"{host}:{inside}:ro")))
     contender.start()
     prepare(contender.container)
     return contender
