@@ -3,8 +3,9 @@
 `--features` takes out is still where variants.py looks for it (an edit
 of nginx.conf that moves one fails here, not in the middle of a benchmark),
 and so is each of the static location's that `--prices` takes out,
-nginx serves without all of them, and the profile's parsers read what perf
-and py-spy write."""
+nginx serves without all of them, the profile's parsers read what perf
+and py-spy write, and the in-process count (bench/wrapper_count.py) runs
+today's wrapper."""
 
 import subprocess
 import sys
@@ -99,6 +100,14 @@ def test_py_spy_samples_go_to_the_innermost_package():
         "werkzeug": 60.0, "flaskbox": 20.0,
         "no Python frame (uWSGI's C code: accept, parse, environ, write)": 20.0}
     assert shares["inside_flaskbox_serve_percent"] == 80.0
+
+
+def test_the_in_process_count_serves_through_todays_wrapper():
+    # bench/wrapper_count.py counts these runs: each answers every request.
+    import wrapper_count
+    for gate_kind in ("gate", "open"):
+        for direct in (False, True):
+            assert wrapper_count.served(5, gate_kind, direct) == 5 * len(b"Hello World"), (gate_kind, direct)
 
 
 def test_the_wrapper_cost_is_timed_around_a_working_request():
