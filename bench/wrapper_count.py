@@ -2,7 +2,7 @@
 exact from run to run, where the container's price list (prices.py) moves
 by 1 to 2k. For weighing one change to the request path against another.
 
-    python3 bench/wrapper_count.py [--lib DIR] [--open]
+    python3 bench/wrapper_count.py [--lib DIR] [--open] [--pieces]
 
 Runs N hello requests through serve.Serve in this process, with the gate
 as a warm worker of 16 threads has it at a limit of one (15 threads
@@ -14,8 +14,10 @@ of a window (the limit's rule), and no request that waited (its peer
 header is dated ahead). The addresses are not randomized (setarch -R): an
 object's address is its hash, and the gate keeps its requests in a set.
 Needs valgrind and setarch on the host; --lib measures another checkout's
-lib (a worktree of an earlier commit). The app is a bare WSGI callable, so
-that only the wrapper's steps differ between the two counts.
+lib (a worktree of an earlier commit); --pieces counts the wrapper again
+with each piece the price list takes out (variants.WRAPPER_EDITS) out in
+turn, and with ADAPTIVE_THREADS=0's gate. The app is a bare WSGI callable,
+so that only the wrapper's steps differ between the two counts.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+
+import variants
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
 THREADS = 16
@@ -83,6 +88,8 @@ def served(requests: int, gate_kind: str, direct: bool) -> int:
 
 def counted(lib: Path, gate_kind: str, direct: bool) -> int:
     """Instructions one more request costs, by callgrind."""
+    # Once without valgrind first: the .pyc files written, so that neither count compiles.
+    subprocess.run([sys.executable, __file__, "--lib", str(lib), "--serve", "1"], check=True)
     totals = []
     for requests in COUNTS:
         out = Path(f"/tmp/wrapper-count-{os.getpid()}.out")
@@ -100,12 +107,38 @@ def counted(lib: Path, gate_kind: str, direct: bool) -> int:
     return round((totals[1] - totals[0]) / (COUNTS[1] - COUNTS[0]))
 
 
+def pieces(lib: Path, whole: int) -> dict[str, int]:
+    """What each piece of the wrapper costs in process: the wrapper with it
+    out, less the whole (the pieces made where the app is loaded, the gate
+    and the wrapper itself, do not apply here: the gate is `--open`'s)."""
+    names = sorted({name for edits in variants.WRAPPER_EDITS.values() for name, _, _ in edits})
+    sources = {name: (lib / "flaskbox" / name).read_text() for name in names}
+    costs = {"ADAPTIVE_THREADS' gate (against admission.Open)": whole - wrapper(lib, "open")}
+    for piece in variants.WRAPPER_EDITS:
+        changed = {name: text for name, text in variants.without_pieces(sources, [piece]).items()
+                   if text != sources[name]}
+        if any(name.startswith("pool/") for name in changed):
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / "lib"
+            shutil.copytree(lib, copy, ignore=shutil.ignore_patterns("__pycache__"))
+            for name, text in changed.items():
+                (copy / "flaskbox" / name).write_text(text)
+            costs[piece] = whole - wrapper(copy, "gate")
+    return costs
+
+
+def wrapper(lib: Path, gate_kind: str) -> int:
+    return counted(lib, gate_kind, False) - counted(lib, gate_kind, True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lib", type=Path, default=LIB,
                         help="the lib folder to measure (default: this checkout's)")
     parser.add_argument("--open", action="store_true", help="ADAPTIVE_THREADS=0's gate (admission.Open)")
+    parser.add_argument("--pieces", action="store_true", help="each piece's cost too")
     parser.add_argument("--serve", type=int, metavar="N", help=argparse.SUPPRESS)  # the measured run itself
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -124,6 +157,9 @@ def main() -> int:
     wrapped, bare = counted(args.lib, gate_kind, False), counted(args.lib, gate_kind, True)
     print(f"{args.lib}: {wrapped} instructions a hello request wrapped ({gate_kind}), {bare} bare: "
           f"the wrapper {wrapped - bare}")
+    if args.pieces:
+        for piece, cost in pieces(args.lib, wrapped - bare).items():
+            print(f"  {cost:>6}  {piece}")
     return 0
 
 
