@@ -8,7 +8,8 @@ test_temp_files.py."""
 import os
 from types import SimpleNamespace
 
-from flaskbox.request import body, serve, spool
+from flaskbox.request import serve, spool
+from flaskbox.request.body import noting
 
 
 def environ(**extra) -> dict:
@@ -93,7 +94,7 @@ def test_gevents_file_wrapper_notes_the_files_on_its_own_request():
     handed = object()
     gevent = SimpleNamespace(limits=object())
     first, second = SimpleNamespace(files=()), SimpleNamespace(files=())
-    wrapper = body.noting(gevent, first, lambda filelike, *args: handed)
-    body.noting(gevent, second, lambda filelike, *args: handed)
+    wrapper = noting(gevent, first, lambda filelike, *args: handed)
+    noting(gevent, second, lambda filelike, *args: handed)
     assert wrapper(open(os.devnull, "rb")) is handed
     assert first.files == [handed] and second.files == []
