@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 
-from flaskbox.request import deadline
+import pytest
+
+from flaskbox.request import admission, deadline
 from flaskbox.request.deadline import Times
 
 TIMEOUT = 30.0
@@ -92,6 +94,39 @@ def test_a_kinds_usual_time_is_forgotten_a_timeout_after_its_last_request():
     assert not times.too_late(login, 2.0, 100.0 + TIMEOUT + 0.1)
     times.took(login, 1.0, False, 100.0 + TIMEOUT + 0.2)  # and the next starts it afresh
     assert (login.usual, login.spread) == (1.0, 0.5)
+
+
+class Held:
+    """What the gate reads and writes of a request.Request (as test_admission.Fake) and its wait."""
+
+    def __init__(self, times: deadline.Kind, waited: float = 0.0):
+        self.environ = environ("/login", "POST")
+        self.times, self.waited, self.entered = times, waited, None
+        self.entry = 0
+        self.counted = self.credited = self.cpu = 0.0
+
+
+@pytest.mark.parametrize("pool", ["gate", "open"])
+def test_while_none_of_its_kind_runs_one_is_let_in_by_its_usual_time_alone(pool, monkeypatch):
+    monkeypatch.setattr(admission, "monotonic", lambda: 100.0)
+    times = Times(3.0)
+    login = times.of("POST /login")
+    # A login of 1 s beside a busy neighbour (issue 79): its usual time and
+    # four spreads, 3 s, leave nothing of a 3 s deadline.
+    times.took(login, 1.0, False, 100.0)
+    assert times.expected(login, 100.0) == 3.0
+    held = admission.Gate(16, times) if pool == "gate" else admission.Open(times)
+    first, second = Held(login, waited=1.5), Held(login, waited=1.5)
+    # None of its kind runs: only a request let in tells what a login takes
+    # now, so one that the usual time still fits is let in.
+    assert not held.too_late(first, 100.0)
+    assert held.too_late(Held(login, waited=2.1), 100.0)  # that one would not fit at all
+    assert held.take(first)
+    assert not held.too_late(first, 100.0)  # (itself is not beside itself)
+    # Another beside it takes the spreads' margin: refused.
+    assert held.too_late(second, 100.0)
+    held.leave(first)
+    assert not held.too_late(second, 100.0)
 
 
 def test_past_so_many_kinds_a_new_one_takes_the_place_of_the_one_seen_longest_ago():

@@ -42,10 +42,15 @@ costs the others.
   deadline as the pool runs now (issue 80: privacyIDEA's logins were
   refused by the longest of their last times and a quarter, after 23 s,
   where their own gunicorn answered them in 29).
-  A kind's usual time is forgotten REQUEST_TIMEOUT after its last request
-  ended: refused requests leave no time, and a word that refused them all
-  would otherwise stand for ever (issue 79: a round of 20 s refused every
-  login).
+  The spreads are the margin for what runs beside it: while no other
+  request of its kind holds a place in the worker, its usual time alone is
+  the estimate. Only a request let in corrects the estimate, so one of each
+  kind may always run: else one slow login beside a busy neighbour made the
+  usual time and its spreads pass the deadline, every login after it was
+  refused, nothing measured them again, and a round of 20 s answered none
+  (issue 79). A kind's usual time is forgotten REQUEST_TIMEOUT after its
+  last request ended: after a pause, the first ones are not judged by a load
+  long gone.
 
 A kind whose first request, alone, took SETUP seconds or more, and five
 times its later ones, paid the app's own set-up on the process's first
@@ -223,14 +228,14 @@ class Times:
         worker runs now; 0 if not known (none yet, or none for REQUEST_TIMEOUT)."""
         return times.usual if now - times.last <= self.timeout else 0.0
 
-    def expected(self, times: Kind, now: float) -> float:
-        """The usual time and its spreads: what a request let in now is
-        expected to take at the most."""
+    def expected(self, times: Kind, now: float, beside: bool = True) -> float:
+        """What a request let in now is expected to take at the most: the
+        usual time, and its spreads if another of its kind runs `beside` it."""
         usual = self.usual(times, now)
-        return usual + SPREADS * times.spread if usual else 0.0
+        return usual + SPREADS * times.spread if usual and beside else usual
 
-    def too_late(self, times: Kind, waited: float, now: float) -> bool:
+    def too_late(self, times: Kind, waited: float, now: float, beside: bool = True) -> bool:
         """Whether a request that has waited this long would run past
-        REQUEST_TIMEOUT taking its kind's usual time and its spreads."""
-        expected = self.expected(times, now)
+        REQUEST_TIMEOUT taking the time expected of it."""
+        expected = self.expected(times, now, beside)
         return expected > 0.0 and waited + expected > self.timeout
