@@ -292,9 +292,27 @@ def test_a_worker_below_its_threads_runs_a_window_at_one_when_nothing_ran_alone_
     kind.alones.clear()
     kind.alones.append(0.01)
     limits = taking_turns(g, clock, 5)
-    assert 1 in limits  # a window at one: the requests let in ran alone
-    assert g.times.kinds["GET /compute"].alone > 0.015  # measured again, nearer its 20 ms
+    # At one, a request let in ran alone (two at a time, none does): measured again, nearer its 20 ms.
+    assert g.times.kinds["GET /compute"].alone > 0.015
     assert limits[-1] == 2 and not g.kept  # then back where it was
+
+
+def test_the_window_at_one_ends_as_soon_as_a_request_has_run_alone(clock):
+    g = gate()
+    measured(g, clock, "/page", WINDOW)  # a page that waits a tenth of a second
+    g.limit = 2
+    g.alone_at -= REMEASURE  # as if none had run alone for that long
+    running = let_in(g, "/page", 2)
+    clock.step(WINDOW)
+    g.leave(running.pop())  # the window's end: 2 used, 3 with headroom, and the window at one begins
+    assert (g.limit, g.kept) == (1, 3)
+    g.leave(running.pop())  # (let in before it: not alone)
+    assert g.limit == 1
+    r = request("/page")
+    assert g.enter(r, 30.0)
+    clock.step(0.01)
+    g.leave(r)  # alone: its kind measured again, and the limit back at once, not a window later
+    assert (g.limit, g.kept) == (3, 0) and clock.now - g.window < WINDOW
 
 
 def test_the_limit_is_said_for_an_operator_by_the_watchdogs_thread(clock, tmp_path):
