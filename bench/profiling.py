@@ -13,6 +13,7 @@ import time
 import timeit
 from pathlib import Path
 
+import hello
 from harness import CONNECTIONS, CONTAINERS, CONTENDERS_TAG, PRODUCT_TAG, REPO, log
 from image import build_images, default_pool
 from report import machine
@@ -185,10 +186,7 @@ def wrapper_cost(calls: int = 20000, repeats: int = 7) -> dict:
         return lambda data: None
 
     def environ() -> dict:
-        return {"REQUEST_METHOD": "GET", "REQUEST_URI": "/", "PATH_INFO": "/", "QUERY_STRING": "",
-                "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-                "HTTP_HOST": "localhost", "SCRIPT_NAME": "", "wsgi.url_scheme": "http",
-                "HTTP_X_FLASKBOX_PEER": f"127.0.0.1 50000 80 {time.time():.3f} 0 http"}
+        return hello.environ(SCRIPT_NAME="")
 
     with tempfile.TemporaryDirectory() as runtime:
         wrapped = serve.Serve(bare, 60.0, spool=Spool(runtime, 128 << 20, 4), share=outbound.Share(80, 4, 16),

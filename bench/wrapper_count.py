@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+import hello
 import variants
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
@@ -47,6 +48,11 @@ def app(environ, start_response):
 
 class FileWrapper:
     """As uWSGI's wsgi.file_wrapper: the same object for every request."""
+
+
+# The rest of what uWSGI puts in every request's environ.
+WSGI = {"wsgi.input": None, "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True,
+        "wsgi.run_once": False, "wsgi.version": (1, 0), "wsgi.file_wrapper": FileWrapper}
 
 
 def served(requests: int, gate_kind: str, direct: bool) -> int:
@@ -73,13 +79,7 @@ def served(requests: int, gate_kind: str, direct: bool) -> int:
     target = app if direct else Serve(app, 30.0, gate=gate, watchdog=watchdog, compressed=True)
     answered = 0
     for _ in range(requests):
-        environ = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/", "PATH_INFO": "/", "QUERY_STRING": "",
-                   "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-                   "HTTP_HOST": "localhost", "HTTP_ACCEPT_ENCODING": "gzip", "CONTENT_LENGTH": "",
-                   "HTTP_X_FLASKBOX_PEER": f"127.0.0.1 5555 80 {time.time() + 1e6:.3f} 0 http",
-                   "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": sys.stderr,
-                   "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
-                   "wsgi.version": (1, 0), "wsgi.file_wrapper": FileWrapper}
+        environ = hello.environ(time.time() + 1e6, HTTP_ACCEPT_ENCODING="gzip", CONTENT_LENGTH="", **WSGI)
         answered += sum(len(part) for part in target(environ, lambda status, headers, exc_info=None: None))
         if hook is not None and not direct:
             hook()
