@@ -1,14 +1,12 @@
 """One slow request does not make a worker refuse its kind (issue 79): a
-login that now and then waits 2 s on its database (a row lock) inflates
-its kind's usual time and spread past what a 3 s REQUEST_TIMEOUT leaves
-a request that waited at all. Refusals leave no time, so before, every
-login after it was refused until the estimate was forgotten a timeout
-later: 16 to 34 refusals in 12 s for 18 stalls, with 6 clients that the
-pool serves with room to spare; beside a busy neighbour, 8 good answers
-in 10 s. Now one request of each kind may always run (request/deadline.py:
-its usual time alone decides while none of its kind holds a place), and
-its time corrects the estimate: 1 or 2 refusals for 18 stalls. The
-in-process rule: test_answer_deadline.py."""
+login that now and then waits 2 s on its database (a row lock) added a
+quarter of that to its kind's spread, and four spreads, its whole excess,
+to what a login was expected to take: 2.3 s of a 3 s REQUEST_TIMEOUT.
+Refusals leave no time, so every login after it that had waited was
+refused until the estimate was forgotten a timeout later: 16 to 34
+refusals in 12 s for 18 stalls, with 6 clients that the pool serves with
+room to spare. Now the spreads add at most the usual time again
+(request/deadline.py): none. The in-process rule: test_answer_deadline.py."""
 
 from __future__ import annotations
 
@@ -63,6 +61,6 @@ def test_a_stalled_request_leaves_its_kind_served_not_refused(containers, app_di
     logs = c.logs()
     assert set(statuses) <= {200, 503}, (Load.summary(outcomes), logs[-3000:])
     assert stalls >= 6, Load.summary(outcomes)  # the case arose: stalls in both processes
-    # A refusal beside a stall still running may come (another of its kind
-    # holds a place: the spreads' margin); not a run of them after it.
+    # One that waited behind a stall for most of the deadline may still be
+    # refused; not a run of them after it.
     assert refused <= stalls // 4, (refused, stalls, logs[-3000:])

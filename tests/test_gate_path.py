@@ -158,8 +158,7 @@ def test_a_request_refused_as_it_gets_its_place_gives_it_back_and_leaves_no_time
     until(lambda: len(served.gate.line) == 1)
     times = served.gate.times
     for _ in range(2):  # (the first is its set-up, kept apart)
-        # now twice the timeout: still past it once the first's own time joins it
-        times.took(times.of("GET /x"), 2 * TIMEOUT, False, time.monotonic())
+        times.took(times.of("GET /x"), TIMEOUT, False, time.monotonic())  # now the whole timeout
     counted: list = []
     took = times.took
     monkeypatch.setattr(times, "took", lambda *args: counted.append(args[1]) or took(*args))

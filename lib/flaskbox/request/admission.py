@@ -26,14 +26,13 @@ hundreds.
 
 A request over the limit waits for a place in arrival order, for as long
 as its answer could still start within REQUEST_TIMEOUT taking its kind's
-usual time (deadline.py, with its spreads while another of its kind holds
-a place: beside()); then it is refused with 503. A new worker starts
+usual time (deadline.py); then it is refused with 503. A new worker starts
 at one request at a time (START), so that its first requests measure their
 kinds alone. A worker whose limit is below its threads and that has run no
 request alone for REMEASURE seconds runs at one until a request has run
-alone (a window at most), then goes back to its limit: a kind's time alone measured before its database slowed
-would otherwise hold the limit down for good (Envoy re-measures its floor
-so too). A request of a kind not yet measured alone stands for its time
+alone (a window at most), then goes back to its limit: a kind's time alone
+measured before its database slowed would otherwise hold the limit down for
+good (Envoy re-measures its floor so too). A request of a kind not yet measured alone stands for its time
 alone with its own time if it had the worker to itself, else with its
 own thread's CPU time.
 
@@ -90,13 +89,11 @@ class Open:
 
     def __init__(self, times: Times):
         self.times = times
-        self.places: set = set()  # the requests running (beside())
 
     def take(self, request) -> bool:
         if request.times is None:
             request.times = self.times.at_entry(request.environ)
         request.entered = monotonic()
-        self.places.add(request)
         return True
 
     def enter(self, request, left: float) -> bool:
@@ -105,7 +102,7 @@ class Open:
     wait = enter
 
     def too_late(self, request, now: float) -> bool:
-        return self.times.too_late(request.times, request.waited, now, beside(tuple(self.places), request))
+        return self.times.too_late(request.times, request.waited, now)
 
     @staticmethod
     def owes_line() -> None:
@@ -115,7 +112,6 @@ class Open:
         entered = request.entered
         if entered is not None:
             request.entered = None
-            self.places.discard(request)
             now = monotonic()
             times = request.times = self.times.at_leave(request)
             self.times.took(times, now - entered, False, now)
@@ -216,13 +212,10 @@ class Gate(Parking):
 
     def too_late(self, request, now: float) -> bool:
         """Whether a request that has waited request.waited would run past
-        REQUEST_TIMEOUT, taking its kind's usual time (and its spreads, if
-        another of its kind holds a place here)."""
+        REQUEST_TIMEOUT, taking its kind's usual time and its spread."""
         if request.times is PENDING:  # its route may have been learnt while it waited
             request.times = self.times.at_entry(request.environ)
-        with self.lock:
-            others = beside(self.places, request)
-        return self.times.too_late(request.times, request.waited, now, others)
+        return self.times.too_late(request.times, request.waited, now)
 
     def forgo(self, request) -> None:
         """A request let in that will not run after all (refused or skipped
@@ -356,14 +349,6 @@ class Gate(Parking):
             self.said = limit
             if self.generation is not None:
                 self.generation.say_gate(os.getpid(), limit)
-
-
-def beside(places, request) -> bool:
-    """Whether another request of its kind holds a place (deadline.py: the
-    spreads are the margin for those beside it; with none, one may always
-    run, and its time corrects an estimate that refused every other)."""
-    times = request.times
-    return any(held.times is times and held is not request for held in places)
 
 
 class Untimed:

@@ -42,15 +42,16 @@ costs the others.
   deadline as the pool runs now (issue 80: privacyIDEA's logins were
   refused by the longest of their last times and a quarter, after 23 s,
   where their own gunicorn answered them in 29).
-  The spreads are the margin for what runs beside it: while no other
-  request of its kind holds a place in the worker, its usual time alone is
-  the estimate. Only a request let in corrects the estimate, so one of each
-  kind may always run: else one slow login beside a busy neighbour made the
-  usual time and its spreads pass the deadline, every login after it was
-  refused, nothing measured them again, and a round of 20 s answered none
-  (issue 79). A kind's usual time is forgotten REQUEST_TIMEOUT after its
-  last request ended: after a pause, the first ones are not judged by a load
-  long gone.
+  The spreads add at most the usual time again: one time far off the
+  usual adds a quarter of how far it strayed to the spread, so four
+  spreads stood for that one request's excess, and a login of 20 ms that
+  once waited 2 s on its database was expected to take 2.3 s. Refusals
+  leave no time, so nothing measured the kind again: with a 3 s deadline
+  every login after it that had waited was refused until the estimate was
+  forgotten (16 to 34 refusals for 18 stalls, 6 clients: issue 79).
+  A kind's usual time is forgotten REQUEST_TIMEOUT after its last request
+  ended: refused requests leave no time, and a word that refused them all
+  would otherwise stand for ever.
 
 A kind whose first request, alone, took SETUP seconds or more, and five
 times its later ones, paid the app's own set-up on the process's first
@@ -228,14 +229,15 @@ class Times:
         worker runs now; 0 if not known (none yet, or none for REQUEST_TIMEOUT)."""
         return times.usual if now - times.last <= self.timeout else 0.0
 
-    def expected(self, times: Kind, now: float, beside: bool = True) -> float:
-        """What a request let in now is expected to take at the most: the
-        usual time, and its spreads if another of its kind runs `beside` it."""
+    def expected(self, times: Kind, now: float) -> float:
+        """The usual time and its spreads, at most twice the usual time: what
+        a request let in now is expected to take at the most."""
         usual = self.usual(times, now)
-        return usual + SPREADS * times.spread if usual and beside else usual
+        margin = SPREADS * times.spread
+        return usual + (margin if margin < usual else usual)
 
-    def too_late(self, times: Kind, waited: float, now: float, beside: bool = True) -> bool:
+    def too_late(self, times: Kind, waited: float, now: float) -> bool:
         """Whether a request that has waited this long would run past
         REQUEST_TIMEOUT taking the time expected of it."""
-        expected = self.expected(times, now, beside)
+        expected = self.expected(times, now)
         return expected > 0.0 and waited + expected > self.timeout
