@@ -29,8 +29,9 @@ as its answer could still start within REQUEST_TIMEOUT taking its kind's
 usual time (deadline.py); then it is refused with 503. A new worker starts
 at one request at a time (START), so that its first requests measure their
 kinds alone. A worker whose limit is below its threads and that has run no
-request alone for REMEASURE seconds runs at one until a request has run
-alone (a window at most), then goes back to its limit: a kind's time alone
+request alone for REMEASURE seconds runs at one until ALONE_KEPT requests
+have run alone (a kind's time alone anew; a window at most), then goes
+back to its limit: a kind's time alone
 measured before its database slowed would otherwise hold the limit down for
 good (Envoy re-measures its floor so too). A request of a kind not yet
 measured alone stands for its time alone with its own time if it had the
@@ -53,7 +54,7 @@ from time import monotonic, thread_time
 
 from ..layout import SYNC, Generation
 from . import stopping
-from .deadline import PENDING, Times
+from .deadline import ALONE_KEPT, PENDING, Times
 from .parking import NEVER, Parking
 
 # How often the limit is decided: Envoy's adaptive concurrency default
@@ -146,6 +147,7 @@ class Gate(Parking):
         # This window's place-time, and the part of it within the requests' times alone.
         self.held = self.within = 0.0
         self.kept = 0  # during a window at one: the limit to go back to
+        self.anew = 0  # during a window at one: the requests run alone in it
         self.said = 0
 
     def take(self, request) -> bool:
@@ -279,10 +281,15 @@ class Gate(Parking):
             if now - self.window >= WINDOW:
                 self.turn(now)
             elif self.kept and by_itself:
-                # The window at one has its measure: the limit back at once
-                # (a whole window at one queued a 5 ms page's requests 0.1 s).
-                self.limit, self.kept = self.kept, 0
-                self.admit()
+                # The window at one has its measure once a kind's time alone
+                # is made anew: the limit back at once (a whole window at one
+                # queued a 5 ms page's requests 0.1 s; after one request
+                # alone, a query slowed from 5 to 20 ms was still counted at
+                # 10, and its limit stayed low for three rounds of REMEASURE).
+                self.anew += 1
+                if self.anew >= ALONE_KEPT:
+                    self.limit, self.kept = self.kept, 0
+                    self.admit()
             elif self.line or not whole:
                 # (A whole answer's thread is back in uWSGI's loop as its
                 # place comes free: no parked thread is wanted for it.)
@@ -316,7 +323,7 @@ class Gate(Parking):
             used = self.limit * min(1.0, within / held)
             self.limit = max(1, min(self.threads, round(used + sqrt(used))))
         if self.limit < self.threads and now - self.alone_at > REMEASURE:
-            self.kept, self.limit, self.alone_at = self.limit, 1, now
+            self.kept, self.limit, self.alone_at, self.anew = self.limit, 1, now, 0
         self.admit()
 
     def looking(self) -> None:
