@@ -31,11 +31,11 @@ at one request at a time (START), so that its first requests measure their
 kinds alone. A worker whose limit is below its threads and that has run no
 request alone for REMEASURE seconds runs at one until ALONE_KEPT requests
 have run alone (a kind's time alone anew; a window at most), then goes
-back to its limit: a kind's time alone
-measured before its database slowed would otherwise hold the limit down for
-good (Envoy re-measures its floor so too). A request of a kind not yet
-measured alone stands for its time alone with its own time if it had the
-worker to itself, else with its own thread's CPU time.
+back to its limit: a kind's time alone measured before its database
+slowed would otherwise hold the limit down for good (Envoy re-measures its
+floor so too). A request of a kind not yet measured alone stands for its
+time alone with its own time if it had the worker to itself, else with its
+own thread's CPU time.
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the

@@ -233,8 +233,7 @@ class Times:
         """The usual time and its spreads, at most twice the usual time: what
         a request let in now is expected to take at the most."""
         usual = self.usual(times, now)
-        margin = SPREADS * times.spread
-        return usual + (margin if margin < usual else usual)
+        return usual + min(SPREADS * times.spread, usual)
 
     def too_late(self, times: Kind, waited: float, now: float) -> bool:
         """Whether a request that has waited this long would run past
