@@ -49,6 +49,11 @@ costs the others.
   leave no time, so nothing measured the kind again: with a 3 s deadline
   every login after it that had waited was refused until the estimate was
   forgotten (16 to 34 refusals for 18 stalls, 6 clients: issue 79).
+  Nor do they take more than half of what the usual time leaves of
+  REQUEST_TIMEOUT: a kind whose usual time is near the deadline (an
+  export of 20 s of 30) still lets in what waited less than half the rest,
+  and is measured again; with the whole rest, every request of it that
+  had waited at all was refused, and left no time to correct the word.
   A kind's usual time is forgotten REQUEST_TIMEOUT after its last request
   ended: refused requests leave no time, and a word that refused them all
   would otherwise stand for ever.
@@ -230,10 +235,11 @@ class Times:
         return times.usual if now - times.last <= self.timeout else 0.0
 
     def expected(self, times: Kind, now: float) -> float:
-        """The usual time and its spreads, at most twice the usual time: what
+        """The usual time and its spreads, at most twice the usual time and
+        at most half of what the usual time leaves of REQUEST_TIMEOUT: what
         a request let in now is expected to take at the most."""
         usual = self.usual(times, now)
-        return usual + min(SPREADS * times.spread, usual)
+        return usual + max(0.0, min(SPREADS * times.spread, usual, (self.timeout - usual) / 2))
 
     def too_late(self, times: Kind, waited: float, now: float) -> bool:
         """Whether a request that has waited this long would run past
