@@ -9,7 +9,7 @@ import os
 from types import SimpleNamespace
 
 from flaskbox.request import serve, spool
-from flaskbox.request.body import noting
+from flaskbox.request.body import gevent_wrapper
 
 
 def environ(**extra) -> dict:
@@ -92,9 +92,8 @@ def test_gevents_file_wrapper_notes_the_files_on_its_own_request():
     """gevent's greenlets share a thread, so that no registry by thread
     finds their request: each request's wrapper notes its own files."""
     handed = object()
-    gevent = SimpleNamespace(limits=object())
     first, second = SimpleNamespace(files=()), SimpleNamespace(files=())
-    wrapper = noting(gevent, first, lambda filelike, *args: handed)
-    noting(gevent, second, lambda filelike, *args: handed)
+    wrapper = gevent_wrapper(lambda filelike, *args: handed, first)
+    gevent_wrapper(lambda filelike, *args: handed, second)
     assert wrapper(open(os.devnull, "rb")) is handed
     assert first.files == [handed] and second.files == []

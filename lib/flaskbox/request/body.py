@@ -56,18 +56,19 @@ def rest_of_body(environ) -> None:
         pass  # nothing left to send the answer to
 
 
-def noting(serve, request, wrapper):
-    """uWSGI's wsgi.file_wrapper, as the app is given it: noting the files
-    it gives, so that an answer that is one goes back to uWSGI untouched.
-    sync: one for the worker (kept on `serve`, made at its first request),
-    which finds the request by its thread in REQUEST_TIMEOUT's registry:
-    no object is made a request. gevent (no such registry): one a request."""
-    if serve.limits is not None:
-        request.files = files = []
-        return partial(wrap_file, wrapper, files)
-    noted = serve.noted_wrapper = partial(note_file, wrapper, serve.watchdog.running)
-    serve.file_wrapper = wrapper  # the second: a thread that finds it finds the first too
-    return noted
+def sync_wrapper(wrapper, running: dict):
+    """sync's wsgi.file_wrapper, as the app is given it: uWSGI's, noting the
+    files it gives on the request its thread runs (found in REQUEST_TIMEOUT's
+    registry), so that an answer that is one goes back to uWSGI untouched.
+    One a worker (serve.Serve keeps it): no object is made a request."""
+    return partial(note_file, wrapper, running)
+
+
+def gevent_wrapper(wrapper, request):
+    """gevent's: greenlets share a thread, so no registry by thread finds
+    their request; one a request, noting the files in its own list."""
+    request.files = files = []
+    return partial(wrap_file, wrapper, files)
 
 
 def note_file(wrapper, running: dict, filelike, *args, **kwargs):

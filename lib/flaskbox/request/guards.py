@@ -306,7 +306,7 @@ class LoopWatch:
     def __init__(self, timeout: float, memory_cap: int = 0, serving=lambda frame: None):
         self.timeout = timeout
         self.memory_cap = memory_cap
-        # Which request's handler runs on a stack (serve.serving): the one
+        # Which request's handler runs on a stack (stacks.serving): the one
         # that blocks the loop, named when it is killed.
         self.serving = serving
         self.pid = None

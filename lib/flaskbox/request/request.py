@@ -38,7 +38,6 @@ from time import monotonic, time
 
 from ..log import log
 from . import body, outbound, revalidation, streams
-from .body import noting
 from .deadline import PENDING, route
 from .framing import FRAMED, NO_BODY, chunk, last_chunk
 from .outbound import VARIED, VARY, settled_vary
@@ -66,7 +65,7 @@ class Request:
     serve = environ = respond = None
     waited = 0.0
     trusted = tls = body_left = False
-    files = ()  # what wsgi.file_wrapper gave (body.noting)
+    files = ()  # what wsgi.file_wrapper gave (Serve.noting)
     # The answer: start_response's decisions (chunked: None until then), and its body.
     chunked = length = write = body = parts = None
     framed, unread = 0, False
@@ -109,9 +108,9 @@ class Request:
             waited = 0.0
         self.waited = waited if waited > 0.0 else 0.0
         wrapper = environ.get("wsgi.file_wrapper")
-        if wrapper is not None:  # one that notes the files it gives (body.noting)
+        if wrapper is not None:  # one that notes the files it gives (Serve.noting)
             environ["wsgi.file_wrapper"] = (serve.noted_wrapper if wrapper is serve.file_wrapper
-                                            else noting(serve, self, wrapper))
+                                            else serve.noting(self, wrapper))
 
     def _odd_peer(self, fields) -> str | None:
         """A peer header of another form than nginx's (or none): what it has."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 import select
 import sys
 import traceback
+from functools import partial
 from time import monotonic
 
 from ..log import error, log
@@ -49,7 +50,7 @@ from .answers import (
     TIMED_OUT,
     Refusals,
 )
-from .body import close
+from .body import close, gevent_wrapper, sync_wrapper
 from .deadline import Times
 from .forwarded import UNTRUSTED
 from .query import readable
@@ -94,7 +95,7 @@ class Serve:
     """sync workers (WORKER_CLASS=sync, the default)."""
 
     limits = None  # gevent's stream limits (GeventServe); None: sync, under the watchdog (run)
-    file_wrapper = noted_wrapper = None  # uWSGI's wsgi.file_wrapper, and the app's (body.noting)
+    file_wrapper = noted_wrapper = None  # uWSGI's wsgi.file_wrapper, and the app's (noting)
 
     def __init__(self, app, timeout: float, *, spool=None, share=None, allowed_hosts: tuple[str, ...] = (),
                  url_prefix: str = "", compressed: bool = False, memory_cap: int = 0, watchdog=None,
@@ -119,6 +120,13 @@ class Serve:
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.Watchdog(timeout, memory_cap)
+
+    def noting(self, request: Request, wrapper):
+        """The wsgi.file_wrapper the app is given for uWSGI's `wrapper`
+        (body.py): sync's, one a worker, made at its first request."""
+        self.noted_wrapper = noted = sync_wrapper(wrapper, self.watchdog.running)
+        self.file_wrapper = wrapper  # the second: a thread that finds it finds the first too
+        return noted
 
     def __call__(self, environ, start_response):
         request = Request(self, environ, start_response)
@@ -337,18 +345,6 @@ class Serve:
         return answer
 
 
-def serving(frame):
-    """The request.Request whose handler runs on this stack (a blocked
-    gevent loop's: which request blocks it, for guards.LoopWatch), else
-    None. Read from Serve.run's frame, so that no request pays for a registry."""
-    run = Serve.run.__code__
-    while frame is not None:
-        if frame.f_code is run:
-            return frame.f_locals.get("request")
-        frame = frame.f_back
-    return None
-
-
 class GeventServe(Serve):
     """WORKER_CLASS=gevent: one process, many greenlets. REQUEST_TIMEOUT
     bounds each handler (gevent.Timeout); a process whose loop is blocked
@@ -367,7 +363,10 @@ class GeventServe(Serve):
                                  "(WORKER_CONNECTIONS less a tenth kept for ordinary requests)")
 
     def guard(self, timeout: float, memory_cap: int):
-        return guards.LoopWatch(timeout, memory_cap, serving)
+        return guards.LoopWatch(timeout, memory_cap, partial(stacks.serving, Serve.run.__code__))
+
+    def noting(self, request: Request, wrapper):
+        return gevent_wrapper(wrapper, request)
 
     def __call__(self, environ, start_response):
         # Once per process, from its first request (the loop runs by then).

@@ -188,3 +188,15 @@ def blocks(request) -> str:
         return "the code that blocks it runs"
     rid = request_id(request.environ)
     return f"{named(request)}{f' (request id={rid})' if rid else ''} blocks it"
+
+
+def serving(run, frame):
+    """The request.Request whose handler runs on this stack (a blocked
+    gevent loop's: which request blocks it, for guards.LoopWatch), else
+    None: read from the frame of `run` (serve.Serve.run's code), so that
+    no request pays for a registry."""
+    while frame is not None:
+        if frame.f_code is run:
+            return frame.f_locals.get("request")
+        frame = frame.f_back
+    return None
