@@ -50,6 +50,8 @@ class Fake:
         self.times = self.entered = None
         self.entry = 0
         self.counted = self.credited = self.cpu = 0.0
+        self.ident = self.seen = None  # no thread: never lent (test_admission's stall sets one)
+        self.lent = False
 
 
 def request(path: str = "/page") -> Fake:
@@ -185,6 +187,43 @@ def test_a_request_still_in_counts_the_place_time_it_has_held_within_its_time_al
         clock.step(WINDOW)
         g.turn(clock.now)
     assert g.limit == 1
+
+
+def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_again(clock, monkeypatch):
+    """A login of 4 ms that waits 2 s on a row lock: past its time alone,
+    its thread uses no CPU for a window, so its place goes to the next in
+    line, and its wait is neither contention nor work. One late because
+    its thread computes slowly (a neighbour, a quota) keeps its place."""
+    g = gate()
+    measured(g, clock, "/login", 0.004)
+    assert g.limit == 1
+    cpu = {1: 0.0, 2: 0.0}  # each request thread's CPU clock
+    monkeypatch.setattr(admission, "thread_cpu", lambda ident: cpu[ident])
+    stalled, late, other = request("/login"), request("/login"), request("/login")
+    assert g.take(stalled)
+    stalled.ident = 1  # (Request.watch, once let in)
+    clock.step(WINDOW)
+    assert not g.take(other)  # a first look at its thread
+    clock.step(WINDOW)
+    assert g.take(other)  # no CPU for a window: its place lent
+    assert (g.inside, g.out, g.limit) == (1, 1, 1) and not g.idle()
+    g.leave(other)
+    # Its thread computes again: it takes its place back, over the limit.
+    cpu[1] = 0.1
+    clock.step(WINDOW)
+    assert not g.take(request("/login"))
+    assert (g.inside, g.out) == (1, 0)
+    g.leave(stalled)
+    assert g.idle() and g.limit == 1
+    # Late, and its thread computing all along (slowly): its place is its own.
+    assert g.take(late)
+    late.ident = 2
+    for _ in range(3):
+        cpu[2] += WINDOW / 20
+        clock.step(WINDOW)
+        assert not g.take(other)
+    g.leave(late)
+    assert g.idle()
 
 
 def test_a_first_request_that_holds_the_worker_to_itself_does_not_hold_the_limit_at_one(clock):

@@ -41,6 +41,8 @@ class Fake:
         self.times = self.entered = None
         self.entry = 0
         self.counted = self.credited = self.cpu = 0.0
+        self.ident = self.seen = None  # no thread: never lent (test_admission's stall sets one)
+        self.lent = False
 
 
 def until(condition, within: float = 5.0) -> None:

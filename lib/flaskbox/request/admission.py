@@ -37,10 +37,19 @@ floor so too). A request of a kind not yet measured alone stands for its
 time alone with its own time if it had the worker to itself, else with its
 own thread's CPU time.
 
+A request past its time alone whose thread used no CPU for a whole window
+waits outside (a row lock, a remote call): its place is lent to the next
+in line until its thread computes again or it leaves, and that wait
+counts as neither contention nor work. Counted as contention, a stall
+held the limit at one or two, and while those one or two stalled the
+worker let nobody in (docs/production.md).
+
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
-line, each window, and in a parked thread's look), under one lock; the
-watchdog gives back the place of a request it answered 504 (guards.py).
+line, each window, and in a parked thread's look), under one lock, and
+reads another thread only by its CPU clock (POSIX's
+pthread_getcpuclockid); the watchdog gives back the place of a request it
+answered 504 (guards.py).
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ import threading
 from collections import deque
 from math import sqrt
 from threading import get_ident
-from time import monotonic, thread_time
+from time import clock_gettime, monotonic, pthread_getcpuclockid, thread_time
 
 from ..layout import SYNC, Generation
 from . import stopping
@@ -69,6 +78,20 @@ START = 1
 # runs one window at a limit of one (Envoy's is 60 s; these are cheaper, a
 # window of 0.1 s, and a database that slowed is found within them).
 REMEASURE = 5.0
+# The share of a window a thread computed in below which its request waits
+# outside (outside()): a thread waiting for Python's lock wakes each 5 ms
+# switch interval for microseconds (about 0.1 %), and it or one waiting for
+# a CPU is given some within a window (a 5 ms turn is 5 %).
+STILL = 0.01
+
+
+def thread_cpu(ident: int) -> float | None:
+    """The CPU time of a thread of this process (a request's: it runs while
+    the request holds its place), None if the clock cannot be read."""
+    try:
+        return clock_gettime(pthread_getcpuclockid(ident))
+    except (OSError, OverflowError):
+        return None
 
 
 class Turn:
@@ -79,43 +102,6 @@ class Turn:
     def __init__(self):
         self.let = threading.Lock()
         self.let.acquire()
-
-
-class Open:
-    """No limit (ADAPTIVE_THREADS=0, one thread, STICKY_CLIENTS): every
-    request runs at once; its time is still kept for REQUEST_TIMEOUT's
-    estimate (serve.Serve.waited_long)."""
-
-    limited = False
-
-    def __init__(self, times: Times):
-        self.times = times
-
-    def take(self, request) -> bool:
-        if request.times is None:
-            request.times = self.times.at_entry(request.environ)
-        request.entered = monotonic()
-        return True
-
-    def enter(self, request, left: float) -> bool:
-        return self.take(request)
-
-    wait = enter
-
-    def too_late(self, request, now: float) -> bool:
-        return self.times.too_late(request.times, request.waited, now)
-
-    @staticmethod
-    def owes_line() -> None:
-        return None
-
-    def leave(self, request, ident: int | None = None, whole: bool = False) -> None:
-        entered = request.entered
-        if entered is not None:
-            request.entered = None
-            now = monotonic()
-            times = request.times = self.times.at_leave(request)
-            self.times.took(times, now - entered, False, now)
 
 
 class Gate(Parking):
@@ -140,6 +126,7 @@ class Gate(Parking):
         self.reset_parking()
         self.limit = min(START, self.threads)
         self.inside = 0  # places held, or given to a request in the line
+        self.out = 0  # requests waiting outside, their places lent (outside())
         self.entries = 0  # requests let in so far: one let in alone is alone if still the last
         self.line: deque[Turn] = deque()
         self.places: set = set()  # the requests holding a place (what turn() counts of each: request.py)
@@ -225,7 +212,10 @@ class Gate(Parking):
         if request.entered is not None:
             request.entered = None
             with self.lock:
-                self.inside -= 1
+                if request.lent:
+                    self.out -= 1
+                else:
+                    self.inside -= 1
                 self.places.discard(request)
                 self.admit()
 
@@ -245,7 +235,10 @@ class Gate(Parking):
                 return  # the watchdog's and its own thread's, at once
             request.entered = None
             now = monotonic()
-            self.inside -= 1
+            if request.lent:
+                self.out -= 1
+            else:
+                self.inside -= 1
             if not whole:
                 self.sent.add(get_ident() if ident is None else ident)  # it sends its answer (parking.py)
             self.places.discard(request)
@@ -310,8 +303,11 @@ class Gate(Parking):
         by_itself = len(self.places) == 1
         for request in self.places:
             alone = request.times.alone
-            if alone or by_itself:
-                elapsed = now - request.entered
+            elapsed = now - request.entered
+            if elapsed > alone and request.ident is not None and self.outside(request, now):
+                # Its place lent: its wait outside is neither contention nor work.
+                request.counted, request.credited = elapsed, alone or request.credited
+            elif alone or by_itself:
                 good = elapsed if not alone or elapsed < alone else alone
                 held += elapsed - request.counted
                 within += good - request.credited
@@ -326,6 +322,23 @@ class Gate(Parking):
             self.kept, self.limit, self.alone_at, self.anew = self.limit, 1, now, 0
         self.admit()
 
+    def outside(self, request, now: float) -> bool:
+        """Under the lock, for a request past its time alone: whether it
+        waits outside (a row lock, a remote call), its thread having used
+        no CPU since the last window's look; its place is lent meanwhile,
+        and taken back once its thread computes again. (Waiting for Python's
+        lock or for a CPU, a thread still gets some within a window.)"""
+        cpu = thread_cpu(request.ident)
+        seen, request.seen = request.seen, (cpu, now)
+        if seen is None or cpu is None:
+            return request.lent
+        still = cpu - seen[0] < STILL * (now - seen[1])
+        if still != request.lent:
+            request.lent = still
+            self.inside -= 1 if still else -1
+            self.out += 1 if still else -1
+        return still
+
     def looking(self) -> None:
         """Under the lock: a look that ends a window in which no request
         entered or left (a parked thread's own, every PARK_LOOK: parking.py;
@@ -337,7 +350,7 @@ class Gate(Parking):
 
     def idle(self) -> bool:
         """No place held and none waited for (a retiring worker may end)."""
-        return not self.inside and not self.line
+        return not self.inside and not self.out and not self.line
 
     def admit(self) -> None:
         """Under the lock: the first in line let in while there are places,
@@ -356,32 +369,6 @@ class Gate(Parking):
             self.said = limit
             if self.generation is not None:
                 self.generation.say_gate(os.getpid(), limit)
-
-
-class Untimed:
-    """gevent's workers: every request is taken at once, and REQUEST_TIMEOUT
-    bounds the handler itself (serve.GeventServe): nothing to keep."""
-
-    limited = False
-    times = None
-
-    @staticmethod
-    def take(request) -> bool:
-        return True
-
-    @staticmethod
-    def enter(request, left: float) -> bool:
-        return True
-
-    wait = enter
-
-    @staticmethod
-    def leave(request, ident: int | None = None, whole: bool = False) -> None:
-        return None
-
-    @staticmethod
-    def owes_line() -> None:
-        return None
 
 
 def gated(settings) -> bool:

@@ -56,7 +56,7 @@ PARK_LOOK = 1.0
 
 class Parking:
     """A worker's parked threads; the gate (admission.Gate) sets `lock` (the
-    gate's), `threads`, `limit`, `inside` and `line`, adds to `sent` the
+    gate's), `threads`, `limit`, `inside`, `out` and `line`, adds to `sent` the
     thread of a request that gives its place back and sends on, calls
     looked() whenever its places or its limit change (but for a whole
     answer's place: its thread is back in the loop for it), and has
@@ -83,10 +83,11 @@ class Parking:
         line, or sending an answer (a stream: its place given back, its
         thread its own)."""
         # max(limit - inside, 0) wanted, less the threads there; `inside` is
-        # in both but for the places held over a limit that fell.
+        # in both but for the places held over a limit that fell. A request
+        # whose place is lent (`out`) keeps its thread.
         limit, inside = self.limit, self.inside
-        return (limit if limit > inside else inside) + self.parked + len(self.line) + len(self.sent) \
-            - self.threads
+        return (limit if limit > inside else inside) + self.out + self.parked + len(self.line) \
+            + len(self.sent) - self.threads
 
     def wanted(self) -> bool:
         """Whether uWSGI's loop wants the thread back (short() >= 0); every

@@ -77,9 +77,12 @@ class Request:
     fd = since = claimed_by = expired_at = None
     watched, used = False, 0.0
     # Its place (admission.py): its kind, when let in (None: none held), alone or not, its
-    # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in.
-    times = entered = route = None
+    # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in;
+    # its thread (watch()) and, past its time alone, that thread's CPU time at the window's last
+    # look and whether its place is lent (Gate.outside).
+    times = entered = route = ident = seen = None
     entry, counted, credited, cpu = 0, 0.0, 0.0, 0.0
+    lent = False
     # A stream (streams.flow, streams.Open).
     reason = thread = greenlet = None
     in_app, published, told, opened = False, False, False, 0.0
@@ -277,7 +280,8 @@ class Request:
         self.since = self.entered if self.entered is not None else monotonic()  # let in a moment ago
         if not watchdog.started:
             watchdog.new_worker()
-        watchdog.running[get_ident()] = self
+        self.ident = ident = get_ident()
+        watchdog.running[ident] = self
 
     def unwatch(self) -> None:
         """The watchdog lets the request go: it leaves the registry."""

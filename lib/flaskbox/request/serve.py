@@ -38,7 +38,7 @@ from functools import partial
 from time import monotonic
 
 from ..log import error, log
-from . import admission, forwarded, guards, passed_on, prefix, stacks, stopping, streams
+from . import forwarded, guards, passed_on, prefix, stacks, stopping, streams, unlimited
 from .answers import (
     BAD_REQUEST,
     CLIENT_GONE,
@@ -116,7 +116,7 @@ class Serve:
         self.queue_limit = timeout
         # How many requests run at once, and how long each kind takes
         # (admission.py; wsgi.py puts the gate here with ADAPTIVE_THREADS).
-        self.gate = gate or admission.Open(Times(timeout))
+        self.gate = gate or unlimited.Open(Times(timeout))
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.Watchdog(timeout, memory_cap)
@@ -353,7 +353,7 @@ class GeventServe(Serve):
     the process's stream slots get 503."""
 
     def __init__(self, app, timeout: float, limits: streams.Limits, stream_slots: int, **kwargs):
-        super().__init__(app, timeout, gate=admission.Untimed, **kwargs)
+        super().__init__(app, timeout, gate=unlimited.Untimed, **kwargs)
         # Every request is taken at once: a wait is not a queue's.
         self.queue_limit = float("inf")
         self.limits = limits
