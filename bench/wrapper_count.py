@@ -69,7 +69,7 @@ def served(requests: int, gate_kind: str, direct: bool) -> int:
     if gate_kind == "open":
         gate = unlimited.Open(times)
     else:
-        gate = watchdog.gate = admission.Gate(THREADS, times)
+        gate = watchdog.gate = admission.Gate(THREADS, times, running=watchdog.running)
         gate.parked = THREADS - 1
         for _ in range(THREADS - 1):
             sleeper = threading.Lock()

@@ -50,7 +50,7 @@ class Fake:
         self.times = self.entered = None
         self.entry = 0
         self.counted = self.credited = self.cpu = 0.0
-        self.ident = self.seen = None  # no thread: never lent (test_admission's stall sets one)
+        self.seen = None
         self.lent = False
 
 
@@ -201,7 +201,7 @@ def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_aga
     monkeypatch.setattr(admission, "thread_cpu", lambda ident: cpu[ident])
     stalled, late, other = request("/login"), request("/login"), request("/login")
     assert g.take(stalled)
-    stalled.ident = 1  # (Request.watch, once let in)
+    g.running[1] = stalled  # its thread (the watchdog's registry: Request.watch, once let in)
     clock.step(WINDOW)
     assert not g.take(other)  # a first look at its thread
     clock.step(WINDOW)
@@ -214,10 +214,11 @@ def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_aga
     assert not g.take(request("/login"))
     assert (g.inside, g.out) == (1, 0)
     g.leave(stalled)
+    del g.running[1]
     assert g.idle() and g.limit == 1
     # Late, and its thread computing all along (slowly): its place is its own.
     assert g.take(late)
-    late.ident = 2
+    g.running[2] = late
     for _ in range(3):
         cpu[2] += WINDOW / 20
         clock.step(WINDOW)

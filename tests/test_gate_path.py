@@ -39,8 +39,9 @@ class NoThread(guards.Watchdog):
 
 
 def gated(app, threads: int = 4) -> serve.Serve:
-    gate = admission.Gate(threads, Times(TIMEOUT))
-    return serve.Serve(app, TIMEOUT, gate=gate, watchdog=NoThread(TIMEOUT))
+    watchdog = NoThread(TIMEOUT)
+    gate = admission.Gate(threads, Times(TIMEOUT), running=watchdog.running)
+    return serve.Serve(app, TIMEOUT, gate=gate, watchdog=watchdog)
 
 
 def answer(body: bytes = b"ok"):

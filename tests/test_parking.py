@@ -41,7 +41,7 @@ class Fake:
         self.times = self.entered = None
         self.entry = 0
         self.counted = self.credited = self.cpu = 0.0
-        self.ident = self.seen = None  # no thread: never lent (test_admission's stall sets one)
+        self.seen = None
         self.lent = False
 
 

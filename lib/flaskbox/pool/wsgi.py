@@ -203,7 +203,7 @@ def from_record(settings: record.Record):
     # reloads workers by itself, unannounced here (parking.py).
     parks = not logs_more_than_5xx() and not any(uwsgi_option(name, "") for name in OWN_ENDS)
     gate = watchdog.gate = admission.Gate(threads_each, times, gen, parks=parks,
-                                          recycles=lambda: recycles(threads_each))
+                                          recycles=lambda: recycles(threads_each), running=watchdog.running)
     if parks:
         park_after(gate)
     return Serve(found.app, timeout, gate=gate, **common)

@@ -78,9 +78,9 @@ class Request:
     watched, used = False, 0.0
     # Its place (admission.py): its kind, when let in (None: none held), alone or not, its
     # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in;
-    # its thread (watch()) and, past its time alone, that thread's CPU time at the window's last
-    # look and whether its place is lent (Gate.outside).
-    times = entered = route = ident = seen = None
+    # past its time alone, its thread's CPU time at a window's end and whether its place is lent
+    # (Gate.outside).
+    times = entered = route = seen = None
     entry, counted, credited, cpu = 0, 0.0, 0.0, 0.0
     lent = False
     # A stream (streams.flow, streams.Open).
@@ -280,8 +280,7 @@ class Request:
         self.since = self.entered if self.entered is not None else monotonic()  # let in a moment ago
         if not watchdog.started:
             watchdog.new_worker()
-        self.ident = ident = get_ident()
-        watchdog.running[ident] = self
+        watchdog.running[get_ident()] = self
 
     def unwatch(self) -> None:
         """The watchdog lets the request go: it leaves the registry."""
