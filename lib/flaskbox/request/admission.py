@@ -37,9 +37,9 @@ floor so too). A request of a kind not yet measured alone stands for its
 time alone with its own time if it had the worker to itself, else with its
 own thread's CPU time.
 
-A request past its time alone whose thread used no CPU for a whole window
-waits outside (a row lock, a remote call): its place is lent to the next
-in line until its thread computes again or it leaves, and that wait
+A request past its kind's time alone whose thread used next to no CPU
+over a window waits outside (a row lock, a remote call): its place is lent
+to the next in line until its thread computes again or it leaves, and that wait
 counts as neither contention nor work. Counted as contention, a stall
 held the limit at one or two, and while those one or two stalled the
 worker let nobody in (docs/production.md).
@@ -79,18 +79,20 @@ START = 1
 # window of 0.1 s, and a database that slowed is found within them).
 REMEASURE = 5.0
 # The share of a window a thread computed in below which its request waits
-# outside (outside()): a thread waiting for Python's lock wakes each 5 ms
-# switch interval for microseconds (about 0.1 %), and it or one waiting for
-# a CPU is given some within a window (a 5 ms turn is 5 %).
-STILL = 0.01
+# outside (outside()): under a thread blocked in a read, a sleep or a lock's
+# wait, and under one waiting for Python's lock, which wakes each 5 ms to
+# ask for it (docs/production.md, "Adaptive threads": 0.008 % against 0.5 %).
+STILL = 0.0005
 
 
 def thread_cpu(ident: int) -> float | None:
-    """The CPU time of a thread of this process (a request's: it runs while
-    the request holds its place), None if the clock cannot be read."""
+    """The CPU time of a thread of this process, None if the clock cannot be
+    read. Only a live thread's may be asked for (a request's that holds its
+    place: its thread leaves the place before it ends); a thread gone is
+    ProcessLookupError, or undefined."""
     try:
         return clock_gettime(pthread_getcpuclockid(ident))
-    except (OSError, OverflowError):
+    except OSError:
         return None
 
 
@@ -212,8 +214,8 @@ class Gate(Parking):
         """A request let in that will not run after all (refused or skipped
         as it got its place): its place to the first in line, no time to its kind."""
         if request.entered is not None:
-            request.entered = None
             with self.lock:
+                request.entered = None  # (under the lock: turn() reads it of every place)
                 if request.lent:
                     self.out -= 1
                 else:
@@ -239,6 +241,7 @@ class Gate(Parking):
             now = monotonic()
             if self.out and request.lent:  # (`out` first: a class's field read costs 0.2k instructions)
                 self.out -= 1
+                request.counted = now - entered  # its last stretch out is not contention either
             else:
                 self.inside -= 1
             if not whole:
@@ -303,15 +306,20 @@ class Gate(Parking):
         limit at one); else it is counted as it leaves (leave())."""
         held, within = self.held, self.within
         by_itself = len(self.places) == 1
-        for ident, request in list(self.running.items()):  # (as the watchdog reads it)
-            if request in self.places and now - request.entered > request.times.alone:
+        try:
+            running = list(self.running.items())  # (as the watchdog reads it)
+        except RuntimeError:  # changed as it was copied: no lending this window
+            running = []
+        for ident, request in running:
+            alone = request.times.alone
+            if alone and request in self.places and now - request.entered > alone:
                 self.outside(request, ident, now)
         for request in self.places:
             alone = request.times.alone
             elapsed = now - request.entered
             if request.lent:
                 # Its wait outside is neither contention nor work.
-                request.counted, request.credited = elapsed, alone or request.credited
+                request.counted, request.credited = elapsed, alone
             elif alone or by_itself:
                 good = elapsed if not alone or elapsed < alone else alone
                 held += elapsed - request.counted
@@ -330,12 +338,15 @@ class Gate(Parking):
     def outside(self, request, ident: int, now: float) -> None:
         """Under the lock, a request past its time alone (`ident`, its
         thread): whether it waits outside (a row lock, a remote call), its
-        thread having used no CPU since the last window's end; its place is
-        lent meanwhile, and taken back once its thread computes again.
-        (Waiting for Python's lock or for a CPU, a thread gets some within a window.)"""
+        thread having used next to no CPU since the last window's end (STILL);
+        its place is lent meanwhile, and taken back once its thread computes
+        again. (A thread waiting for Python's lock wakes each 5 ms to ask for
+        it; one waiting for a CPU gets some within a window.)"""
         cpu = thread_cpu(ident)
+        if cpu is None:
+            return
         seen, request.seen = request.seen, (cpu, now)
-        if seen is None or cpu is None:
+        if seen is None:
             return
         still = cpu - seen[0] < STILL * (now - seen[1])
         if still != request.lent:
