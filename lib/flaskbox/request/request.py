@@ -76,13 +76,11 @@ class Request:
     # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread (the clock's: until watch()).
     fd = since = claimed_by = expired_at = None
     watched, used = False, 0.0
-    # Its place (admission.py): its kind, when let in (None: none held), alone or not, its
-    # route, and what the gate counted of it (Gate.turn) and its thread's CPU time when let in;
-    # past its time alone, its thread's CPU time at a window's end and whether its place is lent
-    # (Gate.outside).
+    # Its place (admission.py): its kind, when let in (None: none held), alone or not, its route,
+    # what the gate counted of it (Gate.turn), its thread's CPU time when let in, and (Gate.outside)
+    # at a window's end past its time alone, and whether its place is lent.
     times = entered = route = seen = None
-    entry, counted, credited, cpu = 0, 0.0, 0.0, 0.0
-    lent = False
+    entry, counted, credited, cpu, lent = 0, 0.0, 0.0, 0.0, False
     # A stream (streams.flow, streams.Open).
     reason = thread = greenlet = None
     in_app, published, told, opened = False, False, False, 0.0
