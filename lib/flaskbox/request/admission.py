@@ -311,8 +311,7 @@ class Gate(Parking):
         except RuntimeError:  # changed as it was copied: no lending this window
             running = []
         for ident, request in running:
-            alone = request.times.alone
-            if alone and request in self.places and now - request.entered > alone:
+            if request in self.places and request.times.alone and now - request.entered > request.times.alone:
                 self.outside(request, ident, now)
         for request in self.places:
             alone = request.times.alone
