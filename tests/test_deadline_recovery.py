@@ -13,7 +13,7 @@ room to spare. Now the spreads add at most the usual time again
 Its worker: the gate read a stall's place-time as contention, the limit
 fell to one or two, and while those stalled the worker let nobody in: 24
 clients got 1,158 answers in 20 s where ADAPTIVE_THREADS=0 gave about
-7,000. Now a request whose thread uses no CPU for a window lends its place
+7,000. Now a request whose thread uses next to no CPU over a window lends its place
 (request/admission.py); the in-process rule: test_admission.py."""
 
 from __future__ import annotations

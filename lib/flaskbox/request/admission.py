@@ -216,10 +216,7 @@ class Gate(Parking):
         if request.entered is not None:
             with self.lock:
                 request.entered = None  # (under the lock: turn() reads it of every place)
-                if request.lent:
-                    self.out -= 1
-                else:
-                    self.inside -= 1
+                self.inside -= 1  # (never lent: not yet in the watchdog's registry)
                 self.places.discard(request)
                 self.admit()
 
@@ -350,8 +347,9 @@ class Gate(Parking):
         still = cpu - seen[0] < STILL * (now - seen[1])
         if still != request.lent:
             request.lent = still
-            self.inside -= 1 if still else -1
-            self.out += 1 if still else -1
+            moved = 1 if still else -1  # a place from `inside` to `out`, or back
+            self.inside -= moved
+            self.out += moved
 
     def looking(self) -> None:
         """Under the lock: a look that ends a window in which no request
