@@ -207,12 +207,14 @@ def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_aga
     clock.step(WINDOW)
     assert g.take(other)  # no CPU for a window: its place lent
     assert (g.inside, g.out, g.limit) == (1, 1, 1) and not g.idle()
-    g.leave(other)
-    # Its thread computes again: it takes its place back, over the limit.
+    # Its thread computes again: it takes its place back, over the limit,
+    # and the one let in meanwhile no longer runs alone: its time is not its kind's alone.
     cpu[1] = 0.1
     clock.step(WINDOW)
     assert not g.take(request("/login"))
-    assert (g.inside, g.out) == (1, 0)
+    assert (g.inside, g.out) == (2, 0)
+    g.leave(other)
+    assert g.times.kinds["GET /login"].alone == pytest.approx(0.004)
     g.leave(stalled)
     del g.running[1]
     assert g.idle() and g.limit == 1
@@ -354,9 +356,20 @@ def test_the_window_at_one_ends_as_soon_as_a_kinds_time_alone_is_made_anew(clock
     assert (g.limit, g.kept) == (1, 3)
     g.leave(running.pop())  # (let in before it: not alone)
     assert g.limit == 1
+    first = let_in(g, "/page", 1)[0]
     for _ in range(deadline.ALONE_KEPT):  # its time alone, the mean of three, made anew
         assert g.limit == 1
-        alone(g, clock, "/page", 0.01)
+        following = request("/page")
+        assert not g.take(following)
+        g.line.append(turn := admission.Turn())  # it waits in line (Gate.wait)
+        clock.step(0.01)
+        g.leave(first)
+        assert not turn.let.locked() and g.inside == 1  # its place at once, not at the window's end
+        with g.lock:
+            g.let_in(following, following.times, clock.now)
+        first = following
+    clock.step(0.01)
+    g.leave(first)
     assert g.times.kinds["GET /page"].alone == pytest.approx(0.01)
     # The limit back at once, not a window later.
     assert (g.limit, g.kept) == (3, 0) and clock.now - g.window < WINDOW

@@ -284,7 +284,7 @@ class Gate(Parking):
                 self.anew += 1
                 if self.anew >= ALONE_KEPT:
                     self.limit, self.kept = self.kept, 0
-                    self.admit()
+                self.admit()  # the next in line, alone in its turn (or the places the limit gave back)
             elif self.line or not whole:
                 # (A whole answer's thread is back in uWSGI's loop as its
                 # place comes free: no parked thread is wanted for it.)
@@ -350,6 +350,8 @@ class Gate(Parking):
             moved = 1 if still else -1  # a place from `inside` to `out`, or back
             self.inside -= moved
             self.out += moved
+            if not still:
+                self.entries += 1  # one let in meanwhile no longer runs alone
 
     def looking(self) -> None:
         """Under the lock: a look that ends a window in which no request
@@ -361,8 +363,10 @@ class Gate(Parking):
             self.turn(now)
 
     def idle(self) -> bool:
-        """No place held and none waited for (a retiring worker may end)."""
-        return not self.inside and not self.out and not self.line
+        """No place held and none waited for (a retiring worker may end: the
+        watchdog's thread asks, under the lock, as admit() moves a place)."""
+        with self.lock:
+            return not self.inside and not self.out and not self.line
 
     def admit(self) -> None:
         """Under the lock: the first in line let in while there are places,
