@@ -132,6 +132,31 @@ def test_a_request_beside_a_stuck_one_keeps_its_worker_until_it_ends():
     release.set()
 
 
+def test_a_request_answered_as_the_watchdog_looks_is_left_to_its_answer():
+    """The watchdog's look copies the registry, then expires each request
+    past the timeout in turn: one whose thread answered it meanwhile is
+    neither cut nor answered 504 (its connection is uWSGI's again, perhaps
+    already another client's)."""
+    ours, nginx = socket.socketpair()
+    seen = {}
+
+    def app(environ, start_response):
+        seen["request"], seen["thread"] = current(served), threading.get_ident()
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    dog = Recorder(30)
+    served = serve.Serve(app, 30, watchdog=dog, connection_fd=ours.fileno)
+    assert served(environ(), ignore_start) == [b"ok"]
+    dog._expire(seen["request"], time.monotonic() + 60, seen["thread"])  # the look's copy, a moment old
+    assert not seen["request"].expired
+    ours.sendall(b"next")  # the connection is whole, for whatever uWSGI sends on it next
+    nginx.settimeout(5)
+    assert nginx.recv(16) == b"next"
+    ours.close()
+    nginx.close()
+
+
 def sized(parts, wait_before=0.0, wait_between=0.0, seen=None, served=None):
     """An app answering `parts` with a Content-Length, each made after a wait."""
     def app(environ, start_response):

@@ -27,6 +27,7 @@ from ..log import log
 from . import stacks, stopping
 from .answers import gateway_timeout
 from .memory import MemoryCap
+from .request import CLAIMS
 from .shared import ThisProcess
 from .streams import OPEN
 
@@ -76,27 +77,32 @@ def watch_every(timeout: float) -> float:
     return min(max(timeout / 20, WATCH_EVERY_LEAST), WATCH_EVERY_MOST)
 
 
-def answer_gateway_timeout(fd: int, timeout: float) -> None:
+def connection(fd: int | None) -> socket.socket | None:
+    """A request's connection, as a copy of its descriptor: the descriptor
+    stays uWSGI's (closed, its number could be another client's next), and
+    the copy stays this connection's however soon uWSGI closes it."""
+    try:
+        return None if fd is None else socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
+
+
+def answer_gateway_timeout(conn: socket.socket, timeout: float) -> None:
     """A whole 504 on the request's connection (nothing of the app's answer
     has been sent: the watchdog claimed it first), then a shutdown, so that
-    whatever the stuck handler writes later goes nowhere. The connection is
-    never closed here: its descriptor stays uWSGI's, and closing it would let
-    the number be reused for another client while the handler still holds it."""
+    whatever the stuck handler writes later goes nowhere."""
     try:
-        with socket.socket(fileno=os.dup(fd)) as conn:
-            conn.settimeout(1)
-            conn.sendall(gateway_timeout(timeout).raw())
+        conn.settimeout(1)
+        conn.sendall(gateway_timeout(timeout).raw())
     except OSError:
         pass  # nginx has already given up on it
-    shut_down(fd)
+    shut_down(conn)
 
 
-def shut_down(fd: int) -> None:
-    """Ends a request's connection for both sides without closing the
-    descriptor, which stays uWSGI's."""
+def shut_down(conn: socket.socket) -> None:
+    """Ends a request's connection for both sides."""
     try:
-        with socket.socket(fileno=os.dup(fd)) as conn:
-            conn.shutdown(socket.SHUT_RDWR)
+        conn.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
 
@@ -192,16 +198,26 @@ class Watchdog:
     def _expire(self, request, now: float, ident: int) -> None:
         """504 if nothing of the response has gone out yet, else a cut the
         client can see (a streamed body's missing last chunk); then the log
-        line, with the stack its thread had when the time ran out."""
-        request.expired_at = now
+        line, with the stack its thread had when the time ran out. One its
+        thread answered since this look copied the registry is left alone:
+        its connection is uWSGI's again, perhaps another client's by now."""
+        with CLAIMS:  # (under which its thread takes it out of the registry: request.py)
+            if self.running.get(ident) is not request:
+                return
+            request.expired_at = now
+            if request.claimed_by is None:
+                request.claimed_by = "watchdog"
+            answered = request.claimed_by == "watchdog"
+            conn = connection(request.fd)
         frames = stacks.walk(stacks.thread_frame(ident))
-        answered = request.claim("watchdog")
         # Answered, it holds no place in the gate: a thread that never comes back would hold it for good.
         request.serve.gate.leave(request, ident)
-        if request.fd is not None and answered:
-            answer_gateway_timeout(request.fd, self.timeout)
-        elif request.fd is not None:
-            shut_down(request.fd)
+        if conn is not None:
+            with conn:
+                if answered:
+                    answer_gateway_timeout(conn, self.timeout)
+                else:
+                    shut_down(conn)
         what = stacks.named(request)
         stacks.say(f"{what} ran past REQUEST_TIMEOUT ({self.timeout:g} s): answered 504" if answered else
                    f"{what} sent nothing for REQUEST_TIMEOUT ({self.timeout:g} s) mid-answer: cut, visibly "

@@ -50,7 +50,7 @@ CHUNKED = ("Transfer-Encoding", "chunked")
 SPOOL_DIGITS = len(str(Spool.MEMORY + 1))
 # The headers start_response looks at besides Content-Type and Content-Length.
 DECIDING = frozenset(("vary", "x-accel-buffering", "transfer-encoding", "content-encoding"))
-# One lock for every claim of an answer (held for a test and a store).
+# One lock for every claim of an answer and every leaving of the watchdog's registry (guards.py).
 CLAIMS = threading.Lock()
 
 
@@ -284,7 +284,8 @@ class Request:
         """The watchdog lets the request go: it leaves the registry."""
         if self.watched:
             self.watched = False
-            self.serve.watchdog.running.pop(get_ident(), None)
+            with CLAIMS:
+                self.serve.watchdog.running.pop(get_ident(), None)
 
     def claim(self, by: str) -> bool:
         """Either the request's own thread claims the answer (it is about to
@@ -363,10 +364,10 @@ class Request:
         claimed = self.claimed_by
         if claimed is None:
             self.claimed_by = claimed = "app"
-        CLAIMS.release()
         self.watched = False
         serve = self.serve
         serve.watchdog.running.pop(get_ident(), None)
+        CLAIMS.release()
         serve.gate.leave(self, whole=True)
         if claimed == "app":
             return parts
