@@ -185,9 +185,10 @@ def test_a_stream_gone_silent_is_cut_visibly(streaming):
 
 
 @pytest.mark.slow
-def test_a_45_second_export_arrives_whole_with_the_defaults(containers, fixture_image, figure):
+def test_a_45_second_export_arrives_whole_with_the_defaults(containers, fixture_image):
     """The export the issue measured cut at 30 s: 90 batches, one every 0.5 s,
-    with the default REQUEST_TIMEOUT (30 s), on each worker class at once."""
+    with the default REQUEST_TIMEOUT (30 s), on each worker class at once.
+    (It only waits: it runs beside other tests, tests/conftest.py.)"""
     servers = {kind: containers.run(image=fixture_image["image"], env=env)
                for kind, env in (("sync", {}), ("gevent", {"WORKER_CLASS": "gevent"}))}
     for c in servers.values():
@@ -199,8 +200,7 @@ def test_a_45_second_export_arrives_whole_with_the_defaults(containers, fixture_
     for kind, download in exports.items():
         download.wait(timeout=120)
         assert download.whole and download.body.count(b"\n") == rows, f"{kind}: {download}"
-    figure("export of 90 batches every 0.5 s, defaults, seconds", f"{time.monotonic() - started:.1f}")
-    assert time.monotonic() - started > 44
+    assert time.monotonic() - started > 44  # (the export's own pace: none of it was skipped)
     for c in servers.values():
         assert c.stdout_lines()[-1].endswith("done=ok"), c.logs()[-2000:]
 
