@@ -14,6 +14,10 @@ threads of its own, against the engines' deadline.
 - /search (four engine threads a search, waited for up to 2 s) from 20
   clients, no neighbour: searches a second, their tail, and how many came
   back with an engine past its deadline (the answer says so).
+- /stalling (issue 79: a 10 ms login outside the lock, one in 30 of each
+  process waiting 2 s on a row lock) from 24 clients, no neighbour: a wait
+  outside that computes nothing, which a pool must not take for its CPUs
+  being full (docs/production.md, "Adaptive threads").
 
 Each load runs every contender in turn, the order turning each round;
 every figure is the median of the rounds, with their spread. Written to
@@ -37,7 +41,7 @@ from servers import Contender, gunicorn_workers
 from helpers import Neighbours
 
 DEADLINE = 3
-LOGIN_CLIENTS, SEARCH_CLIENTS = 40, 20
+LOGIN_CLIENTS, SEARCH_CLIENTS, STALLING_CLIENTS = 40, 20, 24
 WARMUP = 3.0
 LATE = re.compile(rb"(\d+) engines late")
 NEIGHBOURS = ("two busy loops", "a busy container")
@@ -130,6 +134,7 @@ def one_run(contender: Contender, path: str, count: int, seconds: float) -> dict
 
 LOADS = {f"login beside {kind}": ("/login", LOGIN_CLIENTS, kind) for kind in NEIGHBOURS}
 LOADS["search"] = ("/search", SEARCH_CLIENTS, None)
+LOADS["login with stalls"] = ("/stalling", STALLING_CLIENTS, None)
 FIGURES = ("good_per_s", "timeouts", "p50_good_ms", "p99_good_ms", "p99_all_ms", "cpu_ms_a_good_answer",
            "late_searches")
 

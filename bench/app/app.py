@@ -7,11 +7,13 @@ pages shaped like the ones real apps compute (issue 61): a large list page
 behind a password check, and a short wait then a list page; and issue 69's:
 a login's password check outside Python's lock, a 600-row list behind a
 short one, and a metasearch whose engines run on threads of their own; and
-issue 79's: Keystone's token and three calls behind its policy engine, and
-CKAN's dataset page (their work is keystone_like.py's and ckan_like.py's)."""
+issue 79's: a short login that now and then waits on a row lock,
+Keystone's token and three calls behind its policy engine, and CKAN's
+dataset page (their work is keystone_like.py's and ckan_like.py's)."""
 
 import datetime
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -148,6 +150,24 @@ def login():
     in C, outside Python's lock, where the lock probe cannot see it."""
     if hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), SALT, LOGIN_ROUNDS) != LOGIN_HASH:
         abort(401)
+    return {"token": os.urandom(16).hex()}
+
+
+# /stalling: one request in STALL_EVERY of each process waits STALL_SECONDS
+# outside the process (a row lock another transaction holds).
+STALL_EVERY, STALL_SECONDS = 30, 2.0
+STALLS = itertools.count(1)
+
+
+@app.get("/stalling")
+def stalling():
+    """A short login (the list's 10 ms check, outside the lock) whose
+    database now and then holds it on a row lock: a wait that computes
+    nothing, which a pool must not read as its CPUs being full."""
+    if hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), SALT, LIST_ROUNDS) != LIST_HASH:
+        abort(401)
+    if next(STALLS) % STALL_EVERY == 0:
+        time.sleep(STALL_SECONDS)
     return {"token": os.urandom(16).hex()}
 
 
