@@ -188,7 +188,7 @@ def test_a_stream_gone_silent_is_cut_visibly(streaming):
 def test_a_45_second_export_arrives_whole_with_the_defaults(containers, fixture_image):
     """The export the issue measured cut at 30 s: 90 batches, one every 0.5 s,
     with the default REQUEST_TIMEOUT (30 s), on each worker class at once.
-    (It only waits: it runs beside other tests, tests/conftest.py.)"""
+    (It only waits: it runs beside other tests, tests/tiers.py.)"""
     servers = {kind: containers.run(image=fixture_image["image"], env=env)
                for kind, env in (("sync", {}), ("gevent", {"WORKER_CLASS": "gevent"}))}
     for c in servers.values():
