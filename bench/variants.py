@@ -165,9 +165,10 @@ WRAPPER_EDITS = {
         claimed = self.claimed_by
         if claimed is None:
             self.claimed_by = claimed = "app"
-        CLAIMS.release()
 """, '        claimed = "app"\n'),
-        ("request/request.py", "        serve.watchdog.running.pop(get_ident(), None)\n", "")],
+        ("request/request.py", """        serve.watchdog.running.pop(get_ident(), None)
+        CLAIMS.release()
+""", "")],
     "ADAPTIVE_THREADS' gate (its limit and line)": [
         ("pool/wsgi.py", "    gated = admission.gated(settings) and threads_each > 1", "    gated = False")],
 }
