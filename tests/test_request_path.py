@@ -127,7 +127,7 @@ def test_a_request_beside_a_stuck_one_keeps_its_worker_until_it_ends():
         done["rest"] = list(body)
 
     in_thread(beside).join(5)
-    assert done == {"first": b"ok", "rest": [b"ok"]} and not neighbour["request"].expired
+    assert done == {"first": b"ok", "rest": [b"ok"]} and neighbour["request"].expired_at is None
     assert wait_for(dog.left, 3)  # only once the neighbour ended
     release.set()
 
@@ -149,7 +149,7 @@ def test_a_request_answered_as_the_watchdog_looks_is_left_to_its_answer():
     served = serve.Serve(app, 30, watchdog=dog, connection_fd=ours.fileno)
     assert served(environ(), ignore_start) == [b"ok"]
     dog._expire(seen["request"], time.monotonic() + 60, seen["thread"])  # the look's copy, a moment old
-    assert not seen["request"].expired
+    assert seen["request"].expired_at is None
     ours.sendall(b"next")  # the connection is whole, for whatever uWSGI sends on it next
     nginx.settimeout(5)
     assert nginx.recv(16) == b"next"
@@ -183,7 +183,7 @@ def test_time_writing_to_a_slow_client_does_not_count():
         sent.append(chunk)
         time.sleep(0.15)  # uWSGI writing to a slow client: 0.6 s in all
     body.close()
-    assert sent == [b"x"] * 4 and not seen["request"].expired
+    assert sent == [b"x"] * 4 and seen["request"].expired_at is None
     # Once the answer is under way, only the wait for its next part counts.
     assert seen["request"].used < 0.1
 
@@ -193,7 +193,7 @@ def test_a_body_that_keeps_sending_is_never_cut_however_long():
     # 0.48 s of parts in all, more than twice the timeout, after 0.15 s in the queue.
     served = serve.Serve(sized([b"row\n"] * 12, 0.0, 0.04, seen, lambda: served), 0.2, watchdog=Recorder(0.2))
     assert list(served(environ(HTTP_X_FLASKBOX_PEER=peer(0.15)), ignore_start)) == [b"row\n"] * 12
-    assert not seen["request"].expired and seen["request"].claimed_by == "app"
+    assert seen["request"].expired_at is None and seen["request"].claimed_by == "app"
 
 
 def test_until_the_first_part_the_queue_and_the_handler_count_together():
@@ -203,7 +203,7 @@ def test_until_the_first_part_the_queue_and_the_handler_count_together():
     # timeout twice before the part comes.
     served = serve.Serve(sized([b"late"], 0.3, 0.0, seen, lambda: served), 0.5, watchdog=Recorder(0.5))
     assert list(served(environ(HTTP_X_FLASKBOX_PEER=peer(0.45)), ignore_start)) == []
-    assert seen["request"].expired and seen["request"].claimed_by == "watchdog"
+    assert seen["request"].expired_at is not None and seen["request"].claimed_by == "watchdog"
 
 
 def test_a_body_past_the_timeout_stops_and_is_not_sent():
@@ -211,7 +211,7 @@ def test_a_body_past_the_timeout_stops_and_is_not_sent():
     served = serve.Serve(sized([b"first", b"never sent"], 0.0, 0.4, seen, lambda: served), 0.1,
                          watchdog=Recorder(0.1))
     assert list(served(environ(), ignore_start)) == [b"first"]
-    assert seen["request"].expired and seen["request"].claimed_by == "app"
+    assert seen["request"].expired_at is not None and seen["request"].claimed_by == "app"
 
 
 def test_time_in_the_queue_counts():

@@ -160,8 +160,7 @@ def watched(request, body, iterator, first, closing: bool):
                 data, first = first, None
             if not request.answering():
                 return  # past REQUEST_TIMEOUT: cut, or answered 504 already
-            if stalls and outbound.stalled(request.fd):
-                request.stopped_reading()
+            if stalls and outbound.stalled(request):
                 return
             yield data
             request.used = 0.0

@@ -27,7 +27,6 @@ from ..log import log
 from . import stacks, stopping
 from .answers import gateway_timeout
 from .memory import MemoryCap
-from .request import CLAIMS
 from .shared import ThisProcess
 from .streams import OPEN
 
@@ -172,9 +171,9 @@ class Watchdog:
             now = time.monotonic()
             running = list(self.running.items())
             for ident, request in running:
-                if not request.expired and request.elapsed(now) > self.timeout:
+                if request.expired_at is None and request.elapsed(now) > self.timeout:
                     self._expire(request, now, ident)
-            expired = [request for _, request in running if request.expired]
+            expired = [request for _, request in running if request.expired_at is not None]
             patience = STUCK_AFTER if 0 < self.threads <= len(expired) else max(STUCK_AFTER, self.timeout)
             stuck = [request for request in expired if now - request.expired_at > patience]
             if stuck and self.retiring is None:
@@ -188,7 +187,7 @@ class Watchdog:
             # them reaches the wrapper within moments: wait that long, then
             # for the requests in it to end.
             if self.retiring is not None and now - self.retiring > ACCEPTED_WITHIN \
-                    and all(request.expired for request in list(self.running.values())) \
+                    and all(request.expired_at is not None for request in list(self.running.values())) \
                     and (self.gate is None or self.gate.idle()):
                 log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
                     "replaces it")
@@ -201,14 +200,10 @@ class Watchdog:
         line, with the stack its thread had when the time ran out. One its
         thread answered since this look copied the registry is left alone:
         its connection is uWSGI's again, perhaps another client's by now."""
-        with CLAIMS:  # (under which its thread takes it out of the registry: request.py)
-            if self.running.get(ident) is not request:
-                return
-            request.expired_at = now
-            if request.claimed_by is None:
-                request.claimed_by = "watchdog"
-            answered = request.claimed_by == "watchdog"
-            conn = connection(request.fd)
+        claimed = request.expire(self.running, ident, now, connection)
+        if claimed is None:
+            return
+        answered, conn = claimed
         frames = stacks.walk(stacks.thread_frame(ident))
         # Answered, it holds no place in the gate: a thread that never comes back would hold it for good.
         request.serve.gate.leave(request, ident)
@@ -224,7 +219,7 @@ class Watchdog:
                    "(no last chunk; the access log says cut)", frames, stacks.waits(request.environ))
 
     def _retire(self, request, now: float) -> None:
-        others = sum(1 for other in self.running.values() if not other.expired)
+        others = sum(1 for other in self.running.values() if other.expired_at is None)
         log(f"{request.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
             f"is replaced once its {others} other request(s) end")
         self.retiring = now

@@ -15,7 +15,7 @@ framing (request.py decides it all in its one pass over the headers):
   not: uWSGI's offload thread sends it). Past the share, 503 with
   Retry-After at once, counted in /metrics as `stream_share`.
 - sync workers: a stream whose reader has stopped ends once nginx has taken
-  nothing of it for STALLED_SECONDS (request.py and streams.py ask
+  nothing of it for STALLED_SECONDS (body.py and streams.py ask
   stalled()), not after nginx's send_timeout, so its thread is free for
   others sooner. It ends cut, as it is: its client did not get it whole.
 - An answer whose headers uWSGI cannot pass on whole is answered 500
@@ -28,7 +28,7 @@ import hashlib
 import mmap
 import select
 
-from ..log import error
+from ..log import error, log
 from .answers import PASSED_ON, Refusals
 from .shared import WorkerRows
 
@@ -166,11 +166,15 @@ class Share(WorkerRows):
             self.values.get_obj()[index] = 0
 
 
-def stalled(fd: int | None) -> bool:
+def stalled(request) -> bool:
     """Whether nginx has taken nothing on the request's connection for
-    STALLED_SECONDS: a stream's next part waits for room there."""
-    if fd is None:
+    STALLED_SECONDS: a stream's next part waits for room there (said in the log)."""
+    if request.fd is None:
         return False
     poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return not poller.poll(STALLED_SECONDS * 1000)
+    poller.register(request.fd, select.POLLOUT)
+    if poller.poll(STALLED_SECONDS * 1000):
+        return False
+    log(f"{request.what}: nginx took nothing of this stream for {STALLED_SECONDS} s, its reader has "
+        "stopped: ended, and its thread freed")
+    return True

@@ -1,33 +1,29 @@
 """One request in a uWSGI worker, from nginx to the app and back: serve.py
-makes one per request, and every decision about it is made once, here, and
-kept for every later step to read. Request is one object, every field
-declared on the class with its value until a step decides; body.py holds
-the steps of its answer's body.
+makes one per request; every decision about it is made once, here, and
+kept on it for every later step (each field declared on the class with
+its value until a step decides); body.py holds its body's steps.
 
-- What nginx says of it in X-Flaskbox-Peer (a client's copy is always
-  replaced), read once: the client's address and port and the server port
-  for the environ (uWSGI sees only a unix socket), the seconds it waited
-  for a worker, whether its connection came from a trusted proxy, and
-  whether over nginx's own HTTPS.
+- X-Flaskbox-Peer (nginx's; a client's copy is always replaced), read once:
+  the client's address and port and the server port (uWSGI sees a unix
+  socket), the seconds it waited for a worker, whether its connection came
+  from a trusted proxy, and whether over nginx's own HTTPS.
 - start_response: one pass over the answer's headers decides
-  - its framing: an answer with a body and no Content-Length (a generator,
-    Server-Sent Events) is framed as chunked, so that nginx can tell a
-    whole stream from one cut short (framing.py), and its access log too;
-    it and any text/event-stream are marked X-Accel-Buffering: no (unless
-    the app set that header), so that nginx passes each chunk on at once;
-  - how nginx takes a large answer: spooled to RUNTIME_DIR within
-    RESPONSE_SPACE (spool.py), or at its client's pace past it; a file from
-    wsgi.file_wrapper goes back to uWSGI untouched, which sends it from an
-    offload thread: either way the worker is free at once;
+  - its framing: a body without Content-Length (a generator, Server-Sent
+    Events) goes chunked, so that nginx and its access log can tell a whole
+    stream from one cut short (framing.py); it and any text/event-stream
+    get X-Accel-Buffering: no (unless the app set it): each chunk at once;
+  - how nginx takes a large answer: spooled within RESPONSE_SPACE
+    (spool.py), or at its client's pace past it; a wsgi.file_wrapper file
+    goes back to uWSGI untouched, for its offload thread: the worker is free;
   - what an answer at its client's pace takes (the client's share of
     threads, or gevent's stream slots: serve.py), or the 503 instead;
-  - Vary (outbound.py); a 304 for a revalidation the app's ETag matches (revalidation.py).
-- REQUEST_TIMEOUT (sync workers): watch() starts the request's clock and
-  notes it in the watchdog's registry (guards.Watchdog), unwatch() takes it
-  out; the request's own thread claims the answer before its first bytes
-  go, or the watchdog does (it answers 504): never both.
-- The body: finish() hands uWSGI either a list (the usual answer) or the
-  request itself, which uWSGI then iterates and closes (body.py).
+  - Vary (outbound.py); a 304 where the app's ETag matches (revalidation.py).
+- REQUEST_TIMEOUT (sync workers): watch() starts the clock and enters the
+  watchdog's registry (guards.Watchdog), unwatch() leaves it; the request's
+  own thread claims the answer before its first bytes go, or the watchdog
+  does (expire(): a 504): never both.
+- The body: finish() hands uWSGI a list (the usual answer) or the request
+  itself, which uWSGI then iterates and closes (body.py).
 """
 
 from __future__ import annotations
@@ -36,10 +32,9 @@ import threading
 from threading import get_ident
 from time import monotonic, time
 
-from ..log import log
 from . import body, outbound, revalidation, streams
 from .deadline import PENDING, route
-from .framing import FRAMED, NO_BODY, chunk, last_chunk
+from .framing import FRAMED, NO_BODY, chunk
 from .outbound import VARIED, VARY, settled_vary
 from .spool import Spool
 
@@ -258,9 +253,6 @@ class Request:
         self.framed += len(framed)
         return framed
 
-    def last_chunk(self) -> bytes:
-        return last_chunk(self.framed)
-
     @property
     def endable(self) -> bool:
         """A stream that may be ended early, cleanly: a chunked event stream."""
@@ -292,9 +284,23 @@ class Request:
         send its first bytes) or the watchdog does (it answers 504): never
         both. Once the app's, it stays the app's."""
         with CLAIMS:
-            if self.claimed_by is None:
-                self.claimed_by = by
-            return self.claimed_by == by
+            return self._claimed(by)
+
+    def _claimed(self, by: str) -> bool:
+        """Under CLAIMS: the claim's test and store (finish() writes it out)."""
+        if self.claimed_by is None:
+            self.claimed_by = by
+        return self.claimed_by == by
+
+    def expire(self, running: dict, ident: int, now: float, copy):
+        """The watchdog's claim past REQUEST_TIMEOUT: None if the thread `ident` has answered since it
+        saw the request in `running` (it left: its connection is uWSGI's again); else whether the
+        answer is the watchdog's 504 (not a cut), and `copy(fd)`, under the lock the thread leaves by."""
+        with CLAIMS:
+            if running.get(ident) is not self:
+                return None
+            self.expired_at = now
+            return self._claimed("watchdog"), copy(self.fd)
 
     def answering(self) -> bool:
         """Whether this thread may send the next part: not past
@@ -302,10 +308,6 @@ class Request:
         if self.expired_at is not None:
             return False
         return self.claimed_by == "app" or self.claim("app")
-
-    @property
-    def expired(self) -> bool:
-        return self.expired_at is not None
 
     def elapsed(self, now: float) -> float:
         since = self.since
@@ -394,7 +396,3 @@ class Request:
         if self.slot is not None:
             self.serve.share.give_back(self.slot)
             self.slot = None
-
-    def stopped_reading(self) -> None:
-        log(f"{self.what}: nginx took nothing of this stream for {outbound.STALLED_SECONDS} s, its reader "
-            "has stopped: ended, and its thread freed")

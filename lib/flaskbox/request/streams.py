@@ -29,6 +29,7 @@ import threading
 import time
 
 from ..log import log
+from .framing import last_chunk
 from .outbound import stalled
 
 # How a stream counted at a stop went (Open.left): it sent its last chunk
@@ -242,8 +243,7 @@ def flow(request, iterator):
                     r.published = True
                     OPEN.publish()
                     OPEN.opened(r)  # its start_response may have come with this part
-                if r.slot is not None and r.stalls and stalled(r.fd):
-                    r.stopped_reading()
+                if r.slot is not None and r.stalls and stalled(r):
                     return
                 yield r.frame(data)
             r.used = 0.0
@@ -255,7 +255,7 @@ def flow(request, iterator):
         if r.reason and not r.told:  # the stop's or the retirement's are counted (Open.left)
             log(f"{r.what}: event stream ended cleanly after {lasted:.0f} s: {r.reason}")
         if r.chunked and (not watched or r.answering()):
-            yield r.last_chunk()
+            yield last_chunk(r.framed)
             how = ENDED if r.told else LIMITED if r.reason else FINISHED
     finally:
         OPEN.streams.discard(r)
