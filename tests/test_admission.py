@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from gate_fakes import Clock, alone, gate, measured, request
 
 from flaskbox.layout import Generation
 from flaskbox.request import admission, deadline
@@ -21,59 +22,11 @@ from flaskbox.request.admission import REMEASURE, START, WINDOW, Gate
 THREADS = 16
 
 
-class Clock:
-    """The gate's monotonic(), moved by the test."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def step(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(admission, "monotonic", fake)
     return fake
-
-
-class Fake:
-    """What the gate reads and writes of a request.Request (hashable, as
-    the gate keeps the requests holding a place in a set)."""
-
-    def __init__(self, path: str):
-        self.environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path}
-        self.times = self.entered = None
-        self.entry = 0
-        self.counted = self.credited = self.cpu = 0.0
-        self.seen = None
-        self.lent = False
-
-
-def request(path: str = "/page") -> Fake:
-    return Fake(path)
-
-
-def gate(threads: int = THREADS) -> Gate:
-    return Gate(threads, deadline.Times(30.0))
-
-
-def alone(g: Gate, clock: Clock, path: str, seconds: float) -> None:
-    """One request of `path` with the worker to itself, for `seconds`."""
-    r = request(path)
-    assert g.enter(r, 30.0)
-    clock.step(seconds)
-    g.leave(r)
-
-
-def measured(g: Gate, clock: Clock, path: str, seconds: float) -> None:
-    """A kind's first request (its set-up, kept apart), then one that measures it alone."""
-    alone(g, clock, path, seconds)
-    alone(g, clock, path, seconds)
 
 
 def let_in(g: Gate, path: str, count: int) -> list:
@@ -187,52 +140,6 @@ def test_a_request_still_in_counts_the_place_time_it_has_held_within_its_time_al
         clock.step(WINDOW)
         g.turn(clock.now)
     assert g.limit == 1
-
-
-def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_again(clock, monkeypatch):
-    """A login of 4 ms that waits 2 s on a row lock: past its time alone,
-    its thread uses no CPU for a window, so its place goes to the next in
-    line, and its wait is neither contention nor work. One late because
-    its thread computes slowly (a neighbour, a quota) keeps its place."""
-    g = gate()
-    measured(g, clock, "/login", 0.004)
-    assert g.limit == 1
-    cpu = {1: 0.0, 2: 0.0}  # each request thread's CPU clock
-    monkeypatch.setattr(admission, "thread_cpu", lambda ident: cpu[ident])
-    stalled, other = request("/login"), request("/login")
-    assert g.take(stalled)
-    g.running[1] = stalled  # its thread (the watchdog's registry: Request.watch, once let in)
-    clock.step(WINDOW)
-    assert not g.take(other)  # a first look at its thread
-    clock.step(WINDOW)
-    assert g.take(other)  # no CPU for a window: its place lent
-    assert (g.inside, g.out, g.limit) == (1, 1, 1) and not g.idle()
-    # Its thread computes again: it takes its place back, over the limit,
-    # and the one let in meanwhile no longer runs alone: its time is not its kind's alone.
-    cpu[1] = 0.1
-    clock.step(WINDOW)
-    assert not g.take(request("/login"))
-    assert (g.inside, g.out) == (2, 0)
-    g.leave(other)
-    assert g.times.kinds["GET /login"].alone == pytest.approx(0.004)
-    g.leave(stalled)
-    del g.running[1]
-    assert g.idle() and g.limit == 1
-    # Late, its thread computing slowly (a neighbour, a quota), or waiting
-    # for Python's lock, which it wakes to ask for each 5 ms (0.5 % of a
-    # window, measured): its place is its own.
-    for share in (0.05, 0.005):
-        g = gate()
-        measured(g, clock, "/login", 0.004)
-        late = request("/login")
-        assert g.take(late)
-        g.running[2] = late
-        for _ in range(3):
-            cpu[2] += WINDOW * share
-            clock.step(WINDOW)
-            assert not g.take(other), share
-        g.leave(late)
-        assert g.idle()
 
 
 def test_a_first_request_that_holds_the_worker_to_itself_does_not_hold_the_limit_at_one(clock):

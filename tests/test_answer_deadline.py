@@ -7,6 +7,7 @@ containers' side: test_overload_goodput.py."""
 from __future__ import annotations
 
 import os
+import threading
 
 from flaskbox.request import deadline
 from flaskbox.request.deadline import Times
@@ -143,6 +144,44 @@ def test_past_so_many_kinds_a_new_one_takes_the_place_of_the_one_seen_longest_ag
     times.took(login, 0.2, True, 1000.0)
     times.took(login, 29.0, False, 1001.0)
     assert login.alone == 0.2 and times.too_late(login, 25.0, 1001.0)
+
+
+def test_two_threads_making_a_new_kind_at_once_past_so_many_each_get_one():
+    """An app without routes (each path a kind), past KINDS: two request
+    threads each make a new kind, one while the other looks for the kind
+    seen longest ago (made to pause there, as a switch of Python's lock
+    may). Neither fails (a 500 blamed on the app)."""
+    times = Times(TIMEOUT)
+    for number in range(deadline.KINDS - 1):
+        times.of(f"GET /page-{chr(97 + number % 26)}{chr(97 + number // 26)}").last = 100.0 + number
+    inside, go = threading.Event(), threading.Event()
+
+    class Paused:
+        """The kind seen longest ago: reading its age pauses the first look."""
+
+        @property
+        def last(self) -> float:
+            if not inside.is_set():
+                inside.set()
+                go.wait(5)
+            return 0.0
+
+    times.kinds["GET /oldest"] = Paused()
+    failed = []
+
+    def first():
+        try:
+            failed.append(times.at_entry(environ("/new-one")) is None)
+        except Exception as exc:  # noqa: BLE001 (what a request thread would have raised)
+            failed.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert inside.wait(5)
+    assert times.at_entry(environ("/new-two")) is not None  # another request thread, meanwhile
+    go.set()
+    thread.join(5)
+    assert failed == [False] and {"GET /new-one", "GET /new-two"} <= times.kinds.keys()
 
 
 def test_a_processs_first_request_that_paid_the_apps_set_up_is_said_once(capsys):

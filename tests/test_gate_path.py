@@ -8,12 +8,13 @@ thread. The rule itself: test_admission.py."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import pytest
 
-from flaskbox.request import admission, deadline, guards, serve
+from flaskbox.request import admission, deadline, guards, outbound, serve, streams
 from flaskbox.request.deadline import Times
 
 TIMEOUT = 5.0
@@ -124,6 +125,47 @@ def test_one_that_could_no_longer_be_answered_in_time_is_refused_with_503():
     first.join(5)
     assert said == ["503 Service Unavailable"] and b"try again later" in b"".join(refused)
     assert waited < 1.0  # the 0.1 s it had left (a window's look), and no more
+
+
+def test_an_upgrade_refused_with_503_gives_back_its_share_of_threads_and_its_connection():
+    """A WebSocket upgrade takes its client's share of threads and a copy of
+    its connection before it waits for a place: refused, it gives both back
+    (kept, a client that retried under overload would have used up its
+    address's share in every worker: 503 to all its streams)."""
+    release = threading.Event()
+
+    def app(env, respond):
+        release.wait(5)
+        return answer()(env, respond)
+
+    watchdog = NoThread(TIMEOUT)
+    gate = admission.Gate(4, Times(TIMEOUT), running=watchdog.running)
+    share = outbound.Share(80, 1, 4)
+    ours, nginx = socket.socketpair()
+    served = serve.Serve(app, TIMEOUT, gate=gate, watchdog=watchdog, share=share,
+                         connection_fd=ours.fileno)
+    slow = gate.times.of("GET /x")
+    for _ in range(2):
+        gate.times.took(slow, TIMEOUT - 0.1, False, time.monotonic())  # usual: 4.9 of 5 s
+    client = {**environ(), "REMOTE_ADDR": "203.0.113.9"}
+    first = threading.Thread(target=served, args=(dict(client), start))
+    first.start()
+    until(lambda: gate.inside == 1)
+    said = []
+    refused = served({**client, "HTTP_UPGRADE": "websocket"},
+                     lambda status, headers, exc_info=None: said.append(status))
+    release.set()
+    first.join(5)
+    try:
+        assert said == ["503 Service Unavailable"] and b"try again later" in b"".join(refused)
+        assert not any(share.values), list(share.values)
+        assert ours.fileno() not in streams.OPEN.websockets
+    finally:
+        kept = streams.OPEN.websockets.pop(ours.fileno(), None)
+        if kept is not None:
+            kept.sock.close()
+        ours.close()
+        nginx.close()
 
 
 def until(condition, within: float = 5.0) -> None:

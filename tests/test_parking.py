@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from flaskbox.request import admission, parking, stopping
+from flaskbox.request import admission, outbound, parking, serve, stopping
 from flaskbox.request.admission import Gate
 from flaskbox.request.deadline import Times
 
@@ -163,6 +163,50 @@ def test_a_thread_that_answered_a_5xx_goes_on_for_its_log_line():
     g.end()
     for thread in parked:
         thread.join(5)
+
+
+class Started:
+    """A watchdog whose thread runs (not these tests' concern)."""
+
+    started = True
+
+    def __init__(self):
+        self.running = {}
+
+
+def test_the_wrappers_own_5xx_answers_go_on_for_their_log_line_too():
+    """The 503 of an address past its share of threads and the 500 for a
+    head too big to pass on are 5xx answers as the app's are: their thread
+    does not park (uWSGI writes the line as it leaves the hook)."""
+    def stream(env, respond):
+        respond("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"a"])
+
+    def huge_head(env, respond):
+        respond("200 OK", [("Content-Type", "text/plain"), ("X-Big", "x" * 70000)])
+        return [b"a"]
+
+    for app, status in ((stream, "503 Service Unavailable"), (huge_head, "500 Internal Server Error")):
+        watchdog = Started()
+        g = gate(threads=4, running=watchdog.running)
+        share = outbound.Share(1, 1, 4)  # one answer at its pace an address, which it holds already
+        assert share.take("203.0.113.9", 0) is not None
+        served = serve.Serve(app, 30.0, gate=g, watchdog=watchdog, share=share)
+        said = []
+
+        def request_then_hook(served=served, g=g, said=said):
+            env = {"REQUEST_METHOD": "GET", "REQUEST_URI": "/e", "PATH_INFO": "/e",
+                   "REMOTE_ADDR": "203.0.113.9"}
+            list(served(env, lambda answered, headers, exc_info=None: said.append(answered)))
+            g.after_request()
+
+        thread = threading.Thread(target=request_then_hook, daemon=True)
+        thread.start()
+        thread.join(5)
+        parked = thread.is_alive()
+        g.end()
+        thread.join(5)
+        assert said == [status] and not parked, (said, "its thread parked: uWSGI's line for it waits")
 
 
 def test_where_uwsgi_logs_every_answer_no_thread_parks():

@@ -79,9 +79,9 @@ START = 1
 # window of 0.1 s, and a database that slowed is found within them).
 REMEASURE = 5.0
 # The share of a window a thread computed in below which its request waits
-# outside (outside()): under a thread blocked in a read, a sleep or a lock's
-# wait, and under one waiting for Python's lock, which wakes each 5 ms to
-# ask for it (docs/production.md, "Adaptive threads": 0.008 % against 0.5 %).
+# outside (outside()): 0.05 %, between the 0.008 % a thread blocked in a
+# read, a sleep or a lock's wait used and the 0.5 % of one waiting for
+# Python's lock, which wakes each 5 ms to ask for it (docs/production.md, "Adaptive threads").
 STILL = 0.0005
 
 
@@ -181,7 +181,7 @@ class Gate(Parking):
             until = monotonic() + left
         # Those in line end the windows no request enters or leaves in (a
         # new worker's first request, alone for minutes, raises the limit).
-        while not turn.let.acquire(timeout=WINDOW):
+        while not turn.let.acquire(timeout=min(WINDOW, max(until - monotonic(), 0.0))):
             with self.lock:
                 if turn not in self.line:
                     break  # let in meanwhile: its place is held
@@ -248,7 +248,8 @@ class Gate(Parking):
             times = request.times
             if times is PENDING:
                 times = request.times = self.times.at_leave(request)
-            by_itself = request.entry == self.entries
+            # Alone, and answered by its own thread: a 504's time is its timeout, not its kind's time alone.
+            by_itself = request.entry == self.entries and ident is None
             alone = times.alone
             if not alone and by_itself:
                 alone = took
@@ -319,8 +320,10 @@ class Gate(Parking):
             elif alone or by_itself:
                 good = elapsed if not alone or elapsed < alone else alone
                 held += elapsed - request.counted
-                within += good - request.credited
-                request.counted, request.credited = elapsed, good
+                request.counted = elapsed
+                if good > request.credited:  # (a lent one was credited its kind's time alone as it was then)
+                    within += good - request.credited
+                    request.credited = good
         self.window, self.held, self.within = now, 0.0, 0.0
         if self.kept:
             self.limit, self.kept = self.kept, 0  # the window at one is over

@@ -151,11 +151,12 @@ class Times:
     def of(self, key: str) -> Kind:
         """The kind's record, made at its first request (in place of the
         one seen longest ago, past KINDS)."""
-        found = self.kinds.get(key)
+        kinds = self.kinds
+        found = kinds.get(key)
         if found is None:
-            if len(self.kinds) >= KINDS:
-                del self.kinds[min(self.kinds, key=lambda name: self.kinds[name].last)]
-            found = self.kinds[key] = Kind()
+            if len(kinds) >= KINDS:  # (from a copy: another thread may make or drop one meanwhile)
+                kinds.pop(min(list(kinds.items()), key=lambda item: item[1].last)[0], None)
+            found = kinds[key] = Kind()
         return found
 
     def at_entry(self, environ) -> Kind:
@@ -224,7 +225,7 @@ class Times:
         if len(times.alones) < ALONE_KEPT or first < SETUP_TIMES * times.alone:
             return
         self.setup_said = True
-        name = next((key for key, kind in self.kinds.items() if kind is times), "a request")
+        name = next((key for key, kind in list(self.kinds.items()) if kind is times), "a request")
         log(f"worker pid {os.getpid()}: {name}'s first request here took {first:.1f} s alone, its next ones "
             f"{times.alone:.2f} s: a set-up the app makes on a process's first request, paid once by each "
             f"of the pool's {self.processes} processes (UWSGI_PROCESSES)")

@@ -39,15 +39,14 @@ QUIET_EXIT = 29
 # threads, so the default timeout (30 s) looks twice a second, not ten times
 # (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
 WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
-# A request past REQUEST_TIMEOUT whose thread has not come back within
-# another REQUEST_TIMEOUT after it was answered (or cut), and this long at
-# least, is stuck: its worker retires (one whose every thread holds such a
-# request, and so serves nobody meanwhile, after this long alone). A stream's generator that merely
-# sleeps between events comes back sooner, sees the cut and ends, and its
-# worker carries on; so does a login let in just before a neighbour's burst,
-# a second or two of CPU late. (At one second, such logins under overload
-# retired their workers one after another, and each fresh worker, knowing
-# none of its kinds' times, let in requests too late for their deadline.)
+# A request answered (or cut) past REQUEST_TIMEOUT whose thread has not come
+# back within another REQUEST_TIMEOUT is stuck: its worker retires. When
+# every thread of the worker holds such a request (it serves nobody), after
+# this long instead. The whole REQUEST_TIMEOUT first lets a stream's
+# generator that sleeps between events, or a login a second or two of CPU
+# late, come back and end by itself: retired after one second, such logins
+# under overload retired workers one after another, and each fresh worker,
+# knowing none of its kinds' times, let requests in too late for their deadline.
 STUCK_AFTER = 1.0
 # Longer than uWSGI takes from accepting a request to calling the wrapper.
 ACCEPTED_WITHIN = 0.5
@@ -219,7 +218,7 @@ class Watchdog:
                    "(no last chunk; the access log says cut)", frames, stacks.waits(request.environ))
 
     def _retire(self, request, now: float) -> None:
-        others = sum(1 for other in self.running.values() if other.expired_at is None)
+        others = sum(1 for other in list(self.running.values()) if other.expired_at is None)
         log(f"{request.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
             f"is replaced once its {others} other request(s) end")
         self.retiring = now

@@ -221,6 +221,7 @@ class Request:
             if refusal is not None:
                 # Nothing of the app's answer is sent: the 503 instead.
                 self.refused, self.chunked = refusal, False
+                serve.gate.owes_line()  # a 503
                 self.respond(refusal.status, refusal.headers)
                 return None
         if chunked:

@@ -176,6 +176,7 @@ class Serve:
                 if not self.gate.take(request):  # no place at once (the usual request has one)
                     let_in = self.let_in(request)
                     if not let_in:
+                        self.drop(request)  # a WebSocket's share of threads and its connection, back
                         return [] if let_in is None else request.answer(QUEUE_WAIT)
                 request.watch(self.watchdog, self.connection_fd())
                 result = self.app(request.environ, request.start_response)
