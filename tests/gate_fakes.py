@@ -1,5 +1,5 @@
 """What the gate's in-process tests drive it with (test_admission.py,
-test_admission_counts.py): a fake clock, a fake request, a gate."""
+test_admission_counts.py, test_parking.py): a fake clock, a fake request, a gate."""
 
 from __future__ import annotations
 

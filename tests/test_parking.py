@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 import time
 
+from gate_fakes import Fake
+
 from flaskbox.request import admission, outbound, parking, serve, stopping
 from flaskbox.request.admission import Gate
 from flaskbox.request.deadline import Times
@@ -30,19 +32,6 @@ def after_request_in_threads(g: Gate, count: int) -> list[threading.Thread]:
     for thread in threads:
         thread.start()
     return threads
-
-
-class Fake:
-    """What the gate reads and writes of a request.Request (hashable: the
-    gate keeps the requests holding a place in a set)."""
-
-    def __init__(self, path: str):
-        self.environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path}
-        self.times = self.entered = None
-        self.entry = 0
-        self.counted = self.credited = self.cpu = 0.0
-        self.seen = None
-        self.lent = False
 
 
 def until(condition, within: float = 5.0) -> None:
