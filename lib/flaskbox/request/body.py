@@ -13,8 +13,10 @@ every step of the body follows the decisions start_response made once.
   nothing left to ask of the wrapper. Any other made answer's parts are
   watched one by one as uWSGI asks for them; a stream's go through
   streams.flow.
-- closed() gives back what the answer held: the rest of the request's body
-  read, the spool's bytes, the client's share of threads.
+- closed() reads the rest of the request's body; release() gives back what
+  the answer held (the watchdog's registry, the spool's bytes, the client's
+  share of threads), on every way out: closed, refused, answered 504 or
+  500, a WebSocket ended, an exception passed up.
 
 The rest of a request's body the app did not read is read here before
 uWSGI ends the answer. An app may answer without reading it (a 405 or 401
@@ -118,7 +120,10 @@ def rarer(request, result):
         if request.watched:
             request.unwatch()
             if not request.claim("app"):
-                close(result)
+                try:
+                    close(result)
+                finally:
+                    release(request)
                 return []  # answered 504 already
         if body_left:
             rest_of_body(request.environ)
@@ -165,9 +170,11 @@ def watched(request, body, iterator, first, closing: bool):
             yield data
             request.used = 0.0
     finally:
-        if closing:
-            close(body)
-        request.unwatch()
+        try:
+            if closing:
+                close(body)
+        finally:
+            request.unwatch()
 
 
 def closed(request) -> None:
@@ -182,9 +189,18 @@ def closed(request) -> None:
             request.parts = None  # it holds the request: no cycle left
         close(request.body)
     finally:
-        request.unwatch()
-        if request.spooled:
-            serve = request.serve
-            serve.spool.written(request.spooled, serve.worker_id())
-            request.spooled = 0
-        request.give_back()
+        release(request)
+
+
+def release(request) -> None:
+    """What the request holds until its answer has gone, given back (each
+    once): its place in the watchdog's registry, the spool's bytes, the
+    client's share of threads."""
+    request.unwatch()
+    serve = request.serve
+    if request.spooled:
+        serve.spool.written(request.spooled, serve.worker_id())
+        request.spooled = 0
+    if request.slot is not None:
+        serve.share.give_back(request.slot)
+        request.slot = None

@@ -391,9 +391,3 @@ class Request:
         """uWSGI has sent what it will of the answer: the rest of the
         request's body is read, and what the answer held is given back."""
         body.closed(self)
-
-    def give_back(self) -> None:
-        """The client's share of threads, if the answer took a slot of it."""
-        if self.slot is not None:
-            self.serve.share.give_back(self.slot)
-            self.slot = None

@@ -8,14 +8,11 @@ once. Serve, per request:
 - answers the health check, GET /-/healthy exactly, without the app;
 - percent-encodes a raw query's bytes that are not UTF-8 (query.py), which
   Werkzeug would answer 500;
-- believes the forwarded headers of a trusted proxy, the last line of each
-  (forwarded.py), drops everyone else's, and answers 400 when a trusted
-  proxy names a malformed host or one outside ALLOWED_HOSTS;
-- skips a request whose client has already gone (nginx closed the
-  connection while it waited for a worker), instead of running it for
-  nobody;
-- sets URL_PREFIX or a trusted proxy's X-Forwarded-Prefix as SCRIPT_NAME
-  (prefix.py);
+- believes a trusted proxy's forwarded headers, the last line of each
+  (forwarded.py), drops everyone else's, and answers 400 to a trusted
+  proxy's malformed host or one outside ALLOWED_HOSTS;
+- skips a request whose client left while it waited for a worker;
+- sets URL_PREFIX or a trusted proxy's X-Forwarded-Prefix as SCRIPT_NAME (prefix.py);
 - hands a WebSocket upgrade its connection (environ["werkzeug.socket"]);
 - runs the app under REQUEST_TIMEOUT, where uWSGI's per-process harakiri
   cannot: sync workers, whose threads share a process (guards.Watchdog: a
@@ -25,8 +22,8 @@ once. Serve, per request:
 - answers 500 for an exception the app passed on.
 
 The usual request (no stream, no WebSocket, no upload, no prefix) goes
-straight through __call__ and run(); each rarer case branches off where it
-begins.
+straight through __call__ and run(); each rarer case branches off where
+it begins, and whatever way it leaves, what it held goes back (body.release).
 """
 
 from __future__ import annotations
@@ -50,7 +47,7 @@ from .answers import (
     TIMED_OUT,
     Refusals,
 )
-from .body import close, gevent_wrapper, sync_wrapper
+from .body import close, gevent_wrapper, release, sync_wrapper
 from .deadline import Times
 from .forwarded import UNTRUSTED
 from .query import readable
@@ -190,7 +187,10 @@ class Serve:
             # Its traceback is the stack the handler waited on when the time ran out.
             stacks.say(f"{stacks.named(request)} ran past REQUEST_TIMEOUT ({self.timeout:g} s): cancelled, "
                        "answered 504", stacks.unwound(timeout.__traceback__), stacks.waits(request.environ))
-            return request.answer(TIMED_OUT)
+            try:
+                return request.answer(TIMED_OUT)
+            finally:
+                self.drop(request)
         except Exception:
             self.gate.leave(request)
             request.stop_clock()
@@ -309,9 +309,11 @@ class Serve:
             request.websocket = None
             return request.finish(result)
         # The app's WebSocket has ended (flask-sock returns once its handler does).
-        close(result)
-        websocket.done()
-        request.give_back()
+        try:
+            close(result)
+        finally:
+            websocket.done()
+            release(request)
         if not websocket.native:
             # uWSGI still holds the status of a request that never called
             # start_response (500, in its log). Give it the real one; the
@@ -320,29 +322,27 @@ class Serve:
         return []
 
     def drop(self, request: Request) -> None:
-        """An exception passes up to uWSGI: what the request held goes back."""
+        """An exception passes up to uWSGI (or a 504): what the request held goes back."""
         if request.websocket is not None:
             request.websocket.done()
-        request.give_back()
+        release(request)
 
     def passed_on(self, request: Request) -> list[bytes]:
         """An exception the app's call raised instead of answering (why:
-        passed_on.py): its traceback goes to the log and the client gets a
-        plain 500. Left to uWSGI, it ended the connection with nothing sent, which
-        nginx answered 502, as if the server were down. Called while the
-        exception is handled."""
-        if request.websocket is not None:
-            request.websocket.done()
-            request.websocket = None
+        passed_on.py): its traceback to the log, and a plain 500 to the client,
+        not the 502 nginx made of a connection uWSGI ended with nothing sent.
+        Called while the exception is handled."""
         kind, _, tb = sys.exc_info()
         traceback.print_exc()
-        error(f"{request.what}: {passed_on.why(self.app, kind.__name__ if kind else 'an exception', tb)}: "
-              "answered 500")
-        # Without exc_info: uWSGI raises it again even when nothing was sent,
-        # and nothing has been (uWSGI sends the header with the first byte of
-        # the body, and the app returned none).
-        answer = request.answer(PASSED_ON)
-        request.give_back()
+        why = f"{request.what}: {passed_on.why(self.app, kind.__name__ if kind else 'an exception', tb)}"
+        self.drop(request)
+        request.websocket = None
+        try:  # (without exc_info: uWSGI would raise it again, though nothing was sent)
+            answer = request.answer(PASSED_ON)
+        except OSError:  # something was: the app wrote with write() before it raised
+            error(f"{why}, after its answer had begun: cut (nginx logs it so)")
+            return []
+        error(f"{why}: answered 500")
         return answer
 
 
