@@ -1,10 +1,11 @@
 """What the gate's in-process tests drive it with (test_admission.py,
-test_admission_counts.py, test_parking.py): a fake clock, a fake request, a gate."""
+test_admission_counts.py, test_parking.py): a fake clock, a fake request, a gate, pages
+that take turns."""
 
 from __future__ import annotations
 
 from flaskbox.request import deadline
-from flaskbox.request.admission import Gate
+from flaskbox.request.admission import WINDOW, Gate
 
 THREADS = 16
 
@@ -55,3 +56,24 @@ def measured(g: Gate, clock: Clock, path: str, seconds: float) -> None:
     """A kind's first request (its set-up, kept apart), then one that measures it alone."""
     alone(g, clock, path, seconds)
     alone(g, clock, path, seconds)
+
+
+def taking_turns(g: Gate, clock: Clock, count: int, seconds: float = 0.02) -> list[int]:
+    """`count` windows of requests that take turns (at Python's lock, or a
+    CPU): one answer every `seconds`, so that n at once each take n times
+    their time alone; the limit after each window."""
+    running: list = []
+    limits = []
+    for _ in range(count):
+        end = clock.now + WINDOW
+        while clock.now < end:
+            while len(running) < g.limit:
+                r = request("/compute")
+                assert g.enter(r, 30.0)
+                running.append(r)
+            clock.step(seconds)
+            g.leave(running.pop(0))
+        limits.append(g.limit)
+    for r in running:
+        g.leave(r)
+    return limits

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from gate_fakes import Clock, alone, gate, measured, request
+from gate_fakes import Clock, alone, gate, measured, request, taking_turns
 
 from flaskbox.layout import Generation
 from flaskbox.request import admission, deadline
@@ -80,27 +80,6 @@ def test_requests_that_only_wait_raise_the_limit_to_every_thread_by_its_square_r
     limits = windows(g, clock, 10, 64, "/wait", 0.005)
     assert limits[:4] == [2, 3, 5, 7]  # used + sqrt(used), each window
     assert limits[-1] == THREADS
-
-
-def taking_turns(g: Gate, clock: Clock, count: int, seconds: float = 0.02) -> list[int]:
-    """`count` windows of requests that take turns (at Python's lock, or a
-    CPU): one answer every `seconds`, so that n at once each take n times
-    their time alone; the limit after each window."""
-    running: list = []
-    limits = []
-    for _ in range(count):
-        end = clock.now + WINDOW
-        while clock.now < end:
-            while len(running) < g.limit:
-                r = request("/compute")
-                assert g.enter(r, 30.0)
-                running.append(r)
-            clock.step(seconds)
-            g.leave(running.pop(0))
-        limits.append(g.limit)
-    for r in running:
-        g.leave(r)
-    return limits
 
 
 def test_requests_that_take_turns_settle_at_about_two(clock):

@@ -8,7 +8,7 @@ alone. The rule itself: test_admission.py."""
 from __future__ import annotations
 
 import pytest
-from gate_fakes import THREADS, Clock, gate, measured, request
+from gate_fakes import THREADS, Clock, gate, measured, request, taking_turns
 
 from flaskbox.request import admission
 from flaskbox.request.admission import WINDOW
@@ -110,15 +110,6 @@ def test_a_request_answered_504_is_not_its_kinds_time_alone(clock):
     clock.step(30.0)
     g.leave(stuck, ident=12345)  # the watchdog's (guards.Watchdog._expire)
     assert g.times.kinds["GET /compute"].alone == pytest.approx(0.02)
-    g.limit, running, limits = THREADS, [], []
-    for _ in range(30):  # pages that take turns: each 20 ms of the worker's CPU
-        end = clock.now + WINDOW
-        while clock.now < end:
-            while len(running) < g.limit:
-                page = request("/compute")
-                assert g.enter(page, 30.0)
-                running.append(page)
-            clock.step(0.02)
-            g.leave(running.pop(0))
-        limits.append(g.limit)
+    g.limit = THREADS
+    limits = taking_turns(g, clock, 30)  # pages that take turns: each 20 ms of the worker's CPU
     assert set(limits[-10:]) <= {2, 3}, limits
