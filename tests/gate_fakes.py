@@ -49,7 +49,7 @@ def alone(g: Gate, clock: Clock, path: str, seconds: float) -> None:
     r = request(path)
     assert g.enter(r, 30.0)
     clock.step(seconds)
-    g.leave(r)
+    g.leave(r, whole=True)
 
 
 def measured(g: Gate, clock: Clock, path: str, seconds: float) -> None:

@@ -132,10 +132,12 @@ def test_a_first_request_that_holds_the_worker_to_itself_does_not_hold_the_limit
     assert g.enter(page, 0.0) and g.limit == 2
     # The watchdog answers it 504 from its own thread: the place goes, the thread stays stuck.
     g.leave(export, ident=12345)
-    assert g.inside == 1 and 12345 in g.sent and not g.idle()
-    g.leave(page)
+    assert g.inside == 1 and 12345 in g.sent and not g.idle({12345})
+    g.leave(page)  # its answer sent on, until uWSGI's hook
     g.leave(export)  # its own thread, should it ever come back: nothing twice
-    assert g.inside == 0 and g.idle()
+    assert g.inside == 0 and not g.idle({12345})
+    g.sent.discard(threading.get_ident())  # (the hook: parking.py)
+    assert g.idle({12345}) and not g.idle(set())  # the stuck thread's never ends
 
 
 def test_a_kind_not_yet_measured_alone_stands_for_it_with_its_threads_cpu_time(clock, monkeypatch):

@@ -38,18 +38,18 @@ def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_aga
     assert not g.take(other)  # a first look at its thread
     clock.step(WINDOW)
     assert g.take(other)  # no CPU for a window: its place lent
-    assert (g.inside, g.out, g.limit) == (1, 1, 1) and not g.idle()
+    assert (g.inside, g.out, g.limit) == (1, 1, 1) and not g.idle(set())
     # Its thread computes again: it takes its place back, over the limit,
     # and the one let in meanwhile no longer runs alone: its time is not its kind's alone.
     cpu[1] = 0.1
     clock.step(WINDOW)
     assert not g.take(request("/login"))
     assert (g.inside, g.out) == (2, 0)
-    g.leave(other)
+    g.leave(other, whole=True)
     assert g.times.kinds["GET /login"].alone == pytest.approx(0.004)
-    g.leave(stalled)
+    g.leave(stalled, whole=True)
     del g.running[1]
-    assert g.idle() and g.limit == 1
+    assert g.idle(set()) and g.limit == 1
     # Late, its thread computing slowly (a neighbour, a quota), or waiting
     # for Python's lock, which it wakes to ask for each 5 ms (0.5 % of a
     # window, measured): its place is its own.
@@ -63,8 +63,8 @@ def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_aga
             cpu[2] += WINDOW * share
             clock.step(WINDOW)
             assert not g.take(other), share
-        g.leave(late)
-        assert g.idle()
+        g.leave(late, whole=True)
+        assert g.idle(set())
 
 
 def test_a_kind_that_got_faster_while_its_requests_were_lent_takes_nothing_back(clock, monkeypatch):

@@ -365,11 +365,12 @@ class Gate(Parking):
         if now - self.window >= WINDOW:
             self.turn(now)
 
-    def idle(self) -> bool:
-        """No place held and none waited for (a retiring worker may end: the
-        watchdog's thread asks, under the lock, as admit() moves a place)."""
+    def idle(self, stuck: set) -> bool:
+        """No place held or waited for, and no answer still sent on (where
+        threads park: `sent`) but by the `stuck` threads (answered 504): a
+        retiring worker may end (the watchdog's thread asks, under the lock)."""
         with self.lock:
-            return not self.inside and not self.out and not self.line
+            return not (self.inside or self.out or self.line or (self.parks and not self.sent <= stuck))
 
     def admit(self) -> None:
         """Under the lock: the first in line let in while there are places,

@@ -22,8 +22,9 @@ import socket
 import sys
 import threading
 import time
+import traceback
 
-from ..log import log
+from ..log import error, log
 from . import stacks, stopping
 from .answers import gateway_timeout
 from .memory import MemoryCap
@@ -50,8 +51,7 @@ WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
 STUCK_AFTER = 1.0
 # Longer than uWSGI takes from accepting a request to calling the wrapper.
 ACCEPTED_WITHIN = 0.5
-# The exit budget when uWSGI's worker-reload-mercy cannot be read (a worker
-# outside uWSGI: the in-process tests).
+# The exit budget when uWSGI's worker-reload-mercy cannot be read (outside uWSGI: the tests).
 EXIT_BUDGET = 60.0
 
 
@@ -167,31 +167,50 @@ class Watchdog:
     def _watch(self) -> None:
         while True:
             time.sleep(self.every)
-            now = time.monotonic()
-            running = list(self.running.items())
-            for ident, request in running:
-                if request.expired_at is None and request.elapsed(now) > self.timeout:
-                    self._expire(request, now, ident)
-            expired = [request for _, request in running if request.expired_at is not None]
-            patience = STUCK_AFTER if 0 < self.threads <= len(expired) else max(STUCK_AFTER, self.timeout)
-            stuck = [request for request in expired if now - request.expired_at > patience]
-            if stuck and self.retiring is None:
-                self._retire(stuck[0], now)
-            if self.gate is not None:
-                self.gate.report()
-            grown = self.memory.over(now) if self.retiring is None else None
-            if grown is not None:
-                self._retire_for_memory(grown, now)
-            # A request uWSGI accepted just before the worker stopped taking
-            # them reaches the wrapper within moments: wait that long, then
-            # for the requests in it to end.
-            if self.retiring is not None and now - self.retiring > ACCEPTED_WITHIN \
-                    and all(request.expired_at is not None for request in list(self.running.values())) \
-                    and (self.gate is None or self.gate.idle()):
-                log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
-                    "replaces it")
-                self.leave()
-                return
+            try:
+                self.look(time.monotonic())
+            except Exception:  # one look's fault must not end REQUEST_TIMEOUT for the worker's life
+                error(f"worker pid {os.getpid()}: a look of the REQUEST_TIMEOUT watchdog failed, it looks "
+                      f"again:\n{traceback.format_exc()}")
+
+    def look(self, now: float) -> None:
+        """Requests past REQUEST_TIMEOUT answered; a stuck one or the memory cap retires the worker."""
+        running = list(self.running.items())
+        for ident, request in running:
+            if request.expired_at is None and request.elapsed(now) > self.timeout:
+                self._expire(request, now, ident)
+        expired = [request for _, request in running if request.expired_at is not None]
+        patience = STUCK_AFTER if 0 < self.threads <= len(expired) else max(STUCK_AFTER, self.timeout)
+        stuck = [request for request in expired if now - request.expired_at > patience]
+        if stuck and self.retiring is None:
+            self._retire(stuck[0], now)
+        if self.gate is not None:
+            self.gate.report()
+        grown = self.memory.over(now) if self.retiring is None else None
+        if grown is not None:
+            self._retire_for_memory(grown, now)
+        if self.retiring is not None:
+            self.ending(now)
+
+    def ending(self, now: float) -> None:
+        """A retiring worker's end, within exit_budget of its retirement: uWSGI's
+        own, once every thread is done (answers it still sends too), unless a
+        request answered 504 holds its thread: then this one, once the others
+        are done (and those accepted as it stopped taking them: ACCEPTED_WITHIN)."""
+        left = list(self.running.items())
+        held = {ident for ident, request in left if request.expired_at is not None}
+        budget = exit_budget()
+        if now - self.retiring > budget:
+            what = ("the app's exit handlers" if self.exit_claim.locked() else
+                    f"{len(left) - len(held)} of its requests (their answers cut)")
+            log(f"worker pid {os.getpid()}: {what} still ran {budget:g} s after its retirement began, past "
+                "its budget (uWSGI's worker-reload-mercy: WORKER_RELOAD_MERCY); ended")
+            self.quit()
+        if held and len(held) == len(left) and now - self.retiring > ACCEPTED_WITHIN \
+                and (self.gate is None or self.gate.idle(held)):
+            log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
+                "replaces it")
+            self.leave()
 
     def _expire(self, request, now: float, ident: int) -> None:
         """504 if nothing of the response has gone out yet, else a cut the
@@ -237,8 +256,12 @@ class Watchdog:
 
     def stop_taking_requests(self) -> None:
         """uWSGI's graceful stop of one worker: its threads take no new
-        requests and finish the ones they have (and parked ones go on)."""
+        requests and finish the ones they have (and parked ones go on); its
+        WebSockets are closed (1001, "going away": their clients reconnect
+        to another worker), as at a stop."""
         stopping.worker_ends()
+        for websocket in list(OPEN.websockets.values()):
+            websocket.end("the worker's retirement")
         os.kill(os.getpid(), signal.SIGHUP)
 
     def claim_exit_first(self) -> None:
