@@ -146,3 +146,17 @@ def test_a_look_that_fails_is_logged_and_the_next_one_comes(capsys):
     assert looked.wait(5) and len(looks) == 2
     said = capsys.readouterr().err
     assert "a look of the REQUEST_TIMEOUT watchdog failed, it looks again" in said and "ValueError" in said
+
+
+def test_a_worker_retired_during_a_stop_is_not_said_to_be_replaced(monkeypatch, capsys):
+    dog = Recorder(2)
+    now = time.monotonic()
+    dog.running[111] = Stuck(now - 10)
+    dog.retiring = now - 1.0
+    dog.look(now)
+    said = capsys.readouterr().err
+    assert dog.left and "retired: its other requests have ended; a fresh worker replaces it" in said
+    monkeypatch.setattr(streams.OPEN, "stopping", True)
+    monkeypatch.setattr(streams.OPEN, "occasion", "the stop")
+    dog.look(now)
+    assert "retired: its other requests have ended; it ends with the stop" in capsys.readouterr().err

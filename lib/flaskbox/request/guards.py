@@ -34,20 +34,16 @@ from .streams import OPEN
 # uWSGI's exit code for a worker that leaves quietly: the master replaces it
 # without calling it a crash (uwsgi.h, UWSGI_QUIET_CODE).
 QUIET_EXIT = 29
-# How often the watchdog looks at the requests in its worker: a twentieth of
-# REQUEST_TIMEOUT, so that a 504 comes at most 5 % late, within these bounds
-# (watch_every). Each look takes Python's lock from the worker's request
-# threads, so the default timeout (30 s) looks twice a second, not ten times
-# (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
+# How often the watchdog looks: a twentieth of REQUEST_TIMEOUT (a 504 at most 5 % late),
+# within these bounds (watch_every). Each look takes Python's lock from the request threads,
+# so 30 s looks twice a second (docs/BENCHMARKS.md, "What the wrapper costs in a worker").
 WATCH_EVERY_LEAST, WATCH_EVERY_MOST = 0.1, 0.5
-# A request answered (or cut) past REQUEST_TIMEOUT whose thread has not come
-# back within another REQUEST_TIMEOUT is stuck: its worker retires. When
-# every thread of the worker holds such a request (it serves nobody), after
-# this long instead. The whole REQUEST_TIMEOUT first lets a stream's
-# generator that sleeps between events, or a login a second or two of CPU
-# late, come back and end by itself: retired after one second, such logins
-# under overload retired workers one after another, and each fresh worker,
-# knowing none of its kinds' times, let requests in too late for their deadline.
+# A request answered (or cut) past REQUEST_TIMEOUT whose thread has not come back within
+# another REQUEST_TIMEOUT is stuck: its worker retires; after this long instead when every
+# thread holds such a request (it serves nobody). The whole REQUEST_TIMEOUT first lets a
+# stream's generator that sleeps between events, or a login a second or two of CPU late,
+# come back and end by itself: retired after one second, such logins retired workers
+# one after another, each new one, knowing no kind's time, letting requests in too late.
 STUCK_AFTER = 1.0
 # Longer than uWSGI takes from accepting a request to calling the wrapper.
 ACCEPTED_WITHIN = 0.5
@@ -95,6 +91,11 @@ def answer_gateway_timeout(conn: socket.socket, timeout: float) -> None:
     except OSError:
         pass  # nginx has already given up on it
     shut_down(conn)
+
+
+def successor() -> str:
+    """What follows a retired worker: at a stop or a reload, none of its generation."""
+    return f"it ends with {OPEN.occasion}" if OPEN.stopping else "a fresh worker replaces it"
 
 
 def shut_down(conn: socket.socket) -> None:
@@ -208,8 +209,7 @@ class Watchdog:
             self.quit()
         if held and len(held) == len(left) and now - self.retiring > ACCEPTED_WITHIN \
                 and (self.gate is None or self.gate.idle(held)):
-            log(f"worker pid {os.getpid()} retired: its other requests have ended; a fresh worker "
-                "replaces it")
+            log(f"worker pid {os.getpid()} retired: its other requests have ended; {successor()}")
             self.leave()
 
     def _expire(self, request, now: float, ident: int) -> None:
@@ -239,7 +239,7 @@ class Watchdog:
     def _retire(self, request, now: float) -> None:
         others = sum(1 for other in list(self.running.values()) if other.expired_at is None)
         log(f"{request.what} still holds its thread: worker pid {os.getpid()} takes no new requests and "
-            f"is replaced once its {others} other request(s) end")
+            f"ends once its {others} other request(s) end; {successor()}")
         self.retiring = now
         OPEN.replacing("stuck_request")
         self.claim_exit_first()
@@ -247,8 +247,8 @@ class Watchdog:
 
     def _retire_for_memory(self, size: int, now: float) -> None:
         log(f"worker pid {os.getpid()} holds {size >> 20} MB, past WORKER_MAX_MEMORY "
-            f"({self.memory.cap >> 20} MB): it takes no new requests and is replaced once its "
-            f"{len(self.running)} request(s) end")
+            f"({self.memory.cap >> 20} MB): it takes no new requests and ends once its "
+            f"{len(self.running)} request(s) end; {successor()}")
         self.retiring = now
         OPEN.replacing("memory")
         self.claim_exit_first()
