@@ -9,8 +9,12 @@ worker's life. The exit handlers' run: test_worker_exit.py."""
 
 from __future__ import annotations
 
+import io
+import sys
 import threading
 import time
+
+import pytest
 
 from flaskbox.request import guards, serve, spool, stopping, streams
 from flaskbox.request.admission import Gate
@@ -160,3 +164,53 @@ def test_a_worker_retired_during_a_stop_is_not_said_to_be_replaced(monkeypatch, 
     monkeypatch.setattr(streams.OPEN, "occasion", "the stop")
     dog.look(now)
     assert "retired: its other requests have ended; it ends with the stop" in capsys.readouterr().err
+
+
+class Closed(io.StringIO):
+    """A stderr that can no longer be written (its pipe gone)."""
+
+    def __init__(self):
+        super().__init__()
+        self.close()
+
+
+def test_a_look_whose_line_cannot_be_written_does_not_end_the_watchdog(monkeypatch):
+    dog = Recorder(2)
+    dog.every = 0.01
+    looks = []
+
+    def look(now: float) -> None:
+        looks.append(now)
+        if len(looks) == 3:
+            dog.every = 3600.0
+            looked.set()
+        print("a look's line", file=sys.stderr, flush=True)
+
+    looked = threading.Event()
+    dog.look = look
+    monkeypatch.setattr(sys, "stderr", Closed())
+    threading.Thread(target=dog._watch, daemon=True).start()
+    assert looked.wait(5)
+
+
+def test_a_retirement_past_its_budget_ends_even_when_its_line_cannot_be_written(monkeypatch):
+    monkeypatch.setattr(guards, "exit_budget", lambda: 0.5)
+    dog = Recorder(2)
+    dog.retiring = time.monotonic() - 10
+    monkeypatch.setattr(sys, "stderr", Closed())
+    with pytest.raises(ValueError):
+        dog.look(time.monotonic())
+    assert dog.quitted
+
+
+def test_a_retirement_held_past_its_budget_by_an_answer_still_sent_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(guards, "exit_budget", lambda: 0.5)
+    dog = Recorder(2)
+    gate = dog.gate = Gate(4, Times(2), running=dog.running)
+    stopping.ENDING.remove(gate.end)
+    gate.sent.add(222)  # a neighbour's spooled download to a slow client
+    dog.retiring = time.monotonic() - 1.0
+    dog.look(time.monotonic())
+    said = capsys.readouterr().err
+    assert dog.quitted and "1 answer(s) uWSGI was still sending (cut) still ran 0.5 s" in said, said
+    assert "of its requests" not in said

@@ -1,5 +1,6 @@
 """The answers the WSGI wrapper gives itself, without the app (serve.py,
-request.py, guards.py), and the one log line for refusals.
+request.py, guards.py), the watchdog's on a request's connection, and the
+one log line for refusals.
 
 Each answer is plain text with a Content-Length, made once at import: a
 status, its headers and its body. X-Flaskbox-Outcome says why, for
@@ -10,6 +11,7 @@ METRICS_PORT (metrics.py); nginx logs it and never passes it on
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 from ..layout import RETRY_AFTER_SECONDS
@@ -85,3 +87,33 @@ class Refusals:
         if now - self.logged >= 10:
             self.logged = now
             log(f"{what}: {self.done}, {self.count} so far in pid {os.getpid()}: {self.why}")
+
+
+def connection(fd: int | None) -> socket.socket | None:
+    """A request's connection, as a copy of its descriptor: the descriptor
+    stays uWSGI's (closed, its number could be another client's next), and
+    the copy stays this connection's however soon uWSGI closes it."""
+    try:
+        return None if fd is None else socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
+
+
+def answer_gateway_timeout(conn: socket.socket, timeout: float) -> None:
+    """A whole 504 on the request's connection (nothing of the app's answer
+    has been sent: the watchdog claimed it first), then a shutdown, so that
+    whatever the stuck handler writes later goes nowhere."""
+    try:
+        conn.settimeout(1)
+        conn.sendall(gateway_timeout(timeout).raw())
+    except OSError:
+        pass  # nginx has already given up on it
+    shut_down(conn)
+
+
+def shut_down(conn: socket.socket) -> None:
+    """Ends a request's connection for both sides."""
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ import traceback
 
 from ..log import error, log
 from . import stacks, stopping
-from .answers import gateway_timeout
+from .answers import answer_gateway_timeout, connection, shut_down
 from .memory import MemoryCap
 from .shared import ThisProcess
 from .streams import OPEN
@@ -71,39 +70,9 @@ def watch_every(timeout: float) -> float:
     return min(max(timeout / 20, WATCH_EVERY_LEAST), WATCH_EVERY_MOST)
 
 
-def connection(fd: int | None) -> socket.socket | None:
-    """A request's connection, as a copy of its descriptor: the descriptor
-    stays uWSGI's (closed, its number could be another client's next), and
-    the copy stays this connection's however soon uWSGI closes it."""
-    try:
-        return None if fd is None else socket.socket(fileno=os.dup(fd))
-    except OSError:
-        return None
-
-
-def answer_gateway_timeout(conn: socket.socket, timeout: float) -> None:
-    """A whole 504 on the request's connection (nothing of the app's answer
-    has been sent: the watchdog claimed it first), then a shutdown, so that
-    whatever the stuck handler writes later goes nowhere."""
-    try:
-        conn.settimeout(1)
-        conn.sendall(gateway_timeout(timeout).raw())
-    except OSError:
-        pass  # nginx has already given up on it
-    shut_down(conn)
-
-
 def successor() -> str:
     """What follows a retired worker: at a stop or a reload, none of its generation."""
     return f"it ends with {OPEN.occasion}" if OPEN.stopping else "a fresh worker replaces it"
-
-
-def shut_down(conn: socket.socket) -> None:
-    """Ends a request's connection for both sides."""
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class Watchdog:
@@ -171,8 +140,11 @@ class Watchdog:
             try:
                 self.look(time.monotonic())
             except Exception:  # one look's fault must not end REQUEST_TIMEOUT for the worker's life
-                error(f"worker pid {os.getpid()}: a look of the REQUEST_TIMEOUT watchdog failed, it looks "
-                      f"again:\n{traceback.format_exc()}")
+                try:  # nor its line's, on a broken stderr
+                    error(f"worker pid {os.getpid()}: a look of the REQUEST_TIMEOUT watchdog failed, it "
+                          f"looks again:\n{traceback.format_exc()}")
+                except Exception:
+                    pass
 
     def look(self, now: float) -> None:
         """Requests past REQUEST_TIMEOUT answered; a stuck one or the memory cap retires the worker."""
@@ -202,15 +174,26 @@ class Watchdog:
         held = {ident for ident, request in left if request.expired_at is not None}
         budget = exit_budget()
         if now - self.retiring > budget:
-            what = ("the app's exit handlers" if self.exit_claim.locked() else
-                    f"{len(left) - len(held)} of its requests (their answers cut)")
-            log(f"worker pid {os.getpid()}: {what} still ran {budget:g} s after its retirement began, past "
-                "its budget (uWSGI's worker-reload-mercy: WORKER_RELOAD_MERCY); ended")
-            self.quit()
+            try:
+                log(f"worker pid {os.getpid()}: {self.holding(len(left) - len(held), held)} still ran "
+                    f"{budget:g} s after its retirement began, past its budget (uWSGI's worker-reload-mercy: "
+                    "WORKER_RELOAD_MERCY); ended")
+            finally:  # ended even if its line cannot be written
+                self.quit()
         if held and len(held) == len(left) and now - self.retiring > ACCEPTED_WITHIN \
                 and (self.gate is None or self.gate.idle(held)):
             log(f"worker pid {os.getpid()} retired: its other requests have ended; {successor()}")
             self.leave()
+
+    def holding(self, requests: int, held: set) -> str:
+        """What held a retiring worker past its budget, as the log names it."""
+        if self.exit_claim.locked():
+            return "the app's exit handlers"
+        if requests:
+            return f"{requests} of its requests (their answers cut)"
+        sending = len(set(self.gate.sent) - held) if self.gate is not None else 0
+        return (f"{sending} answer(s) uWSGI was still sending (cut)" if sending else
+                "uWSGI's own exit (an answer it was still sending, cut, or a thread of the app)")
 
     def _expire(self, request, now: float, ident: int) -> None:
         """504 if nothing of the response has gone out yet, else a cut the
