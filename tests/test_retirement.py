@@ -10,6 +10,7 @@ worker's life. The exit handlers' run: test_worker_exit.py."""
 from __future__ import annotations
 
 import io
+import socket
 import sys
 import threading
 import time
@@ -29,6 +30,9 @@ class Recorder(guards.Watchdog):
     def __init__(self, timeout: float):
         super().__init__(timeout)
         self.left = self.quitted = False
+
+    def _start(self) -> None:
+        pass  # its looks are the test's: no thread of its own, left looking after the test
 
     def stop_taking_requests(self) -> None:
         pass
@@ -214,3 +218,28 @@ def test_a_retirement_held_past_its_budget_by_an_answer_still_sent_says_so(monke
     said = capsys.readouterr().err
     assert dog.quitted and "1 answer(s) uWSGI was still sending (cut) still ran 0.5 s" in said, said
     assert "of its requests" not in said
+
+
+def test_a_stuck_workers_end_waits_for_a_file_the_offload_thread_still_sends(tmp_path):
+    # uWSGI's offload thread sends a file (send_file) on a connection no
+    # request thread holds any more: leaving would cut it (seen: 24 of 40 MB).
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "uwsgi.sock"))
+    listener.listen()
+    clients = [socket.socket(socket.AF_UNIX) for _ in range(2)]
+    for client in clients:
+        client.connect(str(tmp_path / "uwsgi.sock"))
+    (stuck, _), (download, _) = listener.accept(), listener.accept()
+    dog = Recorder(2)
+    dog.sockets = tmp_path
+    now = time.monotonic()
+    dog.running[111] = Stuck(now - 10)
+    dog.running[111].fd = stuck.fileno()  # answered 504; its connection stays uWSGI's
+    dog.retiring = now - 1.0
+    dog.look(now)
+    assert not dog.left
+    download.close()  # the offload thread's last byte sent
+    dog.look(now)
+    assert dog.left
+    for sock in (stuck, listener, *clients):
+        sock.close()

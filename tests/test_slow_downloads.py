@@ -115,3 +115,23 @@ def test_a_client_that_leaves_early_is_logged_as_cut(containers, fixture_image):
     line = c.wait_until(lambda: next((line for line in c.stdout_lines() if "GET /blob/" in line), None),
                         "the download's log line", timeout=40)
     assert " 200 " in line and line.endswith(" done=cut"), line
+
+
+def test_a_file_still_sent_outlives_its_workers_retirement(containers, fixture_image):
+    # A handler stuck past REQUEST_TIMEOUT retires its worker (the only
+    # one) while the offload thread still sends a file to a slow client: the
+    # worker ends once the file has gone, not before (seen: 24 of 40 MB, cut).
+    c = containers.serving(image=fixture_image["image"], env={"UWSGI_PROCESSES": "1", "REQUEST_TIMEOUT": "3"})
+    path = f"/blob-file/{SIZE_MB}"
+    c.request(path)  # send_file's file is written once, before the clock starts
+    results, threads = downloads(c.port, path, 1)
+    assert c.request("/hang", timeout=30).status == 504
+    c.wait_until(lambda: "still holds its thread" in c.logs(), "the stuck request's retirement")
+    threads[0].join(120)
+    logs = c.logs()
+    assert results[0]["exit"] == 0 and results[0]["size"] == SIZE_MB * MB, (results[0], logs[-3000:])
+    assert results[0]["sent"] == results[0]["sha256"]
+    # Then, the file gone, the worker ends and a fresh one serves.
+    c.wait_until(lambda: "retired: its other requests have ended" in c.logs(), "the retired worker's end")
+    assert c.request("/").status == 200
+    assert "prematurely" not in c.logs(), c.logs()[-3000:]

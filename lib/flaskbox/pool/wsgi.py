@@ -190,6 +190,7 @@ def from_record(settings: record.Record):
         return GeventServe(found.app, timeout, limits, stream_slots(settings["WORKER_CONNECTIONS"]), **common)
     threads_each = int(uwsgi_option("threads", "1"))
     watchdog = common["watchdog"] = guards.Watchdog(timeout, common["memory_cap"], threads_each)
+    watchdog.sockets = generation().dir
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
     # ADAPTIVE_THREADS: the limit on the requests each worker runs at once

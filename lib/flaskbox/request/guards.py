@@ -22,8 +22,10 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 
 from ..log import error, log
+from ..sidecars.unix_sockets import connected_inodes, held_inodes
 from . import stacks, stopping
 from .answers import answer_gateway_timeout, connection, shut_down
 from .memory import MemoryCap
@@ -105,6 +107,7 @@ class Watchdog:
         # of ours that runs before the app's), never both at once.
         self.exit_claim = threading.Lock()
         self.exit_runner: int | None = None  # the thread of leave's run
+        self.sockets: Path | None = None  # the generation's folder (wsgi.py): sending()
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
@@ -181,9 +184,22 @@ class Watchdog:
             finally:  # ended even if its line cannot be written
                 self.quit()
         if held and len(held) == len(left) and now - self.retiring > ACCEPTED_WITHIN \
-                and (self.gate is None or self.gate.idle(held)):
+                and (self.gate is None or self.gate.idle(held)) and not self.sending(left):
             log(f"worker pid {os.getpid()} retired: its other requests have ended; {successor()}")
             self.leave()
+
+    def sending(self, stuck: list) -> int:
+        """Connections this worker holds besides the `stuck` requests': a file uWSGI's offload
+        thread still sends, which uWSGI's own exit waits for, and leave() would cut."""
+        if self.sockets is None:
+            return 0
+        mine = held_inodes(os.getpid()) & connected_inodes(self.sockets)
+        for _, request in stuck:
+            try:
+                mine.discard(str(os.fstat(getattr(request, "fd", None)).st_ino))
+            except (OSError, TypeError):
+                pass  # none, or closed: nothing of it to discount
+        return len(mine)
 
     def holding(self, requests: int, held: set) -> str:
         """What held a retiring worker past its budget, as the log names it."""
@@ -191,7 +207,8 @@ class Watchdog:
             return "the app's exit handlers"
         if requests:
             return f"{requests} of its requests (their answers cut)"
-        sending = len(set(self.gate.sent) - held) if self.gate is not None else 0
+        sending = max(len(set(self.gate.sent) - held) if self.gate is not None else 0,
+                      self.sending([(ident, self.running.get(ident)) for ident in held]))
         return (f"{sending} answer(s) uWSGI was still sending (cut)" if sending else
                 "uWSGI's own exit (an answer it was still sending, cut, or a thread of the app)")
 
