@@ -89,15 +89,16 @@ def test_idle_stop_is_clean_and_under_2_seconds(containers, app_copy, mode_args,
     assert elapsed < 2, f"stop took {elapsed:.1f}s\n{c.logs()}"
 
 
-def slow_clients(container, count: int, seconds: int):
-    """`count` requests to /sleep/<seconds>, each on its own connection.
-    Returns (results, sent events, threads): each event is set once its
-    request has been sent; results fill with (status, body, finish time)."""
+def slow_clients(container, count: int, seconds: int, patience: int = 30):
+    """`count` requests to /sleep/<seconds>, each on its own connection, a
+    client waiting `patience` seconds for its answer. Returns (results, sent
+    events, threads): each event is set once its request has been sent;
+    results fill with (status, body, finish time)."""
     results: list = [None] * count
     sent = [threading.Event() for _ in range(count)]
 
     def client(i):
-        conn = http.client.HTTPConnection("127.0.0.1", container.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", container.port, timeout=patience)
         try:
             conn.request("GET", f"/sleep/{seconds}")
             sent[i].set()
@@ -189,10 +190,10 @@ def test_stop_while_the_app_is_still_importing(containers, fixture_image):
     assert elapsed < 5, f"stop took {elapsed:.1f}s\n{c.logs()}"
 
 
-def slow_client_in_a_worker(container, seconds: int, nth: int = 1):
+def slow_client_in_a_worker(container, seconds: int, nth: int = 1, patience: int = 30):
     """One request to /sleep/<seconds> (slow_clients), returned once it is
     the `nth` of that length to have reached a worker."""
-    results, sent, threads = slow_clients(container, 1, seconds)
+    results, sent, threads = slow_clients(container, 1, seconds, patience)
     assert sent[0].wait(10)
     container.wait_until(lambda: container.logs().count(f"sleep start {seconds}") >= nth,
                          "the request to reach a worker")
@@ -228,10 +229,16 @@ def test_a_starved_containers_stop_keeps_each_part_of_its_budget(containers, fix
     # killed at 8 s (their SIGTERM 2 s before at the latest:
     # test_arbiter_stop.py), and the stop ends before docker's SIGKILL,
     # exit 0; the request nginx cut is logged as cut.
-    c = containers.serving(image=fixture_image["image"], docker_args=("--cpus", STARVED_CPUS))
-    results, threads = slow_client_in_a_worker(c, 60)
-    for _ in range(STARVED_LOOPS):
-        docker("exec", "-d", c.name, "python3", "-c", BUSY_LOOP)
+    # The request in flight at the stop outlasts the set-up however slow it
+    # is: a CI host took 35 s to start the loops, and REQUEST_TIMEOUT (30 s)
+    # had answered it 504 before the stop, with nothing left to drain.
+    c = containers.serving(image=fixture_image["image"], docker_args=("--cpus", STARVED_CPUS),
+                           env={"REQUEST_TIMEOUT": "300"})
+    results, threads = slow_client_in_a_worker(c, 600, patience=300)
+    # One exec, forked: each exec is a process start inside the starved cgroup.
+    docker("exec", "-d", c.name, "python3", "-c",
+           f"import os\nfor _ in range({STARVED_LOOPS - 1}):\n    if os.fork() == 0:\n        break\n"
+           + BUSY_LOOP)
     c.wait_until(lambda: len(c.pids("python3 -c")) == STARVED_LOOPS, "the busy loops")
     elapsed = timed_stop(c)
     threads[0].join(10)
@@ -242,7 +249,7 @@ def test_a_starved_containers_stop_keeps_each_part_of_its_budget(containers, fix
     figure("starved stop with a request that never ends: nginx's drain, the stop, exit code",
            f"{drained:.1f}, {elapsed:.2f}, {c.exit_code()}")
     assert results[0][0] is None, results  # cut off, not answered
-    assert [line for line in c.stdout_lines() if "/sleep/60 " in line and line.endswith(" done=cut")], logs
+    assert [line for line in c.stdout_lines() if "/sleep/600 " in line and line.endswith(" done=cut")], logs
     # 5 s of nginx's, and its kill at 6 s, as the arbiter saw it: a turn of
     # its loop may itself wait for a CPU there (7.0 s at most on a slower
     # host, 2026-11-29); the workers' end 2 s before the budget's.
