@@ -10,6 +10,7 @@ worker's life. The exit handlers' run: test_worker_exit.py."""
 from __future__ import annotations
 
 import io
+import os
 import socket
 import sys
 import threading
@@ -20,6 +21,7 @@ import pytest
 from flaskbox.request import guards, serve, spool, stopping, streams
 from flaskbox.request.admission import Gate
 from flaskbox.request.deadline import Times
+from flaskbox.sidecars import unix_sockets
 
 LARGE = spool.Spool.MEMORY + 1  # past nginx's memory buffers: uWSGI sends it after the wrapper returns
 
@@ -136,21 +138,32 @@ def test_a_retiring_workers_websockets_are_closed_going_away(monkeypatch):
     assert ended == ["the worker's retirement"] and signals == [guards.signal.SIGHUP]
 
 
-def test_a_look_that_fails_is_logged_and_the_next_one_comes(capsys):
+def watching(times: int, each) -> tuple[list, threading.Event]:
+    """A Recorder's own watch thread, looking every 0.01 s, each look calling
+    each(its number): the looks, and an event set at the `times`-th, after
+    which the thread sleeps for good."""
     dog = Recorder(2)
     dog.every = 0.01
-    looks = []
+    looks, looked = [], threading.Event()
 
     def look(now: float) -> None:
         looks.append(now)
-        if len(looks) == 1:
-            raise ValueError("I/O operation on closed file")
-        dog.every = 3600.0  # (this test's thread sleeps from then on)
-        looked.set()
+        if len(looks) == times:
+            dog.every = 3600.0
+            looked.set()
+        each(len(looks))
 
-    looked = threading.Event()
     dog.look = look
     threading.Thread(target=dog._watch, daemon=True).start()
+    return looks, looked
+
+
+def test_a_look_that_fails_is_logged_and_the_next_one_comes(capsys):
+    def each(number: int) -> None:
+        if number == 1:
+            raise ValueError("I/O operation on closed file")
+
+    looks, looked = watching(2, each)
     assert looked.wait(5) and len(looks) == 2
     said = capsys.readouterr().err
     assert "a look of the REQUEST_TIMEOUT watchdog failed, it looks again" in said and "ValueError" in said
@@ -179,21 +192,8 @@ class Closed(io.StringIO):
 
 
 def test_a_look_whose_line_cannot_be_written_does_not_end_the_watchdog(monkeypatch):
-    dog = Recorder(2)
-    dog.every = 0.01
-    looks = []
-
-    def look(now: float) -> None:
-        looks.append(now)
-        if len(looks) == 3:
-            dog.every = 3600.0
-            looked.set()
-        print("a look's line", file=sys.stderr, flush=True)
-
-    looked = threading.Event()
-    dog.look = look
     monkeypatch.setattr(sys, "stderr", Closed())
-    threading.Thread(target=dog._watch, daemon=True).start()
+    _, looked = watching(3, lambda number: print("a look's line", file=sys.stderr, flush=True))
     assert looked.wait(5)
 
 
@@ -231,7 +231,7 @@ def test_a_stuck_workers_end_waits_for_a_file_the_offload_thread_still_sends(tmp
         client.connect(str(tmp_path / "uwsgi.sock"))
     (stuck, _), (download, _) = listener.accept(), listener.accept()
     dog = Recorder(2)
-    dog.sockets = tmp_path
+    dog.connections = lambda: unix_sockets.held_connections(os.getpid(), tmp_path)
     now = time.monotonic()
     dog.running[111] = Stuck(now - 10)
     dog.running[111].fd = stuck.fileno()  # answered 504; its connection stays uWSGI's

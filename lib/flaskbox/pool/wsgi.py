@@ -44,6 +44,7 @@ from ..request.outbound import Share
 from ..request.parking import NEVER
 from ..request.serve import GeventServe, Serve
 from ..request.spool import Spool
+from ..sidecars import unix_sockets
 from ..start import static
 from ..userapp import discover, importing, load_failure, refused_writes, static_folders
 from ..userapp.census import Census
@@ -190,7 +191,8 @@ def from_record(settings: record.Record):
         return GeventServe(found.app, timeout, limits, stream_slots(settings["WORKER_CONNECTIONS"]), **common)
     threads_each = int(uwsgi_option("threads", "1"))
     watchdog = common["watchdog"] = guards.Watchdog(timeout, common["memory_cap"], threads_each)
-    watchdog.sockets = generation().dir
+    folder = generation().dir  # its pid read at each call: this runs before the fork
+    watchdog.connections = lambda: unix_sockets.held_connections(os.getpid(), folder)
     if settings["CLIENT_STREAM_SHARE"] < 100:
         common["share"] = Share(settings["CLIENT_STREAM_SHARE"], processes, threads_each)
     # ADAPTIVE_THREADS: the limit on the requests each worker runs at once

@@ -22,10 +22,9 @@ import sys
 import threading
 import time
 import traceback
-from pathlib import Path
+from collections.abc import Callable
 
 from ..log import error, log
-from ..sidecars.unix_sockets import connected_inodes, held_inodes
 from . import stacks, stopping
 from .answers import answer_gateway_timeout, connection, shut_down
 from .memory import MemoryCap
@@ -107,7 +106,7 @@ class Watchdog:
         # of ours that runs before the app's), never both at once.
         self.exit_claim = threading.Lock()
         self.exit_runner: int | None = None  # the thread of leave's run
-        self.sockets: Path | None = None  # the generation's folder (wsgi.py): sending()
+        self.connections: Callable[[], set] | None = None  # to its generation's sockets (wsgi.py)
 
     def new_worker(self) -> None:
         """The first request in a new worker (a fork of the master):
@@ -191,9 +190,9 @@ class Watchdog:
     def sending(self, stuck: list) -> int:
         """Connections this worker holds besides the `stuck` requests': a file uWSGI's offload
         thread still sends, which uWSGI's own exit waits for, and leave() would cut."""
-        if self.sockets is None:
+        if self.connections is None:
             return 0
-        mine = held_inodes(os.getpid()) & connected_inodes(self.sockets)
+        mine = self.connections()
         for _, request in stuck:
             try:
                 mine.discard(str(os.fstat(getattr(request, "fd", None)).st_ino))

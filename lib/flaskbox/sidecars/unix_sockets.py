@@ -64,6 +64,12 @@ def connected_inodes(folder: Path, table: str = "/proc/net/unix") -> set[str]:
     return found
 
 
+def held_connections(pid: int, folder: Path) -> set[str]:
+    """The connections made to a socket in `folder` that process `pid` holds
+    (a retiring worker's: guards.Watchdog.sending)."""
+    return held_inodes(pid) & connected_inodes(folder)
+
+
 def dump_request() -> bytes:
     """A sock_diag request for every listening unix socket's path and backlog."""
     body = REQUEST.pack(socket.AF_UNIX, 0, 0, 1 << TCP_LISTEN, 0, UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN,
