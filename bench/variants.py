@@ -137,11 +137,11 @@ WRAPPER_EDITS = {
          "    return found.app\n")],
     "the peer from X-Flaskbox-Peer (Request.__init__)": [
         ("request/request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
-        if len(fields) == 6:
+        try:  # (nothing is stored unless all six are there)
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
             self.trusted, self.tls = trusted == "1", scheme == "https"
-        else:
+        except ValueError:
             sent = self._odd_peer(fields)
         try:
             waited = time() - float(sent)
@@ -153,8 +153,9 @@ WRAPPER_EDITS = {
         ("request/serve.py", "        if request.trusted or not UNTRUSTED.isdisjoint(environ):",
          "        if False:")],
     "files handed back untouched (wsgi.file_wrapper noted)": [
-        ("request/request.py", '        wrapper = environ.get("wsgi.file_wrapper")',
-         "        wrapper = None")],
+        ("request/request.py",
+         "        if wrapper is not None:  # one that notes the files it gives (Serve.noting)\n",
+         "        if False:\n")],
     "Vary (COMPRESS_APP_RESPONSES)": [
         ("request/serve.py", "        self.compressed = compressed", "        self.compressed = False")],
     # Its registry and its claim on the usual answer's path (the request's

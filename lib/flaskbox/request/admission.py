@@ -153,10 +153,18 @@ class Gate(Parking):
             now = monotonic()
             if now - self.window >= WINDOW:  # looking(), written out: every request comes this way
                 self.turn(now)
-            if self.inside >= self.limit or self.line:
+            inside = self.inside
+            if inside >= self.limit or self.line:
                 return False
-            self.inside += 1
-            self.let_in(request, times, now)
+            # let_in(), written out as looking() is.
+            self.inside = inside = inside + 1
+            self.entries = entries = self.entries + 1
+            if inside == 1:
+                request.entry = entries
+            request.entered = now
+            if not times.alone:
+                request.cpu = thread_time()
+            self.places.add(request)
             return True
         finally:
             lock.release()
@@ -251,9 +259,11 @@ class Gate(Parking):
             # Alone, and answered by its own thread: a 504's time is its timeout, not its kind's time alone.
             by_itself = request.entry == self.entries and ident is None
             alone = times.alone
-            if not alone and by_itself:
+            if alone:
+                pass
+            elif by_itself:
                 alone = took
-            elif not alone and ident is None:
+            elif ident is None:
                 # A kind not yet measured alone: its time if it had the
                 # worker to itself, else its own CPU time. Counted as in
                 # their time, the many of a new kind let in at once,

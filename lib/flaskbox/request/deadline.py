@@ -163,7 +163,10 @@ class Times:
         """The kind of a request let in: its route's, if its path has been
         seen; PENDING until then (an app without routes: its path's). A
         path seen before is looked up as it came (`seen`: most requests)."""
-        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        try:  # (uWSGI sets both: subscripts, not a call each)
+            method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        except KeyError:
+            method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
         found = self.seen.get((method, path))
         if found is not None:
             return found
@@ -211,9 +214,9 @@ class Times:
         usual = times.usual
         if usual and now - last <= self.timeout and (usual < SETUP or usual != times.first
                                                      or usual < SETUP_TIMES * seconds):
-            spread = times.spread
-            times.spread = spread + SPREAD_WEIGHT * (abs(seconds - usual) - spread)
-            times.usual = usual + USUAL_WEIGHT * (seconds - usual)
+            spread, strayed = times.spread, seconds - usual
+            times.spread = spread + SPREAD_WEIGHT * ((strayed if strayed > 0.0 else -strayed) - spread)
+            times.usual = usual + USUAL_WEIGHT * strayed
         else:  # none for REQUEST_TIMEOUT, or its first paid a set-up: afresh
             times.usual, times.spread = seconds, seconds / 2
 

@@ -97,6 +97,18 @@ def kind_of(kind: str) -> tuple[bool, bool]:
     return found
 
 
+# An answer's status code, by its whole status line, as KINDS: no number
+# parsed for nearly every answer.
+CODES: dict = {}
+
+
+def code_of(status) -> int:
+    code = int(status[:3])
+    if len(CODES) < 256:
+        CODES[status] = code
+    return code
+
+
 def settled_vary(headers: list, varies: list[str], add: bool) -> list:
     """`headers` with their Vary lines (`varies`) as one, each token once,
     Accept-Encoding added if `add`; the same list when it already is so."""

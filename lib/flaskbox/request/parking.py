@@ -119,7 +119,8 @@ class Parking:
         # The usual answer: nothing sent on, no 5xx, no recycle near and no
         # thread to park (read without the lock: one left in the loop parks
         # after its next request; one short is looked at again under it).
-        if not self.sent and not self.lines and served < self.recycle_at and self.wanted():
+        if not self.sent and not self.lines and served < self.recycle_at and (
+                self.limit + self.parked >= self.threads or self.short() >= 0):  # wanted(), written out
             return
         ident = get_ident()
         with self.lock:

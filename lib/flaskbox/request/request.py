@@ -87,23 +87,27 @@ class Request:
         # The fields every request reads: an instance's own are read faster than its class's.
         self.rare = False
         self.times = self.websocket = self.claimed_by = None
+        self.files = ()
         self.counted = self.credited = 0.0
         # Whether the request came with a body the app may leave unread:
         # body.py says why the rest is read before uWSGI ends the answer.
         self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
         fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
-        if len(fields) == 6:
+        try:  # (nothing is stored unless all six are there)
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
              scheme) = fields
             self.trusted, self.tls = trusted == "1", scheme == "https"
-        else:
+        except ValueError:
             sent = self._odd_peer(fields)
         try:
             waited = time() - float(sent)
         except (TypeError, ValueError):
             waited = 0.0
         self.waited = waited if waited > 0.0 else 0.0
-        wrapper = environ.get("wsgi.file_wrapper")
+        try:  # (uWSGI's is in every request's environ: a subscript, not a call)
+            wrapper = environ["wsgi.file_wrapper"]
+        except KeyError:
+            return
         if wrapper is not None:  # one that notes the files it gives (Serve.noting)
             environ["wsgi.file_wrapper"] = (serve.noted_wrapper if wrapper is serve.file_wrapper
                                             else serve.noting(self, wrapper))
@@ -169,7 +173,7 @@ class Request:
         if size > outbound.HEADER_ROOM:
             outbound.too_big(self, size, exc_info)
             return ignore
-        code = int(status[:3])
+        code = outbound.CODES.get(status) or outbound.code_of(status)
         compressible, event = outbound.KINDS.get(kind) or outbound.kind_of(kind)
         vary = (code in VARIED and self.serve.compressed and (compressible or (kind is None and code == 304))
                 and not (coding and coding.strip()))
@@ -342,7 +346,8 @@ class Request:
         # Content-Length. Its first part is made here, under the clock: an
         # answer that is all in it leaves as a list, with nothing left to
         # watch; any other's parts are watched as uWSGI asks for them.
-        if isinstance(result, (list, tuple)) or (self.files and body.given_file(self, result)):
+        if type(result) is list or isinstance(result, (list, tuple)) or (
+                self.files and body.given_file(self, result)):  # (type(): no call made for a list)
             parts = result
         else:
             try:  # (what raises goes to Serve.run, which gives the place back)
@@ -371,7 +376,7 @@ class Request:
         serve = self.serve
         serve.watchdog.running.pop(get_ident(), None)
         CLAIMS.release()
-        serve.gate.leave(self, whole=True)
+        serve.gate.leave(self, None, True)  # (whole: positional, a keyword costs its call 0.1k)
         if claimed == "app":
             return parts
         if parts is result:
