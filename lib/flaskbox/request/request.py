@@ -91,7 +91,8 @@ class Request:
         self.counted = self.credited = 0.0
         # Whether the request came with a body the app may leave unread:
         # body.py says why the rest is read before uWSGI ends the answer.
-        self.body_left = environ.get("CONTENT_LENGTH", "") not in ("", "0") and "wsgi.input" in environ
+        self.body_left = ("CONTENT_LENGTH" in environ and environ["CONTENT_LENGTH"] not in ("", "0")
+                          and "wsgi.input" in environ)
         fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")
         try:  # (nothing is stored unless all six are there)
             (environ["REMOTE_ADDR"], environ["REMOTE_PORT"], environ["SERVER_PORT"], sent, trusted,
