@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from harness import REPO
+from variants import WRAPPER_EDITS
 
 # A lone worker (no master, no fork) freezes the app as a forked one starts
 # (wsgi.prepare_the_master); an earlier version's wsgi.py, measured beside this
@@ -42,6 +43,9 @@ def earlier(ref: str, out_dir: Path) -> tuple[Path, dict[str, str], dict[str, st
     bare = wsgi.read_text()
     for line in EARLIER_WRAPPERS:
         bare = bare.replace(line, "    return found.app")
+    for name, old, new in WRAPPER_EDITS["the whole wrapper (uWSGI calls the app)"]:  # as this one's
+        if name == inside:
+            bare = bare.replace(old, new)
     show = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{name}"], check=True,
                                  capture_output=True, text=True).stdout
             for name in ("nginx.conf", "nginx-static.conf")}
