@@ -156,8 +156,7 @@ class Gate(Parking):
             inside = self.inside
             if inside >= self.limit or self.line:
                 return False
-            # let_in(), written out as looking() is.
-            self.inside = inside = inside + 1
+            self.inside = inside = inside + 1  # let_in(), written out as looking() is
             self.entries = entries = self.entries + 1
             if inside == 1:
                 request.entry = entries
@@ -259,23 +258,16 @@ class Gate(Parking):
             # Alone, and answered by its own thread: a 504's time is its timeout, not its kind's time alone.
             by_itself = request.entry == self.entries and ident is None
             alone = times.alone
-            if alone:
-                pass
-            elif by_itself:
+            if not alone and by_itself:
                 alone = took
-            elif ident is None:
+            elif not alone and ident is None:
                 # A kind not yet measured alone: its time if it had the
-                # worker to itself, else its own CPU time. Counted as in
-                # their time, the many of a new kind let in at once,
-                # computing beside each other, each looked so and let more
-                # in. (Its time less the CPU the process's other threads had
-                # meanwhile took another process's share of a CPU quota for
-                # a wait of its own: 504s. Nor does the process's idle CPU
-                # tell a wait outside from one for a CPU a neighbour holds:
-                # credited so, beside two busy loops and a busy container, a
-                # worker let in up to 10 logins where one or two fit: 2 good
-                # answers in 15 s, the rest 503 and 504.) One that only waits
-                # shows late until one alone measures its kind.
+                # worker to itself, else its own CPU time (counted as in their
+                # time, many of a new kind let in at once each looked so and
+                # let more in; its time less the CPU of the process's other
+                # threads, or the process's idle CPU, took a neighbour's or a
+                # quota's CPU for a wait of its own: 503s and 504s). One that
+                # only waits shows late until one alone measures its kind.
                 alone = thread_time() - request.cpu
             self.held += took - request.counted
             credited = request.credited
@@ -296,9 +288,7 @@ class Gate(Parking):
                 if self.anew >= ALONE_KEPT:
                     self.limit, self.kept = self.kept, 0
                 self.admit()  # the next in line, alone in its turn (or the places the limit gave back)
-            elif self.line or not whole:
-                # (A whole answer's thread is back in uWSGI's loop as its
-                # place comes free: no parked thread is wanted for it.)
+            elif self.line or not whole:  # (a whole answer's thread is back in uWSGI's loop: none wanted)
                 self.admit()
         finally:
             lock.release()

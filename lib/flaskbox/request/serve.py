@@ -127,12 +127,9 @@ class Serve:
 
     def __call__(self, environ, start_response):
         request = Request(self, environ, start_response)
-        try:  # (uWSGI sets both: subscripts, not a call each)
-            uri, query = environ["REQUEST_URI"], environ["QUERY_STRING"]
-        except KeyError:
-            uri, query = environ.get("REQUEST_URI"), environ.get("QUERY_STRING")
-        if uri == "/-/healthy":
+        if environ.get("REQUEST_URI") == "/-/healthy":
             return request.answer(self.healthy)
+        query = environ.get("QUERY_STRING")
         if query and not query.isascii():
             environ["QUERY_STRING"] = readable(query)
         if request.trusted or not UNTRUSTED.isdisjoint(environ):
