@@ -145,10 +145,12 @@ def settled(seen) -> list[int]:
     return [held for at, _, held in seen if at >= SETTLE]
 
 
-def limit_down(c, seconds: float = SETTLE + 2) -> list[int]:
+def limit_down(c, seconds: float = SETTLE + 4) -> list[int]:
     """The page that computes from 12 clients until each worker's limit is
-    down to about two, judged by the mean (why: the computing page's test);
-    the requests each answer's process held, once settled."""
+    down to about two, judged by the mean over 4 s once settled (why: the
+    computing page's test; over 2 s, some 20 windows, one wander of the
+    limit made a mean of 3.02 in CI's serial phase); the requests each
+    answer's process held, once settled."""
     held = settled(load(c.port, "/compute", 12, seconds))
     assert statistics.mean(held) < 3, (collections.Counter(held), c.logs()[-3000:])
     return held
@@ -163,7 +165,7 @@ def test_a_page_that_computes_runs_about_two_at_a_time_in_each_process(container
     c = pool(containers, app_dir, "1")
     said = f"x up to {THREADS} threads (ADAPTIVE_THREADS: as many at once as run in their time alone"
     assert said in c.logs(), c.logs()
-    held = limit_down(c, SETTLE + 4)
+    held = limit_down(c)
     figure("a page that computes, 12 clients, 2 processes: requests held at once, median, mean and p90",
            f"{statistics.median(held):g}, {statistics.mean(held):.2f}, "
            f"{statistics.quantiles(held, n=10)[-1]:g}")
