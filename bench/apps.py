@@ -37,7 +37,9 @@ of the good answers; the rest by status or error; the container's CPU
 (its cgroup, around the window) for each good answer; and from each
 answer's X-Setup, the worker processes that answered and the CPU each
 spent on its set-up. Every figure is the median of the rounds, with their
-least and greatest. Written to apps.json and apps.png; the table is
+least and greatest. The shapes' CPU counts (a token's PBKDF2 rounds, the
+set-ups' passes) are measured once a run and are the same for every
+contender (calibration()). Written to apps.json and apps.png; the table is
 printed. The host's other work shows in the figures: each round's load
 average is kept beside them."""
 
@@ -45,12 +47,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import statistics
 import threading
 import time
 from pathlib import Path
 
 import latency
-from harness import log
+from harness import CONTAINERS, log
 from pages import rotated, settle, spread
 from report import name_axis, spread_bars
 from servers import Contender
@@ -95,6 +98,28 @@ def overrides(given: list[str]) -> list[dict[str, str]]:
             raise SystemExit(f"bench.py: --flaskbox-env takes NAME=VALUE[,NAME=VALUE], not {one!r}")
         out.append(dict(pair.split("=", 1) for pair in pairs))
     return out
+
+
+# The shapes' counts (bench/app/per_process.py), measured once a run in the
+# contenders' image, the median of PROBES imports, and given to every
+# contender alike. Measured by each container at its import, one run on a
+# busy host (2026-12-02) drew 338k to 630k token rounds, so that flaskbox
+# did 1.6 x DevStack's uWSGI's work a token and looked 0.64 x as fast.
+COUNTS = {"TOKEN_ROUNDS": "keystone_like", "POLICY_PASSES": "keystone_like", "ASSETS_PASSES": "ckan_like"}
+PROBES = 3
+
+
+def calibration(image: str, env: dict[str, str]) -> dict[str, str]:
+    """BENCH_<count> for every contender of the run (`env`: BENCH_SETUP_SCALE, if set)."""
+    script = ("import json, ckan_like, keystone_like; print(json.dumps({"
+              + ", ".join(f"{name!r}: {module}.{name}" for name, module in COUNTS.items()) + "}))")
+    probes = []
+    for _ in range(PROBES):
+        done = CONTAINERS.run_once("python3", "-c", script, image=image, env=env, timeout=300)
+        if done.returncode != 0:
+            raise SystemExit(f"apps: the shapes' calibration failed: {done.stderr.strip()[-2000:]}")
+        probes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {f"BENCH_{name}": str(int(statistics.median(probe[name] for probe in probes))) for name in COUNTS}
 
 
 # --- the users -------------------------------------------------------------------------------------------
@@ -202,8 +227,8 @@ def one(contender: Contender, shape: str, seconds: float, warmup: float) -> dict
         warm = window(contender, shape, seconds, warmup)
         warm["pss_mb"] = round(contender.container.pss_kb() / 1024, 1)
         warm["rss_mb"] = round(contender.container.rss_kb() / 1024, 1)
-        calibration = contender.container.request("/apps/calibration").json()
-        return {"start_s": started_s, "first": first, "warm": warm, "calibration": calibration}
+        counted = contender.container.request("/apps/calibration").json()  # the counts it ran with
+        return {"start_s": started_s, "first": first, "warm": warm, "calibration": counted}
     finally:
         contender.stop()
 
@@ -212,9 +237,14 @@ def one(contender: Contender, shape: str, seconds: float, warmup: float) -> dict
 def run(entries: list[Contender], rounds: int, seconds: float, machine: dict, out: Path,
         warmup: float = WARMUP) -> int:
     started = time.monotonic()
+    scale = {k: v for k, v in entries[0].env.items() if k == "BENCH_SETUP_SCALE"}
+    counts = calibration(entries[0].image, scale)
+    log(f"apps: every contender's counts: {counts}")
+    for contender in entries:
+        contender.env = {**contender.env, **counts}
     runs: dict = {c.name: {shape: [] for shape in SHAPES} for c in entries}
     results = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine, "method": __doc__,
-               "rounds": rounds, "seconds": seconds, "warmup_s": warmup, "clients": CLIENTS,
+               "rounds": rounds, "seconds": seconds, "warmup_s": warmup, "clients": CLIENTS, "counts": counts,
                "contenders": {c.name: c.label for c in entries}, "loadavg_by_round": [], "runs": runs}
 
     def save() -> None:  # after each round: a run cut short keeps what it measured

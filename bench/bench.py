@@ -16,6 +16,7 @@
     bench/run.sh --prices --before COMMIT   the same, and that version's totals, in one run (and prices.png)
     bench/run.sh --floor --before COMMIT    the floor's run with that version beside flaskbox
     bench/run.sh --overload --before COMMIT the overload's run with that version beside flaskbox
+    bench/run.sh --apps --before COMMIT     the large apps' shapes with that version beside flaskbox
     bench/run.sh --account       where a saturated request's time goes, every process on the machine:
                                  flaskbox, its floor, nginx + gunicorn and Granian (account.py)
     bench/run.sh --pages         pages that compute (40 ms, 12 ms + a wait) at 20 and 64 clients and an
@@ -281,6 +282,8 @@ def run_apps(args: argparse.Namespace, rounds: int, seconds: float) -> int:
     import apps
     build_images(args.base_image, PRODUCT_TAG, CONTENDERS_TAG)
     entrants = apps.entrants(default_pool(), apps.overrides(args.flaskbox_env))
+    if args.before:
+        entrants.insert(1, before_contender(args.before))
     if args.smoke:  # the path exercised: flaskbox and the lazy uWSGI, short windows and set-ups
         entrants = [c for c in entrants if c.name in ("flaskbox", "uwsgi-keystone")]
         for contender in entrants:

@@ -250,6 +250,6 @@ def _assets(passes: int) -> dict:
     return bundles
 
 
-ASSETS_PASSES = calibrated(_assets, 50, ASSETS_CPU)
+ASSETS_PASSES = calibrated(_assets, 50, ASSETS_CPU, "ASSETS_PASSES")
 ASSETS = PerProcess(lambda: _assets(ASSETS_PASSES))
 

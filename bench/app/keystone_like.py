@@ -27,7 +27,7 @@ def _pbkdf2(rounds: int) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", PASSWORD, SALT, rounds)
 
 
-TOKEN_ROUNDS = calibrated(_pbkdf2, 50_000, TOKEN_CPU)
+TOKEN_ROUNDS = calibrated(_pbkdf2, 50_000, TOKEN_CPU, "TOKEN_ROUNDS")
 PASSWORD_HASH = _pbkdf2(TOKEN_ROUNDS)
 ACTIONS = [f"identity:{verb}_{thing}" for thing in ("project", "user", "role", "domain", "group", "region",
                                                      "service", "endpoint", "credential", "policy", "limit")
@@ -99,7 +99,7 @@ def _rules(passes: int) -> dict:
     return table
 
 
-POLICY_PASSES = calibrated(_rules, 50, POLICY_CPU)
+POLICY_PASSES = calibrated(_rules, 50, POLICY_CPU, "POLICY_PASSES")
 POLICY = PerProcess(lambda: _rules(POLICY_PASSES))
 CATALOG_SERVICES = [("compute", "nova"), ("network", "neutron"), ("image", "glance"), ("volumev3", "cinder"),
                     ("identity", "keystone"), ("object-store", "swift"), ("orchestration", "heat"),

@@ -3,9 +3,11 @@ calibrated against this host, and a set-up made once in each process.
 
 keystone_like.py and ckan_like.py do the work of two large apps' pages,
 deterministic and with no network; app.py routes to them. Their CPU times
-are calibrated at import against this host's CPU, as
-tests/test_overload_goodput.py's app calibrates its login, so that a faster
-or slower host runs the same shape. BENCH_SETUP_SCALE scales the
+are calibrated against this host's CPU, as tests/test_overload_goodput.py's
+app calibrates its login, so that a faster or slower host runs the same
+shape: bench/apps.py measures the counts once a run and gives every
+contender the same ones (BENCH_TOKEN_ROUNDS, ...); without them, each
+process measures its own at import. BENCH_SETUP_SCALE scales the
 per-process set-ups (bench --apps --smoke makes them short)."""
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ import time
 SETUP_SCALE = float(os.environ.get("BENCH_SETUP_SCALE", "1"))
 
 
-def calibrated(work, probe: int, seconds: float) -> int:
+def calibrated(work, probe: int, seconds: float, name: str) -> int:
     """How many units of `work(units)` take `seconds` of this host's CPU:
+    BENCH_<name> if given (the run's, the same for every contender), else
     `probe` units timed once (the thread's own CPU, so that a busy host
     does not shrink it), the count scaled from them."""
+    given = os.environ.get(f"BENCH_{name}")
+    if given:
+        return int(given)
     began = time.thread_time()
     work(probe)
     return max(1, int(probe * seconds / max(time.thread_time() - began, 1e-6)))
