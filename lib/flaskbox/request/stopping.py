@@ -10,7 +10,8 @@ streams-end file (streams.OPEN.end_file):
   tokens, a workflow's progress), lost if ended early;
 - a second before the budget's end (nginx's drain at a stop, RELOAD_GRACE
   at a reload): the event streams still open are ended cleanly, their last
-  chunk sent, so that no client sees a cut.
+  chunk sent, so that no client sees a cut; a WebSocket whose close frame
+  still waits behind a frame its client does not read is cut.
 
 Once every counted stream is over, the worker says how many finished and
 how many were ended unfinished (streams.Open.left). Any other stream (an
@@ -74,6 +75,9 @@ def told() -> list:
         OPEN.ended = True
         why = f"{occasion}'s budget ({budget}) is nearly spent"
         ending = OPEN.end_all(why)
+        for websocket in list(OPEN.websockets.values()):
+            if websocket.owed:  # still in a frame its client does not read: cut, as an export is
+                websocket.cut()
     if ending:
         log(f"pid {os.getpid()}: ending the {len(ending)} event stream(s) still open, cleanly (their last "
             f"chunk): {why}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _socket  # not gevent's: the close frame must never wait (WebSocket.end)
 import os
 import socket
+import threading
 import time
 
 from .streams import OPEN
@@ -46,6 +47,12 @@ class WebSocket:
         self.on_take = None
         self.closed = False
         self.timer = None  # gevent: ends it at STREAM_MAX_DURATION
+        # Held while the app sends, so that the close frame goes between
+        # its frames, never inside one: a large frame goes over the unix
+        # socket in parts, and another thread's bytes could land between them.
+        self.sending = threading.Lock()
+        # The close frame is owed: end() came while the app was sending.
+        self.owed = False
 
     def let_go(self) -> None:
         """The app is about to answer on the connection itself."""
@@ -60,11 +67,18 @@ class WebSocket:
 
     def send(self, data, *args):
         self.take()
-        return self.sock.send(data, *args)
+        with self.sending:
+            sent = self.sock.send(data, *args)
+            if self.owed:
+                self._close_frame()
+        return sent
 
     def sendall(self, data, *args):
         self.take()
-        return self.sock.sendall(data, *args)
+        with self.sending:
+            self.sock.sendall(data, *args)
+            if self.owed:
+                self._close_frame()
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
@@ -78,9 +92,37 @@ class WebSocket:
         if self.closed:
             return
         self.closed = True
+        self.owed = self.taken
+        if self.sending.acquire(blocking=False):
+            try:
+                if self.owed:
+                    self._close_frame()
+                else:
+                    self.cut()
+            finally:
+                self.sending.release()
+            return
+        # The app is in the middle of a frame (in another thread, or this
+        # one, which a signal's handler interrupted): its receive loop ends
+        # now, and the close frame follows the frame (send, above). A client
+        # that stopped reading holds it there until the budget's end (cut).
         try:
-            if self.taken:
-                without_waiting(self.sock, CLOSE_GOING_AWAY)
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+    def _close_frame(self) -> None:
+        """The close frame owed, if it fits now, then the shutdown."""
+        self.owed = False
+        try:
+            without_waiting(self.sock, CLOSE_GOING_AWAY)
+        except OSError:
+            pass  # full (a client that stopped reading) or gone: the shutdown alone
+        self.cut()
+
+    def cut(self) -> None:
+        """The connection shut down both ways, a send under way too."""
+        try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # the client is already gone
@@ -94,6 +136,8 @@ class WebSocket:
             self.closed = True
             self.sock.close()
             return
+        if self.owed:  # end() came as the app's last frame went
+            self._close_frame()
         self._linger()
 
     def done(self) -> None:
