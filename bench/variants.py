@@ -133,7 +133,7 @@ FEATURE_EDITS = {
 WRAPPER_EDITS = {
     "the whole wrapper (uWSGI calls the app)": [
         ("pool/wsgi.py", "    gated = admission.gated(settings) and threads_each > 1\n    if not gated:\n"
-         "        return Serve(found.app, timeout, gate=unlimited.Open(times), **common)\n",
+         "        return Serve(found.app, timeout, gate=unlimited.Timed(times), **common)\n",
          "    return found.app\n")],
     "the peer from X-Flaskbox-Peer (Request.__init__)": [
         ("request/request.py", '''        fields = environ.pop("HTTP_X_FLASKBOX_PEER", "").split(" ")

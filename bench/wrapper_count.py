@@ -67,7 +67,7 @@ def served(requests: int, gate_kind: str, direct: bool) -> int:
     times = Times(30.0, 4)
     hook = None
     if gate_kind == "open":
-        gate = unlimited.Open(times)
+        gate = unlimited.Timed(times)
     else:
         gate = watchdog.gate = admission.Gate(THREADS, times, running=watchdog.running)
         gate.parked = THREADS - 1
@@ -113,7 +113,7 @@ def pieces(lib: Path, whole: int) -> dict[str, int]:
     and the wrapper itself, do not apply here: the gate is `--open`'s)."""
     names = sorted({name for edits in variants.WRAPPER_EDITS.values() for name, _, _ in edits})
     sources = {name: (lib / "flaskbox" / name).read_text() for name in names}
-    costs = {"ADAPTIVE_THREADS' gate (against unlimited.Open)": whole - wrapper(lib, "open")}
+    costs = {"ADAPTIVE_THREADS' gate (against unlimited.Timed)": whole - wrapper(lib, "open")}
     for piece in variants.WRAPPER_EDITS:
         changed = {name: text for name, text in variants.without_pieces(sources, [piece]).items()
                    if text != sources[name]}
@@ -137,7 +137,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lib", type=Path, default=LIB,
                         help="the lib folder to measure (default: this checkout's)")
-    parser.add_argument("--open", action="store_true", help="ADAPTIVE_THREADS=0's gate (unlimited.Open)")
+    parser.add_argument("--open", action="store_true", help="ADAPTIVE_THREADS=0's gate (unlimited.Timed)")
     parser.add_argument("--pieces", action="store_true", help="each piece's cost too")
     parser.add_argument("--serve", type=int, metavar="N", help=argparse.SUPPRESS)  # the measured run itself
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)

@@ -201,7 +201,7 @@ def from_record(settings: record.Record):
     times = Times(timeout, processes, routed=hasattr(found.app, "url_map"))
     gated = admission.gated(settings) and threads_each > 1
     if not gated:
-        return Serve(found.app, timeout, gate=unlimited.Open(times), **common)
+        return Serve(found.app, timeout, gate=unlimited.Timed(times), **common)
     # No thread parks where uWSGI logs every answer, nor where it ends or
     # reloads workers by itself, unannounced here (parking.py).
     parks = not logs_more_than_5xx() and not any(uwsgi_option(name, "") for name in OWN_ENDS)

@@ -113,7 +113,7 @@ class Serve:
         self.queue_limit = timeout
         # How many requests run at once, and how long each kind takes
         # (admission.py; wsgi.py puts the gate here with ADAPTIVE_THREADS).
-        self.gate = gate or unlimited.Open(Times(timeout))
+        self.gate = gate or unlimited.Timed(Times(timeout))
 
     def guard(self, timeout: float, memory_cap: int):
         return guards.Watchdog(timeout, memory_cap)

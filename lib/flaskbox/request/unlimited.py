@@ -1,4 +1,4 @@
-"""The gates with no limit: every request runs as soon as it comes. Open
+"""The gates with no limit: every request runs as soon as it comes. Timed
 keeps each kind's time for REQUEST_TIMEOUT's estimate (sync, with
 ADAPTIVE_THREADS=0, one thread or STICKY_CLIENTS); Untimed keeps nothing
 (gevent). The gate with a limit: admission.Gate."""
@@ -10,7 +10,7 @@ from time import monotonic
 from .deadline import Times
 
 
-class Open:
+class Timed:
     """No limit (ADAPTIVE_THREADS=0, one thread, STICKY_CLIENTS): every
     request runs at once; its time is still kept for REQUEST_TIMEOUT's
     estimate (serve.Serve.waited_long)."""
