@@ -102,12 +102,12 @@ def rarer(request, result):
     until it is sent, or gevent's (no watchdog)."""
     request.stop_clock()
     body_left = request.body_left
-    if request.refused is not None:
+    if request.instead is not None:
         request.unwatch()
         close(result)
         if body_left:
             rest_of_body(request.environ)
-        return [request.refused.body]
+        return [request.instead.body]
     if request.chunked is not False:
         # A stream, or an answer whose start_response comes with its
         # first part: the app's generator may still read the body.

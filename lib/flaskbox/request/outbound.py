@@ -68,7 +68,7 @@ def too_big(request, size: int, exc_info) -> None:
     exc_info, after the app's head went out, uWSGI raises it again."""
     error(f"{request.what}: the app's answer has a {size}-byte head, more than uWSGI can pass on "
           f"whole ({HEADER_ROOM}): answered 500")
-    request.rare, request.refused, request.chunked = True, PASSED_ON, False
+    request.rare, request.instead, request.chunked = True, PASSED_ON, False
     request.serve.gate.owes_line()
     request.respond(PASSED_ON.status, PASSED_ON.headers, exc_info)
 

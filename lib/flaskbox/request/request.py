@@ -66,7 +66,8 @@ class Request:
     framed, unread = 0, False
     # A rarer answer: `rare` says one of these was decided (start_response's longer way, a WebSocket).
     rare = event_stream = stalls = False
-    websocket = slot = refused = None
+    # instead: the wrapper's answer in place of the app's (a 503 refusal, a 304, a head too big's 500).
+    websocket = slot = instead = None
     spooled = 0
     # REQUEST_TIMEOUT (sync): guards.Watchdog reads these from its thread (the clock's: until watch()).
     fd = since = claimed_by = expired_at = None
@@ -146,7 +147,7 @@ class Request:
     def start_response(self, status, headers, exc_info=None):
         """The app's start_response: every decision about its answer, from
         one pass over its headers."""
-        if self.rare and (self.taken or self.refused is not None):
+        if self.rare and (self.taken or self.instead is not None):
             # The app took the connection (a WebSocket), or the wrapper's answer replaced its own.
             self.chunked = False
             return ignore
@@ -225,7 +226,7 @@ class Request:
             refusal = serve.admit(self, chunked, unbuffered, stream)
             if refusal is not None:
                 # Nothing of the app's answer is sent: the 503 instead.
-                self.refused, self.chunked = refusal, False
+                self.instead, self.chunked = refusal, False
                 serve.gate.owes_line()  # a 503
                 self.respond(refusal.status, refusal.headers)
                 return None

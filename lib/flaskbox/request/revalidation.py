@@ -43,7 +43,7 @@ ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
 
 
 class Empty:
-    """The body that replaces the app's (request.refused: body.rarer and
+    """The body that replaces the app's (request.instead: body.rarer and
     streams.flow send its body and close the app's)."""
 
     __slots__ = ()
@@ -74,7 +74,7 @@ def unchanged(request, headers: list, exc_info) -> bool:
     held = matching(environ["HTTP_IF_NONE_MATCH"], etag)
     if held is None:
         return False
-    request.rare, request.refused, request.chunked = True, EMPTY, False
+    request.rare, request.instead, request.chunked = True, EMPTY, False
     request.respond(NOT_MODIFIED, [(name, held if name.lower() == "etag" else value)
                                    for name, value in headers if name.lower() not in BODY_HEADERS])
     return True

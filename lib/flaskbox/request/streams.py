@@ -231,10 +231,10 @@ def flow(request, iterator):
                     r.stop_clock()
             if watched and not r.answering():
                 return  # past REQUEST_TIMEOUT: cut, or answered 504 already
-            if r.refused is not None:
+            if r.instead is not None:
                 # Its start_response came with its first part, past the
                 # stream limits: nothing of it was sent.
-                yield r.refused.body
+                yield r.instead.body
                 return
             if not r.chunked:
                 yield data
