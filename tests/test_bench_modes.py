@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from flaskbox.request.serve import CLIENTS_GONE
 from helpers import REPO
 
 pytestmark = pytest.mark.slow
@@ -89,11 +90,15 @@ def test_bench_account_smoke_run_adds_up_to_the_machine(tmp_path, image):
         written = got["log_bytes_per_request"]
         assert written["stdout"] > 40, got
         assert got["wire_bytes"]["answer body"] == len(b"Hello, World!"), got
-    # And nothing on flaskbox's stderr: a saturated hello world is no reason
-    # for a warning, nor are the requests wrk leaves in flight when it stops.
-    # (The floor's bare uWSGI logs a broken pipe for each of those.)
-    assert summary["flaskbox"]["hello"]["log_bytes_per_request"]["stderr"] == 0, \
-        (summary["flaskbox"]["hello"]["stderr_said"], summary["flaskbox"])
+    # And no warning on flaskbox's stderr: a saturated hello world is no
+    # reason for one, nor are the requests wrk leaves in flight when it stops
+    # (the floor's bare uWSGI logs a broken pipe for each of those). Those that
+    # waited past GONE_AFTER in the queue (a busy machine: seen in CI under
+    # -n 2) are skipped and counted, as nginx logs them 499: a line every
+    # 10 s at most, which says what happened.
+    hello = summary["flaskbox"]["hello"]
+    others = [line for line in hello["stderr_said"] if CLIENTS_GONE.why not in line]
+    assert not others and hello["log_bytes_per_request"]["stderr"] < 1, (others, summary["flaskbox"])
     # flaskbox's answer carries the request id and the hardening headers.
     assert (summary["flaskbox"]["hello"]["wire_bytes"]["answer headers"]
             > summary["bare-pass"]["hello"]["wire_bytes"]["answer headers"] + 100)
