@@ -97,8 +97,8 @@ def test_a_stream_that_ends_well_is_padded_to_a_whole_number(sent):
 
 def cut_and_logged_cut(container, download, path: str) -> None:
     assert download.cut and download.status == 200, f"{download}\n{container.logs()[-3000:]}"
-    line = next(line for line in container.stdout_lines() if f"GET {path} " in line)
-    assert line.endswith("done=cut"), line
+    line = next((line for line in container.stdout_lines() if f"GET {path} " in line), None)
+    assert line is not None and line.endswith("done=cut"), f"{line}\n{download}\n{container.logs()[-3000:]}"
 
 
 @pytest.mark.parametrize("http2", [False, True], ids=["HTTP/1.1", "HTTP/2"])
