@@ -66,19 +66,19 @@ class WebSocket:
             self.taken = True
 
     def send(self, data, *args):
-        self.take()
-        with self.sending:
-            sent = self.sock.send(data, *args)
-            if self.owed:
-                self._close_frame()
-        return sent
+        return self._sent(self.sock.send, data, args)
 
     def sendall(self, data, *args):
+        return self._sent(self.sock.sendall, data, args)
+
+    def _sent(self, how, data, args):
+        """The app's send, under `sending`, and the close frame owed after it."""
         self.take()
         with self.sending:
-            self.sock.sendall(data, *args)
+            result = how(data, *args)
             if self.owed:
                 self._close_frame()
+        return result
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
