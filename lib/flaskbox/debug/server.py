@@ -6,9 +6,11 @@ it in debug mode, once the settings are resolved into the record (record.py):
     PORT            port to listen on (all interfaces: the container's port)
     DEBUG_RELOADER  inotify (file events) or poll (stat every 0.5 s)
 
-It is `flask run --debug` with four differences, each for a reason:
+It is `flask run --debug` with these differences, each for a reason:
 - The reloader is chosen by DEBUG_RELOADER. Docker Desktop forwards file
   events across bind mounts unreliably; polling always sees a save.
+- The inotify reloader reloads only when a file changed, whatever Werkzeug
+  the app pins (see CHANGED): not when something merely reads one.
 - The polling reloader also reloads when a new .py file appears under /app,
   as the inotify one does, so an import saved before its module recovers.
 - A save that lands during a restart is not lost (see CatchUp).
@@ -87,8 +89,28 @@ class CatchUp:
         return loop
 
 
+# The watchdog events that mean a file changed (as Werkzeug 3.0.5 and later
+# list them). Older Werkzeug, which apps pin, reloads on any other too:
+# watchdog's `opened` (since 2.3) and `closed_no_write` (since 5.0), which
+# every read of a watched file makes, the health check's every 10 s included.
+CHANGED = frozenset(("modified", "created", "deleted", "moved", "closed"))
+
+
+def changes_only(dispatch):
+    """A watchdog handler's dispatch that passes on only CHANGED events."""
+    def dispatch_changes(event) -> None:
+        if event.event_type in CHANGED:
+            dispatch(event)
+    return dispatch_changes
+
+
 class InotifyReloaderLoop(CatchUp, _reloader.WatchdogReloaderLoop):
-    """Werkzeug's watchdog reloader: restarts on file events."""
+    """Werkzeug's watchdog reloader: restarts on file events that change a file."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        handler = self.event_handler
+        handler.dispatch = changes_only(handler.dispatch)
 
 
 class PollingReloaderLoop(CatchUp, _reloader.StatReloaderLoop):
