@@ -119,6 +119,12 @@ def test_a_new_sqlite_database_follows_the_umask(containers, app_images, volume)
                    "sqlite3.connect('file:/tmp/uri.db', uri=True).execute('create table t (x)'); "
                    "print(oct(os.stat('/tmp/uri.db').st_mode & 0o777))\"")
     assert probe.returncode == 0 and probe.stdout.strip() == "0o644", probe.stdout + probe.stderr
+    # Through a link whose target is not there yet, as WRITABLE_PATHS links /app/app.db into the
+    # volume: the target follows the umask (O_EXCL alone refused the link, and SQLite made it 0644).
+    linked = c.exec("sh", "-c", "umask 002; ln -s /app/instance/linked.sqlite /tmp/app.db && python3 -c "
+                    "\"import sqlite3; sqlite3.connect('/tmp/app.db').execute('create table t (x)')\" && "
+                    "stat -c %a /app/instance/linked.sqlite")
+    assert linked.returncode == 0 and linked.stdout.strip() == "664", linked.stdout + linked.stderr
 
 
 def test_group_0_gains_nothing_in_the_image(image):

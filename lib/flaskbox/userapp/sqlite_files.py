@@ -11,10 +11,10 @@ mode, so the database file is the only one to fix.
 Imported by every Python of the venv (flaskbox_sqlite.pth), this does
 nothing until the app imports sqlite3 (directly or through SQLAlchemy);
 then `sqlite3.connect` creates a database file that does not exist yet
-itself, empty, with the umask's mode (0666 less the umask: 0664 under 002,
-0644 under the usual 022, as SQLite would), before SQLite opens it. In-memory
-databases, URIs (`uri=True`) and existing files are left to SQLite as they
-are.
+(or a link's target that does not) itself, empty, with the umask's mode
+(0666 less the umask: 0664 under 002, 0644 under the usual 022, as SQLite
+would), before SQLite opens it. In-memory databases, URIs (`uri=True`) and
+existing files are left to SQLite as they are.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ def create_with_umask(database) -> None:
     if path in ("", ":memory:"):
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        # The file a link points at (WRITABLE_PATHS' links from /app into
+        # the instance volume): O_EXCL refuses a link itself, and SQLite
+        # then made the target through it, 0644.
+        fd = os.open(os.path.realpath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     except OSError:
         return
     os.close(fd)
