@@ -337,6 +337,19 @@ flaskbox_share_with_group() {
 	umask 002
 }
 
+# flaskbox_name_the_user
+#   A uid without a passwd entry (OpenShift's, or --user "$(id -u):$(id -g)"
+#   as docs/develop.md says) has no name, and getpass.getuser() raises for
+#   it (Werkzeug's debugger before 3.1 reads it for its PIN, on Python 3.13
+#   and later: debug mode ended at its start). USER, which getuser() reads
+#   first, names it by its number, unless one of the names it reads is set.
+flaskbox_name_the_user() {
+	if [ -z "${LOGNAME:-}${USER:-}${LNAME:-}${USERNAME:-}" ] && ! id -un >/dev/null 2>&1; then
+		USER="$(id -u)"
+		export USER
+	fi
+}
+
 # main ARG...
 #   Options (or nothing) start a server; any other command is exec'd.
 main() {
@@ -349,6 +362,7 @@ main() {
 	# tiangolo's image. flaskbox's own Python runs isolated (-I) from it.
 	export PYTHONPATH="/app${PYTHONPATH:+:$PYTHONPATH}"
 	flaskbox_share_with_group             # umask 002: group 0 may write what we write
+	flaskbox_name_the_user                # USER for a uid without a passwd entry
 	if [ "$#" -gt 0 ] && [[ "$1" != -* ]]; then
 		flaskbox_exec_command "$@"
 	fi

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from helpers import docker
+from helpers import docker, share_with_container
 
 
 def process_uids(container) -> dict[str, set[str]]:
@@ -62,6 +62,23 @@ def test_arbitrary_uid_with_group_0_serves_fully_locked_down(containers):
     c.wait_healthy()
     owners = {uid for pid, uid, _ in c.processes() if pid != "1"}
     assert owners == {"12345"}, c.processes()
+
+
+@pytest.mark.parametrize("mode_args, user", [((), "23456:0"), (("-d", "debug"), "23456:23456")],
+                         ids=["production", "debug"])
+def test_a_uid_without_a_passwd_entry_has_a_name(containers, tmp_path, mode_args, user):
+    # OpenShift's uid, and --user "$(id -u):$(id -g)" as docs/develop.md says: no passwd
+    # entry, and getpass.getuser() raised for it (on Python 3.13 and later OSError, which
+    # Werkzeug's debugger before 3.1 let through at start). USER names it by its number.
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text("import getpass\n\nfrom flask import Flask\n\napp = Flask(__name__)\n\n\n"
+                                "@app.get('/')\ndef index():\n    return getpass.getuser()\n")
+    tmp_path.chmod(0o755)
+    share_with_container(app)
+    c = containers.run(*mode_args, docker_args=("--user", user, "-v", f"{app}:/app:ro"))
+    c.wait_http("/")
+    assert c.request("/").text == "23456", c.logs()
 
 
 def test_uwsgi_socket_is_private_to_the_serving_user(containers):
