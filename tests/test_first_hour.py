@@ -247,6 +247,37 @@ def test_a_read_only_instance_volume_is_named_and_still_served(containers, tmp_p
     c.wait_healthy()
 
 
+# The Flask tutorial's factory (flaskr) makes its instance folder, and lets the error pass.
+MAKES_INSTANCE = """import os
+
+from flask import Flask
+
+app = Flask(__name__)
+try:
+    os.makedirs(app.instance_path)
+except OSError:
+    pass
+
+
+@app.get("/")
+def index():
+    return "ok"
+"""
+
+
+def test_an_instance_folder_this_uid_may_not_write_is_named_so(containers, tmp_path):
+    # flaskr under --user "$(id -u):$(id -g)", its instance folder group 0's (a volume
+    # made from the image's): the way is the group. The start had said
+    # WRITABLE_PATHS="/app/instance/", which the setting refuses.
+    app = mounted(tmp_path, {"app.py": MAKES_INSTANCE, "instance/.keep": ""})
+    (app / "instance").chmod(0o2775)  # (Docker gives the tmpfs its mount point's mode)
+    c = containers.serving(docker_args=("--user", "23456:23456", "-v", f"{app}:/app:ro",
+                                        "--tmpfs", "/app/instance:uid=10001,gid=0,mode=2775"))
+    said = ("your app writes in /app/instance, and uid 23456 may not write it (owner 10001:0, mode 2775), so "
+            "the app cannot keep data there: run in group 0, which may write it (--user 23456:0)")
+    c.wait_until(lambda: said in c.logs(), "the instance folder named")
+    assert "WRITABLE_PATHS" not in c.logs(), c.logs()
+
 WRITES_IN_A_REQUEST = """from flask import Flask
 import sqlite3
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from ..layout import APP_DIR
-from .writable import INSTANCE, _how_to_write, _nearest_existing, _read_only
+from .writable import INSTANCE, _how_to_write, _nearest_existing, _read_only, instance_unwritable
 
 # os.open flags that write.
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -134,7 +134,15 @@ def watch_process() -> None:
 def warning(refused: dict[str, bool]) -> str:
     """The paths as WRITABLE_PATHS would list them: a folder with its /. In
     a checkout mounted on /app (debug mode, mostly) the fix is the uid's
-    right to write it, not the image's links."""
+    right to write it, not the image's links; in the instance folder (or
+    through a link into it), the uid's right to write that."""
+    inside = {path: folder for path, folder in refused.items() if _in_instance(path)}
+    if inside:
+        listed = " ".join(f"{path}/" if folder else path for path, folder in inside.items())
+        said = (f"flaskbox: warning: your app writes in {INSTANCE}, and {instance_unwritable()}. These were "
+                f"refused: {listed}")
+        rest = {path: folder for path, folder in refused.items() if path not in inside}
+        return f"{said}\n{warning(rest)}" if rest else said
     listed = " ".join(f"{path}/" if folder else path for path, folder in refused.items())
     if os.path.ismount(APP_DIR) and _read_only(APP_DIR):
         return (f"flaskbox: warning: your app writes next to its code, and the folder mounted on {APP_DIR} "
@@ -149,6 +157,13 @@ def warning(refused: dict[str, bool]) -> str:
             f"refused: {listed}. To keep them on the instance volume, set WRITABLE_PATHS=\"{listed}\" "
             "(a trailing / for a folder; a file the app only writes is listed without) and add "
             "`RUN python3 -m flaskbox writable` to your Dockerfile (docs/your-app.md)")
+
+
+def _in_instance(path: str) -> bool:
+    """In an instance folder that is there (a checkout mounted without one:
+    the checkout's right to write is the fix)."""
+    real = Path(os.path.realpath(path))
+    return (real == INSTANCE or INSTANCE in real.parents) and INSTANCE.is_dir()
 
 
 def _stderr(message: str) -> None:

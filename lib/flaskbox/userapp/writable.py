@@ -235,6 +235,23 @@ def _read_only(path: Path) -> bool:
         return False
 
 
+def instance_unwritable() -> str:
+    """Why this uid may not write the instance folder, and what to do."""
+    if _read_only(INSTANCE):
+        return ("it is mounted read-only (`:ro`, or `read_only: true` in compose), so the app cannot keep "
+                "data there: mount it read-write")
+    info = INSTANCE.stat()
+    if info.st_gid == 0 and info.st_mode & 0o020 and os.getgid() != 0:
+        fix = f"run in group 0, which may write it (--user {os.getuid()}:0)"
+    elif info.st_uid == 0:
+        fix = ("chown a bind-mounted folder to 10001:0, or make it writable for group 0 (chmod g+w; "
+               "the server never runs as root: --user 0 changes nothing)")
+    else:
+        fix = "chown a bind-mounted folder to 10001:0, or run with --user matching its owner"
+    return (f"uid {os.getuid()} may not write it (owner {info.st_uid}:{info.st_gid}, mode "
+            f"{info.st_mode & 0o7777:o}), so the app cannot keep data there: {fix}")
+
+
 def instance_notes(host=None) -> list[str]:
     """What is mounted on the instance folder, said when it is a trap: a
     mount this uid may not write, and a volume inside a bind-mounted /app
@@ -254,14 +271,7 @@ def instance_notes(host=None) -> list[str]:
             "cannot keep data there: every write fails (SQLite: \"attempt to write a readonly database\"). "
             "Mount it read-write (drop `:ro`) unless it only holds files the app reads")
     elif not os.access(INSTANCE, os.W_OK | os.X_OK):
-        info = INSTANCE.stat()
-        fix = ("chown a bind-mounted folder to 10001:0, or make it writable for group 0 (chmod g+w; "
-               "the server never runs as root: --user 0 changes nothing)") if info.st_uid == 0 else \
-            "chown a bind-mounted folder to 10001:0, or run with --user matching its owner"
-        notes.append(
-            f"warning: {INSTANCE} is mounted, and uid {os.getuid()} may not write it (owner "
-            f"{info.st_uid}:{info.st_gid}, mode {info.st_mode & 0o7777:o}), so the app cannot keep data "
-            f"there: {fix}")
+        notes.append(f"warning: {INSTANCE} is mounted, and {instance_unwritable()}")
     app = host.mount_of(str(APP_DIR))
     if app is not None and app.point == str(APP_DIR):
         notes.append(
