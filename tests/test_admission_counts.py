@@ -67,6 +67,30 @@ def test_a_request_waiting_outside_lends_its_place_until_its_thread_computes_aga
         assert g.idle(set())
 
 
+def test_waits_of_a_kind_never_measured_alone_lend_their_places_too(clock, monkeypatch):
+    """A burst of 3 s waits (a sleep, a remote call) reaches a worker that
+    never ran one alone: two at once, neither alone, their kind's time alone
+    unknown. Their threads use no CPU for a window: their places are lent,
+    and the line goes in. Before, only a request past a known time alone
+    was lent: the pair held the limit at two, 2 answers every 3 s, and the
+    burst's last were refused with 503 (seen beside two busy loops)."""
+    g = gate()
+    g.limit = 2
+    cpu = {1: 0.0, 2: 0.0}
+    monkeypatch.setattr(admission, "thread_cpu", lambda ident: cpu[ident])
+    for ident in cpu:
+        waiting = request("/slow")
+        assert g.take(waiting)
+        g.running[ident] = waiting
+    assert g.times.kinds.get("GET /slow") is None or not g.times.kinds["GET /slow"].alone
+    line = [request("/slow") for _ in range(2)]
+    clock.step(WINDOW)
+    assert not g.take(line[0])  # a first look at their threads
+    clock.step(WINDOW)
+    assert all(g.take(r) for r in line)  # no CPU for a window: both places lent
+    assert (g.inside, g.out) == (2, 2)
+
+
 def test_a_kind_that_got_faster_while_its_requests_were_lent_takes_nothing_back(clock, monkeypatch):
     """Four logins wait on a remote call together, their places lent (each
     credited its kind's time alone as it was); one run alone meanwhile

@@ -37,12 +37,12 @@ floor so too). A request of a kind not yet measured alone stands for its
 time alone with its own time if it had the worker to itself, else with its
 own thread's CPU time.
 
-A request past its kind's time alone whose thread used next to no CPU
-over a window waits outside (a row lock, a remote call): its place is lent
-to the next in line until its thread computes again or it leaves, and that wait
-counts as neither contention nor work. Counted as contention, a stall
-held the limit at one or two, and while those one or two stalled the
-worker let nobody in (docs/production.md).
+A request past its kind's time alone (or of a kind not measured alone
+yet) whose thread used next to no CPU over a window waits outside (a row
+lock, a remote call): its place is lent to the next in line until its
+thread computes again or it leaves; that wait is neither contention nor
+work. Counted as contention, stalls held the limit at one or two, the
+worker let nobody else in, and a burst's last got 503 (docs/production.md).
 
 Nothing here reads /proc or reaches into uWSGI: it runs in the request's
 own thread, at its entry and its leaving (and while it waits in the
@@ -309,7 +309,7 @@ class Gate(Parking):
         except RuntimeError:  # changed as it was copied: no lending this window
             running = []
         for ident, request in running:
-            if request in self.places and request.times.alone and now - request.entered > request.times.alone:
+            if request in self.places and now - request.entered > request.times.alone:
                 self.outside(request, ident, now)
         for request in self.places:
             alone = request.times.alone
