@@ -111,7 +111,7 @@ FEATURE_EDITS = {
     "trace id in the log": [
         (" '\n                    'trace=$flaskbox_trace_text", " '\n                    '")],
     "cut detection in the log ($flaskbox_done and the maps it asks)": [
-        (" done=$flaskbox_done$flaskbox_limit_note'", "'")],
+        (" done=$flaskbox_done$flaskbox_limit_logged_note'", "'")],
     "proxy headers beyond the peer (X-Real-IP, Cookie, X-Forwarded-Ssl, Upgrade)": [
         ("proxy_set_header X-Real-IP $remote_addr;", ""),
         ("proxy_set_header Cookie $http_cookie;", ""),

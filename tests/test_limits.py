@@ -49,6 +49,12 @@ def test_a_body_refused_for_max_body_size_names_the_setting(server):
                                         server.logs(), re.MULTILINE), "the 413's access line with its note")
     assert ("bodies up to MAX_BODY_SIZE (1m, as set; larger: 413, logged with limit=MAX_BODY_SIZE)"
             in server.logs())
+    # Chunked, it passes the limit as nginx reads it: the same note.
+    # (an iterable body, no length given: http.client sends it chunked)
+    chunked = server.request("/upload?chunked", method="POST", body=iter([b"x" * 64 * 1024] * 32))
+    assert chunked.status == 413
+    server.wait_until(lambda: re.search(r'"POST /upload\?chunked HTTP/1.1" 413 .* limit=MAX_BODY_SIZE$',
+                                        server.logs(), re.MULTILINE), "the chunked 413's line with its note")
     # A health probe's own bound (1k) is not MAX_BODY_SIZE: no such note.
     probe = server.request("/-/healthy?body", method="POST", body=b"x" * 4096)
     assert probe.status == 413
