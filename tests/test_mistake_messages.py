@@ -228,6 +228,16 @@ def test_an_app_limit_above_a_max_body_size_set_and_its_allowance_is_warned():
     assert importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH=above), DEFAULTS) == []
 
 
+def test_flask_socketio_on_sync_workers_taken_in_turn_is_warned():
+    # Its official example, unchanged, on the defaults: 3 polls in 9 failed "Invalid session".
+    app = flask_app()
+    app.extensions["socketio"] = object()
+    [line] = importing.app_mistakes(app, DEFAULTS, processes=2)
+    assert line.startswith("the app uses Flask-SocketIO") and "set WORKER_CLASS=gevent" in line, line
+    for settings, processes in ((DEFAULTS, 1), (resolve({"STICKY_CLIENTS": "1"}).record(), 2),
+                                (resolve({"WORKER_CLASS": "gevent"}).record(), 1)):
+        assert importing.app_mistakes(app, settings, processes) == []
+
 def test_an_app_limit_that_is_not_a_number_is_warned():
     [line] = importing.app_mistakes(flask_app(MAX_CONTENT_LENGTH="15m"), DEFAULTS)
     assert line.startswith("the app's MAX_CONTENT_LENGTH is '15m', not a number of bytes")

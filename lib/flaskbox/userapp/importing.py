@@ -25,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..layout import APP_DIR
+from ..layout import APP_DIR, GEVENT
 from ..log import error, warn
 from ..record import Record
 from ..start import body
@@ -202,6 +202,13 @@ def app_mistakes(app, settings: Record, processes: int = 1) -> list[str]:
         found.append(f"the app's MAX_CONTENT_LENGTH is {limit!r}, not a number of bytes: Flask fails each "
                      "request with a body on it; write a number (15 * 1024 * 1024), or None for no limit")
     found += body.mistakes(settings, max_content_length(app))
+    if "socketio" in getattr(app, "extensions", {}) and settings["WORKER_CLASS"] != GEVENT and processes > 1 \
+            and not settings["STICKY_CLIENTS"]:
+        # Its session lives in the process that opened it, and any free process takes the next poll.
+        found.append(f"the app uses Flask-SocketIO, whose sessions live in the process that opened "
+                     f"them, and the sync workers' {processes} processes take a client's requests in turn: "
+                     "its polls then fail (\"Invalid session\"); set WORKER_CLASS=gevent "
+                     "(docs/streaming.md), or STICKY_CLIENTS=1")
     return found + sqlite_journal.warnings(app, processes)
 
 
