@@ -325,7 +325,11 @@ flaskbox_exec_command() {
 	if [ -n "${WRITABLE_PATHS:-}" ] && [ "$(id -u)" != 0 ]; then
 		python3 -I -m flaskbox writable "${APP_MODE:-production}" || true
 	fi
-	flaskbox_exec "$@"
+	# As for a hook: a Python that ends on an uncaught exception names the
+	# writes next to the app's code that were refused, and the fix
+	# (`flask db upgrade` without WRITABLE_PATHS: only SQLite's "unable to
+	# open database file" before; flaskbox/userapp/hook_writes.py).
+	FLASKBOX_HOOK_WRITES=1 flaskbox_exec "$@"
 }
 
 # flaskbox_share_with_group

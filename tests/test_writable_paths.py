@@ -119,3 +119,13 @@ def test_a_migration_hook_refused_names_the_setting_once(containers, unlinked_im
     assert "hook /docker-entrypoint.d/10-migrate.sh failed" in logs
     assert logs.count("your app writes next to its code") == 1, logs
     assert logs.index("PermissionError") < logs.index(WARNING) < logs.index("failed with exit code")
+
+
+def test_a_one_off_command_refused_names_the_setting_once(containers, unlinked_image):
+    # `docker run IMAGE flask db upgrade`, as the README shows, without the setting: the
+    # traceback, then the fix (before: only the traceback).
+    once = containers.run_once("python3", "-c", "import board", image=unlinked_image)
+    assert once.returncode != 0
+    assert "PermissionError" in once.stderr, once.stderr
+    assert once.stderr.count("your app writes next to its code") == 1, once.stderr
+    assert once.stderr.index("PermissionError") < once.stderr.index(WARNING), once.stderr

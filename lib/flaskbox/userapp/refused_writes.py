@@ -2,9 +2,10 @@
 they happen: an audit hook (PEP 578) watches the app's import (its
 refusals said together at its end), then every request (each new refused
 path said once in each process, up to 32, when it first happens), a hook's
-Python too (said after its traceback, since that stops the start). Each says what to do, for the way
-/app is there: an image's read-only code (WRITABLE_PATHS and its link), a
-checkout mounted read-only, or one this uid may not write."""
+or a one-off command's Python too (said after its traceback, which ends
+it). Each says what to do, for the way /app is there: an image's
+read-only code (WRITABLE_PATHS and its link), a checkout mounted
+read-only, or one this uid may not write."""
 
 from __future__ import annotations
 
