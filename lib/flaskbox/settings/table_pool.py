@@ -28,6 +28,7 @@ SETTINGS: tuple[Setting, ...] = (
             "sidecars.metrics.main (metrics.Collector)",
             "__main__.render_configs (the pool's line in the start's log)",
             "__main__.checked (packages.notes: gevent installed, nothing in conflict)",
+            "userapp.importing.app_mistakes (Flask-SocketIO on sync workers taken in turn)",
             "settings.resolve._check_worker_class (the other class's settings refused)",
             "settings.resolve._fit_pids",
             "settings.resolve._upstream_timeout",
@@ -105,6 +106,7 @@ SETTINGS: tuple[Setting, ...] = (
             "start.render.uwsgi_sockets (a socket per process, map-socket)",
             "start.render.upstream_servers (nginx's hash $binary_remote_addr consistent)",
             "request.admission.gated (ADAPTIVE_THREADS' gate: off, each process having its own socket)",
+            "userapp.importing.app_mistakes (Flask-SocketIO's sessions: each client on one process)",
         ),
     ),
     Setting(
