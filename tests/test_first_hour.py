@@ -278,6 +278,7 @@ def test_an_instance_folder_this_uid_may_not_write_is_named_so(containers, tmp_p
     c.wait_until(lambda: said in c.logs(), "the instance folder named")
     assert "WRITABLE_PATHS" not in c.logs(), c.logs()
 
+
 WRITES_IN_A_REQUEST = """from flask import Flask
 import sqlite3
 

@@ -211,7 +211,6 @@ def test_an_app_pinning_flask_2_2(containers, app_images, app_pins, mode_args):
     assert f"Werkzeug 3.1.9 -> {pinned['Werkzeug']}" in c.logs()
 
 
-
 def test_debug_mode_under_an_older_werkzeug_reloads_on_changes_not_reads(containers, app_images):
     # Werkzeug before 3.0.5 reloads on every watchdog event, and watchdog 6 makes two for
     # each read of a watched file (opened, closed without a write): the health check's
@@ -226,6 +225,7 @@ def test_debug_mode_under_an_older_werkzeug_reloads_on_changes_not_reads(contain
     c.wait_until(lambda: "Detected change" in c.logs(), "a reload for the new file")
     first = next(line for line in c.logs().splitlines() if "Detected change" in line)
     assert "/app/changed.py" in first, c.logs()
+
 
 def test_tested_versions_are_recorded(image):
     tested = docker("run", "--rm", "--network", "host", "--entrypoint", "cat", image,

@@ -139,12 +139,11 @@ def warning(refused: dict[str, bool]) -> str:
     through a link into it), the uid's right to write that."""
     inside = {path: folder for path, folder in refused.items() if _in_instance(path)}
     if inside:
-        listed = " ".join(f"{path}/" if folder else path for path, folder in inside.items())
         said = (f"flaskbox: warning: your app writes in {INSTANCE}, and {instance_unwritable()}. These were "
-                f"refused: {listed}")
+                f"refused: {_listed(inside)}")
         rest = {path: folder for path, folder in refused.items() if path not in inside}
         return f"{said}\n{warning(rest)}" if rest else said
-    listed = " ".join(f"{path}/" if folder else path for path, folder in refused.items())
+    listed = _listed(refused)
     if os.path.ismount(APP_DIR) and _read_only(APP_DIR):
         return (f"flaskbox: warning: your app writes next to its code, and the folder mounted on {APP_DIR} "
                 f"is read-only (`:ro`), so these were refused: {listed}. Write under {INSTANCE} instead (a "
@@ -158,6 +157,10 @@ def warning(refused: dict[str, bool]) -> str:
             f"refused: {listed}. To keep them on the instance volume, set WRITABLE_PATHS=\"{listed}\" "
             "(a trailing / for a folder; a file the app only writes is listed without) and add "
             "`RUN python3 -m flaskbox writable` to your Dockerfile (docs/your-app.md)")
+
+
+def _listed(refused: dict[str, bool]) -> str:
+    return " ".join(f"{path}/" if folder else path for path, folder in refused.items())
 
 
 def _in_instance(path: str) -> bool:
